@@ -1,0 +1,379 @@
+//! `vsctl iface add|del|list|show|set`: interfaces, and the JSON shape of one interface
+//! (also used by `stats`).
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+use serde::Serialize;
+use vswitch_proto::v1::{
+    AddInterfaceRequest, DeleteInterfaceRequest, GetInterfaceRequest, Interface,
+    ListInterfacesRequest, SetInterfaceRequest,
+};
+
+use crate::args::IfaceCommand;
+use crate::kv::parse_key_values;
+use crate::output::{self, or_dash, up_down, Align, Table};
+use crate::rpc::{reply, Ctx};
+
+pub async fn run(command: IfaceCommand, ctx: &Ctx) -> anyhow::Result<String> {
+    match command {
+        IfaceCommand::Add { name, kind, args } => {
+            let args = parse_key_values(&args)?;
+            let request = AddInterfaceRequest {
+                name,
+                r#type: kind,
+                args,
+            };
+            let iface = reply(ctx.client().await?.add_interface(request).await)?;
+            ctx.changed(&InterfaceJson::from(&iface))
+        }
+        IfaceCommand::Del { name } => {
+            let request = DeleteInterfaceRequest { name };
+            reply(ctx.client().await?.delete_interface(request).await)?;
+            Ok(ctx.deleted())
+        }
+        IfaceCommand::List => {
+            let ifaces = list(ctx).await?;
+            if ctx.json {
+                output::json(&ifaces.iter().map(InterfaceJson::from).collect::<Vec<_>>())
+            } else {
+                Ok(list_table(&ifaces))
+            }
+        }
+        IfaceCommand::Show { name } => {
+            let iface = get(ctx, name).await?;
+            if ctx.json {
+                output::json(&InterfaceJson::from(&iface))
+            } else {
+                Ok(show_text(&iface))
+            }
+        }
+        IfaceCommand::Set { name, settings } => {
+            let Settings { admin_up, mtu } = parse_settings(&settings)?;
+            let request = SetInterfaceRequest {
+                name,
+                admin_up,
+                mtu,
+            };
+            let iface = reply(ctx.client().await?.set_interface(request).await)?;
+            ctx.changed(&InterfaceJson::from(&iface))
+        }
+    }
+}
+
+/// Every interface, sorted by name.
+pub async fn list(ctx: &Ctx) -> anyhow::Result<Vec<Interface>> {
+    let request = ListInterfacesRequest {};
+    let mut ifaces = reply(ctx.client().await?.list_interfaces(request).await)?.interfaces;
+    ifaces.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(ifaces)
+}
+
+pub async fn get(ctx: &Ctx, name: String) -> anyhow::Result<Interface> {
+    let request = GetInterfaceRequest { name };
+    reply(ctx.client().await?.get_interface(request).await)
+}
+
+/// One interface in `--json` output: an element of `iface list`, `iface show`, `stats IFACE`.
+#[derive(Debug, Serialize)]
+pub struct InterfaceJson<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    admin_up: bool,
+    link_up: bool,
+    mac: &'a str,
+    mtu: u32,
+    rx_packets: u64,
+    tx_packets: u64,
+    rx_bytes: u64,
+    tx_bytes: u64,
+    drops: u64,
+    port_id: u32,
+    devargs: &'a str,
+    rx_queues: u32,
+    tx_queues: u32,
+    /// The cross-connected interface, null if none.
+    xconnect: Option<&'a str>,
+    args: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> From<&'a Interface> for InterfaceJson<'a> {
+    fn from(i: &'a Interface) -> Self {
+        InterfaceJson {
+            name: &i.name,
+            kind: &i.r#type,
+            admin_up: i.admin_up,
+            link_up: i.link_up,
+            mac: &i.mac,
+            mtu: i.mtu,
+            rx_packets: i.rx_packets,
+            tx_packets: i.tx_packets,
+            rx_bytes: i.rx_bytes,
+            tx_bytes: i.tx_bytes,
+            drops: i.drops,
+            port_id: i.port_id,
+            devargs: &i.devargs,
+            rx_queues: i.rx_queues,
+            tx_queues: i.tx_queues,
+            xconnect: Some(i.xconnect.as_str()).filter(|x| !x.is_empty()),
+            args: i
+                .args
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        }
+    }
+}
+
+fn list_table(ifaces: &[Interface]) -> String {
+    let mut table = Table::new(&[
+        ("NAME", Align::Left),
+        ("TYPE", Align::Left),
+        ("ADMIN", Align::Left),
+        ("LINK", Align::Left),
+        ("MAC", Align::Left),
+        ("MTU", Align::Right),
+        ("RX_PACKETS", Align::Right),
+        ("TX_PACKETS", Align::Right),
+        ("RX_BYTES", Align::Right),
+        ("TX_BYTES", Align::Right),
+        ("DROPS", Align::Right),
+    ]);
+    for i in ifaces {
+        table.row(vec![
+            i.name.clone(),
+            i.r#type.clone(),
+            up_down(i.admin_up),
+            up_down(i.link_up),
+            or_dash(&i.mac),
+            i.mtu.to_string(),
+            i.rx_packets.to_string(),
+            i.tx_packets.to_string(),
+            i.rx_bytes.to_string(),
+            i.tx_bytes.to_string(),
+            i.drops.to_string(),
+        ]);
+    }
+    table.render()
+}
+
+fn show_text(i: &Interface) -> String {
+    let args: BTreeMap<&String, &String> = i.args.iter().collect();
+    let args: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    output::key_values(&[
+        ("name", i.name.clone()),
+        ("type", i.r#type.clone()),
+        ("args", or_dash(&args.join(" "))),
+        ("admin", up_down(i.admin_up)),
+        ("link", up_down(i.link_up)),
+        ("mac", or_dash(&i.mac)),
+        ("mtu", i.mtu.to_string()),
+        ("port_id", i.port_id.to_string()),
+        ("devargs", or_dash(&i.devargs)),
+        ("rx_queues", i.rx_queues.to_string()),
+        ("tx_queues", i.tx_queues.to_string()),
+        ("xconnect", or_dash(&i.xconnect)),
+        ("rx_packets", i.rx_packets.to_string()),
+        ("tx_packets", i.tx_packets.to_string()),
+        ("rx_bytes", i.rx_bytes.to_string()),
+        ("tx_bytes", i.tx_bytes.to_string()),
+        ("drops", i.drops.to_string()),
+    ])
+}
+
+/// What `iface set NAME up|down [mtu=N]` changes; `None` leaves it as it is.
+#[derive(Debug, PartialEq, Eq)]
+struct Settings {
+    admin_up: Option<bool>,
+    mtu: Option<u32>,
+}
+
+/// Parses the words after `iface set NAME`: at most one of `up`/`down`, at most one `mtu=N`
+/// (N > 0: the API reads 0 as "unchanged"), at least one of the two.
+fn parse_settings(words: &[String]) -> anyhow::Result<Settings> {
+    let mut settings = Settings {
+        admin_up: None,
+        mtu: None,
+    };
+    for word in words {
+        match (word.as_str(), word.split_once('=')) {
+            ("up" | "down", _) => {
+                if settings.admin_up.is_some() {
+                    bail!("invalid argument {word:?}: up or down given twice");
+                }
+                settings.admin_up = Some(word == "up");
+            }
+            (_, Some(("mtu", value))) => {
+                if settings.mtu.is_some() {
+                    bail!("invalid argument {word:?}: mtu given twice");
+                }
+                match value.parse::<u32>() {
+                    Ok(mtu) if mtu > 0 => settings.mtu = Some(mtu),
+                    _ => bail!("invalid argument {word:?}: mtu must be a positive integer"),
+                }
+            }
+            _ => bail!("invalid argument {word:?}: expected up, down or mtu=N"),
+        }
+    }
+    if settings.admin_up.is_none() && settings.mtu.is_none() {
+        bail!("nothing to set: expected up, down or mtu=N");
+    }
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn settings(list: &[&str]) -> anyhow::Result<Settings> {
+        parse_settings(&words(list))
+    }
+
+    #[test]
+    fn set_up_down_and_mtu() {
+        assert_eq!(
+            settings(&["up"]).expect("valid"),
+            Settings {
+                admin_up: Some(true),
+                mtu: None
+            }
+        );
+        assert_eq!(
+            settings(&["down", "mtu=9000"]).expect("valid"),
+            Settings {
+                admin_up: Some(false),
+                mtu: Some(9000)
+            }
+        );
+        assert_eq!(
+            settings(&["mtu=1500"]).expect("valid"),
+            Settings {
+                admin_up: None,
+                mtu: Some(1500)
+            }
+        );
+    }
+
+    #[test]
+    fn set_rejects_bad_words() {
+        let err = |list: &[&str]| settings(list).unwrap_err().to_string();
+        assert_eq!(
+            err(&["up", "down"]),
+            r#"invalid argument "down": up or down given twice"#
+        );
+        assert_eq!(
+            err(&["mtu=1500", "mtu=9000"]),
+            r#"invalid argument "mtu=9000": mtu given twice"#
+        );
+        assert_eq!(
+            err(&["mtu=big"]),
+            r#"invalid argument "mtu=big": mtu must be a positive integer"#
+        );
+        assert_eq!(
+            err(&["mtu=0"]),
+            r#"invalid argument "mtu=0": mtu must be a positive integer"#
+        );
+        assert_eq!(
+            err(&["mtu=-1"]),
+            r#"invalid argument "mtu=-1": mtu must be a positive integer"#
+        );
+        assert_eq!(
+            err(&["UP"]),
+            r#"invalid argument "UP": expected up, down or mtu=N"#
+        );
+        assert_eq!(
+            err(&["mac=02:00:00:00:00:01"]),
+            r#"invalid argument "mac=02:00:00:00:00:01": expected up, down or mtu=N"#
+        );
+        assert_eq!(err(&[]), "nothing to set: expected up, down or mtu=N");
+    }
+
+    fn sample() -> Interface {
+        Interface {
+            name: "vm1".into(),
+            r#type: "vhost-user".into(),
+            args: HashMap::from([
+                ("socket".to_owned(), "/run/vm1.sock".to_owned()),
+                ("mode".to_owned(), "server".to_owned()),
+            ]),
+            admin_up: true,
+            link_up: false,
+            mac: "02:00:00:00:00:01".into(),
+            mtu: 1500,
+            rx_packets: 10,
+            tx_packets: 20,
+            rx_bytes: 640,
+            tx_bytes: 1280,
+            drops: 3,
+            port_id: 2,
+            devargs: "net_vhost0,iface=/run/vm1.sock".into(),
+            rx_queues: 1,
+            tx_queues: 2,
+            xconnect: String::new(),
+        }
+    }
+
+    #[test]
+    fn interface_json_shape() {
+        let iface = sample();
+        let value = serde_json::to_value(InterfaceJson::from(&iface)).expect("serializes");
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "name": "vm1",
+                "type": "vhost-user",
+                "admin_up": true,
+                "link_up": false,
+                "mac": "02:00:00:00:00:01",
+                "mtu": 1500,
+                "rx_packets": 10,
+                "tx_packets": 20,
+                "rx_bytes": 640,
+                "tx_bytes": 1280,
+                "drops": 3,
+                "port_id": 2,
+                "devargs": "net_vhost0,iface=/run/vm1.sock",
+                "rx_queues": 1,
+                "tx_queues": 2,
+                "xconnect": null,
+                "args": {"mode": "server", "socket": "/run/vm1.sock"},
+            })
+        );
+    }
+
+    #[test]
+    fn interface_json_names_the_xconnect_peer() {
+        let iface = Interface {
+            xconnect: "vm2".into(),
+            ..sample()
+        };
+        let value = serde_json::to_value(InterfaceJson::from(&iface)).expect("serializes");
+        assert_eq!(value["xconnect"], "vm2");
+    }
+
+    #[test]
+    fn list_table_has_a_row_per_interface() {
+        let text = list_table(&[sample()]);
+        assert_eq!(
+            text,
+            "NAME  TYPE        ADMIN  LINK  MAC                 MTU  RX_PACKETS  TX_PACKETS  RX_BYTES  TX_BYTES  DROPS\n\
+             vm1   vhost-user  up     down  02:00:00:00:00:01  1500          10          20       640      1280      3\n"
+        );
+    }
+
+    #[test]
+    fn show_text_lists_every_field() {
+        let text = show_text(&sample());
+        assert!(text.starts_with("name:       vm1\ntype:       vhost-user\n"));
+        assert!(text.contains("args:       mode=server socket=/run/vm1.sock\n"));
+        assert!(text.contains("xconnect:   -\n"));
+        assert!(text.ends_with("drops:      3\n"));
+    }
+}

@@ -1,0 +1,79 @@
+//! Generates bindings to the system DPDK with bindgen and compiles the C wrappers for DPDK's
+//! static inline functions (rx/tx burst, mbuf alloc/free, ...), so Rust can call them.
+
+use std::path::PathBuf;
+
+const PACKAGES: &str = "libdpdk-dev (DPDK headers and libraries), pkg-config, clang and \
+                        libclang-dev: apt-get install libdpdk-dev pkg-config clang libclang-dev \
+                        (or run ci/setup.sh)";
+
+fn main() {
+    println!("cargo:rerun-if-changed=wrapper.h");
+    println!("cargo:rerun-if-changed=shim.c");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let dpdk = match pkg_config::Config::new()
+        .atleast_version("22.11")
+        .probe("libdpdk")
+    {
+        Ok(lib) => lib,
+        Err(e) => {
+            eprintln!("error: DPDK >= 22.11 not found by pkg-config ({e}).\nInstall {PACKAGES}.");
+            std::process::exit(1);
+        }
+    };
+
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let wrappers = out.join("static_wrappers");
+    let mut clang_args: Vec<String> = dpdk
+        .include_paths
+        .iter()
+        .map(|p| format!("-I{}", p.display()))
+        .collect();
+    clang_args.push("-DALLOW_EXPERIMENTAL_API".into());
+    clang_args.push("-march=corei7".into());
+
+    let builder = bindgen::Builder::default()
+        .header("wrapper.h")
+        .clang_args(&clang_args)
+        .wrap_static_fns(true)
+        .wrap_static_fns_path(&wrappers)
+        .allowlist_function("rte_(eal|lcore|eth|pktmbuf|mbuf|mempool|dev|vdev|get_tsc|rdtsc|socket|strerror|version|thread|pause|delay|get_main|get_next|exit)_?.*")
+        .allowlist_function("vs_.*")
+        .allowlist_type("rte_(eth|mbuf|mempool|ether).*")
+        .allowlist_var("RTE_(ETH|MBUF|PKTMBUF|MAX|ETHER).*")
+        .blocklist_function("rte_.*_trace.*")
+        .derive_default(true)
+        .layout_tests(false)
+        .generate_comments(false)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
+    // bindgen panics (inside clang-sys) when libclang cannot be loaded: turn that into the same
+    // install hint as a missing DPDK.
+    let bindings = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate())) {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            eprintln!("error: bindgen failed on the DPDK headers: {e}\nInstall {PACKAGES}.");
+            std::process::exit(1);
+        }
+        Err(_) => {
+            eprintln!("error: libclang could not be loaded for bindgen.\nInstall {PACKAGES}.");
+            std::process::exit(1);
+        }
+    };
+    bindings
+        .write_to_file(out.join("bindings.rs"))
+        .expect("write bindings.rs to OUT_DIR");
+
+    let mut cc = cc::Build::new();
+    cc.file(wrappers.with_extension("c"))
+        .file("shim.c")
+        .include(env!("CARGO_MANIFEST_DIR"))
+        .define("ALLOW_EXPERIMENTAL_API", None)
+        .flag("-march=corei7")
+        .flag("-O3")
+        .warnings(false);
+    for p in &dpdk.include_paths {
+        cc.include(p);
+    }
+    cc.compile("dpdk_wrappers");
+}

@@ -1,0 +1,28 @@
+//! A safe layer over the system DPDK (`dpdk-sys`).
+//!
+//! Ownership rules, which the types enforce:
+//! - [`Eal`] is initialised once per process; everything else needs it.
+//! - An [`Mbuf`] is owned by exactly one holder and freed when dropped.
+//! - A [`Burst`] holds up to [`MAX_BURST`] mbufs; `rx` fills it, `tx` hands the sent ones to
+//!   the device and keeps the rest, and dropping it frees whatever it still holds in bulk.
+//! - A [`Port`] is configured, started, stopped and closed by the control thread; workers use
+//!   only [`PortQueue`]s (rx/tx on a queue they own), which are `Copy` handles.
+//!
+//! Every `unsafe` block here carries a `// SAFETY:` note; nothing outside `ffi/` needs unsafe.
+
+mod eal;
+mod error;
+mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use eal::Eal;
+pub use error::{Error, Result};
+pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
+pub use mbuf::{Burst, Mbuf, MAX_BURST};
+pub use mempool::Mempool;
+pub use port::{LinkStatus, Port, PortConfig, PortQueue, PortStats, MAX_PORTS};
+
+#[cfg(test)]
+pub(crate) mod test_eal;

@@ -1,0 +1,273 @@
+//! Owned packet buffers and bursts of them.
+//!
+//! Ownership: an [`Mbuf`] or a slot of a [`Burst`] owns its rte_mbuf. Handing mbufs to a
+//! device (`tx`) transfers ownership of exactly those the device accepted; whatever a burst
+//! still holds when it is cleared or dropped goes back to its pool in one bulk call.
+
+use std::ptr::NonNull;
+
+use dpdk_sys::rte_mbuf;
+
+use crate::mempool::Mempool;
+use crate::port::PortQueue;
+
+/// The largest burst the dataplane moves at once.
+pub const MAX_BURST: usize = 256;
+
+/// One owned packet buffer (single segment as seen through `data`).
+#[derive(Debug)]
+pub struct Mbuf {
+    raw: NonNull<rte_mbuf>,
+}
+
+// SAFETY: an Mbuf is the unique owner of its rte_mbuf; moving it to another thread moves
+// that ownership, and mempools accept frees from any thread.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes one mbuf from `pool`; None when the pool is empty.
+    pub fn alloc(pool: &Mempool) -> Option<Mbuf> {
+        // SAFETY: pool is a live pktmbuf pool.
+        let raw = unsafe { dpdk_sys::rte_pktmbuf_alloc(pool.as_ptr()) };
+        NonNull::new(raw).map(|raw| Mbuf { raw })
+    }
+
+    /// An mbuf holding a copy of `bytes`; None when the pool is empty or `bytes` does not fit.
+    pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        let m = Mbuf::alloc(pool)?;
+        let len = u16::try_from(bytes.len()).ok()?;
+        // SAFETY: m owns a freshly reset mbuf: buf_addr + data_off starts its data room,
+        // which we check holds len bytes before writing them.
+        unsafe {
+            let r = m.raw.as_ptr();
+            if (*r).buf_len < (*r).data_off.saturating_add(len) {
+                return None;
+            }
+            let dst = ((*r).buf_addr as *mut u8).add((*r).data_off as usize);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+            (*r).data_len = len;
+            (*r).pkt_len = len as u32;
+        }
+        Some(m)
+    }
+
+    /// The packet's bytes (first segment).
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: self owns the mbuf, whose first segment holds data_len valid bytes.
+        unsafe { seg_data(self.raw.as_ptr()) }
+    }
+
+    fn into_raw(self) -> *mut rte_mbuf {
+        let p = self.raw.as_ptr();
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: self is the unique owner; the mbuf goes back to its pool once.
+        unsafe { dpdk_sys::rte_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+/// # Safety
+/// `m` must point to a live mbuf the caller may read for the returned lifetime.
+unsafe fn seg_data<'a>(m: *const rte_mbuf) -> &'a [u8] {
+    let base = ((*m).buf_addr as *const u8).add((*m).data_off as usize);
+    std::slice::from_raw_parts(base, (*m).data_len as usize)
+}
+
+/// Up to [`MAX_BURST`] owned mbufs, received or to be sent together.
+pub struct Burst {
+    len: usize,
+    pkts: [*mut rte_mbuf; MAX_BURST],
+}
+
+// SAFETY: a Burst uniquely owns the mbufs in pkts[..len] (see Mbuf's Send).
+unsafe impl Send for Burst {}
+
+impl Default for Burst {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Burst {
+    /// An empty burst.
+    pub const fn new() -> Burst {
+        Burst { len: 0, pkts: [std::ptr::null_mut(); MAX_BURST] }
+    }
+
+    /// How many mbufs it holds.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Receives up to `max` packets (capped by the free room) from `q`, appending them.
+    /// Returns how many arrived.
+    #[inline]
+    pub fn rx(&mut self, q: PortQueue, max: usize) -> usize {
+        let room = (MAX_BURST - self.len).min(max) as u16;
+        // SAFETY: pkts[len..len+room] is inside the array; rx_burst writes at most `room`
+        // pointers there and we take ownership of exactly the `n` it reports. q names a
+        // configured queue (PortQueue invariant) that this thread alone polls (caller's
+        // contract, see PortQueue).
+        let n = unsafe {
+            dpdk_sys::rte_eth_rx_burst(q.port, q.queue, self.pkts.as_mut_ptr().add(self.len), room)
+        } as usize;
+        self.len += n;
+        n
+    }
+
+    /// Offers every packet to `q`. The ones the device took are gone from the burst; the
+    /// rest stay (in order, at the front) for the caller to retry or drop. Returns how many
+    /// were sent.
+    #[inline]
+    pub fn tx(&mut self, q: PortQueue) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`
+        // of them. q names a configured tx queue only this thread uses (PortQueue contract).
+        let sent = unsafe {
+            dpdk_sys::rte_eth_tx_burst(q.port, q.queue, self.pkts.as_mut_ptr(), self.len as u16)
+        } as usize;
+        self.forget_front(sent);
+        sent
+    }
+
+    /// Drops the first `n` slots without freeing them (their ownership went elsewhere).
+    fn forget_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.pkts.copy_within(n..self.len, 0);
+        self.len -= n;
+    }
+
+    /// Appends an mbuf; gives it back when the burst is full.
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == MAX_BURST {
+            return Err(m);
+        }
+        self.pkts[self.len] = m.into_raw();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes and returns the last mbuf.
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        NonNull::new(self.pkts[self.len]).map(|raw| Mbuf { raw })
+    }
+
+    /// The bytes of packet `i` (first segment). Panics if `i >= len()`, like slice indexing.
+    #[inline]
+    pub fn data(&self, i: usize) -> &[u8] {
+        assert!(i < self.len, "burst index {i} out of range {}", self.len);
+        // SAFETY: pkts[i] is an owned live mbuf (i < len), readable while &self lives.
+        unsafe { seg_data(self.pkts[i]) }
+    }
+
+    /// Frees every mbuf it holds, in one bulk call.
+    #[inline]
+    pub fn clear(&mut self) {
+        if self.len > 0 {
+            // SAFETY: pkts[..len] are owned mbufs, each freed exactly once here.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
+            self.len = 0;
+        }
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl std::fmt::Debug for Burst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Burst").field("len", &self.len).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_eal::{eal, pool};
+
+    #[test]
+    fn dropping_a_burst_frees_every_mbuf() {
+        let pool = pool("t_drop", 512);
+        let base = pool.in_use();
+        {
+            let mut b = Burst::new();
+            for i in 0..200u8 {
+                assert!(b.push(Mbuf::from_bytes(&pool, &[i; 60]).unwrap()).is_ok());
+            }
+            assert_eq!(pool.in_use(), base + 200);
+            assert_eq!(b.data(7), &[7u8; 60][..]);
+        }
+        assert_eq!(pool.in_use(), base);
+    }
+
+    #[test]
+    fn push_beyond_capacity_gives_the_mbuf_back() {
+        let pool = pool("t_full", 512);
+        let base = pool.in_use();
+        let mut b = Burst::new();
+        for _ in 0..MAX_BURST {
+            assert!(b.push(Mbuf::alloc(&pool).unwrap()).is_ok());
+        }
+        let extra = Mbuf::alloc(&pool).unwrap();
+        let back = b.push(extra).unwrap_err();
+        drop(back);
+        b.clear();
+        assert!(b.is_empty());
+        assert_eq!(pool.in_use(), base);
+    }
+
+    #[test]
+    fn forget_front_keeps_the_rest_in_order() {
+        let pool = pool("t_front", 64);
+        let base = pool.in_use();
+        let mut b = Burst::new();
+        let mut sent = Vec::new();
+        for i in 0..10u8 {
+            b.push(Mbuf::from_bytes(&pool, &[i; 20]).unwrap()).unwrap();
+        }
+        // Pretend a device took the first 4: keep their pointers to free them as it would.
+        for i in 0..4 {
+            sent.push(b.pkts[i]);
+        }
+        b.forget_front(4);
+        assert_eq!(b.len(), 6);
+        assert_eq!(b.data(0)[0], 4);
+        assert_eq!(b.data(5)[0], 9);
+        for p in sent {
+            drop(Mbuf { raw: NonNull::new(p).unwrap() });
+        }
+        drop(b);
+        assert_eq!(pool.in_use(), base);
+        let _ = eal();
+    }
+
+    #[test]
+    fn oversized_copy_is_refused() {
+        let pool = pool("t_big", 64);
+        let base = pool.in_use();
+        assert!(Mbuf::from_bytes(&pool, &vec![0u8; 70_000]).is_none());
+        assert!(Mbuf::from_bytes(&pool, &[0u8; 4000]).is_none());
+        assert_eq!(pool.in_use(), base);
+    }
+}

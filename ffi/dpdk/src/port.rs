@@ -1,0 +1,402 @@
+//! Ethernet ports: probe a device from devargs, configure queues, start, stop, close.
+//!
+//! Thread safety: a [`Port`] is owned by the control thread, which alone configures, starts,
+//! stops and closes it. Workers get [`PortQueue`] handles; each rx queue is polled by one
+//! thread and each tx queue is used by one thread (the dataplane's assignment guarantees it).
+
+use std::ffi::CString;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::mempool::Mempool;
+
+/// How many ethdev ports DPDK can hold at once (RTE_MAX_ETHPORTS).
+pub const MAX_PORTS: usize = dpdk_sys::RTE_MAX_ETHPORTS as usize;
+
+/// A queue of a started port, as used by a worker.
+///
+/// Contract: a handle comes only from [`Port::rx_queue`] / [`Port::tx_queue`], so its queue
+/// exists. The dataplane stops using a port's handles before the port is stopped (it waits
+/// for every worker to pass a quiescent point). Even a stale handle stays memory-safe:
+/// DPDK 22.11 points the fast-path ops of stopped and released ports at dummy functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortQueue {
+    pub(crate) port: u16,
+    pub(crate) queue: u16,
+}
+
+impl PortQueue {
+    /// The port id.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The queue index.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+}
+
+/// Queue and device settings for [`Port::open`].
+#[derive(Debug, Clone)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: Option<u16>,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig { rx_queues: 1, tx_queues: 1, rx_desc: 1024, tx_desc: 1024, mac: None, mtu: None }
+    }
+}
+
+/// Link state as the driver reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+}
+
+/// Device counters (rte_eth_stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// A started ethdev port made from a device probed for it. Closing it (or dropping it)
+/// stops the port, closes it and removes the device, so a probe never leaves a half-made
+/// port behind.
+#[derive(Debug)]
+pub struct Port {
+    id: u16,
+    bus: String,
+    device: String,
+    config: PortConfig,
+    _pool: Arc<Mempool>,
+    open: bool,
+}
+
+impl Port {
+    /// Probes `devargs` (e.g. `net_af_packet0,iface=veth0` or a PCI address), configures
+    /// its queues with mbufs from `pool`, sets MAC/MTU, turns promiscuous mode on and
+    /// starts it. On any failure everything done so far is undone.
+    pub fn open(_eal: &crate::Eal, devargs: &str, pool: Arc<Mempool>, config: PortConfig) -> Result<Port> {
+        let device = devargs.split(',').next().unwrap_or_default().to_string();
+        let bus = if device.starts_with("net_") || device.starts_with("eth_") { "vdev" } else { "pci" };
+        let op = format!("probe {devargs:?}");
+        let cargs = CString::new(devargs).map_err(|_| Error::msg(&op, "devargs contain a NUL byte"))?;
+        let cdev = CString::new(device.as_str()).map_err(|_| Error::msg(&op, "name contains a NUL byte"))?;
+        let mut existing: u16 = 0;
+        // SAFETY: cdev is a valid C string; existing is a valid out pointer.
+        if unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cdev.as_ptr(), &mut existing) } == 0 {
+            return Err(Error::msg(&op, format!("device {device} already exists (port {existing})")));
+        }
+        // SAFETY: cargs is a valid C string; probing is serialised by the caller (control
+        // thread) and DPDK's hotplug lock.
+        let ret = unsafe { dpdk_sys::rte_dev_probe(cargs.as_ptr()) };
+        if ret < 0 {
+            return Err(Error::from_ret(&op, ret));
+        }
+        let mut id: u16 = 0;
+        // SAFETY: as above.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cdev.as_ptr(), &mut id) };
+        let mut port = Port { id, bus: bus.into(), device, config: config.clone(), _pool: pool, open: true };
+        if ret != 0 {
+            // The device exists but made no ethdev port by that name: remove it again.
+            port.id = u16::MAX;
+            port.remove_device();
+            port.open = false;
+            return Err(Error::msg(&op, "the device created no ethernet port of that name"));
+        }
+        // On error `port` is dropped, which stops, closes and removes it.
+        port.setup()?;
+        Ok(port)
+    }
+
+    fn setup(&mut self) -> Result<()> {
+        let id = self.id;
+        let c = &self.config;
+        // SAFETY: info is plain data that rte_eth_dev_info_get fills for a valid port id.
+        let mut info: dpdk_sys::rte_eth_dev_info = unsafe { std::mem::zeroed() };
+        // SAFETY: id is a valid port id (just looked up) and info a valid out pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(id, &mut info) };
+        if ret != 0 {
+            return Err(Error::from_ret("rte_eth_dev_info_get", ret));
+        }
+        if c.rx_queues > info.max_rx_queues || c.tx_queues > info.max_tx_queues {
+            return Err(Error::msg(
+                format!("configure {}", self.device),
+                format!(
+                    "needs {} rx and {} tx queues (one tx queue per worker), the device has at most {} and {}",
+                    c.rx_queues, c.tx_queues, info.max_rx_queues, info.max_tx_queues
+                ),
+            ));
+        }
+        let conf: dpdk_sys::rte_eth_conf = Default::default();
+        // SAFETY: valid port id, stopped; conf is a valid, zeroed (default) configuration.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_configure(id, c.rx_queues, c.tx_queues, &conf) };
+        if ret != 0 {
+            return Err(Error::from_ret(format!("configure {}", self.device), ret));
+        }
+        // SAFETY: valid port id.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(id) };
+        let socket = if socket < 0 { u32::MAX } else { socket as u32 }; // SOCKET_ID_ANY
+        let rx_desc = clamp_desc(c.rx_desc, &info.rx_desc_lim);
+        let tx_desc = clamp_desc(c.tx_desc, &info.tx_desc_lim);
+        for q in 0..c.rx_queues {
+            // SAFETY: valid port, configured with rx_queues queues; the pool outlives the
+            // port (self holds an Arc of it); NULL conf means the driver's defaults.
+            let ret = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket, std::ptr::null(), self._pool.as_ptr())
+            };
+            if ret != 0 {
+                return Err(Error::from_ret(format!("rx queue {q} of {}", self.device), ret));
+            }
+        }
+        for q in 0..c.tx_queues {
+            // SAFETY: valid port configured with tx_queues queues; NULL conf = defaults.
+            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, std::ptr::null()) };
+            if ret != 0 {
+                return Err(Error::from_ret(format!("tx queue {q} of {}", self.device), ret));
+            }
+        }
+        if let Some(mac) = c.mac {
+            let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac };
+            // SAFETY: valid port; addr is a valid rte_ether_addr.
+            let ret = unsafe { dpdk_sys::rte_eth_dev_default_mac_addr_set(id, &mut addr) };
+            if ret != 0 {
+                return Err(Error::from_ret(format!("set MAC of {}", self.device), ret));
+            }
+        }
+        if let Some(mtu) = c.mtu {
+            self.set_mtu(mtu)?;
+        }
+        // Promiscuous mode: a switch forwards frames for any MAC. Some virtual devices
+        // (vhost, memif, pcap) have no such mode and report ENOTSUP, which is fine.
+        // SAFETY: valid port id.
+        unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) };
+        // SAFETY: valid, configured port with all queues set up.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_start(id) };
+        if ret != 0 {
+            return Err(Error::from_ret(format!("start {}", self.device), ret));
+        }
+        Ok(())
+    }
+
+    /// The DPDK port id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// The device name (the part of devargs before the first comma).
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Number of rx and tx queues.
+    pub fn queues(&self) -> (u16, u16) {
+        (self.config.rx_queues, self.config.tx_queues)
+    }
+
+    /// A handle on rx queue `q`, None if the port has no such queue.
+    pub fn rx_queue(&self, q: u16) -> Option<PortQueue> {
+        (q < self.config.rx_queues).then_some(PortQueue { port: self.id, queue: q })
+    }
+
+    /// A handle on tx queue `q`, None if the port has no such queue.
+    pub fn tx_queue(&self, q: u16) -> Option<PortQueue> {
+        (q < self.config.tx_queues).then_some(PortQueue { port: self.id, queue: q })
+    }
+
+    /// The link as the driver reports it now (does not wait).
+    pub fn link(&self) -> LinkStatus {
+        let mut link = dpdk_sys::rte_eth_link::default();
+        // SAFETY: valid port id; link is a valid out pointer.
+        if unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut link) } != 0 {
+            return LinkStatus::default();
+        }
+        LinkStatus { up: link.link_status() != 0, speed_mbps: link.link_speed }
+    }
+
+    /// Sets the link administratively up or down.
+    pub fn set_link(&self, up: bool) -> Result<()> {
+        // SAFETY: valid, started port.
+        let ret = unsafe {
+            if up {
+                dpdk_sys::rte_eth_dev_set_link_up(self.id)
+            } else {
+                dpdk_sys::rte_eth_dev_set_link_down(self.id)
+            }
+        };
+        match ret {
+            0 => Ok(()),
+            r if r == -(libc::ENOTSUP) => Ok(()), // no link control: the dataplane gates it
+            r => Err(Error::from_ret(format!("set link of {}", self.device), r)),
+        }
+    }
+
+    /// Device counters.
+    pub fn stats(&self) -> PortStats {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid port id; s is a valid out pointer.
+        if unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) } != 0 {
+            return PortStats::default();
+        }
+        PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        let mut a = dpdk_sys::rte_ether_addr::default();
+        // SAFETY: valid port id; a is a valid out pointer.
+        unsafe { dpdk_sys::rte_eth_macaddr_get(self.id, &mut a) };
+        a.addr_bytes
+    }
+
+    /// The port's MTU (0 if the driver does not say).
+    pub fn mtu(&self) -> u16 {
+        let mut mtu = 0u16;
+        // SAFETY: valid port id; mtu is a valid out pointer.
+        unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
+        mtu
+    }
+
+    /// Sets the MTU.
+    pub fn set_mtu(&self, mtu: u16) -> Result<()> {
+        // SAFETY: valid port id.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.id, mtu) };
+        if ret != 0 {
+            return Err(Error::from_ret(format!("set MTU {mtu} on {}", self.device), ret));
+        }
+        Ok(())
+    }
+
+    /// Stops and closes the port and removes its device.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if !self.open {
+            return;
+        }
+        self.open = false;
+        // SAFETY: valid port id owned by this Port; workers no longer use it (PortQueue
+        // contract). Stop and close are no-ops on a port that never started.
+        unsafe {
+            dpdk_sys::rte_eth_dev_stop(self.id);
+            dpdk_sys::rte_eth_dev_close(self.id);
+        }
+        self.remove_device();
+    }
+
+    fn remove_device(&self) {
+        let (Ok(bus), Ok(dev)) = (CString::new(self.bus.as_str()), CString::new(self.device.as_str())) else {
+            return;
+        };
+        // SAFETY: valid C strings; the device was probed by us and its port is closed.
+        unsafe { dpdk_sys::rte_eal_hotplug_remove(bus.as_ptr(), dev.as_ptr()) };
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn clamp_desc(want: u16, lim: &dpdk_sys::rte_eth_desc_lim) -> u16 {
+    let mut n = want;
+    if lim.nb_max > 0 {
+        n = n.min(lim.nb_max);
+    }
+    n.max(lim.nb_min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_eal::{eal, pool};
+    use crate::{Burst, Mbuf};
+
+    /// net_ring loops tx back to rx through one 1024-slot ring per queue, so a tx of more
+    /// than the ring holds is partial: the unsent mbufs must stay owned by the burst.
+    #[test]
+    fn partial_tx_keeps_unsent_and_everything_comes_back() {
+        let pool = pool("t_ring", 4096);
+        let base = pool.in_use();
+        let port = Port::open(eal(), "net_ring_t0", pool.clone(), PortConfig::default()).unwrap();
+        let txq = port.tx_queue(0).unwrap();
+        let rxq = port.rx_queue(0).unwrap();
+        assert!(port.tx_queue(1).is_none());
+        let mut sent = 0;
+        let mut stuck = 0;
+        for round in 0..8 {
+            let mut b = Burst::new();
+            for _ in 0..200 {
+                b.push(Mbuf::from_bytes(&pool, &[round as u8; 64]).unwrap()).unwrap();
+            }
+            sent += b.tx(txq);
+            stuck += b.len();
+            assert_eq!(pool.in_use(), base + (sent + b.len()) as u32);
+        }
+        assert!(stuck > 0, "the ring should have filled up");
+        assert_eq!(pool.in_use(), base + sent as u32);
+        let mut got = 0;
+        loop {
+            let mut b = Burst::new();
+            let n = b.rx(rxq, 32);
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, sent);
+        assert_eq!(pool.in_use(), base);
+        port.close();
+    }
+
+    #[test]
+    fn a_refused_vdev_leaves_no_port() {
+        let pool = pool("t_bad", 64);
+        let err = Port::open(eal(), "net_af_packet_t9,iface=vs-no-such-if", pool, PortConfig::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("probe"), "{err}");
+        let name = CString::new("net_af_packet_t9").unwrap();
+        let mut id = 0u16;
+        // SAFETY: valid C string and out pointer.
+        assert_ne!(unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut id) }, 0);
+    }
+
+    #[test]
+    fn too_many_queues_is_refused_and_undone() {
+        let pool = pool("t_q", 256);
+        let cfg = PortConfig { tx_queues: 5000, ..PortConfig::default() };
+        let err = Port::open(eal(), "net_null_t1", pool, cfg).unwrap_err();
+        assert!(err.reason.contains("tx queues"), "{err}");
+        let name = CString::new("net_null_t1").unwrap();
+        let mut id = 0u16;
+        // SAFETY: valid C string and out pointer.
+        assert_ne!(unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut id) }, 0);
+    }
+}

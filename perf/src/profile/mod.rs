@@ -1,0 +1,69 @@
+//! Traffic profiles. A profile is an address plan: given a packet's index and its frame size
+//! it writes that frame. The size mix, the count and the pcap container are the generator's
+//! business (see [`crate::generate`]), so a new profile (random destinations across a route
+//! table, VXLAN-encapsulated, ACL rule sets) is one new file here plus one arm in
+//! [`ProfileKind`]; the address building blocks live in [`addr`] and [`frame`].
+
+pub mod addr;
+pub mod frame;
+mod l2;
+mod xconnect;
+
+use clap::ValueEnum;
+
+use crate::wire::ethernet::Mac;
+
+/// Knobs common to all profiles; a profile may ignore those it has no use for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    /// Distinct source MACs and distinct destination MACs.
+    pub macs: u64,
+    /// Distinct IPv4/UDP 5-tuples.
+    pub flows: u64,
+    pub seed: u64,
+}
+
+pub trait Profile {
+    /// Replaces `buf`'s contents with frame number `index`, `frame_len` bytes on the wire
+    /// (FCS included, so `frame_len - 4` bytes are written).
+    fn write_frame(&self, index: u64, frame_len: usize, buf: &mut Vec<u8>);
+
+    /// Every destination MAC the profile's frames carry, so a benchmark can install them as
+    /// known destinations (static FDB entries) before it replays the pcap.
+    fn dst_macs(&self) -> Vec<Mac>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileKind {
+    /// L2 cross-connect: N flows, N src/dst MAC pairs fixed per packet slot (default 1 pair);
+    /// the switch looks at nothing but the input port.
+    Xconnect,
+    /// Bridging: N source hosts behind the input port send to N destination hosts behind
+    /// the output port (default 1024 each); every source and every destination appears in
+    /// each run of N packets, the src/dst pairing rotates from one run to the next.
+    L2,
+}
+
+impl ProfileKind {
+    /// `--macs` when not given.
+    pub fn default_macs(self) -> u64 {
+        match self {
+            ProfileKind::Xconnect => 1,
+            ProfileKind::L2 => 1024,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProfileKind::Xconnect => "xconnect",
+            ProfileKind::L2 => "l2",
+        }
+    }
+
+    pub fn build(self, params: &Params) -> Box<dyn Profile> {
+        match self {
+            ProfileKind::Xconnect => Box::new(xconnect::Xconnect::new(params)),
+            ProfileKind::L2 => Box::new(l2::L2::new(params)),
+        }
+    }
+}
