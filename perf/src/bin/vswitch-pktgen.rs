@@ -14,7 +14,10 @@ use perf::profile::{Params, ProfileKind};
 use perf::size::SizeMix;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Write a deterministic traffic profile as a pcap file")]
+#[command(
+    version,
+    about = "Write a deterministic traffic profile as a pcap file"
+)]
 struct Args {
     /// Traffic profile (address plan).
     #[arg(long, value_enum, default_value = "xconnect")]

@@ -76,7 +76,8 @@ pub struct FlowSet {
 
 const STREAM_FLOW_SRC: u64 = 0xf10;
 const STREAM_FLOW_DST: u64 = 0xf11;
-const STREAM_FLOW_PORTS: u64 = 0xf12;
+const STREAM_FLOW_SPORT: u64 = 0xf12;
+const STREAM_FLOW_DPORT: u64 = 0xf13;
 
 impl FlowSet {
     pub fn new(seed: u64) -> Self {
@@ -90,13 +91,13 @@ impl FlowSet {
     pub fn flow(&self, j: u64) -> Udp4Flow {
         let s = self.src.map(j) as u32 | 0x0a00_0000;
         let d = rng::below(rng::keyed(self.seed, STREAM_FLOW_DST, j), 1 << 17) as u32 | 0xc612_0000;
-        let ports = rng::keyed(self.seed, STREAM_FLOW_PORTS, j);
-        let port = |x: u64| 1024 + rng::below(x, 65536 - 1024) as u16;
+        let port =
+            |stream| 1024 + rng::below(rng::keyed(self.seed, stream, j), 65536 - 1024) as u16;
         Udp4Flow {
             src: s.to_be_bytes(),
             dst: d.to_be_bytes(),
-            src_port: port(ports & 0xffff_ffff),
-            dst_port: port(ports >> 32),
+            src_port: port(STREAM_FLOW_SPORT),
+            dst_port: port(STREAM_FLOW_DPORT),
         }
     }
 }
@@ -123,6 +124,11 @@ mod tests {
         let f = FlowSet::new(42);
         let flows: HashSet<Udp4Flow> = (0..100_000).map(|j| f.flow(j)).collect();
         assert_eq!(flows.len(), 100_000);
+        // Every field is spread, not just the one that makes flows distinct.
+        let spread = |f: fn(&Udp4Flow) -> u64| flows.iter().map(f).collect::<HashSet<_>>().len();
+        assert!(spread(|f| u64::from(f.src_port)) > 50_000);
+        assert!(spread(|f| u64::from(f.dst_port)) > 50_000);
+        assert!(spread(|f| u64::from(u32::from_be_bytes(f.dst))) > 50_000);
         for fl in &flows {
             assert_eq!(fl.src[0], 10);
             assert_eq!(fl.dst[0], 198);

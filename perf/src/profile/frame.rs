@@ -57,7 +57,14 @@ mod tests {
             dst_port: 4000,
         };
         let mut buf = Vec::new();
-        udp4(&mut buf, [2, 1, 0, 0, 0, 1], [2, 0, 0, 0, 0, 1], &flow, 7, 64);
+        udp4(
+            &mut buf,
+            [2, 1, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 1],
+            &flow,
+            7,
+            64,
+        );
         assert_eq!(buf.len(), 60);
         // Expected bytes from scapy 2.5:
         // Ether(dst="02:01:00:00:00:01", src="02:00:00:00:00:01")/IP(src="10.0.0.1",

@@ -1,0 +1,174 @@
+//! Per-worker counters and named drop reasons.
+//!
+//! Thread safety: each [`WorkerCounters`] is written by its own worker only, with relaxed
+//! load + store (a plain add, no locked instruction); the control thread reads them with
+//! relaxed loads and sums across workers. Each worker's block is cache-line aligned so
+//! workers never share a line.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use dpdk::MAX_PORTS;
+
+/// Why the dataplane dropped a packet. Every drop is counted under one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum DropReason {
+    /// The output device's tx queue did not take the packet.
+    TxFull = 0,
+    /// The input interface has nowhere to send its packets (not cross-connected).
+    Unconnected = 1,
+    /// The input or output interface is administratively down.
+    IfaceDown = 2,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 3] = [DropReason::TxFull, DropReason::Unconnected, DropReason::IfaceDown];
+
+    /// The name shown by `vsctl drops` and in metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::TxFull => "tx_full",
+            DropReason::Unconnected => "unconnected",
+            DropReason::IfaceDown => "iface_down",
+        }
+    }
+}
+
+const N_REASONS: usize = DropReason::ALL.len();
+
+/// One worker's counters, written by that worker alone.
+#[repr(align(128))]
+#[derive(Debug)]
+pub struct WorkerCounters {
+    pub(crate) rx_packets: AtomicU64,
+    pub(crate) tx_packets: AtomicU64,
+    /// TSC cycles of polls that received packets.
+    pub(crate) busy_cycles: AtomicU64,
+    /// TSC when the worker started.
+    pub(crate) start_tsc: AtomicU64,
+    /// TSC at the end of the worker's last poll.
+    pub(crate) last_tsc: AtomicU64,
+    /// The plan version this worker last finished a poll with (see Engine::publish).
+    pub(crate) seen_version: AtomicU64,
+    pub(crate) drops: [AtomicU64; N_REASONS],
+    /// Drops per port (input port for unconnected, output port for tx_full).
+    pub(crate) port_drops: [AtomicU64; MAX_PORTS],
+}
+
+impl Default for WorkerCounters {
+    fn default() -> Self {
+        WorkerCounters {
+            rx_packets: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            busy_cycles: AtomicU64::new(0),
+            start_tsc: AtomicU64::new(0),
+            last_tsc: AtomicU64::new(0),
+            seen_version: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            port_drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Adds to a counter that only the calling worker writes (no locked instruction).
+#[inline(always)]
+pub(crate) fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+impl WorkerCounters {
+    #[inline(always)]
+    pub(crate) fn drop_packets(&self, reason: DropReason, port: u16, n: u64) {
+        bump(&self.drops[reason as usize], n);
+        if let Some(c) = self.port_drops.get(port as usize) {
+            bump(c, n);
+        }
+    }
+
+    /// A consistent-enough copy for introspection.
+    pub fn snapshot(&self) -> WorkerStats {
+        let start = self.start_tsc.load(Relaxed);
+        let last = self.last_tsc.load(Relaxed);
+        WorkerStats {
+            rx_packets: self.rx_packets.load(Relaxed),
+            tx_packets: self.tx_packets.load(Relaxed),
+            busy_cycles: self.busy_cycles.load(Relaxed),
+            total_cycles: last.saturating_sub(start),
+            drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
+            port_drops: std::array::from_fn(|i| self.port_drops[i].load(Relaxed)),
+        }
+    }
+}
+
+/// A copy of one worker's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub busy_cycles: u64,
+    pub total_cycles: u64,
+    pub drops: [u64; N_REASONS],
+    pub port_drops: [u64; MAX_PORTS],
+}
+
+impl WorkerStats {
+    /// Busy cycles per received packet (0 before the first packet).
+    pub fn cycles_per_packet(&self) -> f64 {
+        if self.rx_packets == 0 {
+            0.0
+        } else {
+            self.busy_cycles as f64 / self.rx_packets as f64
+        }
+    }
+
+    /// Percentage of cycles spent on polls that found packets.
+    pub fn busy_pct(&self) -> f64 {
+        if self.total_cycles == 0 {
+            0.0
+        } else {
+            100.0 * self.busy_cycles as f64 / self.total_cycles as f64
+        }
+    }
+
+    /// Drops under `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_names_are_unique_snake_case() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::ALL.len());
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+
+    #[test]
+    fn counters_add_up_and_derive_rates() {
+        let c = WorkerCounters::default();
+        bump(&c.rx_packets, 10);
+        bump(&c.rx_packets, 30);
+        bump(&c.busy_cycles, 4000);
+        c.start_tsc.store(1000, Relaxed);
+        c.last_tsc.store(9000, Relaxed);
+        c.drop_packets(DropReason::TxFull, 3, 2);
+        c.drop_packets(DropReason::TxFull, 999, 1); // an out-of-range port counts globally only
+        let s = c.snapshot();
+        assert_eq!(s.rx_packets, 40);
+        assert_eq!(s.cycles_per_packet(), 100.0);
+        assert_eq!(s.busy_pct(), 50.0);
+        assert_eq!(s.dropped(DropReason::TxFull), 3);
+        assert_eq!(s.port_drops[3], 2);
+        assert_eq!(std::mem::align_of::<WorkerCounters>(), 128);
+    }
+}

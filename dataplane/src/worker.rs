@@ -1,0 +1,88 @@
+//! The per-lcore poll loop: for each assigned rx queue, receive a burst and send it where
+//! the plan says (the cross-connect stage), counting every packet that does not leave.
+//!
+//! Reads: the current [`ForwardingPlan`] (once per poll). Writes: this worker's
+//! [`WorkerCounters`] only. Never blocks, allocates or takes a lock; sleeps only when
+//! idle in adaptive mode.
+
+use std::sync::atomic::Ordering::{Relaxed, Release};
+
+use dpdk::{rdtsc, Burst, PortQueue};
+
+use crate::counters::{bump, DropReason, WorkerCounters};
+use crate::engine::Shared;
+use crate::plan::Output;
+use crate::poll::Backoff;
+
+/// Packets taken from one rx queue per poll.
+pub const RX_BURST: usize = 32;
+/// Tx attempts for one burst while the device keeps taking packets.
+const TX_TRIES: usize = 8;
+
+/// Runs worker `id` until the engine says stop.
+pub(crate) fn run(id: usize, shared: &Shared) {
+    let Some(counters) = shared.counters.get(id) else {
+        return;
+    };
+    // Sleeps in adaptive mode should be short: ask the kernel for 1 us timer slack.
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1000u64, 0u64, 0u64, 0u64);
+    }
+    let mut plan_cache = arc_swap::Cache::new(&shared.plan);
+    let mut burst = Burst::new();
+    let mut backoff = Backoff::default();
+    let start = rdtsc();
+    counters.start_tsc.store(start, Relaxed);
+    while !shared.stop.load(Relaxed) {
+        let plan = plan_cache.load();
+        let t0 = rdtsc();
+        let mut moved = 0;
+        if let Some(mine) = plan.workers.get(id) {
+            for a in &mine.rx {
+                let n = burst.rx(a.rxq, RX_BURST);
+                if n == 0 {
+                    continue;
+                }
+                moved += n;
+                match a.out {
+                    Output::Port(txq) => transmit(&mut burst, txq, counters),
+                    Output::Drop(reason) => {
+                        counters.drop_packets(reason, a.rxq.port(), n as u64);
+                        burst.clear();
+                    }
+                }
+            }
+        }
+        let t1 = rdtsc();
+        if moved > 0 {
+            bump(&counters.rx_packets, moved as u64);
+            bump(&counters.busy_cycles, t1.wrapping_sub(t0));
+        }
+        counters.last_tsc.store(t1, Relaxed);
+        // Past this point the worker holds nothing from older plans (see Engine::publish).
+        counters.seen_version.store(plan.version, Release);
+        if let Some(d) = backoff.after_poll(shared.poll, moved) {
+            std::thread::sleep(d);
+        }
+    }
+}
+
+/// Sends the whole burst out of `txq`, retrying while the device makes progress; what it
+/// will not take is freed and counted as tx_full.
+#[inline]
+fn transmit(burst: &mut Burst, txq: PortQueue, counters: &WorkerCounters) {
+    let mut sent = 0;
+    for _ in 0..TX_TRIES {
+        let n = burst.tx(txq);
+        sent += n;
+        if burst.is_empty() || n == 0 {
+            break;
+        }
+    }
+    bump(&counters.tx_packets, sent as u64);
+    if !burst.is_empty() {
+        counters.drop_packets(DropReason::TxFull, txq.port(), burst.len() as u64);
+        burst.clear();
+    }
+}
