@@ -1,4 +1,17 @@
-//! The control plane: vswitchd's gRPC service and configuration, and the client used by
-//! vsctl and vswitch-cni.
+//! The control plane: vswitchd's configuration model and gRPC service, and the client used
+//! by vsctl and vswitch-cni.
+//!
+//! - [`options`]: vswitchd's command line and the EAL arguments derived from it.
+//! - [`iface_spec`]: `TYPE KEY=VALUE...` validated into a port's devargs and queues.
+//! - [`switch`]: interfaces, cross-connects and the forwarding plan built from them.
+//! - [`state`]: the desired state file (atomic writes, restore at start).
+//! - [`service`]: the gRPC service over the switch; [`client`]: the client side.
 
 pub mod client;
+pub mod error;
+pub mod iface_spec;
+pub mod names;
+pub mod options;
+pub mod service;
+pub mod state;
+pub mod switch;

@@ -19,11 +19,18 @@ pub enum DropReason {
     Unconnected = 1,
     /// The input or output interface is administratively down.
     IfaceDown = 2,
+    /// The output device has no tx queue for this worker (e.g. a pcap file, which has one).
+    NoTxQueue = 3,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 3] = [DropReason::TxFull, DropReason::Unconnected, DropReason::IfaceDown];
+    pub const ALL: [DropReason; 4] = [
+        DropReason::TxFull,
+        DropReason::Unconnected,
+        DropReason::IfaceDown,
+        DropReason::NoTxQueue,
+    ];
 
     /// The name shown by `vsctl drops` and in metrics.
     pub const fn name(self) -> &'static str {
@@ -31,6 +38,7 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::Unconnected => "unconnected",
             DropReason::IfaceDown => "iface_down",
+            DropReason::NoTxQueue => "no_tx_queue",
         }
     }
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# ci/setup.sh: prepare a Debian 12 machine (as root) to build and test vswitch, then build.
+#
+# Idempotent and quick when everything is there: apt runs only when `dpkg-query` reports a
+# package missing, and cargo only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=ci/lib.sh
+source ci/lib.sh
+
+# Every package the build and the tests use:
+#   build:  a C toolchain for the cc crate, pkg-config, clang + libclang for bindgen,
+#           libdpdk-dev (headers and libraries; it depends on every DPDK driver package,
+#           mempool-ring included), ca-certificates for cargo to fetch crates.
+#   tests:  dpdk (runtime), dpdk-dev (dpdk-testpmd), iproute2 (ip, ss), iperf3, ethtool,
+#           iputils-ping, procps (ps), python3 (JSON checks, pcap files), python3-scapy
+#           (encapsulation peers), tcpdump (debugging captures), coreutils (timeout, stdbuf).
+PACKAGES=(
+    build-essential pkg-config clang libclang-dev libdpdk-dev ca-certificates
+    dpdk dpdk-dev iproute2 iperf3 ethtool iputils-ping procps python3 python3-scapy
+    tcpdump coreutils
+)
+
+if ((EUID != 0)); then
+    echo "ci/setup.sh: run as root (sudo bash ci/setup.sh)" >&2
+    exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]} > 0)); then
+    echo "ci/setup.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    # iperf3 asks whether to start a system daemon; the answer is no.
+    echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections
+    apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    echo "ci/setup.sh: all ${#PACKAGES[@]} packages present"
+fi
+
+if ! vs_find_cargo; then
+    cat >&2 <<'MSG'
+ci/setup.sh: cargo not found. Install Rust (>= 1.80) with rustup, e.g.
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+then run this script again.
+MSG
+    exit 1
+fi
+echo "ci/setup.sh: $(cargo --version)"
+
+cargo build --release --workspace
+for bin in vswitchd vsctl; do
+    [[ -x "$VS_BIN_DIR/$bin" ]] || {
+        echo "ci/setup.sh: build finished but $VS_BIN_DIR/$bin is missing" >&2
+        exit 1
+    }
+done
+echo "ci/setup.sh: ready ($VS_BIN_DIR/vswitchd, $VS_BIN_DIR/vsctl)"

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# dpdk-testpmd as the real peer on both sides of a cross-connect:
+#   testpmd "tx" (virtio-user, txonly) -> switch vhost-user "vh" (server)
+#   switch memif "mf" (server) -> testpmd "rx" (memif client, rxonly)
+# Packets sent by one testpmd are received by the other, and every count along the way
+# agrees within the in-flight window of the two rings involved.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+# In-flight windows (packets that one side has counted and the next has not, when the
+# counters are read):
+# - VRING: virtio-user's default virtqueue size. testpmd counts a packet as sent once it
+#   is in the virtqueue; if it closes the device before the switch dequeues the rest of the
+#   ring, at most one ring's worth is counted as sent but never reaches the switch.
+# - MEMIF_RING: net_memif's default ring size (log2-ring-size=10). The switch counts a
+#   packet as transmitted once it is in the memif ring; at most one ring's worth can still
+#   be there, unread by the rxonly testpmd, when that one stops.
+# Inside the switch nothing is in flight once both peers are idle, so there the books must
+# balance exactly: everything received on vh was either sent on mf or counted as a drop.
+VRING=256
+MEMIF_RING=1024
+
+vs_test_init "03-testpmd-peers"
+start_vswitchd
+
+vh_sock=$VS_TMP/vh.sock
+mf_sock=$VS_TMP/mf.sock
+run_ok "add vhost-user vh" vsctl iface add vh vhost-user socket="$vh_sock" mode=server
+run_ok "add memif mf" vsctl iface add mf memif socket="$mf_sock" role=server id=0
+run_ok "cross-connect vh mf" vsctl xconnect add vh mf
+wait_until 10 "vhost-user socket $vh_sock" test -S "$vh_sock"
+wait_until 10 "memif socket $mf_sock" test -S "$mf_sock"
+
+link_up() { [[ "$(iface_stat "$1" link_up)" == true ]]; }
+
+# Receiver first, so nothing the sender sends finds the memif ring without a reader.
+# Both testpmds share CPU 0; the switch's worker has CPU 1.
+start_testpmd rx 0 rxonly "net_memif0,role=client,socket=$mf_sock,socket-abstract=no,id=0"
+rx_pid=$TESTPMD_PID
+rx_log=$TESTPMD_LOG
+wait_until 15 "memif mf link up (rxonly testpmd connected)" link_up mf
+start_testpmd tx 0 txonly "net_virtio_user0,path=$vh_sock"
+tx_pid=$TESTPMD_PID
+tx_log=$TESTPMD_LOG
+wait_until 15 "vhost-user vh link up (virtio-user testpmd connected)" link_up vh
+
+sleep 4
+mid=$(iface_stat mf tx_packets)
+log "switch mf tx_packets after 4 s of traffic: $mid"
+assert_int -gt "$mid" 0 "switch forwarded packets vh -> mf while both testpmds ran"
+
+# Stop the sender, let the switch and the receiver drain, then read the switch's books
+# while the receiver is still polling.
+stop_testpmd "$tx_pid"
+sleep 2
+sw_vh_rx=$(iface_stat vh rx_packets)
+sw_mf_tx=$(iface_stat mf tx_packets)
+sleep 1
+again=$(iface_stat mf tx_packets)
+assert_eq "$again" "$sw_mf_tx" "switch mf tx_packets still moving 3 s after the sender stopped"
+drops_json=$(vsctl --json drops)
+sw_drops=$(vs_json 'sum(d.values())' <<<"$drops_json")
+stop_testpmd "$rx_pid"
+
+sent=$(testpmd_fwd_stat "$tx_log" 0 TX-packets)
+got=$(testpmd_fwd_stat "$rx_log" 0 RX-packets)
+log "testpmd tx sent:        $sent"
+log "switch vh rx_packets:   $sw_vh_rx"
+log "switch mf tx_packets:   $sw_mf_tx"
+log "switch drops:           $sw_drops $drops_json"
+log "testpmd rx received:    $got"
+vsctl stats
+
+assert_int -gt "$got" 0 "packets received by the rxonly testpmd"
+# Sender -> switch: the switch never counts more than was sent, nor misses more than a ring.
+assert_int -le "$sw_vh_rx" "$sent" "switch vh rx_packets <= testpmd tx TX-packets"
+assert_int -le "$((sent - sw_vh_rx))" "$VRING" "testpmd tx TX-packets - switch vh rx_packets (in-flight window $VRING)"
+# Inside the switch: exact.
+assert_int -eq "$sw_vh_rx" "$((sw_mf_tx + sw_drops))" "switch vh rx_packets == mf tx_packets + drops"
+# Switch -> receiver.
+assert_int -le "$got" "$sw_mf_tx" "testpmd rx RX-packets <= switch mf tx_packets"
+assert_int -le "$((sw_mf_tx - got))" "$MEMIF_RING" "switch mf tx_packets - testpmd rx RX-packets (in-flight window $MEMIF_RING)"
+
+stop_vswitchd
+vs_pass

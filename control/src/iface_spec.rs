@@ -1,0 +1,292 @@
+//! Interface specifications: `TYPE KEY=VALUE...` from the API, validated whole, and turned
+//! into the DPDK devargs and queue layout of the port that implements it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use vswitch_vhost::{self as vhost, SocketRole};
+
+use crate::error::{ApiError, ApiResult};
+use crate::names::{check_ifname, check_name, check_pci_addr, parse_mac, parse_mtu};
+
+/// Every interface type, as named in the API.
+pub const TYPES: [&str; 8] = ["af_packet", "tap", "vhost-user", "memif", "pcap", "null", "pci", "dpdk"];
+
+/// What implements an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A Linux interface read and written through AF_PACKET sockets.
+    AfPacket { iface: String },
+    /// A tap device the switch creates.
+    Tap { iface: String },
+    /// A vhost-user socket for a VM (or virtio-user).
+    VhostUser { socket: PathBuf, role: SocketRole, queues: u16 },
+    /// A memif socket for a container.
+    Memif { socket: PathBuf, role: SocketRole, id: u32 },
+    /// Packets from a pcap file (optionally looped), sent to a pcap file or dropped.
+    Pcap { rx: PathBuf, tx: Option<PathBuf>, looped: bool },
+    /// A sink that drops everything sent to it and receives nothing.
+    Null,
+    /// A PCI NIC bound to a DPDK-compatible driver.
+    Pci { dev: String },
+    /// Any DPDK device string.
+    Dpdk { devargs: String },
+}
+
+/// A validated interface request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceSpec {
+    pub name: String,
+    pub type_name: String,
+    /// The arguments as given (for persistence and display).
+    pub args: BTreeMap<String, String>,
+    pub kind: Kind,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: Option<u16>,
+}
+
+/// A port's devargs and queue layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortPlan {
+    pub devargs: String,
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+}
+
+fn keys_for(type_name: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
+    // (required, optional) keys beside the common mac= and mtu=.
+    Some(match type_name {
+        "af_packet" | "tap" => (&["iface"], &[]),
+        "vhost-user" => (&["socket", "mode"], &["queues"]),
+        "memif" => (&["socket", "role"], &["id"]),
+        "pcap" => (&["rx"], &["tx", "loop"]),
+        "null" => (&[], &[]),
+        "pci" => (&["dev"], &[]),
+        "dpdk" => (&["devargs"], &[]),
+        _ => return None,
+    })
+}
+
+impl IfaceSpec {
+    /// Validates a request as a whole; relative socket names resolve under `run_dir`.
+    pub fn parse(name: &str, type_name: &str, args: &BTreeMap<String, String>, run_dir: &Path) -> ApiResult<IfaceSpec> {
+        check_name("name", name).map_err(ApiError::invalid)?;
+        let (required, optional) = keys_for(type_name).ok_or_else(|| {
+            ApiError::invalid(format!("type {type_name:?} is unknown; types: {}", TYPES.join(", ")))
+        })?;
+        for k in args.keys() {
+            if !required.contains(&k.as_str()) && !optional.contains(&k.as_str()) && k != "mac" && k != "mtu" {
+                let mut known: Vec<&str> = required.iter().chain(optional).copied().collect();
+                known.extend(["mac", "mtu"]);
+                return Err(ApiError::invalid(format!(
+                    "key {k:?} is not known for type {type_name} (keys: {})",
+                    known.join(", ")
+                )));
+            }
+        }
+        if let Some(k) = required.iter().find(|k| !args.contains_key(**k)) {
+            return Err(ApiError::invalid(format!("type {type_name} needs {k}=...")));
+        }
+        let get = |k: &str| args.get(k).map(String::as_str).unwrap_or_default();
+        let inv = ApiError::invalid;
+        let kind = match type_name {
+            "af_packet" | "tap" => {
+                let iface = get("iface");
+                check_ifname("iface", iface).map_err(inv)?;
+                let exists = Path::new("/sys/class/net").join(iface).exists();
+                if type_name == "af_packet" {
+                    if !exists {
+                        return Err(inv(format!("iface {iface:?}: no such network interface")));
+                    }
+                    Kind::AfPacket { iface: iface.into() }
+                } else {
+                    if exists {
+                        return Err(inv(format!("iface {iface:?}: a network interface of that name exists already")));
+                    }
+                    Kind::Tap { iface: iface.into() }
+                }
+            }
+            "vhost-user" => {
+                let socket = vhost::resolve_socket(run_dir, get("socket")).map_err(inv)?;
+                let role = SocketRole::parse("mode", get("mode")).map_err(inv)?;
+                let queues = match args.get("queues") {
+                    None => 1,
+                    Some(q) => match q.parse::<u16>() {
+                        Ok(n) if (1..=16).contains(&n) => n,
+                        _ => return Err(inv(format!("queues must be a number from 1 to 16, not {q:?}"))),
+                    },
+                };
+                Kind::VhostUser { socket, role, queues }
+            }
+            "memif" => {
+                let socket = vhost::resolve_socket(run_dir, get("socket")).map_err(inv)?;
+                let role = SocketRole::parse("role", get("role")).map_err(inv)?;
+                let id = match args.get("id") {
+                    None => 0,
+                    Some(s) => s.parse::<u32>().map_err(|_| inv(format!("id must be a number from 0 to 4294967295, not {s:?}")))?,
+                };
+                Kind::Memif { socket, role, id }
+            }
+            "pcap" => {
+                let rx = PathBuf::from(get("rx"));
+                check_devarg_path("rx", &rx)?;
+                if !rx.is_file() {
+                    return Err(inv(format!("rx {:?}: no such file", rx.display().to_string())));
+                }
+                let tx = args.get("tx").map(PathBuf::from);
+                if let Some(tx) = &tx {
+                    check_devarg_path("tx", tx)?;
+                }
+                let looped = match args.get("loop").map(String::as_str) {
+                    None | Some("off") => false,
+                    Some("on") => true,
+                    Some(v) => return Err(inv(format!("loop must be on or off, not {v:?}"))),
+                };
+                Kind::Pcap { rx, tx, looped }
+            }
+            "null" => Kind::Null,
+            "pci" => {
+                check_pci_addr("dev", get("dev")).map_err(inv)?;
+                Kind::Pci { dev: get("dev").into() }
+            }
+            "dpdk" => {
+                let devargs = get("devargs");
+                let dev = devargs.split(',').next().unwrap_or_default();
+                if dev.is_empty() || devargs.chars().any(char::is_whitespace) {
+                    return Err(inv(format!("devargs {devargs:?} must start with a device name and hold no spaces")));
+                }
+                Kind::Dpdk { devargs: devargs.into() }
+            }
+            _ => unreachable!("keys_for accepted only known types"),
+        };
+        let mac = args.get("mac").map(|m| parse_mac("mac", m)).transpose().map_err(inv)?;
+        let mtu = args.get("mtu").map(|m| parse_mtu("mtu", m)).transpose().map_err(inv)?;
+        Ok(IfaceSpec { name: name.into(), type_name: type_name.into(), args: args.clone(), kind, mac, mtu })
+    }
+
+    /// The socket file the switch creates for this interface, if any (server role).
+    pub fn server_socket(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::VhostUser { socket, role: SocketRole::Server, .. } | Kind::Memif { socket, role: SocketRole::Server, .. } => {
+                Some(socket)
+            }
+            _ => None,
+        }
+    }
+
+    /// The socket file this interface uses in either role, if any.
+    pub fn socket(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::VhostUser { socket, .. } | Kind::Memif { socket, .. } => Some(socket),
+            _ => None,
+        }
+    }
+
+    /// The port's devargs and queues. `index` makes the DPDK device name unique;
+    /// `workers` is the number of workers (each needs its own tx queue).
+    pub fn port_plan(&self, index: u32, workers: u16) -> PortPlan {
+        let w = workers.max(1);
+        let one = |devargs: String| PortPlan { devargs, rx_queues: 1, tx_queues: w };
+        match &self.kind {
+            Kind::AfPacket { iface } => {
+                // Every AF_PACKET queue pair is a socket in one fanout group: all must be polled.
+                PortPlan { devargs: format!("net_af_packet{index},iface={iface},qpairs={w}"), rx_queues: w, tx_queues: w }
+            }
+            Kind::Tap { iface } => one(format!("net_tap{index},iface={iface}")),
+            Kind::VhostUser { socket, role, queues } => PortPlan {
+                devargs: vhost::vhost_user_devargs(&format!("net_vhost{index}"), socket, *role, (*queues).max(w)),
+                rx_queues: *queues,
+                tx_queues: w,
+            },
+            Kind::Memif { socket, role, id } => one(vhost::memif_devargs(&format!("net_memif{index}"), socket, *role, *id)),
+            Kind::Pcap { rx, tx, looped } => {
+                let mut d = format!("net_pcap{index},rx_pcap={}", rx.display());
+                // Without tx_pcap the driver drops what is sent to it.
+                if let Some(tx) = tx {
+                    d.push_str(&format!(",tx_pcap={}", tx.display()));
+                }
+                if *looped {
+                    d.push_str(",infinite_rx=1");
+                }
+                PortPlan { devargs: d, rx_queues: 1, tx_queues: 1 }
+            }
+            Kind::Null => one(format!("net_null{index},no-rx=1")),
+            Kind::Pci { dev } => one(dev.clone()),
+            Kind::Dpdk { devargs } => one(devargs.clone()),
+        }
+    }
+}
+
+fn check_devarg_path(key: &str, p: &Path) -> ApiResult<()> {
+    let s = p.to_string_lossy();
+    if s.is_empty() || s.contains([',', '=', ' ', '\n', '\t']) {
+        return Err(ApiError::invalid(format!("{key} {s:?} must be a file path without ',', '=' or spaces")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn parse(ty: &str, kv: &[(&str, &str)]) -> ApiResult<IfaceSpec> {
+        IfaceSpec::parse("p0", ty, &args(kv), Path::new("/run/vswitch"))
+    }
+
+    #[test]
+    fn af_packet_on_loopback() {
+        let s = parse("af_packet", &[("iface", "lo"), ("mtu", "1500")]).unwrap();
+        assert_eq!(s.kind, Kind::AfPacket { iface: "lo".into() });
+        assert_eq!(s.mtu, Some(1500));
+        let p = s.port_plan(3, 2);
+        assert_eq!(p.devargs, "net_af_packet3,iface=lo,qpairs=2");
+        assert_eq!((p.rx_queues, p.tx_queues), (2, 2));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = |ty: &str, kv: &[(&str, &str)]| parse(ty, kv).unwrap_err().message;
+        assert!(e("vxlan0", &[]).contains("type \"vxlan0\" is unknown"));
+        assert!(e("af_packet", &[]).contains("needs iface="));
+        assert!(e("af_packet", &[("iface", "nonexistent9")]).contains("no such network interface"));
+        assert!(e("af_packet", &[("iface", "lo"), ("colour", "red")]).contains("key \"colour\""));
+        assert!(e("af_packet", &[("iface", "lo"), ("mac", "zz:00:00:00:00:01")]).contains("not a MAC"));
+        assert!(e("tap", &[("iface", "lo")]).contains("exists already"));
+        assert!(e("vhost-user", &[("socket", "a.sock"), ("mode", "both")]).contains("mode must be"));
+        assert!(e("vhost-user", &[("socket", "a.sock"), ("mode", "server"), ("queues", "0")]).contains("queues"));
+        assert!(e("memif", &[("socket", "m.sock"), ("role", "server"), ("id", "-1")]).contains("id must be"));
+        assert!(e("pcap", &[("rx", "/nonexistent/x.pcap")]).contains("no such file"));
+        assert!(e("pcap", &[("rx", "/etc/hostname"), ("loop", "yes")]).contains("loop must be"));
+        assert!(e("pci", &[("dev", "00:04")]).contains("not a PCI address"));
+        assert!(e("dpdk", &[("devargs", "")]).contains("device name"));
+        let long = IfaceSpec::parse(&"x".repeat(32), "null", &args(&[]), Path::new("/run")).unwrap_err();
+        assert!(long.message.contains("31"));
+    }
+
+    #[test]
+    fn vhost_and_memif_sockets() {
+        let v = parse("vhost-user", &[("socket", "vm1.sock"), ("mode", "server"), ("queues", "2")]).unwrap();
+        assert_eq!(v.server_socket(), Some(Path::new("/run/vswitch/vm1.sock")));
+        let p = v.port_plan(0, 1);
+        assert_eq!(p.devargs, "net_vhost0,iface=/run/vswitch/vm1.sock,queues=2,client=0");
+        assert_eq!((p.rx_queues, p.tx_queues), (2, 1));
+        let m = parse("memif", &[("socket", "/tmp/m.sock"), ("role", "client"), ("id", "4")]).unwrap();
+        assert_eq!(m.server_socket(), None);
+        assert_eq!(m.socket(), Some(Path::new("/tmp/m.sock")));
+        assert_eq!(m.port_plan(1, 1).devargs, "net_memif1,role=client,id=4,socket=/tmp/m.sock,socket-abstract=no");
+    }
+
+    #[test]
+    fn pcap_null_pci_dpdk() {
+        let p = parse("pcap", &[("rx", "/etc/hostname"), ("loop", "on")]).unwrap().port_plan(2, 4);
+        assert_eq!(p.devargs, "net_pcap2,rx_pcap=/etc/hostname,infinite_rx=1");
+        assert_eq!(p.tx_queues, 1);
+        assert_eq!(parse("null", &[]).unwrap().port_plan(5, 1).devargs, "net_null5,no-rx=1");
+        assert_eq!(parse("pci", &[("dev", "0000:00:04.0")]).unwrap().port_plan(0, 1).devargs, "0000:00:04.0");
+        assert_eq!(parse("dpdk", &[("devargs", "net_ring0")]).unwrap().port_plan(0, 1).devargs, "net_ring0");
+    }
+}

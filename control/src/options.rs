@@ -1,0 +1,224 @@
+//! vswitchd's command line, and the EAL arguments derived from it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use vswitch_dataplane::PollMode;
+
+use crate::client::DEFAULT_SOCKET;
+
+/// vswitchd: the vswitch daemon (DPDK dataplane + gRPC control API).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "vswitchd", version, about, long_about = None)]
+pub struct Options {
+    /// Configuration applied at start when there is no state file (state-file format).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The gRPC unix socket.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// CPUs to use: the first for the main (control) thread, the rest for workers, e.g.
+    /// `0,1` or `0-3`. Default: CPU 0 for main and the next CPUs for the workers.
+    #[arg(long, value_name = "LIST")]
+    pub lcores: Option<String>,
+    /// Number of poll-mode workers (default: one per CPU after the first in --lcores, or 1).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Use ordinary memory instead of hugepages (CI, containers; slower).
+    #[arg(long)]
+    pub no_huge: bool,
+    /// Memory for DPDK, in MB.
+    #[arg(long, value_name = "MB", default_value_t = 512)]
+    pub mem: u32,
+    /// Poll mode: busy (spin, lowest latency) or adaptive (sleep when idle).
+    #[arg(long, value_name = "MODE", default_value = "busy")]
+    pub poll: PollMode,
+    /// The desired state, saved after every change and restored at start.
+    #[arg(long, value_name = "PATH", default_value = "/var/lib/vswitch/state.json")]
+    pub state_file: PathBuf,
+    /// Start with an empty configuration, ignoring (and later overwriting) the state file.
+    #[arg(long)]
+    pub reset_state: bool,
+    /// DPDK's --file-prefix: every DPDK process on a machine needs its own.
+    #[arg(long, value_name = "P", default_value = "vswitch")]
+    pub file_prefix: String,
+    /// Directory for relative vhost-user / memif socket names.
+    #[arg(long, value_name = "DIR", default_value = vswitch_vhost::DEFAULT_RUN_DIR)]
+    pub run_dir: PathBuf,
+    /// Mbufs in the packet-buffer pool.
+    #[arg(long, value_name = "N", default_value_t = 32767)]
+    pub mbufs: u32,
+    /// DPDK log level (error, warning, notice, info, debug).
+    #[arg(long, value_name = "LEVEL", default_value = "warning")]
+    pub dpdk_log_level: String,
+}
+
+/// The CPU layout: main thread's CPU and one CPU per worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuLayout {
+    pub main: usize,
+    pub workers: Vec<usize>,
+}
+
+/// Parses a CPU list such as `0,1`, `0-3` or `0,2-3`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let bad = || format!("--lcores {s:?} is not a CPU list (e.g. 0,1 or 0-3)");
+    let mut cpus = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if a > b || b >= 1024 {
+            return Err(bad());
+        }
+        for c in a..=b {
+            if cpus.contains(&c) {
+                return Err(format!("--lcores {s:?} names CPU {c} twice"));
+            }
+            cpus.push(c);
+        }
+    }
+    Ok(cpus)
+}
+
+impl Options {
+    /// Where each thread runs. `online` is the set of CPUs this process may use.
+    pub fn cpu_layout(&self, online: &[usize]) -> Result<CpuLayout, String> {
+        let cpus = match &self.lcores {
+            Some(l) => parse_cpu_list(l)?,
+            None => {
+                let n = self.workers.unwrap_or(1);
+                online.iter().copied().cycle().take(n + 1).collect()
+            }
+        };
+        if let Some(c) = cpus.iter().find(|c| !online.contains(c)) {
+            return Err(format!("--lcores: CPU {c} is not available (usable CPUs: {online:?})"));
+        }
+        let (&main, rest) = cpus.split_first().ok_or("--lcores must name at least one CPU")?;
+        let n = self.workers.unwrap_or(rest.len().max(1));
+        if n == 0 || n > 64 {
+            return Err(format!("--workers must be from 1 to 64, not {n}"));
+        }
+        // Workers go on the listed CPUs after the main one, wrapping (sharing) if fewer.
+        let pool: Vec<usize> = if rest.is_empty() { vec![main] } else { rest.to_vec() };
+        let workers = (0..n).map(|i| pool[i % pool.len()]).collect();
+        Ok(CpuLayout { main, workers })
+    }
+
+    /// The EAL arguments: lcore 0 is the main thread, lcores 1.. the workers, each mapped
+    /// onto its CPU (`--lcores 0@C,1@C,...`).
+    pub fn eal_args(&self, layout: &CpuLayout) -> Vec<String> {
+        let map: Vec<String> = std::iter::once(layout.main)
+            .chain(layout.workers.iter().copied())
+            .enumerate()
+            .map(|(lcore, cpu)| format!("{lcore}@{cpu}"))
+            .collect();
+        let mut args = vec![
+            "--lcores".to_string(),
+            map.join(","),
+            "--main-lcore".into(),
+            "0".into(),
+            "--file-prefix".into(),
+            self.file_prefix.clone(),
+            "-m".into(),
+            self.mem.to_string(),
+            "--log-level".into(),
+            self.dpdk_log_level.clone(),
+        ];
+        if self.no_huge {
+            // PCI devices need DMA-able (hugepage) memory; without hugepages skip the PCI scan.
+            args.extend(["--no-huge".to_string(), "--no-pci".to_string()]);
+        }
+        args
+    }
+
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::names::check_name("--file-prefix", &self.file_prefix)?;
+        if self.mem < 64 {
+            return Err(format!("--mem must be at least 64 MB, not {}", self.mem));
+        }
+        if !(1024..=4_194_303).contains(&self.mbufs) {
+            return Err(format!("--mbufs must be from 1024 to 4194303, not {}", self.mbufs));
+        }
+        Ok(())
+    }
+}
+
+/// The CPUs this process may run on (its affinity, from /proc/self/status).
+pub fn online_cpus() -> Vec<usize> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .and_then(|l| parse_cpu_list(l.trim()).ok())
+        })
+        .unwrap_or_else(|| vec![0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str]) -> Options {
+        Options::try_parse_from(std::iter::once("vswitchd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let o = opts(&[]);
+        assert_eq!(o.socket, PathBuf::from("/run/vswitch/vswitchd.sock"));
+        assert_eq!(o.state_file, PathBuf::from("/var/lib/vswitch/state.json"));
+        assert_eq!(o.poll, PollMode::Busy);
+        assert_eq!(o.mem, 512);
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpu_list("0,1"), Ok(vec![0, 1]));
+        assert_eq!(parse_cpu_list("0,2-4"), Ok(vec![0, 2, 3, 4]));
+        assert!(parse_cpu_list("1-0").is_err());
+        assert!(parse_cpu_list("a").is_err());
+        assert!(parse_cpu_list("").is_err());
+        assert!(parse_cpu_list("0,0").unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn layouts() {
+        let online = [0, 1];
+        let l = opts(&["--lcores", "0,1"]).cpu_layout(&online).unwrap();
+        assert_eq!(l, CpuLayout { main: 0, workers: vec![1] });
+        let l = opts(&[]).cpu_layout(&online).unwrap();
+        assert_eq!(l, CpuLayout { main: 0, workers: vec![1] });
+        // One CPU: the worker shares it.
+        let l = opts(&["--lcores", "0"]).cpu_layout(&online).unwrap();
+        assert_eq!(l, CpuLayout { main: 0, workers: vec![0] });
+        let l = opts(&["--lcores", "0,1", "--workers", "3"]).cpu_layout(&online).unwrap();
+        assert_eq!(l.workers, vec![1, 1, 1]);
+        assert!(opts(&["--lcores", "0,7"]).cpu_layout(&online).unwrap_err().contains("CPU 7"));
+        assert!(opts(&["--workers", "0"]).cpu_layout(&online).unwrap_err().contains("--workers"));
+        // A single-CPU machine still gets a worker.
+        assert_eq!(opts(&[]).cpu_layout(&[0]).unwrap(), CpuLayout { main: 0, workers: vec![0] });
+    }
+
+    #[test]
+    fn eal_arguments() {
+        let o = opts(&["--no-huge", "--mem", "256", "--file-prefix", "t1", "--poll", "adaptive"]);
+        let a = o.eal_args(&CpuLayout { main: 0, workers: vec![1] });
+        let s = a.join(" ");
+        assert!(s.contains("--lcores 0@0,1@1"), "{s}");
+        assert!(s.contains("--file-prefix t1"));
+        assert!(s.contains("-m 256"));
+        assert!(s.contains("--no-huge --no-pci"));
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        assert!(Options::try_parse_from(["vswitchd", "--poll", "fast"]).is_err());
+        assert!(Options::try_parse_from(["vswitchd", "--mem", "x"]).is_err());
+        assert!(opts(&["--mem", "8"]).validate().unwrap_err().contains("--mem"));
+        assert!(opts(&["--file-prefix", "a/b"]).validate().is_err());
+        assert!(opts(&["--mbufs", "10"]).validate().unwrap_err().contains("--mbufs"));
+    }
+}

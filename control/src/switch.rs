@@ -1,0 +1,466 @@
+//! The switch as the control plane sees it: interfaces (each a DPDK port), cross-connects,
+//! the workers' forwarding plan built from them, and the desired state saved after every
+//! change.
+//!
+//! Thread safety: one `Switch` exists, behind the service's mutex; every operation runs
+//! with that lock held, so operations are serialised. Each operation validates the whole
+//! request before changing anything, so a failed call changes nothing.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dpdk::{Eal, Mempool, Port, PortConfig};
+use vswitch_dataplane::plan::{place_queues, Output};
+use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, RxAssignment, WorkerPlan};
+use vswitch_proto::v1 as pb;
+
+use crate::error::{ApiError, ApiResult};
+use crate::iface_spec::{IfaceSpec, Kind};
+use crate::names::{format_mac, parse_mtu};
+use crate::state::{self, IfaceState, State, XconnectState};
+
+/// One interface and the port that implements it.
+struct Iface {
+    spec: IfaceSpec,
+    port: Port,
+    devargs: String,
+    admin_up: bool,
+    xconnect: Option<String>,
+    /// The worker polling each rx queue (index = queue).
+    rx_workers: Vec<usize>,
+    /// Dataplane drops already counted against this port id before this interface had it.
+    drops_base: u64,
+}
+
+/// Where the switch keeps files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Directory for relative vhost-user / memif socket names.
+    pub run_dir: PathBuf,
+    /// The desired state, rewritten after every change (None: not persisted).
+    pub state_file: Option<PathBuf>,
+}
+
+/// The running switch.
+pub struct Switch {
+    // Field order is drop order: ports go before the pool, the pool before the EAL.
+    ifaces: BTreeMap<String, Iface>,
+    engine: Engine,
+    pool: Arc<Mempool>,
+    eal: Option<Eal>,
+    paths: Paths,
+    queue_load: Vec<usize>,
+    next_index: u32,
+    started: Instant,
+}
+
+impl Switch {
+    /// A switch with no interfaces, over a started engine.
+    pub fn new(eal: Eal, pool: Arc<Mempool>, engine: Engine, paths: Paths) -> Switch {
+        let workers = engine.workers();
+        Switch {
+            ifaces: BTreeMap::new(),
+            engine,
+            pool,
+            eal: Some(eal),
+            paths,
+            queue_load: vec![0; workers],
+            next_index: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn eal(&self) -> ApiResult<&Eal> {
+        self.eal.as_ref().ok_or_else(|| ApiError::internal("the switch is shutting down"))
+    }
+
+    fn iface(&self, name: &str) -> ApiResult<&Iface> {
+        self.ifaces.get(name).ok_or_else(|| ApiError::not_found(format!("interface {name:?} not found")))
+    }
+
+    /// Health summary.
+    pub fn health(&self) -> pb::HealthReply {
+        pb::HealthReply {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            workers: self.engine.workers() as u32,
+            interfaces: self.ifaces.len() as u32,
+            uptime_seconds: self.started.elapsed().as_secs(),
+        }
+    }
+
+    /// Adds an interface: validates it, opens its port, and gives its rx queues to workers.
+    pub fn add_iface(&mut self, name: &str, type_name: &str, args: &BTreeMap<String, String>) -> ApiResult<pb::Interface> {
+        if self.ifaces.contains_key(name) {
+            return Err(ApiError::exists(format!("interface {name:?} exists already")));
+        }
+        let spec = IfaceSpec::parse(name, type_name, args, &self.paths.run_dir)?;
+        self.check_shared_resources(&spec)?;
+        if let Some(sock) = spec.server_socket() {
+            vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
+            vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;
+        }
+        let plan = spec.port_plan(self.next_index, self.engine.workers() as u16);
+        self.next_index += 1;
+        let config = PortConfig {
+            rx_queues: plan.rx_queues,
+            tx_queues: plan.tx_queues,
+            mac: spec.mac,
+            mtu: spec.mtu,
+            ..PortConfig::default()
+        };
+        let port = Port::open(self.eal()?, &plan.devargs, self.pool.clone(), config)
+            .map_err(|e| ApiError::invalid(format!("interface {name:?}: DPDK refused the device: {e}")))?;
+        if let Some(sock) = spec.server_socket() {
+            vswitch_vhost::restrict_socket(sock);
+        }
+        let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
+        let drops_base = self.port_drops(port.id());
+        tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), "interface added");
+        let iface = Iface {
+            spec,
+            port,
+            devargs: plan.devargs,
+            admin_up: true,
+            xconnect: None,
+            rx_workers,
+            drops_base,
+        };
+        self.ifaces.insert(name.to_string(), iface);
+        self.commit()?;
+        self.get_iface(name)
+    }
+
+    /// Two interfaces may not drive one Linux interface or one socket.
+    fn check_shared_resources(&self, spec: &IfaceSpec) -> ApiResult<()> {
+        for (other, i) in &self.ifaces {
+            let clash = match (&spec.kind, &i.spec.kind) {
+                (Kind::AfPacket { iface: a } | Kind::Tap { iface: a }, Kind::AfPacket { iface: b } | Kind::Tap { iface: b }) => {
+                    a == b
+                }
+                _ => spec.socket().is_some() && spec.socket() == i.spec.socket(),
+            };
+            if clash {
+                return Err(ApiError::conflict(format!(
+                    "interface {other:?} already uses {}",
+                    match &spec.kind {
+                        Kind::AfPacket { iface } | Kind::Tap { iface } => format!("Linux interface {iface}"),
+                        _ => format!("socket {}", spec.socket().map(|s| s.display().to_string()).unwrap_or_default()),
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes an interface (and its cross-connect). Its port is closed only after every
+    /// worker has stopped using it.
+    pub fn del_iface(&mut self, name: &str) -> ApiResult<()> {
+        self.iface(name)?;
+        let Some(iface) = self.ifaces.remove(name) else {
+            return Err(ApiError::not_found(format!("interface {name:?} not found")));
+        };
+        if let Some(peer) = iface.xconnect.as_ref().and_then(|p| self.ifaces.get_mut(p)) {
+            peer.xconnect = None;
+        }
+        let quiet = self.publish();
+        for &w in &iface.rx_workers {
+            if let Some(n) = self.queue_load.get_mut(w) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        if quiet {
+            let server_socket = iface.spec.server_socket().map(PathBuf::from);
+            iface.port.close();
+            if let Some(sock) = server_socket {
+                let _ = std::fs::remove_file(sock);
+            }
+        } else {
+            // A worker did not acknowledge the new plan; closing the port under it could
+            // crash it. Keep the port open (leaked) rather than risk that.
+            tracing::error!(iface = name, "a worker did not confirm the new plan; port left open");
+            std::mem::forget(iface.port);
+        }
+        tracing::info!(iface = name, "interface deleted");
+        self.save();
+        Ok(())
+    }
+
+    /// Changes admin state and/or MTU.
+    pub fn set_iface(&mut self, name: &str, admin_up: Option<bool>, mtu: Option<u32>) -> ApiResult<pb::Interface> {
+        let iface = self.iface(name)?;
+        let mtu = match mtu.filter(|m| *m != 0) {
+            Some(m) => Some(parse_mtu("mtu", &m.to_string()).map_err(ApiError::invalid)?),
+            None => None,
+        };
+        if let Some(m) = mtu {
+            iface.port.set_mtu(m).map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
+        }
+        if let Some(up) = admin_up {
+            if let Err(e) = iface.port.set_link(up) {
+                tracing::warn!(iface = name, "link change not supported by the device: {e}");
+            }
+        }
+        if let Some(iface) = self.ifaces.get_mut(name) {
+            if let Some(m) = mtu {
+                iface.spec.mtu = Some(m);
+                iface.spec.args.insert("mtu".into(), m.to_string());
+            }
+            if let Some(up) = admin_up {
+                iface.admin_up = up;
+            }
+        }
+        self.commit()?;
+        self.get_iface(name)
+    }
+
+    /// Cross-connects two interfaces, both ways.
+    pub fn add_xconnect(&mut self, a: &str, b: &str) -> ApiResult<pb::Xconnect> {
+        let (ia, ib) = (self.iface(a)?, self.iface(b)?);
+        if a == b {
+            return Err(ApiError::invalid(format!("cannot cross-connect {a:?} to itself")));
+        }
+        for (n, i) in [(a, ia), (b, ib)] {
+            if let Some(p) = &i.xconnect {
+                return Err(ApiError::conflict(format!("interface {n:?} is already cross-connected to {p:?}")));
+            }
+        }
+        for (n, peer) in [(a, b), (b, a)] {
+            if let Some(i) = self.ifaces.get_mut(n) {
+                i.xconnect = Some(peer.to_string());
+            }
+        }
+        self.commit()?;
+        tracing::info!(a, b, "cross-connect added");
+        Ok(pb::Xconnect { iface_a: a.into(), iface_b: b.into() })
+    }
+
+    /// Removes the cross-connect `name` belongs to.
+    pub fn del_xconnect(&mut self, name: &str) -> ApiResult<()> {
+        let peer = self
+            .iface(name)?
+            .xconnect
+            .clone()
+            .ok_or_else(|| ApiError::not_found(format!("interface {name:?} is not cross-connected")))?;
+        for n in [name, peer.as_str()] {
+            if let Some(i) = self.ifaces.get_mut(n) {
+                i.xconnect = None;
+            }
+        }
+        self.commit()?;
+        tracing::info!(a = name, b = %peer, "cross-connect deleted");
+        Ok(())
+    }
+
+    /// Every cross-connect, each once.
+    pub fn xconnects(&self) -> Vec<pb::Xconnect> {
+        self.ifaces
+            .iter()
+            .filter_map(|(n, i)| i.xconnect.as_ref().filter(|p| n.as_str() < p.as_str()).map(|p| (n, p)))
+            .map(|(a, b)| pb::Xconnect { iface_a: a.clone(), iface_b: b.clone() })
+            .collect()
+    }
+
+    /// One interface's configuration and counters.
+    pub fn get_iface(&self, name: &str) -> ApiResult<pb::Interface> {
+        Ok(self.describe(name, self.iface(name)?))
+    }
+
+    /// Every interface.
+    pub fn list_ifaces(&self) -> Vec<pb::Interface> {
+        self.ifaces.iter().map(|(n, i)| self.describe(n, i)).collect()
+    }
+
+    fn describe(&self, name: &str, i: &Iface) -> pb::Interface {
+        let s = i.port.stats();
+        let dataplane_drops = self.port_drops(i.port.id()).saturating_sub(i.drops_base);
+        let (rxq, txq) = i.port.queues();
+        pb::Interface {
+            name: name.to_string(),
+            r#type: i.spec.type_name.clone(),
+            args: i.spec.args.clone().into_iter().collect(),
+            admin_up: i.admin_up,
+            link_up: i.admin_up && i.port.link().up,
+            mac: format_mac(i.port.mac()),
+            mtu: u32::from(i.port.mtu()),
+            rx_packets: s.rx_packets,
+            tx_packets: s.tx_packets,
+            rx_bytes: s.rx_bytes,
+            tx_bytes: s.tx_bytes,
+            drops: s.rx_missed + s.rx_errors + s.tx_errors + s.rx_nombuf + dataplane_drops,
+            port_id: u32::from(i.port.id()),
+            devargs: i.devargs.clone(),
+            rx_queues: u32::from(rxq),
+            tx_queues: u32::from(txq),
+            xconnect: i.xconnect.clone().unwrap_or_default(),
+        }
+    }
+
+    fn port_drops(&self, port: u16) -> u64 {
+        (0..self.engine.workers())
+            .filter_map(|w| self.engine.stats(w))
+            .map(|s| s.port_drops.get(port as usize).copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// Workers, their rx queues and cycle counts.
+    pub fn workers(&self) -> Vec<pb::Worker> {
+        (0..self.engine.workers())
+            .filter_map(|w| self.engine.stats(w).map(|s| (w, s)))
+            .map(|(w, s)| {
+                let rx_queues = self
+                    .ifaces
+                    .iter()
+                    .flat_map(|(n, i)| {
+                        i.rx_workers
+                            .iter()
+                            .enumerate()
+                            .filter(move |(_, ww)| **ww == w)
+                            .map(move |(q, _)| pb::RxQueue { iface: n.clone(), queue: q as u32 })
+                    })
+                    .collect();
+                pb::Worker {
+                    id: w as u32,
+                    lcore: self.engine.lcores().get(w).copied().unwrap_or_default(),
+                    rx_queues,
+                    packets: s.rx_packets,
+                    cycles_per_packet: s.cycles_per_packet(),
+                    busy_pct: s.busy_pct(),
+                    busy_cycles: s.busy_cycles,
+                    total_cycles: s.total_cycles,
+                    tx_packets: s.tx_packets,
+                }
+            })
+            .collect()
+    }
+
+    /// Drops by reason over all workers (every reason, zero or not).
+    pub fn drops(&self) -> BTreeMap<String, u64> {
+        let stats: Vec<_> = (0..self.engine.workers()).filter_map(|w| self.engine.stats(w)).collect();
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), stats.iter().map(|s| s.dropped(*r)).sum()))
+            .collect()
+    }
+
+    /// Packet-buffer pools.
+    pub fn mempools(&self) -> Vec<pb::Mempool> {
+        vec![pb::Mempool {
+            name: self.pool.name().to_string(),
+            capacity: self.pool.capacity(),
+            in_use: self.pool.in_use(),
+            available: self.pool.available(),
+        }]
+    }
+
+    /// Re-applies a saved state. Objects that cannot be restored are reported and skipped.
+    pub fn restore(&mut self, state: &State) -> Vec<String> {
+        let mut errors = Vec::new();
+        for i in &state.interfaces {
+            let r = self.add_iface(&i.name, &i.type_name, &i.args).and_then(|_| {
+                if i.admin_up {
+                    Ok(())
+                } else {
+                    self.set_iface(&i.name, Some(false), None).map(|_| ())
+                }
+            });
+            if let Err(e) = r {
+                errors.push(format!("interface {:?}: {e}", i.name));
+            }
+        }
+        for x in &state.xconnects {
+            if let Err(e) = self.add_xconnect(&x.iface_a, &x.iface_b) {
+                errors.push(format!("cross-connect {}-{}: {e}", x.iface_a, x.iface_b));
+            }
+        }
+        errors
+    }
+
+    /// The desired state as it is now.
+    pub fn state(&self) -> State {
+        State {
+            version: state::STATE_VERSION,
+            interfaces: self
+                .ifaces
+                .iter()
+                .map(|(n, i)| IfaceState {
+                    name: n.clone(),
+                    type_name: i.spec.type_name.clone(),
+                    args: i.spec.args.clone(),
+                    admin_up: i.admin_up,
+                })
+                .collect(),
+            xconnects: self.xconnects().into_iter().map(|x| XconnectState { iface_a: x.iface_a, iface_b: x.iface_b }).collect(),
+        }
+    }
+
+    /// Publishes the plan for the current configuration and saves the state.
+    fn commit(&mut self) -> ApiResult<()> {
+        let ok = self.publish();
+        self.save();
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::internal("a dataplane worker did not confirm the new configuration within 2 s"))
+        }
+    }
+
+    fn save(&self) {
+        if let Some(path) = &self.paths.state_file {
+            if let Err(e) = state::save(path, &self.state()) {
+                tracing::error!("{e}");
+            }
+        }
+    }
+
+    /// Builds the forwarding plan from the interfaces and hands it to the workers.
+    fn publish(&mut self) -> bool {
+        let plan = self.build_plan();
+        self.engine.publish(plan)
+    }
+
+    fn build_plan(&self) -> ForwardingPlan {
+        let mut workers = vec![WorkerPlan::default(); self.engine.workers()];
+        for i in self.ifaces.values() {
+            for (q, &w) in i.rx_workers.iter().enumerate() {
+                let (Some(rxq), Some(plan)) = (i.port.rx_queue(q as u16), workers.get_mut(w)) else {
+                    continue;
+                };
+                let peer = i.xconnect.as_ref().and_then(|p| self.ifaces.get(p));
+                let out = match peer {
+                    _ if !i.admin_up => Output::Drop(DropReason::IfaceDown),
+                    None => Output::Drop(DropReason::Unconnected),
+                    Some(p) if !p.admin_up => Output::Drop(DropReason::IfaceDown),
+                    Some(p) => match p.port.tx_queue(w as u16) {
+                        Some(txq) => Output::Port(txq),
+                        None => Output::Drop(DropReason::NoTxQueue),
+                    },
+                };
+                plan.rx.push(RxAssignment { rxq, out });
+            }
+        }
+        ForwardingPlan { version: 0, workers }
+    }
+
+    /// Saves the state, stops the workers and closes every port (removing the sockets the
+    /// switch created). Returns the EAL for the caller to clean up once the switch (and so
+    /// its mempool) is gone.
+    pub fn shutdown(mut self) -> Option<Eal> {
+        self.save();
+        if let Some(eal) = &self.eal {
+            self.engine.stop(eal);
+        }
+        let in_use = self.pool.in_use();
+        for (name, i) in std::mem::take(&mut self.ifaces) {
+            let sock = i.spec.server_socket().map(PathBuf::from);
+            i.port.close();
+            if let Some(s) = sock {
+                let _ = std::fs::remove_file(s);
+            }
+            tracing::info!(iface = %name, "closed");
+        }
+        tracing::info!(mbufs_in_use_before_close = in_use, mbufs_in_use = self.pool.in_use(), "ports closed");
+        self.eal.take()
+    }
+}

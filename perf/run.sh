@@ -1,0 +1,448 @@
+#!/usr/bin/env bash
+# perf/run.sh: side-by-side benchmark of vswitch, the I/O floor (dpdk-testpmd io) and OVS-DPDK
+# over the same virtual devices, on the same worker core, in the same run. See perf/README.md.
+#
+#   perf/run.sh                 full run: 5 runs per system and profile, writes
+#                               perf/results/<YYYY-MM-DD>.md and .json
+#   perf/run.sh --quick         one short run of each; exits non-zero only when vswitch or the
+#                               floor forwards nothing in some profile (never on speed)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PERF="$ROOT/perf"
+REL="$ROOT/target/release"
+PY=${PYTHON:-python3}
+
+usage() {
+    cat <<EOF
+usage: perf/run.sh [--quick] [--runs N] [--warmup S] [--window S] [--profiles A,B]
+                   [--no-build] [--no-ovs] [--out DIR] [--keep]
+
+  --quick        1 run per system, 1 s warm-up, 3 s window, results only in the work dir
+                 (printed); fails only if a profile forwards nothing
+  --runs N       runs per system and profile (default 5; order rotated every run)
+  --warmup S     seconds of traffic before the measurement window (default 3)
+  --window S     measurement window in seconds (default 10)
+  --profiles L   comma-separated subset of: ${PROFILES[*]}
+  --no-build     use the binaries already in target/release
+  --no-ovs       skip OVS-DPDK (reported as missing: skipped by --no-ovs)
+  --out DIR      where to write <date>.md/.json (default perf/results; --quick: work dir)
+  --keep         keep the work dir (pcaps, logs, raw samples)
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Profiles. Each one is: its pcap (vswitch-pktgen arguments), its topology, and per system a
+# function that configures the forwarding once the two ports exist. A new profile adds a line
+# to each table and its setup_* functions.
+
+PROFILES=(xconnect)
+declare -A PROFILE_GEN=(
+    [xconnect]="--profile xconnect --size 64 --flows 1024 --macs 1 --count 4096 --seed 1"
+)
+declare -A PROFILE_TOPO=([xconnect]=A)
+declare -A PROFILE_DESC=(
+    [xconnect]="L2 cross-connect src -> sink, 64 B frames, 1k IPv4/UDP flows"
+)
+
+# vswitch: ports src (pcap) and sink (null) exist; $1 is the vsctl command prefix.
+setup_vswitch_xconnect() { "$@" xconnect add src sink; }
+# OVS: ports src and sink exist on bridge br0; "$@" is `ovs-ofctl add-flow <br0's socket>`.
+setup_ovs_xconnect() { "$@" "in_port=src,actions=output:sink"; }
+
+SYSTEMS=(vswitch floor ovs)
+BURST=32         # testpmd --burst; OVS's NETDEV_MAX_BURST; vswitch's burst
+MAIN_CORE=0      # EAL main lcore / OVS dpdk-lcore-mask 0x1
+WORKER_CORE=1    # the one forwarding core: vswitch worker, testpmd fwd lcore, OVS PMD
+MEM_MB=1024
+
+# ---------------------------------------------------------------------------------------------
+# Options
+
+QUICK=0 RUNS=5 WARMUP=3 WINDOW=10 BUILD=1 OVS=1 KEEP=0 OUT="" SELECTED=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --runs) RUNS=$2; shift ;;
+        --warmup) WARMUP=$2; shift ;;
+        --window) WINDOW=$2; shift ;;
+        --profiles) SELECTED=$2; shift ;;
+        --no-build) BUILD=0 ;;
+        --no-ovs) OVS=0 ;;
+        --out) OUT=$2; shift ;;
+        --keep) KEEP=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "perf/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$QUICK" = 1 ]; then RUNS=1 WARMUP=1 WINDOW=3; fi
+if [ -n "$SELECTED" ]; then
+    IFS=, read -r -a want <<<"$SELECTED"
+    for p in "${want[@]}"; do
+        [ -n "${PROFILE_GEN[$p]:-}" ] || { echo "perf/run.sh: unknown profile $p" >&2; exit 2; }
+    done
+    PROFILES=("${want[@]}")
+fi
+for n in "$RUNS" "$WARMUP" "$WINDOW"; do
+    if ! [[ "$n" =~ ^[1-9][0-9]*$ ]]; then
+        echo "perf/run.sh: --runs/--warmup/--window need integers >= 1" >&2
+        exit 2
+    fi
+done
+[ "$(id -u)" = 0 ] || { echo "perf/run.sh: needs root (DPDK runtime dirs, OVS)" >&2; exit 2; }
+
+# ---------------------------------------------------------------------------------------------
+# Process hygiene: every process we start is tracked by PID and stopped by PID; every DPDK
+# process gets its own --file-prefix, whose runtime dir we remove afterwards.
+
+WORK=$(mktemp -d /tmp/vswitch-perf.XXXXXX)
+TAG="vsperf$$"
+TRACKED=()
+PREFIXES=()
+
+log() { echo "perf: $*" >&2; }
+
+# stop_pid PID SIGNAL TIMEOUT_S: signal, wait, SIGKILL after the timeout, reap. Sets STOP_RC
+# to the exit status and STOP_KILLED=1 if SIGKILL was needed. (Not run in $(...): only this
+# shell can reap its children.)
+STOP_RC=0 STOP_KILLED=0
+stop_pid() {
+    local pid=$1 sig=$2 timeout=$3 i
+    STOP_RC=0 STOP_KILLED=0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill "-$sig" "$pid" 2>/dev/null || true
+        for ((i = 0; i < timeout * 10; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            # A zombie answers kill -0; stop polling once it has exited.
+            [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]] || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]; then
+            log "pid $pid ignored SIG$sig for ${timeout}s; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            STOP_KILLED=1
+        fi
+    fi
+    wait "$pid" 2>/dev/null || STOP_RC=$?
+    untrack "$pid"
+}
+
+untrack() {
+    local pid=$1 i
+    for i in "${!TRACKED[@]}"; do
+        [ "${TRACKED[$i]}" = "$pid" ] && unset 'TRACKED[i]'
+    done
+    return 0
+}
+
+cleanup() {
+    local pid p
+    for pid in "${TRACKED[@]}"; do
+        stop_pid "$pid" TERM 5
+    done
+    for p in "${PREFIXES[@]}"; do
+        rm -rf "/var/run/dpdk/$p"
+    done
+    if [ "$KEEP" = 1 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# sample PROFILE SYSTEM RUN STATUS NOTE [JSON-FIELDS]: appends one line to samples.jsonl.
+sample() {
+    "$PY" - "$@" >>"$WORK/samples.jsonl" <<'EOF'
+import json, sys
+profile, system, run, status, note = sys.argv[1:6]
+fields = json.loads(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] else {}
+d = {"profile": profile, "system": system, "run": int(run), "status": status,
+     "mpps": fields.pop("mpps", 0.0), "cycles_per_packet": fields.pop("cycles_per_packet", None)}
+if note:
+    d["note"] = note
+d.update(fields)
+print(json.dumps(d))
+EOF
+}
+
+now() { date +%s.%N; }
+
+# ---------------------------------------------------------------------------------------------
+# vswitch
+
+measure_vswitch() {
+    local profile=$1 run=$2 pcap=$3
+    local d="$WORK/vswitch-$profile-$run" prefix="$TAG-vs-$run"
+    mkdir -p "$d"
+    if [ ! -x "$REL/vswitchd" ] || [ ! -x "$REL/vsctl" ]; then
+        sample "$profile" vswitch "$run" failed "target/release/vswitchd or vsctl not built"
+        return
+    fi
+    PREFIXES+=("$prefix")
+    local sock="$d/s.sock"
+    local vsctl=("$REL/vsctl" --socket "$sock")
+    "$REL/vswitchd" --no-huge --mem "$MEM_MB" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
+        --poll busy --file-prefix "$prefix" --socket "$sock" --state-file "$d/state.json" \
+        >"$d/vswitchd.log" 2>&1 &
+    local pid=$!
+    TRACKED+=("$pid")
+    local i ready=0
+    for ((i = 0; i < 200; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        if "${vsctl[@]}" health >/dev/null 2>&1; then ready=1; break; fi
+        sleep 0.1
+    done
+    local why=""
+    if [ "$ready" != 1 ]; then
+        why="vswitchd not ready after 20 s: $(tail -n 1 "$d/vswitchd.log" 2>/dev/null)"
+    elif ! { "${vsctl[@]}" iface add src pcap "rx=$pcap" loop=on &&
+            "${vsctl[@]}" iface add sink null &&
+            "setup_vswitch_$profile" "${vsctl[@]}"; } >"$d/vsctl.log" 2>&1; then
+        why="configuration failed: $(tail -n 1 "$d/vsctl.log")"
+    else
+        sleep "$WARMUP"
+        local t0 t1
+        t0=$(now)
+        "${vsctl[@]}" --json workers >"$d/w0.json" 2>>"$d/vsctl.log" &&
+            "${vsctl[@]}" --json stats sink >"$d/s0.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
+        sleep "$WINDOW"
+        t1=$(now)
+        "${vsctl[@]}" --json workers >"$d/w1.json" 2>>"$d/vsctl.log" &&
+            "${vsctl[@]}" --json stats sink >"$d/s1.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
+        if [ -z "$why" ]; then
+            if ! "$PY" "$PERF/report.py" vswitch "$d/w0.json" "$d/s0.json" "$t0" \
+                "$d/w1.json" "$d/s1.json" "$t1" >"$d/result.json" 2>"$d/parse.log"; then
+                why="could not read vsctl output: $(tail -n 1 "$d/parse.log")"
+            fi
+        fi
+    fi
+    stop_pid "$pid" TERM 15
+    if [ -n "$why" ]; then
+        log "vswitch run $run: $why (log: $d/vswitchd.log)"
+        sample "$profile" vswitch "$run" failed "$why"
+        return
+    fi
+    local note=""
+    # CONTRACT.md: SIGTERM is a graceful stop with exit status 0.
+    [ "$STOP_RC" = 0 ] || note="vswitchd exited with status $STOP_RC on SIGTERM"
+    [ "$STOP_KILLED" = 0 ] || note="vswitchd did not stop within 15 s of SIGTERM (killed)"
+    sample "$profile" vswitch "$run" ok "$note" "$(cat "$d/result.json")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Floor: dpdk-testpmd io over the same vdevs (port 0 = pcap source, port 1 = null sink)
+
+measure_floor() {
+    local profile=$1 run=$2 pcap=$3
+    local d="$WORK/floor-$profile-$run" prefix="$TAG-tp-$run"
+    mkdir -p "$d"
+    if ! command -v dpdk-testpmd >/dev/null; then
+        sample "$profile" floor "$run" failed "dpdk-testpmd not installed (apt-get install dpdk-dev)"
+        return
+    fi
+    PREFIXES+=("$prefix")
+    dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" --no-huge -m "$MEM_MB" --no-pci \
+        --file-prefix "$prefix" \
+        --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1" \
+        -- --forward-mode=io --burst="$BURST" --stats-period 1 --record-core-cycles \
+        </dev/null >"$d/testpmd.log" 2>&1 &
+    local pid=$!
+    TRACKED+=("$pid")
+    # Periods 1..WARMUP are warm-up (the first is partial); WINDOW periods are measured.
+    sleep $((WARMUP + WINDOW + 2))
+    # testpmd prints its forward statistics (with cycles/packet) on SIGINT, then re-raises it.
+    stop_pid "$pid" INT 15
+    if "$PY" "$PERF/report.py" testpmd "$d/testpmd.log" --skip "$WARMUP" --take "$WINDOW" \
+        >"$d/result.json" 2>"$d/parse.log"; then
+        sample "$profile" floor "$run" ok "" "$(cat "$d/result.json")"
+    else
+        local why
+        why="testpmd (exit $STOP_RC): $(tail -n 1 "$d/parse.log"); last log line: $(grep -v '^\s*$' "$d/testpmd.log" | tail -n 1)"
+        log "floor run $run: $why"
+        sample "$profile" floor "$run" failed "$why"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# OVS-DPDK, run as DESIGN.md §4 says: ovs-vswitchd-dpdk directly, private db and run dir.
+
+OVS_VSWITCHD=/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk
+OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
+
+ovs_missing_reason() {
+    [ "$OVS" = 1 ] || { echo "skipped by --no-ovs"; return; }
+    [ -x "$OVS_VSWITCHD" ] || { echo "openvswitch-switch-dpdk not installed ($OVS_VSWITCHD absent; apt-get install openvswitch-switch-dpdk)"; return; }
+    local t
+    for t in ovsdb-tool ovsdb-server ovs-vsctl ovs-ofctl ovs-appctl; do
+        command -v "$t" >/dev/null || { echo "$t not found (openvswitch-switch)"; return; }
+    done
+    [ -f "$OVS_SCHEMA" ] || echo "$OVS_SCHEMA absent (openvswitch-common)"
+}
+
+measure_ovs() {
+    local profile=$1 run=$2 pcap=$3
+    local d="$WORK/ovs-$profile-$run" prefix="$TAG-ovs-$run" why
+    why=$(ovs_missing_reason)
+    if [ -n "$why" ]; then
+        sample "$profile" ovs "$run" missing "$why"
+        return
+    fi
+    mkdir -p "$d"
+    PREFIXES+=("$prefix")
+    # OVS_*DIR keep every socket, pid and log file of this instance inside $d.
+    export OVS_RUNDIR=$d OVS_DBDIR=$d OVS_LOGDIR=$d OVS_SYSCONFDIR=$d
+    local db="unix:$d/db.sock"
+    local vsctl=(ovs-vsctl --db="$db" --timeout=30)
+    local appctl=(ovs-appctl -t "$d/ovs-vswitchd.ctl")
+    ovsdb-tool create "$d/conf.db" "$OVS_SCHEMA"
+    ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --unixctl="$d/ovsdb-server.ctl" \
+        --log-file="$d/ovsdb-server.log" >"$d/ovsdb-server.out" 2>&1 &
+    local dbpid=$!
+    TRACKED+=("$dbpid")
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [ -S "$d/db.sock" ] && break
+        sleep 0.1
+    done
+    local pid=""
+    if ! "${vsctl[@]}" --no-wait init >"$d/setup.log" 2>&1; then
+        why="ovsdb-server did not start: $(tail -n 1 "$d/setup.log")"
+    else
+        "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
+            "other_config:dpdk-extra=--no-huge --legacy-mem -m $MEM_MB --no-pci --file-prefix=$prefix" \
+            "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \
+            "other_config:pmd-cpu-mask=0x$(printf %x $((1 << WORKER_CORE)))" \
+            other_config:emc-insert-inv-prob=1 >>"$d/setup.log" 2>&1
+        "$OVS_VSWITCHD" "$db" --unixctl="$d/ovs-vswitchd.ctl" --log-file="$d/ovs-vswitchd.log" \
+            >"$d/ovs-vswitchd.out" 2>&1 &
+        pid=$!
+        TRACKED+=("$pid")
+        if ! { "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev &&
+                "${vsctl[@]}" add-port br0 src -- set Interface src type=dpdk \
+                    "options:dpdk-devargs=net_pcap0,rx_pcap=$pcap,infinite_rx=1" &&
+                "${vsctl[@]}" add-port br0 sink -- set Interface sink type=dpdk \
+                    "options:dpdk-devargs=net_null0,no-rx=1" &&
+                ovs-ofctl del-flows "unix:$d/br0.mgmt" &&
+                "setup_ovs_$profile" ovs-ofctl add-flow "unix:$d/br0.mgmt"; } >>"$d/setup.log" 2>&1; then
+            why="setup failed: $(tail -n 1 "$d/setup.log")"
+        elif ! kill -0 "$pid" 2>/dev/null; then
+            why="ovs-vswitchd-dpdk exited: $(tail -n 1 "$d/ovs-vswitchd.log")"
+        else
+            local err
+            err=$("${vsctl[@]}" get Interface src error 2>/dev/null || true)
+            if [ -n "$err" ] && [ "$err" != '[]' ]; then
+                why="port src: $err"
+            else
+                sleep "$WARMUP"
+                "${appctl[@]}" dpif-netdev/pmd-stats-clear >>"$d/setup.log" 2>&1
+                sleep "$WINDOW"
+                "${appctl[@]}" dpif-netdev/pmd-perf-show >"$d/pmd-perf-show.txt" 2>>"$d/setup.log" ||
+                    why="pmd-perf-show failed: $(tail -n 1 "$d/setup.log")"
+            fi
+        fi
+    fi
+    local killed=0
+    if [ -n "$pid" ]; then
+        # OVS re-raises SIGTERM after its cleanup, so a non-zero status is normal here.
+        stop_pid "$pid" TERM 15
+        killed=$STOP_KILLED
+    fi
+    stop_pid "$dbpid" TERM 5
+    unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
+    if [ -z "$why" ] && ! "$PY" "$PERF/report.py" ovs "$d/pmd-perf-show.txt" \
+        >"$d/result.json" 2>"$d/parse.log"; then
+        why="could not read pmd-perf-show: $(tail -n 1 "$d/parse.log")"
+    fi
+    if [ -n "$why" ]; then
+        log "ovs run $run: $why"
+        # OVS that is installed but cannot start on this machine is "missing" with the reason.
+        sample "$profile" ovs "$run" missing "$why"
+        return
+    fi
+    local note=""
+    [ "$killed" = 0 ] || note="ovs-vswitchd-dpdk did not stop within 15 s of SIGTERM (killed)"
+    sample "$profile" ovs "$run" ok "$note" "$(cat "$d/result.json")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Machine and versions (no git command: HEAD is read from .git directly)
+
+git_revision() {
+    local g="$ROOT/.git" head ref
+    [ -f "$g" ] && g=$(sed -n 's/^gitdir: //p' "$g")
+    [ -f "$g/HEAD" ] || { echo unknown; return; }
+    head=$(cat "$g/HEAD")
+    case "$head" in
+        ref:*)
+            ref=${head#ref: }
+            if [ -f "$g/$ref" ]; then cat "$g/$ref"
+            elif [ -f "$g/packed-refs" ] && grep -q " $ref\$" "$g/packed-refs"; then
+                grep " $ref\$" "$g/packed-refs" | cut -d' ' -f1
+            else echo "unknown (no commit on ${ref#refs/heads/} yet)"; fi ;;
+        *) echo "$head" ;;
+    esac
+}
+
+write_meta() {
+    local tsc_fallback
+    # DPDK's TSC rate comes from testpmd's exit line; this is only used if no floor run succeeded.
+    tsc_fallback=$(dmesg 2>/dev/null | sed -n 's/.*tsc: Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p;s/.*tsc: Detected \([0-9.]*\) MHz processor.*/\1/p' | tail -n 1)
+    [ -n "$tsc_fallback" ] && tsc_fallback=$(awk "BEGIN{print $tsc_fallback * 1e6}")
+    {
+        printf 'date\t%s\n' "$(date +%F)"
+        printf 'git_revision\t%s\n' "$(git_revision)"
+        printf 'cpu_model\t%s\n' "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+        printf 'nproc\t%s\n' "$(nproc)"
+        printf 'kernel\t%s\n' "$(uname -r)"
+        printf 'dpdk\t%s\n' "$(pkg-config --modversion libdpdk 2>/dev/null ||
+            dpkg-query -W -f '${Version}' dpdk 2>/dev/null || echo unknown)"
+        printf 'ovs\t%s\n' "$([ -x "$OVS_VSWITCHD" ] && "$OVS_VSWITCHD" --version | head -n 1 || echo "not installed")"
+        printf 'rustc\t%s\n' "$(rustc --version 2>/dev/null || echo unknown)"
+        printf 'quick\t%s\nruns\t%s\nwarmup_s\t%s\nwindow_s\t%s\nburst\t%s\nworker_core\t%s\n' \
+            "$QUICK" "$RUNS" "$WARMUP" "$WINDOW" "$BURST" "$WORKER_CORE"
+        [ -z "$tsc_fallback" ] || printf 'tsc_hz_fallback\t%s\n' "$tsc_fallback"
+    } >"$WORK/meta.tsv"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+cd "$ROOT"
+if [ "$BUILD" = 1 ]; then
+    log "building release binaries (vswitchd, vsctl, vswitch-pktgen)"
+    cargo build --release -p perf
+    cargo build --release -p vswitch-control ||
+        log "vswitch-control failed to build; vswitch runs will be reported as failed"
+fi
+[ -x "$REL/vswitch-pktgen" ] || { echo "perf/run.sh: $REL/vswitch-pktgen missing (drop --no-build)" >&2; exit 2; }
+"$PY" "$PERF/report.py" selftest >/dev/null
+
+: >"$WORK/samples.jsonl"
+: >"$WORK/profiles.tsv"
+for profile in "${PROFILES[@]}"; do
+    pcap="$WORK/$profile.pcap"
+    # shellcheck disable=SC2086 # the generator arguments are words
+    "$REL/vswitch-pktgen" ${PROFILE_GEN[$profile]} --out "$pcap" 2>"$WORK/$profile.gen.log"
+    packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \
+        "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]}" "$packets" >>"$WORK/profiles.tsv"
+    for ((run = 1; run <= RUNS; run++)); do
+        # Rotate the order every run so no system always runs first (or after the same one).
+        for ((k = 0; k < ${#SYSTEMS[@]}; k++)); do
+            system=${SYSTEMS[$(((run - 1 + k) % ${#SYSTEMS[@]}))]}
+            log "$profile run $run/$RUNS: $system"
+            "measure_$system" "$profile" "$run" "$pcap"
+            tail -n 1 "$WORK/samples.jsonl" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print("perf:   %-7s %-7s %6.2f Mpps  %s cycles/pkt %s" % (s["system"], s["status"], s["mpps"], "-" if s["cycles_per_packet"] is None else "%.1f" % s["cycles_per_packet"], s.get("note","")))' >&2
+        done
+    done
+done
+
+write_meta
+if [ -z "$OUT" ]; then
+    if [ "$QUICK" = 1 ]; then OUT="$WORK"; else OUT="$PERF/results"; fi
+fi
+mkdir -p "$OUT"
+date=$(date +%F)
+"$PY" "$PERF/report.py" write --samples "$WORK/samples.jsonl" --meta "$WORK/meta.tsv" \
+    --profiles "$WORK/profiles.tsv" --md "$OUT/$date.md" --json "$OUT/$date.json"
+if [ "$OUT" != "$WORK" ] || [ "$KEEP" = 1 ]; then log "wrote $OUT/$date.md and $OUT/$date.json"; fi
+"$PY" "$PERF/report.py" check --samples "$WORK/samples.jsonl"
