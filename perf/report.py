@@ -319,6 +319,7 @@ def render_md(doc):
         ("DPDK", m["dpdk"]),
         ("OVS", m["ovs"]),
         ("rustc", m["rustc"]),
+        ("quiet machine", m["quiet"]),
         ("runs per system", "%s (order rotated each run), %s s warm-up, %s s window" %
          (s["runs"], s["warmup_s"], s["window_s"])),
         ("burst", s["burst"]),
@@ -386,6 +387,7 @@ def cmd_write(a):
             "dpdk": meta.get("dpdk"),
             "ovs": meta.get("ovs"),
             "rustc": meta.get("rustc"),
+            "quiet": meta.get("quiet", "unknown"),
         },
         "settings": {
             "quick": meta.get("quick") == "1",

@@ -382,6 +382,24 @@ git_revision() {
     esac
 }
 
+# Other forwarding processes or load on this 2-core machine skew every number: record it.
+QUIET=""
+check_quiet() {
+    local load others
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    others=$(ps -eo pid=,comm= | awk '$2 ~ /^(vswitchd|dpdk-testpmd|ovs-vswitchd|ovs-vswitchd-dpdk|cargo|rustc)$/ {printf "%s%s(%s)", sep, $2, $1; sep=" "}')
+    QUIET="load average $load at start"
+    if [ -n "$others" ]; then
+        QUIET="NO: also running: $others; $QUIET"
+        log "warning: the machine is not quiet ($others): the figures will be skewed"
+    elif awk "BEGIN{exit !($load > 0.5)}"; then
+        QUIET="NO: $QUIET"
+        log "warning: load average $load: the figures may be skewed"
+    else
+        QUIET="yes: $QUIET"
+    fi
+}
+
 write_meta() {
     local tsc_fallback
     # DPDK's TSC rate comes from testpmd's exit line; this is only used if no floor run succeeded.
@@ -397,6 +415,7 @@ write_meta() {
             dpkg-query -W -f '${Version}' dpdk 2>/dev/null || echo unknown)"
         printf 'ovs\t%s\n' "$([ -x "$OVS_VSWITCHD" ] && "$OVS_VSWITCHD" --version | head -n 1 || echo "not installed")"
         printf 'rustc\t%s\n' "$(rustc --version 2>/dev/null || echo unknown)"
+        printf 'quiet\t%s\n' "$QUIET"
         printf 'quick\t%s\nruns\t%s\nwarmup_s\t%s\nwindow_s\t%s\nburst\t%s\nworker_core\t%s\n' \
             "$QUICK" "$RUNS" "$WARMUP" "$WINDOW" "$BURST" "$WORKER_CORE"
         [ -z "$tsc_fallback" ] || printf 'tsc_hz_fallback\t%s\n' "$tsc_fallback"
@@ -415,6 +434,7 @@ if [ "$BUILD" = 1 ]; then
 fi
 [ -x "$REL/vswitch-pktgen" ] || { echo "perf/run.sh: $REL/vswitch-pktgen missing (drop --no-build)" >&2; exit 2; }
 "$PY" "$PERF/report.py" selftest >/dev/null
+check_quiet
 
 : >"$WORK/samples.jsonl"
 : >"$WORK/profiles.tsv"

@@ -84,6 +84,8 @@ refused 'right' xconnect add spare right
 # A vdev DPDK refuses.
 refused 'doesnotexist0|u9' iface add u9 af_packet iface=doesnotexist0
 refused 'net_bogus0|bogus' iface add u9 dpdk devargs=net_bogus0
+refused 'doesnotexist0' iface add u9 dpdk devargs=net_af_packet9,iface=doesnotexist0
+refused 'nosuchkey' iface add u9 dpdk devargs=net_null9,nosuchkey=1
 # Deleting what does not exist.
 refused 'ghost0' iface del ghost0
 log "$checked bad commands refused, configuration unchanged"

@@ -15,6 +15,8 @@ pub enum Code {
     Conflict,
     /// The switch could not do it (INTERNAL), e.g. the dataplane did not respond.
     Internal,
+    /// The switch is not serving now (UNAVAILABLE), e.g. shutting down.
+    Unavailable,
 }
 
 /// A failed control operation: a code and a one-line message that names the field.
@@ -29,19 +31,43 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn invalid(message: impl Into<String>) -> Self {
-        ApiError { code: Code::Invalid, message: message.into() }
+        ApiError {
+            code: Code::Invalid,
+            message: message.into(),
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError { code: Code::NotFound, message: message.into() }
+        ApiError {
+            code: Code::NotFound,
+            message: message.into(),
+        }
     }
     pub fn exists(message: impl Into<String>) -> Self {
-        ApiError { code: Code::Exists, message: message.into() }
+        ApiError {
+            code: Code::Exists,
+            message: message.into(),
+        }
     }
     pub fn conflict(message: impl Into<String>) -> Self {
-        ApiError { code: Code::Conflict, message: message.into() }
+        ApiError {
+            code: Code::Conflict,
+            message: message.into(),
+        }
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError { code: Code::Internal, message: message.into() }
+        ApiError {
+            code: Code::Internal,
+            message: message.into(),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            code: Code::Unavailable,
+            message: message.into(),
+        }
     }
 }
 
@@ -63,6 +89,7 @@ impl From<ApiError> for tonic::Status {
             Code::Exists => tonic::Status::already_exists(msg),
             Code::Conflict => tonic::Status::failed_precondition(msg),
             Code::Internal => tonic::Status::internal(msg),
+            Code::Unavailable => tonic::Status::unavailable(msg),
         }
     }
 }

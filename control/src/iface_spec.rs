@@ -10,7 +10,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::names::{check_ifname, check_name, check_pci_addr, parse_mac, parse_mtu};
 
 /// Every interface type, as named in the API.
-pub const TYPES: [&str; 8] = ["af_packet", "tap", "vhost-user", "memif", "pcap", "null", "pci", "dpdk"];
+pub const TYPES: [&str; 8] = [
+    "af_packet",
+    "tap",
+    "vhost-user",
+    "memif",
+    "pcap",
+    "null",
+    "pci",
+    "dpdk",
+];
 
 /// What implements an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +29,23 @@ pub enum Kind {
     /// A tap device the switch creates.
     Tap { iface: String },
     /// A vhost-user socket for a VM (or virtio-user).
-    VhostUser { socket: PathBuf, role: SocketRole, queues: u16 },
+    VhostUser {
+        socket: PathBuf,
+        role: SocketRole,
+        queues: u16,
+    },
     /// A memif socket for a container.
-    Memif { socket: PathBuf, role: SocketRole, id: u32 },
+    Memif {
+        socket: PathBuf,
+        role: SocketRole,
+        id: u32,
+    },
     /// Packets from a pcap file (optionally looped), sent to a pcap file or dropped.
-    Pcap { rx: PathBuf, tx: Option<PathBuf>, looped: bool },
+    Pcap {
+        rx: PathBuf,
+        tx: Option<PathBuf>,
+        looped: bool,
+    },
     /// A sink that drops everything sent to it and receives nothing.
     Null,
     /// A PCI NIC bound to a DPDK-compatible driver.
@@ -69,13 +90,25 @@ fn keys_for(type_name: &str) -> Option<(&'static [&'static str], &'static [&'sta
 
 impl IfaceSpec {
     /// Validates a request as a whole; relative socket names resolve under `run_dir`.
-    pub fn parse(name: &str, type_name: &str, args: &BTreeMap<String, String>, run_dir: &Path) -> ApiResult<IfaceSpec> {
+    pub fn parse(
+        name: &str,
+        type_name: &str,
+        args: &BTreeMap<String, String>,
+        run_dir: &Path,
+    ) -> ApiResult<IfaceSpec> {
         check_name("name", name).map_err(ApiError::invalid)?;
         let (required, optional) = keys_for(type_name).ok_or_else(|| {
-            ApiError::invalid(format!("type {type_name:?} is unknown; types: {}", TYPES.join(", ")))
+            ApiError::invalid(format!(
+                "type {type_name:?} is unknown; types: {}",
+                TYPES.join(", ")
+            ))
         })?;
         for k in args.keys() {
-            if !required.contains(&k.as_str()) && !optional.contains(&k.as_str()) && k != "mac" && k != "mtu" {
+            if !required.contains(&k.as_str())
+                && !optional.contains(&k.as_str())
+                && k != "mac"
+                && k != "mtu"
+            {
                 let mut known: Vec<&str> = required.iter().chain(optional).copied().collect();
                 known.extend(["mac", "mtu"]);
                 return Err(ApiError::invalid(format!(
@@ -98,12 +131,18 @@ impl IfaceSpec {
                     if !exists {
                         return Err(inv(format!("iface {iface:?}: no such network interface")));
                     }
-                    Kind::AfPacket { iface: iface.into() }
+                    Kind::AfPacket {
+                        iface: iface.into(),
+                    }
                 } else {
                     if exists {
-                        return Err(inv(format!("iface {iface:?}: a network interface of that name exists already")));
+                        return Err(inv(format!(
+                            "iface {iface:?}: a network interface of that name exists already"
+                        )));
                     }
-                    Kind::Tap { iface: iface.into() }
+                    Kind::Tap {
+                        iface: iface.into(),
+                    }
                 }
             }
             "vhost-user" => {
@@ -113,17 +152,29 @@ impl IfaceSpec {
                     None => 1,
                     Some(q) => match q.parse::<u16>() {
                         Ok(n) if (1..=16).contains(&n) => n,
-                        _ => return Err(inv(format!("queues must be a number from 1 to 16, not {q:?}"))),
+                        _ => {
+                            return Err(inv(format!(
+                                "queues must be a number from 1 to 16, not {q:?}"
+                            )))
+                        }
                     },
                 };
-                Kind::VhostUser { socket, role, queues }
+                Kind::VhostUser {
+                    socket,
+                    role,
+                    queues,
+                }
             }
             "memif" => {
                 let socket = vhost::resolve_socket(run_dir, get("socket")).map_err(inv)?;
                 let role = SocketRole::parse("role", get("role")).map_err(inv)?;
                 let id = match args.get("id") {
                     None => 0,
-                    Some(s) => s.parse::<u32>().map_err(|_| inv(format!("id must be a number from 0 to 4294967295, not {s:?}")))?,
+                    Some(s) => s.parse::<u32>().map_err(|_| {
+                        inv(format!(
+                            "id must be a number from 0 to 4294967295, not {s:?}"
+                        ))
+                    })?,
                 };
                 Kind::Memif { socket, role, id }
             }
@@ -131,7 +182,10 @@ impl IfaceSpec {
                 let rx = PathBuf::from(get("rx"));
                 check_devarg_path("rx", &rx)?;
                 if !rx.is_file() {
-                    return Err(inv(format!("rx {:?}: no such file", rx.display().to_string())));
+                    return Err(inv(format!(
+                        "rx {:?}: no such file",
+                        rx.display().to_string()
+                    )));
                 }
                 let tx = args.get("tx").map(PathBuf::from);
                 if let Some(tx) = &tx {
@@ -147,29 +201,57 @@ impl IfaceSpec {
             "null" => Kind::Null,
             "pci" => {
                 check_pci_addr("dev", get("dev")).map_err(inv)?;
-                Kind::Pci { dev: get("dev").into() }
+                Kind::Pci {
+                    dev: get("dev").into(),
+                }
             }
             "dpdk" => {
                 let devargs = get("devargs");
                 let dev = devargs.split(',').next().unwrap_or_default();
                 if dev.is_empty() || devargs.chars().any(char::is_whitespace) {
-                    return Err(inv(format!("devargs {devargs:?} must start with a device name and hold no spaces")));
+                    return Err(inv(format!(
+                        "devargs {devargs:?} must start with a device name and hold no spaces"
+                    )));
                 }
-                Kind::Dpdk { devargs: devargs.into() }
+                Kind::Dpdk {
+                    devargs: devargs.into(),
+                }
             }
             _ => unreachable!("keys_for accepted only known types"),
         };
-        let mac = args.get("mac").map(|m| parse_mac("mac", m)).transpose().map_err(inv)?;
-        let mtu = args.get("mtu").map(|m| parse_mtu("mtu", m)).transpose().map_err(inv)?;
-        Ok(IfaceSpec { name: name.into(), type_name: type_name.into(), args: args.clone(), kind, mac, mtu })
+        let mac = args
+            .get("mac")
+            .map(|m| parse_mac("mac", m))
+            .transpose()
+            .map_err(inv)?;
+        let mtu = args
+            .get("mtu")
+            .map(|m| parse_mtu("mtu", m))
+            .transpose()
+            .map_err(inv)?;
+        Ok(IfaceSpec {
+            name: name.into(),
+            type_name: type_name.into(),
+            args: args.clone(),
+            kind,
+            mac,
+            mtu,
+        })
     }
 
     /// The socket file the switch creates for this interface, if any (server role).
     pub fn server_socket(&self) -> Option<&Path> {
         match &self.kind {
-            Kind::VhostUser { socket, role: SocketRole::Server, .. } | Kind::Memif { socket, role: SocketRole::Server, .. } => {
-                Some(socket)
+            Kind::VhostUser {
+                socket,
+                role: SocketRole::Server,
+                ..
             }
+            | Kind::Memif {
+                socket,
+                role: SocketRole::Server,
+                ..
+            } => Some(socket),
             _ => None,
         }
     }
@@ -186,19 +268,41 @@ impl IfaceSpec {
     /// `workers` is the number of workers (each needs its own tx queue).
     pub fn port_plan(&self, index: u32, workers: u16) -> PortPlan {
         let w = workers.max(1);
-        let one = |devargs: String| PortPlan { devargs, rx_queues: 1, tx_queues: w };
+        let one = |devargs: String| PortPlan {
+            devargs,
+            rx_queues: 1,
+            tx_queues: w,
+        };
         match &self.kind {
             Kind::AfPacket { iface } => {
                 // Every AF_PACKET queue pair is a socket in one fanout group: all must be polled.
-                PortPlan { devargs: format!("net_af_packet{index},iface={iface},qpairs={w}"), rx_queues: w, tx_queues: w }
+                PortPlan {
+                    devargs: format!("net_af_packet{index},iface={iface},qpairs={w}"),
+                    rx_queues: w,
+                    tx_queues: w,
+                }
             }
             Kind::Tap { iface } => one(format!("net_tap{index},iface={iface}")),
-            Kind::VhostUser { socket, role, queues } => PortPlan {
-                devargs: vhost::vhost_user_devargs(&format!("net_vhost{index}"), socket, *role, (*queues).max(w)),
+            Kind::VhostUser {
+                socket,
+                role,
+                queues,
+            } => PortPlan {
+                devargs: vhost::vhost_user_devargs(
+                    &format!("net_vhost{index}"),
+                    socket,
+                    *role,
+                    (*queues).max(w),
+                ),
                 rx_queues: *queues,
                 tx_queues: w,
             },
-            Kind::Memif { socket, role, id } => one(vhost::memif_devargs(&format!("net_memif{index}"), socket, *role, *id)),
+            Kind::Memif { socket, role, id } => one(vhost::memif_devargs(
+                &format!("net_memif{index}"),
+                socket,
+                *role,
+                *id,
+            )),
             Kind::Pcap { rx, tx, looped } => {
                 let mut d = format!("net_pcap{index},rx_pcap={}", rx.display());
                 // Without tx_pcap the driver drops what is sent to it.
@@ -208,7 +312,11 @@ impl IfaceSpec {
                 if *looped {
                     d.push_str(",infinite_rx=1");
                 }
-                PortPlan { devargs: d, rx_queues: 1, tx_queues: 1 }
+                PortPlan {
+                    devargs: d,
+                    rx_queues: 1,
+                    tx_queues: 1,
+                }
             }
             Kind::Null => one(format!("net_null{index},no-rx=1")),
             Kind::Pci { dev } => one(dev.clone()),
@@ -220,7 +328,9 @@ impl IfaceSpec {
 fn check_devarg_path(key: &str, p: &Path) -> ApiResult<()> {
     let s = p.to_string_lossy();
     if s.is_empty() || s.contains([',', '=', ' ', '\n', '\t']) {
-        return Err(ApiError::invalid(format!("{key} {s:?} must be a file path without ',', '=' or spaces")));
+        return Err(ApiError::invalid(format!(
+            "{key} {s:?} must be a file path without ',', '=' or spaces"
+        )));
     }
     Ok(())
 }
@@ -230,7 +340,9 @@ mod tests {
     use super::*;
 
     fn args(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn parse(ty: &str, kv: &[(&str, &str)]) -> ApiResult<IfaceSpec> {
@@ -254,39 +366,83 @@ mod tests {
         assert!(e("af_packet", &[]).contains("needs iface="));
         assert!(e("af_packet", &[("iface", "nonexistent9")]).contains("no such network interface"));
         assert!(e("af_packet", &[("iface", "lo"), ("colour", "red")]).contains("key \"colour\""));
-        assert!(e("af_packet", &[("iface", "lo"), ("mac", "zz:00:00:00:00:01")]).contains("not a MAC"));
+        assert!(e(
+            "af_packet",
+            &[("iface", "lo"), ("mac", "zz:00:00:00:00:01")]
+        )
+        .contains("not a MAC"));
         assert!(e("tap", &[("iface", "lo")]).contains("exists already"));
         assert!(e("vhost-user", &[("socket", "a.sock"), ("mode", "both")]).contains("mode must be"));
-        assert!(e("vhost-user", &[("socket", "a.sock"), ("mode", "server"), ("queues", "0")]).contains("queues"));
-        assert!(e("memif", &[("socket", "m.sock"), ("role", "server"), ("id", "-1")]).contains("id must be"));
+        assert!(e(
+            "vhost-user",
+            &[("socket", "a.sock"), ("mode", "server"), ("queues", "0")]
+        )
+        .contains("queues"));
+        assert!(e(
+            "memif",
+            &[("socket", "m.sock"), ("role", "server"), ("id", "-1")]
+        )
+        .contains("id must be"));
         assert!(e("pcap", &[("rx", "/nonexistent/x.pcap")]).contains("no such file"));
         assert!(e("pcap", &[("rx", "/etc/hostname"), ("loop", "yes")]).contains("loop must be"));
         assert!(e("pci", &[("dev", "00:04")]).contains("not a PCI address"));
         assert!(e("dpdk", &[("devargs", "")]).contains("device name"));
-        let long = IfaceSpec::parse(&"x".repeat(32), "null", &args(&[]), Path::new("/run")).unwrap_err();
+        let long =
+            IfaceSpec::parse(&"x".repeat(32), "null", &args(&[]), Path::new("/run")).unwrap_err();
         assert!(long.message.contains("31"));
     }
 
     #[test]
     fn vhost_and_memif_sockets() {
-        let v = parse("vhost-user", &[("socket", "vm1.sock"), ("mode", "server"), ("queues", "2")]).unwrap();
+        let v = parse(
+            "vhost-user",
+            &[("socket", "vm1.sock"), ("mode", "server"), ("queues", "2")],
+        )
+        .unwrap();
         assert_eq!(v.server_socket(), Some(Path::new("/run/vswitch/vm1.sock")));
         let p = v.port_plan(0, 1);
-        assert_eq!(p.devargs, "net_vhost0,iface=/run/vswitch/vm1.sock,queues=2,client=0");
+        assert_eq!(
+            p.devargs,
+            "net_vhost0,iface=/run/vswitch/vm1.sock,queues=2,client=0"
+        );
         assert_eq!((p.rx_queues, p.tx_queues), (2, 1));
-        let m = parse("memif", &[("socket", "/tmp/m.sock"), ("role", "client"), ("id", "4")]).unwrap();
+        let m = parse(
+            "memif",
+            &[("socket", "/tmp/m.sock"), ("role", "client"), ("id", "4")],
+        )
+        .unwrap();
         assert_eq!(m.server_socket(), None);
         assert_eq!(m.socket(), Some(Path::new("/tmp/m.sock")));
-        assert_eq!(m.port_plan(1, 1).devargs, "net_memif1,role=client,id=4,socket=/tmp/m.sock,socket-abstract=no");
+        assert_eq!(
+            m.port_plan(1, 1).devargs,
+            "net_memif1,role=client,id=4,socket=/tmp/m.sock,socket-abstract=no"
+        );
     }
 
     #[test]
     fn pcap_null_pci_dpdk() {
-        let p = parse("pcap", &[("rx", "/etc/hostname"), ("loop", "on")]).unwrap().port_plan(2, 4);
+        let p = parse("pcap", &[("rx", "/etc/hostname"), ("loop", "on")])
+            .unwrap()
+            .port_plan(2, 4);
         assert_eq!(p.devargs, "net_pcap2,rx_pcap=/etc/hostname,infinite_rx=1");
         assert_eq!(p.tx_queues, 1);
-        assert_eq!(parse("null", &[]).unwrap().port_plan(5, 1).devargs, "net_null5,no-rx=1");
-        assert_eq!(parse("pci", &[("dev", "0000:00:04.0")]).unwrap().port_plan(0, 1).devargs, "0000:00:04.0");
-        assert_eq!(parse("dpdk", &[("devargs", "net_ring0")]).unwrap().port_plan(0, 1).devargs, "net_ring0");
+        assert_eq!(
+            parse("null", &[]).unwrap().port_plan(5, 1).devargs,
+            "net_null5,no-rx=1"
+        );
+        assert_eq!(
+            parse("pci", &[("dev", "0000:00:04.0")])
+                .unwrap()
+                .port_plan(0, 1)
+                .devargs,
+            "0000:00:04.0"
+        );
+        assert_eq!(
+            parse("dpdk", &[("devargs", "net_ring0")])
+                .unwrap()
+                .port_plan(0, 1)
+                .devargs,
+            "net_ring0"
+        );
     }
 }

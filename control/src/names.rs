@@ -8,8 +8,13 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     if name.len() > 31 {
         return Err(format!("{what} {name:?} is longer than 31 characters"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
-        return Err(format!("{what} {name:?} contains {c:?}: use only A-Z a-z 0-9 _ . -"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "{what} {name:?} contains {c:?}: use only A-Z a-z 0-9 _ . -"
+        ));
     }
     Ok(())
 }
@@ -17,10 +22,19 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 /// Checks a Linux network interface name (IFNAMSIZ - 1 = 15 bytes, no '/', ',' or spaces).
 pub fn check_ifname(key: &str, name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 15 {
-        return Err(format!("{key} must be a Linux interface name of 1-15 characters, not {name:?}"));
+        return Err(format!(
+            "{key} must be a Linux interface name of 1-15 characters, not {name:?}"
+        ));
     }
-    if name == "." || name == ".." || name.chars().any(|c| c == '/' || c == ',' || c == '=' || c == ':' || c.is_whitespace()) {
-        return Err(format!("{key} {name:?} is not a valid Linux interface name"));
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ',' || c == '=' || c == ':' || c.is_whitespace())
+    {
+        return Err(format!(
+            "{key} {name:?} is not a valid Linux interface name"
+        ));
     }
     Ok(())
 }
@@ -41,7 +55,9 @@ pub fn parse_mac(key: &str, s: &str) -> Result<[u8; 6], String> {
         *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
     }
     if mac[0] & 1 == 1 {
-        return Err(format!("{key} {s} is a multicast address; a port needs a unicast one"));
+        return Err(format!(
+            "{key} {s} is a multicast address; a port needs a unicast one"
+        ));
     }
     Ok(mac)
 }
@@ -71,7 +87,9 @@ pub fn check_pci_addr(key: &str, s: &str) -> Result<(), String> {
         _ => return Err(bad()),
     };
     let hex = |p: &str, w: usize| p.len() == w && p.chars().all(|c| c.is_ascii_hexdigit());
-    if !parts.iter().zip(widths).all(|(p, w)| hex(p, *w)) || !(func.len() == 1 && func.chars().all(|c| ('0'..='7').contains(&c))) {
+    let fields_ok = parts.iter().zip(widths).all(|(p, w)| hex(p, *w));
+    let func_ok = func.len() == 1 && func.chars().all(|c| ('0'..='7').contains(&c));
+    if !(fields_ok && func_ok) {
         return Err(bad());
     }
     Ok(())
@@ -85,7 +103,9 @@ mod tests {
     fn names() {
         assert!(check_name("name", "vm1-eth0.2_x").is_ok());
         assert!(check_name("name", &"a".repeat(31)).is_ok());
-        assert!(check_name("name", &"a".repeat(32)).unwrap_err().contains("31"));
+        assert!(check_name("name", &"a".repeat(32))
+            .unwrap_err()
+            .contains("31"));
         assert!(check_name("name", "").unwrap_err().contains("empty"));
         assert!(check_name("name", "a b").unwrap_err().contains("' '"));
         assert!(check_name("name", "a/b").is_err());
@@ -103,12 +123,30 @@ mod tests {
 
     #[test]
     fn macs() {
-        assert_eq!(parse_mac("mac", "02:00:00:aB:cd:EF").unwrap(), [2, 0, 0, 0xab, 0xcd, 0xef]);
-        assert_eq!(parse_mac("mac", "02-00-00-00-00-01").unwrap(), [2, 0, 0, 0, 0, 1]);
-        for bad in ["", "zz:00:00:00:00:00", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:0:0:0:0:0", "02:00:00:00:00:0g"] {
-            assert!(parse_mac("mac", bad).unwrap_err().contains("not a MAC"), "{bad}");
+        assert_eq!(
+            parse_mac("mac", "02:00:00:aB:cd:EF").unwrap(),
+            [2, 0, 0, 0xab, 0xcd, 0xef]
+        );
+        assert_eq!(
+            parse_mac("mac", "02-00-00-00-00-01").unwrap(),
+            [2, 0, 0, 0, 0, 1]
+        );
+        for bad in [
+            "",
+            "zz:00:00:00:00:00",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:0:0:0:0:0",
+            "02:00:00:00:00:0g",
+        ] {
+            assert!(
+                parse_mac("mac", bad).unwrap_err().contains("not a MAC"),
+                "{bad}"
+            );
         }
-        assert!(parse_mac("mac", "01:00:5e:00:00:01").unwrap_err().contains("multicast"));
+        assert!(parse_mac("mac", "01:00:5e:00:00:01")
+            .unwrap_err()
+            .contains("multicast"));
         assert_eq!(format_mac([2, 0, 0, 0xab, 0xcd, 0xef]), "02:00:00:ab:cd:ef");
     }
 

@@ -34,7 +34,11 @@ pub struct Options {
     #[arg(long, value_name = "MODE", default_value = "busy")]
     pub poll: PollMode,
     /// The desired state, saved after every change and restored at start.
-    #[arg(long, value_name = "PATH", default_value = "/var/lib/vswitch/state.json")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/vswitch/state.json"
+    )]
     pub state_file: PathBuf,
     /// Start with an empty configuration, ignoring (and later overwriting) the state file.
     #[arg(long)]
@@ -66,7 +70,10 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
     let mut cpus = Vec::new();
     for part in s.split(',') {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (usize, usize) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        let (a, b): (usize, usize) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
         if a > b || b >= 1024 {
             return Err(bad());
         }
@@ -91,15 +98,23 @@ impl Options {
             }
         };
         if let Some(c) = cpus.iter().find(|c| !online.contains(c)) {
-            return Err(format!("--lcores: CPU {c} is not available (usable CPUs: {online:?})"));
+            return Err(format!(
+                "--lcores: CPU {c} is not available (usable CPUs: {online:?})"
+            ));
         }
-        let (&main, rest) = cpus.split_first().ok_or("--lcores must name at least one CPU")?;
+        let (&main, rest) = cpus
+            .split_first()
+            .ok_or("--lcores must name at least one CPU")?;
         let n = self.workers.unwrap_or(rest.len().max(1));
         if n == 0 || n > 64 {
             return Err(format!("--workers must be from 1 to 64, not {n}"));
         }
         // Workers go on the listed CPUs after the main one, wrapping (sharing) if fewer.
-        let pool: Vec<usize> = if rest.is_empty() { vec![main] } else { rest.to_vec() };
+        let pool: Vec<usize> = if rest.is_empty() {
+            vec![main]
+        } else {
+            rest.to_vec()
+        };
         let workers = (0..n).map(|i| pool[i % pool.len()]).collect();
         Ok(CpuLayout { main, workers })
     }
@@ -138,7 +153,10 @@ impl Options {
             return Err(format!("--mem must be at least 64 MB, not {}", self.mem));
         }
         if !(1024..=4_194_303).contains(&self.mbufs) {
-            return Err(format!("--mbufs must be from 1024 to 4194303, not {}", self.mbufs));
+            return Err(format!(
+                "--mbufs must be from 1024 to 4194303, not {}",
+                self.mbufs
+            ));
         }
         Ok(())
     }
@@ -188,24 +206,67 @@ mod tests {
     fn layouts() {
         let online = [0, 1];
         let l = opts(&["--lcores", "0,1"]).cpu_layout(&online).unwrap();
-        assert_eq!(l, CpuLayout { main: 0, workers: vec![1] });
+        assert_eq!(
+            l,
+            CpuLayout {
+                main: 0,
+                workers: vec![1]
+            }
+        );
         let l = opts(&[]).cpu_layout(&online).unwrap();
-        assert_eq!(l, CpuLayout { main: 0, workers: vec![1] });
+        assert_eq!(
+            l,
+            CpuLayout {
+                main: 0,
+                workers: vec![1]
+            }
+        );
         // One CPU: the worker shares it.
         let l = opts(&["--lcores", "0"]).cpu_layout(&online).unwrap();
-        assert_eq!(l, CpuLayout { main: 0, workers: vec![0] });
-        let l = opts(&["--lcores", "0,1", "--workers", "3"]).cpu_layout(&online).unwrap();
+        assert_eq!(
+            l,
+            CpuLayout {
+                main: 0,
+                workers: vec![0]
+            }
+        );
+        let l = opts(&["--lcores", "0,1", "--workers", "3"])
+            .cpu_layout(&online)
+            .unwrap();
         assert_eq!(l.workers, vec![1, 1, 1]);
-        assert!(opts(&["--lcores", "0,7"]).cpu_layout(&online).unwrap_err().contains("CPU 7"));
-        assert!(opts(&["--workers", "0"]).cpu_layout(&online).unwrap_err().contains("--workers"));
+        assert!(opts(&["--lcores", "0,7"])
+            .cpu_layout(&online)
+            .unwrap_err()
+            .contains("CPU 7"));
+        assert!(opts(&["--workers", "0"])
+            .cpu_layout(&online)
+            .unwrap_err()
+            .contains("--workers"));
         // A single-CPU machine still gets a worker.
-        assert_eq!(opts(&[]).cpu_layout(&[0]).unwrap(), CpuLayout { main: 0, workers: vec![0] });
+        assert_eq!(
+            opts(&[]).cpu_layout(&[0]).unwrap(),
+            CpuLayout {
+                main: 0,
+                workers: vec![0]
+            }
+        );
     }
 
     #[test]
     fn eal_arguments() {
-        let o = opts(&["--no-huge", "--mem", "256", "--file-prefix", "t1", "--poll", "adaptive"]);
-        let a = o.eal_args(&CpuLayout { main: 0, workers: vec![1] });
+        let o = opts(&[
+            "--no-huge",
+            "--mem",
+            "256",
+            "--file-prefix",
+            "t1",
+            "--poll",
+            "adaptive",
+        ]);
+        let a = o.eal_args(&CpuLayout {
+            main: 0,
+            workers: vec![1],
+        });
         let s = a.join(" ");
         assert!(s.contains("--lcores 0@0,1@1"), "{s}");
         assert!(s.contains("--file-prefix t1"));
@@ -217,8 +278,14 @@ mod tests {
     fn bad_options_are_refused() {
         assert!(Options::try_parse_from(["vswitchd", "--poll", "fast"]).is_err());
         assert!(Options::try_parse_from(["vswitchd", "--mem", "x"]).is_err());
-        assert!(opts(&["--mem", "8"]).validate().unwrap_err().contains("--mem"));
+        assert!(opts(&["--mem", "8"])
+            .validate()
+            .unwrap_err()
+            .contains("--mem"));
         assert!(opts(&["--file-prefix", "a/b"]).validate().is_err());
-        assert!(opts(&["--mbufs", "10"]).validate().unwrap_err().contains("--mbufs"));
+        assert!(opts(&["--mbufs", "10"])
+            .validate()
+            .unwrap_err()
+            .contains("--mbufs"));
     }
 }

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::vswitch_server::Vswitch;
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::switch::Switch;
 
 /// The gRPC service over the shared switch.
@@ -31,38 +31,47 @@ impl Service {
         F: FnOnce(&mut Switch) -> ApiResult<T> + Send + 'static,
     {
         let switch = self.switch.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut guard = switch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result: ApiResult<T> = tokio::task::spawn_blocking(move || {
+            let mut guard = switch
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             match guard.as_mut() {
-                Some(sw) => f(sw).map_err(Status::from),
-                None => Err(Status::unavailable("vswitchd is shutting down")),
+                Some(sw) => f(sw),
+                None => Err(ApiError::unavailable("vswitchd is shutting down")),
             }
         })
         .await
         .map_err(|e| Status::internal(format!("control task failed: {e}")))?;
-        result.map(Response::new)
+        result.map(Response::new).map_err(Status::from)
     }
 }
 
-fn required(field: &str, value: &str) -> Result<(), Status> {
+fn required(field: &str, value: &str) -> ApiResult<()> {
     if value.is_empty() {
-        return Err(Status::invalid_argument(format!("{field} is required")));
+        return Err(ApiError::invalid(format!("{field} is required")));
     }
     Ok(())
 }
 
 #[tonic::async_trait]
 impl Vswitch for Service {
-    async fn health(&self, _: Request<pb::HealthRequest>) -> Result<Response<pb::HealthReply>, Status> {
+    async fn health(
+        &self,
+        _: Request<pb::HealthRequest>,
+    ) -> Result<Response<pb::HealthReply>, Status> {
         self.run(|sw| Ok(sw.health())).await
     }
 
-    async fn add_interface(&self, req: Request<pb::AddInterfaceRequest>) -> Result<Response<pb::Interface>, Status> {
+    async fn add_interface(
+        &self,
+        req: Request<pb::AddInterfaceRequest>,
+    ) -> Result<Response<pb::Interface>, Status> {
         let r = req.into_inner();
         required("name", &r.name)?;
         required("type", &r.r#type)?;
         let args: BTreeMap<String, String> = r.args.into_iter().collect();
-        self.run(move |sw| sw.add_iface(&r.name, &r.r#type, &args)).await
+        self.run(move |sw| sw.add_iface(&r.name, &r.r#type, &args))
+            .await
     }
 
     async fn delete_interface(
@@ -71,10 +80,14 @@ impl Vswitch for Service {
     ) -> Result<Response<pb::DeleteInterfaceReply>, Status> {
         let r = req.into_inner();
         required("name", &r.name)?;
-        self.run(move |sw| sw.del_iface(&r.name).map(|_| pb::DeleteInterfaceReply {})).await
+        self.run(move |sw| sw.del_iface(&r.name).map(|_| pb::DeleteInterfaceReply {}))
+            .await
     }
 
-    async fn get_interface(&self, req: Request<pb::GetInterfaceRequest>) -> Result<Response<pb::Interface>, Status> {
+    async fn get_interface(
+        &self,
+        req: Request<pb::GetInterfaceRequest>,
+    ) -> Result<Response<pb::Interface>, Status> {
         let r = req.into_inner();
         required("name", &r.name)?;
         self.run(move |sw| sw.get_iface(&r.name)).await
@@ -84,20 +97,33 @@ impl Vswitch for Service {
         &self,
         _: Request<pb::ListInterfacesRequest>,
     ) -> Result<Response<pb::ListInterfacesReply>, Status> {
-        self.run(|sw| Ok(pb::ListInterfacesReply { interfaces: sw.list_ifaces() })).await
+        self.run(|sw| {
+            Ok(pb::ListInterfacesReply {
+                interfaces: sw.list_ifaces(),
+            })
+        })
+        .await
     }
 
-    async fn set_interface(&self, req: Request<pb::SetInterfaceRequest>) -> Result<Response<pb::Interface>, Status> {
+    async fn set_interface(
+        &self,
+        req: Request<pb::SetInterfaceRequest>,
+    ) -> Result<Response<pb::Interface>, Status> {
         let r = req.into_inner();
         required("name", &r.name)?;
-        self.run(move |sw| sw.set_iface(&r.name, r.admin_up, r.mtu)).await
+        self.run(move |sw| sw.set_iface(&r.name, r.admin_up, r.mtu))
+            .await
     }
 
-    async fn add_xconnect(&self, req: Request<pb::AddXconnectRequest>) -> Result<Response<pb::Xconnect>, Status> {
+    async fn add_xconnect(
+        &self,
+        req: Request<pb::AddXconnectRequest>,
+    ) -> Result<Response<pb::Xconnect>, Status> {
         let r = req.into_inner();
         required("iface_a", &r.iface_a)?;
         required("iface_b", &r.iface_b)?;
-        self.run(move |sw| sw.add_xconnect(&r.iface_a, &r.iface_b)).await
+        self.run(move |sw| sw.add_xconnect(&r.iface_a, &r.iface_b))
+            .await
     }
 
     async fn delete_xconnect(
@@ -106,28 +132,58 @@ impl Vswitch for Service {
     ) -> Result<Response<pb::DeleteXconnectReply>, Status> {
         let r = req.into_inner();
         required("iface_a", &r.iface_a)?;
-        self.run(move |sw| sw.del_xconnect(&r.iface_a).map(|_| pb::DeleteXconnectReply {})).await
+        self.run(move |sw| {
+            sw.del_xconnect(&r.iface_a)
+                .map(|_| pb::DeleteXconnectReply {})
+        })
+        .await
     }
 
     async fn list_xconnects(
         &self,
         _: Request<pb::ListXconnectsRequest>,
     ) -> Result<Response<pb::ListXconnectsReply>, Status> {
-        self.run(|sw| Ok(pb::ListXconnectsReply { xconnects: sw.xconnects() })).await
+        self.run(|sw| {
+            Ok(pb::ListXconnectsReply {
+                xconnects: sw.xconnects(),
+            })
+        })
+        .await
     }
 
-    async fn list_workers(&self, _: Request<pb::ListWorkersRequest>) -> Result<Response<pb::ListWorkersReply>, Status> {
-        self.run(|sw| Ok(pb::ListWorkersReply { workers: sw.workers() })).await
+    async fn list_workers(
+        &self,
+        _: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersReply>, Status> {
+        self.run(|sw| {
+            Ok(pb::ListWorkersReply {
+                workers: sw.workers(),
+            })
+        })
+        .await
     }
 
-    async fn get_drops(&self, _: Request<pb::GetDropsRequest>) -> Result<Response<pb::GetDropsReply>, Status> {
-        self.run(|sw| Ok(pb::GetDropsReply { drops: sw.drops().into_iter().collect() })).await
+    async fn get_drops(
+        &self,
+        _: Request<pb::GetDropsRequest>,
+    ) -> Result<Response<pb::GetDropsReply>, Status> {
+        self.run(|sw| {
+            Ok(pb::GetDropsReply {
+                drops: sw.drops().into_iter().collect(),
+            })
+        })
+        .await
     }
 
     async fn list_mempools(
         &self,
         _: Request<pb::ListMempoolsRequest>,
     ) -> Result<Response<pb::ListMempoolsReply>, Status> {
-        self.run(|sw| Ok(pb::ListMempoolsReply { mempools: sw.mempools() })).await
+        self.run(|sw| {
+            Ok(pb::ListMempoolsReply {
+                mempools: sw.mempools(),
+            })
+        })
+        .await
     }
 }

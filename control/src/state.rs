@@ -54,8 +54,8 @@ pub fn load(path: &Path) -> Result<Option<State>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let state: State =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a valid state file: {e}", path.display()))?;
+    let state: State = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a valid state file: {e}", path.display()))?;
     if state.version != STATE_VERSION {
         return Err(format!(
             "{} has state version {}, this vswitchd reads version {STATE_VERSION}",
@@ -70,13 +70,19 @@ pub fn load(path: &Path) -> Result<Option<State>, String> {
 /// mix, and after a crash one of them survives.
 pub fn save(path: &Path, state: &State) -> Result<(), String> {
     let err = |e: std::io::Error| format!("cannot write state file {}: {e}", path.display());
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(err)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
-    let mut text = serde_json::to_string_pretty(state).map_err(|e| format!("cannot encode state: {e}"))?;
+    let mut text =
+        serde_json::to_string_pretty(state).map_err(|e| format!("cannot encode state: {e}"))?;
     text.push('\n');
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)?;
@@ -112,7 +118,10 @@ mod tests {
                 args: [("iface".to_string(), "veth0".to_string())].into(),
                 admin_up: false,
             }],
-            xconnects: vec![XconnectState { iface_a: "a".into(), iface_b: "b".into() }],
+            xconnects: vec![XconnectState {
+                iface_a: "a".into(),
+                iface_b: "b".into(),
+            }],
         };
         save(&p, &s).unwrap();
         assert_eq!(load(&p), Ok(Some(s)));
@@ -129,7 +138,10 @@ mod tests {
         assert!(load(&p).unwrap_err().contains("version 7"));
         std::fs::write(&p, "{\"version\": 1, \"bridges\": []}").unwrap();
         assert!(load(&p).unwrap_err().contains("unknown field"));
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"version\": 1, \"bridges\": []}");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"version\": 1, \"bridges\": []}"
+        );
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use dpdk::{Eal, Mempool, Port, PortConfig};
 use vswitch_dataplane::plan::{place_queues, Output};
-use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, RxAssignment, WorkerPlan};
+use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PortTotals, RxAssignment, WorkerPlan};
 use vswitch_proto::v1 as pb;
 
 use crate::error::{ApiError, ApiResult};
@@ -30,8 +30,8 @@ struct Iface {
     xconnect: Option<String>,
     /// The worker polling each rx queue (index = queue).
     rx_workers: Vec<usize>,
-    /// Dataplane drops already counted against this port id before this interface had it.
-    drops_base: u64,
+    /// Dataplane counts of this port id from before this interface had it (ids are reused).
+    base: PortTotals,
 }
 
 /// Where the switch keeps files.
@@ -73,11 +73,15 @@ impl Switch {
     }
 
     fn eal(&self) -> ApiResult<&Eal> {
-        self.eal.as_ref().ok_or_else(|| ApiError::internal("the switch is shutting down"))
+        self.eal
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("the switch is shutting down"))
     }
 
     fn iface(&self, name: &str) -> ApiResult<&Iface> {
-        self.ifaces.get(name).ok_or_else(|| ApiError::not_found(format!("interface {name:?} not found")))
+        self.ifaces
+            .get(name)
+            .ok_or_else(|| ApiError::not_found(format!("interface {name:?} not found")))
     }
 
     /// Health summary.
@@ -91,9 +95,16 @@ impl Switch {
     }
 
     /// Adds an interface: validates it, opens its port, and gives its rx queues to workers.
-    pub fn add_iface(&mut self, name: &str, type_name: &str, args: &BTreeMap<String, String>) -> ApiResult<pb::Interface> {
+    pub fn add_iface(
+        &mut self,
+        name: &str,
+        type_name: &str,
+        args: &BTreeMap<String, String>,
+    ) -> ApiResult<pb::Interface> {
         if self.ifaces.contains_key(name) {
-            return Err(ApiError::exists(format!("interface {name:?} exists already")));
+            return Err(ApiError::exists(format!(
+                "interface {name:?} exists already"
+            )));
         }
         let spec = IfaceSpec::parse(name, type_name, args, &self.paths.run_dir)?;
         self.check_shared_resources(&spec)?;
@@ -110,13 +121,15 @@ impl Switch {
             mtu: spec.mtu,
             ..PortConfig::default()
         };
-        let port = Port::open(self.eal()?, &plan.devargs, self.pool.clone(), config)
-            .map_err(|e| ApiError::invalid(format!("interface {name:?}: DPDK refused the device: {e}")))?;
+        let port =
+            Port::open(self.eal()?, &plan.devargs, self.pool.clone(), config).map_err(|e| {
+                ApiError::invalid(format!("interface {name:?}: DPDK refused the device: {e}"))
+            })?;
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::restrict_socket(sock);
         }
         let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
-        let drops_base = self.port_drops(port.id());
+        let base = self.engine.port_totals(port.id());
         tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), "interface added");
         let iface = Iface {
             spec,
@@ -125,7 +138,7 @@ impl Switch {
             admin_up: true,
             xconnect: None,
             rx_workers,
-            drops_base,
+            base,
         };
         self.ifaces.insert(name.to_string(), iface);
         self.commit()?;
@@ -136,17 +149,24 @@ impl Switch {
     fn check_shared_resources(&self, spec: &IfaceSpec) -> ApiResult<()> {
         for (other, i) in &self.ifaces {
             let clash = match (&spec.kind, &i.spec.kind) {
-                (Kind::AfPacket { iface: a } | Kind::Tap { iface: a }, Kind::AfPacket { iface: b } | Kind::Tap { iface: b }) => {
-                    a == b
-                }
+                (
+                    Kind::AfPacket { iface: a } | Kind::Tap { iface: a },
+                    Kind::AfPacket { iface: b } | Kind::Tap { iface: b },
+                ) => a == b,
                 _ => spec.socket().is_some() && spec.socket() == i.spec.socket(),
             };
             if clash {
                 return Err(ApiError::conflict(format!(
                     "interface {other:?} already uses {}",
                     match &spec.kind {
-                        Kind::AfPacket { iface } | Kind::Tap { iface } => format!("Linux interface {iface}"),
-                        _ => format!("socket {}", spec.socket().map(|s| s.display().to_string()).unwrap_or_default()),
+                        Kind::AfPacket { iface } | Kind::Tap { iface } =>
+                            format!("Linux interface {iface}"),
+                        _ => format!(
+                            "socket {}",
+                            spec.socket()
+                                .map(|s| s.display().to_string())
+                                .unwrap_or_default()
+                        ),
                     }
                 )));
             }
@@ -179,7 +199,10 @@ impl Switch {
         } else {
             // A worker did not acknowledge the new plan; closing the port under it could
             // crash it. Keep the port open (leaked) rather than risk that.
-            tracing::error!(iface = name, "a worker did not confirm the new plan; port left open");
+            tracing::error!(
+                iface = name,
+                "a worker did not confirm the new plan; port left open"
+            );
             std::mem::forget(iface.port);
         }
         tracing::info!(iface = name, "interface deleted");
@@ -188,14 +211,22 @@ impl Switch {
     }
 
     /// Changes admin state and/or MTU.
-    pub fn set_iface(&mut self, name: &str, admin_up: Option<bool>, mtu: Option<u32>) -> ApiResult<pb::Interface> {
+    pub fn set_iface(
+        &mut self,
+        name: &str,
+        admin_up: Option<bool>,
+        mtu: Option<u32>,
+    ) -> ApiResult<pb::Interface> {
         let iface = self.iface(name)?;
         let mtu = match mtu.filter(|m| *m != 0) {
             Some(m) => Some(parse_mtu("mtu", &m.to_string()).map_err(ApiError::invalid)?),
             None => None,
         };
         if let Some(m) = mtu {
-            iface.port.set_mtu(m).map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
+            iface
+                .port
+                .set_mtu(m)
+                .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
         }
         if let Some(up) = admin_up {
             if let Err(e) = iface.port.set_link(up) {
@@ -219,11 +250,15 @@ impl Switch {
     pub fn add_xconnect(&mut self, a: &str, b: &str) -> ApiResult<pb::Xconnect> {
         let (ia, ib) = (self.iface(a)?, self.iface(b)?);
         if a == b {
-            return Err(ApiError::invalid(format!("cannot cross-connect {a:?} to itself")));
+            return Err(ApiError::invalid(format!(
+                "cannot cross-connect {a:?} to itself"
+            )));
         }
         for (n, i) in [(a, ia), (b, ib)] {
             if let Some(p) = &i.xconnect {
-                return Err(ApiError::conflict(format!("interface {n:?} is already cross-connected to {p:?}")));
+                return Err(ApiError::conflict(format!(
+                    "interface {n:?} is already cross-connected to {p:?}"
+                )));
             }
         }
         for (n, peer) in [(a, b), (b, a)] {
@@ -233,16 +268,17 @@ impl Switch {
         }
         self.commit()?;
         tracing::info!(a, b, "cross-connect added");
-        Ok(pb::Xconnect { iface_a: a.into(), iface_b: b.into() })
+        Ok(pb::Xconnect {
+            iface_a: a.into(),
+            iface_b: b.into(),
+        })
     }
 
     /// Removes the cross-connect `name` belongs to.
     pub fn del_xconnect(&mut self, name: &str) -> ApiResult<()> {
-        let peer = self
-            .iface(name)?
-            .xconnect
-            .clone()
-            .ok_or_else(|| ApiError::not_found(format!("interface {name:?} is not cross-connected")))?;
+        let peer = self.iface(name)?.xconnect.clone().ok_or_else(|| {
+            ApiError::not_found(format!("interface {name:?} is not cross-connected"))
+        })?;
         for n in [name, peer.as_str()] {
             if let Some(i) = self.ifaces.get_mut(n) {
                 i.xconnect = None;
@@ -257,8 +293,16 @@ impl Switch {
     pub fn xconnects(&self) -> Vec<pb::Xconnect> {
         self.ifaces
             .iter()
-            .filter_map(|(n, i)| i.xconnect.as_ref().filter(|p| n.as_str() < p.as_str()).map(|p| (n, p)))
-            .map(|(a, b)| pb::Xconnect { iface_a: a.clone(), iface_b: b.clone() })
+            .filter_map(|(n, i)| {
+                i.xconnect
+                    .as_ref()
+                    .filter(|p| n.as_str() < p.as_str())
+                    .map(|p| (n, p))
+            })
+            .map(|(a, b)| pb::Xconnect {
+                iface_a: a.clone(),
+                iface_b: b.clone(),
+            })
             .collect()
     }
 
@@ -269,12 +313,17 @@ impl Switch {
 
     /// Every interface.
     pub fn list_ifaces(&self) -> Vec<pb::Interface> {
-        self.ifaces.iter().map(|(n, i)| self.describe(n, i)).collect()
+        self.ifaces
+            .iter()
+            .map(|(n, i)| self.describe(n, i))
+            .collect()
     }
 
     fn describe(&self, name: &str, i: &Iface) -> pb::Interface {
+        // Packets and bytes as the dataplane counted them (every driver alike); losses
+        // inside the device (missed, errors, no mbuf) from the driver.
         let s = i.port.stats();
-        let dataplane_drops = self.port_drops(i.port.id()).saturating_sub(i.drops_base);
+        let t = self.engine.port_totals(i.port.id()).since(i.base);
         let (rxq, txq) = i.port.queues();
         pb::Interface {
             name: name.to_string(),
@@ -284,24 +333,17 @@ impl Switch {
             link_up: i.admin_up && i.port.link().up,
             mac: format_mac(i.port.mac()),
             mtu: u32::from(i.port.mtu()),
-            rx_packets: s.rx_packets,
-            tx_packets: s.tx_packets,
-            rx_bytes: s.rx_bytes,
-            tx_bytes: s.tx_bytes,
-            drops: s.rx_missed + s.rx_errors + s.tx_errors + s.rx_nombuf + dataplane_drops,
+            rx_packets: t.rx_packets,
+            tx_packets: t.tx_packets,
+            rx_bytes: t.rx_bytes,
+            tx_bytes: t.tx_bytes,
+            drops: s.rx_missed + s.rx_errors + s.tx_errors + s.rx_nombuf + t.drops,
             port_id: u32::from(i.port.id()),
             devargs: i.devargs.clone(),
             rx_queues: u32::from(rxq),
             tx_queues: u32::from(txq),
             xconnect: i.xconnect.clone().unwrap_or_default(),
         }
-    }
-
-    fn port_drops(&self, port: u16) -> u64 {
-        (0..self.engine.workers())
-            .filter_map(|w| self.engine.stats(w))
-            .map(|s| s.port_drops.get(port as usize).copied().unwrap_or(0))
-            .sum()
     }
 
     /// Workers, their rx queues and cycle counts.
@@ -317,7 +359,10 @@ impl Switch {
                             .iter()
                             .enumerate()
                             .filter(move |(_, ww)| **ww == w)
-                            .map(move |(q, _)| pb::RxQueue { iface: n.clone(), queue: q as u32 })
+                            .map(move |(q, _)| pb::RxQueue {
+                                iface: n.clone(),
+                                queue: q as u32,
+                            })
                     })
                     .collect();
                 pb::Worker {
@@ -337,10 +382,17 @@ impl Switch {
 
     /// Drops by reason over all workers (every reason, zero or not).
     pub fn drops(&self) -> BTreeMap<String, u64> {
-        let stats: Vec<_> = (0..self.engine.workers()).filter_map(|w| self.engine.stats(w)).collect();
+        let stats: Vec<_> = (0..self.engine.workers())
+            .filter_map(|w| self.engine.stats(w))
+            .collect();
         DropReason::ALL
             .iter()
-            .map(|r| (r.name().to_string(), stats.iter().map(|s| s.dropped(*r)).sum()))
+            .map(|r| {
+                (
+                    r.name().to_string(),
+                    stats.iter().map(|s| s.dropped(*r)).sum(),
+                )
+            })
             .collect()
     }
 
@@ -358,13 +410,15 @@ impl Switch {
     pub fn restore(&mut self, state: &State) -> Vec<String> {
         let mut errors = Vec::new();
         for i in &state.interfaces {
-            let r = self.add_iface(&i.name, &i.type_name, &i.args).and_then(|_| {
-                if i.admin_up {
-                    Ok(())
-                } else {
-                    self.set_iface(&i.name, Some(false), None).map(|_| ())
-                }
-            });
+            let r = self
+                .add_iface(&i.name, &i.type_name, &i.args)
+                .and_then(|_| {
+                    if i.admin_up {
+                        Ok(())
+                    } else {
+                        self.set_iface(&i.name, Some(false), None).map(|_| ())
+                    }
+                });
             if let Err(e) = r {
                 errors.push(format!("interface {:?}: {e}", i.name));
             }
@@ -391,7 +445,14 @@ impl Switch {
                     admin_up: i.admin_up,
                 })
                 .collect(),
-            xconnects: self.xconnects().into_iter().map(|x| XconnectState { iface_a: x.iface_a, iface_b: x.iface_b }).collect(),
+            xconnects: self
+                .xconnects()
+                .into_iter()
+                .map(|x| XconnectState {
+                    iface_a: x.iface_a,
+                    iface_b: x.iface_b,
+                })
+                .collect(),
         }
     }
 
@@ -402,7 +463,9 @@ impl Switch {
         if ok {
             Ok(())
         } else {
-            Err(ApiError::internal("a dataplane worker did not confirm the new configuration within 2 s"))
+            Err(ApiError::internal(
+                "a dataplane worker did not confirm the new configuration within 2 s",
+            ))
         }
     }
 
@@ -424,7 +487,8 @@ impl Switch {
         let mut workers = vec![WorkerPlan::default(); self.engine.workers()];
         for i in self.ifaces.values() {
             for (q, &w) in i.rx_workers.iter().enumerate() {
-                let (Some(rxq), Some(plan)) = (i.port.rx_queue(q as u16), workers.get_mut(w)) else {
+                let (Some(rxq), Some(plan)) = (i.port.rx_queue(q as u16), workers.get_mut(w))
+                else {
                     continue;
                 };
                 let peer = i.xconnect.as_ref().and_then(|p| self.ifaces.get(p));
@@ -440,7 +504,10 @@ impl Switch {
                 plan.rx.push(RxAssignment { rxq, out });
             }
         }
-        ForwardingPlan { version: 0, workers }
+        ForwardingPlan {
+            version: 0,
+            workers,
+        }
     }
 
     /// Saves the state, stops the workers and closes every port (removing the sockets the
@@ -460,7 +527,11 @@ impl Switch {
             }
             tracing::info!(iface = %name, "closed");
         }
-        tracing::info!(mbufs_in_use_before_close = in_use, mbufs_in_use = self.pool.in_use(), "ports closed");
+        tracing::info!(
+            mbufs_in_use_before_close = in_use,
+            mbufs_in_use = self.pool.in_use(),
+            "ports closed"
+        );
         self.eal.take()
     }
 }

@@ -60,8 +60,66 @@ pub struct WorkerCounters {
     /// The plan version this worker last finished a poll with (see Engine::publish).
     pub(crate) seen_version: AtomicU64,
     pub(crate) drops: [AtomicU64; N_REASONS],
-    /// Drops per port (input port for unconnected, output port for tx_full).
-    pub(crate) port_drops: [AtomicU64; MAX_PORTS],
+    /// What this worker received from, sent to and dropped on each port (by port id).
+    pub(crate) ports: [PortCounters; MAX_PORTS],
+}
+
+/// One worker's traffic on one port. Drops count against the input port (unconnected,
+/// iface_down) or the output port (tx_full, no_tx_queue).
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub(crate) rx_packets: AtomicU64,
+    pub(crate) rx_bytes: AtomicU64,
+    pub(crate) tx_packets: AtomicU64,
+    pub(crate) tx_bytes: AtomicU64,
+    pub(crate) drops: AtomicU64,
+}
+
+impl PortCounters {
+    pub(crate) fn snapshot(&self) -> PortTotals {
+        PortTotals {
+            rx_packets: self.rx_packets.load(Relaxed),
+            rx_bytes: self.rx_bytes.load(Relaxed),
+            tx_packets: self.tx_packets.load(Relaxed),
+            tx_bytes: self.tx_bytes.load(Relaxed),
+            drops: self.drops.load(Relaxed),
+        }
+    }
+}
+
+/// Traffic on one port, as counted by the dataplane (exact for every driver, unlike the
+/// drivers' own statistics, some of which do not count tx).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortTotals {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: u64,
+}
+
+impl PortTotals {
+    /// Field-wise sum.
+    pub fn plus(self, o: PortTotals) -> PortTotals {
+        PortTotals {
+            rx_packets: self.rx_packets + o.rx_packets,
+            rx_bytes: self.rx_bytes + o.rx_bytes,
+            tx_packets: self.tx_packets + o.tx_packets,
+            tx_bytes: self.tx_bytes + o.tx_bytes,
+            drops: self.drops + o.drops,
+        }
+    }
+
+    /// Field-wise difference (never below zero): counts since `base` was taken.
+    pub fn since(self, base: PortTotals) -> PortTotals {
+        PortTotals {
+            rx_packets: self.rx_packets.saturating_sub(base.rx_packets),
+            rx_bytes: self.rx_bytes.saturating_sub(base.rx_bytes),
+            tx_packets: self.tx_packets.saturating_sub(base.tx_packets),
+            tx_bytes: self.tx_bytes.saturating_sub(base.tx_bytes),
+            drops: self.drops.saturating_sub(base.drops),
+        }
+    }
 }
 
 impl Default for WorkerCounters {
@@ -74,7 +132,7 @@ impl Default for WorkerCounters {
             last_tsc: AtomicU64::new(0),
             seen_version: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
-            port_drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            ports: std::array::from_fn(|_| PortCounters::default()),
         }
     }
 }
@@ -89,8 +147,24 @@ impl WorkerCounters {
     #[inline(always)]
     pub(crate) fn drop_packets(&self, reason: DropReason, port: u16, n: u64) {
         bump(&self.drops[reason as usize], n);
-        if let Some(c) = self.port_drops.get(port as usize) {
-            bump(c, n);
+        if let Some(c) = self.ports.get(port as usize) {
+            bump(&c.drops, n);
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn port_rx(&self, port: u16, packets: usize, bytes: u64) {
+        if let Some(c) = self.ports.get(port as usize) {
+            bump(&c.rx_packets, packets as u64);
+            bump(&c.rx_bytes, bytes);
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn port_tx(&self, port: u16, packets: usize, bytes: u64) {
+        if let Some(c) = self.ports.get(port as usize) {
+            bump(&c.tx_packets, packets as u64);
+            bump(&c.tx_bytes, bytes);
         }
     }
 
@@ -104,7 +178,7 @@ impl WorkerCounters {
             busy_cycles: self.busy_cycles.load(Relaxed),
             total_cycles: last.saturating_sub(start),
             drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
-            port_drops: std::array::from_fn(|i| self.port_drops[i].load(Relaxed)),
+            ports: std::array::from_fn(|i| self.ports[i].snapshot()),
         }
     }
 }
@@ -117,7 +191,7 @@ pub struct WorkerStats {
     pub busy_cycles: u64,
     pub total_cycles: u64,
     pub drops: [u64; N_REASONS],
-    pub port_drops: [u64; MAX_PORTS],
+    pub ports: [PortTotals; MAX_PORTS],
 }
 
 impl WorkerStats {
@@ -152,7 +226,9 @@ mod tests {
     #[test]
     fn drop_names_are_unique_snake_case() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::ALL.len());
@@ -176,7 +252,25 @@ mod tests {
         assert_eq!(s.cycles_per_packet(), 100.0);
         assert_eq!(s.busy_pct(), 50.0);
         assert_eq!(s.dropped(DropReason::TxFull), 3);
-        assert_eq!(s.port_drops[3], 2);
+        assert_eq!(s.ports[3].drops, 2);
+        c.port_rx(3, 4, 256);
+        c.port_tx(3, 2, 128);
+        c.port_tx(77, 2, 128); // out of range: ignored
+        let p = c.snapshot().ports[3];
+        assert_eq!(
+            (p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes),
+            (4, 256, 2, 128)
+        );
+        assert_eq!(
+            p.since(PortTotals {
+                rx_packets: 1,
+                drops: 5,
+                ..p
+            })
+            .rx_packets,
+            3
+        );
+        assert_eq!(p.since(PortTotals { drops: 5, ..p }).drops, 0);
         assert_eq!(std::mem::align_of::<WorkerCounters>(), 128);
     }
 }

@@ -40,9 +40,16 @@ impl Engine {
             plan: ArcSwap::from_pointee(ForwardingPlan::default()),
             stop: AtomicBool::new(false),
             poll,
-            counters: (0..lcores.len()).map(|_| WorkerCounters::default()).collect(),
+            counters: (0..lcores.len())
+                .map(|_| WorkerCounters::default())
+                .collect(),
         });
-        let mut engine = Engine { shared, lcores: Vec::new(), version: 0, running: true };
+        let mut engine = Engine {
+            shared,
+            lcores: Vec::new(),
+            version: 0,
+            running: true,
+        };
         for (id, &lcore) in lcores.iter().enumerate() {
             let shared = engine.shared.clone();
             if let Err(e) = dpdk::launch(eal, lcore, move || crate::worker::run(id, &shared)) {
@@ -99,6 +106,17 @@ impl Engine {
     /// Counters of worker `id`.
     pub fn stats(&self, id: usize) -> Option<WorkerStats> {
         self.shared.counters.get(id).map(WorkerCounters::snapshot)
+    }
+
+    /// Traffic on port `port`, summed over workers.
+    pub fn port_totals(&self, port: u16) -> crate::PortTotals {
+        self.shared
+            .counters
+            .iter()
+            .filter_map(|c| c.ports.get(port as usize))
+            .fold(crate::PortTotals::default(), |acc, p| {
+                acc.plus(p.snapshot())
+            })
     }
 
     /// Tells every worker to stop and waits for them.

@@ -14,7 +14,7 @@ pub mod plan;
 pub mod poll;
 pub mod worker;
 
-pub use counters::{DropReason, WorkerStats};
+pub use counters::{DropReason, PortTotals, WorkerStats};
 pub use engine::Engine;
 pub use plan::{ForwardingPlan, RxAssignment, WorkerPlan};
 pub use poll::PollMode;

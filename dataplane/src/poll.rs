@@ -71,7 +71,10 @@ mod tests {
         let first = b.after_poll(PollMode::Adaptive, 0).unwrap();
         let second = b.after_poll(PollMode::Adaptive, 0).unwrap();
         assert!(second > first);
-        let last = (0..64).filter_map(|_| b.after_poll(PollMode::Adaptive, 0)).last().unwrap();
+        let last = (0..64)
+            .filter_map(|_| b.after_poll(PollMode::Adaptive, 0))
+            .last()
+            .unwrap();
         assert_eq!(last, MAX_SLEEP);
         // Traffic resets it at once.
         assert_eq!(b.after_poll(PollMode::Adaptive, 5), None);
@@ -82,6 +85,9 @@ mod tests {
     fn parses_modes() {
         assert_eq!("busy".parse::<PollMode>(), Ok(PollMode::Busy));
         assert_eq!("adaptive".parse::<PollMode>(), Ok(PollMode::Adaptive));
-        assert!("fast".parse::<PollMode>().unwrap_err().contains("busy or adaptive"));
+        assert!("fast"
+            .parse::<PollMode>()
+            .unwrap_err()
+            .contains("busy or adaptive"));
     }
 }

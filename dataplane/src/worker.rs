@@ -45,6 +45,7 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                     continue;
                 }
                 moved += n;
+                counters.port_rx(a.rxq.port(), n, burst.bytes());
                 match a.out {
                     Output::Port(txq) => transmit(&mut burst, txq, counters),
                     Output::Drop(reason) => {
@@ -72,6 +73,7 @@ pub(crate) fn run(id: usize, shared: &Shared) {
 /// will not take is freed and counted as tx_full.
 #[inline]
 fn transmit(burst: &mut Burst, txq: PortQueue, counters: &WorkerCounters) {
+    let offered = burst.bytes();
     let mut sent = 0;
     for _ in 0..TX_TRIES {
         let n = burst.tx(txq);
@@ -81,7 +83,10 @@ fn transmit(burst: &mut Burst, txq: PortQueue, counters: &WorkerCounters) {
         }
     }
     bump(&counters.tx_packets, sent as u64);
-    if !burst.is_empty() {
+    if burst.is_empty() {
+        counters.port_tx(txq.port(), sent, offered);
+    } else {
+        counters.port_tx(txq.port(), sent, offered - burst.bytes());
         counters.drop_packets(DropReason::TxFull, txq.port(), burst.len() as u64);
         burst.clear();
     }

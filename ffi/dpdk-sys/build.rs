@@ -49,17 +49,18 @@ fn main() {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
     // bindgen panics (inside clang-sys) when libclang cannot be loaded: turn that into the same
     // install hint as a missing DPDK.
-    let bindings = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate())) {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            eprintln!("error: bindgen failed on the DPDK headers: {e}\nInstall {PACKAGES}.");
-            std::process::exit(1);
-        }
-        Err(_) => {
-            eprintln!("error: libclang could not be loaded for bindgen.\nInstall {PACKAGES}.");
-            std::process::exit(1);
-        }
-    };
+    let bindings =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate())) {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                eprintln!("error: bindgen failed on the DPDK headers: {e}\nInstall {PACKAGES}.");
+                std::process::exit(1);
+            }
+            Err(_) => {
+                eprintln!("error: libclang could not be loaded for bindgen.\nInstall {PACKAGES}.");
+                std::process::exit(1);
+            }
+        };
     bindings
         .write_to_file(out.join("bindings.rs"))
         .expect("write bindings.rs to OUT_DIR");

@@ -38,16 +38,27 @@ pub fn resolve_socket(run_dir: &Path, value: &str) -> Result<PathBuf, String> {
         return Err("socket must not be empty".into());
     }
     if value.contains([',', '=', ' ', '\t', '\n']) {
-        return Err(format!("socket path {value:?} must not contain ',', '=' or white space"));
+        return Err(format!(
+            "socket path {value:?} must not contain ',', '=' or white space"
+        ));
     }
     let p = Path::new(value);
-    if p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return Err(format!("socket path {value:?} must not contain '..'"));
     }
-    let full = if p.is_absolute() { p.to_path_buf() } else { run_dir.join(p) };
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        run_dir.join(p)
+    };
     // sun_path holds 108 bytes including the NUL.
     if full.as_os_str().len() > 107 {
-        return Err(format!("socket path {} is longer than 107 bytes", full.display()));
+        return Err(format!(
+            "socket path {} is longer than 107 bytes",
+            full.display()
+        ));
     }
     Ok(full)
 }
@@ -84,7 +95,8 @@ pub fn claim_server_socket(socket: &Path) -> Result<(), String> {
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
         return Err(format!("{} is in use by another process", socket.display()));
     }
-    std::fs::remove_file(socket).map_err(|e| format!("cannot remove stale socket {}: {e}", socket.display()))
+    std::fs::remove_file(socket)
+        .map_err(|e| format!("cannot remove stale socket {}: {e}", socket.display()))
 }
 
 /// Sets a created server socket to mode 0660.
@@ -95,7 +107,10 @@ pub fn restrict_socket(socket: &Path) {
 /// Devargs for a vhost-user port (DPDK's net_vhost) named `dev`.
 pub fn vhost_user_devargs(dev: &str, socket: &Path, role: SocketRole, queues: u16) -> String {
     let client = matches!(role, SocketRole::Client) as u8;
-    format!("{dev},iface={},queues={queues},client={client}", socket.display())
+    format!(
+        "{dev},iface={},queues={queues},client={client}",
+        socket.display()
+    )
 }
 
 /// Devargs for a memif port (DPDK's net_memif) named `dev`, on a filesystem socket.
@@ -104,7 +119,10 @@ pub fn memif_devargs(dev: &str, socket: &Path, role: SocketRole, id: u32) -> Str
         SocketRole::Server => "server",
         SocketRole::Client => "client",
     };
-    format!("{dev},role={role},id={id},socket={},socket-abstract=no", socket.display())
+    format!(
+        "{dev},role={role},id={id},socket={},socket-abstract=no",
+        socket.display()
+    )
 }
 
 #[cfg(test)]
@@ -114,8 +132,14 @@ mod tests {
     #[test]
     fn relative_sockets_go_under_the_run_dir() {
         let run = Path::new("/run/vswitch");
-        assert_eq!(resolve_socket(run, "vm1.sock").unwrap(), Path::new("/run/vswitch/vm1.sock"));
-        assert_eq!(resolve_socket(run, "/tmp/x.sock").unwrap(), Path::new("/tmp/x.sock"));
+        assert_eq!(
+            resolve_socket(run, "vm1.sock").unwrap(),
+            Path::new("/run/vswitch/vm1.sock")
+        );
+        assert_eq!(
+            resolve_socket(run, "/tmp/x.sock").unwrap(),
+            Path::new("/tmp/x.sock")
+        );
     }
 
     #[test]
@@ -124,7 +148,9 @@ mod tests {
         assert!(resolve_socket(run, "").is_err());
         assert!(resolve_socket(run, "a,b").unwrap_err().contains("','"));
         assert!(resolve_socket(run, "../etc/x").unwrap_err().contains(".."));
-        assert!(resolve_socket(run, &"x".repeat(120)).unwrap_err().contains("107"));
+        assert!(resolve_socket(run, &"x".repeat(120))
+            .unwrap_err()
+            .contains("107"));
     }
 
     #[test]
@@ -143,7 +169,9 @@ mod tests {
     #[test]
     fn roles_parse_and_name_the_key() {
         assert_eq!(SocketRole::parse("mode", "server"), Ok(SocketRole::Server));
-        assert!(SocketRole::parse("role", "master").unwrap_err().starts_with("role must be"));
+        assert!(SocketRole::parse("role", "master")
+            .unwrap_err()
+            .starts_with("role must be"));
     }
 
     #[test]
@@ -151,7 +179,10 @@ mod tests {
         let base = std::env::temp_dir().join(format!("vsvhost{}", std::process::id()));
         let sock = base.join("sub/s.sock");
         prepare_socket_dir(&sock).unwrap();
-        let mode = std::fs::metadata(sock.parent().unwrap()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(sock.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o770);
         // A stale socket (bound, nobody listening any more) is removed.
         drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
@@ -163,7 +194,9 @@ mod tests {
         assert!(claim_server_socket(&sock).unwrap_err().contains("in use"));
         let f = base.join("file");
         std::fs::write(&f, b"x").unwrap();
-        assert!(claim_server_socket(&f).unwrap_err().contains("not a socket"));
+        assert!(claim_server_socket(&f)
+            .unwrap_err()
+            .contains("not a socket"));
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -45,9 +45,10 @@ fn run(opts: Options) -> Result<(), String> {
     };
     let initial = match (initial, &opts.config) {
         (Some(s), _) => Some(s),
-        (None, Some(cfg)) => {
-            Some(state::load(cfg)?.ok_or_else(|| format!("config file {} does not exist", cfg.display()))?)
-        }
+        (None, Some(cfg)) => Some(
+            state::load(cfg)?
+                .ok_or_else(|| format!("config file {} does not exist", cfg.display()))?,
+        ),
         (None, None) => None,
     };
     claim_api_socket(&opts.socket)?;
@@ -60,17 +61,25 @@ fn run(opts: Options) -> Result<(), String> {
             opts.file_prefix
         )
     })?;
-    let pool = Mempool::new(&eal, "vs_mbufs", opts.mbufs, 256).map_err(|e| format!("cannot create the mbuf pool: {e}"))?;
+    let pool = Mempool::new(&eal, "vs_mbufs", opts.mbufs, 256)
+        .map_err(|e| format!("cannot create the mbuf pool: {e}"))?;
     let lcores = eal.worker_lcores();
     let engine = Engine::start(&eal, &lcores, opts.poll).map_err(|e| e.to_string())?;
     tracing::info!(workers = lcores.len(), cpus = ?layout, poll = ?opts.poll, "dataplane started");
-    let paths = Paths { run_dir: opts.run_dir.clone(), state_file: Some(opts.state_file.clone()) };
+    let paths = Paths {
+        run_dir: opts.run_dir.clone(),
+        state_file: Some(opts.state_file.clone()),
+    };
     let mut switch = Switch::new(eal, Arc::new(pool), engine, paths);
     if let Some(s) = &initial {
         for e in switch.restore(s) {
             tracing::error!("not restored: {e}");
         }
-        tracing::info!(interfaces = s.interfaces.len(), xconnects = s.xconnects.len(), "configuration restored");
+        tracing::info!(
+            interfaces = s.interfaces.len(),
+            xconnects = s.xconnects.len(),
+            "configuration restored"
+        );
     }
     let switch = Arc::new(Mutex::new(Some(switch)));
 
@@ -94,16 +103,21 @@ fn run(opts: Options) -> Result<(), String> {
 /// Makes sure nobody else serves on `socket`, removes a stale one, creates its directory.
 fn claim_api_socket(socket: &Path) -> Result<(), String> {
     if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        return Err(format!("another vswitchd is serving on {}", socket.display()));
+        return Err(format!(
+            "another vswitchd is serving on {}",
+            socket.display()
+        ));
     }
     if socket.exists() {
-        std::fs::remove_file(socket).map_err(|e| format!("cannot remove stale socket {}: {e}", socket.display()))?;
+        std::fs::remove_file(socket)
+            .map_err(|e| format!("cannot remove stale socket {}: {e}", socket.display()))?;
     }
     vswitch_vhost::prepare_socket_dir(socket)
 }
 
 async fn serve(socket: &Path, service: Service) -> Result<(), String> {
-    let listener = UnixListener::bind(socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| format!("cannot set mode 0660 on {}: {e}", socket.display()))?;
 
@@ -134,7 +148,10 @@ async fn serve(socket: &Path, service: Service) -> Result<(), String> {
 /// Resolves on SIGTERM or SIGINT.
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

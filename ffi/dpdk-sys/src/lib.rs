@@ -3,7 +3,12 @@
 //! Everything here is `unsafe` and mirrors the C API one to one; the safe layer is the
 //! `dpdk` crate beside this one. DPDK's static inline functions (burst rx/tx, mbuf
 //! alloc/free, ...) are reachable through generated C wrappers of the same name.
-#![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
+#![allow(
+    non_upper_case_globals,
+    non_camel_case_types,
+    non_snake_case,
+    dead_code
+)]
 #![allow(clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

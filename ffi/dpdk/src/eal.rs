@@ -25,7 +25,10 @@ impl Eal {
     /// would inherit that single CPU.
     pub fn init(args: &[String]) -> Result<Eal> {
         if INITIALISED.swap(true, Ordering::SeqCst) {
-            return Err(Error::msg("rte_eal_init", "the EAL is already initialised in this process"));
+            return Err(Error::msg(
+                "rte_eal_init",
+                "the EAL is already initialised in this process",
+            ));
         }
         let mut owned = Vec::with_capacity(args.len() + 1);
         for a in std::iter::once("vswitch").chain(args.iter().map(String::as_str)) {
@@ -33,7 +36,10 @@ impl Eal {
                 Ok(c) => owned.push(c),
                 Err(_) => {
                     INITIALISED.store(false, Ordering::SeqCst);
-                    return Err(Error::msg("rte_eal_init", format!("argument {a:?} contains a NUL byte")));
+                    return Err(Error::msg(
+                        "rte_eal_init",
+                        format!("argument {a:?} contains a NUL byte"),
+                    ));
                 }
             }
         }

@@ -20,19 +20,35 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error with a reason of our own (no DPDK errno).
     pub fn msg(op: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error { op: op.into(), errno: 0, reason: reason.into() }
+        Error {
+            op: op.into(),
+            errno: 0,
+            reason: reason.into(),
+        }
     }
 
     /// An error for a DPDK call that returned `ret` (negative errno, or -1 with rte_errno set).
     pub fn from_ret(op: impl Into<String>, ret: i32) -> Self {
-        let errno = if ret == -1 || ret == 0 { current_errno() } else { ret.abs() };
-        Error { op: op.into(), errno, reason: strerror(errno) }
+        let errno = if ret == -1 || ret == 0 {
+            current_errno()
+        } else {
+            ret.abs()
+        };
+        Error {
+            op: op.into(),
+            errno,
+            reason: strerror(errno),
+        }
     }
 
     /// An error for a DPDK call that reported failure through rte_errno (e.g. returned NULL).
     pub fn from_errno(op: impl Into<String>) -> Self {
         let errno = current_errno();
-        Error { op: op.into(), errno, reason: strerror(errno) }
+        Error {
+            op: op.into(),
+            errno,
+            reason: strerror(errno),
+        }
     }
 }
 

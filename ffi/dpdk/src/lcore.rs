@@ -32,7 +32,10 @@ pub fn launch<F: FnOnce() + Send + 'static>(
     if ret != 0 {
         // SAFETY: the launch failed, so trampoline never runs and arg is still ours.
         drop(unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>) });
-        return Err(LaunchError { lcore, reason: crate::error::strerror(ret.abs()) });
+        return Err(LaunchError {
+            lcore,
+            reason: crate::error::strerror(ret.abs()),
+        });
     }
     Ok(())
 }

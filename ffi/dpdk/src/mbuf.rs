@@ -96,7 +96,10 @@ impl Default for Burst {
 impl Burst {
     /// An empty burst.
     pub const fn new() -> Burst {
-        Burst { len: 0, pkts: [std::ptr::null_mut(); MAX_BURST] }
+        Burst {
+            len: 0,
+            pkts: [std::ptr::null_mut(); MAX_BURST],
+        }
     }
 
     /// How many mbufs it holds.
@@ -178,6 +181,17 @@ impl Burst {
         unsafe { seg_data(self.pkts[i]) }
     }
 
+    /// Total length of its packets, in bytes (reads each mbuf's first cache line, which
+    /// the driver has just written on rx).
+    #[inline]
+    pub fn bytes(&self) -> u64 {
+        self.pkts[..self.len]
+            .iter()
+            // SAFETY: pkts[..len] are owned live mbufs.
+            .map(|&m| u64::from(unsafe { (*m).pkt_len }))
+            .sum()
+    }
+
     /// Frees every mbuf it holds, in one bulk call.
     #[inline]
     pub fn clear(&mut self) {
@@ -217,6 +231,7 @@ mod tests {
             }
             assert_eq!(pool.in_use(), base + 200);
             assert_eq!(b.data(7), &[7u8; 60][..]);
+            assert_eq!(b.bytes(), 200 * 60);
         }
         assert_eq!(pool.in_use(), base);
     }
@@ -255,7 +270,9 @@ mod tests {
         assert_eq!(b.data(0)[0], 4);
         assert_eq!(b.data(5)[0], 9);
         for p in sent {
-            drop(Mbuf { raw: NonNull::new(p).unwrap() });
+            drop(Mbuf {
+                raw: NonNull::new(p).unwrap(),
+            });
         }
         drop(b);
         assert_eq!(pool.in_use(), base);

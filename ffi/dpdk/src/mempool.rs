@@ -43,7 +43,11 @@ impl Mempool {
             )
         };
         let raw = NonNull::new(raw).ok_or_else(|| Error::from_errno(&op))?;
-        Ok(Mempool { raw, name: name.to_string(), capacity })
+        Ok(Mempool {
+            raw,
+            name: name.to_string(),
+            capacity,
+        })
     }
 
     /// The pool's name.

@@ -50,7 +50,14 @@ pub struct PortConfig {
 
 impl Default for PortConfig {
     fn default() -> Self {
-        PortConfig { rx_queues: 1, tx_queues: 1, rx_desc: 1024, tx_desc: 1024, mac: None, mtu: None }
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mac: None,
+            mtu: None,
+        }
     }
 }
 
@@ -91,16 +98,30 @@ impl Port {
     /// Probes `devargs` (e.g. `net_af_packet0,iface=veth0` or a PCI address), configures
     /// its queues with mbufs from `pool`, sets MAC/MTU, turns promiscuous mode on and
     /// starts it. On any failure everything done so far is undone.
-    pub fn open(_eal: &crate::Eal, devargs: &str, pool: Arc<Mempool>, config: PortConfig) -> Result<Port> {
+    pub fn open(
+        _eal: &crate::Eal,
+        devargs: &str,
+        pool: Arc<Mempool>,
+        config: PortConfig,
+    ) -> Result<Port> {
         let device = devargs.split(',').next().unwrap_or_default().to_string();
-        let bus = if device.starts_with("net_") || device.starts_with("eth_") { "vdev" } else { "pci" };
+        let bus = if device.starts_with("net_") || device.starts_with("eth_") {
+            "vdev"
+        } else {
+            "pci"
+        };
         let op = format!("probe {devargs:?}");
-        let cargs = CString::new(devargs).map_err(|_| Error::msg(&op, "devargs contain a NUL byte"))?;
-        let cdev = CString::new(device.as_str()).map_err(|_| Error::msg(&op, "name contains a NUL byte"))?;
+        let cargs =
+            CString::new(devargs).map_err(|_| Error::msg(&op, "devargs contain a NUL byte"))?;
+        let cdev = CString::new(device.as_str())
+            .map_err(|_| Error::msg(&op, "name contains a NUL byte"))?;
         let mut existing: u16 = 0;
         // SAFETY: cdev is a valid C string; existing is a valid out pointer.
         if unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cdev.as_ptr(), &mut existing) } == 0 {
-            return Err(Error::msg(&op, format!("device {device} already exists (port {existing})")));
+            return Err(Error::msg(
+                &op,
+                format!("device {device} already exists (port {existing})"),
+            ));
         }
         // SAFETY: cargs is a valid C string; probing is serialised by the caller (control
         // thread) and DPDK's hotplug lock.
@@ -111,13 +132,23 @@ impl Port {
         let mut id: u16 = 0;
         // SAFETY: as above.
         let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(cdev.as_ptr(), &mut id) };
-        let mut port = Port { id, bus: bus.into(), device, config: config.clone(), _pool: pool, open: true };
+        let mut port = Port {
+            id,
+            bus: bus.into(),
+            device,
+            config: config.clone(),
+            _pool: pool,
+            open: true,
+        };
         if ret != 0 {
             // The device exists but made no ethdev port by that name: remove it again.
             port.id = u16::MAX;
             port.remove_device();
             port.open = false;
-            return Err(Error::msg(&op, "the device created no ethernet port of that name"));
+            return Err(Error::msg(
+                &op,
+                "the device created no ethernet port of that name",
+            ));
         }
         // On error `port` is dropped, which stops, closes and removes it.
         port.setup()?;
@@ -158,17 +189,32 @@ impl Port {
             // SAFETY: valid port, configured with rx_queues queues; the pool outlives the
             // port (self holds an Arc of it); NULL conf means the driver's defaults.
             let ret = unsafe {
-                dpdk_sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket, std::ptr::null(), self._pool.as_ptr())
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    id,
+                    q,
+                    rx_desc,
+                    socket,
+                    std::ptr::null(),
+                    self._pool.as_ptr(),
+                )
             };
             if ret != 0 {
-                return Err(Error::from_ret(format!("rx queue {q} of {}", self.device), ret));
+                return Err(Error::from_ret(
+                    format!("rx queue {q} of {}", self.device),
+                    ret,
+                ));
             }
         }
         for q in 0..c.tx_queues {
             // SAFETY: valid port configured with tx_queues queues; NULL conf = defaults.
-            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, std::ptr::null()) };
+            let ret = unsafe {
+                dpdk_sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, std::ptr::null())
+            };
             if ret != 0 {
-                return Err(Error::from_ret(format!("tx queue {q} of {}", self.device), ret));
+                return Err(Error::from_ret(
+                    format!("tx queue {q} of {}", self.device),
+                    ret,
+                ));
             }
         }
         if let Some(mac) = c.mac {
@@ -211,12 +257,18 @@ impl Port {
 
     /// A handle on rx queue `q`, None if the port has no such queue.
     pub fn rx_queue(&self, q: u16) -> Option<PortQueue> {
-        (q < self.config.rx_queues).then_some(PortQueue { port: self.id, queue: q })
+        (q < self.config.rx_queues).then_some(PortQueue {
+            port: self.id,
+            queue: q,
+        })
     }
 
     /// A handle on tx queue `q`, None if the port has no such queue.
     pub fn tx_queue(&self, q: u16) -> Option<PortQueue> {
-        (q < self.config.tx_queues).then_some(PortQueue { port: self.id, queue: q })
+        (q < self.config.tx_queues).then_some(PortQueue {
+            port: self.id,
+            queue: q,
+        })
     }
 
     /// The link as the driver reports it now (does not wait).
@@ -226,7 +278,10 @@ impl Port {
         if unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut link) } != 0 {
             return LinkStatus::default();
         }
-        LinkStatus { up: link.link_status() != 0, speed_mbps: link.link_speed }
+        LinkStatus {
+            up: link.link_status() != 0,
+            speed_mbps: link.link_speed,
+        }
     }
 
     /// Sets the link administratively up or down.
@@ -286,7 +341,10 @@ impl Port {
         // SAFETY: valid port id.
         let ret = unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.id, mtu) };
         if ret != 0 {
-            return Err(Error::from_ret(format!("set MTU {mtu} on {}", self.device), ret));
+            return Err(Error::from_ret(
+                format!("set MTU {mtu} on {}", self.device),
+                ret,
+            ));
         }
         Ok(())
     }
@@ -311,7 +369,10 @@ impl Port {
     }
 
     fn remove_device(&self) {
-        let (Ok(bus), Ok(dev)) = (CString::new(self.bus.as_str()), CString::new(self.device.as_str())) else {
+        let (Ok(bus), Ok(dev)) = (
+            CString::new(self.bus.as_str()),
+            CString::new(self.device.as_str()),
+        ) else {
             return;
         };
         // SAFETY: valid C strings; the device was probed by us and its port is closed.
@@ -354,7 +415,8 @@ mod tests {
         for round in 0..8 {
             let mut b = Burst::new();
             for _ in 0..200 {
-                b.push(Mbuf::from_bytes(&pool, &[round as u8; 64]).unwrap()).unwrap();
+                b.push(Mbuf::from_bytes(&pool, &[round as u8; 64]).unwrap())
+                    .unwrap();
             }
             sent += b.tx(txq);
             stuck += b.len();
@@ -379,24 +441,38 @@ mod tests {
     #[test]
     fn a_refused_vdev_leaves_no_port() {
         let pool = pool("t_bad", 64);
-        let err = Port::open(eal(), "net_af_packet_t9,iface=vs-no-such-if", pool, PortConfig::default())
-            .unwrap_err();
+        let err = Port::open(
+            eal(),
+            "net_af_packet_t9,iface=vs-no-such-if",
+            pool,
+            PortConfig::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("probe"), "{err}");
         let name = CString::new("net_af_packet_t9").unwrap();
         let mut id = 0u16;
         // SAFETY: valid C string and out pointer.
-        assert_ne!(unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut id) }, 0);
+        assert_ne!(
+            unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut id) },
+            0
+        );
     }
 
     #[test]
     fn too_many_queues_is_refused_and_undone() {
         let pool = pool("t_q", 256);
-        let cfg = PortConfig { tx_queues: 5000, ..PortConfig::default() };
+        let cfg = PortConfig {
+            tx_queues: 5000,
+            ..PortConfig::default()
+        };
         let err = Port::open(eal(), "net_null_t1", pool, cfg).unwrap_err();
         assert!(err.reason.contains("tx queues"), "{err}");
         let name = CString::new("net_null_t1").unwrap();
         let mut id = 0u16;
         // SAFETY: valid C string and out pointer.
-        assert_ne!(unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut id) }, 0);
+        assert_ne!(
+            unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut id) },
+            0
+        );
     }
 }
