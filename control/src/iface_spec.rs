@@ -327,6 +327,11 @@ impl IfaceSpec {
 
 fn check_devarg_path(key: &str, p: &Path) -> ApiResult<()> {
     let s = p.to_string_lossy();
+    if !p.is_absolute() {
+        return Err(ApiError::invalid(format!(
+            "{key} {s:?} must be an absolute path (the daemon's working directory is not yours)"
+        )));
+    }
     if s.is_empty() || s.contains([',', '=', ' ', '\n', '\t']) {
         return Err(ApiError::invalid(format!(
             "{key} {s:?} must be a file path without ',', '=' or spaces"
@@ -384,6 +389,7 @@ mod tests {
         )
         .contains("id must be"));
         assert!(e("pcap", &[("rx", "/nonexistent/x.pcap")]).contains("no such file"));
+        assert!(e("pcap", &[("rx", "x.pcap")]).contains("absolute path"));
         assert!(e("pcap", &[("rx", "/etc/hostname"), ("loop", "yes")]).contains("loop must be"));
         assert!(e("pci", &[("dev", "00:04")]).contains("not a PCI address"));
         assert!(e("dpdk", &[("devargs", "")]).contains("device name"));

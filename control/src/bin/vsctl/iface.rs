@@ -1,7 +1,7 @@
 //! `vsctl iface add|del|list|show|set`: interfaces, and the JSON shape of one interface
 //! (also used by `stats`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::bail;
 use serde::Serialize;
@@ -18,7 +18,8 @@ use crate::rpc::{reply, Ctx};
 pub async fn run(command: IfaceCommand, ctx: &Ctx) -> anyhow::Result<String> {
     match command {
         IfaceCommand::Add { name, kind, args } => {
-            let args = parse_key_values(&args)?;
+            let mut args = parse_key_values(&args)?;
+            absolutize_files(&kind, &mut args)?;
             let request = AddInterfaceRequest {
                 name,
                 r#type: kind,
@@ -62,6 +63,24 @@ pub async fn run(command: IfaceCommand, ctx: &Ctx) -> anyhow::Result<String> {
 }
 
 /// Every interface, sorted by name.
+/// pcap files are opened by the daemon, whose working directory is not ours: make relative
+/// ones absolute here, as the user meant them. (Relative vhost-user / memif socket names
+/// are a feature: they go under the daemon's run directory.)
+fn absolutize_files(kind: &str, args: &mut HashMap<String, String>) -> anyhow::Result<()> {
+    if kind != "pcap" {
+        return Ok(());
+    }
+    for key in ["rx", "tx"] {
+        if let Some(v) = args.get_mut(key) {
+            if !v.is_empty() && !v.starts_with('/') {
+                let cwd = std::env::current_dir()?;
+                *v = cwd.join(&*v).to_string_lossy().into_owned();
+            }
+        }
+    }
+    Ok(())
+}
+
 pub async fn list(ctx: &Ctx) -> anyhow::Result<Vec<Interface>> {
     let request = ListInterfacesRequest {};
     let mut ifaces = reply(ctx.client().await?.list_interfaces(request).await)?.interfaces;
