@@ -21,6 +21,19 @@ use crate::iface_spec::{IfaceSpec, Kind};
 use crate::names::{format_mac, parse_mtu};
 use crate::state::{self, IfaceState, State, XconnectState};
 
+/// Latency quantiles in nanoseconds from a histogram in TSC cycles.
+fn latency(l: &vswitch_dataplane::latency::LatencySnapshot) -> pb::Latency {
+    let ns_per_cycle = 1e9 / dpdk::tsc_hz().max(1) as f64;
+    let ns = |q: f64| l.quantile(q) as f64 * ns_per_cycle;
+    pb::Latency {
+        samples: l.samples(),
+        p50_ns: ns(0.5),
+        p99_ns: ns(0.99),
+        p999_ns: ns(0.999),
+        max_ns: ns(1.0),
+    }
+}
+
 /// One interface and the port that implements it.
 struct Iface {
     spec: IfaceSpec,
@@ -375,6 +388,7 @@ impl Switch {
                     busy_cycles: s.busy_cycles,
                     total_cycles: s.total_cycles,
                     tx_packets: s.tx_packets,
+                    latency: self.engine.latency(w).map(|l| latency(&l)),
                 }
             })
             .collect()

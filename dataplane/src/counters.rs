@@ -62,6 +62,8 @@ pub struct WorkerCounters {
     pub(crate) drops: [AtomicU64; N_REASONS],
     /// What this worker received from, sent to and dropped on each port (by port id).
     pub(crate) ports: [PortCounters; MAX_PORTS],
+    /// rx -> tx cycles of forwarded packets.
+    pub(crate) latency: crate::latency::LatencyHistogram,
 }
 
 /// One worker's traffic on one port. Drops count against the input port (unconnected,
@@ -133,6 +135,7 @@ impl Default for WorkerCounters {
             seen_version: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             ports: std::array::from_fn(|_| PortCounters::default()),
+            latency: Default::default(),
         }
     }
 }

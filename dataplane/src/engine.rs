@@ -108,6 +108,11 @@ impl Engine {
         self.shared.counters.get(id).map(WorkerCounters::snapshot)
     }
 
+    /// rx -> tx latency of worker `id`.
+    pub fn latency(&self, id: usize) -> Option<crate::latency::LatencySnapshot> {
+        self.shared.counters.get(id).map(|c| c.latency.snapshot())
+    }
+
     /// Traffic on port `port`, summed over workers.
     pub fn port_totals(&self, port: u16) -> crate::PortTotals {
         self.shared

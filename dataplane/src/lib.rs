@@ -7,9 +7,11 @@
 //!   seen one (so a removed port is no longer touched), stops workers.
 //! - [`counters`]: per-worker counters and the named drop reasons.
 //! - [`poll`]: busy or adaptive polling.
+//! - [`latency`]: per-worker rx -> tx latency histograms.
 
 pub mod counters;
 pub mod engine;
+pub mod latency;
 pub mod plan;
 pub mod poll;
 pub mod worker;

@@ -47,7 +47,13 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                 moved += n;
                 counters.port_rx(a.rxq.port(), n, burst.bytes());
                 match a.out {
-                    Output::Port(txq) => transmit(&mut burst, txq, counters),
+                    Output::Port(txq) => {
+                        let t_rx = rdtsc();
+                        transmit(&mut burst, txq, counters);
+                        counters
+                            .latency
+                            .record(rdtsc().wrapping_sub(t_rx), n as u64);
+                    }
                     Output::Drop(reason) => {
                         counters.drop_packets(reason, a.rxq.port(), n as u64);
                         burst.clear();

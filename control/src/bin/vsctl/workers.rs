@@ -29,6 +29,17 @@ struct WorkerJson<'a> {
     busy_pct: f64,
     busy_cycles: u64,
     total_cycles: u64,
+    latency: LatencyJson,
+}
+
+/// rx -> tx latency inside the switch, in nanoseconds.
+#[derive(Debug, Default, Serialize)]
+struct LatencyJson {
+    samples: u64,
+    p50_ns: f64,
+    p99_ns: f64,
+    p999_ns: f64,
+    max_ns: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -56,6 +67,17 @@ impl<'a> From<&'a Worker> for WorkerJson<'a> {
             busy_pct: w.busy_pct,
             busy_cycles: w.busy_cycles,
             total_cycles: w.total_cycles,
+            latency: w
+                .latency
+                .as_ref()
+                .map(|l| LatencyJson {
+                    samples: l.samples,
+                    p50_ns: l.p50_ns,
+                    p99_ns: l.p99_ns,
+                    p999_ns: l.p999_ns,
+                    max_ns: l.max_ns,
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -68,6 +90,8 @@ fn table(workers: &[Worker]) -> String {
         ("TX_PACKETS", Align::Right),
         ("CYCLES/PKT", Align::Right),
         ("BUSY%", Align::Right),
+        ("P50_NS", Align::Right),
+        ("P99_NS", Align::Right),
         ("RX_QUEUES", Align::Left),
     ]);
     for w in workers {
@@ -83,6 +107,8 @@ fn table(workers: &[Worker]) -> String {
             w.tx_packets.to_string(),
             decimal(w.cycles_per_packet),
             decimal(w.busy_pct),
+            decimal(w.latency.as_ref().map_or(0.0, |l| l.p50_ns)),
+            decimal(w.latency.as_ref().map_or(0.0, |l| l.p99_ns)),
             or_dash(&queues.join(",")),
         ]);
     }
@@ -124,6 +150,13 @@ mod tests {
             busy_cycles: 87250,
             total_cycles: 698000,
             tx_packets: 999,
+            latency: Some(vswitch_proto::v1::Latency {
+                samples: 1000,
+                p50_ns: 120.0,
+                p99_ns: 900.5,
+                p999_ns: 2000.0,
+                max_ns: 5000.0,
+            }),
         }
     }
 
@@ -143,6 +176,7 @@ mod tests {
                 "busy_pct": 12.5,
                 "busy_cycles": 87250,
                 "total_cycles": 698000,
+                "latency": {"samples": 1000, "p50_ns": 120.0, "p99_ns": 900.5, "p999_ns": 2000.0, "max_ns": 5000.0},
             })
         );
     }
