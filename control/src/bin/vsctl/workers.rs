@@ -82,6 +82,14 @@ impl<'a> From<&'a Worker> for WorkerJson<'a> {
     }
 }
 
+/// A latency quantile in ns, or '-' before the first forwarded packet.
+fn latency_cell(w: &Worker, q: fn(&vswitch_proto::v1::Latency) -> f64) -> String {
+    match &w.latency {
+        Some(l) if l.samples > 0 => decimal(q(l)),
+        _ => "-".to_string(),
+    }
+}
+
 fn table(workers: &[Worker]) -> String {
     let mut table = Table::new(&[
         ("ID", Align::Right),
@@ -107,8 +115,8 @@ fn table(workers: &[Worker]) -> String {
             w.tx_packets.to_string(),
             decimal(w.cycles_per_packet),
             decimal(w.busy_pct),
-            decimal(w.latency.as_ref().map_or(0.0, |l| l.p50_ns)),
-            decimal(w.latency.as_ref().map_or(0.0, |l| l.p99_ns)),
+            latency_cell(w, |l| l.p50_ns),
+            latency_cell(w, |l| l.p99_ns),
             or_dash(&queues.join(",")),
         ]);
     }
@@ -191,9 +199,9 @@ mod tests {
         };
         assert_eq!(
             table(&[sample(), idle]),
-            "ID  LCORE  PACKETS  TX_PACKETS  CYCLES/PKT  BUSY%  RX_QUEUES\n\
-             \x200      1     1000         999        87.2   12.5  vm1:0,uplink0:1\n\
-             \x201      2        0           0           -    0.0  -\n"
+            "ID  LCORE  PACKETS  TX_PACKETS  CYCLES/PKT  BUSY%  P50_NS  P99_NS  RX_QUEUES\n\
+             \x200      1     1000         999        87.2   12.5   120.0   900.5  vm1:0,uplink0:1\n\
+             \x201      2        0           0           -    0.0       -       -  -\n"
         );
     }
 }
