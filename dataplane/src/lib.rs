@@ -11,9 +11,11 @@
 
 pub mod counters;
 pub mod engine;
+pub mod l2;
 pub mod latency;
 pub mod plan;
 pub mod poll;
+pub mod wire;
 pub mod worker;
 
 pub use counters::{DropReason, PortTotals, WorkerStats};

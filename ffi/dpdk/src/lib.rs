@@ -20,7 +20,7 @@ mod port;
 pub use eal::Eal;
 pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
-pub use mbuf::{Burst, Mbuf, MAX_BURST};
+pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
 pub use port::{LinkStatus, Port, PortConfig, PortQueue, PortStats, MAX_PORTS};
 

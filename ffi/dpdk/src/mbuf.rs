@@ -57,6 +57,75 @@ impl Mbuf {
         unsafe { seg_data(self.raw.as_ptr()) }
     }
 
+    /// The packet's bytes (first segment), writable.
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: self uniquely owns the mbuf, whose first segment holds data_len bytes.
+        unsafe {
+            let r = self.raw.as_ptr();
+            let base = ((*r).buf_addr as *mut u8).add((*r).data_off as usize);
+            std::slice::from_raw_parts_mut(base, (*r).data_len as usize)
+        }
+    }
+
+    /// Packet length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        // SAFETY: self owns a live mbuf.
+        unsafe { (*self.raw.as_ptr()).pkt_len as usize }
+    }
+
+    /// Whether the packet is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Grows the packet by `n` bytes at the front (taken from the headroom, left as they
+    /// were). False, and nothing changed, if the headroom is too small.
+    #[inline]
+    pub fn prepend(&mut self, n: u16) -> bool {
+        // SAFETY: self uniquely owns the mbuf; we only move data_off within the buffer.
+        unsafe {
+            let r = self.raw.as_ptr();
+            if (*r).data_off < n {
+                return false;
+            }
+            (*r).data_off -= n;
+            (*r).data_len += n;
+            (*r).pkt_len += u32::from(n);
+        }
+        true
+    }
+
+    /// Drops `n` bytes from the front of the packet. False, and nothing changed, if the
+    /// first segment is shorter than that.
+    #[inline]
+    pub fn adj(&mut self, n: u16) -> bool {
+        // SAFETY: as in prepend; data_off stays within the first segment's data.
+        unsafe {
+            let r = self.raw.as_ptr();
+            if (*r).data_len < n {
+                return false;
+            }
+            (*r).data_off += n;
+            (*r).data_len -= n;
+            (*r).pkt_len -= u32::from(n);
+        }
+        true
+    }
+
+    /// A deep copy from the same pool (for flooding); None when the pool is empty.
+    pub fn copy(&self) -> Option<Mbuf> {
+        // SAFETY: self is a live mbuf; rte_pktmbuf_copy allocates a new chain from `pool`
+        // and copies the whole packet, leaving self untouched.
+        let raw = unsafe {
+            let r = self.raw.as_ptr();
+            dpdk_sys::rte_pktmbuf_copy(r, (*r).pool, 0, u32::MAX)
+        };
+        NonNull::new(raw).map(|raw| Mbuf { raw })
+    }
+
     fn into_raw(self) -> *mut rte_mbuf {
         let p = self.raw.as_ptr();
         std::mem::forget(self);
@@ -164,6 +233,17 @@ impl Burst {
         Ok(())
     }
 
+    /// Takes every mbuf out, in order (the burst is empty afterwards, even if the iterator
+    /// is dropped early: the rest are freed then).
+    pub fn drain(&mut self) -> Drain<'_> {
+        let len = std::mem::replace(&mut self.len, 0);
+        Drain {
+            burst: self,
+            next: 0,
+            len,
+        }
+    }
+
     /// Removes and returns the last mbuf.
     pub fn pop(&mut self) -> Option<Mbuf> {
         if self.len == 0 {
@@ -199,6 +279,35 @@ impl Burst {
             // SAFETY: pkts[..len] are owned mbufs, each freed exactly once here.
             unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
             self.len = 0;
+        }
+    }
+}
+
+/// Iterator of [`Burst::drain`].
+pub struct Drain<'a> {
+    burst: &'a mut Burst,
+    next: usize,
+    len: usize,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next == self.len {
+            return None;
+        }
+        let p = self.burst.pkts[self.next];
+        self.next += 1;
+        NonNull::new(p).map(|raw| Mbuf { raw })
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        for m in self.by_ref() {
+            drop(m);
         }
     }
 }
@@ -277,6 +386,44 @@ mod tests {
         drop(b);
         assert_eq!(pool.in_use(), base);
         let _ = eal();
+    }
+
+    #[test]
+    fn drain_moves_every_mbuf_and_frees_the_rest() {
+        let pool = pool("t_drain", 64);
+        let base = pool.in_use();
+        let mut b = Burst::new();
+        for i in 0..10u8 {
+            b.push(Mbuf::from_bytes(&pool, &[i; 30]).unwrap()).unwrap();
+        }
+        let mut it = b.drain();
+        let first = it.next().unwrap();
+        assert_eq!(first.data()[0], 0);
+        drop(it); // the other 9 are freed here
+        assert_eq!(pool.in_use(), base + 1);
+        assert!(b.is_empty());
+        drop(first);
+        assert_eq!(pool.in_use(), base);
+    }
+
+    #[test]
+    fn prepend_adj_and_copy() {
+        let pool = pool("t_edit", 64);
+        let base = pool.in_use();
+        let mut m = Mbuf::from_bytes(&pool, &[7u8; 60]).unwrap();
+        assert!(m.prepend(4));
+        assert_eq!(m.len(), 64);
+        m.data_mut()[..4].copy_from_slice(&[1, 2, 3, 4]);
+        let c = m.copy().unwrap();
+        assert_eq!(c.data(), m.data());
+        assert!(m.adj(4));
+        assert_eq!(m.data(), &[7u8; 60][..]);
+        assert!(!m.adj(61));
+        assert!(!m.prepend(10_000));
+        assert_eq!(m.len(), 60);
+        assert_eq!(&c.data()[..4], &[1, 2, 3, 4]);
+        drop((m, c));
+        assert_eq!(pool.in_use(), base);
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! L2 switching: bridge domains, the MAC table and learning.
+
+pub mod fdb;
