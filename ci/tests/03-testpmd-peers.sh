@@ -59,7 +59,7 @@ sw_mf_tx=$(iface_stat mf tx_packets)
 sleep 1
 again=$(iface_stat mf tx_packets)
 assert_eq "$again" "$sw_mf_tx" "switch mf tx_packets still moving 3 s after the sender stopped"
-drops_json=$(vsctl --json drops)
+drops_json=$(vsctl --json drops | vs_json 'd')
 sw_drops=$(vs_json 'sum(d.values())' <<<"$drops_json")
 stop_testpmd "$rx_pid"
 # Counters never go backwards, also when a peer goes away.

@@ -11,13 +11,14 @@
 #   packets sent by namespace A's eth0 == switch a.rx == switch b.tx == packets received
 #   by namespace B's eth0 (and the same B -> A), and the switch counts no drop on a or b.
 # The transfer is paced (-b) well below what the pair carries on a 2-core CI machine, so
-# that only a disruption by the hot add/remove, not plain overload, could lose packets.
+# that only a disruption by the hot add/remove, not plain overload, could lose packets:
+# at 50 Mbit/s (~4.2k frames/s) the kernel's af_packet ring (512 frames) holds ~120 ms.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
 IPERF_SECONDS=10
-IPERF_RATE=100M
+IPERF_RATE=50M
 
 vs_test_init "04-hot-add-remove"
 start_vswitchd
@@ -125,8 +126,9 @@ wait_settled
 read -r a_tx sa_rx sb_tx b_rx b_tx sb_rx sa_tx a_rx <<<"$SNAP"
 log "A->B: ns A eth0 tx $((a_tx - a_tx0)), switch a rx $((sa_rx - sa_rx0)), switch b tx $((sb_tx - sb_tx0)), ns B eth0 rx $((b_rx - b_rx0))"
 log "B->A: ns B eth0 tx $((b_tx - b_tx0)), switch b rx $((sb_rx - sb_rx0)), switch a tx $((sa_tx - sa_tx0)), ns A eth0 rx $((a_rx - a_rx0))"
-log "drops: $(vsctl --json drops)"
-assert_int -gt "$((a_tx - a_tx0))" 10000 "packets A -> B during the transfer"
+drops=$(vsctl --json drops | vs_json 'd')
+log "switch drops, all interfaces (the hot-added ones drop while unconnected): $drops"
+assert_int -gt "$((a_tx - a_tx0))" 5000 "packets A -> B during the transfer"
 assert_int -eq "$((sa_rx - sa_rx0))" "$((a_tx - a_tx0))" "A->B: switch a rx_packets vs namespace A eth0 tx_packets"
 assert_int -eq "$((sb_tx - sb_tx0))" "$((sa_rx - sa_rx0))" "A->B: switch b tx_packets vs switch a rx_packets"
 assert_int -eq "$((b_rx - b_rx0))" "$((sb_tx - sb_tx0))" "A->B: namespace B eth0 rx_packets vs switch b tx_packets"
