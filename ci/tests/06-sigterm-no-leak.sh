@@ -35,6 +35,11 @@ sockets=("$VS_SOCK" "$vh_sock" "$mf_sock" "$VS_RUN/vr.sock" "$VS_RUN/mr.sock")
 for s in "${sockets[@]}"; do
     wait_until 10 "socket $s" test -S "$s"
 done
+# Modes from the contract: the gRPC socket 0660, the socket directory 0770.
+mode=$(stat -c %a "$VS_SOCK")
+assert_eq "$mode" 660 "mode of the gRPC socket $VS_SOCK"
+mode=$(stat -c %a "$VS_RUN")
+assert_eq "$mode" 770 "mode of the run directory $VS_RUN"
 
 # in_use: {pool name: in_use} of every mempool, as JSON.
 in_use() { vsctl --json mempools | vs_json '{p["name"]: p["in_use"] for p in d}'; }

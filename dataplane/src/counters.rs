@@ -21,15 +21,30 @@ pub enum DropReason {
     IfaceDown = 2,
     /// The output device has no tx queue for this worker (e.g. a pcap file, which has one).
     NoTxQueue = 3,
+    /// A frame too short for its Ethernet (or 802.1Q) header.
+    BadHeader = 4,
+    /// A frame of a VLAN the bridge member does not carry (or tagged on an access member).
+    VlanMismatch = 5,
+    /// A frame whose destination sits on the port it came from (filtered, as bridges do).
+    SamePort = 6,
+    /// Unknown unicast on a bridge with flooding off.
+    FloodOff = 7,
+    /// No mbuf for a flooded copy or a VLAN tag.
+    NoMbuf = 8,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
         DropReason::NoTxQueue,
+        DropReason::BadHeader,
+        DropReason::VlanMismatch,
+        DropReason::SamePort,
+        DropReason::FloodOff,
+        DropReason::NoMbuf,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -39,6 +54,11 @@ impl DropReason {
             DropReason::Unconnected => "unconnected",
             DropReason::IfaceDown => "iface_down",
             DropReason::NoTxQueue => "no_tx_queue",
+            DropReason::BadHeader => "bad_header",
+            DropReason::VlanMismatch => "vlan_mismatch",
+            DropReason::SamePort => "same_port",
+            DropReason::FloodOff => "flood_off",
+            DropReason::NoMbuf => "no_mbuf",
         }
     }
 }

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use dpdk::Eal;
 
 use crate::counters::{WorkerCounters, WorkerStats};
+use crate::l2::bridge::L2Shared;
 use crate::plan::ForwardingPlan;
 use crate::poll::PollMode;
 
@@ -20,6 +21,7 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) poll: PollMode,
     pub(crate) counters: Box<[WorkerCounters]>,
+    pub(crate) l2: L2Shared,
 }
 
 /// The running workers.
@@ -35,7 +37,12 @@ const QUIESCE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Engine {
     /// Launches one worker on each of `lcores` (worker lcores of `eal`).
-    pub fn start(eal: &Eal, lcores: &[u32], poll: PollMode) -> Result<Engine, dpdk::LaunchError> {
+    pub fn start(
+        eal: &Eal,
+        lcores: &[u32],
+        poll: PollMode,
+        l2: L2Shared,
+    ) -> Result<Engine, dpdk::LaunchError> {
         let shared = Arc::new(Shared {
             plan: ArcSwap::from_pointee(ForwardingPlan::default()),
             stop: AtomicBool::new(false),
@@ -43,6 +50,7 @@ impl Engine {
             counters: (0..lcores.len())
                 .map(|_| WorkerCounters::default())
                 .collect(),
+            l2,
         });
         let mut engine = Engine {
             shared,

@@ -14,6 +14,97 @@ pub enum Output {
     Port(PortQueue),
     /// Dropped and counted under this reason.
     Drop(DropReason),
+    /// Into the bridge the input port is a member of (see `ForwardingPlan::ports`).
+    Bridge,
+}
+
+/// A set of VLAN ids (1-4094), as a bitmap.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VlanSet(Box<[u64; 64]>);
+
+impl VlanSet {
+    /// The set of `ids` (ids outside 1-4094 are ignored).
+    pub fn new(ids: &[u16]) -> VlanSet {
+        let mut bits = Box::new([0u64; 64]);
+        for &v in ids.iter().filter(|v| (1..=4094).contains(*v)) {
+            bits[usize::from(v / 64)] |= 1 << (v % 64);
+        }
+        VlanSet(bits)
+    }
+
+    #[inline(always)]
+    pub fn contains(&self, v: u16) -> bool {
+        self.0
+            .get(usize::from(v / 64))
+            .is_some_and(|w| w & (1 << (v % 64)) != 0)
+    }
+}
+
+impl std::fmt::Debug for VlanSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries((1..=4094u16).filter(|v| self.contains(*v)))
+            .finish()
+    }
+}
+
+/// How a bridge member handles 802.1Q tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Untagged frames only; they belong to VLAN 0 of the bridge.
+    Untagged,
+    /// Untagged frames, belonging to this VLAN (tags pushed/popped at the other members).
+    Access(u16),
+    /// Tagged frames of these VLANs.
+    Trunk(VlanSet),
+}
+
+impl VlanMode {
+    /// The bridge VLAN of a frame arriving with `tag`, None if this member does not carry it.
+    #[inline(always)]
+    pub fn ingress(&self, tag: Option<u16>) -> Option<u16> {
+        match (self, tag) {
+            (VlanMode::Untagged, None) => Some(0),
+            (VlanMode::Access(v), None) => Some(*v),
+            (VlanMode::Trunk(set), Some(t)) if set.contains(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether frames of bridge VLAN `vlan` may leave through this member.
+    #[inline(always)]
+    pub fn carries(&self, vlan: u16) -> bool {
+        match self {
+            VlanMode::Untagged => vlan == 0,
+            VlanMode::Access(v) => *v == vlan,
+            VlanMode::Trunk(set) => set.contains(vlan),
+        }
+    }
+
+    /// Whether frames leave this member tagged.
+    #[inline(always)]
+    pub fn tagged(&self) -> bool {
+        matches!(self, VlanMode::Trunk(_))
+    }
+}
+
+/// A port's bridge membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2Port {
+    pub bridge: u16,
+    pub mode: VlanMode,
+    /// Administratively up (frames neither enter nor leave a down member).
+    pub up: bool,
+}
+
+/// A bridge as workers see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BridgePlan {
+    pub learn: bool,
+    /// Flood unknown unicast (broadcast and multicast are always flooded).
+    pub flood: bool,
+    /// Member port ids.
+    pub members: Vec<u16>,
 }
 
 /// One rx queue a worker polls, and its stage's decision for it.
@@ -27,6 +118,8 @@ pub struct RxAssignment {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerPlan {
     pub rx: Vec<RxAssignment>,
+    /// This worker's tx queue of each port, by port id (for bridged output).
+    pub tx: Vec<Option<PortQueue>>,
 }
 
 /// The whole dataplane's plan. `version` is set by the engine when it is published.
@@ -34,6 +127,24 @@ pub struct WorkerPlan {
 pub struct ForwardingPlan {
     pub version: u64,
     pub workers: Vec<WorkerPlan>,
+    /// Bridge membership by port id.
+    pub ports: Vec<Option<L2Port>>,
+    /// Bridges by bridge id.
+    pub bridges: Vec<Option<BridgePlan>>,
+}
+
+impl ForwardingPlan {
+    /// The membership of `port`, if it is in a bridge.
+    #[inline(always)]
+    pub fn l2_port(&self, port: u16) -> Option<&L2Port> {
+        self.ports.get(usize::from(port)).and_then(Option::as_ref)
+    }
+
+    /// Bridge `id`.
+    #[inline(always)]
+    pub fn bridge(&self, id: u16) -> Option<&BridgePlan> {
+        self.bridges.get(usize::from(id)).and_then(Option::as_ref)
+    }
 }
 
 /// Picks the worker for each of `queues` new rx queues: the least loaded first, given how
@@ -64,6 +175,23 @@ mod tests {
         let mut load = vec![2, 0, 1];
         assert_eq!(place_queues(&mut load, 4), vec![1, 1, 2, 0]);
         assert_eq!(load, vec![3, 2, 2]);
+    }
+
+    #[test]
+    fn vlan_modes() {
+        let trunk = VlanMode::Trunk(VlanSet::new(&[10, 20, 4094, 0, 4095]));
+        assert_eq!(trunk.ingress(Some(10)), Some(10));
+        assert_eq!(trunk.ingress(Some(30)), None);
+        assert_eq!(trunk.ingress(None), None);
+        assert!(trunk.carries(4094) && !trunk.carries(0) && !trunk.carries(4095));
+        assert!(trunk.tagged());
+        let access = VlanMode::Access(10);
+        assert_eq!(access.ingress(None), Some(10));
+        assert_eq!(access.ingress(Some(10)), None);
+        assert!(access.carries(10) && !access.carries(20) && !access.tagged());
+        assert_eq!(VlanMode::Untagged.ingress(None), Some(0));
+        assert!(VlanMode::Untagged.carries(0) && !VlanMode::Untagged.carries(10));
+        assert_eq!(format!("{:?}", VlanSet::new(&[3, 1])), "{1, 3}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use dpdk::{rdtsc, Burst, PortQueue};
 
 use crate::counters::{bump, DropReason, WorkerCounters};
 use crate::engine::Shared;
+use crate::l2::bridge;
 use crate::plan::Output;
 use crate::poll::Backoff;
 
@@ -31,6 +32,7 @@ pub(crate) fn run(id: usize, shared: &Shared) {
     }
     let mut plan_cache = arc_swap::Cache::new(&shared.plan);
     let mut burst = Burst::new();
+    let mut l2w = bridge::L2Worker::new(id);
     let mut backoff = Backoff::default();
     let start = rdtsc();
     counters.start_tsc.store(start, Relaxed);
@@ -50,6 +52,21 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                     Output::Port(txq) => {
                         let t_rx = rdtsc();
                         transmit(&mut burst, txq, counters);
+                        counters
+                            .latency
+                            .record(rdtsc().wrapping_sub(t_rx), n as u64);
+                    }
+                    Output::Bridge => {
+                        let t_rx = rdtsc();
+                        bridge::switch_burst(
+                            &mut burst,
+                            a.rxq.port(),
+                            &plan,
+                            &shared.l2,
+                            &mut l2w,
+                            counters,
+                        );
+                        bridge::flush(&mut l2w, &mine.tx, counters);
                         counters
                             .latency
                             .record(rdtsc().wrapping_sub(t_rx), n as u64);
@@ -78,7 +95,7 @@ pub(crate) fn run(id: usize, shared: &Shared) {
 /// Sends the whole burst out of `txq`, retrying while the device makes progress; what it
 /// will not take is freed and counted as tx_full.
 #[inline]
-fn transmit(burst: &mut Burst, txq: PortQueue, counters: &WorkerCounters) {
+pub(crate) fn transmit(burst: &mut Burst, txq: PortQueue, counters: &WorkerCounters) {
     let offered = burst.bytes();
     let mut sent = 0;
     for _ in 0..TX_TRIES {

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConfig};
+use vswitch_dataplane::l2::bridge::L2Shared;
+use vswitch_dataplane::l2::fdb::Fdb;
+use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
 use vswitch_dataplane::plan::Output;
 use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PollMode, RxAssignment, WorkerPlan};
 
@@ -47,12 +50,17 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
     let c = Port::open(&eal, "net_ring_c", pool.clone(), PortConfig::default()).unwrap();
     let lcores = eal.worker_lcores();
     assert_eq!(lcores, vec![1]);
-    let mut engine = Engine::start(&eal, &lcores, PollMode::Adaptive).unwrap();
+    let l2 = L2Shared {
+        fdb: Arc::new(Fdb::new(1024)),
+        learn: Arc::new(LearnQueues::new(1)),
+        clock: Arc::new(Clock::default()),
+    };
+    let mut engine = Engine::start(&eal, &lcores, PollMode::Adaptive, l2).unwrap();
 
     // a -> b; c is polled but not connected.
     let plan = ForwardingPlan {
-        version: 0,
         workers: vec![WorkerPlan {
+            tx: vec![],
             rx: vec![
                 RxAssignment {
                     rxq: a.rx_queue(0).unwrap(),
@@ -64,6 +72,7 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
                 },
             ],
         }],
+        ..Default::default()
     };
     assert!(engine.publish(plan));
 
@@ -110,8 +119,8 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
     // Remove a and c from the plan: once publish returns, the worker no longer polls them,
     // so frames injected now stay in a's ring.
     assert!(engine.publish(ForwardingPlan {
-        version: 0,
-        workers: vec![WorkerPlan::default()]
+        workers: vec![WorkerPlan::default()],
+        ..Default::default()
     }));
     inject(&a, 10);
     std::thread::sleep(Duration::from_millis(50));

@@ -1,0 +1,331 @@
+# shellcheck shell=bash
+# ci/l2lib.sh: helpers for the L2 bridge tests (ci/tests/07-10), sourced after ci/lib.sh.
+#
+# Usage in a test:
+#   source "$(dirname "$0")/../lib.sh"
+#   source "$(dirname "$0")/../l2lib.sh"
+#   vs_test_init "l2-..."
+#   l2_need_scapy                       # only tests that run ci/scapy/*.py
+#   start_vswitchd
+#   l2_host "$(vs_ifname a)" pa 10.98.7.1/24    # namespace + veth + af_packet iface pa
+#
+# Every helper that is used as a wait_until condition (fdb_has, fdb_lacks, sniff_seen, ...)
+# only returns a status: it never calls fail, so a failed read just means "not yet".
+
+VS_SCAPY_DIR=$VS_ROOT/ci/scapy
+VS_PY=""
+
+# l2_need_scapy: find a python3 that imports scapy (the Debian package lives under
+# /usr/bin/python3, which a pyenv or venv python3 earlier on PATH does not see).
+l2_need_scapy() {
+    local py
+    for py in /usr/bin/python3 "$(command -v python3 || true)"; do
+        [[ -n "$py" && -x "$py" ]] || continue
+        if "$py" -c 'import scapy.layers.l2' >/dev/null 2>&1; then
+            VS_PY=$py
+            log "scapy: $("$py" -c 'import scapy; print(scapy.VERSION)') ($py)"
+            return 0
+        fi
+    done
+    fail "python3-scapy is missing (apt-get install python3-scapy, or bash ci/setup.sh)"
+}
+
+# l2_scapy NS SECONDS SCRIPT ARGS...: run ci/scapy/SCRIPT in NS, bounded in time.
+l2_scapy() {
+    local ns=$1 secs=$2 script=$3
+    shift 3
+    timeout -k 5 "$secs" ip netns exec "$ns" "$VS_PY" "$VS_SCAPY_DIR/$script" "$@"
+}
+
+# ---------------------------------------------------------------------------------------
+# Hosts
+
+# l2_host NS VSIF CIDR: namespace NS with a veth whose peer is eth0 in NS (address CIDR, or
+# no address when CIDR is empty) and whose host end, named "${NS}h", becomes the af_packet
+# interface VSIF of the switch. NS is a vs_ifname name; with the "h" it must stay <= 15
+# characters.
+l2_host() {
+    local ns=$1 vsif=$2 cidr=$3 host
+    host=${ns}h
+    ((${#host} <= 15)) || fail "interface name $host is longer than 15 characters"
+    vs_netns_add "$ns"
+    if [[ -n "$cidr" ]]; then
+        vs_veth_to_ns "$host" "$ns" "$cidr"
+    else
+        ip link add "$host" type veth peer name eth0 netns "$ns" ||
+            fail "cannot create veth $host <-> $ns/eth0"
+        VS_LINKS+=("$host")
+        vs_host_link_quiet "$host"
+        ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null 2>&1 ||
+            fail "ethtool -K eth0 tx off failed in $ns"
+        ip -n "$ns" link set eth0 up
+    fi
+    run_ok "iface add $vsif af_packet iface=$host" \
+        vsctl iface add "$vsif" af_packet iface="$host" >/dev/null
+}
+
+# ns_mac NS [IF]: the MAC address of IF (default eth0) inside NS, lowercase.
+ns_mac() {
+    local mac
+    mac=$(ip -n "$1" link show dev "${2:-eth0}" | awk '/link\/ether/ { print tolower($2) }')
+    [[ "$mac" =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || fail "no MAC for ${2:-eth0} in $1"
+    printf '%s\n' "$mac"
+}
+
+# ns_set_mac NS MAC: give eth0 in NS a new MAC (down, set, up; addresses and routes stay).
+ns_set_mac() {
+    ip -n "$1" link set eth0 down
+    ip -n "$1" link set eth0 address "$2" || fail "cannot set MAC $2 on eth0 in $1"
+    ip -n "$1" link set eth0 up
+}
+
+# ns_neigh_flush NS...: forget every ARP entry, so the next ping starts with a broadcast.
+ns_neigh_flush() {
+    local ns
+    for ns in "$@"; do
+        ip -n "$ns" neigh flush all >/dev/null 2>&1 || true
+    done
+}
+
+# ping_fails NS DST: DST must not answer (3 echo requests, 1 s each, all lost).
+ping_fails() {
+    local out
+    if out=$(ip netns exec "$1" ping -c 3 -i 0.3 -W 1 "$2" 2>&1); then
+        printf '%s\n' "$out" >&2
+        fail "ping $1 -> $2 succeeded; it must not"
+    fi
+    log "ping $1 -> $2: no reply, as required"
+}
+
+# ---------------------------------------------------------------------------------------
+# JSON checks that return a status (for wait_until) instead of failing
+
+# json_true EXPR: exit 0 if the Python expression EXPR is true for the JSON document on
+# stdin (bound to d), 1 if false, 2 if the document or EXPR is broken. Prints nothing.
+# Also bound: vl(v) maps an untagged VLAN (None or 0) to 0; mac(s) lowercases a MAC.
+json_true() {
+    python3 -c '
+import json, sys
+def vl(v): return int(v or 0)
+def mac(s): return str(s).lower()
+try:
+    d = json.load(sys.stdin)
+    sys.exit(0 if eval(sys.argv[1]) else 1)
+except Exception:
+    sys.exit(2)
+' "$1" 2>/dev/null
+}
+
+# fdb_doc BR: `vsctl --json fdb show BR` (status 1 if vsctl fails).
+fdb_doc() { vsctl --json fdb show "$1" 2>/dev/null; }
+
+# fdb_has BR MAC IFACE [VLAN] [STATIC]: BR has exactly one entry for (MAC, VLAN) (VLAN 0 or
+# omitted: untagged) and it is on IFACE; with STATIC (true|false) its static flag too.
+fdb_has() {
+    local doc
+    doc=$(fdb_doc "$1") || return 1
+    python3 -c '
+import json, sys
+mac, iface, vlan, static = sys.argv[1].lower(), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+try:
+    hits = [e for e in json.load(sys.stdin)
+            if str(e["mac"]).lower() == mac and int(e.get("vlan") or 0) == vlan]
+except Exception:
+    sys.exit(2)
+ok = len(hits) == 1 and hits[0]["iface"] == iface
+if ok and static:
+    ok = bool(hits[0].get("static")) == (static == "true")
+sys.exit(0 if ok else 1)
+' "$2" "$3" "${4:-0}" "${5:-}" <<<"$doc" 2>/dev/null
+}
+
+# fdb_lacks BR MAC [VLAN]: BR has no entry for (MAC, VLAN); VLAN "any": in no VLAN.
+fdb_lacks() {
+    local doc
+    doc=$(fdb_doc "$1") || return 1
+    if [[ "${3:-0}" == any ]]; then
+        json_true "not [e for e in d if mac(e['mac']) == '${2,,}']" <<<"$doc"
+    else
+        json_true "not [e for e in d if mac(e['mac']) == '${2,,}'
+                        and vl(e.get('vlan')) == ${3:-0}]" <<<"$doc"
+    fi
+}
+
+# fdb_count BR [all|learned|static]: number of entries (fails if fdb show fails).
+fdb_count() {
+    local doc which=${2:-all}
+    doc=$(vsctl --json fdb show "$1") || fail "vsctl fdb show $1 failed"
+    case $which in
+    all) vs_json 'len(d)' <<<"$doc" ;;
+    learned) vs_json 'len([e for e in d if not e.get("static")])' <<<"$doc" ;;
+    static) vs_json 'len([e for e in d if e.get("static")])' <<<"$doc" ;;
+    *) fail "fdb_count: unknown selector $which" ;;
+    esac
+}
+
+# fdb_count_is BR N [all|learned|static]: status only (for wait_until).
+fdb_count_is() {
+    local doc
+    doc=$(fdb_doc "$1") || return 1
+    case ${3:-all} in
+    all) json_true "len(d) == $2" <<<"$doc" ;;
+    learned) json_true "len([e for e in d if not e.get('static')]) == $2" <<<"$doc" ;;
+    static) json_true "len([e for e in d if e.get('static')]) == $2" <<<"$doc" ;;
+    *) return 2 ;;
+    esac
+}
+
+# fdb_expect BR MAC IFACE [VLAN] [STATIC] WHAT: fail unless fdb_has holds now.
+fdb_expect() {
+    local br=$1 m=$2 ifc=$3 v=${4:-0} st=${5:-} what=${6:-fdb entry}
+    fdb_has "$br" "$m" "$ifc" "$v" "$st" || {
+        vsctl fdb show "$br" >&2 || true
+        fail "$what: $br should have exactly one entry for $m vlan $v, on $ifc${st:+ (static=$st)}"
+    }
+}
+
+# drop_count REASON: `vsctl --json drops`[REASON], 0 when the reason is not listed.
+drop_count() {
+    vsctl --json drops | vs_json "d.get('$1', 0)"
+}
+
+# drops_at_least REASON N: status only.
+drops_at_least() {
+    local doc
+    doc=$(vsctl --json drops 2>/dev/null) || return 1
+    json_true "d.get('$1', 0) >= $2" <<<"$doc"
+}
+
+# stat_at_least IFACE FIELD N: status only (`vsctl --json stats IFACE`[FIELD] >= N).
+stat_at_least() {
+    local doc
+    doc=$(vsctl --json stats "$1" 2>/dev/null) || return 1
+    json_true "d['$2'] >= $3" <<<"$doc"
+}
+
+# rss_kb PID: resident set size of PID in kB (VmRSS).
+rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || fail "no /proc/$1/status"
+}
+
+# ---------------------------------------------------------------------------------------
+# Capturing with scapy (ci/scapy/sniff.py), one capture per name
+
+declare -A VS_SNIFF_PID=()
+
+# sniff_start NAME NS [IF]: capture every frame arriving on IF (default eth0) in NS into
+# $VS_TMP/sniff-NAME.jsonl until sniff_stop (at most 240 s); returns once it captures.
+sniff_start() {
+    local name=$1 ns=$2 ifc=${3:-eth0} base
+    base=$VS_TMP/sniff-$name
+    rm -f "$base.jsonl" "$base.ready" "$base.stop"
+    ip netns exec "$ns" "$VS_PY" "$VS_SCAPY_DIR/sniff.py" --iface "$ifc" \
+        --out "$base.jsonl" --ready "$base.ready" --stop "$base.stop" --timeout 240 \
+        </dev/null >"$base.log" 2>&1 &
+    VS_SNIFF_PID[$name]=$!
+    vs_track_pid "$!"
+    VS_LOGS+=("$base.log")
+}
+
+# sniff_ready NAME...: wait (max 20 s) until every named capture runs.
+sniff_ready() {
+    local name
+    for name in "$@"; do
+        wait_until 20 "capture $name running" test -e "$VS_TMP/sniff-$name.ready"
+        vs_alive "${VS_SNIFF_PID[$name]}" || fail "capture $name exited: $(cat "$VS_TMP/sniff-$name.log")"
+    done
+}
+
+# sniff_stop NAME...: end the captures and wait for them (their files stay readable).
+sniff_stop() {
+    local name
+    for name in "$@"; do
+        touch "$VS_TMP/sniff-$name.stop"
+    done
+    for name in "$@"; do
+        vs_wait_exit "${VS_SNIFF_PID[$name]}" 10 || fail "capture $name did not stop"
+        [[ "$VS_RC" == 0 ]] || fail "capture $name failed (exit $VS_RC): $(cat "$VS_TMP/sniff-$name.log")"
+    done
+}
+
+# sniff_count NAME EXPR: how many frames of capture NAME satisfy the Python expression EXPR,
+# with the frame's summary bound to f (keys: src dst vlan vlans kind ethertype op psrc pdst
+# hwsrc ip_src ip_dst icmp_type payload; see ci/scapy/l2common.py); prints the count.
+sniff_count() {
+    python3 -c '
+import json, sys
+n = 0
+with open(sys.argv[1], encoding="utf-8") as fh:
+    for line in fh:
+        try:
+            f = json.loads(line)
+        except ValueError:
+            continue  # a line being written
+        f.setdefault("vlan", None)
+        try:
+            if eval(sys.argv[2]):
+                n += 1
+        except Exception:
+            pass
+print(n)
+' "$VS_TMP/sniff-$1.jsonl" "$2"
+}
+
+# sniff_seen NAME N EXPR: status only: at least N frames of capture NAME match EXPR.
+sniff_seen() {
+    local n
+    n=$(sniff_count "$1" "$3" 2>/dev/null) || return 1
+    ((n >= $2))
+}
+
+# sniff_expect NAME OP N EXPR WHAT: fail unless (count of EXPR in NAME) OP N.
+sniff_expect() {
+    local name=$1 op=$2 want=$3 expr=$4 what=$5 n
+    n=$(sniff_count "$name" "$expr") || fail "cannot read capture $name"
+    test "$n" "$op" "$want" || {
+        printf '%s\n' "--- frames of capture $name matching: $expr" >&2
+        python3 -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    try:
+        f = json.loads(line)
+    except ValueError:
+        continue
+    try:
+        if eval(sys.argv[2]):
+            print(line.rstrip())
+    except Exception:
+        pass
+' "$VS_TMP/sniff-$name.jsonl" "$expr" | head -n 10 >&2
+        fail "$what: $n frames at $name, expected $op $want"
+    }
+    log "$what: $n frames at $name"
+}
+
+# ---------------------------------------------------------------------------------------
+# Bad input
+
+# l2_refused STATEFN REGEX ARGS...: `vsctl ARGS` must exit non-zero (not a timeout) with
+# exactly one stderr line, "vsctl: ..." matching REGEX (case-insensitive), and the output of
+# the function STATEFN must be the same afterwards as in L2_BEFORE.
+L2_BEFORE=""
+L2_REFUSED=0
+l2_refused() {
+    local statefn=$1 regex=$2 rc=0 out err lines after
+    shift 2
+    out=$(vsctl "$@" 2>"$VS_TMP/err") || rc=$?
+    err=$(cat "$VS_TMP/err")
+    lines=$(grep -c '' "$VS_TMP/err" || true)
+    log "vsctl $* -> exit $rc, stderr: $err"
+    ((rc != 0)) || fail "vsctl $* succeeded (stdout: $out)"
+    ((rc != 124)) || fail "vsctl $* timed out"
+    [[ "$lines" == 1 ]] || fail "vsctl $*: expected exactly one stderr line, got $lines: $err"
+    [[ "$err" == "vsctl: "* ]] || fail "vsctl $*: stderr does not start with 'vsctl: ': $err"
+    grep -Eqi -- "$regex" <<<"$err" ||
+        fail "vsctl $*: error does not name the problem (/$regex/): $err"
+    after=$("$statefn")
+    [[ "$after" == "$L2_BEFORE" ]] || fail "vsctl $* changed the configuration:
+before: $L2_BEFORE
+after:  $after"
+    L2_REFUSED=$((L2_REFUSED + 1))
+}
