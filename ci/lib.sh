@@ -73,11 +73,6 @@ assert_file_absent() {
     [[ ! -e "$1" ]] || fail "$2: $1 still exists"
 }
 
-# assert_file_present PATH WHAT
-assert_file_present() {
-    [[ -e "$1" ]] || fail "$2: $1 does not exist"
-}
-
 # run_ok WHAT CMD...: run CMD; on failure show its output and fail.
 run_ok() {
     local what=$1 out rc=0

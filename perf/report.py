@@ -261,6 +261,11 @@ def summarise(samples, profiles, meta):
                 ),
             }
             notes = sorted({s["note"] for s in mine if s.get("note")})
+            contended = [s for s in mine if s.get("contended_by")]
+            if contended:
+                who = sorted({p for s in contended for p in s["contended_by"]})
+                notes.append("%d of %d runs overlapped other work on the machine (%s); "
+                              "their figures are skewed" % (len(contended), len(mine), " ".join(who)))
             if notes:
                 entry["notes"] = notes
             systems[system] = entry

@@ -149,10 +149,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# sample PROFILE SYSTEM RUN STATUS NOTE [JSON-FIELDS]: appends one line to samples.jsonl.
+# sample PROFILE SYSTEM RUN STATUS NOTE [JSON-FIELDS]: appends one line to samples.jsonl,
+# with the other processes seen before ($BUSY_BEFORE) and after the measurement.
+BUSY_BEFORE=""
 sample() {
-    "$PY" - "$@" >>"$WORK/samples.jsonl" <<'EOF'
-import json, sys
+    local busy
+    busy=$(others)
+    BUSY="$BUSY_BEFORE${BUSY_BEFORE:+ }$busy" "$PY" - "$@" >>"$WORK/samples.jsonl" <<'EOF'
+import json, os, sys
 profile, system, run, status, note = sys.argv[1:6]
 fields = json.loads(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] else {}
 d = {"profile": profile, "system": system, "run": int(run), "status": status,
@@ -160,6 +164,9 @@ d = {"profile": profile, "system": system, "run": int(run), "status": status,
 if note:
     d["note"] = note
 d.update(fields)
+busy = sorted(set(os.environ.get("BUSY", "").split()))
+if busy:
+    d["contended_by"] = busy
 print(json.dumps(d))
 EOF
 }
@@ -382,17 +389,25 @@ git_revision() {
     esac
 }
 
-# Other forwarding processes or load on this 2-core machine skew every number: record it.
+# Other forwarding processes, builds or load on this 2-core machine skew every number: record
+# them at the start and around every measurement.
+others() {
+    local mine=" ${TRACKED[*]} "
+    ps -eo pid=,comm= | awk -v mine="$mine" '
+        $2 ~ /^(vswitchd|dpdk-testpmd|ovs-vswitchd|ovs-vswitchd-dpdk|cargo|rustc|cc1|ld)$/ &&
+        index(mine, " " $1 " ") == 0 { printf "%s%s(%s)", sep, $2, $1; sep = " " }'
+}
+
 QUIET=""
 check_quiet() {
-    local load others
+    local load busy
     load=$(cut -d' ' -f1 /proc/loadavg)
-    others=$(ps -eo pid=,comm= | awk '$2 ~ /^(vswitchd|dpdk-testpmd|ovs-vswitchd|ovs-vswitchd-dpdk|cargo|rustc)$/ {printf "%s%s(%s)", sep, $2, $1; sep=" "}')
+    busy=$(others)
     QUIET="load average $load at start"
-    if [ -n "$others" ]; then
-        QUIET="NO: also running: $others; $QUIET"
-        log "warning: the machine is not quiet ($others): the figures will be skewed"
-    elif awk "BEGIN{exit !($load > 0.5)}"; then
+    if [ -n "$busy" ]; then
+        QUIET="NO: also running: $busy; $QUIET"
+        log "warning: the machine is not quiet ($busy): the figures will be skewed"
+    elif awk "BEGIN{exit !($load > 1.0)}"; then
         QUIET="NO: $QUIET"
         log "warning: load average $load: the figures may be skewed"
     else
@@ -450,8 +465,9 @@ for profile in "${PROFILES[@]}"; do
         for ((k = 0; k < ${#SYSTEMS[@]}; k++)); do
             system=${SYSTEMS[$(((run - 1 + k) % ${#SYSTEMS[@]}))]}
             log "$profile run $run/$RUNS: $system"
+            BUSY_BEFORE=$(others)
             "measure_$system" "$profile" "$run" "$pcap"
-            tail -n 1 "$WORK/samples.jsonl" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print("perf:   %-7s %-7s %6.2f Mpps  %s cycles/pkt %s" % (s["system"], s["status"], s["mpps"], "-" if s["cycles_per_packet"] is None else "%.1f" % s["cycles_per_packet"], s.get("note","")))' >&2
+            tail -n 1 "$WORK/samples.jsonl" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print("perf:   %-7s %-7s %6.2f Mpps  %s cycles/pkt %s%s" % (s["system"], s["status"], s["mpps"], "-" if s["cycles_per_packet"] is None else "%.1f" % s["cycles_per_packet"], s.get("note",""), " [machine busy: %s]" % " ".join(s["contended_by"]) if s.get("contended_by") else ""))' >&2
         done
     done
 done

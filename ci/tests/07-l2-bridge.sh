@@ -177,6 +177,7 @@ sniff_ready b-st c-st d-st
 run_ok "send 5 frames from a to $static" \
     l2_scapy "${NS[a]}" 30 send.py --src "${MAC[a]}" --dst "$static" --count 5 \
     --text to-static >/dev/null
+fo0=$(drop_count flood_off)
 run_ok "send 5 frames from a to unknown $unknown" \
     l2_scapy "${NS[a]}" 30 send.py --src "${MAC[a]}" --dst "$unknown" --count 5 \
     --text unknown-unicast-br1 >/dev/null
@@ -189,6 +190,8 @@ sniff_expect d-st -eq 0 "f['dst'] == '$static'" "frames to static $static at d (
 for h in b c d; do
     sniff_expect "$h-st" -eq 0 "f['dst'] == '$unknown'" "unknown unicast at $h with flood=off"
 done
+wait_until 5 "drops flood_off +5 (from $fo0)" drops_at_least flood_off $((fo0 + 5))
+log "unknown unicast not flooded with flood=off (drops flood_off: $fo0 -> $(drop_count flood_off))"
 
 # Aging. a keeps pinging b for 8 s (longer than age + the 1 s scan + margin): their entries
 # must be there at every look; c and d are quiet: their entries go within age + 3 s.

@@ -4,12 +4,14 @@
 //! - [`options`]: vswitchd's command line and the EAL arguments derived from it.
 //! - [`iface_spec`]: `TYPE KEY=VALUE...` validated into a port's devargs and queues.
 //! - [`switch`]: interfaces, cross-connects and the forwarding plan built from them.
+//! - [`learner`]: the thread that applies MAC learning and ages MAC tables.
 //! - [`state`]: the desired state file (atomic writes, restore at start).
 //! - [`service`]: the gRPC service over the switch; [`client`]: the client side.
 
 pub mod client;
 pub mod error;
 pub mod iface_spec;
+pub mod learner;
 pub mod names;
 pub mod options;
 pub mod service;

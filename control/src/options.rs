@@ -52,6 +52,9 @@ pub struct Options {
     /// Mbufs in the packet-buffer pool.
     #[arg(long, value_name = "N", default_value_t = 32767)]
     pub mbufs: u32,
+    /// Slots in the MAC table shared by all bridges (rounded up to a power of two).
+    #[arg(long, value_name = "N", default_value_t = 262144)]
+    pub fdb_size: usize,
     /// DPDK log level (error, warning, notice, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warning")]
     pub dpdk_log_level: String,
@@ -151,6 +154,12 @@ impl Options {
         crate::names::check_name("--file-prefix", &self.file_prefix)?;
         if self.mem < 64 {
             return Err(format!("--mem must be at least 64 MB, not {}", self.mem));
+        }
+        if !(1024..=(1 << 24)).contains(&self.fdb_size) {
+            return Err(format!(
+                "--fdb-size must be from 1024 to 16777216, not {}",
+                self.fdb_size
+            ));
         }
         if !(1024..=4_194_303).contains(&self.mbufs) {
             return Err(format!(

@@ -186,4 +186,112 @@ impl Vswitch for Service {
         })
         .await
     }
+
+    async fn add_bridge(
+        &self,
+        req: Request<pb::AddBridgeRequest>,
+    ) -> Result<Response<pb::Bridge>, Status> {
+        let r = req.into_inner();
+        required("name", &r.name)?;
+        self.run(move |sw| sw.add_bridge(&r)).await
+    }
+
+    async fn delete_bridge(
+        &self,
+        req: Request<pb::DeleteBridgeRequest>,
+    ) -> Result<Response<pb::DeleteBridgeReply>, Status> {
+        let r = req.into_inner();
+        required("name", &r.name)?;
+        self.run(move |sw| sw.del_bridge(&r.name).map(|_| pb::DeleteBridgeReply {}))
+            .await
+    }
+
+    async fn get_bridge(
+        &self,
+        req: Request<pb::GetBridgeRequest>,
+    ) -> Result<Response<pb::Bridge>, Status> {
+        let r = req.into_inner();
+        required("name", &r.name)?;
+        self.run(move |sw| sw.get_bridge(&r.name)).await
+    }
+
+    async fn list_bridges(
+        &self,
+        _: Request<pb::ListBridgesRequest>,
+    ) -> Result<Response<pb::ListBridgesReply>, Status> {
+        self.run(|sw| {
+            Ok(pb::ListBridgesReply {
+                bridges: sw.list_bridges(),
+            })
+        })
+        .await
+    }
+
+    async fn attach_bridge(
+        &self,
+        req: Request<pb::AttachBridgeRequest>,
+    ) -> Result<Response<pb::Bridge>, Status> {
+        let r = req.into_inner();
+        required("bridge", &r.bridge)?;
+        required("iface", &r.iface)?;
+        self.run(move |sw| sw.attach(&r)).await
+    }
+
+    async fn detach_bridge(
+        &self,
+        req: Request<pb::DetachBridgeRequest>,
+    ) -> Result<Response<pb::Bridge>, Status> {
+        let r = req.into_inner();
+        required("bridge", &r.bridge)?;
+        required("iface", &r.iface)?;
+        self.run(move |sw| sw.detach(&r.bridge, &r.iface)).await
+    }
+
+    async fn list_fdb(
+        &self,
+        req: Request<pb::ListFdbRequest>,
+    ) -> Result<Response<pb::ListFdbReply>, Status> {
+        let r = req.into_inner();
+        required("bridge", &r.bridge)?;
+        self.run(move |sw| {
+            sw.fdb_list(&r.bridge)
+                .map(|entries| pb::ListFdbReply { entries })
+        })
+        .await
+    }
+
+    async fn add_fdb(
+        &self,
+        req: Request<pb::AddFdbRequest>,
+    ) -> Result<Response<pb::FdbEntry>, Status> {
+        let r = req.into_inner();
+        required("bridge", &r.bridge)?;
+        required("mac", &r.mac)?;
+        required("iface", &r.iface)?;
+        self.run(move |sw| sw.fdb_add(&r)).await
+    }
+
+    async fn delete_fdb(
+        &self,
+        req: Request<pb::DeleteFdbRequest>,
+    ) -> Result<Response<pb::DeleteFdbReply>, Status> {
+        let r = req.into_inner();
+        required("bridge", &r.bridge)?;
+        required("mac", &r.mac)?;
+        self.run(move |sw| sw.fdb_del(&r).map(|_| pb::DeleteFdbReply {}))
+            .await
+    }
+
+    async fn flush_fdb(
+        &self,
+        req: Request<pb::FlushFdbRequest>,
+    ) -> Result<Response<pb::FlushFdbReply>, Status> {
+        let r = req.into_inner();
+        required("bridge", &r.bridge)?;
+        self.run(move |sw| {
+            sw.fdb_flush(&r.bridge, &r.iface)
+                .map(|removed| pb::FlushFdbReply { removed })
+        })
+        .await
+    }
 }

@@ -19,6 +19,43 @@ pub struct State {
     pub interfaces: Vec<IfaceState>,
     #[serde(default)]
     pub xconnects: Vec<XconnectState>,
+    #[serde(default)]
+    pub bridges: Vec<BridgeState>,
+}
+
+/// One bridge, its members and its static MAC entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeState {
+    pub name: String,
+    pub learn: bool,
+    pub age: u32,
+    pub learn_limit: u32,
+    pub flood: bool,
+    #[serde(default)]
+    pub members: Vec<MemberState>,
+    #[serde(default)]
+    pub static_macs: Vec<StaticMacState>,
+}
+
+/// A bridge member: untagged (no vlan, no trunk), access (vlan) or trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberState {
+    pub iface: String,
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    #[serde(default)]
+    pub trunk: Vec<u16>,
+}
+
+/// A static MAC table entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticMacState {
+    pub mac: String,
+    pub vlan: u16,
+    pub iface: String,
 }
 
 /// One interface: as it was added, plus its admin state.
@@ -122,6 +159,23 @@ mod tests {
                 iface_a: "a".into(),
                 iface_b: "b".into(),
             }],
+            bridges: vec![BridgeState {
+                name: "br0".into(),
+                learn: true,
+                age: 300,
+                learn_limit: 100,
+                flood: false,
+                members: vec![MemberState {
+                    iface: "c".into(),
+                    vlan: None,
+                    trunk: vec![10, 20],
+                }],
+                static_macs: vec![StaticMacState {
+                    mac: "02:00:00:00:00:01".into(),
+                    vlan: 10,
+                    iface: "c".into(),
+                }],
+            }],
         };
         save(&p, &s).unwrap();
         assert_eq!(load(&p), Ok(Some(s)));
@@ -136,11 +190,11 @@ mod tests {
         assert!(load(&p).unwrap_err().contains("not a valid state file"));
         std::fs::write(&p, "{\"version\": 7}").unwrap();
         assert!(load(&p).unwrap_err().contains("version 7"));
-        std::fs::write(&p, "{\"version\": 1, \"bridges\": []}").unwrap();
+        std::fs::write(&p, "{\"version\": 1, \"routes\": []}").unwrap();
         assert!(load(&p).unwrap_err().contains("unknown field"));
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
-            "{\"version\": 1, \"bridges\": []}"
+            "{\"version\": 1, \"routes\": []}"
         );
         std::fs::remove_dir_all(d).unwrap();
     }

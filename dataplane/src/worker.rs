@@ -61,7 +61,7 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                         bridge::switch_burst(
                             &mut burst,
                             a.rxq.port(),
-                            &plan,
+                            plan,
                             &shared.l2,
                             &mut l2w,
                             counters,

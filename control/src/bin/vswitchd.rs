@@ -4,6 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
@@ -13,7 +14,10 @@ use tokio_stream::wrappers::UnixListenerStream;
 use vswitch_control::options::{online_cpus, Options};
 use vswitch_control::service::Service;
 use vswitch_control::state;
-use vswitch_control::switch::{Paths, Switch};
+use vswitch_control::switch::{Paths, Switch, L2};
+use vswitch_dataplane::l2::bridge::L2Shared;
+use vswitch_dataplane::l2::fdb::Fdb;
+use vswitch_dataplane::l2::learn::{Clock, LearnQueues, Learner};
 use vswitch_dataplane::Engine;
 use vswitch_proto::v1::vswitch_server::VswitchServer;
 
@@ -64,13 +68,27 @@ fn run(opts: Options) -> Result<(), String> {
     let pool = Mempool::new(&eal, "vs_mbufs", opts.mbufs, 256)
         .map_err(|e| format!("cannot create the mbuf pool: {e}"))?;
     let lcores = eal.worker_lcores();
-    let engine = Engine::start(&eal, &lcores, opts.poll).map_err(|e| e.to_string())?;
+    let fdb = Arc::new(Fdb::new(opts.fdb_size));
+    let clock = Arc::new(Clock::default());
+    let l2 = L2 {
+        learner: Arc::new(Mutex::new(Learner::new(fdb.clone(), clock.clone()))),
+        shared: L2Shared {
+            fdb,
+            learn: Arc::new(LearnQueues::new(lcores.len())),
+            clock,
+        },
+    };
+    let engine =
+        Engine::start(&eal, &lcores, opts.poll, l2.shared.clone()).map_err(|e| e.to_string())?;
+    let learner_stop = Arc::new(AtomicBool::new(false));
+    let learner = vswitch_control::learner::spawn(l2.clone(), learner_stop.clone())
+        .map_err(|e| format!("cannot start the learner thread: {e}"))?;
     tracing::info!(workers = lcores.len(), cpus = ?layout, poll = ?opts.poll, "dataplane started");
     let paths = Paths {
         run_dir: opts.run_dir.clone(),
         state_file: Some(opts.state_file.clone()),
     };
-    let mut switch = Switch::new(eal, Arc::new(pool), engine, paths);
+    let mut switch = Switch::new(eal, Arc::new(pool), engine, l2, paths);
     if let Some(s) = &initial {
         for e in switch.restore(s) {
             tracing::error!("not restored: {e}");
@@ -91,6 +109,8 @@ fn run(opts: Options) -> Result<(), String> {
     let served = runtime.block_on(serve(&opts.socket, Service::new(switch.clone())));
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
 
+    learner_stop.store(true, Ordering::Relaxed);
+    let _ = learner.join();
     let taken = switch.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(eal) = taken.and_then(Switch::shutdown) {
         eal.cleanup();

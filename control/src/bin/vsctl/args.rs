@@ -49,6 +49,12 @@ pub enum Command {
     /// Interfaces: every port that carries packets.
     #[command(subcommand)]
     Iface(IfaceCommand),
+    /// Bridges: L2 switching domains with MAC learning and VLANs.
+    #[command(subcommand)]
+    Bridge(BridgeCommand),
+    /// The MAC table (forwarding database) of a bridge.
+    #[command(subcommand)]
+    Fdb(FdbCommand),
     /// L2 cross-connects: everything received on one interface is sent out of the other.
     #[command(subcommand)]
     Xconnect(XconnectCommand),
@@ -107,6 +113,87 @@ pub enum IfaceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BridgeCommand {
+    /// Create a bridge: `bridge add BR [learn=on|off] [age=SECONDS] [learn-limit=N]
+    /// [flood=on|off]`.
+    Add {
+        #[arg(value_name = "BR")]
+        name: String,
+        /// learn=on|off, age=SECONDS, learn-limit=N, flood=on|off.
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
+    /// Delete a bridge (its members are detached).
+    Del {
+        #[arg(value_name = "BR")]
+        name: String,
+    },
+    /// List bridges with their settings and members.
+    List,
+    /// Show one bridge and its members.
+    Show {
+        #[arg(value_name = "BR")]
+        name: String,
+    },
+    /// Make an interface a member: `bridge attach BR IFACE [vlan=ID | trunk=ID,ID,...]`
+    /// (neither: untagged member).
+    Attach {
+        #[arg(value_name = "BR")]
+        bridge: String,
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// vlan=ID (access member of that VLAN) or trunk=ID,ID,... (tagged VLANs).
+        #[arg(value_name = "vlan=ID|trunk=ID,...")]
+        args: Vec<String>,
+    },
+    /// Remove an interface from a bridge.
+    Detach {
+        #[arg(value_name = "BR")]
+        bridge: String,
+        #[arg(value_name = "IFACE")]
+        iface: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FdbCommand {
+    /// Show the MAC table of a bridge, learned and static entries.
+    Show {
+        #[arg(value_name = "BR")]
+        bridge: String,
+    },
+    /// Add a static entry: `fdb add BR MAC IFACE [vlan=ID]`.
+    Add {
+        #[arg(value_name = "BR")]
+        bridge: String,
+        #[arg(value_name = "MAC")]
+        mac: String,
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        /// vlan=ID: the bridge VLAN of the entry (default: untagged members' VLAN).
+        #[arg(value_name = "vlan=ID")]
+        args: Vec<String>,
+    },
+    /// Delete an entry: `fdb del BR MAC [vlan=ID]`.
+    Del {
+        #[arg(value_name = "BR")]
+        bridge: String,
+        #[arg(value_name = "MAC")]
+        mac: String,
+        /// vlan=ID: the bridge VLAN of the entry (default: untagged members' VLAN).
+        #[arg(value_name = "vlan=ID")]
+        args: Vec<String>,
+    },
+    /// Remove the learned entries of a bridge, or only those of one interface.
+    Flush {
+        #[arg(value_name = "BR")]
+        bridge: String,
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum XconnectCommand {
     /// Cross-connect two interfaces, both ways.
     Add {
@@ -156,6 +243,81 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn bridge_add_collects_key_values() {
+        let cli = Cli::try_parse_from(["vsctl", "bridge", "add", "br0", "learn=off", "age=60"])
+            .expect("valid command line");
+        match cli.command {
+            Command::Bridge(BridgeCommand::Add { name, args }) => {
+                assert_eq!(name, "br0");
+                assert_eq!(args, ["learn=off", "age=60"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bridge_attach_takes_bridge_iface_and_options() {
+        let cli = Cli::try_parse_from(["vsctl", "bridge", "attach", "br0", "p0", "trunk=10,20"])
+            .expect("valid command line");
+        match cli.command {
+            Command::Bridge(BridgeCommand::Attach {
+                bridge,
+                iface,
+                args,
+            }) => {
+                assert_eq!(bridge, "br0");
+                assert_eq!(iface, "p0");
+                assert_eq!(args, ["trunk=10,20"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["vsctl", "bridge", "attach", "br0"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "bridge", "detach", "br0"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "bridge", "show"]).is_err());
+    }
+
+    #[test]
+    fn fdb_forms() {
+        let cli = Cli::try_parse_from([
+            "vsctl",
+            "fdb",
+            "add",
+            "br0",
+            "02:00:00:00:00:01",
+            "p0",
+            "vlan=10",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Fdb(FdbCommand::Add {
+                bridge,
+                mac,
+                iface,
+                args,
+            }) => {
+                assert_eq!(bridge, "br0");
+                assert_eq!(mac, "02:00:00:00:00:01");
+                assert_eq!(iface, "p0");
+                assert_eq!(args, ["vlan=10"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["vsctl", "fdb", "flush", "br0"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Fdb(FdbCommand::Flush { iface: None, .. })
+        ));
+        let cli = Cli::try_parse_from(["vsctl", "fdb", "flush", "br0", "p0"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Fdb(FdbCommand::Flush { iface: Some(_), .. })
+        ));
+        assert!(Cli::try_parse_from(["vsctl", "fdb", "flush", "br0", "p0", "p1"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "fdb", "add", "br0", "02:00:00:00:00:01"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "fdb", "show"]).is_err());
     }
 
     #[test]

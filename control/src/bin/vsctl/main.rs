@@ -5,8 +5,10 @@
 //! on stderr (clap's usage errors keep clap's behaviour, exit 2).
 
 mod args;
+mod bridge;
 mod completion;
 mod drops;
+mod fdb;
 mod health;
 mod iface;
 mod kv;
@@ -66,6 +68,8 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
     match command {
         Command::Health => health::run(ctx).await,
         Command::Iface(verb) => iface::run(verb, ctx).await,
+        Command::Bridge(verb) => bridge::run(verb, ctx).await,
+        Command::Fdb(verb) => fdb::run(verb, ctx).await,
         Command::Xconnect(verb) => xconnect::run(verb, ctx).await,
         Command::Stats { iface } => stats::run(iface, ctx).await,
         Command::Workers => workers::run(ctx).await,

@@ -8,10 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use dpdk::{Eal, Mempool, Port, PortConfig};
+use vswitch_dataplane::l2::bridge::L2Shared;
+use vswitch_dataplane::l2::learn::Learner;
 use vswitch_dataplane::plan::{place_queues, Output};
 use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PortTotals, RxAssignment, WorkerPlan};
 use vswitch_proto::v1 as pb;
@@ -20,6 +22,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::iface_spec::{IfaceSpec, Kind};
 use crate::names::{format_mac, parse_mtu};
 use crate::state::{self, IfaceState, State, XconnectState};
+
+mod bridge;
 
 /// Latency quantiles in nanoseconds from a histogram in TSC cycles.
 fn latency(l: &vswitch_dataplane::latency::LatencySnapshot) -> pb::Latency {
@@ -41,6 +45,8 @@ struct Iface {
     devargs: String,
     admin_up: bool,
     xconnect: Option<String>,
+    /// The bridge it is a member of.
+    bridge: Option<String>,
     /// The worker polling each rx queue (index = queue).
     rx_workers: Vec<usize>,
     /// Dataplane counts of this port id from before this interface had it (ids are reused).
@@ -56,10 +62,20 @@ pub struct Paths {
     pub state_file: Option<PathBuf>,
 }
 
+/// The MAC-learning side of the switch: the learner (behind its own lock, shared with the
+/// learner thread) and what workers share with it.
+#[derive(Clone)]
+pub struct L2 {
+    pub learner: Arc<Mutex<Learner>>,
+    pub shared: L2Shared,
+}
+
 /// The running switch.
 pub struct Switch {
     // Field order is drop order: ports go before the pool, the pool before the EAL.
     ifaces: BTreeMap<String, Iface>,
+    bridges: BTreeMap<String, bridge::Bridge>,
+    l2: L2,
     engine: Engine,
     pool: Arc<Mempool>,
     eal: Option<Eal>,
@@ -71,10 +87,12 @@ pub struct Switch {
 
 impl Switch {
     /// A switch with no interfaces, over a started engine.
-    pub fn new(eal: Eal, pool: Arc<Mempool>, engine: Engine, paths: Paths) -> Switch {
+    pub fn new(eal: Eal, pool: Arc<Mempool>, engine: Engine, l2: L2, paths: Paths) -> Switch {
         let workers = engine.workers();
         Switch {
             ifaces: BTreeMap::new(),
+            bridges: BTreeMap::new(),
+            l2,
             engine,
             pool,
             eal: Some(eal),
@@ -150,6 +168,7 @@ impl Switch {
             devargs: plan.devargs,
             admin_up: true,
             xconnect: None,
+            bridge: None,
             rx_workers,
             base,
         };
@@ -190,7 +209,9 @@ impl Switch {
     /// Removes an interface (and its cross-connect). Its port is closed only after every
     /// worker has stopped using it.
     pub fn del_iface(&mut self, name: &str) -> ApiResult<()> {
-        self.iface(name)?;
+        if let Some(br) = self.iface(name)?.bridge.clone() {
+            self.remove_member(&br, name);
+        }
         let Some(iface) = self.ifaces.remove(name) else {
             return Err(ApiError::not_found(format!("interface {name:?} not found")));
         };
@@ -268,6 +289,11 @@ impl Switch {
             )));
         }
         for (n, i) in [(a, ia), (b, ib)] {
+            if let Some(br) = &i.bridge {
+                return Err(ApiError::conflict(format!(
+                    "interface {n:?} is a member of bridge {br:?}"
+                )));
+            }
             if let Some(p) = &i.xconnect {
                 return Err(ApiError::conflict(format!(
                     "interface {n:?} is already cross-connected to {p:?}"
@@ -399,7 +425,7 @@ impl Switch {
         let stats: Vec<_> = (0..self.engine.workers())
             .filter_map(|w| self.engine.stats(w))
             .collect();
-        DropReason::ALL
+        let mut drops: BTreeMap<String, u64> = DropReason::ALL
             .iter()
             .map(|r| {
                 (
@@ -407,7 +433,18 @@ impl Switch {
                     stats.iter().map(|s| s.dropped(*r)).sum(),
                 )
             })
-            .collect()
+            .collect();
+        // Learning refused (the frames themselves were still forwarded).
+        let l = self.learner().stats();
+        drops.insert("fdb_limit".into(), l.limit_refused);
+        drops.insert("fdb_full".into(), l.table_full);
+        drops.insert("learn_queue_full".into(), self.l2.shared.learn.overflowed());
+        drops
+    }
+
+    /// The learner, locked (it is shared with the learner thread; held briefly).
+    fn learner(&self) -> MutexGuard<'_, Learner> {
+        self.l2.learner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Packet-buffer pools.
@@ -442,6 +479,7 @@ impl Switch {
                 errors.push(format!("cross-connect {}-{}: {e}", x.iface_a, x.iface_b));
             }
         }
+        errors.extend(self.restore_bridges(state));
         errors
     }
 
@@ -467,6 +505,7 @@ impl Switch {
                     iface_b: x.iface_b,
                 })
                 .collect(),
+            bridges: self.bridge_states(),
         }
     }
 
@@ -508,6 +547,7 @@ impl Switch {
                 let peer = i.xconnect.as_ref().and_then(|p| self.ifaces.get(p));
                 let out = match peer {
                     _ if !i.admin_up => Output::Drop(DropReason::IfaceDown),
+                    _ if i.bridge.is_some() => Output::Bridge,
                     None => Output::Drop(DropReason::Unconnected),
                     Some(p) if !p.admin_up => Output::Drop(DropReason::IfaceDown),
                     Some(p) => match p.port.tx_queue(w as u16) {
@@ -518,9 +558,21 @@ impl Switch {
                 plan.rx.push(RxAssignment { rxq, out });
             }
         }
+        // Every worker's own tx queue of every port, for bridged output.
+        for (w, plan) in workers.iter_mut().enumerate() {
+            plan.tx = vec![None; dpdk::MAX_PORTS];
+            for i in self.ifaces.values() {
+                if let Some(slot) = plan.tx.get_mut(usize::from(i.port.id())) {
+                    *slot = i.port.tx_queue(w as u16);
+                }
+            }
+        }
+        let (ports, bridges) = self.l2_plan();
         ForwardingPlan {
             version: 0,
             workers,
+            ports,
+            bridges,
         }
     }
 

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Bad bridge and fdb input is refused: vsctl exits non-zero with exactly one stderr line,
+# "vsctl: ...", that names the problem, and nothing changes (bridge list, bridge show and
+# fdb show of every bridge, the cross-connects and the interfaces are identical afterwards).
+# Covered: VLAN ids outside 1-4094 or not numbers (vlan= and trunk=), vlan= with trunk=,
+# a member attached twice or to two bridges, a cross-connected interface attached (and a
+# bridged one cross-connected), unknown bridges and interfaces, malformed MACs, static
+# entries on non-members or in VLANs the member does not carry, duplicate and bad bridge
+# names, bad age / learn-limit / learn / flood values. The boundaries (VLAN 1 and 4094,
+# a 31-character name) are accepted.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/../lib.sh"
+# shellcheck source=ci/l2lib.sh
+source "$(dirname "$0")/../l2lib.sh"
+
+vs_test_init "10-l2-bad-input"
+start_vswitchd
+
+# Idle af_packet interfaces (the veth peers stay down: no traffic, nothing learned).
+for n in m1 m2 m3 m4 x1 x2; do
+    vs_veth_pair "$(vs_ifname "$n")" "$(vs_ifname "${n}p")"
+    run_ok "iface add $n" vsctl iface add "$n" af_packet iface="$(vs_ifname "$n")" >/dev/null
+done
+# br1: m1 untagged, m2 access VLAN 10, m4 trunk 10,20, two static entries.
+# br2: empty, non-default settings. x1 <-> x2 cross-connected. m3 is spare.
+run_ok "bridge add br1" vsctl bridge add br1 >/dev/null
+run_ok "bridge add br2" vsctl bridge add br2 age=60 learn-limit=10 flood=off >/dev/null
+run_ok "attach m1" vsctl bridge attach br1 m1 >/dev/null
+run_ok "attach m2 vlan=10" vsctl bridge attach br1 m2 vlan=10 >/dev/null
+run_ok "attach m4 trunk=10,20" vsctl bridge attach br1 m4 trunk=10,20 >/dev/null
+run_ok "xconnect x1 x2" vsctl xconnect add x1 x2 >/dev/null
+S1=02:98:0a:00:00:01
+S2=02:98:0a:00:00:02
+NEW=02:98:0a:00:00:09
+run_ok "fdb add br1 $S1 m1" vsctl fdb add br1 $S1 m1 >/dev/null
+run_ok "fdb add br1 $S2 m2 vlan=10" vsctl fdb add br1 $S2 m2 vlan=10 >/dev/null
+
+# state: the configuration as JSON. The learned-entry count, age_seconds, counters and link
+# state are left out: they are not configuration (and stay still here anyway).
+state() {
+    local br
+    vsctl --json bridge list | vs_json '[{k: v for k, v in b.items() if k != "learned"}
+        if isinstance(b, dict) else b for b in d]'
+    for br in br1 br2; do
+        vsctl --json bridge show "$br" | vs_json '{k: v for k, v in d.items() if k != "learned"}'
+        vsctl --json fdb show "$br" | vs_json 'sorted(({k: v for k, v in e.items()
+            if k != "age_seconds"} for e in d), key=lambda e: json.dumps(e, sort_keys=True))'
+    done
+    vsctl --json xconnect list | vs_json 'd'
+    vsctl --json iface list | vs_json 'sorted(({k: v for k, v in i.items()
+        if not (k.endswith("_packets") or k.endswith("_bytes") or k in ("drops", "link_up"))}
+        for i in d), key=lambda i: i["name"])'
+}
+L2_BEFORE=$(state)
+log "configuration before: $L2_BEFORE"
+[[ "$L2_BEFORE" == *'"m4"'* && "$L2_BEFORE" == *"$S2"* ]] ||
+    fail "the starting configuration does not show m4 and $S2: $L2_BEFORE"
+
+refused() { l2_refused state "$@"; }
+
+# VLAN ids: 1-4094 only, numbers only.
+for v in 0 4095 4096 -1 x 10x ''; do
+    refused 'vlan' bridge attach br2 m3 "vlan=$v"
+done
+for t in 0 4095 10,4095 0,10 x 10,x '' 10,,20; do
+    refused 'trunk|vlan' bridge attach br2 m3 "trunk=$t"
+done
+refused 'vlan|trunk' bridge attach br2 m3 vlan=10 trunk=20
+refused 'colour' bridge attach br2 m3 colour=red
+
+# Membership: once, in one bridge, never both bridged and cross-connected.
+refused 'm1' bridge attach br1 m1
+refused 'm1' bridge attach br1 m1 vlan=20
+refused 'm2' bridge attach br1 m2 vlan=10
+refused 'm1' bridge attach br2 m1
+refused 'm2' bridge attach br2 m2 vlan=10
+refused 'm4' bridge attach br2 m4 trunk=10,20
+refused 'x1' bridge attach br2 x1
+refused 'x2' bridge attach br1 x2 vlan=10
+refused 'm1' xconnect add m1 m3
+refused 'm4' xconnect add m3 m4
+refused 'ghost0' bridge attach br2 ghost0
+refused 'm3' bridge detach br1 m3
+refused 'm1' bridge detach br2 m1
+refused 'ghost0' bridge detach br1 ghost0
+
+# Unknown bridge.
+refused 'nobr' bridge attach nobr m3
+refused 'nobr' bridge show nobr
+refused 'nobr' --json bridge show nobr
+refused 'nobr' bridge del nobr
+refused 'nobr' bridge detach nobr m1
+refused 'nobr' fdb show nobr
+refused 'nobr' --json fdb show nobr
+refused 'nobr' fdb add nobr $NEW m1
+refused 'nobr' fdb del nobr $S1
+refused 'nobr' fdb flush nobr
+
+# Malformed MACs (and addresses that cannot be a station's).
+for m in zz:00:00:00:00:01 02:00:00:00:00 02:00:00:00:00:00:01 02-00-00-00-00-0g \
+    not-a-mac 2:0:0:0:0:1:: ''; do
+    refused 'mac' fdb add br1 "$m" m1
+done
+refused 'mac|broadcast|multicast' fdb add br1 ff:ff:ff:ff:ff:ff m1
+refused 'mac|multicast' fdb add br1 01:00:5e:00:00:01 m1
+refused 'mac|zero' fdb add br1 00:00:00:00:00:00 m1
+refused 'mac' fdb del br1 zz:00:00:00:00:01
+# Static entries on an interface that is not a member, or in a VLAN it does not carry.
+refused 'm3' fdb add br1 $NEW m3
+refused 'x1' fdb add br1 $NEW x1
+refused 'ghost0' fdb add br1 $NEW ghost0
+refused 'm1' fdb add br2 $NEW m1
+refused 'vlan' fdb add br1 $NEW m1 vlan=4095
+refused 'vlan' fdb add br1 $NEW m1 vlan=x
+refused 'vlan|m2' fdb add br1 $NEW m2 vlan=20
+refused 'vlan|m4' fdb add br1 $NEW m4 vlan=30
+refused 'vlan|m1' fdb add br1 $NEW m1 vlan=10
+# Deleting what is not there.
+refused "$NEW|entry|not found" fdb del br1 $NEW
+refused "$S2|entry|not found" fdb del br1 $S2 vlan=20
+refused 'ghost0' fdb flush br1 ghost0
+
+# Bridge names and settings.
+refused 'br1' bridge add br1
+refused 'br2' bridge add br2 age=30
+refused 'name' bridge add "$(printf 'b%.0s' {1..32})"
+refused 'name' bridge add 'bad/name'
+refused 'name' bridge add 'bad name'
+refused 'name' bridge add 'br!'
+refused 'name' bridge add ''
+for a in x -1 '' 1.5 99999999999999999999; do
+    refused 'age' bridge add br9 "age=$a"
+done
+for l in x -1 '' 99999999999999999999; do
+    refused 'learn.limit|limit' bridge add br9 "learn-limit=$l"
+done
+refused 'learn' bridge add br9 learn=maybe
+refused 'flood' bridge add br9 flood=sometimes
+refused 'colour' bridge add br9 colour=blue
+refused 'age' bridge add br9 age=5 age=6
+log "$L2_REFUSED bad commands refused, configuration unchanged"
+
+# The boundaries are accepted (and undone), and the daemon is still well.
+name31=$(printf 'b%.0s' {1..31})
+run_ok "bridge add (31-character name)" vsctl bridge add "$name31" >/dev/null
+run_ok "bridge del (31-character name)" vsctl bridge del "$name31" >/dev/null
+for spec in vlan=1 vlan=4094 trunk=1,4094 trunk=4094; do
+    run_ok "attach m3 $spec" vsctl bridge attach br2 m3 "$spec" >/dev/null
+    run_ok "detach m3" vsctl bridge detach br2 m3 >/dev/null
+done
+run_ok "health after bad input" vsctl health >/dev/null
+after=$(state)
+assert_eq "$after" "$L2_BEFORE" "configuration after the accepted boundary commands were undone"
+
+stop_vswitchd
+vs_pass

@@ -1,0 +1,219 @@
+//! `vsctl fdb show|add|del|flush`: the MAC table (forwarding database) of a bridge.
+//!
+//! An entry's VLAN is a bridge VLAN; 0 is the VLAN of the untagged members, and is what
+//! `add` and `del` use when no `vlan=` is given.
+
+use serde::Serialize;
+use vswitch_proto::v1::{
+    AddFdbRequest, DeleteFdbRequest, FdbEntry, FlushFdbRequest, ListFdbRequest,
+};
+
+use crate::args::FdbCommand;
+use crate::bridge::{number, parse_options};
+use crate::output::{self, Align, Table};
+use crate::rpc::{reply, Ctx};
+
+pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
+    match command {
+        FdbCommand::Show { bridge } => {
+            let request = ListFdbRequest { bridge };
+            let mut entries = reply(ctx.client().await?.list_fdb(request).await)?.entries;
+            entries.sort_by(|a, b| (a.vlan, &a.mac).cmp(&(b.vlan, &b.mac)));
+            if ctx.json {
+                output::json(&entries.iter().map(FdbEntryJson::from).collect::<Vec<_>>())
+            } else {
+                Ok(table(&entries))
+            }
+        }
+        FdbCommand::Add {
+            bridge,
+            mac,
+            iface,
+            args,
+        } => {
+            let request = AddFdbRequest {
+                bridge,
+                mac,
+                iface,
+                vlan: vlan_option(&args)?,
+            };
+            let entry = reply(ctx.client().await?.add_fdb(request).await)?;
+            ctx.changed(&FdbEntryJson::from(&entry))
+        }
+        FdbCommand::Del { bridge, mac, args } => {
+            let request = DeleteFdbRequest {
+                bridge,
+                mac,
+                vlan: vlan_option(&args)?,
+            };
+            reply(ctx.client().await?.delete_fdb(request).await)?;
+            Ok(ctx.deleted())
+        }
+        FdbCommand::Flush { bridge, iface } => {
+            let request = FlushFdbRequest {
+                bridge,
+                iface: iface.unwrap_or_default(),
+            };
+            let removed = reply(ctx.client().await?.flush_fdb(request).await)?.removed;
+            ctx.changed(&FlushJson { removed })
+        }
+    }
+}
+
+/// `[vlan=ID]`: the VLAN, 0 (the untagged members' VLAN) if not given.
+fn vlan_option(words: &[String]) -> anyhow::Result<u32> {
+    let options = parse_options(words, &["vlan"])?;
+    options
+        .get("vlan")
+        .map_or(Ok(0), |value| number("vlan", value))
+}
+
+/// One entry in `--json` output: `fdb show` elements, and what `fdb add` prints.
+#[derive(Debug, Serialize)]
+struct FdbEntryJson<'a> {
+    mac: &'a str,
+    vlan: u32,
+    iface: &'a str,
+    #[serde(rename = "static")]
+    is_static: bool,
+    age_seconds: u64,
+}
+
+impl<'a> From<&'a FdbEntry> for FdbEntryJson<'a> {
+    fn from(e: &'a FdbEntry) -> Self {
+        FdbEntryJson {
+            mac: &e.mac,
+            vlan: e.vlan,
+            iface: &e.iface,
+            is_static: e.r#static,
+            age_seconds: e.age_seconds,
+        }
+    }
+}
+
+/// What `fdb flush --json` prints.
+#[derive(Debug, Serialize)]
+struct FlushJson {
+    removed: u32,
+}
+
+fn table(entries: &[FdbEntry]) -> String {
+    let mut table = Table::new(&[
+        ("MAC", Align::Left),
+        ("VLAN", Align::Right),
+        ("IFACE", Align::Left),
+        ("STATIC", Align::Left),
+        ("AGE", Align::Right),
+    ]);
+    for e in entries {
+        table.row(vec![
+            e.mac.clone(),
+            if e.vlan == 0 {
+                "-".to_owned()
+            } else {
+                e.vlan.to_string()
+            },
+            e.iface.clone(),
+            if e.r#static { "yes" } else { "no" }.to_owned(),
+            // Static entries do not age.
+            if e.r#static {
+                "-".to_owned()
+            } else {
+                e.age_seconds.to_string()
+            },
+        ]);
+    }
+    table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn vlan_defaults_to_zero() {
+        assert_eq!(vlan_option(&[]).expect("valid"), 0);
+        assert_eq!(vlan_option(&words(&["vlan=10"])).expect("valid"), 10);
+        assert_eq!(vlan_option(&words(&["vlan=0"])).expect("valid"), 0);
+    }
+
+    #[test]
+    fn vlan_option_rejects_bad_words() {
+        let err = |list: &[&str]| vlan_option(&words(list)).unwrap_err().to_string();
+        assert_eq!(
+            err(&["vlan=x"]),
+            r#"invalid argument "vlan=x": vlan must be an integer from 0 to 4294967295"#
+        );
+        assert_eq!(
+            err(&["vlan="]),
+            r#"invalid argument "vlan=": vlan must be an integer from 0 to 4294967295"#
+        );
+        assert_eq!(
+            err(&["iface=p0"]),
+            r#"invalid argument "iface=p0": unknown key "iface" (expected vlan)"#
+        );
+        assert_eq!(
+            err(&["vlan=1", "vlan=2"]),
+            r#"invalid argument "vlan=2": key "vlan" given twice"#
+        );
+        assert_eq!(err(&["10"]), r#"invalid argument "10": expected KEY=VALUE"#);
+    }
+
+    fn entry(mac: &str, vlan: u32, iface: &str, is_static: bool, age: u64) -> FdbEntry {
+        FdbEntry {
+            mac: mac.into(),
+            vlan,
+            iface: iface.into(),
+            r#static: is_static,
+            age_seconds: age,
+        }
+    }
+
+    #[test]
+    fn entry_json_shape() {
+        let e = entry("02:00:00:00:00:01", 10, "vm1", false, 42);
+        let value = serde_json::to_value(FdbEntryJson::from(&e)).expect("serializes");
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "mac": "02:00:00:00:00:01",
+                "vlan": 10,
+                "iface": "vm1",
+                "static": false,
+                "age_seconds": 42,
+            })
+        );
+        let e = entry("02:00:00:00:00:02", 0, "uplink", true, 0);
+        let value = serde_json::to_value(FdbEntryJson::from(&e)).expect("serializes");
+        assert_eq!(value["static"], true);
+        assert_eq!(value["vlan"], 0);
+    }
+
+    #[test]
+    fn flush_json_shape() {
+        let value = serde_json::to_value(FlushJson { removed: 7 }).expect("serializes");
+        assert_eq!(value, serde_json::json!({"removed": 7}));
+    }
+
+    #[test]
+    fn table_rows() {
+        assert_eq!(
+            table(&[
+                entry("02:00:00:00:00:01", 0, "vm1", false, 42),
+                entry("02:00:00:00:00:02", 100, "uplink", true, 0),
+            ]),
+            "MAC                VLAN  IFACE   STATIC  AGE\n\
+             02:00:00:00:00:01     -  vm1     no       42\n\
+             02:00:00:00:00:02   100  uplink  yes       -\n"
+        );
+    }
+
+    #[test]
+    fn empty_table_prints_its_header() {
+        assert_eq!(table(&[]), "MAC  VLAN  IFACE  STATIC  AGE\n");
+    }
+}
