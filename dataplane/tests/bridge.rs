@@ -112,21 +112,7 @@ impl Rig {
 
 #[test]
 fn bridge_stage() {
-    let args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "-l",
-        "0",
-        "--log-level",
-        "error",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("vsbr{}", std::process::id())])
-    .collect();
+    let args = dpdk::light_args("0", &format!("vsbr{}", std::process::id()));
     let eal = Eal::init(&args).expect("EAL (needs root)");
     let pool = Arc::new(Mempool::new(&eal, "br_test", 1024, 0).unwrap());
     let base = pool.in_use();
@@ -233,4 +219,5 @@ fn bridge_stage() {
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);
     eal.cleanup();
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/vsbr{}", std::process::id()));
 }

@@ -13,21 +13,7 @@ use vswitch_dataplane::plan::Output;
 use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PollMode, RxAssignment, WorkerPlan};
 
 fn eal() -> Eal {
-    let args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--lcores",
-        "0@0,1@0",
-        "--log-level",
-        "error",
-        "--file-prefix",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("vsdp{}", std::process::id())])
-    .collect();
+    let args = dpdk::light_args("0@0,1@0", &format!("vsdp{}", std::process::id()));
     Eal::init(&args).expect("EAL init (needs root)")
 }
 
@@ -136,4 +122,5 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
     assert_eq!(pool.in_use(), base, "every mbuf is back in the pool");
     drop(pool);
     eal.cleanup();
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/vsdp{}", std::process::id()));
 }

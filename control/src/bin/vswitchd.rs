@@ -114,6 +114,8 @@ fn run(opts: Options) -> Result<(), String> {
     let taken = switch.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(eal) = taken.and_then(Switch::shutdown) {
         eal.cleanup();
+        // DPDK leaves its runtime directory (config, mp socket) behind; it is ours alone.
+        let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&opts.file_prefix));
     }
     let _ = std::fs::remove_file(&opts.socket);
     tracing::info!("stopped");

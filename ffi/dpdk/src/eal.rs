@@ -89,6 +89,26 @@ impl Eal {
     }
 }
 
+/// EAL arguments for tests and small tools: no hugepages, no PCI scan, 256 MB, errors-only
+/// logging, the given `--lcores` map (e.g. `0` or `0@0,1@0`) and DPDK file prefix.
+pub fn light_args(lcores: &str, file_prefix: &str) -> Vec<String> {
+    [
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--log-level",
+        "error",
+        "--lcores",
+        lcores,
+        "--file-prefix",
+        file_prefix,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 fn affinity() -> Option<libc::cpu_set_t> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
     unsafe {

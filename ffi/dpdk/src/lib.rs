@@ -17,7 +17,7 @@ mod mbuf;
 mod mempool;
 mod port;
 
-pub use eal::Eal;
+pub use eal::{light_args, Eal};
 pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
 pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};

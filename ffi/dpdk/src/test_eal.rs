@@ -9,21 +9,7 @@ static EAL: OnceLock<Eal> = OnceLock::new();
 /// The test process's EAL: no hugepages, no PCI, its own file prefix.
 pub fn eal() -> &'static Eal {
     EAL.get_or_init(|| {
-        let args: Vec<String> = [
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "-l",
-            "0",
-            "--log-level",
-            "error",
-            "--file-prefix",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("vsffi{}", std::process::id())])
-        .collect();
+        let args = crate::light_args("0", &format!("vsffi{}", std::process::id()));
         Eal::init(&args).expect("EAL init for tests (needs root)")
     })
 }

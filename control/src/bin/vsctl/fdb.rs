@@ -10,7 +10,7 @@ use vswitch_proto::v1::{
 
 use crate::args::FdbCommand;
 use crate::bridge::{number, parse_options};
-use crate::output::{self, Align, Table};
+use crate::output::{self, or_dash, Align, Table};
 use crate::rpc::{reply, Ctx};
 
 pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
@@ -113,7 +113,8 @@ fn table(entries: &[FdbEntry]) -> String {
             } else {
                 e.vlan.to_string()
             },
-            e.iface.clone(),
+            // Empty if the daemon no longer knows the port.
+            or_dash(&e.iface),
             if e.r#static { "yes" } else { "no" }.to_owned(),
             // Static entries do not age.
             if e.r#static {
@@ -205,10 +206,12 @@ mod tests {
             table(&[
                 entry("02:00:00:00:00:01", 0, "vm1", false, 42),
                 entry("02:00:00:00:00:02", 100, "uplink", true, 0),
+                entry("02:00:00:00:00:03", 7, "", false, 5),
             ]),
             "MAC                VLAN  IFACE   STATIC  AGE\n\
              02:00:00:00:00:01     -  vm1     no       42\n\
-             02:00:00:00:00:02   100  uplink  yes       -\n"
+             02:00:00:00:00:02   100  uplink  yes       -\n\
+             02:00:00:00:00:03     7  -       no        5\n"
         );
     }
 
