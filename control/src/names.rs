@@ -56,7 +56,7 @@ pub fn parse_mac(key: &str, s: &str) -> Result<[u8; 6], String> {
     }
     if mac[0] & 1 == 1 {
         return Err(format!(
-            "{key} {s} is a multicast address; a port needs a unicast one"
+            "{key} {s} is a multicast address; a unicast address is needed"
         ));
     }
     Ok(mac)

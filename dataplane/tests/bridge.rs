@@ -127,6 +127,7 @@ fn bridge_stage() {
             age: 300,
         },
     );
+    learner.set_members(1, vec![A, B, C, D]);
     let l2 = L2Shared {
         fdb,
         learn: Arc::new(LearnQueues::new(1)),
@@ -145,7 +146,7 @@ fn bridge_stage() {
     // 1. Broadcast from A (VLAN 10): B gets it untagged, C tagged with 10, D (VLAN 20) and
     //    A itself (split horizon) and the other bridge get nothing.
     let f = frame(bcast, mac(0xa), None);
-    r.send(&p, A, &[f.clone()]);
+    r.send(&p, A, std::slice::from_ref(&f));
     assert_eq!(r.out(B), vec![f.clone()]);
     assert_eq!(r.out(C), vec![frame(bcast, mac(0xa), Some(10))]);
     assert!(r.out(D).is_empty() && r.out(A).is_empty() && r.out(E).is_empty());

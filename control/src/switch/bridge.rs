@@ -192,6 +192,7 @@ impl Switch {
         if let Some(i) = self.ifaces.get_mut(&r.iface) {
             i.bridge = Some(r.bridge.clone());
         }
+        self.sync_members(&r.bridge);
         self.commit()?;
         tracing::info!(bridge = %r.bridge, iface = %r.iface, "member attached");
         self.get_bridge(&r.bridge)
@@ -212,19 +213,30 @@ impl Switch {
         self.get_bridge(bridge)
     }
 
-    /// Detaches without publishing (the caller publishes).
+    /// Detaches without publishing (the caller publishes). The learner forgets the port
+    /// at once: its entries go, and requests still queued for it are ignored.
     pub(super) fn remove_member(&mut self, bridge: &str, iface: &str) {
-        let port = self.ifaces.get(iface).map(|i| i.port.id());
         if let Some(b) = self.bridges.get_mut(bridge) {
             b.members.remove(iface);
-            if let Some(port) = port {
-                let id = b.id;
-                self.learner().flush(id, Some(port), true);
-            }
         }
         if let Some(i) = self.ifaces.get_mut(iface) {
             i.bridge = None;
         }
+        self.sync_members(bridge);
+    }
+
+    /// Tells the learner which ports are members of `bridge` now.
+    fn sync_members(&self, bridge: &str) {
+        let Some(b) = self.bridges.get(bridge) else {
+            return;
+        };
+        let ports = b
+            .members
+            .keys()
+            .filter_map(|m| self.ifaces.get(m))
+            .map(|i| i.port.id())
+            .collect();
+        self.learner().set_members(b.id, ports);
     }
 
     /// A bridge's MAC table.

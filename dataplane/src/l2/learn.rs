@@ -108,6 +108,9 @@ pub struct Learner {
     writer: FdbWriter,
     clock: Arc<Clock>,
     policies: HashMap<u16, LearnPolicy>,
+    /// Member ports per bridge: requests for other ports (stale, from a worker still on an
+    /// older plan) are ignored.
+    members: HashMap<u16, Vec<u16>>,
     /// Dynamic entries per bridge.
     dynamic: HashMap<u16, usize>,
     stats: LearnStats,
@@ -120,6 +123,7 @@ impl Learner {
             writer: FdbWriter::new(fdb),
             clock,
             policies: HashMap::new(),
+            members: HashMap::new(),
             dynamic: HashMap::new(),
             stats: LearnStats::default(),
             events: Vec::new(),
@@ -146,9 +150,23 @@ impl Learner {
         self.policies.insert(bridge, p);
     }
 
+    /// Sets a bridge's member ports; entries on ports that left are removed.
+    pub fn set_members(&mut self, bridge: u16, ports: Vec<u16>) {
+        let gone: Vec<u16> = self
+            .members
+            .get(&bridge)
+            .map(|old| old.iter().copied().filter(|p| !ports.contains(p)).collect())
+            .unwrap_or_default();
+        self.members.insert(bridge, ports);
+        for p in gone {
+            self.flush(bridge, Some(p), true);
+        }
+    }
+
     /// Forgets a bridge and every entry in it.
     pub fn remove_bridge(&mut self, bridge: u16) {
         self.policies.remove(&bridge);
+        self.members.remove(&bridge);
         self.flush(bridge, None, true);
         self.dynamic.remove(&bridge);
     }
@@ -169,7 +187,12 @@ impl Learner {
         let Some(policy) = self.policies.get(&req.key.bridge).copied() else {
             return; // the bridge is gone
         };
-        if !policy.learn {
+        if !policy.learn
+            || !self
+                .members
+                .get(&req.key.bridge)
+                .is_some_and(|m| m.contains(&req.port))
+        {
             return;
         }
         let now = self.clock.now();
@@ -323,6 +346,7 @@ mod tests {
                 age,
             },
         );
+        l.set_members(1, (0..10).collect());
         (l, LearnQueues::new(2))
     }
 
@@ -440,6 +464,32 @@ mod tests {
     }
 
     #[test]
+    fn requests_for_ports_that_left_are_ignored_and_their_entries_go() {
+        let (mut l, q) = learner(100, 300);
+        q.request(
+            0,
+            LearnRequest {
+                key: key(1),
+                port: 4,
+            },
+        );
+        l.drain(&q);
+        l.add_static(key(2), 4).unwrap();
+        // Port 4 leaves: its entries (static too) go, and a late request for it is ignored.
+        l.set_members(1, vec![1, 2, 3]);
+        q.request(
+            0,
+            LearnRequest {
+                key: key(3),
+                port: 4,
+            },
+        );
+        l.drain(&q);
+        assert!(l.entries(1).is_empty());
+        assert_eq!(l.dynamic_len(1), 0);
+    }
+
+    #[test]
     fn learning_off_flush_and_bridge_removal() {
         let (mut l, q) = learner(100, 300);
         l.set_policy(
@@ -522,6 +572,7 @@ mod tests {
                 age: 300,
             },
         );
+        l.set_members(1, (0..40).collect());
         let fdb = l.fdb().clone();
         let q = Arc::new(LearnQueues::new(4));
         let done = Arc::new(AtomicBool::new(false));
