@@ -14,6 +14,9 @@
 
 VS_SCAPY_DIR=$VS_ROOT/ci/scapy
 VS_PY=""
+# Python for the JSON checks here: the system one when there is one (a pyenv shim first on
+# PATH costs ~0.1 s per start, and these run in polling loops).
+if [[ -x /usr/bin/python3 ]]; then L2_PY=/usr/bin/python3; else L2_PY=python3; fi
 
 # l2_need_scapy: find a python3 that imports scapy (the Debian package lives under
 # /usr/bin/python3, which a pyenv or venv python3 earlier on PATH does not see).
@@ -104,7 +107,7 @@ ping_fails() {
 # stdin (bound to d), 1 if false, 2 if the document or EXPR is broken. Prints nothing.
 # Also bound: vl(v) maps an untagged VLAN (None or 0) to 0; mac(s) lowercases a MAC.
 json_true() {
-    python3 -c '
+    "$L2_PY" -c '
 import json, sys
 def vl(v): return int(v or 0)
 def mac(s): return str(s).lower()
@@ -116,6 +119,25 @@ except Exception:
 ' "$1" 2>/dev/null
 }
 
+# l2_json EXPR: vs_json (lib.sh) with the quicker python: print EXPR evaluated on the JSON
+# document on stdin (bound to d); fail if either is broken.
+l2_json() {
+    local doc
+    doc=$(cat)
+    VS_JSON_DOC=$doc "$L2_PY" -c '
+import json, os, sys
+try:
+    d = json.loads(os.environ["VS_JSON_DOC"])
+except ValueError as e:
+    sys.exit("not JSON (%s): %r" % (e, os.environ["VS_JSON_DOC"][:400]))
+try:
+    r = eval(sys.argv[1])
+except Exception as e:
+    sys.exit("cannot evaluate %s on %s: %r" % (sys.argv[1], json.dumps(d)[:400], e))
+print(json.dumps(r) if isinstance(r, (dict, list, bool)) or r is None else r)
+' "$1" || fail "JSON check '$1' failed (see above)"
+}
+
 # fdb_doc BR: `vsctl --json fdb show BR` (status 1 if vsctl fails).
 fdb_doc() { vsctl --json fdb show "$1" 2>/dev/null; }
 
@@ -124,7 +146,7 @@ fdb_doc() { vsctl --json fdb show "$1" 2>/dev/null; }
 fdb_has() {
     local doc
     doc=$(fdb_doc "$1") || return 1
-    python3 -c '
+    "$L2_PY" -c '
 import json, sys
 mac, iface, vlan, static = sys.argv[1].lower(), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 try:
@@ -156,9 +178,9 @@ fdb_count() {
     local doc which=${2:-all}
     doc=$(vsctl --json fdb show "$1") || fail "vsctl fdb show $1 failed"
     case $which in
-    all) vs_json 'len(d)' <<<"$doc" ;;
-    learned) vs_json 'len([e for e in d if not e.get("static")])' <<<"$doc" ;;
-    static) vs_json 'len([e for e in d if e.get("static")])' <<<"$doc" ;;
+    all) l2_json 'len(d)' <<<"$doc" ;;
+    learned) l2_json 'len([e for e in d if not e.get("static")])' <<<"$doc" ;;
+    static) l2_json 'len([e for e in d if e.get("static")])' <<<"$doc" ;;
     *) fail "fdb_count: unknown selector $which" ;;
     esac
 }
@@ -186,7 +208,7 @@ fdb_expect() {
 
 # drop_count REASON: `vsctl --json drops`[REASON], 0 when the reason is not listed.
 drop_count() {
-    vsctl --json drops | vs_json "d.get('$1', 0)"
+    vsctl --json drops | l2_json "d.get('$1', 0)"
 }
 
 # drops_at_least REASON N: status only.
@@ -252,7 +274,7 @@ sniff_stop() {
 # with the frame's summary bound to f (keys: src dst vlan vlans kind ethertype op psrc pdst
 # hwsrc ip_src ip_dst icmp_type payload; see ci/scapy/l2common.py); prints the count.
 sniff_count() {
-    python3 -c '
+    "$L2_PY" -c '
 import json, sys
 n = 0
 with open(sys.argv[1], encoding="utf-8") as fh:
@@ -284,7 +306,7 @@ sniff_expect() {
     n=$(sniff_count "$name" "$expr") || fail "cannot read capture $name"
     test "$n" "$op" "$want" || {
         printf '%s\n' "--- frames of capture $name matching: $expr" >&2
-        python3 -c '
+        "$L2_PY" -c '
 import json, sys
 for line in open(sys.argv[1], encoding="utf-8"):
     try:

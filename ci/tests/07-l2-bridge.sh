@@ -162,6 +162,9 @@ static=02:98:07:00:00:5a
 run_ok "fdb add br1 $static pc" vsctl fdb add br1 "$static" pc >/dev/null
 fdb_expect br1 "$static" pc 0 true "fdb add br1 $static pc"
 vsctl fdb show br1
+fdb=$(vsctl --json fdb show br1)
+assert_eq "$(l2_json '[e for e in d if not {"mac", "vlan", "iface", "static", "age_seconds"} <= set(e)]' \
+    <<<"$fdb")" "[]" "fdb show br1 --json: entries without one of mac, vlan, iface, static, age_seconds"
 
 # Frames with the static MAC as source arrive from d's port: the entry must not move.
 rx0=$(iface_stat pd rx_packets)
@@ -211,7 +214,7 @@ quiet_gone=""
 # look: one reading of the table: "bad: ..." if a, b or the static entry is not where it
 # belongs, else "quiet-gone" once c's and d's entries are gone, else "ok".
 look() {
-    python3 -c '
+    "$L2_PY" -c '
 import json, sys
 a, pa, b, pb, s, c, dd = sys.argv[1:]
 d = json.loads(sys.stdin.read())

@@ -36,21 +36,30 @@ NEW=02:98:0a:00:00:09
 run_ok "fdb add br1 $S1 m1" vsctl fdb add br1 $S1 m1 >/dev/null
 run_ok "fdb add br1 $S2 m2 vlan=10" vsctl fdb add br1 $S2 m2 vlan=10 >/dev/null
 
-# state: the configuration as JSON. The learned-entry count, age_seconds, counters and link
-# state are left out: they are not configuration (and stay still here anyway).
+# state: the configuration as one JSON document: bridge list, bridge show and fdb show of
+# each bridge, cross-connects, interfaces. The learned-entry count, age_seconds, counters
+# and link state are left out: they are not configuration (and stay still here anyway).
 state() {
-    local br
-    vsctl --json bridge list | vs_json '[{k: v for k, v in b.items() if k != "learned"}
-        if isinstance(b, dict) else b for b in d]'
+    local docs=() br
+    docs+=("$(vsctl --json bridge list)")
     for br in br1 br2; do
-        vsctl --json bridge show "$br" | vs_json '{k: v for k, v in d.items() if k != "learned"}'
-        vsctl --json fdb show "$br" | vs_json 'sorted(({k: v for k, v in e.items()
-            if k != "age_seconds"} for e in d), key=lambda e: json.dumps(e, sort_keys=True))'
+        docs+=("$(vsctl --json bridge show "$br")" "$(vsctl --json fdb show "$br")")
     done
-    vsctl --json xconnect list | vs_json 'd'
-    vsctl --json iface list | vs_json 'sorted(({k: v for k, v in i.items()
-        if not (k.endswith("_packets") or k.endswith("_bytes") or k in ("drops", "link_up"))}
-        for i in d), key=lambda i: i["name"])'
+    docs+=("$(vsctl --json xconnect list)" "$(vsctl --json iface list)")
+    "$L2_PY" -c '
+import json, sys
+blist, show1, fdb1, show2, fdb2, xc, ifaces = (json.loads(a) for a in sys.argv[1:])
+nolearned = lambda b: {k: v for k, v in b.items() if k != "learned"} if isinstance(b, dict) else b
+fdb = lambda d: sorted(({k: v for k, v in e.items() if k != "age_seconds"} for e in d),
+                       key=lambda e: json.dumps(e, sort_keys=True))
+iface = lambda i: {k: v for k, v in i.items() if not (k.endswith("_packets")
+                   or k.endswith("_bytes") or k in ("drops", "link_up"))}
+print(json.dumps({"bridge list": [nolearned(b) for b in blist],
+                  "br1": nolearned(show1), "fdb br1": fdb(fdb1),
+                  "br2": nolearned(show2), "fdb br2": fdb(fdb2), "xconnect list": xc,
+                  "iface list": sorted((iface(i) for i in ifaces), key=lambda i: i["name"])},
+                 sort_keys=True))
+' "${docs[@]}" || fail "cannot read the configuration"
 }
 L2_BEFORE=$(state)
 log "configuration before: $L2_BEFORE"

@@ -61,7 +61,7 @@ pub(crate) fn current_errno() -> i32 {
 /// DPDK's text for an errno value (DPDK's own codes and libc's).
 pub(crate) fn strerror(errno: i32) -> String {
     if errno == 0 {
-        return "unknown error".to_string();
+        return "failed (DPDK's log says why)".to_string();
     }
     // SAFETY: rte_strerror returns a pointer to a NUL-terminated string that is static or
     // thread-local and valid until the next call on this thread; we copy it at once.

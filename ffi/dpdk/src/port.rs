@@ -127,7 +127,17 @@ impl Port {
         // thread) and DPDK's hotplug lock.
         let ret = unsafe { dpdk_sys::rte_dev_probe(cargs.as_ptr()) };
         if ret < 0 {
-            return Err(Error::from_ret(&op, ret));
+            // Drivers mostly fail with a bare -1 (rte_errno then holds a stale value), and
+            // log their reason through DPDK's log.
+            let reason = if ret == -1 {
+                "the driver refused the device".to_string()
+            } else {
+                crate::error::strerror(-ret)
+            };
+            return Err(Error::msg(
+                &op,
+                format!("{reason} (DPDK's log on vswitchd's stderr says why)"),
+            ));
         }
         let mut id: u16 = 0;
         // SAFETY: as above.
