@@ -4,6 +4,7 @@
 #
 #   red1 10.99.10.1 --veth-- [af_packet red1] ==xconnect== [af_packet red2] --veth-- red2 10.99.10.2
 #   blue1 10.99.20.1 -- [tap blue1 (moved into the namespace)] ==xconnect== [tap blue2] -- blue2 10.99.20.2
+#   green1..green4 10.99.30.1-4 --veth-- [af_packet green1..4] == bridge br0 (MAC learning)
 #
 # then pings across both pairs, runs a short iperf3 over each, shows what vsctl shows
 # (iface list, stats, workers, drops) and removes everything it made.
@@ -59,6 +60,17 @@ ip link set dev "$tb2" netns "$blue2"
 vs_ns_iface_up "$blue1" "$tb1" 10.99.20.1/24
 vs_ns_iface_up "$blue2" "$tb2" 10.99.20.2/24
 
+step "green bridge: four namespaces on one bridge domain, MACs learned as they talk"
+vsctl bridge add br0
+for i in 1 2 3 4; do
+    ns=$(vs_ifname g$i)
+    host=$(vs_ifname hg$i)
+    vs_netns_add "$ns"
+    vs_veth_to_ns "$host" "$ns" "10.99.30.$i/24"
+    vsctl iface add "green$i" af_packet iface="$host"
+    vsctl bridge attach br0 "green$i"
+done
+
 step "vsctl iface list"
 vsctl iface list
 step "vsctl xconnect list"
@@ -70,9 +82,21 @@ vs_ping "$red2" 10.99.10.1
 vs_ping "$blue1" 10.99.20.2
 vs_ping "$blue2" 10.99.20.1
 
+step "ping every pair on the green bridge"
+for i in 1 2 3 4; do
+    for j in 1 2 3 4; do
+        ((i == j)) || vs_ping "$(vs_ifname g$i)" "10.99.30.$j"
+    done
+done
+step "vsctl bridge show br0"
+vsctl bridge show br0
+step "vsctl fdb show br0 (each host's MAC on its own interface)"
+vsctl fdb show br0
+
 step "iperf3, 3 s over each pair"
 vs_iperf "$red1" "$red2" 10.99.10.2 3
 vs_iperf "$blue1" "$blue2" 10.99.20.2 3
+vs_iperf "$(vs_ifname g1)" "$(vs_ifname g4)" 10.99.30.4 3
 
 step "vsctl stats"
 vsctl stats
