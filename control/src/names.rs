@@ -55,7 +55,9 @@ pub fn parse_mac(key: &str, s: &str) -> Result<[u8; 6], String> {
         *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
     }
     if mac == [0; 6] {
-        return Err(format!("{key} {s} is the all-zero address, which no station has"));
+        return Err(format!(
+            "{key} {s} is the all-zero address, which no station has"
+        ));
     }
     if mac[0] & 1 == 1 {
         return Err(format!(
@@ -150,7 +152,9 @@ mod tests {
         assert!(parse_mac("mac", "01:00:5e:00:00:01")
             .unwrap_err()
             .contains("multicast"));
-        assert!(parse_mac("mac", "00:00:00:00:00:00").unwrap_err().contains("all-zero"));
+        assert!(parse_mac("mac", "00:00:00:00:00:00")
+            .unwrap_err()
+            .contains("all-zero"));
         assert_eq!(format_mac([2, 0, 0, 0xab, 0xcd, 0xef]), "02:00:00:ab:cd:ef");
     }
 

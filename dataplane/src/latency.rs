@@ -1,9 +1,10 @@
 //! Per-worker latency histograms in TSC cycles, HDR-style (log-linear buckets: exact below
 //! 64, then 32 buckets per power of two, so any recorded value is within 1/32 ≈ 3%).
 //!
-//! What is measured: for every rx burst, the cycles from the moment the burst is in hand to
-//! the moment its tx call returned, recorded once per packet of the burst. This is the
-//! switch's own residence time (rx -> tx); time spent in device queues is not included.
+//! What is measured: for every rx burst, the cycles from the start of the poll that received
+//! it to the return of its tx call, recorded once per packet of the burst. This is the
+//! switch's own residence time (rx -> tx, including the polls of queues before it in the same
+//! round); time spent in device queues before the poll is not included.
 //!
 //! Thread safety: written by its worker only (relaxed load + store, no locked instruction),
 //! read by the control thread with relaxed loads.

@@ -120,7 +120,10 @@ pub fn flush(w: &mut L2Worker, tx: &[Option<dpdk::PortQueue>], counters: &Worker
             continue;
         };
         match tx.get(usize::from(p)).copied().flatten() {
-            Some(txq) => crate::worker::transmit(out, txq, counters),
+            Some(txq) => {
+                let bytes = out.bytes();
+                crate::worker::transmit(out, txq, bytes, counters)
+            }
             None => {
                 counters.drop_packets(DropReason::NoTxQueue, p, out.len() as u64);
                 out.clear();
