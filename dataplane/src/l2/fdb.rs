@@ -18,11 +18,11 @@ use crate::wire::ethernet::Mac;
 /// Slots looked at, from a key's home slot on, before giving up.
 const MAX_PROBE: usize = 32;
 /// key_hi of a slot that was never used: ends a probe chain.
-const EMPTY: u64 = 0;
+const EMPTY: u32 = 0;
 /// key_hi of a deleted slot: probing goes on past it; inserts may reuse it.
-const TOMBSTONE: u64 = 1;
+const TOMBSTONE: u32 = 1;
 /// Marks a live key_hi (so it can never equal EMPTY or TOMBSTONE).
-const LIVE: u64 = 1 << 63;
+const LIVE: u32 = 1 << 31;
 
 /// What the table is indexed by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,20 +34,21 @@ pub struct FdbKey {
 
 impl FdbKey {
     #[inline(always)]
-    fn words(&self) -> (u64, u64) {
+    fn words(&self) -> (u32, u64) {
         let m = &self.mac;
         let lo = u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]);
         (
-            LIVE | (u64::from(self.bridge) << 16) | u64::from(self.vlan),
+            // Bridge ids and VLANs are below 4096: 12 bits each.
+            LIVE | (u32::from(self.bridge & 0xfff) << 12) | u32::from(self.vlan & 0xfff),
             lo,
         )
     }
 
-    fn from_words(hi: u64, lo: u64) -> FdbKey {
+    fn from_words(hi: u32, lo: u64) -> FdbKey {
         let b = lo.to_be_bytes();
         FdbKey {
-            bridge: (hi >> 16) as u16,
-            vlan: hi as u16,
+            bridge: ((hi >> 12) & 0xfff) as u16,
+            vlan: (hi & 0xfff) as u16,
             mac: [b[2], b[3], b[4], b[5], b[6], b[7]],
         }
     }
@@ -56,7 +57,7 @@ impl FdbKey {
     fn hash(&self) -> u64 {
         let (hi, lo) = self.words();
         // A multiply-xorshift mix (fast, and enough to spread MACs that differ in a byte).
-        let mut h = (hi ^ lo.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut h = (u64::from(hi) ^ lo.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         h ^= h >> 32;
         h.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ (h >> 29)
     }
@@ -73,12 +74,12 @@ pub struct FdbEntry {
 
 impl FdbEntry {
     #[inline(always)]
-    fn word(&self) -> u64 {
-        u64::from(self.port) | (u64::from(self.is_static) << 16)
+    fn word(&self) -> u32 {
+        u32::from(self.port) | (u32::from(self.is_static) << 16)
     }
 
     #[inline(always)]
-    fn from_word(w: u64) -> FdbEntry {
+    fn from_word(w: u32) -> FdbEntry {
         FdbEntry {
             port: w as u16,
             is_static: (w >> 16) & 1 == 1,
@@ -86,14 +87,17 @@ impl FdbEntry {
     }
 }
 
+/// One entry: 24 bytes in a 32-byte slot, two to a cache line, so the table stays dense
+/// (fewer cache and TLB misses per lookup).
 #[derive(Debug, Default)]
-#[repr(align(64))]
+#[repr(C, align(32))]
 struct Slot {
-    seq: AtomicU32,
-    key_hi: AtomicU64,
     key_lo: AtomicU64,
-    value: AtomicU64,
-    seen: AtomicU64,
+    seq: AtomicU32,
+    key_hi: AtomicU32,
+    value: AtomicU32,
+    /// The learner's clock (seconds) when last seen; wraps after 136 years.
+    seen: AtomicU32,
 }
 
 /// The shared table; readers use it through `&Fdb`.
@@ -101,6 +105,26 @@ struct Slot {
 pub struct Fdb {
     slots: Box<[Slot]>,
     mask: usize,
+}
+
+/// A key hashed and encoded for lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct Probe {
+    hi: u32,
+    lo: u64,
+    home: usize,
+}
+
+impl Probe {
+    #[inline(always)]
+    fn new(key: &FdbKey) -> Probe {
+        let (hi, lo) = key.words();
+        Probe {
+            hi,
+            lo,
+            home: key.hash() as usize,
+        }
+    }
 }
 
 /// A lookup hit: the entry and its slot (for refreshing `seen`).
@@ -127,7 +151,7 @@ impl Fdb {
 
     /// Reads slot `i` consistently: (key_hi, key_lo, value).
     #[inline(always)]
-    fn read(&self, i: usize) -> (u64, u64, u64) {
+    fn read(&self, i: usize) -> (u32, u64, u32) {
         let s = &self.slots[i & self.mask];
         loop {
             let v1 = s.seq.load(Acquire);
@@ -148,15 +172,19 @@ impl Fdb {
     /// Looks a key up. Lock-free; safe from any thread.
     #[inline]
     pub fn lookup(&self, key: &FdbKey) -> Option<Hit> {
-        let (khi, klo) = key.words();
-        let home = key.hash() as usize;
+        self.lookup_probe(&Probe::new(key))
+    }
+
+    /// Looks up a key prepared (and perhaps prefetched) earlier.
+    #[inline]
+    fn lookup_probe(&self, probe: &Probe) -> Option<Hit> {
         for p in 0..MAX_PROBE {
-            let i = (home + p) & self.mask;
+            let i = (probe.home + p) & self.mask;
             let (hi, lo, val) = self.read(i);
             if hi == EMPTY {
                 return None;
             }
-            if hi == khi && lo == klo {
+            if hi == probe.hi && lo == probe.lo {
                 return Some(Hit {
                     entry: FdbEntry::from_word(val),
                     slot: i,
@@ -171,6 +199,7 @@ impl Fdb {
     #[inline]
     pub fn touch(&self, hit: &Hit, now: u64) {
         let s = &self.slots[hit.slot & self.mask];
+        let now = now as u32;
         if s.seen.load(Relaxed) != now {
             s.seen.store(now, Relaxed);
         }
@@ -223,7 +252,7 @@ impl FdbWriter {
         self.len == 0
     }
 
-    fn write(&mut self, i: usize, hi: u64, lo: u64, val: u64, seen: Option<u64>) {
+    fn write(&mut self, i: usize, hi: u32, lo: u64, val: u32, seen: Option<u64>) {
         let s = &self.fdb.slots[i & self.fdb.mask];
         let v = s.seq.load(Relaxed);
         s.seq.store(v.wrapping_add(1), Relaxed);
@@ -232,7 +261,7 @@ impl FdbWriter {
         s.key_lo.store(lo, Relaxed);
         s.value.store(val, Relaxed);
         if let Some(t) = seen {
-            s.seen.store(t, Relaxed);
+            s.seen.store(t as u32, Relaxed);
         }
         s.seq.store(v.wrapping_add(2), Release);
     }
@@ -253,7 +282,7 @@ impl FdbWriter {
             if hi == khi && lo == klo {
                 let old = FdbEntry::from_word(val);
                 if old == entry {
-                    self.fdb.slots[i].seen.store(now, Relaxed);
+                    self.fdb.slots[i].seen.store(now as u32, Relaxed);
                     return Ok(Inserted::Same);
                 }
                 self.write(i, khi, klo, entry.word(), Some(now));
@@ -294,7 +323,7 @@ impl FdbWriter {
             }
             let key = FdbKey::from_words(hi, lo);
             let entry = FdbEntry::from_word(val);
-            let seen = self.fdb.slots[i].seen.load(Relaxed);
+            let seen = u64::from(self.fdb.slots[i].seen.load(Relaxed));
             if drop_it(&key, &entry, seen) {
                 self.write(i, TOMBSTONE, 0, 0, None);
                 self.len -= 1;
@@ -313,7 +342,7 @@ impl FdbWriter {
                     (
                         FdbKey::from_words(hi, lo),
                         FdbEntry::from_word(val),
-                        self.fdb.slots[i].seen.load(Relaxed),
+                        u64::from(self.fdb.slots[i].seen.load(Relaxed)),
                     )
                 })
             })
