@@ -217,7 +217,11 @@ impl IfaceSpec {
                     devargs: devargs.into(),
                 }
             }
-            _ => unreachable!("keys_for accepted only known types"),
+            other => {
+                return Err(ApiError::internal(format!(
+                    "type {other:?} has keys but no parser"
+                )))
+            }
         };
         let mac = args
             .get("mac")
