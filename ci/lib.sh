@@ -229,6 +229,8 @@ vsctl() { timeout 30 "$VSCTL_BIN" --socket "$VS_SOCK" "$@"; }
 
 # start_vswitchd: start a daemon with its own socket, state file, run dir
 # and DPDK file prefix under VS_TMP; wait (max 20 s) until `vsctl health` exits 0.
+# VSWITCHD_EXTRA (array): more vswitchd options, e.g. (--metrics 127.0.0.1:9000).
+VSWITCHD_EXTRA=()
 start_vswitchd() {
     VS_DAEMONS=$((VS_DAEMONS + 1))
     local n=$VS_DAEMONS deadline
@@ -241,7 +243,7 @@ start_vswitchd() {
     VS_LOGS+=("$VSWITCHD_LOG")
     "$VSWITCHD_BIN" --socket "$VS_SOCK" --state-file "$VS_STATE" --run-dir "$VS_RUN" \
         --file-prefix "$VS_PREFIX" --no-huge --poll adaptive --lcores 0,1 --workers 1 \
-        </dev/null >"$VSWITCHD_LOG" 2>&1 &
+        "${VSWITCHD_EXTRA[@]}" </dev/null >"$VSWITCHD_LOG" 2>&1 &
     VSWITCHD_PID=$!
     vs_track_pid "$VSWITCHD_PID"
     deadline=$((SECONDS + 20))

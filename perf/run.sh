@@ -36,19 +36,61 @@ EOF
 # function that configures the forwarding once the two ports exist. A new profile adds a line
 # to each table and its setup_* functions.
 
-PROFILES=(xconnect)
+PROFILES=(xconnect l2-1k l2-100k)
+# Profiles --quick runs (the others take minutes to set up).
+QUICK_PROFILES=(xconnect l2-1k)
 declare -A PROFILE_GEN=(
     [xconnect]="--profile xconnect --size 64 --flows 1024 --macs 1 --count 4096 --seed 1"
+    [l2-1k]="--profile l2 --size 64 --flows 1024 --macs 1024 --count 4096 --seed 1"
+    [l2-100k]="--profile l2 --size 64 --flows 1024 --macs 100000 --count 100000 --seed 1"
 )
-declare -A PROFILE_TOPO=([xconnect]=A)
+declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A)
 declare -A PROFILE_DESC=(
     [xconnect]="L2 cross-connect src -> sink, 64 B frames, 1k IPv4/UDP flows"
+    [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
+    [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
+)
+# Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
+# infinite_rx holds the whole pcap in mbufs. Unlisted profiles: DPDK/vswitchd defaults, 1024 MB.
+declare -A PROFILE_MBUFS=([l2-100k]=262143)
+declare -A PROFILE_MEM=([l2-100k]=2048)
+# At most this many runs per system (the OVS setup of l2-100k takes ~2 min per run).
+declare -A PROFILE_MAX_RUNS=([l2-100k]=2)
+# A system that cannot run a profile, with the reason (reported as missing, never as zero).
+declare -A PROFILE_MISSING=(
+    [l2-100k/vswitch]="100k static FDB entries cannot be installed in reasonable time: vswitchd takes ~11 ms per static MAC (1024 via --config: 11.7 s to ready; 100k via --config: not ready after 138 s; vsctl fdb add is the same ~10 ms per call, ~17 min for 100k)"
 )
 
 # vswitch: ports src (pcap) and sink (null) exist; $1 is the vsctl command prefix.
 setup_vswitch_xconnect() { "$@" xconnect add src sink; }
 # OVS: ports src and sink exist on bridge br0; "$@" is `ovs-ofctl add-flow <br0's socket>`.
 setup_ovs_xconnect() { "$@" "in_port=src,actions=output:sink"; }
+
+# l2-*: $DST_MACS is the destination MAC list vswitch-pktgen wrote for the profile's pcap.
+setup_vswitch_l2() {
+    "$@" bridge add br0 learn=on && "$@" bridge attach br0 src && "$@" bridge attach br0 sink || return 1
+    local mac
+    while read -r mac; do
+        "$@" fdb add br0 "$mac" sink || return 1
+    done <"$DST_MACS"
+}
+setup_vswitch_l2-1k() { setup_vswitch_l2 "$@"; }
+setup_vswitch_l2-100k() { setup_vswitch_l2 "$@"; }
+# OVS l2-1k: actions=NORMAL (MAC learning, as vswitch's bridge) with every destination
+# pre-learned as a static entry on sink (ovs-appctl fdb/add, one call per MAC).
+setup_ovs_l2-1k() {
+    "$@" "actions=NORMAL" || return 1
+    local mac
+    while read -r mac; do
+        "${OVS_APPCTL[@]}" fdb/add br0 sink 0 "$mac" >/dev/null || return 1
+    done <"$DST_MACS"
+}
+# OVS l2-100k: 100k fdb/add calls take too long, so the equivalent OpenFlow table, one
+# dl_dst=MAC,actions=output:sink rule per destination, loaded in one add-flows call.
+setup_ovs_l2-100k() {
+    sed 's/.*/dl_dst=&,actions=output:sink/' "$DST_MACS" >"$OVS_DIR/l2-flows.txt"
+    "${@/add-flow/add-flows}" "$OVS_DIR/l2-flows.txt"
+}
 
 SYSTEMS=(vswitch floor ovs)
 BURST=32         # testpmd --burst; OVS's NETDEV_MAX_BURST; vswitch's burst
@@ -76,7 +118,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if [ "$QUICK" = 1 ]; then RUNS=1 WARMUP=1 WINDOW=3; fi
+if [ "$QUICK" = 1 ]; then RUNS=1 WARMUP=1 WINDOW=3; PROFILES=("${QUICK_PROFILES[@]}"); fi
 if [ -n "$SELECTED" ]; then
     IFS=, read -r -a want <<<"$SELECTED"
     for p in "${want[@]}"; do
@@ -180,6 +222,10 @@ measure_vswitch() {
     local profile=$1 run=$2 pcap=$3
     local d="$WORK/vswitch-$profile-$run" prefix="$TAG-vs-$run"
     mkdir -p "$d"
+    if [ -n "${PROFILE_MISSING[$profile/vswitch]:-}" ]; then
+        sample "$profile" vswitch "$run" missing "${PROFILE_MISSING[$profile/vswitch]}"
+        return
+    fi
     if [ ! -x "$REL/vswitchd" ] || [ ! -x "$REL/vsctl" ]; then
         sample "$profile" vswitch "$run" failed "target/release/vswitchd or vsctl not built"
         return
@@ -187,7 +233,9 @@ measure_vswitch() {
     PREFIXES+=("$prefix")
     local sock="$d/s.sock"
     local vsctl=("$REL/vsctl" --socket "$sock")
-    "$REL/vswitchd" --no-huge --mem "$MEM_MB" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
+    local mbufs=()
+    [ -z "${PROFILE_MBUFS[$profile]:-}" ] || mbufs=(--mbufs "${PROFILE_MBUFS[$profile]}")
+    "$REL/vswitchd" --no-huge --mem "${PROFILE_MEM[$profile]:-$MEM_MB}" "${mbufs[@]}" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
         --poll busy --file-prefix "$prefix" --socket "$sock" --state-file "$d/state.json" \
         >"$d/vswitchd.log" 2>&1 &
     local pid=$!
@@ -247,14 +295,23 @@ measure_floor() {
         return
     fi
     PREFIXES+=("$prefix")
-    dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" --no-huge -m "$MEM_MB" --no-pci \
+    local mbufs=()
+    [ -z "${PROFILE_MBUFS[$profile]:-}" ] || mbufs=(--total-num-mbufs="${PROFILE_MBUFS[$profile]}")
+    dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" --no-huge -m "${PROFILE_MEM[$profile]:-$MEM_MB}" --no-pci \
         --file-prefix "$prefix" \
         --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1" \
-        -- --forward-mode=io --burst="$BURST" --stats-period 1 --record-core-cycles \
+        -- "${mbufs[@]}" --forward-mode=io --burst="$BURST" --stats-period 1 --record-core-cycles \
         </dev/null >"$d/testpmd.log" 2>&1 &
     local pid=$!
     TRACKED+=("$pid")
-    # Periods 1..WARMUP are warm-up (the first is partial); WINDOW periods are measured.
+    # Periods 1..WARMUP are warm-up (the first is partial); WINDOW periods are measured. They
+    # start when forwarding starts, which takes seconds with a big pcap / mbuf pool.
+    local i
+    for ((i = 0; i < 600; i++)); do
+        grep -q "start packet forwarding" "$d/testpmd.log" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
     sleep $((WARMUP + WINDOW + 2))
     # testpmd prints its forward statistics (with cycles/packet) on SIGINT, then re-raises it.
     stop_pid "$pid" INT 15
@@ -300,6 +357,7 @@ measure_ovs() {
     local db="unix:$d/db.sock"
     local vsctl=(ovs-vsctl --db="$db" --timeout=30)
     local appctl=(ovs-appctl -t "$d/ovs-vswitchd.ctl")
+    OVS_APPCTL=("${appctl[@]}") OVS_DIR=$d
     ovsdb-tool create "$d/conf.db" "$OVS_SCHEMA"
     ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --unixctl="$d/ovsdb-server.ctl" \
         --log-file="$d/ovsdb-server.log" >"$d/ovsdb-server.out" 2>&1 &
@@ -315,7 +373,7 @@ measure_ovs() {
         why="ovsdb-server did not start: $(tail -n 1 "$d/setup.log")"
     else
         "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
-            "other_config:dpdk-extra=--no-huge --legacy-mem -m $MEM_MB --no-pci --file-prefix=$prefix" \
+            "other_config:dpdk-extra=--no-huge --legacy-mem -m ${PROFILE_MEM[$profile]:-$MEM_MB} --no-pci --file-prefix=$prefix" \
             "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \
             "other_config:pmd-cpu-mask=0x$(printf %x $((1 << WORKER_CORE)))" \
             other_config:emc-insert-inv-prob=1 >>"$d/setup.log" 2>&1
@@ -323,7 +381,8 @@ measure_ovs() {
             >"$d/ovs-vswitchd.out" 2>&1 &
         pid=$!
         TRACKED+=("$pid")
-        if ! { "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev &&
+        if ! { "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev \
+                    other_config:mac-table-size=262144 &&
                 "${vsctl[@]}" add-port br0 src -- set Interface src type=dpdk \
                     "options:dpdk-devargs=net_pcap0,rx_pcap=$pcap,infinite_rx=1" &&
                 "${vsctl[@]}" add-port br0 sink -- set Interface sink type=dpdk \
@@ -456,15 +515,20 @@ check_quiet
 for profile in "${PROFILES[@]}"; do
     pcap="$WORK/$profile.pcap"
     # shellcheck disable=SC2086 # the generator arguments are words
-    "$REL/vswitch-pktgen" ${PROFILE_GEN[$profile]} --out "$pcap" 2>"$WORK/$profile.gen.log"
+    DST_MACS="$WORK/$profile.dst-macs"
+    "$REL/vswitch-pktgen" ${PROFILE_GEN[$profile]} --out "$pcap" --dst-macs-out "$DST_MACS" \
+        2>"$WORK/$profile.gen.log"
     packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
     printf '%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \
         "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]}" "$packets" >>"$WORK/profiles.tsv"
-    for ((run = 1; run <= RUNS; run++)); do
+    runs=$RUNS
+    [ -z "${PROFILE_MAX_RUNS[$profile]:-}" ] || [ "$runs" -le "${PROFILE_MAX_RUNS[$profile]}" ] ||
+        runs=${PROFILE_MAX_RUNS[$profile]}
+    for ((run = 1; run <= runs; run++)); do
         # Rotate the order every run so no system always runs first (or after the same one).
         for ((k = 0; k < ${#SYSTEMS[@]}; k++)); do
             system=${SYSTEMS[$(((run - 1 + k) % ${#SYSTEMS[@]}))]}
-            log "$profile run $run/$RUNS: $system"
+            log "$profile run $run/$runs: $system"
             BUSY_BEFORE=$(others)
             "measure_$system" "$profile" "$run" "$pcap"
             tail -n 1 "$WORK/samples.jsonl" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print("perf:   %-7s %-7s %6.2f Mpps  %s cycles/pkt %s%s" % (s["system"], s["status"], s["mpps"], "-" if s["cycles_per_packet"] is None else "%.1f" % s["cycles_per_packet"], s.get("note",""), " [machine busy: %s]" % " ".join(s["contended_by"]) if s.get("contended_by") else ""))' >&2

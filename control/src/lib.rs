@@ -5,6 +5,7 @@
 //! - [`iface_spec`]: `TYPE KEY=VALUE...` validated into a port's devargs and queues.
 //! - [`switch`]: interfaces, cross-connects and the forwarding plan built from them.
 //! - [`learner`]: the thread that applies MAC learning and ages MAC tables.
+//! - [`metrics`]: Prometheus text at `/metrics` (`--metrics ADDR:PORT`).
 //! - [`state`]: the desired state file (atomic writes, restore at start).
 //! - [`service`]: the gRPC service over the switch; [`client`]: the client side.
 
@@ -12,6 +13,7 @@ pub mod client;
 pub mod error;
 pub mod iface_spec;
 pub mod learner;
+pub mod metrics;
 pub mod names;
 pub mod options;
 pub mod service;

@@ -52,6 +52,9 @@ pub struct Options {
     /// Mbufs in the packet-buffer pool.
     #[arg(long, value_name = "N", default_value_t = 32767)]
     pub mbufs: u32,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Slots in the MAC table shared by all bridges (rounded up to a power of two).
     #[arg(long, value_name = "N", default_value_t = 262144)]
     pub fdb_size: usize,

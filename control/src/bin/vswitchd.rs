@@ -106,7 +106,14 @@ fn run(opts: Options) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let served = runtime.block_on(serve(&opts.socket, Service::new(switch.clone())));
+    let served = runtime.block_on(async {
+        if let Some(addr) = opts.metrics {
+            let listener = vswitch_control::metrics::bind(addr).await?;
+            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+            tokio::spawn(vswitch_control::metrics::serve(listener, switch.clone()));
+        }
+        serve(&opts.socket, Service::new(switch.clone())).await
+    });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
 
     learner_stop.store(true, Ordering::Relaxed);

@@ -1,0 +1,351 @@
+//! `--metrics ADDR:PORT`: Prometheus text exposition (format 0.0.4) at `/metrics`, served
+//! by a minimal HTTP/1.1 responder (GET only, one response per connection).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use vswitch_proto::v1 as pb;
+
+use crate::switch::Switch;
+
+/// Everything exported, copied out of the switch under its lock.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub interfaces: Vec<pb::Interface>,
+    pub workers: Vec<pb::Worker>,
+    pub drops: Vec<(String, u64)>,
+    pub bridges: Vec<pb::Bridge>,
+    pub mempools: Vec<pb::Mempool>,
+}
+
+impl Snapshot {
+    /// Takes a snapshot of `sw`.
+    pub fn of(sw: &Switch) -> Snapshot {
+        Snapshot {
+            interfaces: sw.list_ifaces(),
+            workers: sw.workers(),
+            drops: sw.drops().into_iter().collect(),
+            bridges: sw.list_bridges(),
+            mempools: sw.mempools(),
+        }
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Renders a snapshot as Prometheus text. Label values are object names, which are
+/// restricted to `[A-Za-z0-9_.-]` and so need no escaping.
+pub fn render(s: &Snapshot) -> String {
+    let mut o = String::new();
+    type IfaceField = fn(&pb::Interface) -> u64;
+    let iface_counters: [(&str, &str, IfaceField); 5] = [
+        (
+            "vswitch_interface_rx_packets_total",
+            "Packets received on the interface.",
+            |i| i.rx_packets,
+        ),
+        (
+            "vswitch_interface_tx_packets_total",
+            "Packets sent on the interface.",
+            |i| i.tx_packets,
+        ),
+        (
+            "vswitch_interface_rx_bytes_total",
+            "Bytes received on the interface.",
+            |i| i.rx_bytes,
+        ),
+        (
+            "vswitch_interface_tx_bytes_total",
+            "Bytes sent on the interface.",
+            |i| i.tx_bytes,
+        ),
+        (
+            "vswitch_interface_drops_total",
+            "Packets lost on the interface (device and dataplane).",
+            |i| i.drops,
+        ),
+    ];
+    for (name, help, f) in iface_counters {
+        family(&mut o, name, "counter", help);
+        for i in &s.interfaces {
+            let _ = writeln!(
+                o,
+                "{name}{{iface=\"{}\",type=\"{}\"}} {}",
+                i.name,
+                i.r#type,
+                f(i)
+            );
+        }
+    }
+    family(
+        &mut o,
+        "vswitch_interface_up",
+        "gauge",
+        "1 when the interface is admin and link up.",
+    );
+    for i in &s.interfaces {
+        let _ = writeln!(
+            o,
+            "vswitch_interface_up{{iface=\"{}\"}} {}",
+            i.name,
+            u8::from(i.link_up)
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_worker_packets_total",
+        "counter",
+        "Packets received by the worker.",
+    );
+    for w in &s.workers {
+        let _ = writeln!(
+            o,
+            "vswitch_worker_packets_total{{worker=\"{}\",lcore=\"{}\"}} {}",
+            w.id, w.lcore, w.packets
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_worker_cycles_per_packet",
+        "gauge",
+        "TSC cycles per packet on busy polls.",
+    );
+    for w in &s.workers {
+        let _ = writeln!(
+            o,
+            "vswitch_worker_cycles_per_packet{{worker=\"{}\"}} {}",
+            w.id, w.cycles_per_packet
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_worker_busy_ratio",
+        "gauge",
+        "Share of cycles spent on polls that found packets.",
+    );
+    for w in &s.workers {
+        let _ = writeln!(
+            o,
+            "vswitch_worker_busy_ratio{{worker=\"{}\"}} {}",
+            w.id,
+            w.busy_pct / 100.0
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_worker_latency_seconds",
+        "summary",
+        "rx -> tx latency inside the switch since start.",
+    );
+    for w in &s.workers {
+        let Some(l) = &w.latency else { continue };
+        for (q, v) in [("0.5", l.p50_ns), ("0.99", l.p99_ns), ("0.999", l.p999_ns)] {
+            let _ = writeln!(
+                o,
+                "vswitch_worker_latency_seconds{{worker=\"{}\",quantile=\"{q}\"}} {}",
+                w.id,
+                v / 1e9
+            );
+        }
+        let _ = writeln!(
+            o,
+            "vswitch_worker_latency_seconds_count{{worker=\"{}\"}} {}",
+            w.id, l.samples
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_drops_total",
+        "counter",
+        "Packets dropped (and learning refused) by reason.",
+    );
+    for (reason, n) in &s.drops {
+        let _ = writeln!(o, "vswitch_drops_total{{reason=\"{reason}\"}} {n}");
+    }
+    family(
+        &mut o,
+        "vswitch_fdb_learned",
+        "gauge",
+        "Learned MAC entries of the bridge.",
+    );
+    for b in &s.bridges {
+        let _ = writeln!(
+            o,
+            "vswitch_fdb_learned{{bridge=\"{}\"}} {}",
+            b.name, b.learned
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_fdb_learn_limit",
+        "gauge",
+        "Most learned MAC entries the bridge may hold.",
+    );
+    for b in &s.bridges {
+        let _ = writeln!(
+            o,
+            "vswitch_fdb_learn_limit{{bridge=\"{}\"}} {}",
+            b.name, b.learn_limit
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_mempool_in_use",
+        "gauge",
+        "Packet buffers allocated.",
+    );
+    for m in &s.mempools {
+        let _ = writeln!(
+            o,
+            "vswitch_mempool_in_use{{pool=\"{}\"}} {}",
+            m.name, m.in_use
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_mempool_capacity",
+        "gauge",
+        "Packet buffers in the pool.",
+    );
+    for m in &s.mempools {
+        let _ = writeln!(
+            o,
+            "vswitch_mempool_capacity{{pool=\"{}\"}} {}",
+            m.name, m.capacity
+        );
+    }
+    o
+}
+
+/// Binds `addr` (so a bad address fails at start) and returns the server future.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--metrics {addr}: cannot listen: {e}"))
+}
+
+/// Serves `/metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, switch: Arc<Mutex<Option<Switch>>>) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let switch = switch.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut len = 0;
+            // Read the request head (bounded): enough to see the request line.
+            while len < buf.len() {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    conn.read(&mut buf[len..]),
+                )
+                .await
+                {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(n)) => len += n,
+                }
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..len]);
+            let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            );
+            let (status, body) = if method != "GET" {
+                ("405 Method Not Allowed", "only GET\n".to_string())
+            } else if path != "/metrics" {
+                ("404 Not Found", "see /metrics\n".to_string())
+            } else {
+                let text = tokio::task::spawn_blocking(move || {
+                    let guard = switch.lock().unwrap_or_else(|p| p.into_inner());
+                    guard.as_ref().map(|sw| render(&Snapshot::of(sw)))
+                })
+                .await;
+                match text {
+                    Ok(Some(t)) => ("200 OK", t),
+                    _ => ("503 Service Unavailable", "shutting down\n".to_string()),
+                }
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let s = Snapshot {
+            interfaces: vec![pb::Interface {
+                name: "a".into(),
+                r#type: "null".into(),
+                rx_packets: 5,
+                tx_packets: 7,
+                link_up: true,
+                ..Default::default()
+            }],
+            workers: vec![pb::Worker {
+                id: 0,
+                lcore: 1,
+                packets: 9,
+                cycles_per_packet: 100.5,
+                busy_pct: 50.0,
+                latency: Some(pb::Latency {
+                    samples: 9,
+                    p50_ns: 1000.0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            drops: vec![("tx_full".into(), 3)],
+            bridges: vec![pb::Bridge {
+                name: "br0".into(),
+                learned: 4,
+                learn_limit: 10,
+                ..Default::default()
+            }],
+            mempools: vec![pb::Mempool {
+                name: "p".into(),
+                capacity: 100,
+                in_use: 2,
+                available: 98,
+            }],
+        };
+        let t = render(&s);
+        for line in [
+            "# TYPE vswitch_interface_rx_packets_total counter",
+            "vswitch_interface_rx_packets_total{iface=\"a\",type=\"null\"} 5",
+            "vswitch_interface_tx_packets_total{iface=\"a\",type=\"null\"} 7",
+            "vswitch_interface_up{iface=\"a\"} 1",
+            "vswitch_worker_cycles_per_packet{worker=\"0\"} 100.5",
+            "vswitch_worker_busy_ratio{worker=\"0\"} 0.5",
+            "vswitch_worker_latency_seconds{worker=\"0\",quantile=\"0.5\"} 0.000001",
+            "vswitch_drops_total{reason=\"tx_full\"} 3",
+            "vswitch_fdb_learned{bridge=\"br0\"} 4",
+            "vswitch_mempool_in_use{pool=\"p\"} 2",
+        ] {
+            assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
+        }
+        // Every sample line is NAME{labels} VALUE with a numeric value.
+        for l in t.lines().filter(|l| !l.starts_with('#')) {
+            let v = l.rsplit(' ').next().unwrap();
+            assert!(v.parse::<f64>().is_ok(), "{l}");
+        }
+    }
+}
