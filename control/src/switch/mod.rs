@@ -82,6 +82,8 @@ pub struct Switch {
     paths: Paths,
     queue_load: Vec<usize>,
     next_index: u32,
+    /// Writes the state file after each change (off while restoring: one write at the end).
+    persist: bool,
     started: Instant,
 }
 
@@ -99,6 +101,7 @@ impl Switch {
             paths,
             queue_load: vec![0; workers],
             next_index: 0,
+            persist: true,
             started: Instant::now(),
         }
     }
@@ -459,6 +462,14 @@ impl Switch {
 
     /// Re-applies a saved state. Objects that cannot be restored are reported and skipped.
     pub fn restore(&mut self, state: &State) -> Vec<String> {
+        self.persist = false;
+        let errors = self.restore_all(state);
+        self.persist = true;
+        self.save();
+        errors
+    }
+
+    fn restore_all(&mut self, state: &State) -> Vec<String> {
         let mut errors = Vec::new();
         for i in &state.interfaces {
             let r = self
@@ -521,6 +532,9 @@ impl Switch {
     }
 
     fn save(&self) {
+        if !self.persist {
+            return;
+        }
         if let Some(path) = &self.paths.state_file {
             if let Err(e) = state::save(path, &self.state()) {
                 tracing::error!("{e}");
