@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub drops: Vec<(String, u64)>,
     pub bridges: Vec<pb::Bridge>,
     pub mempools: Vec<pb::Mempool>,
+    /// MAC learning events since start: (learned, moved, aged).
+    pub fdb_events: (u64, u64, u64),
 }
 
 impl Snapshot {
@@ -30,6 +32,10 @@ impl Snapshot {
             drops: sw.drops().into_iter().collect(),
             bridges: sw.list_bridges(),
             mempools: sw.mempools(),
+            fdb_events: {
+                let l = sw.learn_stats();
+                (l.learned, l.moved, l.aged)
+            },
         }
     }
 }
@@ -193,6 +199,27 @@ pub fn render(s: &Snapshot) -> String {
             b.name, b.learn_limit
         );
     }
+    let (learned, moved, aged) = s.fdb_events;
+    for (name, help, v) in [
+        (
+            "vswitch_fdb_learned_total",
+            "MAC entries learned, all bridges.",
+            learned,
+        ),
+        (
+            "vswitch_fdb_moves_total",
+            "Learned MACs that moved to another port.",
+            moved,
+        ),
+        (
+            "vswitch_fdb_aged_total",
+            "Learned MACs removed by aging.",
+            aged,
+        ),
+    ] {
+        family(&mut o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
     family(
         &mut o,
         "vswitch_mempool_in_use",
@@ -326,6 +353,7 @@ mod tests {
                 in_use: 2,
                 available: 98,
             }],
+            fdb_events: (5, 1, 2),
         };
         let t = render(&s);
         for line in [
@@ -339,6 +367,7 @@ mod tests {
             "vswitch_drops_total{reason=\"tx_full\"} 3",
             "vswitch_fdb_learned{bridge=\"br0\"} 4",
             "vswitch_mempool_in_use{pool=\"p\"} 2",
+            "vswitch_fdb_moves_total 1",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

@@ -445,6 +445,11 @@ impl Switch {
         drops
     }
 
+    /// MAC learning counters since start: learned, moved, aged.
+    pub fn learn_stats(&self) -> vswitch_dataplane::l2::learn::LearnStats {
+        self.learner().stats()
+    }
+
     /// The learner, locked (it is shared with the learner thread; held briefly).
     fn learner(&self) -> MutexGuard<'_, Learner> {
         self.l2.learner.lock().unwrap_or_else(|p| p.into_inner())
