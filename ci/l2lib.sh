@@ -16,7 +16,7 @@ VS_SCAPY_DIR=$VS_ROOT/ci/scapy
 VS_PY=""
 # Python for the JSON checks here: the system one when there is one (a pyenv shim first on
 # PATH costs ~0.1 s per start, and these run in polling loops).
-if [[ -x /usr/bin/python3 ]]; then L2_PY=/usr/bin/python3; else L2_PY=python3; fi
+L2_PY=$VS_PY
 
 # l2_need_scapy: find a python3 that imports scapy (the Debian package lives under
 # /usr/bin/python3, which a pyenv or venv python3 earlier on PATH does not see).
@@ -119,24 +119,8 @@ except Exception:
 ' "$1" 2>/dev/null
 }
 
-# l2_json EXPR: vs_json (lib.sh) with the quicker python: print EXPR evaluated on the JSON
-# document on stdin (bound to d); fail if either is broken.
-l2_json() {
-    local doc
-    doc=$(cat)
-    VS_JSON_DOC=$doc "$L2_PY" -c '
-import json, os, sys
-try:
-    d = json.loads(os.environ["VS_JSON_DOC"])
-except ValueError as e:
-    sys.exit("not JSON (%s): %r" % (e, os.environ["VS_JSON_DOC"][:400]))
-try:
-    r = eval(sys.argv[1])
-except Exception as e:
-    sys.exit("cannot evaluate %s on %s: %r" % (sys.argv[1], json.dumps(d)[:400], e))
-print(json.dumps(r) if isinstance(r, (dict, list, bool)) or r is None else r)
-' "$1" || fail "JSON check '$1' failed (see above)"
-}
+# l2_json EXPR: the same as vs_json (lib.sh).
+l2_json() { vs_json "$@"; }
 
 # fdb_doc BR: `vsctl --json fdb show BR` (status 1 if vsctl fails).
 fdb_doc() { vsctl --json fdb show "$1" 2>/dev/null; }
