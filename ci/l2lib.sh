@@ -16,7 +16,7 @@ VS_SCAPY_DIR=$VS_ROOT/ci/scapy
 VS_PY=""
 # Python for the JSON checks here: the system one when there is one (a pyenv shim first on
 # PATH costs ~0.1 s per start, and these run in polling loops).
-L2_PY=$VS_PY
+L2_PY=$VS_JSON_PY
 
 # l2_need_scapy: find a python3 that imports scapy (the Debian package lives under
 # /usr/bin/python3, which a pyenv or venv python3 earlier on PATH does not see).

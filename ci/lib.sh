@@ -97,14 +97,14 @@ wait_until() {
 }
 
 # The Python for checks and JSON: Debian's (it has scapy, and starts faster than a pyenv shim).
-if [[ -x /usr/bin/python3 ]]; then VS_PY=/usr/bin/python3; else VS_PY=python3; fi
+if [[ -x /usr/bin/python3 ]]; then VS_JSON_PY=/usr/bin/python3; else VS_JSON_PY=python3; fi
 
 # vs_json EXPR: read one JSON document on stdin, print the Python expression EXPR evaluated
 # with the document bound to `d` (lists, dicts and booleans are printed as JSON).
 vs_json() {
     local doc
     doc=$(cat)
-    VS_JSON_DOC=$doc "$VS_PY" -c '
+    VS_JSON_DOC=$doc "$VS_JSON_PY" -c '
 import json, os, sys
 try:
     d = json.loads(os.environ["VS_JSON_DOC"])
