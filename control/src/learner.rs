@@ -9,21 +9,27 @@ use std::time::{Duration, Instant};
 
 use vswitch_dataplane::l2::learn::FdbEvent;
 
+use crate::events::Events;
 use crate::names::format_mac;
 use crate::switch::L2;
 
 /// How often queued learn requests are applied.
 const DRAIN_EVERY: Duration = Duration::from_millis(1);
 
-/// Starts the learner; it runs until `stop` is set.
-pub fn spawn(l2: L2, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+/// Starts the learner; it runs until `stop` is set. Its events go to the log and to
+/// watchers.
+pub fn spawn(
+    l2: L2,
+    events: Arc<Events>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("vs-learner".into())
         .spawn(move || {
             let mut next_tick = Instant::now() + Duration::from_secs(1);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(DRAIN_EVERY);
-                let events = {
+                let new = {
                     let mut learner = l2.learner.lock().unwrap_or_else(|p| p.into_inner());
                     learner.drain(&l2.shared.learn);
                     if Instant::now() >= next_tick {
@@ -32,9 +38,10 @@ pub fn spawn(l2: L2, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
                     }
                     learner.take_events()
                 };
-                for e in events {
-                    log(&e);
+                for e in &new {
+                    log(e);
                 }
+                events.fdb(&new);
             }
         })
 }

@@ -6,11 +6,13 @@
 //! - [`switch`]: interfaces, cross-connects and the forwarding plan built from them.
 //! - [`learner`]: the thread that applies MAC learning and ages MAC tables.
 //! - [`metrics`]: Prometheus text at `/metrics` (`--metrics ADDR:PORT`).
-//! - [`state`]: the desired state file (atomic writes, restore at start).
+//! - [`state`]: the desired state (snapshot + fsync'd journal, restore at start).
+//! - [`events`]: the event hub behind Watch (link, MAC learning, configuration changes).
 //! - [`service`]: the gRPC service over the switch; [`client`]: the client side.
 
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod iface_spec;
 pub mod learner;
 pub mod metrics;

@@ -58,6 +58,23 @@ pub struct Options {
     /// Slots in the MAC table shared by all bridges (rounded up to a power of two).
     #[arg(long, value_name = "N", default_value_t = 262144)]
     pub fdb_size: usize,
+    /// Group owning the gRPC unix socket (mode 0660): its members may use vsctl without
+    /// being root. Default: the daemon's own group.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+    /// Also serve gRPC on this TCP address, with mutual TLS only (needs --tls-cert,
+    /// --tls-key and --tls-client-ca; there is no unauthenticated network listener).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The TCP listener's certificate chain (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TCP listener's private key (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to.
+    #[arg(long, value_name = "PEM")]
+    pub tls_client_ca: Option<PathBuf>,
     /// DPDK log level (error, warning, notice, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warning")]
     pub dpdk_log_level: String,
@@ -164,6 +181,20 @@ impl Options {
                 self.fdb_size
             ));
         }
+        let tls = [&self.tls_cert, &self.tls_key, &self.tls_client_ca];
+        match (self.listen, tls.iter().all(|t| t.is_some())) {
+            (Some(addr), false) => {
+                return Err(format!(
+                    "--listen {addr} needs --tls-cert, --tls-key and --tls-client-ca: the TCP \
+                     listener serves only clients with a certificate"
+                ))
+            }
+            (None, _) if tls.iter().any(|t| t.is_some()) => return Err(
+                "--tls-cert, --tls-key and --tls-client-ca are for --listen, which is not given"
+                    .into(),
+            ),
+            _ => {}
+        }
         if !(1024..=4_194_303).contains(&self.mbufs) {
             return Err(format!(
                 "--mbufs must be from 1024 to 4194303, not {}",
@@ -192,6 +223,37 @@ mod tests {
 
     fn opts(args: &[&str]) -> Options {
         Options::try_parse_from(std::iter::once("vswitchd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn tcp_listener_requires_mutual_tls() {
+        let e = opts(&["--listen", "127.0.0.1:7000"])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("--tls-client-ca"), "{e}");
+        let e = opts(&[
+            "--listen",
+            "127.0.0.1:7000",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(e.contains("--tls-client-ca"), "{e}");
+        assert!(opts(&["--tls-cert", "c"]).validate().is_err());
+        let all = [
+            "--listen",
+            "127.0.0.1:7000",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--tls-client-ca",
+            "ca",
+        ];
+        assert_eq!(opts(&all).validate(), Ok(()));
     }
 
     #[test]

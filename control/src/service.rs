@@ -1,26 +1,49 @@
 //! The `vswitch.v1.Vswitch` gRPC service: decodes requests, runs them on the switch (one at
-//! a time, off the async threads) and encodes replies and errors.
+//! a time, off the async threads) and encodes replies and errors. Every call that changes
+//! something is a transaction of one change (see switch/txn.rs); `Transaction` runs many.
 
-use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use vswitch_proto::v1 as pb;
+use vswitch_proto::v1::change::Change as C;
 use vswitch_proto::v1::vswitch_server::Vswitch;
 
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, Events};
 use crate::switch::Switch;
+
+/// Most changes in one Transaction.
+pub const MAX_CHANGES: usize = 1_000_000;
 
 /// The gRPC service over the shared switch.
 #[derive(Clone)]
 pub struct Service {
     switch: Arc<Mutex<Option<Switch>>>,
+    events: Arc<Events>,
 }
 
 impl Service {
     /// Serves `switch`; `None` inside means it has shut down.
-    pub fn new(switch: Arc<Mutex<Option<Switch>>>) -> Service {
-        Service { switch }
+    pub fn new(switch: Arc<Mutex<Option<Switch>>>, events: Arc<Events>) -> Service {
+        Service { switch, events }
+    }
+
+    /// Applies one change, then builds the reply from the switch as it is after it.
+    async fn change<T, F>(&self, change: C, reply: F) -> Result<Response<T>, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Switch, crate::switch::TxnOutcome) -> ApiResult<T> + Send + 'static,
+    {
+        self.run(move |sw| {
+            let outcome = sw.transaction(&[pb::Change {
+                change: Some(change),
+            }])?;
+            reply(sw, outcome)
+        })
+        .await
     }
 
     /// Runs `f` on the switch on a blocking thread (DPDK control calls can take
@@ -53,6 +76,8 @@ fn required(field: &str, value: &str) -> ApiResult<()> {
     Ok(())
 }
 
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Vswitch for Service {
     async fn health(
@@ -67,10 +92,8 @@ impl Vswitch for Service {
         req: Request<pb::AddInterfaceRequest>,
     ) -> Result<Response<pb::Interface>, Status> {
         let r = req.into_inner();
-        required("name", &r.name)?;
-        required("type", &r.r#type)?;
-        let args: BTreeMap<String, String> = r.args.into_iter().collect();
-        self.run(move |sw| sw.add_iface(&r.name, &r.r#type, &args))
+        let name = r.name.clone();
+        self.change(C::AddInterface(r), move |sw, _| sw.get_iface(&name))
             .await
     }
 
@@ -78,10 +101,10 @@ impl Vswitch for Service {
         &self,
         req: Request<pb::DeleteInterfaceRequest>,
     ) -> Result<Response<pb::DeleteInterfaceReply>, Status> {
-        let r = req.into_inner();
-        required("name", &r.name)?;
-        self.run(move |sw| sw.del_iface(&r.name).map(|_| pb::DeleteInterfaceReply {}))
-            .await
+        self.change(C::DeleteInterface(req.into_inner()), |_, _| {
+            Ok(pb::DeleteInterfaceReply {})
+        })
+        .await
     }
 
     async fn get_interface(
@@ -110,8 +133,8 @@ impl Vswitch for Service {
         req: Request<pb::SetInterfaceRequest>,
     ) -> Result<Response<pb::Interface>, Status> {
         let r = req.into_inner();
-        required("name", &r.name)?;
-        self.run(move |sw| sw.set_iface(&r.name, r.admin_up, r.mtu))
+        let name = r.name.clone();
+        self.change(C::SetInterface(r), move |sw, _| sw.get_iface(&name))
             .await
     }
 
@@ -120,21 +143,19 @@ impl Vswitch for Service {
         req: Request<pb::AddXconnectRequest>,
     ) -> Result<Response<pb::Xconnect>, Status> {
         let r = req.into_inner();
-        required("iface_a", &r.iface_a)?;
-        required("iface_b", &r.iface_b)?;
-        self.run(move |sw| sw.add_xconnect(&r.iface_a, &r.iface_b))
-            .await
+        let reply = pb::Xconnect {
+            iface_a: r.iface_a.clone(),
+            iface_b: r.iface_b.clone(),
+        };
+        self.change(C::AddXconnect(r), move |_, _| Ok(reply)).await
     }
 
     async fn delete_xconnect(
         &self,
         req: Request<pb::DeleteXconnectRequest>,
     ) -> Result<Response<pb::DeleteXconnectReply>, Status> {
-        let r = req.into_inner();
-        required("iface_a", &r.iface_a)?;
-        self.run(move |sw| {
-            sw.del_xconnect(&r.iface_a)
-                .map(|_| pb::DeleteXconnectReply {})
+        self.change(C::DeleteXconnect(req.into_inner()), |_, _| {
+            Ok(pb::DeleteXconnectReply {})
         })
         .await
     }
@@ -192,18 +213,19 @@ impl Vswitch for Service {
         req: Request<pb::AddBridgeRequest>,
     ) -> Result<Response<pb::Bridge>, Status> {
         let r = req.into_inner();
-        required("name", &r.name)?;
-        self.run(move |sw| sw.add_bridge(&r)).await
+        let name = r.name.clone();
+        self.change(C::AddBridge(r), move |sw, _| sw.get_bridge(&name))
+            .await
     }
 
     async fn delete_bridge(
         &self,
         req: Request<pb::DeleteBridgeRequest>,
     ) -> Result<Response<pb::DeleteBridgeReply>, Status> {
-        let r = req.into_inner();
-        required("name", &r.name)?;
-        self.run(move |sw| sw.del_bridge(&r.name).map(|_| pb::DeleteBridgeReply {}))
-            .await
+        self.change(C::DeleteBridge(req.into_inner()), |_, _| {
+            Ok(pb::DeleteBridgeReply {})
+        })
+        .await
     }
 
     async fn get_bridge(
@@ -232,9 +254,9 @@ impl Vswitch for Service {
         req: Request<pb::AttachBridgeRequest>,
     ) -> Result<Response<pb::Bridge>, Status> {
         let r = req.into_inner();
-        required("bridge", &r.bridge)?;
-        required("iface", &r.iface)?;
-        self.run(move |sw| sw.attach(&r)).await
+        let name = r.bridge.clone();
+        self.change(C::AttachBridge(r), move |sw, _| sw.get_bridge(&name))
+            .await
     }
 
     async fn detach_bridge(
@@ -242,9 +264,9 @@ impl Vswitch for Service {
         req: Request<pb::DetachBridgeRequest>,
     ) -> Result<Response<pb::Bridge>, Status> {
         let r = req.into_inner();
-        required("bridge", &r.bridge)?;
-        required("iface", &r.iface)?;
-        self.run(move |sw| sw.detach(&r.bridge, &r.iface)).await
+        let name = r.bridge.clone();
+        self.change(C::DetachBridge(r), move |sw, _| sw.get_bridge(&name))
+            .await
     }
 
     async fn list_fdb(
@@ -265,33 +287,96 @@ impl Vswitch for Service {
         req: Request<pb::AddFdbRequest>,
     ) -> Result<Response<pb::FdbEntry>, Status> {
         let r = req.into_inner();
-        required("bridge", &r.bridge)?;
-        required("mac", &r.mac)?;
-        required("iface", &r.iface)?;
-        self.run(move |sw| sw.fdb_add(&r)).await
+        let mut reply = pb::FdbEntry {
+            mac: r.mac.clone(),
+            vlan: r.vlan,
+            iface: r.iface.clone(),
+            r#static: true,
+            age_seconds: 0,
+        };
+        self.change(C::AddFdb(r), move |_, _| {
+            // The MAC as the switch writes it (lower case, colons).
+            if let Ok(mac) = crate::names::parse_mac("mac", &reply.mac) {
+                reply.mac = crate::names::format_mac(mac);
+            }
+            Ok(reply)
+        })
+        .await
     }
 
     async fn delete_fdb(
         &self,
         req: Request<pb::DeleteFdbRequest>,
     ) -> Result<Response<pb::DeleteFdbReply>, Status> {
-        let r = req.into_inner();
-        required("bridge", &r.bridge)?;
-        required("mac", &r.mac)?;
-        self.run(move |sw| sw.fdb_del(&r).map(|_| pb::DeleteFdbReply {}))
-            .await
+        self.change(C::DeleteFdb(req.into_inner()), |_, _| {
+            Ok(pb::DeleteFdbReply {})
+        })
+        .await
     }
 
     async fn flush_fdb(
         &self,
         req: Request<pb::FlushFdbRequest>,
     ) -> Result<Response<pb::FlushFdbReply>, Status> {
-        let r = req.into_inner();
-        required("bridge", &r.bridge)?;
-        self.run(move |sw| {
-            sw.fdb_flush(&r.bridge, &r.iface)
-                .map(|removed| pb::FlushFdbReply { removed })
+        self.change(C::FlushFdb(req.into_inner()), |_, o| {
+            Ok(pb::FlushFdbReply {
+                removed: o.flushed.values().sum(),
+            })
         })
         .await
+    }
+
+    async fn transaction(
+        &self,
+        req: Request<pb::TransactionRequest>,
+    ) -> Result<Response<pb::TransactionReply>, Status> {
+        let r = req.into_inner();
+        if r.changes.is_empty() {
+            return Err(
+                ApiError::invalid("changes: a transaction needs at least one change").into(),
+            );
+        }
+        if r.changes.len() > MAX_CHANGES {
+            return Err(ApiError::invalid(format!(
+                "changes: at most {MAX_CHANGES} in one transaction, not {}",
+                r.changes.len()
+            ))
+            .into());
+        }
+        let n = r.changes.len() as u32;
+        self.run(move |sw| {
+            sw.transaction(&r.changes)
+                .map(|_| pb::TransactionReply { applied: n })
+        })
+        .await
+    }
+
+    type WatchStream = EventStream;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<EventStream>, Status> {
+        let kinds = req.into_inner().kinds;
+        for k in &kinds {
+            if !["link", "fdb", "config"].contains(&k.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "kinds: unknown event kind {k:?} (link, fdb, config)"
+                ))
+                .into());
+            }
+        }
+        let rx = self.events.subscribe();
+        let stream =
+            tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |r| match r {
+                Ok(e) if kinds.is_empty() || kinds.iter().any(|k| k == events::kind(&e)) => {
+                    Some(Ok(e))
+                }
+                Ok(_) => None,
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    Some(Ok(pb::Event {
+                        lost: n,
+                        ..pb::Event::default()
+                    }))
+                }
+            });
+        Ok(Response::new(Box::pin(stream)))
     }
 }

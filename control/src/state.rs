@@ -1,11 +1,24 @@
-//! The desired state: what vswitchd restores at start. Written atomically (temp file,
-//! fsync, rename, fsync of the directory) after every change.
+//! The desired state: what vswitchd restores at start.
+//!
+//! Two files: the snapshot (`state.json`, the whole state, written atomically: temp file,
+//! fsync, rename, fsync of the directory) and its journal (`state.json.journal`): every
+//! transaction applied since the snapshot, appended and fsync'd before the caller is
+//! answered. A change costs one small append, however big the state is; when the journal
+//! outgrows the snapshot, a new snapshot is written and the journal emptied. At start the
+//! snapshot is restored and the journal replayed (records at or below the snapshot's `seq`
+//! are already in it: a crash between the two steps of compaction loses nothing).
+//!
+//! Journal record: u32 length (little endian), u32 CRC-32 of the payload, payload (protobuf
+//! `JournalRecord`). A record cut short at the end of the file is a write that a crash
+//! interrupted (its caller was never answered) and is ignored; any other damage, in either
+//! file, stops vswitchd with a message and leaves the files as they are.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use vswitch_proto::v1 as pb;
 
 /// The state file format's version; a file of any other version is refused.
 pub const STATE_VERSION: u32 = 1;
@@ -15,6 +28,9 @@ pub const STATE_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub version: u32,
+    /// The last journal record this snapshot includes.
+    #[serde(default)]
+    pub seq: u64,
     #[serde(default)]
     pub interfaces: Vec<IfaceState>,
     #[serde(default)]
@@ -105,7 +121,7 @@ pub fn load(path: &Path) -> Result<Option<State>, String> {
 
 /// Writes `state` to `path` atomically: readers see the old file or the new one, never a
 /// mix, and after a crash one of them survives.
-pub fn save(path: &Path, state: &State) -> Result<(), String> {
+pub fn save(path: &Path, state: &State) -> Result<u64, String> {
     let err = |e: std::io::Error| format!("cannot write state file {}: {e}", path.display());
     let dir = path
         .parent()
@@ -129,7 +145,169 @@ pub fn save(path: &Path, state: &State) -> Result<(), String> {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
+    Ok(text.len() as u64)
+}
+
+/// One journal record: a transaction as it was applied.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct JournalRecord {
+    #[prost(uint64, tag = "1")]
+    pub seq: u64,
+    #[prost(message, repeated, tag = "2")]
+    pub changes: Vec<pb::Change>,
+}
+
+/// The journal of `path` (the state file).
+pub fn journal_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".journal");
+    PathBuf::from(p)
+}
+
+/// A journal as read: the transactions after the snapshot, and the last record's number.
+pub type Journal = (Vec<Vec<pb::Change>>, u64);
+
+/// Reads a journal: the changes of every record after `after`, in order, and the last
+/// record number seen (`after` if none). A record cut short at the end is ignored (with a
+/// warning).
+pub fn load_journal(path: &Path, after: u64) -> Result<Journal, String> {
+    let jpath = journal_path(path);
+    let mut bytes = Vec::new();
+    match std::fs::File::open(&jpath) {
+        Ok(mut f) => f
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read {}: {e}", jpath.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), after)),
+        Err(e) => return Err(format!("cannot read {}: {e}", jpath.display())),
+    };
+    let bad = |at: usize, what: &str| {
+        format!(
+            "{} is damaged at byte {at}: {what} (the file is left as it is; move it away, or \
+             start with --reset-state to start empty)",
+            jpath.display()
+        )
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut last = after;
+    while at < bytes.len() {
+        let Some(head) = bytes.get(at..at + 8) else {
+            tracing::warn!(file = %jpath.display(), at, "ignoring a journal record cut short at the end (interrupted write)");
+            break;
+        };
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
+            tracing::warn!(file = %jpath.display(), at, "ignoring a journal record cut short at the end (interrupted write)");
+            break;
+        };
+        if crc32fast::hash(payload) != crc {
+            return Err(bad(at, "checksum mismatch"));
+        }
+        let rec = <JournalRecord as prost::Message>::decode(payload)
+            .map_err(|e| bad(at, &format!("undecodable record: {e}")))?;
+        if rec.seq > after {
+            if rec.seq <= last {
+                return Err(bad(at, "records out of order"));
+            }
+            last = rec.seq;
+            out.push(rec.changes);
+        }
+        at += 8 + len;
+    }
+    Ok((out, last))
+}
+
+/// The state file and its journal, as vswitchd writes them.
+pub struct Store {
+    path: PathBuf,
+    journal: Option<std::fs::File>,
+    seq: u64,
+    journal_bytes: u64,
+    snapshot_bytes: u64,
+}
+
+/// A journal is compacted once it is larger than this and than the snapshot.
+const MIN_COMPACT_BYTES: u64 = 4 << 20;
+
+impl Store {
+    /// A store for `path`, continuing after journal record `seq` (the snapshot's plus the
+    /// records replayed).
+    pub fn new(path: &Path, seq: u64) -> Store {
+        Store {
+            path: path.to_path_buf(),
+            journal: None,
+            seq,
+            journal_bytes: u64::MAX,
+            snapshot_bytes: 0,
+        }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one transaction (its persistent changes) and syncs it to disk.
+    pub fn append(&mut self, changes: &[pb::Change]) -> Result<(), String> {
+        use pb::change::Change as C;
+        let changes: Vec<pb::Change> = changes
+            .iter()
+            .filter(|c| !matches!(c.change, Some(C::FlushFdb(_)) | None))
+            .cloned()
+            .collect();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let jpath = journal_path(&self.path);
+        let err = |e: std::io::Error| format!("cannot append to {}: {e}", jpath.display());
+        if self.journal.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&jpath)
+                .map_err(err)?;
+            self.journal_bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
+            self.journal = Some(f);
+        }
+        let rec = JournalRecord {
+            seq: self.seq + 1,
+            changes,
+        };
+        let payload = prost::Message::encode_to_vec(&rec);
+        let mut buf = Vec::with_capacity(payload.len() + 8);
+        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        buf.extend_from_slice(&payload);
+        if let Some(f) = self.journal.as_mut() {
+            f.write_all(&buf).map_err(err)?;
+            f.sync_data().map_err(err)?;
+        }
+        self.seq += 1;
+        self.journal_bytes += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the journal has grown enough to be folded into a new snapshot.
+    pub fn wants_snapshot(&self) -> bool {
+        self.journal_bytes != u64::MAX
+            && self.journal_bytes > MIN_COMPACT_BYTES.max(self.snapshot_bytes)
+    }
+
+    /// Writes `state` as the new snapshot, then empties the journal.
+    pub fn snapshot(&mut self, mut state: State) -> Result<(), String> {
+        state.seq = self.seq;
+        self.snapshot_bytes = save(&self.path, &state)?;
+        let jpath = journal_path(&self.path);
+        self.journal = None;
+        match std::fs::remove_file(&jpath) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", jpath.display())),
+        }
+        self.journal_bytes = 0;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +327,7 @@ mod tests {
         assert_eq!(load(&p), Ok(None));
         let s = State {
             version: STATE_VERSION,
+            seq: 0,
             interfaces: vec![IfaceState {
                 name: "a".into(),
                 type_name: "af_packet".into(),

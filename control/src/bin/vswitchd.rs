@@ -1,19 +1,25 @@
 //! vswitchd: starts DPDK and the poll-mode workers, restores the saved configuration and
-//! serves the gRPC API on a unix socket until SIGTERM or SIGINT, then stops cleanly.
+//! serves the gRPC API on a unix socket (and, optionally, on TCP with mutual TLS) until
+//! SIGTERM or SIGINT, then stops cleanly.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use clap::Parser;
 use dpdk::{Eal, Mempool};
-use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic_health::pb::health_server::HealthServer;
+use vswitch_control::events::Events;
 use vswitch_control::options::{online_cpus, Options};
 use vswitch_control::service::Service;
-use vswitch_control::state;
+use vswitch_control::state::{self, Store};
 use vswitch_control::switch::{Paths, Switch, L2};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::Fdb;
@@ -42,19 +48,23 @@ fn main() -> ExitCode {
 fn run(opts: Options) -> Result<(), String> {
     opts.validate()?;
     // Read the saved state before touching DPDK: a bad file stops us with nothing started.
-    let initial = if opts.reset_state {
-        None
+    let (initial, (journal, seq)) = if opts.reset_state {
+        (None, (Vec::new(), 0))
     } else {
-        state::load(&opts.state_file)?
+        let snapshot = state::load(&opts.state_file)?;
+        let after = snapshot.as_ref().map_or(0, |s| s.seq);
+        (snapshot, state::load_journal(&opts.state_file, after)?)
     };
     let initial = match (initial, &opts.config) {
         (Some(s), _) => Some(s),
-        (None, Some(cfg)) => Some(
+        (None, Some(cfg)) if journal.is_empty() => Some(
             state::load(cfg)?
                 .ok_or_else(|| format!("config file {} does not exist", cfg.display()))?,
         ),
-        (None, None) => None,
+        (None, _) => None,
     };
+    let tls = opts.listen.map(|_| tls_config(&opts)).transpose()?;
+    let socket_gid = opts.socket_group.as_deref().map(group_id).transpose()?;
     claim_api_socket(&opts.socket)?;
 
     let layout = opts.cpu_layout(&online_cpus())?;
@@ -80,22 +90,35 @@ fn run(opts: Options) -> Result<(), String> {
     };
     let engine =
         Engine::start(&eal, &lcores, opts.poll, l2.shared.clone()).map_err(|e| e.to_string())?;
+    let events = Arc::new(Events::new());
     let learner_stop = Arc::new(AtomicBool::new(false));
-    let learner = vswitch_control::learner::spawn(l2.clone(), learner_stop.clone())
+    let learner = vswitch_control::learner::spawn(l2.clone(), events.clone(), learner_stop.clone())
         .map_err(|e| format!("cannot start the learner thread: {e}"))?;
     tracing::info!(workers = lcores.len(), cpus = ?layout, poll = ?opts.poll, "dataplane started");
     let paths = Paths {
         run_dir: opts.run_dir.clone(),
-        state_file: Some(opts.state_file.clone()),
     };
-    let mut switch = Switch::new(eal, Arc::new(pool), engine, l2, paths);
+    let store = Store::new(&opts.state_file, seq);
+    let mut switch = Switch::new(
+        eal,
+        Arc::new(pool),
+        engine,
+        l2,
+        paths,
+        Some(store),
+        events.clone(),
+    );
+    let started = std::time::Instant::now();
+    for e in switch.restore(initial.as_ref(), &journal) {
+        tracing::error!("not restored: {e}");
+    }
     if let Some(s) = &initial {
-        for e in switch.restore(s) {
-            tracing::error!("not restored: {e}");
-        }
         tracing::info!(
             interfaces = s.interfaces.len(),
             xconnects = s.xconnects.len(),
+            bridges = s.bridges.len(),
+            journal_transactions = journal.len(),
+            ms = started.elapsed().as_millis() as u64,
             "configuration restored"
         );
     }
@@ -112,7 +135,35 @@ fn run(opts: Options) -> Result<(), String> {
             tracing::info!(%addr, "serving Prometheus metrics at /metrics");
             tokio::spawn(vswitch_control::metrics::serve(listener, switch.clone()));
         }
-        serve(&opts.socket, Service::new(switch.clone())).await
+        tokio::spawn(watch_links(switch.clone()));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            stop_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let service = Service::new(switch.clone(), events.clone());
+        let tcp = match (opts.listen, tls) {
+            (Some(addr), Some(tls)) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                tracing::info!(%addr, "serving gRPC over TCP (mutual TLS)");
+                Some(tokio::spawn(serve_tcp(
+                    listener,
+                    tls,
+                    service.clone(),
+                    stop_rx.clone(),
+                )))
+            }
+            _ => None,
+        };
+        let r = serve(&opts.socket, socket_gid, service, stop_rx).await;
+        if let Some(t) = tcp {
+            if let Ok(Err(e)) = t.await {
+                tracing::error!("{e}");
+            }
+        }
+        r
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
 
@@ -144,14 +195,12 @@ fn claim_api_socket(socket: &Path) -> Result<(), String> {
     vswitch_vhost::prepare_socket_dir(socket)
 }
 
-async fn serve(socket: &Path, service: Service) -> Result<(), String> {
-    let listener = UnixListener::bind(socket)
-        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| format!("cannot set mode 0660 on {}: {e}", socket.display()))?;
-
-    let (mut health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<VswitchServer<Service>>().await;
+/// The services every listener offers: health, reflection and vswitch.v1.
+fn router<H: tonic_health::pb::health_server::Health>(
+    mut builder: tonic::transport::Server,
+    health: HealthServer<H>,
+    service: Service,
+) -> Result<tonic::transport::server::Router, String> {
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
         b.register_encoded_file_descriptor_set(vswitch_proto::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -162,16 +211,118 @@ async fn serve(socket: &Path, service: Service) -> Result<(), String> {
     let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
         .build_v1alpha()
         .map_err(|e| format!("reflection: {e}"))?;
-
-    tracing::info!(socket = %socket.display(), "serving gRPC");
-    tonic::transport::Server::builder()
-        .add_service(health_service)
+    Ok(builder
+        .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(VswitchServer::new(service))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop_signal())
+        .add_service(VswitchServer::new(service)))
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn serve(
+    socket: &Path,
+    gid: Option<u32>,
+    service: Service,
+    stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("cannot set mode 0660 on {}: {e}", socket.display()))?;
+    if let Some(gid) = gid {
+        std::os::unix::fs::chown(socket, None, Some(gid))
+            .map_err(|e| format!("cannot give {} to group {gid}: {e}", socket.display()))?;
+    }
+    tracing::info!(socket = %socket.display(), "serving gRPC");
+    let (mut reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<VswitchServer<Service>>().await;
+    router(tonic::transport::Server::builder(), health, service)?
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped(stop))
         .await
         .map_err(|e| format!("gRPC server failed: {e}"))
+}
+
+async fn serve_tcp(
+    listener: TcpListener,
+    tls: ServerTlsConfig,
+    service: Service,
+    stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let builder = tonic::transport::Server::builder()
+        .tls_config(tls)
+        .map_err(|e| format!("TLS: {e}"))?;
+    let (mut reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<VswitchServer<Service>>().await;
+    router(builder, health, service)?
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
+        .await
+        .map_err(|e| format!("gRPC (TCP) server failed: {e}"))
+}
+
+/// The TCP listener's TLS: our certificate and key, and the CA that every client's
+/// certificate must chain to (a client without one is refused in the handshake).
+fn tls_config(opts: &Options) -> Result<ServerTlsConfig, String> {
+    let read = |flag: &str, p: &Option<std::path::PathBuf>| -> Result<Vec<u8>, String> {
+        let p = p
+            .as_ref()
+            .ok_or_else(|| format!("{flag} is required with --listen"))?;
+        let pem = std::fs::read(p).map_err(|e| format!("{flag} {}: {e}", p.display()))?;
+        if !pem.windows(10).any(|w| w == b"-----BEGIN") {
+            return Err(format!("{flag} {}: not a PEM file", p.display()));
+        }
+        Ok(pem)
+    };
+    let cert = read("--tls-cert", &opts.tls_cert)?;
+    let key = read("--tls-key", &opts.tls_key)?;
+    let ca = read("--tls-client-ca", &opts.tls_client_ca)?;
+    Ok(ServerTlsConfig::new()
+        .identity(Identity::from_pem(cert, key))
+        .client_ca_root(Certificate::from_pem(ca))
+        .client_auth_optional(false))
+}
+
+/// A group's id, by name or number.
+fn group_id(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("--socket-group: no group named {group:?}")),
+        Err(e) => Err(format!("--socket-group {group:?}: {e}")),
+    }
+}
+
+/// Tells watchers when an interface's link changes (polled every 250 ms).
+async fn watch_links(switch: Arc<Mutex<Option<Switch>>>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let sw = switch.clone();
+        let alive = tokio::task::spawn_blocking(move || {
+            let mut guard = sw.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut() {
+                Some(s) => {
+                    s.poll_links();
+                    true
+                }
+                None => false,
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if !alive {
+            return;
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

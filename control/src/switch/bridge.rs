@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use vswitch_dataplane::l2::fdb::{FdbKey, InsertError};
+use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::l2::learn::LearnPolicy;
 use vswitch_dataplane::plan::{BridgePlan, L2Port, VlanMode, VlanSet};
 use vswitch_proto::v1 as pb;
@@ -10,7 +10,7 @@ use vswitch_proto::v1 as pb;
 use super::Switch;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{check_name, format_mac, parse_mac};
-use crate::state::{BridgeState, MemberState, State, StaticMacState};
+use crate::state::{BridgeState, MemberState, StaticMacState};
 
 /// Default seconds an unseen learned MAC lives.
 pub const DEFAULT_AGE: u32 = 300;
@@ -18,6 +18,10 @@ pub const DEFAULT_AGE: u32 = 300;
 pub const DEFAULT_LEARN_LIMIT: u32 = 65536;
 /// Bridge ids are 1..=MAX_BRIDGES.
 const MAX_BRIDGES: u16 = 4095;
+
+/// A static MAC entry's key in the desired state: bridge id, VLAN, MAC (ordered so that a
+/// bridge's entries are one range).
+pub(super) type StaticKey = (u16, u16, [u8; 6]);
 
 /// One bridge domain.
 #[derive(Debug, Clone)]
@@ -66,7 +70,7 @@ impl Switch {
     }
 
     /// Creates a bridge domain.
-    pub fn add_bridge(&mut self, r: &pb::AddBridgeRequest) -> ApiResult<pb::Bridge> {
+    pub(super) fn add_bridge(&mut self, r: &pb::AddBridgeRequest) -> ApiResult<()> {
         check_name("bridge name", &r.name).map_err(ApiError::invalid)?;
         if self.bridges.contains_key(&r.name) {
             return Err(ApiError::exists(format!(
@@ -89,9 +93,12 @@ impl Switch {
                 "learn-limit must be from 1 to {capacity} (the MAC table's size), not {learn_limit}"
             )));
         }
+        // An id freed by this same transaction is not reused: the MAC table still holds
+        // that bridge's entries until the transaction finishes.
         let used: Vec<u16> = self.bridges.values().map(|b| b.id).collect();
+        let txn = self.txn();
         let id = (1..=MAX_BRIDGES)
-            .find(|i| !used.contains(i))
+            .find(|i| !used.contains(i) && !txn.removed_bridge(*i))
             .ok_or_else(|| ApiError::conflict(format!("at most {MAX_BRIDGES} bridges")))?;
         let b = Bridge {
             id,
@@ -101,15 +108,14 @@ impl Switch {
             flood: r.flood.unwrap_or(true),
             members: BTreeMap::new(),
         };
-        self.learner().set_policy(id, policy(&b));
         self.bridges.insert(r.name.clone(), b);
-        self.commit()?;
+        self.plan_changed();
         tracing::info!(bridge = %r.name, id, "bridge added");
-        self.get_bridge(&r.name)
+        Ok(())
     }
 
     /// Deletes a bridge: its members are detached and its MAC table emptied.
-    pub fn del_bridge(&mut self, name: &str) -> ApiResult<()> {
+    pub(super) fn del_bridge(&mut self, name: &str) -> ApiResult<()> {
         let id = self.bridge(name)?.id;
         let Some(b) = self.bridges.remove(name) else {
             return Err(ApiError::not_found(format!("bridge {name:?} not found")));
@@ -119,8 +125,8 @@ impl Switch {
                 i.bridge = None;
             }
         }
-        self.learner().remove_bridge(id);
-        self.commit()?;
+        self.drop_statics(id, None);
+        self.bridge_removed(id);
         tracing::info!(bridge = name, "bridge deleted");
         Ok(())
     }
@@ -156,7 +162,7 @@ impl Switch {
     }
 
     /// Makes an interface a member of a bridge (untagged, access or trunk).
-    pub fn attach(&mut self, r: &pb::AttachBridgeRequest) -> ApiResult<pb::Bridge> {
+    pub(super) fn attach(&mut self, r: &pb::AttachBridgeRequest) -> ApiResult<()> {
         self.bridge(&r.bridge)?;
         let iface = self.iface(&r.iface)?;
         if let Some(other) = &iface.bridge {
@@ -192,14 +198,13 @@ impl Switch {
         if let Some(i) = self.ifaces.get_mut(&r.iface) {
             i.bridge = Some(r.bridge.clone());
         }
-        self.sync_members(&r.bridge);
-        self.commit()?;
+        self.plan_changed();
         tracing::info!(bridge = %r.bridge, iface = %r.iface, "member attached");
-        self.get_bridge(&r.bridge)
+        Ok(())
     }
 
     /// Removes a member from its bridge, with every MAC entry that points at it.
-    pub fn detach(&mut self, bridge: &str, iface: &str) -> ApiResult<pb::Bridge> {
+    pub(super) fn detach(&mut self, bridge: &str, iface: &str) -> ApiResult<()> {
         self.bridge(bridge)?;
         self.iface(iface)?;
         if !self.bridge(bridge)?.members.contains_key(iface) {
@@ -208,35 +213,26 @@ impl Switch {
             )));
         }
         self.remove_member(bridge, iface);
-        self.commit()?;
         tracing::info!(bridge, iface, "member detached");
-        self.get_bridge(bridge)
+        Ok(())
     }
 
-    /// Detaches without publishing (the caller publishes). The learner forgets the port
-    /// at once: its entries go, and requests still queued for it are ignored.
+    /// Takes `iface` out of `bridge` with its static entries. When the transaction
+    /// finishes, the learner forgets the port: its entries go, and requests still queued
+    /// for it are ignored.
     pub(super) fn remove_member(&mut self, bridge: &str, iface: &str) {
+        let mut id = None;
         if let Some(b) = self.bridges.get_mut(bridge) {
             b.members.remove(iface);
+            id = Some(b.id);
         }
         if let Some(i) = self.ifaces.get_mut(iface) {
             i.bridge = None;
         }
-        self.sync_members(bridge);
-    }
-
-    /// Tells the learner which ports are members of `bridge` now.
-    fn sync_members(&self, bridge: &str) {
-        let Some(b) = self.bridges.get(bridge) else {
-            return;
-        };
-        let ports = b
-            .members
-            .keys()
-            .filter_map(|m| self.ifaces.get(m))
-            .map(|i| i.port.id())
-            .collect();
-        self.learner().set_members(b.id, ports);
+        if let Some(id) = id {
+            self.drop_statics(id, Some(iface));
+        }
+        self.plan_changed();
     }
 
     /// A bridge's MAC table.
@@ -265,10 +261,10 @@ impl Switch {
     }
 
     /// Adds a static entry: never aged, never moved by learning.
-    pub fn fdb_add(&mut self, r: &pb::AddFdbRequest) -> ApiResult<pb::FdbEntry> {
+    pub(super) fn fdb_add(&mut self, r: &pb::AddFdbRequest) -> ApiResult<()> {
         let b = self.bridge(&r.bridge)?;
         let mac = parse_mac("mac", &r.mac).map_err(ApiError::invalid)?;
-        let iface = self.iface(&r.iface)?;
+        self.iface(&r.iface)?;
         let Some(member) = b.members.get(&r.iface) else {
             return Err(ApiError::conflict(format!(
                 "interface {:?} is not a member of bridge {:?}",
@@ -286,29 +282,13 @@ impl Switch {
                 r.iface, r.bridge
             )));
         }
-        let key = FdbKey {
-            bridge: b.id,
-            vlan,
-            mac,
-        };
-        let port = iface.port.id();
-        self.learner()
-            .add_static(key, port)
-            .map_err(|InsertError::Full| {
-                ApiError::conflict("the MAC table has no room for this entry")
-            })?;
-        self.save();
-        Ok(pb::FdbEntry {
-            mac: format_mac(mac),
-            vlan: u32::from(vlan),
-            iface: r.iface.clone(),
-            r#static: true,
-            age_seconds: 0,
-        })
+        let key = (b.id, vlan, mac);
+        self.set_static(key, Some(r.iface.clone()));
+        Ok(())
     }
 
     /// Removes one entry.
-    pub fn fdb_del(&mut self, r: &pb::DeleteFdbRequest) -> ApiResult<()> {
+    pub(super) fn fdb_del(&mut self, r: &pb::DeleteFdbRequest) -> ApiResult<()> {
         let id = self.bridge(&r.bridge)?.id;
         let mac = parse_mac("mac", &r.mac).map_err(ApiError::invalid)?;
         let vlan = if r.vlan == 0 {
@@ -316,24 +296,33 @@ impl Switch {
         } else {
             check_vlan("vlan", r.vlan)?
         };
-        self.learner()
-            .remove(&FdbKey {
-                bridge: id,
-                vlan,
-                mac,
-            })
-            .ok_or_else(|| {
-                ApiError::not_found(format!(
-                    "{} (VLAN {vlan}) is not in bridge {:?}",
-                    r.mac, r.bridge
-                ))
-            })?;
-        self.save();
+        if self.statics.contains_key(&(id, vlan, mac)) {
+            self.set_static((id, vlan, mac), None);
+            return Ok(());
+        }
+        let key = FdbKey {
+            bridge: id,
+            vlan,
+            mac,
+        };
+        let learned = self
+            .learner()
+            .fdb()
+            .lookup(&key)
+            .is_some_and(|h| !h.entry.is_static);
+        if !learned {
+            return Err(ApiError::not_found(format!(
+                "{} (VLAN {vlan}) is not in bridge {:?}",
+                r.mac, r.bridge
+            )));
+        }
+        self.remove_learned(key);
         Ok(())
     }
 
-    /// Removes learned entries of a bridge, or only those on one interface.
-    pub fn fdb_flush(&mut self, bridge: &str, iface: &str) -> ApiResult<u32> {
+    /// Removes learned entries of a bridge, or only those on one interface (when the
+    /// transaction finishes; change `index` gets the count).
+    pub(super) fn fdb_flush(&mut self, bridge: &str, iface: &str, index: usize) -> ApiResult<()> {
         let id = self.bridge(bridge)?.id;
         let port = if iface.is_empty() {
             None
@@ -345,7 +334,8 @@ impl Switch {
             }
             Some(self.iface(iface)?.port.id())
         };
-        Ok(self.learner().flush(id, port, false) as u32)
+        self.flush_later(id, port, index);
+        Ok(())
     }
 
     /// Bridge membership by port id, and bridges by id, for the forwarding plan.
@@ -382,12 +372,6 @@ impl Switch {
 
     /// Bridges for the state file.
     pub(super) fn bridge_states(&self) -> Vec<BridgeState> {
-        let names: BTreeMap<u16, &str> = self
-            .ifaces
-            .iter()
-            .map(|(n, i)| (i.port.id(), n.as_str()))
-            .collect();
-        let learner = self.learner();
         self.bridges
             .iter()
             .map(|(name, b)| BridgeState {
@@ -405,65 +389,21 @@ impl Switch {
                         trunk: m.trunk.clone(),
                     })
                     .collect(),
-                static_macs: learner
-                    .entries(b.id)
-                    .into_iter()
-                    .filter(|(_, e, _)| e.is_static)
-                    .filter_map(|(k, e, _)| {
-                        names.get(&e.port).map(|n| StaticMacState {
-                            mac: format_mac(k.mac),
-                            vlan: k.vlan,
-                            iface: n.to_string(),
-                        })
+                static_macs: self
+                    .statics
+                    .range((b.id, 0, [0; 6])..=(b.id, u16::MAX, [0xff; 6]))
+                    .map(|(&(_, vlan, mac), iface)| StaticMacState {
+                        mac: format_mac(mac),
+                        vlan,
+                        iface: iface.clone(),
                     })
                     .collect(),
             })
             .collect()
     }
-
-    /// Re-creates the saved bridges; returns what could not be restored.
-    pub(super) fn restore_bridges(&mut self, state: &State) -> Vec<String> {
-        let mut errors = Vec::new();
-        for b in &state.bridges {
-            let req = pb::AddBridgeRequest {
-                name: b.name.clone(),
-                learn: Some(b.learn),
-                age: Some(b.age),
-                learn_limit: Some(b.learn_limit),
-                flood: Some(b.flood),
-            };
-            if let Err(e) = self.add_bridge(&req) {
-                errors.push(format!("bridge {:?}: {e}", b.name));
-                continue;
-            }
-            for m in &b.members {
-                let req = pb::AttachBridgeRequest {
-                    bridge: b.name.clone(),
-                    iface: m.iface.clone(),
-                    vlan: m.vlan.map(u32::from),
-                    trunk: m.trunk.iter().map(|v| u32::from(*v)).collect(),
-                };
-                if let Err(e) = self.attach(&req) {
-                    errors.push(format!("bridge {:?} member {:?}: {e}", b.name, m.iface));
-                }
-            }
-            for s in &b.static_macs {
-                let req = pb::AddFdbRequest {
-                    bridge: b.name.clone(),
-                    mac: s.mac.clone(),
-                    iface: s.iface.clone(),
-                    vlan: u32::from(s.vlan),
-                };
-                if let Err(e) = self.fdb_add(&req) {
-                    errors.push(format!("bridge {:?} static MAC {}: {e}", b.name, s.mac));
-                }
-            }
-        }
-        errors
-    }
 }
 
-fn policy(b: &Bridge) -> LearnPolicy {
+pub(super) fn policy(b: &Bridge) -> LearnPolicy {
     LearnPolicy {
         learn: b.learn,
         limit: b.learn_limit as usize,

@@ -19,11 +19,16 @@ use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PortTotals, RxAssign
 use vswitch_proto::v1 as pb;
 
 use crate::error::{ApiError, ApiResult};
+use crate::events::Events;
 use crate::iface_spec::{IfaceSpec, Kind};
 use crate::names::{format_mac, parse_mtu};
-use crate::state::{self, IfaceState, State, XconnectState};
+use crate::state::{self, IfaceState, State, Store, XconnectState};
 
 mod bridge;
+mod restore;
+mod txn;
+
+pub use txn::{change_name, TxnOutcome};
 
 /// Latency quantiles in nanoseconds from a histogram in TSC cycles.
 fn latency(l: &vswitch_dataplane::latency::LatencySnapshot) -> pb::Latency {
@@ -51,6 +56,8 @@ struct Iface {
     rx_workers: Vec<usize>,
     /// Dataplane counts of this port id from before this interface had it (ids are reused).
     base: PortTotals,
+    /// Link state last reported to watchers.
+    link_seen: bool,
 }
 
 /// Where the switch keeps files.
@@ -58,8 +65,6 @@ struct Iface {
 pub struct Paths {
     /// Directory for relative vhost-user / memif socket names.
     pub run_dir: PathBuf,
-    /// The desired state, rewritten after every change (None: not persisted).
-    pub state_file: Option<PathBuf>,
 }
 
 /// The MAC-learning side of the switch: the learner (behind its own lock, shared with the
@@ -75,6 +80,8 @@ pub struct Switch {
     // Field order is drop order: ports go before the pool, the pool before the EAL.
     ifaces: BTreeMap<String, Iface>,
     bridges: BTreeMap<String, bridge::Bridge>,
+    /// Static MAC entries (the desired state; the MAC table follows it).
+    statics: BTreeMap<bridge::StaticKey, String>,
     l2: L2,
     engine: Engine,
     pool: Arc<Mempool>,
@@ -82,18 +89,34 @@ pub struct Switch {
     paths: Paths,
     queue_load: Vec<usize>,
     next_index: u32,
-    /// Writes the state file after each change (off while restoring: one write at the end).
+    /// The state file and its journal (None: not persisted).
+    store: Option<Store>,
+    /// Journals each change (off while restoring: one snapshot at the end).
     persist: bool,
+    /// The transaction being staged.
+    txn: Option<txn::Txn>,
+    /// The finished transaction changed the desired state.
+    pending_persist: bool,
+    events: Arc<Events>,
     started: Instant,
 }
 
 impl Switch {
     /// A switch with no interfaces, over a started engine.
-    pub fn new(eal: Eal, pool: Arc<Mempool>, engine: Engine, l2: L2, paths: Paths) -> Switch {
+    pub fn new(
+        eal: Eal,
+        pool: Arc<Mempool>,
+        engine: Engine,
+        l2: L2,
+        paths: Paths,
+        store: Option<Store>,
+        events: Arc<Events>,
+    ) -> Switch {
         let workers = engine.workers();
         Switch {
             ifaces: BTreeMap::new(),
             bridges: BTreeMap::new(),
+            statics: BTreeMap::new(),
             l2,
             engine,
             pool,
@@ -101,7 +124,11 @@ impl Switch {
             paths,
             queue_load: vec![0; workers],
             next_index: 0,
+            store,
             persist: true,
+            txn: None,
+            pending_persist: false,
+            events,
             started: Instant::now(),
         }
     }
@@ -129,12 +156,12 @@ impl Switch {
     }
 
     /// Adds an interface: validates it, opens its port, and gives its rx queues to workers.
-    pub fn add_iface(
+    fn add_iface(
         &mut self,
         name: &str,
         type_name: &str,
         args: &BTreeMap<String, String>,
-    ) -> ApiResult<pb::Interface> {
+    ) -> ApiResult<()> {
         if self.ifaces.contains_key(name) {
             return Err(ApiError::exists(format!(
                 "interface {name:?} exists already"
@@ -174,10 +201,11 @@ impl Switch {
             bridge: None,
             rx_workers,
             base,
+            link_seen: false,
         };
         self.ifaces.insert(name.to_string(), iface);
-        self.commit()?;
-        self.get_iface(name)
+        self.iface_opened(name);
+        Ok(())
     }
 
     /// Two interfaces may not drive one Linux interface or one socket.
@@ -209,9 +237,9 @@ impl Switch {
         Ok(())
     }
 
-    /// Removes an interface (and its cross-connect). Its port is closed only after every
-    /// worker has stopped using it.
-    pub fn del_iface(&mut self, name: &str) -> ApiResult<()> {
+    /// Removes an interface (and its cross-connect and bridge membership). Its port is
+    /// closed when the transaction finishes, after every worker has stopped using it.
+    fn del_iface(&mut self, name: &str) -> ApiResult<()> {
         if let Some(br) = self.iface(name)?.bridge.clone() {
             self.remove_member(&br, name);
         }
@@ -221,44 +249,24 @@ impl Switch {
         if let Some(peer) = iface.xconnect.as_ref().and_then(|p| self.ifaces.get_mut(p)) {
             peer.xconnect = None;
         }
-        let quiet = self.publish();
         for &w in &iface.rx_workers {
             if let Some(n) = self.queue_load.get_mut(w) {
                 *n = n.saturating_sub(1);
             }
         }
-        if quiet {
-            let server_socket = iface.spec.server_socket().map(PathBuf::from);
-            iface.port.close();
-            if let Some(sock) = server_socket {
-                let _ = std::fs::remove_file(sock);
-            }
-        } else {
-            // A worker did not acknowledge the new plan; closing the port under it could
-            // crash it. Keep the port open (leaked) rather than risk that.
-            tracing::error!(
-                iface = name,
-                "a worker did not confirm the new plan; port left open"
-            );
-            std::mem::forget(iface.port);
-        }
         tracing::info!(iface = name, "interface deleted");
-        self.save();
+        self.iface_removed(name, iface);
         Ok(())
     }
 
     /// Changes admin state and/or MTU.
-    pub fn set_iface(
-        &mut self,
-        name: &str,
-        admin_up: Option<bool>,
-        mtu: Option<u32>,
-    ) -> ApiResult<pb::Interface> {
+    fn set_iface(&mut self, name: &str, admin_up: Option<bool>, mtu: Option<u32>) -> ApiResult<()> {
         let iface = self.iface(name)?;
         let mtu = match mtu.filter(|m| *m != 0) {
             Some(m) => Some(parse_mtu("mtu", &m.to_string()).map_err(ApiError::invalid)?),
             None => None,
         };
+        let (mtu_before, admin_before) = (iface.port.mtu(), iface.admin_up);
         if let Some(m) = mtu {
             iface
                 .port
@@ -279,12 +287,13 @@ impl Switch {
                 iface.admin_up = up;
             }
         }
-        self.commit()?;
-        self.get_iface(name)
+        self.port_changed(name, mtu_before, admin_before);
+        self.plan_changed();
+        Ok(())
     }
 
     /// Cross-connects two interfaces, both ways.
-    pub fn add_xconnect(&mut self, a: &str, b: &str) -> ApiResult<pb::Xconnect> {
+    fn add_xconnect(&mut self, a: &str, b: &str) -> ApiResult<()> {
         let (ia, ib) = (self.iface(a)?, self.iface(b)?);
         if a == b {
             return Err(ApiError::invalid(format!(
@@ -308,16 +317,13 @@ impl Switch {
                 i.xconnect = Some(peer.to_string());
             }
         }
-        self.commit()?;
+        self.plan_changed();
         tracing::info!(a, b, "cross-connect added");
-        Ok(pb::Xconnect {
-            iface_a: a.into(),
-            iface_b: b.into(),
-        })
+        Ok(())
     }
 
     /// Removes the cross-connect `name` belongs to.
-    pub fn del_xconnect(&mut self, name: &str) -> ApiResult<()> {
+    fn del_xconnect(&mut self, name: &str) -> ApiResult<()> {
         let peer = self.iface(name)?.xconnect.clone().ok_or_else(|| {
             ApiError::not_found(format!("interface {name:?} is not cross-connected"))
         })?;
@@ -326,7 +332,7 @@ impl Switch {
                 i.xconnect = None;
             }
         }
-        self.commit()?;
+        self.plan_changed();
         tracing::info!(a = name, b = %peer, "cross-connect deleted");
         Ok(())
     }
@@ -465,44 +471,11 @@ impl Switch {
         }]
     }
 
-    /// Re-applies a saved state. Objects that cannot be restored are reported and skipped.
-    pub fn restore(&mut self, state: &State) -> Vec<String> {
-        self.persist = false;
-        let errors = self.restore_all(state);
-        self.persist = true;
-        self.save();
-        errors
-    }
-
-    fn restore_all(&mut self, state: &State) -> Vec<String> {
-        let mut errors = Vec::new();
-        for i in &state.interfaces {
-            let r = self
-                .add_iface(&i.name, &i.type_name, &i.args)
-                .and_then(|_| {
-                    if i.admin_up {
-                        Ok(())
-                    } else {
-                        self.set_iface(&i.name, Some(false), None).map(|_| ())
-                    }
-                });
-            if let Err(e) = r {
-                errors.push(format!("interface {:?}: {e}", i.name));
-            }
-        }
-        for x in &state.xconnects {
-            if let Err(e) = self.add_xconnect(&x.iface_a, &x.iface_b) {
-                errors.push(format!("cross-connect {}-{}: {e}", x.iface_a, x.iface_b));
-            }
-        }
-        errors.extend(self.restore_bridges(state));
-        errors
-    }
-
     /// The desired state as it is now.
     pub fn state(&self) -> State {
         State {
             version: state::STATE_VERSION,
+            seq: 0,
             interfaces: self
                 .ifaces
                 .iter()
@@ -525,24 +498,61 @@ impl Switch {
         }
     }
 
-    /// Publishes the plan for the current configuration and saves the state. The change is
-    /// made either way; a worker slow to confirm it (a starved CPU) is only logged, since
-    /// nothing is released before it confirms (see del_iface).
-    fn commit(&mut self) -> ApiResult<()> {
-        if !self.publish() {
-            tracing::warn!("a dataplane worker took over 2 s to pick up the new configuration");
-        }
-        self.save();
-        Ok(())
-    }
-
-    fn save(&self) {
+    /// Appends a finished transaction's changes to the journal (fsync'd before the caller
+    /// is answered), and compacts the journal into a new snapshot when it has grown.
+    fn journal(&mut self, changes: &[pb::Change]) {
         if !self.persist {
             return;
         }
-        if let Some(path) = &self.paths.state_file {
-            if let Err(e) = state::save(path, &self.state()) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if let Err(e) = store.append(changes) {
+            tracing::error!("{e}");
+            return;
+        }
+        if store.wants_snapshot() {
+            self.snapshot();
+        }
+    }
+
+    /// Writes the whole desired state and empties the journal.
+    pub fn snapshot(&mut self) {
+        let state = self.state();
+        if let Some(store) = self.store.as_mut() {
+            if let Err(e) = store.snapshot(state) {
                 tracing::error!("{e}");
+            }
+        }
+    }
+
+    /// The event hub (Watch).
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
+    /// Tells the event hub the names of ports and bridges (events carry names).
+    fn update_names(&self) {
+        let ports = self
+            .ifaces
+            .iter()
+            .map(|(n, i)| (i.port.id(), n.clone()))
+            .collect();
+        let bridges = self
+            .bridges
+            .iter()
+            .map(|(n, b)| (b.id, n.clone()))
+            .collect();
+        self.events.set_names(ports, bridges);
+    }
+
+    /// Reports interfaces whose link changed since the last call to watchers.
+    pub fn poll_links(&mut self) {
+        for (name, i) in self.ifaces.iter_mut() {
+            let up = i.admin_up && i.port.link().up;
+            if up != i.link_seen {
+                i.link_seen = up;
+                self.events.link(name, up);
             }
         }
     }
@@ -597,7 +607,7 @@ impl Switch {
     /// switch created). Returns the EAL for the caller to clean up once the switch (and so
     /// its mempool) is gone.
     pub fn shutdown(mut self) -> Option<Eal> {
-        self.save();
+        self.snapshot();
         if let Some(eal) = &self.eal {
             self.engine.stop(eal);
         }

@@ -281,6 +281,36 @@ impl Learner {
         Ok(())
     }
 
+    /// Adds static entries all or nothing: if one does not fit, the ones added before it
+    /// are taken back (entries they replaced are put back) and its key is returned.
+    pub fn add_statics(&mut self, entries: &[(FdbKey, u16)]) -> Result<(), FdbKey> {
+        let mut undo: Vec<(FdbKey, Option<FdbEntry>)> = Vec::new();
+        for &(key, port) in entries {
+            let before = self.writer.fdb().lookup(&key).map(|h| h.entry);
+            if self.add_static(key, port).is_err() {
+                for (k, old) in undo.into_iter().rev() {
+                    match old {
+                        Some(e) if e.is_static => {
+                            let _ = self.add_static(k, e.port);
+                        }
+                        // A learned entry it replaced is simply learned again.
+                        _ => {
+                            self.remove(&k);
+                        }
+                    }
+                }
+                return Err(key);
+            }
+            undo.push((key, before));
+        }
+        Ok(())
+    }
+
+    /// A bridge's member ports, as last set.
+    pub fn members(&self, bridge: u16) -> Option<&[u16]> {
+        self.members.get(&bridge).map(|m| m.as_slice())
+    }
+
     /// Removes one entry (static or dynamic); its entry, if it existed.
     pub fn remove(&mut self, key: &FdbKey) -> Option<FdbEntry> {
         let e = self.writer.remove(key)?;

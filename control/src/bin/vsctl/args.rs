@@ -70,6 +70,21 @@ pub enum Command {
     Drops,
     /// Packet buffer pools: capacity and use.
     Mempools,
+    /// Apply a file of vsctl commands (one per line, `-` for stdin) as one all-or-nothing
+    /// transaction.
+    Transaction {
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
+    /// Print events as they happen: link up/down, MAC learned/moved/aged, configuration
+    /// changes (KIND: link, fdb, config; default all).
+    Watch {
+        #[arg(value_name = "KIND", value_parser = ["link", "fdb", "config"])]
+        kinds: Vec<String>,
+        /// Stop after this many events.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
     /// Print a shell completion script.
     Completion {
         #[arg(value_name = "SHELL")]

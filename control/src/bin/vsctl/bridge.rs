@@ -68,7 +68,7 @@ pub async fn run(command: BridgeCommand, ctx: &Ctx) -> anyhow::Result<String> {
 
 /// `bridge add BR [learn=on|off] [age=SECONDS] [learn-limit=N] [flood=on|off]`: keys not
 /// given stay unset, for the server's defaults.
-fn add_request(name: String, words: &[String]) -> anyhow::Result<AddBridgeRequest> {
+pub(crate) fn add_request(name: String, words: &[String]) -> anyhow::Result<AddBridgeRequest> {
     let mut options = parse_options(words, &["learn", "age", "learn-limit", "flood"])?;
     Ok(AddBridgeRequest {
         name,
@@ -93,7 +93,7 @@ fn add_request(name: String, words: &[String]) -> anyhow::Result<AddBridgeReques
 
 /// `bridge attach BR IFACE [vlan=ID | trunk=ID,ID,...]`. `vlan=0` is sent as given, for the
 /// server to reject with its own message.
-fn attach_request(
+pub(crate) fn attach_request(
     bridge: String,
     iface: String,
     words: &[String],

@@ -61,7 +61,7 @@ pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
 }
 
 /// `[vlan=ID]`: the VLAN, 0 (the untagged members' VLAN) if not given.
-fn vlan_option(words: &[String]) -> anyhow::Result<u32> {
+pub(crate) fn vlan_option(words: &[String]) -> anyhow::Result<u32> {
     let options = parse_options(words, &["vlan"])?;
     options
         .get("vlan")

@@ -66,7 +66,10 @@ pub async fn run(command: IfaceCommand, ctx: &Ctx) -> anyhow::Result<String> {
 /// pcap files are opened by the daemon, whose working directory is not ours: make relative
 /// ones absolute here, as the user meant them. (Relative vhost-user / memif socket names
 /// are a feature: they go under the daemon's run directory.)
-fn absolutize_files(kind: &str, args: &mut HashMap<String, String>) -> anyhow::Result<()> {
+pub(crate) fn absolutize_files(
+    kind: &str,
+    args: &mut HashMap<String, String>,
+) -> anyhow::Result<()> {
     if kind != "pcap" {
         return Ok(());
     }
@@ -203,14 +206,14 @@ fn show_text(i: &Interface) -> String {
 
 /// What `iface set NAME up|down [mtu=N]` changes; `None` leaves it as it is.
 #[derive(Debug, PartialEq, Eq)]
-struct Settings {
-    admin_up: Option<bool>,
-    mtu: Option<u32>,
+pub(crate) struct Settings {
+    pub admin_up: Option<bool>,
+    pub mtu: Option<u32>,
 }
 
 /// Parses the words after `iface set NAME`: at most one of `up`/`down`, at most one `mtu=N`
 /// (N > 0: the API reads 0 as "unchanged"), at least one of the two.
-fn parse_settings(words: &[String]) -> anyhow::Result<Settings> {
+pub(crate) fn parse_settings(words: &[String]) -> anyhow::Result<Settings> {
     let mut settings = Settings {
         admin_up: None,
         mtu: None,

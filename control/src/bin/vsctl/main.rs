@@ -16,6 +16,8 @@ mod mempools;
 mod output;
 mod rpc;
 mod stats;
+mod transaction;
+mod watch;
 mod workers;
 mod xconnect;
 
@@ -51,6 +53,10 @@ fn run(cli: Cli) -> anyhow::Result<String> {
         .enable_all()
         .build()?;
     let timeout = Duration::from_secs(cli.timeout);
+    if let Command::Watch { kinds, count } = cli.command {
+        // A stream: runs until --count events, or until interrupted.
+        return runtime.block_on(watch::run(kinds, count, &ctx));
+    }
     runtime.block_on(async {
         tokio::time::timeout(timeout, dispatch(cli.command, &ctx))
             .await
@@ -75,6 +81,8 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         Command::Workers => workers::run(ctx).await,
         Command::Drops => drops::run(ctx).await,
         Command::Mempools => mempools::run(ctx).await,
+        Command::Transaction { file } => transaction::run(&file, ctx).await,
+        Command::Watch { kinds, count } => watch::run(kinds, count, ctx).await,
         // Needs no daemon.
         Command::Completion { shell } => completion::script(shell),
     }

@@ -46,7 +46,7 @@ pub fn reply<T>(result: Result<Response<T>, Status>) -> anyhow::Result<T> {
     result.map(Response::into_inner).map_err(status_error)
 }
 
-fn status_error(status: Status) -> anyhow::Error {
+pub fn status_error(status: Status) -> anyhow::Error {
     if status.message().is_empty() {
         anyhow::anyhow!("{}", status.code().description())
     } else {

@@ -1,0 +1,194 @@
+//! `vsctl transaction FILE`: applies a file of vsctl commands (one per line, as they would be
+//! typed after `vsctl`; `#` starts a comment) as one all-or-nothing transaction. Only
+//! commands that change something may appear; each line is checked before anything is sent.
+//!
+//! ```text
+//! iface add a af_packet iface=veth0
+//! bridge add br0 learn=on
+//! bridge attach br0 a vlan=10
+//! fdb add br0 02:00:00:00:00:01 a vlan=10
+//! ```
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Serialize;
+use vswitch_proto::v1::change::Change as C;
+use vswitch_proto::v1::{
+    Change, DeleteBridgeRequest, DeleteFdbRequest, DeleteInterfaceRequest, DeleteXconnectRequest,
+    DetachBridgeRequest, FlushFdbRequest, TransactionRequest,
+};
+
+use crate::args::{BridgeCommand, Cli, Command, FdbCommand, IfaceCommand, XconnectCommand};
+use crate::iface::{absolutize_files, parse_settings};
+use crate::kv::parse_key_values;
+use crate::rpc::{reply, Ctx};
+
+pub async fn run(file: &str, ctx: &Ctx) -> anyhow::Result<String> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?
+    };
+    let changes = parse(&text).map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
+    let n = changes.len();
+    let applied = reply(
+        ctx.client()
+            .await?
+            .transaction(TransactionRequest { changes })
+            .await,
+    )?
+    .applied;
+    if ctx.json {
+        crate::output::json(&Applied { applied })
+    } else {
+        Ok(format!("applied {applied} of {n} changes\n"))
+    }
+}
+
+#[derive(Serialize)]
+struct Applied {
+    applied: u32,
+}
+
+/// Every line's change, or the first bad line's error (naming the line).
+pub fn parse(text: &str) -> anyhow::Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let words = std::iter::once("vsctl").chain(line.split_whitespace());
+        let cli = Cli::try_parse_from(words).map_err(|e| {
+            let first = e.to_string();
+            let first = first
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
+            anyhow::anyhow!("line {}: {first}", n + 1)
+        })?;
+        let change = change(cli.command).with_context(|| format!("line {}", n + 1))?;
+        changes.push(Change {
+            change: Some(change),
+        });
+    }
+    if changes.is_empty() {
+        bail!("no commands: a transaction needs at least one");
+    }
+    Ok(changes)
+}
+
+/// The change a (mutating) command makes.
+fn change(command: Command) -> anyhow::Result<C> {
+    Ok(match command {
+        Command::Iface(IfaceCommand::Add { name, kind, args }) => {
+            let mut args = parse_key_values(&args)?;
+            absolutize_files(&kind, &mut args)?;
+            C::AddInterface(vswitch_proto::v1::AddInterfaceRequest {
+                name,
+                r#type: kind,
+                args,
+            })
+        }
+        Command::Iface(IfaceCommand::Del { name }) => {
+            C::DeleteInterface(DeleteInterfaceRequest { name })
+        }
+        Command::Iface(IfaceCommand::Set { name, settings }) => {
+            let s = parse_settings(&settings)?;
+            C::SetInterface(vswitch_proto::v1::SetInterfaceRequest {
+                name,
+                admin_up: s.admin_up,
+                mtu: s.mtu,
+            })
+        }
+        Command::Bridge(BridgeCommand::Add { name, args }) => {
+            C::AddBridge(crate::bridge::add_request(name, &args)?)
+        }
+        Command::Bridge(BridgeCommand::Del { name }) => {
+            C::DeleteBridge(DeleteBridgeRequest { name })
+        }
+        Command::Bridge(BridgeCommand::Attach {
+            bridge,
+            iface,
+            args,
+        }) => C::AttachBridge(crate::bridge::attach_request(bridge, iface, &args)?),
+        Command::Bridge(BridgeCommand::Detach { bridge, iface }) => {
+            C::DetachBridge(DetachBridgeRequest { bridge, iface })
+        }
+        Command::Fdb(FdbCommand::Add {
+            bridge,
+            mac,
+            iface,
+            args,
+        }) => C::AddFdb(vswitch_proto::v1::AddFdbRequest {
+            bridge,
+            mac,
+            iface,
+            vlan: crate::fdb::vlan_option(&args)?,
+        }),
+        Command::Fdb(FdbCommand::Del { bridge, mac, args }) => C::DeleteFdb(DeleteFdbRequest {
+            bridge,
+            mac,
+            vlan: crate::fdb::vlan_option(&args)?,
+        }),
+        Command::Fdb(FdbCommand::Flush { bridge, iface }) => C::FlushFdb(FlushFdbRequest {
+            bridge,
+            iface: iface.unwrap_or_default(),
+        }),
+        Command::Xconnect(XconnectCommand::Add { iface_a, iface_b }) => {
+            C::AddXconnect(vswitch_proto::v1::AddXconnectRequest { iface_a, iface_b })
+        }
+        Command::Xconnect(XconnectCommand::Del { iface_a }) => {
+            C::DeleteXconnect(DeleteXconnectRequest { iface_a })
+        }
+        other => bail!(
+            "{} changes nothing; a transaction holds only changes",
+            describe(&other)
+        ),
+    })
+}
+
+fn describe(c: &Command) -> String {
+    let s = format!("{c:?}");
+    let noun = s.split(['(', ' ', '{']).next().unwrap_or("command");
+    format!("`{}`", noun.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_commands_becomes_one_batch() {
+        let text = "# build a bridge\n\
+                    iface add a null\n\
+                    bridge add br0 learn=off   # no learning\n\
+                    bridge attach br0 a vlan=10\n\
+                    \n\
+                    fdb add br0 02:00:00:00:00:01 a vlan=10\n\
+                    xconnect del b\n";
+        let changes = parse(text).unwrap();
+        assert_eq!(changes.len(), 5);
+        match &changes[3].change {
+            Some(C::AddFdb(r)) => assert_eq!((r.bridge.as_str(), r.vlan), ("br0", 10)),
+            other => panic!("unexpected {other:?}"),
+        }
+        match &changes[1].change {
+            Some(C::AddBridge(r)) => assert_eq!(r.learn, Some(false)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_named() {
+        let e = parse("iface add a null\nbridge attach br0\n").unwrap_err();
+        assert!(format!("{e:#}").starts_with("line 2:"), "{e:#}");
+        let e = parse("iface add a null\niface list\n").unwrap_err();
+        assert!(format!("{e:#}").contains("changes nothing"), "{e:#}");
+        let e = parse("fdb add br0 02:00:00:00:00:01 a vlan=x\n").unwrap_err();
+        assert!(format!("{e:#}").starts_with("line 1"), "{e:#}");
+        assert!(parse("# nothing\n\n").is_err());
+    }
+}
