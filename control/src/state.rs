@@ -377,4 +377,77 @@ mod tests {
         );
         std::fs::remove_dir_all(d).unwrap();
     }
+
+    fn fdb_change(mac: &str) -> pb::Change {
+        pb::Change {
+            change: Some(pb::change::Change::AddFdb(pb::AddFdbRequest {
+                bridge: "br0".into(),
+                mac: mac.into(),
+                iface: "a".into(),
+                vlan: 0,
+            })),
+        }
+    }
+
+    fn empty() -> State {
+        State {
+            version: STATE_VERSION,
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn journal_records_come_back_in_order_and_a_snapshot_empties_it() {
+        let d = tmpdir("journal");
+        let p = d.join("state.json");
+        let mut store = Store::new(&p, 0);
+        store.snapshot(empty()).unwrap();
+        store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
+        store
+            .append(&[fdb_change("02:00:00:00:00:02"), fdb_change("02:00:00:00:00:03")])
+            .unwrap();
+        // A flush changes no desired state: nothing is written.
+        let flush = pb::Change {
+            change: Some(pb::change::Change::FlushFdb(pb::FlushFdbRequest::default())),
+        };
+        store.append(&[flush]).unwrap();
+        let (txns, last) = load_journal(&p, 0).unwrap();
+        assert_eq!(last, 2);
+        assert_eq!(txns.len(), 2);
+        assert_eq!(txns[1].len(), 2);
+        assert_eq!(txns[0][0], fdb_change("02:00:00:00:00:01"));
+        // Records already in the snapshot are skipped.
+        assert_eq!(load_journal(&p, 1).unwrap().0.len(), 1);
+        store.snapshot(empty()).unwrap();
+        assert_eq!(load(&p).unwrap().unwrap().seq, 2);
+        assert!(!journal_path(&p).exists());
+        store.append(&[fdb_change("02:00:00:00:00:04")]).unwrap();
+        let (txns, last) = load_journal(&p, 2).unwrap();
+        assert_eq!((txns.len(), last), (1, 3));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_record_cut_short_at_the_end_is_ignored_but_damage_is_refused() {
+        let d = tmpdir("torn");
+        let p = d.join("state.json");
+        let mut store = Store::new(&p, 0);
+        store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
+        store.append(&[fdb_change("02:00:00:00:00:02")]).unwrap();
+        let j = journal_path(&p);
+        let whole = std::fs::read(&j).unwrap();
+        // Interrupted write of the second record: only the first counts.
+        std::fs::write(&j, &whole[..whole.len() - 3]).unwrap();
+        assert_eq!(load_journal(&p, 0).unwrap().0.len(), 1);
+        std::fs::write(&j, &whole[..whole.len() / 2 + 2]).unwrap();
+        assert!(load_journal(&p, 0).is_ok());
+        // A flipped byte inside the first record: refused, file untouched.
+        let mut bad = whole.clone();
+        bad[12] ^= 0x40;
+        std::fs::write(&j, &bad).unwrap();
+        let e = load_journal(&p, 0).unwrap_err();
+        assert!(e.contains("damaged at byte 0: checksum mismatch"), "{e}");
+        assert_eq!(std::fs::read(&j).unwrap(), bad);
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }

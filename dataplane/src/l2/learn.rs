@@ -674,4 +674,39 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn static_batches_are_all_or_nothing() {
+        let fdb = Arc::new(crate::l2::fdb::Fdb::new(1024));
+        let mut l = Learner::new(fdb.clone(), Arc::new(Clock::default()));
+        let k = |n: u8| FdbKey {
+            bridge: 1,
+            vlan: 0,
+            mac: [2, 0, 0, 0, 0, n],
+        };
+        l.add_static(k(1), 7).unwrap();
+        l.add_statics(&[(k(1), 8), (k(2), 8)]).unwrap();
+        assert_eq!(fdb.lookup(&k(1)).unwrap().entry.port, 8);
+        // Fill the table so that a batch runs out of room half-way.
+        let mut n = 0u32;
+        let mut batch = vec![(k(1), 9), (k(3), 9)];
+        while batch.len() < 1500 {
+            n += 1;
+            let b = n.to_be_bytes();
+            batch.push((
+                FdbKey {
+                    bridge: 2,
+                    vlan: 0,
+                    mac: [4, 0, b[0], b[1], b[2], b[3]],
+                },
+                9,
+            ));
+        }
+        assert!(l.add_statics(&batch).is_err());
+        // Nothing of the failed batch stayed; what it replaced is back.
+        assert_eq!(fdb.lookup(&k(1)).unwrap().entry.port, 8);
+        assert!(fdb.lookup(&k(3)).is_none());
+        assert_eq!(l.entries(2).len(), 0);
+        assert_eq!(l.entries(1).len(), 2);
+    }
 }
