@@ -236,7 +236,7 @@ vsctl() { timeout 30 "$VSCTL_BIN" --socket "$VS_SOCK" "$@"; }
 VSWITCHD_EXTRA=()
 start_vswitchd() {
     VS_DAEMONS=$((VS_DAEMONS + 1))
-    local n=$VS_DAEMONS deadline
+    local n=$VS_DAEMONS
     VS_SOCK=$VS_TMP/vswitchd$n.sock
     VS_STATE=$VS_TMP/state$n.json
     VS_RUN=$VS_TMP/run$n
@@ -244,9 +244,20 @@ start_vswitchd() {
     VSWITCHD_LOG=$VS_TMP/vswitchd$n.log
     VS_PREFIXES+=("$VS_PREFIX")
     VS_LOGS+=("$VSWITCHD_LOG")
+    launch_vswitchd
+}
+
+# restart_vswitchd: starts vswitchd again on the last daemon's socket, state file, run
+# dir and file prefix (stop it first); its log is appended to.
+restart_vswitchd() {
+    launch_vswitchd
+}
+
+launch_vswitchd() {
+    local deadline
     "$VSWITCHD_BIN" --socket "$VS_SOCK" --state-file "$VS_STATE" --run-dir "$VS_RUN" \
         --file-prefix "$VS_PREFIX" --no-huge --poll adaptive --lcores 0,1 --workers 1 \
-        "${VSWITCHD_EXTRA[@]}" </dev/null >"$VSWITCHD_LOG" 2>&1 &
+        "${VSWITCHD_EXTRA[@]}" </dev/null >>"$VSWITCHD_LOG" 2>&1 &
     VSWITCHD_PID=$!
     vs_track_pid "$VSWITCHD_PID"
     deadline=$((SECONDS + 20))
@@ -256,12 +267,11 @@ start_vswitchd() {
             fail "vswitchd exited with code $VS_RC before it was ready (log: $VSWITCHD_LOG)"
         fi
         ((SECONDS < deadline)) || fail "vswitchd not healthy after 20 s (log: $VSWITCHD_LOG)"
-        sleep 0.2
+        sleep 0.05
     done
     log "vswitchd pid $VSWITCHD_PID ready (socket $VS_SOCK, prefix $VS_PREFIX)"
 }
 
-# stop_vswitchd: SIGTERM, wait (max 20 s), require exit code 0.
 stop_vswitchd() {
     vs_stop_pid "$VSWITCHD_PID" TERM 20
     assert_eq "$VS_RC" 0 "vswitchd exit code after SIGTERM"

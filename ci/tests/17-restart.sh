@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Restart = the same switch, and traffic comes back fast:
+#  - two namespaces on a bridge (af_packet members, a static MAC, a VLAN member, a
+#    cross-connect of two null interfaces, an interface set down with its own MTU);
+#  - ping every 50 ms across the bridge while vswitchd is stopped (SIGTERM) and started
+#    again on the same state file: the configuration read back is identical and the
+#    longest gap between ping replies is under 2 s;
+#  - a crash (SIGKILL) right after changes: the journal brings them back;
+#  - a corrupt state file, and a damaged journal, are refused at start with a clear message
+#    and left byte for byte as they were.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+vs_test_init "17-restart"
+start_vswitchd
+
+nsa=$(vs_ifname a)
+nsb=$(vs_ifname b)
+ha=$(vs_ifname ha)
+hb=$(vs_ifname hb)
+vs_netns_add "$nsa"
+vs_netns_add "$nsb"
+vs_veth_to_ns "$ha" "$nsa" 10.99.7.1/24
+vs_veth_to_ns "$hb" "$nsb" 10.99.7.2/24
+
+cat >"$VS_TMP/config.txt" <<EOF
+iface add a af_packet iface=$ha
+iface add b af_packet iface=$hb
+iface add n1 null
+iface add n2 null mtu=9000
+iface add n3 null
+bridge add br0 age=120 learn-limit=1000
+bridge attach br0 a
+bridge attach br0 b
+bridge attach br0 n3 vlan=20
+fdb add br0 02:00:00:00:07:01 b
+fdb add br0 02:00:00:00:07:02 n3 vlan=20
+xconnect add n1 n2
+iface set n2 down
+EOF
+run_ok "configure (one transaction)" vsctl transaction "$VS_TMP/config.txt"
+vs_ping "$nsa" 10.99.7.2
+
+# The configuration as the API reports it (counters and learned entries left out).
+snapshot() {
+    {
+        vsctl --json iface list | vs_json "[{k: i[k] for k in ('name','type','admin_up','mtu')} for i in d]"
+        vsctl --json xconnect list
+        vsctl --json bridge list | vs_json "[{k: b[k] for k in ('name','learn','age','learn_limit','members')} for b in d]"
+        vsctl --json fdb show br0 | vs_json "[e for e in d if e['static']]"
+    } 2>&1
+}
+before=$(snapshot)
+
+# Ping every 50 ms with timestamps during the restart.
+ping_log=$VS_TMP/ping.log
+ip netns exec "$nsa" ping -D -i 0.05 -W 1 10.99.7.2 >"$ping_log" 2>&1 &
+ping_pid=$!
+vs_track_pid "$ping_pid"
+sleep 1
+t0=$(date +%s.%N)
+stop_vswitchd
+restart_vswitchd
+t1=$(date +%s.%N)
+log "stop + start took $(python3 -c "print(f'{$t1 - $t0:.2f}')") s"
+wait_until 10 "ping replies after the restart" \
+    python3 -c "import sys; sys.exit(0 if float(open('$ping_log').read().rsplit('[',1)[-1].split(']')[0]) > $t1 else 1)"
+sleep 1
+vs_stop_pid "$ping_pid" INT 5
+
+after=$(snapshot)
+if [[ "$before" != "$after" ]]; then
+    diff <(echo "$before") <(echo "$after") >&2 || true
+    fail "configuration differs after the restart"
+fi
+log "configuration identical after the restart ($(wc -c <<<"$after") bytes of JSON compared)"
+
+# The longest time without a reply, around the restart.
+gap=$(python3 - "$ping_log" "$t0" <<'PY'
+import re, sys
+times = [float(m.group(1)) for m in re.finditer(r'^\[(\d+\.\d+)\] \d+ bytes from', open(sys.argv[1]).read(), re.M)]
+t0 = float(sys.argv[2])
+if not any(t < t0 for t in times) or not any(t > t0 for t in times):
+    print("none"); sys.exit()
+print(f"{max(b - a for a, b in zip(times, times[1:])):.3f}")
+PY
+)
+[[ "$gap" != none ]] || fail "no ping replies on one side of the restart (log: $ping_log)"
+log "longest gap between two ping replies (50 ms apart when all is well): $gap s"
+python3 -c "import sys; sys.exit(0 if $gap < 2.0 else 1)" || fail "ping resumed after $gap s (limit 2 s)"
+replies=$(grep -c 'bytes from' "$ping_log" || true)
+log "$replies ping replies in all"
+
+# A crash right after changes: they were journaled (fsync'd) before vsctl returned.
+run_ok "add static MAC" vsctl fdb add br0 02:00:00:00:07:03 a
+run_ok "set n3 down" vsctl iface set n3 down
+vs_stop_pid "$VSWITCHD_PID" KILL 5
+rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
+[[ -s "$VS_STATE.journal" ]] || fail "no journal next to $VS_STATE after changes"
+restart_vswitchd
+vsctl --json fdb show br0 | vs_json "[e for e in d if e['mac'] == '02:00:00:00:07:03' and e['static']]" |
+    grep -q 02:00:00:00:07:03 || fail "static MAC added before the crash is missing after it"
+assert_eq "$(iface_stat n3 admin_up)" false "n3 admin state after the crash"
+log "changes made just before SIGKILL were restored from the journal"
+vs_ping "$nsa" 10.99.7.2
+stop_vswitchd
+[[ ! -e "$VS_STATE.journal" ]] || fail "a graceful stop should fold the journal into the state file"
+
+# A corrupt state file: refused, left as it is.
+refuse() {
+    local what=$1 file=$2 sum_before sum_after rc=0 out
+    sum_before=$(sha256sum "$file")
+    out=$("$VSWITCHD_BIN" --socket "$VS_SOCK" --state-file "$VS_STATE" --run-dir "$VS_RUN" \
+        --file-prefix "$VS_PREFIX" --no-huge --lcores 0,1 --workers 1 2>&1 </dev/null) || rc=$?
+    rm -rf "/var/run/dpdk/$VS_PREFIX"
+    ((rc != 0)) || fail "vswitchd started with $what"
+    [[ $(wc -l <<<"$out") -le 3 ]] || { printf '%s\n' "$out" >&2; fail "$what: the message should be short"; }
+    grep -q "$(basename "$file")" <<<"$out" || fail "$what: the message does not name the file: $out"
+    sum_after=$(sha256sum "$file")
+    assert_eq "$sum_after" "$sum_before" "$what: file changed"
+    log "$what refused (exit $rc): $(tail -1 <<<"$out")"
+}
+cp "$VS_STATE" "$VS_TMP/good-state.json"
+head -c 100 "$VS_TMP/good-state.json" >"$VS_STATE"
+refuse "a truncated state file" "$VS_STATE"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); d['version']=99; json.dump(d, open(sys.argv[2],'w'))" \
+    "$VS_TMP/good-state.json" "$VS_STATE"
+refuse "a state file of another version" "$VS_STATE"
+
+# A damaged journal (a flipped byte in its first record): refused, left as it is.
+cp "$VS_TMP/good-state.json" "$VS_STATE"
+restart_vswitchd
+run_ok "add static MAC" vsctl fdb add br0 02:00:00:00:07:04 a
+run_ok "add static MAC" vsctl fdb add br0 02:00:00:00:07:05 a
+vs_stop_pid "$VSWITCHD_PID" KILL 5
+rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
+python3 -c "
+import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[12]^=0x40; open(p,'wb').write(b)" "$VS_STATE.journal"
+refuse "a damaged journal" "$VS_STATE.journal"
+
+# --reset-state starts empty, whatever the files hold.
+VSWITCHD_EXTRA=(--reset-state)
+restart_vswitchd
+assert_eq "$(vsctl --json iface list)" "[]" "interfaces after --reset-state"
+stop_vswitchd
+vs_pass
