@@ -15,10 +15,17 @@ source ci/lib.sh
 #   tests:  dpdk (runtime), dpdk-dev (dpdk-testpmd), iproute2 (ip, ss), iperf3, ethtool,
 #           iputils-ping, procps (ps), python3 (JSON checks, pcap files), python3-scapy
 #           (encapsulation peers), tcpdump (debugging captures), coreutils (timeout, stdbuf).
+#   gRPC client tests (ci/tests/13-15, ci/grpc/*.py; code generated from proto/ at test time):
+#           python3-grpcio (the client), python3-grpc-tools, python3-yaml; protobuf-compiler +
+#           protobuf-compiler-grpc (protoc 3.21 + grpc_python_plugin make the stubs: Debian 12's
+#           python3-grpc-tools 1.14 bundles libprotoc 3.5.1, which rejects proto3 `optional`),
+#           grpc-proto (grpc.health.v1 and reflection protos), openssl (the TLS test's CA).
 PACKAGES=(
     build-essential pkg-config clang libclang-dev libdpdk-dev ca-certificates
     dpdk dpdk-dev iproute2 iperf3 ethtool iputils-ping procps python3 python3-scapy
     tcpdump coreutils
+    python3-grpcio python3-grpc-tools python3-yaml protobuf-compiler protobuf-compiler-grpc
+    grpc-proto openssl
 )
 
 if ((EUID != 0)); then

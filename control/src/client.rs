@@ -7,6 +7,10 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 use vswitch_proto::v1::vswitch_client::VswitchClient;
 
+/// Largest message either side accepts: a Transaction of 100k MAC entries is ~5 MB, and
+/// so is the reply listing them (gRPC's usual 4 MB limit is too small for tables).
+pub const MAX_MESSAGE: usize = 256 << 20;
+
 /// Where vswitchd listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitchd.sock";
 
@@ -28,5 +32,7 @@ pub async fn connect(path: &Path) -> anyhow::Result<VswitchClient<Channel>> {
                 .unwrap_or_else(|| e.to_string());
             anyhow::anyhow!("cannot connect to vswitchd at {}: {cause}", path.display())
         })?;
-    Ok(VswitchClient::new(channel))
+    Ok(VswitchClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
 }

@@ -215,7 +215,11 @@ fn router<H: tonic_health::pb::health_server::Health>(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(VswitchServer::new(service)))
+        .add_service(
+            VswitchServer::new(service)
+                .max_decoding_message_size(vswitch_control::client::MAX_MESSAGE)
+                .max_encoding_message_size(vswitch_control::client::MAX_MESSAGE),
+        ))
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
