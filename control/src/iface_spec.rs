@@ -268,6 +268,25 @@ impl IfaceSpec {
         }
     }
 
+    /// The MAC to set on the port once it is open: none for memif (given in its devargs)
+    /// and vhost-user, whose driver has no MAC to set: there the MAC given is the switch's
+    /// record of the port, the one it reports (and the one routing will use).
+    pub fn port_mac(&self) -> Option<[u8; 6]> {
+        match self.kind {
+            Kind::VhostUser { .. } | Kind::Memif { .. } => None,
+            _ => self.mac,
+        }
+    }
+
+    /// The Linux interface whose link state is the port's (af_packet: DPDK's driver does
+    /// not follow the kernel's link after start).
+    pub fn kernel_link(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::AfPacket { iface } => Some(iface),
+            _ => None,
+        }
+    }
+
     /// The port's devargs and queues. `index` makes the DPDK device name unique;
     /// `workers` is the number of workers (each needs its own tx queue).
     pub fn port_plan(&self, index: u32, workers: u16) -> PortPlan {
@@ -301,12 +320,14 @@ impl IfaceSpec {
                 rx_queues: *queues,
                 tx_queues: w,
             },
-            Kind::Memif { socket, role, id } => one(vhost::memif_devargs(
-                &format!("net_memif{index}"),
-                socket,
-                *role,
-                *id,
-            )),
+            Kind::Memif { socket, role, id } => {
+                let mut d = vhost::memif_devargs(&format!("net_memif{index}"), socket, *role, *id);
+                // net_memif takes its MAC as a device argument (it cannot be set later).
+                if let Some(mac) = self.mac {
+                    d.push_str(&format!(",mac={}", crate::names::format_mac(mac)));
+                }
+                one(d)
+            }
             Kind::Pcap { rx, tx, looped } => {
                 let mut d = format!("net_pcap{index},rx_pcap={}", rx.display());
                 // Without tx_pcap the driver drops what is sent to it.

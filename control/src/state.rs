@@ -404,7 +404,10 @@ mod tests {
         store.snapshot(empty()).unwrap();
         store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
         store
-            .append(&[fdb_change("02:00:00:00:00:02"), fdb_change("02:00:00:00:00:03")])
+            .append(&[
+                fdb_change("02:00:00:00:00:02"),
+                fdb_change("02:00:00:00:00:03"),
+            ])
             .unwrap();
         // A flush changes no desired state: nothing is written.
         let flush = pb::Change {

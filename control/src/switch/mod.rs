@@ -43,6 +43,25 @@ fn latency(l: &vswitch_dataplane::latency::LatencySnapshot) -> pb::Latency {
     }
 }
 
+/// Whether an interface's link is up: the kernel's view for af_packet (its operational
+/// state), the driver's for the rest.
+fn link_up(i: &Iface) -> bool {
+    match i.spec.kernel_link() {
+        Some(ifname) => {
+            let state = std::fs::read_to_string(format!("/sys/class/net/{ifname}/operstate"))
+                .unwrap_or_default();
+            match state.trim() {
+                "up" => true,
+                // Interfaces without operstate support: carrier decides.
+                "unknown" => std::fs::read_to_string(format!("/sys/class/net/{ifname}/carrier"))
+                    .is_ok_and(|c| c.trim() == "1"),
+                _ => false,
+            }
+        }
+        None => i.port.link().up,
+    }
+}
+
 /// One interface and the port that implements it.
 struct Iface {
     spec: IfaceSpec,
@@ -178,7 +197,7 @@ impl Switch {
         let config = PortConfig {
             rx_queues: plan.rx_queues,
             tx_queues: plan.tx_queues,
-            mac: spec.mac,
+            mac: spec.port_mac(),
             mtu: spec.mtu,
             ..PortConfig::default()
         };
@@ -378,8 +397,8 @@ impl Switch {
             r#type: i.spec.type_name.clone(),
             args: i.spec.args.clone().into_iter().collect(),
             admin_up: i.admin_up,
-            link_up: i.admin_up && i.port.link().up,
-            mac: format_mac(i.port.mac()),
+            link_up: i.admin_up && link_up(i),
+            mac: format_mac(i.spec.mac.unwrap_or_else(|| i.port.mac())),
             mtu: u32::from(i.port.mtu()),
             rx_packets: t.rx_packets,
             tx_packets: t.tx_packets,
@@ -549,7 +568,7 @@ impl Switch {
     /// Reports interfaces whose link changed since the last call to watchers.
     pub fn poll_links(&mut self) {
         for (name, i) in self.ifaces.iter_mut() {
-            let up = i.admin_up && i.port.link().up;
+            let up = i.admin_up && link_up(i);
             if up != i.link_seen {
                 i.link_seen = up;
                 self.events.link(name, up);

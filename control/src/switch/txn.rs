@@ -392,6 +392,12 @@ impl Switch {
         let Some(txn) = self.txn.take() else {
             return;
         };
+        if !txn.events.is_empty() || !txn.added.is_empty() {
+            tracing::info!(
+                undone = txn.events.len(),
+                "transaction failed; the changes staged before the failing one were undone"
+            );
+        }
         for (key, before) in txn.statics_undo.into_iter().rev() {
             match before {
                 Some(i) => self.statics.insert(key, i),
