@@ -20,12 +20,13 @@ source ci/lib.sh
 #           protobuf-compiler-grpc (protoc 3.21 + grpc_python_plugin make the stubs: Debian 12's
 #           python3-grpc-tools 1.14 bundles libprotoc 3.5.1, which rejects proto3 `optional`),
 #           grpc-proto (grpc.health.v1 and reflection protos), openssl (the TLS test's CA).
+#   metrics test: python3-prometheus-client (the reference parser of the text format).
 PACKAGES=(
     build-essential pkg-config clang libclang-dev libdpdk-dev ca-certificates
     dpdk dpdk-dev iproute2 iperf3 ethtool iputils-ping procps python3 python3-scapy
     tcpdump coreutils
     python3-grpcio python3-grpc-tools python3-yaml protobuf-compiler protobuf-compiler-grpc
-    grpc-proto openssl
+    grpc-proto openssl python3-prometheus-client
 )
 
 if ((EUID != 0)); then

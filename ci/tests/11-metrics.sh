@@ -72,6 +72,18 @@ for reason in ("tx_full", "unconnected", "vlan_mismatch", "fdb_limit"):
 get('vswitch_mempool_in_use{pool="vs_mbufs"}')
 print("metrics: %d samples, %d families" % (len(values), len(typed)))
 PY
+# The reference parser (the Prometheus project's Python client) reads it too.
+VS_METRICS=$(tail -n +3 <<<"$out") /usr/bin/python3 - <<'PY' || fail "prometheus_client cannot parse /metrics (see above)"
+import os, sys
+from prometheus_client.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(os.environ["VS_METRICS"]))
+names = {f.name for f in families}
+for want in ("vswitch_interface_rx_packets", "vswitch_drops", "vswitch_worker_cycles_per_packet"):
+    if want not in names:
+        sys.exit("prometheus_client: no family %s in %s" % (want, sorted(names)))
+samples = sum(len(f.samples) for f in families)
+print("[11-metrics] prometheus_client parsed %d families, %d samples" % (len(families), samples))
+PY
 log "/metrics parses and its counters move"
 
 assert_eq "$(fetch /nope | sed -n 1p)" 404 "GET /nope status"
