@@ -5,10 +5,12 @@ output captured from that program (perf/testdata/), so a format change shows up 
 `python3 perf/report.py selftest` rather than as a silent zero in a results file.
 
 Subcommands (run.sh calls them; each prints one JSON object or writes files):
-  testpmd LOG --skip N --take M     Mpps and cycles/packet of a dpdk-testpmd io run
+  testpmd LOG [--sink-port P[,P]] --skip N --take M
+                                    Mpps and cycles/packet of a dpdk-testpmd io run
   ovs PERF_SHOW                     Mpps and cycles/packet from ovs-appctl dpif-netdev/pmd-perf-show
   vswitch W0 S0 T0 W1 S1 T1         Mpps and cycles/packet from two `vsctl --json workers` and
-                                    `vsctl --json stats sink` samples taken at times T0, T1
+                                    `vsctl --json stats sink` (topology B: `vsctl --json
+                                    stats`, all ports) samples taken at times T0, T1
   write --samples F --meta F --profiles F --md OUT --json OUT
                                     the results files (median/min/max, ratios, goals)
   check --samples F                 exit 1 if vswitch or the floor forwarded nothing in a profile
@@ -40,6 +42,24 @@ GOALS = {
 }
 
 LATENCY_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
+LATENCY_LABEL = {"p50_ns": "p50", "p99_ns": "p99", "p999_ns": "p99.9", "max_ns": "max"}
+
+# Written next to every topology B table (perf/README.md, "Topology B").
+TOPOLOGY_B_TRAFFIC = (
+    "Traffic: one peer dpdk-testpmd is both VMs (ports 0 and 1 on the switch's a and b), "
+    "`--forward-mode=flowgen --txpkts=60 --flowgen-flows=1024`: on each port it frees what "
+    "arrives and sends 64 B (with FCS) IPv4/UDP frames of 1024 flows as fast as the ring takes "
+    "them, so both directions load the switch; what leaves the switch through a and b is "
+    "counted. No pcap."
+)
+TOPOLOGY_B_CAVEAT = (
+    "**Caveat (2 cores):** the peer has one core (core 0) for both VMs, and shares it with the "
+    "EAL main and control threads of the switch under test (vswitchd's control thread, "
+    "testpmd's main lcore, OVS's main/handler/revalidator threads, the vhost-user and memif "
+    "control threads); only the switch's forwarding core (1) is its own. These are port costs "
+    "on that split, not what a host with dedicated VM cores would show; where the forwarding "
+    "core below is not close to 100% busy, the peer was the limit, not the switch."
+)
 
 
 class ParseError(Exception):
@@ -52,19 +72,22 @@ class ParseError(Exception):
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def parse_testpmd(text, sink_port=1, skip=1, take=None):
+def parse_testpmd(text, sink_ports=(1,), skip=1, take=None):
     """Parses a `dpdk-testpmd --stats-period 1 --record-core-cycles` log.
 
     Every period testpmd prints, per port, "NIC statistics for port P" followed by
-    "Tx-pps: N" (packets/s since the previous print, measured with the TSC). The sink port's
-    Tx-pps values after `skip` periods (warm-up; the first period is partial), `take` of them,
-    are averaged. At exit (SIGINT) testpmd prints
+    "Tx-pps: N" (packets/s since the previous print, measured with the TSC). Per period the
+    Tx-pps of the sink ports are summed (topology A: the null port; B: both ports, traffic goes
+    both ways); the periods after `skip` (warm-up; the first period is partial), `take` of
+    them, are averaged. At exit (SIGINT) testpmd prints
       "CPU cycles/packet=82.38 (total cycles=7592967096 / total io packets=92171168) at 2600 MHz Clock"
     where total cycles are the TSC cycles spent in forwarding calls that received packets
     (empty polls are not counted) over the whole run, and the clock is rte_get_tsc_hz().
     """
+    if isinstance(sink_ports, int):
+        sink_ports = (sink_ports,)
     text = ANSI.sub("", text)
-    samples = []
+    per_port = {p: [] for p in sink_ports}
     port = None
     for line in text.splitlines():
         m = re.search(r"NIC statistics for port (\d+)", line)
@@ -72,14 +95,16 @@ def parse_testpmd(text, sink_port=1, skip=1, take=None):
             port = int(m.group(1))
             continue
         m = re.search(r"Tx-pps:\s+(\d+)", line)
-        if m and port == sink_port:
-            samples.append(int(m.group(1)))
+        if m and port in per_port:
+            per_port[port].append(int(m.group(1)))
             port = None
+    periods = min(len(v) for v in per_port.values())
+    samples = [sum(per_port[p][i] for p in sink_ports) for i in range(periods)]
     window = samples[skip:] if take is None else samples[skip : skip + take]
     if not window:
         raise ParseError(
-            "testpmd printed %d Tx-pps samples for port %d, none after the %d warm-up period(s)"
-            % (len(samples), sink_port, skip)
+            "testpmd printed %d Tx-pps samples for port(s) %s, none after the %d skipped period(s)"
+            % (len(samples), ",".join(map(str, sink_ports)), skip)
         )
     out = {
         "mpps": statistics.fmean(window) / 1e6,
@@ -94,6 +119,10 @@ def parse_testpmd(text, sink_port=1, skip=1, take=None):
     if m:
         out["cycles_per_packet"] = float(m.group(1))
         out["tsc_hz"] = int(m.group(4)) * 1_000_000
+        # Share of the forwarding core in calls that received packets, approximately: the
+        # cycles/packet cover the whole run, the rate only the window.
+        out["busy_pct"] = min(100.0, 100.0 * out["cycles_per_packet"] * out["mpps"] * 1e6
+                              / out["tsc_hz"])
     return out
 
 
@@ -113,7 +142,8 @@ def parse_ovs_perf_show(text):
     dur = re.search(r"Measurement duration:\s+([0-9.]+)\s*s", text)
     rx = re.search(r"Rx packets:\s+(\d+)\s+\(\s*(\d+)\s+Kpps,\s+(\d+)\s+cycles/pkt\)", text)
     tx = re.search(r"Tx packets:\s+(\d+)\s+\(\s*(\d+)\s+Kpps\)", text)
-    used = re.search(r"Used TSC cycles:\s+(\d+)", text)
+    used = re.search(r"Used TSC cycles:\s+(\d+)\s+\(\s*([0-9.]+)\s*% of total", text)
+    busy = re.search(r"busy iterations:\s+\d+\s+\(\s*([0-9.]+)\s*% of used cycles\)", text)
     if not (dur and rx and tx):
         if re.search(r"Rx packets:\s+0\b", text) or "Iterations:" in text and not rx:
             return {"mpps": 0.0, "cycles_per_packet": None, "tx_packets": 0}
@@ -130,6 +160,9 @@ def parse_ovs_perf_show(text):
     }
     if used and seconds > 0:
         out["tsc_hz_estimate"] = int(used.group(1)) / seconds
+    if used and busy:
+        # Busy iterations (that received packets), as a share of all the PMD's cycles.
+        out["busy_pct"] = float(busy.group(1)) * float(used.group(2)) / 100.0
     return out
 
 
@@ -142,12 +175,17 @@ RAW_CYCLE_FIELDS = ["busy_cycles", "cycles"]
 
 
 def parse_vswitch(w0, s0, t0, w1, s1, t1):
-    """Mpps over [t0, t1] from the sink's tx_packets (what left the switch) and from the
-    workers' packets; cycles/packet from the worker (TSC, busy cycles per packet)."""
+    """Mpps over [t0, t1] from the sink's tx_packets (what left the switch; a list of
+    interfaces, as `vsctl --json stats` gives in topology B: their sum) and from the workers'
+    packets; cycles/packet from the worker (TSC, busy cycles per packet)."""
     dt = t1 - t0
     if dt <= 0:
         raise ParseError("sampling window is empty")
-    sink_tx = s1["tx_packets"] - s0["tx_packets"]
+
+    def tx(s):
+        return sum(i["tx_packets"] for i in s) if isinstance(s, list) else s["tx_packets"]
+
+    sink_tx = tx(s1) - tx(s0)
     workers0 = {w["id"]: w for w in w0}
     pkts = 0
     cycles = 0
@@ -268,6 +306,7 @@ def summarise(samples, profiles, meta):
                 "cycles_per_packet_tsc_over_pps": spread(
                     [tsc_hz / (m * 1e6) if tsc_hz and m > 0 else None for m in mpps]
                 ),
+                "busy_pct": spread([s.get("busy_pct") for s in ok]),
             }
             lats = [s["latency"] for s in ok if isinstance(s.get("latency"), dict)]
             if lats:
@@ -303,7 +342,8 @@ def summarise(samples, profiles, meta):
                 "name": name,
                 "topology": topology,
                 "description": description,
-                "pcap": {"generator_args": gen_args, "packets": int(packets)},
+                # Topology B has no pcap: the peer generates the traffic.
+                "pcap": {"generator_args": gen_args, "packets": int(packets)} if gen_args else None,
                 "systems": systems,
                 "ratios": ratios,
                 "goals": goals,
@@ -347,8 +387,14 @@ def render_md(doc):
         lines.append("")
         lines.append("## %s (topology %s)" % (p["name"], p["topology"]))
         lines.append("")
-        lines.append("%s. pcap: `vswitch-pktgen %s` (%d packets)." %
-                     (p["description"], p["pcap"]["generator_args"], p["pcap"]["packets"]))
+        if p["pcap"]:
+            lines.append("%s. pcap: `vswitch-pktgen %s` (%d packets)." %
+                         (p["description"], p["pcap"]["generator_args"], p["pcap"]["packets"]))
+        else:
+            lines.append("%s. %s" % (p["description"], TOPOLOGY_B_TRAFFIC))
+        if p["topology"] == "B":
+            lines.append("")
+            lines.append(TOPOLOGY_B_CAVEAT)
         lines.append("")
         lines.append("| system | Mpps median | min | max | cycles/pkt (own counter) | "
                      "cycles/pkt (TSC/pps) | runs |")
@@ -379,6 +425,16 @@ def render_md(doc):
         for key, g in p["goals"].items():
             state = "not measured" if g["met"] is None else ("met" if g["met"] else "short")
             lines.append("Goal %s >= %s: %s (%s)." % (key, g["target"], fmt(g["measured"]), state))
+        if p["topology"] == "B":
+            busy = []
+            for name in SYSTEMS:
+                b = (p["systems"].get(name, {}).get("busy_pct") or {}).get("median")
+                if b is not None:
+                    busy.append("%s %s%%" % (name, fmt(b, 0)))
+            lines.append("")
+            lines.append("Forwarding core busy (share of its cycles in polls that received "
+                         "packets, median; the floor's is approximate): %s." %
+                         (", ".join(busy) if busy else "not measured"))
         lat = p["systems"].get("vswitch", {}).get("latency_ns")
         lines.append("")
         if lat:
@@ -387,7 +443,8 @@ def render_md(doc):
                 return fmt(None if v is None else v / 1000.0, 2)
             lines.append("vswitch rx->tx latency (worker histogram since daemon start, warm-up "
                          "included; µs, median over runs [min-max]): " + ", ".join(
-                             "%s %s [%s-%s]" % (k[:-3], us(k, "median"), us(k, "min"), us(k, "max"))
+                             "%s %s [%s-%s]" % (LATENCY_LABEL[k], us(k, "median"), us(k, "min"),
+                                                us(k, "max"))
                              for k in LATENCY_FIELDS) + ".")
         else:
             lines.append("vswitch rx->tx latency: not measured.")
@@ -478,6 +535,7 @@ def selftest():
     assert o["tx_packets"] == 34126624, o
     assert abs(o["mpps"] - 34126624 / 3.008 / 1e6) < 1e-9, o
     assert o["cycles_per_packet"] == 229.0, o
+    assert abs(o["busy_pct"] - 99.9) < 1e-9, o
     w0 = [{"id": 0, "lcore": 1, "packets": 100, "cycles_per_packet": 90.0, "busy_pct": 100.0}]
     w1 = [{"id": 0, "lcore": 1, "packets": 2_000_100, "cycles_per_packet": 80.0, "busy_pct": 99.0}]
     v = parse_vswitch(w0, {"tx_packets": 50}, 10.0, w1, {"tx_packets": 2_000_050}, 12.0)
@@ -495,6 +553,17 @@ def selftest():
                         "max_ns": 9000.0}
     v = parse_vswitch(w0, {"tx_packets": 50}, 10.0, w1, {"tx_packets": 2_000_050}, 12.0)
     assert v["latency"]["p99_ns"] == 3000.0 and v["latency"]["samples"] == 5, v
+    # Topology B: `vsctl --json stats` lists every interface; a and b's tx are summed.
+    v = parse_vswitch(w0, [{"name": "a", "tx_packets": 10}, {"name": "b", "tx_packets": 40}], 10.0,
+                      w1, [{"name": "a", "tx_packets": 1_000_010},
+                           {"name": "b", "tx_packets": 1_000_040}], 12.0)
+    assert abs(v["mpps"] - 1.0) < 1e-9, v
+    # testpmd as switch in topology B: both ports' Tx-pps per period are summed.
+    with open(os.path.join(td, "testpmd-22.11-vhost.txt")) as f:
+        t = parse_testpmd(f.read(), sink_ports=(0, 1), skip=2, take=2)
+    assert t["pps_samples"] == [2401968 + 2401904, 1055996 + 1055961], t
+    assert abs(t["cycles_per_packet"] - 520.82) < 1e-9, t
+    assert 0 < t["busy_pct"] <= 100.0, t
     print("report.py selftest: ok")
 
 
@@ -503,7 +572,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("testpmd")
     p.add_argument("log")
-    p.add_argument("--sink-port", type=int, default=1)
+    p.add_argument("--sink-port", default="1", help="port number(s), comma-separated")
     p.add_argument("--skip", type=int, default=1)
     p.add_argument("--take", type=int)
     p = sub.add_parser("ovs")
@@ -521,7 +590,8 @@ def main():
     try:
         if a.cmd == "testpmd":
             with open(a.log, errors="replace") as f:
-                print(json.dumps(parse_testpmd(f.read(), a.sink_port, a.skip, a.take)))
+                sinks = tuple(int(x) for x in a.sink_port.split(","))
+                print(json.dumps(parse_testpmd(f.read(), sinks, a.skip, a.take)))
         elif a.cmd == "ovs":
             with open(a.perf_show) as f:
                 print(json.dumps(parse_ovs_perf_show(f.read())))

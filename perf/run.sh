@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # perf/run.sh: side-by-side benchmark of vswitch, the I/O floor (dpdk-testpmd io) and OVS-DPDK
 # over the same virtual devices, on the same worker core, in the same run. See perf/README.md.
+# Topology A (CPU cost): pcap -> switch -> null. Topology B (port cost, VM to VM): a peer
+# dpdk-testpmd on core 0 plays both VMs over vhost-user or memif, the switch cross-connects.
 #
 #   perf/run.sh                 full run: 5 runs per system and profile, writes
 #                               perf/results/<YYYY-MM-DD>.md and .json
@@ -18,8 +20,9 @@ usage() {
 usage: perf/run.sh [--quick] [--runs N] [--warmup S] [--window S] [--profiles A,B]
                    [--no-build] [--no-ovs] [--out DIR] [--keep]
 
-  --quick        1 run per system, 1 s warm-up, 3 s window, results only in the work dir
-                 (printed); fails only if a profile forwards nothing
+  --quick        1 run per system, 1 s warm-up, 2 s window, results only in the work dir
+                 (printed), profiles ${QUICK_PROFILES[*]};
+                 fails only if a profile forwards nothing
   --runs N       runs per system and profile (default 5; order rotated every run)
   --warmup S     seconds of traffic before the measurement window (default 3)
   --window S     measurement window in seconds (default 10)
@@ -32,21 +35,27 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
-# Profiles. Each one is: its pcap (vswitch-pktgen arguments), its topology, and per system a
-# function that configures the forwarding once the two ports exist. A new profile adds a line
-# to each table and its setup_* functions.
+# Profiles. Each one is: its topology, its traffic (topology A: the pcap's vswitch-pktgen
+# arguments; topology B: the port type the peer connects over), and per system a function
+# that configures the forwarding once the two ports exist. A new profile adds a line to each
+# table and its setup_* functions.
 
-PROFILES=(xconnect l2-1k l2-100k)
-# Profiles --quick runs (the others take minutes to set up).
-QUICK_PROFILES=(xconnect l2-1k)
+PROFILES=(xconnect l2-1k l2-100k v2v-vhost v2v-memif)
+# Profiles --quick runs (l2-100k takes minutes to set up).
+QUICK_PROFILES=(xconnect l2-1k v2v-vhost v2v-memif)
+declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [v2v-vhost]=B [v2v-memif]=B)
+# Topology A: the pcap the switch replays.
 declare -A PROFILE_GEN=(
     [xconnect]="--profile xconnect --size 64 --flows 1024 --macs 1 --count 4096 --seed 1"
     [l2-1k]="--profile l2 --size 64 --flows 1024 --macs 1024 --count 4096 --seed 1"
     [l2-100k]="--profile l2 --size 64 --flows 1024 --macs 100000 --count 100000 --seed 1"
 )
-declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A)
+# Topology B: the type of the switch's two ports a and b (the peer's two "VMs").
+declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-memif]=memif)
 declare -A PROFILE_DESC=(
     [xconnect]="L2 cross-connect src -> sink, 64 B frames, 1k IPv4/UDP flows"
+    [v2v-vhost]="VM to VM over vhost-user: the peer's net_virtio_user0/1 <-> the switch's vhost-user ports a, b (switch = vhost-user server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
+    [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
 )
@@ -54,15 +63,26 @@ declare -A PROFILE_DESC=(
 # infinite_rx holds the whole pcap in mbufs. Unlisted profiles: DPDK/vswitchd defaults, 1024 MB.
 declare -A PROFILE_MBUFS=([l2-100k]=262143)
 declare -A PROFILE_MEM=([l2-100k]=2048)
+# OVS only, where it needs more: in v2v-vhost it creates a second 262144-mbuf mempool when a
+# vhost device attaches (its NUMA socket is known only then), which fails in 1024 MB and leaves
+# port a unconfigured. (Giving all three 2048 MB instead makes testpmd take ~7-15 s to exit.)
+declare -A PROFILE_MEM_OVS=([v2v-vhost]=2048)
 # At most this many runs per system (the OVS setup of l2-100k takes ~2 min per run).
 declare -A PROFILE_MAX_RUNS=([l2-100k]=2)
 # A system that cannot run a profile, with the reason (reported as missing, never as zero).
 declare -A PROFILE_MISSING=()
 
-# vswitch: ports src (pcap) and sink (null) exist; $1 is the vsctl command prefix.
+# vswitch: ports src (pcap) and sink (null) exist (topology B: a and b); "$@" is the vsctl
+# command prefix.
 setup_vswitch_xconnect() { "$@" xconnect add src sink; }
-# OVS: ports src and sink exist on bridge br0; "$@" is `ovs-ofctl add-flow <br0's socket>`.
+setup_vswitch_v2v-vhost() { "$@" xconnect add a b; }
+setup_vswitch_v2v-memif() { "$@" xconnect add a b; }
+# OVS: ports src and sink (a and b) exist on bridge br0; "$@" is `ovs-ofctl add-flow <br0's
+# socket>`.
 setup_ovs_xconnect() { "$@" "in_port=src,actions=output:sink"; }
+setup_ovs_v2v() { "$@" "in_port=a,actions=output:b" && "$@" "in_port=b,actions=output:a"; }
+setup_ovs_v2v-vhost() { setup_ovs_v2v "$@"; }
+setup_ovs_v2v-memif() { setup_ovs_v2v "$@"; }
 
 # l2-*: vswitchd starts from a configuration file (--config: the state-file format) with
 # the ports, bridge br0 (learning on) and every destination MAC ($DST_MACS, written by
@@ -102,9 +122,11 @@ setup_ovs_l2-100k() {
 
 SYSTEMS=(vswitch floor ovs)
 BURST=32         # testpmd --burst; OVS's NETDEV_MAX_BURST; vswitch's burst
-MAIN_CORE=0      # EAL main lcore / OVS dpdk-lcore-mask 0x1
+MAIN_CORE=0      # EAL main lcore / OVS dpdk-lcore-mask 0x1; topology B: also the peer
 WORKER_CORE=1    # the one forwarding core: vswitch worker, testpmd fwd lcore, OVS PMD
 MEM_MB=1024
+PEER_MEM_MB=512  # topology B peer: DPDK memory (memfd-backed with --no-huge: vhost maps it)
+PEER_MBUFS=16384
 
 # ---------------------------------------------------------------------------------------------
 # Options
@@ -126,11 +148,11 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-if [ "$QUICK" = 1 ]; then RUNS=1 WARMUP=1 WINDOW=3; PROFILES=("${QUICK_PROFILES[@]}"); fi
+if [ "$QUICK" = 1 ]; then RUNS=1 WARMUP=1 WINDOW=2; PROFILES=("${QUICK_PROFILES[@]}"); fi
 if [ -n "$SELECTED" ]; then
     IFS=, read -r -a want <<<"$SELECTED"
     for p in "${want[@]}"; do
-        [ -n "${PROFILE_GEN[$p]:-}" ] || { echo "perf/run.sh: unknown profile $p" >&2; exit 2; }
+        [ -n "${PROFILE_TOPO[$p]:-}" ] || { echo "perf/run.sh: unknown profile $p" >&2; exit 2; }
     done
     PROFILES=("${want[@]}")
 fi
@@ -224,6 +246,123 @@ EOF
 now() { date +%s.%N; }
 
 # ---------------------------------------------------------------------------------------------
+# The switch's two ports, per topology
+#
+# A: src (net_pcap, replaying the pcap) and sink (net_null); what leaves through sink counts.
+# B: a and b, vhost-user or memif ports the switch serves; the peer (below) is both VMs and
+#    sends into both; what leaves through a and b counts.
+
+# port_devargs PROFILE PCAP DIR: sets PORTS (names) and DEVARGS (DPDK devargs, as the floor
+# opens them with --vdev and OVS with options:dpdk-devargs) of the switch's two ports, and
+# OUT_PORTS, the indexes of the ports whose tx is counted. Sockets go in DIR.
+PORTS=() DEVARGS=() OUT_PORTS=""
+port_devargs() {
+    local profile=$1 pcap=$2 d=$3
+    case "${PROFILE_TOPO[$profile]}/${PROFILE_PORT[$profile]:-}" in
+        A/)
+            PORTS=(src sink) OUT_PORTS=1
+            DEVARGS=("net_pcap0,rx_pcap=$pcap,infinite_rx=1" "net_null0,no-rx=1") ;;
+        B/vhost)
+            PORTS=(a b) OUT_PORTS=0,1
+            DEVARGS=("net_vhost0,iface=$d/a.sock,queues=1" "net_vhost1,iface=$d/b.sock,queues=1") ;;
+        B/memif)
+            PORTS=(a b) OUT_PORTS=0,1
+            DEVARGS=("net_memif0,role=server,id=0,socket=$d/a.sock,socket-abstract=no"
+                "net_memif1,role=server,id=0,socket=$d/b.sock,socket-abstract=no") ;;
+        *) echo "perf/run.sh: profile $profile has no port set-up" >&2; return 1 ;;
+    esac
+}
+
+# ports_vswitch PROFILE PCAP DIR VSCTL...: creates the two ports in vswitchd (its own types).
+ports_vswitch() {
+    local profile=$1 pcap=$2 d=$3
+    shift 3
+    case "${PROFILE_TOPO[$profile]}/${PROFILE_PORT[$profile]:-}" in
+        A/) "$@" iface add src pcap "rx=$pcap" loop=on && "$@" iface add sink null ;;
+        B/vhost)
+            "$@" iface add a vhost-user "socket=$d/a.sock" mode=server &&
+                "$@" iface add b vhost-user "socket=$d/b.sock" mode=server ;;
+        B/memif)
+            "$@" iface add a memif "socket=$d/a.sock" role=server id=0 &&
+                "$@" iface add b memif "socket=$d/b.sock" role=server id=0 ;;
+    esac
+}
+
+# ports_ovs PROFILE PCAP DIR OVS-VSCTL...: adds the two ports to br0. vhost-user: OVS's own
+# dpdkvhostuser type (OVS is the server, as vswitch and the floor; the socket is
+# $OVS_RUNDIR/<port>); the others: type=dpdk with the floor's devargs.
+ports_ovs() {
+    local profile=$1 pcap=$2 d=$3 i
+    shift 3
+    port_devargs "$profile" "$pcap" "$d" || return 1
+    for i in 0 1; do
+        if [ "${PROFILE_PORT[$profile]:-}" = vhost ]; then
+            "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdkvhostuser
+        else
+            "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdk \
+                "options:dpdk-devargs=${DEVARGS[i]}"
+        fi || return 1
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Topology B peer: one dpdk-testpmd, started fresh for every measurement once the switch's
+# sockets exist, is both VMs: ports 0 and 1 (net_virtio_user or net_memif client) connect to
+# the switch's a and b. Its forwarding lcore shares core 0 with its own main lcore and with
+# the switch's main/control threads (lcores 0@0,1@0); the switch's worker has core 1.
+#
+# --forward-mode=flowgen: on each port it drains what arrives (and frees it) and sends a new
+# burst of IPv4/UDP frames, 1024 flows, as fast as the ring takes them; --txpkts=60 makes them
+# 64 B on the wire with the FCS, as vswitch-pktgen's --size 64. That is open loop, both
+# directions: the switch's rx rings stay full whenever the switch is the slower side. (io
+# with --tx-first was tried: only 2 x 32 packets circulate, the loop is latency-bound, about
+# 2 Mpps with near-empty bursts; `start tx_first N` fills it, but the closed loop loses
+# packets at every full ring and decays.)
+
+PEER_PID="" PEER_WHY=""
+# start_peer PROFILE NAME DIR SOCK_A SOCK_B: returns non-zero with PEER_WHY set on failure.
+start_peer() {
+    local profile=$1 name=$2 d=$3 sa=$4 sb=$5 i vdevs=()
+    local prefix="$TAG-peer-$name" log="$d/peer.log"
+    PEER_PID="" PEER_WHY=""
+    for ((i = 0; i < 200; i++)); do
+        [ -S "$sa" ] && [ -S "$sb" ] && break
+        sleep 0.1
+    done
+    if [ ! -S "$sa" ] || [ ! -S "$sb" ]; then
+        PEER_WHY="the switch did not create its sockets $sa and $sb within 20 s"
+        return 1
+    fi
+    case "${PROFILE_PORT[$profile]}" in
+        vhost) vdevs=(--vdev "net_virtio_user0,path=$sa,queues=1"
+                   --vdev "net_virtio_user1,path=$sb,queues=1") ;;
+        memif) vdevs=(--vdev "net_memif0,role=client,id=0,socket=$sa,socket-abstract=no"
+                   --vdev "net_memif1,role=client,id=0,socket=$sb,socket-abstract=no") ;;
+    esac
+    PREFIXES+=("$prefix")
+    dpdk-testpmd --lcores "0@$MAIN_CORE,1@$MAIN_CORE" --no-huge -m "$PEER_MEM_MB" --no-pci \
+        --file-prefix "$prefix" "${vdevs[@]}" \
+        -- --forward-mode=flowgen --txpkts=60 --flowgen-flows=1024 --burst="$BURST" \
+        --total-num-mbufs="$PEER_MBUFS" --stats-period 1 </dev/null >"$log" 2>&1 &
+    PEER_PID=$!
+    TRACKED+=("$PEER_PID")
+    for ((i = 0; i < 300; i++)); do
+        grep -q "start packet forwarding" "$log" 2>/dev/null && return 0
+        kill -0 "$PEER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    PEER_WHY="peer testpmd did not start forwarding: $(grep -v '^\s*$' "$log" | tail -n 1)"
+    return 1
+}
+
+# stop_peer: after the switch (a memif port reads zero statistics once its peer has gone,
+# and testpmd-as-switch prints its counts at exit).
+stop_peer() {
+    [ -z "$PEER_PID" ] || stop_pid "$PEER_PID" INT 10
+    PEER_PID=""
+}
+
+# ---------------------------------------------------------------------------------------------
 # vswitch
 
 measure_vswitch() {
@@ -259,23 +398,29 @@ measure_vswitch() {
         if "${vsctl[@]}" health >/dev/null 2>&1; then ready=1; break; fi
         sleep 0.1
     done
+    # What is counted: topology A the sink's tx (`stats sink`, one object); B the tx of a and
+    # b (`stats`, every interface: there are only these two).
+    local out=(stats sink)
+    [ "${PROFILE_TOPO[$profile]}" = A ] || out=(stats)
     local why=""
     if [ "$ready" != 1 ]; then
         why="vswitchd not ready after 20 s: $(tail -n 1 "$d/vswitchd.log" 2>/dev/null)"
-    elif [ ${#cfg[@]} -eq 0 ] && ! { "${vsctl[@]}" iface add src pcap "rx=$pcap" loop=on &&
-            "${vsctl[@]}" iface add sink null &&
+    elif [ ${#cfg[@]} -eq 0 ] && ! { ports_vswitch "$profile" "$pcap" "$d" "${vsctl[@]}" &&
             "setup_vswitch_$profile" "${vsctl[@]}"; } >"$d/vsctl.log" 2>&1; then
         why="configuration failed: $(tail -n 1 "$d/vsctl.log")"
+    elif [ "${PROFILE_TOPO[$profile]}" = B ] &&
+            ! start_peer "$profile" "vs-$run" "$d" "$d/a.sock" "$d/b.sock"; then
+        why=$PEER_WHY
     else
         sleep "$WARMUP"
         local t0 t1
         t0=$(now)
         "${vsctl[@]}" --json workers >"$d/w0.json" 2>>"$d/vsctl.log" &&
-            "${vsctl[@]}" --json stats sink >"$d/s0.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
+            "${vsctl[@]}" --json "${out[@]}" >"$d/s0.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
         sleep "$WINDOW"
         t1=$(now)
         "${vsctl[@]}" --json workers >"$d/w1.json" 2>>"$d/vsctl.log" &&
-            "${vsctl[@]}" --json stats sink >"$d/s1.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
+            "${vsctl[@]}" --json "${out[@]}" >"$d/s1.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
         if [ -z "$why" ]; then
             if ! "$PY" "$PERF/report.py" vswitch "$d/w0.json" "$d/s0.json" "$t0" \
                 "$d/w1.json" "$d/s1.json" "$t1" >"$d/result.json" 2>"$d/parse.log"; then
@@ -284,6 +429,8 @@ measure_vswitch() {
         fi
     fi
     stop_pid "$pid" TERM 15
+    local rc=$STOP_RC killed=$STOP_KILLED
+    stop_peer
     if [ -n "$why" ]; then
         log "vswitch run $run: $why (log: $d/vswitchd.log)"
         sample "$profile" vswitch "$run" failed "$why"
@@ -291,13 +438,14 @@ measure_vswitch() {
     fi
     local note=""
     # CONTRACT.md: SIGTERM is a graceful stop with exit status 0.
-    [ "$STOP_RC" = 0 ] || note="vswitchd exited with status $STOP_RC on SIGTERM"
-    [ "$STOP_KILLED" = 0 ] || note="vswitchd did not stop within 15 s of SIGTERM (killed)"
+    [ "$rc" = 0 ] || note="vswitchd exited with status $rc on SIGTERM"
+    [ "$killed" = 0 ] || note="vswitchd did not stop within 15 s of SIGTERM (killed)"
     sample "$profile" vswitch "$run" ok "$note" "$(cat "$d/result.json")"
 }
 
 # ---------------------------------------------------------------------------------------------
-# Floor: dpdk-testpmd io over the same vdevs (port 0 = pcap source, port 1 = null sink)
+# Floor: dpdk-testpmd io over the same vdevs (topology A: port 0 = pcap source, port 1 = null
+# sink; B: ports 0 and 1 = a and b, served to the peer)
 
 measure_floor() {
     local profile=$1 run=$2 pcap=$3
@@ -308,35 +456,50 @@ measure_floor() {
         return
     fi
     PREFIXES+=("$prefix")
+    port_devargs "$profile" "$pcap" "$d"
     local mbufs=()
     [ -z "${PROFILE_MBUFS[$profile]:-}" ] || mbufs=(--total-num-mbufs="${PROFILE_MBUFS[$profile]}")
     dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" --no-huge -m "${PROFILE_MEM[$profile]:-$MEM_MB}" --no-pci \
-        --file-prefix "$prefix" \
-        --vdev "net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev "net_null0,no-rx=1" \
+        --file-prefix "$prefix" --vdev "${DEVARGS[0]}" --vdev "${DEVARGS[1]}" \
         -- "${mbufs[@]}" --forward-mode=io --burst="$BURST" --stats-period 1 --record-core-cycles \
         </dev/null >"$d/testpmd.log" 2>&1 &
     local pid=$!
     TRACKED+=("$pid")
-    # Periods 1..WARMUP are warm-up (the first is partial); WINDOW periods are measured. They
-    # start when forwarding starts, which takes seconds with a big pcap / mbuf pool.
-    local i
+    # testpmd prints statistics once a second from when forwarding starts, which takes seconds
+    # with a big pcap / mbuf pool. The periods printed before the traffic starts (topology B:
+    # before the peer forwards) and WARMUP more (the first is partial) are skipped; WINDOW
+    # periods are measured, and testpmd is stopped once they have been printed.
+    local i why="" sinks=$OUT_PORTS base=0 n
     for ((i = 0; i < 600; i++)); do
         grep -q "start packet forwarding" "$d/testpmd.log" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    sleep $((WARMUP + WINDOW + 2))
+    if [ "${PROFILE_TOPO[$profile]}" = B ] &&
+            ! start_peer "$profile" "tp-$run" "$d" "$d/a.sock" "$d/b.sock"; then
+        why=$PEER_WHY
+    else
+        base=$(grep -ac "NIC statistics for port ${sinks%%,*}" "$d/testpmd.log" || true)
+        for ((i = 0; i < (WARMUP + WINDOW + 5) * 10; i++)); do
+            sleep 0.1
+            n=$(grep -ac "NIC statistics for port ${sinks##*,}" "$d/testpmd.log" || true)
+            [ "$n" -lt $((base + WARMUP + WINDOW)) ] || break
+            kill -0 "$pid" 2>/dev/null || break
+        done
+    fi
     # testpmd prints its forward statistics (with cycles/packet) on SIGINT, then re-raises it.
     stop_pid "$pid" INT 15
-    if "$PY" "$PERF/report.py" testpmd "$d/testpmd.log" --skip "$WARMUP" --take "$WINDOW" \
-        >"$d/result.json" 2>"$d/parse.log"; then
+    local rc=$STOP_RC
+    stop_peer
+    if [ -z "$why" ] && "$PY" "$PERF/report.py" testpmd "$d/testpmd.log" --sink-port "$sinks" \
+        --skip $((base + WARMUP)) --take "$WINDOW" >"$d/result.json" 2>"$d/parse.log"; then
         sample "$profile" floor "$run" ok "" "$(cat "$d/result.json")"
-    else
-        local why
-        why="testpmd (exit $STOP_RC): $(tail -n 1 "$d/parse.log"); last log line: $(grep -v '^\s*$' "$d/testpmd.log" | tail -n 1)"
-        log "floor run $run: $why"
-        sample "$profile" floor "$run" failed "$why"
+        return
     fi
+    [ -n "$why" ] ||
+        why="testpmd (exit $rc): $(tail -n 1 "$d/parse.log"); last log line: $(grep -v '^\s*$' "$d/testpmd.log" | tail -n 1)"
+    log "floor run $run: $why"
+    sample "$profile" floor "$run" failed "$why"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +549,7 @@ measure_ovs() {
         why="ovsdb-server did not start: $(tail -n 1 "$d/setup.log")"
     else
         "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
-            "other_config:dpdk-extra=--no-huge --legacy-mem -m ${PROFILE_MEM[$profile]:-$MEM_MB} --no-pci --file-prefix=$prefix" \
+            "other_config:dpdk-extra=--no-huge --legacy-mem -m ${PROFILE_MEM_OVS[$profile]:-${PROFILE_MEM[$profile]:-$MEM_MB}} --no-pci --file-prefix=$prefix" \
             "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \
             "other_config:pmd-cpu-mask=0x$(printf %x $((1 << WORKER_CORE)))" \
             other_config:emc-insert-inv-prob=1 >>"$d/setup.log" 2>&1
@@ -396,20 +559,29 @@ measure_ovs() {
         TRACKED+=("$pid")
         if ! { "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev \
                     other_config:mac-table-size=262144 &&
-                "${vsctl[@]}" add-port br0 src -- set Interface src type=dpdk \
-                    "options:dpdk-devargs=net_pcap0,rx_pcap=$pcap,infinite_rx=1" &&
-                "${vsctl[@]}" add-port br0 sink -- set Interface sink type=dpdk \
-                    "options:dpdk-devargs=net_null0,no-rx=1" &&
+                ports_ovs "$profile" "$pcap" "$d" "${vsctl[@]}" &&
                 ovs-ofctl del-flows "unix:$d/br0.mgmt" &&
                 "setup_ovs_$profile" ovs-ofctl add-flow "unix:$d/br0.mgmt"; } >>"$d/setup.log" 2>&1; then
             why="setup failed: $(tail -n 1 "$d/setup.log")"
         elif ! kill -0 "$pid" 2>/dev/null; then
             why="ovs-vswitchd-dpdk exited: $(tail -n 1 "$d/ovs-vswitchd.log")"
         else
-            local err
-            err=$("${vsctl[@]}" get Interface src error 2>/dev/null || true)
-            if [ -n "$err" ] && [ "$err" != '[]' ]; then
-                why="port src: $err"
+            local err port
+            for port in "${PORTS[@]}"; do
+                err=$("${vsctl[@]}" get Interface "$port" error 2>/dev/null || true)
+                if [ -n "$err" ] && [ "$err" != '[]' ]; then
+                    why="port $port: $err"
+                    break
+                fi
+            done
+            # Topology B: dpdkvhostuser sockets are $OVS_RUNDIR/<port>, memif ones as the floor's.
+            local sa="$d/a.sock" sb="$d/b.sock"
+            [ "${PROFILE_PORT[$profile]:-}" != vhost ] || sa="$d/a" sb="$d/b"
+            if [ -n "$why" ]; then
+                :
+            elif [ "${PROFILE_TOPO[$profile]}" = B ] &&
+                    ! start_peer "$profile" "ovs-$run" "$d" "$sa" "$sb"; then
+                why=$PEER_WHY
             else
                 sleep "$WARMUP"
                 "${appctl[@]}" dpif-netdev/pmd-stats-clear >>"$d/setup.log" 2>&1
@@ -425,6 +597,7 @@ measure_ovs() {
         stop_pid "$pid" TERM 15
         killed=$STOP_KILLED
     fi
+    stop_peer
     stop_pid "$dbpid" TERM 5
     unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
     if [ -z "$why" ] && ! "$PY" "$PERF/report.py" ovs "$d/pmd-perf-show.txt" \
@@ -526,14 +699,17 @@ check_quiet
 : >"$WORK/samples.jsonl"
 : >"$WORK/profiles.tsv"
 for profile in "${PROFILES[@]}"; do
-    pcap="$WORK/$profile.pcap"
-    # shellcheck disable=SC2086 # the generator arguments are words
+    pcap="" packets=0
     DST_MACS="$WORK/$profile.dst-macs"
-    "$REL/vswitch-pktgen" ${PROFILE_GEN[$profile]} --out "$pcap" --dst-macs-out "$DST_MACS" \
-        2>"$WORK/$profile.gen.log"
-    packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
+    if [ "${PROFILE_TOPO[$profile]}" = A ]; then
+        pcap="$WORK/$profile.pcap"
+        # shellcheck disable=SC2086 # the generator arguments are words
+        "$REL/vswitch-pktgen" ${PROFILE_GEN[$profile]} --out "$pcap" --dst-macs-out "$DST_MACS" \
+            2>"$WORK/$profile.gen.log"
+        packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
+    fi
     printf '%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \
-        "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]}" "$packets" >>"$WORK/profiles.tsv"
+        "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]:-}" "$packets" >>"$WORK/profiles.tsv"
     runs=$RUNS
     [ -z "${PROFILE_MAX_RUNS[$profile]:-}" ] || [ "$runs" -le "${PROFILE_MAX_RUNS[$profile]}" ] ||
         runs=${PROFILE_MAX_RUNS[$profile]}
