@@ -342,6 +342,11 @@ def cmd_crud(c, a):
        [["g-afp", "g-null"]], "ListXconnects")
     eq((c.iface("g-null").xconnect, c.iface("g-afp").xconnect), ("g-afp", "g-null"),
        "Interface.xconnect of g-null, g-afp")
+    x = c.ok("GetXconnect", iface="g-afp")
+    eq((x.iface_a, x.iface_b), ("g-afp", "g-null"), "GetXconnect(g-afp): named side first")
+    c.refused(C.NOT_FOUND, "GetXconnect", iface="g-tap")
+    c.refused(C.NOT_FOUND, "GetXconnect", iface="nosuch")
+    c.refused(C.INVALID_ARGUMENT, "GetXconnect", iface="")
     c.refused(C.FAILED_PRECONDITION, "AddXconnect", iface_a="g-tap", iface_b="g-null")
     c.refused(C.INVALID_ARGUMENT, "AddXconnect", iface_a="g-tap", iface_b="g-tap")
     c.refused(C.NOT_FOUND, "AddXconnect", iface_a="g-tap", iface_b="nosuch")
@@ -404,6 +409,14 @@ def cmd_crud(c, a):
         eq((e.mac.lower(), e.vlan, e.iface, e.static), (mac, vlan, ifc, True),
            "AddFdb reply")
     eq(c.fdb("gbr"), sorted((m, v, i, True) for m, v, i in statics), "ListFdb gbr")
+    for mac, vlan, ifc in statics:
+        e = c.ok("GetFdb", bridge="gbr", mac=mac.upper(), vlan=vlan)
+        eq((e.mac, e.vlan, e.iface, e.static, e.age_seconds), (mac, vlan, ifc, True, 0),
+           "GetFdb(%s, vlan %d)" % (mac, vlan))
+    c.refused(C.NOT_FOUND, "GetFdb", bridge="gbr", mac="02:00:00:00:01:02", vlan=20)
+    c.refused(C.NOT_FOUND, "GetFdb", bridge="nosuch", mac="02:00:00:00:01:02")
+    c.refused(C.INVALID_ARGUMENT, "GetFdb", bridge="gbr", mac="02:00:00:00:01")
+    c.refused(C.INVALID_ARGUMENT, "GetFdb", bridge="gbr", mac="02:00:00:00:01:02", vlan=5000)
     e = c.ok("AddFdb", bridge="gbr", mac="02:00:00:00:01:0A", iface="g-afp")
     eq(e.mac.lower(), "02:00:00:00:01:0a", "AddFdb with an upper-case MAC: reply mac")
     c.ok("DeleteFdb", bridge="gbr", mac="02:00:00:00:01:0a")

@@ -160,6 +160,15 @@ impl Vswitch for Service {
         .await
     }
 
+    async fn get_xconnect(
+        &self,
+        req: Request<pb::GetXconnectRequest>,
+    ) -> Result<Response<pb::Xconnect>, Status> {
+        let r = req.into_inner();
+        required("iface", &r.iface)?;
+        self.run(move |sw| sw.get_xconnect(&r.iface)).await
+    }
+
     async fn list_xconnects(
         &self,
         _: Request<pb::ListXconnectsRequest>,
@@ -280,6 +289,16 @@ impl Vswitch for Service {
                 .map(|entries| pb::ListFdbReply { entries })
         })
         .await
+    }
+
+    async fn get_fdb(
+        &self,
+        req: Request<pb::GetFdbRequest>,
+    ) -> Result<Response<pb::FdbEntry>, Status> {
+        let r = req.into_inner();
+        required("bridge", &r.bridge)?;
+        required("mac", &r.mac)?;
+        self.run(move |sw| sw.fdb_get(&r)).await
     }
 
     async fn add_fdb(

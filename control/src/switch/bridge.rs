@@ -260,6 +260,41 @@ impl Switch {
             .collect())
     }
 
+    /// One entry of a bridge's MAC table.
+    pub fn fdb_get(&self, r: &pb::GetFdbRequest) -> ApiResult<pb::FdbEntry> {
+        let id = self.bridge(&r.bridge)?.id;
+        let mac = parse_mac("mac", &r.mac).map_err(ApiError::invalid)?;
+        let vlan = if r.vlan == 0 {
+            0
+        } else {
+            check_vlan("vlan", r.vlan)?
+        };
+        let key = FdbKey {
+            bridge: id,
+            vlan,
+            mac,
+        };
+        let (entry, age) = self.learner().entry(&key).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{} (VLAN {vlan}) is not in bridge {:?}",
+                r.mac, r.bridge
+            ))
+        })?;
+        let iface = self
+            .ifaces
+            .iter()
+            .find(|(_, i)| i.port.id() == entry.port)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default();
+        Ok(pb::FdbEntry {
+            mac: format_mac(mac),
+            vlan: u32::from(vlan),
+            iface,
+            r#static: entry.is_static,
+            age_seconds: if entry.is_static { 0 } else { age },
+        })
+    }
+
     /// Adds a static entry: never aged, never moved by learning.
     pub(super) fn fdb_add(&mut self, r: &pb::AddFdbRequest) -> ApiResult<()> {
         let b = self.bridge(&r.bridge)?;

@@ -356,6 +356,17 @@ impl Switch {
         Ok(())
     }
 
+    /// The cross-connect `name` belongs to, `name` first.
+    pub fn get_xconnect(&self, name: &str) -> ApiResult<pb::Xconnect> {
+        let peer = self.iface(name)?.xconnect.clone().ok_or_else(|| {
+            ApiError::not_found(format!("interface {name:?} is not cross-connected"))
+        })?;
+        Ok(pb::Xconnect {
+            iface_a: name.to_string(),
+            iface_b: peer,
+        })
+    }
+
     /// Every cross-connect, each once.
     pub fn xconnects(&self) -> Vec<pb::Xconnect> {
         self.ifaces

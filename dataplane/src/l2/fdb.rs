@@ -302,6 +302,13 @@ impl FdbWriter {
         Ok(Inserted::New)
     }
 
+    /// `key`'s entry and when it was last seen (clock ticks).
+    pub fn get(&self, key: &FdbKey) -> Option<(FdbEntry, u64)> {
+        let hit = self.fdb.lookup(key)?;
+        let seen = u64::from(self.fdb.slots[hit.slot & self.fdb.mask].seen.load(Relaxed));
+        Some((hit.entry, seen))
+    }
+
     /// Removes `key`; returns the entry it had.
     pub fn remove(&mut self, key: &FdbKey) -> Option<FdbEntry> {
         let hit = self.fdb.lookup(key)?;

@@ -348,6 +348,14 @@ impl Learner {
         v
     }
 
+    /// One entry and its age in seconds.
+    pub fn entry(&self, key: &FdbKey) -> Option<(FdbEntry, u64)> {
+        let now = self.clock.now();
+        self.writer
+            .get(key)
+            .map(|(e, seen)| (e, now.saturating_sub(seen)))
+    }
+
     /// Dynamic entries of a bridge.
     pub fn dynamic_len(&self, bridge: u16) -> usize {
         self.dynamic.get(&bridge).copied().unwrap_or(0)

@@ -189,6 +189,16 @@ pub enum FdbCommand {
         #[arg(value_name = "vlan=ID")]
         args: Vec<String>,
     },
+    /// Show one entry: `fdb get BR MAC [vlan=ID]`.
+    Get {
+        #[arg(value_name = "BR")]
+        bridge: String,
+        #[arg(value_name = "MAC")]
+        mac: String,
+        /// vlan=ID: the bridge VLAN of the entry (default: untagged members' VLAN).
+        #[arg(value_name = "vlan=ID")]
+        args: Vec<String>,
+    },
     /// Delete an entry: `fdb del BR MAC [vlan=ID]`.
     Del {
         #[arg(value_name = "BR")]
@@ -221,6 +231,11 @@ pub enum XconnectCommand {
     Del {
         #[arg(value_name = "IFACE_A")]
         iface_a: String,
+    },
+    /// Show the cross-connect an interface belongs to.
+    Show {
+        #[arg(value_name = "IFACE")]
+        iface: String,
     },
     /// List cross-connects.
     List,

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use vswitch_proto::v1::{
-    AddFdbRequest, DeleteFdbRequest, FdbEntry, FlushFdbRequest, ListFdbRequest,
+    AddFdbRequest, DeleteFdbRequest, FdbEntry, FlushFdbRequest, GetFdbRequest, ListFdbRequest,
 };
 
 use crate::args::FdbCommand;
@@ -39,6 +39,19 @@ pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
             };
             let entry = reply(ctx.client().await?.add_fdb(request).await)?;
             ctx.changed(&FdbEntryJson::from(&entry))
+        }
+        FdbCommand::Get { bridge, mac, args } => {
+            let request = GetFdbRequest {
+                bridge,
+                mac,
+                vlan: vlan_option(&args)?,
+            };
+            let entry = reply(ctx.client().await?.get_fdb(request).await)?;
+            if ctx.json {
+                output::json(&FdbEntryJson::from(&entry))
+            } else {
+                Ok(table(std::slice::from_ref(&entry)))
+            }
         }
         FdbCommand::Del { bridge, mac, args } => {
             let request = DeleteFdbRequest {

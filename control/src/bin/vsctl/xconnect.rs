@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use vswitch_proto::v1::{
-    AddXconnectRequest, DeleteXconnectRequest, ListXconnectsRequest, Xconnect,
+    AddXconnectRequest, DeleteXconnectRequest, GetXconnectRequest, ListXconnectsRequest, Xconnect,
 };
 
 use crate::args::XconnectCommand;
@@ -20,6 +20,19 @@ pub async fn run(command: XconnectCommand, ctx: &Ctx) -> anyhow::Result<String> 
             let request = DeleteXconnectRequest { iface_a };
             reply(ctx.client().await?.delete_xconnect(request).await)?;
             Ok(ctx.deleted())
+        }
+        XconnectCommand::Show { iface } => {
+            let x = reply(
+                ctx.client()
+                    .await?
+                    .get_xconnect(GetXconnectRequest { iface })
+                    .await,
+            )?;
+            if ctx.json {
+                output::json(&XconnectJson::from(&x))
+            } else {
+                Ok(table(std::slice::from_ref(&x)))
+            }
         }
         XconnectCommand::List => {
             let request = ListXconnectsRequest {};
