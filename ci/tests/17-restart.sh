@@ -6,6 +6,7 @@
 #    again on the same state file: the configuration read back is identical and the
 #    longest gap between ping replies is under 2 s;
 #  - a crash (SIGKILL) right after changes: the journal brings them back;
+#  - an interface that cannot be restored is reported and kept in a copy of the old state;
 #  - a corrupt state file, and a damaged journal, are refused at start with a clear message
 #    and left byte for byte as they were.
 set -euo pipefail
@@ -106,6 +107,18 @@ log "changes made just before SIGKILL were restored from the journal"
 vs_ping "$nsa" 10.99.7.2
 stop_vswitchd
 [[ ! -e "$VS_STATE.journal" ]] || fail "a graceful stop should fold the journal into the state file"
+
+# An interface that cannot be restored (its Linux interface is gone) is reported, the rest
+# is restored, and the state as it was is kept beside the state file.
+ip link del dev "$hb"
+restart_vswitchd
+names=$(vsctl --json iface list | vs_json "' '.join(sorted(i['name'] for i in d))")
+assert_eq "$names" "a n1 n2 n3" "interfaces restored without b's Linux interface"
+grep -q "could not be restored" "$VSWITCHD_LOG" || fail "no log line about what was not restored"
+vs_json "[i['name'] for i in d['interfaces']]" <"$VS_STATE.unrestored" | grep -q '"b"' ||
+    fail "$VS_STATE.unrestored should keep interface b"
+log "b (its veth deleted) not restored, reported, and kept in $(basename "$VS_STATE").unrestored"
+stop_vswitchd
 
 # A corrupt state file: refused, left as it is.
 refuse() {

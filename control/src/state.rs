@@ -288,6 +288,29 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps a copy of the state file and journal as they are now, beside them, as
+    /// `<state file>.unrestored` (and `.journal.unrestored`). Used before a snapshot that
+    /// would drop objects which could not be restored at start (an af_packet interface
+    /// whose Linux interface is not there yet, say), so that nothing configured is lost.
+    pub fn keep_copy(&self) -> Result<PathBuf, String> {
+        let copy = |from: &Path| -> Result<PathBuf, String> {
+            let mut to = from.as_os_str().to_owned();
+            to.push(".unrestored");
+            let to = PathBuf::from(to);
+            match std::fs::copy(from, &to) {
+                Ok(_) => Ok(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(to),
+                Err(e) => Err(format!(
+                    "cannot copy {} to {}: {e}",
+                    from.display(),
+                    to.display()
+                )),
+            }
+        };
+        copy(&journal_path(&self.path))?;
+        copy(&self.path)
+    }
+
     /// Whether the journal has grown enough to be folded into a new snapshot.
     pub fn wants_snapshot(&self) -> bool {
         self.journal_bytes != u64::MAX

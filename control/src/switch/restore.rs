@@ -7,7 +7,7 @@ use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
 use super::Switch;
-use crate::state::State;
+use crate::state::{State, Store};
 
 /// The changes that build `state` from an empty switch, in order, each with what it is
 /// for error messages.
@@ -97,6 +97,17 @@ impl Switch {
             }
         }
         self.persist = true;
+        if !errors.is_empty() {
+            // The new snapshot will lack what could not be restored: keep the old files.
+            match self.store.as_ref().map(Store::keep_copy) {
+                Some(Ok(copy)) => tracing::warn!(
+                    copy = %copy.display(),
+                    "some objects could not be restored; the state as it was is kept in the copy"
+                ),
+                Some(Err(e)) => tracing::error!("{e}"),
+                None => {}
+            }
+        }
         self.snapshot();
         errors
     }
