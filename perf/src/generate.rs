@@ -37,6 +37,24 @@ impl Spec {
                 addr::MAX_POOL
             ));
         }
+        let Params {
+            routes, rules, vni, ..
+        } = self.params;
+        if !(1..=crate::profile::routes::MAX_ROUTES).contains(&routes) {
+            return Err(format!(
+                "--routes must be 1..={}, got {routes}",
+                crate::profile::routes::MAX_ROUTES
+            ));
+        }
+        if !(1..=crate::profile::acl::MAX_RULES).contains(&rules) {
+            return Err(format!(
+                "--rules must be 1..={}, got {rules}",
+                crate::profile::acl::MAX_RULES
+            ));
+        }
+        if vni >= 1 << 24 {
+            return Err(format!("--vni must be 0..=16777215, got {vni}"));
+        }
         let need = macs.max(flows);
         if self.count < need {
             return Err(format!(
@@ -66,6 +84,18 @@ impl Spec {
     }
 
     /// The profile's destination MACs, one `aa:bb:cc:dd:ee:ff` per line.
+    /// The profile's table (route prefixes, ACL rules), if it has one: false if not.
+    pub fn write_table<W: Write>(&self, mut out: W) -> io::Result<bool> {
+        match self.profile.build(&self.params).table() {
+            Some(t) => {
+                out.write_all(t.as_bytes())?;
+                out.flush()?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     pub fn write_dst_macs<W: Write>(&self, mut out: W) -> io::Result<()> {
         for m in self.profile.build(&self.params).dst_macs() {
             writeln!(out, "{}", format_mac(&m))?;
@@ -96,6 +126,7 @@ mod tests {
                 macs: 16,
                 flows: 100,
                 seed,
+                ..Params::default()
             },
             count: 1200,
         }

@@ -38,9 +38,22 @@ struct Args {
     /// PRNG seed: same seed and options, same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Prefixes in the route table (profile routes).
+    #[arg(long, default_value_t = 1024)]
+    routes: u64,
+    /// Rules in the ACL (profile acl).
+    #[arg(long, default_value_t = 1000)]
+    rules: u64,
+    /// VXLAN network identifier (profile vxlan).
+    #[arg(long, default_value_t = 100)]
+    vni: u32,
     /// Output pcap file.
     #[arg(long)]
     out: PathBuf,
+    /// Also write the profile's table (routes: prefixes; acl: `vsctl acl add` rules), one
+    /// per line, to this file.
+    #[arg(long)]
+    table_out: Option<PathBuf>,
     /// Also write the profile's destination MACs, one per line, to this file.
     #[arg(long)]
     dst_macs_out: Option<PathBuf>,
@@ -54,6 +67,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
             macs: args.macs.unwrap_or(args.profile.default_macs()),
             flows: args.flows,
             seed: args.seed,
+            routes: args.routes,
+            rules: args.rules,
+            vni: args.vni,
         },
         count: args.count,
     };
@@ -66,6 +82,18 @@ fn run(args: &Args) -> anyhow::Result<()> {
         let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
         spec.write_dst_macs(BufWriter::new(file))
             .with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.table_out {
+        let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
+        if !spec
+            .write_table(BufWriter::new(file))
+            .with_context(|| format!("write {}", path.display()))?
+        {
+            anyhow::bail!(
+                "profile {} has no table (--table-out is for routes and acl)",
+                spec.profile.name()
+            );
+        }
     }
     eprintln!(
         "vswitch-pktgen: {} packets, {} frame bytes (avg {:.1} B captured), profile={} size={} macs={} flows={} seed={} -> {}",

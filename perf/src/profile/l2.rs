@@ -64,7 +64,7 @@ mod tests {
         let l2 = L2::new(&Params {
             macs: 8,
             flows: 1,
-            seed: 1,
+            ..Params::default()
         });
         for run in 0..3u64 {
             let pairs: Vec<(u64, u64)> = (run * 8..run * 8 + 8).map(|i| l2.pair(i)).collect();

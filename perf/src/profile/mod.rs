@@ -1,12 +1,15 @@
 //! Traffic profiles. A profile is an address plan: given a packet's index and its frame size
 //! it writes that frame. The size mix, the count and the pcap container are the generator's
 //! business (see [`crate::generate`]), so a new profile (random destinations across a route
-//! table, VXLAN-encapsulated, ACL rule sets) is one new file here plus one arm in
+//! table, VXLAN-encapsulated, ACL rule sets: all three exist) is one new file here plus one arm in
 //! [`ProfileKind`]; the address building blocks live in [`addr`] and [`frame`].
 
+pub mod acl;
 pub mod addr;
 pub mod frame;
 mod l2;
+pub mod routes;
+pub mod vxlan;
 mod xconnect;
 
 use clap::ValueEnum;
@@ -21,6 +24,25 @@ pub struct Params {
     /// Distinct IPv4/UDP 5-tuples.
     pub flows: u64,
     pub seed: u64,
+    /// Prefixes in the route table (`routes`).
+    pub routes: u64,
+    /// Rules in the ACL (`acl`).
+    pub rules: u64,
+    /// VXLAN network identifier (`vxlan`).
+    pub vni: u32,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            macs: 1,
+            flows: 1,
+            seed: 1,
+            routes: 1024,
+            rules: 1000,
+            vni: 100,
+        }
+    }
 }
 
 pub trait Profile {
@@ -31,6 +53,12 @@ pub trait Profile {
     /// Every destination MAC the profile's frames carry, so a benchmark can install them as
     /// known destinations (static FDB entries) before it replays the pcap.
     fn dst_macs(&self) -> Vec<Mac>;
+
+    /// The table the traffic is meant for, as text a benchmark installs: the route
+    /// prefixes (`routes`), the ACL rules (`acl`); None for the others.
+    fn table(&self) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -42,14 +70,22 @@ pub enum ProfileKind {
     /// the output port (default 1024 each); every source and every destination appears in
     /// each run of N packets, the src/dst pairing rotates from one run to the next.
     L2,
+    /// Routing: random destinations across --routes /24 prefixes, to the router's MAC
+    /// (--table-out writes the prefixes).
+    Routes,
+    /// VXLAN-encapsulated l2 traffic (outer IPv4/UDP 4789, VNI --vni), for decapsulation.
+    Vxlan,
+    /// Packets for an ACL of --rules rules, spread over all of them, 1 in 8 matching none
+    /// (--table-out writes the rules).
+    Acl,
 }
 
 impl ProfileKind {
     /// `--macs` when not given.
     pub fn default_macs(self) -> u64 {
         match self {
-            ProfileKind::Xconnect => 1,
-            ProfileKind::L2 => 1024,
+            ProfileKind::L2 | ProfileKind::Vxlan => 1024,
+            ProfileKind::Xconnect | ProfileKind::Routes | ProfileKind::Acl => 1,
         }
     }
 
@@ -57,6 +93,9 @@ impl ProfileKind {
         match self {
             ProfileKind::Xconnect => "xconnect",
             ProfileKind::L2 => "l2",
+            ProfileKind::Routes => "routes",
+            ProfileKind::Vxlan => "vxlan",
+            ProfileKind::Acl => "acl",
         }
     }
 
@@ -64,6 +103,9 @@ impl ProfileKind {
         match self {
             ProfileKind::Xconnect => Box::new(xconnect::Xconnect::new(params)),
             ProfileKind::L2 => Box::new(l2::L2::new(params)),
+            ProfileKind::Routes => Box::new(routes::Routes::new(params)),
+            ProfileKind::Vxlan => Box::new(vxlan::Vxlan::new(params)),
+            ProfileKind::Acl => Box::new(acl::Acl::new(params)),
         }
     }
 }
