@@ -71,6 +71,14 @@ impl ApiError {
     }
 }
 
+/// INVALID_ARGUMENT naming `field` when a required string field is empty.
+pub fn required(field: &str, value: &str) -> ApiResult<()> {
+    if value.is_empty() {
+        return Err(ApiError::invalid(format!("{field} is required")));
+    }
+    Ok(())
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

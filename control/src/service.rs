@@ -11,7 +11,7 @@ use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 use vswitch_proto::v1::vswitch_server::Vswitch;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{required, ApiError, ApiResult};
 use crate::events::{self, Events};
 use crate::switch::Switch;
 
@@ -67,13 +67,6 @@ impl Service {
         .map_err(|e| Status::internal(format!("control task failed: {e}")))?;
         result.map(Response::new).map_err(Status::from)
     }
-}
-
-fn required(field: &str, value: &str) -> ApiResult<()> {
-    if value.is_empty() {
-        return Err(ApiError::invalid(format!("{field} is required")));
-    }
-    Ok(())
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
@@ -306,21 +299,13 @@ impl Vswitch for Service {
         req: Request<pb::AddFdbRequest>,
     ) -> Result<Response<pb::FdbEntry>, Status> {
         let r = req.into_inner();
-        let mut reply = pb::FdbEntry {
+        let get = pb::GetFdbRequest {
+            bridge: r.bridge.clone(),
             mac: r.mac.clone(),
             vlan: r.vlan,
-            iface: r.iface.clone(),
-            r#static: true,
-            age_seconds: 0,
         };
-        self.change(C::AddFdb(r), move |_, _| {
-            // The MAC as the switch writes it (lower case, colons).
-            if let Ok(mac) = crate::names::parse_mac("mac", &reply.mac) {
-                reply.mac = crate::names::format_mac(mac);
-            }
-            Ok(reply)
-        })
-        .await
+        self.change(C::AddFdb(r), move |sw, _| sw.fdb_get(&get))
+            .await
     }
 
     async fn delete_fdb(

@@ -243,11 +243,6 @@ impl Store {
         }
     }
 
-    /// The state file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends one transaction (its persistent changes) and syncs it to disk.
     pub fn append(&mut self, changes: &[pb::Change]) -> Result<(), String> {
         use pb::change::Change as C;

@@ -114,8 +114,6 @@ pub struct Switch {
     persist: bool,
     /// The transaction being staged.
     txn: Option<txn::Txn>,
-    /// The finished transaction changed the desired state.
-    pending_persist: bool,
     events: Arc<Events>,
     started: Instant,
 }
@@ -146,7 +144,6 @@ impl Switch {
             store,
             persist: true,
             txn: None,
-            pending_persist: false,
             events,
             started: Instant::now(),
         }
@@ -554,11 +551,6 @@ impl Switch {
                 tracing::error!("{e}");
             }
         }
-    }
-
-    /// The event hub (Watch).
-    pub fn events(&self) -> &Arc<Events> {
-        &self.events
     }
 
     /// Tells the event hub the names of ports and bridges (events carry names).

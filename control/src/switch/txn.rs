@@ -24,7 +24,7 @@ use vswitch_proto::v1::change::Change as C;
 
 use super::bridge::{policy, Bridge, StaticKey};
 use super::{Iface, Switch};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{required, ApiError, ApiResult};
 use crate::iface_spec::IfaceSpec;
 use crate::names::format_mac;
 
@@ -97,13 +97,6 @@ pub fn change_name(c: &C) -> &'static str {
     }
 }
 
-fn required(field: &str, value: &str) -> ApiResult<()> {
-    if value.is_empty() {
-        return Err(ApiError::invalid(format!("{field} is required")));
-    }
-    Ok(())
-}
-
 impl Switch {
     /// Applies `changes` all or nothing. On error nothing has changed, and the error says
     /// which change failed (for batches of more than one).
@@ -112,32 +105,28 @@ impl Switch {
             return Err(ApiError::unavailable("vswitchd is shutting down"));
         }
         self.begin();
-        let mut staged = Vec::with_capacity(changes.len());
         for (i, change) in changes.iter().enumerate() {
             let r = match change.change.as_ref() {
-                Some(c) => self.stage(i, c).map(|_| c),
+                Some(c) => self.stage(i, c),
                 None => Err(ApiError::invalid("change is empty (no operation set)")),
             };
-            match r {
-                Ok(c) => staged.push(c),
-                Err(e) => {
-                    self.rollback();
-                    return Err(in_change(e, i, changes.len(), change.change.as_ref()));
-                }
+            if let Err(e) = r {
+                self.rollback();
+                return Err(in_change(e, i, changes.len(), change.change.as_ref()));
             }
         }
-        let outcome = match self.finish() {
-            Ok(o) => o,
+        match self.finish() {
+            Ok((outcome, persistent)) => {
+                if persistent {
+                    self.journal(changes);
+                }
+                Ok(outcome)
+            }
             Err(e) => {
                 self.rollback();
-                return Err(e);
+                Err(e)
             }
-        };
-        if self.pending_persist {
-            self.pending_persist = false;
-            self.journal(changes);
         }
-        Ok(outcome)
     }
 
     fn begin(&mut self) {
@@ -315,9 +304,10 @@ impl Switch {
     }
 
     /// Makes the staged changes real: MAC table, forwarding plan, closing removed ports.
-    fn finish(&mut self) -> ApiResult<TxnOutcome> {
+    /// Also says whether the desired state changed (whether there is anything to journal).
+    fn finish(&mut self) -> ApiResult<(TxnOutcome, bool)> {
         let Some(txn) = self.txn.as_ref() else {
-            return Ok(TxnOutcome::default());
+            return Ok((TxnOutcome::default(), false));
         };
         let mut outcome = TxnOutcome::default();
         // The MAC table. Static entries the transaction touched, as they are now.
@@ -368,7 +358,7 @@ impl Switch {
             }
         }
         let Some(txn) = self.txn.take() else {
-            return Ok(outcome);
+            return Ok((outcome, false));
         };
         if txn.plan_dirty {
             let quiet = self.publish();
@@ -383,8 +373,7 @@ impl Switch {
         for (change, object) in txn.events {
             self.events.config(change, &object);
         }
-        self.pending_persist = txn.persistent;
-        Ok(outcome)
+        Ok((outcome, txn.persistent))
     }
 
     /// Puts the model back as it was before the transaction.

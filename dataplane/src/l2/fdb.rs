@@ -89,7 +89,7 @@ impl FdbEntry {
 
 /// One entry: 24 bytes in a 32-byte slot, two to a cache line, so the table stays dense
 /// (fewer cache and TLB misses per lookup).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(C, align(32))]
 struct Slot {
     key_lo: AtomicU64,
@@ -127,14 +127,15 @@ const HUGE_PAGE: usize = 2 << 20;
 
 impl Slots {
     fn new(n: usize) -> Slots {
-        let size = n * std::mem::size_of::<Slot>();
+        // n is a power of two of at most 2^24 (vswitchd checks --fdb-size): 512 MiB at most.
+        let array = std::alloc::Layout::array::<Slot>(n).expect("MAC table size overflows");
+        let size = array.size();
         let align = if size >= HUGE_PAGE {
             HUGE_PAGE
         } else {
-            std::mem::align_of::<Slot>()
+            array.align()
         };
-        let layout = std::alloc::Layout::from_size_align(size, align)
-            .unwrap_or_else(|_| std::alloc::Layout::new::<Slot>());
+        let layout = array.align_to(align).expect("2 MiB is a valid alignment");
         // SAFETY: the layout has a non-zero size (n >= 64).
         let raw = unsafe { std::alloc::alloc(layout) }.cast::<Slot>();
         let Some(ptr) = std::ptr::NonNull::new(raw) else {

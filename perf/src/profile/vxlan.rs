@@ -5,7 +5,8 @@
 //! outer UDP checksum is zero (allowed for VXLAN over IPv4). `--size` is the outer frame's
 //! size; the inner frame is 50 bytes shorter (never below 60 bytes before its FCS).
 
-use super::addr::{FlowSet, MacPool, Udp4Flow};
+use super::addr::{MacPool, Udp4Flow};
+use super::l2::L2;
 use super::{frame, Params, Profile};
 use crate::wire::ethernet::{self, Mac};
 use crate::wire::{ipv4, udp};
@@ -15,14 +16,13 @@ pub const VXLAN_PORT: u16 = 4789;
 pub const OVERHEAD: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN + 8;
 const REMOTE_VTEP: [u8; 4] = [192, 0, 2, 2];
 const LOCAL_VTEP: [u8; 4] = [192, 0, 2, 1];
+/// Where the inner frame's IPv4 addresses and UDP ports are (the flow, for the entropy port).
+const INNER_FLOW: std::ops::Range<usize> = 26..38;
 
 pub struct Vxlan {
-    macs: u64,
-    flows: u64,
+    /// The inner frames are the l2 profile's.
+    inner: L2,
     vni: u32,
-    inner_src: MacPool,
-    inner_dst: MacPool,
-    flow_set: FlowSet,
     vtep_remote: Mac,
     vtep_local: Mac,
 }
@@ -30,12 +30,8 @@ pub struct Vxlan {
 impl Vxlan {
     pub fn new(p: &Params) -> Self {
         Vxlan {
-            macs: p.macs,
-            flows: p.flows,
+            inner: L2::new(p),
             vni: p.vni,
-            inner_src: MacPool::new(p.seed, 0),
-            inner_dst: MacPool::new(p.seed, 1),
-            flow_set: FlowSet::new(p.seed),
             vtep_remote: MacPool::new(p.seed, 2).mac(0),
             vtep_local: MacPool::new(p.seed, 3).mac(0),
         }
@@ -44,41 +40,21 @@ impl Vxlan {
 
 impl Profile for Vxlan {
     fn write_frame(&self, index: u64, frame_len: usize, buf: &mut Vec<u8>) {
-        let src = index % self.macs;
-        let dst = (src + index / self.macs) % self.macs;
-        let flow = self.flow_set.flow(index % self.flows);
         let mut inner = Vec::with_capacity(frame_len);
-        frame::udp4(
-            &mut inner,
-            self.inner_dst.mac(dst),
-            self.inner_src.mac(src),
-            &flow,
-            index as u16,
-            frame_len.saturating_sub(OVERHEAD),
-        );
-        let sport = 49152
-            + (crate::rng::mix64(
-                u64::from_be_bytes([
-                    flow.src[0],
-                    flow.src[1],
-                    flow.src[2],
-                    flow.src[3],
-                    flow.dst[0],
-                    flow.dst[1],
-                    flow.dst[2],
-                    flow.dst[3],
-                ]) ^ u64::from(flow.src_port) << 16
-                    ^ u64::from(flow.dst_port),
-            ) % 16384) as u16;
+        self.inner
+            .write_frame(index, frame_len.saturating_sub(OVERHEAD), &mut inner);
+        let flow = inner.get(INNER_FLOW).unwrap_or_default();
+        let hash = flow
+            .iter()
+            .fold(0u64, |h, b| crate::rng::mix64(h ^ u64::from(*b)));
         let outer = Udp4Flow {
             src: REMOTE_VTEP,
             dst: LOCAL_VTEP,
-            src_port: sport,
+            src_port: 49152 + (hash % 16384) as u16,
             dst_port: VXLAN_PORT,
         };
-        // The outer frame with room for VXLAN + inner frame as UDP payload.
-        let udp_payload = 8 + inner.len();
-        let len = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN + udp_payload;
+        // The outer frame, its UDP payload the VXLAN header and the inner frame.
+        let len = OVERHEAD + inner.len();
         frame::udp4(
             buf,
             self.vtep_local,
@@ -87,17 +63,17 @@ impl Profile for Vxlan {
             index as u16,
             len + ethernet::FCS_LEN,
         );
-        let at = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
+        let at = OVERHEAD - 8;
         // VXLAN header: flags (I bit), reserved, VNI, reserved.
         let vni = self.vni.to_be_bytes();
         buf[at..at + 8].copy_from_slice(&[0x08, 0, 0, 0, vni[1], vni[2], vni[3], 0]);
-        buf[at + 8..at + 8 + inner.len()].copy_from_slice(&inner);
+        buf[OVERHEAD..].copy_from_slice(&inner);
         // Zero UDP checksum (RFC 7348 section 5: SHOULD be zero for IPv4).
         buf[at - 2..at].copy_from_slice(&[0, 0]);
     }
 
     fn dst_macs(&self) -> Vec<Mac> {
-        (0..self.macs).map(|m| self.inner_dst.mac(m)).collect()
+        self.inner.dst_macs()
     }
 }
 
