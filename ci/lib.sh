@@ -332,6 +332,42 @@ vs_veth_to_ns() {
 
 # vs_veth_pair A B: a veth pair with both ends in the host, both quiet; only A is brought
 # up, so nothing flows (for tests that need idle af_packet interfaces).
+# vs_host_pair NET: two namespaces, each with eth0 at NET.1/24 and NET.2/24 on a veth pair
+# whose host ends the switch can use. Sets VS_NSA, VS_NSB (namespaces), VS_HA, VS_HB (host
+# ends). Example: vs_host_pair 10.99.7
+vs_host_pair() {
+    local net=$1
+    VS_NSA=$(vs_ifname a)
+    VS_NSB=$(vs_ifname b)
+    VS_HA=$(vs_ifname ha)
+    VS_HB=$(vs_ifname hb)
+    vs_netns_add "$VS_NSA"
+    vs_netns_add "$VS_NSB"
+    vs_veth_to_ns "$VS_HA" "$VS_NSA" "$net.1/24"
+    vs_veth_to_ns "$VS_HB" "$VS_NSB" "$net.2/24"
+}
+
+# vs_grpc_init: for tests that drive vswitchd through Python grpcio (ci/grpc/*.py): checks
+# Debian's python3 has grpcio and protobuf, and generates the client code from proto/ into
+# $GEN. Then `grpc_py SECONDS SCRIPT ARGS...` runs ci/grpc/SCRIPT, bounded in time.
+GRPC_PY=/usr/bin/python3
+GEN=""
+vs_grpc_init() {
+    export VS_TEST_NAME
+    GEN=$VS_TMP/gen
+    [[ -x "$GRPC_PY" ]] || fail "$GRPC_PY missing (apt-get install python3, or bash ci/setup.sh)"
+    "$GRPC_PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
+        fail "python3-grpcio / python3-protobuf missing (bash ci/setup.sh)"
+    grpc_py 60 vsgrpc.py gen --out "$GEN" || fail "cannot generate the gRPC client code (see above)"
+}
+
+# grpc_py SECONDS SCRIPT ARGS...: Debian's python (-B: no __pycache__ in the source tree).
+grpc_py() {
+    local secs=$1 script=$2
+    shift 2
+    timeout -k 5 "$secs" "$GRPC_PY" -B "$VS_ROOT/ci/grpc/$script" "$@"
+}
+
 vs_veth_pair() {
     ip link add "$1" type veth peer name "$2" || fail "cannot create veth $1 <-> $2"
     VS_LINKS+=("$1")

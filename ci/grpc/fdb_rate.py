@@ -38,11 +38,10 @@ def main():
     ap.add_argument("--first", type=int, default=0)
     a = ap.parse_args()
     api = vsgrpc.load(a.gen)
-    grpc, pb = api.grpc, api.pb
-    ch = grpc.insecure_channel(a.target, options=[
+    pb = api.pb
+    ch = vsgrpc.open_channel(a.target, ready_timeout=20, options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE),
         ("grpc.max_send_message_length", MAX_MESSAGE)])
-    grpc.channel_ready_future(ch).result(timeout=20)
     stub = api.stub(ch)
     macs = [mac(a.first + i) for i in range(a.count)]
 

@@ -159,10 +159,11 @@ def load(out):
 # Channels and calls
 
 
-def open_channel(target, ca=None, cert=None, key=None, ready_timeout=None):
+def open_channel(target, ca=None, cert=None, key=None, ready_timeout=None, options=None):
     """A channel to "unix:PATH" (plain) or "HOST:PORT" (TLS when ca is given, with a client
-    certificate when cert and key are given; plain text otherwise). With ready_timeout,
-    waits until it connects (raises Fail if it does not)."""
+    certificate when cert and key are given; plain text otherwise), with grpc channel
+    options (a list of (name, value)). With ready_timeout, waits until it connects (raises
+    Fail if it does not)."""
     import grpc
 
     def read(p):
@@ -174,9 +175,9 @@ def open_channel(target, ca=None, cert=None, key=None, ready_timeout=None):
             root_certificates=read(ca),
             private_key=read(key) if key else None,
             certificate_chain=read(cert) if cert else None)
-        ch = grpc.secure_channel(target, creds)
+        ch = grpc.secure_channel(target, creds, options=options)
     else:
-        ch = grpc.insecure_channel(target)
+        ch = grpc.insecure_channel(target, options=options)
     if ready_timeout is not None:
         try:
             grpc.channel_ready_future(ch).result(timeout=ready_timeout)

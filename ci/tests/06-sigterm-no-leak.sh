@@ -10,14 +10,8 @@ vs_test_init "06-sigterm-no-leak"
 start_vswitchd
 
 # af_packet pair between two namespaces.
-nsa=$(vs_ifname a)
-nsb=$(vs_ifname b)
-ha=$(vs_ifname ha)
-hb=$(vs_ifname hb)
-vs_netns_add "$nsa"
-vs_netns_add "$nsb"
-vs_veth_to_ns "$ha" "$nsa" 10.99.6.1/24
-vs_veth_to_ns "$hb" "$nsb" 10.99.6.2/24
+vs_host_pair 10.99.6
+nsa=$VS_NSA nsb=$VS_NSB ha=$VS_HA hb=$VS_HB
 run_ok "add af_packet a" vsctl iface add a af_packet iface="$ha" >/dev/null
 run_ok "add af_packet b" vsctl iface add b af_packet iface="$hb" >/dev/null
 run_ok "cross-connect a b" vsctl xconnect add a b >/dev/null

@@ -14,20 +14,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 vs_test_init "13-grpc-client"
-export VS_TEST_NAME
-GRPC_PY=/usr/bin/python3
-GEN=$VS_TMP/gen
-# grpc_py SECONDS SCRIPT ARGS...: run ci/grpc/SCRIPT with Debian's python, bounded in time
-# (-B: no __pycache__ in the source tree).
-grpc_py() {
-    local secs=$1 script=$2
-    shift 2
-    timeout -k 5 "$secs" "$GRPC_PY" -B "$VS_ROOT/ci/grpc/$script" "$@"
-}
-[[ -x "$GRPC_PY" ]] || fail "$GRPC_PY missing (apt-get install python3, or bash ci/setup.sh)"
-"$GRPC_PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
-    fail "python3-grpcio / python3-protobuf missing (bash ci/setup.sh)"
-grpc_py 60 vsgrpc.py gen --out "$GEN" || fail "cannot generate the gRPC client code (see above)"
+vs_grpc_init
 
 # An af_packet interface on a veth (its peer, still down, is for sending frames in), a tap
 # name (the switch makes the device; registered so that cleanup removes a leftover), and a

@@ -16,14 +16,8 @@ source "$(dirname "$0")/../lib.sh"
 vs_test_init "17-restart"
 start_vswitchd
 
-nsa=$(vs_ifname a)
-nsb=$(vs_ifname b)
-ha=$(vs_ifname ha)
-hb=$(vs_ifname hb)
-vs_netns_add "$nsa"
-vs_netns_add "$nsb"
-vs_veth_to_ns "$ha" "$nsa" 10.99.7.1/24
-vs_veth_to_ns "$hb" "$nsb" 10.99.7.2/24
+vs_host_pair 10.99.7
+nsa=$VS_NSA ha=$VS_HA hb=$VS_HB
 
 cat >"$VS_TMP/config.txt" <<EOF
 iface add a af_packet iface=$ha

@@ -10,23 +10,12 @@ source "$(dirname "$0")/../lib.sh"
 vs_test_init "18-fdb-rate"
 TXN=${VS_RATE_TXN:-100000}
 SINGLE=${VS_RATE_SINGLE:-10000}
-GRPC_PY=/usr/bin/python3
-GEN=$VS_TMP/gen
-"$GRPC_PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
-    fail "python3-grpcio / python3-protobuf missing (bash ci/setup.sh)"
-timeout 60 "$GRPC_PY" -B "$VS_ROOT/ci/grpc/vsgrpc.py" gen --out "$GEN" ||
-    fail "cannot generate the gRPC client code (see above)"
+vs_grpc_init
 
 VSWITCHD_EXTRA=(--fdb-size 1048576)
 start_vswitchd
-nsa=$(vs_ifname a)
-nsb=$(vs_ifname b)
-ha=$(vs_ifname ha)
-hb=$(vs_ifname hb)
-vs_netns_add "$nsa"
-vs_netns_add "$nsb"
-vs_veth_to_ns "$ha" "$nsa" 10.99.8.1/24
-vs_veth_to_ns "$hb" "$nsb" 10.99.8.2/24
+vs_host_pair 10.99.8
+nsa=$VS_NSA ha=$VS_HA hb=$VS_HB
 run_ok "add a" vsctl iface add a af_packet iface="$ha"
 run_ok "add b" vsctl iface add b af_packet iface="$hb"
 run_ok "add br0" vsctl bridge add br0
@@ -41,7 +30,7 @@ ping_pid=$!
 vs_track_pid "$ping_pid"
 
 rate() {
-    timeout -k 5 1200 "$GRPC_PY" -B "$VS_ROOT/ci/grpc/fdb_rate.py" --gen "$GEN" \
+    grpc_py 1200 fdb_rate.py --gen "$GEN" \
         --target "unix:$VS_SOCK" --bridge br0 --iface b "$@" | tee -a "$VS_TMP/rates"
 }
 rate --mode txn --count "$TXN" --first 0
