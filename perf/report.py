@@ -4,17 +4,30 @@ only). Every function that reads another program's output is here, next to a sel
 output captured from that program (perf/testdata/), so a format change shows up in
 `python3 perf/report.py selftest` rather than as a silent zero in a results file.
 
+The rule throughout: a failure is never a number. A sample that failed or is missing carries
+`"mpps": null` and the reason (`note`); output that cannot be read is a ParseError, which
+run.sh turns into such a failed sample. A genuine measured zero (OVS forwarded no packet over
+a valid measurement duration) is a measurement: 0.0.
+
 Subcommands (run.sh calls them; each prints one JSON object or writes files):
   testpmd LOG [--sink-port P[,P]] --skip N --take M
-                                    Mpps and cycles/packet of a dpdk-testpmd io run
+                                    Mpps and cycles/packet of a dpdk-testpmd io run (fewer
+                                    than M periods after the N skipped: ParseError)
   ovs PERF_SHOW                     Mpps and cycles/packet from ovs-appctl dpif-netdev/pmd-perf-show
   vswitch W0 S0 T0 W1 S1 T1         Mpps and cycles/packet from two `vsctl --json workers` and
                                     `vsctl --json stats sink` (topology B: `vsctl --json
                                     stats`, all ports) samples taken at times T0, T1
+  sample --out F [--busy "P ..."] PROFILE SYSTEM RUN STATUS NOTE [FIELDS-JSON]
+                                    append one sample line to F (failed/missing: mpps null)
+                                    and print it on stderr
   write --samples F --meta F --profiles F --md OUT --json OUT
                                     the results files (median/min/max, ratios, goals)
-  check --samples F                 exit 1 if vswitch or the floor forwarded nothing in a profile
-  selftest                          the parsers against perf/testdata/
+  check --samples F                 exit 1 if vswitch, the baseline or the floor forwarded
+                                    nothing in a profile (or a failed sample carries a number)
+  goals [--results JSON]            the goals table, one goal per line; with --results,
+                                    computed from that results file's samples
+  selftest                          the parsers, samples, summary and goals against
+                                    perf/testdata/ and constructed cases
 """
 
 import argparse
@@ -23,23 +36,48 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# Systems in report order. "floor" is dpdk-testpmd io over the same virtual devices.
-SYSTEMS = ["vswitch", "floor", "ovs"]
+# Systems in report order. "floor" is dpdk-testpmd io over the same virtual devices;
+# "baseline" is vswitch built from another revision (perf/run.sh --baseline REV), measured
+# in the same run, interleaved with the others.
+SYSTEMS = ["vswitch", "baseline", "floor", "ovs"]
 SYSTEM_LABEL = {
     "vswitch": "vswitch",
+    "baseline": "vswitch@baseline",
     "floor": "I/O floor (dpdk-testpmd io)",
     "ovs": "OVS-DPDK",
 }
+# Systems whose forwarding nothing fails the run (`check`): ours and the floor.
+MUST_FORWARD = ("vswitch", "baseline", "floor")
 
-# Targets from issue 3 the suite reports against (never pass/fail). Key: profile name.
-# A profile without an entry has no stated goal.
-GOALS = {
-    "l2-1k": {"vswitch/floor": 0.6, "vswitch/ovs": 2.0},
-    "l2-100k": {"vswitch/floor": 0.6, "vswitch/ovs": 2.0},
-}
+# Goals (issue 3): ratios of median Mpps, numerator / denominator >= target. Each side is
+# (system, profile), so a goal can compare two systems in one profile or one system across
+# two profiles. `met` is always computed from the run's figures, never written by hand: a
+# goal whose figures are absent (profile not in the run, a system missing or failed) is "not
+# measured", with the reason; never met or short. Targets, not pass/fail: `check` ignores them.
+# Profiles that run.sh does not have yet are declared here so that the goal is reported (as
+# not measured) from the day the table exists.
+GOALS = [
+    # Within a profile: vswitch against the I/O floor and against OVS-DPDK.
+    (("vswitch", "xconnect"), ("floor", "xconnect"), 0.9),
+    (("vswitch", "xconnect"), ("ovs", "xconnect"), 2.0),
+    (("vswitch", "l2-1k"), ("floor", "l2-1k"), 0.6),
+    (("vswitch", "l2-1k"), ("ovs", "l2-1k"), 2.0),
+    (("vswitch", "l2-100k"), ("floor", "l2-100k"), 0.6),
+    (("vswitch", "l2-100k"), ("ovs", "l2-100k"), 2.0),
+    (("vswitch", "v2v-vhost"), ("floor", "v2v-vhost"), 0.9),
+    (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.15),
+    (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
+    (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.0),
+    # Between profiles: what a feature costs against our own simpler path.
+    (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),
+    # Profiles run.sh does not have yet (reported as not measured until they exist).
+    (("vswitch", "vxlan"), ("vswitch", "l2-1k"), 0.7),
+    (("vswitch", "acl"), ("vswitch", "ipv4"), 0.8),
+]
 
 LATENCY_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
 LATENCY_LABEL = {"p50_ns": "p50", "p99_ns": "p99", "p999_ns": "p99.9", "max_ns": "max"}
@@ -79,7 +117,9 @@ def parse_testpmd(text, sink_ports=(1,), skip=1, take=None):
     "Tx-pps: N" (packets/s since the previous print, measured with the TSC). Per period the
     Tx-pps of the sink ports are summed (topology A: the null port; B: both ports, traffic goes
     both ways); the periods after `skip` (warm-up; the first period is partial), `take` of
-    them, are averaged. At exit (SIGINT) testpmd prints
+    them, are averaged. Fewer than `take` periods after the skipped ones (testpmd died or
+    stalled before the window was over) is a ParseError: a partial window is not a
+    measurement of the window asked for. At exit (SIGINT) testpmd prints
       "CPU cycles/packet=82.38 (total cycles=7592967096 / total io packets=92171168) at 2600 MHz Clock"
     where total cycles are the TSC cycles spent in forwarding calls that received packets
     (empty polls are not counted) over the whole run, and the clock is rte_get_tsc_hz().
@@ -101,10 +141,16 @@ def parse_testpmd(text, sink_ports=(1,), skip=1, take=None):
     periods = min(len(v) for v in per_port.values())
     samples = [sum(per_port[p][i] for p in sink_ports) for i in range(periods)]
     window = samples[skip:] if take is None else samples[skip : skip + take]
+    ports = ",".join(map(str, sink_ports))
     if not window:
         raise ParseError(
             "testpmd printed %d Tx-pps samples for port(s) %s, none after the %d skipped period(s)"
-            % (len(samples), ",".join(map(str, sink_ports)), skip)
+            % (len(samples), ports, skip)
+        )
+    if take is not None and len(window) < take:
+        raise ParseError(
+            "testpmd printed %d Tx-pps period(s) for port(s) %s after the %d skipped, the window "
+            "needs %d (it stopped printing statistics early)" % (len(window), ports, skip, take)
         )
     out = {
         "mpps": statistics.fmean(window) / 1e6,
@@ -138,27 +184,38 @@ def parse_ovs_perf_show(text):
       "Rx packets: N (K Kpps, X cycles/pkt)"  X = used TSC cycles / rx packets
       "Tx packets: N (K Kpps)"
     Used cycles include idle polls, so with a busy PMD X is TSC time per forwarded packet.
+    With no packet in the interval OVS prints the counts bare ("Rx packets: 0", "Tx packets:
+    0", no rates; lib/dpif-netdev-perf.c): with a valid duration that is a measured zero.
+    Anything else without a duration and a readable Tx count (e.g. "Iterations:" and no
+    packet lines) is a ParseError, never a zero.
     """
     dur = re.search(r"Measurement duration:\s+([0-9.]+)\s*s", text)
     rx = re.search(r"Rx packets:\s+(\d+)\s+\(\s*(\d+)\s+Kpps,\s+(\d+)\s+cycles/pkt\)", text)
     tx = re.search(r"Tx packets:\s+(\d+)\s+\(\s*(\d+)\s+Kpps\)", text)
+    rx_zero = re.search(r"Rx packets:\s+0[ \t]*$", text, re.M)
+    tx_zero = re.search(r"Tx packets:\s+0[ \t]*$", text, re.M)
     used = re.search(r"Used TSC cycles:\s+(\d+)\s+\(\s*([0-9.]+)\s*% of total", text)
     busy = re.search(r"busy iterations:\s+\d+\s+\(\s*([0-9.]+)\s*% of used cycles\)", text)
-    if not (dur and rx and tx):
-        if re.search(r"Rx packets:\s+0\b", text) or "Iterations:" in text and not rx:
-            return {"mpps": 0.0, "cycles_per_packet": None, "tx_packets": 0}
-        raise ParseError("pmd-perf-show output has no measurement duration / Rx / Tx lines")
+    if not dur:
+        raise ParseError("pmd-perf-show output has no 'Measurement duration' line")
     seconds = float(dur.group(1))
-    tx_packets = int(tx.group(1))
     if seconds <= 0:
         raise ParseError("pmd-perf-show measurement duration is zero")
+    if tx:
+        tx_packets = int(tx.group(1))
+    elif tx_zero:
+        tx_packets = 0
+    else:
+        raise ParseError("pmd-perf-show output has no readable 'Tx packets' line")
+    if not (rx or rx_zero):
+        raise ParseError("pmd-perf-show output has no readable 'Rx packets' line")
     out = {
         "mpps": tx_packets / seconds / 1e6,
-        "cycles_per_packet": float(rx.group(3)) if int(rx.group(1)) else None,
+        "cycles_per_packet": float(rx.group(3)) if rx and int(rx.group(1)) else None,
         "tx_packets": tx_packets,
         "duration_s": seconds,
     }
-    if used and seconds > 0:
+    if used:
         out["tsc_hz_estimate"] = int(used.group(1)) / seconds
     if used and busy:
         # Busy iterations (that received packets), as a share of all the PMD's cycles.
@@ -241,6 +298,46 @@ def parse_vswitch(w0, s0, t0, w1, s1, t1):
 
 
 # ---------------------------------------------------------------------------------------------
+# Samples: one JSON line per system, profile and run (run.sh: `report.py sample`)
+
+STATUSES = ("ok", "failed", "missing")
+
+
+def make_sample(profile, system, run, status, note, fields=None, busy=()):
+    """One sample. A failed or missing sample has "mpps": null and "cycles_per_packet": null
+    and its reason in "note"; an "ok" sample without a numeric rate is turned into a failed
+    one (a harness bug must not show up as a figure)."""
+    if status not in STATUSES:
+        raise ValueError("sample status %r is not one of %s" % (status, ", ".join(STATUSES)))
+    fields = dict(fields or {})
+    mpps = fields.pop("mpps", None)
+    cpp = fields.pop("cycles_per_packet", None)
+    if status == "ok" and (isinstance(mpps, bool) or not isinstance(mpps, (int, float))):
+        status = "failed"
+        note = "the parsed result has no rate (mpps %r)%s" % (mpps, ("; " + note) if note else "")
+    if status != "ok":
+        mpps = cpp = None
+        note = note or "no reason recorded"
+    d = {"profile": profile, "system": system, "run": int(run), "status": status,
+         "mpps": mpps, "cycles_per_packet": cpp}
+    if note:
+        d["note"] = note
+    d.update(fields)
+    busy = sorted(set(busy))
+    if busy:
+        d["contended_by"] = busy
+    return d
+
+
+def sample_line(s):
+    """The one-line progress report run.sh prints for a sample."""
+    return "perf:   %-8s %-7s %6s Mpps  %s cycles/pkt %s%s" % (
+        s["system"], s["status"], fmt(s["mpps"]),
+        fmt(s["cycles_per_packet"], 1), s.get("note", ""),
+        " [machine busy: %s]" % " ".join(s["contended_by"]) if s.get("contended_by") else "")
+
+
+# ---------------------------------------------------------------------------------------------
 # Results
 
 
@@ -276,16 +373,89 @@ def spread(values):
     }
 
 
-def summarise(samples, profiles, meta):
+def ok_by_run(samples, profile, system):
+    return {s["run"]: s["mpps"] for s in samples
+            if s["profile"] == profile and s["system"] == system and s["status"] == "ok"
+            and s.get("mpps") is not None}
+
+
+def paired_ratios(samples, num, den):
+    """Per-run ratios num/den, paired by run number (the systems of one run are measured
+    back to back): the spread of a ratio."""
+    a = ok_by_run(samples, num[1], num[0])
+    b = ok_by_run(samples, den[1], den[0])
+    return [a[r] / b[r] for r in sorted(set(a) & set(b)) if b[r] > 0]
+
+
+def side(by_name, system, profile):
+    """(summary entry, None) if SYSTEM has figures in PROFILE, else (None, why not)."""
+    p = by_name.get(profile)
+    if p is None:
+        return None, "profile %s not in this run" % profile
+    e = p["systems"].get(system)
+    if e is None or e["status"] == "not run":
+        return None, "%s not run in %s" % (system, profile)
+    if e["status"] != "ok":
+        why = e.get("reason") or "; ".join(e.get("notes", [])) or "no reason recorded"
+        return None, "%s %s in %s: %s" % (system, e["status"], profile, why)
+    if e["mpps"] is None:
+        return None, "%s has no figure in %s" % (system, profile)
+    return e, None
+
+
+def ratio(samples, by_name, num, den):
+    """Ratio of median Mpps num/den, each (system, profile): {value, why, runs}."""
+    a, why = side(by_name, *num)
+    b, why_b = side(by_name, *den)
+    why = "; ".join(dict.fromkeys(w for w in (why, why_b) if w))
+    value = None
+    if not why:
+        if b["mpps"]["median"] > 0:
+            value = a["mpps"]["median"] / b["mpps"]["median"]
+        else:
+            why = "%s forwarded 0 Mpps in %s" % den
+    return {"value": value, "why": why or None,
+            "runs": spread(paired_ratios(samples, num, den)) if value is not None else None}
+
+
+def goal_name(num, den):
+    if num[1] == den[1]:
+        return "%s: %s/%s" % (num[1], num[0], den[0])
+    return "%s %s / %s %s" % (num[0], num[1], den[0], den[1])
+
+
+def evaluate_goals(samples, by_name, goals=None):
+    out = []
+    for num, den, target in GOALS if goals is None else goals:
+        r = ratio(samples, by_name, num, den)
+        g = {
+            "name": goal_name(num, den),
+            "numerator": {"system": num[0], "profile": num[1]},
+            "denominator": {"system": den[0], "profile": den[1]},
+            "target": target,
+            "measured": r["value"],
+            "met": None if r["value"] is None else r["value"] >= target,
+            "runs": r["runs"],
+        }
+        if r["value"] is None:
+            g["why"] = r["why"]
+        out.append(g)
+    return out
+
+
+def summarise(samples, profiles, meta, goals=None):
     tsc_values = [s["tsc_hz"] for s in samples if s.get("tsc_hz")]
     tsc_hz = statistics.median(tsc_values) if tsc_values else meta.get("tsc_hz_fallback")
     tsc_hz = float(tsc_hz) if tsc_hz else None
+    # The baseline is a column only in runs that measured one.
+    systems_here = [s for s in SYSTEMS
+                    if s != "baseline" or any(x["system"] == "baseline" for x in samples)]
     out_profiles = []
     for name, topology, description, gen_args, packets in profiles:
         systems = {}
-        for system in SYSTEMS:
+        for system in systems_here:
             mine = [s for s in samples if s["profile"] == name and s["system"] == system]
-            ok = [s for s in mine if s["status"] == "ok"]
+            ok = [s for s in mine if s["status"] == "ok" and s.get("mpps") is not None]
             missing = [s for s in mine if s["status"] == "missing"]
             if not mine:
                 systems[system] = {"status": "not run"}
@@ -293,7 +463,7 @@ def summarise(samples, profiles, meta):
             if missing and not ok:
                 systems[system] = {"status": "missing", "reason": missing[0].get("note", "")}
                 continue
-            failed = [s for s in mine if s["status"] != "ok"]
+            failed = [s for s in mine if s not in ok]
             mpps = [s["mpps"] for s in ok]
             entry = {
                 "status": "ok" if ok else "failed",
@@ -308,6 +478,9 @@ def summarise(samples, profiles, meta):
                 ),
                 "busy_pct": spread([s.get("busy_pct") for s in ok]),
             }
+            if not ok:
+                entry["reason"] = "; ".join(sorted({s.get("note", "") for s in failed})) or \
+                    "no reason recorded"
             lats = [s["latency"] for s in ok if isinstance(s.get("latency"), dict)]
             if lats:
                 entry["latency_ns"] = {k: spread([l.get(k) for l in lats]) for k in LATENCY_FIELDS}
@@ -320,23 +493,6 @@ def summarise(samples, profiles, meta):
             if notes:
                 entry["notes"] = notes
             systems[system] = entry
-        ratios = {}
-        v = systems.get("vswitch", {})
-        for peer in ("floor", "ovs"):
-            p = systems.get(peer, {})
-            key = "vswitch/" + peer
-            if v.get("status") == "ok" and p.get("status") == "ok" and p["mpps"]["median"] > 0:
-                ratios[key] = v["mpps"]["median"] / p["mpps"]["median"]
-            else:
-                ratios[key] = None
-        goals = {}
-        for key, target in GOALS.get(name, {}).items():
-            got = ratios.get(key)
-            goals[key] = {
-                "target": target,
-                "measured": got,
-                "met": None if got is None else got >= target,
-            }
         out_profiles.append(
             {
                 "name": name,
@@ -345,30 +501,73 @@ def summarise(samples, profiles, meta):
                 # Topology B has no pcap: the peer generates the traffic.
                 "pcap": {"generator_args": gen_args, "packets": int(packets)} if gen_args else None,
                 "systems": systems,
-                "ratios": ratios,
-                "goals": goals,
             }
         )
-    return {"tsc_hz": tsc_hz, "profiles": out_profiles}
+    by_name = {p["name"]: p for p in out_profiles}
+    for p in out_profiles:
+        ratios, ratio_runs, why = {}, {}, {}
+        for peer in [s for s in systems_here if s != "vswitch"]:
+            key = "vswitch/" + peer
+            r = ratio(samples, by_name, ("vswitch", p["name"]), (peer, p["name"]))
+            ratios[key] = r["value"]
+            ratio_runs[key] = r["runs"]
+            if r["why"]:
+                why[key] = r["why"]
+        p["ratios"] = ratios
+        p["ratios_per_run"] = ratio_runs
+        p["ratios_why_not"] = why
+    goals = evaluate_goals(samples, by_name, goals)
+    for p in out_profiles:
+        p["goals"] = [g for g in goals if g["numerator"]["profile"] == p["name"]]
+    return {"tsc_hz": tsc_hz, "profiles": out_profiles, "goals": goals}
 
 
 def fmt(x, digits=2):
     return "-" if x is None else ("%.*f" % (digits, x))
 
 
+def goal_state(g):
+    return "not measured" if g["met"] is None else ("met" if g["met"] else "short")
+
+
+def goal_line(g):
+    if g["measured"] is None:
+        return "Goal %s >= %s: not measured (%s)." % (g["name"], g["target"], g["why"])
+    rng = ""
+    if g["runs"] and g["runs"]["n"] > 1:
+        rng = ", per run %s-%s" % (fmt(g["runs"]["min"]), fmt(g["runs"]["max"]))
+    return "Goal %s >= %s: %s (%s%s)." % (g["name"], g["target"], fmt(g["measured"]),
+                                          goal_state(g), rng)
+
+
+def system_label(doc, name):
+    if name == "baseline" and doc["git"].get("baseline"):
+        return "vswitch@%s (baseline)" % doc["git"]["baseline"]["revision"][:12]
+    return SYSTEM_LABEL[name]
+
+
 def render_md(doc):
     m = doc["machine"]
     s = doc["settings"]
+    g = doc["git"]
     lines = []
     lines.append("# vswitch benchmark results, %s" % doc["date"])
     lines.append("")
     lines.append("Written by `perf/run.sh%s`; see perf/README.md for what each number means." %
-                 (" --quick" if s["quick"] else ""))
+                 ("".join(" " + a for a in s.get("args", [])) if s.get("args") else
+                  (" --quick" if s["quick"] else "")))
     lines.append("")
     lines.append("| | |")
     lines.append("|---|---|")
-    rows = [
-        ("git revision", doc["git"]["revision"]),
+    rev = g["revision"]
+    if g.get("dirty"):
+        rev += " plus uncommitted changes (the work tree as built)"
+    rows = [("git revision (vswitch)", rev)]
+    if g.get("baseline"):
+        rows.append(("baseline (`--baseline %s`)" % g["baseline"]["arg"],
+                     "%s, built in a separate work tree" % g["baseline"]["revision"]))
+    rows += [
+        ("binaries", g.get("build", "unknown")),
         ("CPU", m["cpu_model"]),
         ("cores (nproc)", m["nproc"]),
         ("TSC", "%s GHz" % fmt(doc["tsc_hz"] / 1e9 if doc["tsc_hz"] else None, 3)),
@@ -400,31 +599,46 @@ def render_md(doc):
                      "cycles/pkt (TSC/pps) | runs |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|")
         for name in SYSTEMS:
-            e = p["systems"].get(name, {"status": "not run"})
-            label = SYSTEM_LABEL[name]
+            if name not in p["systems"]:
+                continue
+            e = p["systems"][name]
+            label = system_label(doc, name)
             if e["status"] in ("missing", "not run"):
                 why = e.get("reason", "")
                 lines.append("| %s | %s%s | | | | | |" %
                              (label, e["status"], (": " + why) if why else ""))
                 continue
+            runs = "%d" % e["runs"] + (" (%d failed)" % e["failed_runs"] if e["failed_runs"] else "")
+            if e["status"] != "ok":
+                lines.append("| %s | failed: %s | | | | | %s |" % (label, e["reason"], runs))
+                continue
             mp = e["mpps"] or {}
             cpp = e["cycles_per_packet"] or {}
             cw = e["cycles_per_packet_tsc_over_pps"] or {}
-            runs = "%d" % e["runs"] + (" (%d failed)" % e["failed_runs"] if e["failed_runs"] else "")
             lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
                 label, fmt(mp.get("median")), fmt(mp.get("min")), fmt(mp.get("max")),
                 fmt(cpp.get("median"), 1), fmt(cw.get("median"), 1), runs))
         lines.append("")
         r = p["ratios"]
-        ovs_status = p["systems"].get("ovs", {}).get("status", "not run")
-        vs_ovs = fmt(r.get("vswitch/ovs"))
-        if r.get("vswitch/ovs") is None and ovs_status != "ok":
-            vs_ovs = "n/a (OVS %s)" % ovs_status
-        lines.append("Ratios of medians: vswitch/floor **%s**, vswitch/OVS **%s**." % (
-            fmt(r.get("vswitch/floor")), vs_ovs))
-        for key, g in p["goals"].items():
-            state = "not measured" if g["met"] is None else ("met" if g["met"] else "short")
-            lines.append("Goal %s >= %s: %s (%s)." % (key, g["target"], fmt(g["measured"]), state))
+
+        def shown(key, peer):
+            if r.get(key) is not None:
+                return "**%s**" % fmt(r[key])
+            st = p["systems"].get(peer, {}).get("status", "not run")
+            return "n/a (%s)" % (("%s %s" % (SYSTEM_LABEL[peer], st)) if st != "ok" else
+                                 p["ratios_why_not"].get(key, "not measured"))
+        lines.append("Ratios of medians: vswitch/floor %s, vswitch/OVS %s." % (
+            shown("vswitch/floor", "floor"), shown("vswitch/ovs", "ovs")))
+        if "vswitch/baseline" in r:
+            rr = p["ratios_per_run"].get("vswitch/baseline")
+            extra = ""
+            if rr:
+                extra = " (per run, paired: median %s, %s-%s over %d runs)" % (
+                    fmt(rr["median"]), fmt(rr["min"]), fmt(rr["max"]), rr["n"])
+            lines.append("Current / baseline (vswitch / %s): %s%s." % (
+                system_label(doc, "baseline"), shown("vswitch/baseline", "baseline"), extra))
+        for goal in p["goals"]:
+            lines.append(goal_line(goal))
         if p["topology"] == "B":
             busy = []
             for name in SYSTEMS:
@@ -435,36 +649,58 @@ def render_md(doc):
             lines.append("Forwarding core busy (share of its cycles in polls that received "
                          "packets, median; the floor's is approximate): %s." %
                          (", ".join(busy) if busy else "not measured"))
-        lat = p["systems"].get("vswitch", {}).get("latency_ns")
-        lines.append("")
-        if lat:
-            def us(k, f):
-                v = (lat.get(k) or {}).get(f)
-                return fmt(None if v is None else v / 1000.0, 2)
-            lines.append("vswitch rx->tx latency (worker histogram since daemon start, warm-up "
-                         "included; µs, median over runs [min-max]): " + ", ".join(
-                             "%s %s [%s-%s]" % (LATENCY_LABEL[k], us(k, "median"), us(k, "min"),
-                                                us(k, "max"))
-                             for k in LATENCY_FIELDS) + ".")
-        else:
-            lines.append("vswitch rx->tx latency: not measured.")
+        for name in ("vswitch", "baseline"):
+            if name not in p["systems"]:
+                continue
+            lat = p["systems"][name].get("latency_ns")
+            label = system_label(doc, name)
+            lines.append("")
+            if lat:
+                def us(k, f):
+                    v = (lat.get(k) or {}).get(f)
+                    return fmt(None if v is None else v / 1000.0, 2)
+                lines.append("%s rx->tx latency (worker histogram since daemon start, warm-up "
+                             "included; µs, median over runs [min-max]): " % label + ", ".join(
+                                 "%s %s [%s-%s]" % (LATENCY_LABEL[k], us(k, "median"),
+                                                    us(k, "min"), us(k, "max"))
+                                 for k in LATENCY_FIELDS) + ".")
+            else:
+                lines.append("%s rx->tx latency: not measured." % label)
         notes = [(n, e.get("notes")) for n, e in p["systems"].items() if e.get("notes")]
         for n, ns in notes:
             for note in ns:
                 lines.append("")
                 lines.append("Note (%s): %s" % (n, note))
     lines.append("")
+    lines.append("## Goals")
+    lines.append("")
+    lines.append("Computed from this run's medians (perf/report.py GOALS); targets, not pass/fail. "
+                 "A goal whose figures this run does not have is not measured, with the reason.")
+    lines.append("")
+    lines.append("| goal | target | measured | per run (paired) | state |")
+    lines.append("|---|---:|---:|---:|---|")
+    for goal in doc["goals"]:
+        rr = goal["runs"]
+        lines.append("| %s | >= %s | %s | %s | %s |" % (
+            goal["name"], goal["target"], fmt(goal["measured"]),
+            "%s-%s" % (fmt(rr["min"]), fmt(rr["max"])) if rr else "",
+            goal_state(goal) + (": " + goal["why"] if goal.get("why") else "")))
+    lines.append("")
     return "\n".join(lines)
 
 
-def cmd_write(a):
-    samples = load_samples(a.samples)
-    meta = dict(load_tsv(a.meta))
-    profiles = load_tsv(a.profiles)
-    summary = summarise(samples, profiles, meta)
-    doc = {
+def build_doc(samples, meta, profiles, goals=None):
+    summary = summarise(samples, profiles, meta, goals)
+    git = {"revision": meta.get("git_revision", "unknown"),
+           "dirty": {"1": True, "0": False}.get(meta.get("git_dirty", "")),
+           "build": meta.get("build", "unknown"),
+           "baseline": None}
+    if meta.get("baseline_revision"):
+        git["baseline"] = {"arg": meta.get("baseline_arg", ""),
+                           "revision": meta["baseline_revision"]}
+    return {
         "date": meta["date"],
-        "git": {"revision": meta.get("git_revision", "unknown")},
+        "git": git,
         "machine": {
             "cpu_model": meta.get("cpu_model"),
             "nproc": int(meta.get("nproc", "0")),
@@ -477,6 +713,7 @@ def cmd_write(a):
         },
         "settings": {
             "quick": meta.get("quick") == "1",
+            "args": meta.get("args", "").split() if meta.get("args") else [],
             "runs": int(meta.get("runs", "0")),
             "warmup_s": float(meta.get("warmup_s", "0")),
             "window_s": float(meta.get("window_s", "0")),
@@ -485,57 +722,127 @@ def cmd_write(a):
         },
         "tsc_hz": summary["tsc_hz"],
         "profiles": summary["profiles"],
+        "goals": summary["goals"],
         "samples": samples,
     }
+
+
+def write_results(samples, meta, profiles, md_path, json_path, goals=None):
+    doc = build_doc(samples, meta, profiles, goals)
     md = render_md(doc)
-    with open(a.json, "w") as f:
+    with open(json_path, "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
-    with open(a.md, "w") as f:
+    with open(md_path, "w") as f:
         f.write(md)
+    return md
+
+
+def cmd_write(a):
+    md = write_results(load_samples(a.samples), dict(load_tsv(a.meta)), load_tsv(a.profiles),
+                       a.md, a.json)
     sys.stdout.write(md)
 
 
-def cmd_check(a):
-    samples = load_samples(a.samples)
+def check_samples(samples):
+    """What fails a run: ours or the floor forwarding nothing in a profile (a system missing
+    for a whole profile, with its reason, does not), or a failure carrying a number."""
     bad = []
+    for s in samples:
+        if s["status"] != "ok" and s.get("mpps") is not None:
+            bad.append("%s/%s run %s is %s but carries mpps %r (a failure is never a number)"
+                       % (s["profile"], s["system"], s["run"], s["status"], s["mpps"]))
     for (profile, system) in sorted({(s["profile"], s["system"]) for s in samples}):
-        if system not in ("vswitch", "floor"):
+        if system not in MUST_FORWARD:
             continue
         mine = [s for s in samples if s["profile"] == profile and s["system"] == system]
         if all(s["status"] == "missing" for s in mine):
-            # Cannot run this profile, with the reason in the results (not a forwarding failure).
             continue
-        if not any(s["status"] == "ok" and s["mpps"] > 0 for s in mine):
+        if not any(s["status"] == "ok" and (s.get("mpps") or 0) > 0 for s in mine):
             notes = "; ".join(sorted({s.get("note", "") for s in mine if s.get("note")}))
             bad.append("%s/%s forwarded nothing%s" % (profile, system, (": " + notes) if notes else ""))
+    return bad
+
+
+def cmd_check(a):
+    bad = check_samples(load_samples(a.samples))
     for b in bad:
         print("perf: FAIL: " + b, file=sys.stderr)
     sys.exit(1 if bad else 0)
 
 
+def cmd_goals(a):
+    """The goals table; with --results, each goal evaluated on that results file's samples
+    (so a figure quoted from a committed results file is recomputed, not copied)."""
+    if not a.results:
+        for num, den, target in GOALS:
+            print("%s\t>= %s" % (goal_name(num, den), target))
+        return
+    with open(a.results) as f:
+        doc = json.load(f)
+    profiles = [[p["name"], p["topology"], p["description"],
+                 (p.get("pcap") or {}).get("generator_args", ""),
+                 str((p.get("pcap") or {}).get("packets", 0))] for p in doc["profiles"]]
+    summary = summarise(doc["samples"], profiles, {})
+    for g in summary["goals"]:
+        print("%s\t>= %s\t%s\t%s" % (g["name"], g["target"], fmt(g["measured"]),
+                                      goal_state(g) + (": " + g["why"] if g.get("why") else "")))
+
+
 # ---------------------------------------------------------------------------------------------
-# Self-test against captured output
+# Self-test against captured output (perf/testdata/, see its README.md) and constructed cases
+
+
+def expect_parse_error(what, fn, *args, **kw):
+    try:
+        got = fn(*args, **kw)
+    except ParseError as e:
+        return str(e)
+    raise AssertionError("%s: expected ParseError, got %r" % (what, got))
 
 
 def selftest():
     td = os.path.join(HERE, "testdata")
-    with open(os.path.join(td, "testpmd-22.11.txt")) as f:
-        t = parse_testpmd(f.read(), skip=1)
+
+    def read(name):
+        with open(os.path.join(td, name)) as f:
+            return f.read()
+
+    # testpmd: the captured run has two statistics periods for port 1 (the first partial).
+    t = parse_testpmd(read("testpmd-22.11.txt"), skip=1)
     assert t["pps_samples"] == [31643079], t
     assert abs(t["cycles_per_packet"] - 82.38) < 1e-9, t
     assert t["tsc_hz"] == 2_600_000_000, t
-    try:
-        parse_testpmd("no stats here")
-        raise AssertionError("expected ParseError")
-    except ParseError:
-        pass
-    with open(os.path.join(td, "ovs-3.1-pmd-perf-show.txt")) as f:
-        o = parse_ovs_perf_show(f.read())
+    t = parse_testpmd(read("testpmd-22.11.txt"), skip=1, take=1)
+    assert t["pps_samples"] == [31643079], t
+    expect_parse_error("no statistics", parse_testpmd, "no stats here")
+    # A window of 3 periods asked for, 1 printed: a failure, not a 1-period average.
+    e = expect_parse_error("window longer than the log", parse_testpmd,
+                           read("testpmd-22.11.txt"), skip=1, take=3)
+    assert "needs 3" in e, e
+    # A testpmd that died after one statistics period (constructed: the captured log cut
+    # after its first period, as a crash leaves it).
+    died = read("testpmd-22.11-died-after-one-period.txt")
+    e = expect_parse_error("died after one period", parse_testpmd, died, skip=1, take=2)
+    assert "printed 1 Tx-pps period(s) for port(s) 1 after the 1 skipped" in e, e
+    # OVS: captured output of a forwarding PMD.
+    o = parse_ovs_perf_show(read("ovs-3.1-pmd-perf-show.txt"))
     assert o["tx_packets"] == 34126624, o
     assert abs(o["mpps"] - 34126624 / 3.008 / 1e6) < 1e-9, o
     assert o["cycles_per_packet"] == 229.0, o
     assert abs(o["busy_pct"] - 99.9) < 1e-9, o
+    # OVS: no packet over a valid duration, as OVS prints it: a measured zero.
+    o = parse_ovs_perf_show(read("ovs-3.1-pmd-perf-show-idle.txt"))
+    assert o["mpps"] == 0.0 and o["tx_packets"] == 0 and o["cycles_per_packet"] is None, o
+    # OVS: "Iterations:" but no packet lines, or no duration: unreadable, never 0.
+    e = expect_parse_error("Iterations without rates", parse_ovs_perf_show,
+                           read("ovs-3.1-pmd-perf-show-no-rates.txt"))
+    assert "Tx packets" in e, e
+    expect_parse_error("no duration", parse_ovs_perf_show,
+                       "pmd thread numa_id 0 core_id 1:\n\n  Iterations:  5  (1.00 us/it)\n"
+                       "  Rx packets:  0\n  Tx packets:  0\n")
+    expect_parse_error("empty", parse_ovs_perf_show, "")
+    # vswitch
     w0 = [{"id": 0, "lcore": 1, "packets": 100, "cycles_per_packet": 90.0, "busy_pct": 100.0}]
     w1 = [{"id": 0, "lcore": 1, "packets": 2_000_100, "cycles_per_packet": 80.0, "busy_pct": 99.0}]
     v = parse_vswitch(w0, {"tx_packets": 50}, 10.0, w1, {"tx_packets": 2_000_050}, 12.0)
@@ -559,12 +866,96 @@ def selftest():
                            {"name": "b", "tx_packets": 1_000_040}], 12.0)
     assert abs(v["mpps"] - 1.0) < 1e-9, v
     # testpmd as switch in topology B: both ports' Tx-pps per period are summed.
-    with open(os.path.join(td, "testpmd-22.11-vhost.txt")) as f:
-        t = parse_testpmd(f.read(), sink_ports=(0, 1), skip=2, take=2)
+    t = parse_testpmd(read("testpmd-22.11-vhost.txt"), sink_ports=(0, 1), skip=2, take=2)
     assert t["pps_samples"] == [2401968 + 2401904, 1055996 + 1055961], t
     assert abs(t["cycles_per_packet"] - 520.82) < 1e-9, t
     assert 0 < t["busy_pct"] <= 100.0, t
+    selftest_results()
     print("report.py selftest: ok")
+
+
+def selftest_results():
+    """Samples -> results files: failures are null with a reason, goals computed."""
+    # The default of a failed sample is null, whatever fields came with it.
+    s = make_sample("xconnect", "floor", 2, "failed", "testpmd died", {"mpps": 3.0})
+    assert s["mpps"] is None and s["cycles_per_packet"] is None and s["note"] == "testpmd died", s
+    s = make_sample("xconnect", "ovs", 1, "missing", "")
+    assert s["mpps"] is None and s["note"], s
+    s = make_sample("xconnect", "vswitch", 1, "ok", "", {})
+    assert s["status"] == "failed" and s["mpps"] is None and "no rate" in s["note"], s
+    s = make_sample("xconnect", "ovs", 1, "ok", "", {"mpps": 0.0, "tx_packets": 0})
+    assert s["status"] == "ok" and s["mpps"] == 0.0, s  # a measured zero stays a zero
+
+    def ok(profile, system, run, mpps, cpp=100.0):
+        return make_sample(profile, system, run, "ok", "",
+                           {"mpps": mpps, "cycles_per_packet": cpp, "tsc_hz": 2_600_000_000})
+    samples = [
+        ok("xconnect", "vswitch", 1, 9.5), ok("xconnect", "vswitch", 2, 9.7),
+        ok("xconnect", "baseline", 1, 9.0), ok("xconnect", "baseline", 2, 10.0),
+        ok("xconnect", "floor", 1, 10.0),
+        make_sample("xconnect", "floor", 2, "failed", "testpmd printed 1 Tx-pps period(s)"),
+        make_sample("xconnect", "ovs", 1, "failed", "could not read pmd-perf-show: ParseError"),
+        make_sample("xconnect", "ovs", 2, "failed", "could not read pmd-perf-show: ParseError"),
+        ok("l2-1k", "vswitch", 1, 3.0), ok("l2-1k", "floor", 1, 10.0),
+        ok("l2-1k", "baseline", 1, 3.0),
+        make_sample("l2-1k", "ovs", 1, "missing", "skipped by --no-ovs"),
+    ]
+    meta = {"date": "2000-01-01", "git_revision": "a" * 40, "git_dirty": "0",
+            "baseline_arg": "HEAD~1", "baseline_revision": "b" * 40, "quick": "0", "runs": "2",
+            "warmup_s": "1", "window_s": "2"}
+    profiles = [["xconnect", "A", "x", "--profile xconnect", "4096"],
+                ["l2-1k", "A", "l", "--profile l2", "4096"]]
+    goals = [(("vswitch", "xconnect"), ("floor", "xconnect"), 0.9),   # 0.95: met
+             (("vswitch", "xconnect"), ("ovs", "xconnect"), 2.0),     # ovs failed
+             (("vswitch", "l2-1k"), ("floor", "l2-1k"), 0.6),         # 0.30: short
+             (("vswitch", "l2-1k"), ("ovs", "l2-1k"), 2.0),           # ovs missing
+             (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),    # 3/9.6: short
+             (("vswitch", "vxlan"), ("vswitch", "l2-1k"), 0.7)]       # not in this run
+    with tempfile.TemporaryDirectory() as d:
+        md_path, json_path = os.path.join(d, "r.md"), os.path.join(d, "r.json")
+        md = write_results(samples, meta, profiles, md_path, json_path, goals)
+        with open(json_path) as f:
+            doc = json.load(f)
+    failed = [x for x in doc["samples"] if x["status"] != "ok"]
+    assert len(failed) == 4 and all(x["mpps"] is None and x["note"] for x in failed), failed
+    xc, l2 = doc["profiles"]
+    assert xc["systems"]["ovs"]["status"] == "failed" and xc["systems"]["ovs"]["mpps"] is None
+    assert "ParseError" in xc["systems"]["ovs"]["reason"], xc["systems"]["ovs"]
+    assert xc["systems"]["floor"]["failed_runs"] == 1, xc["systems"]["floor"]
+    assert xc["systems"]["floor"]["mpps"]["n"] == 1, xc["systems"]["floor"]
+    assert xc["ratios"]["vswitch/ovs"] is None, xc["ratios"]
+    # current / baseline: ratio of medians 9.6 / 9.5, per run 9.5/9.0 and 9.7/10.0.
+    assert abs(xc["ratios"]["vswitch/baseline"] - 9.6 / 9.5) < 1e-9, xc["ratios"]
+    rr = xc["ratios_per_run"]["vswitch/baseline"]
+    assert rr["n"] == 2 and abs(rr["min"] - 0.97) < 1e-9 and abs(rr["max"] - 9.5 / 9.0) < 1e-9, rr
+    state = {g["name"]: (g["met"], g["measured"], g.get("why")) for g in doc["goals"]}
+    assert state["xconnect: vswitch/floor"][0] is True, state
+    assert abs(state["xconnect: vswitch/floor"][1] - 0.96) < 1e-9, state
+    assert state["xconnect: vswitch/ovs"][:2] == (None, None), state
+    assert "ovs failed in xconnect" in state["xconnect: vswitch/ovs"][2], state
+    assert state["l2-1k: vswitch/floor"][0] is False, state
+    assert state["l2-1k: vswitch/ovs"][0] is None, state
+    assert "skipped by --no-ovs" in state["l2-1k: vswitch/ovs"][2], state
+    assert state["vswitch l2-1k / vswitch xconnect"][0] is False, state
+    assert state["vswitch vxlan / vswitch l2-1k"] == (None, None, "profile vxlan not in this run"), state
+    assert [g["name"] for g in l2["goals"]] == ["l2-1k: vswitch/floor", "l2-1k: vswitch/ovs",
+                                                "vswitch l2-1k / vswitch xconnect"], l2["goals"]
+    for line in ["Goal xconnect: vswitch/floor >= 0.9: 0.96 (met).",
+                 "Goal l2-1k: vswitch/floor >= 0.6: 0.30 (short).",
+                 "| vswitch vxlan / vswitch l2-1k | >= 0.7 | - |  | not measured: profile vxlan "
+                 "not in this run |",
+                 "| OVS-DPDK | failed: could not read pmd-perf-show: ParseError | | | | | 2 (2 failed) |",
+                 "| vswitch@bbbbbbbbbbbb (baseline) | 9.50 |"]:
+        assert line in md, (line, md)
+    # check: the floor forwarding in one of two runs passes; a failure with a number does not.
+    assert check_samples(samples) == [], check_samples(samples)
+    bad = dict(samples[5], mpps=0.0)
+    assert any("never a number" in b for b in check_samples(samples + [bad]))
+    dead = [make_sample("xconnect", "baseline", 1, "failed", "vswitchd not ready")]
+    assert check_samples(dead) == ["xconnect/baseline forwarded nothing: vswitchd not ready"]
+    # Every goal of the real table names systems the report knows.
+    for num, den, target in GOALS:
+        assert num[0] in SYSTEMS and den[0] in SYSTEMS and target > 0, (num, den, target)
 
 
 def main():
@@ -580,11 +971,19 @@ def main():
     p = sub.add_parser("vswitch")
     for n in ("w0", "s0", "t0", "w1", "s1", "t1"):
         p.add_argument(n)
+    p = sub.add_parser("sample")
+    p.add_argument("--out", required=True, help="samples file to append to")
+    p.add_argument("--busy", default="", help="other processes seen, space-separated")
+    for n in ("profile", "system", "run", "status", "note"):
+        p.add_argument(n)
+    p.add_argument("fields", nargs="?", default="")
     p = sub.add_parser("write")
     for n in ("samples", "meta", "profiles", "md", "json"):
         p.add_argument("--" + n, required=True)
     p = sub.add_parser("check")
     p.add_argument("--samples", required=True)
+    p = sub.add_parser("goals")
+    p.add_argument("--results", help="a results JSON (perf/results/*.json) to evaluate them on")
     sub.add_parser("selftest")
     a = ap.parse_args()
     try:
@@ -601,10 +1000,18 @@ def main():
                     return json.load(f)
             print(json.dumps(parse_vswitch(load(a.w0), load(a.s0), float(a.t0),
                                            load(a.w1), load(a.s1), float(a.t1))))
+        elif a.cmd == "sample":
+            s = make_sample(a.profile, a.system, a.run, a.status, a.note,
+                            json.loads(a.fields) if a.fields.strip() else {}, a.busy.split())
+            with open(a.out, "a") as f:
+                f.write(json.dumps(s) + "\n")
+            print(sample_line(s), file=sys.stderr)
         elif a.cmd == "write":
             cmd_write(a)
         elif a.cmd == "check":
             cmd_check(a)
+        elif a.cmd == "goals":
+            cmd_goals(a)
         elif a.cmd == "selftest":
             selftest()
     except (ParseError, KeyError, ValueError, OSError) as e:
