@@ -6,19 +6,28 @@
 #
 #   perf/run.sh                 full run: 5 runs per system and profile, writes
 #                               perf/results/<YYYY-MM-DD>.md and .json
-#   perf/run.sh --quick         one short run of each; exits non-zero only when vswitch or the
-#                               floor forwards nothing in some profile (never on speed)
+#   perf/run.sh --quick         one short run of each quick profile (QUICK_PROFILES below: all
+#                               but l2-100k); exits non-zero only when vswitch or the floor
+#                               forwards nothing in some profile (never on speed)
+#   perf/run.sh --baseline REV  also measures vswitch built from REV (a separate git work tree),
+#                               interleaved with the others, and reports current/baseline
+#
+# A build that fails fails the run (exit 1, no results written). CARGO (default cargo)
+# is the cargo command, so a test can substitute one (ci/tests/00-perf-harness.sh).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PERF="$ROOT/perf"
 REL="$ROOT/target/release"
 PY=${PYTHON:-python3}
+CARGO=${CARGO:-cargo}
+ARGS="$*"
 
 usage() {
     cat <<EOF
 usage: perf/run.sh [--quick] [--runs N] [--warmup S] [--window S] [--profiles A,B]
-                   [--no-build] [--no-ovs] [--out DIR] [--keep]
+                   [--baseline REV] [--no-build] [--no-ovs] [--out DIR] [--keep]
+                   [--list-profiles]
 
   --quick        1 run per system, 1 s warm-up, 2 s window, results only in the work dir
                  (printed), profiles ${QUICK_PROFILES[*]};
@@ -27,10 +36,18 @@ usage: perf/run.sh [--quick] [--runs N] [--warmup S] [--window S] [--profiles A,
   --warmup S     seconds of traffic before the measurement window (default 3)
   --window S     measurement window in seconds (default 10)
   --profiles L   comma-separated subset of: ${PROFILES[*]}
-  --no-build     use the binaries already in target/release
+  --baseline REV also measure vswitch built from git revision REV ("baseline"), in a
+                 separate work tree with its own target dir (target/perf-baseline), run by run
+                 beside the current tree's; the report gives current/baseline per profile.
+                 Always built (also with --no-build); a failed build fails the run
+  --no-build     use the binaries already in target/release (recorded in the results)
   --no-ovs       skip OVS-DPDK (reported as missing: skipped by --no-ovs)
   --out DIR      where to write <date>.md/.json (default perf/results; --quick: work dir)
   --keep         keep the work dir (pcaps, logs, raw samples)
+  --list-profiles  print the profiles these options would run, one per line, and exit
+
+Environment: CARGO (default cargo), PYTHON (default python3), BASELINE_TARGET_DIR (default
+target/perf-baseline).
 EOF
 }
 
@@ -131,7 +148,7 @@ PEER_MBUFS=16384
 # ---------------------------------------------------------------------------------------------
 # Options
 
-QUICK=0 RUNS=5 WARMUP=3 WINDOW=10 BUILD=1 OVS=1 KEEP=0 OUT="" SELECTED=""
+QUICK=0 RUNS=5 WARMUP=3 WINDOW=10 BUILD=1 OVS=1 KEEP=0 OUT="" SELECTED="" BASELINE="" LIST=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -139,6 +156,8 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift ;;
         --window) WINDOW=$2; shift ;;
         --profiles) SELECTED=$2; shift ;;
+        --baseline) BASELINE=$2; shift ;;
+        --list-profiles) LIST=1 ;;
         --no-build) BUILD=0 ;;
         --no-ovs) OVS=0 ;;
         --out) OUT=$2; shift ;;
@@ -162,6 +181,7 @@ for n in "$RUNS" "$WARMUP" "$WINDOW"; do
         exit 2
     fi
 done
+if [ "$LIST" = 1 ]; then printf '%s\n' "${PROFILES[@]}"; exit 0; fi
 [ "$(id -u)" = 0 ] || { echo "perf/run.sh: needs root (DPDK runtime dirs, OVS)" >&2; exit 2; }
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +194,11 @@ TRACKED=()
 PREFIXES=()
 
 log() { echo "perf: $*" >&2; }
+die() { echo "perf/run.sh: $*" >&2; exit 1; }
+
+# --baseline: the work tree (git worktree add --detach, under BASE_DIR) and where its
+# vswitchd/vsctl are built; removed by path at exit.
+BASE_DIR="" BASE_TREE="" BASE_REV="" BASE_REL=""
 
 # stop_pid PID SIGNAL TIMEOUT_S: signal, wait, SIGKILL after the timeout, reap. Sets STOP_RC
 # to the exit status and STOP_KILLED=1 if SIGKILL was needed. (Not run in $(...): only this
@@ -216,31 +241,24 @@ cleanup() {
     for p in "${PREFIXES[@]}"; do
         rm -rf "/var/run/dpdk/$p"
     done
+    if [ -n "$BASE_TREE" ] && [ -d "$BASE_TREE" ]; then
+        git -C "$ROOT" worktree remove --force "$BASE_TREE" ||
+            log "could not remove the baseline work tree $BASE_TREE (git worktree list)"
+    fi
+    [ -z "$BASE_DIR" ] || rm -rf "$BASE_DIR"
     if [ "$KEEP" = 1 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# sample PROFILE SYSTEM RUN STATUS NOTE [JSON-FIELDS]: appends one line to samples.jsonl,
-# with the other processes seen before ($BUSY_BEFORE) and after the measurement.
+# sample PROFILE SYSTEM RUN STATUS NOTE [JSON-FIELDS]: appends one line to samples.jsonl
+# (report.py sample: a failed or missing sample has "mpps": null and its reason), with the
+# other processes seen before ($BUSY_BEFORE) and after the measurement, and prints it.
 BUSY_BEFORE=""
 sample() {
     local busy
     busy=$(others)
-    BUSY="$BUSY_BEFORE${BUSY_BEFORE:+ }$busy" "$PY" - "$@" >>"$WORK/samples.jsonl" <<'EOF'
-import json, os, sys
-profile, system, run, status, note = sys.argv[1:6]
-fields = json.loads(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] else {}
-d = {"profile": profile, "system": system, "run": int(run), "status": status,
-     "mpps": fields.pop("mpps", 0.0), "cycles_per_packet": fields.pop("cycles_per_packet", None)}
-if note:
-    d["note"] = note
-d.update(fields)
-busy = sorted(set(os.environ.get("BUSY", "").split()))
-if busy:
-    d["contended_by"] = busy
-print(json.dumps(d))
-EOF
+    "$PY" "$PERF/report.py" sample --out "$WORK/samples.jsonl" --busy "$BUSY_BEFORE $busy" "$@"
 }
 
 now() { date +%s.%N; }
@@ -365,21 +383,25 @@ stop_peer() {
 # ---------------------------------------------------------------------------------------------
 # vswitch
 
+# measure_vswitch PROFILE RUN PCAP [SYSTEM BIN-DIR]: SYSTEM "vswitch" (the default: this
+# tree's target/release) or "baseline" (--baseline: BASE_REL).
 measure_vswitch() {
-    local profile=$1 run=$2 pcap=$3
-    local d="$WORK/vswitch-$profile-$run" prefix="$TAG-vs-$run"
+    local profile=$1 run=$2 pcap=$3 system=${4:-vswitch} bin=${5:-$REL}
+    local short=vs
+    [ "$system" = vswitch ] || short=bl
+    local d="$WORK/$system-$profile-$run" prefix="$TAG-$short-$run"
     mkdir -p "$d"
-    if [ -n "${PROFILE_MISSING[$profile/vswitch]:-}" ]; then
-        sample "$profile" vswitch "$run" missing "${PROFILE_MISSING[$profile/vswitch]}"
+    if [ -n "${PROFILE_MISSING[$profile/$system]:-}" ]; then
+        sample "$profile" "$system" "$run" missing "${PROFILE_MISSING[$profile/$system]}"
         return
     fi
-    if [ ! -x "$REL/vswitchd" ] || [ ! -x "$REL/vsctl" ]; then
-        sample "$profile" vswitch "$run" failed "target/release/vswitchd or vsctl not built"
+    if [ ! -x "$bin/vswitchd" ] || [ ! -x "$bin/vsctl" ]; then
+        sample "$profile" "$system" "$run" failed "$bin/vswitchd or vsctl not built"
         return
     fi
     PREFIXES+=("$prefix")
     local sock="$d/s.sock"
-    local vsctl=("$REL/vsctl" --socket "$sock")
+    local vsctl=("$bin/vsctl" --socket "$sock")
     local mbufs=()
     [ -z "${PROFILE_MBUFS[$profile]:-}" ] || mbufs=(--mbufs "${PROFILE_MBUFS[$profile]}")
     local cfg=()
@@ -387,7 +409,7 @@ measure_vswitch() {
         "config_vswitch_$profile" "$pcap" >"$d/config.json"
         cfg=(--config "$d/config.json")
     fi
-    "$REL/vswitchd" --no-huge --mem "${PROFILE_MEM[$profile]:-$MEM_MB}" "${mbufs[@]}" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
+    "$bin/vswitchd" --no-huge --mem "${PROFILE_MEM[$profile]:-$MEM_MB}" "${mbufs[@]}" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
         --poll busy --file-prefix "$prefix" --socket "$sock" --state-file "$d/state.json" \
         "${cfg[@]}" >"$d/vswitchd.log" 2>&1 &
     local pid=$!
@@ -409,7 +431,7 @@ measure_vswitch() {
             "setup_vswitch_$profile" "${vsctl[@]}"; } >"$d/vsctl.log" 2>&1; then
         why="configuration failed: $(tail -n 1 "$d/vsctl.log")"
     elif [ "${PROFILE_TOPO[$profile]}" = B ] &&
-            ! start_peer "$profile" "vs-$run" "$d" "$d/a.sock" "$d/b.sock"; then
+            ! start_peer "$profile" "$short-$run" "$d" "$d/a.sock" "$d/b.sock"; then
         why=$PEER_WHY
     else
         sleep "$WARMUP"
@@ -432,16 +454,19 @@ measure_vswitch() {
     local rc=$STOP_RC killed=$STOP_KILLED
     stop_peer
     if [ -n "$why" ]; then
-        log "vswitch run $run: $why (log: $d/vswitchd.log)"
-        sample "$profile" vswitch "$run" failed "$why"
+        log "$system run $run: $why (log: $d/vswitchd.log)"
+        sample "$profile" "$system" "$run" failed "$why"
         return
     fi
     local note=""
     # CONTRACT.md: SIGTERM is a graceful stop with exit status 0.
     [ "$rc" = 0 ] || note="vswitchd exited with status $rc on SIGTERM"
     [ "$killed" = 0 ] || note="vswitchd did not stop within 15 s of SIGTERM (killed)"
-    sample "$profile" vswitch "$run" ok "$note" "$(cat "$d/result.json")"
+    sample "$profile" "$system" "$run" ok "$note" "$(cat "$d/result.json")"
 }
+
+# The baseline: vswitchd and vsctl built from --baseline REV, measured exactly as vswitch.
+measure_baseline() { measure_vswitch "$1" "$2" "$3" baseline "$BASE_REL"; }
 
 # ---------------------------------------------------------------------------------------------
 # Floor: dpdk-testpmd io over the same vdevs (topology A: port 0 = pcap source, port 1 = null
@@ -520,7 +545,9 @@ ovs_missing_reason() {
 
 measure_ovs() {
     local profile=$1 run=$2 pcap=$3
-    local d="$WORK/ovs-$profile-$run" prefix="$TAG-ovs-$run" why
+    # why: OVS cannot run this here (set-up failed): "missing" with the reason, as where it is
+    # not installed. failed: OVS ran but its measurement could not be read: a failed sample.
+    local d="$WORK/ovs-$profile-$run" prefix="$TAG-ovs-$run" why failed=""
     why=$(ovs_missing_reason)
     if [ -n "$why" ]; then
         sample "$profile" ovs "$run" missing "$why"
@@ -587,7 +614,7 @@ measure_ovs() {
                 "${appctl[@]}" dpif-netdev/pmd-stats-clear >>"$d/setup.log" 2>&1
                 sleep "$WINDOW"
                 "${appctl[@]}" dpif-netdev/pmd-perf-show >"$d/pmd-perf-show.txt" 2>>"$d/setup.log" ||
-                    why="pmd-perf-show failed: $(tail -n 1 "$d/setup.log")"
+                    failed="pmd-perf-show failed: $(tail -n 1 "$d/setup.log")"
             fi
         fi
     fi
@@ -600,14 +627,19 @@ measure_ovs() {
     stop_peer
     stop_pid "$dbpid" TERM 5
     unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
-    if [ -z "$why" ] && ! "$PY" "$PERF/report.py" ovs "$d/pmd-perf-show.txt" \
-        >"$d/result.json" 2>"$d/parse.log"; then
-        why="could not read pmd-perf-show: $(tail -n 1 "$d/parse.log")"
-    fi
     if [ -n "$why" ]; then
         log "ovs run $run: $why"
         # OVS that is installed but cannot start on this machine is "missing" with the reason.
         sample "$profile" ovs "$run" missing "$why"
+        return
+    fi
+    if [ -z "$failed" ] && ! "$PY" "$PERF/report.py" ovs "$d/pmd-perf-show.txt" \
+        >"$d/result.json" 2>"$d/parse.log"; then
+        failed="could not read pmd-perf-show: $(tail -n 1 "$d/parse.log")"
+    fi
+    if [ -n "$failed" ]; then
+        log "ovs run $run: $failed"
+        sample "$profile" ovs "$run" failed "$failed"
         return
     fi
     local note=""
@@ -668,6 +700,17 @@ write_meta() {
     {
         printf 'date\t%s\n' "$(date +%F)"
         printf 'git_revision\t%s\n' "$(git_revision)"
+        printf 'build\t%s\n' "$BUILT"
+        printf 'args\t%s\n' "$ARGS"
+        if [ -n "$BASELINE" ]; then
+            # git is used anyway with --baseline: record whether the measured tree is HEAD.
+            if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+                printf 'git_dirty\t1\n'
+            else
+                printf 'git_dirty\t0\n'
+            fi
+            printf 'baseline_arg\t%s\nbaseline_revision\t%s\n' "$BASELINE" "$BASE_REV"
+        fi
         printf 'cpu_model\t%s\n' "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
         printf 'nproc\t%s\n' "$(nproc)"
         printf 'kernel\t%s\n' "$(uname -r)"
@@ -686,11 +729,43 @@ write_meta() {
 # Main
 
 cd "$ROOT"
+# sudo drops ~/.cargo/bin from PATH.
+if [ "$CARGO" = cargo ] && ! command -v cargo >/dev/null; then
+    for c in "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" /root/.cargo/bin/cargo; do
+        [ -x "$c" ] && { CARGO=$c; break; }
+    done
+fi
+# A build that fails fails the run, before anything is measured: never benchmark whatever
+# binaries target/ holds under this tree's revision.
 if [ "$BUILD" = 1 ]; then
-    log "building release binaries (vswitchd, vsctl, vswitch-pktgen)"
-    cargo build --release -p perf
-    cargo build --release -p vswitch-control ||
-        log "vswitch-control failed to build; vswitch runs will be reported as failed"
+    log "building release binaries (vswitchd, vsctl, vswitch-pktgen) with $CARGO"
+    rc=0
+    "$CARGO" build --release -p perf || rc=$?
+    [ "$rc" = 0 ] || die "'$CARGO build --release -p perf' failed (exit $rc); nothing measured, no results written"
+    "$CARGO" build --release -p vswitch-control || rc=$?
+    [ "$rc" = 0 ] || die "'$CARGO build --release -p vswitch-control' failed (exit $rc); nothing measured, no results written"
+    BUILT="built by this run from the work tree ($CARGO build --release)"
+else
+    BUILT="--no-build: target/release as found (vswitchd modified $(date -r "$REL/vswitchd" '+%F %T' 2>/dev/null || echo '?'))"
+fi
+if [ -n "$BASELINE" ]; then
+    command -v git >/dev/null || die "--baseline needs git"
+    BASE_REV=$(git -C "$ROOT" rev-parse --verify --quiet "$BASELINE^{commit}") ||
+        die "--baseline $BASELINE: not a commit in $ROOT"
+    BASE_DIR=$(mktemp -d /tmp/vswitch-perf-baseline.XXXXXX)
+    BASE_TREE="$BASE_DIR/tree"
+    log "baseline $BASELINE = $BASE_REV: work tree $BASE_TREE"
+    git -C "$ROOT" worktree add --detach "$BASE_TREE" "$BASE_REV" >"$WORK/worktree.log" 2>&1 ||
+        die "git worktree add $BASE_TREE $BASE_REV failed: $(tail -n 1 "$WORK/worktree.log")"
+    # Its own target dir, kept between runs (dependencies are not rebuilt every time); a
+    # failed build exits here, so a previous revision's binaries in it are never measured.
+    BASE_TARGET=${BASELINE_TARGET_DIR:-$ROOT/target/perf-baseline}
+    log "building the baseline's vswitchd and vsctl (target dir $BASE_TARGET)"
+    rc=0
+    (cd "$BASE_TREE" && CARGO_TARGET_DIR="$BASE_TARGET" "$CARGO" build --release -p vswitch-control) || rc=$?
+    [ "$rc" = 0 ] || die "baseline build ($BASELINE = $BASE_REV, '$CARGO build --release -p vswitch-control') failed (exit $rc); nothing measured, no results written"
+    BASE_REL="$BASE_TARGET/release"
+    SYSTEMS=(vswitch baseline floor ovs)
 fi
 [ -x "$REL/vswitch-pktgen" ] || { echo "perf/run.sh: $REL/vswitch-pktgen missing (drop --no-build)" >&2; exit 2; }
 "$PY" "$PERF/report.py" selftest >/dev/null
@@ -720,7 +795,6 @@ for profile in "${PROFILES[@]}"; do
             log "$profile run $run/$runs: $system"
             BUSY_BEFORE=$(others)
             "measure_$system" "$profile" "$run" "$pcap"
-            tail -n 1 "$WORK/samples.jsonl" | "$PY" -c 'import json,sys; s=json.load(sys.stdin); print("perf:   %-7s %-7s %6.2f Mpps  %s cycles/pkt %s%s" % (s["system"], s["status"], s["mpps"], "-" if s["cycles_per_packet"] is None else "%.1f" % s["cycles_per_packet"], s.get("note",""), " [machine busy: %s]" % " ".join(s["contended_by"]) if s.get("contended_by") else ""))' >&2
         done
     done
 done
