@@ -579,6 +579,8 @@ def render_md(doc):
         ("runs per system", "%s (order rotated each run), %s s warm-up, %s s window" %
          (s["runs"], s["warmup_s"], s["window_s"])),
         ("burst", s["burst"]),
+        ("wall time of the run", "-" if s.get("elapsed_s") is None else
+         "%d s (builds included)" % s["elapsed_s"]),
     ]
     for k, v in rows:
         lines.append("| %s | %s |" % (k, v))
@@ -719,6 +721,7 @@ def build_doc(samples, meta, profiles, goals=None):
             "window_s": float(meta.get("window_s", "0")),
             "burst": int(meta.get("burst", "32")),
             "worker_core": int(meta.get("worker_core", "1")),
+            "elapsed_s": int(meta["elapsed_s"]) if meta.get("elapsed_s") else None,
         },
         "tsc_hz": summary["tsc_hz"],
         "profiles": summary["profiles"],

@@ -719,6 +719,8 @@ write_meta() {
         printf 'ovs\t%s\n' "$([ -x "$OVS_VSWITCHD" ] && "$OVS_VSWITCHD" --version | head -n 1 || echo "not installed")"
         printf 'rustc\t%s\n' "$(rustc --version 2>/dev/null || echo unknown)"
         printf 'quiet\t%s\n' "$QUIET"
+        # Wall time of the whole run so far (builds included), in seconds.
+        printf 'elapsed_s\t%s\n' "$SECONDS"
         printf 'quick\t%s\nruns\t%s\nwarmup_s\t%s\nwindow_s\t%s\nburst\t%s\nworker_core\t%s\n' \
             "$QUICK" "$RUNS" "$WARMUP" "$WINDOW" "$BURST" "$WORKER_CORE"
         [ -z "$tsc_fallback" ] || printf 'tsc_hz_fallback\t%s\n' "$tsc_fallback"
