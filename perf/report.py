@@ -635,8 +635,9 @@ def render_md(doc):
             rr = p["ratios_per_run"].get("vswitch/baseline")
             extra = ""
             if rr:
-                extra = " (per run, paired: median %s, %s-%s over %d runs)" % (
-                    fmt(rr["median"]), fmt(rr["min"]), fmt(rr["max"]), rr["n"])
+                extra = " (per run, paired: median %s, %s-%s over %d run%s)" % (
+                    fmt(rr["median"]), fmt(rr["min"]), fmt(rr["max"]), rr["n"],
+                    "" if rr["n"] == 1 else "s")
             lines.append("Current / baseline (vswitch / %s): %s%s." % (
                 system_label(doc, "baseline"), shown("vswitch/baseline", "baseline"), extra))
         for goal in p["goals"]:
