@@ -96,26 +96,23 @@ wait_until() {
     done
 }
 
-# The Python for checks and JSON: Debian's (it has scapy, and starts faster than a pyenv shim).
-if [[ -x /usr/bin/python3 ]]; then VS_JSON_PY=/usr/bin/python3; else VS_JSON_PY=python3; fi
+# VS_PY: the one Python of the tests: Debian's (it has scapy, grpcio, yaml and
+# prometheus_client from ci/setup.sh, and starts faster than a pyenv shim earlier on PATH).
+VS_PY=/usr/bin/python3
+VS_CHECK=$VS_ROOT/ci/check.py
 
-# vs_json EXPR: read one JSON document on stdin, print the Python expression EXPR evaluated
-# with the document bound to `d` (lists, dicts and booleans are printed as JSON).
+# vs_json EXPR [NAME=VALUE | NAME:=JSON ...]: read one JSON document on stdin and print the
+# Python expression EXPR evaluated with the document bound to `d` (lists, dicts, booleans and
+# None as JSON). Shell values go in as NAME=VALUE (a string) or NAME:=JSON, never into EXPR.
+# A document that is not JSON or an expression that raises fails the test (ci/check.py).
 vs_json() {
-    local doc
-    doc=$(cat)
-    VS_JSON_DOC=$doc "$VS_JSON_PY" -c '
-import json, os, sys
-try:
-    d = json.loads(os.environ["VS_JSON_DOC"])
-except ValueError as e:
-    sys.exit("not JSON (%s): %r" % (e, os.environ["VS_JSON_DOC"][:400]))
-try:
-    r = eval(sys.argv[1])
-except Exception as e:
-    sys.exit("cannot evaluate %s on %s: %r" % (sys.argv[1], json.dumps(d)[:400], e))
-print(json.dumps(r) if isinstance(r, (dict, list, bool)) or r is None else r)
-' "$1" || fail "JSON check '$1' failed (see above)"
+    "$VS_PY" -B "$VS_CHECK" get "$@" || fail "JSON check '$1' failed (see above)"
+}
+
+# vs_json_true EXPR [NAME=VALUE ...]: status only (for wait_until and if): 0 if EXPR is true
+# for the document on stdin, 1 if false, 2 if the document or EXPR is broken (said on stderr).
+vs_json_true() {
+    "$VS_PY" -B "$VS_CHECK" test "$@"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -139,6 +136,7 @@ vs_find_cargo() {
 vs_test_init() {
     VS_TEST_NAME=${1:-$VS_TEST_NAME}
     ((EUID == 0)) || fail "must run as root (network namespaces, DPDK)"
+    [[ -x "$VS_PY" ]] || fail "$VS_PY missing (apt-get install python3, or bash ci/setup.sh)"
     [[ -x "$VSWITCHD_BIN" ]] || fail "$VSWITCHD_BIN missing: run 'bash ci/setup.sh' first"
     [[ -x "$VSCTL_BIN" ]] || fail "$VSCTL_BIN missing: run 'bash ci/setup.sh' first"
     VS_TMP=$(mktemp -d "/tmp/${VS_TAG}.XXXXXX")
@@ -280,7 +278,12 @@ stop_vswitchd() {
 
 # iface_stat NAME FIELD: one field of `vsctl --json stats NAME`.
 iface_stat() {
-    vsctl --json stats "$1" | vs_json "d['$2']"
+    vsctl --json stats "$1" | vs_json 'd[field]' field="$2"
+}
+
+# iface_counter DOC NAME FIELD: FIELD of interface NAME in DOC, a `vsctl --json stats` array.
+iface_counter() {
+    vs_json 'first(i[field] for i in d if i["name"] == name)' name="$2" field="$3" <<<"$1"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -350,13 +353,11 @@ vs_host_pair() {
 # vs_grpc_init: for tests that drive vswitchd through Python grpcio (ci/grpc/*.py): checks
 # Debian's python3 has grpcio and protobuf, and generates the client code from proto/ into
 # $GEN. Then `grpc_py SECONDS SCRIPT ARGS...` runs ci/grpc/SCRIPT, bounded in time.
-GRPC_PY=/usr/bin/python3
 GEN=""
 vs_grpc_init() {
     export VS_TEST_NAME
     GEN=$VS_TMP/gen
-    [[ -x "$GRPC_PY" ]] || fail "$GRPC_PY missing (apt-get install python3, or bash ci/setup.sh)"
-    "$GRPC_PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
+    "$VS_PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
         fail "python3-grpcio / python3-protobuf missing (bash ci/setup.sh)"
     grpc_py 60 vsgrpc.py gen --out "$GEN" || fail "cannot generate the gRPC client code (see above)"
 }
@@ -365,7 +366,7 @@ vs_grpc_init() {
 grpc_py() {
     local secs=$1 script=$2
     shift 2
-    timeout -k 5 "$secs" "$GRPC_PY" -B "$VS_ROOT/ci/grpc/$script" "$@"
+    timeout -k 5 "$secs" "$VS_PY" -B "$VS_ROOT/ci/grpc/$script" "$@"
 }
 
 vs_veth_pair() {
@@ -488,7 +489,7 @@ testpmd_fwd_stat() {
 
 # vs_write_pcap FILE COUNT: a classic pcap of COUNT small broadcast UDP frames.
 vs_write_pcap() {
-    python3 - "$1" "$2" <<'EOF'
+    "$VS_PY" - "$1" "$2" <<'EOF'
 import struct, sys
 path, count = sys.argv[1], int(sys.argv[2])
 eth = bytes.fromhex("ffffffffffff" "020000000099" "0800")
