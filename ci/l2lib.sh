@@ -31,28 +31,15 @@ l2_scapy() {
 # ---------------------------------------------------------------------------------------
 # Hosts
 
-# l2_host NS VSIF CIDR: namespace NS with a veth whose peer is eth0 in NS (address CIDR, or
-# no address when CIDR is empty) and whose host end, named "${NS}h", becomes the af_packet
-# interface VSIF of the switch. NS is a vs_ifname name; with the "h" it must stay <= 15
-# characters.
+# l2_host NS VSIF CIDR: a host (vs_host, lib.sh) in namespace NS, which must be a
+# vs_ifname name, with eth0 at CIDR (no address when CIDR is empty); its veth's host end
+# becomes the af_packet interface VSIF of the switch.
 l2_host() {
-    local ns=$1 vsif=$2 cidr=$3 host
-    host=${ns}h
-    ((${#host} <= 15)) || fail "interface name $host is longer than 15 characters"
-    vs_netns_add "$ns"
-    if [[ -n "$cidr" ]]; then
-        vs_veth_to_ns "$host" "$ns" "$cidr"
-    else
-        ip link add "$host" type veth peer name eth0 netns "$ns" ||
-            fail "cannot create veth $host <-> $ns/eth0"
-        VS_LINKS+=("$host")
-        vs_host_link_quiet "$host"
-        ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null 2>&1 ||
-            fail "ethtool -K eth0 tx off failed in $ns"
-        ip -n "$ns" link set eth0 up
-    fi
-    run_ok "iface add $vsif af_packet iface=$host" \
-        vsctl iface add "$vsif" af_packet iface="$host" >/dev/null
+    local ns=$1 vsif=$2 cidr=$3
+    [[ "$ns" == "$VS_TAG"?* ]] || fail "l2_host: $ns is not a vs_ifname name"
+    vs_host "${ns#"$VS_TAG"}" "$cidr"
+    run_ok "iface add $vsif af_packet iface=$VS_HOSTIF" \
+        vsctl iface add "$vsif" af_packet iface="$VS_HOSTIF" >/dev/null
 }
 
 # ns_mac NS [IF]: the MAC address of IF (default eth0) inside NS, lowercase.

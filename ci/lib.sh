@@ -322,32 +322,53 @@ vs_ns_iface_up() {
     ip -n "$ns" link set "$ifc" up
 }
 
-# vs_veth_to_ns HOSTIF NS CIDR: veth pair, HOSTIF stays in the host (for the switch), its
-# peer is eth0 in NS with address CIDR.
-vs_veth_to_ns() {
-    local host=$1 ns=$2 cidr=$3
-    ip link add "$host" type veth peer name eth0 netns "$ns" ||
-        fail "cannot create veth $host <-> $ns/eth0"
-    VS_LINKS+=("$host")
-    vs_host_link_quiet "$host"
-    vs_ns_iface_up "$ns" eth0 "$cidr"
+# vs_host SUFFIX CIDR: a host for the switch to serve: namespace $(vs_ifname SUFFIX) with
+# eth0 at CIDR (no address if CIDR is empty) on a veth pair whose other end,
+# $(vs_ifname hSUFFIX), stays in the host namespace for an af_packet interface. Sets VS_NS
+# and VS_HOSTIF. Every test and the demo make their namespace hosts with this.
+VS_NS="" VS_HOSTIF=""
+vs_host() {
+    local suffix=$1 cidr=$2
+    VS_NS=$(vs_ifname "$suffix")
+    VS_HOSTIF=$(vs_ifname "h$suffix")
+    vs_netns_add "$VS_NS"
+    ip link add "$VS_HOSTIF" type veth peer name eth0 netns "$VS_NS" ||
+        fail "cannot create veth $VS_HOSTIF <-> $VS_NS/eth0"
+    VS_LINKS+=("$VS_HOSTIF")
+    vs_host_link_quiet "$VS_HOSTIF"
+    if [[ -n "$cidr" ]]; then
+        vs_ns_iface_up "$VS_NS" eth0 "$cidr"
+    else
+        ip netns exec "$VS_NS" ethtool -K eth0 tx off >/dev/null 2>&1 ||
+            fail "ethtool -K eth0 tx off failed in $VS_NS"
+        ip -n "$VS_NS" link set eth0 up
+    fi
 }
 
-# vs_veth_pair A B: a veth pair with both ends in the host, both quiet; only A is brought
-# up, so nothing flows (for tests that need idle af_packet interfaces).
-# vs_host_pair NET: two namespaces, each with eth0 at NET.1/24 and NET.2/24 on a veth pair
-# whose host ends the switch can use. Sets VS_NSA, VS_NSB (namespaces), VS_HA, VS_HB (host
-# ends). Example: vs_host_pair 10.99.7
+# vs_tap_host SUFFIX IFACE CIDR: a host on a tap: the switch makes interface IFACE, a tap
+# named $(vs_ifname tSUFFIX), which is then moved into namespace $(vs_ifname SUFFIX) and
+# given CIDR there. Sets VS_NS and VS_HOSTIF (the tap's name).
+vs_tap_host() {
+    local suffix=$1 iface=$2 cidr=$3
+    VS_NS=$(vs_ifname "$suffix")
+    VS_HOSTIF=$(vs_ifname "t$suffix")
+    vs_netns_add "$VS_NS"
+    run_ok "add tap $iface" vsctl iface add "$iface" tap iface="$VS_HOSTIF" >/dev/null
+    # The tap is the switch's (it vanishes when the switch closes it); registered anyway so
+    # that a failed run that leaves it behind still removes it.
+    VS_LINKS+=("$VS_HOSTIF")
+    wait_until 10 "tap $VS_HOSTIF in the host namespace" ip link show dev "$VS_HOSTIF"
+    ip link set dev "$VS_HOSTIF" netns "$VS_NS" || fail "cannot move $VS_HOSTIF into $VS_NS"
+    vs_ns_iface_up "$VS_NS" "$VS_HOSTIF" "$cidr"
+}
+
+# vs_host_pair NET: two hosts (vs_host a and b) at NET.1/24 and NET.2/24. Sets VS_NSA,
+# VS_NSB (namespaces), VS_HA, VS_HB (host ends). Example: vs_host_pair 10.99.7
 vs_host_pair() {
-    local net=$1
-    VS_NSA=$(vs_ifname a)
-    VS_NSB=$(vs_ifname b)
-    VS_HA=$(vs_ifname ha)
-    VS_HB=$(vs_ifname hb)
-    vs_netns_add "$VS_NSA"
-    vs_netns_add "$VS_NSB"
-    vs_veth_to_ns "$VS_HA" "$VS_NSA" "$net.1/24"
-    vs_veth_to_ns "$VS_HB" "$VS_NSB" "$net.2/24"
+    vs_host a "$1.1/24"
+    VS_NSA=$VS_NS VS_HA=$VS_HOSTIF
+    vs_host b "$1.2/24"
+    VS_NSB=$VS_NS VS_HB=$VS_HOSTIF
 }
 
 # vs_grpc_init: for tests that drive vswitchd through Python grpcio (ci/grpc/*.py): checks
@@ -369,6 +390,8 @@ grpc_py() {
     timeout -k 5 "$secs" "$VS_PY" -B "$VS_ROOT/ci/grpc/$script" "$@"
 }
 
+# vs_veth_pair A B: a veth pair with both ends in the host, both quiet; only A is brought
+# up, so nothing flows (for tests that need idle af_packet interfaces).
 vs_veth_pair() {
     ip link add "$1" type veth peer name "$2" || fail "cannot create veth $1 <-> $2"
     VS_LINKS+=("$1")
