@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vs-test: serial
 # Interfaces are added, cross-connected and removed again and again while an iperf3 TCP
 # transfer runs over another cross-connect; that transfer must lose none of its packets.
 #
@@ -13,6 +14,8 @@
 # The transfer is paced (-b) well below what the pair carries on a 2-core CI machine, so
 # that only a disruption by the hot add/remove, not plain overload, could lose packets:
 # at 50 Mbit/s (~4.2k frames/s) the kernel's af_packet ring (512 frames) holds ~120 ms.
+# It runs alone (vs-test: serial): another test's load on the 2 cores could stall the worker
+# for longer than that, and the test must fail only for what the hot add/remove does.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
