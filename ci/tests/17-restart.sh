@@ -157,7 +157,7 @@ refuse() {
 cp "$VS_STATE" "$VS_TMP/good-state.json"
 head -c 100 "$VS_TMP/good-state.json" >"$VS_STATE"
 refuse "a truncated state file" "$VS_STATE" "is not a valid state file: "
-"$VS_PY" -c "import json,sys; d=json.load(open(sys.argv[1])); d['version']=99; json.dump(d, open(sys.argv[2],'w'))" \
+"$VS_PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); d["version"] = 99; json.dump(d, open(sys.argv[2], "w"))' \
     "$VS_TMP/good-state.json" "$VS_STATE"
 refuse "a state file of another version" "$VS_STATE" "has state version 99, this vswitchd reads version [0-9]+"
 
@@ -168,8 +168,8 @@ run_ok "add static MAC" vsctl fdb add br0 02:00:00:00:07:04 a
 run_ok "add static MAC" vsctl fdb add br0 02:00:00:00:07:05 a
 vs_stop_pid "$VSWITCHD_PID" KILL 5
 rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
-"$VS_PY" -c "
-import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[12]^=0x40; open(p,'wb').write(b)" "$VS_STATE.journal"
+"$VS_PY" -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[12] ^= 0x40; open(p, "wb").write(b)' \
+    "$VS_STATE.journal"
 refuse "a damaged journal" "$VS_STATE.journal" "is damaged at byte [0-9]+: checksum mismatch"
 
 # --reset-state starts empty, whatever the files hold.
