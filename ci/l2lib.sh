@@ -200,6 +200,37 @@ sniff_stop() {
     done
 }
 
+# Captures and the frames the switch sent: sniff_mark NAME PORT right after sniff_ready
+# records PORT's tx_packets; sniff_caught_up NAME (status only) holds once capture NAME has
+# at least as many frames as the switch has sent on PORT since. The captured namespace's
+# eth0 gets nothing but what the switch sends on PORT, and frames arrive in the order sent,
+# so once it holds, every frame the switch sent there so far is in the capture file: a
+# "none at X" check made then cannot pass because a leaked copy was still on its way.
+declare -A SNIFF_PORT SNIFF_TX0
+sniff_mark() {
+    SNIFF_PORT[$1]=$2
+    SNIFF_TX0[$1]=$(iface_stat "$2" tx_packets)
+}
+sniff_caught_up() {
+    local tx n
+    tx=$(vsctl --json stats "${SNIFF_PORT[$1]}" 2>/dev/null |
+        "$VS_PY" -B "$VS_CHECK" get 'd["tx_packets"]' 2>/dev/null) || return 1
+    n=$(wc -l <"$VS_TMP/sniff-$1.jsonl") || return 1
+    ((n >= tx - SNIFF_TX0[$1]))
+}
+# sniff_settle NAME...: wait (max 10 s) until each capture has every frame sent to it.
+sniff_settle() {
+    local name tx
+    for name in "$@"; do
+        # (In a subshell so that a failure can show the numbers.)
+        (wait_until 10 "capture $name" sniff_caught_up "$name") 2>/dev/null && continue
+        tx=$(iface_stat "${SNIFF_PORT[$name]}" tx_packets)
+        vsctl stats >&2 || true
+        fail "capture $name holds $(wc -l <"$VS_TMP/sniff-$name.jsonl") frames after 10 s;" \
+            "the switch sent $((tx - SNIFF_TX0[$name])) on ${SNIFF_PORT[$name]} since it started"
+    done
+}
+
 # sniff_count NAME EXPR [NAME=VALUE ...]: how many frames of capture NAME satisfy the Python
 # expression EXPR, with the frame's summary bound to f (keys: src dst vlan vlans kind
 # ethertype op psrc pdst hwsrc ip_src ip_dst icmp_type payload; see ci/scapy/l2common.py);
@@ -216,7 +247,8 @@ sniff_count() {
 sniff_seen() {
     local name=$1 want=$2 n
     shift 2
-    n=$(sniff_count "$name" "$@" 2>/dev/null) || return 1
+    # A broken capture is "not yet" here; its complaint reaches wait_until's time-out report.
+    n=$(sniff_count "$name" "$@") || return 1
     ((n >= want))
 }
 

@@ -85,13 +85,23 @@ run_ok() {
     if [[ -n "$out" ]]; then printf '%s\n' "$out"; fi
 }
 
-# wait_until SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds.
+# wait_until SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds. On a time-out the
+# last attempt's output is shown, so a condition that failed for a reason (a broken capture,
+# an unreadable document) says so instead of looking like "not yet".
 wait_until() {
-    local secs=$1 what=$2 deadline
+    local secs=$1 what=$2 deadline out=/dev/null
     shift 2
     deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what"
+    # In this shell, not a $(...): a condition may keep state between tries.
+    [[ -z "$VS_TMP" ]] || out=$VS_TMP/wait_until.out
+    until "$@" >"$out" 2>&1; do
+        if ((SECONDS >= deadline)); then
+            if [[ -s "$out" ]]; then
+                printf '%s\n' "--- last try of: $*" >&2
+                tail -n 20 "$out" >&2
+            fi
+            fail "timed out after ${secs}s waiting for: $what"
+        fi
         sleep 0.2
     done
 }
@@ -409,10 +419,13 @@ ns_counter() {
 # Traffic
 
 # vs_ping NS DST: wait (max 15 s) until DST answers from NS, then 5 pings must all answer.
+# -w 10: ping waits up to 10 s in all for the 5 replies (with -c alone it gives up on the
+# last ones ~2 RTTs after sending them, which counts a late reply on a loaded machine as
+# lost); a lost packet still fails.
 vs_ping() {
     local ns=$1 dst=$2 out
     wait_until 15 "first ping reply $ns -> $dst" ip netns exec "$ns" ping -c 1 -W 1 "$dst"
-    out=$(ip netns exec "$ns" ping -c 5 -i 0.2 -W 2 "$dst" 2>&1) || {
+    out=$(ip netns exec "$ns" ping -c 5 -i 0.2 -w 10 "$dst" 2>&1) || {
         printf '%s\n' "$out" >&2
         fail "ping $ns -> $dst failed"
     }

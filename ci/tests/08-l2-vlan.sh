@@ -24,36 +24,6 @@ start_vswitchd
 
 declare -A NS MAC
 
-# Captures and the frames the switch sent: sniff_mark NAME PORT right after sniff_ready
-# records PORT's tx_packets; sniff_caught_up NAME (status only) holds once capture NAME has
-# at least as many frames as the switch has sent on PORT since. The captured namespace's
-# eth0 gets nothing but what the switch sends on PORT, and frames arrive in the order sent,
-# so once it holds, every frame the switch sent there so far is in the capture file: a
-# "none at X" check made then cannot pass because a leaked copy was still on its way.
-declare -A SNIFF_PORT SNIFF_TX0
-sniff_mark() {
-    SNIFF_PORT[$1]=$2
-    SNIFF_TX0[$1]=$(iface_stat "$2" tx_packets)
-}
-sniff_caught_up() {
-    local tx n
-    tx=$(vsctl --json stats "${SNIFF_PORT[$1]}" 2>/dev/null |
-        "$VS_PY" -B "$VS_CHECK" get 'd["tx_packets"]' 2>/dev/null) || return 1
-    n=$(wc -l <"$VS_TMP/sniff-$1.jsonl") || return 1
-    ((n >= tx - SNIFF_TX0[$1]))
-}
-# sniff_settle NAME...: wait (max 10 s) until each capture has every frame sent to it.
-sniff_settle() {
-    local name tx
-    for name in "$@"; do
-        # (In a subshell so that a failure can show the numbers.)
-        (wait_until 10 "capture $name" sniff_caught_up "$name") 2>/dev/null && continue
-        tx=$(iface_stat "${SNIFF_PORT[$name]}" tx_packets)
-        vsctl stats >&2 || true
-        fail "capture $name holds $(wc -l <"$VS_TMP/sniff-$name.jsonl") frames after 10 s;" \
-            "the switch sent $((tx - SNIFF_TX0[$name])) on ${SNIFF_PORT[$name]} since it started"
-    done
-}
 
 # host NAME CIDR: namespace + veth + switch port pNAME; records NS[NAME] and MAC[NAME].
 host() {
