@@ -36,14 +36,32 @@ RUN_FAILED_NAMES=()
 declare -A RUN_PIDS=() RUN_T0=()
 RUN_LOGDIR=""
 
-# run_launch SCRIPT: start it in the background under timeout, which runs it in a process
-# group of its own and signals that whole group (its daemons and peers too) when the time
-# is up; -k: SIGKILL if the script ignores SIGTERM for 30 s. Its EXIT trap cleans up.
+# run_launch SCRIPT: start it in the background, in a network namespace of its own, under
+# timeout, which runs it in a process group of its own and signals that whole group (its
+# daemons and peers too) when the time is up; -k: SIGKILL if the script ignores SIGTERM for
+# 30 s. Its EXIT trap cleans up what it made; run_reap removes the namespace.
+#
+# Why a namespace per script: what a script makes in "the host" (the switch's ends of its
+# veth pairs, the taps the switch creates, TCP listeners on 127.0.0.1) is then its own.
+# Scripts side by side in one namespace collide in ways no naming avoids: DPDK 22.11's
+# af_packet driver joins PACKET_FANOUT group (getpid() ^ ifindex) & 0xffff, and two switches
+# whose PIDs and interface indexes are close land on one id and fail with EINVAL (seen in a
+# parallel run of 05). Fanout ids, like ifindexes, are per network namespace.
+RUN_SEQ=0
+declare -A RUN_NETNS=()
 run_launch() {
-    local t=$1
-    timeout -k 30 "$RUN_TIMEOUT" bash "$t" </dev/null >"$RUN_LOGDIR/$(basename "$t" .sh).log" 2>&1 &
+    local t=$1 ns
+    RUN_SEQ=$((RUN_SEQ + 1))
+    ns="vsrun$$-$RUN_SEQ"
+    ip netns add "$ns" && ip -n "$ns" link set lo up || {
+        echo "ci/runner.sh: cannot create network namespace $ns for $t" >&2
+        return 1
+    }
+    timeout -k 30 "$RUN_TIMEOUT" ip netns exec "$ns" bash "$t" </dev/null \
+        >"$RUN_LOGDIR/$(basename "$t" .sh).log" 2>&1 &
     RUN_PIDS[$!]=$t
     RUN_T0[$!]=$SECONDS
+    RUN_NETNS[$!]=$ns
 }
 
 # run_reap: wait for any running script to end and report it.
@@ -53,7 +71,8 @@ run_reap() {
     t=${RUN_PIDS[$pid]}
     name=$(basename "$t" .sh)
     dt=$((SECONDS - RUN_T0[$pid]))
-    unset "RUN_PIDS[$pid]" "RUN_T0[$pid]"
+    ip netns del "${RUN_NETNS[$pid]}" 2>/dev/null || true
+    unset "RUN_PIDS[$pid]" "RUN_T0[$pid]" "RUN_NETNS[$pid]"
     if ((rc == 0)); then
         RUN_PASSED=$((RUN_PASSED + 1))
         printf 'PASS  %-28s %4ss\n' "$name" "$dt"

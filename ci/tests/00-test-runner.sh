@@ -3,8 +3,10 @@
 #   - unit tests are counted from cargo's "test result:" lines; a failed test, and a cargo
 #     that fails without reporting one (a build error), make the closing count non-zero;
 #   - integration scripts run RUN_JOBS at a time (two scripts that each wait for the other
-#     to have started can only both pass if they overlap), `# vs-test: serial` ones alone
-#     after the others, failures and time-outs reported as FAIL with the script's output.
+#     to have started can only both pass if they overlap), each in a network namespace of
+#     its own (not the runner's, not each other's), `# vs-test: serial` ones alone after
+#     the others, failures and time-outs reported as FAIL with the script's output; no
+#     namespace is left behind.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -48,6 +50,7 @@ for me in pa pb; do
     [[ $me == pb ]] && other=pa
     cat >"$d/10-$me.sh" <<SH
 #!/usr/bin/env bash
+readlink /proc/self/ns/net >"$d/$me.netns"
 touch "$d/$me.started"
 for i in \$(seq 100); do [[ -e "$d/$other.started" ]] && break; sleep 0.1; done
 [[ -e "$d/$other.started" ]] || { echo "$other never ran beside $me"; exit 1; }
@@ -73,6 +76,7 @@ wait
 SH
 
 RUN_JOBS=4 RUN_TIMEOUT=3
+netns_before=$(ip netns list | grep -c "^vsrun$$-" || true)
 run_scripts "$d"/*.sh >"$VS_TMP/run.log"
 out=$(cat "$VS_TMP/run.log")
 printf '%s\n' "$out"
@@ -85,6 +89,11 @@ grep -q '^FAIL  20-fails .*(exit 3)' <<<"$out" || fail "a failing script is not 
 grep -q 'this script fails on purpose' <<<"$out" || fail "a failing script's output is not shown"
 grep -q '^FAIL  40-hangs .*(timed out after 3s)' <<<"$out" || fail "a hanging script is not reported as timed out"
 [[ "$(tail -n 1 <<<"$out")" == "PASS  30-serial"* ]] || fail "the serial script did not run last"
+mine=$(readlink /proc/self/ns/net)
+na=$(cat "$d/pa.netns") nb=$(cat "$d/pb.netns")
+[[ "$na" != "$nb" && "$na" != "$mine" && "$nb" != "$mine" ]] ||
+    fail "scripts did not get network namespaces of their own (runner $mine, pa $na, pb $nb)"
+assert_eq "$(ip netns list | grep -c "^vsrun$$-" || true)" "$netns_before" "namespaces left by the runner"
 log "scheduling: parallel pair overlapped, serial script ran alone and last, failure and time-out reported"
 
 vs_pass
