@@ -10,8 +10,8 @@
 # entries on non-members or in VLANs the member does not carry, duplicate and bad bridge
 # names, bad age / learn-limit / learn / flood values. The boundaries (VLAN 1 and 4094,
 # a 31-character name) are accepted.
-# Messages that do not say what is wrong yet are checked against the wording they should
-# have (marked EXPECTED below); every mismatch is listed at the end, and the test fails.
+# A message that does not name the field and the problem is recorded; every mismatch is
+# listed at the end, and the test fails.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -102,11 +102,9 @@ after:  $after"
 for v in 0 4095 4096; do
     refused "vlan must be from 1 to 4094, not $v" bridge attach br2 m3 "vlan=$v"
 done
-# EXPECTED: today `invalid argument "vlan=x": vlan must be an integer from 0 to 4294967295`,
-# a range that is not vlan's. The wording it should have:
-#   vsctl: invalid argument "vlan=x": vlan must be a number from 1 to 4094
+# Not a number at all: vsctl refuses it, naming vlan's range (not u32's).
 for v in -1 x 10x ''; do
-    refused "vlan=$v\": vlan must be (a number|an integer) from 1 to 4094" \
+    refused "vlan=$v\": vlan must be a number from 1 to 4094" \
         bridge attach br2 m3 "vlan=$v"
 done
 for t in 0 4095 10,4095; do
@@ -165,8 +163,7 @@ refused 'interface "x1" is not a member of bridge "br1"' fdb add br1 $NEW x1
 refused 'interface "ghost0" not found' fdb add br1 $NEW ghost0
 refused 'interface "m1" is not a member of bridge "br2"' fdb add br2 $NEW m1
 refused 'vlan must be from 1 to 4094, not 4095' fdb add br1 $NEW m1 vlan=4095
-# EXPECTED (as above): vsctl: invalid argument "vlan=x": vlan must be a number from 1 to 4094
-refused 'vlan=x": vlan must be (a number|an integer) from 1 to 4094' fdb add br1 $NEW m1 vlan=x
+refused 'vlan=x": vlan must be a number from 1 to 4094' fdb add br1 $NEW m1 vlan=x
 refused 'interface "m2" does not carry VLAN 20 in bridge "br1"' fdb add br1 $NEW m2 vlan=20
 refused 'interface "m4" does not carry VLAN 30 in bridge "br1"' fdb add br1 $NEW m4 vlan=30
 refused 'interface "m1" does not carry VLAN 10 in bridge "br1"' fdb add br1 $NEW m1 vlan=10
