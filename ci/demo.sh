@@ -30,44 +30,26 @@ start_vswitchd
 log "try it yourself while this runs: $VSCTL_BIN --socket $VS_SOCK iface list"
 
 step "red pair: two namespaces on veth pairs, host ends as af_packet interfaces"
-red1=$(vs_ifname r1)
-red2=$(vs_ifname r2)
-hr1=$(vs_ifname hr1)
-hr2=$(vs_ifname hr2)
-vs_netns_add "$red1"
-vs_netns_add "$red2"
-vs_veth_to_ns "$hr1" "$red1" 10.99.10.1/24
-vs_veth_to_ns "$hr2" "$red2" 10.99.10.2/24
-vsctl iface add red1 af_packet iface="$hr1"
-vsctl iface add red2 af_packet iface="$hr2"
+vs_host r1 10.99.10.1/24
+red1=$VS_NS
+vsctl iface add red1 af_packet iface="$VS_HOSTIF"
+vs_host r2 10.99.10.2/24
+red2=$VS_NS
+vsctl iface add red2 af_packet iface="$VS_HOSTIF"
 vsctl xconnect add red1 red2
 
 step "blue pair: two taps made by the switch, each moved into its namespace"
-blue1=$(vs_ifname b1)
-blue2=$(vs_ifname b2)
-tb1=$(vs_ifname tb1)
-tb2=$(vs_ifname tb2)
-vs_netns_add "$blue1"
-vs_netns_add "$blue2"
-vsctl iface add blue1 tap iface="$tb1"
-vsctl iface add blue2 tap iface="$tb2"
-VS_LINKS+=("$tb1" "$tb2")
+vs_tap_host b1 blue1 10.99.20.1/24
+blue1=$VS_NS
+vs_tap_host b2 blue2 10.99.20.2/24
+blue2=$VS_NS
 vsctl xconnect add blue1 blue2
-wait_until 10 "tap $tb1" ip link show dev "$tb1"
-wait_until 10 "tap $tb2" ip link show dev "$tb2"
-ip link set dev "$tb1" netns "$blue1"
-ip link set dev "$tb2" netns "$blue2"
-vs_ns_iface_up "$blue1" "$tb1" 10.99.20.1/24
-vs_ns_iface_up "$blue2" "$tb2" 10.99.20.2/24
 
 step "green bridge: four namespaces on one bridge domain, MACs learned as they talk"
 vsctl bridge add br0
 for i in 1 2 3 4; do
-    ns=$(vs_ifname g$i)
-    host=$(vs_ifname hg$i)
-    vs_netns_add "$ns"
-    vs_veth_to_ns "$host" "$ns" "10.99.30.$i/24"
-    vsctl iface add "green$i" af_packet iface="$host"
+    vs_host "g$i" "10.99.30.$i/24"
+    vsctl iface add "green$i" af_packet iface="$VS_HOSTIF"
     vsctl bridge attach br0 "green$i"
 done
 

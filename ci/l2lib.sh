@@ -13,24 +13,12 @@
 # only returns a status: it never calls fail, so a failed read just means "not yet".
 
 VS_SCAPY_DIR=$VS_ROOT/ci/scapy
-VS_PY=""
-# Python for the JSON checks here: the system one when there is one (a pyenv shim first on
-# PATH costs ~0.1 s per start, and these run in polling loops).
-L2_PY=$VS_JSON_PY
 
-# l2_need_scapy: find a python3 that imports scapy (the Debian package lives under
-# /usr/bin/python3, which a pyenv or venv python3 earlier on PATH does not see).
+# l2_need_scapy: $VS_PY (Debian's python3, lib.sh) must import scapy.
 l2_need_scapy() {
-    local py
-    for py in /usr/bin/python3 "$(command -v python3 || true)"; do
-        [[ -n "$py" && -x "$py" ]] || continue
-        if "$py" -c 'import scapy.layers.l2' >/dev/null 2>&1; then
-            VS_PY=$py
-            log "scapy: $("$py" -c 'import scapy; print(scapy.VERSION)') ($py)"
-            return 0
-        fi
-    done
-    fail "python3-scapy is missing (apt-get install python3-scapy, or bash ci/setup.sh)"
+    "$VS_PY" -c 'import scapy.layers.l2' >/dev/null 2>&1 ||
+        fail "python3-scapy is missing (apt-get install python3-scapy, or bash ci/setup.sh)"
+    log "scapy: $("$VS_PY" -c 'import scapy; print(scapy.VERSION)') ($VS_PY)"
 }
 
 # l2_scapy NS SECONDS SCRIPT ARGS...: run ci/scapy/SCRIPT in NS, bounded in time.
@@ -43,28 +31,15 @@ l2_scapy() {
 # ---------------------------------------------------------------------------------------
 # Hosts
 
-# l2_host NS VSIF CIDR: namespace NS with a veth whose peer is eth0 in NS (address CIDR, or
-# no address when CIDR is empty) and whose host end, named "${NS}h", becomes the af_packet
-# interface VSIF of the switch. NS is a vs_ifname name; with the "h" it must stay <= 15
-# characters.
+# l2_host NS VSIF CIDR: a host (vs_host, lib.sh) in namespace NS, which must be a
+# vs_ifname name, with eth0 at CIDR (no address when CIDR is empty); its veth's host end
+# becomes the af_packet interface VSIF of the switch.
 l2_host() {
-    local ns=$1 vsif=$2 cidr=$3 host
-    host=${ns}h
-    ((${#host} <= 15)) || fail "interface name $host is longer than 15 characters"
-    vs_netns_add "$ns"
-    if [[ -n "$cidr" ]]; then
-        vs_veth_to_ns "$host" "$ns" "$cidr"
-    else
-        ip link add "$host" type veth peer name eth0 netns "$ns" ||
-            fail "cannot create veth $host <-> $ns/eth0"
-        VS_LINKS+=("$host")
-        vs_host_link_quiet "$host"
-        ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null 2>&1 ||
-            fail "ethtool -K eth0 tx off failed in $ns"
-        ip -n "$ns" link set eth0 up
-    fi
-    run_ok "iface add $vsif af_packet iface=$host" \
-        vsctl iface add "$vsif" af_packet iface="$host" >/dev/null
+    local ns=$1 vsif=$2 cidr=$3
+    [[ "$ns" == "$VS_TAG"?* ]] || fail "l2_host: $ns is not a vs_ifname name"
+    vs_host "${ns#"$VS_TAG"}" "$cidr"
+    run_ok "iface add $vsif af_packet iface=$VS_HOSTIF" \
+        vsctl iface add "$vsif" af_packet iface="$VS_HOSTIF" >/dev/null
 }
 
 # ns_mac NS [IF]: the MAC address of IF (default eth0) inside NS, lowercase.
@@ -103,23 +78,11 @@ ping_fails() {
 # ---------------------------------------------------------------------------------------
 # JSON checks that return a status (for wait_until) instead of failing
 
-# json_true EXPR: exit 0 if the Python expression EXPR is true for the JSON document on
-# stdin (bound to d), 1 if false, 2 if the document or EXPR is broken. Prints nothing.
-# Also bound: vl(v) maps an untagged VLAN (None or 0) to 0; mac(s) lowercases a MAC.
-json_true() {
-    "$L2_PY" -c '
-import json, sys
-def vl(v): return int(v or 0)
-def mac(s): return str(s).lower()
-try:
-    d = json.load(sys.stdin)
-    sys.exit(0 if eval(sys.argv[1]) else 1)
-except Exception:
-    sys.exit(2)
-' "$1" 2>/dev/null
-}
+# json_true EXPR [NAME=VALUE ...]: vs_json_true (lib.sh) with its complaint kept off the
+# test's output: exit 0 if EXPR holds for the document on stdin, 1 if not, 2 if broken.
+json_true() { vs_json_true "$@" 2>/dev/null; }
 
-# l2_json EXPR: the same as vs_json (lib.sh).
+# l2_json EXPR [NAME=VALUE ...]: the same as vs_json (lib.sh).
 l2_json() { vs_json "$@"; }
 
 # fdb_doc BR: `vsctl --json fdb show BR` (status 1 if vsctl fails).
@@ -130,55 +93,38 @@ fdb_doc() { vsctl --json fdb show "$1" 2>/dev/null; }
 fdb_has() {
     local doc
     doc=$(fdb_doc "$1") || return 1
-    "$L2_PY" -c '
-import json, sys
-mac, iface, vlan, static = sys.argv[1].lower(), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-try:
-    hits = [e for e in json.load(sys.stdin)
-            if str(e["mac"]).lower() == mac and int(e.get("vlan") or 0) == vlan]
-except Exception:
-    sys.exit(2)
-ok = len(hits) == 1 and hits[0]["iface"] == iface
-if ok and static:
-    ok = bool(hits[0].get("static")) == (static == "true")
-sys.exit(0 if ok else 1)
-' "$2" "$3" "${4:-0}" "${5:-}" <<<"$doc" 2>/dev/null
+    json_true 'all(len(hits) == 1 and hits[0]["iface"] == iface
+                   and (static == "" or bool(hits[0].get("static")) == (static == "true"))
+                   for hits in [[e for e in d if mac(e["mac"]) == mac(m) and vl(e.get("vlan")) == int(v)]])' \
+        m="$2" iface="$3" v="${4:-0}" static="${5:-}" <<<"$doc"
 }
 
 # fdb_lacks BR MAC [VLAN]: BR has no entry for (MAC, VLAN); VLAN "any": in no VLAN.
 fdb_lacks() {
     local doc
     doc=$(fdb_doc "$1") || return 1
-    if [[ "${3:-0}" == any ]]; then
-        json_true "not [e for e in d if mac(e['mac']) == '${2,,}']" <<<"$doc"
-    else
-        json_true "not [e for e in d if mac(e['mac']) == '${2,,}'
-                        and vl(e.get('vlan')) == ${3:-0}]" <<<"$doc"
-    fi
+    json_true 'not [e for e in d if mac(e["mac"]) == mac(m)
+                    and (v == "any" or vl(e.get("vlan")) == int(v))]' \
+        m="$2" v="${3:-0}" <<<"$doc"
 }
+
+# FDB_SELECT: the entries of an fdb document that fdb_count / fdb_count_is count.
+FDB_SELECT='len([e for e in d if which == "all" or bool(e.get("static")) == (which == "static")])'
 
 # fdb_count BR [all|learned|static]: number of entries (fails if fdb show fails).
 fdb_count() {
     local doc which=${2:-all}
+    [[ "$which" =~ ^(all|learned|static)$ ]] || fail "fdb_count: unknown selector $which"
     doc=$(vsctl --json fdb show "$1") || fail "vsctl fdb show $1 failed"
-    case $which in
-    all) l2_json 'len(d)' <<<"$doc" ;;
-    learned) l2_json 'len([e for e in d if not e.get("static")])' <<<"$doc" ;;
-    static) l2_json 'len([e for e in d if e.get("static")])' <<<"$doc" ;;
-    *) fail "fdb_count: unknown selector $which" ;;
-    esac
+    l2_json "$FDB_SELECT" which="$which" <<<"$doc"
 }
 
 # fdb_count_is BR N [all|learned|static]: status only (for wait_until).
 fdb_count_is() {
     local doc
+    [[ "${3:-all}" =~ ^(all|learned|static)$ ]] || return 2
     doc=$(fdb_doc "$1") || return 1
-    case ${3:-all} in
-    all) json_true "len(d) == $2" <<<"$doc" ;;
-    learned) json_true "len([e for e in d if not e.get('static')]) == $2" <<<"$doc" ;;
-    static) json_true "len([e for e in d if e.get('static')]) == $2" <<<"$doc" ;;
-    *) return 2 ;;
-    esac
+    json_true "$FDB_SELECT == n" which="${3:-all}" n:="$2" <<<"$doc"
 }
 
 # fdb_expect BR MAC IFACE [VLAN] [STATIC] WHAT: fail unless fdb_has holds now.
@@ -192,21 +138,21 @@ fdb_expect() {
 
 # drop_count REASON: `vsctl --json drops`[REASON], 0 when the reason is not listed.
 drop_count() {
-    vsctl --json drops | l2_json "d.get('$1', 0)"
+    vsctl --json drops | l2_json 'd.get(reason, 0)' reason="$1"
 }
 
 # drops_at_least REASON N: status only.
 drops_at_least() {
     local doc
     doc=$(vsctl --json drops 2>/dev/null) || return 1
-    json_true "d.get('$1', 0) >= $2" <<<"$doc"
+    json_true 'd.get(reason, 0) >= n' reason="$1" n:="$2" <<<"$doc"
 }
 
 # stat_at_least IFACE FIELD N: status only (`vsctl --json stats IFACE`[FIELD] >= N).
 stat_at_least() {
     local doc
     doc=$(vsctl --json stats "$1" 2>/dev/null) || return 1
-    json_true "d['$2'] >= $3" <<<"$doc"
+    json_true 'd[field] >= n' field="$2" n:="$3" <<<"$doc"
 }
 
 # rss_kb PID: resident set size of PID in kB (VmRSS).
@@ -254,55 +200,66 @@ sniff_stop() {
     done
 }
 
-# sniff_count NAME EXPR: how many frames of capture NAME satisfy the Python expression EXPR,
-# with the frame's summary bound to f (keys: src dst vlan vlans kind ethertype op psrc pdst
-# hwsrc ip_src ip_dst icmp_type payload; see ci/scapy/l2common.py); prints the count.
+# Captures and the frames the switch sent: sniff_mark NAME PORT right after sniff_ready
+# records PORT's tx_packets; sniff_caught_up NAME (status only) holds once capture NAME has
+# at least as many frames as the switch has sent on PORT since. The captured namespace's
+# eth0 gets nothing but what the switch sends on PORT, and frames arrive in the order sent,
+# so once it holds, every frame the switch sent there so far is in the capture file: a
+# "none at X" check made then cannot pass because a leaked copy was still on its way.
+declare -A SNIFF_PORT SNIFF_TX0
+sniff_mark() {
+    SNIFF_PORT[$1]=$2
+    SNIFF_TX0[$1]=$(iface_stat "$2" tx_packets)
+}
+sniff_caught_up() {
+    local tx n
+    tx=$(vsctl --json stats "${SNIFF_PORT[$1]}" 2>/dev/null |
+        "$VS_PY" -B "$VS_CHECK" get 'd["tx_packets"]' 2>/dev/null) || return 1
+    n=$(wc -l <"$VS_TMP/sniff-$1.jsonl") || return 1
+    ((n >= tx - SNIFF_TX0[$1]))
+}
+# sniff_settle NAME...: wait (max 10 s) until each capture has every frame sent to it.
+sniff_settle() {
+    local name tx
+    for name in "$@"; do
+        # (In a subshell so that a failure can show the numbers.)
+        (wait_until 10 "capture $name" sniff_caught_up "$name") 2>/dev/null && continue
+        tx=$(iface_stat "${SNIFF_PORT[$name]}" tx_packets)
+        vsctl stats >&2 || true
+        fail "capture $name holds $(wc -l <"$VS_TMP/sniff-$name.jsonl") frames after 10 s;" \
+            "the switch sent $((tx - SNIFF_TX0[$name])) on ${SNIFF_PORT[$name]} since it started"
+    done
+}
+
+# sniff_count NAME EXPR [NAME=VALUE ...]: how many frames of capture NAME satisfy the Python
+# expression EXPR, with the frame's summary bound to f (keys: src dst vlan vlans kind
+# ethertype op psrc pdst hwsrc ip_src ip_dst icmp_type payload; see ci/scapy/l2common.py);
+# prints the count. A frame the capture could not parse, a line that is not JSON or an
+# expression that raises is an error (exit 2), never a smaller count: a "must not appear"
+# check cannot pass because the frame it is about was unreadable (ci/check.py).
 sniff_count() {
-    "$L2_PY" -c '
-import json, sys
-n = 0
-with open(sys.argv[1], encoding="utf-8") as fh:
-    for line in fh:
-        try:
-            f = json.loads(line)
-        except ValueError:
-            continue  # a line being written
-        f.setdefault("vlan", None)
-        try:
-            if eval(sys.argv[2]):
-                n += 1
-        except Exception:
-            pass
-print(n)
-' "$VS_TMP/sniff-$1.jsonl" "$2"
+    local name=$1
+    shift
+    "$VS_PY" -B "$VS_CHECK" count "$VS_TMP/sniff-$name.jsonl" "$@"
 }
 
-# sniff_seen NAME N EXPR: status only: at least N frames of capture NAME match EXPR.
+# sniff_seen NAME N EXPR [NAME=VALUE ...]: status only: at least N frames of NAME match EXPR.
 sniff_seen() {
-    local n
-    n=$(sniff_count "$1" "$3" 2>/dev/null) || return 1
-    ((n >= $2))
+    local name=$1 want=$2 n
+    shift 2
+    # A broken capture is "not yet" here; its complaint reaches wait_until's time-out report.
+    n=$(sniff_count "$name" "$@") || return 1
+    ((n >= want))
 }
 
-# sniff_expect NAME OP N EXPR WHAT: fail unless (count of EXPR in NAME) OP N.
+# sniff_expect NAME OP N EXPR WHAT [NAME=VALUE ...]: fail unless (count of EXPR in NAME) OP N.
 sniff_expect() {
     local name=$1 op=$2 want=$3 expr=$4 what=$5 n
-    n=$(sniff_count "$name" "$expr") || fail "cannot read capture $name"
+    shift 5
+    n=$(sniff_count "$name" "$expr" "$@") || fail "$what: cannot check capture $name (see above)"
     test "$n" "$op" "$want" || {
-        printf '%s\n' "--- frames of capture $name matching: $expr" >&2
-        "$L2_PY" -c '
-import json, sys
-for line in open(sys.argv[1], encoding="utf-8"):
-    try:
-        f = json.loads(line)
-    except ValueError:
-        continue
-    try:
-        if eval(sys.argv[2]):
-            print(line.rstrip())
-    except Exception:
-        pass
-' "$VS_TMP/sniff-$name.jsonl" "$expr" | head -n 10 >&2
+        printf '%s\n' "--- frames of capture $name matching: $expr $*" >&2
+        "$VS_PY" -B "$VS_CHECK" show "$VS_TMP/sniff-$name.jsonl" "$expr" "$@" | head -n 10 >&2
         fail "$what: $n frames at $name, expected $op $want"
     }
     log "$what: $n frames at $name"

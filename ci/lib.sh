@@ -85,37 +85,44 @@ run_ok() {
     if [[ -n "$out" ]]; then printf '%s\n' "$out"; fi
 }
 
-# wait_until SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds.
+# wait_until SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds. On a time-out the
+# last attempt's output is shown, so a condition that failed for a reason (a broken capture,
+# an unreadable document) says so instead of looking like "not yet".
 wait_until() {
-    local secs=$1 what=$2 deadline
+    local secs=$1 what=$2 deadline out=/dev/null
     shift 2
     deadline=$((SECONDS + secs))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what"
+    # In this shell, not a $(...): a condition may keep state between tries.
+    [[ -z "$VS_TMP" ]] || out=$VS_TMP/wait_until.out
+    until "$@" >"$out" 2>&1; do
+        if ((SECONDS >= deadline)); then
+            if [[ -s "$out" ]]; then
+                printf '%s\n' "--- last try of: $*" >&2
+                tail -n 20 "$out" >&2
+            fi
+            fail "timed out after ${secs}s waiting for: $what"
+        fi
         sleep 0.2
     done
 }
 
-# The Python for checks and JSON: Debian's (it has scapy, and starts faster than a pyenv shim).
-if [[ -x /usr/bin/python3 ]]; then VS_JSON_PY=/usr/bin/python3; else VS_JSON_PY=python3; fi
+# VS_PY: the one Python of the tests: Debian's (it has scapy, grpcio, yaml and
+# prometheus_client from ci/setup.sh, and starts faster than a pyenv shim earlier on PATH).
+VS_PY=/usr/bin/python3
+VS_CHECK=$VS_ROOT/ci/check.py
 
-# vs_json EXPR: read one JSON document on stdin, print the Python expression EXPR evaluated
-# with the document bound to `d` (lists, dicts and booleans are printed as JSON).
+# vs_json EXPR [NAME=VALUE | NAME:=JSON ...]: read one JSON document on stdin and print the
+# Python expression EXPR evaluated with the document bound to `d` (lists, dicts, booleans and
+# None as JSON). Shell values go in as NAME=VALUE (a string) or NAME:=JSON, never into EXPR.
+# A document that is not JSON or an expression that raises fails the test (ci/check.py).
 vs_json() {
-    local doc
-    doc=$(cat)
-    VS_JSON_DOC=$doc "$VS_JSON_PY" -c '
-import json, os, sys
-try:
-    d = json.loads(os.environ["VS_JSON_DOC"])
-except ValueError as e:
-    sys.exit("not JSON (%s): %r" % (e, os.environ["VS_JSON_DOC"][:400]))
-try:
-    r = eval(sys.argv[1])
-except Exception as e:
-    sys.exit("cannot evaluate %s on %s: %r" % (sys.argv[1], json.dumps(d)[:400], e))
-print(json.dumps(r) if isinstance(r, (dict, list, bool)) or r is None else r)
-' "$1" || fail "JSON check '$1' failed (see above)"
+    "$VS_PY" -B "$VS_CHECK" get "$@" || fail "JSON check '$1' failed (see above)"
+}
+
+# vs_json_true EXPR [NAME=VALUE ...]: status only (for wait_until and if): 0 if EXPR is true
+# for the document on stdin, 1 if false, 2 if the document or EXPR is broken (said on stderr).
+vs_json_true() {
+    "$VS_PY" -B "$VS_CHECK" test "$@"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -139,6 +146,7 @@ vs_find_cargo() {
 vs_test_init() {
     VS_TEST_NAME=${1:-$VS_TEST_NAME}
     ((EUID == 0)) || fail "must run as root (network namespaces, DPDK)"
+    [[ -x "$VS_PY" ]] || fail "$VS_PY missing (apt-get install python3, or bash ci/setup.sh)"
     [[ -x "$VSWITCHD_BIN" ]] || fail "$VSWITCHD_BIN missing: run 'bash ci/setup.sh' first"
     [[ -x "$VSCTL_BIN" ]] || fail "$VSCTL_BIN missing: run 'bash ci/setup.sh' first"
     VS_TMP=$(mktemp -d "/tmp/${VS_TAG}.XXXXXX")
@@ -280,7 +288,12 @@ stop_vswitchd() {
 
 # iface_stat NAME FIELD: one field of `vsctl --json stats NAME`.
 iface_stat() {
-    vsctl --json stats "$1" | vs_json "d['$2']"
+    vsctl --json stats "$1" | vs_json 'd[field]' field="$2"
+}
+
+# iface_counter DOC NAME FIELD: FIELD of interface NAME in DOC, a `vsctl --json stats` array.
+iface_counter() {
+    vs_json 'first(i[field] for i in d if i["name"] == name)' name="$2" field="$3" <<<"$1"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -319,44 +332,63 @@ vs_ns_iface_up() {
     ip -n "$ns" link set "$ifc" up
 }
 
-# vs_veth_to_ns HOSTIF NS CIDR: veth pair, HOSTIF stays in the host (for the switch), its
-# peer is eth0 in NS with address CIDR.
-vs_veth_to_ns() {
-    local host=$1 ns=$2 cidr=$3
-    ip link add "$host" type veth peer name eth0 netns "$ns" ||
-        fail "cannot create veth $host <-> $ns/eth0"
-    VS_LINKS+=("$host")
-    vs_host_link_quiet "$host"
-    vs_ns_iface_up "$ns" eth0 "$cidr"
+# vs_host SUFFIX CIDR: a host for the switch to serve: namespace $(vs_ifname SUFFIX) with
+# eth0 at CIDR (no address if CIDR is empty) on a veth pair whose other end,
+# $(vs_ifname hSUFFIX), stays in the host namespace for an af_packet interface. Sets VS_NS
+# and VS_HOSTIF. Every test and the demo make their namespace hosts with this.
+VS_NS="" VS_HOSTIF=""
+vs_host() {
+    local suffix=$1 cidr=$2
+    VS_NS=$(vs_ifname "$suffix")
+    VS_HOSTIF=$(vs_ifname "h$suffix")
+    vs_netns_add "$VS_NS"
+    ip link add "$VS_HOSTIF" type veth peer name eth0 netns "$VS_NS" ||
+        fail "cannot create veth $VS_HOSTIF <-> $VS_NS/eth0"
+    VS_LINKS+=("$VS_HOSTIF")
+    vs_host_link_quiet "$VS_HOSTIF"
+    if [[ -n "$cidr" ]]; then
+        vs_ns_iface_up "$VS_NS" eth0 "$cidr"
+    else
+        ip netns exec "$VS_NS" ethtool -K eth0 tx off >/dev/null 2>&1 ||
+            fail "ethtool -K eth0 tx off failed in $VS_NS"
+        ip -n "$VS_NS" link set eth0 up
+    fi
 }
 
-# vs_veth_pair A B: a veth pair with both ends in the host, both quiet; only A is brought
-# up, so nothing flows (for tests that need idle af_packet interfaces).
-# vs_host_pair NET: two namespaces, each with eth0 at NET.1/24 and NET.2/24 on a veth pair
-# whose host ends the switch can use. Sets VS_NSA, VS_NSB (namespaces), VS_HA, VS_HB (host
-# ends). Example: vs_host_pair 10.99.7
+# vs_tap_host SUFFIX IFACE CIDR: a host on a tap: the switch makes interface IFACE, a tap
+# named $(vs_ifname tSUFFIX), which is then moved into namespace $(vs_ifname SUFFIX) and
+# given CIDR there. Sets VS_NS and VS_HOSTIF (the tap's name).
+vs_tap_host() {
+    local suffix=$1 iface=$2 cidr=$3
+    VS_NS=$(vs_ifname "$suffix")
+    VS_HOSTIF=$(vs_ifname "t$suffix")
+    vs_netns_add "$VS_NS"
+    run_ok "add tap $iface" vsctl iface add "$iface" tap iface="$VS_HOSTIF" >/dev/null
+    # The tap is the switch's (it vanishes when the switch closes it); registered anyway so
+    # that a failed run that leaves it behind still removes it.
+    VS_LINKS+=("$VS_HOSTIF")
+    wait_until 10 "tap $VS_HOSTIF in the host namespace" ip link show dev "$VS_HOSTIF"
+    ip link set dev "$VS_HOSTIF" netns "$VS_NS" || fail "cannot move $VS_HOSTIF into $VS_NS"
+    vs_ns_iface_up "$VS_NS" "$VS_HOSTIF" "$cidr"
+}
+
+# vs_host_pair NET: two hosts (vs_host a and b) at NET.1/24 and NET.2/24. Sets VS_NSA,
+# VS_NSB (namespaces), VS_HA, VS_HB (host ends). Example: vs_host_pair 10.99.7
 vs_host_pair() {
-    local net=$1
-    VS_NSA=$(vs_ifname a)
-    VS_NSB=$(vs_ifname b)
-    VS_HA=$(vs_ifname ha)
-    VS_HB=$(vs_ifname hb)
-    vs_netns_add "$VS_NSA"
-    vs_netns_add "$VS_NSB"
-    vs_veth_to_ns "$VS_HA" "$VS_NSA" "$net.1/24"
-    vs_veth_to_ns "$VS_HB" "$VS_NSB" "$net.2/24"
+    vs_host a "$1.1/24"
+    VS_NSA=$VS_NS VS_HA=$VS_HOSTIF
+    vs_host b "$1.2/24"
+    VS_NSB=$VS_NS VS_HB=$VS_HOSTIF
 }
 
 # vs_grpc_init: for tests that drive vswitchd through Python grpcio (ci/grpc/*.py): checks
 # Debian's python3 has grpcio and protobuf, and generates the client code from proto/ into
 # $GEN. Then `grpc_py SECONDS SCRIPT ARGS...` runs ci/grpc/SCRIPT, bounded in time.
-GRPC_PY=/usr/bin/python3
 GEN=""
 vs_grpc_init() {
     export VS_TEST_NAME
     GEN=$VS_TMP/gen
-    [[ -x "$GRPC_PY" ]] || fail "$GRPC_PY missing (apt-get install python3, or bash ci/setup.sh)"
-    "$GRPC_PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
+    "$VS_PY" -c 'import grpc, google.protobuf' 2>/dev/null ||
         fail "python3-grpcio / python3-protobuf missing (bash ci/setup.sh)"
     grpc_py 60 vsgrpc.py gen --out "$GEN" || fail "cannot generate the gRPC client code (see above)"
 }
@@ -365,9 +397,11 @@ vs_grpc_init() {
 grpc_py() {
     local secs=$1 script=$2
     shift 2
-    timeout -k 5 "$secs" "$GRPC_PY" -B "$VS_ROOT/ci/grpc/$script" "$@"
+    timeout -k 5 "$secs" "$VS_PY" -B "$VS_ROOT/ci/grpc/$script" "$@"
 }
 
+# vs_veth_pair A B: a veth pair with both ends in the host, both quiet; only A is brought
+# up, so nothing flows (for tests that need idle af_packet interfaces).
 vs_veth_pair() {
     ip link add "$1" type veth peer name "$2" || fail "cannot create veth $1 <-> $2"
     VS_LINKS+=("$1")
@@ -385,10 +419,13 @@ ns_counter() {
 # Traffic
 
 # vs_ping NS DST: wait (max 15 s) until DST answers from NS, then 5 pings must all answer.
+# -w 10: ping waits up to 10 s in all for the 5 replies (with -c alone it gives up on the
+# last ones ~2 RTTs after sending them, which counts a late reply on a loaded machine as
+# lost); a lost packet still fails.
 vs_ping() {
     local ns=$1 dst=$2 out
     wait_until 15 "first ping reply $ns -> $dst" ip netns exec "$ns" ping -c 1 -W 1 "$dst"
-    out=$(ip netns exec "$ns" ping -c 5 -i 0.2 -W 2 "$dst" 2>&1) || {
+    out=$(ip netns exec "$ns" ping -c 5 -i 0.2 -w 10 "$dst" 2>&1) || {
         printf '%s\n' "$out" >&2
         fail "ping $ns -> $dst failed"
     }
@@ -488,7 +525,7 @@ testpmd_fwd_stat() {
 
 # vs_write_pcap FILE COUNT: a classic pcap of COUNT small broadcast UDP frames.
 vs_write_pcap() {
-    python3 - "$1" "$2" <<'EOF'
+    "$VS_PY" - "$1" "$2" <<'EOF'
 import struct, sys
 path, count = sys.argv[1], int(sys.argv[2])
 eth = bytes.fromhex("ffffffffffff" "020000000099" "0800")

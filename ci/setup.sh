@@ -21,12 +21,16 @@ source ci/lib.sh
 #           python3-grpc-tools 1.14 bundles libprotoc 3.5.1, which rejects proto3 `optional`),
 #           grpc-proto (grpc.health.v1 and reflection protos), openssl (the TLS test's CA).
 #   metrics test: python3-prometheus-client (the reference parser of the text format).
+#   deploy test (ci/tests/16): systemd (systemd-analyze verify / capability / security on
+#           the unit file, offline: systemd need not be running; also the units it names,
+#           e.g. dev-hugepages.mount), libc6-dev (<bits/socket.h>: the address families).
 PACKAGES=(
     build-essential pkg-config clang libclang-dev libdpdk-dev ca-certificates
     dpdk dpdk-dev iproute2 iperf3 ethtool iputils-ping procps python3 python3-scapy
     tcpdump coreutils
     python3-grpcio python3-grpc-tools python3-yaml protobuf-compiler protobuf-compiler-grpc
     grpc-proto openssl python3-prometheus-client
+    systemd libc6-dev
 )
 
 if ((EUID != 0)); then

@@ -3,25 +3,33 @@
 #
 #   1. ci/setup.sh: apt packages and the release build;
 #   2. cargo test --workspace --release: unit tests;
-#   3. every ci/tests/*.sh, one at a time, each bounded by a timeout, its output captured
-#      and shown when it fails.
-# The last line is "N passed, N failed" over the integration scripts; the exit code is
-# non-zero if anything (set-up, unit tests or an integration script) failed.
+#   3. every ci/tests/*.sh, each bounded by a timeout, its output captured and shown when it
+#      fails. Scripts are independent (own daemon, socket, DPDK file prefix, namespaces and
+#      links named after their PID), so they run VS_JOBS at a time; a script whose checks
+#      are timing-sensitive says so with a `# vs-test: serial` line in its first lines and
+#      runs alone, after the others.
+# The last line is "N passed, N failed": every unit test that cargo ran plus every
+# integration script (a `cargo test` that fails without reporting a failed test, e.g. one
+# that does not compile, counts as one failure). The exit code is non-zero if anything
+# (set-up, unit tests or an integration script) failed.
 #
-# Environment: VS_TEST_TIMEOUT (seconds per integration script, default 300),
-#              VS_TESTS (space-separated subset of ci/tests/*.sh to run).
+# Environment: VS_TEST_TIMEOUT (seconds per integration script, default 400),
+#              VS_TESTS (space-separated subset of ci/tests/*.sh to run),
+#              VS_JOBS (integration scripts run at once, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=ci/lib.sh
 source ci/lib.sh
 
-TIMEOUT=${VS_TEST_TIMEOUT:-300}
+TIMEOUT=${VS_TEST_TIMEOUT:-400}
+JOBS=${VS_JOBS:-3}
 start=$SECONDS
 if [[ -n "${VS_TESTS:-}" ]]; then
     read -r -a tests <<<"$VS_TESTS"
 else
     tests=(ci/tests/[0-9]*.sh)
 fi
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "ci/test.sh: VS_JOBS must be an integer >= 1" >&2; exit 2; }
 
 banner() { printf '\n==== %s ====\n' "$*"; }
 
@@ -34,47 +42,36 @@ fi
 banner "set-up and build (ci/setup.sh)"
 if ! bash ci/setup.sh; then
     echo "ci/test.sh: set-up or build failed; no test can run" >&2
-    echo "0 passed, ${#tests[@]} failed"
+    echo "0 passed, $((${#tests[@]} + 1)) failed"
     exit 1
 fi
 vs_find_cargo || true
 
-banner "unit tests (cargo test --workspace --release)"
-unit_ok=1
-cargo test --workspace --release || unit_ok=0
+# shellcheck source=ci/runner.sh
+source ci/runner.sh
 
-banner "integration tests (${#tests[@]} scripts, ${TIMEOUT}s each at most)"
-logdir=$(mktemp -d /tmp/vswitch-ci.XXXXXX)
-passed=0
-failed=0
-failed_names=()
+banner "unit tests (cargo test --workspace --release)"
+unit_log=$(mktemp /tmp/vswitch-unit.XXXXXX)
+unit_rc=0
+cargo test --workspace --release 2>&1 | tee "$unit_log" || unit_rc=$?
+unit_counts "$unit_log" "$unit_rc"
+rm -f "$unit_log"
+
 for t in "${tests[@]}"; do
-    name=$(basename "$t" .sh)
-    t0=$SECONDS
-    rc=0
-    # -k: if the script ignores SIGTERM for 30 s, SIGKILL. timeout signals the script's
-    # whole process group, so its daemons and peers stop too; its EXIT trap cleans up.
-    timeout -k 30 "$TIMEOUT" bash "$t" </dev/null >"$logdir/$name.log" 2>&1 || rc=$?
-    dt=$((SECONDS - t0))
-    if ((rc == 0)); then
-        passed=$((passed + 1))
-        printf 'PASS  %-28s %4ss\n' "$name" "$dt"
-    else
-        failed=$((failed + 1))
-        failed_names+=("$name")
-        why="exit $rc"
-        ((rc == 124 || rc == 137)) && why="timed out after ${TIMEOUT}s"
-        printf 'FAIL  %-28s %4ss  (%s)\n' "$name" "$dt" "$why"
-        printf -- '---- output of %s ----\n' "$t"
-        cat "$logdir/$name.log"
-        printf -- '---- end of %s ----\n' "$t"
-    fi
+    [[ -f "$t" ]] || { echo "ci/test.sh: no such test script: $t" >&2; exit 2; }
 done
-rm -rf "$logdir"
+banner "integration tests"
+RUN_JOBS=$JOBS RUN_TIMEOUT=$TIMEOUT
+run_scripts "${tests[@]}"
 
 banner "summary"
-if ((unit_ok)); then echo "unit tests: passed"; else echo "unit tests: FAILED"; fi
-((failed == 0)) || echo "failed scripts: ${failed_names[*]}"
+if ((unit_rc == 0 && UNIT_FAILED == 0)); then
+    echo "unit tests: $UNIT_PASSED passed"
+else
+    echo "unit tests: FAILED ($UNIT_PASSED passed, $UNIT_FAILED failed, cargo exit $unit_rc)"
+fi
+((RUN_FAILED == 0)) || echo "failed scripts: ${RUN_FAILED_NAMES[*]}"
+echo "integration scripts: $RUN_PASSED passed, $RUN_FAILED failed"
 echo "wall time: $((SECONDS - start))s"
-echo "$passed passed, $failed failed"
-((failed == 0 && unit_ok)) || exit 1
+echo "$((UNIT_PASSED + RUN_PASSED)) passed, $((UNIT_FAILED + RUN_FAILED)) failed"
+((RUN_FAILED == 0 && UNIT_FAILED == 0 && unit_rc == 0)) || exit 1

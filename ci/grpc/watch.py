@@ -7,8 +7,9 @@ NS-A / NS-B are network namespaces whose eth0 is the peer of the host-side veth 
 HOST-B. With a Watch open (all kinds; a second one for "config" only):
   - every configuration change made here arrives as a ConfigEvent (change, name), in order,
     and failed calls send none;
-  - one frame from a new MAC in NS-A: FdbEvent learned (bridge, mac, iface) within 1 s of
-    the frame; the same MAC from NS-B: moved (from_iface); then aged after the bridge's age;
+  - one frame from a new MAC in NS-A: FdbEvent learned (bridge, mac, iface) within
+    LEARN_LIMIT (100 ms) of the frame; the same MAC from NS-B: moved (from_iface), within
+    the same limit; then aged after the bridge's age;
   - eth0 in NS-A down / up: LinkEvent {iface, up} for the af_packet interface;
   - sequence numbers go up by one, no event is lost, timestamps are now.
 """
@@ -26,6 +27,11 @@ from vsgrpc import Fail, check, log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AGE = 4  # the bridge's MAC age, seconds
+# "Learned within milliseconds of the first frame" (README): the frame's way is the worker's
+# poll (an idle adaptive worker sleeps at most 200 us), the learn queue (drained every 1 ms)
+# and the Watch stream; a few ms when all is well. 100 ms leaves room for a loaded machine
+# (the test runs serially) while still failing a learner that batches or polls by the second.
+LEARN_LIMIT = 0.100
 
 
 class Watcher:
@@ -215,7 +221,7 @@ def main():
         "the kinds=[config] watch saw the same and nothing else"
         % (len(seen), ", ".join("%s %s" % s for s in seen)))
 
-    # A new host: learned within 1 s of its first frame.
+    # A new host: learned within LEARN_LIMIT of its first frame.
     mac = "02:%02x:%02x:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(5))
     begin = w.mark()
     t_sent = send_from(a.ns_a, mac)
@@ -227,10 +233,10 @@ def main():
     dt = t - t_sent
     check((ev.fdb.bridge, ev.fdb.iface, ev.fdb.vlan) == ("wbr", "pa", 0),
           "learned event fields: %s" % fmt(ev))
-    check(dt <= 1.0, "FdbEvent learned for %s arrived %.3f s after the frame (limit 1 s)"
-          % (mac, dt))
-    log("FdbEvent learned %s on wbr/pa arrived %.0f ms after the frame was sent from %s"
-        % (mac, dt * 1000, a.ns_a))
+    log("FdbEvent learned %s on wbr/pa arrived %.1f ms after the frame was sent from %s "
+        "(limit %.0f ms)" % (mac, dt * 1000, a.ns_a, LEARN_LIMIT * 1000))
+    check(dt <= LEARN_LIMIT, "FdbEvent learned for %s arrived %.1f ms after the frame "
+          "(limit %.0f ms)" % (mac, dt * 1000, LEARN_LIMIT * 1000))
     fdb = [(e.mac.lower(), e.iface) for e in c.ok("ListFdb", bridge="wbr").entries]
     check((mac, "pa") in fdb, "ListFdb wbr after the learned event: %s" % fdb)
 
@@ -244,8 +250,11 @@ def main():
     t, ev = got
     check((ev.fdb.bridge, ev.fdb.iface, ev.fdb.from_iface) == ("wbr", "pb", "pa"),
           "moved event fields (bridge, iface, from_iface): %s" % fmt(ev))
-    check(t - t_sent <= 3.0, "FdbEvent moved arrived %.3f s after the frame" % (t - t_sent))
-    log("FdbEvent moved %s pa -> pb arrived %.0f ms after the frame" % (mac, (t - t_sent) * 1000))
+    dt = t - t_sent
+    log("FdbEvent moved %s pa -> pb arrived %.1f ms after the frame (limit %.0f ms)"
+        % (mac, dt * 1000, LEARN_LIMIT * 1000))
+    check(dt <= LEARN_LIMIT, "FdbEvent moved for %s arrived %.1f ms after the frame "
+          "(limit %.0f ms)" % (mac, dt * 1000, LEARN_LIMIT * 1000))
 
     # Aged: nothing more from that MAC; the bridge's age is AGE s (the scan runs every 1 s).
     got = w.wait(AGE + 4, is_fdb("aged", mac), begin)

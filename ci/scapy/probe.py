@@ -17,13 +17,14 @@ import select
 import sys
 import time
 
-from l2common import (ARP, BROADCAST, ICMP, IP, Raw, die, frame, open_socket, summary,
-                      Ether)
+from l2common import (ARP, BROADCAST, ICMP, IP, Raw, Unparsable, die, frame, open_socket,
+                      summary)
 
 
-def wait_for(sock, match, timeout):
+def wait_for(sock, match, timeout, unparsable):
     """Receive until MATCH(summary) is true or TIMEOUT passes; return (hit, others) where
-    others are frames seen that came from the peer's IP but did not match (wrong tag)."""
+    others are frames seen that came from the peer's IP but did not match (wrong tag).
+    Frames summary() cannot describe are appended to UNPARSABLE (the probe then fails)."""
     deadline = time.monotonic() + timeout
     others = []
     while True:
@@ -37,8 +38,10 @@ def wait_for(sock, match, timeout):
         if data is None:
             continue
         try:
-            f = summary(Ether(data))
-        except Exception:  # noqa: BLE001 - not a frame we care about
+            f = summary(data)
+        except Unparsable as e:
+            # It may be the very reply this waits for, cut short: never skipped silently.
+            unparsable.append(str(e))
             continue
         verdict = match(f)
         if verdict is True:
@@ -62,6 +65,7 @@ def main():
     want = args.vlan
     sock = open_socket(args.iface)
     result = {"vlan": want, "pdst": args.pdst}
+    unparsable = []
 
     def check_tag(f):
         return f["vlan"] == want and len(f["vlans"]) == (0 if want is None else 1)
@@ -79,12 +83,13 @@ def main():
                           ARP(op=1, hwsrc=src, psrc=args.psrc, pdst=args.pdst)))
     for _ in range(args.tries):
         sock.outs.send(request + b"\0" * max(0, 60 - len(request)))
-        arp, others = wait_for(sock, is_arp_reply, args.timeout)
+        arp, others = wait_for(sock, is_arp_reply, args.timeout, unparsable)
         wrong += others
         if arp:
             break
     result["arp_reply"] = arp
     result["wrong_tag"] = wrong
+    result["unparsable"] = unparsable
     if not arp:
         print(json.dumps(result, sort_keys=True))
         die("no ARP reply from %s with vlan %s (wrongly tagged replies: %d)"
@@ -106,7 +111,7 @@ def main():
                               ICMP(type=8, id=0x5654, seq=7) / Raw(load=b"vswitch-probe")))
         for _ in range(args.tries):
             sock.outs.send(request)
-            echo, others = wait_for(sock, is_echo_reply, args.timeout)
+            echo, others = wait_for(sock, is_echo_reply, args.timeout, unparsable)
             wrong += others
             if echo:
                 break
@@ -117,6 +122,8 @@ def main():
                 % (args.pdst, want, len(wrong)))
     sock.close()
     print(json.dumps(result, sort_keys=True))
+    if unparsable:
+        die("%d frames could not be parsed: %s" % (len(unparsable), json.dumps(unparsable)))
     if wrong:
         die("%d replies carried the wrong tag: %s" % (len(wrong), json.dumps(wrong)))
     return 0

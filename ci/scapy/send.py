@@ -2,11 +2,14 @@
 """Send COUNT identical test frames out of an interface, optionally 802.1Q-tagged.
 
     send.py --iface eth0 --src MAC [--dst MAC] [--vlan ID] [--count N] [--inter SECONDS]
-            [--kind raw|arp|icmp] [--psrc IP --pdst IP] [--text TEXT]
+            [--kind raw|arp|icmp] [--psrc IP --pdst IP] [--text TEXT] [--truncate BYTES]
 
 kind raw (default): EtherType 0x88b5 (local experimental) with TEXT as payload, which no
 kernel answers; arp: an ARP who-has PDST from PSRC (dst defaults to broadcast); icmp: an
-ICMP echo request PSRC -> PDST. Prints the number sent; exit 1 on error.
+ICMP echo request PSRC -> PDST. Frames are padded to 60 bytes, unless --truncate cuts them
+to BYTES (14 or more, no padding: a deliberately broken frame, e.g. an ARP or IPv4 header
+cut short, for showing that the captures' checks fail on it). Prints the number sent; exit
+1 on error.
 """
 
 import argparse
@@ -28,9 +31,12 @@ def main():
     ap.add_argument("--psrc", default="0.0.0.0")
     ap.add_argument("--pdst", default="0.0.0.0")
     ap.add_argument("--text", default="vswitch-l2-test")
+    ap.add_argument("--truncate", type=int, default=None)
     args = ap.parse_args()
     if not 1 <= args.count <= 100000:
         die("--count must be 1..100000")
+    if args.truncate is not None and args.truncate < 14:
+        die("--truncate must be at least 14 (an Ethernet header)")
 
     if args.kind == "raw":
         payload = Raw(load=args.text.encode())
@@ -45,7 +51,9 @@ def main():
             Raw(load=args.text.encode())
         pkt = frame(args.src, args.dst, args.vlan, payload)
     data = bytes(pkt)
-    if len(data) < 60:
+    if args.truncate is not None:
+        data = data[:args.truncate]
+    elif len(data) < 60:
         data += b"\0" * (60 - len(data))
 
     sock = open_socket(args.iface)

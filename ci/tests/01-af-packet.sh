@@ -24,8 +24,8 @@ vs_iperf "$nsa" "$nsb" 10.99.1.2 3
 # Every interface's counters, from the all-interfaces view and per interface.
 stats=$(vsctl --json stats)
 for name in a b; do
-    rx=$(vs_json "[i for i in d if i['name'] == '$name'][0]['rx_packets']" <<<"$stats")
-    tx=$(vs_json "[i for i in d if i['name'] == '$name'][0]['tx_packets']" <<<"$stats")
+    rx=$(iface_counter "$stats" "$name" rx_packets)
+    tx=$(iface_counter "$stats" "$name" tx_packets)
     log "stats $name: rx_packets=$rx tx_packets=$tx"
     # Ten pings each way plus an iperf3 transfer: far more than a thousand frames each way.
     assert_int -gt "$rx" 1000 "vsctl stats: rx_packets of $name"

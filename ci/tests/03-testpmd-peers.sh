@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# vs-test: serial
+# (serial: two busy-polling testpmds pinned to CPU 0 plus the switch's worker take both
+# cores for the whole run; tests running beside it would miss their own time limits.)
 # dpdk-testpmd as the real peer on both sides of a cross-connect:
 #   testpmd "tx" (virtio-user, txonly) -> switch vhost-user "vh" (server)
 #   switch memif "mf" (server) -> testpmd "rx" (memif client, rxonly)
@@ -20,6 +23,8 @@ source "$(dirname "$0")/../lib.sh"
 # balance exactly: everything received on vh was either sent on mf or counted as a drop.
 VRING=256
 MEMIF_RING=1024
+# Packets forwarded vh -> mf before the sender is stopped (a few 10 ms of txonly traffic).
+MIN_FORWARDED=100000
 
 vs_test_init "03-testpmd-peers"
 start_vswitchd
@@ -33,6 +38,33 @@ wait_until 10 "vhost-user socket $vh_sock" test -S "$vh_sock"
 wait_until 10 "memif socket $mf_sock" test -S "$mf_sock"
 
 link_up() { [[ "$(iface_stat "$1" link_up)" == true ]]; }
+link_down() { [[ "$(iface_stat "$1" link_up)" == false ]]; }
+# stat_ge IFACE FIELD N: status only: `vsctl --json stats IFACE`[FIELD] >= N.
+stat_ge() {
+    local doc
+    doc=$(vsctl --json stats "$1" 2>/dev/null) || return 1
+    vs_json_true 'd[field] >= n' field="$2" n:="$3" <<<"$doc" 2>/dev/null
+}
+# books_balance: status only (polled by wait_until, 0.2 s apart): everything the switch
+# received on vh was sent on mf or counted as a drop (nothing inside the switch in flight),
+# with the same numbers as at the previous poll (nothing arriving either). Leaves
+# "vh_rx mf_tx drops" in BOOKS.
+BOOKS=""
+books_balance() {
+    local stats drops now
+    local -a b
+    stats=$(vsctl --json stats 2>/dev/null) || return 1
+    drops=$(vsctl --json drops 2>/dev/null) || return 1
+    now=$(vs_json '"%d %d %d" % (first(i["rx_packets"] for i in d if i["name"] == "vh"),
+                                 first(i["tx_packets"] for i in d if i["name"] == "mf"),
+                                 sum(drops.values()))' drops:="$drops" <<<"$stats") || return 1
+    [[ "$now" == "$BOOKS" ]] || {
+        BOOKS=$now
+        return 1
+    }
+    read -r -a b <<<"$BOOKS"
+    ((b[0] == b[1] + b[2]))
+}
 
 # Receiver first, so nothing the sender sends finds the memif ring without a reader.
 # Both testpmds share CPU 0; the switch's worker has CPU 1.
@@ -45,25 +77,31 @@ tx_pid=$TESTPMD_PID
 tx_log=$TESTPMD_LOG
 wait_until 15 "vhost-user vh link up (virtio-user testpmd connected)" link_up vh
 
-sleep 4
-mid=$(iface_stat mf tx_packets)
-log "switch mf tx_packets after 4 s of traffic: $mid"
-assert_int -gt "$mid" 0 "switch forwarded packets vh -> mf while both testpmds ran"
+# Traffic flows: the switch has forwarded a good number of packets vh -> mf.
+wait_until 30 "switch mf tx_packets >= $MIN_FORWARDED (both testpmds running)" \
+    stat_ge mf tx_packets $MIN_FORWARDED
+log "switch mf tx_packets while both testpmds run: $(iface_stat mf tx_packets)"
 
-# Stop the sender, let the switch and the receiver drain, then read the switch's books
+# Stop the sender, wait until the switch has drained (its books balance), then read them
 # while the receiver is still polling.
 stop_testpmd "$tx_pid"
-sleep 2
-sw_vh_rx=$(iface_stat vh rx_packets)
-sw_mf_tx=$(iface_stat mf tx_packets)
+# (In a subshell so that a failure can show the numbers: BOOKS stays in the subshell, so
+# the numbers are read again here.)
+drained=1
+(wait_until 10 "books balance" books_balance) 2>/dev/null || drained=0
+books_balance || true
+((drained)) || fail "switch not drained 10 s after the sender stopped: vh rx_packets," \
+    "mf tx_packets, drops = $BOOKS (must be steady, vh rx_packets == mf tx_packets + drops)"
+read -r sw_vh_rx sw_mf_tx sw_drops <<<"$BOOKS"
+drops_json=$(vsctl --json drops | vs_json 'd')
+# The thing tested: with the sender gone, nothing moves any more (1 s of quiet).
 sleep 1
 again=$(iface_stat mf tx_packets)
-assert_eq "$again" "$sw_mf_tx" "switch mf tx_packets still moving 3 s after the sender stopped"
-drops_json=$(vsctl --json drops | vs_json 'd')
-sw_drops=$(vs_json 'sum(d.values())' <<<"$drops_json")
+assert_eq "$again" "$sw_mf_tx" "switch mf tx_packets still moving 1 s after the switch drained"
 stop_testpmd "$rx_pid"
-# Counters never go backwards, also when a peer goes away.
-sleep 1
+# Counters never go backwards, also when a peer goes away (read once the switch has seen
+# the memif peer leave).
+wait_until 10 "memif mf link down after the rxonly testpmd stopped" link_down mf
 mf_tx_after=$(iface_stat mf tx_packets)
 
 sent=$(testpmd_fwd_stat "$tx_log" 0 TX-packets)

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# vs-test: serial
+# (serial: two busy-polling testpmds pinned to CPU 0 plus the switch's worker take both
+# cores while they run; tests running beside it would miss their own time limits.)
 # SIGTERM stops vswitchd cleanly (exit 0; its gRPC socket and its vhost-user and memif
 # socket files are removed), and traffic leaks no mbuf: once traffic has stopped, every
 # mempool's in_use count is back to what it was before the traffic (both read while idle).
@@ -37,21 +40,38 @@ assert_eq "$mode" 770 "mode of the run directory $VS_RUN"
 
 # in_use: {pool name: in_use} of every mempool, as JSON.
 in_use() { vsctl --json mempools | vs_json '{p["name"]: p["in_use"] for p in d}'; }
-# wait_idle_in_use: read in_use until two reads 1 s apart agree; leaves it in IN_USE.
+# in_use_steady: status only (polled by wait_until, 0.2 s apart): the same in_use in 6
+# reads in a row (1 s). Leaves the last read in IN_USE.
 IN_USE=""
-wait_idle_in_use() {
-    local one deadline=$((SECONDS + 15))
-    one=$(in_use)
-    while :; do
-        sleep 1
-        IN_USE=$(in_use)
-        [[ "$IN_USE" == "$one" ]] && return 0
-        ((SECONDS < deadline)) || fail "mempool in_use still moving while idle: $IN_USE"
-        one=$IN_USE
-    done
+STEADY=0
+in_use_steady() {
+    local now
+    now=$(in_use) || return 1
+    if [[ "$now" == "$IN_USE" ]]; then STEADY=$((STEADY + 1)); else STEADY=1; fi
+    IN_USE=$now
+    ((STEADY >= 6))
+}
+# in_use_is JSON: status only: in_use reads JSON now.
+in_use_is() { [[ "$(in_use)" == "$1" ]]; }
+# stat_ge IFACE FIELD N: status only: `vsctl --json stats IFACE`[FIELD] >= N.
+stat_ge() {
+    local doc
+    doc=$(vsctl --json stats "$1" 2>/dev/null) || return 1
+    vs_json_true 'd[field] >= n' field="$2" n:="$3" <<<"$doc" 2>/dev/null
+}
+# vh_rx_steady: status only: vh rx_packets the same in 3 reads in a row (0.4 s: the
+# txonly testpmd is gone and the switch has taken what it left in the ring).
+VH_RX=""
+VH_SAME=0
+vh_rx_steady() {
+    local now
+    now=$(iface_stat vh rx_packets) || return 1
+    if [[ "$now" == "$VH_RX" ]]; then VH_SAME=$((VH_SAME + 1)); else VH_SAME=1; fi
+    VH_RX=$now
+    ((VH_SAME >= 3))
 }
 vsctl mempools
-wait_idle_in_use
+wait_until 15 "mempool in_use steady for 1 s before traffic" in_use_steady
 before=$IN_USE
 log "mempools in_use before traffic: $before"
 [[ "$before" != "{}" ]] || fail "vsctl mempools lists no mempool"
@@ -63,9 +83,10 @@ start_testpmd rx 0 rxonly "net_memif0,role=client,socket=$mf_sock,socket-abstrac
 rx_pid=$TESTPMD_PID
 start_testpmd tx 0 txonly "net_virtio_user0,path=$vh_sock"
 tx_pid=$TESTPMD_PID
-sleep 3
+wait_until 30 "switch mf tx_packets >= 100000 (testpmd traffic vh -> mf)" \
+    stat_ge mf tx_packets 100000
 stop_testpmd "$tx_pid"
-sleep 1
+wait_until 10 "vh rx_packets steady after the sender stopped" vh_rx_steady
 # Read while the memif peer is still there (this test is about mbufs, not counters).
 for name in a b vh mf; do
     rx=$(iface_stat "$name" rx_packets)
@@ -77,13 +98,11 @@ assert_int -gt "$moved" 0 "packets forwarded vh -> mf"
 stop_testpmd "$rx_pid"
 
 # Back to the start value once idle (a few seconds for anything in flight).
-deadline=$((SECONDS + 10))
-while :; do
-    wait_idle_in_use
-    [[ "$IN_USE" == "$before" ]] && break
-    ((SECONDS < deadline)) || fail "mbuf leak: mempool in_use $IN_USE after traffic, $before before"
-done
-log "mempools in_use after traffic: $IN_USE (same as before)"
+# (In a subshell so that the failure can say what in_use is instead.)
+if ! (wait_until 15 "mempool in_use back to $before" in_use_is "$before") 2>/dev/null; then
+    fail "mbuf leak: mempool in_use $(in_use) 15 s after traffic, $before before"
+fi
+log "mempools in_use after traffic: $(in_use) (same as before)"
 vsctl mempools
 
 # SIGTERM: exit 0, and every socket file it made is gone.

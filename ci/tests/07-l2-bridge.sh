@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
+# vs-test: serial
+# (serial: the aging checks need a host pinging every 0.2 s to keep its entry through an
+# age of 3 s, and quiet hosts to be gone within age + 3 s; on 2 shared cores a parallel test
+# could stall the pings or the switch's aging scan long enough to fail them.)
 # L2 bridging: four namespaces (veth, host ends af_packet interfaces) on one bridge.
 #   - every pair pings, iperf3 runs between two of them;
 #   - `fdb show` lists each host's MAC (read inside its namespace) on its own interface;
 #   - flush per interface and per bridge, detach removes the interface's entries;
-#   - unknown unicast floods to every other member (flood=on, the default);
+#   - unknown unicast floods to every other member and not back to its sender (flood=on,
+#     the default);
 #   - a station moving to another port is followed (host a's MAC put on host d);
 # then on a second bridge with age=3 and flood=off:
 #   - a static entry is not moved by a frame with its MAC from another port, and unicast
@@ -34,8 +39,9 @@ for h in "${hosts[@]}"; do
     i=$((i + 1))
 done
 
-# bridge_lists EXPR: status only: EXPR holds for `vsctl --json bridge list` (d).
-bridge_lists() { vsctl --json bridge list | json_true "$1"; }
+# bridge_lists EXPR [NAME=VALUE ...]: status only: EXPR holds for `vsctl --json bridge list`.
+bridge_lists() { vsctl --json bridge list | json_true "$@"; }
+LISTS_BR='any((b if isinstance(b, str) else b["name"]) == br for b in d)'
 
 # ---------------------------------------------------------------------------------------
 # Bridge br0: defaults (learning on, age 300 s, flooding on), four untagged members.
@@ -47,7 +53,7 @@ assert_eq "$(vs_json 'd["learn"]' <<<"$show")" true "bridge show br0: learn (def
 assert_eq "$(vs_json 'd["age"]' <<<"$show")" 300 "bridge show br0: age (default)"
 assert_eq "$(vs_json 'd.get("flood", True)' <<<"$show")" true "bridge show br0: flood (default)"
 assert_eq "$(vs_json 'len(d["members"])' <<<"$show")" 0 "bridge show br0: members"
-bridge_lists "any((b if isinstance(b, str) else b['name']) == 'br0' for b in d)" ||
+bridge_lists "$LISTS_BR" br=br0 ||
     fail "bridge list does not list br0: $(vsctl --json bridge list)"
 
 for h in "${hosts[@]}"; do
@@ -90,19 +96,26 @@ assert_int -eq "$(fdb_count br0)" 0 "fdb br0 after flushing the bridge: entries"
 log "fdb flush per interface and per bridge"
 
 # Unknown unicast floods to every other member (flood=on): a frame from a to a MAC nobody
-# has reaches b, c and d, and is not sent back to a.
+# has reaches b, c and d, and is not sent back to a (a's capture sees only what arrives).
 unknown=02:98:07:00:00:ee
-for h in b c d; do sniff_start "$h-uu" "${NS[$h]}"; done
-sniff_ready b-uu c-uu d-uu
+for h in "${hosts[@]}"; do sniff_start "$h-uu" "${NS[$h]}"; done
+sniff_ready a-uu b-uu c-uu d-uu
+for h in "${hosts[@]}"; do sniff_mark "$h-uu" "${PORT[$h]}"; done
 run_ok "send unknown unicast from a" \
     l2_scapy "${NS[a]}" 30 send.py --src "${MAC[a]}" --dst "$unknown" --count 5 \
     --text unknown-unicast-br0 >/dev/null
 for h in b c d; do
     wait_until 5 "unknown unicast flooded to $h" \
-        sniff_seen "$h-uu" 5 "f['dst'] == '$unknown'"
+        sniff_seen "$h-uu" 5 'f["dst"] == m' m="$unknown"
 done
-sniff_stop b-uu c-uu d-uu
-log "unknown unicast flooded to b, c and d (flood=on)"
+sniff_settle a-uu b-uu c-uu d-uu
+sniff_stop a-uu b-uu c-uu d-uu
+for h in b c d; do
+    sniff_expect "$h-uu" -eq 5 'f["dst"] == m' "unknown unicast flooded to $h (exactly once)" \
+        m="$unknown"
+done
+sniff_expect a-uu -eq 0 'f["dst"] == m' "unknown unicast sent back to its sender a" m="$unknown"
+log "unknown unicast flooded to b, c and d (flood=on), not back to a"
 wait_until 5 "fdb br0: ${MAC[a]} learned on pa from the flooded frames" \
     fdb_has br0 "${MAC[a]}" pa 0 false
 fdb_lacks br0 "$unknown" any || fail "fdb br0 holds the destination MAC $unknown"
@@ -138,7 +151,7 @@ for p in pb pc pd; do
 done
 assert_int -eq "$(fdb_count br0)" 0 "fdb br0 with no members: entries"
 run_ok "bridge del br0" vsctl bridge del br0 >/dev/null
-bridge_lists "not any((b if isinstance(b, str) else b['name']) == 'br0' for b in d)" ||
+! bridge_lists "$LISTS_BR" br=br0 ||
     fail "bridge list still lists br0 after bridge del: $(vsctl --json bridge list)"
 log "detach removes entries; br0 deleted"
 
@@ -177,6 +190,7 @@ log "static entry $static stayed on pc after frames with its MAC arrived on pd"
 # Unicast to the static MAC goes to pc only; unknown unicast goes nowhere (flood=off).
 for h in b c d; do sniff_start "$h-st" "${NS[$h]}"; done
 sniff_ready b-st c-st d-st
+for h in b c d; do sniff_mark "$h-st" "${PORT[$h]}"; done
 run_ok "send 5 frames from a to $static" \
     l2_scapy "${NS[a]}" 30 send.py --src "${MAC[a]}" --dst "$static" --count 5 \
     --text to-static >/dev/null
@@ -184,16 +198,18 @@ fo0=$(drop_count flood_off)
 run_ok "send 5 frames from a to unknown $unknown" \
     l2_scapy "${NS[a]}" 30 send.py --src "${MAC[a]}" --dst "$unknown" --count 5 \
     --text unknown-unicast-br1 >/dev/null
-wait_until 5 "frames to $static at c" sniff_seen c-st 5 "f['dst'] == '$static'"
-# Copies sent anywhere else would have left in the same bursts: a short grace is enough.
-sleep 0.5
-sniff_stop b-st c-st d-st
-sniff_expect b-st -eq 0 "f['dst'] == '$static'" "frames to static $static at b"
-sniff_expect d-st -eq 0 "f['dst'] == '$static'" "frames to static $static at d (its source port)"
-for h in b c d; do
-    sniff_expect "$h-st" -eq 0 "f['dst'] == '$unknown'" "unknown unicast at $h with flood=off"
-done
+wait_until 5 "frames to $static at c" sniff_seen c-st 5 'f["dst"] == m' m="$static"
 wait_until 5 "drops flood_off +5 (from $fo0)" drops_at_least flood_off $((fo0 + 5))
+# Both sends are dealt with (delivered, dropped); everything sent to b, c, d is captured.
+sniff_settle b-st c-st d-st
+sniff_stop b-st c-st d-st
+sniff_expect b-st -eq 0 'f["dst"] == m' "frames to static $static at b" m="$static"
+sniff_expect d-st -eq 0 'f["dst"] == m' "frames to static $static at d (its source port)" \
+    m="$static"
+for h in b c d; do
+    sniff_expect "$h-st" -eq 0 'f["dst"] == m' "unknown unicast at $h with flood=off" \
+        m="$unknown"
+done
 log "unknown unicast not flooded with flood=off (drops flood_off: $fo0 -> $(drop_count flood_off))"
 
 # Aging. a keeps pinging b for 8 s (longer than age + the 1 s scan + margin): their entries
@@ -211,24 +227,19 @@ wait_until 5 "fdb br1: a and b learned while pinging" ab_learned
 t0=$SECONDS
 looks=0
 quiet_gone=""
-# look: one reading of the table: "bad: ..." if a, b or the static entry is not where it
-# belongs, else "quiet-gone" once c's and d's entries are gone, else "ok".
+# look: one reading of the table (on stdin): "bad: ..." if a, b or the static entry is not
+# where it belongs, else "quiet-gone" once c's and d's entries are gone, else "ok".
+LOOK='(lambda where: next(
+          ("bad: %s is on %s, expected [%s]" % (m, where(m), p)
+           for m, p in ((a, "pa"), (b, "pb"), (s, "pc")) if where(m) != [p]),
+          "quiet-gone" if not where(c) and not where(dd) else "ok"))(
+      lambda m: [e["iface"] for e in d if mac(e["mac"]) == mac(m)])'
 look() {
-    "$L2_PY" -c '
-import json, sys
-a, pa, b, pb, s, c, dd = sys.argv[1:]
-d = json.loads(sys.stdin.read())
-where = lambda m: [e["iface"] for e in d if str(e["mac"]).lower() == m]
-for m, port in ((a, pa), (b, pb), (s, "pc")):
-    if where(m) != [port]:
-        print("bad: %s is on %s, expected [%s]" % (m, where(m), port))
-        sys.exit(0)
-print("quiet-gone" if not where(c) and not where(dd) else "ok")
-' "${MAC[a]}" pa "${MAC[b]}" pb "$static" "${MAC[c]}" "${MAC[d]}"
+    vs_json "$LOOK" a="${MAC[a]}" b="${MAC[b]}" s="$static" c="${MAC[c]}" dd="${MAC[d]}"
 }
 while vs_alive "$ping_pid"; do
     doc=$(vsctl --json fdb show br1) || fail "vsctl fdb show br1 failed"
-    verdict=$(look <<<"$doc")
+    verdict=$(look <<<"$doc") || fail "cannot read fdb br1 (see above): $doc"
     [[ "$verdict" != bad* ]] ||
         fail "fdb br1 while a pings b (entries must stay, the static one too): $verdict; $doc"
     if [[ -z "$quiet_gone" && "$verdict" == quiet-gone ]]; then
@@ -236,7 +247,7 @@ while vs_alive "$ping_pid"; do
     fi
     looks=$((looks + 1))
     ((SECONDS - t0 < 20)) || fail "ping a -> b still running after 20 s"
-    sleep 0.2
+    sleep 0.2 # the sampling interval of the looks (this loop is the check, not a wait)
 done
 vs_wait_exit "$ping_pid" 1 || true
 log "fdb br1: a and b present in all $looks looks during 8 s of pinging; $(grep -E 'packets transmitted' "$plog")"

@@ -24,6 +24,7 @@ start_vswitchd
 
 declare -A NS MAC
 
+
 # host NAME CIDR: namespace + veth + switch port pNAME; records NS[NAME] and MAC[NAME].
 host() {
     NS[$1]=$(vs_ifname "$1")
@@ -52,6 +53,7 @@ wait_until 5 "fdb brb: b2" fdb_has brb "${MAC[b2]}" pb2
 
 for h in a1 a2 b1 b2; do sniff_start "$h" "${NS[$h]}"; done
 sniff_ready a1 a2 b1 b2
+for h in a1 a2 b1 b2; do sniff_mark "$h" "p$h"; done
 ns_neigh_flush "${NS[a1]}" "${NS[b1]}"
 # a1 -> b1's address, b1 -> a1's address: ARP broadcasts that must stay in their bridge.
 ping_fails "${NS[a1]}" 10.98.8.3
@@ -62,21 +64,20 @@ run_ok "send from a1 to b1's MAC" l2_scapy "${NS[a1]}" 30 send.py --src "${MAC[a
 run_ok "send from b2 to a2's MAC" l2_scapy "${NS[b2]}" 30 send.py --src "${MAC[b2]}" \
     --dst "${MAC[a2]}" --count 5 --text b2-to-a2 >/dev/null
 # Positive controls: each bridge flooded them to its other member.
-wait_until 5 "a1's ARP for 10.98.8.3 at a2" sniff_seen a2 1 \
-    "f['src'] == '${MAC[a1]}' and f.get('pdst') == '10.98.8.3'"
-wait_until 5 "a1's frames to b1's MAC at a2" sniff_seen a2 5 \
-    "f['src'] == '${MAC[a1]}' and f['dst'] == '${MAC[b1]}'"
-wait_until 5 "b1's ARP for 10.98.8.1 at b2" sniff_seen b2 1 \
-    "f['src'] == '${MAC[b1]}' and f.get('pdst') == '10.98.8.1'"
-wait_until 5 "b2's frames to a2's MAC at b1" sniff_seen b1 5 \
-    "f['src'] == '${MAC[b2]}' and f['dst'] == '${MAC[a2]}'"
-sleep 0.5 # copies that leaked would have left in the same bursts
+ARP_FROM='mac(f["src"]) == mac(m) and f.get("pdst") == ip'
+FROM_TO='mac(f["src"]) == mac(m) and mac(f["dst"]) == mac(to)'
+wait_until 5 "a1's ARP for 10.98.8.3 at a2" sniff_seen a2 1 "$ARP_FROM" m="${MAC[a1]}" ip=10.98.8.3
+wait_until 5 "a1's frames to b1's MAC at a2" sniff_seen a2 5 "$FROM_TO" m="${MAC[a1]}" to="${MAC[b1]}"
+wait_until 5 "b1's ARP for 10.98.8.1 at b2" sniff_seen b2 1 "$ARP_FROM" m="${MAC[b1]}" ip=10.98.8.1
+wait_until 5 "b2's frames to a2's MAC at b1" sniff_seen b1 5 "$FROM_TO" m="${MAC[b2]}" to="${MAC[a2]}"
+sniff_settle a1 a2 b1 b2
 sniff_stop a1 a2 b1 b2
+FROM_ANY='mac(f["src"]) in macs.split()'
 for h in b1 b2; do
-    sniff_expect "$h" -eq 0 "f['src'] in ('${MAC[a1]}', '${MAC[a2]}')" "frames from bra's hosts at $h"
+    sniff_expect "$h" -eq 0 "$FROM_ANY" "frames from bra's hosts at $h" macs="${MAC[a1]} ${MAC[a2]}"
 done
 for h in a1 a2; do
-    sniff_expect "$h" -eq 0 "f['src'] in ('${MAC[b1]}', '${MAC[b2]}')" "frames from brb's hosts at $h"
+    sniff_expect "$h" -eq 0 "$FROM_ANY" "frames from brb's hosts at $h" macs="${MAC[b1]} ${MAC[b2]}"
 done
 for m in "${MAC[b1]}" "${MAC[b2]}"; do
     fdb_lacks bra "$m" any || fail "fdb bra holds brb's MAC $m"
@@ -116,6 +117,7 @@ vsctl bridge show brv
 all=(v1 v2 w1 w2 u t)
 for h in "${all[@]}"; do sniff_start "$h" "${NS[$h]}"; done
 sniff_ready "${all[@]}"
+for h in "${all[@]}"; do sniff_mark "$h" "p$h"; done
 
 # Same VLAN talks.
 vs_ping "${NS[v1]}" 10.98.9.2
@@ -131,56 +133,60 @@ ping_fails "${NS[v2]}" 10.98.9.5
 
 # v1's and w2's ARP broadcasts: at their VLAN's other access member untagged, at the
 # trunk with their VLAN's tag (one tag), nowhere else.
-wait_until 5 "v1's ARP at t tagged 10" sniff_seen t 1 \
-    "f['src'] == '${MAC[v1]}' and f['vlans'] == [10] and f.get('pdst') == '10.98.9.3'"
-wait_until 5 "w2's ARP at t tagged 20" sniff_seen t 1 \
-    "f['src'] == '${MAC[w2]}' and f['vlans'] == [20] and f.get('pdst') == '10.98.9.2'"
-wait_until 5 "v1's ARP at v2 untagged" sniff_seen v2 1 \
-    "f['src'] == '${MAC[v1]}' and f['vlans'] == [] and f.get('pdst') == '10.98.9.3'"
-wait_until 5 "w2's ARP at w1 untagged" sniff_seen w1 1 \
-    "f['src'] == '${MAC[w2]}' and f['vlans'] == [] and f.get('pdst') == '10.98.9.2'"
-sleep 0.5 # copies that leaked would have left in the same bursts
+ARP_TAGGED='mac(f["src"]) == mac(m) and f["vlans"] == tags and f.get("pdst") == ip'
+wait_until 5 "v1's ARP at t tagged 10" sniff_seen t 1 "$ARP_TAGGED" \
+    m="${MAC[v1]}" tags:='[10]' ip=10.98.9.3
+wait_until 5 "w2's ARP at t tagged 20" sniff_seen t 1 "$ARP_TAGGED" \
+    m="${MAC[w2]}" tags:='[20]' ip=10.98.9.2
+wait_until 5 "v1's ARP at v2 untagged" sniff_seen v2 1 "$ARP_TAGGED" \
+    m="${MAC[v1]}" tags:='[]' ip=10.98.9.3
+wait_until 5 "w2's ARP at w1 untagged" sniff_seen w1 1 "$ARP_TAGGED" \
+    m="${MAC[w2]}" tags:='[]' ip=10.98.9.2
+sniff_settle "${all[@]}"
 log "VLAN 10 and 20 frames reach the trunk tagged with their VLAN"
-V10="('${MAC[v1]}', '${MAC[v2]}')"
-V20="('${MAC[w1]}', '${MAC[w2]}')"
+V10="${MAC[v1]} ${MAC[v2]}"
+V20="${MAC[w1]} ${MAC[w2]}"
 for h in w1 w2 u; do
-    sniff_expect "$h" -eq 0 "f['src'] in $V10" "frames from VLAN 10 hosts at $h"
+    sniff_expect "$h" -eq 0 "$FROM_ANY" "frames from VLAN 10 hosts at $h" macs="$V10"
 done
 for h in v1 v2 u; do
-    sniff_expect "$h" -eq 0 "f['src'] in $V20" "frames from VLAN 20 hosts at $h"
+    sniff_expect "$h" -eq 0 "$FROM_ANY" "frames from VLAN 20 hosts at $h" macs="$V20"
 done
 for h in v1 v2 w1 w2 t; do
-    sniff_expect "$h" -eq 0 "f['src'] == '${MAC[u]}'" "frames from the untagged member u at $h"
+    sniff_expect "$h" -eq 0 "$FROM_ANY" "frames from the untagged member u at $h" macs="${MAC[u]}"
 done
-sniff_expect t -eq 0 "f['src'] in $V10 and f['vlans'] != [10]" \
-    "frames from VLAN 10 hosts at the trunk not tagged exactly [10]"
-sniff_expect t -eq 0 "f['src'] in $V20 and f['vlans'] != [20]" \
-    "frames from VLAN 20 hosts at the trunk not tagged exactly [20]"
+sniff_expect t -eq 0 "$FROM_ANY"' and f["vlans"] != tags' \
+    "frames from VLAN 10 hosts at the trunk not tagged exactly [10]" macs="$V10" tags:='[10]'
+sniff_expect t -eq 0 "$FROM_ANY"' and f["vlans"] != tags' \
+    "frames from VLAN 20 hosts at the trunk not tagged exactly [20]" macs="$V20" tags:='[20]'
 
 # Tagged frames from scapy on the trunk: ARP then ICMP echo to w1 in VLAN 20 and to v1 in
 # VLAN 10; every reply must come back with the same single tag.
-out=$(l2_scapy "${NS[t]}" 60 probe.py --src "$T" --psrc 10.98.9.50 --pdst 10.98.9.3 \
+# The trunk's own addresses in each VLAN (scapy answers nothing: they only mark its frames).
+T20=10.98.9.50
+T10=10.98.9.60
+out=$(l2_scapy "${NS[t]}" 60 probe.py --src "$T" --psrc $T20 --pdst 10.98.9.3 \
     --vlan 20 --icmp) || fail "probe from the trunk to w1 (10.98.9.3) in VLAN 20 failed: $out"
 log "trunk -> w1 in VLAN 20: $out"
-out=$(l2_scapy "${NS[t]}" 60 probe.py --src "$T" --psrc 10.98.9.60 --pdst 10.98.9.1 \
+out=$(l2_scapy "${NS[t]}" 60 probe.py --src "$T" --psrc $T10 --pdst 10.98.9.1 \
     --vlan 10 --icmp) || fail "probe from the trunk to v1 (10.98.9.1) in VLAN 10 failed: $out"
 log "trunk -> v1 in VLAN 10: $out"
+ARP_UNTAGGED='mac(f["src"]) == mac(m) and f.get("psrc") == ip and f["vlans"] == []'
 for h in w1 w2; do
-    wait_until 5 "trunk's VLAN 20 ARP at $h untagged" sniff_seen "$h" 1 \
-        "f['src'] == '$T' and f.get('psrc') == '10.98.9.50' and f['vlans'] == []"
+    wait_until 5 "trunk's VLAN 20 ARP at $h untagged" sniff_seen "$h" 1 "$ARP_UNTAGGED" \
+        m="$T" ip=$T20
 done
 for h in v1 v2; do
-    wait_until 5 "trunk's VLAN 10 ARP at $h untagged" sniff_seen "$h" 1 \
-        "f['src'] == '$T' and f.get('psrc') == '10.98.9.60' and f['vlans'] == []"
+    wait_until 5 "trunk's VLAN 10 ARP at $h untagged" sniff_seen "$h" 1 "$ARP_UNTAGGED" \
+        m="$T" ip=$T10
 done
-sleep 0.5
+sniff_settle "${all[@]}"
+FROM_IP='ip in (f.get("psrc"), f.get("ip_src"))'
 for h in v1 v2 u; do
-    sniff_expect "$h" -eq 0 "'10.98.9.50' in (f.get('psrc'), f.get('ip_src'))" \
-        "trunk's VLAN 20 frames at $h"
+    sniff_expect "$h" -eq 0 "$FROM_IP" "trunk's VLAN 20 frames at $h" ip=$T20
 done
 for h in w1 w2 u; do
-    sniff_expect "$h" -eq 0 "'10.98.9.60' in (f.get('psrc'), f.get('ip_src'))" \
-        "trunk's VLAN 10 frames at $h"
+    sniff_expect "$h" -eq 0 "$FROM_IP" "trunk's VLAN 10 frames at $h" ip=$T10
 done
 # One MAC in two VLANs: two entries, keyed by VLAN.
 fdb_expect brv "$T" pt 20 false "scapy's MAC in VLAN 20"
@@ -203,20 +209,21 @@ wait_until 5 "vlan_mismatch drops +60 (from $mm0)" drops_at_least vlan_mismatch 
 mm1=$(drop_count vlan_mismatch)
 log "drops vlan_mismatch: $mm0 -> $mm1"
 wait_until 5 "stats pt: drops +40 (from $tdrops0)" stat_at_least pt drops $((tdrops0 + 40))
-sleep 0.5
+sniff_settle "${all[@]}"
 sniff_stop "${all[@]}"
 for h in "${all[@]}"; do
-    sniff_expect "$h" -eq 0 "f.get('psrc') in ('10.98.9.70', '10.98.9.71', '10.98.9.72', '10.98.9.73')" \
-        "frames of a VLAN the sender's port does not carry, at $h"
+    sniff_expect "$h" -eq 0 'f.get("psrc") in ips.split()' \
+        "frames of a VLAN the sender's port does not carry, at $h" \
+        ips="10.98.9.70 10.98.9.71 10.98.9.72 10.98.9.73"
 done
 # Access and untagged members never receive tagged frames.
 for h in v1 v2 w1 w2 u; do
-    sniff_expect "$h" -eq 0 "f['vlans'] != []" "tagged frames at access/untagged member $h"
+    sniff_expect "$h" -eq 0 'f["vlans"] != []' "tagged frames at access/untagged member $h"
 done
 # The MAC table learned nothing from the dropped frames: every entry's VLAN is one its
 # interface carries.
 fdb=$(vsctl --json fdb show brv)
-bad=$(vs_json '[e for e in d if int(e.get("vlan") or 0) not in
+bad=$(vs_json '[e for e in d if vl(e.get("vlan")) not in
     {"pv1": (10,), "pv2": (10,), "pw1": (20,), "pw2": (20,), "pu": (0,),
      "pt": (10, 20)}.get(e["iface"], ())]' <<<"$fdb")
 assert_eq "$bad" "[]" "fdb brv entries in a VLAN their interface does not carry"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Bad bridge and fdb input is refused: vsctl exits non-zero with exactly one stderr line,
-# "vsctl: ...", that names the problem, and nothing changes (bridge list, bridge show and
-# fdb show of every bridge, the cross-connects and the interfaces are identical afterwards).
+# "vsctl: ...", that names the field (or object) and what is wrong with it (each refusal is
+# matched against a regex for that reason, not just the echoed value), and nothing changes
+# (bridge list, bridge show and fdb show of every bridge, the cross-connects and the
+# interfaces are identical afterwards).
 # Covered: VLAN ids outside 1-4094 or not numbers (vlan= and trunk=), vlan= with trunk=,
 # a member attached twice or to two bridges, a cross-connected interface attached (and a
 # bridged one cross-connected), unknown bridges and interfaces, malformed MACs, static
 # entries on non-members or in VLANs the member does not carry, duplicate and bad bridge
 # names, bad age / learn-limit / learn / flood values. The boundaries (VLAN 1 and 4094,
 # a 31-character name) are accepted.
+# A message that does not name the field and the problem is recorded; every mismatch is
+# listed at the end, and the test fails.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -46,7 +50,7 @@ state() {
         docs+=("$(vsctl --json bridge show "$br")" "$(vsctl --json fdb show "$br")")
     done
     docs+=("$(vsctl --json xconnect list)" "$(vsctl --json iface list)")
-    "$L2_PY" -c '
+    "$VS_PY" -c '
 import json, sys
 blist, show1, fdb1, show2, fdb2, xc, ifaces = (json.loads(a) for a in sys.argv[1:])
 nolearned = lambda b: {k: v for k, v in b.items() if k != "learned"} if isinstance(b, dict) else b
@@ -66,89 +70,129 @@ log "configuration before: $L2_BEFORE"
 [[ "$L2_BEFORE" == *'"m4"'* && "$L2_BEFORE" == *"$S2"* ]] ||
     fail "the starting configuration does not show m4 and $S2: $L2_BEFORE"
 
-refused() { l2_refused state "$@"; }
+# refused REGEX ARGS...: `vsctl ARGS` must fail (not time out) with exactly one stderr
+# line, "vsctl: ..." matching REGEX (extended, case-insensitive), and the configuration must
+# be unchanged. (l2lib's l2_refused, except that a message that does not match is recorded
+# in UNCLEAR and reported at the end, so that one run lists every one of them.)
+REFUSED=0
+UNCLEAR=()
+refused() {
+    local regex=$1 rc=0 out err lines after
+    shift
+    out=$(vsctl "$@" 2>"$VS_TMP/err") || rc=$?
+    err=$(cat "$VS_TMP/err")
+    lines=$(grep -c '' "$VS_TMP/err" || true)
+    log "vsctl $* -> exit $rc, stderr: $err"
+    ((rc != 0)) || fail "vsctl $* succeeded (stdout: $out)"
+    ((rc != 124)) || fail "vsctl $* timed out"
+    [[ "$lines" == 1 ]] || fail "vsctl $*: expected exactly one stderr line, got $lines: $err"
+    [[ "$err" == "vsctl: "* ]] || fail "vsctl $*: stderr does not start with 'vsctl: ': $err"
+    if ! grep -Eqi -- "$regex" <<<"$err"; then
+        log "  ^ does not say what is wrong: expected /$regex/"
+        UNCLEAR+=("vsctl $*: expected /$regex/, got: $err")
+    fi
+    after=$(state)
+    [[ "$after" == "$L2_BEFORE" ]] || fail "vsctl $* changed the configuration:
+before: $L2_BEFORE
+after:  $after"
+    REFUSED=$((REFUSED + 1))
+}
 
 # VLAN ids: 1-4094 only, numbers only.
-for v in 0 4095 4096 -1 x 10x ''; do
-    refused 'vlan' bridge attach br2 m3 "vlan=$v"
+for v in 0 4095 4096; do
+    refused "vlan must be from 1 to 4094, not $v" bridge attach br2 m3 "vlan=$v"
 done
-for t in 0 4095 10,4095 0,10 x 10,x '' 10,,20; do
-    refused 'trunk|vlan' bridge attach br2 m3 "trunk=$t"
+# Not a number at all: vsctl refuses it, naming vlan's range (not u32's).
+for v in -1 x 10x ''; do
+    refused "vlan=$v\": vlan must be a number from 1 to 4094" \
+        bridge attach br2 m3 "vlan=$v"
 done
-refused 'vlan|trunk' bridge attach br2 m3 vlan=10 trunk=20
-refused 'colour' bridge attach br2 m3 colour=red
+for t in 0 4095 10,4095; do
+    refused "trunk VLAN must be from 1 to 4094, not ${t##*,}" bridge attach br2 m3 "trunk=$t"
+done
+refused 'trunk VLAN must be from 1 to 4094, not 0' bridge attach br2 m3 trunk=0,10
+for t in x 10,x; do
+    refused "\"trunk=$t\": VLAN \"x\" is not a number" bridge attach br2 m3 "trunk=$t"
+done
+refused '"trunk=": empty VLAN list' bridge attach br2 m3 trunk=
+refused '"trunk=10,,20": empty VLAN ID in the list' bridge attach br2 m3 trunk=10,,20
+refused 'vlan= and trunk= exclude each other' bridge attach br2 m3 vlan=10 trunk=20
+refused 'unknown key "colour"' bridge attach br2 m3 colour=red
 
 # Membership: once, in one bridge, never both bridged and cross-connected.
-refused 'm1' bridge attach br1 m1
-refused 'm1' bridge attach br1 m1 vlan=20
-refused 'm2' bridge attach br1 m2 vlan=10
-refused 'm1' bridge attach br2 m1
-refused 'm2' bridge attach br2 m2 vlan=10
-refused 'm4' bridge attach br2 m4 trunk=10,20
-refused 'x1' bridge attach br2 x1
-refused 'x2' bridge attach br1 x2 vlan=10
-refused 'm1' xconnect add m1 m3
-refused 'm4' xconnect add m3 m4
-refused 'ghost0' bridge attach br2 ghost0
-refused 'm3' bridge detach br1 m3
-refused 'm1' bridge detach br2 m1
-refused 'ghost0' bridge detach br1 ghost0
+refused 'interface "m1" is already a member of bridge "br1"' bridge attach br1 m1
+refused 'interface "m1" is already a member of bridge "br1"' bridge attach br1 m1 vlan=20
+refused 'interface "m2" is already a member of bridge "br1"' bridge attach br1 m2 vlan=10
+refused 'interface "m1" is already a member of bridge "br1"' bridge attach br2 m1
+refused 'interface "m2" is already a member of bridge "br1"' bridge attach br2 m2 vlan=10
+refused 'interface "m4" is already a member of bridge "br1"' bridge attach br2 m4 trunk=10,20
+refused 'interface "x1" is cross-connected to "x2"' bridge attach br2 x1
+refused 'interface "x2" is cross-connected to "x1"' bridge attach br1 x2 vlan=10
+refused 'interface "m1" is a member of bridge "br1"' xconnect add m1 m3
+refused 'interface "m4" is a member of bridge "br1"' xconnect add m3 m4
+refused 'interface "ghost0" not found' bridge attach br2 ghost0
+refused 'interface "m3" is not a member of bridge "br1"' bridge detach br1 m3
+refused 'interface "m1" is not a member of bridge "br2"' bridge detach br2 m1
+refused 'interface "ghost0" not found' bridge detach br1 ghost0
 
 # Unknown bridge.
-refused 'nobr' bridge attach nobr m3
-refused 'nobr' bridge show nobr
-refused 'nobr' --json bridge show nobr
-refused 'nobr' bridge del nobr
-refused 'nobr' bridge detach nobr m1
-refused 'nobr' fdb show nobr
-refused 'nobr' --json fdb show nobr
-refused 'nobr' fdb add nobr $NEW m1
-refused 'nobr' fdb del nobr $S1
-refused 'nobr' fdb flush nobr
+refused 'bridge "nobr" not found' bridge attach nobr m3
+refused 'bridge "nobr" not found' bridge show nobr
+refused 'bridge "nobr" not found' --json bridge show nobr
+refused 'bridge "nobr" not found' bridge del nobr
+refused 'bridge "nobr" not found' bridge detach nobr m1
+refused 'bridge "nobr" not found' fdb show nobr
+refused 'bridge "nobr" not found' --json fdb show nobr
+refused 'bridge "nobr" not found' fdb add nobr $NEW m1
+refused 'bridge "nobr" not found' fdb del nobr $S1
+refused 'bridge "nobr" not found' fdb flush nobr
 
 # Malformed MACs (and addresses that cannot be a station's).
 for m in zz:00:00:00:00:01 02:00:00:00:00 02:00:00:00:00:00:01 02-00-00-00-00-0g \
-    not-a-mac 2:0:0:0:0:1:: ''; do
-    refused 'mac' fdb add br1 "$m" m1
+    not-a-mac 2:0:0:0:0:1::; do
+    refused "mac \"$m\" is not a MAC address" fdb add br1 "$m" m1
 done
-refused 'mac|broadcast|multicast' fdb add br1 ff:ff:ff:ff:ff:ff m1
-refused 'mac|multicast' fdb add br1 01:00:5e:00:00:01 m1
-refused 'mac|zero' fdb add br1 00:00:00:00:00:00 m1
-refused 'mac' fdb del br1 zz:00:00:00:00:01
+refused 'mac is required' fdb add br1 '' m1
+refused 'mac ff:ff:ff:ff:ff:ff is a (multicast|broadcast|group) address' fdb add br1 ff:ff:ff:ff:ff:ff m1
+refused 'mac 01:00:5e:00:00:01 is a multicast address' fdb add br1 01:00:5e:00:00:01 m1
+refused 'mac 00:00:00:00:00:00 is the all-zero address' fdb add br1 00:00:00:00:00:00 m1
+refused 'mac "zz:00:00:00:00:01" is not a MAC address' fdb del br1 zz:00:00:00:00:01
 # Static entries on an interface that is not a member, or in a VLAN it does not carry.
-refused 'm3' fdb add br1 $NEW m3
-refused 'x1' fdb add br1 $NEW x1
-refused 'ghost0' fdb add br1 $NEW ghost0
-refused 'm1' fdb add br2 $NEW m1
-refused 'vlan' fdb add br1 $NEW m1 vlan=4095
-refused 'vlan' fdb add br1 $NEW m1 vlan=x
-refused 'vlan|m2' fdb add br1 $NEW m2 vlan=20
-refused 'vlan|m4' fdb add br1 $NEW m4 vlan=30
-refused 'vlan|m1' fdb add br1 $NEW m1 vlan=10
+refused 'interface "m3" is not a member of bridge "br1"' fdb add br1 $NEW m3
+refused 'interface "x1" is not a member of bridge "br1"' fdb add br1 $NEW x1
+refused 'interface "ghost0" not found' fdb add br1 $NEW ghost0
+refused 'interface "m1" is not a member of bridge "br2"' fdb add br2 $NEW m1
+refused 'vlan must be from 1 to 4094, not 4095' fdb add br1 $NEW m1 vlan=4095
+refused 'vlan=x": vlan must be a number from 1 to 4094' fdb add br1 $NEW m1 vlan=x
+refused 'interface "m2" does not carry VLAN 20 in bridge "br1"' fdb add br1 $NEW m2 vlan=20
+refused 'interface "m4" does not carry VLAN 30 in bridge "br1"' fdb add br1 $NEW m4 vlan=30
+refused 'interface "m1" does not carry VLAN 10 in bridge "br1"' fdb add br1 $NEW m1 vlan=10
 # Deleting what is not there.
-refused "$NEW|entry|not found" fdb del br1 $NEW
-refused "$S2|entry|not found" fdb del br1 $S2 vlan=20
-refused 'ghost0' fdb flush br1 ghost0
+refused "$NEW \\(VLAN 0\\) is not in bridge \"br1\"" fdb del br1 $NEW
+refused "$S2 \\(VLAN 20\\) is not in bridge \"br1\"" fdb del br1 $S2 vlan=20
+refused 'interface "ghost0" (is not a member of bridge "br1"|not found)' fdb flush br1 ghost0
 
 # Bridge names and settings.
-refused 'br1' bridge add br1
-refused 'br2' bridge add br2 age=30
-refused 'name' bridge add "$(printf 'b%.0s' {1..32})"
-refused 'name' bridge add 'bad/name'
-refused 'name' bridge add 'bad name'
-refused 'name' bridge add 'br!'
-refused 'name' bridge add ''
+refused 'bridge "br1" exists already' bridge add br1
+refused 'bridge "br2" exists already' bridge add br2 age=30
+long=$(printf 'b%.0s' {1..32})
+refused "bridge name \"$long\" is longer than 31 characters" bridge add "$long"
+refused "bridge name \"bad/name\" contains '/'" bridge add 'bad/name'
+refused "bridge name \"bad name\" contains ' '" bridge add 'bad name'
+refused "bridge name \"br!\" contains '!'" bridge add 'br!'
+refused 'bridge name must not be empty' bridge add ''
 for a in x -1 '' 1.5 99999999999999999999; do
-    refused 'age' bridge add br9 "age=$a"
+    refused "\"age=$a\": age must be an integer from 0 to 4294967295" bridge add br9 "age=$a"
 done
 for l in x -1 '' 99999999999999999999; do
-    refused 'learn.limit|limit' bridge add br9 "learn-limit=$l"
+    refused "\"learn-limit=$l\": learn-limit must be an integer from 0 to 4294967295" \
+        bridge add br9 "learn-limit=$l"
 done
-refused 'learn' bridge add br9 learn=maybe
-refused 'flood' bridge add br9 flood=sometimes
-refused 'colour' bridge add br9 colour=blue
-refused 'age' bridge add br9 age=5 age=6
-log "$L2_REFUSED bad commands refused, configuration unchanged"
+refused '"learn=maybe": learn must be on or off' bridge add br9 learn=maybe
+refused '"flood=sometimes": flood must be on or off' bridge add br9 flood=sometimes
+refused 'unknown key "colour"' bridge add br9 colour=blue
+refused 'key "age" given twice' bridge add br9 age=5 age=6
+log "$REFUSED bad commands refused, configuration unchanged; ${#UNCLEAR[@]} messages do not say what is wrong"
 
 # The boundaries are accepted (and undone), and the daemon is still well.
 name31=$(printf 'b%.0s' {1..31})
@@ -163,4 +207,8 @@ after=$(state)
 assert_eq "$after" "$L2_BEFORE" "configuration after the accepted boundary commands were undone"
 
 stop_vswitchd
+if ((${#UNCLEAR[@]} > 0)); then
+    printf '  %s\n' "${UNCLEAR[@]}" >&2
+    fail "${#UNCLEAR[@]} of $REFUSED refusals do not say what is wrong (listed above)"
+fi
 vs_pass

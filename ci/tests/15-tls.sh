@@ -68,7 +68,7 @@ openssl verify -CAfile "$PKI/ca.pem" "$PKI/server.pem" "$PKI/client.pem" >/dev/n
 log "test PKI in $PKI: ca, server (SAN IP:127.0.0.1), client; other CA with its own client"
 
 free_port() {
-    "$GRPC_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    "$VS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 port=$(free_port)
 VSWITCHD_EXTRA=(--listen "127.0.0.1:$port" --tls-cert "$PKI/server.pem"
@@ -87,7 +87,7 @@ stop_vswitchd
 
 # refused_start WHAT REGEX ARGS...: vswitchd with ARGS (and its own socket, state file and
 # prefix) must exit non-zero within 20 s, with exactly one line on stderr that matches
-# REGEX (case-insensitive), and leave no socket behind.
+# REGEX (case-insensitive: the option and what is wrong with it), and leave no socket behind.
 REFUSALS=0
 refused_start() {
     local what=$1 regex=$2 n sock err pid lines
@@ -115,14 +115,18 @@ refused_start() {
     assert_file_absent "$sock" "$what: socket"
 }
 port2=$(free_port)
-refused_start "--listen without TLS" 'tls' --listen "127.0.0.1:$port2"
-refused_start "--listen with --tls-cert but no key" 'tls-key|key' --listen "127.0.0.1:$port2" \
+refused_start "--listen without TLS" '--listen [0-9.:]+ needs --tls-cert, --tls-key and --tls-client-ca' \
+    --listen "127.0.0.1:$port2"
+refused_start "--listen with --tls-cert but no key" '--listen [0-9.:]+ needs .*--tls-key' \
+    --listen "127.0.0.1:$port2" \
     --tls-cert "$PKI/server.pem" --tls-client-ca "$PKI/ca.pem"
-refused_start "--tls-cert that does not exist" "nosuch\.pem" --listen "127.0.0.1:$port2" \
+refused_start "--tls-cert that does not exist" '--tls-cert [^ ]*/nosuch\.pem: No such file' \
+    --listen "127.0.0.1:$port2" \
     --tls-cert "$VS_TMP/nosuch.pem" --tls-key "$PKI/server.key" --tls-client-ca "$PKI/ca.pem"
 badgroup=nogrp$$
 ! getent group "$badgroup" >/dev/null || fail "group $badgroup exists; it must not"
-refused_start "unknown --socket-group" "$badgroup" --socket-group "$badgroup"
+refused_start "unknown --socket-group" "--socket-group: no group named \"$badgroup\"" \
+    --socket-group "$badgroup"
 
 groupdel "$GROUP" || fail "groupdel $GROUP failed"
 GROUP_MADE=""

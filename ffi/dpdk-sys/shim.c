@@ -6,3 +6,43 @@ int vs_rte_errno(void)
 {
 	return rte_errno;
 }
+
+/*
+ * rte_dev_probe with DPDK's log of the attempt kept: drivers mostly fail with a bare -1 and
+ * say why only in the log ("EAL: failed to parse device ...", "ioctl failed
+ * (SIOCGIFINDEX):No such device"). While the probe runs, the log goes to a memory stream;
+ * afterwards it is written on to the log stream as before (nothing is lost) and its last
+ * `len - 1` bytes are copied to `log`, NUL-terminated. Other threads' log lines in that
+ * window land in `log` too; the caller picks out what concerns the device.
+ */
+int vs_dev_probe_logged(const char *devargs, char *log, size_t len)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *mem = open_memstream(&text, &size);
+	int ret;
+
+	if (len > 0)
+		log[0] = '\0';
+	if (mem == NULL)
+		return rte_dev_probe(devargs);
+	rte_openlog_stream(mem);
+	ret = rte_dev_probe(devargs);
+	rte_openlog_stream(NULL);
+	fclose(mem);
+	if (text != NULL) {
+		FILE *out = rte_log_get_stream();
+		size_t from = size >= len ? size - (len - 1) : 0;
+
+		if (size > 0) {
+			fwrite(text, 1, size, out);
+			fflush(out);
+		}
+		if (len > 0) {
+			memcpy(log, text + from, size - from);
+			log[size - from] = '\0';
+		}
+		free(text);
+	}
+	return ret;
+}

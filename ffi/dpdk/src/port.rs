@@ -4,7 +4,7 @@
 //! stops and closes it. Workers get [`PortQueue`] handles; each rx queue is polled by one
 //! thread and each tx queue is used by one thread (the dataplane's assignment guarantees it).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -94,6 +94,42 @@ pub struct Port {
     open: bool,
 }
 
+/// How much of DPDK's log of a failed probe is kept for the error message.
+const PROBE_LOG_BYTES: usize = 4096;
+
+/// Why a probe failed, in words: what DPDK logged about `device` while probing it (drivers
+/// mostly return a bare -1 and say why only in the log), else the status code.
+fn probe_failure(ret: i32, device: &str, log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.contains(device))
+        .collect();
+    if lines.iter().any(|l| l.contains("failed to parse device")) {
+        return format!(
+            "no DPDK driver takes a device named {device:?} (DPDK: failed to parse device)"
+        );
+    }
+    // At most the last three lines about the device, without DPDK's "EAL: " prefix.
+    let said: Vec<&str> = lines
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|l| l.strip_prefix("EAL: ").unwrap_or(l))
+        .collect();
+    let status = if ret == -1 {
+        "the driver refused the device".to_string()
+    } else {
+        crate::error::strerror(-ret)
+    };
+    if said.is_empty() {
+        format!("{status} (DPDK logged no reason)")
+    } else {
+        format!("{status}: {}", said.join("; "))
+    }
+}
+
 impl Port {
     /// Probes `devargs` (e.g. `net_af_packet0,iface=veth0` or a PCI address), configures
     /// its queues with mbufs from `pool`, sets MAC/MTU, turns promiscuous mode on and
@@ -123,21 +159,17 @@ impl Port {
                 format!("device {device} already exists (port {existing})"),
             ));
         }
-        // SAFETY: cargs is a valid C string; probing is serialised by the caller (control
-        // thread) and DPDK's hotplug lock.
-        let ret = unsafe { dpdk_sys::rte_dev_probe(cargs.as_ptr()) };
+        let mut log = vec![0u8; PROBE_LOG_BYTES];
+        // SAFETY: cargs is a valid C string and log a writable buffer of log.len() bytes;
+        // probing is serialised by the caller (control thread) and DPDK's hotplug lock.
+        let ret = unsafe {
+            dpdk_sys::vs_dev_probe_logged(cargs.as_ptr(), log.as_mut_ptr().cast(), log.len())
+        };
         if ret < 0 {
-            // Drivers mostly fail with a bare -1 (rte_errno then holds a stale value), and
-            // log their reason through DPDK's log.
-            let reason = if ret == -1 {
-                "the driver refused the device".to_string()
-            } else {
-                crate::error::strerror(-ret)
-            };
-            return Err(Error::msg(
-                &op,
-                format!("{reason} (DPDK's log on vswitchd's stderr says why)"),
-            ));
+            let log = CStr::from_bytes_until_nul(&log)
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Err(Error::msg(&op, probe_failure(ret, &device, &log)));
         }
         let mut id: u16 = 0;
         // SAFETY: as above.
@@ -409,6 +441,39 @@ mod tests {
     use super::*;
     use crate::test_eal::{eal, pool};
     use crate::{Burst, Mbuf};
+
+    #[test]
+    fn probe_failure_says_what_dpdk_logged_about_the_device() {
+        let log = "EAL: failed to parse device \"net_bogus0\"\nEAL: Unable to parse device 'net_bogus0'\n";
+        assert_eq!(
+            probe_failure(-22, "net_bogus0", log),
+            "no DPDK driver takes a device named \"net_bogus0\" (DPDK: failed to parse device)"
+        );
+        let log = "VHOST_CONFIG: (/x.sock) unrelated line\n\
+                   rte_pmd_init_internals(): net_af_packet9: ioctl failed (SIOCGIFINDEX):No such device\n\
+                   EAL: Driver cannot attach the device (net_af_packet9)\n\
+                   EAL: Failed to attach device on primary process\n";
+        assert_eq!(
+            probe_failure(-1, "net_af_packet9", log),
+            "the driver refused the device: rte_pmd_init_internals(): net_af_packet9: ioctl \
+             failed (SIOCGIFINDEX):No such device; Driver cannot attach the device (net_af_packet9)"
+        );
+        assert_eq!(
+            probe_failure(-1, "net_null9", "EAL: something about another device\n"),
+            "the driver refused the device (DPDK logged no reason)"
+        );
+    }
+
+    #[test]
+    fn unknown_driver_is_named_in_the_error() {
+        let pool = pool("t_bogus", 256);
+        let err = Port::open(eal(), "net_bogusdrv0", pool, PortConfig::default()).unwrap_err();
+        assert!(
+            err.reason
+                .contains("no DPDK driver takes a device named \"net_bogusdrv0\""),
+            "{err}"
+        );
+    }
 
     /// net_ring loops tx back to rx through one 1024-slot ring per queue, so a tx of more
     /// than the ring holds is partial: the unsent mbufs must stay owned by the burst.

@@ -110,7 +110,7 @@ pub(crate) fn attach_request(
     Ok(AttachBridgeRequest {
         bridge,
         iface,
-        vlan: vlan.map(|v| number("vlan", &v)).transpose()?,
+        vlan: vlan.map(|v| vlan_id(&v)).transpose()?,
         trunk: trunk
             .map(|v| trunk_vlans(&v))
             .transpose()?
@@ -158,6 +158,15 @@ pub fn number(key: &str, value: &str) -> anyhow::Result<u32> {
             "invalid argument \"{key}={value}\": {key} must be an integer from 0 to {}",
             u32::MAX
         )
+    })
+}
+
+/// A `vlan=` value. Only "is it a number" is checked here; the range (and what 0 means: an
+/// untagged entry for `fdb add`, refused by `bridge attach`) is the server's to check, but
+/// the message names the range a VLAN ID has, not u32's.
+pub fn vlan_id(value: &str) -> anyhow::Result<u32> {
+    value.parse::<u32>().map_err(|_| {
+        anyhow::anyhow!("invalid argument \"vlan={value}\": vlan must be a number from 1 to 4094")
     })
 }
 
@@ -416,7 +425,7 @@ mod tests {
         );
         assert_eq!(
             err(&["vlan=ten"]),
-            r#"invalid argument "vlan=ten": vlan must be an integer from 0 to 4294967295"#
+            r#"invalid argument "vlan=ten": vlan must be a number from 1 to 4094"#
         );
         assert_eq!(
             err(&["trunk=10,x"]),

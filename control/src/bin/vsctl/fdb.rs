@@ -9,7 +9,7 @@ use vswitch_proto::v1::{
 };
 
 use crate::args::FdbCommand;
-use crate::bridge::{number, parse_options};
+use crate::bridge::{parse_options, vlan_id};
 use crate::output::{self, or_dash, Align, Table};
 use crate::rpc::{reply, Ctx};
 
@@ -76,9 +76,7 @@ pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
 /// `[vlan=ID]`: the VLAN, 0 (the untagged members' VLAN) if not given.
 pub(crate) fn vlan_option(words: &[String]) -> anyhow::Result<u32> {
     let options = parse_options(words, &["vlan"])?;
-    options
-        .get("vlan")
-        .map_or(Ok(0), |value| number("vlan", value))
+    options.get("vlan").map_or(Ok(0), |value| vlan_id(value))
 }
 
 /// One entry in `--json` output: `fdb show` elements, and what `fdb add` prints.
@@ -160,11 +158,11 @@ mod tests {
         let err = |list: &[&str]| vlan_option(&words(list)).unwrap_err().to_string();
         assert_eq!(
             err(&["vlan=x"]),
-            r#"invalid argument "vlan=x": vlan must be an integer from 0 to 4294967295"#
+            r#"invalid argument "vlan=x": vlan must be a number from 1 to 4094"#
         );
         assert_eq!(
             err(&["vlan="]),
-            r#"invalid argument "vlan=": vlan must be an integer from 0 to 4294967295"#
+            r#"invalid argument "vlan=": vlan must be a number from 1 to 4094"#
         );
         assert_eq!(
             err(&["iface=p0"]),
