@@ -22,7 +22,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 vs_test_init "00-perf-harness"
-PY=python3
+PY=$VS_PY
 REPORT="$VS_ROOT/perf/report.py"
 RUN="$VS_ROOT/perf/run.sh"
 TD="$VS_ROOT/perf/testdata"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# vs-test: serial
 # The benchmark suite's smoke test: `perf/run.sh --quick` runs the four quick profiles
 # (run.sh's QUICK_PROFILES: xconnect, l2-1k, v2v-vhost, v2v-memif; not l2-100k, whose set-up
 # takes minutes) once, briefly, for vswitch, the I/O floor (dpdk-testpmd) and OVS-DPDK
@@ -24,7 +25,7 @@ cat "$VS_TMP/quick.log"
 ((rc == 0)) || fail "perf/run.sh --quick exited $rc (output above)"
 results=("$out"/*.json)
 [[ -f "${results[0]}" ]] || fail "perf/run.sh --quick wrote no results JSON in $out"
-python3 - "${results[0]}" "${want[@]}" <<'EOF' || fail "the quick results do not show every quick profile forwarding (above)"
+"$VS_PY" - "${results[0]}" "${want[@]}" <<'EOF' || fail "the quick results do not show every quick profile forwarding (above)"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 want = sys.argv[2:]
