@@ -490,11 +490,15 @@ measure_floor() {
         </dev/null >"$d/testpmd.log" 2>&1 &
     local pid=$!
     TRACKED+=("$pid")
-    # testpmd prints statistics once a second from when forwarding starts, which takes seconds
-    # with a big pcap / mbuf pool. The periods printed before the traffic starts (topology B:
-    # before the peer forwards) and WARMUP more (the first is partial) are skipped; WINDOW
-    # periods are measured, and testpmd is stopped once they have been printed.
-    local i why="" sinks=$OUT_PORTS base=0 n
+    # testpmd prints statistics every --stats-period from when forwarding starts, which takes
+    # seconds with a big pcap / mbuf pool. The periods printed before the traffic starts
+    # (topology B: before the peer forwards) and WARMUP more (the first is partial) are
+    # skipped; WINDOW periods are measured, and testpmd is stopped once they have been
+    # printed. A period is not one second: testpmd's main loop sleeps 1 s and prints when at
+    # least 1 s has passed since the last print, so it often prints every other loop (~2 s
+    # seen here; each Tx-pps is measured over its own period with the TSC). So the wait is
+    # bounded by wall time, generously, not by a count of 1 s steps.
+    local i why="" sinks=$OUT_PORTS base=0 n deadline
     for ((i = 0; i < 600; i++)); do
         grep -q "start packet forwarding" "$d/testpmd.log" 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
@@ -505,7 +509,8 @@ measure_floor() {
         why=$PEER_WHY
     else
         base=$(grep -ac "NIC statistics for port ${sinks%%,*}" "$d/testpmd.log" || true)
-        for ((i = 0; i < (WARMUP + WINDOW + 5) * 10; i++)); do
+        deadline=$((SECONDS + 3 * (WARMUP + WINDOW) + 15))
+        while ((SECONDS < deadline)); do
             sleep 0.1
             n=$(grep -ac "NIC statistics for port ${sinks##*,}" "$d/testpmd.log" || true)
             [ "$n" -lt $((base + WARMUP + WINDOW)) ] || break
