@@ -264,31 +264,3 @@ sniff_expect() {
     }
     log "$what: $n frames at $name"
 }
-
-# ---------------------------------------------------------------------------------------
-# Bad input
-
-# l2_refused STATEFN REGEX ARGS...: `vsctl ARGS` must exit non-zero (not a timeout) with
-# exactly one stderr line, "vsctl: ..." matching REGEX (case-insensitive), and the output of
-# the function STATEFN must be the same afterwards as in L2_BEFORE.
-L2_BEFORE=""
-L2_REFUSED=0
-l2_refused() {
-    local statefn=$1 regex=$2 rc=0 out err lines after
-    shift 2
-    out=$(vsctl "$@" 2>"$VS_TMP/err") || rc=$?
-    err=$(cat "$VS_TMP/err")
-    lines=$(grep -c '' "$VS_TMP/err" || true)
-    log "vsctl $* -> exit $rc, stderr: $err"
-    ((rc != 0)) || fail "vsctl $* succeeded (stdout: $out)"
-    ((rc != 124)) || fail "vsctl $* timed out"
-    [[ "$lines" == 1 ]] || fail "vsctl $*: expected exactly one stderr line, got $lines: $err"
-    [[ "$err" == "vsctl: "* ]] || fail "vsctl $*: stderr does not start with 'vsctl: ': $err"
-    grep -Eqi -- "$regex" <<<"$err" ||
-        fail "vsctl $*: error does not name the problem (/$regex/): $err"
-    after=$("$statefn")
-    [[ "$after" == "$L2_BEFORE" ]] || fail "vsctl $* changed the configuration:
-before: $L2_BEFORE
-after:  $after"
-    L2_REFUSED=$((L2_REFUSED + 1))
-}

@@ -297,6 +297,47 @@ iface_counter() {
 }
 
 # ---------------------------------------------------------------------------------------
+# Bad input
+
+# vs_refused STATEFN REGEX ARGS...: `vsctl ARGS` must fail (not time out) with exactly one
+# stderr line, "vsctl: ..." matching REGEX (extended, case-insensitive: the field and what
+# was wrong, not just the echoed value), and the output of the function STATEFN must still
+# be VS_BEFORE. A message that does not match is recorded in VS_UNCLEAR, so that one run
+# lists every one of them (vs_refused_report fails the test then); anything else fails at
+# once. VS_REFUSED counts the refusals checked.
+VS_BEFORE="" VS_REFUSED=0
+VS_UNCLEAR=()
+vs_refused() {
+    local statefn=$1 regex=$2 rc=0 out err lines after
+    shift 2
+    out=$(vsctl "$@" 2>"$VS_TMP/err") || rc=$?
+    err=$(cat "$VS_TMP/err")
+    lines=$(grep -c '' "$VS_TMP/err" || true)
+    log "vsctl $* -> exit $rc, stderr: $err"
+    ((rc != 0)) || fail "vsctl $* succeeded (stdout: $out)"
+    ((rc != 124)) || fail "vsctl $* timed out"
+    [[ "$lines" == 1 ]] || fail "vsctl $*: expected exactly one stderr line, got $lines: $err"
+    [[ "$err" == "vsctl: "* ]] || fail "vsctl $*: stderr does not start with 'vsctl: ': $err"
+    if ! grep -Eqi -- "$regex" <<<"$err"; then
+        log "  ^ does not say what is wrong: expected /$regex/"
+        VS_UNCLEAR+=("vsctl $*: expected /$regex/, got: $err")
+    fi
+    after=$("$statefn")
+    [[ "$after" == "$VS_BEFORE" ]] || fail "vsctl $* changed the configuration:
+before: $VS_BEFORE
+after:  $after"
+    VS_REFUSED=$((VS_REFUSED + 1))
+}
+
+# vs_refused_report: fail if any refusal checked by vs_refused did not say what was wrong.
+vs_refused_report() {
+    if ((${#VS_UNCLEAR[@]} > 0)); then
+        printf '  %s\n' "${VS_UNCLEAR[@]}" >&2
+        fail "${#VS_UNCLEAR[@]} of $VS_REFUSED refusals do not say what is wrong (listed above)"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------
 # Network namespaces and links
 
 # vs_ifname SUFFIX: a per-run interface name; fails if it would exceed 15 characters.

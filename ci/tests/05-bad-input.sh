@@ -41,33 +41,9 @@ state() {
 before=$(state)
 log "configuration before: $before"
 
-checked=0
-UNCLEAR=()
-# refused REGEX ARGS...: `vsctl ARGS` must fail (not time out) with exactly one stderr line,
-# "vsctl: ..." matching REGEX (extended, case-insensitive), and the configuration must be
-# unchanged. A message that does not match is recorded in UNCLEAR (reported at the end, so
-# that one run lists every one of them); anything else fails at once.
-refused() {
-    local regex=$1 rc=0 out err lines after
-    shift
-    out=$(vsctl "$@" 2>"$VS_TMP/err") || rc=$?
-    err=$(cat "$VS_TMP/err")
-    lines=$(grep -c '' "$VS_TMP/err" || true)
-    log "vsctl $* -> exit $rc, stderr: $err"
-    ((rc != 0)) || fail "vsctl $* succeeded (stdout: $out)"
-    ((rc != 124)) || fail "vsctl $* timed out"
-    [[ "$lines" == 1 ]] || fail "vsctl $*: expected exactly one stderr line, got $lines: $err"
-    [[ "$err" == "vsctl: "* ]] || fail "vsctl $*: stderr does not start with 'vsctl: ': $err"
-    if ! grep -Eqi -- "$regex" <<<"$err"; then
-        log "  ^ does not say what is wrong: expected /$regex/"
-        UNCLEAR+=("vsctl $*: expected /$regex/, got: $err")
-    fi
-    after=$(state)
-    [[ "$after" == "$before" ]] || fail "vsctl $* changed the configuration:
-before: $before
-after:  $after"
-    checked=$((checked + 1))
-}
+# refused REGEX ARGS...: vs_refused (lib.sh) against the configuration before.
+VS_BEFORE=$before
+refused() { vs_refused state "$@"; }
 
 # Unknown type.
 refused 'type "frobnicate" is unknown' iface add u1 frobnicate
@@ -109,7 +85,7 @@ refused 'probe "net_null9,nosuchkey=1": the driver refused the device: .*cannot 
     iface add u9 dpdk devargs=net_null9,nosuchkey=1
 # Deleting what does not exist.
 refused 'interface "ghost0" not found' iface del ghost0
-log "$checked bad commands refused, configuration unchanged; ${#UNCLEAR[@]} messages do not say what is wrong"
+log "$VS_REFUSED bad commands refused, configuration unchanged; ${#VS_UNCLEAR[@]} messages do not say what is wrong"
 
 # The daemon still works after all that.
 run_ok "health after bad input" vsctl health >/dev/null
@@ -155,8 +131,5 @@ after=$(state)
 assert_eq "$after" "$before" "configuration after the refused daemons"
 
 stop_vswitchd
-if ((${#UNCLEAR[@]} > 0)); then
-    printf '  %s\n' "${UNCLEAR[@]}" >&2
-    fail "${#UNCLEAR[@]} of $checked refusals do not say what is wrong (listed above)"
-fi
+vs_refused_report
 vs_pass

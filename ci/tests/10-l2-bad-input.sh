@@ -65,38 +65,13 @@ print(json.dumps({"bridge list": [nolearned(b) for b in blist],
                  sort_keys=True))
 ' "${docs[@]}" || fail "cannot read the configuration"
 }
-L2_BEFORE=$(state)
-log "configuration before: $L2_BEFORE"
-[[ "$L2_BEFORE" == *'"m4"'* && "$L2_BEFORE" == *"$S2"* ]] ||
-    fail "the starting configuration does not show m4 and $S2: $L2_BEFORE"
+VS_BEFORE=$(state)
+log "configuration before: $VS_BEFORE"
+[[ "$VS_BEFORE" == *'"m4"'* && "$VS_BEFORE" == *"$S2"* ]] ||
+    fail "the starting configuration does not show m4 and $S2: $VS_BEFORE"
 
-# refused REGEX ARGS...: `vsctl ARGS` must fail (not time out) with exactly one stderr
-# line, "vsctl: ..." matching REGEX (extended, case-insensitive), and the configuration must
-# be unchanged. (l2lib's l2_refused, except that a message that does not match is recorded
-# in UNCLEAR and reported at the end, so that one run lists every one of them.)
-REFUSED=0
-UNCLEAR=()
-refused() {
-    local regex=$1 rc=0 out err lines after
-    shift
-    out=$(vsctl "$@" 2>"$VS_TMP/err") || rc=$?
-    err=$(cat "$VS_TMP/err")
-    lines=$(grep -c '' "$VS_TMP/err" || true)
-    log "vsctl $* -> exit $rc, stderr: $err"
-    ((rc != 0)) || fail "vsctl $* succeeded (stdout: $out)"
-    ((rc != 124)) || fail "vsctl $* timed out"
-    [[ "$lines" == 1 ]] || fail "vsctl $*: expected exactly one stderr line, got $lines: $err"
-    [[ "$err" == "vsctl: "* ]] || fail "vsctl $*: stderr does not start with 'vsctl: ': $err"
-    if ! grep -Eqi -- "$regex" <<<"$err"; then
-        log "  ^ does not say what is wrong: expected /$regex/"
-        UNCLEAR+=("vsctl $*: expected /$regex/, got: $err")
-    fi
-    after=$(state)
-    [[ "$after" == "$L2_BEFORE" ]] || fail "vsctl $* changed the configuration:
-before: $L2_BEFORE
-after:  $after"
-    REFUSED=$((REFUSED + 1))
-}
+# refused REGEX ARGS...: vs_refused (lib.sh) against the configuration before.
+refused() { vs_refused state "$@"; }
 
 # VLAN ids: 1-4094 only, numbers only.
 for v in 0 4095 4096; do
@@ -192,7 +167,7 @@ refused '"learn=maybe": learn must be on or off' bridge add br9 learn=maybe
 refused '"flood=sometimes": flood must be on or off' bridge add br9 flood=sometimes
 refused 'unknown key "colour"' bridge add br9 colour=blue
 refused 'key "age" given twice' bridge add br9 age=5 age=6
-log "$REFUSED bad commands refused, configuration unchanged; ${#UNCLEAR[@]} messages do not say what is wrong"
+log "$VS_REFUSED bad commands refused, configuration unchanged; ${#VS_UNCLEAR[@]} messages do not say what is wrong"
 
 # The boundaries are accepted (and undone), and the daemon is still well.
 name31=$(printf 'b%.0s' {1..31})
@@ -204,11 +179,8 @@ for spec in vlan=1 vlan=4094 trunk=1,4094 trunk=4094; do
 done
 run_ok "health after bad input" vsctl health >/dev/null
 after=$(state)
-assert_eq "$after" "$L2_BEFORE" "configuration after the accepted boundary commands were undone"
+assert_eq "$after" "$VS_BEFORE" "configuration after the accepted boundary commands were undone"
 
 stop_vswitchd
-if ((${#UNCLEAR[@]} > 0)); then
-    printf '  %s\n' "${UNCLEAR[@]}" >&2
-    fail "${#UNCLEAR[@]} of $REFUSED refusals do not say what is wrong (listed above)"
-fi
+vs_refused_report
 vs_pass
