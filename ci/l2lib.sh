@@ -136,25 +136,6 @@ fdb_expect() {
     }
 }
 
-# drop_count REASON: `vsctl --json drops`[REASON], 0 when the reason is not listed.
-drop_count() {
-    vsctl --json drops | l2_json 'd.get(reason, 0)' reason="$1"
-}
-
-# drops_at_least REASON N: status only.
-drops_at_least() {
-    local doc
-    doc=$(vsctl --json drops 2>/dev/null) || return 1
-    json_true 'd.get(reason, 0) >= n' reason="$1" n:="$2" <<<"$doc"
-}
-
-# stat_at_least IFACE FIELD N: status only (`vsctl --json stats IFACE`[FIELD] >= N).
-stat_at_least() {
-    local doc
-    doc=$(vsctl --json stats "$1" 2>/dev/null) || return 1
-    json_true 'd[field] >= n' field="$2" n:="$3" <<<"$doc"
-}
-
 # rss_kb PID: resident set size of PID in kB (VmRSS).
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || fail "no /proc/$1/status"

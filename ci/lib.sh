@@ -296,6 +296,25 @@ iface_counter() {
     vs_json 'first(i[field] for i in d if i["name"] == name)' name="$2" field="$3" <<<"$1"
 }
 
+# drop_count REASON: `vsctl --json drops`[REASON], 0 when the reason is not listed.
+drop_count() {
+    vsctl --json drops | vs_json 'd.get(reason, 0)' reason="$1"
+}
+
+# drops_at_least REASON N: status only.
+drops_at_least() {
+    local doc
+    doc=$(vsctl --json drops 2>/dev/null) || return 1
+    vs_json_true 'd.get(reason, 0) >= n' reason="$1" n:="$2" <<<"$doc"
+}
+
+# stat_at_least IFACE FIELD N: status only (`vsctl --json stats IFACE`[FIELD] >= N).
+stat_at_least() {
+    local doc
+    doc=$(vsctl --json stats "$1" 2>/dev/null) || return 1
+    vs_json_true 'd[field] >= n' field="$2" n:="$3" <<<"$doc"
+}
+
 # ---------------------------------------------------------------------------------------
 # Bad input
 

@@ -145,11 +145,6 @@ drops_are() {
     vs_json_true 'd == dict({r: 0 for r in reasons}, **want)' reasons:="$REASONS" \
         want:="$1" <<<"$doc" || fail "drops: expected every reason 0 except $1, got $doc"
 }
-drops_at_least() {
-    local doc
-    doc=$(vsctl --json drops 2>/dev/null) || return 1
-    vs_json_true 'd.get(r, 0) >= n' r="$1" n:="$2" <<<"$doc"
-}
 
 # iface_is NAME JSON: `vsctl --json stats NAME` has the fields and values of JSON.
 iface_is() {
