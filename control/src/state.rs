@@ -2,8 +2,9 @@
 //!
 //! Two files: the snapshot (`state.json`, the whole state, written atomically: temp file,
 //! fsync, rename, fsync of the directory) and its journal (`state.json.journal`): every
-//! transaction applied since the snapshot, appended and fsync'd before the caller is
-//! answered. A change costs one small append, however big the state is; when the journal
+//! transaction applied since the snapshot, appended and fsync'd before it is applied (and
+//! so before the caller is answered); a transaction that could not be applied after all is
+//! taken back out. A change costs one small append, however big the state is; when the journal
 //! outgrows the snapshot, a new snapshot is written and the journal emptied. At start the
 //! snapshot is restored and the journal replayed (records at or below the snapshot's `seq`
 //! are already in it: a crash between the two steps of compaction loses nothing).
@@ -12,10 +13,16 @@
 //! `JournalRecord`). A record cut short at the end of the file is a write that a crash
 //! interrupted (its caller was never answered) and is ignored; any other damage, in either
 //! file, stops vswitchd with a message and leaves the files as they are.
+//!
+//! A write that fails (a full disk, say) changes neither file: an append that fails is cut
+//! off the journal again (its caller is told, and the transaction is not applied), and a
+//! snapshot that fails removes its temp file and leaves the old snapshot and journal, which
+//! still hold every change that was acknowledged.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use vswitch_proto::v1 as pb;
@@ -120,9 +127,15 @@ pub fn load(path: &Path) -> Result<Option<State>, String> {
 }
 
 /// Writes `state` to `path` atomically: readers see the old file or the new one, never a
-/// mix, and after a crash one of them survives.
+/// mix, and after a crash one of them survives. Returns the bytes written.
 pub fn save(path: &Path, state: &State) -> Result<u64, String> {
-    let err = |e: std::io::Error| format!("cannot write state file {}: {e}", path.display());
+    save_with(path, state, &open_file)
+}
+
+/// [`save`], opening the temp file with `open`. On failure the temp file is removed and
+/// `path` is as it was.
+fn save_with(path: &Path, state: &State, open: &OpenFn) -> Result<u64, String> {
+    let err = |e: io::Error| format!("cannot write state file {}: {e}", path.display());
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -137,15 +150,69 @@ pub fn save(path: &Path, state: &State) -> Result<u64, String> {
     let mut text =
         serde_json::to_string_pretty(state).map_err(|e| format!("cannot encode state: {e}"))?;
     text.push('\n');
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)?;
+    let written = open(&tmp, Open::Create).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    });
+    if let Err(e) = written {
+        // Nothing half-written stays beside the state file.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(text.len() as u64)
+}
+
+/// How the store opens a file: the journal for appending, a snapshot's temp file created
+/// empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Append,
+    Create,
+}
+
+/// A file the store writes: a real one, or in tests one on a disk that fills up.
+trait StoreFile: Write + Send {
+    /// Makes the data written so far durable (fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// The file's length in bytes.
+    fn size(&self) -> io::Result<u64>;
+}
+
+impl StoreFile for std::fs::File {
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
+    fn size(&self) -> io::Result<u64> {
+        self.metadata().map(|m| m.len())
+    }
+}
+
+/// Opens a file for the store.
+type OpenFn = dyn Fn(&Path, Open) -> io::Result<Box<dyn StoreFile>> + Send + Sync;
+
+/// The options that open a file as `how` says.
+fn open_options(how: Open) -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    match how {
+        Open::Append => o.create(true).append(true),
+        Open::Create => o.create(true).write(true).truncate(true),
+    };
+    o
+}
+
+/// Opens a real file.
+fn open_file(path: &Path, how: Open) -> io::Result<Box<dyn StoreFile>> {
+    Ok(Box::new(open_options(how).open(path)?))
 }
 
 /// One journal record: a transaction as it was applied.
@@ -219,12 +286,23 @@ pub fn load_journal(path: &Path, after: u64) -> Result<Journal, String> {
 }
 
 /// The state file and its journal, as vswitchd writes them.
+///
+/// Thread safety: owned by the `Switch`, so used under the switch's lock only.
 pub struct Store {
     path: PathBuf,
-    journal: Option<std::fs::File>,
+    journal: Option<Box<dyn StoreFile>>,
     seq: u64,
+    /// The journal's length up to its last good record (u64::MAX: not opened yet).
     journal_bytes: u64,
+    /// Where the last record appended starts, while it may still be retracted.
+    last_start: Option<u64>,
+    /// The journal file may hold bytes after `journal_bytes` (a failed write that could not
+    /// be cut off): they are cut off before anything else is appended.
+    torn: bool,
     snapshot_bytes: u64,
+    /// No compaction before the journal reaches this size (set after a compaction failed).
+    compact_at: u64,
+    open: Arc<OpenFn>,
 }
 
 /// A journal is compacted once it is larger than this and than the snapshot.
@@ -234,36 +312,56 @@ impl Store {
     /// A store for `path`, continuing after journal record `seq` (the snapshot's plus the
     /// records replayed).
     pub fn new(path: &Path, seq: u64) -> Store {
+        Store::with_opener(path, seq, Arc::new(open_file))
+    }
+
+    fn with_opener(path: &Path, seq: u64, open: Arc<OpenFn>) -> Store {
         Store {
             path: path.to_path_buf(),
             journal: None,
             seq,
             journal_bytes: u64::MAX,
+            last_start: None,
+            torn: false,
             snapshot_bytes: 0,
+            compact_at: 0,
+            open,
         }
     }
 
-    /// Appends one transaction (its persistent changes) and syncs it to disk.
-    pub fn append(&mut self, changes: &[pb::Change]) -> Result<(), String> {
+    /// Appends one transaction (its persistent changes) and syncs it to disk. Returns
+    /// whether a record was written (a transaction of flushes only changes no desired
+    /// state). On error the journal is as it was before the call.
+    pub fn append(&mut self, changes: &[pb::Change]) -> Result<bool, String> {
         use pb::change::Change as C;
+        self.last_start = None;
         let changes: Vec<pb::Change> = changes
             .iter()
             .filter(|c| !matches!(c.change, Some(C::FlushFdb(_)) | None))
             .cloned()
             .collect();
         if changes.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let jpath = journal_path(&self.path);
-        let err = |e: std::io::Error| format!("cannot append to {}: {e}", jpath.display());
-        if self.journal.is_none() {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&jpath)
-                .map_err(err)?;
-            self.journal_bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
-            self.journal = Some(f);
+        let err = |e: io::Error| format!("cannot append to {}: {e}", jpath.display());
+        let f = match self.journal.take() {
+            Some(f) => f,
+            None => {
+                let f = (self.open)(&jpath, Open::Append).map_err(err)?;
+                self.journal_bytes = f.size().map_err(err)?;
+                f
+            }
+        };
+        let f = self.journal.insert(f);
+        if self.torn {
+            f.truncate(self.journal_bytes).map_err(|e| {
+                format!(
+                    "cannot append to {}: it ends in a failed write that cannot be cut off: {e}",
+                    jpath.display()
+                )
+            })?;
+            self.torn = false;
         }
         let rec = JournalRecord {
             seq: self.seq + 1,
@@ -274,13 +372,56 @@ impl Store {
         buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         buf.extend_from_slice(&payload);
-        if let Some(f) = self.journal.as_mut() {
-            f.write_all(&buf).map_err(err)?;
-            f.sync_data().map_err(err)?;
+        if let Err(e) = f.write_all(&buf).and_then(|()| f.sync()) {
+            // Part of the record may be in the file: cut it off, so that the next record
+            // follows the last good one (or a crash finds the journal as it was).
+            self.cut_back();
+            return Err(err(e));
         }
+        self.last_start = Some(self.journal_bytes);
         self.seq += 1;
         self.journal_bytes += buf.len() as u64;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Takes back the record the last `append` wrote: the transaction it holds could not be
+    /// applied after all. Ok if there is none.
+    pub fn retract_last(&mut self) -> Result<(), String> {
+        let Some(start) = self.last_start.take() else {
+            return Ok(());
+        };
+        self.seq -= 1;
+        self.journal_bytes = start;
+        if self.cut_back() {
+            Ok(())
+        } else {
+            Err(format!(
+                "cannot remove a refused transaction from {}; it is cut off before the next \
+                 append",
+                journal_path(&self.path).display()
+            ))
+        }
+    }
+
+    /// Cuts the journal back to `journal_bytes` (and syncs). If that fails, the next append
+    /// tries again first (`torn`). Returns whether it succeeded.
+    fn cut_back(&mut self) -> bool {
+        let len = self.journal_bytes;
+        let cut = self
+            .journal
+            .as_mut()
+            .map(|f| f.truncate(len).and_then(|()| f.sync()));
+        match cut {
+            Some(Ok(())) | None => true,
+            Some(Err(e)) => {
+                tracing::error!(
+                    file = %journal_path(&self.path).display(),
+                    "cannot cut a failed write off the journal: {e}"
+                );
+                self.torn = true;
+                false
+            }
+        }
     }
 
     /// Keeps a copy of the state file and journal as they are now, beside them, as
@@ -310,19 +451,34 @@ impl Store {
     pub fn wants_snapshot(&self) -> bool {
         self.journal_bytes != u64::MAX
             && self.journal_bytes > MIN_COMPACT_BYTES.max(self.snapshot_bytes)
+            && self.journal_bytes >= self.compact_at
     }
 
-    /// Writes `state` as the new snapshot, then empties the journal.
+    /// Writes `state` as the new snapshot, then empties the journal. If the snapshot cannot
+    /// be written, the old snapshot and journal stay as they were (they hold every change
+    /// appended), and the next compaction waits for the journal to grow further.
     pub fn snapshot(&mut self, mut state: State) -> Result<(), String> {
         state.seq = self.seq;
-        self.snapshot_bytes = save(&self.path, &state)?;
+        self.snapshot_bytes = match save_with(&self.path, &state, &*self.open) {
+            Ok(n) => n,
+            Err(e) => {
+                if self.journal_bytes != u64::MAX {
+                    self.compact_at = self.journal_bytes.saturating_add(MIN_COMPACT_BYTES);
+                }
+                return Err(e);
+            }
+        };
+        self.last_start = None;
+        self.compact_at = 0;
         let jpath = journal_path(&self.path);
-        self.journal = None;
         match std::fs::remove_file(&jpath) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // The snapshot holds every record of the journal: appending to it still works.
             Err(e) => return Err(format!("cannot remove {}: {e}", jpath.display())),
         }
+        self.journal = None;
+        self.torn = false;
         self.journal_bytes = 0;
         Ok(())
     }
@@ -331,6 +487,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
     fn tmpdir(tag: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("vsstate-{tag}-{}", std::process::id()));
@@ -469,6 +626,241 @@ mod tests {
         let e = load_journal(&p, 0).unwrap_err();
         assert!(e.contains("damaged at byte 0: checksum mismatch"), "{e}");
         assert_eq!(std::fs::read(&j).unwrap(), bad);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    /// A disk with room for `left` more bytes, shared by every file opened through it (a
+    /// cut gives room back), whose syncs fail while `sync_fails` is set.
+    #[derive(Default)]
+    struct SmallDisk {
+        left: AtomicU64,
+        sync_fails: AtomicBool,
+    }
+
+    struct SmallFile {
+        file: std::fs::File,
+        disk: Arc<SmallDisk>,
+    }
+
+    fn enospc() -> io::Error {
+        io::Error::from_raw_os_error(nix::errno::Errno::ENOSPC as i32)
+    }
+
+    impl Write for SmallFile {
+        /// Writes what fits, like a real disk: a short write, then ENOSPC.
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let left = self.disk.left.load(SeqCst);
+            if left == 0 && !buf.is_empty() {
+                return Err(enospc());
+            }
+            let n = self.file.write(&buf[..buf.len().min(left as usize)])?;
+            self.disk.left.fetch_sub(n as u64, SeqCst);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.file.flush()
+        }
+    }
+
+    impl StoreFile for SmallFile {
+        fn sync(&mut self) -> io::Result<()> {
+            if self.disk.sync_fails.load(SeqCst) {
+                return Err(io::Error::from_raw_os_error(nix::errno::Errno::EIO as i32));
+            }
+            self.file.sync_data()
+        }
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            let before = self.file.size()?;
+            self.file.set_len(len)?;
+            self.disk.left.fetch_add(before.saturating_sub(len), SeqCst);
+            Ok(())
+        }
+        fn size(&self) -> io::Result<u64> {
+            self.file.size()
+        }
+    }
+
+    /// A store for `p` on `disk`.
+    fn small_store(p: &Path, disk: &Arc<SmallDisk>) -> Store {
+        let disk = disk.clone();
+        Store::with_opener(
+            p,
+            0,
+            Arc::new(move |path: &Path, how: Open| {
+                Ok(Box::new(SmallFile {
+                    file: open_options(how).open(path)?,
+                    disk: disk.clone(),
+                }) as Box<dyn StoreFile>)
+            }),
+        )
+    }
+
+    fn set_room(disk: &SmallDisk, bytes: u64) {
+        disk.left.store(bytes, SeqCst);
+    }
+
+    fn macs(txns: &[Vec<pb::Change>]) -> Vec<String> {
+        txns.iter()
+            .flatten()
+            .filter_map(|c| match &c.change {
+                Some(pb::change::Change::AddFdb(r)) => Some(r.mac.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_append_the_disk_has_no_room_for_fails_and_leaves_the_journal_as_it_was() {
+        let d = tmpdir("full");
+        let p = d.join("state.json");
+        let disk = Arc::new(SmallDisk::default());
+        set_room(&disk, 1000);
+        let mut store = small_store(&p, &disk);
+        let mut acked = Vec::new();
+        let mut refused = 0;
+        for n in 0..40 {
+            let mac = format!("02:00:00:00:01:{n:02x}");
+            let before = std::fs::read(journal_path(&p)).unwrap_or_default();
+            match store.append(&[fdb_change(&mac)]) {
+                Ok(written) => {
+                    assert!(written);
+                    acked.push(mac);
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert!(e.contains("state.json.journal"), "{e}");
+                    assert!(e.contains("No space left on device"), "{e}");
+                    // Not a byte of the refused record stays in the file.
+                    assert_eq!(std::fs::read(journal_path(&p)).unwrap(), before);
+                }
+            }
+        }
+        assert!(
+            !acked.is_empty() && refused > 0,
+            "{} {refused}",
+            acked.len()
+        );
+        assert_eq!(macs(&load_journal(&p, 0).unwrap().0), acked);
+        // Room again: the next record follows the last good one.
+        set_room(&disk, 1 << 20);
+        store.append(&[fdb_change("02:00:00:00:02:00")]).unwrap();
+        acked.push("02:00:00:00:02:00".into());
+        let (txns, last) = load_journal(&p, 0).unwrap();
+        assert_eq!(macs(&txns), acked);
+        assert_eq!(last, acked.len() as u64);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn an_append_whose_sync_fails_is_taken_back() {
+        let d = tmpdir("sync");
+        let p = d.join("state.json");
+        let disk = Arc::new(SmallDisk::default());
+        set_room(&disk, 1 << 20);
+        let mut store = small_store(&p, &disk);
+        store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
+        let before = std::fs::read(journal_path(&p)).unwrap();
+        disk.sync_fails.store(true, SeqCst);
+        let e = store
+            .append(&[fdb_change("02:00:00:00:00:02")])
+            .unwrap_err();
+        assert!(e.contains("Input/output error"), "{e}");
+        assert_eq!(std::fs::read(journal_path(&p)).unwrap(), before);
+        disk.sync_fails.store(false, SeqCst);
+        store.append(&[fdb_change("02:00:00:00:00:03")]).unwrap();
+        let (txns, last) = load_journal(&p, 0).unwrap();
+        assert_eq!(macs(&txns), ["02:00:00:00:00:01", "02:00:00:00:00:03"]);
+        assert_eq!(last, 2);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_record_retracted_is_gone_and_its_number_reused() {
+        let d = tmpdir("retract");
+        let p = d.join("state.json");
+        let mut store = Store::new(&p, 0);
+        store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
+        store.append(&[fdb_change("02:00:00:00:00:02")]).unwrap();
+        store.retract_last().unwrap();
+        // Only the last record can be taken back, once.
+        store.retract_last().unwrap();
+        assert_eq!(macs(&load_journal(&p, 0).unwrap().0), ["02:00:00:00:00:01"]);
+        store.append(&[fdb_change("02:00:00:00:00:03")]).unwrap();
+        let (txns, last) = load_journal(&p, 0).unwrap();
+        assert_eq!(macs(&txns), ["02:00:00:00:00:01", "02:00:00:00:00:03"]);
+        assert_eq!(last, 2);
+        // A transaction of flushes wrote nothing: retracting after it takes nothing back.
+        let flush = pb::Change {
+            change: Some(pb::change::Change::FlushFdb(pb::FlushFdbRequest::default())),
+        };
+        assert!(!store.append(&[flush]).unwrap());
+        store.retract_last().unwrap();
+        assert_eq!(load_journal(&p, 0).unwrap().0.len(), 2);
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_that_fails_keeps_the_old_files_and_leaves_no_temp_file() {
+        let d = tmpdir("snapfull");
+        let p = d.join("state.json");
+        let disk = Arc::new(SmallDisk::default());
+        set_room(&disk, 1 << 20);
+        let mut store = small_store(&p, &disk);
+        store.snapshot(empty()).unwrap();
+        let snapshot = std::fs::read(&p).unwrap();
+        store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
+        store.append(&[fdb_change("02:00:00:00:00:02")]).unwrap();
+        let journal = std::fs::read(journal_path(&p)).unwrap();
+        // The new snapshot needs more room than there is.
+        set_room(&disk, 10);
+        let big = State {
+            bridges: vec![BridgeState {
+                name: "br0".into(),
+                learn: true,
+                age: 300,
+                learn_limit: 0,
+                flood: true,
+                members: Vec::new(),
+                static_macs: Vec::new(),
+            }],
+            ..empty()
+        };
+        let e = store.snapshot(big.clone()).unwrap_err();
+        assert!(
+            e.contains("cannot write state file") && e.contains("No space left"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), snapshot);
+        assert_eq!(std::fs::read(journal_path(&p)).unwrap(), journal);
+        let left: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!left.iter().any(|n| n.ends_with(".tmp")), "{left:?}");
+        // What was acknowledged is all still there, and appending goes on.
+        assert_eq!(load_journal(&p, 0).unwrap().0.len(), 2);
+        set_room(&disk, 1 << 20);
+        store.append(&[fdb_change("02:00:00:00:00:03")]).unwrap();
+        assert_eq!(load_journal(&p, 0).unwrap().0.len(), 3);
+        store.snapshot(big).unwrap();
+        assert_eq!(load(&p).unwrap().unwrap().seq, 3);
+        assert!(!journal_path(&p).exists());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_compaction_that_failed_waits_for_the_journal_to_grow_again() {
+        let d = tmpdir("compact");
+        let p = d.join("state.json");
+        let disk = Arc::new(SmallDisk::default());
+        set_room(&disk, 0);
+        let mut store = small_store(&p, &disk);
+        store.journal_bytes = MIN_COMPACT_BYTES + 1;
+        assert!(store.wants_snapshot());
+        assert!(store.snapshot(empty()).is_err());
+        assert!(!store.wants_snapshot());
+        store.journal_bytes = 2 * MIN_COMPACT_BYTES + 1;
+        assert!(store.wants_snapshot());
         std::fs::remove_dir_all(d).unwrap();
     }
 }

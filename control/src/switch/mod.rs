@@ -525,30 +525,31 @@ impl Switch {
         }
     }
 
-    /// Appends a finished transaction's changes to the journal (fsync'd before the caller
-    /// is answered), and compacts the journal into a new snapshot when it has grown.
-    fn journal(&mut self, changes: &[pb::Change]) {
-        if !self.persist {
-            return;
-        }
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
-        if let Err(e) = store.append(changes) {
-            tracing::error!("{e}");
-            return;
-        }
-        if store.wants_snapshot() {
+    /// Folds the journal into a new snapshot when it has grown enough (after a transaction
+    /// was applied). A compaction that fails keeps the old snapshot and journal.
+    fn compact(&mut self) {
+        if self.persist && self.store.as_ref().is_some_and(Store::wants_snapshot) {
             self.snapshot();
         }
     }
 
-    /// Writes the whole desired state and empties the journal.
+    /// Takes the last transaction back out of the journal: it could not be applied.
+    fn retract(&mut self) {
+        if let Some(Err(e)) = self.store.as_mut().map(Store::retract_last) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// Writes the whole desired state and empties the journal. If that fails, the previous
+    /// snapshot and journal are kept: they hold every change acknowledged.
     pub fn snapshot(&mut self) {
         let state = self.state();
         if let Some(store) = self.store.as_mut() {
             if let Err(e) = store.snapshot(state) {
-                tracing::error!("{e}");
+                tracing::error!(
+                    "{e}; kept the previous snapshot and its journal, which hold every \
+                     change made"
+                );
             }
         }
     }

@@ -1,19 +1,24 @@
 //! Transactions: every change to the switch goes through here, a single call being a
 //! transaction of one change.
 //!
-//! A transaction runs in three steps:
+//! A transaction runs in four steps:
 //! 1. **stage**: each change is validated and made on the control plane's model of the
 //!    switch (interfaces, bridges, static MACs), in order, each seeing the ones before it.
 //!    New ports are opened here (DPDK is the only judge of a device), but nothing is
 //!    published to the workers and the MAC table is not touched. Enough is recorded to
 //!    undo every step.
-//! 2. **finish**: the MAC table is brought in line with the model (static entries first:
-//!    the one step that can still fail, and that undoes itself when it does), then the new
-//!    forwarding plan is published once, ports removed by the transaction are closed after
-//!    every worker has moved to the plan without them, and the changes are appended to the
-//!    journal (fsync) before the caller is answered.
-//! 3. or **rollback**, if a change fails: the model is put back as it was, ports opened by
-//!    the transaction are closed, ports it removed are kept. The workers never saw any of it.
+//! 2. **write ahead**: the changes are appended to the journal and fsync'd, before any of
+//!    them reaches the dataplane. A write that fails (a full disk) fails the transaction:
+//!    it is rolled back (step 4) and the journal is left as it was.
+//! 3. **finish**: the MAC table is brought in line with the model (static entries first:
+//!    the one step that can still fail, and that undoes itself when it does; the journal
+//!    record is then taken back and the transaction rolled back), then the new forwarding
+//!    plan is published once, ports removed by the transaction are closed after every
+//!    worker has moved to the plan without them, and events are sent. Only then is the
+//!    caller answered (and the journal compacted, if it has grown enough).
+//! 4. or **rollback**, if a step fails: the model is put back as it was, ports opened by
+//!    the transaction are closed, ports it removed are kept. The workers never saw any of
+//!    it, and no event was sent.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -115,18 +120,42 @@ impl Switch {
                 return Err(in_change(e, i, changes.len(), change.change.as_ref()));
             }
         }
+        let journaled = match self.write_ahead(changes) {
+            Ok(j) => j,
+            Err(e) => {
+                self.rollback();
+                return Err(e);
+            }
+        };
         match self.finish() {
-            Ok((outcome, persistent)) => {
-                if persistent {
-                    self.journal(changes);
-                }
+            Ok(outcome) => {
+                self.compact();
                 Ok(outcome)
             }
             Err(e) => {
+                if journaled {
+                    self.retract();
+                }
                 self.rollback();
                 Err(e)
             }
         }
+    }
+
+    /// Appends the staged transaction to the journal (fsync'd) if it changes the desired
+    /// state. Returns whether a record was written. On error the journal is as it was.
+    fn write_ahead(&mut self, changes: &[pb::Change]) -> ApiResult<bool> {
+        let persistent = self.txn.as_ref().is_some_and(|t| t.persistent);
+        if !persistent || !self.persist {
+            return Ok(false);
+        }
+        let Some(store) = self.store.as_mut() else {
+            return Ok(false);
+        };
+        store.append(changes).map_err(|e| {
+            tracing::warn!("transaction refused: {e}");
+            ApiError::unavailable(format!("{e}; nothing was applied"))
+        })
     }
 
     fn begin(&mut self) {
@@ -304,10 +333,9 @@ impl Switch {
     }
 
     /// Makes the staged changes real: MAC table, forwarding plan, closing removed ports.
-    /// Also says whether the desired state changed (whether there is anything to journal).
-    fn finish(&mut self) -> ApiResult<(TxnOutcome, bool)> {
+    fn finish(&mut self) -> ApiResult<TxnOutcome> {
         let Some(txn) = self.txn.as_ref() else {
-            return Ok((TxnOutcome::default(), false));
+            return Ok(TxnOutcome::default());
         };
         let mut outcome = TxnOutcome::default();
         // The MAC table. Static entries the transaction touched, as they are now.
@@ -358,7 +386,7 @@ impl Switch {
             }
         }
         let Some(txn) = self.txn.take() else {
-            return Ok((outcome, false));
+            return Ok(outcome);
         };
         if txn.plan_dirty {
             let quiet = self.publish();
@@ -373,7 +401,7 @@ impl Switch {
         for (change, object) in txn.events {
             self.events.config(change, &object);
         }
-        Ok((outcome, txn.persistent))
+        Ok(outcome)
     }
 
     /// Puts the model back as it was before the transaction.
