@@ -60,7 +60,10 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
         }],
         ..Default::default()
     };
-    assert!(engine.publish(plan));
+    // SAFETY: one worker; it alone polls a and c and transmits on b's tx queue, which this
+    // thread never uses (it injects on a's and c's tx queues and drains b's rx queue); the
+    // ports stay open until the engine stops.
+    assert!(unsafe { engine.publish(plan) });
 
     // Inject 500 numbered frames into a (its ring), 5 into c.
     let inject = |port: &Port, n: usize| {
@@ -74,7 +77,8 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
                     .unwrap();
             }
             let len = burst.len();
-            assert_eq!(burst.tx(port.tx_queue(0).unwrap()), len);
+            // SAFETY: the worker never transmits on a or c (see the plan above).
+            assert_eq!(unsafe { burst.tx(port.tx_queue(0).unwrap()) }, len);
         }
     };
     inject(&a, 500);
@@ -84,7 +88,8 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
     let mut got = Vec::new();
     wait_for("500 frames on b", || {
         let mut burst = Burst::new();
-        burst.rx(b.rx_queue(0).unwrap(), 64);
+        // SAFETY: the worker never polls b.
+        unsafe { burst.rx(b.rx_queue(0).unwrap(), 64) };
         for i in 0..burst.len() {
             let d = burst.data(i);
             got.push(u32::from_be_bytes([d[0], d[1], d[2], d[3]]));
@@ -104,15 +109,19 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
 
     // Remove a and c from the plan: once publish returns, the worker no longer polls them,
     // so frames injected now stay in a's ring.
-    assert!(engine.publish(ForwardingPlan {
-        workers: vec![WorkerPlan::default()],
-        ..Default::default()
-    }));
+    // SAFETY: an empty plan names no queue.
+    assert!(unsafe {
+        engine.publish(ForwardingPlan {
+            workers: vec![WorkerPlan::default()],
+            ..Default::default()
+        })
+    });
     inject(&a, 10);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(engine.stats(0).unwrap().rx_packets, 505);
     let mut left = Burst::new();
-    assert_eq!(left.rx(a.rx_queue(0).unwrap(), 64), 10);
+    // SAFETY: publish returned true: the worker no longer polls a.
+    assert_eq!(unsafe { left.rx(a.rx_queue(0).unwrap(), 64) }, 10);
     drop(left);
 
     engine.stop(&eal);

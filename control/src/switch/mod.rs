@@ -582,7 +582,14 @@ impl Switch {
     /// Builds the forwarding plan from the interfaces and hands it to the workers.
     fn publish(&mut self) -> bool {
         let plan = self.build_plan();
-        self.engine.publish(plan)
+        // SAFETY: build_plan keeps the plan's queue ownership rules: rx queue q of an
+        // interface goes only to worker rx_workers[q], fixed by place_queues when the port
+        // opened (a rollback restores the same placement); worker w gets only tx queue w of
+        // each port (Output::Port and WorkerPlan::tx). Ports leave the plan before they are
+        // closed, and are closed only after a publish that returned true (close_removed
+        // leaks them otherwise; shutdown stops the workers first). No other thread of the
+        // daemon calls rx/tx.
+        unsafe { self.engine.publish(plan) }
     }
 
     fn build_plan(&self) -> ForwardingPlan {

@@ -6,7 +6,9 @@
 //! - A [`Burst`] holds up to [`MAX_BURST`] mbufs; `rx` fills it, `tx` hands the sent ones to
 //!   the device and keeps the rest, and dropping it frees whatever it still holds in bulk.
 //! - A [`Port`] is configured, started, stopped and closed by the control thread; workers use
-//!   only [`PortQueue`]s (rx/tx on a queue they own), which are `Copy` handles.
+//!   only [`PortQueue`]s, `Copy` names of a queue. What the types cannot enforce (one
+//!   thread per queue, the port open meanwhile) is the `# Safety` contract of the unsafe
+//!   [`Burst::rx`] / [`Burst::tx`].
 //!
 //! Every `unsafe` block here carries a `// SAFETY:` note; nothing outside `ffi/` needs unsafe.
 

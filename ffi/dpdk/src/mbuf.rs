@@ -185,13 +185,28 @@ impl Burst {
 
     /// Receives up to `max` packets (capped by the free room) from `q`, appending them.
     /// Returns how many arrived.
+    ///
+    /// This is an `unsafe fn` rather than a safe one taking a move-only queue handle:
+    /// [`PortQueue`]s live in forwarding plans that are rebuilt and published as a whole for
+    /// every change, so the same queue is named by several plans at once; which thread uses
+    /// which queue is decided by whoever builds the plans, and that is where the guarantee
+    /// has to be given (see `vswitch_dataplane::Engine::publish`).
+    ///
+    /// # Safety
+    /// DPDK's rx queues are not thread-safe and its fast path checks nothing. For the whole
+    /// call:
+    /// - no other thread receives from the same queue (`q.port()`, `q.queue()`): the caller
+    ///   is its only poller;
+    /// - the [`Port`](crate::Port) `q` came from is open: not being stopped or closed by
+    ///   another thread, and not closed before (its port id may then name another device,
+    ///   with fewer queues or polled by another thread).
     #[inline]
-    pub fn rx(&mut self, q: PortQueue, max: usize) -> usize {
+    pub unsafe fn rx(&mut self, q: PortQueue, max: usize) -> usize {
         let room = (MAX_BURST - self.len).min(max) as u16;
         // SAFETY: pkts[len..len+room] is inside the array; rx_burst writes at most `room`
         // pointers there and we take ownership of exactly the `n` it reports. q names a
-        // configured queue (PortQueue invariant) that this thread alone polls (caller's
-        // contract, see PortQueue).
+        // configured queue of an open port (PortQueue invariant and the caller's contract)
+        // that this thread alone polls (caller's contract).
         let n = unsafe {
             dpdk_sys::rte_eth_rx_burst(q.port, q.queue, self.pkts.as_mut_ptr().add(self.len), room)
         } as usize;
@@ -201,14 +216,22 @@ impl Burst {
 
     /// Offers every packet to `q`. The ones the device took are gone from the burst; the
     /// rest stay (in order, at the front) for the caller to retry or drop. Returns how many
-    /// were sent.
+    /// were sent. (Why an `unsafe fn`: see [`Burst::rx`].)
+    ///
+    /// # Safety
+    /// DPDK's tx queues are not thread-safe and its fast path checks nothing. For the whole
+    /// call:
+    /// - no other thread transmits on the same queue (`q.port()`, `q.queue()`);
+    /// - the [`Port`](crate::Port) `q` came from is open: not being stopped or closed by
+    ///   another thread, and not closed before.
     #[inline]
-    pub fn tx(&mut self, q: PortQueue) -> usize {
+    pub unsafe fn tx(&mut self, q: PortQueue) -> usize {
         if self.len == 0 {
             return 0;
         }
         // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`
-        // of them. q names a configured tx queue only this thread uses (PortQueue contract).
+        // of them. q names a configured tx queue of an open port (PortQueue invariant and
+        // the caller's contract) that only this thread uses (caller's contract).
         let sent = unsafe {
             dpdk_sys::rte_eth_tx_burst(q.port, q.queue, self.pkts.as_mut_ptr(), self.len as u16)
         } as usize;
