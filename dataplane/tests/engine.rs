@@ -12,9 +12,23 @@ use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
 use vswitch_dataplane::plan::Output;
 use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PollMode, RxAssignment, WorkerPlan};
 
-fn eal() -> Eal {
+/// The EAL, or None when it did not start and the process is not root (DPDK's EAL may
+/// need root): the test is then skipped, saying so. As root, a failure fails the test.
+fn try_eal(args: &[String]) -> Option<Eal> {
+    match Eal::init(args) {
+        Ok(eal) => Some(eal),
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        Err(e) if unsafe { libc::geteuid() } != 0 => {
+            eprintln!("skipped: needs root for DPDK's EAL (as uid != 0 it failed: {e})");
+            None
+        }
+        Err(e) => panic!("EAL init: {e}"),
+    }
+}
+
+fn eal() -> Option<Eal> {
     let args = dpdk::light_args("0@0,1@0", &format!("vsdp{}", std::process::id()));
-    Eal::init(&args).expect("EAL init (needs root)")
+    try_eal(&args)
 }
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
@@ -28,7 +42,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 // One test function: the EAL can be initialised once per process.
 #[test]
 fn worker_forwards_counts_and_lets_go_of_removed_ports() {
-    let eal = eal();
+    let Some(eal) = eal() else {
+        return;
+    };
     let pool = Arc::new(Mempool::new(&eal, "dp_test", 4096, 0).unwrap());
     let base = pool.in_use();
     let a = Port::open(&eal, "net_ring_a", pool.clone(), PortConfig::default()).unwrap();

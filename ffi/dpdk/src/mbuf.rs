@@ -350,10 +350,11 @@ impl std::fmt::Debug for Burst {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_eal::{eal, pool};
+    use crate::test_eal::{eal, pool, require_eal};
 
     #[test]
     fn dropping_a_burst_frees_every_mbuf() {
+        require_eal!();
         let pool = pool("t_drop", 512);
         let base = pool.in_use();
         {
@@ -370,6 +371,7 @@ mod tests {
 
     #[test]
     fn push_beyond_capacity_gives_the_mbuf_back() {
+        require_eal!();
         let pool = pool("t_full", 512);
         let base = pool.in_use();
         let mut b = Burst::new();
@@ -386,6 +388,7 @@ mod tests {
 
     #[test]
     fn forget_front_keeps_the_rest_in_order() {
+        require_eal!();
         let pool = pool("t_front", 64);
         let base = pool.in_use();
         let mut b = Burst::new();
@@ -413,6 +416,7 @@ mod tests {
 
     #[test]
     fn drain_moves_every_mbuf_and_frees_the_rest() {
+        require_eal!();
         let pool = pool("t_drain", 64);
         let base = pool.in_use();
         let mut b = Burst::new();
@@ -431,6 +435,7 @@ mod tests {
 
     #[test]
     fn prepend_adj_and_copy() {
+        require_eal!();
         let pool = pool("t_edit", 64);
         let base = pool.in_use();
         let mut m = Mbuf::from_bytes(&pool, &[7u8; 60]).unwrap();
@@ -451,6 +456,7 @@ mod tests {
 
     #[test]
     fn oversized_copy_is_refused() {
+        require_eal!();
         let pool = pool("t_big", 64);
         let base = pool.in_use();
         assert!(Mbuf::from_bytes(&pool, &vec![0u8; 70_000]).is_none());

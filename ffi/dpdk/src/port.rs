@@ -446,11 +446,12 @@ fn clamp_desc(want: u16, lim: &dpdk_sys::rte_eth_desc_lim) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_eal::{eal, pool};
+    use crate::test_eal::{eal, pool, require_eal};
     use crate::{Burst, Mbuf};
 
     #[test]
     fn probe_failure_says_what_dpdk_logged_about_the_device() {
+        require_eal!();
         let log = "EAL: failed to parse device \"net_bogus0\"\nEAL: Unable to parse device 'net_bogus0'\n";
         assert_eq!(
             probe_failure(-22, "net_bogus0", log),
@@ -473,6 +474,7 @@ mod tests {
 
     #[test]
     fn unknown_driver_is_named_in_the_error() {
+        require_eal!();
         let pool = pool("t_bogus", 256);
         let err = Port::open(eal(), "net_bogusdrv0", pool, PortConfig::default()).unwrap_err();
         assert!(
@@ -486,6 +488,7 @@ mod tests {
     /// than the ring holds is partial: the unsent mbufs must stay owned by the burst.
     #[test]
     fn partial_tx_keeps_unsent_and_everything_comes_back() {
+        require_eal!();
         let pool = pool("t_ring", 4096);
         let base = pool.in_use();
         let port = Port::open(eal(), "net_ring_t0", pool.clone(), PortConfig::default()).unwrap();
@@ -524,6 +527,7 @@ mod tests {
 
     #[test]
     fn a_refused_vdev_leaves_no_port() {
+        require_eal!();
         let pool = pool("t_bad", 64);
         let err = Port::open(
             eal(),
@@ -544,6 +548,7 @@ mod tests {
 
     #[test]
     fn too_many_queues_is_refused_and_undone() {
+        require_eal!();
         let pool = pool("t_q", 256);
         let cfg = PortConfig {
             tx_queues: 5000,
