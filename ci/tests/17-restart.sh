@@ -6,6 +6,8 @@
 #  - ping every 50 ms across the bridge while vswitchd is stopped (SIGTERM) and started
 #    again on the same state file: the configuration read back is identical and the
 #    longest gap between ping replies is under 2 s;
+#  - the state file and its journal are not world-readable (0640), and a 0644 file of an
+#    older vswitchd is replaced by a 0640 one at start;
 #  - a crash (SIGKILL) right after changes: the journal brings them back;
 #  - an interface that cannot be restored is reported and kept in a copy of the old state;
 #  - a corrupt state file, and a damaged journal, are refused at start with a one-line
@@ -49,6 +51,8 @@ snapshot() {
     } 2>&1
 }
 before=$(snapshot)
+# As if written by an older vswitchd, which left its files world-readable.
+chmod 0644 "$VS_STATE"
 
 # ping_replies_since LOG T N: status only: LOG (ping -D output) has at least N replies
 # stamped after T (seconds since the epoch).
@@ -88,6 +92,8 @@ if [[ "$before" != "$after" ]]; then
     fail "configuration differs after the restart"
 fi
 log "configuration identical after the restart ($(wc -c <<<"$after") bytes of JSON compared)"
+assert_eq "$(stat -c %a "$VS_STATE")" 640 "mode of the state file (0644 before the restart)"
+log "state file mode after the restart: $(stat -c '%a %n' "$VS_STATE")"
 
 # The longest time without a reply, around the restart.
 gap=$("$VS_PY" - "$ping_log" "$t0" <<'PY'
@@ -112,6 +118,7 @@ run_ok "set n3 down" vsctl iface set n3 down
 vs_stop_pid "$VSWITCHD_PID" KILL 5
 rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
 [[ -s "$VS_STATE.journal" ]] || fail "no journal next to $VS_STATE after changes"
+assert_eq "$(stat -c %a "$VS_STATE.journal")" 640 "mode of the journal"
 restart_vswitchd
 vsctl --json fdb show br0 | vs_json "[e for e in d if e['mac'] == '02:00:00:00:07:03' and e['static']]" |
     grep -q 02:00:00:00:07:03 || fail "static MAC added before the crash is missing after it"

@@ -8,13 +8,22 @@
 //! snapshot is restored and the journal replayed (records at or below the snapshot's `seq`
 //! are already in it: a crash between the two steps of compaction loses nothing).
 //!
+//! Both files, the snapshot's temporary file and the `.unrestored` copies are created with
+//! mode 0640 (less if the umask says so): they hold the whole configuration, which is not
+//! for every local user. Files are created with that mode, never chmod'ed after being
+//! written. Files of an older vswitchd (0644) are not chmod'ed either: they are replaced,
+//! since a start always ends by writing a new snapshot (a new file, renamed over the old
+//! one) and emptying (removing) the journal.
+//!
 //! Journal record: u32 length (little endian), u32 CRC-32 of the payload, payload (protobuf
 //! `JournalRecord`). A record cut short at the end of the file is a write that a crash
 //! interrupted (its caller was never answered) and is ignored; any other damage, in either
 //! file, stops vswitchd with a message and leaves the files as they are.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -99,6 +108,24 @@ pub struct XconnectState {
     pub iface_b: String,
 }
 
+/// The mode of every file written here (owner read-write, group read).
+pub const FILE_MODE: u32 = 0o640;
+
+/// Creates `path` afresh with [`FILE_MODE`] (a file left there, say by a crash, is removed
+/// first: opening it would keep its mode).
+fn create_private(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
 /// Reads a state (or config) file. Ok(None) when it does not exist; an error that names
 /// the file and the problem when it cannot be read, does not parse, or has another version.
 pub fn load(path: &Path) -> Result<Option<State>, String> {
@@ -137,12 +164,12 @@ pub fn save(path: &Path, state: &State) -> Result<u64, String> {
     let mut text =
         serde_json::to_string_pretty(state).map_err(|e| format!("cannot encode state: {e}"))?;
     text.push('\n');
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    let mut f = create_private(&tmp).map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)?;
     f.sync_all().map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(err)?;
-    if let Ok(d) = std::fs::File::open(dir) {
+    if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(text.len() as u64)
@@ -173,7 +200,7 @@ pub type Journal = (Vec<Vec<pb::Change>>, u64);
 pub fn load_journal(path: &Path, after: u64) -> Result<Journal, String> {
     let jpath = journal_path(path);
     let mut bytes = Vec::new();
-    match std::fs::File::open(&jpath) {
+    match File::open(&jpath) {
         Ok(mut f) => f
             .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read {}: {e}", jpath.display()))?,
@@ -221,7 +248,7 @@ pub fn load_journal(path: &Path, after: u64) -> Result<Journal, String> {
 /// The state file and its journal, as vswitchd writes them.
 pub struct Store {
     path: PathBuf,
-    journal: Option<std::fs::File>,
+    journal: Option<File>,
     seq: u64,
     journal_bytes: u64,
     snapshot_bytes: u64,
@@ -257,9 +284,10 @@ impl Store {
         let jpath = journal_path(&self.path);
         let err = |e: std::io::Error| format!("cannot append to {}: {e}", jpath.display());
         if self.journal.is_none() {
-            let f = std::fs::OpenOptions::new()
+            let f = OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(FILE_MODE)
                 .open(&jpath)
                 .map_err(err)?;
             self.journal_bytes = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -292,8 +320,13 @@ impl Store {
             let mut to = from.as_os_str().to_owned();
             to.push(".unrestored");
             let to = PathBuf::from(to);
-            match std::fs::copy(from, &to) {
-                Ok(_) => Ok(to),
+            let copied = File::open(from).and_then(|mut src| {
+                let mut dst = create_private(&to)?;
+                std::io::copy(&mut src, &mut dst)?;
+                dst.sync_all()
+            });
+            match copied {
+                Ok(()) => Ok(to),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(to),
                 Err(e) => Err(format!(
                     "cannot copy {} to {}: {e}",
@@ -376,6 +409,38 @@ mod tests {
         };
         save(&p, &s).unwrap();
         assert_eq!(load(&p), Ok(Some(s)));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Nothing written is readable by others or writable by the group (0640 under the
+    /// usual umask), even where an older, world-readable file was.
+    #[test]
+    fn files_are_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("mode");
+        let p = d.join("state.json");
+        let tmp = d.join(".state.json.tmp");
+        let world = std::fs::Permissions::from_mode(0o644);
+        for f in [&p, &tmp] {
+            std::fs::write(f, "{}").unwrap();
+            std::fs::set_permissions(f, world.clone()).unwrap();
+        }
+        let mut store = Store::new(&p, 0);
+        store.snapshot(empty()).unwrap();
+        store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
+        let copy = store.keep_copy().unwrap();
+        let mut journal_copy = journal_path(&p).into_os_string();
+        journal_copy.push(".unrestored");
+        for f in [p.clone(), journal_path(&p), copy, journal_copy.into()] {
+            let m = mode(&f);
+            assert_eq!(m & !FILE_MODE, 0, "{} has mode {m:o}", f.display());
+        }
+        assert!(!tmp.exists());
         std::fs::remove_dir_all(d).unwrap();
     }
 
