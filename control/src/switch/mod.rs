@@ -183,7 +183,7 @@ impl Switch {
                 "interface {name:?} exists already"
             )));
         }
-        let spec = IfaceSpec::parse(name, type_name, args, &self.paths.run_dir)?;
+        let mut spec = IfaceSpec::parse(name, type_name, args, &self.paths.run_dir)?;
         self.check_shared_resources(&spec)?;
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
@@ -204,6 +204,10 @@ impl Switch {
             })?;
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::restrict_socket(sock);
+        }
+        if spec.mac.is_none() && spec.driver_invents_mac() {
+            // The driver made a MAC up: keep it, so that a restart restores this one.
+            spec.record_mac(port.mac());
         }
         let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
         let base = self.engine.port_totals(port.id());

@@ -15,6 +15,7 @@
 //! 3. or **rollback**, if a change fails: the model is put back as it was, ports opened by
 //!    the transaction are closed, ports it removed are kept. The workers never saw any of it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -64,6 +65,9 @@ pub(super) struct Txn {
     persistent: bool,
     /// Config events to emit on success: (change, object).
     events: Vec<(&'static str, String)>,
+    /// MACs that interfaces added without mac= got from their driver: (index of the
+    /// AddInterface change, MAC), added to the journaled change.
+    recorded_macs: Vec<(usize, String)>,
 }
 
 impl Txn {
@@ -77,6 +81,8 @@ impl Txn {
 pub struct TxnOutcome {
     /// Learned entries removed, per FlushFdb change (by index).
     pub flushed: BTreeMap<usize, u32>,
+    /// See `Txn::recorded_macs`.
+    recorded_macs: Vec<(usize, String)>,
 }
 
 /// The name a change goes by in errors and events.
@@ -116,9 +122,10 @@ impl Switch {
             }
         }
         match self.finish() {
-            Ok((outcome, persistent)) => {
+            Ok((mut outcome, persistent)) => {
                 if persistent {
-                    self.journal(changes);
+                    let recorded = std::mem::take(&mut outcome.recorded_macs);
+                    self.journal(&with_recorded_macs(changes, recorded));
                 }
                 Ok(outcome)
             }
@@ -170,6 +177,14 @@ impl Switch {
                 let args: BTreeMap<String, String> =
                     r.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 self.add_iface(&r.name, &r.r#type, &args)?;
+                let recorded = self
+                    .ifaces
+                    .get(&r.name)
+                    .and_then(|i| i.spec.args.get("mac"));
+                if let (None, Some(mac)) = (args.get("mac"), recorded) {
+                    let mac = mac.clone();
+                    self.txn().recorded_macs.push((index, mac));
+                }
                 r.name.clone()
             }
             C::DeleteInterface(r) => {
@@ -360,6 +375,7 @@ impl Switch {
         let Some(txn) = self.txn.take() else {
             return Ok((outcome, false));
         };
+        outcome.recorded_macs = txn.recorded_macs;
         if txn.plan_dirty {
             let quiet = self.publish();
             if !quiet {
@@ -445,6 +461,25 @@ fn close_removed(name: &str, iface: Iface, quiet: bool) {
     }
 }
 
+/// The changes to journal: `changes` as applied, with the MACs that interfaces added
+/// without mac= got from their driver written in, so that replaying the journal re-creates
+/// them with the same MAC. Copies only when there is something to write in.
+fn with_recorded_macs(
+    changes: &[pb::Change],
+    recorded: Vec<(usize, String)>,
+) -> Cow<'_, [pb::Change]> {
+    if recorded.is_empty() {
+        return Cow::Borrowed(changes);
+    }
+    let mut out = changes.to_vec();
+    for (index, mac) in recorded {
+        if let Some(C::AddInterface(r)) = out.get_mut(index).and_then(|c| c.change.as_mut()) {
+            r.args.insert("mac".to_string(), mac);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Names the failing change of a batch in its error (single calls keep their message).
 fn in_change(e: ApiError, index: usize, total: usize, c: Option<&C>) -> ApiError {
     if total <= 1 {
@@ -458,5 +493,41 @@ fn in_change(e: ApiError, index: usize, total: usize, c: Option<&C>) -> ApiError
             index + 1,
             e.message
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(name: &str) -> pb::Change {
+        pb::Change {
+            change: Some(C::AddInterface(pb::AddInterfaceRequest {
+                name: name.into(),
+                r#type: "null".into(),
+                args: Default::default(),
+            })),
+        }
+    }
+
+    #[test]
+    fn recorded_macs_are_written_into_the_journaled_changes() {
+        let changes = vec![add("n1"), add("n2")];
+        assert!(matches!(
+            with_recorded_macs(&changes, vec![]),
+            Cow::Borrowed(_)
+        ));
+        let out = with_recorded_macs(&changes, vec![(1, "02:00:00:00:00:09".into())]);
+        let mac = |c: &pb::Change| match &c.change {
+            Some(C::AddInterface(r)) => r.args.get("mac").cloned(),
+            _ => None,
+        };
+        assert_eq!(mac(&out[0]), None);
+        assert_eq!(mac(&out[1]).as_deref(), Some("02:00:00:00:00:09"));
+        assert_eq!(
+            mac(&changes[1]),
+            None,
+            "the caller's changes are left as they were"
+        );
     }
 }
