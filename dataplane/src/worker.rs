@@ -1,5 +1,6 @@
 //! The per-lcore poll loop: for each assigned rx queue, receive a burst and send it where
-//! the plan says (the cross-connect stage), counting every packet that does not leave.
+//! the plan's `Output` says (out of a cross-connected port's tx queue, into the bridge
+//! stage, or dropped), counting every packet that does not leave.
 //!
 //! Reads: the current [`ForwardingPlan`] (once per poll). Writes: this worker's
 //! [`WorkerCounters`] only. Never blocks, allocates or takes a lock; sleeps only when

@@ -3,8 +3,10 @@
 //! change.
 //!
 //! Thread safety: one `Switch` exists, behind the service's mutex; every operation runs
-//! with that lock held, so operations are serialised. Each operation validates the whole
-//! request before changing anything, so a failed call changes nothing.
+//! with that lock held, so operations are serialised. Each operation is a transaction (see
+//! `txn`): its changes are validated and staged one after the other, some of them on the
+//! ports themselves (new ports opened, MTU and link set), and a failing change undoes
+//! everything staged before it, so a failed call leaves the switch as it was.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -4,16 +4,17 @@
 //! A transaction runs in three steps:
 //! 1. **stage**: each change is validated and made on the control plane's model of the
 //!    switch (interfaces, bridges, static MACs), in order, each seeing the ones before it.
-//!    New ports are opened here (DPDK is the only judge of a device), but nothing is
-//!    published to the workers and the MAC table is not touched. Enough is recorded to
-//!    undo every step.
+//!    New ports are opened, and MTU and link changes made on the ports, here (DPDK is the
+//!    only judge of a device and of an MTU), but nothing is published to the workers and
+//!    the MAC table is not touched. Enough is recorded to undo every step.
 //! 2. **finish**: the MAC table is brought in line with the model (static entries first:
 //!    the one step that can still fail, and that undoes itself when it does), then the new
 //!    forwarding plan is published once, ports removed by the transaction are closed after
 //!    every worker has moved to the plan without them, and the changes are appended to the
 //!    journal (fsync) before the caller is answered.
 //! 3. or **rollback**, if a change fails: the model is put back as it was, ports opened by
-//!    the transaction are closed, ports it removed are kept. The workers never saw any of it.
+//!    the transaction are closed, ports it removed are kept, MTU and link changes are
+//!    undone. The workers never saw any of it.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};

@@ -10,7 +10,10 @@
 //!   thread per queue, the port open meanwhile) is the `# Safety` contract of the unsafe
 //!   [`Burst::rx`] / [`Burst::tx`].
 //!
-//! Every `unsafe` block here carries a `// SAFETY:` note; nothing outside `ffi/` needs unsafe.
+//! Every `unsafe` block here carries a `// SAFETY:` note. Unsafe is not confined to `ffi/`:
+//! the dataplane calls the unsafe [`Burst::rx`] / [`Burst::tx`] (and publishes the plans
+//! that make those calls sound), allocates its MAC table itself and makes a few libc
+//! calls, each with its own `// SAFETY:` note.
 
 mod eal;
 mod error;
