@@ -56,13 +56,20 @@ fi
 
 if ! vs_find_cargo; then
     cat >&2 <<'MSG'
-ci/setup.sh: cargo not found. Install Rust (>= 1.80) with rustup, e.g.
+ci/setup.sh: cargo not found. Install Rust (>= 1.85) with rustup, e.g.
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
 then run this script again.
 MSG
     exit 1
 fi
 echo "ci/setup.sh: $(cargo --version)"
+# The oldest Rust that builds this tree (with its Cargo.lock) is Cargo.toml's rust-version.
+rust_min=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+rust_have=$(cargo --version | awk '{print $2}')
+if ! printf '%s\n%s\n' "$rust_min" "$rust_have" | sort -V -C; then
+    echo "ci/setup.sh: Rust $rust_have is older than $rust_min (Cargo.toml's rust-version): rustup update" >&2
+    exit 1
+fi
 
 cargo build --release --workspace
 for bin in vswitchd vsctl; do

@@ -6,7 +6,13 @@
 #  - ping every 50 ms across the bridge while vswitchd is stopped (SIGTERM) and started
 #    again on the same state file: the configuration read back is identical and the
 #    longest gap between ping replies is under 2 s;
-#  - a crash (SIGKILL) right after changes: the journal brings them back;
+#    (MACs included: null interfaces, whose driver makes a MAC up, keep theirs);
+#  - the state file and its journal are not world-readable (0640), and a 0644 file of an
+#    older vswitchd is replaced by a 0640 one at start;
+#  - a crash (SIGKILL) right after changes: the journal brings them back (an interface
+#    added without mac= with the MAC it had);
+#  - a state file of an older vswitchd, with no MAC recorded: the MAC the driver gives is
+#    recorded at start and kept from then on;
 #  - an interface that cannot be restored is reported and kept in a copy of the old state;
 #  - a corrupt state file, and a damaged journal, are refused at start with a one-line
 #    message naming the file, and left byte for byte as they were.
@@ -42,13 +48,16 @@ vs_ping "$nsa" 10.99.7.2
 # The configuration as the API reports it (counters and learned entries left out).
 snapshot() {
     {
-        vsctl --json iface list | vs_json "[{k: i[k] for k in ('name','type','admin_up','mtu')} for i in d]"
+        vsctl --json iface list | vs_json "[{k: i[k] for k in ('name','type','admin_up','mtu','mac')} for i in d]"
         vsctl --json xconnect list
         vsctl --json bridge list | vs_json "[{k: b[k] for k in ('name','learn','age','learn_limit','members')} for b in d]"
         vsctl --json fdb show br0 | vs_json "[e for e in d if e['static']]"
     } 2>&1
 }
 before=$(snapshot)
+mac_before=$(iface_stat n1 mac)
+# As if written by an older vswitchd, which left its files world-readable.
+chmod 0644 "$VS_STATE"
 
 # ping_replies_since LOG T N: status only: LOG (ping -D output) has at least N replies
 # stamped after T (seconds since the epoch).
@@ -88,6 +97,10 @@ if [[ "$before" != "$after" ]]; then
     fail "configuration differs after the restart"
 fi
 log "configuration identical after the restart ($(wc -c <<<"$after") bytes of JSON compared)"
+assert_eq "$(iface_stat n1 mac)" "$mac_before" "MAC of null interface n1 after the restart"
+log "null interface n1: MAC $mac_before before the restart, $(iface_stat n1 mac) after"
+assert_eq "$(stat -c %a "$VS_STATE")" 640 "mode of the state file (0644 before the restart)"
+log "state file mode after the restart: $(stat -c '%a %n' "$VS_STATE")"
 
 # The longest time without a reply, around the restart.
 gap=$("$VS_PY" - "$ping_log" "$t0" <<'PY'
@@ -109,13 +122,19 @@ log "$replies ping replies in all"
 # A crash right after changes: they were journaled (fsync'd) before vsctl returned.
 run_ok "add static MAC" vsctl fdb add br0 02:00:00:00:07:03 a
 run_ok "set n3 down" vsctl iface set n3 down
+run_ok "add null interface n4" vsctl iface add n4 null
+mac_n4=$(iface_stat n4 mac)
 vs_stop_pid "$VSWITCHD_PID" KILL 5
 rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
 [[ -s "$VS_STATE.journal" ]] || fail "no journal next to $VS_STATE after changes"
+assert_eq "$(stat -c %a "$VS_STATE.journal")" 640 "mode of the journal"
 restart_vswitchd
 vsctl --json fdb show br0 | vs_json "[e for e in d if e['mac'] == '02:00:00:00:07:03' and e['static']]" |
     grep -q 02:00:00:00:07:03 || fail "static MAC added before the crash is missing after it"
 assert_eq "$(iface_stat n3 admin_up)" false "n3 admin state after the crash"
+assert_eq "$(iface_stat n4 mac)" "$mac_n4" "MAC of n4 (added just before the crash) after it"
+log "n4, added without mac= just before SIGKILL: MAC $mac_n4 before, $(iface_stat n4 mac) after"
+run_ok "delete n4" vsctl iface del n4
 log "changes made just before SIGKILL were restored from the journal"
 vs_ping "$nsa" 10.99.7.2
 stop_vswitchd
@@ -171,6 +190,22 @@ rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
 "$VS_PY" -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[12] ^= 0x40; open(p, "wb").write(b)' \
     "$VS_STATE.journal"
 refuse "a damaged journal" "$VS_STATE.journal" "is damaged at byte [0-9]+: checksum mismatch"
+
+# A state file of an older vswitchd: a null interface with no MAC recorded, world-readable.
+# It gets the MAC its driver gives, which is recorded (mac=) and kept by the next restart.
+rm -f "$VS_STATE.journal"
+echo '{"version": 1, "interfaces": [{"name": "o1", "type": "null"}]}' >"$VS_STATE"
+chmod 0644 "$VS_STATE"
+restart_vswitchd
+mac_o1=$(iface_stat o1 mac)
+vs_json "[i['args'].get('mac') for i in d['interfaces'] if i['name'] == 'o1'][0]" <"$VS_STATE" |
+    grep -qi "$mac_o1" || fail "the MAC o1 got ($mac_o1) is not recorded in $VS_STATE"
+assert_eq "$(stat -c %a "$VS_STATE")" 640 "mode of an older state file after a start"
+stop_vswitchd
+restart_vswitchd
+assert_eq "$(iface_stat o1 mac)" "$mac_o1" "MAC of o1 (from an older state file) after a restart"
+log "older state file: o1 got $mac_o1, recorded, and kept it after a restart"
+stop_vswitchd
 
 # --reset-state starts empty, whatever the files hold.
 VSWITCHD_EXTRA=(--reset-state)

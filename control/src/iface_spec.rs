@@ -278,6 +278,27 @@ impl IfaceSpec {
         }
     }
 
+    /// Whether the port's driver makes a MAC up when none is given (null, tap, memif:
+    /// random at every open; vhost-user: from the DPDK port id, which depends on the order
+    /// of opening). Such an interface records the MAC it got (see [`IfaceSpec::record_mac`]),
+    /// so that a restart restores the same MAC. Not af_packet, pcap and pci, whose MAC is
+    /// the Linux interface's, fixed or the NIC's: pinning it would override the owner's;
+    /// nor `dpdk devargs=`, whose driver is unknown (mac= pins it where it can be set).
+    pub fn driver_invents_mac(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Null | Kind::Tap { .. } | Kind::Memif { .. } | Kind::VhostUser { .. }
+        )
+    }
+
+    /// Records `mac` as if it had been given as mac=: in `mac` and in `args` (what is
+    /// persisted), so the interface is re-created with it.
+    pub fn record_mac(&mut self, mac: [u8; 6]) {
+        self.mac = Some(mac);
+        self.args
+            .insert("mac".to_string(), crate::names::format_mac(mac));
+    }
+
     /// The Linux interface whose link state is the port's (af_packet: DPDK's driver does
     /// not follow the kernel's link after start).
     pub fn kernel_link(&self) -> Option<&str> {
@@ -387,6 +408,44 @@ mod tests {
         let p = s.port_plan(3, 2);
         assert_eq!(p.devargs, "net_af_packet3,iface=lo,qpairs=2");
         assert_eq!((p.rx_queues, p.tx_queues), (2, 2));
+    }
+
+    /// A MAC the driver made up is recorded as mac=: re-parsing what is persisted gives
+    /// the same interface, with that MAC set on the port (memif: in its devargs).
+    #[test]
+    fn a_made_up_mac_is_recorded_as_if_given() {
+        let mac = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+        for (ty, kv) in [
+            ("null", &[][..]),
+            ("memif", &[("socket", "m.sock"), ("role", "server")][..]),
+            (
+                "vhost-user",
+                &[("socket", "v.sock"), ("mode", "server")][..],
+            ),
+        ] {
+            let mut s = parse(ty, kv).unwrap();
+            assert!(s.driver_invents_mac(), "{ty}");
+            s.record_mac(mac);
+            assert_eq!(
+                s.args.get("mac").map(String::as_str),
+                Some("02:11:22:33:44:55")
+            );
+            let again = IfaceSpec::parse("p0", ty, &s.args, Path::new("/run/vswitch")).unwrap();
+            assert_eq!(again, s, "{ty}");
+            assert_eq!(again.mac, Some(mac));
+        }
+        let null = parse("null", &[("mac", "02:11:22:33:44:55")]).unwrap();
+        assert_eq!(null.port_mac(), Some(mac));
+        let mut memif = parse("memif", &[("socket", "m.sock"), ("role", "server")]).unwrap();
+        memif.record_mac(mac);
+        assert!(memif
+            .port_plan(0, 1)
+            .devargs
+            .ends_with(",mac=02:11:22:33:44:55"));
+        // A Linux interface's MAC is its owner's: not pinned.
+        assert!(!parse("af_packet", &[("iface", "lo")])
+            .unwrap()
+            .driver_invents_mac());
     }
 
     #[test]

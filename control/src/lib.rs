@@ -1,5 +1,5 @@
 //! The control plane: vswitchd's configuration model and gRPC service, and the client used
-//! by vsctl and vswitch-cni.
+//! by vsctl.
 //!
 //! - [`options`]: vswitchd's command line and the EAL arguments derived from it.
 //! - [`iface_spec`]: `TYPE KEY=VALUE...` validated into a port's devargs and queues.

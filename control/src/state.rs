@@ -9,6 +9,13 @@
 //! snapshot is restored and the journal replayed (records at or below the snapshot's `seq`
 //! are already in it: a crash between the two steps of compaction loses nothing).
 //!
+//! Both files, the snapshot's temporary file and the `.unrestored` copies are created with
+//! mode 0640 (less if the umask says so): they hold the whole configuration, which is not
+//! for every local user. Files are created with that mode, never chmod'ed after being
+//! written. Files of an older vswitchd (0644) are not chmod'ed either: they are replaced,
+//! since a start always ends by writing a new snapshot (a new file, renamed over the old
+//! one) and emptying (removing) the journal.
+//!
 //! Journal record: u32 length (little endian), u32 CRC-32 of the payload, payload (protobuf
 //! `JournalRecord`). A record cut short at the end of the file is a write that a crash
 //! interrupted (its caller was never answered) and is ignored; any other damage, in either
@@ -20,7 +27,9 @@
 //! still hold every change that was acknowledged.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -104,6 +113,24 @@ fn yes() -> bool {
 pub struct XconnectState {
     pub iface_a: String,
     pub iface_b: String,
+}
+
+/// The mode of every file written here (owner read-write, group read).
+pub const FILE_MODE: u32 = 0o640;
+
+/// Creates `path` afresh with [`FILE_MODE`] (a file left there, say by a crash, is removed
+/// first: opening it would keep its mode).
+fn create_private(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
 }
 
 /// Reads a state (or config) file. Ok(None) when it does not exist; an error that names
@@ -200,19 +227,22 @@ impl StoreFile for std::fs::File {
 /// Opens a file for the store.
 type OpenFn = dyn Fn(&Path, Open) -> io::Result<Box<dyn StoreFile>> + Send + Sync;
 
-/// The options that open a file as `how` says.
-fn open_options(how: Open) -> std::fs::OpenOptions {
-    let mut o = std::fs::OpenOptions::new();
+/// Opens a real file, with [`FILE_MODE`] when it is created: the journal for appending, a
+/// temp file afresh.
+fn open_real(path: &Path, how: Open) -> io::Result<File> {
     match how {
-        Open::Append => o.create(true).append(true),
-        Open::Create => o.create(true).write(true).truncate(true),
-    };
-    o
+        Open::Append => OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(FILE_MODE)
+            .open(path),
+        Open::Create => create_private(path),
+    }
 }
 
-/// Opens a real file.
+/// Opens a real file for the store.
 fn open_file(path: &Path, how: Open) -> io::Result<Box<dyn StoreFile>> {
-    Ok(Box::new(open_options(how).open(path)?))
+    Ok(Box::new(open_real(path, how)?))
 }
 
 /// One journal record: a transaction as it was applied.
@@ -240,7 +270,7 @@ pub type Journal = (Vec<Vec<pb::Change>>, u64);
 pub fn load_journal(path: &Path, after: u64) -> Result<Journal, String> {
     let jpath = journal_path(path);
     let mut bytes = Vec::new();
-    match std::fs::File::open(&jpath) {
+    match File::open(&jpath) {
         Ok(mut f) => f
             .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read {}: {e}", jpath.display()))?,
@@ -433,8 +463,13 @@ impl Store {
             let mut to = from.as_os_str().to_owned();
             to.push(".unrestored");
             let to = PathBuf::from(to);
-            match std::fs::copy(from, &to) {
-                Ok(_) => Ok(to),
+            let copied = File::open(from).and_then(|mut src| {
+                let mut dst = create_private(&to)?;
+                std::io::copy(&mut src, &mut dst)?;
+                dst.sync_all()
+            });
+            match copied {
+                Ok(()) => Ok(to),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(to),
                 Err(e) => Err(format!(
                     "cannot copy {} to {}: {e}",
@@ -533,6 +568,38 @@ mod tests {
         };
         save(&p, &s).unwrap();
         assert_eq!(load(&p), Ok(Some(s)));
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Nothing written is readable by others or writable by the group (0640 under the
+    /// usual umask), even where an older, world-readable file was.
+    #[test]
+    fn files_are_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tmpdir("mode");
+        let p = d.join("state.json");
+        let tmp = d.join(".state.json.tmp");
+        let world = std::fs::Permissions::from_mode(0o644);
+        for f in [&p, &tmp] {
+            std::fs::write(f, "{}").unwrap();
+            std::fs::set_permissions(f, world.clone()).unwrap();
+        }
+        let mut store = Store::new(&p, 0);
+        store.snapshot(empty()).unwrap();
+        store.append(&[fdb_change("02:00:00:00:00:01")]).unwrap();
+        let copy = store.keep_copy().unwrap();
+        let mut journal_copy = journal_path(&p).into_os_string();
+        journal_copy.push(".unrestored");
+        for f in [p.clone(), journal_path(&p), copy, journal_copy.into()] {
+            let m = mode(&f);
+            assert_eq!(m & !FILE_MODE, 0, "{} has mode {m:o}", f.display());
+        }
+        assert!(!tmp.exists());
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -688,7 +755,7 @@ mod tests {
             0,
             Arc::new(move |path: &Path, how: Open| {
                 Ok(Box::new(SmallFile {
-                    file: open_options(how).open(path)?,
+                    file: open_real(path, how)?,
                     disk: disk.clone(),
                 }) as Box<dyn StoreFile>)
             }),

@@ -87,7 +87,15 @@ impl Engine {
     /// Makes `plan` the one workers use, and returns once every worker has finished a poll
     /// with it: from then on nothing that only older plans named (a removed port's queues)
     /// is touched by any worker. Returns false if a worker did not get there in time.
-    pub fn publish(&mut self, mut plan: ForwardingPlan) -> bool {
+    ///
+    /// # Safety
+    /// Workers call the unsafe `Burst::rx` / `tx` on the queues `plan` gives them, so
+    /// `plan` must keep the queue ownership rules of [`crate::plan`] with every plan
+    /// published before it that a worker may still use: each rx queue polled by one worker
+    /// (the same one as before), worker `w` transmitting only on tx queues `w`, every port
+    /// named open until a later `publish` without it has returned true (a port is never
+    /// closed if that never happens), and no other thread using the workers' queues.
+    pub unsafe fn publish(&mut self, mut plan: ForwardingPlan) -> bool {
         self.version += 1;
         plan.version = self.version;
         self.shared.plan.store(Arc::new(plan));

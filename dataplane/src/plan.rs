@@ -2,6 +2,17 @@
 //!
 //! Thread safety: a plan is immutable once published; the control thread builds a new one
 //! for every change and the engine swaps it in (arc-swap). Workers load it once per poll.
+//!
+//! Queue ownership (the workers' `Burst::rx` / `tx` are sound only because of it, and
+//! `Engine::publish` is unsafe because the plan's builder must keep it):
+//! - an rx queue is in the `rx` list of at most one worker, and of the same worker in
+//!   every plan published while its port is open ([`place_queues`] places a port's queues
+//!   when it opens and never moves them), so two workers never poll one queue, not even
+//!   while some still use the previous plan;
+//! - worker `w` transmits only on tx queue `w` of any port (`Output::Port` and
+//!   [`WorkerPlan::tx`]; a port with fewer tx queues is `None` / `NoTxQueue` there);
+//! - a port named by a plan is open until every worker has finished a poll with a plan
+//!   that no longer names it (`Engine::publish` returns true), or is never closed.
 
 use dpdk::PortQueue;
 

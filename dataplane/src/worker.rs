@@ -1,5 +1,6 @@
 //! The per-lcore poll loop: for each assigned rx queue, receive a burst and send it where
-//! the plan says (the cross-connect stage), counting every packet that does not leave.
+//! the plan's `Output` says (out of a cross-connected port's tx queue, into the bridge
+//! stage, or dropped), counting every packet that does not leave.
 //!
 //! Reads: the current [`ForwardingPlan`] (once per poll). Writes: this worker's
 //! [`WorkerCounters`] only. Never blocks, allocates or takes a lock; sleeps only when
@@ -46,7 +47,12 @@ pub(crate) fn run(id: usize, shared: &Shared) {
         let mut moved = 0;
         if let Some(mine) = plan.workers.get(id) {
             for a in &mine.rx {
-                let n = burst.rx(a.rxq, RX_BURST);
+                // SAFETY: a.rxq is in this worker's own part of a published plan. By the
+                // contract of Engine::publish (the only way a plan reaches a worker; see
+                // plan.rs, "Queue ownership"), no other worker's plan, current or one a
+                // worker may still be using, names this rx queue, and its port stays open
+                // until every worker has finished a poll with a plan without it.
+                let n = unsafe { burst.rx(a.rxq, RX_BURST) };
                 if n == 0 {
                     continue;
                 }
@@ -54,7 +60,9 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                 let bytes = burst.bytes();
                 counters.port_rx(a.rxq.port(), n, bytes);
                 match a.out {
-                    Output::Port(txq) => transmit(&mut burst, txq, bytes, counters),
+                    // SAFETY: txq is this worker's own tx queue of the output port, open
+                    // as long as this plan is in use (Engine::publish's contract).
+                    Output::Port(txq) => unsafe { transmit(&mut burst, txq, bytes, counters) },
                     Output::Bridge => {
                         bridge::switch_burst(
                             &mut burst,
@@ -64,7 +72,9 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                             &mut l2w,
                             counters,
                         );
-                        bridge::flush(&mut l2w, &mine.tx, counters);
+                        // SAFETY: mine.tx holds this worker's own tx queue of each port,
+                        // open as long as this plan is in use (Engine::publish's contract).
+                        unsafe { bridge::flush(&mut l2w, &mine.tx, counters) };
                     }
                     Output::Drop(reason) => {
                         counters.drop_packets(reason, a.rxq.port(), n as u64);
@@ -90,11 +100,20 @@ pub(crate) fn run(id: usize, shared: &Shared) {
 
 /// Sends the whole burst out of `txq`, retrying while the device makes progress; what it
 /// will not take is freed and counted as tx_full.
+///
+/// # Safety
+/// As for [`Burst::tx`]: no other thread uses `txq` meanwhile and its port is open.
 #[inline]
-pub(crate) fn transmit(burst: &mut Burst, txq: PortQueue, offered: u64, counters: &WorkerCounters) {
+pub(crate) unsafe fn transmit(
+    burst: &mut Burst,
+    txq: PortQueue,
+    offered: u64,
+    counters: &WorkerCounters,
+) {
     let mut sent = 0;
     for _ in 0..TX_TRIES {
-        let n = burst.tx(txq);
+        // SAFETY: the caller's contract is Burst::tx's.
+        let n = unsafe { burst.tx(txq) };
         sent += n;
         if burst.is_empty() || n == 0 {
             break;

@@ -1,4 +1,4 @@
-//! The `vswitch.v1` gRPC API shared by vswitchd, vsctl and vswitch-cni.
+//! The `vswitch.v1` gRPC API shared by vswitchd and vsctl.
 
 /// Generated messages, client and server for package `vswitch.v1`.
 pub mod v1 {

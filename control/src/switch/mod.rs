@@ -3,8 +3,10 @@
 //! change.
 //!
 //! Thread safety: one `Switch` exists, behind the service's mutex; every operation runs
-//! with that lock held, so operations are serialised. Each operation validates the whole
-//! request before changing anything, so a failed call changes nothing.
+//! with that lock held, so operations are serialised. Each operation is a transaction (see
+//! `txn`): its changes are validated and staged one after the other, some of them on the
+//! ports themselves (new ports opened, MTU and link set), and a failing change undoes
+//! everything staged before it, so a failed call leaves the switch as it was.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -183,7 +185,7 @@ impl Switch {
                 "interface {name:?} exists already"
             )));
         }
-        let spec = IfaceSpec::parse(name, type_name, args, &self.paths.run_dir)?;
+        let mut spec = IfaceSpec::parse(name, type_name, args, &self.paths.run_dir)?;
         self.check_shared_resources(&spec)?;
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
@@ -204,6 +206,10 @@ impl Switch {
             })?;
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::restrict_socket(sock);
+        }
+        if spec.mac.is_none() && spec.driver_invents_mac() {
+            // The driver made a MAC up: keep it, so that a restart restores this one.
+            spec.record_mac(port.mac());
         }
         let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
         let base = self.engine.port_totals(port.id());
@@ -583,7 +589,14 @@ impl Switch {
     /// Builds the forwarding plan from the interfaces and hands it to the workers.
     fn publish(&mut self) -> bool {
         let plan = self.build_plan();
-        self.engine.publish(plan)
+        // SAFETY: build_plan keeps the plan's queue ownership rules: rx queue q of an
+        // interface goes only to worker rx_workers[q], fixed by place_queues when the port
+        // opened (a rollback restores the same placement); worker w gets only tx queue w of
+        // each port (Output::Port and WorkerPlan::tx). Ports leave the plan before they are
+        // closed, and are closed only after a publish that returned true (close_removed
+        // leaks them otherwise; shutdown stops the workers first). No other thread of the
+        // daemon calls rx/tx.
+        unsafe { self.engine.publish(plan) }
     }
 
     fn build_plan(&self) -> ForwardingPlan {

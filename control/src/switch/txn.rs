@@ -4,12 +4,13 @@
 //! A transaction runs in four steps:
 //! 1. **stage**: each change is validated and made on the control plane's model of the
 //!    switch (interfaces, bridges, static MACs), in order, each seeing the ones before it.
-//!    New ports are opened here (DPDK is the only judge of a device), but nothing is
-//!    published to the workers and the MAC table is not touched. Enough is recorded to
-//!    undo every step.
+//!    New ports are opened, and MTU and link changes made on the ports, here (DPDK is the
+//!    only judge of a device and of an MTU), but nothing is published to the workers and
+//!    the MAC table is not touched. Enough is recorded to undo every step.
 //! 2. **write ahead**: the changes are appended to the journal and fsync'd, before any of
-//!    them reaches the dataplane. A write that fails (a full disk) fails the transaction:
-//!    it is rolled back (step 4) and the journal is left as it was.
+//!    them reaches the dataplane (with the MACs that ports opened without `mac=` got, so a
+//!    replay makes the same interfaces). A write that fails (a full disk) fails the
+//!    transaction: it is rolled back (step 4) and the journal is left as it was.
 //! 3. **finish**: the MAC table is brought in line with the model (static entries first:
 //!    the one step that can still fail, and that undoes itself when it does; the journal
 //!    record is then taken back and the transaction rolled back), then the new forwarding
@@ -17,9 +18,10 @@
 //!    worker has moved to the plan without them, and events are sent. Only then is the
 //!    caller answered (and the journal compacted, if it has grown enough).
 //! 4. or **rollback**, if a step fails: the model is put back as it was, ports opened by
-//!    the transaction are closed, ports it removed are kept. The workers never saw any of
-//!    it, and no event was sent.
+//!    the transaction are closed, ports it removed are kept, MTU and link changes are
+//!    undone. The workers never saw any of it, and no event was sent.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -69,6 +71,9 @@ pub(super) struct Txn {
     persistent: bool,
     /// Config events to emit on success: (change, object).
     events: Vec<(&'static str, String)>,
+    /// MACs that interfaces added without mac= got from their driver: (index of the
+    /// AddInterface change, MAC), added to the journaled change.
+    recorded_macs: Vec<(usize, String)>,
 }
 
 impl Txn {
@@ -149,13 +154,20 @@ impl Switch {
         if !persistent || !self.persist {
             return Ok(false);
         }
+        let recorded = self
+            .txn
+            .as_ref()
+            .map(|t| t.recorded_macs.clone())
+            .unwrap_or_default();
         let Some(store) = self.store.as_mut() else {
             return Ok(false);
         };
-        store.append(changes).map_err(|e| {
-            tracing::warn!("transaction refused: {e}");
-            ApiError::unavailable(format!("{e}; nothing was applied"))
-        })
+        store
+            .append(&with_recorded_macs(changes, recorded))
+            .map_err(|e| {
+                tracing::warn!("transaction refused: {e}");
+                ApiError::unavailable(format!("{e}; nothing was applied"))
+            })
     }
 
     fn begin(&mut self) {
@@ -199,6 +211,14 @@ impl Switch {
                 let args: BTreeMap<String, String> =
                     r.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 self.add_iface(&r.name, &r.r#type, &args)?;
+                let recorded = self
+                    .ifaces
+                    .get(&r.name)
+                    .and_then(|i| i.spec.args.get("mac"));
+                if let (None, Some(mac)) = (args.get("mac"), recorded) {
+                    let mac = mac.clone();
+                    self.txn().recorded_macs.push((index, mac));
+                }
                 r.name.clone()
             }
             C::DeleteInterface(r) => {
@@ -473,6 +493,25 @@ fn close_removed(name: &str, iface: Iface, quiet: bool) {
     }
 }
 
+/// The changes to journal: `changes` as applied, with the MACs that interfaces added
+/// without mac= got from their driver written in, so that replaying the journal re-creates
+/// them with the same MAC. Copies only when there is something to write in.
+fn with_recorded_macs(
+    changes: &[pb::Change],
+    recorded: Vec<(usize, String)>,
+) -> Cow<'_, [pb::Change]> {
+    if recorded.is_empty() {
+        return Cow::Borrowed(changes);
+    }
+    let mut out = changes.to_vec();
+    for (index, mac) in recorded {
+        if let Some(C::AddInterface(r)) = out.get_mut(index).and_then(|c| c.change.as_mut()) {
+            r.args.insert("mac".to_string(), mac);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Names the failing change of a batch in its error (single calls keep their message).
 fn in_change(e: ApiError, index: usize, total: usize, c: Option<&C>) -> ApiError {
     if total <= 1 {
@@ -486,5 +525,41 @@ fn in_change(e: ApiError, index: usize, total: usize, c: Option<&C>) -> ApiError
             index + 1,
             e.message
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(name: &str) -> pb::Change {
+        pb::Change {
+            change: Some(C::AddInterface(pb::AddInterfaceRequest {
+                name: name.into(),
+                r#type: "null".into(),
+                args: Default::default(),
+            })),
+        }
+    }
+
+    #[test]
+    fn recorded_macs_are_written_into_the_journaled_changes() {
+        let changes = vec![add("n1"), add("n2")];
+        assert!(matches!(
+            with_recorded_macs(&changes, vec![]),
+            Cow::Borrowed(_)
+        ));
+        let out = with_recorded_macs(&changes, vec![(1, "02:00:00:00:00:09".into())]);
+        let mac = |c: &pb::Change| match &c.change {
+            Some(C::AddInterface(r)) => r.args.get("mac").cloned(),
+            _ => None,
+        };
+        assert_eq!(mac(&out[0]), None);
+        assert_eq!(mac(&out[1]).as_deref(), Some("02:00:00:00:00:09"));
+        assert_eq!(
+            mac(&changes[1]),
+            None,
+            "the caller's changes are left as they were"
+        );
     }
 }

@@ -112,8 +112,12 @@ fn retag(m: &mut Mbuf, tagged_in: bool, out: &VlanMode, vlan: u16) -> bool {
 }
 
 /// Sends every non-empty output buffer out of this worker's tx queue of its port.
+///
+/// # Safety
+/// As for [`dpdk::Burst::tx`], for every queue in `tx`: no other thread uses it meanwhile
+/// and its port is open.
 #[inline]
-pub fn flush(w: &mut L2Worker, tx: &[Option<dpdk::PortQueue>], counters: &WorkerCounters) {
+pub unsafe fn flush(w: &mut L2Worker, tx: &[Option<dpdk::PortQueue>], counters: &WorkerCounters) {
     let L2Worker { outs, dirty, .. } = w;
     for p in dirty.drain(..) {
         let Some(out) = outs.get_mut(usize::from(p)) else {
@@ -122,7 +126,8 @@ pub fn flush(w: &mut L2Worker, tx: &[Option<dpdk::PortQueue>], counters: &Worker
         match tx.get(usize::from(p)).copied().flatten() {
             Some(txq) => {
                 let bytes = out.bytes();
-                crate::worker::transmit(out, txq, bytes, counters)
+                // SAFETY: txq is in `tx`, whose queues the caller vouches for.
+                unsafe { crate::worker::transmit(out, txq, bytes, counters) }
             }
             None => {
                 counters.drop_packets(DropReason::NoTxQueue, p, out.len() as u64);

@@ -248,7 +248,7 @@ impl Fdb {
         self.lookup_probe(&Probe::new(key))
     }
 
-    /// Looks up a key prepared (and perhaps prefetched) earlier.
+    /// Probes from the key's home slot, up to MAX_PROBE slots, stopping at a never-used one.
     #[inline]
     fn lookup_probe(&self, probe: &Probe) -> Option<Hit> {
         for p in 0..MAX_PROBE {

@@ -6,9 +6,14 @@
 //! - A [`Burst`] holds up to [`MAX_BURST`] mbufs; `rx` fills it, `tx` hands the sent ones to
 //!   the device and keeps the rest, and dropping it frees whatever it still holds in bulk.
 //! - A [`Port`] is configured, started, stopped and closed by the control thread; workers use
-//!   only [`PortQueue`]s (rx/tx on a queue they own), which are `Copy` handles.
+//!   only [`PortQueue`]s, `Copy` names of a queue. What the types cannot enforce (one
+//!   thread per queue, the port open meanwhile) is the `# Safety` contract of the unsafe
+//!   [`Burst::rx`] / [`Burst::tx`].
 //!
-//! Every `unsafe` block here carries a `// SAFETY:` note; nothing outside `ffi/` needs unsafe.
+//! Every `unsafe` block here carries a `// SAFETY:` note. Unsafe is not confined to `ffi/`:
+//! the dataplane calls the unsafe [`Burst::rx`] / [`Burst::tx`] (and publishes the plans
+//! that make those calls sound), allocates its MAC table itself and makes a few libc
+//! calls, each with its own `// SAFETY:` note.
 
 mod eal;
 mod error;

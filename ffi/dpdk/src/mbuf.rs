@@ -185,13 +185,28 @@ impl Burst {
 
     /// Receives up to `max` packets (capped by the free room) from `q`, appending them.
     /// Returns how many arrived.
+    ///
+    /// This is an `unsafe fn` rather than a safe one taking a move-only queue handle:
+    /// [`PortQueue`]s live in forwarding plans that are rebuilt and published as a whole for
+    /// every change, so the same queue is named by several plans at once; which thread uses
+    /// which queue is decided by whoever builds the plans, and that is where the guarantee
+    /// has to be given (see `vswitch_dataplane::Engine::publish`).
+    ///
+    /// # Safety
+    /// DPDK's rx queues are not thread-safe and its fast path checks nothing. For the whole
+    /// call:
+    /// - no other thread receives from the same queue (`q.port()`, `q.queue()`): the caller
+    ///   is its only poller;
+    /// - the [`Port`](crate::Port) `q` came from is open: not being stopped or closed by
+    ///   another thread, and not closed before (its port id may then name another device,
+    ///   with fewer queues or polled by another thread).
     #[inline]
-    pub fn rx(&mut self, q: PortQueue, max: usize) -> usize {
+    pub unsafe fn rx(&mut self, q: PortQueue, max: usize) -> usize {
         let room = (MAX_BURST - self.len).min(max) as u16;
         // SAFETY: pkts[len..len+room] is inside the array; rx_burst writes at most `room`
         // pointers there and we take ownership of exactly the `n` it reports. q names a
-        // configured queue (PortQueue invariant) that this thread alone polls (caller's
-        // contract, see PortQueue).
+        // configured queue of an open port (PortQueue invariant and the caller's contract)
+        // that this thread alone polls (caller's contract).
         let n = unsafe {
             dpdk_sys::rte_eth_rx_burst(q.port, q.queue, self.pkts.as_mut_ptr().add(self.len), room)
         } as usize;
@@ -201,14 +216,22 @@ impl Burst {
 
     /// Offers every packet to `q`. The ones the device took are gone from the burst; the
     /// rest stay (in order, at the front) for the caller to retry or drop. Returns how many
-    /// were sent.
+    /// were sent. (Why an `unsafe fn`: see [`Burst::rx`].)
+    ///
+    /// # Safety
+    /// DPDK's tx queues are not thread-safe and its fast path checks nothing. For the whole
+    /// call:
+    /// - no other thread transmits on the same queue (`q.port()`, `q.queue()`);
+    /// - the [`Port`](crate::Port) `q` came from is open: not being stopped or closed by
+    ///   another thread, and not closed before.
     #[inline]
-    pub fn tx(&mut self, q: PortQueue) -> usize {
+    pub unsafe fn tx(&mut self, q: PortQueue) -> usize {
         if self.len == 0 {
             return 0;
         }
         // SAFETY: pkts[..len] are owned mbufs; tx_burst takes ownership of the first `sent`
-        // of them. q names a configured tx queue only this thread uses (PortQueue contract).
+        // of them. q names a configured tx queue of an open port (PortQueue invariant and
+        // the caller's contract) that only this thread uses (caller's contract).
         let sent = unsafe {
             dpdk_sys::rte_eth_tx_burst(q.port, q.queue, self.pkts.as_mut_ptr(), self.len as u16)
         } as usize;
@@ -327,10 +350,11 @@ impl std::fmt::Debug for Burst {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_eal::{eal, pool};
+    use crate::test_eal::{eal, pool, require_eal};
 
     #[test]
     fn dropping_a_burst_frees_every_mbuf() {
+        require_eal!();
         let pool = pool("t_drop", 512);
         let base = pool.in_use();
         {
@@ -347,6 +371,7 @@ mod tests {
 
     #[test]
     fn push_beyond_capacity_gives_the_mbuf_back() {
+        require_eal!();
         let pool = pool("t_full", 512);
         let base = pool.in_use();
         let mut b = Burst::new();
@@ -363,6 +388,7 @@ mod tests {
 
     #[test]
     fn forget_front_keeps_the_rest_in_order() {
+        require_eal!();
         let pool = pool("t_front", 64);
         let base = pool.in_use();
         let mut b = Burst::new();
@@ -390,6 +416,7 @@ mod tests {
 
     #[test]
     fn drain_moves_every_mbuf_and_frees_the_rest() {
+        require_eal!();
         let pool = pool("t_drain", 64);
         let base = pool.in_use();
         let mut b = Burst::new();
@@ -408,6 +435,7 @@ mod tests {
 
     #[test]
     fn prepend_adj_and_copy() {
+        require_eal!();
         let pool = pool("t_edit", 64);
         let base = pool.in_use();
         let mut m = Mbuf::from_bytes(&pool, &[7u8; 60]).unwrap();
@@ -428,6 +456,7 @@ mod tests {
 
     #[test]
     fn oversized_copy_is_refused() {
+        require_eal!();
         let pool = pool("t_big", 64);
         let base = pool.in_use();
         assert!(Mbuf::from_bytes(&pool, &vec![0u8; 70_000]).is_none());

@@ -2,7 +2,9 @@
 //!
 //! Thread safety: a [`Port`] is owned by the control thread, which alone configures, starts,
 //! stops and closes it. Workers get [`PortQueue`] handles; each rx queue is polled by one
-//! thread and each tx queue is used by one thread (the dataplane's assignment guarantees it).
+//! thread and each tx queue is used by one thread (the callers of the unsafe
+//! [`Burst::rx`](crate::Burst::rx) / [`Burst::tx`](crate::Burst::tx) promise it; the
+//! dataplane's assignment keeps the promise).
 
 use std::ffi::{CStr, CString};
 use std::sync::Arc;
@@ -15,10 +17,14 @@ pub const MAX_PORTS: usize = dpdk_sys::RTE_MAX_ETHPORTS as usize;
 
 /// A queue of a started port, as used by a worker.
 ///
-/// Contract: a handle comes only from [`Port::rx_queue`] / [`Port::tx_queue`], so its queue
-/// exists. The dataplane stops using a port's handles before the port is stopped (it waits
-/// for every worker to pass a quiescent point). Even a stale handle stays memory-safe:
-/// DPDK 22.11 points the fast-path ops of stopped and released ports at dummy functions.
+/// Invariant: a handle comes only from [`Port::rx_queue`] / [`Port::tx_queue`], so its
+/// queue exists on that port. A handle is only a name (`Copy`, like the port id it holds):
+/// using it is [`Burst::rx`](crate::Burst::rx) / [`Burst::tx`](crate::Burst::tx), unsafe
+/// fns whose callers promise that one thread at a time uses a queue and that the port is
+/// still open. The dataplane keeps that promise by giving each rx queue to one worker for
+/// the port's lifetime, each worker its own tx queue of every port, and by closing a port
+/// only once every worker has passed a quiescent point with a plan without it (a port a
+/// worker may still use is leaked instead: its id is then never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortQueue {
     pub(crate) port: u16,
@@ -401,8 +407,9 @@ impl Port {
             return;
         }
         self.open = false;
-        // SAFETY: valid port id owned by this Port; workers no longer use it (PortQueue
-        // contract). Stop and close are no-ops on a port that never started.
+        // SAFETY: valid port id owned by this Port; no thread uses its queues any more
+        // (the contract of Burst::rx / tx: the port is open for the whole call). Stop and
+        // close are no-ops on a port that never started.
         unsafe {
             dpdk_sys::rte_eth_dev_stop(self.id);
             dpdk_sys::rte_eth_dev_close(self.id);
@@ -439,11 +446,12 @@ fn clamp_desc(want: u16, lim: &dpdk_sys::rte_eth_desc_lim) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_eal::{eal, pool};
+    use crate::test_eal::{eal, pool, require_eal};
     use crate::{Burst, Mbuf};
 
     #[test]
     fn probe_failure_says_what_dpdk_logged_about_the_device() {
+        require_eal!();
         let log = "EAL: failed to parse device \"net_bogus0\"\nEAL: Unable to parse device 'net_bogus0'\n";
         assert_eq!(
             probe_failure(-22, "net_bogus0", log),
@@ -466,6 +474,7 @@ mod tests {
 
     #[test]
     fn unknown_driver_is_named_in_the_error() {
+        require_eal!();
         let pool = pool("t_bogus", 256);
         let err = Port::open(eal(), "net_bogusdrv0", pool, PortConfig::default()).unwrap_err();
         assert!(
@@ -479,6 +488,7 @@ mod tests {
     /// than the ring holds is partial: the unsent mbufs must stay owned by the burst.
     #[test]
     fn partial_tx_keeps_unsent_and_everything_comes_back() {
+        require_eal!();
         let pool = pool("t_ring", 4096);
         let base = pool.in_use();
         let port = Port::open(eal(), "net_ring_t0", pool.clone(), PortConfig::default()).unwrap();
@@ -493,7 +503,8 @@ mod tests {
                 b.push(Mbuf::from_bytes(&pool, &[round as u8; 64]).unwrap())
                     .unwrap();
             }
-            sent += b.tx(txq);
+            // SAFETY: this test thread alone uses the port it opened, which stays open.
+            sent += unsafe { b.tx(txq) };
             stuck += b.len();
             assert_eq!(pool.in_use(), base + (sent + b.len()) as u32);
         }
@@ -502,7 +513,8 @@ mod tests {
         let mut got = 0;
         loop {
             let mut b = Burst::new();
-            let n = b.rx(rxq, 32);
+            // SAFETY: as for tx above.
+            let n = unsafe { b.rx(rxq, 32) };
             if n == 0 {
                 break;
             }
@@ -515,6 +527,7 @@ mod tests {
 
     #[test]
     fn a_refused_vdev_leaves_no_port() {
+        require_eal!();
         let pool = pool("t_bad", 64);
         let err = Port::open(
             eal(),
@@ -535,6 +548,7 @@ mod tests {
 
     #[test]
     fn too_many_queues_is_refused_and_undone() {
+        require_eal!();
         let pool = pool("t_q", 256);
         let cfg = PortConfig {
             tx_queues: 5000,
