@@ -2,7 +2,8 @@
 # ci/test.sh: THE test command (README quick start, .ci/run).
 #
 #   1. ci/setup.sh: apt packages and the release build;
-#   2. cargo test --workspace --release: unit tests;
+#   2. cargo test --workspace --release --no-fail-fast: unit tests (every test binary runs,
+#      so the count below is complete even when one fails);
 #   3. every ci/tests/*.sh, each bounded by a timeout, its output captured and shown when it
 #      fails. Scripts are independent (own daemon, socket, DPDK file prefix, namespaces and
 #      links named after their PID), so they run VS_JOBS at a time; a script whose checks
@@ -53,7 +54,7 @@ source ci/runner.sh
 banner "unit tests (cargo test --workspace --release)"
 unit_log=$(mktemp /tmp/vswitch-unit.XXXXXX)
 unit_rc=0
-cargo test --workspace --release 2>&1 | tee "$unit_log" || unit_rc=$?
+cargo test --workspace --release --no-fail-fast 2>&1 | tee "$unit_log" || unit_rc=$?
 unit_counts "$unit_log" "$unit_rc"
 rm -f "$unit_log"
 

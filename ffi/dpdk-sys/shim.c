@@ -1,4 +1,6 @@
 /* Small C helpers for DPDK macros that have no symbol of their own. */
+#include <pthread.h>
+
 #include "wrapper.h"
 
 /* rte_errno is a per-lcore (thread-local) macro. */
@@ -13,23 +15,33 @@ int vs_rte_errno(void)
  * (SIOCGIFINDEX):No such device"). While the probe runs, the log goes to a memory stream;
  * afterwards it is written on to the log stream as before (nothing is lost) and its last
  * `len - 1` bytes are copied to `log`, NUL-terminated. Other threads' log lines in that
- * window land in `log` too; the caller picks out what concerns the device.
+ * window land in `log` too; the caller picks out what concerns the device. The log stream
+ * is process-wide, so probes through here take turns (probe_log_lock): two at once would
+ * swap or close each other's streams.
  */
+static pthread_mutex_t probe_log_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int vs_dev_probe_logged(const char *devargs, char *log, size_t len)
 {
 	char *text = NULL;
 	size_t size = 0;
-	FILE *mem = open_memstream(&text, &size);
+	FILE *mem;
 	int ret;
 
 	if (len > 0)
 		log[0] = '\0';
-	if (mem == NULL)
-		return rte_dev_probe(devargs);
+	pthread_mutex_lock(&probe_log_lock);
+	mem = open_memstream(&text, &size);
+	if (mem == NULL) {
+		ret = rte_dev_probe(devargs);
+		pthread_mutex_unlock(&probe_log_lock);
+		return ret;
+	}
 	rte_openlog_stream(mem);
 	ret = rte_dev_probe(devargs);
 	rte_openlog_stream(NULL);
 	fclose(mem);
+	pthread_mutex_unlock(&probe_log_lock);
 	if (text != NULL) {
 		FILE *out = rte_log_get_stream();
 		size_t from = size >= len ? size - (len - 1) : 0;
