@@ -17,8 +17,8 @@ of xs (an error unless there is exactly one).
 
 Errors are never answers: a document that is not JSON, an expression that raises, a
 capture line that is not JSON, or a frame the capture could not parse (sniff.py records it
-with an "error" key) exits 2 with one line on stderr saying what was wrong. Only the last
-line of a capture may be cut short (the capture is still writing it); it is skipped.
+with an "error" key) exits 2 with one line on stderr saying what was wrong. A last
+line without its newline is one the capture is still writing; it is skipped.
 `get` prints lists, dicts, booleans and None as JSON, anything else with str().
 """
 
@@ -51,16 +51,15 @@ def bindings(args):
     """NAME=VALUE (a string) or NAME:=JSON (decoded) -> dict."""
     out = {}
     for a in args:
-        if ":=" in a and a.index(":=") < a.index("=") + 1:
-            name, raw = a.split(":=", 1)
-            try:
-                value = json.loads(raw)
-            except ValueError as e:
-                raise CheckError("argument %s: %r is not JSON (%s)" % (name, raw, e))
-        elif "=" in a:
-            name, value = a.split("=", 1)
-        else:
+        if "=" not in a:
             raise CheckError("argument %r is not NAME=VALUE or NAME:=JSON" % a)
+        name, value = a.split("=", 1)
+        if name.endswith(":"):
+            name = name[:-1]
+            try:
+                value = json.loads(value)
+            except ValueError as e:
+                raise CheckError("argument %s: %r is not JSON (%s)" % (name, value, e))
         if not name.isidentifier():
             raise CheckError("argument name %r is not a Python identifier" % name)
         out[name] = value
@@ -101,8 +100,9 @@ def frames(path):
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     lines = text.split("\n")
-    # A complete file ends with "\n", so the last element is "" (or a line being written).
-    tail = lines.pop()
+    # A complete file ends with "\n", so the last element is "", or a line without its
+    # newline: one the capture is still writing, left for the next read.
+    lines.pop()
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -117,12 +117,6 @@ def frames(path):
                              % (path, i, f["error"], f.get("len")))
         f.setdefault("vlan", None)
         yield line, f
-    if tail.strip():
-        try:
-            json.loads(tail)
-        except ValueError:
-            return  # still being written
-        raise CheckError("%s: last line has no newline but is complete JSON" % path)
 
 
 def matching(path, expr, env):
