@@ -2,9 +2,12 @@
 //! and pop between access and trunk members, learning through the learner, known-unicast
 //! forwarding, same-port filtering, flood=off, admin-down members, and no mbuf leaks.
 
+mod common;
+
 use std::sync::Arc;
 
-use dpdk::{Burst, Eal, Mbuf, Mempool};
+use common::try_eal;
+use dpdk::{Burst, Mbuf, Mempool};
 use vswitch_dataplane::counters::WorkerCounters;
 use vswitch_dataplane::l2::bridge::{switch_burst, L2Shared, L2Worker};
 use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
@@ -107,20 +110,6 @@ impl Rig {
 
     fn dropped(&self, r: DropReason) -> u64 {
         self.counters.snapshot().dropped(r)
-    }
-}
-
-/// The EAL, or None when it did not start and the process is not root (DPDK's EAL may
-/// need root): the test is then skipped, saying so. As root, a failure fails the test.
-fn try_eal(args: &[String]) -> Option<Eal> {
-    match Eal::init(args) {
-        Ok(eal) => Some(eal),
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        Err(e) if unsafe { libc::geteuid() } != 0 => {
-            eprintln!("skipped: needs root for DPDK's EAL (as uid != 0 it failed: {e})");
-            None
-        }
-        Err(e) => panic!("EAL init: {e}"),
     }
 }
 

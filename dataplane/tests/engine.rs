@@ -2,29 +2,18 @@
 //! reads, so a test thread can inject into and drain a port): packets cross the worker, are
 //! counted, and a port removed by publishing a new plan is no longer touched.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::try_eal;
 use dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConfig};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::Fdb;
 use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
 use vswitch_dataplane::plan::Output;
 use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PollMode, RxAssignment, WorkerPlan};
-
-/// The EAL, or None when it did not start and the process is not root (DPDK's EAL may
-/// need root): the test is then skipped, saying so. As root, a failure fails the test.
-fn try_eal(args: &[String]) -> Option<Eal> {
-    match Eal::init(args) {
-        Ok(eal) => Some(eal),
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        Err(e) if unsafe { libc::geteuid() } != 0 => {
-            eprintln!("skipped: needs root for DPDK's EAL (as uid != 0 it failed: {e})");
-            None
-        }
-        Err(e) => panic!("EAL init: {e}"),
-    }
-}
 
 fn eal() -> Option<Eal> {
     let args = dpdk::light_args("0@0,1@0", &format!("vsdp{}", std::process::id()));
