@@ -154,10 +154,11 @@ impl Switch {
         if !persistent || !self.persist {
             return Ok(false);
         }
+        // Only the journal record needs them: taken, not copied.
         let recorded = self
             .txn
-            .as_ref()
-            .map(|t| t.recorded_macs.clone())
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.recorded_macs))
             .unwrap_or_default();
         let Some(store) = self.store.as_mut() else {
             return Ok(false);
