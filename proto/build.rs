@@ -12,7 +12,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("vswitch_descriptor.bin"),
         prost::Message::encode_to_vec(&fds),
     )?;
+    // The changes (and their requests) also have a JSON form: the state file's snapshot is
+    // a list of them, `{"add_bridge": {"name": "br0", ...}}`, the journal's schema in JSON.
     tonic_build::configure()
+        .message_attribute(
+            ".",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
+        )
+        .enum_attribute(
+            ".",
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"snake_case\")]",
+        )
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

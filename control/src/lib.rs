@@ -3,7 +3,9 @@
 //!
 //! - [`options`]: vswitchd's command line and the EAL arguments derived from it.
 //! - [`iface_spec`]: `TYPE KEY=VALUE...` validated into a port's devargs and queues.
-//! - [`switch`]: interfaces, cross-connects and the forwarding plan built from them.
+//! - [`model`]: the desired state as a pure model; every change is staged on a copy of it.
+//! - [`switch`]: the running switch: ports, plan, MAC table, carrying out what the model
+//!   says.
 //! - [`learner`]: the thread that applies MAC learning and ages MAC tables.
 //! - [`metrics`]: Prometheus text at `/metrics` (`--metrics ADDR:PORT`).
 //! - [`state`]: the desired state (snapshot + fsync'd journal, restore at start).
@@ -16,8 +18,10 @@ pub mod events;
 pub mod iface_spec;
 pub mod learner;
 pub mod metrics;
+pub mod model;
 pub mod names;
 pub mod options;
 pub mod service;
 pub mod state;
+mod state_v1;
 pub mod switch;

@@ -33,86 +33,129 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use vswitch_proto::v1 as pb;
+use vswitch_proto::v1::change::Change as C;
 
-/// The state file format's version; a file of any other version is refused.
-pub const STATE_VERSION: u32 = 1;
+/// The state file format's version. Version 1 files (one section per resource, each in
+/// its own shape) are still read: see state_v1.rs.
+pub const STATE_VERSION: u32 = 2;
 
-/// Everything configured, in the order it must be re-applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct State {
-    pub version: u32,
-    /// The last journal record this snapshot includes.
-    #[serde(default)]
+/// A snapshot: the changes that build the desired state from an empty switch (the
+/// journal's schema: restore is replay), and the last journal record it includes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
     pub seq: u64,
-    #[serde(default)]
-    pub interfaces: Vec<IfaceState>,
-    #[serde(default)]
-    pub xconnects: Vec<XconnectState>,
-    #[serde(default)]
-    pub bridges: Vec<BridgeState>,
+    pub changes: Vec<C>,
 }
 
-/// One bridge, its members and its static MAC entries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BridgeState {
-    pub name: String,
-    pub learn: bool,
-    pub age: u32,
-    pub learn_limit: u32,
-    pub flood: bool,
-    #[serde(default)]
-    pub members: Vec<MemberState>,
-    #[serde(default)]
-    pub static_macs: Vec<StaticMacState>,
+/// The snapshot's sections, in replay order: each holds the requests of one kind of
+/// change (`"interfaces": [{"name": "a", "type": "af_packet", "args": {...}}, ...]`).
+/// A new resource adds its line here.
+const SECTIONS: &[(&str, &str)] = &[
+    ("add_interface", "interfaces"),
+    ("set_interface", "interface_settings"),
+    ("add_xconnect", "xconnects"),
+    ("add_bridge", "bridges"),
+    ("attach_bridge", "bridge_members"),
+    ("add_fdb", "static_macs"),
+];
+
+/// The JSON text of a snapshot.
+pub fn encode(s: &Snapshot) -> Result<String, String> {
+    use serde_json::{Map, Value};
+    let mut sections: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for c in &s.changes {
+        let kind = crate::model::change_name(c);
+        let Some((_, section)) = SECTIONS.iter().find(|(k, _)| *k == kind) else {
+            return Err(format!("cannot encode state: {kind} has no section"));
+        };
+        let value = match serde_json::to_value(c) {
+            Ok(Value::Object(mut m)) => m.remove(kind).unwrap_or_default(),
+            Ok(_) => Value::Null,
+            Err(e) => return Err(format!("cannot encode state: {e}")),
+        };
+        sections.entry(section).or_default().push(value);
+    }
+    let mut out = Map::new();
+    out.insert("version".into(), STATE_VERSION.into());
+    out.insert("seq".into(), s.seq.into());
+    for (_, section) in SECTIONS {
+        if let Some(v) = sections.remove(section) {
+            out.insert((*section).into(), Value::Array(v));
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&Value::Object(out))
+        .map_err(|e| format!("cannot encode state: {e}"))?;
+    text.push('\n');
+    Ok(text)
 }
 
-/// A bridge member: untagged (no vlan, no trunk), access (vlan) or trunk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberState {
-    pub iface: String,
-    #[serde(default)]
-    pub vlan: Option<u16>,
-    #[serde(default)]
-    pub trunk: Vec<u16>,
+/// Why a snapshot's text was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A version this vswitchd does not read.
+    Version(u64),
+    /// Not a snapshot: what is wrong.
+    Invalid(String),
 }
 
-/// A static MAC table entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticMacState {
-    pub mac: String,
-    pub vlan: u16,
-    pub iface: String,
+impl From<String> for DecodeError {
+    fn from(s: String) -> Self {
+        DecodeError::Invalid(s)
+    }
 }
 
-/// One interface: as it was added, plus its admin state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IfaceState {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub type_name: String,
-    #[serde(default)]
-    pub args: BTreeMap<String, String>,
-    #[serde(default = "yes")]
-    pub admin_up: bool,
+impl From<&str> for DecodeError {
+    fn from(s: &str) -> Self {
+        DecodeError::Invalid(s.to_string())
+    }
 }
 
-fn yes() -> bool {
-    true
-}
-
-/// One cross-connect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct XconnectState {
-    pub iface_a: String,
-    pub iface_b: String,
+/// A snapshot from its JSON text (version 2, or version 1 converted); the error says what
+/// is wrong (the caller names the file).
+pub fn decode(text: &str) -> Result<Snapshot, DecodeError> {
+    use serde_json::Value;
+    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let Value::Object(mut m) = value else {
+        return Err("not a JSON object".into());
+    };
+    let version = m.get("version").and_then(Value::as_u64).unwrap_or(0);
+    match version {
+        1 => return Ok(crate::state_v1::convert(Value::Object(m))?),
+        2 => {}
+        v => return Err(DecodeError::Version(v)),
+    }
+    m.remove("version");
+    let seq = match m.remove("seq") {
+        None => 0,
+        Some(v) => v.as_u64().ok_or("seq must be a number")?,
+    };
+    let mut changes = Vec::new();
+    for (kind, section) in SECTIONS {
+        let Some(items) = m.remove(*section) else {
+            continue;
+        };
+        let Value::Array(items) = items else {
+            return Err(format!("{section} must be a list").into());
+        };
+        for (n, item) in items.into_iter().enumerate() {
+            let tagged = Value::Object([((*kind).to_string(), item)].into_iter().collect());
+            let c: C =
+                serde_json::from_value(tagged).map_err(|e| format!("{section}[{n}]: {e}"))?;
+            changes.push(c);
+        }
+    }
+    if let Some(k) = m.keys().next() {
+        return Err(DecodeError::Invalid(format!(
+            "unknown field `{k}`, expected version, seq or one of: {}",
+            SECTIONS
+                .iter()
+                .map(|(_, s)| *s)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(Snapshot { seq, changes })
 }
 
 /// The mode of every file written here (owner read-write, group read).
@@ -135,33 +178,34 @@ fn create_private(path: &Path) -> std::io::Result<File> {
 
 /// Reads a state (or config) file. Ok(None) when it does not exist; an error that names
 /// the file and the problem when it cannot be read, does not parse, or has another version.
-pub fn load(path: &Path) -> Result<Option<State>, String> {
+pub fn load(path: &Path) -> Result<Option<Snapshot>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let state: State = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a valid state file: {e}", path.display()))?;
-    if state.version != STATE_VERSION {
-        return Err(format!(
-            "{} has state version {}, this vswitchd reads version {STATE_VERSION}",
-            path.display(),
-            state.version
-        ));
+    match decode(&text) {
+        Ok(s) => Ok(Some(s)),
+        Err(DecodeError::Version(v)) => Err(format!(
+            "{} has state version {v}, this vswitchd reads version {STATE_VERSION} (and \
+             converts version 1)",
+            path.display()
+        )),
+        Err(DecodeError::Invalid(e)) => {
+            Err(format!("{} is not a valid state file: {e}", path.display()))
+        }
     }
-    Ok(Some(state))
 }
 
 /// Writes `state` to `path` atomically: readers see the old file or the new one, never a
 /// mix, and after a crash one of them survives. Returns the bytes written.
-pub fn save(path: &Path, state: &State) -> Result<u64, String> {
+pub fn save(path: &Path, state: &Snapshot) -> Result<u64, String> {
     save_with(path, state, &open_file)
 }
 
 /// [`save`], opening the temp file with `open`. On failure the temp file is removed and
 /// `path` is as it was.
-fn save_with(path: &Path, state: &State, open: &OpenFn) -> Result<u64, String> {
+fn save_with(path: &Path, state: &Snapshot, open: &OpenFn) -> Result<u64, String> {
     let err = |e: io::Error| format!("cannot write state file {}: {e}", path.display());
     let dir = path
         .parent()
@@ -174,9 +218,7 @@ fn save_with(path: &Path, state: &State, open: &OpenFn) -> Result<u64, String> {
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
     ));
-    let mut text =
-        serde_json::to_string_pretty(state).map_err(|e| format!("cannot encode state: {e}"))?;
-    text.push('\n');
+    let text = encode(state)?;
     let written = open(&tmp, Open::Create).and_then(|mut f| {
         f.write_all(text.as_bytes())?;
         f.sync()?;
@@ -492,7 +534,7 @@ impl Store {
     /// Writes `state` as the new snapshot, then empties the journal. If the snapshot cannot
     /// be written, the old snapshot and journal stay as they were (they hold every change
     /// appended), and the next compaction waits for the journal to grow further.
-    pub fn snapshot(&mut self, mut state: State) -> Result<(), String> {
+    pub fn snapshot(&mut self, mut state: Snapshot) -> Result<(), String> {
         state.seq = self.seq;
         self.snapshot_bytes = match save_with(&self.path, &state, &*self.open) {
             Ok(n) => n,
@@ -535,36 +577,43 @@ mod tests {
         let d = tmpdir("rt");
         let p = d.join("state.json");
         assert_eq!(load(&p), Ok(None));
-        let s = State {
-            version: STATE_VERSION,
-            seq: 0,
-            interfaces: vec![IfaceState {
-                name: "a".into(),
-                type_name: "af_packet".into(),
-                args: [("iface".to_string(), "veth0".to_string())].into(),
-                admin_up: false,
-            }],
-            xconnects: vec![XconnectState {
-                iface_a: "a".into(),
-                iface_b: "b".into(),
-            }],
-            bridges: vec![BridgeState {
-                name: "br0".into(),
-                learn: true,
-                age: 300,
-                learn_limit: 100,
-                flood: false,
-                members: vec![MemberState {
+        let s = Snapshot {
+            seq: 3,
+            changes: vec![
+                C::AddInterface(pb::AddInterfaceRequest {
+                    name: "a".into(),
+                    r#type: "af_packet".into(),
+                    args: [("iface".to_string(), "veth0".to_string())].into(),
+                }),
+                C::SetInterface(pb::SetInterfaceRequest {
+                    name: "a".into(),
+                    admin_up: Some(false),
+                    mtu: None,
+                }),
+                C::AddXconnect(pb::AddXconnectRequest {
+                    iface_a: "a".into(),
+                    iface_b: "b".into(),
+                }),
+                C::AddBridge(pb::AddBridgeRequest {
+                    name: "br0".into(),
+                    learn: Some(true),
+                    age: Some(300),
+                    learn_limit: Some(100),
+                    flood: Some(false),
+                }),
+                C::AttachBridge(pb::AttachBridgeRequest {
+                    bridge: "br0".into(),
                     iface: "c".into(),
                     vlan: None,
                     trunk: vec![10, 20],
-                }],
-                static_macs: vec![StaticMacState {
+                }),
+                C::AddFdb(pb::AddFdbRequest {
+                    bridge: "br0".into(),
                     mac: "02:00:00:00:00:01".into(),
-                    vlan: 10,
                     iface: "c".into(),
-                }],
-            }],
+                    vlan: 10,
+                }),
+            ],
         };
         save(&p, &s).unwrap();
         assert_eq!(load(&p), Ok(Some(s)));
@@ -631,11 +680,8 @@ mod tests {
         }
     }
 
-    fn empty() -> State {
-        State {
-            version: STATE_VERSION,
-            ..State::default()
-        }
+    fn empty() -> Snapshot {
+        Snapshot::default()
     }
 
     #[test]
@@ -880,17 +926,12 @@ mod tests {
         let journal = std::fs::read(journal_path(&p)).unwrap();
         // The new snapshot needs more room than there is.
         set_room(&disk, 10);
-        let big = State {
-            bridges: vec![BridgeState {
+        let big = Snapshot {
+            seq: 0,
+            changes: vec![C::AddBridge(pb::AddBridgeRequest {
                 name: "br0".into(),
-                learn: true,
-                age: 300,
-                learn_limit: 0,
-                flood: true,
-                members: Vec::new(),
-                static_macs: Vec::new(),
-            }],
-            ..empty()
+                ..Default::default()
+            })],
         };
         let e = store.snapshot(big.clone()).unwrap_err();
         assert!(

@@ -114,9 +114,7 @@ fn run(opts: Options) -> Result<(), String> {
     }
     if let Some(s) = &initial {
         tracing::info!(
-            interfaces = s.interfaces.len(),
-            xconnects = s.xconnects.len(),
-            bridges = s.bridges.len(),
+            changes = s.changes.len(),
             journal_transactions = journal.len(),
             ms = started.elapsed().as_millis() as u64,
             "configuration restored"

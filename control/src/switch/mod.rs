@@ -1,36 +1,34 @@
-//! The switch as the control plane sees it: interfaces (each a DPDK port), cross-connects,
-//! the workers' forwarding plan built from them, and the desired state saved after every
-//! change.
+//! The running switch: the model of the desired state (model/) and what carries it out:
+//! a port per interface, the workers' forwarding plan, the MAC table's learner, the state
+//! file and the events. Every change is a transaction (txn.rs) staged on the model and then
+//! carried out here; reads answer from the model and the dataplane's counters.
 //!
 //! Thread safety: one `Switch` exists, behind the service's mutex; every operation runs
-//! with that lock held, so operations are serialised. Each operation is a transaction (see
-//! `txn`): its changes are validated and staged one after the other, some of them on the
-//! ports themselves (new ports opened, MTU and link set), and a failing change undoes
-//! everything staged before it, so a failed call leaves the switch as it was.
+//! with that lock held, so operations are serialised.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use dpdk::{Eal, Mempool, Port, PortConfig};
+use dpdk::{Eal, Mempool, Port};
 use vswitch_dataplane::l2::bridge::L2Shared;
+use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::l2::learn::Learner;
-use vswitch_dataplane::plan::{place_queues, Output};
+use vswitch_dataplane::plan::Output;
 use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PortTotals, RxAssignment, WorkerPlan};
 use vswitch_proto::v1 as pb;
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::Events;
-use crate::iface_spec::{IfaceSpec, Kind};
-use crate::names::{format_mac, parse_mtu};
-use crate::state::{self, IfaceState, State, Store, XconnectState};
+use crate::model::{self, Iface, Limits, Model};
+use crate::names::{format_mac, parse_mac};
+use crate::state::{Snapshot, Store};
 
-mod bridge;
 mod restore;
 mod txn;
 
-pub use txn::{change_name, TxnOutcome};
+pub use txn::TxnOutcome;
 
 /// Latency quantiles in nanoseconds from a histogram in TSC cycles.
 fn latency(l: &vswitch_dataplane::latency::LatencySnapshot) -> pb::Latency {
@@ -47,7 +45,7 @@ fn latency(l: &vswitch_dataplane::latency::LatencySnapshot) -> pb::Latency {
 
 /// Whether an interface's link is up: the kernel's view for af_packet (its operational
 /// state), the driver's for the rest.
-fn link_up(i: &Iface) -> bool {
+fn link_up(i: &Iface, a: &Attached) -> bool {
     match i.spec.kernel_link() {
         Some(ifname) => {
             let state = std::fs::read_to_string(format!("/sys/class/net/{ifname}/operstate"))
@@ -60,19 +58,16 @@ fn link_up(i: &Iface) -> bool {
                 _ => false,
             }
         }
-        None => i.port.link().up,
+        None => a.port.link().up,
     }
 }
 
-/// One interface and the port that implements it.
-struct Iface {
-    spec: IfaceSpec,
+/// The port that implements an interface, and its place in the dataplane.
+struct Attached {
     port: Port,
+    /// The socket file the switch created for it (server role), removed when it closes.
+    server_socket: Option<PathBuf>,
     devargs: String,
-    admin_up: bool,
-    xconnect: Option<String>,
-    /// The bridge it is a member of.
-    bridge: Option<String>,
     /// The worker polling each rx queue (index = queue).
     rx_workers: Vec<usize>,
     /// Dataplane counts of this port id from before this interface had it (ids are reused).
@@ -99,23 +94,21 @@ pub struct L2 {
 /// The running switch.
 pub struct Switch {
     // Field order is drop order: ports go before the pool, the pool before the EAL.
-    ifaces: BTreeMap<String, Iface>,
-    bridges: BTreeMap<String, bridge::Bridge>,
-    /// Static MAC entries (the desired state; the MAC table follows it).
-    statics: BTreeMap<bridge::StaticKey, String>,
+    /// Each interface's port, by interface name (every interface of the model has one).
+    ports: BTreeMap<String, Attached>,
+    /// The desired state.
+    model: Model,
+    limits: Limits,
     l2: L2,
     engine: Engine,
     pool: Arc<Mempool>,
     eal: Option<Eal>,
-    paths: Paths,
     queue_load: Vec<usize>,
     next_index: u32,
     /// The state file and its journal (None: not persisted).
     store: Option<Store>,
     /// Journals each change (off while restoring: one snapshot at the end).
     persist: bool,
-    /// The transaction being staged.
-    txn: Option<txn::Txn>,
     events: Arc<Events>,
     started: Instant,
 }
@@ -132,20 +125,22 @@ impl Switch {
         events: Arc<Events>,
     ) -> Switch {
         let workers = engine.workers();
+        let limits = Limits {
+            run_dir: paths.run_dir,
+            fdb_capacity: l2.shared.fdb.capacity() as u32,
+        };
         Switch {
-            ifaces: BTreeMap::new(),
-            bridges: BTreeMap::new(),
-            statics: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            model: Model::new(),
+            limits,
             l2,
             engine,
             pool,
             eal: Some(eal),
-            paths,
             queue_load: vec![0; workers],
             next_index: 0,
             store,
             persist: true,
-            txn: None,
             events,
             started: Instant::now(),
         }
@@ -157,10 +152,27 @@ impl Switch {
             .ok_or_else(|| ApiError::internal("the switch is shutting down"))
     }
 
-    fn iface(&self, name: &str) -> ApiResult<&Iface> {
-        self.ifaces
+    /// An interface and its port.
+    fn iface(&self, name: &str) -> ApiResult<(&Iface, &Attached)> {
+        let i = self.model.iface(name)?;
+        let a = self
+            .ports
             .get(name)
-            .ok_or_else(|| ApiError::not_found(format!("interface {name:?} not found")))
+            .ok_or_else(|| ApiError::internal(format!("interface {name:?} has no port")))?;
+        Ok((i, a))
+    }
+
+    /// The port id of interface `name`.
+    fn port_of(&self, name: &str) -> Option<u16> {
+        self.ports.get(name).map(|a| a.port.id())
+    }
+
+    /// Interface names by port id.
+    fn names_by_port(&self) -> BTreeMap<u16, &str> {
+        self.ports
+            .iter()
+            .map(|(n, a)| (a.port.id(), n.as_str()))
+            .collect()
     }
 
     /// Health summary.
@@ -168,263 +180,130 @@ impl Switch {
         pb::HealthReply {
             version: env!("CARGO_PKG_VERSION").to_string(),
             workers: self.engine.workers() as u32,
-            interfaces: self.ifaces.len() as u32,
+            interfaces: self.ports.len() as u32,
             uptime_seconds: self.started.elapsed().as_secs(),
         }
     }
 
-    /// Adds an interface: validates it, opens its port, and gives its rx queues to workers.
-    fn add_iface(
-        &mut self,
-        name: &str,
-        type_name: &str,
-        args: &BTreeMap<String, String>,
-    ) -> ApiResult<()> {
-        if self.ifaces.contains_key(name) {
-            return Err(ApiError::exists(format!(
-                "interface {name:?} exists already"
-            )));
-        }
-        let mut spec = IfaceSpec::parse(name, type_name, args, &self.paths.run_dir)?;
-        self.check_shared_resources(&spec)?;
-        if let Some(sock) = spec.server_socket() {
-            vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
-            vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;
-        }
-        let plan = spec.port_plan(self.next_index, self.engine.workers() as u16);
-        self.next_index += 1;
-        let config = PortConfig {
-            rx_queues: plan.rx_queues,
-            tx_queues: plan.tx_queues,
-            mac: spec.port_mac(),
-            mtu: spec.mtu,
-            ..PortConfig::default()
-        };
-        let port =
-            Port::open(self.eal()?, &plan.devargs, self.pool.clone(), config).map_err(|e| {
-                ApiError::invalid(format!("interface {name:?}: DPDK refused the device: {e}"))
-            })?;
-        if let Some(sock) = spec.server_socket() {
-            vswitch_vhost::restrict_socket(sock);
-        }
-        if spec.mac.is_none() && spec.driver_invents_mac() {
-            // The driver made a MAC up: keep it, so that a restart restores this one.
-            spec.record_mac(port.mac());
-        }
-        let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
-        let base = self.engine.port_totals(port.id());
-        tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), "interface added");
-        let iface = Iface {
-            spec,
-            port,
-            devargs: plan.devargs,
-            admin_up: true,
-            xconnect: None,
-            bridge: None,
-            rx_workers,
-            base,
-            link_seen: false,
-        };
-        self.ifaces.insert(name.to_string(), iface);
-        self.iface_opened(name);
-        Ok(())
-    }
-
-    /// Two interfaces may not drive one Linux interface or one socket.
-    fn check_shared_resources(&self, spec: &IfaceSpec) -> ApiResult<()> {
-        for (other, i) in &self.ifaces {
-            let clash = match (&spec.kind, &i.spec.kind) {
-                (
-                    Kind::AfPacket { iface: a } | Kind::Tap { iface: a },
-                    Kind::AfPacket { iface: b } | Kind::Tap { iface: b },
-                ) => a == b,
-                _ => spec.socket().is_some() && spec.socket() == i.spec.socket(),
-            };
-            if clash {
-                return Err(ApiError::conflict(format!(
-                    "interface {other:?} already uses {}",
-                    match &spec.kind {
-                        Kind::AfPacket { iface } | Kind::Tap { iface } =>
-                            format!("Linux interface {iface}"),
-                        _ => format!(
-                            "socket {}",
-                            spec.socket()
-                                .map(|s| s.display().to_string())
-                                .unwrap_or_default()
-                        ),
-                    }
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes an interface (and its cross-connect and bridge membership). Its port is
-    /// closed when the transaction finishes, after every worker has stopped using it.
-    fn del_iface(&mut self, name: &str) -> ApiResult<()> {
-        if let Some(br) = self.iface(name)?.bridge.clone() {
-            self.remove_member(&br, name);
-        }
-        let Some(iface) = self.ifaces.remove(name) else {
-            return Err(ApiError::not_found(format!("interface {name:?} not found")));
-        };
-        if let Some(peer) = iface.xconnect.as_ref().and_then(|p| self.ifaces.get_mut(p)) {
-            peer.xconnect = None;
-        }
-        for &w in &iface.rx_workers {
-            if let Some(n) = self.queue_load.get_mut(w) {
-                *n = n.saturating_sub(1);
-            }
-        }
-        tracing::info!(iface = name, "interface deleted");
-        self.iface_removed(name, iface);
-        Ok(())
-    }
-
-    /// Changes admin state and/or MTU.
-    fn set_iface(&mut self, name: &str, admin_up: Option<bool>, mtu: Option<u32>) -> ApiResult<()> {
-        let iface = self.iface(name)?;
-        let mtu = match mtu.filter(|m| *m != 0) {
-            Some(m) => Some(parse_mtu("mtu", &m.to_string()).map_err(ApiError::invalid)?),
-            None => None,
-        };
-        let (mtu_before, admin_before) = (iface.port.mtu(), iface.admin_up);
-        if let Some(m) = mtu {
-            iface
-                .port
-                .set_mtu(m)
-                .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
-        }
-        if let Some(up) = admin_up {
-            if let Err(e) = iface.port.set_link(up) {
-                tracing::warn!(iface = name, "link change not supported by the device: {e}");
-            }
-        }
-        if let Some(iface) = self.ifaces.get_mut(name) {
-            if let Some(m) = mtu {
-                iface.spec.mtu = Some(m);
-                iface.spec.args.insert("mtu".into(), m.to_string());
-            }
-            if let Some(up) = admin_up {
-                iface.admin_up = up;
-            }
-        }
-        self.port_changed(name, mtu_before, admin_before);
-        self.plan_changed();
-        Ok(())
-    }
-
-    /// Cross-connects two interfaces, both ways.
-    fn add_xconnect(&mut self, a: &str, b: &str) -> ApiResult<()> {
-        let (ia, ib) = (self.iface(a)?, self.iface(b)?);
-        if a == b {
-            return Err(ApiError::invalid(format!(
-                "cannot cross-connect {a:?} to itself"
-            )));
-        }
-        for (n, i) in [(a, ia), (b, ib)] {
-            if let Some(br) = &i.bridge {
-                return Err(ApiError::conflict(format!(
-                    "interface {n:?} is a member of bridge {br:?}"
-                )));
-            }
-            if let Some(p) = &i.xconnect {
-                return Err(ApiError::conflict(format!(
-                    "interface {n:?} is already cross-connected to {p:?}"
-                )));
-            }
-        }
-        for (n, peer) in [(a, b), (b, a)] {
-            if let Some(i) = self.ifaces.get_mut(n) {
-                i.xconnect = Some(peer.to_string());
-            }
-        }
-        self.plan_changed();
-        tracing::info!(a, b, "cross-connect added");
-        Ok(())
-    }
-
-    /// Removes the cross-connect `name` belongs to.
-    fn del_xconnect(&mut self, name: &str) -> ApiResult<()> {
-        let peer = self.iface(name)?.xconnect.clone().ok_or_else(|| {
-            ApiError::not_found(format!("interface {name:?} is not cross-connected"))
-        })?;
-        for n in [name, peer.as_str()] {
-            if let Some(i) = self.ifaces.get_mut(n) {
-                i.xconnect = None;
-            }
-        }
-        self.plan_changed();
-        tracing::info!(a = name, b = %peer, "cross-connect deleted");
-        Ok(())
-    }
-
     /// The cross-connect `name` belongs to, `name` first.
     pub fn get_xconnect(&self, name: &str) -> ApiResult<pb::Xconnect> {
-        let peer = self.iface(name)?.xconnect.clone().ok_or_else(|| {
-            ApiError::not_found(format!("interface {name:?} is not cross-connected"))
-        })?;
         Ok(pb::Xconnect {
             iface_a: name.to_string(),
-            iface_b: peer,
+            iface_b: model::iface::xconnect_peer(&self.model, name)?,
         })
     }
 
     /// Every cross-connect, each once.
     pub fn xconnects(&self) -> Vec<pb::Xconnect> {
-        self.ifaces
-            .iter()
-            .filter_map(|(n, i)| {
-                i.xconnect
-                    .as_ref()
-                    .filter(|p| n.as_str() < p.as_str())
-                    .map(|p| (n, p))
-            })
-            .map(|(a, b)| pb::Xconnect {
-                iface_a: a.clone(),
-                iface_b: b.clone(),
-            })
-            .collect()
+        model::iface::xconnects(&self.model)
     }
 
     /// One interface's configuration and counters.
     pub fn get_iface(&self, name: &str) -> ApiResult<pb::Interface> {
-        Ok(self.describe(name, self.iface(name)?))
+        let (i, a) = self.iface(name)?;
+        Ok(self.describe(name, i, a))
     }
 
     /// Every interface.
     pub fn list_ifaces(&self) -> Vec<pb::Interface> {
-        self.ifaces
-            .iter()
-            .map(|(n, i)| self.describe(n, i))
+        self.model
+            .ifaces()
+            .filter_map(|(n, i)| self.ports.get(n).map(|a| self.describe(n, i, a)))
             .collect()
     }
 
-    fn describe(&self, name: &str, i: &Iface) -> pb::Interface {
+    fn describe(&self, name: &str, i: &Iface, a: &Attached) -> pb::Interface {
         // Packets and bytes as the dataplane counted them (every driver alike); losses
         // inside the device (missed, errors, no mbuf) from the driver.
-        let s = i.port.stats();
-        let t = self.engine.port_totals(i.port.id()).since(i.base);
-        let (rxq, txq) = i.port.queues();
+        let s = a.port.stats();
+        let t = self.engine.port_totals(a.port.id()).since(a.base);
+        let (rxq, txq) = a.port.queues();
         pb::Interface {
             name: name.to_string(),
             r#type: i.spec.type_name.clone(),
             args: i.spec.args.clone().into_iter().collect(),
             admin_up: i.admin_up,
-            link_up: i.admin_up && link_up(i),
-            mac: format_mac(i.spec.mac.unwrap_or_else(|| i.port.mac())),
-            mtu: u32::from(i.port.mtu()),
+            link_up: i.admin_up && link_up(i, a),
+            mac: format_mac(i.spec.mac.unwrap_or_else(|| a.port.mac())),
+            mtu: u32::from(a.port.mtu()),
             rx_packets: t.rx_packets,
             tx_packets: t.tx_packets,
             rx_bytes: t.rx_bytes,
             tx_bytes: t.tx_bytes,
             drops: s.rx_missed + s.rx_errors + s.tx_errors + s.rx_nombuf + t.drops,
-            port_id: u32::from(i.port.id()),
-            devargs: i.devargs.clone(),
+            port_id: u32::from(a.port.id()),
+            devargs: a.devargs.clone(),
             rx_queues: u32::from(rxq),
             tx_queues: u32::from(txq),
             xconnect: i.xconnect.clone().unwrap_or_default(),
         }
+    }
+
+    /// One bridge, with its count of learned MACs.
+    pub fn get_bridge(&self, name: &str) -> ApiResult<pb::Bridge> {
+        let b = self.model.bridge(name)?;
+        let learned = self.learner().dynamic_len(b.id) as u32;
+        Ok(model::bridge::to_pb(name, b, learned))
+    }
+
+    /// Every bridge.
+    pub fn list_bridges(&self) -> Vec<pb::Bridge> {
+        let learner = self.learner();
+        self.model
+            .bridges()
+            .map(|(n, b)| model::bridge::to_pb(n, b, learner.dynamic_len(b.id) as u32))
+            .collect()
+    }
+
+    /// A bridge's MAC table.
+    pub fn fdb_list(&self, bridge: &str) -> ApiResult<Vec<pb::FdbEntry>> {
+        let id = self.model.bridge(bridge)?.id;
+        let names = self.names_by_port();
+        Ok(self
+            .learner()
+            .entries(id)
+            .into_iter()
+            .map(|(k, e, age)| pb::FdbEntry {
+                mac: format_mac(k.mac),
+                vlan: u32::from(k.vlan),
+                iface: names
+                    .get(&e.port)
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                r#static: e.is_static,
+                age_seconds: if e.is_static { 0 } else { age },
+            })
+            .collect())
+    }
+
+    /// One entry of a bridge's MAC table.
+    pub fn fdb_get(&self, r: &pb::GetFdbRequest) -> ApiResult<pb::FdbEntry> {
+        let id = self.model.bridge(&r.bridge)?.id;
+        let mac = parse_mac("mac", &r.mac).map_err(ApiError::invalid)?;
+        let vlan = model::fdb::entry_vlan(r.vlan)?;
+        let key = FdbKey {
+            bridge: id,
+            vlan,
+            mac,
+        };
+        let (entry, age) = self.learner().entry(&key).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "{} (VLAN {vlan}) is not in bridge {:?}",
+                r.mac, r.bridge
+            ))
+        })?;
+        let iface = self
+            .names_by_port()
+            .get(&entry.port)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        Ok(pb::FdbEntry {
+            mac: format_mac(mac),
+            vlan: u32::from(vlan),
+            iface,
+            r#static: entry.is_static,
+            age_seconds: if entry.is_static { 0 } else { age },
+        })
     }
 
     /// Workers, their rx queues and cycle counts.
@@ -433,10 +312,10 @@ impl Switch {
             .filter_map(|w| self.engine.stats(w).map(|s| (w, s)))
             .map(|(w, s)| {
                 let rx_queues = self
-                    .ifaces
+                    .ports
                     .iter()
-                    .flat_map(|(n, i)| {
-                        i.rx_workers
+                    .flat_map(|(n, a)| {
+                        a.rx_workers
                             .iter()
                             .enumerate()
                             .filter(move |(_, ww)| **ww == w)
@@ -504,30 +383,11 @@ impl Switch {
         }]
     }
 
-    /// The desired state as it is now.
-    pub fn state(&self) -> State {
-        State {
-            version: state::STATE_VERSION,
+    /// The desired state as it is now: the changes that re-create it.
+    pub fn state(&self) -> Snapshot {
+        Snapshot {
             seq: 0,
-            interfaces: self
-                .ifaces
-                .iter()
-                .map(|(n, i)| IfaceState {
-                    name: n.clone(),
-                    type_name: i.spec.type_name.clone(),
-                    args: i.spec.args.clone(),
-                    admin_up: i.admin_up,
-                })
-                .collect(),
-            xconnects: self
-                .xconnects()
-                .into_iter()
-                .map(|x| XconnectState {
-                    iface_a: x.iface_a,
-                    iface_b: x.iface_b,
-                })
-                .collect(),
-            bridges: self.bridge_states(),
+            changes: self.model.changes(),
         }
     }
 
@@ -563,13 +423,13 @@ impl Switch {
     /// Tells the event hub the names of ports and bridges (events carry names).
     fn update_names(&self) {
         let ports = self
-            .ifaces
+            .ports
             .iter()
-            .map(|(n, i)| (i.port.id(), n.clone()))
+            .map(|(n, a)| (a.port.id(), n.clone()))
             .collect();
         let bridges = self
-            .bridges
-            .iter()
+            .model
+            .bridges()
             .map(|(n, b)| (b.id, n.clone()))
             .collect();
         self.events.set_names(ports, bridges);
@@ -577,16 +437,19 @@ impl Switch {
 
     /// Reports interfaces whose link changed since the last call to watchers.
     pub fn poll_links(&mut self) {
-        for (name, i) in self.ifaces.iter_mut() {
-            let up = i.admin_up && link_up(i);
-            if up != i.link_seen {
-                i.link_seen = up;
+        for (name, a) in self.ports.iter_mut() {
+            let Ok(i) = self.model.iface(name) else {
+                continue;
+            };
+            let up = i.admin_up && link_up(i, a);
+            if up != a.link_seen {
+                a.link_seen = up;
                 self.events.link(name, up);
             }
         }
     }
 
-    /// Builds the forwarding plan from the interfaces and hands it to the workers.
+    /// Builds the forwarding plan from the model and hands it to the workers.
     fn publish(&mut self) -> bool {
         let plan = self.build_plan();
         // SAFETY: build_plan keeps the plan's queue ownership rules: rx queue q of an
@@ -601,19 +464,25 @@ impl Switch {
 
     fn build_plan(&self) -> ForwardingPlan {
         let mut workers = vec![WorkerPlan::default(); self.engine.workers()];
-        for i in self.ifaces.values() {
-            for (q, &w) in i.rx_workers.iter().enumerate() {
-                let (Some(rxq), Some(plan)) = (i.port.rx_queue(q as u16), workers.get_mut(w))
+        for (name, a) in &self.ports {
+            let Ok(i) = self.model.iface(name) else {
+                continue;
+            };
+            for (q, &w) in a.rx_workers.iter().enumerate() {
+                let (Some(rxq), Some(plan)) = (a.port.rx_queue(q as u16), workers.get_mut(w))
                 else {
                     continue;
                 };
-                let peer = i.xconnect.as_ref().and_then(|p| self.ifaces.get(p));
+                let peer = i
+                    .xconnect
+                    .as_ref()
+                    .and_then(|p| Some((self.model.iface(p).ok()?, self.ports.get(p)?)));
                 let out = match peer {
                     _ if !i.admin_up => Output::Drop(DropReason::IfaceDown),
                     _ if i.bridge.is_some() => Output::Bridge,
                     None => Output::Drop(DropReason::Unconnected),
-                    Some(p) if !p.admin_up => Output::Drop(DropReason::IfaceDown),
-                    Some(p) => match p.port.tx_queue(w as u16) {
+                    Some((p, _)) if !p.admin_up => Output::Drop(DropReason::IfaceDown),
+                    Some((_, pa)) => match pa.port.tx_queue(w as u16) {
                         Some(txq) => Output::Port(txq),
                         None => Output::Drop(DropReason::NoTxQueue),
                     },
@@ -624,13 +493,14 @@ impl Switch {
         // Every worker's own tx queue of every port, for bridged output.
         for (w, plan) in workers.iter_mut().enumerate() {
             plan.tx = vec![None; dpdk::MAX_PORTS];
-            for i in self.ifaces.values() {
-                if let Some(slot) = plan.tx.get_mut(usize::from(i.port.id())) {
-                    *slot = i.port.tx_queue(w as u16);
+            for a in self.ports.values() {
+                if let Some(slot) = plan.tx.get_mut(usize::from(a.port.id())) {
+                    *slot = a.port.tx_queue(w as u16);
                 }
             }
         }
-        let (ports, bridges) = self.l2_plan();
+        let (ports, bridges) =
+            model::bridge::plan(&self.model, dpdk::MAX_PORTS, &|n| self.port_of(n));
         ForwardingPlan {
             version: 0,
             workers,
@@ -648,10 +518,9 @@ impl Switch {
             self.engine.stop(eal);
         }
         let in_use = self.pool.in_use();
-        for (name, i) in std::mem::take(&mut self.ifaces) {
-            let sock = i.spec.server_socket().map(PathBuf::from);
-            i.port.close();
-            if let Some(s) = sock {
+        for (name, a) in std::mem::take(&mut self.ports) {
+            a.port.close();
+            if let Some(s) = a.server_socket {
                 let _ = std::fs::remove_file(s);
             }
             tracing::info!(iface = %name, "closed");

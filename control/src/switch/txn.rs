@@ -1,85 +1,62 @@
 //! Transactions: every change to the switch goes through here, a single call being a
 //! transaction of one change.
 //!
-//! A transaction runs in four steps:
-//! 1. **stage**: each change is validated and made on the control plane's model of the
-//!    switch (interfaces, bridges, static MACs), in order, each seeing the ones before it.
-//!    New ports are opened, and MTU and link changes made on the ports, here (DPDK is the
-//!    only judge of a device and of an MTU), but nothing is published to the workers and
-//!    the MAC table is not touched. Enough is recorded to undo every step.
-//! 2. **write ahead**: the changes are appended to the journal and fsync'd, before any of
-//!    them reaches the dataplane (with the MACs that ports opened without `mac=` got, so a
-//!    replay makes the same interfaces). A write that fails (a full disk) fails the
-//!    transaction: it is rolled back (step 4) and the journal is left as it was.
-//! 3. **finish**: the MAC table is brought in line with the model (static entries first:
-//!    the one step that can still fail, and that undoes itself when it does; the journal
-//!    record is then taken back and the transaction rolled back), then the new forwarding
-//!    plan is published once, ports removed by the transaction are closed after every
-//!    worker has moved to the plan without them, and events are sent. Only then is the
-//!    caller answered (and the journal compacted, if it has grown enough).
-//! 4. or **rollback**, if a step fails: the model is put back as it was, ports opened by
-//!    the transaction are closed, ports it removed are kept, MTU and link changes are
-//!    undone. The workers never saw any of it, and no event was sent.
+//! A transaction runs in five steps:
+//! 1. **stage** on a copy of the model (model/): each change validated and made in order,
+//!    each seeing the ones before it. The result is the new model and its [`Diff`]. A
+//!    failure drops the copy: nothing else has been touched.
+//! 2. **ports**: the diff's port operations, in change order: new ports opened, MTU and
+//!    link set (DPDK is the only judge of a device and of an MTU), removed ports taken out
+//!    (kept open until the workers let go). The MACs that ports opened without `mac=` got
+//!    are recorded in the new model, so that the journal and a replay have them. Learned
+//!    MAC entries to delete are checked against the MAC table. Every step is recorded in
+//!    an [`Undo`].
+//! 3. **write ahead**: the changes are appended to the journal and fsync'd before any of
+//!    them reaches the dataplane. A write that fails (a full disk) fails the transaction.
+//! 4. **carry out**: the MAC table follows the diff (static entries first: the one step
+//!    that can still fail, and that undoes itself when it does; the journal record is then
+//!    taken back), the new model becomes the switch's, the forwarding plan is published
+//!    once, ports removed are closed after every worker has moved to the plan without
+//!    them, and events are sent. Only then is the caller answered (and the journal
+//!    compacted, if it has grown enough).
+//! 5. or **undo**, if step 2, 3 or 4 fails: ports opened are closed, ports removed are
+//!    kept, MTU and link changes are undone, the copy of the model is dropped. The workers
+//!    never saw any of it, and no event was sent.
+//!
+//! The cost of a transaction is that of its changes, not of the state: staging copies
+//! nothing but the paths it edits, and the MAC table and learner are updated entry by
+//! entry from the diff. Only a change to the plan (interfaces, bridges, members) rebuilds
+//! the plan, whose size is that of the interfaces.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use dpdk::{Port, PortConfig};
 use vswitch_dataplane::l2::fdb::FdbKey;
+use vswitch_dataplane::plan::place_queues;
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
-use super::bridge::{policy, Bridge, StaticKey};
-use super::{Iface, Switch};
-use crate::error::{required, ApiError, ApiResult};
-use crate::iface_spec::IfaceSpec;
+use super::{Attached, Switch};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{self, in_change, Diff, Model, PortOp, StaticKey};
 use crate::names::format_mac;
 
-/// An interface's control-plane fields, as they were before the transaction.
-struct IfaceBefore {
-    spec: IfaceSpec,
-    admin_up: bool,
-    xconnect: Option<String>,
-    bridge: Option<String>,
-    rx_workers: Vec<usize>,
-}
-
-/// What a transaction in progress has done, so that it can be finished or undone.
+/// What steps 2-4 did, so that a failure can undo it.
 #[derive(Default)]
-pub(super) struct Txn {
-    ifaces_before: BTreeMap<String, IfaceBefore>,
-    bridges_before: BTreeMap<String, Bridge>,
-    queue_load_before: Vec<usize>,
-    next_index_before: u32,
-    /// Interfaces opened by this transaction.
-    added: Vec<String>,
-    /// Interfaces it deleted: their ports stay open until the workers have let go.
-    removed: Vec<(String, Iface)>,
+struct Undo {
+    /// Interfaces whose ports this transaction opened.
+    opened: Vec<String>,
+    /// Interfaces it removed: their ports stay open until the workers have let go.
+    removed: Vec<(String, Attached)>,
     /// MTU and admin state changes made on ports: (interface, MTU before, admin before).
     port_changes: Vec<(String, u16, bool)>,
-    /// Static MAC entries changed: key and the interface it had before (undo log).
-    statics_undo: Vec<(StaticKey, Option<String>)>,
-    /// Learned entries to remove.
-    dynamic_removes: Vec<FdbKey>,
-    /// Bridge ids deleted (never reused within the transaction).
-    removed_bridges: Vec<u16>,
-    /// Learned-entry flushes: bridge id, port, and the index of the FlushFdb change.
-    flushes: Vec<(u16, Option<u16>, usize)>,
-    /// Whether the forwarding plan changed.
-    plan_dirty: bool,
-    /// Whether the desired state changed (else there is nothing to journal).
-    persistent: bool,
-    /// Config events to emit on success: (change, object).
-    events: Vec<(&'static str, String)>,
+    queue_load: Vec<usize>,
+    next_index: u32,
     /// MACs that interfaces added without mac= got from their driver: (index of the
-    /// AddInterface change, MAC), added to the journaled change.
+    /// AddInterface change, MAC), written into the journaled change.
     recorded_macs: Vec<(usize, String)>,
-}
-
-impl Txn {
-    pub(super) fn removed_bridge(&self, id: u16) -> bool {
-        self.removed_bridges.contains(&id)
-    }
 }
 
 /// What a finished transaction reports.
@@ -89,21 +66,11 @@ pub struct TxnOutcome {
     pub flushed: BTreeMap<usize, u32>,
 }
 
-/// The name a change goes by in errors and events.
-pub fn change_name(c: &C) -> &'static str {
-    match c {
-        C::AddInterface(_) => "add_interface",
-        C::DeleteInterface(_) => "delete_interface",
-        C::SetInterface(_) => "set_interface",
-        C::AddXconnect(_) => "add_xconnect",
-        C::DeleteXconnect(_) => "delete_xconnect",
-        C::AddBridge(_) => "add_bridge",
-        C::DeleteBridge(_) => "delete_bridge",
-        C::AttachBridge(_) => "attach_bridge",
-        C::DetachBridge(_) => "detach_bridge",
-        C::AddFdb(_) => "add_fdb",
-        C::DeleteFdb(_) => "delete_fdb",
-        C::FlushFdb(_) => "flush_fdb",
+fn fdb_key(k: &StaticKey) -> FdbKey {
+    FdbKey {
+        bridge: k.0,
+        vlan: k.1,
+        mac: k.2,
     }
 }
 
@@ -114,55 +81,217 @@ impl Switch {
         if self.eal.is_none() {
             return Err(ApiError::unavailable("vswitchd is shutting down"));
         }
-        self.begin();
-        for (i, change) in changes.iter().enumerate() {
-            let r = match change.change.as_ref() {
-                Some(c) => self.stage(i, c),
-                None => Err(ApiError::invalid("change is empty (no operation set)")),
-            };
-            if let Err(e) = r {
-                self.rollback();
-                return Err(in_change(e, i, changes.len(), change.change.as_ref()));
-            }
+        let staged = self.model.stage(changes, &self.limits)?;
+        let (mut next, diff) = (staged.model, staged.diff);
+        let at = |(i, e): (usize, ApiError)| {
+            in_change(
+                e,
+                i,
+                changes.len(),
+                changes.get(i).and_then(|c| c.change.as_ref()),
+            )
+        };
+        let mut undo = Undo {
+            queue_load: self.queue_load.clone(),
+            next_index: self.next_index,
+            ..Undo::default()
+        };
+        let prepared = self
+            .ports(&mut next, &diff, &mut undo)
+            .and_then(|()| self.check_learned(&diff));
+        if let Err(e) = prepared {
+            self.undo(undo);
+            return Err(at(e));
         }
-        let journaled = match self.write_ahead(changes) {
+        let journaled = match self.write_ahead(changes, &diff, &mut undo) {
             Ok(j) => j,
             Err(e) => {
-                self.rollback();
+                self.undo(undo);
                 return Err(e);
             }
         };
-        match self.finish() {
-            Ok(outcome) => {
-                self.compact();
-                Ok(outcome)
-            }
+        let outcome = match self.mac_table(&next, &diff) {
+            Ok(o) => o,
             Err(e) => {
                 if journaled {
                     self.retract();
                 }
-                self.rollback();
-                Err(e)
+                self.undo(undo);
+                return Err(at(e));
             }
+        };
+        self.model = next;
+        if diff.plan {
+            let quiet = self.publish();
+            if !quiet {
+                tracing::warn!("a dataplane worker took over 2 s to pick up the new configuration");
+            }
+            for (name, a) in undo.removed {
+                close_removed(&name, a, quiet);
+            }
+            self.update_names();
         }
+        for (change, object) in diff.events {
+            tracing::info!(change, object = %object, "applied");
+            self.events.config(change, &object);
+        }
+        self.compact();
+        Ok(outcome)
     }
 
-    /// Appends the staged transaction to the journal (fsync'd) if it changes the desired
+    /// Step 2: the diff's port operations, in order. On error: the failing change's index.
+    fn ports(
+        &mut self,
+        next: &mut Model,
+        diff: &Diff,
+        undo: &mut Undo,
+    ) -> Result<(), (usize, ApiError)> {
+        for op in &diff.ports {
+            match op {
+                PortOp::Open { index, name } => {
+                    self.open(next, *index, name, undo)
+                        .map_err(|e| (*index, e))?;
+                }
+                PortOp::Close { name } => {
+                    if let Some(a) = self.ports.remove(name) {
+                        for &w in &a.rx_workers {
+                            if let Some(n) = self.queue_load.get_mut(w) {
+                                *n = n.saturating_sub(1);
+                            }
+                        }
+                        undo.removed.push((name.clone(), a));
+                    }
+                }
+                PortOp::Set {
+                    index,
+                    name,
+                    mtu,
+                    admin_up,
+                } => {
+                    let Some(a) = self.ports.get(name) else {
+                        continue;
+                    };
+                    let admin_before = self.model.iface(name).map_or(true, |i| i.admin_up);
+                    undo.port_changes
+                        .push((name.clone(), a.port.mtu(), admin_before));
+                    if let Some(m) = mtu {
+                        a.port.set_mtu(*m).map_err(|e| {
+                            (
+                                *index,
+                                ApiError::invalid(format!("interface {name:?}: {e}")),
+                            )
+                        })?;
+                    }
+                    if let Some(up) = admin_up {
+                        if let Err(e) = a.port.set_link(*up) {
+                            tracing::warn!(iface = %name, "link change not supported by the device: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the port of interface `name` of the staged model (added by change `index`)
+    /// and gives its rx queues to workers.
+    fn open(
+        &mut self,
+        next: &mut Model,
+        index: usize,
+        name: &str,
+        undo: &mut Undo,
+    ) -> ApiResult<()> {
+        let spec = next.iface(name)?.spec.clone();
+        if let Some(sock) = spec.server_socket() {
+            vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
+            vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;
+        }
+        let plan = spec.port_plan(self.next_index, self.engine.workers() as u16);
+        self.next_index += 1;
+        let config = PortConfig {
+            rx_queues: plan.rx_queues,
+            tx_queues: plan.tx_queues,
+            mac: spec.port_mac(),
+            mtu: spec.mtu,
+            ..PortConfig::default()
+        };
+        let port =
+            Port::open(self.eal()?, &plan.devargs, self.pool.clone(), config).map_err(|e| {
+                ApiError::invalid(format!("interface {name:?}: DPDK refused the device: {e}"))
+            })?;
+        if let Some(sock) = spec.server_socket() {
+            vswitch_vhost::restrict_socket(sock);
+        }
+        if spec.mac.is_none() && spec.driver_invents_mac() {
+            // The driver made a MAC up: keep it, so that a restart restores this one.
+            next.record_mac(name, port.mac());
+            undo.recorded_macs.push((index, format_mac(port.mac())));
+        }
+        let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
+        let base = self.engine.port_totals(port.id());
+        tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), "interface added");
+        self.ports.insert(
+            name.to_string(),
+            Attached {
+                port,
+                server_socket: spec.server_socket().map(PathBuf::from),
+                devargs: plan.devargs,
+                rx_workers,
+                base,
+                link_seen: false,
+            },
+        );
+        undo.opened.push(name.to_string());
+        Ok(())
+    }
+
+    /// Learned entries to delete must be in the MAC table.
+    fn check_learned(&self, diff: &Diff) -> Result<(), (usize, ApiError)> {
+        if diff.learned_removes.is_empty() {
+            return Ok(());
+        }
+        let learner = self.learner();
+        let names: BTreeMap<u16, &str> = self
+            .model
+            .bridges()
+            .map(|(n, b)| (b.id, n.as_str()))
+            .collect();
+        for (index, k) in &diff.learned_removes {
+            let learned = learner
+                .fdb()
+                .lookup(&fdb_key(k))
+                .is_some_and(|h| !h.entry.is_static);
+            if !learned {
+                return Err((
+                    *index,
+                    ApiError::not_found(format!(
+                        "{} (VLAN {}) is not in bridge {:?}",
+                        format_mac(k.2),
+                        k.1,
+                        names.get(&k.0).copied().unwrap_or_default()
+                    )),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 3: appends the transaction to the journal (fsync'd) if it changes the desired
     /// state. Returns whether a record was written. On error the journal is as it was.
-    fn write_ahead(&mut self, changes: &[pb::Change]) -> ApiResult<bool> {
-        let persistent = self.txn.as_ref().is_some_and(|t| t.persistent);
-        if !persistent || !self.persist {
+    fn write_ahead(
+        &mut self,
+        changes: &[pb::Change],
+        diff: &Diff,
+        undo: &mut Undo,
+    ) -> ApiResult<bool> {
+        if !diff.persistent || !self.persist {
             return Ok(false);
         }
-        // Only the journal record needs them: taken, not copied.
-        let recorded = self
-            .txn
-            .as_mut()
-            .map(|t| std::mem::take(&mut t.recorded_macs))
-            .unwrap_or_default();
         let Some(store) = self.store.as_mut() else {
             return Ok(false);
         };
+        let recorded = std::mem::take(&mut undo.recorded_macs);
         store
             .append(&with_recorded_macs(changes, recorded))
             .map_err(|e| {
@@ -171,316 +300,96 @@ impl Switch {
             })
     }
 
-    fn begin(&mut self) {
-        let ifaces_before = self
-            .ifaces
-            .iter()
-            .map(|(n, i)| {
-                (
-                    n.clone(),
-                    IfaceBefore {
-                        spec: i.spec.clone(),
-                        admin_up: i.admin_up,
-                        xconnect: i.xconnect.clone(),
-                        bridge: i.bridge.clone(),
-                        rx_workers: i.rx_workers.clone(),
-                    },
-                )
-            })
-            .collect();
-        self.txn = Some(Txn {
-            ifaces_before,
-            bridges_before: self.bridges.clone(),
-            queue_load_before: self.queue_load.clone(),
-            next_index_before: self.next_index,
-            ..Txn::default()
-        });
-    }
-
-    /// The transaction in progress (every staging step runs inside one).
-    pub(super) fn txn(&mut self) -> &mut Txn {
-        self.txn.get_or_insert_with(Txn::default)
-    }
-
-    /// Validates and makes one change on the model.
-    fn stage(&mut self, index: usize, c: &C) -> ApiResult<()> {
-        let name = change_name(c);
-        let object = match c {
-            C::AddInterface(r) => {
-                required("name", &r.name)?;
-                required("type", &r.r#type)?;
-                let args: BTreeMap<String, String> =
-                    r.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                self.add_iface(&r.name, &r.r#type, &args)?;
-                let recorded = self
-                    .ifaces
-                    .get(&r.name)
-                    .and_then(|i| i.spec.args.get("mac"));
-                if let (None, Some(mac)) = (args.get("mac"), recorded) {
-                    let mac = mac.clone();
-                    self.txn().recorded_macs.push((index, mac));
-                }
-                r.name.clone()
-            }
-            C::DeleteInterface(r) => {
-                required("name", &r.name)?;
-                self.del_iface(&r.name)?;
-                r.name.clone()
-            }
-            C::SetInterface(r) => {
-                required("name", &r.name)?;
-                self.set_iface(&r.name, r.admin_up, r.mtu)?;
-                r.name.clone()
-            }
-            C::AddXconnect(r) => {
-                required("iface_a", &r.iface_a)?;
-                required("iface_b", &r.iface_b)?;
-                self.add_xconnect(&r.iface_a, &r.iface_b)?;
-                format!("{}/{}", r.iface_a, r.iface_b)
-            }
-            C::DeleteXconnect(r) => {
-                required("iface_a", &r.iface_a)?;
-                self.del_xconnect(&r.iface_a)?;
-                r.iface_a.clone()
-            }
-            C::AddBridge(r) => {
-                self.add_bridge(r)?;
-                r.name.clone()
-            }
-            C::DeleteBridge(r) => {
-                required("name", &r.name)?;
-                self.del_bridge(&r.name)?;
-                r.name.clone()
-            }
-            C::AttachBridge(r) => {
-                required("bridge", &r.bridge)?;
-                required("iface", &r.iface)?;
-                self.attach(r)?;
-                format!("{}/{}", r.bridge, r.iface)
-            }
-            C::DetachBridge(r) => {
-                required("bridge", &r.bridge)?;
-                required("iface", &r.iface)?;
-                self.detach(&r.bridge, &r.iface)?;
-                format!("{}/{}", r.bridge, r.iface)
-            }
-            C::AddFdb(r) => {
-                required("bridge", &r.bridge)?;
-                required("mac", &r.mac)?;
-                required("iface", &r.iface)?;
-                self.fdb_add(r)?;
-                format!("{}/{}", r.bridge, r.mac)
-            }
-            C::DeleteFdb(r) => {
-                required("bridge", &r.bridge)?;
-                required("mac", &r.mac)?;
-                self.fdb_del(r)?;
-                format!("{}/{}", r.bridge, r.mac)
-            }
-            C::FlushFdb(r) => {
-                required("bridge", &r.bridge)?;
-                self.fdb_flush(&r.bridge, &r.iface, index)?;
-                r.bridge.clone()
-            }
-        };
-        let txn = self.txn();
-        txn.events.push((name, object));
-        if !matches!(c, C::FlushFdb(_)) {
-            txn.persistent = true;
-        }
-        Ok(())
-    }
-
-    /// Records that the forwarding plan must be republished.
-    pub(super) fn plan_changed(&mut self) {
-        self.txn().plan_dirty = true;
-    }
-
-    /// Records a port-level change (MTU, link) made while staging.
-    pub(super) fn port_changed(&mut self, name: &str, mtu_before: u16, admin_before: bool) {
-        self.txn()
-            .port_changes
-            .push((name.to_string(), mtu_before, admin_before));
-    }
-
-    /// Records an interface opened while staging.
-    pub(super) fn iface_opened(&mut self, name: &str) {
-        let t = self.txn();
-        t.added.push(name.to_string());
-        t.plan_dirty = true;
-    }
-
-    /// Keeps a deleted interface's port open until the transaction is finished.
-    pub(super) fn iface_removed(&mut self, name: &str, iface: Iface) {
-        let t = self.txn();
-        t.removed.push((name.to_string(), iface));
-        t.plan_dirty = true;
-    }
-
-    /// Sets (Some) or removes (None) a static MAC entry on the model, with its undo record.
-    pub(super) fn set_static(&mut self, key: StaticKey, iface: Option<String>) {
-        let before = match iface {
-            Some(i) => self.statics.insert(key, i),
-            None => self.statics.remove(&key),
-        };
-        self.txn().statics_undo.push((key, before));
-    }
-
-    /// Removes every static entry of `bridge` (on `iface` only, if given) from the model.
-    pub(super) fn drop_statics(&mut self, bridge: u16, iface: Option<&str>) {
-        let gone: Vec<StaticKey> = self
-            .statics
-            .range((bridge, 0, [0; 6])..=(bridge, u16::MAX, [0xff; 6]))
-            .filter(|(_, i)| iface.is_none_or(|n| n == i.as_str()))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in gone {
-            self.set_static(k, None);
-        }
-    }
-
-    pub(super) fn remove_learned(&mut self, key: FdbKey) {
-        self.txn().dynamic_removes.push(key);
-    }
-
-    pub(super) fn bridge_removed(&mut self, id: u16) {
-        let t = self.txn();
-        t.removed_bridges.push(id);
-        t.plan_dirty = true;
-    }
-
-    pub(super) fn flush_later(&mut self, bridge: u16, port: Option<u16>, index: usize) {
-        self.txn().flushes.push((bridge, port, index));
-    }
-
-    /// Makes the staged changes real: MAC table, forwarding plan, closing removed ports.
-    fn finish(&mut self) -> ApiResult<TxnOutcome> {
-        let Some(txn) = self.txn.as_ref() else {
-            return Ok(TxnOutcome::default());
-        };
+    /// Step 4's first part: the MAC table and the learner follow the diff. Fails (with the
+    /// change to blame) only when the table has no room for a static entry, and then has
+    /// changed nothing.
+    fn mac_table(&mut self, next: &Model, diff: &Diff) -> Result<TxnOutcome, (usize, ApiError)> {
         let mut outcome = TxnOutcome::default();
-        // The MAC table. Static entries the transaction touched, as they are now.
-        let touched: BTreeSet<StaticKey> = txn.statics_undo.iter().map(|(k, _)| *k).collect();
         let mut adds = Vec::new();
         let mut removes = Vec::new();
-        for k in &touched {
-            let key = FdbKey {
-                bridge: k.0,
-                vlan: k.1,
-                mac: k.2,
-            };
-            match self.statics.get(k).and_then(|n| self.ifaces.get(n)) {
-                Some(i) => adds.push((key, i.port.id())),
-                None => removes.push(key),
+        for k in diff.statics.keys() {
+            match next.static_entry(k).and_then(|n| self.port_of(n)) {
+                Some(port) => adds.push((fdb_key(k), port)),
+                None => removes.push(fdb_key(k)),
             }
         }
-        {
-            let mut learner = self.l2.learner.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(key) = learner.add_statics(&adds) {
-                return Err(ApiError::conflict(format!(
+        let port_of = |n: &str| self.port_of(n);
+        let mut learner = self.l2.learner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(key) = learner.add_statics(&adds) {
+            let index = diff
+                .statics
+                .get(&(key.bridge, key.vlan, key.mac))
+                .copied()
+                .unwrap_or_default();
+            return Err((
+                index,
+                ApiError::conflict(format!(
                     "the MAC table has no room for {} (VLAN {}); raise --fdb-size",
                     format_mac(key.mac),
                     key.vlan
-                )));
-            }
-            for key in removes.iter().chain(&txn.dynamic_removes) {
-                learner.remove(key);
-            }
-            for &id in &txn.removed_bridges {
-                learner.remove_bridge(id);
-            }
-            for b in self.bridges.values() {
-                learner.set_policy(b.id, policy(b));
-                let ports: Vec<u16> = b
-                    .members
-                    .keys()
-                    .filter_map(|m| self.ifaces.get(m))
-                    .map(|i| i.port.id())
-                    .collect();
-                if learner.members(b.id) != Some(ports.as_slice()) {
-                    learner.set_members(b.id, ports);
-                }
-            }
-            for &(bridge, port, index) in &txn.flushes {
-                let n = learner.flush(bridge, port, false) as u32;
-                *outcome.flushed.entry(index).or_default() += n;
+                )),
+            ));
+        }
+        for key in removes.iter() {
+            learner.remove(key);
+        }
+        for (_, k) in &diff.learned_removes {
+            learner.remove(&fdb_key(k));
+        }
+        for &id in &diff.bridges_removed {
+            learner.remove_bridge(id);
+        }
+        for name in &diff.bridges {
+            let Ok(b) = next.bridge(name) else {
+                continue;
+            };
+            learner.set_policy(b.id, model::bridge::policy(b));
+            let ports = model::bridge::member_ports(b, &port_of);
+            if learner.members(b.id) != Some(ports.as_slice()) {
+                learner.set_members(b.id, ports);
             }
         }
-        let Some(txn) = self.txn.take() else {
-            return Ok(outcome);
-        };
-        if txn.plan_dirty {
-            let quiet = self.publish();
-            if !quiet {
-                tracing::warn!("a dataplane worker took over 2 s to pick up the new configuration");
-            }
-            for (name, iface) in txn.removed {
-                close_removed(&name, iface, quiet);
-            }
-            self.update_names();
-        }
-        for (change, object) in txn.events {
-            self.events.config(change, &object);
+        for (index, bridge, iface) in &diff.flushes {
+            let port = iface.as_deref().and_then(port_of);
+            let n = learner.flush(*bridge, port, false) as u32;
+            *outcome.flushed.entry(*index).or_default() += n;
         }
         Ok(outcome)
     }
 
-    /// Puts the model back as it was before the transaction.
-    fn rollback(&mut self) {
-        let Some(txn) = self.txn.take() else {
-            return;
-        };
-        if !txn.events.is_empty() || !txn.added.is_empty() {
-            tracing::info!(
-                undone = txn.events.len(),
-                "transaction failed; the changes staged before the failing one were undone"
-            );
+    /// Step 5: puts the ports back as they were before the transaction.
+    fn undo(&mut self, undo: Undo) {
+        if !undo.opened.is_empty() || !undo.removed.is_empty() || !undo.port_changes.is_empty() {
+            tracing::info!("transaction failed; the port changes made for it were undone");
         }
-        for (key, before) in txn.statics_undo.into_iter().rev() {
-            match before {
-                Some(i) => self.statics.insert(key, i),
-                None => self.statics.remove(&key),
-            };
-        }
-        for name in txn.added.iter().rev() {
-            if let Some(i) = self.ifaces.remove(name) {
-                // Never published: no worker has seen the port.
-                close_removed(name, i, true);
-            }
-        }
-        for (name, iface) in txn.removed {
-            self.ifaces.insert(name, iface);
-        }
-        for (name, mtu, admin) in txn.port_changes.into_iter().rev() {
-            if let Some(i) = self.ifaces.get(&name) {
-                if i.port.mtu() != mtu {
-                    let _ = i.port.set_mtu(mtu);
+        for (name, mtu, admin) in undo.port_changes.into_iter().rev() {
+            if let Some(a) = self.ports.get(&name) {
+                if a.port.mtu() != mtu {
+                    let _ = a.port.set_mtu(mtu);
                 }
-                let _ = i.port.set_link(admin);
+                let _ = a.port.set_link(admin);
             }
         }
-        for (name, b) in txn.ifaces_before {
-            if let Some(i) = self.ifaces.get_mut(&name) {
-                i.spec = b.spec;
-                i.admin_up = b.admin_up;
-                i.xconnect = b.xconnect;
-                i.bridge = b.bridge;
-                i.rx_workers = b.rx_workers;
+        for name in undo.opened.iter().rev() {
+            if let Some(a) = self.ports.remove(name) {
+                // Never published: no worker has seen the port.
+                close_removed(name, a, true);
             }
         }
-        self.bridges = txn.bridges_before;
-        self.queue_load = txn.queue_load_before;
-        self.next_index = txn.next_index_before;
+        for (name, a) in undo.removed {
+            self.ports.insert(name, a);
+        }
+        self.queue_load = undo.queue_load;
+        self.next_index = undo.next_index;
     }
 }
 
 /// Closes the port of an interface that left the plan (kept open, leaked, if a worker
 /// might still use it) and removes its server socket.
-fn close_removed(name: &str, iface: Iface, quiet: bool) {
+fn close_removed(name: &str, a: Attached, quiet: bool) {
     if quiet {
-        let server_socket = iface.spec.server_socket().map(PathBuf::from);
-        iface.port.close();
-        if let Some(sock) = server_socket {
+        a.port.close();
+        if let Some(sock) = a.server_socket {
             let _ = std::fs::remove_file(sock);
         }
     } else {
@@ -490,7 +399,7 @@ fn close_removed(name: &str, iface: Iface, quiet: bool) {
             iface = name,
             "a worker did not confirm the new plan; port left open"
         );
-        std::mem::forget(iface.port);
+        std::mem::forget(a.port);
     }
 }
 
@@ -511,22 +420,6 @@ fn with_recorded_macs(
         }
     }
     Cow::Owned(out)
-}
-
-/// Names the failing change of a batch in its error (single calls keep their message).
-fn in_change(e: ApiError, index: usize, total: usize, c: Option<&C>) -> ApiError {
-    if total <= 1 {
-        return e;
-    }
-    let what = c.map(change_name).unwrap_or("change");
-    ApiError {
-        code: e.code,
-        message: format!(
-            "change {} of {total} ({what}): {}; nothing was applied",
-            index + 1,
-            e.message
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,291 @@
+//! Bridge domains and their members: validation, staging, persisted form, proto form and
+//! the dataplane's part (the plan's bridges and ports, the learner's policy).
+
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use vswitch_dataplane::l2::learn::LearnPolicy;
+use vswitch_dataplane::plan::{BridgePlan, L2Port, VlanMode, VlanSet};
+use vswitch_proto::v1 as pb;
+use vswitch_proto::v1::change::Change as C;
+
+use super::{iface, Limits, Model, Staged};
+use crate::error::{required, ApiError, ApiResult};
+use crate::names::check_name;
+
+/// Default seconds an unseen learned MAC lives.
+pub const DEFAULT_AGE: u32 = 300;
+/// Default most learned MACs per bridge.
+pub const DEFAULT_LEARN_LIMIT: u32 = 65536;
+/// Bridge ids are 1..=MAX_BRIDGES.
+const MAX_BRIDGES: u16 = 4095;
+
+/// One bridge domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// Its id in the dataplane (the MAC table's key, the plan's index).
+    pub id: u16,
+    pub learn: bool,
+    pub age: u32,
+    pub learn_limit: u32,
+    pub flood: bool,
+    /// Member interface -> its VLAN mode.
+    pub members: OrdMap<String, Member>,
+}
+
+/// How a member handles VLANs: untagged (neither), access (`vlan`) or trunk (`trunk`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub vlan: Option<u16>,
+    pub trunk: Vec<u16>,
+}
+
+impl Member {
+    /// The member's VLAN mode in the dataplane's terms.
+    pub fn mode(&self) -> VlanMode {
+        match (self.vlan, self.trunk.is_empty()) {
+            (Some(v), _) => VlanMode::Access(v),
+            (None, false) => VlanMode::Trunk(VlanSet::new(&self.trunk)),
+            (None, true) => VlanMode::Untagged,
+        }
+    }
+}
+
+/// A VLAN id as the API takes it: 1 to 4094.
+pub(super) fn check_vlan(field: &str, v: u32) -> ApiResult<u16> {
+    if (1..=4094).contains(&v) {
+        Ok(v as u16)
+    } else {
+        Err(ApiError::invalid(format!(
+            "{field} must be from 1 to 4094, not {v}"
+        )))
+    }
+}
+
+/// `bridge add BR [learn=on|off] [age=S] [learn-limit=N] [flood=on|off]`.
+pub(super) fn add(s: &mut Staged, r: &pb::AddBridgeRequest, limits: &Limits) -> ApiResult<String> {
+    check_name("bridge name", &r.name).map_err(ApiError::invalid)?;
+    if s.model.bridges.contains_key(&r.name) {
+        return Err(ApiError::exists(format!(
+            "bridge {:?} exists already",
+            r.name
+        )));
+    }
+    let age = r.age.unwrap_or(DEFAULT_AGE);
+    if !(1..=1_000_000).contains(&age) {
+        return Err(ApiError::invalid(format!(
+            "age must be from 1 to 1000000 seconds, not {age}"
+        )));
+    }
+    let capacity = limits.fdb_capacity;
+    let learn_limit = r
+        .learn_limit
+        .unwrap_or(DEFAULT_LEARN_LIMIT.min(capacity / 2));
+    if !(1..=capacity).contains(&learn_limit) {
+        return Err(ApiError::invalid(format!(
+            "learn-limit must be from 1 to {capacity} (the MAC table's size), not {learn_limit}"
+        )));
+    }
+    // An id freed by this same transaction is not reused: the MAC table still holds that
+    // bridge's entries until the transaction is carried out.
+    let used: Vec<u16> = s.model.bridges.values().map(|b| b.id).collect();
+    let id = (1..=MAX_BRIDGES)
+        .find(|i| !used.contains(i) && !s.diff.bridges_removed.contains(i))
+        .ok_or_else(|| ApiError::conflict(format!("at most {MAX_BRIDGES} bridges")))?;
+    let b = Bridge {
+        id,
+        learn: r.learn.unwrap_or(true),
+        age,
+        learn_limit,
+        flood: r.flood.unwrap_or(true),
+        members: OrdMap::new(),
+    };
+    s.model.bridges.insert(r.name.clone(), Arc::new(b));
+    s.diff.bridges.insert(r.name.clone());
+    s.diff.plan = true;
+    Ok(r.name.clone())
+}
+
+/// `bridge del BR`: its members are detached and its MAC table emptied.
+pub(super) fn delete(s: &mut Staged, r: &pb::DeleteBridgeRequest) -> ApiResult<String> {
+    required("name", &r.name)?;
+    let b = s.model.bridge(&r.name)?.clone();
+    for m in b.members.keys() {
+        iface::edit(s, m, |i| i.bridge = None);
+    }
+    s.model.bridges.remove(&r.name);
+    super::fdb::drop_statics(s, b.id, None);
+    s.diff.bridges.remove(&r.name);
+    s.diff.bridges_removed.push(b.id);
+    s.diff.plan = true;
+    Ok(r.name.clone())
+}
+
+/// `bridge attach BR IFACE [vlan=ID | trunk=ID,...]`.
+pub(super) fn attach(s: &mut Staged, r: &pb::AttachBridgeRequest) -> ApiResult<String> {
+    required("bridge", &r.bridge)?;
+    required("iface", &r.iface)?;
+    s.model.bridge(&r.bridge)?;
+    let iface = s.model.iface(&r.iface)?;
+    if let Some(other) = &iface.bridge {
+        return Err(ApiError::conflict(format!(
+            "interface {:?} is already a member of bridge {other:?}",
+            r.iface
+        )));
+    }
+    if let Some(peer) = &iface.xconnect {
+        return Err(ApiError::conflict(format!(
+            "interface {:?} is cross-connected to {peer:?}; remove the cross-connect first",
+            r.iface
+        )));
+    }
+    if r.vlan.is_some() && !r.trunk.is_empty() {
+        return Err(ApiError::invalid(
+            "give vlan (access member) or trunk, not both",
+        ));
+    }
+    let vlan = r.vlan.map(|v| check_vlan("vlan", v)).transpose()?;
+    let mut trunk = Vec::with_capacity(r.trunk.len());
+    for &v in &r.trunk {
+        let v = check_vlan("trunk VLAN", v)?;
+        if trunk.contains(&v) {
+            return Err(ApiError::invalid(format!("trunk lists VLAN {v} twice")));
+        }
+        trunk.push(v);
+    }
+    trunk.sort_unstable();
+    if let Some(b) = s.model.bridges.get_mut(&r.bridge) {
+        Arc::make_mut(b)
+            .members
+            .insert(r.iface.clone(), Member { vlan, trunk });
+    }
+    iface::edit(s, &r.iface, |i| i.bridge = Some(r.bridge.clone()));
+    s.diff.bridges.insert(r.bridge.clone());
+    s.diff.plan = true;
+    Ok(format!("{}/{}", r.bridge, r.iface))
+}
+
+/// `bridge detach BR IFACE`: with every static MAC entry that points at it.
+pub(super) fn detach(s: &mut Staged, r: &pb::DetachBridgeRequest) -> ApiResult<String> {
+    required("bridge", &r.bridge)?;
+    required("iface", &r.iface)?;
+    let b = s.model.bridge(&r.bridge)?;
+    s.model.iface(&r.iface)?;
+    if !b.members.contains_key(&r.iface) {
+        return Err(ApiError::not_found(format!(
+            "interface {:?} is not a member of bridge {:?}",
+            r.iface, r.bridge
+        )));
+    }
+    remove_member(s, &r.bridge, &r.iface);
+    Ok(format!("{}/{}", r.bridge, r.iface))
+}
+
+/// Takes `iface` out of `bridge` with its static entries. When the transaction is carried
+/// out, the learner forgets the port: its entries go, and requests still queued for it are
+/// ignored.
+pub(super) fn remove_member(s: &mut Staged, bridge: &str, iface: &str) {
+    let mut id = None;
+    if let Some(b) = s.model.bridges.get_mut(bridge) {
+        let b = Arc::make_mut(b);
+        b.members.remove(iface);
+        id = Some(b.id);
+    }
+    iface::edit(s, iface, |i| i.bridge = None);
+    if let Some(id) = id {
+        super::fdb::drop_statics(s, id, Some(iface));
+    }
+    s.diff.bridges.insert(bridge.to_string());
+    s.diff.plan = true;
+}
+
+/// The bridge's learner policy.
+pub fn policy(b: &Bridge) -> LearnPolicy {
+    LearnPolicy {
+        learn: b.learn,
+        limit: b.learn_limit as usize,
+        age: u64::from(b.age),
+    }
+}
+
+/// The bridge's proto form (`learned`: its learned entries, which the MAC table knows).
+pub fn to_pb(name: &str, b: &Bridge, learned: u32) -> pb::Bridge {
+    pb::Bridge {
+        name: name.to_string(),
+        learn: b.learn,
+        age: b.age,
+        learn_limit: b.learn_limit,
+        flood: b.flood,
+        members: b
+            .members
+            .iter()
+            .map(|(iface, m)| pb::BridgeMember {
+                iface: iface.clone(),
+                vlan: m.vlan.map_or(0, u32::from),
+                trunk: m.trunk.iter().map(|v| u32::from(*v)).collect(),
+            })
+            .collect(),
+        learned,
+    }
+}
+
+/// Member ports of the bridge (by `port_of`, the switch's interface -> port id).
+pub fn member_ports(b: &Bridge, port_of: &dyn Fn(&str) -> Option<u16>) -> Vec<u16> {
+    b.members.keys().filter_map(|m| port_of(m)).collect()
+}
+
+/// The forwarding plan's bridge part: membership by port id, and bridges by id.
+pub fn plan(
+    m: &Model,
+    ports_total: usize,
+    port_of: &dyn Fn(&str) -> Option<u16>,
+) -> (Vec<Option<L2Port>>, Vec<Option<BridgePlan>>) {
+    let mut ports = vec![None; ports_total];
+    let top = m.bridges.values().map(|b| b.id).max().unwrap_or(0);
+    let mut bridges = vec![None; usize::from(top) + 1];
+    for b in m.bridges.values() {
+        let mut members = Vec::with_capacity(b.members.len());
+        for (name, mem) in &b.members {
+            let (Some(i), Some(id)) = (m.ifaces.get(name), port_of(name)) else {
+                continue;
+            };
+            members.push(id);
+            if let Some(slot) = ports.get_mut(usize::from(id)) {
+                *slot = Some(L2Port {
+                    bridge: b.id,
+                    mode: mem.mode(),
+                    up: i.admin_up,
+                });
+            }
+        }
+        if let Some(slot) = bridges.get_mut(usize::from(b.id)) {
+            *slot = Some(BridgePlan {
+                learn: b.learn,
+                flood: b.flood,
+                members,
+            });
+        }
+    }
+    (ports, bridges)
+}
+
+/// The changes that re-create every bridge and its members.
+pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
+    for (name, b) in &m.bridges {
+        out.push(C::AddBridge(pb::AddBridgeRequest {
+            name: name.clone(),
+            learn: Some(b.learn),
+            age: Some(b.age),
+            learn_limit: Some(b.learn_limit),
+            flood: Some(b.flood),
+        }));
+        for (iface, mem) in &b.members {
+            out.push(C::AttachBridge(pb::AttachBridgeRequest {
+                bridge: name.clone(),
+                iface: iface.clone(),
+                vlan: mem.vlan.map(u32::from),
+                trunk: mem.trunk.iter().map(|v| u32::from(*v)).collect(),
+            }));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The desired state, as a pure model: interfaces, cross-connects, bridges and static MAC
+//! entries, with no EAL, port or engine in it. Everything that changes the switch is a list
+//! of [`pb::Change`]s staged here first.
+//!
+//! A transaction is staged on a copy of the model ([`Model::stage`]). The collections are
+//! persistent maps (imbl's B-trees with structural sharing), so the copy costs nothing and
+//! each change costs a path of nodes: staging k changes on a model of n entries costs
+//! O(k log n), not O(n). A change that fails drops the copy: the model is as it was. A
+//! staged transaction carries its [`Diff`], what the switch must do to make the dataplane
+//! follow (ports to open, close and set, MAC-table entries, learner policies, plan,
+//! events, whether to journal); the switch (switch/txn.rs) does it, then keeps the copy.
+//!
+//! One definition per resource, each in its own file: [`iface`] (interfaces and their
+//! cross-connects), [`bridge`] (bridges and members), [`fdb`] (static MAC entries). Each
+//! holds the resource's validation and staging, its persisted form (the changes that
+//! re-create it, [`Model::changes`]: the snapshot is the journal's schema, and restore is
+//! replay) and its proto form.
+//!
+//! Thread safety: a `Model` is plain data (Send + Sync); the switch owns one, under its
+//! lock, and stages copies of it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+use vswitch_proto::v1 as pb;
+use vswitch_proto::v1::change::Change as C;
+
+use crate::error::{ApiError, ApiResult};
+
+pub mod bridge;
+pub mod fdb;
+pub mod iface;
+
+pub use bridge::{Bridge, Member};
+pub use fdb::StaticKey;
+pub use iface::Iface;
+
+/// What validation needs to know of the switch it models.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Directory relative vhost-user / memif socket names resolve under.
+    pub run_dir: PathBuf,
+    /// Slots in the MAC table (a bridge's learn-limit is at most this).
+    pub fdb_capacity: u32,
+}
+
+/// The desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Model {
+    pub(crate) ifaces: OrdMap<String, Arc<Iface>>,
+    pub(crate) bridges: OrdMap<String, Arc<Bridge>>,
+    /// Static MAC entries: (bridge id, VLAN, MAC) -> interface.
+    pub(crate) statics: OrdMap<StaticKey, Arc<str>>,
+}
+
+/// What the switch does on an interface's port, in the order the changes asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortOp {
+    /// Open the port of interface `name` (added by change `index`).
+    Open { index: usize, name: String },
+    /// Close the port of interface `name` once no worker uses it.
+    Close { name: String },
+    /// Set the MTU and/or link of `name` (change `index`).
+    Set {
+        index: usize,
+        name: String,
+        mtu: Option<u16>,
+        admin_up: Option<bool>,
+    },
+}
+
+/// What a staged transaction changed, for the switch to carry out.
+#[derive(Debug, Clone, Default)]
+pub struct Diff {
+    /// Port operations, in change order.
+    pub ports: Vec<PortOp>,
+    /// Static MAC keys touched, each with the last change that touched it (the entry's
+    /// state in the staged model is what the MAC table must get).
+    pub statics: BTreeMap<StaticKey, usize>,
+    /// Learned entries to remove: (change index, key), checked against the MAC table.
+    pub learned_removes: Vec<(usize, StaticKey)>,
+    /// Learned-entry flushes: (change index, bridge id, only this interface).
+    pub flushes: Vec<(usize, u16, Option<String>)>,
+    /// Bridges whose learner policy or member list may have changed, by name.
+    pub bridges: BTreeSet<String>,
+    /// Bridge ids deleted (their MAC entries go).
+    pub bridges_removed: Vec<u16>,
+    /// The forwarding plan must be rebuilt.
+    pub plan: bool,
+    /// The desired state changed (there is something to journal).
+    pub persistent: bool,
+    /// Config events on success: (change name, object).
+    pub events: Vec<(&'static str, String)>,
+}
+
+/// A transaction staged on a copy of the model.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub model: Model,
+    pub diff: Diff,
+}
+
+/// The name a change goes by in errors and events.
+pub fn change_name(c: &C) -> &'static str {
+    match c {
+        C::AddInterface(_) => "add_interface",
+        C::DeleteInterface(_) => "delete_interface",
+        C::SetInterface(_) => "set_interface",
+        C::AddXconnect(_) => "add_xconnect",
+        C::DeleteXconnect(_) => "delete_xconnect",
+        C::AddBridge(_) => "add_bridge",
+        C::DeleteBridge(_) => "delete_bridge",
+        C::AttachBridge(_) => "attach_bridge",
+        C::DetachBridge(_) => "detach_bridge",
+        C::AddFdb(_) => "add_fdb",
+        C::DeleteFdb(_) => "delete_fdb",
+        C::FlushFdb(_) => "flush_fdb",
+    }
+}
+
+/// Names the failing change of a batch in its error (single changes keep their message).
+pub fn in_change(e: ApiError, index: usize, total: usize, c: Option<&C>) -> ApiError {
+    if total <= 1 {
+        return e;
+    }
+    let what = c.map(change_name).unwrap_or("change");
+    ApiError {
+        code: e.code,
+        message: format!(
+            "change {} of {total} ({what}): {}; nothing was applied",
+            index + 1,
+            e.message
+        ),
+    }
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new() -> Model {
+        Model::default()
+    }
+
+    /// Stages `changes` in order on a copy of the model, each seeing the ones before it.
+    /// On error the model is untouched, and the error names the failing change (for
+    /// batches of more than one).
+    pub fn stage(&self, changes: &[pb::Change], limits: &Limits) -> ApiResult<Staged> {
+        let mut staged = Staged {
+            model: self.clone(),
+            diff: Diff::default(),
+        };
+        for (i, change) in changes.iter().enumerate() {
+            let r = match change.change.as_ref() {
+                Some(c) => staged.apply(i, c, limits),
+                None => Err(ApiError::invalid("change is empty (no operation set)")),
+            };
+            r.map_err(|e| in_change(e, i, changes.len(), change.change.as_ref()))?;
+        }
+        Ok(staged)
+    }
+
+    /// The changes that build this model from an empty one, in order: the persisted form
+    /// of every resource (the snapshot).
+    pub fn changes(&self) -> Vec<C> {
+        let mut out = Vec::new();
+        iface::persisted(self, &mut out);
+        bridge::persisted(self, &mut out);
+        fdb::persisted(self, &mut out);
+        out
+    }
+
+    /// Applies `changes` (one transaction) and keeps the result: replay of a journal record.
+    pub fn replay(&mut self, changes: &[pb::Change], limits: &Limits) -> ApiResult<()> {
+        *self = self.stage(changes, limits)?.model;
+        Ok(())
+    }
+
+    /// An interface.
+    pub fn iface(&self, name: &str) -> ApiResult<&Arc<Iface>> {
+        self.ifaces
+            .get(name)
+            .ok_or_else(|| ApiError::not_found(format!("interface {name:?} not found")))
+    }
+
+    /// Every interface, by name.
+    pub fn ifaces(&self) -> impl Iterator<Item = (&String, &Arc<Iface>)> {
+        self.ifaces.iter()
+    }
+
+    /// A bridge.
+    pub fn bridge(&self, name: &str) -> ApiResult<&Arc<Bridge>> {
+        self.bridges
+            .get(name)
+            .ok_or_else(|| ApiError::not_found(format!("bridge {name:?} not found")))
+    }
+
+    /// Every bridge, by name.
+    pub fn bridges(&self) -> impl Iterator<Item = (&String, &Arc<Bridge>)> {
+        self.bridges.iter()
+    }
+
+    /// The interface a static MAC entry points at, if it is one.
+    pub fn static_entry(&self, key: &StaticKey) -> Option<&str> {
+        self.statics.get(key).map(|s| &**s)
+    }
+
+    /// Static MAC entries in all.
+    pub fn statics_len(&self) -> usize {
+        self.statics.len()
+    }
+
+    /// Records the MAC a driver gave an interface added without one, so that it is
+    /// persisted (and a replay re-creates the interface with it).
+    pub fn record_mac(&mut self, name: &str, mac: [u8; 6]) {
+        if let Some(i) = self.ifaces.get_mut(name) {
+            Arc::make_mut(i).spec.record_mac(mac);
+        }
+    }
+}
+
+impl Staged {
+    /// Validates one change and makes it on the staged model, recording its effects.
+    fn apply(&mut self, index: usize, c: &C, limits: &Limits) -> ApiResult<()> {
+        let object = match c {
+            C::AddInterface(r) => iface::add(self, index, r, limits)?,
+            C::DeleteInterface(r) => iface::delete(self, r)?,
+            C::SetInterface(r) => iface::set(self, index, r)?,
+            C::AddXconnect(r) => iface::add_xconnect(self, r)?,
+            C::DeleteXconnect(r) => iface::delete_xconnect(self, r)?,
+            C::AddBridge(r) => bridge::add(self, r, limits)?,
+            C::DeleteBridge(r) => bridge::delete(self, r)?,
+            C::AttachBridge(r) => bridge::attach(self, r)?,
+            C::DetachBridge(r) => bridge::detach(self, r)?,
+            C::AddFdb(r) => fdb::add(self, index, r)?,
+            C::DeleteFdb(r) => fdb::delete(self, index, r)?,
+            C::FlushFdb(r) => fdb::flush(self, index, r)?,
+        };
+        self.diff.events.push((change_name(c), object));
+        if !matches!(c, C::FlushFdb(_)) {
+            self.diff.persistent = true;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
