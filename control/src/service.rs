@@ -71,263 +71,100 @@ impl Service {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl Vswitch for Service {
-    async fn health(
-        &self,
-        _: Request<pb::HealthRequest>,
-    ) -> Result<Response<pb::HealthReply>, Status> {
-        self.run(|sw| Ok(sw.health())).await
-    }
+/// The service, with every RPC of one shape written once:
+/// - `change`: the request is one change (`C::Variant(request)`), run as a transaction;
+///   the reply is built from the switch after it (`|sw, request, outcome| reply`);
+/// - `read`: the reply is read from the switch (`|sw, request| reply`);
+///
+/// and the RPCs of their own shape (Transaction, Watch) after them as they are.
+macro_rules! service {
+    (
+        change { $( $cm:ident($creq:ident) -> $crep:ident = $variant:ident,
+                    |$csw:ident, $cr:ident, $co:pat_param| $cbody:expr; )* }
+        read { $( $rm:ident($rreq:ident) -> $rrep:ident, |$rsw:ident, $rr:pat_param| $rbody:expr; )* }
+        $($rest:tt)*
+    ) => {
+        #[tonic::async_trait]
+        impl Vswitch for Service {
+            $(
+                async fn $cm(
+                    &self,
+                    req: Request<pb::$creq>,
+                ) -> Result<Response<pb::$crep>, Status> {
+                    let $cr = req.into_inner();
+                    let change = C::$variant($cr.clone());
+                    self.change(change, move |$csw, $co| $cbody).await
+                }
+            )*
+            $(
+                async fn $rm(
+                    &self,
+                    req: Request<pb::$rreq>,
+                ) -> Result<Response<pb::$rrep>, Status> {
+                    let $rr = req.into_inner();
+                    self.run(move |$rsw| $rbody).await
+                }
+            )*
+            $($rest)*
+        }
+    };
+}
 
-    async fn add_interface(
-        &self,
-        req: Request<pb::AddInterfaceRequest>,
-    ) -> Result<Response<pb::Interface>, Status> {
-        let r = req.into_inner();
-        let name = r.name.clone();
-        self.change(C::AddInterface(r), move |sw, _| sw.get_iface(&name))
-            .await
+service! {
+    change {
+        add_interface(AddInterfaceRequest) -> Interface = AddInterface,
+            |sw, r, _| sw.get_iface(&r.name);
+        delete_interface(DeleteInterfaceRequest) -> DeleteInterfaceReply = DeleteInterface,
+            |_sw, _r, _| Ok(pb::DeleteInterfaceReply {});
+        set_interface(SetInterfaceRequest) -> Interface = SetInterface,
+            |sw, r, _| sw.get_iface(&r.name);
+        add_xconnect(AddXconnectRequest) -> Xconnect = AddXconnect,
+            |_sw, r, _| Ok(pb::Xconnect { iface_a: r.iface_a, iface_b: r.iface_b });
+        delete_xconnect(DeleteXconnectRequest) -> DeleteXconnectReply = DeleteXconnect,
+            |_sw, _r, _| Ok(pb::DeleteXconnectReply {});
+        add_bridge(AddBridgeRequest) -> Bridge = AddBridge,
+            |sw, r, _| sw.get_bridge(&r.name);
+        delete_bridge(DeleteBridgeRequest) -> DeleteBridgeReply = DeleteBridge,
+            |_sw, _r, _| Ok(pb::DeleteBridgeReply {});
+        attach_bridge(AttachBridgeRequest) -> Bridge = AttachBridge,
+            |sw, r, _| sw.get_bridge(&r.bridge);
+        detach_bridge(DetachBridgeRequest) -> Bridge = DetachBridge,
+            |sw, r, _| sw.get_bridge(&r.bridge);
+        add_fdb(AddFdbRequest) -> FdbEntry = AddFdb,
+            |sw, r, _| sw.fdb_get(&pb::GetFdbRequest { bridge: r.bridge, mac: r.mac, vlan: r.vlan });
+        delete_fdb(DeleteFdbRequest) -> DeleteFdbReply = DeleteFdb,
+            |_sw, _r, _| Ok(pb::DeleteFdbReply {});
+        flush_fdb(FlushFdbRequest) -> FlushFdbReply = FlushFdb,
+            |_sw, _r, o| Ok(pb::FlushFdbReply { removed: o.flushed.values().sum() });
     }
-
-    async fn delete_interface(
-        &self,
-        req: Request<pb::DeleteInterfaceRequest>,
-    ) -> Result<Response<pb::DeleteInterfaceReply>, Status> {
-        self.change(C::DeleteInterface(req.into_inner()), |_, _| {
-            Ok(pb::DeleteInterfaceReply {})
-        })
-        .await
-    }
-
-    async fn get_interface(
-        &self,
-        req: Request<pb::GetInterfaceRequest>,
-    ) -> Result<Response<pb::Interface>, Status> {
-        let r = req.into_inner();
-        required("name", &r.name)?;
-        self.run(move |sw| sw.get_iface(&r.name)).await
-    }
-
-    async fn list_interfaces(
-        &self,
-        _: Request<pb::ListInterfacesRequest>,
-    ) -> Result<Response<pb::ListInterfacesReply>, Status> {
-        self.run(|sw| {
-            Ok(pb::ListInterfacesReply {
-                interfaces: sw.list_ifaces(),
-            })
-        })
-        .await
-    }
-
-    async fn set_interface(
-        &self,
-        req: Request<pb::SetInterfaceRequest>,
-    ) -> Result<Response<pb::Interface>, Status> {
-        let r = req.into_inner();
-        let name = r.name.clone();
-        self.change(C::SetInterface(r), move |sw, _| sw.get_iface(&name))
-            .await
-    }
-
-    async fn add_xconnect(
-        &self,
-        req: Request<pb::AddXconnectRequest>,
-    ) -> Result<Response<pb::Xconnect>, Status> {
-        let r = req.into_inner();
-        let reply = pb::Xconnect {
-            iface_a: r.iface_a.clone(),
-            iface_b: r.iface_b.clone(),
-        };
-        self.change(C::AddXconnect(r), move |_, _| Ok(reply)).await
-    }
-
-    async fn delete_xconnect(
-        &self,
-        req: Request<pb::DeleteXconnectRequest>,
-    ) -> Result<Response<pb::DeleteXconnectReply>, Status> {
-        self.change(C::DeleteXconnect(req.into_inner()), |_, _| {
-            Ok(pb::DeleteXconnectReply {})
-        })
-        .await
-    }
-
-    async fn get_xconnect(
-        &self,
-        req: Request<pb::GetXconnectRequest>,
-    ) -> Result<Response<pb::Xconnect>, Status> {
-        let r = req.into_inner();
-        required("iface", &r.iface)?;
-        self.run(move |sw| sw.get_xconnect(&r.iface)).await
-    }
-
-    async fn list_xconnects(
-        &self,
-        _: Request<pb::ListXconnectsRequest>,
-    ) -> Result<Response<pb::ListXconnectsReply>, Status> {
-        self.run(|sw| {
-            Ok(pb::ListXconnectsReply {
-                xconnects: sw.xconnects(),
-            })
-        })
-        .await
-    }
-
-    async fn list_workers(
-        &self,
-        _: Request<pb::ListWorkersRequest>,
-    ) -> Result<Response<pb::ListWorkersReply>, Status> {
-        self.run(|sw| {
-            Ok(pb::ListWorkersReply {
-                workers: sw.workers(),
-            })
-        })
-        .await
-    }
-
-    async fn get_drops(
-        &self,
-        _: Request<pb::GetDropsRequest>,
-    ) -> Result<Response<pb::GetDropsReply>, Status> {
-        self.run(|sw| {
-            Ok(pb::GetDropsReply {
-                drops: sw.drops().into_iter().collect(),
-            })
-        })
-        .await
-    }
-
-    async fn list_mempools(
-        &self,
-        _: Request<pb::ListMempoolsRequest>,
-    ) -> Result<Response<pb::ListMempoolsReply>, Status> {
-        self.run(|sw| {
-            Ok(pb::ListMempoolsReply {
-                mempools: sw.mempools(),
-            })
-        })
-        .await
-    }
-
-    async fn add_bridge(
-        &self,
-        req: Request<pb::AddBridgeRequest>,
-    ) -> Result<Response<pb::Bridge>, Status> {
-        let r = req.into_inner();
-        let name = r.name.clone();
-        self.change(C::AddBridge(r), move |sw, _| sw.get_bridge(&name))
-            .await
-    }
-
-    async fn delete_bridge(
-        &self,
-        req: Request<pb::DeleteBridgeRequest>,
-    ) -> Result<Response<pb::DeleteBridgeReply>, Status> {
-        self.change(C::DeleteBridge(req.into_inner()), |_, _| {
-            Ok(pb::DeleteBridgeReply {})
-        })
-        .await
-    }
-
-    async fn get_bridge(
-        &self,
-        req: Request<pb::GetBridgeRequest>,
-    ) -> Result<Response<pb::Bridge>, Status> {
-        let r = req.into_inner();
-        required("name", &r.name)?;
-        self.run(move |sw| sw.get_bridge(&r.name)).await
-    }
-
-    async fn list_bridges(
-        &self,
-        _: Request<pb::ListBridgesRequest>,
-    ) -> Result<Response<pb::ListBridgesReply>, Status> {
-        self.run(|sw| {
-            Ok(pb::ListBridgesReply {
-                bridges: sw.list_bridges(),
-            })
-        })
-        .await
-    }
-
-    async fn attach_bridge(
-        &self,
-        req: Request<pb::AttachBridgeRequest>,
-    ) -> Result<Response<pb::Bridge>, Status> {
-        let r = req.into_inner();
-        let name = r.bridge.clone();
-        self.change(C::AttachBridge(r), move |sw, _| sw.get_bridge(&name))
-            .await
-    }
-
-    async fn detach_bridge(
-        &self,
-        req: Request<pb::DetachBridgeRequest>,
-    ) -> Result<Response<pb::Bridge>, Status> {
-        let r = req.into_inner();
-        let name = r.bridge.clone();
-        self.change(C::DetachBridge(r), move |sw, _| sw.get_bridge(&name))
-            .await
-    }
-
-    async fn list_fdb(
-        &self,
-        req: Request<pb::ListFdbRequest>,
-    ) -> Result<Response<pb::ListFdbReply>, Status> {
-        let r = req.into_inner();
-        required("bridge", &r.bridge)?;
-        self.run(move |sw| {
-            sw.fdb_list(&r.bridge)
-                .map(|entries| pb::ListFdbReply { entries })
-        })
-        .await
-    }
-
-    async fn get_fdb(
-        &self,
-        req: Request<pb::GetFdbRequest>,
-    ) -> Result<Response<pb::FdbEntry>, Status> {
-        let r = req.into_inner();
-        required("bridge", &r.bridge)?;
-        required("mac", &r.mac)?;
-        self.run(move |sw| sw.fdb_get(&r)).await
-    }
-
-    async fn add_fdb(
-        &self,
-        req: Request<pb::AddFdbRequest>,
-    ) -> Result<Response<pb::FdbEntry>, Status> {
-        let r = req.into_inner();
-        let get = pb::GetFdbRequest {
-            bridge: r.bridge.clone(),
-            mac: r.mac.clone(),
-            vlan: r.vlan,
-        };
-        self.change(C::AddFdb(r), move |sw, _| sw.fdb_get(&get))
-            .await
-    }
-
-    async fn delete_fdb(
-        &self,
-        req: Request<pb::DeleteFdbRequest>,
-    ) -> Result<Response<pb::DeleteFdbReply>, Status> {
-        self.change(C::DeleteFdb(req.into_inner()), |_, _| {
-            Ok(pb::DeleteFdbReply {})
-        })
-        .await
-    }
-
-    async fn flush_fdb(
-        &self,
-        req: Request<pb::FlushFdbRequest>,
-    ) -> Result<Response<pb::FlushFdbReply>, Status> {
-        self.change(C::FlushFdb(req.into_inner()), |_, o| {
-            Ok(pb::FlushFdbReply {
-                removed: o.flushed.values().sum(),
-            })
-        })
-        .await
+    read {
+        health(HealthRequest) -> HealthReply, |sw, _| Ok(sw.health());
+        get_interface(GetInterfaceRequest) -> Interface,
+            |sw, r| required("name", &r.name).and_then(|()| sw.get_iface(&r.name));
+        list_interfaces(ListInterfacesRequest) -> ListInterfacesReply,
+            |sw, _| Ok(pb::ListInterfacesReply { interfaces: sw.list_ifaces() });
+        get_xconnect(GetXconnectRequest) -> Xconnect,
+            |sw, r| required("iface", &r.iface).and_then(|()| sw.get_xconnect(&r.iface));
+        list_xconnects(ListXconnectsRequest) -> ListXconnectsReply,
+            |sw, _| Ok(pb::ListXconnectsReply { xconnects: sw.xconnects() });
+        list_workers(ListWorkersRequest) -> ListWorkersReply,
+            |sw, _| Ok(pb::ListWorkersReply { workers: sw.workers() });
+        get_drops(GetDropsRequest) -> GetDropsReply,
+            |sw, _| Ok(pb::GetDropsReply { drops: sw.drops().into_iter().collect() });
+        list_mempools(ListMempoolsRequest) -> ListMempoolsReply,
+            |sw, _| Ok(pb::ListMempoolsReply { mempools: sw.mempools() });
+        get_bridge(GetBridgeRequest) -> Bridge,
+            |sw, r| required("name", &r.name).and_then(|()| sw.get_bridge(&r.name));
+        list_bridges(ListBridgesRequest) -> ListBridgesReply,
+            |sw, _| Ok(pb::ListBridgesReply { bridges: sw.list_bridges() });
+        list_fdb(ListFdbRequest) -> ListFdbReply,
+            |sw, r| required("bridge", &r.bridge)
+                .and_then(|()| sw.fdb_list(&r.bridge))
+                .map(|entries| pb::ListFdbReply { entries });
+        get_fdb(GetFdbRequest) -> FdbEntry,
+            |sw, r| required("bridge", &r.bridge)
+                .and_then(|()| required("mac", &r.mac))
+                .and_then(|()| sw.fdb_get(&r));
     }
 
     async fn transaction(

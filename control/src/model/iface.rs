@@ -45,6 +45,11 @@ pub(super) fn add(
         r.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let spec = IfaceSpec::parse(&r.name, &r.r#type, &args, &limits.run_dir)?;
     check_shared_resources(&s.model, &spec)?;
+    s.diff.ports.push(PortOp::Open {
+        index,
+        name: r.name.clone(),
+        spec: Box::new(spec.clone()),
+    });
     let iface = Iface {
         spec,
         admin_up: true,
@@ -52,10 +57,6 @@ pub(super) fn add(
         bridge: None,
     };
     s.model.ifaces.insert(r.name.clone(), Arc::new(iface));
-    s.diff.ports.push(PortOp::Open {
-        index,
-        name: r.name.clone(),
-    });
     s.diff.plan = true;
     Ok(r.name.clone())
 }

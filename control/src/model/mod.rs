@@ -28,6 +28,7 @@ use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
 use crate::error::{ApiError, ApiResult};
+use crate::iface_spec::IfaceSpec;
 
 pub mod bridge;
 pub mod fdb;
@@ -58,8 +59,13 @@ pub struct Model {
 /// What the switch does on an interface's port, in the order the changes asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortOp {
-    /// Open the port of interface `name` (added by change `index`).
-    Open { index: usize, name: String },
+    /// Open the port of interface `name` (added by change `index`, as `spec`: a later
+    /// change of the same transaction may delete it again).
+    Open {
+        index: usize,
+        name: String,
+        spec: Box<IfaceSpec>,
+    },
     /// Close the port of interface `name` once no worker uses it.
     Close { name: String },
     /// Set the MTU and/or link of `name` (change `index`).

@@ -336,7 +336,7 @@ fn a_batch_failing_at_change_k_of_n_changes_nothing() {
     assert_eq!(s.model.statics_len(), 1, "br0's entries go with it");
     assert!(s.diff.plan && s.diff.persistent);
     assert!(s.diff.ports.contains(&PortOp::Close { name: "x1".into() }));
-    assert!(matches!(&s.diff.ports[0], PortOp::Open { index: 0, name } if name == "n1"));
+    assert!(matches!(&s.diff.ports[0], PortOp::Open { index: 0, name, .. } if name == "n1"));
     assert_eq!(m, before, "staging changed the model it copied");
     let x2 = s.model.iface("x2").unwrap();
     assert_eq!(x2.xconnect, None, "x2 left its cross-connect with x1");
@@ -535,4 +535,27 @@ fn the_snapshot_round_trips_through_json() {
     assert_eq!(v["interfaces"][1]["name"], "b");
     assert_eq!(v["interface_settings"][0]["admin_up"], false);
     assert_eq!(v["static_macs"][0]["vlan"], 20);
+}
+
+/// An interface added and deleted in one transaction: its port is opened (as it was
+/// added) and closed again, and the model ends without it.
+#[test]
+fn an_interface_added_and_deleted_in_one_transaction() {
+    let m = base();
+    let s = m
+        .stage(
+            &[
+                ch(null("tmp")),
+                ch(C::DeleteInterface(pb::DeleteInterfaceRequest {
+                    name: "tmp".into(),
+                })),
+            ],
+            &limits(),
+        )
+        .unwrap();
+    assert_eq!(s.model, m);
+    assert!(
+        matches!(&s.diff.ports[..], [PortOp::Open { spec, .. }, PortOp::Close { name }]
+        if spec.type_name == "null" && name == "tmp")
+    );
 }

@@ -40,6 +40,7 @@ use vswitch_proto::v1::change::Change as C;
 
 use super::{Attached, Switch};
 use crate::error::{ApiError, ApiResult};
+use crate::iface_spec::IfaceSpec;
 use crate::model::{self, in_change, Diff, Model, PortOp, StaticKey};
 use crate::names::format_mac;
 
@@ -148,8 +149,8 @@ impl Switch {
     ) -> Result<(), (usize, ApiError)> {
         for op in &diff.ports {
             match op {
-                PortOp::Open { index, name } => {
-                    self.open(next, *index, name, undo)
+                PortOp::Open { index, name, spec } => {
+                    self.open(next, *index, name, spec, undo)
                         .map_err(|e| (*index, e))?;
                 }
                 PortOp::Close { name } => {
@@ -193,16 +194,16 @@ impl Switch {
         Ok(())
     }
 
-    /// Opens the port of interface `name` of the staged model (added by change `index`)
-    /// and gives its rx queues to workers.
+    /// Opens the port of interface `name` (added by change `index` as `spec`) and gives
+    /// its rx queues to workers.
     fn open(
         &mut self,
         next: &mut Model,
         index: usize,
         name: &str,
+        spec: &IfaceSpec,
         undo: &mut Undo,
     ) -> ApiResult<()> {
-        let spec = next.iface(name)?.spec.clone();
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
             vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;

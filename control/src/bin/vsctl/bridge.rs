@@ -9,27 +9,17 @@ use std::collections::HashMap;
 use anyhow::bail;
 use serde::Serialize;
 use vswitch_proto::v1::{
-    AddBridgeRequest, AttachBridgeRequest, Bridge, BridgeMember, DeleteBridgeRequest,
-    DetachBridgeRequest, GetBridgeRequest, ListBridgesRequest,
+    AddBridgeRequest, AttachBridgeRequest, Bridge, BridgeMember, GetBridgeRequest,
+    ListBridgesRequest,
 };
 
-use crate::args::BridgeCommand;
+use crate::args::{BridgeCommand, Command};
 use crate::kv::parse_key_values;
 use crate::output::{self, or_dash, Align, Table};
 use crate::rpc::{reply, Ctx};
 
 pub async fn run(command: BridgeCommand, ctx: &Ctx) -> anyhow::Result<String> {
     match command {
-        BridgeCommand::Add { name, args } => {
-            let request = add_request(name, &args)?;
-            let bridge = reply(ctx.client().await?.add_bridge(request).await)?;
-            ctx.changed(&BridgeJson::from(&bridge))
-        }
-        BridgeCommand::Del { name } => {
-            let request = DeleteBridgeRequest { name };
-            reply(ctx.client().await?.delete_bridge(request).await)?;
-            Ok(ctx.deleted())
-        }
         BridgeCommand::List => {
             let request = ListBridgesRequest {};
             let mut bridges = reply(ctx.client().await?.list_bridges(request).await)?.bridges;
@@ -49,20 +39,8 @@ pub async fn run(command: BridgeCommand, ctx: &Ctx) -> anyhow::Result<String> {
                 Ok(show_text(&bridge))
             }
         }
-        BridgeCommand::Attach {
-            bridge,
-            iface,
-            args,
-        } => {
-            let request = attach_request(bridge, iface, &args)?;
-            let bridge = reply(ctx.client().await?.attach_bridge(request).await)?;
-            ctx.changed(&BridgeJson::from(&bridge))
-        }
-        BridgeCommand::Detach { bridge, iface } => {
-            let request = DetachBridgeRequest { bridge, iface };
-            let bridge = reply(ctx.client().await?.detach_bridge(request).await)?;
-            ctx.changed(&BridgeJson::from(&bridge))
-        }
+        // The verbs that change something: built and sent in one place.
+        other => crate::change::run(Command::Bridge(other), ctx).await,
     }
 }
 
@@ -191,7 +169,7 @@ fn trunk_vlans(value: &str) -> anyhow::Result<Vec<u32>> {
 /// One bridge in `--json` output: `bridge list` elements, `bridge show`, and what `add`,
 /// `attach` and `detach` print.
 #[derive(Debug, Serialize)]
-struct BridgeJson<'a> {
+pub(crate) struct BridgeJson<'a> {
     name: &'a str,
     learn: bool,
     age: u32,

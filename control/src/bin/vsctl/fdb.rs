@@ -4,11 +4,9 @@
 //! `add` and `del` use when no `vlan=` is given.
 
 use serde::Serialize;
-use vswitch_proto::v1::{
-    AddFdbRequest, DeleteFdbRequest, FdbEntry, FlushFdbRequest, GetFdbRequest, ListFdbRequest,
-};
+use vswitch_proto::v1::{FdbEntry, GetFdbRequest, ListFdbRequest};
 
-use crate::args::FdbCommand;
+use crate::args::{Command, FdbCommand};
 use crate::bridge::{parse_options, vlan_id};
 use crate::output::{self, or_dash, Align, Table};
 use crate::rpc::{reply, Ctx};
@@ -25,21 +23,6 @@ pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
                 Ok(table(&entries))
             }
         }
-        FdbCommand::Add {
-            bridge,
-            mac,
-            iface,
-            args,
-        } => {
-            let request = AddFdbRequest {
-                bridge,
-                mac,
-                iface,
-                vlan: vlan_option(&args)?,
-            };
-            let entry = reply(ctx.client().await?.add_fdb(request).await)?;
-            ctx.changed(&FdbEntryJson::from(&entry))
-        }
         FdbCommand::Get { bridge, mac, args } => {
             let request = GetFdbRequest {
                 bridge,
@@ -53,23 +36,8 @@ pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
                 Ok(table(std::slice::from_ref(&entry)))
             }
         }
-        FdbCommand::Del { bridge, mac, args } => {
-            let request = DeleteFdbRequest {
-                bridge,
-                mac,
-                vlan: vlan_option(&args)?,
-            };
-            reply(ctx.client().await?.delete_fdb(request).await)?;
-            Ok(ctx.deleted())
-        }
-        FdbCommand::Flush { bridge, iface } => {
-            let request = FlushFdbRequest {
-                bridge,
-                iface: iface.unwrap_or_default(),
-            };
-            let removed = reply(ctx.client().await?.flush_fdb(request).await)?.removed;
-            ctx.changed(&FlushJson { removed })
-        }
+        // The verbs that change something: built and sent in one place.
+        other => crate::change::run(Command::Fdb(other), ctx).await,
     }
 }
 
@@ -81,7 +49,7 @@ pub(crate) fn vlan_option(words: &[String]) -> anyhow::Result<u32> {
 
 /// One entry in `--json` output: `fdb show` elements, and what `fdb add` prints.
 #[derive(Debug, Serialize)]
-struct FdbEntryJson<'a> {
+pub(crate) struct FdbEntryJson<'a> {
     mac: &'a str,
     vlan: u32,
     iface: &'a str,
@@ -104,8 +72,8 @@ impl<'a> From<&'a FdbEntry> for FdbEntryJson<'a> {
 
 /// What `fdb flush --json` prints.
 #[derive(Debug, Serialize)]
-struct FlushJson {
-    removed: u32,
+pub(crate) struct FlushJson {
+    pub(crate) removed: u32,
 }
 
 fn table(entries: &[FdbEntry]) -> String {

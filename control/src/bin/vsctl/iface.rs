@@ -5,34 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::bail;
 use serde::Serialize;
-use vswitch_proto::v1::{
-    AddInterfaceRequest, DeleteInterfaceRequest, GetInterfaceRequest, Interface,
-    ListInterfacesRequest, SetInterfaceRequest,
-};
+use vswitch_proto::v1::{GetInterfaceRequest, Interface, ListInterfacesRequest};
 
-use crate::args::IfaceCommand;
-use crate::kv::parse_key_values;
+use crate::args::{Command, IfaceCommand};
 use crate::output::{self, or_dash, up_down, Align, Table};
 use crate::rpc::{reply, Ctx};
 
 pub async fn run(command: IfaceCommand, ctx: &Ctx) -> anyhow::Result<String> {
     match command {
-        IfaceCommand::Add { name, kind, args } => {
-            let mut args = parse_key_values(&args)?;
-            absolutize_files(&kind, &mut args)?;
-            let request = AddInterfaceRequest {
-                name,
-                r#type: kind,
-                args,
-            };
-            let iface = reply(ctx.client().await?.add_interface(request).await)?;
-            ctx.changed(&InterfaceJson::from(&iface))
-        }
-        IfaceCommand::Del { name } => {
-            let request = DeleteInterfaceRequest { name };
-            reply(ctx.client().await?.delete_interface(request).await)?;
-            Ok(ctx.deleted())
-        }
         IfaceCommand::List => {
             let ifaces = list(ctx).await?;
             if ctx.json {
@@ -49,16 +29,8 @@ pub async fn run(command: IfaceCommand, ctx: &Ctx) -> anyhow::Result<String> {
                 Ok(show_text(&iface))
             }
         }
-        IfaceCommand::Set { name, settings } => {
-            let Settings { admin_up, mtu } = parse_settings(&settings)?;
-            let request = SetInterfaceRequest {
-                name,
-                admin_up,
-                mtu,
-            };
-            let iface = reply(ctx.client().await?.set_interface(request).await)?;
-            ctx.changed(&InterfaceJson::from(&iface))
-        }
+        // The verbs that change something: built and sent in one place.
+        other => crate::change::run(Command::Iface(other), ctx).await,
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod args;
 mod bridge;
+mod change;
 mod completion;
 mod drops;
 mod fdb;

@@ -12,15 +12,9 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde::Serialize;
-use vswitch_proto::v1::change::Change as C;
-use vswitch_proto::v1::{
-    Change, DeleteBridgeRequest, DeleteFdbRequest, DeleteInterfaceRequest, DeleteXconnectRequest,
-    DetachBridgeRequest, FlushFdbRequest, TransactionRequest,
-};
+use vswitch_proto::v1::{Change, TransactionRequest};
 
-use crate::args::{BridgeCommand, Cli, Command, FdbCommand, IfaceCommand, XconnectCommand};
-use crate::iface::{absolutize_files, parse_settings};
-use crate::kv::parse_key_values;
+use crate::args::Cli;
 use crate::rpc::{reply, Ctx};
 
 pub async fn run(file: &str, ctx: &Ctx) -> anyhow::Result<String> {
@@ -69,7 +63,7 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Change>> {
                 .to_string();
             anyhow::anyhow!("line {}: {first}", n + 1)
         })?;
-        let change = change(cli.command).with_context(|| format!("line {}", n + 1))?;
+        let change = crate::change::of(cli.command).with_context(|| format!("line {}", n + 1))?;
         changes.push(Change {
             change: Some(change),
         });
@@ -80,85 +74,10 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// The change a (mutating) command makes.
-fn change(command: Command) -> anyhow::Result<C> {
-    Ok(match command {
-        Command::Iface(IfaceCommand::Add { name, kind, args }) => {
-            let mut args = parse_key_values(&args)?;
-            absolutize_files(&kind, &mut args)?;
-            C::AddInterface(vswitch_proto::v1::AddInterfaceRequest {
-                name,
-                r#type: kind,
-                args,
-            })
-        }
-        Command::Iface(IfaceCommand::Del { name }) => {
-            C::DeleteInterface(DeleteInterfaceRequest { name })
-        }
-        Command::Iface(IfaceCommand::Set { name, settings }) => {
-            let s = parse_settings(&settings)?;
-            C::SetInterface(vswitch_proto::v1::SetInterfaceRequest {
-                name,
-                admin_up: s.admin_up,
-                mtu: s.mtu,
-            })
-        }
-        Command::Bridge(BridgeCommand::Add { name, args }) => {
-            C::AddBridge(crate::bridge::add_request(name, &args)?)
-        }
-        Command::Bridge(BridgeCommand::Del { name }) => {
-            C::DeleteBridge(DeleteBridgeRequest { name })
-        }
-        Command::Bridge(BridgeCommand::Attach {
-            bridge,
-            iface,
-            args,
-        }) => C::AttachBridge(crate::bridge::attach_request(bridge, iface, &args)?),
-        Command::Bridge(BridgeCommand::Detach { bridge, iface }) => {
-            C::DetachBridge(DetachBridgeRequest { bridge, iface })
-        }
-        Command::Fdb(FdbCommand::Add {
-            bridge,
-            mac,
-            iface,
-            args,
-        }) => C::AddFdb(vswitch_proto::v1::AddFdbRequest {
-            bridge,
-            mac,
-            iface,
-            vlan: crate::fdb::vlan_option(&args)?,
-        }),
-        Command::Fdb(FdbCommand::Del { bridge, mac, args }) => C::DeleteFdb(DeleteFdbRequest {
-            bridge,
-            mac,
-            vlan: crate::fdb::vlan_option(&args)?,
-        }),
-        Command::Fdb(FdbCommand::Flush { bridge, iface }) => C::FlushFdb(FlushFdbRequest {
-            bridge,
-            iface: iface.unwrap_or_default(),
-        }),
-        Command::Xconnect(XconnectCommand::Add { iface_a, iface_b }) => {
-            C::AddXconnect(vswitch_proto::v1::AddXconnectRequest { iface_a, iface_b })
-        }
-        Command::Xconnect(XconnectCommand::Del { iface_a }) => {
-            C::DeleteXconnect(DeleteXconnectRequest { iface_a })
-        }
-        other => bail!(
-            "{} changes nothing; a transaction holds only changes",
-            describe(&other)
-        ),
-    })
-}
-
-fn describe(c: &Command) -> String {
-    let s = format!("{c:?}");
-    let noun = s.split(['(', ' ', '{']).next().unwrap_or("command");
-    format!("`{}`", noun.to_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vswitch_proto::v1::change::Change as C;
 
     #[test]
     fn a_file_of_commands_becomes_one_batch() {

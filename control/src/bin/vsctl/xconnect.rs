@@ -1,26 +1,14 @@
 //! `vsctl xconnect add|del|list`: L2 cross-connects between two interfaces.
 
 use serde::Serialize;
-use vswitch_proto::v1::{
-    AddXconnectRequest, DeleteXconnectRequest, GetXconnectRequest, ListXconnectsRequest, Xconnect,
-};
+use vswitch_proto::v1::{GetXconnectRequest, ListXconnectsRequest, Xconnect};
 
-use crate::args::XconnectCommand;
+use crate::args::{Command, XconnectCommand};
 use crate::output::{self, Align, Table};
 use crate::rpc::{reply, Ctx};
 
 pub async fn run(command: XconnectCommand, ctx: &Ctx) -> anyhow::Result<String> {
     match command {
-        XconnectCommand::Add { iface_a, iface_b } => {
-            let request = AddXconnectRequest { iface_a, iface_b };
-            let xconnect = reply(ctx.client().await?.add_xconnect(request).await)?;
-            ctx.changed(&XconnectJson::from(&xconnect))
-        }
-        XconnectCommand::Del { iface_a } => {
-            let request = DeleteXconnectRequest { iface_a };
-            reply(ctx.client().await?.delete_xconnect(request).await)?;
-            Ok(ctx.deleted())
-        }
         XconnectCommand::Show { iface } => {
             let x = reply(
                 ctx.client()
@@ -44,12 +32,14 @@ pub async fn run(command: XconnectCommand, ctx: &Ctx) -> anyhow::Result<String> 
                 Ok(table(&list))
             }
         }
+        // The verbs that change something: built and sent in one place.
+        other => crate::change::run(Command::Xconnect(other), ctx).await,
     }
 }
 
 /// One cross-connect in `--json` output.
 #[derive(Debug, Serialize)]
-struct XconnectJson<'a> {
+pub(crate) struct XconnectJson<'a> {
     iface_a: &'a str,
     iface_b: &'a str,
 }
