@@ -111,7 +111,7 @@ fn absent_key(n: u64) -> FdbKey {
     FdbKey {
         bridge: 2,
         vlan: 0,
-        mac: mac40(mix40(n ^ 0x5a5a_5a5a_5a)),
+        mac: mac40(mix40(n ^ 0x005a_5a5a_5a5a)),
     }
 }
 
