@@ -17,11 +17,11 @@
 //! tick's inserts, before its aging).
 //!
 //! Slots walked: the table does not expose its layout, so it is computed from the live
-//! keys' home slots (the table's hash, copied below as `home`) as linear probing places
+//! keys' home slots (`FdbKey::hash`, the table's own, in `home` below) as linear probing places
 //! them: which slots are occupied depends only on the multiset of homes, not on the order of
 //! inserts and removals. Each sample checks that this model is the table: `entries()` (in
-//! slot order) must list the keys in Robin Hood order of their computed homes (a wrong copy
-//! of the hash breaks that order at once), no key may sit `MAX_PROBE` or more slots from
+//! slot order) must list the keys in Robin Hood order of their computed homes (a layout
+//! other than this model breaks that order at once), no key may sit `MAX_PROBE` or more slots from
 //! home, and every live key must be found by `lookup` (an EMPTY slot left on some key's path
 //! would lose it). The measured ns / cycles are the table's own, whatever the model says.
 
@@ -35,16 +35,10 @@ use vswitch_dataplane::l2::fdb::{Fdb, FdbEntry, FdbKey, FdbWriter, Inserted};
 /// The table's probe window (dataplane/src/l2/fdb.rs `MAX_PROBE`).
 const MAX_PROBE: usize = 32;
 
-/// A key's home slot: a copy of `FdbKey::words` and `hash_words` in fdb.rs (private there).
-/// Checked against the table at every sample (module docs).
+/// A key's home slot (the table's own hash). Checked against the table at every sample
+/// (module docs).
 fn home(key: &FdbKey, mask: usize) -> usize {
-    let m = &key.mac;
-    let lo = u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]]);
-    let hi = (1u32 << 31) | (u32::from(key.bridge & 0xfff) << 12) | u32::from(key.vlan & 0xfff);
-    let mut h = (u64::from(hi) ^ lo.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    h ^= h >> 32;
-    let h = h.wrapping_mul(0xd6e8_feb8_6659_fd93) ^ (h >> 29);
-    h as usize & mask
+    key.hash() as usize & mask
 }
 
 /// A bijection on 40-bit integers that scatters consecutive ones.
@@ -199,7 +193,7 @@ fn layout(w: &FdbWriter) -> Result<Layout, String> {
     if descents > 1 {
         return Err(format!(
             "entries() are not in Robin Hood order of the computed homes ({descents} \
-             descents in {} entries): the copy of the hash differs from the table's",
+             descents in {} entries): the table's layout is not the model's",
             homes.len()
         ));
     }

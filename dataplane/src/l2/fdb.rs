@@ -88,8 +88,10 @@ impl FdbKey {
         }
     }
 
+    /// The hash the table places the key by (its home slot is the hash modulo the
+    /// table's size).
     #[inline(always)]
-    fn hash(&self) -> u64 {
+    pub fn hash(&self) -> u64 {
         let (hi, lo) = self.words();
         hash_words(hi, lo)
     }
