@@ -239,7 +239,8 @@ vs_cleanup() {
 vsctl() { timeout 30 "$VSCTL_BIN" --socket "$VS_SOCK" "$@"; }
 
 # start_vswitchd: start a daemon with its own socket, state file, run dir
-# and DPDK file prefix under VS_TMP; wait (max 20 s) until `vsctl health` exits 0.
+# and DPDK file prefix under VS_TMP; wait (max VS_READY_TIMEOUT, 20 s) until `vsctl health`
+# exits 0.
 # VSWITCHD_EXTRA (array): more vswitchd options, e.g. (--metrics 127.0.0.1:9000).
 VSWITCHD_EXTRA=()
 start_vswitchd() {
@@ -268,13 +269,14 @@ launch_vswitchd() {
         "${VSWITCHD_EXTRA[@]}" </dev/null >>"$VSWITCHD_LOG" 2>&1 &
     VSWITCHD_PID=$!
     vs_track_pid "$VSWITCHD_PID"
-    deadline=$((SECONDS + 20))
+    deadline=$((SECONDS + ${VS_READY_TIMEOUT:-20}))
     until timeout 5 "$VSCTL_BIN" --socket "$VS_SOCK" health >/dev/null 2>&1; do
         if ! vs_alive "$VSWITCHD_PID"; then
             vs_wait_exit "$VSWITCHD_PID" 1 || true
             fail "vswitchd exited with code $VS_RC before it was ready (log: $VSWITCHD_LOG)"
         fi
-        ((SECONDS < deadline)) || fail "vswitchd not healthy after 20 s (log: $VSWITCHD_LOG)"
+        ((SECONDS < deadline)) ||
+            fail "vswitchd not healthy after ${VS_READY_TIMEOUT:-20} s (log: $VSWITCHD_LOG)"
         sleep 0.05
     done
     log "vswitchd pid $VSWITCHD_PID ready (socket $VS_SOCK, prefix $VS_PREFIX)"

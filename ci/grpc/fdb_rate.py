@@ -3,17 +3,21 @@
 Run by ci/tests/18-fdb-rate.sh while traffic crosses the bridge:
 
     fdb_rate.py --gen DIR --target unix:SOCK --bridge BR --iface IF --count N --mode txn|single
-        [--batch B] [--first K]
+        [--batch B] [--first K] [--expect-refused]
 
 txn: N entries as Transactions of B AddFdb changes each (B = N: one transaction).
 single: N AddFdb calls, one after the other, each answered (journaled and fsync'd) before
 the next is sent. MACs are 02:fd:xx:xx:xx:xx from --first (distinct per run). Prints one
 line `RATE mode=... entries=N seconds=S per_second=R` and checks, with ListFdb, that every
-entry is in the bridge's table afterwards.
+entry is in the bridge's table afterwards. --expect-refused (txn): the one transaction must be
+refused; prints `REFUSED seconds=S code=CODE message=...` instead, and checks that none of
+its entries is in the table.
 """
 
 import argparse
 import time
+
+import grpc
 
 import vsgrpc
 from vsgrpc import check, log
@@ -36,6 +40,7 @@ def main():
     ap.add_argument("--mode", choices=("txn", "single"), required=True)
     ap.add_argument("--batch", type=int, default=0)
     ap.add_argument("--first", type=int, default=0)
+    ap.add_argument("--expect-refused", action="store_true")
     a = ap.parse_args()
     api = vsgrpc.load(a.gen)
     pb = api.pb
@@ -49,6 +54,22 @@ def main():
         return pb.AddFdbRequest(bridge=a.bridge, mac=m, iface=a.iface)
 
     t0 = time.monotonic()
+    if a.expect_refused:
+        check(a.mode == "txn", "--expect-refused needs --mode txn")
+        changes = [pb.Change(add_fdb=req(m)) for m in macs]
+        try:
+            stub.Transaction(pb.TransactionRequest(changes=changes), timeout=600)
+        except grpc.RpcError as e:
+            secs = time.monotonic() - t0
+            entries = stub.ListFdb(pb.ListFdbRequest(bridge=a.bridge), timeout=60).entries
+            mine = set(macs)
+            applied = sum(1 for e2 in entries if e2.mac in mine)
+            check(applied == 0, "%d entries of the refused transaction are in the table"
+                  % applied)
+            print("REFUSED seconds=%.3f code=%s message=%s"
+                  % (secs, e.code().name, e.details()), flush=True)
+            return
+        check(False, "the transaction of %d changes was applied, not refused" % a.count)
     if a.mode == "single":
         for m in macs:
             stub.AddFdb(req(m), timeout=30)
