@@ -90,6 +90,14 @@ fn main() {
         println!("{name:>10}: per burst of 32 packets (64 lookups): {:.1} distinct home lines, {:.1} distinct pages",
             lines as f64 / bursts as f64, pages as f64 / bursts as f64);
     }
+    // FDB_ORDER_PASSES / FDB_ORDER_REPS: fewer for a run under valgrind.
+    let env = |k: &str, d: u32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (passes, reps) = (env("FDB_ORDER_PASSES", 5), env("FDB_ORDER_REPS", 10));
     for (name, seq) in [
         ("pcap order", &order),
         ("shuffled", &shuffled),
@@ -97,17 +105,17 @@ fn main() {
         ("shuffled", &shuffled),
     ] {
         let mut best = f64::MAX;
-        for _ in 0..5 {
+        for _ in 0..passes {
             let t0 = Instant::now();
             let mut hits = 0u64;
-            for _ in 0..10 {
+            for _ in 0..reps {
                 for (s, d) in seq.iter() {
                     hits += fdb.lookup(black_box(s)).is_some() as u64;
                     hits += fdb.lookup(black_box(d)).is_some() as u64;
                 }
             }
             black_box(hits);
-            best = best.min(t0.elapsed().as_secs_f64() / (10.0 * n as f64));
+            best = best.min(t0.elapsed().as_secs_f64() / (reps as f64 * n as f64));
         }
         println!(
             "{name:>10}: {:.1} ns per packet (2 lookups); refused {refused}",

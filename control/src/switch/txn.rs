@@ -132,8 +132,16 @@ impl Switch {
             }
             self.update_names();
         }
+        // Logged change by change for small transactions; a large one (a bulk load of MAC
+        // entries, say) is one line.
+        let each = diff.events.len() <= 16;
+        if !each {
+            tracing::info!(changes = diff.events.len(), "transaction applied");
+        }
         for (change, object) in diff.events {
-            tracing::info!(change, object = %object, "applied");
+            if each {
+                tracing::info!(change, object = %object, "applied");
+            }
             self.events.config(change, &object);
         }
         self.compact();
