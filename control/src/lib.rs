@@ -15,6 +15,7 @@
 pub mod client;
 pub mod error;
 pub mod events;
+pub mod heap;
 pub mod iface_spec;
 pub mod learner;
 pub mod metrics;

@@ -186,8 +186,16 @@ service! {
         }
         let n = r.changes.len() as u32;
         self.run(move |sw| {
-            sw.transaction(&r.changes)
-                .map(|_| pb::TransactionReply { applied: n })
+            let large = r.changes.len() >= crate::heap::LARGE;
+            let result = sw
+                .transaction(&r.changes)
+                .map(|_| pb::TransactionReply { applied: n });
+            if large {
+                // The request, the staged model and its diff are freed by now.
+                drop(r);
+                crate::heap::release_free_memory();
+            }
+            result
         })
         .await
     }

@@ -26,7 +26,6 @@
 //! snapshot that fails removes its temp file and leaves the old snapshot and journal, which
 //! still hold every change that was acknowledged.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -48,46 +47,107 @@ pub struct Snapshot {
     pub changes: Vec<C>,
 }
 
-/// The snapshot's sections, in replay order: each holds the requests of one kind of
-/// change (`"interfaces": [{"name": "a", "type": "af_packet", "args": {...}}, ...]`).
-/// A new resource adds its line here.
-const SECTIONS: &[(&str, &str)] = &[
-    ("add_interface", "interfaces"),
-    ("set_interface", "interface_settings"),
-    ("add_xconnect", "xconnects"),
-    ("add_bridge", "bridges"),
-    ("attach_bridge", "bridge_members"),
-    ("add_fdb", "static_macs"),
-];
+/// The state file (version 2): the snapshot's changes grouped by kind, one section per kind
+/// in replay order, each a list of that change's requests (`"interfaces": [{"name": "a",
+/// "type": "af_packet", "args": {...}}, ...]`). Read and written as typed data, streamed:
+/// a million entries never become a tree of JSON values. A new resource adds its section
+/// here, in [`FileOut`] and in the two conversions below.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileIn {
+    #[allow(dead_code)]
+    version: u32,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    interfaces: Vec<pb::AddInterfaceRequest>,
+    #[serde(default)]
+    interface_settings: Vec<pb::SetInterfaceRequest>,
+    #[serde(default)]
+    xconnects: Vec<pb::AddXconnectRequest>,
+    #[serde(default)]
+    bridges: Vec<pb::AddBridgeRequest>,
+    #[serde(default)]
+    bridge_members: Vec<pb::AttachBridgeRequest>,
+    #[serde(default)]
+    static_macs: Vec<pb::AddFdbRequest>,
+}
+
+/// [`FileIn`], borrowed from a snapshot's changes for writing.
+#[derive(Default, serde::Serialize)]
+struct FileOut<'a> {
+    version: u32,
+    seq: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    interfaces: Vec<&'a pb::AddInterfaceRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    interface_settings: Vec<&'a pb::SetInterfaceRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    xconnects: Vec<&'a pb::AddXconnectRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bridges: Vec<&'a pb::AddBridgeRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bridge_members: Vec<&'a pb::AttachBridgeRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    static_macs: Vec<&'a pb::AddFdbRequest>,
+}
+
+impl<'a> FileOut<'a> {
+    fn new(s: &'a Snapshot) -> Result<FileOut<'a>, String> {
+        let mut f = FileOut {
+            version: STATE_VERSION,
+            seq: s.seq,
+            ..FileOut::default()
+        };
+        for c in &s.changes {
+            match c {
+                C::AddInterface(r) => f.interfaces.push(r),
+                C::SetInterface(r) => f.interface_settings.push(r),
+                C::AddXconnect(r) => f.xconnects.push(r),
+                C::AddBridge(r) => f.bridges.push(r),
+                C::AttachBridge(r) => f.bridge_members.push(r),
+                C::AddFdb(r) => f.static_macs.push(r),
+                other => {
+                    return Err(format!(
+                        "cannot encode state: {} is not part of a snapshot",
+                        crate::model::change_name(other)
+                    ))
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+impl FileIn {
+    fn into_snapshot(self) -> Snapshot {
+        let changes = (self.interfaces.into_iter().map(C::AddInterface))
+            .chain(self.interface_settings.into_iter().map(C::SetInterface))
+            .chain(self.xconnects.into_iter().map(C::AddXconnect))
+            .chain(self.bridges.into_iter().map(C::AddBridge))
+            .chain(self.bridge_members.into_iter().map(C::AttachBridge))
+            .chain(self.static_macs.into_iter().map(C::AddFdb))
+            .collect();
+        Snapshot {
+            seq: self.seq,
+            changes,
+        }
+    }
+}
+
+/// Writes the JSON text of a snapshot to `w` (pretty, ending in a newline).
+pub fn encode_to(s: &Snapshot, mut w: impl Write) -> Result<(), String> {
+    let f = FileOut::new(s)?;
+    serde_json::to_writer_pretty(&mut w, &f).map_err(|e| format!("cannot encode state: {e}"))?;
+    w.write_all(b"\n")
+        .map_err(|e| format!("cannot encode state: {e}"))
+}
 
 /// The JSON text of a snapshot.
 pub fn encode(s: &Snapshot) -> Result<String, String> {
-    use serde_json::{Map, Value};
-    let mut sections: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
-    for c in &s.changes {
-        let kind = crate::model::change_name(c);
-        let Some((_, section)) = SECTIONS.iter().find(|(k, _)| *k == kind) else {
-            return Err(format!("cannot encode state: {kind} has no section"));
-        };
-        let value = match serde_json::to_value(c) {
-            Ok(Value::Object(mut m)) => m.remove(kind).unwrap_or_default(),
-            Ok(_) => Value::Null,
-            Err(e) => return Err(format!("cannot encode state: {e}")),
-        };
-        sections.entry(section).or_default().push(value);
-    }
-    let mut out = Map::new();
-    out.insert("version".into(), STATE_VERSION.into());
-    out.insert("seq".into(), s.seq.into());
-    for (_, section) in SECTIONS {
-        if let Some(v) = sections.remove(section) {
-            out.insert((*section).into(), Value::Array(v));
-        }
-    }
-    let mut text = serde_json::to_string_pretty(&Value::Object(out))
-        .map_err(|e| format!("cannot encode state: {e}"))?;
-    text.push('\n');
-    Ok(text)
+    let mut out = Vec::new();
+    encode_to(s, &mut out)?;
+    String::from_utf8(out).map_err(|e| format!("cannot encode state: {e}"))
 }
 
 /// Why a snapshot's text was refused.
@@ -99,63 +159,24 @@ pub enum DecodeError {
     Invalid(String),
 }
 
-impl From<String> for DecodeError {
-    fn from(s: String) -> Self {
-        DecodeError::Invalid(s)
-    }
-}
-
-impl From<&str> for DecodeError {
-    fn from(s: &str) -> Self {
-        DecodeError::Invalid(s.to_string())
-    }
-}
-
 /// A snapshot from its JSON text (version 2, or version 1 converted); the error says what
 /// is wrong (the caller names the file).
 pub fn decode(text: &str) -> Result<Snapshot, DecodeError> {
-    use serde_json::Value;
-    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let Value::Object(mut m) = value else {
-        return Err("not a JSON object".into());
-    };
-    let version = m.get("version").and_then(Value::as_u64).unwrap_or(0);
-    match version {
-        1 => return Ok(crate::state_v1::convert(Value::Object(m))?),
-        2 => {}
-        v => return Err(DecodeError::Version(v)),
+    /// The version alone (the rest is skipped, not kept).
+    #[derive(serde::Deserialize)]
+    struct Version {
+        #[serde(default)]
+        version: u64,
     }
-    m.remove("version");
-    let seq = match m.remove("seq") {
-        None => 0,
-        Some(v) => v.as_u64().ok_or("seq must be a number")?,
-    };
-    let mut changes = Vec::new();
-    for (kind, section) in SECTIONS {
-        let Some(items) = m.remove(*section) else {
-            continue;
-        };
-        let Value::Array(items) = items else {
-            return Err(format!("{section} must be a list").into());
-        };
-        for (n, item) in items.into_iter().enumerate() {
-            let tagged = Value::Object([((*kind).to_string(), item)].into_iter().collect());
-            let c: C =
-                serde_json::from_value(tagged).map_err(|e| format!("{section}[{n}]: {e}"))?;
-            changes.push(c);
-        }
+    let invalid = |e: serde_json::Error| DecodeError::Invalid(e.to_string());
+    let v: Version = serde_json::from_str(text).map_err(invalid)?;
+    match v.version {
+        1 => crate::state_v1::convert(text).map_err(DecodeError::Invalid),
+        2 => Ok(serde_json::from_str::<FileIn>(text)
+            .map_err(invalid)?
+            .into_snapshot()),
+        v => Err(DecodeError::Version(v)),
     }
-    if let Some(k) = m.keys().next() {
-        return Err(DecodeError::Invalid(format!(
-            "unknown field `{k}`, expected version, seq or one of: {}",
-            SECTIONS
-                .iter()
-                .map(|(_, s)| *s)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    Ok(Snapshot { seq, changes })
 }
 
 /// The mode of every file written here (owner read-write, group read).
@@ -218,11 +239,14 @@ fn save_with(path: &Path, state: &Snapshot, open: &OpenFn) -> Result<u64, String
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
     ));
-    let text = encode(state)?;
-    let written = open(&tmp, Open::Create).and_then(|mut f| {
-        f.write_all(text.as_bytes())?;
-        f.sync()?;
-        drop(f);
+    let mut bytes = 0;
+    let written = open(&tmp, Open::Create).and_then(|f| {
+        let mut w = io::BufWriter::with_capacity(1 << 20, Counted { inner: f, bytes: 0 });
+        encode_to(state, &mut w).map_err(io::Error::other)?;
+        let mut c = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+        c.inner.sync()?;
+        bytes = c.bytes;
+        drop(c);
         std::fs::rename(&tmp, path)
     });
     if let Err(e) = written {
@@ -233,7 +257,24 @@ fn save_with(path: &Path, state: &Snapshot, open: &OpenFn) -> Result<u64, String
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(text.len() as u64)
+    Ok(bytes)
+}
+
+/// A writer that counts the bytes it passes on.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// How the store opens a file: the journal for appending, a snapshot's temp file created

@@ -80,9 +80,9 @@ struct StaticMac {
     iface: String,
 }
 
-/// The changes a version 1 state builds, in replay order.
-pub fn convert(v: serde_json::Value) -> Result<Snapshot, String> {
-    let s: State = serde_json::from_value(v).map_err(|e| e.to_string())?;
+/// The changes a version 1 state file's text builds, in replay order.
+pub fn convert(text: &str) -> Result<Snapshot, String> {
+    let s: State = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let mut changes = Vec::new();
     for i in &s.interfaces {
         changes.push(C::AddInterface(pb::AddInterfaceRequest {

@@ -120,6 +120,9 @@ fn run(opts: Options) -> Result<(), String> {
             "configuration restored"
         );
     }
+    // The saved state as read is no longer needed: its memory goes back to the system.
+    drop((initial, journal));
+    vswitch_control::heap::release_free_memory();
     let switch = Arc::new(Mutex::new(Some(switch)));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
