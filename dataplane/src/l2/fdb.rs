@@ -230,17 +230,20 @@ impl std::fmt::Debug for Slots {
     }
 }
 
-/// A key hashed and encoded for lookup.
+/// A key ready to be looked up: its words and home slot, computed once, so that a burst's
+/// home slots can be prefetched ([`Fdb::prefetch`]) before any is looked up
+/// ([`Fdb::lookup_probe`]).
 #[derive(Debug, Clone, Copy, Default)]
-struct Probe {
+pub struct Probe {
     hi: u32,
     lo: u64,
     home: usize,
 }
 
 impl Probe {
+    /// The probe of `key`.
     #[inline(always)]
-    fn new(key: &FdbKey) -> Probe {
+    pub fn new(key: &FdbKey) -> Probe {
         let (hi, lo) = key.words();
         Probe {
             hi,
@@ -301,9 +304,27 @@ impl Fdb {
         self.lookup_probe(&Probe::new(key))
     }
 
-    /// Probes from the key's home slot, up to MAX_PROBE slots, stopping at an EMPTY one.
+    /// Asks the CPU to bring the probe's home slot into the cache, without waiting: issued
+    /// for a whole burst before its lookups, the burst's cache (and TLB) misses overlap.
     #[inline(always)]
-    fn lookup_probe(&self, probe: &Probe) -> Option<Hit> {
+    pub fn prefetch(&self, probe: &Probe) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let slot: *const Slot = &self.slots[probe.home & self.mask];
+            // SAFETY: a prefetch is a hint that never faults and reads nothing into the
+            // program; the address is that of a live slot of this table anyway.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    slot.cast::<i8>(),
+                )
+            }
+        }
+    }
+
+    /// Looks a key up by its probe: [`Fdb::lookup`] with the hashing done. Probes from the
+    /// key's home slot, up to MAX_PROBE slots, stopping at an EMPTY one.
+    #[inline(always)]
+    pub fn lookup_probe(&self, probe: &Probe) -> Option<Hit> {
         loop {
             // The sequences of the slots walked past, for checking a miss (module docs).
             let mut seqs = 0u32;
