@@ -221,6 +221,39 @@ fn bridge_stage() {
     assert_eq!(r.learner.stats().moved, 1);
     r.w.clear_outputs();
 
+    // 6. One burst mixing every case, from the trunk: each frame is handled as it would be
+    //    alone (the burst is classified in one pass and switched in a second; a frame's
+    //    result must not be another's): a runt, VLAN 30 (not carried), unicast to B on
+    //    VLAN 10 (B has moved A's MAC, so use B's own: learned in step 3), a broadcast on
+    //    VLAN 20, and a unicast to D's MAC on VLAN 20 (unknown: flooded to D).
+    let (bad, vlan) = (
+        r.dropped(DropReason::BadHeader),
+        r.dropped(DropReason::VlanMismatch),
+    );
+    r.send(
+        &p,
+        C,
+        &[
+            vec![0u8; 10],
+            frame(bcast, mac(0xc), Some(30)),
+            frame(mac(0xb), mac(0xc), Some(10)),
+            frame(bcast, mac(0xc), Some(20)),
+            frame(mac(0xdd), mac(0xc), Some(20)),
+        ],
+    );
+    assert_eq!(r.dropped(DropReason::BadHeader), bad + 1);
+    assert_eq!(r.dropped(DropReason::VlanMismatch), vlan + 1);
+    assert_eq!(r.out(B), vec![frame(mac(0xb), mac(0xc), None)]);
+    assert_eq!(
+        r.out(D),
+        vec![
+            frame(bcast, mac(0xc), None),
+            frame(mac(0xdd), mac(0xc), None)
+        ]
+    );
+    assert!(r.out(A).is_empty());
+    r.w.clear_outputs();
+
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);
