@@ -2,10 +2,10 @@
 //! source, look its destination up and queue it (or flooded copies) on the output ports'
 //! buffers, pushing or popping 802.1Q tags per output member.
 //!
-//! A burst is switched in two passes: the first classifies every frame and prefetches the
-//! home slots of its source and destination keys; the second learns, looks up and queues.
-//! The burst's table misses (two per frame in a big table) overlap instead of each lookup
-//! waiting for its own.
+//! A burst is switched in two passes: the first computes every frame's source and
+//! destination probes (key hashes) and prefetches their home slots; the second classifies,
+//! learns, looks up with those probes and queues. The burst's table misses (two per frame in
+//! a big table) overlap instead of each lookup waiting for its own.
 //!
 //! Reads: the plan's membership (`ports`, `bridges`), the FDB, the learner's clock.
 //! Writes: learn requests (this worker's queue), `seen` stamps of FDB hits, this worker's
@@ -38,22 +38,9 @@ pub struct L2Worker {
     /// Ports whose buffer is not empty, in the order they filled.
     pub(crate) dirty: Vec<u16>,
     recent: [u64; RECENT],
-    /// Each packet of the burst being switched, as the first pass left it (reused).
-    pre: Vec<Pre>,
-}
-
-/// A packet of the burst after the first pass: classified, and its keys' home slots
-/// prefetched.
-#[derive(Debug, Clone, Copy, Default)]
-struct Pre {
-    /// 0: switch it; else the drop reason's index + 1 (bad header, VLAN mismatch).
-    drop: u8,
-    tagged_in: bool,
-    vlan: u16,
-    /// The source to learn (None: a group address, or learning is off).
-    src: Option<(FdbKey, Probe)>,
-    /// The destination to look up (None: a group address, flooded).
-    dst: Option<Probe>,
+    /// The source and destination probes of each packet of the burst being switched, from
+    /// the first pass (reused; default where a frame needs no lookup).
+    probes: Vec<[Probe; 2]>,
 }
 
 impl L2Worker {
@@ -64,7 +51,7 @@ impl L2Worker {
             outs: (0..MAX_PORTS).map(|_| Burst::new()).collect(),
             dirty: Vec::with_capacity(MAX_PORTS),
             recent: [u64::MAX; RECENT],
-            pre: Vec::with_capacity(dpdk::MAX_BURST),
+            probes: Vec::with_capacity(dpdk::MAX_BURST),
         }
     }
 
@@ -185,78 +172,66 @@ pub fn switch_burst(
         return;
     }
     let now = l2.clock.now();
-    // First pass: classify every frame and prefetch its keys' home slots, so that the
-    // burst's table misses overlap instead of each lookup waiting for its own.
-    let mut pre = std::mem::take(&mut w.pre);
-    pre.clear();
+    // First pass: the home slots of every frame's source and destination keys are
+    // prefetched, so that the burst's table misses overlap instead of each lookup waiting
+    // for its own. The second pass classifies the frame again (its header is in L1 now) and
+    // uses the probes where it looks up.
+    let mut probes = std::mem::take(&mut w.probes);
+    probes.clear();
     for i in 0..burst.len() {
-        let (src, dst, tag) = match Frame::new_checked(burst.data(i)) {
+        let mut p = [Probe::default(); 2];
+        if let Ok(f) = Frame::new_checked(burst.data(i)) {
+            if let Some(vlan) = member.mode.ingress(f.vlan()) {
+                let key = |mac| FdbKey {
+                    bridge: member.bridge,
+                    vlan,
+                    mac,
+                };
+                if bridge.learn && !ethernet::is_group(&f.src()) {
+                    p[0] = Probe::new(&key(f.src()));
+                    l2.fdb.prefetch(&p[0]);
+                }
+                if !ethernet::is_group(&f.dst()) {
+                    p[1] = Probe::new(&key(f.dst()));
+                    l2.fdb.prefetch(&p[1]);
+                }
+            }
+        }
+        probes.push(p);
+    }
+    // Second pass: learn, look up, queue.
+    for (mut m, [src_probe, dst_probe]) in burst.drain().zip(probes.iter()) {
+        let (src, dst, tag) = match Frame::new_checked(m.data()) {
             Ok(f) => (f.src(), f.dst(), f.vlan()),
             Err(_) => {
-                pre.push(Pre {
-                    drop: 1,
-                    ..Pre::default()
-                });
+                counters.drop_packets(DropReason::BadHeader, rx_port, 1);
                 continue;
             }
         };
         let Some(vlan) = member.mode.ingress(tag) else {
-            pre.push(Pre {
-                drop: 2,
-                ..Pre::default()
-            });
+            counters.drop_packets(DropReason::VlanMismatch, rx_port, 1);
             continue;
         };
-        let key = |mac| FdbKey {
-            bridge: member.bridge,
-            vlan,
-            mac,
-        };
-        let src = (bridge.learn && !ethernet::is_group(&src)).then(|| {
-            let k = key(src);
-            let p = Probe::new(&k);
-            l2.fdb.prefetch(&p);
-            (k, p)
-        });
-        let dst = (!ethernet::is_group(&dst)).then(|| {
-            let p = Probe::new(&key(dst));
-            l2.fdb.prefetch(&p);
-            p
-        });
-        pre.push(Pre {
-            drop: 0,
-            tagged_in: tag.is_some(),
-            vlan,
-            src,
-            dst,
-        });
-    }
-    // Second pass: learn, look up, queue.
-    for (mut m, p) in burst.drain().zip(pre.iter()) {
-        match p.drop {
-            0 => {}
-            1 => {
-                counters.drop_packets(DropReason::BadHeader, rx_port, 1);
-                continue;
-            }
-            _ => {
-                counters.drop_packets(DropReason::VlanMismatch, rx_port, 1);
-                continue;
-            }
-        }
-        let (vlan, tagged_in) = (p.vlan, p.tagged_in);
+        let tagged_in = tag.is_some();
 
-        if let Some((key, probe)) = &p.src {
-            match l2.fdb.lookup_probe(probe) {
+        if bridge.learn && !ethernet::is_group(&src) {
+            match l2.fdb.lookup_probe(src_probe) {
                 Some(hit) if hit.entry.port == rx_port || hit.entry.is_static => {
                     l2.fdb.touch(&hit, now)
                 }
-                _ => w.request_learn(l2, *key, rx_port, now),
+                _ => {
+                    let key = FdbKey {
+                        bridge: member.bridge,
+                        vlan,
+                        mac: src,
+                    };
+                    w.request_learn(l2, key, rx_port, now)
+                }
             }
         }
 
-        if let Some(probe) = &p.dst {
-            if let Some(hit) = l2.fdb.lookup_probe(probe) {
+        if !ethernet::is_group(&dst) {
+            if let Some(hit) = l2.fdb.lookup_probe(dst_probe) {
                 let out = hit.entry.port;
                 match plan.l2_port(out) {
                     _ if out == rx_port => counters.drop_packets(DropReason::SamePort, rx_port, 1),
@@ -314,5 +289,5 @@ pub fn switch_burst(
             None => counters.drop_packets(DropReason::Unconnected, rx_port, 1),
         }
     }
-    w.pre = pre;
+    w.probes = probes;
 }
