@@ -22,7 +22,7 @@
 # --mac-pattern scattered: the pcap is written by a few lines of python instead, source MACs
 # 02:xx:xx:xx:xx:xx with 40 well-mixed bits (pktgen's are 02:00 + a 32-bit affine scatter,
 # which the MAC table's hash before commit 0db62c5 piled into few home slots: see
-# perf/results/2026-12-01-fdb-hash-keys.log and dataplane/examples/fdb_churn.rs --keys pktgen).
+# perf/results/2026-12-01-fdb-hash-keys.log and perf/examples/fdb_churn.rs --keys pktgen).
 #
 # Binaries: $VSWITCHD (default target/release/vswitchd), $VSCTL and $PKTGEN (default: vsctl
 # and vswitch-pktgen next to $VSWITCHD). Build them with `cargo build --release -p

@@ -624,44 +624,7 @@ mod tests {
         let d = tmpdir("rt");
         let p = d.join("state.json");
         assert_eq!(load(&p), Ok(None));
-        let s = Snapshot {
-            seq: 3,
-            changes: vec![
-                C::AddInterface(pb::AddInterfaceRequest {
-                    name: "a".into(),
-                    r#type: "af_packet".into(),
-                    args: [("iface".to_string(), "veth0".to_string())].into(),
-                }),
-                C::SetInterface(pb::SetInterfaceRequest {
-                    name: "a".into(),
-                    admin_up: Some(false),
-                    mtu: None,
-                }),
-                C::AddXconnect(pb::AddXconnectRequest {
-                    iface_a: "a".into(),
-                    iface_b: "b".into(),
-                }),
-                C::AddBridge(pb::AddBridgeRequest {
-                    name: "br0".into(),
-                    learn: Some(true),
-                    age: Some(300),
-                    learn_limit: Some(100),
-                    flood: Some(false),
-                }),
-                C::AttachBridge(pb::AttachBridgeRequest {
-                    bridge: "br0".into(),
-                    iface: "c".into(),
-                    vlan: None,
-                    trunk: vec![10, 20],
-                }),
-                C::AddFdb(pb::AddFdbRequest {
-                    bridge: "br0".into(),
-                    mac: "02:00:00:00:00:01".into(),
-                    iface: "c".into(),
-                    vlan: 10,
-                }),
-            ],
-        };
+        let s = sample();
         save(&p, &s).unwrap();
         assert_eq!(load(&p), Ok(Some(s)));
         std::fs::remove_dir_all(d).unwrap();
@@ -789,35 +752,50 @@ mod tests {
         std::fs::remove_dir_all(d).unwrap();
     }
 
-    fn sample_snapshot() -> String {
-        let snap = Snapshot {
-            seq: 9,
+    /// A snapshot with a change of every kind a snapshot holds, in replay order.
+    fn sample() -> Snapshot {
+        Snapshot {
+            seq: 3,
             changes: vec![
                 C::AddInterface(pb::AddInterfaceRequest {
                     name: "a".into(),
                     r#type: "af_packet".into(),
                     args: [("iface".to_string(), "veth0".to_string())].into(),
                 }),
+                C::SetInterface(pb::SetInterfaceRequest {
+                    name: "a".into(),
+                    admin_up: Some(false),
+                    mtu: None,
+                }),
+                C::AddXconnect(pb::AddXconnectRequest {
+                    iface_a: "a".into(),
+                    iface_b: "b".into(),
+                }),
                 C::AddBridge(pb::AddBridgeRequest {
                     name: "br0".into(),
                     learn: Some(true),
-                    ..Default::default()
+                    age: Some(300),
+                    learn_limit: Some(100),
+                    flood: Some(false),
                 }),
                 C::AttachBridge(pb::AttachBridgeRequest {
                     bridge: "br0".into(),
-                    iface: "a".into(),
-                    vlan: Some(10),
-                    trunk: vec![],
+                    iface: "c".into(),
+                    vlan: None,
+                    trunk: vec![10, 20],
                 }),
                 C::AddFdb(pb::AddFdbRequest {
                     bridge: "br0".into(),
                     mac: "02:00:00:00:00:01".into(),
-                    iface: "a".into(),
+                    iface: "c".into(),
                     vlan: 10,
                 }),
             ],
-        };
-        encode(&snap).unwrap()
+        }
+    }
+
+    fn sample_snapshot() -> String {
+        encode(&sample()).unwrap()
     }
 
     fn sample_journal() -> (Vec<u8>, Vec<usize>) {

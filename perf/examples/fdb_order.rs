@@ -10,7 +10,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use perf::profile::addr::MacPool;
+use perf::profile::l2::L2;
+use perf::profile::{Params, Profile};
 use vswitch_dataplane::l2::fdb::{Fdb, FdbEntry, FdbKey, FdbWriter};
 
 fn main() {
@@ -18,16 +19,20 @@ fn main() {
     let learned = 65_536u64;
     let fdb = Arc::new(Fdb::new(262_144));
     let mut w = FdbWriter::new(fdb.clone());
-    let src = MacPool::new(1, 0);
-    let dst = MacPool::new(1, 1);
+    // The profile's own address plan (vswitch-pktgen --profile l2 --macs 100000 --seed 1).
+    let profile = L2::new(&Params {
+        macs,
+        seed: 1,
+        ..Params::default()
+    });
     let key = |m| FdbKey {
         bridge: 1,
         vlan: 0,
         mac: m,
     };
-    for j in 0..macs {
+    for d in profile.dst_macs() {
         w.insert(
-            &key(dst.mac(j)),
+            &key(d),
             FdbEntry {
                 port: 1,
                 is_static: true,
@@ -39,7 +44,7 @@ fn main() {
     let mut refused = 0;
     for j in 0..learned {
         if w.insert(
-            &key(src.mac(j)),
+            &key(profile.src_mac(j)),
             FdbEntry {
                 port: 0,
                 is_static: false,
@@ -51,13 +56,12 @@ fn main() {
             refused += 1;
         }
     }
-    // Packet order of the pcap: index i -> (src i % macs, dst (src + run) % macs).
+    // The pcap's packet order.
     let n = 100_000u64;
     let order: Vec<(FdbKey, FdbKey)> = (0..n)
         .map(|i| {
-            let s = i % macs;
-            let d = (s + i / macs) % macs;
-            (key(src.mac(s)), key(dst.mac(d)))
+            let (s, d) = profile.macs_of(i);
+            (key(s), key(d))
         })
         .collect();
     let mut shuffled = order.clone();

@@ -112,14 +112,6 @@ pub(super) fn drop_statics(s: &mut Staged, id: u16, iface: Option<&str>) {
     }
 }
 
-/// A bridge's static entries: (VLAN, MAC) -> interface.
-pub fn statics_of(m: &Model, id: u16) -> BTreeMap<(u16, [u8; 6]), Arc<str>> {
-    m.statics
-        .range(bridge_range(id))
-        .map(|(&(_, vlan, mac), i)| ((vlan, mac), i.clone()))
-        .collect()
-}
-
 /// The changes that re-create every static entry (after their bridges and members).
 pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
     let names: BTreeMap<u16, &String> = m.bridges.iter().map(|(n, b)| (b.id, n)).collect();

@@ -249,45 +249,42 @@ fn bridges_are_validated() {
 
 #[test]
 fn static_macs_are_validated() {
-    refused(
-        fdb("br0", "02:00:00:00:00:09", "spare", 0),
-        Code::Conflict,
-        "not a member",
-    );
-    refused(fdb("br0", "zz", "a", 0), Code::Invalid, "mac");
-    refused(
-        fdb("br0", "02:00:00:00:00:09", "a", 10),
-        Code::Invalid,
-        "does not carry VLAN 10",
-    );
-    refused(
-        fdb("br0", "02:00:00:00:00:09", "t", 30),
-        Code::Invalid,
-        "does not carry VLAN 30",
-    );
-    refused(
-        fdb("br0", "02:00:00:00:00:09", "t", 5000),
-        Code::Invalid,
-        "1 to 4094",
-    );
-    refused(
-        fdb("nobr", "02:00:00:00:00:09", "a", 0),
-        Code::NotFound,
-        "bridge \"nobr\" not found",
-    );
-    refused(
-        C::FlushFdb(pb::FlushFdbRequest {
-            bridge: "br0".into(),
-            iface: "spare".into(),
-        }),
-        Code::NotFound,
-        "not a member",
-    );
-    refused(
-        C::AddFdb(pb::AddFdbRequest::default()),
-        Code::Invalid,
-        "bridge",
-    );
+    let mac = "02:00:00:00:00:09";
+    for (c, code, text) in [
+        (fdb("br0", mac, "spare", 0), Code::Conflict, "not a member"),
+        (fdb("br0", "zz", "a", 0), Code::Invalid, "mac"),
+        (
+            fdb("br0", mac, "a", 10),
+            Code::Invalid,
+            "does not carry VLAN 10",
+        ),
+        (
+            fdb("br0", mac, "t", 30),
+            Code::Invalid,
+            "does not carry VLAN 30",
+        ),
+        (fdb("br0", mac, "t", 5000), Code::Invalid, "1 to 4094"),
+        (
+            fdb("nobr", mac, "a", 0),
+            Code::NotFound,
+            "bridge \"nobr\" not found",
+        ),
+        (
+            C::FlushFdb(pb::FlushFdbRequest {
+                bridge: "br0".into(),
+                iface: "spare".into(),
+            }),
+            Code::NotFound,
+            "not a member",
+        ),
+        (
+            C::AddFdb(pb::AddFdbRequest::default()),
+            Code::Invalid,
+            "bridge",
+        ),
+    ] {
+        refused(c, code, text);
+    }
 }
 
 #[test]

@@ -33,6 +33,17 @@ impl L2 {
         let run = index / self.macs;
         (src, (src + run) % self.macs)
     }
+
+    /// Packet `index`'s source and destination MACs.
+    pub fn macs_of(&self, index: u64) -> (Mac, Mac) {
+        let (s, d) = self.pair(index);
+        (self.src_macs.mac(s), self.dst_macs.mac(d))
+    }
+
+    /// Source MAC `j` (of `macs`).
+    pub fn src_mac(&self, j: u64) -> Mac {
+        self.src_macs.mac(j)
+    }
 }
 
 impl Profile for L2 {

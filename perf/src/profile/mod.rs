@@ -7,7 +7,7 @@
 pub mod acl;
 pub mod addr;
 pub mod frame;
-pub(crate) mod l2;
+pub mod l2;
 pub mod routes;
 pub mod vxlan;
 mod xconnect;

@@ -18,8 +18,11 @@ use crate::xconnect::XconnectJson;
 /// Runs a command that changes something: one call, its reply printed (with `--json`, the
 /// object as it is after the change; `{}` after a delete).
 pub async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
+    // The command is checked before vswitchd is asked anything: a typo is reported as such,
+    // also when vswitchd is not running.
+    let change = of(command)?;
     let mut client = ctx.client().await?;
-    match of(command)? {
+    match change {
         C::AddInterface(r) => {
             ctx.changed(&InterfaceJson::from(&reply(client.add_interface(r).await)?))
         }
@@ -122,4 +125,36 @@ fn describe(c: &Command) -> String {
     let s = format!("{c:?}");
     let noun = s.split(['(', ' ', '{']).next().unwrap_or("command");
     format!("`{}`", noun.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A bad argument is reported as such, before any connection is tried (no vswitchd
+    /// listens at this socket).
+    #[test]
+    fn a_bad_command_is_reported_before_vswitchd_is_asked() {
+        let ctx = Ctx {
+            socket: "/nonexistent/vswitchd.sock".into(),
+            json: false,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        for line in [
+            "vsctl fdb add br0 02:00:00:00:00:01 a vlan=x",
+            "vsctl bridge add br0 learn=maybe",
+            "vsctl iface set a mtu=big",
+        ] {
+            let cli = crate::args::Cli::try_parse_from(line.split(' ')).unwrap();
+            let e = format!("{:#}", rt.block_on(run(cli.command, &ctx)).unwrap_err());
+            assert!(
+                !e.contains("nonexistent"),
+                "{line}: asked vswitchd first: {e}"
+            );
+        }
+    }
 }

@@ -6,7 +6,7 @@
 //! figures for a fresh table holding as many keys: both must stay flat.
 //!
 //! ```text
-//! cargo run --release -p vswitch-dataplane --example fdb_churn -- [--keys mix40|pktgen] [--slots N]
+//! cargo run --release -p perf --example fdb_churn -- [--keys mix40|pktgen] [--slots N]
 //!     [--rate R] [--age A] [--generations G] [--every E] [--lookups L]
 //! ```
 //!
@@ -30,6 +30,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
+use perf::profile::addr::MacPool;
 use vswitch_dataplane::l2::fdb::{Fdb, FdbEntry, FdbKey, FdbWriter, Inserted};
 
 /// The table's probe window (dataplane/src/l2/fdb.rs `MAX_PROBE`).
@@ -58,26 +59,14 @@ fn mac40(x: u64) -> [u8; 6] {
 }
 
 /// Which MACs the churn learns.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Keys {
     /// 40 scattered bits: 02:xx:xx:xx:xx:xx, all distinct.
     Mix40,
-    /// The MACs of perf/fdb-churn.sh's pcap: vswitch-pktgen's source pool (`MacPool` of
-    /// perf/src/profile/addr.rs, seed 1, pool 0: 02:00 + a 32-bit affine scatter of the
-    /// index), index = key number mod 1M (the pcap's MACs, looped).
-    Pktgen,
-}
-
-/// SplitMix64's finaliser and keyed value (perf/src/rng.rs), for `Keys::Pktgen`.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn keyed(seed: u64, stream: u64, index: u64) -> u64 {
-    const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-    mix64(seed ^ mix64(stream.wrapping_mul(GOLDEN_GAMMA) ^ mix64(index.wrapping_add(GOLDEN_GAMMA))))
+    /// The MACs of perf/fdb-churn.sh's pcap: vswitch-pktgen's source pool (seed 1, pool 0:
+    /// 02:00 + a 32-bit affine scatter of the index), index = key number mod 1M (the pcap's
+    /// MACs, looped).
+    Pktgen(MacPool),
 }
 
 /// The `n`th MAC learned by the churn (all distinct for n < 2^40 with `Mix40`; for
@@ -85,13 +74,7 @@ fn keyed(seed: u64, stream: u64, index: u64) -> u64 {
 fn churn_key(keys: Keys, n: u64) -> FdbKey {
     let mac = match keys {
         Keys::Mix40 => mac40(mix40(n)),
-        Keys::Pktgen => {
-            let (seed, stream) = (1, 0x3ac0);
-            let a = keyed(seed, stream, 0) | 1;
-            let b = keyed(seed, stream, 1);
-            let host = (a.wrapping_mul(n % 1_000_000).wrapping_add(b) as u32).to_be_bytes();
-            [0x02, 0x00, host[0], host[1], host[2], host[3]]
-        }
+        Keys::Pktgen(pool) => pool.mac(n % 1_000_000),
     };
     FdbKey {
         bridge: 1,
@@ -143,7 +126,7 @@ fn parse_args() -> Result<Args, String> {
         if flag == "--keys" {
             a.keys = match v.as_str() {
                 "mix40" => Keys::Mix40,
-                "pktgen" => Keys::Pktgen,
+                "pktgen" => Keys::Pktgen(MacPool::new(1, 0)),
                 _ => return Err(format!("--keys: mix40 or pktgen, not {v}")),
             };
             continue;
@@ -328,7 +311,10 @@ fn run(a: &Args) -> Result<(), String> {
         "fdb churn ({} keys): {} slots, {} new keys a tick, age {} ticks (live {} to {}, {:.1}% to \
          {:.1}%), {} ticks = {} generations, sample every {} generations at the top of the \
          cycle, {} absent-key lookups x3 per figure (median pass)",
-        if a.keys == Keys::Mix40 { "mix40" } else { "pktgen" },
+        match a.keys {
+            Keys::Mix40 => "mix40",
+            Keys::Pktgen(_) => "pktgen",
+        },
         a.slots,
         a.rate,
         a.age,
