@@ -7,6 +7,7 @@
 //! - [`switch`]: the running switch: ports, plan, MAC table, carrying out what the model
 //!   says.
 //! - [`learner`]: the thread that applies MAC learning and ages MAC tables.
+//! - [`slowpath`]: the thread that handles packets workers punt and injects replies.
 //! - [`metrics`]: Prometheus text at `/metrics` (`--metrics ADDR:PORT`).
 //! - [`state`]: the desired state (snapshot + fsync'd journal, restore at start).
 //! - [`events`]: the event hub behind Watch (link, MAC learning, configuration changes).
@@ -23,6 +24,7 @@ pub mod model;
 pub mod names;
 pub mod options;
 pub mod service;
+pub mod slowpath;
 pub mod state;
 mod state_v1;
 pub mod switch;

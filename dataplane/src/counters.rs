@@ -1,4 +1,5 @@
-//! Per-worker counters and named drop reasons.
+//! Per-worker counters: traffic per interface, drops by stage and named reason, and each
+//! stage's calls, packets and cycles (`vsctl runtime`, VPP's `show runtime`).
 //!
 //! Thread safety: each [`WorkerCounters`] is written by its own worker only, with relaxed
 //! load + store (a plain add, no locked instruction); the control thread reads them with
@@ -7,7 +8,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use dpdk::MAX_PORTS;
+use crate::graph::Stage;
+use crate::plan::{IfIndex, MAX_IFACES};
 
 /// Why the dataplane dropped a packet. Every drop is counted under one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,11 +33,18 @@ pub enum DropReason {
     FloodOff = 7,
     /// No mbuf for a flooded copy or a VLAN tag.
     NoMbuf = 8,
+    /// The slow path's punt ring of this worker was full.
+    PuntFull = 9,
+    /// A frame needing an offload (checksum of a chained frame, segmentation) that the
+    /// output interface cannot do and software does not yet.
+    OffloadUnsupported = 10,
+    /// A frame still moving between stages after the graph's last round (a loop).
+    GraphLoop = 11,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -45,6 +54,9 @@ impl DropReason {
         DropReason::SamePort,
         DropReason::FloodOff,
         DropReason::NoMbuf,
+        DropReason::PuntFull,
+        DropReason::OffloadUnsupported,
+        DropReason::GraphLoop,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -59,11 +71,67 @@ impl DropReason {
             DropReason::SamePort => "same_port",
             DropReason::FloodOff => "flood_off",
             DropReason::NoMbuf => "no_mbuf",
+            DropReason::PuntFull => "punt_full",
+            DropReason::OffloadUnsupported => "offload_unsupported",
+            DropReason::GraphLoop => "graph_loop",
         }
     }
 }
 
 const N_REASONS: usize = DropReason::ALL.len();
+const N_STAGES: usize = Stage::ALL.len();
+
+/// One stage's work on one worker.
+#[derive(Debug, Default)]
+pub struct StageCounters {
+    /// Vectors it was called with.
+    pub(crate) calls: AtomicU64,
+    pub(crate) packets: AtomicU64,
+    /// TSC cycles spent in it.
+    pub(crate) cycles: AtomicU64,
+    /// Drops in it, by reason.
+    pub(crate) drops: [AtomicU64; N_REASONS],
+}
+
+/// A copy of one stage's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StageStats {
+    pub calls: u64,
+    pub packets: u64,
+    pub cycles: u64,
+    pub drops: [u64; N_REASONS],
+}
+
+impl StageStats {
+    /// Field-wise sum.
+    pub fn plus(mut self, o: &StageStats) -> StageStats {
+        self.calls += o.calls;
+        self.packets += o.packets;
+        self.cycles += o.cycles;
+        for (a, b) in self.drops.iter_mut().zip(o.drops) {
+            *a += b;
+        }
+        self
+    }
+
+    /// Cycles per packet (0 before the first packet).
+    pub fn cycles_per_packet(&self) -> f64 {
+        if self.packets == 0 {
+            0.0
+        } else {
+            self.cycles as f64 / self.packets as f64
+        }
+    }
+
+    /// Packets per call: how full its vectors were.
+    pub fn vector_size(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.packets as f64 / self.calls as f64
+        }
+    }
+}
 
 /// One worker's counters, written by that worker alone.
 #[repr(align(128))]
@@ -79,17 +147,18 @@ pub struct WorkerCounters {
     pub(crate) last_tsc: AtomicU64,
     /// The plan version this worker last finished a poll with (see Engine::publish).
     pub(crate) seen_version: AtomicU64,
-    pub(crate) drops: [AtomicU64; N_REASONS],
-    /// What this worker received from, sent to and dropped on each port (by port id).
-    pub(crate) ports: [PortCounters; MAX_PORTS],
+    /// Each stage's work and drops.
+    pub(crate) stages: [StageCounters; N_STAGES],
+    /// What this worker received from, sent to and dropped on each interface (by index).
+    pub(crate) ifaces: Box<[IfaceCounters]>,
     /// rx -> tx cycles of forwarded packets.
     pub(crate) latency: crate::latency::LatencyHistogram,
 }
 
-/// One worker's traffic on one port. Drops count against the input port (unconnected,
-/// iface_down) or the output port (tx_full, no_tx_queue).
+/// One worker's traffic on one interface. Drops count against the input interface
+/// (unconnected, iface_down) or the output interface (tx_full, no_tx_queue).
 #[derive(Debug, Default)]
-pub struct PortCounters {
+pub struct IfaceCounters {
     pub(crate) rx_packets: AtomicU64,
     pub(crate) rx_bytes: AtomicU64,
     pub(crate) tx_packets: AtomicU64,
@@ -97,7 +166,7 @@ pub struct PortCounters {
     pub(crate) drops: AtomicU64,
 }
 
-impl PortCounters {
+impl IfaceCounters {
     pub(crate) fn snapshot(&self) -> PortTotals {
         PortTotals {
             rx_packets: self.rx_packets.load(Relaxed),
@@ -109,8 +178,8 @@ impl PortCounters {
     }
 }
 
-/// Traffic on one port, as counted by the dataplane (exact for every driver, unlike the
-/// drivers' own statistics, some of which do not count tx).
+/// Traffic on one interface, as counted by the dataplane (exact for every driver, unlike
+/// the drivers' own statistics, some of which do not count tx).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortTotals {
     pub rx_packets: u64,
@@ -153,8 +222,8 @@ impl Default for WorkerCounters {
             start_tsc: AtomicU64::new(0),
             last_tsc: AtomicU64::new(0),
             seen_version: AtomicU64::new(0),
-            drops: std::array::from_fn(|_| AtomicU64::new(0)),
-            ports: std::array::from_fn(|_| PortCounters::default()),
+            stages: Default::default(),
+            ifaces: (0..MAX_IFACES).map(|_| IfaceCounters::default()).collect(),
             latency: Default::default(),
         }
     }
@@ -167,28 +236,55 @@ pub(crate) fn bump(c: &AtomicU64, n: u64) {
 }
 
 impl WorkerCounters {
+    /// Counts `n` packets dropped by `stage` for `reason`, against interface `iface`.
     #[inline(always)]
-    pub(crate) fn drop_packets(&self, reason: DropReason, port: u16, n: u64) {
-        bump(&self.drops[reason as usize], n);
-        if let Some(c) = self.ports.get(port as usize) {
+    pub fn drop_packets(&self, stage: Stage, reason: DropReason, iface: IfIndex, n: u64) {
+        bump(&self.stages[stage as usize].drops[reason as usize], n);
+        if let Some(c) = self.ifaces.get(usize::from(iface)) {
             bump(&c.drops, n);
         }
     }
 
+    /// Counts one call of `stage` with `packets` packets that took `cycles`.
     #[inline(always)]
-    pub(crate) fn port_rx(&self, port: u16, packets: usize, bytes: u64) {
-        if let Some(c) = self.ports.get(port as usize) {
+    pub(crate) fn stage(&self, stage: Stage, packets: usize, cycles: u64) {
+        let c = &self.stages[stage as usize];
+        bump(&c.calls, 1);
+        bump(&c.packets, packets as u64);
+        bump(&c.cycles, cycles);
+    }
+
+    /// Counts one call of `stage` with `packets` packets, from TSC `since` to now; returns
+    /// now.
+    #[inline(always)]
+    pub(crate) fn stage_since(&self, stage: Stage, packets: usize, since: u64) -> u64 {
+        let now = dpdk::rdtsc();
+        self.stage(stage, packets, now.wrapping_sub(since));
+        now
+    }
+
+    #[inline(always)]
+    pub(crate) fn iface_rx(&self, iface: IfIndex, packets: usize, bytes: u64) {
+        if let Some(c) = self.ifaces.get(usize::from(iface)) {
             bump(&c.rx_packets, packets as u64);
             bump(&c.rx_bytes, bytes);
         }
     }
 
     #[inline(always)]
-    pub(crate) fn port_tx(&self, port: u16, packets: usize, bytes: u64) {
-        if let Some(c) = self.ports.get(port as usize) {
+    pub(crate) fn iface_tx(&self, iface: IfIndex, packets: usize, bytes: u64) {
+        if let Some(c) = self.ifaces.get(usize::from(iface)) {
             bump(&c.tx_packets, packets as u64);
             bump(&c.tx_bytes, bytes);
         }
+    }
+
+    /// Traffic on interface `iface`.
+    pub fn iface(&self, iface: IfIndex) -> PortTotals {
+        self.ifaces
+            .get(usize::from(iface))
+            .map(IfaceCounters::snapshot)
+            .unwrap_or_default()
     }
 
     /// A consistent-enough copy for introspection.
@@ -200,8 +296,15 @@ impl WorkerCounters {
             tx_packets: self.tx_packets.load(Relaxed),
             busy_cycles: self.busy_cycles.load(Relaxed),
             total_cycles: last.saturating_sub(start),
-            drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
-            ports: std::array::from_fn(|i| self.ports[i].snapshot()),
+            stages: std::array::from_fn(|i| {
+                let c = &self.stages[i];
+                StageStats {
+                    calls: c.calls.load(Relaxed),
+                    packets: c.packets.load(Relaxed),
+                    cycles: c.cycles.load(Relaxed),
+                    drops: std::array::from_fn(|r| c.drops[r].load(Relaxed)),
+                }
+            }),
         }
     }
 }
@@ -213,8 +316,8 @@ pub struct WorkerStats {
     pub tx_packets: u64,
     pub busy_cycles: u64,
     pub total_cycles: u64,
-    pub drops: [u64; N_REASONS],
-    pub ports: [PortTotals; MAX_PORTS],
+    /// Each stage's counters, in [`Stage::ALL`] order.
+    pub stages: [StageStats; N_STAGES],
 }
 
 impl WorkerStats {
@@ -236,9 +339,9 @@ impl WorkerStats {
         }
     }
 
-    /// Drops under `reason`.
+    /// Drops under `reason`, in every stage.
     pub fn dropped(&self, reason: DropReason) -> u64 {
-        self.drops[reason as usize]
+        self.stages.iter().map(|s| s.drops[reason as usize]).sum()
     }
 }
 
@@ -268,18 +371,27 @@ mod tests {
         bump(&c.busy_cycles, 4000);
         c.start_tsc.store(1000, Relaxed);
         c.last_tsc.store(9000, Relaxed);
-        c.drop_packets(DropReason::TxFull, 3, 2);
-        c.drop_packets(DropReason::TxFull, 999, 1); // an out-of-range port counts globally only
+        c.drop_packets(Stage::Output, DropReason::TxFull, 3, 2);
+        // An out-of-range interface counts globally only.
+        c.drop_packets(Stage::Output, DropReason::TxFull, 9999, 1);
+        c.drop_packets(Stage::EthernetInput, DropReason::BadHeader, 3, 1);
+        c.stage(Stage::EthernetInput, 32, 640);
+        c.stage(Stage::EthernetInput, 16, 320);
         let s = c.snapshot();
         assert_eq!(s.rx_packets, 40);
         assert_eq!(s.cycles_per_packet(), 100.0);
         assert_eq!(s.busy_pct(), 50.0);
         assert_eq!(s.dropped(DropReason::TxFull), 3);
-        assert_eq!(s.ports[3].drops, 2);
-        c.port_rx(3, 4, 256);
-        c.port_tx(3, 2, 128);
-        c.port_tx(77, 2, 128); // out of range: ignored
-        let p = c.snapshot().ports[3];
+        assert_eq!(s.dropped(DropReason::BadHeader), 1);
+        let eth = s.stages[Stage::EthernetInput as usize];
+        assert_eq!((eth.calls, eth.packets, eth.cycles), (2, 48, 960));
+        assert_eq!((eth.cycles_per_packet(), eth.vector_size()), (20.0, 24.0));
+        assert_eq!(eth.drops[DropReason::BadHeader as usize], 1);
+        assert_eq!(c.iface(3).drops, 3);
+        c.iface_rx(3, 4, 256);
+        c.iface_tx(3, 2, 128);
+        c.iface_tx(MAX_IFACES as u16, 2, 128); // out of range: ignored
+        let p = c.iface(3);
         assert_eq!(
             (p.rx_packets, p.rx_bytes, p.tx_packets, p.tx_bytes),
             (4, 256, 2, 128)

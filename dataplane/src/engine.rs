@@ -12,8 +12,9 @@ use dpdk::Eal;
 
 use crate::counters::{WorkerCounters, WorkerStats};
 use crate::l2::bridge::L2Shared;
-use crate::plan::ForwardingPlan;
+use crate::plan::{ForwardingPlan, IfIndex};
 use crate::poll::PollMode;
+use crate::slowpath::SlowPath;
 
 /// What the workers share with the control thread.
 pub(crate) struct Shared {
@@ -22,6 +23,7 @@ pub(crate) struct Shared {
     pub(crate) poll: PollMode,
     pub(crate) counters: Box<[WorkerCounters]>,
     pub(crate) l2: L2Shared,
+    pub(crate) slow: Arc<SlowPath>,
 }
 
 /// The running workers.
@@ -36,12 +38,14 @@ pub struct Engine {
 const QUIESCE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Engine {
-    /// Launches one worker on each of `lcores` (worker lcores of `eal`).
+    /// Launches one worker on each of `lcores` (worker lcores of `eal`). `slow` must have
+    /// a punt and an inject ring for each of them.
     pub fn start(
         eal: &Eal,
         lcores: &[u32],
         poll: PollMode,
         l2: L2Shared,
+        slow: Arc<SlowPath>,
     ) -> Result<Engine, dpdk::LaunchError> {
         let shared = Arc::new(Shared {
             plan: ArcSwap::from_pointee(ForwardingPlan::default()),
@@ -51,6 +55,7 @@ impl Engine {
                 .map(|_| WorkerCounters::default())
                 .collect(),
             l2,
+            slow,
         });
         let mut engine = Engine {
             shared,
@@ -129,14 +134,13 @@ impl Engine {
         self.shared.counters.get(id).map(|c| c.latency.snapshot())
     }
 
-    /// Traffic on port `port`, summed over workers.
-    pub fn port_totals(&self, port: u16) -> crate::PortTotals {
+    /// Traffic on interface `iface`, summed over workers.
+    pub fn iface_totals(&self, iface: IfIndex) -> crate::PortTotals {
         self.shared
             .counters
             .iter()
-            .filter_map(|c| c.ports.get(port as usize))
-            .fold(crate::PortTotals::default(), |acc, p| {
-                acc.plus(p.snapshot())
+            .fold(crate::PortTotals::default(), |acc, c| {
+                acc.plus(c.iface(iface))
             })
     }
 

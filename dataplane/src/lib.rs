@@ -1,24 +1,39 @@
-//! The dataplane: poll-mode workers and what they forward by.
+//! The dataplane: poll-mode workers and the packet graph they run.
 //!
-//! - [`plan`]: the forwarding plan workers read (which rx queues each polls, where each
-//!   port's packets go); published by the control thread as immutable snapshots.
-//! - [`worker`]: the per-lcore poll loop (rx burst -> stage -> tx burst).
+//! Where things happen:
+//! - [`worker`]: the per-lcore poll loop (rx burst -> graph -> output flush; inject).
+//! - [`graph`]: the stages and how vectors of packets move between them; per-packet
+//!   metadata ([`graph::Meta`]).
+//! - [`input`]: ethernet-input, where a received frame is parsed and classified by its
+//!   interface's configuration (cross-connect, bridge, punt).
+//! - [`l2`]: the l2-bridge stage (`l2/bridge.rs`: where a MAC is learned and looked up),
+//!   the MAC table (`l2/fdb.rs`) and the learner (`l2/learn.rs`).
+//! - [`output`]: per-interface output buffers and transmission; software offloads.
+//! - [`punt`], [`slowpath`]: the rings to and from the control thread.
+//! - [`plan`]: the forwarding plan workers read (logical interfaces, rx queues, tx paths,
+//!   bridges); published by the control thread as immutable snapshots.
 //! - [`engine`]: starts workers on lcores, publishes plans and waits until every worker has
 //!   seen one (so a removed port is no longer touched), stops workers.
-//! - [`counters`]: per-worker counters and the named drop reasons.
-//! - [`poll`]: busy or adaptive polling.
-//! - [`latency`]: per-worker rx -> tx latency histograms.
+//! - [`counters`]: per-worker counters: per interface, per stage, drops by stage and reason.
+//! - [`wire`]: header views over bytes (Ethernet, checksums).
+//! - [`poll`]: busy or adaptive polling. [`latency`]: per-worker rx -> tx histograms.
 
 pub mod counters;
 pub mod engine;
+pub mod graph;
+pub mod input;
 pub mod l2;
 pub mod latency;
+pub mod output;
 pub mod plan;
 pub mod poll;
+pub mod punt;
+pub mod slowpath;
 pub mod wire;
 pub mod worker;
 
-pub use counters::{DropReason, PortTotals, WorkerStats};
+pub use counters::{DropReason, PortTotals, StageStats, WorkerStats};
 pub use engine::Engine;
-pub use plan::{ForwardingPlan, RxAssignment, WorkerPlan};
+pub use graph::Stage;
+pub use plan::{ForwardingPlan, IfIndex, IfacePlan, Input, RxQueue, Tx, WorkerPlan, MAX_IFACES};
 pub use poll::PollMode;

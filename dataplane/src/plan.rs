@@ -1,4 +1,10 @@
-//! The forwarding plan: what each worker polls and where each input's packets go.
+//! The forwarding plan: what each worker polls, what each interface's frames do on input,
+//! and how each worker transmits on each interface.
+//!
+//! Interfaces are named by their logical index ([`IfIndex`], below [`MAX_IFACES`]), which
+//! the control plane gives each interface when it is added; the plan, the MAC table, the
+//! counters and the output buffers all use it. Only an interface backed by a DPDK port has
+//! a port id, and only where a DPDK queue is used ([`RxQueue::rxq`], [`Tx::Dpdk`]).
 //!
 //! Thread safety: a plan is immutable once published; the control thread builds a new one
 //! for every change and the engine swaps it in (arc-swap). Workers load it once per poll.
@@ -9,24 +15,54 @@
 //!   every plan published while its port is open ([`place_queues`] places a port's queues
 //!   when it opens and never moves them), so two workers never poll one queue, not even
 //!   while some still use the previous plan;
-//! - worker `w` transmits only on tx queue `w` of any port (`Output::Port` and
-//!   [`WorkerPlan::tx`]; a port with fewer tx queues is `None` / `NoTxQueue` there);
+//! - worker `w` transmits only on tx queue `w` of any port ([`WorkerPlan::tx`]; a port with
+//!   fewer tx queues is [`Tx::None`] there);
 //! - a port named by a plan is open until every worker has finished a poll with a plan
 //!   that no longer names it (`Engine::publish` returns true), or is never closed.
 
 use dpdk::PortQueue;
 
 use crate::counters::DropReason;
+use crate::slowpath::PuntReason;
 
-/// Where the packets received on one rx queue go.
+/// A logical interface index.
+pub type IfIndex = u16;
+
+/// How many interfaces the dataplane can name (counters and tables are sized by it).
+pub const MAX_IFACES: usize = 1024;
+
+/// What the frames received on an interface do first (the ethernet-input stage's choice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// Out of this tx queue (the worker's own queue of the output port).
-    Port(PortQueue),
+pub enum Input {
+    /// Out of this interface, unchanged (an L2 cross-connect).
+    Xconnect(IfIndex),
+    /// Into the bridge the interface is a member of ([`IfacePlan::l2`]).
+    Bridge,
+    /// To the slow path (the control thread), for this reason.
+    Punt(PuntReason),
     /// Dropped and counted under this reason.
     Drop(DropReason),
-    /// Into the bridge the input port is a member of (see `ForwardingPlan::ports`).
-    Bridge,
+}
+
+/// How a worker transmits on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tx {
+    /// It cannot (no tx queue for this worker, or no such interface): frames are dropped
+    /// as `no_tx_queue`.
+    #[default]
+    None,
+    /// Out of this DPDK tx queue (the worker's own queue of the interface's port).
+    Dpdk(PortQueue),
+}
+
+/// One interface as workers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfacePlan {
+    /// Administratively up (frames neither enter nor leave a down interface).
+    pub up: bool,
+    pub input: Input,
+    /// Bridge membership, if it is in a bridge.
+    pub l2: Option<L2Port>,
 }
 
 /// A set of VLAN ids (1-4094), as a bitmap.
@@ -99,7 +135,7 @@ impl VlanMode {
     }
 }
 
-/// A port's bridge membership.
+/// An interface's bridge membership.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct L2Port {
     pub bridge: u16,
@@ -114,23 +150,23 @@ pub struct BridgePlan {
     pub learn: bool,
     /// Flood unknown unicast (broadcast and multicast are always flooded).
     pub flood: bool,
-    /// Member port ids.
-    pub members: Vec<u16>,
+    /// Member interfaces.
+    pub members: Vec<IfIndex>,
 }
 
-/// One rx queue a worker polls, and its stage's decision for it.
+/// One rx queue a worker polls, and the interface it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RxAssignment {
+pub struct RxQueue {
     pub rxq: PortQueue,
-    pub out: Output,
+    pub iface: IfIndex,
 }
 
 /// Everything one worker does in a poll.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerPlan {
-    pub rx: Vec<RxAssignment>,
-    /// This worker's tx queue of each port, by port id (for bridged output).
-    pub tx: Vec<Option<PortQueue>>,
+    pub rx: Vec<RxQueue>,
+    /// How this worker transmits on each interface, by interface index.
+    pub tx: Vec<Tx>,
 }
 
 /// The whole dataplane's plan. `version` is set by the engine when it is published.
@@ -138,17 +174,23 @@ pub struct WorkerPlan {
 pub struct ForwardingPlan {
     pub version: u64,
     pub workers: Vec<WorkerPlan>,
-    /// Bridge membership by port id.
-    pub ports: Vec<Option<L2Port>>,
+    /// Interfaces by index.
+    pub ifaces: Vec<Option<IfacePlan>>,
     /// Bridges by bridge id.
     pub bridges: Vec<Option<BridgePlan>>,
 }
 
 impl ForwardingPlan {
-    /// The membership of `port`, if it is in a bridge.
+    /// Interface `i`.
     #[inline(always)]
-    pub fn l2_port(&self, port: u16) -> Option<&L2Port> {
-        self.ports.get(usize::from(port)).and_then(Option::as_ref)
+    pub fn iface(&self, i: IfIndex) -> Option<&IfacePlan> {
+        self.ifaces.get(usize::from(i)).and_then(Option::as_ref)
+    }
+
+    /// The bridge membership of interface `i`, if it is in a bridge.
+    #[inline(always)]
+    pub fn l2_port(&self, i: IfIndex) -> Option<&L2Port> {
+        self.iface(i).and_then(|p| p.l2.as_ref())
     }
 
     /// Bridge `id`.

@@ -1,5 +1,6 @@
-//! The bridge stage on real mbufs: flooding with split horizon and VLAN isolation, tag push
-//! and pop between access and trunk members, learning through the learner, known-unicast
+//! The bridge stage on real mbufs, through the graph (ethernet-input -> l2-bridge ->
+//! output buffers): flooding with split horizon and VLAN isolation, tag push and pop
+//! between access and trunk members, learning through the learner, known-unicast
 //! forwarding, same-port filtering, flood=off, admin-down members, and no mbuf leaks.
 
 mod common;
@@ -7,13 +8,15 @@ mod common;
 use std::sync::Arc;
 
 use common::try_eal;
-use dpdk::{Burst, Mbuf, Mempool};
+use dpdk::{Mbuf, Mempool};
 use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::l2::bridge::{switch_burst, L2Shared, L2Worker};
+use vswitch_dataplane::graph::{Ctx, Graph};
+use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
 use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
 use vswitch_dataplane::plan::{BridgePlan, ForwardingPlan, L2Port, VlanMode, VlanSet};
-use vswitch_dataplane::DropReason;
+use vswitch_dataplane::slowpath::SlowPath;
+use vswitch_dataplane::{DropReason, IfacePlan, Input};
 
 const A: u16 = 0; // access 10
 const B: u16 = 1; // access 10
@@ -39,7 +42,7 @@ fn frame(dst: [u8; 6], src: [u8; 6], vlan: Option<u16>) -> Vec<u8> {
 }
 
 fn plan(flood: bool, d_up: bool) -> ForwardingPlan {
-    let mut ports = vec![None; 8];
+    let mut ports: Vec<Option<L2Port>> = vec![None; 8];
     ports[A as usize] = Some(L2Port {
         bridge: 1,
         mode: VlanMode::Access(10),
@@ -76,8 +79,19 @@ fn plan(flood: bool, d_up: bool) -> ForwardingPlan {
         flood,
         members: vec![E],
     });
+    // Every member's frames go into its bridge; up or down as its membership.
+    let ifaces = ports
+        .into_iter()
+        .map(|l2| {
+            l2.map(|l2| IfacePlan {
+                up: l2.up,
+                input: Input::Bridge,
+                l2: Some(l2),
+            })
+        })
+        .collect();
     ForwardingPlan {
-        ports,
+        ifaces,
         bridges,
         ..Default::default()
     }
@@ -87,25 +101,38 @@ struct Rig {
     pool: Arc<Mempool>,
     l2: L2Shared,
     learner: Learner,
-    w: L2Worker,
+    w: Graph,
+    slow: SlowPath,
     counters: WorkerCounters,
 }
 
 impl Rig {
     fn send(&mut self, plan: &ForwardingPlan, port: u16, frames: &[Vec<u8>]) {
-        let mut b = Burst::new();
         for f in frames {
-            b.push(Mbuf::from_bytes(&self.pool, f).unwrap()).unwrap();
+            self.w
+                .input()
+                .burst_mut()
+                .push(Mbuf::from_bytes(&self.pool, f).unwrap())
+                .unwrap();
         }
-        switch_burst(&mut b, port, plan, &self.l2, &mut self.w, &self.counters);
-        assert!(b.is_empty());
+        let ctx = Ctx {
+            worker: 0,
+            plan,
+            l2: &self.l2,
+            slow: &self.slow,
+            counters: &self.counters,
+        };
+        self.w.run(&ctx, Some(port), 0);
+        assert!(self.w.input().is_empty());
         self.learner.drain(&self.l2.learn);
     }
 
-    /// Frames queued on `port`, as bytes; clears every output.
+    /// Frames queued on `port`, as bytes.
     fn out(&self, port: u16) -> Vec<Vec<u8>> {
-        let o = self.w.output(port).unwrap();
-        (0..o.len()).map(|i| o.data(i).to_vec()).collect()
+        match self.w.output().pending(port) {
+            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
+            None => vec![],
+        }
     }
 
     fn dropped(&self, r: DropReason) -> u64 {
@@ -142,7 +169,8 @@ fn bridge_stage() {
         pool: pool.clone(),
         l2,
         learner,
-        w: L2Worker::new(0),
+        w: Graph::new(0),
+        slow: SlowPath::new(1, 4, 4),
         counters: WorkerCounters::default(),
     };
     let p = plan(true, true);
@@ -155,7 +183,7 @@ fn bridge_stage() {
     assert_eq!(r.out(B), vec![f.clone()]);
     assert_eq!(r.out(C), vec![frame(bcast, mac(0xa), Some(10))]);
     assert!(r.out(D).is_empty() && r.out(A).is_empty() && r.out(E).is_empty());
-    r.w.clear_outputs();
+    r.w.output_mut().clear();
     // A's MAC was learned on VLAN 10.
     let hit =
         r.l2.fdb
@@ -171,16 +199,16 @@ fn bridge_stage() {
     r.send(&p, C, &[frame(bcast, mac(0xc), Some(20))]);
     assert_eq!(r.out(D), vec![frame(bcast, mac(0xc), None)]);
     assert!(r.out(A).is_empty() && r.out(B).is_empty());
-    r.w.clear_outputs();
+    r.w.output_mut().clear();
 
     // 3. Known unicast: B -> A goes to A only; C (trunk) -> A pops the tag.
     r.send(&p, B, &[frame(mac(0xa), mac(0xb), None)]);
     assert_eq!(r.out(A).len(), 1);
     assert!(r.out(C).is_empty());
-    r.w.clear_outputs();
+    r.w.output_mut().clear();
     r.send(&p, C, &[frame(mac(0xa), mac(0xc), Some(10))]);
     assert_eq!(r.out(A), vec![frame(mac(0xa), mac(0xc), None)]);
-    r.w.clear_outputs();
+    r.w.output_mut().clear();
 
     // 4. Drops, each under its reason: VLAN 30 on the trunk, a tagged frame on an access
     //    member, a runt, a frame back to where its destination lives, unknown unicast with
@@ -219,7 +247,7 @@ fn bridge_stage() {
         B
     );
     assert_eq!(r.learner.stats().moved, 1);
-    r.w.clear_outputs();
+    r.w.output_mut().clear();
 
     // 6. One burst mixing every case, from the trunk: each frame is handled as it would be
     //    alone (the burst is classified in one pass and switched in a second; a frame's
@@ -252,7 +280,7 @@ fn bridge_stage() {
         ]
     );
     assert!(r.out(A).is_empty());
-    r.w.clear_outputs();
+    r.w.output_mut().clear();
 
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");

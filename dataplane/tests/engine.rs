@@ -1,6 +1,10 @@
 //! The worker loop on real DPDK ports (net_ring: each queue is a ring that tx writes and rx
 //! reads, so a test thread can inject into and drain a port): packets cross the worker, are
-//! counted, and a port removed by publishing a new plan is no longer touched.
+//! counted (per interface, per stage), and a port removed by publishing a new plan is no
+//! longer touched. The slow path end to end: frames punted by ethernet-input reach this
+//! thread through the punt ring, are injected back as received on another interface (so
+//! they visit ethernet-input twice) and leave through a real port; a full punt ring is
+//! counted and never stalls the worker.
 
 mod common;
 
@@ -12,8 +16,50 @@ use dpdk::{Burst, Eal, Mbuf, Mempool, Port, PortConfig};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::Fdb;
 use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
-use vswitch_dataplane::plan::Output;
-use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PollMode, RxAssignment, WorkerPlan};
+use vswitch_dataplane::slowpath::{Injected, PuntReason, SlowPath};
+use vswitch_dataplane::{
+    DropReason, Engine, ForwardingPlan, IfacePlan, Input, PollMode, RxQueue, Stage, Tx, WorkerPlan,
+};
+
+// Logical interface indices (not the ports' DPDK ids).
+const IA: u16 = 10;
+const IB: u16 = 11;
+const IC: u16 = 12;
+
+fn iface(input: Input) -> Option<IfacePlan> {
+    Some(IfacePlan {
+        up: true,
+        input,
+        l2: None,
+    })
+}
+
+/// a -> b (cross-connect); c: `c_input`; the worker polls a and c and sends on b.
+fn plan(a: &Port, b: &Port, c: &Port, c_input: Input) -> ForwardingPlan {
+    let mut ifaces = vec![None; 16];
+    ifaces[IA as usize] = iface(Input::Xconnect(IB));
+    ifaces[IB as usize] = iface(Input::Drop(DropReason::Unconnected));
+    ifaces[IC as usize] = iface(c_input);
+    let mut tx = vec![Tx::None; 16];
+    tx[IB as usize] = Tx::Dpdk(b.tx_queue(0).unwrap());
+    ForwardingPlan {
+        workers: vec![WorkerPlan {
+            tx,
+            rx: vec![
+                RxQueue {
+                    rxq: a.rx_queue(0).unwrap(),
+                    iface: IA,
+                },
+                RxQueue {
+                    rxq: c.rx_queue(0).unwrap(),
+                    iface: IC,
+                },
+            ],
+        }],
+        ifaces,
+        ..Default::default()
+    }
+}
 
 fn eal() -> Option<Eal> {
     let args = dpdk::light_args("0@0,1@0", &format!("vsdp{}", std::process::id()));
@@ -46,29 +92,15 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
         learn: Arc::new(LearnQueues::new(1)),
         clock: Arc::new(Clock::default()),
     };
-    let mut engine = Engine::start(&eal, &lcores, PollMode::Adaptive, l2).unwrap();
+    // A punt ring of 4: the full-ring case below needs it small.
+    let slow = Arc::new(SlowPath::new(1, 4, 64));
+    let mut engine = Engine::start(&eal, &lcores, PollMode::Adaptive, l2, slow.clone()).unwrap();
 
     // a -> b; c is polled but not connected.
-    let plan = ForwardingPlan {
-        workers: vec![WorkerPlan {
-            tx: vec![],
-            rx: vec![
-                RxAssignment {
-                    rxq: a.rx_queue(0).unwrap(),
-                    out: Output::Port(b.tx_queue(0).unwrap()),
-                },
-                RxAssignment {
-                    rxq: c.rx_queue(0).unwrap(),
-                    out: Output::Drop(DropReason::Unconnected),
-                },
-            ],
-        }],
-        ..Default::default()
-    };
     // SAFETY: one worker; it alone polls a and c and transmits on b's tx queue, which this
     // thread never uses (it injects on a's and c's tx queues and drains b's rx queue); the
     // ports stay open until the engine stops.
-    assert!(unsafe { engine.publish(plan) });
+    assert!(unsafe { engine.publish(plan(&a, &b, &c, Input::Drop(DropReason::Unconnected))) });
 
     // Inject 500 numbered frames into a (its ring), 5 into c.
     let inject = |port: &Port, n: usize| {
@@ -90,27 +122,82 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
     inject(&c, 5);
 
     // Everything arrives on b, in order.
-    let mut got = Vec::new();
-    wait_for("500 frames on b", || {
-        let mut burst = Burst::new();
-        // SAFETY: the worker never polls b.
-        unsafe { burst.rx(b.rx_queue(0).unwrap(), 64) };
-        for i in 0..burst.len() {
-            let d = burst.data(i);
-            got.push(u32::from_be_bytes([d[0], d[1], d[2], d[3]]));
-        }
-        got.len() >= 500
-    });
-    assert_eq!(got, (0..500).collect::<Vec<u32>>());
+    let drain_b = |want: usize| {
+        let mut got = Vec::new();
+        wait_for(&format!("{want} frames on b"), || {
+            let mut burst = Burst::new();
+            // SAFETY: the worker never polls b.
+            unsafe { burst.rx(b.rx_queue(0).unwrap(), 64) };
+            for i in 0..burst.len() {
+                let d = burst.data(i);
+                got.push(u32::from_be_bytes([d[0], d[1], d[2], d[3]]));
+            }
+            got.len() >= want
+        });
+        got
+    };
+    assert_eq!(drain_b(500), (0..500).collect::<Vec<u32>>());
     wait_for("counters", || engine.stats(0).unwrap().rx_packets == 505);
     let s = engine.stats(0).unwrap();
     assert_eq!(s.tx_packets, 500);
     assert_eq!(s.dropped(DropReason::Unconnected), 5);
-    assert_eq!(engine.port_totals(a.id()).rx_packets, 500);
-    assert_eq!(engine.port_totals(a.id()).rx_bytes, 500 * 64);
-    assert_eq!(engine.port_totals(b.id()).tx_packets, 500);
-    assert_eq!(engine.port_totals(c.id()).drops, 5);
+    assert_eq!(engine.iface_totals(IA).rx_packets, 500);
+    assert_eq!(engine.iface_totals(IA).rx_bytes, 500 * 64);
+    assert_eq!(engine.iface_totals(IB).tx_packets, 500);
+    assert_eq!(engine.iface_totals(IC).drops, 5);
     assert!(s.cycles_per_packet() > 0.0);
+    // Per stage: every received packet passed rx and ethernet-input; the 500 forwarded
+    // ones passed output; the 5 drops are ethernet-input's.
+    let st = |x: Stage| s.stages[x as usize];
+    assert_eq!(st(Stage::Rx).packets, 505);
+    assert_eq!(st(Stage::EthernetInput).packets, 505);
+    assert_eq!(st(Stage::Output).packets, 500);
+    assert_eq!(
+        st(Stage::EthernetInput).drops[DropReason::Unconnected as usize],
+        5
+    );
+    assert!(st(Stage::EthernetInput).cycles > 0 && st(Stage::Output).cycles > 0);
+    assert_eq!(st(Stage::L2Bridge).packets, 0);
+
+    // The slow path: c's frames are punted; this thread takes them from the punt ring and
+    // injects each back as received on a, so it visits ethernet-input a second time (a is
+    // cross-connected) and leaves through b.
+    // SAFETY: as above.
+    assert!(unsafe { engine.publish(plan(&a, &b, &c, Input::Punt(PuntReason::Test))) });
+    inject(&c, 3);
+    let mut punted = Vec::new();
+    wait_for("3 punted frames", || {
+        slow.receive(64, |w, p| punted.push((w, p)));
+        punted.len() >= 3
+    });
+    for (w, p) in punted {
+        assert_eq!((w, p.iface, p.reason), (0, IC, PuntReason::Test));
+        let i = Injected {
+            mbuf: p.mbuf,
+            iface: IA,
+            as_received: true,
+        };
+        assert!(slow.inject(w, i).is_ok());
+    }
+    assert_eq!(drain_b(3), vec![0, 1, 2]);
+    wait_for("inject counted", || {
+        engine.stats(0).unwrap().stages[Stage::Inject as usize].packets == 3
+    });
+    let s = engine.stats(0).unwrap();
+    assert_eq!(s.stages[Stage::Punt as usize].packets, 3);
+    assert_eq!(s.stages[Stage::EthernetInput as usize].packets, 505 + 3 + 3);
+
+    // Nobody reads the punt ring now: 4 fit, the rest are dropped as punt_full while a's
+    // traffic still flows (the worker never waits on the ring).
+    inject(&c, 20);
+    inject(&a, 7);
+    assert_eq!(drain_b(7), (0..7).collect::<Vec<u32>>());
+    wait_for("punt_full", || {
+        engine.stats(0).unwrap().dropped(DropReason::PuntFull) == 16
+    });
+    let mut left = 0;
+    slow.receive(64, |_, _| left += 1);
+    assert_eq!(left, 4);
 
     // Remove a and c from the plan: once publish returns, the worker no longer polls them,
     // so frames injected now stay in a's ring.
@@ -121,15 +208,17 @@ fn worker_forwards_counts_and_lets_go_of_removed_ports() {
             ..Default::default()
         })
     });
+    let before = engine.stats(0).unwrap().rx_packets;
     inject(&a, 10);
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(engine.stats(0).unwrap().rx_packets, 505);
+    assert_eq!(engine.stats(0).unwrap().rx_packets, before);
     let mut left = Burst::new();
     // SAFETY: publish returned true: the worker no longer polls a.
     assert_eq!(unsafe { left.rx(a.rx_queue(0).unwrap(), 64) }, 10);
     drop(left);
 
     engine.stop(&eal);
+    drop(slow);
     a.close();
     b.close();
     c.close();

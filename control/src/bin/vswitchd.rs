@@ -24,6 +24,7 @@ use vswitch_control::switch::{Paths, Switch, L2};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::Fdb;
 use vswitch_dataplane::l2::learn::{Clock, LearnQueues, Learner};
+use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::Engine;
 use vswitch_proto::v1::vswitch_server::VswitchServer;
 
@@ -88,8 +89,9 @@ fn run(opts: Options) -> Result<(), String> {
             clock,
         },
     };
-    let engine =
-        Engine::start(&eal, &lcores, opts.poll, l2.shared.clone()).map_err(|e| e.to_string())?;
+    let slow = Arc::new(SlowPath::new(lcores.len(), 1024, 1024));
+    let engine = Engine::start(&eal, &lcores, opts.poll, l2.shared.clone(), slow.clone())
+        .map_err(|e| e.to_string())?;
     let events = Arc::new(Events::new());
     let learner_stop = Arc::new(AtomicBool::new(false));
     let learner = vswitch_control::learner::spawn(l2.clone(), events.clone(), learner_stop.clone())

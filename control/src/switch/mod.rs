@@ -15,8 +15,10 @@ use dpdk::{Eal, Mempool, Port};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::l2::learn::Learner;
-use vswitch_dataplane::plan::Output;
-use vswitch_dataplane::{DropReason, Engine, ForwardingPlan, PortTotals, RxAssignment, WorkerPlan};
+use vswitch_dataplane::{
+    DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, PortTotals, RxQueue, Tx,
+    WorkerPlan, MAX_IFACES,
+};
 use vswitch_proto::v1 as pb;
 
 use crate::error::{ApiError, ApiResult};
@@ -64,13 +66,16 @@ fn link_up(i: &Iface, a: &Attached) -> bool {
 
 /// The port that implements an interface, and its place in the dataplane.
 struct Attached {
+    /// The interface's logical index (plan, MAC table, counters, outputs).
+    ifindex: IfIndex,
     port: Port,
     /// The socket file the switch created for it (server role), removed when it closes.
     server_socket: Option<PathBuf>,
     devargs: String,
     /// The worker polling each rx queue (index = queue).
     rx_workers: Vec<usize>,
-    /// Dataplane counts of this port id from before this interface had it (ids are reused).
+    /// Dataplane counts of this index from before this interface had it (indices are
+    /// reused).
     base: PortTotals,
     /// Link state last reported to watchers.
     link_seen: bool,
@@ -162,16 +167,16 @@ impl Switch {
         Ok((i, a))
     }
 
-    /// The port id of interface `name`.
-    fn port_of(&self, name: &str) -> Option<u16> {
-        self.ports.get(name).map(|a| a.port.id())
+    /// The logical index of interface `name`.
+    fn ifindex_of(&self, name: &str) -> Option<IfIndex> {
+        self.ports.get(name).map(|a| a.ifindex)
     }
 
-    /// Interface names by port id.
-    fn names_by_port(&self) -> BTreeMap<u16, &str> {
+    /// Interface names by logical index.
+    fn names_by_index(&self) -> BTreeMap<IfIndex, &str> {
         self.ports
             .iter()
-            .map(|(n, a)| (a.port.id(), n.as_str()))
+            .map(|(n, a)| (a.ifindex, n.as_str()))
             .collect()
     }
 
@@ -216,7 +221,7 @@ impl Switch {
         // Packets and bytes as the dataplane counted them (every driver alike); losses
         // inside the device (missed, errors, no mbuf) from the driver.
         let s = a.port.stats();
-        let t = self.engine.port_totals(a.port.id()).since(a.base);
+        let t = self.engine.iface_totals(a.ifindex).since(a.base);
         let (rxq, txq) = a.port.queues();
         pb::Interface {
             name: name.to_string(),
@@ -232,6 +237,7 @@ impl Switch {
             tx_bytes: t.tx_bytes,
             drops: s.rx_missed + s.rx_errors + s.tx_errors + s.rx_nombuf + t.drops,
             port_id: u32::from(a.port.id()),
+            index: u32::from(a.ifindex),
             devargs: a.devargs.clone(),
             rx_queues: u32::from(rxq),
             tx_queues: u32::from(txq),
@@ -258,7 +264,7 @@ impl Switch {
     /// A bridge's MAC table.
     pub fn fdb_list(&self, bridge: &str) -> ApiResult<Vec<pb::FdbEntry>> {
         let id = self.model.bridge(bridge)?.id;
-        let names = self.names_by_port();
+        let names = self.names_by_index();
         Ok(self
             .learner()
             .entries(id)
@@ -293,7 +299,7 @@ impl Switch {
             ))
         })?;
         let iface = self
-            .names_by_port()
+            .names_by_index()
             .get(&entry.port)
             .map(|n| n.to_string())
             .unwrap_or_default();
@@ -425,7 +431,7 @@ impl Switch {
         let ports = self
             .ports
             .iter()
-            .map(|(n, a)| (a.port.id(), n.clone()))
+            .map(|(n, a)| (a.ifindex, n.clone()))
             .collect();
         let bridges = self
             .model
@@ -455,7 +461,7 @@ impl Switch {
         // SAFETY: build_plan keeps the plan's queue ownership rules: rx queue q of an
         // interface goes only to worker rx_workers[q], fixed by place_queues when the port
         // opened (a rollback restores the same placement); worker w gets only tx queue w of
-        // each port (Output::Port and WorkerPlan::tx). Ports leave the plan before they are
+        // each port (WorkerPlan::tx). Ports leave the plan before they are
         // closed, and are closed only after a publish that returned true (close_removed
         // leaks them otherwise; shutdown stops the workers first). No other thread of the
         // daemon calls rx/tx.
@@ -463,48 +469,55 @@ impl Switch {
     }
 
     fn build_plan(&self) -> ForwardingPlan {
+        let (members, bridges) =
+            model::bridge::plan(&self.model, MAX_IFACES, &|n| self.ifindex_of(n));
+        let mut ifaces = vec![None; MAX_IFACES];
         let mut workers = vec![WorkerPlan::default(); self.engine.workers()];
+        for w in &mut workers {
+            w.tx = vec![Tx::None; MAX_IFACES];
+        }
         for (name, a) in &self.ports {
             let Ok(i) = self.model.iface(name) else {
                 continue;
             };
-            for (q, &w) in a.rx_workers.iter().enumerate() {
-                let (Some(rxq), Some(plan)) = (a.port.rx_queue(q as u16), workers.get_mut(w))
-                else {
-                    continue;
-                };
-                let peer = i
-                    .xconnect
-                    .as_ref()
-                    .and_then(|p| Some((self.model.iface(p).ok()?, self.ports.get(p)?)));
-                let out = match peer {
-                    _ if !i.admin_up => Output::Drop(DropReason::IfaceDown),
-                    _ if i.bridge.is_some() => Output::Bridge,
-                    None => Output::Drop(DropReason::Unconnected),
-                    Some((p, _)) if !p.admin_up => Output::Drop(DropReason::IfaceDown),
-                    Some((_, pa)) => match pa.port.tx_queue(w as u16) {
-                        Some(txq) => Output::Port(txq),
-                        None => Output::Drop(DropReason::NoTxQueue),
-                    },
-                };
-                plan.rx.push(RxAssignment { rxq, out });
+            let x = usize::from(a.ifindex);
+            let l2 = members.get(x).cloned().flatten();
+            let peer = i
+                .xconnect
+                .as_ref()
+                .and_then(|p| Some((self.model.iface(p).ok()?, self.ports.get(p)?)));
+            let input = match peer {
+                _ if l2.is_some() => Input::Bridge,
+                None => Input::Drop(DropReason::Unconnected),
+                Some((p, _)) if !p.admin_up => Input::Drop(DropReason::IfaceDown),
+                Some((_, pa)) => Input::Xconnect(pa.ifindex),
+            };
+            if let Some(slot) = ifaces.get_mut(x) {
+                *slot = Some(IfacePlan {
+                    up: i.admin_up,
+                    input,
+                    l2,
+                });
             }
-        }
-        // Every worker's own tx queue of every port, for bridged output.
-        for (w, plan) in workers.iter_mut().enumerate() {
-            plan.tx = vec![None; dpdk::MAX_PORTS];
-            for a in self.ports.values() {
-                if let Some(slot) = plan.tx.get_mut(usize::from(a.port.id())) {
-                    *slot = a.port.tx_queue(w as u16);
+            // Each worker transmits on its own tx queue of the port.
+            for (w, plan) in workers.iter_mut().enumerate() {
+                if let (Some(slot), Some(txq)) = (plan.tx.get_mut(x), a.port.tx_queue(w as u16)) {
+                    *slot = Tx::Dpdk(txq);
+                }
+            }
+            for (q, &w) in a.rx_workers.iter().enumerate() {
+                if let (Some(rxq), Some(plan)) = (a.port.rx_queue(q as u16), workers.get_mut(w)) {
+                    plan.rx.push(RxQueue {
+                        rxq,
+                        iface: a.ifindex,
+                    });
                 }
             }
         }
-        let (ports, bridges) =
-            model::bridge::plan(&self.model, dpdk::MAX_PORTS, &|n| self.port_of(n));
         ForwardingPlan {
             version: 0,
             workers,
-            ports,
+            ifaces,
             bridges,
         }
     }

@@ -35,6 +35,7 @@ use std::path::PathBuf;
 use dpdk::{Port, PortConfig};
 use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::plan::place_queues;
+use vswitch_dataplane::{IfIndex, MAX_IFACES};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
@@ -238,11 +239,17 @@ impl Switch {
             undo.recorded_macs.push((index, format_mac(port.mac())));
         }
         let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
-        let base = self.engine.port_totals(port.id());
-        tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), "interface added");
+        let ifindex = self.free_ifindex(undo).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "interface {name:?}: the dataplane has room for {MAX_IFACES} interfaces, all in use"
+            ))
+        })?;
+        let base = self.engine.iface_totals(ifindex);
+        tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), ifindex, "interface added");
         self.ports.insert(
             name.to_string(),
             Attached {
+                ifindex,
                 port,
                 server_socket: spec.server_socket().map(PathBuf::from),
                 devargs: plan.devargs,
@@ -253,6 +260,22 @@ impl Switch {
         );
         undo.opened.push(name.to_string());
         Ok(())
+    }
+
+    /// The lowest interface index neither in use nor freed by this transaction (whose
+    /// interfaces stay in the plan until it is published).
+    fn free_ifindex(&self, undo: &Undo) -> Option<IfIndex> {
+        let mut used = vec![false; MAX_IFACES];
+        for a in self
+            .ports
+            .values()
+            .chain(undo.removed.iter().map(|(_, a)| a))
+        {
+            if let Some(u) = used.get_mut(usize::from(a.ifindex)) {
+                *u = true;
+            }
+        }
+        used.iter().position(|u| !u).map(|i| i as IfIndex)
     }
 
     /// Learned entries to delete must be in the MAC table.
@@ -317,12 +340,12 @@ impl Switch {
         let mut adds = Vec::new();
         let mut removes = Vec::new();
         for k in diff.statics.keys() {
-            match next.static_entry(k).and_then(|n| self.port_of(n)) {
+            match next.static_entry(k).and_then(|n| self.ifindex_of(n)) {
                 Some(port) => adds.push((fdb_key(k), port)),
                 None => removes.push(fdb_key(k)),
             }
         }
-        let port_of = |n: &str| self.port_of(n);
+        let port_of = |n: &str| self.ifindex_of(n);
         let mut learner = self.l2.learner.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(key) = learner.add_statics(&adds) {
             let index = diff

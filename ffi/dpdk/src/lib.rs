@@ -20,6 +20,7 @@ mod error;
 mod lcore;
 mod mbuf;
 mod mempool;
+pub mod offload;
 mod port;
 
 pub use eal::{light_args, Eal};
@@ -27,6 +28,7 @@ pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
 pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::Mempool;
+pub use offload::MbufOffload;
 pub use port::{LinkStatus, Port, PortConfig, PortQueue, PortStats, MAX_PORTS};
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub const MAX_BURST: usize = 256;
 /// One owned packet buffer (single segment as seen through `data`).
 #[derive(Debug)]
 pub struct Mbuf {
-    raw: NonNull<rte_mbuf>,
+    pub(crate) raw: NonNull<rte_mbuf>,
 }
 
 // SAFETY: an Mbuf is the unique owner of its rte_mbuf; moving it to another thread moves
@@ -149,8 +149,8 @@ unsafe fn seg_data<'a>(m: *const rte_mbuf) -> &'a [u8] {
 
 /// Up to [`MAX_BURST`] owned mbufs, received or to be sent together.
 pub struct Burst {
-    len: usize,
-    pkts: [*mut rte_mbuf; MAX_BURST],
+    pub(crate) len: usize,
+    pub(crate) pkts: [*mut rte_mbuf; MAX_BURST],
 }
 
 // SAFETY: a Burst uniquely owns the mbufs in pkts[..len] (see Mbuf's Send).

@@ -1,0 +1,260 @@
+//! The packet graph: the stages a worker's packets pass through, and how vectors of packets
+//! move between them (VPP's shape: a vector in, a next stage per packet out, packets handed
+//! on in groups).
+//!
+//! ```text
+//!  rx queue ──> ethernet-input ──> l2-bridge ──> output ──> tx queue
+//!                    │    └─────(xconnect)──────>   ^
+//!                    └──> punt ──> slow path ─> inject ┘ (or back into ethernet-input)
+//! ```
+//!
+//! Each stage is a module of its own whose top states its contract: the [`Meta`] fields
+//! it reads and writes, the tables it reads, its drops. A stage takes its pending
+//! [`Vector`] and hands each packet on to the next stage's vector (or queues it on the
+//! output, or drops and counts it). [`Graph::run`] calls every stage with pending packets,
+//! in graph order, until none are left, so a stage may send packets back to an earlier one
+//! (after decapsulation, a frame visits ethernet-input again); a packet still moving after
+//! [`MAX_ROUNDS`] is dropped as `graph_loop`. Dispatch is a fixed sequence of calls per
+//! round and a `match` on the next stage per packet: no `dyn` per packet or per vector. A vector mixes interfaces freely: every stage
+//! reads the input interface from each packet's metadata.
+//!
+//! Adding a stage: a module with its `run`, a [`Stage`] variant, its pending vector in
+//! [`Graph`] and its call in [`Graph::run`].
+//!
+//! Thread safety: a `Graph` is one worker's own (no sharing); stages read the published
+//! plan and the shared tables through [`Ctx`].
+
+pub mod meta;
+
+use dpdk::{Burst, Mbuf, MAX_BURST};
+
+pub use meta::{Csum, Gso, Meta};
+
+use crate::counters::WorkerCounters;
+use crate::l2::bridge::{BridgeScratch, L2Shared};
+use crate::output::Output;
+use crate::plan::{ForwardingPlan, IfIndex};
+use crate::slowpath::SlowPath;
+
+/// Most times the graph's stages are run for one input vector.
+pub const MAX_ROUNDS: usize = 4;
+
+/// The stages, for counters and introspection (in graph order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Stage {
+    /// Receiving bursts from DPDK rx queues.
+    Rx = 0,
+    EthernetInput = 1,
+    L2Bridge = 2,
+    Punt = 3,
+    /// Packets the slow path sends, taken from this worker's inject ring.
+    Inject = 4,
+    /// Transmitting output buffers on tx paths.
+    Output = 5,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Rx,
+        Stage::EthernetInput,
+        Stage::L2Bridge,
+        Stage::Punt,
+        Stage::Inject,
+        Stage::Output,
+    ];
+
+    /// The name `vsctl runtime` shows.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Rx => "rx",
+            Stage::EthernetInput => "ethernet-input",
+            Stage::L2Bridge => "l2-bridge",
+            Stage::Punt => "punt",
+            Stage::Inject => "inject",
+            Stage::Output => "output",
+        }
+    }
+}
+
+/// A vector of packets waiting for one stage, with their metadata (a parallel array).
+pub struct Vector {
+    pub(crate) pkts: Burst,
+    pub(crate) meta: [Meta; MAX_BURST],
+}
+
+impl Default for Vector {
+    fn default() -> Self {
+        Vector {
+            pkts: Burst::new(),
+            meta: [Meta::default(); MAX_BURST],
+        }
+    }
+}
+
+impl Vector {
+    /// A vector on the heap (vectors are swapped between stages by pointer).
+    pub fn boxed() -> Box<Vector> {
+        Box::default()
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.pkts.len()
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.pkts.is_empty()
+    }
+
+    /// Appends a packet; gives it back when the vector is full.
+    #[inline(always)]
+    pub fn push(&mut self, m: Mbuf, meta: Meta) -> Result<(), Mbuf> {
+        let i = self.pkts.len();
+        self.pkts.push(m)?;
+        self.meta[i] = meta;
+        Ok(())
+    }
+
+    /// The packets, for receiving into.
+    #[inline(always)]
+    pub fn burst_mut(&mut self) -> &mut Burst {
+        &mut self.pkts
+    }
+
+    /// The metadata of packet `i`.
+    #[inline(always)]
+    pub fn meta(&self, i: usize) -> &Meta {
+        &self.meta[i]
+    }
+
+    /// Frees every packet.
+    pub fn clear(&mut self) {
+        self.pkts.clear();
+    }
+}
+
+/// Where a stage hands a packet on to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Next {
+    EthernetInput,
+    L2Bridge,
+    Punt,
+    /// Out of `meta.tx_if`.
+    Output,
+}
+
+/// What stages read besides their vectors: the plan, shared tables, this worker's counters.
+pub struct Ctx<'a> {
+    pub worker: usize,
+    pub plan: &'a ForwardingPlan,
+    pub l2: &'a L2Shared,
+    pub slow: &'a SlowPath,
+    pub counters: &'a WorkerCounters,
+}
+
+/// One worker's graph: each stage's pending vector and per-worker state.
+pub struct Graph {
+    pub(crate) input: Box<Vector>,
+    pub(crate) bridge: Box<Vector>,
+    pub(crate) punt: Box<Vector>,
+    /// An empty vector a stage swaps with its pending one while it works (so that it can
+    /// hand packets on through the graph meanwhile); None only during that time.
+    pub(crate) spare: Option<Box<Vector>>,
+    pub(crate) bridge_scratch: BridgeScratch,
+    pub(crate) output: Output,
+}
+
+impl Graph {
+    /// Allocated once, when the worker starts.
+    pub fn new(worker: usize) -> Graph {
+        Graph {
+            input: Vector::boxed(),
+            bridge: Vector::boxed(),
+            punt: Vector::boxed(),
+            spare: Some(Vector::boxed()),
+            bridge_scratch: BridgeScratch::new(worker),
+            output: Output::new(),
+        }
+    }
+
+    /// The vector ethernet-input takes next (received packets go here).
+    pub fn input(&mut self) -> &mut Vector {
+        &mut self.input
+    }
+
+    /// The output buffers (frames queued and not yet transmitted).
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// The output buffers, to flush or clear.
+    pub fn output_mut(&mut self) -> &mut Output {
+        &mut self.output
+    }
+
+    /// Runs every stage with pending packets until none are left (at most [`MAX_ROUNDS`]
+    /// rounds); frames end queued on the output, punted or dropped. `rx_if`: every packet
+    /// of the input vector arrived on this interface (a received burst; their metadata is
+    /// not filled in yet), or None when each packet's `meta.rx_if` says. `t` is the TSC
+    /// when the input vector was ready; returns the TSC after the last stage.
+    pub fn run(&mut self, ctx: &Ctx, mut rx_if: Option<IfIndex>, mut t: u64) -> u64 {
+        for _ in 0..MAX_ROUNDS {
+            if !self.input.is_empty() {
+                let n = self.input.len();
+                crate::input::run(ctx, self, rx_if.take());
+                t = ctx.counters.stage_since(Stage::EthernetInput, n, t);
+            }
+            if !self.bridge.is_empty() {
+                let n = self.bridge.len();
+                crate::l2::bridge::run(ctx, self);
+                t = ctx.counters.stage_since(Stage::L2Bridge, n, t);
+            }
+            if !self.punt.is_empty() {
+                let n = self.punt.len();
+                crate::punt::run(ctx, self);
+                t = ctx.counters.stage_since(Stage::Punt, n, t);
+            }
+            if self.input.is_empty() && self.bridge.is_empty() && self.punt.is_empty() {
+                return t;
+            }
+        }
+        self.drop_leftovers(ctx);
+        t
+    }
+
+    fn drop_leftovers(&mut self, ctx: &Ctx) {
+        use crate::counters::DropReason::GraphLoop;
+        for v in [&mut self.input, &mut self.bridge, &mut self.punt] {
+            for i in 0..v.len() {
+                let m = v.meta[i];
+                ctx.counters
+                    .drop_packets(Stage::EthernetInput, GraphLoop, m.rx_if, 1);
+            }
+            v.clear();
+        }
+    }
+
+    /// Hands packet `m` on to `next` (queued on the output when `next` is Output). A full
+    /// vector drops it (`drop_reason` in `stage`): callers never produce more packets than
+    /// a vector holds, so this happens only with flood copies beyond a vector.
+    #[inline(always)]
+    pub(crate) fn hand_on(&mut self, ctx: &Ctx, stage: Stage, next: Next, m: Mbuf, meta: Meta) {
+        let v = match next {
+            Next::EthernetInput => &mut self.input,
+            Next::L2Bridge => &mut self.bridge,
+            Next::Punt => &mut self.punt,
+            Next::Output => {
+                self.output.queue(ctx, stage, meta.tx_if, m, &meta);
+                return;
+            }
+        };
+        if let Err(m) = v.push(m, meta) {
+            ctx.counters
+                .drop_packets(stage, crate::counters::DropReason::GraphLoop, meta.rx_if, 1);
+            drop(m);
+        }
+    }
+}

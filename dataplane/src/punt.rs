@@ -1,0 +1,48 @@
+//! punt and inject: the graph's two ends toward the slow path (the control thread).
+//!
+//! punt hands each packet of its vector to this worker's punt ring with its input
+//! interface and reason; a full ring drops it (`punt_full`), never waits.
+//! Reads: `meta.rx_if`, `meta.punt`. Drops: `punt_full`.
+//!
+//! inject takes what the slow path sent this worker (at most a vector per poll): a packet
+//! for an interface's output is queued there; a packet to be handled as if received on an
+//! interface enters ethernet-input (after which the graph runs as for a received burst).
+//! Writes: `meta.rx_if` (as received) or `tx_if` (to an output).
+
+use crate::counters::DropReason;
+use crate::graph::{Ctx, Graph, Meta, Stage};
+use crate::slowpath::{Injected, Punted};
+
+/// Runs the punt stage on the graph's punt vector.
+pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
+    let v = &mut *g.punt;
+    for (m, meta) in v.pkts.drain().zip(v.meta.iter()) {
+        let p = Punted {
+            mbuf: m,
+            iface: meta.rx_if,
+            reason: meta.punt,
+        };
+        if let Err(p) = ctx.slow.punt(ctx.worker, p) {
+            ctx.counters
+                .drop_packets(Stage::Punt, DropReason::PuntFull, meta.rx_if, 1);
+            drop(p);
+        }
+    }
+}
+
+/// Takes up to a vector of injected packets from this worker's ring into the graph.
+/// Returns how many.
+pub(crate) fn inject(ctx: &Ctx, g: &mut Graph) -> usize {
+    ctx.slow
+        .drain_injected(ctx.worker, dpdk::MAX_BURST, |i: Injected| {
+            if i.as_received {
+                crate::input::push_received(ctx, g, i.iface, i.mbuf);
+            } else {
+                let meta = Meta {
+                    tx_if: i.iface,
+                    ..Meta::default()
+                };
+                g.output.queue(ctx, Stage::Inject, i.iface, i.mbuf, &meta);
+            }
+        })
+}
