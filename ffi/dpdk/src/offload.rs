@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn offload_state_round_trips_and_clears() {
         require_eal!();
-        let pool = pool("t_offload", 64);
+        let pool = pool("t_offload", 512);
         let mut m = Mbuf::from_bytes(&pool, &[0u8; 100]).unwrap();
         assert_eq!(m.offload(), MbufOffload::default());
         assert!(m.is_contiguous());
