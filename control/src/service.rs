@@ -153,6 +153,7 @@ service! {
             |sw, _| Ok(pb::GetDropsReply { drops: sw.drops().into_iter().collect() });
         list_mempools(ListMempoolsRequest) -> ListMempoolsReply,
             |sw, _| Ok(pb::ListMempoolsReply { mempools: sw.mempools() });
+        get_runtime(GetRuntimeRequest) -> GetRuntimeReply, |sw, _| Ok(sw.runtime());
         get_bridge(GetBridgeRequest) -> Bridge,
             |sw, r| required("name", &r.name).and_then(|()| sw.get_bridge(&r.name));
         list_bridges(ListBridgesRequest) -> ListBridgesReply,

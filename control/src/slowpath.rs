@@ -53,6 +53,17 @@ impl PuntHandler for Reflect {
     }
 }
 
+/// Frees every punted packet (counted as received by the slow path): what the daemon does
+/// with punts no handler claims.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Discard;
+
+impl PuntHandler for Discard {
+    fn handle(&mut self, _sp: &SlowPath, _worker: usize, p: Punted) {
+        drop(p);
+    }
+}
+
 /// The running slow-path thread; stopped (and joined) by [`SlowPathThread::stop`] or drop.
 #[derive(Debug)]
 pub struct SlowPathThread {

@@ -19,12 +19,13 @@ use tonic_health::pb::health_server::HealthServer;
 use vswitch_control::events::Events;
 use vswitch_control::options::{online_cpus, Options};
 use vswitch_control::service::Service;
+use vswitch_control::slowpath::{Discard, SlowPathThread};
 use vswitch_control::state::{self, Store};
-use vswitch_control::switch::{Paths, Switch, L2};
+use vswitch_control::switch::{Dataplane, Paths, Switch, L2};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::Fdb;
 use vswitch_dataplane::l2::learn::{Clock, LearnQueues, Learner};
-use vswitch_dataplane::slowpath::SlowPath;
+use vswitch_dataplane::slowpath::{SlowPath, DEFAULT_INJECT_RING, DEFAULT_PUNT_RING};
 use vswitch_dataplane::Engine;
 use vswitch_proto::v1::vswitch_server::VswitchServer;
 
@@ -89,9 +90,16 @@ fn run(opts: Options) -> Result<(), String> {
             clock,
         },
     };
-    let slow = Arc::new(SlowPath::new(lcores.len(), 1024, 1024));
+    let slow = Arc::new(SlowPath::new(
+        lcores.len(),
+        DEFAULT_PUNT_RING,
+        DEFAULT_INJECT_RING,
+    ));
     let engine = Engine::start(&eal, &lcores, opts.poll, l2.shared.clone(), slow.clone())
         .map_err(|e| e.to_string())?;
+    // No stage punts yet but a test's; the router's ARP, ND and ICMP handlers come here.
+    let slow_thread = SlowPathThread::start(slow.clone(), Discard)
+        .map_err(|e| format!("cannot start the slow-path thread: {e}"))?;
     let events = Arc::new(Events::new());
     let learner_stop = Arc::new(AtomicBool::new(false));
     let learner = vswitch_control::learner::spawn(l2.clone(), events.clone(), learner_stop.clone())
@@ -104,7 +112,11 @@ fn run(opts: Options) -> Result<(), String> {
     let mut switch = Switch::new(
         eal,
         Arc::new(pool),
-        engine,
+        Dataplane {
+            engine,
+            slow,
+            slow_thread,
+        },
         l2,
         paths,
         Some(store),

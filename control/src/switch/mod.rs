@@ -15,8 +15,9 @@ use dpdk::{Eal, Mempool, Port};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::l2::learn::Learner;
+use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{
-    DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, PortTotals, RxQueue, Tx,
+    DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, PortTotals, RxQueue, Stage, Tx,
     WorkerPlan, MAX_IFACES,
 };
 use vswitch_proto::v1 as pb;
@@ -25,6 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::Events;
 use crate::model::{self, Iface, Limits, Model};
 use crate::names::{format_mac, parse_mac};
+use crate::slowpath::SlowPathThread;
 use crate::state::{Snapshot, Store};
 
 mod restore;
@@ -96,6 +98,13 @@ pub struct L2 {
     pub shared: L2Shared,
 }
 
+/// The dataplane a switch drives: the workers, and the slow path's rings and thread.
+pub struct Dataplane {
+    pub engine: Engine,
+    pub slow: Arc<SlowPath>,
+    pub slow_thread: SlowPathThread,
+}
+
 /// The running switch.
 pub struct Switch {
     // Field order is drop order: ports go before the pool, the pool before the EAL.
@@ -105,7 +114,11 @@ pub struct Switch {
     model: Model,
     limits: Limits,
     l2: L2,
+    /// The thread handling punted packets (stopped before the rings go).
+    slow_thread: Option<SlowPathThread>,
     engine: Engine,
+    /// The rings between workers and the slow-path thread (holding mbufs: before the pool).
+    slow: Arc<SlowPath>,
     pool: Arc<Mempool>,
     eal: Option<Eal>,
     queue_load: Vec<usize>,
@@ -119,16 +132,21 @@ pub struct Switch {
 }
 
 impl Switch {
-    /// A switch with no interfaces, over a started engine.
+    /// A switch with no interfaces, over a started dataplane.
     pub fn new(
         eal: Eal,
         pool: Arc<Mempool>,
-        engine: Engine,
+        dataplane: Dataplane,
         l2: L2,
         paths: Paths,
         store: Option<Store>,
         events: Arc<Events>,
     ) -> Switch {
+        let Dataplane {
+            engine,
+            slow,
+            slow_thread,
+        } = dataplane;
         let workers = engine.workers();
         let limits = Limits {
             run_dir: paths.run_dir,
@@ -139,7 +157,9 @@ impl Switch {
             model: Model::new(),
             limits,
             l2,
+            slow_thread: Some(slow_thread),
             engine,
+            slow,
             pool,
             eal: Some(eal),
             queue_load: vec![0; workers],
@@ -347,6 +367,46 @@ impl Switch {
             .collect()
     }
 
+    /// Per worker and stage: calls, packets, cycles and drops; the slow path's rings.
+    pub fn runtime(&self) -> pb::GetRuntimeReply {
+        let workers = (0..self.engine.workers())
+            .filter_map(|w| self.engine.stats(w).map(|s| (w, s)))
+            .map(|(w, s)| pb::WorkerRuntime {
+                worker: w as u32,
+                stages: Stage::ALL
+                    .iter()
+                    .zip(s.stages.iter())
+                    .map(|(stage, st)| pb::StageRuntime {
+                        stage: stage.name().to_string(),
+                        calls: st.calls,
+                        packets: st.packets,
+                        cycles: st.cycles,
+                        cycles_per_packet: st.cycles_per_packet(),
+                        vector_size: st.vector_size(),
+                        drops: DropReason::ALL
+                            .iter()
+                            .map(|r| (r.name().to_string(), st.drops[*r as usize]))
+                            .filter(|(_, n)| *n > 0)
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let t = self.slow.stats().total();
+        pb::GetRuntimeReply {
+            workers,
+            slow_path: Some(pb::SlowPathRuntime {
+                punted: t.punted_total(),
+                received: t.received,
+                injected: t.injected,
+                inject_full: t.inject_full,
+                drained: t.drained,
+                punt_depth: t.punt_depth as u64,
+                inject_depth: t.inject_depth as u64,
+            }),
+        }
+    }
+
     /// Drops by reason over all workers (every reason, zero or not).
     pub fn drops(&self) -> BTreeMap<String, u64> {
         let stats: Vec<_> = (0..self.engine.workers())
@@ -529,6 +589,9 @@ impl Switch {
         self.snapshot();
         if let Some(eal) = &self.eal {
             self.engine.stop(eal);
+        }
+        if let Some(t) = self.slow_thread.take() {
+            t.stop();
         }
         let in_use = self.pool.in_use();
         for (name, a) in std::mem::take(&mut self.ports) {

@@ -68,6 +68,9 @@ pub enum Command {
     Workers,
     /// Dropped packets by reason, summed over all workers.
     Drops,
+    /// The packet graph at work: per worker and stage, packets, cycles per packet and
+    /// drops by reason; the slow path's rings.
+    Runtime,
     /// Packet buffer pools: capacity and use.
     Mempools,
     /// Apply a file of vsctl commands (one per line, `-` for stdin) as one all-or-nothing

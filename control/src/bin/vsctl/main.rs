@@ -16,6 +16,7 @@ mod kv;
 mod mempools;
 mod output;
 mod rpc;
+mod runtime;
 mod stats;
 mod transaction;
 mod watch;
@@ -81,6 +82,7 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         Command::Stats { iface } => stats::run(iface, ctx).await,
         Command::Workers => workers::run(ctx).await,
         Command::Drops => drops::run(ctx).await,
+        Command::Runtime => runtime::run(ctx).await,
         Command::Mempools => mempools::run(ctx).await,
         Command::Transaction { file } => transaction::run(&file, ctx).await,
         Command::Watch { kinds, count } => watch::run(kinds, count, ctx).await,
