@@ -19,6 +19,8 @@ pub struct Snapshot {
     pub drops: Vec<(String, u64)>,
     pub bridges: Vec<pb::Bridge>,
     pub mempools: Vec<pb::Mempool>,
+    /// The packet graph's stages per worker, and the slow path.
+    pub runtime: pb::GetRuntimeReply,
     /// MAC learning events since start: (learned, moved, aged).
     pub fdb_events: (u64, u64, u64),
 }
@@ -32,6 +34,7 @@ impl Snapshot {
             drops: sw.drops().into_iter().collect(),
             bridges: sw.list_bridges(),
             mempools: sw.mempools(),
+            runtime: sw.runtime(),
             fdb_events: {
                 let l = sw.learn_stats();
                 (l.learned, l.moved, l.aged)
@@ -172,6 +175,79 @@ pub fn render(s: &Snapshot) -> String {
     );
     for (reason, n) in &s.drops {
         let _ = writeln!(o, "vswitch_drops_total{{reason=\"{reason}\"}} {n}");
+    }
+    type StageField = fn(&pb::StageRuntime) -> u64;
+    let stage_counters: [(&str, &str, StageField); 3] = [
+        (
+            "vswitch_stage_packets_total",
+            "Packets through the stage of the packet graph.",
+            |st| st.packets,
+        ),
+        (
+            "vswitch_stage_calls_total",
+            "Vectors the stage was called with.",
+            |st| st.calls,
+        ),
+        (
+            "vswitch_stage_cycles_total",
+            "TSC cycles spent in the stage.",
+            |st| st.cycles,
+        ),
+    ];
+    for (name, help, field) in stage_counters {
+        family(&mut o, name, "counter", help);
+        for w in &s.runtime.workers {
+            for st in &w.stages {
+                let _ = writeln!(
+                    o,
+                    "{name}{{worker=\"{}\",stage=\"{}\"}} {}",
+                    w.worker,
+                    st.stage,
+                    field(st)
+                );
+            }
+        }
+    }
+    family(
+        &mut o,
+        "vswitch_stage_drops_total",
+        "counter",
+        "Packets dropped by the stage, by reason.",
+    );
+    for w in &s.runtime.workers {
+        for st in &w.stages {
+            let mut drops: Vec<_> = st.drops.iter().collect();
+            drops.sort();
+            for (reason, n) in drops {
+                let _ = writeln!(
+                    o,
+                    "vswitch_stage_drops_total{{worker=\"{}\",stage=\"{}\",reason=\"{reason}\"}} {n}",
+                    w.worker, st.stage
+                );
+            }
+        }
+    }
+    if let Some(sp) = &s.runtime.slow_path {
+        for (name, help, v) in [
+            (
+                "vswitch_slowpath_punted_total",
+                "Packets workers punted to the slow path.",
+                sp.punted,
+            ),
+            (
+                "vswitch_slowpath_injected_total",
+                "Packets the slow path queued for workers to send.",
+                sp.injected,
+            ),
+            (
+                "vswitch_slowpath_inject_full_total",
+                "Packets the slow path could not queue (inject ring full).",
+                sp.inject_full,
+            ),
+        ] {
+            family(&mut o, name, "counter", help);
+            let _ = writeln!(o, "{name} {v}");
+        }
     }
     family(
         &mut o,
@@ -353,6 +429,23 @@ mod tests {
                 in_use: 2,
                 available: 98,
             }],
+            runtime: pb::GetRuntimeReply {
+                workers: vec![pb::WorkerRuntime {
+                    worker: 0,
+                    stages: vec![pb::StageRuntime {
+                        stage: "l2-bridge".into(),
+                        calls: 2,
+                        packets: 40,
+                        cycles: 4000,
+                        drops: [("flood_off".to_owned(), 1)].into(),
+                        ..Default::default()
+                    }],
+                }],
+                slow_path: Some(pb::SlowPathRuntime {
+                    punted: 6,
+                    ..Default::default()
+                }),
+            },
             fdb_events: (5, 1, 2),
         };
         let t = render(&s);
@@ -368,6 +461,10 @@ mod tests {
             "vswitch_fdb_learned{bridge=\"br0\"} 4",
             "vswitch_mempool_in_use{pool=\"p\"} 2",
             "vswitch_fdb_moves_total 1",
+            "vswitch_stage_packets_total{worker=\"0\",stage=\"l2-bridge\"} 40",
+            "vswitch_stage_cycles_total{worker=\"0\",stage=\"l2-bridge\"} 4000",
+            "vswitch_stage_drops_total{worker=\"0\",stage=\"l2-bridge\",reason=\"flood_off\"} 1",
+            "vswitch_slowpath_punted_total 6",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

@@ -72,6 +72,16 @@ impl Burst {
         n
     }
 
+    /// Whether any of its mbufs asks the output device for work (reads each mbuf's flag
+    /// word, in the first cache line).
+    #[inline]
+    pub fn tx_requests(&self) -> bool {
+        self.pkts[..self.len]
+            .iter()
+            // SAFETY: pkts[..len] are owned live mbufs.
+            .any(|&m| unsafe { (*m).ol_flags } & TX_REQUESTS != 0)
+    }
+
     /// The offload state of packet `i`. Panics if `i >= len()`, like slice indexing.
     #[inline(always)]
     pub fn offload(&self, i: usize) -> MbufOffload {
@@ -145,11 +155,13 @@ mod tests {
         let mut b = Burst::new();
         b.push(m).unwrap();
         assert_eq!(b.offload(0), o);
+        assert!(b.tx_requests());
         // append moves what fits, in order.
         let mut full = Burst::new();
         for _ in 0..crate::MAX_BURST - 1 {
             full.push(Mbuf::alloc(&pool).unwrap()).unwrap();
         }
+        assert!(!full.tx_requests());
         let mut two = Burst::new();
         two.push(Mbuf::from_bytes(&pool, &[1]).unwrap()).unwrap();
         two.push(Mbuf::from_bytes(&pool, &[2]).unwrap()).unwrap();
