@@ -58,10 +58,6 @@ pub const STANDARD_MAX_MTU: u16 = BufferClass::Standard.max_mtu();
 /// TPACKET_ALIGN(TPACKET2_HDRLEN (52) + 16) - ETH_HLEN (14).
 const AF_PACKET_RX_OFFSET: u16 = 80 - 14;
 
-/// What af_packet's rx queue setup requires of the mbuf room: framesz less
-/// TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) = 52 - 20.
-const AF_PACKET_DATA_OFFSET: u16 = 32;
-
 /// An af_packet port's ring geometry (its framesz, blocksz and framecnt devargs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AfPacketRing {
@@ -193,6 +189,9 @@ mod tests {
     use super::*;
 
     const PAGE: u32 = 4096;
+    /// What af_packet's rx queue setup requires of the mbuf room, and its tx path of a
+    /// frame: framesz less TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) = 52 - 20.
+    const AF_PACKET_DATA_OFFSET: u16 = 32;
 
     #[test]
     fn the_classes_carry_these_mtus() {
