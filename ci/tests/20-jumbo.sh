@@ -9,7 +9,8 @@
 #   - iperf3 (3 s) both ways completes; its MSS and throughput are logged;
 #   - refused in one stderr line, non-zero exit, nothing changed (interfaces, kernel MTUs):
 #     `iface add ... mtu=9601` (past what the jumbo buffers carry), `iface set` past it,
-#     and `iface set` of an interface added with standard buffers to mtu=9000;
+#     and `iface set` of an interface added with standard buffers to mtu=9000; a
+#     transaction failing after it opened a jumbo port and set a jumbo MTU (both undone);
 #   - `iface set` within the jumbo class (9600, back to 9000) reaches the host end's MTU.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
@@ -114,6 +115,11 @@ vs_refused state 'mtu must be a number from 68 to 9600' iface add big null mtu=6
 vs_refused state 'mtu must be a number from 68 to 9600' iface set a mtu=9700
 vs_refused state 'standard buffers.*add it again with mtu=9000' iface set s mtu=9000
 vs_refused state 'standard buffers.*add it again with mtu=1961' iface set s up mtu=1961
+# A transaction whose last change fails at its port, after a jumbo port was opened and a
+# jumbo MTU set: the port is closed, both host ends' MTUs are put back.
+printf 'iface add big af_packet iface=%s mtu=9000\niface set a mtu=9600\niface add bogus dpdk devargs=net_bogus0\n' \
+    "$hn" >"$VS_TMP/undo.txt"
+vs_refused state 'change 3 of 3.*no DPDK driver takes' transaction "$VS_TMP/undo.txt"
 vs_refused_report
 log "$VS_REFUSED refusals, each one line, nothing changed"
 
