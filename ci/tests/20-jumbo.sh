@@ -57,7 +57,7 @@ vs_ping "$nsa" 10.99.20.2
 # jumbo_ping NS DST: 5 echo requests of 9000-byte IP packets with DF set, all answered.
 jumbo_ping() {
     local out
-    out=$(ip netns exec "$1" ping -M do -s 8972 -c 5 -i 0.2 -w 10 "$2" 2>&1) || {
+    out=$(ip netns exec "$1" ping -M "do" -s 8972 -c 5 -i 0.2 -w 10 "$2" 2>&1) || {
         printf '%s\n' "$out" >&2
         fail "ping -M do -s 8972 $1 -> $2 failed"
     }
