@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use vswitch_vhost::{self as vhost, SocketRole};
 
+use crate::buffers::{self, BufferClass};
 use crate::error::{ApiError, ApiResult};
 use crate::names::{check_ifname, check_name, check_pci_addr, parse_mac, parse_mtu};
 
@@ -308,6 +309,23 @@ impl IfaceSpec {
         }
     }
 
+    /// The class of packet buffers the port receives into: the one its MTU needs (the
+    /// model refuses MTUs that no class carries; standard then, as a fallback).
+    pub fn buffers(&self) -> BufferClass {
+        BufferClass::for_mtu(self.mtu).unwrap_or(BufferClass::Standard)
+    }
+
+    /// The Linux interface that carries the port's MTU, set there by the switch: af_packet,
+    /// whose DPDK 22.11 driver reports a 1518-byte max frame, so that ethdev refuses any
+    /// MTU over 1500 (rte_eth_dev_set_mtu); the driver's own mtu_set only sets the Linux
+    /// interface's MTU (SIOCSIFMTU), which the switch does itself instead.
+    pub fn kernel_mtu(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::AfPacket { iface } => Some(iface),
+            _ => None,
+        }
+    }
+
     /// The port's devargs and queues. `index` makes the DPDK device name unique;
     /// `workers` is the number of workers (each needs its own tx queue).
     pub fn port_plan(&self, index: u32, workers: u16) -> PortPlan {
@@ -320,8 +338,12 @@ impl IfaceSpec {
         match &self.kind {
             Kind::AfPacket { iface } => {
                 // Every AF_PACKET queue pair is a socket in one fanout group: all must be polled.
+                // Jumbo ports get ring frames that hold their frames and fit their buffers.
                 PortPlan {
-                    devargs: format!("net_af_packet{index},iface={iface},qpairs={w}"),
+                    devargs: format!(
+                        "net_af_packet{index},iface={iface},qpairs={w}{}",
+                        buffers::af_packet_devargs(self.buffers())
+                    ),
                     rx_queues: w,
                     tx_queues: w,
                 }
@@ -408,6 +430,25 @@ mod tests {
         let p = s.port_plan(3, 2);
         assert_eq!(p.devargs, "net_af_packet3,iface=lo,qpairs=2");
         assert_eq!((p.rx_queues, p.tx_queues), (2, 2));
+        assert_eq!(s.buffers(), BufferClass::Standard);
+        assert_eq!(s.kernel_mtu(), Some("lo"));
+    }
+
+    /// A jumbo MTU: jumbo buffers, and af_packet ring frames that carry it.
+    #[test]
+    fn af_packet_with_a_jumbo_mtu_gets_jumbo_ring_frames() {
+        let s = parse("af_packet", &[("iface", "lo"), ("mtu", "9000")]).unwrap();
+        assert_eq!(s.buffers(), BufferClass::Jumbo);
+        assert_eq!(
+            s.port_plan(3, 2).devargs,
+            "net_af_packet3,iface=lo,qpairs=2,framesz=9728,blocksz=77824,framecnt=512"
+        );
+        let n = parse("null", &[("mtu", "9000")]).unwrap();
+        assert_eq!(n.buffers(), BufferClass::Jumbo);
+        assert_eq!(n.kernel_mtu(), None);
+        assert_eq!(n.port_plan(5, 1).devargs, "net_null5,no-rx=1");
+        let e = parse("af_packet", &[("iface", "lo"), ("mtu", "9601")]).unwrap_err();
+        assert!(e.message.contains("from 68 to 9600"), "{e}");
     }
 
     /// A MAC the driver made up is recorded as mac=: re-parsing what is persisted gives

@@ -3,6 +3,7 @@
 //!
 //! - [`options`]: vswitchd's command line and the EAL arguments derived from it.
 //! - [`iface_spec`]: `TYPE KEY=VALUE...` validated into a port's devargs and queues.
+//! - [`buffers`]: the classes of packet buffers (standard, jumbo) and the MTUs they carry.
 //! - [`model`]: the desired state as a pure model; every change is staged on a copy of it.
 //! - [`switch`]: the running switch: ports, plan, MAC table, carrying out what the model
 //!   says.
@@ -13,6 +14,7 @@
 //! - [`events`]: the event hub behind Watch (link, MAC learning, configuration changes).
 //! - [`service`]: the gRPC service over the switch; [`client`]: the client side.
 
+pub mod buffers;
 pub mod client;
 pub mod error;
 pub mod events;

@@ -73,11 +73,16 @@ pub fn format_mac(mac: [u8; 6]) -> String {
     format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
 }
 
-/// Parses an MTU: 68 (RFC 791's minimum) to 9600.
+/// Parses an MTU: 68 (RFC 791's minimum) to 9600, the largest the switch's jumbo buffers
+/// carry (see buffers.rs).
 pub fn parse_mtu(key: &str, s: &str) -> Result<u16, String> {
+    use crate::buffers::{MAX_MTU, MIN_MTU};
     match s.parse::<u16>() {
-        Ok(n) if (68..=9600).contains(&n) => Ok(n),
-        _ => Err(format!("{key} must be a number from 68 to 9600, not {s:?}")),
+        Ok(n) if (MIN_MTU..=MAX_MTU).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{key} must be a number from {MIN_MTU} to {MAX_MTU} (the largest the switch's \
+             jumbo buffers carry), not {s:?}"
+        )),
     }
 }
 
@@ -162,7 +167,12 @@ mod tests {
     fn mtus() {
         assert_eq!(parse_mtu("mtu", "1500"), Ok(1500));
         assert!(parse_mtu("mtu", "67").is_err());
-        assert!(parse_mtu("mtu", "9601").is_err());
+        assert_eq!(parse_mtu("mtu", "9600"), Ok(9600));
+        assert_eq!(
+            parse_mtu("mtu", "9601").unwrap_err(),
+            "mtu must be a number from 68 to 9600 (the largest the switch's jumbo buffers \
+             carry), not \"9601\""
+        );
         assert!(parse_mtu("mtu", "x").is_err());
     }
 

@@ -49,9 +49,13 @@ pub struct Options {
     /// Directory for relative vhost-user / memif socket names.
     #[arg(long, value_name = "DIR", default_value = vswitch_vhost::DEFAULT_RUN_DIR)]
     pub run_dir: PathBuf,
-    /// Mbufs in the packet-buffer pool.
+    /// Mbufs in the packet-buffer pool (2048 bytes of packet each).
     #[arg(long, value_name = "N", default_value_t = 32767)]
     pub mbufs: u32,
+    /// Mbufs in the jumbo pool (9728 bytes each, ~10 KiB of --mem per mbuf), made when the
+    /// first interface with an MTU over 1960 is added.
+    #[arg(long, value_name = "N", default_value_t = crate::switch::DEFAULT_JUMBO_MBUFS)]
+    pub jumbo_mbufs: u32,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
@@ -199,6 +203,12 @@ impl Options {
             return Err(format!(
                 "--mbufs must be from 1024 to 4194303, not {}",
                 self.mbufs
+            ));
+        }
+        if !(512..=1_048_575).contains(&self.jumbo_mbufs) {
+            return Err(format!(
+                "--jumbo-mbufs must be from 512 to 1048575, not {}",
+                self.jumbo_mbufs
             ));
         }
         Ok(())
@@ -357,6 +367,10 @@ mod tests {
             .unwrap_err()
             .contains("--mem"));
         assert!(opts(&["--file-prefix", "a/b"]).validate().is_err());
+        assert!(opts(&["--jumbo-mbufs", "10"])
+            .validate()
+            .unwrap_err()
+            .contains("--jumbo-mbufs"));
         assert!(opts(&["--mbufs", "10"])
             .validate()
             .unwrap_err()

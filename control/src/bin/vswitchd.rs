@@ -121,7 +121,8 @@ fn run(opts: Options) -> Result<(), String> {
         paths,
         Some(store),
         events.clone(),
-    );
+    )
+    .with_jumbo_mbufs(opts.jumbo_mbufs);
     let started = std::time::Instant::now();
     for e in switch.restore(initial.as_ref(), &journal) {
         tracing::error!("not restored: {e}");

@@ -229,7 +229,7 @@ pub fn to_pb(name: &str, b: &Bridge, learned: u32) -> pb::Bridge {
     }
 }
 
-/// Member ports of the bridge (by `port_of`, the switch's interface -> port id).
+/// Member interfaces of the bridge (by `port_of`, the switch's interface -> logical index).
 pub fn member_ports(b: &Bridge, port_of: &dyn Fn(&str) -> Option<u16>) -> Vec<u16> {
     b.members.keys().filter_map(|m| port_of(m)).collect()
 }

@@ -11,6 +11,7 @@ use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
 use super::{Limits, Model, PortOp, Staged};
+use crate::buffers::check_mtu_change;
 use crate::error::{required, ApiError, ApiResult};
 use crate::iface_spec::{IfaceSpec, Kind};
 use crate::names::parse_mtu;
@@ -111,9 +112,14 @@ pub(super) fn delete(s: &mut Staged, r: &pb::DeleteInterfaceRequest) -> ApiResul
 /// `iface set NAME [up|down] [mtu=N]`.
 pub(super) fn set(s: &mut Staged, index: usize, r: &pb::SetInterfaceRequest) -> ApiResult<String> {
     required("name", &r.name)?;
-    s.model.iface(&r.name)?;
+    let current = s.model.iface(&r.name)?.spec.mtu;
     let mtu = match r.mtu.filter(|m| *m != 0) {
-        Some(m) => Some(parse_mtu("mtu", &m.to_string()).map_err(ApiError::invalid)?),
+        Some(m) => {
+            let m = parse_mtu("mtu", &m.to_string()).map_err(ApiError::invalid)?;
+            // The port keeps the buffers it was opened with.
+            check_mtu_change(&r.name, current, m).map_err(ApiError::invalid)?;
+            Some(m)
+        }
         None => None,
     };
     edit(s, &r.name, |i| {

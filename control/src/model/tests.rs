@@ -156,6 +156,53 @@ fn interfaces_are_validated() {
     refused(set("a", None, Some(70_000)), Code::Invalid, "mtu");
 }
 
+fn null_mtu(name: &str, mtu: &str) -> C {
+    C::AddInterface(pb::AddInterfaceRequest {
+        name: name.into(),
+        r#type: "null".into(),
+        args: [("mtu".to_string(), mtu.to_string())].into(),
+    })
+}
+
+/// MTUs past the jumbo buffers are refused at add and set; a set needing a larger class of
+/// buffers than the port was opened with is refused, one within its class is not.
+#[test]
+fn mtus_must_fit_the_buffers() {
+    refused(null_mtu("q", "9601"), Code::Invalid, "from 68 to 9600");
+    refused(null_mtu("q", "65535"), Code::Invalid, "jumbo buffers");
+    refused(set("a", None, Some(9601)), Code::Invalid, "from 68 to 9600");
+    // a was added without mtu= (1500): standard buffers.
+    refused(
+        set("a", None, Some(9000)),
+        Code::Invalid,
+        "its port has standard buffers, which carry MTUs up to 1960",
+    );
+    refused(
+        set("a", None, Some(1961)),
+        Code::Invalid,
+        "delete the interface and add it again with mtu=1961",
+    );
+    let m = build(vec![null_mtu("j", "9000"), null("s")]);
+    for ok in [set("s", None, Some(1960)), set("j", None, Some(9600))] {
+        let desc = format!("{ok:?}");
+        m.stage(&[ch(ok)], &limits())
+            .unwrap_or_else(|e| panic!("{desc}: {e}"));
+    }
+    // Down to a standard MTU and back up in one transaction: the class follows the MTU
+    // configured, so the second step is refused (as it would be after a restart).
+    let e = m
+        .stage(
+            &[
+                ch(set("j", None, Some(1500))),
+                ch(set("j", None, Some(9000))),
+            ],
+            &limits(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, Code::Invalid, "{e}");
+    assert!(e.message.contains("standard buffers"), "{e}");
+}
+
 #[test]
 fn two_interfaces_cannot_share_a_socket() {
     let m = build(vec![memif("m1", "m.sock")]);
@@ -304,7 +351,7 @@ fn a_batch_failing_at_change_k_of_n_changes_nothing() {
         bridge("br1"),
         attach("br1", "n1", Some(7), &[]),
         fdb("br1", "02:00:00:00:01:01", "n1", 7),
-        set("n1", Some(false), Some(9000)),
+        set("n1", Some(false), Some(1400)),
         C::DeleteInterface(pb::DeleteInterfaceRequest { name: "x1".into() }),
         C::DeleteBridge(pb::DeleteBridgeRequest { name: "br0".into() }),
     ];

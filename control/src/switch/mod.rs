@@ -22,6 +22,7 @@ use vswitch_dataplane::{
 };
 use vswitch_proto::v1 as pb;
 
+use crate::buffers::BufferClass;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Events;
 use crate::model::{self, Iface, Limits, Model};
@@ -31,6 +32,14 @@ use crate::state::{Snapshot, Store};
 
 mod restore;
 mod txn;
+
+/// Mbufs of the jumbo pool by default: 8192 * ~10 KiB = ~80 MiB of DPDK memory, beside the
+/// standard pool's ~75 MiB (32767 * ~2.3 KiB), within the default --mem 512.
+pub const DEFAULT_JUMBO_MBUFS: u32 = 8192;
+/// The jumbo pool's name (`vsctl mempools`).
+const JUMBO_POOL: &str = "vs_jumbo";
+/// Its per-lcore cache: smaller than the standard pool's 256, as each mbuf is 4.5x larger.
+const JUMBO_CACHE: u32 = 128;
 
 pub use txn::TxnOutcome;
 
@@ -66,11 +75,28 @@ fn link_up(i: &Iface, a: &Attached) -> bool {
     }
 }
 
+/// The MTU of a Linux interface (None if it cannot be read).
+fn kernel_mtu(ifname: &str) -> Option<u16> {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Sets the MTU of a Linux interface (what DPDK's af_packet driver does with SIOCSIFMTU).
+fn set_kernel_mtu(ifname: &str, mtu: u16) -> Result<(), String> {
+    std::fs::write(format!("/sys/class/net/{ifname}/mtu"), mtu.to_string())
+        .map_err(|e| format!("cannot set MTU {mtu} on Linux interface {ifname}: {e}"))
+}
+
 /// The port that implements an interface, and its place in the dataplane.
 struct Attached {
     /// The interface's logical index (plan, MAC table, counters, outputs).
     ifindex: IfIndex,
     port: Port,
+    /// The Linux interface whose MTU is the port's (af_packet: see IfaceSpec::kernel_mtu).
+    kernel_mtu: Option<String>,
     /// The socket file the switch created for it (server role), removed when it closes.
     server_socket: Option<PathBuf>,
     devargs: String,
@@ -81,6 +107,24 @@ struct Attached {
     base: PortTotals,
     /// Link state last reported to watchers.
     link_seen: bool,
+}
+
+impl Attached {
+    /// The port's MTU: its Linux interface's, else the driver's (0 if neither says).
+    fn mtu(&self) -> u16 {
+        match &self.kernel_mtu {
+            Some(ifname) => kernel_mtu(ifname).unwrap_or_default(),
+            None => self.port.mtu(),
+        }
+    }
+
+    /// Sets the port's MTU, on its Linux interface or through the driver.
+    fn set_mtu(&self, mtu: u16) -> Result<(), String> {
+        match &self.kernel_mtu {
+            Some(ifname) => set_kernel_mtu(ifname, mtu),
+            None => self.port.set_mtu(mtu).map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// Where the switch keeps files.
@@ -119,7 +163,12 @@ pub struct Switch {
     engine: Engine,
     /// The rings between workers and the slow-path thread (holding mbufs: before the pool).
     slow: Arc<SlowPath>,
+    /// The standard buffers: every port's tx, and rx of ports of the standard class.
     pool: Arc<Mempool>,
+    /// The jumbo buffers, made the first time a port needs them (see buffers.rs), then kept.
+    jumbo: Option<Arc<Mempool>>,
+    /// Mbufs the jumbo pool is made with.
+    jumbo_mbufs: u32,
     eal: Option<Eal>,
     queue_load: Vec<usize>,
     next_index: u32,
@@ -161,6 +210,8 @@ impl Switch {
             engine,
             slow,
             pool,
+            jumbo: None,
+            jumbo_mbufs: DEFAULT_JUMBO_MBUFS,
             eal: Some(eal),
             queue_load: vec![0; workers],
             next_index: 0,
@@ -169,6 +220,48 @@ impl Switch {
             events,
             started: Instant::now(),
         }
+    }
+
+    /// Sets how many mbufs the jumbo pool gets when it is made (vswitchd's --jumbo-mbufs).
+    pub fn with_jumbo_mbufs(mut self, n: u32) -> Switch {
+        self.jumbo_mbufs = n;
+        self
+    }
+
+    /// The pool that ports of `class` receive into; the jumbo pool is made on first use.
+    /// It costs about 10 KiB per mbuf of DPDK memory (--mem), so a switch without jumbo
+    /// ports does not pay for it.
+    fn pool_for(&mut self, class: BufferClass) -> ApiResult<Arc<Mempool>> {
+        if class == BufferClass::Standard {
+            return Ok(self.pool.clone());
+        }
+        if let Some(p) = &self.jumbo {
+            return Ok(p.clone());
+        }
+        let pool = Mempool::with_data_room(
+            self.eal()?,
+            JUMBO_POOL,
+            self.jumbo_mbufs,
+            JUMBO_CACHE,
+            class.data_room(),
+        )
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "cannot make the jumbo buffer pool ({} mbufs of {} bytes): {e}; give DPDK \
+                 more memory (--mem) or fewer jumbo buffers (--jumbo-mbufs)",
+                self.jumbo_mbufs,
+                class.data_room()
+            ))
+        })?;
+        tracing::info!(
+            pool = JUMBO_POOL,
+            mbufs = self.jumbo_mbufs,
+            data_room = class.data_room(),
+            "jumbo buffer pool made"
+        );
+        let pool = Arc::new(pool);
+        self.jumbo = Some(pool.clone());
+        Ok(pool)
     }
 
     fn eal(&self) -> ApiResult<&Eal> {
@@ -250,7 +343,7 @@ impl Switch {
             admin_up: i.admin_up,
             link_up: i.admin_up && link_up(i, a),
             mac: format_mac(i.spec.mac.unwrap_or_else(|| a.port.mac())),
-            mtu: u32::from(a.port.mtu()),
+            mtu: u32::from(a.mtu()),
             rx_packets: t.rx_packets,
             tx_packets: t.tx_packets,
             rx_bytes: t.rx_bytes,
@@ -439,14 +532,17 @@ impl Switch {
         self.l2.learner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Packet-buffer pools.
+    /// Packet-buffer pools (the jumbo pool once made).
     pub fn mempools(&self) -> Vec<pb::Mempool> {
-        vec![pb::Mempool {
-            name: self.pool.name().to_string(),
-            capacity: self.pool.capacity(),
-            in_use: self.pool.in_use(),
-            available: self.pool.available(),
-        }]
+        std::iter::once(&self.pool)
+            .chain(self.jumbo.as_ref())
+            .map(|p| pb::Mempool {
+                name: p.name().to_string(),
+                capacity: p.capacity(),
+                in_use: p.in_use(),
+                available: p.available(),
+            })
+            .collect()
     }
 
     /// The desired state as it is now: the changes that re-create it.
@@ -594,6 +690,7 @@ impl Switch {
             t.stop();
         }
         let in_use = self.pool.in_use();
+        let jumbo_in_use = self.jumbo.as_ref().map(|p| p.in_use());
         for (name, a) in std::mem::take(&mut self.ports) {
             a.port.close();
             if let Some(s) = a.server_socket {
@@ -604,6 +701,8 @@ impl Switch {
         tracing::info!(
             mbufs_in_use_before_close = in_use,
             mbufs_in_use = self.pool.in_use(),
+            jumbo_mbufs_in_use_before_close = jumbo_in_use,
+            jumbo_mbufs_in_use = self.jumbo.as_ref().map(|p| p.in_use()),
             "ports closed"
         );
         self.eal.take()

@@ -54,6 +54,8 @@ struct Undo {
     removed: Vec<(String, Attached)>,
     /// MTU and admin state changes made on ports: (interface, MTU before, admin before).
     port_changes: Vec<(String, u16, bool)>,
+    /// Linux interfaces whose MTU ports opened here set: (interface, MTU before).
+    kernel_mtus: Vec<(String, u16)>,
     queue_load: Vec<usize>,
     next_index: u32,
     /// MACs that interfaces added without mac= got from their driver: (index of the
@@ -183,9 +185,9 @@ impl Switch {
                     };
                     let admin_before = self.model.iface(name).map_or(true, |i| i.admin_up);
                     undo.port_changes
-                        .push((name.clone(), a.port.mtu(), admin_before));
+                        .push((name.clone(), a.mtu(), admin_before));
                     if let Some(m) = mtu {
-                        a.port.set_mtu(*m).map_err(|e| {
+                        a.set_mtu(*m).map_err(|e| {
                             (
                                 *index,
                                 ApiError::invalid(format!("interface {name:?}: {e}")),
@@ -213,23 +215,40 @@ impl Switch {
         spec: &IfaceSpec,
         undo: &mut Undo,
     ) -> ApiResult<()> {
+        let ifindex = self.free_ifindex(undo).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "interface {name:?}: the dataplane has room for {MAX_IFACES} interfaces, all in use"
+            ))
+        })?;
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
             vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;
         }
         let plan = spec.port_plan(self.next_index, self.engine.workers() as u16);
         self.next_index += 1;
+        let buffers = spec.buffers();
+        let pool = self.pool_for(buffers)?;
+        let kernel_mtu = spec.kernel_mtu().map(str::to_string);
         let config = PortConfig {
             rx_queues: plan.rx_queues,
             tx_queues: plan.tx_queues,
             mac: spec.port_mac(),
-            mtu: spec.mtu,
+            // On the Linux interface instead, below, where it has one.
+            mtu: spec.mtu.filter(|_| kernel_mtu.is_none()),
             ..PortConfig::default()
         };
-        let port =
-            Port::open(self.eal()?, &plan.devargs, self.pool.clone(), config).map_err(|e| {
-                ApiError::invalid(format!("interface {name:?}: DPDK refused the device: {e}"))
-            })?;
+        let port = Port::open(self.eal()?, &plan.devargs, pool, config).map_err(|e| {
+            ApiError::invalid(format!("interface {name:?}: DPDK refused the device: {e}"))
+        })?;
+        if let (Some(ifname), Some(mtu)) = (&kernel_mtu, spec.mtu) {
+            let before = super::kernel_mtu(ifname);
+            // On error the port is dropped: closed and its device removed.
+            super::set_kernel_mtu(ifname, mtu)
+                .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
+            if let Some(b) = before.filter(|b| *b != mtu) {
+                undo.kernel_mtus.push((ifname.clone(), b));
+            }
+        }
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::restrict_socket(sock);
         }
@@ -239,18 +258,15 @@ impl Switch {
             undo.recorded_macs.push((index, format_mac(port.mac())));
         }
         let rx_workers = place_queues(&mut self.queue_load, plan.rx_queues as usize);
-        let ifindex = self.free_ifindex(undo).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "interface {name:?}: the dataplane has room for {MAX_IFACES} interfaces, all in use"
-            ))
-        })?;
         let base = self.engine.iface_totals(ifindex);
-        tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), ifindex, "interface added");
+        tracing::info!(iface = name, devargs = %plan.devargs, port = port.id(), ifindex,
+            buffers = buffers.name(), "interface added");
         self.ports.insert(
             name.to_string(),
             Attached {
                 ifindex,
                 port,
+                kernel_mtu,
                 server_socket: spec.server_socket().map(PathBuf::from),
                 devargs: plan.devargs,
                 rx_workers,
@@ -396,8 +412,8 @@ impl Switch {
         }
         for (name, mtu, admin) in undo.port_changes.into_iter().rev() {
             if let Some(a) = self.ports.get(&name) {
-                if a.port.mtu() != mtu {
-                    let _ = a.port.set_mtu(mtu);
+                if a.mtu() != mtu {
+                    let _ = a.set_mtu(mtu);
                 }
                 let _ = a.port.set_link(admin);
             }
@@ -406,6 +422,11 @@ impl Switch {
             if let Some(a) = self.ports.remove(name) {
                 // Never published: no worker has seen the port.
                 close_removed(name, a, true);
+            }
+        }
+        for (ifname, mtu) in undo.kernel_mtus.into_iter().rev() {
+            if let Err(e) = super::set_kernel_mtu(&ifname, mtu) {
+                tracing::warn!("{e}");
             }
         }
         for (name, a) in undo.removed {

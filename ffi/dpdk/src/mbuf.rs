@@ -14,7 +14,10 @@ use crate::port::PortQueue;
 /// The largest burst the dataplane moves at once.
 pub const MAX_BURST: usize = 256;
 
-/// One owned packet buffer (single segment as seen through `data`).
+/// One owned packet buffer: a chain of one or more segments (rte_mbufs). [`Mbuf::len`] is
+/// the whole packet; [`Mbuf::data`] sees the first segment only, which is the whole packet
+/// when [`Mbuf::is_contiguous`] (every frame the switch's ports receive: their pools' data
+/// room holds the largest frame of their MTU, and no port enables scattered rx).
 #[derive(Debug)]
 pub struct Mbuf {
     pub(crate) raw: NonNull<rte_mbuf>,
@@ -68,11 +71,26 @@ impl Mbuf {
         }
     }
 
-    /// Packet length in bytes.
+    /// Packet length in bytes, over every segment (pkt_len; `data().len()` is the first
+    /// segment's).
     #[inline]
     pub fn len(&self) -> usize {
         // SAFETY: self owns a live mbuf.
         unsafe { (*self.raw.as_ptr()).pkt_len as usize }
+    }
+
+    /// How many segments (chained rte_mbufs) hold the packet (nb_segs; 1 for most).
+    #[inline]
+    pub fn segments(&self) -> u16 {
+        // SAFETY: self owns a live mbuf; nb_segs is kept by DPDK on the first segment.
+        unsafe { (*self.raw.as_ptr()).nb_segs }
+    }
+
+    /// Whether the whole packet is in the first segment, so that [`Mbuf::data`] is all of it.
+    #[inline]
+    pub fn is_contiguous(&self) -> bool {
+        // SAFETY: self owns a live mbuf; rte_pktmbuf_is_contiguous only reads nb_segs.
+        unsafe { dpdk_sys::rte_pktmbuf_is_contiguous(self.raw.as_ptr()) != 0 }
     }
 
     /// Whether the packet is empty.
@@ -284,8 +302,8 @@ impl Burst {
         unsafe { seg_data(self.pkts[i]) }
     }
 
-    /// Total length of its packets, in bytes (reads each mbuf's first cache line, which
-    /// the driver has just written on rx).
+    /// Total length of its packets, in bytes, every segment counted (pkt_len; reads each
+    /// mbuf's first cache line, which the driver has just written on rx).
     #[inline]
     pub fn bytes(&self) -> u64 {
         self.pkts[..self.len]
@@ -452,6 +470,35 @@ mod tests {
         assert_eq!(&c.data()[..4], &[1, 2, 3, 4]);
         drop((m, c));
         assert_eq!(pool.in_use(), base);
+    }
+
+    /// A packet of two segments: len() and Burst::bytes() count both, data() is the first.
+    #[test]
+    fn chained_segments_are_counted_whole() {
+        require_eal!();
+        let pool = pool("t_chain", 64);
+        let base = pool.in_use();
+        let head = Mbuf::from_bytes(&pool, &[1u8; 1500]).unwrap();
+        let tail = Mbuf::from_bytes(&pool, &[2u8; 700]).unwrap();
+        assert_eq!((head.segments(), head.is_contiguous()), (1, true));
+        // SAFETY: both are live single-segment mbufs we own; on success rte_pktmbuf_chain
+        // makes tail part of head's chain, so only head is freed (tail is forgotten).
+        let ok = unsafe { dpdk_sys::rte_pktmbuf_chain(head.raw.as_ptr(), tail.raw.as_ptr()) };
+        assert_eq!(ok, 0);
+        std::mem::forget(tail);
+        assert_eq!(head.segments(), 2);
+        assert!(!head.is_contiguous());
+        assert_eq!(head.len(), 2200);
+        assert_eq!(head.data(), &[1u8; 1500][..]);
+        let mut b = Burst::new();
+        b.push(head).unwrap();
+        assert_eq!(b.bytes(), 2200);
+        drop(b);
+        assert_eq!(
+            pool.in_use(),
+            base,
+            "freeing the head frees the whole chain"
+        );
     }
 
     #[test]

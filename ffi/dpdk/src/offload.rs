@@ -120,16 +120,6 @@ impl Mbuf {
                 | (u64::from(o.tso_segsz) << 24);
         }
     }
-
-    /// Whether the whole packet is in its first segment.
-    #[inline]
-    pub fn is_contiguous(&self) -> bool {
-        // SAFETY: self owns a live mbuf.
-        unsafe {
-            let r = self.raw.as_ptr();
-            u32::from((*r).data_len) == (*r).pkt_len
-        }
-    }
 }
 
 #[cfg(test)]

@@ -546,6 +546,40 @@ mod tests {
         );
     }
 
+    /// DPDK 22.11's af_packet cannot chain mbufs: its rx queue setup refuses a pool whose
+    /// room (less headroom) is smaller than framesz - 32 (TPACKET2_HDRLEN - sizeof
+    /// sockaddr_ll), and takes a room that large. (On `lo`, as root: AF_PACKET needs
+    /// CAP_NET_RAW.)
+    #[test]
+    fn af_packet_frames_must_fit_the_pool_room() {
+        require_eal!();
+        if !crate::test_eal::is_root() {
+            eprintln!("skipped: AF_PACKET sockets need root");
+            return;
+        }
+        let jumbo_args = "iface=lo,qpairs=1,framesz=9728,blocksz=77824,framecnt=64";
+        let small = pool("t_afp_std", 1024);
+        let err = Port::open(
+            eal(),
+            &format!("net_af_packet_t20,{jumbo_args}"),
+            small,
+            PortConfig::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("rx queue 0"), "{err}");
+        let jumbo = Arc::new(
+            Mempool::with_data_room(eal(), "t_afp_jumbo", 256, 0, 9728 + crate::HEADROOM).unwrap(),
+        );
+        let port = Port::open(
+            eal(),
+            &format!("net_af_packet_t21,{jumbo_args}"),
+            jumbo,
+            PortConfig::default(),
+        )
+        .unwrap();
+        port.close();
+    }
+
     #[test]
     fn too_many_queues_is_refused_and_undone() {
         require_eal!();
