@@ -14,7 +14,7 @@
 //! `bad_header` (shorter than its Ethernet header), `vlan_mismatch` (a VLAN the bridge
 //! member does not carry).
 
-use dpdk::Mbuf;
+use dpdk::{BurstSummary, Mbuf};
 
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage};
@@ -23,17 +23,17 @@ use crate::wire::ethernet::Frame;
 
 const STAGE: Stage = Stage::EthernetInput;
 
-/// Runs the stage on the graph's input vector. `rx_if`: every packet arrived on this
-/// interface (their metadata is not filled in yet).
-pub(crate) fn run(ctx: &Ctx, g: &mut Graph, rx_if: Option<IfIndex>) {
-    match rx_if {
-        Some(i) => whole_vector(ctx, g, i),
+/// Runs the stage on the graph's input vector. `rx`: every packet arrived on this
+/// interface (their metadata is not filled in yet), and the vector's summary.
+pub(crate) fn run(ctx: &Ctx, g: &mut Graph, rx: Option<(IfIndex, BurstSummary)>) {
+    match rx {
+        Some((i, summary)) => whole_vector(ctx, g, i, &summary),
         None => per_packet(ctx, g),
     }
 }
 
 /// A received burst: one interface, one decision for all but bridged frames.
-fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
+fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary) {
     let n = g.input.len();
     let Some(p) = ctx.plan.iface(rx_if).filter(|p| p.up) else {
         let reason = match ctx.plan.iface(rx_if) {
@@ -45,7 +45,7 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
         return;
     };
     match p.input {
-        Input::Xconnect(peer) => g.output.queue_burst(ctx, STAGE, peer, &mut g.input.pkts),
+        Input::Xconnect(peer) => g.output.queue_burst(ctx, peer, &mut g.input.pkts, summary),
         Input::Drop(reason) => {
             ctx.counters.drop_packets(STAGE, reason, rx_if, n as u64);
             g.input.clear();

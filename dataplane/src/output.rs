@@ -3,17 +3,22 @@
 //!
 //! Up to [`SLOTS`] interfaces have frames pending at once (a slot each, found through a
 //! per-interface index); a full slot, or a frame for one more interface when every slot is
-//! taken, transmits early. A cross-connected burst is queued as a whole (pointer copies).
+//! taken, transmits early. A cross-connected burst is queued as a whole (pointer copies)
+//! when none of its frames needs work.
 //!
 //! Reads: `meta.tx_if` and the offload fields (`csum`, `csum_start`, `gso`, `gso_size`);
-//! the worker's tx paths in the plan. Writes: the frame's L4 checksum (completing a partial
-//! one in software: no port is set up for checksum offload yet), the mbuf's offload
-//! requests (cleared once done); this worker's counters.
-//! Drops: `tx_full` (the device did not take the frame), `no_tx_queue` (no tx path for
-//! this worker), `offload_unsupported` (a GSO super-frame, or a partial checksum in a
-//! chained frame: segmentation and chained checksums come with the kernel-facing ports).
+//! the plan's output interface (`up`, `max_frame`) and the worker's tx paths. Writes: the
+//! frame's L4 checksum (completing a partial one in software: no port is set up for
+//! checksum offload yet), the mbuf's offload requests (cleared once done); this worker's
+//! counters.
+//! Drops (all counted in the output stage): `iface_down` (output interface down or gone),
+//! `mtu_exceeded` (longer than the output interface's MTU allows), `tx_full` (the device
+//! did not take the frame), `no_tx_queue` (no tx path for this worker),
+//! `offload_unsupported` (a GSO super-frame, or a partial checksum in a chained frame:
+//! segmentation and chained checksums come with the kernel-facing ports), `bad_header` (a
+//! partial checksum whose field lies outside the frame).
 
-use dpdk::{Burst, Mbuf, PortQueue};
+use dpdk::{Burst, BurstSummary, Mbuf, PortQueue};
 
 use crate::counters::{bump, DropReason, WorkerCounters};
 use crate::graph::{Csum, Ctx, Gso, Meta, Stage};
@@ -25,13 +30,24 @@ pub const SLOTS: usize = 64;
 /// Tx attempts for one burst while the device keeps taking packets.
 const TX_TRIES: usize = 8;
 const NO_SLOT: u8 = u8::MAX;
+const STAGE: Stage = Stage::Output;
+
+/// Frames pending for one interface.
+struct Slot {
+    iface: IfIndex,
+    /// The longest frame the interface may send (0: it may send none: down or gone).
+    max_frame: u32,
+    /// Bytes of the pending frames.
+    bytes: u64,
+    pkts: Burst,
+}
 
 /// One worker's output buffers.
 pub struct Output {
     /// The slot of each interface with frames pending (NO_SLOT: none).
     slot_of: Box<[u8; MAX_IFACES]>,
-    /// Pending frames: the interface and its frames, `used` of them in use.
-    slots: Box<[(IfIndex, Burst)]>,
+    slots: Box<[Slot]>,
+    /// Slots in use.
     used: usize,
     /// Frames queued since the last flush.
     queued: usize,
@@ -48,7 +64,14 @@ impl Output {
     pub fn new() -> Output {
         Output {
             slot_of: Box::new([NO_SLOT; MAX_IFACES]),
-            slots: (0..SLOTS).map(|_| (0, Burst::new())).collect(),
+            slots: (0..SLOTS)
+                .map(|_| Slot {
+                    iface: 0,
+                    max_frame: 0,
+                    bytes: 0,
+                    pkts: Burst::new(),
+                })
+                .collect(),
             used: 0,
             queued: 0,
         }
@@ -57,7 +80,7 @@ impl Output {
     /// The frames pending for `iface`, if any.
     pub fn pending(&self, iface: IfIndex) -> Option<&Burst> {
         let s = *self.slot_of.get(usize::from(iface))?;
-        self.slots.get(usize::from(s)).map(|(_, b)| b)
+        (s != NO_SLOT).then(|| &self.slots[usize::from(s)].pkts)
     }
 
     /// Frames queued since the last flush.
@@ -67,9 +90,10 @@ impl Output {
 
     /// Frees every pending frame.
     pub fn clear(&mut self) {
-        for (i, b) in self.slots[..self.used].iter_mut() {
-            b.clear();
-            self.slot_of[usize::from(*i)] = NO_SLOT;
+        for s in self.slots[..self.used].iter_mut() {
+            s.pkts.clear();
+            s.bytes = 0;
+            self.slot_of[usize::from(s.iface)] = NO_SLOT;
         }
         self.used = 0;
         self.queued = 0;
@@ -89,118 +113,150 @@ impl Output {
         let s = self.used;
         self.used += 1;
         self.slot_of[usize::from(iface)] = s as u8;
-        self.slots[s].0 = iface;
+        let slot = &mut self.slots[s];
+        slot.iface = iface;
+        slot.max_frame = ctx
+            .plan
+            .iface(iface)
+            .filter(|p| p.up)
+            .map_or(0, |p| p.max_frame);
         Some(s)
     }
 
-    /// Queues `m` for `iface` after resolving its offloads, counting a drop in `stage` if
-    /// it cannot go.
+    /// Queues `m` for `iface` after resolving its offloads; drops and counts it if it
+    /// cannot go.
     #[inline]
-    pub(crate) fn queue(
-        &mut self,
-        ctx: &Ctx,
-        stage: Stage,
-        iface: IfIndex,
-        mut m: Mbuf,
-        meta: &Meta,
-    ) {
+    pub(crate) fn queue(&mut self, ctx: &Ctx, iface: IfIndex, mut m: Mbuf, meta: &Meta) {
+        let Some(s) = self.slot(ctx, iface) else {
+            ctx.counters
+                .drop_packets(STAGE, DropReason::IfaceDown, iface, 1);
+            return;
+        };
         if meta.csum as u8 >= Csum::PartialTcp as u8 || meta.gso != Gso::None {
             if let Err(reason) = resolve_offload(&mut m, meta) {
-                ctx.counters.drop_packets(stage, reason, iface, 1);
+                ctx.counters.drop_packets(STAGE, reason, iface, 1);
                 return;
             }
         }
-        let Some(s) = self.slot(ctx, iface) else {
-            ctx.counters
-                .drop_packets(stage, DropReason::NoTxQueue, iface, 1);
+        let slot = &mut self.slots[s];
+        let len = m.len() as u32;
+        if len > slot.max_frame {
+            let reason = if slot.max_frame == 0 {
+                DropReason::IfaceDown
+            } else {
+                DropReason::MtuExceeded
+            };
+            ctx.counters.drop_packets(STAGE, reason, iface, 1);
             return;
-        };
+        }
         self.queued += 1;
-        let (_, b) = &mut self.slots[s];
-        if let Err(m) = b.push(m) {
-            transmit(ctx, iface, b);
+        if let Err(m) = slot.pkts.push(m) {
+            transmit(ctx, slot);
             // The burst is empty now (sent, or dropped and counted).
-            if b.push(m).is_err() {
+            if slot.pkts.push(m).is_err() {
                 ctx.counters
-                    .drop_packets(stage, DropReason::TxFull, iface, 1);
+                    .drop_packets(STAGE, DropReason::TxFull, iface, 1);
+                return;
             }
         }
+        slot.bytes += u64::from(len);
     }
 
-    /// Queues a whole burst for `iface` (a cross-connect); offload requests pass
-    /// unchanged. The burst is empty afterwards.
+    /// Queues a whole burst for `iface` (a cross-connect); `summary` is the burst's. The
+    /// burst is empty afterwards.
     #[inline]
     pub(crate) fn queue_burst(
         &mut self,
         ctx: &Ctx,
-        stage: Stage,
         iface: IfIndex,
         burst: &mut Burst,
+        summary: &BurstSummary,
     ) {
         let Some(s) = self.slot(ctx, iface) else {
             ctx.counters
-                .drop_packets(stage, DropReason::NoTxQueue, iface, burst.len() as u64);
+                .drop_packets(STAGE, DropReason::IfaceDown, iface, burst.len() as u64);
             burst.clear();
             return;
         };
+        let slot = &mut self.slots[s];
+        if summary.tx_requests || summary.longest > slot.max_frame {
+            // Some frame needs a checksum or segmentation, or is too long: frame by frame.
+            for m in burst.drain() {
+                let mut meta = Meta {
+                    tx_if: iface,
+                    ..Meta::default()
+                };
+                meta.set_offload(&m.offload());
+                self.queue(ctx, iface, m, &meta);
+            }
+            return;
+        }
         self.queued += burst.len();
-        let (_, b) = &mut self.slots[s];
-        b.append(burst);
+        slot.pkts.append(burst);
+        slot.bytes += summary.bytes;
         if !burst.is_empty() {
-            transmit(ctx, iface, b);
-            b.append(burst);
+            // The slot filled up: what did not fit goes after it.
+            transmit(ctx, slot);
+            slot.bytes = burst.bytes();
+            slot.pkts.append(burst);
         }
     }
 
     /// Transmits every pending frame.
     pub fn flush(&mut self, ctx: &Ctx) {
-        for (i, b) in self.slots[..self.used].iter_mut() {
-            transmit(ctx, *i, b);
-            self.slot_of[usize::from(*i)] = NO_SLOT;
+        for s in self.slots[..self.used].iter_mut() {
+            transmit(ctx, s);
+            self.slot_of[usize::from(s.iface)] = NO_SLOT;
         }
         self.used = 0;
         self.queued = 0;
     }
 }
 
-/// Sends `burst` on `iface`'s tx path for this worker; what is not taken is freed and
-/// counted. The burst is empty afterwards.
+/// Sends a slot's frames on its interface's tx path for this worker; what is not taken is
+/// freed and counted. The slot is empty afterwards.
 #[inline]
-fn transmit(ctx: &Ctx, iface: IfIndex, burst: &mut Burst) {
-    if burst.is_empty() {
+fn transmit(ctx: &Ctx, slot: &mut Slot) {
+    if slot.pkts.is_empty() {
         return;
     }
     let tx = ctx
         .plan
         .workers
         .get(ctx.worker)
-        .and_then(|w| w.tx.get(usize::from(iface)))
+        .and_then(|w| w.tx.get(usize::from(slot.iface)))
         .copied()
         .unwrap_or_default();
+    let bytes = std::mem::take(&mut slot.bytes);
     match tx {
         // SAFETY: the plan gives worker `ctx.worker` only its own tx queue of each port,
         // open while this plan is in use (Engine::publish's contract, see plan.rs).
-        Tx::Dpdk(q) => unsafe { transmit_dpdk(burst, q, iface, ctx.counters) },
+        Tx::Dpdk(q) => unsafe { transmit_dpdk(&mut slot.pkts, bytes, q, slot.iface, ctx.counters) },
         Tx::None => {
             ctx.counters.drop_packets(
-                Stage::Output,
+                STAGE,
                 DropReason::NoTxQueue,
-                iface,
-                burst.len() as u64,
+                slot.iface,
+                slot.pkts.len() as u64,
             );
-            burst.clear();
+            slot.pkts.clear();
         }
     }
 }
 
-/// Sends the whole burst out of `txq`, retrying while the device makes progress; what it
-/// will not take is freed and counted as tx_full.
+/// Sends the whole burst (`offered` bytes) out of `txq`, retrying while the device makes
+/// progress; what it will not take is freed and counted as tx_full.
 ///
 /// # Safety
 /// As for [`Burst::tx`]: no other thread uses `txq` meanwhile and its port is open.
 #[inline]
-unsafe fn transmit_dpdk(burst: &mut Burst, txq: PortQueue, iface: IfIndex, c: &WorkerCounters) {
-    let offered = burst.bytes();
+unsafe fn transmit_dpdk(
+    burst: &mut Burst,
+    offered: u64,
+    txq: PortQueue,
+    iface: IfIndex,
+    c: &WorkerCounters,
+) {
     let mut sent = 0;
     for _ in 0..TX_TRIES {
         // SAFETY: the caller's contract is Burst::tx's.
@@ -214,8 +270,8 @@ unsafe fn transmit_dpdk(burst: &mut Burst, txq: PortQueue, iface: IfIndex, c: &W
     if burst.is_empty() {
         c.iface_tx(iface, sent, offered);
     } else {
-        c.iface_tx(iface, sent, offered - burst.bytes());
-        c.drop_packets(Stage::Output, DropReason::TxFull, iface, burst.len() as u64);
+        c.iface_tx(iface, sent, offered.saturating_sub(burst.bytes()));
+        c.drop_packets(STAGE, DropReason::TxFull, iface, burst.len() as u64);
         burst.clear();
     }
 }

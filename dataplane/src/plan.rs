@@ -63,6 +63,15 @@ pub struct IfacePlan {
     pub input: Input,
     /// Bridge membership, if it is in a bridge.
     pub l2: Option<L2Port>,
+    /// The longest frame it may send: its MTU plus the Ethernet header and two VLAN tags.
+    pub max_frame: u32,
+}
+
+impl IfacePlan {
+    /// `max_frame` of an interface with MTU `mtu`.
+    pub const fn max_frame_of(mtu: u16) -> u32 {
+        mtu as u32 + 14 + 8
+    }
 }
 
 /// A set of VLAN ids (1-4094), as a bitmap.

@@ -42,7 +42,7 @@ pub(crate) fn inject(ctx: &Ctx, g: &mut Graph) -> usize {
                     tx_if: i.iface,
                     ..Meta::default()
                 };
-                g.output.queue(ctx, Stage::Inject, i.iface, i.mbuf, &meta);
+                g.output.queue(ctx, i.iface, i.mbuf, &meta);
             }
         })
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::try_eal;
 use dpdk::{Mbuf, Mempool};
 use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph};
+use vswitch_dataplane::graph::{Ctx, Graph, Lap};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
 use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
@@ -87,6 +87,7 @@ fn plan(flood: bool, d_up: bool) -> ForwardingPlan {
                 up: l2.up,
                 input: Input::Bridge,
                 l2: Some(l2),
+                max_frame: IfacePlan::max_frame_of(1500),
             })
         })
         .collect();
@@ -122,7 +123,9 @@ impl Rig {
             slow: &self.slow,
             counters: &self.counters,
         };
-        self.w.run(&ctx, Some(port), 0);
+        let summary = self.w.input().burst_mut().summary();
+        self.w
+            .run(&ctx, Some((port, summary)), &mut Lap::new(true, 0));
         assert!(self.w.input().is_empty());
         self.learner.drain(&self.l2.learn);
     }

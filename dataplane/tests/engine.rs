@@ -31,6 +31,7 @@ fn iface(input: Input) -> Option<IfacePlan> {
         up: true,
         input,
         l2: None,
+        max_frame: IfacePlan::max_frame_of(1500),
     })
 }
 

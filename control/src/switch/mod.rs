@@ -653,6 +653,7 @@ impl Switch {
                     up: i.admin_up,
                     input,
                     l2,
+                    max_frame: IfacePlan::max_frame_of(i.spec.mtu.unwrap_or(1500)),
                 });
             }
             // Each worker transmits on its own tx queue of the port.

@@ -26,7 +26,7 @@
 
 pub mod meta;
 
-use dpdk::{Burst, Mbuf, MAX_BURST};
+use dpdk::{rdtsc, Burst, BurstSummary, Mbuf, MAX_BURST};
 
 pub use meta::{Csum, Gso, Meta};
 
@@ -155,6 +155,39 @@ pub struct Ctx<'a> {
     pub counters: &'a WorkerCounters,
 }
 
+/// Counts a burst's stage calls and, for the bursts that are timed (one in
+/// [`TIMED_EVERY`](crate::counters::TIMED_EVERY)), the cycles from one stage's end to the
+/// next's.
+pub struct Lap {
+    on: bool,
+    t: u64,
+}
+
+impl Lap {
+    /// A burst that started at TSC `t` (when `on`: else `t` is not used).
+    #[inline(always)]
+    pub fn new(on: bool, t: u64) -> Lap {
+        Lap { on, t }
+    }
+
+    /// `stage` was called with `packets` packets and has returned.
+    #[inline(always)]
+    pub fn done(&mut self, c: &WorkerCounters, stage: Stage, packets: usize) {
+        c.stage(stage, packets);
+        if self.on {
+            let now = rdtsc();
+            c.stage_cycles(stage, packets, now.wrapping_sub(self.t));
+            self.t = now;
+        }
+    }
+
+    /// The TSC at the last timed stage's end, if this burst is timed.
+    #[inline(always)]
+    pub fn last(&self) -> Option<u64> {
+        self.on.then_some(self.t)
+    }
+}
+
 /// One worker's graph: each stage's pending vector and per-worker state.
 pub struct Graph {
     pub(crate) input: Box<Vector>,
@@ -196,33 +229,32 @@ impl Graph {
     }
 
     /// Runs every stage with pending packets until none are left (at most [`MAX_ROUNDS`]
-    /// rounds); frames end queued on the output, punted or dropped. `rx_if`: every packet
-    /// of the input vector arrived on this interface (a received burst; their metadata is
-    /// not filled in yet), or None when each packet's `meta.rx_if` says. `t` is the TSC
-    /// when the input vector was ready; returns the TSC after the last stage.
-    pub fn run(&mut self, ctx: &Ctx, mut rx_if: Option<IfIndex>, mut t: u64) -> u64 {
+    /// rounds); frames end queued on the output, punted or dropped. `rx`: every packet of
+    /// the input vector arrived on this interface, and this is the vector's summary (a
+    /// received burst; their metadata is not filled in yet), or None when each packet's
+    /// `meta.rx_if` says.
+    pub fn run(&mut self, ctx: &Ctx, mut rx: Option<(IfIndex, BurstSummary)>, lap: &mut Lap) {
         for _ in 0..MAX_ROUNDS {
             if !self.input.is_empty() {
                 let n = self.input.len();
-                crate::input::run(ctx, self, rx_if.take());
-                t = ctx.counters.stage_since(Stage::EthernetInput, n, t);
+                crate::input::run(ctx, self, rx.take());
+                lap.done(ctx.counters, Stage::EthernetInput, n);
             }
             if !self.bridge.is_empty() {
                 let n = self.bridge.len();
                 crate::l2::bridge::run(ctx, self);
-                t = ctx.counters.stage_since(Stage::L2Bridge, n, t);
+                lap.done(ctx.counters, Stage::L2Bridge, n);
             }
             if !self.punt.is_empty() {
                 let n = self.punt.len();
                 crate::punt::run(ctx, self);
-                t = ctx.counters.stage_since(Stage::Punt, n, t);
+                lap.done(ctx.counters, Stage::Punt, n);
             }
             if self.input.is_empty() && self.bridge.is_empty() && self.punt.is_empty() {
-                return t;
+                return;
             }
         }
         self.drop_leftovers(ctx);
-        t
     }
 
     fn drop_leftovers(&mut self, ctx: &Ctx) {
@@ -247,7 +279,7 @@ impl Graph {
             Next::L2Bridge => &mut self.bridge,
             Next::Punt => &mut self.punt,
             Next::Output => {
-                self.output.queue(ctx, stage, meta.tx_if, m, &meta);
+                self.output.queue(ctx, meta.tx_if, m, &meta);
                 return;
             }
         };

@@ -22,10 +22,10 @@
 use dpdk::Mbuf;
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Next, Stage};
+use crate::graph::{Ctx, Graph, Meta, Stage};
 use crate::l2::fdb::{Fdb, FdbKey, Probe};
 use crate::l2::learn::{Clock, LearnQueues, LearnRequest};
-use crate::plan::{ForwardingPlan, IfIndex, VlanMode};
+use crate::plan::{BridgePlan, ForwardingPlan, IfIndex, L2Port, VlanMode};
 use crate::wire::ethernet::{self, Frame, VLAN_TAG_LEN};
 
 const STAGE: Stage = Stage::L2Bridge;
@@ -107,7 +107,7 @@ fn send(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, meta: &Meta, out: IfIndex, mode: 
             tx_if: out,
             ..*meta
         };
-        g.hand_on(ctx, STAGE, Next::Output, m, meta);
+        g.output.queue(ctx, out, m, &meta);
     } else {
         ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, out, 1);
     }
@@ -115,20 +115,20 @@ fn send(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, meta: &Meta, out: IfIndex, mode: 
 
 /// Where a bridged frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// To this member.
-    To(IfIndex),
+pub enum Verdict<'a> {
+    /// To this member (with its membership).
+    To(IfIndex, &'a L2Port),
     /// To every other member carrying the frame's VLAN.
     Flood,
     /// Dropped for this reason, counted against this interface.
     Drop(DropReason, IfIndex),
 }
 
-/// The source and destination probes of a frame (default where it needs no lookup).
+/// The source and destination probes of a frame of a bridge that learns or not (default
+/// where it needs no lookup).
 #[inline(always)]
-pub fn probes(plan: &ForwardingPlan, meta: &Meta, frame: &[u8]) -> [Probe; 2] {
+pub fn probes(learn: bool, meta: &Meta, frame: &[u8]) -> [Probe; 2] {
     let mut p = [Probe::default(); 2];
-    let learn = plan.bridge(meta.bridge).is_some_and(|b| b.learn);
     if let Ok(f) = Frame::new_checked(frame) {
         let key = |mac| FdbKey {
             bridge: meta.bridge,
@@ -146,20 +146,22 @@ pub fn probes(plan: &ForwardingPlan, meta: &Meta, frame: &[u8]) -> [Probe; 2] {
 }
 
 /// Learns `frame`'s source (asks the learner, or refreshes the entry) and decides where
-/// the frame goes, from the plan and the MAC table. `probes` are the frame's from
-/// [`probes`]; `now` is the learner's clock.
+/// the frame goes, from the plan, its bridge (`meta.bridge`, None if gone) and the MAC
+/// table. `probes` are the frame's from [`probes`]; `now` is the learner's clock.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub fn decide(
-    plan: &ForwardingPlan,
+pub fn decide<'a>(
+    plan: &'a ForwardingPlan,
+    bridge: Option<&BridgePlan>,
     l2: &L2Shared,
     scratch: &mut BridgeScratch,
     meta: &Meta,
     frame: &[u8],
     [src_probe, dst_probe]: &[Probe; 2],
     now: u64,
-) -> Verdict {
+) -> Verdict<'a> {
     let rx_if = meta.rx_if;
-    let Some(bridge) = plan.bridge(meta.bridge) else {
+    let Some(bridge) = bridge else {
         return Verdict::Drop(DropReason::Unconnected, rx_if);
     };
     let Ok(f) = Frame::new_checked(frame) else {
@@ -187,7 +189,7 @@ pub fn decide(
         return match plan.l2_port(out) {
             _ if out == rx_if => Verdict::Drop(DropReason::SamePort, rx_if),
             Some(o) if o.bridge == meta.bridge && o.up && o.mode.carries(meta.vlan) => {
-                Verdict::To(out)
+                Verdict::To(out, o)
             }
             Some(o) if !o.up => Verdict::Drop(DropReason::IfaceDown, out),
             _ => Verdict::Drop(DropReason::VlanMismatch, out),
@@ -213,10 +215,20 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     // First pass: the home slots of every frame's source and destination keys are
     // prefetched, so that the vector's table misses overlap instead of each lookup waiting
     // for its own.
+    // A vector's frames are mostly of one bridge: its plan is looked up once per run of them.
+    let mut cached: (u16, Option<&BridgePlan>) = (u16::MAX, None);
+    let mut bridge_of = |id: u16| {
+        if cached.0 != id {
+            cached = (id, ctx.plan.bridge(id));
+        }
+        cached.1
+    };
     let mut probes_of = std::mem::take(&mut g.bridge_scratch.probes);
     probes_of.clear();
     for i in 0..vector.len() {
-        let p = probes(ctx.plan, &vector.meta[i], vector.pkts.data(i));
+        let meta = &vector.meta[i];
+        let learn = bridge_of(meta.bridge).is_some_and(|b| b.learn);
+        let p = probes(learn, meta, vector.pkts.data(i));
         l2.fdb.prefetch(&p[0]);
         l2.fdb.prefetch(&p[1]);
         probes_of.push(p);
@@ -224,14 +236,19 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     // Second pass: learn, look up, hand on.
     let v = &mut *vector;
     for ((m, meta), p) in v.pkts.drain().zip(v.meta.iter()).zip(probes_of.iter()) {
-        match decide(ctx.plan, l2, &mut g.bridge_scratch, meta, m.data(), p, now) {
-            Verdict::To(out) => match ctx.plan.l2_port(out) {
-                Some(o) => send(ctx, g, m, meta, out, &o.mode),
-                None => ctx
-                    .counters
-                    .drop_packets(STAGE, DropReason::Unconnected, out, 1),
-            },
-            Verdict::Flood => flood(ctx, g, m, meta),
+        let bridge = bridge_of(meta.bridge);
+        match decide(
+            ctx.plan,
+            bridge,
+            l2,
+            &mut g.bridge_scratch,
+            meta,
+            m.data(),
+            p,
+            now,
+        ) {
+            Verdict::To(out, o) => send(ctx, g, m, meta, out, &o.mode),
+            Verdict::Flood => flood(ctx, g, m, meta, bridge),
             Verdict::Drop(reason, iface) => ctx.counters.drop_packets(STAGE, reason, iface, 1),
         }
     }
@@ -240,8 +257,8 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
 }
 
 /// Every other up member carrying the VLAN gets a copy; the last one gets the original.
-fn flood(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta) {
-    let Some(bridge) = ctx.plan.bridge(meta.bridge) else {
+fn flood(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, bridge: Option<&BridgePlan>) {
+    let Some(bridge) = bridge else {
         ctx.counters
             .drop_packets(STAGE, DropReason::Unconnected, meta.rx_if, 1);
         return;

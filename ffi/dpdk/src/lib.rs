@@ -28,7 +28,7 @@ pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
 pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, HEADROOM};
-pub use offload::MbufOffload;
+pub use offload::{BurstSummary, MbufOffload};
 pub use port::{LinkStatus, Port, PortConfig, PortQueue, PortStats, MAX_PORTS};
 
 #[cfg(test)]

@@ -37,6 +37,16 @@ pub struct MbufOffload {
     pub tso_segsz: u16,
 }
 
+/// What [`Burst::summary`] finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BurstSummary {
+    pub bytes: u64,
+    /// Length of the longest packet.
+    pub longest: u32,
+    /// Some mbuf asks the output device for work (checksums, segmentation).
+    pub tx_requests: bool,
+}
+
 /// # Safety
 /// `m` must point to a live mbuf the caller may read.
 #[inline(always)]
@@ -72,14 +82,20 @@ impl Burst {
         n
     }
 
-    /// Whether any of its mbufs asks the output device for work (reads each mbuf's flag
-    /// word, in the first cache line).
+    /// Its bytes, its longest packet and whether any mbuf asks the output device for work,
+    /// in one pass over the mbufs' first cache lines (which the driver has just written on
+    /// rx).
     #[inline]
-    pub fn tx_requests(&self) -> bool {
-        self.pkts[..self.len]
-            .iter()
+    pub fn summary(&self) -> BurstSummary {
+        let mut s = BurstSummary::default();
+        for &m in &self.pkts[..self.len] {
             // SAFETY: pkts[..len] are owned live mbufs.
-            .any(|&m| unsafe { (*m).ol_flags } & TX_REQUESTS != 0)
+            let (len, flags) = unsafe { ((*m).pkt_len, (*m).ol_flags) };
+            s.bytes += u64::from(len);
+            s.longest = s.longest.max(len);
+            s.tx_requests |= flags & TX_REQUESTS != 0;
+        }
+        s
     }
 
     /// The offload state of packet `i`. Panics if `i >= len()`, like slice indexing.
@@ -145,13 +161,20 @@ mod tests {
         let mut b = Burst::new();
         b.push(m).unwrap();
         assert_eq!(b.offload(0), o);
-        assert!(b.tx_requests());
+        assert_eq!(
+            b.summary(),
+            BurstSummary {
+                bytes: 100,
+                longest: 100,
+                tx_requests: true
+            }
+        );
         // append moves what fits, in order.
         let mut full = Burst::new();
         for _ in 0..crate::MAX_BURST - 1 {
             full.push(Mbuf::alloc(&pool).unwrap()).unwrap();
         }
-        assert!(!full.tx_requests());
+        assert!(!full.summary().tx_requests);
         let mut two = Burst::new();
         two.push(Mbuf::from_bytes(&pool, &[1]).unwrap()).unwrap();
         two.push(Mbuf::from_bytes(&pool, &[2]).unwrap()).unwrap();
