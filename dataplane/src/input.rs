@@ -9,6 +9,8 @@
 //! Writes: `meta.rx_if`; for bridged frames `bridge`, `vlan`, `flags` (TAGGED) and the
 //! offload fields (`csum`, `csum_start`, `gso`, `gso_size`); `tx_if` for cross-connected
 //! frames (on the per-packet path); `punt` for punted frames.
+//! For a received burst handed on whole to l2-bridge it also does the bridge's first pass
+//! (the frames' MAC table probes, prefetched), while the headers are at hand.
 //! Next: l2-bridge, punt, output.
 //! Drops: `iface_down` (input interface down), `unconnected` (nowhere to go),
 //! `bad_header` (shorter than its Ethernet header), `vlan_mismatch` (a VLAN the bridge
@@ -18,6 +20,7 @@ use dpdk::{BurstSummary, Mbuf};
 
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage};
+use crate::l2::bridge;
 use crate::plan::{IfIndex, IfacePlan, Input};
 use crate::wire::ethernet::Frame;
 
@@ -60,18 +63,33 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             }
             hand_on_all(ctx, g, Next::Punt);
         }
-        Input::Bridge => {
+        Input::Bridge if g.bridge.is_empty() => {
+            // The bridge's first pass is done here, while the headers are at hand: each
+            // frame's probes are computed and their table slots prefetched.
+            let learn =
+                p.l2.as_ref()
+                    .and_then(|l2| ctx.plan.bridge(l2.bridge))
+                    .is_some_and(|b| b.learn);
             let mut all_ok = true;
             for i in 0..n {
-                let ok = classify(p, rx_if, g, i).is_ok();
-                all_ok &= ok;
+                match classify(p, rx_if, g, i) {
+                    Ok(()) => {
+                        let pr = bridge::probes(learn, &g.input.meta[i], g.input.pkts.data(i));
+                        ctx.l2.fdb.prefetch(&pr[0]);
+                        ctx.l2.fdb.prefetch(&pr[1]);
+                        g.bridge_scratch.probes[i] = pr;
+                    }
+                    Err(_) => all_ok = false,
+                }
             }
             if all_ok {
-                hand_on_all(ctx, g, Next::L2Bridge);
+                std::mem::swap(&mut g.input, &mut g.bridge);
+                g.bridge_probed = true;
             } else {
                 sort_out(ctx, g, p, rx_if);
             }
         }
+        Input::Bridge => sort_out(ctx, g, p, rx_if),
     }
 }
 
@@ -80,26 +98,33 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
 #[inline(always)]
 fn classify(p: &IfacePlan, rx_if: IfIndex, g: &mut Graph, i: usize) -> Result<(), DropReason> {
     let v = &mut g.input;
+    let mut m = bridged(p, rx_if, v.pkts.data(i))?;
+    m.set_offload(&v.pkts.offload(i));
+    v.meta[i] = m;
+    Ok(())
+}
+
+/// The metadata of `frame`, received on `rx_if` (interface `p`), as a frame of the bridge
+/// `p` is a member of (offload fields left unknown); the drop reason if it cannot enter.
+#[inline(always)]
+pub fn bridged(p: &IfacePlan, rx_if: IfIndex, frame: &[u8]) -> Result<Meta, DropReason> {
     let Some(member) = &p.l2 else {
         return Err(DropReason::Unconnected);
     };
-    let Ok(f) = Frame::new_checked(v.pkts.data(i)) else {
+    let Ok(f) = Frame::new_checked(frame) else {
         return Err(DropReason::BadHeader);
     };
     let tag = f.vlan();
     let Some(vlan) = member.mode.ingress(tag) else {
         return Err(DropReason::VlanMismatch);
     };
-    let mut m = Meta {
+    Ok(Meta {
         rx_if,
         bridge: member.bridge,
         vlan,
         flags: if tag.is_some() { Meta::TAGGED } else { 0 },
         ..Meta::default()
-    };
-    m.set_offload(&v.pkts.offload(i));
-    v.meta[i] = m;
-    Ok(())
+    })
 }
 
 /// Moves the whole input vector to `next`: by pointer when that stage has nothing
@@ -136,7 +161,8 @@ fn move_each(ctx: &Ctx, g: &mut Graph, mut next_of: impl FnMut(&Meta) -> Option<
     g.spare = Some(input);
 }
 
-/// A received bridged burst with some frames that cannot enter: classify again, per frame.
+/// A received bridged burst with some frames that cannot enter (or a bridge stage with
+/// frames pending already): classify again, and hand on per frame.
 #[cold]
 fn sort_out(ctx: &Ctx, g: &mut Graph, p: &IfacePlan, rx_if: IfIndex) {
     let mut verdicts = [None; dpdk::MAX_BURST];
@@ -202,4 +228,90 @@ pub(crate) fn push_received(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, m: Mbuf) {
         ..Meta::default()
     };
     g.hand_on(ctx, Stage::Inject, Next::EthernetInput, m, meta);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{L2Port, VlanMode, VlanSet};
+
+    fn member(mode: VlanMode) -> IfacePlan {
+        IfacePlan {
+            up: true,
+            input: Input::Bridge,
+            l2: Some(L2Port {
+                bridge: 7,
+                mode,
+                up: true,
+            }),
+            max_frame: IfacePlan::max_frame_of(1500),
+        }
+    }
+
+    fn frame(tag: Option<u16>) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
+        if let Some(v) = tag {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.resize(f.len() + 46, 0);
+        f
+    }
+
+    #[test]
+    fn classifies_frames_into_their_bridge_vlan() {
+        let access = member(VlanMode::Access(10));
+        let m = bridged(&access, 3, &frame(None)).unwrap();
+        assert_eq!((m.rx_if, m.bridge, m.vlan, m.tagged()), (3, 7, 10, false));
+        assert_eq!(
+            bridged(&access, 3, &frame(Some(10))),
+            Err(DropReason::VlanMismatch)
+        );
+        let trunk = member(VlanMode::Trunk(VlanSet::new(&[20, 30])));
+        let m = bridged(&trunk, 4, &frame(Some(30))).unwrap();
+        assert_eq!((m.vlan, m.tagged()), (30, true));
+        assert_eq!(
+            bridged(&trunk, 4, &frame(Some(40))),
+            Err(DropReason::VlanMismatch)
+        );
+        assert_eq!(
+            bridged(&trunk, 4, &frame(None)),
+            Err(DropReason::VlanMismatch)
+        );
+        let untagged = member(VlanMode::Untagged);
+        assert_eq!(bridged(&untagged, 5, &frame(None)).unwrap().vlan, 0);
+    }
+
+    #[test]
+    fn short_frames_and_non_members_are_refused() {
+        let p = member(VlanMode::Untagged);
+        assert_eq!(bridged(&p, 1, &[0u8; 13]), Err(DropReason::BadHeader));
+        // A tag announced but cut off.
+        let mut f = frame(Some(5));
+        f.truncate(16);
+        assert_eq!(
+            bridged(&member(VlanMode::Access(5)), 1, &f),
+            Err(DropReason::BadHeader)
+        );
+        let not_member = IfacePlan { l2: None, ..p };
+        assert_eq!(
+            bridged(&not_member, 1, &frame(None)),
+            Err(DropReason::Unconnected)
+        );
+    }
+
+    proptest::proptest! {
+        /// Any bytes, any length: classification never panics and never reads past the
+        /// frame (a tagged verdict needs the whole tagged header).
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let p = member(VlanMode::Trunk(VlanSet::new(&[1, 2, 3, 4094])));
+            if let Ok(m) = bridged(&p, 0, &bytes) {
+                let header = if m.tagged() { 18 } else { 14 };
+                proptest::prop_assert!(bytes.len() >= header);
+            }
+        }
+    }
 }

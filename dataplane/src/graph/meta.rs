@@ -107,6 +107,12 @@ impl Meta {
     #[inline]
     pub fn set_offload(&mut self, o: &MbufOffload) {
         use dpdk::offload::*;
+        if o.ol_flags & (TX_REQUESTS | RX_L4_CKSUM_MASK) == 0 {
+            // The usual case (no device verified or asked for anything): nothing to record.
+            (self.csum, self.csum_start, self.gso, self.gso_size) =
+                (Csum::Unknown, 0, Gso::None, 0);
+            return;
+        }
         let tx_l4 = o.ol_flags & TX_L4_MASK;
         let rx_l4 = o.ol_flags & RX_L4_CKSUM_MASK;
         let start = u16::from(o.l2_len) + o.l3_len;

@@ -197,6 +197,8 @@ pub struct Graph {
     /// hand packets on through the graph meanwhile); None only during that time.
     pub(crate) spare: Option<Box<Vector>>,
     pub(crate) bridge_scratch: BridgeScratch,
+    /// The bridge vector's probes were computed (and prefetched) by ethernet-input.
+    pub(crate) bridge_probed: bool,
     pub(crate) output: Output,
 }
 
@@ -209,6 +211,7 @@ impl Graph {
             punt: Vector::boxed(),
             spare: Some(Vector::boxed()),
             bridge_scratch: BridgeScratch::new(worker),
+            bridge_probed: false,
             output: Output::new(),
         }
     }
@@ -276,7 +279,10 @@ impl Graph {
     pub(crate) fn hand_on(&mut self, ctx: &Ctx, stage: Stage, next: Next, m: Mbuf, meta: Meta) {
         let v = match next {
             Next::EthernetInput => &mut self.input,
-            Next::L2Bridge => &mut self.bridge,
+            Next::L2Bridge => {
+                self.bridge_probed = false;
+                &mut self.bridge
+            }
             Next::Punt => &mut self.punt,
             Next::Output => {
                 self.output.queue(ctx, meta.tx_if, m, &meta);

@@ -5,7 +5,9 @@
 //! A vector is switched in two passes: the first computes every frame's source and
 //! destination probes (key hashes) and prefetches their home slots; the second learns,
 //! looks up with those probes and hands on. The vector's table misses (two per frame in a
-//! big table) overlap instead of each lookup waiting for its own.
+//! big table) overlap instead of each lookup waiting for its own. When ethernet-input
+//! hands a received burst on whole, it has done the first pass already, while it parsed
+//! the frames.
 //!
 //! Reads: `meta.rx_if`, `bridge`, `vlan`, `flags` (TAGGED), set by ethernet-input (a
 //! vector may mix interfaces and bridges); the frame's MAC addresses; the plan's bridges
@@ -46,9 +48,10 @@ const RECENT: usize = 256;
 pub struct BridgeScratch {
     worker: usize,
     recent: [u64; RECENT],
-    /// The source and destination probes of each packet of the vector being switched,
-    /// from the first pass (reused; default where a frame needs no lookup).
-    probes: Vec<[Probe; 2]>,
+    /// The source and destination probes of each packet of the vector being switched
+    /// (default where a frame needs no lookup): from ethernet-input when it handed the
+    /// vector on whole ([`Graph`]'s `bridge_probed`), else from the first pass.
+    pub(crate) probes: Box<[[Probe; 2]; dpdk::MAX_BURST]>,
 }
 
 impl BridgeScratch {
@@ -57,7 +60,7 @@ impl BridgeScratch {
         BridgeScratch {
             worker,
             recent: [u64::MAX; RECENT],
-            probes: Vec::with_capacity(dpdk::MAX_BURST),
+            probes: Box::new([[Probe::default(); 2]; dpdk::MAX_BURST]),
         }
     }
 
@@ -223,20 +226,21 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         }
         cached.1
     };
-    let mut probes_of = std::mem::take(&mut g.bridge_scratch.probes);
-    probes_of.clear();
-    for i in 0..vector.len() {
-        let meta = &vector.meta[i];
-        let learn = bridge_of(meta.bridge).is_some_and(|b| b.learn);
-        let p = probes(learn, meta, vector.pkts.data(i));
-        l2.fdb.prefetch(&p[0]);
-        l2.fdb.prefetch(&p[1]);
-        probes_of.push(p);
+    if !std::mem::take(&mut g.bridge_probed) {
+        for i in 0..vector.len() {
+            let meta = &vector.meta[i];
+            let learn = bridge_of(meta.bridge).is_some_and(|b| b.learn);
+            let p = probes(learn, meta, vector.pkts.data(i));
+            l2.fdb.prefetch(&p[0]);
+            l2.fdb.prefetch(&p[1]);
+            g.bridge_scratch.probes[i] = p;
+        }
     }
     // Second pass: learn, look up, hand on.
     let v = &mut *vector;
-    for ((m, meta), p) in v.pkts.drain().zip(v.meta.iter()).zip(probes_of.iter()) {
+    for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
         let bridge = bridge_of(meta.bridge);
+        let p = g.bridge_scratch.probes[i];
         match decide(
             ctx.plan,
             bridge,
@@ -244,7 +248,7 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             &mut g.bridge_scratch,
             meta,
             m.data(),
-            p,
+            &p,
             now,
         ) {
             Verdict::To(out, o) => send(ctx, g, m, meta, out, &o.mode),
@@ -252,7 +256,6 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             Verdict::Drop(reason, iface) => ctx.counters.drop_packets(STAGE, reason, iface, 1),
         }
     }
-    g.bridge_scratch.probes = probes_of;
     g.spare = Some(vector);
 }
 
@@ -287,5 +290,201 @@ fn flood(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, bridge: Option<&BridgeP
         None => ctx
             .counters
             .drop_packets(STAGE, DropReason::Unconnected, meta.rx_if, 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l2::learn::{LearnPolicy, Learner};
+    use crate::plan::{IfacePlan, Input, VlanSet};
+    use std::sync::Arc;
+
+    const A: IfIndex = 1; // access 10
+    const B: IfIndex = 2; // access 10
+    const T: IfIndex = 3; // trunk 10,20
+    const D: IfIndex = 4; // access 10, down
+
+    fn plan(flood: bool) -> ForwardingPlan {
+        let mut ifaces = vec![None; 8];
+        for (i, mode, up) in [
+            (A, VlanMode::Access(10), true),
+            (B, VlanMode::Access(10), true),
+            (T, VlanMode::Trunk(VlanSet::new(&[10, 20])), true),
+            (D, VlanMode::Access(10), false),
+        ] {
+            ifaces[usize::from(i)] = Some(IfacePlan {
+                up,
+                input: Input::Bridge,
+                l2: Some(L2Port {
+                    bridge: 1,
+                    mode,
+                    up,
+                }),
+                max_frame: IfacePlan::max_frame_of(1500),
+            });
+        }
+        let mut bridges = vec![None; 2];
+        bridges[1] = Some(BridgePlan {
+            learn: true,
+            flood,
+            members: vec![A, B, T, D],
+        });
+        ForwardingPlan {
+            ifaces,
+            bridges,
+            ..Default::default()
+        }
+    }
+
+    fn mac(n: u8) -> [u8; 6] {
+        [2, 0, 0, 0, 0, n]
+    }
+
+    fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+        let mut f = dst.to_vec();
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.resize(60, 0);
+        f
+    }
+
+    fn meta(rx_if: IfIndex, vlan: u16) -> Meta {
+        Meta {
+            rx_if,
+            bridge: 1,
+            vlan,
+            ..Meta::default()
+        }
+    }
+
+    struct Rig {
+        plan: ForwardingPlan,
+        l2: L2Shared,
+        learner: Learner,
+        scratch: BridgeScratch,
+    }
+
+    impl Rig {
+        fn new(flood: bool) -> Rig {
+            let fdb = Arc::new(Fdb::new(64));
+            let clock = Arc::new(Clock::default());
+            let mut learner = Learner::new(fdb.clone(), clock.clone());
+            learner.set_policy(
+                1,
+                LearnPolicy {
+                    learn: true,
+                    limit: 100,
+                    age: 300,
+                },
+            );
+            learner.set_members(1, vec![A, B, T, D]);
+            Rig {
+                plan: plan(flood),
+                l2: L2Shared {
+                    fdb,
+                    learn: Arc::new(LearnQueues::new(1)),
+                    clock,
+                },
+                learner,
+                scratch: BridgeScratch::new(0),
+            }
+        }
+
+        fn decide(&mut self, m: &Meta, f: &[u8]) -> Verdict<'_> {
+            let bridge = self.plan.bridge(m.bridge);
+            let learn = bridge.is_some_and(|b| b.learn);
+            let p = probes(learn, m, f);
+            decide(&self.plan, bridge, &self.l2, &mut self.scratch, m, f, &p, 0)
+        }
+
+        fn key(vlan: u16, n: u8) -> FdbKey {
+            FdbKey {
+                bridge: 1,
+                vlan,
+                mac: mac(n),
+            }
+        }
+    }
+
+    /// The bridge's decisions on byte arrays, with a real MAC table and learn queue.
+    #[test]
+    fn decides_on_bytes() {
+        let mut r = Rig::new(false);
+        r.learner.add_static(Rig::key(10, 0xb), B).unwrap();
+        r.learner.add_static(Rig::key(20, 0xb), T).unwrap();
+        r.learner.add_static(Rig::key(10, 0xd), D).unwrap();
+        r.learner.add_static(Rig::key(10, 0xa), A).unwrap();
+        // Known unicast goes to its member; broadcast floods.
+        let v = r.decide(&meta(A, 10), &frame(mac(0xb), mac(0x1)));
+        assert!(matches!(v, Verdict::To(B, o) if o.mode == VlanMode::Access(10)));
+        assert_eq!(
+            r.decide(&meta(A, 10), &frame([0xff; 6], mac(0x1))),
+            Verdict::Flood
+        );
+        // The same MAC in another VLAN is another entry: from the trunk in VLAN 10 it is
+        // B, in VLAN 20 it is the trunk itself.
+        assert!(matches!(
+            r.decide(&meta(T, 10), &frame(mac(0xb), mac(0x2))),
+            Verdict::To(B, _)
+        ));
+        assert_eq!(
+            r.decide(&meta(T, 20), &frame(mac(0xb), mac(0x2))),
+            Verdict::Drop(DropReason::SamePort, T)
+        );
+        // Back to its own port, to a down member, unknown with flooding off, a runt.
+        assert_eq!(
+            r.decide(&meta(A, 10), &frame(mac(0xa), mac(0x1))),
+            Verdict::Drop(DropReason::SamePort, A)
+        );
+        assert_eq!(
+            r.decide(&meta(A, 10), &frame(mac(0xd), mac(0x1))),
+            Verdict::Drop(DropReason::IfaceDown, D)
+        );
+        assert_eq!(
+            r.decide(&meta(A, 10), &frame(mac(0x77), mac(0x1))),
+            Verdict::Drop(DropReason::FloodOff, A)
+        );
+        assert_eq!(
+            r.decide(&meta(A, 10), &[0u8; 10]),
+            Verdict::Drop(DropReason::BadHeader, A)
+        );
+        // A bridge that is gone.
+        let gone = Meta {
+            bridge: 9,
+            ..meta(A, 10)
+        };
+        assert_eq!(
+            r.decide(&gone, &frame(mac(0xb), mac(0x1))),
+            Verdict::Drop(DropReason::Unconnected, A)
+        );
+        // Unknown sources were asked about: 0x1 from A in VLAN 10, 0x2 from T in VLANs 10
+        // and 20; the learner learns them.
+        r.learner.drain(&r.l2.learn);
+        let on = |vlan, n| r.l2.fdb.lookup(&Rig::key(vlan, n)).map(|h| h.entry.port);
+        assert_eq!(
+            (on(10, 0x1), on(10, 0x2), on(20, 0x2)),
+            (Some(A), Some(T), Some(T))
+        );
+    }
+
+    #[test]
+    fn unknown_unicast_floods_when_flooding_is_on() {
+        let mut r = Rig::new(true);
+        assert_eq!(
+            r.decide(&meta(B, 10), &frame(mac(0x99), mac(0x3))),
+            Verdict::Flood
+        );
+    }
+
+    #[test]
+    fn probes_skip_group_addresses_and_learning_off() {
+        let m = meta(A, 10);
+        let none = Probe::default();
+        let [s, d] = probes(true, &m, &frame([0xff; 6], mac(1)));
+        assert!(s != none && d == none);
+        let [s, d] = probes(false, &m, &frame(mac(2), mac(1)));
+        assert!(s == none && d != none);
+        assert_eq!(probes(true, &m, &[0u8; 5]), [none, none]);
     }
 }

@@ -233,7 +233,7 @@ impl std::fmt::Debug for Slots {
 /// A key ready to be looked up: its words and home slot, computed once, so that a burst's
 /// home slots can be prefetched ([`Fdb::prefetch`]) before any is looked up
 /// ([`Fdb::lookup_probe`]).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Probe {
     hi: u32,
     lo: u64,
