@@ -230,6 +230,36 @@ def parse_ovs_perf_show(text):
 # there, cycles/packet is computed over the window instead of read as a lifetime average.
 RAW_CYCLE_FIELDS = ["busy_cycles", "cycles"]
 
+# The packet graph's stages, in graph order (`vsctl runtime`).
+STAGE_ORDER = ["rx", "ethernet-input", "l2-bridge", "punt", "inject", "output"]
+
+
+def parse_stages(r0, r1):
+    """Per stage of the packet graph over the window, from two `vsctl --json runtime`
+    documents, summed over workers: packets, packets per call, and cycles per packet (the
+    cycles of the timed calls over their packets)."""
+    def totals(doc):
+        out = {}
+        for w in doc.get("workers", []):
+            for st in w.get("stages", []):
+                t = out.setdefault(st["stage"], [0, 0, 0, 0])
+                for i, k in enumerate(("calls", "packets", "cycles", "timed_packets")):
+                    t[i] += st.get(k, 0)
+        return out
+    a, b = totals(r0), totals(r1)
+    stages = {}
+    for name, (calls, pkts, cycles, timed) in b.items():
+        c0, p0, y0, t0 = a.get(name, [0, 0, 0, 0])
+        dp, dc, dy, dt = pkts - p0, calls - c0, cycles - y0, timed - t0
+        if dp <= 0:
+            continue
+        stages[name] = {
+            "packets": dp,
+            "vector": dp / dc if dc > 0 else None,
+            "cycles_per_packet": dy / dt if dt > 0 else None,
+        }
+    return stages
+
 
 def parse_vswitch(w0, s0, t0, w1, s1, t1):
     """Mpps over [t0, t1] from the sink's tx_packets (what left the switch; a list of
@@ -484,6 +514,14 @@ def summarise(samples, profiles, meta, goals=None):
             lats = [s["latency"] for s in ok if isinstance(s.get("latency"), dict)]
             if lats:
                 entry["latency_ns"] = {k: spread([l.get(k) for l in lats]) for k in LATENCY_FIELDS}
+            stage_runs = [s["stages"] for s in ok if isinstance(s.get("stages"), dict)]
+            if stage_runs:
+                names = [n for n in STAGE_ORDER if any(n in r for r in stage_runs)]
+                entry["stages"] = {
+                    n: {k: spread([r.get(n, {}).get(k) for r in stage_runs])
+                        for k in ("cycles_per_packet", "vector")}
+                    for n in names
+                }
             notes = sorted({s["note"] for s in mine if s.get("note")})
             contended = [s for s in mine if s.get("contended_by")]
             if contended:
@@ -652,6 +690,17 @@ def render_md(doc):
             lines.append("Forwarding core busy (share of its cycles in polls that received "
                          "packets, median; the floor's is approximate): %s." %
                          (", ".join(busy) if busy else "not measured"))
+        for name in ("vswitch", "baseline"):
+            stages = p["systems"].get(name, {}).get("stages")
+            if not stages:
+                continue
+            lines.append("")
+            lines.append("%s per stage (`vsctl runtime` over the window; cycles per packet of "
+                         "the packets the stage saw, median over runs, [vector size]): " %
+                         system_label(doc, name) + ", ".join(
+                             "%s %s [%s]" % (n, fmt(v["cycles_per_packet"].get("median"), 1),
+                                             fmt(v["vector"].get("median"), 1))
+                             for n, v in stages.items()) + ".")
         for name in ("vswitch", "baseline"):
             if name not in p["systems"]:
                 continue
@@ -864,6 +913,15 @@ def selftest():
                         "max_ns": 9000.0}
     v = parse_vswitch(w0, {"tx_packets": 50}, 10.0, w1, {"tx_packets": 2_000_050}, 12.0)
     assert v["latency"]["p99_ns"] == 3000.0 and v["latency"]["samples"] == 5, v
+    # Per-stage figures: deltas over the window, summed over workers.
+    def rt(calls, pkts, cycles, timed):
+        return {"workers": [{"worker": 0, "stages": [
+            {"stage": "ethernet-input", "calls": calls, "packets": pkts, "cycles": cycles,
+             "timed_packets": timed},
+            {"stage": "punt", "calls": 0, "packets": 0, "cycles": 0, "timed_packets": 0}]}]}
+    st = parse_stages(rt(10, 320, 6400, 40), rt(110, 3520, 70400, 440))
+    assert st == {"ethernet-input": {"packets": 3200, "vector": 32.0,
+                                     "cycles_per_packet": 160.0}}, st
     # Topology B: `vsctl --json stats` lists every interface; a and b's tx are summed.
     v = parse_vswitch(w0, [{"name": "a", "tx_packets": 10}, {"name": "b", "tx_packets": 40}], 10.0,
                       w1, [{"name": "a", "tx_packets": 1_000_010},
@@ -975,6 +1033,8 @@ def main():
     p = sub.add_parser("vswitch")
     for n in ("w0", "s0", "t0", "w1", "s1", "t1"):
         p.add_argument(n)
+    p.add_argument("r0", nargs="?", help="`vsctl --json runtime` at t0 (per-stage figures)")
+    p.add_argument("r1", nargs="?", help="the same at t1")
     p = sub.add_parser("sample")
     p.add_argument("--out", required=True, help="samples file to append to")
     p.add_argument("--busy", default="", help="other processes seen, space-separated")
@@ -1002,8 +1062,11 @@ def main():
             def load(path):
                 with open(path) as f:
                     return json.load(f)
-            print(json.dumps(parse_vswitch(load(a.w0), load(a.s0), float(a.t0),
-                                           load(a.w1), load(a.s1), float(a.t1))))
+            out = parse_vswitch(load(a.w0), load(a.s0), float(a.t0),
+                                load(a.w1), load(a.s1), float(a.t1))
+            if a.r0 and a.r1:
+                out["stages"] = parse_stages(load(a.r0), load(a.r1))
+            print(json.dumps(out))
         elif a.cmd == "sample":
             s = make_sample(a.profile, a.system, a.run, a.status, a.note,
                             json.loads(a.fields) if a.fields.strip() else {}, a.busy.split())

@@ -440,13 +440,19 @@ measure_vswitch() {
         t0=$(now)
         "${vsctl[@]}" --json workers >"$d/w0.json" 2>>"$d/vsctl.log" &&
             "${vsctl[@]}" --json "${out[@]}" >"$d/s0.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
+        # Per-stage counters, where the build has them (a baseline may predate the graph).
+        local stages=()
+        "${vsctl[@]}" --json runtime >"$d/r0.json" 2>/dev/null && stages=("$d/r0.json" "$d/r1.json")
         sleep "$WINDOW"
         t1=$(now)
         "${vsctl[@]}" --json workers >"$d/w1.json" 2>>"$d/vsctl.log" &&
             "${vsctl[@]}" --json "${out[@]}" >"$d/s1.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
+        if [ ${#stages[@]} -gt 0 ] && ! "${vsctl[@]}" --json runtime >"$d/r1.json" 2>>"$d/vsctl.log"; then
+            why="vsctl runtime failed"
+        fi
         if [ -z "$why" ]; then
             if ! "$PY" "$PERF/report.py" vswitch "$d/w0.json" "$d/s0.json" "$t0" \
-                "$d/w1.json" "$d/s1.json" "$t1" >"$d/result.json" 2>"$d/parse.log"; then
+                "$d/w1.json" "$d/s1.json" "$t1" "${stages[@]}" >"$d/result.json" 2>"$d/parse.log"; then
                 why="could not read vsctl output: $(tail -n 1 "$d/parse.log")"
             fi
         fi

@@ -48,7 +48,21 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
         return;
     };
     match p.input {
-        Input::Xconnect(peer) => g.output.queue_burst(ctx, peer, &mut g.input.pkts, summary),
+        // Sent whole, from this vector, when the output runs (Graph::flush).
+        Input::Xconnect(peer) if !summary.tx_requests => g.xconnect = Some((peer, summary.bytes)),
+        Input::Xconnect(peer) => {
+            // Some frame still needs a checksum or segmentation: frame by frame.
+            let mut input = std::mem::take(&mut g.input.pkts);
+            for m in input.drain() {
+                let mut meta = Meta {
+                    rx_if,
+                    tx_if: peer,
+                    ..Meta::default()
+                };
+                meta.set_offload(&m.offload());
+                g.output.queue(ctx, peer, m, &meta);
+            }
+        }
         Input::Drop(reason) => {
             ctx.counters.drop_packets(STAGE, reason, rx_if, n as u64);
             g.input.clear();
@@ -71,13 +85,16 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
                     .and_then(|l2| ctx.plan.bridge(l2.bridge))
                     .is_some_and(|b| b.learn);
             let mut all_ok = true;
+            let v = &mut *g.input;
             for i in 0..n {
-                match classify(p, rx_if, g, i) {
-                    Ok(()) => {
-                        let pr = bridge::probes(learn, &g.input.meta[i], g.input.pkts.data(i));
-                        ctx.l2.fdb.prefetch(&pr[0]);
-                        ctx.l2.fdb.prefetch(&pr[1]);
-                        g.bridge_scratch.probes[i] = pr;
+                match parse_bridged(p, rx_if, v.pkts.data(i)) {
+                    Ok((mut m, f)) => {
+                        g.bridge_scratch.probes[i] = bridge::probes_of(learn, &m, &f);
+                        let o = v.pkts.offload(i);
+                        if o.ol_flags != 0 {
+                            m.set_offload(&o);
+                        }
+                        v.meta[i] = m;
                     }
                     Err(_) => all_ok = false,
                 }
@@ -108,6 +125,16 @@ fn classify(p: &IfacePlan, rx_if: IfIndex, g: &mut Graph, i: usize) -> Result<()
 /// `p` is a member of (offload fields left unknown); the drop reason if it cannot enter.
 #[inline(always)]
 pub fn bridged(p: &IfacePlan, rx_if: IfIndex, frame: &[u8]) -> Result<Meta, DropReason> {
+    parse_bridged(p, rx_if, frame).map(|(m, _)| m)
+}
+
+/// [`bridged`], with the parsed header.
+#[inline(always)]
+fn parse_bridged<'a>(
+    p: &IfacePlan,
+    rx_if: IfIndex,
+    frame: &'a [u8],
+) -> Result<(Meta, Frame<&'a [u8]>), DropReason> {
     let Some(member) = &p.l2 else {
         return Err(DropReason::Unconnected);
     };
@@ -118,13 +145,14 @@ pub fn bridged(p: &IfacePlan, rx_if: IfIndex, frame: &[u8]) -> Result<Meta, Drop
     let Some(vlan) = member.mode.ingress(tag) else {
         return Err(DropReason::VlanMismatch);
     };
-    Ok(Meta {
+    let m = Meta {
         rx_if,
         bridge: member.bridge,
         vlan,
         flags: if tag.is_some() { Meta::TAGGED } else { 0 },
         ..Meta::default()
-    })
+    };
+    Ok((m, f))
 }
 
 /// Moves the whole input vector to `next`: by pointer when that stage has nothing

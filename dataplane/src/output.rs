@@ -3,8 +3,8 @@
 //!
 //! Up to [`SLOTS`] interfaces have frames pending at once (a slot each, found through a
 //! per-interface index); a full slot, or a frame for one more interface when every slot is
-//! taken, transmits early. A cross-connected burst is queued as a whole (pointer copies)
-//! when none of its frames needs work.
+//! taken, transmits early. A cross-connected burst is sent as it was received, from the
+//! input vector (no copy), unless a frame of it needs work.
 //!
 //! Reads: `meta.tx_if` and the offload fields (`csum`, `csum_start`, `gso`, `gso_size`);
 //! the plan's output interface (`up`, `max_frame`) and the worker's tx paths. Writes: the
@@ -18,7 +18,7 @@
 //! segmentation and chained checksums come with the kernel-facing ports), `bad_header` (a
 //! partial checksum whose field lies outside the frame).
 
-use dpdk::{Burst, BurstSummary, Mbuf, PortQueue};
+use dpdk::{Burst, Mbuf, PortQueue};
 
 use crate::counters::{bump, DropReason, WorkerCounters};
 use crate::graph::{Csum, Ctx, Gso, Meta, Stage};
@@ -49,6 +49,8 @@ pub struct Output {
     slots: Box<[Slot]>,
     /// Slots in use.
     used: usize,
+    /// The slot last queued to (valid while `used > 0`).
+    last: usize,
     /// Frames queued since the last flush.
     queued: usize,
 }
@@ -73,6 +75,7 @@ impl Output {
                 })
                 .collect(),
             used: 0,
+            last: 0,
             queued: 0,
         }
     }
@@ -97,6 +100,18 @@ impl Output {
         }
         self.used = 0;
         self.queued = 0;
+    }
+
+    /// [`Output::slot`], remembering the last interface asked for (frames of a vector
+    /// mostly go to few interfaces).
+    #[inline(always)]
+    fn last_slot(&mut self, ctx: &Ctx, iface: IfIndex) -> Option<usize> {
+        if self.used > 0 && self.slots[self.last].iface == iface {
+            return Some(self.last);
+        }
+        let s = self.slot(ctx, iface)?;
+        self.last = s;
+        Some(s)
     }
 
     /// The slot of `iface`, taking a free one (after transmitting everything, if none is
@@ -125,14 +140,14 @@ impl Output {
 
     /// Queues `m` for `iface` after resolving its offloads; drops and counts it if it
     /// cannot go.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn queue(&mut self, ctx: &Ctx, iface: IfIndex, mut m: Mbuf, meta: &Meta) {
-        let Some(s) = self.slot(ctx, iface) else {
+        let Some(s) = self.last_slot(ctx, iface) else {
             ctx.counters
                 .drop_packets(STAGE, DropReason::IfaceDown, iface, 1);
             return;
         };
-        if meta.csum as u8 >= Csum::PartialTcp as u8 || meta.gso != Gso::None {
+        if meta.needs_offload() {
             if let Err(reason) = resolve_offload(&mut m, meta) {
                 ctx.counters.drop_packets(STAGE, reason, iface, 1);
                 return;
@@ -141,71 +156,39 @@ impl Output {
         let slot = &mut self.slots[s];
         let len = m.len() as u32;
         if len > slot.max_frame {
-            let reason = if slot.max_frame == 0 {
-                DropReason::IfaceDown
-            } else {
-                DropReason::MtuExceeded
-            };
-            ctx.counters.drop_packets(STAGE, reason, iface, 1);
+            too_long(ctx, iface, slot.max_frame);
             return;
         }
         self.queued += 1;
-        if let Err(m) = slot.pkts.push(m) {
-            transmit(ctx, slot);
-            // The burst is empty now (sent, or dropped and counted).
-            if slot.pkts.push(m).is_err() {
-                ctx.counters
-                    .drop_packets(STAGE, DropReason::TxFull, iface, 1);
-                return;
-            }
-        }
         slot.bytes += u64::from(len);
+        if let Err(m) = slot.pkts.push(m) {
+            full(ctx, slot, m);
+        }
     }
 
-    /// Queues a whole burst for `iface` (a cross-connect); `summary` is the burst's. The
-    /// burst is empty afterwards.
+    /// Sends a whole burst (`bytes` long) out of `iface` now, after what is pending for
+    /// it (a cross-connect: frames pass as they are; the device refuses, and counts, what
+    /// it cannot send). The burst is empty afterwards.
     #[inline]
-    pub(crate) fn queue_burst(
-        &mut self,
-        ctx: &Ctx,
-        iface: IfIndex,
-        burst: &mut Burst,
-        summary: &BurstSummary,
-    ) {
-        let Some(s) = self.slot(ctx, iface) else {
-            ctx.counters
-                .drop_packets(STAGE, DropReason::IfaceDown, iface, burst.len() as u64);
-            burst.clear();
-            return;
-        };
-        let slot = &mut self.slots[s];
-        if summary.tx_requests || summary.longest > slot.max_frame {
-            // Some frame needs a checksum or segmentation, or is too long: frame by frame.
-            for m in burst.drain() {
-                let mut meta = Meta {
-                    tx_if: iface,
-                    ..Meta::default()
-                };
-                meta.set_offload(&m.offload());
-                self.queue(ctx, iface, m, &meta);
+    pub(crate) fn send_burst(&mut self, ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64) {
+        if let Some(&s) = self.slot_of.get(usize::from(iface)) {
+            if s != NO_SLOT {
+                let slot = &mut self.slots[usize::from(s)];
+                transmit(
+                    ctx,
+                    slot.iface,
+                    &mut slot.pkts,
+                    std::mem::take(&mut slot.bytes),
+                );
             }
-            return;
         }
-        self.queued += burst.len();
-        slot.pkts.append(burst);
-        slot.bytes += summary.bytes;
-        if !burst.is_empty() {
-            // The slot filled up: what did not fit goes after it.
-            transmit(ctx, slot);
-            slot.bytes = burst.bytes();
-            slot.pkts.append(burst);
-        }
+        transmit(ctx, iface, burst, bytes);
     }
 
     /// Transmits every pending frame.
     pub fn flush(&mut self, ctx: &Ctx) {
         for s in self.slots[..self.used].iter_mut() {
-            transmit(ctx, s);
+            transmit(ctx, s.iface, &mut s.pkts, std::mem::take(&mut s.bytes));
             self.slot_of[usize::from(s.iface)] = NO_SLOT;
         }
         self.used = 0;
@@ -213,33 +196,53 @@ impl Output {
     }
 }
 
-/// Sends a slot's frames on its interface's tx path for this worker; what is not taken is
-/// freed and counted. The slot is empty afterwards.
+/// Counts a frame too long for `iface` (or for an interface that sends nothing).
+#[cold]
+fn too_long(ctx: &Ctx, iface: IfIndex, max_frame: u32) {
+    let reason = if max_frame == 0 {
+        DropReason::IfaceDown
+    } else {
+        DropReason::MtuExceeded
+    };
+    ctx.counters.drop_packets(STAGE, reason, iface, 1);
+}
+
+/// A full slot: transmits it, then queues `m` (`slot.bytes` counts it already).
+#[cold]
+fn full(ctx: &Ctx, slot: &mut Slot, m: Mbuf) {
+    let len = u64::from(m.len() as u32);
+    transmit(ctx, slot.iface, &mut slot.pkts, slot.bytes - len);
+    slot.bytes = len;
+    // The burst is empty now (sent, or dropped and counted).
+    if slot.pkts.push(m).is_err() {
+        slot.bytes = 0;
+        ctx.counters
+            .drop_packets(STAGE, DropReason::TxFull, slot.iface, 1);
+    }
+}
+
+/// Sends `burst` (`bytes` long) on `iface`'s tx path for this worker; what is not taken
+/// is freed and counted. The burst is empty afterwards.
 #[inline]
-fn transmit(ctx: &Ctx, slot: &mut Slot) {
-    if slot.pkts.is_empty() {
+fn transmit(ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64) {
+    if burst.is_empty() {
         return;
     }
     let tx = ctx
         .plan
         .workers
         .get(ctx.worker)
-        .and_then(|w| w.tx.get(usize::from(slot.iface)))
+        .and_then(|w| w.tx.get(usize::from(iface)))
         .copied()
         .unwrap_or_default();
-    let bytes = std::mem::take(&mut slot.bytes);
     match tx {
         // SAFETY: the plan gives worker `ctx.worker` only its own tx queue of each port,
         // open while this plan is in use (Engine::publish's contract, see plan.rs).
-        Tx::Dpdk(q) => unsafe { transmit_dpdk(&mut slot.pkts, bytes, q, slot.iface, ctx.counters) },
+        Tx::Dpdk(q) => unsafe { transmit_dpdk(burst, bytes, q, iface, ctx.counters) },
         Tx::None => {
-            ctx.counters.drop_packets(
-                STAGE,
-                DropReason::NoTxQueue,
-                slot.iface,
-                slot.pkts.len() as u64,
-            );
-            slot.pkts.clear();
+            ctx.counters
+                .drop_packets(STAGE, DropReason::NoTxQueue, iface, burst.len() as u64);
+            burst.clear();
         }
     }
 }

@@ -68,8 +68,8 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                 let mut lap = Lap::new(bursts % TIMED_EVERY == 0, t);
                 lap.done(counters, Stage::Rx, n);
                 graph.run(&ctx, Some((a.iface, summary)), &mut lap);
-                let queued = graph.output().queued();
-                graph.output_mut().flush(&ctx);
+                let queued = graph.queued();
+                graph.flush(&ctx);
                 lap.done(counters, Stage::Output, queued);
                 t = lap.last().unwrap_or_else(rdtsc);
                 counters.latency.record(t.wrapping_sub(t0), n as u64);
@@ -82,8 +82,8 @@ pub(crate) fn run(id: usize, shared: &Shared) {
             let mut lap = Lap::new(bursts % TIMED_EVERY == 0, t);
             lap.done(counters, Stage::Inject, injected);
             graph.run(&ctx, None, &mut lap);
-            let queued = graph.output().queued();
-            graph.output_mut().flush(&ctx);
+            let queued = graph.queued();
+            graph.flush(&ctx);
             lap.done(counters, Stage::Output, queued);
             t = lap.last().unwrap_or_else(rdtsc);
         }
@@ -99,4 +99,5 @@ pub(crate) fn run(id: usize, shared: &Shared) {
         }
     }
     graph.output_mut().clear();
+    graph.input().clear();
 }

@@ -474,6 +474,7 @@ impl Switch {
                         calls: st.calls,
                         packets: st.packets,
                         cycles: st.cycles,
+                        timed_packets: st.timed_packets,
                         cycles_per_packet: st.cycles_per_packet(),
                         vector_size: st.vector_size(),
                         drops: DropReason::ALL

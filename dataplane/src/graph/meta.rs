@@ -96,11 +96,20 @@ impl Default for Meta {
 impl Meta {
     /// The frame arrived with an 802.1Q tag.
     pub const TAGGED: u8 = 1;
+    /// The frame's offload state asks for work before it leaves (a partial checksum, a
+    /// GSO super-frame): set by [`Meta::set_offload`].
+    pub const OFFLOAD: u8 = 2;
 
     /// Whether the frame arrived tagged.
     #[inline(always)]
     pub fn tagged(&self) -> bool {
         self.flags & Meta::TAGGED != 0
+    }
+
+    /// Whether the offload state asks for work before the frame leaves.
+    #[inline(always)]
+    pub fn needs_offload(&self) -> bool {
+        self.flags & Meta::OFFLOAD != 0
     }
 
     /// Sets the offload fields from what the input device wrote in the mbuf.
@@ -133,6 +142,8 @@ impl Meta {
         } else {
             (Gso::None, 0)
         };
+        let work = self.gso != Gso::None || self.csum.field_offset().is_some();
+        self.flags = (self.flags & !Meta::OFFLOAD) | if work { Meta::OFFLOAD } else { 0 };
     }
 }
 
@@ -159,13 +170,17 @@ mod tests {
     fn offload_state_from_device_flags() {
         let mut m = Meta::default();
         m.set_offload(&off(0, 0, 0, 0));
-        assert_eq!((m.csum, m.gso), (Csum::Unknown, Gso::None));
+        assert_eq!(
+            (m.csum, m.gso, m.needs_offload()),
+            (Csum::Unknown, Gso::None, false)
+        );
         m.set_offload(&off(RX_L4_CKSUM_GOOD, 14, 20, 0));
-        assert_eq!(m.csum, Csum::Complete);
+        assert_eq!((m.csum, m.needs_offload()), (Csum::Complete, false));
         // A guest's partial TCP checksum (vhost's legacy flags): start after IP.
         m.set_offload(&off(TX_TCP_CKSUM | TX_IPV4, 14, 20, 0));
         assert_eq!((m.csum, m.csum_start), (Csum::PartialTcp, 34));
         assert_eq!(m.csum.field_offset(), Some(16));
+        assert!(m.needs_offload());
         m.set_offload(&off(TX_UDP_CKSUM | TX_IPV6, 14, 40, 0));
         assert_eq!((m.csum, m.csum_start), (Csum::PartialUdp, 54));
         assert_eq!(m.csum.field_offset(), Some(6));
@@ -181,6 +196,9 @@ mod tests {
         assert_eq!((m.gso, m.csum), (Gso::Udp, Csum::PartialUdp));
         // A bad checksum the device saw is not trusted.
         m.set_offload(&off(RX_L4_CKSUM_BAD, 14, 20, 0));
-        assert_eq!((m.csum, m.gso), (Csum::Unknown, Gso::None));
+        assert_eq!(
+            (m.csum, m.gso, m.needs_offload()),
+            (Csum::Unknown, Gso::None, false)
+        );
     }
 }

@@ -199,6 +199,9 @@ pub struct Graph {
     pub(crate) bridge_scratch: BridgeScratch,
     /// The bridge vector's probes were computed (and prefetched) by ethernet-input.
     pub(crate) bridge_probed: bool,
+    /// The input vector goes out of this interface whole (its bytes beside it): a
+    /// cross-connected burst, sent by [`Graph::flush`].
+    pub(crate) xconnect: Option<(IfIndex, u64)>,
     pub(crate) output: Output,
 }
 
@@ -212,6 +215,7 @@ impl Graph {
             spare: Some(Vector::boxed()),
             bridge_scratch: BridgeScratch::new(worker),
             bridge_probed: false,
+            xconnect: None,
             output: Output::new(),
         }
     }
@@ -242,6 +246,10 @@ impl Graph {
                 let n = self.input.len();
                 crate::input::run(ctx, self, rx.take());
                 lap.done(ctx.counters, Stage::EthernetInput, n);
+                if self.xconnect.is_some() {
+                    // The input vector is the output's now; nothing else is pending.
+                    return;
+                }
             }
             if !self.bridge.is_empty() {
                 let n = self.bridge.len();
@@ -258,6 +266,20 @@ impl Graph {
             }
         }
         self.drop_leftovers(ctx);
+    }
+
+    /// Frames queued or set aside for the output since the last flush.
+    pub fn queued(&self) -> usize {
+        self.output.queued() + self.xconnect.map_or(0, |_| self.input.len())
+    }
+
+    /// The output stage: transmits what is queued, then a cross-connected input vector.
+    pub fn flush(&mut self, ctx: &Ctx) {
+        self.output.flush(ctx);
+        if let Some((iface, bytes)) = self.xconnect.take() {
+            self.output
+                .send_burst(ctx, iface, &mut self.input.pkts, bytes);
+        }
     }
 
     fn drop_leftovers(&mut self, ctx: &Ctx) {

@@ -32,6 +32,9 @@ use crate::wire::ethernet::{self, Frame, VLAN_TAG_LEN};
 
 const STAGE: Stage = Stage::L2Bridge;
 
+/// How many frames ahead of its lookups the bridge fetches their table slots.
+const AHEAD: usize = 16;
+
 /// What workers share for L2: the table, the learn queues and the learner's clock.
 #[derive(Debug, Clone)]
 pub struct L2Shared {
@@ -46,8 +49,7 @@ const RECENT: usize = 256;
 
 /// A worker's own bridge state: the learn-request filter and the first pass's probes.
 pub struct BridgeScratch {
-    worker: usize,
-    recent: [u64; RECENT],
+    pub(crate) filter: LearnFilter,
     /// The source and destination probes of each packet of the vector being switched
     /// (default where a frame needs no lookup): from ethernet-input when it handed the
     /// vector on whole ([`Graph`]'s `bridge_probed`), else from the first pass.
@@ -58,12 +60,22 @@ impl BridgeScratch {
     /// Allocated once, when the worker starts.
     pub fn new(worker: usize) -> BridgeScratch {
         BridgeScratch {
-            worker,
-            recent: [u64::MAX; RECENT],
+            filter: LearnFilter {
+                worker,
+                recent: [u64::MAX; RECENT],
+            },
             probes: Box::new([[Probe::default(); 2]; dpdk::MAX_BURST]),
         }
     }
+}
 
+/// Keeps a worker from asking the learner about the same MAC more than once a second.
+pub struct LearnFilter {
+    worker: usize,
+    recent: [u64; RECENT],
+}
+
+impl LearnFilter {
     /// Asks the learner to learn `key` on `iface`, at most once a second per key.
     #[inline]
     fn request_learn(&mut self, l2: &L2Shared, key: FdbKey, iface: IfIndex, now: u64) {
@@ -103,14 +115,10 @@ fn retag(m: &mut Mbuf, tagged_in: bool, out: &VlanMode, vlan: u16) -> bool {
 }
 
 /// Hands `m` to the output of member `out` (mode `mode`), retagged.
-#[inline]
+#[inline(always)]
 fn send(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, meta: &Meta, out: IfIndex, mode: &VlanMode) {
     if retag(&mut m, meta.tagged(), mode, meta.vlan) {
-        let meta = Meta {
-            tx_if: out,
-            ..*meta
-        };
-        g.output.queue(ctx, out, m, &meta);
+        g.output.queue(ctx, out, m, meta);
     } else {
         ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, out, 1);
     }
@@ -131,19 +139,26 @@ pub enum Verdict<'a> {
 /// where it needs no lookup).
 #[inline(always)]
 pub fn probes(learn: bool, meta: &Meta, frame: &[u8]) -> [Probe; 2] {
+    match Frame::new_checked(frame) {
+        Ok(f) => probes_of(learn, meta, &f),
+        Err(_) => [Probe::default(); 2],
+    }
+}
+
+/// [`probes`] of a parsed frame.
+#[inline(always)]
+pub fn probes_of(learn: bool, meta: &Meta, f: &Frame<&[u8]>) -> [Probe; 2] {
     let mut p = [Probe::default(); 2];
-    if let Ok(f) = Frame::new_checked(frame) {
-        let key = |mac| FdbKey {
-            bridge: meta.bridge,
-            vlan: meta.vlan,
-            mac,
-        };
-        if learn && !ethernet::is_group(&f.src()) {
-            p[0] = Probe::new(&key(f.src()));
-        }
-        if !ethernet::is_group(&f.dst()) {
-            p[1] = Probe::new(&key(f.dst()));
-        }
+    let key = |mac| FdbKey {
+        bridge: meta.bridge,
+        vlan: meta.vlan,
+        mac,
+    };
+    if learn && !ethernet::is_group(&f.src()) {
+        p[0] = Probe::new(&key(f.src()));
+    }
+    if !ethernet::is_group(&f.dst()) {
+        p[1] = Probe::new(&key(f.dst()));
     }
     p
 }
@@ -157,7 +172,7 @@ pub fn decide<'a>(
     plan: &'a ForwardingPlan,
     bridge: Option<&BridgePlan>,
     l2: &L2Shared,
-    scratch: &mut BridgeScratch,
+    filter: &mut LearnFilter,
     meta: &Meta,
     frame: &[u8],
     [src_probe, dst_probe]: &[Probe; 2],
@@ -180,7 +195,7 @@ pub fn decide<'a>(
                     vlan: meta.vlan,
                     mac: src,
                 };
-                scratch.request_learn(l2, key, rx_if, now)
+                filter.request_learn(l2, key, rx_if, now)
             }
         }
     }
@@ -230,25 +245,39 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         for i in 0..vector.len() {
             let meta = &vector.meta[i];
             let learn = bridge_of(meta.bridge).is_some_and(|b| b.learn);
-            let p = probes(learn, meta, vector.pkts.data(i));
-            l2.fdb.prefetch(&p[0]);
-            l2.fdb.prefetch(&p[1]);
-            g.bridge_scratch.probes[i] = p;
+            g.bridge_scratch.probes[i] = probes(learn, meta, vector.pkts.data(i));
         }
+    }
+    // The first AHEAD frames' table slots are fetched now; then, while frame i is looked
+    // up, frame i + AHEAD's (a whole vector's at once would stall on the CPU's few
+    // outstanding-miss buffers).
+    let n = vector.len();
+    for p in &g.bridge_scratch.probes[..n.min(AHEAD)] {
+        l2.fdb.prefetch(&p[0]);
+        l2.fdb.prefetch(&p[1]);
     }
     // Second pass: learn, look up, hand on.
     let v = &mut *vector;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
+        if let Some(p) = g
+            .bridge_scratch
+            .probes
+            .get(i + AHEAD)
+            .filter(|_| i + AHEAD < n)
+        {
+            l2.fdb.prefetch(&p[0]);
+            l2.fdb.prefetch(&p[1]);
+        }
         let bridge = bridge_of(meta.bridge);
-        let p = g.bridge_scratch.probes[i];
+        let s = &mut g.bridge_scratch;
         match decide(
             ctx.plan,
             bridge,
             l2,
-            &mut g.bridge_scratch,
+            &mut s.filter,
             meta,
             m.data(),
-            &p,
+            &s.probes[i],
             now,
         ) {
             Verdict::To(out, o) => send(ctx, g, m, meta, out, &o.mode),
@@ -362,7 +391,7 @@ mod tests {
         plan: ForwardingPlan,
         l2: L2Shared,
         learner: Learner,
-        scratch: BridgeScratch,
+        filter: LearnFilter,
     }
 
     impl Rig {
@@ -387,7 +416,7 @@ mod tests {
                     clock,
                 },
                 learner,
-                scratch: BridgeScratch::new(0),
+                filter: BridgeScratch::new(0).filter,
             }
         }
 
@@ -395,7 +424,7 @@ mod tests {
             let bridge = self.plan.bridge(m.bridge);
             let learn = bridge.is_some_and(|b| b.learn);
             let p = probes(learn, m, f);
-            decide(&self.plan, bridge, &self.l2, &mut self.scratch, m, f, &p, 0)
+            decide(&self.plan, bridge, &self.l2, &mut self.filter, m, f, &p, 0)
         }
 
         fn key(vlan: u16, n: u8) -> FdbKey {

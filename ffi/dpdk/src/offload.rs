@@ -41,8 +41,6 @@ pub struct MbufOffload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BurstSummary {
     pub bytes: u64,
-    /// Length of the longest packet.
-    pub longest: u32,
     /// Some mbuf asks the output device for work (checksums, segmentation).
     pub tx_requests: bool,
 }
@@ -82,20 +80,21 @@ impl Burst {
         n
     }
 
-    /// Its bytes, its longest packet and whether any mbuf asks the output device for work,
-    /// in one pass over the mbufs' first cache lines (which the driver has just written on
-    /// rx).
+    /// Its bytes and whether any mbuf asks the output device for work, in one pass over
+    /// the mbufs' first cache lines (which the driver has just written on rx).
     #[inline]
     pub fn summary(&self) -> BurstSummary {
-        let mut s = BurstSummary::default();
+        let (mut bytes, mut flags) = (0u64, 0u64);
         for &m in &self.pkts[..self.len] {
             // SAFETY: pkts[..len] are owned live mbufs.
-            let (len, flags) = unsafe { ((*m).pkt_len, (*m).ol_flags) };
-            s.bytes += u64::from(len);
-            s.longest = s.longest.max(len);
-            s.tx_requests |= flags & TX_REQUESTS != 0;
+            let (len, f) = unsafe { ((*m).pkt_len, (*m).ol_flags) };
+            bytes += u64::from(len);
+            flags |= f;
         }
-        s
+        BurstSummary {
+            bytes,
+            tx_requests: flags & TX_REQUESTS != 0,
+        }
     }
 
     /// The offload state of packet `i`. Panics if `i >= len()`, like slice indexing.
@@ -165,7 +164,6 @@ mod tests {
             b.summary(),
             BurstSummary {
                 bytes: 100,
-                longest: 100,
                 tx_requests: true
             }
         );
