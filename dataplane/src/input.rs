@@ -7,10 +7,11 @@
 //! [`IfacePlan`](crate::plan::IfacePlan) of that interface (`up`, `input`, `l2`); each
 //! bridged frame's Ethernet header and the mbuf's offload flags.
 //! Writes: `meta.rx_if`; for bridged frames `bridge`, `vlan`, `flags` (TAGGED) and the
-//! offload fields (`csum`, `csum_start`, `gso`, `gso_size`); `tx_if` for cross-connected
-//! frames (on the per-packet path); `punt` for punted frames.
+//! offload fields (`flags` OFFLOAD, `csum`, `csum_start`, `gso`, `gso_size`); `tx_if` for
+//! cross-connected frames (on the per-packet path); `punt` for punted frames.
 //! For a received burst handed on whole to l2-bridge it also does the bridge's first pass
-//! (the frames' MAC table probes, prefetched), while the headers are at hand.
+//! (the frames' MAC table probes), while the headers are at hand; a cross-connected burst
+//! is set aside whole for the output (`Graph::xconnect`).
 //! Next: l2-bridge, punt, output.
 //! Drops: `iface_down` (input interface down), `unconnected` (nowhere to go),
 //! `bad_header` (shorter than its Ethernet header), `vlan_mismatch` (a VLAN the bridge

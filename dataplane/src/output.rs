@@ -6,7 +6,8 @@
 //! taken, transmits early. A cross-connected burst is sent as it was received, from the
 //! input vector (no copy), unless a frame of it needs work.
 //!
-//! Reads: `meta.tx_if` and the offload fields (`csum`, `csum_start`, `gso`, `gso_size`);
+//! Reads: the output interface (given by the stage that queues), the offload fields
+//! (`flags` OFFLOAD, `csum`, `csum_start`, `gso`, `gso_size`);
 //! the plan's output interface (`up`, `max_frame`) and the worker's tx paths. Writes: the
 //! frame's L4 checksum (completing a partial one in software: no port is set up for
 //! checksum offload yet), the mbuf's offload requests (cleared once done); this worker's

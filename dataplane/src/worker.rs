@@ -69,8 +69,10 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                 lap.done(counters, Stage::Rx, n);
                 graph.run(&ctx, Some((a.iface, summary)), &mut lap);
                 let queued = graph.queued();
-                graph.flush(&ctx);
-                lap.done(counters, Stage::Output, queued);
+                if queued > 0 {
+                    graph.flush(&ctx);
+                    lap.done(counters, Stage::Output, queued);
+                }
                 t = lap.last().unwrap_or_else(rdtsc);
                 counters.latency.record(t.wrapping_sub(t0), n as u64);
             }
@@ -83,8 +85,10 @@ pub(crate) fn run(id: usize, shared: &Shared) {
             lap.done(counters, Stage::Inject, injected);
             graph.run(&ctx, None, &mut lap);
             let queued = graph.queued();
-            graph.flush(&ctx);
-            lap.done(counters, Stage::Output, queued);
+            if queued > 0 {
+                graph.flush(&ctx);
+                lap.done(counters, Stage::Output, queued);
+            }
             t = lap.last().unwrap_or_else(rdtsc);
         }
         if moved > 0 {

@@ -3,18 +3,18 @@
 //! pushing or popping 802.1Q tags per output member.
 //!
 //! A vector is switched in two passes: the first computes every frame's source and
-//! destination probes (key hashes) and prefetches their home slots; the second learns,
-//! looks up with those probes and hands on. The vector's table misses (two per frame in a
-//! big table) overlap instead of each lookup waiting for its own. When ethernet-input
-//! hands a received burst on whole, it has done the first pass already, while it parsed
-//! the frames.
+//! destination probes (key hashes); the second learns, looks up with those probes and
+//! hands on, fetching the table slots of the frame [`AHEAD`] places on as it goes. The
+//! vector's table misses (two per frame in a big table) overlap instead of each lookup
+//! waiting for its own. When ethernet-input hands a received burst on whole, it has done
+//! the first pass already, while it parsed the frames.
 //!
 //! Reads: `meta.rx_if`, `bridge`, `vlan`, `flags` (TAGGED), set by ethernet-input (a
 //! vector may mix interfaces and bridges); the frame's MAC addresses; the plan's bridges
 //! and members; the FDB; the learner's clock.
-//! Writes: `meta.tx_if`; the frame's tag (pushed or popped); learn requests (this worker's
-//! queue); `seen` stamps of FDB hits.
-//! Next: output.
+//! Writes: the frame's tag (pushed or popped); learn requests (this worker's queue);
+//! `seen` stamps of FDB hits.
+//! Next: output (the member's interface).
 //! Drops: `same_port` (destination on the input member), `flood_off` (unknown unicast,
 //! flooding off), `vlan_mismatch` (destination member does not carry the VLAN),
 //! `iface_down` (destination member down), `unconnected` (no other member carries the VLAN
