@@ -10,7 +10,8 @@
 //! offload fields (`flags` OFFLOAD, `csum`, `csum_start`, `gso`, `gso_size`); `tx_if` for
 //! cross-connected frames (on the per-packet path); `punt` for punted frames.
 //! For a received burst handed on whole to l2-bridge it also does the bridge's first pass
-//! (the frames' MAC table probes), while the headers are at hand; a cross-connected burst
+//! (the frames' MAC table probes, prefetched), while the headers are at hand; a
+//! cross-connected burst
 //! is set aside whole for the output (`Graph::xconnect`).
 //! Next: l2-bridge, punt, output.
 //! Drops: `iface_down` (input interface down), `unconnected` (nowhere to go),
@@ -90,7 +91,10 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             for i in 0..n {
                 match parse_bridged(p, rx_if, v.pkts.data(i)) {
                     Ok((mut m, f)) => {
-                        g.bridge_scratch.probes[i] = bridge::probes_of(learn, &m, &f);
+                        let pr = bridge::probes_of(learn, &m, &f);
+                        ctx.l2.fdb.prefetch(&pr[0]);
+                        ctx.l2.fdb.prefetch(&pr[1]);
+                        g.bridge_scratch.probes[i] = pr;
                         let o = v.pkts.offload(i);
                         if o.ol_flags != 0 {
                             m.set_offload(&o);

@@ -3,11 +3,11 @@
 //! pushing or popping 802.1Q tags per output member.
 //!
 //! A vector is switched in two passes: the first computes every frame's source and
-//! destination probes (key hashes); the second learns, looks up with those probes and
-//! hands on, fetching the table slots of the frame [`AHEAD`] places on as it goes. The
-//! vector's table misses (two per frame in a big table) overlap instead of each lookup
-//! waiting for its own. When ethernet-input hands a received burst on whole, it has done
-//! the first pass already, while it parsed the frames.
+//! destination probes (key hashes) and prefetches their home slots; the second learns,
+//! looks up with those probes and hands on. The vector's table misses (two per frame in a
+//! big table) overlap instead of each lookup waiting for its own. When ethernet-input
+//! hands a received burst on whole, it has done the first pass already, while it parsed
+//! the frames (the prefetches are then spread over its parsing, as here over the hashing).
 //!
 //! Reads: `meta.rx_if`, `bridge`, `vlan`, `flags` (TAGGED), set by ethernet-input (a
 //! vector may mix interfaces and bridges); the frame's MAC addresses; the plan's bridges
@@ -31,9 +31,6 @@ use crate::plan::{BridgePlan, ForwardingPlan, IfIndex, L2Port, VlanMode};
 use crate::wire::ethernet::{self, Frame, VLAN_TAG_LEN};
 
 const STAGE: Stage = Stage::L2Bridge;
-
-/// How many frames ahead of its lookups the bridge fetches their table slots.
-const AHEAD: usize = 16;
 
 /// What workers share for L2: the table, the learn queues and the learner's clock.
 #[derive(Debug, Clone)]
@@ -245,29 +242,15 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         for i in 0..vector.len() {
             let meta = &vector.meta[i];
             let learn = bridge_of(meta.bridge).is_some_and(|b| b.learn);
-            g.bridge_scratch.probes[i] = probes(learn, meta, vector.pkts.data(i));
+            let p = probes(learn, meta, vector.pkts.data(i));
+            l2.fdb.prefetch(&p[0]);
+            l2.fdb.prefetch(&p[1]);
+            g.bridge_scratch.probes[i] = p;
         }
-    }
-    // The first AHEAD frames' table slots are fetched now; then, while frame i is looked
-    // up, frame i + AHEAD's (a whole vector's at once would stall on the CPU's few
-    // outstanding-miss buffers).
-    let n = vector.len();
-    for p in &g.bridge_scratch.probes[..n.min(AHEAD)] {
-        l2.fdb.prefetch(&p[0]);
-        l2.fdb.prefetch(&p[1]);
     }
     // Second pass: learn, look up, hand on.
     let v = &mut *vector;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
-        if let Some(p) = g
-            .bridge_scratch
-            .probes
-            .get(i + AHEAD)
-            .filter(|_| i + AHEAD < n)
-        {
-            l2.fdb.prefetch(&p[0]);
-            l2.fdb.prefetch(&p[1]);
-        }
         let bridge = bridge_of(meta.bridge);
         let s = &mut g.bridge_scratch;
         match decide(
