@@ -7,7 +7,7 @@
 #   green1..green4 10.99.30.1-4 --veth-- [af_packet green1..4] == bridge br0 (MAC learning)
 #
 # then pings across both pairs, runs a short iperf3 over each, shows what vsctl shows
-# (iface list, stats, workers, drops) and removes everything it made.
+# (iface list, stats, workers, drops, runtime) and removes everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +86,8 @@ step "vsctl workers"
 vsctl workers
 step "vsctl drops"
 vsctl drops
+step "vsctl runtime (the packet graph: per-stage packets, cycles and drops)"
+vsctl runtime
 
 step "stop vswitchd (SIGTERM) and clean up"
 stop_vswitchd
