@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+pub(crate) use crate::cell::bump;
 use crate::graph::Stage;
 use crate::plan::{IfIndex, MAX_IFACES};
 
@@ -241,12 +242,6 @@ impl Default for WorkerCounters {
             latency: Default::default(),
         }
     }
-}
-
-/// Adds to a counter that only the calling worker writes (no locked instruction).
-#[inline(always)]
-pub(crate) fn bump(c: &AtomicU64, n: u64) {
-    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 impl WorkerCounters {

@@ -15,16 +15,7 @@ use crate::l2::bridge::L2Shared;
 use crate::plan::{ForwardingPlan, IfIndex};
 use crate::poll::PollMode;
 use crate::slowpath::SlowPath;
-
-/// What the workers share with the control thread.
-pub(crate) struct Shared {
-    pub(crate) plan: ArcSwap<ForwardingPlan>,
-    pub(crate) stop: AtomicBool,
-    pub(crate) poll: PollMode,
-    pub(crate) counters: Box<[WorkerCounters]>,
-    pub(crate) l2: L2Shared,
-    pub(crate) slow: Arc<SlowPath>,
-}
+use crate::worker::Shared;
 
 /// The running workers.
 pub struct Engine {

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::counters::bump;
+use crate::cell::bump;
 
 const LINEAR: u64 = 64;
 const SUB_BITS: u32 = 5; // 32 sub-buckets per power of two

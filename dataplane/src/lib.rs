@@ -18,6 +18,7 @@
 //! - [`wire`]: header views over bytes (Ethernet, checksums).
 //! - [`poll`]: busy or adaptive polling. [`latency`]: per-worker rx -> tx histograms.
 
+mod cell;
 pub mod counters;
 pub mod engine;
 pub mod graph;

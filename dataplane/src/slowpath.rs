@@ -16,7 +16,7 @@
 //!   worker `w`; side "control" (`received`, `injected`, `inject_full`): written only by the
 //!   slow-path thread. Each side's block is cache-line aligned, so neither side writes a
 //!   line the other writes. Writes are single-writer relaxed load + store (no locked
-//!   instruction, as `counters::bump`); [`SlowPath::stats`] reads them with relaxed loads
+//!   instruction, as `cell::bump`); [`SlowPath::stats`] reads them with relaxed loads
 //!   from any thread.
 //! - the round-robin cursor of [`SlowPath::receive`]: slow-path thread only.
 //!
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use crossbeam_queue::ArrayQueue;
 use dpdk::Mbuf;
 
-use crate::counters::bump;
+use crate::cell::bump;
 
 /// Default depth of each worker's punt ring.
 pub const DEFAULT_PUNT_RING: usize = 1024;

@@ -6,14 +6,31 @@
 //! this worker's [`WorkerCounters`](crate::counters::WorkerCounters) only. Never blocks,
 //! allocates or takes a lock; sleeps only when idle in adaptive mode.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use dpdk::rdtsc;
 
-use crate::counters::{bump, TIMED_EVERY};
-use crate::engine::Shared;
+use crate::counters::{bump, WorkerCounters, TIMED_EVERY};
 use crate::graph::{Ctx, Graph, Lap, Stage};
+use crate::l2::bridge::L2Shared;
+use crate::plan::ForwardingPlan;
 use crate::poll::Backoff;
+use crate::poll::PollMode;
+use crate::slowpath::SlowPath;
+
+/// What the workers share with the control thread (made and owned by the
+/// [`Engine`](crate::Engine)).
+pub(crate) struct Shared {
+    pub(crate) plan: ArcSwap<ForwardingPlan>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) poll: PollMode,
+    pub(crate) counters: Box<[WorkerCounters]>,
+    pub(crate) l2: L2Shared,
+    pub(crate) slow: Arc<SlowPath>,
+}
 
 /// Packets taken from one rx queue per poll.
 pub const RX_BURST: usize = 32;

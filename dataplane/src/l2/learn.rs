@@ -50,7 +50,7 @@ impl LearnQueues {
     pub fn request(&self, worker: usize, req: LearnRequest) {
         if let Some(q) = self.queues.get(worker) {
             if q.push(req).is_err() {
-                crate::counters::bump(&self.overflow[worker], 1);
+                crate::cell::bump(&self.overflow[worker], 1);
             }
         }
     }
