@@ -42,6 +42,16 @@ l2_host() {
         vsctl iface add "$vsif" af_packet iface="$VS_HOSTIF" >/dev/null
 }
 
+# l2_named_host NAME CIDR: l2_host in namespace $(vs_ifname NAME) with switch port pNAME;
+# records the namespace in NS[NAME] and eth0's MAC in MAC[NAME] (associative arrays the
+# test declares: `declare -A NS MAC`).
+l2_named_host() {
+    NS[$1]=$(vs_ifname "$1")
+    l2_host "${NS[$1]}" "p$1" "$2"
+    MAC[$1]=$(ns_mac "${NS[$1]}")
+    log "host $1: namespace ${NS[$1]}, ${2:-no address}, MAC ${MAC[$1]}, switch port p$1"
+}
+
 # ns_mac NS [IF]: the MAC address of IF (default eth0) inside NS, lowercase.
 ns_mac() {
     local mac

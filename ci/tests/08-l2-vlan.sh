@@ -23,15 +23,8 @@ l2_need_scapy
 start_vswitchd
 
 declare -A NS MAC
-
-
-# host NAME CIDR: namespace + veth + switch port pNAME; records NS[NAME] and MAC[NAME].
-host() {
-    NS[$1]=$(vs_ifname "$1")
-    l2_host "${NS[$1]}" "p$1" "$2"
-    MAC[$1]=$(ns_mac "${NS[$1]}")
-    log "host $1: namespace ${NS[$1]}, ${2:-no address}, MAC ${MAC[$1]}, switch port p$1"
-}
+# host NAME CIDR: namespace + veth + switch port pNAME (l2lib.sh).
+host() { l2_named_host "$@"; }
 
 # ---------------------------------------------------------------------------------------
 # Two bridges do not leak into each other.

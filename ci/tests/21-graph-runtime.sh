@@ -20,11 +20,7 @@ l2_need_scapy
 start_vswitchd
 
 declare -A NS MAC
-host() {
-    NS[$1]=$(vs_ifname "$1")
-    l2_host "${NS[$1]}" "p$1" "$2"
-    MAC[$1]=$(ns_mac "${NS[$1]}")
-}
+host() { l2_named_host "$@"; }
 host a 10.98.21.1/24
 host b 10.98.21.2/24
 host x 10.98.22.1/24

@@ -142,36 +142,16 @@ impl Idle {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::OnceLock;
     use std::time::Instant;
 
-    use dpdk::{Eal, Mbuf, Mempool};
+    use dpdk::{Mbuf, Mempool};
     use vswitch_dataplane::slowpath::PuntReason;
 
     use super::*;
 
-    /// This test binary's EAL (DPDK allows one per process), or None when it did not start
-    /// and the process is not root: the test is then skipped, saying so.
-    fn eal() -> Option<&'static Eal> {
-        static EAL: OnceLock<Option<Eal>> = OnceLock::new();
-        EAL.get_or_init(|| {
-            let args = dpdk::light_args("0", &format!("vsctlslow{}", std::process::id()));
-            match Eal::init(&args) {
-                Ok(eal) => Some(eal),
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                Err(e) if unsafe { libc::geteuid() } != 0 => {
-                    eprintln!("skipped: needs root for DPDK's EAL (as uid != 0 it failed: {e})");
-                    None
-                }
-                Err(e) => panic!("EAL init: {e}"),
-            }
-        })
-        .as_ref()
-    }
-
-    /// A pool with no per-lcore cache, so in_use() is exact from any thread.
+    /// The test process's shared EAL's pool, or None when the test is to be skipped.
     fn pool(name: &str, n: u32) -> Option<Arc<Mempool>> {
-        Some(Arc::new(Mempool::new(eal()?, name, n, 0).unwrap()))
+        dpdk::test_eal::try_pool(name, n)
     }
 
     fn punted(pool: &Mempool, seq: u32, iface: u16) -> Punted {

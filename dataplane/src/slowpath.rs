@@ -137,11 +137,6 @@ impl SlowPath {
         }
     }
 
-    /// How many workers it has rings for.
-    pub fn workers(&self) -> usize {
-        self.rings.len()
-    }
-
     // ---- worker side: worker `w` only ----
 
     /// Hands `p` to the slow path; never blocks. `Err(p)` when worker `w`'s punt ring is full
@@ -315,34 +310,15 @@ impl SlowPathStats {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, OnceLock};
+    use std::sync::Arc;
 
-    use dpdk::{Eal, Mempool};
+    use dpdk::Mempool;
 
     use super::*;
 
-    /// This test binary's EAL (DPDK allows one per process), or None when it did not start
-    /// and the process is not root: the test is then skipped, saying so.
-    fn eal() -> Option<&'static Eal> {
-        static EAL: OnceLock<Option<Eal>> = OnceLock::new();
-        EAL.get_or_init(|| {
-            let args = dpdk::light_args("0", &format!("vsslow{}", std::process::id()));
-            match Eal::init(&args) {
-                Ok(eal) => Some(eal),
-                // SAFETY: geteuid has no preconditions and cannot fail.
-                Err(e) if unsafe { libc::geteuid() } != 0 => {
-                    eprintln!("skipped: needs root for DPDK's EAL (as uid != 0 it failed: {e})");
-                    None
-                }
-                Err(e) => panic!("EAL init: {e}"),
-            }
-        })
-        .as_ref()
-    }
-
-    /// A pool with no per-lcore cache, so in_use() is exact from any thread.
+    /// The test process's shared EAL's pool, or None when the test is to be skipped.
     fn pool(name: &str, n: u32) -> Option<Arc<Mempool>> {
-        Some(Arc::new(Mempool::new(eal()?, name, n, 0).unwrap()))
+        dpdk::test_eal::try_pool(name, n)
     }
 
     /// A 60-byte packet whose first 8 bytes are `seq`.

@@ -123,12 +123,6 @@ impl Vector {
         &mut self.pkts
     }
 
-    /// The metadata of packet `i`.
-    #[inline(always)]
-    pub fn meta(&self, i: usize) -> &Meta {
-        &self.meta[i]
-    }
-
     /// Frees every packet.
     pub fn clear(&mut self) {
         self.pkts.clear();

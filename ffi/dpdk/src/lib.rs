@@ -31,5 +31,4 @@ pub use mempool::{Mempool, DEFAULT_DATA_ROOM, HEADROOM};
 pub use offload::{BurstSummary, MbufOffload};
 pub use port::{LinkStatus, Port, PortConfig, PortQueue, PortStats, MAX_PORTS};
 
-#[cfg(test)]
-pub(crate) mod test_eal;
+pub mod test_eal;

@@ -12,7 +12,6 @@ pub mod flags {
     pub const RX_L4_CKSUM_MASK: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK as u64;
     pub const RX_L4_CKSUM_GOOD: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD as u64;
     pub const RX_L4_CKSUM_BAD: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_BAD as u64;
-    pub const RX_L4_CKSUM_NONE: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_NONE as u64;
     pub const TX_TCP_SEG: u64 = dpdk_sys::RTE_MBUF_F_TX_TCP_SEG;
     pub const TX_UDP_SEG: u64 = 1 << 42;
     pub const TX_L4_MASK: u64 = 3 << 52;

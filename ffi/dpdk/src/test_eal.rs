@@ -1,4 +1,5 @@
-//! One EAL for this crate's unit tests (the EAL can be initialised once per process).
+//! One EAL per test process, for the unit tests of this crate and of the crates above it
+//! (the EAL can be initialised once per process).
 //!
 //! DPDK's EAL may not start for a non-root user (its runtime directory, /dev access,
 //! locked memory, depending on the machine): every test that needs it begins with
@@ -13,6 +14,7 @@ use crate::{Eal, Mempool};
 static EAL: OnceLock<Result<Eal, String>> = OnceLock::new();
 
 /// Returns from the calling test, saying so on stderr, if [`try_eal`] has no EAL.
+#[cfg(test)]
 macro_rules! require_eal {
     () => {
         if $crate::test_eal::try_eal().is_none() {
@@ -20,6 +22,7 @@ macro_rules! require_eal {
         }
     };
 }
+#[cfg(test)]
 pub(crate) use require_eal;
 
 /// Whether the process runs as root (effective uid 0).
@@ -57,4 +60,10 @@ pub fn eal() -> &'static Eal {
 /// A fresh pool with no per-lcore cache, so in_use() is exact from any thread.
 pub fn pool(name: &str, n: u32) -> Arc<Mempool> {
     Arc::new(Mempool::new(eal(), name, n, 0).expect("test mempool"))
+}
+
+/// [`pool`], or None (the test is then skipped, saying so) when there is no EAL.
+pub fn try_pool(name: &str, n: u32) -> Option<Arc<Mempool>> {
+    try_eal()?;
+    Some(pool(name, n))
 }
