@@ -245,8 +245,10 @@ impl Default for WorkerCounters {
 }
 
 impl WorkerCounters {
-    /// Counts `n` packets dropped by `stage` for `reason`, against interface `iface`.
-    #[inline(always)]
+    /// Counts `n` packets dropped by `stage` for `reason`, against interface `iface`. Out
+    /// of line: the stages' forwarding code stays small.
+    #[cold]
+    #[inline(never)]
     pub fn drop_packets(&self, stage: Stage, reason: DropReason, iface: IfIndex, n: u64) {
         bump(&self.stages[stage as usize].drops[reason as usize], n);
         if let Some(c) = self.ifaces.get(usize::from(iface)) {

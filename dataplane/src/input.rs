@@ -52,19 +52,7 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
     match p.input {
         // Sent whole, from this vector, when the output runs (Graph::flush).
         Input::Xconnect(peer) if !summary.tx_requests => g.xconnect = Some((peer, summary.bytes)),
-        Input::Xconnect(peer) => {
-            // Some frame still needs a checksum or segmentation: frame by frame.
-            let mut input = std::mem::take(&mut g.input.pkts);
-            for m in input.drain() {
-                let mut meta = Meta {
-                    rx_if,
-                    tx_if: peer,
-                    ..Meta::default()
-                };
-                meta.set_offload(&m.offload());
-                g.output.queue(ctx, peer, m, &meta);
-            }
-        }
+        Input::Xconnect(peer) => xconnect_each(ctx, g, rx_if, peer),
         Input::Drop(reason) => {
             ctx.counters.drop_packets(STAGE, reason, rx_if, n as u64);
             g.input.clear();
@@ -87,6 +75,7 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
                     .and_then(|l2| ctx.plan.bridge(l2.bridge))
                     .is_some_and(|b| b.learn);
             let mut all_ok = true;
+            let offloads = summary.any_flags;
             let v = &mut *g.input;
             for i in 0..n {
                 match parse_bridged(p, rx_if, v.pkts.data(i)) {
@@ -95,9 +84,8 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
                         ctx.l2.fdb.prefetch(&pr[0]);
                         ctx.l2.fdb.prefetch(&pr[1]);
                         g.bridge_scratch.probes[i] = pr;
-                        let o = v.pkts.offload(i);
-                        if o.ol_flags != 0 {
-                            m.set_offload(&o);
+                        if offloads {
+                            m.set_offload(&v.pkts.offload(i));
                         }
                         v.meta[i] = m;
                     }
@@ -112,6 +100,22 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             }
         }
         Input::Bridge => sort_out(ctx, g, p, rx_if),
+    }
+}
+
+/// A cross-connected burst with some frame that still needs a checksum or segmentation:
+/// queued frame by frame, with its offload state.
+#[cold]
+fn xconnect_each(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, peer: IfIndex) {
+    let mut input = std::mem::take(&mut g.input.pkts);
+    for m in input.drain() {
+        let mut meta = Meta {
+            rx_if,
+            tx_if: peer,
+            ..Meta::default()
+        };
+        meta.set_offload(&m.offload());
+        g.output.queue(ctx, peer, m, &meta);
     }
 }
 
@@ -217,6 +221,7 @@ fn sort_out(ctx: &Ctx, g: &mut Graph, p: &IfacePlan, rx_if: IfIndex) {
 }
 
 /// Packets with their own `meta.rx_if` (injected as received, or back from a later stage).
+#[inline(never)]
 fn per_packet(ctx: &Ctx, g: &mut Graph) {
     let n = g.input.len();
     let mut nexts = [None; dpdk::MAX_BURST];

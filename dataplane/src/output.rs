@@ -281,6 +281,7 @@ unsafe fn transmit_dpdk(
 }
 
 /// Does in software what the frame's offload state still asks for, before it leaves.
+#[inline(never)]
 fn resolve_offload(m: &mut Mbuf, meta: &Meta) -> Result<(), DropReason> {
     if meta.gso != Gso::None {
         // A super-frame longer than one segment needs segmenting.

@@ -14,6 +14,7 @@ use crate::graph::{Ctx, Graph, Meta, Stage};
 use crate::slowpath::{Injected, Punted};
 
 /// Runs the punt stage on the graph's punt vector.
+#[inline(never)]
 pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let v = &mut *g.punt;
     for (m, meta) in v.pkts.drain().zip(v.meta.iter()) {

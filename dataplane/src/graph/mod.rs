@@ -276,6 +276,7 @@ impl Graph {
         }
     }
 
+    #[cold]
     fn drop_leftovers(&mut self, ctx: &Ctx) {
         use crate::counters::DropReason::GraphLoop;
         for v in [&mut self.input, &mut self.bridge, &mut self.punt] {

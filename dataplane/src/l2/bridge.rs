@@ -27,6 +27,7 @@ use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Stage};
 use crate::l2::fdb::{Fdb, FdbKey, Probe};
 use crate::l2::learn::{Clock, LearnQueues, LearnRequest};
+use crate::output::Output;
 use crate::plan::{BridgePlan, ForwardingPlan, IfIndex, L2Port, VlanMode};
 use crate::wire::ethernet::{self, Frame, VLAN_TAG_LEN};
 
@@ -113,9 +114,9 @@ fn retag(m: &mut Mbuf, tagged_in: bool, out: &VlanMode, vlan: u16) -> bool {
 
 /// Hands `m` to the output of member `out` (mode `mode`), retagged.
 #[inline(always)]
-fn send(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, meta: &Meta, out: IfIndex, mode: &VlanMode) {
+fn send(ctx: &Ctx, output: &mut Output, mut m: Mbuf, meta: &Meta, out: IfIndex, mode: &VlanMode) {
     if retag(&mut m, meta.tagged(), mode, meta.vlan) {
-        g.output.queue(ctx, out, m, meta);
+        output.queue(ctx, out, m, meta);
     } else {
         ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, out, 1);
     }
@@ -221,15 +222,14 @@ pub fn decide<'a>(
 pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let l2 = ctx.l2;
     let now = l2.clock.now();
-    // The pending vector is taken out (an empty spare takes its place), so that the stage
-    // can hand packets on through the graph while it reads them.
-    let Some(mut vector) = g.spare.take() else {
-        return;
-    };
-    std::mem::swap(&mut g.bridge, &mut vector);
-    // First pass: the home slots of every frame's source and destination keys are
-    // prefetched, so that the vector's table misses overlap instead of each lookup waiting
-    // for its own.
+    let probed = std::mem::take(&mut g.bridge_probed);
+    // The stage hands packets on only to the output, so it reads its vector in place.
+    let Graph {
+        bridge: vector,
+        bridge_scratch: s,
+        output,
+        ..
+    } = g;
     // A vector's frames are mostly of one bridge: its plan is looked up once per run of them.
     let mut cached: (u16, Option<&BridgePlan>) = (u16::MAX, None);
     let mut bridge_of = |id: u16| {
@@ -238,21 +238,23 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         }
         cached.1
     };
-    if !std::mem::take(&mut g.bridge_probed) {
+    // First pass (unless ethernet-input did it): the home slots of every frame's source and
+    // destination keys are prefetched, so that the vector's table misses overlap instead of
+    // each lookup waiting for its own.
+    if !probed {
         for i in 0..vector.len() {
             let meta = &vector.meta[i];
             let learn = bridge_of(meta.bridge).is_some_and(|b| b.learn);
             let p = probes(learn, meta, vector.pkts.data(i));
             l2.fdb.prefetch(&p[0]);
             l2.fdb.prefetch(&p[1]);
-            g.bridge_scratch.probes[i] = p;
+            s.probes[i] = p;
         }
     }
     // Second pass: learn, look up, hand on.
-    let v = &mut *vector;
+    let v = &mut **vector;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
         let bridge = bridge_of(meta.bridge);
-        let s = &mut g.bridge_scratch;
         match decide(
             ctx.plan,
             bridge,
@@ -263,16 +265,21 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             &s.probes[i],
             now,
         ) {
-            Verdict::To(out, o) => send(ctx, g, m, meta, out, &o.mode),
-            Verdict::Flood => flood(ctx, g, m, meta, bridge),
+            Verdict::To(out, o) => send(ctx, output, m, meta, out, &o.mode),
+            Verdict::Flood => flood(ctx, output, m, meta, bridge),
             Verdict::Drop(reason, iface) => ctx.counters.drop_packets(STAGE, reason, iface, 1),
         }
     }
-    g.spare = Some(vector);
+    // A received burst handed on whole came in the input's vector: give it back, so that
+    // every burst is received into the same memory.
+    if g.input.is_empty() {
+        std::mem::swap(&mut g.input, &mut g.bridge);
+    }
 }
 
 /// Every other up member carrying the VLAN gets a copy; the last one gets the original.
-fn flood(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, bridge: Option<&BridgePlan>) {
+#[inline(never)]
+fn flood(ctx: &Ctx, output: &mut Output, m: Mbuf, meta: &Meta, bridge: Option<&BridgePlan>) {
     let Some(bridge) = bridge else {
         ctx.counters
             .drop_packets(STAGE, DropReason::Unconnected, meta.rx_if, 1);
@@ -291,13 +298,13 @@ fn flood(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, bridge: Option<&BridgeP
         }
         if let Some((lp, lmode)) = last.replace((p, &o.mode)) {
             match m.copy() {
-                Some(c) => send(ctx, g, c, meta, lp, lmode),
+                Some(c) => send(ctx, output, c, meta, lp, lmode),
                 None => ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, lp, 1),
             }
         }
     }
     match last {
-        Some((lp, lmode)) => send(ctx, g, m, meta, lp, lmode),
+        Some((lp, lmode)) => send(ctx, output, m, meta, lp, lmode),
         // No other member carries this VLAN.
         None => ctx
             .counters

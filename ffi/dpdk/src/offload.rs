@@ -42,6 +42,9 @@ pub struct BurstSummary {
     pub bytes: u64,
     /// Some mbuf asks the output device for work (checksums, segmentation).
     pub tx_requests: bool,
+    /// Some mbuf has an offload flag set (rx or tx): false means every mbuf's offload
+    /// state is the default one.
+    pub any_flags: bool,
 }
 
 /// # Safety
@@ -93,6 +96,7 @@ impl Burst {
         BurstSummary {
             bytes,
             tx_requests: flags & TX_REQUESTS != 0,
+            any_flags: flags != 0,
         }
     }
 
@@ -163,7 +167,8 @@ mod tests {
             b.summary(),
             BurstSummary {
                 bytes: 100,
-                tx_requests: true
+                tx_requests: true,
+                any_flags: true,
             }
         );
         // append moves what fits, in order.
