@@ -1,5 +1,23 @@
 //! Packet headers as views over bytes (parse and emit), in the style of smoltcp's wire
 //! layer: `new_checked` validates lengths once, after which no accessor can panic.
+//!
+//! - [`ethernet`]: Ethernet II and 802.1Q tags.
+//! - [`arp`]: ARP for IPv4 over Ethernet (RFC 826).
+//! - [`ipv4`]: IPv4 (RFC 791); TTL and address rewrites with incremental checksums.
+//! - [`ipv6`]: IPv6 (RFC 8200) and the walk over its extension headers.
+//! - [`icmp`]: ICMPv4 (RFC 792), ICMPv6 (RFC 4443), echo replies, the errors a router
+//!   sends, and Neighbor Solicitation / Advertisement (RFC 4861).
+//! - [`checksum`]: the Internet checksum (RFC 1071), incremental updates (RFC 1624),
+//!   pseudo-header sums.
+//!
+//! Each view is `Name<T: AsRef<[u8]>>`, read-only; mutators exist where `T` is also
+//! `AsMut<[u8]>` and never change a length the view checked. Builders write into a
+//! `&mut [u8]` and return the bytes written, or None when the buffer is too short. Nothing
+//! here allocates.
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod ipv6;
