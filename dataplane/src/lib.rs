@@ -8,6 +8,7 @@
 //!   interface's configuration (cross-connect, bridge, punt).
 //! - [`l2`]: the l2-bridge stage (`l2/bridge.rs`: where a MAC is learned and looked up),
 //!   the MAC table (`l2/fdb.rs`) and the learner (`l2/learn.rs`).
+//! - [`l3`]: the router: the FIB (`l3/fib.rs`: where a route is looked up).
 //! - [`output`]: per-interface output buffers and transmission; software offloads.
 //! - [`punt`], [`slowpath`]: the rings to and from the control thread.
 //! - [`plan`]: the forwarding plan workers read (logical interfaces, rx queues, tx paths,
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod graph;
 pub mod input;
 pub mod l2;
+pub mod l3;
 pub mod latency;
 pub mod output;
 pub mod plan;
