@@ -38,6 +38,7 @@ start_vswitchd
 REASONS='["tx_full", "unconnected", "iface_down", "no_tx_queue", "bad_header",
           "vlan_mismatch", "same_port", "flood_off", "no_mbuf",
           "punt_full", "offload_unsupported", "graph_loop", "mtu_exceeded",
+          "no_route", "bad_checksum", "martian", "not_ip",
           "fdb_limit", "fdb_full", "learn_queue_full"]'
 
 # metrics_doc [PATH]: GET PATH (default /metrics) and print one JSON document: {status,
@@ -167,7 +168,7 @@ vs_json_true 'sorted(k[len(p):-2] for k in d["samples"] if k.startswith(p)) == s
 vs_json_true 'all(v == 0 for k, v in d["samples"].items() if k.startswith("vswitch_drops_total"))' \
     <<<"$doc" || fail "/metrics: drops before any traffic"
 drops_are '{}'
-log "before traffic: $(vs_json 'len(d["samples"])' <<<"$doc") samples; the 16 drop reasons in /metrics and vsctl, all 0"
+log "before traffic: $(vs_json 'len(d["samples"])' <<<"$doc") samples; the 20 drop reasons in /metrics and vsctl, all 0"
 w0=$(vsctl --json workers)
 assert_eq "$(vs_json 'len(d)' <<<"$w0")" 1 "workers"
 lcore=$(vs_json 'd[0]["lcore"]' <<<"$w0")
@@ -267,7 +268,7 @@ vs_json_true 'd["samples"]["vswitch_fdb_learned{bridge=\"bx\"}"] == 1 and d["sam
     <<<"$doc" || fail "/metrics: bx should have 1 learned entry of a limit of 1"
 vs_json_true 'd["samples"]["vswitch_mempool_in_use{pool=\"vs_mbufs\"}"] >= 0' <<<"$doc" ||
     fail "/metrics: no vswitch_mempool_in_use of vs_mbufs"
-log "/metrics: $(vs_json 'len(d["samples"])' <<<"$doc") samples in $(vs_json 'len(d["families"])' <<<"$doc") families; interface counters, the 16 drop reasons and worker $SENT packets equal vsctl's"
+log "/metrics: $(vs_json 'len(d["samples"])' <<<"$doc") samples in $(vs_json 'len(d["families"])' <<<"$doc") families; interface counters, the 20 drop reasons and worker $SENT packets equal vsctl's"
 
 assert_eq "$(metrics_doc /nope | vs_json 'd["status"]')" 404 "GET /nope status"
 stop_vswitchd

@@ -43,11 +43,19 @@ pub enum DropReason {
     GraphLoop = 11,
     /// A frame longer than its output interface's MTU allows (bridges do not fragment).
     MtuExceeded = 12,
+    /// No route to the destination (or a blackhole route, or a next hop being removed).
+    NoRoute = 13,
+    /// An IPv4 header whose checksum is wrong.
+    BadChecksum = 14,
+    /// A source or destination address a router must not forward (RFC 1812 §5.3.7).
+    Martian = 15,
+    /// A frame on a routed interface that is neither IPv4, IPv6 nor ARP (or is tagged).
+    NotIp = 16,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -61,6 +69,10 @@ impl DropReason {
         DropReason::OffloadUnsupported,
         DropReason::GraphLoop,
         DropReason::MtuExceeded,
+        DropReason::NoRoute,
+        DropReason::BadChecksum,
+        DropReason::Martian,
+        DropReason::NotIp,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -79,6 +91,10 @@ impl DropReason {
             DropReason::OffloadUnsupported => "offload_unsupported",
             DropReason::GraphLoop => "graph_loop",
             DropReason::MtuExceeded => "mtu_exceeded",
+            DropReason::NoRoute => "no_route",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::Martian => "martian",
+            DropReason::NotIp => "not_ip",
         }
     }
 }

@@ -13,10 +13,13 @@
 //! (the frames' MAC table probes, prefetched), while the headers are at hand; a
 //! cross-connected burst
 //! is set aside whole for the output (`Graph::xconnect`).
-//! Next: l2-bridge, punt, output.
+//! Frames of routed interfaces go by ethertype: IPv4 to ip4-forward (whole, when a burst is
+//! all IPv4), ARP to the slow path.
+//! Next: l2-bridge, ip4-forward, punt, output.
 //! Drops: `iface_down` (input interface down), `unconnected` (nowhere to go),
 //! `bad_header` (shorter than its Ethernet header), `vlan_mismatch` (a VLAN the bridge
-//! member does not carry).
+//! member does not carry), `not_ip` (a routed interface's frame that is not IPv4 or ARP, or
+//! is tagged).
 
 use dpdk::{BurstSummary, Mbuf};
 
@@ -24,6 +27,7 @@ use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage};
 use crate::l2::bridge;
 use crate::plan::{IfIndex, IfacePlan, Input};
+use crate::slowpath::PuntReason;
 use crate::wire::ethernet::Frame;
 
 const STAGE: Stage = Stage::EthernetInput;
@@ -100,7 +104,60 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             }
         }
         Input::Bridge => sort_out(ctx, g, p, rx_if),
+        Input::Route => route(ctx, g, rx_if),
     }
+}
+
+/// Ethertypes on routed interfaces.
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
+
+/// Where a frame received on a routed interface goes: ip4-forward, or the slow path (ARP).
+/// Routed interfaces take untagged frames only; IPv6 is not routed yet.
+#[inline(always)]
+pub(crate) fn routed(frame: &[u8]) -> Result<Next, DropReason> {
+    let Ok(f) = Frame::new_checked(frame) else {
+        return Err(DropReason::BadHeader);
+    };
+    match f.ethertype() {
+        _ if f.vlan().is_some() => Err(DropReason::NotIp),
+        ETHERTYPE_IPV4 => Ok(Next::Ip4Forward),
+        ETHERTYPE_ARP => Ok(Next::Punt),
+        _ => Err(DropReason::NotIp),
+    }
+}
+
+/// A received burst of a routed interface: to ip4-forward whole when every frame is IPv4
+/// (and nothing is pending there), else frame by frame.
+fn route(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
+    let n = g.input.len();
+    let mut nexts = [Err(DropReason::NotIp); dpdk::MAX_BURST];
+    let mut all_ip4 = true;
+    for (i, next) in nexts.iter_mut().enumerate().take(n) {
+        *next = routed(g.input.pkts.data(i));
+        all_ip4 &= *next == Ok(Next::Ip4Forward);
+        g.input.meta[i] = Meta {
+            rx_if,
+            punt: PuntReason::Arp,
+            ..Meta::default()
+        };
+    }
+    if all_ip4 && g.ip4.is_empty() {
+        std::mem::swap(&mut g.input, &mut g.ip4);
+        return;
+    }
+    let mut i = 0;
+    move_each(ctx, g, |_| {
+        let next = nexts[i];
+        i += 1;
+        match next {
+            Ok(next) => Some(next),
+            Err(reason) => {
+                ctx.counters.drop_packets(STAGE, reason, rx_if, 1);
+                None
+            }
+        }
+    });
 }
 
 /// A cross-connected burst with some frame that still needs a checksum or segmentation:
@@ -170,6 +227,7 @@ fn hand_on_all(ctx: &Ctx, g: &mut Graph, next: Next) {
     let target = match next {
         Next::L2Bridge => &mut g.bridge,
         Next::Punt => &mut g.punt,
+        Next::Ip4Forward => &mut g.ip4,
         Next::EthernetInput | Next::Output => return move_each(ctx, g, |_| Some(next)),
     };
     if target.is_empty() {
@@ -241,6 +299,10 @@ fn per_packet(ctx: &Ctx, g: &mut Graph) {
                     Ok(Next::Punt)
                 }
                 Input::Bridge => classify(p, rx_if, g, i).map(|()| Next::L2Bridge),
+                Input::Route => {
+                    g.input.meta[i].punt = PuntReason::Arp;
+                    routed(g.input.pkts.data(i))
+                }
             },
         };
         *next = match verdict {
@@ -283,6 +345,7 @@ mod tests {
                 up: true,
             }),
             max_frame: IfacePlan::max_frame_of(1500),
+            l3: None,
         }
     }
 

@@ -20,10 +20,14 @@
 //! - a port named by a plan is open until every worker has finished a poll with a plan
 //!   that no longer names it (`Engine::publish` returns true), or is never closed.
 
+use std::sync::Arc;
+
 use dpdk::PortQueue;
 
 use crate::counters::DropReason;
+use crate::l3::{Fib4, Fib6, NextHops};
 use crate::slowpath::PuntReason;
+use crate::wire::ethernet::Mac;
 
 /// A logical interface index.
 pub type IfIndex = u16;
@@ -38,6 +42,9 @@ pub enum Input {
     Xconnect(IfIndex),
     /// Into the bridge the interface is a member of ([`IfacePlan::l2`]).
     Bridge,
+    /// Into the router, in the interface's VRF ([`IfacePlan::l3`]): IPv4 and IPv6 are
+    /// forwarded, ARP goes to the slow path.
+    Route,
     /// To the slow path (the control thread), for this reason.
     Punt(PuntReason),
     /// Dropped and counted under this reason.
@@ -63,6 +70,8 @@ pub struct IfacePlan {
     pub input: Input,
     /// Bridge membership, if it is in a bridge.
     pub l2: Option<L2Port>,
+    /// Its routed side, if it is an L3 interface.
+    pub l3: Option<L3Port>,
     /// The longest frame it may send: its MTU plus the Ethernet header and two VLAN tags.
     pub max_frame: u32,
 }
@@ -153,6 +162,50 @@ pub struct L2Port {
     pub up: bool,
 }
 
+/// An L3 interface's routed side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L3Port {
+    /// The VRF its packets are routed in.
+    pub vrf: u16,
+    /// The MAC it sends from (and answers ARP / ND with).
+    pub mac: Mac,
+}
+
+/// One VRF's FIBs (updated in place by the control thread; the plan only points to them).
+#[derive(Debug, Clone)]
+pub struct VrfPlan {
+    pub fib4: Arc<Fib4>,
+    pub fib6: Arc<Fib6>,
+}
+
+impl PartialEq for VrfPlan {
+    fn eq(&self, o: &VrfPlan) -> bool {
+        Arc::ptr_eq(&self.fib4, &o.fib4) && Arc::ptr_eq(&self.fib6, &o.fib6)
+    }
+}
+
+impl Eq for VrfPlan {}
+
+/// The router's tables: the VRFs' FIBs by VRF id, and the next hops they name.
+#[derive(Debug, Clone, Default)]
+pub struct L3Plan {
+    pub vrfs: Vec<Option<VrfPlan>>,
+    pub nexthops: Option<Arc<NextHops>>,
+}
+
+impl PartialEq for L3Plan {
+    fn eq(&self, o: &L3Plan) -> bool {
+        self.vrfs == o.vrfs
+            && match (&self.nexthops, &o.nexthops) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+impl Eq for L3Plan {}
+
 /// A bridge as workers see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BridgePlan {
@@ -187,6 +240,7 @@ pub struct ForwardingPlan {
     pub ifaces: Vec<Option<IfacePlan>>,
     /// Bridges by bridge id.
     pub bridges: Vec<Option<BridgePlan>>,
+    pub l3: L3Plan,
 }
 
 impl ForwardingPlan {
@@ -206,6 +260,12 @@ impl ForwardingPlan {
     #[inline(always)]
     pub fn bridge(&self, id: u16) -> Option<&BridgePlan> {
         self.bridges.get(usize::from(id)).and_then(Option::as_ref)
+    }
+
+    /// VRF `id`'s FIBs.
+    #[inline(always)]
+    pub fn vrf(&self, id: u16) -> Option<&VrfPlan> {
+        self.l3.vrfs.get(usize::from(id)).and_then(Option::as_ref)
     }
 }
 

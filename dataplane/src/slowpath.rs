@@ -48,18 +48,41 @@ pub const DEFAULT_INJECT_RING: usize = 1024;
 #[repr(u8)]
 pub enum PuntReason {
     /// Punted by tests and bring-up tools (the control side's `Reflect` handler echoes
-    /// it). The router adds ARP, ND and ICMP here.
+    /// it).
     Test = 0,
+    /// An ARP packet on a routed interface.
+    Arp = 1,
+    /// An IP packet for the router itself (its addresses, broadcast, multicast).
+    Local = 2,
+    /// An IP packet whose next hop is not resolved yet (ARP / ND needed).
+    Resolve = 3,
+    /// An IP packet whose TTL / hop limit ran out here (ICMP time exceeded).
+    TtlExceeded = 4,
+    /// An IP packet over the output MTU that may not be fragmented (ICMP fragmentation
+    /// needed, ICMPv6 packet too big).
+    FragNeeded = 5,
 }
 
 impl PuntReason {
     /// Every reason, in counter order.
-    pub const ALL: [PuntReason; 1] = [PuntReason::Test];
+    pub const ALL: [PuntReason; 6] = [
+        PuntReason::Test,
+        PuntReason::Arp,
+        PuntReason::Local,
+        PuntReason::Resolve,
+        PuntReason::TtlExceeded,
+        PuntReason::FragNeeded,
+    ];
 
     /// The name shown in stats and metrics.
     pub const fn name(self) -> &'static str {
         match self {
             PuntReason::Test => "test",
+            PuntReason::Arp => "arp",
+            PuntReason::Local => "local",
+            PuntReason::Resolve => "resolve",
+            PuntReason::TtlExceeded => "ttl_exceeded",
+            PuntReason::FragNeeded => "frag_needed",
         }
     }
 }

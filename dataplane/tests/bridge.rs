@@ -88,6 +88,7 @@ fn plan(flood: bool, d_up: bool) -> ForwardingPlan {
                 input: Input::Bridge,
                 l2: Some(l2),
                 max_frame: IfacePlan::max_frame_of(1500),
+                l3: None,
             })
         })
         .collect();

@@ -32,6 +32,7 @@ fn iface(input: Input) -> Option<IfacePlan> {
         input,
         l2: None,
         max_frame: IfacePlan::max_frame_of(1500),
+        l3: None,
     })
 }
 

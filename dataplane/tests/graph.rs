@@ -39,12 +39,14 @@ fn plan() -> ForwardingPlan {
             up: true,
         }),
         max_frame: IfacePlan::max_frame_of(mtu),
+        l3: None,
     };
     let plain = |input| IfacePlan {
         up: true,
         input,
         l2: None,
         max_frame: IfacePlan::max_frame_of(1500),
+        l3: None,
     };
     ifaces[A as usize] = Some(member(9000));
     ifaces[B as usize] = Some(member(1500));

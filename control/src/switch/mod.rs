@@ -655,6 +655,7 @@ impl Switch {
                     input,
                     l2,
                     max_frame: IfacePlan::max_frame_of(i.spec.mtu.unwrap_or(1500)),
+                    l3: None,
                 });
             }
             // Each worker transmits on its own tx queue of the port.
@@ -677,6 +678,7 @@ impl Switch {
             workers,
             ifaces,
             bridges,
+            l3: Default::default(),
         }
     }
 

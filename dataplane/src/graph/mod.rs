@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  rx queue ──> ethernet-input ──> l2-bridge ──> output ──> tx queue
-//!                    │    └─────(xconnect)──────>   ^
+//!                    │  │  └──> ip4-forward ──────>   ^
+//!                    │  └───────(xconnect)──────────>   ^
 //!                    └──> punt ──> slow path ─> inject ┘ (or back into ethernet-input)
 //! ```
 //!
@@ -47,18 +48,20 @@ pub enum Stage {
     Rx = 0,
     EthernetInput = 1,
     L2Bridge = 2,
-    Punt = 3,
+    Ip4Forward = 3,
+    Punt = 4,
     /// Packets the slow path sends, taken from this worker's inject ring.
-    Inject = 4,
+    Inject = 5,
     /// Transmitting output buffers on tx paths.
-    Output = 5,
+    Output = 6,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Rx,
         Stage::EthernetInput,
         Stage::L2Bridge,
+        Stage::Ip4Forward,
         Stage::Punt,
         Stage::Inject,
         Stage::Output,
@@ -70,6 +73,7 @@ impl Stage {
             Stage::Rx => "rx",
             Stage::EthernetInput => "ethernet-input",
             Stage::L2Bridge => "l2-bridge",
+            Stage::Ip4Forward => "ip4-forward",
             Stage::Punt => "punt",
             Stage::Inject => "inject",
             Stage::Output => "output",
@@ -135,6 +139,7 @@ impl Vector {
 pub(crate) enum Next {
     EthernetInput,
     L2Bridge,
+    Ip4Forward,
     Punt,
     /// Out of `meta.tx_if`.
     Output,
@@ -186,6 +191,7 @@ impl Lap {
 pub struct Graph {
     pub(crate) input: Box<Vector>,
     pub(crate) bridge: Box<Vector>,
+    pub(crate) ip4: Box<Vector>,
     pub(crate) punt: Box<Vector>,
     /// An empty vector a stage swaps with its pending one while it works (so that it can
     /// hand packets on through the graph meanwhile); None only during that time.
@@ -205,6 +211,7 @@ impl Graph {
         Graph {
             input: Vector::boxed(),
             bridge: Vector::boxed(),
+            ip4: Vector::boxed(),
             punt: Vector::boxed(),
             spare: Some(Vector::boxed()),
             bridge_scratch: BridgeScratch::new(worker),
@@ -250,12 +257,21 @@ impl Graph {
                 crate::l2::bridge::run(ctx, self);
                 lap.done(ctx.counters, Stage::L2Bridge, n);
             }
+            if !self.ip4.is_empty() {
+                let n = self.ip4.len();
+                crate::l3::ip4::run(ctx, self);
+                lap.done(ctx.counters, Stage::Ip4Forward, n);
+            }
             if !self.punt.is_empty() {
                 let n = self.punt.len();
                 crate::punt::run(ctx, self);
                 lap.done(ctx.counters, Stage::Punt, n);
             }
-            if self.input.is_empty() && self.bridge.is_empty() && self.punt.is_empty() {
+            if self.input.is_empty()
+                && self.bridge.is_empty()
+                && self.ip4.is_empty()
+                && self.punt.is_empty()
+            {
                 return;
             }
         }
@@ -279,7 +295,12 @@ impl Graph {
     #[cold]
     fn drop_leftovers(&mut self, ctx: &Ctx) {
         use crate::counters::DropReason::GraphLoop;
-        for v in [&mut self.input, &mut self.bridge, &mut self.punt] {
+        for v in [
+            &mut self.input,
+            &mut self.bridge,
+            &mut self.ip4,
+            &mut self.punt,
+        ] {
             for i in 0..v.len() {
                 let m = v.meta[i];
                 ctx.counters
@@ -300,6 +321,7 @@ impl Graph {
                 self.bridge_probed = false;
                 &mut self.bridge
             }
+            Next::Ip4Forward => &mut self.ip4,
             Next::Punt => &mut self.punt,
             Next::Output => {
                 self.output.queue(ctx, meta.tx_if, m, &meta);

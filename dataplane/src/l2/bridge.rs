@@ -341,6 +341,7 @@ mod tests {
                     up,
                 }),
                 max_frame: IfacePlan::max_frame_of(1500),
+                l3: None,
             });
         }
         let mut bridges = vec![None; 2];

@@ -181,6 +181,12 @@ impl Trie<32> {
         to_match(self.entry(ip))
     }
 
+    /// Prefetches the first-level entry of `ip` (before a [`Fib4::lookup`] of it).
+    #[inline(always)]
+    pub fn prefetch(&self, ip: u32) {
+        prefetch(&self.tbl24[(ip >> 8) as usize]);
+    }
+
     /// Looks up every address of `ips` into `out` (`NO_ROUTE` where none), prefetching the
     /// first-level entries of the whole batch before reading any.
     #[inline]
@@ -756,7 +762,7 @@ mod tests {
             for &(p, l) in reference.keys() {
                 addrs.push(p);
                 if l > 0 {
-                    addrs.push(p | (u128::MAX >> l));
+                    addrs.push(p | u128::MAX.checked_shr(u32::from(l)).unwrap_or(0));
                     addrs.push(p.wrapping_sub(1 << shift));
                 }
             }

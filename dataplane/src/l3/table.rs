@@ -1,23 +1,35 @@
-//! A large array of `AtomicU32` in its own anonymous mapping: zero-filled, committed page by
+//! A large array of atomics (`AtomicU32`, `AtomicU64`) in its own anonymous mapping: zero-filled, committed page by
 //! page as it is written (a FIB's 64 MiB first level costs only the pages its routes touch),
 //! never moved (readers index it while the writer writes), and advised to the kernel for
 //! transparent huge pages, because FIB lookups land on random entries of tens of megabytes
 //! and with 4 KiB pages nearly every one would also miss the TLB.
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Atomic integers, for which all-zero bytes are a valid value (zero). Sealed: only the
+/// types here can be table entries.
+pub trait Zeroable: sealed::Sealed + Sized {}
+impl sealed::Sealed for AtomicU32 {}
+impl Zeroable for AtomicU32 {}
+impl sealed::Sealed for AtomicU64 {}
+impl Zeroable for AtomicU64 {}
 
 /// A fixed-length array of atomics backed by its own mapping.
-pub struct AtomicTable {
-    ptr: std::ptr::NonNull<AtomicU32>,
+pub struct AtomicTable<T: Zeroable = AtomicU32> {
+    ptr: std::ptr::NonNull<T>,
     len: usize,
     bytes: usize,
 }
 
 // SAFETY: the table owns its mapping and hands out only shared references to atomics, so
 // sending or sharing it is as safe as for a `Box<[AtomicU32]>`.
-unsafe impl Send for AtomicTable {}
+unsafe impl<T: Zeroable + Send + Sync> Send for AtomicTable<T> {}
 // SAFETY: as above.
-unsafe impl Sync for AtomicTable {}
+unsafe impl<T: Zeroable + Send + Sync> Sync for AtomicTable<T> {}
 
 /// Why a table could not be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +51,11 @@ impl std::fmt::Display for MapFailed {
 
 impl std::error::Error for MapFailed {}
 
-impl AtomicTable {
+impl<T: Zeroable> AtomicTable<T> {
     /// A table of `len` zeroed entries (`len` > 0). Address space is reserved, memory is
     /// committed on first write.
-    pub fn new(len: usize) -> Result<AtomicTable, MapFailed> {
-        let bytes = len.max(1) * std::mem::size_of::<AtomicU32>();
+    pub fn new(len: usize) -> Result<AtomicTable<T>, MapFailed> {
+        let bytes = len.max(1) * std::mem::size_of::<T>();
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing; no
         // existing memory is affected. MAP_NORESERVE: pages are committed when touched.
         let raw = unsafe {
@@ -65,7 +77,7 @@ impl AtomicTable {
         // Advice only (a kernel without THP ignores it).
         // SAFETY: the range is the mapping just made.
         unsafe { libc::madvise(raw, bytes, libc::MADV_HUGEPAGE) };
-        let Some(ptr) = std::ptr::NonNull::new(raw.cast::<AtomicU32>()) else {
+        let Some(ptr) = std::ptr::NonNull::new(raw.cast::<T>()) else {
             return Err(MapFailed { bytes, errno: 0 });
         };
         Ok(AtomicTable {
@@ -81,24 +93,24 @@ impl AtomicTable {
     }
 }
 
-impl std::ops::Deref for AtomicTable {
-    type Target = [AtomicU32];
+impl<T: Zeroable> std::ops::Deref for AtomicTable<T> {
+    type Target = [T];
     #[inline(always)]
-    fn deref(&self) -> &[AtomicU32] {
-        // SAFETY: ptr/len describe our mapping, zero-filled by the kernel (a valid
-        // AtomicU32 is any 4 bytes), alive as long as self.
+    fn deref(&self) -> &[T] {
+        // SAFETY: ptr/len describe our mapping, zero-filled by the kernel (all-zero bytes
+        // are a valid T: `Zeroable`), alive as long as self.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
-impl Drop for AtomicTable {
+impl<T: Zeroable> Drop for AtomicTable<T> {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, with its length; nothing borrows it any more.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.bytes) };
     }
 }
 
-impl std::fmt::Debug for AtomicTable {
+impl<T: Zeroable> std::fmt::Debug for AtomicTable<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AtomicTable({})", self.len)
     }
@@ -112,10 +124,13 @@ mod tests {
     #[test]
     fn zeroed_writable_and_lazily_committed() {
         // 256 MiB of address space: only the pages written are committed.
-        let t = AtomicTable::new(1 << 26).unwrap();
+        let t = AtomicTable::<AtomicU32>::new(1 << 26).unwrap();
         assert_eq!(t.len(), 1 << 26);
         assert_eq!(t[12345].load(Relaxed), 0);
         t[(1 << 26) - 1].store(7, Relaxed);
         assert_eq!(t[(1 << 26) - 1].load(Relaxed), 7);
+        let w = AtomicTable::<AtomicU64>::new(3).unwrap();
+        w[2].store(u64::MAX, Relaxed);
+        assert_eq!((w[1].load(Relaxed), w[2].load(Relaxed)), (0, u64::MAX));
     }
 }

@@ -133,6 +133,22 @@ impl Mbuf {
         true
     }
 
+    /// Drops `n` bytes from the end of a single-segment packet (Ethernet padding after an
+    /// IP packet). False, and nothing changed, if the packet is chained or shorter.
+    #[inline]
+    pub fn trim(&mut self, n: u16) -> bool {
+        // SAFETY: self uniquely owns the mbuf; only the lengths of its one segment shrink.
+        unsafe {
+            let r = self.raw.as_ptr();
+            if (*r).nb_segs != 1 || (*r).data_len < n {
+                return false;
+            }
+            (*r).data_len -= n;
+            (*r).pkt_len -= u32::from(n);
+        }
+        true
+    }
+
     /// A deep copy from the same pool (for flooding); None when the pool is empty.
     pub fn copy(&self) -> Option<Mbuf> {
         // SAFETY: self is a live mbuf; rte_pktmbuf_copy allocates a new chain from `pool`

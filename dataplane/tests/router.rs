@@ -1,0 +1,302 @@
+//! ip4-forward on real mbufs, without ports: routed interfaces in a VRF, a FIB and next
+//! hops; forwarding (TTL, checksum, MACs, Ethernet padding), the slow path's reasons (the
+//! router's own address, unresolved next hop, TTL expiry, DF over the MTU, ARP), the drops
+//! (no route, blackhole, bad checksum, martian, not IP, MTU), ECMP spreading flows and
+//! keeping each on one member; no mbuf leaks.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use common::try_eal;
+use dpdk::{Mbuf, Mempool};
+use vswitch_dataplane::counters::WorkerCounters;
+use vswitch_dataplane::graph::{Ctx, Graph, Lap, Meta};
+use vswitch_dataplane::l2::bridge::L2Shared;
+use vswitch_dataplane::l2::fdb::Fdb;
+use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
+use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, NextHop, NextHops};
+use vswitch_dataplane::plan::{ForwardingPlan, L3Plan, L3Port, VrfPlan};
+use vswitch_dataplane::slowpath::{PuntReason, SlowPath};
+use vswitch_dataplane::wire::ipv4::{emit, Ipv4Packet, Ipv4Repr, PROTO_UDP};
+use vswitch_dataplane::{DropReason, IfacePlan, Input, Stage};
+
+// Routed interfaces: packets come in on IN; OUT has MTU 1500; ALT is the second ECMP way.
+const IN: u16 = 1;
+const OUT: u16 = 2;
+const ALT: u16 = 3;
+const MAC_IN: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const MAC_OUT: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const MAC_ALT: [u8; 6] = [2, 0, 0, 0, 0, 3];
+const HOST: [u8; 6] = [2, 0xaa, 0, 0, 0, 9];
+const HOST_ALT: [u8; 6] = [2, 0xbb, 0, 0, 0, 9];
+
+fn ip(a: [u8; 4]) -> u32 {
+    u32::from_be_bytes(a)
+}
+
+/// The plan, with the FIB and next hops the routes of the test name.
+fn setup() -> (ForwardingPlan, Fib4Writer, Arc<NextHops>) {
+    let mut ifaces = vec![None; 8];
+    for (i, mac) in [(IN, MAC_IN), (OUT, MAC_OUT), (ALT, MAC_ALT)] {
+        ifaces[usize::from(i)] = Some(IfacePlan {
+            up: true,
+            input: Input::Route,
+            l2: None,
+            max_frame: IfacePlan::max_frame_of(1500),
+            l3: Some(L3Port { vrf: 0, mac }),
+        });
+    }
+    let nhs = Arc::new(NextHops::new(64).unwrap());
+    nhs.set(
+        1,
+        NextHop::Forward {
+            iface: OUT,
+            mac: HOST,
+        },
+    );
+    nhs.set(2, NextHop::Resolve { iface: OUT });
+    nhs.set(3, NextHop::Local);
+    nhs.set(
+        4,
+        NextHop::Ecmp {
+            first: 10,
+            count: 2,
+        },
+    );
+    nhs.set(5, NextHop::Drop);
+    nhs.set(
+        10,
+        NextHop::Forward {
+            iface: OUT,
+            mac: HOST,
+        },
+    );
+    nhs.set(
+        11,
+        NextHop::Forward {
+            iface: ALT,
+            mac: HOST_ALT,
+        },
+    );
+    let mut w = Fib4Writer::new(16).unwrap();
+    w.insert(ip([10, 1, 0, 0]), 16, 1).unwrap();
+    w.insert(ip([10, 2, 0, 0]), 24, 2).unwrap();
+    w.insert(ip([10, 0, 0, 1]), 32, 3).unwrap();
+    w.insert(ip([10, 3, 0, 0]), 16, 4).unwrap();
+    w.insert(ip([10, 4, 0, 0]), 16, 5).unwrap();
+    let plan = ForwardingPlan {
+        ifaces,
+        l3: L3Plan {
+            vrfs: vec![Some(VrfPlan {
+                fib4: w.fib().clone(),
+                fib6: Fib6Writer::new(1).unwrap().fib().clone(),
+            })],
+            nexthops: Some(nhs.clone()),
+        },
+        ..Default::default()
+    };
+    (plan, w, nhs)
+}
+
+/// An Ethernet + IPv4 + UDP frame to the router's IN MAC, `len` bytes of IP packet, padded
+/// to at least 60 bytes as Ethernet does.
+fn udp(dst: [u8; 4], sport: u16, ttl: u8, len: usize, df: bool) -> Vec<u8> {
+    let mut f = MAC_IN.to_vec();
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 0x77]);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ipb = vec![0u8; len];
+    emit(
+        &mut ipb,
+        &Ipv4Repr {
+            src: Ipv4Addr::new(10, 9, 0, 1),
+            dst: Ipv4Addr::from(dst),
+            protocol: PROTO_UDP,
+            ttl,
+            dscp_ecn: 0,
+            ident: 7,
+            dont_fragment: df,
+            payload_len: (len - 20) as u16,
+        },
+    )
+    .unwrap();
+    ipb[20..22].copy_from_slice(&sport.to_be_bytes());
+    ipb[22..24].copy_from_slice(&53u16.to_be_bytes());
+    f.extend_from_slice(&ipb);
+    f.resize(f.len().max(60), 0);
+    f
+}
+
+struct Rig {
+    pool: Arc<Mempool>,
+    l2: L2Shared,
+    slow: SlowPath,
+    counters: WorkerCounters,
+    g: Graph,
+}
+
+impl Rig {
+    fn send(&mut self, plan: &ForwardingPlan, frames: &[Vec<u8>]) {
+        for f in frames {
+            let m = Mbuf::from_bytes(&self.pool, f).unwrap();
+            let meta = Meta {
+                rx_if: IN,
+                ..Meta::default()
+            };
+            assert!(self.g.input().push(m, meta).is_ok());
+        }
+        let ctx = Ctx {
+            worker: 0,
+            plan,
+            l2: &self.l2,
+            slow: &self.slow,
+            counters: &self.counters,
+        };
+        self.g.run(&ctx, None, &mut Lap::new(false, 0));
+    }
+
+    fn out(&self, iface: u16) -> Vec<Vec<u8>> {
+        match self.g.output().pending(iface) {
+            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
+            None => vec![],
+        }
+    }
+
+    fn drops(&self, r: DropReason) -> u64 {
+        let s = self.counters.snapshot();
+        Stage::ALL
+            .iter()
+            .map(|&st| s.stages[st as usize].drops[r as usize])
+            .sum()
+    }
+
+    fn punted(&self) -> Vec<(PuntReason, Vec<u8>)> {
+        let mut v = Vec::new();
+        self.slow
+            .receive(64, |_, p| v.push((p.reason, p.mbuf.data().to_vec())));
+        v
+    }
+}
+
+#[test]
+fn ip4_forward_on_real_mbufs() {
+    let args = dpdk::light_args("0", &format!("vsrt{}", std::process::id()));
+    let Some(eal) = try_eal(&args) else {
+        return;
+    };
+    let pool = Arc::new(Mempool::with_data_room(&eal, "rt_test", 512, 0, 2048 + 128).unwrap());
+    let base = pool.in_use();
+    let mut r = Rig {
+        pool: pool.clone(),
+        l2: L2Shared {
+            fdb: Arc::new(Fdb::new(64)),
+            learn: Arc::new(LearnQueues::new(1)),
+            clock: Arc::new(Clock::default()),
+        },
+        slow: SlowPath::new(1, 64, 8),
+        counters: WorkerCounters::default(),
+        g: Graph::new(0),
+    };
+    let (plan, _w, _nhs) = setup();
+
+    // 1. A routed burst (all IPv4): forwarded with TTL - 1, a valid checksum, new MACs and
+    //    the Ethernet padding dropped (a 28-byte IP packet in a 60-byte frame).
+    let f = udp([10, 1, 2, 3], 1000, 64, 28, false);
+    assert_eq!(f.len(), 60);
+    r.send(&plan, &[f.clone(), f.clone()]);
+    let out = r.out(OUT);
+    assert_eq!(out.len(), 2);
+    let o = &out[0];
+    assert_eq!(o.len(), 14 + 28, "padding dropped");
+    assert_eq!((&o[0..6], &o[6..12]), (&HOST[..], &MAC_OUT[..]));
+    let p = Ipv4Packet::new_checked(&o[14..]).unwrap();
+    assert_eq!(p.ttl(), 63);
+    assert!(p.header_checksum_ok());
+    assert_eq!(
+        o[14 + 12..],
+        f[14 + 12..14 + 28],
+        "addresses and payload unchanged"
+    );
+    r.g.output_mut().clear();
+
+    // 2. The slow path's share, and the drops, in one mixed burst.
+    let mut arp = MAC_IN.to_vec();
+    arp.extend_from_slice(&[2, 0, 0, 0, 0, 0x77, 0x08, 0x06]);
+    arp.resize(60, 0);
+    let mut v6 = MAC_IN.to_vec();
+    v6.extend_from_slice(&[2, 0, 0, 0, 0, 0x77, 0x86, 0xdd]);
+    v6.resize(80, 0);
+    let mut bad_sum = udp([10, 1, 2, 3], 1, 64, 28, false);
+    bad_sum[14 + 10] ^= 0xff;
+    let frames = [
+        udp([10, 2, 0, 5], 1, 64, 28, false),    // resolve
+        udp([10, 0, 0, 1], 1, 64, 28, false),    // local
+        udp([10, 1, 2, 3], 1, 1, 28, false),     // ttl_exceeded
+        udp([10, 1, 2, 3], 1, 64, 1600, true),   // frag_needed (MTU 1500, DF)
+        udp([10, 1, 2, 3], 1, 64, 1600, false),  // mtu_exceeded
+        udp([192, 168, 0, 1], 1, 64, 28, false), // no_route
+        udp([10, 4, 0, 1], 1, 64, 28, false),    // no_route (blackhole)
+        bad_sum,                                 // bad_checksum
+        udp([127, 0, 0, 1], 1, 64, 28, false),   // martian
+        arp.clone(),                             // arp
+        v6,                                      // not_ip
+    ];
+    r.send(&plan, &frames);
+    let punted = r.punted();
+    let reasons: Vec<PuntReason> = punted.iter().map(|p| p.0).collect();
+    // ARP leaves from ethernet-input, before ip4-forward runs.
+    assert_eq!(
+        reasons,
+        vec![
+            PuntReason::Arp,
+            PuntReason::Resolve,
+            PuntReason::Local,
+            PuntReason::TtlExceeded,
+            PuntReason::FragNeeded,
+        ]
+    );
+    assert_eq!(punted[3].1, frames[2], "a punted packet is as received");
+    assert_eq!(punted[0].1, arp);
+    assert!(r.out(OUT).is_empty());
+    for (reason, n) in [
+        (DropReason::MtuExceeded, 1),
+        (DropReason::NoRoute, 2),
+        (DropReason::BadChecksum, 1),
+        (DropReason::Martian, 1),
+        (DropReason::NotIp, 1),
+    ] {
+        assert_eq!(r.drops(reason), n, "{}", reason.name());
+    }
+
+    // 3. ECMP: 64 flows to 10.3/16 take both ways; each flow keeps its way.
+    let flows: Vec<Vec<u8>> = (0..64u16)
+        .map(|s| udp([10, 3, 0, 9], 2000 + s, 64, 28, false))
+        .collect();
+    r.send(&plan, &flows);
+    let (a, b) = (r.out(OUT), r.out(ALT));
+    assert_eq!(a.len() + b.len(), 64);
+    assert!(
+        a.len() >= 16 && b.len() >= 16,
+        "spread {} / {}",
+        a.len(),
+        b.len()
+    );
+    assert!(b.iter().all(|f| f[0..6] == HOST_ALT && f[6..12] == MAC_ALT));
+    let way = |f: &Vec<u8>| a.iter().any(|x| x[34..36] == f[34..36]);
+    r.g.output_mut().clear();
+    r.send(&plan, &flows);
+    let again = r.out(OUT);
+    assert!(flows
+        .iter()
+        .all(|f| way(f) == again.iter().any(|x| x[34..36] == f[34..36])));
+    r.g.output_mut().clear();
+
+    let s = r.counters.snapshot();
+    assert_eq!(s.stages[Stage::Ip4Forward as usize].packets, 2 + 9 + 128);
+    drop(r);
+    assert_eq!(pool.in_use(), base, "no mbuf leaked");
+    drop(pool);
+    eal.cleanup();
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/vsrt{}", std::process::id()));
+}
