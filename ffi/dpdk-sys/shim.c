@@ -58,3 +58,16 @@ int vs_dev_probe_logged(const char *devargs, char *log, size_t len)
 	}
 	return ret;
 }
+
+/*
+ * rte_lpm_lookupx4 takes its four addresses as an xmm_t by value; Rust has no FFI-safe
+ * spelling of a SIMD register argument, so the addresses come in memory and are loaded here.
+ */
+void vs_lpm_lookupx4(const struct rte_lpm *lpm, const uint32_t ip[4], uint32_t hop[4],
+		     uint32_t defv)
+{
+	rte_xmm_t v;
+
+	memcpy(v.u32, ip, sizeof(v.u32));
+	rte_lpm_lookupx4(lpm, v.x, hop, defv);
+}

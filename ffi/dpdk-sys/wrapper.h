@@ -14,11 +14,20 @@
 #include <rte_dev.h>
 #include <rte_log.h>
 #include <rte_bus_vdev.h>
+#include <rte_malloc.h>
 #include <rte_mempool.h>
 #include <rte_mbuf.h>
 #include <rte_ether.h>
 #include <rte_ethdev.h>
+#include <rte_lpm.h>
+#include <rte_lpm6.h>
+#include <rte_fib.h>
+#include <rte_fib6.h>
 
 /* Macros bindgen cannot see through, and helpers; defined in shim.c. */
 int vs_rte_errno(void);
 int vs_dev_probe_logged(const char *devargs, char *log, size_t len);
+/* rte_lpm_lookupx4 with its four addresses in memory rather than in an xmm_t (a SIMD
+ * register type that has no FFI-safe Rust counterpart). */
+void vs_lpm_lookupx4(const struct rte_lpm *lpm, const uint32_t ip[4], uint32_t hop[4],
+		     uint32_t defv);

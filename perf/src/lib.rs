@@ -10,10 +10,14 @@
 //! - [`profile`]: traffic profiles, each an address plan that turns a packet index into a frame.
 //! - [`pcap`]: the classic libpcap file writer.
 //! - [`generate`]: ties them together (profile x size mix x count -> pcap).
+//!
+//! `fib-bench` (src/bin) measures FIB structures' inserts and lookups; [`routes`] gives it
+//! BGP-shaped route sets, destinations and a reference longest match.
 
 pub mod generate;
 pub mod pcap;
 pub mod profile;
 pub mod rng;
+pub mod routes;
 pub mod size;
 pub mod wire;

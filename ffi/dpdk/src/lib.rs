@@ -5,6 +5,8 @@
 //! - An [`Mbuf`] is owned by exactly one holder and freed when dropped.
 //! - A [`Burst`] holds up to [`MAX_BURST`] mbufs; `rx` fills it, `tx` hands the sent ones to
 //!   the device and keeps the rest, and dropping it frees whatever it still holds in bulk.
+//! - An LPM or FIB table ([`Lpm4`], [`Lpm6`], [`Fib4`], [`Fib6`]) has one owner, which
+//!   alone adds and deletes (`&mut self`); lookups take `&self`.
 //! - A [`Port`] is configured, started, stopped and closed by the control thread; workers use
 //!   only [`PortQueue`]s, `Copy` names of a queue. What the types cannot enforce (one
 //!   thread per queue, the port open meanwhile) is the `# Safety` contract of the unsafe
@@ -18,6 +20,7 @@
 mod eal;
 mod error;
 mod lcore;
+pub mod lpm;
 mod mbuf;
 mod mempool;
 pub mod offload;
@@ -26,6 +29,7 @@ mod port;
 pub use eal::{light_args, Eal};
 pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
+pub use lpm::{heap_allocated, Fib4, Fib6, FibConfig, Lpm4, Lpm6};
 pub use mbuf::{Burst, Drain, Mbuf, MAX_BURST};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, HEADROOM};
 pub use offload::{BurstSummary, MbufOffload};
