@@ -1,5 +1,6 @@
 //! fib-bench: how fast FIB structures take a route set and look up addresses in it, on one
-//! core, side by side: DPDK's rte_lpm and rte_fib (IPv4), rte_lpm6 and rte_fib6 (IPv6).
+//! core, side by side: DPDK's rte_lpm and rte_fib (IPv4), rte_lpm6 and rte_fib6 (IPv6), and
+//! vswitch's own FIB (`dataplane/src/l3/fib.rs`), which the router uses.
 //!
 //! Per route-set size it generates a deterministic set shaped like a BGP table
 //! (`perf::routes`) and destinations spread over it, then, one structure at a time: inserts
@@ -384,6 +385,79 @@ impl<'a, A: Addr> Bench<'a, A> {
     }
 }
 
+/// Resident memory of this process, in bytes (Linux /proc/self/statm).
+fn resident() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// vswitch's own FIB (vswitch_dataplane::l3): memory is the resident growth since it was
+/// made (its tables are committed as routes touch them).
+struct VsFib4(vswitch_dataplane::l3::Fib4Writer, u64);
+
+impl VsFib4 {
+    fn new(_: &Eal, routes: &[Route<u32>]) -> anyhow::Result<Self> {
+        let groups = tbl8s(routes::tbl8_groups(routes));
+        let before = resident();
+        Ok(VsFib4(
+            vswitch_dataplane::l3::Fib4Writer::new(groups).map_err(anyhow::Error::msg)?,
+            before,
+        ))
+    }
+}
+
+impl Fib for VsFib4 {
+    type Addr = u32;
+    fn name(&self) -> String {
+        "vswitch Fib4 (24-8)".into()
+    }
+    fn insert(&mut self, prefix: u32, len: u8, next_hop: u32) -> anyhow::Result<()> {
+        Ok(self.0.insert(prefix, len, next_hop)?)
+    }
+    fn lookup_bulk(&self, addrs: &[u32], next_hops: &mut [u32]) {
+        self.0.fib().lookup_bulk(addrs, next_hops)
+    }
+    fn own_memory(&self) -> Option<u64> {
+        Some(resident().saturating_sub(self.1))
+    }
+}
+
+struct VsFib6(vswitch_dataplane::l3::Fib6Writer, u64);
+
+impl VsFib6 {
+    fn new(_: &Eal, _routes: &[Route<[u8; 16]>]) -> anyhow::Result<Self> {
+        let before = resident();
+        Ok(VsFib6(
+            vswitch_dataplane::l3::Fib6Writer::new(1 << 20).map_err(anyhow::Error::msg)?,
+            before,
+        ))
+    }
+}
+
+impl Fib for VsFib6 {
+    type Addr = [u8; 16];
+    fn name(&self) -> String {
+        "vswitch Fib6 (24-8-8...)".into()
+    }
+    fn insert(&mut self, prefix: [u8; 16], len: u8, next_hop: u32) -> anyhow::Result<()> {
+        Ok(self.0.insert(u128::from_be_bytes(prefix), len, next_hop)?)
+    }
+    fn lookup_bulk(&self, addrs: &[[u8; 16]], next_hops: &mut [u32]) {
+        let mut a = [0u128; 64];
+        for (c, o) in addrs.chunks(64).zip(next_hops.chunks_mut(64)) {
+            for (x, y) in a.iter_mut().zip(c) {
+                *x = u128::from_be_bytes(*y);
+            }
+            self.0.fib().lookup_bulk(&a[..c.len()], o);
+        }
+    }
+    fn own_memory(&self) -> Option<u64> {
+        Some(resident().saturating_sub(self.1))
+    }
+}
+
 fn show(next_hop: u32) -> String {
     if next_hop == NO_ROUTE {
         "no route".to_string()
@@ -395,7 +469,11 @@ fn show(next_hop: u32) -> String {
 fn v4(eal: &Eal, args: &Args, count: usize) -> anyhow::Result<()> {
     let routes = routes::v4_routes(count, args.seed).map_err(anyhow::Error::msg)?;
     let bench = Bench::new(eal, args, routes);
-    let rows = vec![bench.run(BenchLpm4::new)?, bench.run(BenchFib4::new)?];
+    let rows = vec![
+        bench.run(BenchLpm4::new)?,
+        bench.run(BenchFib4::new)?,
+        bench.run(VsFib4::new)?,
+    ];
     bench.print("IPv4", &rows);
     Ok(())
 }
@@ -403,7 +481,11 @@ fn v4(eal: &Eal, args: &Args, count: usize) -> anyhow::Result<()> {
 fn v6(eal: &Eal, args: &Args, count: usize) -> anyhow::Result<()> {
     let routes = routes::v6_routes(count, args.seed).map_err(anyhow::Error::msg)?;
     let bench = Bench::new(eal, args, routes);
-    let rows = vec![bench.run(BenchLpm6::new)?, bench.run(BenchFib6::new)?];
+    let rows = vec![
+        bench.run(BenchLpm6::new)?,
+        bench.run(BenchFib6::new)?,
+        bench.run(VsFib6::new)?,
+    ];
     bench.print("IPv6", &rows);
     Ok(())
 }
