@@ -445,7 +445,7 @@ fn set_vrf(s: &mut Staged, name: &str, v: u32) -> ApiResult<()> {
 pub(super) fn forget_l3(s: &mut Staged, name: &str) -> ApiResult<()> {
     if let Some((vrf, p)) = route::first_through(&s.model, name) {
         return Err(ApiError::conflict(format!(
-            "{name} is used by route {p} (vrf {vrf}); delete the route first"
+            "interface {name:?} is used by route {p} (vrf {vrf}); delete the route first"
         )));
     }
     neigh::remove_all(s, name);

@@ -381,4 +381,6 @@ impl Staged {
 }
 
 #[cfg(test)]
+mod l3_tests;
+#[cfg(test)]
 mod tests;

@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use vswitch_proto::v1 as pb;
@@ -242,22 +243,29 @@ pub(super) fn gateway_iface(
 
 /// Resolves again the gateways of static routes of `vrf` inside `subnet` (a connected
 /// subnet that came or went). Err: a route whose gateway no longer resolves, and which.
+///
+/// Walks the gateway index one entry at a time (a step is O(log n)), so a refusal stops at
+/// the first route it finds: the index's keys do not change as routes are resolved again
+/// (their gateways stay).
 pub(super) fn resolve_again(
     s: &mut Staged,
     vrf: u16,
     subnet: Prefix,
 ) -> Result<(), (Prefix, IpAddr)> {
     let (lo, hi) = subnet.span();
-    let routes: BTreeSet<Prefix> = s
-        .model
-        .by_gateway
-        .range((vrf, lo, Prefix::MIN)..=(vrf, hi, Prefix::MAX))
-        .map(|(_, _, p)| *p)
-        .collect();
-    // Gateways resolve the same for every route: once each ((gateway, dev) -> interface).
+    let last = (vrf, hi, Prefix::MAX);
+    let mut from = Bound::Included((vrf, lo, Prefix::MIN));
+    // Gateways resolve the same for every route ((gateway, dev) -> interface): once each.
     type Resolved = BTreeMap<(IpAddr, Option<Arc<str>>), Option<Arc<str>>>;
     let mut seen = Resolved::new();
-    for p in routes {
+    while let Some(&key) = s
+        .model
+        .by_gateway
+        .range((from, Bound::Included(last)))
+        .next()
+    {
+        from = Bound::Excluded(key);
+        let p = key.2;
         let Some(old) = s.model.routes.get(&(vrf, p)).cloned() else {
             continue;
         };

@@ -72,16 +72,15 @@ pub(super) fn delete(s: &mut Staged, r: &pb::DeleteVrfRequest) -> ApiResult<Stri
         return Err(ApiError::conflict("vrf 0 cannot be deleted"));
     }
     let id = existing(r.id)(&s.model)?;
+    if let Some(((_, p), r)) = routes_of(&s.model, id).next() {
+        return Err(ApiError::conflict(format!(
+            "vrf {id} is used by route {p} ({}); delete its routes and addresses first",
+            r.origin.name()
+        )));
+    }
     if let Some(name) = members(&s.model, id).into_iter().next() {
         return Err(ApiError::conflict(format!(
             "vrf {id} is used by interface {name:?}; move it to another vrf first"
-        )));
-    }
-    // Connected and local routes belong to addresses of interfaces, checked above: only
-    // static routes are left.
-    if let Some(((_, p), _)) = routes_of(&s.model, id).next() {
-        return Err(ApiError::conflict(format!(
-            "vrf {id} is used by route {p}; delete its routes first"
         )));
     }
     touch(s, id);
