@@ -216,6 +216,12 @@ mod tests {
             "vsctl fdb add br0 02:00:00:00:00:01 a vlan=x",
             "vsctl bridge add br0 learn=maybe",
             "vsctl iface set a mtu=big",
+            "vsctl iface add a null vrf=red",
+            "vsctl vrf add blue",
+            "vsctl route add 10.0.0.0/8 gw 10.0.0.1",
+            "vsctl route del 10.0.0.0/8 vrf=x",
+            "vsctl neigh set",
+            "vsctl proxy-arp a maybe",
         ] {
             let cli = crate::args::Cli::try_parse_from(line.split(' ')).unwrap();
             let e = format!("{:#}", rt.block_on(run(cli.command, &ctx)).unwrap_err());

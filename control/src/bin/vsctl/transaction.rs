@@ -101,6 +101,60 @@ mod tests {
     }
 
     #[test]
+    fn l3_lines_become_l3_changes() {
+        let text = "vrf add 10\n\
+                    iface add red null vrf=10\n\
+                    iface set bvi:br0 vrf=10\n\
+                    addr add red 10.0.0.1/24\n\
+                    route add 0.0.0.0/0 via 10.0.0.254,10.0.0.253 vrf=10\n\
+                    route add 10.1.1.5/32 dev red\n\
+                    route del 10.2.0.0/16 vrf=10\n\
+                    neigh add red 10.0.0.2 02:00:00:00:00:02\n\
+                    neigh del red 10.0.0.2\n\
+                    neigh set limit=100\n\
+                    proxy-arp red on\n\
+                    vrf del 10\n";
+        let changes = parse(text).unwrap();
+        let names: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| c.change.as_ref())
+            .map(vswitch_control::model::change_name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "add_vrf",
+                "add_interface",
+                "set_interface",
+                "add_address",
+                "add_route",
+                "add_route",
+                "delete_route",
+                "add_neighbor",
+                "delete_neighbor",
+                "set_neighbor_config",
+                "set_proxy_arp",
+                "delete_vrf"
+            ]
+        );
+        match &changes[1].change {
+            Some(C::AddInterface(r)) => {
+                assert_eq!(r.vrf, Some(10));
+                assert!(!r.args.contains_key("vrf"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match &changes[4].change {
+            Some(C::AddRoute(r)) => {
+                assert_eq!((r.vrf, r.nexthops.len()), (10, 2));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let e = parse("route show\n").unwrap_err();
+        assert!(format!("{e:#}").contains("changes nothing"), "{e:#}");
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         let e = parse("iface add a null\nbridge attach br0\n").unwrap_err();
         assert!(format!("{e:#}").starts_with("line 2:"), "{e:#}");
