@@ -100,7 +100,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddAddressRequest) -> ApiResult<String
         return Err(match existing.origin {
             Origin::Local => ApiError::exists(format!(
                 "address {a} is already on interface {:?} in vrf {vrf}",
-                &*existing.nexthops[0].iface
+                existing.iface()
             )),
             _ => ApiError::conflict(format!(
                 "route {host} ({}) exists in vrf {vrf}: delete it before adding address {a}",
@@ -128,11 +128,11 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddAddressRequest) -> ApiResult<String
     if !cidr.is_host() {
         let subnet = cidr.subnet();
         match s.model.routes.get(&(vrf, subnet)) {
-            Some(e) if e.origin == Origin::Connected && e.nexthops[0].iface == name => {}
+            Some(e) if e.origin == Origin::Connected && e.iface() == &*name => {}
             Some(e) if e.origin == Origin::Connected => {
                 return Err(ApiError::conflict(format!(
                     "subnet {subnet} is already connected to interface {:?} in vrf {vrf}",
-                    &*e.nexthops[0].iface
+                    e.iface()
                 )))
             }
             Some(e) => {

@@ -79,6 +79,14 @@ pub struct Route {
     pub nexthops: Vec<NextHop>,
 }
 
+impl Route {
+    /// The interface of its first next-hop: the interface of a connected or local route
+    /// (which have one).
+    pub fn iface(&self) -> &str {
+        self.nexthops.first().map_or("", |n| &n.iface)
+    }
+}
+
 /// What a transaction did to the routes of one VRF and family (net).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteDelta {
@@ -147,7 +155,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddRouteRequest) -> ApiResult<String> 
                 "{prefix} in vrf {vrf} is the {} route of an address of interface {:?}; a \
                  static route cannot replace it",
                 e.origin.name(),
-                &*e.nexthops[0].iface
+                e.iface()
             )));
         }
     }
@@ -217,7 +225,7 @@ fn local_owner(m: &Model, vrf: u16, a: &IpAddr) -> Option<Arc<str>> {
     m.routes
         .get(&(vrf, Prefix::host(*a)))
         .filter(|r| r.origin == Origin::Local)
-        .map(|r| r.nexthops[0].iface.clone())
+        .map(|r| Arc::from(r.iface()))
 }
 
 /// The interface of the longest connected subnet of `vrf` holding `a` (on interface `dev`
@@ -315,7 +323,7 @@ pub(super) fn delete(s: &mut Staged, r: &pb::DeleteRouteRequest) -> ApiResult<St
                 "{prefix} in vrf {vrf} is the {} route of an address of interface {:?}: \
                  delete the address instead",
                 e.origin.name(),
-                &*e.nexthops[0].iface
+                e.iface()
             )))
         }
         Some(_) => {}
