@@ -10,7 +10,7 @@
 //! ```
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use serde::Serialize;
 use vswitch_proto::v1::{Change, TransactionRequest};
 
@@ -45,24 +45,31 @@ struct Applied {
 }
 
 /// Every line's change, or the first bad line's error (naming the line).
+///
+/// The command line's definition is built once for the file, not per line (building it is
+/// most of the cost of parsing a line: a file of a million routes parses ~10x faster).
 pub fn parse(text: &str) -> anyhow::Result<Vec<Change>> {
     let mut changes = Vec::new();
+    let mut command = Cli::command();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
         let words = std::iter::once("vsctl").chain(line.split_whitespace());
-        let cli = Cli::try_parse_from(words).map_err(|e| {
-            let first = e.to_string();
-            let first = first
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
-                .to_string();
-            anyhow::anyhow!("line {}: {first}", n + 1)
-        })?;
+        let cli = command
+            .try_get_matches_from_mut(words)
+            .and_then(|m| Cli::from_arg_matches(&m))
+            .map_err(|e| {
+                let first = e.to_string();
+                let first = first
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                anyhow::anyhow!("line {}: {first}", n + 1)
+            })?;
         let change = crate::change::of(cli.command).with_context(|| format!("line {}", n + 1))?;
         changes.push(Change {
             change: Some(change),
