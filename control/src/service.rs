@@ -13,6 +13,7 @@ use vswitch_proto::v1::vswitch_server::Vswitch;
 
 use crate::error::{required, ApiError, ApiResult};
 use crate::events::{self, Events};
+use crate::model;
 use crate::switch::Switch;
 
 /// Most changes in one Transaction.
@@ -136,6 +137,26 @@ service! {
             |_sw, _r, _| Ok(pb::DeleteFdbReply {});
         flush_fdb(FlushFdbRequest) -> FlushFdbReply = FlushFdb,
             |_sw, _r, o| Ok(pb::FlushFdbReply { removed: o.flushed.values().sum() });
+        add_vrf(AddVrfRequest) -> Vrf = AddVrf,
+            |sw, r, _| model::vrf::check_id(r.id).map(|id| model::vrf::to_pb(sw.model(), id));
+        delete_vrf(DeleteVrfRequest) -> DeleteVrfReply = DeleteVrf,
+            |_sw, _r, _| Ok(pb::DeleteVrfReply {});
+        add_address(AddAddressRequest) -> Address = AddAddress,
+            |sw, r, _| model::addr::get(sw.model(), &r.iface, &r.address);
+        delete_address(DeleteAddressRequest) -> DeleteAddressReply = DeleteAddress,
+            |_sw, _r, _| Ok(pb::DeleteAddressReply {});
+        add_route(AddRouteRequest) -> Route = AddRoute,
+            |sw, r, _| model::route::get(sw.model(), r.vrf, &r.prefix);
+        delete_route(DeleteRouteRequest) -> DeleteRouteReply = DeleteRoute,
+            |_sw, _r, _| Ok(pb::DeleteRouteReply {});
+        add_neighbor(AddNeighborRequest) -> Neighbor = AddNeighbor,
+            |sw, r, _| model::neigh::get(sw.model(), &r.iface, &r.ip);
+        delete_neighbor(DeleteNeighborRequest) -> DeleteNeighborReply = DeleteNeighbor,
+            |_sw, _r, _| Ok(pb::DeleteNeighborReply {});
+        set_neighbor_config(SetNeighborConfigRequest) -> NeighborConfig = SetNeighborConfig,
+            |sw, _r, _| Ok(model::neigh::config_pb(sw.model()));
+        set_proxy_arp(SetProxyArpRequest) -> SetProxyArpReply = SetProxyArp,
+            |_sw, r, _| Ok(pb::SetProxyArpReply { iface: r.iface, on: r.on });
     }
     read {
         health(HealthRequest) -> HealthReply, |sw, _| Ok(sw.health());
@@ -166,6 +187,19 @@ service! {
             |sw, r| required("bridge", &r.bridge)
                 .and_then(|()| required("mac", &r.mac))
                 .and_then(|()| sw.fdb_get(&r));
+        list_vrfs(ListVrfsRequest) -> ListVrfsReply,
+            |sw, _| Ok(pb::ListVrfsReply { vrfs: model::vrf::list(sw.model()) });
+        list_addresses(ListAddressesRequest) -> ListAddressesReply,
+            |sw, r| model::addr::list(sw.model(), Some(r.iface.as_str()).filter(|i| !i.is_empty()))
+                .map(|addresses| pb::ListAddressesReply { addresses });
+        list_routes(ListRoutesRequest) -> ListRoutesReply,
+            |sw, r| model::route::list(sw.model(), r.vrf)
+                .map(|routes| pb::ListRoutesReply { routes });
+        list_neighbors(ListNeighborsRequest) -> ListNeighborsReply,
+            |sw, r| model::neigh::list(sw.model(), Some(r.iface.as_str()).filter(|i| !i.is_empty()))
+                .map(|neighbors| pb::ListNeighborsReply { neighbors });
+        get_neighbor_config(GetNeighborConfigRequest) -> NeighborConfig,
+            |sw, _| Ok(model::neigh::config_pb(sw.model()));
     }
 
     async fn transaction(

@@ -60,6 +60,8 @@ struct FileIn {
     #[serde(default)]
     seq: u64,
     #[serde(default)]
+    vrfs: Vec<pb::AddVrfRequest>,
+    #[serde(default)]
     interfaces: Vec<pb::AddInterfaceRequest>,
     #[serde(default)]
     interface_settings: Vec<pb::SetInterfaceRequest>,
@@ -71,6 +73,16 @@ struct FileIn {
     bridge_members: Vec<pb::AttachBridgeRequest>,
     #[serde(default)]
     static_macs: Vec<pb::AddFdbRequest>,
+    #[serde(default)]
+    addresses: Vec<pb::AddAddressRequest>,
+    #[serde(default)]
+    routes: Vec<pb::AddRouteRequest>,
+    #[serde(default)]
+    neighbors: Vec<pb::AddNeighborRequest>,
+    #[serde(default)]
+    proxy_arp: Vec<pb::SetProxyArpRequest>,
+    #[serde(default)]
+    neighbor_config: Vec<pb::SetNeighborConfigRequest>,
 }
 
 /// [`FileIn`], borrowed from a snapshot's changes for writing.
@@ -78,6 +90,8 @@ struct FileIn {
 struct FileOut<'a> {
     version: u32,
     seq: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    vrfs: Vec<&'a pb::AddVrfRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     interfaces: Vec<&'a pb::AddInterfaceRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -90,6 +104,16 @@ struct FileOut<'a> {
     bridge_members: Vec<&'a pb::AttachBridgeRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     static_macs: Vec<&'a pb::AddFdbRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    addresses: Vec<&'a pb::AddAddressRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<&'a pb::AddRouteRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    neighbors: Vec<&'a pb::AddNeighborRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    proxy_arp: Vec<&'a pb::SetProxyArpRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    neighbor_config: Vec<&'a pb::SetNeighborConfigRequest>,
 }
 
 impl<'a> FileOut<'a> {
@@ -107,6 +131,12 @@ impl<'a> FileOut<'a> {
                 C::AddBridge(r) => f.bridges.push(r),
                 C::AttachBridge(r) => f.bridge_members.push(r),
                 C::AddFdb(r) => f.static_macs.push(r),
+                C::AddVrf(r) => f.vrfs.push(r),
+                C::AddAddress(r) => f.addresses.push(r),
+                C::AddRoute(r) => f.routes.push(r),
+                C::AddNeighbor(r) => f.neighbors.push(r),
+                C::SetProxyArp(r) => f.proxy_arp.push(r),
+                C::SetNeighborConfig(r) => f.neighbor_config.push(r),
                 other => {
                     return Err(format!(
                         "cannot encode state: {} is not part of a snapshot",
@@ -121,12 +151,18 @@ impl<'a> FileOut<'a> {
 
 impl FileIn {
     fn into_snapshot(self) -> Snapshot {
-        let changes = (self.interfaces.into_iter().map(C::AddInterface))
+        let changes = (self.vrfs.into_iter().map(C::AddVrf))
+            .chain(self.interfaces.into_iter().map(C::AddInterface))
             .chain(self.interface_settings.into_iter().map(C::SetInterface))
             .chain(self.xconnects.into_iter().map(C::AddXconnect))
             .chain(self.bridges.into_iter().map(C::AddBridge))
             .chain(self.bridge_members.into_iter().map(C::AttachBridge))
             .chain(self.static_macs.into_iter().map(C::AddFdb))
+            .chain(self.addresses.into_iter().map(C::AddAddress))
+            .chain(self.routes.into_iter().map(C::AddRoute))
+            .chain(self.neighbors.into_iter().map(C::AddNeighbor))
+            .chain(self.proxy_arp.into_iter().map(C::SetProxyArp))
+            .chain(self.neighbor_config.into_iter().map(C::SetNeighborConfig))
             .collect();
         Snapshot {
             seq: self.seq,
@@ -757,15 +793,18 @@ mod tests {
         Snapshot {
             seq: 3,
             changes: vec![
+                C::AddVrf(pb::AddVrfRequest { id: 5 }),
                 C::AddInterface(pb::AddInterfaceRequest {
                     name: "a".into(),
                     r#type: "af_packet".into(),
                     args: [("iface".to_string(), "veth0".to_string())].into(),
+                    vrf: None,
                 }),
                 C::SetInterface(pb::SetInterfaceRequest {
                     name: "a".into(),
                     admin_up: Some(false),
                     mtu: None,
+                    vrf: None,
                 }),
                 C::AddXconnect(pb::AddXconnectRequest {
                     iface_a: "a".into(),
@@ -777,6 +816,7 @@ mod tests {
                     age: Some(300),
                     learn_limit: Some(100),
                     flood: Some(false),
+                    vrf: None,
                 }),
                 C::AttachBridge(pb::AttachBridgeRequest {
                     bridge: "br0".into(),
@@ -789,6 +829,32 @@ mod tests {
                     mac: "02:00:00:00:00:01".into(),
                     iface: "c".into(),
                     vlan: 10,
+                }),
+                C::AddAddress(pb::AddAddressRequest {
+                    iface: "bvi:br0".into(),
+                    address: "10.0.0.1/24".into(),
+                }),
+                C::AddRoute(pb::AddRouteRequest {
+                    prefix: "10.1.0.0/16".into(),
+                    vrf: 0,
+                    nexthops: vec![pb::NextHop {
+                        via: "10.0.0.2".into(),
+                        iface: String::new(),
+                    }],
+                    onlink: false,
+                }),
+                C::AddNeighbor(pb::AddNeighborRequest {
+                    iface: "bvi:br0".into(),
+                    ip: "10.0.0.2".into(),
+                    mac: "02:00:00:00:00:02".into(),
+                }),
+                C::SetProxyArp(pb::SetProxyArpRequest {
+                    iface: "bvi:br0".into(),
+                    on: true,
+                }),
+                C::SetNeighborConfig(pb::SetNeighborConfigRequest {
+                    limit: Some(1000),
+                    age: Some(60),
                 }),
             ],
         }

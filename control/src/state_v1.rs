@@ -89,12 +89,14 @@ pub fn convert(text: &str) -> Result<Snapshot, String> {
             name: i.name.clone(),
             r#type: i.type_name.clone(),
             args: i.args.clone().into_iter().collect(),
+            vrf: None,
         }));
         if !i.admin_up {
             changes.push(C::SetInterface(pb::SetInterfaceRequest {
                 name: i.name.clone(),
                 admin_up: Some(false),
                 mtu: None,
+                vrf: None,
             }));
         }
     }
@@ -111,6 +113,7 @@ pub fn convert(text: &str) -> Result<Snapshot, String> {
             age: Some(b.age),
             learn_limit: Some(b.learn_limit),
             flood: Some(b.flood),
+            vrf: None,
         }));
         for m in &b.members {
             changes.push(C::AttachBridge(pb::AttachBridgeRequest {

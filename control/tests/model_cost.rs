@@ -78,6 +78,7 @@ fn model(n: u32) -> Model {
                 name: "a".into(),
                 r#type: "null".into(),
                 args: Default::default(),
+                vrf: None,
             })),
             ch(C::AddBridge(pb::AddBridgeRequest {
                 name: "br0".into(),

@@ -1,5 +1,7 @@
 //! Bridge domains and their members: validation, staging, persisted form, proto form and
-//! the dataplane's part (the plan's bridges and ports, the learner's policy).
+//! the dataplane's part (the plan's bridges and ports, the learner's policy). A bridge
+//! routes through its routed interface `bvi:BR` (see iface.rs), whose VRF is persisted
+//! with the bridge.
 
 use std::sync::Arc;
 
@@ -9,7 +11,8 @@ use vswitch_dataplane::plan::{BridgePlan, L2Port, VlanMode, VlanSet};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
-use super::{iface, Limits, Model, Staged};
+use super::iface::{IfaceL3, BVI_PREFIX};
+use super::{iface, vrf, Limits, Model, Staged};
 use crate::error::{required, ApiError, ApiResult};
 use crate::names::check_name;
 
@@ -31,6 +34,8 @@ pub struct Bridge {
     pub flood: bool,
     /// Member interface -> its VLAN mode.
     pub members: OrdMap<String, Member>,
+    /// The L3 settings of its routed interface `bvi:NAME`.
+    pub bvi: IfaceL3,
 }
 
 /// How a member handles VLANs: untagged (neither), access (`vlan`) or trunk (`trunk`).
@@ -86,6 +91,10 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddBridgeRequest, limits: &Limits) -> 
             "learn-limit must be from 1 to {capacity} (the MAC table's size), not {learn_limit}"
         )));
     }
+    let bvi_vrf = match r.vrf {
+        Some(v) => vrf::existing(v)(&s.model)?,
+        None => 0,
+    };
     // An id freed by this same transaction is not reused: the MAC table still holds that
     // bridge's entries until the transaction is carried out.
     let used: Vec<u16> = s.model.bridges.values().map(|b| b.id).collect();
@@ -99,17 +108,25 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddBridgeRequest, limits: &Limits) -> 
         learn_limit,
         flood: r.flood.unwrap_or(true),
         members: OrdMap::new(),
+        bvi: IfaceL3 {
+            vrf: bvi_vrf,
+            proxy_arp: false,
+        },
     };
+    iface::touch_l3(s, &format!("{BVI_PREFIX}{}", r.name));
     s.model.bridges.insert(r.name.clone(), Arc::new(b));
     s.diff.bridges.insert(r.name.clone());
     s.diff.plan = true;
     Ok(r.name.clone())
 }
 
-/// `bridge del BR`: its members are detached and its MAC table emptied.
+/// `bridge del BR`: its members are detached and its MAC table emptied; its routed
+/// interface goes with its addresses and neighbours (refused while a route goes through
+/// it).
 pub(super) fn delete(s: &mut Staged, r: &pb::DeleteBridgeRequest) -> ApiResult<String> {
     required("name", &r.name)?;
     let b = s.model.bridge(&r.name)?.clone();
+    iface::forget_l3(s, &format!("{BVI_PREFIX}{}", r.name))?;
     for m in b.members.keys() {
         iface::edit(s, m, |i| i.bridge = None);
     }
@@ -137,6 +154,13 @@ pub(super) fn attach(s: &mut Staged, r: &pb::AttachBridgeRequest) -> ApiResult<S
         return Err(ApiError::conflict(format!(
             "interface {:?} is cross-connected to {peer:?}; remove the cross-connect first",
             r.iface
+        )));
+    }
+    if let Some(u) = iface::l3_use(&s.model, &r.iface) {
+        return Err(ApiError::conflict(format!(
+            "interface {:?} has {u}: a bridge member is L2 only ({BVI_PREFIX}{} is the \
+             bridge's routed interface); remove it first",
+            r.iface, r.bridge
         )));
     }
     if r.vlan.is_some() && !r.trunk.is_empty() {
@@ -226,6 +250,7 @@ pub fn to_pb(name: &str, b: &Bridge, learned: u32) -> pb::Bridge {
             })
             .collect(),
         learned,
+        vrf: u32::from(b.bvi.vrf),
     }
 }
 
@@ -278,6 +303,7 @@ pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
             age: Some(b.age),
             learn_limit: Some(b.learn_limit),
             flood: Some(b.flood),
+            vrf: Some(u32::from(b.bvi.vrf)).filter(|v| *v != 0),
         }));
         for (iface, mem) in &b.members {
             out.push(C::AttachBridge(pb::AttachBridgeRequest {

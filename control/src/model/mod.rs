@@ -1,5 +1,6 @@
-//! The desired state, as a pure model: interfaces, cross-connects, bridges and static MAC
-//! entries, with no EAL, port or engine in it. Everything that changes the switch is a list
+//! The desired state, as a pure model: interfaces, cross-connects, bridges, static MAC
+//! entries, and the L3 configuration (VRFs, addresses, routes, static neighbours,
+//! proxy-ARP), with no EAL, port or engine in it. Everything that changes the switch is a list
 //! of [`pb::Change`]s staged here first.
 //!
 //! A transaction is staged on a copy of the model ([`Model::stage`]). The collections are
@@ -11,32 +12,53 @@
 //! events, whether to journal); the switch (switch/txn.rs) does it, then keeps the copy.
 //!
 //! One definition per resource, each in its own file: [`iface`] (interfaces and their
-//! cross-connects), [`bridge`] (bridges and members), [`fdb`] (static MAC entries). Each
+//! cross-connects, the L3 settings of interfaces and of bridges' routed interfaces
+//! `bvi:BR`), [`bridge`] (bridges and members), [`fdb`] (static MAC entries), [`vrf`]
+//! (VRFs), [`addr`] (interface addresses and their connected and local routes), [`route`]
+//! (static routes and next-hop resolution), [`neigh`] (static neighbours, the neighbour
+//! table's limits). Each
 //! holds the resource's validation and staging, its persisted form (the changes that
 //! re-create it, [`Model::changes`]: the snapshot is the journal's schema, and restore is
 //! replay) and its proto form.
+//!
+//! The L3 part of a diff ([`L3Diff`]) is net: what the transaction changed, as lists of
+//! VRFs, addresses, routes (per VRF and family, with resolved next-hops), neighbours and
+//! interface settings added, replaced or removed, comparing each object touched with what
+//! it was before the transaction (recorded by [`Staged`] on first touch). A dataplane
+//! applies exactly those lists; an object changed and changed back is not in them.
 //!
 //! Thread safety: a `Model` is plain data (Send + Sync); the switch owns one, under its
 //! lock, and stages copies of it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use imbl::OrdMap;
+use imbl::{OrdMap, OrdSet};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
 use crate::error::{ApiError, ApiResult};
 use crate::iface_spec::IfaceSpec;
 
+pub mod addr;
 pub mod bridge;
 pub mod fdb;
 pub mod iface;
+pub mod ip;
+pub mod neigh;
+pub mod route;
+pub mod vrf;
 
+pub use addr::{AddrChange, AddrDelta};
 pub use bridge::{Bridge, Member};
 pub use fdb::StaticKey;
-pub use iface::Iface;
+pub use iface::{Iface, IfaceL3};
+pub use ip::{Cidr, Family, Prefix};
+pub use neigh::{NeighConfig, NeighborDelta, NeighborEntry};
+pub use route::{NextHop, Origin, Route, RouteDelta, RouteKey};
+pub use vrf::VrfDelta;
 
 /// What validation needs to know of the switch it models.
 #[derive(Debug, Clone)]
@@ -54,6 +76,24 @@ pub struct Model {
     pub(crate) bridges: OrdMap<String, Arc<Bridge>>,
     /// Static MAC entries: (bridge id, VLAN, MAC) -> interface.
     pub(crate) statics: OrdMap<StaticKey, Arc<str>>,
+    /// VRFs created (VRF 0, which always exists, is not listed).
+    pub(crate) vrfs: OrdSet<u16>,
+    /// Interface addresses: (L3 interface, address).
+    pub(crate) addrs: OrdSet<(Arc<str>, Cidr)>,
+    /// The routes of every VRF: static ones, and the connected and local routes of
+    /// addresses.
+    pub(crate) routes: OrdMap<RouteKey, Arc<Route>>,
+    /// Static routes by gateway: (VRF, via, prefix), to find the routes an address's
+    /// subnet resolves.
+    pub(crate) by_gateway: OrdSet<(u16, IpAddr, Prefix)>,
+    /// Static routes by the interfaces their next-hops resolve to: (interface, VRF,
+    /// prefix).
+    pub(crate) by_iface: OrdSet<(Arc<str>, u16, Prefix)>,
+    /// Connected routes per (VRF, family, length): the lengths a gateway lookup probes.
+    pub(crate) connected_lens: OrdMap<(u16, Family, u8), u32>,
+    /// Static neighbours: (interface, IP) -> MAC.
+    pub(crate) neighbors: OrdMap<(Arc<str>, IpAddr), [u8; 6]>,
+    pub(crate) neigh_config: NeighConfig,
 }
 
 /// What the switch does on an interface's port, in the order the changes asked.
@@ -75,6 +115,30 @@ pub enum PortOp {
         mtu: Option<u16>,
         admin_up: Option<bool>,
     },
+}
+
+/// What a transaction changed in the L3 configuration, net of changes undone within it:
+/// what a FIB and neighbour table must do to follow.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct L3Diff {
+    pub vrfs: VrfDelta,
+    /// VRF and proxy-ARP of L3 interfaces (interfaces and bridges' `bvi:BR`): added or
+    /// changed (`Some`: as they are now), or removed (`None`). An interface deleted and
+    /// added again in one transaction is listed (it is a new port).
+    pub ifaces: Vec<(Arc<str>, Option<IfaceL3>)>,
+    pub addresses: AddrDelta,
+    /// Routes per (VRF, family), next-hops resolved to interfaces.
+    pub routes: BTreeMap<(u16, Family), RouteDelta>,
+    pub neighbors: NeighborDelta,
+    /// The neighbour table's settings, when they changed.
+    pub neighbor_config: Option<NeighConfig>,
+}
+
+impl L3Diff {
+    /// Whether nothing L3 changed.
+    pub fn is_empty(&self) -> bool {
+        *self == L3Diff::default()
+    }
 }
 
 /// What a staged transaction changed, for the switch to carry out.
@@ -99,6 +163,8 @@ pub struct Diff {
     pub persistent: bool,
     /// Config events on success: (change name, object).
     pub events: Vec<(&'static str, String)>,
+    /// The L3 configuration's changes.
+    pub l3: L3Diff,
 }
 
 /// A transaction staged on a copy of the model.
@@ -106,6 +172,23 @@ pub struct Diff {
 pub struct Staged {
     pub model: Model,
     pub diff: Diff,
+    /// The L3 objects touched so far, as they were before the transaction.
+    track: Track,
+}
+
+/// The L3 objects a transaction touched, each as it was before its first touch (`None`:
+/// it did not exist): the base the net [`L3Diff`] is computed against.
+#[derive(Debug, Clone, Default)]
+struct Track {
+    vrfs: BTreeMap<u16, bool>,
+    ifaces: BTreeMap<Arc<str>, Option<IfaceL3>>,
+    addrs: BTreeMap<(Arc<str>, Cidr), Option<u16>>,
+    routes: BTreeMap<RouteKey, Option<Arc<Route>>>,
+    neighbors: BTreeMap<(Arc<str>, IpAddr), Option<[u8; 6]>>,
+    neigh_config: Option<NeighConfig>,
+    /// L3 interfaces deleted in the transaction: one added again under the same name is a
+    /// new port, so what it holds is listed again even if it looks the same.
+    deleted: BTreeSet<Arc<str>>,
 }
 
 /// The name a change goes by in errors and events.
@@ -123,6 +206,16 @@ pub fn change_name(c: &C) -> &'static str {
         C::AddFdb(_) => "add_fdb",
         C::DeleteFdb(_) => "delete_fdb",
         C::FlushFdb(_) => "flush_fdb",
+        C::AddVrf(_) => "add_vrf",
+        C::DeleteVrf(_) => "delete_vrf",
+        C::AddAddress(_) => "add_address",
+        C::DeleteAddress(_) => "delete_address",
+        C::AddRoute(_) => "add_route",
+        C::DeleteRoute(_) => "delete_route",
+        C::AddNeighbor(_) => "add_neighbor",
+        C::DeleteNeighbor(_) => "delete_neighbor",
+        C::SetProxyArp(_) => "set_proxy_arp",
+        C::SetNeighborConfig(_) => "set_neighbor_config",
     }
 }
 
@@ -155,6 +248,7 @@ impl Model {
         let mut staged = Staged {
             model: self.clone(),
             diff: Diff::default(),
+            track: Track::default(),
         };
         for (i, change) in changes.iter().enumerate() {
             let r = match change.change.as_ref() {
@@ -163,16 +257,25 @@ impl Model {
             };
             r.map_err(|e| in_change(e, i, changes.len(), change.change.as_ref()))?;
         }
+        staged.finish();
         Ok(staged)
     }
 
     /// The changes that build this model from an empty one, in order: the persisted form
-    /// of every resource (the snapshot).
+    /// of every resource (the snapshot), each after what it depends on: VRFs, interfaces,
+    /// bridges (with their routed interfaces' VRFs), members, static MACs, addresses,
+    /// routes, neighbours, proxy-ARP, the neighbour table's settings.
     pub fn changes(&self) -> Vec<C> {
         let mut out = Vec::new();
+        vrf::persisted(self, &mut out);
         iface::persisted(self, &mut out);
         bridge::persisted(self, &mut out);
         fdb::persisted(self, &mut out);
+        addr::persisted(self, &mut out);
+        route::persisted(self, &mut out);
+        neigh::persisted(self, &mut out);
+        iface::persisted_proxy_arp(self, &mut out);
+        neigh::persisted_config(self, &mut out);
         out
     }
 
@@ -241,6 +344,16 @@ impl Staged {
             C::AddFdb(r) => fdb::add(self, index, r)?,
             C::DeleteFdb(r) => fdb::delete(self, index, r)?,
             C::FlushFdb(r) => fdb::flush(self, index, r)?,
+            C::AddVrf(r) => vrf::add(self, r)?,
+            C::DeleteVrf(r) => vrf::delete(self, r)?,
+            C::AddAddress(r) => addr::add(self, r)?,
+            C::DeleteAddress(r) => addr::delete(self, r)?,
+            C::AddRoute(r) => route::add(self, r)?,
+            C::DeleteRoute(r) => route::delete(self, r)?,
+            C::AddNeighbor(r) => neigh::add(self, r)?,
+            C::DeleteNeighbor(r) => neigh::delete(self, r)?,
+            C::SetProxyArp(r) => iface::set_proxy_arp(self, r)?,
+            C::SetNeighborConfig(r) => neigh::set_config(self, r)?,
         };
         self.diff.events.push((change_name(c), object));
         if !matches!(c, C::FlushFdb(_)) {
@@ -248,7 +361,26 @@ impl Staged {
         }
         Ok(())
     }
+
+    /// Computes the net L3 diff from what was touched.
+    fn finish(&mut self) {
+        let t = std::mem::take(&mut self.track);
+        let m = &self.model;
+        self.diff.l3 = L3Diff {
+            vrfs: vrf::delta(m, &t.vrfs),
+            ifaces: iface::l3_delta(m, &t.ifaces, &t.deleted),
+            addresses: addr::delta(m, &t.addrs, &t.deleted),
+            routes: route::delta(m, &t.routes, &t.deleted),
+            neighbors: neigh::delta(m, &t.neighbors, &t.deleted),
+            neighbor_config: t
+                .neigh_config
+                .filter(|c| *c != m.neigh_config)
+                .map(|_| m.neigh_config),
+        };
+    }
 }
 
+#[cfg(test)]
+mod l3_tests;
 #[cfg(test)]
 mod tests;

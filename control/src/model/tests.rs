@@ -21,6 +21,7 @@ fn null(name: &str) -> C {
         name: name.into(),
         r#type: "null".into(),
         args: Default::default(),
+        vrf: None,
     })
 }
 
@@ -33,6 +34,7 @@ fn memif(name: &str, socket: &str) -> C {
             ("role".to_string(), "server".to_string()),
         ]
         .into(),
+        vrf: None,
     })
 }
 
@@ -73,6 +75,7 @@ fn set(name: &str, up: Option<bool>, mtu: Option<u32>) -> C {
         name: name.into(),
         admin_up: up,
         mtu,
+        vrf: None,
     })
 }
 
@@ -131,6 +134,7 @@ fn interfaces_are_validated() {
             name: "q".into(),
             r#type: "warp".into(),
             args: Default::default(),
+            vrf: None,
         }),
         Code::Invalid,
         "type \"warp\" is unknown",
@@ -140,6 +144,7 @@ fn interfaces_are_validated() {
             name: "q".into(),
             r#type: "null".into(),
             args: [("colour".to_string(), "red".to_string())].into(),
+            vrf: None,
         }),
         Code::Invalid,
         "key \"colour\" is not known",
@@ -161,6 +166,7 @@ fn null_mtu(name: &str, mtu: &str) -> C {
         name: name.into(),
         r#type: "null".into(),
         args: [("mtu".to_string(), mtu.to_string())].into(),
+        vrf: None,
     })
 }
 

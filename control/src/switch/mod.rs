@@ -293,6 +293,11 @@ impl Switch {
             .collect()
     }
 
+    /// The desired state (read-only): the L3 lists answer from it.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
     /// Health summary.
     pub fn health(&self) -> pb::HealthReply {
         pb::HealthReply {
@@ -355,6 +360,12 @@ impl Switch {
             rx_queues: u32::from(rxq),
             tx_queues: u32::from(txq),
             xconnect: i.xconnect.clone().unwrap_or_default(),
+            vrf: u32::from(i.l3.vrf),
+            proxy_arp: i.l3.proxy_arp,
+            addresses: model::addr::of_iface(&self.model, name)
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
         }
     }
 

@@ -18,7 +18,9 @@
 //!    taken back), the new model becomes the switch's, the forwarding plan is published
 //!    once, ports removed are closed after every worker has moved to the plan without
 //!    them, and events are sent. Only then is the caller answered (and the journal
-//!    compacted, if it has grown enough).
+//!    compacted, if it has grown enough). The L3 part of the diff (VRFs, interface
+//!    settings, addresses, routes with resolved next-hops, neighbours: see
+//!    [`L3Diff`]) is handed to [`Switch::fib`], where the dataplane's FIB will take it.
 //! 5. or **undo**, if step 2, 3 or 4 fails: ports opened are closed, ports removed are
 //!    kept, MTU and link changes are undone, the copy of the model is dropped. The workers
 //!    never saw any of it, and no event was sent.
@@ -42,7 +44,7 @@ use vswitch_proto::v1::change::Change as C;
 use super::{Attached, Switch};
 use crate::error::{ApiError, ApiResult};
 use crate::iface_spec::IfaceSpec;
-use crate::model::{self, in_change, Diff, Model, PortOp, StaticKey};
+use crate::model::{self, in_change, Diff, L3Diff, Model, PortOp, StaticKey};
 use crate::names::format_mac;
 
 /// What steps 2-4 did, so that a failure can undo it.
@@ -124,6 +126,8 @@ impl Switch {
                 return Err(at(e));
             }
         };
+        let Diff { l3, events, .. } = diff;
+        self.fib(l3);
         self.model = next;
         if diff.plan {
             let quiet = self.publish();
@@ -137,11 +141,11 @@ impl Switch {
         }
         // Logged change by change for small transactions; a large one (a bulk load of MAC
         // entries, say) is one line.
-        let each = diff.events.len() <= 16;
+        let each = events.len() <= 16;
         if !each {
-            tracing::info!(changes = diff.events.len(), "transaction applied");
+            tracing::info!(changes = events.len(), "transaction applied");
         }
-        for (change, object) in diff.events {
+        for (change, object) in events {
             if each {
                 tracing::info!(change, object = %object, "applied");
             }
@@ -405,6 +409,43 @@ impl Switch {
         Ok(outcome)
     }
 
+    /// Step 4's L3 part: what the FIB and the neighbour table must do, net of what the
+    /// transaction undid itself: VRFs, the VRF and proxy-ARP of L3 interfaces, addresses,
+    /// routes per (VRF, family) with their next-hops resolved to interfaces, static
+    /// neighbours, the neighbour table's settings.
+    ///
+    /// Nothing is applied to the dataplane yet: the FIB hook is coming (the dataplane's FIB
+    /// and forwarding stages are built apart), and will take exactly this diff here, after
+    /// the MAC table and before the model is replaced, with the interfaces' logical indices
+    /// at hand (`ifindex_of`). Until then the L3 configuration lives in the model: staged,
+    /// journaled, restored, listed and watched like the rest.
+    fn fib(&mut self, l3: L3Diff) {
+        if l3.is_empty() {
+            return;
+        }
+        let (mut added, mut replaced, mut removed) = (0, 0, 0);
+        for d in l3.routes.values() {
+            added += d.added.len();
+            replaced += d.replaced.len();
+            removed += d.removed.len();
+        }
+        tracing::debug!(
+            vrfs_added = l3.vrfs.added.len(),
+            vrfs_removed = l3.vrfs.removed.len(),
+            ifaces = l3.ifaces.len(),
+            addresses_added = l3.addresses.added.len(),
+            addresses_removed = l3.addresses.removed.len(),
+            routes_added = added,
+            routes_replaced = replaced,
+            routes_removed = removed,
+            neighbors_added = l3.neighbors.added.len(),
+            neighbors_replaced = l3.neighbors.replaced.len(),
+            neighbors_removed = l3.neighbors.removed.len(),
+            neighbor_config = l3.neighbor_config.is_some(),
+            "L3 changes (no FIB in the dataplane yet)"
+        );
+    }
+
     /// Step 5: puts the ports back as they were before the transaction.
     fn undo(&mut self, undo: Undo) {
         if !undo.opened.is_empty() || !undo.removed.is_empty() || !undo.port_changes.is_empty() {
@@ -485,6 +526,7 @@ mod tests {
                 name: name.into(),
                 r#type: "null".into(),
                 args: Default::default(),
+                vrf: None,
             })),
         }
     }

@@ -58,6 +58,26 @@ pub enum Command {
     /// L2 cross-connects: everything received on one interface is sent out of the other.
     #[command(subcommand)]
     Xconnect(XconnectCommand),
+    /// VRFs: routing tables of their own (VRF 0 always exists).
+    #[command(subcommand)]
+    Vrf(VrfCommand),
+    /// Interface addresses (each adds a connected and a local route to the interface's
+    /// VRF). A bridge's routed interface is bvi:BR.
+    #[command(subcommand)]
+    Addr(AddrCommand),
+    /// Routes: static ones, and the connected and local routes of addresses.
+    #[command(subcommand)]
+    Route(RouteCommand),
+    /// Static neighbours (ARP / ND entries) and the neighbour table's settings.
+    #[command(subcommand)]
+    Neigh(NeighCommand),
+    /// Proxy-ARP on an L3 interface: `proxy-arp IFACE on|off`.
+    ProxyArp {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "on|off")]
+        state: String,
+    },
     /// Packet and byte counters of every interface, or of one.
     Stats {
         /// Only this interface.
@@ -97,14 +117,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum IfaceCommand {
-    /// Create an interface: `iface add NAME TYPE [KEY=VALUE ...]`.
+    /// Create an interface: `iface add NAME TYPE [KEY=VALUE ...] [vrf=ID]`.
     Add {
         #[arg(value_name = "NAME")]
         name: String,
         /// af_packet, tap, vhost-user, memif, pcap, null, pci or dpdk.
         #[arg(value_name = "TYPE")]
         kind: String,
-        /// Type-specific arguments, plus mac=MAC and mtu=N.
+        /// Type-specific arguments, plus mac=MAC, mtu=N and vrf=ID.
         #[arg(value_name = "KEY=VALUE")]
         args: Vec<String>,
     },
@@ -120,12 +140,13 @@ pub enum IfaceCommand {
         #[arg(value_name = "NAME")]
         name: String,
     },
-    /// Set an interface up or down and/or change its MTU: `iface set NAME up|down [mtu=N]`.
+    /// Set an interface up or down, change its MTU and/or move it to another VRF: `iface
+    /// set NAME [up|down] [mtu=N] [vrf=ID]` (bvi:BR takes vrf= only).
     Set {
         #[arg(value_name = "NAME")]
         name: String,
-        /// `up`, `down` and/or `mtu=N`.
-        #[arg(value_name = "up|down|mtu=N", required = true)]
+        /// `up`, `down`, `mtu=N` and/or `vrf=ID`.
+        #[arg(value_name = "up|down|mtu=N|vrf=ID", required = true)]
         settings: Vec<String>,
     },
 }
@@ -133,11 +154,11 @@ pub enum IfaceCommand {
 #[derive(Debug, Subcommand)]
 pub enum BridgeCommand {
     /// Create a bridge: `bridge add BR [learn=on|off] [age=SECONDS] [learn-limit=N]
-    /// [flood=on|off]`.
+    /// [flood=on|off] [vrf=ID]` (vrf: of its routed interface bvi:BR).
     Add {
         #[arg(value_name = "BR")]
         name: String,
-        /// learn=on|off, age=SECONDS, learn-limit=N, flood=on|off.
+        /// learn=on|off, age=SECONDS, learn-limit=N, flood=on|off, vrf=ID.
         #[arg(value_name = "KEY=VALUE")]
         args: Vec<String>,
     },
@@ -242,6 +263,106 @@ pub enum XconnectCommand {
     },
     /// List cross-connects.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VrfCommand {
+    /// Create a VRF: `vrf add ID` (1 to 4095).
+    Add {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Delete a VRF (refused while an interface or a route is in it).
+    Del {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// List VRFs with their interfaces and route counts.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddrCommand {
+    /// Add an address to an L3 interface: `addr add IFACE CIDR` (10.0.0.1/24, 2001:db8::1/64).
+    Add {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "CIDR")]
+        cidr: String,
+    },
+    /// Delete an address (with its connected and local routes).
+    Del {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "CIDR")]
+        cidr: String,
+    },
+    /// List addresses, of every interface or of one.
+    List {
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Add a static route, or replace the one of the prefix: `route add PREFIX via
+    /// NH[,NH...] [dev IFACE] [onlink] [vrf=ID]` or `route add PREFIX dev IFACE [vrf=ID]`.
+    Add {
+        #[arg(value_name = "PREFIX")]
+        prefix: String,
+        /// via NH[,NH...], dev IFACE, onlink, vrf=ID.
+        #[arg(
+            value_name = "via NH|dev IFACE|onlink|vrf=ID",
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
+    },
+    /// Delete a static route: `route del PREFIX [vrf=ID]`.
+    Del {
+        #[arg(value_name = "PREFIX")]
+        prefix: String,
+        #[arg(value_name = "vrf=ID")]
+        args: Vec<String>,
+    },
+    /// Show the routes of every VRF, or of one: `route show [vrf=ID]`.
+    #[command(visible_alias = "list")]
+    Show {
+        #[arg(value_name = "vrf=ID")]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NeighCommand {
+    /// Show static neighbours, of every interface or of one.
+    Show {
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+    },
+    /// Add a static neighbour, or replace its MAC: `neigh add IFACE IP MAC`.
+    Add {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "IP")]
+        ip: String,
+        #[arg(value_name = "MAC")]
+        mac: String,
+    },
+    /// Delete a static neighbour: `neigh del IFACE IP`.
+    Del {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "IP")]
+        ip: String,
+    },
+    /// Set the neighbour table's limits: `neigh set [limit=N] [age=SECONDS]`.
+    Set {
+        #[arg(value_name = "limit=N|age=SECONDS")]
+        args: Vec<String>,
+    },
+    /// Show the neighbour table's settings.
+    Config,
 }
 
 #[cfg(test)]

@@ -44,10 +44,11 @@ pub async fn run(command: BridgeCommand, ctx: &Ctx) -> anyhow::Result<String> {
     }
 }
 
-/// `bridge add BR [learn=on|off] [age=SECONDS] [learn-limit=N] [flood=on|off]`: keys not
-/// given stay unset, for the server's defaults.
+/// `bridge add BR [learn=on|off] [age=SECONDS] [learn-limit=N] [flood=on|off] [vrf=ID]`
+/// (vrf: of its routed interface bvi:BR): keys not given stay unset, for the server's
+/// defaults.
 pub(crate) fn add_request(name: String, words: &[String]) -> anyhow::Result<AddBridgeRequest> {
-    let mut options = parse_options(words, &["learn", "age", "learn-limit", "flood"])?;
+    let mut options = parse_options(words, &["learn", "age", "learn-limit", "flood", "vrf"])?;
     Ok(AddBridgeRequest {
         name,
         learn: options
@@ -65,6 +66,10 @@ pub(crate) fn add_request(name: String, words: &[String]) -> anyhow::Result<AddB
         flood: options
             .remove("flood")
             .map(|v| on_off("flood", &v))
+            .transpose()?,
+        vrf: options
+            .remove("vrf")
+            .map(|v| crate::vrf::vrf_id(&v))
             .transpose()?,
     })
 }
@@ -177,6 +182,8 @@ pub(crate) struct BridgeJson<'a> {
     flood: bool,
     learned: u32,
     members: Vec<MemberJson<'a>>,
+    /// The VRF of its routed interface bvi:NAME.
+    vrf: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -205,6 +212,7 @@ impl<'a> From<&'a Bridge> for BridgeJson<'a> {
                     trunk: &m.trunk,
                 })
                 .collect(),
+            vrf: b.vrf,
         }
     }
 }
@@ -304,6 +312,7 @@ mod tests {
                 age: None,
                 learn_limit: None,
                 flood: None,
+                vrf: None,
             }
         );
     }
@@ -311,13 +320,21 @@ mod tests {
     #[test]
     fn add_with_every_option() {
         assert_eq!(
-            add(&["learn=off", "age=60", "learn-limit=100", "flood=on"]).expect("valid"),
+            add(&[
+                "learn=off",
+                "age=60",
+                "learn-limit=100",
+                "flood=on",
+                "vrf=7"
+            ])
+            .expect("valid"),
             AddBridgeRequest {
                 name: "br0".into(),
                 learn: Some(false),
                 age: Some(60),
                 learn_limit: Some(100),
                 flood: Some(true),
+                vrf: Some(7),
             }
         );
         // Zero is the server's to judge.
@@ -352,11 +369,11 @@ mod tests {
         );
         assert_eq!(
             err(&["age=60", "color=red", "size=1"]),
-            r#"invalid argument "color=red": unknown key "color" (expected learn, age, learn-limit or flood)"#
+            r#"invalid argument "color=red": unknown key "color" (expected learn, age, learn-limit, flood or vrf)"#
         );
         assert_eq!(
             err(&["learn_limit=5"]),
-            r#"invalid argument "learn_limit=5": unknown key "learn_limit" (expected learn, age, learn-limit or flood)"#
+            r#"invalid argument "learn_limit=5": unknown key "learn_limit" (expected learn, age, learn-limit, flood or vrf)"#
         );
         assert_eq!(
             err(&["age=60", "age=90"]),
@@ -455,6 +472,7 @@ mod tests {
                 member("vm1", 0, &[]),
             ],
             learned: 3,
+            vrf: 0,
         }
     }
 
@@ -476,6 +494,7 @@ mod tests {
                     {"iface": "vm1", "vlan": null, "trunk": []},
                     {"iface": "vm2", "vlan": 10, "trunk": []},
                 ],
+                "vrf": 0,
             })
         );
     }

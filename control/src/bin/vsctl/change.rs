@@ -7,12 +7,20 @@ use anyhow::bail;
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
-use crate::args::{BridgeCommand, Command, FdbCommand, IfaceCommand, XconnectCommand};
+use crate::addr::AddressJson;
+use crate::args::{
+    AddrCommand, BridgeCommand, Command, FdbCommand, IfaceCommand, NeighCommand, RouteCommand,
+    VrfCommand, XconnectCommand,
+};
 use crate::bridge::BridgeJson;
 use crate::fdb::{FdbEntryJson, FlushJson};
 use crate::iface::{absolutize_files, parse_settings, InterfaceJson};
 use crate::kv::parse_key_values;
+use crate::neigh::{ConfigJson, NeighborJson};
+use crate::proxy_arp::ProxyArpJson;
+use crate::route::RouteJson;
 use crate::rpc::{reply, Ctx};
+use crate::vrf::VrfJson;
 use crate::xconnect::XconnectJson;
 
 /// Runs a command that changes something: one call, its reply printed (with `--json`, the
@@ -48,6 +56,22 @@ pub async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
             let removed = reply(client.flush_fdb(r).await)?.removed;
             ctx.changed(&FlushJson { removed })
         }
+        C::AddVrf(r) => ctx.changed(&VrfJson::from(&reply(client.add_vrf(r).await)?)),
+        C::DeleteVrf(r) => reply(client.delete_vrf(r).await).map(|_| ctx.deleted()),
+        C::AddAddress(r) => ctx.changed(&AddressJson::from(&reply(client.add_address(r).await)?)),
+        C::DeleteAddress(r) => reply(client.delete_address(r).await).map(|_| ctx.deleted()),
+        C::AddRoute(r) => ctx.changed(&RouteJson::from(&reply(client.add_route(r).await)?)),
+        C::DeleteRoute(r) => reply(client.delete_route(r).await).map(|_| ctx.deleted()),
+        C::AddNeighbor(r) => {
+            ctx.changed(&NeighborJson::from(&reply(client.add_neighbor(r).await)?))
+        }
+        C::DeleteNeighbor(r) => reply(client.delete_neighbor(r).await).map(|_| ctx.deleted()),
+        C::SetNeighborConfig(r) => ctx.changed(&ConfigJson::from(&reply(
+            client.set_neighbor_config(r).await,
+        )?)),
+        C::SetProxyArp(r) => {
+            ctx.changed(&ProxyArpJson::from(&reply(client.set_proxy_arp(r).await)?))
+        }
     }
 }
 
@@ -57,10 +81,15 @@ pub fn of(command: Command) -> anyhow::Result<C> {
         Command::Iface(IfaceCommand::Add { name, kind, args }) => {
             let mut args = parse_key_values(&args)?;
             absolutize_files(&kind, &mut args)?;
+            let vrf = args
+                .remove("vrf")
+                .map(|v| crate::vrf::vrf_id(&v))
+                .transpose()?;
             C::AddInterface(pb::AddInterfaceRequest {
                 name,
                 r#type: kind,
                 args,
+                vrf,
             })
         }
         Command::Iface(IfaceCommand::Del { name }) => {
@@ -72,6 +101,7 @@ pub fn of(command: Command) -> anyhow::Result<C> {
                 name,
                 admin_up: s.admin_up,
                 mtu: s.mtu,
+                vrf: s.vrf,
             })
         }
         Command::Bridge(BridgeCommand::Add { name, args }) => {
@@ -114,6 +144,44 @@ pub fn of(command: Command) -> anyhow::Result<C> {
         Command::Xconnect(XconnectCommand::Del { iface_a }) => {
             C::DeleteXconnect(pb::DeleteXconnectRequest { iface_a })
         }
+        Command::Vrf(VrfCommand::Add { id }) => C::AddVrf(pb::AddVrfRequest {
+            id: crate::vrf::id_arg(&id)?,
+        }),
+        Command::Vrf(VrfCommand::Del { id }) => C::DeleteVrf(pb::DeleteVrfRequest {
+            id: crate::vrf::id_arg(&id)?,
+        }),
+        Command::Addr(AddrCommand::Add { iface, cidr }) => C::AddAddress(pb::AddAddressRequest {
+            iface,
+            address: cidr,
+        }),
+        Command::Addr(AddrCommand::Del { iface, cidr }) => {
+            C::DeleteAddress(pb::DeleteAddressRequest {
+                iface,
+                address: cidr,
+            })
+        }
+        Command::Route(RouteCommand::Add { prefix, args }) => {
+            C::AddRoute(crate::route::add_request(prefix, &args)?)
+        }
+        Command::Route(RouteCommand::Del { prefix, args }) => {
+            C::DeleteRoute(pb::DeleteRouteRequest {
+                prefix,
+                vrf: crate::vrf::vrf_option(&args)?.unwrap_or(0),
+            })
+        }
+        Command::Neigh(NeighCommand::Add { iface, ip, mac }) => {
+            C::AddNeighbor(pb::AddNeighborRequest { iface, ip, mac })
+        }
+        Command::Neigh(NeighCommand::Del { iface, ip }) => {
+            C::DeleteNeighbor(pb::DeleteNeighborRequest { iface, ip })
+        }
+        Command::Neigh(NeighCommand::Set { args }) => {
+            C::SetNeighborConfig(crate::neigh::set_request(&args)?)
+        }
+        Command::ProxyArp { iface, state } => C::SetProxyArp(pb::SetProxyArpRequest {
+            iface,
+            on: crate::proxy_arp::on_off(&state)?,
+        }),
         other => bail!(
             "{} changes nothing; a transaction holds only changes",
             describe(&other)
@@ -148,6 +216,12 @@ mod tests {
             "vsctl fdb add br0 02:00:00:00:00:01 a vlan=x",
             "vsctl bridge add br0 learn=maybe",
             "vsctl iface set a mtu=big",
+            "vsctl iface add a null vrf=red",
+            "vsctl vrf add blue",
+            "vsctl route add 10.0.0.0/8 gw 10.0.0.1",
+            "vsctl route del 10.0.0.0/8 vrf=x",
+            "vsctl neigh set",
+            "vsctl proxy-arp a maybe",
         ] {
             let cli = crate::args::Cli::try_parse_from(line.split(' ')).unwrap();
             let e = format!("{:#}", rt.block_on(run(cli.command, &ctx)).unwrap_err());

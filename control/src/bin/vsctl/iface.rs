@@ -92,6 +92,10 @@ pub struct InterfaceJson<'a> {
     /// The cross-connected interface, null if none.
     xconnect: Option<&'a str>,
     args: BTreeMap<&'a str, &'a str>,
+    vrf: u32,
+    proxy_arp: bool,
+    /// Its addresses (CIDR, host bits kept).
+    addresses: &'a [String],
 }
 
 impl<'a> From<&'a Interface> for InterfaceJson<'a> {
@@ -119,6 +123,9 @@ impl<'a> From<&'a Interface> for InterfaceJson<'a> {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect(),
+            vrf: i.vrf,
+            proxy_arp: i.proxy_arp,
+            addresses: &i.addresses,
         }
     }
 }
@@ -172,6 +179,12 @@ fn show_text(i: &Interface) -> String {
         ("rx_queues", i.rx_queues.to_string()),
         ("tx_queues", i.tx_queues.to_string()),
         ("xconnect", or_dash(&i.xconnect)),
+        ("vrf", i.vrf.to_string()),
+        (
+            "proxy_arp",
+            if i.proxy_arp { "on" } else { "off" }.to_owned(),
+        ),
+        ("addresses", or_dash(&i.addresses.join(" "))),
         ("rx_packets", i.rx_packets.to_string()),
         ("tx_packets", i.tx_packets.to_string()),
         ("rx_bytes", i.rx_bytes.to_string()),
@@ -180,19 +193,21 @@ fn show_text(i: &Interface) -> String {
     ])
 }
 
-/// What `iface set NAME up|down [mtu=N]` changes; `None` leaves it as it is.
+/// What `iface set NAME up|down [mtu=N] [vrf=ID]` changes; `None` leaves it as it is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Settings {
     pub admin_up: Option<bool>,
     pub mtu: Option<u32>,
+    pub vrf: Option<u32>,
 }
 
 /// Parses the words after `iface set NAME`: at most one of `up`/`down`, at most one `mtu=N`
-/// (N > 0: the API reads 0 as "unchanged"), at least one of the two.
+/// (N > 0: the API reads 0 as "unchanged"), at most one `vrf=ID`, at least one of them.
 pub(crate) fn parse_settings(words: &[String]) -> anyhow::Result<Settings> {
     let mut settings = Settings {
         admin_up: None,
         mtu: None,
+        vrf: None,
     };
     for word in words {
         match (word.as_str(), word.split_once('=')) {
@@ -211,11 +226,23 @@ pub(crate) fn parse_settings(words: &[String]) -> anyhow::Result<Settings> {
                     _ => bail!("invalid argument {word:?}: mtu must be a positive integer"),
                 }
             }
-            _ => bail!("invalid argument {word:?}: expected up, down or mtu=N"),
+            (_, Some(("vrf", value))) => {
+                if settings.vrf.is_some() {
+                    bail!("invalid argument {word:?}: vrf given twice");
+                }
+                settings.vrf = Some(crate::vrf::vrf_id(value)?);
+            }
+            _ => bail!("invalid argument {word:?}: expected up, down, mtu=N or vrf=ID"),
         }
     }
-    if settings.admin_up.is_none() && settings.mtu.is_none() {
-        bail!("nothing to set: expected up, down or mtu=N");
+    if settings
+        == (Settings {
+            admin_up: None,
+            mtu: None,
+            vrf: None,
+        })
+    {
+        bail!("nothing to set: expected up, down, mtu=N or vrf=ID");
     }
     Ok(settings)
 }
@@ -240,21 +267,32 @@ mod tests {
             settings(&["up"]).expect("valid"),
             Settings {
                 admin_up: Some(true),
-                mtu: None
+                mtu: None,
+                vrf: None
             }
         );
         assert_eq!(
             settings(&["down", "mtu=9000"]).expect("valid"),
             Settings {
                 admin_up: Some(false),
-                mtu: Some(9000)
+                mtu: Some(9000),
+                vrf: None
             }
         );
         assert_eq!(
             settings(&["mtu=1500"]).expect("valid"),
             Settings {
                 admin_up: None,
-                mtu: Some(1500)
+                mtu: Some(1500),
+                vrf: None
+            }
+        );
+        assert_eq!(
+            settings(&["vrf=5"]).expect("valid"),
+            Settings {
+                admin_up: None,
+                mtu: None,
+                vrf: Some(5)
             }
         );
     }
@@ -284,13 +322,24 @@ mod tests {
         );
         assert_eq!(
             err(&["UP"]),
-            r#"invalid argument "UP": expected up, down or mtu=N"#
+            r#"invalid argument "UP": expected up, down, mtu=N or vrf=ID"#
         );
         assert_eq!(
             err(&["mac=02:00:00:00:00:01"]),
-            r#"invalid argument "mac=02:00:00:00:00:01": expected up, down or mtu=N"#
+            r#"invalid argument "mac=02:00:00:00:00:01": expected up, down, mtu=N or vrf=ID"#
         );
-        assert_eq!(err(&[]), "nothing to set: expected up, down or mtu=N");
+        assert_eq!(
+            err(&["vrf=x"]),
+            r#"invalid argument "vrf=x": vrf must be a number from 0 to 4095"#
+        );
+        assert_eq!(
+            err(&["vrf=1", "vrf=2"]),
+            r#"invalid argument "vrf=2": vrf given twice"#
+        );
+        assert_eq!(
+            err(&[]),
+            "nothing to set: expected up, down, mtu=N or vrf=ID"
+        );
     }
 
     fn sample() -> Interface {
@@ -316,6 +365,9 @@ mod tests {
             rx_queues: 1,
             tx_queues: 2,
             xconnect: String::new(),
+            vrf: 0,
+            proxy_arp: false,
+            addresses: vec!["10.0.0.1/24".into()],
         }
     }
 
@@ -344,6 +396,9 @@ mod tests {
                 "tx_queues": 2,
                 "xconnect": null,
                 "args": {"mode": "server", "socket": "/run/vm1.sock"},
+                "vrf": 0,
+                "proxy_arp": false,
+                "addresses": ["10.0.0.1/24"],
             })
         );
     }

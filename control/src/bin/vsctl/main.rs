@@ -4,6 +4,7 @@
 //! the text to print, which `main` writes. On error: exit 1 and one line, `vsctl: <message>`,
 //! on stderr (clap's usage errors keep clap's behaviour, exit 2).
 
+mod addr;
 mod args;
 mod bridge;
 mod change;
@@ -14,11 +15,15 @@ mod health;
 mod iface;
 mod kv;
 mod mempools;
+mod neigh;
 mod output;
+mod proxy_arp;
+mod route;
 mod rpc;
 mod runtime;
 mod stats;
 mod transaction;
+mod vrf;
 mod watch;
 mod workers;
 mod xconnect;
@@ -79,6 +84,11 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         Command::Bridge(verb) => bridge::run(verb, ctx).await,
         Command::Fdb(verb) => fdb::run(verb, ctx).await,
         Command::Xconnect(verb) => xconnect::run(verb, ctx).await,
+        Command::Vrf(verb) => vrf::run(verb, ctx).await,
+        Command::Addr(verb) => addr::run(verb, ctx).await,
+        Command::Route(verb) => route::run(verb, ctx).await,
+        Command::Neigh(verb) => neigh::run(verb, ctx).await,
+        c @ Command::ProxyArp { .. } => crate::change::run(c, ctx).await,
         Command::Stats { iface } => stats::run(iface, ctx).await,
         Command::Workers => workers::run(ctx).await,
         Command::Drops => drops::run(ctx).await,
