@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod options;
+pub mod router;
 pub mod service;
 pub mod slowpath;
 pub mod state;

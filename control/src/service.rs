@@ -195,6 +195,8 @@ service! {
         list_routes(ListRoutesRequest) -> ListRoutesReply,
             |sw, r| model::route::list(sw.model(), r.vrf)
                 .map(|routes| pb::ListRoutesReply { routes });
+        get_routes(GetRoutesRequest) -> GetRoutesReply,
+            |sw, r| sw.route_get(&r).map(|routes| pb::GetRoutesReply { routes });
         list_neighbors(ListNeighborsRequest) -> ListNeighborsReply,
             |sw, r| model::neigh::list(sw.model(), Some(r.iface.as_str()).filter(|i| !i.is_empty()))
                 .map(|neighbors| pb::ListNeighborsReply { neighbors });

@@ -100,6 +100,10 @@ fn run(opts: Options) -> Result<(), String> {
     // No stage punts yet but a test's; the router's ARP, ND and ICMP handlers come here.
     let slow_thread = SlowPathThread::start(slow.clone(), Discard)
         .map_err(|e| format!("cannot start the slow-path thread: {e}"))?;
+    let router = Arc::new(std::sync::Mutex::new(
+        vswitch_control::router::Router::new()
+            .map_err(|e| format!("cannot make the router's tables: {e}"))?,
+    ));
     let events = Arc::new(Events::new());
     let learner_stop = Arc::new(AtomicBool::new(false));
     let learner = vswitch_control::learner::spawn(l2.clone(), events.clone(), learner_stop.clone())
@@ -116,6 +120,7 @@ fn run(opts: Options) -> Result<(), String> {
             engine,
             slow,
             slow_thread,
+            router,
         },
         l2,
         paths,

@@ -405,6 +405,11 @@ pub(super) fn first_via_gateway(m: &Model, vrf: u16, a: &IpAddr) -> Option<Prefi
 }
 
 /// A route's proto form.
+/// The route of `prefix` in VRF `vrf`, if there is one.
+pub fn of(m: &Model, vrf: u16, prefix: &Prefix) -> Option<Arc<Route>> {
+    m.routes.get(&(vrf, *prefix)).cloned()
+}
+
 pub fn to_pb(vrf: u16, p: &Prefix, r: &Route) -> pb::Route {
     pb::Route {
         prefix: p.to_string(),

@@ -15,6 +15,7 @@ use dpdk::{Eal, Mempool, Port};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::l2::learn::Learner;
+use vswitch_dataplane::plan::L3Port;
 use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{
     DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, PortTotals, RxQueue, Stage, Tx,
@@ -26,6 +27,7 @@ use crate::buffers::BufferClass;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Events;
 use crate::model::{self, Iface, Limits, Model};
+use crate::router::Router;
 use crate::names::{format_mac, parse_mac};
 use crate::slowpath::SlowPathThread;
 use crate::state::{Snapshot, Store};
@@ -147,6 +149,8 @@ pub struct Dataplane {
     pub engine: Engine,
     pub slow: Arc<SlowPath>,
     pub slow_thread: SlowPathThread,
+    /// The router's FIBs and next hops (shared with the slow path's handlers).
+    pub router: Arc<Mutex<Router>>,
 }
 
 /// The running switch.
@@ -178,6 +182,8 @@ pub struct Switch {
     persist: bool,
     events: Arc<Events>,
     started: Instant,
+    /// The router's FIBs and next hops.
+    router: Arc<Mutex<Router>>,
 }
 
 impl Switch {
@@ -195,6 +201,7 @@ impl Switch {
             engine,
             slow,
             slow_thread,
+            router,
         } = dataplane;
         let workers = engine.workers();
         let limits = Limits {
@@ -219,6 +226,7 @@ impl Switch {
             persist: true,
             events,
             started: Instant::now(),
+            router,
         }
     }
 
@@ -281,6 +289,61 @@ impl Switch {
     }
 
     /// The logical index of interface `name`.
+    /// `route get`: each address looked up in VRF `r.vrf`'s FIB, the one the workers use.
+    pub fn route_get(&self, r: &pb::GetRoutesRequest) -> ApiResult<Vec<pb::Route>> {
+        const MAX: usize = 100_000;
+        if r.addresses.is_empty() || r.addresses.len() > MAX {
+            return Err(ApiError::invalid(format!(
+                "addresses: 1 to {MAX} addresses, not {}",
+                r.addresses.len()
+            )));
+        }
+        let vrf = model::vrf::check_id(r.vrf)?;
+        if !model::vrf::exists(&self.model, vrf) {
+            return Err(ApiError::not_found(format!(
+                "vrf {vrf} not found (vrf add {vrf} creates it)"
+            )));
+        }
+        let names = self.names_by_index();
+        let router = self.router();
+        r.addresses
+            .iter()
+            .map(|a| {
+                let ip = model::ip::parse_ip("address", a)?;
+                let Some(l) = router.lookup(vrf, ip) else {
+                    return Err(ApiError::not_found(format!("no route to {ip} in vrf {vrf}")));
+                };
+                let configured = model::route::of(&self.model, vrf, &l.prefix);
+                Ok(pb::Route {
+                    prefix: l.prefix.to_string(),
+                    vrf: u32::from(vrf),
+                    nexthops: l
+                        .nexthops
+                        .iter()
+                        .map(|(via, i)| pb::NextHop {
+                            via: via.map(|v| v.to_string()).unwrap_or_default(),
+                            iface: i
+                                .and_then(|i| names.get(&i))
+                                .map(|n| n.to_string())
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                    onlink: configured.as_ref().is_some_and(|c| c.onlink),
+                    origin: match configured {
+                        Some(c) => c.origin.name().to_string(),
+                        None if l.local => "local".to_string(),
+                        None => String::new(),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// The router's tables (a poisoned lock is taken over: the tables are plain data).
+    fn router(&self) -> std::sync::MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn ifindex_of(&self, name: &str) -> Option<IfIndex> {
         self.ports.get(name).map(|a| a.ifindex)
     }
@@ -654,8 +717,15 @@ impl Switch {
                 .xconnect
                 .as_ref()
                 .and_then(|p| Some((self.model.iface(p).ok()?, self.ports.get(p)?)));
+            let l3 = (l2.is_none() && !model::addr::of_iface(&self.model, name).is_empty()).then(|| {
+                L3Port {
+                    vrf: i.l3.vrf,
+                    mac: i.spec.mac.unwrap_or_else(|| a.port.mac()),
+                }
+            });
             let input = match peer {
                 _ if l2.is_some() => Input::Bridge,
+                _ if l3.is_some() => Input::Route,
                 None => Input::Drop(DropReason::Unconnected),
                 Some((p, _)) if !p.admin_up => Input::Drop(DropReason::IfaceDown),
                 Some((_, pa)) => Input::Xconnect(pa.ifindex),
@@ -666,7 +736,7 @@ impl Switch {
                     input,
                     l2,
                     max_frame: IfacePlan::max_frame_of(i.spec.mtu.unwrap_or(1500)),
-                    l3: None,
+                    l3,
                 });
             }
             // Each worker transmits on its own tx queue of the port.
@@ -689,7 +759,7 @@ impl Switch {
             workers,
             ifaces,
             bridges,
-            l3: Default::default(),
+            l3: self.router().plan(),
         }
     }
 

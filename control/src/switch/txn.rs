@@ -127,9 +127,15 @@ impl Switch {
             }
         };
         let Diff { l3, events, .. } = diff;
+        // VRFs come and go in the plan; an interface is routed while it has addresses.
+        let l3_plan = !l3.vrfs.added.is_empty()
+            || !l3.vrfs.removed.is_empty()
+            || !l3.addresses.added.is_empty()
+            || !l3.addresses.removed.is_empty()
+            || !l3.ifaces.is_empty();
         self.fib(l3);
         self.model = next;
-        if diff.plan {
+        if diff.plan || l3_plan {
             let quiet = self.publish();
             if !quiet {
                 tracing::warn!("a dataplane worker took over 2 s to pick up the new configuration");
@@ -409,41 +415,22 @@ impl Switch {
         Ok(outcome)
     }
 
-    /// Step 4's L3 part: what the FIB and the neighbour table must do, net of what the
-    /// transaction undid itself: VRFs, the VRF and proxy-ARP of L3 interfaces, addresses,
-    /// routes per (VRF, family) with their next-hops resolved to interfaces, static
-    /// neighbours, the neighbour table's settings.
-    ///
-    /// Nothing is applied to the dataplane yet: the FIB hook is coming (the dataplane's FIB
-    /// and forwarding stages are built apart), and will take exactly this diff here, after
-    /// the MAC table and before the model is replaced, with the interfaces' logical indices
-    /// at hand (`ifindex_of`). Until then the L3 configuration lives in the model: staged,
-    /// journaled, restored, listed and watched like the rest.
+    /// Step 4's L3 part: the router's FIBs and next hops follow the L3 diff (VRFs,
+    /// addresses' connected and local routes, static routes with their next-hops resolved
+    /// to interfaces, static neighbours), in place, while the workers keep forwarding.
+    /// A table that cannot take a route (full) is logged; the model keeps the route.
     fn fib(&mut self, l3: L3Diff) {
         if l3.is_empty() {
             return;
         }
-        let (mut added, mut replaced, mut removed) = (0, 0, 0);
-        for d in l3.routes.values() {
-            added += d.added.len();
-            replaced += d.replaced.len();
-            removed += d.removed.len();
+        let errors = {
+            let ports = &self.ports;
+            let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
+            router.apply(&l3, |n| ports.get(n).map(|a| a.ifindex))
+        };
+        for e in errors {
+            tracing::error!("not installed in the FIB: {e}");
         }
-        tracing::debug!(
-            vrfs_added = l3.vrfs.added.len(),
-            vrfs_removed = l3.vrfs.removed.len(),
-            ifaces = l3.ifaces.len(),
-            addresses_added = l3.addresses.added.len(),
-            addresses_removed = l3.addresses.removed.len(),
-            routes_added = added,
-            routes_replaced = replaced,
-            routes_removed = removed,
-            neighbors_added = l3.neighbors.added.len(),
-            neighbors_replaced = l3.neighbors.replaced.len(),
-            neighbors_removed = l3.neighbors.removed.len(),
-            neighbor_config = l3.neighbor_config.is_some(),
-            "L3 changes (no FIB in the dataplane yet)"
-        );
     }
 
     /// Step 5: puts the ports back as they were before the transaction.

@@ -331,6 +331,14 @@ pub enum RouteCommand {
         #[arg(value_name = "vrf=ID")]
         args: Vec<String>,
     },
+    /// Look addresses up in a VRF's FIB, as the workers do: `route get ADDR[,ADDR...]
+    /// [vrf=ID]` (the matched route of each).
+    Get {
+        #[arg(value_name = "ADDR[,ADDR...]")]
+        addresses: String,
+        #[arg(value_name = "vrf=ID")]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

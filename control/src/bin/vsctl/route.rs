@@ -12,7 +12,7 @@
 
 use anyhow::{anyhow, bail};
 use serde::Serialize;
-use vswitch_proto::v1::{AddRouteRequest, ListRoutesRequest, NextHop, Route};
+use vswitch_proto::v1::{AddRouteRequest, GetRoutesRequest, ListRoutesRequest, NextHop, Route};
 
 use crate::args::{Command, RouteCommand};
 use crate::output::{self, Align, Table};
@@ -29,6 +29,43 @@ pub async fn run(command: RouteCommand, ctx: &Ctx) -> anyhow::Result<String> {
                 output::json(&routes.iter().map(RouteJson::from).collect::<Vec<_>>())
             } else {
                 Ok(table(&routes))
+            }
+        }
+        RouteCommand::Get { addresses, args } => {
+            if addresses.split(',').any(str::is_empty) {
+                bail!("invalid argument {addresses:?}: an empty address in the list");
+            }
+            let request = GetRoutesRequest {
+                addresses: addresses.split(',').map(str::to_owned).collect(),
+                vrf: crate::vrf::vrf_option(&args)?.unwrap_or(0),
+            };
+            let asked = request.addresses.clone();
+            let routes = reply(ctx.client().await?.get_routes(request).await)?.routes;
+            if ctx.json {
+                let mut items: Vec<RouteJson> = routes.iter().map(RouteJson::from).collect();
+                match items.len() {
+                    // One address: one object, as CONTRACT.md's `route get` form.
+                    1 => output::json(&items.remove(0)),
+                    _ => output::json(&items),
+                }
+            } else {
+                let mut table = Table::new(&[
+                    ("ADDRESS", Align::Left),
+                    ("VRF", Align::Right),
+                    ("PREFIX", Align::Left),
+                    ("ORIGIN", Align::Left),
+                    ("NEXTHOPS", Align::Left),
+                ]);
+                for (a, r) in asked.iter().zip(&routes) {
+                    table.row(vec![
+                        a.clone(),
+                        r.vrf.to_string(),
+                        r.prefix.clone(),
+                        r.origin.clone(),
+                        nexthops_text(r),
+                    ]);
+                }
+                Ok(table.render())
             }
         }
         other => crate::change::run(Command::Route(other), ctx).await,
@@ -148,6 +185,7 @@ fn nexthops_text(r: &Route) -> String {
     r.nexthops
         .iter()
         .map(|n| match n.via.as_str() {
+            "" if n.iface.is_empty() => "local".to_string(),
             "" => format!("dev {}", n.iface),
             via => format!("via {via} dev {}", n.iface),
         })

@@ -1,0 +1,383 @@
+//! The router's dataplane tables on the control side: one IPv4 and one IPv6 FIB per VRF
+//! and the next-hop table, kept in step with the model's [`L3Diff`] (the single writer of
+//! each; workers read them without locks, see `vswitch_dataplane::l3`).
+//!
+//! Next hops are shared: every route through one gateway names one next-hop id, whose word
+//! (`Forward` to the gateway's MAC once known, `Resolve` until then) changes in place when
+//! the neighbour does, so that the routes follow at once. Kinds of next hop:
+//! - `Local`: the router's own addresses (local routes);
+//! - `Glean(iface)`: a subnet on `iface` (connected routes, `dev IFACE` routes): its
+//!   packets go to the slow path, which resolves the host;
+//! - `Gateway(iface, ip)`: a neighbour as a next hop;
+//! - `Ecmp(members)`: consecutive ids holding copies of the members' words, one picked
+//!   per flow by the workers.
+//!
+//! Thread safety: owned by the switch (under its lock).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, FibError, Match, NextHop, NextHops};
+use vswitch_dataplane::plan::{L3Plan, VrfPlan};
+use vswitch_dataplane::IfIndex;
+
+use crate::model::ip::Prefix;
+use crate::model::{L3Diff, Route};
+
+/// Groups per FIB for prefixes longer than the first level's 24 bits (1 KiB each, committed
+/// as used).
+const V4_GROUPS: u32 = 1 << 17;
+const V6_GROUPS: u32 = 1 << 17;
+/// Next-hop ids (8 bytes each, committed as used).
+const NEXTHOPS: u32 = 1 << 20;
+/// Id 0 is never handed out (a zeroed word is Invalid anyway).
+const LOCAL: u32 = 1;
+
+/// What a next-hop id stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum NhKey {
+    Glean(IfIndex),
+    Gateway(IfIndex, IpAddr),
+    Ecmp(Vec<NhKey>),
+}
+
+#[derive(Debug)]
+struct Vrf {
+    v4: Fib4Writer,
+    v6: Fib6Writer,
+}
+
+impl Vrf {
+    fn new() -> Result<Vrf, String> {
+        Ok(Vrf {
+            v4: Fib4Writer::new(V4_GROUPS).map_err(|e| e.to_string())?,
+            v6: Fib6Writer::new(V6_GROUPS).map_err(|e| e.to_string())?,
+        })
+    }
+
+    fn insert(&mut self, p: &Prefix, nh: u32) -> Result<(), FibError> {
+        match p.addr() {
+            IpAddr::V4(a) => self.v4.insert(u32::from(a), p.length(), nh),
+            IpAddr::V6(a) => self.v6.insert(u128::from(a), p.length(), nh),
+        }
+    }
+
+    fn remove(&mut self, p: &Prefix) -> Result<(), FibError> {
+        match p.addr() {
+            IpAddr::V4(a) => self.v4.remove(u32::from(a), p.length()),
+            IpAddr::V6(a) => self.v6.remove(u128::from(a), p.length()),
+        }
+    }
+
+    fn lookup(&self, a: IpAddr) -> Option<Match> {
+        match a {
+            IpAddr::V4(a) => self.v4.fib().lookup_match(u32::from(a)),
+            IpAddr::V6(a) => self.v6.fib().lookup_match(u128::from(a)),
+        }
+    }
+}
+
+/// A next-hop id in use: its key, how many routes name it, how many ids it spans.
+#[derive(Debug)]
+struct Allocated {
+    id: u32,
+    refs: u32,
+    span: u32,
+}
+
+/// The control side of the router's tables.
+#[derive(Debug)]
+pub struct Router {
+    vrfs: BTreeMap<u16, Vrf>,
+    nexthops: Arc<NextHops>,
+    ids: HashMap<NhKey, Allocated>,
+    keys: HashMap<u32, NhKey>,
+    /// Free id ranges by length (1 for a next hop, the member count for a group).
+    free: HashMap<u32, Vec<u32>>,
+    fresh: u32,
+    /// The next-hop id each installed route names, by (VRF, prefix).
+    routes: HashMap<(u16, Prefix), u32>,
+    /// Known neighbours: (interface, IP) -> MAC.
+    neighbors: HashMap<(IfIndex, IpAddr), [u8; 6]>,
+}
+
+/// A route as the FIB resolved an address: the matched prefix and its next hops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub prefix: Prefix,
+    /// (gateway, interface) of each next hop; the interface is None for a local route.
+    pub nexthops: Vec<(Option<IpAddr>, Option<IfIndex>)>,
+    pub local: bool,
+}
+
+impl Router {
+    /// Tables for VRF 0.
+    pub fn new() -> Result<Router, String> {
+        let nexthops = Arc::new(NextHops::new(NEXTHOPS).map_err(|e| e.to_string())?);
+        nexthops.set(LOCAL, NextHop::Local);
+        let mut vrfs = BTreeMap::new();
+        vrfs.insert(0, Vrf::new()?);
+        Ok(Router {
+            vrfs,
+            nexthops,
+            ids: HashMap::new(),
+            keys: HashMap::new(),
+            free: HashMap::new(),
+            fresh: LOCAL + 1,
+            routes: HashMap::new(),
+            neighbors: HashMap::new(),
+        })
+    }
+
+    /// The tables as workers see them.
+    pub fn plan(&self) -> L3Plan {
+        let n = self.vrfs.keys().next_back().map_or(0, |&v| usize::from(v) + 1);
+        let mut vrfs = vec![None; n];
+        for (&id, v) in &self.vrfs {
+            vrfs[usize::from(id)] = Some(VrfPlan {
+                fib4: v.v4.fib().clone(),
+                fib6: v.v6.fib().clone(),
+            });
+        }
+        L3Plan {
+            vrfs,
+            nexthops: Some(self.nexthops.clone()),
+        }
+    }
+
+    /// The word of next hop `key` as things stand.
+    fn word(&self, key: &NhKey) -> NextHop {
+        match key {
+            NhKey::Glean(i) => NextHop::Resolve { iface: *i },
+            NhKey::Gateway(i, ip) => match self.neighbors.get(&(*i, *ip)) {
+                Some(mac) => NextHop::Forward { iface: *i, mac: *mac },
+                None => NextHop::Resolve { iface: *i },
+            },
+            NhKey::Ecmp(_) => NextHop::Invalid,
+        }
+    }
+
+    /// Writes the words of `key`'s id(s).
+    fn write(&self, key: &NhKey, id: u32) {
+        match key {
+            NhKey::Ecmp(members) => {
+                // Members first, then the group that names them.
+                for (k, m) in members.iter().enumerate() {
+                    self.nexthops.set(id + 1 + k as u32, self.word(m));
+                }
+                self.nexthops.set(
+                    id,
+                    NextHop::Ecmp {
+                        first: id + 1,
+                        count: members.len() as u8,
+                    },
+                );
+            }
+            k => {
+                self.nexthops.set(id, self.word(k));
+            }
+        }
+    }
+
+    /// The id of `key`, taking a reference (allocated and written if new).
+    fn acquire(&mut self, key: NhKey) -> Result<u32, String> {
+        if let Some(a) = self.ids.get_mut(&key) {
+            a.refs += 1;
+            return Ok(a.id);
+        }
+        let span = match &key {
+            NhKey::Ecmp(m) => m.len() as u32 + 1,
+            _ => 1,
+        };
+        let id = match self.free.get_mut(&span).and_then(Vec::pop) {
+            Some(id) => id,
+            None if self.fresh + span <= self.nexthops.capacity() => {
+                self.fresh += span;
+                self.fresh - span
+            }
+            None => return Err(format!("next-hop table full ({NEXTHOPS} ids)")),
+        };
+        self.write(&key, id);
+        self.keys.insert(id, key.clone());
+        self.ids.insert(key, Allocated { id, refs: 1, span });
+        Ok(id)
+    }
+
+    /// Drops a reference to next hop `id` (freed with its last). Local is never freed.
+    fn release(&mut self, id: u32) {
+        let Some(key) = self.keys.get(&id).cloned() else {
+            return;
+        };
+        let Some(a) = self.ids.get_mut(&key) else {
+            return;
+        };
+        a.refs -= 1;
+        if a.refs == 0 {
+            let span = a.span;
+            self.ids.remove(&key);
+            self.keys.remove(&id);
+            // No route names it any more; a worker may still hold the id from a lookup
+            // made before the route went, and reads Invalid (no_route) meanwhile.
+            for i in id..id + span {
+                self.nexthops.set(i, NextHop::Invalid);
+            }
+            self.free.entry(span).or_default().push(id);
+        }
+    }
+
+    /// The next-hop key of a route's next hops (`ifindex` names interfaces).
+    fn key_of(route: &Route, ifindex: &impl Fn(&str) -> Option<IfIndex>) -> Option<NhKey> {
+        let one = |nh: &crate::model::NextHop| {
+            let i = ifindex(&nh.iface)?;
+            Some(match nh.via {
+                Some(ip) => NhKey::Gateway(i, ip),
+                None => NhKey::Glean(i),
+            })
+        };
+        match route.nexthops.as_slice() {
+            [nh] => one(nh),
+            many => {
+                let members: Vec<NhKey> = many.iter().map(one).collect::<Option<_>>()?;
+                Some(NhKey::Ecmp(members))
+            }
+        }
+    }
+
+    /// Makes the tables follow `diff`. `ifindex` gives an interface's logical index (None
+    /// for an interface without one: its routes are not installed). Errors (a full table)
+    /// are returned after the rest is applied; the model keeps the route.
+    pub fn apply(
+        &mut self,
+        diff: &L3Diff,
+        ifindex: impl Fn(&str) -> Option<IfIndex>,
+    ) -> Vec<String> {
+        let mut errors = Vec::new();
+        for &v in &diff.vrfs.added {
+            if !self.vrfs.contains_key(&v) {
+                match Vrf::new() {
+                    Ok(t) => {
+                        self.vrfs.insert(v, t);
+                    }
+                    Err(e) => errors.push(format!("vrf {v}: {e}")),
+                }
+            }
+        }
+        // Neighbours before routes, so that new gateways start resolved.
+        for n in diff.neighbors.removed.iter() {
+            if let Some(i) = ifindex(&n.0) {
+                self.neighbors.remove(&(i, n.1));
+            }
+        }
+        for n in diff.neighbors.added.iter().chain(&diff.neighbors.replaced) {
+            if let Some(i) = ifindex(&n.iface) {
+                self.neighbors.insert((i, n.ip), n.mac);
+            }
+        }
+        for ((vrf, _family), delta) in &diff.routes {
+            for p in &delta.removed {
+                self.uninstall(*vrf, p);
+            }
+            for (p, r) in delta.added.iter().chain(&delta.replaced) {
+                if let Err(e) = self.install(*vrf, p, r, &ifindex) {
+                    errors.push(format!("route {p} in vrf {vrf}: {e}"));
+                }
+            }
+        }
+        // Gateways whose neighbour came or went: rewrite their words (and groups').
+        if !diff.neighbors.added.is_empty()
+            || !diff.neighbors.replaced.is_empty()
+            || !diff.neighbors.removed.is_empty()
+        {
+            self.rewrite_all();
+        }
+        for &v in &diff.vrfs.removed {
+            if v != 0 {
+                // The model refuses to delete a VRF with routes; its tables are empty.
+                self.vrfs.remove(&v);
+            }
+        }
+        errors
+    }
+
+    fn install(
+        &mut self,
+        vrf: u16,
+        p: &Prefix,
+        r: &Route,
+        ifindex: &impl Fn(&str) -> Option<IfIndex>,
+    ) -> Result<(), String> {
+        let id = if r.origin == crate::model::Origin::Local {
+            LOCAL
+        } else {
+            match Self::key_of(r, ifindex) {
+                Some(k) => self.acquire(k)?,
+                None => return Err("an interface of its next hops has no index".into()),
+            }
+        };
+        let Some(t) = self.vrfs.get_mut(&vrf) else {
+            self.release(id);
+            return Err("no such vrf".into());
+        };
+        if let Err(e) = t.insert(p, id) {
+            self.release(id);
+            return Err(e.to_string());
+        }
+        if let Some(old) = self.routes.insert((vrf, *p), id) {
+            if old != LOCAL {
+                self.release(old);
+            }
+        }
+        Ok(())
+    }
+
+    fn uninstall(&mut self, vrf: u16, p: &Prefix) {
+        let Some(id) = self.routes.remove(&(vrf, *p)) else {
+            return;
+        };
+        if let Some(t) = self.vrfs.get_mut(&vrf) {
+            let _ = t.remove(p);
+        }
+        if id != LOCAL {
+            self.release(id);
+        }
+    }
+
+    fn rewrite_all(&self) {
+        for (key, a) in &self.ids {
+            self.write(key, a.id);
+        }
+    }
+
+    /// Looks `a` up in VRF `vrf` as the workers do: the matched prefix and its next hops.
+    pub fn lookup(&self, vrf: u16, a: IpAddr) -> Option<Lookup> {
+        let m = self.vrfs.get(&vrf)?.lookup(a)?;
+        let prefix = Prefix::of(a, m.len);
+        if m.next_hop == LOCAL {
+            return Some(Lookup {
+                prefix,
+                nexthops: vec![(None, None)],
+                local: true,
+            });
+        }
+        let one = |k: &NhKey| match k {
+            NhKey::Glean(i) => (None, Some(*i)),
+            NhKey::Gateway(i, ip) => (Some(*ip), Some(*i)),
+            NhKey::Ecmp(_) => (None, None),
+        };
+        let nexthops = match self.keys.get(&m.next_hop)? {
+            NhKey::Ecmp(members) => members.iter().map(one).collect(),
+            k => vec![one(k)],
+        };
+        Some(Lookup {
+            prefix,
+            nexthops,
+            local: false,
+        })
+    }
+
+    /// Routes installed, and next-hop ids in use.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.routes.len(), self.ids.len())
+    }
+}
