@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# L3 configuration through vsctl against a running vswitchd (null interfaces: the FIB is
-# not in the dataplane yet, so this is the control plane's part):
+# L3 configuration through vsctl against a running vswitchd (null interfaces: the control
+# plane's part; 31-l3-lpm checks the FIB the routes go into):
 #  - a VRF; interfaces in it at add (vrf=) and by iface set; a bridge's routed interface
 #    bvi:BR moved into it;
 #  - IPv4, IPv6 and link-local addresses, each with its connected and local routes;
