@@ -26,6 +26,7 @@ pub mod model;
 pub mod names;
 pub mod options;
 pub mod router;
+pub mod router_punts;
 pub mod service;
 pub mod slowpath;
 pub mod state;

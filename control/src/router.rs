@@ -98,8 +98,56 @@ pub struct Router {
     fresh: u32,
     /// The next-hop id each installed route names, by (VRF, prefix).
     routes: HashMap<(u16, Prefix), u32>,
-    /// Known neighbours: (interface, IP) -> MAC.
+    /// Known neighbours: (interface, IP) -> MAC (static ones, and learned ones).
     neighbors: HashMap<(IfIndex, IpAddr), [u8; 6]>,
+    /// Neighbours that are static (never replaced by what ARP says).
+    statics: std::collections::HashSet<(IfIndex, IpAddr)>,
+    /// Host routes of learned neighbours in connected subnets: (VRF, IP) -> next-hop id.
+    hosts: HashMap<(u16, IpAddr), u32>,
+    /// The routed interfaces, as the slow path needs them.
+    ifaces: HashMap<IfIndex, IfaceInfo>,
+}
+
+/// A routed interface as the slow path sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfaceInfo {
+    pub vrf: u16,
+    pub mac: [u8; 6],
+    pub mtu: u16,
+    /// Its IPv4 addresses with their subnet lengths.
+    pub v4: Vec<(std::net::Ipv4Addr, u8)>,
+    pub proxy_arp: bool,
+}
+
+impl IfaceInfo {
+    /// Whether `ip` is in one of the interface's IPv4 subnets.
+    pub fn on_link(&self, ip: std::net::Ipv4Addr) -> bool {
+        self.v4.iter().any(|&(a, len)| {
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
+            u32::from(a) & m == u32::from(ip) & m
+        })
+    }
+
+    /// The interface's address in `ip`'s subnet, else its first.
+    pub fn source_for(&self, ip: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
+        let one = |&(a, len): &(std::net::Ipv4Addr, u8)| {
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
+            u32::from(a) & m == u32::from(ip) & m
+        };
+        self.v4
+            .iter()
+            .find(|x| one(x))
+            .or(self.v4.first())
+            .map(|&(a, _)| a)
+    }
 }
 
 /// A route as the FIB resolved an address: the matched prefix and its next hops.
@@ -127,12 +175,19 @@ impl Router {
             fresh: LOCAL + 1,
             routes: HashMap::new(),
             neighbors: HashMap::new(),
+            statics: Default::default(),
+            hosts: HashMap::new(),
+            ifaces: HashMap::new(),
         })
     }
 
     /// The tables as workers see them.
     pub fn plan(&self) -> L3Plan {
-        let n = self.vrfs.keys().next_back().map_or(0, |&v| usize::from(v) + 1);
+        let n = self
+            .vrfs
+            .keys()
+            .next_back()
+            .map_or(0, |&v| usize::from(v) + 1);
         let mut vrfs = vec![None; n];
         for (&id, v) in &self.vrfs {
             vrfs[usize::from(id)] = Some(VrfPlan {
@@ -151,7 +206,10 @@ impl Router {
         match key {
             NhKey::Glean(i) => NextHop::Resolve { iface: *i },
             NhKey::Gateway(i, ip) => match self.neighbors.get(&(*i, *ip)) {
-                Some(mac) => NextHop::Forward { iface: *i, mac: *mac },
+                Some(mac) => NextHop::Forward {
+                    iface: *i,
+                    mac: *mac,
+                },
                 None => NextHop::Resolve { iface: *i },
             },
             NhKey::Ecmp(_) => NextHop::Invalid,
@@ -254,12 +312,12 @@ impl Router {
     ) -> Vec<String> {
         let mut errors = Vec::new();
         for &v in &diff.vrfs.added {
-            if !self.vrfs.contains_key(&v) {
+            if let std::collections::btree_map::Entry::Vacant(e) = self.vrfs.entry(v) {
                 match Vrf::new() {
                     Ok(t) => {
-                        self.vrfs.insert(v, t);
+                        e.insert(t);
                     }
-                    Err(e) => errors.push(format!("vrf {v}: {e}")),
+                    Err(err) => errors.push(format!("vrf {v}: {err}")),
                 }
             }
         }
@@ -267,11 +325,13 @@ impl Router {
         for n in diff.neighbors.removed.iter() {
             if let Some(i) = ifindex(&n.0) {
                 self.neighbors.remove(&(i, n.1));
+                self.statics.remove(&(i, n.1));
             }
         }
         for n in diff.neighbors.added.iter().chain(&diff.neighbors.replaced) {
             if let Some(i) = ifindex(&n.iface) {
                 self.neighbors.insert((i, n.ip), n.mac);
+                self.statics.insert((i, n.ip));
             }
         }
         for ((vrf, _family), delta) in &diff.routes {
@@ -328,6 +388,12 @@ impl Router {
                 self.release(old);
             }
         }
+        // A learned neighbour's host route of this prefix is replaced by the configured one.
+        if *p == Prefix::host(p.addr()) {
+            if let Some(h) = self.hosts.remove(&(vrf, p.addr())) {
+                self.release(h);
+            }
+        }
         Ok(())
     }
 
@@ -374,6 +440,127 @@ impl Router {
             nexthops,
             local: false,
         })
+    }
+
+    /// The routed interfaces (set by the switch with each plan it publishes).
+    pub fn set_ifaces(&mut self, ifaces: HashMap<IfIndex, IfaceInfo>) {
+        // Neighbours learned on an interface that is gone or no longer routed go with it.
+        let gone: Vec<(IfIndex, IpAddr)> = self
+            .neighbors
+            .keys()
+            .filter(|(i, _)| !ifaces.contains_key(i))
+            .filter(|k| !self.statics.contains(k))
+            .copied()
+            .collect();
+        self.ifaces = ifaces;
+        for (i, ip) in gone {
+            self.forget(i, ip);
+        }
+    }
+
+    /// Routed interface `i`.
+    pub fn iface(&self, i: IfIndex) -> Option<&IfaceInfo> {
+        self.ifaces.get(&i)
+    }
+
+    /// What a packet to `dst` in VRF `vrf` waits for: the neighbours (interface, IP) its
+    /// route's unresolved next hops need (the destination itself on a connected subnet, or
+    /// the gateways).
+    pub fn unresolved(&self, vrf: u16, dst: IpAddr) -> Vec<(IfIndex, IpAddr)> {
+        let Some(m) = self.vrfs.get(&vrf).and_then(|v| v.lookup(dst)) else {
+            return vec![];
+        };
+        let one = |k: &NhKey| match k {
+            NhKey::Glean(i) => Some((*i, dst)),
+            NhKey::Gateway(i, gw) => Some((*i, *gw)),
+            NhKey::Ecmp(_) => None,
+        };
+        let want = match self.keys.get(&m.next_hop) {
+            Some(NhKey::Ecmp(members)) => members.iter().filter_map(one).collect(),
+            Some(k) => one(k).into_iter().collect(),
+            None => vec![],
+        };
+        want.into_iter()
+            .filter(|k| !self.neighbors.contains_key(k))
+            .collect()
+    }
+
+    /// The MTU of the interface a packet to `dst` in VRF `vrf` leaves through.
+    pub fn egress_mtu(&self, vrf: u16, dst: IpAddr) -> Option<u16> {
+        let m = self.vrfs.get(&vrf)?.lookup(dst)?;
+        let i = match self.keys.get(&m.next_hop)? {
+            NhKey::Glean(i) | NhKey::Gateway(i, _) => *i,
+            NhKey::Ecmp(members) => match members.first()? {
+                NhKey::Glean(i) | NhKey::Gateway(i, _) => *i,
+                NhKey::Ecmp(_) => return None,
+            },
+        };
+        Some(self.ifaces.get(&i)?.mtu)
+    }
+
+    /// A neighbour seen by ARP: `ip` is at `mac` on interface `i`. Taken only for an IP in
+    /// one of the interface's subnets, and never over a static entry. Returns whether the
+    /// table changed. Gateways through it and its host route follow at once.
+    pub fn learn(&mut self, i: IfIndex, ip: IpAddr, mac: [u8; 6]) -> bool {
+        let Some(info) = self.ifaces.get(&i) else {
+            return false;
+        };
+        let IpAddr::V4(v4) = ip else { return false };
+        if !info.on_link(v4) || self.statics.contains(&(i, ip)) {
+            return false;
+        }
+        if self.neighbors.get(&(i, ip)) == Some(&mac) {
+            return false;
+        }
+        let vrf = info.vrf;
+        self.neighbors.insert((i, ip), mac);
+        // A host route through the neighbour (unless a configured route holds the prefix).
+        let host = Prefix::host(ip);
+        if !self.routes.contains_key(&(vrf, host)) && !self.hosts.contains_key(&(vrf, ip)) {
+            if let Ok(id) = self.acquire(NhKey::Gateway(i, ip)) {
+                match self.vrfs.get_mut(&vrf).map(|t| t.insert(&host, id)) {
+                    Some(Ok(())) => {
+                        self.hosts.insert((vrf, ip), id);
+                    }
+                    _ => self.release(id),
+                }
+            }
+        }
+        self.rewrite_all();
+        true
+    }
+
+    /// Forgets a learned neighbour (and its host route).
+    pub fn forget(&mut self, i: IfIndex, ip: IpAddr) {
+        if self.statics.contains(&(i, ip)) || self.neighbors.remove(&(i, ip)).is_none() {
+            return;
+        }
+        let vrfs: Vec<u16> = self
+            .hosts
+            .keys()
+            .filter(|(_, a)| *a == ip)
+            .map(|(v, _)| *v)
+            .collect();
+        for vrf in vrfs {
+            if let Some(id) = self.hosts.remove(&(vrf, ip)) {
+                // A configured route of the same prefix took the entry over meanwhile.
+                if !self.routes.contains_key(&(vrf, Prefix::host(ip))) {
+                    if let Some(t) = self.vrfs.get_mut(&vrf) {
+                        let _ = t.remove(&Prefix::host(ip));
+                    }
+                }
+                self.release(id);
+            }
+        }
+        self.rewrite_all();
+    }
+
+    /// Every known neighbour: (interface, IP, MAC, static).
+    pub fn neighbors(&self) -> Vec<(IfIndex, IpAddr, [u8; 6], bool)> {
+        self.neighbors
+            .iter()
+            .map(|(&(i, ip), &mac)| (i, ip, mac, self.statics.contains(&(i, ip))))
+            .collect()
     }
 
     /// Routes installed, and next-hop ids in use.

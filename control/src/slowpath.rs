@@ -32,6 +32,9 @@ pub trait PuntHandler: Send + 'static {
     /// injects them through `sp` (a packet `inject` refuses is counted there, and freed when
     /// the handler drops it).
     fn handle(&mut self, sp: &SlowPath, worker: usize, p: Punted);
+
+    /// Called after every poll of the rings, packets or not (timers: retries, expiry).
+    fn tick(&mut self, _sp: &SlowPath) {}
 }
 
 /// Sends every punted packet back out of the interface it came in on, through the worker
@@ -82,6 +85,7 @@ impl SlowPathThread {
                 let mut idle = Idle::default();
                 while !flag.load(Ordering::Acquire) {
                     let n = sp.receive(BURST, |w, p| handler.handle(&sp, w, p));
+                    handler.tick(&sp);
                     match idle.after_poll(n) {
                         Some(d) => std::thread::park_timeout(d),
                         None => std::hint::spin_loop(),

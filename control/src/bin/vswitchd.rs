@@ -19,7 +19,7 @@ use tonic_health::pb::health_server::HealthServer;
 use vswitch_control::events::Events;
 use vswitch_control::options::{online_cpus, Options};
 use vswitch_control::service::Service;
-use vswitch_control::slowpath::{Discard, SlowPathThread};
+use vswitch_control::slowpath::SlowPathThread;
 use vswitch_control::state::{self, Store};
 use vswitch_control::switch::{Dataplane, Paths, Switch, L2};
 use vswitch_dataplane::l2::bridge::L2Shared;
@@ -97,13 +97,15 @@ fn run(opts: Options) -> Result<(), String> {
     ));
     let engine = Engine::start(&eal, &lcores, opts.poll, l2.shared.clone(), slow.clone())
         .map_err(|e| e.to_string())?;
-    // No stage punts yet but a test's; the router's ARP, ND and ICMP handlers come here.
-    let slow_thread = SlowPathThread::start(slow.clone(), Discard)
-        .map_err(|e| format!("cannot start the slow-path thread: {e}"))?;
+    let pool = Arc::new(pool);
     let router = Arc::new(std::sync::Mutex::new(
         vswitch_control::router::Router::new()
             .map_err(|e| format!("cannot make the router's tables: {e}"))?,
     ));
+    // The router's ARP and ICMP (router_punts.rs) on the slow-path thread.
+    let handler = vswitch_control::router_punts::RouterPunts::new(router.clone(), pool.clone());
+    let slow_thread = SlowPathThread::start(slow.clone(), handler)
+        .map_err(|e| format!("cannot start the slow-path thread: {e}"))?;
     let events = Arc::new(Events::new());
     let learner_stop = Arc::new(AtomicBool::new(false));
     let learner = vswitch_control::learner::spawn(l2.clone(), events.clone(), learner_stop.clone())
@@ -115,7 +117,7 @@ fn run(opts: Options) -> Result<(), String> {
     let store = Store::new(&opts.state_file, seq);
     let mut switch = Switch::new(
         eal,
-        Arc::new(pool),
+        pool,
         Dataplane {
             engine,
             slow,

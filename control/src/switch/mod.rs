@@ -27,8 +27,8 @@ use crate::buffers::BufferClass;
 use crate::error::{ApiError, ApiResult};
 use crate::events::Events;
 use crate::model::{self, Iface, Limits, Model};
-use crate::router::Router;
 use crate::names::{format_mac, parse_mac};
+use crate::router::{IfaceInfo, Router};
 use crate::slowpath::SlowPathThread;
 use crate::state::{Snapshot, Store};
 
@@ -311,7 +311,9 @@ impl Switch {
             .map(|a| {
                 let ip = model::ip::parse_ip("address", a)?;
                 let Some(l) = router.lookup(vrf, ip) else {
-                    return Err(ApiError::not_found(format!("no route to {ip} in vrf {vrf}")));
+                    return Err(ApiError::not_found(format!(
+                        "no route to {ip} in vrf {vrf}"
+                    )));
                 };
                 let configured = model::route::of(&self.model, vrf, &l.prefix);
                 Ok(pb::Route {
@@ -703,6 +705,7 @@ impl Switch {
         let (members, bridges) =
             model::bridge::plan(&self.model, MAX_IFACES, &|n| self.ifindex_of(n));
         let mut ifaces = vec![None; MAX_IFACES];
+        let mut routed = std::collections::HashMap::new();
         let mut workers = vec![WorkerPlan::default(); self.engine.workers()];
         for w in &mut workers {
             w.tx = vec![Tx::None; MAX_IFACES];
@@ -717,12 +720,29 @@ impl Switch {
                 .xconnect
                 .as_ref()
                 .and_then(|p| Some((self.model.iface(p).ok()?, self.ports.get(p)?)));
-            let l3 = (l2.is_none() && !model::addr::of_iface(&self.model, name).is_empty()).then(|| {
-                L3Port {
-                    vrf: i.l3.vrf,
-                    mac: i.spec.mac.unwrap_or_else(|| a.port.mac()),
-                }
+            let addrs = model::addr::of_iface(&self.model, name);
+            let l3 = (l2.is_none() && !addrs.is_empty()).then(|| L3Port {
+                vrf: i.l3.vrf,
+                mac: i.spec.mac.unwrap_or_else(|| a.port.mac()),
             });
+            if let Some(p) = &l3 {
+                routed.insert(
+                    a.ifindex,
+                    IfaceInfo {
+                        vrf: p.vrf,
+                        mac: p.mac,
+                        mtu: i.spec.mtu.unwrap_or(1500),
+                        v4: addrs
+                            .iter()
+                            .filter_map(|c| match c.addr() {
+                                std::net::IpAddr::V4(a) => Some((a, c.length())),
+                                std::net::IpAddr::V6(_) => None,
+                            })
+                            .collect(),
+                        proxy_arp: i.l3.proxy_arp,
+                    },
+                );
+            }
             let input = match peer {
                 _ if l2.is_some() => Input::Bridge,
                 _ if l3.is_some() => Input::Route,
@@ -759,7 +779,11 @@ impl Switch {
             workers,
             ifaces,
             bridges,
-            l3: self.router().plan(),
+            l3: {
+                let mut router = self.router();
+                router.set_ifaces(routed);
+                router.plan()
+            },
         }
     }
 

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The router between two namespaces in different IPv4 subnets (af_packet interfaces with
+# addresses, nothing static on either side: ARP both ways):
+#  - the hosts resolve their gateway (the router answers ARP for its addresses) and the
+#    router resolves them (ARP requests from the slow path, the waiting packet released);
+#  - ping both ways, TTL decremented exactly once (63 at the far end's reply), and ping
+#    of the router's own address; iperf3 (TCP) through it;
+#  - ping -t 1 gets time exceeded from the router; a DF packet over the egress MTU gets
+#    fragmentation needed (with the MTU); a route through a gateway that never answers
+#    ARP gets host unreachable after the retries;
+#  - the router's counters: ip4-forward saw the packets, the slow path answered.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+vs_test_init "32-l3-route"
+start_vswitchd
+
+vs_host a 10.32.1.2/24
+NSA=$VS_NS HA=$VS_HOSTIF
+vs_host b 10.32.2.2/24
+NSB=$VS_NS HB=$VS_HOSTIF
+ip -n "$NSA" route add default via 10.32.1.1
+ip -n "$NSB" route add default via 10.32.2.1
+
+run_ok "routed interface ra" vsctl iface add ra af_packet iface="$HA"
+run_ok "routed interface rb (MTU 1400)" vsctl iface add rb af_packet iface="$HB" mtu=1400
+run_ok "ra's address" vsctl addr add ra 10.32.1.1/24
+run_ok "rb's address" vsctl addr add rb 10.32.2.1/24
+run_ok "a route through a gateway that never answers" \
+    vsctl route add 10.32.9.0/24 via 10.32.2.99
+
+vs_ping "$NSA" 10.32.2.2
+vs_ping "$NSB" 10.32.1.2
+vs_ping "$NSA" 10.32.1.1
+
+out=$(ip netns exec "$NSA" ping -c 1 -W 2 10.32.2.2)
+grep -q 'ttl=63' <<<"$out" || fail "the reply from b should arrive with TTL 63 (64 - 1): $out"
+log "TTL decremented once: $(grep -o 'ttl=[0-9]*' <<<"$out")"
+grep -q "10.32.2.2 dev eth0 lladdr" <(ip -n "$NSA" neigh show 10.32.2.2) &&
+    fail "a should not know b's MAC (b is behind the router)"
+ip -n "$NSA" neigh show 10.32.1.1 | grep -q lladdr ||
+    fail "a did not resolve its gateway 10.32.1.1"
+vsctl route get 10.32.2.2 | grep -q '10.32.2.2/32' ||
+    fail "the router should have a host route to b once resolved: $(vsctl route get 10.32.2.2)"
+
+out=$(ip netns exec "$NSA" ping -c 1 -W 2 -t 1 10.32.2.2 2>&1 || true)
+grep -qi 'Time to live exceeded' <<<"$out" || fail "ping -t 1: no time exceeded: $out"
+grep -q 'From 10.32.1.1' <<<"$out" || fail "time exceeded should come from 10.32.1.1: $out"
+log "ping -t 1: time exceeded from 10.32.1.1"
+
+out=$(ip netns exec "$NSA" ping -c 1 -W 2 -M do -s 1450 10.32.2.2 2>&1 || true)
+grep -qi 'mtu = 1400\|mtu=1400' <<<"$out" || fail "DF over MTU: no fragmentation needed (mtu 1400): $out"
+log "DF 1478-byte packet: fragmentation needed, mtu 1400"
+
+out=$(ip netns exec "$NSA" ping -c 1 -W 6 10.32.9.1 2>&1 || true)
+grep -qi 'Destination Host Unreachable' <<<"$out" ||
+    fail "unresolvable next hop: no host unreachable: $out"
+log "unresolvable gateway: host unreachable from the router"
+
+vs_iperf "$NSA" "$NSB" 10.32.2.2 2
+
+fwd=$(vsctl --json runtime | vs_json 'sum(s["packets"] for w in d["workers"] for s in w["stages"] if s["stage"] == "ip4-forward")')
+assert_int -gt "$fwd" 20 "packets through ip4-forward"
+log "ip4-forward: $fwd packets"
+
+vs_pass
