@@ -568,3 +568,194 @@ impl Router {
         (self.routes.len(), self.ids.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Limits, Model};
+    use std::net::Ipv4Addr;
+    use vswitch_proto::v1 as pb;
+    use vswitch_proto::v1::change::Change as C;
+
+    const A: IfIndex = 1;
+    const B: IfIndex = 2;
+
+    fn ifindex(n: &str) -> Option<IfIndex> {
+        match n {
+            "a" => Some(A),
+            "b" => Some(B),
+            _ => None,
+        }
+    }
+
+    /// Stages `changes` on `m` (replaced by the result) and applies the L3 diff to `r`.
+    fn step(m: &mut Model, r: &mut Router, changes: Vec<C>) {
+        let limits = Limits {
+            run_dir: std::env::temp_dir(),
+            fdb_capacity: 64,
+        };
+        let changes: Vec<pb::Change> = changes
+            .into_iter()
+            .map(|c| pb::Change { change: Some(c) })
+            .collect();
+        let s = m.stage(&changes, &limits).unwrap();
+        assert!(r.apply(&s.diff.l3, ifindex).is_empty());
+        *m = s.model;
+    }
+
+    fn null(name: &str) -> C {
+        C::AddInterface(pb::AddInterfaceRequest {
+            name: name.into(),
+            r#type: "null".into(),
+            args: Default::default(),
+            vrf: None,
+        })
+    }
+
+    fn addr(iface: &str, a: &str) -> C {
+        C::AddAddress(pb::AddAddressRequest {
+            iface: iface.into(),
+            address: a.into(),
+        })
+    }
+
+    fn route(prefix: &str, vias: &[&str]) -> C {
+        C::AddRoute(pb::AddRouteRequest {
+            prefix: prefix.into(),
+            vrf: 0,
+            nexthops: vias
+                .iter()
+                .map(|v| pb::NextHop {
+                    via: (*v).into(),
+                    iface: String::new(),
+                })
+                .collect(),
+            onlink: false,
+        })
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// The next hop the workers would use for `dst` (ECMP resolved with `hash`).
+    fn fwd(r: &Router, dst: &str, hash: u32) -> NextHop {
+        let IpAddr::V4(a) = ip(dst) else { panic!() };
+        let id = r.vrfs[&0].v4.fib().lookup(u32::from(a)).unwrap();
+        r.nexthops.resolve(id, hash)
+    }
+
+    const MAC_GW: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+
+    #[test]
+    fn routes_follow_diffs_and_neighbours() {
+        let mut m = Model::new();
+        let mut r = Router::new().unwrap();
+        step(
+            &mut m,
+            &mut r,
+            vec![
+                null("a"),
+                null("b"),
+                addr("a", "10.0.0.1/24"),
+                addr("b", "10.0.1.1/24"),
+                route("10.9.0.0/16", &["10.0.0.254"]),
+                route("0.0.0.0/0", &["10.0.0.254", "10.0.1.254"]),
+            ],
+        );
+        // Connected, local, gateway not resolved yet, the ECMP default.
+        assert_eq!(fwd(&r, "10.0.0.7", 0), NextHop::Resolve { iface: A });
+        assert_eq!(fwd(&r, "10.0.0.1", 0), NextHop::Local);
+        assert_eq!(fwd(&r, "10.9.1.1", 0), NextHop::Resolve { iface: A });
+        let l = r.lookup(0, ip("10.9.1.1")).unwrap();
+        assert_eq!(l.prefix.to_string(), "10.9.0.0/16");
+        assert_eq!(l.nexthops, vec![(Some(ip("10.0.0.254")), Some(A))]);
+        assert_eq!(r.unresolved(0, ip("10.9.1.1")), vec![(A, ip("10.0.0.254"))]);
+        assert_eq!(r.lookup(0, ip("8.8.8.8")).unwrap().nexthops.len(), 2);
+
+        // The gateway is learned (the slow path's ARP): its routes forward at once, and it
+        // gets a host route; a neighbour off every subnet of the interface is refused.
+        r.set_ifaces(HashMap::from([
+            (
+                A,
+                IfaceInfo {
+                    vrf: 0,
+                    mac: [2, 0, 0, 0, 0, 1],
+                    mtu: 1500,
+                    v4: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+                    proxy_arp: false,
+                },
+            ),
+            (
+                B,
+                IfaceInfo {
+                    vrf: 0,
+                    mac: [2, 0, 0, 0, 0, 2],
+                    mtu: 1400,
+                    v4: vec![(Ipv4Addr::new(10, 0, 1, 1), 24)],
+                    proxy_arp: false,
+                },
+            ),
+        ]));
+        assert!(r.learn(A, ip("10.0.0.254"), MAC_GW));
+        assert!(!r.learn(A, ip("10.0.0.254"), MAC_GW), "nothing new");
+        assert!(!r.learn(A, ip("192.168.0.1"), MAC_GW), "not on a's subnets");
+        let gw = NextHop::Forward {
+            iface: A,
+            mac: MAC_GW,
+        };
+        assert_eq!(fwd(&r, "10.9.1.1", 0), gw);
+        assert_eq!(fwd(&r, "10.0.0.254", 0), gw);
+        assert_eq!(
+            r.lookup(0, ip("10.0.0.254")).unwrap().prefix.to_string(),
+            "10.0.0.254/32"
+        );
+        assert!(r.unresolved(0, ip("10.9.1.1")).is_empty());
+        // ECMP: the group's member through a now forwards, the other still resolves.
+        let ways: std::collections::HashSet<String> = (0..64u32)
+            .map(|h| format!("{:?}", fwd(&r, "8.8.8.8", h.wrapping_mul(0x9e37_79b9))))
+            .collect();
+        assert_eq!(ways.len(), 2, "{ways:?}");
+        assert_eq!(r.unresolved(0, ip("8.8.8.8")), vec![(B, ip("10.0.1.254"))]);
+        assert_eq!(r.egress_mtu(0, ip("10.0.1.9")), Some(1400));
+
+        // A static neighbour wins over ARP; forgetting a learned one removes its host route.
+        step(
+            &mut m,
+            &mut r,
+            vec![C::AddNeighbor(pb::AddNeighborRequest {
+                iface: "b".into(),
+                ip: "10.0.1.254".into(),
+                mac: "02:00:00:00:01:fe".into(),
+            })],
+        );
+        assert!(!r.learn(B, ip("10.0.1.254"), MAC_GW));
+        assert!(r.unresolved(0, ip("8.8.8.8")).is_empty());
+        r.forget(A, ip("10.0.0.254"));
+        assert_eq!(fwd(&r, "10.9.1.1", 0), NextHop::Resolve { iface: A });
+        assert_eq!(
+            r.lookup(0, ip("10.0.0.254")).unwrap().prefix.to_string(),
+            "10.0.0.0/24"
+        );
+
+        // Deleting routes and addresses releases their next hops.
+        let before = r.counts();
+        step(
+            &mut m,
+            &mut r,
+            vec![
+                C::DeleteRoute(pb::DeleteRouteRequest {
+                    prefix: "10.9.0.0/16".into(),
+                    vrf: 0,
+                }),
+                C::DeleteRoute(pb::DeleteRouteRequest {
+                    prefix: "0.0.0.0/0".into(),
+                    vrf: 0,
+                }),
+            ],
+        );
+        assert_eq!(r.counts().0, before.0 - 2);
+        assert!(r.lookup(0, ip("8.8.8.8")).is_none());
+        assert!(r.lookup(0, ip("10.9.1.1")).is_none());
+    }
+}
