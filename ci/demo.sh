@@ -5,6 +5,8 @@
 #   red1 10.99.10.1 --veth-- [af_packet red1] ==xconnect== [af_packet red2] --veth-- red2 10.99.10.2
 #   blue1 10.99.20.1 -- [tap blue1 (moved into the namespace)] ==xconnect== [tap blue2] -- blue2 10.99.20.2
 #   green1..green4 10.99.30.1-4 --veth-- [af_packet green1..4] == bridge br0 (MAC learning)
+#   yellow1 10.99.41.2 --veth-- [af_packet yellow1 10.99.41.1] == router == [af_packet
+#     yellow2 10.99.42.1] --veth-- yellow2 10.99.42.2   (two IPv4 subnets, routed; ARP)
 #
 # then pings across both pairs, runs a short iperf3 over each, shows what vsctl shows
 # (iface list, stats, workers, drops, runtime) and removes everything it made.
@@ -53,6 +55,18 @@ for i in 1 2 3 4; do
     vsctl bridge attach br0 "green$i"
 done
 
+step "yellow subnets: two namespaces in different IPv4 subnets, routed by the switch"
+vs_host y1 10.99.41.2/24
+yellow1=$VS_NS
+ip -n "$yellow1" route add default via 10.99.41.1
+vsctl iface add yellow1 af_packet iface="$VS_HOSTIF"
+vsctl addr add yellow1 10.99.41.1/24
+vs_host y2 10.99.42.2/24
+yellow2=$VS_NS
+ip -n "$yellow2" route add default via 10.99.42.1
+vsctl iface add yellow2 af_packet iface="$VS_HOSTIF"
+vsctl addr add yellow2 10.99.42.1/24
+
 step "vsctl iface list"
 vsctl iface list
 step "vsctl xconnect list"
@@ -70,6 +84,14 @@ for i in 1 2 3 4; do
         ((i == j)) || vs_ping "$(vs_ifname g$i)" "10.99.30.$j"
     done
 done
+step "ping across the router (yellow1 <-> yellow2, and the router's own address)"
+vs_ping "$yellow1" 10.99.42.2
+vs_ping "$yellow2" 10.99.41.2
+vs_ping "$yellow1" 10.99.41.1
+step "vsctl route show; vsctl route get (the dataplane's FIB)"
+vsctl route show
+vsctl route get 10.99.42.2,10.99.41.1,10.99.42.77
+
 step "vsctl bridge show br0"
 vsctl bridge show br0
 step "vsctl fdb show br0 (each host's MAC on its own interface)"
@@ -79,6 +101,7 @@ step "iperf3, 3 s over each pair"
 vs_iperf "$red1" "$red2" 10.99.10.2 3
 vs_iperf "$blue1" "$blue2" 10.99.20.2 3
 vs_iperf "$(vs_ifname g1)" "$(vs_ifname g4)" 10.99.30.4 3
+vs_iperf "$yellow1" "$yellow2" 10.99.42.2 3
 
 step "vsctl stats"
 vsctl stats

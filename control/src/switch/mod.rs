@@ -334,7 +334,8 @@ impl Switch {
                     origin: match configured {
                         Some(c) => c.origin.name().to_string(),
                         None if l.local => "local".to_string(),
-                        None => String::new(),
+                        // A host route of a neighbour the slow path resolved.
+                        None => "neighbor".to_string(),
                     },
                 })
             })
