@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use vswitch_dataplane::l3::fib::Grace;
 use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, FibError, Match, NextHop, NextHops};
 use vswitch_dataplane::plan::{L3Plan, VrfPlan};
 use vswitch_dataplane::IfIndex;
@@ -284,12 +285,20 @@ impl Router {
         }
     }
 
-    /// The next-hop key of a route's next hops (`ifindex` names interfaces).
-    fn key_of(route: &Route, ifindex: &impl Fn(&str) -> Option<IfIndex>) -> Option<NhKey> {
+    /// The next-hop key of route `p`'s next hops (`ifindex` names interfaces). A host
+    /// route straight out of an interface (`10.1.1.5/32 dev pod5`) has its destination as
+    /// its neighbour: a gateway next hop, resolved in place like any other.
+    fn key_of(
+        p: &Prefix,
+        route: &Route,
+        ifindex: &impl Fn(&str) -> Option<IfIndex>,
+    ) -> Option<NhKey> {
+        let host = *p == Prefix::host(p.addr());
         let one = |nh: &crate::model::NextHop| {
             let i = ifindex(&nh.iface)?;
             Some(match nh.via {
                 Some(ip) => NhKey::Gateway(i, ip),
+                None if host => NhKey::Gateway(i, p.addr()),
                 None => NhKey::Glean(i),
             })
         };
@@ -370,7 +379,7 @@ impl Router {
         let id = if r.origin == crate::model::Origin::Local {
             LOCAL
         } else {
-            match Self::key_of(r, ifindex) {
+            match Self::key_of(p, r, ifindex) {
                 Some(k) => self.acquire(k)?,
                 None => return Err("an interface of its next hops has no index".into()),
             }
@@ -426,8 +435,11 @@ impl Router {
                 local: true,
             });
         }
+        // A host route straight out of an interface names its destination as the neighbour.
+        let host = prefix == Prefix::host(a);
         let one = |k: &NhKey| match k {
             NhKey::Glean(i) => (None, Some(*i)),
+            NhKey::Gateway(i, ip) if host && *ip == a => (None, Some(*i)),
             NhKey::Gateway(i, ip) => (Some(*ip), Some(*i)),
             NhKey::Ecmp(_) => (None, None),
         };
@@ -456,6 +468,15 @@ impl Router {
         for (i, ip) in gone {
             self.forget(i, ip);
         }
+    }
+
+    /// An IPv4 address the router has in VRF `vrf` (for ARP requests out of an interface
+    /// without one of its own).
+    pub fn any_v4(&self, vrf: u16) -> Option<std::net::Ipv4Addr> {
+        self.ifaces
+            .values()
+            .filter(|i| i.vrf == vrf)
+            .find_map(|i| i.v4.first().map(|&(a, _)| a))
     }
 
     /// Routed interface `i`.
@@ -506,7 +527,16 @@ impl Router {
             return false;
         };
         let IpAddr::V4(v4) = ip else { return false };
-        if !info.on_link(v4) || self.statics.contains(&(i, ip)) {
+        // On one of its subnets, or routed out of it (a `dev` route: a Calico pod's /32).
+        let routed_here = || {
+            let m = self.vrfs.get(&info.vrf).and_then(|v| v.lookup(ip));
+            match m.and_then(|m| self.keys.get(&m.next_hop)) {
+                Some(NhKey::Glean(x)) => *x == i,
+                Some(NhKey::Gateway(x, gw)) => *x == i && *gw == ip,
+                _ => false,
+            }
+        };
+        if !(info.on_link(v4) || routed_here()) || self.statics.contains(&(i, ip)) {
             return false;
         }
         if self.neighbors.get(&(i, ip)) == Some(&mac) {
@@ -561,6 +591,32 @@ impl Router {
             .iter()
             .map(|(&(i, ip), &mac)| (i, ip, mac, self.statics.contains(&(i, ip))))
             .collect()
+    }
+
+    /// Starts a grace period for the FIB groups retired so far (groups folded back when
+    /// longer prefixes went), if any: once every worker has finished a poll begun after
+    /// this (a plan publish that returned true), [`Router::end_grace`] makes them reusable.
+    pub fn begin_grace(&mut self) -> Option<Vec<(u16, Grace, Grace)>> {
+        let waiting = self
+            .vrfs
+            .values()
+            .any(|v| v.v4.groups().1 > 0 || v.v6.groups().1 > 0);
+        waiting.then(|| {
+            self.vrfs
+                .iter_mut()
+                .map(|(&id, v)| (id, v.v4.begin_grace(), v.v6.begin_grace()))
+                .collect()
+        })
+    }
+
+    /// Ends a grace period begun by [`Router::begin_grace`].
+    pub fn end_grace(&mut self, grace: Vec<(u16, Grace, Grace)>) {
+        for (id, g4, g6) in grace {
+            if let Some(v) = self.vrfs.get_mut(&id) {
+                v.v4.end_grace(g4);
+                v.v6.end_grace(g6);
+            }
+        }
     }
 
     /// Routes installed, and next-hop ids in use.

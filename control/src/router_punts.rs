@@ -126,11 +126,11 @@ impl RouterPunts {
         if !may_send_icmpv4_error(&p) || !self.icmp_allowed() {
             return;
         }
-        let Some((mac, src)) = self
-            .router()
-            .iface(rx)
-            .and_then(|i| Some((i.mac, i.source_for(p.src())?)))
-        else {
+        let Some((mac, src)) = ({
+            let r = self.router();
+            r.iface(rx)
+                .and_then(|i| Some((i.mac, i.source_for(p.src()).or_else(|| r.any_v4(i.vrf))?)))
+        }) else {
             return;
         };
         self.ident = self.ident.wrapping_add(1);
@@ -190,13 +190,20 @@ impl RouterPunts {
         }
     }
 
-    /// Sends an ARP request for `ip` out of `iface`.
+    /// Sends an ARP request for `ip` out of `iface`, from the interface's address in that
+    /// subnet, else one of the router's in the VRF, else 0.0.0.0 (an interface without
+    /// addresses, such as a Calico-style pod link; hosts answer such probes).
     fn request(&self, sp: &SlowPath, worker: usize, iface: IfIndex, ip: Ipv4Addr) {
-        let Some((mac, src)) = self
-            .router()
-            .iface(iface)
-            .and_then(|i| Some((i.mac, i.source_for(ip)?)))
-        else {
+        let Some((mac, src)) = ({
+            let r = self.router();
+            r.iface(iface).map(|i| {
+                let src = i
+                    .source_for(ip)
+                    .or_else(|| r.any_v4(i.vrf))
+                    .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                (i.mac, src)
+            })
+        }) else {
             return;
         };
         let mut out = vec![0u8; 60];
@@ -221,15 +228,8 @@ impl RouterPunts {
             r.unresolved(vrf, IpAddr::V4(dst))
         };
         let Some(&(iface, IpAddr::V4(first))) = wanted.first() else {
-            // Resolved meanwhile: through the graph again.
-            let _ = sp.inject(
-                worker,
-                Injected {
-                    mbuf: m,
-                    iface: rx,
-                    as_received: true,
-                },
-            );
+            // Nothing to resolve (resolved meanwhile, or a route changed): dropped, never
+            // sent round again (a next hop still saying Resolve would loop it).
             return;
         };
         let now = Instant::now();

@@ -24,12 +24,25 @@ pub const MAX_CHANGES: usize = 1_000_000;
 pub struct Service {
     switch: Arc<Mutex<Option<Switch>>>,
     events: Arc<Events>,
+    /// Turns true when the daemon stops: Watch streams end then (the server waits for open
+    /// streams before it returns).
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Service {
     /// Serves `switch`; `None` inside means it has shut down.
     pub fn new(switch: Arc<Mutex<Option<Switch>>>, events: Arc<Events>) -> Service {
-        Service { switch, events }
+        Service {
+            switch,
+            events,
+            stop: None,
+        }
+    }
+
+    /// Ends every Watch stream when `stop` turns true.
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Service {
+        self.stop = Some(stop);
+        self
     }
 
     /// Applies one change, then builds the reply from the switch as it is after it.
@@ -263,6 +276,18 @@ service! {
                     }))
                 }
             });
+        let Some(stop) = self.stop.clone() else {
+            return Ok(Response::new(Box::pin(stream)));
+        };
+        // The events, until the daemon stops (a None from the stop side ends the stream).
+        let stopping = tokio_stream::wrappers::WatchStream::new(stop)
+            .filter(|stopped| *stopped)
+            .map(|_| None);
+        let stream = stream
+            .map(Some)
+            .merge(stopping)
+            .take_while(Option::is_some)
+            .filter_map(|e| e);
         Ok(Response::new(Box::pin(stream)))
     }
 }

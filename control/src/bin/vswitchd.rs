@@ -164,7 +164,7 @@ fn run(opts: Options) -> Result<(), String> {
             stop_signal().await;
             let _ = stop_tx.send(true);
         });
-        let service = Service::new(switch.clone(), events.clone());
+        let service = Service::new(switch.clone(), events.clone()).with_stop(stop_rx.clone());
         let tcp = match (opts.listen, tls) {
             (Some(addr), Some(tls)) => {
                 let listener = TcpListener::bind(addr)

@@ -388,7 +388,7 @@ fn index(m: &mut Model, (vrf, p): RouteKey, r: &Route, add: bool) {
 }
 
 /// The first static route going through interface `name`: (VRF, prefix).
-pub(super) fn first_through(m: &Model, name: &str) -> Option<(u16, Prefix)> {
+pub fn first_through(m: &Model, name: &str) -> Option<(u16, Prefix)> {
     let n: Arc<str> = Arc::from(name);
     m.by_iface
         .range((n.clone(), 0, Prefix::MIN)..=(n, u16::MAX, Prefix::MAX))

@@ -722,7 +722,15 @@ impl Switch {
                 .as_ref()
                 .and_then(|p| Some((self.model.iface(p).ok()?, self.ports.get(p)?)));
             let addrs = model::addr::of_iface(&self.model, name);
-            let l3 = (l2.is_none() && !addrs.is_empty()).then(|| L3Port {
+            // Routed: an interface outside bridges and cross-connects with addresses, with
+            // proxy-ARP on, or that static routes go through (a Calico-style pod interface
+            // has no address of its own: a /32 route and proxy-ARP).
+            let routed_iface = l2.is_none()
+                && i.xconnect.is_none()
+                && (!addrs.is_empty()
+                    || i.l3.proxy_arp
+                    || model::route::first_through(&self.model, name).is_some());
+            let l3 = routed_iface.then(|| L3Port {
                 vrf: i.l3.vrf,
                 mac: i.spec.mac.unwrap_or_else(|| a.port.mac()),
             });

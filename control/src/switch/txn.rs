@@ -134,9 +134,22 @@ impl Switch {
             || !l3.addresses.removed.is_empty()
             || !l3.ifaces.is_empty();
         self.fib(l3);
+        // FIB groups retired by this or earlier changes are reused once every worker has
+        // finished a poll begun after now: after a publish that returns true.
+        let grace = self
+            .router
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .begin_grace();
         self.model = next;
-        if diff.plan || l3_plan {
+        if diff.plan || l3_plan || grace.is_some() {
             let quiet = self.publish();
+            if let (true, Some(g)) = (quiet, grace) {
+                self.router
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .end_grace(g);
+            }
             if !quiet {
                 tracing::warn!("a dataplane worker took over 2 s to pick up the new configuration");
             }
