@@ -8,7 +8,11 @@
 #  - ping -t 1 gets time exceeded from the router; a DF packet over the egress MTU gets
 #    fragmentation needed (with the MTU); a route through a gateway that never answers
 #    ARP gets host unreachable after the retries;
-#  - the router's counters: ip4-forward saw the packets, the slow path answered.
+#  - the router's counters: ip4-forward saw the packets, the slow path answered;
+#  - a flannel-style onlink route (the gateway outside every subnet of the router, on the
+#    link of dev): a third namespace answers for it and the route carries traffic;
+#  - restart (SIGTERM): addresses, routes and the onlink route come back from the state
+#    file and traffic resumes (neighbours are resolved again by ARP).
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -63,5 +67,24 @@ vs_iperf "$NSA" "$NSB" 10.32.2.2 2
 fwd=$(vsctl --json runtime | vs_json 'sum(s["packets"] for w in d["workers"] for s in w["stages"] if s["stage"] == "ip4-forward")')
 assert_int -gt "$fwd" 20 "packets through ip4-forward"
 log "ip4-forward: $fwd packets"
+
+# flannel's form: `via 10.244.1.0 dev IFACE onlink`, the gateway in no subnet of ours.
+vs_host c 10.244.1.0/24
+NSC=$VS_NS HC=$VS_HOSTIF
+ip -n "$NSC" route add 10.32.1.0/24 via 10.32.3.1 onlink dev eth0 2>/dev/null ||
+    ip -n "$NSC" route add default dev eth0
+run_ok "interface toward c" vsctl iface add rc af_packet iface="$HC"
+run_ok "its address (another subnet)" vsctl addr add rc 10.32.3.1/24
+run_ok "onlink route via c" vsctl route add 10.244.1.0/24 via 10.244.1.0 dev rc onlink
+vs_ping "$NSA" 10.244.1.0
+got=$(vsctl --json route get 10.244.1.7 | vs_json '"%s %s %s" % (d["prefix"], d["origin"], d["onlink"])')
+assert_eq "$got" "10.244.1.0/24 static True" "route get 10.244.1.7 (the onlink route)"
+
+stop_vswitchd
+restart_vswitchd
+vsctl route get 10.32.2.2,10.244.1.7 >/dev/null || fail "routes not restored"
+vs_ping "$NSA" 10.32.2.2
+vs_ping "$NSA" 10.244.1.0
+log "after a restart: addresses and routes restored, traffic resumed"
 
 vs_pass
