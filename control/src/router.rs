@@ -107,6 +107,13 @@ pub struct Router {
     hosts: HashMap<(u16, IpAddr), u32>,
     /// The routed interfaces, as the slow path needs them.
     ifaces: HashMap<IfIndex, IfaceInfo>,
+    /// When each learned neighbour was last heard from (ARP from it).
+    heard: HashMap<(IfIndex, IpAddr), std::time::Instant>,
+    /// Most learned neighbours (`neigh set limit=`), and their age (`age=`).
+    neigh_limit: usize,
+    neigh_age: std::time::Duration,
+    /// Neighbours not learned because the table was full.
+    refused: u64,
 }
 
 /// A routed interface as the slow path sees it.
@@ -179,6 +186,10 @@ impl Router {
             statics: Default::default(),
             hosts: HashMap::new(),
             ifaces: HashMap::new(),
+            heard: HashMap::new(),
+            neigh_limit: crate::model::neigh::DEFAULT_LIMIT as usize,
+            neigh_age: std::time::Duration::from_secs(u64::from(crate::model::neigh::DEFAULT_AGE)),
+            refused: 0,
         })
     }
 
@@ -329,6 +340,10 @@ impl Router {
                     Err(err) => errors.push(format!("vrf {v}: {err}")),
                 }
             }
+        }
+        if let Some(c) = diff.neighbor_config {
+            self.neigh_limit = c.limit as usize;
+            self.neigh_age = std::time::Duration::from_secs(u64::from(c.age));
         }
         // Neighbours before routes, so that new gateways start resolved.
         for n in diff.neighbors.removed.iter() {
@@ -539,7 +554,14 @@ impl Router {
         if !(info.on_link(v4) || routed_here()) || self.statics.contains(&(i, ip)) {
             return false;
         }
-        if self.neighbors.get(&(i, ip)) == Some(&mac) {
+        let known = self.neighbors.get(&(i, ip));
+        if known.is_none() && self.heard.len() >= self.neigh_limit {
+            // Full: the entries there stay (an ARP flood cannot push out known hosts).
+            self.refused += 1;
+            return false;
+        }
+        self.heard.insert((i, ip), std::time::Instant::now());
+        if known == Some(&mac) {
             return false;
         }
         let vrf = info.vrf;
@@ -560,8 +582,29 @@ impl Router {
         true
     }
 
+    /// Forgets learned neighbours not heard from for the configured age (they are
+    /// resolved again when traffic needs them). Returns how many went.
+    pub fn age(&mut self, now: std::time::Instant) -> usize {
+        let old: Vec<(IfIndex, IpAddr)> = self
+            .heard
+            .iter()
+            .filter(|(_, &t)| now.saturating_duration_since(t) > self.neigh_age)
+            .map(|(k, _)| *k)
+            .collect();
+        for &(i, ip) in &old {
+            self.forget(i, ip);
+        }
+        old.len()
+    }
+
+    /// Learned neighbours, and how many were refused because the table was full.
+    pub fn learned(&self) -> (usize, u64) {
+        (self.heard.len(), self.refused)
+    }
+
     /// Forgets a learned neighbour (and its host route).
     pub fn forget(&mut self, i: IfIndex, ip: IpAddr) {
+        self.heard.remove(&(i, ip));
         if self.statics.contains(&(i, ip)) || self.neighbors.remove(&(i, ip)).is_none() {
             return;
         }
@@ -787,6 +830,20 @@ mod tests {
         );
         assert!(!r.learn(B, ip("10.0.1.254"), MAC_GW));
         assert!(r.unresolved(0, ip("8.8.8.8")).is_empty());
+        // The learned table's limit (static entries do not count) and aging.
+        r.neigh_limit = 2;
+        assert!(r.learn(A, ip("10.0.0.7"), [2, 0, 0, 0, 0, 7]));
+        assert!(
+            !r.learn(A, ip("10.0.0.8"), [2, 0, 0, 0, 0, 8]),
+            "table full"
+        );
+        assert_eq!(r.learned(), (2, 1));
+        r.neigh_age = std::time::Duration::from_secs(1);
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        assert_eq!(r.age(later), 2);
+        assert_eq!(r.learned().0, 0);
+        assert_eq!(fwd(&r, "10.9.1.1", 0), NextHop::Resolve { iface: A });
+        assert!(r.learn(A, ip("10.0.0.254"), MAC_GW));
         r.forget(A, ip("10.0.0.254"));
         assert_eq!(fwd(&r, "10.9.1.1", 0), NextHop::Resolve { iface: A });
         assert_eq!(

@@ -62,6 +62,7 @@ pub struct RouterPunts {
     refilled: Instant,
     ident: u16,
     last_tick: Instant,
+    last_age: Instant,
 }
 
 impl RouterPunts {
@@ -74,6 +75,7 @@ impl RouterPunts {
             refilled: Instant::now(),
             ident: 0,
             last_tick: Instant::now(),
+            last_age: Instant::now(),
         }
     }
 
@@ -374,10 +376,16 @@ impl PuntHandler for RouterPunts {
     }
 
     fn tick(&mut self, sp: &SlowPath) {
-        if self.pending.is_empty() || self.last_tick.elapsed() < Duration::from_millis(50) {
+        if self.last_tick.elapsed() < Duration::from_millis(50) {
             return;
         }
         self.last_tick = Instant::now();
-        self.expire(sp);
+        if !self.pending.is_empty() {
+            self.expire(sp);
+        }
+        if self.last_age.elapsed() >= Duration::from_secs(1) {
+            self.last_age = Instant::now();
+            self.router().age(self.last_age);
+        }
     }
 }

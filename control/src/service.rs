@@ -212,7 +212,10 @@ service! {
             |sw, r| sw.route_get(&r).map(|routes| pb::GetRoutesReply { routes });
         list_neighbors(ListNeighborsRequest) -> ListNeighborsReply,
             |sw, r| model::neigh::list(sw.model(), Some(r.iface.as_str()).filter(|i| !i.is_empty()))
-                .map(|neighbors| pb::ListNeighborsReply { neighbors });
+                .map(|mut neighbors| {
+                    neighbors.extend(sw.learned_neighbors(Some(r.iface.as_str()).filter(|i| !i.is_empty())));
+                    pb::ListNeighborsReply { neighbors }
+                });
         get_neighbor_config(GetNeighborConfigRequest) -> NeighborConfig,
             |sw, _| Ok(model::neigh::config_pb(sw.model()));
     }

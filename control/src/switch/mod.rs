@@ -342,6 +342,30 @@ impl Switch {
             .collect()
     }
 
+    /// Neighbours the router learned by ARP (of interface `iface`, or all): state
+    /// "reachable", not static.
+    pub fn learned_neighbors(&self, iface: Option<&str>) -> Vec<pb::Neighbor> {
+        let names = self.names_by_index();
+        let mut v: Vec<pb::Neighbor> = self
+            .router()
+            .neighbors()
+            .into_iter()
+            .filter(|n| !n.3)
+            .filter_map(|(i, ip, mac, _)| {
+                let name = names.get(&i)?;
+                (iface.is_none() || iface == Some(*name)).then(|| pb::Neighbor {
+                    iface: name.to_string(),
+                    ip: ip.to_string(),
+                    mac: format_mac(mac),
+                    state: "reachable".into(),
+                    r#static: false,
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.iface, &a.ip).cmp(&(&b.iface, &b.ip)));
+        v
+    }
+
     /// The router's tables (a poisoned lock is taken over: the tables are plain data).
     fn router(&self) -> std::sync::MutexGuard<'_, Router> {
         self.router.lock().unwrap_or_else(|e| e.into_inner())
