@@ -662,7 +662,8 @@ impl Router {
         }
     }
 
-    /// Routes installed, and next-hop ids in use.
+    /// Routes installed, and next-hop ids in use (tests).
+    #[cfg(test)]
     pub fn counts(&self) -> (usize, usize) {
         (self.routes.len(), self.ids.len())
     }

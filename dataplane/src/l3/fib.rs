@@ -133,11 +133,6 @@ impl<const BITS: u32> Trie<BITS> {
             self.default.load(Relaxed)
         }
     }
-
-    /// Bytes of address space reserved (what is committed is what routes touched).
-    pub fn reserved_bytes(&self) -> usize {
-        self.tbl24.bytes() + self.tbl8.bytes()
-    }
 }
 
 /// What a lookup found: the next hop and the length of the prefix that matched.
@@ -323,11 +318,6 @@ impl<const BITS: u32> FibWriter<BITS> {
     /// Groups in use (each 1 KiB), and retired ones waiting for a grace period.
     pub fn groups(&self) -> (u32, usize) {
         (self.in_use, self.retired.len())
-    }
-
-    /// The next hop of exactly `prefix/len`, if that route exists.
-    pub fn get(&self, prefix: u128, len: u8) -> Option<u32> {
-        self.routes.get(usize::from(len))?.get(&prefix).copied()
     }
 
     fn slot(&self, at: At) -> &AtomicU32 {

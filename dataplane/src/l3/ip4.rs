@@ -86,6 +86,36 @@ pub fn flow_hash(ip: &[u8]) -> u32 {
     (h >> 32) as u32 ^ h as u32
 }
 
+/// The FIB of the VRF of routed interface `rx_if`, remembered for the run of packets from
+/// one interface (a vector's packets mostly come from one).
+struct FibOf<'a> {
+    ctx: &'a Ctx<'a>,
+    last: (u16, Option<&'a Fib4>),
+}
+
+impl<'a> FibOf<'a> {
+    #[inline(always)]
+    fn get(&mut self, rx_if: u16) -> Option<&'a Fib4> {
+        if self.last.0 != rx_if {
+            let plan = self.ctx.plan;
+            let fib = plan
+                .iface(rx_if)
+                .and_then(|p| p.l3)
+                .and_then(|l3| plan.vrf(l3.vrf))
+                .map(|v| &*v.fib4);
+            self.last = (rx_if, fib);
+        }
+        self.last.1
+    }
+}
+
+/// Where a packet goes after the lookup.
+enum Verdict {
+    Forward(crate::plan::IfIndex, ethernet::Mac),
+    Punt(PuntReason),
+    Drop(DropReason),
+}
+
 /// Runs the stage on the graph's ip4 vector.
 pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let Some(mut vector) = g.spare.take() else {
@@ -93,73 +123,61 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     };
     std::mem::swap(&mut g.ip4, &mut vector);
     let n = vector.len();
-    // First pass: validate, find the VRF, prefetch the FIB entry.
+    let mut fibs = FibOf {
+        ctx,
+        last: (u16::MAX, None),
+    };
+    // First pass: validate, prefetch each destination's first-level FIB entry.
     let mut checks = [Check::Local; dpdk::MAX_BURST];
-    let mut fibs: [Option<&Fib4>; dpdk::MAX_BURST] = [None; dpdk::MAX_BURST];
-    let mut cached: (u16, Option<&Fib4>) = (u16::MAX, None);
-    for i in 0..n {
-        let rx_if = vector.meta[i].rx_if;
-        let c = match vector.pkts.data(i).get(L3..) {
+    for (i, c) in checks.iter_mut().enumerate().take(n) {
+        *c = match vector.pkts.data(i).get(L3..) {
             Some(ip) => check(ip),
             None => Check::Drop(DropReason::BadHeader),
         };
-        if let Check::Route(dst) = c {
-            if cached.0 != rx_if {
-                let fib = ctx
-                    .plan
-                    .iface(rx_if)
-                    .and_then(|p| p.l3)
-                    .and_then(|l3| ctx.plan.vrf(l3.vrf))
-                    .map(|v| &*v.fib4);
-                cached = (rx_if, fib);
-            }
-            if let Some(f) = cached.1 {
-                f.prefetch(dst);
-            }
-            fibs[i] = cached.1;
+        if let (Check::Route(dst), Some(f)) = (*c, fibs.get(vector.meta[i].rx_if)) {
+            f.prefetch(dst);
         }
-        checks[i] = c;
     }
     // Second pass: look up, resolve, rewrite, hand on.
     let nexthops = ctx.plan.l3.nexthops.as_deref();
     let v = &mut *vector;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
         let verdict = match checks[i] {
-            Check::Drop(r) => Err(r),
-            Check::Local => Ok(Err(PuntReason::Local)),
-            Check::Route(dst) => match (fibs[i].and_then(|f| f.lookup(dst)), nexthops) {
-                (Some(id), Some(nhs)) => {
-                    let nh = match nhs.get(id) {
+            Check::Drop(r) => Verdict::Drop(r),
+            Check::Local => Verdict::Punt(PuntReason::Local),
+            Check::Route(dst) => {
+                let id = fibs.get(meta.rx_if).and_then(|f| f.lookup(dst));
+                match (id, nexthops) {
+                    (Some(id), Some(nhs)) => match nhs.get(id) {
                         NextHop::Ecmp { .. } => {
-                            nhs.resolve(id, flow_hash(m.data().get(L3..).unwrap_or(&[])))
+                            decide(nhs.resolve(id, flow_hash(m.data().get(L3..).unwrap_or(&[]))))
                         }
-                        nh => nh,
-                    };
-                    decide(ctx, nh)
+                        nh => decide(nh),
+                    },
+                    _ => Verdict::Drop(DropReason::NoRoute),
                 }
-                _ => Err(DropReason::NoRoute),
-            },
+            }
         };
         match verdict {
-            Ok(Ok((tx_if, dst_mac))) => forward(ctx, g, m, meta, tx_if, &dst_mac),
-            Ok(Err(reason)) => punt(ctx, g, m, meta, reason),
-            Err(reason) => ctx.counters.drop_packets(STAGE, reason, meta.rx_if, 1),
+            Verdict::Forward(tx_if, dst_mac) => forward(ctx, g, m, meta, tx_if, &dst_mac),
+            Verdict::Punt(reason) => punt(ctx, g, m, meta, reason),
+            Verdict::Drop(reason) => ctx.counters.drop_packets(STAGE, reason, meta.rx_if, 1),
         }
     }
     g.spare = Some(vector);
 }
 
-type Decision = Result<Result<(crate::plan::IfIndex, ethernet::Mac), PuntReason>, DropReason>;
-
 /// Where a next hop sends a packet: out of an interface to a MAC, to the slow path, or
 /// nowhere.
 #[inline(always)]
-fn decide(_ctx: &Ctx, nh: NextHop) -> Decision {
+fn decide(nh: NextHop) -> Verdict {
     match nh {
-        NextHop::Forward { iface, mac } => Ok(Ok((iface, mac))),
-        NextHop::Resolve { .. } => Ok(Err(PuntReason::Resolve)),
-        NextHop::Local => Ok(Err(PuntReason::Local)),
-        NextHop::Drop | NextHop::Invalid | NextHop::Ecmp { .. } => Err(DropReason::NoRoute),
+        NextHop::Forward { iface, mac } => Verdict::Forward(iface, mac),
+        NextHop::Resolve { .. } => Verdict::Punt(PuntReason::Resolve),
+        NextHop::Local => Verdict::Punt(PuntReason::Local),
+        NextHop::Drop | NextHop::Invalid | NextHop::Ecmp { .. } => {
+            Verdict::Drop(DropReason::NoRoute)
+        }
     }
 }
 
