@@ -772,6 +772,13 @@ impl Switch {
                                 std::net::IpAddr::V6(_) => None,
                             })
                             .collect(),
+                        v6: addrs
+                            .iter()
+                            .filter_map(|c| match c.addr() {
+                                std::net::IpAddr::V6(a) => Some((a, c.length())),
+                                std::net::IpAddr::V4(_) => None,
+                            })
+                            .collect(),
                         proxy_arp: i.l3.proxy_arp,
                     },
                 );
