@@ -36,6 +36,8 @@ pub enum Check<A> {
 pub enum NotSent {
     Punt(PuntReason),
     Drop(DropReason),
+    /// Over the MTU, and may be fragmented: [`Family::fragment`] it.
+    Fragment,
 }
 
 /// What one IP version's forwarding stage knows.
@@ -56,6 +58,9 @@ pub(crate) trait Family {
     /// Rewrites the IP header for the hop (TTL or hop limit) if the packet, `max_ip` bytes
     /// at most, may leave; the IP packet's length (Ethernet padding excluded).
     fn rewrite(ip: &mut [u8], max_ip: usize) -> Result<usize, NotSent>;
+    /// Sends `m` (not rewritten yet) out of `out.tx_if` to `mac.0` from `mac.1` in
+    /// fragments of at most `max_ip` bytes, for a `rewrite` that said [`NotSent::Fragment`].
+    fn fragment(ctx: &Ctx, g: &mut Graph, m: Mbuf, out: &Meta, mac: (&Mac, &Mac), max_ip: usize);
 }
 
 /// The FIB of the VRF of routed interface `rx_if`, remembered for the run of packets from
@@ -181,6 +186,10 @@ fn forward<F: Family>(
     let len = match F::rewrite(&mut frame[L3..], max_ip) {
         Ok(n) => L3 + n,
         Err(NotSent::Punt(reason)) => return punt::<F>(ctx, g, m, meta, reason),
+        Err(NotSent::Fragment) => {
+            let out = Meta { tx_if, ..*meta };
+            return F::fragment(ctx, g, m, &out, (dst_mac, &src_mac), max_ip);
+        }
         Err(NotSent::Drop(reason)) => {
             // Over the MTU is counted against the output interface, the rest the input.
             let at = if reason == DropReason::MtuExceeded {
@@ -201,7 +210,7 @@ fn forward<F: Family>(
 }
 
 #[inline(always)]
-fn punt<F: Family>(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, reason: PuntReason) {
+pub(crate) fn punt<F: Family>(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, reason: PuntReason) {
     let out = Meta {
         punt: reason,
         ..*meta

@@ -14,16 +14,25 @@
 //! Drops: `bad_header` (truncated, bad version, IHL or total length), `bad_checksum`,
 //! `martian` (source multicast, broadcast or loopback, destination loopback), `no_route`
 //! (no route, a blackhole route, an invalid next hop, no VRF), `iface_down` (output
-//! interface down or not an L3 interface), `mtu_exceeded` (longer than the output MTU and
-//! may be fragmented: fragmentation is not done yet).
+//! interface down or not an L3 interface), `mtu_exceeded` (an MTU too small to fragment
+//! for), `no_mbuf` (no buffer for a fragment).
+//!
+//! Packets over the output MTU without Don't Fragment are fragmented here (out of line:
+//! each fragment a copy of its part of the packet from the packet's pool, with its own
+//! header; the first keeps every option, later ones the copied ones).
+
+use dpdk::Mbuf;
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Stage, Vector};
+use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
 use crate::l3::fib::Fib4;
-use crate::l3::forward::{self, Family, NotSent};
+use crate::l3::forward::{self, Family, NotSent, L3};
 use crate::plan::VrfPlan;
 use crate::slowpath::PuntReason;
-use crate::wire::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
+use crate::wire::ethernet::Mac;
+use crate::wire::ipv4::{fragment_header, Ipv4Packet, MAX_HEADER_LEN, PROTO_TCP, PROTO_UDP};
+
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 
 pub use crate::l3::forward::Check;
 
@@ -75,7 +84,7 @@ impl Family for Ip4 {
             return Err(if p.dont_fragment() {
                 NotSent::Punt(PuntReason::FragNeeded)
             } else {
-                NotSent::Drop(DropReason::MtuExceeded)
+                NotSent::Fragment
             });
         }
         if !p.decrement_ttl() {
@@ -83,6 +92,69 @@ impl Family for Ip4 {
         }
         Ok(len)
     }
+
+    #[cold]
+    #[inline(never)]
+    fn fragment(ctx: &Ctx, g: &mut Graph, m: Mbuf, out: &Meta, mac: (&Mac, &Mac), max_ip: usize) {
+        if let Err((reason, at)) = fragment(ctx, g, m, out, mac, max_ip) {
+            ctx.counters.drop_packets(Self::STAGE, reason, at, 1);
+        }
+    }
+}
+
+/// Fragments IPv4 packet `m` (RFC 791 §3.2, RFC 1812 §5.2.6) into packets of at most
+/// `max_ip` bytes, each with the Ethernet header for the hop, and queues them on the
+/// output. The fragments are copies from `m`'s pool; the drop reason (and the interface
+/// to count it against) when it cannot be done.
+fn fragment(
+    ctx: &Ctx,
+    g: &mut Graph,
+    mut m: Mbuf,
+    out: &Meta,
+    (dst_mac, src_mac): (&Mac, &Mac),
+    max_ip: usize,
+) -> Result<(), (DropReason, u16)> {
+    let frame = m.data_mut();
+    let Ok(mut p) = Ipv4Packet::new_checked(&mut frame[L3..]) else {
+        return Err((DropReason::BadHeader, out.rx_if));
+    };
+    if !p.decrement_ttl() {
+        forward::punt::<Ip4>(ctx, g, m, out, PuntReason::TtlExceeded);
+        return Ok(());
+    }
+    let hl = p.header_len();
+    let payload = usize::from(p.total_len()) - hl;
+    let mut header = [0u8; MAX_HEADER_LEN];
+    header[..hl].copy_from_slice(p.header());
+    let header = &header[..hl];
+    let mut h = [0u8; MAX_HEADER_LEN];
+    let mut off = 0;
+    while off < payload {
+        let too_big = (DropReason::MtuExceeded, out.tx_if);
+        let n = fragment_header(header, off as u16, true, 0, &mut h).ok_or(too_big)?;
+        let room = max_ip.saturating_sub(n) / 8 * 8;
+        if room == 0 {
+            return Err(too_big);
+        }
+        let chunk = room.min(payload - off);
+        let more = off + chunk < payload;
+        let n = fragment_header(header, off as u16, more, chunk, &mut h).ok_or(too_big)?;
+        let no_mbuf = (DropReason::NoMbuf, out.tx_if);
+        let mut f = m
+            .copy_range((L3 + hl + off) as u32, chunk as u32)
+            .ok_or(no_mbuf)?;
+        if !f.prepend((L3 + n) as u16) {
+            return Err(no_mbuf);
+        }
+        let d = f.data_mut();
+        d[0..6].copy_from_slice(dst_mac);
+        d[6..12].copy_from_slice(src_mac);
+        d[12..14].copy_from_slice(&ETHERTYPE_IPV4);
+        d[L3..L3 + n].copy_from_slice(&h[..n]);
+        g.hand_on(ctx, Ip4::STAGE, Next::Output, f, *out);
+        off += chunk;
+    }
+    Ok(())
 }
 
 /// Validates an IPv4 packet (the bytes after the Ethernet header) as a router must before

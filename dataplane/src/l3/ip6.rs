@@ -16,12 +16,15 @@
 //! `martian` (source multicast, loopback or unspecified, destination loopback or
 //! unspecified, a link-local source leaving its link), `no_route`, `iface_down`.
 
+use dpdk::Mbuf;
+
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Stage, Vector};
+use crate::graph::{Ctx, Graph, Meta, Stage, Vector};
 use crate::l3::fib::Fib6;
 use crate::l3::forward::{self, Check, Family, NotSent};
 use crate::plan::VrfPlan;
 use crate::slowpath::PuntReason;
+use crate::wire::ethernet::Mac;
 use crate::wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use crate::wire::ipv6::{Ipv6Packet, HEADER_LEN};
 
@@ -93,6 +96,13 @@ impl Family for Ip6 {
             return Err(NotSent::Punt(PuntReason::TtlExceeded));
         }
         Ok(len)
+    }
+
+    /// Routers never fragment IPv6 (RFC 8200 §5): `rewrite` never asks for it.
+    fn fragment(ctx: &Ctx, _: &mut Graph, m: Mbuf, out: &Meta, _: (&Mac, &Mac), _: usize) {
+        drop(m);
+        ctx.counters
+            .drop_packets(Self::STAGE, DropReason::MtuExceeded, out.tx_if, 1);
     }
 }
 
