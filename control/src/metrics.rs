@@ -23,6 +23,7 @@ pub struct Snapshot {
     pub runtime: pb::GetRuntimeReply,
     /// MAC learning events since start: (learned, moved, aged).
     pub fdb_events: (u64, u64, u64),
+    pub router: crate::router::RouterStats,
 }
 
 impl Snapshot {
@@ -39,6 +40,7 @@ impl Snapshot {
                 let l = sw.learn_stats();
                 (l.learned, l.moved, l.aged)
             },
+            router: sw.router_stats(),
         }
     }
 }
@@ -296,6 +298,7 @@ pub fn render(s: &Snapshot) -> String {
         family(&mut o, name, "counter", help);
         let _ = writeln!(o, "{name} {v}");
     }
+    router(&mut o, &s.router);
     family(
         &mut o,
         "vswitch_mempool_in_use",
@@ -323,6 +326,59 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     o
+}
+
+/// The router's FIB sizes, neighbours and next hops.
+fn router(o: &mut String, r: &crate::router::RouterStats) {
+    family(
+        o,
+        "vswitch_fib_routes",
+        "gauge",
+        "FIB entries per VRF and family (static, connected, local and learned host routes).",
+    );
+    for (vrf, fam, n, _) in &r.fibs {
+        let _ = writeln!(
+            o,
+            "vswitch_fib_routes{{vrf=\"{vrf}\",family=\"{fam}\"}} {n}"
+        );
+    }
+    family(
+        o,
+        "vswitch_fib_groups",
+        "gauge",
+        "FIB second-level groups in use per VRF and family (1 KiB each).",
+    );
+    for (vrf, fam, _, g) in &r.fibs {
+        let _ = writeln!(
+            o,
+            "vswitch_fib_groups{{vrf=\"{vrf}\",family=\"{fam}\"}} {g}"
+        );
+    }
+    family(
+        o,
+        "vswitch_neighbors",
+        "gauge",
+        "Neighbours, static and learned.",
+    );
+    let _ = writeln!(
+        o,
+        "vswitch_neighbors{{kind=\"static\"}} {}",
+        r.neighbors_static
+    );
+    let _ = writeln!(
+        o,
+        "vswitch_neighbors{{kind=\"learned\"}} {}",
+        r.neighbors_learned
+    );
+    family(
+        o,
+        "vswitch_neighbors_refused_total",
+        "counter",
+        "Neighbours not learned because the table was full (neigh set limit=).",
+    );
+    let _ = writeln!(o, "vswitch_neighbors_refused_total {}", r.neighbors_refused);
+    family(o, "vswitch_nexthops", "gauge", "Next-hop ids in use.");
+    let _ = writeln!(o, "vswitch_nexthops {}", r.nexthops);
 }
 
 /// Binds `addr` (so a bad address fails at start) and returns the server future.
@@ -447,6 +503,13 @@ mod tests {
                 }),
             },
             fdb_events: (5, 1, 2),
+            router: crate::router::RouterStats {
+                fibs: vec![(0, "ipv4", 12, 1), (0, "ipv6", 3, 0)],
+                neighbors_static: 2,
+                neighbors_learned: 5,
+                neighbors_refused: 9,
+                nexthops: 4,
+            },
         };
         let t = render(&s);
         for line in [
@@ -465,6 +528,11 @@ mod tests {
             "vswitch_stage_cycles_total{worker=\"0\",stage=\"l2-bridge\"} 4000",
             "vswitch_stage_drops_total{worker=\"0\",stage=\"l2-bridge\",reason=\"flood_off\"} 1",
             "vswitch_slowpath_punted_total 6",
+            "vswitch_fib_routes{vrf=\"0\",family=\"ipv4\"} 12",
+            "vswitch_fib_groups{vrf=\"0\",family=\"ipv4\"} 1",
+            "vswitch_neighbors{kind=\"learned\"} 5",
+            "vswitch_neighbors_refused_total 9",
+            "vswitch_nexthops 4",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

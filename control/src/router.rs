@@ -216,6 +216,20 @@ impl IfaceInfo {
     }
 }
 
+/// The router's sizes, for /metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    /// Per VRF and family ("ipv4", "ipv6"): FIB entries (routes, connected, local and
+    /// learned host routes) and second-level groups in use (1 KiB each).
+    pub fibs: Vec<(u16, &'static str, usize, u32)>,
+    pub neighbors_static: usize,
+    pub neighbors_learned: usize,
+    /// Neighbours not learned because the table was full.
+    pub neighbors_refused: u64,
+    /// Next-hop ids in use (neighbours, glean entries, ECMP groups).
+    pub nexthops: usize,
+}
+
 /// A route as the FIB resolved an address: the matched prefix and its next hops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lookup {
@@ -736,6 +750,24 @@ impl Router {
                 v.v4.end_grace(g4);
                 v.v6.end_grace(g6);
             }
+        }
+    }
+
+    /// What /metrics shows of the router.
+    pub fn stats(&self) -> RouterStats {
+        let mut fibs = Vec::new();
+        for (&vrf, t) in &self.vrfs {
+            let (g4, _) = t.v4.groups();
+            let (g6, _) = t.v6.groups();
+            fibs.push((vrf, "ipv4", t.v4.len(), g4));
+            fibs.push((vrf, "ipv6", t.v6.len(), g6));
+        }
+        RouterStats {
+            fibs,
+            neighbors_static: self.statics.len(),
+            neighbors_learned: self.heard.len(),
+            neighbors_refused: self.refused,
+            nexthops: self.ids.len(),
         }
     }
 

@@ -629,6 +629,14 @@ impl Switch {
         self.learner().stats()
     }
 
+    /// The router's FIB sizes, neighbours and next hops.
+    pub fn router_stats(&self) -> crate::router::RouterStats {
+        self.router
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stats()
+    }
+
     /// The learner, locked (it is shared with the learner thread; held briefly).
     fn learner(&self) -> MutexGuard<'_, Learner> {
         self.l2.learner.lock().unwrap_or_else(|p| p.into_inner())
