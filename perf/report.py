@@ -68,6 +68,13 @@ GOALS = [
     (("vswitch", "l2-1k"), ("ovs", "l2-1k"), 2.0),
     (("vswitch", "l2-100k"), ("floor", "l2-100k"), 0.6),
     (("vswitch", "l2-100k"), ("ovs", "l2-100k"), 2.0),
+    # Routed profiles: targets set with the profiles (issue 3 names none per table size).
+    (("vswitch", "ipv4-1k"), ("floor", "ipv4-1k"), 0.5),
+    (("vswitch", "ipv4-1k"), ("ovs", "ipv4-1k"), 2.0),
+    (("vswitch", "ipv4-1M"), ("floor", "ipv4-1M"), 0.4),
+    (("vswitch", "ipv4-1M"), ("ovs", "ipv4-1M"), 2.0),
+    (("vswitch", "ipv6-10k"), ("floor", "ipv6-10k"), 0.4),
+    (("vswitch", "ipv6-10k"), ("ovs", "ipv6-10k"), 2.0),
     (("vswitch", "v2v-vhost"), ("floor", "v2v-vhost"), 0.9),
     (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.15),
     (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
@@ -76,7 +83,7 @@ GOALS = [
     (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),
     # Profiles run.sh does not have yet (reported as not measured until they exist).
     (("vswitch", "vxlan"), ("vswitch", "l2-1k"), 0.7),
-    (("vswitch", "acl"), ("vswitch", "ipv4"), 0.8),
+    (("vswitch", "acl"), ("vswitch", "ipv4-1k"), 0.8),
 ]
 
 LATENCY_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
@@ -231,7 +238,8 @@ def parse_ovs_perf_show(text):
 RAW_CYCLE_FIELDS = ["busy_cycles", "cycles"]
 
 # The packet graph's stages, in graph order (`vsctl runtime`).
-STAGE_ORDER = ["rx", "ethernet-input", "l2-bridge", "punt", "inject", "output"]
+STAGE_ORDER = ["rx", "ethernet-input", "l2-bridge", "ip4-forward", "ip6-forward", "punt", "inject",
+               "output"]
 
 
 def parse_stages(r0, r1):
@@ -508,6 +516,11 @@ def summarise(samples, profiles, meta, goals=None):
                 ),
                 "busy_pct": spread([s.get("busy_pct") for s in ok]),
             }
+            # Routed profiles: seconds the set-up took to load the table (vsctl transaction
+            # of every route; OVS: ovs-ofctl --bundle add-flows of every rule).
+            load = spread([s.get("load_s") for s in mine])
+            if load:
+                entry["load_s"] = load
             if not ok:
                 entry["reason"] = "; ".join(sorted({s.get("note", "") for s in failed})) or \
                     "no reason recorded"
@@ -680,6 +693,16 @@ def render_md(doc):
                 system_label(doc, "baseline"), shown("vswitch/baseline", "baseline"), extra))
         for goal in p["goals"]:
             lines.append(goal_line(goal))
+        loads = [(n, p["systems"][n]["load_s"]) for n in SYSTEMS
+                 if (p["systems"].get(n) or {}).get("load_s")]
+        if loads:
+            lines.append("")
+            lines.append("Table load in the set-up (seconds, median [min-max] over runs; vswitch: "
+                         "one `vsctl transaction` of every route, OVS: one `ovs-ofctl --bundle "
+                         "add-flows` of every rule): " + ", ".join(
+                             "%s %s [%s-%s]" % (system_label(doc, n), fmt(l["median"], 1),
+                                                fmt(l["min"], 1), fmt(l["max"], 1))
+                             for n, l in loads) + ".")
         if p["topology"] == "B":
             busy = []
             for name in SYSTEMS:
