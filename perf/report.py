@@ -269,6 +269,21 @@ def parse_stages(r0, r1):
     return stages
 
 
+def parse_window_drops(r0, r1):
+    """Packets the graph dropped over the window, per reason ("stage/reason"), from two
+    `vsctl --json runtime` documents, summed over workers; only reasons that grew."""
+    def totals(doc):
+        out = {}
+        for w in doc.get("workers", []):
+            for st in w.get("stages", []):
+                for reason, n in (st.get("drops") or {}).items():
+                    k = "%s/%s" % (st["stage"], reason)
+                    out[k] = out.get(k, 0) + n
+        return out
+    a, b = totals(r0), totals(r1)
+    return {k: n - a.get(k, 0) for k, n in sorted(b.items()) if n - a.get(k, 0) > 0}
+
+
 def parse_vswitch(w0, s0, t0, w1, s1, t1):
     """Mpps over [t0, t1] from the sink's tx_packets (what left the switch; a list of
     interfaces, as `vsctl --json stats` gives in topology B: their sum) and from the workers'
@@ -536,6 +551,11 @@ def summarise(samples, profiles, meta, goals=None):
                     for n in names
                 }
             notes = sorted({s["note"] for s in mine if s.get("note")})
+            dropped = [(s["run"], s["window_drops"]) for s in ok if s.get("window_drops")]
+            if dropped:
+                notes.append("dropped packets in the window: " + "; ".join(
+                    "run %d: %s" % (r, ", ".join("%s %d" % kv for kv in d.items()))
+                    for r, d in dropped))
             contended = [s for s in mine if s.get("contended_by")]
             if contended:
                 who = sorted({p for s in contended for p in s["contended_by"]})
@@ -945,6 +965,10 @@ def selftest():
     st = parse_stages(rt(10, 320, 6400, 40), rt(110, 3520, 70400, 440))
     assert st == {"ethernet-input": {"packets": 3200, "vector": 32.0,
                                      "cycles_per_packet": 160.0}}, st
+    d0, d1 = rt(10, 320, 6400, 40), rt(110, 3520, 70400, 440)
+    d0["workers"][0]["stages"][0]["drops"] = {"no_route": 5, "not_ip": 2}
+    d1["workers"][0]["stages"][0]["drops"] = {"no_route": 9, "not_ip": 2}
+    assert parse_window_drops(d0, d1) == {"ethernet-input/no_route": 4}, parse_window_drops(d0, d1)
     # Topology B: `vsctl --json stats` lists every interface; a and b's tx are summed.
     v = parse_vswitch(w0, [{"name": "a", "tx_packets": 10}, {"name": "b", "tx_packets": 40}], 10.0,
                       w1, [{"name": "a", "tx_packets": 1_000_010},
@@ -1089,6 +1113,7 @@ def main():
                                 load(a.w1), load(a.s1), float(a.t1))
             if a.r0 and a.r1:
                 out["stages"] = parse_stages(load(a.r0), load(a.r1))
+                out["window_drops"] = parse_window_drops(load(a.r0), load(a.r1))
             print(json.dumps(out))
         elif a.cmd == "sample":
             s = make_sample(a.profile, a.system, a.run, a.status, a.note,

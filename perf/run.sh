@@ -774,16 +774,24 @@ measure_ovs() {
 # Machine and versions (no git command: HEAD is read from .git directly)
 
 git_revision() {
-    local g="$ROOT/.git" head ref
+    local g="$ROOT/.git" head ref common
     [ -f "$g" ] && g=$(sed -n 's/^gitdir: //p' "$g")
     [ -f "$g/HEAD" ] || { echo unknown; return; }
+    # A linked work tree (git worktree add) keeps HEAD in its own git dir and the branches in
+    # the main repository's, which its commondir names (relative to the git dir).
+    common=$g
+    if [ -f "$g/commondir" ]; then
+        common=$(sed -n 1p "$g/commondir")
+        [[ "$common" == /* ]] || common="$g/$common"
+    fi
     head=$(cat "$g/HEAD")
     case "$head" in
         ref:*)
             ref=${head#ref: }
             if [ -f "$g/$ref" ]; then cat "$g/$ref"
-            elif [ -f "$g/packed-refs" ] && grep -q " $ref\$" "$g/packed-refs"; then
-                grep " $ref\$" "$g/packed-refs" | cut -d' ' -f1
+            elif [ -f "$common/$ref" ]; then cat "$common/$ref"
+            elif [ -f "$common/packed-refs" ] && grep -q " $ref\$" "$common/packed-refs"; then
+                grep " $ref\$" "$common/packed-refs" | cut -d' ' -f1
             else echo "unknown (no commit on ${ref#refs/heads/} yet)"; fi ;;
         *) echo "$head" ;;
     esac
