@@ -68,6 +68,13 @@ GOALS = [
     (("vswitch", "l2-1k"), ("ovs", "l2-1k"), 2.0),
     (("vswitch", "l2-100k"), ("floor", "l2-100k"), 0.6),
     (("vswitch", "l2-100k"), ("ovs", "l2-100k"), 2.0),
+    # Routed profiles: targets set with the profiles (issue 3 names none per table size).
+    (("vswitch", "ipv4-1k"), ("floor", "ipv4-1k"), 0.5),
+    (("vswitch", "ipv4-1k"), ("ovs", "ipv4-1k"), 2.0),
+    (("vswitch", "ipv4-1M"), ("floor", "ipv4-1M"), 0.4),
+    (("vswitch", "ipv4-1M"), ("ovs", "ipv4-1M"), 2.0),
+    (("vswitch", "ipv6-10k"), ("floor", "ipv6-10k"), 0.4),
+    (("vswitch", "ipv6-10k"), ("ovs", "ipv6-10k"), 2.0),
     (("vswitch", "v2v-vhost"), ("floor", "v2v-vhost"), 0.9),
     (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.15),
     (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
@@ -76,7 +83,7 @@ GOALS = [
     (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),
     # Profiles run.sh does not have yet (reported as not measured until they exist).
     (("vswitch", "vxlan"), ("vswitch", "l2-1k"), 0.7),
-    (("vswitch", "acl"), ("vswitch", "ipv4"), 0.8),
+    (("vswitch", "acl"), ("vswitch", "ipv4-1k"), 0.8),
 ]
 
 LATENCY_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
@@ -231,7 +238,8 @@ def parse_ovs_perf_show(text):
 RAW_CYCLE_FIELDS = ["busy_cycles", "cycles"]
 
 # The packet graph's stages, in graph order (`vsctl runtime`).
-STAGE_ORDER = ["rx", "ethernet-input", "l2-bridge", "punt", "inject", "output"]
+STAGE_ORDER = ["rx", "ethernet-input", "l2-bridge", "ip4-forward", "ip6-forward", "punt", "inject",
+               "output"]
 
 
 def parse_stages(r0, r1):
@@ -259,6 +267,21 @@ def parse_stages(r0, r1):
             "cycles_per_packet": dy / dt if dt > 0 else None,
         }
     return stages
+
+
+def parse_window_drops(r0, r1):
+    """Packets the graph dropped over the window, per reason ("stage/reason"), from two
+    `vsctl --json runtime` documents, summed over workers; only reasons that grew."""
+    def totals(doc):
+        out = {}
+        for w in doc.get("workers", []):
+            for st in w.get("stages", []):
+                for reason, n in (st.get("drops") or {}).items():
+                    k = "%s/%s" % (st["stage"], reason)
+                    out[k] = out.get(k, 0) + n
+        return out
+    a, b = totals(r0), totals(r1)
+    return {k: n - a.get(k, 0) for k, n in sorted(b.items()) if n - a.get(k, 0) > 0}
 
 
 def parse_vswitch(w0, s0, t0, w1, s1, t1):
@@ -508,6 +531,11 @@ def summarise(samples, profiles, meta, goals=None):
                 ),
                 "busy_pct": spread([s.get("busy_pct") for s in ok]),
             }
+            # Routed profiles: seconds the set-up took to load the table (vsctl transaction
+            # of every route; OVS: ovs-ofctl --bundle add-flows of every rule).
+            load = spread([s.get("load_s") for s in mine])
+            if load:
+                entry["load_s"] = load
             if not ok:
                 entry["reason"] = "; ".join(sorted({s.get("note", "") for s in failed})) or \
                     "no reason recorded"
@@ -523,6 +551,11 @@ def summarise(samples, profiles, meta, goals=None):
                     for n in names
                 }
             notes = sorted({s["note"] for s in mine if s.get("note")})
+            dropped = [(s["run"], s["window_drops"]) for s in ok if s.get("window_drops")]
+            if dropped:
+                notes.append("dropped packets in the window: " + "; ".join(
+                    "run %d: %s" % (r, ", ".join("%s %d" % kv for kv in d.items()))
+                    for r, d in dropped))
             contended = [s for s in mine if s.get("contended_by")]
             if contended:
                 who = sorted({p for s in contended for p in s["contended_by"]})
@@ -680,6 +713,16 @@ def render_md(doc):
                 system_label(doc, "baseline"), shown("vswitch/baseline", "baseline"), extra))
         for goal in p["goals"]:
             lines.append(goal_line(goal))
+        loads = [(n, p["systems"][n]["load_s"]) for n in SYSTEMS
+                 if (p["systems"].get(n) or {}).get("load_s")]
+        if loads:
+            lines.append("")
+            lines.append("Table load in the set-up (seconds, median [min-max] over runs; vswitch: "
+                         "one `vsctl transaction` of every route, OVS: one `ovs-ofctl --bundle "
+                         "add-flows` of every rule): " + ", ".join(
+                             "%s %s [%s-%s]" % (system_label(doc, n), fmt(l["median"], 1),
+                                                fmt(l["min"], 1), fmt(l["max"], 1))
+                             for n, l in loads) + ".")
         if p["topology"] == "B":
             busy = []
             for name in SYSTEMS:
@@ -922,6 +965,10 @@ def selftest():
     st = parse_stages(rt(10, 320, 6400, 40), rt(110, 3520, 70400, 440))
     assert st == {"ethernet-input": {"packets": 3200, "vector": 32.0,
                                      "cycles_per_packet": 160.0}}, st
+    d0, d1 = rt(10, 320, 6400, 40), rt(110, 3520, 70400, 440)
+    d0["workers"][0]["stages"][0]["drops"] = {"no_route": 5, "not_ip": 2}
+    d1["workers"][0]["stages"][0]["drops"] = {"no_route": 9, "not_ip": 2}
+    assert parse_window_drops(d0, d1) == {"ethernet-input/no_route": 4}, parse_window_drops(d0, d1)
     # Topology B: `vsctl --json stats` lists every interface; a and b's tx are summed.
     v = parse_vswitch(w0, [{"name": "a", "tx_packets": 10}, {"name": "b", "tx_packets": 40}], 10.0,
                       w1, [{"name": "a", "tx_packets": 1_000_010},
@@ -1066,6 +1113,7 @@ def main():
                                 load(a.w1), load(a.s1), float(a.t1))
             if a.r0 and a.r1:
                 out["stages"] = parse_stages(load(a.r0), load(a.r1))
+                out["window_drops"] = parse_window_drops(load(a.r0), load(a.r1))
             print(json.dumps(out))
         elif a.cmd == "sample":
             s = make_sample(a.profile, a.system, a.run, a.status, a.note,

@@ -18,7 +18,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PERF="$ROOT/perf"
-REL="$ROOT/target/release"
+# Where cargo puts the binaries: CARGO_TARGET_DIR if set (as cargo itself), else target/.
+REL="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 PY=${PYTHON:-python3}
 CARGO=${CARGO:-cargo}
 ARGS="$*"
@@ -57,16 +58,27 @@ EOF
 # that configures the forwarding once the two ports exist. A new profile adds a line to each
 # table and its setup_* functions.
 
-PROFILES=(xconnect l2-1k l2-100k v2v-vhost v2v-memif)
-# Profiles --quick runs (l2-100k takes minutes to set up).
-QUICK_PROFILES=(xconnect l2-1k v2v-vhost v2v-memif)
-declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [v2v-vhost]=B [v2v-memif]=B)
+PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k v2v-vhost v2v-memif)
+# Profiles --quick runs (l2-100k and ipv4-1M take minutes to set up; ipv6-10k waits for the
+# dataplane's IPv6 forwarding).
+QUICK_PROFILES=(xconnect l2-1k ipv4-1k v2v-vhost v2v-memif)
+declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [ipv4-1k]=A [ipv4-1M]=A [ipv6-10k]=A
+    [v2v-vhost]=B [v2v-memif]=B)
+# The MAC of the first net_pcap port a DPDK process opens: the pcap PMD names its ports
+# 02:70:63:61:70:NN ("pcap" and a per-process counter) and cannot change it (set MAC:
+# ENOTSUP), so the routed profiles' frames are addressed to it (the switch checks).
+PCAP_MAC=02:70:63:61:70:00
 # Topology A: the pcap the switch replays.
 declare -A PROFILE_GEN=(
     [xconnect]="--profile xconnect --size 64 --flows 1024 --macs 1 --count 4096 --seed 1"
     [l2-1k]="--profile l2 --size 64 --flows 1024 --macs 1024 --count 4096 --seed 1"
     [l2-100k]="--profile l2 --size 64 --flows 1024 --macs 100000 --count 100000 --seed 1"
+    [ipv4-1k]="--profile routes --size 64 --routes 1000 --flows 65536 --count 65536 --seed 1 --router-mac $PCAP_MAC"
+    [ipv4-1M]="--profile routes --size 64 --routes 1000000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
+    [ipv6-10k]="--profile routes6 --size 64 --routes 10000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
 )
+# Profiles whose pcap comes with a table to install (vswitch-pktgen --table-out): $TABLE.
+declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1)
 # Topology B: the type of the switch's two ports a and b (the peer's two "VMs").
 declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-memif]=memif)
 declare -A PROFILE_DESC=(
@@ -75,20 +87,26 @@ declare -A PROFILE_DESC=(
     [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
+    [ipv4-1k]="IPv4 router src -> sink: 1,000 routes of mixed lengths (/8-/32, BGP-shaped) via one static neighbour on sink; 64 B frames to 65,536 random destinations covered by the routes; TTL decremented, MACs rewritten"
+    [ipv4-1M]="IPv4 router src -> sink: 1,000,000 routes (62% /24, /8-/23, 3.5% /25-/32: second-level groups used) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes; TTL decremented, MACs rewritten"
+    [ipv6-10k]="IPv6 router src -> sink: 10,000 routes of mixed lengths (mostly /32-/48, some /64, /128) via one static neighbour on sink; 66 B frames (the smallest IPv6/UDP) to 131,072 random destinations covered by the routes; hop limit decremented, MACs rewritten"
 )
 # Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
 # infinite_rx holds the whole pcap in mbufs. Unlisted profiles: DPDK/vswitchd defaults, 1024 MB.
-declare -A PROFILE_MBUFS=([l2-100k]=262143)
-declare -A PROFILE_MEM=([l2-100k]=2048)
+declare -A PROFILE_MBUFS=([l2-100k]=262143 [ipv4-1k]=131071 [ipv4-1M]=262143 [ipv6-10k]=262143)
+declare -A PROFILE_MEM=([l2-100k]=2048 [ipv4-1M]=2048 [ipv6-10k]=2048)
 # OVS only, where it needs more: in v2v-vhost it creates a second 262144-mbuf mempool when a
 # vhost device attaches (its NUMA socket is known only then), which fails in 1024 MB and leaves
 # port a unconfigured. (Giving all three 2048 MB instead makes testpmd take ~7-15 s to exit.)
 declare -A PROFILE_MEM_OVS=([v2v-vhost]=2048)
 # At most this many runs per system when OVS is measured (the OVS setup of l2-100k takes ~2
 # min per run); --no-ovs makes every run asked for.
-declare -A PROFILE_MAX_RUNS=([l2-100k]=2)
+declare -A PROFILE_MAX_RUNS=([l2-100k]=2 [ipv4-1M]=3)
 # A system that cannot run a profile, with the reason (reported as missing, never as zero).
 declare -A PROFILE_MISSING=()
+# OVS: profiles whose OpenFlow rules are loaded before the ports are added (no traffic yet:
+# a million rules load while the PMD and the handlers are idle, not against an upcall storm).
+declare -A PROFILE_OVS_RULES_FIRST=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1)
 
 # vswitch: ports src (pcap) and sink (null) exist (topology B: a and b); "$@" is the vsctl
 # command prefix.
@@ -137,6 +155,69 @@ setup_ovs_l2-100k() {
     sed 's/.*/dl_dst=&,actions=output:sink/' "$DST_MACS" >"$OVS_DIR/l2-flows.txt"
     "${@/add-flow/add-flows}" "$OVS_DIR/l2-flows.txt"
 }
+
+# Routed profiles (ipv4-*, ipv6-*): src and sink are L3 interfaces with addresses, sink has a
+# static neighbour (GW) that is every route's gateway; the per-packet work is the same for
+# all three systems' routers: a longest-prefix match, TTL (hop limit) decremented, MACs
+# rewritten (source: sink's MAC, destination: the gateway's), out through sink. $TABLE is
+# the route list (vswitch-pktgen --table-out, one PREFIX/LEN per line); SETUP_DIR is the
+# measurement's directory, where the set-up leaves load_s (seconds to load the table).
+SINK_MAC=02:00:00:00:01:01
+GW_MAC=02:00:00:00:01:02
+declare -A L3_ADDR=([4-src]=10.0.0.1/24 [4-sink]=10.0.1.1/24 [4-gw]=10.0.1.2
+    [6-src]=fd00::1/64 [6-sink]=fd00:1::1/64 [6-gw]=fd00:1::2)
+SETUP_DIR=""
+# vsctl's wait for one answer (s): a million routes take about a minute on this machine.
+VSCTL_TABLE_TIMEOUT=1800
+
+# setup_vswitch_routed FAMILY VSCTL...: addresses, the neighbour, then every route in one
+# `vsctl transaction` (timed).
+setup_vswitch_routed() {
+    local fam=$1 mac t0 t1
+    shift
+    # The frames are addressed to src's MAC (PCAP_MAC): check that it is.
+    mac=$("$@" --json iface list | "$PY" -c 'import json, sys
+print([i["mac"] for i in json.load(sys.stdin) if i["name"] == "src"][0])') || return 1
+    [ "$mac" = "$(head -n 1 "$DST_MACS")" ] ||
+        { echo "src has MAC $mac, the pcap's frames are for $(head -n 1 "$DST_MACS")"; return 1; }
+    "$@" addr add src "${L3_ADDR[$fam-src]}" && "$@" addr add sink "${L3_ADDR[$fam-sink]}" &&
+        "$@" neigh add sink "${L3_ADDR[$fam-gw]}" "$GW_MAC" || return 1
+    sed "s|.*|route add & via ${L3_ADDR[$fam-gw]}|" "$TABLE" >"$SETUP_DIR/routes.txt"
+    t0=$(now)
+    "$@" --timeout "$VSCTL_TABLE_TIMEOUT" transaction "$SETUP_DIR/routes.txt" || return 1
+    t1=$(now)
+    awk "BEGIN{printf \"%.3f\n\", $t1 - $t0}" >"$SETUP_DIR/load_s"
+}
+setup_vswitch_ipv4-1k() { setup_vswitch_routed 4 "$@"; }
+setup_vswitch_ipv4-1M() { setup_vswitch_routed 4 "$@"; }
+setup_vswitch_ipv6-10k() { setup_vswitch_routed 6 "$@"; }
+
+# setup_ovs_routed FAMILY OFCTL...: one rule per route, priority = prefix length (so the
+# longest match wins), loaded with one `ovs-ofctl --bundle add-flows` (timed), before the
+# ports exist (PROFILE_OVS_RULES_FIRST): the rules output to sink by its OpenFlow port number,
+# 2 (ports_ovs asks for it). dec_ttl also decrements an IPv6 hop limit.
+setup_ovs_routed() {
+    local fam=$1 t0 t1 match=ip,nw_dst
+    shift
+    if [ "$fam" = 6 ]; then
+        match=ipv6,ipv6_dst
+        # Prefix tracking (megaflows wildcarded to the rules' prefixes) is on by default for
+        # IPv4 addresses only; without it every IPv6 destination is an exact-match megaflow.
+        "${OVS_VSCTL[@]}" -- --id=@ft create Flow_Table name=t0 prefixes=ipv6_dst,ipv6_src \
+            -- set Bridge br0 flow_tables:0=@ft || return 1
+    fi
+    awk -F/ -v m="$match" -v a="dec_ttl,mod_dl_src:$SINK_MAC,mod_dl_dst:$GW_MAC,output:2" \
+        '{ printf "priority=%s,%s=%s,actions=%s\n", $2, m, $0, a }' "$TABLE" >"$SETUP_DIR/flows.txt"
+    local ofctl=("$@")
+    ofctl=("${ofctl[@]/add-flow/add-flows}")
+    t0=$(now)
+    "${ofctl[0]}" --bundle "${ofctl[@]:1}" "$SETUP_DIR/flows.txt" || return 1
+    t1=$(now)
+    awk "BEGIN{printf \"%.3f\n\", $t1 - $t0}" >"$SETUP_DIR/load_s"
+}
+setup_ovs_ipv4-1k() { setup_ovs_routed 4 "$@"; }
+setup_ovs_ipv4-1M() { setup_ovs_routed 4 "$@"; }
+setup_ovs_ipv6-10k() { setup_ovs_routed 6 "$@"; }
 
 SYSTEMS=(vswitch floor ovs)
 BURST=32         # testpmd --burst; OVS's NETDEV_MAX_BURST; vswitch's burst
@@ -297,7 +378,11 @@ ports_vswitch() {
     local profile=$1 pcap=$2 d=$3
     shift 3
     case "${PROFILE_TOPO[$profile]}/${PROFILE_PORT[$profile]:-}" in
-        A/) "$@" iface add src pcap "rx=$pcap" loop=on && "$@" iface add sink null ;;
+        A/)
+            # Routed profiles: sink's MAC is the one OVS's rules write as the source.
+            local sink_mac=()
+            [ -z "${PROFILE_TABLE[$profile]:-}" ] || sink_mac=("mac=$SINK_MAC")
+            "$@" iface add src pcap "rx=$pcap" loop=on && "$@" iface add sink null "${sink_mac[@]}" ;;
         B/vhost)
             "$@" iface add a vhost-user "socket=$d/a.sock" mode=server &&
                 "$@" iface add b vhost-user "socket=$d/b.sock" mode=server ;;
@@ -315,11 +400,13 @@ ports_ovs() {
     shift 3
     port_devargs "$profile" "$pcap" "$d" || return 1
     for i in 0 1; do
+        # OpenFlow port numbers 1 and 2 (rules loaded before the ports exist name them so).
         if [ "${PROFILE_PORT[$profile]:-}" = vhost ]; then
-            "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdkvhostuser
+            "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdkvhostuser \
+                "ofport_request=$((i + 1))"
         else
             "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdk \
-                "options:dpdk-devargs=${DEVARGS[i]}"
+                "options:dpdk-devargs=${DEVARGS[i]}" "ofport_request=$((i + 1))"
         fi || return 1
     done
 }
@@ -426,6 +513,7 @@ measure_vswitch() {
     local out=(stats sink)
     [ "${PROFILE_TOPO[$profile]}" = A ] || out=(stats)
     local why=""
+    SETUP_DIR=$d
     if [ "$ready" != 1 ]; then
         why="vswitchd not ready after 20 s: $(tail -n 1 "$d/vswitchd.log" 2>/dev/null)"
     elif [ ${#cfg[@]} -eq 0 ] && ! { ports_vswitch "$profile" "$pcap" "$d" "${vsctl[@]}" &&
@@ -469,7 +557,18 @@ measure_vswitch() {
     # CONTRACT.md: SIGTERM is a graceful stop with exit status 0.
     [ "$rc" = 0 ] || note="vswitchd exited with status $rc on SIGTERM"
     [ "$killed" = 0 ] || note="vswitchd did not stop within 15 s of SIGTERM (killed)"
-    sample "$profile" "$system" "$run" ok "$note" "$(cat "$d/result.json")"
+    sample "$profile" "$system" "$run" ok "$note" "$(with_load_s "$d")"
+}
+
+# with_load_s DIR: DIR/result.json, plus "load_s" (the table's load time, left by a routed
+# profile's set-up) where DIR/load_s exists.
+with_load_s() {
+    "$PY" -c 'import json, os, sys
+d = json.load(open(os.path.join(sys.argv[1], "result.json")))
+p = os.path.join(sys.argv[1], "load_s")
+if os.path.exists(p):
+    d["load_s"] = float(open(p).read())
+print(json.dumps(d))' "$1"
 }
 
 # The baseline: vswitchd and vsctl built from --baseline REV, measured exactly as vswitch.
@@ -561,6 +660,7 @@ measure_ovs() {
     # not installed. failed: OVS ran but its measurement could not be read: a failed sample.
     local d="$WORK/ovs-$profile-$run" prefix="$TAG-ovs-$run" why failed=""
     why=$(ovs_missing_reason)
+    [ -n "$why" ] || why=${PROFILE_MISSING[$profile/ovs]:-}
     if [ -n "$why" ]; then
         sample "$profile" ovs "$run" missing "$why"
         return
@@ -572,7 +672,7 @@ measure_ovs() {
     local db="unix:$d/db.sock"
     local vsctl=(ovs-vsctl --db="$db" --timeout=30)
     local appctl=(ovs-appctl -t "$d/ovs-vswitchd.ctl")
-    OVS_APPCTL=("${appctl[@]}") OVS_DIR=$d
+    OVS_APPCTL=("${appctl[@]}") OVS_VSCTL=("${vsctl[@]}") OVS_DIR=$d
     ovsdb-tool create "$d/conf.db" "$OVS_SCHEMA"
     ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --unixctl="$d/ovsdb-server.ctl" \
         --log-file="$d/ovsdb-server.log" >"$d/ovsdb-server.out" 2>&1 &
@@ -596,11 +696,22 @@ measure_ovs() {
             >"$d/ovs-vswitchd.out" 2>&1 &
         pid=$!
         TRACKED+=("$pid")
-        if ! { "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev \
+        SETUP_DIR=$d
+        local of=(ovs-ofctl add-flow "unix:$d/br0.mgmt") setup_ok=1
+        if [ -n "${PROFILE_OVS_RULES_FIRST[$profile]:-}" ]; then
+            { "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev \
+                    other_config:mac-table-size=262144 &&
+                ovs-ofctl del-flows "unix:$d/br0.mgmt" &&
+                "setup_ovs_$profile" "${of[@]}" &&
+                ports_ovs "$profile" "$pcap" "$d" "${vsctl[@]}"; } >>"$d/setup.log" 2>&1 || setup_ok=0
+        else
+            { "${vsctl[@]}" add-br br0 -- set bridge br0 datapath_type=netdev \
                     other_config:mac-table-size=262144 &&
                 ports_ovs "$profile" "$pcap" "$d" "${vsctl[@]}" &&
                 ovs-ofctl del-flows "unix:$d/br0.mgmt" &&
-                "setup_ovs_$profile" ovs-ofctl add-flow "unix:$d/br0.mgmt"; } >>"$d/setup.log" 2>&1; then
+                "setup_ovs_$profile" "${of[@]}"; } >>"$d/setup.log" 2>&1 || setup_ok=0
+        fi
+        if [ "$setup_ok" = 0 ]; then
             why="setup failed: $(tail -n 1 "$d/setup.log")"
         elif ! kill -0 "$pid" 2>/dev/null; then
             why="ovs-vswitchd-dpdk exited: $(tail -n 1 "$d/ovs-vswitchd.log")"
@@ -656,23 +767,31 @@ measure_ovs() {
     fi
     local note=""
     [ "$killed" = 0 ] || note="ovs-vswitchd-dpdk did not stop within 15 s of SIGTERM (killed)"
-    sample "$profile" ovs "$run" ok "$note" "$(cat "$d/result.json")"
+    sample "$profile" ovs "$run" ok "$note" "$(with_load_s "$d")"
 }
 
 # ---------------------------------------------------------------------------------------------
 # Machine and versions (no git command: HEAD is read from .git directly)
 
 git_revision() {
-    local g="$ROOT/.git" head ref
+    local g="$ROOT/.git" head ref common
     [ -f "$g" ] && g=$(sed -n 's/^gitdir: //p' "$g")
     [ -f "$g/HEAD" ] || { echo unknown; return; }
+    # A linked work tree (git worktree add) keeps HEAD in its own git dir and the branches in
+    # the main repository's, which its commondir names (relative to the git dir).
+    common=$g
+    if [ -f "$g/commondir" ]; then
+        common=$(sed -n 1p "$g/commondir")
+        [[ "$common" == /* ]] || common="$g/$common"
+    fi
     head=$(cat "$g/HEAD")
     case "$head" in
         ref:*)
             ref=${head#ref: }
             if [ -f "$g/$ref" ]; then cat "$g/$ref"
-            elif [ -f "$g/packed-refs" ] && grep -q " $ref\$" "$g/packed-refs"; then
-                grep " $ref\$" "$g/packed-refs" | cut -d' ' -f1
+            elif [ -f "$common/$ref" ]; then cat "$common/$ref"
+            elif [ -f "$common/packed-refs" ] && grep -q " $ref\$" "$common/packed-refs"; then
+                grep " $ref\$" "$common/packed-refs" | cut -d' ' -f1
             else echo "unknown (no commit on ${ref#refs/heads/} yet)"; fi ;;
         *) echo "$head" ;;
     esac
@@ -790,11 +909,14 @@ check_quiet
 for profile in "${PROFILES[@]}"; do
     pcap="" packets=0
     DST_MACS="$WORK/$profile.dst-macs"
+    TABLE="$WORK/$profile.table"
     if [ "${PROFILE_TOPO[$profile]}" = A ]; then
         pcap="$WORK/$profile.pcap"
+        table=()
+        [ -z "${PROFILE_TABLE[$profile]:-}" ] || table=(--table-out "$TABLE")
         # shellcheck disable=SC2086 # the generator arguments are words
         "$REL/vswitch-pktgen" ${PROFILE_GEN[$profile]} --out "$pcap" --dst-macs-out "$DST_MACS" \
-            2>"$WORK/$profile.gen.log"
+            "${table[@]}" 2>"$WORK/$profile.gen.log"
         packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
     fi
     printf '%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \

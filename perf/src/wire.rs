@@ -1,4 +1,4 @@
-//! Header emission for the frames the generator writes: Ethernet II, IPv4, UDP.
+//! Header emission for the frames the generator writes: Ethernet II, IPv4, IPv6, UDP.
 //!
 //! Write-only on purpose: the dataplane crate owns parsing. Each header is a `Repr` with an
 //! `emit` into a byte slice of exactly its length, as smoltcp's wire layer does; field offsets
@@ -31,6 +31,8 @@ pub mod ethernet {
     pub const MIN_FRAME_LEN: usize = 64;
     /// EtherType of IPv4 (IEEE registry; RFC 894).
     pub const ETHERTYPE_IPV4: u16 = 0x0800;
+    /// EtherType of IPv6 (IEEE registry; RFC 2464 §3).
+    pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
     pub type Mac = [u8; 6];
 
@@ -92,6 +94,33 @@ pub mod ipv4 {
     }
 }
 
+pub mod ipv6 {
+    /// Fixed header (RFC 8200 §3).
+    pub const HEADER_LEN: usize = 40;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Repr {
+        pub src: [u8; 16],
+        pub dst: [u8; 16],
+        pub next_header: u8,
+        pub hop_limit: u8,
+        /// Length of everything after this header (no extension headers here).
+        pub payload_len: u16,
+    }
+
+    impl Repr {
+        /// Writes the header (traffic class 0, flow label 0) into `buf[..HEADER_LEN]`.
+        pub fn emit(&self, buf: &mut [u8]) {
+            buf[0..4].copy_from_slice(&0x6000_0000u32.to_be_bytes()); // version 6
+            buf[4..6].copy_from_slice(&self.payload_len.to_be_bytes());
+            buf[6] = self.next_header;
+            buf[7] = self.hop_limit;
+            buf[8..24].copy_from_slice(&self.src);
+            buf[24..40].copy_from_slice(&self.dst);
+        }
+    }
+}
+
 pub mod udp {
     use super::{internet_checksum, ipv4};
 
@@ -109,23 +138,38 @@ pub mod udp {
         /// (header then payload, already written), and fills in the checksum over the IPv4
         /// pseudo-header (RFC 768, "Fields"). A computed zero is sent as 0xffff.
         pub fn emit(&self, buf: &mut [u8], src: [u8; 4], dst: [u8; 4]) {
+            self.emit_with(buf, words(&src) + words(&dst));
+        }
+
+        /// [`Repr::emit`] over IPv6: the checksum covers the IPv6 pseudo-header (RFC 8200
+        /// §8.1), where it is mandatory.
+        pub fn emit6(&self, buf: &mut [u8], src: [u8; 16], dst: [u8; 16]) {
+            self.emit_with(buf, words(&src) + words(&dst));
+        }
+
+        /// `addresses`: the pseudo-header's addresses summed as 16-bit words; the protocol
+        /// and the UDP length (both pseudo-headers carry them, the sum is the same) are
+        /// added here.
+        fn emit_with(&self, buf: &mut [u8], addresses: u32) {
             let len = buf.len() as u16;
             buf[0..2].copy_from_slice(&self.src_port.to_be_bytes());
             buf[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
             buf[4..6].copy_from_slice(&len.to_be_bytes());
             buf[6..8].copy_from_slice(&[0, 0]);
-            let pseudo = u32::from(u16::from_be_bytes([src[0], src[1]]))
-                + u32::from(u16::from_be_bytes([src[2], src[3]]))
-                + u32::from(u16::from_be_bytes([dst[0], dst[1]]))
-                + u32::from(u16::from_be_bytes([dst[2], dst[3]]))
-                + u32::from(ipv4::PROTO_UDP)
-                + u32::from(len);
+            let pseudo = addresses + u32::from(ipv4::PROTO_UDP) + u32::from(len);
             let sum = match internet_checksum(pseudo, buf) {
                 0 => 0xffff,
                 s => s,
             };
             buf[6..8].copy_from_slice(&sum.to_be_bytes());
         }
+    }
+
+    /// An address summed as big-endian 16-bit words (no folding: at most 8 words).
+    fn words(a: &[u8]) -> u32 {
+        a.chunks_exact(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum()
     }
 }
 
@@ -189,6 +233,46 @@ mod tests {
             buf,
             [0x04, 0xd2, 0x16, 0x2e, 0x00, 0x0a, 0x68, 0x6e, b'h', b'i']
         );
+    }
+
+    #[test]
+    fn udp6_checksum_covers_the_pseudo_header() {
+        // fd00::a00:1:1234 -> 2001:db8::1:5678, payload "hi": the datagram with its pseudo-
+        // header (RFC 8200 §8.1: source, destination, upper-layer length as 32 bits, three
+        // zero bytes, next header 17) sums to 0xffff, i.e. its checksum is zero.
+        let src = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a, 0, 0, 1];
+        let dst = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let mut buf = [0u8, 0, 0, 0, 0, 0, 0, 0, b'h', b'i'];
+        udp::Repr {
+            src_port: 1234,
+            dst_port: 5678,
+        }
+        .emit6(&mut buf, src, dst);
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&src);
+        pseudo.extend_from_slice(&dst);
+        pseudo.extend_from_slice(&(buf.len() as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, ipv4::PROTO_UDP]);
+        pseudo.extend_from_slice(&buf);
+        assert_eq!(internet_checksum(0, &pseudo), 0);
+        assert_eq!(&buf[4..6], &[0, 10]);
+        assert_ne!(&buf[6..8], &[0, 0]);
+    }
+
+    #[test]
+    fn ipv6_emit() {
+        let mut buf = [0xffu8; ipv6::HEADER_LEN];
+        ipv6::Repr {
+            src: [1; 16],
+            dst: [2; 16],
+            next_header: 17,
+            hop_limit: 64,
+            payload_len: 8,
+        }
+        .emit(&mut buf);
+        assert_eq!(&buf[..8], &[0x60, 0, 0, 0, 0, 8, 17, 64]);
+        assert_eq!(&buf[8..24], &[1; 16]);
+        assert_eq!(&buf[24..], &[2; 16]);
     }
 
     #[test]

@@ -12,6 +12,18 @@ use clap::Parser;
 use perf::generate::Spec;
 use perf::profile::{Params, ProfileKind};
 use perf::size::SizeMix;
+use perf::wire::ethernet::Mac;
+
+/// `aa:bb:cc:dd:ee:ff`.
+fn parse_mac(s: &str) -> Result<Mac, String> {
+    let bytes: Vec<u8> = s
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).map_err(|e| format!("{s}: {e}")))
+        .collect::<Result<_, _>>()?;
+    bytes
+        .try_into()
+        .map_err(|_| format!("{s}: a MAC is six bytes, aa:bb:cc:dd:ee:ff"))
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,7 +40,7 @@ struct Args {
     /// Distinct source and distinct destination MACs [default: 1 for xconnect, 1024 for l2].
     #[arg(long)]
     macs: Option<u64>,
-    /// Distinct IPv4/UDP 5-tuples.
+    /// Distinct IPv4/UDP 5-tuples (routes, routes6: also distinct destinations, one per flow).
     #[arg(long, default_value_t = 1024)]
     flows: u64,
     /// Packets in the file (at least max(macs, flows)). net_pcap's infinite_rx holds the whole
@@ -38,7 +50,7 @@ struct Args {
     /// PRNG seed: same seed and options, same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Prefixes in the route table (profile routes).
+    /// Prefixes in the route table (profiles routes, routes6; up to 2M).
     #[arg(long, default_value_t = 1024)]
     routes: u64,
     /// Rules in the ACL (profile acl).
@@ -47,10 +59,14 @@ struct Args {
     /// VXLAN network identifier (profile vxlan).
     #[arg(long, default_value_t = 100)]
     vni: u32,
+    /// The router's MAC, the frames' destination (routes, routes6), e.g. the MAC of the
+    /// switch port that replays the pcap [default: a seeded one, as --dst-macs-out lists].
+    #[arg(long, value_parser = parse_mac)]
+    router_mac: Option<Mac>,
     /// Output pcap file.
     #[arg(long)]
     out: PathBuf,
-    /// Also write the profile's table (routes: prefixes; acl: `vsctl acl add` rules), one
+    /// Also write the profile's table (routes, routes6: prefixes; acl: `vsctl acl add` rules), one
     /// per line, to this file.
     #[arg(long)]
     table_out: Option<PathBuf>,
@@ -70,6 +86,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             routes: args.routes,
             rules: args.rules,
             vni: args.vni,
+            router_mac: args.router_mac,
         },
         count: args.count,
     };
@@ -90,7 +107,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .with_context(|| format!("write {}", path.display()))?
         {
             anyhow::bail!(
-                "profile {} has no table (--table-out is for routes and acl)",
+                "profile {} has no table (--table-out is for routes, routes6 and acl)",
                 spec.profile.name()
             );
         }

@@ -1,10 +1,13 @@
 //! Frame builders shared by the profiles.
 
 use crate::profile::addr::Udp4Flow;
-use crate::wire::{ethernet, ipv4, udp};
+use crate::wire::{ethernet, ipv4, ipv6, udp};
 
 /// Headers in an Ethernet/IPv4/UDP frame.
 pub const UDP4_HEADERS_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
+/// Headers in an Ethernet/IPv6/UDP frame (62 bytes: the smallest such frame is 66 B on the
+/// wire with its FCS, more than Ethernet's 64 B minimum).
+pub const UDP6_HEADERS_LEN: usize = ethernet::HEADER_LEN + ipv6::HEADER_LEN + udp::HEADER_LEN;
 
 /// Replaces `buf` with an Ethernet/IPv4/UDP frame of `frame_len` bytes on the wire (FCS
 /// included; `frame_len - 4` bytes written, never less than the 60-byte minimum), TTL 64, DF
@@ -43,6 +46,43 @@ pub fn udp4(
     .emit(&mut ip[ipv4::HEADER_LEN..], flow.src, flow.dst);
 }
 
+/// Replaces `buf` with an Ethernet/IPv6/UDP frame of `frame_len` bytes on the wire (FCS
+/// included; `frame_len - 4` bytes written, but never less than the headers: a 64 B request
+/// gives the smallest IPv6/UDP frame, 66 B on the wire, 62 captured), hop limit 64, zero
+/// payload, valid UDP checksum.
+pub fn udp6(
+    buf: &mut Vec<u8>,
+    dst: ethernet::Mac,
+    src: ethernet::Mac,
+    addrs: ([u8; 16], [u8; 16]),
+    ports: (u16, u16),
+    frame_len: usize,
+) {
+    let len = (frame_len.max(ethernet::MIN_FRAME_LEN) - ethernet::FCS_LEN).max(UDP6_HEADERS_LEN);
+    buf.clear();
+    buf.resize(len, 0);
+    ethernet::Repr {
+        dst,
+        src,
+        ethertype: ethernet::ETHERTYPE_IPV6,
+    }
+    .emit(&mut buf[..ethernet::HEADER_LEN]);
+    let ip = &mut buf[ethernet::HEADER_LEN..];
+    ipv6::Repr {
+        src: addrs.0,
+        dst: addrs.1,
+        next_header: ipv4::PROTO_UDP,
+        hop_limit: 64,
+        payload_len: (ip.len() - ipv6::HEADER_LEN) as u16,
+    }
+    .emit(&mut ip[..ipv6::HEADER_LEN]);
+    udp::Repr {
+        src_port: ports.0,
+        dst_port: ports.1,
+    }
+    .emit6(&mut ip[ipv6::HEADER_LEN..], addrs.0, addrs.1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +117,37 @@ mod tests {
         );
         assert_eq!(hex(&buf), golden);
         assert_eq!(internet_checksum(0, &buf[14..34]), 0);
+    }
+
+    #[test]
+    fn udp6_is_at_least_its_headers() {
+        let addrs = ([0xfd; 16], [0x20; 16]);
+        let mut buf = Vec::new();
+        udp6(
+            &mut buf,
+            [2, 1, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 1],
+            addrs,
+            (1, 2),
+            64,
+        );
+        assert_eq!(buf.len(), UDP6_HEADERS_LEN);
+        assert_eq!(&buf[12..14], &[0x86, 0xdd]);
+        assert_eq!(
+            &buf[18..20],
+            &[0, 8],
+            "payload length: the UDP header alone"
+        );
+        udp6(
+            &mut buf,
+            [2, 1, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 1],
+            addrs,
+            (1, 2),
+            128,
+        );
+        assert_eq!(buf.len(), 124);
+        assert_eq!(&buf[18..20], &[0, 70]);
     }
 
     fn hex(b: &[u8]) -> String {

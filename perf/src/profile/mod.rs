@@ -24,12 +24,15 @@ pub struct Params {
     /// Distinct IPv4/UDP 5-tuples.
     pub flows: u64,
     pub seed: u64,
-    /// Prefixes in the route table (`routes`).
+    /// Prefixes in the route table (`routes`, `routes6`).
     pub routes: u64,
     /// Rules in the ACL (`acl`).
     pub rules: u64,
     /// VXLAN network identifier (`vxlan`).
     pub vni: u32,
+    /// The router's MAC, the frames' destination (`routes`, `routes6`; default: pool 1's
+    /// first MAC). A benchmark sets it to the MAC of the port that receives them.
+    pub router_mac: Option<Mac>,
 }
 
 impl Default for Params {
@@ -41,6 +44,7 @@ impl Default for Params {
             routes: 1024,
             rules: 1000,
             vni: 100,
+            router_mac: None,
         }
     }
 }
@@ -55,7 +59,7 @@ pub trait Profile {
     fn dst_macs(&self) -> Vec<Mac>;
 
     /// The table the traffic is meant for, as text a benchmark installs: the route
-    /// prefixes (`routes`), the ACL rules (`acl`); None for the others.
+    /// prefixes (`routes`, `routes6`), the ACL rules (`acl`); None for the others.
     fn table(&self) -> Option<String> {
         None
     }
@@ -70,9 +74,12 @@ pub enum ProfileKind {
     /// the output port (default 1024 each); every source and every destination appears in
     /// each run of N packets, the src/dst pairing rotates from one run to the next.
     L2,
-    /// Routing: random destinations across --routes /24 prefixes, to the router's MAC
-    /// (--table-out writes the prefixes).
+    /// IPv4 routing: --flows random destinations across a BGP-shaped table of --routes
+    /// prefixes (perf::routes, as fib-bench), to the router's MAC (--table-out writes the
+    /// prefixes).
     Routes,
+    /// IPv6 routing: as routes, over an IPv6 table (frames at least 66 B on the wire).
+    Routes6,
     /// VXLAN-encapsulated l2 traffic (outer IPv4/UDP 4789, VNI --vni), for decapsulation.
     Vxlan,
     /// Packets for an ACL of --rules rules, spread over all of them, 1 in 8 matching none
@@ -85,7 +92,10 @@ impl ProfileKind {
     pub fn default_macs(self) -> u64 {
         match self {
             ProfileKind::L2 | ProfileKind::Vxlan => 1024,
-            ProfileKind::Xconnect | ProfileKind::Routes | ProfileKind::Acl => 1,
+            ProfileKind::Xconnect
+            | ProfileKind::Routes
+            | ProfileKind::Routes6
+            | ProfileKind::Acl => 1,
         }
     }
 
@@ -94,6 +104,7 @@ impl ProfileKind {
             ProfileKind::Xconnect => "xconnect",
             ProfileKind::L2 => "l2",
             ProfileKind::Routes => "routes",
+            ProfileKind::Routes6 => "routes6",
             ProfileKind::Vxlan => "vxlan",
             ProfileKind::Acl => "acl",
         }
@@ -103,7 +114,8 @@ impl ProfileKind {
         match self {
             ProfileKind::Xconnect => Box::new(xconnect::Xconnect::new(params)),
             ProfileKind::L2 => Box::new(l2::L2::new(params)),
-            ProfileKind::Routes => Box::new(routes::Routes::new(params)),
+            ProfileKind::Routes => Box::new(routes::Routes::new(params, routes::Family::V4)),
+            ProfileKind::Routes6 => Box::new(routes::Routes::new(params, routes::Family::V6)),
             ProfileKind::Vxlan => Box::new(vxlan::Vxlan::new(params)),
             ProfileKind::Acl => Box::new(acl::Acl::new(params)),
         }
