@@ -73,7 +73,7 @@ declare -A PROFILE_GEN=(
     [xconnect]="--profile xconnect --size 64 --flows 1024 --macs 1 --count 4096 --seed 1"
     [l2-1k]="--profile l2 --size 64 --flows 1024 --macs 1024 --count 4096 --seed 1"
     [l2-100k]="--profile l2 --size 64 --flows 1024 --macs 100000 --count 100000 --seed 1"
-    [ipv4-1k]="--profile routes --size 64 --routes 1000 --flows 65536 --count 65536 --seed 1 --router-mac $PCAP_MAC"
+    [ipv4-1k]="--profile routes --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
     [ipv4-1M]="--profile routes --size 64 --routes 1000000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
     [ipv6-10k]="--profile routes6 --size 64 --routes 10000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
 )
@@ -87,14 +87,14 @@ declare -A PROFILE_DESC=(
     [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
-    [ipv4-1k]="IPv4 router src -> sink: 1,000 routes of mixed lengths (/8-/32, BGP-shaped) via one static neighbour on sink; 64 B frames to 65,536 random destinations covered by the routes; TTL decremented, MACs rewritten"
+    [ipv4-1k]="IPv4 router src -> sink: 1,000 routes of mixed lengths (/8-/32, BGP-shaped) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes (as ipv4-1M: the two differ only in the table); TTL decremented, MACs rewritten"
     [ipv4-1M]="IPv4 router src -> sink: 1,000,000 routes (62% /24, /8-/23, 3.5% /25-/32: second-level groups used) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes; TTL decremented, MACs rewritten"
     [ipv6-10k]="IPv6 router src -> sink: 10,000 routes of mixed lengths (mostly /32-/48, some /64, /128) via one static neighbour on sink; 66 B frames (the smallest IPv6/UDP) to 131,072 random destinations covered by the routes; hop limit decremented, MACs rewritten"
 )
 # Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
 # infinite_rx holds the whole pcap in mbufs. Unlisted profiles: DPDK/vswitchd defaults, 1024 MB.
-declare -A PROFILE_MBUFS=([l2-100k]=262143 [ipv4-1k]=131071 [ipv4-1M]=262143 [ipv6-10k]=262143)
-declare -A PROFILE_MEM=([l2-100k]=2048 [ipv4-1M]=2048 [ipv6-10k]=2048)
+declare -A PROFILE_MBUFS=([l2-100k]=262143 [ipv4-1k]=262143 [ipv4-1M]=262143 [ipv6-10k]=262143)
+declare -A PROFILE_MEM=([l2-100k]=2048 [ipv4-1k]=2048 [ipv4-1M]=2048 [ipv6-10k]=2048)
 # OVS only, where it needs more: in v2v-vhost it creates a second 262144-mbuf mempool when a
 # vhost device attaches (its NUMA socket is known only then), which fails in 1024 MB and leaves
 # port a unconfigured. (Giving all three 2048 MB instead makes testpmd take ~7-15 s to exit.)
