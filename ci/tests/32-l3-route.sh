@@ -12,11 +12,15 @@
 #  - the router's counters: ip4-forward saw the packets, the slow path answered;
 #  - a flannel-style onlink route (the gateway outside every subnet of the router, on the
 #    link of dev): a third namespace answers for it and the route carries traffic;
+#  - aging: a learned neighbour past its age is probed by unicast ARP, kept while it
+#    answers and forgotten when it stops;
 #  - restart (SIGTERM): addresses, routes and the onlink route come back from the state
 #    file and traffic resumes (neighbours are resolved again by ARP).
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
+# shellcheck source=ci/l2lib.sh
+source "$(dirname "$0")/../l2lib.sh"
 
 vs_test_init "32-l3-route"
 start_vswitchd
@@ -101,6 +105,24 @@ run_ok "onlink route via c" vsctl route add 10.244.1.0/24 via 10.244.1.0 dev rc 
 vs_ping "$NSA" 10.244.1.0
 got=$(vsctl --json route get 10.244.1.7 | vs_json '"%s %s %s" % (d["prefix"], d["origin"], d["onlink"])')
 assert_eq "$got" "10.244.1.0/24 static True" "route get 10.244.1.7 (the onlink route)"
+
+# Aging: past `age`, a learned neighbour is probed with unicast ARP requests to the MAC it
+# had (forwarding goes on meanwhile), kept while it answers, forgotten when it stops.
+run_ok "neighbour age 2 s" vsctl neigh set age=2
+mac_b=$(ip -n "$NSB" -j link show eth0 | vs_json 'd[0]["address"]')
+sniff_start probe "$NSB"
+sniff_ready probe
+vs_ping "$NSA" 10.32.2.2
+probe='f["kind"] == "arp" and f["dst"] == mac and f["op"] == 1 and f["pdst"] == "10.32.2.2"'
+wait_until 15 "a unicast ARP probe to b" sniff_seen probe 1 "$probe" mac="$mac_b"
+vsctl neigh show rb | grep -q 10.32.2.2 || fail "b answered its probe but was forgotten"
+ip netns exec "$NSB" ip link set eth0 arp off
+wait_until 15 "b, silent, forgotten" bash -c "! $VSCTL_BIN --socket $VS_SOCK neigh show rb | grep -q 10.32.2.2"
+sniff_stop probe
+ip netns exec "$NSB" ip link set eth0 arp on
+run_ok "neighbour age back to 300 s" vsctl neigh set age=300
+vs_ping "$NSA" 10.32.2.2
+log "aging: b probed by unicast ARP and kept, forgotten once silent, resolved again"
 
 stop_vswitchd
 restart_vswitchd

@@ -216,6 +216,10 @@ impl IfaceInfo {
     }
 }
 
+/// How long a learned neighbour past its age is probed (unicast, about once a second)
+/// before it is forgotten.
+pub const PROBE_TIME: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The router's sizes, for /metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouterStats {
@@ -673,19 +677,28 @@ impl Router {
         true
     }
 
-    /// Forgets learned neighbours not heard from for the configured age (they are
-    /// resolved again when traffic needs them). Returns how many went.
-    pub fn age(&mut self, now: std::time::Instant) -> usize {
-        let old: Vec<(IfIndex, IpAddr)> = self
-            .heard
-            .iter()
-            .filter(|(_, &t)| now.saturating_duration_since(t) > self.neigh_age)
-            .map(|(k, _)| *k)
-            .collect();
+    /// Ages learned neighbours: one not heard from for the configured age is probed (the
+    /// returned list: interface, IP, MAC, for a unicast ARP request or neighbour
+    /// solicitation; it keeps forwarding meanwhile, as Linux's STALE and PROBE states do),
+    /// and forgotten once [`PROBE_TIME`] more passes without an answer (then resolved
+    /// again when traffic needs it). Returns the neighbours to probe, and how many went.
+    pub fn age(&mut self, now: std::time::Instant) -> (Vec<(IfIndex, IpAddr, [u8; 6])>, usize) {
+        let mut probe = Vec::new();
+        let mut old = Vec::new();
+        for (&k, &t) in &self.heard {
+            let quiet = now.saturating_duration_since(t);
+            if quiet > self.neigh_age + PROBE_TIME {
+                old.push(k);
+            } else if quiet > self.neigh_age {
+                if let Some(&mac) = self.neighbors.get(&k) {
+                    probe.push((k.0, k.1, mac));
+                }
+            }
+        }
         for &(i, ip) in &old {
             self.forget(i, ip);
         }
-        old.len()
+        (probe, old.len())
     }
 
     /// Learned neighbours, and how many were refused because the table was full.
@@ -951,8 +964,36 @@ mod tests {
         );
         assert_eq!(r.learned(), (2, 1));
         r.neigh_age = std::time::Duration::from_secs(1);
-        let later = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        assert_eq!(r.age(later), 2);
+        let ms = std::time::Duration::from_millis;
+        let t0 = std::time::Instant::now();
+        let (probe, gone) = r.age(t0 + ms(2000));
+        assert_eq!(
+            (probe.len(), gone),
+            (2, 0),
+            "past the age: probed, still there"
+        );
+        assert_eq!(
+            fwd(&r, "10.9.1.1", 0),
+            NextHop::Forward {
+                iface: A,
+                mac: MAC_GW
+            }
+        );
+        // An answer refreshes it (learn notes the time); silence forgets it.
+        assert!(!r.learn(A, ip("10.0.0.254"), MAC_GW));
+        assert!(r.heard[&(A, ip("10.0.0.254"))] >= t0);
+        r.heard.insert((A, ip("10.0.0.254")), t0 + ms(2000));
+        let (probe, gone) = r.age(t0 + ms(2500));
+        assert_eq!(probe, vec![(A, ip("10.0.0.7"), [2, 0, 0, 0, 0, 7])]);
+        assert_eq!(gone, 0);
+        let (probe, gone) = r.age(t0 + ms(4500));
+        assert_eq!(
+            (probe, gone),
+            (vec![(A, ip("10.0.0.254"), MAC_GW)], 1),
+            "10.0.0.7 went, the gateway is probed"
+        );
+        let (_, gone) = r.age(t0 + ms(9000));
+        assert_eq!(gone, 1);
         assert_eq!(r.learned().0, 0);
         assert_eq!(fwd(&r, "10.9.1.1", 0), NextHop::Resolve { iface: A });
         assert!(r.learn(A, ip("10.0.0.254"), MAC_GW));

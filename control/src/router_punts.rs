@@ -324,6 +324,32 @@ impl RouterPunts {
         }
     }
 
+    /// Asks `ip`, last seen at `mac`, whether it is still there: a unicast ARP request
+    /// (RFC 1122 §2.3.2.1) or neighbour solicitation to the target itself (RFC 4861
+    /// §7.3.3, PROBE).
+    fn probe(&self, sp: &SlowPath, iface: IfIndex, ip: IpAddr, mac: [u8; 6]) {
+        let Some(i) = self.iface(iface) else { return };
+        let out = match ip {
+            IpAddr::V4(ip) => {
+                let src = i.source_for(ip).unwrap_or(Ipv4Addr::UNSPECIFIED);
+                let mut out = new_frame(&mac, &i.mac, ETHERTYPE_ARP, 46);
+                arp::emit_request(&mut out[ETH..], i.mac, src, ip).map(|_| out)
+            }
+            IpAddr::V6(ip) => {
+                let mut out = new_frame(&mac, &i.mac, ETHERTYPE_IPV6, 72);
+                emit_neighbor_solicit(&mut out[ETH..], i.source_for6(ip), ip, ip, Some(i.mac)).map(
+                    |n| {
+                        out.truncate(ETH + n);
+                        out
+                    },
+                )
+            }
+        };
+        if let Some(out) = out {
+            self.send(sp, 0, iface, &out);
+        }
+    }
+
     fn resolve(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, m: Mbuf) {
         let Some(dst) = destination(m.data()) else {
             return;
@@ -602,7 +628,10 @@ impl PuntHandler for RouterPunts {
         }
         if self.last_age.elapsed() >= Duration::from_secs(1) {
             self.last_age = Instant::now();
-            self.router().age(self.last_age);
+            let (probe, _) = self.router().age(self.last_age);
+            for (iface, ip, mac) in probe {
+                self.probe(sp, iface, ip, mac);
+            }
         }
     }
 }
