@@ -13,7 +13,7 @@
 #  - a flannel-style onlink route (the gateway outside every subnet of the router, on the
 #    link of dev): a third namespace answers for it and the route carries traffic;
 #  - aging: a learned neighbour past its age is probed by unicast ARP, kept while it
-#    answers and forgotten when it stops;
+#    answers and forgotten when it stops; Watch tells it forgotten and learned again;
 #  - restart (SIGTERM): addresses, routes and the onlink route come back from the state
 #    file and traffic resumes (neighbours are resolved again by ARP).
 set -euo pipefail
@@ -108,6 +108,10 @@ assert_eq "$got" "10.244.1.0/24 static True" "route get 10.244.1.7 (the onlink r
 
 # Aging: past `age`, a learned neighbour is probed with unicast ARP requests to the MAC it
 # had (forwarding goes on meanwhile), kept while it answers, forgotten when it stops.
+nlog=$VS_TMP/neighbor-events.log
+timeout 120 "$VSCTL_BIN" --socket "$VS_SOCK" watch neighbor >"$nlog" 2>&1 &
+watch_pid=$!
+vs_track_pid "$watch_pid"
 run_ok "neighbour age 2 s" vsctl neigh set age=2
 mac_b=$(ip -n "$NSB" -j link show eth0 | vs_json 'd[0]["address"]')
 sniff_start probe "$NSB"
@@ -123,6 +127,11 @@ ip netns exec "$NSB" ip link set eth0 arp on
 run_ok "neighbour age back to 300 s" vsctl neigh set age=300
 vs_ping "$NSA" 10.32.2.2
 log "aging: b probed by unicast ARP and kept, forgotten once silent, resolved again"
+wait_until 10 "Watch: b forgotten, then learned again" \
+    grep -qzE 'neighbor forgotten 10\.32\.2\.2 [0-9a-f:]+ iface rb.*neighbor learned 10\.32\.2\.2 ' "$nlog"
+# (An open Watch stream holds vswitchd's graceful stop: the watcher goes first.)
+vs_stop_pid "$watch_pid" TERM 5
+log "Watch: $(grep -c neighbor "$nlog") neighbor events ($(grep -o 'neighbor [a-z]* 10.32.2.2' "$nlog" | tr '\n' ',' ))"
 
 stop_vswitchd
 restart_vswitchd

@@ -1,5 +1,5 @@
-//! The event hub behind `Watch`: link changes, MAC learning events and applied
-//! configuration changes, numbered in one sequence and fanned out to every watcher.
+//! The event hub behind `Watch`: link changes, MAC learning events, neighbours the router
+//! learns and forgets, and applied configuration changes, numbered in one sequence and fanned out to every watcher.
 //!
 //! Emitting never blocks: each watcher has a bounded backlog; one that falls behind loses
 //! the oldest events and is told how many (it should then re-read with List calls).
@@ -31,6 +31,14 @@ pub struct Events {
     /// The next sequence number; held while sending so that order matches numbering.
     seq: Mutex<u64>,
     names: RwLock<Names>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("watchers", &self.tx.receiver_count())
+            .finish()
+    }
 }
 
 impl Default for Events {
@@ -99,6 +107,28 @@ impl Events {
         }));
     }
 
+    /// A neighbour the router learned (ARP, ND), saw change MAC, or forgot; on interface
+    /// `iface` (an ifindex).
+    pub fn neighbor(&self, kind: &str, iface: u16, ip: std::net::IpAddr, mac: [u8; 6]) {
+        if !self.watched() {
+            return;
+        }
+        let iface = {
+            let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+            names
+                .ports
+                .get(&iface)
+                .cloned()
+                .unwrap_or_else(|| format!("port{iface}"))
+        };
+        self.emit(E::Neighbor(pb::NeighborEvent {
+            kind: kind.to_string(),
+            iface,
+            ip: ip.to_string(),
+            mac: format_mac(mac),
+        }));
+    }
+
     /// MAC learning events from the learner.
     pub fn fdb(&self, events: &[FdbEvent]) {
         if events.is_empty() || !self.watched() {
@@ -140,6 +170,7 @@ pub fn kind(e: &pb::Event) -> &'static str {
         Some(E::Link(_)) => "link",
         Some(E::Fdb(_)) => "fdb",
         Some(E::Config(_)) => "config",
+        Some(E::Neighbor(_)) => "neighbor",
         None => "",
     }
 }

@@ -109,11 +109,15 @@ pub struct Router {
     ifaces: HashMap<IfIndex, IfaceInfo>,
     /// When each learned neighbour was last heard from (ARP from it).
     heard: HashMap<(IfIndex, IpAddr), std::time::Instant>,
+    /// Learned neighbours past their age being probed, since when.
+    probing: HashMap<(IfIndex, IpAddr), std::time::Instant>,
     /// Most learned neighbours (`neigh set limit=`), and their age (`age=`).
     neigh_limit: usize,
     neigh_age: std::time::Duration,
     /// Neighbours not learned because the table was full.
     refused: u64,
+    /// Where learned and forgotten neighbours are told (Watch).
+    events: Option<Arc<crate::events::Events>>,
 }
 
 /// A routed interface as the slow path sees it.
@@ -263,10 +267,23 @@ impl Router {
             hosts: HashMap::new(),
             ifaces: HashMap::new(),
             heard: HashMap::new(),
+            probing: HashMap::new(),
             neigh_limit: crate::model::neigh::DEFAULT_LIMIT as usize,
             neigh_age: std::time::Duration::from_secs(u64::from(crate::model::neigh::DEFAULT_AGE)),
             refused: 0,
+            events: None,
         })
+    }
+
+    /// Tells `events` (Watch) about neighbours learned, changed and forgotten.
+    pub fn set_events(&mut self, events: Arc<crate::events::Events>) {
+        self.events = Some(events);
+    }
+
+    fn tell(&self, kind: &str, i: IfIndex, ip: IpAddr, mac: [u8; 6]) {
+        if let Some(e) = &self.events {
+            e.neighbor(kind, i, ip, mac);
+        }
     }
 
     /// The tables as workers see them.
@@ -656,6 +673,16 @@ impl Router {
             return false;
         }
         let vrf = info.vrf;
+        self.tell(
+            if known.is_some() {
+                "changed"
+            } else {
+                "learned"
+            },
+            i,
+            ip,
+            mac,
+        );
         self.neighbors.insert((i, ip), mac);
         // A host route through the neighbour (unless a configured route holds the prefix).
         let host = Prefix::host(ip);
@@ -680,19 +707,22 @@ impl Router {
     /// Ages learned neighbours: one not heard from for the configured age is probed (the
     /// returned list: interface, IP, MAC, for a unicast ARP request or neighbour
     /// solicitation; it keeps forwarding meanwhile, as Linux's STALE and PROBE states do),
-    /// and forgotten once [`PROBE_TIME`] more passes without an answer (then resolved
-    /// again when traffic needs it). Returns the neighbours to probe, and how many went.
+    /// and forgotten once it has been probed for [`PROBE_TIME`] without an answer (then
+    /// resolved again when traffic needs it). Returns the neighbours to probe, and how
+    /// many went.
     pub fn age(&mut self, now: std::time::Instant) -> (Vec<(IfIndex, IpAddr, [u8; 6])>, usize) {
         let mut probe = Vec::new();
         let mut old = Vec::new();
         for (&k, &t) in &self.heard {
-            let quiet = now.saturating_duration_since(t);
-            if quiet > self.neigh_age + PROBE_TIME {
+            if now.saturating_duration_since(t) <= self.neigh_age {
+                self.probing.remove(&k);
+                continue;
+            }
+            let since = *self.probing.entry(k).or_insert(now);
+            if now.saturating_duration_since(since) > PROBE_TIME {
                 old.push(k);
-            } else if quiet > self.neigh_age {
-                if let Some(&mac) = self.neighbors.get(&k) {
-                    probe.push((k.0, k.1, mac));
-                }
+            } else if let Some(&mac) = self.neighbors.get(&k) {
+                probe.push((k.0, k.1, mac));
             }
         }
         for &(i, ip) in &old {
@@ -709,9 +739,14 @@ impl Router {
     /// Forgets a learned neighbour (and its host route).
     pub fn forget(&mut self, i: IfIndex, ip: IpAddr) {
         self.heard.remove(&(i, ip));
-        if self.statics.contains(&(i, ip)) || self.neighbors.remove(&(i, ip)).is_none() {
+        self.probing.remove(&(i, ip));
+        if self.statics.contains(&(i, ip)) {
             return;
         }
+        let Some(mac) = self.neighbors.remove(&(i, ip)) else {
+            return;
+        };
+        self.tell("forgotten", i, ip, mac);
         let vrfs: Vec<u16> = self
             .hosts
             .keys()
@@ -987,10 +1022,12 @@ mod tests {
         assert_eq!(probe, vec![(A, ip("10.0.0.7"), [2, 0, 0, 0, 0, 7])]);
         assert_eq!(gone, 0);
         let (probe, gone) = r.age(t0 + ms(4500));
+        assert_eq!((probe.len(), gone), (2, 0), "both probed");
+        let (probe, gone) = r.age(t0 + ms(5500));
         assert_eq!(
             (probe, gone),
             (vec![(A, ip("10.0.0.254"), MAC_GW)], 1),
-            "10.0.0.7 went, the gateway is probed"
+            "10.0.0.7 went after 3 s of probes, the gateway is probed"
         );
         let (_, gone) = r.age(t0 + ms(9000));
         assert_eq!(gone, 1);

@@ -258,9 +258,9 @@ service! {
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<EventStream>, Status> {
         let kinds = req.into_inner().kinds;
         for k in &kinds {
-            if !["link", "fdb", "config"].contains(&k.as_str()) {
+            if !["link", "fdb", "neighbor", "config"].contains(&k.as_str()) {
                 return Err(ApiError::invalid(format!(
-                    "kinds: unknown event kind {k:?} (link, fdb, config)"
+                    "kinds: unknown event kind {k:?} (link, fdb, neighbor, config)"
                 ))
                 .into());
             }

@@ -98,15 +98,15 @@ fn run(opts: Options) -> Result<(), String> {
     let engine = Engine::start(&eal, &lcores, opts.poll, l2.shared.clone(), slow.clone())
         .map_err(|e| e.to_string())?;
     let pool = Arc::new(pool);
-    let router = Arc::new(std::sync::Mutex::new(
-        vswitch_control::router::Router::new()
-            .map_err(|e| format!("cannot make the router's tables: {e}"))?,
-    ));
+    let events = Arc::new(Events::new());
+    let mut router = vswitch_control::router::Router::new()
+        .map_err(|e| format!("cannot make the router's tables: {e}"))?;
+    router.set_events(events.clone());
+    let router = Arc::new(std::sync::Mutex::new(router));
     // The router's ARP and ICMP (router_punts.rs) on the slow-path thread.
     let handler = vswitch_control::router_punts::RouterPunts::new(router.clone(), pool.clone());
     let slow_thread = SlowPathThread::start(slow.clone(), handler)
         .map_err(|e| format!("cannot start the slow-path thread: {e}"))?;
-    let events = Arc::new(Events::new());
     let learner_stop = Arc::new(AtomicBool::new(false));
     let learner = vswitch_control::learner::spawn(l2.clone(), events.clone(), learner_stop.clone())
         .map_err(|e| format!("cannot start the learner thread: {e}"))?;

@@ -100,9 +100,9 @@ pub enum Command {
         file: String,
     },
     /// Print events as they happen: link up/down, MAC learned/moved/aged, configuration
-    /// changes (KIND: link, fdb, config; default all).
+    /// changes (KIND: link, fdb, neighbor, config; default all).
     Watch {
-        #[arg(value_name = "KIND", value_parser = ["link", "fdb", "config"])]
+        #[arg(value_name = "KIND", value_parser = ["link", "fdb", "neighbor", "config"])]
         kinds: Vec<String>,
         /// Stop after this many events.
         #[arg(long, value_name = "N")]

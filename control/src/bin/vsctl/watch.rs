@@ -1,6 +1,6 @@
 //! `vsctl watch [KIND...] [--count N]`: prints the switch's events as they happen, one per
 //! line (with `--json`, one JSON object per line): link up/down, MAC learned / moved / aged,
-//! configuration changes.
+//! neighbours learned / changed / forgotten, configuration changes.
 
 use serde::Serialize;
 use vswitch_proto::v1::event::Event as E;
@@ -42,6 +42,7 @@ fn text(e: &Event) -> String {
             f.kind, f.mac, f.vlan, f.bridge, f.iface
         ),
         Some(E::Config(c)) => format!("config {} {}", c.change, c.name),
+        Some(E::Neighbor(n)) => format!("neighbor {} {} {} iface {}", n.kind, n.ip, n.mac, n.iface),
         None if e.lost > 0 => format!("lost {} events (too slow); re-read the state", e.lost),
         None => "unknown event".to_string(),
     };
@@ -59,6 +60,8 @@ struct EventJson<'a> {
     fdb: Option<FdbJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<ConfigJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    neighbor: Option<NeighborJson<'a>>,
     #[serde(skip_serializing_if = "is_zero")]
     lost: u64,
 }
@@ -85,6 +88,14 @@ struct FdbJson<'a> {
 }
 
 #[derive(Serialize)]
+struct NeighborJson<'a> {
+    kind: &'a str,
+    iface: &'a str,
+    ip: &'a str,
+    mac: &'a str,
+}
+
+#[derive(Serialize)]
 struct ConfigJson<'a> {
     change: &'a str,
     name: &'a str,
@@ -99,6 +110,7 @@ impl<'a> From<&'a Event> for EventJson<'a> {
             link: None,
             fdb: None,
             config: None,
+            neighbor: None,
             lost: e.lost,
         };
         match &e.event {
@@ -125,6 +137,15 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 j.config = Some(ConfigJson {
                     change: &c.change,
                     name: &c.name,
+                });
+            }
+            Some(E::Neighbor(n)) => {
+                j.kind = "neighbor";
+                j.neighbor = Some(NeighborJson {
+                    kind: &n.kind,
+                    iface: &n.iface,
+                    ip: &n.ip,
+                    mac: &n.mac,
                 });
             }
             None => {}
