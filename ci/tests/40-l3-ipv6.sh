@@ -27,21 +27,10 @@ source "$(dirname "$0")/../lib.sh"
 vs_test_init "40-l3-ipv6"
 start_vswitchd
 
-# ns_ipv6_on NS IF...: IPv6 on in NS (lib.sh turns it off) for IF, without duplicate
-# address detection (addresses usable at once) and without router solicitations.
-ns_ipv6_on() {
-    local ns=$1 ifc
-    shift
-    for ifc in all default "$@"; do
-        ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifc.accept_dad=0" \
-            "net.ipv6.conf.$ifc.router_solicitations=0" "net.ipv6.conf.$ifc.disable_ipv6=0"
-    done
-}
-
 # v6_host SUFFIX CIDR GW: a host (vs_host, no IPv4) with eth0 at CIDR, default via GW.
 v6_host() {
     vs_host "$1" ""
-    ns_ipv6_on "$VS_NS" eth0
+    vs_ns_ipv6 "$VS_NS" eth0
     ip -n "$VS_NS" addr add "$2" dev eth0 nodad
     [[ -z "$3" ]] || ip -n "$VS_NS" -6 route add default via "$3"
 }
@@ -70,8 +59,8 @@ NSC=$(vs_ifname c)
 vs_netns_add "$NSC"
 ip -n "$NSB" link add eth1 type veth peer name eth0 netns "$NSC" ||
     fail "cannot create veth $NSB/eth1 <-> $NSC/eth0"
-ns_ipv6_on "$NSC" eth0
-ns_ipv6_on "$NSB" eth1
+vs_ns_ipv6 "$NSC" eth0
+vs_ns_ipv6 "$NSB" eth1
 for ifc in "$NSB eth1 fd00:43::1/64" "$NSB eth1 fd00:44::1/64" \
     "$NSC eth0 fd00:43::2/64" "$NSC eth0 fd00:44::2/64"; do
     read -r ns dev cidr <<<"$ifc"
