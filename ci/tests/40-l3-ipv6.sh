@@ -10,16 +10,22 @@
 #    switch resolves them (NS to the solicited-node group, the waiting packet released);
 #    ping -6 both ways, the replies' hop limit decremented exactly once (63), ping of the
 #    switch's global address and of its link-local one (EUI-64 of ra's MAC, fe80::X%eth0);
-#  - ping -t 1 gets ICMPv6 time exceeded from fd00:41::1; iperf3 (TCP) a -> b;
-#  - `iface set rb mtu=1400`: ping -s 1450 -M do gets packet too big with mtu 1400, and
-#    TCP a -> b still moves data (path MTU discovery on that packet too big);
+#  - a's unicast neighbour probes (as Linux sends them for a stale entry, from its
+#    link-local address) for the switch's global and link-local addresses are answered;
+#  - ping -t 1 gets ICMPv6 time exceeded from fd00:41::1; iperf3 (TCP) a -> b; a 3000-byte
+#    ping, fragmented by a, crosses as fragments;
+#  - `iface set rb mtu=1400`: ping -s 1450 -M do gets packet too big with mtu 1400; with
+#    a's path MTU cache flushed, TCP both ways moves data (a learns the MTU from the
+#    switch's packet too big);
 #  - fd00:43::/64 via fd00:42::2 (b's global address) and fd00:44::/64 via b's link-local
 #    address dev rb: c answers on both, with hop limit 62; a -t 2 probe gets time exceeded
 #    from b;
 #  - a route via an address nobody has: ping gets address unreachable from the switch
 #    after the switch's 3 neighbour solicitations;
-#  - `neigh show` lists a, b and b's link-local address, learned; `route get` names the
-#    connected, local, static and learned host routes.
+#  - `neigh show` lists a, b and b's link-local address, learned; with `neigh set age=1`
+#    a 4 s ping through b's link-local address loses nothing (resolved again each time);
+#    `route get` names the connected, local, static and learned host routes;
+#  - after a restart the routes (the link-local gateway too) carry traffic again.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -91,6 +97,18 @@ ip -n "$NSA" -6 neigh show fd00:41::1 | grep -q "lladdr $RA_MAC" ||
     fail "a should know its gateway fd00:41::1 at $RA_MAC: $(ip -n "$NSA" -6 neigh show)"
 ip -n "$NSA" -6 neigh show fd00:42::2 | grep -q lladdr &&
     fail "a should not know b's MAC (b is behind the router)"
+
+# a re-checks its gateway as Linux does once its entry goes stale: unicast solicitations
+# from its link-local address to the switch's global and link-local ones (kernel probes).
+for gw in fd00:41::1 "$RA_LL"; do
+    ip -n "$NSA" -6 neigh replace "$gw" dev eth0 lladdr "$RA_MAC" nud probe
+done
+# a_confirmed: status only: both of a's gateway entries are reachable again.
+a_confirmed() {
+    [[ $(ip -n "$NSA" -6 neigh show dev eth0 nud reachable | grep -c -e "^fd00:41::1 " -e "^$RA_LL ") == 2 ]]
+}
+wait_until 10 "a's unicast neighbour probes answered" a_confirmed
+log "unicast neighbour probes for fd00:41::1 and $RA_LL answered"
 
 out=$(ip netns exec "$NSA" ping -c 1 -W 2 fd00:42::2 2>&1) || fail "ping a -> b: $out"
 grep -Eq '(ttl|hlim)=63' <<<"$out" || fail "the reply from b should arrive with hop limit 63: $out"
@@ -170,6 +188,18 @@ assert_eq "$(route_get fd00:42::77)" "fd00:42::/64 -" "route get fd00:42::77 (co
 assert_eq "$(route_get fd00:42::2)" "fd00:42::2/128 -" "route get fd00:42::2 (learned host)"
 assert_eq "$(route_get fd00:41::1)" "fd00:41::1/128 -" "route get fd00:41::1 (local)"
 vsctl route get fd00:41::1,fd00:42::2,fd00:43::7,fd00:44::7
+
+# Learned neighbours aged out every second: traffic resolves them again without a loss.
+# b_ns_in: neighbour solicitations b has received on eth0 (the kernel's ICMPv6 counters).
+b_ns_in() { ip netns exec "$NSB" cat /proc/net/dev_snmp6/eth0 | awk '$1 == "Icmp6InNeighborSolicits" { print $2 }'; }
+run_ok "neighbour age 1 s" vsctl neigh set age=1
+ns0=$(b_ns_in)
+out=$(ip netns exec "$NSA" ping -c 20 -i 0.2 -w 10 fd00:44::2 2>&1) || fail "ping while neighbours age: $out"
+grep -q ' 0% packet loss' <<<"$out" || fail "ping while neighbours age lost packets: $out"
+ns1=$(b_ns_in)
+assert_int -ge $((ns1 - ns0)) 2 "solicitations from the switch to b while its entry aged"
+run_ok "neighbour age back to 300 s" vsctl neigh set age=300
+log "neighbours aged every second under a 4 s ping: 20/20 replies; b solicited $((ns1 - ns0)) times"
 fwd=$(vsctl --json runtime | vs_json 'sum(s["packets"] for w in d["workers"] for s in w["stages"] if s["stage"] == "ip6-forward")')
 assert_int -gt "$fwd" 100 "packets through ip6-forward"
 log "ip6-forward: $fwd packets"
