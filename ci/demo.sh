@@ -7,9 +7,12 @@
 #   green1..green4 10.99.30.1-4 --veth-- [af_packet green1..4] == bridge br0 (MAC learning)
 #   yellow1 10.99.41.2 --veth-- [af_packet yellow1 10.99.41.1] == router == [af_packet
 #     yellow2 10.99.42.1] --veth-- yellow2 10.99.42.2   (two IPv4 subnets, routed; ARP)
+#     and fd00:99:41::2 ... [fd00:99:41::1] == router == [fd00:99:42::1] ... fd00:99:42::2
+#     (two IPv6 subnets on the same links; Neighbor Discovery)
 #
-# then pings across both pairs, runs a short iperf3 over each, shows what vsctl shows
-# (iface list, stats, workers, drops, runtime) and removes everything it made.
+# then pings across both pairs, across the bridge and across the router (IPv4 and IPv6),
+# runs a short iperf3 over each, shows what vsctl shows (iface list, route show, route
+# get, neigh show, stats, workers, drops, runtime) and removes everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,17 +58,25 @@ for i in 1 2 3 4; do
     vsctl bridge attach br0 "green$i"
 done
 
-step "yellow subnets: two namespaces in different IPv4 subnets, routed by the switch"
+step "yellow subnets: two namespaces in different IPv4 and IPv6 subnets, routed by the switch"
 vs_host y1 10.99.41.2/24
 yellow1=$VS_NS
+vs_ns_ipv6 "$yellow1" eth0
+ip -n "$yellow1" addr add fd00:99:41::2/64 dev eth0 nodad
 ip -n "$yellow1" route add default via 10.99.41.1
+ip -n "$yellow1" -6 route add default via fd00:99:41::1
 vsctl iface add yellow1 af_packet iface="$VS_HOSTIF"
 vsctl addr add yellow1 10.99.41.1/24
+vsctl addr add yellow1 fd00:99:41::1/64
 vs_host y2 10.99.42.2/24
 yellow2=$VS_NS
+vs_ns_ipv6 "$yellow2" eth0
+ip -n "$yellow2" addr add fd00:99:42::2/64 dev eth0 nodad
 ip -n "$yellow2" route add default via 10.99.42.1
+ip -n "$yellow2" -6 route add default via fd00:99:42::1
 vsctl iface add yellow2 af_packet iface="$VS_HOSTIF"
 vsctl addr add yellow2 10.99.42.1/24
+vsctl addr add yellow2 fd00:99:42::1/64
 
 step "vsctl iface list"
 vsctl iface list
@@ -88,9 +99,15 @@ step "ping across the router (yellow1 <-> yellow2, and the router's own address)
 vs_ping "$yellow1" 10.99.42.2
 vs_ping "$yellow2" 10.99.41.2
 vs_ping "$yellow1" 10.99.41.1
-step "vsctl route show; vsctl route get (the dataplane's FIB)"
+step "ping -6 across the router (yellow1 <-> yellow2, and the router's own address)"
+vs_ping "$yellow1" fd00:99:42::2
+vs_ping "$yellow2" fd00:99:41::2
+vs_ping "$yellow1" fd00:99:41::1
+ip netns exec "$yellow1" ping -c 1 fd00:99:42::2
+step "vsctl route show; vsctl route get (the dataplane's FIB); vsctl neigh show"
 vsctl route show
-vsctl route get 10.99.42.2,10.99.41.1,10.99.42.77
+vsctl route get 10.99.42.2,10.99.41.1,10.99.42.77,fd00:99:42::2,fd00:99:41::1,fd00:99:42::77
+vsctl neigh show
 
 step "vsctl bridge show br0"
 vsctl bridge show br0

@@ -394,6 +394,19 @@ vs_ns_iface_up() {
     ip -n "$ns" link set "$ifc" up
 }
 
+# vs_ns_ipv6 NS IF...: IPv6 back on in NS (vs_netns_add turns it off) for IF, without
+# duplicate address detection (addresses usable at once: add them with `nodad` too) and
+# without router solicitations; IF gets its link-local address.
+vs_ns_ipv6() {
+    local ns=$1 ifc
+    shift
+    for ifc in all default "$@"; do
+        ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifc.accept_dad=0" \
+            "net.ipv6.conf.$ifc.router_solicitations=0" "net.ipv6.conf.$ifc.disable_ipv6=0" ||
+            fail "cannot turn IPv6 on for $ifc in $ns"
+    done
+}
+
 # vs_host SUFFIX CIDR: a host for the switch to serve: namespace $(vs_ifname SUFFIX) with
 # eth0 at CIDR (no address if CIDR is empty) on a veth pair whose other end,
 # $(vs_ifname hSUFFIX), stays in the host namespace for an af_packet interface. Sets VS_NS
