@@ -112,19 +112,30 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 
-/// Where a frame received on a routed interface goes: ip4-forward, or the slow path (ARP).
-/// Routed interfaces take untagged frames only; IPv6 is not routed yet.
+/// The stage the router takes an untagged frame of `ethertype` in: ip4-forward, or the
+/// slow path (ARP; the caller sets `meta.punt`); None for what it does not route (IPv6 is
+/// not routed yet). Used for routed interfaces' frames and for the frames a bridge hands
+/// to its routed interface (l2-bridge).
+#[inline(always)]
+pub(crate) fn l3_next(ethertype: u16) -> Option<Next> {
+    match ethertype {
+        ETHERTYPE_IPV4 => Some(Next::Ip4Forward),
+        ETHERTYPE_ARP => Some(Next::Punt),
+        _ => None,
+    }
+}
+
+/// Where a frame received on a routed interface goes ([`l3_next`]). Routed interfaces
+/// take untagged frames only.
 #[inline(always)]
 pub(crate) fn routed(frame: &[u8]) -> Result<Next, DropReason> {
     let Ok(f) = Frame::new_checked(frame) else {
         return Err(DropReason::BadHeader);
     };
-    match f.ethertype() {
-        _ if f.vlan().is_some() => Err(DropReason::NotIp),
-        ETHERTYPE_IPV4 => Ok(Next::Ip4Forward),
-        ETHERTYPE_ARP => Ok(Next::Punt),
-        _ => Err(DropReason::NotIp),
+    if f.vlan().is_some() {
+        return Err(DropReason::NotIp);
     }
+    l3_next(f.ethertype()).ok_or(DropReason::NotIp)
 }
 
 /// A received burst of a routed interface: to ip4-forward whole when every frame is IPv4

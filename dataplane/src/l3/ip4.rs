@@ -13,8 +13,10 @@
 //! the next hops; the frame's Ethernet and IPv4 headers (the frame is untagged: ethernet-input
 //! sends only untagged frames here) and, for an ECMP route, its L4 ports.
 //! Writes: the IPv4 TTL and header checksum, the Ethernet destination and source;
-//! `meta.tx_if`; `meta.punt` for punted packets.
-//! Next: output, punt (`local`, `resolve`, `ttl_exceeded`, `frag_needed`).
+//! `meta.tx_if`; `meta.punt` for punted packets; for packets out of a bridge's routed
+//! interface (BVI) `rx_if`, `bridge`, `vlan` as l2-bridge's `from_bvi` says.
+//! Next: output; l2-bridge (out of a BVI: the frame enters its bridge as received on the
+//! BVI); punt (`local`, `resolve`, `ttl_exceeded`, `frag_needed`).
 //! Drops: `bad_header` (truncated, bad version, IHL or total length), `bad_checksum`,
 //! `martian` (source multicast, broadcast or loopback, destination loopback), `no_route`
 //! (no route, a blackhole route, an invalid next hop, no VRF), `iface_down` (output
@@ -192,11 +194,11 @@ fn forward(
     tx_if: u16,
     dst_mac: &ethernet::Mac,
 ) {
-    let Some((src_mac, max_frame)) = ctx
+    let Some((src_mac, max_frame, bvi_bridge)) = ctx
         .plan
         .iface(tx_if)
         .filter(|p| p.up)
-        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame)))
+        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
     else {
         ctx.counters
             .drop_packets(STAGE, DropReason::IfaceDown, tx_if, 1);
@@ -227,8 +229,14 @@ fn forward(
     if m.len() > len {
         m.trim((m.len() - len) as u16);
     }
-    let out = Meta { tx_if, ..*meta };
-    g.hand_on(ctx, STAGE, Next::Output, m, out);
+    match bvi_bridge {
+        None => g.hand_on(ctx, STAGE, Next::Output, m, Meta { tx_if, ..*meta }),
+        // Out of a bridge's routed interface: into the bridge, as received on it.
+        Some(bridge) => {
+            let out = crate::l2::bridge::from_bvi(tx_if, bridge, meta);
+            g.hand_on(ctx, STAGE, Next::L2Bridge, m, out)
+        }
+    }
 }
 
 #[inline(always)]
