@@ -446,10 +446,48 @@ impl Switch {
         model::iface::xconnects(&self.model)
     }
 
-    /// One interface's configuration and counters.
+    /// One interface's configuration and counters (a bridge's routed interface `bvi:BR`:
+    /// its configuration).
     pub fn get_iface(&self, name: &str) -> ApiResult<pb::Interface> {
+        if let Some(br) = model::iface::bvi_bridge(name) {
+            return self.describe_bvi(br);
+        }
         let (i, a) = self.iface(name)?;
         Ok(self.describe(name, i, a))
+    }
+
+    /// Bridge `br`'s routed interface: type `bvi`, always up, its MAC, MTU, index, VRF,
+    /// proxy-ARP and addresses (no port, no counters of its own).
+    fn describe_bvi(&self, br: &str) -> ApiResult<pb::Interface> {
+        let b = self.model.bridge(br)?;
+        let name = format!("{}{br}", model::iface::BVI_PREFIX);
+        Ok(pb::Interface {
+            r#type: "bvi".into(),
+            admin_up: true,
+            link_up: true,
+            mac: format_mac(model::bridge::bvi_mac(br)),
+            mtu: u32::from(self.bvi_mtu(b)),
+            index: self.bvis.get(br).map_or(0, |&i| u32::from(i)),
+            vrf: u32::from(b.bvi.vrf),
+            proxy_arp: b.bvi.proxy_arp,
+            addresses: model::addr::of_iface(&self.model, &name)
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            name,
+            ..Default::default()
+        })
+    }
+
+    /// The MTU of bridge `b`'s routed interface: the smallest of its members' (1500
+    /// without members), as a Linux bridge's.
+    fn bvi_mtu(&self, b: &model::Bridge) -> u16 {
+        b.members
+            .keys()
+            .filter_map(|m| self.model.iface(m).ok())
+            .map(|i| i.spec.mtu.unwrap_or(1500))
+            .min()
+            .unwrap_or(1500)
     }
 
     /// Every interface.
@@ -866,13 +904,7 @@ impl Switch {
                 continue;
             }
             let mac = model::bridge::bvi_mac(br);
-            let mtu = b
-                .members
-                .keys()
-                .filter_map(|m| self.model.iface(m).ok())
-                .map(|i| i.spec.mtu.unwrap_or(1500))
-                .min()
-                .unwrap_or(1500);
+            let mtu = self.bvi_mtu(b);
             let l3 = L3Port {
                 vrf: b.bvi.vrf,
                 mac,
