@@ -18,7 +18,7 @@ source "$(dirname "$0")/../lib.sh"
 # shellcheck source=ci/l2lib.sh
 source "$(dirname "$0")/../l2lib.sh"
 
-vs_test_init "38-l3-bvi"
+vs_test_init "40-l3-bvi"
 start_vswitchd
 
 # bvi_mac BR: the MAC the switch gives bridge BR's routed interface (see
