@@ -156,14 +156,16 @@ rss_kb() {
 
 declare -A VS_SNIFF_PID=()
 
-# sniff_start NAME NS [IF]: capture every frame arriving on IF (default eth0) in NS into
-# $VS_TMP/sniff-NAME.jsonl until sniff_stop (at most 240 s); returns once it captures.
+# sniff_start NAME NS [IF [ARGS...]]: capture every frame arriving on IF (default eth0) in
+# NS into $VS_TMP/sniff-NAME.jsonl until sniff_stop (at most 240 s); ARGS go to sniff.py
+# (--raw: each frame's bytes too). Returns at once: sniff_ready waits until it captures.
 sniff_start() {
     local name=$1 ns=$2 ifc=${3:-eth0} base
+    shift $(($# < 3 ? $# : 3))
     base=$VS_TMP/sniff-$name
     rm -f "$base.jsonl" "$base.ready" "$base.stop"
     ip netns exec "$ns" "$VS_PY" "$VS_SCAPY_DIR/sniff.py" --iface "$ifc" \
-        --out "$base.jsonl" --ready "$base.ready" --stop "$base.stop" --timeout 240 \
+        --out "$base.jsonl" --ready "$base.ready" --stop "$base.stop" --timeout 240 "$@" \
         </dev/null >"$base.log" 2>&1 &
     VS_SNIFF_PID[$name]=$!
     vs_track_pid "$!"

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Record every frame that arrives on an interface, one JSON object per line.
 
-    sniff.py --iface eth0 --out FILE --ready FILE --stop FILE [--timeout SECONDS]
+    sniff.py --iface eth0 --out FILE --ready FILE --stop FILE [--timeout SECONDS] [--raw]
 
 Frames the namespace itself sends are left out. Each line is l2common.summary() of one
 frame (src, dst, vlan, vlans, kind, ARP/IP/ICMP fields), flushed at once so a test can poll
 the file while the capture runs. A frame summary() cannot describe completely (cut short,
 or not the header its EtherType says) is recorded as {"error": why, "len": bytes, "hex":
 the frame}: never left out, and ci/check.py fails every check on a capture holding one.
+With --raw every line also carries the whole frame as "hex" (for byte-exact checks).
 READY is created once the socket is capturing (frames from then on are kept); the capture
 ends when STOP exists or after TIMEOUT seconds (a bound, default 120). Exit 0, or 1 if
 the socket cannot be opened.
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("--ready", required=True)
     ap.add_argument("--stop", required=True)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--raw", action="store_true")
     args = ap.parse_args()
 
     sock = open_socket(args.iface)
@@ -46,6 +48,8 @@ def main():
                 continue
             try:
                 f = summary(data)
+                if args.raw:
+                    f["hex"] = bytes(data).hex()
             except Exception as e:  # noqa: BLE001 - recorded as an error, never dropped
                 f = {"error": "%s: %s" % (type(e).__name__, e), "len": len(data),
                      "hex": bytes(data).hex()}

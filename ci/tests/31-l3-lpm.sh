@@ -30,77 +30,10 @@ run_ok "the switch's uplink" vsctl iface add up0 null
 run_ok "its IPv4 address" vsctl addr add up0 10.255.0.1/24
 run_ok "its IPv6 address" vsctl addr add up0 fd00:255::1/64
 
-"$VS_PY" - "$VS_TMP" <<'PY'
-import ipaddress, random, sys
-d = sys.argv[1]
-rnd = random.Random(31)
-def ok4(n):
-    # Not inside the uplink's subnet, loopback, multicast or reserved space (the kernel's
-    # local table and special cases answer there, not the FIB).
-    if n.overlaps(ipaddress.ip_network("10.255.0.0/24")) and n.prefixlen >= 24:
-        return False
-    return not any(n.subnet_of(ipaddress.ip_network(x)) for x in ("0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3"))
-def ok6(n):
-    if n.overlaps(ipaddress.ip_network("fd00:255::/64")) and n.prefixlen >= 64:
-        return False
-    return not any(n.subnet_of(ipaddress.ip_network(x)) for x in ("::/8", "fe80::/10", "ff00::/8"))
-# IPv4: lengths weighted like a real table (mostly /16-/24, some short, some past /24),
-# in a few /8s so that prefixes nest.
-v4 = set()
-lens4 = [8] * 2 + list(range(9, 16)) * 2 + list(range(16, 25)) * 12 + list(range(25, 33)) * 4
-while len(v4) < 10000:
-    l = rnd.choice(lens4)
-    a = rnd.choice([10, 100, 172, 198]) << 24 | rnd.getrandbits(24)
-    n = ipaddress.ip_network((a, l), strict=False)
-    if ok4(n):
-        v4.add(n)
-v6 = set()
-lens6 = [16, 24, 28, 32, 32, 40, 44, 48, 48, 48, 56, 60, 64, 64, 64, 80, 96, 112, 127, 128]
-while len(v6) < 2000:
-    l = rnd.choice(lens6)
-    a = (0x2001_0db8 << 96 | rnd.getrandbits(96)) if rnd.random() < 0.7 else (0x2a00 << 112 | rnd.getrandbits(112))
-    n = ipaddress.ip_network((a, l), strict=False)
-    if ok6(n):
-        v6.add(n)
-v4, v6 = sorted(v4), sorted(v6)
-with open(f"{d}/kernel.batch", "w") as k, open(f"{d}/switch.txt", "w") as s:
-    for n in v4:
-        k.write(f"route add {n} via 10.255.0.2\n")
-        s.write(f"route add {n} via 10.255.0.2\n")
-    for n in v6:
-        k.write(f"route add {n} via fd00:255::2\n")
-        s.write(f"route add {n} via fd00:255::2\n")
-    k.write("route add default via 10.255.0.2\nroute add default via fd00:255::2\n")
-    s.write("route add 0.0.0.0/0 via 10.255.0.2\nroute add ::/0 via fd00:255::2\n")
-# Half of them deleted later.
-gone4, gone6 = rnd.sample(v4, len(v4) // 2), rnd.sample(v6, len(v6) // 2)
-with open(f"{d}/kernel-del.batch", "w") as k, open(f"{d}/switch-del.txt", "w") as s:
-    for n in gone4 + gone6:
-        k.write(f"route del {n}\n")
-        s.write(f"route del {n}\n")
-# Probes: addresses inside the prefixes (and their edges), and random ones.
-def probes(nets, count, bits, ok):
-    out = []
-    while len(out) < count:
-        if rnd.random() < 0.8:
-            n = rnd.choice(nets)
-            a = int(n.network_address) | rnd.getrandbits(bits - n.prefixlen) if n.prefixlen < bits else int(n.network_address)
-            if rnd.random() < 0.1:
-                a = int(n.broadcast_address) + rnd.choice([0, 1])
-        else:
-            a = rnd.getrandbits(bits)
-        a &= (1 << bits) - 1
-        ip = ipaddress.ip_address(a)
-        if ok(ipaddress.ip_network((a, bits))):
-            out.append(ip)
-    return out
-p4 = probes(v4, 10000, 32, ok4)
-p6 = probes(v6, 2000, 128, ok6)
-with open(f"{d}/probes4", "w") as f:
-    f.write("\n".join(map(str, p4)) + "\n")
-with open(f"{d}/probes6", "w") as f:
-    f.write("\n".join(map(str, p6)) + "\n")
-PY
+# The routes, their deletes and the probes (ci/lpm_routes.py; 39-l3-lpm-packets uses it too).
+"$VS_PY" "$VS_ROOT/ci/lpm_routes.py" "$VS_TMP" --seed 31 --v4 10000 --v6 2000 \
+    --gw4 10.255.0.2 --gw6 fd00:255::2 --exclude 10.255.0.0/24 --exclude fd00:255::/64 \
+    --probes4 10000 --probes6 2000 || fail "ci/lpm_routes.py failed"
 
 # compare FAMILY: the kernel's fibmatch and the switch's route get of every probe.
 compare() {

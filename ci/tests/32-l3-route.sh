@@ -6,8 +6,9 @@
 #  - ping both ways, TTL decremented exactly once (63 at the far end's reply), and ping
 #    of the router's own address; iperf3 (TCP) through it;
 #  - ping -t 1 gets time exceeded from the router; a DF packet over the egress MTU gets
-#    fragmentation needed (with the MTU); a route through a gateway that never answers
-#    ARP gets host unreachable after the retries;
+#    fragmentation needed (with the MTU), one without DF is fragmented (a UDP datagram reassembled at b); a
+#    route through a gateway that never answers ARP gets host unreachable after the
+#    retries;
 #  - the router's counters: ip4-forward saw the packets, the slow path answered;
 #  - a flannel-style onlink route (the gateway outside every subnet of the router, on the
 #    link of dev): a third namespace answers for it and the route carries traffic;
@@ -56,6 +57,27 @@ log "ping -t 1: time exceeded from 10.32.1.1"
 out=$(ip netns exec "$NSA" ping -c 1 -W 2 -M do -s 1450 10.32.2.2 2>&1 || true)
 grep -qi 'mtu = 1400\|mtu=1400' <<<"$out" || fail "DF over MTU: no fragmentation needed (mtu 1400): $out"
 log "DF 1478-byte packet: fragmentation needed, mtu 1400"
+# Without DF the router fragments it (a's fragments reach the switch reassembled: DPDK's
+# af_packet has the kernel defragment, so the 1478-byte packet is the switch's to split;
+# and b's link, MTU 1400 now, would not carry it whole). One way, UDP: b's replies could
+# not leave b whole either.
+ip netns exec "$NSB" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.32.2.2", 3232)); s.settimeout(8)
+n = len(s.recv(4096))
+print(n)' >"$VS_TMP/frag.out" 2>&1 &
+rcv=$!
+wait_until 5 "b listens on udp 3232" bash -c "ip netns exec $NSB ss -uln | grep -q 10.32.2.2:3232"
+ip netns exec "$NSA" python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 0)  # IP_MTU_DISCOVER: IP_PMTUDISC_DONT (no DF)
+for _ in range(5):
+    s.sendto(bytes(1450), ("10.32.2.2", 3232)); time.sleep(0.2)'
+wait "$rcv" || fail "b received no datagram: the 1478-byte packet without DF was not fragmented: $(cat "$VS_TMP/frag.out")"
+[[ $(cat "$VS_TMP/frag.out") == 1450 ]] || fail "b received $(cat "$VS_TMP/frag.out") bytes, not 1450"
+log "1478-byte UDP packet without DF: fragmented by the router, 1450 bytes reassembled at b"
 
 out=$(ip netns exec "$NSA" ping -c 1 -W 6 10.32.9.1 2>&1 || true)
 grep -qi 'Destination Host Unreachable' <<<"$out" ||

@@ -15,7 +15,7 @@
 //! Thread safety: owned by the switch (under its lock).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use vswitch_dataplane::l3::fib::Grace;
@@ -123,38 +123,96 @@ pub struct IfaceInfo {
     pub mac: [u8; 6],
     pub mtu: u16,
     /// Its IPv4 addresses with their subnet lengths.
-    pub v4: Vec<(std::net::Ipv4Addr, u8)>,
+    pub v4: Vec<(Ipv4Addr, u8)>,
+    /// Its IPv6 addresses (link-local ones too) with their subnet lengths.
+    pub v6: Vec<(Ipv6Addr, u8)>,
     pub proxy_arp: bool,
+}
+
+/// Whether `a` and `b` (`bits`-bit addresses in a u128) share their first `len` bits.
+fn same_subnet(a: u128, b: u128, len: u8, bits: u32) -> bool {
+    let len = u32::from(len).min(bits);
+    len == 0 || (a ^ b) >> (bits - len) == 0
+}
+
+/// Whether `a` is an IPv6 link-local unicast address (fe80::/10).
+pub fn is_link_local(a: Ipv6Addr) -> bool {
+    u128::from(a) >> 118 == 0x3fa
 }
 
 impl IfaceInfo {
     /// Whether `ip` is in one of the interface's IPv4 subnets.
-    pub fn on_link(&self, ip: std::net::Ipv4Addr) -> bool {
+    pub fn on_link(&self, ip: Ipv4Addr) -> bool {
         self.v4.iter().any(|&(a, len)| {
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            u32::from(a) & m == u32::from(ip) & m
+            same_subnet(u128::from(u32::from(a)), u128::from(u32::from(ip)), len, 32)
         })
     }
 
     /// The interface's address in `ip`'s subnet, else its first.
-    pub fn source_for(&self, ip: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
-        let one = |&(a, len): &(std::net::Ipv4Addr, u8)| {
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            u32::from(a) & m == u32::from(ip) & m
-        };
+    pub fn source_for(&self, ip: Ipv4Addr) -> Option<Ipv4Addr> {
         self.v4
             .iter()
-            .find(|x| one(x))
+            .find(|&&(a, len)| {
+                same_subnet(u128::from(u32::from(a)), u128::from(u32::from(ip)), len, 32)
+            })
             .or(self.v4.first())
             .map(|&(a, _)| a)
+    }
+
+    /// Whether `ip` is on the interface's link: link-local, or in one of its IPv6 subnets.
+    pub fn on_link6(&self, ip: Ipv6Addr) -> bool {
+        is_link_local(ip)
+            || self
+                .v6
+                .iter()
+                .any(|&(a, len)| same_subnet(u128::from(a), u128::from(ip), len, 128))
+    }
+
+    /// The interface's link-local address: the configured one, else the modified EUI-64
+    /// one of its MAC (RFC 4291 §2.5.1, appendix A), so that every routed interface has
+    /// one (RFC 4291 §2.1) to send Neighbor Discovery from and be a gateway with.
+    pub fn link_local(&self) -> Ipv6Addr {
+        if let Some(&(a, _)) = self.v6.iter().find(|(a, _)| is_link_local(*a)) {
+            return a;
+        }
+        let m = self.mac;
+        Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 2,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+
+    /// Whether `ip` is one of the interface's IPv6 addresses (its link-local one too).
+    pub fn owns6(&self, ip: Ipv6Addr) -> bool {
+        ip == self.link_local() || self.v6.iter().any(|&(a, _)| a == ip)
+    }
+
+    /// The address to send to `ip` from: the link-local one to a link-local destination,
+    /// else the interface's address in `ip`'s subnet, else its first global one, else the
+    /// link-local one.
+    pub fn source_for6(&self, ip: Ipv6Addr) -> Ipv6Addr {
+        if is_link_local(ip) {
+            return self.link_local();
+        }
+        let global = || self.v6.iter().filter(|(a, _)| !is_link_local(*a));
+        global()
+            .find(|&&(a, len)| same_subnet(u128::from(a), u128::from(ip), len, 128))
+            .or_else(|| global().next())
+            .map_or_else(|| self.link_local(), |&(a, _)| a)
     }
 }
 
@@ -487,11 +545,21 @@ impl Router {
 
     /// An IPv4 address the router has in VRF `vrf` (for ARP requests out of an interface
     /// without one of its own).
-    pub fn any_v4(&self, vrf: u16) -> Option<std::net::Ipv4Addr> {
+    pub fn any_v4(&self, vrf: u16) -> Option<Ipv4Addr> {
         self.ifaces
             .values()
             .filter(|i| i.vrf == vrf)
             .find_map(|i| i.v4.first().map(|&(a, _)| a))
+    }
+
+    /// A global IPv6 address the router has in VRF `vrf` (for ICMPv6 errors out of an
+    /// interface without one of its own).
+    pub fn any_v6(&self, vrf: u16) -> Option<Ipv6Addr> {
+        self.ifaces.values().filter(|i| i.vrf == vrf).find_map(|i| {
+            i.v6.iter()
+                .find(|(a, _)| !is_link_local(*a))
+                .map(|&(a, _)| a)
+        })
     }
 
     /// Routed interface `i`.
@@ -534,14 +602,15 @@ impl Router {
         Some(self.ifaces.get(&i)?.mtu)
     }
 
-    /// A neighbour seen by ARP: `ip` is at `mac` on interface `i`. Taken only for an IP in
-    /// one of the interface's subnets, and never over a static entry. Returns whether the
-    /// table changed. Gateways through it and its host route follow at once.
+    /// A neighbour seen by ARP or Neighbor Discovery: `ip` is at `mac` on interface `i`.
+    /// Taken only for an IP in one of the interface's subnets (or IPv6 link-local), and
+    /// never over a static entry. Returns whether the table changed. Gateways through it
+    /// and its host route (none for a link-local address: it is the link's own) follow at
+    /// once.
     pub fn learn(&mut self, i: IfIndex, ip: IpAddr, mac: [u8; 6]) -> bool {
         let Some(info) = self.ifaces.get(&i) else {
             return false;
         };
-        let IpAddr::V4(v4) = ip else { return false };
         // On one of its subnets, or routed out of it (a `dev` route: a Calico pod's /32).
         let routed_here = || {
             let m = self.vrfs.get(&info.vrf).and_then(|v| v.lookup(ip));
@@ -551,7 +620,11 @@ impl Router {
                 _ => false,
             }
         };
-        if !(info.on_link(v4) || routed_here()) || self.statics.contains(&(i, ip)) {
+        let on_link = match ip {
+            IpAddr::V4(a) => info.on_link(a),
+            IpAddr::V6(a) => info.on_link6(a),
+        };
+        if !(on_link || routed_here()) || self.statics.contains(&(i, ip)) {
             return false;
         }
         let known = self.neighbors.get(&(i, ip));
@@ -568,7 +641,11 @@ impl Router {
         self.neighbors.insert((i, ip), mac);
         // A host route through the neighbour (unless a configured route holds the prefix).
         let host = Prefix::host(ip);
-        if !self.routes.contains_key(&(vrf, host)) && !self.hosts.contains_key(&(vrf, ip)) {
+        let link_local = matches!(ip, IpAddr::V6(a) if is_link_local(a));
+        if !link_local
+            && !self.routes.contains_key(&(vrf, host))
+            && !self.hosts.contains_key(&(vrf, ip))
+        {
             if let Ok(id) = self.acquire(NhKey::Gateway(i, ip)) {
                 match self.vrfs.get_mut(&vrf).map(|t| t.insert(&host, id)) {
                     Some(Ok(())) => {
@@ -780,6 +857,7 @@ mod tests {
                 mac: crate::model::bridge::bvi_mac("br0"),
                 mtu: 1500,
                 v4: vec![(Ipv4Addr::new(10, 9, 0, 1), 24)],
+                v6: vec![],
                 proxy_arp: false,
             },
         )]));
@@ -829,6 +907,7 @@ mod tests {
                     mac: [2, 0, 0, 0, 0, 1],
                     mtu: 1500,
                     v4: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+                    v6: vec![],
                     proxy_arp: false,
                 },
             ),
@@ -839,6 +918,7 @@ mod tests {
                     mac: [2, 0, 0, 0, 0, 2],
                     mtu: 1400,
                     v4: vec![(Ipv4Addr::new(10, 0, 1, 1), 24)],
+                    v6: vec![],
                     proxy_arp: false,
                 },
             ),

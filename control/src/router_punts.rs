@@ -1,22 +1,29 @@
-//! The router's slow path (IPv4): what workers punt from routed interfaces.
+//! The router's slow path (IPv4 and IPv6): what workers punt from routed interfaces.
 //!
 //! - `arp`: requests for the interface's addresses (or any address, with proxy-ARP on) are
 //!   answered with the interface's MAC; the sender of every request and reply on one of
 //!   the interface's subnets is learned (gratuitous ARP included), which resolves the
 //!   gateways and host routes through it at once and releases the packets waiting for it.
+//! - Neighbor Discovery (RFC 4861, punted as `local`: solicited-node multicast and
+//!   link-local destinations): solicitations for the interface's IPv6 addresses (its
+//!   link-local one included, the configured one or else its MAC's EUI-64 one) are
+//!   answered with an advertisement (router, solicited, override) and their source learned;
+//!   advertisements, solicited or not, are learned like ARP replies.
 //! - `resolve`: a packet whose next hop has no MAC yet waits (at most [`QUEUE`] per
-//!   neighbour) while ARP requests go out, one a second, [`TRIES`] times; then the waiting
-//!   packets are dropped and their senders get ICMP host unreachable.
-//! - `local`: ICMP echo requests to the router's addresses are answered; the rest dropped.
-//! - `ttl_exceeded`, `frag_needed`: ICMP time exceeded, fragmentation needed (with the
-//!   output interface's MTU).
+//!   neighbour) while ARP requests or neighbour solicitations go out, one a second,
+//!   [`TRIES`] times; then the waiting packets are dropped and their senders get ICMP host
+//!   unreachable (ICMPv6 address unreachable).
+//! - `local`: ICMP and ICMPv6 echo requests to the router's addresses are answered; the
+//!   rest dropped.
+//! - `ttl_exceeded`, `frag_needed`: ICMP time exceeded, fragmentation needed (ICMPv6 time
+//!   exceeded, packet too big), with the output interface's MTU.
 //!
 //! Replies leave through the interface the packet came in on, to the MAC it came from.
-//! ICMP errors are rate-limited ([`ICMP_RATE`] a second, bursts of [`ICMP_BURST`]).
-//! IPv6 (ND, ICMPv6) comes with IPv6 forwarding.
+//! ICMP errors of both versions are rate-limited together ([`ICMP_RATE`] a second, bursts
+//! of [`ICMP_BURST`]).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,18 +31,21 @@ use dpdk::{Mbuf, Mempool};
 use vswitch_dataplane::slowpath::{Injected, PuntReason, Punted, SlowPath};
 use vswitch_dataplane::wire::arp::{self, ArpPacket, Operation};
 use vswitch_dataplane::wire::icmp::{
-    emit_icmpv4_error, may_send_icmpv4_error, v4_type, v4_unreachable, Icmpv4Error, Icmpv4Packet,
-    TIME_EXCEEDED_IN_TRANSIT,
+    emit_icmpv4_error, emit_icmpv6_error, emit_neighbor_advert, emit_neighbor_solicit,
+    may_send_icmpv4_error, may_send_icmpv6_error, v4_type, v4_unreachable, v6_type, v6_unreachable,
+    Icmpv4Error, Icmpv4Packet, Icmpv6Error, Icmpv6Packet, NaFlags, NeighborAdvert, NeighborSolicit,
+    ICMPV6_ERROR_MAX, ND_HOP_LIMIT, TIME_EXCEEDED_IN_TRANSIT,
 };
 use vswitch_dataplane::wire::ipv4::{Ipv4Packet, PROTO_ICMP};
+use vswitch_dataplane::wire::ipv6::{self, Ipv6Packet, Ipv6Repr, NEXT_ICMPV6};
 use vswitch_dataplane::IfIndex;
 
-use crate::router::Router;
+use crate::router::{is_link_local, IfaceInfo, Router};
 use crate::slowpath::PuntHandler;
 
 /// Packets that wait for one neighbour.
 pub const QUEUE: usize = 4;
-/// ARP requests for a neighbour before it is given up.
+/// ARP requests (neighbour solicitations) for a neighbour before it is given up.
 pub const TRIES: u32 = 3;
 const RETRY: Duration = Duration::from_secs(1);
 /// ICMP errors a second, and the burst allowed.
@@ -44,6 +54,20 @@ pub const ICMP_BURST: f64 = 100.0;
 const ETH: usize = 14;
 const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+const ETHERTYPE_IPV6: [u8; 2] = [0x86, 0xdd];
+/// The all-nodes group (RFC 4291 §2.7.1), where unsolicited advertisements go.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// An ICMP error, in either version's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IcmpError {
+    /// Time exceeded in transit.
+    TimeExceeded,
+    /// The next hop never answered: host (address) unreachable.
+    Unreachable,
+    /// Over the next hop's MTU: fragmentation needed, packet too big.
+    TooBig(u16),
+}
 
 /// Packets waiting for a neighbour.
 struct Pending {
@@ -57,12 +81,22 @@ struct Pending {
 pub struct RouterPunts {
     router: Arc<Mutex<Router>>,
     pool: Arc<Mempool>,
-    pending: HashMap<(IfIndex, Ipv4Addr), Pending>,
+    pending: HashMap<(IfIndex, IpAddr), Pending>,
     tokens: f64,
     refilled: Instant,
     ident: u16,
     last_tick: Instant,
     last_age: Instant,
+}
+
+/// An Ethernet frame to `dst` from `src` of `ethertype` with room for `len` bytes of
+/// payload after the header.
+fn new_frame(dst: &[u8], src: &[u8; 6], ethertype: [u8; 2], len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; ETH + len];
+    out[0..6].copy_from_slice(dst);
+    out[6..12].copy_from_slice(src);
+    out[12..14].copy_from_slice(&ethertype);
+    out
 }
 
 impl RouterPunts {
@@ -81,6 +115,10 @@ impl RouterPunts {
 
     fn router(&self) -> std::sync::MutexGuard<'_, Router> {
         self.router.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn iface(&self, i: IfIndex) -> Option<IfaceInfo> {
+        self.router().iface(i).cloned()
     }
 
     /// Sends `frame` out of interface `iface` through `worker`.
@@ -112,17 +150,32 @@ impl RouterPunts {
         }
     }
 
-    /// Sends an ICMP `error` about `frame` (received on `rx`) back where it came from.
+    /// Sends an ICMP (ICMPv6) `error` about `frame` (received on `rx`) back where it came
+    /// from.
     fn icmp_error(
         &mut self,
         sp: &SlowPath,
         worker: usize,
         rx: IfIndex,
         frame: &[u8],
-        error: Icmpv4Error,
+        error: IcmpError,
     ) {
-        let Some(ip) = frame.get(ETH..) else { return };
-        let Ok(p) = Ipv4Packet::new_checked(ip) else {
+        match frame.get(12..14) {
+            Some(t) if t == ETHERTYPE_IPV4 => self.icmp4_error(sp, worker, rx, frame, error),
+            Some(t) if t == ETHERTYPE_IPV6 => self.icmp6_error(sp, worker, rx, frame, error),
+            _ => {}
+        }
+    }
+
+    fn icmp4_error(
+        &mut self,
+        sp: &SlowPath,
+        worker: usize,
+        rx: IfIndex,
+        frame: &[u8],
+        error: IcmpError,
+    ) {
+        let Some(Ok(p)) = frame.get(ETH..).map(Ipv4Packet::new_checked) else {
             return;
         };
         if !may_send_icmpv4_error(&p) || !self.icmp_allowed() {
@@ -135,15 +188,60 @@ impl RouterPunts {
         }) else {
             return;
         };
+        let error = match error {
+            IcmpError::TimeExceeded => Icmpv4Error::TimeExceeded(TIME_EXCEEDED_IN_TRANSIT),
+            IcmpError::Unreachable => Icmpv4Error::Unreachable(v4_unreachable::HOST),
+            IcmpError::TooBig(mtu) => Icmpv4Error::FragNeeded { mtu },
+        };
         self.ident = self.ident.wrapping_add(1);
-        let mut out = vec![0u8; ETH + 576];
+        let mut out = frame_to(frame, &mac, ETHERTYPE_IPV4, 576);
         let Some(n) = emit_icmpv4_error(&mut out[ETH..], error, src, self.ident, &p) else {
             return;
         };
         out.truncate(ETH + n);
-        out[0..6].copy_from_slice(&frame[6..12]);
-        out[6..12].copy_from_slice(&mac);
-        out[12..14].copy_from_slice(&ETHERTYPE_IPV4);
+        self.send(sp, worker, rx, &out);
+    }
+
+    fn icmp6_error(
+        &mut self,
+        sp: &SlowPath,
+        worker: usize,
+        rx: IfIndex,
+        frame: &[u8],
+        error: IcmpError,
+    ) {
+        let Some(Ok(p)) = frame.get(ETH..).map(Ipv6Packet::new_checked) else {
+            return;
+        };
+        let error = match error {
+            IcmpError::TimeExceeded => Icmpv6Error::TimeExceeded(TIME_EXCEEDED_IN_TRANSIT),
+            IcmpError::Unreachable => Icmpv6Error::Unreachable(v6_unreachable::ADDRESS),
+            IcmpError::TooBig(mtu) => Icmpv6Error::PacketTooBig {
+                mtu: u32::from(mtu),
+            },
+        };
+        if !may_send_icmpv6_error(&p, error) || !self.icmp_allowed() {
+            return;
+        }
+        let Some((mac, src)) = ({
+            let r = self.router();
+            r.iface(rx).map(|i| {
+                let src = i.source_for6(p.src());
+                // A link-local source cannot reach a sender off the link.
+                let src = match r.any_v6(i.vrf) {
+                    Some(g) if is_link_local(src) && !is_link_local(p.src()) => g,
+                    _ => src,
+                };
+                (i.mac, src)
+            })
+        }) else {
+            return;
+        };
+        let mut out = frame_to(frame, &mac, ETHERTYPE_IPV6, ICMPV6_ERROR_MAX);
+        let Some(n) = emit_icmpv6_error(&mut out[ETH..], error, src, &p) else {
+            return;
+        };
+        out.truncate(ETH + n);
         self.send(sp, worker, rx, &out);
     }
 
@@ -152,12 +250,10 @@ impl RouterPunts {
             return;
         };
         let (sender, target) = (a.sender_ip(), a.target_ip());
-        let info = self.router().iface(rx).cloned();
-        let Some(info) = info else { return };
+        let Some(info) = self.iface(rx) else { return };
         // Learn the sender (a reply, a request, a gratuitous announcement).
         if !sender.is_unspecified() && !info.v4.iter().any(|&(x, _)| x == sender) {
-            self.router().learn(rx, IpAddr::V4(sender), a.sender_mac());
-            self.release(sp, rx, sender);
+            self.learn(sp, rx, IpAddr::V4(sender), a.sender_mac());
         }
         if a.op() != Operation::Request || a.is_gratuitous() || sender == target {
             return;
@@ -166,18 +262,22 @@ impl RouterPunts {
         if !ours && !info.proxy_arp {
             return;
         }
-        let mut out = vec![0u8; ETH + arp::PACKET_LEN];
-        out[0..6].copy_from_slice(&a.sender_mac());
-        out[6..12].copy_from_slice(&info.mac);
-        out[12..14].copy_from_slice(&ETHERTYPE_ARP);
+        let mut out = new_frame(&a.sender_mac(), &info.mac, ETHERTYPE_ARP, arp::PACKET_LEN);
         if arp::emit_reply(&mut out[ETH..], &a, info.mac).is_some() {
             self.send(sp, worker, rx, &out);
         }
     }
 
+    /// `ip` is at `mac` on `iface` (ARP, Neighbor Discovery): learned, and the packets
+    /// waiting for it released.
+    fn learn(&mut self, sp: &SlowPath, iface: IfIndex, ip: IpAddr, mac: [u8; 6]) {
+        self.router().learn(iface, ip, mac);
+        self.release(sp, iface, ip);
+    }
+
     /// The packets waiting for `ip` on `iface` go through the graph again (as received on
     /// their input interfaces): their next hop is resolved now.
-    fn release(&mut self, sp: &SlowPath, iface: IfIndex, ip: Ipv4Addr) {
+    fn release(&mut self, sp: &SlowPath, iface: IfIndex, ip: IpAddr) {
         if let Some(p) = self.pending.remove(&(iface, ip)) {
             for (worker, m, rx) in p.packets {
                 let _ = sp.inject(
@@ -192,51 +292,56 @@ impl RouterPunts {
         }
     }
 
-    /// Sends an ARP request for `ip` out of `iface`, from the interface's address in that
-    /// subnet, else one of the router's in the VRF, else 0.0.0.0 (an interface without
-    /// addresses, such as a Calico-style pod link; hosts answer such probes).
-    fn request(&self, sp: &SlowPath, worker: usize, iface: IfIndex, ip: Ipv4Addr) {
-        let Some((mac, src)) = ({
-            let r = self.router();
-            r.iface(iface).map(|i| {
+    /// Asks for `ip`'s MAC on `iface`: an ARP request (from the interface's address in
+    /// that subnet, else one of the router's in the VRF, else 0.0.0.0: an interface
+    /// without addresses, such as a Calico-style pod link; hosts answer such probes), or a
+    /// neighbour solicitation to its solicited-node group (RFC 4861 §7.2.2).
+    fn request(&self, sp: &SlowPath, worker: usize, iface: IfIndex, ip: IpAddr) {
+        let r = self.router();
+        let Some(i) = r.iface(iface) else { return };
+        let out = match ip {
+            IpAddr::V4(ip) => {
                 let src = i
                     .source_for(ip)
                     .or_else(|| r.any_v4(i.vrf))
                     .unwrap_or(Ipv4Addr::UNSPECIFIED);
-                (i.mac, src)
-            })
-        }) else {
-            return;
+                let mut out = new_frame(&[0xff; 6], &i.mac, ETHERTYPE_ARP, 46);
+                arp::emit_request(&mut out[ETH..], i.mac, src, ip).map(|_| out)
+            }
+            IpAddr::V6(ip) => {
+                let group = ipv6::solicited_node(&ip);
+                let mut out = new_frame(&ipv6::multicast_mac(&group), &i.mac, ETHERTYPE_IPV6, 72);
+                emit_neighbor_solicit(&mut out[ETH..], i.source_for6(ip), group, ip, Some(i.mac))
+                    .map(|n| {
+                        out.truncate(ETH + n);
+                        out
+                    })
+            }
         };
-        let mut out = vec![0u8; 60];
-        out[0..6].copy_from_slice(&[0xff; 6]);
-        out[6..12].copy_from_slice(&mac);
-        out[12..14].copy_from_slice(&ETHERTYPE_ARP);
-        if arp::emit_request(&mut out[ETH..], mac, src, ip).is_some() {
+        drop(r);
+        if let Some(out) = out {
             self.send(sp, worker, iface, &out);
         }
     }
 
     fn resolve(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, m: Mbuf) {
-        let dst = match m.data().get(ETH..).map(Ipv4Packet::new_checked) {
-            Some(Ok(p)) => p.dst(),
-            _ => return,
+        let Some(dst) = destination(m.data()) else {
+            return;
         };
         let wanted = {
             let r = self.router();
             let Some(vrf) = r.iface(rx).map(|i| i.vrf) else {
                 return;
             };
-            r.unresolved(vrf, IpAddr::V4(dst))
+            r.unresolved(vrf, dst)
         };
-        let Some(&(iface, IpAddr::V4(first))) = wanted.first() else {
+        let Some(&first) = wanted.first() else {
             // Nothing to resolve (resolved meanwhile, or a route changed): dropped, never
             // sent round again (a next hop still saying Resolve would loop it).
             return;
         };
         let now = Instant::now();
         for &(i, ip) in &wanted {
-            let IpAddr::V4(ip) = ip else { continue };
             let p = self.pending.entry((i, ip)).or_insert_with(|| Pending {
                 packets: Vec::new(),
                 tries: 0,
@@ -248,7 +353,7 @@ impl RouterPunts {
                 self.request(sp, worker, i, ip);
             }
         }
-        if let Some(p) = self.pending.get_mut(&(iface, first)) {
+        if let Some(p) = self.pending.get_mut(&first) {
             if p.packets.len() < QUEUE {
                 p.packets.push((worker, m, rx));
             }
@@ -256,6 +361,14 @@ impl RouterPunts {
     }
 
     fn local(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, frame: &[u8]) {
+        match frame.get(12..14) {
+            Some(t) if t == ETHERTYPE_IPV4 => self.local4(sp, worker, rx, frame),
+            Some(t) if t == ETHERTYPE_IPV6 => self.local6(sp, worker, rx, frame),
+            _ => {}
+        }
+    }
+
+    fn local4(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, frame: &[u8]) {
         let Some(Ok(p)) = frame.get(ETH..).map(Ipv4Packet::new_checked) else {
             return;
         };
@@ -269,19 +382,12 @@ impl RouterPunts {
         if req.msg_type() != v4_type::ECHO_REQUEST || req.code() != 0 {
             return;
         }
-        let mac = {
-            let r = self.router();
-            match r.iface(rx) {
-                Some(i) => i.mac,
-                None => return,
-            }
-        };
+        let Some(info) = self.iface(rx) else { return };
         // The reply: the request with addresses swapped, type 0, checksums recomputed.
         let hl = p.header_len();
         let total = usize::from(p.total_len());
-        let mut out = frame[..ETH + total].to_vec();
-        out[0..6].copy_from_slice(&frame[6..12]);
-        out[6..12].copy_from_slice(&mac);
+        let mut out = frame_to(frame, &info.mac, ETHERTYPE_IPV4, total);
+        out[ETH..].copy_from_slice(&frame[ETH..ETH + total]);
         let ip = &mut out[ETH..];
         let src = [ip[12], ip[13], ip[14], ip[15]];
         ip[12..16].copy_from_slice(&dst.octets());
@@ -302,11 +408,114 @@ impl RouterPunts {
         self.send(sp, worker, rx, &out);
     }
 
+    /// ICMPv6 for the router: Neighbor Discovery and echo requests.
+    fn local6(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, frame: &[u8]) {
+        let Some(Ok(p)) = frame.get(ETH..).map(Ipv6Packet::new_checked) else {
+            return;
+        };
+        let Ok(upper) = p.upper_layer() else { return };
+        if upper.protocol != NEXT_ICMPV6 || upper.fragment.is_some() {
+            return;
+        }
+        let (src, dst) = (p.src(), p.dst());
+        let msg = &p.packet()[upper.offset..];
+        let Ok(icmp) = Icmpv6Packet::new_checked(msg) else {
+            return;
+        };
+        if !icmp.checksum_ok(&src, &dst) {
+            return;
+        }
+        let Some(info) = self.iface(rx) else { return };
+        match icmp.msg_type() {
+            // RFC 4861 §7.1: Neighbor Discovery only from the link itself.
+            v6_type::NEIGHBOR_SOLICIT if p.hop_limit() == ND_HOP_LIMIT => {
+                let Ok(ns) = NeighborSolicit::new_checked(msg) else {
+                    return;
+                };
+                let target = ns.target();
+                if !info.owns6(target) {
+                    return;
+                }
+                let dad = src.is_unspecified();
+                if dad && ns.source_mac().is_some() {
+                    return;
+                }
+                if let (false, Some(mac)) = (dad, ns.source_mac()) {
+                    self.learn(sp, rx, IpAddr::V6(src), mac);
+                }
+                // To the solicitor (to all-nodes, for duplicate address detection).
+                let (to, to_mac, solicited) = if dad {
+                    (ALL_NODES, ipv6::multicast_mac(&ALL_NODES), false)
+                } else {
+                    let mac = ns.source_mac().unwrap_or_else(|| {
+                        let mut m = [0u8; 6];
+                        m.copy_from_slice(&frame[6..12]);
+                        m
+                    });
+                    (src, mac, true)
+                };
+                let flags = NaFlags {
+                    router: true,
+                    solicited,
+                    overrides: true,
+                };
+                let mut out = new_frame(&to_mac, &info.mac, ETHERTYPE_IPV6, 72);
+                if let Some(n) =
+                    emit_neighbor_advert(&mut out[ETH..], target, to, target, flags, Some(info.mac))
+                {
+                    out.truncate(ETH + n);
+                    self.send(sp, worker, rx, &out);
+                }
+            }
+            v6_type::NEIGHBOR_ADVERT if p.hop_limit() == ND_HOP_LIMIT => {
+                let Ok(na) = NeighborAdvert::new_checked(msg) else {
+                    return;
+                };
+                if dst.is_multicast() && na.flags().solicited {
+                    return;
+                }
+                let target = na.target();
+                if let (false, Some(mac)) = (info.owns6(target), na.target_mac()) {
+                    self.learn(sp, rx, IpAddr::V6(target), mac);
+                }
+            }
+            v6_type::ECHO_REQUEST if icmp.code() == 0 => {
+                // To one of the router's addresses: a link-local one of this interface, or a
+                // global one (the FIB's local route punted it). Not to groups.
+                if dst.is_multicast() || (is_link_local(dst) && !info.owns6(dst)) {
+                    return;
+                }
+                let len = msg.len();
+                let mut out = frame_to(frame, &info.mac, ETHERTYPE_IPV6, ipv6::HEADER_LEN + len);
+                let repr = Ipv6Repr {
+                    src: dst,
+                    dst: src,
+                    next_header: NEXT_ICMPV6,
+                    hop_limit: 64,
+                    traffic_class: 0,
+                    flow_label: 0,
+                    payload_len: len as u16,
+                };
+                let Some(h) = ipv6::emit(&mut out[ETH..], &repr) else {
+                    return;
+                };
+                out[ETH + h..].copy_from_slice(msg);
+                let Ok(mut reply) = Icmpv6Packet::new_checked(&mut out[ETH + h..]) else {
+                    return;
+                };
+                if reply.echo_reply_in_place() {
+                    self.send(sp, worker, rx, &out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Gives up on neighbours asked [`TRIES`] times without an answer: their packets are
     /// dropped, with ICMP host unreachable to their senders.
     fn expire(&mut self, sp: &SlowPath) {
         let now = Instant::now();
-        let dead: Vec<(IfIndex, Ipv4Addr)> = self
+        let dead: Vec<(IfIndex, IpAddr)> = self
             .pending
             .iter()
             .filter(|(_, p)| p.tries >= TRIES && now >= p.next_try)
@@ -317,18 +526,12 @@ impl RouterPunts {
                 for (worker, m, rx) in p.packets {
                     let frame = m.data().to_vec();
                     drop(m);
-                    self.icmp_error(
-                        sp,
-                        worker,
-                        rx,
-                        &frame,
-                        Icmpv4Error::Unreachable(v4_unreachable::HOST),
-                    );
+                    self.icmp_error(sp, worker, rx, &frame, IcmpError::Unreachable);
                 }
             }
         }
         // Retries for the ones still waiting (through the worker of their first packet).
-        let due: Vec<(IfIndex, Ipv4Addr, usize)> = self
+        let due: Vec<(IfIndex, IpAddr, usize)> = self
             .pending
             .iter_mut()
             .filter(|(_, p)| p.tries < TRIES && now >= p.next_try)
@@ -344,6 +547,22 @@ impl RouterPunts {
     }
 }
 
+/// A frame back to the sender of `received` (its source MAC), from `src`, with room for
+/// `len` bytes of payload.
+fn frame_to(received: &[u8], src: &[u8; 6], ethertype: [u8; 2], len: usize) -> Vec<u8> {
+    new_frame(&received[6..12], src, ethertype, len)
+}
+
+/// The IPv4 or IPv6 destination of a routed frame.
+fn destination(frame: &[u8]) -> Option<IpAddr> {
+    let ip = frame.get(ETH..)?;
+    match frame.get(12..14)? {
+        t if t == ETHERTYPE_IPV4 => Ipv4Packet::new_checked(ip).ok().map(|p| p.dst().into()),
+        t if t == ETHERTYPE_IPV6 => Ipv6Packet::new_checked(ip).ok().map(|p| p.dst().into()),
+        _ => None,
+    }
+}
+
 impl PuntHandler for RouterPunts {
     fn handle(&mut self, sp: &SlowPath, worker: usize, p: Punted) {
         let rx = p.iface;
@@ -351,25 +570,23 @@ impl PuntHandler for RouterPunts {
             PuntReason::Arp => self.arp(sp, worker, rx, p.mbuf.data()),
             PuntReason::Resolve => self.resolve(sp, worker, rx, p.mbuf),
             PuntReason::Local => self.local(sp, worker, rx, p.mbuf.data()),
-            PuntReason::TtlExceeded => self.icmp_error(
-                sp,
-                worker,
-                rx,
-                p.mbuf.data(),
-                Icmpv4Error::TimeExceeded(TIME_EXCEEDED_IN_TRANSIT),
-            ),
+            PuntReason::TtlExceeded => {
+                self.icmp_error(sp, worker, rx, p.mbuf.data(), IcmpError::TimeExceeded)
+            }
             PuntReason::FragNeeded => {
                 let frame = p.mbuf.data();
-                let mtu = frame
-                    .get(ETH..)
-                    .and_then(|b| Ipv4Packet::new_checked(b).ok())
-                    .and_then(|ip| {
+                let mtu = destination(frame)
+                    .and_then(|dst| {
                         let r = self.router();
                         let vrf = r.iface(rx)?.vrf;
-                        r.egress_mtu(vrf, IpAddr::V4(ip.dst()))
+                        r.egress_mtu(vrf, dst)
                     })
-                    .unwrap_or(576);
-                self.icmp_error(sp, worker, rx, frame, Icmpv4Error::FragNeeded { mtu });
+                    .unwrap_or(if frame.get(12..14) == Some(&ETHERTYPE_IPV6) {
+                        1280
+                    } else {
+                        576
+                    });
+                self.icmp_error(sp, worker, rx, frame, IcmpError::TooBig(mtu));
             }
             PuntReason::Test => {}
         }

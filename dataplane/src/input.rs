@@ -14,11 +14,11 @@
 //! cross-connected burst
 //! is set aside whole for the output (`Graph::xconnect`).
 //! Frames of routed interfaces go by ethertype: IPv4 to ip4-forward (whole, when a burst is
-//! all IPv4), ARP to the slow path.
-//! Next: l2-bridge, ip4-forward, punt, output.
+//! all IPv4), IPv6 to ip6-forward (likewise), ARP to the slow path.
+//! Next: l2-bridge, ip4-forward, ip6-forward, punt, output.
 //! Drops: `iface_down` (input interface down), `unconnected` (nowhere to go),
 //! `bad_header` (shorter than its Ethernet header), `vlan_mismatch` (a VLAN the bridge
-//! member does not carry), `not_ip` (a routed interface's frame that is not IPv4 or ARP, or
+//! member does not carry), `not_ip` (a routed interface's frame that is not IPv4, IPv6 or ARP, or
 //! is tagged).
 
 use dpdk::{BurstSummary, Mbuf};
@@ -111,15 +111,17 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
 /// Ethertypes on routed interfaces.
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
 
-/// The stage the router takes an untagged frame of `ethertype` in: ip4-forward, or the
-/// slow path (ARP; the caller sets `meta.punt`); None for what it does not route (IPv6 is
-/// not routed yet). Used for routed interfaces' frames and for the frames a bridge hands
-/// to its routed interface (l2-bridge).
+/// The stage the router takes an untagged frame of `ethertype` in: ip4-forward,
+/// ip6-forward, or the slow path (ARP; the caller sets `meta.punt`); None for what it does
+/// not route. Used for routed interfaces' frames and for the frames a bridge hands to its
+/// routed interface (l2-bridge).
 #[inline(always)]
 pub(crate) fn l3_next(ethertype: u16) -> Option<Next> {
     match ethertype {
         ETHERTYPE_IPV4 => Some(Next::Ip4Forward),
+        ETHERTYPE_IPV6 => Some(Next::Ip6Forward),
         ETHERTYPE_ARP => Some(Next::Punt),
         _ => None,
     }
@@ -138,24 +140,28 @@ pub(crate) fn routed(frame: &[u8]) -> Result<Next, DropReason> {
     l3_next(f.ethertype()).ok_or(DropReason::NotIp)
 }
 
-/// A received burst of a routed interface: to ip4-forward whole when every frame is IPv4
-/// (and nothing is pending there), else frame by frame.
+/// A received burst of a routed interface: to ip4-forward (ip6-forward) whole when every
+/// frame is IPv4 (IPv6) and nothing is pending there, else frame by frame.
 fn route(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
     let n = g.input.len();
     let mut nexts = [Err(DropReason::NotIp); dpdk::MAX_BURST];
     let mut all_ip4 = true;
+    let mut all_ip6 = true;
     for (i, next) in nexts.iter_mut().enumerate().take(n) {
         *next = routed(g.input.pkts.data(i));
         all_ip4 &= *next == Ok(Next::Ip4Forward);
+        all_ip6 &= *next == Ok(Next::Ip6Forward);
         g.input.meta[i] = Meta {
             rx_if,
             punt: PuntReason::Arp,
             ..Meta::default()
         };
     }
-    if all_ip4 && g.ip4.is_empty() {
-        std::mem::swap(&mut g.input, &mut g.ip4);
-        return;
+    if all_ip4 {
+        return hand_on_all(ctx, g, Next::Ip4Forward);
+    }
+    if all_ip6 {
+        return hand_on_all(ctx, g, Next::Ip6Forward);
     }
     let mut i = 0;
     move_each(ctx, g, |_| {
@@ -239,6 +245,7 @@ fn hand_on_all(ctx: &Ctx, g: &mut Graph, next: Next) {
         Next::L2Bridge => &mut g.bridge,
         Next::Punt => &mut g.punt,
         Next::Ip4Forward => &mut g.ip4,
+        Next::Ip6Forward => &mut g.ip6,
         Next::EthernetInput | Next::Output => return move_each(ctx, g, |_| Some(next)),
     };
     if target.is_empty() {

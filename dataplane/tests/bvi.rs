@@ -320,17 +320,17 @@ fn bvi_on_real_mbufs() {
     //    members: bridged, TTL untouched.
     let req = arp_request(HOST_A, [10, 9, 0, 2], [10, 9, 0, 1]);
     let ping = udp(BVI_MAC, HOST_A, [10, 9, 0, 2], [10, 9, 0, 1]);
-    let mut v6 = BVI_MAC.to_vec();
-    v6.extend_from_slice(&HOST_A);
-    v6.extend_from_slice(&[0x86, 0xdd]);
-    v6.resize(80, 0);
+    let mut other = BVI_MAC.to_vec();
+    other.extend_from_slice(&HOST_A);
+    other.extend_from_slice(&[0x88, 0xb5]); // IEEE 802 local experimental ethertype
+    other.resize(60, 0);
     let bridged = udp(HOST_B, HOST_A, [10, 9, 0, 2], [10, 9, 0, 4]);
     r.send(
         &plan,
         &[
             (A, req.clone()),
             (A, ping.clone()),
-            (A, v6),
+            (A, other),
             (A, bridged.clone()),
         ],
     );

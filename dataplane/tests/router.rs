@@ -1,12 +1,13 @@
-//! ip4-forward on real mbufs, without ports: routed interfaces in a VRF, a FIB and next
-//! hops; forwarding (TTL, checksum, MACs, Ethernet padding), the slow path's reasons (the
-//! router's own address, unresolved next hop, TTL expiry, DF over the MTU, ARP), the drops
-//! (no route, blackhole, bad checksum, martian, not IP, MTU), ECMP spreading flows and
-//! keeping each on one member; no mbuf leaks.
+//! ip4-forward and ip6-forward on real mbufs, without ports: routed interfaces in a VRF,
+//! FIBs and next hops; forwarding (TTL / hop limit, checksum, MACs, Ethernet padding), the
+//! slow path's reasons (the router's own address, unresolved next hop, TTL expiry, over
+//! the MTU, ARP, Neighbor Discovery), the drops (no route, blackhole, bad checksum,
+//! martian, not IP, MTU), ECMP spreading flows and keeping each on one member; no mbuf
+//! leaks.
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use common::try_eal;
@@ -20,6 +21,7 @@ use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, NextHop, NextHops};
 use vswitch_dataplane::plan::{ForwardingPlan, L3Plan, L3Port, VrfPlan};
 use vswitch_dataplane::slowpath::{PuntReason, SlowPath};
 use vswitch_dataplane::wire::ipv4::{emit, Ipv4Packet, Ipv4Repr, PROTO_UDP};
+use vswitch_dataplane::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use vswitch_dataplane::{DropReason, IfacePlan, Input, Stage};
 
 // Routed interfaces: packets come in on IN; OUT has MTU 1500; ALT is the second ECMP way.
@@ -37,7 +39,7 @@ fn ip(a: [u8; 4]) -> u32 {
 }
 
 /// The plan, with the FIB and next hops the routes of the test name.
-fn setup() -> (ForwardingPlan, Fib4Writer, Arc<NextHops>) {
+fn setup() -> (ForwardingPlan, (Fib4Writer, Fib6Writer), Arc<NextHops>) {
     let mut ifaces = vec![None; 8];
     for (i, mac) in [(IN, MAC_IN), (OUT, MAC_OUT), (ALT, MAC_ALT)] {
         ifaces[usize::from(i)] = Some(IfacePlan {
@@ -86,18 +88,58 @@ fn setup() -> (ForwardingPlan, Fib4Writer, Arc<NextHops>) {
     w.insert(ip([10, 0, 0, 1]), 32, 3).unwrap();
     w.insert(ip([10, 3, 0, 0]), 16, 4).unwrap();
     w.insert(ip([10, 4, 0, 0]), 16, 5).unwrap();
+    let mut w6 = Fib6Writer::new(16).unwrap();
+    for (p, len, nh) in [
+        ("2001:db8:1::", 48, 1),
+        ("2001:db8:2::", 64, 2),
+        ("2001:db8::1", 128, 3),
+        ("2001:db8:3::", 48, 4),
+        ("2001:db8:4::", 48, 5),
+    ] {
+        w6.insert(ip6(p), len, nh).unwrap();
+    }
     let plan = ForwardingPlan {
         ifaces,
         l3: L3Plan {
             vrfs: vec![Some(VrfPlan {
                 fib4: w.fib().clone(),
-                fib6: Fib6Writer::new(1).unwrap().fib().clone(),
+                fib6: w6.fib().clone(),
             })],
             nexthops: Some(nhs.clone()),
         },
         ..Default::default()
     };
-    (plan, w, nhs)
+    (plan, (w, w6), nhs)
+}
+
+fn ip6(a: &str) -> u128 {
+    u128::from(a.parse::<Ipv6Addr>().unwrap())
+}
+
+/// An Ethernet + IPv6 + UDP frame to the router's IN MAC, `len` bytes of IP packet.
+fn udp6(src: &str, dst: &str, sport: u16, hop_limit: u8, len: usize) -> Vec<u8> {
+    let mut f = MAC_IN.to_vec();
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 0x77]);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    let mut ipb = vec![0u8; len];
+    ipv6::emit(
+        &mut ipb,
+        &Ipv6Repr {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            next_header: PROTO_UDP,
+            hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+            payload_len: (len - 40) as u16,
+        },
+    )
+    .unwrap();
+    ipb[40..42].copy_from_slice(&sport.to_be_bytes());
+    ipb[42..44].copy_from_slice(&53u16.to_be_bytes());
+    f.extend_from_slice(&ipb);
+    f.resize(f.len().max(60), 0);
+    f
 }
 
 /// An Ethernet + IPv4 + UDP frame to the router's IN MAC, `len` bytes of IP packet, padded
@@ -185,7 +227,7 @@ fn ip4_forward_on_real_mbufs() {
     let Some(eal) = try_eal(&args) else {
         return;
     };
-    let pool = Arc::new(Mempool::with_data_room(&eal, "rt_test", 512, 0, 2048 + 128).unwrap());
+    let pool = Arc::new(Mempool::with_data_room(&eal, "rt_test", 512, 0, 4096 + 128).unwrap());
     let base = pool.in_use();
     let mut r = Rig {
         pool: pool.clone(),
@@ -224,9 +266,9 @@ fn ip4_forward_on_real_mbufs() {
     let mut arp = MAC_IN.to_vec();
     arp.extend_from_slice(&[2, 0, 0, 0, 0, 0x77, 0x08, 0x06]);
     arp.resize(60, 0);
-    let mut v6 = MAC_IN.to_vec();
-    v6.extend_from_slice(&[2, 0, 0, 0, 0, 0x77, 0x86, 0xdd]);
-    v6.resize(80, 0);
+    let mut lldp = MAC_IN.to_vec();
+    lldp.extend_from_slice(&[2, 0, 0, 0, 0, 0x77, 0x88, 0xcc]);
+    lldp.resize(80, 0);
     let mut bad_sum = udp([10, 1, 2, 3], 1, 64, 28, false);
     bad_sum[14 + 10] ^= 0xff;
     let frames = [
@@ -234,13 +276,12 @@ fn ip4_forward_on_real_mbufs() {
         udp([10, 0, 0, 1], 1, 64, 28, false),    // local
         udp([10, 1, 2, 3], 1, 1, 28, false),     // ttl_exceeded
         udp([10, 1, 2, 3], 1, 64, 1600, true),   // frag_needed (MTU 1500, DF)
-        udp([10, 1, 2, 3], 1, 64, 1600, false),  // mtu_exceeded
         udp([192, 168, 0, 1], 1, 64, 28, false), // no_route
         udp([10, 4, 0, 1], 1, 64, 28, false),    // no_route (blackhole)
         bad_sum,                                 // bad_checksum
         udp([127, 0, 0, 1], 1, 64, 28, false),   // martian
         arp.clone(),                             // arp
-        v6,                                      // not_ip
+        lldp,                                    // not_ip
     ];
     r.send(&plan, &frames);
     let punted = r.punted();
@@ -260,7 +301,6 @@ fn ip4_forward_on_real_mbufs() {
     assert_eq!(punted[0].1, arp);
     assert!(r.out(OUT).is_empty());
     for (reason, n) in [
-        (DropReason::MtuExceeded, 1),
         (DropReason::NoRoute, 2),
         (DropReason::BadChecksum, 1),
         (DropReason::Martian, 1),
@@ -293,7 +333,117 @@ fn ip4_forward_on_real_mbufs() {
     r.g.output_mut().clear();
 
     let s = r.counters.snapshot();
-    assert_eq!(s.stages[Stage::Ip4Forward as usize].packets, 2 + 9 + 128);
+    assert_eq!(s.stages[Stage::Ip4Forward as usize].packets, 2 + 8 + 128);
+
+    // 3b. Over the MTU without DF: fragmented (1500-byte packets: 1480 bytes of payload
+    //     then the rest), TTL - 1 in each, offsets and MF right, the payload reassembles.
+    let mut big = udp([10, 1, 2, 3], 1, 64, 3100, false);
+    for (i, b) in big[14 + 28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    r.send(&plan, &[big.clone()]);
+    let frags = r.out(OUT);
+    assert_eq!(frags.len(), 3);
+    let mut data = Vec::new();
+    for (k, f) in frags.iter().enumerate() {
+        assert_eq!((&f[0..6], &f[6..12]), (&HOST[..], &MAC_OUT[..]));
+        let p = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(p.header_checksum_ok());
+        assert_eq!(p.ttl(), 63);
+        assert_eq!(usize::from(p.frag_offset()), data.len());
+        assert_eq!(p.more_fragments(), k < 2);
+        assert!(usize::from(p.total_len()) <= 1500 && f.len() == 14 + usize::from(p.total_len()));
+        data.extend_from_slice(p.payload());
+    }
+    assert_eq!(
+        data,
+        big[14 + 20..14 + 3100],
+        "the payload, whole and in order"
+    );
+    r.g.output_mut().clear();
+    assert_eq!(r.drops(DropReason::MtuExceeded), 0);
+
+    // 4. IPv6: forwarded with the hop limit - 1 and new MACs, the padding of a short
+    //    packet dropped.
+    let f = udp6("2001:db8:9::1", "2001:db8:1::5", 1000, 64, 48);
+    assert_eq!(f.len(), 62);
+    r.send(&plan, &[f.clone(), f.clone()]);
+    let out = r.out(OUT);
+    assert_eq!(out.len(), 2);
+    let o = &out[0];
+    assert_eq!((&o[0..6], &o[6..12]), (&HOST[..], &MAC_OUT[..]));
+    let p = Ipv6Packet::new_checked(&o[14..]).unwrap();
+    assert_eq!(p.hop_limit(), 63);
+    assert_eq!(
+        o[14 + 8..],
+        f[14 + 8..14 + 48],
+        "addresses and payload unchanged"
+    );
+    r.g.output_mut().clear();
+
+    // 5. IPv6's slow path and drops in one mixed burst.
+    let drops_before = |r: &Rig, d| r.drops(d);
+    let (nr0, m0, bh0) = (
+        drops_before(&r, DropReason::NoRoute),
+        drops_before(&r, DropReason::Martian),
+        drops_before(&r, DropReason::BadHeader),
+    );
+    let mut short = udp6("2001:db8:9::1", "2001:db8:1::5", 1, 64, 48);
+    short[14 + 5] = 200; // Payload Length beyond the frame
+    let frames = [
+        udp6("2001:db8:9::1", "2001:db8:2::5", 1, 64, 48), // resolve
+        udp6("2001:db8:9::1", "2001:db8::1", 1, 64, 48),   // local (the router's address)
+        udp6("fe80::9", "ff02::1:ff00:1", 1, 255, 48),     // local (Neighbor Discovery)
+        udp6("2001:db8:9::1", "2001:db8:1::5", 1, 1, 48),  // ttl_exceeded
+        udp6("2001:db8:9::1", "2001:db8:1::5", 1, 64, 1600), // frag_needed (packet too big)
+        udp6("2001:db8:9::1", "2001:db9::1", 1, 64, 48),   // no_route
+        udp6("2001:db8:9::1", "2001:db8:4::1", 1, 64, 48), // no_route (blackhole)
+        udp6("::1", "2001:db8:1::5", 1, 64, 48),           // martian (loopback source)
+        udp6("fe80::9", "2001:db8:1::5", 1, 64, 48),       // martian (link-local leaving)
+        short,                                             // bad_header
+    ];
+    r.send(&plan, &frames);
+    let punted = r.punted();
+    let reasons: Vec<PuntReason> = punted.iter().map(|p| p.0).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            PuntReason::Resolve,
+            PuntReason::Local,
+            PuntReason::Local,
+            PuntReason::TtlExceeded,
+            PuntReason::FragNeeded,
+        ]
+    );
+    assert_eq!(punted[3].1, frames[3], "a punted packet is as received");
+    assert!(r.out(OUT).is_empty());
+    assert_eq!(r.drops(DropReason::NoRoute) - nr0, 2);
+    assert_eq!(r.drops(DropReason::Martian) - m0, 2);
+    assert_eq!(r.drops(DropReason::BadHeader) - bh0, 1);
+
+    // 6. IPv6 ECMP: 64 flows to 2001:db8:3::/48 take both ways, each flow keeps its way.
+    let flows: Vec<Vec<u8>> = (0..64u16)
+        .map(|s| udp6("2001:db8:9::1", "2001:db8:3::9", 2000 + s, 64, 48))
+        .collect();
+    r.send(&plan, &flows);
+    let (a, b) = (r.out(OUT), r.out(ALT));
+    assert_eq!(a.len() + b.len(), 64);
+    assert!(
+        a.len() >= 16 && b.len() >= 16,
+        "spread {} / {}",
+        a.len(),
+        b.len()
+    );
+    let port = |f: &Vec<u8>| f[54..56].to_vec();
+    let first: Vec<Vec<u8>> = a.iter().map(port).collect();
+    r.g.output_mut().clear();
+    r.send(&plan, &flows);
+    let again: Vec<Vec<u8>> = r.out(OUT).iter().map(port).collect();
+    assert_eq!(first, again, "every flow keeps its way");
+    r.g.output_mut().clear();
+    let s = r.counters.snapshot();
+    assert_eq!(s.stages[Stage::Ip6Forward as usize].packets, 2 + 10 + 128);
+    assert_eq!(r.drops(DropReason::MtuExceeded), 0);
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);

@@ -105,6 +105,13 @@ fn iface_info(p: &L3Port, mtu: u16, addrs: &[model::ip::Cidr], proxy_arp: bool) 
                 std::net::IpAddr::V6(_) => None,
             })
             .collect(),
+        v6: addrs
+            .iter()
+            .filter_map(|c| match c.addr() {
+                std::net::IpAddr::V6(a) => Some((a, c.length())),
+                std::net::IpAddr::V4(_) => None,
+            })
+            .collect(),
         proxy_arp,
     }
 }

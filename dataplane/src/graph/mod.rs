@@ -5,6 +5,7 @@
 //! ```text
 //!  rx queue ──> ethernet-input ──> l2-bridge ──> output ──> tx queue
 //!                    │  │  └──> ip4-forward ──────>   ^
+//!                    │  │  └──> ip6-forward ──────>   ^
 //!                    │  └───────(xconnect)──────────>   ^
 //!                    └──> punt ──> slow path ─> inject ┘ (or back into ethernet-input)
 //! ```
@@ -49,19 +50,21 @@ pub enum Stage {
     EthernetInput = 1,
     L2Bridge = 2,
     Ip4Forward = 3,
-    Punt = 4,
+    Ip6Forward = 4,
+    Punt = 5,
     /// Packets the slow path sends, taken from this worker's inject ring.
-    Inject = 5,
+    Inject = 6,
     /// Transmitting output buffers on tx paths.
-    Output = 6,
+    Output = 7,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Rx,
         Stage::EthernetInput,
         Stage::L2Bridge,
         Stage::Ip4Forward,
+        Stage::Ip6Forward,
         Stage::Punt,
         Stage::Inject,
         Stage::Output,
@@ -74,6 +77,7 @@ impl Stage {
             Stage::EthernetInput => "ethernet-input",
             Stage::L2Bridge => "l2-bridge",
             Stage::Ip4Forward => "ip4-forward",
+            Stage::Ip6Forward => "ip6-forward",
             Stage::Punt => "punt",
             Stage::Inject => "inject",
             Stage::Output => "output",
@@ -140,6 +144,7 @@ pub(crate) enum Next {
     EthernetInput,
     L2Bridge,
     Ip4Forward,
+    Ip6Forward,
     Punt,
     /// Out of `meta.tx_if`.
     Output,
@@ -192,6 +197,7 @@ pub struct Graph {
     pub(crate) input: Box<Vector>,
     pub(crate) bridge: Box<Vector>,
     pub(crate) ip4: Box<Vector>,
+    pub(crate) ip6: Box<Vector>,
     pub(crate) punt: Box<Vector>,
     /// An empty vector a stage swaps with its pending one while it works (so that it can
     /// hand packets on through the graph meanwhile); None only during that time.
@@ -212,6 +218,7 @@ impl Graph {
             input: Vector::boxed(),
             bridge: Vector::boxed(),
             ip4: Vector::boxed(),
+            ip6: Vector::boxed(),
             punt: Vector::boxed(),
             spare: Some(Vector::boxed()),
             bridge_scratch: BridgeScratch::new(worker),
@@ -262,6 +269,11 @@ impl Graph {
                 crate::l3::ip4::run(ctx, self);
                 lap.done(ctx.counters, Stage::Ip4Forward, n);
             }
+            if !self.ip6.is_empty() {
+                let n = self.ip6.len();
+                crate::l3::ip6::run(ctx, self);
+                lap.done(ctx.counters, Stage::Ip6Forward, n);
+            }
             if !self.punt.is_empty() {
                 let n = self.punt.len();
                 crate::punt::run(ctx, self);
@@ -270,6 +282,7 @@ impl Graph {
             if self.input.is_empty()
                 && self.bridge.is_empty()
                 && self.ip4.is_empty()
+                && self.ip6.is_empty()
                 && self.punt.is_empty()
             {
                 return;
@@ -299,6 +312,7 @@ impl Graph {
             &mut self.input,
             &mut self.bridge,
             &mut self.ip4,
+            &mut self.ip6,
             &mut self.punt,
         ] {
             for i in 0..v.len() {
@@ -322,6 +336,7 @@ impl Graph {
                 &mut self.bridge
             }
             Next::Ip4Forward => &mut self.ip4,
+            Next::Ip6Forward => &mut self.ip6,
             Next::Punt => &mut self.punt,
             Next::Output => {
                 self.output.queue(ctx, meta.tx_if, m, &meta);

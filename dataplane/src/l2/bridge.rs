@@ -14,7 +14,7 @@
 //! untagged domain: untagged members; access and trunk members' VLANs do not reach it):
 //! - bridge -> router: a frame of VLAN 0 to the BVI's MAC goes to the router as received
 //!   on the BVI ([`l3_next`](crate::input::l3_next) of its ethertype: IPv4 to
-//!   ip4-forward, ARP to the slow path); a group frame of VLAN 0 (an ARP request) is
+//!   ip4-forward, IPv6 to ip6-forward, ARP to the slow path); a group frame of VLAN 0 (an ARP request) is
 //!   flooded and a copy goes to the router the same way. A frame to the BVI's MAC in
 //!   another VLAN is dropped (`vlan_mismatch`).
 //! - router -> bridge: what the router sends out of the BVI (ip4-forward, the slow path's
@@ -31,7 +31,7 @@
 //! Writes: the frame's tag (pushed or popped); learn requests (this worker's queue);
 //! `seen` stamps of FDB hits; for frames to the router `meta.rx_if` (the BVI), `flags`
 //! (TAGGED cleared) and `punt` (ARP).
-//! Next: output (the member's interface); to the router: ip4-forward, punt.
+//! Next: output (the member's interface); to the router: ip4-forward, ip6-forward, punt.
 //! Drops: `same_port` (destination on the input member), `flood_off` (unknown unicast,
 //! flooding off), `vlan_mismatch` (destination member does not carry the VLAN, or the
 //! BVI's MAC outside VLAN 0), `iface_down` (destination member down), `unconnected` (no
@@ -269,6 +269,7 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         bridge_scratch: s,
         output,
         ip4,
+        ip6,
         punt,
         ..
     } = g;
@@ -309,11 +310,11 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         ) {
             Verdict::To(out, o) => send(ctx, output, m, meta, out, &o.mode),
             Verdict::Flood => flood(ctx, output, m, meta, bridge, false),
-            Verdict::Route(bvi) => to_router(ctx, [&mut *ip4, &mut *punt], m, meta, bvi),
+            Verdict::Route(bvi) => to_router(ctx, [&mut *ip4, &mut *ip6, &mut *punt], m, meta, bvi),
             Verdict::FloodRoute(bvi) => {
                 if l3_of(&m).is_some() {
                     match m.copy() {
-                        Some(c) => to_router(ctx, [&mut *ip4, &mut *punt], c, meta, bvi),
+                        Some(c) => to_router(ctx, [&mut *ip4, &mut *ip6, &mut *punt], c, meta, bvi),
                         None => ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, bvi, 1),
                     }
                 }
@@ -353,11 +354,18 @@ fn l3_of(m: &Mbuf) -> Option<Next> {
 
 /// Hands `m` (a frame of VLAN 0) to the router as received on `bvi`: to the stage
 /// [`l3_next`](crate::input::l3_next) names for its ethertype, whose vector is one of
-/// `[ip4, punt]`; frames it does not take are dropped (`not_ip`).
+/// `[ip4, ip6, punt]`; frames it does not take are dropped (`not_ip`).
 #[inline]
-fn to_router(ctx: &Ctx, [ip4, punt]: [&mut Box<Vector>; 2], m: Mbuf, meta: &Meta, bvi: IfIndex) {
+fn to_router(
+    ctx: &Ctx,
+    [ip4, ip6, punt]: [&mut Box<Vector>; 3],
+    m: Mbuf,
+    meta: &Meta,
+    bvi: IfIndex,
+) {
     let v = match l3_of(&m) {
         Some(Next::Ip4Forward) => ip4,
+        Some(Next::Ip6Forward) => ip6,
         Some(Next::Punt) => punt,
         _ => {
             ctx.counters.drop_packets(STAGE, DropReason::NotIp, bvi, 1);

@@ -228,6 +228,12 @@ impl Trie<128> {
         to_match(self.entry(a))
     }
 
+    /// Prefetches the first-level entry of `a` (before a [`Fib6::lookup`] of it).
+    #[inline(always)]
+    pub fn prefetch(&self, a: u128) {
+        prefetch(&self.tbl24[(a >> 104) as usize]);
+    }
+
     /// Looks up every address of `addrs` into `out` (`NO_ROUTE` where none).
     #[inline]
     pub fn lookup_bulk(&self, addrs: &[u128], out: &mut [u32]) {

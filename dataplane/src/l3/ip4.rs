@@ -2,55 +2,170 @@
 //! 1812 §5.2.2), looks the destination up in the input interface's VRF, and forwards
 //! (TTL decremented with an incremental checksum update, RFC 1624; MACs rewritten from the
 //! next hop and the output interface), or hands the packet to the slow path (the router's
-//! own addresses, unresolved neighbours, TTL expiry, DF packets over the MTU).
+//! own addresses, unresolved neighbours, TTL expiry, DF packets over the MTU). The loop
+//! itself is [`forward`](crate::l3::forward)'s, shared with ip6-forward.
 //!
-//! A vector is routed in two passes: the first validates every packet and prefetches its
-//! first-level FIB entry, the second looks up, resolves the next hop and rewrites, so the
-//! vector's FIB misses overlap.
-//!
-//! Reads: `meta.rx_if`; the plan's L3 port of the input interface (VRF) and of the output
-//! interface (source MAC), the output interface's `max_frame` and `up`; the VRF's FIB;
-//! the next hops; the frame's Ethernet and IPv4 headers (the frame is untagged: ethernet-input
-//! sends only untagged frames here) and, for an ECMP route, its L4 ports.
+//! Reads: what [`forward`](crate::l3::forward) reads; the frame's Ethernet and IPv4
+//! headers (the frame is untagged: ethernet-input sends only untagged frames here) and, for
+//! an ECMP route, its L4 ports.
 //! Writes: the IPv4 TTL and header checksum, the Ethernet destination and source;
-//! `meta.tx_if`; `meta.punt` for punted packets; for packets out of a bridge's routed
-//! interface (BVI) `rx_if`, `bridge`, `vlan` as l2-bridge's `from_bvi` says.
-//! Next: output; l2-bridge (out of a BVI: the frame enters its bridge as received on the
-//! BVI); punt (`local`, `resolve`, `ttl_exceeded`, `frag_needed`).
+//! `meta.tx_if`; `meta.punt` for punted packets.
+//! Next: output, or l2-bridge out of a bridge's routed interface (BVI); punt (`local`,
+//! `resolve`, `ttl_exceeded`, `frag_needed`).
 //! Drops: `bad_header` (truncated, bad version, IHL or total length), `bad_checksum`,
 //! `martian` (source multicast, broadcast or loopback, destination loopback), `no_route`
 //! (no route, a blackhole route, an invalid next hop, no VRF), `iface_down` (output
-//! interface down or not an L3 interface), `mtu_exceeded` (longer than the output MTU and
-//! may be fragmented: fragmentation is not done yet).
+//! interface down or not an L3 interface), `mtu_exceeded` (an MTU too small to fragment
+//! for), `no_mbuf` (no buffer for a fragment).
+//!
+//! Packets over the output MTU without Don't Fragment are fragmented here (out of line:
+//! each fragment a copy of its part of the packet from the packet's pool, with its own
+//! header; the first keeps every option, later ones the copied ones).
 
 use dpdk::Mbuf;
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Next, Stage};
+use crate::graph::{Ctx, Graph, Meta, Stage, Vector};
 use crate::l3::fib::Fib4;
-use crate::l3::nexthop::NextHop;
+use crate::l3::forward::{self, Family, NotSent, L3};
+use crate::plan::VrfPlan;
 use crate::slowpath::PuntReason;
-use crate::wire::ethernet;
-use crate::wire::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
+use crate::wire::ethernet::Mac;
+use crate::wire::ipv4::{fragment_header, Ipv4Packet, MAX_HEADER_LEN, PROTO_TCP, PROTO_UDP};
 
-const STAGE: Stage = Stage::Ip4Forward;
-/// Where the IPv4 header starts (untagged frames only).
-const L3: usize = 14;
+const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
 
-/// What the first pass found out about a packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    /// To be looked up: the destination (host order).
-    Route(u32),
-    /// For the router itself (limited broadcast, multicast: no multicast routing).
-    Local,
-    Drop(DropReason),
+pub use crate::l3::forward::Check;
+
+/// IPv4 as the shared forwarding loop sees it.
+pub(crate) struct Ip4;
+
+impl Family for Ip4 {
+    type Addr = u32;
+    type Fib = Fib4;
+    const STAGE: Stage = Stage::Ip4Forward;
+
+    #[inline(always)]
+    fn vector(g: &mut Graph) -> &mut Box<Vector> {
+        &mut g.ip4
+    }
+
+    #[inline(always)]
+    fn fib(v: &VrfPlan) -> &Fib4 {
+        &v.fib4
+    }
+
+    #[inline(always)]
+    fn check(ip: &[u8]) -> Check<u32> {
+        check(ip)
+    }
+
+    #[inline(always)]
+    fn prefetch(f: &Fib4, a: u32) {
+        f.prefetch(a)
+    }
+
+    #[inline(always)]
+    fn lookup(f: &Fib4, a: u32) -> Option<u32> {
+        f.lookup(a)
+    }
+
+    #[inline(always)]
+    fn flow_hash(ip: &[u8]) -> u32 {
+        flow_hash(ip)
+    }
+
+    #[inline(always)]
+    fn rewrite(ip: &mut [u8], max_ip: usize) -> Result<usize, NotSent> {
+        let Ok(mut p) = Ipv4Packet::new_checked(ip) else {
+            return Err(NotSent::Drop(DropReason::BadHeader));
+        };
+        let len = usize::from(p.total_len());
+        if len > max_ip {
+            return Err(if p.dont_fragment() {
+                NotSent::Punt(PuntReason::FragNeeded)
+            } else {
+                NotSent::Fragment
+            });
+        }
+        if !p.decrement_ttl() {
+            return Err(NotSent::Punt(PuntReason::TtlExceeded));
+        }
+        Ok(len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fragment(ctx: &Ctx, g: &mut Graph, m: Mbuf, out: &Meta, mac: (&Mac, &Mac), max_ip: usize) {
+        if let Err((reason, at)) = fragment(ctx, g, m, out, mac, max_ip) {
+            ctx.counters.drop_packets(Self::STAGE, reason, at, 1);
+        }
+    }
+}
+
+/// Fragments IPv4 packet `m` (RFC 791 §3.2, RFC 1812 §5.2.6) into packets of at most
+/// `max_ip` bytes, each with the Ethernet header for the hop, and queues them on the
+/// output. The fragments are copies from `m`'s pool; the drop reason (and the interface
+/// to count it against) when it cannot be done.
+fn fragment(
+    ctx: &Ctx,
+    g: &mut Graph,
+    mut m: Mbuf,
+    out: &Meta,
+    (dst_mac, src_mac): (&Mac, &Mac),
+    max_ip: usize,
+) -> Result<(), (DropReason, u16)> {
+    let frame = m.data_mut();
+    let Ok(mut p) = Ipv4Packet::new_checked(&mut frame[L3..]) else {
+        return Err((DropReason::BadHeader, out.rx_if));
+    };
+    if !p.decrement_ttl() {
+        forward::punt::<Ip4>(ctx, g, m, out, PuntReason::TtlExceeded);
+        return Ok(());
+    }
+    let hl = p.header_len();
+    let payload = usize::from(p.total_len()) - hl;
+    let bvi = ctx
+        .plan
+        .iface(out.tx_if)
+        .and_then(crate::plan::IfacePlan::bvi_bridge);
+    let mut header = [0u8; MAX_HEADER_LEN];
+    header[..hl].copy_from_slice(p.header());
+    let header = &header[..hl];
+    let mut h = [0u8; MAX_HEADER_LEN];
+    let mut off = 0;
+    while off < payload {
+        let too_big = (DropReason::MtuExceeded, out.tx_if);
+        let n = fragment_header(header, off as u16, true, 0, &mut h).ok_or(too_big)?;
+        let room = max_ip.saturating_sub(n) / 8 * 8;
+        if room == 0 {
+            return Err(too_big);
+        }
+        let chunk = room.min(payload - off);
+        let more = off + chunk < payload;
+        let n = fragment_header(header, off as u16, more, chunk, &mut h).ok_or(too_big)?;
+        let no_mbuf = (DropReason::NoMbuf, out.tx_if);
+        let mut f = m
+            .copy_range((L3 + hl + off) as u32, chunk as u32)
+            .ok_or(no_mbuf)?;
+        if !f.prepend((L3 + n) as u16) {
+            return Err(no_mbuf);
+        }
+        let d = f.data_mut();
+        d[0..6].copy_from_slice(dst_mac);
+        d[6..12].copy_from_slice(src_mac);
+        d[12..14].copy_from_slice(&ETHERTYPE_IPV4);
+        d[L3..L3 + n].copy_from_slice(&h[..n]);
+        forward::hand_out(ctx, g, Ip4::STAGE, f, *out, bvi);
+        off += chunk;
+    }
+    Ok(())
 }
 
 /// Validates an IPv4 packet (the bytes after the Ethernet header) as a router must before
 /// forwarding it.
 #[inline(always)]
-pub fn check(ip: &[u8]) -> Check {
+pub fn check(ip: &[u8]) -> Check<u32> {
     let Ok(p) = Ipv4Packet::new_checked(ip) else {
         return Check::Drop(DropReason::BadHeader);
     };
@@ -88,164 +203,9 @@ pub fn flow_hash(ip: &[u8]) -> u32 {
     (h >> 32) as u32 ^ h as u32
 }
 
-/// The FIB of the VRF of routed interface `rx_if`, remembered for the run of packets from
-/// one interface (a vector's packets mostly come from one).
-struct FibOf<'a> {
-    ctx: &'a Ctx<'a>,
-    last: (u16, Option<&'a Fib4>),
-}
-
-impl<'a> FibOf<'a> {
-    #[inline(always)]
-    fn get(&mut self, rx_if: u16) -> Option<&'a Fib4> {
-        if self.last.0 != rx_if {
-            let plan = self.ctx.plan;
-            let fib = plan
-                .iface(rx_if)
-                .and_then(|p| p.l3)
-                .and_then(|l3| plan.vrf(l3.vrf))
-                .map(|v| &*v.fib4);
-            self.last = (rx_if, fib);
-        }
-        self.last.1
-    }
-}
-
-/// Where a packet goes after the lookup.
-enum Verdict {
-    Forward(crate::plan::IfIndex, ethernet::Mac),
-    Punt(PuntReason),
-    Drop(DropReason),
-}
-
 /// Runs the stage on the graph's ip4 vector.
 pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
-    let Some(mut vector) = g.spare.take() else {
-        return;
-    };
-    std::mem::swap(&mut g.ip4, &mut vector);
-    let n = vector.len();
-    let mut fibs = FibOf {
-        ctx,
-        last: (u16::MAX, None),
-    };
-    // First pass: validate, prefetch each destination's first-level FIB entry.
-    let mut checks = [Check::Local; dpdk::MAX_BURST];
-    for (i, c) in checks.iter_mut().enumerate().take(n) {
-        *c = match vector.pkts.data(i).get(L3..) {
-            Some(ip) => check(ip),
-            None => Check::Drop(DropReason::BadHeader),
-        };
-        if let (Check::Route(dst), Some(f)) = (*c, fibs.get(vector.meta[i].rx_if)) {
-            f.prefetch(dst);
-        }
-    }
-    // Second pass: look up, resolve, rewrite, hand on.
-    let nexthops = ctx.plan.l3.nexthops.as_deref();
-    let v = &mut *vector;
-    for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
-        let verdict = match checks[i] {
-            Check::Drop(r) => Verdict::Drop(r),
-            Check::Local => Verdict::Punt(PuntReason::Local),
-            Check::Route(dst) => {
-                let id = fibs.get(meta.rx_if).and_then(|f| f.lookup(dst));
-                match (id, nexthops) {
-                    (Some(id), Some(nhs)) => match nhs.get(id) {
-                        NextHop::Ecmp { .. } => {
-                            decide(nhs.resolve(id, flow_hash(m.data().get(L3..).unwrap_or(&[]))))
-                        }
-                        nh => decide(nh),
-                    },
-                    _ => Verdict::Drop(DropReason::NoRoute),
-                }
-            }
-        };
-        match verdict {
-            Verdict::Forward(tx_if, dst_mac) => forward(ctx, g, m, meta, tx_if, &dst_mac),
-            Verdict::Punt(reason) => punt(ctx, g, m, meta, reason),
-            Verdict::Drop(reason) => ctx.counters.drop_packets(STAGE, reason, meta.rx_if, 1),
-        }
-    }
-    g.spare = Some(vector);
-}
-
-/// Where a next hop sends a packet: out of an interface to a MAC, to the slow path, or
-/// nowhere.
-#[inline(always)]
-fn decide(nh: NextHop) -> Verdict {
-    match nh {
-        NextHop::Forward { iface, mac } => Verdict::Forward(iface, mac),
-        NextHop::Resolve { .. } => Verdict::Punt(PuntReason::Resolve),
-        NextHop::Local => Verdict::Punt(PuntReason::Local),
-        NextHop::Drop | NextHop::Invalid | NextHop::Ecmp { .. } => {
-            Verdict::Drop(DropReason::NoRoute)
-        }
-    }
-}
-
-/// Rewrites `m` for the hop out of `tx_if` to `dst_mac` and queues it; TTL expiry and DF
-/// packets over the MTU go to the slow path instead.
-#[inline(always)]
-fn forward(
-    ctx: &Ctx,
-    g: &mut Graph,
-    mut m: Mbuf,
-    meta: &Meta,
-    tx_if: u16,
-    dst_mac: &ethernet::Mac,
-) {
-    let Some((src_mac, max_frame, bvi_bridge)) = ctx
-        .plan
-        .iface(tx_if)
-        .filter(|p| p.up)
-        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
-    else {
-        ctx.counters
-            .drop_packets(STAGE, DropReason::IfaceDown, tx_if, 1);
-        return;
-    };
-    let frame = m.data_mut();
-    let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[L3..]) else {
-        ctx.counters
-            .drop_packets(STAGE, DropReason::BadHeader, meta.rx_if, 1);
-        return;
-    };
-    // The frame as sent: Ethernet header and the IPv4 packet (Ethernet padding dropped).
-    let len = L3 + usize::from(ip.total_len());
-    // max_frame counts two VLAN tags on top of the MTU; a routed frame carries none.
-    if len as u32 > max_frame - 8 {
-        if ip.dont_fragment() {
-            return punt(ctx, g, m, meta, PuntReason::FragNeeded);
-        }
-        ctx.counters
-            .drop_packets(STAGE, DropReason::MtuExceeded, tx_if, 1);
-        return;
-    }
-    if !ip.decrement_ttl() {
-        return punt(ctx, g, m, meta, PuntReason::TtlExceeded);
-    }
-    frame[0..6].copy_from_slice(dst_mac);
-    frame[6..12].copy_from_slice(&src_mac);
-    if m.len() > len {
-        m.trim((m.len() - len) as u16);
-    }
-    match bvi_bridge {
-        None => g.hand_on(ctx, STAGE, Next::Output, m, Meta { tx_if, ..*meta }),
-        // Out of a bridge's routed interface: into the bridge, as received on it.
-        Some(bridge) => {
-            let out = crate::l2::bridge::from_bvi(tx_if, bridge, meta);
-            g.hand_on(ctx, STAGE, Next::L2Bridge, m, out)
-        }
-    }
-}
-
-#[inline(always)]
-fn punt(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, reason: PuntReason) {
-    let out = Meta {
-        punt: reason,
-        ..*meta
-    };
-    g.hand_on(ctx, STAGE, Next::Punt, m, out);
+    forward::run::<Ip4>(ctx, g)
 }
 
 #[cfg(test)]

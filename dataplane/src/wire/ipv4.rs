@@ -363,6 +363,77 @@ pub fn emit(buf: &mut [u8], repr: &Ipv4Repr) -> Option<usize> {
     Some(HEADER_LEN)
 }
 
+/// The most bytes an IPv4 header takes (IHL 15).
+pub const MAX_HEADER_LEN: usize = 60;
+
+/// Writes into `out` the header of one fragment of the packet whose header is `header`
+/// (checked by [`Ipv4Packet::new_checked`]) and returns its length: a fragment carrying
+/// `payload_len` bytes of the packet's payload from byte `offset` of it (a multiple of 8),
+/// with More Fragments set if `more` or the packet itself had it. The first fragment
+/// (`offset` 0) keeps every option, later ones only those with the copied flag (RFC 791
+/// §3.1, §3.2; RFC 1812 §5.2.6), padded with End of Option List to a 4-byte multiple.
+/// Don't Fragment is clear (only packets without it are fragmented); the checksum is
+/// computed. None for an offset or length the fields cannot hold.
+pub fn fragment_header(
+    header: &[u8],
+    offset: u16,
+    more: bool,
+    payload_len: usize,
+    out: &mut [u8; MAX_HEADER_LEN],
+) -> Option<usize> {
+    let hl = header.len();
+    if !(field::HEADER..=MAX_HEADER_LEN).contains(&hl) || offset % 8 != 0 {
+        return None;
+    }
+    let len = if offset == 0 {
+        out[..hl].copy_from_slice(header);
+        hl
+    } else {
+        out[..field::HEADER].copy_from_slice(&header[..field::HEADER]);
+        let opts = &header[field::HEADER..];
+        let mut n = field::HEADER;
+        let mut i = 0;
+        while i < opts.len() {
+            match opts[i] {
+                0 => break,
+                1 => i += 1,
+                kind => {
+                    let Some(&l) = opts.get(i + 1) else { break };
+                    let l = usize::from(l);
+                    if l < 2 || i + l > opts.len() {
+                        break;
+                    }
+                    if kind & 0x80 != 0 {
+                        out[n..n + l].copy_from_slice(&opts[i..i + l]);
+                        n += l;
+                    }
+                    i += l;
+                }
+            }
+        }
+        let padded = n.div_ceil(4) * 4;
+        out[n..padded].fill(0);
+        padded
+    };
+    let total = u16::try_from(len + payload_len).ok()?;
+    let orig = be16(header, field::FLAGS_FRAG);
+    let start = (orig & FRAG_OFFSET) * 8;
+    let at = start.checked_add(offset)?;
+    let mf = if more || orig & FLAG_MF != 0 {
+        FLAG_MF
+    } else {
+        0
+    };
+    let h = &mut out[..len];
+    h[field::VER_IHL] = 0x40 | (len / 4) as u8;
+    h[field::LENGTH].copy_from_slice(&total.to_be_bytes());
+    h[field::FLAGS_FRAG].copy_from_slice(&(mf | (at / 8)).to_be_bytes());
+    h[field::CHECKSUM].copy_from_slice(&[0, 0]);
+    let c = !checksum::sum(h, 0);
+    h[field::CHECKSUM].copy_from_slice(&c.to_be_bytes());
+    Some(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +729,82 @@ mod tests {
                 payload_len: p.payload().len() as u16,
             };
             prop_assert_eq!(back, repr);
+        }
+    }
+
+    #[test]
+    fn fragment_headers() {
+        // A header with a copied option (loose source route, 131) after a NOP and a
+        // not-copied one (record route, 7): later fragments keep only the copied one.
+        let mut b = vec![0u8; 32 + 100];
+        emit(
+            &mut b,
+            &Ipv4Repr {
+                src: Ipv4Addr::new(10, 0, 0, 1),
+                dst: Ipv4Addr::new(10, 0, 1, 1),
+                protocol: PROTO_UDP,
+                ttl: 9,
+                dscp_ecn: 0,
+                ident: 77,
+                dont_fragment: false,
+                payload_len: 100,
+            },
+        )
+        .unwrap();
+        let opts = [1, 131, 3, 9, 7, 7, 4, 0, 0, 0, 0, 0];
+        b.copy_within(20..120, 32);
+        b[20..32].copy_from_slice(&opts);
+        b[0] = 0x48;
+        b[2..4].copy_from_slice(&132u16.to_be_bytes());
+        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        let mut out = [0u8; MAX_HEADER_LEN];
+        let n = fragment_header(p.header(), 0, true, 48, &mut out).unwrap();
+        assert_eq!(n, 32);
+        let f = Ipv4Packet::new_checked(&out[..n]).map(|_| ()).err();
+        assert!(
+            f.is_some(),
+            "the header alone is shorter than its Total Length"
+        );
+        let mut frame = out[..n].to_vec();
+        frame.resize(n + 48, 0);
+        let f = Ipv4Packet::new_checked(&frame[..]).unwrap();
+        assert!(f.more_fragments() && !f.dont_fragment() && f.frag_offset() == 0);
+        assert!(f.header_checksum_ok());
+        assert_eq!(f.options(), &opts);
+        let n = fragment_header(p.header(), 48, false, 52, &mut out).unwrap();
+        assert_eq!(n, 24, "20 + the 3-byte copied option, padded");
+        let mut frame = out[..n].to_vec();
+        frame.resize(n + 52, 0);
+        let f = Ipv4Packet::new_checked(&frame[..]).unwrap();
+        assert_eq!(f.options(), &[131, 3, 9, 0]);
+        assert!(!f.more_fragments() && f.frag_offset() == 48 && f.total_len() == 76);
+        assert!(f.header_checksum_ok());
+        assert_eq!(
+            (f.ident(), f.ttl(), f.src(), f.dst()),
+            (77, 9, p.src(), p.dst())
+        );
+        // A fragment of a fragment keeps its place and its More Fragments flag.
+        let mut g = b.clone();
+        g[6..8].copy_from_slice(&(0x2000u16 | 10).to_be_bytes());
+        let p = Ipv4Packet::new_checked(&g[..]).unwrap();
+        fragment_header(p.header(), 16, false, 8, &mut out).unwrap();
+        let f = u16::from_be_bytes([out[6], out[7]]);
+        assert_eq!(f, 0x2000 | 12);
+        assert_eq!(fragment_header(p.header(), 3, false, 8, &mut out), None);
+    }
+
+    proptest! {
+        #[test]
+        fn fragment_header_never_panics(
+            header in proptest::collection::vec(any::<u8>(), 0..70),
+            offset in any::<u16>(),
+            more in any::<bool>(),
+            len in 0usize..70000,
+        ) {
+            let mut out = [0u8; MAX_HEADER_LEN];
+            if let Some(n) = fragment_header(&header, offset, more, len, &mut out) {
+                prop_assert!(n <= MAX_HEADER_LEN && n % 4 == 0 && n >= 20);
+            }
         }
     }
 }

@@ -160,6 +160,22 @@ impl Mbuf {
         NonNull::new(raw).map(|raw| Mbuf { raw })
     }
 
+    /// A copy of `len` bytes from byte `off` of the packet, in a new mbuf from the same
+    /// pool (with the pool's headroom in front, for headers); None when the pool is empty
+    /// or the range is not within the packet.
+    pub fn copy_range(&self, off: u32, len: u32) -> Option<Mbuf> {
+        if u64::from(off) + u64::from(len) > self.len() as u64 {
+            return None;
+        }
+        // SAFETY: self is a live mbuf and off + len is within it; rte_pktmbuf_copy
+        // allocates a new chain from `pool` and copies that range, leaving self untouched.
+        let raw = unsafe {
+            let r = self.raw.as_ptr();
+            dpdk_sys::rte_pktmbuf_copy(r, (*r).pool, off, len)
+        };
+        NonNull::new(raw).map(|raw| Mbuf { raw })
+    }
+
     fn into_raw(self) -> *mut rte_mbuf {
         let p = self.raw.as_ptr();
         std::mem::forget(self);

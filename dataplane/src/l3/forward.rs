@@ -1,0 +1,244 @@
+//! The forwarding loop that ip4-forward and ip6-forward share: a vector is routed in two
+//! passes, the first validating every packet and prefetching its first-level FIB entry, the
+//! second looking up, resolving the next hop, rewriting and handing on, so the vector's FIB
+//! misses overlap. What differs between IPv4 and IPv6 (header checks, the FIB, the hop
+//! rewrite, the flow hash) is a [`Family`].
+//!
+//! Reads: `meta.rx_if`; the plan's L3 port of the input interface (VRF) and of the output
+//! interface (source MAC), the output interface's `max_frame` and `up`; the VRF's FIB; the
+//! next hops. Writes: the Ethernet destination and source, what the family's `rewrite`
+//! writes; `meta.tx_if`; `meta.punt` for punted packets; for packets out of a bridge's
+//! routed interface (BVI) `rx_if`, `bridge`, `vlan` as l2-bridge's `from_bvi` says.
+//! Next: output; l2-bridge (out of a BVI: the frame enters its bridge as received on the
+//! BVI, see [`hand_out`]); punt.
+
+use dpdk::Mbuf;
+
+use crate::counters::DropReason;
+use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
+use crate::l3::nexthop::NextHop;
+use crate::plan::{IfIndex, VrfPlan};
+use crate::slowpath::PuntReason;
+use crate::wire::ethernet::Mac;
+
+/// Where the IP header starts (routed interfaces take untagged frames only).
+pub const L3: usize = 14;
+
+/// What the first pass found out about a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check<A> {
+    /// To be looked up: the destination.
+    Route(A),
+    /// For the router itself (multicast, broadcast, link-local destinations).
+    Local,
+    Drop(DropReason),
+}
+
+/// Why a packet cannot be rewritten for its hop out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    Punt(PuntReason),
+    Drop(DropReason),
+    /// Over the MTU, and may be fragmented: [`Family::fragment`] it.
+    Fragment,
+}
+
+/// What one IP version's forwarding stage knows.
+pub(crate) trait Family {
+    /// A destination address as the FIB takes it.
+    type Addr: Copy;
+    type Fib: 'static;
+    const STAGE: Stage;
+    /// The stage's pending vector in the graph.
+    fn vector(g: &mut Graph) -> &mut Box<Vector>;
+    fn fib(v: &VrfPlan) -> &Self::Fib;
+    /// Validates the packet (the bytes after the Ethernet header).
+    fn check(ip: &[u8]) -> Check<Self::Addr>;
+    fn prefetch(f: &Self::Fib, a: Self::Addr);
+    fn lookup(f: &Self::Fib, a: Self::Addr) -> Option<u32>;
+    /// A hash of the packet's flow, to pick one ECMP member per flow.
+    fn flow_hash(ip: &[u8]) -> u32;
+    /// Rewrites the IP header for the hop (TTL or hop limit) if the packet, `max_ip` bytes
+    /// at most, may leave; the IP packet's length (Ethernet padding excluded).
+    fn rewrite(ip: &mut [u8], max_ip: usize) -> Result<usize, NotSent>;
+    /// Sends `m` (not rewritten yet) out of `out.tx_if` to `mac.0` from `mac.1` in
+    /// fragments of at most `max_ip` bytes, for a `rewrite` that said [`NotSent::Fragment`].
+    fn fragment(ctx: &Ctx, g: &mut Graph, m: Mbuf, out: &Meta, mac: (&Mac, &Mac), max_ip: usize);
+}
+
+/// The FIB of the VRF of routed interface `rx_if`, remembered for the run of packets from
+/// one interface (a vector's packets mostly come from one).
+struct FibOf<'a, F: Family> {
+    ctx: &'a Ctx<'a>,
+    last: (u16, Option<&'a F::Fib>),
+}
+
+impl<'a, F: Family> FibOf<'a, F> {
+    #[inline(always)]
+    fn get(&mut self, rx_if: u16) -> Option<&'a F::Fib> {
+        if self.last.0 != rx_if {
+            let plan = self.ctx.plan;
+            let fib = plan
+                .iface(rx_if)
+                .and_then(|p| p.l3)
+                .and_then(|l3| plan.vrf(l3.vrf))
+                .map(F::fib);
+            self.last = (rx_if, fib);
+        }
+        self.last.1
+    }
+}
+
+/// Where a packet goes after the lookup.
+enum Verdict {
+    Forward(IfIndex, Mac),
+    Punt(PuntReason),
+    Drop(DropReason),
+}
+
+/// Runs family `F`'s stage on its vector.
+#[inline(always)]
+pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
+    let Some(mut vector) = g.spare.take() else {
+        return;
+    };
+    std::mem::swap(F::vector(g), &mut vector);
+    let n = vector.len();
+    let mut fibs = FibOf::<F> {
+        ctx,
+        last: (u16::MAX, None),
+    };
+    // First pass: validate, prefetch each destination's first-level FIB entry.
+    let mut checks = [Check::Local; dpdk::MAX_BURST];
+    for (i, c) in checks.iter_mut().enumerate().take(n) {
+        *c = match vector.pkts.data(i).get(L3..) {
+            Some(ip) => F::check(ip),
+            None => Check::Drop(DropReason::BadHeader),
+        };
+        if let (Check::Route(dst), Some(f)) = (*c, fibs.get(vector.meta[i].rx_if)) {
+            F::prefetch(f, dst);
+        }
+    }
+    // Second pass: look up, resolve, rewrite, hand on.
+    let nexthops = ctx.plan.l3.nexthops.as_deref();
+    let v = &mut *vector;
+    for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
+        let verdict = match checks[i] {
+            Check::Drop(r) => Verdict::Drop(r),
+            Check::Local => Verdict::Punt(PuntReason::Local),
+            Check::Route(dst) => {
+                let id = fibs.get(meta.rx_if).and_then(|f| F::lookup(f, dst));
+                match (id, nexthops) {
+                    (Some(id), Some(nhs)) => match nhs.get(id) {
+                        NextHop::Ecmp { .. } => {
+                            decide(nhs.resolve(id, F::flow_hash(m.data().get(L3..).unwrap_or(&[]))))
+                        }
+                        nh => decide(nh),
+                    },
+                    _ => Verdict::Drop(DropReason::NoRoute),
+                }
+            }
+        };
+        match verdict {
+            Verdict::Forward(tx_if, dst_mac) => forward::<F>(ctx, g, m, meta, tx_if, &dst_mac),
+            Verdict::Punt(reason) => punt::<F>(ctx, g, m, meta, reason),
+            Verdict::Drop(reason) => ctx.counters.drop_packets(F::STAGE, reason, meta.rx_if, 1),
+        }
+    }
+    g.spare = Some(vector);
+}
+
+/// Where a next hop sends a packet: out of an interface to a MAC, to the slow path, or
+/// nowhere.
+#[inline(always)]
+fn decide(nh: NextHop) -> Verdict {
+    match nh {
+        NextHop::Forward { iface, mac } => Verdict::Forward(iface, mac),
+        NextHop::Resolve { .. } => Verdict::Punt(PuntReason::Resolve),
+        NextHop::Local => Verdict::Punt(PuntReason::Local),
+        NextHop::Drop | NextHop::Invalid | NextHop::Ecmp { .. } => {
+            Verdict::Drop(DropReason::NoRoute)
+        }
+    }
+}
+
+/// Rewrites `m` for the hop out of `tx_if` to `dst_mac` and queues it; hop expiry and
+/// packets over the MTU that may not be fragmented go to the slow path instead.
+#[inline(always)]
+fn forward<F: Family>(
+    ctx: &Ctx,
+    g: &mut Graph,
+    mut m: Mbuf,
+    meta: &Meta,
+    tx_if: u16,
+    dst_mac: &Mac,
+) {
+    let Some((src_mac, max_frame, bvi)) = ctx
+        .plan
+        .iface(tx_if)
+        .filter(|p| p.up)
+        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
+    else {
+        ctx.counters
+            .drop_packets(F::STAGE, DropReason::IfaceDown, tx_if, 1);
+        return;
+    };
+    let frame = m.data_mut();
+    // max_frame counts two VLAN tags on top of the MTU; a routed frame carries none.
+    let max_ip = (max_frame as usize).saturating_sub(8 + L3);
+    let len = match F::rewrite(&mut frame[L3..], max_ip) {
+        Ok(n) => L3 + n,
+        Err(NotSent::Punt(reason)) => return punt::<F>(ctx, g, m, meta, reason),
+        Err(NotSent::Fragment) => {
+            let out = Meta { tx_if, ..*meta };
+            return F::fragment(ctx, g, m, &out, (dst_mac, &src_mac), max_ip);
+        }
+        Err(NotSent::Drop(reason)) => {
+            // Over the MTU is counted against the output interface, the rest the input.
+            let at = if reason == DropReason::MtuExceeded {
+                tx_if
+            } else {
+                meta.rx_if
+            };
+            return ctx.counters.drop_packets(F::STAGE, reason, at, 1);
+        }
+    };
+    frame[0..6].copy_from_slice(dst_mac);
+    frame[6..12].copy_from_slice(&src_mac);
+    if m.len() > len {
+        m.trim((m.len() - len) as u16);
+    }
+    hand_out(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi);
+}
+
+/// Hands a routed frame on out of `out.tx_if`: to the output, or, when that is the routed
+/// interface of bridge `bvi` (the plan's [`IfacePlan::bvi_bridge`]), into l2-bridge as
+/// received on it.
+///
+/// [`IfacePlan::bvi_bridge`]: crate::plan::IfacePlan::bvi_bridge
+#[inline(always)]
+pub(crate) fn hand_out(
+    ctx: &Ctx,
+    g: &mut Graph,
+    stage: Stage,
+    m: Mbuf,
+    out: Meta,
+    bvi: Option<u16>,
+) {
+    match bvi {
+        None => g.hand_on(ctx, stage, Next::Output, m, out),
+        Some(bridge) => {
+            let out = crate::l2::bridge::from_bvi(out.tx_if, bridge, &out);
+            g.hand_on(ctx, stage, Next::L2Bridge, m, out)
+        }
+    }
+}
+
+#[inline(always)]
+pub(crate) fn punt<F: Family>(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, reason: PuntReason) {
+    let out = Meta {
+        punt: reason,
+        ..*meta
+    };
+    g.hand_on(ctx, F::STAGE, Next::Punt, m, out);
+}
