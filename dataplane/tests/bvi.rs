@@ -5,7 +5,9 @@
 //! address punted as local), router -> bridge (a packet routed out of the BVI leaves the
 //! member its host was learned on, from the BVI's MAC; to an unknown host it is flooded),
 //! the slow path's frames out of the BVI (injected, switched like the router's) and
-//! released as received on it (routed); the BVI's MAC is never learned; no mbuf leaks.
+//! released as received on it (routed); IPv6 both ways and a multicast Neighbor
+//! Solicitation (flooded, and to the slow path on the BVI); the BVI's MAC is never learned;
+//! no mbuf leaks.
 
 mod common;
 
@@ -26,6 +28,7 @@ use vswitch_dataplane::plan::{
 use vswitch_dataplane::slowpath::{Injected, PuntReason, SlowPath};
 use vswitch_dataplane::wire::arp;
 use vswitch_dataplane::wire::ipv4::{emit, Ipv4Packet, Ipv4Repr, PROTO_UDP};
+use vswitch_dataplane::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use vswitch_dataplane::{DropReason, IfacePlan, Input, Stage};
 
 const A: u16 = 1;
@@ -44,7 +47,7 @@ fn ip(a: [u8; 4]) -> u32 {
     u32::from_be_bytes(a)
 }
 
-fn plan() -> (ForwardingPlan, Fib4Writer, Arc<NextHops>) {
+fn plan() -> (ForwardingPlan, (Fib4Writer, Fib6Writer), Arc<NextHops>) {
     let mut ifaces = vec![None; 8];
     for i in [A, B] {
         ifaces[usize::from(i)] = Some(IfacePlan {
@@ -124,19 +127,23 @@ fn plan() -> (ForwardingPlan, Fib4Writer, Arc<NextHops>) {
     w.insert(ip([10, 9, 0, 2]), 32, 2).unwrap();
     w.insert(ip([10, 9, 0, 3]), 32, 3).unwrap();
     w.insert(ip([10, 9, 0, 1]), 32, 4).unwrap();
+    let mut w6 = Fib6Writer::new(16).unwrap();
+    let v6 = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+    w6.insert(v6("2001:db8:1::"), 48, 1).unwrap();
+    w6.insert(v6("2001:db8:9::2"), 128, 2).unwrap();
     let plan = ForwardingPlan {
         ifaces,
         bridges,
         l3: L3Plan {
             vrfs: vec![Some(VrfPlan {
                 fib4: w.fib().clone(),
-                fib6: Fib6Writer::new(1).unwrap().fib().clone(),
+                fib6: w6.fib().clone(),
             })],
             nexthops: Some(nhs.clone()),
         },
         ..Default::default()
     };
-    (plan, w, nhs)
+    (plan, (w, w6), nhs)
 }
 
 /// Ethernet + IPv4 + UDP from `src_mac` to `dst_mac`, 10.9.0.2 -> `dst`, TTL 64.
@@ -161,6 +168,29 @@ fn udp(dst_mac: [u8; 6], src_mac: [u8; 6], src: [u8; 4], dst: [u8; 4]) -> Vec<u8
     .unwrap();
     f.extend_from_slice(&ipb);
     f.resize(60, 0);
+    f
+}
+
+/// Ethernet + IPv6 + UDP from `src_mac` to `dst_mac`, `src` -> `dst`, hop limit 64.
+fn udp6(dst_mac: [u8; 6], src_mac: [u8; 6], src: &str, dst: &str) -> Vec<u8> {
+    let mut f = dst_mac.to_vec();
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    let mut ipb = vec![0u8; 48];
+    ipv6::emit(
+        &mut ipb,
+        &Ipv6Repr {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            next_header: PROTO_UDP,
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 0,
+            payload_len: 8,
+        },
+    )
+    .unwrap();
+    f.extend_from_slice(&ipb);
     f
 }
 
@@ -385,6 +415,38 @@ fn bvi_on_real_mbufs() {
     assert_eq!((a.len(), b.len(), o.len()), (2, 1, 1));
     assert_eq!((&a[0], &a[1], &b[0]), (&reply, &request, &request));
     assert_eq!(Ipv4Packet::new_checked(&o[0][14..]).unwrap().ttl(), 63);
+    r.g.output_mut().clear();
+
+    // 5. IPv6 alike: from A to the BVI's MAC routed out of OUT (hop limit 63); from OUT to
+    //    a host behind the BVI out of A from the BVI's MAC; a multicast Neighbor
+    //    Solicitation from A (to the solicited-node group) flooded to B and, as received on
+    //    the BVI, to the slow path (local).
+    let a6 = udp6(BVI_MAC, HOST_A, "2001:db8:9::2", "2001:db8:1::5");
+    let c6 = udp6(MAC_OUT, HOST_OUT, "2001:db8:1::5", "2001:db8:9::2");
+    let ns = udp6(
+        [0x33, 0x33, 0xff, 0, 0, 1],
+        HOST_A,
+        "2001:db8:9::2",
+        "ff02::1:ff00:1",
+    );
+    r.send(&plan, &[(A, a6), (OUT, c6), (A, ns.clone())]);
+    let (a, b, o) = (r.out(A), r.out(B), r.out(OUT));
+    assert_eq!((a.len(), b.len(), o.len()), (1, 1, 1));
+    assert_eq!((&o[0][0..6], &o[0][6..12]), (&HOST_OUT[..], &MAC_OUT[..]));
+    assert_eq!(
+        Ipv6Packet::new_checked(&o[0][14..]).unwrap().hop_limit(),
+        63
+    );
+    assert_eq!((&a[0][0..6], &a[0][6..12]), (&HOST_A[..], &BVI_MAC[..]));
+    assert_eq!(
+        Ipv6Packet::new_checked(&a[0][14..]).unwrap().hop_limit(),
+        63
+    );
+    assert_eq!(b[0], ns);
+    let punted = r.punted();
+    assert_eq!(punted.len(), 1);
+    assert_eq!((punted[0].0, punted[0].1), (PuntReason::Local, BVI));
+    assert_eq!(punted[0].2, ns);
     r.g.output_mut().clear();
 
     // The BVI's MAC was never learned (the router's frames, from it, teach nothing).
