@@ -13,13 +13,13 @@
 //! the bridge domain and the router meet. The BVI sits in the bridge's VLAN 0 (the
 //! untagged domain: untagged members; access and trunk members' VLANs do not reach it):
 //! - bridge -> router: a frame of VLAN 0 to the BVI's MAC goes to the router as received
-//!   on the BVI ([`l3_next`](crate::input::l3_next) of its ethertype: IPv4 to
-//!   ip4-forward, IPv6 to ip6-forward, ARP to the slow path); a group frame of VLAN 0 (an ARP request) is
-//!   flooded and a copy goes to the router the same way. A frame to the BVI's MAC in
-//!   another VLAN is dropped (`vlan_mismatch`).
-//! - router -> bridge: what the router sends out of the BVI (ip4-forward, the slow path's
-//!   injected frames) enters this stage as received on the BVI ([`from_bvi`]): looked up
-//!   in the FDB, flooded if unknown.
+//!   on the BVI (ethernet-input's `l3_next` of its ethertype: IPv4 to ip4-forward, IPv6 to
+//!   ip6-forward, ARP to the slow path); a group frame of VLAN 0 (an ARP request, a
+//!   Neighbor Solicitation) is flooded and a copy goes to the router the same way. A frame
+//!   to the BVI's MAC in another VLAN is dropped (`vlan_mismatch`).
+//! - router -> bridge: what the router sends out of the BVI (ip4-forward, ip6-forward, the
+//!   slow path's injected frames) enters this stage as received on the BVI (`from_bvi`):
+//!   looked up in the FDB, flooded if unknown.
 //! - the BVI's MAC is never learned (not from the router's frames, not from a member's
 //!   frame that claims it).
 //!

@@ -10,7 +10,7 @@
 //! writes; `meta.tx_if`; `meta.punt` for punted packets; for packets out of a bridge's
 //! routed interface (BVI) `rx_if`, `bridge`, `vlan` as l2-bridge's `from_bvi` says.
 //! Next: output; l2-bridge (out of a BVI: the frame enters its bridge as received on the
-//! BVI, see [`hand_out`]); punt.
+//! BVI, see `hand_out`); punt.
 
 use dpdk::Mbuf;
 
