@@ -7,7 +7,7 @@
 #  - a <-> b stays bridged: TTL 64, b's own MAC in a's ARP cache, nothing through
 #    ip4-forward; the BVI's MAC is never in the bridge's MAC table; the router learned a
 #    and b on bvi:br0 and routes to them through it (`route get`);
-#  - iperf3 a -> c through the BVI;
+#  - iperf3 a -> c through the BVI; IPv6 the same way (ND for the BVI, ping, hop limit);
 #  - a second bridge br1 with `vrf=7` and the same subnet as br0 (host d at 10.38.0.2, the
 #    BVI 10.38.0.1) routes in VRF 7 to host e behind a routed interface of VRF 7, without
 #    touching VRF 0 (`iface set bvi:BR vrf=ID` moves a third bridge's BVI as well);
@@ -112,6 +112,25 @@ vs_json_true 'any(e["mac"].lower() == a and e["iface"] == "pa" for e in d) and a
 log "br0's MAC table: a on pa, b on pb, no BVI MAC"
 
 vs_iperf "$NSA" "$NSC" 10.38.1.2 3
+
+# IPv6 through the BVI: Neighbor Discovery for the BVI's address (a multicast NS flooded
+# and given to the router) and for the hosts, ping both ways, hop limit 63.
+for ns in "$NSA" "$NSC"; do
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.eth0.disable_ipv6=0
+done
+ip -n "$NSA" addr add fd38::2/64 dev eth0 nodad
+ip -n "$NSC" addr add fd38:1::2/64 dev eth0 nodad
+ip -n "$NSA" route add default via fd38::1
+ip -n "$NSC" route add default via fd38:1::1
+run_ok "the BVI's IPv6 address" vsctl addr add bvi:br0 fd38::1/64
+run_ok "rc's IPv6 address" vsctl addr add rc fd38:1::1/64
+vs_ping "$NSA" fd38::1
+vs_ping "$NSA" fd38:1::2
+vs_ping "$NSC" fd38::2
+got=$(ip -n "$NSA" -6 neigh show fd38::1 | awk '{ for (i = 1; i < NF; i++) if ($i == "lladdr") print tolower($(i + 1)) }')
+assert_eq "$got" "$BVI0" "a's neighbour entry for the BVI fd38::1"
+assert_eq "$(ttl_of "$NSA" fd38:1::2)" 63 "hop limit of c's IPv6 reply at a"
+log "IPv6 through the BVI: ND answered with $got, ping both ways, hop limit 63"
 
 # A bridge whose BVI is in VRF 7: the same subnet as br0, routed in VRF 7 only.
 vs_host d 10.38.0.2/24
