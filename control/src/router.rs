@@ -836,11 +836,14 @@ mod tests {
 
     const A: IfIndex = 1;
     const B: IfIndex = 2;
+    /// Bridge br0's routed interface.
+    const BVI: IfIndex = 3;
 
     fn ifindex(n: &str) -> Option<IfIndex> {
         match n {
             "a" => Some(A),
             "b" => Some(B),
+            "bvi:br0" => Some(BVI),
             _ => None,
         }
     }
@@ -903,6 +906,50 @@ mod tests {
     }
 
     const MAC_GW: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+
+    /// A bridge's routed interface is a routed interface like any other: its address's
+    /// connected and local routes, neighbours learned on it, routes through it.
+    #[test]
+    fn a_bridges_routed_interface_routes() {
+        let mut m = Model::new();
+        let mut r = Router::new().unwrap();
+        step(
+            &mut m,
+            &mut r,
+            vec![
+                C::AddBridge(pb::AddBridgeRequest {
+                    name: "br0".into(),
+                    ..Default::default()
+                }),
+                null("a"),
+                addr("a", "10.0.0.1/24"),
+                addr("bvi:br0", "10.9.0.1/24"),
+                route("10.10.0.0/16", &["10.9.0.254"]),
+            ],
+        );
+        assert_eq!(fwd(&r, "10.9.0.7", 0), NextHop::Resolve { iface: BVI });
+        assert_eq!(fwd(&r, "10.9.0.1", 0), NextHop::Local);
+        assert_eq!(fwd(&r, "10.10.1.1", 0), NextHop::Resolve { iface: BVI });
+        r.set_ifaces(HashMap::from([(
+            BVI,
+            IfaceInfo {
+                vrf: 0,
+                mac: crate::model::bridge::bvi_mac("br0"),
+                mtu: 1500,
+                v4: vec![(Ipv4Addr::new(10, 9, 0, 1), 24)],
+                v6: vec![],
+                proxy_arp: false,
+            },
+        )]));
+        assert!(r.learn(BVI, ip("10.9.0.254"), MAC_GW));
+        let gw = NextHop::Forward {
+            iface: BVI,
+            mac: MAC_GW,
+        };
+        assert_eq!(fwd(&r, "10.10.1.1", 0), gw);
+        assert_eq!(fwd(&r, "10.9.0.254", 0), gw);
+        assert_eq!(r.egress_mtu(0, ip("10.10.1.1")), Some(1500));
+    }
 
     #[test]
     fn routes_follow_diffs_and_neighbours() {

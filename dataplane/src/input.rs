@@ -113,20 +113,31 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 
-/// Where a frame received on a routed interface goes: ip4-forward, ip6-forward, or the slow
-/// path (ARP). Routed interfaces take untagged frames only.
+/// The stage the router takes an untagged frame of `ethertype` in: ip4-forward,
+/// ip6-forward, or the slow path (ARP; the caller sets `meta.punt`); None for what it does
+/// not route. Used for routed interfaces' frames and for the frames a bridge hands to its
+/// routed interface (l2-bridge).
+#[inline(always)]
+pub(crate) fn l3_next(ethertype: u16) -> Option<Next> {
+    match ethertype {
+        ETHERTYPE_IPV4 => Some(Next::Ip4Forward),
+        ETHERTYPE_IPV6 => Some(Next::Ip6Forward),
+        ETHERTYPE_ARP => Some(Next::Punt),
+        _ => None,
+    }
+}
+
+/// Where a frame received on a routed interface goes ([`l3_next`]). Routed interfaces
+/// take untagged frames only.
 #[inline(always)]
 pub(crate) fn routed(frame: &[u8]) -> Result<Next, DropReason> {
     let Ok(f) = Frame::new_checked(frame) else {
         return Err(DropReason::BadHeader);
     };
-    match f.ethertype() {
-        _ if f.vlan().is_some() => Err(DropReason::NotIp),
-        ETHERTYPE_IPV4 => Ok(Next::Ip4Forward),
-        ETHERTYPE_IPV6 => Ok(Next::Ip6Forward),
-        ETHERTYPE_ARP => Ok(Next::Punt),
-        _ => Err(DropReason::NotIp),
+    if f.vlan().is_some() {
+        return Err(DropReason::NotIp);
     }
+    l3_next(f.ethertype()).ok_or(DropReason::NotIp)
 }
 
 /// A received burst of a routed interface: to ip4-forward (ip6-forward) whole when every

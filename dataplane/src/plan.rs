@@ -63,12 +63,19 @@ pub enum Tx {
 }
 
 /// One interface as workers see it.
+///
+/// A bridge's routed interface (BVI, `bvi:BR`) is the one interface with both sides: `l2`
+/// names its bridge (it sits in the bridge's VLAN 0, untagged, and is not among the
+/// bridge's members: the bridge reaches it through [`BridgePlan::bvi`]) and `l3` its VRF
+/// and MAC; its `input` is [`Input::Route`] (frames handled as received on it are routed)
+/// and it has no DPDK port: what leaves through it enters its bridge (see
+/// [`IfacePlan::bvi_bridge`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfacePlan {
     /// Administratively up (frames neither enter nor leave a down interface).
     pub up: bool,
     pub input: Input,
-    /// Bridge membership, if it is in a bridge.
+    /// Bridge membership, if it is in a bridge (or the bridge of a BVI).
     pub l2: Option<L2Port>,
     /// Its routed side, if it is an L3 interface.
     pub l3: Option<L3Port>,
@@ -80,6 +87,16 @@ impl IfacePlan {
     /// `max_frame` of an interface with MTU `mtu`.
     pub const fn max_frame_of(mtu: u16) -> u32 {
         mtu as u32 + 14 + 8
+    }
+
+    /// The bridge whose routed interface (BVI) this is, if it is one: frames sent out of
+    /// it go into that bridge, as received on the BVI.
+    #[inline(always)]
+    pub fn bvi_bridge(&self) -> Option<u16> {
+        match (&self.l2, &self.l3) {
+            (Some(l2), Some(_)) => Some(l2.bridge),
+            _ => None,
+        }
     }
 }
 
@@ -214,6 +231,26 @@ pub struct BridgePlan {
     pub flood: bool,
     /// Member interfaces.
     pub members: Vec<IfIndex>,
+    /// Its routed interface, while it routes (has addresses, proxy-ARP or routes through
+    /// it); None: the bridge only switches.
+    pub bvi: Option<BviPlan>,
+}
+
+/// A bridge's routed interface as its bridge sees it: frames of VLAN 0 to `mac` go to the
+/// router as received on `iface`, group frames of VLAN 0 are flooded and also given to the
+/// router, and `mac` is never learned on a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BviPlan {
+    pub iface: IfIndex,
+    pub mac: Mac,
+}
+
+impl BridgePlan {
+    /// Whether `mac` is the bridge's routed interface's.
+    #[inline(always)]
+    pub fn is_bvi_mac(&self, mac: &Mac) -> bool {
+        self.bvi.is_some_and(|b| b.mac == *mac)
+    }
 }
 
 /// One rx queue a worker polls, and the interface it belongs to.

@@ -7,10 +7,14 @@
 //! inject takes what the slow path sent this worker (at most a vector per poll): a packet
 //! for an interface's output is queued there; a packet to be handled as if received on an
 //! interface enters ethernet-input (after which the graph runs as for a received burst).
-//! Writes: `meta.rx_if` (as received) or `tx_if` (to an output).
+//! A packet for the output of a bridge's routed interface (BVI) enters l2-bridge as
+//! received on the BVI.
+//! Writes: `meta.rx_if` (as received) or `tx_if` (to an output); for a BVI `rx_if`,
+//! `bridge`, `vlan` as well.
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Stage};
+use crate::graph::{Ctx, Graph, Meta, Next, Stage};
+use crate::plan::IfacePlan;
 use crate::slowpath::{Injected, Punted};
 
 /// Runs the punt stage on the graph's punt vector.
@@ -33,7 +37,7 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
 
 /// Takes up to a vector of injected packets from this worker's ring into the graph.
 /// Returns how many.
-pub(crate) fn inject(ctx: &Ctx, g: &mut Graph) -> usize {
+pub fn inject(ctx: &Ctx, g: &mut Graph) -> usize {
     ctx.slow
         .drain_injected(ctx.worker, dpdk::MAX_BURST, |i: Injected| {
             if i.as_received {
@@ -43,7 +47,13 @@ pub(crate) fn inject(ctx: &Ctx, g: &mut Graph) -> usize {
                     tx_if: i.iface,
                     ..Meta::default()
                 };
-                g.output.queue(ctx, i.iface, i.mbuf, &meta);
+                match ctx.plan.iface(i.iface).and_then(IfacePlan::bvi_bridge) {
+                    None => g.output.queue(ctx, i.iface, i.mbuf, &meta),
+                    Some(bridge) => {
+                        let meta = crate::l2::bridge::from_bvi(i.iface, bridge, &meta);
+                        g.hand_on(ctx, Stage::Inject, Next::L2Bridge, i.mbuf, meta)
+                    }
+                }
             }
         })
 }

@@ -73,11 +73,13 @@ fn plan(flood: bool, d_up: bool) -> ForwardingPlan {
         learn: true,
         flood,
         members: vec![A, B, C, D],
+        bvi: None,
     });
     bridges[2] = Some(BridgePlan {
         learn: true,
         flood,
         members: vec![E],
+        bvi: None,
     });
     // Every member's frames go into its bridge; up or down as its membership.
     let ifaces = ports

@@ -58,6 +58,7 @@ fn plan() -> ForwardingPlan {
         learn: false,
         flood: true,
         members: vec![A, B],
+        bvi: None,
     });
     ForwardingPlan {
         ifaces,

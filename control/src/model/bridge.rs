@@ -223,6 +223,20 @@ pub(super) fn remove_member(s: &mut Staged, bridge: &str, iface: &str) {
     s.diff.plan = true;
 }
 
+/// The MAC of bridge `name`'s routed interface `bvi:NAME`: locally administered unicast
+/// (first byte 0x02), the other five bytes the top 40 bits of the 64-bit FNV-1a hash of the
+/// bridge's name. Derived from the name alone, so it stays the same across restarts (hosts'
+/// ARP caches stay right) and is the same on every node for a bridge of the same name (one
+/// gateway MAC for a subnet spread over nodes, as an anycast gateway).
+pub fn bvi_mac(name: &str) -> [u8; 6] {
+    // FNV-1a, 64 bits (offset basis and prime of draft-eastlake-fnv).
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let b = h.to_be_bytes();
+    [0x02, b[0], b[1], b[2], b[3], b[4]]
+}
+
 /// The bridge's learner policy.
 pub fn policy(b: &Bridge) -> LearnPolicy {
     LearnPolicy {
@@ -288,6 +302,7 @@ pub fn plan(
                 learn: b.learn,
                 flood: b.flood,
                 members,
+                bvi: None,
             });
         }
     }
@@ -313,5 +328,20 @@ pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
                 trunk: mem.trunk.iter().map(|v| u32::from(*v)).collect(),
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bvi_macs_are_local_unicast_stable_and_per_name() {
+        let m = bvi_mac("br0");
+        assert_eq!(m[0], 0x02, "locally administered, unicast");
+        assert_eq!(m, bvi_mac("br0"), "the same every time");
+        assert_ne!(m, bvi_mac("br1"));
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (the reference vector).
+        assert_eq!(bvi_mac("a"), [0x02, 0xaf, 0x63, 0xdc, 0x4c, 0x86]);
     }
 }

@@ -92,6 +92,30 @@ fn set_kernel_mtu(ifname: &str, mtu: u16) -> Result<(), String> {
         .map_err(|e| format!("cannot set MTU {mtu} on Linux interface {ifname}: {e}"))
 }
 
+/// A routed interface as the router's slow path needs it.
+fn iface_info(p: &L3Port, mtu: u16, addrs: &[model::ip::Cidr], proxy_arp: bool) -> IfaceInfo {
+    IfaceInfo {
+        vrf: p.vrf,
+        mac: p.mac,
+        mtu,
+        v4: addrs
+            .iter()
+            .filter_map(|c| match c.addr() {
+                std::net::IpAddr::V4(a) => Some((a, c.length())),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect(),
+        v6: addrs
+            .iter()
+            .filter_map(|c| match c.addr() {
+                std::net::IpAddr::V6(a) => Some((a, c.length())),
+                std::net::IpAddr::V4(_) => None,
+            })
+            .collect(),
+        proxy_arp,
+    }
+}
+
 /// The port that implements an interface, and its place in the dataplane.
 struct Attached {
     /// The interface's logical index (plan, MAC table, counters, outputs).
@@ -176,6 +200,9 @@ pub struct Switch {
     eal: Option<Eal>,
     queue_load: Vec<usize>,
     next_index: u32,
+    /// The logical index of each bridge's routed interface `bvi:BR`, by bridge name (given
+    /// when the bridge is added, from the same indices as ports; no port behind it).
+    bvis: BTreeMap<String, IfIndex>,
     /// The state file and its journal (None: not persisted).
     store: Option<Store>,
     /// Journals each change (off while restoring: one snapshot at the end).
@@ -222,6 +249,7 @@ impl Switch {
             eal: Some(eal),
             queue_load: vec![0; workers],
             next_index: 0,
+            bvis: BTreeMap::new(),
             store,
             persist: true,
             events,
@@ -353,7 +381,7 @@ impl Switch {
             .filter(|n| !n.3)
             .filter_map(|(i, ip, mac, _)| {
                 let name = names.get(&i)?;
-                (iface.is_none() || iface == Some(*name)).then(|| pb::Neighbor {
+                (iface.is_none() || iface == Some(name.as_str())).then(|| pb::Neighbor {
                     iface: name.to_string(),
                     ip: ip.to_string(),
                     mac: format_mac(mac),
@@ -375,11 +403,25 @@ impl Switch {
         self.ports.get(name).map(|a| a.ifindex)
     }
 
-    /// Interface names by logical index.
-    fn names_by_index(&self) -> BTreeMap<IfIndex, &str> {
+    /// The logical index of an L3 interface: an interface's, or a bridge's routed
+    /// interface's (`bvi:BR`).
+    fn l3_index(&self, name: &str) -> Option<IfIndex> {
+        match model::iface::bvi_bridge(name) {
+            Some(br) => self.bvis.get(br).copied(),
+            None => self.ifindex_of(name),
+        }
+    }
+
+    /// Interface names by logical index (routed interfaces of bridges as `bvi:BR`).
+    fn names_by_index(&self) -> BTreeMap<IfIndex, String> {
         self.ports
             .iter()
-            .map(|(n, a)| (a.ifindex, n.as_str()))
+            .map(|(n, a)| (a.ifindex, n.clone()))
+            .chain(
+                self.bvis
+                    .iter()
+                    .map(|(br, &i)| (i, format!("{}{br}", model::iface::BVI_PREFIX))),
+            )
             .collect()
     }
 
@@ -411,10 +453,48 @@ impl Switch {
         model::iface::xconnects(&self.model)
     }
 
-    /// One interface's configuration and counters.
+    /// One interface's configuration and counters (a bridge's routed interface `bvi:BR`:
+    /// its configuration).
     pub fn get_iface(&self, name: &str) -> ApiResult<pb::Interface> {
+        if let Some(br) = model::iface::bvi_bridge(name) {
+            return self.describe_bvi(br);
+        }
         let (i, a) = self.iface(name)?;
         Ok(self.describe(name, i, a))
+    }
+
+    /// Bridge `br`'s routed interface: type `bvi`, always up, its MAC, MTU, index, VRF,
+    /// proxy-ARP and addresses (no port, no counters of its own).
+    fn describe_bvi(&self, br: &str) -> ApiResult<pb::Interface> {
+        let b = self.model.bridge(br)?;
+        let name = format!("{}{br}", model::iface::BVI_PREFIX);
+        Ok(pb::Interface {
+            r#type: "bvi".into(),
+            admin_up: true,
+            link_up: true,
+            mac: format_mac(model::bridge::bvi_mac(br)),
+            mtu: u32::from(self.bvi_mtu(b)),
+            index: self.bvis.get(br).map_or(0, |&i| u32::from(i)),
+            vrf: u32::from(b.bvi.vrf),
+            proxy_arp: b.bvi.proxy_arp,
+            addresses: model::addr::of_iface(&self.model, &name)
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            name,
+            ..Default::default()
+        })
+    }
+
+    /// The MTU of bridge `b`'s routed interface: the smallest of its members' (1500
+    /// without members), as a Linux bridge's.
+    fn bvi_mtu(&self, b: &model::Bridge) -> u16 {
+        b.members
+            .keys()
+            .filter_map(|m| self.model.iface(m).ok())
+            .map(|i| i.spec.mtu.unwrap_or(1500))
+            .min()
+            .unwrap_or(1500)
     }
 
     /// Every interface.
@@ -735,7 +815,7 @@ impl Switch {
     }
 
     fn build_plan(&self) -> ForwardingPlan {
-        let (members, bridges) =
+        let (members, mut bridges) =
             model::bridge::plan(&self.model, MAX_IFACES, &|n| self.ifindex_of(n));
         let mut ifaces = vec![None; MAX_IFACES];
         let mut routed = std::collections::HashMap::new();
@@ -767,29 +847,8 @@ impl Switch {
                 mac: i.spec.mac.unwrap_or_else(|| a.port.mac()),
             });
             if let Some(p) = &l3 {
-                routed.insert(
-                    a.ifindex,
-                    IfaceInfo {
-                        vrf: p.vrf,
-                        mac: p.mac,
-                        mtu: i.spec.mtu.unwrap_or(1500),
-                        v4: addrs
-                            .iter()
-                            .filter_map(|c| match c.addr() {
-                                std::net::IpAddr::V4(a) => Some((a, c.length())),
-                                std::net::IpAddr::V6(_) => None,
-                            })
-                            .collect(),
-                        v6: addrs
-                            .iter()
-                            .filter_map(|c| match c.addr() {
-                                std::net::IpAddr::V6(a) => Some((a, c.length())),
-                                std::net::IpAddr::V4(_) => None,
-                            })
-                            .collect(),
-                        proxy_arp: i.l3.proxy_arp,
-                    },
-                );
+                let mtu = i.spec.mtu.unwrap_or(1500);
+                routed.insert(a.ifindex, iface_info(p, mtu, &addrs, i.l3.proxy_arp));
             }
             let input = match peer {
                 _ if l2.is_some() => Input::Bridge,
@@ -822,6 +881,7 @@ impl Switch {
                 }
             }
         }
+        self.plan_bvis(&mut ifaces, &mut bridges, &mut routed);
         ForwardingPlan {
             version: 0,
             workers,
@@ -832,6 +892,55 @@ impl Switch {
                 router.set_ifaces(routed);
                 router.plan()
             },
+        }
+    }
+
+    /// The plan's part of bridges' routed interfaces (`bvi:BR`) that route (addresses,
+    /// proxy-ARP, or routes through them, as for interfaces): each a logical interface in
+    /// its bridge's VLAN 0 and in its VRF, with the MAC [`model::bridge::bvi_mac`] gives,
+    /// always up, whose MTU is the smallest of the bridge's members' (1500 without
+    /// members); its bridge's plan points to it.
+    fn plan_bvis(
+        &self,
+        ifaces: &mut [Option<IfacePlan>],
+        bridges: &mut [Option<vswitch_dataplane::plan::BridgePlan>],
+        routed: &mut std::collections::HashMap<IfIndex, IfaceInfo>,
+    ) {
+        for (br, b) in self.model.bridges() {
+            let Some(&x) = self.bvis.get(br) else {
+                continue;
+            };
+            let name = format!("{}{br}", model::iface::BVI_PREFIX);
+            let addrs = model::addr::of_iface(&self.model, &name);
+            let routes = !addrs.is_empty()
+                || b.bvi.proxy_arp
+                || model::route::first_through(&self.model, &name).is_some();
+            if !routes {
+                continue;
+            }
+            let mac = model::bridge::bvi_mac(br);
+            let mtu = self.bvi_mtu(b);
+            let l3 = L3Port {
+                vrf: b.bvi.vrf,
+                mac,
+            };
+            if let Some(slot) = ifaces.get_mut(usize::from(x)) {
+                *slot = Some(IfacePlan {
+                    up: true,
+                    input: Input::Route,
+                    l2: Some(vswitch_dataplane::plan::L2Port {
+                        bridge: b.id,
+                        mode: vswitch_dataplane::plan::VlanMode::Untagged,
+                        up: true,
+                    }),
+                    max_frame: IfacePlan::max_frame_of(mtu),
+                    l3: Some(l3),
+                });
+            }
+            if let Some(Some(bp)) = bridges.get_mut(usize::from(b.id)) {
+                bp.bvi = Some(vswitch_dataplane::plan::BviPlan { iface: x, mac });
+            }
+            routed.insert(x, iface_info(&l3, mtu, &addrs, b.bvi.proxy_arp));
         }
     }
 

@@ -60,6 +60,11 @@ struct Undo {
     kernel_mtus: Vec<(String, u16)>,
     queue_load: Vec<usize>,
     next_index: u32,
+    /// The bridges' routed interfaces' indices as they were.
+    bvis: BTreeMap<String, IfIndex>,
+    /// Indices of routed interfaces of bridges this transaction removed (not reused by it:
+    /// they stay in the plan until it is published).
+    bvis_removed: Vec<(String, IfIndex)>,
     /// MACs that interfaces added without mac= got from their driver: (index of the
     /// AddInterface change, MAC), written into the journaled change.
     recorded_macs: Vec<(usize, String)>,
@@ -100,10 +105,12 @@ impl Switch {
         let mut undo = Undo {
             queue_load: self.queue_load.clone(),
             next_index: self.next_index,
+            bvis: self.bvis.clone(),
             ..Undo::default()
         };
         let prepared = self
             .ports(&mut next, &diff, &mut undo)
+            .and_then(|()| self.bvis(&next, changes, &mut undo))
             .and_then(|()| self.check_learned(&diff));
         if let Err(e) = prepared {
             self.undo(undo);
@@ -133,7 +140,7 @@ impl Switch {
             || !l3.addresses.added.is_empty()
             || !l3.addresses.removed.is_empty()
             || !l3.ifaces.is_empty();
-        self.fib(l3);
+        self.fib(l3, &undo);
         // FIB groups retired by this or earlier changes are reused once every worker has
         // finished a poll begun after now: after a publish that returns true.
         let grace = self
@@ -301,20 +308,69 @@ impl Switch {
         Ok(())
     }
 
-    /// The lowest interface index neither in use nor freed by this transaction (whose
-    /// interfaces stay in the plan until it is published).
+    /// The lowest interface index neither in use (by a port or a bridge's routed
+    /// interface) nor freed by this transaction (whose interfaces stay in the plan until it
+    /// is published).
     fn free_ifindex(&self, undo: &Undo) -> Option<IfIndex> {
         let mut used = vec![false; MAX_IFACES];
-        for a in self
+        let ports = self
             .ports
             .values()
             .chain(undo.removed.iter().map(|(_, a)| a))
-        {
-            if let Some(u) = used.get_mut(usize::from(a.ifindex)) {
+            .map(|a| a.ifindex);
+        let bvis = self
+            .bvis
+            .values()
+            .chain(undo.bvis_removed.iter().map(|(_, i)| i))
+            .copied();
+        for i in ports.chain(bvis) {
+            if let Some(u) = used.get_mut(usize::from(i)) {
                 *u = true;
             }
         }
         used.iter().position(|u| !u).map(|i| i as IfIndex)
+    }
+
+    /// Step 2's part for bridges' routed interfaces: every bridge of `next` has the
+    /// logical index of its `bvi:BR` (a new bridge takes the lowest free one; a bridge
+    /// deleted and added again in one transaction keeps its index); removed bridges' go.
+    fn bvis(
+        &mut self,
+        next: &Model,
+        changes: &[pb::Change],
+        undo: &mut Undo,
+    ) -> Result<(), (usize, ApiError)> {
+        let gone: Vec<String> = self
+            .bvis
+            .keys()
+            .filter(|br| next.bridge(br).is_err())
+            .cloned()
+            .collect();
+        for br in gone {
+            if let Some(i) = self.bvis.remove(&br) {
+                undo.bvis_removed.push((br, i));
+            }
+        }
+        for (br, _) in next.bridges() {
+            if self.bvis.contains_key(br) {
+                continue;
+            }
+            let Some(i) = self.free_ifindex(undo) else {
+                let index = changes
+                    .iter()
+                    .position(|c| matches!(&c.change, Some(C::AddBridge(r)) if r.name == *br))
+                    .unwrap_or_default();
+                return Err((
+                    index,
+                    ApiError::invalid(format!(
+                        "bridge {br:?}: the dataplane has room for {MAX_IFACES} interfaces \
+                         (each bridge's routed interface is one), all in use"
+                    )),
+                ));
+            };
+            self.bvis.insert(br.clone(), i);
+        }
+        Ok(())
     }
 
     /// Learned entries to delete must be in the MAC table.
@@ -432,14 +488,23 @@ impl Switch {
     /// addresses' connected and local routes, static routes with their next-hops resolved
     /// to interfaces, static neighbours), in place, while the workers keep forwarding.
     /// A table that cannot take a route (full) is logged; the model keeps the route.
-    fn fib(&mut self, l3: L3Diff) {
+    /// Interfaces and bridges this transaction removed are still named (their neighbours
+    /// go from the router's tables).
+    fn fib(&mut self, l3: L3Diff, undo: &Undo) {
         if l3.is_empty() {
             return;
         }
+        let removed = |n: &str| match model::iface::bvi_bridge(n) {
+            Some(br) => undo.bvis_removed.iter().find(|(b, _)| b == br).map(|x| x.1),
+            None => undo
+                .removed
+                .iter()
+                .find(|(p, _)| p == n)
+                .map(|x| x.1.ifindex),
+        };
         let errors = {
-            let ports = &self.ports;
             let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
-            router.apply(&l3, |n| ports.get(n).map(|a| a.ifindex))
+            router.apply(&l3, |n| self.l3_index(n).or_else(|| removed(n)))
         };
         for e in errors {
             tracing::error!("not installed in the FIB: {e}");
@@ -475,6 +540,7 @@ impl Switch {
         }
         self.queue_load = undo.queue_load;
         self.next_index = undo.next_index;
+        self.bvis = undo.bvis;
     }
 }
 

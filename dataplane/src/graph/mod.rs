@@ -10,6 +10,11 @@
 //!                    └──> punt ──> slow path ─> inject ┘ (or back into ethernet-input)
 //! ```
 //!
+//! A bridge's routed interface (BVI) joins l2-bridge and the router both ways: l2-bridge
+//! hands frames to the BVI's MAC to ip4-forward / ip6-forward (ARP to punt) as received on
+//! the BVI, and what the router or inject sends out of the BVI enters l2-bridge as received
+//! on it (bridge -> ip4-forward -> bridge takes two rounds).
+//!
 //! Each stage is a module of its own whose top states its contract: the [`Meta`] fields
 //! it reads and writes, the tables it reads, its drops. A stage takes its pending
 //! [`Vector`] and hands each packet on to the next stage's vector (or queues it on the

@@ -9,26 +9,45 @@
 //! hands a received burst on whole, it has done the first pass already, while it parsed
 //! the frames (the prefetches are then spread over its parsing, as here over the hashing).
 //!
+//! A bridge whose routed interface (BVI, `bvi:BR`) routes ([`BridgePlan::bvi`]) is where
+//! the bridge domain and the router meet. The BVI sits in the bridge's VLAN 0 (the
+//! untagged domain: untagged members; access and trunk members' VLANs do not reach it):
+//! - bridge -> router: a frame of VLAN 0 to the BVI's MAC goes to the router as received
+//!   on the BVI (ethernet-input's `l3_next` of its ethertype: IPv4 to ip4-forward, IPv6 to
+//!   ip6-forward, ARP to the slow path); a group frame of VLAN 0 (an ARP request, a
+//!   Neighbor Solicitation) is flooded and a copy goes to the router the same way. A frame
+//!   to the BVI's MAC in another VLAN is dropped (`vlan_mismatch`).
+//! - router -> bridge: what the router sends out of the BVI (ip4-forward, ip6-forward, the
+//!   slow path's injected frames) enters this stage as received on the BVI (`from_bvi`):
+//!   looked up in the FDB, flooded if unknown.
+//! - the BVI's MAC is never learned (not from the router's frames, not from a member's
+//!   frame that claims it).
+//!
+//! For a bridge without a routing BVI, the cost is one test of `bvi` per frame.
+//!
 //! Reads: `meta.rx_if`, `bridge`, `vlan`, `flags` (TAGGED), set by ethernet-input (a
 //! vector may mix interfaces and bridges); the frame's MAC addresses; the plan's bridges
 //! and members; the FDB; the learner's clock.
 //! Writes: the frame's tag (pushed or popped); learn requests (this worker's queue);
-//! `seen` stamps of FDB hits.
-//! Next: output (the member's interface).
+//! `seen` stamps of FDB hits; for frames to the router `meta.rx_if` (the BVI), `flags`
+//! (TAGGED cleared) and `punt` (ARP).
+//! Next: output (the member's interface); to the router: ip4-forward, ip6-forward, punt.
 //! Drops: `same_port` (destination on the input member), `flood_off` (unknown unicast,
-//! flooding off), `vlan_mismatch` (destination member does not carry the VLAN),
-//! `iface_down` (destination member down), `unconnected` (no other member carries the VLAN
-//! or the bridge is gone), `no_mbuf` (no mbuf for a copy or a tag).
+//! flooding off), `vlan_mismatch` (destination member does not carry the VLAN, or the
+//! BVI's MAC outside VLAN 0), `iface_down` (destination member down), `unconnected` (no
+//! other member carries the VLAN or the bridge is gone), `no_mbuf` (no mbuf for a copy or
+//! a tag), `not_ip` (a frame to the BVI that the router does not take).
 //! No locks, no allocation (copies come from the mempool).
 
 use dpdk::Mbuf;
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Stage};
+use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
 use crate::l2::fdb::{Fdb, FdbKey, Probe};
 use crate::l2::learn::{Clock, LearnQueues, LearnRequest};
 use crate::output::Output;
 use crate::plan::{BridgePlan, ForwardingPlan, IfIndex, L2Port, VlanMode};
+use crate::slowpath::PuntReason;
 use crate::wire::ethernet::{self, Frame, VLAN_TAG_LEN};
 
 const STAGE: Stage = Stage::L2Bridge;
@@ -129,6 +148,10 @@ pub enum Verdict<'a> {
     To(IfIndex, &'a L2Port),
     /// To every other member carrying the frame's VLAN.
     Flood,
+    /// To the router, as received on this routed interface (the bridge's BVI).
+    Route(IfIndex),
+    /// Flooded, and a copy to the router as received on this routed interface.
+    FloodRoute(IfIndex),
     /// Dropped for this reason, counted against this interface.
     Drop(DropReason, IfIndex),
 }
@@ -184,7 +207,9 @@ pub fn decide<'a>(
         return Verdict::Drop(DropReason::BadHeader, rx_if);
     };
     let (src, dst) = (f.src(), f.dst());
-    if bridge.learn && !ethernet::is_group(&src) {
+    // The BVI's MAC is the router's, never a member's: frames the router sends (and a
+    // member's frame that claims it) teach nothing.
+    if bridge.learn && !ethernet::is_group(&src) && !bridge.is_bvi_mac(&src) {
         match l2.fdb.lookup_probe(src_probe) {
             Some(hit) if hit.entry.port == rx_if || hit.entry.is_static => l2.fdb.touch(&hit, now),
             _ => {
@@ -194,6 +219,20 @@ pub fn decide<'a>(
                     mac: src,
                 };
                 filter.request_learn(l2, key, rx_if, now)
+            }
+        }
+    }
+    if let Some(bvi) = &bridge.bvi {
+        // Members' frames to the router; the router's own frames are switched below.
+        if rx_if != bvi.iface {
+            if dst == bvi.mac {
+                return match meta.vlan {
+                    0 => Verdict::Route(bvi.iface),
+                    _ => Verdict::Drop(DropReason::VlanMismatch, rx_if),
+                };
+            }
+            if meta.vlan == 0 && ethernet::is_group(&dst) {
+                return Verdict::FloodRoute(bvi.iface);
             }
         }
     }
@@ -223,11 +262,15 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let l2 = ctx.l2;
     let now = l2.clock.now();
     let probed = std::mem::take(&mut g.bridge_probed);
-    // The stage hands packets on only to the output, so it reads its vector in place.
+    // The stage hands packets on to the output and to the router's stages, never to
+    // itself, so it reads its vector in place.
     let Graph {
         bridge: vector,
         bridge_scratch: s,
         output,
+        ip4,
+        ip6,
+        punt,
         ..
     } = g;
     // A vector's frames are mostly of one bridge: its plan is looked up once per run of them.
@@ -266,7 +309,17 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             now,
         ) {
             Verdict::To(out, o) => send(ctx, output, m, meta, out, &o.mode),
-            Verdict::Flood => flood(ctx, output, m, meta, bridge),
+            Verdict::Flood => flood(ctx, output, m, meta, bridge, false),
+            Verdict::Route(bvi) => to_router(ctx, [&mut *ip4, &mut *ip6, &mut *punt], m, meta, bvi),
+            Verdict::FloodRoute(bvi) => {
+                if l3_of(&m).is_some() {
+                    match m.copy() {
+                        Some(c) => to_router(ctx, [&mut *ip4, &mut *ip6, &mut *punt], c, meta, bvi),
+                        None => ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, bvi, 1),
+                    }
+                }
+                flood(ctx, output, m, meta, bridge, true)
+            }
             Verdict::Drop(reason, iface) => ctx.counters.drop_packets(STAGE, reason, iface, 1),
         }
     }
@@ -277,9 +330,72 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     }
 }
 
+/// The metadata of a frame the router sends out of `bvi`, the routed interface of
+/// `bridge`: it enters the bridge as received on the BVI, untagged in VLAN 0, with its
+/// offload state.
+#[inline(always)]
+pub(crate) fn from_bvi(bvi: IfIndex, bridge: u16, meta: &Meta) -> Meta {
+    Meta {
+        rx_if: bvi,
+        tx_if: bvi,
+        bridge,
+        vlan: 0,
+        flags: meta.flags & !Meta::TAGGED,
+        ..*meta
+    }
+}
+
+/// The router's stage for an untagged frame (VLAN 0 frames are untagged), if it takes it.
+#[inline(always)]
+fn l3_of(m: &Mbuf) -> Option<Next> {
+    let t = m.data().get(12..14)?;
+    crate::input::l3_next(u16::from_be_bytes([t[0], t[1]]))
+}
+
+/// Hands `m` (a frame of VLAN 0) to the router as received on `bvi`: to the stage
+/// [`l3_next`](crate::input::l3_next) names for its ethertype, whose vector is one of
+/// `[ip4, ip6, punt]`; frames it does not take are dropped (`not_ip`).
+#[inline]
+fn to_router(
+    ctx: &Ctx,
+    [ip4, ip6, punt]: [&mut Box<Vector>; 3],
+    m: Mbuf,
+    meta: &Meta,
+    bvi: IfIndex,
+) {
+    let v = match l3_of(&m) {
+        Some(Next::Ip4Forward) => ip4,
+        Some(Next::Ip6Forward) => ip6,
+        Some(Next::Punt) => punt,
+        _ => {
+            ctx.counters.drop_packets(STAGE, DropReason::NotIp, bvi, 1);
+            return;
+        }
+    };
+    let meta = Meta {
+        rx_if: bvi,
+        punt: PuntReason::Arp,
+        flags: meta.flags & !Meta::TAGGED,
+        ..*meta
+    };
+    if let Err(m) = v.push(m, meta) {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::GraphLoop, bvi, 1);
+        drop(m);
+    }
+}
+
 /// Every other up member carrying the VLAN gets a copy; the last one gets the original.
+/// `delivered`: the router has a copy already, so no member to flood to is no drop.
 #[inline(never)]
-fn flood(ctx: &Ctx, output: &mut Output, m: Mbuf, meta: &Meta, bridge: Option<&BridgePlan>) {
+fn flood(
+    ctx: &Ctx,
+    output: &mut Output,
+    m: Mbuf,
+    meta: &Meta,
+    bridge: Option<&BridgePlan>,
+    delivered: bool,
+) {
     let Some(bridge) = bridge else {
         ctx.counters
             .drop_packets(STAGE, DropReason::Unconnected, meta.rx_if, 1);
@@ -305,6 +421,7 @@ fn flood(ctx: &Ctx, output: &mut Output, m: Mbuf, meta: &Meta, bridge: Option<&B
     }
     match last {
         Some((lp, lmode)) => send(ctx, output, m, meta, lp, lmode),
+        None if delivered => drop(m),
         // No other member carries this VLAN.
         None => ctx
             .counters
@@ -349,6 +466,7 @@ mod tests {
             learn: true,
             flood,
             members: vec![A, B, T, D],
+            bvi: None,
         });
         ForwardingPlan {
             ifaces,
@@ -485,6 +603,86 @@ mod tests {
         assert_eq!(
             (on(10, 0x1), on(10, 0x2), on(20, 0x2)),
             (Some(A), Some(T), Some(T))
+        );
+    }
+
+    /// A bridge whose routed interface routes: frames of VLAN 0 to its MAC go to the
+    /// router, group frames of VLAN 0 are flooded with a copy to the router, the router's
+    /// own frames are switched, and the BVI's MAC is never learned.
+    #[test]
+    fn a_routed_interface_meets_its_bridge_in_vlan_0() {
+        const BVI: IfIndex = 6;
+        let bvi_mac = [2, 0xbb, 0, 0, 0, 1];
+        let mut r = Rig::new(false);
+        if let Some(Some(b)) = r.plan.bridges.get_mut(1) {
+            b.bvi = Some(crate::plan::BviPlan {
+                iface: BVI,
+                mac: bvi_mac,
+            });
+        }
+        // B is an untagged member: VLAN 0, where the BVI is.
+        if let Some(Some(p)) = r.plan.ifaces.get_mut(usize::from(B)) {
+            p.l2 = Some(L2Port {
+                bridge: 1,
+                mode: VlanMode::Untagged,
+                up: true,
+            });
+        }
+        r.learner.add_static(Rig::key(0, 0xb), B).unwrap();
+        // Members' frames: to the BVI's MAC in VLAN 0 routed, in another VLAN dropped;
+        // broadcast of VLAN 0 flooded and routed, of another VLAN only flooded.
+        assert_eq!(
+            r.decide(&meta(A, 0), &frame(bvi_mac, mac(0x1))),
+            Verdict::Route(BVI)
+        );
+        assert_eq!(
+            r.decide(&meta(A, 10), &frame(bvi_mac, mac(0x1))),
+            Verdict::Drop(DropReason::VlanMismatch, A)
+        );
+        assert_eq!(
+            r.decide(&meta(A, 0), &frame([0xff; 6], mac(0x1))),
+            Verdict::FloodRoute(BVI)
+        );
+        assert_eq!(
+            r.decide(&meta(A, 10), &frame([0xff; 6], mac(0x1))),
+            Verdict::Flood
+        );
+        // The router's frames (as received on the BVI): looked up, flooded, never routed
+        // back; unknown unicast follows the bridge's flood setting.
+        assert!(matches!(
+            r.decide(&meta(BVI, 0), &frame(mac(0xb), bvi_mac)),
+            Verdict::To(B, _)
+        ));
+        assert_eq!(
+            r.decide(&meta(BVI, 0), &frame([0xff; 6], bvi_mac)),
+            Verdict::Flood
+        );
+        assert_eq!(
+            r.decide(&meta(BVI, 0), &frame(mac(0x55), bvi_mac)),
+            Verdict::Drop(DropReason::FloodOff, BVI)
+        );
+        // A member's frame claiming the BVI's MAC is switched but teaches nothing.
+        assert!(matches!(
+            r.decide(&meta(A, 0), &frame(mac(0xb), bvi_mac)),
+            Verdict::To(B, _)
+        ));
+        r.learner.drain(&r.l2.learn);
+        let on = |vlan, m| {
+            r.l2.fdb.lookup(&FdbKey {
+                bridge: 1,
+                vlan,
+                mac: m,
+            })
+        };
+        assert!(on(0, bvi_mac).is_none(), "the BVI's MAC is never learned");
+        assert_eq!(on(0, mac(0x1)).map(|h| h.entry.port), Some(A));
+        // Without a BVI, VLAN 0 broadcast is only flooded.
+        if let Some(Some(b)) = r.plan.bridges.get_mut(1) {
+            b.bvi = None;
+        }
+        assert_eq!(
+            r.decide(&meta(A, 0), &frame([0xff; 6], mac(0x1))),
+            Verdict::Flood
         );
     }
 

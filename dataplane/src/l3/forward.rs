@@ -7,7 +7,10 @@
 //! Reads: `meta.rx_if`; the plan's L3 port of the input interface (VRF) and of the output
 //! interface (source MAC), the output interface's `max_frame` and `up`; the VRF's FIB; the
 //! next hops. Writes: the Ethernet destination and source, what the family's `rewrite`
-//! writes; `meta.tx_if`; `meta.punt` for punted packets.
+//! writes; `meta.tx_if`; `meta.punt` for punted packets; for packets out of a bridge's
+//! routed interface (BVI) `rx_if`, `bridge`, `vlan` as l2-bridge's `from_bvi` says.
+//! Next: output; l2-bridge (out of a BVI: the frame enters its bridge as received on the
+//! BVI, see `hand_out`); punt.
 
 use dpdk::Mbuf;
 
@@ -170,11 +173,11 @@ fn forward<F: Family>(
     tx_if: u16,
     dst_mac: &Mac,
 ) {
-    let Some((src_mac, max_frame)) = ctx
+    let Some((src_mac, max_frame, bvi)) = ctx
         .plan
         .iface(tx_if)
         .filter(|p| p.up)
-        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame)))
+        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
     else {
         ctx.counters
             .drop_packets(F::STAGE, DropReason::IfaceDown, tx_if, 1);
@@ -205,8 +208,30 @@ fn forward<F: Family>(
     if m.len() > len {
         m.trim((m.len() - len) as u16);
     }
-    let out = Meta { tx_if, ..*meta };
-    g.hand_on(ctx, F::STAGE, Next::Output, m, out);
+    hand_out(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi);
+}
+
+/// Hands a routed frame on out of `out.tx_if`: to the output, or, when that is the routed
+/// interface of bridge `bvi` (the plan's [`IfacePlan::bvi_bridge`]), into l2-bridge as
+/// received on it.
+///
+/// [`IfacePlan::bvi_bridge`]: crate::plan::IfacePlan::bvi_bridge
+#[inline(always)]
+pub(crate) fn hand_out(
+    ctx: &Ctx,
+    g: &mut Graph,
+    stage: Stage,
+    m: Mbuf,
+    out: Meta,
+    bvi: Option<u16>,
+) {
+    match bvi {
+        None => g.hand_on(ctx, stage, Next::Output, m, out),
+        Some(bridge) => {
+            let out = crate::l2::bridge::from_bvi(out.tx_if, bridge, &out);
+            g.hand_on(ctx, stage, Next::L2Bridge, m, out)
+        }
+    }
 }
 
 #[inline(always)]

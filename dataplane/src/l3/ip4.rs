@@ -10,7 +10,8 @@
 //! an ECMP route, its L4 ports.
 //! Writes: the IPv4 TTL and header checksum, the Ethernet destination and source;
 //! `meta.tx_if`; `meta.punt` for punted packets.
-//! Next: output, punt (`local`, `resolve`, `ttl_exceeded`, `frag_needed`).
+//! Next: output, or l2-bridge out of a bridge's routed interface (BVI); punt (`local`,
+//! `resolve`, `ttl_exceeded`, `frag_needed`).
 //! Drops: `bad_header` (truncated, bad version, IHL or total length), `bad_checksum`,
 //! `martian` (source multicast, broadcast or loopback, destination loopback), `no_route`
 //! (no route, a blackhole route, an invalid next hop, no VRF), `iface_down` (output
@@ -24,7 +25,7 @@
 use dpdk::Mbuf;
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
+use crate::graph::{Ctx, Graph, Meta, Stage, Vector};
 use crate::l3::fib::Fib4;
 use crate::l3::forward::{self, Family, NotSent, L3};
 use crate::plan::VrfPlan;
@@ -124,6 +125,10 @@ fn fragment(
     }
     let hl = p.header_len();
     let payload = usize::from(p.total_len()) - hl;
+    let bvi = ctx
+        .plan
+        .iface(out.tx_if)
+        .and_then(crate::plan::IfacePlan::bvi_bridge);
     let mut header = [0u8; MAX_HEADER_LEN];
     header[..hl].copy_from_slice(p.header());
     let header = &header[..hl];
@@ -151,7 +156,7 @@ fn fragment(
         d[6..12].copy_from_slice(src_mac);
         d[12..14].copy_from_slice(&ETHERTYPE_IPV4);
         d[L3..L3 + n].copy_from_slice(&h[..n]);
-        g.hand_on(ctx, Ip4::STAGE, Next::Output, f, *out);
+        forward::hand_out(ctx, g, Ip4::STAGE, f, *out, bvi);
         off += chunk;
     }
     Ok(())
