@@ -20,7 +20,7 @@
 //! whenever a connected subnet holding its gateway comes or goes (addr.rs), so a FIB can
 //! install routes as they are.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -159,7 +159,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddRouteRequest) -> ApiResult<String> 
             )));
         }
     }
-    resolve(&s.model, vrf, r.onlink, &mut nexthops)?;
+    resolve(&s.model, &mut s.gateways, vrf, r.onlink, &mut nexthops)?;
     let route = Route {
         origin: Origin::Static,
         onlink: r.onlink,
@@ -179,8 +179,21 @@ fn describe(via: &Option<IpAddr>, dev: Option<&str>) -> String {
     }
 }
 
+/// Gateways resolved within a transaction: (VRF, gateway, dev, onlink) -> the interface
+/// the next-hop goes out of. What a gateway resolves to depends on the connected and local
+/// routes and the interfaces only, which static routes do not change: a bulk load of routes
+/// through a few gateways resolves each once. Emptied by any other change, and whenever a
+/// connected or local route is set.
+pub(super) type Gateways = HashMap<(u16, IpAddr, Option<Arc<str>>, bool), Arc<str>>;
+
 /// Checks each next-hop's interface and resolves the interface it goes out of.
-fn resolve(m: &Model, vrf: u16, onlink: bool, nexthops: &mut [NextHop]) -> ApiResult<()> {
+fn resolve(
+    m: &Model,
+    seen: &mut Gateways,
+    vrf: u16,
+    onlink: bool,
+    nexthops: &mut [NextHop],
+) -> ApiResult<()> {
     for nh in nexthops.iter_mut() {
         if let Some(d) = &nh.dev {
             iface::routed_in(m, d, vrf)?;
@@ -188,6 +201,11 @@ fn resolve(m: &Model, vrf: u16, onlink: bool, nexthops: &mut [NextHop]) -> ApiRe
         let Some(v) = nh.via else {
             continue;
         };
+        let key = (vrf, v, nh.dev.clone(), onlink);
+        if let Some(i) = seen.get(&key) {
+            nh.iface = i.clone();
+            continue;
+        }
         if let Some(owner) = local_owner(m, vrf, &v) {
             return Err(ApiError::invalid(format!(
                 "next-hop {v} is the router's own address (on interface {owner:?})"
@@ -216,6 +234,7 @@ fn resolve(m: &Model, vrf: u16, onlink: bool, nexthops: &mut [NextHop]) -> ApiRe
                 })
             })?
         };
+        seen.insert(key, nh.iface.clone());
     }
     Ok(())
 }
@@ -346,7 +365,12 @@ pub(super) fn set(s: &mut Staged, key: RouteKey, route: Option<Arc<Route>>) {
     if let Some(r) = &route {
         index(m, key, r, true);
     }
-    s.track.routes.entry(key).or_insert(old);
+    let not_static =
+        |r: &Option<Arc<Route>>| r.as_ref().is_some_and(|r| r.origin != Origin::Static);
+    if not_static(&old) || not_static(&route) {
+        s.gateways.clear();
+    }
+    s.track.routes.push((key, old, route));
 }
 
 /// Adds (`add`) or removes a route's entries in the model's indexes.
@@ -475,15 +499,25 @@ pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
     }
 }
 
-/// The net route changes of a transaction, per VRF and family.
+/// The net route changes of a transaction, per VRF and family, from the log of routes set
+/// (each key's first `before` and last `after` count), in key order.
 pub(super) fn delta(
-    m: &Model,
-    touched: &BTreeMap<RouteKey, Option<Arc<Route>>>,
+    mut log: Vec<(RouteKey, Option<Arc<Route>>, Option<Arc<Route>>)>,
     deleted: &BTreeSet<Arc<str>>,
 ) -> BTreeMap<(u16, Family), RouteDelta> {
+    // Stable: the entries of one key stay in the order they were set.
+    log.sort_by_key(|e| e.0);
     let mut out: BTreeMap<(u16, Family), RouteDelta> = BTreeMap::new();
-    for (&(vrf, p), before) in touched {
-        let now = m.routes.get(&(vrf, p));
+    let mut i = 0;
+    while i < log.len() {
+        let key = log[i].0;
+        let mut j = i + 1;
+        while j < log.len() && log[j].0 == key {
+            j += 1;
+        }
+        let (before, now) = (&log[i].1, log[j - 1].2.as_ref());
+        i = j;
+        let (vrf, p) = key;
         let part = || (vrf, p.family());
         match (before, now) {
             (None, None) => {}
