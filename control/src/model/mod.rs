@@ -177,6 +177,9 @@ pub struct Staged {
     /// Gateways resolved so far ([`route::Gateways`]); emptied by every change that is not
     /// a static route's.
     gateways: route::Gateways,
+    /// Updates of the static-route indexes made by a run of route changes, applied at its
+    /// end ([`route::Pending`]).
+    pending: route::Pending,
 }
 
 /// The L3 objects a transaction touched, each as it was before its first touch (`None`:
@@ -256,6 +259,7 @@ impl Model {
             diff: Diff::default(),
             track: Track::default(),
             gateways: route::Gateways::default(),
+            pending: route::Pending::default(),
         };
         for (i, change) in changes.iter().enumerate() {
             let r = match change.change.as_ref() {
@@ -355,10 +359,14 @@ impl Model {
 impl Staged {
     /// Validates one change and makes it on the staged model, recording its effects.
     fn apply(&mut self, index: usize, c: &C, limits: &Limits) -> ApiResult<()> {
-        if !matches!(c, C::AddRoute(_) | C::DeleteRoute(_)) {
-            // What gateways resolve to may change (addresses, interfaces, VRFs).
+        let routes_only = matches!(c, C::AddRoute(_) | C::DeleteRoute(_));
+        if !routes_only {
+            // What gateways resolve to may change (addresses, interfaces, VRFs), and the
+            // change may read the indexes of static routes.
             self.gateways.clear();
+            route::flush(self);
         }
+        self.pending.on = routes_only;
         let object = match c {
             C::AddInterface(r) => iface::add(self, index, r, limits)?,
             C::DeleteInterface(r) => iface::delete(self, r)?,
@@ -392,6 +400,7 @@ impl Staged {
 
     /// Computes the net L3 diff from what was touched.
     fn finish(&mut self) {
+        route::flush(self);
         let t = std::mem::take(&mut self.track);
         let m = &self.model;
         self.diff.l3 = L3Diff {

@@ -360,10 +360,10 @@ pub(super) fn set(s: &mut Staged, key: RouteKey, route: Option<Arc<Route>>) {
         None => m.routes.remove(&key),
     };
     if let Some(o) = &old {
-        index(m, key, o, false);
+        index(m, &mut s.pending, key, o, false);
     }
     if let Some(r) = &route {
-        index(m, key, r, true);
+        index(m, &mut s.pending, key, r, true);
     }
     let not_static =
         |r: &Option<Arc<Route>>| r.as_ref().is_some_and(|r| r.origin != Origin::Static);
@@ -373,22 +373,62 @@ pub(super) fn set(s: &mut Staged, key: RouteKey, route: Option<Arc<Route>>) {
     s.track.routes.push((key, old, route));
 }
 
-/// Adds (`add`) or removes a route's entries in the model's indexes.
-fn index(m: &mut Model, (vrf, p): RouteKey, r: &Route, add: bool) {
+/// Updates of the indexes of static routes (`by_gateway`, `by_iface`), held while a run of
+/// route changes is staged (`on`) and applied in key order at its end ([`flush`]). Route
+/// changes never read these indexes; other changes, which do, flush first. A million random
+/// inserts into an index of a million entries each miss the cache at every level of its
+/// tree (~1 s per index); the same inserts sorted walk it in order (~10x less).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Pending {
+    pub on: bool,
+    gateway: Vec<((u16, IpAddr, Prefix), bool)>,
+    iface: Vec<((Arc<str>, u16, Prefix), bool)>,
+}
+
+/// Applies the pending index updates: per key, the last one decides (a set's membership is
+/// that of the last insert or remove).
+pub(super) fn flush(s: &mut Staged) {
+    fn apply<K: Ord + Clone>(ops: &mut Vec<(K, bool)>, set: &mut imbl::OrdSet<K>) {
+        // Stable: one key's updates stay in the order they were made.
+        ops.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (k, add)) in ops.iter().enumerate() {
+            if ops.get(i + 1).is_some_and(|next| next.0 == *k) {
+                continue;
+            }
+            if *add {
+                set.insert(k.clone());
+            } else {
+                set.remove(k);
+            }
+        }
+        ops.clear();
+    }
+    apply(&mut s.pending.gateway, &mut s.model.by_gateway);
+    apply(&mut s.pending.iface, &mut s.model.by_iface);
+}
+
+/// Adds (`add`) or removes a route's entries in the model's indexes (or queues that, while
+/// `pending.on`).
+fn index(m: &mut Model, pending: &mut Pending, (vrf, p): RouteKey, r: &Route, add: bool) {
     match r.origin {
         Origin::Static => {
             for nh in &r.nexthops {
                 if let Some(v) = nh.via {
-                    if add {
+                    if pending.on {
+                        pending.gateway.push(((vrf, v, p), add));
+                    } else if add {
                         m.by_gateway.insert((vrf, v, p));
                     } else {
                         m.by_gateway.remove(&(vrf, v, p));
                     }
                 }
-                if add {
-                    m.by_iface.insert((nh.iface.clone(), vrf, p));
+                let k = (nh.iface.clone(), vrf, p);
+                if pending.on {
+                    pending.iface.push((k, add));
+                } else if add {
+                    m.by_iface.insert(k);
                 } else {
-                    m.by_iface.remove(&(nh.iface.clone(), vrf, p));
+                    m.by_iface.remove(&k);
                 }
             }
         }
