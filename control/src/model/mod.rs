@@ -192,7 +192,7 @@ struct Track {
     /// Every route set, in order: (key, route before, route after). A log rather than a
     /// map: a million routes are pushed in ~10 ms, and sorted once at the end
     /// ([`route::delta`]), where a map would take ~1 s of cache misses.
-    routes: Vec<(RouteKey, Option<Arc<Route>>, Option<Arc<Route>>)>,
+    routes: Vec<route::RouteSet>,
     neighbors: BTreeMap<(Arc<str>, IpAddr), Option<[u8; 6]>>,
     neigh_config: Option<NeighConfig>,
     /// L3 interfaces deleted in the transaction: one added again under the same name is a

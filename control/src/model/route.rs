@@ -35,6 +35,12 @@ use crate::error::{required, ApiError, ApiResult};
 /// A route's key: (VRF, prefix).
 pub type RouteKey = (u16, Prefix);
 
+/// A route set in a transaction: (key, route before, route after).
+pub(super) type RouteSet = (RouteKey, Option<Arc<Route>>, Option<Arc<Route>>);
+
+/// An entry of the index of static routes by interface: (interface, VRF, prefix).
+type ByIface = (Arc<str>, u16, Prefix);
+
 /// Most next-hops of one route.
 pub const MAX_NEXTHOPS: usize = 16;
 
@@ -382,7 +388,7 @@ pub(super) fn set(s: &mut Staged, key: RouteKey, route: Option<Arc<Route>>) {
 pub(super) struct Pending {
     pub on: bool,
     gateway: Vec<((u16, IpAddr, Prefix), bool)>,
-    iface: Vec<((Arc<str>, u16, Prefix), bool)>,
+    iface: Vec<(ByIface, bool)>,
 }
 
 /// Applies the pending index updates: per key, the last one decides (a set's membership is
@@ -542,7 +548,7 @@ pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
 /// The net route changes of a transaction, per VRF and family, from the log of routes set
 /// (each key's first `before` and last `after` count), in key order.
 pub(super) fn delta(
-    mut log: Vec<(RouteKey, Option<Arc<Route>>, Option<Arc<Route>>)>,
+    mut log: Vec<RouteSet>,
     deleted: &BTreeSet<Arc<str>>,
 ) -> BTreeMap<(u16, Family), RouteDelta> {
     // Stable: the entries of one key stay in the order they were set.
