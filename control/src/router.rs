@@ -451,6 +451,9 @@ impl Router {
                 self.statics.insert((i, n.ip));
             }
         }
+        // Grown once for a bulk load, not rehashed a dozen times on the way.
+        self.routes
+            .reserve(diff.routes.values().map(|d| d.added.len()).sum());
         for ((vrf, _family), delta) in &diff.routes {
             for p in &delta.removed {
                 self.uninstall(*vrf, p);

@@ -5,7 +5,8 @@
 //! transaction applied since the snapshot, appended and fsync'd before it is applied (and
 //! so before the caller is answered); a transaction that could not be applied after all is
 //! taken back out. A change costs one small append, however big the state is; when the journal
-//! outgrows the snapshot, a new snapshot is written and the journal emptied. At start the
+//! outgrows the snapshot and holds much more than the state (Store::wants_snapshot), a new
+//! snapshot is written and the journal emptied. At start the
 //! snapshot is restored and the journal replayed (records at or below the snapshot's `seq`
 //! are already in it: a crash between the two steps of compaction loses nothing).
 //!
@@ -373,6 +374,23 @@ pub struct JournalRecord {
     pub changes: Vec<pb::Change>,
 }
 
+/// A journal record of `changes` numbered `seq`: length, CRC and a [`JournalRecord`]
+/// payload, encoded field by field from the changes as they are (a million of them are not
+/// copied first).
+fn record<'a>(seq: u64, changes: impl Iterator<Item = &'a pb::Change>) -> Vec<u8> {
+    use prost::encoding::{message, uint64};
+    let mut buf = vec![0; 8];
+    uint64::encode(1, &seq, &mut buf);
+    for c in changes {
+        message::encode(2, c, &mut buf);
+    }
+    let len = (buf.len() - 8) as u32;
+    let crc = crc32fast::hash(&buf[8..]);
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    buf
+}
+
 /// The journal of `path` (the state file).
 pub fn journal_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
@@ -449,8 +467,12 @@ pub struct Store {
     seq: u64,
     /// The journal's length up to its last good record (u64::MAX: not opened yet).
     journal_bytes: u64,
-    /// Where the last record appended starts, while it may still be retracted.
-    last_start: Option<u64>,
+    /// Where the last record appended starts and its weight, while it may still be
+    /// retracted.
+    last_start: Option<(u64, u64)>,
+    /// The weight of the records appended since the last snapshot: their changes, plus
+    /// [`RECORD_WEIGHT`] per record.
+    journal_weight: u64,
     /// The journal file may hold bytes after `journal_bytes` (a failed write that could not
     /// be cut off): they are cut off before anything else is appended.
     torn: bool,
@@ -460,8 +482,13 @@ pub struct Store {
     open: Arc<OpenFn>,
 }
 
-/// A journal is compacted once it is larger than this and than the snapshot.
+/// A journal is compacted once it is larger than this and than the snapshot, and weighs more
+/// than twice the state (see [`Store::wants_snapshot`]).
 const MIN_COMPACT_BYTES: u64 = 4 << 20;
+
+/// What a journal record weighs beside its changes: a record is replayed as a transaction,
+/// whose fixed cost is that of several changes.
+const RECORD_WEIGHT: u64 = 16;
 
 impl Store {
     /// A store for `path`, continuing after journal record `seq` (the snapshot's plus the
@@ -477,6 +504,7 @@ impl Store {
             seq,
             journal_bytes: u64::MAX,
             last_start: None,
+            journal_weight: 0,
             torn: false,
             snapshot_bytes: 0,
             compact_at: 0,
@@ -490,12 +518,8 @@ impl Store {
     pub fn append(&mut self, changes: &[pb::Change]) -> Result<bool, String> {
         use pb::change::Change as C;
         self.last_start = None;
-        let changes: Vec<pb::Change> = changes
-            .iter()
-            .filter(|c| !matches!(c.change, Some(C::FlushFdb(_)) | None))
-            .cloned()
-            .collect();
-        if changes.is_empty() {
+        let persistent = |c: &&pb::Change| !matches!(c.change, Some(C::FlushFdb(_)) | None);
+        if !changes.iter().any(|c| persistent(&c)) {
             return Ok(false);
         }
         let jpath = journal_path(&self.path);
@@ -518,22 +542,16 @@ impl Store {
             })?;
             self.torn = false;
         }
-        let rec = JournalRecord {
-            seq: self.seq + 1,
-            changes,
-        };
-        let payload = prost::Message::encode_to_vec(&rec);
-        let mut buf = Vec::with_capacity(payload.len() + 8);
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        buf.extend_from_slice(&payload);
+        let weight = changes.iter().filter(persistent).count() as u64 + RECORD_WEIGHT;
+        let buf = record(self.seq + 1, changes.iter().filter(persistent));
         if let Err(e) = f.write_all(&buf).and_then(|()| f.sync()) {
             // Part of the record may be in the file: cut it off, so that the next record
             // follows the last good one (or a crash finds the journal as it was).
             self.cut_back();
             return Err(err(e));
         }
-        self.last_start = Some(self.journal_bytes);
+        self.last_start = Some((self.journal_bytes, weight));
+        self.journal_weight += weight;
         self.seq += 1;
         self.journal_bytes += buf.len() as u64;
         Ok(true)
@@ -542,9 +560,10 @@ impl Store {
     /// Takes back the record the last `append` wrote: the transaction it holds could not be
     /// applied after all. Ok if there is none.
     pub fn retract_last(&mut self) -> Result<(), String> {
-        let Some(start) = self.last_start.take() else {
+        let Some((start, weight)) = self.last_start.take() else {
             return Ok(());
         };
+        self.journal_weight -= weight;
         self.seq -= 1;
         self.journal_bytes = start;
         if self.cut_back() {
@@ -607,11 +626,19 @@ impl Store {
         copy(&self.path)
     }
 
-    /// Whether the journal has grown enough to be folded into a new snapshot.
-    pub fn wants_snapshot(&self) -> bool {
+    /// Whether the journal has grown enough to be folded into a new snapshot of a state of
+    /// `objects` objects: it is larger than the snapshot (and than 4 MiB), and its records
+    /// weigh more than twice the state (changes, plus [`RECORD_WEIGHT`] per record), so
+    /// that the snapshot replaces much more than it holds. A compaction, whose cost is the
+    /// state's, so follows changes that cost at least as much to journal. A transaction
+    /// that loads a million routes into an empty switch is not followed by a snapshot of
+    /// them (which would take longer than the transaction); deleting them again is, and so
+    /// is a million small transactions.
+    pub fn wants_snapshot(&self, objects: usize) -> bool {
         self.journal_bytes != u64::MAX
             && self.journal_bytes > MIN_COMPACT_BYTES.max(self.snapshot_bytes)
             && self.journal_bytes >= self.compact_at
+            && self.journal_weight > 2 * objects as u64
     }
 
     /// Writes `state` as the new snapshot, then empties the journal. If the snapshot cannot
@@ -640,6 +667,7 @@ impl Store {
         self.journal = None;
         self.torn = false;
         self.journal_bytes = 0;
+        self.journal_weight = 0;
         Ok(())
     }
 }
@@ -728,6 +756,20 @@ mod tests {
 
     fn empty() -> Snapshot {
         Snapshot::default()
+    }
+
+    /// A record encoded change by change is the derived encoding of its JournalRecord.
+    #[test]
+    fn a_record_is_a_journal_record_encoded() {
+        let changes = vec![
+            fdb_change("02:00:00:00:00:01"),
+            fdb_change("02:00:00:00:00:02"),
+        ];
+        let buf = record(7, changes.iter());
+        let payload = prost::Message::encode_to_vec(&JournalRecord { seq: 7, changes });
+        assert_eq!(&buf[8..], &payload[..]);
+        assert_eq!(buf[..4], (payload.len() as u32).to_le_bytes());
+        assert_eq!(buf[4..8], crc32fast::hash(&payload).to_le_bytes());
     }
 
     #[test]
@@ -1168,11 +1210,13 @@ mod tests {
         set_room(&disk, 0);
         let mut store = small_store(&p, &disk);
         store.journal_bytes = MIN_COMPACT_BYTES + 1;
-        assert!(store.wants_snapshot());
+        store.journal_weight = 21;
+        assert!(store.wants_snapshot(10));
+        assert!(!store.wants_snapshot(11), "not twice the state");
         assert!(store.snapshot(empty()).is_err());
-        assert!(!store.wants_snapshot());
+        assert!(!store.wants_snapshot(10));
         store.journal_bytes = 2 * MIN_COMPACT_BYTES + 1;
-        assert!(store.wants_snapshot());
+        assert!(store.wants_snapshot(10));
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -897,6 +897,47 @@ fn gateways_resolve_again_when_subnets_change() {
     );
 }
 
+/// A run of route changes updates the static-route indexes at its end and caches gateways:
+/// the changes after it in the same transaction still see its routes, and a gateway is
+/// resolved again after an address change.
+#[test]
+fn changes_after_routes_in_one_transaction_see_them() {
+    let m = base();
+    let stage = |cs: Vec<C>| m.stage(&cs.into_iter().map(ch).collect::<Vec<_>>(), &limits());
+    let e = stage(vec![
+        via("10.50.0.0/16", "10.0.1.254"),
+        addr_del("b", "10.0.1.1/24"),
+    ])
+    .unwrap_err();
+    assert!(e.message.contains("10.50.0.0/16"), "{e:?}");
+    let e = stage(vec![via("10.50.0.0/16", "10.0.1.254"), del_iface("b")]).unwrap_err();
+    assert!(e.message.contains("10.50.0.0/16"), "{e:?}");
+    // Added and deleted again: b's address can go, and then its gateway resolves no more.
+    let e = stage(vec![
+        via("10.50.0.0/16", "10.0.1.254"),
+        route_del("10.50.0.0/16", 0),
+        addr_del("b", "10.0.1.1/24"),
+        via("10.51.0.0/16", "10.0.1.254"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.code, Code::Conflict, "{e:?}");
+    assert!(e.message.contains("not in a connected subnet"), "{e:?}");
+    let s = stage(vec![
+        via("10.50.0.0/16", "10.0.1.254"),
+        via("10.51.0.0/16", "10.0.1.254"),
+        route_del("10.50.0.0/16", 0),
+        addr("spare", "10.7.0.1/24"),
+        via("10.52.0.0/16", "10.7.0.254"),
+    ])
+    .unwrap();
+    check_invariants(&s.model);
+    assert_eq!(
+        hops(&route_of(&s.model, 0, "10.52.0.0/16").unwrap()),
+        [("10.7.0.254".to_string(), "spare".to_string())]
+    );
+    assert!(route_of(&s.model, 0, "10.50.0.0/16").is_none());
+}
+
 #[test]
 fn neighbours_are_validated() {
     for (c, code, text) in [

@@ -20,7 +20,7 @@
 //! whenever a connected subnet holding its gateway comes or goes (addr.rs), so a FIB can
 //! install routes as they are.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -34,6 +34,12 @@ use crate::error::{required, ApiError, ApiResult};
 
 /// A route's key: (VRF, prefix).
 pub type RouteKey = (u16, Prefix);
+
+/// A route set in a transaction: (key, route before, route after).
+pub(super) type RouteSet = (RouteKey, Option<Arc<Route>>, Option<Arc<Route>>);
+
+/// An entry of the index of static routes by interface: (interface, VRF, prefix).
+type ByIface = (Arc<str>, u16, Prefix);
 
 /// Most next-hops of one route.
 pub const MAX_NEXTHOPS: usize = 16;
@@ -159,7 +165,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddRouteRequest) -> ApiResult<String> 
             )));
         }
     }
-    resolve(&s.model, vrf, r.onlink, &mut nexthops)?;
+    resolve(&s.model, &mut s.gateways, vrf, r.onlink, &mut nexthops)?;
     let route = Route {
         origin: Origin::Static,
         onlink: r.onlink,
@@ -179,8 +185,21 @@ fn describe(via: &Option<IpAddr>, dev: Option<&str>) -> String {
     }
 }
 
+/// Gateways resolved within a transaction: (VRF, gateway, dev, onlink) -> the interface
+/// the next-hop goes out of. What a gateway resolves to depends on the connected and local
+/// routes and the interfaces only, which static routes do not change: a bulk load of routes
+/// through a few gateways resolves each once. Emptied by any other change, and whenever a
+/// connected or local route is set.
+pub(super) type Gateways = HashMap<(u16, IpAddr, Option<Arc<str>>, bool), Arc<str>>;
+
 /// Checks each next-hop's interface and resolves the interface it goes out of.
-fn resolve(m: &Model, vrf: u16, onlink: bool, nexthops: &mut [NextHop]) -> ApiResult<()> {
+fn resolve(
+    m: &Model,
+    seen: &mut Gateways,
+    vrf: u16,
+    onlink: bool,
+    nexthops: &mut [NextHop],
+) -> ApiResult<()> {
     for nh in nexthops.iter_mut() {
         if let Some(d) = &nh.dev {
             iface::routed_in(m, d, vrf)?;
@@ -188,6 +207,11 @@ fn resolve(m: &Model, vrf: u16, onlink: bool, nexthops: &mut [NextHop]) -> ApiRe
         let Some(v) = nh.via else {
             continue;
         };
+        let key = (vrf, v, nh.dev.clone(), onlink);
+        if let Some(i) = seen.get(&key) {
+            nh.iface = i.clone();
+            continue;
+        }
         if let Some(owner) = local_owner(m, vrf, &v) {
             return Err(ApiError::invalid(format!(
                 "next-hop {v} is the router's own address (on interface {owner:?})"
@@ -216,6 +240,7 @@ fn resolve(m: &Model, vrf: u16, onlink: bool, nexthops: &mut [NextHop]) -> ApiRe
                 })
             })?
         };
+        seen.insert(key, nh.iface.clone());
     }
     Ok(())
 }
@@ -341,30 +366,75 @@ pub(super) fn set(s: &mut Staged, key: RouteKey, route: Option<Arc<Route>>) {
         None => m.routes.remove(&key),
     };
     if let Some(o) = &old {
-        index(m, key, o, false);
+        index(m, &mut s.pending, key, o, false);
     }
     if let Some(r) = &route {
-        index(m, key, r, true);
+        index(m, &mut s.pending, key, r, true);
     }
-    s.track.routes.entry(key).or_insert(old);
+    let not_static =
+        |r: &Option<Arc<Route>>| r.as_ref().is_some_and(|r| r.origin != Origin::Static);
+    if not_static(&old) || not_static(&route) {
+        s.gateways.clear();
+    }
+    s.track.routes.push((key, old, route));
 }
 
-/// Adds (`add`) or removes a route's entries in the model's indexes.
-fn index(m: &mut Model, (vrf, p): RouteKey, r: &Route, add: bool) {
+/// Updates of the indexes of static routes (`by_gateway`, `by_iface`), held while a run of
+/// route changes is staged (`on`) and applied in key order at its end ([`flush`]). Route
+/// changes never read these indexes; other changes, which do, flush first. A million random
+/// inserts into an index of a million entries each miss the cache at every level of its
+/// tree (~1 s per index); the same inserts sorted walk it in order (~10x less).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Pending {
+    pub on: bool,
+    gateway: Vec<((u16, IpAddr, Prefix), bool)>,
+    iface: Vec<(ByIface, bool)>,
+}
+
+/// Applies the pending index updates: per key, the last one decides (a set's membership is
+/// that of the last insert or remove).
+pub(super) fn flush(s: &mut Staged) {
+    fn apply<K: Ord + Clone>(ops: &mut Vec<(K, bool)>, set: &mut imbl::OrdSet<K>) {
+        // Stable: one key's updates stay in the order they were made.
+        ops.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (k, add)) in ops.iter().enumerate() {
+            if ops.get(i + 1).is_some_and(|next| next.0 == *k) {
+                continue;
+            }
+            if *add {
+                set.insert(k.clone());
+            } else {
+                set.remove(k);
+            }
+        }
+        ops.clear();
+    }
+    apply(&mut s.pending.gateway, &mut s.model.by_gateway);
+    apply(&mut s.pending.iface, &mut s.model.by_iface);
+}
+
+/// Adds (`add`) or removes a route's entries in the model's indexes (or queues that, while
+/// `pending.on`).
+fn index(m: &mut Model, pending: &mut Pending, (vrf, p): RouteKey, r: &Route, add: bool) {
     match r.origin {
         Origin::Static => {
             for nh in &r.nexthops {
                 if let Some(v) = nh.via {
-                    if add {
+                    if pending.on {
+                        pending.gateway.push(((vrf, v, p), add));
+                    } else if add {
                         m.by_gateway.insert((vrf, v, p));
                     } else {
                         m.by_gateway.remove(&(vrf, v, p));
                     }
                 }
-                if add {
-                    m.by_iface.insert((nh.iface.clone(), vrf, p));
+                let k = (nh.iface.clone(), vrf, p);
+                if pending.on {
+                    pending.iface.push((k, add));
+                } else if add {
+                    m.by_iface.insert(k);
                 } else {
-                    m.by_iface.remove(&(nh.iface.clone(), vrf, p));
+                    m.by_iface.remove(&k);
                 }
             }
         }
@@ -475,15 +545,25 @@ pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
     }
 }
 
-/// The net route changes of a transaction, per VRF and family.
+/// The net route changes of a transaction, per VRF and family, from the log of routes set
+/// (each key's first `before` and last `after` count), in key order.
 pub(super) fn delta(
-    m: &Model,
-    touched: &BTreeMap<RouteKey, Option<Arc<Route>>>,
+    mut log: Vec<RouteSet>,
     deleted: &BTreeSet<Arc<str>>,
 ) -> BTreeMap<(u16, Family), RouteDelta> {
+    // Stable: the entries of one key stay in the order they were set.
+    log.sort_by_key(|e| e.0);
     let mut out: BTreeMap<(u16, Family), RouteDelta> = BTreeMap::new();
-    for (&(vrf, p), before) in touched {
-        let now = m.routes.get(&(vrf, p));
+    let mut i = 0;
+    while i < log.len() {
+        let key = log[i].0;
+        let mut j = i + 1;
+        while j < log.len() && log[j].0 == key {
+            j += 1;
+        }
+        let (before, now) = (&log[i].1, log[j - 1].2.as_ref());
+        i = j;
+        let (vrf, p) = key;
         let part = || (vrf, p.family());
         match (before, now) {
             (None, None) => {}

@@ -746,7 +746,13 @@ impl Switch {
     /// Folds the journal into a new snapshot when it has grown enough (after a transaction
     /// was applied). A compaction that fails keeps the old snapshot and journal.
     fn compact(&mut self) {
-        if self.persist && self.store.as_ref().is_some_and(Store::wants_snapshot) {
+        let objects = self.model.objects();
+        if self.persist
+            && self
+                .store
+                .as_ref()
+                .is_some_and(|s| s.wants_snapshot(objects))
+        {
             self.snapshot();
         }
     }

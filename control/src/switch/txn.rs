@@ -77,6 +77,56 @@ pub struct TxnOutcome {
     pub flushed: BTreeMap<usize, u32>,
 }
 
+/// How long each step of a transaction took, wall-clock and on the CPU of the thread
+/// running it, for the log line of a large one.
+struct Phases {
+    last: (std::time::Instant, std::time::Duration),
+    laps: Vec<(&'static str, std::time::Duration, std::time::Duration)>,
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the pointer it is given, a local here.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases {
+            last: (std::time::Instant::now(), thread_cpu()),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = (std::time::Instant::now(), thread_cpu());
+        self.laps
+            .push((name, now.0 - self.last.0, now.1.saturating_sub(self.last.1)));
+        self.last = now;
+    }
+}
+
+/// `stage=812ms(cpu 790) journal=...`
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, wall, cpu)) in self.laps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(
+                f,
+                "{sep}{name}={}ms(cpu {})",
+                wall.as_millis(),
+                cpu.as_millis()
+            )?;
+        }
+        Ok(())
+    }
+}
+
 fn fdb_key(k: &StaticKey) -> FdbKey {
     FdbKey {
         bridge: k.0,
@@ -92,7 +142,9 @@ impl Switch {
         if self.eal.is_none() {
             return Err(ApiError::unavailable("vswitchd is shutting down"));
         }
+        let mut clock = Phases::start();
         let staged = self.model.stage(changes, &self.limits)?;
+        clock.lap("stage");
         let (mut next, diff) = (staged.model, staged.diff);
         let at = |(i, e): (usize, ApiError)| {
             in_change(
@@ -116,6 +168,7 @@ impl Switch {
             self.undo(undo);
             return Err(at(e));
         }
+        clock.lap("ports");
         let journaled = match self.write_ahead(changes, &diff, &mut undo) {
             Ok(j) => j,
             Err(e) => {
@@ -123,6 +176,7 @@ impl Switch {
                 return Err(e);
             }
         };
+        clock.lap("journal");
         let outcome = match self.mac_table(&next, &diff) {
             Ok(o) => o,
             Err(e) => {
@@ -140,7 +194,9 @@ impl Switch {
             || !l3.addresses.added.is_empty()
             || !l3.addresses.removed.is_empty()
             || !l3.ifaces.is_empty();
+        clock.lap("mac_table");
         self.fib(l3, &undo);
+        clock.lap("fib");
         // FIB groups retired by this or earlier changes are reused once every worker has
         // finished a poll begun after now: after a publish that returns true.
         let grace = self
@@ -165,19 +221,23 @@ impl Switch {
             }
             self.update_names();
         }
+        clock.lap("publish");
         // Logged change by change for small transactions; a large one (a bulk load of MAC
         // entries, say) is one line.
         let each = events.len() <= 16;
-        if !each {
-            tracing::info!(changes = events.len(), "transaction applied");
-        }
+        let n = events.len();
         for (change, object) in events {
             if each {
                 tracing::info!(change, object = %object, "applied");
             }
             self.events.config(change, &object);
         }
+        clock.lap("events");
         self.compact();
+        clock.lap("compact");
+        if !each {
+            tracing::info!(changes = n, phases = %clock, "transaction applied");
+        }
         Ok(outcome)
     }
 
