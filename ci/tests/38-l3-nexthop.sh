@@ -7,7 +7,9 @@
 #  - ping -t 1 gets time exceeded from the switch (10.38.1.1), ping -t 2 from r (10.38.2.2:
 #    the switch passed TTL 1 on to r), ping -t 3 reaches c;
 #  - a UDP stream a -> c (500 datagrams, 1 ms apart) arrives whole at a socket in c, every
-#    datagram with TTL 62 (IP_RECVTTL).
+#    datagram with TTL 62 (IP_RECVTTL);
+#  - an interface without addresses routed by a `dev` route alone: routed from that
+#    transaction on (a pings x behind it), unrouted once its last route goes.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -106,5 +108,20 @@ vs_wait_exit "$rx_pid" 20 || fail "the UDP receiver in c did not finish"
 got=$(vs_json '"%d %s" % (d["received"], sorted(d["ttls"].items()))' <"$report")
 assert_eq "$got" "$N [('62', $N)]" "UDP a -> c: datagrams received and their TTLs"
 log "UDP a -> c: $N of $N datagrams, all with TTL 62"
+
+# An interface with no address, routed by a `dev` route alone (an unnumbered link, as a
+# pod's): it routes from the transaction that adds the route, and stops with the last one.
+vs_host x 10.77.0.2/24
+NSX=$VS_NS HX=$VS_HOSTIF
+run_ok "interface toward x, no address" vsctl iface add rx af_packet iface="$HX"
+rx_mac=$(vsctl --json iface show rx | vs_json 'd["mac"]')
+ip -n "$NSX" neigh add 10.77.0.1 lladdr "$rx_mac" dev eth0
+ip -n "$NSX" route add default via 10.77.0.1
+run_ok "a route out of it alone" vsctl route add 10.77.0.0/24 dev rx
+vs_ping "$NSA" 10.77.0.2
+run_ok "its last route deleted" vsctl route del 10.77.0.0/24
+wait_until 10 "rx unrouted (its frames dropped as unconnected)" bash -c \
+    "ip netns exec $NSX ping -c 1 -W 1 10.38.1.2 >/dev/null; $VSCTL_BIN --socket $VS_SOCK --json drops | grep -q '\"unconnected\": [1-9]'"
+log "an unnumbered interface routes with its first dev route and stops with its last"
 
 vs_pass

@@ -188,12 +188,14 @@ impl Switch {
             }
         };
         let Diff { l3, events, .. } = diff;
-        // VRFs come and go in the plan; an interface is routed while it has addresses.
+        // VRFs come and go in the plan; an interface is routed while it has addresses, or
+        // static routes through it (an unnumbered link, a pod's).
         let l3_plan = !l3.vrfs.added.is_empty()
             || !l3.vrfs.removed.is_empty()
             || !l3.addresses.added.is_empty()
             || !l3.addresses.removed.is_empty()
-            || !l3.ifaces.is_empty();
+            || !l3.ifaces.is_empty()
+            || routed_by_routes_changed(&self.model, &next, &l3);
         clock.lap("mac_table");
         self.fib(l3, &undo);
         clock.lap("fib");
@@ -640,6 +642,41 @@ fn with_recorded_macs(
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether the route changes of `l3` made an interface routed by routes alone (the first
+/// static route through it) or took that away (the last one), model `before` to `after`.
+/// The interfaces the changed routes name are gathered once each (a million routes through
+/// one interface cost a million set lookups, no allocation).
+fn routed_by_routes_changed(before: &Model, after: &Model, l3: &L3Diff) -> bool {
+    let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut note = |r: &model::route::Route| {
+        for h in &r.nexthops {
+            if !names.contains(&*h.iface) {
+                names.insert(h.iface.to_string());
+            }
+        }
+    };
+    for (&(vrf, _), d) in &l3.routes {
+        for (_, r) in &d.added {
+            note(r);
+        }
+        for (p, r) in &d.replaced {
+            note(r);
+            if let Some(old) = model::route::of(before, vrf, p) {
+                note(&old);
+            }
+        }
+        for p in &d.removed {
+            if let Some(old) = model::route::of(before, vrf, p) {
+                note(&old);
+            }
+        }
+    }
+    names.iter().any(|n| {
+        model::route::first_through(before, n).is_some()
+            != model::route::first_through(after, n).is_some()
+    })
 }
 
 #[cfg(test)]
