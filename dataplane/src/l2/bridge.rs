@@ -223,17 +223,8 @@ pub fn decide<'a>(
         }
     }
     if let Some(bvi) = &bridge.bvi {
-        // Members' frames to the router; the router's own frames are switched below.
-        if rx_if != bvi.iface {
-            if dst == bvi.mac {
-                return match meta.vlan {
-                    0 => Verdict::Route(bvi.iface),
-                    _ => Verdict::Drop(DropReason::VlanMismatch, rx_if),
-                };
-            }
-            if meta.vlan == 0 && ethernet::is_group(&dst) {
-                return Verdict::FloodRoute(bvi.iface);
-            }
+        if let Some(v) = to_bvi(bvi, meta, &dst) {
+            return v;
         }
     }
     if ethernet::is_group(&dst) {
@@ -311,15 +302,15 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             Verdict::To(out, o) => send(ctx, output, m, meta, out, &o.mode),
             Verdict::Flood => flood(ctx, output, m, meta, bridge, false),
             Verdict::Route(bvi) => to_router(ctx, [&mut *ip4, &mut *ip6, &mut *punt], m, meta, bvi),
-            Verdict::FloodRoute(bvi) => {
-                if l3_of(&m).is_some() {
-                    match m.copy() {
-                        Some(c) => to_router(ctx, [&mut *ip4, &mut *ip6, &mut *punt], c, meta, bvi),
-                        None => ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, bvi, 1),
-                    }
-                }
-                flood(ctx, output, m, meta, bridge, true)
-            }
+            Verdict::FloodRoute(bvi) => flood_route(
+                ctx,
+                [&mut *ip4, &mut *ip6, &mut *punt],
+                output,
+                m,
+                meta,
+                bridge,
+                bvi,
+            ),
             Verdict::Drop(reason, iface) => ctx.counters.drop_packets(STAGE, reason, iface, 1),
         }
     }
@@ -345,6 +336,47 @@ pub(crate) fn from_bvi(bvi: IfIndex, bridge: u16, meta: &Meta) -> Meta {
     }
 }
 
+/// Where a member's frame to `dst` goes when the bridge's routed interface is `bvi`: to the
+/// router (to its MAC in VLAN 0), flooded and to the router (a group address in VLAN 0),
+/// dropped (to its MAC in another VLAN), or None: switched as usual (the router's own frames
+/// too). Out of line: bridges without a routing BVI never call it.
+#[cold]
+#[inline(never)]
+fn to_bvi<'a>(bvi: &crate::plan::BviPlan, meta: &Meta, dst: &ethernet::Mac) -> Option<Verdict<'a>> {
+    if meta.rx_if == bvi.iface {
+        return None;
+    }
+    if *dst == bvi.mac {
+        return Some(match meta.vlan {
+            0 => Verdict::Route(bvi.iface),
+            _ => Verdict::Drop(DropReason::VlanMismatch, meta.rx_if),
+        });
+    }
+    (meta.vlan == 0 && ethernet::is_group(dst)).then_some(Verdict::FloodRoute(bvi.iface))
+}
+
+/// A group frame of VLAN 0 in a bridge whose BVI routes: a copy to the router (if it takes
+/// the ethertype), the frame flooded.
+#[cold]
+#[inline(never)]
+fn flood_route(
+    ctx: &Ctx,
+    router: [&mut Box<Vector>; 3],
+    output: &mut Output,
+    m: Mbuf,
+    meta: &Meta,
+    bridge: Option<&BridgePlan>,
+    bvi: IfIndex,
+) {
+    if l3_of(&m).is_some() {
+        match m.copy() {
+            Some(c) => to_router(ctx, router, c, meta, bvi),
+            None => ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, bvi, 1),
+        }
+    }
+    flood(ctx, output, m, meta, bridge, true)
+}
+
 /// The router's stage for an untagged frame (VLAN 0 frames are untagged), if it takes it.
 #[inline(always)]
 fn l3_of(m: &Mbuf) -> Option<Next> {
@@ -355,7 +387,8 @@ fn l3_of(m: &Mbuf) -> Option<Next> {
 /// Hands `m` (a frame of VLAN 0) to the router as received on `bvi`: to the stage
 /// [`l3_next`](crate::input::l3_next) names for its ethertype, whose vector is one of
 /// `[ip4, ip6, punt]`; frames it does not take are dropped (`not_ip`).
-#[inline]
+#[cold]
+#[inline(never)]
 fn to_router(
     ctx: &Ctx,
     [ip4, ip6, punt]: [&mut Box<Vector>; 3],
