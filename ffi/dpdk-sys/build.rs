@@ -43,9 +43,9 @@ fn main() {
         .allowlist_function("rte_(lpm|lpm6|fib|fib6)_.*")
         .allowlist_function("rte_malloc_get_socket_stats")
         .allowlist_function("vs_.*")
-        .allowlist_type("rte_(eth|mbuf|mempool|ether).*")
+        .allowlist_type("rte_(eth|mbuf|mempool|ether|pktmbuf).*")
         .allowlist_type("rte_(lpm|lpm6|fib|fib6)_.*")
-        .allowlist_var("RTE_(ETH|MBUF|PKTMBUF|MAX|ETHER).*")
+        .allowlist_var("RTE_(ETH|MBUF|PKTMBUF|MAX|ETHER|MEMPOOL_F).*")
         .allowlist_var("RTE_(LPM|LPM6|FIB|FIB6)_.*")
         .blocklist_function("rte_.*_trace.*")
         // Takes an xmm_t by value, which Rust cannot pass through extern "C"; shim.c's

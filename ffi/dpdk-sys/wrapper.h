@@ -17,6 +17,7 @@
 #include <rte_malloc.h>
 #include <rte_mempool.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_ether.h>
 #include <rte_ethdev.h>
 #include <rte_lpm.h>

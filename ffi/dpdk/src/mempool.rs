@@ -1,4 +1,5 @@
-//! Packet-buffer pools (rte_pktmbuf_pool_create).
+//! Packet-buffer pools (rte_pktmbuf_pool_create, or its steps with packed objects when the
+//! EAL runs without hugepages: see [`Mempool::with_data_room`]).
 
 use std::ffi::CString;
 use std::ptr::NonNull;
@@ -58,19 +59,24 @@ impl Mempool {
             ));
         }
         let cname = CString::new(name).map_err(|_| Error::msg(&op, "name contains a NUL byte"))?;
-        // SAFETY: the EAL is initialised (&Eal); cname is a valid C string DPDK copies;
-        // priv_size 0 and data_room > headroom are valid pktmbuf pool parameters.
-        let raw = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(
-                cname.as_ptr(),
-                capacity,
-                cache,
-                0,
-                data_room,
-                -1, // SOCKET_ID_ANY
-            )
+        // SAFETY: the EAL is initialised (&Eal); the call only reads its configuration.
+        let raw = if unsafe { dpdk_sys::rte_eal_has_hugepages() } != 0 {
+            // SAFETY: the EAL is initialised (&Eal); cname is a valid C string DPDK copies;
+            // priv_size 0 and data_room > headroom are valid pktmbuf pool parameters.
+            let raw = unsafe {
+                dpdk_sys::rte_pktmbuf_pool_create(
+                    cname.as_ptr(),
+                    capacity,
+                    cache,
+                    0,
+                    data_room,
+                    -1, // SOCKET_ID_ANY
+                )
+            };
+            NonNull::new(raw).ok_or_else(|| Error::from_errno(&op))?
+        } else {
+            packed_pool(&op, &cname, capacity, cache, data_room)?
         };
-        let raw = NonNull::new(raw).ok_or_else(|| Error::from_errno(&op))?;
         // SAFETY: raw is the pktmbuf pool just created; its private area records the room.
         let room =
             unsafe { dpdk_sys::rte_pktmbuf_data_room_size(raw.as_ptr()) }.saturating_sub(HEADROOM);
@@ -116,6 +122,86 @@ impl Mempool {
     }
 }
 
+/// A pktmbuf pool whose objects may cross 4 KiB pages (RTE_MEMPOOL_F_NO_IOVA_CONTIG), for an
+/// EAL without hugepages: the steps of rte_pktmbuf_pool_create with that one flag added.
+///
+/// Without it, DPDK keeps every object within one page so that its IOVA is contiguous; with
+/// 4 KiB pages that is one 2,368-byte mbuf per page, so every mbuf header (and every
+/// packet's first bytes) sits at the same page offset: all map to one set of the 8-way L1
+/// data cache, and a burst of 32 evicts its own headers before the next stage reads them.
+/// Packed, they spread over the cache as they do in hugepages, and the pool takes 42% less
+/// memory. IOVA contiguity is moot here: without hugepages there are no PCI devices
+/// (vswitchd adds --no-pci), and the virtual devices (af_packet, tap, pcap, null, vhost-user,
+/// memif) copy packets with the CPU.
+fn packed_pool(
+    op: &str,
+    name: &CString,
+    capacity: u32,
+    cache: u32,
+    data_room: u16,
+) -> Result<NonNull<dpdk_sys::rte_mempool>> {
+    let mbuf_size = std::mem::size_of::<dpdk_sys::rte_mbuf>() as u32;
+    let private = std::mem::size_of::<dpdk_sys::rte_pktmbuf_pool_private>() as u32;
+    // SAFETY: the EAL is initialised (the caller holds &Eal); name is a valid C string DPDK
+    // copies; the sizes are those rte_pktmbuf_pool_create passes (no per-mbuf private area).
+    let raw = unsafe {
+        dpdk_sys::rte_mempool_create_empty(
+            name.as_ptr(),
+            capacity,
+            mbuf_size + u32::from(data_room),
+            cache,
+            private,
+            -1, // SOCKET_ID_ANY
+            dpdk_sys::RTE_MEMPOOL_F_NO_IOVA_CONTIG,
+        )
+    };
+    let raw = NonNull::new(raw).ok_or_else(|| Error::from_errno(op))?;
+    let fail = |what: &str, rc: i32| {
+        // SAFETY: raw is the empty or partly populated pool made above, used by nothing else.
+        unsafe { dpdk_sys::rte_mempool_free(raw.as_ptr()) };
+        Error::msg(op, format!("{what}: {}", crate::error::strerror(-rc)))
+    };
+    // SAFETY: raw is a pool without objects yet; the ops name is DPDK's own static string.
+    let rc = unsafe {
+        dpdk_sys::rte_mempool_set_ops_byname(
+            raw.as_ptr(),
+            dpdk_sys::rte_mbuf_best_mempool_ops(),
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        return Err(fail("rte_mempool_set_ops_byname", rc));
+    }
+    let mut pool_private = dpdk_sys::rte_pktmbuf_pool_private {
+        mbuf_data_room_size: data_room,
+        mbuf_priv_size: 0,
+        flags: 0,
+    };
+    // SAFETY: raw has a private area of sizeof(rte_pktmbuf_pool_private) (create_empty
+    // above); pool_private outlives the call, which copies it.
+    unsafe {
+        dpdk_sys::rte_pktmbuf_pool_init(
+            raw.as_ptr(),
+            (&mut pool_private as *mut dpdk_sys::rte_pktmbuf_pool_private).cast(),
+        )
+    };
+    // SAFETY: raw is initialised as a pktmbuf pool and not yet populated.
+    let rc = unsafe { dpdk_sys::rte_mempool_populate_default(raw.as_ptr()) };
+    if rc < 0 {
+        return Err(fail("rte_mempool_populate_default", rc));
+    }
+    // SAFETY: every object of raw is an mbuf-sized element; rte_pktmbuf_init only reads the
+    // pool's private area, set above, and writes the object it is given.
+    unsafe {
+        dpdk_sys::rte_mempool_obj_iter(
+            raw.as_ptr(),
+            Some(dpdk_sys::rte_pktmbuf_init),
+            std::ptr::null_mut(),
+        )
+    };
+    Ok(raw)
+}
+
 impl Drop for Mempool {
     fn drop(&mut self) {
         // SAFETY: the pool is no longer referenced: ports hold an Arc to it, and mbufs only
@@ -144,6 +230,39 @@ mod tests {
         assert!(crate::Mbuf::from_bytes(&std, &[0x5a; 9000]).is_none());
         drop(m);
         assert_eq!(jumbo.in_use(), 0);
+    }
+
+    #[test]
+    fn without_hugepages_mbufs_are_packed_across_pages() {
+        require_eal!();
+        // SAFETY: the test EAL is initialised (require_eal).
+        if unsafe { dpdk_sys::rte_eal_has_hugepages() } != 0 {
+            return;
+        }
+        let pool = Mempool::new(eal(), "t_packed", 1024, 0).unwrap();
+        let mut held = Vec::new();
+        while let Some(m) = crate::Mbuf::alloc(&pool) {
+            held.push(m);
+        }
+        assert_eq!(held.len(), 1024);
+        let mut at: Vec<usize> = held.iter().map(|m| m.data().as_ptr() as usize).collect();
+        at.sort_unstable();
+        let gaps: Vec<usize> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        // Back to back: the smallest step between two mbufs is one element, well under a
+        // page (one mbuf per 4 KiB page is what rte_pktmbuf_pool_create makes here).
+        let step = *gaps.iter().min().unwrap();
+        assert!(step < 4096, "mbufs {step} bytes apart");
+        // Their headers fall at many offsets within a page, not one.
+        let offsets: std::collections::HashSet<usize> = at.iter().map(|a| a % 4096).collect();
+        assert!(offsets.len() > 16, "{} page offsets", offsets.len());
+        // And they work as mbufs of the standard room.
+        let m = crate::Mbuf::from_bytes(&pool, &[0x5a; 2048]);
+        assert!(m.is_none(), "every mbuf is held");
+        drop(held);
+        let m = crate::Mbuf::from_bytes(&pool, &[0x5a; 2048]).unwrap();
+        assert_eq!(m.data(), &[0x5a; 2048][..]);
+        drop(m);
+        assert_eq!(pool.in_use(), 0);
     }
 
     #[test]
