@@ -28,3 +28,4 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod udp;
+pub mod vxlan;
