@@ -31,15 +31,16 @@
 
 use std::ops::Range;
 
+use super::ethernet;
+
 /// Length of the base header, without options.
 pub const HEADER_LEN: usize = field::HEADER;
 
 /// The IANA-assigned Geneve port (RFC 8926 §3.3).
 pub const PORT: u16 = 6081;
 
-/// Protocol Type of an Ethernet payload: Transparent Ethernet Bridging (RFC 8926 §3.4;
-/// IEEE 802 numbers).
-pub const PROTO_ETHERNET: u16 = 0x6558;
+/// Protocol Type of an Ethernet payload: Transparent Ethernet Bridging (RFC 8926 §3.4).
+pub const PROTO_ETHERNET: u16 = ethernet::ETHERTYPE_TEB;
 
 /// The largest VNI (24 bits).
 pub const MAX_VNI: u32 = 0x00ff_ffff;

@@ -25,6 +25,7 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod geneve;
+pub mod gre;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
