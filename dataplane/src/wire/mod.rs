@@ -29,5 +29,6 @@ pub mod gre;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod tunnel;
 pub mod udp;
 pub mod vxlan;
