@@ -408,7 +408,8 @@ mod tests {
                 prop_assert!(fill_checksum(h, p));
             }
             for cut in 0..hl {
-                prop_assert_eq!(GrePacket::new_checked(&b[..cut]).err(), Some(Malformed::Truncated));
+                let e = GrePacket::new_checked(&b[..cut]).err();
+                prop_assert_eq!(e, Some(Malformed::Truncated));
             }
             let g = GrePacket::new_checked(&b[..]).unwrap();
             prop_assert_eq!(g.protocol(), protocol);

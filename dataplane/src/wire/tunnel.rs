@@ -7,10 +7,11 @@
 //! exactly that slice to the matching `encap_*_v4`, which writes Ethernet, IPv4 (header
 //! checksum computed), UDP or GRE, and the tunnel header, and returns the bytes written.
 //! Nothing is written when an argument is refused. The UDP checksum is sent as zero,
-//! which RFC 768 allows over IPv4, RFC 7348 §5 recommends for VXLAN and RFC 8926 §3.3
-//! permits for Geneve over IPv4. The outer header carries no VLAN tag; a caller on a
-//! tagged underlay makes 4 bytes more room and adds one with
-//! [`ethernet::emit_tag_into_room`].
+//! which RFC 768 allows over IPv4 and RFC 7348 §5 recommends for VXLAN; Geneve over IPv4
+//! sends zero too (RFC 8926 §3.3 has the conditions for that; a caller that wants a
+//! checksum fills it with [`UdpPacket::fill_checksum_v4`] once the inner packet is in
+//! place). The outer header carries no VLAN tag; a caller on a tagged underlay makes 4
+//! bytes more room and adds one with [`ethernet::emit_tag_into_room`].
 //!
 //! Receiving: [`classify_ipv4`] takes the packet from its outer IPv4 header on and finds
 //! the tunnel, the outer addresses, the VNI or key, and where the inner packet is, or a
@@ -394,11 +395,12 @@ impl TunnelDrop {
 /// - `geneve_known(class, type)` says which critical Geneve options this endpoint
 ///   implements (none yet: pass `|_, _| false`).
 ///
-/// Not checked here: the outer header checksum (the IPv4 input stage that decided the
-/// packet is for this host verifies it, or the NIC did) and the UDP checksum (RFC 7348 §5
-/// and RFC 8926 §3.3 make verifying it the receiver's choice; the caller has the NIC's
-/// verdict and [`UdpPacket::checksum_ok_v4`] for the rest). The GRE checksum, when
-/// present, is verified: GRE has no other integrity check and offloads rarely cover it.
+/// Not checked here, because the caller is better placed to: the outer header checksum
+/// (the IPv4 input stage that decided the packet is for this host verifies it, or the
+/// NIC did) and a non-zero UDP checksum (the NIC's verdict usually exists;
+/// [`UdpPacket::checksum_ok_v4`] covers the rest; RFC 7348 §5 lets a VXLAN receiver skip
+/// it, RFC 8926 §3.3 is Geneve's rule). The GRE checksum, when present, is verified: GRE
+/// has no other integrity check and NIC offloads rarely cover it.
 ///
 /// Outer IPv4 options are allowed (skipped). Outer fragments of GRE or IPIP, and first
 /// fragments of UDP to a tunnel port, are dropped as [`TunnelDrop::OuterFragment`]:
