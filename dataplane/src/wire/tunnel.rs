@@ -30,6 +30,7 @@ use super::ethernet::{self, Mac};
 use super::geneve::{self, GeneveHeader, GeneveRepr};
 use super::gre::{self, GrePacket, GreRepr};
 use super::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP};
+use super::ipv6;
 use super::udp::{self, UdpPacket, UdpRepr};
 use super::vxlan::{self, VxlanHeader};
 
@@ -96,8 +97,8 @@ impl Inner {
     const fn min_len(self) -> usize {
         match self {
             Inner::Ethernet => ethernet::HEADER_LEN,
-            Inner::Ipv4 => 20,
-            Inner::Ipv6 => 40,
+            Inner::Ipv4 => ipv4::HEADER_LEN,
+            Inner::Ipv6 => ipv6::HEADER_LEN,
         }
     }
 
@@ -441,7 +442,7 @@ where
     let (kind, inner, start, end) = match protocol {
         PROTO_UDP => {
             let u = UdpPacket::new_checked(payload).map_err(|_| TunnelDrop::UdpBadLength)?;
-            let end = usize::from(u.len());
+            let end = usize::from(u.length());
             let at = udp::HEADER_LEN;
             match udp_port(u.dst_port()) {
                 None => return Ok(None),
@@ -971,6 +972,21 @@ mod tests {
                 // Cut from the bigger buffer: nothing past n may be referenced.
                 prop_assert_eq!(classify_ipv4(&p[..n], ports, |c, _| c == 2),
                                 Err(TunnelDrop::OuterBadHeader));
+            }
+        }
+
+        #[test]
+        fn every_total_length_stays_inside(p in tunnel_packet()) {
+            // The outer header consistent with a shorter packet: the inner checks, not
+            // the outer one, must catch what is missing.
+            for n in 0..=p.len() {
+                let mut b = p.clone();
+                b[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                check_bounds(&b)?;
+                if n < 20 {
+                    prop_assert_eq!(classify_ipv4(&b, ports, |_, _| true),
+                                    Err(TunnelDrop::OuterBadHeader));
+                }
             }
         }
 

@@ -94,14 +94,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     /// Length: header and data, in bytes (8 or more).
     #[inline]
-    pub fn len(&self) -> u16 {
+    pub fn length(&self) -> u16 {
         be16(self.b(), field::LENGTH)
-    }
-
-    /// Never true: Length counts the 8-byte header. Here for clippy's `len_without_is_empty`.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Checksum as carried (0: none computed, IPv4 only).
@@ -113,13 +107,13 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// The data: from the end of the header to Length.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.b()[field::HEADER..usize::from(self.len())]
+        &self.b()[field::HEADER..usize::from(self.length())]
     }
 
     /// Header and data, without what follows Length.
     #[inline]
     pub fn packet(&self) -> &[u8] {
-        &self.b()[..usize::from(self.len())]
+        &self.b()[..usize::from(self.length())]
     }
 
     /// Whether the checksum verifies for a datagram carried over IPv4 from `src` to `dst`:
@@ -127,7 +121,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// header and data is all ones.
     pub fn checksum_ok_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
         self.checksum() == 0 || {
-            let p = checksum::pseudo_header_v4(src, dst, PROTO_UDP, self.len());
+            let p = checksum::pseudo_header_v4(src, dst, PROTO_UDP, self.length());
             checksum::sum(self.packet(), u32::from(p)) == 0xffff
         }
     }
@@ -137,7 +131,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     /// checksums as RFC 6935 allows tests [`UdpPacket::checksum`] first.
     pub fn checksum_ok_v6(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
         self.checksum() != 0 && {
-            let p = checksum::pseudo_header_v6(src, dst, PROTO_UDP, u32::from(self.len()));
+            let p = checksum::pseudo_header_v6(src, dst, PROTO_UDP, u32::from(self.length()));
             checksum::sum(self.packet(), u32::from(p)) == 0xffff
         }
     }
@@ -159,13 +153,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
 
     /// Computes and writes the checksum for a datagram carried over IPv4.
     pub fn fill_checksum_v4(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
-        let p = checksum::pseudo_header_v4(src, dst, PROTO_UDP, self.len());
+        let p = checksum::pseudo_header_v4(src, dst, PROTO_UDP, self.length());
         self.fill_checksum(p);
     }
 
     /// Computes and writes the checksum for a datagram carried over IPv6.
     pub fn fill_checksum_v6(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr) {
-        let p = checksum::pseudo_header_v6(src, dst, PROTO_UDP, u32::from(self.len()));
+        let p = checksum::pseudo_header_v6(src, dst, PROTO_UDP, u32::from(self.length()));
         self.fill_checksum(p);
     }
 }
@@ -216,8 +210,7 @@ mod tests {
         let u = UdpPacket::new_checked(&HELLO[..]).unwrap();
         assert_eq!(u.src_port(), 1234);
         assert_eq!(u.dst_port(), 5678);
-        assert_eq!(u.len(), 13);
-        assert!(!u.is_empty());
+        assert_eq!(u.length(), 13);
         assert_eq!(u.checksum(), 0x8cff);
         assert_eq!(u.payload(), b"hello");
         assert_eq!(u.packet(), &HELLO[..]);
@@ -317,7 +310,7 @@ mod tests {
             }
             let b = &big[..n];
             if let Ok(u) = UdpPacket::new_checked(b) {
-                let len = usize::from(u.len());
+                let len = usize::from(u.length());
                 prop_assert!((8..=n).contains(&len));
                 prop_assert_eq!(u.payload().len(), len - 8);
                 prop_assert_eq!(u.packet().len(), len);
