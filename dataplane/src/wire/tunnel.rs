@@ -383,12 +383,21 @@ impl TunnelDrop {
     }
 }
 
+/// The destination port of a UDP header, if the bytes reach that far (a first fragment
+/// or a truncated datagram may hold no more).
+#[inline]
+fn udp_dst_port(udp: &[u8]) -> Option<u16> {
+    let p = udp.get(2..4)?;
+    Some(u16::from_be_bytes([p[0], p[1]]))
+}
+
 /// Classifies a packet addressed to this host, given from its outer IPv4 header on (link
 /// padding after Total Length may follow; it is ignored).
 ///
 /// Ok(Some) for tunnel traffic that passes every check; Ok(None) for traffic that is no
-/// tunnel's: another protocol, or UDP to a port `udp_port` does not name; Err with the
-/// reason for tunnel traffic that must be dropped.
+/// tunnel's: another protocol, or UDP to a port `udp_port` does not name (or too short to
+/// show a port); Err with the reason for tunnel traffic that must be dropped, and for an
+/// outer IPv4 header that is malformed.
 ///
 /// - `udp_port(dst_port)` says which UDP destination ports are VXLAN or Geneve
 ///   endpoints ([`vxlan::PORT_IANA`], [`vxlan::PORT_LINUX`], [`geneve::PORT`], or as
@@ -426,9 +435,7 @@ where
         let tunnel = match protocol {
             PROTO_IPIP | PROTO_IPV6 | PROTO_GRE => true,
             PROTO_UDP => {
-                ip.frag_offset() == 0
-                    && payload.len() >= 4
-                    && udp_port(u16::from_be_bytes([payload[2], payload[3]])).is_some()
+                ip.frag_offset() == 0 && udp_dst_port(payload).and_then(&udp_port).is_some()
             }
             _ => false,
         };
@@ -441,12 +448,14 @@ where
     // (kind, inner, offset of the inner packet within `payload`, end of it there)
     let (kind, inner, start, end) = match protocol {
         PROTO_UDP => {
+            let Some(tunnel) = udp_dst_port(payload).and_then(&udp_port) else {
+                return Ok(None);
+            };
             let u = UdpPacket::new_checked(payload).map_err(|_| TunnelDrop::UdpBadLength)?;
             let end = usize::from(u.length());
             let at = udp::HEADER_LEN;
-            match udp_port(u.dst_port()) {
-                None => return Ok(None),
-                Some(UdpTunnel::Vxlan) => {
+            match tunnel {
+                UdpTunnel::Vxlan => {
                     let v = VxlanHeader::new_checked(u.payload()).map_err(|e| match e {
                         vxlan::Malformed::Truncated => TunnelDrop::VxlanShort,
                         vxlan::Malformed::NoIFlag => TunnelDrop::VxlanNoIFlag,
@@ -454,7 +463,7 @@ where
                     let kind = TunnelKind::Vxlan { vni: v.vni() };
                     (kind, Inner::Ethernet, at + vxlan::HEADER_LEN, end)
                 }
-                Some(UdpTunnel::Geneve) => {
+                UdpTunnel::Geneve => {
                     let g = GeneveHeader::new_checked(u.payload()).map_err(|e| match e {
                         geneve::Malformed::BadVersion => TunnelDrop::GeneveVersion,
                         _ => TunnelDrop::GeneveShort,
@@ -619,6 +628,15 @@ mod tests {
         assert_eq!(c(&b), Err(TunnelDrop::UdpBadLength));
         b[38..40].copy_from_slice(&7u16.to_be_bytes());
         assert_eq!(c(&b), Err(TunnelDrop::UdpBadLength));
+        // The same to a port that is no tunnel's is not ours to drop.
+        b[36..38].copy_from_slice(&53u16.to_be_bytes());
+        assert_eq!(c(&b), Ok(None));
+        // Four bytes of UDP: a tunnel port and no Length (Total Length 24); three: no port.
+        let mut b = pkt.clone();
+        b[16..18].copy_from_slice(&24u16.to_be_bytes());
+        assert_eq!(c(&b), Err(TunnelDrop::UdpBadLength));
+        b[16..18].copy_from_slice(&23u16.to_be_bytes());
+        assert_eq!(c(&b), Ok(None));
         // Truncated outer packet.
         assert_eq!(c(&pkt[..pkt.len() - 1]), Err(TunnelDrop::OuterBadHeader));
         // A first fragment: More Fragments set (header checksum not checked here).
