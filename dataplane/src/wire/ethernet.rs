@@ -10,6 +10,16 @@ pub type Mac = [u8; 6];
 
 /// Ethertype of an 802.1Q tag (IEEE 802.1Q-2018 §9.5, TPID).
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// Ethertype of IPv4 (RFC 894).
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// Ethertype of IPv6 (RFC 2464 §3).
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// Transparent Ethernet Bridging: an Ethernet frame carried as the payload of GRE
+/// (RFC 1701 §3.3's table) or Geneve (RFC 8926 §3.4).
+pub const ETHERTYPE_TEB: u16 = 0x6558;
+
+/// Length of an untagged header.
+pub const HEADER_LEN: usize = field::HEADER;
 
 /// Byte ranges of the header fields.
 mod field {
@@ -104,6 +114,17 @@ pub fn is_group(mac: &Mac) -> bool {
     mac[0] & 1 == 1
 }
 
+/// Writes an untagged header (`dst`, `src`, `ethertype`) at the start of `buf` and
+/// returns 14. None, and nothing written, when `buf` is shorter than 14 bytes.
+#[inline]
+pub fn emit(buf: &mut [u8], dst: &Mac, src: &Mac, ethertype: u16) -> Option<usize> {
+    let h = buf.get_mut(..field::HEADER)?;
+    h[field::DST].copy_from_slice(dst);
+    h[field::SRC].copy_from_slice(src);
+    h[field::TYPE].copy_from_slice(&ethertype.to_be_bytes());
+    Some(field::HEADER)
+}
+
 /// Inserts an 802.1Q tag with `vlan` (priority 0) into `frame`, whose first
 /// `VLAN_TAG_LEN` bytes are free room just made for it (the old header starts at byte 4).
 /// `frame` must be at least 18 bytes long.
@@ -171,6 +192,19 @@ mod tests {
         // Pop.
         strip_tag_in_place(&mut buf);
         assert_eq!(&buf[4..], &UNTAGGED[..]);
+    }
+
+    #[test]
+    fn emit_writes_an_untagged_header() {
+        let mut b = [0u8; 16];
+        b[14..].copy_from_slice(&[0x00, 0x01]);
+        assert_eq!(
+            emit(&mut b, &[0xff; 6], &[2, 0, 0, 0, 0, 1], 0x0806),
+            Some(14)
+        );
+        assert_eq!(b, UNTAGGED);
+        assert_eq!(emit(&mut b[..13], &[0; 6], &[0; 6], 0x0800), None);
+        assert_eq!(b, UNTAGGED);
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 /// UDP (RFC 768).
 pub const PROTO_UDP: u8 = 17;
+/// IPv4 in IPv4 (RFC 2003 §3: IP in IP encapsulation, "IPIP").
+pub const PROTO_IPIP: u8 = 4;
+/// IPv6 in IPv4 (RFC 4213 §3.5, "6in4" / SIT).
+pub const PROTO_IPV6: u8 = 41;
+/// GRE (RFC 2784 §2).
+pub const PROTO_GRE: u8 = 47;
 
 /// Length of a header without options (IHL 5).
 pub const HEADER_LEN: usize = field::HEADER;

@@ -7,6 +7,12 @@
 //! - [`ipv6`]: IPv6 (RFC 8200) and the walk over its extension headers.
 //! - [`icmp`]: ICMPv4 (RFC 792), ICMPv6 (RFC 4443), echo replies, the errors a router
 //!   sends, and Neighbor Solicitation / Advertisement (RFC 4861).
+//! - [`udp`]: UDP (RFC 768) and its checksum over the IPv4 / IPv6 pseudo-header.
+//! - [`vxlan`]: VXLAN (RFC 7348) and the flow-hashed UDP source port.
+//! - [`geneve`]: Geneve (RFC 8926) and its option TLVs.
+//! - [`gre`]: GRE (RFC 2784) with keys and sequence numbers (RFC 2890).
+//! - [`tunnel`]: outer headers for VXLAN, Geneve, GRE and IPIP (RFC 2003) over IPv4, and
+//!   the classification of a received tunnel packet with named drop reasons.
 //! - [`checksum`]: the Internet checksum (RFC 1071), incremental updates (RFC 1624),
 //!   pseudo-header sums.
 //!
@@ -18,6 +24,11 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod geneve;
+pub mod gre;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod tunnel;
+pub mod udp;
+pub mod vxlan;
