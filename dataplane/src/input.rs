@@ -144,13 +144,12 @@ pub(crate) fn routed(frame: &[u8]) -> Result<Next, DropReason> {
 /// frame is IPv4 (IPv6) and nothing is pending there, else frame by frame.
 fn route(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
     let n = g.input.len();
-    let mut nexts = [Err(DropReason::NotIp); dpdk::MAX_BURST];
     let mut all_ip4 = true;
     let mut all_ip6 = true;
-    for (i, next) in nexts.iter_mut().enumerate().take(n) {
-        *next = routed(g.input.pkts.data(i));
-        all_ip4 &= *next == Ok(Next::Ip4Forward);
-        all_ip6 &= *next == Ok(Next::Ip6Forward);
+    for i in 0..n {
+        let next = routed(g.input.pkts.data(i));
+        all_ip4 &= next == Ok(Next::Ip4Forward);
+        all_ip6 &= next == Ok(Next::Ip6Forward);
         g.input.meta[i] = Meta {
             rx_if,
             punt: PuntReason::Arp,
@@ -162,6 +161,20 @@ fn route(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
     }
     if all_ip6 {
         return hand_on_all(ctx, g, Next::Ip6Forward);
+    }
+    route_mixed(ctx, g, rx_if);
+}
+
+/// A routed burst of mixed kinds (IPv4 and IPv6, ARP, what is not routed): each frame to
+/// its own stage. Out of line, with its own verdicts, so that the common burst does not
+/// fill a MAX_BURST-long array first (that cost ethernet-input 16 stores per packet).
+#[cold]
+#[inline(never)]
+fn route_mixed(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
+    let n = g.input.len();
+    let mut nexts = [Err(DropReason::NotIp); dpdk::MAX_BURST];
+    for (i, next) in nexts.iter_mut().enumerate().take(n) {
+        *next = routed(g.input.pkts.data(i));
     }
     let mut i = 0;
     move_each(ctx, g, |_| {

@@ -39,6 +39,7 @@ pub use meta::{Csum, Gso, Meta};
 
 use crate::counters::WorkerCounters;
 use crate::l2::bridge::{BridgeScratch, L2Shared};
+use crate::l3::forward::Check;
 use crate::output::Output;
 use crate::plan::{ForwardingPlan, IfIndex};
 use crate::slowpath::SlowPath;
@@ -214,6 +215,10 @@ pub struct Graph {
     /// cross-connected burst, sent by [`Graph::flush`].
     pub(crate) xconnect: Option<(IfIndex, u64)>,
     pub(crate) output: Output,
+    /// ip4-forward's and ip6-forward's first-pass results, kept (with room for a whole
+    /// vector) so that a vector does not start by filling a MAX_BURST-long array.
+    pub(crate) ip4_checks: Vec<Check<u32>>,
+    pub(crate) ip6_checks: Vec<Check<u128>>,
 }
 
 impl Graph {
@@ -230,6 +235,8 @@ impl Graph {
             bridge_probed: false,
             xconnect: None,
             output: Output::new(),
+            ip4_checks: Vec::with_capacity(MAX_BURST),
+            ip6_checks: Vec::with_capacity(MAX_BURST),
         }
     }
 

@@ -51,6 +51,8 @@ pub(crate) trait Family {
     const STAGE: Stage;
     /// The stage's pending vector in the graph.
     fn vector(g: &mut Graph) -> &mut Box<Vector>;
+    /// The graph's room for the stage's first-pass results.
+    fn checks(g: &mut Graph) -> &mut Vec<Check<Self::Addr>>;
     fn fib(v: &VrfPlan) -> &Self::Fib;
     /// Validates the packet (the bytes after the Ethernet header).
     fn check(ip: &[u8]) -> Check<Self::Addr>;
@@ -108,22 +110,30 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         ctx,
         last: (u16::MAX, None),
     };
-    // First pass: validate, prefetch each destination's first-level FIB entry.
-    let mut checks = [Check::Local; dpdk::MAX_BURST];
-    for (i, c) in checks.iter_mut().enumerate().take(n) {
-        *c = match vector.pkts.data(i).get(L3..) {
+    // First pass: validate, prefetch each destination's first-level FIB entry. The results
+    // go to the graph's room for them (taken out while the graph is handed packets; it
+    // holds MAX_BURST, so the pushes never allocate).
+    let mut checks = std::mem::take(F::checks(g));
+    debug_assert!(
+        checks.capacity() >= dpdk::MAX_BURST,
+        "the stage ran inside itself"
+    );
+    checks.clear();
+    for i in 0..n {
+        let c = match vector.pkts.data(i).get(L3..) {
             Some(ip) => F::check(ip),
             None => Check::Drop(DropReason::BadHeader),
         };
-        if let (Check::Route(dst), Some(f)) = (*c, fibs.get(vector.meta[i].rx_if)) {
+        if let (Check::Route(dst), Some(f)) = (c, fibs.get(vector.meta[i].rx_if)) {
             F::prefetch(f, dst);
         }
+        checks.push(c);
     }
     // Second pass: look up, resolve, rewrite, hand on.
     let nexthops = ctx.plan.l3.nexthops.as_deref();
     let v = &mut *vector;
-    for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
-        let verdict = match checks[i] {
+    for ((m, meta), check) in v.pkts.drain().zip(v.meta.iter()).zip(checks.iter()) {
+        let verdict = match *check {
             Check::Drop(r) => Verdict::Drop(r),
             Check::Local => Verdict::Punt(PuntReason::Local),
             Check::Route(dst) => {
@@ -145,6 +155,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
             Verdict::Drop(reason) => ctx.counters.drop_packets(F::STAGE, reason, meta.rx_if, 1),
         }
     }
+    *F::checks(g) = checks;
     g.spare = Some(vector);
 }
 

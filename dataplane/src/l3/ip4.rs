@@ -51,6 +51,11 @@ impl Family for Ip4 {
     }
 
     #[inline(always)]
+    fn checks(g: &mut Graph) -> &mut Vec<Check<u32>> {
+        &mut g.ip4_checks
+    }
+
+    #[inline(always)]
     fn fib(v: &VrfPlan) -> &Fib4 {
         &v.fib4
     }

@@ -55,6 +55,11 @@ impl Family for Ip6 {
     }
 
     #[inline(always)]
+    fn checks(g: &mut Graph) -> &mut Vec<Check<u128>> {
+        &mut g.ip6_checks
+    }
+
+    #[inline(always)]
     fn fib(v: &VrfPlan) -> &Fib6 {
         &v.fib6
     }
