@@ -492,7 +492,8 @@ mod tests {
         let mut memif = parse("memif", &[("socket", "m.sock"), ("role", "server")]).unwrap();
         memif.record_mac(mac);
         assert!(memif
-            .port_plan(0, 1).unwrap()
+            .port_plan(0, 1)
+            .unwrap()
             .devargs
             .ends_with(",mac=02:11:22:33:44:55"));
         // A Linux interface's MAC is its owner's: not pinned.
@@ -566,7 +567,8 @@ mod tests {
     fn pcap_null_pci_dpdk() {
         let p = parse("pcap", &[("rx", "/etc/hostname"), ("loop", "on")])
             .unwrap()
-            .port_plan(2, 4).unwrap();
+            .port_plan(2, 4)
+            .unwrap();
         assert_eq!(p.devargs, "net_pcap2,rx_pcap=/etc/hostname,infinite_rx=1");
         assert_eq!(p.tx_queues, 1);
         assert_eq!(
@@ -576,14 +578,16 @@ mod tests {
         assert_eq!(
             parse("pci", &[("dev", "0000:00:04.0")])
                 .unwrap()
-                .port_plan(0, 1).unwrap()
+                .port_plan(0, 1)
+                .unwrap()
                 .devargs,
             "0000:00:04.0"
         );
         assert_eq!(
             parse("dpdk", &[("devargs", "net_ring0")])
                 .unwrap()
-                .port_plan(0, 1).unwrap()
+                .port_plan(0, 1)
+                .unwrap()
                 .devargs,
             "net_ring0"
         );

@@ -169,9 +169,7 @@ impl<'a> FileOut<'a> {
                     f.tunnel_members.push(r)
                 }
                 C::AttachBridge(r) => f.bridge_members.push(r),
-                C::AddFdb(r) if tunnels.contains(r.iface.as_str()) => {
-                    f.tunnel_static_macs.push(r)
-                }
+                C::AddFdb(r) if tunnels.contains(r.iface.as_str()) => f.tunnel_static_macs.push(r),
                 C::AddFdb(r) => f.static_macs.push(r),
                 C::AddVrf(r) => f.vrfs.push(r),
                 C::AddAddress(r) if tunnels.contains(r.iface.as_str()) => {

@@ -163,7 +163,11 @@ pub(super) fn attach(s: &mut Staged, r: &pb::AttachBridgeRequest) -> ApiResult<S
                  Ethernet (vxlan, geneve, gre mode=teb); address it and route into it instead",
                 r.iface,
                 t.encap.kind(),
-                if t.encap.kind() == "gre" { " mode=l3" } else { "" }
+                if t.encap.kind() == "gre" {
+                    " mode=l3"
+                } else {
+                    ""
+                }
             )));
         }
         if super::tunnel::has_vteps(&s.model, &r.iface) {

@@ -321,13 +321,14 @@ fn clash(m: &Model, t: &Tunnel) -> ApiResult<()> {
         let on = format!("{} in vrf {}", t.local, t.vrf);
         let msg = match (&t.encap, &o.encap) {
             (TunnelEncap::Vxlan { vni: a, port: p }, TunnelEncap::Vxlan { vni: b, port: q })
-            | (
-                TunnelEncap::Geneve { vni: a, port: p },
-                TunnelEncap::Geneve { vni: b, port: q },
-            ) if a == b && p == q => format!(
-                "tunnel {other:?} already has vni {a} on {on}, UDP port {p}: decapsulation \
+            | (TunnelEncap::Geneve { vni: a, port: p }, TunnelEncap::Geneve { vni: b, port: q })
+                if a == b && p == q =>
+            {
+                format!(
+                    "tunnel {other:?} already has vni {a} on {on}, UDP port {p}: decapsulation \
                  would be ambiguous"
-            ),
+                )
+            }
             (TunnelEncap::Vxlan { port: p, .. }, TunnelEncap::Geneve { port: q, .. })
             | (TunnelEncap::Geneve { port: p, .. }, TunnelEncap::Vxlan { port: q, .. })
                 if p == q =>
@@ -343,7 +344,10 @@ fn clash(m: &Model, t: &Tunnel) -> ApiResult<()> {
                 format!(
                     "gre tunnel {other:?} already joins {on} to {} with {}: decapsulation \
                      would be ambiguous",
-                    o.remotes.first().map(ToString::to_string).unwrap_or_default(),
+                    o.remotes
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                     a.map_or("no key".to_string(), |k| format!("key {k}"))
                 )
             }
@@ -366,10 +370,7 @@ fn clash(m: &Model, t: &Tunnel) -> ApiResult<()> {
 }
 
 /// Every key of the tunnels of (VRF `vrf`, local `a`) lies in this range.
-fn local_range(
-    vrf: u16,
-    a: IpAddr,
-) -> std::ops::RangeInclusive<(u16, IpAddr, Arc<str>)> {
+fn local_range(vrf: u16, a: IpAddr) -> std::ops::RangeInclusive<(u16, IpAddr, Arc<str>)> {
     (vrf, a, Arc::from(""))..=(vrf, a, Arc::from("\u{10ffff}"))
 }
 
@@ -395,7 +396,10 @@ fn args_of(t: &Tunnel) -> BTreeMap<String, String> {
     }
     a.insert("vrf".to_string(), t.vrf.to_string());
     a.insert("ttl".to_string(), t.ttl.to_string());
-    a.insert("df".to_string(), if t.df { "on" } else { "off" }.to_string());
+    a.insert(
+        "df".to_string(),
+        if t.df { "on" } else { "off" }.to_string(),
+    );
     a
 }
 
@@ -439,9 +443,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddTunnelRequest) -> ApiResult<String>
     }
     let mac = mac.or_else(|| t.encap.carries_ethernet().then(|| tunnel_mac(&r.name)));
     let name: Arc<str> = Arc::from(r.name.as_str());
-    s.model
-        .tunnel_locals
-        .insert((vrf, t.local, name.clone()));
+    s.model.tunnel_locals.insert((vrf, t.local, name.clone()));
     let spec = IfaceSpec {
         name: r.name.clone(),
         type_name: t.encap.kind().to_string(),
@@ -532,8 +534,7 @@ pub(super) fn delete_fdb(s: &mut Staged, r: &pb::DeleteTunnelFdbRequest) -> ApiR
     required("mac", &r.mac)?;
     existing(&s.model, &r.tunnel)?;
     let mac = parse_mac("mac", &r.mac).map_err(ApiError::invalid)?;
-    if s
-        .model
+    if s.model
         .vteps
         .remove(&(Arc::from(r.tunnel.as_str()), mac))
         .is_none()
@@ -671,12 +672,7 @@ fn add_request(name: &str, i: &Iface, t: &Tunnel) -> pb::AddTunnelRequest {
         ttl: Some(p.ttl),
         df: Some(p.df),
         mtu: i.spec.mtu.filter(|m| *m != t.default_mtu()).map(u32::from),
-        mac: i
-            .spec
-            .args
-            .get("mac")
-            .cloned()
-            .unwrap_or_default(),
+        mac: i.spec.args.get("mac").cloned().unwrap_or_default(),
     }
 }
 

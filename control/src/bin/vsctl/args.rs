@@ -549,7 +549,13 @@ mod tests {
     #[test]
     fn tunnel_forms() {
         let cli = Cli::try_parse_from([
-            "vsctl", "tunnel", "add", "vx0", "vxlan", "vni=1", "local=10.0.0.1",
+            "vsctl",
+            "tunnel",
+            "add",
+            "vx0",
+            "vxlan",
+            "vni=1",
+            "local=10.0.0.1",
         ])
         .expect("valid command line");
         match cli.command {
@@ -560,7 +566,13 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let cli = Cli::try_parse_from([
-            "vsctl", "tunnel", "fdb", "add", "vx0", "02:00:00:00:00:01", "remote=10.0.0.2",
+            "vsctl",
+            "tunnel",
+            "fdb",
+            "add",
+            "vx0",
+            "02:00:00:00:00:01",
+            "remote=10.0.0.2",
         ])
         .expect("valid command line");
         assert!(matches!(

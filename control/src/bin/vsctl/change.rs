@@ -75,12 +75,8 @@ pub async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         }
         C::AddTunnel(r) => ctx.changed(&TunnelJson::from(&reply(client.add_tunnel(r).await)?)),
         C::DeleteTunnel(r) => reply(client.delete_tunnel(r).await).map(|_| ctx.deleted()),
-        C::AddTunnelFdb(r) => {
-            ctx.changed(&VtepJson::from(&reply(client.add_tunnel_fdb(r).await)?))
-        }
-        C::DeleteTunnelFdb(r) => {
-            reply(client.delete_tunnel_fdb(r).await).map(|_| ctx.deleted())
-        }
+        C::AddTunnelFdb(r) => ctx.changed(&VtepJson::from(&reply(client.add_tunnel_fdb(r).await)?)),
+        C::DeleteTunnelFdb(r) => reply(client.delete_tunnel_fdb(r).await).map(|_| ctx.deleted()),
     }
 }
 

@@ -192,8 +192,7 @@ mod tests {
         e.remote = "192.0.2.7".into();
         let value = serde_json::to_value(FdbEntryJson::from(&e)).expect("serializes");
         assert_eq!(value["remote"], "192.0.2.7");
-        let (vlan, remote) =
-            add_options(&words(&["remote=192.0.2.7", "vlan=5"])).expect("valid");
+        let (vlan, remote) = add_options(&words(&["remote=192.0.2.7", "vlan=5"])).expect("valid");
         assert_eq!((vlan, remote.as_str()), (5, "192.0.2.7"));
         assert_eq!(add_options(&[]).expect("valid"), (0, String::new()));
     }

@@ -77,7 +77,11 @@ fn number(key: &str, value: &str, what: &str) -> anyhow::Result<u32> {
 }
 
 /// `tunnel add NAME KIND KEY=VALUE...` as a request.
-pub fn add_request(name: String, kind: String, words: &[String]) -> anyhow::Result<pb::AddTunnelRequest> {
+pub fn add_request(
+    name: String,
+    kind: String,
+    words: &[String],
+) -> anyhow::Result<pb::AddTunnelRequest> {
     let o = parse_options(words, &ADD_KEYS)?;
     let num = |key: &str, what: &str| o.get(key).map(|v| number(key, v, what)).transpose();
     let df = match o.get("df").map(String::as_str) {
@@ -267,7 +271,10 @@ mod tests {
         .unwrap();
         assert_eq!(r.vni, Some(42));
         assert_eq!(r.remotes, ["10.0.0.2", "10.0.0.3"]);
-        assert_eq!((r.port, r.ttl, r.df, r.vrf), (Some(8472), Some(0), Some(true), 3));
+        assert_eq!(
+            (r.port, r.ttl, r.df, r.vrf),
+            (Some(8472), Some(0), Some(true), 3)
+        );
         assert_eq!((r.key, r.mtu), (None, None));
         let gre = add_request(
             "g".into(),
