@@ -207,7 +207,7 @@ fn table(tunnels: &[pb::Tunnel]) -> String {
         ("KIND", Align::Left),
         ("LOCAL", Align::Left),
         ("REMOTE", Align::Left),
-        ("ID", Align::Right),
+        ("ID", Align::Left),
         ("VRF", Align::Right),
         ("MTU", Align::Right),
         ("TTL", Align::Right),
@@ -342,8 +342,8 @@ mod tests {
         assert!(v["mode"].is_null());
         assert_eq!(
             table(&[t]),
-            "NAME  KIND   LOCAL     REMOTE             ID              VRF   MTU  TTL  DF\n\
-             vx0   vxlan  10.0.0.1  10.0.0.2,10.0.0.3  vni 42:4789       0  1450   64  off\n"
+            "NAME  KIND   LOCAL     REMOTE             ID           VRF   MTU  TTL  DF\n\
+             vx0   vxlan  10.0.0.1  10.0.0.2,10.0.0.3  vni 42:4789    0  1450   64  off\n"
         );
     }
 }
