@@ -91,6 +91,7 @@ run_ok "gre address in vrf 0 (the overlay)" vsctl addr add gre0 10.8.0.1/30
 run_ok "gre mode=teb joins a bridge" vsctl bridge attach br0 gtap0
 run_ok "vxlan joins a bridge" vsctl bridge attach br0 vx0
 run_ok "bridge MAC entry behind the vxlan member" vsctl fdb add br0 02:00:00:00:42:05 vx0 remote=192.0.2.7
+run_ok "bridge MAC entry behind the gre member" vsctl fdb add br0 02:00:00:00:42:07 gtap0
 run_ok "iface set on a tunnel" vsctl iface set gnv0 mtu=1400 down
 assert_eq "$(vsctl --json iface show gnv0 | vs_json '[d["mtu"], d["admin_up"]]')" '[1400, false]' "gnv0 after iface set"
 run_ok "iface set up" vsctl iface set gnv0 up
@@ -100,6 +101,10 @@ assert_eq "$(vs_json '[(e["mac"], e["remote"]) for e in d]' <<<"$vt")" '[["02:42
 fdb=$(vsctl --json fdb show br0)
 assert_eq "$(vs_json 'first([e["iface"], e["static"], e.get("remote")] for e in d if e["mac"] == "02:00:00:00:42:05")' <<<"$fdb")" \
     '["vx0", true, "192.0.2.7"]' "fdb show br0: the entry behind vx0 carries remote"
+assert_eq "$(vs_json 'first([e["iface"], e.get("remote")] for e in d if e["mac"] == "02:00:00:00:42:07")' <<<"$fdb")" \
+    '["gtap0", "192.0.2.9"]' "fdb show br0: the entry behind gtap0 carries the gre tunnel's remote"
+vs_json_true 'all("remote" not in e for e in d if e["iface"] == "m")' <<<"$fdb" ||
+    fail "fdb show br0: an entry on a port carries remote: $fdb"
 vs_json_true 'sorted(d["members"], key=lambda m: m["iface"])[0]["iface"] == "gtap0"' \
     <<<"$(vsctl --json bridge show br0)" || fail "bridge show br0: $(vsctl --json bridge show br0)"
 log "routed, attached and set"

@@ -101,6 +101,12 @@ impl IfaceSpec {
     ) -> ApiResult<IfaceSpec> {
         check_name("name", name).map_err(ApiError::invalid)?;
         let (required, optional) = keys_for(type_name).ok_or_else(|| {
+            if crate::model::tunnel::KINDS.contains(&type_name) {
+                return ApiError::invalid(format!(
+                    "type {type_name} is a tunnel's: tunnel add {name} {type_name} ... \
+                     creates it"
+                ));
+            }
             ApiError::invalid(format!(
                 "type {type_name:?} is unknown; types: {}",
                 TYPES.join(", ")
@@ -506,6 +512,7 @@ mod tests {
     fn errors_name_the_problem() {
         let e = |ty: &str, kv: &[(&str, &str)]| parse(ty, kv).unwrap_err().message;
         assert!(e("vxlan0", &[]).contains("type \"vxlan0\" is unknown"));
+        assert!(e("vxlan", &[]).contains("type vxlan is a tunnel's: tunnel add p0 vxlan"));
         assert!(e("af_packet", &[]).contains("needs iface="));
         assert!(e("af_packet", &[("iface", "nonexistent9")]).contains("no such network interface"));
         assert!(e("af_packet", &[("iface", "lo"), ("colour", "red")]).contains("key \"colour\""));

@@ -644,7 +644,10 @@ impl Switch {
                     .unwrap_or_default(),
                 r#static: e.is_static,
                 age_seconds: if e.is_static { 0 } else { age },
-                remote: self.static_remote(&k),
+                remote: names
+                    .get(&e.port)
+                    .map(|n| self.entry_remote(&k, n))
+                    .unwrap_or_default(),
             })
             .collect())
     }
@@ -673,18 +676,28 @@ impl Switch {
         Ok(pb::FdbEntry {
             mac: format_mac(mac),
             vlan: u32::from(vlan),
-            iface,
             r#static: entry.is_static,
             age_seconds: if entry.is_static { 0 } else { age },
-            remote: self.static_remote(&key),
+            remote: self.entry_remote(&key, &iface),
+            iface,
         })
     }
 
-    /// The VTEP of a static MAC entry behind a tunnel ("" if none). Learned entries behind
-    /// a tunnel will carry theirs once a stage decapsulates and learns.
-    fn static_remote(&self, k: &FdbKey) -> String {
+    /// The outer destination of a MAC entry on interface `iface` ("" unless it is a
+    /// tunnel): the VTEP a static entry names, else the tunnel's remote when it has exactly
+    /// one (gre); else "" (vxlan / geneve: the tunnel's remotes, until a stage that
+    /// decapsulates learns each MAC's VTEP).
+    fn entry_remote(&self, k: &FdbKey, iface: &str) -> String {
+        let Some((_, t)) = model::tunnel::get(&self.model, iface) else {
+            return String::new();
+        };
+        let one = match t.remotes.as_slice() {
+            [r] => Some(*r),
+            _ => None,
+        };
         self.model
             .static_remote(&(k.bridge, k.vlan, k.mac))
+            .or(one)
             .map(|r| r.to_string())
             .unwrap_or_default()
     }
