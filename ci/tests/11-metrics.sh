@@ -38,7 +38,7 @@ start_vswitchd
 REASONS='["tx_full", "unconnected", "iface_down", "no_tx_queue", "bad_header",
           "vlan_mismatch", "same_port", "flood_off", "no_mbuf",
           "punt_full", "offload_unsupported", "graph_loop", "mtu_exceeded",
-          "no_route", "bad_checksum", "martian", "not_ip",
+          "no_route", "bad_checksum", "martian", "not_ip", "no_encap",
           "fdb_limit", "fdb_full", "learn_queue_full"]'
 
 # metrics_doc [PATH]: GET PATH (default /metrics) and print one JSON document: {status,

@@ -53,6 +53,8 @@ pub enum Kind {
     Pci { dev: String },
     /// Any DPDK device string.
     Dpdk { devargs: String },
+    /// A tunnel (model/tunnel.rs): no port; added with `tunnel add`, not `iface add`.
+    Tunnel(Box<crate::model::tunnel::Tunnel>),
 }
 
 /// A validated interface request.
@@ -99,6 +101,12 @@ impl IfaceSpec {
     ) -> ApiResult<IfaceSpec> {
         check_name("name", name).map_err(ApiError::invalid)?;
         let (required, optional) = keys_for(type_name).ok_or_else(|| {
+            if crate::model::tunnel::KINDS.contains(&type_name) {
+                return ApiError::invalid(format!(
+                    "type {type_name} is a tunnel's: tunnel add {name} {type_name} ... \
+                     creates it"
+                ));
+            }
             ApiError::invalid(format!(
                 "type {type_name:?} is unknown; types: {}",
                 TYPES.join(", ")
@@ -326,16 +334,25 @@ impl IfaceSpec {
         }
     }
 
-    /// The port's devargs and queues. `index` makes the DPDK device name unique;
-    /// `workers` is the number of workers (each needs its own tx queue).
-    pub fn port_plan(&self, index: u32, workers: u16) -> PortPlan {
+    /// The tunnel this interface is, if it is one.
+    pub fn tunnel(&self) -> Option<&crate::model::tunnel::Tunnel> {
+        match &self.kind {
+            Kind::Tunnel(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The port's devargs and queues (None for a tunnel, which has no port). `index` makes
+    /// the DPDK device name unique; `workers` is the number of workers (each needs its own
+    /// tx queue).
+    pub fn port_plan(&self, index: u32, workers: u16) -> Option<PortPlan> {
         let w = workers.max(1);
         let one = |devargs: String| PortPlan {
             devargs,
             rx_queues: 1,
             tx_queues: w,
         };
-        match &self.kind {
+        Some(match &self.kind {
             Kind::AfPacket { iface } => {
                 // Every AF_PACKET queue pair is a socket in one fanout group: all must be polled.
                 // Jumbo ports get ring frames that hold their frames and fit their buffers.
@@ -389,7 +406,8 @@ impl IfaceSpec {
             Kind::Null => one(format!("net_null{index},no-rx=1")),
             Kind::Pci { dev } => one(dev.clone()),
             Kind::Dpdk { devargs } => one(devargs.clone()),
-        }
+            Kind::Tunnel(_) => return None,
+        })
     }
 }
 
@@ -427,7 +445,7 @@ mod tests {
         let s = parse("af_packet", &[("iface", "lo"), ("mtu", "1500")]).unwrap();
         assert_eq!(s.kind, Kind::AfPacket { iface: "lo".into() });
         assert_eq!(s.mtu, Some(1500));
-        let p = s.port_plan(3, 2);
+        let p = s.port_plan(3, 2).unwrap();
         assert_eq!(p.devargs, "net_af_packet3,iface=lo,qpairs=2");
         assert_eq!((p.rx_queues, p.tx_queues), (2, 2));
         assert_eq!(s.buffers(), BufferClass::Standard);
@@ -440,13 +458,13 @@ mod tests {
         let s = parse("af_packet", &[("iface", "lo"), ("mtu", "9000")]).unwrap();
         assert_eq!(s.buffers(), BufferClass::Jumbo);
         assert_eq!(
-            s.port_plan(3, 2).devargs,
+            s.port_plan(3, 2).unwrap().devargs,
             "net_af_packet3,iface=lo,qpairs=2,framesz=9728,blocksz=77824,framecnt=512"
         );
         let n = parse("null", &[("mtu", "9000")]).unwrap();
         assert_eq!(n.buffers(), BufferClass::Jumbo);
         assert_eq!(n.kernel_mtu(), None);
-        assert_eq!(n.port_plan(5, 1).devargs, "net_null5,no-rx=1");
+        assert_eq!(n.port_plan(5, 1).unwrap().devargs, "net_null5,no-rx=1");
         let e = parse("af_packet", &[("iface", "lo"), ("mtu", "9601")]).unwrap_err();
         assert!(e.message.contains("from 68 to 9600"), "{e}");
     }
@@ -481,6 +499,7 @@ mod tests {
         memif.record_mac(mac);
         assert!(memif
             .port_plan(0, 1)
+            .unwrap()
             .devargs
             .ends_with(",mac=02:11:22:33:44:55"));
         // A Linux interface's MAC is its owner's: not pinned.
@@ -493,6 +512,7 @@ mod tests {
     fn errors_name_the_problem() {
         let e = |ty: &str, kv: &[(&str, &str)]| parse(ty, kv).unwrap_err().message;
         assert!(e("vxlan0", &[]).contains("type \"vxlan0\" is unknown"));
+        assert!(e("vxlan", &[]).contains("type vxlan is a tunnel's: tunnel add p0 vxlan"));
         assert!(e("af_packet", &[]).contains("needs iface="));
         assert!(e("af_packet", &[("iface", "nonexistent9")]).contains("no such network interface"));
         assert!(e("af_packet", &[("iface", "lo"), ("colour", "red")]).contains("key \"colour\""));
@@ -531,7 +551,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v.server_socket(), Some(Path::new("/run/vswitch/vm1.sock")));
-        let p = v.port_plan(0, 1);
+        let p = v.port_plan(0, 1).unwrap();
         assert_eq!(
             p.devargs,
             "net_vhost0,iface=/run/vswitch/vm1.sock,queues=2,client=0"
@@ -545,7 +565,7 @@ mod tests {
         assert_eq!(m.server_socket(), None);
         assert_eq!(m.socket(), Some(Path::new("/tmp/m.sock")));
         assert_eq!(
-            m.port_plan(1, 1).devargs,
+            m.port_plan(1, 1).unwrap().devargs,
             "net_memif1,role=client,id=4,socket=/tmp/m.sock,socket-abstract=no"
         );
     }
@@ -554,17 +574,19 @@ mod tests {
     fn pcap_null_pci_dpdk() {
         let p = parse("pcap", &[("rx", "/etc/hostname"), ("loop", "on")])
             .unwrap()
-            .port_plan(2, 4);
+            .port_plan(2, 4)
+            .unwrap();
         assert_eq!(p.devargs, "net_pcap2,rx_pcap=/etc/hostname,infinite_rx=1");
         assert_eq!(p.tx_queues, 1);
         assert_eq!(
-            parse("null", &[]).unwrap().port_plan(5, 1).devargs,
+            parse("null", &[]).unwrap().port_plan(5, 1).unwrap().devargs,
             "net_null5,no-rx=1"
         );
         assert_eq!(
             parse("pci", &[("dev", "0000:00:04.0")])
                 .unwrap()
                 .port_plan(0, 1)
+                .unwrap()
                 .devargs,
             "0000:00:04.0"
         );
@@ -572,6 +594,7 @@ mod tests {
             parse("dpdk", &[("devargs", "net_ring0")])
                 .unwrap()
                 .port_plan(0, 1)
+                .unwrap()
                 .devargs,
             "net_ring0"
         );

@@ -24,6 +24,8 @@ pub struct Snapshot {
     /// MAC learning events since start: (learned, moved, aged).
     pub fdb_events: (u64, u64, u64),
     pub router: crate::router::RouterStats,
+    /// Tunnels by kind.
+    pub tunnels: std::collections::BTreeMap<String, u64>,
 }
 
 impl Snapshot {
@@ -41,6 +43,13 @@ impl Snapshot {
                 (l.learned, l.moved, l.aged)
             },
             router: sw.router_stats(),
+            tunnels: sw.list_tunnels().into_iter().fold(
+                std::collections::BTreeMap::new(),
+                |mut m, t| {
+                    *m.entry(t.kind).or_default() += 1;
+                    m
+                },
+            ),
         }
     }
 }
@@ -301,6 +310,16 @@ pub fn render(s: &Snapshot) -> String {
     router(&mut o, &s.router);
     family(
         &mut o,
+        "vswitch_tunnels",
+        "gauge",
+        "Tunnels configured, by kind (every kind listed).",
+    );
+    for kind in crate::model::tunnel::KINDS {
+        let n = s.tunnels.get(kind).copied().unwrap_or(0);
+        let _ = writeln!(o, "vswitch_tunnels{{kind=\"{kind}\"}} {n}");
+    }
+    family(
+        &mut o,
         "vswitch_mempool_in_use",
         "gauge",
         "Packet buffers allocated.",
@@ -510,6 +529,7 @@ mod tests {
                 neighbors_refused: 9,
                 nexthops: 4,
             },
+            tunnels: [("vxlan".to_string(), 2)].into_iter().collect(),
         };
         let t = render(&s);
         for line in [
@@ -533,6 +553,8 @@ mod tests {
             "vswitch_neighbors{kind=\"learned\"} 5",
             "vswitch_neighbors_refused_total 9",
             "vswitch_nexthops 4",
+            "vswitch_tunnels{kind=\"vxlan\"} 2",
+            "vswitch_tunnels{kind=\"ipip\"} 0",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

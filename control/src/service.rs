@@ -170,6 +170,14 @@ service! {
             |sw, _r, _| Ok(model::neigh::config_pb(sw.model()));
         set_proxy_arp(SetProxyArpRequest) -> SetProxyArpReply = SetProxyArp,
             |_sw, r, _| Ok(pb::SetProxyArpReply { iface: r.iface, on: r.on });
+        add_tunnel(AddTunnelRequest) -> Tunnel = AddTunnel,
+            |sw, r, _| sw.get_tunnel(&r.name);
+        delete_tunnel(DeleteTunnelRequest) -> DeleteTunnelReply = DeleteTunnel,
+            |_sw, _r, _| Ok(pb::DeleteTunnelReply {});
+        add_tunnel_fdb(AddTunnelFdbRequest) -> TunnelFdbEntry = AddTunnelFdb,
+            |sw, r, _| model::tunnel::fdb_get(sw.model(), &r.tunnel, &r.mac);
+        delete_tunnel_fdb(DeleteTunnelFdbRequest) -> DeleteTunnelFdbReply = DeleteTunnelFdb,
+            |_sw, _r, _| Ok(pb::DeleteTunnelFdbReply {});
     }
     read {
         health(HealthRequest) -> HealthReply, |sw, _| Ok(sw.health());
@@ -218,6 +226,14 @@ service! {
                 });
         get_neighbor_config(GetNeighborConfigRequest) -> NeighborConfig,
             |sw, _| Ok(model::neigh::config_pb(sw.model()));
+        get_tunnel(GetTunnelRequest) -> Tunnel,
+            |sw, r| required("name", &r.name).and_then(|()| sw.get_tunnel(&r.name));
+        list_tunnels(ListTunnelsRequest) -> ListTunnelsReply,
+            |sw, _| Ok(pb::ListTunnelsReply { tunnels: sw.list_tunnels() });
+        list_tunnel_fdb(ListTunnelFdbRequest) -> ListTunnelFdbReply,
+            |sw, r| required("tunnel", &r.tunnel)
+                .and_then(|()| model::tunnel::fdb_list(sw.model(), &r.tunnel))
+                .map(|entries| pb::ListTunnelFdbReply { entries });
     }
 
     async fn transaction(

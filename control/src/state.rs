@@ -53,6 +53,12 @@ pub struct Snapshot {
 /// "type": "af_packet", "args": {...}}, ...]`). Read and written as typed data, streamed:
 /// a million entries never become a tree of JSON values. A new resource adds its section
 /// here, in [`FileOut`] and in the two conversions below.
+///
+/// Tunnels start from the addresses of interfaces, and interface settings, members, static
+/// MACs and addresses can be a tunnel's: the `tunnel_*` sections come after `addresses`
+/// and hold those of tunnels (the sections before hold the rest). A file without tunnels
+/// has none of them, and reads as before (the version stays 2; a vswitchd older than
+/// tunnels refuses a file with them rather than drop them).
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileIn {
@@ -76,6 +82,18 @@ struct FileIn {
     static_macs: Vec<pb::AddFdbRequest>,
     #[serde(default)]
     addresses: Vec<pb::AddAddressRequest>,
+    #[serde(default)]
+    tunnels: Vec<pb::AddTunnelRequest>,
+    #[serde(default)]
+    tunnel_settings: Vec<pb::SetInterfaceRequest>,
+    #[serde(default)]
+    tunnel_members: Vec<pb::AttachBridgeRequest>,
+    #[serde(default)]
+    tunnel_static_macs: Vec<pb::AddFdbRequest>,
+    #[serde(default)]
+    tunnel_fdb: Vec<pb::AddTunnelFdbRequest>,
+    #[serde(default)]
+    tunnel_addresses: Vec<pb::AddAddressRequest>,
     #[serde(default)]
     routes: Vec<pb::AddRouteRequest>,
     #[serde(default)]
@@ -108,6 +126,18 @@ struct FileOut<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     addresses: Vec<&'a pb::AddAddressRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    tunnels: Vec<&'a pb::AddTunnelRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tunnel_settings: Vec<&'a pb::SetInterfaceRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tunnel_members: Vec<&'a pb::AttachBridgeRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tunnel_static_macs: Vec<&'a pb::AddFdbRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tunnel_fdb: Vec<&'a pb::AddTunnelFdbRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tunnel_addresses: Vec<&'a pb::AddAddressRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     routes: Vec<&'a pb::AddRouteRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     neighbors: Vec<&'a pb::AddNeighborRequest>,
@@ -124,16 +154,33 @@ impl<'a> FileOut<'a> {
             seq: s.seq,
             ..FileOut::default()
         };
+        // Tunnels come before what is theirs (Model::changes' order).
+        let mut tunnels = std::collections::HashSet::new();
         for c in &s.changes {
             match c {
                 C::AddInterface(r) => f.interfaces.push(r),
+                C::SetInterface(r) if tunnels.contains(r.name.as_str()) => {
+                    f.tunnel_settings.push(r)
+                }
                 C::SetInterface(r) => f.interface_settings.push(r),
                 C::AddXconnect(r) => f.xconnects.push(r),
                 C::AddBridge(r) => f.bridges.push(r),
+                C::AttachBridge(r) if tunnels.contains(r.iface.as_str()) => {
+                    f.tunnel_members.push(r)
+                }
                 C::AttachBridge(r) => f.bridge_members.push(r),
+                C::AddFdb(r) if tunnels.contains(r.iface.as_str()) => f.tunnel_static_macs.push(r),
                 C::AddFdb(r) => f.static_macs.push(r),
                 C::AddVrf(r) => f.vrfs.push(r),
+                C::AddAddress(r) if tunnels.contains(r.iface.as_str()) => {
+                    f.tunnel_addresses.push(r)
+                }
                 C::AddAddress(r) => f.addresses.push(r),
+                C::AddTunnel(r) => {
+                    tunnels.insert(r.name.as_str());
+                    f.tunnels.push(r)
+                }
+                C::AddTunnelFdb(r) => f.tunnel_fdb.push(r),
                 C::AddRoute(r) => f.routes.push(r),
                 C::AddNeighbor(r) => f.neighbors.push(r),
                 C::SetProxyArp(r) => f.proxy_arp.push(r),
@@ -160,6 +207,12 @@ impl FileIn {
             .chain(self.bridge_members.into_iter().map(C::AttachBridge))
             .chain(self.static_macs.into_iter().map(C::AddFdb))
             .chain(self.addresses.into_iter().map(C::AddAddress))
+            .chain(self.tunnels.into_iter().map(C::AddTunnel))
+            .chain(self.tunnel_settings.into_iter().map(C::SetInterface))
+            .chain(self.tunnel_members.into_iter().map(C::AttachBridge))
+            .chain(self.tunnel_static_macs.into_iter().map(C::AddFdb))
+            .chain(self.tunnel_fdb.into_iter().map(C::AddTunnelFdb))
+            .chain(self.tunnel_addresses.into_iter().map(C::AddAddress))
             .chain(self.routes.into_iter().map(C::AddRoute))
             .chain(self.neighbors.into_iter().map(C::AddNeighbor))
             .chain(self.proxy_arp.into_iter().map(C::SetProxyArp))
@@ -750,6 +803,7 @@ mod tests {
                 mac: mac.into(),
                 iface: "a".into(),
                 vlan: 0,
+                remote: String::new(),
             })),
         }
     }
@@ -871,6 +925,7 @@ mod tests {
                     mac: "02:00:00:00:00:01".into(),
                     iface: "c".into(),
                     vlan: 10,
+                    remote: String::new(),
                 }),
                 C::AddAddress(pb::AddAddressRequest {
                     iface: "bvi:br0".into(),

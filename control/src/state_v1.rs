@@ -129,6 +129,7 @@ pub fn convert(text: &str) -> Result<Snapshot, String> {
                 mac: m.mac.clone(),
                 iface: m.iface.clone(),
                 vlan: u32::from(m.vlan),
+                remote: String::new(),
             }));
         }
     }

@@ -66,6 +66,7 @@ fn fdb(n: u32) -> pb::Change {
         mac: format!("02:fd:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3]),
         iface: "a".into(),
         vlan: 0,
+        remote: String::new(),
     }))
 }
 

@@ -51,11 +51,13 @@ pub enum DropReason {
     Martian = 15,
     /// A frame on a routed interface that is neither IPv4, IPv6 nor ARP (or is tagged).
     NotIp = 16,
+    /// A frame sent out of a tunnel interface whose kind no stage encapsulates yet.
+    NoEncap = 17,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -73,6 +75,7 @@ impl DropReason {
         DropReason::BadChecksum,
         DropReason::Martian,
         DropReason::NotIp,
+        DropReason::NoEncap,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -95,6 +98,7 @@ impl DropReason {
             DropReason::BadChecksum => "bad_checksum",
             DropReason::Martian => "martian",
             DropReason::NotIp => "not_ip",
+            DropReason::NoEncap => "no_encap",
         }
     }
 }

@@ -14,7 +14,8 @@
 //! counters.
 //! Drops (all counted in the output stage): `iface_down` (output interface down or gone),
 //! `mtu_exceeded` (longer than the output interface's MTU allows), `tx_full` (the device
-//! did not take the frame), `no_tx_queue` (no tx path for this worker),
+//! did not take the frame), `no_tx_queue` (no tx path for this worker), `no_encap` (a
+//! tunnel interface: no stage encapsulates its kind yet),
 //! `offload_unsupported` (a GSO super-frame, or a partial checksum in a chained frame:
 //! segmentation and chained checksums come with the kernel-facing ports), `bad_header` (a
 //! partial checksum whose field lies outside the frame).
@@ -243,6 +244,11 @@ fn transmit(ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64) {
         Tx::None => {
             ctx.counters
                 .drop_packets(STAGE, DropReason::NoTxQueue, iface, burst.len() as u64);
+            burst.clear();
+        }
+        Tx::Tunnel => {
+            ctx.counters
+                .drop_packets(STAGE, DropReason::NoEncap, iface, burst.len() as u64);
             burst.clear();
         }
     }

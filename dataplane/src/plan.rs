@@ -20,6 +20,7 @@
 //! - a port named by a plan is open until every worker has finished a poll with a plan
 //!   that no longer names it (`Engine::publish` returns true), or is never closed.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use dpdk::PortQueue;
@@ -60,6 +61,10 @@ pub enum Tx {
     None,
     /// Out of this DPDK tx queue (the worker's own queue of the interface's port).
     Dpdk(PortQueue),
+    /// Into the encapsulation of the tunnel that this interface is
+    /// ([`ForwardingPlan::tunnel`]); until a stage encapsulates the tunnel's kind, frames
+    /// are dropped as `no_encap`.
+    Tunnel,
 }
 
 /// One interface as workers see it.
@@ -278,6 +283,8 @@ pub struct ForwardingPlan {
     /// Bridges by bridge id.
     pub bridges: Vec<Option<BridgePlan>>,
     pub l3: L3Plan,
+    /// Tunnels, by their interface's index (ascending).
+    pub tunnels: Vec<TunnelPlan>,
 }
 
 impl ForwardingPlan {
@@ -303,6 +310,113 @@ impl ForwardingPlan {
     #[inline(always)]
     pub fn vrf(&self, id: u16) -> Option<&VrfPlan> {
         self.l3.vrfs.get(usize::from(id)).and_then(Option::as_ref)
+    }
+
+    /// The tunnel that interface `i` is, if it is one.
+    #[inline]
+    pub fn tunnel(&self, i: IfIndex) -> Option<&TunnelPlan> {
+        self.tunnels
+            .binary_search_by_key(&i, |t| t.iface)
+            .ok()
+            .and_then(|x| self.tunnels.get(x))
+    }
+}
+
+/// How a tunnel encapsulates, with what identifies its packets on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelEncap {
+    /// Ethernet in UDP (RFC 7348): a 24-bit VNI, to a UDP port (IANA's 4789; Linux's
+    /// default is 8472).
+    Vxlan { vni: u32, port: u16 },
+    /// Ethernet in UDP with options (RFC 8926): a 24-bit VNI, to a UDP port (6081). No
+    /// options are sent.
+    Geneve { vni: u32, port: u16 },
+    /// GRE (RFC 2784, key RFC 2890): IP packets, or Ethernet frames (`teb`: transparent
+    /// Ethernet bridging, protocol 0x6558), with an optional 32-bit key.
+    Gre { key: Option<u32>, teb: bool },
+    /// IP in IP (RFC 2003; IPv6 inside: RFC 4213).
+    Ipip,
+}
+
+impl TunnelEncap {
+    /// The kind's name in the API.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            TunnelEncap::Vxlan { .. } => "vxlan",
+            TunnelEncap::Geneve { .. } => "geneve",
+            TunnelEncap::Gre { .. } => "gre",
+            TunnelEncap::Ipip => "ipip",
+        }
+    }
+
+    /// Whether it carries Ethernet frames (an L2 tunnel, which a bridge can take as a
+    /// member) rather than IP packets.
+    pub const fn carries_ethernet(&self) -> bool {
+        match self {
+            TunnelEncap::Vxlan { .. } | TunnelEncap::Geneve { .. } => true,
+            TunnelEncap::Gre { teb, .. } => *teb,
+            TunnelEncap::Ipip => false,
+        }
+    }
+
+    /// Bytes it adds in front of the inner IP packet, over an IPv4 (`ipv6`: IPv6) underlay:
+    /// the outer IP header (20 or 40), the tunnel's own headers, and the inner Ethernet
+    /// header (14) of the kinds that carry frames. vxlan: 20 + UDP 8 + VXLAN 8 + 14 = 50;
+    /// geneve (no options): the same 50; gre: 20 + GRE 4 (+ 4 with a key) = 24 or 28, and
+    /// 14 more in teb mode; ipip: 20.
+    pub const fn overhead(&self, ipv6: bool) -> u16 {
+        let ip = if ipv6 { 40 } else { 20 };
+        ip + match self {
+            TunnelEncap::Vxlan { .. } | TunnelEncap::Geneve { .. } => 8 + 8 + 14,
+            TunnelEncap::Gre { key, teb } => {
+                4 + if key.is_some() { 4 } else { 0 } + if *teb { 14 } else { 0 }
+            }
+            TunnelEncap::Ipip => 0,
+        }
+    }
+}
+
+/// A tunnel as workers see it: a logical interface (`iface`, with its [`IfacePlan`]: a
+/// bridge member for the kinds that carry Ethernet, or a routed interface) whose frames
+/// leave encapsulated toward the underlay, in VRF `vrf`, from `local`.
+///
+/// Data only: the stages that encapsulate and decapsulate read it. Until they exist, what
+/// leaves through a tunnel is dropped (`no_encap`, see [`Tx::Tunnel`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelPlan {
+    pub iface: IfIndex,
+    pub encap: TunnelEncap,
+    /// The underlay VRF: where the outer packets are routed and `local` is the router's.
+    pub vrf: u16,
+    pub local: IpAddr,
+    /// Where its packets go: the one peer of a point-to-point tunnel; for vxlan and geneve
+    /// the peers that broadcast, multicast and unknown unicast are copied to (head-end
+    /// replication). Empty for a point-to-multipoint ipip tunnel (the outer destination is
+    /// the route's next-hop) and for vxlan / geneve tunnels that send by `vteps` only.
+    pub remotes: Vec<IpAddr>,
+    /// The outer TTL (hop limit); 0: copied from the inner packet.
+    pub ttl: u8,
+    /// Sets Don't Fragment on IPv4 outer packets.
+    pub df: bool,
+    /// The tunnel interface's MTU (of the inner packets).
+    pub mtu: u16,
+    /// The tunnel's own MAC (the kinds that carry Ethernet: the source of the inner frames
+    /// it routes).
+    pub mac: Mac,
+    /// Static inner MAC -> outer destination entries of an L3 vxlan / geneve tunnel
+    /// (flannel's VTEP entries), by MAC (ascending).
+    pub vteps: Vec<(Mac, IpAddr)>,
+}
+
+impl TunnelPlan {
+    /// The outer destination configured for inner destination `mac`.
+    #[inline]
+    pub fn vtep(&self, mac: &Mac) -> Option<IpAddr> {
+        self.vteps
+            .binary_search_by(|(m, _)| m.cmp(mac))
+            .ok()
+            .and_then(|x| self.vteps.get(x))
+            .map(|(_, ip)| *ip)
     }
 }
 
@@ -351,6 +465,40 @@ mod tests {
         assert_eq!(VlanMode::Untagged.ingress(None), Some(0));
         assert!(VlanMode::Untagged.carries(0) && !VlanMode::Untagged.carries(10));
         assert_eq!(format!("{:?}", VlanSet::new(&[3, 1])), "{1, 3}");
+    }
+
+    #[test]
+    fn tunnel_overheads_and_lookups() {
+        let vx = TunnelEncap::Vxlan { vni: 1, port: 4789 };
+        assert_eq!((vx.overhead(false), vx.overhead(true)), (50, 70));
+        let gre = |key, teb| TunnelEncap::Gre { key, teb };
+        assert_eq!(gre(None, false).overhead(false), 24);
+        assert_eq!(gre(Some(1), false).overhead(false), 28);
+        assert_eq!(gre(Some(1), true).overhead(false), 42);
+        assert_eq!(TunnelEncap::Ipip.overhead(false), 20);
+        assert!(vx.carries_ethernet() && gre(None, true).carries_ethernet());
+        assert!(!gre(None, false).carries_ethernet() && !TunnelEncap::Ipip.carries_ethernet());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = |iface| TunnelPlan {
+            iface,
+            encap: vx,
+            vrf: 0,
+            local: a,
+            remotes: vec![],
+            ttl: 64,
+            df: false,
+            mtu: 1450,
+            mac: [2, 0, 0, 0, 0, 1],
+            vteps: vec![([2, 0, 0, 0, 0, 5], a), ([2, 0, 0, 0, 0, 9], a)],
+        };
+        let plan = ForwardingPlan {
+            tunnels: vec![t(3), t(7)],
+            ..ForwardingPlan::default()
+        };
+        assert_eq!(plan.tunnel(7).map(|t| t.iface), Some(7));
+        assert!(plan.tunnel(5).is_none());
+        assert_eq!(t(3).vtep(&[2, 0, 0, 0, 0, 9]), Some(a));
+        assert_eq!(t(3).vtep(&[2, 0, 0, 0, 0, 6]), None);
     }
 
     #[test]

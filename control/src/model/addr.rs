@@ -188,6 +188,13 @@ pub(super) fn delete(s: &mut Staged, r: &pb::DeleteAddressRequest) -> ApiResult<
 /// needs its subnet.
 fn remove(s: &mut Staged, name: &Arc<str>, cidr: Cidr) -> ApiResult<()> {
     let vrf = iface::l3_of(&s.model, name)?.vrf;
+    if let Some(t) = super::tunnel::using_local(&s.model, vrf, &cidr.addr()) {
+        return Err(ApiError::conflict(format!(
+            "address {cidr} of interface {:?} is the local address of tunnel {:?}: delete \
+             the tunnel first",
+            &**name, &*t
+        )));
+    }
     set(s, name, cidr, None);
     if !routed(&cidr) {
         return Ok(());
@@ -277,9 +284,11 @@ pub fn get(m: &Model, iface: &str, address: &str) -> ApiResult<pb::Address> {
     })
 }
 
-/// The changes that re-create every address (after interfaces and bridges).
+/// The changes that re-create every address (after interfaces and bridges; tunnels'
+/// come with their tunnel, tunnel.rs).
 pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
-    for (iface, c) in &m.addrs {
+    let tunnel = |n: &str| super::tunnel::get(m, n).is_some();
+    for (iface, c) in m.addrs.iter().filter(|(i, _)| !tunnel(i)) {
         out.push(C::AddAddress(pb::AddAddressRequest {
             iface: iface.to_string(),
             address: c.to_string(),

@@ -156,6 +156,28 @@ pub(super) fn attach(s: &mut Staged, r: &pb::AttachBridgeRequest) -> ApiResult<S
             r.iface
         )));
     }
+    if let Some(t) = iface.spec.tunnel() {
+        if !t.encap.carries_ethernet() {
+            return Err(ApiError::conflict(format!(
+                "tunnel {:?} ({}{}) carries IP packets: a bridge takes tunnels that carry \
+                 Ethernet (vxlan, geneve, gre mode=teb); address it and route into it instead",
+                r.iface,
+                t.encap.kind(),
+                if t.encap.kind() == "gre" {
+                    " mode=l3"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if super::tunnel::has_vteps(&s.model, &r.iface) {
+            return Err(ApiError::conflict(format!(
+                "tunnel {:?} has MAC -> VTEP entries (tunnel fdb), which a bridge member does \
+                 not take: delete them first (in a bridge: fdb add {} MAC {} remote=IP)",
+                r.iface, r.bridge, r.iface
+            )));
+        }
+    }
     if let Some(u) = iface::l3_use(&s.model, &r.iface) {
         return Err(ApiError::conflict(format!(
             "interface {:?} has {u}: a bridge member is L2 only ({BVI_PREFIX}{} is the \
@@ -320,7 +342,12 @@ pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
             flood: Some(b.flood),
             vrf: Some(u32::from(b.bvi.vrf)).filter(|v| *v != 0),
         }));
-        for (iface, mem) in &b.members {
+        // Tunnels join with their tunnel (tunnel.rs).
+        let ports = b
+            .members
+            .iter()
+            .filter(|(i, _)| super::tunnel::get(m, i).is_none());
+        for (iface, mem) in ports {
             out.push(C::AttachBridge(pb::AttachBridgeRequest {
                 bridge: name.clone(),
                 iface: iface.clone(),

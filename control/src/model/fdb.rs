@@ -3,6 +3,7 @@
 //! learned entries change no desired state: they are recorded for the switch to do.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use vswitch_proto::v1 as pb;
@@ -16,6 +17,14 @@ use crate::names::{format_mac, parse_mac};
 /// A static MAC entry's key: bridge id, VLAN, MAC (ordered so that a bridge's entries are
 /// one range).
 pub type StaticKey = (u16, u16, [u8; 6]);
+
+/// Where a static entry's frames go: out of `iface`, and for an entry behind a vxlan or
+/// geneve tunnel member, to the outer destination `remote` (none: the tunnel's remotes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticEntry {
+    pub iface: Arc<str>,
+    pub remote: Option<IpAddr>,
+}
 
 /// Every key of bridge `id`'s entries lies in this range.
 fn bridge_range(id: u16) -> std::ops::RangeInclusive<StaticKey> {
@@ -31,7 +40,8 @@ pub fn entry_vlan(v: u32) -> ApiResult<u16> {
     }
 }
 
-/// `fdb add BR MAC IFACE [vlan=ID]`: never aged, never moved by learning.
+/// `fdb add BR MAC IFACE [vlan=ID] [remote=IP]`: never aged, never moved by learning;
+/// remote= only behind a vxlan or geneve tunnel (see tunnel.rs).
 pub(super) fn add(s: &mut Staged, index: usize, r: &pb::AddFdbRequest) -> ApiResult<String> {
     required("bridge", &r.bridge)?;
     required("mac", &r.mac)?;
@@ -52,8 +62,13 @@ pub(super) fn add(s: &mut Staged, index: usize, r: &pb::AddFdbRequest) -> ApiRes
             r.iface, r.bridge
         )));
     }
+    let remote = super::tunnel::entry_remote(&s.model, &r.iface, &r.remote)?;
     let key = (b.id, vlan, mac);
-    s.model.statics.insert(key, Arc::from(r.iface.as_str()));
+    let entry = StaticEntry {
+        iface: Arc::from(r.iface.as_str()),
+        remote,
+    };
+    s.model.statics.insert(key, entry);
     s.diff.statics.insert(key, index);
     Ok(format!("{}/{}", r.bridge, r.mac))
 }
@@ -101,7 +116,7 @@ pub(super) fn drop_statics(s: &mut Staged, id: u16, iface: Option<&str>) {
         .model
         .statics
         .range(bridge_range(id))
-        .filter(|(_, i)| iface.is_none_or(|n| n == &***i))
+        .filter(|(_, e)| iface.is_none_or(|n| n == &*e.iface))
         .map(|(k, _)| *k)
         .collect();
     // The index of a key removed as a side effect: the change that removed it is not known
@@ -112,18 +127,23 @@ pub(super) fn drop_statics(s: &mut Staged, id: u16, iface: Option<&str>) {
     }
 }
 
-/// The changes that re-create every static entry (after their bridges and members).
+/// The changes that re-create every static entry (after their bridges and members; those
+/// on tunnels come with their tunnel, tunnel.rs).
 pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
     let names: BTreeMap<u16, &String> = m.bridges.iter().map(|(n, b)| (b.id, n)).collect();
-    for (&(id, vlan, mac), iface) in &m.statics {
+    for (&(id, vlan, mac), e) in &m.statics {
         let Some(bridge) = names.get(&id) else {
             continue;
         };
+        if super::tunnel::get(m, &e.iface).is_some() {
+            continue;
+        }
         out.push(C::AddFdb(pb::AddFdbRequest {
             bridge: (*bridge).clone(),
             mac: format_mac(mac),
-            iface: iface.to_string(),
+            iface: e.iface.to_string(),
             vlan: u32::from(vlan),
+            remote: String::new(),
         }));
     }
 }

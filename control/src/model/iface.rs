@@ -155,20 +155,34 @@ fn check_shared_resources(m: &Model, spec: &IfaceSpec) -> ApiResult<()> {
 /// and takes its addresses and neighbours with it; refused while a route goes through it.
 pub(super) fn delete(s: &mut Staged, r: &pb::DeleteInterfaceRequest) -> ApiResult<String> {
     required("name", &r.name)?;
-    let iface = s.model.iface(&r.name)?.clone();
-    forget_l3(s, &r.name)?;
+    if s.model.iface(&r.name)?.spec.tunnel().is_some() {
+        return Err(ApiError::conflict(format!(
+            "interface {:?} is a tunnel: tunnel del {} deletes it",
+            r.name, r.name
+        )));
+    }
+    remove(s, &r.name)?;
+    s.diff.ports.push(PortOp::Close {
+        name: r.name.clone(),
+    });
+    Ok(r.name.clone())
+}
+
+/// Removes interface `name` from the model: it leaves its cross-connect and its bridge
+/// (with its static MACs), its addresses and neighbours go; refused while a route goes
+/// through it. (Its port, if it has one, is the caller's.)
+pub(super) fn remove(s: &mut Staged, name: &str) -> ApiResult<()> {
+    let iface = s.model.iface(name)?.clone();
+    forget_l3(s, name)?;
     if let Some(br) = &iface.bridge {
-        super::bridge::remove_member(s, br, &r.name);
+        super::bridge::remove_member(s, br, name);
     }
     if let Some(peer) = &iface.xconnect {
         edit(s, peer, |p| p.xconnect = None);
     }
-    s.model.ifaces.remove(&r.name);
-    s.diff.ports.push(PortOp::Close {
-        name: r.name.clone(),
-    });
+    s.model.ifaces.remove(name);
     s.diff.plan = true;
-    Ok(r.name.clone())
+    Ok(())
 }
 
 /// `iface set NAME [up|down] [mtu=N] [vrf=ID]`; a bridge's routed interface takes only
@@ -188,12 +202,15 @@ pub(super) fn set(s: &mut Staged, index: usize, r: &pb::SetInterfaceRequest) -> 
         }
         return Ok(r.name.clone());
     }
-    let current = s.model.iface(&r.name)?.spec.mtu;
+    let current = s.model.iface(&r.name)?;
+    let (current, tunnel) = (current.spec.mtu, current.spec.tunnel().is_some());
     let mtu = match r.mtu.filter(|m| *m != 0) {
         Some(m) => {
             let m = parse_mtu("mtu", &m.to_string()).map_err(ApiError::invalid)?;
-            // The port keeps the buffers it was opened with.
-            check_mtu_change(&r.name, current, m).map_err(ApiError::invalid)?;
+            // The port keeps the buffers it was opened with (a tunnel has none).
+            if !tunnel {
+                check_mtu_change(&r.name, current, m).map_err(ApiError::invalid)?;
+            }
             Some(m)
         }
         None => None,
@@ -235,6 +252,12 @@ pub(super) fn add_xconnect(s: &mut Staged, r: &pb::AddXconnectRequest) -> ApiRes
         )));
     }
     for (n, i) in [(a, ia), (b, ib)] {
+        if i.spec.tunnel().is_some() {
+            return Err(ApiError::conflict(format!(
+                "interface {n:?} is a tunnel: tunnels are not cross-connected (attach it to a \
+                 bridge)"
+            )));
+        }
         if let Some(br) = &i.bridge {
             return Err(ApiError::conflict(format!(
                 "interface {n:?} is a member of bridge {br:?}"
@@ -300,9 +323,10 @@ pub(super) fn edit(s: &mut Staged, name: &str, f: impl FnOnce(&mut Iface)) {
     }
 }
 
-/// The changes that re-create every interface (in its VRF) and cross-connect.
+/// The changes that re-create every interface (in its VRF) and cross-connect (tunnels
+/// come later, with what they need: tunnel.rs).
 pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
-    for (name, i) in &m.ifaces {
+    for (name, i) in m.ifaces.iter().filter(|(_, i)| i.spec.tunnel().is_none()) {
         out.push(C::AddInterface(pb::AddInterfaceRequest {
             name: name.clone(),
             r#type: i.spec.type_name.clone(),

@@ -16,7 +16,8 @@
 //! `bvi:BR`), [`bridge`] (bridges and members), [`fdb`] (static MAC entries), [`vrf`]
 //! (VRFs), [`addr`] (interface addresses and their connected and local routes), [`route`]
 //! (static routes and next-hop resolution), [`neigh`] (static neighbours, the neighbour
-//! table's limits). Each
+//! table's limits), [`tunnel`] (tunnels, interfaces without a port, and their MAC -> VTEP
+//! entries). Each
 //! holds the resource's validation and staging, its persisted form (the changes that
 //! re-create it, [`Model::changes`]: the snapshot is the journal's schema, and restore is
 //! replay) and its proto form.
@@ -49,11 +50,12 @@ pub mod iface;
 pub mod ip;
 pub mod neigh;
 pub mod route;
+pub mod tunnel;
 pub mod vrf;
 
 pub use addr::{AddrChange, AddrDelta};
 pub use bridge::{Bridge, Member};
-pub use fdb::StaticKey;
+pub use fdb::{StaticEntry, StaticKey};
 pub use iface::{Iface, IfaceL3};
 pub use ip::{Cidr, Family, Prefix};
 pub use neigh::{NeighConfig, NeighborDelta, NeighborEntry};
@@ -74,8 +76,8 @@ pub struct Limits {
 pub struct Model {
     pub(crate) ifaces: OrdMap<String, Arc<Iface>>,
     pub(crate) bridges: OrdMap<String, Arc<Bridge>>,
-    /// Static MAC entries: (bridge id, VLAN, MAC) -> interface.
-    pub(crate) statics: OrdMap<StaticKey, Arc<str>>,
+    /// Static MAC entries: (bridge id, VLAN, MAC) -> interface (and VTEP).
+    pub(crate) statics: OrdMap<StaticKey, StaticEntry>,
     /// VRFs created (VRF 0, which always exists, is not listed).
     pub(crate) vrfs: OrdSet<u16>,
     /// Interface addresses: (L3 interface, address).
@@ -94,6 +96,10 @@ pub struct Model {
     /// Static neighbours: (interface, IP) -> MAC.
     pub(crate) neighbors: OrdMap<(Arc<str>, IpAddr), [u8; 6]>,
     pub(crate) neigh_config: NeighConfig,
+    /// Tunnels by their underlay: (VRF, local address, tunnel).
+    pub(crate) tunnel_locals: OrdSet<(u16, IpAddr, Arc<str>)>,
+    /// Tunnels' MAC -> VTEP entries: (tunnel, inner MAC) -> outer destination.
+    pub(crate) vteps: OrdMap<(Arc<str>, [u8; 6]), IpAddr>,
 }
 
 /// What the switch does on an interface's port, in the order the changes asked.
@@ -225,6 +231,10 @@ pub fn change_name(c: &C) -> &'static str {
         C::DeleteNeighbor(_) => "delete_neighbor",
         C::SetProxyArp(_) => "set_proxy_arp",
         C::SetNeighborConfig(_) => "set_neighbor_config",
+        C::AddTunnel(_) => "add_tunnel",
+        C::DeleteTunnel(_) => "delete_tunnel",
+        C::AddTunnelFdb(_) => "add_tunnel_fdb",
+        C::DeleteTunnelFdb(_) => "delete_tunnel_fdb",
     }
 }
 
@@ -275,7 +285,9 @@ impl Model {
     /// The changes that build this model from an empty one, in order: the persisted form
     /// of every resource (the snapshot), each after what it depends on: VRFs, interfaces,
     /// bridges (with their routed interfaces' VRFs), members, static MACs, addresses,
-    /// routes, neighbours, proxy-ARP, the neighbour table's settings.
+    /// tunnels (after the addresses they start from) with their settings, memberships,
+    /// static MACs, MAC -> VTEP entries and addresses, routes, neighbours, proxy-ARP, the
+    /// neighbour table's settings.
     pub fn changes(&self) -> Vec<C> {
         let mut out = Vec::new();
         vrf::persisted(self, &mut out);
@@ -283,6 +295,7 @@ impl Model {
         bridge::persisted(self, &mut out);
         fdb::persisted(self, &mut out);
         addr::persisted(self, &mut out);
+        tunnel::persisted(self, &mut out);
         route::persisted(self, &mut out);
         neigh::persisted(self, &mut out);
         iface::persisted_proxy_arp(self, &mut out);
@@ -322,7 +335,12 @@ impl Model {
 
     /// The interface a static MAC entry points at, if it is one.
     pub fn static_entry(&self, key: &StaticKey) -> Option<&str> {
-        self.statics.get(key).map(|s| &**s)
+        self.statics.get(key).map(|s| &*s.iface)
+    }
+
+    /// The VTEP of a static MAC entry behind a tunnel, if it has one.
+    pub fn static_remote(&self, key: &StaticKey) -> Option<IpAddr> {
+        self.statics.get(key).and_then(|s| s.remote)
     }
 
     /// Static MAC entries in all.
@@ -345,6 +363,7 @@ impl Model {
             + self.addrs.len()
             + self.routes.len()
             + self.neighbors.len()
+            + self.vteps.len()
     }
 
     /// Records the MAC a driver gave an interface added without one, so that it is
@@ -390,6 +409,10 @@ impl Staged {
             C::DeleteNeighbor(r) => neigh::delete(self, r)?,
             C::SetProxyArp(r) => iface::set_proxy_arp(self, r)?,
             C::SetNeighborConfig(r) => neigh::set_config(self, r)?,
+            C::AddTunnel(r) => tunnel::add(self, r)?,
+            C::DeleteTunnel(r) => tunnel::delete(self, r)?,
+            C::AddTunnelFdb(r) => tunnel::add_fdb(self, r)?,
+            C::DeleteTunnelFdb(r) => tunnel::delete_fdb(self, r)?,
         };
         self.diff.events.push((change_name(c), object));
         if !matches!(c, C::FlushFdb(_)) {
@@ -421,3 +444,5 @@ impl Staged {
 mod l3_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;

@@ -60,6 +60,7 @@ fn fdb(br: &str, mac: &str, iface: &str, vlan: u32) -> C {
         mac: mac.into(),
         iface: iface.into(),
         vlan,
+        remote: String::new(),
     })
 }
 

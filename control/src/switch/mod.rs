@@ -153,6 +153,14 @@ impl Attached {
     }
 }
 
+/// A tunnel's place in the dataplane.
+#[derive(Debug, Clone, Copy)]
+struct TunnelIndex {
+    ifindex: IfIndex,
+    /// Dataplane counts of this index from before the tunnel had it.
+    base: PortTotals,
+}
+
 /// Where the switch keeps files.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -203,6 +211,9 @@ pub struct Switch {
     /// The logical index of each bridge's routed interface `bvi:BR`, by bridge name (given
     /// when the bridge is added, from the same indices as ports; no port behind it).
     bvis: BTreeMap<String, IfIndex>,
+    /// Each tunnel's logical index, by name (given when the tunnel is added, from the same
+    /// indices; no port behind it).
+    tunnels: BTreeMap<String, TunnelIndex>,
     /// The state file and its journal (None: not persisted).
     store: Option<Store>,
     /// Journals each change (off while restoring: one snapshot at the end).
@@ -250,6 +261,7 @@ impl Switch {
             queue_load: vec![0; workers],
             next_index: 0,
             bvis: BTreeMap::new(),
+            tunnels: BTreeMap::new(),
             store,
             persist: true,
             events,
@@ -399,8 +411,12 @@ impl Switch {
         self.router.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The logical index of interface `name` (a port's or a tunnel's).
     fn ifindex_of(&self, name: &str) -> Option<IfIndex> {
-        self.ports.get(name).map(|a| a.ifindex)
+        match self.ports.get(name) {
+            Some(a) => Some(a.ifindex),
+            None => self.tunnels.get(name).map(|t| t.ifindex),
+        }
     }
 
     /// The logical index of an L3 interface: an interface's, or a bridge's routed
@@ -422,6 +438,7 @@ impl Switch {
                     .iter()
                     .map(|(br, &i)| (i, format!("{}{br}", model::iface::BVI_PREFIX))),
             )
+            .chain(self.tunnels.iter().map(|(n, t)| (t.ifindex, n.clone())))
             .collect()
     }
 
@@ -435,7 +452,7 @@ impl Switch {
         pb::HealthReply {
             version: env!("CARGO_PKG_VERSION").to_string(),
             workers: self.engine.workers() as u32,
-            interfaces: self.ports.len() as u32,
+            interfaces: (self.ports.len() + self.tunnels.len()) as u32,
             uptime_seconds: self.started.elapsed().as_secs(),
         }
     }
@@ -459,8 +476,60 @@ impl Switch {
         if let Some(br) = model::iface::bvi_bridge(name) {
             return self.describe_bvi(br);
         }
+        if let Some((i, _)) = model::tunnel::get(&self.model, name) {
+            return Ok(self.describe_tunnel(name, i));
+        }
         let (i, a) = self.iface(name)?;
         Ok(self.describe(name, i, a))
+    }
+
+    /// A tunnel's interface: its kind as type, its settings as args, admin state (its
+    /// link is its admin state: there is no device), MAC, MTU, index, overlay VRF,
+    /// addresses and the dataplane's counts of it (no port, no device counters).
+    fn describe_tunnel(&self, name: &str, i: &Iface) -> pb::Interface {
+        let t = self.tunnels.get(name);
+        let totals = t
+            .map(|t| self.engine.iface_totals(t.ifindex).since(t.base))
+            .unwrap_or_default();
+        pb::Interface {
+            name: name.to_string(),
+            r#type: i.spec.type_name.clone(),
+            args: i.spec.args.clone().into_iter().collect(),
+            admin_up: i.admin_up,
+            link_up: i.admin_up,
+            mac: i.spec.mac.map(format_mac).unwrap_or_default(),
+            mtu: u32::from(i.spec.mtu.unwrap_or_default()),
+            rx_packets: totals.rx_packets,
+            tx_packets: totals.tx_packets,
+            rx_bytes: totals.rx_bytes,
+            tx_bytes: totals.tx_bytes,
+            drops: totals.drops,
+            index: t.map_or(0, |t| u32::from(t.ifindex)),
+            vrf: u32::from(i.l3.vrf),
+            proxy_arp: i.l3.proxy_arp,
+            addresses: model::addr::of_iface(&self.model, name)
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// One tunnel.
+    pub fn get_tunnel(&self, name: &str) -> ApiResult<pb::Tunnel> {
+        let (i, t) = model::tunnel::existing(&self.model, name)?;
+        let index = self.tunnels.get(name).map_or(0, |t| u32::from(t.ifindex));
+        Ok(model::tunnel::to_pb(&self.model, name, i, t, index))
+    }
+
+    /// Every tunnel, by name.
+    pub fn list_tunnels(&self) -> Vec<pb::Tunnel> {
+        model::tunnel::all(&self.model)
+            .map(|(n, i, t)| {
+                let index = self.tunnels.get(n).map_or(0, |t| u32::from(t.ifindex));
+                model::tunnel::to_pb(&self.model, n, i, t, index)
+            })
+            .collect()
     }
 
     /// Bridge `br`'s routed interface: type `bvi`, always up, its MAC, MTU, index, VRF,
@@ -497,11 +566,14 @@ impl Switch {
             .unwrap_or(1500)
     }
 
-    /// Every interface.
+    /// Every interface (tunnels too).
     pub fn list_ifaces(&self) -> Vec<pb::Interface> {
         self.model
             .ifaces()
-            .filter_map(|(n, i)| self.ports.get(n).map(|a| self.describe(n, i, a)))
+            .filter_map(|(n, i)| match self.ports.get(n) {
+                Some(a) => Some(self.describe(n, i, a)),
+                None => i.spec.tunnel().map(|_| self.describe_tunnel(n, i)),
+            })
             .collect()
     }
 
@@ -572,6 +644,10 @@ impl Switch {
                     .unwrap_or_default(),
                 r#static: e.is_static,
                 age_seconds: if e.is_static { 0 } else { age },
+                remote: names
+                    .get(&e.port)
+                    .map(|n| self.entry_remote(&k, n))
+                    .unwrap_or_default(),
             })
             .collect())
     }
@@ -600,10 +676,30 @@ impl Switch {
         Ok(pb::FdbEntry {
             mac: format_mac(mac),
             vlan: u32::from(vlan),
-            iface,
             r#static: entry.is_static,
             age_seconds: if entry.is_static { 0 } else { age },
+            remote: self.entry_remote(&key, &iface),
+            iface,
         })
+    }
+
+    /// The outer destination of a MAC entry on interface `iface` ("" unless it is a
+    /// tunnel): the VTEP a static entry names, else the tunnel's remote when it has exactly
+    /// one (gre); else "" (vxlan / geneve: the tunnel's remotes, until a stage that
+    /// decapsulates learns each MAC's VTEP).
+    fn entry_remote(&self, k: &FdbKey, iface: &str) -> String {
+        let Some((_, t)) = model::tunnel::get(&self.model, iface) else {
+            return String::new();
+        };
+        let one = match t.remotes.as_slice() {
+            [r] => Some(*r),
+            _ => None,
+        };
+        self.model
+            .static_remote(&(k.bridge, k.vlan, k.mac))
+            .or(one)
+            .map(|r| r.to_string())
+            .unwrap_or_default()
     }
 
     /// Workers, their rx queues and cycle counts.
@@ -784,6 +880,7 @@ impl Switch {
             .ports
             .iter()
             .map(|(n, a)| (a.ifindex, n.clone()))
+            .chain(self.tunnels.iter().map(|(n, t)| (t.ifindex, n.clone())))
             .collect();
         let bridges = self
             .model
@@ -888,11 +985,13 @@ impl Switch {
             }
         }
         self.plan_bvis(&mut ifaces, &mut bridges, &mut routed);
+        let tunnels = self.plan_tunnels(&members, &mut ifaces, &mut workers, &mut routed);
         ForwardingPlan {
             version: 0,
             workers,
             ifaces,
             bridges,
+            tunnels,
             l3: {
                 let mut router = self.router();
                 router.set_ifaces(routed);
@@ -948,6 +1047,63 @@ impl Switch {
             }
             routed.insert(x, iface_info(&l3, mtu, &addrs, b.bvi.proxy_arp));
         }
+    }
+
+    /// The plan's part of tunnels: each a logical interface (`members`: bridge membership
+    /// by index) that is a bridge member, or routes as a port does (addresses, proxy-ARP
+    /// or routes through it), or neither (unconnected); every worker's tx path to it is
+    /// [`Tx::Tunnel`]; and its [`TunnelPlan`](vswitch_dataplane::plan::TunnelPlan), by
+    /// index.
+    fn plan_tunnels(
+        &self,
+        members: &[Option<vswitch_dataplane::plan::L2Port>],
+        ifaces: &mut [Option<IfacePlan>],
+        workers: &mut [WorkerPlan],
+        routed: &mut std::collections::HashMap<IfIndex, IfaceInfo>,
+    ) -> Vec<vswitch_dataplane::plan::TunnelPlan> {
+        let mut out = Vec::with_capacity(self.tunnels.len());
+        for (name, ti) in &self.tunnels {
+            let Some((i, t)) = model::tunnel::get(&self.model, name) else {
+                continue;
+            };
+            let x = ti.ifindex;
+            let l2 = members.get(usize::from(x)).cloned().flatten();
+            let addrs = model::addr::of_iface(&self.model, name);
+            let tp = model::tunnel::plan(&self.model, name, i, t, x);
+            let routes = l2.is_none()
+                && (!addrs.is_empty()
+                    || i.l3.proxy_arp
+                    || model::route::first_through(&self.model, name).is_some());
+            let l3 = routes.then_some(L3Port {
+                vrf: i.l3.vrf,
+                mac: tp.mac,
+            });
+            if let Some(p) = &l3 {
+                routed.insert(x, iface_info(p, tp.mtu, &addrs, i.l3.proxy_arp));
+            }
+            let input = match (&l2, &l3) {
+                (Some(_), _) => Input::Bridge,
+                (None, Some(_)) => Input::Route,
+                (None, None) => Input::Drop(DropReason::Unconnected),
+            };
+            if let Some(slot) = ifaces.get_mut(usize::from(x)) {
+                *slot = Some(IfacePlan {
+                    up: i.admin_up,
+                    input,
+                    l2,
+                    l3,
+                    max_frame: IfacePlan::max_frame_of(tp.mtu),
+                });
+            }
+            for w in workers.iter_mut() {
+                if let Some(slot) = w.tx.get_mut(usize::from(x)) {
+                    *slot = Tx::Tunnel;
+                }
+            }
+            out.push(tp);
+        }
+        out.sort_by_key(|t| t.iface);
+        out
     }
 
     /// Saves the state, stops the workers and closes every port (removing the sockets the

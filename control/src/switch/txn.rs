@@ -41,7 +41,7 @@ use vswitch_dataplane::{IfIndex, MAX_IFACES};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
-use super::{Attached, Switch};
+use super::{Attached, Switch, TunnelIndex};
 use crate::error::{ApiError, ApiResult};
 use crate::iface_spec::IfaceSpec;
 use crate::model::{self, in_change, Diff, L3Diff, Model, PortOp, StaticKey};
@@ -65,6 +65,10 @@ struct Undo {
     /// Indices of routed interfaces of bridges this transaction removed (not reused by it:
     /// they stay in the plan until it is published).
     bvis_removed: Vec<(String, IfIndex)>,
+    /// The tunnels' indices as they were.
+    tunnels: BTreeMap<String, TunnelIndex>,
+    /// Indices of tunnels this transaction removed (not reused by it, as bridges').
+    tunnels_removed: Vec<(String, TunnelIndex)>,
     /// MACs that interfaces added without mac= got from their driver: (index of the
     /// AddInterface change, MAC), written into the journaled change.
     recorded_macs: Vec<(usize, String)>,
@@ -158,11 +162,13 @@ impl Switch {
             queue_load: self.queue_load.clone(),
             next_index: self.next_index,
             bvis: self.bvis.clone(),
+            tunnels: self.tunnels.clone(),
             ..Undo::default()
         };
         let prepared = self
             .ports(&mut next, &diff, &mut undo)
             .and_then(|()| self.bvis(&next, changes, &mut undo))
+            .and_then(|()| self.tunnels(&next, changes, &mut undo))
             .and_then(|()| self.check_learned(&diff));
         if let Err(e) = prepared {
             self.undo(undo);
@@ -316,7 +322,9 @@ impl Switch {
             vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
             vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;
         }
-        let plan = spec.port_plan(self.next_index, self.engine.workers() as u16);
+        let plan = spec
+            .port_plan(self.next_index, self.engine.workers() as u16)
+            .ok_or_else(|| ApiError::internal(format!("interface {name:?} has no port to open")))?;
         self.next_index += 1;
         let buffers = spec.buffers();
         let pool = self.pool_for(buffers)?;
@@ -385,7 +393,12 @@ impl Switch {
             .values()
             .chain(undo.bvis_removed.iter().map(|(_, i)| i))
             .copied();
-        for i in ports.chain(bvis) {
+        let tunnels = self
+            .tunnels
+            .values()
+            .chain(undo.tunnels_removed.iter().map(|(_, t)| t))
+            .map(|t| t.ifindex);
+        for i in ports.chain(bvis).chain(tunnels) {
             if let Some(u) = used.get_mut(usize::from(i)) {
                 *u = true;
             }
@@ -431,6 +444,50 @@ impl Switch {
                 ));
             };
             self.bvis.insert(br.clone(), i);
+        }
+        Ok(())
+    }
+
+    /// Step 2's part for tunnels, as [`Switch::bvis`] for bridges: every tunnel of `next`
+    /// has its logical index (a tunnel deleted and added again in one transaction keeps
+    /// its index); removed tunnels' go.
+    fn tunnels(
+        &mut self,
+        next: &Model,
+        changes: &[pb::Change],
+        undo: &mut Undo,
+    ) -> Result<(), (usize, ApiError)> {
+        let gone: Vec<String> = self
+            .tunnels
+            .keys()
+            .filter(|n| model::tunnel::get(next, n).is_none())
+            .cloned()
+            .collect();
+        for n in gone {
+            if let Some(t) = self.tunnels.remove(&n) {
+                undo.tunnels_removed.push((n, t));
+            }
+        }
+        for (name, _, _) in model::tunnel::all(next) {
+            if self.tunnels.contains_key(name) {
+                continue;
+            }
+            let Some(ifindex) = self.free_ifindex(undo) else {
+                let index = changes
+                    .iter()
+                    .position(|c| matches!(&c.change, Some(C::AddTunnel(r)) if r.name == *name))
+                    .unwrap_or_default();
+                return Err((
+                    index,
+                    ApiError::invalid(format!(
+                        "tunnel {name:?}: the dataplane has room for {MAX_IFACES} interfaces, \
+                         all in use"
+                    )),
+                ));
+            };
+            let base = self.engine.iface_totals(ifindex);
+            self.tunnels
+                .insert(name.clone(), TunnelIndex { ifindex, base });
         }
         Ok(())
     }
@@ -562,7 +619,13 @@ impl Switch {
                 .removed
                 .iter()
                 .find(|(p, _)| p == n)
-                .map(|x| x.1.ifindex),
+                .map(|x| x.1.ifindex)
+                .or_else(|| {
+                    undo.tunnels_removed
+                        .iter()
+                        .find(|(t, _)| t == n)
+                        .map(|x| x.1.ifindex)
+                }),
         };
         let errors = {
             let mut router = self.router.lock().unwrap_or_else(|e| e.into_inner());
@@ -603,6 +666,7 @@ impl Switch {
         self.queue_load = undo.queue_load;
         self.next_index = undo.next_index;
         self.bvis = undo.bvis;
+        self.tunnels = undo.tunnels;
     }
 }
 

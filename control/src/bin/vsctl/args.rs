@@ -71,6 +71,10 @@ pub enum Command {
     /// Static neighbours (ARP / ND entries) and the neighbour table's settings.
     #[command(subcommand)]
     Neigh(NeighCommand),
+    /// Tunnels (vxlan, geneve, gre, ipip): interfaces to attach to a bridge or to address
+    /// and route into; and the MAC -> VTEP entries of vxlan / geneve ones.
+    #[command(subcommand)]
+    Tunnel(TunnelCommand),
     /// Proxy-ARP on an L3 interface: `proxy-arp IFACE on|off`.
     ProxyArp {
         #[arg(value_name = "IFACE")]
@@ -201,7 +205,8 @@ pub enum FdbCommand {
         #[arg(value_name = "BR")]
         bridge: String,
     },
-    /// Add a static entry: `fdb add BR MAC IFACE [vlan=ID]`.
+    /// Add a static entry: `fdb add BR MAC IFACE [vlan=ID] [remote=IP]` (remote: the VTEP
+    /// behind a vxlan or geneve tunnel member).
     Add {
         #[arg(value_name = "BR")]
         bridge: String,
@@ -209,8 +214,9 @@ pub enum FdbCommand {
         mac: String,
         #[arg(value_name = "IFACE")]
         iface: String,
-        /// vlan=ID: the bridge VLAN of the entry (default: untagged members' VLAN).
-        #[arg(value_name = "vlan=ID")]
+        /// vlan=ID: the bridge VLAN of the entry (default: untagged members' VLAN);
+        /// remote=IP: the VTEP behind a tunnel.
+        #[arg(value_name = "vlan=ID|remote=IP")]
         args: Vec<String>,
     },
     /// Show one entry: `fdb get BR MAC [vlan=ID]`.
@@ -373,6 +379,64 @@ pub enum NeighCommand {
     Config,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum TunnelCommand {
+    /// Create a tunnel: `tunnel add NAME vxlan|geneve vni=N local=IP [remote=IP,...]
+    /// [port=N]`, `tunnel add NAME gre local=IP remote=IP [key=N] [mode=l3|teb]`, `tunnel
+    /// add NAME ipip local=IP [remote=IP]`; all take [vrf=ID] (the underlay's), [ttl=N]
+    /// (0: inherit; default 64), [df=on|off], [mtu=N], and the Ethernet kinds [mac=MAC].
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// vxlan, geneve, gre or ipip.
+        #[arg(value_name = "KIND")]
+        kind: String,
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
+    /// Delete a tunnel (refused while a route goes through it; its addresses, bridge
+    /// membership and MAC -> VTEP entries go with it).
+    Del {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List tunnels.
+    List,
+    /// Show one tunnel.
+    Show {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Static MAC -> VTEP entries of a vxlan or geneve tunnel that is an L3 interface.
+    #[command(subcommand)]
+    Fdb(TunnelFdbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TunnelFdbCommand {
+    /// Add an entry, or replace its remote: `tunnel fdb add TUNNEL MAC remote=IP`.
+    Add {
+        #[arg(value_name = "TUNNEL")]
+        tunnel: String,
+        #[arg(value_name = "MAC")]
+        mac: String,
+        #[arg(value_name = "remote=IP")]
+        args: Vec<String>,
+    },
+    /// Delete an entry: `tunnel fdb del TUNNEL MAC`.
+    Del {
+        #[arg(value_name = "TUNNEL")]
+        tunnel: String,
+        #[arg(value_name = "MAC")]
+        mac: String,
+    },
+    /// Show a tunnel's entries.
+    Show {
+        #[arg(value_name = "TUNNEL")]
+        tunnel: String,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -480,6 +544,45 @@ mod tests {
         assert!(Cli::try_parse_from(["vsctl", "fdb", "flush", "br0", "p0", "p1"]).is_err());
         assert!(Cli::try_parse_from(["vsctl", "fdb", "add", "br0", "02:00:00:00:00:01"]).is_err());
         assert!(Cli::try_parse_from(["vsctl", "fdb", "show"]).is_err());
+    }
+
+    #[test]
+    fn tunnel_forms() {
+        let cli = Cli::try_parse_from([
+            "vsctl",
+            "tunnel",
+            "add",
+            "vx0",
+            "vxlan",
+            "vni=1",
+            "local=10.0.0.1",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Tunnel(TunnelCommand::Add { name, kind, args }) => {
+                assert_eq!((name.as_str(), kind.as_str()), ("vx0", "vxlan"));
+                assert_eq!(args, ["vni=1", "local=10.0.0.1"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "vsctl",
+            "tunnel",
+            "fdb",
+            "add",
+            "vx0",
+            "02:00:00:00:00:01",
+            "remote=10.0.0.2",
+        ])
+        .expect("valid command line");
+        assert!(matches!(
+            cli.command,
+            Command::Tunnel(TunnelCommand::Fdb(TunnelFdbCommand::Add { .. }))
+        ));
+        assert!(Cli::try_parse_from(["vsctl", "tunnel", "add", "vx0"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "tunnel", "del"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "tunnel", "fdb", "del", "vx0"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "--json", "tunnel", "list"]).is_ok());
     }
 
     #[test]

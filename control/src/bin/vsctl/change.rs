@@ -10,7 +10,7 @@ use vswitch_proto::v1::change::Change as C;
 use crate::addr::AddressJson;
 use crate::args::{
     AddrCommand, BridgeCommand, Command, FdbCommand, IfaceCommand, NeighCommand, RouteCommand,
-    VrfCommand, XconnectCommand,
+    TunnelCommand, TunnelFdbCommand, VrfCommand, XconnectCommand,
 };
 use crate::bridge::BridgeJson;
 use crate::fdb::{FdbEntryJson, FlushJson};
@@ -20,6 +20,7 @@ use crate::neigh::{ConfigJson, NeighborJson};
 use crate::proxy_arp::ProxyArpJson;
 use crate::route::RouteJson;
 use crate::rpc::{reply, Ctx};
+use crate::tunnel::{TunnelJson, VtepJson};
 use crate::vrf::VrfJson;
 use crate::xconnect::XconnectJson;
 
@@ -72,6 +73,10 @@ pub async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         C::SetProxyArp(r) => {
             ctx.changed(&ProxyArpJson::from(&reply(client.set_proxy_arp(r).await)?))
         }
+        C::AddTunnel(r) => ctx.changed(&TunnelJson::from(&reply(client.add_tunnel(r).await)?)),
+        C::DeleteTunnel(r) => reply(client.delete_tunnel(r).await).map(|_| ctx.deleted()),
+        C::AddTunnelFdb(r) => ctx.changed(&VtepJson::from(&reply(client.add_tunnel_fdb(r).await)?)),
+        C::DeleteTunnelFdb(r) => reply(client.delete_tunnel_fdb(r).await).map(|_| ctx.deleted()),
     }
 }
 
@@ -123,12 +128,16 @@ pub fn of(command: Command) -> anyhow::Result<C> {
             mac,
             iface,
             args,
-        }) => C::AddFdb(pb::AddFdbRequest {
-            bridge,
-            mac,
-            iface,
-            vlan: crate::fdb::vlan_option(&args)?,
-        }),
+        }) => {
+            let (vlan, remote) = crate::fdb::add_options(&args)?;
+            C::AddFdb(pb::AddFdbRequest {
+                bridge,
+                mac,
+                iface,
+                vlan,
+                remote,
+            })
+        }
         Command::Fdb(FdbCommand::Del { bridge, mac, args }) => C::DeleteFdb(pb::DeleteFdbRequest {
             bridge,
             mac,
@@ -178,6 +187,18 @@ pub fn of(command: Command) -> anyhow::Result<C> {
         Command::Neigh(NeighCommand::Set { args }) => {
             C::SetNeighborConfig(crate::neigh::set_request(&args)?)
         }
+        Command::Tunnel(TunnelCommand::Add { name, kind, args }) => {
+            C::AddTunnel(crate::tunnel::add_request(name, kind, &args)?)
+        }
+        Command::Tunnel(TunnelCommand::Del { name }) => {
+            C::DeleteTunnel(pb::DeleteTunnelRequest { name })
+        }
+        Command::Tunnel(TunnelCommand::Fdb(TunnelFdbCommand::Add { tunnel, mac, args })) => {
+            C::AddTunnelFdb(crate::tunnel::fdb_add_request(tunnel, mac, &args)?)
+        }
+        Command::Tunnel(TunnelCommand::Fdb(TunnelFdbCommand::Del { tunnel, mac })) => {
+            C::DeleteTunnelFdb(pb::DeleteTunnelFdbRequest { tunnel, mac })
+        }
         Command::ProxyArp { iface, state } => C::SetProxyArp(pb::SetProxyArpRequest {
             iface,
             on: crate::proxy_arp::on_off(&state)?,
@@ -222,6 +243,10 @@ mod tests {
             "vsctl route del 10.0.0.0/8 vrf=x",
             "vsctl neigh set",
             "vsctl proxy-arp a maybe",
+            "vsctl tunnel add t vxlan vni=x local=10.0.0.1",
+            "vsctl tunnel add t gre df=maybe",
+            "vsctl tunnel fdb add t 02:00:00:00:00:01",
+            "vsctl fdb add br0 02:00:00:00:00:01 t remote=10.0.0.1 colour=red",
         ] {
             let cli = crate::args::Cli::try_parse_from(line.split(' ')).unwrap();
             let e = format!("{:#}", rt.block_on(run(cli.command, &ctx)).unwrap_err());

@@ -41,6 +41,14 @@ pub async fn run(command: FdbCommand, ctx: &Ctx) -> anyhow::Result<String> {
     }
 }
 
+/// `fdb add`'s `[vlan=ID] [remote=IP]`: the VLAN (0 if not given) and the remote ("" if
+/// not given).
+pub(crate) fn add_options(words: &[String]) -> anyhow::Result<(u32, String)> {
+    let options = parse_options(words, &["vlan", "remote"])?;
+    let vlan = options.get("vlan").map_or(Ok(0), |value| vlan_id(value))?;
+    Ok((vlan, options.get("remote").cloned().unwrap_or_default()))
+}
+
 /// `[vlan=ID]`: the VLAN, 0 (the untagged members' VLAN) if not given.
 pub(crate) fn vlan_option(words: &[String]) -> anyhow::Result<u32> {
     let options = parse_options(words, &["vlan"])?;
@@ -56,6 +64,9 @@ pub(crate) struct FdbEntryJson<'a> {
     #[serde(rename = "static")]
     is_static: bool,
     age_seconds: u64,
+    /// The VTEP of an entry behind a tunnel; absent otherwise.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    remote: &'a str,
 }
 
 impl<'a> From<&'a FdbEntry> for FdbEntryJson<'a> {
@@ -66,6 +77,7 @@ impl<'a> From<&'a FdbEntry> for FdbEntryJson<'a> {
             iface: &e.iface,
             is_static: e.r#static,
             age_seconds: e.age_seconds,
+            remote: &e.remote,
         }
     }
 }
@@ -150,6 +162,7 @@ mod tests {
             iface: iface.into(),
             r#static: is_static,
             age_seconds: age,
+            remote: String::new(),
         }
     }
 
@@ -171,6 +184,17 @@ mod tests {
         let value = serde_json::to_value(FdbEntryJson::from(&e)).expect("serializes");
         assert_eq!(value["static"], true);
         assert_eq!(value["vlan"], 0);
+    }
+
+    #[test]
+    fn entries_behind_a_tunnel_carry_their_remote() {
+        let mut e = entry("02:00:00:00:00:03", 0, "vx0", true, 0);
+        e.remote = "192.0.2.7".into();
+        let value = serde_json::to_value(FdbEntryJson::from(&e)).expect("serializes");
+        assert_eq!(value["remote"], "192.0.2.7");
+        let (vlan, remote) = add_options(&words(&["remote=192.0.2.7", "vlan=5"])).expect("valid");
+        assert_eq!((vlan, remote.as_str()), (5, "192.0.2.7"));
+        assert_eq!(add_options(&[]).expect("valid"), (0, String::new()));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod rpc;
 mod runtime;
 mod stats;
 mod transaction;
+mod tunnel;
 mod vrf;
 mod watch;
 mod workers;
@@ -88,6 +89,7 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         Command::Addr(verb) => addr::run(verb, ctx).await,
         Command::Route(verb) => route::run(verb, ctx).await,
         Command::Neigh(verb) => neigh::run(verb, ctx).await,
+        Command::Tunnel(verb) => tunnel::run(verb, ctx).await,
         c @ Command::ProxyArp { .. } => crate::change::run(c, ctx).await,
         Command::Stats { iface } => stats::run(iface, ctx).await,
         Command::Workers => workers::run(ctx).await,

@@ -1,0 +1,178 @@
+//! A bridge with a tunnel member, before any stage encapsulates: the bridge still switches
+//! among its other members (flooding, learning, known unicast), frames it sends toward the
+//! tunnel are dropped at output under `no_encap` and counted on the tunnel's interface,
+//! and nothing leaks or panics.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::try_eal;
+use dpdk::{Mbuf, Mempool};
+use vswitch_dataplane::counters::WorkerCounters;
+use vswitch_dataplane::graph::{Ctx, Graph, Lap};
+use vswitch_dataplane::l2::bridge::L2Shared;
+use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
+use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
+use vswitch_dataplane::plan::{
+    BridgePlan, ForwardingPlan, L2Port, TunnelEncap, TunnelPlan, VlanMode, WorkerPlan,
+};
+use vswitch_dataplane::slowpath::SlowPath;
+use vswitch_dataplane::{DropReason, IfacePlan, Input, Tx};
+
+const A: u16 = 0;
+const B: u16 = 1;
+/// The vxlan tunnel member.
+const T: u16 = 2;
+
+fn mac(n: u8) -> [u8; 6] {
+    [2, 0, 0, 0, 0, n]
+}
+
+fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.resize(f.len() + 46, 0xab);
+    f
+}
+
+fn plan() -> ForwardingPlan {
+    let member = |_| IfacePlan {
+        up: true,
+        input: Input::Bridge,
+        l2: Some(L2Port {
+            bridge: 1,
+            mode: VlanMode::Untagged,
+            up: true,
+        }),
+        max_frame: IfacePlan::max_frame_of(1450),
+        l3: None,
+    };
+    let ifaces = (0..4).map(|i| (i < 3).then(|| member(i))).collect();
+    let mut bridges = vec![None; 2];
+    bridges[1] = Some(BridgePlan {
+        learn: true,
+        flood: true,
+        members: vec![A, B, T],
+        bvi: None,
+    });
+    // A and B have no DPDK queue here (Tx::None: dropped as no_tx_queue at flush), the
+    // tunnel's tx path is the encapsulation no stage does yet.
+    let mut tx = vec![Tx::None; 4];
+    tx[usize::from(T)] = Tx::Tunnel;
+    ForwardingPlan {
+        ifaces,
+        bridges,
+        workers: vec![WorkerPlan { rx: vec![], tx }],
+        tunnels: vec![TunnelPlan {
+            iface: T,
+            encap: TunnelEncap::Vxlan {
+                vni: 42,
+                port: 4789,
+            },
+            vrf: 0,
+            local: "192.0.2.1".parse().unwrap(),
+            remotes: vec!["192.0.2.2".parse().unwrap()],
+            ttl: 64,
+            df: false,
+            mtu: 1450,
+            mac: mac(0x70),
+            vteps: vec![],
+        }],
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_bridge_with_a_tunnel_member_switches_the_others_and_counts_what_goes_to_the_tunnel() {
+    let args = dpdk::light_args("0", &format!("vstun{}", std::process::id()));
+    let Some(eal) = try_eal(&args) else {
+        return;
+    };
+    let pool = Arc::new(Mempool::new(&eal, "tun_test", 512, 0).unwrap());
+    let base = pool.in_use();
+    let fdb = Arc::new(Fdb::new(1024));
+    let clock = Arc::new(Clock::default());
+    let mut learner = Learner::new(fdb.clone(), clock.clone());
+    learner.set_policy(
+        1,
+        LearnPolicy {
+            learn: true,
+            limit: 100,
+            age: 300,
+        },
+    );
+    learner.set_members(1, vec![A, B, T]);
+    let l2 = L2Shared {
+        fdb,
+        learn: Arc::new(LearnQueues::new(1)),
+        clock,
+    };
+    let slow = SlowPath::new(1, 4, 4);
+    let counters = WorkerCounters::default();
+    let mut w = Graph::new(0);
+    let p = plan();
+    assert_eq!(p.tunnel(T).map(|t| t.mtu), Some(1450));
+    let ctx = Ctx {
+        worker: 0,
+        plan: &p,
+        l2: &l2,
+        slow: &slow,
+        counters: &counters,
+    };
+    let send = |w: &mut Graph, learner: &mut Learner, port: u16, f: &[u8]| {
+        w.input()
+            .burst_mut()
+            .push(Mbuf::from_bytes(&pool, f).unwrap())
+            .unwrap();
+        let summary = w.input().burst_mut().summary();
+        w.run(&ctx, Some((port, summary)), &mut Lap::new(true, 0));
+        learner.drain(&l2.learn);
+    };
+    let out = |w: &Graph, port: u16| w.output().pending(port).map_or(0, |o| o.len());
+
+    // A broadcast from A floods to B and to the tunnel.
+    send(&mut w, &mut learner, A, &frame([0xff; 6], mac(0xa)));
+    assert_eq!((out(&w, B), out(&w, T), out(&w, A)), (1, 1, 0));
+    w.flush(&ctx);
+    let s = counters.snapshot();
+    assert_eq!(s.dropped(DropReason::NoEncap), 1, "the tunnel's copy");
+    assert_eq!(
+        s.dropped(DropReason::NoTxQueue),
+        1,
+        "B's copy (no DPDK queue here)"
+    );
+    assert_eq!(
+        counters.iface(T).drops,
+        1,
+        "counted on the tunnel's interface"
+    );
+
+    // B -> A is known unicast (A was learned): A only, nothing toward the tunnel.
+    send(&mut w, &mut learner, B, &frame(mac(0xa), mac(0xb)));
+    assert_eq!((out(&w, A), out(&w, T)), (1, 0));
+    w.flush(&ctx);
+    // A -> a MAC learned behind the tunnel (as decapsulation will learn it): to the tunnel.
+    learner
+        .add_statics(&[(
+            FdbKey {
+                bridge: 1,
+                vlan: 0,
+                mac: mac(0xe),
+            },
+            T,
+        )])
+        .unwrap();
+    send(&mut w, &mut learner, A, &frame(mac(0xe), mac(0xa)));
+    assert_eq!((out(&w, T), out(&w, B)), (1, 0));
+    w.flush(&ctx);
+    assert_eq!(counters.snapshot().dropped(DropReason::NoEncap), 2);
+
+    drop(w);
+    assert_eq!(pool.in_use(), base, "no mbuf leaked");
+    drop(pool);
+    eal.cleanup();
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/vstun{}", std::process::id()));
+}
