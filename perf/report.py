@@ -650,6 +650,7 @@ def render_md(doc):
         ("runs per system", "%s (order rotated each run), %s s warm-up, %s s window" %
          (s["runs"], s["warmup_s"], s["window_s"])),
         ("burst", s["burst"]),
+        ("DPDK memory (all three systems)", s.get("memory", "4 KiB pages (--no-huge)")),
         ("wall time of the run", "-" if s.get("elapsed_s") is None else
          "%d s (builds included)" % s["elapsed_s"]),
     ]
@@ -814,6 +815,7 @@ def build_doc(samples, meta, profiles, goals=None):
             "window_s": float(meta.get("window_s", "0")),
             "burst": int(meta.get("burst", "32")),
             "worker_core": int(meta.get("worker_core", "1")),
+            "memory": meta.get("memory", "4 KiB pages (--no-huge)"),
             "elapsed_s": int(meta["elapsed_s"]) if meta.get("elapsed_s") else None,
         },
         "tsc_hz": summary["tsc_hz"],

@@ -27,8 +27,8 @@ ARGS="$*"
 usage() {
     cat <<EOF
 usage: perf/run.sh [--quick] [--runs N] [--warmup S] [--window S] [--profiles A,B]
-                   [--baseline REV] [--no-build] [--no-ovs] [--out DIR] [--keep]
-                   [--list-profiles]
+                   [--baseline REV] [--no-build] [--no-ovs] [--no-huge] [--out DIR]
+                   [--keep] [--list-profiles]
 
   --quick        1 run per system, 1 s warm-up, 2 s window, results only in the work dir
                  (printed), profiles ${QUICK_PROFILES[*]};
@@ -43,6 +43,8 @@ usage: perf/run.sh [--quick] [--runs N] [--warmup S] [--window S] [--profiles A,
                  Always built (also with --no-build); a failed build fails the run
   --no-build     use the binaries already in target/release (recorded in the results)
   --no-ovs       skip OVS-DPDK (reported as missing: skipped by --no-ovs)
+  --no-huge      run the three systems on 4 KiB pages (DPDK --no-huge) instead of 2 MiB
+                 hugepages (the default when the machine can reserve them; see below)
   --out DIR      where to write <date>.md/.json (default perf/results; --quick: work dir)
   --keep         keep the work dir (pcaps, logs, raw samples)
   --list-profiles  print the profiles these options would run, one per line, and exit
@@ -231,6 +233,7 @@ PEER_MBUFS=16384
 # Options
 
 QUICK=0 RUNS=5 WARMUP=3 WINDOW=10 BUILD=1 OVS=1 KEEP=0 OUT="" SELECTED="" BASELINE="" LIST=0
+HUGE=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -242,6 +245,7 @@ while [ $# -gt 0 ]; do
         --list-profiles) LIST=1 ;;
         --no-build) BUILD=0 ;;
         --no-ovs) OVS=0 ;;
+        --no-huge) HUGE=0 ;;
         --out) OUT=$2; shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage; exit 0 ;;
@@ -322,7 +326,11 @@ cleanup() {
     done
     for p in "${PREFIXES[@]}"; do
         rm -rf "/var/run/dpdk/$p"
+        # Hugepage files a process that was killed left behind (they hold the pages).
+        [ "$HUGE" = 0 ] || rm -f "$HUGE_DIR/${p}map_"*
     done
+    [ -z "$HUGE_PAGES_BEFORE" ] || echo "$HUGE_PAGES_BEFORE" >/proc/sys/vm/nr_hugepages ||
+        log "could not give back the hugepages (vm.nr_hugepages was $HUGE_PAGES_BEFORE)"
     if [ -n "$BASE_TREE" ] && [ -d "$BASE_TREE" ]; then
         git -C "$ROOT" worktree remove --force "$BASE_TREE" ||
             log "could not remove the baseline work tree $BASE_TREE (git worktree list)"
@@ -332,6 +340,56 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# DPDK memory: 2 MiB hugepages for the switch, the floor and OVS alike (what DPDK is deployed
+# on, and a like-for-like buffer layout: with 4 KiB pages, DPDK's rte_pktmbuf_pool_create
+# keeps each mbuf within one page, one per page, while vswitchd packs its pools (ffi/dpdk
+# mempool.rs), so the three would not be measured on the same layout). The run reserves what
+# the largest system of its profiles asks for (-m) plus room, and gives the pages back at exit.
+# --no-huge, or a machine that cannot reserve them: 4 KiB pages for all three (recorded).
+HUGE_DIR=/dev/hugepages
+# OVS on hugepages asks for a 262,144-mbuf pool, which 1024 MB does not hold (and, failing
+# with an errno other than ENOMEM, it does not retry with fewer): it gets at least this much.
+OVS_HUGE_MB=2048
+HUGE_PAGES_BEFORE=""
+MEMORY_NOTE="4 KiB pages (--no-huge)"
+EAL_MEM=(--no-huge)
+# ovs_mem PROFILE: OVS's DPDK memory (MB).
+ovs_mem() {
+    local mb=${PROFILE_MEM_OVS[$1]:-${PROFILE_MEM[$1]:-$MEM_MB}}
+    [ "$HUGE" = 0 ] || [ "$mb" -ge "$OVS_HUGE_MB" ] || mb=$OVS_HUGE_MB
+    echo "$mb"
+}
+setup_hugepages() {
+    local mb=$MEM_MB p m need free
+    for p in "${PROFILES[@]}"; do
+        for m in "${PROFILE_MEM[$p]:-0}" "${PROFILE_MEM_OVS[$p]:-0}"; do
+            [ "$m" -le "$mb" ] || mb=$m
+        done
+    done
+    [ "$OVS" = 0 ] || [ "$mb" -ge "$OVS_HUGE_MB" ] || mb=$OVS_HUGE_MB
+    need=$((mb / 2 + 256))
+    if ! mountpoint -q "$HUGE_DIR"; then
+        mkdir -p "$HUGE_DIR" && mount -t hugetlbfs nodev "$HUGE_DIR" ||
+            { MEMORY_NOTE+="; hugepages: cannot mount hugetlbfs on $HUGE_DIR"; return 1; }
+    fi
+    free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+    if [ "${free:-0}" -lt "$need" ]; then
+        HUGE_PAGES_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
+        echo $((HUGE_PAGES_BEFORE + need - ${free:-0})) >/proc/sys/vm/nr_hugepages 2>/dev/null
+        free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+        if [ "${free:-0}" -lt "$need" ]; then
+            MEMORY_NOTE+="; hugepages: only ${free:-0} of $need 2 MiB pages could be reserved"
+            return 1
+        fi
+    fi
+    MEMORY_NOTE="2 MiB hugepages ($need reserved for the run)"
+    EAL_MEM=()
+}
+if [ "$HUGE" = 1 ] && ! setup_hugepages; then
+    log "${MEMORY_NOTE#*; }: running on 4 KiB pages"
+    HUGE=0
+fi
 
 # sample PROFILE SYSTEM RUN STATUS NOTE [JSON-FIELDS]: appends one line to samples.jsonl
 # (report.py sample: a failed or missing sample has "mpps": null and its reason), with the
@@ -524,7 +582,7 @@ measure_vswitch() {
     else
         setup=(ports_vswitch "$profile" "$pcap" "$d")
     fi
-    "$bin/vswitchd" --no-huge --mem "${PROFILE_MEM[$profile]:-$MEM_MB}" "${mbufs[@]}" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
+    "$bin/vswitchd" "${EAL_MEM[@]}" --mem "${PROFILE_MEM[$profile]:-$MEM_MB}" "${mbufs[@]}" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
         --poll busy --file-prefix "$prefix" --socket "$sock" --state-file "$d/state.json" \
         "${cfg[@]}" >"$d/vswitchd.log" 2>&1 &
     local pid=$!
@@ -618,7 +676,7 @@ measure_floor() {
     port_devargs "$profile" "$pcap" "$d"
     local mbufs=()
     [ -z "${PROFILE_MBUFS[$profile]:-}" ] || mbufs=(--total-num-mbufs="${PROFILE_MBUFS[$profile]}")
-    dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" --no-huge -m "${PROFILE_MEM[$profile]:-$MEM_MB}" --no-pci \
+    dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" "${EAL_MEM[@]}" -m "${PROFILE_MEM[$profile]:-$MEM_MB}" --no-pci \
         --file-prefix "$prefix" --vdev "${DEVARGS[0]}" --vdev "${DEVARGS[1]}" \
         -- "${mbufs[@]}" --forward-mode=io --burst="$BURST" --stats-period 1 --record-core-cycles \
         </dev/null >"$d/testpmd.log" 2>&1 &
@@ -716,7 +774,7 @@ measure_ovs() {
         why="ovsdb-server did not start: $(tail -n 1 "$d/setup.log")"
     else
         "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
-            "other_config:dpdk-extra=--no-huge --legacy-mem -m ${PROFILE_MEM_OVS[$profile]:-${PROFILE_MEM[$profile]:-$MEM_MB}} --no-pci --file-prefix=$prefix" \
+            "other_config:dpdk-extra=${EAL_MEM[*]/%/ }--legacy-mem -m $(ovs_mem "$profile") --no-pci --file-prefix=$prefix" \
             "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \
             "other_config:pmd-cpu-mask=0x$(printf %x $((1 << WORKER_CORE)))" \
             other_config:emc-insert-inv-prob=1 >>"$d/setup.log" 2>&1
@@ -878,6 +936,7 @@ write_meta() {
         printf 'ovs\t%s\n' "$([ -x "$OVS_VSWITCHD" ] && "$OVS_VSWITCHD" --version | head -n 1 || echo "not installed")"
         printf 'rustc\t%s\n' "$(rustc --version 2>/dev/null || echo unknown)"
         printf 'quiet\t%s\n' "$QUIET"
+        printf 'memory\t%s\n' "$MEMORY_NOTE"
         # Wall time of the whole run so far (builds included), in seconds.
         printf 'elapsed_s\t%s\n' "$SECONDS"
         printf 'quick\t%s\nruns\t%s\nwarmup_s\t%s\nwindow_s\t%s\nburst\t%s\nworker_core\t%s\n' \

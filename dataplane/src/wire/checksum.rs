@@ -29,13 +29,29 @@ pub const MAX_L4_HEADER: usize = 60;
 
 /// Ones' complement sum of `data` (as big-endian 16-bit words, an odd last byte padded
 /// with zero) added to `initial`, folded to 16 bits.
+///
+/// Eight bytes at a time: a big-endian 32-bit word is two 16-bit words, `hi * 2^16 + lo`, and
+/// 2^16 = 1 modulo 0xffff, so summing 32-bit halves and folding at the end gives the same
+/// ones' complement sum (RFC 1071 §2(B), "byte order independence" and deferred carries). A
+/// u64 takes 2^31 such steps (16 GiB) before it could overflow.
+#[inline]
 pub fn sum(data: &[u8], initial: u32) -> u16 {
     let mut acc = u64::from(initial);
-    let mut chunks = data.chunks_exact(2);
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        acc += (w >> 32) + (w & 0xffff_ffff);
     }
-    if let [last] = chunks.remainder() {
+    let mut rest = chunks.remainder();
+    if let [a, b, c, d, tail @ ..] = rest {
+        acc += u64::from(u32::from_be_bytes([*a, *b, *c, *d]));
+        rest = tail;
+    }
+    if let [a, b, tail @ ..] = rest {
+        acc += u64::from(u16::from_be_bytes([*a, *b]));
+        rest = tail;
+    }
+    if let [last] = rest {
         acc += u64::from(*last) << 8;
     }
     while acc > 0xffff {
@@ -156,6 +172,50 @@ mod tests {
         assert!(!complete_partial(&mut f, 34, 16, false));
         assert!(!complete_partial(&mut f, usize::MAX, 16, false));
         assert!(complete_partial(&mut f, 34, 4, false));
+    }
+
+    /// RFC 1071's sum word by word: the reference [`sum`] must agree with.
+    fn sum_by_words(data: &[u8], initial: u32) -> u16 {
+        let mut acc = u64::from(initial);
+        let mut chunks = data.chunks_exact(2);
+        for c in &mut chunks {
+            acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            acc += u64::from(*last) << 8;
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn sum_agrees_with_the_word_by_word_sum_at_every_length() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 151 + 7) as u8).collect();
+        for len in 0..data.len() {
+            for initial in [0, 1, 0xffff, 0x1_2345, u32::MAX] {
+                assert_eq!(
+                    sum(&data[..len], initial),
+                    sum_by_words(&data[..len], initial)
+                );
+            }
+        }
+        let ones = [0xffu8; 64];
+        for len in 0..ones.len() {
+            assert_eq!(sum(&ones[..len], 0), sum_by_words(&ones[..len], 0));
+        }
+        assert_eq!(sum(&[0; 40], 0), 0, "all zero sums to zero, not 0xffff");
+    }
+
+    proptest! {
+        #[test]
+        fn sum_equals_the_word_by_word_sum(
+            data in proptest::collection::vec(any::<u8>(), 0..2048),
+            initial in any::<u32>(),
+        ) {
+            prop_assert_eq!(sum(&data, initial), sum_by_words(&data, initial));
+        }
     }
 
     proptest! {
