@@ -312,6 +312,12 @@ impl ForwardingPlan {
         self.l3.vrfs.get(usize::from(id)).and_then(Option::as_ref)
     }
 
+    /// Whether interface `i` is a tunnel (cheap when there are none).
+    #[inline(always)]
+    pub fn is_tunnel(&self, i: IfIndex) -> bool {
+        !self.tunnels.is_empty() && self.tunnel(i).is_some()
+    }
+
     /// The tunnel that interface `i` is, if it is one.
     #[inline]
     pub fn tunnel(&self, i: IfIndex) -> Option<&TunnelPlan> {

@@ -1,0 +1,329 @@
+//! tunnel-decap: IPv4 packets to one of the router's own addresses that ip4-forward's local
+//! path handed over (the plan has tunnels). A packet that is a tunnel's is decapsulated
+//! and its inner frame goes on as received on the tunnel interface; a packet that is no
+//! tunnel's goes to the slow path as local traffic, as it did before tunnels; a packet that
+//! claims to be a tunnel's and is not right is dropped under a named reason.
+//!
+//! Which tunnel (RFC 7348 §4.1, as Linux's vxlan device): a vxlan tunnel whose underlay VRF
+//! is the VRF of the interface the packet arrived on, whose local address is the outer
+//! destination, whose UDP port is the outer destination port, and whose VNI is the
+//! packet's. Outer UDP checksums are not checked (RFC 7348 §5 lets a receiver skip them; a
+//! sender usually sends zero); the outer header checksum was checked by ip4-forward.
+//!
+//! Reads: `meta.rx_if` (its VRF is the underlay's); the outer headers; the plan's tunnels
+//! and the tunnel interface's plan (its bridge membership or routed side).
+//! Writes: strips the outer headers (Ethernet, IPv4, UDP, VXLAN) and link padding. Into a
+//! bridge (the tunnel is a member): the metadata ethernet-input gives a member's frame
+//! (`rx_if` the tunnel, `bridge`, `vlan`, `flags` TAGGED) plus `flags` TUNNEL, and the
+//! outer source (the remote VTEP, for learning) in the bridge scratch's `remotes` at the
+//! frame's place in the bridge vector. An addressed tunnel: `rx_if` the tunnel. No tunnel's:
+//! `punt` (local). Counts the inner frame as received on the tunnel interface.
+//! Next: l2-bridge (a bridge member), ethernet-input (an addressed tunnel), punt.
+//! Drops: every [`TunnelDrop`](crate::wire::tunnel::TunnelDrop) name (for UDP to a port a
+//! tunnel of that VRF listens on), `vxlan_unknown_vni` (to a local tunnel endpoint and
+//! port, no tunnel there has the VNI), `udp_no_tunnel` (UDP to a local tunnel endpoint on a
+//! port no tunnel there listens on), `outer_bad_header` (outer source 0.0.0.0), `iface_down`
+//! (the tunnel interface is down), `unconnected` (neither in a bridge nor addressed),
+//! `bad_header` / `vlan_mismatch` (an inner frame the tunnel's bridge membership refuses).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use dpdk::Mbuf;
+
+use crate::counters::DropReason;
+use crate::graph::{Ctx, Graph, Meta, Next, Stage};
+use crate::l3::forward::L3;
+use crate::plan::{ForwardingPlan, Input, TunnelEncap, TunnelPlan};
+use crate::slowpath::PuntReason;
+use crate::wire::ipv4::PROTO_UDP;
+use crate::wire::tunnel::{classify_ipv4, TunnelKind, TunnelRx, UdpTunnel};
+use crate::wire::{udp, vxlan};
+
+const STAGE: Stage = Stage::TunnelDecap;
+
+/// What becomes of a packet to a local address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decap<'a> {
+    /// No tunnel's: to the slow path as local traffic.
+    NotTunnel,
+    /// Dropped under this reason.
+    Drop(DropReason),
+    /// Tunnel `tunnel`'s: the inner packet is where `rx` says.
+    Deliver {
+        tunnel: &'a TunnelPlan,
+        rx: TunnelRx,
+    },
+}
+
+/// Offset of the protocol byte in an IPv4 header, and of the destination address.
+const IP_PROTO: usize = 9;
+const IP_DST: std::ops::Range<usize> = 16..20;
+
+/// Whether `t` is a vxlan tunnel of underlay VRF `vrf` listening on UDP port `port`.
+#[inline]
+fn vxlan_on(t: &TunnelPlan, vrf: u16, port: u16) -> bool {
+    t.vrf == vrf && matches!(t.encap, TunnelEncap::Vxlan { port: p, .. } if p == port)
+}
+
+/// Whether some vxlan tunnel of VRF `vrf` has local address `a`.
+#[inline]
+fn vxlan_endpoint(plan: &ForwardingPlan, vrf: u16, a: Ipv4Addr) -> bool {
+    plan.tunnels.iter().any(|t| {
+        t.vrf == vrf && t.local == IpAddr::V4(a) && matches!(t.encap, TunnelEncap::Vxlan { .. })
+    })
+}
+
+/// Decides what becomes of `ip`, an IPv4 packet (from its header on) that arrived in VRF
+/// `vrf` for one of the router's addresses. Pure: unit-tested on bytes.
+#[inline]
+pub fn decide<'a>(plan: &'a ForwardingPlan, vrf: u16, ip: &[u8]) -> Decap<'a> {
+    // Only UDP can be a vxlan tunnel's (gre and ipip are not decapsulated here yet).
+    if ip.get(IP_PROTO) != Some(&PROTO_UDP) {
+        return Decap::NotTunnel;
+    }
+    let tunnels = &plan.tunnels;
+    let kind = |port: u16| {
+        tunnels
+            .iter()
+            .any(|t| vxlan_on(t, vrf, port))
+            .then_some(UdpTunnel::Vxlan)
+    };
+    let rx = match classify_ipv4(ip, kind, |_, _| false) {
+        Err(d) => return Decap::Drop(d.into()),
+        Ok(None) => {
+            // UDP on a port no tunnel of this VRF listens on: a tunnel endpoint's is
+            // counted (nothing else of the router takes UDP), the rest goes on as before.
+            let dst = ip
+                .get(IP_DST)
+                .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]));
+            return match dst {
+                Some(d) if vxlan_endpoint(plan, vrf, d) => Decap::Drop(DropReason::UdpNoTunnel),
+                _ => Decap::NotTunnel,
+            };
+        }
+        Ok(Some(rx)) => rx,
+    };
+    let TunnelKind::Vxlan { vni } = rx.kind else {
+        return Decap::NotTunnel;
+    };
+    // classify_ipv4 put the inner frame after UDP and VXLAN: the UDP header is 16 bytes
+    // before it, its destination port 2 bytes into it.
+    let at = rx.inner_offset - vxlan::HEADER_LEN - udp::HEADER_LEN + 2;
+    let port = match ip.get(at..at + 2) {
+        Some(p) => u16::from_be_bytes([p[0], p[1]]),
+        None => return Decap::Drop(DropReason::UdpBadLength),
+    };
+    let local = IpAddr::V4(rx.dst);
+    let found = tunnels
+        .iter()
+        .find(|t| t.vrf == vrf && t.local == local && t.encap == TunnelEncap::Vxlan { vni, port });
+    match found {
+        Some(_) if rx.src.is_unspecified() => Decap::Drop(DropReason::OuterBadHeader),
+        Some(tunnel) => Decap::Deliver { tunnel, rx },
+        None if vxlan_endpoint(plan, vrf, rx.dst) => Decap::Drop(DropReason::VxlanUnknownVni),
+        None => Decap::NotTunnel,
+    }
+}
+
+/// Runs the stage on the graph's decap vector.
+pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
+    let Some(mut v) = g.spare.take() else {
+        return;
+    };
+    std::mem::swap(&mut g.decap, &mut v);
+    {
+        let w = &mut *v;
+        for (m, meta) in w.pkts.drain().zip(w.meta.iter()) {
+            one(ctx, g, m, meta);
+        }
+    }
+    g.spare = Some(v);
+}
+
+#[inline]
+fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta) {
+    let vrf = ctx
+        .plan
+        .iface(meta.rx_if)
+        .and_then(|p| p.l3)
+        .map(|l3| l3.vrf);
+    let d = match (vrf, m.data().get(L3..)) {
+        (Some(vrf), Some(ip)) => decide(ctx.plan, vrf, ip),
+        _ => Decap::NotTunnel,
+    };
+    match d {
+        Decap::NotTunnel => {
+            let out = Meta {
+                punt: PuntReason::Local,
+                ..*meta
+            };
+            g.hand_on(ctx, STAGE, Next::Punt, m, out);
+        }
+        Decap::Drop(reason) => ctx.counters.drop_packets(STAGE, reason, meta.rx_if, 1),
+        Decap::Deliver { tunnel, rx } => deliver(ctx, g, m, tunnel, &rx),
+    }
+}
+
+/// Strips `m`'s outer headers and hands the inner frame on as received on `t`'s interface.
+#[inline]
+fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx) {
+    let tif = t.iface;
+    let Some(p) = ctx.plan.iface(tif).filter(|p| p.up) else {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::IfaceDown, tif, 1);
+        return;
+    };
+    // inner_offset + inner_len lies within the packet (classify_ipv4's promise), so both
+    // fit a u16 and the trim leaves exactly the inner frame.
+    if !m.adj((L3 + rx.inner_offset) as u16) {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::BadHeader, tif, 1);
+        return;
+    }
+    if let Some(extra) = m.len().checked_sub(rx.inner_len).filter(|e| *e > 0) {
+        m.trim(extra as u16);
+    }
+    ctx.counters.iface_rx(tif, 1, m.len() as u64);
+    match p.input {
+        Input::Bridge => match crate::input::bridged(p, tif, m.data()) {
+            Ok(mut meta) => {
+                meta.flags |= Meta::TUNNEL;
+                let at = g.bridge.len();
+                match g.bridge.push(m, meta) {
+                    Ok(()) => {
+                        g.bridge_scratch.remotes[at] = u32::from(rx.src);
+                        g.bridge_probed = false;
+                    }
+                    Err(m) => {
+                        ctx.counters
+                            .drop_packets(STAGE, DropReason::GraphLoop, tif, 1);
+                        drop(m);
+                    }
+                }
+            }
+            Err(reason) => ctx.counters.drop_packets(STAGE, reason, tif, 1),
+        },
+        Input::Route => {
+            let meta = Meta {
+                rx_if: tif,
+                ..Meta::default()
+            };
+            g.hand_on(ctx, STAGE, Next::EthernetInput, m, meta);
+        }
+        _ => ctx
+            .counters
+            .drop_packets(STAGE, DropReason::Unconnected, tif, 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tunnel::{encap_vxlan_v4, OuterV4, VXLAN_V4_OUTER_LEN};
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+    const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+
+    fn tunnel(iface: u16, vni: u32, port: u16, vrf: u16) -> TunnelPlan {
+        TunnelPlan {
+            iface,
+            encap: TunnelEncap::Vxlan { vni, port },
+            vrf,
+            local: IpAddr::V4(LOCAL),
+            remotes: vec![IpAddr::V4(REMOTE)],
+            ttl: 64,
+            df: false,
+            mtu: 1450,
+            mac: [2, 0, 0, 0, 0, 0x70],
+            vteps: vec![],
+        }
+    }
+
+    fn plan() -> ForwardingPlan {
+        ForwardingPlan {
+            tunnels: vec![tunnel(5, 42, 4789, 0), tunnel(6, 43, 4789, 0)],
+            ..ForwardingPlan::default()
+        }
+    }
+
+    /// A VXLAN packet from REMOTE to `dst`:`port` with `vni` around a 60-byte frame, from
+    /// its IPv4 header on.
+    fn packet(dst: Ipv4Addr, port: u16, vni: u32) -> Vec<u8> {
+        let mut b = vec![0u8; VXLAN_V4_OUTER_LEN + 60];
+        let outer = OuterV4 {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src: REMOTE,
+            dst,
+            ttl: 64,
+            dscp_ecn: 0,
+            dont_fragment: false,
+            ident: 0,
+        };
+        encap_vxlan_v4(&mut b, &outer, 50000, port, vni, 60).unwrap();
+        b[VXLAN_V4_OUTER_LEN..VXLAN_V4_OUTER_LEN + 6].copy_from_slice(&[0xff; 6]);
+        b.split_off(14)
+    }
+
+    #[test]
+    fn finds_the_tunnel_by_vrf_address_port_and_vni() {
+        let p = plan();
+        match decide(&p, 0, &packet(LOCAL, 4789, 43)) {
+            Decap::Deliver { tunnel, rx } => {
+                assert_eq!(tunnel.iface, 6);
+                assert_eq!((rx.src, rx.inner_offset, rx.inner_len), (REMOTE, 36, 60));
+            }
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(
+            decide(&p, 0, &packet(LOCAL, 4789, 44)),
+            Decap::Drop(DropReason::VxlanUnknownVni)
+        );
+        // Another port on the tunnels' address: counted; elsewhere: not ours.
+        assert_eq!(
+            decide(&p, 0, &packet(LOCAL, 4790, 42)),
+            Decap::Drop(DropReason::UdpNoTunnel)
+        );
+        let other = Ipv4Addr::new(192, 0, 2, 9);
+        assert_eq!(decide(&p, 0, &packet(other, 4790, 42)), Decap::NotTunnel);
+        assert_eq!(decide(&p, 0, &packet(other, 4789, 42)), Decap::NotTunnel);
+        // Another VRF has no tunnel.
+        assert_eq!(decide(&p, 1, &packet(LOCAL, 4789, 42)), Decap::NotTunnel);
+    }
+
+    #[test]
+    fn malformed_vxlan_is_dropped_by_name() {
+        let p = plan();
+        let mut no_i = packet(LOCAL, 4789, 42);
+        no_i[28] = 0;
+        assert_eq!(decide(&p, 0, &no_i), Decap::Drop(DropReason::VxlanNoIFlag));
+        // UDP length 12: four bytes of VXLAN header.
+        let mut short = packet(LOCAL, 4789, 42);
+        short.truncate(32);
+        short[2..4].copy_from_slice(&32u16.to_be_bytes());
+        short[24..26].copy_from_slice(&12u16.to_be_bytes());
+        assert_eq!(decide(&p, 0, &short), Decap::Drop(DropReason::VxlanShort));
+        let mut zero_src = packet(LOCAL, 4789, 42);
+        zero_src[12..16].copy_from_slice(&[0; 4]);
+        assert_eq!(
+            decide(&p, 0, &zero_src),
+            Decap::Drop(DropReason::OuterBadHeader)
+        );
+        // Not UDP: not looked at.
+        let mut icmp = packet(LOCAL, 4789, 42);
+        icmp[9] = 1;
+        assert_eq!(decide(&p, 0, &icmp), Decap::NotTunnel);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            let p = plan();
+            let _ = decide(&p, 0, &bytes);
+            let good = packet(LOCAL, 4789, 42);
+            for n in 0..good.len() {
+                let _ = decide(&p, 0, &good[..n]);
+            }
+        }
+    }
+}
