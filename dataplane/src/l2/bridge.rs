@@ -489,7 +489,7 @@ fn to_router(
     let meta = Meta {
         rx_if: bvi,
         punt: PuntReason::Arp,
-        flags: meta.flags & !Meta::TAGGED,
+        flags: meta.flags & !(Meta::TAGGED | Meta::TUNNEL),
         ..*meta
     };
     if let Err(m) = v.push(m, meta) {
