@@ -96,6 +96,8 @@ pub enum DropReason {
     TunnelMtuExceeded = 36,
     /// A frame for a tunnel that has no VTEP to send it to (no remote, no MAC entry).
     TunnelNoRemote = 37,
+    /// Geneve to a local tunnel endpoint and port with a VNI no tunnel there has.
+    GeneveUnknownVni = 38,
 }
 
 impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
@@ -110,7 +112,7 @@ impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 38] = [
+    pub const ALL: [DropReason; 39] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -149,6 +151,7 @@ impl DropReason {
         DropReason::UdpNoTunnel,
         DropReason::TunnelMtuExceeded,
         DropReason::TunnelNoRemote,
+        DropReason::GeneveUnknownVni,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -195,6 +198,7 @@ impl DropReason {
             DropReason::UdpNoTunnel => "udp_no_tunnel",
             DropReason::TunnelMtuExceeded => "tunnel_mtu_exceeded",
             DropReason::TunnelNoRemote => "tunnel_no_remote",
+            DropReason::GeneveUnknownVni => "geneve_unknown_vni",
         }
     }
 }

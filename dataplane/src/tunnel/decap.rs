@@ -4,15 +4,18 @@
 //! tunnel's goes to the slow path as local traffic, as it did before tunnels; a packet that
 //! claims to be a tunnel's and is not right is dropped under a named reason.
 //!
-//! Which tunnel (RFC 7348 §4.1, as Linux's vxlan device): a vxlan tunnel whose underlay VRF
-//! is the VRF of the interface the packet arrived on, whose local address is the outer
-//! destination, whose UDP port is the outer destination port, and whose VNI is the
-//! packet's. Outer UDP checksums are not checked (RFC 7348 §5 lets a receiver skip them; a
+//! Which tunnel (RFC 7348 §4.1, as Linux's vxlan device; Geneve, RFC 8926, the same way):
+//! a vxlan (geneve) tunnel whose underlay VRF is the VRF of the interface the packet arrived
+//! on, whose local address is the outer destination, whose UDP port is the outer
+//! destination port, and whose VNI is the packet's. Geneve options are skipped; a critical
+//! one is unknown here, so a packet with one is dropped (RFC 8926 §3.5); only Ethernet is
+//! taken inside Geneve. Outer UDP checksums are not checked (RFC 7348 §5 lets a receiver skip them; a
 //! sender usually sends zero); the outer header checksum was checked by ip4-forward.
 //!
 //! Reads: `meta.rx_if` (its VRF is the underlay's); the outer headers; the plan's tunnels
 //! and the tunnel interface's plan (its bridge membership or routed side).
-//! Writes: strips the outer headers (Ethernet, IPv4, UDP, VXLAN) and link padding. Into a
+//! Writes: strips the outer headers (Ethernet, IPv4, UDP, VXLAN or Geneve with its
+//! options) and link padding. Into a
 //! bridge (the tunnel is a member): the metadata ethernet-input gives a member's frame
 //! (`rx_if` the tunnel, `bridge`, `vlan`, `flags` TAGGED) plus `flags` TUNNEL, and the
 //! outer source (the remote VTEP, for learning) in the bridge scratch's `remotes` at the
@@ -20,8 +23,9 @@
 //! `punt` (local). Counts the inner frame as received on the tunnel interface.
 //! Next: l2-bridge (a bridge member), ethernet-input (an addressed tunnel), punt.
 //! Drops: every [`TunnelDrop`](crate::wire::tunnel::TunnelDrop) name (for UDP to a port a
-//! tunnel of that VRF listens on), `vxlan_unknown_vni` (to a local tunnel endpoint and
-//! port, no tunnel there has the VNI), `udp_no_tunnel` (UDP to a local tunnel endpoint on a
+//! tunnel of that VRF listens on), `vxlan_unknown_vni` / `geneve_unknown_vni` (to a local
+//! tunnel endpoint and port, no tunnel there has the VNI), `geneve_proto` (Geneve carrying
+//! other than Ethernet), `udp_no_tunnel` (UDP to a local tunnel endpoint on a
 //! port no tunnel there listens on), `outer_bad_header` (outer source 0.0.0.0), `iface_down`
 //! (the tunnel interface is down), `unconnected` (neither in a bridge nor addressed),
 //! `bad_header` / `vlan_mismatch` (an inner frame the tunnel's bridge membership refuses).
@@ -36,8 +40,7 @@ use crate::l3::forward::L3;
 use crate::plan::{ForwardingPlan, Input, TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
 use crate::wire::ipv4::PROTO_UDP;
-use crate::wire::tunnel::{classify_ipv4, TunnelKind, TunnelRx, UdpTunnel};
-use crate::wire::{udp, vxlan};
+use crate::wire::tunnel::{classify_ipv4, Inner, TunnelKind, TunnelRx, UdpTunnel};
 
 const STAGE: Stage = Stage::TunnelDecap;
 
@@ -59,35 +62,52 @@ pub enum Decap<'a> {
 const IP_PROTO: usize = 9;
 const IP_DST: std::ops::Range<usize> = 16..20;
 
-/// Whether `t` is a vxlan tunnel of underlay VRF `vrf` listening on UDP port `port`.
+/// What tunnel `t` of underlay VRF `vrf` makes of UDP port `port`: VXLAN or Geneve if it
+/// listens there.
 #[inline]
-fn vxlan_on(t: &TunnelPlan, vrf: u16, port: u16) -> bool {
-    t.vrf == vrf && matches!(t.encap, TunnelEncap::Vxlan { port: p, .. } if p == port)
+fn udp_kind(t: &TunnelPlan, vrf: u16, port: u16) -> Option<UdpTunnel> {
+    if t.vrf != vrf {
+        return None;
+    }
+    match t.encap {
+        TunnelEncap::Vxlan { port: p, .. } if p == port => Some(UdpTunnel::Vxlan),
+        TunnelEncap::Geneve { port: p, .. } if p == port => Some(UdpTunnel::Geneve),
+        _ => None,
+    }
 }
 
-/// Whether some vxlan tunnel of VRF `vrf` has local address `a`.
+/// Whether some vxlan or geneve tunnel of VRF `vrf` has local address `a`.
 #[inline]
-fn vxlan_endpoint(plan: &ForwardingPlan, vrf: u16, a: Ipv4Addr) -> bool {
+fn udp_endpoint(plan: &ForwardingPlan, vrf: u16, a: Ipv4Addr) -> bool {
     plan.tunnels.iter().any(|t| {
-        t.vrf == vrf && t.local == IpAddr::V4(a) && matches!(t.encap, TunnelEncap::Vxlan { .. })
+        t.vrf == vrf
+            && t.local == IpAddr::V4(a)
+            && matches!(
+                t.encap,
+                TunnelEncap::Vxlan { .. } | TunnelEncap::Geneve { .. }
+            )
     })
+}
+
+/// The UDP destination port of IPv4 packet `ip` (its header length from IHL).
+#[inline]
+fn udp_dst_port(ip: &[u8]) -> Option<u16> {
+    let at = usize::from(ip.first()? & 0x0f) * 4 + 2;
+    let p = ip.get(at..at + 2)?;
+    Some(u16::from_be_bytes([p[0], p[1]]))
 }
 
 /// Decides what becomes of `ip`, an IPv4 packet (from its header on) that arrived in VRF
 /// `vrf` for one of the router's addresses. Pure: unit-tested on bytes.
 #[inline]
 pub fn decide<'a>(plan: &'a ForwardingPlan, vrf: u16, ip: &[u8]) -> Decap<'a> {
-    // Only UDP can be a vxlan tunnel's (gre and ipip are not decapsulated here yet).
+    // Only UDP can be a vxlan or geneve tunnel's (gre and ipip are not decapsulated here
+    // yet).
     if ip.get(IP_PROTO) != Some(&PROTO_UDP) {
         return Decap::NotTunnel;
     }
     let tunnels = &plan.tunnels;
-    let kind = |port: u16| {
-        tunnels
-            .iter()
-            .any(|t| vxlan_on(t, vrf, port))
-            .then_some(UdpTunnel::Vxlan)
-    };
+    let kind = |port: u16| tunnels.iter().find_map(|t| udp_kind(t, vrf, port));
     let rx = match classify_ipv4(ip, kind, |_, _| false) {
         Err(d) => return Decap::Drop(d.into()),
         Ok(None) => {
@@ -97,30 +117,40 @@ pub fn decide<'a>(plan: &'a ForwardingPlan, vrf: u16, ip: &[u8]) -> Decap<'a> {
                 .get(IP_DST)
                 .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]));
             return match dst {
-                Some(d) if vxlan_endpoint(plan, vrf, d) => Decap::Drop(DropReason::UdpNoTunnel),
+                Some(d) if udp_endpoint(plan, vrf, d) => Decap::Drop(DropReason::UdpNoTunnel),
                 _ => Decap::NotTunnel,
             };
         }
         Ok(Some(rx)) => rx,
     };
-    let TunnelKind::Vxlan { vni } = rx.kind else {
-        return Decap::NotTunnel;
+    // classify_ipv4 found a UDP header, so the port is there.
+    let Some(port) = udp_dst_port(ip) else {
+        return Decap::Drop(DropReason::UdpBadLength);
     };
-    // classify_ipv4 put the inner frame after UDP and VXLAN: the UDP header is 16 bytes
-    // before it, its destination port 2 bytes into it.
-    let at = rx.inner_offset - vxlan::HEADER_LEN - udp::HEADER_LEN + 2;
-    let port = match ip.get(at..at + 2) {
-        Some(p) => u16::from_be_bytes([p[0], p[1]]),
-        None => return Decap::Drop(DropReason::UdpBadLength),
+    let (want, unknown) = match rx.kind {
+        TunnelKind::Vxlan { vni } => (
+            TunnelEncap::Vxlan { vni, port },
+            DropReason::VxlanUnknownVni,
+        ),
+        // Geneve tunnels are Ethernet segments here (a bridge member or an addressed
+        // interface): other Protocol Types are not theirs.
+        TunnelKind::Geneve { .. } if rx.inner != Inner::Ethernet => {
+            return Decap::Drop(DropReason::GeneveProto)
+        }
+        TunnelKind::Geneve { vni } => (
+            TunnelEncap::Geneve { vni, port },
+            DropReason::GeneveUnknownVni,
+        ),
+        TunnelKind::Gre { .. } | TunnelKind::Ipip => return Decap::NotTunnel,
     };
     let local = IpAddr::V4(rx.dst);
     let found = tunnels
         .iter()
-        .find(|t| t.vrf == vrf && t.local == local && t.encap == TunnelEncap::Vxlan { vni, port });
+        .find(|t| t.vrf == vrf && t.local == local && t.encap == want);
     match found {
         Some(_) if rx.src.is_unspecified() => Decap::Drop(DropReason::OuterBadHeader),
         Some(tunnel) => Decap::Deliver { tunnel, rx },
-        None if vxlan_endpoint(plan, vrf, rx.dst) => Decap::Drop(DropReason::VxlanUnknownVni),
+        None if udp_endpoint(plan, vrf, rx.dst) => Decap::Drop(unknown),
         None => Decap::NotTunnel,
     }
 }
@@ -219,7 +249,10 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::tunnel::{encap_vxlan_v4, OuterV4, VXLAN_V4_OUTER_LEN};
+    use crate::wire::geneve::{self, GeneveRepr};
+    use crate::wire::tunnel::{
+        encap_geneve_v4, encap_vxlan_v4, geneve_v4_outer_len, OuterV4, VXLAN_V4_OUTER_LEN,
+    };
 
     const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
     const REMOTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -240,10 +273,73 @@ mod tests {
     }
 
     fn plan() -> ForwardingPlan {
+        let geneve = TunnelPlan {
+            encap: TunnelEncap::Geneve {
+                vni: 7,
+                port: geneve::PORT,
+            },
+            ..tunnel(8, 0, 0, 0)
+        };
         ForwardingPlan {
-            tunnels: vec![tunnel(5, 42, 4789, 0), tunnel(6, 43, 4789, 0)],
+            tunnels: vec![tunnel(5, 42, 4789, 0), tunnel(6, 43, 4789, 0), geneve],
             ..ForwardingPlan::default()
         }
+    }
+
+    /// A Geneve packet from REMOTE to LOCAL with `vni`, Protocol Type `proto` and
+    /// `options`, around a 60-byte frame, from its IPv4 header on.
+    fn geneve_packet(vni: u32, proto: u16, options: &[u8]) -> Vec<u8> {
+        let len = geneve_v4_outer_len(options.len());
+        let mut b = vec![0u8; len + 60];
+        let outer = OuterV4 {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src: REMOTE,
+            dst: LOCAL,
+            ttl: 64,
+            dscp_ecn: 0,
+            dont_fragment: false,
+            ident: 0,
+        };
+        let repr = GeneveRepr {
+            control: false,
+            protocol: proto,
+            vni,
+        };
+        encap_geneve_v4(&mut b, &outer, 50000, geneve::PORT, &repr, options, 60).unwrap();
+        b[len + 12..len + 14].copy_from_slice(&[0x08, 0x00]);
+        b[len + 14] = 0x45;
+        b.split_off(14)
+    }
+
+    #[test]
+    fn geneve_by_vni_with_options_skipped_and_critical_ones_refused() {
+        let p = plan();
+        match decide(&p, 0, &geneve_packet(7, 0x6558, &[])) {
+            Decap::Deliver { tunnel, rx } => {
+                assert_eq!((tunnel.iface, rx.inner_offset, rx.inner_len), (8, 36, 60))
+            }
+            d => panic!("{d:?}"),
+        }
+        let mut opt = [0u8; 8];
+        let n = geneve::emit_option(&mut opt, 0x0102, 0x03, &[1, 2, 3, 4]).unwrap();
+        match decide(&p, 0, &geneve_packet(7, 0x6558, &opt[..n])) {
+            Decap::Deliver { rx, .. } => assert_eq!(rx.inner_offset, 36 + n),
+            d => panic!("{d:?}"),
+        }
+        let n = geneve::emit_option(&mut opt, 0x0102, 0x83, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(
+            decide(&p, 0, &geneve_packet(7, 0x6558, &opt[..n])),
+            Decap::Drop(DropReason::GeneveCriticalOption)
+        );
+        assert_eq!(
+            decide(&p, 0, &geneve_packet(8, 0x6558, &[])),
+            Decap::Drop(DropReason::GeneveUnknownVni)
+        );
+        assert_eq!(
+            decide(&p, 0, &geneve_packet(7, 0x0800, &[])),
+            Decap::Drop(DropReason::GeneveProto)
+        );
     }
 
     /// A VXLAN packet from REMOTE to `dst`:`port` with `vni` around a 60-byte frame, from

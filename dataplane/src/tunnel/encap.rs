@@ -1,5 +1,5 @@
-//! tunnel-encap: frames sent out of a tunnel interface, each toward a VTEP, become outer
-//! packets routed in the tunnel's underlay VRF.
+//! tunnel-encap: frames sent out of a vxlan or geneve tunnel interface, each toward a VTEP,
+//! become outer packets routed in the tunnel's underlay VRF.
 //!
 //! Frames come from l2-bridge (a tunnel member: known unicast toward the VTEP its MAC
 //! entry names, flooded frames toward every remote of the tunnel) and from the router
@@ -9,8 +9,9 @@
 //! For each VTEP (head-end replication copies the frame for all but the last remote): the
 //! underlay route to the VTEP is looked up in the tunnel's VRF ([`Fib4::lookup`], the next
 //! hop resolved by [`NextHops::resolve`] with ECMP by the inner flow hash, as ip4-forward
-//! does); outer Ethernet / IPv4 / UDP / VXLAN are written into the headroom in front of the
-//! frame ([`encap_vxlan_v4`]): from the underlay interface's MAC to the next hop's, from the
+//! does); outer Ethernet / IPv4 / UDP / VXLAN (Geneve: no options, Protocol Type 0x6558)
+//! are written into the headroom in front of the frame ([`encap_vxlan_v4`],
+//! [`encap_geneve_v4`]): from the underlay interface's MAC to the next hop's, from the
 //! tunnel's local address, TTL from the plan (0: the inner IPv4 TTL), DF from the plan, UDP
 //! source port from the inner flow hash ([`vxlan::source_port`], the kernel's choice), UDP
 //! checksum zero (RFC 7348 §5). A next hop not resolved yet sends the outer packet to the
@@ -44,15 +45,20 @@ use crate::l3::forward::hand_out;
 use crate::l3::nexthop::{NextHop, NextHops};
 use crate::plan::{TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
-use crate::wire::ethernet::{ETHERTYPE_IPV4, HEADER_LEN as ETH, VLAN_TAG_LEN};
-use crate::wire::tunnel::{encap_vxlan_v4, OuterV4, VXLAN_V4_OUTER_LEN};
+use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_TEB, HEADER_LEN as ETH, VLAN_TAG_LEN};
+use crate::wire::geneve::GeneveRepr;
+use crate::wire::tunnel::{
+    encap_geneve_v4, encap_vxlan_v4, OuterV4, UdpTunnel, GENEVE_V4_OUTER_LEN, VXLAN_V4_OUTER_LEN,
+};
 use crate::wire::vxlan;
 
 const STAGE: Stage = Stage::TunnelEncap;
 
-/// The outer IPv4 header's and the UDP and VXLAN headers' bytes (the outer Ethernet
-/// header aside): what the underlay MTU must hold besides the inner frame.
+/// The outer IPv4 header's and the UDP and VXLAN (or option-less Geneve) headers' bytes
+/// (the outer Ethernet header aside): what the underlay MTU must hold besides the inner
+/// frame.
 const OUTER_IP_OVERHEAD: usize = VXLAN_V4_OUTER_LEN - ETH;
+const _: () = assert!(GENEVE_V4_OUTER_LEN == VXLAN_V4_OUTER_LEN);
 
 /// Frames waiting for tunnel-encap, each with its VTEP (an IPv4 address as a `u32`, or
 /// [`ALL_REMOTES`]).
@@ -137,13 +143,33 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     g.encap_spare = Some(work);
 }
 
-/// The VXLAN settings of a tunnel this stage encapsulates for: (VNI, UDP port, local).
+/// How a tunnel this stage encapsulates for sends: VXLAN or Geneve (no options, Ethernet
+/// inside), its VNI, UDP port and local IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UdpEncap {
+    kind: UdpTunnel,
+    vni: u32,
+    port: u16,
+    local: Ipv4Addr,
+}
+
+/// The settings of tunnel `t` if this stage encapsulates for it.
 #[inline]
-fn vxlan_of(t: &TunnelPlan) -> Option<(u32, u16, Ipv4Addr)> {
-    match (t.encap, t.local) {
-        (TunnelEncap::Vxlan { vni, port }, IpAddr::V4(local)) => Some((vni, port, local)),
-        _ => None,
-    }
+fn udp_encap_of(t: &TunnelPlan) -> Option<UdpEncap> {
+    let IpAddr::V4(local) = t.local else {
+        return None;
+    };
+    let (kind, vni, port) = match t.encap {
+        TunnelEncap::Vxlan { vni, port } => (UdpTunnel::Vxlan, vni, port),
+        TunnelEncap::Geneve { vni, port } => (UdpTunnel::Geneve, vni, port),
+        TunnelEncap::Gre { .. } | TunnelEncap::Ipip => return None,
+    };
+    Some(UdpEncap {
+        kind,
+        vni,
+        port,
+        local,
+    })
 }
 
 /// The longest inner frame tunnel `t` takes: its MTU, the Ethernet header, and a tag if
@@ -157,7 +183,11 @@ fn max_inner(t: &TunnelPlan, frame: &[u8]) -> usize {
 #[inline]
 fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, remote: Remote) {
     let tif = meta.tx_if;
-    let Some((t, vx)) = ctx.plan.tunnel(tif).and_then(|t| Some((t, vxlan_of(t)?))) else {
+    let Some((t, vx)) = ctx
+        .plan
+        .tunnel(tif)
+        .and_then(|t| Some((t, udp_encap_of(t)?)))
+    else {
         ctx.counters
             .drop_packets(STAGE, DropReason::NoEncap, tif, 1);
         return;
@@ -178,14 +208,7 @@ fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, remote: Remote) {
 
 /// Head-end replication: a copy toward each remote of `t` but the last, which gets `m`.
 #[inline(never)]
-fn replicate(
-    ctx: &Ctx,
-    g: &mut Graph,
-    m: Mbuf,
-    meta: &Meta,
-    t: &TunnelPlan,
-    vx: (u32, u16, Ipv4Addr),
-) {
+fn replicate(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, t: &TunnelPlan, vx: UdpEncap) {
     let mut last: Option<Ipv4Addr> = None;
     for r in &t.remotes {
         let IpAddr::V4(r) = *r else { continue };
@@ -255,7 +278,7 @@ fn to_vtep(
     mut m: Mbuf,
     meta: &Meta,
     t: &TunnelPlan,
-    (vni, port, local): (u32, u16, Ipv4Addr),
+    vx: UdpEncap,
     remote: Ipv4Addr,
 ) {
     let plan = ctx.plan;
@@ -309,18 +332,29 @@ fn to_vtep(
     let outer = OuterV4 {
         src_mac,
         dst_mac,
-        src: local,
+        src: vx.local,
         dst: remote,
         ttl,
         dscp_ecn: 0,
         dont_fragment: t.df,
         ident,
     };
+    // RFC 8926 §3.3 asks Geneve senders for the same kind of source port as VXLAN's.
     let sport = vxlan::source_port(hash);
     let written = m
         .data_mut()
         .get_mut(..VXLAN_V4_OUTER_LEN)
-        .and_then(|h| encap_vxlan_v4(h, &outer, sport, port, vni, inner_len));
+        .and_then(|h| match vx.kind {
+            UdpTunnel::Vxlan => encap_vxlan_v4(h, &outer, sport, vx.port, vx.vni, inner_len),
+            UdpTunnel::Geneve => {
+                let repr = GeneveRepr {
+                    control: false,
+                    protocol: ETHERTYPE_TEB,
+                    vni: vx.vni,
+                };
+                encap_geneve_v4(h, &outer, sport, vx.port, &repr, &[], inner_len)
+            }
+        });
     if written.is_none() {
         ctx.counters
             .drop_packets(STAGE, DropReason::TunnelMtuExceeded, t.iface, 1);
@@ -399,8 +433,13 @@ mod tests {
         assert_eq!(max_inner(&tun, &f), 1468);
         assert_eq!(OUTER_IP_OVERHEAD, 36);
         assert_eq!(
-            vxlan_of(&tun),
-            Some((42, 4789, Ipv4Addr::new(192, 0, 2, 1)))
+            udp_encap_of(&tun),
+            Some(UdpEncap {
+                kind: UdpTunnel::Vxlan,
+                vni: 42,
+                port: 4789,
+                local: Ipv4Addr::new(192, 0, 2, 1),
+            })
         );
         let gre = TunnelPlan {
             encap: TunnelEncap::Gre {
@@ -409,7 +448,7 @@ mod tests {
             },
             ..tun
         };
-        assert_eq!(vxlan_of(&gre), None);
+        assert_eq!(udp_encap_of(&gre), None);
     }
 
     #[test]
