@@ -98,6 +98,9 @@ pub enum DropReason {
     TunnelNoRemote = 37,
     /// Geneve to a local tunnel endpoint and port with a VNI no tunnel there has.
     GeneveUnknownVni = 38,
+    /// GRE or IP in IP to a local gre / ipip tunnel endpoint that no tunnel there takes
+    /// (another remote, another key, another payload kind).
+    TunnelUnknown = 39,
 }
 
 impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
@@ -112,7 +115,7 @@ impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 39] = [
+    pub const ALL: [DropReason; 40] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -152,6 +155,7 @@ impl DropReason {
         DropReason::TunnelMtuExceeded,
         DropReason::TunnelNoRemote,
         DropReason::GeneveUnknownVni,
+        DropReason::TunnelUnknown,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -199,6 +203,7 @@ impl DropReason {
             DropReason::TunnelMtuExceeded => "tunnel_mtu_exceeded",
             DropReason::TunnelNoRemote => "tunnel_no_remote",
             DropReason::GeneveUnknownVni => "geneve_unknown_vni",
+            DropReason::TunnelUnknown => "tunnel_unknown",
         }
     }
 }

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 
 use dpdk::{Port, PortConfig};
 use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
-use vswitch_dataplane::plan::{place_queues, TunnelEncap};
+use vswitch_dataplane::plan::place_queues;
 use vswitch_dataplane::{IfIndex, MAX_IFACES};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
@@ -133,16 +133,14 @@ impl std::fmt::Display for Phases {
 }
 
 /// The VTEP the dataplane's entry for static entry `k` on interface `iface` carries: none
-/// unless `iface` is a vxlan or geneve tunnel; then the IPv4 VTEP the entry names, else
-/// every remote of the tunnel (head-end replication).
+/// unless `iface` is a tunnel that carries Ethernet (vxlan, geneve, gre teb); then the
+/// IPv4 VTEP the entry names, else every remote of the tunnel (head-end replication; a gre
+/// tunnel's one remote).
 fn static_vtep(m: &Model, k: &StaticKey, iface: &str) -> Remote {
     let Some((_, t)) = model::tunnel::get(m, iface) else {
         return NO_REMOTE;
     };
-    if !matches!(
-        t.encap,
-        TunnelEncap::Vxlan { .. } | TunnelEncap::Geneve { .. }
-    ) {
+    if !t.encap.carries_ethernet() {
         return NO_REMOTE;
     }
     match m.static_remote(k) {

@@ -39,7 +39,8 @@ use crate::graph::{Ctx, Graph, Meta, Next, Stage};
 use crate::l3::forward::L3;
 use crate::plan::{ForwardingPlan, Input, TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
-use crate::wire::ipv4::PROTO_UDP;
+use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH};
+use crate::wire::ipv4::{PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP};
 use crate::wire::tunnel::{classify_ipv4, Inner, TunnelKind, TunnelRx, UdpTunnel};
 
 const STAGE: Stage = Stage::TunnelDecap;
@@ -97,14 +98,33 @@ fn udp_dst_port(ip: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([p[0], p[1]]))
 }
 
+/// Whether some gre or ipip tunnel of VRF `vrf` has local address `a`.
+#[inline]
+fn ip_endpoint(plan: &ForwardingPlan, vrf: u16, a: Ipv4Addr) -> bool {
+    plan.tunnels.iter().any(|t| {
+        t.vrf == vrf
+            && t.local == IpAddr::V4(a)
+            && matches!(t.encap, TunnelEncap::Gre { .. } | TunnelEncap::Ipip)
+    })
+}
+
+/// The destination address of IPv4 packet `ip`.
+#[inline]
+fn ip_dst(ip: &[u8]) -> Option<Ipv4Addr> {
+    ip.get(IP_DST)
+        .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]))
+}
+
 /// Decides what becomes of `ip`, an IPv4 packet (from its header on) that arrived in VRF
 /// `vrf` for one of the router's addresses. Pure: unit-tested on bytes.
 #[inline]
 pub fn decide<'a>(plan: &'a ForwardingPlan, vrf: u16, ip: &[u8]) -> Decap<'a> {
-    // Only UDP can be a vxlan or geneve tunnel's (gre and ipip are not decapsulated here
-    // yet).
-    if ip.get(IP_PROTO) != Some(&PROTO_UDP) {
-        return Decap::NotTunnel;
+    match ip.get(IP_PROTO) {
+        Some(&PROTO_UDP) => {}
+        // GRE and IP in IP are looked at only when sent to a gre or ipip tunnel's address.
+        Some(&(PROTO_GRE | PROTO_IPIP | PROTO_IPV6))
+            if ip_dst(ip).is_some_and(|d| ip_endpoint(plan, vrf, d)) => {}
+        _ => return Decap::NotTunnel,
     }
     let tunnels = &plan.tunnels;
     let kind = |port: u16| tunnels.iter().find_map(|t| udp_kind(t, vrf, port));
@@ -113,45 +133,70 @@ pub fn decide<'a>(plan: &'a ForwardingPlan, vrf: u16, ip: &[u8]) -> Decap<'a> {
         Ok(None) => {
             // UDP on a port no tunnel of this VRF listens on: a tunnel endpoint's is
             // counted (nothing else of the router takes UDP), the rest goes on as before.
-            let dst = ip
-                .get(IP_DST)
-                .map(|d| Ipv4Addr::new(d[0], d[1], d[2], d[3]));
-            return match dst {
-                Some(d) if udp_endpoint(plan, vrf, d) => Decap::Drop(DropReason::UdpNoTunnel),
+            let udp = ip.get(IP_PROTO) == Some(&PROTO_UDP);
+            return match ip_dst(ip) {
+                Some(d) if udp && udp_endpoint(plan, vrf, d) => {
+                    Decap::Drop(DropReason::UdpNoTunnel)
+                }
                 _ => Decap::NotTunnel,
             };
         }
         Ok(Some(rx)) => rx,
     };
-    // classify_ipv4 found a UDP header, so the port is there.
-    let Some(port) = udp_dst_port(ip) else {
-        return Decap::Drop(DropReason::UdpBadLength);
-    };
-    let (want, unknown) = match rx.kind {
-        TunnelKind::Vxlan { vni } => (
-            TunnelEncap::Vxlan { vni, port },
-            DropReason::VxlanUnknownVni,
-        ),
-        // Geneve tunnels are Ethernet segments here (a bridge member or an addressed
-        // interface): other Protocol Types are not theirs.
-        TunnelKind::Geneve { .. } if rx.inner != Inner::Ethernet => {
-            return Decap::Drop(DropReason::GeneveProto)
-        }
-        TunnelKind::Geneve { vni } => (
-            TunnelEncap::Geneve { vni, port },
-            DropReason::GeneveUnknownVni,
-        ),
-        TunnelKind::Gre { .. } | TunnelKind::Ipip => return Decap::NotTunnel,
-    };
     let local = IpAddr::V4(rx.dst);
-    let found = tunnels
-        .iter()
-        .find(|t| t.vrf == vrf && t.local == local && t.encap == want);
-    match found {
-        Some(_) if rx.src.is_unspecified() => Decap::Drop(DropReason::OuterBadHeader),
-        Some(tunnel) => Decap::Deliver { tunnel, rx },
-        None if udp_endpoint(plan, vrf, rx.dst) => Decap::Drop(unknown),
-        None => Decap::NotTunnel,
+    let remote = IpAddr::V4(rx.src);
+    let here = |t: &&TunnelPlan| t.vrf == vrf && t.local == local;
+    let (found, unknown) = match rx.kind {
+        TunnelKind::Vxlan { vni } | TunnelKind::Geneve { vni } => {
+            // classify_ipv4 found a UDP header, so the port is there.
+            let Some(port) = udp_dst_port(ip) else {
+                return Decap::Drop(DropReason::UdpBadLength);
+            };
+            let (want, unknown) = match rx.kind {
+                TunnelKind::Vxlan { .. } => (
+                    TunnelEncap::Vxlan { vni, port },
+                    DropReason::VxlanUnknownVni,
+                ),
+                // Geneve tunnels are Ethernet segments here (a bridge member or an
+                // addressed interface): other Protocol Types are not theirs.
+                _ if rx.inner != Inner::Ethernet => return Decap::Drop(DropReason::GeneveProto),
+                _ => (
+                    TunnelEncap::Geneve { vni, port },
+                    DropReason::GeneveUnknownVni,
+                ),
+            };
+            let t = tunnels.iter().filter(here).find(|t| t.encap == want);
+            (t, udp_endpoint(plan, vrf, rx.dst).then_some(unknown))
+        }
+        // A gre tunnel takes what comes from its remote with its key (no key: only keyless
+        // packets); Ethernet inside for a teb one, IP for an l3 one.
+        TunnelKind::Gre { key } => {
+            let teb = rx.inner == Inner::Ethernet;
+            let t = tunnels.iter().filter(here).find(|t| {
+                t.encap == TunnelEncap::Gre { key, teb } && t.remotes.first() == Some(&remote)
+            });
+            (t, Some(DropReason::TunnelUnknown))
+        }
+        // An ipip tunnel with the packet's source as its remote, else one without a remote
+        // (point-to-multipoint).
+        TunnelKind::Ipip => {
+            let ipip = || {
+                tunnels
+                    .iter()
+                    .filter(here)
+                    .filter(|t| t.encap == TunnelEncap::Ipip)
+            };
+            let t = ipip()
+                .find(|t| t.remotes.first() == Some(&remote))
+                .or_else(|| ipip().find(|t| t.remotes.is_empty()));
+            (t, Some(DropReason::TunnelUnknown))
+        }
+    };
+    match (found, unknown) {
+        (Some(_), _) if rx.src.is_unspecified() => Decap::Drop(DropReason::OuterBadHeader),
+        (Some(tunnel), _) => Decap::Deliver { tunnel, rx },
+        (None, Some(reason)) => Decap::Drop(reason),
+        (None, None) => Decap::NotTunnel,
     }
 }
 
@@ -213,6 +258,24 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx)
     if let Some(extra) = m.len().checked_sub(rx.inner_len).filter(|e| *e > 0) {
         m.trim(extra as u16);
     }
+    // An IP packet (gre l3, ipip) gets the Ethernet header of a frame to the tunnel
+    // interface's MAC, in the room the outer headers left.
+    let ethertype = match rx.inner {
+        Inner::Ethernet => None,
+        Inner::Ipv4 => Some(ETHERTYPE_IPV4),
+        Inner::Ipv6 => Some(ETHERTYPE_IPV6),
+    };
+    if let Some(ethertype) = ethertype {
+        let mac = p.l3.map_or([0; 6], |l3| l3.mac);
+        if !m.prepend(ETH as u16) {
+            ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, tif, 1);
+            return;
+        }
+        let d = m.data_mut();
+        d[0..6].copy_from_slice(&mac);
+        d[6..12].copy_from_slice(&[0; 6]);
+        d[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    }
     ctx.counters.iface_rx(tif, 1, m.len() as u64);
     match p.input {
         Input::Bridge => match crate::input::bridged(p, tif, m.data()) {
@@ -250,8 +313,10 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx)
 mod tests {
     use super::*;
     use crate::wire::geneve::{self, GeneveRepr};
+    use crate::wire::gre::GreRepr;
     use crate::wire::tunnel::{
-        encap_geneve_v4, encap_vxlan_v4, geneve_v4_outer_len, OuterV4, VXLAN_V4_OUTER_LEN,
+        encap_geneve_v4, encap_gre_v4, encap_ipip_v4, encap_vxlan_v4, geneve_v4_outer_len, OuterV4,
+        VXLAN_V4_OUTER_LEN,
     };
 
     const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -409,6 +474,90 @@ mod tests {
         let mut icmp = packet(LOCAL, 4789, 42);
         icmp[9] = 1;
         assert_eq!(decide(&p, 0, &icmp), Decap::NotTunnel);
+    }
+
+    /// A GRE (`key`, Protocol Type `proto`) or IPIP (`proto` None) packet from `src` to
+    /// LOCAL around 40 bytes of inner packet, from its IPv4 header on.
+    fn ip_packet(src: Ipv4Addr, key: Option<u32>, proto: Option<u16>) -> Vec<u8> {
+        let outer = OuterV4 {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src,
+            dst: LOCAL,
+            ttl: 64,
+            dscp_ecn: 0,
+            dont_fragment: false,
+            ident: 0,
+        };
+        let mut b = vec![0u8; 60 + 40];
+        let n = match proto {
+            Some(protocol) => {
+                let repr = GreRepr {
+                    protocol,
+                    checksum: false,
+                    key,
+                    seq: None,
+                };
+                encap_gre_v4(&mut b, &outer, &repr, 40).unwrap()
+            }
+            None => encap_ipip_v4(&mut b, &outer, Inner::Ipv4, 40).unwrap(),
+        };
+        b.truncate(n + 40);
+        b[n] = 0x45;
+        b.split_off(14)
+    }
+
+    #[test]
+    fn gre_by_remote_and_key_ipip_by_remote() {
+        let gre = |iface, key, teb| TunnelPlan {
+            encap: TunnelEncap::Gre { key, teb },
+            ..tunnel(iface, 0, 0, 0)
+        };
+        let ipip = |iface, remotes: Vec<IpAddr>| TunnelPlan {
+            encap: TunnelEncap::Ipip,
+            remotes,
+            ..tunnel(iface, 0, 0, 0)
+        };
+        let p = ForwardingPlan {
+            tunnels: vec![
+                gre(10, None, true),
+                gre(11, Some(5), false),
+                ipip(12, vec![IpAddr::V4(REMOTE)]),
+                ipip(13, vec![]),
+            ],
+            ..ForwardingPlan::default()
+        };
+        let deliver = |d: Decap| match d {
+            Decap::Deliver { tunnel, rx } => (tunnel.iface, rx.inner),
+            d => panic!("{d:?}"),
+        };
+        assert_eq!(
+            deliver(decide(&p, 0, &ip_packet(REMOTE, None, Some(0x6558)))),
+            (10, Inner::Ethernet)
+        );
+        assert_eq!(
+            deliver(decide(&p, 0, &ip_packet(REMOTE, Some(5), Some(0x0800)))),
+            (11, Inner::Ipv4)
+        );
+        // Another key, another remote, no key where one is needed.
+        for (src, key) in [(REMOTE, Some(6)), (Ipv4Addr::new(192, 0, 2, 7), None)] {
+            assert_eq!(
+                decide(&p, 0, &ip_packet(src, key, Some(0x6558))),
+                Decap::Drop(DropReason::TunnelUnknown)
+            );
+        }
+        assert_eq!(
+            decide(&p, 0, &ip_packet(REMOTE, None, Some(0x0800))),
+            Decap::Drop(DropReason::TunnelUnknown)
+        );
+        // IPIP: the tunnel of the remote, else the point-to-multipoint one.
+        assert_eq!(deliver(decide(&p, 0, &ip_packet(REMOTE, None, None))).0, 12);
+        let other = Ipv4Addr::new(192, 0, 2, 9);
+        assert_eq!(deliver(decide(&p, 0, &ip_packet(other, None, None))).0, 13);
+        // GRE to an address no gre tunnel has is not looked at.
+        let mut elsewhere = ip_packet(REMOTE, None, Some(0x6558));
+        elsewhere[19] = 77;
+        assert_eq!(decide(&p, 0, &elsewhere), Decap::NotTunnel);
     }
 
     proptest::proptest! {

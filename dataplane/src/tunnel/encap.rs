@@ -1,5 +1,6 @@
-//! tunnel-encap: frames sent out of a vxlan or geneve tunnel interface, each toward a VTEP,
-//! become outer packets routed in the tunnel's underlay VRF.
+//! tunnel-encap: frames sent out of a tunnel interface that carries Ethernet (vxlan,
+//! geneve, gre teb), each toward a VTEP, become outer packets routed in the tunnel's
+//! underlay VRF. (gre l3 and ipip tunnels are not encapsulated yet: `no_encap`.)
 //!
 //! Frames come from l2-bridge (a tunnel member: known unicast toward the VTEP its MAC
 //! entry names, flooded frames toward every remote of the tunnel) and from the router
@@ -9,9 +10,10 @@
 //! For each VTEP (head-end replication copies the frame for all but the last remote): the
 //! underlay route to the VTEP is looked up in the tunnel's VRF ([`Fib4::lookup`], the next
 //! hop resolved by [`NextHops::resolve`] with ECMP by the inner flow hash, as ip4-forward
-//! does); outer Ethernet / IPv4 / UDP / VXLAN (Geneve: no options, Protocol Type 0x6558)
-//! are written into the headroom in front of the frame ([`encap_vxlan_v4`],
-//! [`encap_geneve_v4`]): from the underlay interface's MAC to the next hop's, from the
+//! does); outer Ethernet / IPv4 / UDP / VXLAN (Geneve: no options, Protocol Type 0x6558;
+//! GRE: Protocol Type 0x6558 and the tunnel's key, no checksum or sequence) are written
+//! into the headroom in front of the frame ([`encap_vxlan_v4`], [`encap_geneve_v4`],
+//! [`encap_gre_v4`]): from the underlay interface's MAC to the next hop's, from the
 //! tunnel's local address, TTL from the plan (0: the inner IPv4 TTL), DF from the plan, UDP
 //! source port from the inner flow hash ([`vxlan::source_port`], the kernel's choice), UDP
 //! checksum zero (RFC 7348 §5). A next hop not resolved yet sends the outer packet to the
@@ -47,17 +49,15 @@ use crate::plan::{TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_TEB, HEADER_LEN as ETH, VLAN_TAG_LEN};
 use crate::wire::geneve::GeneveRepr;
+use crate::wire::gre::GreRepr;
 use crate::wire::tunnel::{
-    encap_geneve_v4, encap_vxlan_v4, OuterV4, UdpTunnel, GENEVE_V4_OUTER_LEN, VXLAN_V4_OUTER_LEN,
+    encap_geneve_v4, encap_gre_v4, encap_vxlan_v4, gre_v4_outer_len, OuterV4, GENEVE_V4_OUTER_LEN,
+    VXLAN_V4_OUTER_LEN,
 };
 use crate::wire::vxlan;
 
 const STAGE: Stage = Stage::TunnelEncap;
 
-/// The outer IPv4 header's and the UDP and VXLAN (or option-less Geneve) headers' bytes
-/// (the outer Ethernet header aside): what the underlay MTU must hold besides the inner
-/// frame.
-const OUTER_IP_OVERHEAD: usize = VXLAN_V4_OUTER_LEN - ETH;
 const _: () = assert!(GENEVE_V4_OUTER_LEN == VXLAN_V4_OUTER_LEN);
 
 /// Frames waiting for tunnel-encap, each with its VTEP (an IPv4 address as a `u32`, or
@@ -143,33 +143,59 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     g.encap_spare = Some(work);
 }
 
-/// How a tunnel this stage encapsulates for sends: VXLAN or Geneve (no options, Ethernet
-/// inside), its VNI, UDP port and local IPv4 address.
+/// What a tunnel this stage encapsulates for puts in front of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct UdpEncap {
-    kind: UdpTunnel,
-    vni: u32,
-    port: u16,
+enum Kind {
+    /// VXLAN with this VNI to this UDP port.
+    Vxlan { vni: u32, port: u16 },
+    /// Geneve without options, Protocol Type 0x6558.
+    Geneve { vni: u32, port: u16 },
+    /// GRE with Protocol Type 0x6558 (transparent Ethernet bridging) and this key.
+    GreTeb { key: Option<u32> },
+}
+
+/// A tunnel this stage encapsulates for: its kind and its local IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Encap {
+    kind: Kind,
     local: Ipv4Addr,
 }
 
-/// The settings of tunnel `t` if this stage encapsulates for it.
+impl Encap {
+    /// The GRE header of a gre teb tunnel with `key`.
+    fn gre(key: Option<u32>) -> GreRepr {
+        GreRepr {
+            protocol: ETHERTYPE_TEB,
+            checksum: false,
+            key,
+            seq: None,
+        }
+    }
+
+    /// Bytes of outer headers, Ethernet included.
+    #[inline]
+    fn outer_len(&self) -> usize {
+        match self.kind {
+            Kind::Vxlan { .. } | Kind::Geneve { .. } => VXLAN_V4_OUTER_LEN,
+            Kind::GreTeb { key } => gre_v4_outer_len(&Encap::gre(key)),
+        }
+    }
+}
+
+/// The settings of tunnel `t` if this stage encapsulates for it: the kinds that carry
+/// Ethernet, over IPv4.
 #[inline]
-fn udp_encap_of(t: &TunnelPlan) -> Option<UdpEncap> {
+fn encap_of(t: &TunnelPlan) -> Option<Encap> {
     let IpAddr::V4(local) = t.local else {
         return None;
     };
-    let (kind, vni, port) = match t.encap {
-        TunnelEncap::Vxlan { vni, port } => (UdpTunnel::Vxlan, vni, port),
-        TunnelEncap::Geneve { vni, port } => (UdpTunnel::Geneve, vni, port),
-        TunnelEncap::Gre { .. } | TunnelEncap::Ipip => return None,
+    let kind = match t.encap {
+        TunnelEncap::Vxlan { vni, port } => Kind::Vxlan { vni, port },
+        TunnelEncap::Geneve { vni, port } => Kind::Geneve { vni, port },
+        TunnelEncap::Gre { key, teb: true } => Kind::GreTeb { key },
+        TunnelEncap::Gre { teb: false, .. } | TunnelEncap::Ipip => return None,
     };
-    Some(UdpEncap {
-        kind,
-        vni,
-        port,
-        local,
-    })
+    Some(Encap { kind, local })
 }
 
 /// The longest inner frame tunnel `t` takes: its MTU, the Ethernet header, and a tag if
@@ -183,11 +209,7 @@ fn max_inner(t: &TunnelPlan, frame: &[u8]) -> usize {
 #[inline]
 fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, remote: Remote) {
     let tif = meta.tx_if;
-    let Some((t, vx)) = ctx
-        .plan
-        .tunnel(tif)
-        .and_then(|t| Some((t, udp_encap_of(t)?)))
-    else {
+    let Some((t, vx)) = ctx.plan.tunnel(tif).and_then(|t| Some((t, encap_of(t)?))) else {
         ctx.counters
             .drop_packets(STAGE, DropReason::NoEncap, tif, 1);
         return;
@@ -208,7 +230,7 @@ fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, remote: Remote) {
 
 /// Head-end replication: a copy toward each remote of `t` but the last, which gets `m`.
 #[inline(never)]
-fn replicate(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, t: &TunnelPlan, vx: UdpEncap) {
+fn replicate(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, t: &TunnelPlan, vx: Encap) {
     let mut last: Option<Ipv4Addr> = None;
     for r in &t.remotes {
         let IpAddr::V4(r) = *r else { continue };
@@ -278,7 +300,7 @@ fn to_vtep(
     mut m: Mbuf,
     meta: &Meta,
     t: &TunnelPlan,
-    vx: UdpEncap,
+    vx: Encap,
     remote: Ipv4Addr,
 ) {
     let plan = ctx.plan;
@@ -312,7 +334,8 @@ fn to_vtep(
     // max_frame counts the Ethernet header and two tags on top of the MTU; the outer
     // packet is untagged.
     let mtu = (max_frame as usize).saturating_sub(ETH + 2 * VLAN_TAG_LEN);
-    if inner_len + OUTER_IP_OVERHEAD > mtu {
+    let outer_len = vx.outer_len();
+    if inner_len + outer_len - ETH > mtu {
         ctx.counters
             .drop_packets(STAGE, DropReason::TunnelMtuExceeded, t.iface, 1);
         return;
@@ -324,7 +347,7 @@ fn to_vtep(
         g.outer_ident = g.outer_ident.wrapping_add(1);
         g.outer_ident
     };
-    if !m.prepend(VXLAN_V4_OUTER_LEN as u16) {
+    if !m.prepend(outer_len as u16) {
         ctx.counters
             .drop_packets(STAGE, DropReason::NoMbuf, t.iface, 1);
         return;
@@ -343,17 +366,18 @@ fn to_vtep(
     let sport = vxlan::source_port(hash);
     let written = m
         .data_mut()
-        .get_mut(..VXLAN_V4_OUTER_LEN)
+        .get_mut(..outer_len)
         .and_then(|h| match vx.kind {
-            UdpTunnel::Vxlan => encap_vxlan_v4(h, &outer, sport, vx.port, vx.vni, inner_len),
-            UdpTunnel::Geneve => {
+            Kind::Vxlan { vni, port } => encap_vxlan_v4(h, &outer, sport, port, vni, inner_len),
+            Kind::Geneve { vni, port } => {
                 let repr = GeneveRepr {
                     control: false,
                     protocol: ETHERTYPE_TEB,
-                    vni: vx.vni,
+                    vni,
                 };
-                encap_geneve_v4(h, &outer, sport, vx.port, &repr, &[], inner_len)
+                encap_geneve_v4(h, &outer, sport, port, &repr, &[], inner_len)
             }
+            Kind::GreTeb { key } => encap_gre_v4(h, &outer, &Encap::gre(key), inner_len),
         });
     if written.is_none() {
         ctx.counters
@@ -367,7 +391,7 @@ fn to_vtep(
         ..*meta
     };
     if out.csum.field_offset().is_some() {
-        out.csum_start += VXLAN_V4_OUTER_LEN as u16;
+        out.csum_start += outer_len as u16;
     }
     if resolved {
         hand_out(ctx, g, STAGE, m, out, bvi);
@@ -431,24 +455,28 @@ mod tests {
         assert_eq!(max_inner(&tun, &f), 1464);
         f[12..14].copy_from_slice(&[0x81, 0x00]);
         assert_eq!(max_inner(&tun, &f), 1468);
-        assert_eq!(OUTER_IP_OVERHEAD, 36);
+        let vx = encap_of(&tun).unwrap();
         assert_eq!(
-            udp_encap_of(&tun),
-            Some(UdpEncap {
-                kind: UdpTunnel::Vxlan,
-                vni: 42,
-                port: 4789,
-                local: Ipv4Addr::new(192, 0, 2, 1),
-            })
+            (vx.kind, vx.local, vx.outer_len()),
+            (
+                Kind::Vxlan {
+                    vni: 42,
+                    port: 4789
+                },
+                Ipv4Addr::new(192, 0, 2, 1),
+                50
+            )
         );
-        let gre = TunnelPlan {
-            encap: TunnelEncap::Gre {
-                key: None,
-                teb: true,
-            },
-            ..tun
+        let gre = |key, teb| TunnelPlan {
+            encap: TunnelEncap::Gre { key, teb },
+            ..t(64, 1450)
         };
-        assert_eq!(udp_encap_of(&gre), None);
+        assert_eq!(encap_of(&gre(None, true)).map(|e| e.outer_len()), Some(38));
+        assert_eq!(
+            encap_of(&gre(Some(7), true)).map(|e| e.outer_len()),
+            Some(42)
+        );
+        assert_eq!(encap_of(&gre(None, false)), None);
     }
 
     #[test]
