@@ -1,6 +1,9 @@
-//! tunnel-encap: frames sent out of a tunnel interface that carries Ethernet (vxlan,
-//! geneve, gre teb), each toward a VTEP, become outer packets routed in the tunnel's
-//! underlay VRF. (gre l3 and ipip tunnels are not encapsulated yet: `no_encap`.)
+//! tunnel-encap: frames sent out of a tunnel interface, each toward a VTEP, become outer
+//! packets routed in the tunnel's underlay VRF. The kinds that carry Ethernet (vxlan,
+//! geneve, gre teb) carry the frame; gre l3 and ipip carry its IP packet (the Ethernet
+//! header the router wrote is dropped; ARP and other non-IP frames are dropped as
+//! `not_ip`), to their one remote (a point-to-multipoint ipip tunnel without a remote has
+//! no VTEP yet: `tunnel_no_remote`).
 //!
 //! Frames come from l2-bridge (a tunnel member: known unicast toward the VTEP its MAC
 //! entry names, flooded frames toward every remote of the tunnel) and from the router
@@ -47,12 +50,14 @@ use crate::l3::forward::hand_out;
 use crate::l3::nexthop::{NextHop, NextHops};
 use crate::plan::{TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
-use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_TEB, HEADER_LEN as ETH, VLAN_TAG_LEN};
+use crate::wire::ethernet::{
+    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, HEADER_LEN as ETH, VLAN_TAG_LEN,
+};
 use crate::wire::geneve::GeneveRepr;
 use crate::wire::gre::GreRepr;
 use crate::wire::tunnel::{
-    encap_geneve_v4, encap_gre_v4, encap_vxlan_v4, gre_v4_outer_len, OuterV4, GENEVE_V4_OUTER_LEN,
-    VXLAN_V4_OUTER_LEN,
+    encap_geneve_v4, encap_gre_v4, encap_ipip_v4, encap_vxlan_v4, gre_v4_outer_len, Inner, OuterV4,
+    GENEVE_V4_OUTER_LEN, IPIP_V4_OUTER_LEN, VXLAN_V4_OUTER_LEN,
 };
 use crate::wire::vxlan;
 
@@ -114,6 +119,15 @@ pub(crate) fn route_into(ctx: &Ctx, g: &mut Graph, stage: Stage, m: Mbuf, meta: 
     }
     let remote = match t.vtep(&dst) {
         Some(IpAddr::V4(a)) => u32::from(a),
+        // A point-to-point tunnel (gre, ipip with a remote): its one remote.
+        _ if !t.encap.carries_ethernet() => match t.remotes.first() {
+            Some(IpAddr::V4(a)) => u32::from(*a),
+            _ => {
+                ctx.counters
+                    .drop_packets(stage, DropReason::TunnelNoRemote, meta.tx_if, 1);
+                return;
+            }
+        },
         _ if !t.remotes.is_empty() => ALL_REMOTES,
         _ => {
             ctx.counters
@@ -152,6 +166,10 @@ enum Kind {
     Geneve { vni: u32, port: u16 },
     /// GRE with Protocol Type 0x6558 (transparent Ethernet bridging) and this key.
     GreTeb { key: Option<u32> },
+    /// GRE carrying the frame's IP packet (its Ethernet header dropped) with this key.
+    GreL3 { key: Option<u32> },
+    /// IP in IPv4 (protocol 4 or 41) carrying the frame's IP packet.
+    Ipip,
 }
 
 /// A tunnel this stage encapsulates for: its kind and its local IPv4 address.
@@ -162,14 +180,20 @@ struct Encap {
 }
 
 impl Encap {
-    /// The GRE header of a gre teb tunnel with `key`.
-    fn gre(key: Option<u32>) -> GreRepr {
+    /// The GRE header for a payload of `protocol` with `key`.
+    fn gre(protocol: u16, key: Option<u32>) -> GreRepr {
         GreRepr {
-            protocol: ETHERTYPE_TEB,
+            protocol,
             checksum: false,
             key,
             seq: None,
         }
+    }
+
+    /// Whether it carries IP packets (the frame's Ethernet header is dropped).
+    #[inline]
+    fn carries_ip(&self) -> bool {
+        matches!(self.kind, Kind::GreL3 { .. } | Kind::Ipip)
     }
 
     /// Bytes of outer headers, Ethernet included.
@@ -177,13 +201,15 @@ impl Encap {
     fn outer_len(&self) -> usize {
         match self.kind {
             Kind::Vxlan { .. } | Kind::Geneve { .. } => VXLAN_V4_OUTER_LEN,
-            Kind::GreTeb { key } => gre_v4_outer_len(&Encap::gre(key)),
+            Kind::GreTeb { key } | Kind::GreL3 { key } => {
+                gre_v4_outer_len(&Encap::gre(ETHERTYPE_TEB, key))
+            }
+            Kind::Ipip => IPIP_V4_OUTER_LEN,
         }
     }
 }
 
-/// The settings of tunnel `t` if this stage encapsulates for it: the kinds that carry
-/// Ethernet, over IPv4.
+/// The settings of tunnel `t` if this stage encapsulates for it: every kind over IPv4.
 #[inline]
 fn encap_of(t: &TunnelPlan) -> Option<Encap> {
     let IpAddr::V4(local) = t.local else {
@@ -193,7 +219,8 @@ fn encap_of(t: &TunnelPlan) -> Option<Encap> {
         TunnelEncap::Vxlan { vni, port } => Kind::Vxlan { vni, port },
         TunnelEncap::Geneve { vni, port } => Kind::Geneve { vni, port },
         TunnelEncap::Gre { key, teb: true } => Kind::GreTeb { key },
-        TunnelEncap::Gre { teb: false, .. } | TunnelEncap::Ipip => return None,
+        TunnelEncap::Gre { key, teb: false } => Kind::GreL3 { key },
+        TunnelEncap::Ipip => Kind::Ipip,
     };
     Some(Encap { kind, local })
 }
@@ -330,6 +357,27 @@ fn to_vtep(
             .drop_packets(STAGE, DropReason::NoRoute, t.iface, 1);
         return;
     }
+    let ttl = outer_ttl(t, m.data());
+    // An IP tunnel carries the frame's IP packet: its Ethernet header goes.
+    let ip_inner = if vx.carries_ip() {
+        let ethertype = m
+            .data()
+            .get(12..14)
+            .map(|e| u16::from_be_bytes([e[0], e[1]]));
+        let inner = match ethertype {
+            Some(ETHERTYPE_IPV4) => Inner::Ipv4,
+            Some(ETHERTYPE_IPV6) => Inner::Ipv6,
+            _ => {
+                ctx.counters
+                    .drop_packets(STAGE, DropReason::NotIp, t.iface, 1);
+                return;
+            }
+        };
+        m.adj(ETH as u16);
+        Some((inner, ethertype.unwrap_or_default()))
+    } else {
+        None
+    };
     let inner_len = m.len();
     // max_frame counts the Ethernet header and two tags on top of the MTU; the outer
     // packet is untagged.
@@ -340,7 +388,6 @@ fn to_vtep(
             .drop_packets(STAGE, DropReason::TunnelMtuExceeded, t.iface, 1);
         return;
     }
-    let ttl = outer_ttl(t, m.data());
     let ident = if t.df {
         0
     } else {
@@ -377,7 +424,17 @@ fn to_vtep(
                 };
                 encap_geneve_v4(h, &outer, sport, port, &repr, &[], inner_len)
             }
-            Kind::GreTeb { key } => encap_gre_v4(h, &outer, &Encap::gre(key), inner_len),
+            Kind::GreTeb { key } => {
+                encap_gre_v4(h, &outer, &Encap::gre(ETHERTYPE_TEB, key), inner_len)
+            }
+            Kind::GreL3 { key } => {
+                let protocol = ip_inner.map_or(ETHERTYPE_IPV4, |(_, e)| e);
+                encap_gre_v4(h, &outer, &Encap::gre(protocol, key), inner_len)
+            }
+            Kind::Ipip => {
+                let inner = ip_inner.map_or(Inner::Ipv4, |(i, _)| i);
+                encap_ipip_v4(h, &outer, inner, inner_len)
+            }
         });
     if written.is_none() {
         ctx.counters
@@ -391,7 +448,8 @@ fn to_vtep(
         ..*meta
     };
     if out.csum.field_offset().is_some() {
-        out.csum_start += outer_len as u16;
+        let shift = if ip_inner.is_some() { ETH } else { 0 };
+        out.csum_start = out.csum_start + outer_len as u16 - shift as u16;
     }
     if resolved {
         hand_out(ctx, g, STAGE, m, out, bvi);
@@ -476,7 +534,16 @@ mod tests {
             encap_of(&gre(Some(7), true)).map(|e| e.outer_len()),
             Some(42)
         );
-        assert_eq!(encap_of(&gre(None, false)), None);
+        assert_eq!(
+            encap_of(&gre(Some(7), false)).map(|e| e.outer_len()),
+            Some(42)
+        );
+        let ipip = TunnelPlan {
+            encap: TunnelEncap::Ipip,
+            ..t(64, 1450)
+        };
+        assert_eq!(encap_of(&ipip).map(|e| e.outer_len()), Some(34));
+        assert!(encap_of(&ipip).is_some_and(|e| e.carries_ip()));
     }
 
     #[test]
