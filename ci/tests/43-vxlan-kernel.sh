@@ -24,7 +24,6 @@ source "$(dirname "$0")/../l2lib.sh"
 
 vs_test_init "43-vxlan-kernel"
 l2_need_scapy
-ip link help vxlan 2>&1 | grep -q 'vxlan' || fail "ip link has no vxlan type"
 start_vswitchd
 
 # The underlay: namespace u with a Linux bridge; the switch's end HU in the host.
@@ -34,10 +33,10 @@ HU=$(vs_ifname hu)
 ip link add "$HU" type veth peer name sw netns "$NSU" || fail "cannot create veth $HU"
 VS_LINKS+=("$HU")
 vs_host_link_quiet "$HU"
-ip -n "$NSU" link add br type bridge
-ip -n "$NSU" link set sw master br
+ip -n "$NSU" link add name ubr type bridge
+ip -n "$NSU" link set sw master ubr
 ip -n "$NSU" link set sw up
-ip -n "$NSU" link set br up
+ip -n "$NSU" link set ubr up
 
 # knode N ADDR: namespace kN with eth0 at ADDR/24 on the underlay bridge; sets KNS.
 knode() {
@@ -45,7 +44,7 @@ knode() {
     vs_netns_add "$KNS"
     ip -n "$NSU" link add "k$1" type veth peer name eth0 netns "$KNS" ||
         fail "cannot create veth k$1 <-> $KNS/eth0"
-    ip -n "$NSU" link set "k$1" master br
+    ip -n "$NSU" link set "k$1" master ubr
     ip -n "$NSU" link set "k$1" up
     vs_ns_iface_up "$KNS" eth0 "$2/24"
 }
