@@ -51,7 +51,8 @@ pub enum DropReason {
     Martian = 15,
     /// A frame on a routed interface that is neither IPv4, IPv6 nor ARP (or is tagged).
     NotIp = 16,
-    /// A frame sent out of a tunnel interface whose kind no stage encapsulates yet.
+    /// A frame that reached a tunnel interface's output without tunnel-encap (a MAC entry on
+    /// the tunnel that names no VTEP), or of a kind or family tunnel-encap does not do.
     NoEncap = 17,
     // Tunnel decapsulation (tunnel-decap): the reasons of `wire::tunnel::TunnelDrop`,
     // in its order, then the decapsulator's own.

@@ -818,6 +818,44 @@ mod tests {
         );
     }
 
+    /// A member behind a tunnel (here T): its frames teach the VTEP they came from, a move
+    /// between VTEPs is learned again, and frames to such an entry go toward its VTEP;
+    /// entries without one are switched as before.
+    #[test]
+    fn entries_behind_a_tunnel_name_their_vtep() {
+        let mut r = Rig::new(false);
+        let decide_from = |r: &mut Rig, m: &Meta, f: &[u8], remote| {
+            let bridge = r.plan.bridge(m.bridge);
+            let p = probes(true, m, f);
+            let _ = decide(&r.plan, bridge, &r.l2, &mut r.filter, m, f, &p, remote, 0);
+        };
+        // From T (VTEP 10.0.0.2): learned with it.
+        let f = frame(mac(0x1), mac(0x77));
+        decide_from(&mut r, &meta(T, 10), &f, 0x0a00_0002);
+        r.learner.drain(&r.l2.learn);
+        let hit = r.l2.fdb.lookup(&Rig::key(10, 0x77)).unwrap();
+        assert_eq!((hit.entry.port, hit.remote), (T, 0x0a00_0002));
+        // To it: toward that VTEP.
+        assert!(matches!(
+            r.decide(&meta(A, 10), &frame(mac(0x77), mac(0x1))),
+            Verdict::Tunnel(T, _, 0x0a00_0002)
+        ));
+        // The same MAC behind another VTEP of T: a move.
+        decide_from(&mut r, &meta(T, 10), &f, 0x0a00_0003);
+        r.learner.drain(&r.l2.learn);
+        assert_eq!(
+            r.l2.fdb.lookup(&Rig::key(10, 0x77)).unwrap().remote,
+            0x0a00_0003
+        );
+        // Plain members' entries carry no VTEP and are switched as before.
+        decide_from(&mut r, &meta(B, 10), &frame(mac(0x1), mac(0xb)), NO_REMOTE);
+        r.learner.drain(&r.l2.learn);
+        assert!(matches!(
+            r.decide(&meta(A, 10), &frame(mac(0xb), mac(0x1))),
+            Verdict::To(B, _)
+        ));
+    }
+
     #[test]
     fn unknown_unicast_floods_when_flooding_is_on() {
         let mut r = Rig::new(true);

@@ -9,7 +9,11 @@
 //! on, whose local address is the outer destination, whose UDP port is the outer
 //! destination port, and whose VNI is the packet's. Geneve options are skipped; a critical
 //! one is unknown here, so a packet with one is dropped (RFC 8926 §3.5); only Ethernet is
-//! taken inside Geneve. Outer UDP checksums are not checked (RFC 7348 §5 lets a receiver skip them; a
+//! taken inside Geneve. GRE (RFC 2784 / 2890): a gre tunnel whose remote is the outer
+//! source, with the packet's key (or none), teb for Ethernet inside, l3 for IP. IPIP (RFC
+//! 2003, 4213): an ipip tunnel whose remote is the outer source, else one without a remote
+//! (point-to-multipoint). GRE and IPIP are looked at only when sent to the local address of
+//! a gre or ipip tunnel. Outer UDP checksums are not checked (RFC 7348 §5 lets a receiver skip them; a
 //! sender usually sends zero); the outer header checksum was checked by ip4-forward.
 //!
 //! Reads: `meta.rx_if` (its VRF is the underlay's); the outer headers; the plan's tunnels
@@ -28,7 +32,10 @@
 //! other than Ethernet), `udp_no_tunnel` (UDP to a local tunnel endpoint on a
 //! port no tunnel there listens on), `outer_bad_header` (outer source 0.0.0.0), `iface_down`
 //! (the tunnel interface is down), `unconnected` (neither in a bridge nor addressed),
-//! `bad_header` / `vlan_mismatch` (an inner frame the tunnel's bridge membership refuses).
+//! `bad_header` / `vlan_mismatch` (an inner frame the tunnel's bridge membership refuses),
+//! `tunnel_unknown` (GRE or IPIP to a gre / ipip endpoint that no tunnel there takes),
+//! `no_mbuf` (no room for the Ethernet header of an IP payload).
+//! An IP payload (gre l3, ipip) gets an Ethernet header to the tunnel interface's MAC.
 
 use std::net::{IpAddr, Ipv4Addr};
 

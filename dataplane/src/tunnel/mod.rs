@@ -1,11 +1,12 @@
 //! Tunnels as graph stages: what comes out of a tunnel (tunnel-decap) and what goes into
-//! one (tunnel-encap). VXLAN over an IPv4 underlay is what they speak so far; the other
-//! kinds the plan knows (geneve, gre, ipip) are left to the slow path on receipt (as
-//! before: punted as local traffic) and dropped as `no_encap` on the way out.
+//! one (tunnel-encap), for every kind the plan knows (vxlan, geneve, gre teb and l3, ipip)
+//! over an IPv4 underlay. Not yet: IPv6 underlays, and sending into a point-to-multipoint
+//! ipip tunnel (the outer destination would be the route's next-hop address).
 //!
 //! - [`decap`]: tunnel traffic to one of the router's addresses. ip4-forward's local path
-//!   (a packet whose route is `local`) hands IPv4 packets here, out of its forwarding loop,
-//!   when the plan has tunnels; what is no tunnel's goes on to the slow path as before.
+//!   (a packet whose route is `local`) hands IPv4 packets here, out of its forwarding loop
+//!   (a cold function, [`Family::local`](crate::l3::forward)), when the plan has tunnels;
+//!   what is no tunnel's goes on to the slow path as before.
 //! - [`encap`]: frames a bridge or the router sends out of a tunnel interface, with the
 //!   VTEP each goes to; their outer packets are routed in the tunnel's underlay VRF.
 //!
