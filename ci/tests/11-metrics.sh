@@ -39,6 +39,12 @@ REASONS='["tx_full", "unconnected", "iface_down", "no_tx_queue", "bad_header",
           "vlan_mismatch", "same_port", "flood_off", "no_mbuf",
           "punt_full", "offload_unsupported", "graph_loop", "mtu_exceeded",
           "no_route", "bad_checksum", "martian", "not_ip", "no_encap",
+          "outer_bad_header", "outer_fragment", "udp_bad_length", "vxlan_short",
+          "vxlan_no_i_flag", "geneve_short", "geneve_version", "geneve_control",
+          "geneve_critical_option", "geneve_proto", "gre_short", "gre_version",
+          "gre_reserved_bits", "gre_checksum", "gre_proto", "inner_too_short",
+          "vxlan_unknown_vni", "udp_no_tunnel", "tunnel_mtu_exceeded", "tunnel_no_remote",
+          "geneve_unknown_vni", "tunnel_unknown",
           "fdb_limit", "fdb_full", "learn_queue_full"]'
 
 # metrics_doc [PATH]: GET PATH (default /metrics) and print one JSON document: {status,

@@ -51,13 +51,72 @@ pub enum DropReason {
     Martian = 15,
     /// A frame on a routed interface that is neither IPv4, IPv6 nor ARP (or is tagged).
     NotIp = 16,
-    /// A frame sent out of a tunnel interface whose kind no stage encapsulates yet.
+    /// A frame that reached a tunnel interface's output without tunnel-encap (a MAC entry on
+    /// the tunnel that names no VTEP), or of a kind or family tunnel-encap does not do.
     NoEncap = 17,
+    // Tunnel decapsulation (tunnel-decap): the reasons of `wire::tunnel::TunnelDrop`,
+    // in its order, then the decapsulator's own.
+    /// The outer IPv4 header of tunnel traffic is truncated or contradicts itself.
+    OuterBadHeader = 18,
+    /// An outer fragment of tunnel traffic (nothing reassembles).
+    OuterFragment = 19,
+    /// A UDP header truncated, or its Length below 8 or past the IPv4 payload.
+    UdpBadLength = 20,
+    /// A VXLAN header shorter than 8 bytes.
+    VxlanShort = 21,
+    /// A VXLAN header without the I flag (RFC 7348 §5).
+    VxlanNoIFlag = 22,
+    /// A Geneve header shorter than 8 bytes or than its options.
+    GeneveShort = 23,
+    /// A Geneve version other than 0.
+    GeneveVersion = 24,
+    /// A Geneve control packet (O bit).
+    GeneveControl = 25,
+    /// A critical Geneve option this endpoint does not know (RFC 8926 §3.5).
+    GeneveCriticalOption = 26,
+    /// A Geneve Protocol Type other than Ethernet, IPv4 or IPv6.
+    GeneveProto = 27,
+    /// A GRE header shorter than its flags announce.
+    GreShort = 28,
+    /// A GRE version other than 0.
+    GreVersion = 29,
+    /// GRE bits a receiver must refuse (RFC 2784 §2.3).
+    GreReservedBits = 30,
+    /// A GRE checksum that does not verify.
+    GreChecksum = 31,
+    /// A GRE Protocol Type other than Ethernet, IPv4 or IPv6.
+    GreProto = 32,
+    /// An inner packet shorter than an Ethernet header or a minimal IP header.
+    InnerTooShort = 33,
+    /// VXLAN to a local tunnel endpoint and port with a VNI no tunnel there has.
+    VxlanUnknownVni = 34,
+    /// UDP to a local tunnel endpoint address on a port no tunnel there listens on.
+    UdpNoTunnel = 35,
+    /// A frame for a tunnel too long for it: over the tunnel's MTU, or once encapsulated
+    /// over the underlay interface's (bridged frames cannot be told so: counted here).
+    TunnelMtuExceeded = 36,
+    /// A frame for a tunnel that has no VTEP to send it to (no remote, no MAC entry).
+    TunnelNoRemote = 37,
+    /// Geneve to a local tunnel endpoint and port with a VNI no tunnel there has.
+    GeneveUnknownVni = 38,
+    /// GRE or IP in IP to a local gre / ipip tunnel endpoint that no tunnel there takes
+    /// (another remote, another key, another payload kind).
+    TunnelUnknown = 39,
+}
+
+impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
+    /// The counter of a reason [`classify_ipv4`](crate::wire::tunnel::classify_ipv4) gives.
+    #[inline]
+    fn from(d: crate::wire::tunnel::TunnelDrop) -> DropReason {
+        // TunnelDrop's discriminants are its index in TunnelDrop::ALL, and the reasons
+        // follow each other here in that order from OuterBadHeader on (a test checks).
+        DropReason::ALL[DropReason::OuterBadHeader as usize + d as usize]
+    }
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 40] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -76,6 +135,28 @@ impl DropReason {
         DropReason::Martian,
         DropReason::NotIp,
         DropReason::NoEncap,
+        DropReason::OuterBadHeader,
+        DropReason::OuterFragment,
+        DropReason::UdpBadLength,
+        DropReason::VxlanShort,
+        DropReason::VxlanNoIFlag,
+        DropReason::GeneveShort,
+        DropReason::GeneveVersion,
+        DropReason::GeneveControl,
+        DropReason::GeneveCriticalOption,
+        DropReason::GeneveProto,
+        DropReason::GreShort,
+        DropReason::GreVersion,
+        DropReason::GreReservedBits,
+        DropReason::GreChecksum,
+        DropReason::GreProto,
+        DropReason::InnerTooShort,
+        DropReason::VxlanUnknownVni,
+        DropReason::UdpNoTunnel,
+        DropReason::TunnelMtuExceeded,
+        DropReason::TunnelNoRemote,
+        DropReason::GeneveUnknownVni,
+        DropReason::TunnelUnknown,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -99,6 +180,31 @@ impl DropReason {
             DropReason::Martian => "martian",
             DropReason::NotIp => "not_ip",
             DropReason::NoEncap => "no_encap",
+            DropReason::OuterBadHeader
+            | DropReason::OuterFragment
+            | DropReason::UdpBadLength
+            | DropReason::VxlanShort
+            | DropReason::VxlanNoIFlag
+            | DropReason::GeneveShort
+            | DropReason::GeneveVersion
+            | DropReason::GeneveControl
+            | DropReason::GeneveCriticalOption
+            | DropReason::GeneveProto
+            | DropReason::GreShort
+            | DropReason::GreVersion
+            | DropReason::GreReservedBits
+            | DropReason::GreChecksum
+            | DropReason::GreProto
+            | DropReason::InnerTooShort => {
+                let i = self as usize - DropReason::OuterBadHeader as usize;
+                crate::wire::tunnel::TunnelDrop::ALL[i].name()
+            }
+            DropReason::VxlanUnknownVni => "vxlan_unknown_vni",
+            DropReason::UdpNoTunnel => "udp_no_tunnel",
+            DropReason::TunnelMtuExceeded => "tunnel_mtu_exceeded",
+            DropReason::TunnelNoRemote => "tunnel_no_remote",
+            DropReason::GeneveUnknownVni => "geneve_unknown_vni",
+            DropReason::TunnelUnknown => "tunnel_unknown",
         }
     }
 }
@@ -109,7 +215,7 @@ const N_STAGES: usize = Stage::ALL.len();
 /// One stage's work on one worker. Calls and packets count every call; cycles are
 /// measured on one burst in [`TIMED_EVERY`] (two TSC reads a stage would cost more than a
 /// cheap stage does), with the packets of those calls beside them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StageCounters {
     /// Vectors it was called with.
     pub(crate) calls: AtomicU64,
@@ -122,11 +228,23 @@ pub struct StageCounters {
     pub(crate) drops: [AtomicU64; N_REASONS],
 }
 
+impl Default for StageCounters {
+    fn default() -> Self {
+        StageCounters {
+            calls: AtomicU64::new(0),
+            packets: AtomicU64::new(0),
+            cycles: AtomicU64::new(0),
+            timed_packets: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
 /// A burst in this many has its stages timed.
 pub const TIMED_EVERY: u64 = 8;
 
 /// A copy of one stage's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StageStats {
     pub calls: u64,
     pub packets: u64,
@@ -134,6 +252,18 @@ pub struct StageStats {
     pub cycles: u64,
     pub timed_packets: u64,
     pub drops: [u64; N_REASONS],
+}
+
+impl Default for StageStats {
+    fn default() -> Self {
+        StageStats {
+            calls: 0,
+            packets: 0,
+            cycles: 0,
+            timed_packets: 0,
+            drops: [0; N_REASONS],
+        }
+    }
 }
 
 impl StageStats {
@@ -391,6 +521,22 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i);
         }
+    }
+
+    #[test]
+    fn tunnel_drops_map_to_their_own_counters() {
+        use crate::wire::tunnel::TunnelDrop;
+        for d in TunnelDrop::ALL {
+            assert_eq!(DropReason::from(d).name(), d.name());
+        }
+        assert_eq!(
+            DropReason::from(TunnelDrop::VxlanNoIFlag),
+            DropReason::VxlanNoIFlag
+        );
+        assert_eq!(
+            DropReason::from(TunnelDrop::InnerTooShort),
+            DropReason::InnerTooShort
+        );
     }
 
     #[test]

@@ -259,7 +259,9 @@ fn hand_on_all(ctx: &Ctx, g: &mut Graph, next: Next) {
         Next::Punt => &mut g.punt,
         Next::Ip4Forward => &mut g.ip4,
         Next::Ip6Forward => &mut g.ip6,
-        Next::EthernetInput | Next::Output => return move_each(ctx, g, |_| Some(next)),
+        Next::EthernetInput | Next::TunnelDecap | Next::Output => {
+            return move_each(ctx, g, |_| Some(next))
+        }
     };
     if target.is_empty() {
         std::mem::swap(&mut g.input, target);

@@ -9,6 +9,7 @@
 //! - [`l2`]: the l2-bridge stage (`l2/bridge.rs`: where a MAC is learned and looked up),
 //!   the MAC table (`l2/fdb.rs`) and the learner (`l2/learn.rs`).
 //! - [`l3`]: the router: the FIB (`l3/fib.rs`: where a route is looked up).
+//! - [`tunnel`]: tunnel-decap and tunnel-encap (vxlan, geneve, gre, ipip over IPv4).
 //! - [`output`]: per-interface output buffers and transmission; software offloads.
 //! - [`punt`], [`slowpath`]: the rings to and from the control thread.
 //! - [`plan`]: the forwarding plan workers read (logical interfaces, rx queues, tx paths,
@@ -32,6 +33,7 @@ pub mod plan;
 pub mod poll;
 pub mod punt;
 pub mod slowpath;
+pub mod tunnel;
 pub mod wire;
 pub mod worker;
 

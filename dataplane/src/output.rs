@@ -15,7 +15,7 @@
 //! Drops (all counted in the output stage): `iface_down` (output interface down or gone),
 //! `mtu_exceeded` (longer than the output interface's MTU allows), `tx_full` (the device
 //! did not take the frame), `no_tx_queue` (no tx path for this worker), `no_encap` (a
-//! tunnel interface: no stage encapsulates its kind yet),
+//! frame for a tunnel interface that did not come through tunnel-encap),
 //! `offload_unsupported` (a GSO super-frame, or a partial checksum in a chained frame:
 //! segmentation and chained checksums come with the kernel-facing ports), `bad_header` (a
 //! partial checksum whose field lies outside the frame).

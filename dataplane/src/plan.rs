@@ -62,8 +62,9 @@ pub enum Tx {
     /// Out of this DPDK tx queue (the worker's own queue of the interface's port).
     Dpdk(PortQueue),
     /// Into the encapsulation of the tunnel that this interface is
-    /// ([`ForwardingPlan::tunnel`]); until a stage encapsulates the tunnel's kind, frames
-    /// are dropped as `no_encap`.
+    /// ([`ForwardingPlan::tunnel`]): the stages that send into a tunnel hand frames to
+    /// tunnel-encap; a frame that reaches the output of a tunnel all the same (a MAC entry
+    /// on the tunnel that names no VTEP) is dropped there as `no_encap`.
     Tunnel,
 }
 
@@ -312,6 +313,12 @@ impl ForwardingPlan {
         self.l3.vrfs.get(usize::from(id)).and_then(Option::as_ref)
     }
 
+    /// Whether interface `i` is a tunnel (cheap when there are none).
+    #[inline(always)]
+    pub fn is_tunnel(&self, i: IfIndex) -> bool {
+        !self.tunnels.is_empty() && self.tunnel(i).is_some()
+    }
+
     /// The tunnel that interface `i` is, if it is one.
     #[inline]
     pub fn tunnel(&self, i: IfIndex) -> Option<&TunnelPlan> {
@@ -380,8 +387,7 @@ impl TunnelEncap {
 /// bridge member for the kinds that carry Ethernet, or a routed interface) whose frames
 /// leave encapsulated toward the underlay, in VRF `vrf`, from `local`.
 ///
-/// Data only: the stages that encapsulate and decapsulate read it. Until they exist, what
-/// leaves through a tunnel is dropped (`no_encap`, see [`Tx::Tunnel`]).
+/// Data only: tunnel-encap and tunnel-decap ([`crate::tunnel`]) read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelPlan {
     pub iface: IfIndex,

@@ -8,7 +8,7 @@
 //! for an interface's output is queued there; a packet to be handled as if received on an
 //! interface enters ethernet-input (after which the graph runs as for a received burst).
 //! A packet for the output of a bridge's routed interface (BVI) enters l2-bridge as
-//! received on the BVI.
+//! received on the BVI; one for the output of a tunnel enters tunnel-encap.
 //! Writes: `meta.rx_if` (as received) or `tx_if` (to an output); for a BVI `rx_if`,
 //! `bridge`, `vlan` as well.
 
@@ -48,6 +48,9 @@ pub fn inject(ctx: &Ctx, g: &mut Graph) -> usize {
                     ..Meta::default()
                 };
                 match ctx.plan.iface(i.iface).and_then(IfacePlan::bvi_bridge) {
+                    None if ctx.plan.is_tunnel(i.iface) => {
+                        crate::tunnel::encap::route_into(ctx, g, Stage::Inject, i.mbuf, meta)
+                    }
                     None => g.output.queue(ctx, i.iface, i.mbuf, &meta),
                     Some(bridge) => {
                         let meta = crate::l2::bridge::from_bvi(i.iface, bridge, &meta);

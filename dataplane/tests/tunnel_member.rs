@@ -1,7 +1,9 @@
-//! A bridge with a tunnel member, before any stage encapsulates: the bridge still switches
-//! among its other members (flooding, learning, known unicast), frames it sends toward the
-//! tunnel are dropped at output under `no_encap` and counted on the tunnel's interface,
-//! and nothing leaks or panics.
+//! A bridge with a tunnel member whose underlay is missing (no VRF, no route to the
+//! remote): the bridge still switches among its other members (flooding, learning, known
+//! unicast); flooded copies for the tunnel reach tunnel-encap and are dropped there as
+//! `no_route`, frames to an entry on the tunnel that names no VTEP are dropped at output
+//! as `no_encap`, both counted on the tunnel's interface, and nothing leaks or panics.
+//! (tests/vxlan.rs has the tunnel working.)
 
 mod common;
 
@@ -133,12 +135,12 @@ fn a_bridge_with_a_tunnel_member_switches_the_others_and_counts_what_goes_to_the
     };
     let out = |w: &Graph, port: u16| w.output().pending(port).map_or(0, |o| o.len());
 
-    // A broadcast from A floods to B and to the tunnel.
+    // A broadcast from A floods to B and to the tunnel, whose underlay has no route.
     send(&mut w, &mut learner, A, &frame([0xff; 6], mac(0xa)));
-    assert_eq!((out(&w, B), out(&w, T), out(&w, A)), (1, 1, 0));
+    assert_eq!((out(&w, B), out(&w, T), out(&w, A)), (1, 0, 0));
     w.flush(&ctx);
     let s = counters.snapshot();
-    assert_eq!(s.dropped(DropReason::NoEncap), 1, "the tunnel's copy");
+    assert_eq!(s.dropped(DropReason::NoRoute), 1, "the tunnel's copy");
     assert_eq!(
         s.dropped(DropReason::NoTxQueue),
         1,
@@ -154,7 +156,8 @@ fn a_bridge_with_a_tunnel_member_switches_the_others_and_counts_what_goes_to_the
     send(&mut w, &mut learner, B, &frame(mac(0xa), mac(0xb)));
     assert_eq!((out(&w, A), out(&w, T)), (1, 0));
     w.flush(&ctx);
-    // A -> a MAC learned behind the tunnel (as decapsulation will learn it): to the tunnel.
+    // A -> a MAC set on the tunnel without a VTEP (the dataplane entry has none): to the
+    // tunnel's output, which nothing encapsulates.
     learner
         .add_statics(&[(
             FdbKey {
@@ -168,7 +171,8 @@ fn a_bridge_with_a_tunnel_member_switches_the_others_and_counts_what_goes_to_the
     send(&mut w, &mut learner, A, &frame(mac(0xe), mac(0xa)));
     assert_eq!((out(&w, T), out(&w, B)), (1, 0));
     w.flush(&ctx);
-    assert_eq!(counters.snapshot().dropped(DropReason::NoEncap), 2);
+    assert_eq!(counters.snapshot().dropped(DropReason::NoEncap), 1);
+    assert_eq!(counters.iface(T).drops, 2);
 
     drop(w);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");

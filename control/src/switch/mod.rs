@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use dpdk::{Eal, Mempool, Port};
 use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::FdbKey;
+use vswitch_dataplane::l2::fdb::{Fdb, FdbKey, ALL_REMOTES, NO_REMOTE};
 use vswitch_dataplane::l2::learn::Learner;
 use vswitch_dataplane::plan::L3Port;
 use vswitch_dataplane::slowpath::SlowPath;
@@ -631,8 +631,8 @@ impl Switch {
     pub fn fdb_list(&self, bridge: &str) -> ApiResult<Vec<pb::FdbEntry>> {
         let id = self.model.bridge(bridge)?.id;
         let names = self.names_by_index();
-        Ok(self
-            .learner()
+        let learner = self.learner();
+        Ok(learner
             .entries(id)
             .into_iter()
             .map(|(k, e, age)| pb::FdbEntry {
@@ -646,7 +646,7 @@ impl Switch {
                 age_seconds: if e.is_static { 0 } else { age },
                 remote: names
                     .get(&e.port)
-                    .map(|n| self.entry_remote(&k, n))
+                    .map(|n| self.entry_remote(&k, n, learner.fdb()))
                     .unwrap_or_default(),
             })
             .collect())
@@ -678,19 +678,23 @@ impl Switch {
             vlan: u32::from(vlan),
             r#static: entry.is_static,
             age_seconds: if entry.is_static { 0 } else { age },
-            remote: self.entry_remote(&key, &iface),
+            remote: self.entry_remote(&key, &iface, self.learner().fdb()),
             iface,
         })
     }
 
     /// The outer destination of a MAC entry on interface `iface` ("" unless it is a
-    /// tunnel): the VTEP a static entry names, else the tunnel's remote when it has exactly
-    /// one (gre); else "" (vxlan / geneve: the tunnel's remotes, until a stage that
-    /// decapsulates learns each MAC's VTEP).
-    fn entry_remote(&self, k: &FdbKey, iface: &str) -> String {
+    /// tunnel): the VTEP the dataplane's entry carries (learned from decapsulated frames,
+    /// or set by a static entry), else the tunnel's remote when it has exactly one (gre);
+    /// else "" (a static entry to every remote of a vxlan / geneve tunnel).
+    fn entry_remote(&self, k: &FdbKey, iface: &str, fdb: &Fdb) -> String {
         let Some((_, t)) = model::tunnel::get(&self.model, iface) else {
             return String::new();
         };
+        match fdb.lookup(k).map(|h| h.remote) {
+            Some(NO_REMOTE | ALL_REMOTES) | None => {}
+            Some(r) => return std::net::Ipv4Addr::from(r).to_string(),
+        }
         let one = match t.remotes.as_slice() {
             [r] => Some(*r),
             _ => None,

@@ -32,10 +32,11 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use dpdk::{Port, PortConfig};
-use vswitch_dataplane::l2::fdb::FdbKey;
+use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
 use vswitch_dataplane::plan::place_queues;
 use vswitch_dataplane::{IfIndex, MAX_IFACES};
 use vswitch_proto::v1 as pb;
@@ -128,6 +129,23 @@ impl std::fmt::Display for Phases {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The VTEP the dataplane's entry for static entry `k` on interface `iface` carries: none
+/// unless `iface` is a tunnel that carries Ethernet (vxlan, geneve, gre teb); then the
+/// IPv4 VTEP the entry names, else every remote of the tunnel (head-end replication; a gre
+/// tunnel's one remote).
+fn static_vtep(m: &Model, k: &StaticKey, iface: &str) -> Remote {
+    let Some((_, t)) = model::tunnel::get(m, iface) else {
+        return NO_REMOTE;
+    };
+    if !t.encap.carries_ethernet() {
+        return NO_REMOTE;
+    }
+    match m.static_remote(k) {
+        Some(IpAddr::V4(a)) => u32::from(a),
+        _ => ALL_REMOTES,
     }
 }
 
@@ -554,14 +572,17 @@ impl Switch {
         let mut adds = Vec::new();
         let mut removes = Vec::new();
         for k in diff.statics.keys() {
-            match next.static_entry(k).and_then(|n| self.ifindex_of(n)) {
-                Some(port) => adds.push((fdb_key(k), port)),
+            match next
+                .static_entry(k)
+                .and_then(|n| Some((n, self.ifindex_of(n)?)))
+            {
+                Some((name, port)) => adds.push((fdb_key(k), port, static_vtep(next, k, name))),
                 None => removes.push(fdb_key(k)),
             }
         }
         let port_of = |n: &str| self.ifindex_of(n);
         let mut learner = self.l2.learner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(key) = learner.add_statics(&adds) {
+        if let Err(key) = learner.add_statics_to(&adds) {
             let index = diff
                 .statics
                 .get(&(key.bridge, key.vlan, key.mac))

@@ -72,7 +72,7 @@ pub struct Meta {
     pub gso: Gso,
     /// Why the frame goes to the slow path (read by the punt stage).
     pub punt: PuntReason,
-    /// `TAGGED`: the frame arrived with an 802.1Q tag.
+    /// `TAGGED`: the frame arrived with an 802.1Q tag; `OFFLOAD`; `TUNNEL`.
     pub flags: u8,
 }
 
@@ -99,6 +99,9 @@ impl Meta {
     /// The frame's offload state asks for work before it leaves (a partial checksum, a
     /// GSO super-frame): set by [`Meta::set_offload`].
     pub const OFFLOAD: u8 = 2;
+    /// The frame came out of a tunnel into a bridge (tunnel-decap): the bridge's scratch
+    /// holds its outer source (the remote VTEP) at the frame's place in its vector.
+    pub const TUNNEL: u8 = 4;
 
     /// Whether the frame arrived tagged.
     #[inline(always)]

@@ -8,7 +8,16 @@
 //!                    │  │  └──> ip6-forward ──────>   ^
 //!                    │  └───────(xconnect)──────────>   ^
 //!                    └──> punt ──> slow path ─> inject ┘ (or back into ethernet-input)
+//!
+//!  ip4-forward (to a local address) ──> tunnel-decap ──> l2-bridge | ethernet-input
+//!  l2-bridge, ip4-forward, ip6-forward (out of a tunnel) ──> tunnel-encap ──> output
 //! ```
+//!
+//! Tunnels (see [`crate::tunnel`]): tunnel traffic to one of the router's addresses leaves
+//! ip4-forward's local path for tunnel-decap, whose inner frames enter the tunnel
+//! interface's bridge (an L2 tunnel) or ethernet-input (an addressed one); frames that a
+//! bridge or the router sends out of a tunnel interface go to tunnel-encap, whose outer
+//! packets are routed in the underlay VRF and leave like any routed packet.
 //!
 //! A bridge's routed interface (BVI) joins l2-bridge and the router both ways: l2-bridge
 //! hands frames to the BVI's MAC to ip4-forward / ip6-forward (ARP to punt) as received on
@@ -43,6 +52,7 @@ use crate::l3::forward::Check;
 use crate::output::Output;
 use crate::plan::{ForwardingPlan, IfIndex};
 use crate::slowpath::SlowPath;
+use crate::tunnel::encap::EncapVector;
 
 /// Most times the graph's stages are run for one input vector.
 pub const MAX_ROUNDS: usize = 4;
@@ -57,20 +67,26 @@ pub enum Stage {
     L2Bridge = 2,
     Ip4Forward = 3,
     Ip6Forward = 4,
-    Punt = 5,
+    /// Tunnel traffic to the router's own addresses, decapsulated.
+    TunnelDecap = 5,
+    /// Frames into tunnels, encapsulated and routed in the underlay.
+    TunnelEncap = 6,
+    Punt = 7,
     /// Packets the slow path sends, taken from this worker's inject ring.
-    Inject = 6,
+    Inject = 8,
     /// Transmitting output buffers on tx paths.
-    Output = 7,
+    Output = 9,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Rx,
         Stage::EthernetInput,
         Stage::L2Bridge,
         Stage::Ip4Forward,
         Stage::Ip6Forward,
+        Stage::TunnelDecap,
+        Stage::TunnelEncap,
         Stage::Punt,
         Stage::Inject,
         Stage::Output,
@@ -84,6 +100,8 @@ impl Stage {
             Stage::L2Bridge => "l2-bridge",
             Stage::Ip4Forward => "ip4-forward",
             Stage::Ip6Forward => "ip6-forward",
+            Stage::TunnelDecap => "tunnel-decap",
+            Stage::TunnelEncap => "tunnel-encap",
             Stage::Punt => "punt",
             Stage::Inject => "inject",
             Stage::Output => "output",
@@ -151,6 +169,7 @@ pub(crate) enum Next {
     L2Bridge,
     Ip4Forward,
     Ip6Forward,
+    TunnelDecap,
     Punt,
     /// Out of `meta.tx_if`.
     Output,
@@ -204,6 +223,13 @@ pub struct Graph {
     pub(crate) bridge: Box<Vector>,
     pub(crate) ip4: Box<Vector>,
     pub(crate) ip6: Box<Vector>,
+    pub(crate) decap: Box<Vector>,
+    /// Frames for tunnels, each with its VTEP; and an empty one tunnel-encap swaps in
+    /// while it works.
+    pub(crate) encap: Box<EncapVector>,
+    pub(crate) encap_spare: Option<Box<EncapVector>>,
+    /// The IPv4 Identification of this worker's next outer packet without DF.
+    pub(crate) outer_ident: u16,
     pub(crate) punt: Box<Vector>,
     /// An empty vector a stage swaps with its pending one while it works (so that it can
     /// hand packets on through the graph meanwhile); None only during that time.
@@ -229,6 +255,10 @@ impl Graph {
             bridge: Vector::boxed(),
             ip4: Vector::boxed(),
             ip6: Vector::boxed(),
+            decap: Vector::boxed(),
+            encap: EncapVector::boxed(),
+            encap_spare: Some(EncapVector::boxed()),
+            outer_ident: 0,
             punt: Vector::boxed(),
             spare: Some(Vector::boxed()),
             bridge_scratch: BridgeScratch::new(worker),
@@ -286,6 +316,16 @@ impl Graph {
                 crate::l3::ip6::run(ctx, self);
                 lap.done(ctx.counters, Stage::Ip6Forward, n);
             }
+            if !self.decap.is_empty() {
+                let n = self.decap.len();
+                crate::tunnel::decap::run(ctx, self);
+                lap.done(ctx.counters, Stage::TunnelDecap, n);
+            }
+            if !self.encap.is_empty() {
+                let n = self.encap.len();
+                crate::tunnel::encap::run(ctx, self);
+                lap.done(ctx.counters, Stage::TunnelEncap, n);
+            }
             if !self.punt.is_empty() {
                 let n = self.punt.len();
                 crate::punt::run(ctx, self);
@@ -295,6 +335,8 @@ impl Graph {
                 && self.bridge.is_empty()
                 && self.ip4.is_empty()
                 && self.ip6.is_empty()
+                && self.decap.is_empty()
+                && self.encap.is_empty()
                 && self.punt.is_empty()
             {
                 return;
@@ -325,6 +367,8 @@ impl Graph {
             &mut self.bridge,
             &mut self.ip4,
             &mut self.ip6,
+            &mut self.decap,
+            &mut self.encap.v,
             &mut self.punt,
         ] {
             for i in 0..v.len() {
@@ -349,6 +393,7 @@ impl Graph {
             }
             Next::Ip4Forward => &mut self.ip4,
             Next::Ip6Forward => &mut self.ip6,
+            Next::TunnelDecap => &mut self.decap,
             Next::Punt => &mut self.punt,
             Next::Output => {
                 self.output.queue(ctx, meta.tx_if, m, &meta);

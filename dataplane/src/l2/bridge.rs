@@ -25,13 +25,24 @@
 //!
 //! For a bridge without a routing BVI, the cost is one test of `bvi` per frame.
 //!
+//! Tunnel members (vxlan): a frame tunnel-decap hands in (`meta.flags` TUNNEL) has its
+//! remote VTEP (the outer source) beside it in the scratch's `remotes`, and its source is
+//! learned with it: the MAC entry names the tunnel member and the VTEP (an entry that moves
+//! between VTEPs of one tunnel is a move). A frame whose destination entry names a VTEP
+//! goes to tunnel-encap toward it; a frame flooded to a tunnel member goes to tunnel-encap
+//! toward every remote of the tunnel (head-end replication). Frames from a tunnel are never
+//! sent back into it (split horizon, as for any member). For frames of other members the
+//! cost is a test of the TUNNEL flag and a compare of the entry's VTEP (in the same word
+//! as its port).
+//!
 //! Reads: `meta.rx_if`, `bridge`, `vlan`, `flags` (TAGGED), set by ethernet-input (a
 //! vector may mix interfaces and bridges); the frame's MAC addresses; the plan's bridges
 //! and members; the FDB; the learner's clock.
 //! Writes: the frame's tag (pushed or popped); learn requests (this worker's queue);
 //! `seen` stamps of FDB hits; for frames to the router `meta.rx_if` (the BVI), `flags`
 //! (TAGGED cleared) and `punt` (ARP).
-//! Next: output (the member's interface); to the router: ip4-forward, ip6-forward, punt.
+//! Next: output (the member's interface); tunnel-encap (a tunnel member); to the router:
+//! ip4-forward, ip6-forward, punt.
 //! Drops: `same_port` (destination on the input member), `flood_off` (unknown unicast,
 //! flooding off), `vlan_mismatch` (destination member does not carry the VLAN, or the
 //! BVI's MAC outside VLAN 0), `iface_down` (destination member down), `unconnected` (no
@@ -43,11 +54,12 @@ use dpdk::Mbuf;
 
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
-use crate::l2::fdb::{Fdb, FdbKey, Probe};
+use crate::l2::fdb::{Fdb, FdbKey, Probe, Remote, ALL_REMOTES, NO_REMOTE};
 use crate::l2::learn::{Clock, LearnQueues, LearnRequest};
 use crate::output::Output;
 use crate::plan::{BridgePlan, ForwardingPlan, IfIndex, L2Port, VlanMode};
 use crate::slowpath::PuntReason;
+use crate::tunnel::encap::EncapVector;
 use crate::wire::ethernet::{self, Frame, VLAN_TAG_LEN};
 
 const STAGE: Stage = Stage::L2Bridge;
@@ -71,6 +83,9 @@ pub struct BridgeScratch {
     /// (default where a frame needs no lookup): from ethernet-input when it handed the
     /// vector on whole ([`Graph`]'s `bridge_probed`), else from the first pass.
     pub(crate) probes: Box<[[Probe; 2]; dpdk::MAX_BURST]>,
+    /// The remote VTEP (outer IPv4 source) of each frame of the bridge vector that came
+    /// from a tunnel (`meta.flags` TUNNEL), written by tunnel-decap as it hands it in.
+    pub(crate) remotes: Box<[Remote; dpdk::MAX_BURST]>,
 }
 
 impl BridgeScratch {
@@ -82,6 +97,7 @@ impl BridgeScratch {
                 recent: [u64::MAX; RECENT],
             },
             probes: Box::new([[Probe::default(); 2]; dpdk::MAX_BURST]),
+            remotes: Box::new([NO_REMOTE; dpdk::MAX_BURST]),
         }
     }
 }
@@ -93,20 +109,35 @@ pub struct LearnFilter {
 }
 
 impl LearnFilter {
-    /// Asks the learner to learn `key` on `iface`, at most once a second per key.
+    /// Asks the learner to learn `key` on `iface` (behind VTEP `remote`), at most once a
+    /// second per key.
     #[inline]
-    fn request_learn(&mut self, l2: &L2Shared, key: FdbKey, iface: IfIndex, now: u64) {
+    fn request_learn(
+        &mut self,
+        l2: &L2Shared,
+        key: FdbKey,
+        iface: IfIndex,
+        remote: Remote,
+        now: u64,
+    ) {
         let tag = u64::from_be_bytes([
             0, 0, key.mac[0], key.mac[1], key.mac[2], key.mac[3], key.mac[4], key.mac[5],
         ]) ^ (u64::from(key.vlan) << 48)
             ^ (u64::from(key.bridge) << 36)
-            ^ (u64::from(iface) << 54);
+            ^ (u64::from(iface) << 54)
+            ^ u64::from(remote);
         let stamp = tag.rotate_left(7) ^ now;
         let slot = (tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % RECENT;
         if self.recent[slot] != stamp {
             self.recent[slot] = stamp;
-            l2.learn
-                .request(self.worker, LearnRequest { key, port: iface });
+            l2.learn.request(
+                self.worker,
+                LearnRequest {
+                    key,
+                    port: iface,
+                    remote,
+                },
+            );
         }
     }
 }
@@ -141,11 +172,44 @@ fn send(ctx: &Ctx, output: &mut Output, mut m: Mbuf, meta: &Meta, out: IfIndex, 
     }
 }
 
+/// Hands `m` to tunnel-encap for tunnel member `out` (mode `mode`), retagged, toward
+/// `remote` (a VTEP, or [`ALL_REMOTES`]).
+#[cold]
+#[inline(never)]
+fn send_tunnel(
+    ctx: &Ctx,
+    encap: &mut EncapVector,
+    mut m: Mbuf,
+    meta: &Meta,
+    out: IfIndex,
+    mode: &VlanMode,
+    remote: Remote,
+) {
+    if !retag(&mut m, meta.tagged(), mode, meta.vlan) {
+        ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, out, 1);
+        return;
+    }
+    let meta = Meta {
+        tx_if: out,
+        flags: (meta.flags & !(Meta::TAGGED | Meta::TUNNEL))
+            | if mode.tagged() { Meta::TAGGED } else { 0 },
+        ..*meta
+    };
+    if let Err(m) = encap.push(m, meta, remote) {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::GraphLoop, out, 1);
+        drop(m);
+    }
+}
+
 /// Where a bridged frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict<'a> {
     /// To this member (with its membership).
     To(IfIndex, &'a L2Port),
+    /// To this tunnel member (with its membership), toward this VTEP (or every remote of
+    /// the tunnel: [`ALL_REMOTES`]).
+    Tunnel(IfIndex, &'a L2Port, Remote),
     /// To every other member carrying the frame's VLAN.
     Flood,
     /// To the router, as received on this routed interface (the bridge's BVI).
@@ -186,7 +250,8 @@ pub fn probes_of(learn: bool, meta: &Meta, f: &Frame<&[u8]>) -> [Probe; 2] {
 
 /// Learns `frame`'s source (asks the learner, or refreshes the entry) and decides where
 /// the frame goes, from the plan, its bridge (`meta.bridge`, None if gone) and the MAC
-/// table. `probes` are the frame's from [`probes`]; `now` is the learner's clock.
+/// table. `probes` are the frame's from [`probes`]; `remote` the VTEP it came from out of
+/// a tunnel member ([`NO_REMOTE`] for other members); `now` is the learner's clock.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn decide<'a>(
@@ -197,6 +262,7 @@ pub fn decide<'a>(
     meta: &Meta,
     frame: &[u8],
     [src_probe, dst_probe]: &[Probe; 2],
+    remote: Remote,
     now: u64,
 ) -> Verdict<'a> {
     let rx_if = meta.rx_if;
@@ -211,14 +277,18 @@ pub fn decide<'a>(
     // member's frame that claims it) teach nothing.
     if bridge.learn && !ethernet::is_group(&src) && !bridge.is_bvi_mac(&src) {
         match l2.fdb.lookup_probe(src_probe) {
-            Some(hit) if hit.entry.port == rx_if || hit.entry.is_static => l2.fdb.touch(&hit, now),
+            Some(hit)
+                if (hit.entry.port == rx_if && hit.remote == remote) || hit.entry.is_static =>
+            {
+                l2.fdb.touch(&hit, now)
+            }
             _ => {
                 let key = FdbKey {
                     bridge: meta.bridge,
                     vlan: meta.vlan,
                     mac: src,
                 };
-                filter.request_learn(l2, key, rx_if, now)
+                filter.request_learn(l2, key, rx_if, remote, now)
             }
         }
     }
@@ -235,7 +305,10 @@ pub fn decide<'a>(
         return match plan.l2_port(out) {
             _ if out == rx_if => Verdict::Drop(DropReason::SamePort, rx_if),
             Some(o) if o.bridge == meta.bridge && o.up && o.mode.carries(meta.vlan) => {
-                Verdict::To(out, o)
+                match hit.remote {
+                    NO_REMOTE => Verdict::To(out, o),
+                    r => Verdict::Tunnel(out, o, r),
+                }
             }
             Some(o) if !o.up => Verdict::Drop(DropReason::IfaceDown, out),
             _ => Verdict::Drop(DropReason::VlanMismatch, out),
@@ -259,6 +332,7 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         bridge: vector,
         bridge_scratch: s,
         output,
+        encap,
         ip4,
         ip6,
         punt,
@@ -289,6 +363,11 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let v = &mut **vector;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
         let bridge = bridge_of(meta.bridge);
+        let remote = if meta.flags & Meta::TUNNEL != 0 {
+            s.remotes[i]
+        } else {
+            NO_REMOTE
+        };
         match decide(
             ctx.plan,
             bridge,
@@ -297,15 +376,17 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             meta,
             m.data(),
             &s.probes[i],
+            remote,
             now,
         ) {
             Verdict::To(out, o) => send(ctx, output, m, meta, out, &o.mode),
-            Verdict::Flood => flood(ctx, output, m, meta, bridge, false),
+            Verdict::Tunnel(out, o, r) => send_tunnel(ctx, encap, m, meta, out, &o.mode, r),
+            Verdict::Flood => flood(ctx, (output, encap), m, meta, bridge, false),
             Verdict::Route(bvi) => to_router(ctx, [&mut *ip4, &mut *ip6, &mut *punt], m, meta, bvi),
             Verdict::FloodRoute(bvi) => flood_route(
                 ctx,
                 [&mut *ip4, &mut *ip6, &mut *punt],
-                output,
+                (output, encap),
                 m,
                 meta,
                 bridge,
@@ -362,7 +443,7 @@ fn to_bvi<'a>(bvi: &crate::plan::BviPlan, meta: &Meta, dst: &ethernet::Mac) -> O
 fn flood_route(
     ctx: &Ctx,
     router: [&mut Box<Vector>; 3],
-    output: &mut Output,
+    output: (&mut Output, &mut EncapVector),
     m: Mbuf,
     meta: &Meta,
     bridge: Option<&BridgePlan>,
@@ -408,7 +489,7 @@ fn to_router(
     let meta = Meta {
         rx_if: bvi,
         punt: PuntReason::Arp,
-        flags: meta.flags & !Meta::TAGGED,
+        flags: meta.flags & !(Meta::TAGGED | Meta::TUNNEL),
         ..*meta
     };
     if let Err(m) = v.push(m, meta) {
@@ -419,16 +500,24 @@ fn to_router(
 }
 
 /// Every other up member carrying the VLAN gets a copy; the last one gets the original.
+/// A tunnel member's copy goes to tunnel-encap for every remote of the tunnel.
 /// `delivered`: the router has a copy already, so no member to flood to is no drop.
 #[inline(never)]
 fn flood(
     ctx: &Ctx,
-    output: &mut Output,
+    (output, encap): (&mut Output, &mut EncapVector),
     m: Mbuf,
     meta: &Meta,
     bridge: Option<&BridgePlan>,
     delivered: bool,
 ) {
+    let mut deliver = |m: Mbuf, out: IfIndex, mode: &VlanMode| {
+        if ctx.plan.is_tunnel(out) {
+            send_tunnel(ctx, encap, m, meta, out, mode, ALL_REMOTES)
+        } else {
+            send(ctx, output, m, meta, out, mode)
+        }
+    };
     let Some(bridge) = bridge else {
         ctx.counters
             .drop_packets(STAGE, DropReason::Unconnected, meta.rx_if, 1);
@@ -447,13 +536,13 @@ fn flood(
         }
         if let Some((lp, lmode)) = last.replace((p, &o.mode)) {
             match m.copy() {
-                Some(c) => send(ctx, output, c, meta, lp, lmode),
+                Some(c) => deliver(c, lp, lmode),
                 None => ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, lp, 1),
             }
         }
     }
     match last {
-        Some((lp, lmode)) => send(ctx, output, m, meta, lp, lmode),
+        Some((lp, lmode)) => deliver(m, lp, lmode),
         None if delivered => drop(m),
         // No other member carries this VLAN.
         None => ctx
@@ -566,7 +655,17 @@ mod tests {
             let bridge = self.plan.bridge(m.bridge);
             let learn = bridge.is_some_and(|b| b.learn);
             let p = probes(learn, m, f);
-            decide(&self.plan, bridge, &self.l2, &mut self.filter, m, f, &p, 0)
+            decide(
+                &self.plan,
+                bridge,
+                &self.l2,
+                &mut self.filter,
+                m,
+                f,
+                &p,
+                NO_REMOTE,
+                0,
+            )
         }
 
         fn key(vlan: u16, n: u8) -> FdbKey {
@@ -717,6 +816,44 @@ mod tests {
             r.decide(&meta(A, 0), &frame([0xff; 6], mac(0x1))),
             Verdict::Flood
         );
+    }
+
+    /// A member behind a tunnel (here T): its frames teach the VTEP they came from, a move
+    /// between VTEPs is learned again, and frames to such an entry go toward its VTEP;
+    /// entries without one are switched as before.
+    #[test]
+    fn entries_behind_a_tunnel_name_their_vtep() {
+        let mut r = Rig::new(false);
+        let decide_from = |r: &mut Rig, m: &Meta, f: &[u8], remote| {
+            let bridge = r.plan.bridge(m.bridge);
+            let p = probes(true, m, f);
+            let _ = decide(&r.plan, bridge, &r.l2, &mut r.filter, m, f, &p, remote, 0);
+        };
+        // From T (VTEP 10.0.0.2): learned with it.
+        let f = frame(mac(0x1), mac(0x77));
+        decide_from(&mut r, &meta(T, 10), &f, 0x0a00_0002);
+        r.learner.drain(&r.l2.learn);
+        let hit = r.l2.fdb.lookup(&Rig::key(10, 0x77)).unwrap();
+        assert_eq!((hit.entry.port, hit.remote), (T, 0x0a00_0002));
+        // To it: toward that VTEP.
+        assert!(matches!(
+            r.decide(&meta(A, 10), &frame(mac(0x77), mac(0x1))),
+            Verdict::Tunnel(T, _, 0x0a00_0002)
+        ));
+        // The same MAC behind another VTEP of T: a move.
+        decide_from(&mut r, &meta(T, 10), &f, 0x0a00_0003);
+        r.learner.drain(&r.l2.learn);
+        assert_eq!(
+            r.l2.fdb.lookup(&Rig::key(10, 0x77)).unwrap().remote,
+            0x0a00_0003
+        );
+        // Plain members' entries carry no VTEP and are switched as before.
+        decide_from(&mut r, &meta(B, 10), &frame(mac(0x1), mac(0xb)), NO_REMOTE);
+        r.learner.drain(&r.l2.learn);
+        assert!(matches!(
+            r.decide(&meta(A, 10), &frame(mac(0xb), mac(0x1))),
+            Verdict::To(B, _)
+        ));
     }
 
     #[test]

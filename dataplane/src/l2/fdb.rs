@@ -113,6 +113,16 @@ fn hash_words(hi: u32, lo: u64) -> u64 {
     h ^ (h >> 32)
 }
 
+/// The outer destination (VTEP) of an entry behind a tunnel member, an IPv4 address as a
+/// big-endian `u32`, kept in the entry's slot beside its port (the slot stays 32 bytes):
+/// [`NO_REMOTE`] for entries on other interfaces, [`ALL_REMOTES`] for a static entry on a
+/// tunnel that names no VTEP (its frames go to every remote of the tunnel).
+pub type Remote = u32;
+/// Not behind a tunnel.
+pub const NO_REMOTE: Remote = 0;
+/// Behind a tunnel, to each of its remotes (head-end replication).
+pub const ALL_REMOTES: Remote = u32::MAX;
+
 /// Where a MAC lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdbEntry {
@@ -137,15 +147,17 @@ impl FdbEntry {
     }
 }
 
-/// One entry: 24 bytes in a 32-byte slot, two to a cache line, so the table stays dense
-/// (fewer cache and TLB misses per lookup).
+/// One entry: 28 bytes in a 32-byte slot, two to a cache line, so the table stays dense
+/// (fewer cache and TLB misses per lookup). The value word holds the [`FdbEntry`] in its
+/// low half and the entry's [`Remote`] in its high half: one load reads both, so entries
+/// behind tunnels cost plain entries nothing.
 #[derive(Debug)]
 #[repr(C, align(32))]
 struct Slot {
     key_lo: AtomicU64,
     seq: AtomicU32,
     key_hi: AtomicU32,
-    value: AtomicU32,
+    value: AtomicU64,
     /// The learner's clock (seconds) when last seen; wraps after 136 years.
     seen: AtomicU32,
 }
@@ -253,11 +265,19 @@ impl Probe {
     }
 }
 
-/// A lookup hit: the entry and its slot (for refreshing `seen`).
+/// A lookup hit: the entry, its VTEP, and its slot (for refreshing `seen`).
 #[derive(Debug, Clone, Copy)]
 pub struct Hit {
     pub entry: FdbEntry,
+    /// The outer destination of an entry behind a tunnel ([`NO_REMOTE`] otherwise).
+    pub remote: Remote,
     slot: usize,
+}
+
+/// The value word of `entry` toward `remote`.
+#[inline(always)]
+fn value_word(entry: &FdbEntry, remote: Remote) -> u64 {
+    u64::from(entry.word()) | (u64::from(remote) << 32)
 }
 
 impl Fdb {
@@ -278,7 +298,7 @@ impl Fdb {
     /// Reads slot `i` consistently: (seq, key_hi, key_lo, value), seq being the (even)
     /// sequence the fields were read under.
     #[inline(always)]
-    fn read(&self, i: usize) -> (u32, u32, u64, u32) {
+    fn read(&self, i: usize) -> (u32, u32, u64, u64) {
         let s = &self.slots[i & self.mask];
         loop {
             let v1 = s.seq.load(Acquire);
@@ -334,7 +354,8 @@ impl Fdb {
                 let (seq, hi, lo, val) = self.read(i);
                 if hi == probe.hi && lo == probe.lo {
                     return Some(Hit {
-                        entry: FdbEntry::from_word(val),
+                        entry: FdbEntry::from_word(val as u32),
+                        remote: (val >> 32) as u32,
                         slot: i,
                     });
                 }
@@ -422,7 +443,7 @@ impl FdbWriter {
         self.len == 0
     }
 
-    fn write(&mut self, i: usize, hi: u32, lo: u64, val: u32, seen: Option<u64>) {
+    fn write(&mut self, i: usize, hi: u32, lo: u64, val: u64, seen: Option<u64>) {
         let s = &self.fdb.slots[i & self.fdb.mask];
         let v = s.seq.load(Relaxed);
         s.seq.store(v.wrapping_add(1), Relaxed);
@@ -447,6 +468,19 @@ impl FdbWriter {
         entry: FdbEntry,
         now: u64,
     ) -> Result<Inserted, InsertError> {
+        self.insert_to(key, entry, NO_REMOTE, now)
+    }
+
+    /// [`FdbWriter::insert`] of an entry behind a tunnel, toward VTEP `remote`: an entry
+    /// that changes only its VTEP is `Updated` (a station that moved between remotes).
+    pub fn insert_to(
+        &mut self,
+        key: &FdbKey,
+        entry: FdbEntry,
+        remote: Remote,
+        now: u64,
+    ) -> Result<Inserted, InsertError> {
+        let word = value_word(&entry, remote);
         let (khi, klo) = key.words();
         let home = key.hash() as usize;
         let mask = self.fdb.mask;
@@ -456,12 +490,12 @@ impl FdbWriter {
             let i = (home + p) & mask;
             let (_, hi, lo, val) = self.fdb.read(i);
             if hi == khi && lo == klo {
-                let old = FdbEntry::from_word(val);
-                if old == entry {
+                let old = FdbEntry::from_word(val as u32);
+                if val == word {
                     self.fdb.slots[i].seen.store(now as u32, Relaxed);
                     return Ok(Inserted::Same);
                 }
-                self.write(i, khi, klo, entry.word(), Some(now));
+                self.write(i, khi, klo, word, Some(now));
                 return Ok(Inserted::Updated { old });
             }
             if hi == EMPTY {
@@ -501,7 +535,7 @@ impl FdbWriter {
             self.write(end, hi, lo, val, Some(u64::from(seen)));
             end = from;
         }
-        self.write(at, khi, klo, entry.word(), Some(now));
+        self.write(at, khi, klo, word, Some(now));
         self.len += 1;
         Ok(Inserted::New)
     }
@@ -569,7 +603,7 @@ impl FdbWriter {
             let (_, hi, lo, val) = self.fdb.read(i);
             if hi != EMPTY {
                 let key = FdbKey::from_words(hi, lo);
-                let entry = FdbEntry::from_word(val);
+                let entry = FdbEntry::from_word(val as u32);
                 let seen = u64::from(self.fdb.slots[i].seen.load(Relaxed));
                 if drop_it(&key, &entry, seen) {
                     self.delete(i);
@@ -590,7 +624,7 @@ impl FdbWriter {
                 (hi != EMPTY).then(|| {
                     (
                         FdbKey::from_words(hi, lo),
-                        FdbEntry::from_word(val),
+                        FdbEntry::from_word(val as u32),
                         u64::from(self.fdb.slots[i].seen.load(Relaxed)),
                     )
                 })
@@ -620,6 +654,30 @@ mod tests {
             port,
             is_static: false,
         }
+    }
+
+    /// An entry behind a tunnel carries its VTEP in the same 32-byte slot; a new VTEP for
+    /// the same port is a move.
+    #[test]
+    fn entries_carry_their_remote() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+        let mut w = FdbWriter::new(Arc::new(Fdb::new(64)));
+        let k = key(1, 0, 9);
+        let vtep = u32::from(std::net::Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(w.insert_to(&k, dynamic(7), vtep, 1), Ok(Inserted::New));
+        let hit = w.fdb().lookup(&k).unwrap();
+        assert_eq!((hit.entry, hit.remote), (dynamic(7), vtep));
+        assert_eq!(w.insert_to(&k, dynamic(7), vtep, 2), Ok(Inserted::Same));
+        assert_eq!(
+            w.insert_to(&k, dynamic(7), vtep + 1, 3),
+            Ok(Inserted::Updated { old: dynamic(7) })
+        );
+        assert_eq!(w.fdb().lookup(&k).unwrap().remote, vtep + 1);
+        // Plain entries have none, and keep it through moves of their neighbours.
+        assert_eq!(w.insert(&key(1, 0, 10), dynamic(1), 3), Ok(Inserted::New));
+        assert_eq!(w.fdb().lookup(&key(1, 0, 10)).unwrap().remote, NO_REMOTE);
+        assert_eq!(w.remove(&key(1, 0, 10)), Some(dynamic(1)));
+        assert_eq!(w.fdb().lookup(&k).unwrap().remote, vtep + 1);
     }
 
     #[test]

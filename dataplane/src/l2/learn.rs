@@ -17,16 +17,18 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::fdb::{Fdb, FdbEntry, FdbKey, FdbWriter, InsertError, Inserted};
+use super::fdb::{Fdb, FdbEntry, FdbKey, FdbWriter, InsertError, Inserted, Remote, NO_REMOTE};
 
 /// Requests one worker may have outstanding.
 const QUEUE_DEPTH: usize = 4096;
 
-/// "MAC `key` was seen arriving on `port`."
+/// "MAC `key` was seen arriving on `port`" (from VTEP `remote` when `port` is a tunnel,
+/// else [`NO_REMOTE`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LearnRequest {
     pub key: FdbKey,
     pub port: u16,
+    pub remote: Remote,
 }
 
 /// One request queue per worker.
@@ -197,7 +199,7 @@ impl Learner {
         }
         let now = self.clock.now();
         if let Some(hit) = self.writer.fdb().lookup(&req.key) {
-            if hit.entry.is_static || hit.entry.port == req.port {
+            if hit.entry.is_static || (hit.entry.port == req.port && hit.remote == req.remote) {
                 self.writer.fdb().touch(&hit, now);
                 return;
             }
@@ -205,12 +207,13 @@ impl Learner {
             self.stats.limit_refused += 1;
             return;
         }
-        match self.writer.insert(
+        match self.writer.insert_to(
             &req.key,
             FdbEntry {
                 port: req.port,
                 is_static: false,
             },
+            req.remote,
             now,
         ) {
             Ok(Inserted::New) => {
@@ -261,18 +264,30 @@ impl Learner {
 
     /// Adds or replaces a static entry.
     pub fn add_static(&mut self, key: FdbKey, port: u16) -> Result<(), InsertError> {
+        self.add_static_to(key, port, NO_REMOTE)
+    }
+
+    /// Adds or replaces a static entry behind tunnel `port`, toward VTEP `remote` (or
+    /// [`ALL_REMOTES`](super::fdb::ALL_REMOTES)).
+    pub fn add_static_to(
+        &mut self,
+        key: FdbKey,
+        port: u16,
+        remote: Remote,
+    ) -> Result<(), InsertError> {
         let now = self.clock.now();
         let was_dynamic = self
             .writer
             .fdb()
             .lookup(&key)
             .is_some_and(|h| !h.entry.is_static);
-        self.writer.insert(
+        self.writer.insert_to(
             &key,
             FdbEntry {
                 port,
                 is_static: true,
             },
+            remote,
             now,
         )?;
         if was_dynamic {
@@ -284,14 +299,20 @@ impl Learner {
     /// Adds static entries all or nothing: if one does not fit, the ones added before it
     /// are taken back (entries they replaced are put back) and its key is returned.
     pub fn add_statics(&mut self, entries: &[(FdbKey, u16)]) -> Result<(), FdbKey> {
-        let mut undo: Vec<(FdbKey, Option<FdbEntry>)> = Vec::new();
-        for &(key, port) in entries {
-            let before = self.writer.fdb().lookup(&key).map(|h| h.entry);
-            if self.add_static(key, port).is_err() {
+        let with: Vec<_> = entries.iter().map(|&(k, p)| (k, p, NO_REMOTE)).collect();
+        self.add_statics_to(&with)
+    }
+
+    /// [`Learner::add_statics`] of entries that may be behind tunnels: (key, port, VTEP).
+    pub fn add_statics_to(&mut self, entries: &[(FdbKey, u16, Remote)]) -> Result<(), FdbKey> {
+        let mut undo: Vec<(FdbKey, Option<(FdbEntry, Remote)>)> = Vec::new();
+        for &(key, port, remote) in entries {
+            let before = self.writer.fdb().lookup(&key).map(|h| (h.entry, h.remote));
+            if self.add_static_to(key, port, remote).is_err() {
                 for (k, old) in undo.into_iter().rev() {
                     match old {
-                        Some(e) if e.is_static => {
-                            let _ = self.add_static(k, e.port);
+                        Some((e, r)) if e.is_static => {
+                            let _ = self.add_static_to(k, e.port, r);
                         }
                         // A learned entry it replaced is simply learned again.
                         _ => {
@@ -388,6 +409,36 @@ mod tests {
         (l, LearnQueues::new(2))
     }
 
+    /// MACs behind a tunnel are learned with their VTEP; another VTEP is a move; a static
+    /// entry keeps the VTEP it was given.
+    #[test]
+    fn learns_the_remote_vtep_of_tunnel_frames() {
+        let (mut l, q) = learner(100, 300);
+        let req = |n, remote| LearnRequest {
+            key: key(n),
+            port: 4,
+            remote,
+        };
+        q.request(0, req(1, 0x0a00_0002));
+        l.drain(&q);
+        let hit = l.fdb().lookup(&key(1)).unwrap();
+        assert_eq!((hit.entry.port, hit.remote), (4, 0x0a00_0002));
+        q.request(0, req(1, 0x0a00_0002));
+        l.drain(&q);
+        assert_eq!(l.stats().moved, 0);
+        q.request(0, req(1, 0x0a00_0003));
+        l.drain(&q);
+        assert_eq!(l.fdb().lookup(&key(1)).unwrap().remote, 0x0a00_0003);
+        assert_eq!(l.stats().moved, 1);
+        l.add_statics_to(&[(key(2), 4, super::super::fdb::ALL_REMOTES)])
+            .unwrap();
+        q.request(0, req(2, 0x0a00_0009));
+        l.drain(&q);
+        let hit = l.fdb().lookup(&key(2)).unwrap();
+        assert!(hit.entry.is_static);
+        assert_eq!(hit.remote, super::super::fdb::ALL_REMOTES);
+    }
+
     #[test]
     fn learns_moves_and_respects_static_entries() {
         let (mut l, q) = learner(100, 300);
@@ -396,6 +447,7 @@ mod tests {
             LearnRequest {
                 key: key(1),
                 port: 3,
+                remote: NO_REMOTE,
             },
         );
         q.request(
@@ -403,6 +455,7 @@ mod tests {
             LearnRequest {
                 key: key(1),
                 port: 3,
+                remote: NO_REMOTE,
             },
         );
         assert_eq!(l.drain(&q), 2);
@@ -412,6 +465,7 @@ mod tests {
             LearnRequest {
                 key: key(1),
                 port: 4,
+                remote: NO_REMOTE,
             },
         );
         l.drain(&q);
@@ -423,6 +477,7 @@ mod tests {
             LearnRequest {
                 key: key(2),
                 port: 6,
+                remote: NO_REMOTE,
             },
         );
         l.drain(&q);
@@ -448,6 +503,7 @@ mod tests {
                 LearnRequest {
                     key: key(n),
                     port: 1,
+                    remote: NO_REMOTE,
                 },
             );
         }
@@ -460,6 +516,7 @@ mod tests {
             LearnRequest {
                 key: key(0),
                 port: 2,
+                remote: NO_REMOTE,
             },
         );
         l.drain(&q);
@@ -477,6 +534,7 @@ mod tests {
             LearnRequest {
                 key: key(1),
                 port: 1,
+                remote: NO_REMOTE,
             },
         );
         q.request(
@@ -484,6 +542,7 @@ mod tests {
             LearnRequest {
                 key: key(2),
                 port: 1,
+                remote: NO_REMOTE,
             },
         );
         l.drain(&q);
@@ -509,6 +568,7 @@ mod tests {
             LearnRequest {
                 key: key(1),
                 port: 4,
+                remote: NO_REMOTE,
             },
         );
         l.drain(&q);
@@ -520,6 +580,7 @@ mod tests {
             LearnRequest {
                 key: key(3),
                 port: 4,
+                remote: NO_REMOTE,
             },
         );
         l.drain(&q);
@@ -546,6 +607,7 @@ mod tests {
                     ..key(1)
                 },
                 port: 1,
+                remote: NO_REMOTE,
             },
         );
         q.request(
@@ -556,6 +618,7 @@ mod tests {
                     ..key(1)
                 },
                 port: 1,
+                remote: NO_REMOTE,
             },
         );
         q.request(
@@ -563,6 +626,7 @@ mod tests {
             LearnRequest {
                 key: key(1),
                 port: 1,
+                remote: NO_REMOTE,
             },
         );
         q.request(
@@ -570,6 +634,7 @@ mod tests {
             LearnRequest {
                 key: key(2),
                 port: 2,
+                remote: NO_REMOTE,
             },
         );
         l.drain(&q);
@@ -645,6 +710,7 @@ mod tests {
                                 LearnRequest {
                                     key,
                                     port: w * 10 + round % 2,
+                                    remote: NO_REMOTE,
                                 },
                             );
                             if let Some(h) = fdb.lookup(&key) {

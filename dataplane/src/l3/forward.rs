@@ -66,6 +66,16 @@ pub(crate) trait Family {
     /// Sends `m` (not rewritten yet) out of `out.tx_if` to `mac.0` from `mac.1` in
     /// fragments of at most `max_ip` bytes, for a `rewrite` that said [`NotSent::Fragment`].
     fn fragment(ctx: &Ctx, g: &mut Graph, m: Mbuf, out: &Meta, mac: (&Mac, &Mac), max_ip: usize);
+    /// A packet whose route is one of the router's own addresses: to the slow path (IPv4
+    /// goes by tunnel-decap first when there are tunnels).
+    #[cold]
+    #[inline(never)]
+    fn local(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta)
+    where
+        Self: Sized,
+    {
+        punt::<Self>(ctx, g, m, meta, PuntReason::Local)
+    }
 }
 
 /// The FIB of the VRF of routed interface `rx_if`, remembered for the run of packets from
@@ -94,6 +104,8 @@ impl<'a, F: Family> FibOf<'a, F> {
 /// Where a packet goes after the lookup.
 enum Verdict {
     Forward(IfIndex, Mac),
+    /// To one of the router's own addresses ([`Family::local`]).
+    Local,
     Punt(PuntReason),
     Drop(DropReason),
 }
@@ -151,6 +163,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         };
         match verdict {
             Verdict::Forward(tx_if, dst_mac) => forward::<F>(ctx, g, m, meta, tx_if, &dst_mac),
+            Verdict::Local => F::local(ctx, g, m, meta),
             Verdict::Punt(reason) => punt::<F>(ctx, g, m, meta, reason),
             Verdict::Drop(reason) => ctx.counters.drop_packets(F::STAGE, reason, meta.rx_if, 1),
         }
@@ -166,7 +179,7 @@ fn decide(nh: NextHop) -> Verdict {
     match nh {
         NextHop::Forward { iface, mac } => Verdict::Forward(iface, mac),
         NextHop::Resolve { .. } => Verdict::Punt(PuntReason::Resolve),
-        NextHop::Local => Verdict::Punt(PuntReason::Local),
+        NextHop::Local => Verdict::Local,
         NextHop::Drop | NextHop::Invalid | NextHop::Ecmp { .. } => {
             Verdict::Drop(DropReason::NoRoute)
         }
@@ -224,7 +237,7 @@ fn forward<F: Family>(
 
 /// Hands a routed frame on out of `out.tx_if`: to the output, or, when that is the routed
 /// interface of bridge `bvi` (the plan's [`IfacePlan::bvi_bridge`]), into l2-bridge as
-/// received on it.
+/// received on it, or, when it is a tunnel, to tunnel-encap.
 ///
 /// [`IfacePlan::bvi_bridge`]: crate::plan::IfacePlan::bvi_bridge
 #[inline(always)]
@@ -237,6 +250,9 @@ pub(crate) fn hand_out(
     bvi: Option<u16>,
 ) {
     match bvi {
+        None if ctx.plan.is_tunnel(out.tx_if) => {
+            crate::tunnel::encap::route_into(ctx, g, stage, m, out)
+        }
         None => g.hand_on(ctx, stage, Next::Output, m, out),
         Some(bridge) => {
             let out = crate::l2::bridge::from_bvi(out.tx_if, bridge, &out);

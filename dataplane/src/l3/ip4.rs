@@ -10,8 +10,9 @@
 //! an ECMP route, its L4 ports.
 //! Writes: the IPv4 TTL and header checksum, the Ethernet destination and source;
 //! `meta.tx_if`; `meta.punt` for punted packets.
-//! Next: output, or l2-bridge out of a bridge's routed interface (BVI); punt (`local`,
-//! `resolve`, `ttl_exceeded`, `frag_needed`).
+//! Next: output, or l2-bridge out of a bridge's routed interface (BVI), or tunnel-encap
+//! out of a tunnel; tunnel-decap (to a local address while the plan has tunnels: out of
+//! the loop, [`Family::local`]); punt (`local`, `resolve`, `ttl_exceeded`, `frag_needed`).
 //! Drops: `bad_header` (truncated, bad version, IHL or total length), `bad_checksum`,
 //! `martian` (source multicast, broadcast or loopback, destination loopback), `no_route`
 //! (no route, a blackhole route, an invalid next hop, no VRF), `iface_down` (output
@@ -104,6 +105,17 @@ impl Family for Ip4 {
     fn fragment(ctx: &Ctx, g: &mut Graph, m: Mbuf, out: &Meta, mac: (&Mac, &Mac), max_ip: usize) {
         if let Err((reason, at)) = fragment(ctx, g, m, out, mac, max_ip) {
             ctx.counters.drop_packets(Self::STAGE, reason, at, 1);
+        }
+    }
+
+    /// Tunnel traffic to the router's addresses is tunnel-decap's to tell apart.
+    #[cold]
+    #[inline(never)]
+    fn local(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta) {
+        if ctx.plan.tunnels.is_empty() {
+            forward::punt::<Ip4>(ctx, g, m, meta, PuntReason::Local)
+        } else {
+            g.hand_on(ctx, Self::STAGE, crate::graph::Next::TunnelDecap, m, *meta)
         }
     }
 }

@@ -1,0 +1,562 @@
+//! tunnel-encap: frames sent out of a tunnel interface, each toward a VTEP, become outer
+//! packets routed in the tunnel's underlay VRF. The kinds that carry Ethernet (vxlan,
+//! geneve, gre teb) carry the frame; gre l3 and ipip carry its IP packet (the Ethernet
+//! header the router wrote is dropped; ARP and other non-IP frames are dropped as
+//! `not_ip`), to their one remote (a point-to-multipoint ipip tunnel without a remote has
+//! no VTEP yet: `tunnel_no_remote`).
+//!
+//! Frames come from l2-bridge (a tunnel member: known unicast toward the VTEP its MAC
+//! entry names, flooded frames toward every remote of the tunnel) and from the router
+//! (an addressed tunnel, flannel's way: the inner Ethernet header from the neighbour entry
+//! on the tunnel, the VTEP from the tunnel's MAC -> VTEP entries, [`route_into`]).
+//!
+//! For each VTEP (head-end replication copies the frame for all but the last remote): the
+//! underlay route to the VTEP is looked up in the tunnel's VRF ([`Fib4::lookup`], the next
+//! hop resolved by [`NextHops::resolve`] with ECMP by the inner flow hash, as ip4-forward
+//! does); outer Ethernet / IPv4 / UDP / VXLAN (Geneve: no options, Protocol Type 0x6558;
+//! GRE: Protocol Type 0x6558 and the tunnel's key, no checksum or sequence) are written
+//! into the headroom in front of the frame ([`encap_vxlan_v4`], [`encap_geneve_v4`],
+//! [`encap_gre_v4`]): from the underlay interface's MAC to the next hop's, from the
+//! tunnel's local address, TTL from the plan (0: the inner IPv4 TTL), DF from the plan, UDP
+//! source port from the inner flow hash ([`vxlan::source_port`], the kernel's choice), UDP
+//! checksum zero (RFC 7348 §5). A next hop not resolved yet sends the outer packet to the
+//! slow path, which resolves it and sends the packet on, as for routed packets. A partial
+//! inner checksum stays partial (its offset moves with the frame) and is completed by the
+//! output stage.
+//!
+//! Reads: `meta.tx_if` (the tunnel), `csum`, `csum_start`, `flags`; each frame's VTEP
+//! (this vector's `remotes`); the plan's tunnel, the underlay VRF's FIB, the next hops and
+//! the underlay interface's plan (`up`, `l3` MAC, `max_frame`).
+//! Writes: the outer headers; `meta.tx_if` (the underlay interface), `csum_start` (+50 for
+//! a partial checksum), `flags` (TAGGED and TUNNEL cleared); for punted packets `rx_if`
+//! (the underlay interface) and `punt` (resolve). Counts the inner frame as sent on the
+//! tunnel interface.
+//! Next: output; l2-bridge (an underlay through a bridge's routed interface); punt.
+//! Drops: `tunnel_mtu_exceeded` (over the tunnel's MTU, or once encapsulated over the
+//! underlay interface's), `tunnel_no_remote` (no VTEP to send to), `no_route` (no underlay
+//! route, or one into a tunnel or to the router itself), `iface_down` (underlay interface
+//! down), `no_mbuf` (no copy or no headroom), `no_encap` (a kind or underlay family not
+//! encapsulated yet).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use dpdk::{Mbuf, MAX_BURST};
+
+use crate::counters::DropReason;
+use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
+use crate::l2::fdb::{Remote, ALL_REMOTES, NO_REMOTE};
+use crate::l3::fib::Fib4;
+use crate::l3::forward::hand_out;
+use crate::l3::nexthop::{NextHop, NextHops};
+use crate::plan::{TunnelEncap, TunnelPlan};
+use crate::slowpath::PuntReason;
+use crate::wire::ethernet::{
+    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, HEADER_LEN as ETH, VLAN_TAG_LEN,
+};
+use crate::wire::geneve::GeneveRepr;
+use crate::wire::gre::GreRepr;
+use crate::wire::tunnel::{
+    encap_geneve_v4, encap_gre_v4, encap_ipip_v4, encap_vxlan_v4, gre_v4_outer_len, Inner, OuterV4,
+    GENEVE_V4_OUTER_LEN, IPIP_V4_OUTER_LEN, VXLAN_V4_OUTER_LEN,
+};
+use crate::wire::vxlan;
+
+const STAGE: Stage = Stage::TunnelEncap;
+
+const _: () = assert!(GENEVE_V4_OUTER_LEN == VXLAN_V4_OUTER_LEN);
+
+/// Frames waiting for tunnel-encap, each with its VTEP (an IPv4 address as a `u32`, or
+/// [`ALL_REMOTES`]).
+pub struct EncapVector {
+    pub(crate) v: Vector,
+    pub(crate) remotes: [Remote; MAX_BURST],
+}
+
+impl EncapVector {
+    /// Allocated once, when the worker starts.
+    pub fn boxed() -> Box<EncapVector> {
+        Box::new(EncapVector {
+            v: Vector::default(),
+            remotes: [NO_REMOTE; MAX_BURST],
+        })
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.v.is_empty()
+    }
+
+    /// Appends a frame for tunnel `meta.tx_if` toward `remote`; gives it back when full.
+    #[inline]
+    pub(crate) fn push(&mut self, m: Mbuf, meta: Meta, remote: Remote) -> Result<(), Mbuf> {
+        let i = self.v.len();
+        self.v.push(m, meta)?;
+        self.remotes[i] = remote;
+        Ok(())
+    }
+}
+
+/// A routed frame out of addressed tunnel `meta.tx_if` (ip4-forward, ip6-forward, or
+/// injected by the slow path): to tunnel-encap toward the VTEP the tunnel's MAC -> VTEP
+/// entries give for its destination MAC, else toward every remote of the tunnel (as
+/// Linux's default destination), else dropped (`tunnel_no_remote`).
+#[cold]
+#[inline(never)]
+pub(crate) fn route_into(ctx: &Ctx, g: &mut Graph, stage: Stage, m: Mbuf, meta: Meta) {
+    let Some(t) = ctx.plan.tunnel(meta.tx_if) else {
+        ctx.counters
+            .drop_packets(stage, DropReason::NoEncap, meta.tx_if, 1);
+        return;
+    };
+    let mut dst = [0u8; 6];
+    if let Some(d) = m.data().get(0..6) {
+        dst.copy_from_slice(d);
+    }
+    let remote = match t.vtep(&dst) {
+        Some(IpAddr::V4(a)) => u32::from(a),
+        // A point-to-point tunnel (gre, ipip with a remote): its one remote.
+        _ if !t.encap.carries_ethernet() => match t.remotes.first() {
+            Some(IpAddr::V4(a)) => u32::from(*a),
+            _ => {
+                ctx.counters
+                    .drop_packets(stage, DropReason::TunnelNoRemote, meta.tx_if, 1);
+                return;
+            }
+        },
+        _ if !t.remotes.is_empty() => ALL_REMOTES,
+        _ => {
+            ctx.counters
+                .drop_packets(stage, DropReason::TunnelNoRemote, meta.tx_if, 1);
+            return;
+        }
+    };
+    if let Err(m) = g.encap.push(m, meta, remote) {
+        ctx.counters
+            .drop_packets(stage, DropReason::GraphLoop, meta.tx_if, 1);
+        drop(m);
+    }
+}
+
+/// Runs the stage on the graph's encap vector.
+pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
+    let Some(mut work) = g.encap_spare.take() else {
+        return;
+    };
+    std::mem::swap(&mut g.encap, &mut work);
+    {
+        let EncapVector { v, remotes } = &mut *work;
+        for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
+            one(ctx, g, m, meta, remotes[i]);
+        }
+    }
+    g.encap_spare = Some(work);
+}
+
+/// What a tunnel this stage encapsulates for puts in front of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// VXLAN with this VNI to this UDP port.
+    Vxlan { vni: u32, port: u16 },
+    /// Geneve without options, Protocol Type 0x6558.
+    Geneve { vni: u32, port: u16 },
+    /// GRE with Protocol Type 0x6558 (transparent Ethernet bridging) and this key.
+    GreTeb { key: Option<u32> },
+    /// GRE carrying the frame's IP packet (its Ethernet header dropped) with this key.
+    GreL3 { key: Option<u32> },
+    /// IP in IPv4 (protocol 4 or 41) carrying the frame's IP packet.
+    Ipip,
+}
+
+/// A tunnel this stage encapsulates for: its kind and its local IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Encap {
+    kind: Kind,
+    local: Ipv4Addr,
+}
+
+impl Encap {
+    /// The GRE header for a payload of `protocol` with `key`.
+    fn gre(protocol: u16, key: Option<u32>) -> GreRepr {
+        GreRepr {
+            protocol,
+            checksum: false,
+            key,
+            seq: None,
+        }
+    }
+
+    /// Whether it carries IP packets (the frame's Ethernet header is dropped).
+    #[inline]
+    fn carries_ip(&self) -> bool {
+        matches!(self.kind, Kind::GreL3 { .. } | Kind::Ipip)
+    }
+
+    /// Bytes of outer headers, Ethernet included.
+    #[inline]
+    fn outer_len(&self) -> usize {
+        match self.kind {
+            Kind::Vxlan { .. } | Kind::Geneve { .. } => VXLAN_V4_OUTER_LEN,
+            Kind::GreTeb { key } | Kind::GreL3 { key } => {
+                gre_v4_outer_len(&Encap::gre(ETHERTYPE_TEB, key))
+            }
+            Kind::Ipip => IPIP_V4_OUTER_LEN,
+        }
+    }
+}
+
+/// The settings of tunnel `t` if this stage encapsulates for it: every kind over IPv4.
+#[inline]
+fn encap_of(t: &TunnelPlan) -> Option<Encap> {
+    let IpAddr::V4(local) = t.local else {
+        return None;
+    };
+    let kind = match t.encap {
+        TunnelEncap::Vxlan { vni, port } => Kind::Vxlan { vni, port },
+        TunnelEncap::Geneve { vni, port } => Kind::Geneve { vni, port },
+        TunnelEncap::Gre { key, teb: true } => Kind::GreTeb { key },
+        TunnelEncap::Gre { key, teb: false } => Kind::GreL3 { key },
+        TunnelEncap::Ipip => Kind::Ipip,
+    };
+    Some(Encap { kind, local })
+}
+
+/// The longest inner frame tunnel `t` takes: its MTU, the Ethernet header, and a tag if
+/// the frame carries one.
+#[inline]
+fn max_inner(t: &TunnelPlan, frame: &[u8]) -> usize {
+    let tagged = frame.get(12..14) == Some(&[0x81, 0x00]);
+    usize::from(t.mtu) + ETH + if tagged { VLAN_TAG_LEN } else { 0 }
+}
+
+#[inline]
+fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, remote: Remote) {
+    let tif = meta.tx_if;
+    let Some((t, vx)) = ctx.plan.tunnel(tif).and_then(|t| Some((t, encap_of(t)?))) else {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::NoEncap, tif, 1);
+        return;
+    };
+    if m.len() > max_inner(t, m.data()) {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::TunnelMtuExceeded, tif, 1);
+        return;
+    }
+    match remote {
+        NO_REMOTE => ctx
+            .counters
+            .drop_packets(STAGE, DropReason::TunnelNoRemote, tif, 1),
+        ALL_REMOTES => replicate(ctx, g, m, meta, t, vx),
+        r => to_vtep(ctx, g, m, meta, t, vx, Ipv4Addr::from(r)),
+    }
+}
+
+/// Head-end replication: a copy toward each remote of `t` but the last, which gets `m`.
+#[inline(never)]
+fn replicate(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, t: &TunnelPlan, vx: Encap) {
+    let mut last: Option<Ipv4Addr> = None;
+    for r in &t.remotes {
+        let IpAddr::V4(r) = *r else { continue };
+        if let Some(prev) = last.replace(r) {
+            match m.copy() {
+                Some(c) => to_vtep(ctx, g, c, meta, t, vx, prev),
+                None => ctx
+                    .counters
+                    .drop_packets(STAGE, DropReason::NoMbuf, t.iface, 1),
+            }
+        }
+    }
+    match last {
+        Some(r) => to_vtep(ctx, g, m, meta, t, vx, r),
+        None => ctx
+            .counters
+            .drop_packets(STAGE, DropReason::TunnelNoRemote, t.iface, 1),
+    }
+}
+
+/// A hash of the inner frame's flow: its IPv4 addresses, protocol and ports (ip4-forward's
+/// ECMP hash), else its MAC addresses.
+#[inline]
+fn inner_hash(frame: &[u8]) -> u32 {
+    if frame.get(12..14) == Some(&ETHERTYPE_IPV4.to_be_bytes()) {
+        if let Some(ip) = frame.get(ETH..) {
+            return crate::l3::ip4::flow_hash(ip);
+        }
+    }
+    let Some(macs) = frame.get(0..12) else {
+        return 0;
+    };
+    let a = u64::from_be_bytes([0, 0, macs[0], macs[1], macs[2], macs[3], macs[4], macs[5]]);
+    let b = u64::from_be_bytes([0, 0, macs[6], macs[7], macs[8], macs[9], macs[10], macs[11]]);
+    let h = (a ^ b.rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 32) as u32 ^ h as u32
+}
+
+/// The outer TTL: the tunnel's, or (0: inherit) the inner IPv4 packet's, else 64.
+#[inline]
+fn outer_ttl(t: &TunnelPlan, frame: &[u8]) -> u8 {
+    if t.ttl != 0 {
+        return t.ttl;
+    }
+    match frame.get(12..14) {
+        Some(e) if e == ETHERTYPE_IPV4.to_be_bytes() => frame.get(ETH + 8).copied().unwrap_or(64),
+        _ => 64,
+    }
+}
+
+/// Where the underlay sends packets to `remote` from VRF `vrf`: the next hop, resolved to
+/// one ECMP member by `hash`.
+#[inline]
+fn underlay(fib: Option<&Fib4>, nhs: Option<&NextHops>, remote: Ipv4Addr, hash: u32) -> NextHop {
+    match (fib.and_then(|f| f.lookup(u32::from(remote))), nhs) {
+        (Some(id), Some(nhs)) => nhs.resolve(id, hash),
+        _ => NextHop::Invalid,
+    }
+}
+
+/// Encapsulates `m` toward `remote` and hands the outer packet on.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn to_vtep(
+    ctx: &Ctx,
+    g: &mut Graph,
+    mut m: Mbuf,
+    meta: &Meta,
+    t: &TunnelPlan,
+    vx: Encap,
+    remote: Ipv4Addr,
+) {
+    let plan = ctx.plan;
+    let hash = inner_hash(m.data());
+    let fib = plan.vrf(t.vrf).map(|v| &*v.fib4);
+    let (oif, dst_mac, resolved) = match underlay(fib, plan.l3.nexthops.as_deref(), remote, hash) {
+        NextHop::Forward { iface, mac } => (iface, mac, true),
+        NextHop::Resolve { iface } => (iface, [0; 6], false),
+        _ => {
+            ctx.counters
+                .drop_packets(STAGE, DropReason::NoRoute, t.iface, 1);
+            return;
+        }
+    };
+    let Some((src_mac, max_frame, bvi)) = plan
+        .iface(oif)
+        .filter(|p| p.up)
+        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
+    else {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::IfaceDown, oif, 1);
+        return;
+    };
+    if plan.is_tunnel(oif) {
+        // No tunnel in a tunnel.
+        ctx.counters
+            .drop_packets(STAGE, DropReason::NoRoute, t.iface, 1);
+        return;
+    }
+    let ttl = outer_ttl(t, m.data());
+    // An IP tunnel carries the frame's IP packet: its Ethernet header goes.
+    let ip_inner = if vx.carries_ip() {
+        let ethertype = m
+            .data()
+            .get(12..14)
+            .map(|e| u16::from_be_bytes([e[0], e[1]]));
+        let inner = match ethertype {
+            Some(ETHERTYPE_IPV4) => Inner::Ipv4,
+            Some(ETHERTYPE_IPV6) => Inner::Ipv6,
+            _ => {
+                ctx.counters
+                    .drop_packets(STAGE, DropReason::NotIp, t.iface, 1);
+                return;
+            }
+        };
+        m.adj(ETH as u16);
+        Some((inner, ethertype.unwrap_or_default()))
+    } else {
+        None
+    };
+    let inner_len = m.len();
+    // max_frame counts the Ethernet header and two tags on top of the MTU; the outer
+    // packet is untagged.
+    let mtu = (max_frame as usize).saturating_sub(ETH + 2 * VLAN_TAG_LEN);
+    let outer_len = vx.outer_len();
+    if inner_len + outer_len - ETH > mtu {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::TunnelMtuExceeded, t.iface, 1);
+        return;
+    }
+    let ident = if t.df {
+        0
+    } else {
+        g.outer_ident = g.outer_ident.wrapping_add(1);
+        g.outer_ident
+    };
+    if !m.prepend(outer_len as u16) {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::NoMbuf, t.iface, 1);
+        return;
+    }
+    let outer = OuterV4 {
+        src_mac,
+        dst_mac,
+        src: vx.local,
+        dst: remote,
+        ttl,
+        dscp_ecn: 0,
+        dont_fragment: t.df,
+        ident,
+    };
+    // RFC 8926 §3.3 asks Geneve senders for the same kind of source port as VXLAN's.
+    let sport = vxlan::source_port(hash);
+    let written = m
+        .data_mut()
+        .get_mut(..outer_len)
+        .and_then(|h| match vx.kind {
+            Kind::Vxlan { vni, port } => encap_vxlan_v4(h, &outer, sport, port, vni, inner_len),
+            Kind::Geneve { vni, port } => {
+                let repr = GeneveRepr {
+                    control: false,
+                    protocol: ETHERTYPE_TEB,
+                    vni,
+                };
+                encap_geneve_v4(h, &outer, sport, port, &repr, &[], inner_len)
+            }
+            Kind::GreTeb { key } => {
+                encap_gre_v4(h, &outer, &Encap::gre(ETHERTYPE_TEB, key), inner_len)
+            }
+            Kind::GreL3 { key } => {
+                let protocol = ip_inner.map_or(ETHERTYPE_IPV4, |(_, e)| e);
+                encap_gre_v4(h, &outer, &Encap::gre(protocol, key), inner_len)
+            }
+            Kind::Ipip => {
+                let inner = ip_inner.map_or(Inner::Ipv4, |(i, _)| i);
+                encap_ipip_v4(h, &outer, inner, inner_len)
+            }
+        });
+    if written.is_none() {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::TunnelMtuExceeded, t.iface, 1);
+        return;
+    }
+    ctx.counters.iface_tx(t.iface, 1, inner_len as u64);
+    let mut out = Meta {
+        tx_if: oif,
+        flags: meta.flags & !(Meta::TAGGED | Meta::TUNNEL),
+        ..*meta
+    };
+    if out.csum.field_offset().is_some() {
+        let shift = if ip_inner.is_some() { ETH } else { 0 };
+        out.csum_start = out.csum_start + outer_len as u16 - shift as u16;
+    }
+    if resolved {
+        hand_out(ctx, g, STAGE, m, out, bvi);
+    } else {
+        // The slow path resolves the next hop and sends the packet on as received on the
+        // underlay interface (routed again in its VRF, as a routed packet would be).
+        let out = Meta {
+            rx_if: oif,
+            punt: PuntReason::Resolve,
+            ..out
+        };
+        g.hand_on(ctx, STAGE, Next::Punt, m, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ttl: u8, mtu: u16) -> TunnelPlan {
+        TunnelPlan {
+            iface: 3,
+            encap: TunnelEncap::Vxlan {
+                vni: 42,
+                port: 4789,
+            },
+            vrf: 0,
+            local: "192.0.2.1".parse().unwrap(),
+            remotes: vec![],
+            ttl,
+            df: false,
+            mtu,
+            mac: [2, 0, 0, 0, 0, 1],
+            vteps: vec![],
+        }
+    }
+
+    fn ipv4_frame(ttl: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 28];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[14 + 3] = 28;
+        f[14 + 8] = ttl;
+        f[14 + 9] = 17;
+        f
+    }
+
+    #[test]
+    fn ttl_is_the_tunnels_or_the_inner_packets() {
+        assert_eq!(outer_ttl(&t(64, 1450), &ipv4_frame(9)), 64);
+        assert_eq!(outer_ttl(&t(0, 1450), &ipv4_frame(9)), 9);
+        let mut arp = ipv4_frame(9);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(outer_ttl(&t(0, 1450), &arp), 64);
+    }
+
+    #[test]
+    fn the_tunnel_mtu_bounds_inner_frames() {
+        let tun = t(64, 1450);
+        let mut f = vec![0u8; 1464];
+        assert_eq!(max_inner(&tun, &f), 1464);
+        f[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert_eq!(max_inner(&tun, &f), 1468);
+        let vx = encap_of(&tun).unwrap();
+        assert_eq!(
+            (vx.kind, vx.local, vx.outer_len()),
+            (
+                Kind::Vxlan {
+                    vni: 42,
+                    port: 4789
+                },
+                Ipv4Addr::new(192, 0, 2, 1),
+                50
+            )
+        );
+        let gre = |key, teb| TunnelPlan {
+            encap: TunnelEncap::Gre { key, teb },
+            ..t(64, 1450)
+        };
+        assert_eq!(encap_of(&gre(None, true)).map(|e| e.outer_len()), Some(38));
+        assert_eq!(
+            encap_of(&gre(Some(7), true)).map(|e| e.outer_len()),
+            Some(42)
+        );
+        assert_eq!(
+            encap_of(&gre(Some(7), false)).map(|e| e.outer_len()),
+            Some(42)
+        );
+        let ipip = TunnelPlan {
+            encap: TunnelEncap::Ipip,
+            ..t(64, 1450)
+        };
+        assert_eq!(encap_of(&ipip).map(|e| e.outer_len()), Some(34));
+        assert!(encap_of(&ipip).is_some_and(|e| e.carries_ip()));
+    }
+
+    #[test]
+    fn inner_hash_follows_the_flow() {
+        let a = ipv4_frame(64);
+        let mut b = a.clone();
+        b[14 + 12] = 10; // another source address
+        assert_ne!(inner_hash(&a), inner_hash(&b));
+        let mut l2 = vec![0u8; 60];
+        l2[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        let mut l2b = l2.clone();
+        l2b[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+        assert_ne!(inner_hash(&l2), inner_hash(&l2b));
+        assert_eq!(inner_hash(&[]), 0);
+    }
+}
