@@ -443,6 +443,7 @@ impl Router {
             if let Some(i) = ifindex(&n.0) {
                 self.neighbors.remove(&(i, n.1));
                 self.statics.remove(&(i, n.1));
+                self.remove_hosts(i, n.1);
             }
         }
         for n in diff.neighbors.added.iter().chain(&diff.neighbors.replaced) {
@@ -464,6 +465,7 @@ impl Router {
                 }
             }
         }
+        self.static_hosts();
         // Gateways whose neighbour came or went: rewrite their words (and groups').
         if !diff.neighbors.added.is_empty()
             || !diff.neighbors.replaced.is_empty()
@@ -579,6 +581,76 @@ impl Router {
         for (i, ip) in gone {
             self.forget(i, ip);
         }
+        if self.static_hosts() {
+            self.rewrite_all();
+        }
+    }
+
+    /// Gives every static neighbour of a routed interface the host route a learned one gets
+    /// (else a packet to the neighbour itself would take the connected route, which resolves
+    /// in the slow path, where the neighbour is already known and nothing is asked). Called
+    /// after a diff and when the routed interfaces change (an interface's VRF is known only
+    /// then). Returns whether a route was added.
+    fn static_hosts(&mut self) -> bool {
+        let want: Vec<(u16, IfIndex, IpAddr)> = self
+            .statics
+            .iter()
+            .filter_map(|&(i, ip)| Some((self.ifaces.get(&i)?.vrf, i, ip)))
+            .filter(|&(vrf, _, ip)| !self.hosts.contains_key(&(vrf, ip)))
+            .collect();
+        let mut added = false;
+        for (vrf, i, ip) in want {
+            added |= self.add_host(vrf, i, ip);
+        }
+        added
+    }
+
+    /// A host route to `ip` through itself as the neighbour on `i`, in `vrf`: none for a
+    /// link-local address (the link's own), nor where a configured route holds the prefix
+    /// or a host route is there already. Whether one was added.
+    fn add_host(&mut self, vrf: u16, i: IfIndex, ip: IpAddr) -> bool {
+        let host = Prefix::host(ip);
+        let link_local = matches!(ip, IpAddr::V6(a) if is_link_local(a));
+        if link_local
+            || self.routes.contains_key(&(vrf, host))
+            || self.hosts.contains_key(&(vrf, ip))
+        {
+            return false;
+        }
+        let Ok(id) = self.acquire(NhKey::Gateway(i, ip)) else {
+            return false;
+        };
+        match self.vrfs.get_mut(&vrf).map(|t| t.insert(&host, id)) {
+            Some(Ok(())) => {
+                self.hosts.insert((vrf, ip), id);
+                true
+            }
+            _ => {
+                self.release(id);
+                false
+            }
+        }
+    }
+
+    /// Removes the host routes to `ip` through the neighbour on `i` (in any VRF: the
+    /// interface may be gone already).
+    fn remove_hosts(&mut self, i: IfIndex, ip: IpAddr) {
+        let ours: Vec<u16> = self
+            .hosts
+            .iter()
+            .filter(|((_, a), id)| *a == ip && self.keys.get(id) == Some(&NhKey::Gateway(i, ip)))
+            .map(|((v, _), _)| *v)
+            .collect();
+        for vrf in ours {
+            if let Some(id) = self.hosts.remove(&(vrf, ip)) {
+                if !self.routes.contains_key(&(vrf, Prefix::host(ip))) {
+                    if let Some(t) = self.vrfs.get_mut(&vrf) {
+                        let _ = t.remove(&Prefix::host(ip));
+                    }
+                }
+                self.release(id);
+            }
+        }
     }
 
     /// An IPv4 address the router has in VRF `vrf` (for ARP requests out of an interface
@@ -688,21 +760,7 @@ impl Router {
         );
         self.neighbors.insert((i, ip), mac);
         // A host route through the neighbour (unless a configured route holds the prefix).
-        let host = Prefix::host(ip);
-        let link_local = matches!(ip, IpAddr::V6(a) if is_link_local(a));
-        if !link_local
-            && !self.routes.contains_key(&(vrf, host))
-            && !self.hosts.contains_key(&(vrf, ip))
-        {
-            if let Ok(id) = self.acquire(NhKey::Gateway(i, ip)) {
-                match self.vrfs.get_mut(&vrf).map(|t| t.insert(&host, id)) {
-                    Some(Ok(())) => {
-                        self.hosts.insert((vrf, ip), id);
-                    }
-                    _ => self.release(id),
-                }
-            }
-        }
+        self.add_host(vrf, i, ip);
         self.rewrite_all();
         true
     }
@@ -1040,6 +1098,17 @@ mod tests {
         );
         assert!(!r.learn(B, ip("10.0.1.254"), MAC_GW));
         assert!(r.unresolved(0, ip("8.8.8.8")).is_empty());
+        // Packets to the static neighbour itself forward through its host route (not the
+        // connected route, which would resolve what is already known).
+        let static_nh = NextHop::Forward {
+            iface: B,
+            mac: [2, 0, 0, 0, 1, 0xfe],
+        };
+        assert_eq!(fwd(&r, "10.0.1.254", 0), static_nh);
+        assert_eq!(
+            r.lookup(0, ip("10.0.1.254")).unwrap().prefix.to_string(),
+            "10.0.1.254/32"
+        );
         // The learned table's limit (static entries do not count) and aging.
         r.neigh_limit = 2;
         assert!(r.learn(A, ip("10.0.0.7"), [2, 0, 0, 0, 0, 7]));
