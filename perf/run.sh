@@ -433,9 +433,9 @@ port_devargs() {
 
 # config_vswitch_ports PROFILE PCAP: topology A's two ports as a start-up configuration
 # (--config). vswitchd opens them at start, on its main lcore, as testpmd opens the floor's
-# at EAL init. Measured: a net_pcap port opened later, through the API (a tokio thread, no
-# mempool cache), costs the worker ~45 cycles/packet more in rx on the 131,072-packet pcaps
-# (xconnect: 172-192 against 121-151 cycles, three alternating runs each). net_pcap's
+# at EAL init. In ad hoc runs (no results file) a net_pcap port opened later, through the
+# API (a tokio thread, no mempool cache), cost the worker more in rx on the
+# 131,072-packet pcaps. net_pcap's
 # infinite_rx replays packets it stored in the pool's own mbufs, taken one by one by the
 # opening thread: from a cache in 256-mbuf blocks on an lcore, straight off the pool's ring
 # otherwise, so the two store the packets in a different order of pages. Only this replay
