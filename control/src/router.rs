@@ -12,6 +12,10 @@
 //! - `Ecmp(members)`: consecutive ids holding copies of the members' words, one picked
 //!   per flow by the workers.
 //!
+//! Out of an L3 tunnel (gre mode=l3, ipip: IP without Ethernet, no neighbour to resolve),
+//! `Glean` and `Gateway` next hops are `Tunnel` words at once, carrying the IPv4 gateway
+//! (the outer destination of a point-to-multipoint ipip tunnel).
+//!
 //! Thread safety: owned by the switch (under its lock).
 
 use std::collections::{BTreeMap, HashMap};
@@ -131,6 +135,9 @@ pub struct IfaceInfo {
     /// Its IPv6 addresses (link-local ones too) with their subnet lengths.
     pub v6: Vec<(Ipv6Addr, u8)>,
     pub proxy_arp: bool,
+    /// It carries IP packets without Ethernet (a gre l3 or ipip tunnel): next hops out of
+    /// it need no neighbour.
+    pub l3_tunnel: bool,
 }
 
 /// Whether `a` and `b` (`bits`-bit addresses in a u128) share their first `len` bits.
@@ -306,9 +313,25 @@ impl Router {
         }
     }
 
+    /// Whether interface `i` is an L3 tunnel (routed, gre l3 or ipip).
+    fn l3_tunnel(&self, i: IfIndex) -> bool {
+        self.ifaces.get(&i).is_some_and(|x| x.l3_tunnel)
+    }
+
     /// The word of next hop `key` as things stand.
     fn word(&self, key: &NhKey) -> NextHop {
         match key {
+            NhKey::Glean(i) if self.l3_tunnel(*i) => NextHop::Tunnel {
+                iface: *i,
+                remote: None,
+            },
+            NhKey::Gateway(i, ip) if self.l3_tunnel(*i) => NextHop::Tunnel {
+                iface: *i,
+                remote: match ip {
+                    IpAddr::V4(a) => Some(*a),
+                    IpAddr::V6(_) => None,
+                },
+            },
             NhKey::Glean(i) => NextHop::Resolve { iface: *i },
             NhKey::Gateway(i, ip) => match self.neighbors.get(&(*i, *ip)) {
                 Some(mac) => NextHop::Forward {
@@ -577,11 +600,23 @@ impl Router {
             .filter(|k| !self.statics.contains(k))
             .copied()
             .collect();
+        // Next hops out of an interface that became or stopped being an L3 tunnel (routed
+        // only once a route or address names it) change kind.
+        let tunnels = |m: &HashMap<IfIndex, IfaceInfo>| {
+            let mut v: Vec<IfIndex> = m
+                .iter()
+                .filter(|(_, x)| x.l3_tunnel)
+                .map(|(i, _)| *i)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let changed = tunnels(&self.ifaces) != tunnels(&ifaces);
         self.ifaces = ifaces;
         for (i, ip) in gone {
             self.forget(i, ip);
         }
-        if self.static_hosts() {
+        if self.static_hosts() || changed {
             self.rewrite_all();
         }
     }
@@ -685,6 +720,8 @@ impl Router {
             return vec![];
         };
         let one = |k: &NhKey| match k {
+            // Nothing to resolve out of an L3 tunnel.
+            NhKey::Glean(i) | NhKey::Gateway(i, _) if self.l3_tunnel(*i) => None,
             NhKey::Glean(i) => Some((*i, dst)),
             NhKey::Gateway(i, gw) => Some((*i, *gw)),
             NhKey::Ecmp(_) => None,
@@ -899,12 +936,17 @@ mod tests {
     const B: IfIndex = 2;
     /// Bridge br0's routed interface.
     const BVI: IfIndex = 3;
+    /// A gre mode=l3 tunnel and a point-to-multipoint ipip one.
+    const GRE: IfIndex = 4;
+    const TUNL: IfIndex = 5;
 
     fn ifindex(n: &str) -> Option<IfIndex> {
         match n {
             "a" => Some(A),
             "b" => Some(B),
             "bvi:br0" => Some(BVI),
+            "gre0" => Some(GRE),
+            "tunl0" => Some(TUNL),
             _ => None,
         }
     }
@@ -1000,6 +1042,7 @@ mod tests {
                 v4: vec![(Ipv4Addr::new(10, 9, 0, 1), 24)],
                 v6: vec![],
                 proxy_arp: false,
+                l3_tunnel: false,
             },
         )]));
         assert!(r.learn(BVI, ip("10.9.0.254"), MAC_GW));
@@ -1050,6 +1093,7 @@ mod tests {
                     v4: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
                     v6: vec![],
                     proxy_arp: false,
+                    l3_tunnel: false,
                 },
             ),
             (
@@ -1061,6 +1105,7 @@ mod tests {
                     v4: vec![(Ipv4Addr::new(10, 0, 1, 1), 24)],
                     v6: vec![],
                     proxy_arp: false,
+                    l3_tunnel: false,
                 },
             ),
         ]));
@@ -1179,5 +1224,84 @@ mod tests {
         assert_eq!(r.counts().0, before.0 - 2);
         assert!(r.lookup(0, ip("8.8.8.8")).is_none());
         assert!(r.lookup(0, ip("10.9.1.1")).is_none());
+    }
+
+    /// Next hops out of L3 tunnels (gre l3, ipip) need no neighbour: once the interfaces
+    /// are known to be such tunnels their words are Tunnel ones, carrying the IPv4 gateway,
+    /// and nothing waits to be resolved.
+    #[test]
+    fn next_hops_out_of_l3_tunnels_are_ready_at_once() {
+        let mut m = Model::new();
+        let mut r = Router::new().unwrap();
+        let tunnel = |name: &str, kind: &str, remotes: &[&str]| {
+            C::AddTunnel(pb::AddTunnelRequest {
+                name: name.into(),
+                kind: kind.into(),
+                local: "192.168.44.1".into(),
+                remotes: remotes.iter().map(|r| r.to_string()).collect(),
+                ..Default::default()
+            })
+        };
+        let onlink = |prefix: &str, via: &str, dev: &str| {
+            C::AddRoute(pb::AddRouteRequest {
+                prefix: prefix.into(),
+                vrf: 0,
+                nexthops: vec![pb::NextHop {
+                    via: via.into(),
+                    iface: dev.into(),
+                }],
+                onlink: true,
+            })
+        };
+        let dev = |prefix: &str, dev: &str| onlink(prefix, "", dev);
+        step(
+            &mut m,
+            &mut r,
+            vec![
+                null("a"),
+                addr("a", "192.168.44.1/24"),
+                tunnel("gre0", "gre", &["192.168.44.9"]),
+                tunnel("tunl0", "ipip", &[]),
+                onlink("10.250.1.0/24", "192.168.44.2", "tunl0"),
+                dev("10.250.3.0/24", "tunl0"),
+                dev("10.8.0.0/16", "gre0"),
+                onlink("10.7.0.0/16", "10.7.0.1", "gre0"),
+            ],
+        );
+        // Until the switch says which interfaces are L3 tunnels they look like any other.
+        assert_eq!(fwd(&r, "10.250.1.5", 0), NextHop::Resolve { iface: TUNL });
+        let info = |l3_tunnel| IfaceInfo {
+            vrf: 0,
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1480,
+            v4: vec![],
+            v6: vec![],
+            proxy_arp: false,
+            l3_tunnel,
+        };
+        r.set_ifaces(HashMap::from([(GRE, info(true)), (TUNL, info(true))]));
+        let tun = |iface, remote: Option<[u8; 4]>| NextHop::Tunnel {
+            iface,
+            remote: remote.map(Ipv4Addr::from),
+        };
+        assert_eq!(fwd(&r, "10.250.1.5", 0), tun(TUNL, Some([192, 168, 44, 2])));
+        assert_eq!(fwd(&r, "10.250.3.5", 0), tun(TUNL, None));
+        assert_eq!(fwd(&r, "10.8.1.1", 0), tun(GRE, None));
+        assert_eq!(fwd(&r, "10.7.1.1", 0), tun(GRE, Some([10, 7, 0, 1])));
+        for dst in ["10.250.1.5", "10.250.3.5", "10.8.1.1", "10.7.1.1"] {
+            assert_eq!(r.unresolved(0, ip(dst)), vec![], "{dst}");
+        }
+        assert_eq!(r.egress_mtu(0, ip("10.250.1.5")), Some(1480));
+        // A route added later through a known tunnel starts as one.
+        step(
+            &mut m,
+            &mut r,
+            vec![onlink("10.250.2.0/24", "192.168.44.3", "tunl0")],
+        );
+        assert_eq!(fwd(&r, "10.250.2.1", 0), tun(TUNL, Some([192, 168, 44, 3])));
+        // An interface that stops being one goes back to resolving.
+        r.set_ifaces(HashMap::from([(GRE, info(false)), (TUNL, info(true))]));
+        assert_eq!(fwd(&r, "10.8.1.1", 0), NextHop::Resolve { iface: GRE });
+        assert_eq!(fwd(&r, "10.250.1.5", 0), tun(TUNL, Some([192, 168, 44, 2])));
     }
 }

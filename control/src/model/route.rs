@@ -166,6 +166,9 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddRouteRequest) -> ApiResult<String> 
         }
     }
     resolve(&s.model, &mut s.gateways, vrf, r.onlink, &mut nexthops)?;
+    for nh in &nexthops {
+        super::tunnel::check_route_out(&s.model, &nh.iface, prefix.family())?;
+    }
     let route = Route {
         origin: Origin::Static,
         onlink: r.onlink,

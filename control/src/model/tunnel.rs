@@ -142,6 +142,23 @@ pub fn existing<'a>(m: &'a Model, name: &str) -> ApiResult<(&'a Arc<Iface>, &'a 
     })
 }
 
+/// A next hop of a `family` route out of interface `iface`: refused out of a
+/// point-to-multipoint ipip tunnel for IPv6 (the outer destination is the next hop's
+/// IPv4 address, which an IPv6 route does not have).
+pub(super) fn check_route_out(m: &Model, iface: &str, family: Family) -> ApiResult<()> {
+    match get(m, iface) {
+        Some((_, t))
+            if t.encap == TunnelEncap::Ipip && t.remotes.is_empty() && family == Family::V6 =>
+        {
+            Err(ApiError::invalid(format!(
+                "tunnel {iface:?} is point-to-multipoint ipip (no remote): its outer \
+                 destination is a route's IPv4 next hop, so it takes IPv4 routes only"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// An address of a request, unicast, of local's family and not local.
 fn peer(field: &str, s: &str, local: &IpAddr) -> ApiResult<IpAddr> {
     let a = parse_ip(field, s)?;

@@ -797,3 +797,41 @@ fn the_persisted_form_restores_tunnels_and_what_hangs_on_them() {
     assert_eq!(add_of("vx").unwrap().mtu, None);
     assert_eq!(add_of("gr").unwrap().mtu, Some(1300));
 }
+
+/// A point-to-multipoint ipip tunnel sends to a route's IPv4 next hop, so it takes IPv4
+/// routes only; a point-to-point one takes both families.
+#[test]
+fn a_point_to_multipoint_ipip_tunnel_takes_ipv4_routes_only() {
+    let m = base();
+    let onlink = |prefix: &str, via: &str, dev: &str| {
+        C::AddRoute(pb::AddRouteRequest {
+            prefix: prefix.into(),
+            vrf: 0,
+            nexthops: vec![pb::NextHop {
+                via: via.into(),
+                iface: dev.into(),
+            }],
+            onlink: true,
+        })
+    };
+    accepted(
+        &m,
+        vec![
+            onlink("10.250.1.0/24", "192.168.44.2", "ip"),
+            route_dev("10.250.2.0/24", "ip"),
+        ],
+    );
+    for c in [
+        onlink("2001:db8:1::/64", "2001:db8:9::2", "ip"),
+        route_dev("2001:db8:1::/64", "ip"),
+    ] {
+        refused_on(&m, c, Code::Invalid, "takes IPv4 routes only");
+    }
+    accepted(
+        &m,
+        vec![
+            onlink("2001:db8:1::/64", "2001:db8:9::2", "gr"),
+            route_dev("2001:db8:2::/64", "gr"),
+        ],
+    );
+}

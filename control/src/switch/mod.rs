@@ -113,6 +113,7 @@ fn iface_info(p: &L3Port, mtu: u16, addrs: &[model::ip::Cidr], proxy_arp: bool) 
             })
             .collect(),
         proxy_arp,
+        l3_tunnel: false,
     }
 }
 
@@ -1083,7 +1084,11 @@ impl Switch {
                 mac: tp.mac,
             });
             if let Some(p) = &l3 {
-                routed.insert(x, iface_info(p, tp.mtu, &addrs, i.l3.proxy_arp));
+                let info = IfaceInfo {
+                    l3_tunnel: !tp.encap.carries_ethernet(),
+                    ..iface_info(p, tp.mtu, &addrs, i.l3.proxy_arp)
+                };
+                routed.insert(x, info);
             }
             let input = match (&l2, &l3) {
                 (Some(_), _) => Input::Bridge,

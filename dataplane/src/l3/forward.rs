@@ -10,7 +10,10 @@
 //! writes; `meta.tx_if`; `meta.punt` for punted packets; for packets out of a bridge's
 //! routed interface (BVI) `rx_if`, `bridge`, `vlan` as l2-bridge's `from_bvi` says.
 //! Next: output; l2-bridge (out of a BVI: the frame enters its bridge as received on the
-//! BVI, see `hand_out`); punt.
+//! BVI, see `hand_out`); tunnel-encap (out of a tunnel: an addressed Ethernet one by
+//! `hand_out`, an L3 one, gre l3 or ipip, by [`NextHop::Tunnel`] out of line); punt.
+
+use std::net::Ipv4Addr;
 
 use dpdk::Mbuf;
 
@@ -104,6 +107,8 @@ impl<'a, F: Family> FibOf<'a, F> {
 /// Where a packet goes after the lookup.
 enum Verdict {
     Forward(IfIndex, Mac),
+    /// Into an L3 tunnel toward the route's next hop ([`NextHop::Tunnel`]).
+    Tunnel(IfIndex, Option<Ipv4Addr>),
     /// To one of the router's own addresses ([`Family::local`]).
     Local,
     Punt(PuntReason),
@@ -163,6 +168,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         };
         match verdict {
             Verdict::Forward(tx_if, dst_mac) => forward::<F>(ctx, g, m, meta, tx_if, &dst_mac),
+            Verdict::Tunnel(tx_if, remote) => into_tunnel::<F>(ctx, g, m, meta, tx_if, remote),
             Verdict::Local => F::local(ctx, g, m, meta),
             Verdict::Punt(reason) => punt::<F>(ctx, g, m, meta, reason),
             Verdict::Drop(reason) => ctx.counters.drop_packets(F::STAGE, reason, meta.rx_if, 1),
@@ -178,6 +184,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
 fn decide(nh: NextHop) -> Verdict {
     match nh {
         NextHop::Forward { iface, mac } => Verdict::Forward(iface, mac),
+        NextHop::Tunnel { iface, remote } => Verdict::Tunnel(iface, remote),
         NextHop::Resolve { .. } => Verdict::Punt(PuntReason::Resolve),
         NextHop::Local => Verdict::Local,
         NextHop::Drop | NextHop::Invalid | NextHop::Ecmp { .. } => {
@@ -233,6 +240,56 @@ fn forward<F: Family>(
         m.trim((m.len() - len) as u16);
     }
     hand_out(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi);
+}
+
+/// Rewrites `m` for the hop into L3 tunnel `tx_if` (gre l3, ipip) as [`forward`] does,
+/// but for the Ethernet addresses (the tunnel carries the IP packet only), and hands it to
+/// tunnel-encap toward `remote`, the route's next hop. Fragments of a packet over the
+/// tunnel's MTU go by [`hand_out`], whose tunnel-encap finds the next hop again. Out of
+/// line, so that the loop does not grow for it.
+#[cold]
+#[inline(never)]
+fn into_tunnel<F: Family>(
+    ctx: &Ctx,
+    g: &mut Graph,
+    mut m: Mbuf,
+    meta: &Meta,
+    tx_if: IfIndex,
+    remote: Option<Ipv4Addr>,
+) {
+    let Some(max_frame) = ctx
+        .plan
+        .iface(tx_if)
+        .filter(|p| p.up && p.l3.is_some())
+        .map(|p| p.max_frame)
+    else {
+        ctx.counters
+            .drop_packets(F::STAGE, DropReason::IfaceDown, tx_if, 1);
+        return;
+    };
+    let out = Meta { tx_if, ..*meta };
+    let max_ip = (max_frame as usize).saturating_sub(8 + L3);
+    let rewritten = match m.data_mut().get_mut(L3..) {
+        Some(ip) => F::rewrite(ip, max_ip),
+        None => Err(NotSent::Drop(DropReason::BadHeader)),
+    };
+    let len = match rewritten {
+        Ok(n) => L3 + n,
+        Err(NotSent::Punt(reason)) => return punt::<F>(ctx, g, m, meta, reason),
+        Err(NotSent::Fragment) => return F::fragment(ctx, g, m, &out, (&[0; 6], &[0; 6]), max_ip),
+        Err(NotSent::Drop(reason)) => {
+            let at = if reason == DropReason::MtuExceeded {
+                tx_if
+            } else {
+                meta.rx_if
+            };
+            return ctx.counters.drop_packets(F::STAGE, reason, at, 1);
+        }
+    };
+    if m.len() > len {
+        m.trim((m.len() - len) as u16);
+    }
+    crate::tunnel::encap::route_to(ctx, g, F::STAGE, m, out, remote);
 }
 
 /// Hands a routed frame on out of `out.tx_if`: to the output, or, when that is the routed

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! word (u64):  63..58 kind | 57..48 interface | 47..0 destination MAC
-//!              (kind Ecmp: 47..24 first member id, 7..0 member count)
+//!              (kind Ecmp: 47..24 first member id, 7..0 member count;
+//!               kind Tunnel: 31..0 the outer destination, IPv4, 0 for none)
 //! ```
 //! The source MAC and the MTU come from the output interface's plan, not from here.
 //!
@@ -14,7 +15,10 @@
 //! a host route (/32, /128) through a [`NextHop::Forward`] next hop for it. A route via a
 //! gateway names the gateway's next hop, `Resolve` until the gateway is resolved. An ECMP
 //! route names a group: `count` consecutive member ids from `first`, one chosen per flow.
+//! A route out of an L3 tunnel (gre mode=l3, ipip: no Ethernet, so no neighbour to
+//! resolve) names a [`NextHop::Tunnel`] next hop, ready at once.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
@@ -40,6 +44,14 @@ pub enum NextHop {
     Drop,
     /// One of `count` consecutive next hops from `first`, by flow hash.
     Ecmp { first: u32, count: u8 },
+    /// Into L3 tunnel `iface` (gre l3, ipip), whose packets carry no Ethernet header:
+    /// nothing to resolve. `remote`: the route's IPv4 next-hop address, the outer
+    /// destination of a point-to-multipoint ipip tunnel (None: the inner destination);
+    /// a point-to-point tunnel sends to its own remote whatever this says.
+    Tunnel {
+        iface: IfIndex,
+        remote: Option<Ipv4Addr>,
+    },
 }
 
 const KIND_SHIFT: u32 = 58;
@@ -60,6 +72,7 @@ impl NextHop {
                 0,
                 (u64::from(first & 0xff_ffff) << 24) | u64::from(count),
             ),
+            NextHop::Tunnel { iface, remote } => (6, iface, u64::from(remote.map_or(0, u32::from))),
         };
         (kind << KIND_SHIFT) | (u64::from(iface & 0x3ff) << IFACE_SHIFT) | (low & MAC_MASK)
     }
@@ -79,6 +92,10 @@ impl NextHop {
             5 => NextHop::Ecmp {
                 first: ((w >> 24) & 0xff_ffff) as u32,
                 count: (w & 0xff) as u8,
+            },
+            6 => NextHop::Tunnel {
+                iface,
+                remote: Some(Ipv4Addr::from(w as u32)).filter(|a| !a.is_unspecified()),
             },
             _ => NextHop::Invalid,
         }
@@ -172,6 +189,14 @@ mod tests {
             NextHop::Ecmp {
                 first: 0xff_fff0,
                 count: 16,
+            },
+            NextHop::Tunnel {
+                iface: 1023,
+                remote: Some(Ipv4Addr::new(255, 254, 253, 252)),
+            },
+            NextHop::Tunnel {
+                iface: 5,
+                remote: None,
             },
         ] {
             assert_eq!(NextHop::decode(nh.encode()), nh);

@@ -2,13 +2,16 @@
 //! packets routed in the tunnel's underlay VRF. The kinds that carry Ethernet (vxlan,
 //! geneve, gre teb) carry the frame; gre l3 and ipip carry its IP packet (the Ethernet
 //! header the router wrote is dropped; ARP and other non-IP frames are dropped as
-//! `not_ip`), to their one remote (a point-to-multipoint ipip tunnel without a remote has
-//! no VTEP yet: `tunnel_no_remote`).
+//! `not_ip`), to their one remote, or, for a point-to-multipoint ipip tunnel (no remote,
+//! Calico's tunl0), to the IPv4 next hop of the route that sent the packet in ([`l3_remote`]).
 //!
 //! Frames come from l2-bridge (a tunnel member: known unicast toward the VTEP its MAC
 //! entry names, flooded frames toward every remote of the tunnel) and from the router
 //! (an addressed tunnel, flannel's way: the inner Ethernet header from the neighbour entry
-//! on the tunnel, the VTEP from the tunnel's MAC -> VTEP entries, [`route_into`]).
+//! on the tunnel, the VTEP from the tunnel's MAC -> VTEP entries, [`route_into`]; an L3
+//! tunnel by its route's [`NextHop::Tunnel`], [`route_to`]; the slow path's packets and
+//! fragments out of a point-to-multipoint tunnel by the route to their inner destination,
+//! looked up again in the tunnel's VRF).
 //!
 //! For each VTEP (head-end replication copies the frame for all but the last remote): the
 //! underlay route to the VTEP is looked up in the tunnel's VRF ([`Fib4::lookup`], the next
@@ -47,6 +50,7 @@ use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
 use crate::l2::fdb::{Remote, ALL_REMOTES, NO_REMOTE};
 use crate::l3::fib::Fib4;
 use crate::l3::forward::hand_out;
+use crate::l3::forward::L3;
 use crate::l3::nexthop::{NextHop, NextHops};
 use crate::plan::{TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
@@ -104,7 +108,9 @@ impl EncapVector {
 /// A routed frame out of addressed tunnel `meta.tx_if` (ip4-forward, ip6-forward, or
 /// injected by the slow path): to tunnel-encap toward the VTEP the tunnel's MAC -> VTEP
 /// entries give for its destination MAC, else toward every remote of the tunnel (as
-/// Linux's default destination), else dropped (`tunnel_no_remote`).
+/// Linux's default destination); out of an L3 tunnel (gre l3, ipip) toward its remote,
+/// or, point-to-multipoint, toward the next hop of the route to the inner destination
+/// through it; else dropped (`tunnel_no_remote`).
 #[cold]
 #[inline(never)]
 pub(crate) fn route_into(ctx: &Ctx, g: &mut Graph, stage: Stage, m: Mbuf, meta: Meta) {
@@ -118,28 +124,108 @@ pub(crate) fn route_into(ctx: &Ctx, g: &mut Graph, stage: Stage, m: Mbuf, meta: 
         dst.copy_from_slice(d);
     }
     let remote = match t.vtep(&dst) {
-        Some(IpAddr::V4(a)) => u32::from(a),
-        // A point-to-point tunnel (gre, ipip with a remote): its one remote.
-        _ if !t.encap.carries_ethernet() => match t.remotes.first() {
-            Some(IpAddr::V4(a)) => u32::from(*a),
-            _ => {
-                ctx.counters
-                    .drop_packets(stage, DropReason::TunnelNoRemote, meta.tx_if, 1);
-                return;
+        Some(IpAddr::V4(a)) => Some(u32::from(a)),
+        // Point-to-point: its one remote; point-to-multipoint: by the route through it to
+        // the inner destination.
+        _ if !t.encap.carries_ethernet() && !t.remotes.is_empty() => {
+            l3_remote(t, None, &[]).map(u32::from)
+        }
+        _ if !t.encap.carries_ethernet() => match route_of_inner(ctx, t, m.data()) {
+            Some(NextHop::Tunnel { iface, remote }) if iface == t.iface => {
+                l3_remote(t, remote, m.data()).map(u32::from)
             }
+            _ => None,
         },
-        _ if !t.remotes.is_empty() => ALL_REMOTES,
-        _ => {
+        _ if !t.remotes.is_empty() => Some(ALL_REMOTES),
+        _ => None,
+    };
+    push(ctx, g, stage, m, meta, remote);
+}
+
+/// A routed packet into L3 tunnel `meta.tx_if` (gre l3, ipip) whose route's next hop is
+/// a [`NextHop::Tunnel`] with `next_hop` (ip4-forward, ip6-forward): to tunnel-encap
+/// toward the outer destination [`l3_remote`] gives, else dropped (`tunnel_no_remote`).
+#[cold]
+#[inline(never)]
+pub(crate) fn route_to(
+    ctx: &Ctx,
+    g: &mut Graph,
+    stage: Stage,
+    m: Mbuf,
+    meta: Meta,
+    next_hop: Option<Ipv4Addr>,
+) {
+    let remote = match ctx.plan.tunnel(meta.tx_if) {
+        Some(t) if !t.encap.carries_ethernet() => l3_remote(t, next_hop, m.data()),
+        Some(_) => return route_into(ctx, g, stage, m, meta),
+        None => {
             ctx.counters
-                .drop_packets(stage, DropReason::TunnelNoRemote, meta.tx_if, 1);
+                .drop_packets(stage, DropReason::NoEncap, meta.tx_if, 1);
             return;
         }
+    };
+    push(ctx, g, stage, m, meta, remote.map(u32::from));
+}
+
+/// Queues `m` for tunnel-encap toward `remote`, or drops it (`tunnel_no_remote`).
+#[inline]
+fn push(ctx: &Ctx, g: &mut Graph, stage: Stage, m: Mbuf, meta: Meta, remote: Option<Remote>) {
+    let Some(remote) = remote.filter(|r| *r != NO_REMOTE) else {
+        ctx.counters
+            .drop_packets(stage, DropReason::TunnelNoRemote, meta.tx_if, 1);
+        return;
     };
     if let Err(m) = g.encap.push(m, meta, remote) {
         ctx.counters
             .drop_packets(stage, DropReason::GraphLoop, meta.tx_if, 1);
         drop(m);
     }
+}
+
+/// The outer destination of `frame` (Ethernet, then IP) into L3 tunnel `t` by a route
+/// whose next hop is `next_hop`: the tunnel's remote (a point-to-point tunnel, as Linux
+/// ignores the gateway there), else the next hop (point-to-multipoint, Calico's
+/// `via NODE dev tunl0 onlink`), else the inner IPv4 destination (a route without a
+/// gateway, as Linux's ipip does). Pure: unit-tested.
+#[inline]
+fn l3_remote(t: &TunnelPlan, next_hop: Option<Ipv4Addr>, frame: &[u8]) -> Option<Ipv4Addr> {
+    match t.remotes.first() {
+        Some(IpAddr::V4(a)) => Some(*a),
+        Some(IpAddr::V6(_)) => None,
+        None => next_hop.or_else(|| {
+            let ip = frame.get(ETH..)?;
+            let d = ip.get(16..20).filter(|_| is_ipv4(frame))?;
+            Some(Ipv4Addr::new(d[0], d[1], d[2], d[3]))
+        }),
+    }
+}
+
+/// Whether `frame`'s EtherType is IPv4.
+#[inline]
+fn is_ipv4(frame: &[u8]) -> bool {
+    frame.get(12..14) == Some(&ETHERTYPE_IPV4.to_be_bytes())
+}
+
+/// The next hop of the route to `frame`'s inner destination (IPv4 or IPv6) in the VRF of
+/// tunnel `t`'s interface (the overlay), ECMP resolved by the inner flow hash.
+fn route_of_inner(ctx: &Ctx, t: &TunnelPlan, frame: &[u8]) -> Option<NextHop> {
+    let plan = ctx.plan;
+    let vrf = plan.vrf(plan.iface(t.iface)?.l3?.vrf)?;
+    let nhs = plan.l3.nexthops.as_deref()?;
+    let ip = frame.get(L3..)?;
+    let id = match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
+        ETHERTYPE_IPV4 => {
+            let d = ip.get(16..20)?;
+            vrf.fib4
+                .lookup(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))?
+        }
+        ETHERTYPE_IPV6 => {
+            let d: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            vrf.fib6.lookup(u128::from_be_bytes(d))?
+        }
+        _ => return None,
+    };
+    Some(nhs.resolve(id, inner_hash(frame)))
 }
 
 /// Runs the stage on the graph's encap vector.
@@ -544,6 +630,38 @@ mod tests {
         };
         assert_eq!(encap_of(&ipip).map(|e| e.outer_len()), Some(34));
         assert!(encap_of(&ipip).is_some_and(|e| e.carries_ip()));
+    }
+
+    #[test]
+    fn l3_tunnels_send_to_their_remote_else_the_next_hop_else_the_inner_destination() {
+        let ipip = |remotes: Vec<IpAddr>| TunnelPlan {
+            encap: TunnelEncap::Ipip,
+            remotes,
+            ..t(64, 1480)
+        };
+        let mut f = ipv4_frame(9);
+        f[14 + 16..14 + 20].copy_from_slice(&[10, 250, 1, 5]);
+        let gw = Some(Ipv4Addr::new(192, 168, 44, 2));
+        let p2p = ipip(vec!["192.0.2.7".parse().unwrap()]);
+        // Point-to-point: the tunnel's remote whatever the route says.
+        assert_eq!(l3_remote(&p2p, gw, &f), Some(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(
+            l3_remote(&p2p, None, &[]),
+            Some(Ipv4Addr::new(192, 0, 2, 7))
+        );
+        // Point-to-multipoint: the route's next hop, else the inner destination.
+        let p2mp = ipip(vec![]);
+        assert_eq!(l3_remote(&p2mp, gw, &f), gw);
+        assert_eq!(
+            l3_remote(&p2mp, None, &f),
+            Some(Ipv4Addr::new(10, 250, 1, 5))
+        );
+        // No next hop and no IPv4 inside (IPv6, a cut frame): nowhere to send.
+        let mut v6 = f.clone();
+        v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert_eq!(l3_remote(&p2mp, None, &v6), None);
+        assert_eq!(l3_remote(&p2mp, None, &f[..30]), None);
+        assert_eq!(l3_remote(&p2mp, gw, &v6), gw);
     }
 
     #[test]

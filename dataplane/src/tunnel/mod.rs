@@ -1,7 +1,8 @@
 //! Tunnels as graph stages: what comes out of a tunnel (tunnel-decap) and what goes into
 //! one (tunnel-encap), for every kind the plan knows (vxlan, geneve, gre teb and l3, ipip)
-//! over an IPv4 underlay. Not yet: IPv6 underlays, and sending into a point-to-multipoint
-//! ipip tunnel (the outer destination would be the route's next-hop address).
+//! over an IPv4 underlay (not yet IPv6 underlays). A point-to-multipoint ipip tunnel
+//! (no remote, Calico's tunl0) sends to the IPv4 next hop of the route that sent the packet
+//! in ([`crate::l3::NextHop::Tunnel`]) and takes IPIP from any remote.
 //!
 //! - [`decap`]: tunnel traffic to one of the router's addresses. ip4-forward's local path
 //!   (a packet whose route is `local`) hands IPv4 packets here, out of its forwarding loop
