@@ -443,7 +443,10 @@ fn to_vtep(
             .drop_packets(STAGE, DropReason::NoRoute, t.iface, 1);
         return;
     }
-    let ttl = outer_ttl(t, m.data());
+    // An outer packet whose next hop is not resolved yet is routed again once it is (as
+    // received on the underlay interface), which takes one off its TTL: one more now, so
+    // that it leaves with the tunnel's.
+    let ttl = outer_ttl(t, m.data()).saturating_add(u8::from(!resolved));
     // An IP tunnel carries the frame's IP packet: its Ethernet header goes.
     let ip_inner = if vx.carries_ip() {
         let ethertype = m
