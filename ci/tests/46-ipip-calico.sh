@@ -8,10 +8,11 @@
 #  - pods as in 33-l3-calico.sh: /32 addresses, `default via 169.254.1.1`, the switch's
 #    pod link without an address, proxy-ARP on, a /32 route to the pod. A: a1 10.46.0.5
 #    and a2 10.46.0.6; B: b1 10.46.1.5. Pod MTU 1480 (tunl0's, as Calico sets it), but a2's
-#    1500 (the switch answers fragmentation needed with tunl0's MTU);
-#  - a1 <-> b1 ping both ways, iperf3 TCP a1 -> b1 and b1 -> a1 (-R), a2 -> b1 with path
-#    MTU discovery; a1 <-> a2 stay on A (tunl0's counters do not move); every packet A
-#    sends into tunl0 counted on B's tunl0 and none dropped as tunnel_no_remote.
+#    1500 (a DF packet over tunl0's MTU gets fragmentation needed with it);
+#  - a1 <-> b1 ping both ways, iperf3 TCP a1 -> b1 and b1 -> a1 (-R); a2 learns the path
+#    MTU 1480 from A and sends 1480-byte DF pings and iperf3 to b1; a1 <-> a2 stay on A
+#    (tunl0's counters do not move); 20 pings a1 -> b1 are 20 packets into A's tunl0 and
+#    20 out of B's; none dropped as tunnel_no_remote or tunnel_unknown.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -70,24 +71,34 @@ vs_ping "$A1" 10.46.1.5
 vs_ping "$B1" 10.46.0.5
 vs_iperf "$A1" "$B1" 10.46.1.5 3
 vs_iperf "$A1" "$B1" 10.46.1.5 3 -R
-# a2's 1500-byte segments do not fit tunl0 (1480): fragmentation needed, then TCP sends
-# smaller ones.
-vs_iperf "$A2" "$B1" 10.46.1.5 3
+# a2 (MTU 1500): a 1500-byte DF packet does not fit tunl0 (1480): A answers fragmentation
+# needed with tunl0's MTU, which a2 takes as its path MTU; 1480 bytes then go through.
+ip netns exec "$A2" ping -c 1 -W 2 -M do -s 1472 10.46.1.5 >/dev/null 2>&1 || true
 out=$(ip netns exec "$A2" ip route get 10.46.1.5)
 grep -q 'mtu 1480' <<<"$out" || fail "a2 did not learn the path MTU 1480: $out"
-log "a2's path MTU to b1: $out"
+log "a2's path MTU to b1: $(tr -s ' \n' ' ' <<<"$out")"
+out=$(ip netns exec "$A2" ping -c 3 -i 0.2 -W 2 -M do -s 1452 10.46.1.5 2>&1) || {
+    printf '%s\n' "$out" >&2
+    fail "a2 -> b1 with 1480-byte DF packets failed"
+}
+vs_iperf "$A2" "$B1" 10.46.1.5 3
 
 # Pods of one node do not go through the tunnel.
 sent=$(VS_SOCK=$SOCK_A iface_stat tunl0 tx_packets)
 vs_ping "$A1" 10.46.0.6
 assert_eq "$(VS_SOCK=$SOCK_A iface_stat tunl0 tx_packets)" "$sent" "A's tunl0 tx_packets while a1 pings a2"
 
-# What A sent into tunl0 arrived in B's, and the other way round.
+# What A sends into tunl0 arrives in B's: 20 pings a1 -> b1, each request counted once on
+# each side (and each reply the other way).
 a_tx=$(VS_SOCK=$SOCK_A iface_stat tunl0 tx_packets)
 b_rx=$(VS_SOCK=$SOCK_B iface_stat tunl0 rx_packets)
-log "A's tunl0 sent $a_tx packets, B's received $b_rx"
-assert_int -gt "$a_tx" 1000 "A's tunl0 tx_packets"
-assert_eq "$b_rx" "$a_tx" "B's tunl0 rx_packets (A's tx_packets)"
+out=$(ip netns exec "$A1" ping -c 20 -i 0.05 -w 10 10.46.1.5 2>&1) || {
+    printf '%s\n' "$out" >&2
+    fail "20 pings a1 -> b1 failed"
+}
+assert_eq "$(VS_SOCK=$SOCK_A iface_stat tunl0 tx_packets)" $((a_tx + 20)) "A's tunl0 tx_packets after 20 pings"
+assert_eq "$(VS_SOCK=$SOCK_B iface_stat tunl0 rx_packets)" $((b_rx + 20)) "B's tunl0 rx_packets after 20 pings"
+log "20 pings a1 -> b1: 20 more packets sent into A's tunl0, 20 more out of B's"
 for s in "$SOCK_A" "$SOCK_B"; do
     for r in tunnel_no_remote tunnel_unknown; do
         assert_eq "$(VS_SOCK=$s drop_count "$r")" 0 "$r drops ($s)"
