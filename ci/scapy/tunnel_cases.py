@@ -305,12 +305,12 @@ def check(args):
     p(seen == want, "underlay: saw %s, expected %s" % (names(seen), names(want)))
     routed = check_delivered(args.routed, p, True, args.count)
     bridged = check_delivered(args.bridged, p, False, args.count)
-    print("underlay: %d frames from the switch, every field as configured; pods received "
-          "%d routed and %d bridged echo requests" % (len(frames), routed, bridged))
     if p:
         for what in p:
             print("PROBLEM: " + what, file=sys.stderr)
         sys.exit(1)
+    print("underlay: %d frames from the switch, every field as configured; pods received "
+          "%d routed and %d bridged echo requests" % (len(frames), routed, bridged))
 
 
 def main():

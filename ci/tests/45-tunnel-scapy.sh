@@ -61,8 +61,8 @@ run_ok "gtap1" vsctl tunnel add gtap1 gre $L remote=192.168.45.4 key=9 mode=teb 
 run_ok "gnv0" vsctl tunnel add gnv0 geneve vni=45 $L remote=192.168.45.5 df=on
 for t in gtap0 gtap1 gnv0; do run_ok "attach $t" vsctl bridge attach br0 "$t"; done
 # The hosts behind them, static (learning takes a moment: b's first replies would flood).
-run_ok "fdb gtap0" vsctl fdb add br0 02:45:00:00:01:01 gtap0 remote=192.168.45.4
-run_ok "fdb gtap1" vsctl fdb add br0 02:45:00:00:01:02 gtap1 remote=192.168.45.4
+run_ok "fdb gtap0" vsctl fdb add br0 02:45:00:00:01:01 gtap0
+run_ok "fdb gtap1" vsctl fdb add br0 02:45:00:00:01:02 gtap1
 run_ok "fdb gnv0" vsctl fdb add br0 02:45:00:00:01:03 gnv0 remote=192.168.45.5
 run_ok "route dev gre1" vsctl route add 10.45.101.0/24 dev gre1
 run_ok "route via gre2" vsctl route add 10.45.102.0/24 via 10.45.12.2 dev gre2 onlink
