@@ -25,7 +25,7 @@ with every outer field as configured (Ethernet addresses, IPv4 header checksum, 
 length, source, destination, TTL, DF, protocol; GRE version, flags and key; UDP port,
 length and checksum; Geneve version, flags, Protocol Type, VNI) and a valid inner packet;
 the pod's pings (TTL 50 sent, 49 inside: routed once) and echo replies (TTL 63), the bridged
-pod's flooded ping (TTL 40, to 02:45:00:00:00:99) and its echo replies (to the MAC learned
+pod's flooded ping (TTL 40, to 02:45:00:00:00:99) and its echo replies (to the MAC entered
 behind the tunnel, only through that tunnel) in the counts expected. The routed pod must
 have received COUNT echo requests of each L3 tunnel with TTL 29 (decapsulated, routed
 once), the bridged pod COUNT of each L2 tunnel with TTL 30 (bridged), none malformed.
@@ -284,6 +284,14 @@ def hexkeys(d):
     return {"%#x" % k: v for k, v in sorted(d.items())}
 
 
+def names(seen):
+    """Counts by (tunnel index, what[, ICMP id]) as {"NAME what id": count}, for messages."""
+    def key(k):
+        return " ".join([SPEC["tunnels"][k[0]]["name"]] +
+                        [x if isinstance(x, str) else "%#x" % x for x in k[1:]])
+    return {key(k): v for k, v in sorted(seen.items())}
+
+
 def check(args):
     p = Problems()
     seen = {}
@@ -299,9 +307,6 @@ def check(args):
         want[(i, "reply", ident(i))] = args.count
         if t["kind"] == "geneve":
             want[(i, "reply", ident(i) + 0x20)] = 1
-    names = lambda d: {"%s %s" % (SPEC["tunnels"][k[0]]["name"], " ".join(
-        str(x) if isinstance(x, str) else "%#x" % x for x in k[1:])): v
-        for k, v in sorted(d.items())}
     p(seen == want, "underlay: saw %s, expected %s" % (names(seen), names(want)))
     routed = check_delivered(args.routed, p, True, args.count)
     bridged = check_delivered(args.bridged, p, False, args.count)

@@ -73,11 +73,11 @@ vs_iperf "$A1" "$B1" 10.46.1.5 3
 vs_iperf "$A1" "$B1" 10.46.1.5 3 -R
 # a2 (MTU 1500): a 1500-byte DF packet does not fit tunl0 (1480): A answers fragmentation
 # needed with tunl0's MTU, which a2 takes as its path MTU; 1480 bytes then go through.
-ip netns exec "$A2" ping -c 1 -W 2 -M do -s 1472 10.46.1.5 >/dev/null 2>&1 || true
+ip netns exec "$A2" ping -c 1 -W 2 -M "do" -s 1472 10.46.1.5 >/dev/null 2>&1 || true
 out=$(ip netns exec "$A2" ip route get 10.46.1.5)
 grep -q 'mtu 1480' <<<"$out" || fail "a2 did not learn the path MTU 1480: $out"
 log "a2's path MTU to b1: $(tr -s ' \n' ' ' <<<"$out")"
-out=$(ip netns exec "$A2" ping -c 3 -i 0.2 -W 2 -M do -s 1452 10.46.1.5 2>&1) || {
+out=$(ip netns exec "$A2" ping -c 3 -i 0.2 -W 2 -M "do" -s 1452 10.46.1.5 2>&1) || {
     printf '%s\n' "$out" >&2
     fail "a2 -> b1 with 1480-byte DF packets failed"
 }
