@@ -9,7 +9,10 @@
 //! decapsulation (the inner frame delivered as sent), learning of the remote VTEP and
 //! unicast back to it, static entries with and without a VTEP, VNI isolation, routed
 //! traffic into and out of an addressed tunnel, every drop reason of both stages, the slow
-//! path's share (not tunnel traffic, an unresolved underlay next hop), and no mbuf leaks.
+//! path's share (not tunnel traffic, an unresolved underlay next hop), offload state
+//! through both stages (a pod's partial inner UDP checksum completed at its new offset
+//! after encapsulation; no stale request of the outer packet left on a decapsulated
+//! frame), and no mbuf leaks.
 
 mod common;
 
@@ -17,7 +20,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use common::try_eal;
-use dpdk::{Mbuf, Mempool};
+use dpdk::offload::{TX_IPV4, TX_REQUESTS, TX_UDP_CKSUM};
+use dpdk::{Mbuf, MbufOffload, Mempool};
 use vswitch_dataplane::counters::WorkerCounters;
 use vswitch_dataplane::graph::{Ctx, Graph, Lap, Meta};
 use vswitch_dataplane::l2::bridge::L2Shared;
@@ -29,6 +33,7 @@ use vswitch_dataplane::plan::{
     WorkerPlan,
 };
 use vswitch_dataplane::slowpath::{PuntReason, SlowPath};
+use vswitch_dataplane::wire::checksum;
 use vswitch_dataplane::wire::ethernet::Frame;
 use vswitch_dataplane::wire::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_UDP};
 use vswitch_dataplane::wire::tunnel::{encap_vxlan_v4, OuterV4, VXLAN_V4_OUTER_LEN};
@@ -352,6 +357,36 @@ impl Rig {
         self.learner.drain(&self.l2.learn);
     }
 
+    /// Runs the graph on one frame received on `rx` whose mbuf carries offload state `o`
+    /// (as a device that verified or asked for checksums leaves it).
+    fn send_offload(&mut self, plan: &ForwardingPlan, rx: u16, f: &[u8], o: &MbufOffload) {
+        let mut m = Mbuf::from_bytes(&self.pool, f).unwrap();
+        m.set_offload(o);
+        let mut meta = Meta {
+            rx_if: rx,
+            ..Meta::default()
+        };
+        meta.set_offload(&m.offload());
+        assert!(self.g.input().push(m, meta).is_ok());
+        let ctx = Ctx {
+            worker: 0,
+            plan,
+            l2: &self.l2,
+            slow: &self.slow,
+            counters: &self.counters,
+        };
+        self.g.run(&ctx, None, &mut Lap::new(false, 0));
+        self.learner.drain(&self.l2.learn);
+    }
+
+    /// The offload flags of the frames queued for `iface`.
+    fn flags(&self, iface: u16) -> Vec<u64> {
+        match self.g.output().pending(iface) {
+            Some(o) => (0..o.len()).map(|i| o.offload(i).ol_flags).collect(),
+            None => vec![],
+        }
+    }
+
     /// The frames queued for `iface`, taken off the output.
     fn take(&mut self, iface: u16) -> Vec<Vec<u8>> {
         let v = match self.g.output().pending(iface) {
@@ -611,6 +646,72 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     assert_eq!(out.len(), 1);
     assert_eq!((&out[0][0..6], &out[0][6..12]), (&HOST[..], &MAC_NET[..]));
     assert_eq!(Ipv4Packet::new_checked(&out[0][14..]).unwrap().ttl(), 63);
+    r.clear();
+
+    // 11. Offload state through encap: a pod's frame whose UDP checksum is left partial
+    //     (the pseudo-header sum, TX_UDP_CKSUM) is encapsulated; the request moves with
+    //     the inner header (50 bytes on) and is completed there before the frame leaves,
+    //     the outer UDP checksum stays zero, and no request is left on the mbuf.
+    let mut partial = ip_frame(
+        (mac(0x22), mac(1)),
+        Ipv4Addr::new(10, 0, 0, 1),
+        Ipv4Addr::new(10, 0, 0, 2),
+        PROTO_UDP,
+        20 + 8 + 5,
+    );
+    partial[14 + 24..14 + 26].copy_from_slice(&13u16.to_be_bytes());
+    partial[14 + 28..].copy_from_slice(b"hello");
+    let pseudo = checksum::sum(&[10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 13], 0);
+    partial[14 + 26..14 + 28].copy_from_slice(&pseudo.to_be_bytes());
+    let request = MbufOffload {
+        ol_flags: TX_UDP_CKSUM | TX_IPV4,
+        l2_len: 14,
+        l3_len: 20,
+        tso_segsz: 0,
+    };
+    r.send_offload(&plan, POD, &partial, &request);
+    let out = r.take(UL);
+    assert_eq!(out.len(), 1);
+    let o = outer(&out[0], 4789);
+    let udp_in = &o.inner[14 + 20..];
+    assert_ne!(
+        &udp_in[6..8],
+        &pseudo.to_be_bytes(),
+        "the checksum was completed"
+    );
+    assert_eq!(
+        checksum::sum(udp_in, u32::from(pseudo)),
+        0xffff,
+        "and verifies"
+    );
+    assert_eq!(
+        &o.inner[..14 + 26],
+        &partial[..14 + 26],
+        "nothing else changed"
+    );
+    assert!(
+        r.flags(UL).iter().all(|f| f & TX_REQUESTS == 0),
+        "request done"
+    );
+    r.clear();
+    //     And decap: an outer packet still carrying a device's request (a VM VTEP's
+    //     partial outer UDP checksum) is delivered without it: the request was about the
+    //     outer headers, which are gone.
+    let good = frame(mac(1), mac(0x22), 60);
+    let stale = MbufOffload {
+        ol_flags: TX_UDP_CKSUM | TX_IPV4,
+        l2_len: 14,
+        l3_len: 20,
+        tso_segsz: 0,
+    };
+    r.send_offload(&plan, UL, &vxlan_in(R2, 4789, 42, &good), &stale);
+    assert_eq!(r.take(POD), vec![good]);
+    assert_eq!(r.flags(POD).len(), 1);
+    assert!(
+        r.flags(POD).iter().all(|f| f & TX_REQUESTS == 0),
+        "no stale request: {:x?}",
+        r.flags(POD)
+    );
     r.clear();
 
     drop(r);
