@@ -24,6 +24,9 @@ Subcommands (run.sh calls them; each prints one JSON object or writes files):
                                     the results files (median/min/max, ratios, goals)
   check --samples F                 exit 1 if vswitch, the baseline or the floor forwarded
                                     nothing in a profile (or a failed sample carries a number)
+  work RESULT [--stage S] [--tx-bytes N] [--flows F --in-port P --action RE]
+                                    exit 1 with the reason unless the measurement RESULT (a
+                                    `vswitch` or `ovs` result) shows the profile's work done
   goals [--results JSON]            the goals table, one goal per line; with --results,
                                     computed from that results file's samples
   selftest                          the parsers, samples, summary and goals against
@@ -81,8 +84,14 @@ GOALS = [
     (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.0),
     # Between profiles: what a feature costs against our own simpler path.
     (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),
+    # VXLAN (issue 13): encapsulation (l2-1k's traffic into a bridge's VXLAN member) and
+    # decapsulation (l2-1k's frames inside VXLAN), each against our own l2-1k and OVS-DPDK's
+    # userspace tunnelling doing the same work.
+    (("vswitch", "vxlan-encap"), ("vswitch", "l2-1k"), 0.6),
+    (("vswitch", "vxlan-encap"), ("ovs", "vxlan-encap"), 2.0),
+    (("vswitch", "vxlan-decap"), ("vswitch", "l2-1k"), 0.6),
+    (("vswitch", "vxlan-decap"), ("ovs", "vxlan-decap"), 2.0),
     # Profiles run.sh does not have yet (reported as not measured until they exist).
-    (("vswitch", "vxlan"), ("vswitch", "l2-1k"), 0.7),
     (("vswitch", "acl"), ("vswitch", "ipv4-1k"), 0.8),
 ]
 
@@ -220,6 +229,7 @@ def parse_ovs_perf_show(text):
         "mpps": tx_packets / seconds / 1e6,
         "cycles_per_packet": float(rx.group(3)) if rx and int(rx.group(1)) else None,
         "tx_packets": tx_packets,
+        "rx_packets": int(rx.group(1)) if rx else 0,
         "duration_s": seconds,
     }
     if used:
@@ -238,8 +248,8 @@ def parse_ovs_perf_show(text):
 RAW_CYCLE_FIELDS = ["busy_cycles", "cycles"]
 
 # The packet graph's stages, in graph order (`vsctl runtime`).
-STAGE_ORDER = ["rx", "ethernet-input", "l2-bridge", "ip4-forward", "ip6-forward", "punt", "inject",
-               "output"]
+STAGE_ORDER = ["rx", "ethernet-input", "l2-bridge", "ip4-forward", "ip6-forward", "tunnel-decap",
+               "tunnel-encap", "punt", "inject", "output"]
 
 
 def parse_stages(r0, r1):
@@ -292,10 +302,14 @@ def parse_vswitch(w0, s0, t0, w1, s1, t1):
     if dt <= 0:
         raise ParseError("sampling window is empty")
 
-    def tx(s):
-        return sum(i["tx_packets"] for i in s) if isinstance(s, list) else s["tx_packets"]
+    def tx(s, field="tx_packets"):
+        return sum(i[field] for i in s) if isinstance(s, list) else s[field]
 
     sink_tx = tx(s1) - tx(s0)
+    try:
+        sink_bytes = tx(s1, "tx_bytes") - tx(s0, "tx_bytes")
+    except KeyError:
+        sink_bytes = None
     workers0 = {w["id"]: w for w in w0}
     pkts = 0
     cycles = 0
@@ -335,7 +349,10 @@ def parse_vswitch(w0, s0, t0, w1, s1, t1):
         "cycles_source": source,
         "busy_pct": max(busy) if busy else None,
         "window_s": dt,
+        "tx_packets": sink_tx,
     }
+    if sink_bytes is not None:
+        out["tx_bytes"] = sink_bytes
     # rx->tx latency histogram of the busiest worker: cumulative since daemon start, read at
     # the end of the window (so it includes the warm-up and the configuration phase).
     lat = [w for w in w1 if isinstance(w.get("latency"), dict) and w["latency"].get("samples")]
@@ -869,6 +886,90 @@ def cmd_check(a):
     sys.exit(1 if bad else 0)
 
 
+# ---------------------------------------------------------------------------------------------
+# The profile's work seen done (run.sh work_done): a switch that drops the packets, or sends
+# them on without doing the profile's work, must give a failed sample, never a figure.
+
+DP_FLOW = re.compile(r"^(?P<match>.*?),? packets:(?P<packets>\d+), bytes:\d+, used:[^,]*,"
+                     r"(?: flags:[^,]*,)? actions:(?P<actions>.*)$")
+
+
+def parse_dp_flows(text):
+    """`ovs-appctl dpctl/dump-flows --names`: one (match, packets, actions) per flow line
+    ("recirc_id(0),in_port(src),..., packets:N, bytes:B, used:0.001s, actions:tnl_pop(...)")."""
+    flows = []
+    for line in text.splitlines():
+        m = DP_FLOW.match(line.strip())
+        if m:
+            flows.append((m.group("match"), int(m.group("packets")), m.group("actions")))
+    return flows
+
+
+def check_work(result, stage=None, tx_bytes=None, flows=None, in_port=None, action=None):
+    """What a measurement (a `vswitch` or `ovs` result, as run.sh writes them) shows against
+    the profile's work: [] when it shows it done, else one line per problem.
+
+    Always: something was sent; no packet dropped in the window (vswitch's per-stage drop
+    counters); as many sent as received (OVS, pmd-perf-show). stage: that stage of vswitch's
+    graph saw as many packets as sink sent over the window (within 5%: the stage counters are
+    read just after the port counters). tx_bytes: the frames sink sent were that many bytes
+    each (captured, no FCS). action: at least 99% of the packets of the datapath flows from
+    in_port took flows whose actions match that regular expression (flows: dump-flows text).
+    """
+    tx = result.get("tx_packets")
+    if not tx:
+        return ["sink sent nothing in the window (tx_packets %r)" % tx]
+    problems = []
+    drops = result.get("window_drops")
+    if drops:
+        problems.append("packets dropped in the window: " +
+                        ", ".join("%s %d" % kv for kv in sorted(drops.items())))
+    rx = result.get("rx_packets")
+    if rx is not None and tx < 0.99 * rx:
+        problems.append("%d packets received in the window, %d sent" % (rx, tx))
+    if stage:
+        stages = result.get("stages") or {}
+        st = stages.get(stage)
+        if st is None:
+            problems.append("stage %s saw no packet in the window (stages that did: %s)" %
+                            (stage, ", ".join(sorted(stages)) or "none"))
+        elif not 0.95 * tx <= st["packets"] <= 1.05 * tx:
+            problems.append("stage %s saw %d packets in the window, sink sent %d" %
+                            (stage, st["packets"], tx))
+    if tx_bytes is not None:
+        b = result.get("tx_bytes")
+        if b is None:
+            problems.append("no byte count of what sink sent")
+        elif abs(b / tx - tx_bytes) > 0.01:
+            problems.append("the frames sink sent were %.2f bytes on average, this profile's "
+                            "are %d" % (b / tx, tx_bytes))
+    if action:
+        mine = [f for f in parse_dp_flows(flows or "") if "in_port(%s)" % in_port in f[0]]
+        total = sum(p for _, p, _ in mine)
+        done = sum(p for _, p, a in mine if re.search(action, a))
+        if total == 0:
+            problems.append("no datapath flow from %s carried a packet (%d flows from it)" %
+                            (in_port, len(mine)))
+        elif done < 0.99 * total:
+            problems.append("%.1f%% of the packets from %s took datapath flows whose actions "
+                            "match %s" % (100.0 * done / total, in_port, action))
+    return problems
+
+
+def cmd_work(a):
+    with open(a.result) as f:
+        result = json.load(f)
+    flows = None
+    if a.flows:
+        with open(a.flows) as f:
+            flows = f.read()
+    problems = check_work(result, a.stage, a.tx_bytes, flows, a.in_port, a.action)
+    if problems:
+        print("; ".join(problems), file=sys.stderr)
+        sys.exit(1)
+    print("work seen done")
+
+
 def cmd_goals(a):
     """The goals table; with --results, each goal evaluated on that results file's samples
     (so a figure quoted from a committed results file is recomputed, not copied)."""
@@ -1095,6 +1196,13 @@ def main():
         p.add_argument("--" + n, required=True)
     p = sub.add_parser("check")
     p.add_argument("--samples", required=True)
+    p = sub.add_parser("work")
+    p.add_argument("result", help="a `vswitch` or `ovs` result (JSON)")
+    p.add_argument("--stage", help="vswitch: the graph stage every packet passes")
+    p.add_argument("--tx-bytes", type=int, help="bytes of every frame sink sends (no FCS)")
+    p.add_argument("--flows", help="OVS: `ovs-appctl dpctl/dump-flows --names` output")
+    p.add_argument("--in-port", default="src", help="OVS: the port the traffic comes in on")
+    p.add_argument("--action", help="OVS: regular expression the flows' actions must match")
     p = sub.add_parser("goals")
     p.add_argument("--results", help="a results JSON (perf/results/*.json) to evaluate them on")
     sub.add_parser("selftest")
@@ -1127,6 +1235,8 @@ def main():
             cmd_write(a)
         elif a.cmd == "check":
             cmd_check(a)
+        elif a.cmd == "work":
+            cmd_work(a)
         elif a.cmd == "goals":
             cmd_goals(a)
         elif a.cmd == "selftest":
