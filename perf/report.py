@@ -82,15 +82,18 @@ GOALS = [
     (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.15),
     (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
     (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.0),
+    # VXLAN (issue 13): encapsulation (l2-1k's traffic into a bridge's VXLAN member) and
+    # decapsulation (l2-1k's frames inside VXLAN), each against OVS-DPDK's userspace
+    # tunnelling doing the same work and (below) our own l2-1k. Issue 13 names no target
+    # against the floor: 0.36 is what its 0.6 of l2-1k and l2-1k's own 0.6 of the floor imply.
+    (("vswitch", "vxlan-encap"), ("floor", "vxlan-encap"), 0.36),
+    (("vswitch", "vxlan-encap"), ("ovs", "vxlan-encap"), 2.0),
+    (("vswitch", "vxlan-decap"), ("floor", "vxlan-decap"), 0.36),
+    (("vswitch", "vxlan-decap"), ("ovs", "vxlan-decap"), 2.0),
     # Between profiles: what a feature costs against our own simpler path.
     (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),
-    # VXLAN (issue 13): encapsulation (l2-1k's traffic into a bridge's VXLAN member) and
-    # decapsulation (l2-1k's frames inside VXLAN), each against our own l2-1k and OVS-DPDK's
-    # userspace tunnelling doing the same work.
     (("vswitch", "vxlan-encap"), ("vswitch", "l2-1k"), 0.6),
-    (("vswitch", "vxlan-encap"), ("ovs", "vxlan-encap"), 2.0),
     (("vswitch", "vxlan-decap"), ("vswitch", "l2-1k"), 0.6),
-    (("vswitch", "vxlan-decap"), ("ovs", "vxlan-decap"), 2.0),
     # Profiles run.sh does not have yet (reported as not measured until they exist).
     (("vswitch", "acl"), ("vswitch", "ipv4-1k"), 0.8),
 ]
@@ -1082,8 +1085,53 @@ def selftest():
     assert t["pps_samples"] == [2401968 + 2401904, 1055996 + 1055961], t
     assert abs(t["cycles_per_packet"] - 520.82) < 1e-9, t
     assert 0 < t["busy_pct"] <= 100.0, t
+    selftest_work(read)
     selftest_results()
     print("report.py selftest: ok")
+
+
+def selftest_work(read):
+    """check_work: the profile's work seen done, or why not."""
+    # vswitch, vxlan-encap: 110-byte frames out of sink, tunnel-encap saw them, nothing dropped.
+    v = {"tx_packets": 1000, "tx_bytes": 110_000, "window_drops": {},
+         "stages": {"l2-bridge": {"packets": 1000}, "tunnel-encap": {"packets": 1001}}}
+    assert check_work(v, "tunnel-encap", 110) == [], check_work(v, "tunnel-encap", 110)
+    # The frames left unencapsulated (60 B), or the stage saw none of them.
+    e = check_work(dict(v, tx_bytes=60_000), "tunnel-encap", 110)
+    assert e == ["the frames sink sent were 60.00 bytes on average, this profile's are 110"], e
+    e = check_work(v, "tunnel-decap", 110)
+    assert e == ["stage tunnel-decap saw no packet in the window (stages that did: l2-bridge, "
+                 "tunnel-encap)"], e
+    e = check_work(dict(v, stages={"tunnel-encap": {"packets": 500}}), "tunnel-encap")
+    assert e == ["stage tunnel-encap saw 500 packets in the window, sink sent 1000"], e
+    e = check_work(dict(v, window_drops={"tunnel-encap/no_route": 7}), "tunnel-encap", 110)
+    assert e == ["packets dropped in the window: tunnel-encap/no_route 7"], e
+    e = check_work(dict(v, tx_packets=0), "tunnel-encap", 110)
+    assert e == ["sink sent nothing in the window (tx_packets 0)"], e
+    assert check_work({"tx_packets": 5}, None, 110) == ["no byte count of what sink sent"]
+    # OVS: the datapath flows from src (captured dump-flows of the two profiles' OVS set-ups).
+    encap, decap = (read("ovs-3.1-dump-flows-vxlan-%s.txt" % k) for k in ("encap", "decap"))
+    flows = parse_dp_flows(encap)
+    assert len(flows) == 3 and all("in_port(src)" in m and a.startswith("tnl_push(")
+                                   for m, _, a in flows), flows
+    assert flows[0][1] == 2542, flows[0]
+    push = r"tnl_push\(.*vxlan\(flags=0x8000000,vni=0x64\)"
+    o = {"tx_packets": 1000, "rx_packets": 1000}
+    assert check_work(o, flows=encap, in_port="src", action=push) == []
+    e = check_work(o, flows=encap, in_port="src", action=push.replace("0x64", "0x65"))
+    assert e == ["0.0% of the packets from src took datapath flows whose actions match "
+                 + push.replace("0x64", "0x65")], e
+    assert check_work(o, flows=decap, in_port="src", action=r"tnl_pop\(") == []
+    e = check_work(o, flows=decap, in_port="sink", action=r"tnl_pop\(")
+    assert e == ["no datapath flow from sink carried a packet (0 flows from it)"], e
+    # One flow of four from src without the action, carrying a third of the packets.
+    mixed = encap + "\n" + re.sub(r"actions:.*", "actions:sink", encap.splitlines()[1]).replace(
+        "packets:2542", "packets:3813")
+    e = check_work(o, flows=mixed, in_port="src", action=push)
+    assert e == ["66.7% of the packets from src took datapath flows whose actions match "
+                 + push], e
+    e = check_work(dict(o, tx_packets=900), flows=encap, in_port="src", action=push)
+    assert e == ["1000 packets received in the window, 900 sent"], e
 
 
 def selftest_results():
@@ -1122,7 +1170,7 @@ def selftest_results():
              (("vswitch", "l2-1k"), ("floor", "l2-1k"), 0.6),         # 0.30: short
              (("vswitch", "l2-1k"), ("ovs", "l2-1k"), 2.0),           # ovs missing
              (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),    # 3/9.6: short
-             (("vswitch", "vxlan"), ("vswitch", "l2-1k"), 0.7)]       # not in this run
+             (("vswitch", "vxlan-encap"), ("vswitch", "l2-1k"), 0.6)]  # not in this run
     with tempfile.TemporaryDirectory() as d:
         md_path, json_path = os.path.join(d, "r.md"), os.path.join(d, "r.json")
         md = write_results(samples, meta, profiles, md_path, json_path, goals)
@@ -1149,13 +1197,14 @@ def selftest_results():
     assert state["l2-1k: vswitch/ovs"][0] is None, state
     assert "skipped by --no-ovs" in state["l2-1k: vswitch/ovs"][2], state
     assert state["vswitch l2-1k / vswitch xconnect"][0] is False, state
-    assert state["vswitch vxlan / vswitch l2-1k"] == (None, None, "profile vxlan not in this run"), state
+    assert state["vswitch vxlan-encap / vswitch l2-1k"] == (
+        None, None, "profile vxlan-encap not in this run"), state
     assert [g["name"] for g in l2["goals"]] == ["l2-1k: vswitch/floor", "l2-1k: vswitch/ovs",
                                                 "vswitch l2-1k / vswitch xconnect"], l2["goals"]
     for line in ["Goal xconnect: vswitch/floor >= 0.9: 0.96 (met).",
                  "Goal l2-1k: vswitch/floor >= 0.6: 0.30 (short).",
-                 "| vswitch vxlan / vswitch l2-1k | >= 0.7 | - |  | not measured: profile vxlan "
-                 "not in this run |",
+                 "| vswitch vxlan-encap / vswitch l2-1k | >= 0.6 | - |  | not measured: profile "
+                 "vxlan-encap not in this run |",
                  "| OVS-DPDK | failed: could not read pmd-perf-show: ParseError | | | | | 2 (2 failed) |",
                  "| vswitch@bbbbbbbbbbbb (baseline) | 9.50 |"]:
         assert line in md, (line, md)
