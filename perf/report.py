@@ -762,8 +762,10 @@ def render_md(doc):
             lines.append("%s per stage (`vsctl runtime` over the window; cycles per packet of "
                          "the packets the stage saw, median over runs, [vector size]): " %
                          system_label(doc, name) + ", ".join(
-                             "%s %s [%s]" % (n, fmt(v["cycles_per_packet"].get("median"), 1),
-                                             fmt(v["vector"].get("median"), 1))
+                             # A stage with no timed call in the window (the inject
+                             # stage's few packets) has no cycles: "-".
+                             "%s %s [%s]" % (n, fmt((v["cycles_per_packet"] or {}).get("median"), 1),
+                                             fmt((v["vector"] or {}).get("median"), 1))
                              for n, v in stages.items()) + ".")
         for name in ("vswitch", "baseline"):
             if name not in p["systems"]:
@@ -1146,11 +1148,14 @@ def selftest_results():
     s = make_sample("xconnect", "ovs", 1, "ok", "", {"mpps": 0.0, "tx_packets": 0})
     assert s["status"] == "ok" and s["mpps"] == 0.0, s  # a measured zero stays a zero
 
-    def ok(profile, system, run, mpps, cpp=100.0):
+    def ok(profile, system, run, mpps, cpp=100.0, **fields):
         return make_sample(profile, system, run, "ok", "",
-                           {"mpps": mpps, "cycles_per_packet": cpp, "tsc_hz": 2_600_000_000})
+                           dict(fields, mpps=mpps, cycles_per_packet=cpp, tsc_hz=2_600_000_000))
+    # Per-stage figures; the inject stage saw 5 packets, none in a timed call (no cycles).
+    stages = {"rx": {"packets": 100, "vector": 32.0, "cycles_per_packet": 50.0},
+              "inject": {"packets": 5, "vector": 2.5, "cycles_per_packet": None}}
     samples = [
-        ok("xconnect", "vswitch", 1, 9.5), ok("xconnect", "vswitch", 2, 9.7),
+        ok("xconnect", "vswitch", 1, 9.5, stages=stages), ok("xconnect", "vswitch", 2, 9.7),
         ok("xconnect", "baseline", 1, 9.0), ok("xconnect", "baseline", 2, 10.0),
         ok("xconnect", "floor", 1, 10.0),
         make_sample("xconnect", "floor", 2, "failed", "testpmd printed 1 Tx-pps period(s)"),
@@ -1206,7 +1211,8 @@ def selftest_results():
                  "| vswitch vxlan-encap / vswitch l2-1k | >= 0.6 | - |  | not measured: profile "
                  "vxlan-encap not in this run |",
                  "| OVS-DPDK | failed: could not read pmd-perf-show: ParseError | | | | | 2 (2 failed) |",
-                 "| vswitch@bbbbbbbbbbbb (baseline) | 9.50 |"]:
+                 "| vswitch@bbbbbbbbbbbb (baseline) | 9.50 |",
+                 "[vector size]): rx 50.0 [32.0], inject - [2.5]."]:
         assert line in md, (line, md)
     # check: the floor forwarding in one of two runs passes; a failure with a number does not.
     assert check_samples(samples) == [], check_samples(samples)
