@@ -15,7 +15,8 @@
 #    port, `route add 10.244.M.0/24 via 10.244.M.0 dev flannel onlink`, a static
 #    neighbour for the other node's flannel address (outside every subnet of the tunnel)
 #    and its MAC -> VTEP entry: pods f1 (10.244.0.2) and f2 (10.244.1.2) ping and iperf3
-#    across, TTL decremented by each node's router.
+#    across, TTL decremented by each node's router; f1's packets are seen on the underlay
+#    as VXLAN to port 8472, vni 1, to B's flannel MAC.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -79,14 +80,16 @@ done
 log "node A: $(vsa tunnel list | tr -s ' \n' ' ')"
 
 # a1's first ARP for b1: a broadcast inside VXLAN vni 42 on the underlay (inner destination
-# ff:ff:ff:ff:ff:ff, ethertype ARP, the request for 10.42.0.2), before any unicast.
+# ff:ff:ff:ff:ff:ff, ethertype ARP, the request for 10.42.0.2), before any unicast. Captured
+# as it arrives at B's end: A's af_packet port sends past the qdisc, where a capture on A's
+# end would look.
 CAP=$VS_TMP/underlay-arp.txt
-timeout 30 tcpdump -l -n -i "$UA" -c 1 \
+timeout 30 tcpdump -l -n -i "$UB" -c 1 \
     'udp dst port 4789 and udp[16:4] = 0xffffffff and udp[20:2] = 0xffff and udp[28:2] = 0x0806' \
     >"$CAP" 2>"$VS_TMP/tcpdump.err" &
 TCPDUMP_PID=$!
 vs_track_pid "$TCPDUMP_PID"
-wait_until 10 "tcpdump on $UA listening" grep -q 'listening on' "$VS_TMP/tcpdump.err"
+wait_until 10 "tcpdump on $UB listening" grep -q 'listening on' "$VS_TMP/tcpdump.err"
 vs_ping "$NA1" 10.42.0.2
 vs_wait_exit "$TCPDUMP_PID" 10 || fail "no broadcast ARP inside VXLAN on the underlay"
 grep -q 'vni 42.*Request who-has 10.42.0.2 tell 10.42.0.1' <<<"$(tr -s ' \n' ' ' <"$CAP")" ||
@@ -161,13 +164,24 @@ run_ok "B: route to A's pods" vsb route add 10.244.0.0/24 via 10.244.0.0 dev fla
 run_ok "B: A's flannel neighbour" vsb neigh add flannel 10.244.0.0 "$FMAC_A"
 run_ok "B: A's flannel VTEP" vsb tunnel fdb add flannel "$FMAC_A" remote=10.44.0.1
 doc=$(vsa --json route get 10.244.1.2)
-vs_json_true 'd["nexthops"] == [{"via": "10.244.1.0", "iface": "flannel"}] or
-              [(h.get("via"), h.get("iface")) for h in d["nexthops"]] == [("10.244.1.0", "flannel")]' \
-    <<<"$doc" || fail "A's FIB does not send 10.244.1.2 via 10.244.1.0 on flannel: $doc"
-log "A: route get 10.244.1.2: $doc"
+vs_json_true '[d["prefix"]] + [(h["via"], h["iface"]) for h in d["nexthops"]] == [p, (v, i)]' \
+    p=10.244.1.0/24 v=10.244.1.0 i=flannel <<<"$doc" || fail "A's FIB does not send 10.244.1.2 via 10.244.1.0 on flannel: $doc"
+log "A: route get 10.244.1.2: $(tr -s ' \n' ' ' <<<"$doc")"
 log "A: neigh show flannel: $(vsa neigh show flannel | tr -s ' \n' ' ')"
 
+# f1's packets for f2 leave A as VXLAN to port 8472, VNI 1, inner destination B's flannel
+# MAC (captured at B's end of the underlay).
+FCAP=$VS_TMP/underlay-flannel.txt
+hex=${FMAC_B//:/}
+timeout 30 tcpdump -l -n -e -i "$UB" -c 1 -T vxlan \
+    "udp dst port 8472 and udp[12:4] = 0x100 and udp[16:4] = 0x${hex:0:8} and udp[20:2] = 0x${hex:8:4}" \
+    >"$FCAP" 2>"$VS_TMP/tcpdump-flannel.err" &
+TCPDUMP_PID=$!
+vs_track_pid "$TCPDUMP_PID"
+wait_until 10 "tcpdump on $UB listening" grep -q 'listening on' "$VS_TMP/tcpdump-flannel.err"
 vs_ping "$NFA" 10.244.1.2
+vs_wait_exit "$TCPDUMP_PID" 10 || fail "no VXLAN to port 8472 vni 1 for B's flannel MAC on the underlay"
+log "f1 -> f2 on the underlay: $(tr -s ' \n' ' ' <"$FCAP")"
 vs_ping "$NFB" 10.244.0.2
 # Routed by both nodes: TTL 64 less 2.
 ttl=$(ip netns exec "$NFA" ping -c 1 -W 2 10.244.1.2 | sed -n 's/.*ttl=\([0-9]*\).*/\1/p')
