@@ -5,9 +5,9 @@
 //! not (as Linux's `ip neigh add`: flannel's onlink gateway lies outside the /32 of its
 //! VXLAN device); its MAC is unicast. Adding an entry that exists replaces its MAC (as `ip
 //! neigh replace`). Entries go with their interface, and one in a connected subnet with
-//! that subnet when its last address is deleted. The table's `limit` (1 to 1000000, default 65536) and
-//! `age` (1 to 86400 s, default 300) apply to resolved entries; static ones are neither
-//! counted nor aged.
+//! that subnet when its last address is deleted. The table's `limit` (1 to 1000000,
+//! default 65536) and `age` (1 to 86400 s, default 300) apply to resolved entries; static
+//! ones are neither counted nor aged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
