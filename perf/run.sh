@@ -60,16 +60,23 @@ EOF
 # that configures the forwarding once the two ports exist. A new profile adds a line to each
 # table and its setup_* functions.
 
-PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k v2v-vhost v2v-memif)
+PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k vxlan-encap vxlan-decap v2v-vhost
+    v2v-memif)
 # Profiles --quick runs (l2-100k and ipv4-1M take minutes to set up; ipv6-10k waits for the
 # dataplane's IPv6 forwarding).
 QUICK_PROFILES=(xconnect l2-1k ipv4-1k v2v-vhost v2v-memif)
 declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [ipv4-1k]=A [ipv4-1M]=A [ipv6-10k]=A
+    [vxlan-encap]=A [vxlan-decap]=A
     [v2v-vhost]=B [v2v-memif]=B)
 # The MAC of the first net_pcap port a DPDK process opens: the pcap PMD names its ports
 # 02:70:63:61:70:NN ("pcap" and a per-process counter) and cannot change it (set MAC:
 # ENOTSUP), so the routed profiles' frames are addressed to it (the switch checks).
 PCAP_MAC=02:70:63:61:70:00
+# The vxlan-* profiles' tunnel: its VNI, and in vxlan-decap the VTEPs the pcap's outer headers
+# carry (vswitch-pktgen --profile vxlan: from 192.0.2.2 to 192.0.2.1, perf/src/profile/vxlan.rs).
+VXLAN_VNI=100
+VXLAN_DECAP_LOCAL=192.0.2.1/24
+VXLAN_DECAP_REMOTE=192.0.2.2
 # Topology A: the pcap the switch replays.
 declare -A PROFILE_GEN=(
     [xconnect]="--profile xconnect --size 64 --flows 1024 --macs 1 --count 4096 --seed 1"
@@ -78,6 +85,10 @@ declare -A PROFILE_GEN=(
     [ipv4-1k]="--profile routes --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
     [ipv4-1M]="--profile routes --size 64 --routes 1000000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
     [ipv6-10k]="--profile routes6 --size 64 --routes 10000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
+    # l2-1k's pcap, into the tunnel.
+    [vxlan-encap]="--profile l2 --size 64 --flows 1024 --macs 1024 --count 4096 --seed 1"
+    # l2-1k's frames (64 B) inside VXLAN: 114 B outer frames, to src's MAC.
+    [vxlan-decap]="--profile vxlan --size 114 --flows 1024 --macs 1024 --count 4096 --seed 1 --vni $VXLAN_VNI --router-mac $PCAP_MAC"
 )
 # Profiles whose pcap comes with a table to install (vswitch-pktgen --table-out): $TABLE.
 declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1)
@@ -91,6 +102,8 @@ declare -A PROFILE_DESC=(
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
     [ipv4-1k]="IPv4 router src -> sink: 1,000 routes of mixed lengths (/8-/32, BGP-shaped) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes (as ipv4-1M: the two differ only in the table); TTL decremented, MACs rewritten"
     [ipv4-1M]="IPv4 router src -> sink: 1,000,000 routes (62% /24, /8-/23, 3.5% /25-/32: second-level groups used) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes; TTL decremented, MACs rewritten"
+    [vxlan-encap]="VXLAN encapsulation: bridge br0 (src, vx0; learning on), vx0 a VXLAN tunnel (VNI $VXLAN_VNI, local 10.0.1.1, remote 10.0.1.2) routed out of sink (L3, 10.0.1.1/24, static neighbour 10.0.1.2); l2-1k's traffic: 1024 source MACs (learned on src) x 1024 destination MACs (static on vx0, remote 10.0.1.2), 64 B frames leave sink as 114 B VXLAN/UDP/IPv4 frames. OVS: br0 (src, vxlan port vx0) with actions=NORMAL and every destination fdb/add on vx0, underlay bridge br-phy (sink; its internal port holds 10.0.1.1 in a network namespace of its own), tnl/arp/set for 10.0.1.2: datapath tnl_push"
+    [vxlan-decap]="VXLAN decapsulation: src an L3 interface holding the VTEP address 192.0.2.1/24, vx0 a VXLAN tunnel (VNI $VXLAN_VNI, local 192.0.2.1, remote 192.0.2.2), bridge br0 (vx0, sink; learning on); 114 B VXLAN frames from 192.0.2.2 carrying l2-1k's 64 B frames: 1024 inner source MACs (learned on vx0) x 1024 inner destination MACs (static on sink), which leave sink decapsulated. OVS: underlay bridge br-phy (src, hwaddr src's MAC; its internal port holds 192.0.2.1 in a network namespace of its own), br0 (vxlan port vx0, sink) with actions=NORMAL and every inner destination fdb/add on sink: datapath tnl_pop, then a second pass (recirculation) for the inner frame"
     [ipv6-10k]="IPv6 router src -> sink: 10,000 routes of mixed lengths (mostly /32-/48, some /64, /128) via one static neighbour on sink; 66 B frames (the smallest IPv6/UDP) to 131,072 random destinations covered by the routes; hop limit decremented, MACs rewritten"
 )
 # Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
@@ -109,6 +122,29 @@ declare -A PROFILE_MISSING=()
 # OVS: profiles whose OpenFlow rules are loaded before the ports are added (no traffic yet:
 # a million rules load while the PMD and the handlers are idle, not against an upcall storm).
 declare -A PROFILE_OVS_RULES_FIRST=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1)
+# OVS: profiles whose ovs-vswitchd runs in a network namespace of its own, made for the
+# measurement and removed after it. OVS's userspace tunnelling takes the VTEP address (the
+# tunnel ports it listens on, the source of its tunnel routes) from the addresses of the
+# underlay bridge's internal port, a tap device in the kernel: that address is set there
+# (`ip -n NS addr add`), never in the host's own namespace.
+declare -A PROFILE_OVS_NETNS=([vxlan-encap]=1 [vxlan-decap]=1)
+# Profiles whose work must be seen done, not only packets counted out of sink (a switch that
+# drops, floods or passes the frames unchanged must not show up as a figure): `report.py
+# work` checks each measurement and a measurement that does not show it is a failed sample,
+# with what was seen. vswitch: the packet graph's stage every packet passes
+# (PROFILE_STAGE: `vsctl runtime` over the window saw as many packets as sink sent), the
+# size of every frame sink sent (PROFILE_TX_BYTES, captured bytes without the FCS: its
+# tx_bytes over tx_packets in the window), no packet dropped in the window. OVS: the
+# datapath action (PROFILE_OVS_ACTION, a regular expression) of the flows that carried the
+# packets from src (`dpctl/dump-flows` at the end of the window), and as many packets sent as
+# received over the window (pmd-perf-show; net_null counts no bytes, so OVS's frame sizes
+# cannot be read at sink).
+declare -A PROFILE_STAGE=([vxlan-encap]=tunnel-encap [vxlan-decap]=tunnel-decap)
+declare -A PROFILE_TX_BYTES=([vxlan-encap]=110 [vxlan-decap]=60)
+declare -A PROFILE_OVS_ACTION=(
+    [vxlan-encap]="tnl_push\\(.*vxlan\\(flags=0x8000000,vni=$(printf '%#x' "$VXLAN_VNI")\\)"
+    [vxlan-decap]="tnl_pop\\("
+)
 
 # vswitch: ports src (pcap) and sink (null) exist (topology B: a and b); "$@" is the vsctl
 # command prefix.
@@ -144,13 +180,16 @@ config_vswitch_l2-1k() { config_vswitch_l2 "$@"; }
 config_vswitch_l2-100k() { config_vswitch_l2 "$@"; }
 # OVS l2-1k: actions=NORMAL (MAC learning, as vswitch's bridge) with every destination
 # pre-learned as a static entry on sink (ovs-appctl fdb/add, one call per MAC).
-setup_ovs_l2-1k() {
+# setup_ovs_fdb IFACE OFCTL...: that, with the destinations on IFACE.
+setup_ovs_fdb() {
+    local iface=$1 mac
+    shift
     "$@" "actions=NORMAL" || return 1
-    local mac
     while read -r mac; do
-        "${OVS_APPCTL[@]}" fdb/add br0 sink 0 "$mac" >/dev/null || return 1
+        "${OVS_APPCTL[@]}" fdb/add br0 "$iface" 0 "$mac" >/dev/null || return 1
     done <"$DST_MACS"
 }
+setup_ovs_l2-1k() { setup_ovs_fdb sink "$@"; }
 # OVS l2-100k: 100k fdb/add calls take too long, so the equivalent OpenFlow table, one
 # dl_dst=MAC,actions=output:sink rule per destination, loaded in one add-flows call.
 setup_ovs_l2-100k() {
@@ -172,16 +211,22 @@ SETUP_DIR=""
 # vsctl's wait for one answer (s): a million routes take about a minute on this machine.
 VSCTL_TABLE_TIMEOUT=1800
 
+# src_mac_is MAC VSCTL...: the pcap's frames are addressed to MAC (the routed profiles' and
+# vxlan-decap's to src's, PCAP_MAC): check that src has it.
+src_mac_is() {
+    local want=$1 mac
+    shift
+    mac=$("$@" --json iface list | "$PY" -c 'import json, sys
+print([i["mac"] for i in json.load(sys.stdin) if i["name"] == "src"][0])') || return 1
+    [ "$mac" = "$want" ] || { echo "src has MAC $mac, the pcap's frames are for $want"; return 1; }
+}
+
 # setup_vswitch_routed FAMILY VSCTL...: addresses, the neighbour, then every route in one
 # `vsctl transaction` (timed).
 setup_vswitch_routed() {
-    local fam=$1 mac t0 t1
+    local fam=$1 t0 t1
     shift
-    # The frames are addressed to src's MAC (PCAP_MAC): check that it is.
-    mac=$("$@" --json iface list | "$PY" -c 'import json, sys
-print([i["mac"] for i in json.load(sys.stdin) if i["name"] == "src"][0])') || return 1
-    [ "$mac" = "$(head -n 1 "$DST_MACS")" ] ||
-        { echo "src has MAC $mac, the pcap's frames are for $(head -n 1 "$DST_MACS")"; return 1; }
+    src_mac_is "$(head -n 1 "$DST_MACS")" "$@" || return 1
     "$@" addr add src "${L3_ADDR[$fam-src]}" && "$@" addr add sink "${L3_ADDR[$fam-sink]}" &&
         "$@" neigh add sink "${L3_ADDR[$fam-gw]}" "$GW_MAC" || return 1
     sed "s|.*|route add & via ${L3_ADDR[$fam-gw]}|" "$TABLE" >"$SETUP_DIR/routes.txt"
@@ -220,6 +265,125 @@ setup_ovs_routed() {
 setup_ovs_ipv4-1k() { setup_ovs_routed 4 "$@"; }
 setup_ovs_ipv4-1M() { setup_ovs_routed 4 "$@"; }
 setup_ovs_ipv6-10k() { setup_ovs_routed 6 "$@"; }
+
+# VXLAN profiles (vxlan-encap, vxlan-decap): a bridge with a VXLAN tunnel member, the tunnel's
+# outer packets routed through an L3 interface. vswitchd starts from a configuration file (the
+# state file's format, version 2: a section per kind of change, tunnels and what is theirs in
+# the tunnel_* sections) with all of it, the 1024 static MACs included, as the l2 profiles do.
+#
+# vxlan-encap: br0 = {src, vx0}, vx0 from sink's address 10.0.1.1 to 10.0.1.2 (sink's static
+# neighbour, so the outer packet is routed out of sink without ARP), every destination MAC
+# static on vx0 with its VTEP (`fdb add br0 MAC vx0 remote=10.0.1.2`). $1 is the pcap.
+config_vswitch_vxlan-encap() {
+    "$PY" - "$1" "$DST_MACS" "$VXLAN_VNI" "$SINK_MAC" "${L3_ADDR[4-sink]}" "${L3_ADDR[4-gw]}" \
+        "$GW_MAC" <<'PY'
+import json, sys
+pcap, macs, vni, sink_mac, sink_addr, gw, gw_mac = sys.argv[1:]
+macs = [l.strip() for l in open(macs) if l.strip()]
+json.dump({"version": 2,
+           "interfaces": [{"name": "src", "type": "pcap", "args": {"rx": pcap, "loop": "on"}},
+                          {"name": "sink", "type": "null", "args": {"mac": sink_mac}}],
+           "bridges": [{"name": "br0", "learn": True, "age": 300, "learn_limit": 131072,
+                        "flood": True}],
+           "bridge_members": [{"bridge": "br0", "iface": "src"}],
+           "addresses": [{"iface": "sink", "address": sink_addr}],
+           "tunnels": [{"name": "vx0", "kind": "vxlan", "local": sink_addr.split("/")[0],
+                        "remotes": [gw], "vni": int(vni)}],
+           "tunnel_members": [{"bridge": "br0", "iface": "vx0"}],
+           "tunnel_static_macs": [{"bridge": "br0", "mac": m, "iface": "vx0", "remote": gw}
+                                  for m in macs],
+           "neighbors": [{"iface": "sink", "ip": gw, "mac": gw_mac}]},
+          sys.stdout)
+PY
+}
+# vxlan-decap: src holds the VTEP address the pcap's outer headers are for (VXLAN_DECAP_LOCAL),
+# vx0 from it to the pcap's outer source, br0 = {vx0, sink}, every inner destination MAC static
+# on sink (the inner sources are learned on vx0). $1 is the pcap.
+config_vswitch_vxlan-decap() {
+    "$PY" - "$1" "$DST_MACS" "$VXLAN_VNI" "$VXLAN_DECAP_LOCAL" "$VXLAN_DECAP_REMOTE" <<'PY'
+import json, sys
+pcap, macs, vni, local, remote = sys.argv[1:]
+macs = [l.strip() for l in open(macs) if l.strip()]
+json.dump({"version": 2,
+           "interfaces": [{"name": "src", "type": "pcap", "args": {"rx": pcap, "loop": "on"}},
+                          {"name": "sink", "type": "null", "args": {}}],
+           "bridges": [{"name": "br0", "learn": True, "age": 300, "learn_limit": 131072,
+                        "flood": True}],
+           "bridge_members": [{"bridge": "br0", "iface": "sink"}],
+           "static_macs": [{"bridge": "br0", "mac": m, "iface": "sink"} for m in macs],
+           "addresses": [{"iface": "src", "address": local}],
+           "tunnels": [{"name": "vx0", "kind": "vxlan", "local": local.split("/")[0],
+                        "remotes": [remote], "vni": int(vni)}],
+           "tunnel_members": [{"bridge": "br0", "iface": "vx0"}]},
+          sys.stdout)
+PY
+}
+# The outer frames are addressed to src's MAC.
+setup_vswitch_vxlan-decap() { src_mac_is "$PCAP_MAC" "$@"; }
+
+# OVS, userspace tunnelling (its documented set-up, "Connecting VMs Using Tunnels
+# (Userspace)"): br0 holds the overlay's port and the vxlan port vx0 (options remote_ip,
+# local_ip, key), with actions=NORMAL and every destination MAC as a static entry (fdb/add),
+# as in l2-1k; the underlay bridge br-phy holds the underlay's port and, on its internal port
+# (a tap device in OVS's own namespace, PROFILE_OVS_NETNS), the VTEP address. OVS routes the
+# outer packet by that address (ovs/route/add; tnl/arp/set for the neighbour) and pops what
+# its internal port receives for it (tnl_pop). br-phy's one rule sends what comes from its
+# port to LOCAL (decap) or from LOCAL to its port (encap). These replace ports_ovs's src and
+# sink on br0 (ports_ovs_<profile>); "$@" is ovs-vsctl.
+
+# ovs_retry CMD...: CMD, up to 5 s until it succeeds (OVS learns an address of its internal
+# port from the kernel's notification, not at once).
+ovs_retry() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# ovs_listens IP: OVS has a tunnel port listening on IP (`tnl/ports/show -v`).
+ovs_listens() { "${OVS_APPCTL[@]}" tnl/ports/show -v | grep -qF "ipv4(dst=$1,"; }
+
+# ovs_underlay MAC CIDR VSCTL...: br-phy with MAC, CIDR on its internal port, no rules.
+ovs_underlay() {
+    local mac=$1 cidr=$2
+    shift 2
+    "$@" add-br br-phy -- set bridge br-phy datapath_type=netdev "other_config:hwaddr=$mac" &&
+        ip -n "$OVS_NETNS" addr add "$cidr" dev br-phy &&
+        ip -n "$OVS_NETNS" link set br-phy up &&
+        ovs-ofctl del-flows "unix:$OVS_DIR/br-phy.mgmt"
+}
+ports_ovs_vxlan-encap() {
+    local local_ip=${L3_ADDR[4-sink]%/*} gw=${L3_ADDR[4-gw]}
+    ovs_underlay "$SINK_MAC" "${L3_ADDR[4-sink]}" "$@" &&
+        "$@" add-port br-phy sink -- set Interface sink type=dpdk \
+            "options:dpdk-devargs=${DEVARGS[1]}" ofport_request=1 &&
+        ovs-ofctl add-flow "unix:$OVS_DIR/br-phy.mgmt" "in_port=LOCAL,actions=output:1" &&
+        ovs_retry "${OVS_APPCTL[@]}" ovs/route/add "$gw/32" br-phy &&
+        "${OVS_APPCTL[@]}" tnl/arp/set br-phy "$gw" "$GW_MAC" &&
+        "$@" add-port br0 vx0 -- set Interface vx0 type=vxlan "options:remote_ip=$gw" \
+            "options:local_ip=$local_ip" "options:key=$VXLAN_VNI" ofport_request=2 &&
+        ovs_retry ovs_listens "$local_ip" &&
+        "$@" add-port br0 src -- set Interface src type=dpdk \
+            "options:dpdk-devargs=${DEVARGS[0]}" ofport_request=1 || return 1
+    PORTS+=(vx0)
+}
+ports_ovs_vxlan-decap() {
+    local local_ip=${VXLAN_DECAP_LOCAL%/*}
+    ovs_underlay "$PCAP_MAC" "$VXLAN_DECAP_LOCAL" "$@" &&
+        ovs-ofctl add-flow "unix:$OVS_DIR/br-phy.mgmt" "in_port=1,actions=LOCAL" &&
+        "$@" add-port br0 vx0 -- set Interface vx0 type=vxlan \
+            "options:remote_ip=$VXLAN_DECAP_REMOTE" "options:local_ip=$local_ip" \
+            "options:key=$VXLAN_VNI" ofport_request=1 &&
+        "$@" add-port br0 sink -- set Interface sink type=dpdk \
+            "options:dpdk-devargs=${DEVARGS[1]}" ofport_request=2 &&
+        ovs_retry ovs_listens "$local_ip" &&
+        "$@" add-port br-phy src -- set Interface src type=dpdk \
+            "options:dpdk-devargs=${DEVARGS[0]}" ofport_request=1 || return 1
+    PORTS+=(vx0)
+}
+setup_ovs_vxlan-encap() { setup_ovs_fdb vx0 "$@"; }
+setup_ovs_vxlan-decap() { setup_ovs_fdb sink "$@"; }
 
 SYSTEMS=(vswitch floor ovs)
 BURST=32         # testpmd --burst; OVS's NETDEV_MAX_BURST; vswitch's burst
@@ -278,6 +442,8 @@ WORK=$(mktemp -d /tmp/vswitch-perf.XXXXXX)
 TAG="vsperf$$"
 TRACKED=()
 PREFIXES=()
+# Network namespaces this run made (PROFILE_OVS_NETNS), removed by name.
+NETNSES=()
 
 log() { echo "perf: $*" >&2; }
 die() { echo "perf/run.sh: $*" >&2; exit 1; }
@@ -311,6 +477,23 @@ stop_pid() {
     untrack "$pid"
 }
 
+# netns_add NAME: a network namespace for OVS (PROFILE_OVS_NETNS), without IPv6 (its kernel
+# would otherwise send router solicitations out of the tap devices, into OVS's bridges).
+netns_add() {
+    ip netns add "$1" || return 1
+    NETNSES+=("$1")
+    ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
+        net.ipv6.conf.default.disable_ipv6=1
+}
+netns_del() {
+    local i
+    ip netns del "$1" || log "could not remove network namespace $1"
+    for i in "${!NETNSES[@]}"; do
+        [ "${NETNSES[$i]}" = "$1" ] && unset 'NETNSES[i]'
+    done
+    return 0
+}
+
 untrack() {
     local pid=$1 i
     for i in "${!TRACKED[@]}"; do
@@ -323,6 +506,9 @@ cleanup() {
     local pid p
     for pid in "${TRACKED[@]}"; do
         stop_pid "$pid" TERM 5
+    done
+    for p in "${NETNSES[@]}"; do
+        ip netns del "$p" 2>/dev/null || true
     done
     for p in "${PREFIXES[@]}"; do
         rm -rf "/var/run/dpdk/$p"
@@ -472,11 +658,17 @@ ports_vswitch() {
 
 # ports_ovs PROFILE PCAP DIR OVS-VSCTL...: adds the two ports to br0. vhost-user: OVS's own
 # dpdkvhostuser type (OVS is the server, as vswitch and the floor; the socket is
-# $OVS_RUNDIR/<port>); the others: type=dpdk with the floor's devargs.
+# $OVS_RUNDIR/<port>); the others: type=dpdk with the floor's devargs. A profile with a
+# ports_ovs_<profile> function (the ports' DEVARGS set, OVS-VSCTL... its arguments) places
+# them itself.
 ports_ovs() {
     local profile=$1 pcap=$2 d=$3 i
     shift 3
     port_devargs "$profile" "$pcap" "$d" || return 1
+    if declare -F "ports_ovs_$profile" >/dev/null; then
+        "ports_ovs_$profile" "$@"
+        return
+    fi
     for i in 0 1; do
         # OpenFlow port numbers 1 and 2 (rules loaded before the ports exist name them so).
         if [ "${PROFILE_PORT[$profile]:-}" = vhost ]; then
@@ -628,6 +820,8 @@ measure_vswitch() {
             if ! "$PY" "$PERF/report.py" vswitch "$d/w0.json" "$d/s0.json" "$t0" \
                 "$d/w1.json" "$d/s1.json" "$t1" "${stages[@]}" >"$d/result.json" 2>"$d/parse.log"; then
                 why="could not read vsctl output: $(tail -n 1 "$d/parse.log")"
+            elif ! work_done "$system" "$profile" "$d"; then
+                why=$WORK_WHY
             fi
         fi
     fi
@@ -655,6 +849,27 @@ p = os.path.join(sys.argv[1], "load_s")
 if os.path.exists(p):
     d["load_s"] = float(open(p).read())
 print(json.dumps(d))' "$1"
+}
+
+# work_done SYSTEM PROFILE DIR: for a profile whose work is checked (PROFILE_STAGE,
+# PROFILE_TX_BYTES for vswitch and the baseline, PROFILE_OVS_ACTION for OVS), `report.py work`
+# on the measurement's DIR/result.json (OVS: and DIR/dp-flows.txt). Non-zero, with the reason
+# in WORK_WHY, when the measurement does not show the work done.
+WORK_WHY=""
+work_done() {
+    local system=$1 profile=$2 d=$3 args=()
+    WORK_WHY=""
+    if [ "$system" = ovs ]; then
+        [ -n "${PROFILE_OVS_ACTION[$profile]:-}" ] || return 0
+        args=(--flows "$d/dp-flows.txt" --in-port src --action "${PROFILE_OVS_ACTION[$profile]}")
+    else
+        [ -z "${PROFILE_STAGE[$profile]:-}" ] || args+=(--stage "${PROFILE_STAGE[$profile]}")
+        [ -z "${PROFILE_TX_BYTES[$profile]:-}" ] || args+=(--tx-bytes "${PROFILE_TX_BYTES[$profile]}")
+        [ ${#args[@]} -gt 0 ] || return 0
+    fi
+    "$PY" "$PERF/report.py" work "$d/result.json" "${args[@]}" >"$d/work.log" 2>&1 && return 0
+    WORK_WHY="the profile's work was not seen done: $(tail -n 1 "$d/work.log")"
+    return 1
 }
 
 # The baseline: vswitchd and vsctl built from --baseline REV, measured exactly as vswitch.
@@ -769,17 +984,23 @@ measure_ovs() {
         [ -S "$d/db.sock" ] && break
         sleep 0.1
     done
-    local pid=""
+    local pid="" ns=()
+    OVS_NETNS=""
+    [ -z "${PROFILE_OVS_NETNS[$profile]:-}" ] || OVS_NETNS="$TAG-ovs-$run"
     if ! "${vsctl[@]}" --no-wait init >"$d/setup.log" 2>&1; then
         why="ovsdb-server did not start: $(tail -n 1 "$d/setup.log")"
+    elif [ -n "$OVS_NETNS" ] && ! netns_add "$OVS_NETNS" >>"$d/setup.log" 2>&1; then
+        why="cannot make network namespace $OVS_NETNS: $(tail -n 1 "$d/setup.log")"
     else
+        [ -z "$OVS_NETNS" ] || ns=(ip netns exec "$OVS_NETNS")
         "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
             "other_config:dpdk-extra=${EAL_MEM[*]/%/ }--legacy-mem -m $(ovs_mem "$profile") --no-pci --file-prefix=$prefix" \
             "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \
             "other_config:pmd-cpu-mask=0x$(printf %x $((1 << WORKER_CORE)))" \
             other_config:emc-insert-inv-prob=1 >>"$d/setup.log" 2>&1
-        "$OVS_VSWITCHD" "$db" --unixctl="$d/ovs-vswitchd.ctl" --log-file="$d/ovs-vswitchd.log" \
-            >"$d/ovs-vswitchd.out" 2>&1 &
+        # In a namespace: `ip netns exec` execs OVS (no fork), so $! is OVS's PID.
+        "${ns[@]}" "$OVS_VSWITCHD" "$db" --unixctl="$d/ovs-vswitchd.ctl" \
+            --log-file="$d/ovs-vswitchd.log" >"$d/ovs-vswitchd.out" 2>&1 &
         pid=$!
         TRACKED+=("$pid")
         SETUP_DIR=$d
@@ -824,6 +1045,11 @@ measure_ovs() {
                 sleep "$WINDOW"
                 "${appctl[@]}" dpif-netdev/pmd-perf-show >"$d/pmd-perf-show.txt" 2>>"$d/setup.log" ||
                     failed="pmd-perf-show failed: $(tail -n 1 "$d/setup.log")"
+                # The datapath flows that did the work (work_done).
+                if [ -z "$failed" ] && [ -n "${PROFILE_OVS_ACTION[$profile]:-}" ] &&
+                    ! "${appctl[@]}" dpctl/dump-flows --names >"$d/dp-flows.txt" 2>>"$d/setup.log"; then
+                    failed="dpctl/dump-flows failed: $(tail -n 1 "$d/setup.log")"
+                fi
             fi
         fi
     fi
@@ -836,6 +1062,7 @@ measure_ovs() {
     stop_peer
     stop_pid "$dbpid" TERM 5
     unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
+    [ -z "$OVS_NETNS" ] || netns_del "$OVS_NETNS"
     if [ -n "$why" ]; then
         log "ovs run $run: $why"
         # OVS that is installed but cannot start on this machine is "missing" with the reason.
@@ -845,6 +1072,9 @@ measure_ovs() {
     if [ -z "$failed" ] && ! "$PY" "$PERF/report.py" ovs "$d/pmd-perf-show.txt" \
         >"$d/result.json" 2>"$d/parse.log"; then
         failed="could not read pmd-perf-show: $(tail -n 1 "$d/parse.log")"
+    fi
+    if [ -z "$failed" ] && ! work_done ovs "$profile" "$d"; then
+        failed=$WORK_WHY
     fi
     if [ -n "$failed" ]; then
         log "ovs run $run: $failed"

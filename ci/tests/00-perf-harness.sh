@@ -98,7 +98,7 @@ assert_goal "v2v-vhost: vswitch/floor" "True False"
 assert_goal "l2-1k: vswitch/floor" "False False"
 assert_goal "xconnect: vswitch/floor" "None True"
 assert_goal "l2-1k: vswitch/ovs" "None True"
-assert_goal "vswitch vxlan / vswitch l2-1k" "None True"
+assert_goal "vswitch vxlan-encap / vswitch l2-1k" "None True"
 json_check "$J" 'all(set(g) >= {"target", "measured", "met"} and (g["measured"] is not None or g["why"]) for g in d["goals"])' \
     "every goal has target, measured and met, and a reason when not measured"
 expect_fail "check with a floor that only failed" "xconnect/floor forwarded nothing" \

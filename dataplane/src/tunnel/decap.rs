@@ -19,7 +19,7 @@
 //! Reads: `meta.rx_if` (its VRF is the underlay's); the outer headers; the plan's tunnels
 //! and the tunnel interface's plan (its bridge membership or routed side).
 //! Writes: strips the outer headers (Ethernet, IPv4, UDP, VXLAN or Geneve with its
-//! options) and link padding. Into a
+//! options) and link padding; clears the mbuf's offload requests (they were the outer's). Into a
 //! bridge (the tunnel is a member): the metadata ethernet-input gives a member's frame
 //! (`rx_if` the tunnel, `bridge`, `vlan`, `flags` TAGGED) plus `flags` TUNNEL, and the
 //! outer source (the remote VTEP, for learning) in the bridge scratch's `remotes` at the
@@ -265,6 +265,10 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx)
     if let Some(extra) = m.len().checked_sub(rx.inner_len).filter(|e| *e > 0) {
         m.trim(extra as u16);
     }
+    // What the device that sent the outer packet asked of its output (a VM VTEP's
+    // partial outer UDP checksum) was about headers that are gone: no device may act on
+    // it at the inner frame's offsets. The inner frame's metadata starts afresh below.
+    m.clear_tx_requests();
     // An IP packet (gre l3, ipip) gets the Ethernet header of a frame to the tunnel
     // interface's MAC, in the room the outer headers left.
     let ethertype = match rx.inner {

@@ -59,8 +59,9 @@ struct Args {
     /// VXLAN network identifier (profile vxlan).
     #[arg(long, default_value_t = 100)]
     vni: u32,
-    /// The router's MAC, the frames' destination (routes, routes6), e.g. the MAC of the
-    /// switch port that replays the pcap [default: a seeded one, as --dst-macs-out lists].
+    /// The router's MAC, the frames' destination (routes, routes6; vxlan: the outer frames',
+    /// the receiving VTEP's), e.g. the MAC of the switch port that replays the pcap
+    /// [default: a seeded one; routes, routes6: as --dst-macs-out lists].
     #[arg(long, value_parser = parse_mac)]
     router_mac: Option<Mac>,
     /// Output pcap file.

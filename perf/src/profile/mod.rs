@@ -31,7 +31,8 @@ pub struct Params {
     /// VXLAN network identifier (`vxlan`).
     pub vni: u32,
     /// The router's MAC, the frames' destination (`routes`, `routes6`; default: pool 1's
-    /// first MAC). A benchmark sets it to the MAC of the port that receives them.
+    /// first MAC; `vxlan`: the outer frames', the receiving VTEP's, default pool 3's first
+    /// MAC). A benchmark sets it to the MAC of the port that receives them.
     pub router_mac: Option<Mac>,
 }
 

@@ -3,7 +3,9 @@
 //! frame of the `l2` profile (N source hosts to N destination hosts, N flows). The outer UDP
 //! source port is a hash of the inner flow (entropy for ECMP and RSS, as RFC 7348 says); the
 //! outer UDP checksum is zero (allowed for VXLAN over IPv4). `--size` is the outer frame's
-//! size; the inner frame is 50 bytes shorter (never below 60 bytes before its FCS).
+//! size; the inner frame is 50 bytes shorter (never below 60 bytes before its FCS). The outer
+//! destination MAC is the receiving VTEP's: `--router-mac` (a benchmark gives the MAC of the
+//! port that replays the pcap), else a seeded one.
 
 use super::addr::{MacPool, Udp4Flow};
 use super::l2::L2;
@@ -33,7 +35,9 @@ impl Vxlan {
             inner: L2::new(p),
             vni: p.vni,
             vtep_remote: MacPool::new(p.seed, 2).mac(0),
-            vtep_local: MacPool::new(p.seed, 3).mac(0),
+            vtep_local: p
+                .router_mac
+                .unwrap_or_else(|| MacPool::new(p.seed, 3).mac(0)),
         }
     }
 }
@@ -117,5 +121,27 @@ mod tests {
         // 64-byte outer frames still carry a minimum-size inner frame.
         v.write_frame(0, 64, &mut buf);
         assert_eq!(buf.len() - OVERHEAD, 60);
+    }
+
+    #[test]
+    fn the_receiving_vteps_mac_can_be_given() {
+        let mac = [0x02, 0x70, 0x63, 0x61, 0x70, 0x00];
+        let params = Params {
+            macs: 4,
+            flows: 8,
+            ..Params::default()
+        };
+        let mut seeded = Vec::new();
+        Vxlan::new(&params).write_frame(1, 128, &mut seeded);
+        let mut given = Vec::new();
+        Vxlan::new(&Params {
+            router_mac: Some(mac),
+            ..params
+        })
+        .write_frame(1, 128, &mut given);
+        assert_eq!(&given[0..6], &mac, "outer destination");
+        assert_ne!(&seeded[0..6], &mac);
+        // Nothing else changes: the outer source, the headers and the inner frame.
+        assert_eq!(&given[6..], &seeded[6..]);
     }
 }
