@@ -182,6 +182,20 @@ impl Trie<32> {
         prefetch(&self.tbl24[(ip >> 8) as usize]);
     }
 
+    /// Prefetches the second-level entry of `ip` if its first-level one (prefetched a
+    /// while before) says there is one, so that a vector's second-level misses overlap
+    /// too.
+    #[inline(always)]
+    pub fn prefetch_second(&self, ip: u32) {
+        let e = self.tbl24[(ip >> 8) as usize].load(Relaxed);
+        if e & EXT != 0 {
+            let i = ((e & VALUE) as usize) << 8 | (ip & 0xff) as usize;
+            if let Some(x) = self.tbl8.get(i) {
+                prefetch(x);
+            }
+        }
+    }
+
     /// Looks up every address of `ips` into `out` (`NO_ROUTE` where none), prefetching the
     /// first-level entries of the whole batch before reading any.
     #[inline]
@@ -232,6 +246,19 @@ impl Trie<128> {
     #[inline(always)]
     pub fn prefetch(&self, a: u128) {
         prefetch(&self.tbl24[(a >> 104) as usize]);
+    }
+
+    /// Prefetches the second-level entry of `a` if its first-level one says there is one
+    /// (as [`Fib4::prefetch_second`]; deeper levels are not prefetched).
+    #[inline(always)]
+    pub fn prefetch_second(&self, a: u128) {
+        let e = self.tbl24[(a >> 104) as usize].load(Relaxed);
+        if e & EXT != 0 {
+            let i = ((e & VALUE) as usize) << 8 | ((a >> 96) & 0xff) as usize;
+            if let Some(x) = self.tbl8.get(i) {
+                prefetch(x);
+            }
+        }
     }
 
     /// Looks up every address of `addrs` into `out` (`NO_ROUTE` where none).

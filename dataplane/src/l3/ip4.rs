@@ -72,6 +72,11 @@ impl Family for Ip4 {
     }
 
     #[inline(always)]
+    fn prefetch_second(f: &Fib4, a: u32) {
+        f.prefetch_second(a)
+    }
+
+    #[inline(always)]
     fn lookup(f: &Fib4, a: u32) -> Option<u32> {
         f.lookup(a)
     }

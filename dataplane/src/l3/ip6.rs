@@ -75,6 +75,11 @@ impl Family for Ip6 {
     }
 
     #[inline(always)]
+    fn prefetch_second(f: &Fib6, a: u128) {
+        f.prefetch_second(a)
+    }
+
+    #[inline(always)]
     fn lookup(f: &Fib6, a: u128) -> Option<u32> {
         f.lookup(a)
     }
