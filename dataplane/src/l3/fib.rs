@@ -843,17 +843,23 @@ mod tests {
         w.insert(v4([192, 168, 1, 0]), 24, 7).unwrap();
         let f = w.fib().clone();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let looked = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let reader = {
-            let (f, stop) = (f.clone(), stop.clone());
+            let (f, stop, looked) = (f.clone(), stop.clone(), looked.clone());
             std::thread::spawn(move || {
                 let mut n = 0u64;
                 while !stop.load(Relaxed) {
                     assert_eq!(f.lookup(v4([192, 168, 1, 77])), Some(7));
                     n += 1;
+                    looked.store(n, Relaxed);
                 }
                 n
             })
         };
+        // The changes start once the reader runs (on a loaded machine it may start late).
+        while looked.load(Relaxed) == 0 {
+            std::thread::yield_now();
+        }
         for round in 0..20u32 {
             for i in 0..500u32 {
                 let p = v4([10, (i >> 8) as u8, i as u8, 0]) | (round & 0x7f) << 1;
