@@ -58,8 +58,9 @@ pub(crate) trait Family {
     /// Validates the packet (the bytes after the Ethernet header).
     fn check(ip: &[u8]) -> Check<Self::Addr>;
     fn prefetch(f: &Self::Fib, a: Self::Addr);
-    /// Prefetches the second-level entry, if any (the first-level one was prefetched).
-    fn prefetch_second(f: &Self::Fib, a: Self::Addr);
+    /// Prefetches the entry of the level below `depth` (1: the first level), if there is
+    /// one (the entries down to `depth` were prefetched); whether there was.
+    fn prefetch_level(f: &Self::Fib, a: Self::Addr, depth: u32) -> bool;
     fn lookup(f: &Self::Fib, a: Self::Addr) -> Option<u32>;
     /// A hash of the packet's flow, to pick one ECMP member per flow.
     fn flow_hash(ip: &[u8]) -> u32;
@@ -144,11 +145,18 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         }
         checks.push(c);
     }
-    // Between the passes: the second-level entries of the destinations that have one
-    // (prefixes longer than /24), so that those misses overlap as well.
-    for (c, meta) in checks.iter().zip(vector.meta.iter()) {
-        if let (Check::Route(dst), Some(f)) = (*c, fibs.get(meta.rx_if)) {
-            F::prefetch_second(f, dst);
+    // Between the passes: level by level, the next-level entries of the destinations that
+    // have one (prefixes longer than /24; IPv6 walks down a level per 8 bits), so that the
+    // vector's misses at each level overlap as well.
+    for depth in 1.. {
+        let mut deeper = false;
+        for (c, meta) in checks.iter().zip(vector.meta.iter()) {
+            if let (Check::Route(dst), Some(f)) = (*c, fibs.get(meta.rx_if)) {
+                deeper |= F::prefetch_level(f, dst, depth);
+            }
+        }
+        if !deeper {
+            break;
         }
     }
     // Second pass: look up, resolve, rewrite, hand on.

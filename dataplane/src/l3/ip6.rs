@@ -75,8 +75,8 @@ impl Family for Ip6 {
     }
 
     #[inline(always)]
-    fn prefetch_second(f: &Fib6, a: u128) {
-        f.prefetch_second(a)
+    fn prefetch_level(f: &Fib6, a: u128, depth: u32) -> bool {
+        f.prefetch_level(a, depth)
     }
 
     #[inline(always)]
