@@ -9,10 +9,14 @@
 #     yellow2 10.99.42.1] --veth-- yellow2 10.99.42.2   (two IPv4 subnets, routed; ARP)
 #     and fd00:99:41::2 ... [fd00:99:41::1] == router == [fd00:99:42::1] ... fd00:99:42::2
 #     (two IPv6 subnets on the same links; Neighbor Discovery)
+#   node B: a second vswitchd with green5 10.99.30.5 and green6 10.99.30.6 on its own
+#     bridge br0, joined to node A's br0 by a VXLAN tunnel (vni 99) over a veth underlay
+#     (node A's af_packet ul 10.99.50.1 <--veth--> node B's ul 10.99.50.2)
 #
-# then pings across both pairs, across the bridge and across the router (IPv4 and IPv6),
-# runs a short iperf3 over each, shows what vsctl shows (iface list, route show, route
-# get, neigh show, stats, workers, drops, runtime) and removes everything it made.
+# then pings across both pairs, across the bridge, across the router (IPv4 and IPv6) and
+# across the tunnel, runs a short iperf3 over each, shows what vsctl shows (iface list,
+# route show, route get, neigh show, tunnel list, fdb show with the remote VTEPs, stats,
+# workers, drops, runtime) and removes everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +35,7 @@ vs_test_init "demo"
 
 step "start vswitchd (1 worker, adaptive polling, no hugepages)"
 start_vswitchd
+SOCK_A=$VS_SOCK PID_A=$VSWITCHD_PID
 # Interactive users want `vsctl` without --socket: show them the line to paste.
 log "try it yourself while this runs: $VSCTL_BIN --socket $VS_SOCK iface list"
 
@@ -54,6 +59,8 @@ step "green bridge: four namespaces on one bridge domain, MACs learned as they t
 vsctl bridge add br0
 for i in 1 2 3 4; do
     vs_host "g$i" "10.99.30.$i/24"
+    # 1450: room for the VXLAN header when the bridge crosses to node B (below).
+    ip -n "$VS_NS" link set eth0 mtu 1450
     vsctl iface add "green$i" af_packet iface="$VS_HOSTIF"
     vsctl bridge attach br0 "green$i"
 done
@@ -78,10 +85,39 @@ vsctl iface add yellow2 af_packet iface="$VS_HOSTIF"
 vsctl addr add yellow2 10.99.42.1/24
 vsctl addr add yellow2 fd00:99:42::1/64
 
+step "node B: a second vswitchd; green5 and green6 on its br0, joined to node A's br0 by VXLAN"
+start_vswitchd
+SOCK_B=$VS_SOCK PID_B=$VSWITCHD_PID
+VS_SOCK=$SOCK_A
+# vsb ARGS...: vsctl against node B (plain vsctl talks to node A).
+vsb() { VS_SOCK=$SOCK_B vsctl "$@"; }
+log "node B: $VSCTL_BIN --socket $SOCK_B tunnel list"
+UA=$(vs_ifname ua)
+UB=$(vs_ifname ub)
+vs_veth_pair "$UA" "$UB"
+vs_host_link_quiet "$UB"
+vsctl iface add ul af_packet iface="$UA"
+vsctl addr add ul 10.99.50.1/24
+vsb iface add ul af_packet iface="$UB"
+vsb addr add ul 10.99.50.2/24
+vsctl tunnel add vx99 vxlan vni=99 local=10.99.50.1 remote=10.99.50.2
+vsctl bridge attach br0 vx99
+vsb tunnel add vx99 vxlan vni=99 local=10.99.50.2 remote=10.99.50.1
+vsb bridge add br0
+vsb bridge attach br0 vx99
+for i in 5 6; do
+    vs_host "g$i" "10.99.30.$i/24"
+    ip -n "$VS_NS" link set eth0 mtu 1450
+    vsb iface add "green$i" af_packet iface="$VS_HOSTIF"
+    vsb bridge attach br0 "green$i"
+done
+
 step "vsctl iface list"
 vsctl iface list
 step "vsctl xconnect list"
 vsctl xconnect list
+step "vsctl tunnel list (node A)"
+vsctl tunnel list
 
 step "ping across both pairs"
 vs_ping "$red1" 10.99.10.2
@@ -95,6 +131,10 @@ for i in 1 2 3 4; do
         ((i == j)) || vs_ping "$(vs_ifname g$i)" "10.99.30.$j"
     done
 done
+step "ping across the VXLAN tunnel (green1, green4 on node A <-> green5, green6 on node B)"
+vs_ping "$(vs_ifname g1)" 10.99.30.5
+vs_ping "$(vs_ifname g4)" 10.99.30.6
+vs_ping "$(vs_ifname g6)" 10.99.30.1
 step "ping across the router (yellow1 <-> yellow2, and the router's own address)"
 vs_ping "$yellow1" 10.99.42.2
 vs_ping "$yellow2" 10.99.41.2
@@ -111,13 +151,21 @@ vsctl neigh show
 
 step "vsctl bridge show br0"
 vsctl bridge show br0
-step "vsctl fdb show br0 (each host's MAC on its own interface)"
+step "vsctl fdb show br0 (each host's MAC on its own interface; node B's behind vx99)"
 vsctl fdb show br0
+step "node B: vsctl tunnel list; vsctl fdb show br0 (node A's hosts behind vx99, remote 10.99.50.1)"
+vsb tunnel list
+vsb fdb show br0
+step "the MACs behind vx99 and their VTEPs (vsctl --json fdb show br0: remote), node A then node B"
+remotes='"\n".join("%s on %s, remote %s" % (e["mac"], e["iface"], e["remote"]) for e in d if e.get("remote"))'
+vsctl --json fdb show br0 | vs_json "$remotes"
+vsb --json fdb show br0 | vs_json "$remotes"
 
 step "iperf3, 3 s over each pair"
 vs_iperf "$red1" "$red2" 10.99.10.2 3
 vs_iperf "$blue1" "$blue2" 10.99.20.2 3
 vs_iperf "$(vs_ifname g1)" "$(vs_ifname g4)" 10.99.30.4 3
+vs_iperf "$(vs_ifname g1)" "$(vs_ifname g5)" 10.99.30.5 3
 vs_iperf "$yellow1" "$yellow2" 10.99.42.2 3
 
 step "vsctl stats"
@@ -129,6 +177,9 @@ vsctl drops
 step "vsctl runtime (the packet graph: per-stage packets, cycles and drops)"
 vsctl runtime
 
-step "stop vswitchd (SIGTERM) and clean up"
+step "stop both vswitchd (SIGTERM) and clean up"
+VSWITCHD_PID=$PID_B
+stop_vswitchd
+VSWITCHD_PID=$PID_A
 stop_vswitchd
 log "done"

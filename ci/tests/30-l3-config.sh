@@ -217,8 +217,8 @@ refused '10\.0\.0\.0/24 in vrf 0 is the connected route of an address of interfa
 refused 'route 10\.7\.0\.0/16 not found in vrf 0' route del 10.7.0.0/16
 refused '10\.0\.0\.0/24 in vrf 0 is the connected route .*: delete the address instead' route del 10.0.0.0/24
 refused 'vrf 99 not found' route show vrf=99
-refused 'neighbour 10\.7\.0\.2 is not in a connected subnet of interface "up0"' \
-    neigh add up0 10.7.0.2 02:00:00:00:30:03
+refused 'ip 255\.255\.255\.255 is the broadcast address' \
+    neigh add up0 255.255.255.255 02:00:00:00:30:03
 refused 'mac 01:00:5e:00:00:01 is a multicast address' neigh add up0 10.0.0.3 01:00:5e:00:00:01
 refused 'interface "m" is a member of bridge "br0"' neigh add m 10.0.0.3 02:00:00:00:30:03
 refused 'neighbour 10\.0\.0\.99 not found on interface "up0"' neigh del up0 10.0.0.99

@@ -586,16 +586,26 @@ impl Router {
         }
     }
 
-    /// Gives every static neighbour of a routed interface the host route a learned one gets
-    /// (else a packet to the neighbour itself would take the connected route, which resolves
-    /// in the slow path, where the neighbour is already known and nothing is asked). Called
-    /// after a diff and when the routed interfaces change (an interface's VRF is known only
+    /// Gives every static neighbour in a subnet of its routed interface the host route a
+    /// learned one gets (else a packet to the neighbour itself would take the connected
+    /// route, which resolves in the slow path, where the neighbour is already known and
+    /// nothing is asked). One outside its interface's subnets (flannel's onlink gateway)
+    /// gets none: as in Linux, a neighbour alone makes no address reachable, and it must
+    /// not take over an address of another interface's subnet. Called after a diff and
+    /// when the routed interfaces change (an interface's VRF and addresses are known only
     /// then). Returns whether a route was added.
     fn static_hosts(&mut self) -> bool {
         let want: Vec<(u16, IfIndex, IpAddr)> = self
             .statics
             .iter()
-            .filter_map(|&(i, ip)| Some((self.ifaces.get(&i)?.vrf, i, ip)))
+            .filter_map(|&(i, ip)| {
+                let info = self.ifaces.get(&i)?;
+                let on_link = match ip {
+                    IpAddr::V4(a) => info.on_link(a),
+                    IpAddr::V6(a) => info.on_link6(a),
+                };
+                on_link.then_some((info.vrf, i, ip))
+            })
             .filter(|&(vrf, _, ip)| !self.hosts.contains_key(&(vrf, ip)))
             .collect();
         let mut added = false;
@@ -1179,5 +1189,87 @@ mod tests {
         assert_eq!(r.counts().0, before.0 - 2);
         assert!(r.lookup(0, ip("8.8.8.8")).is_none());
         assert!(r.lookup(0, ip("10.9.1.1")).is_none());
+    }
+
+    /// flannel's layout: a /32 on the interface, an onlink route through a gateway outside
+    /// it and a static neighbour for that gateway. The route forwards to the neighbour's
+    /// MAC; the neighbour adds no host route of its own, and one on `a` in `b`'s subnet does
+    /// not take `b`'s address over.
+    #[test]
+    fn an_onlink_gateway_resolves_from_a_static_neighbour_off_every_subnet() {
+        let mut m = Model::new();
+        let mut r = Router::new().unwrap();
+        let mac = [2, 0, 0, 0, 1, 1];
+        step(
+            &mut m,
+            &mut r,
+            vec![
+                null("a"),
+                null("b"),
+                addr("a", "10.244.0.0/32"),
+                addr("b", "10.0.1.1/24"),
+                C::AddNeighbor(pb::AddNeighborRequest {
+                    iface: "a".into(),
+                    ip: "10.244.1.0".into(),
+                    mac: "02:00:00:00:01:01".into(),
+                }),
+                C::AddNeighbor(pb::AddNeighborRequest {
+                    iface: "a".into(),
+                    ip: "10.0.1.9".into(),
+                    mac: "02:00:00:00:01:09".into(),
+                }),
+                C::AddRoute(pb::AddRouteRequest {
+                    prefix: "10.244.1.0/24".into(),
+                    vrf: 0,
+                    nexthops: vec![pb::NextHop {
+                        via: "10.244.1.0".into(),
+                        iface: "a".into(),
+                    }],
+                    onlink: true,
+                }),
+            ],
+        );
+        let info = |v4| IfaceInfo {
+            vrf: 0,
+            mac: [2, 0, 0, 0, 0, 1],
+            mtu: 1450,
+            v4,
+            v6: vec![],
+            proxy_arp: false,
+        };
+        r.set_ifaces(HashMap::from([
+            (A, info(vec![(Ipv4Addr::new(10, 244, 0, 0), 32)])),
+            (B, info(vec![(Ipv4Addr::new(10, 0, 1, 1), 24)])),
+        ]));
+        let via = NextHop::Forward { iface: A, mac };
+        assert_eq!(fwd(&r, "10.244.1.7", 0), via);
+        assert_eq!(fwd(&r, "10.244.1.0", 0), via);
+        assert!(r.unresolved(0, ip("10.244.1.7")).is_empty());
+        let l = r.lookup(0, ip("10.244.1.0")).unwrap();
+        assert_eq!(
+            l.prefix.to_string(),
+            "10.244.1.0/24",
+            "no host route of its own"
+        );
+        assert_eq!(fwd(&r, "10.0.1.9", 0), NextHop::Resolve { iface: B });
+        assert_eq!(
+            r.lookup(0, ip("10.0.1.9")).unwrap().prefix.to_string(),
+            "10.0.1.0/24"
+        );
+        // Once a's subnets hold it, it gets its host route as any static neighbour does.
+        step(&mut m, &mut r, vec![addr("a", "10.244.0.1/16")]);
+        r.set_ifaces(HashMap::from([
+            (
+                A,
+                info(vec![
+                    (Ipv4Addr::new(10, 244, 0, 0), 32),
+                    (Ipv4Addr::new(10, 244, 0, 1), 16),
+                ]),
+            ),
+            (B, info(vec![(Ipv4Addr::new(10, 0, 1, 1), 24)])),
+        ]));
+        let l = r.lookup(0, ip("10.244.1.0")).unwrap();
+        assert_eq!(l.prefix.to_string(), "10.244.1.0/32");
+        assert_eq!(fwd(&r, "10.244.1.0", 0), via);
     }
 }

@@ -7,15 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::try_eal;
-use dpdk::{Mbuf, Mempool};
-use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph, Lap};
-use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
-use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
+use common::{try_eal, Rig};
+use dpdk::Mempool;
+use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::plan::{BridgePlan, ForwardingPlan, L2Port, VlanMode, VlanSet};
-use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{DropReason, IfacePlan, Input};
 
 const A: u16 = 0; // access 10
@@ -101,51 +96,6 @@ fn plan(flood: bool, d_up: bool) -> ForwardingPlan {
     }
 }
 
-struct Rig {
-    pool: Arc<Mempool>,
-    l2: L2Shared,
-    learner: Learner,
-    w: Graph,
-    slow: SlowPath,
-    counters: WorkerCounters,
-}
-
-impl Rig {
-    fn send(&mut self, plan: &ForwardingPlan, port: u16, frames: &[Vec<u8>]) {
-        for f in frames {
-            self.w
-                .input()
-                .burst_mut()
-                .push(Mbuf::from_bytes(&self.pool, f).unwrap())
-                .unwrap();
-        }
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        let summary = self.w.input().burst_mut().summary();
-        self.w
-            .run(&ctx, Some((port, summary)), &mut Lap::new(true, 0));
-        assert!(self.w.input().is_empty());
-        self.learner.drain(&self.l2.learn);
-    }
-
-    /// Frames queued on `port`, as bytes.
-    fn out(&self, port: u16) -> Vec<Vec<u8>> {
-        match self.w.output().pending(port) {
-            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
-            None => vec![],
-        }
-    }
-
-    fn dropped(&self, r: DropReason) -> u64 {
-        self.counters.snapshot().dropped(r)
-    }
-}
-
 #[test]
 fn bridge_stage() {
     let args = dpdk::light_args("0", &format!("vsbr{}", std::process::id()));
@@ -154,42 +104,18 @@ fn bridge_stage() {
     };
     let pool = Arc::new(Mempool::new(&eal, "br_test", 1024, 0).unwrap());
     let base = pool.in_use();
-    let fdb = Arc::new(Fdb::new(1024));
-    let clock = Arc::new(Clock::default());
-    let mut learner = Learner::new(fdb.clone(), clock.clone());
-    learner.set_policy(
-        1,
-        LearnPolicy {
-            learn: true,
-            limit: 100,
-            age: 300,
-        },
-    );
-    learner.set_members(1, vec![A, B, C, D]);
-    let l2 = L2Shared {
-        fdb,
-        learn: Arc::new(LearnQueues::new(1)),
-        clock,
-    };
-    let mut r = Rig {
-        pool: pool.clone(),
-        l2,
-        learner,
-        w: Graph::new(0),
-        slow: SlowPath::new(1, 4, 4),
-        counters: WorkerCounters::default(),
-    };
+    let mut r = Rig::new(&pool, 1024, &[(1, vec![A, B, C, D])], (4, 4));
     let p = plan(true, true);
     let bcast = [0xff; 6];
 
     // 1. Broadcast from A (VLAN 10): B gets it untagged, C tagged with 10, D (VLAN 20) and
     //    A itself (split horizon) and the other bridge get nothing.
     let f = frame(bcast, mac(0xa), None);
-    r.send(&p, A, std::slice::from_ref(&f));
+    r.send_burst(&p, A, std::slice::from_ref(&f));
     assert_eq!(r.out(B), vec![f.clone()]);
     assert_eq!(r.out(C), vec![frame(bcast, mac(0xa), Some(10))]);
     assert!(r.out(D).is_empty() && r.out(A).is_empty() && r.out(E).is_empty());
-    r.w.output_mut().clear();
+    r.g.output_mut().clear();
     // A's MAC was learned on VLAN 10.
     let hit =
         r.l2.fdb
@@ -202,34 +128,34 @@ fn bridge_stage() {
     assert_eq!(hit.entry.port, A);
 
     // 2. Tagged VLAN 20 from the trunk reaches D untagged and nobody else; the tag is popped.
-    r.send(&p, C, &[frame(bcast, mac(0xc), Some(20))]);
+    r.send_burst(&p, C, &[frame(bcast, mac(0xc), Some(20))]);
     assert_eq!(r.out(D), vec![frame(bcast, mac(0xc), None)]);
     assert!(r.out(A).is_empty() && r.out(B).is_empty());
-    r.w.output_mut().clear();
+    r.g.output_mut().clear();
 
     // 3. Known unicast: B -> A goes to A only; C (trunk) -> A pops the tag.
-    r.send(&p, B, &[frame(mac(0xa), mac(0xb), None)]);
+    r.send_burst(&p, B, &[frame(mac(0xa), mac(0xb), None)]);
     assert_eq!(r.out(A).len(), 1);
     assert!(r.out(C).is_empty());
-    r.w.output_mut().clear();
-    r.send(&p, C, &[frame(mac(0xa), mac(0xc), Some(10))]);
+    r.g.output_mut().clear();
+    r.send_burst(&p, C, &[frame(mac(0xa), mac(0xc), Some(10))]);
     assert_eq!(r.out(A), vec![frame(mac(0xa), mac(0xc), None)]);
-    r.w.output_mut().clear();
+    r.g.output_mut().clear();
 
     // 4. Drops, each under its reason: VLAN 30 on the trunk, a tagged frame on an access
     //    member, a runt, a frame back to where its destination lives, unknown unicast with
     //    flood off, traffic into an admin-down member.
-    r.send(&p, C, &[frame(bcast, mac(0xc), Some(30))]);
-    r.send(&p, A, &[frame(bcast, mac(0xa), Some(10))]);
+    r.send_burst(&p, C, &[frame(bcast, mac(0xc), Some(30))]);
+    r.send_burst(&p, A, &[frame(bcast, mac(0xa), Some(10))]);
     assert_eq!(r.dropped(DropReason::VlanMismatch), 2);
-    r.send(&p, A, &[vec![0u8; 10]]);
+    r.send_burst(&p, A, &[vec![0u8; 10]]);
     assert_eq!(r.dropped(DropReason::BadHeader), 1);
-    r.send(&p, A, &[frame(mac(0xa), mac(0x1a), None)]);
+    r.send_burst(&p, A, &[frame(mac(0xa), mac(0x1a), None)]);
     assert_eq!(r.dropped(DropReason::SamePort), 1);
     let no_flood = plan(false, false);
-    r.send(&no_flood, A, &[frame(mac(0x77), mac(0xa), None)]);
+    r.send_burst(&no_flood, A, &[frame(mac(0x77), mac(0xa), None)]);
     assert_eq!(r.dropped(DropReason::FloodOff), 1);
-    r.send(&no_flood, D, &[frame(bcast, mac(0xd), None)]);
+    r.send_burst(&no_flood, D, &[frame(bcast, mac(0xd), None)]);
     assert_eq!(r.dropped(DropReason::IfaceDown), 1);
     for port in [A, B, C, D, E] {
         assert!(
@@ -239,7 +165,7 @@ fn bridge_stage() {
     }
 
     // 5. A station move: A's MAC now talks from B; the learner follows.
-    r.send(&p, B, &[frame(bcast, mac(0xa), None)]);
+    r.send_burst(&p, B, &[frame(bcast, mac(0xa), None)]);
     assert_eq!(
         r.l2.fdb
             .lookup(&FdbKey {
@@ -253,7 +179,7 @@ fn bridge_stage() {
         B
     );
     assert_eq!(r.learner.stats().moved, 1);
-    r.w.output_mut().clear();
+    r.g.output_mut().clear();
 
     // 6. One burst mixing every case, from the trunk: each frame is handled as it would be
     //    alone (the burst is classified in one pass and switched in a second; a frame's
@@ -286,7 +212,7 @@ fn bridge_stage() {
         ]
     );
     assert!(r.out(A).is_empty());
-    r.w.output_mut().clear();
+    r.g.output_mut().clear();
 
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");

@@ -14,18 +14,14 @@ mod common;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use common::try_eal;
+use common::{try_eal, Rig};
 use dpdk::{Mbuf, Mempool};
-use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph, Lap, Meta};
-use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
-use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
+use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, NextHop, NextHops};
 use vswitch_dataplane::plan::{
     BridgePlan, BviPlan, ForwardingPlan, L2Port, L3Plan, L3Port, VlanMode, VrfPlan,
 };
-use vswitch_dataplane::slowpath::{Injected, PuntReason, SlowPath};
+use vswitch_dataplane::slowpath::{Injected, PuntReason};
 use vswitch_dataplane::wire::arp;
 use vswitch_dataplane::wire::ipv4::{emit, Ipv4Packet, Ipv4Repr, PROTO_UDP};
 use vswitch_dataplane::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
@@ -209,70 +205,6 @@ fn arp_request(sender_mac: [u8; 6], sender: [u8; 4], target: [u8; 4]) -> Vec<u8>
     f
 }
 
-struct Rig {
-    pool: Arc<Mempool>,
-    l2: L2Shared,
-    slow: SlowPath,
-    counters: WorkerCounters,
-    g: Graph,
-}
-
-impl Rig {
-    /// Runs the graph on `frames`, each received on its interface.
-    fn send(&mut self, plan: &ForwardingPlan, frames: &[(u16, Vec<u8>)]) {
-        for (rx_if, f) in frames {
-            let m = Mbuf::from_bytes(&self.pool, f).unwrap();
-            let meta = Meta {
-                rx_if: *rx_if,
-                ..Meta::default()
-            };
-            assert!(self.g.input().push(m, meta).is_ok());
-        }
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        self.g.run(&ctx, None, &mut Lap::new(false, 0));
-    }
-
-    /// What the slow path injected, taken and run through the graph as a worker does.
-    fn injected(&mut self, plan: &ForwardingPlan) -> usize {
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        let n = vswitch_dataplane::punt::inject(&ctx, &mut self.g);
-        self.g.run(&ctx, None, &mut Lap::new(false, 0));
-        n
-    }
-
-    /// The frames queued for `iface`.
-    fn out(&self, iface: u16) -> Vec<Vec<u8>> {
-        match self.g.output().pending(iface) {
-            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
-            None => vec![],
-        }
-    }
-
-    fn punted(&self) -> Vec<(PuntReason, u16, Vec<u8>)> {
-        let mut v = Vec::new();
-        self.slow.receive(64, |_, p| {
-            v.push((p.reason, p.iface, p.mbuf.data().to_vec()))
-        });
-        v
-    }
-
-    fn drops(&self, stage: Stage, r: DropReason) -> u64 {
-        self.counters.snapshot().stages[stage as usize].drops[r as usize]
-    }
-}
-
 #[test]
 fn bvi_on_real_mbufs() {
     let args = dpdk::light_args("0", &format!("vsbvi{}", std::process::id()));
@@ -281,34 +213,12 @@ fn bvi_on_real_mbufs() {
     };
     let pool = Arc::new(Mempool::with_data_room(&eal, "bvi_test", 512, 0, 2048 + 128).unwrap());
     let base = pool.in_use();
-    let fdb = Arc::new(Fdb::new(64));
-    let clock = Arc::new(Clock::default());
-    let mut learner = Learner::new(fdb.clone(), clock.clone());
-    learner.set_policy(
-        BRIDGE,
-        LearnPolicy {
-            learn: true,
-            limit: 100,
-            age: 300,
-        },
-    );
-    learner.set_members(BRIDGE, vec![A, B]);
-    let mut r = Rig {
-        pool: pool.clone(),
-        l2: L2Shared {
-            fdb: fdb.clone(),
-            learn: Arc::new(LearnQueues::new(1)),
-            clock,
-        },
-        slow: SlowPath::new(1, 64, 64),
-        counters: WorkerCounters::default(),
-        g: Graph::new(0),
-    };
+    let mut r = Rig::new(&pool, 64, &[(BRIDGE, vec![A, B])], (64, 64));
     let (plan, _w, _nhs) = plan();
 
     // 1. Bridge -> router: from A to the BVI's MAC, routed out of OUT with TTL 63.
     let f = udp(BVI_MAC, HOST_A, [10, 9, 0, 2], [10, 1, 2, 3]);
-    r.send(&plan, &[(A, f.clone())]);
+    r.send_each(&plan, &[(A, f.clone())]);
     let out = r.out(OUT);
     assert_eq!(out.len(), 1);
     assert_eq!(
@@ -318,20 +228,19 @@ fn bvi_on_real_mbufs() {
     assert_eq!(Ipv4Packet::new_checked(&out[0][14..]).unwrap().ttl(), 63);
     assert!(r.out(A).is_empty() && r.out(B).is_empty(), "not bridged");
     r.g.output_mut().clear();
-    // A was learned on its member (the learner takes the request).
-    learner.drain(&r.l2.learn);
+    // A was learned on its member (the learner took the request after the run).
     let key = |mac| FdbKey {
         bridge: BRIDGE,
         vlan: 0,
         mac,
     };
-    assert_eq!(fdb.lookup(&key(HOST_A)).map(|h| h.entry.port), Some(A));
+    assert_eq!(r.l2.fdb.lookup(&key(HOST_A)).map(|h| h.entry.port), Some(A));
 
     // 2. Router -> bridge: to 10.9.0.2 (HOST_A, learned on A) out of A only, from the BVI's
     //    MAC, TTL 63; to 10.9.0.3 (a MAC the bridge does not know) flooded to A and B.
     let to_a = udp(HOST_OUT, MAC_OUT, [10, 1, 2, 3], [10, 9, 0, 2]);
     let to_nobody = udp(HOST_OUT, MAC_OUT, [10, 1, 2, 3], [10, 9, 0, 3]);
-    r.send(&plan, &[(OUT, to_a.clone()), (OUT, to_nobody)]);
+    r.send_each(&plan, &[(OUT, to_a.clone()), (OUT, to_nobody)]);
     let (a, b) = (r.out(A), r.out(B));
     assert_eq!((a.len(), b.len()), (2, 1), "one to A, one flooded to both");
     assert_eq!((&a[0][0..6], &a[0][6..12]), (&HOST_A[..], &BVI_MAC[..]));
@@ -355,7 +264,7 @@ fn bvi_on_real_mbufs() {
     other.extend_from_slice(&[0x88, 0xb5]); // IEEE 802 local experimental ethertype
     other.resize(60, 0);
     let bridged = udp(HOST_B, HOST_A, [10, 9, 0, 2], [10, 9, 0, 4]);
-    r.send(
+    r.send_each(
         &plan,
         &[
             (A, req.clone()),
@@ -429,7 +338,7 @@ fn bvi_on_real_mbufs() {
         "2001:db8:9::2",
         "ff02::1:ff00:1",
     );
-    r.send(&plan, &[(A, a6), (OUT, c6), (A, ns.clone())]);
+    r.send_each(&plan, &[(A, a6), (OUT, c6), (A, ns.clone())]);
     let (a, b, o) = (r.out(A), r.out(B), r.out(OUT));
     assert_eq!((a.len(), b.len(), o.len()), (1, 1, 1));
     assert_eq!((&o[0][0..6], &o[0][6..12]), (&HOST_OUT[..], &MAC_OUT[..]));
@@ -450,13 +359,10 @@ fn bvi_on_real_mbufs() {
     r.g.output_mut().clear();
 
     // The BVI's MAC was never learned (the router's frames, from it, teach nothing).
-    learner.drain(&r.l2.learn);
-    assert!(fdb.lookup(&key(BVI_MAC)).is_none());
+    assert!(r.l2.fdb.lookup(&key(BVI_MAC)).is_none());
     assert!(r.punted().is_empty());
 
     drop(r);
-    drop(learner);
-    drop(fdb);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);
     eal.cleanup();

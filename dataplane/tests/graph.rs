@@ -8,16 +8,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::try_eal;
+use common::{try_eal, Rig};
 use dpdk::offload::{TX_IPV4, TX_TCP_CKSUM, TX_TCP_SEG, TX_UDP_CKSUM};
-use dpdk::{Mbuf, MbufOffload, Mempool};
-use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph, Lap, Meta};
-use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::Fdb;
-use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
+use dpdk::{MbufOffload, Mempool};
+use vswitch_dataplane::graph::Meta;
 use vswitch_dataplane::plan::{BridgePlan, ForwardingPlan, L2Port, VlanMode};
-use vswitch_dataplane::slowpath::{PuntReason, SlowPath};
+use vswitch_dataplane::slowpath::PuntReason;
 use vswitch_dataplane::wire::checksum;
 use vswitch_dataplane::{DropReason, IfacePlan, Input, Stage};
 
@@ -93,53 +89,6 @@ fn partial_udp() -> (Vec<u8>, u16) {
     (f, pseudo)
 }
 
-struct Rig {
-    pool: Arc<Mempool>,
-    l2: L2Shared,
-    slow: SlowPath,
-    counters: WorkerCounters,
-    g: Graph,
-}
-
-impl Rig {
-    fn mbuf(&self, bytes: &[u8]) -> Mbuf {
-        Mbuf::from_bytes(&self.pool, bytes).unwrap()
-    }
-
-    /// Puts `m` in the input vector as received on `rx_if`.
-    fn push(&mut self, rx_if: u16, m: Mbuf) {
-        let meta = Meta {
-            rx_if,
-            ..Meta::default()
-        };
-        assert!(self.g.input().push(m, meta).is_ok());
-    }
-
-    /// Runs the graph on the input vector (per-packet metadata: a mixed vector).
-    fn run(&mut self, plan: &ForwardingPlan) {
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        self.g.run(&ctx, None, &mut Lap::new(true, 0));
-        assert!(self.g.input().is_empty());
-    }
-
-    fn out(&self, iface: u16) -> Vec<Vec<u8>> {
-        match self.g.output().pending(iface) {
-            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
-            None => vec![],
-        }
-    }
-
-    fn stage_drops(&self, stage: Stage, r: DropReason) -> u64 {
-        self.counters.snapshot().stages[stage as usize].drops[r as usize]
-    }
-}
-
 #[test]
 fn graph_on_real_mbufs() {
     let args = dpdk::light_args("0", &format!("vsgr{}", std::process::id()));
@@ -148,17 +97,7 @@ fn graph_on_real_mbufs() {
     };
     let pool = Arc::new(Mempool::with_data_room(&eal, "gr_test", 512, 0, 9728 + 128).unwrap());
     let base = pool.in_use();
-    let mut r = Rig {
-        pool: pool.clone(),
-        l2: L2Shared {
-            fdb: Arc::new(Fdb::new(64)),
-            learn: Arc::new(LearnQueues::new(1)),
-            clock: Arc::new(Clock::default()),
-        },
-        slow: SlowPath::new(1, 8, 8),
-        counters: WorkerCounters::default(),
-        g: Graph::new(0),
-    };
+    let mut r = Rig::new(&pool, 64, &[], (8, 8));
     let p = plan();
 
     // 1. One vector, three interfaces: A's broadcast floods to B, X's frame goes to Y,
@@ -174,10 +113,7 @@ fn graph_on_real_mbufs() {
     assert_eq!(r.out(B), vec![fa.clone()]);
     assert_eq!(r.out(Y), vec![fx.clone()]);
     assert!(r.out(A).is_empty() && r.out(X).is_empty());
-    assert_eq!(
-        r.stage_drops(Stage::EthernetInput, DropReason::BadHeader),
-        1
-    );
+    assert_eq!(r.drops(Stage::EthernetInput, DropReason::BadHeader), 1);
     let mut punted = Vec::new();
     r.slow.receive(8, |w, p| punted.push((w, p)));
     assert_eq!(punted.len(), 1);
@@ -245,11 +181,8 @@ fn graph_on_real_mbufs() {
     meta.set_offload(&tso.offload());
     assert!(r.g.input().push(tso, meta).is_ok());
     r.run(&p);
-    assert_eq!(r.stage_drops(Stage::Output, DropReason::MtuExceeded), 1);
-    assert_eq!(
-        r.stage_drops(Stage::Output, DropReason::OffloadUnsupported),
-        1
-    );
+    assert_eq!(r.drops(Stage::Output, DropReason::MtuExceeded), 1);
+    assert_eq!(r.drops(Stage::Output, DropReason::OffloadUnsupported), 1);
     let sent = r.out(B);
     assert_eq!(sent.len(), 1, "only the UDP frame reaches B");
     let udp_out = &sent[0][34..];

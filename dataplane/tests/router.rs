@@ -10,16 +10,11 @@ mod common;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use common::try_eal;
-use dpdk::{Mbuf, Mempool};
-use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph, Lap, Meta};
-use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::Fdb;
-use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
+use common::{try_eal, Rig};
+use dpdk::Mempool;
 use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, NextHop, NextHops};
 use vswitch_dataplane::plan::{ForwardingPlan, L3Plan, L3Port, VrfPlan};
-use vswitch_dataplane::slowpath::{PuntReason, SlowPath};
+use vswitch_dataplane::slowpath::PuntReason;
 use vswitch_dataplane::wire::ipv4::{emit, Ipv4Packet, Ipv4Repr, PROTO_UDP};
 use vswitch_dataplane::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use vswitch_dataplane::{DropReason, IfacePlan, Input, Stage};
@@ -170,57 +165,6 @@ fn udp(dst: [u8; 4], sport: u16, ttl: u8, len: usize, df: bool) -> Vec<u8> {
     f
 }
 
-struct Rig {
-    pool: Arc<Mempool>,
-    l2: L2Shared,
-    slow: SlowPath,
-    counters: WorkerCounters,
-    g: Graph,
-}
-
-impl Rig {
-    fn send(&mut self, plan: &ForwardingPlan, frames: &[Vec<u8>]) {
-        for f in frames {
-            let m = Mbuf::from_bytes(&self.pool, f).unwrap();
-            let meta = Meta {
-                rx_if: IN,
-                ..Meta::default()
-            };
-            assert!(self.g.input().push(m, meta).is_ok());
-        }
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        self.g.run(&ctx, None, &mut Lap::new(false, 0));
-    }
-
-    fn out(&self, iface: u16) -> Vec<Vec<u8>> {
-        match self.g.output().pending(iface) {
-            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
-            None => vec![],
-        }
-    }
-
-    fn drops(&self, r: DropReason) -> u64 {
-        let s = self.counters.snapshot();
-        Stage::ALL
-            .iter()
-            .map(|&st| s.stages[st as usize].drops[r as usize])
-            .sum()
-    }
-
-    fn punted(&self) -> Vec<(PuntReason, Vec<u8>)> {
-        let mut v = Vec::new();
-        self.slow
-            .receive(64, |_, p| v.push((p.reason, p.mbuf.data().to_vec())));
-        v
-    }
-}
-
 #[test]
 fn ip4_forward_on_real_mbufs() {
     let args = dpdk::light_args("0", &format!("vsrt{}", std::process::id()));
@@ -229,24 +173,14 @@ fn ip4_forward_on_real_mbufs() {
     };
     let pool = Arc::new(Mempool::with_data_room(&eal, "rt_test", 512, 0, 4096 + 128).unwrap());
     let base = pool.in_use();
-    let mut r = Rig {
-        pool: pool.clone(),
-        l2: L2Shared {
-            fdb: Arc::new(Fdb::new(64)),
-            learn: Arc::new(LearnQueues::new(1)),
-            clock: Arc::new(Clock::default()),
-        },
-        slow: SlowPath::new(1, 64, 8),
-        counters: WorkerCounters::default(),
-        g: Graph::new(0),
-    };
+    let mut r = Rig::new(&pool, 64, &[], (64, 8));
     let (plan, _w, _nhs) = setup();
 
     // 1. A routed burst (all IPv4): forwarded with TTL - 1, a valid checksum, new MACs and
     //    the Ethernet padding dropped (a 28-byte IP packet in a 60-byte frame).
     let f = udp([10, 1, 2, 3], 1000, 64, 28, false);
     assert_eq!(f.len(), 60);
-    r.send(&plan, &[f.clone(), f.clone()]);
+    r.send(&plan, IN, &[f.clone(), f.clone()]);
     let out = r.out(OUT);
     assert_eq!(out.len(), 2);
     let o = &out[0];
@@ -283,7 +217,7 @@ fn ip4_forward_on_real_mbufs() {
         arp.clone(),                             // arp
         lldp,                                    // not_ip
     ];
-    r.send(&plan, &frames);
+    r.send(&plan, IN, &frames);
     let punted = r.punted();
     let reasons: Vec<PuntReason> = punted.iter().map(|p| p.0).collect();
     // ARP leaves from ethernet-input, before ip4-forward runs.
@@ -297,8 +231,8 @@ fn ip4_forward_on_real_mbufs() {
             PuntReason::FragNeeded,
         ]
     );
-    assert_eq!(punted[3].1, frames[2], "a punted packet is as received");
-    assert_eq!(punted[0].1, arp);
+    assert_eq!(punted[3].2, frames[2], "a punted packet is as received");
+    assert_eq!((punted[0].1, &punted[0].2), (IN, &arp));
     assert!(r.out(OUT).is_empty());
     for (reason, n) in [
         (DropReason::NoRoute, 2),
@@ -306,14 +240,14 @@ fn ip4_forward_on_real_mbufs() {
         (DropReason::Martian, 1),
         (DropReason::NotIp, 1),
     ] {
-        assert_eq!(r.drops(reason), n, "{}", reason.name());
+        assert_eq!(r.dropped(reason), n, "{}", reason.name());
     }
 
     // 3. ECMP: 64 flows to 10.3/16 take both ways; each flow keeps its way.
     let flows: Vec<Vec<u8>> = (0..64u16)
         .map(|s| udp([10, 3, 0, 9], 2000 + s, 64, 28, false))
         .collect();
-    r.send(&plan, &flows);
+    r.send(&plan, IN, &flows);
     let (a, b) = (r.out(OUT), r.out(ALT));
     assert_eq!(a.len() + b.len(), 64);
     assert!(
@@ -325,7 +259,7 @@ fn ip4_forward_on_real_mbufs() {
     assert!(b.iter().all(|f| f[0..6] == HOST_ALT && f[6..12] == MAC_ALT));
     let way = |f: &Vec<u8>| a.iter().any(|x| x[34..36] == f[34..36]);
     r.g.output_mut().clear();
-    r.send(&plan, &flows);
+    r.send(&plan, IN, &flows);
     let again = r.out(OUT);
     assert!(flows
         .iter()
@@ -341,7 +275,7 @@ fn ip4_forward_on_real_mbufs() {
     for (i, b) in big[14 + 28..].iter_mut().enumerate() {
         *b = i as u8;
     }
-    r.send(&plan, &[big.clone()]);
+    r.send(&plan, IN, &[big.clone()]);
     let frags = r.out(OUT);
     assert_eq!(frags.len(), 3);
     let mut data = Vec::new();
@@ -361,13 +295,13 @@ fn ip4_forward_on_real_mbufs() {
         "the payload, whole and in order"
     );
     r.g.output_mut().clear();
-    assert_eq!(r.drops(DropReason::MtuExceeded), 0);
+    assert_eq!(r.dropped(DropReason::MtuExceeded), 0);
 
     // 4. IPv6: forwarded with the hop limit - 1 and new MACs, the padding of a short
     //    packet dropped.
     let f = udp6("2001:db8:9::1", "2001:db8:1::5", 1000, 64, 48);
     assert_eq!(f.len(), 62);
-    r.send(&plan, &[f.clone(), f.clone()]);
+    r.send(&plan, IN, &[f.clone(), f.clone()]);
     let out = r.out(OUT);
     assert_eq!(out.len(), 2);
     let o = &out[0];
@@ -382,7 +316,7 @@ fn ip4_forward_on_real_mbufs() {
     r.g.output_mut().clear();
 
     // 5. IPv6's slow path and drops in one mixed burst.
-    let drops_before = |r: &Rig, d| r.drops(d);
+    let drops_before = |r: &Rig, d| r.dropped(d);
     let (nr0, m0, bh0) = (
         drops_before(&r, DropReason::NoRoute),
         drops_before(&r, DropReason::Martian),
@@ -402,7 +336,7 @@ fn ip4_forward_on_real_mbufs() {
         udp6("fe80::9", "2001:db8:1::5", 1, 64, 48),       // martian (link-local leaving)
         short,                                             // bad_header
     ];
-    r.send(&plan, &frames);
+    r.send(&plan, IN, &frames);
     let punted = r.punted();
     let reasons: Vec<PuntReason> = punted.iter().map(|p| p.0).collect();
     assert_eq!(
@@ -415,17 +349,17 @@ fn ip4_forward_on_real_mbufs() {
             PuntReason::FragNeeded,
         ]
     );
-    assert_eq!(punted[3].1, frames[3], "a punted packet is as received");
+    assert_eq!(punted[3].2, frames[3], "a punted packet is as received");
     assert!(r.out(OUT).is_empty());
-    assert_eq!(r.drops(DropReason::NoRoute) - nr0, 2);
-    assert_eq!(r.drops(DropReason::Martian) - m0, 2);
-    assert_eq!(r.drops(DropReason::BadHeader) - bh0, 1);
+    assert_eq!(r.dropped(DropReason::NoRoute) - nr0, 2);
+    assert_eq!(r.dropped(DropReason::Martian) - m0, 2);
+    assert_eq!(r.dropped(DropReason::BadHeader) - bh0, 1);
 
     // 6. IPv6 ECMP: 64 flows to 2001:db8:3::/48 take both ways, each flow keeps its way.
     let flows: Vec<Vec<u8>> = (0..64u16)
         .map(|s| udp6("2001:db8:9::1", "2001:db8:3::9", 2000 + s, 64, 48))
         .collect();
-    r.send(&plan, &flows);
+    r.send(&plan, IN, &flows);
     let (a, b) = (r.out(OUT), r.out(ALT));
     assert_eq!(a.len() + b.len(), 64);
     assert!(
@@ -437,13 +371,13 @@ fn ip4_forward_on_real_mbufs() {
     let port = |f: &Vec<u8>| f[54..56].to_vec();
     let first: Vec<Vec<u8>> = a.iter().map(port).collect();
     r.g.output_mut().clear();
-    r.send(&plan, &flows);
+    r.send(&plan, IN, &flows);
     let again: Vec<Vec<u8>> = r.out(OUT).iter().map(port).collect();
     assert_eq!(first, again, "every flow keeps its way");
     r.g.output_mut().clear();
     let s = r.counters.snapshot();
     assert_eq!(s.stages[Stage::Ip6Forward as usize].packets, 2 + 10 + 128);
-    assert_eq!(r.drops(DropReason::MtuExceeded), 0);
+    assert_eq!(r.dropped(DropReason::MtuExceeded), 0);
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);

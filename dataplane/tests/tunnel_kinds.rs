@@ -10,19 +10,14 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use common::try_eal;
-use dpdk::{Mbuf, Mempool};
-use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph, Lap, Meta};
-use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
-use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
+use common::{try_eal, Rig};
+use dpdk::Mempool;
+use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, NextHop, NextHops};
 use vswitch_dataplane::plan::{
     BridgePlan, ForwardingPlan, L2Port, L3Plan, L3Port, TunnelEncap, TunnelPlan, VlanMode, VrfPlan,
     WorkerPlan,
 };
-use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::wire::geneve::GeneveHeader;
 use vswitch_dataplane::wire::gre::{GrePacket, GreRepr};
 use vswitch_dataplane::wire::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTO_GRE, PROTO_UDP};
@@ -262,46 +257,6 @@ fn plan() -> (ForwardingPlan, Tables) {
     (plan, (u4, u6, o4, o6, nhs))
 }
 
-struct Rig {
-    pool: Arc<Mempool>,
-    l2: L2Shared,
-    learner: Learner,
-    slow: SlowPath,
-    counters: WorkerCounters,
-    g: Graph,
-}
-
-impl Rig {
-    fn send(&mut self, plan: &ForwardingPlan, rx: u16, frames: &[Vec<u8>]) {
-        for f in frames {
-            let m = Mbuf::from_bytes(&self.pool, f).unwrap();
-            let meta = Meta {
-                rx_if: rx,
-                ..Meta::default()
-            };
-            assert!(self.g.input().push(m, meta).is_ok());
-        }
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        self.g.run(&ctx, None, &mut Lap::new(false, 0));
-        self.learner.drain(&self.l2.learn);
-    }
-
-    fn take(&mut self, iface: u16) -> Vec<Vec<u8>> {
-        let v = match self.g.output().pending(iface) {
-            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
-            None => vec![],
-        };
-        self.g.output_mut().clear();
-        v
-    }
-}
-
 /// The outer IPv4 header of `f` (checked: from LOCAL, MAC_UL, TTL 64, checksum) and what
 /// follows it.
 fn outer(f: &[u8]) -> (Ipv4Addr, u8, Vec<u8>) {
@@ -321,30 +276,7 @@ fn gre_geneve_and_ipip_on_real_mbufs() {
     };
     let pool = Arc::new(Mempool::with_data_room(&eal, "tk_test", 512, 0, 2048 + 128).unwrap());
     let base = pool.in_use();
-    let fdb = Arc::new(Fdb::new(1024));
-    let clock = Arc::new(Clock::default());
-    let mut learner = Learner::new(fdb.clone(), clock.clone());
-    learner.set_policy(
-        1,
-        LearnPolicy {
-            learn: true,
-            limit: 100,
-            age: 300,
-        },
-    );
-    learner.set_members(1, vec![POD, G, GV]);
-    let mut r = Rig {
-        pool: pool.clone(),
-        l2: L2Shared {
-            fdb,
-            learn: Arc::new(LearnQueues::new(1)),
-            clock,
-        },
-        learner,
-        slow: SlowPath::new(1, 64, 8),
-        counters: WorkerCounters::default(),
-        g: Graph::new(0),
-    };
+    let mut r = Rig::new(&pool, 1024, &[(1, vec![POD, G, GV])], (64, 8));
     let (plan, _tables) = plan();
 
     // A broadcast from POD: one GRE packet (key 7, 0x6558) to R2, Geneve (VNI 9, 0x6558)

@@ -9,17 +9,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::try_eal;
-use dpdk::{Mbuf, Mempool};
-use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph, Lap};
-use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::{Fdb, FdbKey};
-use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
+use common::{try_eal, Rig};
+use dpdk::Mempool;
+use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::plan::{
     BridgePlan, ForwardingPlan, L2Port, TunnelEncap, TunnelPlan, VlanMode, WorkerPlan,
 };
-use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{DropReason, IfacePlan, Input, Tx};
 
 const A: u16 = 0;
@@ -95,51 +90,16 @@ fn a_bridge_with_a_tunnel_member_switches_the_others_and_counts_what_goes_to_the
     };
     let pool = Arc::new(Mempool::new(&eal, "tun_test", 512, 0).unwrap());
     let base = pool.in_use();
-    let fdb = Arc::new(Fdb::new(1024));
-    let clock = Arc::new(Clock::default());
-    let mut learner = Learner::new(fdb.clone(), clock.clone());
-    learner.set_policy(
-        1,
-        LearnPolicy {
-            learn: true,
-            limit: 100,
-            age: 300,
-        },
-    );
-    learner.set_members(1, vec![A, B, T]);
-    let l2 = L2Shared {
-        fdb,
-        learn: Arc::new(LearnQueues::new(1)),
-        clock,
-    };
-    let slow = SlowPath::new(1, 4, 4);
-    let counters = WorkerCounters::default();
-    let mut w = Graph::new(0);
+    let mut r = Rig::new(&pool, 1024, &[(1, vec![A, B, T])], (4, 4));
     let p = plan();
     assert_eq!(p.tunnel(T).map(|t| t.mtu), Some(1450));
-    let ctx = Ctx {
-        worker: 0,
-        plan: &p,
-        l2: &l2,
-        slow: &slow,
-        counters: &counters,
-    };
-    let send = |w: &mut Graph, learner: &mut Learner, port: u16, f: &[u8]| {
-        w.input()
-            .burst_mut()
-            .push(Mbuf::from_bytes(&pool, f).unwrap())
-            .unwrap();
-        let summary = w.input().burst_mut().summary();
-        w.run(&ctx, Some((port, summary)), &mut Lap::new(true, 0));
-        learner.drain(&l2.learn);
-    };
-    let out = |w: &Graph, port: u16| w.output().pending(port).map_or(0, |o| o.len());
+    let out = |r: &Rig, port: u16| r.out(port).len();
 
     // A broadcast from A floods to B and to the tunnel, whose underlay has no route.
-    send(&mut w, &mut learner, A, &frame([0xff; 6], mac(0xa)));
-    assert_eq!((out(&w, B), out(&w, T), out(&w, A)), (1, 0, 0));
-    w.flush(&ctx);
-    let s = counters.snapshot();
+    r.send_burst(&p, A, &[frame([0xff; 6], mac(0xa))]);
+    assert_eq!((out(&r, B), out(&r, T), out(&r, A)), (1, 0, 0));
+    r.flush(&p);
+    let s = r.counters.snapshot();
     assert_eq!(s.dropped(DropReason::NoRoute), 1, "the tunnel's copy");
     assert_eq!(
         s.dropped(DropReason::NoTxQueue),
@@ -147,18 +107,18 @@ fn a_bridge_with_a_tunnel_member_switches_the_others_and_counts_what_goes_to_the
         "B's copy (no DPDK queue here)"
     );
     assert_eq!(
-        counters.iface(T).drops,
+        r.counters.iface(T).drops,
         1,
         "counted on the tunnel's interface"
     );
 
     // B -> A is known unicast (A was learned): A only, nothing toward the tunnel.
-    send(&mut w, &mut learner, B, &frame(mac(0xa), mac(0xb)));
-    assert_eq!((out(&w, A), out(&w, T)), (1, 0));
-    w.flush(&ctx);
+    r.send_burst(&p, B, &[frame(mac(0xa), mac(0xb))]);
+    assert_eq!((out(&r, A), out(&r, T)), (1, 0));
+    r.flush(&p);
     // A -> a MAC set on the tunnel without a VTEP (the dataplane entry has none): to the
     // tunnel's output, which nothing encapsulates.
-    learner
+    r.learner
         .add_statics(&[(
             FdbKey {
                 bridge: 1,
@@ -168,13 +128,13 @@ fn a_bridge_with_a_tunnel_member_switches_the_others_and_counts_what_goes_to_the
             T,
         )])
         .unwrap();
-    send(&mut w, &mut learner, A, &frame(mac(0xe), mac(0xa)));
-    assert_eq!((out(&w, T), out(&w, B)), (1, 0));
-    w.flush(&ctx);
-    assert_eq!(counters.snapshot().dropped(DropReason::NoEncap), 1);
-    assert_eq!(counters.iface(T).drops, 2);
+    r.send_burst(&p, A, &[frame(mac(0xe), mac(0xa))]);
+    assert_eq!((out(&r, T), out(&r, B)), (1, 0));
+    r.flush(&p);
+    assert_eq!(r.counters.snapshot().dropped(DropReason::NoEncap), 1);
+    assert_eq!(r.counters.iface(T).drops, 2);
 
-    drop(w);
+    drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);
     eal.cleanup();

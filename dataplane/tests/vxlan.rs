@@ -19,20 +19,17 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use common::try_eal;
+use common::{try_eal, Rig};
 use dpdk::offload::{TX_IPV4, TX_REQUESTS, TX_UDP_CKSUM};
-use dpdk::{Mbuf, MbufOffload, Mempool};
-use vswitch_dataplane::counters::WorkerCounters;
-use vswitch_dataplane::graph::{Ctx, Graph, Lap, Meta};
-use vswitch_dataplane::l2::bridge::L2Shared;
-use vswitch_dataplane::l2::fdb::{Fdb, FdbKey, ALL_REMOTES};
-use vswitch_dataplane::l2::learn::{Clock, LearnPolicy, LearnQueues, Learner};
+use dpdk::{MbufOffload, Mempool};
+use vswitch_dataplane::graph::Meta;
+use vswitch_dataplane::l2::fdb::{FdbKey, ALL_REMOTES};
 use vswitch_dataplane::l3::{Fib4Writer, Fib6Writer, NextHop, NextHops};
 use vswitch_dataplane::plan::{
     BridgePlan, ForwardingPlan, L2Port, L3Plan, L3Port, TunnelEncap, TunnelPlan, VlanMode, VrfPlan,
     WorkerPlan,
 };
-use vswitch_dataplane::slowpath::{PuntReason, SlowPath};
+use vswitch_dataplane::slowpath::PuntReason;
 use vswitch_dataplane::wire::checksum;
 use vswitch_dataplane::wire::ethernet::Frame;
 use vswitch_dataplane::wire::ipv4::{self, Ipv4Packet, Ipv4Repr, PROTO_ICMP, PROTO_UDP};
@@ -326,91 +323,18 @@ fn outer(f: &[u8], port: u16) -> Outer {
     }
 }
 
-struct Rig {
-    pool: Arc<Mempool>,
-    l2: L2Shared,
-    learner: Learner,
-    slow: SlowPath,
-    counters: WorkerCounters,
-    g: Graph,
-}
-
-impl Rig {
-    /// Runs the graph on `frames` received on `rx`, then lets the learner learn.
-    fn send(&mut self, plan: &ForwardingPlan, rx: u16, frames: &[Vec<u8>]) {
-        for f in frames {
-            let m = Mbuf::from_bytes(&self.pool, f).unwrap();
-            let meta = Meta {
-                rx_if: rx,
-                ..Meta::default()
-            };
-            assert!(self.g.input().push(m, meta).is_ok());
-        }
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        self.g.run(&ctx, None, &mut Lap::new(false, 0));
-        self.learner.drain(&self.l2.learn);
-    }
-
-    /// Runs the graph on one frame received on `rx` whose mbuf carries offload state `o`
-    /// (as a device that verified or asked for checksums leaves it).
-    fn send_offload(&mut self, plan: &ForwardingPlan, rx: u16, f: &[u8], o: &MbufOffload) {
-        let mut m = Mbuf::from_bytes(&self.pool, f).unwrap();
-        m.set_offload(o);
-        let mut meta = Meta {
-            rx_if: rx,
-            ..Meta::default()
-        };
-        meta.set_offload(&m.offload());
-        assert!(self.g.input().push(m, meta).is_ok());
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
-        self.g.run(&ctx, None, &mut Lap::new(false, 0));
-        self.learner.drain(&self.l2.learn);
-    }
-
-    /// The offload flags of the frames queued for `iface`.
-    fn flags(&self, iface: u16) -> Vec<u64> {
-        match self.g.output().pending(iface) {
-            Some(o) => (0..o.len()).map(|i| o.offload(i).ol_flags).collect(),
-            None => vec![],
-        }
-    }
-
-    /// The frames queued for `iface`, taken off the output.
-    fn take(&mut self, iface: u16) -> Vec<Vec<u8>> {
-        let v = match self.g.output().pending(iface) {
-            Some(o) => (0..o.len()).map(|i| o.data(i).to_vec()).collect(),
-            None => vec![],
-        };
-        v
-    }
-
-    fn clear(&mut self) {
-        self.g.output_mut().clear();
-    }
-
-    fn drops(&self, stage: Stage, r: DropReason) -> u64 {
-        self.counters.snapshot().stages[stage as usize].drops[r as usize]
-    }
-
-    fn punted(&self) -> Vec<(PuntReason, u16, Vec<u8>)> {
-        let mut v = Vec::new();
-        self.slow.receive(64, |_, p| {
-            v.push((p.reason, p.iface, p.mbuf.data().to_vec()))
-        });
-        v
-    }
+/// Runs the graph on one frame received on `rx` whose mbuf carries offload state `o` (as a
+/// device that verified or asked for checksums leaves it).
+fn send_offload(r: &mut Rig, plan: &ForwardingPlan, rx: u16, f: &[u8], o: &MbufOffload) {
+    let mut m = r.mbuf(f);
+    m.set_offload(o);
+    let mut meta = Meta {
+        rx_if: rx,
+        ..Meta::default()
+    };
+    meta.set_offload(&m.offload());
+    r.push_meta(m, meta);
+    r.run(plan);
 }
 
 #[test]
@@ -421,32 +345,12 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     };
     let pool = Arc::new(Mempool::with_data_room(&eal, "vx_test", 1024, 0, 2048 + 128).unwrap());
     let base = pool.in_use();
-    let fdb = Arc::new(Fdb::new(1024));
-    let clock = Arc::new(Clock::default());
-    let mut learner = Learner::new(fdb.clone(), clock.clone());
-    for (b, members) in [(1, vec![POD, T]), (2, vec![POD2, T2])] {
-        learner.set_policy(
-            b,
-            LearnPolicy {
-                learn: true,
-                limit: 100,
-                age: 300,
-            },
-        );
-        learner.set_members(b, members);
-    }
-    let mut r = Rig {
-        pool: pool.clone(),
-        l2: L2Shared {
-            fdb,
-            learn: Arc::new(LearnQueues::new(1)),
-            clock,
-        },
-        learner,
-        slow: SlowPath::new(1, 64, 8),
-        counters: WorkerCounters::default(),
-        g: Graph::new(0),
-    };
+    let mut r = Rig::new(
+        &pool,
+        1024,
+        &[(1, vec![POD, T]), (2, vec![POD2, T2])],
+        (64, 8),
+    );
     let (plan, _tables) = plan();
     let key = |bridge, m| FdbKey {
         bridge,
@@ -458,7 +362,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     //    packet per remote, each to its next hop's MAC, the inner frame unchanged.
     let bcast = frame([0xff; 6], mac(1), 60);
     r.send(&plan, POD, std::slice::from_ref(&bcast));
-    let out = r.take(UL);
+    let out = r.out(UL);
     assert_eq!(out.len(), 2, "one copy per remote");
     let (a, b) = (outer(&out[0], 4789), outer(&out[1], 4789));
     assert_eq!((a.eth_dst, a.dst, a.vni), (NH2, R2, 42));
@@ -467,7 +371,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     assert_eq!(b.inner, bcast);
     assert_eq!(a.sport, b.sport, "one flow, one source port");
     assert_eq!(out[0].len(), bcast.len() + 50);
-    assert!(r.take(POD).is_empty(), "never back to the sender");
+    assert!(r.out(POD).is_empty(), "never back to the sender");
     assert_eq!(r.counters.iface(T).tx_packets, 2);
     r.clear();
 
@@ -475,7 +379,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     //    sent; its source is learned behind T with R2 as its VTEP.
     let from_r2 = frame(mac(1), mac(0x22), 64);
     r.send(&plan, UL, &[vxlan_in(R2, 4789, 42, &from_r2)]);
-    assert_eq!(r.take(POD), vec![from_r2.clone()]);
+    assert_eq!(r.out(POD), vec![from_r2.clone()]);
     let hit = r.l2.fdb.lookup(&key(1, mac(0x22))).expect("learned");
     assert_eq!((hit.entry.port, hit.remote), (T, ip(R2)));
     assert!(!hit.entry.is_static);
@@ -493,7 +397,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     let mut other_flow = to_r2.clone();
     other_flow[14 + 20] = 0x77; // another source port
     r.send(&plan, POD, &[to_r2.clone(), other_flow.clone()]);
-    let out = r.take(UL);
+    let out = r.out(UL);
     assert_eq!(out.len(), 2);
     let (o1, o2) = (outer(&out[0], 4789), outer(&out[1], 4789));
     assert_eq!((o1.eth_dst, o1.dst, o1.inner), (NH2, R2, to_r2.clone()));
@@ -506,7 +410,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     r.clear();
     assert_eq!(r.l2.fdb.lookup(&key(1, mac(0x22))).unwrap().remote, ip(R3));
     r.send(&plan, POD, std::slice::from_ref(&to_r2));
-    let out = r.take(UL);
+    let out = r.out(UL);
     assert_eq!(out.len(), 1);
     assert_eq!(outer(&out[0], 4789).dst, R3);
     r.clear();
@@ -523,7 +427,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
         POD,
         &[frame(mac(0x33), mac(1), 60), frame(mac(0x44), mac(1), 60)],
     );
-    let out = r.take(UL);
+    let out = r.out(UL);
     let dsts: Vec<Ipv4Addr> = out.iter().map(|f| outer(f, 4789).dst).collect();
     assert_eq!(dsts, vec![R3, R2, R3]);
     r.clear();
@@ -531,8 +435,8 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     // 6. VNIs stay apart: VNI 43 reaches bridge 2 only, and is learned there.
     let other_vni = frame([0xff; 6], mac(0x55), 60);
     r.send(&plan, UL, &[vxlan_in(R2, 4789, 43, &other_vni)]);
-    assert_eq!(r.take(POD2), vec![other_vni]);
-    assert!(r.take(POD).is_empty());
+    assert_eq!(r.out(POD2), vec![other_vni]);
+    assert!(r.out(POD).is_empty());
     assert!(r.l2.fdb.lookup(&key(1, mac(0x55))).is_none());
     assert_eq!(r.l2.fdb.lookup(&key(2, mac(0x55))).unwrap().entry.port, T2);
     r.clear();
@@ -561,7 +465,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
         vxlan_in(R2, 4789, 42, &good),
     ];
     r.send(&plan, UL, &frames);
-    assert_eq!(r.take(POD), vec![good.clone(), good.clone()]);
+    assert_eq!(r.out(POD), vec![good.clone(), good.clone()]);
     let d = Stage::TunnelDecap;
     for (reason, n) in [
         (DropReason::VxlanNoIFlag, 1),
@@ -588,7 +492,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
         r.drops(Stage::TunnelEncap, DropReason::TunnelMtuExceeded),
         1
     );
-    let out = r.take(UL);
+    let out = r.out(UL);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].len(), 1464 + 50, "1500 bytes of outer IPv4");
     r.clear();
@@ -622,7 +526,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
         60,
     );
     r.send(&plan, NET, std::slice::from_ref(&pkt));
-    let out = r.take(UL);
+    let out = r.out(UL);
     assert_eq!(out.len(), 1);
     let o = outer(&out[0], vxlan::PORT_LINUX);
     assert_eq!((o.dst, o.vni), (R2, 1));
@@ -642,7 +546,7 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
         60,
     );
     r.send(&plan, UL, &[vxlan_in(R2, vxlan::PORT_LINUX, 1, &reply)]);
-    let out = r.take(NET);
+    let out = r.out(NET);
     assert_eq!(out.len(), 1);
     assert_eq!((&out[0][0..6], &out[0][6..12]), (&HOST[..], &MAC_NET[..]));
     assert_eq!(Ipv4Packet::new_checked(&out[0][14..]).unwrap().ttl(), 63);
@@ -669,8 +573,8 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
         l3_len: 20,
         tso_segsz: 0,
     };
-    r.send_offload(&plan, POD, &partial, &request);
-    let out = r.take(UL);
+    send_offload(&mut r, &plan, POD, &partial, &request);
+    let out = r.out(UL);
     assert_eq!(out.len(), 1);
     let o = outer(&out[0], 4789);
     let udp_in = &o.inner[14 + 20..];
@@ -704,8 +608,8 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
         l3_len: 20,
         tso_segsz: 0,
     };
-    r.send_offload(&plan, UL, &vxlan_in(R2, 4789, 42, &good), &stale);
-    assert_eq!(r.take(POD), vec![good]);
+    send_offload(&mut r, &plan, UL, &vxlan_in(R2, 4789, 42, &good), &stale);
+    assert_eq!(r.out(POD), vec![good]);
     assert_eq!(r.flags(POD).len(), 1);
     assert!(
         r.flags(POD).iter().all(|f| f & TX_REQUESTS == 0),

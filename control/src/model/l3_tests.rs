@@ -942,17 +942,6 @@ fn changes_after_routes_in_one_transaction_see_them() {
 fn neighbours_are_validated() {
     for (c, code, text) in [
         (
-            neigh("a", "10.0.1.5", MAC1),
-            Code::Conflict,
-            "neighbour 10.0.1.5 is not in a connected subnet of interface \"a\" (add an \
-             address in its subnet first)",
-        ),
-        (
-            neigh("spare", "10.0.0.5", MAC1),
-            Code::Conflict,
-            "not in a connected subnet of interface \"spare\"",
-        ),
-        (
             neigh("a", "10.0.0.5", "03:00:00:00:00:01"),
             Code::Invalid,
             "mac 03:00:00:00:00:01 is a multicast address; a unicast address is needed",
@@ -977,7 +966,23 @@ fn neighbours_are_validated() {
             Code::Invalid,
             "ip 224.0.0.5 is a multicast address",
         ),
+        (
+            neigh("a", "255.255.255.255", MAC1),
+            Code::Invalid,
+            "ip 255.255.255.255 is the broadcast address",
+        ),
+        (
+            neigh("a", "ff02::1", MAC1),
+            Code::Invalid,
+            "ip ff02::1 is a multicast address",
+        ),
+        (
+            neigh("a", "10.0.0.5", "ff:ff:ff:ff:ff:ff"),
+            Code::Invalid,
+            "multicast address",
+        ),
         (neigh("m", "10.0.0.5", MAC1), Code::Conflict, "L2 only"),
+        (neigh("x1", "10.0.0.5", MAC1), Code::Conflict, "L2 only"),
         (neigh("nope", "10.0.0.5", MAC1), Code::NotFound, "not found"),
         (neigh("a", "", MAC1), Code::Invalid, "ip is required"),
         (
@@ -1033,6 +1038,52 @@ fn neighbours_are_validated() {
         s.diff.l3.neighbor_config,
         Some(NeighConfig { limit: 10, age: 9 })
     );
+}
+
+/// A static neighbour need not lie in a connected subnet of its interface (Linux's `ip
+/// neigh add` takes it; flannel's onlink gateway is outside the /32 of its VXLAN device):
+/// on an interface with no address, on one whose subnets do not hold it, in another
+/// interface's subnet; it then serves an onlink route through it.
+#[test]
+fn neighbours_need_no_connected_subnet() {
+    let s = accepted(
+        &base(),
+        vec![
+            neigh("spare", "10.0.0.5", MAC1),
+            neigh("a", "10.0.1.5", MAC2),
+            neigh("b", "10.244.1.0", MAC1),
+            neigh("spare", "2001:db8:9::9", MAC2),
+            C::AddRoute(pb::AddRouteRequest {
+                prefix: "10.244.1.0/24".into(),
+                vrf: 0,
+                nexthops: vec![pb::NextHop {
+                    via: "10.244.1.0".into(),
+                    iface: "b".into(),
+                }],
+                onlink: true,
+            }),
+        ],
+    );
+    check_invariants(&s.model);
+    assert_eq!(s.diff.l3.neighbors.added.len(), 4);
+    assert_eq!(
+        s.model.neighbors.get(&(Arc::from("b"), ip("10.244.1.0"))),
+        Some(&[2, 0, 0, 0, 0, 1])
+    );
+    // Outside every subnet it stays when an address of its interface goes; deleting it or
+    // its interface takes it.
+    let s = accepted(&s.model, vec![addr_del("b", "10.0.1.1/24")]);
+    assert!(s.diff.l3.neighbors.removed.is_empty());
+    assert!(s
+        .model
+        .neighbors
+        .contains_key(&(Arc::from("b"), ip("10.244.1.0"))));
+    let s = accepted(
+        &s.model,
+        vec![neigh_del("spare", "10.0.0.5"), del_iface("spare")],
+    );
+    assert_eq!(s.diff.l3.neighbors.removed.len(), 2);
+    assert_eq!(s.model.neighbors.len(), 3);
 }
 
 #[test]
@@ -1556,14 +1607,9 @@ fn check_invariants(m: &Model) {
             .collect::<BTreeMap<_, _>>(),
         lens
     );
-    // Neighbours: on L3 interfaces, in a connected subnet of theirs (or link-local).
+    // Neighbours: on L3 interfaces (in a connected subnet of theirs or not).
     for (n, a) in m.neighbors.keys() {
         assert!(!is_l2(n), "neighbour {a} on L2 interface {n}");
-        let vrf = l3(n).vrf;
-        assert!(
-            ip::is_link_local_v6(a) || route::gateway_iface(m, vrf, a, Some(n)).is_some(),
-            "neighbour {a} of {n} in no subnet of it"
-        );
     }
 }
 

@@ -620,14 +620,13 @@ fn a_tunnel_is_a_bridge_member_or_an_l3_interface() {
         ],
     );
 
-    // flannel's way: an addressed vxlan tunnel, a route onlink through it and a MAC ->
-    // VTEP entry for the remote node (flannel's static neighbour of the onlink gateway is
-    // refused by neigh.rs, which wants a connected subnet: a /16 here).
+    // flannel's way: an addressed vxlan tunnel (a /32 alone), a route onlink through it, a
+    // static neighbour for the onlink gateway outside every subnet of the tunnel, and a
+    // MAC -> VTEP entry for the remote node.
     let f = build_on(
         &m,
         vec![
             addr("vx", "10.244.0.0/32"),
-            addr("vx", "10.244.0.1/16"),
             C::AddRoute(pb::AddRouteRequest {
                 prefix: "10.245.1.0/24".into(),
                 vrf: 0,
