@@ -182,6 +182,20 @@ impl Trie<32> {
         prefetch(&self.tbl24[(ip >> 8) as usize]);
     }
 
+    /// Prefetches the second-level entry of `ip` if its first-level one (prefetched a
+    /// while before) says there is one, so that a vector's second-level misses overlap
+    /// too.
+    #[inline(always)]
+    pub fn prefetch_second(&self, ip: u32) {
+        let e = self.tbl24[(ip >> 8) as usize].load(Relaxed);
+        if e & EXT != 0 {
+            let i = ((e & VALUE) as usize) << 8 | (ip & 0xff) as usize;
+            if let Some(x) = self.tbl8.get(i) {
+                prefetch(x);
+            }
+        }
+    }
+
     /// Looks up every address of `ips` into `out` (`NO_ROUTE` where none), prefetching the
     /// first-level entries of the whole batch before reading any.
     #[inline]
@@ -232,6 +246,35 @@ impl Trie<128> {
     #[inline(always)]
     pub fn prefetch(&self, a: u128) {
         prefetch(&self.tbl24[(a >> 104) as usize]);
+    }
+
+    /// Walks `depth` levels down for `a` (entries prefetched by the calls for the levels
+    /// above) and prefetches the entry of the level below if there is one; whether there
+    /// was. Calling it for depth 1, 2, ... over a vector, each depth for every address
+    /// before the next, makes the vector's misses at each level overlap.
+    #[inline(always)]
+    pub fn prefetch_level(&self, a: u128, depth: u32) -> bool {
+        let mut e = self.tbl24[(a >> 104) as usize].load(Relaxed);
+        let mut shift = 96u32;
+        for _ in 1..depth {
+            if e & EXT == 0 || shift < 8 {
+                return false;
+            }
+            let i = ((e & VALUE) as usize) << 8 | ((a >> shift) & 0xff) as usize;
+            e = self.tbl8.get(i).map_or(0, |x| x.load(Relaxed));
+            shift -= 8;
+        }
+        if e & EXT == 0 {
+            return false;
+        }
+        let i = ((e & VALUE) as usize) << 8 | ((a >> shift) & 0xff) as usize;
+        match self.tbl8.get(i) {
+            Some(x) => {
+                prefetch(x);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Looks up every address of `addrs` into `out` (`NO_ROUTE` where none).
@@ -707,6 +750,12 @@ mod tests {
         assert_eq!(m(a | 0x1_0000 << 64 | 5 << 64 | 2), Some((3, 64)));
         assert_eq!(m(a | 0x1_0000 << 64 | 5 << 64 | 1), Some((4, 128)));
         assert_eq!(m(1), None);
+        // The level-by-level prefetch walks as deep as the lookup: a /128 takes the first
+        // level and 13 below it, an address without a route only the first.
+        let host = a | 0x1_0000 << 64 | 5 << 64 | 1;
+        let levels = (1..20).take_while(|d| f.prefetch_level(host, *d)).count();
+        assert_eq!(levels, 13);
+        assert!(!f.prefetch_level(1, 1));
         w.remove(a | 0x1_0000 << 64 | 5 << 64 | 1, 128).unwrap();
         w.remove(a | 0x1_0000 << 64 | 5 << 64, 64).unwrap();
         w.remove(a | 0x1_0000 << 64, 48).unwrap();

@@ -1,7 +1,8 @@
 //! The forwarding loop that ip4-forward and ip6-forward share: a vector is routed in two
-//! passes, the first validating every packet and prefetching its first-level FIB entry, the
-//! second looking up, resolving the next hop, rewriting and handing on, so the vector's FIB
-//! misses overlap. What differs between IPv4 and IPv6 (header checks, the FIB, the hop
+//! passes, the first validating every packet and prefetching its first-level FIB entry
+//! (ethernet-input prefetched it already for a received burst), then, between the passes,
+//! the second-level entries of those that need one, the second looking up, resolving the
+//! next hop, rewriting and handing on, so the vector's FIB misses overlap. What differs between IPv4 and IPv6 (header checks, the FIB, the hop
 //! rewrite, the flow hash) is a [`Family`].
 //!
 //! Reads: `meta.rx_if`; the plan's L3 port of the input interface (VRF) and of the output
@@ -60,6 +61,9 @@ pub(crate) trait Family {
     /// Validates the packet (the bytes after the Ethernet header).
     fn check(ip: &[u8]) -> Check<Self::Addr>;
     fn prefetch(f: &Self::Fib, a: Self::Addr);
+    /// Prefetches the entry of the level below `depth` (1: the first level), if there is
+    /// one (the entries down to `depth` were prefetched); whether there was.
+    fn prefetch_level(f: &Self::Fib, a: Self::Addr, depth: u32) -> bool;
     fn lookup(f: &Self::Fib, a: Self::Addr) -> Option<u32>;
     /// A hash of the packet's flow, to pick one ECMP member per flow.
     fn flow_hash(ip: &[u8]) -> u32;
@@ -145,6 +149,20 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
             F::prefetch(f, dst);
         }
         checks.push(c);
+    }
+    // Between the passes: level by level, the next-level entries of the destinations that
+    // have one (prefixes longer than /24; IPv6 walks down a level per 8 bits), so that the
+    // vector's misses at each level overlap as well.
+    for depth in 1.. {
+        let mut deeper = false;
+        for (c, meta) in checks.iter().zip(vector.meta.iter()) {
+            if let (Check::Route(dst), Some(f)) = (*c, fibs.get(meta.rx_if)) {
+                deeper |= F::prefetch_level(f, dst, depth);
+            }
+        }
+        if !deeper {
+            break;
+        }
     }
     // Second pass: look up, resolve, rewrite, hand on.
     let nexthops = ctx.plan.l3.nexthops.as_deref();

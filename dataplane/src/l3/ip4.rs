@@ -72,6 +72,13 @@ impl Family for Ip4 {
     }
 
     #[inline(always)]
+    fn prefetch_level(f: &Fib4, a: u32, _depth: u32) -> bool {
+        // DIR-24-8: one level below the first, nothing deeper.
+        f.prefetch_second(a);
+        false
+    }
+
+    #[inline(always)]
     fn lookup(f: &Fib4, a: u32) -> Option<u32> {
         f.lookup(a)
     }

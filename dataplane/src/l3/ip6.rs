@@ -75,6 +75,11 @@ impl Family for Ip6 {
     }
 
     #[inline(always)]
+    fn prefetch_level(f: &Fib6, a: u128, depth: u32) -> bool {
+        f.prefetch_level(a, depth)
+    }
+
+    #[inline(always)]
     fn lookup(f: &Fib6, a: u128) -> Option<u32> {
         f.lookup(a)
     }

@@ -22,8 +22,9 @@
 //! options) and link padding; clears the mbuf's offload requests (they were the outer's). Into a
 //! bridge (the tunnel is a member): the metadata ethernet-input gives a member's frame
 //! (`rx_if` the tunnel, `bridge`, `vlan`, `flags` TAGGED) plus `flags` TUNNEL, and the
-//! outer source (the remote VTEP, for learning) in the bridge scratch's `remotes` at the
-//! frame's place in the bridge vector. An addressed tunnel: `rx_if` the tunnel. No tunnel's:
+//! outer source (the remote VTEP, for learning) in the bridge scratch's `remotes`, and the
+//! frame's MAC table probes (prefetched) in its `probes`, at the frame's place in the bridge
+//! vector. An addressed tunnel: `rx_if` the tunnel. No tunnel's:
 //! `punt` (local). Counts the inner frame as received on the tunnel interface.
 //! Next: l2-bridge (a bridge member), ethernet-input (an addressed tunnel), punt.
 //! Drops: every [`TunnelDrop`](crate::wire::tunnel::TunnelDrop) name (for UDP to a port a
@@ -172,8 +173,10 @@ pub fn decide<'a>(plan: &'a ForwardingPlan, vrf: u16, ip: &[u8]) -> Decap<'a> {
                     DropReason::GeneveUnknownVni,
                 ),
             };
-            let t = tunnels.iter().filter(here).find(|t| t.encap == want);
-            (t, udp_endpoint(plan, vrf, rx.dst).then_some(unknown))
+            match tunnels.iter().filter(here).find(|t| t.encap == want) {
+                Some(t) => (Some(t), None),
+                None => (None, udp_endpoint(plan, vrf, rx.dst).then_some(unknown)),
+            }
         }
         // A gre tunnel takes what comes from its remote with its key (no key: only keyless
         // packets); Ethernet inside for a teb one, IP for an l3 one.
@@ -213,12 +216,18 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         return;
     };
     std::mem::swap(&mut g.decap, &mut v);
+    // Inner frames into a bridge come with their MAC table probes computed and prefetched
+    // (as ethernet-input does for a received burst), so that l2-bridge skips its first
+    // pass and its lookups find the slots in cache: the bridge vector stays probed if it
+    // was (or was empty).
+    let probed = g.bridge_probed || g.bridge.is_empty();
     {
         let w = &mut *v;
         for (m, meta) in w.pkts.drain().zip(w.meta.iter()) {
             one(ctx, g, m, meta);
         }
     }
+    g.bridge_probed = probed;
     g.spare = Some(v);
 }
 
@@ -292,11 +301,15 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx)
         Input::Bridge => match crate::input::bridged(p, tif, m.data()) {
             Ok(mut meta) => {
                 meta.flags |= Meta::TUNNEL;
+                let learn = ctx.plan.bridge(meta.bridge).is_some_and(|b| b.learn);
+                let probes = crate::l2::bridge::probes(learn, &meta, m.data());
+                ctx.l2.fdb.prefetch(&probes[0]);
+                ctx.l2.fdb.prefetch(&probes[1]);
                 let at = g.bridge.len();
                 match g.bridge.push(m, meta) {
                     Ok(()) => {
                         g.bridge_scratch.remotes[at] = u32::from(rx.src);
-                        g.bridge_probed = false;
+                        g.bridge_scratch.probes[at] = probes;
                     }
                     Err(m) => {
                         ctx.counters

@@ -55,7 +55,7 @@ use crate::l3::nexthop::{NextHop, NextHops};
 use crate::plan::{TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
 use crate::wire::ethernet::{
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, HEADER_LEN as ETH, VLAN_TAG_LEN,
+    Mac, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_TEB, HEADER_LEN as ETH, VLAN_TAG_LEN,
 };
 use crate::wire::geneve::GeneveRepr;
 use crate::wire::gre::GreRepr;
@@ -236,8 +236,9 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     std::mem::swap(&mut g.encap, &mut work);
     {
         let EncapVector { v, remotes } = &mut *work;
+        let mut paths = PathCache::default();
         for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
-            one(ctx, g, m, meta, remotes[i]);
+            one(ctx, g, &mut paths, m, meta, remotes[i]);
         }
     }
     g.encap_spare = Some(work);
@@ -320,7 +321,7 @@ fn max_inner(t: &TunnelPlan, frame: &[u8]) -> usize {
 }
 
 #[inline]
-fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, remote: Remote) {
+fn one(ctx: &Ctx, g: &mut Graph, paths: &mut PathCache, m: Mbuf, meta: &Meta, remote: Remote) {
     let tif = meta.tx_if;
     let Some((t, vx)) = ctx.plan.tunnel(tif).and_then(|t| Some((t, encap_of(t)?))) else {
         ctx.counters
@@ -336,20 +337,28 @@ fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, remote: Remote) {
         NO_REMOTE => ctx
             .counters
             .drop_packets(STAGE, DropReason::TunnelNoRemote, tif, 1),
-        ALL_REMOTES => replicate(ctx, g, m, meta, t, vx),
-        r => to_vtep(ctx, g, m, meta, t, vx, Ipv4Addr::from(r)),
+        ALL_REMOTES => replicate(ctx, g, paths, m, meta, t, vx),
+        r => to_vtep(ctx, g, paths, m, meta, t, vx, Ipv4Addr::from(r)),
     }
 }
 
 /// Head-end replication: a copy toward each remote of `t` but the last, which gets `m`.
 #[inline(never)]
-fn replicate(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, t: &TunnelPlan, vx: Encap) {
+fn replicate(
+    ctx: &Ctx,
+    g: &mut Graph,
+    paths: &mut PathCache,
+    m: Mbuf,
+    meta: &Meta,
+    t: &TunnelPlan,
+    vx: Encap,
+) {
     let mut last: Option<Ipv4Addr> = None;
     for r in &t.remotes {
         let IpAddr::V4(r) = *r else { continue };
         if let Some(prev) = last.replace(r) {
             match m.copy() {
-                Some(c) => to_vtep(ctx, g, c, meta, t, vx, prev),
+                Some(c) => to_vtep(ctx, g, paths, c, meta, t, vx, prev),
                 None => ctx
                     .counters
                     .drop_packets(STAGE, DropReason::NoMbuf, t.iface, 1),
@@ -357,7 +366,7 @@ fn replicate(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, t: &TunnelPlan, vx:
         }
     }
     match last {
-        Some(r) => to_vtep(ctx, g, m, meta, t, vx, r),
+        Some(r) => to_vtep(ctx, g, paths, m, meta, t, vx, r),
         None => ctx
             .counters
             .drop_packets(STAGE, DropReason::TunnelNoRemote, t.iface, 1),
@@ -395,13 +404,88 @@ fn outer_ttl(t: &TunnelPlan, frame: &[u8]) -> u8 {
 }
 
 /// Where the underlay sends packets to `remote` from VRF `vrf`: the next hop, resolved to
-/// one ECMP member by `hash`.
+/// one ECMP member by `hash`, and whether that member depends on the hash.
 #[inline]
-fn underlay(fib: Option<&Fib4>, nhs: Option<&NextHops>, remote: Ipv4Addr, hash: u32) -> NextHop {
+fn underlay(
+    fib: Option<&Fib4>,
+    nhs: Option<&NextHops>,
+    remote: Ipv4Addr,
+    hash: u32,
+) -> (NextHop, bool) {
     match (fib.and_then(|f| f.lookup(u32::from(remote))), nhs) {
-        (Some(id), Some(nhs)) => nhs.resolve(id, hash),
-        _ => NextHop::Invalid,
+        (Some(id), Some(nhs)) => {
+            let ecmp = matches!(nhs.get(id), NextHop::Ecmp { .. });
+            (nhs.resolve(id, hash), ecmp)
+        }
+        _ => (NextHop::Invalid, false),
     }
+}
+
+/// The underlay path of outer packets to one VTEP.
+#[derive(Debug, Clone, Copy)]
+struct Path {
+    /// The underlay interface and its MAC, `max_frame`, and bridge if it is a BVI.
+    oif: u16,
+    src_mac: Mac,
+    max_frame: u32,
+    bvi: Option<u16>,
+    /// The next hop's MAC, if resolved.
+    dst_mac: Option<Mac>,
+}
+
+/// The last VTEP's path, kept for the rest of the vector (the plan does not change within
+/// one), so that a vector's packets to one VTEP look the path up once: (underlay VRF,
+/// VTEP) and its path. Paths through an ECMP group are not kept (the member follows each
+/// packet's hash).
+#[derive(Default)]
+pub(crate) struct PathCache(Option<((u16, u32), Path)>);
+
+/// The underlay path from tunnel `t` to `remote` for a packet of flow hash `hash`, or the
+/// drop reason and the interface to count it against.
+#[inline]
+fn path(
+    ctx: &Ctx,
+    paths: &mut PathCache,
+    t: &TunnelPlan,
+    remote: Ipv4Addr,
+    hash: u32,
+) -> Result<Path, (DropReason, u16)> {
+    let key = (t.vrf, u32::from(remote));
+    if let Some((k, p)) = paths.0 {
+        if k == key {
+            return Ok(p);
+        }
+    }
+    let plan = ctx.plan;
+    let fib = plan.vrf(t.vrf).map(|v| &*v.fib4);
+    let (nh, ecmp) = underlay(fib, plan.l3.nexthops.as_deref(), remote, hash);
+    let (oif, dst_mac) = match nh {
+        NextHop::Forward { iface, mac } => (iface, Some(mac)),
+        NextHop::Resolve { iface } => (iface, None),
+        _ => return Err((DropReason::NoRoute, t.iface)),
+    };
+    let Some((src_mac, max_frame, bvi)) = plan
+        .iface(oif)
+        .filter(|p| p.up)
+        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
+    else {
+        return Err((DropReason::IfaceDown, oif));
+    };
+    if plan.is_tunnel(oif) {
+        // No tunnel in a tunnel.
+        return Err((DropReason::NoRoute, t.iface));
+    }
+    let p = Path {
+        oif,
+        src_mac,
+        max_frame,
+        bvi,
+        dst_mac,
+    };
+    if !ecmp {
+        paths.0 = Some((key, p));
+    }
+    Ok(p)
 }
 
 /// Encapsulates `m` toward `remote` and hands the outer packet on.
@@ -410,39 +494,28 @@ fn underlay(fib: Option<&Fib4>, nhs: Option<&NextHops>, remote: Ipv4Addr, hash: 
 fn to_vtep(
     ctx: &Ctx,
     g: &mut Graph,
+    paths: &mut PathCache,
     mut m: Mbuf,
     meta: &Meta,
     t: &TunnelPlan,
     vx: Encap,
     remote: Ipv4Addr,
 ) {
-    let plan = ctx.plan;
     let hash = inner_hash(m.data());
-    let fib = plan.vrf(t.vrf).map(|v| &*v.fib4);
-    let (oif, dst_mac, resolved) = match underlay(fib, plan.l3.nexthops.as_deref(), remote, hash) {
-        NextHop::Forward { iface, mac } => (iface, mac, true),
-        NextHop::Resolve { iface } => (iface, [0; 6], false),
-        _ => {
-            ctx.counters
-                .drop_packets(STAGE, DropReason::NoRoute, t.iface, 1);
-            return;
-        }
+    let Path {
+        oif,
+        src_mac,
+        max_frame,
+        bvi,
+        dst_mac,
+    } = match path(ctx, paths, t, remote, hash) {
+        Ok(p) => p,
+        Err((reason, at)) => return ctx.counters.drop_packets(STAGE, reason, at, 1),
     };
-    let Some((src_mac, max_frame, bvi)) = plan
-        .iface(oif)
-        .filter(|p| p.up)
-        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
-    else {
-        ctx.counters
-            .drop_packets(STAGE, DropReason::IfaceDown, oif, 1);
-        return;
+    let (dst_mac, resolved) = match dst_mac {
+        Some(mac) => (mac, true),
+        None => ([0; 6], false),
     };
-    if plan.is_tunnel(oif) {
-        // No tunnel in a tunnel.
-        ctx.counters
-            .drop_packets(STAGE, DropReason::NoRoute, t.iface, 1);
-        return;
-    }
     // An outer packet whose next hop is not resolved yet is routed again once it is (as
     // received on the underlay interface), which takes one off its TTL: one more now, so
     // that it leaves with the tunnel's.
