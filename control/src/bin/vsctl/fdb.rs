@@ -89,15 +89,21 @@ pub(crate) struct FlushJson {
 }
 
 fn table(entries: &[FdbEntry]) -> String {
-    let mut table = Table::new(&[
+    // A REMOTE column (the VTEP behind a tunnel member) when some entry has one.
+    let remotes = entries.iter().any(|e| !e.remote.is_empty());
+    let mut columns = vec![
         ("MAC", Align::Left),
         ("VLAN", Align::Right),
         ("IFACE", Align::Left),
         ("STATIC", Align::Left),
         ("AGE", Align::Right),
-    ]);
+    ];
+    if remotes {
+        columns.push(("REMOTE", Align::Left));
+    }
+    let mut table = Table::new(&columns);
     for e in entries {
-        table.row(vec![
+        let mut row = vec![
             e.mac.clone(),
             if e.vlan == 0 {
                 "-".to_owned()
@@ -113,7 +119,11 @@ fn table(entries: &[FdbEntry]) -> String {
             } else {
                 e.age_seconds.to_string()
             },
-        ]);
+        ];
+        if remotes {
+            row.push(or_dash(&e.remote));
+        }
+        table.row(row);
     }
     table.render()
 }
@@ -215,6 +225,18 @@ mod tests {
              02:00:00:00:00:01     -  vm1     no       42\n\
              02:00:00:00:00:02   100  uplink  yes       -\n\
              02:00:00:00:00:03     7  -       no        5\n"
+        );
+    }
+
+    #[test]
+    fn entries_behind_a_tunnel_show_their_remote() {
+        let mut behind = entry("02:00:00:00:00:09", 0, "vx42", false, 3);
+        behind.remote = "10.44.0.2".into();
+        assert_eq!(
+            table(&[entry("02:00:00:00:00:01", 0, "pod1", false, 1), behind]),
+            "MAC                VLAN  IFACE  STATIC  AGE  REMOTE\n\
+             02:00:00:00:00:01     -  pod1   no        1  -\n\
+             02:00:00:00:00:09     -  vx42   no        3  10.44.0.2\n"
         );
     }
 
