@@ -994,7 +994,7 @@ measure_ovs() {
     else
         [ -z "$OVS_NETNS" ] || ns=(ip netns exec "$OVS_NETNS")
         "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
-            "other_config:dpdk-extra=${EAL_MEM[*]/%/ }--legacy-mem -m $(ovs_mem "$profile") --no-pci --file-prefix=$prefix" \
+            "other_config:dpdk-extra=${EAL_MEM[*]/%/ }--legacy-mem --iova-mode=va -m $(ovs_mem "$profile") --no-pci --file-prefix=$prefix" \
             "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \
             "other_config:pmd-cpu-mask=0x$(printf %x $((1 << WORKER_CORE)))" \
             other_config:emc-insert-inv-prob=1 >>"$d/setup.log" 2>&1
