@@ -687,14 +687,20 @@ impl Router {
             .map(|((v, _), _)| *v)
             .collect();
         for vrf in ours {
-            if let Some(id) = self.hosts.remove(&(vrf, ip)) {
-                if !self.routes.contains_key(&(vrf, Prefix::host(ip))) {
-                    if let Some(t) = self.vrfs.get_mut(&vrf) {
-                        let _ = t.remove(&Prefix::host(ip));
-                    }
+            self.drop_host(vrf, ip);
+        }
+    }
+
+    /// Forgets the host route to `ip` in `vrf` that a neighbour gave, unless a configured
+    /// route of the same prefix took the FIB entry over meanwhile, and releases its next hop.
+    fn drop_host(&mut self, vrf: u16, ip: IpAddr) {
+        if let Some(id) = self.hosts.remove(&(vrf, ip)) {
+            if !self.routes.contains_key(&(vrf, Prefix::host(ip))) {
+                if let Some(t) = self.vrfs.get_mut(&vrf) {
+                    let _ = t.remove(&Prefix::host(ip));
                 }
-                self.release(id);
             }
+            self.release(id);
         }
     }
 
@@ -862,15 +868,7 @@ impl Router {
             .map(|(v, _)| *v)
             .collect();
         for vrf in vrfs {
-            if let Some(id) = self.hosts.remove(&(vrf, ip)) {
-                // A configured route of the same prefix took the entry over meanwhile.
-                if !self.routes.contains_key(&(vrf, Prefix::host(ip))) {
-                    if let Some(t) = self.vrfs.get_mut(&vrf) {
-                        let _ = t.remove(&Prefix::host(ip));
-                    }
-                }
-                self.release(id);
-            }
+            self.drop_host(vrf, ip);
         }
         self.rewrite_all();
     }

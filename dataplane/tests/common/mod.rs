@@ -31,6 +31,22 @@ pub fn try_eal(args: &[String]) -> Option<Eal> {
     }
 }
 
+/// Worker 0's context on `plan` (a free function: the graph is borrowed apart from it).
+fn ctx<'a>(
+    plan: &'a ForwardingPlan,
+    l2: &'a L2Shared,
+    slow: &'a SlowPath,
+    counters: &'a WorkerCounters,
+) -> Ctx<'a> {
+    Ctx {
+        worker: 0,
+        plan,
+        l2,
+        slow,
+        counters,
+    }
+}
+
 /// One worker's graph with its MAC table, learner, slow path and counters.
 pub struct Rig {
     pub pool: Arc<Mempool>,
@@ -103,13 +119,7 @@ impl Rig {
     /// Runs the graph on the input vector (per-packet metadata), as a worker does (timed),
     /// then lets the learner learn.
     pub fn run(&mut self, plan: &ForwardingPlan) {
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
+        let ctx = ctx(plan, &self.l2, &self.slow, &self.counters);
         self.g.run(&ctx, None, &mut Lap::new(true, 0));
         assert!(self.g.input().is_empty());
         self.learner.drain(&self.l2.learn);
@@ -140,13 +150,7 @@ impl Rig {
             let m = self.mbuf(f);
             self.g.input().burst_mut().push(m).unwrap();
         }
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
+        let ctx = ctx(plan, &self.l2, &self.slow, &self.counters);
         let summary = self.g.input().burst_mut().summary();
         self.g
             .run(&ctx, Some((rx_if, summary)), &mut Lap::new(true, 0));
@@ -157,13 +161,7 @@ impl Rig {
     /// Takes what the slow path injected and runs it through the graph as a worker does;
     /// how many.
     pub fn injected(&mut self, plan: &ForwardingPlan) -> usize {
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
+        let ctx = ctx(plan, &self.l2, &self.slow, &self.counters);
         let n = vswitch_dataplane::punt::inject(&ctx, &mut self.g);
         self.g.run(&ctx, None, &mut Lap::new(false, 0));
         n
@@ -172,13 +170,7 @@ impl Rig {
     /// Sends what the output queued, as a worker does after a burst (here no interface
     /// has a DPDK queue: each frame is dropped as no_tx_queue).
     pub fn flush(&mut self, plan: &ForwardingPlan) {
-        let ctx = Ctx {
-            worker: 0,
-            plan,
-            l2: &self.l2,
-            slow: &self.slow,
-            counters: &self.counters,
-        };
+        let ctx = ctx(plan, &self.l2, &self.slow, &self.counters);
         self.g.flush(&ctx);
     }
 
