@@ -45,11 +45,11 @@ use dpdk::Mbuf;
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage};
 use crate::l3::forward::L3;
-use crate::plan::{ForwardingPlan, Input, TunnelEncap, TunnelPlan};
+use crate::plan::{ForwardingPlan, IfacePlan, Input, TunnelEncap, TunnelPlan};
 use crate::slowpath::PuntReason;
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, HEADER_LEN as ETH};
 use crate::wire::ipv4::{PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_UDP};
-use crate::wire::tunnel::{classify_ipv4, Inner, TunnelKind, TunnelRx, UdpTunnel};
+use crate::wire::tunnel::{classify_ipv4, vxlan_v4_fast, Inner, TunnelKind, TunnelRx, UdpTunnel};
 
 const STAGE: Stage = Stage::TunnelDecap;
 
@@ -210,6 +210,106 @@ pub fn decide<'a>(plan: &'a ForwardingPlan, vrf: u16, ip: &[u8]) -> Decap<'a> {
     }
 }
 
+/// What the stage remembers through a vector (the plan does not change within one): the
+/// VRF of the last input interface, and the VXLAN tunnel the last common packet
+/// ([`vxlan_v4_fast`]) went to, by what [`decide`] chose it by (VRF, local address, UDP
+/// port, VNI), with its interface's side of delivery. A vector's packets mostly come from
+/// one VTEP to one tunnel: they skip [`decide`] and the plan's lookups.
+#[derive(Default)]
+struct Recent<'a> {
+    vrf: Option<(u16, Option<u16>)>,
+    vxlan: Option<(VxlanKey, &'a TunnelPlan, Option<Delivery<'a>>)>,
+}
+
+/// What [`decide`] finds a VXLAN tunnel by: the VRF, the local address, the UDP port and
+/// the VNI.
+type VxlanKey = (u16, u32, u16, u32);
+
+/// A tunnel interface as the inner frames enter it: its plan (the interface is up), and
+/// whether its bridge, if it is a member of one, learns.
+#[derive(Clone, Copy)]
+struct Delivery<'a> {
+    tif: u16,
+    p: &'a IfacePlan,
+    learn: bool,
+}
+
+impl<'a> Delivery<'a> {
+    /// Tunnel `t`'s interface, if it is up.
+    #[inline]
+    fn of(plan: &'a ForwardingPlan, t: &TunnelPlan) -> Option<Delivery<'a>> {
+        let p = plan.iface(t.iface).filter(|p| p.up)?;
+        let learn =
+            p.l2.as_ref()
+                .and_then(|m| plan.bridge(m.bridge))
+                .is_some_and(|b| b.learn);
+        Some(Delivery {
+            tif: t.iface,
+            p,
+            learn,
+        })
+    }
+}
+
+impl<'a> Recent<'a> {
+    /// The underlay VRF of input interface `rx_if` (its L3 side's).
+    #[inline(always)]
+    fn vrf(&mut self, plan: &ForwardingPlan, rx_if: u16) -> Option<u16> {
+        match self.vrf {
+            Some((i, vrf)) if i == rx_if => vrf,
+            _ => {
+                let vrf = plan.iface(rx_if).and_then(|p| p.l3).map(|l3| l3.vrf);
+                self.vrf = Some((rx_if, vrf));
+                vrf
+            }
+        }
+    }
+
+    /// [`decide`], and where its tunnel's frames go, through the remembered VXLAN tunnel
+    /// when `ip` is a common VXLAN packet with its key (what `decide` would answer then:
+    /// the same tunnel, unless the outer source is 0.0.0.0).
+    #[inline(always)]
+    fn decide(
+        &mut self,
+        plan: &'a ForwardingPlan,
+        vrf: u16,
+        ip: &[u8],
+    ) -> (Decap<'a>, Option<Delivery<'a>>) {
+        let Some((port, rx)) = vxlan_v4_fast(ip) else {
+            return with_delivery(plan, decide(plan, vrf, ip));
+        };
+        let TunnelKind::Vxlan { vni } = rx.kind else {
+            return with_delivery(plan, decide(plan, vrf, ip));
+        };
+        let key = (vrf, u32::from(rx.dst), port, vni);
+        match self.vxlan {
+            Some((k, tunnel, delivery)) if k == key && !rx.src.is_unspecified() => {
+                (Decap::Deliver { tunnel, rx }, delivery)
+            }
+            _ => {
+                let (d, delivery) = with_delivery(plan, decide(plan, vrf, ip));
+                if let Decap::Deliver { tunnel, rx: r } = d {
+                    // classify_ipv4 read the packet as the fast path did: VXLAN on this port.
+                    if r == rx {
+                        self.vxlan = Some((key, tunnel, delivery));
+                    }
+                }
+                (d, delivery)
+            }
+        }
+    }
+}
+
+/// `d`, with where its tunnel's frames go if it delivers.
+#[inline]
+fn with_delivery<'a>(plan: &'a ForwardingPlan, d: Decap<'a>) -> (Decap<'a>, Option<Delivery<'a>>) {
+    let delivery = match d {
+        Decap::Deliver { tunnel, .. } => Delivery::of(plan, tunnel),
+        _ => None,
+    };
+    (d, delivery)
+}
+
 /// Runs the stage on the graph's decap vector.
 pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let Some(mut v) = g.spare.take() else {
@@ -222,25 +322,22 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     // was (or was empty).
     let probed = g.bridge_probed || g.bridge.is_empty();
     {
+        let mut recent = Recent::default();
         let w = &mut *v;
         for (m, meta) in w.pkts.drain().zip(w.meta.iter()) {
-            one(ctx, g, m, meta);
+            one(ctx, g, &mut recent, m, meta);
         }
     }
     g.bridge_probed = probed;
     g.spare = Some(v);
 }
 
-#[inline]
-fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta) {
-    let vrf = ctx
-        .plan
-        .iface(meta.rx_if)
-        .and_then(|p| p.l3)
-        .map(|l3| l3.vrf);
-    let d = match (vrf, m.data().get(L3..)) {
-        (Some(vrf), Some(ip)) => decide(ctx.plan, vrf, ip),
-        _ => Decap::NotTunnel,
+#[inline(always)]
+fn one<'a>(ctx: &Ctx<'a>, g: &mut Graph, recent: &mut Recent<'a>, m: Mbuf, meta: &Meta) {
+    let vrf = recent.vrf(ctx.plan, meta.rx_if);
+    let (d, delivery) = match (vrf, m.data().get(L3..)) {
+        (Some(vrf), Some(ip)) => recent.decide(ctx.plan, vrf, ip),
+        _ => (Decap::NotTunnel, None),
     };
     match d {
         Decap::NotTunnel => {
@@ -251,19 +348,20 @@ fn one(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta) {
             g.hand_on(ctx, STAGE, Next::Punt, m, out);
         }
         Decap::Drop(reason) => ctx.counters.drop_packets(STAGE, reason, meta.rx_if, 1),
-        Decap::Deliver { tunnel, rx } => deliver(ctx, g, m, tunnel, &rx),
+        Decap::Deliver { tunnel, rx } => match delivery {
+            Some(to) => deliver(ctx, g, m, to, &rx),
+            None => ctx
+                .counters
+                .drop_packets(STAGE, DropReason::IfaceDown, tunnel.iface, 1),
+        },
     }
 }
 
-/// Strips `m`'s outer headers and hands the inner frame on as received on `t`'s interface.
-#[inline]
-fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx) {
-    let tif = t.iface;
-    let Some(p) = ctx.plan.iface(tif).filter(|p| p.up) else {
-        ctx.counters
-            .drop_packets(STAGE, DropReason::IfaceDown, tif, 1);
-        return;
-    };
+/// Strips `m`'s outer headers and hands the inner frame on as received on the tunnel's
+/// interface.
+#[inline(always)]
+fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, delivery: Delivery, rx: &TunnelRx) {
+    let Delivery { tif, p, learn } = delivery;
     // inner_offset + inner_len lies within the packet (classify_ipv4's promise), so both
     // fit a u16 and the trim leaves exactly the inner frame.
     if !m.adj((L3 + rx.inner_offset) as u16) {
@@ -280,28 +378,15 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx)
     m.clear_tx_requests();
     // An IP packet (gre l3, ipip) gets the Ethernet header of a frame to the tunnel
     // interface's MAC, in the room the outer headers left.
-    let ethertype = match rx.inner {
-        Inner::Ethernet => None,
-        Inner::Ipv4 => Some(ETHERTYPE_IPV4),
-        Inner::Ipv6 => Some(ETHERTYPE_IPV6),
-    };
-    if let Some(ethertype) = ethertype {
-        let mac = p.l3.map_or([0; 6], |l3| l3.mac);
-        if !m.prepend(ETH as u16) {
-            ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, tif, 1);
-            return;
-        }
-        let d = m.data_mut();
-        d[0..6].copy_from_slice(&mac);
-        d[6..12].copy_from_slice(&[0; 6]);
-        d[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    if rx.inner != Inner::Ethernet && !add_ethernet(&mut m, p, rx.inner) {
+        ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, tif, 1);
+        return;
     }
     ctx.counters.iface_rx(tif, 1, m.len() as u64);
     match p.input {
         Input::Bridge => match crate::input::bridged(p, tif, m.data()) {
             Ok(mut meta) => {
                 meta.flags |= Meta::TUNNEL;
-                let learn = ctx.plan.bridge(meta.bridge).is_some_and(|b| b.learn);
                 let probes = crate::l2::bridge::probes(learn, &meta, m.data());
                 ctx.l2.fdb.prefetch(&probes[0]);
                 ctx.l2.fdb.prefetch(&probes[1]);
@@ -331,6 +416,27 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, t: &TunnelPlan, rx: &TunnelRx)
             .counters
             .drop_packets(STAGE, DropReason::Unconnected, tif, 1),
     }
+}
+
+/// Puts an Ethernet header to tunnel interface `p`'s MAC in front of IP packet `m` (gre
+/// l3, ipip); false when there is no room.
+#[cold]
+#[inline(never)]
+fn add_ethernet(m: &mut Mbuf, p: &IfacePlan, inner: Inner) -> bool {
+    let ethertype = if inner == Inner::Ipv6 {
+        ETHERTYPE_IPV6
+    } else {
+        ETHERTYPE_IPV4
+    };
+    let mac = p.l3.map_or([0; 6], |l3| l3.mac);
+    if !m.prepend(ETH as u16) {
+        return false;
+    }
+    let d = m.data_mut();
+    d[0..6].copy_from_slice(&mac);
+    d[6..12].copy_from_slice(&[0; 6]);
+    d[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    true
 }
 
 #[cfg(test)]
@@ -582,6 +688,51 @@ mod tests {
         let mut elsewhere = ip_packet(REMOTE, None, Some(0x6558));
         elsewhere[19] = 77;
         assert_eq!(decide(&p, 0, &elsewhere), Decap::NotTunnel);
+    }
+
+    #[test]
+    fn the_remembered_vxlan_tunnel_answers_as_decide_does() {
+        let p = plan();
+        let mut zero_src = packet(LOCAL, 4789, 42);
+        zero_src[12..16].copy_from_slice(&[0; 4]);
+        let mut options = packet(LOCAL, 4789, 42);
+        options[0] = 0x46;
+        let other = Ipv4Addr::new(192, 0, 2, 9);
+        let cases = [
+            packet(LOCAL, 4789, 42),
+            packet(LOCAL, 4789, 42),
+            zero_src,
+            packet(LOCAL, 4789, 43),
+            packet(LOCAL, 4789, 44),
+            packet(LOCAL, 4790, 42),
+            packet(other, 4789, 42),
+            options,
+            packet(LOCAL, 4789, 42),
+        ];
+        // Tunnel 5 is up (an addressed one), 6 is down, 8 has no interface.
+        let mut p = p;
+        let iface = |up| IfacePlan {
+            up,
+            input: Input::Route,
+            l2: None,
+            l3: None,
+            max_frame: 1522,
+        };
+        p.ifaces = vec![None; 7];
+        p.ifaces[5] = Some(iface(true));
+        p.ifaces[6] = Some(iface(false));
+        let mut recent = Recent::default();
+        for vrf in [0, 1, 0] {
+            for b in &cases {
+                let (d, to) = recent.decide(&p, vrf, b);
+                assert_eq!(d, decide(&p, vrf, b));
+                let up = match d {
+                    Decap::Deliver { tunnel, .. } => p.iface(tunnel.iface).filter(|i| i.up),
+                    _ => None,
+                };
+                assert_eq!(to.map(|t| t.p), up);
+            }
+        }
     }
 
     proptest::proptest! {

@@ -60,8 +60,8 @@ use crate::wire::ethernet::{
 use crate::wire::geneve::GeneveRepr;
 use crate::wire::gre::GreRepr;
 use crate::wire::tunnel::{
-    encap_geneve_v4, encap_gre_v4, encap_ipip_v4, encap_vxlan_v4, gre_v4_outer_len, Inner, OuterV4,
-    GENEVE_V4_OUTER_LEN, IPIP_V4_OUTER_LEN, VXLAN_V4_OUTER_LEN,
+    encap_geneve_v4, encap_gre_v4, encap_ipip_v4, encap_vxlan_v4, gre_v4_outer_len, Inner,
+    OuterTemplate, OuterV4, GENEVE_V4_OUTER_LEN, IPIP_V4_OUTER_LEN, VXLAN_V4_OUTER_LEN,
 };
 use crate::wire::vxlan;
 
@@ -434,11 +434,12 @@ struct Path {
 }
 
 /// The last VTEP's path, kept for the rest of the vector (the plan does not change within
-/// one), so that a vector's packets to one VTEP look the path up once: (underlay VRF,
-/// VTEP) and its path. Paths through an ECMP group are not kept (the member follows each
-/// packet's hash).
+/// one), so that a vector's packets to one VTEP look the path up once: (tunnel interface,
+/// VTEP), its path and, once the next hop is resolved, the outer headers of a tunnel that
+/// carries Ethernet as a template. Paths through an ECMP group are not kept (the member
+/// follows each packet's hash).
 #[derive(Default)]
-pub(crate) struct PathCache(Option<((u16, u32), Path)>);
+pub(crate) struct PathCache(Option<((u16, u32), Path, Option<OuterTemplate>)>);
 
 /// The underlay path from tunnel `t` to `remote` for a packet of flow hash `hash`, or the
 /// drop reason and the interface to count it against.
@@ -447,13 +448,14 @@ fn path(
     ctx: &Ctx,
     paths: &mut PathCache,
     t: &TunnelPlan,
+    vx: Encap,
     remote: Ipv4Addr,
     hash: u32,
-) -> Result<Path, (DropReason, u16)> {
-    let key = (t.vrf, u32::from(remote));
-    if let Some((k, p)) = paths.0 {
+) -> Result<(Path, Option<OuterTemplate>), (DropReason, u16)> {
+    let key = (t.iface, u32::from(remote));
+    if let Some((k, p, tm)) = paths.0 {
         if k == key {
-            return Ok(p);
+            return Ok((p, tm));
         }
     }
     let plan = ctx.plan;
@@ -482,10 +484,75 @@ fn path(
         bvi,
         dst_mac,
     };
-    if !ecmp {
-        paths.0 = Some((key, p));
+    if ecmp {
+        return Ok((p, None));
     }
-    Ok(p)
+    let tm = dst_mac.and_then(|dst_mac| template(t, vx, src_mac, dst_mac, remote));
+    paths.0 = Some((key, p, tm));
+    Ok((p, tm))
+}
+
+/// The outer headers of tunnel `t`'s packets to `remote` from `src_mac` to `dst_mac`, as a
+/// template, for the kinds that carry Ethernet (their headers do not depend on the frame).
+#[inline(never)]
+fn template(
+    t: &TunnelPlan,
+    vx: Encap,
+    src_mac: Mac,
+    dst_mac: Mac,
+    remote: Ipv4Addr,
+) -> Option<OuterTemplate> {
+    if vx.carries_ip() {
+        return None;
+    }
+    let outer = OuterV4 {
+        src_mac,
+        dst_mac,
+        src: vx.local,
+        dst: remote,
+        ttl: 0,
+        dscp_ecn: 0,
+        dont_fragment: t.df,
+        ident: 0,
+    };
+    let mut room = [0u8; 64];
+    let h = room.get_mut(..vx.outer_len())?;
+    emit(vx, h, &outer, 0, None, 0)?;
+    OuterTemplate::new(h)
+}
+
+/// Writes `vx`'s outer headers (exactly `h`) for an `inner_len`-byte inner packet, from
+/// UDP source port `sport`; an IP tunnel says what its packet is (`ip_inner`: the inner
+/// kind and its ethertype). None when they cannot be written (see the `encap_*_v4`).
+#[inline]
+fn emit(
+    vx: Encap,
+    h: &mut [u8],
+    outer: &OuterV4,
+    sport: u16,
+    ip_inner: Option<(Inner, u16)>,
+    inner_len: usize,
+) -> Option<usize> {
+    match vx.kind {
+        Kind::Vxlan { vni, port } => encap_vxlan_v4(h, outer, sport, port, vni, inner_len),
+        Kind::Geneve { vni, port } => {
+            let repr = GeneveRepr {
+                control: false,
+                protocol: ETHERTYPE_TEB,
+                vni,
+            };
+            encap_geneve_v4(h, outer, sport, port, &repr, &[], inner_len)
+        }
+        Kind::GreTeb { key } => encap_gre_v4(h, outer, &Encap::gre(ETHERTYPE_TEB, key), inner_len),
+        Kind::GreL3 { key } => {
+            let protocol = ip_inner.map_or(ETHERTYPE_IPV4, |(_, e)| e);
+            encap_gre_v4(h, outer, &Encap::gre(protocol, key), inner_len)
+        }
+        Kind::Ipip => {
+            let inner = ip_inner.map_or(Inner::Ipv4, |(i, _)| i);
+            encap_ipip_v4(h, outer, inner, inner_len)
+        }
+    }
 }
 
 /// Encapsulates `m` toward `remote` and hands the outer packet on.
@@ -502,13 +569,16 @@ fn to_vtep(
     remote: Ipv4Addr,
 ) {
     let hash = inner_hash(m.data());
-    let Path {
-        oif,
-        src_mac,
-        max_frame,
-        bvi,
-        dst_mac,
-    } = match path(ctx, paths, t, remote, hash) {
+    let (
+        Path {
+            oif,
+            src_mac,
+            max_frame,
+            bvi,
+            dst_mac,
+        },
+        tm,
+    ) = match path(ctx, paths, t, vx, remote, hash) {
         Ok(p) => p,
         Err((reason, at)) => return ctx.counters.drop_packets(STAGE, reason, at, 1),
     };
@@ -561,43 +631,32 @@ fn to_vtep(
             .drop_packets(STAGE, DropReason::NoMbuf, t.iface, 1);
         return;
     }
-    let outer = OuterV4 {
-        src_mac,
-        dst_mac,
-        src: vx.local,
-        dst: remote,
-        ttl,
-        dscp_ecn: 0,
-        dont_fragment: t.df,
-        ident,
-    };
     // RFC 8926 §3.3 asks Geneve senders for the same kind of source port as VXLAN's.
     let sport = vxlan::source_port(hash);
-    let written = m
-        .data_mut()
-        .get_mut(..outer_len)
-        .and_then(|h| match vx.kind {
-            Kind::Vxlan { vni, port } => encap_vxlan_v4(h, &outer, sport, port, vni, inner_len),
-            Kind::Geneve { vni, port } => {
-                let repr = GeneveRepr {
-                    control: false,
-                    protocol: ETHERTYPE_TEB,
-                    vni,
-                };
-                encap_geneve_v4(h, &outer, sport, port, &repr, &[], inner_len)
-            }
-            Kind::GreTeb { key } => {
-                encap_gre_v4(h, &outer, &Encap::gre(ETHERTYPE_TEB, key), inner_len)
-            }
-            Kind::GreL3 { key } => {
-                let protocol = ip_inner.map_or(ETHERTYPE_IPV4, |(_, e)| e);
-                encap_gre_v4(h, &outer, &Encap::gre(protocol, key), inner_len)
-            }
-            Kind::Ipip => {
-                let inner = ip_inner.map_or(Inner::Ipv4, |(i, _)| i);
-                encap_ipip_v4(h, &outer, inner, inner_len)
-            }
-        });
+    let Some(h) = m.data_mut().get_mut(..outer_len) else {
+        ctx.counters
+            .drop_packets(STAGE, DropReason::NoMbuf, t.iface, 1);
+        return;
+    };
+    let written = match tm {
+        // The path's template (its next hop is resolved, the frame goes whole).
+        Some(tm) if resolved => tm
+            .write(h, inner_len, ident, ttl, sport)
+            .map(|()| outer_len),
+        _ => {
+            let outer = OuterV4 {
+                src_mac,
+                dst_mac,
+                src: vx.local,
+                dst: remote,
+                ttl,
+                dscp_ecn: 0,
+                dont_fragment: t.df,
+                ident,
+            };
+            emit(vx, h, &outer, sport, ip_inner, inner_len)
+        }
+    };
     if written.is_none() {
         ctx.counters
             .drop_packets(STAGE, DropReason::TunnelMtuExceeded, t.iface, 1);
