@@ -174,8 +174,7 @@ fn send(ctx: &Ctx, output: &mut Output, mut m: Mbuf, meta: &Meta, out: IfIndex, 
 
 /// Hands `m` to tunnel-encap for tunnel member `out` (mode `mode`), retagged, toward
 /// `remote` (a VTEP, or [`ALL_REMOTES`]).
-#[cold]
-#[inline(never)]
+#[inline]
 fn send_tunnel(
     ctx: &Ctx,
     encap: &mut EncapVector,

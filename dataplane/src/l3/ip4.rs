@@ -115,9 +115,9 @@ impl Family for Ip4 {
         }
     }
 
-    /// Tunnel traffic to the router's addresses is tunnel-decap's to tell apart.
-    #[cold]
-    #[inline(never)]
+    /// Tunnel traffic to the router's addresses is tunnel-decap's to tell apart (not cold:
+    /// a VTEP's whole traffic comes this way).
+    #[inline]
     fn local(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta) {
         if ctx.plan.tunnels.is_empty() {
             forward::punt::<Ip4>(ctx, g, m, meta, PuntReason::Local)
@@ -210,21 +210,31 @@ pub fn check(ip: &[u8]) -> Check<u32> {
 }
 
 /// A hash of the packet's flow (addresses, protocol, and TCP/UDP ports of a first or only
-/// fragment), to pick one ECMP member per flow.
-#[inline]
+/// fragment), to pick one ECMP member per flow; 0 for what is not a valid IPv4 header
+/// (the checks of [`Ipv4Packet::new_checked`], read here at fixed offsets: tunnel-encap
+/// hashes every frame it sends).
+#[inline(always)]
 pub fn flow_hash(ip: &[u8]) -> u32 {
-    let Ok(p) = Ipv4Packet::new_checked(ip) else {
+    let Some(h) = ip.get(..20) else {
         return 0;
     };
-    let mut h = u64::from(u32::from(p.src())) << 32 | u64::from(u32::from(p.dst()));
-    h ^= u64::from(p.protocol()) << 56;
-    if (p.protocol() == PROTO_TCP || p.protocol() == PROTO_UDP) && p.frag_offset() == 0 {
-        if let Some(ports) = p.payload().get(..4) {
-            h ^= u64::from(u32::from_be_bytes([ports[0], ports[1], ports[2], ports[3]])) << 8;
-        }
+    let hl = usize::from(h[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    if h[0] >> 4 != 4 || hl < 20 || hl > total || total > ip.len() {
+        return 0;
     }
-    let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> 32) as u32 ^ h as u32
+    let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+    let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+    let protocol = h[9];
+    let mut x = u64::from(src) << 32 | u64::from(dst);
+    x ^= u64::from(protocol) << 56;
+    let first = u16::from_be_bytes([h[6], h[7]]) & 0x1fff == 0;
+    if (protocol == PROTO_TCP || protocol == PROTO_UDP) && first && total - hl >= 4 {
+        let p = &ip[hl..hl + 4];
+        x ^= u64::from(u32::from_be_bytes([p[0], p[1], p[2], p[3]])) << 8;
+    }
+    let x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 32) as u32 ^ x as u32
 }
 
 /// Runs the stage on the graph's ip4 vector.
@@ -295,7 +305,38 @@ mod tests {
         assert_eq!(flow_hash(&a[..10]), 0);
     }
 
+    /// The flow hash as the packet's accessors read it.
+    fn flow_hash_by_accessors(ip: &[u8]) -> u32 {
+        let Ok(p) = Ipv4Packet::new_checked(ip) else {
+            return 0;
+        };
+        let mut h = u64::from(u32::from(p.src())) << 32 | u64::from(u32::from(p.dst()));
+        h ^= u64::from(p.protocol()) << 56;
+        if (p.protocol() == PROTO_TCP || p.protocol() == PROTO_UDP) && p.frag_offset() == 0 {
+            if let Some(ports) = p.payload().get(..4) {
+                h ^= u64::from(u32::from_be_bytes([ports[0], ports[1], ports[2], ports[3]])) << 8;
+            }
+        }
+        let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 32) as u32 ^ h as u32
+    }
+
     proptest! {
+        #[test]
+        fn flow_hash_reads_what_the_accessors_read(b in proptest::collection::vec(any::<u8>(), 0..64),
+                                                   fix: bool, ihl in 5u8..8, frag: bool) {
+            let mut b = b;
+            if fix && b.len() >= 20 {
+                b[0] = 0x40 | ihl;
+                let l = b.len() as u16;
+                b[2..4].copy_from_slice(&l.to_be_bytes());
+                b[6] &= if frag { 0xff } else { 0xe0 };
+                b[7] = if frag { b[7] } else { 0 };
+                b[9] = [PROTO_TCP, PROTO_UDP][usize::from(b[9] & 1)];
+            }
+            prop_assert_eq!(flow_hash(&b), flow_hash_by_accessors(&b));
+        }
+
         #[test]
         fn check_and_hash_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             let _ = check(&bytes);

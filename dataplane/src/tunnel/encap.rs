@@ -237,8 +237,21 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     {
         let EncapVector { v, remotes } = &mut *work;
         let mut paths = PathCache::default();
+        // The last frame's tunnel and its settings (a vector's frames mostly go into one).
+        let mut last: Option<(u16, Option<(&TunnelPlan, Encap)>)> = None;
         for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
-            one(ctx, g, &mut paths, m, meta, remotes[i]);
+            let tunnel = match last {
+                Some((tif, tunnel)) if tif == meta.tx_if => tunnel,
+                _ => {
+                    let tunnel = ctx
+                        .plan
+                        .tunnel(meta.tx_if)
+                        .and_then(|t| Some((t, encap_of(t)?)));
+                    last = Some((meta.tx_if, tunnel));
+                    tunnel
+                }
+            };
+            one(ctx, g, &mut paths, m, meta, remotes[i], tunnel);
         }
     }
     g.encap_spare = Some(work);
@@ -321,9 +334,17 @@ fn max_inner(t: &TunnelPlan, frame: &[u8]) -> usize {
 }
 
 #[inline]
-fn one(ctx: &Ctx, g: &mut Graph, paths: &mut PathCache, m: Mbuf, meta: &Meta, remote: Remote) {
+fn one(
+    ctx: &Ctx,
+    g: &mut Graph,
+    paths: &mut PathCache,
+    m: Mbuf,
+    meta: &Meta,
+    remote: Remote,
+    tunnel: Option<(&TunnelPlan, Encap)>,
+) {
     let tif = meta.tx_if;
-    let Some((t, vx)) = ctx.plan.tunnel(tif).and_then(|t| Some((t, encap_of(t)?))) else {
+    let Some((t, vx)) = tunnel else {
         ctx.counters
             .drop_packets(STAGE, DropReason::NoEncap, tif, 1);
         return;
@@ -375,7 +396,7 @@ fn replicate(
 
 /// A hash of the inner frame's flow: its IPv4 addresses, protocol and ports (ip4-forward's
 /// ECMP hash), else its MAC addresses.
-#[inline]
+#[inline(always)]
 fn inner_hash(frame: &[u8]) -> u32 {
     if frame.get(12..14) == Some(&ETHERTYPE_IPV4.to_be_bytes()) {
         if let Some(ip) = frame.get(ETH..) {
@@ -441,6 +462,14 @@ struct Path {
 #[derive(Default)]
 pub(crate) struct PathCache(Option<((u16, u32), Path, Option<OuterTemplate>)>);
 
+impl PathCache {
+    /// The kept path's template (by reference: a template is 70 bytes).
+    #[inline(always)]
+    fn template(&self) -> Option<&OuterTemplate> {
+        self.0.as_ref().and_then(|(_, _, tm)| tm.as_ref())
+    }
+}
+
 /// The underlay path from tunnel `t` to `remote` for a packet of flow hash `hash`, or the
 /// drop reason and the interface to count it against.
 #[inline]
@@ -451,11 +480,11 @@ fn path(
     vx: Encap,
     remote: Ipv4Addr,
     hash: u32,
-) -> Result<(Path, Option<OuterTemplate>), (DropReason, u16)> {
+) -> Result<(Path, bool), (DropReason, u16)> {
     let key = (t.iface, u32::from(remote));
-    if let Some((k, p, tm)) = paths.0 {
-        if k == key {
-            return Ok((p, tm));
+    if let Some((k, p, _)) = &paths.0 {
+        if *k == key {
+            return Ok((*p, true));
         }
     }
     let plan = ctx.plan;
@@ -485,11 +514,11 @@ fn path(
         dst_mac,
     };
     if ecmp {
-        return Ok((p, None));
+        return Ok((p, false));
     }
     let tm = dst_mac.and_then(|dst_mac| template(t, vx, src_mac, dst_mac, remote));
     paths.0 = Some((key, p, tm));
-    Ok((p, tm))
+    Ok((p, true))
 }
 
 /// The outer headers of tunnel `t`'s packets to `remote` from `src_mac` to `dst_mac`, as a
@@ -577,7 +606,7 @@ fn to_vtep(
             bvi,
             dst_mac,
         },
-        tm,
+        kept,
     ) = match path(ctx, paths, t, vx, remote, hash) {
         Ok(p) => p,
         Err((reason, at)) => return ctx.counters.drop_packets(STAGE, reason, at, 1),
@@ -638,6 +667,7 @@ fn to_vtep(
             .drop_packets(STAGE, DropReason::NoMbuf, t.iface, 1);
         return;
     };
+    let tm = if kept { paths.template() } else { None };
     let written = match tm {
         // The path's template (its next hop is resolved, the frame goes whole).
         Some(tm) if resolved => tm

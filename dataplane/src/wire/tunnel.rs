@@ -639,7 +639,11 @@ impl OuterTemplate {
             return None;
         }
         let total = u16::try_from(inner_len.checked_add(n - ethernet::HEADER_LEN)?).ok()?;
-        buf.copy_from_slice(&self.bytes[..n]);
+        // VXLAN's and Geneve's 50 bytes as a copy of known length (no call to memcpy).
+        match <&mut [u8; VXLAN_V4_OUTER_LEN]>::try_from(&mut *buf) {
+            Ok(b) => b.copy_from_slice(&self.bytes[..VXLAN_V4_OUTER_LEN]),
+            Err(_) => buf.copy_from_slice(&self.bytes[..n]),
+        }
         let ip = &mut buf[ethernet::HEADER_LEN..];
         ip[2..4].copy_from_slice(&total.to_be_bytes());
         ip[4..6].copy_from_slice(&ident.to_be_bytes());
