@@ -108,6 +108,41 @@ impl<'a, F: Family> FibOf<'a, F> {
     }
 }
 
+/// What forwarding needs of an output interface: its MAC, `max_frame`, the bridge whose
+/// routed interface it is, whether it is a tunnel; None when it is down or not an L3
+/// interface. Remembered for the run of packets out of one interface.
+#[derive(Clone, Copy)]
+struct Out {
+    src_mac: Mac,
+    max_frame: u32,
+    bvi: Option<u16>,
+    tunnel: bool,
+}
+
+struct OutOf<'a> {
+    ctx: &'a Ctx<'a>,
+    last: (u16, Option<Out>),
+}
+
+impl OutOf<'_> {
+    #[inline(always)]
+    fn get(&mut self, tx_if: u16) -> Option<Out> {
+        if self.last.0 != tx_if {
+            let plan = self.ctx.plan;
+            let out = plan.iface(tx_if).filter(|p| p.up).and_then(|p| {
+                p.l3.map(|l3| Out {
+                    src_mac: l3.mac,
+                    max_frame: p.max_frame,
+                    bvi: p.bvi_bridge(),
+                    tunnel: plan.is_tunnel(tx_if),
+                })
+            });
+            self.last = (tx_if, out);
+        }
+        self.last.1
+    }
+}
+
 /// Where a packet goes after the lookup.
 enum Verdict {
     Forward(IfIndex, Mac),
@@ -166,6 +201,10 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
     }
     // Second pass: look up, resolve, rewrite, hand on.
     let nexthops = ctx.plan.l3.nexthops.as_deref();
+    let mut outs = OutOf {
+        ctx,
+        last: (u16::MAX, None),
+    };
     let v = &mut *vector;
     for ((m, meta), check) in v.pkts.drain().zip(v.meta.iter()).zip(checks.iter()) {
         let verdict = match *check {
@@ -185,7 +224,9 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
             }
         };
         match verdict {
-            Verdict::Forward(tx_if, dst_mac) => forward::<F>(ctx, g, m, meta, tx_if, &dst_mac),
+            Verdict::Forward(tx_if, dst_mac) => {
+                forward::<F>(ctx, g, m, meta, (tx_if, outs.get(tx_if)), &dst_mac)
+            }
             Verdict::Tunnel(tx_if, remote) => into_tunnel::<F>(ctx, g, m, meta, tx_if, remote),
             Verdict::Local => F::local(ctx, g, m, meta),
             Verdict::Punt(reason) => punt::<F>(ctx, g, m, meta, reason),
@@ -211,22 +252,24 @@ fn decide(nh: NextHop) -> Verdict {
     }
 }
 
-/// Rewrites `m` for the hop out of `tx_if` to `dst_mac` and queues it; hop expiry and
-/// packets over the MTU that may not be fragmented go to the slow path instead.
+/// Rewrites `m` for the hop out of `tx_if` (`out`: what [`OutOf`] says of it) to
+/// `dst_mac` and queues it; hop expiry and packets over the MTU that may not be fragmented
+/// go to the slow path instead.
 #[inline(always)]
 fn forward<F: Family>(
     ctx: &Ctx,
     g: &mut Graph,
     mut m: Mbuf,
     meta: &Meta,
-    tx_if: u16,
+    (tx_if, out): (u16, Option<Out>),
     dst_mac: &Mac,
 ) {
-    let Some((src_mac, max_frame, bvi)) = ctx
-        .plan
-        .iface(tx_if)
-        .filter(|p| p.up)
-        .and_then(|p| p.l3.map(|l3| (l3.mac, p.max_frame, p.bvi_bridge())))
+    let Some(Out {
+        src_mac,
+        max_frame,
+        bvi,
+        tunnel,
+    }) = out
     else {
         ctx.counters
             .drop_packets(F::STAGE, DropReason::IfaceDown, tx_if, 1);
@@ -257,7 +300,7 @@ fn forward<F: Family>(
     if m.len() > len {
         m.trim((m.len() - len) as u16);
     }
-    hand_out(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi);
+    hand_out_to(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi, tunnel);
 }
 
 /// Rewrites `m` for the hop into L3 tunnel `tx_if` (gre l3, ipip) as [`forward`] does,
@@ -324,10 +367,23 @@ pub(crate) fn hand_out(
     out: Meta,
     bvi: Option<u16>,
 ) {
+    let tunnel = ctx.plan.is_tunnel(out.tx_if);
+    hand_out_to(ctx, g, stage, m, out, bvi, tunnel)
+}
+
+/// [`hand_out`], told whether `out.tx_if` is a tunnel.
+#[inline(always)]
+fn hand_out_to(
+    ctx: &Ctx,
+    g: &mut Graph,
+    stage: Stage,
+    m: Mbuf,
+    out: Meta,
+    bvi: Option<u16>,
+    tunnel: bool,
+) {
     match bvi {
-        None if ctx.plan.is_tunnel(out.tx_if) => {
-            crate::tunnel::encap::route_into(ctx, g, stage, m, out)
-        }
+        None if tunnel => crate::tunnel::encap::route_into(ctx, g, stage, m, out),
         None => g.hand_on(ctx, stage, Next::Output, m, out),
         Some(bridge) => {
             let out = crate::l2::bridge::from_bvi(out.tx_if, bridge, &out);
