@@ -300,7 +300,7 @@ fn forward<F: Family>(
     if m.len() > len {
         m.trim((m.len() - len) as u16);
     }
-    hand_out_to(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi, tunnel);
+    hand_out(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi, tunnel);
 }
 
 /// Rewrites `m` for the hop into L3 tunnel `tx_if` (gre l3, ipip) as [`forward`] does,
@@ -355,25 +355,13 @@ fn into_tunnel<F: Family>(
 
 /// Hands a routed frame on out of `out.tx_if`: to the output, or, when that is the routed
 /// interface of bridge `bvi` (the plan's [`IfacePlan::bvi_bridge`]), into l2-bridge as
-/// received on it, or, when it is a tunnel, to tunnel-encap.
+/// received on it, or, when it is a `tunnel` ([`ForwardingPlan::is_tunnel`]), to
+/// tunnel-encap.
 ///
 /// [`IfacePlan::bvi_bridge`]: crate::plan::IfacePlan::bvi_bridge
+/// [`ForwardingPlan::is_tunnel`]: crate::plan::ForwardingPlan::is_tunnel
 #[inline(always)]
 pub(crate) fn hand_out(
-    ctx: &Ctx,
-    g: &mut Graph,
-    stage: Stage,
-    m: Mbuf,
-    out: Meta,
-    bvi: Option<u16>,
-) {
-    let tunnel = ctx.plan.is_tunnel(out.tx_if);
-    hand_out_to(ctx, g, stage, m, out, bvi, tunnel)
-}
-
-/// [`hand_out`], told whether `out.tx_if` is a tunnel.
-#[inline(always)]
-fn hand_out_to(
     ctx: &Ctx,
     g: &mut Graph,
     stage: Stage,

@@ -180,7 +180,8 @@ fn fragment(
         d[6..12].copy_from_slice(src_mac);
         d[12..14].copy_from_slice(&ETHERTYPE_IPV4);
         d[L3..L3 + n].copy_from_slice(&h[..n]);
-        forward::hand_out(ctx, g, Ip4::STAGE, f, *out, bvi);
+        let tunnel = ctx.plan.is_tunnel(out.tx_if);
+        forward::hand_out(ctx, g, Ip4::STAGE, f, *out, bvi, tunnel);
         off += chunk;
     }
     Ok(())

@@ -275,10 +275,7 @@ impl<'a> Recent<'a> {
         vrf: u16,
         ip: &[u8],
     ) -> (Decap<'a>, Option<Delivery<'a>>) {
-        let Some((port, rx)) = vxlan_v4_fast(ip) else {
-            return with_delivery(plan, decide(plan, vrf, ip));
-        };
-        let TunnelKind::Vxlan { vni } = rx.kind else {
+        let Some((port, vni, rx)) = vxlan_v4_fast(ip) else {
             return with_delivery(plan, decide(plan, vrf, ip));
         };
         let key = (vrf, u32::from(rx.dst), port, vni);

@@ -703,7 +703,8 @@ fn to_vtep(
         out.csum_start = out.csum_start + outer_len as u16 - shift as u16;
     }
     if resolved {
-        hand_out(ctx, g, STAGE, m, out, bvi);
+        // path() refuses an underlay interface that is a tunnel.
+        hand_out(ctx, g, STAGE, m, out, bvi, false);
     } else {
         // The slow path resolves the next hop and sends the packet on as received on the
         // underlay interface (routed again in its VRF, as a routed packet would be).

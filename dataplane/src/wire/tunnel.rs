@@ -519,9 +519,10 @@ where
 /// no options and is not a fragment, and the packet is complete (UDP and VXLAN headers
 /// and an inner Ethernet header inside the Total Length). The UDP destination port comes
 /// with it: the caller still has to know it is a VXLAN port. None for everything else,
-/// which [`classify_ipv4`] then takes (the two agree wherever this answers: tested).
+/// which [`classify_ipv4`] then takes (the two agree wherever this answers: tested). The
+/// VNI comes out too (it is in the answer's `kind`).
 #[inline(always)]
-pub fn vxlan_v4_fast(packet: &[u8]) -> Option<(u16, TunnelRx)> {
+pub fn vxlan_v4_fast(packet: &[u8]) -> Option<(u16, u32, TunnelRx)> {
     // IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14.
     const MIN: usize = ipv4::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN + 14;
     const AT: usize = ipv4::HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
@@ -545,6 +546,7 @@ pub fn vxlan_v4_fast(packet: &[u8]) -> Option<(u16, TunnelRx)> {
     let vni = u32::from_be_bytes([p[32], p[33], p[34], p[35]]) >> 8;
     Some((
         be16(22),
+        vni,
         TunnelRx {
             kind: TunnelKind::Vxlan { vni },
             src: addr(12),
@@ -590,6 +592,9 @@ impl OuterTemplate {
             return None;
         }
         let udp = ip[9] == PROTO_UDP;
+        if udp && payload < udp::HEADER_LEN {
+            return None;
+        }
         if ip[9] == PROTO_GRE && headers.get(ETH_IPV4_LEN)? & 0x80 != 0 {
             return None;
         }
@@ -1222,8 +1227,8 @@ mod tests {
     fn vxlan_fast_reads_the_common_packet() {
         let mut p = VXLAN_OUTER[ethernet::HEADER_LEN..].to_vec();
         p.extend_from_slice(&[0xab; 60]);
-        let (port, rx) = vxlan_v4_fast(&p).unwrap();
-        assert_eq!(port, 4789);
+        let (port, vni, rx) = vxlan_v4_fast(&p).unwrap();
+        assert_eq!((port, vni), (4789, 42));
         assert_eq!(rx.kind, TunnelKind::Vxlan { vni: 42 });
         assert_eq!((rx.inner_offset, rx.inner_len), (36, 60));
         assert_eq!(Ok(Some(rx)), classify_ipv4(&p, ports, none_known));
@@ -1252,7 +1257,8 @@ mod tests {
             }
             let keep = if whole { p.len() } else { cut.index(p.len() + 1) };
             let p = &p[..keep];
-            if let Some((port, rx)) = vxlan_v4_fast(p) {
+            if let Some((port, vni, rx)) = vxlan_v4_fast(p) {
+                prop_assert_eq!(rx.kind, TunnelKind::Vxlan { vni });
                 let vx = |q: u16| (q == port).then_some(UdpTunnel::Vxlan);
                 prop_assert_eq!(classify_ipv4(p, vx, none_known), Ok(Some(rx)));
             }
