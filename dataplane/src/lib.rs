@@ -10,6 +10,7 @@
 //!   the MAC table (`l2/fdb.rs`) and the learner (`l2/learn.rs`).
 //! - [`l3`]: the router: the FIB (`l3/fib.rs`: where a route is looked up).
 //! - [`tunnel`]: tunnel-decap and tunnel-encap (vxlan, geneve, gre, ipip over IPv4).
+//! - [`acl`]: ACL rules, the classifier, and the in / out checks (`acl/filter.rs`).
 //! - [`output`]: per-interface output buffers and transmission; software offloads.
 //! - [`punt`], [`slowpath`]: the rings to and from the control thread.
 //! - [`plan`]: the forwarding plan workers read (logical interfaces, rx queues, tx paths,
@@ -20,6 +21,7 @@
 //! - [`wire`]: header views over bytes (Ethernet, checksums).
 //! - [`poll`]: busy or adaptive polling. [`latency`]: per-worker rx -> tx histograms.
 
+pub mod acl;
 mod cell;
 pub mod counters;
 pub mod engine;

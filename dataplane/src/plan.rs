@@ -286,6 +286,8 @@ pub struct ForwardingPlan {
     pub l3: L3Plan,
     /// Tunnels, by their interface's index (ascending).
     pub tunnels: Vec<TunnelPlan>,
+    /// The ACLs bound to interfaces.
+    pub acls: crate::acl::AclBindings,
 }
 
 impl ForwardingPlan {

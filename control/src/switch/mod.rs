@@ -997,6 +997,7 @@ impl Switch {
             ifaces,
             bridges,
             tunnels,
+            acls: Default::default(),
             l3: {
                 let mut router = self.router();
                 router.set_ifaces(routed);

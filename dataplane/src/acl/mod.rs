@@ -1,0 +1,181 @@
+//! ACLs: ordered rules bound to interfaces, in (as frames arrive) and out (as they leave).
+//!
+//! - [`rule`]: a rule and the packet fields it matches ([`rule::Key`]); the plain
+//!   first-match definition every classifier is tested against.
+//! - [`classify`]: the classifier the workers search (built by the control thread).
+//! - [`key`]: where a frame's match fields are read (Ethernet, 802.1Q, IPv4, IPv6, L4).
+//! - [`filter`]: the ACL checks of ethernet-input (in) and of the output (out).
+//!
+//! An [`Acl`] is immutable once built: replacing an ACL's rules builds a new one and
+//! publishes it in a new plan, so each packet sees the old rules or the new ones. Per-rule
+//! hit counters live beside it, one row per worker.
+//!
+//! Thread safety: an `Acl` is shared read-only by every worker (through the plan, an
+//! `Arc`); each worker writes only its own row of hit counters (relaxed load + store), and
+//! the control thread sums the rows with relaxed loads.
+
+pub mod classify;
+pub mod filter;
+pub mod key;
+pub mod rule;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+pub use classify::Classifier;
+pub use rule::{Action, Family, Key, Net, Rule};
+
+use crate::cell::bump;
+use crate::plan::IfIndex;
+
+/// Which way an ACL sees an interface's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Dir {
+    /// Frames received on the interface (before bridging or routing).
+    In = 0,
+    /// Frames leaving through it.
+    Out = 1,
+}
+
+/// One worker's hit counters of an ACL: one per rule, then the default deny's.
+#[repr(align(64))]
+struct HitRow(Box<[AtomicU64]>);
+
+/// A built ACL: its rules, their classifier and hit counters.
+pub struct Acl {
+    pub name: Arc<str>,
+    rules: Box<[Rule]>,
+    classifier: Classifier,
+    /// Actions by rule index, for the fast path (the rules' other fields stay cold).
+    actions: Box<[Action]>,
+    hits: Box<[HitRow]>,
+}
+
+impl std::fmt::Debug for Acl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acl")
+            .field("name", &self.name)
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+/// What an ACL says of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub action: Action,
+    /// The rule that matched (None: no rule did, the default deny).
+    pub rule: Option<u32>,
+}
+
+impl Acl {
+    /// Builds the ACL `name` of `rules` (in match order) for `workers` workers. Runs on the
+    /// control thread: its cost (the classifier's build) is never a worker's.
+    pub fn new(name: &str, rules: Vec<Rule>, workers: usize) -> Acl {
+        let classifier = Classifier::build(&rules);
+        let actions = rules.iter().map(|r| r.action).collect();
+        let hits = (0..workers.max(1))
+            .map(|_| HitRow((0..=rules.len()).map(|_| AtomicU64::new(0)).collect()))
+            .collect();
+        Acl {
+            name: name.into(),
+            rules: rules.into_boxed_slice(),
+            classifier,
+            actions,
+            hits,
+        }
+    }
+
+    /// Its rules, in match order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// What it says of `k`, without counting.
+    #[inline]
+    pub fn verdict(&self, k: &Key) -> Verdict {
+        match self.classifier.classify(k) {
+            Some(r) => Verdict {
+                action: self.actions[r as usize],
+                rule: Some(r),
+            },
+            None => Verdict {
+                action: Action::Deny,
+                rule: None,
+            },
+        }
+    }
+
+    /// Counts a hit of `v` by `worker`.
+    #[inline(always)]
+    pub fn count(&self, worker: usize, v: &Verdict) {
+        if let Some(row) = self.hits.get(worker) {
+            let i = v.rule.map_or(self.rules.len(), |r| r as usize);
+            if let Some(c) = row.0.get(i) {
+                bump(c, 1);
+            }
+        }
+    }
+
+    /// Hits per rule summed over the workers, then the default deny's.
+    pub fn hits(&self) -> Vec<u64> {
+        let mut out = vec![0u64; self.rules.len() + 1];
+        for row in self.hits.iter() {
+            for (o, c) in out.iter_mut().zip(row.0.iter()) {
+                *o += c.load(Relaxed);
+            }
+        }
+        out
+    }
+}
+
+/// The ACLs bound to interfaces, by interface index (in and out). Empty when no ACL is
+/// bound anywhere: interfaces without ACLs then cost one length check per vector.
+#[derive(Debug, Clone, Default)]
+pub struct AclBindings {
+    by_iface: Vec<[Option<Arc<Acl>>; 2]>,
+}
+
+impl PartialEq for AclBindings {
+    fn eq(&self, o: &AclBindings) -> bool {
+        let same = |a: &Option<Arc<Acl>>, b: &Option<Arc<Acl>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        self.by_iface.len() == o.by_iface.len()
+            && self
+                .by_iface
+                .iter()
+                .zip(&o.by_iface)
+                .all(|(a, b)| same(&a[0], &b[0]) && same(&a[1], &b[1]))
+    }
+}
+
+impl Eq for AclBindings {}
+
+impl AclBindings {
+    /// Binds `acl` to interface `iface` in direction `dir` (replacing what was bound).
+    pub fn bind(&mut self, iface: IfIndex, dir: Dir, acl: Arc<Acl>) {
+        let i = usize::from(iface);
+        if self.by_iface.len() <= i {
+            self.by_iface.resize_with(i + 1, Default::default);
+        }
+        self.by_iface[i][dir as usize] = Some(acl);
+    }
+
+    /// The ACL bound to `iface` in direction `dir`, if any.
+    #[inline(always)]
+    pub fn get(&self, iface: IfIndex, dir: Dir) -> Option<&Acl> {
+        self.by_iface
+            .get(usize::from(iface))
+            .and_then(|a| a[dir as usize].as_deref())
+    }
+
+    /// Whether no ACL is bound anywhere.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.by_iface.is_empty()
+    }
+}
