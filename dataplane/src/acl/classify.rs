@@ -1,17 +1,313 @@
-//! The classifier: the first rule of an ACL that matches a packet's [`Key`].
+//! The classifier: the first rule of an ACL that matches a packet's [`Key`], by a decision
+//! tree over the five match fields (HyperSplit's shape: binary splits at rule boundaries).
+//!
+//! Each rule is a box in a five-dimensional space (source and destination address ranges,
+//! source and destination port ranges, protocol range). An inner node splits its region in
+//! two at a value of one field; a leaf holds the boxes of the rules that meet its region,
+//! in rule order, so the first of them that contains the key is the answer. A rule that
+//! covers a leaf's whole region ends its list (the rules after it can never win there).
+//! Splits are chosen to keep both halves small and rules copied into both halves few.
+//! Building stops splitting where a leaf is short enough ([`LEAF_RULES`]), where no split
+//! makes progress, at [`MAX_DEPTH`], or when the copies reach a budget proportional to the
+//! rule count, so memory stays bounded whatever the rule set (a pathological set gets
+//! longer leaves, not more memory).
+//!
+//! IPv4 and IPv6 packets search their own tree (32-bit or 128-bit boxes; a rule of no
+//! family is in both). A later fragment (no L4 header) is matched by a plain scan of the
+//! rules ([`first_match`]): such packets are rare and the scan is exact.
+//!
+//! Built by the control thread; immutable and shared read-only by the workers.
 
-use super::rule::{first_match, Key, Rule};
+use super::rule::{first_match, Family, Key, Rule};
+
+/// Leaves with at most this many rules are not split further.
+const LEAF_RULES: usize = 6;
+/// Deepest a leaf may be.
+const MAX_DEPTH: usize = 48;
+/// Copies of rules in leaves allowed per rule (plus a constant), the tree's memory budget.
+const COPIES_PER_RULE: usize = 24;
+
+/// The fields of a rule box and of a key, in one integer type per family.
+trait Field: Copy + Ord + std::fmt::Debug {
+    fn from_u128(v: u128) -> Self;
+    fn from_u16(v: u16) -> Self;
+    fn pred(self) -> Self;
+    fn succ(self) -> Self;
+}
+
+impl Field for u32 {
+    #[inline(always)]
+    fn from_u128(v: u128) -> u32 {
+        v as u32
+    }
+    #[inline(always)]
+    fn from_u16(v: u16) -> u32 {
+        u32::from(v)
+    }
+    #[inline(always)]
+    fn pred(self) -> u32 {
+        self - 1
+    }
+    #[inline(always)]
+    fn succ(self) -> u32 {
+        self + 1
+    }
+}
+
+impl Field for u128 {
+    #[inline(always)]
+    fn from_u128(v: u128) -> u128 {
+        v
+    }
+    #[inline(always)]
+    fn from_u16(v: u16) -> u128 {
+        u128::from(v)
+    }
+    #[inline(always)]
+    fn pred(self) -> u128 {
+        self - 1
+    }
+    #[inline(always)]
+    fn succ(self) -> u128 {
+        self + 1
+    }
+}
+
+/// Fields, in box order: source, destination, source port, destination port, protocol.
+const DIMS: usize = 5;
+
+/// A rule as a box: inclusive ranges per field, and its index in the ACL.
+#[derive(Debug, Clone, Copy)]
+struct RuleBox<F> {
+    lo: [F; DIMS],
+    hi: [F; DIMS],
+    rule: u32,
+}
+
+impl<F: Field> RuleBox<F> {
+    fn of(r: &Rule, rule: u32, bits: u8) -> RuleBox<F> {
+        let (s0, s1) = r.src.range(bits);
+        let (d0, d1) = r.dst.range(bits);
+        let (p0, p1) = r.proto.map_or((0, 255), |p| (p, p));
+        RuleBox {
+            lo: [
+                F::from_u128(s0),
+                F::from_u128(d0),
+                F::from_u16(r.sport.0),
+                F::from_u16(r.dport.0),
+                F::from_u16(p0.into()),
+            ],
+            hi: [
+                F::from_u128(s1),
+                F::from_u128(d1),
+                F::from_u16(r.sport.1),
+                F::from_u16(r.dport.1),
+                F::from_u16(p1.into()),
+            ],
+            rule,
+        }
+    }
+
+    #[inline(always)]
+    fn contains(&self, k: &[F; DIMS]) -> bool {
+        // Non-short-circuit ands: five compares and no branches until the end.
+        (self.lo[0] <= k[0])
+            & (k[0] <= self.hi[0])
+            & (self.lo[1] <= k[1])
+            & (k[1] <= self.hi[1])
+            & (self.lo[2] <= k[2])
+            & (k[2] <= self.hi[2])
+            & (self.lo[3] <= k[3])
+            & (k[3] <= self.hi[3])
+            & (self.lo[4] <= k[4])
+            & (k[4] <= self.hi[4])
+    }
+
+    /// Whether it covers all of `region`.
+    fn covers(&self, region: &Region<F>) -> bool {
+        (0..DIMS).all(|d| self.lo[d] <= region.lo[d] && region.hi[d] <= self.hi[d])
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Region<F> {
+    lo: [F; DIMS],
+    hi: [F; DIMS],
+}
+
+/// A node: a split (`dim` < DIMS: keys with field `dim` <= `at` go to `a`, others to `b`)
+/// or a leaf (`dim` == LEAF: boxes `a .. a + b` of the leaf array).
+#[derive(Debug, Clone, Copy)]
+struct Node<F> {
+    at: F,
+    dim: u8,
+    a: u32,
+    b: u32,
+}
+
+const LEAF: u8 = u8::MAX;
+
+/// One family's tree.
+#[derive(Debug, Clone)]
+struct Tree<F> {
+    nodes: Vec<Node<F>>,
+    leaves: Vec<RuleBox<F>>,
+}
+
+impl<F: Field> Tree<F> {
+    fn build(boxes: Vec<RuleBox<F>>, width: [F; DIMS]) -> Tree<F> {
+        let mut t = Tree {
+            nodes: Vec::new(),
+            leaves: Vec::new(),
+        };
+        let region = Region {
+            lo: [F::from_u16(0); DIMS],
+            hi: width,
+        };
+        let budget = COPIES_PER_RULE * boxes.len() + 1024;
+        t.nodes.push(Node {
+            at: F::from_u16(0),
+            dim: LEAF,
+            a: 0,
+            b: 0,
+        });
+        // Depth-first with an explicit stack: (node slot, boxes, region, depth).
+        let mut stack = vec![(0usize, boxes, region, 0usize)];
+        let mut copies = 0usize;
+        while let Some((slot, mut boxes, region, depth)) = stack.pop() {
+            if let Some(i) = boxes.iter().position(|b| b.covers(&region)) {
+                boxes.truncate(i + 1);
+            }
+            let split = if boxes.len() <= LEAF_RULES
+                || depth >= MAX_DEPTH
+                || copies + boxes.len() > budget
+            {
+                None
+            } else {
+                best_split(&boxes, &region)
+            };
+            let Some((dim, at)) = split else {
+                copies += boxes.len();
+                t.nodes[slot] = Node {
+                    at: F::from_u16(0),
+                    dim: LEAF,
+                    a: t.leaves.len() as u32,
+                    b: boxes.len() as u32,
+                };
+                t.leaves.extend_from_slice(&boxes);
+                continue;
+            };
+            let (mut left, mut right) = (Vec::new(), Vec::new());
+            for b in &boxes {
+                if b.lo[dim] <= at {
+                    left.push(*b);
+                }
+                if b.hi[dim] > at {
+                    right.push(*b);
+                }
+            }
+            let (mut lr, mut rr) = (region, region);
+            lr.hi[dim] = at;
+            // at < region.hi[dim] (best_split's choice), so at + 1 does not overflow.
+            rr.lo[dim] = at.succ();
+            let (a, b) = (t.nodes.len(), t.nodes.len() + 1);
+            for _ in 0..2 {
+                t.nodes.push(Node {
+                    at: F::from_u16(0),
+                    dim: LEAF,
+                    a: 0,
+                    b: 0,
+                });
+            }
+            t.nodes[slot] = Node {
+                at,
+                dim: dim as u8,
+                a: a as u32,
+                b: b as u32,
+            };
+            stack.push((b, right, rr, depth + 1));
+            stack.push((a, left, lr, depth + 1));
+        }
+        t
+    }
+
+    #[inline(always)]
+    fn classify(&self, k: &[F; DIMS]) -> Option<u32> {
+        let mut n = self.nodes.first()?;
+        while n.dim != LEAF {
+            let v = k[usize::from(n.dim) % DIMS];
+            let i = if v <= n.at { n.a } else { n.b };
+            n = self.nodes.get(i as usize)?;
+        }
+        let (a, len) = (n.a as usize, n.b as usize);
+        self.leaves
+            .get(a..a + len)?
+            .iter()
+            .find(|b| b.contains(k))
+            .map(|b| b.rule)
+    }
+}
+
+/// The split of `region` that keeps the larger half smallest while copying few rules into
+/// both halves: (field, value) with keys <= value going left. None if no split puts fewer
+/// rules on each side than the node has.
+fn best_split<F: Field>(boxes: &[RuleBox<F>], region: &Region<F>) -> Option<(usize, F)> {
+    let n = boxes.len();
+    let mut best: Option<(usize, usize, F)> = None;
+    let mut cuts: Vec<F> = Vec::with_capacity(2 * n);
+    for dim in 0..DIMS {
+        cuts.clear();
+        for b in boxes {
+            if b.lo[dim] > region.lo[dim] {
+                cuts.push(b.lo[dim].pred());
+            }
+            if b.hi[dim] < region.hi[dim] {
+                cuts.push(b.hi[dim]);
+            }
+        }
+        if cuts.is_empty() {
+            continue;
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        let m = cuts.len();
+        for &at in [cuts[m / 2], cuts[m / 4], cuts[(3 * m) / 4]].iter() {
+            let l = boxes.iter().filter(|b| b.lo[dim] <= at).count();
+            let r = boxes.iter().filter(|b| b.hi[dim] > at).count();
+            if l >= n || r >= n {
+                continue;
+            }
+            let cost = l.max(r) + (l + r - n);
+            if best.is_none_or(|(c, _, _)| cost < c) {
+                best = Some((cost, dim, at));
+            }
+        }
+    }
+    best.map(|(_, dim, at)| (dim, at))
+}
 
 /// Finds the first matching rule of an ACL.
 #[derive(Debug, Clone)]
 pub struct Classifier {
+    v4: Tree<u32>,
+    v6: Tree<u128>,
+    /// Every rule, for later fragments.
     rules: Box<[Rule]>,
 }
 
 impl Classifier {
     /// Builds the classifier of `rules` (in match order).
     pub fn build(rules: &[Rule]) -> Classifier {
+        let of = |f: Family| rules.iter().enumerate().filter(move |(_, r)| r.family != Some(f));
+        let v4 = of(Family::V6)
+            .map(|(i, r)| RuleBox::<u32>::of(r, i as u32, 32))
+            .collect();
+        let v6 = of(Family::V4)
+            .map(|(i, r)| RuleBox::<u128>::of(r, i as u32, 128))
+            .collect();
         Classifier {
+            v4: Tree::build(v4, [u32::MAX, u32::MAX, 0xffff, 0xffff, 0xff]),
+            v6: Tree::build(v6, [u128::MAX, u128::MAX, 0xffff, 0xffff, 0xff]),
             rules: rules.into(),
         }
     }
@@ -19,6 +315,184 @@ impl Classifier {
     /// The index of the first rule that matches `k`.
     #[inline]
     pub fn classify(&self, k: &Key) -> Option<u32> {
+        if k.later_fragment {
+            return self.fragment(k);
+        }
+        let (sp, dp, p) = (k.sport, k.dport, k.proto);
+        match k.family {
+            Family::V4 => self.v4.classify(&[
+                k.src as u32,
+                k.dst as u32,
+                sp.into(),
+                dp.into(),
+                p.into(),
+            ]),
+            Family::V6 => self
+                .v6
+                .classify(&[k.src, k.dst, sp.into(), dp.into(), p.into()]),
+        }
+    }
+
+    #[cold]
+    fn fragment(&self, k: &Key) -> Option<u32> {
         first_match(&self.rules, k).map(|i| i as u32)
+    }
+
+    /// Nodes and leaf entries of both trees (for the build's report).
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.v4.nodes.len() + self.v6.nodes.len(),
+            self.v4.leaves.len() + self.v6.leaves.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::rule::{Action, Net};
+    use proptest::prelude::*;
+
+    /// A random rule: family, protocol, prefixes and port ranges drawn from small pools
+    /// so that rules overlap and keys hit them.
+    fn rule() -> impl Strategy<Value = Rule> {
+        (
+            0u8..3,
+            prop_oneof![Just(None), Just(Some(6u8)), Just(Some(17u8)), Just(Some(1u8)), Just(Some(58u8))],
+            (any::<u32>(), 0u8..=32, any::<u32>(), 0u8..=32),
+            (0u16..8, 0u16..8, 0u16..8, 0u16..8, any::<bool>(), any::<bool>()),
+            prop_oneof![Just(Action::Permit), Just(Action::Deny), Just(Action::PermitReflect)],
+        )
+            .prop_map(|(fam, proto, (s, sl, d, dl), (a, b, c, e, sp, dp), action)| {
+                let family = match fam {
+                    0 => None,
+                    1 => Some(Family::V4),
+                    _ => Some(Family::V6),
+                };
+                // Addresses from a small pool (the top bits vary little) so that prefixes nest.
+                let addr = |x: u32, len: u8| match family {
+                    Some(Family::V6) => Net {
+                        addr: (u128::from(x & 0xff00_00ff) << 96) | u128::from(x & 0xf),
+                        len: len * 4,
+                    },
+                    Some(Family::V4) => Net {
+                        addr: u128::from(x & 0xff00_00ff),
+                        len,
+                    },
+                    None => Net::ANY,
+                };
+                let range = |x: u16, y: u16, on: bool| {
+                    if on {
+                        (x.min(y) * 1000, x.max(y) * 1000 + 999)
+                    } else {
+                        Rule::ANY_PORT
+                    }
+                };
+                Rule {
+                    action,
+                    family,
+                    proto,
+                    src: addr(s, sl),
+                    dst: addr(d, dl),
+                    sport: range(a, b, sp),
+                    dport: range(c, e, dp),
+                }
+            })
+    }
+
+    fn key() -> impl Strategy<Value = Key> {
+        (any::<bool>(), prop_oneof![Just(6u8), Just(17u8), Just(1u8), Just(58u8), any::<u8>()], any::<u32>(), any::<u32>(), 0u16..9000, 0u16..9000, 0u8..20)
+            .prop_map(|(v6, proto, s, d, sport, dport, f)| {
+                let a = |x: u32| {
+                    if v6 {
+                        (u128::from(x & 0xff00_00ff) << 96) | u128::from(x & 0xf)
+                    } else {
+                        u128::from(x & 0xff00_00ff)
+                    }
+                };
+                Key {
+                    family: if v6 { Family::V6 } else { Family::V4 },
+                    proto,
+                    src: a(s),
+                    dst: a(d),
+                    sport,
+                    dport,
+                    later_fragment: f == 0,
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The tree finds the rule a plain scan finds, for rule sets large enough to be
+        /// split many times.
+        #[test]
+        fn the_tree_agrees_with_a_plain_scan(
+            rules in proptest::collection::vec(rule(), 0..300),
+            keys in proptest::collection::vec(key(), 200),
+        ) {
+            let c = Classifier::build(&rules);
+            for k in &keys {
+                prop_assert_eq!(c.classify(k), first_match(&rules, k).map(|i| i as u32), "{:?}", k);
+            }
+            // Keys inside rules (the corners of their boxes), which random keys rarely hit.
+            for r in &rules {
+                let fam = r.family.unwrap_or(Family::V4);
+                let bits = if fam == Family::V4 { 32 } else { 128 };
+                for corner in [false, true] {
+                    let pick = |n: &Net| { let (lo, hi) = n.range(bits); if corner { hi } else { lo } };
+                    let k = Key {
+                        family: fam,
+                        proto: r.proto.unwrap_or(6),
+                        src: pick(&r.src),
+                        dst: pick(&r.dst),
+                        sport: if corner { r.sport.1 } else { r.sport.0 },
+                        dport: if corner { r.dport.1 } else { r.dport.0 },
+                        later_fragment: false,
+                    };
+                    prop_assert_eq!(c.classify(&k), first_match(&rules, &k).map(|i| i as u32), "{:?}", k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_acl_matches_nothing() {
+        let c = Classifier::build(&[]);
+        assert_eq!(c.classify(&Key::default()), None);
+    }
+
+    #[test]
+    fn a_thousand_disjoint_rules_make_a_shallow_tree() {
+        let rules: Vec<Rule> = (0..1000u32)
+            .map(|j| Rule {
+                family: Some(Family::V4),
+                proto: Some(17),
+                src: Net {
+                    addr: u128::from(0x0a00_0000 | (j << 8)),
+                    len: 24,
+                },
+                dst: Net {
+                    addr: u128::from(0xc612_0000u32),
+                    len: 15,
+                },
+                dport: (1000, 1999),
+                ..Rule::any(Action::Permit)
+            })
+            .collect();
+        let c = Classifier::build(&rules);
+        let (nodes, leaves) = c.size();
+        assert!(leaves <= 2 * rules.len(), "{leaves} leaf entries");
+        assert!(nodes <= rules.len(), "{nodes} nodes");
+        for j in [0u32, 1, 500, 999] {
+            let k = Key {
+                proto: 17,
+                src: u128::from(0x0a00_0000 | (j << 8) | 7),
+                dst: u128::from(0xc613_0102u32),
+                dport: 1500,
+                ..Key::default()
+            };
+            assert_eq!(c.classify(&k), Some(j));
+        }
     }
 }
