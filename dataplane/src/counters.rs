@@ -102,6 +102,9 @@ pub enum DropReason {
     /// GRE or IP in IP to a local gre / ipip tunnel endpoint that no tunnel there takes
     /// (another remote, another key, another payload kind).
     TunnelUnknown = 39,
+    /// An IP packet an ACL bound to its input or output interface denies (a deny rule, or
+    /// no rule matching).
+    AclDeny = 40,
 }
 
 impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
@@ -116,7 +119,7 @@ impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 40] = [
+    pub const ALL: [DropReason; 41] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -157,6 +160,7 @@ impl DropReason {
         DropReason::TunnelNoRemote,
         DropReason::GeneveUnknownVni,
         DropReason::TunnelUnknown,
+        DropReason::AclDeny,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -205,6 +209,7 @@ impl DropReason {
             DropReason::TunnelNoRemote => "tunnel_no_remote",
             DropReason::GeneveUnknownVni => "geneve_unknown_vni",
             DropReason::TunnelUnknown => "tunnel_unknown",
+            DropReason::AclDeny => "acl_deny",
         }
     }
 }

@@ -16,14 +16,18 @@
 //! Frames of routed interfaces go by ethertype: IPv4 to ip4-forward (whole, when a burst is
 //! all IPv4), IPv6 to ip6-forward (likewise), ARP to the slow path; each IP destination's
 //! first-level FIB entry (the input interface's VRF) is prefetched on the way.
+//! Before any of that, the input interface's `in` ACL (if one is bound) checks every frame
+//! ([`crate::acl::filter`]): denied frames are dropped here.
 //! Next: l2-bridge, ip4-forward, ip6-forward, punt, output.
 //! Drops: `iface_down` (input interface down), `unconnected` (nowhere to go),
 //! `bad_header` (shorter than its Ethernet header), `vlan_mismatch` (a VLAN the bridge
 //! member does not carry), `not_ip` (a routed interface's frame that is not IPv4, IPv6 or ARP, or
-//! is tagged).
+//! is tagged), `acl_deny` (and `bad_header` for a truncated IP packet) where an `in` ACL is
+//! bound.
 
 use dpdk::{BurstSummary, Mbuf};
 
+use crate::acl::{filter, Acl, Dir};
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage};
 use crate::l2::bridge;
@@ -44,16 +48,31 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph, rx: Option<(IfIndex, BurstSummary)>)
 
 /// A received burst: one interface, one decision for all but bridged frames.
 fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary) {
-    let n = g.input.len();
     let Some(p) = ctx.plan.iface(rx_if).filter(|p| p.up) else {
         let reason = match ctx.plan.iface(rx_if) {
             Some(_) => DropReason::IfaceDown,
             None => DropReason::Unconnected,
         };
-        ctx.counters.drop_packets(STAGE, reason, rx_if, n as u64);
+        ctx.counters
+            .drop_packets(STAGE, reason, rx_if, g.input.len() as u64);
         g.input.clear();
         return;
     };
+    let filtered;
+    let summary = match in_acl(ctx, rx_if) {
+        None => summary,
+        Some(acl) => {
+            if filter::check_vector(ctx, STAGE, acl, rx_if, &mut g.input) == 0 {
+                summary
+            } else if g.input.is_empty() {
+                return;
+            } else {
+                filtered = g.input.pkts.summary();
+                &filtered
+            }
+        }
+    };
+    let n = g.input.len();
     match p.input {
         // Sent whole, from this vector, when the output runs (Graph::flush).
         Input::Xconnect(peer) if !summary.tx_requests => g.xconnect = Some((peer, summary.bytes)),
@@ -355,21 +374,24 @@ fn per_packet(ctx: &Ctx, g: &mut Graph) {
         let verdict = match ctx.plan.iface(rx_if) {
             None => Err(DropReason::Unconnected),
             Some(p) if !p.up => Err(DropReason::IfaceDown),
-            Some(p) => match p.input {
-                Input::Xconnect(peer) => {
-                    g.input.meta[i].tx_if = peer;
-                    Ok(Next::Output)
-                }
-                Input::Drop(reason) => Err(reason),
-                Input::Punt(reason) => {
-                    g.input.meta[i].punt = reason;
-                    Ok(Next::Punt)
-                }
-                Input::Bridge => classify(p, rx_if, g, i).map(|()| Next::L2Bridge),
-                Input::Route => {
-                    g.input.meta[i].punt = PuntReason::Arp;
-                    routed(g.input.pkts.data(i))
-                }
+            Some(p) => match admit(ctx, rx_if, g.input.pkts.data(i)).map(|()| p.input) {
+                Err(reason) => Err(reason),
+                Ok(input) => match input {
+                    Input::Xconnect(peer) => {
+                        g.input.meta[i].tx_if = peer;
+                        Ok(Next::Output)
+                    }
+                    Input::Drop(reason) => Err(reason),
+                    Input::Punt(reason) => {
+                        g.input.meta[i].punt = reason;
+                        Ok(Next::Punt)
+                    }
+                    Input::Bridge => classify(p, rx_if, g, i).map(|()| Next::L2Bridge),
+                    Input::Route => {
+                        g.input.meta[i].punt = PuntReason::Arp;
+                        routed(g.input.pkts.data(i))
+                    }
+                },
             },
         };
         *next = match verdict {
@@ -386,6 +408,24 @@ fn per_packet(ctx: &Ctx, g: &mut Graph) {
         i += 1;
         v
     });
+}
+
+/// The `in` ACL of interface `rx_if`, if one is bound.
+#[inline(always)]
+fn in_acl<'a>(ctx: &Ctx<'a>, rx_if: IfIndex) -> Option<&'a Acl> {
+    if ctx.plan.acls.is_empty() {
+        return None;
+    }
+    ctx.plan.acls.get(rx_if, Dir::In)
+}
+
+/// Whether `rx_if`'s `in` ACL (if any) lets `frame` in; why not otherwise.
+#[inline(always)]
+pub(crate) fn admit(ctx: &Ctx, rx_if: IfIndex, frame: &[u8]) -> Result<(), DropReason> {
+    match in_acl(ctx, rx_if) {
+        Some(acl) => filter::check(ctx, acl, frame),
+        None => Ok(()),
+    }
 }
 
 /// Puts `m` in the input vector as received on `rx_if` (for the inject stage).

@@ -6,6 +6,9 @@
 //! taken, transmits early. A cross-connected burst is sent as it was received, from the
 //! input vector (no copy), unless a frame of it needs work.
 //!
+//! Before a burst is transmitted, the output interface's `out` ACL checks it
+//! ([`crate::acl::filter`]).
+//!
 //! Reads: the output interface (given by the stage that queues), the offload fields
 //! (`flags` OFFLOAD, `csum`, `csum_start`, `gso`, `gso_size`);
 //! the plan's output interface (`up`, `max_frame`) and the worker's tx paths. Writes: the
@@ -18,7 +21,8 @@
 //! frame for a tunnel interface that did not come through tunnel-encap),
 //! `offload_unsupported` (a GSO super-frame, or a partial checksum in a chained frame:
 //! segmentation and chained checksums come with the kernel-facing ports), `bad_header` (a
-//! partial checksum whose field lies outside the frame).
+//! partial checksum whose field lies outside the frame); `acl_deny` (and `bad_header` for a
+//! truncated IP packet) where an `out` ACL is bound.
 
 use dpdk::{Burst, Mbuf, PortQueue};
 
@@ -225,8 +229,13 @@ fn full(ctx: &Ctx, slot: &mut Slot, m: Mbuf) {
 
 /// Sends `burst` (`bytes` long) on `iface`'s tx path for this worker; what is not taken
 /// is freed and counted. The burst is empty afterwards.
+/// The output interface's `out` ACL, if it has one, sees the burst first.
 #[inline]
 fn transmit(ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64) {
+    if burst.is_empty() {
+        return;
+    }
+    let bytes = crate::acl::filter::check_out(ctx, iface, burst, bytes);
     if burst.is_empty() {
         return;
     }

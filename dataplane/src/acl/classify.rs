@@ -178,14 +178,13 @@ impl<F: Field> Tree<F> {
             if let Some(i) = boxes.iter().position(|b| b.covers(&region)) {
                 boxes.truncate(i + 1);
             }
-            let split = if boxes.len() <= LEAF_RULES
-                || depth >= MAX_DEPTH
-                || copies + boxes.len() > budget
-            {
-                None
-            } else {
-                best_split(&boxes, &region)
-            };
+            let split =
+                if boxes.len() <= LEAF_RULES || depth >= MAX_DEPTH || copies + boxes.len() > budget
+                {
+                    None
+                } else {
+                    best_split(&boxes, &region)
+                };
             let Some((dim, at)) = split else {
                 copies += boxes.len();
                 t.nodes[slot] = Node {
@@ -298,7 +297,12 @@ pub struct Classifier {
 impl Classifier {
     /// Builds the classifier of `rules` (in match order).
     pub fn build(rules: &[Rule]) -> Classifier {
-        let of = |f: Family| rules.iter().enumerate().filter(move |(_, r)| r.family != Some(f));
+        let of = |f: Family| {
+            rules
+                .iter()
+                .enumerate()
+                .filter(move |(_, r)| r.family != Some(f))
+        };
         let v4 = of(Family::V6)
             .map(|(i, r)| RuleBox::<u32>::of(r, i as u32, 32))
             .collect();
@@ -320,13 +324,10 @@ impl Classifier {
         }
         let (sp, dp, p) = (k.sport, k.dport, k.proto);
         match k.family {
-            Family::V4 => self.v4.classify(&[
-                k.src as u32,
-                k.dst as u32,
-                sp.into(),
-                dp.into(),
-                p.into(),
-            ]),
+            Family::V4 => {
+                self.v4
+                    .classify(&[k.src as u32, k.dst as u32, sp.into(), dp.into(), p.into()])
+            }
             Family::V6 => self
                 .v6
                 .classify(&[k.src, k.dst, sp.into(), dp.into(), p.into()]),
@@ -358,50 +359,77 @@ mod tests {
     fn rule() -> impl Strategy<Value = Rule> {
         (
             0u8..3,
-            prop_oneof![Just(None), Just(Some(6u8)), Just(Some(17u8)), Just(Some(1u8)), Just(Some(58u8))],
+            prop_oneof![
+                Just(None),
+                Just(Some(6u8)),
+                Just(Some(17u8)),
+                Just(Some(1u8)),
+                Just(Some(58u8))
+            ],
             (any::<u32>(), 0u8..=32, any::<u32>(), 0u8..=32),
-            (0u16..8, 0u16..8, 0u16..8, 0u16..8, any::<bool>(), any::<bool>()),
-            prop_oneof![Just(Action::Permit), Just(Action::Deny), Just(Action::PermitReflect)],
+            (
+                0u16..8,
+                0u16..8,
+                0u16..8,
+                0u16..8,
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            prop_oneof![
+                Just(Action::Permit),
+                Just(Action::Deny),
+                Just(Action::PermitReflect)
+            ],
         )
-            .prop_map(|(fam, proto, (s, sl, d, dl), (a, b, c, e, sp, dp), action)| {
-                let family = match fam {
-                    0 => None,
-                    1 => Some(Family::V4),
-                    _ => Some(Family::V6),
-                };
-                // Addresses from a small pool (the top bits vary little) so that prefixes nest.
-                let addr = |x: u32, len: u8| match family {
-                    Some(Family::V6) => Net {
-                        addr: (u128::from(x & 0xff00_00ff) << 96) | u128::from(x & 0xf),
-                        len: len * 4,
-                    },
-                    Some(Family::V4) => Net {
-                        addr: u128::from(x & 0xff00_00ff),
-                        len,
-                    },
-                    None => Net::ANY,
-                };
-                let range = |x: u16, y: u16, on: bool| {
-                    if on {
-                        (x.min(y) * 1000, x.max(y) * 1000 + 999)
-                    } else {
-                        Rule::ANY_PORT
+            .prop_map(
+                |(fam, proto, (s, sl, d, dl), (a, b, c, e, sp, dp), action)| {
+                    let family = match fam {
+                        0 => None,
+                        1 => Some(Family::V4),
+                        _ => Some(Family::V6),
+                    };
+                    // Addresses from a small pool (the top bits vary little) so that prefixes nest.
+                    let addr = |x: u32, len: u8| match family {
+                        Some(Family::V6) => Net {
+                            addr: (u128::from(x & 0xff00_00ff) << 96) | u128::from(x & 0xf),
+                            len: len * 4,
+                        },
+                        Some(Family::V4) => Net {
+                            addr: u128::from(x & 0xff00_00ff),
+                            len,
+                        },
+                        None => Net::ANY,
+                    };
+                    let range = |x: u16, y: u16, on: bool| {
+                        if on {
+                            (x.min(y) * 1000, x.max(y) * 1000 + 999)
+                        } else {
+                            Rule::ANY_PORT
+                        }
+                    };
+                    Rule {
+                        action,
+                        family,
+                        proto,
+                        src: addr(s, sl),
+                        dst: addr(d, dl),
+                        sport: range(a, b, sp),
+                        dport: range(c, e, dp),
                     }
-                };
-                Rule {
-                    action,
-                    family,
-                    proto,
-                    src: addr(s, sl),
-                    dst: addr(d, dl),
-                    sport: range(a, b, sp),
-                    dport: range(c, e, dp),
-                }
-            })
+                },
+            )
     }
 
     fn key() -> impl Strategy<Value = Key> {
-        (any::<bool>(), prop_oneof![Just(6u8), Just(17u8), Just(1u8), Just(58u8), any::<u8>()], any::<u32>(), any::<u32>(), 0u16..9000, 0u16..9000, 0u8..20)
+        (
+            any::<bool>(),
+            prop_oneof![Just(6u8), Just(17u8), Just(1u8), Just(58u8), any::<u8>()],
+            any::<u32>(),
+            any::<u32>(),
+            0u16..9000,
+            0u16..9000,
+            0u8..20,
+        )
             .prop_map(|(v6, proto, s, d, sport, dport, f)| {
                 let a = |x: u32| {
                     if v6 {

@@ -196,7 +196,20 @@ mod tests {
     }
 
     fn ipv4_udp(frag: u16) -> Vec<u8> {
-        let mut p = vec![0x45, 0, 0, 28, 0, 1, (frag >> 8) as u8, frag as u8, 64, 17, 0, 0];
+        let mut p = vec![
+            0x45,
+            0,
+            0,
+            28,
+            0,
+            1,
+            (frag >> 8) as u8,
+            frag as u8,
+            64,
+            17,
+            0,
+            0,
+        ];
         p.extend_from_slice(&[10, 0, 0, 1, 192, 0, 2, 9]);
         p.extend_from_slice(&[0x13, 0x88, 0x00, 0x35, 0, 8, 0, 0]);
         p
@@ -221,9 +234,7 @@ mod tests {
         let mut f = eth(0x0800, &[]);
         f.extend(ipv4_udp(0x2000 | 185));
         f.truncate(14 + 20);
-        let Parsed::Ip(k) = parse(&f) else {
-            panic!()
-        };
+        let Parsed::Ip(k) = parse(&f) else { panic!() };
         assert!(k.later_fragment);
         assert_eq!((k.sport, k.dport), (0, 0));
     }

@@ -155,6 +155,20 @@ impl Vector {
         &mut self.pkts
     }
 
+    /// Keeps the packets whose `keep` entry is true (with their metadata), in order, and
+    /// frees the others; returns how many were freed.
+    pub fn retain(&mut self, keep: &[bool]) -> usize {
+        let n = self.pkts.len();
+        let mut kept = 0;
+        for i in 0..n {
+            if keep.get(i).copied().unwrap_or(true) {
+                self.meta[kept] = self.meta[i];
+                kept += 1;
+            }
+        }
+        self.pkts.retain(keep)
+    }
+
     /// Frees every packet.
     pub fn clear(&mut self) {
         self.pkts.clear();

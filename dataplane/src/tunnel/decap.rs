@@ -381,7 +381,11 @@ fn deliver(ctx: &Ctx, g: &mut Graph, mut m: Mbuf, delivery: Delivery, rx: &Tunne
     }
     ctx.counters.iface_rx(tif, 1, m.len() as u64);
     match p.input {
-        Input::Bridge => match crate::input::bridged(p, tif, m.data()) {
+        // The tunnel interface's `in` ACL sees the inner frame (an addressed tunnel's
+        // frames meet it in ethernet-input).
+        Input::Bridge => match crate::input::admit(ctx, tif, m.data())
+            .and_then(|()| crate::input::bridged(p, tif, m.data()))
+        {
             Ok(mut meta) => {
                 meta.flags |= Meta::TUNNEL;
                 let probes = crate::l2::bridge::probes(learn, &meta, m.data());

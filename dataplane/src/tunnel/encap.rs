@@ -251,6 +251,10 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
                     tunnel
                 }
             };
+            if let Err(reason) = crate::acl::filter::check_tunnel_out(ctx, meta.tx_if, &m) {
+                ctx.counters.drop_packets(STAGE, reason, meta.tx_if, 1);
+                continue;
+            }
             one(ctx, g, &mut paths, m, meta, remotes[i], tunnel);
         }
     }

@@ -317,6 +317,24 @@ impl Burst {
         }
     }
 
+    /// Keeps the mbufs whose `keep` entry is true, in order, and frees the others; returns
+    /// how many were freed. Entries past `keep`'s end count as kept.
+    pub fn retain(&mut self, keep: &[bool]) -> usize {
+        let mut kept = 0;
+        for i in 0..self.len {
+            let p = self.pkts[i];
+            if keep.get(i).copied().unwrap_or(true) {
+                self.pkts[kept] = p;
+                kept += 1;
+            } else if let Some(raw) = NonNull::new(p) {
+                drop(Mbuf { raw });
+            }
+        }
+        let freed = self.len - kept;
+        self.len = kept;
+        freed
+    }
+
     /// Removes and returns the last mbuf.
     pub fn pop(&mut self) -> Option<Mbuf> {
         if self.len == 0 {
@@ -415,6 +433,10 @@ mod tests {
             assert_eq!(pool.in_use(), base + 200);
             assert_eq!(b.data(7), &[7u8; 60][..]);
             assert_eq!(b.bytes(), 200 * 60);
+            let keep: Vec<bool> = (0..200).map(|i| i % 3 == 0).collect();
+            assert_eq!(b.retain(&keep), 133);
+            assert_eq!(pool.in_use(), base + 67);
+            assert_eq!((b.len(), b.data(1)), (67, &[3u8; 60][..]));
         }
         assert_eq!(pool.in_use(), base);
     }
