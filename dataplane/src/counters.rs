@@ -105,6 +105,10 @@ pub enum DropReason {
     /// An IP packet an ACL bound to its input or output interface denies (a deny rule, or
     /// no rule matching).
     AclDeny = 40,
+    /// A new flow a `permit-reflect` rule lets through that gets no session: the session
+    /// table is at its global or the interface's limit with nothing to evict, or the
+    /// flow's bucket is full (dropped, as conntrack does when full).
+    SessionLimit = 41,
 }
 
 impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
@@ -119,7 +123,7 @@ impl From<crate::wire::tunnel::TunnelDrop> for DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 41] = [
+    pub const ALL: [DropReason; 42] = [
         DropReason::TxFull,
         DropReason::Unconnected,
         DropReason::IfaceDown,
@@ -161,6 +165,7 @@ impl DropReason {
         DropReason::GeneveUnknownVni,
         DropReason::TunnelUnknown,
         DropReason::AclDeny,
+        DropReason::SessionLimit,
     ];
 
     /// The name shown by `vsctl drops` and in metrics.
@@ -210,6 +215,7 @@ impl DropReason {
             DropReason::GeneveUnknownVni => "geneve_unknown_vni",
             DropReason::TunnelUnknown => "tunnel_unknown",
             DropReason::AclDeny => "acl_deny",
+            DropReason::SessionLimit => "session_limit",
         }
     }
 }

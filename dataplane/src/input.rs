@@ -423,7 +423,7 @@ fn in_acl<'a>(ctx: &Ctx<'a>, rx_if: IfIndex) -> Option<&'a Acl> {
 #[inline(always)]
 pub(crate) fn admit(ctx: &Ctx, rx_if: IfIndex, frame: &[u8]) -> Result<(), DropReason> {
     match in_acl(ctx, rx_if) {
-        Some(acl) => filter::check(ctx, acl, frame),
+        Some(acl) => filter::check(ctx, acl, rx_if, Dir::In, frame),
         None => Ok(()),
     }
 }

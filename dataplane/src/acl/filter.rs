@@ -5,34 +5,120 @@
 //! emptiness check of the plan's bindings per vector (none bound anywhere) or one lookup of
 //! its binding per vector.
 //!
-//! Reads: each frame's headers ([`super::key`]), the ACL's classifier. Writes: the ACL's
-//! hit counters (this worker's row). Drops: `acl_deny` (denied, or no rule matched),
+//! Where an interface's ACLs have `permit-reflect` rules, each packet is looked up in the
+//! session table first (either way): a session's packets pass without a rule search.
+//!
+//! Reads: each frame's headers ([`super::key`]), the session table, the ACL's classifier.
+//! Writes: the ACL's hit counters (this worker's row), sessions (created by
+//! `permit-reflect`, stamped by their packets; one a replaced ACL no longer permits is
+//! removed). Drops: `acl_deny` (denied, or no rule matched), `session_limit` (a new flow
+//! the session table has no room for),
 //! `bad_header` (an IP packet whose headers are truncated: never let through unmatched).
 //! ARP and IPv6 ND/RA pass unseen ([`super::key::Parsed::Exempt`]).
 
 use dpdk::{Burst, MAX_BURST};
 
-use super::key::{parse, Parsed};
-use super::Acl;
+use super::key::{parse, Extra, Parsed};
+use super::session::{Flow, Found, Sessions};
+use super::{Acl, Action, Dir, Key};
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Stage, Vector};
 use crate::plan::IfIndex;
 
-/// What `acl` says of frame `frame`: Ok to pass, or why it is dropped. Counts the hit.
+/// What `acl`, bound to `iface` in direction `dir`, says of frame `frame`: Ok to pass, or
+/// why it is dropped. A packet of a session (either way) passes without a rule search; an
+/// ICMP error about a session's packet passes too; a `permit-reflect` rule's packet
+/// creates its session. Counts the rule's hit.
 #[inline(always)]
-pub(crate) fn check(ctx: &Ctx, acl: &Acl, frame: &[u8]) -> Result<(), DropReason> {
+pub(crate) fn check(
+    ctx: &Ctx,
+    acl: &Acl,
+    iface: IfIndex,
+    dir: Dir,
+    frame: &[u8],
+) -> Result<(), DropReason> {
     match parse(frame) {
-        Parsed::Ip(k) => {
+        Parsed::Ip(k, x) => {
+            let table = ctx.plan.acls.sessions_of(iface);
+            let flow = Flow::of(iface, &k, &x);
+            if let Some(t) = table {
+                if session_passes(ctx, t, iface, flow.as_ref(), &x) {
+                    return Ok(());
+                }
+            }
             let v = acl.verdict(&k);
             acl.count(ctx.worker, &v);
-            if v.action.permits() {
-                Ok(())
-            } else {
-                Err(DropReason::AclDeny)
+            match (v.action, table, flow) {
+                (Action::Deny, _, _) => Err(DropReason::AclDeny),
+                (Action::PermitReflect, Some(t), Some(f)) => t
+                    .create(ctx.worker, &f, dir, acl.id, x.tcp_flags)
+                    .map(|_| ())
+                    .map_err(|_| DropReason::SessionLimit),
+                // Permit; or permit-reflect of what has no session of its own (a later
+                // fragment, ICMP other than echoes), or with no table.
+                _ => Ok(()),
             }
         }
         Parsed::Exempt => Ok(()),
         Parsed::Bad => Err(DropReason::BadHeader),
+    }
+}
+
+/// Whether a session lets the packet of `flow` through (stamping it), or, for an ICMP
+/// error, the session of the packet it quotes.
+#[inline(always)]
+fn session_passes(ctx: &Ctx, t: &Sessions, iface: IfIndex, flow: Option<&Flow>, x: &Extra) -> bool {
+    match flow {
+        Some(f) => match t.lookup(f) {
+            Some(found) if still_permitted(ctx, t, iface, f, &found) => {
+                t.touch(&found, x.tcp_flags);
+                true
+            }
+            _ => false,
+        },
+        None => x
+            .quoted
+            .and_then(|q| Flow::of(iface, &q, &Extra::default()))
+            .is_some_and(|q| t.lookup(&q).is_some()),
+    }
+}
+
+/// Whether session `found` (of `f`, seen now) still stands: the ACL that created it is
+/// still bound where it was, or its replacement still permits the session's first packet
+/// (then the session is the replacement's now); else the session is removed.
+#[inline(always)]
+fn still_permitted(ctx: &Ctx, t: &Sessions, iface: IfIndex, f: &Flow, found: &Found) -> bool {
+    match ctx.plan.acls.get(iface, found.dir) {
+        Some(cur) if cur.id != found.acl => recheck(t, cur, f, found),
+        // The same ACL, or none bound there any more (nothing to check against).
+        _ => true,
+    }
+}
+
+#[cold]
+fn recheck(t: &Sessions, cur: &Acl, f: &Flow, found: &Found) -> bool {
+    let first = if found.reply { f.reversed() } else { *f };
+    let (sport, dport) = match first.proto {
+        // An echo session's first packet was a request (type 8 / 128, code 0).
+        1 => (8, 0),
+        58 => (128, 0),
+        _ => (first.sport, first.dport),
+    };
+    let k = Key {
+        family: first.family,
+        proto: first.proto,
+        src: first.src,
+        dst: first.dst,
+        sport,
+        dport,
+        later_fragment: false,
+    };
+    if cur.verdict(&k).action.permits() {
+        t.adopt(found, cur.id);
+        true
+    } else {
+        t.remove(found);
+        false
     }
 }
 
@@ -49,7 +135,7 @@ pub(crate) fn check_vector(
     let mut keep = [true; MAX_BURST];
     let mut dropped = false;
     for (i, k) in keep.iter_mut().enumerate().take(v.len()) {
-        if let Err(reason) = check(ctx, acl, v.pkts.data(i)) {
+        if let Err(reason) = check(ctx, acl, iface, Dir::In, v.pkts.data(i)) {
             ctx.counters.drop_packets(stage, reason, iface, 1);
             *k = false;
             dropped = true;
@@ -69,7 +155,7 @@ pub(crate) fn check_out(ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64
     if ctx.plan.acls.is_empty() {
         return bytes;
     }
-    match ctx.plan.acls.get(iface, super::Dir::Out) {
+    match ctx.plan.acls.get(iface, Dir::Out) {
         Some(acl) => check_burst(ctx, acl, iface, burst, bytes),
         None => bytes,
     }
@@ -82,8 +168,8 @@ pub(crate) fn check_tunnel_out(ctx: &Ctx, tif: IfIndex, m: &dpdk::Mbuf) -> Resul
     if ctx.plan.acls.is_empty() {
         return Ok(());
     }
-    match ctx.plan.acls.get(tif, super::Dir::Out) {
-        Some(acl) => check(ctx, acl, m.data()),
+    match ctx.plan.acls.get(tif, Dir::Out) {
+        Some(acl) => check(ctx, acl, tif, Dir::Out, m.data()),
         None => Ok(()),
     }
 }
@@ -93,7 +179,7 @@ fn check_burst(ctx: &Ctx, acl: &Acl, iface: IfIndex, burst: &mut Burst, bytes: u
     let mut keep = [true; MAX_BURST];
     let mut dropped = false;
     for (i, k) in keep.iter_mut().enumerate().take(burst.len()) {
-        if let Err(reason) = check(ctx, acl, burst.data(i)) {
+        if let Err(reason) = check(ctx, acl, iface, Dir::Out, burst.data(i)) {
             ctx.counters.drop_packets(Stage::Output, reason, iface, 1);
             *k = false;
             dropped = true;

@@ -29,11 +29,31 @@ const DEST_OPTS: u8 = 60;
 /// Most IPv6 extension headers walked.
 const MAX_EXT: usize = 8;
 
+/// What sessions need of a packet besides its match fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extra {
+    /// TCP's flags byte (0 for other protocols).
+    pub tcp_flags: u8,
+    /// The identifier of an ICMP or ICMPv6 echo request or reply.
+    pub echo: Option<u16>,
+    /// The match fields of the packet an ICMP or ICMPv6 error quotes (the packet that
+    /// caused it, as its sender sent it).
+    pub quoted: Option<Key>,
+}
+
+/// TCP flags (RFC 9293 §3.1).
+pub mod tcp {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+}
+
 /// What a frame is to an ACL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
-    /// An IP packet, with its match fields.
-    Ip(Key),
+    /// An IP packet, with its match fields and what sessions need.
+    Ip(Key, Extra),
     /// Not subject to ACLs (not IP, or IPv6 neighbour / router discovery).
     Exempt,
     /// An IP packet whose headers are truncated or inconsistent.
@@ -70,9 +90,23 @@ pub fn parse(frame: &[u8]) -> Parsed {
     }
 }
 
+/// An ICMP error's quote (the offending packet's headers) is read one level deep.
+const QUOTE_DEPTH: u8 = 1;
+
 /// The match fields of IPv4 packet `p`.
 #[inline]
 pub fn ipv4(p: &[u8]) -> Parsed {
+    ipv4_at(p, 0)
+}
+
+/// The match fields of IPv6 packet `p`.
+#[inline]
+pub fn ipv6(p: &[u8]) -> Parsed {
+    ipv6_at(p, 0)
+}
+
+#[inline]
+fn ipv4_at(p: &[u8], depth: u8) -> Parsed {
     let Some(h) = p.get(..20) else {
         return Parsed::Bad;
     };
@@ -90,15 +124,15 @@ pub fn ipv4(p: &[u8]) -> Parsed {
         dport: 0,
         later_fragment: frag != 0,
     };
-    if !k.later_fragment && !l4(&mut k, &p[ihl..], ICMP) {
+    let mut x = Extra::default();
+    if !k.later_fragment && !l4(&mut k, &mut x, &p[ihl..], ICMP, depth) {
         return Parsed::Bad;
     }
-    Parsed::Ip(k)
+    Parsed::Ip(k, x)
 }
 
-/// The match fields of IPv6 packet `p`.
 #[inline]
-pub fn ipv6(p: &[u8]) -> Parsed {
+fn ipv6_at(p: &[u8], depth: u8) -> Parsed {
     let Some(h) = p.get(..40) else {
         return Parsed::Bad;
     };
@@ -137,7 +171,7 @@ pub fn ipv6(p: &[u8]) -> Parsed {
                 at += 8;
                 if off >> 3 != 0 {
                     k.later_fragment = true;
-                    return Parsed::Ip(k);
+                    return Parsed::Ip(k, Extra::default());
                 }
             }
             _ => break,
@@ -148,23 +182,28 @@ pub fn ipv6(p: &[u8]) -> Parsed {
         return Parsed::Bad;
     }
     let rest = p.get(at..).unwrap_or(&[]);
-    if at > p.len() || !l4(&mut k, rest, ICMPV6) {
+    let mut x = Extra::default();
+    if at > p.len() || !l4(&mut k, &mut x, rest, ICMPV6, depth) {
         return Parsed::Bad;
     }
     if k.proto == ICMPV6 && (133..=137).contains(&k.sport) {
         return Parsed::Exempt;
     }
-    Parsed::Ip(k)
+    Parsed::Ip(k, x)
 }
 
-/// Reads the ports (or ICMP type and code) of `k`'s protocol from L4 header `l4`; false
-/// if it is too short for them.
+/// Reads the ports (or ICMP type and code) of `k`'s protocol from L4 header `l4`, and
+/// what sessions need (TCP flags, an echo's identifier, an error's quote); false if it is
+/// too short for the ports, type or code.
 #[inline(always)]
-fn l4(k: &mut Key, l4: &[u8], icmp: u8) -> bool {
+fn l4(k: &mut Key, x: &mut Extra, l4: &[u8], icmp: u8, depth: u8) -> bool {
     match k.proto {
         TCP | UDP | SCTP => match (be16(l4, 0), be16(l4, 2)) {
             (Some(s), Some(d)) => {
                 (k.sport, k.dport) = (s, d);
+                if k.proto == TCP {
+                    x.tcp_flags = l4.get(13).copied().unwrap_or(0);
+                }
                 true
             }
             _ => false,
@@ -172,11 +211,35 @@ fn l4(k: &mut Key, l4: &[u8], icmp: u8) -> bool {
         p if p == icmp => match l4.get(..2) {
             Some(t) => {
                 (k.sport, k.dport) = (t[0].into(), t[1].into());
+                icmp_extra(x, t[0], l4, icmp == ICMPV6, depth);
                 true
             }
             None => false,
         },
         _ => true,
+    }
+}
+
+/// An echo's identifier, or an error's quoted packet (RFC 792; RFC 4443 §2.1, §3, §4).
+#[cold]
+fn icmp_extra(x: &mut Extra, kind: u8, msg: &[u8], v6: bool, depth: u8) {
+    let (echo, error) = if v6 {
+        (matches!(kind, 128 | 129), matches!(kind, 1..=4))
+    } else {
+        (matches!(kind, 0 | 8), matches!(kind, 3 | 4 | 5 | 11 | 12))
+    };
+    if echo {
+        x.echo = be16(msg, 4);
+    } else if error && depth < QUOTE_DEPTH {
+        let quote = msg.get(8..).unwrap_or(&[]);
+        let inner = if v6 {
+            ipv6_at(quote, depth + 1)
+        } else {
+            ipv4_at(quote, depth + 1)
+        };
+        if let Parsed::Ip(q, _) = inner {
+            x.quoted = Some(q);
+        }
     }
 }
 
@@ -219,7 +282,7 @@ mod tests {
     fn reads_a_tagged_udp_packet() {
         let mut f = eth(0x0800, &[100]);
         f.extend(ipv4_udp(0));
-        let Parsed::Ip(k) = parse(&f) else {
+        let Parsed::Ip(k, _) = parse(&f) else {
             panic!("{:?}", parse(&f))
         };
         assert_eq!(
@@ -234,7 +297,9 @@ mod tests {
         let mut f = eth(0x0800, &[]);
         f.extend(ipv4_udp(0x2000 | 185));
         f.truncate(14 + 20);
-        let Parsed::Ip(k) = parse(&f) else { panic!() };
+        let Parsed::Ip(k, _) = parse(&f) else {
+            panic!()
+        };
         assert!(k.later_fragment);
         assert_eq!((k.sport, k.dport), (0, 0));
     }
@@ -273,11 +338,62 @@ mod tests {
         ip6.extend([6, 0, 0, 1, 0, 0, 0, 7]);
         ip6.extend([0, 80, 0x1f, 0x90]);
         f.extend(ip6);
-        let Parsed::Ip(k) = parse(&f) else {
+        let Parsed::Ip(k, x) = parse(&f) else {
             panic!("{:?}", parse(&f))
         };
+        assert_eq!(x.tcp_flags, 0);
         assert_eq!((k.family, k.proto, k.src, k.dst), (Family::V6, 6, 1, 2));
         assert_eq!((k.sport, k.dport, k.later_fragment), (80, 8080, false));
+    }
+
+    #[test]
+    fn echoes_give_their_identifier_and_errors_their_quote() {
+        let mut ping = eth(0x0800, &[]);
+        ping.extend([
+            0x45, 0, 0, 28, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        ping.extend([8, 0, 0, 0, 0x12, 0x34, 0, 1]);
+        let Parsed::Ip(k, x) = parse(&ping) else {
+            panic!()
+        };
+        assert_eq!(
+            (k.sport, k.dport, x.echo, x.quoted),
+            (8, 0, Some(0x1234), None)
+        );
+        // Port unreachable quoting a UDP packet 192.0.2.9:53 -> 10.0.0.1:5000.
+        let mut err = eth(0x0800, &[]);
+        err.extend([
+            0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        err.extend([3, 3, 0, 0, 0, 0, 0, 0]);
+        err.extend([
+            0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 9, 10, 0, 0, 1,
+        ]);
+        err.extend([0, 53, 0x13, 0x88, 0, 8, 0, 0]);
+        let Parsed::Ip(k, x) = parse(&err) else {
+            panic!()
+        };
+        let q = x.quoted.expect("quote");
+        assert_eq!((k.sport, k.dport), (3, 3));
+        assert_eq!(
+            (q.proto, q.src, q.dst, q.sport, q.dport),
+            (17, 0xc000_0209, 0x0a00_0001, 53, 5000)
+        );
+    }
+
+    #[test]
+    fn tcp_flags_are_read() {
+        let mut f = eth(0x0800, &[]);
+        f.extend([
+            0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend([
+            0x9c, 0x40, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x12, 0, 0, 0, 0, 0, 0,
+        ]);
+        let Parsed::Ip(_, x) = parse(&f) else {
+            panic!()
+        };
+        assert_eq!(x.tcp_flags, tcp::SYN | tcp::ACK);
     }
 
     proptest! {

@@ -5,6 +5,7 @@
 //! - [`classify`]: the classifier the workers search (built by the control thread).
 //! - [`key`]: where a frame's match fields are read (Ethernet, 802.1Q, IPv4, IPv6, L4).
 //! - [`filter`]: the ACL checks of ethernet-input (in) and of the output (out).
+//! - [`session`]: the session table `permit-reflect` fills, shared by the workers.
 //!
 //! An [`Acl`] is immutable once built: replacing an ACL's rules builds a new one and
 //! publishes it in a new plan, so each packet sees the old rules or the new ones. Per-rule
@@ -18,12 +19,14 @@ pub mod classify;
 pub mod filter;
 pub mod key;
 pub mod rule;
+pub mod session;
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 pub use classify::Classifier;
 pub use rule::{Action, Family, Key, Net, Rule};
+pub use session::{SessionConfig, Sessions, Timeouts};
 
 use crate::cell::bump;
 use crate::plan::IfIndex;
@@ -42,9 +45,16 @@ pub enum Dir {
 #[repr(align(64))]
 struct HitRow(Box<[AtomicU64]>);
 
+/// Ids of built ACLs (sessions remember the ACL that created them).
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
 /// A built ACL: its rules, their classifier and hit counters.
 pub struct Acl {
     pub name: Arc<str>,
+    /// Unique among the ACLs built by this process.
+    pub id: u32,
+    /// Whether a rule of it creates sessions (permit-reflect).
+    pub reflects: bool,
     rules: Box<[Rule]>,
     classifier: Classifier,
     /// Actions by rule index, for the fast path (the rules' other fields stay cold).
@@ -80,6 +90,8 @@ impl Acl {
             .collect();
         Acl {
             name: name.into(),
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            reflects: rules.iter().any(|r| r.action == Action::PermitReflect),
             rules: rules.into_boxed_slice(),
             classifier,
             actions,
@@ -130,11 +142,21 @@ impl Acl {
     }
 }
 
-/// The ACLs bound to interfaces, by interface index (in and out). Empty when no ACL is
-/// bound anywhere: interfaces without ACLs then cost one length check per vector.
+/// The ACLs bound to interfaces, by interface index (in and out), and the session table
+/// their `permit-reflect` rules fill. Empty when no ACL is bound anywhere: interfaces
+/// without ACLs then cost one length check per vector.
 #[derive(Debug, Clone, Default)]
 pub struct AclBindings {
-    by_iface: Vec<[Option<Arc<Acl>>; 2]>,
+    by_iface: Vec<Bound>,
+    sessions: Option<Arc<Sessions>>,
+}
+
+/// One interface's ACLs.
+#[derive(Debug, Clone, Default)]
+struct Bound {
+    acls: [Option<Arc<Acl>>; 2],
+    /// One of them creates sessions: packets are looked up in the session table first.
+    stateful: bool,
 }
 
 impl PartialEq for AclBindings {
@@ -144,25 +166,42 @@ impl PartialEq for AclBindings {
             (None, None) => true,
             _ => false,
         };
-        self.by_iface.len() == o.by_iface.len()
+        let same_table = match (&self.sessions, &o.sessions) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_table
+            && self.by_iface.len() == o.by_iface.len()
             && self
                 .by_iface
                 .iter()
                 .zip(&o.by_iface)
-                .all(|(a, b)| same(&a[0], &b[0]) && same(&a[1], &b[1]))
+                .all(|(a, b)| same(&a.acls[0], &b.acls[0]) && same(&a.acls[1], &b.acls[1]))
     }
 }
 
 impl Eq for AclBindings {}
 
 impl AclBindings {
+    /// No ACL bound; sessions go to `sessions` (None: permit-reflect permits without
+    /// creating sessions, as in tests that need none).
+    pub fn new(sessions: Option<Arc<Sessions>>) -> AclBindings {
+        AclBindings {
+            by_iface: Vec::new(),
+            sessions,
+        }
+    }
+
     /// Binds `acl` to interface `iface` in direction `dir` (replacing what was bound).
     pub fn bind(&mut self, iface: IfIndex, dir: Dir, acl: Arc<Acl>) {
         let i = usize::from(iface);
         if self.by_iface.len() <= i {
             self.by_iface.resize_with(i + 1, Default::default);
         }
-        self.by_iface[i][dir as usize] = Some(acl);
+        let b = &mut self.by_iface[i];
+        b.acls[dir as usize] = Some(acl);
+        b.stateful = b.acls.iter().flatten().any(|a| a.reflects);
     }
 
     /// The ACL bound to `iface` in direction `dir`, if any.
@@ -170,7 +209,21 @@ impl AclBindings {
     pub fn get(&self, iface: IfIndex, dir: Dir) -> Option<&Acl> {
         self.by_iface
             .get(usize::from(iface))
-            .and_then(|a| a[dir as usize].as_deref())
+            .and_then(|a| a.acls[dir as usize].as_deref())
+    }
+
+    /// The session table, if `iface`'s ACLs create sessions.
+    #[inline(always)]
+    pub fn sessions_of(&self, iface: IfIndex) -> Option<&Sessions> {
+        match self.by_iface.get(usize::from(iface)) {
+            Some(b) if b.stateful => self.sessions.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The session table.
+    pub fn sessions(&self) -> Option<&Arc<Sessions>> {
+        self.sessions.as_ref()
     }
 
     /// Whether no ACL is bound anywhere.

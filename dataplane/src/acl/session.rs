@@ -1,0 +1,989 @@
+//! The session table: flows that a `permit-reflect` rule let through, so that their
+//! replies (and their later packets) pass the ACLs of the interface that saw them without
+//! a rule search. One table, shared by every worker: a flow's replies may arrive on
+//! another worker than its first packet (another port, another rx queue), and find its
+//! session all the same.
+//!
+//! A session is keyed by its interface and its flow as first seen ([`Flow`]: family,
+//! protocol, addresses, ports; an ICMP echo's identifier stands in both ports). Both
+//! directions hash alike (the endpoints are ordered before hashing), so a lookup finds a
+//! packet's session whichever way it goes and says which way that is.
+//!
+//! Layout: buckets of [`WAYS`] control words (one cache line), each naming a slot (one
+//! cache line: the key, last-seen second, TCP state, the ACL that created it). A control
+//! word holds a 32-bit tag of the hash, a state (free, busy, live) and a generation that
+//! every claim of the slot increments. A lookup reads the bucket's line, and the slot of a
+//! live word whose tag matches; then reads the word again: if it changed (the slot was
+//! freed or claimed meanwhile) the read is discarded (a miss). So readers never lock and
+//! never see a torn key.
+//!
+//! Writers: workers create sessions (a compare-and-swap claims a free slot: two workers
+//! never take one slot) and stamp the ones they see (last-seen second, TCP flags: plain
+//! stores, only when they change; a stamp landing on a slot just freed and reused only
+//! delays that session's expiry). The control thread expires sessions (compare-and-swap
+//! from live to free) and moves the clock. The only read-modify-writes shared between
+//! workers are per new session (the session counts), never per packet.
+//!
+//! Limits: a global limit and one per interface. At a limit, a worker evicts the oldest
+//! half-open TCP session it created (from its own FIFO of half-open sessions; entries that
+//! completed or went meanwhile are skipped), counted as an eviction; with none to evict,
+//! the new flow is refused (its packet dropped as `session_limit`, as conntrack does when
+//! full). A SYN flood so fills at most the limit, and established sessions stay.
+//!
+//! TCP state: enough for timeouts. SYN seen both ways (or a flow picked up mid-way, whose
+//! first packet was no SYN) is established (`timeout-tcp`); before that, and after a RST or
+//! a FIN each way, transitory (`timeout-tcp-transitory`). UDP and other protocols time out
+//! after `timeout-udp`, ICMP echoes after `timeout-icmp`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+use super::key::{tcp, Extra};
+use super::rule::{Family, Key};
+use super::Dir;
+use crate::plan::MAX_IFACES;
+
+/// Slots per bucket (one cache line of control words).
+pub const WAYS: usize = 8;
+
+/// Slot states in a control word.
+const FREE: u64 = 0;
+const BUSY: u64 = 1;
+const LIVE: u64 = 2;
+
+#[inline(always)]
+fn word(tag: u32, state: u64, gen: u64) -> u64 {
+    u64::from(tag) | (state << 32) | (gen << 34)
+}
+
+#[inline(always)]
+fn state_of(c: u64) -> u64 {
+    (c >> 32) & 3
+}
+
+#[inline(always)]
+fn gen_of(c: u64) -> u64 {
+    c >> 34
+}
+
+/// TCP state bits (per session).
+mod st {
+    pub const FWD_SYN: u32 = 1;
+    pub const REV_SYN: u32 = 2;
+    pub const FWD_FIN: u32 = 4;
+    pub const REV_FIN: u32 = 8;
+    pub const RST: u32 = 16;
+    /// Established: SYN seen both ways, or picked up mid-flow.
+    pub const EST: u32 = 32;
+    /// A reply was seen.
+    pub const REPLIED: u32 = 64;
+}
+
+const TCP: u8 = 6;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+
+/// A session's flow as first seen, on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub iface: u16,
+    pub family: Family,
+    pub proto: u8,
+    pub src: u128,
+    pub dst: u128,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+impl Flow {
+    /// The flow of a packet with match fields `k` (and `x`) on `iface`; None for what
+    /// has no session of its own (ICMP other than echoes, later fragments).
+    #[inline]
+    pub fn of(iface: u16, k: &Key, x: &Extra) -> Option<Flow> {
+        if k.later_fragment {
+            return None;
+        }
+        let (sport, dport) = match k.proto {
+            ICMP | ICMPV6 => {
+                let id = x.echo?;
+                (id, id)
+            }
+            _ => (k.sport, k.dport),
+        };
+        Some(Flow {
+            iface,
+            family: k.family,
+            proto: k.proto,
+            src: k.src,
+            dst: k.dst,
+            sport,
+            dport,
+        })
+    }
+
+    /// The same flow the other way.
+    #[inline(always)]
+    pub fn reversed(&self) -> Flow {
+        Flow {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            ..*self
+        }
+    }
+
+    #[inline(always)]
+    fn words(&self) -> [u64; 5] {
+        let fam = match self.family {
+            Family::V4 => 0u64,
+            Family::V6 => 1,
+        };
+        [
+            self.src as u64,
+            (self.src >> 64) as u64,
+            self.dst as u64,
+            (self.dst >> 64) as u64,
+            u64::from(self.sport)
+                | (u64::from(self.dport) << 16)
+                | (u64::from(self.proto) << 32)
+                | (fam << 40)
+                | (u64::from(self.iface) << 48),
+        ]
+    }
+
+    fn from_words(w: &[u64; 5]) -> Flow {
+        Flow {
+            src: u128::from(w[0]) | (u128::from(w[1]) << 64),
+            dst: u128::from(w[2]) | (u128::from(w[3]) << 64),
+            sport: w[4] as u16,
+            dport: (w[4] >> 16) as u16,
+            proto: (w[4] >> 32) as u8,
+            family: if (w[4] >> 40) & 1 == 1 {
+                Family::V6
+            } else {
+                Family::V4
+            },
+            iface: (w[4] >> 48) as u16,
+        }
+    }
+
+    /// A hash both directions share.
+    #[inline(always)]
+    fn hash(&self) -> u64 {
+        let a = (self.src, self.sport);
+        let b = (self.dst, self.dport);
+        let ((x, xp), (y, yp)) = if a <= b { (a, b) } else { (b, a) };
+        let mut h = u64::from(self.iface) | (u64::from(self.proto) << 16);
+        for v in [
+            x as u64,
+            (x >> 64) as u64,
+            y as u64,
+            (y >> 64) as u64,
+            u64::from(xp) | (u64::from(yp) << 16),
+        ] {
+            h = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(27);
+        }
+        h ^ (h >> 29)
+    }
+}
+
+/// Timeouts, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcp_transitory: u32,
+    pub udp: u32,
+    pub icmp: u32,
+}
+
+impl Default for Timeouts {
+    /// VPP's ACL plugin's defaults for TCP (established: 24 h is conntrack's 5 days cut
+    /// down; transitory 240 s) and UDP; ICMP as echoes are.
+    fn default() -> Timeouts {
+        Timeouts {
+            tcp: 7200,
+            tcp_transitory: 240,
+            udp: 600,
+            icmp: 30,
+        }
+    }
+}
+
+/// The table's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Most sessions in all.
+    pub limit: u32,
+    /// Most sessions on one interface.
+    pub iface_limit: u32,
+    pub timeouts: Timeouts,
+}
+
+#[repr(align(64))]
+struct Bucket {
+    ctl: [AtomicU64; WAYS],
+}
+
+#[repr(align(64))]
+struct Slot {
+    key: [AtomicU64; 5],
+    /// Last second (on the table's clock) a packet of it was seen.
+    seen: AtomicU32,
+    /// TCP state bits ([`st`]).
+    state: AtomicU32,
+    /// The id of the ACL that created it.
+    acl: AtomicU32,
+    /// The second it was created.
+    born: AtomicU32,
+    /// The direction of the ACL that created it (0 in, 1 out).
+    dir: AtomicU32,
+}
+
+/// One worker's FIFO of the half-open sessions it created (slot and generation), oldest
+/// first: where it looks for a session to evict at a limit. Written by its worker only.
+#[repr(align(64))]
+struct HalfOpen {
+    head: AtomicU32,
+    tail: AtomicU32,
+    ring: Box<[AtomicU64]>,
+}
+
+/// Entries in each worker's FIFO of half-open sessions (older ones are forgotten: the
+/// FIFO is a hint, expiry still removes them).
+const HALF_OPEN_RING: usize = 1 << 16;
+
+/// A session found for a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub slot: u32,
+    /// The packet goes the other way from the session's first one.
+    pub reply: bool,
+    /// The id of the ACL that created it and that ACL's direction.
+    pub acl: u32,
+    pub dir: Dir,
+}
+
+/// Why a session was not created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// At the global or the interface's limit, with nothing to evict.
+    Limit,
+    /// Every slot of the flow's bucket is taken.
+    Full,
+}
+
+/// A session as `vsctl sessions` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub flow: Flow,
+    pub state: &'static str,
+    pub age: u32,
+    pub idle: u32,
+    pub dir: Dir,
+}
+
+/// Counters of the table, summed over workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub live: u64,
+    pub created: u64,
+    pub evicted: u64,
+    pub refused: u64,
+    pub expired: u64,
+}
+
+/// The session table.
+pub struct Sessions {
+    buckets: Box<[Bucket]>,
+    slots: Box<[Slot]>,
+    mask: u64,
+    count: AtomicU64,
+    per_iface: Box<[AtomicU32]>,
+    half_open: Box<[HalfOpen]>,
+    now: AtomicU32,
+    limit: AtomicU32,
+    iface_limit: AtomicU32,
+    timeouts: [AtomicU32; 4],
+    created: AtomicU64,
+    evicted: AtomicU64,
+    refused: AtomicU64,
+    expired: AtomicU64,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("slots", &self.slots.len())
+            .field("live", &self.count.load(Relaxed))
+            .finish()
+    }
+}
+
+impl Sessions {
+    /// A table of at least `capacity` slots (rounded up to a power of two buckets) for
+    /// `workers` workers.
+    pub fn new(capacity: usize, workers: usize, config: SessionConfig) -> Sessions {
+        let buckets = capacity.div_ceil(WAYS).next_power_of_two().max(1);
+        let t = Sessions {
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    ctl: Default::default(),
+                })
+                .collect(),
+            slots: (0..buckets * WAYS)
+                .map(|_| Slot {
+                    key: Default::default(),
+                    seen: AtomicU32::new(0),
+                    state: AtomicU32::new(0),
+                    acl: AtomicU32::new(0),
+                    born: AtomicU32::new(0),
+                    dir: AtomicU32::new(0),
+                })
+                .collect(),
+            mask: buckets as u64 - 1,
+            count: AtomicU64::new(0),
+            per_iface: (0..MAX_IFACES).map(|_| AtomicU32::new(0)).collect(),
+            half_open: (0..workers.max(1))
+                .map(|_| HalfOpen {
+                    head: AtomicU32::new(0),
+                    tail: AtomicU32::new(0),
+                    ring: (0..HALF_OPEN_RING).map(|_| AtomicU64::new(0)).collect(),
+                })
+                .collect(),
+            now: AtomicU32::new(1),
+            limit: AtomicU32::new(0),
+            iface_limit: AtomicU32::new(0),
+            timeouts: Default::default(),
+            created: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+        };
+        t.configure(&config);
+        t
+    }
+
+    /// Slots in all.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Applies new limits and timeouts (sessions over a lowered limit stay until they
+    /// expire; new ones wait for room).
+    pub fn configure(&self, c: &SessionConfig) {
+        self.limit.store(c.limit, Relaxed);
+        self.iface_limit.store(c.iface_limit, Relaxed);
+        let t = &c.timeouts;
+        for (a, v) in self
+            .timeouts
+            .iter()
+            .zip([t.tcp, t.tcp_transitory, t.udp, t.icmp])
+        {
+            a.store(v, Relaxed);
+        }
+    }
+
+    /// The current settings.
+    pub fn config(&self) -> SessionConfig {
+        let t = |i: usize| self.timeouts[i].load(Relaxed);
+        SessionConfig {
+            limit: self.limit.load(Relaxed),
+            iface_limit: self.iface_limit.load(Relaxed),
+            timeouts: Timeouts {
+                tcp: t(0),
+                tcp_transitory: t(1),
+                udp: t(2),
+                icmp: t(3),
+            },
+        }
+    }
+
+    /// Sets the table's clock (seconds; the control thread's, once a second).
+    pub fn set_clock(&self, now: u32) {
+        self.now.store(now.max(1), Relaxed);
+    }
+
+    #[inline(always)]
+    fn bucket(&self, h: u64) -> &Bucket {
+        // mask < buckets.len(): the index is in range.
+        &self.buckets[(h & self.mask) as usize]
+    }
+
+    /// The session of `f` (either way), if there is one.
+    #[inline]
+    pub fn lookup(&self, f: &Flow) -> Option<Found> {
+        let h = f.hash();
+        let tag = (h >> 32) as u32;
+        let b = (h & self.mask) as usize;
+        let fwd = f.words();
+        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+            let c1 = c.load(Acquire);
+            if state_of(c1) != LIVE || c1 as u32 != tag {
+                continue;
+            }
+            let slot = b * WAYS + way;
+            let s = &self.slots[slot];
+            let w = [
+                s.key[0].load(Relaxed),
+                s.key[1].load(Relaxed),
+                s.key[2].load(Relaxed),
+                s.key[3].load(Relaxed),
+                s.key[4].load(Relaxed),
+            ];
+            let (acl, dir) = (s.acl.load(Relaxed), s.dir.load(Relaxed));
+            std::sync::atomic::fence(Acquire);
+            if c.load(Relaxed) != c1 {
+                continue;
+            }
+            let reply = if w == fwd {
+                false
+            } else if w == f.reversed().words() {
+                true
+            } else {
+                continue;
+            };
+            return Some(Found {
+                slot: slot as u32,
+                reply,
+                acl,
+                dir: if dir == 0 { Dir::In } else { Dir::Out },
+            });
+        }
+        None
+    }
+
+    /// Stamps session `found` with a packet of it (last seen, TCP flags).
+    #[inline]
+    pub fn touch(&self, found: &Found, tcp_flags: u8) {
+        let Some(s) = self.slots.get(found.slot as usize) else {
+            return;
+        };
+        let now = self.now.load(Relaxed);
+        if s.seen.load(Relaxed) != now {
+            s.seen.store(now, Relaxed);
+        }
+        let old = s.state.load(Relaxed);
+        let new = old | bits(tcp_flags, found.reply, old);
+        if new != old {
+            s.state.store(new, Relaxed);
+        }
+    }
+
+    /// Creates the session of `f` (first seen going `dir` through the ACL `acl`) from
+    /// worker `worker`.
+    pub fn create(
+        &self,
+        worker: usize,
+        f: &Flow,
+        dir: Dir,
+        acl: u32,
+        tcp_flags: u8,
+    ) -> Result<Found, Refused> {
+        let iface = usize::from(f.iface) % MAX_IFACES;
+        if !self.reserve(worker, iface) {
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Limit);
+        }
+        let h = f.hash();
+        let tag = (h >> 32) as u32;
+        let b = (h & self.mask) as usize;
+        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+            let c0 = c.load(Relaxed);
+            if state_of(c0) != FREE {
+                continue;
+            }
+            let busy = word(0, BUSY, (gen_of(c0) + 1) & ((1 << 30) - 1));
+            if c.compare_exchange(c0, busy, Acquire, Relaxed).is_err() {
+                continue;
+            }
+            let slot = b * WAYS + way;
+            let s = &self.slots[slot];
+            for (k, v) in s.key.iter().zip(f.words()) {
+                k.store(v, Relaxed);
+            }
+            let now = self.now.load(Relaxed);
+            let mut state = bits(tcp_flags, false, 0);
+            if f.proto == TCP && tcp_flags & tcp::SYN == 0 {
+                state |= st::EST;
+            }
+            s.seen.store(now, Relaxed);
+            s.born.store(now, Relaxed);
+            s.state.store(state, Relaxed);
+            s.acl.store(acl, Relaxed);
+            s.dir.store(dir as u32, Relaxed);
+            let live = word(tag, LIVE, gen_of(busy));
+            c.store(live, Release);
+            self.created.fetch_add(1, Relaxed);
+            if f.proto == TCP && state & st::EST == 0 {
+                self.remember_half_open(worker, slot, live);
+            }
+            return Ok(Found {
+                slot: slot as u32,
+                reply: false,
+                acl,
+                dir,
+            });
+        }
+        self.release(iface);
+        self.refused.fetch_add(1, Relaxed);
+        Err(Refused::Full)
+    }
+
+    /// Takes room for one session on `iface` under both limits, evicting a half-open
+    /// session this worker created if needed; false if there is no room.
+    fn reserve(&self, worker: usize, iface: usize) -> bool {
+        for _ in 0..4 {
+            let (limit, il) = (
+                u64::from(self.limit.load(Relaxed)),
+                self.iface_limit.load(Relaxed),
+            );
+            let n = self.count.fetch_add(1, Relaxed);
+            let ni = self.per_iface[iface].fetch_add(1, Relaxed);
+            if n < limit && ni < il {
+                return true;
+            }
+            self.release(iface);
+            if !self.evict_half_open(worker, (ni >= il).then_some(iface)) {
+                return false;
+            }
+        }
+        false
+    }
+
+    fn release(&self, iface: usize) {
+        self.count.fetch_sub(1, Relaxed);
+        self.per_iface[iface].fetch_sub(1, Relaxed);
+    }
+
+    fn remember_half_open(&self, worker: usize, slot: usize, live: u64) {
+        let Some(q) = self.half_open.get(worker) else {
+            return;
+        };
+        let (head, tail) = (q.head.load(Relaxed), q.tail.load(Relaxed));
+        if tail.wrapping_sub(head) as usize == HALF_OPEN_RING {
+            q.head.store(head.wrapping_add(1), Relaxed);
+        }
+        let i = tail as usize % HALF_OPEN_RING;
+        q.ring[i].store(
+            ((slot as u64) << 32) | (gen_of(live) & 0xffff_ffff),
+            Relaxed,
+        );
+        q.tail.store(tail.wrapping_add(1), Relaxed);
+    }
+
+    /// Evicts the oldest session still half-open among those worker `worker` created (on
+    /// `iface` only, if given). False if it found none.
+    fn evict_half_open(&self, worker: usize, iface: Option<usize>) -> bool {
+        let Some(q) = self.half_open.get(worker) else {
+            return false;
+        };
+        let mut head = q.head.load(Relaxed);
+        let tail = q.tail.load(Relaxed);
+        let mut evicted = false;
+        while head != tail && !evicted {
+            let e = q.ring[head as usize % HALF_OPEN_RING].load(Relaxed);
+            head = head.wrapping_add(1);
+            let (slot, gen) = ((e >> 32) as usize, e & 0xffff_ffff);
+            let Some(s) = self.slots.get(slot) else {
+                continue;
+            };
+            let c = &self.buckets[slot / WAYS].ctl[slot % WAYS];
+            let c0 = c.load(Acquire);
+            let half_open = s.state.load(Relaxed) & (st::EST | st::RST | st::FWD_FIN) == 0;
+            let on_iface = iface.is_none_or(|i| (s.key[4].load(Relaxed) >> 48) as usize == i);
+            if state_of(c0) != LIVE || gen_of(c0) & 0xffff_ffff != gen || !half_open {
+                continue;
+            }
+            if !on_iface {
+                // Another interface's: keep it for later (it stays oldest).
+                continue;
+            }
+            evicted = self.free(slot, c0);
+            if evicted {
+                self.evicted.fetch_add(1, Relaxed);
+            }
+        }
+        q.head.store(head, Relaxed);
+        evicted
+    }
+
+    /// Frees `slot` if its control word is still `c0`; true if this call freed it.
+    fn free(&self, slot: usize, c0: u64) -> bool {
+        let c = &self.buckets[slot / WAYS].ctl[slot % WAYS];
+        let iface = (self.slots[slot].key[4].load(Relaxed) >> 48) as usize % MAX_IFACES;
+        let freed = c
+            .compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
+            .is_ok();
+        if freed {
+            self.release(iface);
+        }
+        freed
+    }
+
+    /// Removes the session in `found.slot` (a session a replaced ACL no longer permits).
+    pub fn remove(&self, found: &Found) -> bool {
+        let slot = found.slot as usize;
+        let Some(c) = self.buckets.get(slot / WAYS).map(|b| &b.ctl[slot % WAYS]) else {
+            return false;
+        };
+        let c0 = c.load(Acquire);
+        state_of(c0) == LIVE && self.free(slot, c0)
+    }
+
+    /// Re-keys the session in `found.slot` to ACL `acl` (a replacement that still permits it).
+    pub fn adopt(&self, found: &Found, acl: u32) {
+        if let Some(s) = self.slots.get(found.slot as usize) {
+            s.acl.store(acl, Relaxed);
+        }
+    }
+
+    fn timeout(&self, proto: u8, state: u32) -> u32 {
+        let t = |i: usize| self.timeouts[i].load(Relaxed);
+        match proto {
+            TCP => {
+                let closed = state & st::RST != 0
+                    || state & (st::FWD_FIN | st::REV_FIN) == st::FWD_FIN | st::REV_FIN;
+                if state & st::EST != 0 && !closed {
+                    t(0)
+                } else {
+                    t(1)
+                }
+            }
+            ICMP | ICMPV6 => t(3),
+            _ => t(2),
+        }
+    }
+
+    /// Removes every session idle longer than its timeout at second `now` (and sets the
+    /// clock to `now`). Returns how many went.
+    pub fn expire(&self, now: u32) -> usize {
+        self.set_clock(now);
+        self.sweep(
+            |s, w4| {
+                let state = s.state.load(Relaxed);
+                let idle = now.saturating_sub(s.seen.load(Relaxed));
+                idle > self.timeout((w4 >> 32) as u8, state)
+            },
+            true,
+        )
+    }
+
+    /// Removes every session (of interface `iface` only, if given). Returns how many went.
+    pub fn flush(&self, iface: Option<u16>) -> usize {
+        self.sweep(|_, w4| iface.is_none_or(|i| (w4 >> 48) as u16 == i), false)
+    }
+
+    fn sweep(&self, mut gone: impl FnMut(&Slot, u64) -> bool, expiry: bool) -> usize {
+        let mut n = 0;
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for (way, c) in bucket.ctl.iter().enumerate() {
+                let c0 = c.load(Acquire);
+                if state_of(c0) != LIVE {
+                    continue;
+                }
+                let slot = b * WAYS + way;
+                let s = &self.slots[slot];
+                if gone(s, s.key[4].load(Relaxed)) && self.free(slot, c0) {
+                    n += 1;
+                }
+            }
+        }
+        if expiry {
+            self.expired.fetch_add(n as u64, Relaxed);
+        }
+        n
+    }
+
+    /// Every live session (at most `max`).
+    pub fn list(&self, max: usize) -> Vec<SessionInfo> {
+        let now = self.now.load(Relaxed);
+        let mut out = Vec::new();
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for (way, c) in bucket.ctl.iter().enumerate() {
+                if out.len() >= max {
+                    return out;
+                }
+                let c0 = c.load(Acquire);
+                if state_of(c0) != LIVE {
+                    continue;
+                }
+                let s = &self.slots[b * WAYS + way];
+                let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
+                let (state, born, seen, dir) = (
+                    s.state.load(Relaxed),
+                    s.born.load(Relaxed),
+                    s.seen.load(Relaxed),
+                    s.dir.load(Relaxed),
+                );
+                if c.load(Acquire) != c0 {
+                    continue;
+                }
+                let flow = Flow::from_words(&w);
+                out.push(SessionInfo {
+                    flow,
+                    state: state_name(flow.proto, state),
+                    age: now.saturating_sub(born),
+                    idle: now.saturating_sub(seen),
+                    dir: if dir == 0 { Dir::In } else { Dir::Out },
+                });
+            }
+        }
+        out
+    }
+
+    /// The table's counters.
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            live: self.count.load(Relaxed),
+            created: self.created.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            expired: self.expired.load(Relaxed),
+        }
+    }
+}
+
+/// The state bits a packet with TCP flags `flags` going one way (`reply`) adds to `old`.
+#[inline(always)]
+fn bits(flags: u8, reply: bool, old: u32) -> u32 {
+    let mut b = if reply { st::REPLIED } else { 0 };
+    if flags & tcp::SYN != 0 {
+        b |= if reply { st::REV_SYN } else { st::FWD_SYN };
+    }
+    if flags & tcp::FIN != 0 {
+        b |= if reply { st::REV_FIN } else { st::FWD_FIN };
+    }
+    if flags & tcp::RST != 0 {
+        b |= st::RST;
+    }
+    let all = old | b;
+    if all & (st::FWD_SYN | st::REV_SYN) == st::FWD_SYN | st::REV_SYN {
+        b |= st::EST;
+    }
+    b
+}
+
+/// The name of a session's state, as `vsctl sessions` shows it.
+fn state_name(proto: u8, s: u32) -> &'static str {
+    if proto != TCP {
+        return if s & st::REPLIED != 0 {
+            "active"
+        } else {
+            "new"
+        };
+    }
+    if s & st::RST != 0 {
+        "reset"
+    } else if s & (st::FWD_FIN | st::REV_FIN) == st::FWD_FIN | st::REV_FIN {
+        "closed"
+    } else if s & (st::FWD_FIN | st::REV_FIN) != 0 {
+        "closing"
+    } else if s & st::EST != 0 {
+        "established"
+    } else if s & st::REV_SYN != 0 {
+        "syn-received"
+    } else {
+        "syn-sent"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(limit: u32) -> SessionConfig {
+        SessionConfig {
+            limit,
+            iface_limit: limit,
+            timeouts: Timeouts {
+                tcp: 100,
+                tcp_transitory: 10,
+                udp: 20,
+                icmp: 5,
+            },
+        }
+    }
+
+    fn flow(i: u32, proto: u8) -> Flow {
+        Flow {
+            iface: 3,
+            family: Family::V4,
+            proto,
+            src: u128::from(0x0a00_0000 + i),
+            dst: 0xc000_0201,
+            sport: 1024 + (i % 50000) as u16,
+            dport: 80,
+        }
+    }
+
+    #[test]
+    fn a_session_is_found_both_ways_and_only_on_its_interface() {
+        let t = Sessions::new(1024, 1, config(100));
+        let f = flow(1, 6);
+        assert_eq!(t.lookup(&f), None);
+        let c = t.create(0, &f, Dir::Out, 7, tcp::SYN).unwrap();
+        let fwd = t.lookup(&f).unwrap();
+        let rev = t.lookup(&f.reversed()).unwrap();
+        assert_eq!((fwd.slot, fwd.reply, fwd.acl, fwd.dir), (c.slot, false, 7, Dir::Out));
+        assert_eq!((rev.slot, rev.reply), (c.slot, true));
+        assert_eq!(t.lookup(&Flow { iface: 4, ..f }), None);
+        assert_eq!(t.lookup(&Flow { dport: 81, ..f }), None);
+        let v6 = Flow {
+            family: Family::V6,
+            ..f
+        };
+        assert_eq!(t.lookup(&v6), None);
+        assert_eq!(t.stats().live, 1);
+    }
+
+    #[test]
+    fn tcp_state_decides_the_timeout() {
+        let t = Sessions::new(1024, 1, config(100));
+        t.set_clock(1000);
+        let f = flow(1, 6);
+        let s = t.create(0, &f, Dir::In, 1, tcp::SYN).unwrap();
+        assert_eq!(t.list(10)[0].state, "syn-sent");
+        // Half-open: transitory (10 s).
+        assert_eq!(t.expire(1010), 0);
+        let r = t.lookup(&f.reversed()).unwrap();
+        t.touch(&r, tcp::SYN | tcp::ACK);
+        assert_eq!(t.list(10)[0].state, "established");
+        // Established: 100 s.
+        assert_eq!(t.expire(1050), 0);
+        t.touch(&s, tcp::ACK);
+        assert_eq!(t.expire(1100), 0);
+        // FIN both ways: closed, transitory again.
+        t.set_clock(1100);
+        t.touch(&s, tcp::FIN | tcp::ACK);
+        t.touch(&r, tcp::FIN | tcp::ACK);
+        assert_eq!(t.list(10)[0].state, "closed");
+        assert_eq!(t.expire(1111), 1);
+        assert_eq!(t.lookup(&f), None);
+        assert_eq!(t.stats().live, 0);
+        // UDP: 20 s idle; a packet restarts the count.
+        let u = flow(2, 17);
+        t.set_clock(2000);
+        let us = t.create(0, &u, Dir::In, 1, 0).unwrap();
+        t.set_clock(2015);
+        t.touch(&us, 0);
+        assert_eq!(t.expire(2030), 0);
+        assert_eq!(t.expire(2036), 1);
+    }
+
+    #[test]
+    fn a_flow_picked_up_mid_way_is_established() {
+        let t = Sessions::new(64, 1, config(10));
+        t.create(0, &flow(1, 6), Dir::In, 1, tcp::ACK).unwrap();
+        assert_eq!(t.list(10)[0].state, "established");
+    }
+
+    #[test]
+    fn at_the_limit_the_oldest_half_open_session_goes_first() {
+        let t = Sessions::new(4096, 1, config(10));
+        // Two established sessions, then a flood of SYNs.
+        for i in 0..2 {
+            t.create(0, &flow(i, 6), Dir::In, 1, tcp::ACK).unwrap();
+        }
+        for i in 2..1000 {
+            t.create(0, &flow(i, 6), Dir::In, 1, tcp::SYN).unwrap();
+            assert!(t.stats().live <= 10);
+        }
+        let s = t.stats();
+        assert_eq!((s.live, s.evicted), (10, 1000 - 10));
+        // The established ones stayed, and so did the newest SYNs.
+        assert!(t.lookup(&flow(0, 6)).is_some() && t.lookup(&flow(1, 6)).is_some());
+        assert!(t.lookup(&flow(999, 6)).is_some() && t.lookup(&flow(2, 6)).is_none());
+        // With nothing half-open left to evict, a new flow is refused.
+        let t = Sessions::new(4096, 1, config(2));
+        for i in 0..2 {
+            t.create(0, &flow(i, 17), Dir::In, 1, 0).unwrap();
+        }
+        assert_eq!(t.create(0, &flow(5, 17), Dir::In, 1, 0), Err(Refused::Limit));
+        assert_eq!(t.stats().refused, 1);
+    }
+
+    #[test]
+    fn the_interface_limit_holds_apart_from_the_global_one() {
+        let mut c = config(100);
+        c.iface_limit = 3;
+        let t = Sessions::new(4096, 1, c);
+        for i in 0..3 {
+            t.create(0, &flow(i, 17), Dir::In, 1, 0).unwrap();
+        }
+        assert_eq!(t.create(0, &flow(9, 17), Dir::In, 1, 0), Err(Refused::Limit));
+        let other = Flow {
+            iface: 4,
+            ..flow(9, 17)
+        };
+        assert!(t.create(0, &other, Dir::In, 1, 0).is_ok());
+        assert_eq!(t.flush(Some(3)), 3);
+        assert_eq!(t.stats().live, 1);
+        assert!(t.create(0, &flow(9, 17), Dir::In, 1, 0).is_ok());
+    }
+
+    #[test]
+    fn a_full_bucket_refuses() {
+        // One bucket: the ninth session has no slot.
+        let t = Sessions::new(WAYS, 1, config(100));
+        for i in 0..WAYS as u32 {
+            t.create(0, &flow(i, 17), Dir::In, 1, 0).unwrap();
+        }
+        assert_eq!(t.create(0, &flow(99, 17), Dir::In, 1, 0), Err(Refused::Full));
+        assert_eq!(t.stats().live, WAYS as u64);
+    }
+
+    /// Two workers create sessions while a third thread expires and re-creates them:
+    /// a lookup never answers for another flow, and every session created and not
+    /// expired is found.
+    #[test]
+    fn concurrent_workers_and_expiry() {
+        use std::sync::Arc;
+        let t = Arc::new(Sessions::new(1 << 14, 2, config(1 << 13)));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sweeper = {
+            let (t, stop) = (t.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut now = 10;
+                while !stop.load(Relaxed) {
+                    now += 1;
+                    t.expire(now);
+                }
+            })
+        };
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    for round in 0..20u32 {
+                        for i in 0..2000u32 {
+                            let f = flow(w * 100_000 + i, 17);
+                            if t.lookup(&f).is_none() {
+                                let _ = t.create(w as usize, &f, Dir::In, round, 0);
+                            }
+                            if let Some(found) = t.lookup(&f.reversed()) {
+                                assert!(found.reply);
+                            }
+                            // Another worker's flows are never this one's.
+                            let other = flow((1 - w) * 100_000 + i, 17);
+                            if let Some(found) = t.lookup(&other) {
+                                assert!(!found.reply);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        stop.store(true, Relaxed);
+        sweeper.join().unwrap();
+        // What is left is consistent: every listed session is found, as itself.
+        for s in t.list(usize::MAX) {
+            let found = t.lookup(&s.flow).unwrap();
+            assert!(!found.reply);
+        }
+        let live = t.list(usize::MAX).len() as u64;
+        assert_eq!(t.stats().live, live);
+    }
+}
