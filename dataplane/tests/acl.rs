@@ -3,7 +3,10 @@
 //! per-packet path), ARP and IPv6 neighbour discovery pass unseen, truncated IP packets are
 //! dropped as bad_header, per-rule hits (and the default deny's) are counted; an `out` ACL
 //! on a cross-connected interface checks bursts as they are transmitted; interfaces without
-//! ACLs are untouched; no mbuf leaks.
+//! ACLs are untouched; no mbuf leaks. Stateful: a pod behind a bridge member with an
+//! ingress policy (its `out` ACL) and an egress policy (its `in` ACL), both default-deny:
+//! replies pass through sessions, not rules; a replaced policy that no longer permits a
+//! session ends it.
 
 mod common;
 
@@ -11,7 +14,9 @@ use std::sync::Arc;
 
 use common::{try_eal, Rig};
 use dpdk::Mempool;
-use vswitch_dataplane::acl::{Acl, AclBindings, Action, Dir, Family, Net, Rule};
+use vswitch_dataplane::acl::{
+    Acl, AclBindings, Action, Dir, Family, Net, Rule, SessionConfig, Sessions, Timeouts,
+};
 use vswitch_dataplane::plan::{BridgePlan, ForwardingPlan, L2Port, VlanMode};
 use vswitch_dataplane::{DropReason, IfacePlan, Input, Stage};
 
@@ -124,6 +129,7 @@ fn policy() -> Arc<Acl> {
     Arc::new(Acl::new("web", rules, 1))
 }
 
+/// One EAL per process: both scenarios run in one test.
 #[test]
 fn acls_in_the_graph() {
     let args = dpdk::light_args("0", &format!("vsacl{}", std::process::id()));
@@ -131,10 +137,15 @@ fn acls_in_the_graph() {
         return;
     };
     let pool = Arc::new(Mempool::with_data_room(&eal, "acl_test", 512, 0, 2048 + 128).unwrap());
+    stateless(&pool);
+    stateful(&pool);
+}
+
+fn stateless(pool: &Arc<Mempool>) {
     let base = pool.in_use();
-    let mut r = Rig::new(&pool, 64, &[], (8, 8));
+    let mut r = Rig::new(pool, 64, &[], (8, 8));
     let acl = policy();
-    let mut bindings = AclBindings::default();
+    let mut bindings = AclBindings::new(None);
     bindings.bind(A, Dir::In, acl.clone());
     let p = plan(bindings);
 
@@ -181,7 +192,7 @@ fn acls_in_the_graph() {
         }],
         1,
     ));
-    let mut bindings = AclBindings::default();
+    let mut bindings = AclBindings::new(None);
     bindings.bind(Y, Dir::Out, udp_only.clone());
     let p = plan(bindings);
     let x_frames = vec![ip4(17, [10, 0, 0, 1], 1, 2), web.clone(), arp()];
@@ -190,6 +201,139 @@ fn acls_in_the_graph() {
     assert_eq!(r.drops(Stage::Output, DropReason::AclDeny), 1);
     assert_eq!(r.drops(Stage::Output, DropReason::NoTxQueue), 2);
     assert_eq!(udp_only.hits(), vec![1, 1]);
+
+    drop(r);
+    assert_eq!(pool.in_use(), base, "mbufs leaked");
+}
+
+/// A frame from MAC `from` carrying TCP `src:sport` -> `dst:dport` with `flags`.
+fn tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0x50, flags, 0, 0, 0, 0, 0, 0]);
+    f
+}
+
+fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    f.extend_from_slice(&[0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&sport.to_be_bytes());
+    f.extend_from_slice(&dport.to_be_bytes());
+    f.extend_from_slice(&[0, 8, 0, 0]);
+    f
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// The pod's ingress policy: TCP 80 from 10.0.0.0/8 (with sessions).
+fn ingress(port: u16) -> Arc<Acl> {
+    Arc::new(Acl::new(
+        "pod-in",
+        vec![Rule {
+            family: Some(Family::V4),
+            proto: Some(6),
+            src: Net {
+                addr: v4([10, 0, 0, 0]),
+                len: 8,
+            },
+            dport: (port, port),
+            ..Rule::any(Action::PermitReflect)
+        }],
+        1,
+    ))
+}
+
+/// The pod's egress policy: UDP 53 to 192.0.2.53 only (with sessions).
+fn egress() -> Arc<Acl> {
+    Arc::new(Acl::new(
+        "pod-out",
+        vec![Rule {
+            family: Some(Family::V4),
+            proto: Some(17),
+            dst: Net {
+                addr: v4([192, 0, 2, 53]),
+                len: 32,
+            },
+            dport: (53, 53),
+            ..Rule::any(Action::PermitReflect)
+        }],
+        1,
+    ))
+}
+
+fn stateful(pool: &Arc<Mempool>) {
+    let base = pool.in_use();
+    let mut r = Rig::new(pool, 64, &[], (8, 8));
+    let table = Arc::new(Sessions::new(
+        1024,
+        1,
+        SessionConfig {
+            limit: 100,
+            iface_limit: 100,
+            timeouts: Timeouts::default(),
+        },
+    ));
+    // B is the pod's interface: frames to the pod leave through B (its out ACL is the
+    // pod's ingress policy), the pod's frames arrive on B (its in ACL: egress policy).
+    let bound = |ingress: Arc<Acl>| {
+        let mut b = AclBindings::new(Some(table.clone()));
+        b.bind(B, Dir::Out, ingress);
+        b.bind(B, Dir::In, egress());
+        plan(b)
+    };
+    let p = bound(ingress(80));
+    let (client, pod, dns) = ([10, 1, 1, 1], [192, 0, 2, 9], [192, 0, 2, 53]);
+    let passed_out = |r: &Rig| r.drops(Stage::Output, DropReason::NoTxQueue);
+    let denied_out = |r: &Rig| r.drops(Stage::Output, DropReason::AclDeny);
+    let denied_in = |r: &Rig| r.drops(Stage::EthernetInput, DropReason::AclDeny);
+
+    // Client -> pod TCP 80: permitted by the ingress rule, which creates the session.
+    r.send(&p, A, &[tcp(client, pod, 40000, 80, SYN)]);
+    r.flush(&p);
+    assert_eq!((passed_out(&r), denied_out(&r)), (1, 0));
+    // The pod's SYN-ACK is let out by the session (the egress policy has no such rule).
+    r.send(&p, B, &[tcp(pod, client, 80, 40000, SYN | ACK)]);
+    assert_eq!(r.take(A).len(), 1);
+    assert_eq!(denied_in(&r), 0);
+    // Client -> pod TCP 8080: denied; the pod's own TCP to the client: denied.
+    r.send(&p, A, &[tcp(client, pod, 40001, 8080, SYN)]);
+    r.flush(&p);
+    assert_eq!((passed_out(&r), denied_out(&r)), (1, 1));
+    r.send(&p, B, &[tcp(pod, client, 50000, 22, SYN)]);
+    assert!(r.take(A).is_empty());
+    assert_eq!(denied_in(&r), 1);
+    // The pod's DNS query goes out (session), and its answer comes back in through the
+    // ingress policy by that session.
+    r.send(&p, B, &[udp(pod, dns, 5353, 53)]);
+    assert_eq!(r.take(A).len(), 1);
+    r.send(&p, A, &[udp(dns, pod, 53, 5353)]);
+    r.flush(&p);
+    assert_eq!((passed_out(&r), denied_out(&r)), (2, 1));
+    // An unsolicited datagram from the DNS server's other port: no session, denied.
+    r.send(&p, A, &[udp(dns, pod, 54, 5353)]);
+    r.flush(&p);
+    assert_eq!(denied_out(&r), 2);
+    assert_eq!(table.stats().live, 2);
+
+    // Replacing the ingress policy with one that still permits port 80 keeps the TCP
+    // session; one that does not ends it (its next reply is denied).
+    let p = bound(ingress(80));
+    r.send(&p, B, &[tcp(pod, client, 80, 40000, ACK)]);
+    assert_eq!(r.take(A).len(), 1);
+    let p = bound(ingress(443));
+    r.send(&p, B, &[tcp(pod, client, 80, 40000, ACK)]);
+    assert!(r.take(A).is_empty());
+    assert_eq!(denied_in(&r), 2);
+    assert_eq!(table.stats().live, 1);
 
     drop(r);
     assert_eq!(pool.in_use(), base, "mbufs leaked");
