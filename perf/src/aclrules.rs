@@ -323,7 +323,7 @@ fn tail_rule(rng: &mut SplitMix64, h: &Hierarchy) -> Rule {
 /// `count` rules of `family`, in match order (see the module notes for their shapes).
 pub fn rules(count: usize, family: Family, seed: u64) -> Vec<Rule> {
     let h = Hierarchy { family, seed };
-    let mut rng = SplitMix64::new(seed ^ 0xac1_4u64 ^ bits(family) as u64);
+    let mut rng = SplitMix64::new(seed ^ 0xac14 ^ u64::from(bits(family)));
     let tail = if count >= 20 { count / 20 } else { 0 };
     let mut out: Vec<Rule> = Vec::with_capacity(count);
     while out.len() < count - tail {

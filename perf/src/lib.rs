@@ -14,6 +14,7 @@
 //! `fib-bench` (src/bin) measures FIB structures' inserts and lookups; [`routes`] gives it
 //! BGP-shaped route sets, destinations and a reference longest match. `vswitch-aclbench`
 //! compares ACL classifiers; [`aclrules`] gives it ClassBench-like rule sets and keys.
+//! [`bench`] holds what the benchmark binaries share (EAL arguments, pinning, exit status).
 
 pub mod aclrules;
 pub mod bench;
