@@ -86,57 +86,68 @@ impl AclRule {
     };
 }
 
-/// The IPv4 input: what rte_acl reads for one packet (16 bytes, network byte order).
+/// A packet's 5-tuple as rte_acl reads it, with `A`-byte addresses: protocol, 3 bytes of
+/// padding, source, destination, source port, destination port, all in network byte order
+/// ([`Acl4Input`]: 16 bytes, [`Acl6Input`]: 40).
 #[repr(C, align(4))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Acl4Input {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclTuple<const A: usize> {
     proto: u8,
     _pad: [u8; 3],
-    src: [u8; 4],
-    dst: [u8; 4],
+    src: [u8; A],
+    dst: [u8; A],
     sport: [u8; 2],
     dport: [u8; 2],
+}
+
+/// The IPv4 input.
+pub type Acl4Input = AclTuple<4>;
+/// The IPv6 input.
+pub type Acl6Input = AclTuple<16>;
+
+impl<const A: usize> AclTuple<A> {
+    #[inline(always)]
+    fn with(proto: u8, src: [u8; A], dst: [u8; A], sport: u16, dport: u16) -> Self {
+        AclTuple {
+            proto,
+            _pad: [0; 3],
+            src,
+            dst,
+            sport: sport.to_be_bytes(),
+            dport: dport.to_be_bytes(),
+        }
+    }
+
+    /// rte_acl's field definitions of this layout.
+    fn defs() -> Vec<dpdk_sys::rte_acl_field_def> {
+        field_defs(
+            A / 4,
+            offset_of!(Self, src),
+            offset_of!(Self, dst),
+            offset_of!(Self, sport),
+        )
+    }
+}
+
+impl<const A: usize> Default for AclTuple<A> {
+    fn default() -> Self {
+        Self::with(0, [0; A], [0; A], 0, 0)
+    }
 }
 
 impl Acl4Input {
     /// The input of a packet; addresses in host order (`0x0a000001` is 10.0.0.1).
     #[inline(always)]
     pub fn new(proto: u8, src: u32, dst: u32, sport: u16, dport: u16) -> Self {
-        Acl4Input {
-            proto,
-            _pad: [0; 3],
-            src: src.to_be_bytes(),
-            dst: dst.to_be_bytes(),
-            sport: sport.to_be_bytes(),
-            dport: dport.to_be_bytes(),
-        }
+        Self::with(proto, src.to_be_bytes(), dst.to_be_bytes(), sport, dport)
     }
-}
-
-/// The IPv6 input: what rte_acl reads for one packet (40 bytes, network byte order).
-#[repr(C, align(4))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Acl6Input {
-    proto: u8,
-    _pad: [u8; 3],
-    src: [u8; 16],
-    dst: [u8; 16],
-    sport: [u8; 2],
-    dport: [u8; 2],
 }
 
 impl Acl6Input {
     /// The input of a packet; addresses as `u128` (`Ipv6Addr::to_bits` order).
     #[inline(always)]
     pub fn new(proto: u8, src: u128, dst: u128, sport: u16, dport: u16) -> Self {
-        Acl6Input {
-            proto,
-            _pad: [0; 3],
-            src: src.to_be_bytes(),
-            dst: dst.to_be_bytes(),
-            sport: sport.to_be_bytes(),
-            dport: dport.to_be_bytes(),
-        }
+        Self::with(proto, src.to_be_bytes(), dst.to_be_bytes(), sport, dport)
     }
 }
 
@@ -255,12 +266,7 @@ impl Layout for Acl4Input {
     type Raw = RawRule<5>;
     const BITS: u8 = 32;
     fn field_defs() -> Vec<dpdk_sys::rte_acl_field_def> {
-        field_defs(
-            1,
-            offset_of!(Acl4Input, src),
-            offset_of!(Acl4Input, dst),
-            offset_of!(Acl4Input, sport),
-        )
+        Self::defs()
     }
     fn raw_rule(rule: &AclRule, data: dpdk_sys::rte_acl_rule_data) -> Self::Raw {
         raw_rule(rule, data, Self::BITS)
@@ -271,12 +277,7 @@ impl Layout for Acl6Input {
     type Raw = RawRule<11>;
     const BITS: u8 = 128;
     fn field_defs() -> Vec<dpdk_sys::rte_acl_field_def> {
-        field_defs(
-            4,
-            offset_of!(Acl6Input, src),
-            offset_of!(Acl6Input, dst),
-            offset_of!(Acl6Input, sport),
-        )
+        Self::defs()
     }
     fn raw_rule(rule: &AclRule, data: dpdk_sys::rte_acl_rule_data) -> Self::Raw {
         raw_rule(rule, data, Self::BITS)
@@ -821,6 +822,25 @@ mod tests {
             assert_eq!(rule_index(got[i]), *want, "{p:?}");
         }
         assert_eq!(check(&mut acl, &rules, &packets, input6), 4);
+    }
+
+    #[test]
+    fn inputs_have_the_documented_layout() {
+        assert_eq!(size_of::<Acl4Input>(), 16);
+        assert_eq!(size_of::<Acl6Input>(), 40);
+        let i = Acl4Input::new(TCP, 0x0a00_0001, 0xc0a8_0101, 1234, 80);
+        // SAFETY: Acl4Input is 16 bytes of plain data without padding bytes left unset.
+        let bytes: [u8; 16] = unsafe { std::mem::transmute(i) };
+        assert_eq!(
+            bytes,
+            [6, 0, 0, 0, 10, 0, 0, 1, 192, 168, 1, 1, 0x04, 0xd2, 0, 80]
+        );
+        let defs = Acl6Input::field_defs();
+        assert_eq!(defs.len(), 11);
+        assert_eq!(defs[1].offset, 4);
+        assert_eq!(defs[5].offset, 20);
+        assert_eq!((defs[9].offset, defs[10].offset), (36, 38));
+        assert_eq!((defs[9].input_index, defs[10].input_index), (9, 9));
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod mempool;
 pub mod offload;
 mod port;
 
-pub use acl::{Acl, Acl4, Acl4Input, Acl6, Acl6Input, AclAlgorithm, AclPrefix, AclRule};
+pub use acl::{Acl, Acl4, Acl4Input, Acl6, Acl6Input, AclAlgorithm, AclPrefix, AclRule, AclTuple};
 pub use eal::{light_args, Eal};
 pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
