@@ -47,6 +47,10 @@ cmd=(taskset -c "$CPU" "$BIN" --cpu "$CPU" "$@")
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "${cmd[@]}" | tee "$out"
+# The other core's load skews the figures (two vCPUs may share a physical core): say what
+# ran besides.
+after="load average at the end $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes: $(ps -eo pcpu=,comm= --sort=-pcpu | awk 'index($2, "vswitch-aclb") != 1 && n++ < 3 {printf "%s %s%%; ", $2, $1}')"
+echo "# $after"
 if [[ -n "$RESULTS" ]]; then
     rev=$(git -C "$ROOT" rev-parse --short HEAD)
     git -C "$ROOT" diff --quiet HEAD -- || rev="$rev (with uncommitted changes)"
@@ -55,6 +59,8 @@ if [[ -n "$RESULTS" ]]; then
         echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs."
         echo
         cat "$out"
+        echo
+        echo "# $after"
     } >"$RESULTS"
     echo "aclbench: results in $RESULTS" >&2
 fi

@@ -577,8 +577,12 @@ impl<I: AclInput> Acl<I> {
     /// Prints DPDK's summary of the context (rte_acl_dump: algorithm, rules, tries) on
     /// stdout.
     pub fn dump(&self) {
-        // SAFETY: raw is a live context; rte_acl_dump only reads it.
-        unsafe { dpdk_sys::rte_acl_dump(self.raw.as_ptr()) }
+        // SAFETY: raw is a live context; rte_acl_dump only reads it. fflush(NULL) flushes
+        // C's stdio buffers (so the dump comes out before what Rust prints next).
+        unsafe {
+            dpdk_sys::rte_acl_dump(self.raw.as_ptr());
+            libc::fflush(std::ptr::null_mut());
+        }
     }
 }
 

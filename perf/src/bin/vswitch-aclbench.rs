@@ -111,6 +111,9 @@ struct Args {
     /// CPU to run on (the EAL's main lcore and the measuring thread).
     #[arg(long, default_value_t = 1)]
     cpu: usize,
+    /// Print DPDK's summary of each rte_acl context (rte_acl_dump: tries, rules).
+    #[arg(long)]
+    dump: bool,
 }
 
 /// Keys per batch for the Classifier (one `classify` per key).
@@ -272,6 +275,9 @@ fn rte_acl<I: Input>(
         .map(|r| acl_rule(r, family))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut acl = Acl::<I>::build(eal, &acl_rules)?;
+    if args.dump {
+        acl.dump();
+    }
     let build_ms = acl.build_time().as_secs_f64() * 1e3;
     let default = acl.algorithm();
     let inputs: Vec<I> = keys.iter().map(I::of).collect();
