@@ -380,6 +380,16 @@ impl<I: AclInput> Acl<I> {
     /// Refuses a prefix longer than the family's addresses, an empty port range or more
     /// than [`Acl::MAX_RULES`] rules; fails if DPDK's heap cannot hold the tries.
     pub fn build(eal: &Eal, rules: &[AclRule]) -> Result<Acl<I>> {
+        Self::build_with_max_size(eal, rules, 0)
+    }
+
+    /// [`Acl::build`] with rte_acl's `max_size`: 0 (what `build` passes) splits the rules
+    /// into tries of at most 2048 nodes each, which keeps memory low; a limit in bytes
+    /// starts from tries 8 times as large (fewer tries to walk per packet, more memory)
+    /// and halves that while the run-time structures exceed the limit (failing with
+    /// ERANGE when even the smallest do). Either way a build that needs more than 8 tries
+    /// fails (ENOMEM, "Exceeded max number of tries" in DPDK's log).
+    pub fn build_with_max_size(eal: &Eal, rules: &[AclRule], max_size: usize) -> Result<Acl<I>> {
         let bits = I::BITS;
         let op = format!(
             "rte_acl build (IPv{}, {} rules)",
@@ -471,7 +481,7 @@ impl<I: AclInput> Acl<I> {
         let mut cfg = dpdk_sys::rte_acl_config {
             num_categories: 1,
             num_fields: defs.len() as u32,
-            max_size: 0,
+            max_size,
             ..Default::default()
         };
         cfg.defs[..defs.len()].copy_from_slice(&defs);

@@ -111,6 +111,10 @@ struct Args {
     /// CPU to run on (the EAL's main lcore and the measuring thread).
     #[arg(long, default_value_t = 1)]
     cpu: usize,
+    /// rte_acl's max_size in MiB (0: none, DPDK's default of small tries; a limit starts
+    /// from larger tries, fewer per packet, and splits them while over it).
+    #[arg(long, default_value_t = 0)]
+    max_size_mb: usize,
     /// Print DPDK's summary of each rte_acl context (rte_acl_dump: tries, rules).
     #[arg(long)]
     dump: bool,
@@ -274,7 +278,7 @@ fn rte_acl<I: Input>(
         .iter()
         .map(|r| acl_rule(r, family))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut acl = Acl::<I>::build(eal, &acl_rules)?;
+    let mut acl = Acl::<I>::build_with_max_size(eal, &acl_rules, args.max_size_mb << 20)?;
     if args.dump {
         acl.dump();
     }
