@@ -1008,6 +1008,9 @@ mod tests {
                 "{matched} of {}",
                 packets.len()
             );
+            // Larger tries first (a memory limit): the same answers.
+            let mut acl = Acl4::build_with_max_size(eal(), &rules, 16 << 20).unwrap();
+            check(&mut acl, &rules, &packets, input4);
 
             let rules = random_rules(&mut rng, n, 128);
             let packets = random_packets(&mut rng, &rules, 4000, 128);
@@ -1018,6 +1021,9 @@ mod tests {
                 "{matched} of {}",
                 packets.len()
             );
+            // Larger tries first (a memory limit): the same answers.
+            let mut acl = Acl6::build_with_max_size(eal(), &rules, 16 << 20).unwrap();
+            check(&mut acl, &rules, &packets, input6);
         }
     }
 
