@@ -53,7 +53,8 @@ after="load average at the end $(cut -d' ' -f1-3 /proc/loadavg); busiest other p
 echo "# $after"
 if [[ -n "$RESULTS" ]]; then
     rev=$(git -C "$ROOT" rev-parse --short HEAD)
-    git -C "$ROOT" diff --quiet HEAD -- || rev="$rev (with uncommitted changes)"
+    # Results files written by earlier runs are not changes to what is measured.
+    git -C "$ROOT" diff --quiet HEAD -- . ':(exclude)perf/results' || rev="$rev (with uncommitted changes)"
     {
         echo "Written by \`perf/aclbench.sh $ARGS\` (that is: \`${cmd[*]}\`) at $rev on $(date -u +%Y-%m-%dT%H:%MZ),"
         echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) CPUs."
