@@ -700,6 +700,24 @@ mod tests {
         want.iter().filter(|&&w| w != NO_MATCH).count()
     }
 
+    /// Checks that each case's packet matches the rule it names (None: no rule), then
+    /// [`check`]s them all; returns how many match.
+    fn expect<I: AclInput>(
+        acl: &mut Acl<I>,
+        rules: &[AclRule],
+        cases: &[(Packet, Option<u32>)],
+        input: fn(&Packet) -> I,
+    ) -> usize {
+        let packets: Vec<Packet> = cases.iter().map(|c| c.0).collect();
+        let inputs: Vec<I> = packets.iter().map(input).collect();
+        let mut got = vec![0; inputs.len()];
+        acl.classify(&inputs, &mut got);
+        for (i, (p, want)) in cases.iter().enumerate() {
+            assert_eq!(rule_index(got[i]), *want, "{p:?}");
+        }
+        check(acl, rules, &packets, input)
+    }
+
     fn packet(proto: u8, src: u128, dst: u128, sport: u16, dport: u16) -> Packet {
         Packet {
             proto,
@@ -766,14 +784,7 @@ mod tests {
             (packet(ICMP, v4("8.8.8.8"), v4("172.16.5.5"), 0, 0), Some(4)),
             (packet(47, v4("10.1.0.1"), v4("172.16.5.4"), 0, 0), None),
         ];
-        let packets: Vec<Packet> = cases.iter().map(|c| c.0).collect();
-        let inputs: Vec<Acl4Input> = packets.iter().map(input4).collect();
-        let mut got = vec![0; inputs.len()];
-        acl.classify(&inputs, &mut got);
-        for (i, (p, want)) in cases.iter().enumerate() {
-            assert_eq!(rule_index(got[i]), *want, "{p:?}");
-        }
-        assert_eq!(check(&mut acl, &rules, &packets, input4), 5);
+        assert_eq!(expect(&mut acl, &rules, &cases, input4), 5);
     }
 
     #[test]
@@ -828,14 +839,7 @@ mod tests {
             (packet(58, v6("fe80::1"), v6("ff02::1"), 128, 0), Some(3)),
             (packet(58, v6("fe80::1"), v6("ff02::1"), 135, 0), None),
         ];
-        let packets: Vec<Packet> = cases.iter().map(|c| c.0).collect();
-        let inputs: Vec<Acl6Input> = packets.iter().map(input6).collect();
-        let mut got = vec![0; inputs.len()];
-        acl.classify(&inputs, &mut got);
-        for (i, (p, want)) in cases.iter().enumerate() {
-            assert_eq!(rule_index(got[i]), *want, "{p:?}");
-        }
-        assert_eq!(check(&mut acl, &rules, &packets, input6), 4);
+        assert_eq!(expect(&mut acl, &rules, &cases, input6), 4);
     }
 
     #[test]
