@@ -997,37 +997,30 @@ mod tests {
             .collect()
     }
 
+    /// `n` random rules and 4000 packets biased to hit them, classified by a context
+    /// built without and with a memory limit (larger tries first), against the reference.
+    fn random_case<I: AclInput>(rng: &mut Rng, n: usize, input: fn(&Packet) -> I) {
+        let rules = random_rules(rng, n, I::BITS);
+        let packets = random_packets(rng, &rules, 4000, I::BITS);
+        let mut acl = Acl::<I>::build(eal(), &rules).unwrap();
+        let matched = check(&mut acl, &rules, &packets, input);
+        assert!(
+            matched > packets.len() / 2,
+            "{matched} of {}",
+            packets.len()
+        );
+        let mut acl = Acl::<I>::build_with_max_size(eal(), &rules, 16 << 20).unwrap();
+        check(&mut acl, &rules, &packets, input);
+    }
+
     #[test]
     fn random_rules_agree_with_a_linear_scan() {
         require_eal!();
         for seed in 1..=6u64 {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed);
             let n = [1, 10, 100, 300][seed as usize % 4];
-            let rules = random_rules(&mut rng, n, 32);
-            let packets = random_packets(&mut rng, &rules, 4000, 32);
-            let mut acl = Acl4::build(eal(), &rules).unwrap();
-            let matched = check(&mut acl, &rules, &packets, input4);
-            assert!(
-                matched > packets.len() / 2,
-                "{matched} of {}",
-                packets.len()
-            );
-            // Larger tries first (a memory limit): the same answers.
-            let mut acl = Acl4::build_with_max_size(eal(), &rules, 16 << 20).unwrap();
-            check(&mut acl, &rules, &packets, input4);
-
-            let rules = random_rules(&mut rng, n, 128);
-            let packets = random_packets(&mut rng, &rules, 4000, 128);
-            let mut acl = Acl6::build(eal(), &rules).unwrap();
-            let matched = check(&mut acl, &rules, &packets, input6);
-            assert!(
-                matched > packets.len() / 2,
-                "{matched} of {}",
-                packets.len()
-            );
-            // Larger tries first (a memory limit): the same answers.
-            let mut acl = Acl6::build_with_max_size(eal(), &rules, 16 << 20).unwrap();
-            check(&mut acl, &rules, &packets, input6);
+            random_case(&mut rng, n, input4);
+            random_case(&mut rng, n, input6);
         }
     }
 
