@@ -40,13 +40,13 @@ fn main() {
         .wrap_static_fns(true)
         .wrap_static_fns_path(&wrappers)
         .allowlist_function("rte_(eal|lcore|eth|pktmbuf|mbuf|mempool|dev|vdev|get_tsc|rdtsc|socket|strerror|version|thread|pause|delay|get_main|get_next|exit)_?.*")
-        .allowlist_function("rte_(lpm|lpm6|fib|fib6)_.*")
+        .allowlist_function("rte_(lpm|lpm6|fib|fib6|acl)_.*")
         .allowlist_function("rte_malloc_get_socket_stats")
         .allowlist_function("vs_.*")
         .allowlist_type("rte_(eth|mbuf|mempool|ether|pktmbuf).*")
-        .allowlist_type("rte_(lpm|lpm6|fib|fib6)_.*")
+        .allowlist_type("rte_(lpm|lpm6|fib|fib6|acl)_.*")
         .allowlist_var("RTE_(ETH|MBUF|PKTMBUF|MAX|ETHER|MEMPOOL_F).*")
-        .allowlist_var("RTE_(LPM|LPM6|FIB|FIB6)_.*")
+        .allowlist_var("RTE_(LPM|LPM6|FIB|FIB6|ACL)_.*")
         .blocklist_function("rte_.*_trace.*")
         // Takes an xmm_t by value, which Rust cannot pass through extern "C"; shim.c's
         // vs_lpm_lookupx4 calls it with the addresses from memory.

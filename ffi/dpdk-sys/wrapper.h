@@ -24,6 +24,7 @@
 #include <rte_lpm6.h>
 #include <rte_fib.h>
 #include <rte_fib6.h>
+#include <rte_acl.h>
 
 /* Macros bindgen cannot see through, and helpers; defined in shim.c. */
 int vs_rte_errno(void);

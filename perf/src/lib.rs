@@ -12,8 +12,12 @@
 //! - [`generate`]: ties them together (profile x size mix x count -> pcap).
 //!
 //! `fib-bench` (src/bin) measures FIB structures' inserts and lookups; [`routes`] gives it
-//! BGP-shaped route sets, destinations and a reference longest match.
+//! BGP-shaped route sets, destinations and a reference longest match. `vswitch-aclbench`
+//! compares ACL classifiers; [`aclrules`] gives it ClassBench-like rule sets and keys.
+//! [`bench`] holds what the benchmark binaries share (EAL arguments, pinning, exit status).
 
+pub mod aclrules;
+pub mod bench;
 pub mod generate;
 pub mod pcap;
 pub mod profile;

@@ -7,6 +7,8 @@
 //!   the device and keeps the rest, and dropping it frees whatever it still holds in bulk.
 //! - An LPM or FIB table ([`Lpm4`], [`Lpm6`], [`Fib4`], [`Fib6`]) has one owner, which
 //!   alone adds and deletes (`&mut self`); lookups take `&self`.
+//! - An ACL context ([`Acl4`], [`Acl6`]: rte_acl) is built whole from its rules and then
+//!   only read: classifying takes `&self`, from any number of threads.
 //! - A [`Port`] is configured, started, stopped and closed by the control thread; workers use
 //!   only [`PortQueue`]s, `Copy` names of a queue. What the types cannot enforce (one
 //!   thread per queue, the port open meanwhile) is the `# Safety` contract of the unsafe
@@ -17,6 +19,7 @@
 //! that make those calls sound), allocates its MAC table itself and makes a few libc
 //! calls, each with its own `// SAFETY:` note.
 
+pub mod acl;
 mod eal;
 mod error;
 mod lcore;
@@ -26,6 +29,7 @@ mod mempool;
 pub mod offload;
 mod port;
 
+pub use acl::{Acl, Acl4, Acl4Input, Acl6, Acl6Input, AclAlgorithm, AclPrefix, AclRule, AclTuple};
 pub use eal::{light_args, Eal};
 pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};

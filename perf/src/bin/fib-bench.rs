@@ -25,6 +25,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use dpdk::lpm::{FIB_MAX_NEXT_HOP, NO_ROUTE};
 use dpdk::{Eal, Fib4, Fib6, FibConfig, Lpm4, Lpm6};
+use perf::bench;
 use perf::routes::{self, Addr, Reference, Route};
 
 #[derive(Parser, Debug)]
@@ -490,39 +491,10 @@ fn v6(eal: &Eal, args: &Args, count: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pins the calling thread to `cpu` (the EAL gives the main thread its affinity back).
-fn pin(cpu: usize) -> anyhow::Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_SET bounds-checks cpu against the set's size, and
-    // sched_setaffinity reads a set of the size given.
-    let ret = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if ret != 0 {
-        bail!("pin to CPU {cpu}: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 fn run(args: &Args) -> anyhow::Result<()> {
-    let mut eal_args = vec![
-        "-m".to_string(),
-        args.mem.to_string(),
-        "--no-pci".into(),
-        "--log-level".into(),
-        "error".into(),
-        "--lcores".into(),
-        format!("0@{}", args.cpu),
-        "--file-prefix".into(),
-        format!("fibbench{}", std::process::id()),
-    ];
-    if !args.huge {
-        eal_args.push("--no-huge".into());
-    }
+    let eal_args = bench::eal_args("fibbench", args.mem, args.cpu, args.huge);
     let eal = Eal::init(&eal_args).context("EAL init (run as root)")?;
-    pin(args.cpu)?;
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    bench::pin(args.cpu)?;
     println!(
         "# fib-bench: CPU {}, TSC {:.3} GHz, {}, seed {}, load average {}",
         args.cpu,
@@ -533,10 +505,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             "4 KiB pages (--no-huge)"
         },
         args.seed,
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        bench::load_average()
     );
     for &count in args.v4.iter().filter(|&&n| n > 0) {
         v4(&eal, args, count)?;
@@ -549,12 +518,5 @@ fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fib-bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    perf::bench::exit_code("fib-bench", run(&Args::parse()))
 }

@@ -124,12 +124,5 @@ fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("route-gen: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    perf::bench::exit_code("route-gen", run(&Args::parse()))
 }

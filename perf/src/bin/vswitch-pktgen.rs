@@ -129,12 +129,5 @@ fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vswitch-pktgen: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    perf::bench::exit_code("vswitch-pktgen", run(&Args::parse()))
 }
