@@ -13,7 +13,10 @@
 //! longer leaves, not more memory).
 //!
 //! IPv4 and IPv6 packets search their own tree (32-bit or 128-bit boxes; a rule of no
-//! family is in both). A later fragment (no L4 header) is matched by a plain scan of the
+//! family is in both). A family with more rules than [`TREE_MAX_V4`] / [`TREE_MAX_V6`] is
+//! searched by DPDK's rte_acl instead (when an EAL is there to build it): measured, the
+//! tree wins on small rule sets and rte_acl's SIMD tries on larger ones (a tree on
+//! ClassBench-like sets copies wildcard-heavy rules into many leaves). A later fragment (no L4 header) is matched by a plain scan of the
 //! rules ([`first_match`]): such packets are rare and the scan is exact.
 //!
 //! Built by the control thread; immutable and shared read-only by the workers.
@@ -285,33 +288,117 @@ fn best_split<F: Field>(boxes: &[RuleBox<F>], region: &Region<F>) -> Option<(usi
     best.map(|(_, dim, at)| (dim, at))
 }
 
+/// Most rules of one family searched by the tree rather than by rte_acl: below these the
+/// tree is faster, above them rte_acl, on ClassBench-like rule sets (`perf/aclbench.sh`,
+/// perf/results/2026-12-02-aclbench-crossover.md: IPv4 16 rules 71 against 77 cycles,
+/// 32 rules 170 against 67; IPv6 64 rules 219 against 262, 100 rules 248 against 139).
+pub const TREE_MAX_V4: usize = 16;
+pub const TREE_MAX_V6: usize = 64;
+
+/// How one family's rules are searched.
+enum Search<F, I: dpdk::acl::AclInput> {
+    Tree(Tree<F>),
+    /// DPDK's rte_acl (SIMD tries), with the ACL's rule index of each of its rules.
+    Dpdk {
+        ctx: dpdk::acl::Acl<I>,
+        index: Box<[u32]>,
+    },
+}
+
+impl<F, I: dpdk::acl::AclInput> std::fmt::Debug for Search<F, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Search::Tree(_) => "tree",
+            Search::Dpdk { .. } => "rte_acl",
+        })
+    }
+}
+
+impl<F: Field, I: dpdk::acl::AclInput> Search<F, I> {
+    /// The search of one family's `rules` (each with its ACL index): the tree up to `tree_max`
+    /// rules or without an EAL; rte_acl above (the tree if rte_acl's build fails: more than
+    /// its 8 tries, or DPDK's heap full).
+    fn build(
+        rules: &[(u32, &Rule)],
+        bits: u8,
+        width: [F; DIMS],
+        tree_max: usize,
+        eal: Option<&dpdk::Eal>,
+    ) -> Search<F, I> {
+        if let (Some(eal), true) = (eal, rules.len() > tree_max) {
+            let dr: Vec<dpdk::AclRule> = rules.iter().map(|(_, r)| dpdk_rule(r)).collect();
+            if let Ok(ctx) = dpdk::acl::Acl::<I>::build(eal, &dr) {
+                return Search::Dpdk {
+                    ctx,
+                    index: rules.iter().map(|(i, _)| *i).collect(),
+                };
+            }
+        }
+        let boxes = rules
+            .iter()
+            .map(|(i, r)| RuleBox::<F>::of(r, *i, bits))
+            .collect();
+        Search::Tree(Tree::build(boxes, width))
+    }
+
+    fn size(&self) -> (usize, usize) {
+        match self {
+            Search::Tree(t) => (t.nodes.len(), t.leaves.len()),
+            Search::Dpdk { ctx, .. } => (0, ctx.rules()),
+        }
+    }
+}
+
+fn dpdk_rule(r: &Rule) -> dpdk::AclRule {
+    let p = |n: &super::rule::Net| dpdk::AclPrefix {
+        addr: n.addr,
+        len: n.len,
+    };
+    dpdk::AclRule {
+        proto: r.proto,
+        src: p(&r.src),
+        dst: p(&r.dst),
+        sport: r.sport,
+        dport: r.dport,
+    }
+}
+
 /// Finds the first matching rule of an ACL.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Classifier {
-    v4: Tree<u32>,
-    v6: Tree<u128>,
+    v4: Search<u32, dpdk::Acl4Input>,
+    v6: Search<u128, dpdk::Acl6Input>,
     /// Every rule, for later fragments.
     rules: Box<[Rule]>,
 }
 
 impl Classifier {
-    /// Builds the classifier of `rules` (in match order).
-    pub fn build(rules: &[Rule]) -> Classifier {
-        let of = |f: Family| {
+    /// Builds the classifier of `rules` (in match order); with an EAL, families with many
+    /// rules are searched by rte_acl.
+    pub fn build(rules: &[Rule], eal: Option<&dpdk::Eal>) -> Classifier {
+        let of = |f: Family| -> Vec<(u32, &Rule)> {
             rules
                 .iter()
                 .enumerate()
-                .filter(move |(_, r)| r.family != Some(f))
+                .filter(|(_, r)| r.family != Some(f))
+                .map(|(i, r)| (i as u32, r))
+                .collect()
         };
-        let v4 = of(Family::V6)
-            .map(|(i, r)| RuleBox::<u32>::of(r, i as u32, 32))
-            .collect();
-        let v6 = of(Family::V4)
-            .map(|(i, r)| RuleBox::<u128>::of(r, i as u32, 128))
-            .collect();
         Classifier {
-            v4: Tree::build(v4, [u32::MAX, u32::MAX, 0xffff, 0xffff, 0xff]),
-            v6: Tree::build(v6, [u128::MAX, u128::MAX, 0xffff, 0xffff, 0xff]),
+            v4: Search::build(
+                &of(Family::V6),
+                32,
+                [u32::MAX, u32::MAX, 0xffff, 0xffff, 0xff],
+                TREE_MAX_V4,
+                eal,
+            ),
+            v6: Search::build(
+                &of(Family::V4),
+                128,
+                [u128::MAX, u128::MAX, 0xffff, 0xffff, 0xff],
+                TREE_MAX_V6,
+                eal,
+            ),
             rules: rules.into(),
         }
     }
@@ -319,18 +406,49 @@ impl Classifier {
     /// The index of the first rule that matches `k`.
     #[inline]
     pub fn classify(&self, k: &Key) -> Option<u32> {
-        if k.later_fragment {
-            return self.fragment(k);
-        }
-        let (sp, dp, p) = (k.sport, k.dport, k.proto);
-        match k.family {
-            Family::V4 => {
-                self.v4
-                    .classify(&[k.src as u32, k.dst as u32, sp.into(), dp.into(), p.into()])
+        let mut out = [None];
+        self.classify_many(std::slice::from_ref(k), &mut out);
+        out[0]
+    }
+
+    /// The index of the first rule that matches each key (for `i` below the shorter
+    /// length): rte_acl's families in one call per family.
+    #[inline]
+    pub fn classify_many(&self, keys: &[Key], out: &mut [Option<u32>]) {
+        let n = keys.len().min(out.len());
+        let (keys, out) = (&keys[..n], &mut out[..n]);
+        let mut dpdk4 = false;
+        let mut dpdk6 = false;
+        for (k, o) in keys.iter().zip(out.iter_mut()) {
+            if k.later_fragment {
+                *o = self.fragment(k);
+                continue;
             }
-            Family::V6 => self
-                .v6
-                .classify(&[k.src, k.dst, sp.into(), dp.into(), p.into()]),
+            let (sp, dp, p) = (k.sport, k.dport, k.proto);
+            match (k.family, &self.v4, &self.v6) {
+                (Family::V4, Search::Tree(t), _) => {
+                    *o = t.classify(&[k.src as u32, k.dst as u32, sp.into(), dp.into(), p.into()])
+                }
+                (Family::V6, _, Search::Tree(t)) => {
+                    *o = t.classify(&[k.src, k.dst, sp.into(), dp.into(), p.into()])
+                }
+                (Family::V4, _, _) => dpdk4 = true,
+                (Family::V6, _, _) => dpdk6 = true,
+            }
+        }
+        if dpdk4 {
+            if let Search::Dpdk { ctx, index } = &self.v4 {
+                dpdk_batch(ctx, index, keys, out, Family::V4, |k| {
+                    dpdk::Acl4Input::new(k.proto, k.src as u32, k.dst as u32, k.sport, k.dport)
+                });
+            }
+        }
+        if dpdk6 {
+            if let Search::Dpdk { ctx, index } = &self.v6 {
+                dpdk_batch(ctx, index, keys, out, Family::V6, |k| {
+                    dpdk::Acl6Input::new(k.proto, k.src, k.dst, k.sport, k.dport)
+                });
+            }
         }
     }
 
@@ -339,12 +457,53 @@ impl Classifier {
         first_match(&self.rules, k).map(|i| i as u32)
     }
 
-    /// Nodes and leaf entries of both trees (for the build's report).
+    /// How each family is searched ("tree" or "rte_acl").
+    pub fn engines(&self) -> (String, String) {
+        (format!("{:?}", self.v4), format!("{:?}", self.v6))
+    }
+
+    /// Tree nodes and leaf entries (or rte_acl rules) of both families.
     pub fn size(&self) -> (usize, usize) {
-        (
-            self.v4.nodes.len() + self.v6.nodes.len(),
-            self.v4.leaves.len() + self.v6.leaves.len(),
-        )
+        let (a, b) = (self.v4.size(), self.v6.size());
+        (a.0 + b.0, a.1 + b.1)
+    }
+}
+
+/// Classifies the keys of `family` (not later fragments) by rte_acl, `CHUNK` at a time.
+#[inline]
+fn dpdk_batch<I: dpdk::acl::AclInput + Default>(
+    ctx: &dpdk::acl::Acl<I>,
+    index: &[u32],
+    keys: &[Key],
+    out: &mut [Option<u32>],
+    family: Family,
+    input: impl Fn(&Key) -> I,
+) {
+    const CHUNK: usize = 64;
+    let mut inputs = [I::default(); CHUNK];
+    let mut at = [0usize; CHUNK];
+    let mut results = [0u32; CHUNK];
+    let mut n = 0;
+    let flush = |inputs: &[I], at: &[usize], results: &mut [u32], out: &mut [Option<u32>]| {
+        ctx.classify(inputs, results);
+        for (&i, &r) in at.iter().zip(results.iter()) {
+            out[i] = dpdk::acl::rule_index(r).and_then(|x| index.get(x as usize).copied());
+        }
+    };
+    for (i, k) in keys.iter().enumerate() {
+        if k.family != family || k.later_fragment {
+            continue;
+        }
+        inputs[n] = input(k);
+        at[n] = i;
+        n += 1;
+        if n == CHUNK {
+            flush(&inputs, &at, &mut results, out);
+            n = 0;
+        }
+    }
+    if n > 0 {
+        flush(&inputs[..n], &at[..n], &mut results[..n], out);
     }
 }
 
@@ -459,7 +618,7 @@ mod tests {
             rules in proptest::collection::vec(rule(), 0..300),
             keys in proptest::collection::vec(key(), 200),
         ) {
-            let c = Classifier::build(&rules);
+            let c = Classifier::build(&rules, None);
             for k in &keys {
                 prop_assert_eq!(c.classify(k), first_match(&rules, k).map(|i| i as u32), "{:?}", k);
             }
@@ -486,7 +645,7 @@ mod tests {
 
     #[test]
     fn an_empty_acl_matches_nothing() {
-        let c = Classifier::build(&[]);
+        let c = Classifier::build(&[], None);
         assert_eq!(c.classify(&Key::default()), None);
     }
 
@@ -508,7 +667,7 @@ mod tests {
                 ..Rule::any(Action::Permit)
             })
             .collect();
-        let c = Classifier::build(&rules);
+        let c = Classifier::build(&rules, None);
         let (nodes, leaves) = c.size();
         assert!(leaves <= 2 * rules.len(), "{leaves} leaf entries");
         assert!(nodes <= rules.len(), "{nodes} nodes");

@@ -46,18 +46,8 @@ pub(crate) fn check(
                     return Ok(());
                 }
             }
-            let v = acl.verdict(&k);
-            acl.count(ctx.worker, &v);
-            match (v.action, table, flow) {
-                (Action::Deny, _, _) => Err(DropReason::AclDeny),
-                (Action::PermitReflect, Some(t), Some(f)) => t
-                    .create(ctx.worker, &f, dir, acl.id, x.tcp_flags)
-                    .map(|_| ())
-                    .map_err(|_| DropReason::SessionLimit),
-                // Permit; or permit-reflect of what has no session of its own (a later
-                // fragment, ICMP other than echoes), or with no table.
-                _ => Ok(()),
-            }
+            let rule = acl.classifier().classify(&k);
+            decide(ctx, acl, table, iface, dir, &k, &x, rule)
         }
         Parsed::Exempt => Ok(()),
         Parsed::Bad => Err(DropReason::BadHeader),
@@ -122,8 +112,99 @@ fn recheck(t: &Sessions, cur: &Acl, f: &Flow, found: &Found) -> bool {
     }
 }
 
-/// Checks every packet of `v`, all of `iface` (received on it: `stage` is ethernet-input),
-/// against `acl`; frees and counts the ones it drops. Returns how many it dropped.
+/// Packets classified together (rte_acl's batch).
+const CHUNK: usize = 32;
+
+/// Checks every frame of `burst`, all through `iface` in direction `dir`, against `acl`:
+/// like [`check`] frame by frame, with the rule searches of a chunk of frames done in one
+/// classifier call. Counts the drops (in `stage`) and clears `keep[i]` for each frame
+/// dropped; true if any was.
+#[inline(never)]
+fn check_all(
+    ctx: &Ctx,
+    stage: Stage,
+    acl: &Acl,
+    iface: IfIndex,
+    dir: Dir,
+    burst: &Burst,
+    keep: &mut [bool; MAX_BURST],
+) -> bool {
+    let table = ctx.plan.acls.sessions_of(iface);
+    let mut dropped = false;
+    let mut drop = |i: usize, reason: DropReason, keep: &mut [bool; MAX_BURST]| {
+        ctx.counters.drop_packets(stage, reason, iface, 1);
+        keep[i] = false;
+        dropped = true;
+    };
+    let n = burst.len();
+    let mut at = 0;
+    while at < n {
+        // Parse and look up sessions; what remains is searched together.
+        let mut keys = [Key::default(); CHUNK];
+        let mut extra = [(0usize, Extra::default()); CHUNK];
+        let mut m = 0;
+        while at < n && m < CHUNK {
+            match parse(burst.data(at)) {
+                Parsed::Ip(k, x) => {
+                    let flow = Flow::of(iface, &k, &x);
+                    let held =
+                        table.is_some_and(|t| session_passes(ctx, t, iface, flow.as_ref(), &x));
+                    if !held {
+                        keys[m] = k;
+                        extra[m] = (at, x);
+                        m += 1;
+                    }
+                }
+                Parsed::Exempt => {}
+                Parsed::Bad => drop(at, DropReason::BadHeader, keep),
+            }
+            at += 1;
+        }
+        let mut rules = [None; CHUNK];
+        acl.classifier().classify_many(&keys[..m], &mut rules[..m]);
+        for j in 0..m {
+            let (i, x) = extra[j];
+            if let Err(reason) = decide(ctx, acl, table, iface, dir, &keys[j], &x, rules[j]) {
+                drop(i, reason, keep);
+            }
+        }
+    }
+    dropped
+}
+
+/// What a packet's rule search (`rule`) means: counts the hit, and creates the session of a
+/// `permit-reflect` rule's packet.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    ctx: &Ctx,
+    acl: &Acl,
+    table: Option<&Sessions>,
+    iface: IfIndex,
+    dir: Dir,
+    k: &Key,
+    x: &Extra,
+    rule: Option<u32>,
+) -> Result<(), DropReason> {
+    let v = acl.verdict_of(rule);
+    acl.count(ctx.worker, &v);
+    match (v.action, table) {
+        (Action::Deny, _) => Err(DropReason::AclDeny),
+        (Action::PermitReflect, Some(t)) => match Flow::of(iface, k, x) {
+            Some(f) => t
+                .create(ctx.worker, &f, dir, acl.id, x.tcp_flags)
+                .map(|_| ())
+                .map_err(|_| DropReason::SessionLimit),
+            // What has no session of its own (a later fragment, ICMP other than echoes).
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Checks every packet of `v`, all received on `iface` (`stage` is ethernet-input),
+/// against its `in` ACL `acl`; frees and counts the ones it drops. Returns how many it
+/// dropped.
 #[inline(never)]
 pub(crate) fn check_vector(
     ctx: &Ctx,
@@ -133,15 +214,7 @@ pub(crate) fn check_vector(
     v: &mut Vector,
 ) -> usize {
     let mut keep = [true; MAX_BURST];
-    let mut dropped = false;
-    for (i, k) in keep.iter_mut().enumerate().take(v.len()) {
-        if let Err(reason) = check(ctx, acl, iface, Dir::In, v.pkts.data(i)) {
-            ctx.counters.drop_packets(stage, reason, iface, 1);
-            *k = false;
-            dropped = true;
-        }
-    }
-    if dropped {
+    if check_all(ctx, stage, acl, iface, Dir::In, &v.pkts, &mut keep) {
         v.retain(&keep)
     } else {
         0
@@ -177,15 +250,7 @@ pub(crate) fn check_tunnel_out(ctx: &Ctx, tif: IfIndex, m: &dpdk::Mbuf) -> Resul
 #[inline(never)]
 fn check_burst(ctx: &Ctx, acl: &Acl, iface: IfIndex, burst: &mut Burst, bytes: u64) -> u64 {
     let mut keep = [true; MAX_BURST];
-    let mut dropped = false;
-    for (i, k) in keep.iter_mut().enumerate().take(burst.len()) {
-        if let Err(reason) = check(ctx, acl, iface, Dir::Out, burst.data(i)) {
-            ctx.counters.drop_packets(Stage::Output, reason, iface, 1);
-            *k = false;
-            dropped = true;
-        }
-    }
-    if dropped {
+    if check_all(ctx, Stage::Output, acl, iface, Dir::Out, burst, &mut keep) {
         burst.retain(&keep);
         burst.bytes()
     } else {

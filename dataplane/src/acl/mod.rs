@@ -82,8 +82,9 @@ pub struct Verdict {
 impl Acl {
     /// Builds the ACL `name` of `rules` (in match order) for `workers` workers. Runs on the
     /// control thread: its cost (the classifier's build) is never a worker's.
-    pub fn new(name: &str, rules: Vec<Rule>, workers: usize) -> Acl {
-        let classifier = Classifier::build(&rules);
+    /// With an EAL, large rule sets are searched by rte_acl ([`classify`]).
+    pub fn new(name: &str, rules: Vec<Rule>, workers: usize, eal: Option<&dpdk::Eal>) -> Acl {
+        let classifier = Classifier::build(&rules, eal);
         let actions = rules.iter().map(|r| r.action).collect();
         let hits = (0..workers.max(1))
             .map(|_| HitRow((0..=rules.len()).map(|_| AtomicU64::new(0)).collect()))
@@ -107,9 +108,15 @@ impl Acl {
     /// What it says of `k`, without counting.
     #[inline]
     pub fn verdict(&self, k: &Key) -> Verdict {
-        match self.classifier.classify(k) {
-            Some(r) => Verdict {
-                action: self.actions[r as usize],
+        self.verdict_of(self.classifier.classify(k))
+    }
+
+    /// The verdict of a classifier's answer (the rule matched, if any).
+    #[inline(always)]
+    pub fn verdict_of(&self, rule: Option<u32>) -> Verdict {
+        match rule.and_then(|r| Some((r, *self.actions.get(r as usize)?))) {
+            Some((r, action)) => Verdict {
+                action,
                 rule: Some(r),
             },
             None => Verdict {
@@ -117,6 +124,11 @@ impl Acl {
                 rule: None,
             },
         }
+    }
+
+    /// Its classifier.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
     }
 
     /// Counts a hit of `v` by `worker`.

@@ -824,7 +824,10 @@ mod tests {
         let c = t.create(0, &f, Dir::Out, 7, tcp::SYN).unwrap();
         let fwd = t.lookup(&f).unwrap();
         let rev = t.lookup(&f.reversed()).unwrap();
-        assert_eq!((fwd.slot, fwd.reply, fwd.acl, fwd.dir), (c.slot, false, 7, Dir::Out));
+        assert_eq!(
+            (fwd.slot, fwd.reply, fwd.acl, fwd.dir),
+            (c.slot, false, 7, Dir::Out)
+        );
         assert_eq!((rev.slot, rev.reply), (c.slot, true));
         assert_eq!(t.lookup(&Flow { iface: 4, ..f }), None);
         assert_eq!(t.lookup(&Flow { dport: 81, ..f }), None);
@@ -898,7 +901,10 @@ mod tests {
         for i in 0..2 {
             t.create(0, &flow(i, 17), Dir::In, 1, 0).unwrap();
         }
-        assert_eq!(t.create(0, &flow(5, 17), Dir::In, 1, 0), Err(Refused::Limit));
+        assert_eq!(
+            t.create(0, &flow(5, 17), Dir::In, 1, 0),
+            Err(Refused::Limit)
+        );
         assert_eq!(t.stats().refused, 1);
     }
 
@@ -910,7 +916,10 @@ mod tests {
         for i in 0..3 {
             t.create(0, &flow(i, 17), Dir::In, 1, 0).unwrap();
         }
-        assert_eq!(t.create(0, &flow(9, 17), Dir::In, 1, 0), Err(Refused::Limit));
+        assert_eq!(
+            t.create(0, &flow(9, 17), Dir::In, 1, 0),
+            Err(Refused::Limit)
+        );
         let other = Flow {
             iface: 4,
             ..flow(9, 17)
@@ -928,7 +937,10 @@ mod tests {
         for i in 0..WAYS as u32 {
             t.create(0, &flow(i, 17), Dir::In, 1, 0).unwrap();
         }
-        assert_eq!(t.create(0, &flow(99, 17), Dir::In, 1, 0), Err(Refused::Full));
+        assert_eq!(
+            t.create(0, &flow(99, 17), Dir::In, 1, 0),
+            Err(Refused::Full)
+        );
         assert_eq!(t.stats().live, WAYS as u64);
     }
 

@@ -207,7 +207,7 @@ fn differences(
 fn ours(args: &Args, rules: &[Rule], keys: &[Key], want: &[Option<u32>]) -> anyhow::Result<Row> {
     let live = LIVE.load(Relaxed);
     let started = Instant::now();
-    let cls = Classifier::build(rules);
+    let cls = Classifier::build(rules, None);
     let build_ms = started.elapsed().as_secs_f64() * 1e3;
     let memory = (LIVE.load(Relaxed).saturating_sub(live) + size_of::<Classifier>()) as u64;
 
