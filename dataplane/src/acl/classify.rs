@@ -289,9 +289,10 @@ fn best_split<F: Field>(boxes: &[RuleBox<F>], region: &Region<F>) -> Option<(usi
 }
 
 /// Most rules of one family searched by the tree rather than by rte_acl: below these the
-/// tree is faster, above them rte_acl, on ClassBench-like rule sets (`perf/aclbench.sh`,
-/// perf/results/2026-12-02-aclbench-crossover.md: IPv4 16 rules 71 against 77 cycles,
-/// 32 rules 170 against 67; IPv6 64 rules 219 against 262, 100 rules 248 against 139).
+/// tree is faster, above them rte_acl (AVX2, the vector width DPDK picks here by default),
+/// on ClassBench-like rule sets (`perf/aclbench.sh`,
+/// perf/results/2026-12-02-aclbench-crossover.md: IPv4 16 rules 84 against 97 cycles a
+/// key, 32 rules 116 against 67; IPv6 64 rules 184 against 189, 100 rules 235 against 187).
 pub const TREE_MAX_V4: usize = 16;
 pub const TREE_MAX_V6: usize = 64;
 
