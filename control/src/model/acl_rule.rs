@@ -311,7 +311,7 @@ pub fn check(r: &pb::AclRule) -> ApiResult<RuleSpec> {
         let field = if sport.is_some() { "sport" } else { "dport" };
         return Err(ApiError::invalid(format!(
             "{field} needs proto=tcp or proto=udp (ports are theirs), not {}",
-            proto.map_or("any protocol".to_string(), |p| format!(
+            proto.map_or("a rule without proto=".to_string(), |p| format!(
                 "proto={}",
                 proto_text(u32::from(p))
             ))
