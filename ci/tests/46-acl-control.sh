@@ -16,18 +16,10 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 vs_test_init "46-acl-control"
-port=$("$VS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(vs_free_port)
 VSWITCHD_EXTRA=(--metrics "127.0.0.1:$port")
 start_vswitchd
-
-watch_log=$VS_TMP/watch.log
-timeout 300 "$VSCTL_BIN" --socket "$VS_SOCK" watch config >"$watch_log" 2>&1 &
-watch_pid=$!
-vs_track_pid "$watch_pid"
-watching() {
-    vsctl neigh set age=300 >/dev/null && grep -q 'config set_neighbor_config' "$watch_log"
-}
-wait_until 10 "the watch stream to open" watching
+vs_watch_config
 
 cat >"$VS_TMP/base.txt" <<EOF
 iface add a null
@@ -108,13 +100,11 @@ run_ok "bind ssh to b in again" vsctl acl bind b ssh in
 log "ACLs added, set, bound and listed"
 
 for e in "add_acl web" "set_acl web" "bind_acl a/in" "bind_acl vx0/out" "unbind_acl b/out" "add_acl dns"; do
-    wait_until 10 "config event '$e'" grep -q "config $e\$" "$watch_log"
+    wait_until 10 "config event '$e'" grep -q "config $e\$" "$VS_WATCH_LOG"
 done
-vs_stop_pid "$watch_pid" TERM 5
+vs_stop_pid "$VS_WATCH_PID" TERM 5
 
-metrics=$(curl -sf "http://127.0.0.1:$port/metrics" 2>/dev/null ||
-    "$VS_PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
-        "http://127.0.0.1:$port/metrics")
+metrics=$(vs_metrics "$port")
 for line in 'vswitch_acls 5' 'vswitch_acl_bindings 4' \
     'vswitch_acl_rule_hits_total{acl="web",rule="1",action="permit"} 0' \
     'vswitch_acl_rule_hits_total{acl="web",rule="2",action="deny"} 0' \
@@ -183,15 +173,7 @@ vs_refused_report
 # ---------------------------------------------------------------------------------------
 # Restart and crash restore ACLs and bindings.
 
-before=$(state)
-stop_vswitchd
-restart_vswitchd
-after=$(state)
-if [[ "$before" != "$after" ]]; then
-    diff <(echo "$before") <(echo "$after") >&2 || true
-    fail "the ACLs differ after a restart"
-fi
-log "restart: ACLs and bindings restored ($(wc -c <<<"$after") bytes of JSON compared)"
+vs_restart_same state TERM
 
 # Changes just before a crash, from the journal: an ACL added, one set, a bound interface
 # deleted (its bindings go with it).
@@ -201,16 +183,7 @@ run_ok "binding added just before a crash" vsctl acl bind up0 late in
 run_ok "a bound interface deleted" vsctl iface del b
 vs_json_true 'all(b["iface"] != "b" for a in d for b in a["bound"])' <<<"$(vsctl --json acl list)" ||
     fail "b's bindings outlived it: $(vsctl --json acl list)"
-before=$(state)
-vs_stop_pid "$VSWITCHD_PID" KILL 5
-rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
-restart_vswitchd
-after=$(state)
-if [[ "$before" != "$after" ]]; then
-    diff <(echo "$before") <(echo "$after") >&2 || true
-    fail "the ACLs differ after a crash"
-fi
-log "crash: the journal brought back the ACL changes made just before it"
+vs_restart_same state KILL
 
 # Unbound, an ACL can go; a tunnel deleted takes its binding too.
 run_ok "unbind a in" vsctl acl unbind a in

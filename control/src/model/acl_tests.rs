@@ -3,29 +3,10 @@
 //! deleted with their bindings, and the persisted form replayed (also through the state
 //! file).
 
+use super::tests::{ch, limits, null, persisted_round_trip};
 use super::*;
 use crate::error::Code;
 use vswitch_proto::v1::change::Change as C;
-
-fn limits() -> Limits {
-    Limits {
-        run_dir: std::env::temp_dir().join("vs-acl-test"),
-        fdb_capacity: 1024,
-    }
-}
-
-fn ch(c: C) -> pb::Change {
-    pb::Change { change: Some(c) }
-}
-
-fn null(name: &str) -> C {
-    C::AddInterface(pb::AddInterfaceRequest {
-        name: name.into(),
-        r#type: "null".into(),
-        args: Default::default(),
-        vrf: None,
-    })
-}
 
 fn rules(texts: &[&str]) -> Vec<pb::AclRule> {
     if texts.is_empty() {
@@ -207,112 +188,85 @@ fn bad_acls_are_refused_and_change_nothing() {
         };
         acl::MAX_RULES + 1
     ];
-    refused(
-        &m,
-        C::AddAcl(pb::AddAclRequest {
-            name: "x".into(),
-            rules: many,
-        }),
-        Code::Invalid,
-        "at most 65535 rules",
-    );
-    refused(
-        &m,
-        add("bad name", &["deny"]),
-        Code::Invalid,
-        "name \"bad name\"",
-    );
-    refused(
-        &m,
-        add("", &["deny"]),
-        Code::Invalid,
-        "name must not be empty",
-    );
-    refused(
-        &m,
-        add("web", &["deny"]),
-        Code::Exists,
-        "acl \"web\" exists already",
-    );
-    refused(
-        &m,
-        set("nope", &["deny"]),
-        Code::NotFound,
-        "acl \"nope\" not found",
-    );
-    refused(&m, del("nope"), Code::NotFound, "acl \"nope\" not found");
-    refused(
-        &m,
-        del("web"),
-        Code::Conflict,
-        "acl \"web\" is bound to a in (acl unbind a in first)",
-    );
+    let too_many = C::AddAcl(pb::AddAclRequest {
+        name: "x".into(),
+        rules: many,
+    });
+    for (c, code, text) in [
+        (too_many, Code::Invalid, "at most 65535 rules"),
+        (
+            add("bad name", &["deny"]),
+            Code::Invalid,
+            "name \"bad name\"",
+        ),
+        (add("", &["deny"]), Code::Invalid, "name must not be empty"),
+        (
+            add("web", &["deny"]),
+            Code::Exists,
+            "acl \"web\" exists already",
+        ),
+        (
+            set("nope", &["deny"]),
+            Code::NotFound,
+            "acl \"nope\" not found",
+        ),
+        (del("nope"), Code::NotFound, "acl \"nope\" not found"),
+        (
+            del("web"),
+            Code::Conflict,
+            "bound to a in (acl unbind a in first)",
+        ),
+    ] {
+        refused(&m, c, code, text);
+    }
 }
 
 #[test]
 fn bad_bindings_are_refused_and_change_nothing() {
     let m = base();
-    refused(
-        &m,
-        bind("a", "nope", "out"),
-        Code::NotFound,
-        "acl \"nope\" not found",
-    );
-    refused(
-        &m,
-        bind("ghost", "web", "in"),
-        Code::NotFound,
-        "interface \"ghost\" not found",
-    );
-    refused(
-        &m,
-        bind("bvi:br0", "web", "in"),
-        Code::Invalid,
-        "not supported yet",
-    );
-    refused(
-        &m,
-        bind("a", "web", "sideways"),
-        Code::Invalid,
-        "direction must be in or out, not \"sideways\"",
-    );
-    refused(
-        &m,
-        bind("a", "web", ""),
-        Code::Invalid,
-        "direction is required",
-    );
-    refused(
-        &m,
-        bind("", "web", "in"),
-        Code::Invalid,
-        "iface is required",
-    );
-    refused(&m, bind("a", "", "in"), Code::Invalid, "acl is required");
-    refused(
-        &m,
-        bind("a", "spare", "in"),
-        Code::Exists,
-        "a in has acl \"web\" already",
-    );
-    refused(
-        &m,
-        unbind("a", "out"),
-        Code::NotFound,
-        "no acl is bound to a out",
-    );
-    refused(
-        &m,
-        unbind("b", "in"),
-        Code::NotFound,
-        "no acl is bound to b in",
-    );
-    refused(
-        &m,
-        unbind("ghost", "in"),
-        Code::NotFound,
-        "interface \"ghost\" not found",
-    );
+    for (c, code, text) in [
+        (
+            bind("a", "nope", "out"),
+            Code::NotFound,
+            "acl \"nope\" not found",
+        ),
+        (
+            bind("ghost", "web", "in"),
+            Code::NotFound,
+            "interface \"ghost\" not found",
+        ),
+        (
+            bind("bvi:br0", "web", "in"),
+            Code::Invalid,
+            "not supported yet",
+        ),
+        (
+            bind("a", "web", "sideways"),
+            Code::Invalid,
+            "not \"sideways\"",
+        ),
+        (bind("a", "web", ""), Code::Invalid, "direction is required"),
+        (bind("", "web", "in"), Code::Invalid, "iface is required"),
+        (bind("a", "", "in"), Code::Invalid, "acl is required"),
+        (
+            bind("a", "spare", "in"),
+            Code::Exists,
+            "a in has acl \"web\" already",
+        ),
+        (
+            unbind("a", "out"),
+            Code::NotFound,
+            "no acl is bound to a out",
+        ),
+        (unbind("b", "in"), Code::NotFound, "no acl is bound to b in"),
+        (
+            unbind("ghost", "in"),
+            Code::NotFound,
+            "interface \"ghost\" not found",
+        ),
+    ] {
+        refused(&m, c, code, text);
+    }
     // In a batch, the failing change is named and nothing is applied.
     let before = m.clone();
     let e = stage(&m, vec![unbind("a", "in"), del("web"), del("web")]).unwrap_err();
@@ -372,28 +326,13 @@ fn the_persisted_form_restores_acls_and_bindings() {
         ],
     );
     assert_eq!(m.objects(), 3 + 3 + 3);
-    let changes = m.changes();
+    let (changes, text) = persisted_round_trip(&m);
+    assert!(text.contains("\"acls\"") && text.contains("\"acl_bindings\""));
     let names: Vec<&str> = changes.iter().map(change_name).collect();
     let first_bind = names.iter().position(|n| *n == "bind_acl").unwrap();
     let last_acl = names.iter().rposition(|n| *n == "add_acl").unwrap();
     assert!(last_acl < first_bind);
     assert_eq!(names.iter().filter(|n| **n == "bind_acl").count(), 3);
-    let mut again = Model::new();
-    again
-        .replay(
-            &changes.iter().cloned().map(ch).collect::<Vec<_>>(),
-            &limits(),
-        )
-        .unwrap();
-    assert_eq!(again, m);
-    let snap = crate::state::Snapshot {
-        seq: 1,
-        changes: changes.clone(),
-    };
-    let text = crate::state::encode(&snap).unwrap();
-    assert!(text.contains("\"acls\"") && text.contains("\"acl_bindings\""));
-    let back = crate::state::decode(&text).unwrap();
-    assert_eq!(back, snap, "the state file keeps the order");
     // The rules are kept as the switch holds them.
     let mixed = changes
         .iter()
@@ -419,12 +358,8 @@ fn the_persisted_form_restores_acls_and_bindings() {
         ch(unbind("b", "out")),
     ];
     let mut replayed = Model::new();
-    replayed
-        .replay(
-            &back.changes.into_iter().map(ch).collect::<Vec<_>>(),
-            &limits(),
-        )
-        .unwrap();
+    let snapshot: Vec<pb::Change> = changes.into_iter().map(ch).collect();
+    replayed.replay(&snapshot, &limits()).unwrap();
     replayed.replay(&journal, &limits()).unwrap();
     let direct = build_on(
         &m,

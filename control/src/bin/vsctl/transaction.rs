@@ -178,6 +178,15 @@ mod tests {
         }
     }
 
+    /// The names of the changes, in order.
+    fn names(changes: &[Change]) -> Vec<&'static str> {
+        changes
+            .iter()
+            .filter_map(|c| c.change.as_ref())
+            .map(vswitch_control::model::change_name)
+            .collect()
+    }
+
     #[test]
     fn l3_lines_become_l3_changes() {
         let text = "vrf add 10\n\
@@ -193,13 +202,8 @@ mod tests {
                     proxy-arp red on\n\
                     vrf del 10\n";
         let changes = parse(text).unwrap();
-        let names: Vec<&str> = changes
-            .iter()
-            .filter_map(|c| c.change.as_ref())
-            .map(vswitch_control::model::change_name)
-            .collect();
         assert_eq!(
-            names,
+            names(&changes),
             [
                 "add_vrf",
                 "add_interface",
@@ -294,13 +298,8 @@ mod tests {
                     acl unbind a in\n\
                     acl del web\n";
         let changes = parse(text).unwrap();
-        let names: Vec<&str> = changes
-            .iter()
-            .filter_map(|c| c.change.as_ref())
-            .map(vswitch_control::model::change_name)
-            .collect();
         assert_eq!(
-            names,
+            names(&changes),
             [
                 "add_interface",
                 "add_acl",
