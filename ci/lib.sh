@@ -288,6 +288,54 @@ stop_vswitchd() {
     log "vswitchd stopped (exit 0)"
 }
 
+# vs_free_port: a free TCP port on 127.0.0.1 (for --metrics).
+vs_free_port() {
+    "$VS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# vs_metrics PORT: the Prometheus text vswitchd serves at 127.0.0.1:PORT/metrics.
+vs_metrics() {
+    curl -sf "http://127.0.0.1:$1/metrics" 2>/dev/null ||
+        "$VS_PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+            "http://127.0.0.1:$1/metrics"
+}
+
+# vs_watch_config: follows `vsctl watch config` (lines "SEQ config CHANGE OBJECT") into
+# VS_WATCH_LOG from now on, VS_WATCH_PID its process; returns once the stream is open (a
+# change shows up in it: neigh set, which is idempotent).
+VS_WATCH_LOG="" VS_WATCH_PID=""
+vs_watch_config() {
+    VS_WATCH_LOG=$VS_TMP/watch.log
+    timeout 300 "$VSCTL_BIN" --socket "$VS_SOCK" watch config >"$VS_WATCH_LOG" 2>&1 &
+    VS_WATCH_PID=$!
+    vs_track_pid "$VS_WATCH_PID"
+    wait_until 10 "the watch stream to open" vs_watch_open
+}
+vs_watch_open() {
+    vsctl neigh set age=300 >/dev/null && grep -q 'config set_neighbor_config' "$VS_WATCH_LOG"
+}
+
+# vs_restart_same STATEFN TERM|KILL: stops vswitchd (TERM: a graceful stop; KILL: a crash,
+# whose DPDK runtime files and socket are removed as a dead process leaves them), starts it
+# again on the same state file, and fails unless STATEFN prints the same before and after.
+vs_restart_same() {
+    local statefn=$1 sig=$2 before after
+    before=$("$statefn")
+    if [[ "$sig" == TERM ]]; then
+        stop_vswitchd
+    else
+        vs_stop_pid "$VSWITCHD_PID" KILL 5
+        rm -rf "/var/run/dpdk/$VS_PREFIX" "$VS_SOCK"
+    fi
+    restart_vswitchd
+    after=$("$statefn")
+    if [[ "$before" != "$after" ]]; then
+        diff <(echo "$before") <(echo "$after") >&2 || true
+        fail "$statefn differs after SIG$sig and a restart"
+    fi
+    log "SIG$sig and a restart: $statefn the same ($(wc -c <<<"$after") bytes compared)"
+}
+
 # iface_stat NAME FIELD: one field of `vsctl --json stats NAME`.
 iface_stat() {
     vsctl --json stats "$1" | vs_json 'd[field]' field="$2"

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub router: crate::router::RouterStats,
     /// Tunnels by kind.
     pub tunnels: std::collections::BTreeMap<String, u64>,
+    /// ACLs with their hits and bindings.
+    pub acls: Vec<pb::Acl>,
 }
 
 impl Snapshot {
@@ -50,6 +52,7 @@ impl Snapshot {
                     m
                 },
             ),
+            acls: sw.list_acls(),
         }
     }
 }
@@ -318,6 +321,7 @@ pub fn render(s: &Snapshot) -> String {
         let n = s.tunnels.get(kind).copied().unwrap_or(0);
         let _ = writeln!(o, "vswitch_tunnels{{kind=\"{kind}\"}} {n}");
     }
+    acls(&mut o, &s.acls);
     family(
         &mut o,
         "vswitch_mempool_in_use",
@@ -345,6 +349,44 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     o
+}
+
+/// ACLs: how many and how many bindings, and each rule's hits (rules numbered from 1, as
+/// `vsctl acl show` does; the default deny is rule "default"). Hits start at 0 when an
+/// ACL's rules are set.
+fn acls(o: &mut String, acls: &[pb::Acl]) {
+    family(o, "vswitch_acls", "gauge", "ACLs configured.");
+    let _ = writeln!(o, "vswitch_acls {}", acls.len());
+    family(
+        o,
+        "vswitch_acl_bindings",
+        "gauge",
+        "ACL bindings (interface and direction).",
+    );
+    let bound: usize = acls.iter().map(|a| a.bindings.len()).sum();
+    let _ = writeln!(o, "vswitch_acl_bindings {bound}");
+    family(
+        o,
+        "vswitch_acl_rule_hits_total",
+        "counter",
+        "Packets each ACL rule matched, since the ACL's rules were set.",
+    );
+    for a in acls {
+        for (i, (r, hits)) in a.rules.iter().zip(&a.hits).enumerate() {
+            let _ = writeln!(
+                o,
+                "vswitch_acl_rule_hits_total{{acl=\"{}\",rule=\"{}\",action=\"{}\"}} {hits}",
+                a.name,
+                i + 1,
+                r.action
+            );
+        }
+        let _ = writeln!(
+            o,
+            "vswitch_acl_rule_hits_total{{acl=\"{}\",rule=\"default\",action=\"deny\"}} {}",
+            a.name, a.default_hits
+        );
+    }
 }
 
 /// The router's FIB sizes, neighbours and next hops.
@@ -530,6 +572,16 @@ mod tests {
                 nexthops: 4,
             },
             tunnels: [("vxlan".to_string(), 2)].into_iter().collect(),
+            acls: vec![pb::Acl {
+                name: "web".into(),
+                rules: vec![pb::AclRule {
+                    action: "permit".into(),
+                    ..Default::default()
+                }],
+                hits: vec![11],
+                default_hits: 3,
+                bindings: vec![pb::AclBinding::default()],
+            }],
         };
         let t = render(&s);
         for line in [
@@ -555,6 +607,10 @@ mod tests {
             "vswitch_nexthops 4",
             "vswitch_tunnels{kind=\"vxlan\"} 2",
             "vswitch_tunnels{kind=\"ipip\"} 0",
+            "vswitch_acls 1",
+            "vswitch_acl_bindings 1",
+            "vswitch_acl_rule_hits_total{acl=\"web\",rule=\"1\",action=\"permit\"} 11",
+            "vswitch_acl_rule_hits_total{acl=\"web\",rule=\"default\",action=\"deny\"} 3",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

@@ -178,6 +178,14 @@ service! {
             |sw, r, _| model::tunnel::fdb_get(sw.model(), &r.tunnel, &r.mac);
         delete_tunnel_fdb(DeleteTunnelFdbRequest) -> DeleteTunnelFdbReply = DeleteTunnelFdb,
             |_sw, _r, _| Ok(pb::DeleteTunnelFdbReply {});
+        add_acl(AddAclRequest) -> Acl = AddAcl, |sw, r, _| sw.get_acl(&r.name);
+        set_acl(SetAclRequest) -> Acl = SetAcl, |sw, r, _| sw.get_acl(&r.name);
+        delete_acl(DeleteAclRequest) -> DeleteAclReply = DeleteAcl,
+            |_sw, _r, _| Ok(pb::DeleteAclReply {});
+        bind_acl(BindAclRequest) -> AclBinding = BindAcl,
+            |_sw, r, _| Ok(pb::AclBinding { iface: r.iface, acl: r.acl, direction: r.direction });
+        unbind_acl(UnbindAclRequest) -> UnbindAclReply = UnbindAcl,
+            |_sw, _r, _| Ok(pb::UnbindAclReply {});
     }
     read {
         health(HealthRequest) -> HealthReply, |sw, _| Ok(sw.health());
@@ -234,6 +242,10 @@ service! {
             |sw, r| required("tunnel", &r.tunnel)
                 .and_then(|()| model::tunnel::fdb_list(sw.model(), &r.tunnel))
                 .map(|entries| pb::ListTunnelFdbReply { entries });
+        get_acl(GetAclRequest) -> Acl,
+            |sw, r| required("name", &r.name).and_then(|()| sw.get_acl(&r.name));
+        list_acls(ListAclsRequest) -> ListAclsReply,
+            |sw, _| Ok(pb::ListAclsReply { acls: sw.list_acls() });
     }
 
     async fn transaction(

@@ -58,7 +58,8 @@ pub struct Snapshot {
 /// MACs and addresses can be a tunnel's: the `tunnel_*` sections come after `addresses`
 /// and hold those of tunnels (the sections before hold the rest). A file without tunnels
 /// has none of them, and reads as before (the version stays 2; a vswitchd older than
-/// tunnels refuses a file with them rather than drop them).
+/// tunnels refuses a file with them rather than drop them). ACLs and their bindings come
+/// last (`acls`, `acl_bindings`: bindings need interfaces, tunnels and ACLs), the same way.
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileIn {
@@ -102,6 +103,10 @@ struct FileIn {
     proxy_arp: Vec<pb::SetProxyArpRequest>,
     #[serde(default)]
     neighbor_config: Vec<pb::SetNeighborConfigRequest>,
+    #[serde(default)]
+    acls: Vec<pb::AddAclRequest>,
+    #[serde(default)]
+    acl_bindings: Vec<pb::BindAclRequest>,
 }
 
 /// [`FileIn`], borrowed from a snapshot's changes for writing.
@@ -145,6 +150,10 @@ struct FileOut<'a> {
     proxy_arp: Vec<&'a pb::SetProxyArpRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     neighbor_config: Vec<&'a pb::SetNeighborConfigRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    acls: Vec<&'a pb::AddAclRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    acl_bindings: Vec<&'a pb::BindAclRequest>,
 }
 
 impl<'a> FileOut<'a> {
@@ -185,6 +194,8 @@ impl<'a> FileOut<'a> {
                 C::AddNeighbor(r) => f.neighbors.push(r),
                 C::SetProxyArp(r) => f.proxy_arp.push(r),
                 C::SetNeighborConfig(r) => f.neighbor_config.push(r),
+                C::AddAcl(r) => f.acls.push(r),
+                C::BindAcl(r) => f.acl_bindings.push(r),
                 other => {
                     return Err(format!(
                         "cannot encode state: {} is not part of a snapshot",
@@ -217,6 +228,8 @@ impl FileIn {
             .chain(self.neighbors.into_iter().map(C::AddNeighbor))
             .chain(self.proxy_arp.into_iter().map(C::SetProxyArp))
             .chain(self.neighbor_config.into_iter().map(C::SetNeighborConfig))
+            .chain(self.acls.into_iter().map(C::AddAcl))
+            .chain(self.acl_bindings.into_iter().map(C::BindAcl))
             .collect();
         Snapshot {
             seq: self.seq,

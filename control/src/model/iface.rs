@@ -169,8 +169,8 @@ pub(super) fn delete(s: &mut Staged, r: &pb::DeleteInterfaceRequest) -> ApiResul
 }
 
 /// Removes interface `name` from the model: it leaves its cross-connect and its bridge
-/// (with its static MACs), its addresses and neighbours go; refused while a route goes
-/// through it. (Its port, if it has one, is the caller's.)
+/// (with its static MACs), its addresses, neighbours and ACL bindings go; refused while a
+/// route goes through it. (Its port, if it has one, is the caller's.)
 pub(super) fn remove(s: &mut Staged, name: &str) -> ApiResult<()> {
     let iface = s.model.iface(name)?.clone();
     forget_l3(s, name)?;
@@ -180,6 +180,7 @@ pub(super) fn remove(s: &mut Staged, name: &str) -> ApiResult<()> {
     if let Some(peer) = &iface.xconnect {
         edit(s, peer, |p| p.xconnect = None);
     }
+    super::acl::forget_iface(s, name);
     s.model.ifaces.remove(name);
     s.diff.plan = true;
     Ok(())

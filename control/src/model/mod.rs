@@ -17,8 +17,8 @@
 //! (VRFs), [`addr`] (interface addresses and their connected and local routes), [`route`]
 //! (static routes and next-hop resolution), [`neigh`] (static neighbours, the neighbour
 //! table's limits), [`tunnel`] (tunnels, interfaces without a port, and their MAC -> VTEP
-//! entries). Each
-//! holds the resource's validation and staging, its persisted form (the changes that
+//! entries), [`acl`] (ACLs and their bindings to interfaces; one rule in [`acl_rule`]).
+//! Each holds the resource's validation and staging, its persisted form (the changes that
 //! re-create it, [`Model::changes`]: the snapshot is the journal's schema, and restore is
 //! replay) and its proto form.
 //!
@@ -43,6 +43,8 @@ use vswitch_proto::v1::change::Change as C;
 use crate::error::{ApiError, ApiResult};
 use crate::iface_spec::IfaceSpec;
 
+pub mod acl;
+pub mod acl_rule;
 pub mod addr;
 pub mod bridge;
 pub mod fdb;
@@ -100,6 +102,10 @@ pub struct Model {
     pub(crate) tunnel_locals: OrdSet<(u16, IpAddr, Arc<str>)>,
     /// Tunnels' MAC -> VTEP entries: (tunnel, inner MAC) -> outer destination.
     pub(crate) vteps: OrdMap<(Arc<str>, [u8; 6]), IpAddr>,
+    /// ACLs by name: their rules, in match order.
+    pub(crate) acls: OrdMap<String, Arc<[acl_rule::RuleSpec]>>,
+    /// ACL bindings: (interface, direction) -> ACL.
+    pub(crate) acl_bindings: OrdMap<(Arc<str>, acl::Direction), Arc<str>>,
 }
 
 /// What the switch does on an interface's port, in the order the changes asked.
@@ -171,6 +177,9 @@ pub struct Diff {
     pub events: Vec<(&'static str, String)>,
     /// The L3 configuration's changes.
     pub l3: L3Diff,
+    /// ACLs whose rules were added or replaced (the switch builds them again) or which
+    /// were deleted (it drops them): those still in the model are to be built.
+    pub acls: BTreeSet<String>,
 }
 
 /// A transaction staged on a copy of the model.
@@ -235,6 +244,11 @@ pub fn change_name(c: &C) -> &'static str {
         C::DeleteTunnel(_) => "delete_tunnel",
         C::AddTunnelFdb(_) => "add_tunnel_fdb",
         C::DeleteTunnelFdb(_) => "delete_tunnel_fdb",
+        C::AddAcl(_) => "add_acl",
+        C::SetAcl(_) => "set_acl",
+        C::DeleteAcl(_) => "delete_acl",
+        C::BindAcl(_) => "bind_acl",
+        C::UnbindAcl(_) => "unbind_acl",
     }
 }
 
@@ -287,7 +301,7 @@ impl Model {
     /// bridges (with their routed interfaces' VRFs), members, static MACs, addresses,
     /// tunnels (after the addresses they start from) with their settings, memberships,
     /// static MACs, MAC -> VTEP entries and addresses, routes, neighbours, proxy-ARP, the
-    /// neighbour table's settings.
+    /// neighbour table's settings, ACLs, and their bindings to interfaces.
     pub fn changes(&self) -> Vec<C> {
         let mut out = Vec::new();
         vrf::persisted(self, &mut out);
@@ -300,6 +314,7 @@ impl Model {
         neigh::persisted(self, &mut out);
         iface::persisted_proxy_arp(self, &mut out);
         neigh::persisted_config(self, &mut out);
+        acl::persisted(self, &mut out);
         out
     }
 
@@ -349,7 +364,8 @@ impl Model {
     }
 
     /// About how many objects the model holds (interfaces, bridges and their members,
-    /// static MAC entries, VRFs, addresses, routes, neighbours): the size of its persisted
+    /// static MAC entries, VRFs, addresses, routes, neighbours, ACLs and their bindings):
+    /// the size of its persisted
     /// form in changes, counted in O(bridges).
     pub fn objects(&self) -> usize {
         self.ifaces.len()
@@ -364,6 +380,8 @@ impl Model {
             + self.routes.len()
             + self.neighbors.len()
             + self.vteps.len()
+            + self.acls.len()
+            + self.acl_bindings.len()
     }
 
     /// Records the MAC a driver gave an interface added without one, so that it is
@@ -413,6 +431,11 @@ impl Staged {
             C::DeleteTunnel(r) => tunnel::delete(self, r)?,
             C::AddTunnelFdb(r) => tunnel::add_fdb(self, r)?,
             C::DeleteTunnelFdb(r) => tunnel::delete_fdb(self, r)?,
+            C::AddAcl(r) => acl::add(self, r)?,
+            C::SetAcl(r) => acl::set(self, r)?,
+            C::DeleteAcl(r) => acl::delete(self, r)?,
+            C::BindAcl(r) => acl::bind(self, r)?,
+            C::UnbindAcl(r) => acl::unbind(self, r)?,
         };
         self.diff.events.push((change_name(c), object));
         if !matches!(c, C::FlushFdb(_)) {
@@ -440,6 +463,8 @@ impl Staged {
     }
 }
 
+#[cfg(test)]
+mod acl_tests;
 #[cfg(test)]
 mod l3_tests;
 #[cfg(test)]

@@ -5,18 +5,18 @@ use super::*;
 use crate::error::Code;
 use vswitch_proto::v1::change::Change as C;
 
-fn limits() -> Limits {
+pub(super) fn limits() -> Limits {
     Limits {
         run_dir: std::env::temp_dir().join("vs-model-test"),
         fdb_capacity: 1024,
     }
 }
 
-fn ch(c: C) -> pb::Change {
+pub(super) fn ch(c: C) -> pb::Change {
     pb::Change { change: Some(c) }
 }
 
-fn null(name: &str) -> C {
+pub(super) fn null(name: &str) -> C {
     C::AddInterface(pb::AddInterfaceRequest {
         name: name.into(),
         r#type: "null".into(),
@@ -81,6 +81,29 @@ fn set(name: &str, up: Option<bool>, mtu: Option<u32>) -> C {
 }
 
 /// Applies each change as its own transaction, which must succeed.
+/// `m`'s persisted form, checked: replayed, and read back from the state file's text and
+/// replayed, it builds `m` again (the file keeps the order). Returns the changes and the
+/// text.
+pub(super) fn persisted_round_trip(m: &Model) -> (Vec<C>, String) {
+    let changes = m.changes();
+    let replay = |changes: Vec<C>| {
+        let mut again = Model::new();
+        let txn: Vec<pb::Change> = changes.into_iter().map(ch).collect();
+        again.replay(&txn, &limits()).unwrap();
+        again
+    };
+    assert_eq!(replay(changes.clone()), *m);
+    let snap = crate::state::Snapshot {
+        seq: 1,
+        changes: changes.clone(),
+    };
+    let text = crate::state::encode(&snap).unwrap();
+    let back = crate::state::decode(&text).unwrap();
+    assert_eq!(back, snap, "the state file keeps the order");
+    assert_eq!(replay(back.changes), *m);
+    (changes, text)
+}
+
 fn build(changes: Vec<C>) -> Model {
     let mut m = Model::new();
     for c in changes {

@@ -215,6 +215,10 @@ pub struct Switch {
     /// Each tunnel's logical index, by name (given when the tunnel is added, from the same
     /// indices; no port behind it).
     tunnels: BTreeMap<String, TunnelIndex>,
+    /// Every ACL of the model, built for the dataplane (classifier and hit counters), by
+    /// name: built again only when a transaction sets its rules (txn.rs), so its counters
+    /// live as long as its rules; shared with the workers through the plan.
+    acls: BTreeMap<String, Arc<vswitch_dataplane::acl::Acl>>,
     /// The state file and its journal (None: not persisted).
     store: Option<Store>,
     /// Journals each change (off while restoring: one snapshot at the end).
@@ -263,6 +267,7 @@ impl Switch {
             next_index: 0,
             bvis: BTreeMap::new(),
             tunnels: BTreeMap::new(),
+            acls: BTreeMap::new(),
             store,
             persist: true,
             events,
@@ -531,6 +536,30 @@ impl Switch {
                 model::tunnel::to_pb(&self.model, n, i, t, index)
             })
             .collect()
+    }
+
+    /// One ACL, with its hits.
+    pub fn get_acl(&self, name: &str) -> ApiResult<pb::Acl> {
+        model::acl::to_pb(&self.model, name, self.acls.get(name).map(|a| &**a))
+    }
+
+    /// Every ACL, by name, with its hits.
+    pub fn list_acls(&self) -> Vec<pb::Acl> {
+        model::acl::names(&self.model)
+            .filter_map(|n| self.get_acl(n).ok())
+            .collect()
+    }
+
+    /// Builds again the ACLs whose rules a transaction set (`changed`), and drops those it
+    /// deleted. Runs before the plan that binds them is published.
+    fn build_acls(&mut self, changed: &std::collections::BTreeSet<String>) {
+        let workers = self.engine.workers();
+        for name in changed {
+            match model::acl::build(&self.model, name, workers) {
+                Some(a) => self.acls.insert(name.clone(), a),
+                None => self.acls.remove(name),
+            };
+        }
     }
 
     /// Bridge `br`'s routed interface: type `bvi`, always up, its MAC, MTU, index, VRF,
@@ -997,7 +1026,7 @@ impl Switch {
             ifaces,
             bridges,
             tunnels,
-            acls: Default::default(),
+            acls: model::acl::plan(&self.model, &|n| self.ifindex_of(n), &self.acls),
             l3: {
                 let mut router = self.router();
                 router.set_ifaces(routed);

@@ -15,7 +15,8 @@
 //!    them reaches the dataplane. A write that fails (a full disk) fails the transaction.
 //! 4. **carry out**: the MAC table follows the diff (static entries first: the one step
 //!    that can still fail, and that undoes itself when it does; the journal record is then
-//!    taken back), the new model becomes the switch's, the forwarding plan is published
+//!    taken back), the new model becomes the switch's, the ACLs whose rules changed are
+//!    built again (their classifiers: only theirs), the forwarding plan is published
 //!    once, ports removed are closed after every worker has moved to the plan without
 //!    them, and events are sent. Only then is the caller answered (and the journal
 //!    compacted, if it has grown enough). The L3 part of the diff (VRFs, interface
@@ -211,7 +212,9 @@ impl Switch {
                 return Err(at(e));
             }
         };
-        let Diff { l3, events, .. } = diff;
+        let Diff {
+            l3, events, acls, ..
+        } = diff;
         // VRFs come and go in the plan; an interface is routed while it has addresses, or
         // static routes through it (an unnumbered link, a pod's).
         let l3_plan = !l3.vrfs.added.is_empty()
@@ -231,6 +234,7 @@ impl Switch {
             .unwrap_or_else(|e| e.into_inner())
             .begin_grace();
         self.model = next;
+        self.build_acls(&acls);
         if diff.plan || l3_plan || grace.is_some() {
             let quiet = self.publish();
             if let (true, Some(g)) = (quiet, grace) {

@@ -75,6 +75,10 @@ pub enum Command {
     /// and route into; and the MAC -> VTEP entries of vxlan / geneve ones.
     #[command(subcommand)]
     Tunnel(TunnelCommand),
+    /// ACLs: ordered rules (the first that matches decides; none: deny) bound to
+    /// interfaces in or out. They see IP packets only (not ARP, IPv6 ND/RA).
+    #[command(subcommand)]
+    Acl(AclCommand),
     /// Proxy-ARP on an L3 interface: `proxy-arp IFACE on|off`.
     ProxyArp {
         #[arg(value_name = "IFACE")]
@@ -413,6 +417,55 @@ pub enum TunnelCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AclCommand {
+    /// Create an ACL: `acl add NAME RULE [RULE ...]`, each RULE one argument, `"ACTION
+    /// [proto=tcp|udp|icmp|icmp6|N] [src=CIDR] [dst=CIDR] [sport=A[-B]] [dport=A[-B]]
+    /// [icmp-type=N [icmp-code=N]]"`, ACTION permit, deny or permit-reflect.
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "RULE", required = true)]
+        rules: Vec<String>,
+    },
+    /// Replace an ACL's rules (its bindings stay; its hit counters start at 0).
+    Set {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "RULE", required = true)]
+        rules: Vec<String>,
+    },
+    /// Delete an ACL (refused while it is bound).
+    Del {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List ACLs: rules and bindings.
+    List,
+    /// Show an ACL's rules with their hits (since its rules were set), the default deny's
+    /// hits, and where it is bound.
+    Show {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Bind an ACL to an interface: `acl bind IFACE NAME in|out` (one per direction).
+    Bind {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "NAME")]
+        acl: String,
+        #[arg(value_name = "in|out")]
+        direction: String,
+    },
+    /// Unbind an interface's ACL: `acl unbind IFACE in|out`.
+    Unbind {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "in|out")]
+        direction: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TunnelFdbCommand {
     /// Add an entry, or replace its remote: `tunnel fdb add TUNNEL MAC remote=IP`.
     Add {
@@ -583,6 +636,31 @@ mod tests {
         assert!(Cli::try_parse_from(["vsctl", "tunnel", "del"]).is_err());
         assert!(Cli::try_parse_from(["vsctl", "tunnel", "fdb", "del", "vx0"]).is_err());
         assert!(Cli::try_parse_from(["vsctl", "--json", "tunnel", "list"]).is_ok());
+    }
+
+    #[test]
+    fn acl_forms() {
+        let cli = Cli::try_parse_from([
+            "vsctl",
+            "acl",
+            "add",
+            "web",
+            "permit proto=tcp dport=80",
+            "deny",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Acl(AclCommand::Add { name, rules }) => {
+                assert_eq!(name, "web");
+                assert_eq!(rules, ["permit proto=tcp dport=80", "deny"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["vsctl", "acl", "add", "web"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "acl", "set", "web"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "acl", "bind", "a", "web"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "acl", "unbind", "a", "in"]).is_ok());
+        assert!(Cli::try_parse_from(["vsctl", "--json", "acl", "show", "web"]).is_ok());
     }
 
     #[test]

@@ -7,10 +7,11 @@ use anyhow::bail;
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
+use crate::acl::{AclJson, BindingJson};
 use crate::addr::AddressJson;
 use crate::args::{
-    AddrCommand, BridgeCommand, Command, FdbCommand, IfaceCommand, NeighCommand, RouteCommand,
-    TunnelCommand, TunnelFdbCommand, VrfCommand, XconnectCommand,
+    AclCommand, AddrCommand, BridgeCommand, Command, FdbCommand, IfaceCommand, NeighCommand,
+    RouteCommand, TunnelCommand, TunnelFdbCommand, VrfCommand, XconnectCommand,
 };
 use crate::bridge::BridgeJson;
 use crate::fdb::{FdbEntryJson, FlushJson};
@@ -77,6 +78,11 @@ pub async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         C::DeleteTunnel(r) => reply(client.delete_tunnel(r).await).map(|_| ctx.deleted()),
         C::AddTunnelFdb(r) => ctx.changed(&VtepJson::from(&reply(client.add_tunnel_fdb(r).await)?)),
         C::DeleteTunnelFdb(r) => reply(client.delete_tunnel_fdb(r).await).map(|_| ctx.deleted()),
+        C::AddAcl(r) => ctx.changed(&AclJson::from(&reply(client.add_acl(r).await)?)),
+        C::SetAcl(r) => ctx.changed(&AclJson::from(&reply(client.set_acl(r).await)?)),
+        C::DeleteAcl(r) => reply(client.delete_acl(r).await).map(|_| ctx.deleted()),
+        C::BindAcl(r) => ctx.changed(&BindingJson::from(&reply(client.bind_acl(r).await)?)),
+        C::UnbindAcl(r) => reply(client.unbind_acl(r).await).map(|_| ctx.deleted()),
     }
 }
 
@@ -199,6 +205,27 @@ pub fn of(command: Command) -> anyhow::Result<C> {
         Command::Tunnel(TunnelCommand::Fdb(TunnelFdbCommand::Del { tunnel, mac })) => {
             C::DeleteTunnelFdb(pb::DeleteTunnelFdbRequest { tunnel, mac })
         }
+        Command::Acl(AclCommand::Add { name, rules }) => C::AddAcl(pb::AddAclRequest {
+            name,
+            rules: crate::acl::rules(&rules)?,
+        }),
+        Command::Acl(AclCommand::Set { name, rules }) => C::SetAcl(pb::SetAclRequest {
+            name,
+            rules: crate::acl::rules(&rules)?,
+        }),
+        Command::Acl(AclCommand::Del { name }) => C::DeleteAcl(pb::DeleteAclRequest { name }),
+        Command::Acl(AclCommand::Bind {
+            iface,
+            acl,
+            direction,
+        }) => C::BindAcl(pb::BindAclRequest {
+            iface,
+            acl,
+            direction,
+        }),
+        Command::Acl(AclCommand::Unbind { iface, direction }) => {
+            C::UnbindAcl(pb::UnbindAclRequest { iface, direction })
+        }
         Command::ProxyArp { iface, state } => C::SetProxyArp(pb::SetProxyArpRequest {
             iface,
             on: crate::proxy_arp::on_off(&state)?,
@@ -247,6 +274,8 @@ mod tests {
             "vsctl tunnel add t gre df=maybe",
             "vsctl tunnel fdb add t 02:00:00:00:00:01",
             "vsctl fdb add br0 02:00:00:00:00:01 t remote=10.0.0.1 colour=red",
+            "vsctl acl add web permit colour=red",
+            "vsctl acl set web dport=80",
         ] {
             let cli = crate::args::Cli::try_parse_from(line.split(' ')).unwrap();
             let e = format!("{:#}", rt.block_on(run(cli.command, &ctx)).unwrap_err());

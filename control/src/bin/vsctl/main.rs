@@ -4,6 +4,7 @@
 //! the text to print, which `main` writes. On error: exit 1 and one line, `vsctl: <message>`,
 //! on stderr (clap's usage errors keep clap's behaviour, exit 2).
 
+mod acl;
 mod addr;
 mod args;
 mod bridge;
@@ -90,6 +91,7 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         Command::Route(verb) => route::run(verb, ctx).await,
         Command::Neigh(verb) => neigh::run(verb, ctx).await,
         Command::Tunnel(verb) => tunnel::run(verb, ctx).await,
+        Command::Acl(verb) => acl::run(verb, ctx).await,
         c @ Command::ProxyArp { .. } => crate::change::run(c, ctx).await,
         Command::Stats { iface } => stats::run(iface, ctx).await,
         Command::Workers => workers::run(ctx).await,

@@ -7,7 +7,12 @@
 //! bridge add br0 learn=on
 //! bridge attach br0 a vlan=10
 //! fdb add br0 02:00:00:00:00:01 a vlan=10
+//! acl add web "permit proto=tcp dport=80" deny
+//! acl bind a web in
 //! ```
+//!
+//! Words are split at whitespace; quotes (`"..."` or `'...'`) around a whole word keep
+//! its spaces, as a shell would (an ACL's RULE); there are no escapes.
 
 use anyhow::{bail, Context};
 use clap::{CommandFactory, FromArgMatches};
@@ -60,7 +65,11 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Change>> {
             continue;
         }
         words.clear();
-        words.extend(line.split_whitespace());
+        if line.contains(['"', '\'']) {
+            split_quoted(line, &mut words).map_err(|e| anyhow::anyhow!("line {}: {e}", n + 1))?;
+        } else {
+            words.extend(line.split_whitespace());
+        }
         let parsed = match plain_route(&words) {
             Some(c) => c,
             None => {
@@ -89,6 +98,38 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Change>> {
         bail!("no commands: a transaction needs at least one");
     }
     Ok(changes)
+}
+
+/// The words of a line with quotes: split at whitespace, but a word in quotes (`"..."` or
+/// `'...'`, around the whole word) is one word, without its quotes.
+fn split_quoted<'a>(line: &'a str, out: &mut Vec<&'a str>) -> Result<(), String> {
+    let mut rest = line.trim_start();
+    while let Some(first) = rest.chars().next() {
+        if first == '"' || first == '\'' {
+            let body = &rest[1..];
+            let Some(end) = body.find(first) else {
+                return Err(format!("the quote {first} is not closed"));
+            };
+            let after = &body[end + 1..];
+            if after.starts_with(|c: char| !c.is_whitespace()) {
+                return Err(format!(
+                    "quotes go around whole words: {:?}",
+                    &rest[..rest.len() - after.len() + 1]
+                ));
+            }
+            out.push(&body[..end]);
+            rest = after.trim_start();
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let word = &rest[..end];
+            if word.contains(['"', '\'']) {
+                return Err(format!("quotes go around whole words: {word:?}"));
+            }
+            out.push(word);
+            rest = rest[end..].trim_start();
+        }
+    }
+    Ok(())
 }
 
 /// The command of a `route add PREFIX ARGS...` or `route del PREFIX ARGS...` line, as clap
@@ -137,6 +178,15 @@ mod tests {
         }
     }
 
+    /// The names of the changes, in order.
+    fn names(changes: &[Change]) -> Vec<&'static str> {
+        changes
+            .iter()
+            .filter_map(|c| c.change.as_ref())
+            .map(vswitch_control::model::change_name)
+            .collect()
+    }
+
     #[test]
     fn l3_lines_become_l3_changes() {
         let text = "vrf add 10\n\
@@ -152,13 +202,8 @@ mod tests {
                     proxy-arp red on\n\
                     vrf del 10\n";
         let changes = parse(text).unwrap();
-        let names: Vec<&str> = changes
-            .iter()
-            .filter_map(|c| c.change.as_ref())
-            .map(vswitch_control::model::change_name)
-            .collect();
         assert_eq!(
-            names,
+            names(&changes),
             [
                 "add_vrf",
                 "add_interface",
@@ -242,6 +287,65 @@ mod tests {
         let e =
             parse("route add 10.0.0.0/8 via 10.0.0.1\nroute add 10.1.0.0/16 gw x\n").unwrap_err();
         assert!(format!("{e:#}").starts_with("line 2:"), "{e:#}");
+    }
+
+    #[test]
+    fn acl_lines_take_quoted_and_bare_rules() {
+        let text = "iface add a null\n\
+                    acl add web \"permit proto=tcp dport=80\" 'deny proto=udp'  deny\n\
+                    acl set web permit proto=tcp dport=443 deny\n\
+                    acl bind a web in\n\
+                    acl unbind a in\n\
+                    acl del web\n";
+        let changes = parse(text).unwrap();
+        assert_eq!(
+            names(&changes),
+            [
+                "add_interface",
+                "add_acl",
+                "set_acl",
+                "bind_acl",
+                "unbind_acl",
+                "delete_acl"
+            ]
+        );
+        match &changes[1].change {
+            Some(C::AddAcl(r)) => {
+                let t: Vec<String> = r
+                    .rules
+                    .iter()
+                    .map(vswitch_control::model::acl_rule::format)
+                    .collect();
+                assert_eq!(t, ["permit proto=tcp dport=80", "deny proto=udp", "deny"]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match &changes[2].change {
+            Some(C::SetAcl(r)) => assert_eq!(r.rules.len(), 2),
+            other => panic!("unexpected {other:?}"),
+        }
+        for (line, what) in [
+            (
+                "acl add web \"permit\n",
+                "line 1: the quote \" is not closed",
+            ),
+            (
+                "acl add web \"permit\"x\n",
+                "line 1: quotes go around whole words",
+            ),
+            (
+                "acl add web per\"mit\"\n",
+                "line 1: quotes go around whole words",
+            ),
+            (
+                "acl add web \"permit colour=red\"\n",
+                "unknown key \"colour\"",
+            ),
+            ("acl show web\n", "changes nothing"),
+        ] {
+            let e = format!("{:#}", parse(line).unwrap_err());
+            assert!(e.contains(what), "{line:?}: {e}");
+        }
     }
 
     #[test]
