@@ -28,6 +28,7 @@ pub mod options;
 pub mod router;
 pub mod router_punts;
 pub mod service;
+pub mod sessions;
 pub mod slowpath;
 pub mod state;
 mod state_v1;

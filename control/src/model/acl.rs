@@ -252,23 +252,32 @@ pub fn bindings_len(m: &Model) -> usize {
 
 /// ACL `name` built for the dataplane, for `workers` workers (its classifier: done once
 /// per change of its rules, on the control thread).
-pub fn build(m: &Model, name: &str, workers: usize) -> Option<Arc<BuiltAcl>> {
+/// With the EAL, large rule sets are searched by rte_acl (the dataplane's classifier
+/// chooses by size).
+pub fn build(
+    m: &Model,
+    name: &str,
+    workers: usize,
+    eal: Option<&dpdk::Eal>,
+) -> Option<Arc<BuiltAcl>> {
     let rules = m.acls.get(name)?;
     Some(Arc::new(BuiltAcl::new(
         name,
         rules.iter().map(RuleSpec::to_rule).collect(),
         workers,
+        eal,
     )))
 }
 
 /// The plan's part: every binding whose interface has an index (`index`) and whose ACL is
-/// built (`built`).
+/// built (`built`), with the session table their permit-reflect rules fill.
 pub fn plan(
     m: &Model,
     index: &dyn Fn(&str) -> Option<IfIndex>,
     built: &BTreeMap<String, Arc<BuiltAcl>>,
+    sessions: &Arc<vswitch_dataplane::acl::Sessions>,
 ) -> AclBindings {
-    let mut out = AclBindings::default();
+    let mut out = AclBindings::new(Some(sessions.clone()));
     for ((iface, d), acl) in &m.acl_bindings {
         if let (Some(i), Some(a)) = (index(iface), built.get(&**acl)) {
             out.bind(i, d.dir(), a.clone());

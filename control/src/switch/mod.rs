@@ -219,6 +219,10 @@ pub struct Switch {
     /// name: built again only when a transaction sets its rules (txn.rs), so its counters
     /// live as long as its rules; shared with the workers through the plan.
     acls: BTreeMap<String, Arc<vswitch_dataplane::acl::Acl>>,
+    /// The session table of stateful ACLs (permit-reflect), shared with the workers
+    /// through every plan, and its reaper (expiry).
+    sessions: Arc<vswitch_dataplane::acl::Sessions>,
+    session_reaper: Option<crate::sessions::Reaper>,
     /// The state file and its journal (None: not persisted).
     store: Option<Store>,
     /// Journals each change (off while restoring: one snapshot at the end).
@@ -251,6 +255,22 @@ impl Switch {
             run_dir: paths.run_dir,
             fdb_capacity: l2.shared.fdb.capacity() as u32,
         };
+        let sessions = Arc::new(vswitch_dataplane::acl::Sessions::new(
+            crate::sessions::SLOTS,
+            workers,
+            vswitch_dataplane::acl::SessionConfig {
+                limit: crate::sessions::DEFAULT_LIMIT,
+                iface_limit: crate::sessions::DEFAULT_LIMIT,
+                timeouts: Default::default(),
+            },
+        ));
+        let session_reaper = match crate::sessions::Reaper::spawn(sessions.clone()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the session reaper: sessions never expire");
+                None
+            }
+        };
         Switch {
             ports: BTreeMap::new(),
             model: Model::new(),
@@ -268,6 +288,8 @@ impl Switch {
             bvis: BTreeMap::new(),
             tunnels: BTreeMap::new(),
             acls: BTreeMap::new(),
+            sessions,
+            session_reaper,
             store,
             persist: true,
             events,
@@ -555,7 +577,7 @@ impl Switch {
     fn build_acls(&mut self, changed: &std::collections::BTreeSet<String>) {
         let workers = self.engine.workers();
         for name in changed {
-            match model::acl::build(&self.model, name, workers) {
+            match model::acl::build(&self.model, name, workers, self.eal.as_ref()) {
                 Some(a) => self.acls.insert(name.clone(), a),
                 None => self.acls.remove(name),
             };
@@ -1026,7 +1048,12 @@ impl Switch {
             ifaces,
             bridges,
             tunnels,
-            acls: model::acl::plan(&self.model, &|n| self.ifindex_of(n), &self.acls),
+            acls: model::acl::plan(
+                &self.model,
+                &|n| self.ifindex_of(n),
+                &self.acls,
+                &self.sessions,
+            ),
             l3: {
                 let mut router = self.router();
                 router.set_ifaces(routed);
@@ -1156,6 +1183,7 @@ impl Switch {
         if let Some(t) = self.slow_thread.take() {
             t.stop();
         }
+        self.session_reaper.take();
         let in_use = self.pool.in_use();
         let jumbo_in_use = self.jumbo.as_ref().map(|p| p.in_use());
         for (name, a) in std::mem::take(&mut self.ports) {

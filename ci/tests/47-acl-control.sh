@@ -15,7 +15,7 @@ set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-vs_test_init "46-acl-control"
+vs_test_init "47-acl-control"
 port=$(vs_free_port)
 VSWITCHD_EXTRA=(--metrics "127.0.0.1:$port")
 start_vswitchd
