@@ -282,6 +282,30 @@ pub struct SessionInfo {
     pub dir: Dir,
 }
 
+/// A session as saved across a restart (`Sessions::saved`) and put back
+/// (`Sessions::restore`): its flow, the direction of the ACL that created it, its state
+/// bits (opaque outside this module), and its age and idle time in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedSession {
+    pub flow: Flow,
+    pub dir: Dir,
+    pub state: u32,
+    pub age: u32,
+    pub idle: u32,
+}
+
+/// Every state name a session can have (`vsctl sessions`, the metrics' labels).
+pub const STATE_NAMES: [&str; 8] = [
+    "new",
+    "active",
+    "syn-sent",
+    "syn-received",
+    "established",
+    "closing",
+    "closed",
+    "reset",
+];
+
 /// Counters of the table, summed over workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -731,6 +755,109 @@ impl Sessions {
         out
     }
 
+    /// Every live session as saved across a restart, from every slot (call it with the
+    /// workers stopped for a consistent picture; a session changing meanwhile is read as
+    /// it was or skipped).
+    pub fn saved(&self) -> Vec<SavedSession> {
+        let now = self.now.load(Relaxed);
+        let mut out = Vec::with_capacity(self.count.load(Relaxed) as usize);
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for (way, c) in bucket.ctl.iter().enumerate() {
+                let c0 = c.load(Acquire);
+                if state_of(c0) != LIVE {
+                    continue;
+                }
+                let s = &self.slots[b * WAYS + way];
+                let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
+                let (state, born, seen, dir) = (
+                    s.state.load(Relaxed),
+                    s.born.load(Relaxed),
+                    s.seen.load(Relaxed),
+                    s.dir.load(Relaxed),
+                );
+                if c.load(Acquire) != c0 {
+                    continue;
+                }
+                out.push(SavedSession {
+                    flow: Flow::from_words(&w),
+                    dir: if dir == 0 { Dir::In } else { Dir::Out },
+                    state,
+                    age: now.saturating_sub(born),
+                    idle: now.saturating_sub(seen),
+                });
+            }
+        }
+        out
+    }
+
+    /// Puts back a session saved before a restart (its flow's interface being this
+    /// switch's index of the interface it was on), as created by ACL id 0: the packet path
+    /// checks it against the ACL bound where it is on its next packet (no ACL has id 0),
+    /// and keeps it only if that ACL permits its first packet. False when it is not put
+    /// back: idle past its timeout, a limit reached (nothing is evicted for it), its bucket
+    /// full, or the flow already has a session. Counted neither as created nor refused.
+    pub fn restore(&self, saved: &SavedSession) -> bool {
+        let f = &saved.flow;
+        let state = saved.state & ((st::REPLIED << 1) - 1);
+        if saved.idle > self.timeout(f.proto, state) || self.lookup(f).is_some() {
+            return false;
+        }
+        let iface = usize::from(f.iface) % MAX_IFACES;
+        let n = self.count.fetch_add(1, Relaxed);
+        let ni = self.per_iface[iface].fetch_add(1, Relaxed);
+        if n >= u64::from(self.limit.load(Relaxed)) || ni >= self.iface_limit.load(Relaxed) {
+            self.release(iface);
+            return false;
+        }
+        let h = f.hash();
+        let tag = (h >> 32) as u32;
+        let b = (h & self.mask) as usize;
+        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+            let c0 = c.load(Relaxed);
+            if state_of(c0) != FREE {
+                continue;
+            }
+            let busy = word(0, BUSY, (gen_of(c0) + 1) & ((1 << 30) - 1));
+            if c.compare_exchange(c0, busy, Acquire, Relaxed).is_err() {
+                continue;
+            }
+            let s = &self.slots[b * WAYS + way];
+            for (k, v) in s.key.iter().zip(f.words()) {
+                k.store(v, Relaxed);
+            }
+            let now = self.now.load(Relaxed);
+            s.seen.store(now.saturating_sub(saved.idle).max(1), Relaxed);
+            s.born.store(now.saturating_sub(saved.age.max(saved.idle)).max(1), Relaxed);
+            s.state.store(state, Relaxed);
+            s.acl.store(0, Relaxed);
+            s.dir.store(saved.dir as u32, Relaxed);
+            c.store(word(tag, LIVE, gen_of(busy)), Release);
+            return true;
+        }
+        self.release(iface);
+        false
+    }
+
+    /// Live sessions by state name, every name of [`STATE_NAMES`] listed.
+    pub fn count_states(&self) -> [(&'static str, u64); STATE_NAMES.len()] {
+        let mut out = STATE_NAMES.map(|n| (n, 0u64));
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for (way, c) in bucket.ctl.iter().enumerate() {
+                let c0 = c.load(Relaxed);
+                if state_of(c0) != LIVE {
+                    continue;
+                }
+                let s = &self.slots[b * WAYS + way];
+                let proto = (s.key[4].load(Relaxed) >> 32) as u8;
+                let name = state_name(proto, s.state.load(Relaxed));
+                if let Some(e) = out.iter_mut().find(|(n, _)| *n == name) {
+                    e.1 += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// The table's counters.
     pub fn stats(&self) -> SessionStats {
         SessionStats {
@@ -942,6 +1069,55 @@ mod tests {
             Err(Refused::Full)
         );
         assert_eq!(t.stats().live, WAYS as u64);
+    }
+
+    #[test]
+    fn saved_sessions_come_back_with_acl_zero_and_their_times() {
+        let a = Sessions::new(1024, 1, config(100));
+        a.set_clock(1000);
+        let tcp_flow = flow(1, 6);
+        a.create(0, &tcp_flow, Dir::Out, 7, tcp::SYN).unwrap();
+        let r = a.lookup(&tcp_flow.reversed()).unwrap();
+        a.touch(&r, tcp::SYN | tcp::ACK);
+        a.create(0, &flow(2, 17), Dir::In, 7, 0).unwrap();
+        a.set_clock(1004);
+        let saved = a.saved();
+        assert_eq!(saved.len(), 2);
+        assert!(saved.iter().all(|s| s.age == 4 && s.idle == 4));
+
+        let b = Sessions::new(1024, 1, config(100));
+        b.set_clock(5000);
+        for s in &saved {
+            assert!(b.restore(s));
+        }
+        // A flow with a session already is not restored twice.
+        assert!(!b.restore(&saved[0]));
+        let found = b.lookup(&tcp_flow).unwrap();
+        assert_eq!((found.acl, found.dir, found.reply), (0, Dir::Out, false));
+        let mut listed = b.list(10);
+        listed.sort_by_key(|i| i.flow.proto);
+        assert_eq!(listed[0].state, "established");
+        assert_eq!((listed[0].age, listed[0].idle), (4, 4));
+        assert_eq!(listed[1].state, "new");
+        let s = b.stats();
+        assert_eq!((s.live, s.created), (2, 0));
+        let states = b.count_states();
+        assert!(states.contains(&("established", 1)) && states.contains(&("new", 1)));
+        assert_eq!(states.iter().map(|x| x.1).sum::<u64>(), 2);
+        // Idle past its timeout (udp: 20 s here): not restored.
+        let c = Sessions::new(1024, 1, config(100));
+        c.set_clock(5000);
+        let stale = SavedSession {
+            idle: 21,
+            ..saved.iter().find(|s| s.flow.proto == 17).copied().unwrap()
+        };
+        assert!(!c.restore(&stale));
+        // At the limit: not restored, nothing evicted.
+        let d = Sessions::new(1024, 1, config(1));
+        d.set_clock(5000);
+        assert!(d.restore(&saved[0]));
+        assert!(!d.restore(&saved[1]));
+        assert_eq!(d.stats().live, 1);
     }
 
     /// Two workers create sessions while a third thread expires and re-creates them:
