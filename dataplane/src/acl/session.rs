@@ -827,7 +827,10 @@ impl Sessions {
             }
             let now = self.now.load(Relaxed);
             s.seen.store(now.saturating_sub(saved.idle).max(1), Relaxed);
-            s.born.store(now.saturating_sub(saved.age.max(saved.idle)).max(1), Relaxed);
+            s.born.store(
+                now.saturating_sub(saved.age.max(saved.idle)).max(1),
+                Relaxed,
+            );
             s.state.store(state, Relaxed);
             s.acl.store(0, Relaxed);
             s.dir.store(saved.dir as u32, Relaxed);
