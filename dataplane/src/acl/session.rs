@@ -508,6 +508,33 @@ impl Sessions {
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Limit);
         }
+        let now = self.now.load(Relaxed);
+        let mut state = bits(tcp_flags, false, 0);
+        if f.proto == TCP && tcp_flags & tcp::SYN == 0 {
+            state |= st::EST;
+        }
+        let Some((slot, live)) = self.insert(f, [now, now, state, acl, dir as u32]) else {
+            self.release(iface);
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Full);
+        };
+        self.created.fetch_add(1, Relaxed);
+        if f.proto == TCP && state & st::EST == 0 {
+            self.remember_half_open(worker, slot, live);
+        }
+        Ok(Found {
+            slot: slot as u32,
+            reply: false,
+            acl,
+            dir,
+        })
+    }
+
+    /// Claims a free slot of `f`'s bucket and makes it `f`'s live session with `fields`
+    /// (seen, born, state, acl, dir). Returns the slot and its live control word; None if
+    /// the bucket is full. The room under the limits is the caller's to have reserved.
+    #[inline]
+    fn insert(&self, f: &Flow, fields: [u32; 5]) -> Option<(usize, u64)> {
         let h = f.hash();
         let tag = (h >> 32) as u32;
         let b = (h & self.mask) as usize;
@@ -525,32 +552,17 @@ impl Sessions {
             for (k, v) in s.key.iter().zip(f.words()) {
                 k.store(v, Relaxed);
             }
-            let now = self.now.load(Relaxed);
-            let mut state = bits(tcp_flags, false, 0);
-            if f.proto == TCP && tcp_flags & tcp::SYN == 0 {
-                state |= st::EST;
-            }
-            s.seen.store(now, Relaxed);
-            s.born.store(now, Relaxed);
+            let [seen, born, state, acl, dir] = fields;
+            s.seen.store(seen, Relaxed);
+            s.born.store(born, Relaxed);
             s.state.store(state, Relaxed);
             s.acl.store(acl, Relaxed);
-            s.dir.store(dir as u32, Relaxed);
+            s.dir.store(dir, Relaxed);
             let live = word(tag, LIVE, gen_of(busy));
             c.store(live, Release);
-            self.created.fetch_add(1, Relaxed);
-            if f.proto == TCP && state & st::EST == 0 {
-                self.remember_half_open(worker, slot, live);
-            }
-            return Ok(Found {
-                slot: slot as u32,
-                reply: false,
-                acl,
-                dir,
-            });
+            return Some((slot, live));
         }
-        self.release(iface);
-        self.refused.fetch_add(1, Relaxed);
-        Err(Refused::Full)
+        None
     }
 
     /// Takes room for one session on `iface` under both limits, evicting a half-open
@@ -720,74 +732,53 @@ impl Sessions {
 
     /// Every live session (at most `max`).
     pub fn list(&self, max: usize) -> Vec<SessionInfo> {
-        let now = self.now.load(Relaxed);
-        let mut out = Vec::new();
-        for (b, bucket) in self.buckets.iter().enumerate() {
-            for (way, c) in bucket.ctl.iter().enumerate() {
-                if out.len() >= max {
-                    return out;
-                }
-                let c0 = c.load(Acquire);
-                if state_of(c0) != LIVE {
-                    continue;
-                }
-                let s = &self.slots[b * WAYS + way];
-                let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
-                let (state, born, seen, dir) = (
-                    s.state.load(Relaxed),
-                    s.born.load(Relaxed),
-                    s.seen.load(Relaxed),
-                    s.dir.load(Relaxed),
-                );
-                if c.load(Acquire) != c0 {
-                    continue;
-                }
-                let flow = Flow::from_words(&w);
-                out.push(SessionInfo {
-                    flow,
-                    state: state_name(flow.proto, state),
-                    age: now.saturating_sub(born),
-                    idle: now.saturating_sub(seen),
-                    dir: if dir == 0 { Dir::In } else { Dir::Out },
-                });
-            }
-        }
-        out
+        self.live()
+            .take(max)
+            .map(|x| SessionInfo {
+                flow: x.flow,
+                state: state_name(x.flow.proto, x.state),
+                age: x.age,
+                idle: x.idle,
+                dir: x.dir,
+            })
+            .collect()
     }
 
-    /// Every live session as saved across a restart, from every slot (call it with the
-    /// workers stopped for a consistent picture; a session changing meanwhile is read as
-    /// it was or skipped).
+    /// Every live session as saved across a restart (call it with the workers stopped
+    /// for a consistent picture; a session changing meanwhile is read as it was or
+    /// skipped).
     pub fn saved(&self) -> Vec<SavedSession> {
+        self.live().collect()
+    }
+
+    /// The live sessions, slot by slot, each read whole (a slot freed or claimed while it
+    /// is read is skipped).
+    fn live(&self) -> impl Iterator<Item = SavedSession> + '_ {
         let now = self.now.load(Relaxed);
-        let mut out = Vec::with_capacity(self.count.load(Relaxed) as usize);
-        for (b, bucket) in self.buckets.iter().enumerate() {
-            for (way, c) in bucket.ctl.iter().enumerate() {
-                let c0 = c.load(Acquire);
-                if state_of(c0) != LIVE {
-                    continue;
-                }
-                let s = &self.slots[b * WAYS + way];
-                let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
-                let (state, born, seen, dir) = (
-                    s.state.load(Relaxed),
-                    s.born.load(Relaxed),
-                    s.seen.load(Relaxed),
-                    s.dir.load(Relaxed),
-                );
-                if c.load(Acquire) != c0 {
-                    continue;
-                }
-                out.push(SavedSession {
-                    flow: Flow::from_words(&w),
-                    dir: if dir == 0 { Dir::In } else { Dir::Out },
-                    state,
-                    age: now.saturating_sub(born),
-                    idle: now.saturating_sub(seen),
-                });
+        let ctl = self.buckets.iter().flat_map(|b| b.ctl.iter());
+        ctl.zip(self.slots.iter()).filter_map(move |(c, s)| {
+            let c0 = c.load(Acquire);
+            if state_of(c0) != LIVE {
+                return None;
             }
-        }
-        out
+            let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
+            let (state, born, seen, dir) = (
+                s.state.load(Relaxed),
+                s.born.load(Relaxed),
+                s.seen.load(Relaxed),
+                s.dir.load(Relaxed),
+            );
+            if c.load(Acquire) != c0 {
+                return None;
+            }
+            Some(SavedSession {
+                flow: Flow::from_words(&w),
+                dir: if dir == 0 { Dir::In } else { Dir::Out },
+                state,
+                age: now.saturating_sub(born),
+                idle: now.saturating_sub(seen),
+            })
+        })
     }
 
     /// Puts back a session saved before a restart (its flow's interface being this
@@ -809,53 +800,24 @@ impl Sessions {
             self.release(iface);
             return false;
         }
-        let h = f.hash();
-        let tag = (h >> 32) as u32;
-        let b = (h & self.mask) as usize;
-        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
-            let c0 = c.load(Relaxed);
-            if state_of(c0) != FREE {
-                continue;
-            }
-            let busy = word(0, BUSY, (gen_of(c0) + 1) & ((1 << 30) - 1));
-            if c.compare_exchange(c0, busy, Acquire, Relaxed).is_err() {
-                continue;
-            }
-            let s = &self.slots[b * WAYS + way];
-            for (k, v) in s.key.iter().zip(f.words()) {
-                k.store(v, Relaxed);
-            }
-            let now = self.now.load(Relaxed);
-            s.seen.store(now.saturating_sub(saved.idle).max(1), Relaxed);
-            s.born.store(
-                now.saturating_sub(saved.age.max(saved.idle)).max(1),
-                Relaxed,
-            );
-            s.state.store(state, Relaxed);
-            s.acl.store(0, Relaxed);
-            s.dir.store(saved.dir as u32, Relaxed);
-            c.store(word(tag, LIVE, gen_of(busy)), Release);
-            return true;
+        let now = self.now.load(Relaxed);
+        let seen = now.saturating_sub(saved.idle).max(1);
+        let born = now.saturating_sub(saved.age.max(saved.idle)).max(1);
+        let fields = [seen, born, state, 0, saved.dir as u32];
+        if self.insert(f, fields).is_none() {
+            self.release(iface);
+            return false;
         }
-        self.release(iface);
-        false
+        true
     }
 
     /// Live sessions by state name, every name of [`STATE_NAMES`] listed.
     pub fn count_states(&self) -> [(&'static str, u64); STATE_NAMES.len()] {
         let mut out = STATE_NAMES.map(|n| (n, 0u64));
-        for (b, bucket) in self.buckets.iter().enumerate() {
-            for (way, c) in bucket.ctl.iter().enumerate() {
-                let c0 = c.load(Relaxed);
-                if state_of(c0) != LIVE {
-                    continue;
-                }
-                let s = &self.slots[b * WAYS + way];
-                let proto = (s.key[4].load(Relaxed) >> 32) as u8;
-                let name = state_name(proto, s.state.load(Relaxed));
-                if let Some(e) = out.iter_mut().find(|(n, _)| *n == name) {
-                    e.1 += 1;
-                }
+        for x in self.live() {
+            let name = state_name(x.flow.proto, x.state);
+            if let Some(e) = out.iter_mut().find(|(n, _)| *n == name) {
+                e.1 += 1;
             }
         }
         out

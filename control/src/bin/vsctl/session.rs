@@ -240,10 +240,7 @@ fn table(sessions: &[Session]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::kv::words;
 
     #[test]
     fn set_forms() {
