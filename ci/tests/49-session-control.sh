@@ -96,7 +96,7 @@ refused 'timeout-icmp must be from 1 to 604800 seconds' session set timeout-icmp
 refused 'timeout-icmp must be an integer' session set timeout-icmp=1s
 refused 'unknown key "timeout"' session set timeout=5
 refused 'unknown key "timeout_tcp"' session set timeout_tcp=5
-refused 'unknown key "limit5"' session set limit5
+refused 'invalid argument "limit5": expected KEY=VALUE' session set limit5
 refused 'interface "ghost" not found' sessions flush ghost
 refused 'interface "ghost" not found' sessions ghost
 refused 'unexpected argument' sessions a b
