@@ -9,7 +9,9 @@
 #  - watch: set_session_config and flush_sessions are config events; /metrics lines;
 #  - restart (SIGTERM) and crash (SIGKILL, the journal) keep the settings; a graceful stop
 #    with no session leaves no sessions file; a damaged sessions file is logged, removed
-#    and ignored (vswitchd starts all the same).
+#    and ignored (vswitchd starts all the same);
+#  - a session a packet made (a pcap interface behind a permit-reflect ACL) survives a
+#    graceful restart (saved, put back, not created again) and is flushed.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -125,5 +127,44 @@ grep -q 'not a valid sessions file' "$VSWITCHD_LOG" || fail "the damaged session
 assert_eq "$(vsctl --json sessions)" '[]' "no session from a damaged file"
 assert_eq "$(settings)" '[100000, 5000, 1800, 120, 60, 11]' "settings after a damaged sessions file"
 log "a damaged sessions file is logged and ignored"
+
+# ---------------------------------------------------------------------------------------
+# A session made by a packet (a pcap interface's, behind a permit-reflect ACL) survives a
+# graceful restart: saved on SIGTERM, put back at start (not created again: the pcap is
+# empty then), then flushed.
+
+vs_write_pcap "$VS_TMP/rx.pcap" 4
+cat >"$VS_TMP/pcap.txt" <<TXN
+acl add reflect permit-reflect
+iface add p pcap rx=$VS_TMP/rx.pcap
+bridge add br0
+bridge attach br0 p
+acl bind p reflect in
+TXN
+run_ok "a pcap interface behind a permit-reflect ACL" vsctl transaction "$VS_TMP/pcap.txt"
+one_session() { [[ "$(vsctl --json sessions p | vs_json 'len(d)')" == 1 ]]; }
+wait_until 10 "the pcap's flow to have a session" one_session
+flow='[d[0][k] for k in ["iface", "direction", "proto", "src", "dst", "sport", "dport", "state"]]'
+want='["p", "in", "udp", "10.99.250.1", "10.99.250.255", 9999, 9999, "new"]'
+assert_eq "$(vsctl --json sessions | vs_json "$flow")" "$want" "the pcap's session"
+assert_eq "$(counters)" '[1, 1, 0, 0, 0]' "counters with one session"
+grep -qxF 'vswitch_sessions{state="new"} 1' <<<"$(vs_metrics "$port")" || fail "/metrics: no new session"
+vsctl sessions | grep -Eq '^p +in +udp +10\.99\.250\.1 +9999 +10\.99\.250\.255 +9999 +new ' ||
+    fail "sessions table: $(vsctl sessions)"
 stop_vswitchd
+[[ -s "$VS_STATE.sessions" ]] || fail "no sessions file after a graceful stop"
+vs_write_pcap "$VS_TMP/rx.pcap" 0
+sleep 1
+restart_vswitchd
+assert_file_absent "$VS_STATE.sessions" "the sessions file, once read"
+assert_eq "$(vsctl --json sessions | vs_json "$flow")" "$want" "the session after a restart"
+assert_eq "$(counters)" '[1, 0, 0, 0, 0]' "restored, not created"
+vs_json_true 'd[0]["age_seconds"] >= 1' <<<"$(vsctl --json sessions)" ||
+    fail "the downtime is not in the session's age: $(vsctl --json sessions)"
+grep -q 'sessions restored restored=1' "$VSWITCHD_LOG" || fail "no 'sessions restored' log line"
+assert_eq "$(vsctl sessions flush p)" "1 sessions removed" "sessions flush p"
+assert_eq "$(vsctl --json sessions)" '[]' "sessions after the flush"
+log "a session survives SIGTERM and a restart, and is flushed"
+stop_vswitchd
+assert_file_absent "$VS_STATE.sessions" "a sessions file with no session to save"
 vs_pass

@@ -494,7 +494,7 @@ impl Sessions {
     }
 
     /// Creates the session of `f` (first seen going `dir` through the ACL `acl`) from
-    /// worker `worker`.
+    /// worker `worker`; if `f` has a session already (either way), stamps and returns it.
     pub fn create(
         &self,
         worker: usize,
@@ -503,6 +503,13 @@ impl Sessions {
         acl: u32,
         tcp_flags: u8,
     ) -> Result<Found, Refused> {
+        // Packets of one new flow classified in one chunk (filter.rs's check_all looks
+        // sessions up for the whole chunk first) each come here: the first creates the
+        // session, the others find it (either way) and are stamped as its packets.
+        if let Some(found) = self.lookup(f) {
+            self.touch(&found, tcp_flags);
+            return Ok(found);
+        }
         let iface = usize::from(f.iface) % MAX_IFACES;
         if !self.reserve(worker, iface) {
             self.refused.fetch_add(1, Relaxed);
@@ -963,6 +970,21 @@ mod tests {
         t.touch(&us, 0);
         assert_eq!(t.expire(2030), 0);
         assert_eq!(t.expire(2036), 1);
+    }
+
+    #[test]
+    fn creating_a_flow_with_a_session_finds_it() {
+        let t = Sessions::new(1024, 1, config(100));
+        let f = flow(1, 17);
+        let first = t.create(0, &f, Dir::In, 1, 0).unwrap();
+        for _ in 0..3 {
+            assert_eq!(t.create(0, &f, Dir::In, 1, 0), Ok(first));
+        }
+        let back = t.create(0, &f.reversed(), Dir::In, 1, 0).unwrap();
+        assert_eq!((back.slot, back.reply), (first.slot, true));
+        let s = t.stats();
+        assert_eq!((s.live, s.created), (1, 1));
+        assert_eq!(t.list(10)[0].state, "active");
     }
 
     #[test]
