@@ -5,7 +5,11 @@
     tcp_echo.py talk HOST PORT SECONDS  one connection; a message and its echo every 0.1 s
                                         for SECONDS; print JSON {sent, answered, late}
     tcp_echo.py once HOST PORT          connect, one echo, close cleanly (FIN both ways)
+    tcp_echo.py hold HOST PORT FILE     connect, one echo; wait until FILE exists, then one
+                                        more echo (up to 20 s: TCP retransmits what a
+                                        switch restart lost); print JSON {before, after}
 """
+import os
 import json
 import socket
 import sys
@@ -68,10 +72,38 @@ def once(host, port):
     c.close()
 
 
+def hold(host, port, flag):
+    c = socket.create_connection((host, port), timeout=5)
+    c.settimeout(20)
+
+    def echo(msg):
+        c.sendall(msg)
+        got = b""
+        try:
+            while len(got) < len(msg):
+                b = c.recv(64)
+                if not b:
+                    break
+                got += b
+        except socket.timeout:
+            pass
+        return got == msg
+
+    before = echo(b"before\n")
+    print(json.dumps({"connected": True}), flush=True)
+    while not os.path.exists(flag):
+        time.sleep(0.1)
+    after = echo(b"after\n")
+    c.close()
+    print(json.dumps({"before": before, "after": after}), flush=True)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "serve":
         serve(int(sys.argv[2]))
+    elif mode == "hold":
+        hold(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif mode == "talk":
         talk(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:

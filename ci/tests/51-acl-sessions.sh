@@ -7,7 +7,10 @@
 #    evicted, and counted; a TCP connection established before the flood keeps exchanging
 #    messages through it, none lost;
 #  - timeouts (set short for the test): a TCP session closed cleanly (FIN both ways) and an
-#    idle UDP session are gone after their timeouts, the established one stays.
+#    idle UDP session are gone after their timeouts;
+#  - a graceful restart of vswitchd does not cut an established connection: its session is
+#    saved, put back and checked against the restored rules (the server's replies still
+#    pass only by it).
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -92,4 +95,21 @@ wait_until 15 "the closed TCP and idle UDP sessions expire (3 s timeouts)" gone
 show=$(vsctl --json session show)
 vs_json_true 'd["expired"] >= 2' <<<"$show" || fail "expiries not counted: $show"
 log "closed TCP and idle UDP sessions expired: $(vs_json 'd["expired"]' <<<"$show") expired in all"
+
+# A restart does not cut an established connection.
+ip netns exec "$C" "$VS_PY" "$VS_ROOT/ci/acl/tcp_echo.py" hold 10.51.0.10 8000 "$VS_TMP/go" \
+    >"$VS_TMP/hold.json" 2>&1 &
+hold=$!
+vs_track_pid "$hold"
+wait_until 10 "the held connection's first echo" grep -q connected "$VS_TMP/hold.json"
+stop_vswitchd
+restart_vswitchd
+restored=$(vsctl --json sessions)
+vs_json_true 'any(s["dport"] == 8000 and s["state"] == "established" for s in d)' <<<"$restored" ||
+    fail "the established session was not put back: $restored"
+touch "$VS_TMP/go"
+vs_wait_exit "$hold" 40 || fail "the held connection's client did not finish"
+vs_json_true 'd.get("after") is True' < <(tail -1 "$VS_TMP/hold.json") ||
+    fail "the connection established before the restart is cut: $(cat "$VS_TMP/hold.json")"
+log "an established connection survives a restart (its session saved, put back, re-checked)"
 vs_pass
