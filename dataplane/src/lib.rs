@@ -26,6 +26,7 @@ mod cell;
 pub mod counters;
 pub mod engine;
 pub mod graph;
+pub mod huge;
 pub mod input;
 pub mod l2;
 pub mod l3;

@@ -139,26 +139,48 @@ fn check_all(
     let n = burst.len();
     let mut at = 0;
     while at < n {
-        // Parse and look up sessions; what remains is searched together.
-        let mut keys = [Key::default(); CHUNK];
-        let mut extra = [(0usize, Extra::default()); CHUNK];
-        let mut m = 0;
-        while at < n && m < CHUNK {
+        // Pass 1: parse; ask for the session buckets of the chunk's flows.
+        let start = at;
+        let mut parsed = [None; CHUNK];
+        let mut hashes = [0u64; CHUNK];
+        while at < n && at - start < CHUNK {
+            let j = at - start;
             match parse(burst.data(at)) {
                 Parsed::Ip(k, x) => {
                     let flow = Flow::of(iface, &k, &x);
-                    let held =
-                        table.is_some_and(|t| session_passes(ctx, t, iface, flow.as_ref(), &x));
-                    if !held {
-                        keys[m] = k;
-                        extra[m] = (at, x);
-                        m += 1;
+                    if let (Some(t), Some(f)) = (table, &flow) {
+                        hashes[j] = t.prefetch_bucket(f);
                     }
+                    parsed[j] = Some((k, x, flow));
                 }
                 Parsed::Exempt => {}
                 Parsed::Bad => drop(at, DropReason::BadHeader, keep),
             }
             at += 1;
+        }
+        let len = at - start;
+        // Pass 2: ask for the slots the buckets name.
+        if let Some(t) = table {
+            for j in 0..len {
+                if matches!(parsed[j], Some((_, _, Some(_)))) {
+                    t.prefetch_slots(hashes[j]);
+                }
+            }
+        }
+        // Pass 3: sessions; what remains is searched together.
+        let mut keys = [Key::default(); CHUNK];
+        let mut extra = [(0usize, Extra::default()); CHUNK];
+        let mut m = 0;
+        for (j, p) in parsed[..len].iter().enumerate() {
+            let Some((k, x, flow)) = p else {
+                continue;
+            };
+            let held = table.is_some_and(|t| session_passes(ctx, t, iface, flow.as_ref(), x));
+            if !held {
+                keys[m] = *k;
+                extra[m] = (start + j, *x);
+                m += 1;
+            }
         }
         let mut rules = [None; CHUNK];
         acl.classifier().classify_many(&keys[..m], &mut rules[..m]);

@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use super::key::{tcp, Extra};
 use super::rule::{Family, Key};
 use super::Dir;
+use crate::huge::{HugeArray, Zeroed};
 use crate::plan::MAX_IFACES;
 
 /// Slots per bucket (one cache line of control words).
@@ -219,6 +220,12 @@ pub struct SessionConfig {
     pub timeouts: Timeouts,
 }
 
+// SAFETY: a Bucket and a Slot are atomic integers only: all-zero bytes are a free bucket
+// (every control word FREE, generation 0) and an empty slot.
+unsafe impl Zeroed for Bucket {}
+// SAFETY: as above.
+unsafe impl Zeroed for Slot {}
+
 #[repr(align(64))]
 struct Bucket {
     ctl: [AtomicU64; WAYS],
@@ -318,8 +325,9 @@ pub struct SessionStats {
 
 /// The session table.
 pub struct Sessions {
-    buckets: Box<[Bucket]>,
-    slots: Box<[Slot]>,
+    /// Both in huge-page memory: lookups land on random lines of tens of megabytes.
+    buckets: HugeArray<Bucket>,
+    slots: HugeArray<Slot>,
     mask: u64,
     count: AtomicU64,
     per_iface: Box<[AtomicU32]>,
@@ -349,21 +357,8 @@ impl Sessions {
     pub fn new(capacity: usize, workers: usize, config: SessionConfig) -> Sessions {
         let buckets = capacity.div_ceil(WAYS).next_power_of_two().max(1);
         let t = Sessions {
-            buckets: (0..buckets)
-                .map(|_| Bucket {
-                    ctl: Default::default(),
-                })
-                .collect(),
-            slots: (0..buckets * WAYS)
-                .map(|_| Slot {
-                    key: Default::default(),
-                    seen: AtomicU32::new(0),
-                    state: AtomicU32::new(0),
-                    acl: AtomicU32::new(0),
-                    born: AtomicU32::new(0),
-                    dir: AtomicU32::new(0),
-                })
-                .collect(),
+            buckets: HugeArray::new(buckets),
+            slots: HugeArray::new(buckets * WAYS),
             mask: buckets as u64 - 1,
             count: AtomicU64::new(0),
             per_iface: (0..MAX_IFACES).map(|_| AtomicU32::new(0)).collect(),
@@ -431,6 +426,32 @@ impl Sessions {
     fn bucket(&self, h: u64) -> &Bucket {
         // mask < buckets.len(): the index is in range.
         &self.buckets[(h & self.mask) as usize]
+    }
+
+    /// Prefetches the bucket `f` hashes to (its hash is returned, for
+    /// [`Sessions::prefetch_slots`]): a chunk of packets' buckets are asked for before any
+    /// is read.
+    #[inline(always)]
+    pub fn prefetch_bucket(&self, f: &Flow) -> u64 {
+        let h = f.hash();
+        prefetch(self.bucket(h) as *const Bucket);
+        h
+    }
+
+    /// Prefetches the slots of the bucket of hash `h` whose tag matches (the bucket's line,
+    /// prefetched before, is read here).
+    #[inline(always)]
+    pub fn prefetch_slots(&self, h: u64) {
+        let tag = (h >> 32) as u32;
+        let b = (h & self.mask) as usize;
+        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+            let c1 = c.load(Relaxed);
+            if state_of(c1) == LIVE && c1 as u32 == tag {
+                if let Some(s) = self.slots.get(b * WAYS + way) {
+                    prefetch(s as *const Slot);
+                }
+            }
+        }
     }
 
     /// The session of `f` (either way), if there is one.
@@ -883,6 +904,15 @@ fn state_name(proto: u8, s: u32) -> &'static str {
         "syn-received"
     } else {
         "syn-sent"
+    }
+}
+
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and reads nothing into the program.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
     }
 }
 

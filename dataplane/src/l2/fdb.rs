@@ -50,6 +50,7 @@
 
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::*};
 
+use crate::huge::{HugeArray, Zeroed};
 use crate::wire::ethernet::Mac;
 
 /// Slots looked at, from a key's home slot on, before giving up.
@@ -169,78 +170,15 @@ pub struct Fdb {
     mask: usize,
 }
 
-/// The slot array, in memory the kernel is asked to back with transparent huge pages: the
-/// table is megabytes and every lookup lands on a random line, so with 4 KiB pages nearly
-/// every lookup also misses the TLB (perf annotate of l2-1k: the two slot loads were ~27% of
-/// the worker's samples; huge pages took l2-1k from 10.82 to 11.47 Mpps). Aligned to 2 MiB so
-/// whole huge pages fit.
-struct Slots {
-    ptr: std::ptr::NonNull<Slot>,
-    len: usize,
-    layout: std::alloc::Layout,
-}
+/// The slot array, in memory the kernel is asked to back with transparent huge pages
+/// ([`HugeArray`]): the table is megabytes and every lookup lands on a random line, so with
+/// 4 KiB pages nearly every lookup also misses the TLB (perf annotate of l2-1k: the two slot
+/// loads were ~27% of the worker's samples; huge pages took l2-1k from 10.82 to 11.47 Mpps).
+type Slots = HugeArray<Slot>;
 
-// SAFETY: Slots owns its allocation and hands out only shared references to `Slot`s, whose
-// fields are atomics; sharing and sending it is as safe as for `Box<[Slot]>`.
-unsafe impl Send for Slots {}
-// SAFETY: as above.
-unsafe impl Sync for Slots {}
-
-const HUGE_PAGE: usize = 2 << 20;
-
-impl Slots {
-    fn new(n: usize) -> Slots {
-        // n is a power of two of at most 2^24 (vswitchd checks --fdb-size): 512 MiB at most.
-        let array = std::alloc::Layout::array::<Slot>(n).expect("MAC table size overflows");
-        let size = array.size();
-        let align = if size >= HUGE_PAGE {
-            HUGE_PAGE
-        } else {
-            array.align()
-        };
-        let layout = array.align_to(align).expect("2 MiB is a valid alignment");
-        // SAFETY: the layout has a non-zero size (n >= 64).
-        let raw = unsafe { std::alloc::alloc(layout) }.cast::<Slot>();
-        let Some(ptr) = std::ptr::NonNull::new(raw) else {
-            std::alloc::handle_alloc_error(layout)
-        };
-        if align == HUGE_PAGE {
-            // Advice only: before the first touch, so the pages are faulted in huge. A
-            // kernel without THP (or with it off) ignores it and 4 KiB pages are used.
-            // SAFETY: the range is our own fresh allocation.
-            unsafe { libc::madvise(raw.cast(), size, libc::MADV_HUGEPAGE) };
-        }
-        // SAFETY: `raw` is valid for `n` slots; all-zero bytes are a valid (empty) Slot:
-        // every field is an atomic integer.
-        unsafe { std::ptr::write_bytes(raw, 0, n) };
-        Slots {
-            ptr,
-            len: n,
-            layout,
-        }
-    }
-}
-
-impl std::ops::Deref for Slots {
-    type Target = [Slot];
-    fn deref(&self) -> &[Slot] {
-        // SAFETY: ptr/len describe our initialised allocation, alive as long as self.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Slots {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout; Slot has no drop glue.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) };
-    }
-}
-
-impl std::fmt::Debug for Slots {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Slots({})", self.len)
-    }
-}
+// SAFETY: every field of a Slot is an atomic integer: all-zero bytes are a valid (empty)
+// slot.
+unsafe impl Zeroed for Slot {}
 
 /// A key ready to be looked up: its words and home slot, computed once, so that a burst's
 /// home slots can be prefetched ([`Fdb::prefetch`]) before any is looked up
@@ -1203,7 +1141,7 @@ mod tests {
     #[test]
     fn big_tables_are_huge_page_aligned_and_start_empty() {
         let f = Fdb::new(1 << 17); // 4 MiB of slots
-        assert_eq!(f.slots.as_ptr() as usize % HUGE_PAGE, 0);
+        assert_eq!(f.slots.as_ptr() as usize % crate::huge::HUGE_PAGE, 0);
         assert!(f
             .slots
             .iter()
