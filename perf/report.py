@@ -471,31 +471,71 @@ def acl_check(d, mode, flows=0, load_s=None):
     return out
 
 
-def ct_check(d):
-    """OVS, a conntrack profile's dir D: nconnsI.txt (`dpctl/ct-get-nconns`), ctfullI.txt
-    (`coverage/read-counter conntrack_full`), maxconnsI.txt, tI.txt (time) at the window's
+def ovs_check(d):
+    """OVS, an ACL profile's measurement dir D. Always: the datapath's upcalls and lost
+    upcalls over the window (pmd-perf-show.txt) and the "datapath reached the dynamic limit"
+    warnings in ovs-vswitchd.log (megaflows beyond what the revalidators allow: packets go to
+    the slow path). The stateless ACLs: acl_flows (the OpenFlow flows the ACL became). The
+    conntrack profiles: nconnsI.txt (`dpctl/ct-get-nconns`), ctfullI.txt
+    (`coverage/read-counter conntrack_full`), maxconnsI.txt and tI.txt (time) at the window's
     start (0) and end (1). Returns {"note": ..., fields}."""
+    def path(name):
+        return os.path.join(d, name)
+
     def num(name):
-        with open(os.path.join(d, name)) as f:
+        if not os.path.exists(path(name)):
+            return None
+        with open(path(name)) as f:
             m = re.search(r"-?\d+(\.\d+)?", f.read())
         return float(m.group(0)) if m else None
-    n0, n1 = num("nconns0.txt"), num("nconns1.txt")
-    f0, f1 = num("ctfull0.txt"), num("ctfull1.txt")
-    t0, t1 = num("t0.txt"), num("t1.txt")
-    maxconns = num("maxconns1.txt") if os.path.exists(os.path.join(d, "maxconns1.txt")) else None
-    dt = (t1 - t0) if t0 is not None and t1 is not None else None
-    out = {"ct_conns_start": n0, "ct_conns_end": n1, "ct_maxconns": maxconns}
-    created = (n1 - n0) if n0 is not None and n1 is not None else None
-    full = (f1 - f0) if f0 is not None and f1 is not None else None
-    if dt and created is not None:
-        out["ct_created_mps"] = created / dt / 1e6
-    if dt and full is not None:
-        out["ct_full_mps"] = full / dt / 1e6
-    out["note"] = ("conntrack: %s connections at the window's start, %s at its end (maxconns "
-                   "%s): %s M/s net created; conntrack_full +%s (%s M/s: packets whose commit "
-                   "was refused, the table full)" % (
-                       fmt(n0, 0), fmt(n1, 0), fmt(maxconns, 0), fmt(out.get("ct_created_mps"), 3),
-                       fmt(full, 0), fmt(out.get("ct_full_mps"), 3)))
+
+    out, notes = {}, []
+    flows = num("acl_flows")
+    if flows is not None:
+        out["acl_flows"] = int(flows)
+        notes.append("ACL as %d OpenFlow flows in table 0 (routes in table 1)" % flows)
+    if os.path.exists(path("pmd-perf-show.txt")):
+        with open(path("pmd-perf-show.txt")) as f:
+            text = f.read()
+
+        def field(label):
+            m = re.search(r"^\s*-?\s*%s:\s+(\d+)" % re.escape(label), text, re.M)
+            return int(m.group(1)) if m else None
+        rx, up, lost = field("Rx packets"), field("Upcalls"), field("Lost upcalls")
+        mf = field("Megaflow hits")
+        out.update({"ovs_upcalls": up, "ovs_lost_upcalls": lost, "ovs_megaflow_hits": mf})
+        if rx:
+            notes.append("datapath over the window: %s upcalls and %s lost upcalls for %d "
+                         "packets received (%s%% to the slow path)" % (
+                             up, lost, rx, fmt(100.0 * ((up or 0) + (lost or 0)) / rx, 1)))
+    if os.path.exists(path("ovs-vswitchd.log")):
+        with open(path("ovs-vswitchd.log"), errors="replace") as f:
+            limits = [int(m.group(1)) for m in
+                      re.finditer(r"reached the dynamic limit of (\d+) flows", f.read())]
+        if limits:
+            out["ovs_flow_limit_warnings"] = len(limits)
+            notes.append("ovs-vswitchd.log: %d times 'datapath reached the dynamic limit of N "
+                         "flows' (N %d-%d)" % (len(limits), min(limits), max(limits)))
+    if os.path.exists(path("nconns0.txt")):
+        n0, n1 = num("nconns0.txt"), num("nconns1.txt")
+        f0, f1 = num("ctfull0.txt"), num("ctfull1.txt")
+        t0, t1 = num("t0.txt"), num("t1.txt")
+        maxconns = num("maxconns1.txt")
+        dt = (t1 - t0) if t0 is not None and t1 is not None else None
+        out.update({"ct_conns_start": n0, "ct_conns_end": n1, "ct_maxconns": maxconns})
+        created = (n1 - n0) if n0 is not None and n1 is not None else None
+        full = (f1 - f0) if f0 is not None and f1 is not None else None
+        if dt and created is not None:
+            out["ct_created_mps"] = created / dt / 1e6
+        if dt and full is not None:
+            out["ct_full_mps"] = full / dt / 1e6
+        notes.append("conntrack: %s connections at the window's start, %s at its end (maxconns "
+                     "%s): %s M/s net created; conntrack_full +%s (%s M/s: packets whose commit "
+                     "was refused, the table full)" % (
+                         fmt(n0, 0), fmt(n1, 0), fmt(maxconns, 0),
+                         fmt(out.get("ct_created_mps"), 3), fmt(full, 0),
+                         fmt(out.get("ct_full_mps"), 3)))
+    out["note"] = "; ".join(notes)
     return out
 
 
@@ -1396,8 +1436,8 @@ def main():
     p.add_argument("--mode", choices=("stateless", "stateful", "connrate"), required=True)
     p.add_argument("--flows", type=int, default=0, help="stateful: flows in the pcap")
     p.add_argument("--load-s", type=float, help="seconds the ACL took to load")
-    p = sub.add_parser("ctcheck")
-    p.add_argument("dir", help="an OVS measurement dir of a conntrack profile")
+    p = sub.add_parser("ovscheck")
+    p.add_argument("dir", help="an OVS measurement dir of an ACL profile")
     p = sub.add_parser("goals")
     p.add_argument("--results", help="a results JSON (perf/results/*.json) to evaluate them on")
     sub.add_parser("selftest")
@@ -1436,8 +1476,8 @@ def main():
             cmd_goals(a)
         elif a.cmd == "aclcheck":
             print(json.dumps(acl_check(a.dir, a.mode, a.flows, a.load_s)))
-        elif a.cmd == "ctcheck":
-            print(json.dumps(ct_check(a.dir)))
+        elif a.cmd == "ovscheck":
+            print(json.dumps(ovs_check(a.dir)))
         elif a.cmd == "selftest":
             selftest()
     except (ParseError, KeyError, ValueError, OSError) as e:

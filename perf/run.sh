@@ -398,13 +398,7 @@ snap_ovs_ct() {
     "${OVS_APPCTL[@]}" dpctl/ct-get-maxconns >"$d/maxconns$i.txt" 2>&1
     now >"$d/t$i.txt"
 }
-check_ovs_ct() { "$PY" "$PERF/report.py" ctcheck "$1"; }
-check_ovs_acl() {
-    local d=$1
-    [ -f "$d/acl_flows" ] || return 0
-    printf '{"note": "ACL as %s OpenFlow flows in table 0 (routes in table 1)", "acl_flows": %s}\n' \
-        "$(cat "$d/acl_flows")" "$(cat "$d/acl_flows")"
-}
+check_ovs_acl() { "$PY" "$PERF/report.py" ovscheck "$1"; }
 snap_vswitch_ipv4-acl-1() { snap_vswitch_acl "$@"; }
 snap_vswitch_ipv4-acl-100() { snap_vswitch_acl "$@"; }
 snap_vswitch_ipv4-acl-1k() { snap_vswitch_acl "$@"; }
@@ -420,8 +414,8 @@ check_ovs_ipv4-acl-100() { check_ovs_acl "$@"; }
 check_ovs_ipv4-acl-1k() { check_ovs_acl "$@"; }
 snap_ovs_acl-stateful-10k() { snap_ovs_ct "$@"; }
 snap_ovs_acl-conn-rate() { snap_ovs_ct "$@"; }
-check_ovs_acl-stateful-10k() { check_ovs_ct "$@"; }
-check_ovs_acl-conn-rate() { check_ovs_ct "$@"; }
+check_ovs_acl-stateful-10k() { check_ovs_acl "$@"; }
+check_ovs_acl-conn-rate() { check_ovs_acl "$@"; }
 
 # VXLAN profiles (vxlan-encap, vxlan-decap): a bridge with a VXLAN tunnel member, the tunnel's
 # outer packets routed through an L3 interface. vswitchd starts from a configuration file (the
