@@ -125,7 +125,7 @@ declare -A PROFILE_DESC=(
     [ipv4-acl-100]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 100 rules: 99 ClassBench-like rules of varied shapes (acl-gen --rules 100: prefixes, protocols, ports and port ranges, ICMP types), all permit, then a catch-all permit, so every packet is permitted after a full search (rte_acl above 16 rules); OVS: the rules as OpenFlow flows in table 0 (ranges as value/mask pairs), actions=resubmit(,1), the routes in table 1"
     [ipv4-acl-1k]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 1,000 rules: 999 ClassBench-like rules (acl-gen --rules 1000), all permit, then a catch-all permit (rte_acl); OVS: the rules as OpenFlow flows in table 0 (ranges as value/mask pairs), actions=resubmit(,1), the routes in table 1"
     [acl-stateful-10k]="Stateful ACL: ipv4-1k's router and table, 10,000 distinct UDP flows (130,000-packet pcap) through an in ACL on src 'permit-reflect proto=udp': each flow's first packet creates a session, every later packet is a session hit (no rule search). OVS: table 0 ip,ct_state=-trk actions=ct(table=1); table 1 udp,ct_state=+trk+new actions=ct(commit),resubmit(,2) and udp,ct_state=+trk+est actions=resubmit(,2); table 2 the routes"
-    [acl-conn-rate]="New connections: ipv4-1k's router and table, TCP SYNs of 1,048,576 distinct 5-tuples replayed in a loop through an in ACL on src 'permit-reflect proto=tcp'; the session table's limit (262,144, the default) is below the SYNs in the file, so a SYN creates a session by evicting the oldest half-open one. vswitch's Mpps counts SYNs forwarded; the sessions created per second are in the notes (the permit-reflect rule's hits over the window). OVS: another pcap, the first 131,072 such SYNs (its 262,144-mbuf pool cannot hold the 2^20-packet file), the conntrack flows of acl-stateful-10k for tcp, dpctl/ct-set-maxconns 65536: OVS's conntrack does not evict, so once full each SYN is a conntrack miss whose commit is refused (conntrack_full): its Mpps bounds its connection rate from above"
+    [acl-conn-rate]="New connections: ipv4-1k's router and table, TCP SYNs of 1,048,576 distinct 5-tuples replayed in a loop through an in ACL on src 'permit-reflect proto=tcp'; the session table's limit (262,144, the default) is below the SYNs in the file, so a SYN creates a session by evicting the oldest half-open one. vswitch's Mpps counts SYNs forwarded; the sessions created per second are in the notes (the permit-reflect rule's hits over the window). OVS: another pcap, the first 131,072 such SYNs (its 262,144-mbuf pool cannot hold the 2^20-packet file), the conntrack flows of acl-stateful-10k for tcp, dpctl/ct-set-maxconns 32768 (a quarter of its SYNs, as vswitch's limit is of its): OVS's conntrack does not evict, so once full a quarter of the SYNs find the connection their first pass created and three quarters are conntrack misses whose commit is refused (conntrack_full): no connection is created in the window, and its Mpps bounds its connection rate from above"
     [ipv6-10k]="IPv6 router src -> sink: 10,000 routes of mixed lengths (mostly /32-/48, some /64, /128) via one static neighbour on sink; 66 B frames (the smallest IPv6/UDP) to 131,072 random destinations covered by the routes; hop limit decremented, MACs rewritten"
 )
 # Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
@@ -301,8 +301,9 @@ setup_ovs_ipv6-10k() { setup_ovs_routed 6 "$@"; }
 # the routes. The ACL is named bench.
 ACL_NAME=bench
 ACL_SEED=1
-# OVS's conntrack limit in acl-conn-rate (below the 131,072 SYNs of its pcap).
-OVS_CT_MAXCONNS=65536
+# OVS's conntrack limit in acl-conn-rate: a quarter of the 131,072 SYNs of its pcap, as
+# vswitch's session limit (262,144) is of its 2^20.
+OVS_CT_MAXCONNS=32768
 declare -A ACL_RULES=([ipv4-acl-1]=1 [ipv4-acl-100]=100 [ipv4-acl-1k]=1000)
 # What the stateful profiles' ACL permits (and reflects), and what their check looks at
 # (report.py aclcheck --mode; the stateless ones: stateless).
@@ -378,11 +379,13 @@ setup_ovs_acl-conn-rate() {
 # IDX DIR [VSCTL...] records what check_<system>_<profile> DIR turns into the sample's note
 # (and DIR/check.json's fields into the sample). vswitch: the ACL's per-rule hits, src's
 # counters, the drops; OVS: the conntrack's connection count and its conntrack_full counter.
+# src's counters are read just before and just after the ACL's (srcIa, srcIb): the packets
+# received when the hits were read lie between the two.
 snap_vswitch_acl() {
     local i=$1 d=$2
     shift 2
-    "$@" --json acl show "$ACL_NAME" >"$d/acl$i.json" && "$@" --json stats src >"$d/src$i.json" &&
-        "$@" --json drops >"$d/drops$i.json"
+    "$@" --json stats src >"$d/src${i}a.json" && "$@" --json acl show "$ACL_NAME" >"$d/acl$i.json" &&
+        "$@" --json stats src >"$d/src${i}b.json" && "$@" --json drops >"$d/drops$i.json"
 }
 check_vswitch_acl() {
     local d=$1 profile=$2 flows load=()
