@@ -14,7 +14,9 @@
 #     (node A's af_packet ul 10.99.50.1 <--veth--> node B's ul 10.99.50.2)
 #
 # then pings across both pairs, across the bridge, across the router (IPv4 and IPv6) and
-# across the tunnel, runs a short iperf3 over each, shows what vsctl shows (iface list,
+# across the tunnel, runs a short iperf3 over each, puts a network policy (ACLs with
+# sessions) on yellow2 and shows that what it permits still works and what it does not is
+# stopped, shows what vsctl shows (iface list,
 # route show, route get, neigh show, tunnel list, fdb show with the remote VTEPs, stats,
 # workers, drops, runtime) and removes everything it made.
 set -euo pipefail
@@ -163,6 +165,24 @@ vs_iperf "$blue1" "$blue2" 10.99.20.2 3
 vs_iperf "$(vs_ifname g1)" "$(vs_ifname g4)" 10.99.30.4 3
 vs_iperf "$(vs_ifname g1)" "$(vs_ifname g5)" 10.99.30.5 3
 vs_iperf "$yellow1" "$yellow2" 10.99.42.2 3
+
+step "a network policy on yellow2: in, only ping and iperf3 (TCP 5201) from yellow1's subnets;
+out, nothing but DNS: yellow2's replies go back through the sessions its permits made"
+vsctl acl add yellow2-ingress "permit-reflect proto=icmp src=10.99.41.0/24 icmp-type=8" \
+    "permit-reflect proto=tcp src=10.99.41.0/24 dport=5201" \
+    "permit-reflect proto=tcp src=fd00:99:41::/64 dport=5201"
+vsctl acl add yellow2-egress "permit-reflect proto=udp dport=53"
+vsctl acl bind yellow2 yellow2-ingress out
+vsctl acl bind yellow2 yellow2-egress in
+vs_ping "$yellow1" 10.99.42.2
+vs_iperf "$yellow1" "$yellow2" 10.99.42.2 2
+vs_iperf "$yellow1" "$yellow2" fd00:99:42::2 2
+if ip netns exec "$yellow2" ping -c 2 -W 1 10.99.41.2 >/dev/null 2>&1; then
+    fail "yellow2's own ping to yellow1 went out: its egress policy should stop it"
+fi
+log "yellow2 -> yellow1 ping: blocked by yellow2's egress policy, as it should be"
+vsctl acl show yellow2-ingress
+vsctl acl show yellow2-egress
 
 step "vsctl stats"
 vsctl stats

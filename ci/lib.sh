@@ -242,6 +242,7 @@ vsctl() { timeout 30 "$VSCTL_BIN" --socket "$VS_SOCK" "$@"; }
 # and DPDK file prefix under VS_TMP; wait (max VS_READY_TIMEOUT, 20 s) until `vsctl health`
 # exits 0.
 # VSWITCHD_EXTRA (array): more vswitchd options, e.g. (--metrics 127.0.0.1:9000).
+# VS_WORKERS: poll-mode workers (default 1; more share CPU 1).
 VSWITCHD_EXTRA=()
 start_vswitchd() {
     VS_DAEMONS=$((VS_DAEMONS + 1))
@@ -265,8 +266,8 @@ restart_vswitchd() {
 launch_vswitchd() {
     local deadline
     "$VSWITCHD_BIN" --socket "$VS_SOCK" --state-file "$VS_STATE" --run-dir "$VS_RUN" \
-        --file-prefix "$VS_PREFIX" --no-huge --poll adaptive --lcores 0,1 --workers 1 \
-        "${VSWITCHD_EXTRA[@]}" </dev/null >>"$VSWITCHD_LOG" 2>&1 &
+        --file-prefix "$VS_PREFIX" --no-huge --poll adaptive --lcores 0,1 \
+        --workers "${VS_WORKERS:-1}" "${VSWITCHD_EXTRA[@]}" </dev/null >>"$VSWITCHD_LOG" 2>&1 &
     VSWITCHD_PID=$!
     vs_track_pid "$VSWITCHD_PID"
     deadline=$((SECONDS + ${VS_READY_TIMEOUT:-20}))

@@ -21,6 +21,8 @@ source ci/lib.sh
 #           python3-grpc-tools 1.14 bundles libprotoc 3.5.1, which rejects proto3 `optional`),
 #           grpc-proto (grpc.health.v1 and reflection protos), openssl (the TLS test's CA).
 #   metrics test: python3-prometheus-client (the reference parser of the text format).
+#   ACL tests (ci/tests/48): python3-numpy (the linear first-match reference over 100,000
+#           packets), curl (HTTP through a policy).
 #   deploy test (ci/tests/16): systemd (systemd-analyze verify / capability / security on
 #           the unit file, offline: systemd need not be running; also the units it names,
 #           e.g. dev-hugepages.mount), libc6-dev (<bits/socket.h>: the address families).
@@ -30,7 +32,7 @@ PACKAGES=(
     tcpdump coreutils
     python3-grpcio python3-grpc-tools python3-yaml protobuf-compiler protobuf-compiler-grpc
     grpc-proto openssl python3-prometheus-client
-    systemd libc6-dev
+    systemd libc6-dev python3-numpy curl
 )
 
 if ((EUID != 0)); then

@@ -44,7 +44,7 @@ REASONS='["tx_full", "unconnected", "iface_down", "no_tx_queue", "bad_header",
           "geneve_critical_option", "geneve_proto", "gre_short", "gre_version",
           "gre_reserved_bits", "gre_checksum", "gre_proto", "inner_too_short",
           "vxlan_unknown_vni", "udp_no_tunnel", "tunnel_mtu_exceeded", "tunnel_no_remote",
-          "geneve_unknown_vni", "tunnel_unknown",
+          "geneve_unknown_vni", "tunnel_unknown", "acl_deny", "session_limit",
           "fdb_limit", "fdb_full", "learn_queue_full"]'
 
 # metrics_doc [PATH]: GET PATH (default /metrics) and print one JSON document: {status,

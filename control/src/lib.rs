@@ -11,6 +11,8 @@
 //! - [`slowpath`]: the thread that handles packets workers punt and injects replies.
 //! - [`metrics`]: Prometheus text at `/metrics` (`--metrics ADDR:PORT`).
 //! - [`state`]: the desired state (snapshot + fsync'd journal, restore at start).
+//! - [`sessions`]: the session table's reaper; [`session_file`]: its sessions saved across
+//!   a graceful restart.
 //! - [`events`]: the event hub behind Watch (link, MAC learning, configuration changes).
 //! - [`service`]: the gRPC service over the switch; [`client`]: the client side.
 
@@ -28,6 +30,7 @@ pub mod options;
 pub mod router;
 pub mod router_punts;
 pub mod service;
+pub mod session_file;
 pub mod sessions;
 pub mod slowpath;
 pub mod state;

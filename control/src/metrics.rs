@@ -28,6 +28,9 @@ pub struct Snapshot {
     pub tunnels: std::collections::BTreeMap<String, u64>,
     /// ACLs with their hits and bindings.
     pub acls: Vec<pb::Acl>,
+    /// The session table's settings and counters, and its live sessions by state.
+    pub sessions: pb::SessionConfig,
+    pub session_states: Vec<(String, u64)>,
 }
 
 impl Snapshot {
@@ -53,6 +56,8 @@ impl Snapshot {
                 },
             ),
             acls: sw.list_acls(),
+            sessions: sw.session_config(),
+            session_states: sw.session_states(),
         }
     }
 }
@@ -322,6 +327,7 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(o, "vswitch_tunnels{{kind=\"{kind}\"}} {n}");
     }
     acls(&mut o, &s.acls);
+    sessions(&mut o, &s.sessions, &s.session_states);
     family(
         &mut o,
         "vswitch_mempool_in_use",
@@ -386,6 +392,67 @@ fn acls(o: &mut String, acls: &[pb::Acl]) {
             "vswitch_acl_rule_hits_total{{acl=\"{}\",rule=\"default\",action=\"deny\"}} {}",
             a.name, a.default_hits
         );
+    }
+}
+
+/// The session table of stateful ACLs: live sessions by state (every state), in all, the
+/// limit, and its counters since start.
+fn sessions(o: &mut String, c: &pb::SessionConfig, states: &[(String, u64)]) {
+    family(
+        o,
+        "vswitch_sessions",
+        "gauge",
+        "Live sessions of stateful ACLs, by state.",
+    );
+    for (state, n) in states {
+        let _ = writeln!(o, "vswitch_sessions{{state=\"{state}\"}} {n}");
+    }
+    for (name, kind, help, v) in [
+        (
+            "vswitch_sessions_live",
+            "gauge",
+            "Live sessions of stateful ACLs in all.",
+            c.live,
+        ),
+        (
+            "vswitch_session_limit",
+            "gauge",
+            "Most sessions in all (session set limit=N).",
+            u64::from(c.limit),
+        ),
+        (
+            "vswitch_session_iface_limit",
+            "gauge",
+            "Most sessions on one interface.",
+            u64::from(c.iface_limit),
+        ),
+        (
+            "vswitch_sessions_created_total",
+            "counter",
+            "Sessions created.",
+            c.created,
+        ),
+        (
+            "vswitch_sessions_evicted_total",
+            "counter",
+            "Half-open sessions evicted at a limit.",
+            c.evicted,
+        ),
+        (
+            "vswitch_sessions_refused_total",
+            "counter",
+            "New flows refused a session (limit with none to evict, or a full bucket).",
+            c.refused,
+        ),
+        (
+            "vswitch_sessions_expired_total",
+            "counter",
+            "Sessions removed idle past their timeout.",
+            c.expired,
+        ),
+    ] {
+        family(o, name, kind, help);
+        let _ = writeln!(o, "{name} {v}");
     }
 }
 
@@ -582,6 +649,16 @@ mod tests {
                 default_hits: 3,
                 bindings: vec![pb::AclBinding::default()],
             }],
+            sessions: pb::SessionConfig {
+                limit: 1000,
+                live: 3,
+                created: 9,
+                evicted: 2,
+                refused: 1,
+                expired: 4,
+                ..Default::default()
+            },
+            session_states: vec![("established".into(), 2), ("new".into(), 1)],
         };
         let t = render(&s);
         for line in [
@@ -611,6 +688,14 @@ mod tests {
             "vswitch_acl_bindings 1",
             "vswitch_acl_rule_hits_total{acl=\"web\",rule=\"1\",action=\"permit\"} 11",
             "vswitch_acl_rule_hits_total{acl=\"web\",rule=\"default\",action=\"deny\"} 3",
+            "vswitch_sessions{state=\"established\"} 2",
+            "vswitch_sessions{state=\"new\"} 1",
+            "vswitch_sessions_live 3",
+            "vswitch_session_limit 1000",
+            "vswitch_sessions_created_total 9",
+            "vswitch_sessions_evicted_total 2",
+            "vswitch_sessions_refused_total 1",
+            "vswitch_sessions_expired_total 4",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

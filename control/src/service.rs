@@ -186,6 +186,10 @@ service! {
             |_sw, r, _| Ok(pb::AclBinding { iface: r.iface, acl: r.acl, direction: r.direction });
         unbind_acl(UnbindAclRequest) -> UnbindAclReply = UnbindAcl,
             |_sw, _r, _| Ok(pb::UnbindAclReply {});
+        set_session_config(SetSessionConfigRequest) -> SessionConfig = SetSessionConfig,
+            |sw, _r, _| Ok(sw.session_config());
+        flush_sessions(FlushSessionsRequest) -> FlushSessionsReply = FlushSessions,
+            |_sw, _r, o| Ok(pb::FlushSessionsReply { removed: o.sessions_flushed.values().sum() });
     }
     read {
         health(HealthRequest) -> HealthReply, |sw, _| Ok(sw.health());
@@ -246,6 +250,9 @@ service! {
             |sw, r| required("name", &r.name).and_then(|()| sw.get_acl(&r.name));
         list_acls(ListAclsRequest) -> ListAclsReply,
             |sw, _| Ok(pb::ListAclsReply { acls: sw.list_acls() });
+        get_session_config(GetSessionConfigRequest) -> SessionConfig,
+            |sw, _| Ok(sw.session_config());
+        list_sessions(ListSessionsRequest) -> ListSessionsReply, |sw, r| sw.list_sessions(&r);
     }
 
     async fn transaction(

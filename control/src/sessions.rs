@@ -19,6 +19,11 @@ pub const DEFAULT_LIMIT: u32 = 1 << 18;
 /// The highest limit `session set` takes: seven eighths of the slots.
 pub const MAX_LIMIT: u32 = (SLOTS as u32 / 8) * 7;
 
+/// The clock's first second: past the longest timeout, so that a session restored at
+/// start with any idle time a live one can have (session_file.rs) is stamped within the
+/// clock's range.
+pub const EPOCH: u32 = crate::model::session::MAX_TIMEOUT + 1;
+
 /// The running reaper; stopped (and joined) on drop.
 pub struct Reaper {
     stop: Arc<AtomicBool>,
@@ -26,8 +31,10 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    /// Starts the reaper of `table`: its clock counts seconds from now.
+    /// Starts the reaper of `table`: its clock counts seconds from now, starting at
+    /// [`EPOCH`].
     pub fn spawn(table: Arc<Sessions>) -> std::io::Result<Reaper> {
+        table.set_clock(EPOCH);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -37,7 +44,7 @@ impl Reaper {
                 let mut last = 0;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(TICK);
-                    let now = start.elapsed().as_secs() as u32 + 1;
+                    let now = EPOCH.saturating_add(start.elapsed().as_secs() as u32);
                     table.set_clock(now);
                     if now != last {
                         last = now;

@@ -59,7 +59,8 @@ pub struct Snapshot {
 /// and hold those of tunnels (the sections before hold the rest). A file without tunnels
 /// has none of them, and reads as before (the version stays 2; a vswitchd older than
 /// tunnels refuses a file with them rather than drop them). ACLs and their bindings come
-/// last (`acls`, `acl_bindings`: bindings need interfaces, tunnels and ACLs), the same way.
+/// last (`acls`, `acl_bindings`: bindings need interfaces, tunnels and ACLs), the same way;
+/// then the session table's settings (`session_config`).
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileIn {
@@ -107,6 +108,8 @@ struct FileIn {
     acls: Vec<pb::AddAclRequest>,
     #[serde(default)]
     acl_bindings: Vec<pb::BindAclRequest>,
+    #[serde(default)]
+    session_config: Vec<pb::SetSessionConfigRequest>,
 }
 
 /// [`FileIn`], borrowed from a snapshot's changes for writing.
@@ -154,6 +157,8 @@ struct FileOut<'a> {
     acls: Vec<&'a pb::AddAclRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     acl_bindings: Vec<&'a pb::BindAclRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    session_config: Vec<&'a pb::SetSessionConfigRequest>,
 }
 
 impl<'a> FileOut<'a> {
@@ -196,6 +201,7 @@ impl<'a> FileOut<'a> {
                 C::SetNeighborConfig(r) => f.neighbor_config.push(r),
                 C::AddAcl(r) => f.acls.push(r),
                 C::BindAcl(r) => f.acl_bindings.push(r),
+                C::SetSessionConfig(r) => f.session_config.push(r),
                 other => {
                     return Err(format!(
                         "cannot encode state: {} is not part of a snapshot",
@@ -230,6 +236,7 @@ impl FileIn {
             .chain(self.neighbor_config.into_iter().map(C::SetNeighborConfig))
             .chain(self.acls.into_iter().map(C::AddAcl))
             .chain(self.acl_bindings.into_iter().map(C::BindAcl))
+            .chain(self.session_config.into_iter().map(C::SetSessionConfig))
             .collect();
         Snapshot {
             seq: self.seq,
@@ -578,13 +585,21 @@ impl Store {
         }
     }
 
+    /// The state file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Appends one transaction (its persistent changes) and syncs it to disk. Returns
     /// whether a record was written (a transaction of flushes only changes no desired
     /// state). On error the journal is as it was before the call.
     pub fn append(&mut self, changes: &[pb::Change]) -> Result<bool, String> {
-        use pb::change::Change as C;
         self.last_start = None;
-        let persistent = |c: &&pb::Change| !matches!(c.change, Some(C::FlushFdb(_)) | None);
+        let persistent = |c: &&pb::Change| {
+            c.change
+                .as_ref()
+                .is_some_and(|c| !crate::model::is_action(c))
+        };
         if !changes.iter().any(|c| persistent(&c)) {
             return Ok(false);
         }

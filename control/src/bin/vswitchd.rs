@@ -134,6 +134,11 @@ fn run(opts: Options) -> Result<(), String> {
     for e in switch.restore(initial.as_ref(), &journal) {
         tracing::error!("not restored: {e}");
     }
+    if opts.reset_state {
+        let _ = std::fs::remove_file(vswitch_control::session_file::path_of(&opts.state_file));
+    } else {
+        switch.restore_sessions();
+    }
     if let Some(s) = &initial {
         tracing::info!(
             changes = s.changes.len(),

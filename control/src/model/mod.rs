@@ -52,6 +52,7 @@ pub mod iface;
 pub mod ip;
 pub mod neigh;
 pub mod route;
+pub mod session;
 pub mod tunnel;
 pub mod vrf;
 
@@ -106,6 +107,8 @@ pub struct Model {
     pub(crate) acls: OrdMap<String, Arc<[acl_rule::RuleSpec]>>,
     /// ACL bindings: (interface, direction) -> ACL.
     pub(crate) acl_bindings: OrdMap<(Arc<str>, acl::Direction), Arc<str>>,
+    /// The session table's settings.
+    pub(crate) session_config: session::SessionSettings,
 }
 
 /// What the switch does on an interface's port, in the order the changes asked.
@@ -180,6 +183,10 @@ pub struct Diff {
     /// ACLs whose rules were added or replaced (the switch builds them again) or which
     /// were deleted (it drops them): those still in the model are to be built.
     pub acls: BTreeSet<String>,
+    /// The session table's settings changed (the switch applies the model's).
+    pub sessions: bool,
+    /// Session flushes: (change index, only this interface).
+    pub session_flushes: Vec<(usize, Option<String>)>,
 }
 
 /// A transaction staged on a copy of the model.
@@ -249,7 +256,15 @@ pub fn change_name(c: &C) -> &'static str {
         C::DeleteAcl(_) => "delete_acl",
         C::BindAcl(_) => "bind_acl",
         C::UnbindAcl(_) => "unbind_acl",
+        C::SetSessionConfig(_) => "set_session_config",
+        C::FlushSessions(_) => "flush_sessions",
     }
+}
+
+/// Whether a change is an action on the dataplane's tables (a flush) rather than a change
+/// of the desired state: it is neither journaled nor part of a snapshot.
+pub fn is_action(c: &C) -> bool {
+    matches!(c, C::FlushFdb(_) | C::FlushSessions(_))
 }
 
 /// Names the failing change of a batch in its error (single changes keep their message).
@@ -301,7 +316,8 @@ impl Model {
     /// bridges (with their routed interfaces' VRFs), members, static MACs, addresses,
     /// tunnels (after the addresses they start from) with their settings, memberships,
     /// static MACs, MAC -> VTEP entries and addresses, routes, neighbours, proxy-ARP, the
-    /// neighbour table's settings, ACLs, and their bindings to interfaces.
+    /// neighbour table's settings, ACLs, their bindings to interfaces, and the session
+    /// table's settings.
     pub fn changes(&self) -> Vec<C> {
         let mut out = Vec::new();
         vrf::persisted(self, &mut out);
@@ -315,6 +331,7 @@ impl Model {
         iface::persisted_proxy_arp(self, &mut out);
         neigh::persisted_config(self, &mut out);
         acl::persisted(self, &mut out);
+        session::persisted(self, &mut out);
         out
     }
 
@@ -436,9 +453,11 @@ impl Staged {
             C::DeleteAcl(r) => acl::delete(self, r)?,
             C::BindAcl(r) => acl::bind(self, r)?,
             C::UnbindAcl(r) => acl::unbind(self, r)?,
+            C::SetSessionConfig(r) => session::set_config(self, r)?,
+            C::FlushSessions(r) => session::flush(self, index, r)?,
         };
         self.diff.events.push((change_name(c), object));
-        if !matches!(c, C::FlushFdb(_)) {
+        if !is_action(c) {
             self.diff.persistent = true;
         }
         Ok(())
@@ -467,6 +486,8 @@ impl Staged {
 mod acl_tests;
 #[cfg(test)]
 mod l3_tests;
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -33,6 +33,7 @@ use crate::slowpath::SlowPathThread;
 use crate::state::{Snapshot, Store};
 
 mod restore;
+mod sessions;
 mod txn;
 
 /// Mbufs of the jumbo pool by default: 8192 * ~10 KiB = ~80 MiB of DPDK memory, beside the
@@ -1172,7 +1173,8 @@ impl Switch {
         out
     }
 
-    /// Saves the state, stops the workers and closes every port (removing the sockets the
+    /// Saves the state, stops the workers, saves the live sessions (session_file.rs) and
+    /// closes every port (removing the sockets the
     /// switch created). Returns the EAL for the caller to clean up once the switch (and so
     /// its mempool) is gone.
     pub fn shutdown(mut self) -> Option<Eal> {
@@ -1180,6 +1182,8 @@ impl Switch {
         if let Some(eal) = &self.eal {
             self.engine.stop(eal);
         }
+        // With the workers stopped, the sessions are as they will stay.
+        self.save_sessions();
         if let Some(t) = self.slow_thread.take() {
             t.stop();
         }

@@ -81,6 +81,8 @@ struct Undo {
 pub struct TxnOutcome {
     /// Learned entries removed, per FlushFdb change (by index).
     pub flushed: BTreeMap<usize, u32>,
+    /// Sessions removed, per FlushSessions change (by index).
+    pub sessions_flushed: BTreeMap<usize, u32>,
 }
 
 /// How long each step of a transaction took, wall-clock and on the CPU of the thread
@@ -212,8 +214,14 @@ impl Switch {
                 return Err(at(e));
             }
         };
+        let mut outcome = outcome;
         let Diff {
-            l3, events, acls, ..
+            l3,
+            events,
+            acls,
+            sessions,
+            session_flushes,
+            ..
         } = diff;
         // VRFs come and go in the plan; an interface is routed while it has addresses, or
         // static routes through it (an unnumbered link, a pod's).
@@ -234,6 +242,20 @@ impl Switch {
             .unwrap_or_else(|e| e.into_inner())
             .begin_grace();
         self.model = next;
+        if sessions {
+            self.sessions
+                .configure(&self.model.session_config.dataplane());
+        }
+        for (index, iface) in session_flushes {
+            let n = match iface.as_deref() {
+                None => self.sessions.flush(None),
+                // An interface deleted by the same transaction has none left (below).
+                Some(name) => self
+                    .l3_index(name)
+                    .map_or(0, |i| self.sessions.flush(Some(i))),
+            };
+            *outcome.sessions_flushed.entry(index).or_default() += n as u32;
+        }
         self.build_acls(&acls);
         if diff.plan || l3_plan || grace.is_some() {
             let quiet = self.publish();
@@ -245,6 +267,12 @@ impl Switch {
             }
             if !quiet {
                 tracing::warn!("a dataplane worker took over 2 s to pick up the new configuration");
+            }
+            // Sessions of interfaces that went go with them (their indices are reused).
+            let gone = undo.removed.iter().map(|(_, a)| a.ifindex);
+            let gone = gone.chain(undo.tunnels_removed.iter().map(|(_, t)| t.ifindex));
+            for i in gone.chain(undo.bvis_removed.iter().map(|(_, i)| *i)) {
+                self.sessions.flush(Some(i));
             }
             for (name, a) in undo.removed {
                 close_removed(&name, a, quiet);

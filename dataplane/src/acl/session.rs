@@ -282,6 +282,30 @@ pub struct SessionInfo {
     pub dir: Dir,
 }
 
+/// A session as saved across a restart (`Sessions::saved`) and put back
+/// (`Sessions::restore`): its flow, the direction of the ACL that created it, its state
+/// bits (opaque outside this module), and its age and idle time in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedSession {
+    pub flow: Flow,
+    pub dir: Dir,
+    pub state: u32,
+    pub age: u32,
+    pub idle: u32,
+}
+
+/// Every state name a session can have (`vsctl sessions`, the metrics' labels).
+pub const STATE_NAMES: [&str; 8] = [
+    "new",
+    "active",
+    "syn-sent",
+    "syn-received",
+    "established",
+    "closing",
+    "closed",
+    "reset",
+];
+
 /// Counters of the table, summed over workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionStats {
@@ -470,7 +494,7 @@ impl Sessions {
     }
 
     /// Creates the session of `f` (first seen going `dir` through the ACL `acl`) from
-    /// worker `worker`.
+    /// worker `worker`; if `f` has a session already (either way), stamps and returns it.
     pub fn create(
         &self,
         worker: usize,
@@ -479,11 +503,45 @@ impl Sessions {
         acl: u32,
         tcp_flags: u8,
     ) -> Result<Found, Refused> {
+        // Packets of one new flow classified in one chunk (filter.rs's check_all looks
+        // sessions up for the whole chunk first) each come here: the first creates the
+        // session, the others find it (either way) and are stamped as its packets.
+        if let Some(found) = self.lookup(f) {
+            self.touch(&found, tcp_flags);
+            return Ok(found);
+        }
         let iface = usize::from(f.iface) % MAX_IFACES;
         if !self.reserve(worker, iface) {
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Limit);
         }
+        let now = self.now.load(Relaxed);
+        let mut state = bits(tcp_flags, false, 0);
+        if f.proto == TCP && tcp_flags & tcp::SYN == 0 {
+            state |= st::EST;
+        }
+        let Some((slot, live)) = self.insert(f, [now, now, state, acl, dir as u32]) else {
+            self.release(iface);
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Full);
+        };
+        self.created.fetch_add(1, Relaxed);
+        if f.proto == TCP && state & st::EST == 0 {
+            self.remember_half_open(worker, slot, live);
+        }
+        Ok(Found {
+            slot: slot as u32,
+            reply: false,
+            acl,
+            dir,
+        })
+    }
+
+    /// Claims a free slot of `f`'s bucket and makes it `f`'s live session with `fields`
+    /// (seen, born, state, acl, dir). Returns the slot and its live control word; None if
+    /// the bucket is full. The room under the limits is the caller's to have reserved.
+    #[inline]
+    fn insert(&self, f: &Flow, fields: [u32; 5]) -> Option<(usize, u64)> {
         let h = f.hash();
         let tag = (h >> 32) as u32;
         let b = (h & self.mask) as usize;
@@ -501,32 +559,17 @@ impl Sessions {
             for (k, v) in s.key.iter().zip(f.words()) {
                 k.store(v, Relaxed);
             }
-            let now = self.now.load(Relaxed);
-            let mut state = bits(tcp_flags, false, 0);
-            if f.proto == TCP && tcp_flags & tcp::SYN == 0 {
-                state |= st::EST;
-            }
-            s.seen.store(now, Relaxed);
-            s.born.store(now, Relaxed);
+            let [seen, born, state, acl, dir] = fields;
+            s.seen.store(seen, Relaxed);
+            s.born.store(born, Relaxed);
             s.state.store(state, Relaxed);
             s.acl.store(acl, Relaxed);
-            s.dir.store(dir as u32, Relaxed);
+            s.dir.store(dir, Relaxed);
             let live = word(tag, LIVE, gen_of(busy));
             c.store(live, Release);
-            self.created.fetch_add(1, Relaxed);
-            if f.proto == TCP && state & st::EST == 0 {
-                self.remember_half_open(worker, slot, live);
-            }
-            return Ok(Found {
-                slot: slot as u32,
-                reply: false,
-                acl,
-                dir,
-            });
+            return Some((slot, live));
         }
-        self.release(iface);
-        self.refused.fetch_add(1, Relaxed);
-        Err(Refused::Full)
+        None
     }
 
     /// Takes room for one session on `iface` under both limits, evicting a half-open
@@ -696,36 +739,92 @@ impl Sessions {
 
     /// Every live session (at most `max`).
     pub fn list(&self, max: usize) -> Vec<SessionInfo> {
+        self.live()
+            .take(max)
+            .map(|x| SessionInfo {
+                flow: x.flow,
+                state: state_name(x.flow.proto, x.state),
+                age: x.age,
+                idle: x.idle,
+                dir: x.dir,
+            })
+            .collect()
+    }
+
+    /// Every live session as saved across a restart (call it with the workers stopped
+    /// for a consistent picture; a session changing meanwhile is read as it was or
+    /// skipped).
+    pub fn saved(&self) -> Vec<SavedSession> {
+        self.live().collect()
+    }
+
+    /// The live sessions, slot by slot, each read whole (a slot freed or claimed while it
+    /// is read is skipped).
+    fn live(&self) -> impl Iterator<Item = SavedSession> + '_ {
         let now = self.now.load(Relaxed);
-        let mut out = Vec::new();
-        for (b, bucket) in self.buckets.iter().enumerate() {
-            for (way, c) in bucket.ctl.iter().enumerate() {
-                if out.len() >= max {
-                    return out;
-                }
-                let c0 = c.load(Acquire);
-                if state_of(c0) != LIVE {
-                    continue;
-                }
-                let s = &self.slots[b * WAYS + way];
-                let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
-                let (state, born, seen, dir) = (
-                    s.state.load(Relaxed),
-                    s.born.load(Relaxed),
-                    s.seen.load(Relaxed),
-                    s.dir.load(Relaxed),
-                );
-                if c.load(Acquire) != c0 {
-                    continue;
-                }
-                let flow = Flow::from_words(&w);
-                out.push(SessionInfo {
-                    flow,
-                    state: state_name(flow.proto, state),
-                    age: now.saturating_sub(born),
-                    idle: now.saturating_sub(seen),
-                    dir: if dir == 0 { Dir::In } else { Dir::Out },
-                });
+        let ctl = self.buckets.iter().flat_map(|b| b.ctl.iter());
+        ctl.zip(self.slots.iter()).filter_map(move |(c, s)| {
+            let c0 = c.load(Acquire);
+            if state_of(c0) != LIVE {
+                return None;
+            }
+            let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
+            let (state, born, seen, dir) = (
+                s.state.load(Relaxed),
+                s.born.load(Relaxed),
+                s.seen.load(Relaxed),
+                s.dir.load(Relaxed),
+            );
+            if c.load(Acquire) != c0 {
+                return None;
+            }
+            Some(SavedSession {
+                flow: Flow::from_words(&w),
+                dir: if dir == 0 { Dir::In } else { Dir::Out },
+                state,
+                age: now.saturating_sub(born),
+                idle: now.saturating_sub(seen),
+            })
+        })
+    }
+
+    /// Puts back a session saved before a restart (its flow's interface being this
+    /// switch's index of the interface it was on), as created by ACL id 0: the packet path
+    /// checks it against the ACL bound where it is on its next packet (no ACL has id 0),
+    /// and keeps it only if that ACL permits its first packet. False when it is not put
+    /// back: idle past its timeout, a limit reached (nothing is evicted for it), its bucket
+    /// full, or the flow already has a session. Counted neither as created nor refused.
+    pub fn restore(&self, saved: &SavedSession) -> bool {
+        let f = &saved.flow;
+        let state = saved.state & ((st::REPLIED << 1) - 1);
+        if saved.idle > self.timeout(f.proto, state) || self.lookup(f).is_some() {
+            return false;
+        }
+        let iface = usize::from(f.iface) % MAX_IFACES;
+        let n = self.count.fetch_add(1, Relaxed);
+        let ni = self.per_iface[iface].fetch_add(1, Relaxed);
+        if n >= u64::from(self.limit.load(Relaxed)) || ni >= self.iface_limit.load(Relaxed) {
+            self.release(iface);
+            return false;
+        }
+        let now = self.now.load(Relaxed);
+        let seen = now.saturating_sub(saved.idle).max(1);
+        let born = now.saturating_sub(saved.age.max(saved.idle)).max(1);
+        let fields = [seen, born, state, 0, saved.dir as u32];
+        if self.insert(f, fields).is_none() {
+            self.release(iface);
+            return false;
+        }
+        true
+    }
+
+    /// Live sessions by state name, every name of [`STATE_NAMES`] listed.
+    pub fn count_states(&self) -> [(&'static str, u64); STATE_NAMES.len()] {
+        let mut out = STATE_NAMES.map(|n| (n, 0u64));
+        for x in self.live() {
+            let name = state_name(x.flow.proto, x.state);
+            if let Some(e) = out.iter_mut().find(|(n, _)| *n == name) {
+                e.1 += 1;
             }
         }
         out
@@ -874,6 +973,21 @@ mod tests {
     }
 
     #[test]
+    fn creating_a_flow_with_a_session_finds_it() {
+        let t = Sessions::new(1024, 1, config(100));
+        let f = flow(1, 17);
+        let first = t.create(0, &f, Dir::In, 1, 0).unwrap();
+        for _ in 0..3 {
+            assert_eq!(t.create(0, &f, Dir::In, 1, 0), Ok(first));
+        }
+        let back = t.create(0, &f.reversed(), Dir::In, 1, 0).unwrap();
+        assert_eq!((back.slot, back.reply), (first.slot, true));
+        let s = t.stats();
+        assert_eq!((s.live, s.created), (1, 1));
+        assert_eq!(t.list(10)[0].state, "active");
+    }
+
+    #[test]
     fn a_flow_picked_up_mid_way_is_established() {
         let t = Sessions::new(64, 1, config(10));
         t.create(0, &flow(1, 6), Dir::In, 1, tcp::ACK).unwrap();
@@ -942,6 +1056,55 @@ mod tests {
             Err(Refused::Full)
         );
         assert_eq!(t.stats().live, WAYS as u64);
+    }
+
+    #[test]
+    fn saved_sessions_come_back_with_acl_zero_and_their_times() {
+        let a = Sessions::new(1024, 1, config(100));
+        a.set_clock(1000);
+        let tcp_flow = flow(1, 6);
+        a.create(0, &tcp_flow, Dir::Out, 7, tcp::SYN).unwrap();
+        let r = a.lookup(&tcp_flow.reversed()).unwrap();
+        a.touch(&r, tcp::SYN | tcp::ACK);
+        a.create(0, &flow(2, 17), Dir::In, 7, 0).unwrap();
+        a.set_clock(1004);
+        let saved = a.saved();
+        assert_eq!(saved.len(), 2);
+        assert!(saved.iter().all(|s| s.age == 4 && s.idle == 4));
+
+        let b = Sessions::new(1024, 1, config(100));
+        b.set_clock(5000);
+        for s in &saved {
+            assert!(b.restore(s));
+        }
+        // A flow with a session already is not restored twice.
+        assert!(!b.restore(&saved[0]));
+        let found = b.lookup(&tcp_flow).unwrap();
+        assert_eq!((found.acl, found.dir, found.reply), (0, Dir::Out, false));
+        let mut listed = b.list(10);
+        listed.sort_by_key(|i| i.flow.proto);
+        assert_eq!(listed[0].state, "established");
+        assert_eq!((listed[0].age, listed[0].idle), (4, 4));
+        assert_eq!(listed[1].state, "new");
+        let s = b.stats();
+        assert_eq!((s.live, s.created), (2, 0));
+        let states = b.count_states();
+        assert!(states.contains(&("established", 1)) && states.contains(&("new", 1)));
+        assert_eq!(states.iter().map(|x| x.1).sum::<u64>(), 2);
+        // Idle past its timeout (udp: 20 s here): not restored.
+        let c = Sessions::new(1024, 1, config(100));
+        c.set_clock(5000);
+        let stale = SavedSession {
+            idle: 21,
+            ..saved.iter().find(|s| s.flow.proto == 17).copied().unwrap()
+        };
+        assert!(!c.restore(&stale));
+        // At the limit: not restored, nothing evicted.
+        let d = Sessions::new(1024, 1, config(1));
+        d.set_clock(5000);
+        assert!(d.restore(&saved[0]));
+        assert!(!d.restore(&saved[1]));
+        assert_eq!(d.stats().live, 1);
     }
 
     /// Two workers create sessions while a third thread expires and re-creates them:

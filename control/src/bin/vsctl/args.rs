@@ -79,6 +79,19 @@ pub enum Command {
     /// interfaces in or out. They see IP packets only (not ARP, IPv6 ND/RA).
     #[command(subcommand)]
     Acl(AclCommand),
+    /// The session table of stateful ACLs (permit-reflect): its settings and counters.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Sessions of stateful ACLs: `sessions [IFACE] [--max N]` lists them (of every
+    /// interface or of one; at most N, default 10000); `sessions flush [IFACE]` removes them.
+    Sessions {
+        #[arg(value_name = "flush|IFACE", num_args = 0..=2)]
+        words: Vec<String>,
+        /// List at most this many sessions (a note on stderr says when there are more).
+        #[arg(long, value_name = "N", default_value_t = 10_000,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max: u32,
+    },
     /// Proxy-ARP on an L3 interface: `proxy-arp IFACE on|off`.
     ProxyArp {
         #[arg(value_name = "IFACE")]
@@ -466,6 +479,18 @@ pub enum AclCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Set the session table's settings: `session set [limit=N] [iface-limit=N]
+    /// [timeout-tcp=S] [timeout-tcp-transitory=S] [timeout-udp=S] [timeout-icmp=S]`.
+    Set {
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
+    /// Show the settings and the counters (live, created, evicted, refused, expired).
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TunnelFdbCommand {
     /// Add an entry, or replace its remote: `tunnel fdb add TUNNEL MAC remote=IP`.
     Add {
@@ -661,6 +686,25 @@ mod tests {
         assert!(Cli::try_parse_from(["vsctl", "acl", "bind", "a", "web"]).is_err());
         assert!(Cli::try_parse_from(["vsctl", "acl", "unbind", "a", "in"]).is_ok());
         assert!(Cli::try_parse_from(["vsctl", "--json", "acl", "show", "web"]).is_ok());
+    }
+
+    #[test]
+    fn session_forms() {
+        let cli = Cli::try_parse_from(["vsctl", "session", "set", "limit=5"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Session(SessionCommand::Set { .. })
+        ));
+        assert!(Cli::try_parse_from(["vsctl", "--json", "session", "show"]).is_ok());
+        let cli = Cli::try_parse_from(["vsctl", "sessions"]).expect("valid");
+        assert!(
+            matches!(cli.command, Command::Sessions { ref words, max: 10_000 } if words.is_empty())
+        );
+        let cli = Cli::try_parse_from(["vsctl", "sessions", "flush", "a"]).expect("valid");
+        assert!(matches!(cli.command, Command::Sessions { ref words, .. } if words.len() == 2));
+        assert!(Cli::try_parse_from(["vsctl", "sessions", "a", "--max", "5"]).is_ok());
+        assert!(Cli::try_parse_from(["vsctl", "sessions", "--max", "0"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "sessions", "flush", "a", "b"]).is_err());
     }
 
     #[test]

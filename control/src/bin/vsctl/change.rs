@@ -11,7 +11,7 @@ use crate::acl::{AclJson, BindingJson};
 use crate::addr::AddressJson;
 use crate::args::{
     AclCommand, AddrCommand, BridgeCommand, Command, FdbCommand, IfaceCommand, NeighCommand,
-    RouteCommand, TunnelCommand, TunnelFdbCommand, VrfCommand, XconnectCommand,
+    RouteCommand, SessionCommand, TunnelCommand, TunnelFdbCommand, VrfCommand, XconnectCommand,
 };
 use crate::bridge::BridgeJson;
 use crate::fdb::{FdbEntryJson, FlushJson};
@@ -83,6 +83,17 @@ pub async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         C::DeleteAcl(r) => reply(client.delete_acl(r).await).map(|_| ctx.deleted()),
         C::BindAcl(r) => ctx.changed(&BindingJson::from(&reply(client.bind_acl(r).await)?)),
         C::UnbindAcl(r) => reply(client.unbind_acl(r).await).map(|_| ctx.deleted()),
+        C::SetSessionConfig(r) => {
+            let c = reply(client.set_session_config(r).await)?;
+            if ctx.json {
+                crate::session::show(&c, ctx)
+            } else {
+                Ok(String::new())
+            }
+        }
+        C::FlushSessions(r) => {
+            crate::session::flushed(reply(client.flush_sessions(r).await)?.removed, ctx)
+        }
     }
 }
 
@@ -226,6 +237,12 @@ pub fn of(command: Command) -> anyhow::Result<C> {
         Command::Acl(AclCommand::Unbind { iface, direction }) => {
             C::UnbindAcl(pb::UnbindAclRequest { iface, direction })
         }
+        Command::Session(SessionCommand::Set { args }) => {
+            C::SetSessionConfig(crate::session::set_request(&args)?)
+        }
+        Command::Sessions { words, .. } if words.first().is_some_and(|w| w == "flush") => {
+            C::FlushSessions(crate::session::flush_request(&words)?)
+        }
         Command::ProxyArp { iface, state } => C::SetProxyArp(pb::SetProxyArpRequest {
             iface,
             on: crate::proxy_arp::on_off(&state)?,
@@ -276,6 +293,9 @@ mod tests {
             "vsctl fdb add br0 02:00:00:00:00:01 t remote=10.0.0.1 colour=red",
             "vsctl acl add web permit colour=red",
             "vsctl acl set web dport=80",
+            "vsctl session set",
+            "vsctl session set limit=x",
+            "vsctl session set colour=red",
         ] {
             let cli = crate::args::Cli::try_parse_from(line.split(' ')).unwrap();
             let e = format!("{:#}", rt.block_on(run(cli.command, &ctx)).unwrap_err());

@@ -25,13 +25,15 @@ pub fn parse_key_values(words: &[String]) -> anyhow::Result<HashMap<String, Stri
     Ok(map)
 }
 
+/// Command-line words from string literals (for tests).
+#[cfg(test)]
+pub(crate) fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
 
     #[test]
     fn parses_pairs() {

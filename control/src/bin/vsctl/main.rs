@@ -22,6 +22,7 @@ mod proxy_arp;
 mod route;
 mod rpc;
 mod runtime;
+mod session;
 mod stats;
 mod transaction;
 mod tunnel;
@@ -92,6 +93,8 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         Command::Neigh(verb) => neigh::run(verb, ctx).await,
         Command::Tunnel(verb) => tunnel::run(verb, ctx).await,
         Command::Acl(verb) => acl::run(verb, ctx).await,
+        Command::Session(verb) => session::run(verb, ctx).await,
+        Command::Sessions { words, max } => session::sessions(words, max, ctx).await,
         c @ Command::ProxyArp { .. } => crate::change::run(c, ctx).await,
         Command::Stats { iface } => stats::run(iface, ctx).await,
         Command::Workers => workers::run(ctx).await,

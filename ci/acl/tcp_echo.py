@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""A long-lived TCP connection that keeps exchanging messages.
+
+    tcp_echo.py serve PORT              echo every connection's bytes (threads)
+    tcp_echo.py talk HOST PORT SECONDS  one connection; a message and its echo every 0.1 s
+                                        for SECONDS; print JSON {sent, answered, late}
+    tcp_echo.py once HOST PORT          connect, one echo, close cleanly (FIN both ways)
+"""
+import json
+import socket
+import sys
+import threading
+import time
+
+
+def serve(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(64)
+
+    def one(c):
+        with c:
+            while True:
+                b = c.recv(4096)
+                if not b:
+                    return
+                c.sendall(b)
+
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=one, args=(c,), daemon=True).start()
+
+
+def talk(host, port, seconds):
+    c = socket.create_connection((host, port), timeout=5)
+    c.settimeout(2)
+    sent = answered = late = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        msg = b"%08d\n" % sent
+        c.sendall(msg)
+        sent += 1
+        t = time.monotonic()
+        got = b""
+        try:
+            while len(got) < len(msg):
+                b = c.recv(64)
+                if not b:
+                    break
+                got += b
+        except socket.timeout:
+            pass
+        if got == msg:
+            answered += 1
+            late += time.monotonic() - t > 1.0
+        time.sleep(0.1)
+    c.close()
+    print(json.dumps({"sent": sent, "answered": answered, "late": late}))
+
+
+def once(host, port):
+    c = socket.create_connection((host, port), timeout=5)
+    c.sendall(b"x")
+    assert c.recv(1) == b"x"
+    c.shutdown(socket.SHUT_WR)
+    c.recv(1)
+    c.close()
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "serve":
+        serve(int(sys.argv[2]))
+    elif mode == "talk":
+        talk(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+    else:
+        once(sys.argv[2], int(sys.argv[3]))
