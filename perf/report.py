@@ -431,6 +431,18 @@ def acl_check(d, mode, flows=0, load_s=None):
     limit_w = limit_total - drop(d0, "session_limit")
     rules = len(a1["rules"])
     out = {"acl_rules": rules, "acl_deny_total": deny_total, "acl_rx_window": rx}
+    # `session show` (limit, live, created, evicted, refused) at both ends and `sessions` at the
+    # end, where the build has them.
+    sess0 = _load(d, "sess0.json") if os.path.exists(os.path.join(d, "sess0.json")) else None
+    sess1 = _load(d, "sess1.json") if os.path.exists(os.path.join(d, "sess1.json")) else None
+    listed = (len(_load(d, "sessions.json"))
+              if os.path.exists(os.path.join(d, "sessions.json")) else None)
+    sw = None
+    if sess0 and sess1:
+        sw = {k: sess1[k] - sess0[k] for k in ("created", "evicted", "refused", "expired")}
+        out.update({"sessions_live": sess1["live"], "sessions_listed": listed,
+                    "sessions_limit": sess1["limit"],
+                    "sessions_window": sw})
     if load_s:
         out["acl_load_s"] = load_s
     bad = []
@@ -459,7 +471,9 @@ def acl_check(d, mode, flows=0, load_s=None):
     else:
         r0, r1 = a0["rules"][0], a1["rules"][0]
         searched_total, searched_w = r1["hits"], r1["hits"] - r0["hits"]
-        created_w = searched_w - limit_w
+        # Sessions created in the window: the table's own counter where the build has it,
+        # else the permit-reflect rule's hits less the SYNs refused a session.
+        created_w = sw["created"] if sw else searched_w - limit_w
         out.update({"reflect_hits_total": searched_total, "reflect_hits_window": searched_w,
                     "session_limit_total": limit_total,
                     "sessions_created_window": created_w,
@@ -473,18 +487,31 @@ def acl_check(d, mode, flows=0, load_s=None):
                            "not the %d flows once each" % (searched_total, searched_w, flows))
             if limit_total:
                 bad.append("%d session_limit drops" % limit_total)
+            if sess1 is not None and (sess1["live"] != flows or listed != flows):
+                bad.append("session show: %d live, sessions lists %s, not the %d flows"
+                           % (sess1["live"], listed, flows))
             note = ("sessions: the permit-reflect rule searched %d packets since start (the pcap "
                     "has %d flows: one session each) and %d in the window, where src received %d "
                     "(every other packet a session hit); acl_deny %d, session_limit %d" % (
                         searched_total, flows, searched_w, rx, deny_total, limit_total))
+            if sess1 is not None:
+                note += ("; session show: %d live (sessions lists %s), created +%d in the window"
+                         % (sess1["live"], listed, sw["created"]))
         else:
             if limit_w:
                 bad.append("%d session_limit drops in the window" % limit_w)
-            note = ("sessions created: %s M/s (%d in the window of %s s: the permit-reflect "
-                    "rule's hits %d less session_limit drops %d), %s%% of the %d SYNs src "
-                    "received; the other SYNs found a session of their 5-tuple still there" % (
-                        fmt(created_w / window / 1e6, 3), created_w, fmt(window, 2), searched_w,
-                        limit_w, fmt(100.0 * created_w / rx if rx else None, 1), rx))
+            if sw:
+                how = ("`session show`: created +%d, evicted +%d, refused +%d, %d live of the "
+                       "limit %d; the permit-reflect rule's hits +%d, session_limit drops +%d"
+                       % (sw["created"], sw["evicted"], sw["refused"], sess1["live"],
+                          sess1["limit"], searched_w, limit_w))
+            else:
+                how = ("the permit-reflect rule's hits %d less session_limit drops %d"
+                       % (searched_w, limit_w))
+            note = ("sessions created: %s M/s (%d in the window of %s s: %s), %s%% of the %d "
+                    "SYNs src received" % (
+                        fmt(created_w / window / 1e6, 3), created_w, fmt(window, 2), how,
+                        fmt(100.0 * created_w / rx if rx else None, 1), rx))
     if bad:
         note = "CHECK FAILED (%s); %s" % ("; ".join(bad), note)
     out["note"] = note

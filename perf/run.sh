@@ -96,14 +96,8 @@ declare -A PROFILE_GEN=(
     [ipv4-acl-1k]="--profile routes --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
     # 10,000 UDP flows (13 packets each in the file), over ipv4-1k's table.
     [acl-stateful-10k]="--profile routes --size 64 --routes 1000 --flows 10000 --count 130000 --seed 1 --router-mac $PCAP_MAC"
-    # 2^20 TCP SYNs, each its own 5-tuple, over ipv4-1k's table: more than the session
-    # table's limit (262,144), so each SYN finds its earlier session evicted.
-    [acl-conn-rate]="--profile routes-syn --size 64 --routes 1000 --flows 1048576 --count 1048576 --seed 1 --router-mac $PCAP_MAC"
-)
-# A profile whose OVS measurement replays another pcap (generator arguments), with the reason
-# in its description: OVS's one mbuf pool (262,144 mbufs) cannot hold a 2^20-packet pcap
-# (net_pcap's infinite_rx keeps the whole file in mbufs and refuses a pool too small).
-declare -A PROFILE_GEN_OVS=(
+    # 131,072 TCP SYNs, each its own 5-tuple, over ipv4-1k's table: 4x the session limit the
+    # set-up gives (SESSION_LIMIT), so each SYN finds its earlier session evicted.
     [acl-conn-rate]="--profile routes-syn --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
 )
 # Profiles whose pcap comes with a table to install (vswitch-pktgen --table-out): $TABLE.
@@ -125,21 +119,21 @@ declare -A PROFILE_DESC=(
     [ipv4-acl-100]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 100 rules: 99 ClassBench-like rules of varied shapes (acl-gen --rules 100: prefixes, protocols, ports and port ranges, ICMP types), all permit, then a catch-all permit, so every packet is permitted after a full search (rte_acl above 16 rules); OVS: the rules as OpenFlow flows in table 0 (ranges as value/mask pairs), actions=resubmit(,1), the routes in table 1"
     [ipv4-acl-1k]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 1,000 rules: 999 ClassBench-like rules (acl-gen --rules 1000), all permit, then a catch-all permit (rte_acl); OVS: the rules as OpenFlow flows in table 0 (ranges as value/mask pairs), actions=resubmit(,1), the routes in table 1"
     [acl-stateful-10k]="Stateful ACL: ipv4-1k's router and table, 10,000 distinct UDP flows (130,000-packet pcap) through an in ACL on src 'permit-reflect proto=udp': each flow's first packet creates a session, every later packet is a session hit (no rule search). OVS: table 0 ip,ct_state=-trk actions=ct(table=1); table 1 udp,ct_state=+trk+new actions=ct(commit),resubmit(,2) and udp,ct_state=+trk+est actions=resubmit(,2); table 2 the routes"
-    [acl-conn-rate]="New connections: ipv4-1k's router and table, TCP SYNs of 1,048,576 distinct 5-tuples replayed in a loop through an in ACL on src 'permit-reflect proto=tcp'; the session table's limit (262,144, the default) is below the SYNs in the file, so a SYN creates a session by evicting the oldest half-open one. vswitch's Mpps counts SYNs forwarded; the sessions created per second are in the notes (the permit-reflect rule's hits over the window). OVS: another pcap, the first 131,072 such SYNs (its 262,144-mbuf pool cannot hold the 2^20-packet file), the conntrack flows of acl-stateful-10k for tcp, dpctl/ct-set-maxconns 32768 (a quarter of its SYNs, as vswitch's limit is of its): OVS's conntrack does not evict, so once full a quarter of the SYNs find the connection their first pass created and three quarters are conntrack misses whose commit is refused (conntrack_full): no connection is created in the window, and its Mpps bounds its connection rate from above"
+    [acl-conn-rate]="New connections: ipv4-1k's router and table, TCP SYNs of 131,072 distinct 5-tuples replayed in a loop through an in ACL on src 'permit-reflect proto=tcp' with 'session set limit=32768' (a quarter of the SYNs in the file), so a SYN creates a session by evicting the oldest half-open one. vswitch's Mpps counts SYNs forwarded; the sessions created per second are in the notes ('session show' created over the window). OVS: the conntrack flows of acl-stateful-10k for tcp, dpctl/ct-set-maxconns 32768: OVS's conntrack does not evict, so once full a quarter of the SYNs find the connection their first pass created and three quarters are conntrack misses whose commit is refused (conntrack_full): no connection is created in the window, and its Mpps bounds its connection rate from above"
     [ipv6-10k]="IPv6 router src -> sink: 10,000 routes of mixed lengths (mostly /32-/48, some /64, /128) via one static neighbour on sink; 66 B frames (the smallest IPv6/UDP) to 131,072 random destinations covered by the routes; hop limit decremented, MACs rewritten"
 )
 # Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
 # infinite_rx holds the whole pcap in mbufs. Unlisted profiles: DPDK/vswitchd defaults, 1024 MB.
 declare -A PROFILE_MBUFS=([l2-100k]=262143 [ipv4-1k]=262143 [ipv4-1M]=262143 [ipv6-10k]=262143
     [ipv4-acl-1]=262143 [ipv4-acl-100]=262143 [ipv4-acl-1k]=262143 [acl-stateful-10k]=262143
-    [acl-conn-rate]=1179647)
+    [acl-conn-rate]=262143)
 declare -A PROFILE_MEM=([l2-100k]=2048 [ipv4-1k]=2048 [ipv4-1M]=2048 [ipv6-10k]=2048
     [ipv4-acl-1]=2048 [ipv4-acl-100]=2048 [ipv4-acl-1k]=2048 [acl-stateful-10k]=2048
-    [acl-conn-rate]=4096)
+    [acl-conn-rate]=2048)
 # OVS only, where it needs more: in v2v-vhost it creates a second 262144-mbuf mempool when a
 # vhost device attaches (its NUMA socket is known only then), which fails in 1024 MB and leaves
 # port a unconfigured. (Giving all three 2048 MB instead makes testpmd take ~7-15 s to exit.)
-declare -A PROFILE_MEM_OVS=([v2v-vhost]=2048 [acl-conn-rate]=2048)
+declare -A PROFILE_MEM_OVS=([v2v-vhost]=2048)
 # At most this many runs per system when OVS is measured (the OVS setup of l2-100k takes ~2
 # min per run); --no-ovs makes every run asked for.
 declare -A PROFILE_MAX_RUNS=([l2-100k]=2 [ipv4-1M]=3)
@@ -301,9 +295,9 @@ setup_ovs_ipv6-10k() { setup_ovs_routed 6 "$@"; }
 # the routes. The ACL is named bench.
 ACL_NAME=bench
 ACL_SEED=1
-# OVS's conntrack limit in acl-conn-rate: a quarter of the 131,072 SYNs of its pcap, as
-# vswitch's session limit (262,144) is of its 2^20.
-OVS_CT_MAXCONNS=32768
+# acl-conn-rate: vswitch's session limit (`session set limit=`) and OVS's conntrack limit
+# (dpctl/ct-set-maxconns): a quarter of the pcap's 131,072 SYNs.
+SESSION_LIMIT=32768
 declare -A ACL_RULES=([ipv4-acl-1]=1 [ipv4-acl-100]=100 [ipv4-acl-1k]=1000)
 # What the stateful profiles' ACL permits (and reflects), and what their check looks at
 # (report.py aclcheck --mode; the stateless ones: stateless).
@@ -327,6 +321,9 @@ setup_vswitch_acl() {
             --vsctl-out "$SETUP_DIR/acl-rules.txt" 2>"$SETUP_DIR/acl-gen.log" || return 1
     else
         echo "permit-reflect proto=${ACL_REFLECT[$profile]}" >"$SETUP_DIR/acl-rules.txt"
+    fi
+    if [ "${ACL_CHECK[$profile]:-}" = connrate ]; then
+        "$@" session set "limit=$SESSION_LIMIT" || return 1
     fi
     acl_transaction "$SETUP_DIR/acl-rules.txt" >"$SETUP_DIR/acl.txt"
     t0=$(now)
@@ -372,7 +369,7 @@ setup_ovs_acl_stateful() {
 setup_ovs_acl-stateful-10k() { setup_ovs_acl_stateful udp "$@"; }
 setup_ovs_acl-conn-rate() {
     setup_ovs_acl_stateful tcp "$@" &&
-        "${OVS_APPCTL[@]}" dpctl/ct-set-maxconns "$OVS_CT_MAXCONNS"
+        "${OVS_APPCTL[@]}" dpctl/ct-set-maxconns "$SESSION_LIMIT"
 }
 
 # Around the measurement window (IDX 0 at its start, 1 at its end): snap_<system>_<profile>
@@ -385,7 +382,10 @@ snap_vswitch_acl() {
     local i=$1 d=$2
     shift 2
     "$@" --json stats src >"$d/src${i}a.json" && "$@" --json acl show "$ACL_NAME" >"$d/acl$i.json" &&
-        "$@" --json stats src >"$d/src${i}b.json" && "$@" --json drops >"$d/drops$i.json"
+        "$@" --json stats src >"$d/src${i}b.json" && "$@" --json drops >"$d/drops$i.json" &&
+        "$@" --json session show >"$d/sess$i.json" || return 1
+    # The sessions themselves, once, at the end (10,000 or the limit's 32,768 entries).
+    [ "$i" = 0 ] || "$@" --json sessions >"$d/sessions.json"
 }
 check_vswitch_acl() {
     local d=$1 profile=$2 flows load=()
@@ -1430,14 +1430,7 @@ for profile in "${PROFILES[@]}"; do
             "${table[@]}" 2>"$WORK/$profile.gen.log"
         packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
     fi
-    # OVS's own pcap, where the profile gives it one (PROFILE_GEN_OVS).
-    ovs_pcap=$pcap
-    if [ -n "${PROFILE_GEN_OVS[$profile]:-}" ]; then
-        ovs_pcap="$WORK/$profile.ovs.pcap"
-        # shellcheck disable=SC2086 # the generator arguments are words
-        "$REL/vswitch-pktgen" ${PROFILE_GEN_OVS[$profile]} --out "$ovs_pcap" \
-            2>"$WORK/$profile.ovs.gen.log"
-    fi
+
     printf '%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \
         "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]:-}" "$packets" >>"$WORK/profiles.tsv"
     runs=$RUNS
@@ -1450,11 +1443,7 @@ for profile in "${PROFILES[@]}"; do
             system=${SYSTEMS[$(((run - 1 + k) % ${#SYSTEMS[@]}))]}
             log "$profile run $run/$runs: $system"
             BUSY_BEFORE=$(others)
-            if [ "$system" = ovs ]; then
-                measure_ovs "$profile" "$run" "$ovs_pcap"
-            else
-                "measure_$system" "$profile" "$run" "$pcap"
-            fi
+            "measure_$system" "$profile" "$run" "$pcap"
         done
     done
 done
