@@ -61,12 +61,13 @@ EOF
 # table and its setup_* functions.
 
 PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k vxlan-encap vxlan-decap v2v-vhost
-    v2v-memif)
+    v2v-memif ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate)
 # Profiles --quick runs (l2-100k and ipv4-1M take minutes to set up; ipv6-10k waits for the
 # dataplane's IPv6 forwarding).
 QUICK_PROFILES=(xconnect l2-1k ipv4-1k v2v-vhost v2v-memif)
 declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [ipv4-1k]=A [ipv4-1M]=A [ipv6-10k]=A
     [vxlan-encap]=A [vxlan-decap]=A
+    [ipv4-acl-1]=A [ipv4-acl-100]=A [ipv4-acl-1k]=A [acl-stateful-10k]=A [acl-conn-rate]=A
     [v2v-vhost]=B [v2v-memif]=B)
 # The MAC of the first net_pcap port a DPDK process opens: the pcap PMD names its ports
 # 02:70:63:61:70:NN ("pcap" and a per-process counter) and cannot change it (set MAC:
@@ -89,9 +90,19 @@ declare -A PROFILE_GEN=(
     [vxlan-encap]="--profile l2 --size 64 --flows 1024 --macs 1024 --count 4096 --seed 1"
     # l2-1k's frames (64 B) inside VXLAN: 114 B outer frames, to src's MAC.
     [vxlan-decap]="--profile vxlan --size 114 --flows 1024 --macs 1024 --count 4096 --seed 1 --vni $VXLAN_VNI --router-mac $PCAP_MAC"
+    # ACL profiles (issue 14): ipv4-1k's traffic and table, plus an ACL on src.
+    [ipv4-acl-1]="--profile routes --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
+    [ipv4-acl-100]="--profile routes --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
+    [ipv4-acl-1k]="--profile routes --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
+    # 10,000 UDP flows (13 packets each in the file), over ipv4-1k's table.
+    [acl-stateful-10k]="--profile routes --size 64 --routes 1000 --flows 10000 --count 130000 --seed 1 --router-mac $PCAP_MAC"
+    # 131,072 TCP SYNs, each its own 5-tuple, over ipv4-1k's table: 4x the session limit the
+    # set-up gives (SESSION_LIMIT), so each SYN finds its earlier session evicted.
+    [acl-conn-rate]="--profile routes-syn --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
 )
 # Profiles whose pcap comes with a table to install (vswitch-pktgen --table-out): $TABLE.
-declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1)
+declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1 [ipv4-acl-100]=1
+    [ipv4-acl-1k]=1 [acl-stateful-10k]=1 [acl-conn-rate]=1)
 # Topology B: the type of the switch's two ports a and b (the peer's two "VMs").
 declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-memif]=memif)
 declare -A PROFILE_DESC=(
@@ -104,12 +115,21 @@ declare -A PROFILE_DESC=(
     [ipv4-1M]="IPv4 router src -> sink: 1,000,000 routes (62% /24, /8-/23, 3.5% /25-/32: second-level groups used) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes; TTL decremented, MACs rewritten"
     [vxlan-encap]="VXLAN encapsulation: bridge br0 (src, vx0; learning on), vx0 a VXLAN tunnel (VNI $VXLAN_VNI, local 10.0.1.1, remote 10.0.1.2) routed out of sink (L3, 10.0.1.1/24, static neighbour 10.0.1.2); l2-1k's traffic: 1024 source MACs (learned on src) x 1024 destination MACs (static on vx0, remote 10.0.1.2), 64 B frames leave sink as 114 B VXLAN/UDP/IPv4 frames. OVS: br0 (src, vxlan port vx0) with actions=NORMAL and every destination fdb/add on vx0, underlay bridge br-phy (sink; its internal port holds 10.0.1.1 in a network namespace of its own), tnl/arp/set for 10.0.1.2: datapath tnl_push"
     [vxlan-decap]="VXLAN decapsulation: src an L3 interface holding the VTEP address 192.0.2.1/24, vx0 a VXLAN tunnel (VNI $VXLAN_VNI, local 192.0.2.1, remote 192.0.2.2), bridge br0 (vx0, sink; learning on); 114 B VXLAN frames from 192.0.2.2 carrying l2-1k's 64 B frames: 1024 inner source MACs (learned on vx0) x 1024 inner destination MACs (static on sink), which leave sink decapsulated. OVS: underlay bridge br-phy (src, hwaddr src's MAC; its internal port holds 192.0.2.1 in a network namespace of its own), br0 (vxlan port vx0, sink) with actions=NORMAL and every inner destination fdb/add on sink: datapath tnl_pop, then a second pass (recirculation) for the inner frame"
+    [ipv4-acl-1]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 1 rule, a catch-all permit (the classifier's decision tree)"
+    [ipv4-acl-100]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 100 rules: 99 ClassBench-like rules of varied shapes (acl-gen --rules 100: prefixes, protocols, ports and port ranges, ICMP types), all permit, then a catch-all permit, so every packet is permitted after a full search (rte_acl above 16 rules); OVS: the rules as OpenFlow flows in table 0 (ranges as value/mask pairs), actions=resubmit(,1), the routes in table 1"
+    [ipv4-acl-1k]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 1,000 rules: 999 ClassBench-like rules (acl-gen --rules 1000), all permit, then a catch-all permit (rte_acl); OVS: the rules as OpenFlow flows in table 0 (ranges as value/mask pairs), actions=resubmit(,1), the routes in table 1"
+    [acl-stateful-10k]="Stateful ACL: ipv4-1k's router and table, 10,000 distinct UDP flows (130,000-packet pcap) through an in ACL on src 'permit-reflect proto=udp': each flow's first packet creates a session, every later packet is a session hit (no rule search). OVS: table 0 ip,ct_state=-trk actions=ct(table=1); table 1 udp,ct_state=+trk+new actions=ct(commit),resubmit(,2) and udp,ct_state=+trk+est actions=resubmit(,2); table 2 the routes"
+    [acl-conn-rate]="New connections: ipv4-1k's router and table, TCP SYNs of 131,072 distinct 5-tuples replayed in a loop through an in ACL on src 'permit-reflect proto=tcp' with 'session set limit=32768' (a quarter of the SYNs in the file), so a SYN creates a session by evicting the oldest half-open one. vswitch's Mpps counts SYNs forwarded; the sessions created per second are in the notes ('session show' created over the window). OVS: the conntrack flows of acl-stateful-10k for tcp, dpctl/ct-set-maxconns 32768: OVS's conntrack does not evict, so once full a quarter of the SYNs find the connection their first pass created and three quarters are conntrack misses whose commit is refused (conntrack_full): no connection is created in the window, and its Mpps bounds its connection rate from above"
     [ipv6-10k]="IPv6 router src -> sink: 10,000 routes of mixed lengths (mostly /32-/48, some /64, /128) via one static neighbour on sink; 66 B frames (the smallest IPv6/UDP) to 131,072 random destinations covered by the routes; hop limit decremented, MACs rewritten"
 )
 # Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
 # infinite_rx holds the whole pcap in mbufs. Unlisted profiles: DPDK/vswitchd defaults, 1024 MB.
-declare -A PROFILE_MBUFS=([l2-100k]=262143 [ipv4-1k]=262143 [ipv4-1M]=262143 [ipv6-10k]=262143)
-declare -A PROFILE_MEM=([l2-100k]=2048 [ipv4-1k]=2048 [ipv4-1M]=2048 [ipv6-10k]=2048)
+declare -A PROFILE_MBUFS=([l2-100k]=262143 [ipv4-1k]=262143 [ipv4-1M]=262143 [ipv6-10k]=262143
+    [ipv4-acl-1]=262143 [ipv4-acl-100]=262143 [ipv4-acl-1k]=262143 [acl-stateful-10k]=262143
+    [acl-conn-rate]=262143)
+declare -A PROFILE_MEM=([l2-100k]=2048 [ipv4-1k]=2048 [ipv4-1M]=2048 [ipv6-10k]=2048
+    [ipv4-acl-1]=2048 [ipv4-acl-100]=2048 [ipv4-acl-1k]=2048 [acl-stateful-10k]=2048
+    [acl-conn-rate]=2048)
 # OVS only, where it needs more: in v2v-vhost it creates a second 262144-mbuf mempool when a
 # vhost device attaches (its NUMA socket is known only then), which fails in 1024 MB and leaves
 # port a unconfigured. (Giving all three 2048 MB instead makes testpmd take ~7-15 s to exit.)
@@ -121,7 +141,8 @@ declare -A PROFILE_MAX_RUNS=([l2-100k]=2 [ipv4-1M]=3)
 declare -A PROFILE_MISSING=()
 # OVS: profiles whose OpenFlow rules are loaded before the ports are added (no traffic yet:
 # a million rules load while the PMD and the handlers are idle, not against an upcall storm).
-declare -A PROFILE_OVS_RULES_FIRST=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1)
+declare -A PROFILE_OVS_RULES_FIRST=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1
+    [ipv4-acl-100]=1 [ipv4-acl-1k]=1 [acl-stateful-10k]=1 [acl-conn-rate]=1)
 # OVS: profiles whose ovs-vswitchd runs in a network namespace of its own, made for the
 # measurement and removed after it. OVS's userspace tunnelling takes the VTEP address (the
 # tunnel ports it listens on, the source of its tunnel routes) from the addresses of the
@@ -243,6 +264,9 @@ setup_vswitch_ipv6-10k() { setup_vswitch_routed 6 "$@"; }
 # longest match wins), loaded with one `ovs-ofctl --bundle add-flows` (timed), before the
 # ports exist (PROFILE_OVS_RULES_FIRST): the rules output to sink by its OpenFlow port number,
 # 2 (ports_ovs asks for it). dec_ttl also decrements an IPv6 hop limit.
+# OVS_ROUTE_TABLE: the OpenFlow table of the rules (default 0; the ACL profiles put an ACL or
+# conntrack in front of them).
+OVS_ROUTE_TABLE=0
 setup_ovs_routed() {
     local fam=$1 t0 t1 match=ip,nw_dst
     shift
@@ -254,7 +278,8 @@ setup_ovs_routed() {
             -- set Bridge br0 flow_tables:0=@ft || return 1
     fi
     awk -F/ -v m="$match" -v a="dec_ttl,mod_dl_src:$SINK_MAC,mod_dl_dst:$GW_MAC,output:2" \
-        '{ printf "priority=%s,%s=%s,actions=%s\n", $2, m, $0, a }' "$TABLE" >"$SETUP_DIR/flows.txt"
+        -v t="$OVS_ROUTE_TABLE" \
+        '{ printf "table=%s,priority=%s,%s=%s,actions=%s\n", t, $2, m, $0, a }' "$TABLE" >"$SETUP_DIR/flows.txt"
     local ofctl=("$@")
     ofctl=("${ofctl[@]/add-flow/add-flows}")
     t0=$(now)
@@ -265,6 +290,135 @@ setup_ovs_routed() {
 setup_ovs_ipv4-1k() { setup_ovs_routed 4 "$@"; }
 setup_ovs_ipv4-1M() { setup_ovs_routed 4 "$@"; }
 setup_ovs_ipv6-10k() { setup_ovs_routed 6 "$@"; }
+
+# ACL profiles (issue 14): ipv4-1k's router (setup_*_routed) with an ACL on src, in front of
+# the routes. The ACL is named bench.
+ACL_NAME=bench
+ACL_SEED=1
+# acl-conn-rate: vswitch's session limit (`session set limit=`) and OVS's conntrack limit
+# (dpctl/ct-set-maxconns): a quarter of the pcap's 131,072 SYNs.
+SESSION_LIMIT=32768
+declare -A ACL_RULES=([ipv4-acl-1]=1 [ipv4-acl-100]=100 [ipv4-acl-1k]=1000)
+# What the stateful profiles' ACL permits (and reflects), and what their check looks at
+# (report.py aclcheck --mode; the stateless ones: stateless).
+declare -A ACL_REFLECT=([acl-stateful-10k]=udp [acl-conn-rate]=tcp)
+declare -A ACL_CHECK=([acl-stateful-10k]=stateful [acl-conn-rate]=connrate)
+
+# acl_transaction FILE: the `vsctl transaction` lines that add ACL_NAME with FILE's rules (one
+# per line, each one quoted word) and bind it to src, in.
+acl_transaction() {
+    awk -v n="$ACL_NAME" 'BEGIN { printf "acl add %s", n } { printf " \"%s\"", $0 }
+        END { printf "\nacl bind src %s in\n", n }' "$1"
+}
+# setup_vswitch_acl PROFILE VSCTL...: the routes, then the ACL (one transaction, timed:
+# SETUP_DIR/acl_load_s).
+setup_vswitch_acl() {
+    local profile=$1 t0 t1
+    shift
+    setup_vswitch_routed 4 "$@" || return 1
+    if [ -n "${ACL_RULES[$profile]:-}" ]; then
+        "$REL/acl-gen" --rules "${ACL_RULES[$profile]}" --seed "$ACL_SEED" \
+            --vsctl-out "$SETUP_DIR/acl-rules.txt" 2>"$SETUP_DIR/acl-gen.log" || return 1
+    else
+        echo "permit-reflect proto=${ACL_REFLECT[$profile]}" >"$SETUP_DIR/acl-rules.txt"
+    fi
+    if [ "${ACL_CHECK[$profile]:-}" = connrate ]; then
+        "$@" session set "limit=$SESSION_LIMIT" || return 1
+    fi
+    acl_transaction "$SETUP_DIR/acl-rules.txt" >"$SETUP_DIR/acl.txt"
+    t0=$(now)
+    "$@" --timeout "$VSCTL_TABLE_TIMEOUT" transaction "$SETUP_DIR/acl.txt" || return 1
+    t1=$(now)
+    awk "BEGIN{printf \"%.3f\n\", $t1 - $t0}" >"$SETUP_DIR/acl_load_s"
+}
+setup_vswitch_ipv4-acl-1() { setup_vswitch_acl ipv4-acl-1 "$@"; }
+setup_vswitch_ipv4-acl-100() { setup_vswitch_acl ipv4-acl-100 "$@"; }
+setup_vswitch_ipv4-acl-1k() { setup_vswitch_acl ipv4-acl-1k "$@"; }
+setup_vswitch_acl-stateful-10k() { setup_vswitch_acl acl-stateful-10k "$@"; }
+setup_vswitch_acl-conn-rate() { setup_vswitch_acl acl-conn-rate "$@"; }
+
+# OVS, stateless: the routes in table 1, the ACL's flows (acl-gen --openflow-out: descending
+# priorities, actions=resubmit(,1)) in table 0, loaded with one --bundle add-flows. The flow
+# count is left in SETUP_DIR/acl_flows.
+setup_ovs_acl_stateless() {
+    local rules=$1
+    shift
+    OVS_ROUTE_TABLE=1 setup_ovs_routed 4 "$@" || return 1
+    "$REL/acl-gen" --rules "$rules" --seed "$ACL_SEED" --table 0 --actions "resubmit(,1)" \
+        --openflow-out "$SETUP_DIR/acl-flows.txt" 2>"$SETUP_DIR/acl-gen.log" || return 1
+    wc -l <"$SETUP_DIR/acl-flows.txt" >"$SETUP_DIR/acl_flows"
+    local ofctl=("$@")
+    ofctl=("${ofctl[@]/add-flow/add-flows}")
+    "${ofctl[0]}" --bundle "${ofctl[@]:1}" "$SETUP_DIR/acl-flows.txt"
+}
+setup_ovs_ipv4-acl-1() { setup_ovs_acl_stateless 1 "$@"; }
+setup_ovs_ipv4-acl-100() { setup_ovs_acl_stateless 100 "$@"; }
+setup_ovs_ipv4-acl-1k() { setup_ovs_acl_stateless 1000 "$@"; }
+
+# OVS, stateful (PROTO tcp or udp): conntrack in front of the routes (table 2). Untracked IP
+# goes through conntrack (ct(table=1)); a new connection of PROTO is committed and routed, an
+# established one routed; anything else is dropped (no rule), as the ACL's default deny.
+setup_ovs_acl_stateful() {
+    local proto=$1
+    shift
+    OVS_ROUTE_TABLE=2 setup_ovs_routed 4 "$@" || return 1
+    "$@" "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1)" &&
+        "$@" "table=1,priority=10,$proto,ct_state=+trk+new,actions=ct(commit),resubmit(,2)" &&
+        "$@" "table=1,priority=10,$proto,ct_state=+trk+est,actions=resubmit(,2)"
+}
+setup_ovs_acl-stateful-10k() { setup_ovs_acl_stateful udp "$@"; }
+setup_ovs_acl-conn-rate() {
+    setup_ovs_acl_stateful tcp "$@" &&
+        "${OVS_APPCTL[@]}" dpctl/ct-set-maxconns "$SESSION_LIMIT"
+}
+
+# Around the measurement window (IDX 0 at its start, 1 at its end): snap_<system>_<profile>
+# IDX DIR [VSCTL...] records what check_<system>_<profile> DIR turns into the sample's note
+# (and DIR/check.json's fields into the sample). vswitch: the ACL's per-rule hits, src's
+# counters, the drops; OVS: the conntrack's connection count and its conntrack_full counter.
+# src's counters are read just before and just after the ACL's (srcIa, srcIb): the packets
+# received when the hits were read lie between the two.
+snap_vswitch_acl() {
+    local i=$1 d=$2
+    shift 2
+    "$@" --json stats src >"$d/src${i}a.json" && "$@" --json acl show "$ACL_NAME" >"$d/acl$i.json" &&
+        "$@" --json stats src >"$d/src${i}b.json" && "$@" --json drops >"$d/drops$i.json" &&
+        "$@" --json session show >"$d/sess$i.json" || return 1
+    # The sessions themselves, once, at the end (10,000 or the limit's 32,768 entries).
+    [ "$i" = 0 ] || "$@" --json sessions >"$d/sessions.json"
+}
+check_vswitch_acl() {
+    local d=$1 profile=$2 flows load=()
+    flows=$(sed -n 's/^vswitch-pktgen: .* flows=\([0-9]*\) .*/\1/p' "$WORK/$profile.gen.log")
+    [ ! -f "$d/acl_load_s" ] || load=(--load-s "$(cat "$d/acl_load_s")")
+    "$PY" "$PERF/report.py" aclcheck "$d" --mode "${ACL_CHECK[$profile]:-stateless}" \
+        --flows "${flows:-0}" "${load[@]}"
+}
+snap_ovs_ct() {
+    local i=$1 d=$2
+    "${OVS_APPCTL[@]}" dpctl/ct-get-nconns >"$d/nconns$i.txt" 2>&1
+    "${OVS_APPCTL[@]}" coverage/read-counter conntrack_full >"$d/ctfull$i.txt" 2>&1
+    "${OVS_APPCTL[@]}" dpctl/ct-get-maxconns >"$d/maxconns$i.txt" 2>&1
+    now >"$d/t$i.txt"
+}
+check_ovs_acl() { "$PY" "$PERF/report.py" ovscheck "$1"; }
+snap_vswitch_ipv4-acl-1() { snap_vswitch_acl "$@"; }
+snap_vswitch_ipv4-acl-100() { snap_vswitch_acl "$@"; }
+snap_vswitch_ipv4-acl-1k() { snap_vswitch_acl "$@"; }
+snap_vswitch_acl-stateful-10k() { snap_vswitch_acl "$@"; }
+snap_vswitch_acl-conn-rate() { snap_vswitch_acl "$@"; }
+check_vswitch_ipv4-acl-1() { check_vswitch_acl "$1" ipv4-acl-1; }
+check_vswitch_ipv4-acl-100() { check_vswitch_acl "$1" ipv4-acl-100; }
+check_vswitch_ipv4-acl-1k() { check_vswitch_acl "$1" ipv4-acl-1k; }
+check_vswitch_acl-stateful-10k() { check_vswitch_acl "$1" acl-stateful-10k; }
+check_vswitch_acl-conn-rate() { check_vswitch_acl "$1" acl-conn-rate; }
+check_ovs_ipv4-acl-1() { check_ovs_acl "$@"; }
+check_ovs_ipv4-acl-100() { check_ovs_acl "$@"; }
+check_ovs_ipv4-acl-1k() { check_ovs_acl "$@"; }
+snap_ovs_acl-stateful-10k() { snap_ovs_ct "$@"; }
+snap_ovs_acl-conn-rate() { snap_ovs_ct "$@"; }
+check_ovs_acl-stateful-10k() { check_ovs_acl "$@"; }
+check_ovs_acl-conn-rate() { check_ovs_acl "$@"; }
 
 # VXLAN profiles (vxlan-encap, vxlan-decap): a bridge with a VXLAN tunnel member, the tunnel's
 # outer packets routed through an L3 interface. vswitchd starts from a configuration file (the
@@ -809,10 +963,12 @@ measure_vswitch() {
         # Per-stage counters, where the build has them (a baseline may predate the graph).
         local stages=()
         "${vsctl[@]}" --json runtime >"$d/r0.json" 2>/dev/null && stages=("$d/r0.json" "$d/r1.json")
+        snap "$system" "$profile" 0 "$d" "${vsctl[@]}" || why="snapshot at the window's start failed"
         sleep "$WINDOW"
         t1=$(now)
         "${vsctl[@]}" --json workers >"$d/w1.json" 2>>"$d/vsctl.log" &&
             "${vsctl[@]}" --json "${out[@]}" >"$d/s1.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
+        snap "$system" "$profile" 1 "$d" "${vsctl[@]}" || why="snapshot at the window's end failed"
         if [ ${#stages[@]} -gt 0 ] && ! "${vsctl[@]}" --json runtime >"$d/r1.json" 2>>"$d/vsctl.log"; then
             why="vsctl runtime failed"
         fi
@@ -837,18 +993,53 @@ measure_vswitch() {
     # CONTRACT.md: SIGTERM is a graceful stop with exit status 0.
     [ "$rc" = 0 ] || note="vswitchd exited with status $rc on SIGTERM"
     [ "$killed" = 0 ] || note="vswitchd did not stop within 15 s of SIGTERM (killed)"
-    sample "$profile" "$system" "$run" ok "$note" "$(with_load_s "$d")"
+    check "$system" "$profile" "$d"
+    sample "$profile" "$system" "$run" ok "$(join_notes "$note" "$CHECK_NOTE")" "$(with_load_s "$d")"
 }
 
 # with_load_s DIR: DIR/result.json, plus "load_s" (the table's load time, left by a routed
-# profile's set-up) where DIR/load_s exists.
+# profile's set-up) where DIR/load_s exists, plus the fields of DIR/check.json (check), less
+# its note.
 with_load_s() {
     "$PY" -c 'import json, os, sys
 d = json.load(open(os.path.join(sys.argv[1], "result.json")))
 p = os.path.join(sys.argv[1], "load_s")
 if os.path.exists(p):
     d["load_s"] = float(open(p).read())
+c = os.path.join(sys.argv[1], "check.json")
+if os.path.exists(c):
+    d.update({k: v for k, v in json.load(open(c)).items() if k != "note"})
 print(json.dumps(d))' "$1"
+}
+
+# snap SYSTEM PROFILE IDX DIR [VSCTL...]: snap_<system>_<profile>, where the profile has one
+# (a record of counters at the window's start, IDX 0, and end, 1, for its check).
+snap() {
+    local system=$1 profile=$2
+    shift 2
+    [ "$system" != baseline ] || system=vswitch
+    ! declare -F "snap_${system}_$profile" >/dev/null || "snap_${system}_$profile" "$@"
+}
+# check SYSTEM PROFILE DIR: check_<system>_<profile> DIR, where the profile has one: its JSON
+# object (stdout) goes to DIR/check.json, its "note" to CHECK_NOTE (a check that cannot run
+# says so in the note: the figure stays, the note tells).
+CHECK_NOTE=""
+check() {
+    local system=$1 profile=$2 d=$3
+    CHECK_NOTE=""
+    [ "$system" != baseline ] || system=vswitch
+    declare -F "check_${system}_$profile" >/dev/null || return 0
+    if "check_${system}_$profile" "$d" >"$d/check.json" 2>"$d/check.log" && [ -s "$d/check.json" ]; then
+        CHECK_NOTE=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("note", ""))' \
+            "$d/check.json")
+    else
+        rm -f "$d/check.json"
+        [ ! -s "$d/check.log" ] || CHECK_NOTE="check failed: $(tail -n 1 "$d/check.log")"
+    fi
+}
+join_notes() {
+    local a=$1 b=$2
+    if [ -n "$a" ] && [ -n "$b" ]; then echo "$a; $b"; else echo "$a$b"; fi
 }
 
 # work_done SYSTEM PROFILE DIR: for a profile whose work is checked (PROFILE_STAGE,
@@ -1042,9 +1233,11 @@ measure_ovs() {
             else
                 sleep "$WARMUP"
                 "${appctl[@]}" dpif-netdev/pmd-stats-clear >>"$d/setup.log" 2>&1
+                snap ovs "$profile" 0 "$d"
                 sleep "$WINDOW"
                 "${appctl[@]}" dpif-netdev/pmd-perf-show >"$d/pmd-perf-show.txt" 2>>"$d/setup.log" ||
                     failed="pmd-perf-show failed: $(tail -n 1 "$d/setup.log")"
+                snap ovs "$profile" 1 "$d"
                 # The datapath flows that did the work (work_done).
                 if [ -z "$failed" ] && [ -n "${PROFILE_OVS_ACTION[$profile]:-}" ] &&
                     ! "${appctl[@]}" dpctl/dump-flows --names >"$d/dp-flows.txt" 2>>"$d/setup.log"; then
@@ -1083,7 +1276,8 @@ measure_ovs() {
     fi
     local note=""
     [ "$killed" = 0 ] || note="ovs-vswitchd-dpdk did not stop within 15 s of SIGTERM (killed)"
-    sample "$profile" ovs "$run" ok "$note" "$(with_load_s "$d")"
+    check ovs "$profile" "$d"
+    sample "$profile" ovs "$run" ok "$(join_notes "$note" "$CHECK_NOTE")" "$(with_load_s "$d")"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1236,6 +1430,7 @@ for profile in "${PROFILES[@]}"; do
             "${table[@]}" 2>"$WORK/$profile.gen.log"
         packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
     fi
+
     printf '%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \
         "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]:-}" "$packets" >>"$WORK/profiles.tsv"
     runs=$RUNS

@@ -13,9 +13,11 @@
 //!
 //! `fib-bench` (src/bin) measures FIB structures' inserts and lookups; [`routes`] gives it
 //! BGP-shaped route sets, destinations and a reference longest match. `vswitch-aclbench`
-//! compares ACL classifiers; [`aclrules`] gives it ClassBench-like rule sets and keys.
+//! compares ACL classifiers; [`aclrules`] gives it ClassBench-like rule sets and keys;
+//! `acl-gen` writes such a set (all permit) as `vsctl` rules and OpenFlow flows ([`aclemit`]).
 //! [`bench`] holds what the benchmark binaries share (EAL arguments, pinning, exit status).
 
+pub mod aclemit;
 pub mod aclrules;
 pub mod bench;
 pub mod generate;

@@ -1,4 +1,4 @@
-//! Header emission for the frames the generator writes: Ethernet II, IPv4, IPv6, UDP.
+//! Header emission for the frames the generator writes: Ethernet II, IPv4, IPv6, UDP, TCP.
 //!
 //! Write-only on purpose: the dataplane crate owns parsing. Each header is a `Repr` with an
 //! `emit` into a byte slice of exactly its length, as smoltcp's wire layer does; field offsets
@@ -60,6 +60,8 @@ pub mod ipv4 {
     pub const HEADER_LEN: usize = 20;
     /// Protocol number of UDP (RFC 768; IANA protocol numbers).
     pub const PROTO_UDP: u8 = 17;
+    /// Protocol number of TCP (RFC 9293; IANA protocol numbers).
+    pub const PROTO_TCP: u8 = 6;
     /// "Don't Fragment" flag in the flags/fragment-offset word (RFC 791 §3.1).
     const FLAG_DF: u16 = 0x4000;
 
@@ -170,6 +172,50 @@ pub mod udp {
         a.chunks_exact(2)
             .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
             .sum()
+    }
+}
+
+pub mod tcp {
+    use super::{internet_checksum, ipv4};
+
+    /// Header without options (RFC 9293 §3.1, data offset 5).
+    pub const HEADER_LEN: usize = 20;
+    /// The SYN control bit (RFC 9293 §3.1).
+    pub const SYN: u8 = 0x02;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Repr {
+        pub src_port: u16,
+        pub dst_port: u16,
+        pub seq: u32,
+        /// Control bits (SYN, ACK, ...); the acknowledgment number is written as zero.
+        pub flags: u8,
+        pub window: u16,
+    }
+
+    impl Repr {
+        /// Writes the header into `buf[..HEADER_LEN]`, where `buf` holds the whole segment
+        /// (header then payload, already written), and fills in the checksum over the IPv4
+        /// pseudo-header (RFC 9293 §3.1, "Checksum").
+        pub fn emit(&self, buf: &mut [u8], src: [u8; 4], dst: [u8; 4]) {
+            let len = buf.len() as u16;
+            buf[0..2].copy_from_slice(&self.src_port.to_be_bytes());
+            buf[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
+            buf[4..8].copy_from_slice(&self.seq.to_be_bytes());
+            buf[8..12].copy_from_slice(&[0; 4]);
+            buf[12] = (HEADER_LEN as u8 / 4) << 4;
+            buf[13] = self.flags;
+            buf[14..16].copy_from_slice(&self.window.to_be_bytes());
+            buf[16..20].copy_from_slice(&[0; 4]);
+            let addresses: u32 = src
+                .chunks_exact(2)
+                .chain(dst.chunks_exact(2))
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum();
+            let pseudo = addresses + u32::from(ipv4::PROTO_TCP) + u32::from(len);
+            let sum = internet_checksum(pseudo, buf);
+            buf[16..18].copy_from_slice(&sum.to_be_bytes());
+        }
     }
 }
 

@@ -81,6 +81,9 @@ pub enum ProfileKind {
     Routes,
     /// IPv6 routing: as routes, over an IPv6 table (frames at least 66 B on the wire).
     Routes6,
+    /// IPv4 routing of TCP SYNs: as routes, every frame a SYN of its flow (with --count =
+    /// --flows, every SYN a distinct 5-tuple): new connections for a stateful ACL.
+    RoutesSyn,
     /// VXLAN-encapsulated l2 traffic (outer IPv4/UDP 4789, VNI --vni), for decapsulation.
     Vxlan,
     /// Packets for an ACL of --rules rules, spread over all of them, 1 in 8 matching none
@@ -96,6 +99,7 @@ impl ProfileKind {
             ProfileKind::Xconnect
             | ProfileKind::Routes
             | ProfileKind::Routes6
+            | ProfileKind::RoutesSyn
             | ProfileKind::Acl => 1,
         }
     }
@@ -106,6 +110,7 @@ impl ProfileKind {
             ProfileKind::L2 => "l2",
             ProfileKind::Routes => "routes",
             ProfileKind::Routes6 => "routes6",
+            ProfileKind::RoutesSyn => "routes-syn",
             ProfileKind::Vxlan => "vxlan",
             ProfileKind::Acl => "acl",
         }
@@ -117,6 +122,7 @@ impl ProfileKind {
             ProfileKind::L2 => Box::new(l2::L2::new(params)),
             ProfileKind::Routes => Box::new(routes::Routes::new(params, routes::Family::V4)),
             ProfileKind::Routes6 => Box::new(routes::Routes::new(params, routes::Family::V6)),
+            ProfileKind::RoutesSyn => Box::new(routes::Routes::syn(params)),
             ProfileKind::Vxlan => Box::new(vxlan::Vxlan::new(params)),
             ProfileKind::Acl => Box::new(acl::Acl::new(params)),
         }

@@ -13,6 +13,10 @@
 //! default pool 1's MAC 0; the only destination MAC: `--dst-macs-out`). The table, one `PREFIX/LEN` per line, is the profile's
 //! `--table-out`, for a benchmark to install as routes (all through one gateway: the per-packet
 //! work is the same whichever route matches).
+//!
+//! `routes-syn`: the IPv4 table and destinations of `routes`, but every frame a TCP SYN
+//! (no payload) of its flow's 5-tuple, for a benchmark of new connections: with `--count`
+//! equal to `--flows`, every SYN in the file is a distinct 5-tuple (distinct sources).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -49,6 +53,8 @@ pub struct Routes {
     src: Mac,
     router: Mac,
     flow_set: FlowSet,
+    /// TCP SYNs instead of UDP datagrams (IPv4 only).
+    syn: bool,
 }
 
 /// A route-set generator of [`crate::routes`]: `(count, seed) -> routes`.
@@ -114,6 +120,15 @@ impl Routes {
                 .router_mac
                 .unwrap_or_else(|| MacPool::new(p.seed, 1).mac(0)),
             flow_set: FlowSet::new(p.seed),
+            syn: false,
+        }
+    }
+
+    /// `routes-syn`: IPv4, every frame a TCP SYN.
+    pub fn syn(p: &Params) -> Self {
+        Routes {
+            syn: true,
+            ..Routes::new(p, Family::V4)
         }
     }
 
@@ -144,7 +159,20 @@ impl Profile for Routes {
                     dst: u32::from_bits(dst).to_be_bytes(),
                     ..f
                 };
-                frame::udp4(buf, self.router, self.src, &flow, index as u16, frame_len);
+                if self.syn {
+                    let seq = rng::keyed(0, STREAM_DEST, index) as u32;
+                    frame::tcp4_syn(
+                        buf,
+                        self.router,
+                        self.src,
+                        &flow,
+                        index as u16,
+                        seq,
+                        frame_len,
+                    );
+                } else {
+                    frame::udp4(buf, self.router, self.src, &flow, index as u16, frame_len);
+                }
             }
             Family::V6 => frame::udp6(
                 buf,
@@ -244,6 +272,30 @@ mod tests {
                 dsts.len()
             );
         }
+    }
+
+    #[test]
+    fn syn_frames_are_distinct_tcp_syns_with_routes() {
+        let p = Params {
+            routes: 1000,
+            flows: 50_000,
+            ..Params::default()
+        };
+        let r = Routes::syn(&p);
+        let udp = Routes::new(&p, Family::V4);
+        let mut buf = Vec::new();
+        let mut ubuf = Vec::new();
+        let mut tuples = HashSet::new();
+        for i in 0..50_000 {
+            r.write_frame(i, 64, &mut buf);
+            udp.write_frame(i, 64, &mut ubuf);
+            assert_eq!(buf.len(), 60);
+            assert_eq!((buf[23], buf[47]), (6, 0x02), "TCP, SYN only");
+            assert_eq!(&buf[16..18], &[0, 40], "IPv4 total length: no payload");
+            assert_eq!(&buf[26..38], &ubuf[26..38], "routes' addresses and ports");
+            tuples.insert(buf[26..38].to_vec());
+        }
+        assert_eq!(tuples.len(), 50_000, "every SYN its own 5-tuple");
     }
 
     #[test]
