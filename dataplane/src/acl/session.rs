@@ -257,7 +257,7 @@ struct HalfOpen {
 
 /// Entries in each worker's FIFO of half-open sessions (older ones are forgotten: the
 /// FIFO is a hint, expiry still removes them).
-const HALF_OPEN_RING: usize = 1 << 16;
+const HALF_OPEN_RING: usize = 1 << 18;
 
 /// A session found for a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,7 +541,12 @@ impl Sessions {
         if f.proto == TCP && tcp_flags & tcp::SYN == 0 {
             state |= st::EST;
         }
-        let Some((slot, live)) = self.insert(f, [now, now, state, acl, dir as u32]) else {
+        let fields = [now, now, state, acl, dir as u32];
+        // A full bucket: make room by evicting its oldest half-open TCP session, if any.
+        let Some((slot, live)) = self
+            .insert(f, fields)
+            .or_else(|| self.evict_in_bucket(f).then(|| self.insert(f, fields))?)
+        else {
             self.release(iface);
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
@@ -591,6 +596,36 @@ impl Sessions {
             return Some((slot, live));
         }
         None
+    }
+
+    /// Evicts the oldest half-open TCP session of `f`'s bucket (counted); false if it has
+    /// none.
+    #[cold]
+    fn evict_in_bucket(&self, f: &Flow) -> bool {
+        let h = f.hash();
+        let b = (h & self.mask) as usize;
+        let mut oldest: Option<(u32, usize, u64)> = None;
+        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+            let c0 = c.load(Acquire);
+            let slot = b * WAYS + way;
+            let s = &self.slots[slot];
+            let tcp = (s.key[4].load(Relaxed) >> 32) as u8 == TCP;
+            let half_open = s.state.load(Relaxed) & (st::EST | st::RST | st::FWD_FIN) == 0;
+            if state_of(c0) != LIVE || !tcp || !half_open {
+                continue;
+            }
+            let seen = s.seen.load(Relaxed);
+            if oldest.is_none_or(|(o, _, _)| seen < o) {
+                oldest = Some((seen, slot, c0));
+            }
+        }
+        match oldest {
+            Some((_, slot, c0)) if self.free(slot, c0) => {
+                self.evicted.fetch_add(1, Relaxed);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Takes room for one session on `iface` under both limits, evicting a half-open
@@ -1072,6 +1107,21 @@ mod tests {
         assert_eq!(t.flush(Some(3)), 3);
         assert_eq!(t.stats().live, 1);
         assert!(t.create(0, &flow(9, 17), Dir::In, 1, 0).is_ok());
+    }
+
+    #[test]
+    fn a_full_bucket_makes_room_by_evicting_its_oldest_half_open_session() {
+        let t = Sessions::new(WAYS, 1, config(100));
+        t.set_clock(10);
+        for i in 0..WAYS as u32 {
+            t.set_clock(10 + i);
+            t.create(0, &flow(i, 6), Dir::In, 1, tcp::SYN).unwrap();
+        }
+        // The oldest (flow 0) goes; the count stays at the bucket's size.
+        assert!(t.create(0, &flow(99, 6), Dir::In, 1, tcp::SYN).is_ok());
+        assert!(t.lookup(&flow(0, 6)).is_none() && t.lookup(&flow(99, 6)).is_some());
+        let s = t.stats();
+        assert_eq!((s.live, s.evicted, s.refused), (WAYS as u64, 1, 0));
     }
 
     #[test]
