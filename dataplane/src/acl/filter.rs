@@ -130,6 +130,9 @@ fn check_all(
     keep: &mut [bool; MAX_BURST],
 ) -> bool {
     let table = ctx.plan.acls.sessions_of(iface);
+    if table.is_none() {
+        return check_stateless(ctx, stage, acl, iface, burst, keep);
+    }
     let mut dropped = false;
     let mut drop = |i: usize, reason: DropReason, keep: &mut [bool; MAX_BURST]| {
         ctx.counters.drop_packets(stage, reason, iface, 1);
@@ -188,6 +191,57 @@ fn check_all(
             let (i, x) = extra[j];
             if let Err(reason) = decide(ctx, acl, table, iface, dir, &keys[j], &x, rules[j]) {
                 drop(i, reason, keep);
+            }
+        }
+    }
+    dropped
+}
+
+/// [`check_all`] where the interface's ACLs create no sessions: no session lookup, and
+/// only the match fields are kept (parsed straight into the chunk's key array).
+#[inline(always)]
+fn check_stateless(
+    ctx: &Ctx,
+    stage: Stage,
+    acl: &Acl,
+    iface: IfIndex,
+    burst: &Burst,
+    keep: &mut [bool; MAX_BURST],
+) -> bool {
+    let mut dropped = false;
+    let n = burst.len();
+    let mut at = 0;
+    let mut keys = [Key::default(); CHUNK];
+    let mut index = [0u16; CHUNK];
+    let mut rules = [None; CHUNK];
+    while at < n {
+        let mut m = 0;
+        while at < n && m < CHUNK {
+            match parse(burst.data(at)) {
+                Parsed::Ip(k, _) => {
+                    keys[m] = k;
+                    index[m] = at as u16;
+                    m += 1;
+                }
+                Parsed::Exempt => {}
+                Parsed::Bad => {
+                    ctx.counters
+                        .drop_packets(stage, DropReason::BadHeader, iface, 1);
+                    keep[at] = false;
+                    dropped = true;
+                }
+            }
+            at += 1;
+        }
+        acl.classifier().classify_many(&keys[..m], &mut rules[..m]);
+        for (j, rule) in rules[..m].iter().enumerate() {
+            let v = acl.verdict_of(*rule);
+            acl.count(ctx.worker, &v);
+            if !v.action.permits() {
+                ctx.counters
+                    .drop_packets(stage, DropReason::AclDeny, iface, 1);
+                keep[usize::from(index[j])] = false;
+                dropped = true;
             }
         }
     }
