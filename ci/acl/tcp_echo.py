@@ -36,26 +36,31 @@ def serve(port):
         threading.Thread(target=one, args=(c,), daemon=True).start()
 
 
+def echo(c, msg):
+    """Sends msg on connection c; whether the same bytes come back (within c's timeout)."""
+    c.sendall(msg)
+    got = b""
+    try:
+        while len(got) < len(msg):
+            b = c.recv(64)
+            if not b:
+                break
+            got += b
+    except socket.timeout:
+        pass
+    return got == msg
+
+
 def talk(host, port, seconds):
     c = socket.create_connection((host, port), timeout=5)
     c.settimeout(2)
     sent = answered = late = 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        msg = b"%08d\n" % sent
-        c.sendall(msg)
-        sent += 1
         t = time.monotonic()
-        got = b""
-        try:
-            while len(got) < len(msg):
-                b = c.recv(64)
-                if not b:
-                    break
-                got += b
-        except socket.timeout:
-            pass
-        if got == msg:
+        ok = echo(c, b"%08d\n" % sent)
+        sent += 1
+        if ok:
             answered += 1
             late += time.monotonic() - t > 1.0
         time.sleep(0.1)
@@ -75,25 +80,11 @@ def once(host, port):
 def hold(host, port, flag):
     c = socket.create_connection((host, port), timeout=5)
     c.settimeout(20)
-
-    def echo(msg):
-        c.sendall(msg)
-        got = b""
-        try:
-            while len(got) < len(msg):
-                b = c.recv(64)
-                if not b:
-                    break
-                got += b
-        except socket.timeout:
-            pass
-        return got == msg
-
-    before = echo(b"before\n")
+    before = echo(c, b"before\n")
     print(json.dumps({"connected": True}), flush=True)
     while not os.path.exists(flag):
         time.sleep(0.1)
-    after = echo(b"after\n")
+    after = echo(c, b"after\n")
     c.close()
     print(json.dumps({"before": before, "after": after}), flush=True)
 
