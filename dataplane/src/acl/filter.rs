@@ -18,7 +18,7 @@
 
 use dpdk::{Burst, MAX_BURST};
 
-use super::key::{parse, Extra, Parsed};
+use super::key::{parse, parse_into, Extra, Kind, Parsed};
 use super::session::{Flow, Found, Sessions};
 use super::{Acl, Action, Dir, Key};
 use crate::counters::DropReason;
@@ -212,19 +212,19 @@ fn check_stateless(
     let n = burst.len();
     let mut at = 0;
     let mut keys = [Key::default(); CHUNK];
+    let mut extra = Extra::default();
     let mut index = [0u16; CHUNK];
     let mut rules = [None; CHUNK];
     while at < n {
         let mut m = 0;
         while at < n && m < CHUNK {
-            match parse(burst.data(at)) {
-                Parsed::Ip(k, _) => {
-                    keys[m] = k;
+            match parse_into(burst.data(at), &mut keys[m], &mut extra) {
+                Kind::Ip => {
                     index[m] = at as u16;
                     m += 1;
                 }
-                Parsed::Exempt => {}
-                Parsed::Bad => {
+                Kind::Exempt => {}
+                Kind::Bad => {
                     ctx.counters
                         .drop_packets(stage, DropReason::BadHeader, iface, 1);
                     keep[at] = false;

@@ -60,6 +60,14 @@ pub enum Parsed {
     Bad,
 }
 
+/// What [`parse_into`] found (its match fields written where it was asked to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ip,
+    Exempt,
+    Bad,
+}
+
 #[inline(always)]
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
@@ -68,8 +76,23 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 /// Reads the match fields of Ethernet frame `frame`.
 #[inline]
 pub fn parse(frame: &[u8]) -> Parsed {
+    let mut k = Key::default();
+    let mut x = Extra::default();
+    match parse_into(frame, &mut k, &mut x) {
+        Kind::Ip => Parsed::Ip(k, x),
+        Kind::Exempt => Parsed::Exempt,
+        Kind::Bad => Parsed::Bad,
+    }
+}
+
+/// [`parse`] writing the match fields of an IP packet into `k` and `x` (left in an
+/// unspecified state otherwise). The fast path parses a chunk of frames straight into its
+/// key array this way: a `Parsed` built on the stack and copied costs a store-forwarding
+/// stall per frame (its fields are written narrow and read back wide).
+#[inline(always)]
+pub fn parse_into(frame: &[u8], k: &mut Key, x: &mut Extra) -> Kind {
     let Some(mut ethertype) = be16(frame, 12) else {
-        return Parsed::Exempt;
+        return Kind::Exempt;
     };
     let mut l3 = 14;
     for _ in 0..2 {
@@ -77,16 +100,16 @@ pub fn parse(frame: &[u8]) -> Parsed {
             break;
         }
         let Some(t) = be16(frame, l3 + 2) else {
-            return Parsed::Exempt;
+            return Kind::Exempt;
         };
         ethertype = t;
         l3 += 4;
     }
     let ip = frame.get(l3..).unwrap_or(&[]);
     match ethertype {
-        ETHERTYPE_IPV4 => ipv4(ip),
-        ETHERTYPE_IPV6 => ipv6(ip),
-        _ => Parsed::Exempt,
+        ETHERTYPE_IPV4 => ipv4_at(ip, 0, k, x),
+        ETHERTYPE_IPV6 => ipv6_at(ip, 0, k, x),
+        _ => Kind::Exempt,
     }
 }
 
@@ -96,26 +119,36 @@ const QUOTE_DEPTH: u8 = 1;
 /// The match fields of IPv4 packet `p`.
 #[inline]
 pub fn ipv4(p: &[u8]) -> Parsed {
-    ipv4_at(p, 0)
+    at_depth_0(p, ipv4_at)
 }
 
 /// The match fields of IPv6 packet `p`.
 #[inline]
 pub fn ipv6(p: &[u8]) -> Parsed {
-    ipv6_at(p, 0)
+    at_depth_0(p, ipv6_at)
 }
 
-#[inline]
-fn ipv4_at(p: &[u8], depth: u8) -> Parsed {
+fn at_depth_0(p: &[u8], f: fn(&[u8], u8, &mut Key, &mut Extra) -> Kind) -> Parsed {
+    let mut k = Key::default();
+    let mut x = Extra::default();
+    match f(p, 0, &mut k, &mut x) {
+        Kind::Ip => Parsed::Ip(k, x),
+        Kind::Exempt => Parsed::Exempt,
+        Kind::Bad => Parsed::Bad,
+    }
+}
+
+#[inline(always)]
+fn ipv4_at(p: &[u8], depth: u8, k: &mut Key, x: &mut Extra) -> Kind {
     let Some(h) = p.get(..20) else {
-        return Parsed::Bad;
+        return Kind::Bad;
     };
     let ihl = usize::from(h[0] & 0x0f) * 4;
     if h[0] >> 4 != 4 || ihl < 20 || p.len() < ihl {
-        return Parsed::Bad;
+        return Kind::Bad;
     }
     let frag = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
-    let mut k = Key {
+    *k = Key {
         family: Family::V4,
         proto: h[9],
         src: u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]])),
@@ -124,27 +157,27 @@ fn ipv4_at(p: &[u8], depth: u8) -> Parsed {
         dport: 0,
         later_fragment: frag != 0,
     };
-    let mut x = Extra::default();
-    if !k.later_fragment && !l4(&mut k, &mut x, &p[ihl..], ICMP, depth) {
-        return Parsed::Bad;
+    *x = Extra::default();
+    if !k.later_fragment && !l4(k, x, &p[ihl..], ICMP, depth) {
+        return Kind::Bad;
     }
-    Parsed::Ip(k, x)
+    Kind::Ip
 }
 
 #[inline]
-fn ipv6_at(p: &[u8], depth: u8) -> Parsed {
+fn ipv6_at(p: &[u8], depth: u8, k: &mut Key, x: &mut Extra) -> Kind {
     let Some(h) = p.get(..40) else {
-        return Parsed::Bad;
+        return Kind::Bad;
     };
     if h[0] >> 4 != 6 {
-        return Parsed::Bad;
+        return Kind::Bad;
     }
     let addr = |at: usize| {
         let mut a = [0u8; 16];
         a.copy_from_slice(&h[at..at + 16]);
         u128::from_be_bytes(a)
     };
-    let mut k = Key {
+    *k = Key {
         family: Family::V6,
         proto: h[6],
         src: addr(8),
@@ -153,25 +186,26 @@ fn ipv6_at(p: &[u8], depth: u8) -> Parsed {
         dport: 0,
         later_fragment: false,
     };
+    *x = Extra::default();
     let mut at = 40;
     for _ in 0..MAX_EXT {
         match k.proto {
             HOP_BY_HOP | ROUTING | DEST_OPTS => {
                 let (Some(&next), Some(&len)) = (p.get(at), p.get(at + 1)) else {
-                    return Parsed::Bad;
+                    return Kind::Bad;
                 };
                 k.proto = next;
                 at += (usize::from(len) + 1) * 8;
             }
             FRAGMENT => {
                 let (Some(&next), Some(off)) = (p.get(at), be16(p, at + 2)) else {
-                    return Parsed::Bad;
+                    return Kind::Bad;
                 };
                 k.proto = next;
                 at += 8;
                 if off >> 3 != 0 {
                     k.later_fragment = true;
-                    return Parsed::Ip(k, Extra::default());
+                    return Kind::Ip;
                 }
             }
             _ => break,
@@ -179,17 +213,16 @@ fn ipv6_at(p: &[u8], depth: u8) -> Parsed {
     }
     if matches!(k.proto, HOP_BY_HOP | ROUTING | DEST_OPTS | FRAGMENT) {
         // More extension headers than walked: refuse rather than guess.
-        return Parsed::Bad;
+        return Kind::Bad;
     }
     let rest = p.get(at..).unwrap_or(&[]);
-    let mut x = Extra::default();
-    if at > p.len() || !l4(&mut k, &mut x, rest, ICMPV6, depth) {
-        return Parsed::Bad;
+    if at > p.len() || !l4(k, x, rest, ICMPV6, depth) {
+        return Kind::Bad;
     }
     if k.proto == ICMPV6 && (133..=137).contains(&k.sport) {
-        return Parsed::Exempt;
+        return Kind::Exempt;
     }
-    Parsed::Ip(k, x)
+    Kind::Ip
 }
 
 /// Reads the ports (or ICMP type and code) of `k`'s protocol from L4 header `l4`, and
@@ -232,12 +265,14 @@ fn icmp_extra(x: &mut Extra, kind: u8, msg: &[u8], v6: bool, depth: u8) {
         x.echo = be16(msg, 4);
     } else if error && depth < QUOTE_DEPTH {
         let quote = msg.get(8..).unwrap_or(&[]);
+        let mut q = Key::default();
+        let mut qx = Extra::default();
         let inner = if v6 {
-            ipv6_at(quote, depth + 1)
+            ipv6_at(quote, depth + 1, &mut q, &mut qx)
         } else {
-            ipv4_at(quote, depth + 1)
+            ipv4_at(quote, depth + 1, &mut q, &mut qx)
         };
-        if let Parsed::Ip(q, _) = inner {
+        if inner == Kind::Ip {
             x.quoted = Some(q);
         }
     }

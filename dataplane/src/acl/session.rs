@@ -435,6 +435,12 @@ impl Sessions {
     pub fn prefetch_bucket(&self, f: &Flow) -> u64 {
         let h = f.hash();
         prefetch(self.bucket(h) as *const Bucket);
+        // A session goes to the first free way of its bucket: where most buckets hold at
+        // most one session, or where a new one is created, the first way's slot is the one
+        // read, so it is asked for now rather than once the bucket's line names it.
+        if let Some(s) = self.slots.get((h & self.mask) as usize * WAYS) {
+            prefetch(s as *const Slot);
+        }
         h
     }
 
