@@ -15,6 +15,8 @@
 //!   the classification of a received tunnel packet with named drop reasons.
 //! - [`checksum`]: the Internet checksum (RFC 1071), incremental updates (RFC 1624),
 //!   pseudo-header sums.
+//! - [`vnet`]: the virtio-net header (virtio 1.1 §5.1.6) of packet sockets and taps, and
+//!   its translation to and from the dataplane's offload state.
 //!
 //! Each view is `Name<T: AsRef<[u8]>>`, read-only; mutators exist where `T` is also
 //! `AsMut<[u8]>` and never change a length the view checked. Builders write into a
@@ -31,4 +33,5 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod tunnel;
 pub mod udp;
+pub mod vnet;
 pub mod vxlan;
