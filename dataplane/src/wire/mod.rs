@@ -17,6 +17,7 @@
 //!   pseudo-header sums.
 //! - [`vnet`]: the virtio-net header (virtio 1.1 §5.1.6) of packet sockets and taps, and
 //!   its translation to and from the dataplane's offload state.
+//! - [`gso`]: software segmentation of TCP (TSO) and UDP (USO) super-frames.
 //!
 //! Each view is `Name<T: AsRef<[u8]>>`, read-only; mutators exist where `T` is also
 //! `AsMut<[u8]>` and never change a length the view checked. Builders write into a
@@ -28,6 +29,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod geneve;
 pub mod gre;
+pub mod gso;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
