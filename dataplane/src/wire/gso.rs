@@ -130,7 +130,8 @@ pub struct Plan<'a> {
 
 /// Checks the super-frame `frame` (from its Ethernet header, with at most one 802.1Q tag)
 /// for segmentation as `gso`, with its L4 header at `l4_start` (the offload state's
-/// `csum_start`) and `gso_size` payload bytes per segment.
+/// `csum_start`) and `gso_size` payload bytes per segment. The IP length says where the
+/// packet ends: bytes after it in `frame` are in no segment.
 pub fn plan(
     frame: &[u8],
     gso: Gso,
@@ -147,12 +148,10 @@ pub fn plan(
         return Err(GsoError::ZeroGsoSize);
     }
     let eth = ethernet::Frame::new_checked(frame).map_err(|_| GsoError::Truncated)?;
-    let l3 = ethernet::HEADER_LEN
-        + if eth.vlan().is_some() {
-            VLAN_TAG_LEN
-        } else {
-            0
-        };
+    let l3 = match eth.vlan() {
+        Some(_) => ethernet::HEADER_LEN + VLAN_TAG_LEN,
+        None => ethernet::HEADER_LEN,
+    };
     let ip = frame.get(l3..).ok_or(GsoError::Truncated)?;
     let want = if tcp { PROTO_TCP } else { PROTO_UDP };
     let (net, l4, end) = match eth.ethertype() {
@@ -277,10 +276,8 @@ impl Plan<'_> {
         out[..self.payload].copy_from_slice(&f[..self.payload]);
         out[self.payload..].copy_from_slice(&f[from..from + len]);
 
-        let (ip, proto) = (
-            &mut out[l3..l4],
-            if self.tcp { PROTO_TCP } else { PROTO_UDP },
-        );
+        let proto = if self.tcp { PROTO_TCP } else { PROTO_UDP };
+        let ip = &mut out[l3..l4];
         let pseudo = match self.net {
             Net::V4 { src, dst, ident } => {
                 put16(ip, field::IP4_LENGTH, l3_len);
@@ -300,7 +297,9 @@ impl Plan<'_> {
         // completed over the segment's L4 header and payload.
         let th = &mut out[l4..];
         let at = if self.tcp {
-            let seq = u32::from_be_bytes([th[4], th[5], th[6], th[7]]);
+            let s = &th[field::TCP_SEQ];
+            let seq = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
+            // The payload before this segment: below 2^16.
             let seq = seq.wrapping_add((from - self.payload) as u32);
             th[field::TCP_SEQ].copy_from_slice(&seq.to_be_bytes());
             if i + 1 < self.count {

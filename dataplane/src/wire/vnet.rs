@@ -24,13 +24,13 @@
 //!   (the checksum was verified: virtio 1.1 §5.1.6.4, what Linux sets for a received frame
 //!   whose checksum is known good).
 //! - `gso_type`: the segmentation a super-frame needs, with `gso_size` payload bytes per
-//!   segment (the MSS); virtio 1.1 §5.1.6.2 requires NEEDS_CSUM with any of them.
+//!   segment (the MSS); virtio 1.1 §5.1.6.2.1 requires NEEDS_CSUM with any of them.
 //!   GSO_UDP_L4 (USO: separate UDP datagrams, each with its own header and checksum) is
 //!   virtio 1.2's (§5.1.6, VIRTIO_NET_F_HOST_USO); GSO_UDP is the older UFO (one datagram
 //!   cut into IP fragments), which the dataplane does not do.
 //! - `hdr_len`: the length of the headers, L4 included; a hint only (virtio 1.1
-//!   §5.1.6.2: Linux's packet sockets write the length of the frame's linear part), so
-//!   nothing here relies on it.
+//!   §5.1.6.2; Linux's packet sockets write `skb_headlen`, the length of the frame's
+//!   linear part), so nothing here relies on it.
 //!
 //! [`VnetHdr`] views the ten bytes; [`Repr::parse`] checks them (what the header says must
 //! make sense as a whole: the frame comes from a pod); [`Repr::to_offload`] and
@@ -97,7 +97,7 @@ pub enum Malformed {
     EcnWithoutTcp,
     /// A GSO type with `gso_size` 0.
     ZeroGsoSize,
-    /// A GSO type without NEEDS_CSUM (virtio 1.1 §5.1.6.2 requires it).
+    /// A GSO type without NEEDS_CSUM (virtio 1.1 §5.1.6.2.1 requires it).
     GsoWithoutCsum,
     /// NEEDS_CSUM with a `csum_offset` that is neither TCP's 16 nor UDP's 6, or that does
     /// not fit the GSO type (16 for TCP, 6 for UDP).
@@ -256,9 +256,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VnetHdr<T> {
 /// computed cannot have been verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repr {
+    /// The checksum state `flags` and `csum_offset` give.
     pub csum: Csum,
     /// `csum_start` as carried; it means something only for the partial kinds.
     pub csum_start: u16,
+    /// The segmentation `gso_type` asks for.
     pub gso: GsoType,
     /// The ECN bit (TCP types only).
     pub ecn: bool,
@@ -281,7 +283,9 @@ pub struct Offload {
 }
 
 impl Repr {
-    /// Checks what the header `h` says.
+    /// Checks what the header `h` says, on its own: `csum_start` is not checked against
+    /// the frame here (the frame is not given); [`super::checksum::complete_partial`]
+    /// and [`super::gso::plan`] check it where the frame is.
     pub fn parse<T: AsRef<[u8]>>(h: &VnetHdr<T>) -> Result<Repr, Malformed> {
         let flags = h.flags();
         if flags & !(FLAG_NEEDS_CSUM | FLAG_DATA_VALID) != 0 {
@@ -373,7 +377,7 @@ impl Repr {
     /// interface. `hdr_len` is the headers' length up to the end of the L4 header, and
     /// for TCP the ECN bit is CWR of the frame's TCP header (Linux sets them so), both read
     /// from `frame` when `o` is a GSO kind. Refused: a GSO kind without the matching
-    /// partial checksum (virtio 1.1 §5.1.6.2), a zero `gso_size`, and a frame that ends
+    /// partial checksum (virtio 1.1 §5.1.6.2.1), a zero `gso_size`, and a frame that ends
     /// before its L4 header.
     pub fn from_offload(o: &Offload, frame: &[u8]) -> Result<Repr, Malformed> {
         let gso = match (o.gso, o.csum) {
