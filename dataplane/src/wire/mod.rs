@@ -15,6 +15,9 @@
 //!   the classification of a received tunnel packet with named drop reasons.
 //! - [`checksum`]: the Internet checksum (RFC 1071), incremental updates (RFC 1624),
 //!   pseudo-header sums.
+//! - [`vnet`]: the virtio-net header (virtio 1.1 §5.1.6) of packet sockets and taps, and
+//!   its translation to and from the dataplane's offload state.
+//! - [`gso`]: software segmentation of TCP (TSO) and UDP (USO) super-frames.
 //!
 //! Each view is `Name<T: AsRef<[u8]>>`, read-only; mutators exist where `T` is also
 //! `AsMut<[u8]>` and never change a length the view checked. Builders write into a
@@ -26,9 +29,11 @@ pub mod checksum;
 pub mod ethernet;
 pub mod geneve;
 pub mod gre;
+pub mod gso;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tunnel;
 pub mod udp;
+pub mod vnet;
 pub mod vxlan;
