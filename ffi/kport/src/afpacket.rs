@@ -22,7 +22,9 @@
 //! - `PACKET_LOSS`: a tx slot the kernel cannot parse is dropped and freed, instead of
 //!   stopping the ring at that slot.
 //!
-//! Memory per port: `rx_block_size * rx_block_count` (default 128 KiB * 8 = 1 MiB) plus the
+//! Memory per port: `rx_block_size * rx_block_count` (default 256 KiB * 4 = 1 MiB: a block
+//! holds 3 GSO frames of 64 KiB where a 128 KiB one, the minimum, holds 1 and leaves the
+//! rest of it unused, since a frame never spans blocks) plus the
 //! tx ring `tx_frame_count` slots of `tx_frame_size` in blocks of at least 64 KiB (default
 //! 256 * 2 KiB = 512 KiB): 1.5 MiB, all of it pinned kernel memory mapped into the process.
 //! [`AfPacketConfig::ring_bytes`] computes it.
@@ -80,8 +82,8 @@ pub struct AfPacketConfig {
 impl Default for AfPacketConfig {
     fn default() -> Self {
         AfPacketConfig {
-            rx_block_size: MIN_RX_BLOCK,
-            rx_block_count: 8,
+            rx_block_size: 256 << 10,
+            rx_block_count: 4,
             rx_block_timeout_ms: 1,
             tx_frame_size: 2048,
             tx_frame_count: 256,

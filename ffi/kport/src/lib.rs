@@ -7,8 +7,13 @@
 //! frames, each lent to a callback to copy into an mbuf) and queues its output with
 //! `tx_queue` / `tx` and, for af_packet, kicks it with one `tx_flush`. The af_packet rx path
 //! makes no system call and no allocation; its tx path makes one system call per burst
-//! (the kick). A tap costs one `read` / `writev` per frame (it has no ring without
-//! vhost-net).
+//! (the kick), plus one `sendmsg` per frame too big for a tx slot (a GSO frame with the
+//! default 2 KiB slots; none with 64 KiB slots, see [`AfPacketConfig`]). A tap costs one
+//! `read` / `writev` per frame (it has no ring without vhost-net).
+//!
+//! Memory per af_packet port with the default [`AfPacketConfig`]: 1 MiB of rx ring
+//! (4 blocks of 256 KiB) and 512 KiB of tx ring (256 slots of 2 KiB); a tap port: one
+//! 64 KiB read buffer.
 //!
 //! Ownership: each port has one owner thread at a time (`Send`, not `Sync`); rx and tx take
 //! `&mut self`. Counters are plain `u64`s in the port; the owner reads them with `stats`.
