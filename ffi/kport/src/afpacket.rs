@@ -14,8 +14,8 @@
 //!   slots are `tx_frame_size` bytes. A frame that does not fit a slot (a GSO frame, with the
 //!   default 2 KiB slots) is sent at once through a second, ring-less AF_PACKET socket
 //!   bound to the same interface with one `sendmsg` (after kicking what the ring holds, to
-//!   keep order). Its frames are 64 KiB but rare per byte, and a ring of 64 KiB slots would
-//!   cost 64 KiB per slot per port; with `tx_frame_size = 65536` every frame up to 65,478
+//!   keep order): a system call per ~44 segments of payload carried, where a ring of 64 KiB
+//!   slots would cost 64 KiB per slot per port; with `tx_frame_size = 65536` every frame up to 65,478
 //!   bytes (every TCP TSO frame the kernel builds) goes through the ring instead.
 //! - `PACKET_QDISC_BYPASS`: a switch port queues in its own rings, not in a qdisc.
 //! - `PACKET_IGNORE_OUTGOING`: the rx ring does not see the port's own tx.
@@ -41,6 +41,7 @@ use crate::block::{self, Cursor, Step, FRAME_HDR_LEN, TP_STATUS_USER};
 use crate::error::{kernel, Error, Result};
 use crate::sys::{self, Mapping, PacketMreq, TpacketReq3, TpacketStatsV3};
 use crate::vnet::{VnetHdr, VNET_HDR_LEN};
+use crate::MAX_PARTS;
 
 /// The smallest rx block: a 64 KiB GSO frame with its headers (frame header, sockaddr_ll,
 /// vnet header, alignment) and the block header needs more than 64 KiB, and the kernel
@@ -50,8 +51,6 @@ pub const MIN_RX_BLOCK: u32 = 128 << 10;
 const MIN_TX_BLOCK: usize = 64 << 10;
 /// The largest tx slot.
 const MAX_TX_FRAME: u32 = 4 << 20;
-/// The largest number of parts a frame sent through the side socket can have.
-pub const MAX_PARTS: usize = 63;
 
 /// tx slot status words (`tp_status` of a tx frame).
 const TP_STATUS_AVAILABLE: u32 = 0;
@@ -231,7 +230,7 @@ pub struct AfPacketStats {
     /// Frames too big for a slot, sent through the side socket.
     pub tx_oversize: u64,
     /// Failed kicks and sends (other than "would block"), and frames of more than
-    /// [`MAX_PARTS`] parts too big for a slot.
+    /// [`MAX_PARTS`](crate::MAX_PARTS) parts too big for a slot.
     pub tx_errors: u64,
 }
 

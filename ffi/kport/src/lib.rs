@@ -34,3 +34,7 @@ pub use tap::{
     Tap, TapConfig, TapStats, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,
 };
 pub use vnet::{VnetHdr, VNET_HDR_LEN};
+
+/// The most parts a frame handed to a system call (`Tap::tx`, an af_packet frame too big for
+/// a tx slot) may have: they go in an iovec array on the stack.
+pub const MAX_PARTS: usize = 63;

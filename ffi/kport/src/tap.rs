@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{kernel, Error, Result};
 use crate::sys;
 use crate::vnet::{VnetHdr, VNET_HDR_LEN};
+use crate::MAX_PARTS;
 
 /// `TUN_F_CSUM`: we take frames with partial checksums.
 pub const TUN_F_CSUM: u32 = 0x01;
@@ -52,8 +53,6 @@ const TUNSETVNETHDRSZ: u64 = iow_t(216);
 
 /// The largest frame read: a 64 KiB GSO frame with a VLAN tag the kernel puts back.
 const MAX_FRAME: usize = 65536 + 4;
-/// The largest number of parts of a frame written.
-pub const MAX_PARTS: usize = 63;
 
 /// `struct ifreq` as TUNSETIFF reads and writes it: a name and flags.
 #[repr(C)]
@@ -93,7 +92,7 @@ pub struct TapStats {
     /// Writes refused with "would block".
     pub tx_full: u64,
     /// Writes that failed otherwise (EIO: the interface is down), and frames of more than
-    /// [`MAX_PARTS`] parts.
+    /// [`MAX_PARTS`](crate::MAX_PARTS) parts.
     pub tx_errors: u64,
 }
 
