@@ -1,0 +1,40 @@
+//! Kernel-interface ports that take no DPDK port: an AF_PACKET socket with mmap'd
+//! TPACKET_V3 rings ([`AfPacket`], for veth and other existing interfaces) and a tap
+//! ([`Tap`], /dev/net/tun). Both carry each frame's offload state in a [`VnetHdr`], so pods
+//! keep their default offloads (partial checksums, TSO super-frames up to 64 KiB).
+//!
+//! Made for a poll-mode worker: once per poll per port it calls `rx_burst` (up to a burst of
+//! frames, each lent to a callback to copy into an mbuf) and queues its output with
+//! `tx_queue` / `tx` and, for af_packet, kicks it with one `tx_flush`. The af_packet rx path
+//! makes no system call and no allocation; its tx path makes one system call per burst
+//! (the kick), plus one `sendmsg` per frame too big for a tx slot (a GSO frame with the
+//! default 2 KiB slots; none with 64 KiB slots, see [`AfPacketConfig`]). A tap costs one
+//! `read` / `writev` per frame (it has no ring without vhost-net).
+//!
+//! Memory per af_packet port with the default [`AfPacketConfig`]: 1 MiB of rx ring
+//! (4 blocks of 256 KiB) and 512 KiB of tx ring (256 slots of 2 KiB); a tap port: one
+//! 64 KiB read buffer.
+//!
+//! Ownership: each port has one owner thread at a time (`Send`, not `Sync`); rx and tx take
+//! `&mut self`. Counters are plain `u64`s in the port; the owner reads them with `stats`.
+//!
+//! Every `unsafe` block carries a `// SAFETY:` note; everything the kernel writes into the
+//! rx ring is read through the bounds-checked walk of `block.rs`.
+
+mod afpacket;
+mod block;
+mod error;
+mod sys;
+mod tap;
+pub mod vnet;
+
+pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, MIN_RX_BLOCK};
+pub use error::{Error, Result};
+pub use tap::{
+    Tap, TapConfig, TapStats, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,
+};
+pub use vnet::{VnetHdr, VNET_HDR_LEN};
+
+/// The most parts a frame handed to a system call (`Tap::tx`, an af_packet frame too big for
+/// a tx slot) may have: they go in an iovec array on the stack.
+pub const MAX_PARTS: usize = 63;

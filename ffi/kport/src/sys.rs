@@ -1,0 +1,197 @@
+//! The kernel ABI both ports use: interface names, socket options, a shared mapping.
+//! Constants are the uapi values (include/uapi/linux/if_packet.h, if_tun.h), spelled here so
+//! the crate does not hang on which libc release exports which of them.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
+use std::ptr::NonNull;
+
+use crate::error::{Error, Result};
+
+pub(crate) const SOL_PACKET: libc::c_int = 263;
+pub(crate) const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+pub(crate) const PACKET_RX_RING: libc::c_int = 5;
+pub(crate) const PACKET_STATISTICS: libc::c_int = 6;
+pub(crate) const PACKET_VERSION: libc::c_int = 10;
+pub(crate) const PACKET_TX_RING: libc::c_int = 13;
+pub(crate) const PACKET_LOSS: libc::c_int = 14;
+pub(crate) const PACKET_VNET_HDR: libc::c_int = 15;
+pub(crate) const PACKET_QDISC_BYPASS: libc::c_int = 20;
+pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+pub(crate) const PACKET_MR_PROMISC: libc::c_ushort = 1;
+pub(crate) const TPACKET_V3: libc::c_int = 2;
+pub(crate) const ETH_P_ALL: u16 = 0x0003;
+
+/// `struct tpacket_req3`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TpacketReq3 {
+    pub block_size: u32,
+    pub block_nr: u32,
+    pub frame_size: u32,
+    pub frame_nr: u32,
+    pub retire_blk_tov: u32,
+    pub sizeof_priv: u32,
+    pub feature_req_word: u32,
+}
+
+/// `struct tpacket_stats_v3`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TpacketStatsV3 {
+    pub packets: u32,
+    pub drops: u32,
+    pub freeze_q_cnt: u32,
+}
+
+/// `struct packet_mreq`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PacketMreq {
+    pub ifindex: libc::c_int,
+    pub kind: libc::c_ushort,
+    pub alen: libc::c_ushort,
+    pub address: [u8; 8],
+}
+
+/// An interface name as the kernel takes it: 1..=15 bytes, no NUL, '/' or whitespace.
+pub(crate) fn ifname(name: &str) -> Result<[libc::c_char; libc::IFNAMSIZ]> {
+    let bad = |why| Error::BadName {
+        name: name.to_string(),
+        why,
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(bad("longer than 15 bytes"));
+    }
+    if name
+        .bytes()
+        .any(|b| b == 0 || b == b'/' || b == b':' || b.is_ascii_whitespace())
+    {
+        return Err(bad("contains NUL, '/', ':' or whitespace"));
+    }
+    let mut out = [0 as libc::c_char; libc::IFNAMSIZ];
+    for (o, b) in out.iter_mut().zip(name.bytes()) {
+        *o = b as libc::c_char;
+    }
+    Ok(out)
+}
+
+/// The index of interface `name` in the calling thread's network namespace.
+pub(crate) fn ifindex(name: &str) -> Result<u32> {
+    ifname(name)?;
+    let c = CString::new(name).map_err(|_| Error::BadName {
+        name: name.to_string(),
+        why: "contains NUL",
+    })?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(Error::NotFound(name.to_string()));
+    }
+    Ok(idx)
+}
+
+/// `setsockopt(fd, level, opt, &v, sizeof v)` for a plain-data `v`.
+pub(crate) fn setsockopt<T: Copy>(
+    fd: RawFd,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: &T,
+) -> io::Result<()> {
+    // SAFETY: `v` points to `size_of::<T>()` readable bytes for the duration of the call;
+    // the kernel copies them and keeps no pointer.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A shared read-write mapping of a file descriptor, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` from offset 0, shared and writable.
+    pub(crate) fn new(fd: RawFd, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh mapping chosen by the kernel (addr NULL): it aliases no Rust object.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The mapping's first byte.
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The mapping's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned, and no reference into the
+        // mapping outlives its owner (borrows of it are tied to `&mut` of the port).
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_sizes_match_the_uapi() {
+        assert_eq!(std::mem::size_of::<TpacketReq3>(), 28);
+        assert_eq!(std::mem::size_of::<TpacketStatsV3>(), 12);
+        assert_eq!(std::mem::size_of::<PacketMreq>(), 16);
+    }
+
+    #[test]
+    fn names() {
+        assert!(ifname("veth0").is_ok());
+        assert!(ifname("").is_err());
+        assert!(ifname("a-very-long-name").is_err());
+        assert!(ifname("a/b").is_err());
+        assert!(matches!(
+            ifindex("no-such-if-xyz"),
+            Err(Error::NotFound(n)) if n == "no-such-if-xyz"
+        ));
+        assert_eq!(
+            ifindex("nope0").unwrap_err().to_string(),
+            "interface nope0 not found"
+        );
+    }
+}

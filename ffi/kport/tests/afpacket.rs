@@ -1,0 +1,267 @@
+//! AF_PACKET ports against real kernels in network namespaces (root only).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use kport::{vnet, AfPacket, AfPacketConfig, Error, VnetHdr};
+
+const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0x77, 0, 1];
+
+#[test]
+fn open_names_a_missing_interface() {
+    let e = AfPacket::open("kport-nope0", &AfPacketConfig::default()).unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)));
+    assert_eq!(e.to_string(), "interface kport-nope0 not found");
+}
+
+/// A ping from the namespace to an address only we answer: we see its ARP request with the
+/// expected bytes, answer it and the echo requests with hand-built frames, and ping
+/// succeeds, so the namespace's kernel took our tx.
+#[test]
+fn ping_answered_through_the_rings() {
+    if !root_or_skip("ping_answered_through_the_rings") {
+        return;
+    }
+    let mut c = Cleanup::default();
+    let v = veth(&mut c, "p", "10.77.1.2");
+    let mut port = AfPacket::open(&v.host, &AfPacketConfig::default()).unwrap();
+    let ping = spawn(&format!(
+        "ip netns exec {} ping -c 3 -i 0.2 -W 2 10.77.1.1",
+        v.ns
+    ));
+    let (me, peer) = (ip4("10.77.1.1"), ip4("10.77.1.2"));
+    let mut saw_arp = false;
+    let mut echoes = 0;
+    let start = std::time::Instant::now();
+    while echoes < 3 && start.elapsed() < Duration::from_secs(10) {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        port.rx_burst(32, |h, d| {
+            assert!(!h.is_gso());
+            if d.len() >= 42 && d[12..14] == [8, 6] && d[20..22] == [0, 1] && d[38..42] == me {
+                // Broadcast ARP request from the namespace's MAC and address (RFC 826).
+                assert_eq!(&d[0..6], &[0xff; 6]);
+                assert_eq!(&d[6..12], &v.mac);
+                assert_eq!(&d[14..20], &[0, 1, 8, 0, 6, 4]);
+                assert_eq!(&d[22..28], &v.mac);
+                assert_eq!(&d[28..32], &peer);
+                saw_arp = true;
+                out.push(arp(2, v.mac, OUR_MAC, me, v.mac, peer));
+            } else if d.len() >= 42 && d[12..14] == [8, 0] && d[23] == 1 && d[30..34] == me {
+                // ICMP echo request (RFC 792): answer with type 0.
+                assert_eq!(&d[0..6], &OUR_MAC);
+                let icmp_at = 14 + ((d[14] & 0xf) as usize) * 4;
+                let mut icmp = d[icmp_at..].to_vec();
+                assert_eq!(icmp[0], 8);
+                icmp[0] = 0;
+                icmp[2..4].copy_from_slice(&[0, 0]);
+                let cs = csum(&icmp);
+                icmp[2..4].copy_from_slice(&cs.to_be_bytes());
+                let mut f = eth(v.mac, OUR_MAC, 0x0800);
+                f.extend(ipv4(1, me, peer, icmp.len()));
+                f.extend(icmp);
+                out.push(f);
+                echoes += 1;
+            }
+        });
+        for f in &out {
+            assert!(port.tx_queue(&VnetHdr::default(), &[&f[..14], &f[14..]]));
+        }
+        port.tx_flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (ok, out) = wait_output(ping, Duration::from_secs(10));
+    assert!(saw_arp, "no ARP request seen");
+    assert!(ok, "ping failed: {out}");
+    assert!(out.contains("3 received"), "{out}");
+    let st = port.stats().unwrap();
+    eprintln!("ping: {st:?}");
+    assert!(st.tx_packets >= 4 && st.rx_packets >= 4);
+    assert_eq!((st.rx_truncated, st.rx_malformed, st.tx_full), (0, 0, 0));
+}
+
+/// A UDP datagram with only the pseudo-header sum in its checksum field and NEEDS_CSUM
+/// set, as a pod with checksum offload sends it, is taken by the namespace's kernel.
+#[test]
+fn tx_of_a_partial_checksum_is_accepted() {
+    if !root_or_skip("tx_of_a_partial_checksum_is_accepted") {
+        return;
+    }
+    let mut c = Cleanup::default();
+    let v = veth(&mut c, "u", "10.77.3.2");
+    let mut port = AfPacket::open(&v.host, &AfPacketConfig::default()).unwrap();
+    let listener = spawn(&format!(
+        "ip netns exec {} {PY} -c '
+import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((\"10.77.3.2\",9999)); s.settimeout(5)
+print(\"ready\",flush=True)
+d,a=s.recvfrom(2048); print(d.decode(),a[0],a[1])
+'",
+        v.ns
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let (src, dst) = (ip4("10.77.3.1"), ip4("10.77.3.2"));
+    let payload = b"kport partial checksum";
+    let ulen = 8 + payload.len();
+    let mut udp = Vec::new();
+    udp.extend_from_slice(&4242u16.to_be_bytes());
+    udp.extend_from_slice(&9999u16.to_be_bytes());
+    udp.extend_from_slice(&(ulen as u16).to_be_bytes());
+    // Pseudo-header sum (RFC 768), not complemented: what CHECKSUM_PARTIAL leaves.
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(ulen as u16).to_be_bytes());
+    udp.extend_from_slice(&(sum16(&pseudo, 0) as u16).to_be_bytes());
+    udp.extend_from_slice(payload);
+    let mut f = eth(v.mac, OUR_MAC, 0x0800);
+    f.extend(ipv4(17, src, dst, udp.len()));
+    f.extend(udp);
+    let h = VnetHdr {
+        flags: vnet::F_NEEDS_CSUM,
+        csum_start: 34,
+        csum_offset: 6,
+        ..VnetHdr::default()
+    };
+    for _ in 0..3 {
+        assert!(port.tx_queue(&h, &[&f]));
+        port.tx_flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, out) = wait_output(listener, Duration::from_secs(10));
+    assert!(ok, "listener: {out}");
+    assert!(
+        out.contains("kport partial checksum 10.77.3.1 4242"),
+        "{out}"
+    );
+}
+
+/// Frames sent from the namespace, every other one with an 802.1Q tag (which the kernel
+/// takes out on receive): poll(2) on the port's descriptor wakes, and rx_burst, called with
+/// a burst of 3 so that blocks are read across calls, yields all of them in order, the
+/// tagged ones with their tag back in place, byte for byte.
+#[test]
+fn vlan_tags_put_back_across_bursts() {
+    if !root_or_skip("vlan_tags_put_back_across_bursts") {
+        return;
+    }
+    let mut c = Cleanup::default();
+    let v = veth(&mut c, "v", "10.77.4.2");
+    let mut port = AfPacket::open(&v.host, &AfPacketConfig::default()).unwrap();
+    const N: usize = 20;
+    must(&format!(
+        "ip netns exec {} {PY} -c '
+import socket
+s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW); s.bind((\"{}\",0))
+src=bytes.fromhex(open(\"/sys/class/net/{}/address\").read().strip().replace(\":\",\"\"))
+for i in range({N}):
+    tag=b\"\\x81\\x00\\x20\\x64\" if i%2==0 else b\"\"
+    s.send(b\"\\xff\"*6+src+tag+b\"\\x88\\xb5\"+(b\"kport-vlan-%02d\" % i).ljust(46,b\"\\x00\"))
+'",
+        v.ns, v.inner, v.inner
+    ));
+    let want = |i: usize| {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&v.mac);
+        if i % 2 == 0 {
+            f.extend_from_slice(&[0x81, 0x00, 0x20, 0x64]);
+        }
+        f.extend_from_slice(&[0x88, 0xb5]);
+        let mut p = format!("kport-vlan-{i:02}").into_bytes();
+        p.resize(46, 0);
+        f.extend_from_slice(&p);
+        f
+    };
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&port),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, 2000) };
+    assert_eq!(r, 1, "poll did not wake");
+    let mut got: Vec<(VnetHdr, Vec<u8>)> = Vec::new();
+    let mut calls = 0;
+    let start = std::time::Instant::now();
+    while got.len() < N && start.elapsed() < Duration::from_secs(5) {
+        let n = port.rx_burst(3, |h, d| {
+            if d.windows(11).any(|w| w == b"kport-vlan-") {
+                got.push((h, d.to_vec()));
+            }
+        });
+        assert!(n <= 3);
+        calls += 1;
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(got.len(), N, "frames seen");
+    for (i, (h, d)) in got.iter().enumerate() {
+        assert_eq!(d, &want(i), "frame {i}");
+        assert_eq!(*h, VnetHdr::default());
+    }
+    eprintln!("vlan: {N} frames in {calls} rx_burst(3) calls; tags PCP 1 VID 100 put back");
+}
+
+/// Two namespaces joined by a two-port switch made of two af_packet ports; a TCP transfer
+/// with the pods' default offloads on. The switch must see partial checksums and TCPv4
+/// GSO frames, pass them on as they are, and the bytes must arrive intact.
+fn tcp_through_switch(tag: &str, subnet: u8, cfg: AfPacketConfig) -> (kport::AfPacketStats, u64) {
+    let mut c = Cleanup::default();
+    let a = veth(&mut c, &format!("{tag}a"), &format!("10.77.{subnet}.1"));
+    let b = veth(&mut c, &format!("{tag}b"), &format!("10.77.{subnet}.2"));
+    // Default offloads: nothing turned off. Show what they are.
+    let feats = must(&format!(
+        "ip netns exec {} ethtool -k {} | grep -E '^(tx-checksumming|tcp-segmentation-offload):'",
+        a.ns, a.inner
+    ));
+    eprintln!("{tag}: sender offloads: {}", feats.replace('\n', "; "));
+    let mut pa = AfPacket::open(&a.host, &cfg).unwrap();
+    let mut pb = AfPacket::open(&b.host, &cfg).unwrap();
+    let stop = AtomicBool::new(false);
+    let ((ab, ba), (sent, got)) = std::thread::scope(|s| {
+        let sw = s.spawn(|| switch(&mut pa, &mut pb, &stop));
+        let r = tcp_transfer(&a.ns, &b.ns, &b.ip, 16);
+        stop.store(true, Ordering::Relaxed);
+        (sw.join().unwrap(), r)
+    });
+    eprintln!("{tag}: a->b {ab:?}\n{tag}: b->a {ba:?}");
+    assert_eq!(sent, got, "bytes differ");
+    assert!(ab.needs_csum > 0, "no NEEDS_CSUM frame seen");
+    assert!(ab.gso_tcpv4 > 0, "no GSO TCPV4 frame seen");
+    assert!(ab.gso_sizes.contains(&1448), "gso sizes {:?}", ab.gso_sizes);
+    assert!(ab.max_len > 9000, "largest frame {}", ab.max_len);
+    let st = pb.stats().unwrap();
+    let sa = pa.stats().unwrap();
+    eprintln!("{tag}: port a {sa:?}\n{tag}: port b {st:?}");
+    assert_eq!(sa.rx_truncated + sa.rx_malformed, 0);
+    (st, ab.gso_tcpv4)
+}
+
+/// Default rings: GSO frames are larger than a 2 KiB tx slot and go through the side socket.
+#[test]
+fn tcp_gso_through_default_rings() {
+    if !root_or_skip("tcp_gso_through_default_rings") {
+        return;
+    }
+    let (st, gso) = tcp_through_switch("g", 5, AfPacketConfig::default());
+    assert!(st.tx_oversize > 0 && st.tx_oversize <= gso, "{st:?}");
+}
+
+/// 64 KiB tx slots: every TSO frame goes through the tx ring, none through the side socket.
+#[test]
+fn tcp_gso_through_64k_tx_slots() {
+    if !root_or_skip("tcp_gso_through_64k_tx_slots") {
+        return;
+    }
+    let cfg = AfPacketConfig {
+        tx_frame_size: 65536,
+        tx_frame_count: 64,
+        ..AfPacketConfig::default()
+    };
+    let (st, _) = tcp_through_switch("h", 6, cfg);
+    assert_eq!(st.tx_oversize, 0, "{st:?}");
+}
