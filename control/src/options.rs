@@ -62,6 +62,11 @@ pub struct Options {
     /// Slots in the MAC table shared by all bridges (rounded up to a power of two).
     #[arg(long, value_name = "N", default_value_t = 262144)]
     pub fdb_size: usize,
+    /// The most interfaces the switch holds at once: ports, bridges' routed interfaces
+    /// (one per bridge) and tunnels, 1 to 1024. Interfaces backed by a DPDK port are also
+    /// bounded by DPDK's build (RTE_MAX_ETHPORTS: 32 in Debian's DPDK).
+    #[arg(long, value_name = "N", default_value_t = vswitch_dataplane::MAX_IFACES)]
+    pub max_interfaces: usize,
     /// Group owning the gRPC unix socket (mode 0660): its members may use vsctl without
     /// being root. Default: the daemon's own group.
     #[arg(long, value_name = "GROUP")]
@@ -178,6 +183,13 @@ impl Options {
         crate::names::check_name("--file-prefix", &self.file_prefix)?;
         if self.mem < 64 {
             return Err(format!("--mem must be at least 64 MB, not {}", self.mem));
+        }
+        if !(1..=vswitch_dataplane::MAX_IFACES).contains(&self.max_interfaces) {
+            return Err(format!(
+                "--max-interfaces must be from 1 to {}, not {}",
+                vswitch_dataplane::MAX_IFACES,
+                self.max_interfaces
+            ));
         }
         if !(1024..=(1 << 24)).contains(&self.fdb_size) {
             return Err(format!(

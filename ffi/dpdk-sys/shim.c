@@ -10,53 +10,57 @@ int vs_rte_errno(void)
 }
 
 /*
- * rte_dev_probe with DPDK's log of the attempt kept: drivers mostly fail with a bare -1 and
- * say why only in the log ("EAL: failed to parse device ...", "ioctl failed
- * (SIOCGIFINDEX):No such device"). While the probe runs, the log goes to a memory stream;
- * afterwards it is written on to the log stream as before (nothing is lost) and its last
- * `len - 1` bytes are copied to `log`, NUL-terminated. Other threads' log lines in that
- * window land in `log` too; the caller picks out what concerns the device. The log stream
- * is process-wide, so probes through here take turns (probe_log_lock): two at once would
- * swap or close each other's streams.
+ * DPDK's log of a call kept: drivers mostly fail with a bare -1 (or an errno that says
+ * little: ENOMEM for "Reached maximum number of Ethernet ports", EINVAL for a pcap too
+ * big for the pool) and say why only in the log. Between vs_log_capture_begin and
+ * vs_log_capture_end the log goes to a memory stream; at the end it is written on to the
+ * log stream as before (nothing is lost) and its last `len - 1` bytes are copied to `log`,
+ * NUL-terminated. Other threads' log lines in that window land in `log` too; the caller
+ * picks out what concerns it. The log stream is process-wide, so captures take turns
+ * (capture_lock, held from begin to end): two at once would swap or close each other's
+ * streams. Every begin must be followed by one end on the same thread.
  */
-static pthread_mutex_t probe_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
+static FILE *capture_mem;
+static char *capture_text;
+static size_t capture_size;
 
-int vs_dev_probe_logged(const char *devargs, char *log, size_t len)
+void vs_log_capture_begin(void)
 {
-	char *text = NULL;
-	size_t size = 0;
-	FILE *mem;
-	int ret;
+	pthread_mutex_lock(&capture_lock);
+	capture_text = NULL;
+	capture_size = 0;
+	capture_mem = open_memstream(&capture_text, &capture_size);
+	if (capture_mem != NULL)
+		rte_openlog_stream(capture_mem);
+}
 
+void vs_log_capture_end(char *log, size_t len)
+{
 	if (len > 0)
 		log[0] = '\0';
-	pthread_mutex_lock(&probe_log_lock);
-	mem = open_memstream(&text, &size);
-	if (mem == NULL) {
-		ret = rte_dev_probe(devargs);
-		pthread_mutex_unlock(&probe_log_lock);
-		return ret;
+	if (capture_mem != NULL) {
+		rte_openlog_stream(NULL);
+		fclose(capture_mem);
+		capture_mem = NULL;
 	}
-	rte_openlog_stream(mem);
-	ret = rte_dev_probe(devargs);
-	rte_openlog_stream(NULL);
-	fclose(mem);
-	pthread_mutex_unlock(&probe_log_lock);
-	if (text != NULL) {
+	if (capture_text != NULL) {
 		FILE *out = rte_log_get_stream();
+		size_t size = capture_size;
 		size_t from = size >= len ? size - (len - 1) : 0;
 
 		if (size > 0) {
-			fwrite(text, 1, size, out);
+			fwrite(capture_text, 1, size, out);
 			fflush(out);
 		}
 		if (len > 0) {
-			memcpy(log, text + from, size - from);
+			memcpy(log, capture_text + from, size - from);
 			log[size - from] = '\0';
 		}
-		free(text);
+		free(capture_text);
+		capture_text = NULL;
 	}
-	return ret;
+	pthread_mutex_unlock(&capture_lock);
 }
 
 /*

@@ -28,7 +28,8 @@
 
 /* Macros bindgen cannot see through, and helpers; defined in shim.c. */
 int vs_rte_errno(void);
-int vs_dev_probe_logged(const char *devargs, char *log, size_t len);
+void vs_log_capture_begin(void);
+void vs_log_capture_end(char *log, size_t len);
 /* rte_lpm_lookupx4 with its four addresses in memory rather than in an xmm_t (a SIMD
  * register type that has no FFI-safe Rust counterpart). */
 void vs_lpm_lookupx4(const struct rte_lpm *lpm, const uint32_t ip[4], uint32_t hop[4],

@@ -129,7 +129,8 @@ fn run(opts: Options) -> Result<(), String> {
         Some(store),
         events.clone(),
     )
-    .with_jumbo_mbufs(opts.jumbo_mbufs);
+    .with_jumbo_mbufs(opts.jumbo_mbufs)
+    .with_max_ifaces(opts.max_interfaces);
     let started = std::time::Instant::now();
     for e in switch.restore(initial.as_ref(), &journal) {
         tracing::error!("not restored: {e}");

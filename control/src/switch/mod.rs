@@ -195,6 +195,8 @@ pub struct Switch {
     /// The desired state.
     model: Model,
     limits: Limits,
+    /// The most interfaces held at once (vswitchd --max-interfaces).
+    max_ifaces: usize,
     l2: L2,
     /// The thread handling punted packets (stopped before the rings go).
     slow_thread: Option<SlowPathThread>,
@@ -283,6 +285,7 @@ impl Switch {
             pool,
             jumbo: None,
             jumbo_mbufs: DEFAULT_JUMBO_MBUFS,
+            max_ifaces: MAX_IFACES,
             eal: Some(eal),
             queue_load: vec![0; workers],
             next_index: 0,
@@ -302,6 +305,13 @@ impl Switch {
     /// Sets how many mbufs the jumbo pool gets when it is made (vswitchd's --jumbo-mbufs).
     pub fn with_jumbo_mbufs(mut self, n: u32) -> Switch {
         self.jumbo_mbufs = n;
+        self
+    }
+
+    /// Sets the most interfaces (ports, bridges' routed interfaces, tunnels) the switch
+    /// holds at once, at most [`MAX_IFACES`] (what the dataplane's tables are sized for).
+    pub fn with_max_ifaces(mut self, n: usize) -> Switch {
+        self.max_ifaces = n.clamp(1, MAX_IFACES);
         self
     }
 

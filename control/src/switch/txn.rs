@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use dpdk::{Port, PortConfig};
 use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
 use vswitch_dataplane::plan::place_queues;
-use vswitch_dataplane::{IfIndex, MAX_IFACES};
+use vswitch_dataplane::IfIndex;
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
@@ -364,9 +364,7 @@ impl Switch {
         undo: &mut Undo,
     ) -> ApiResult<()> {
         let ifindex = self.free_ifindex(undo).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "interface {name:?}: the dataplane has room for {MAX_IFACES} interfaces, all in use"
-            ))
+            ApiError::invalid(self.iface_limit_reached(&format!("interface {name:?}")))
         })?;
         if let Some(sock) = spec.server_socket() {
             vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
@@ -428,11 +426,21 @@ impl Switch {
         Ok(())
     }
 
-    /// The lowest interface index neither in use (by a port or a bridge's routed
+    /// The one-line error for `what` when every interface index below the configured
+    /// limit is taken.
+    fn iface_limit_reached(&self, what: &str) -> String {
+        format!(
+            "{what}: the switch is at its limit of {} interfaces (vswitchd --max-interfaces); \
+             nothing was changed",
+            self.max_ifaces
+        )
+    }
+
+    /// The lowest interface index (below the configured limit) neither in use (by a port or a bridge's routed
     /// interface) nor freed by this transaction (whose interfaces stay in the plan until it
     /// is published).
     fn free_ifindex(&self, undo: &Undo) -> Option<IfIndex> {
-        let mut used = vec![false; MAX_IFACES];
+        let mut used = vec![false; self.max_ifaces];
         let ports = self
             .ports
             .values()
@@ -487,10 +495,9 @@ impl Switch {
                     .unwrap_or_default();
                 return Err((
                     index,
-                    ApiError::invalid(format!(
-                        "bridge {br:?}: the dataplane has room for {MAX_IFACES} interfaces \
-                         (each bridge's routed interface is one), all in use"
-                    )),
+                    ApiError::invalid(self.iface_limit_reached(&format!(
+                        "bridge {br:?} (its routed interface is one)"
+                    ))),
                 ));
             };
             self.bvis.insert(br.clone(), i);
@@ -529,10 +536,7 @@ impl Switch {
                     .unwrap_or_default();
                 return Err((
                     index,
-                    ApiError::invalid(format!(
-                        "tunnel {name:?}: the dataplane has room for {MAX_IFACES} interfaces, \
-                         all in use"
-                    )),
+                    ApiError::invalid(self.iface_limit_reached(&format!("tunnel {name:?}"))),
                 ));
             };
             let base = self.engine.iface_totals(ifindex);

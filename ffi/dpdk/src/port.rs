@@ -100,30 +100,88 @@ pub struct Port {
     open: bool,
 }
 
-/// How much of DPDK's log of a failed probe is kept for the error message.
-const PROBE_LOG_BYTES: usize = 4096;
+/// How much of DPDK's log of a failed call is kept for the error message.
+const LOG_BYTES: usize = 4096;
+
+/// Runs `f` with DPDK's log captured: returns f's result and what DPDK logged meanwhile
+/// (also written on to the usual log stream, as always). Captures take turns process-wide.
+fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+    /// An open capture; ended once, by `end` or when dropped (if `f` unwinds).
+    struct Capture {
+        buf: Vec<u8>,
+        open: bool,
+    }
+    impl Capture {
+        fn end(&mut self) {
+            if std::mem::take(&mut self.open) {
+                // SAFETY: paired with the begin in `logged`, on this thread (a Capture
+                // never leaves the stack frame that began it); buf is writable for its
+                // length.
+                unsafe {
+                    dpdk_sys::vs_log_capture_end(self.buf.as_mut_ptr().cast(), self.buf.len())
+                };
+            }
+        }
+    }
+    impl Drop for Capture {
+        fn drop(&mut self) {
+            self.end();
+        }
+    }
+    // SAFETY: no preconditions; the Capture below ends it on every path.
+    unsafe { dpdk_sys::vs_log_capture_begin() };
+    let mut capture = Capture {
+        buf: vec![0u8; LOG_BYTES],
+        open: true,
+    };
+    let out = f();
+    capture.end();
+    let text = CStr::from_bytes_until_nul(&capture.buf)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (out, text)
+}
+
+/// The last lines (at most three) of DPDK's `log` that say why something failed: those
+/// naming `device` (other threads may have logged meanwhile), or, if none does and
+/// `any_line`, the last ones (drivers' queue set-up messages often name no device);
+/// without DPDK's "EAL: " prefix.
+fn reasons(log: &str, device: &str, any_line: bool) -> Vec<String> {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let naming: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains(device))
+        .collect();
+    let pick = if naming.is_empty() && any_line {
+        &lines
+    } else {
+        &naming
+    };
+    pick.iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|l| l.strip_prefix("EAL: ").unwrap_or(l).to_string())
+        .collect()
+}
 
 /// Why a probe failed, in words: what DPDK logged about `device` while probing it (drivers
 /// mostly return a bare -1 and say why only in the log), else the status code.
 fn probe_failure(ret: i32, device: &str, log: &str) -> String {
-    let lines: Vec<&str> = log
+    if log
         .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && l.contains(device))
-        .collect();
-    if lines.iter().any(|l| l.contains("failed to parse device")) {
+        .any(|l| l.contains(device) && l.contains("failed to parse device"))
+    {
         return format!(
             "no DPDK driver takes a device named {device:?} (DPDK: failed to parse device)"
         );
     }
-    // At most the last three lines about the device, without DPDK's "EAL: " prefix.
-    let said: Vec<&str> = lines
-        .iter()
-        .rev()
-        .take(3)
-        .rev()
-        .map(|l| l.strip_prefix("EAL: ").unwrap_or(l))
-        .collect();
+    let said = reasons(log, device, false);
     let status = if ret == -1 {
         "the driver refused the device".to_string()
     } else {
@@ -165,16 +223,21 @@ impl Port {
                 format!("device {device} already exists (port {existing})"),
             ));
         }
-        let mut log = vec![0u8; PROBE_LOG_BYTES];
-        // SAFETY: cargs is a valid C string and log a writable buffer of log.len() bytes;
-        // probing is serialised by the caller (control thread) and DPDK's hotplug lock.
-        let ret = unsafe {
-            dpdk_sys::vs_dev_probe_logged(cargs.as_ptr(), log.as_mut_ptr().cast(), log.len())
-        };
+        // SAFETY: no preconditions.
+        let used = usize::from(unsafe { dpdk_sys::rte_eth_dev_count_total() });
+        if used >= MAX_PORTS {
+            return Err(Error::msg(
+                &op,
+                format!(
+                    "DPDK's port table is full: this DPDK build holds {MAX_PORTS} ethdev ports \
+                     (RTE_MAX_ETHPORTS), all in use"
+                ),
+            ));
+        }
+        // SAFETY: cargs is a valid C string; probing is serialised by the caller (control
+        // thread) and DPDK's hotplug lock.
+        let (ret, log) = logged(|| unsafe { dpdk_sys::rte_dev_probe(cargs.as_ptr()) });
         if ret < 0 {
-            let log = CStr::from_bytes_until_nul(&log)
-                .map(|c| c.to_string_lossy().into_owned())
-                .unwrap_or_default();
             return Err(Error::msg(&op, probe_failure(ret, &device, &log)));
         }
         let mut id: u16 = 0;
@@ -198,8 +261,17 @@ impl Port {
                 "the device created no ethernet port of that name",
             ));
         }
-        // On error `port` is dropped, which stops, closes and removes it.
-        port.setup()?;
+        // On error `port` is dropped, which stops, closes and removes it. Drivers say why
+        // a queue or the start failed only in the log (net_pcap: a looping pcap too big for
+        // the pool is EINVAL, "At least N mbufs per queue is required" is in the log).
+        let (res, log) = logged(|| port.setup());
+        res.map_err(|mut e| {
+            let said = reasons(&log, &port.device, true);
+            if !said.is_empty() {
+                e.reason = format!("{} (DPDK: {})", e.reason, said.join("; "));
+            }
+            e
+        })?;
         Ok(port)
     }
 
