@@ -32,12 +32,13 @@ pub enum DropReason {
     SamePort = 6,
     /// Unknown unicast on a bridge with flooding off.
     FloodOff = 7,
-    /// No mbuf for a flooded copy or a VLAN tag.
+    /// No mbuf for a flooded copy, a VLAN tag or a segment of a GSO super-frame.
     NoMbuf = 8,
     /// The slow path's punt ring of this worker was full.
     PuntFull = 9,
-    /// A frame needing an offload (checksum of a chained frame, segmentation) that the
-    /// output interface cannot do and software does not yet.
+    /// A frame needing an offload that the output interface cannot do and software does
+    /// not (yet): the partial checksum of a chained frame without GSO, or a GSO segment
+    /// longer than one mbuf of the super-frame's pool holds.
     OffloadUnsupported = 10,
     /// A frame still moving between stages after the graph's last round (a loop).
     GraphLoop = 11,

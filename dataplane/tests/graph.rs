@@ -2,7 +2,8 @@
 //! member, a cross-connected interface, one that punts), each frame going its own way; a
 //! punted frame coming back as received on another interface, so that it visits
 //! ethernet-input twice; the output's MTU check and its software offloads (a partial UDP
-//! checksum completed, a GSO super-frame refused); per-stage counts; no mbuf leaks.
+//! checksum completed, a TCP super-frame cut into segments, a malformed one refused);
+//! per-stage counts; no mbuf leaks.
 
 mod common;
 
@@ -89,6 +90,29 @@ fn partial_udp() -> (Vec<u8>, u16) {
     (f, pseudo)
 }
 
+/// Ethernet (broadcast) + IPv4 + TCP from 10.0.0.1 to 10.0.0.2 carrying `data`, the
+/// checksum field holding the pseudo-header sum (as a guest hands a TSO super-frame over).
+fn tcp_super_frame(data: &[u8]) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[2, 0, 0, 0, 0, 0x78, 0x08, 0x00, 0x45, 0]);
+    f.extend_from_slice(&((40 + data.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    let c = !checksum::sum(&f[14..34], 0);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let pseudo = checksum::pseudo_header_v4(
+        [10, 0, 0, 1].into(),
+        [10, 0, 0, 2].into(),
+        6,
+        (20 + data.len()) as u16,
+    );
+    f.extend_from_slice(&[0x9c, 0x40, 0x14, 0x51, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18]);
+    f.extend_from_slice(&[0xff, 0xff]);
+    f.extend_from_slice(&pseudo.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(data);
+    f
+}
+
 #[test]
 fn graph_on_real_mbufs() {
     let args = dpdk::light_args("0", &format!("vsgr{}", std::process::id()));
@@ -150,7 +174,8 @@ fn graph_on_real_mbufs() {
 
     // 3. The output's checks: a 9000-byte frame from A (MTU 9000) is too long for B (MTU
     //    1500): mtu_exceeded; a partial UDP checksum is completed in software and the
-    //    request cleared; a TSO super-frame is refused (offload_unsupported).
+    //    request cleared; a TCP super-frame is cut into segments that fit B; a TSO
+    //    request on a frame that is no TCP segment is refused (bad_header).
     let jumbo = r.mbuf(&frame(9014, 0xb));
     r.push(A, jumbo);
     let (udp, pseudo) = partial_udp();
@@ -167,24 +192,45 @@ fn graph_on_real_mbufs() {
     };
     meta.set_offload(&m.offload());
     assert!(r.g.input().push(m, meta).is_ok());
-    let mut tso = r.mbuf(&frame(4000, 0xc));
-    tso.set_offload(&MbufOffload {
-        ol_flags: TX_TCP_SEG | TX_TCP_CKSUM | TX_IPV4,
-        l2_len: 14,
-        l3_len: 20,
-        tso_segsz: 1448,
-    });
-    let mut meta = Meta {
-        rx_if: A,
-        ..Meta::default()
-    };
-    meta.set_offload(&tso.offload());
-    assert!(r.g.input().push(tso, meta).is_ok());
+    let data: Vec<u8> = (0..3 * 1448 + 100).map(|i| (i % 251) as u8).collect();
+    for f in [tcp_super_frame(&data), frame(4000, 0xc)] {
+        let mut tso = r.mbuf(&f);
+        tso.set_offload(&MbufOffload {
+            ol_flags: TX_TCP_SEG | TX_TCP_CKSUM | TX_IPV4,
+            l2_len: 14,
+            l3_len: 20,
+            tso_segsz: 1448,
+        });
+        let mut meta = Meta {
+            rx_if: A,
+            ..Meta::default()
+        };
+        meta.set_offload(&tso.offload());
+        assert!(r.g.input().push(tso, meta).is_ok());
+    }
     r.run(&p);
     assert_eq!(r.drops(Stage::Output, DropReason::MtuExceeded), 1);
-    assert_eq!(r.drops(Stage::Output, DropReason::OffloadUnsupported), 1);
+    assert_eq!(r.drops(Stage::Output, DropReason::BadHeader), 1);
     let sent = r.out(B);
-    assert_eq!(sent.len(), 1, "only the UDP frame reaches B");
+    assert_eq!(sent.len(), 5, "the UDP frame and 4 segments reach B");
+    let mut payload = Vec::new();
+    for s in &sent[1..] {
+        let pseudo = checksum::pseudo_header_v4(
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            6,
+            (s.len() - 34) as u16,
+        );
+        assert_eq!(checksum::sum(&s[14..34], 0), 0xffff, "IPv4 header checksum");
+        assert_eq!(
+            checksum::sum(&s[34..], u32::from(pseudo)),
+            0xffff,
+            "TCP checksum"
+        );
+        payload.extend_from_slice(&s[54..]);
+    }
+    assert_eq!(payload, data);
+    assert_eq!(sent[1].len(), 1502);
     let udp_out = &sent[0][34..];
     assert_ne!(&udp_out[6..8], &udp[40..42], "the checksum was completed");
     assert_eq!(

@@ -24,9 +24,6 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// The longest TCP header (RFC 9293 §3.1: data offset 15 words).
-pub const MAX_L4_HEADER: usize = 60;
-
 /// Ones' complement sum of `data` (as big-endian 16-bit words, an odd last byte padded
 /// with zero) added to `initial`, folded to 16 bits.
 ///

@@ -35,6 +35,15 @@ impl Mbuf {
         NonNull::new(raw).map(|raw| Mbuf { raw })
     }
 
+    /// Takes one mbuf from the pool this one came from (for frames made from it: the
+    /// segments of a super-frame); None when that pool is empty.
+    pub fn alloc_like(&self) -> Option<Mbuf> {
+        // SAFETY: self owns a live mbuf, whose `pool` is the live pktmbuf pool it came from
+        // (a pool outlives its mbufs).
+        let raw = unsafe { dpdk_sys::rte_pktmbuf_alloc((*self.raw.as_ptr()).pool) };
+        NonNull::new(raw).map(|raw| Mbuf { raw })
+    }
+
     /// An mbuf holding a copy of `bytes`; None when the pool is empty or `bytes` does not fit.
     pub fn from_bytes(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
         let m = Mbuf::alloc(pool)?;
@@ -69,6 +78,58 @@ impl Mbuf {
             let base = ((*r).buf_addr as *mut u8).add((*r).data_off as usize);
             std::slice::from_raw_parts_mut(base, (*r).data_len as usize)
         }
+    }
+
+    /// Grows a single-segment packet by `len` bytes at the end (taken from the tailroom)
+    /// and returns them, for the caller to fill (they hold whatever the buffer held). None,
+    /// and nothing changed, if the packet is chained or the tailroom is too small.
+    pub fn append(&mut self, len: usize) -> Option<&mut [u8]> {
+        let n = u16::try_from(len).ok()?;
+        // SAFETY: self uniquely owns the mbuf; the new bytes lie between the end of its
+        // data and the end of its buffer (checked), and the returned slice borrows self.
+        unsafe {
+            let r = self.raw.as_ptr();
+            let end = u32::from((*r).data_off) + u32::from((*r).data_len);
+            if (*r).nb_segs != 1 || end + u32::from(n) > u32::from((*r).buf_len) {
+                return None;
+            }
+            let at = ((*r).buf_addr as *mut u8).add(end as usize);
+            (*r).data_len += n;
+            (*r).pkt_len += u32::from(n);
+            Some(std::slice::from_raw_parts_mut(at, len))
+        }
+    }
+
+    /// Copies the packet's first bytes, across its segments, into `out`; returns how many
+    /// (the packet's length or `out`'s, whichever is less).
+    pub fn copy_to(&self, out: &mut [u8]) -> usize {
+        let mut done = 0;
+        let mut seg: *const rte_mbuf = self.raw.as_ptr();
+        while !seg.is_null() && done < out.len() {
+            // SAFETY: seg is self's first segment or a `next` link of its chain, all owned
+            // by self and live while &self is.
+            let (data, next) = unsafe { (seg_data(seg), (*seg).next as *const rte_mbuf) };
+            let n = data.len().min(out.len() - done);
+            out[done..done + n].copy_from_slice(&data[..n]);
+            done += n;
+            seg = next;
+        }
+        done
+    }
+
+    /// Appends `tail`'s segments to this packet's chain (the packet grows by `tail.len()`);
+    /// gives `tail` back if the chain would exceed DPDK's segment limit.
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        // SAFETY: both are live mbufs we own, distinct (tail is moved in); on success
+        // rte_pktmbuf_chain links tail's chain after self's and tail's first segment is
+        // owned by self's chain from then on (so it is forgotten, not freed); on failure
+        // nothing changed.
+        let rc = unsafe { dpdk_sys::rte_pktmbuf_chain(self.raw.as_ptr(), tail.raw.as_ptr()) };
+        if rc != 0 {
+            return Err(tail);
+        }
+        std::mem::forget(tail);
+        Ok(())
     }
 
     /// Packet length in bytes, over every segment (pkt_len; `data().len()` is the first
@@ -535,11 +596,8 @@ mod tests {
         let head = Mbuf::from_bytes(&pool, &[1u8; 1500]).unwrap();
         let tail = Mbuf::from_bytes(&pool, &[2u8; 700]).unwrap();
         assert_eq!((head.segments(), head.is_contiguous()), (1, true));
-        // SAFETY: both are live single-segment mbufs we own; on success rte_pktmbuf_chain
-        // makes tail part of head's chain, so only head is freed (tail is forgotten).
-        let ok = unsafe { dpdk_sys::rte_pktmbuf_chain(head.raw.as_ptr(), tail.raw.as_ptr()) };
-        assert_eq!(ok, 0);
-        std::mem::forget(tail);
+        let mut head = head;
+        assert!(head.chain(tail).is_ok());
         assert_eq!(head.segments(), 2);
         assert!(!head.is_contiguous());
         assert_eq!(head.len(), 2200);
@@ -553,6 +611,40 @@ mod tests {
             base,
             "freeing the head frees the whole chain"
         );
+    }
+
+    /// copy_to reads across segments; append grows a single segment within its buffer;
+    /// alloc_like takes from the same pool.
+    #[test]
+    fn copy_out_of_a_chain_append_and_alloc_like() {
+        require_eal!();
+        let pool = pool("t_copyto", 64);
+        let base = pool.in_use();
+        let mut m = Mbuf::from_bytes(&pool, &[1u8; 2048]).unwrap();
+        assert!(m
+            .chain(Mbuf::from_bytes(&pool, &[2u8; 2048]).unwrap())
+            .is_ok());
+        assert!(m
+            .chain(Mbuf::from_bytes(&pool, &[3u8; 10]).unwrap())
+            .is_ok());
+        assert_eq!((m.len(), m.segments()), (4106, 3));
+        let mut out = vec![0u8; 5000];
+        assert_eq!(m.copy_to(&mut out), 4106);
+        assert_eq!(out[2047..2049], [1, 2]);
+        assert_eq!(out[4095..4107], [2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0]);
+        assert_eq!(m.copy_to(&mut out[..2050]), 2050);
+        assert!(m.append(1).is_none(), "chained");
+
+        let mut n = m.alloc_like().unwrap();
+        assert_eq!(pool.in_use(), base + 4);
+        assert!(n.append(2049).is_none(), "past the buffer");
+        assert_eq!(n.len(), 0);
+        n.append(3).unwrap().copy_from_slice(&[7, 8, 9]);
+        n.append(2045).unwrap().fill(1);
+        assert!(n.append(1).is_none());
+        assert_eq!((n.len(), &n.data()[..4]), (2048, &[7, 8, 9, 1][..]));
+        drop((m, n));
+        assert_eq!(pool.in_use(), base);
     }
 
     #[test]
