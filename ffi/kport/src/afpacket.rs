@@ -41,7 +41,6 @@ use crate::block::{self, Cursor, Step, FRAME_HDR_LEN, TP_STATUS_USER};
 use crate::error::{kernel, Error, Result};
 use crate::sys::{self, Mapping, PacketMreq, TpacketReq3, TpacketStatsV3};
 use crate::vnet::{VnetHdr, VNET_HDR_LEN};
-use crate::MAX_PARTS;
 
 /// The smallest rx block: a 64 KiB GSO frame with its headers (frame header, sockaddr_ll,
 /// vnet header, alignment) and the block header needs more than 64 KiB, and the kernel
@@ -483,7 +482,7 @@ impl AfPacket {
     pub fn tx_queue(&mut self, hdr: &VnetHdr, frame_parts: &[&[u8]]) -> bool {
         let len: usize = frame_parts.iter().map(|p| p.len()).sum();
         if len > self.geo.tx_capacity() {
-            return self.tx_oversize(hdr, frame_parts, len);
+            return self.tx_oversize(hdr, frame_parts);
         }
         let i = self.tx_head;
         let status = self.tx_status(i).load(Ordering::Acquire);
@@ -530,47 +529,19 @@ impl AfPacket {
     }
 
     /// Sends a frame larger than a slot through the side socket.
-    fn tx_oversize(&mut self, hdr: &VnetHdr, parts: &[&[u8]], len: usize) -> bool {
-        if parts.len() > MAX_PARTS || self.tx_flush().is_err() {
+    fn tx_oversize(&mut self, hdr: &VnetHdr, parts: &[&[u8]]) -> bool {
+        if self.tx_flush().is_err() {
             self.stats.tx_errors += 1;
             return false;
         }
-        let vnet = hdr.encode();
-        let empty = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        };
-        let mut iov = [empty; MAX_PARTS + 1];
-        iov[0] = libc::iovec {
-            iov_base: vnet.as_ptr() as *mut libc::c_void,
-            iov_len: VNET_HDR_LEN,
-        };
-        for (v, p) in iov[1..].iter_mut().zip(parts) {
-            *v = libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            };
-        }
-        // SAFETY: all-zero is a valid msghdr (no name, no control).
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = parts.len() + 1;
-        // SAFETY: `msg` points to `parts.len() + 1` iovecs over live, readable buffers; the
-        // kernel only reads them during the call.
-        let r = unsafe { libc::sendmsg(self.side.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if would_block(&e) {
-                self.stats.tx_full += 1;
-            } else {
-                self.stats.tx_errors += 1;
-            }
-            return false;
-        }
-        self.stats.tx_oversize += 1;
-        self.stats.tx_packets += 1;
-        self.stats.tx_bytes += len as u64;
-        true
+        let mut side = AfPacketTxStats::default();
+        let sent = send_counted(self.side.as_raw_fd(), hdr, parts, &mut side);
+        self.stats.tx_packets += side.tx_packets;
+        self.stats.tx_bytes += side.tx_bytes;
+        self.stats.tx_oversize += side.tx_packets;
+        self.stats.tx_full += side.tx_full;
+        self.stats.tx_errors += side.tx_errors;
+        sent
     }
 
     /// Kicks the kernel to send every queued frame: one `sendto(MSG_DONTWAIT)`, none when
@@ -637,6 +608,99 @@ unsafe fn rx_block_bytes<'a>(base: *mut u8, geo: &Geometry, i: usize) -> &'a mut
     // SAFETY: block `i < rx_block_nr` lies inside the mapping; the caller guarantees it is
     // alive and exclusively ours.
     unsafe { std::slice::from_raw_parts_mut(base.add(geo.rx_block(i)), geo.rx_block_size) }
+}
+
+/// One `sendmsg(MSG_DONTWAIT)` of the frame `parts` behind its virtio-net header `hdr` on
+/// the packet socket `fd` (bound, with `PACKET_VNET_HDR`); counted in `stats` (`tx_full`
+/// when it would block, `tx_errors` for another refusal or more than [`MAX_PARTS`](crate::MAX_PARTS)
+/// parts). True if the kernel took it.
+fn send_counted(fd: RawFd, hdr: &VnetHdr, parts: &[&[u8]], stats: &mut AfPacketTxStats) -> bool {
+    let vnet = hdr.encode();
+    let Some(mut iov) = sys::FrameIovecs::new(&vnet, parts) else {
+        stats.tx_errors += 1;
+        return false;
+    };
+    let io = iov.as_mut_slice();
+    // SAFETY: all-zero is a valid msghdr (no name, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = io.as_mut_ptr();
+    msg.msg_iovlen = io.len();
+    // SAFETY: `msg` points to iovecs over `vnet` and `parts`, live and readable for the
+    // call; the kernel only reads them during it.
+    let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        if would_block(&io::Error::last_os_error()) {
+            stats.tx_full += 1;
+        } else {
+            stats.tx_errors += 1;
+        }
+        return false;
+    }
+    stats.tx_packets += 1;
+    stats.tx_bytes += iov.len as u64;
+    true
+}
+
+/// Counters of an [`AfPacketTx`]. Plain numbers, written by the owning thread only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AfPacketTxStats {
+    /// Frames sent, and their bytes.
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Frames the socket would have blocked on (the device queue full).
+    pub tx_full: u64,
+    /// Frames the kernel refused otherwise (or of more than [`MAX_PARTS`](crate::MAX_PARTS) parts).
+    pub tx_errors: u64,
+}
+
+/// A send-only AF_PACKET socket on an interface, with virtio-net headers: bound with
+/// protocol 0, it queues nothing it could receive. How a thread that does not own the
+/// interface's [`AfPacket`] sends on it: one `sendmsg` per frame.
+#[derive(Debug)]
+pub struct AfPacketTx {
+    ifname: String,
+    fd: OwnedFd,
+    stats: AfPacketTxStats,
+}
+
+impl AfPacketTx {
+    /// Opens a send socket on interface `ifname`.
+    pub fn open(ifname: &str) -> Result<AfPacketTx> {
+        let ifindex = sys::ifindex(ifname)?;
+        let fd = packet_socket(ifname)?;
+        let raw = fd.as_raw_fd();
+        let one: libc::c_int = 1;
+        opt(raw, ifname, "PACKET_VNET_HDR", sys::PACKET_VNET_HDR, &one)?;
+        opt(
+            raw,
+            ifname,
+            "PACKET_QDISC_BYPASS",
+            sys::PACKET_QDISC_BYPASS,
+            &one,
+        )?;
+        bind(raw, ifname, ifindex, 0)?;
+        Ok(AfPacketTx {
+            ifname: ifname.to_string(),
+            fd,
+            stats: AfPacketTxStats::default(),
+        })
+    }
+
+    /// Sends the frame `frame_parts` with offload state `hdr`; false (counted) if the
+    /// kernel would not take it now.
+    pub fn send(&mut self, hdr: &VnetHdr, frame_parts: &[&[u8]]) -> bool {
+        send_counted(self.fd.as_raw_fd(), hdr, frame_parts, &mut self.stats)
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> AfPacketTxStats {
+        self.stats
+    }
+
+    /// The interface's name.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
 }
 
 fn would_block(e: &io::Error) -> bool {

@@ -28,7 +28,9 @@ mod sys;
 mod tap;
 pub mod vnet;
 
-pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, MIN_RX_BLOCK};
+pub use afpacket::{
+    AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats, MIN_RX_BLOCK,
+};
 pub use error::{Error, Result};
 pub use tap::{
     Tap, TapConfig, TapStats, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,

@@ -168,6 +168,52 @@ impl Drop for Mapping {
     }
 }
 
+/// The iovecs of one frame handed to `sendmsg` / `writev`: its virtio-net header, then its
+/// parts. They point into `vnet` and `parts`, which must stay alive (and unmoved) until the
+/// system call that reads them returns.
+pub(crate) struct FrameIovecs {
+    iov: [libc::iovec; crate::MAX_PARTS + 1],
+    n: usize,
+    /// The frame's length (the parts', without the header).
+    pub(crate) len: usize,
+}
+
+impl FrameIovecs {
+    /// None for more than [`MAX_PARTS`](crate::MAX_PARTS) parts.
+    pub(crate) fn new(vnet: &[u8; crate::VNET_HDR_LEN], parts: &[&[u8]]) -> Option<FrameIovecs> {
+        if parts.len() > crate::MAX_PARTS {
+            return None;
+        }
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut iov = [empty; crate::MAX_PARTS + 1];
+        iov[0] = libc::iovec {
+            iov_base: vnet.as_ptr() as *mut libc::c_void,
+            iov_len: vnet.len(),
+        };
+        let mut len = 0;
+        for (v, p) in iov[1..].iter_mut().zip(parts) {
+            *v = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            len += p.len();
+        }
+        Some(FrameIovecs {
+            iov,
+            n: parts.len() + 1,
+            len,
+        })
+    }
+
+    /// The iovecs in use.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [libc::iovec] {
+        &mut self.iov[..self.n]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

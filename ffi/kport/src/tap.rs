@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{kernel, Error, Result};
 use crate::sys;
 use crate::vnet::{VnetHdr, VNET_HDR_LEN};
-use crate::MAX_PARTS;
 
 /// `TUN_F_CSUM`: we take frames with partial checksums.
 pub const TUN_F_CSUM: u32 = 0x01;
@@ -283,37 +282,16 @@ impl Tap {
     /// Writes one frame, made of `frame_parts` in order, with offload header `hdr` (one
     /// `writev`). Returns false when it was not taken (counted in `tx_full` / `tx_errors`).
     pub fn tx(&mut self, hdr: &VnetHdr, frame_parts: &[&[u8]]) -> bool {
-        if frame_parts.len() > MAX_PARTS {
+        let vnet = hdr.encode();
+        let Some(mut iov) = crate::sys::FrameIovecs::new(&vnet, frame_parts) else {
             self.stats.tx_errors += 1;
             return false;
-        }
-        let vnet = hdr.encode();
-        let empty = libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
         };
-        let mut iov = [empty; MAX_PARTS + 1];
-        iov[0] = libc::iovec {
-            iov_base: vnet.as_ptr() as *mut libc::c_void,
-            iov_len: VNET_HDR_LEN,
-        };
-        let mut len = 0;
-        for (v, p) in iov[1..].iter_mut().zip(frame_parts) {
-            *v = libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            };
-            len += p.len();
-        }
-        // SAFETY: `iov` holds `frame_parts.len() + 1` entries over live, readable buffers;
-        // the kernel only reads them during the call.
-        let r = unsafe {
-            libc::writev(
-                self.fd.as_raw_fd(),
-                iov.as_ptr(),
-                (frame_parts.len() + 1) as libc::c_int,
-            )
-        };
+        let len = iov.len;
+        let io = iov.as_mut_slice();
+        // SAFETY: `io` holds iovecs over `vnet` and `frame_parts`, live and readable for
+        // the call; the kernel only reads them during it.
+        let r = unsafe { libc::writev(self.fd.as_raw_fd(), io.as_ptr(), io.len() as libc::c_int) };
         if r < 0 {
             if would_block(&io::Error::last_os_error()) {
                 self.stats.tx_full += 1;

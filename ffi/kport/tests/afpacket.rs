@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
-use kport::{vnet, AfPacket, AfPacketConfig, Error, VnetHdr};
+use kport::{vnet, AfPacket, AfPacketConfig, AfPacketTx, Error, VnetHdr};
 
 const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0x77, 0, 1];
 
@@ -22,17 +22,31 @@ fn open_names_a_missing_interface() {
 /// succeeds, so the namespace's kernel took our tx.
 #[test]
 fn ping_answered_through_the_rings() {
-    if !root_or_skip("ping_answered_through_the_rings") {
-        return;
+    if root_or_skip("ping_answered_through_the_rings") {
+        ping_answered("p", "10.77.1.2", false);
     }
+}
+
+/// The same, with the answers sent through a send-only socket ([`AfPacketTx`], how a
+/// worker that does not own the port's rings sends on it) while the rings receive.
+#[test]
+fn ping_answered_through_a_send_socket() {
+    if root_or_skip("ping_answered_through_a_send_socket") {
+        ping_answered("q", "10.77.9.2", true);
+    }
+}
+
+fn ping_answered(tag: &str, addr: &str, send_socket: bool) {
     let mut c = Cleanup::default();
-    let v = veth(&mut c, "p", "10.77.1.2");
+    let v = veth(&mut c, tag, addr);
     let mut port = AfPacket::open(&v.host, &AfPacketConfig::default()).unwrap();
+    let mut send = send_socket.then(|| AfPacketTx::open(&v.host).unwrap());
+    let me_s = format!("{}.1", addr.rsplit_once('.').unwrap().0);
     let ping = spawn(&format!(
-        "ip netns exec {} ping -c 3 -i 0.2 -W 2 10.77.1.1",
+        "ip netns exec {} ping -c 3 -i 0.2 -W 2 {me_s}",
         v.ns
     ));
-    let (me, peer) = (ip4("10.77.1.1"), ip4("10.77.1.2"));
+    let (me, peer) = (ip4(&me_s), ip4(addr));
     let mut saw_arp = false;
     let mut echoes = 0;
     let start = std::time::Instant::now();
@@ -67,7 +81,11 @@ fn ping_answered_through_the_rings() {
             }
         });
         for f in &out {
-            assert!(port.tx_queue(&VnetHdr::default(), &[&f[..14], &f[14..]]));
+            let parts = [&f[..14], &f[14..]];
+            match &mut send {
+                Some(tx) => assert!(tx.send(&VnetHdr::default(), &parts)),
+                None => assert!(port.tx_queue(&VnetHdr::default(), &parts)),
+            }
         }
         port.tx_flush().unwrap();
         std::thread::sleep(Duration::from_millis(1));
@@ -78,8 +96,17 @@ fn ping_answered_through_the_rings() {
     assert!(out.contains("3 received"), "{out}");
     let st = port.stats().unwrap();
     eprintln!("ping: {st:?}");
-    assert!(st.tx_packets >= 4 && st.rx_packets >= 4);
+    assert!(st.rx_packets >= 4);
     assert_eq!((st.rx_truncated, st.rx_malformed, st.tx_full), (0, 0, 0));
+    match &send {
+        Some(tx) => {
+            let t = tx.stats();
+            eprintln!("ping (send socket): {t:?}");
+            assert!(t.tx_packets >= 4 && t.tx_full == 0 && t.tx_errors == 0);
+            assert_eq!(st.tx_packets, 0, "the rings sent nothing");
+        }
+        None => assert!(st.tx_packets >= 4),
+    }
 }
 
 /// A UDP datagram with only the pseudo-header sum in its checksum field and NEEDS_CSUM
