@@ -365,7 +365,14 @@ impl IfaceSpec {
                     tx_queues: w,
                 }
             }
-            Kind::Tap { iface } => one(format!("net_tap{index},iface={iface}")),
+            // net_tap makes one tap queue per queue pair and wants as many rx queues as tx
+            // queues (it refuses the port otherwise); the kernel spreads the host's frames
+            // over the queues by flow, so every rx queue is polled (the workers share them).
+            Kind::Tap { iface } => PortPlan {
+                devargs: format!("net_tap{index},iface={iface}"),
+                rx_queues: w,
+                tx_queues: w,
+            },
             Kind::VhostUser {
                 socket,
                 role,
