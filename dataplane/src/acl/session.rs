@@ -255,6 +255,10 @@ struct HalfOpen {
     ring: Box<[AtomicU64]>,
 }
 
+/// How far ahead in its FIFO of half-open sessions a worker prefetches the next victim's
+/// lines (one eviction per new flow at a limit: a few new flows' time).
+const EVICT_AHEAD: u32 = 4;
+
 /// Entries in each worker's FIFO of half-open sessions (older ones are forgotten: the
 /// FIFO is a hint, expiry still removes them).
 const HALF_OPEN_RING: usize = 1 << 18;
@@ -686,6 +690,18 @@ impl Sessions {
         let tail = q.tail.load(Relaxed);
         let mut evicted = false;
         while head != tail && !evicted {
+            // The FIFO names the next victims in advance: ask for the lines of the one
+            // EVICT_AHEAD places on (its slot and its bucket's control word), so that they
+            // have arrived when a later new flow evicts it.
+            let ahead = head.wrapping_add(EVICT_AHEAD);
+            if tail.wrapping_sub(ahead) as i32 > 0 {
+                let a = q.ring[ahead as usize % HALF_OPEN_RING].load(Relaxed);
+                let slot = (a >> 32) as usize;
+                if let (Some(s), Some(b)) = (self.slots.get(slot), self.buckets.get(slot / WAYS)) {
+                    prefetch(s as *const Slot);
+                    prefetch(b as *const Bucket);
+                }
+            }
             let e = q.ring[head as usize % HALF_OPEN_RING].load(Relaxed);
             head = head.wrapping_add(1);
             let (slot, gen) = ((e >> 32) as usize, e & 0xffff_ffff);
