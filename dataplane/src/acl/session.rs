@@ -646,15 +646,29 @@ impl Sessions {
                 u64::from(self.limit.load(Relaxed)),
                 self.iface_limit.load(Relaxed),
             );
+            // At a limit (seen without writing: under a flood of new flows every one of them
+            // is), the new session takes the place of the oldest half-open one: the global
+            // count stays, and only an interface change moves the per-interface counts.
+            let iface_full = self.per_iface[iface].load(Relaxed) >= il;
+            if iface_full || self.count.load(Relaxed) >= limit {
+                return match self.evict_half_open(worker, iface_full.then_some(iface)) {
+                    Some(victim) => {
+                        if victim != iface {
+                            self.per_iface[victim].fetch_sub(1, Relaxed);
+                            self.per_iface[iface].fetch_add(1, Relaxed);
+                        }
+                        true
+                    }
+                    None => false,
+                };
+            }
             let n = self.count.fetch_add(1, Relaxed);
             let ni = self.per_iface[iface].fetch_add(1, Relaxed);
             if n < limit && ni < il {
                 return true;
             }
+            // Another worker took the last place meanwhile: give it back, look again.
             self.release(iface);
-            if !self.evict_half_open(worker, (ni >= il).then_some(iface)) {
-                return false;
-            }
         }
         false
     }
@@ -681,15 +695,14 @@ impl Sessions {
     }
 
     /// Evicts the oldest session still half-open among those worker `worker` created (on
-    /// `iface` only, if given). False if it found none.
-    fn evict_half_open(&self, worker: usize, iface: Option<usize>) -> bool {
-        let Some(q) = self.half_open.get(worker) else {
-            return false;
-        };
+    /// `iface` only, if given), leaving the counts to the caller (a new session takes its
+    /// place): the interface it was on, None if it found none.
+    fn evict_half_open(&self, worker: usize, iface: Option<usize>) -> Option<usize> {
+        let q = self.half_open.get(worker)?;
         let mut head = q.head.load(Relaxed);
         let tail = q.tail.load(Relaxed);
-        let mut evicted = false;
-        while head != tail && !evicted {
+        let mut evicted = None;
+        while head != tail && evicted.is_none() {
             // The FIFO names the next victims in advance: ask for the lines of the one
             // EVICT_AHEAD places on (its slot and its bucket's control word), so that they
             // have arrived when a later new flow evicts it.
@@ -719,8 +732,8 @@ impl Sessions {
                 // Another interface's: keep it for later (it stays oldest).
                 continue;
             }
-            evicted = self.free(slot, c0);
-            if evicted {
+            evicted = self.unlink(slot, c0);
+            if evicted.is_some() {
                 self.evicted.fetch_add(1, Relaxed);
             }
         }
@@ -730,15 +743,23 @@ impl Sessions {
 
     /// Frees `slot` if its control word is still `c0`; true if this call freed it.
     fn free(&self, slot: usize, c0: u64) -> bool {
+        match self.unlink(slot, c0) {
+            Some(iface) => {
+                self.release(iface);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Frees `slot` if its control word is still `c0`, leaving the counts as they are (the
+    /// caller hands its place on); the interface it was on, if it was freed.
+    fn unlink(&self, slot: usize, c0: u64) -> Option<usize> {
         let c = &self.buckets[slot / WAYS].ctl[slot % WAYS];
         let iface = (self.slots[slot].key[4].load(Relaxed) >> 48) as usize % MAX_IFACES;
-        let freed = c
-            .compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
-            .is_ok();
-        if freed {
-            self.release(iface);
-        }
-        freed
+        c.compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
+            .is_ok()
+            .then_some(iface)
     }
 
     /// Removes the session in `found.slot` (a session a replaced ACL no longer permits).
