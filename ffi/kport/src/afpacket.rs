@@ -242,7 +242,7 @@ pub struct AfPacket {
     map: Mapping,
     fd: OwnedFd,
     /// A ring-less socket on the same interface for frames larger than a tx slot.
-    side: OwnedFd,
+    side: AfPacketTx,
     /// The rx block to read next, and where its walk stands if it is under way.
     rx_block: usize,
     rx_cursor: Option<Cursor>,
@@ -351,24 +351,8 @@ impl AfPacket {
             )?;
         }
 
-        let side = packet_socket(ifname)?;
-        let sraw = side.as_raw_fd();
-        opt(
-            sraw,
-            ifname,
-            "PACKET_VNET_HDR (side socket)",
-            sys::PACKET_VNET_HDR,
-            &one,
-        )?;
-        opt(
-            sraw,
-            ifname,
-            "PACKET_QDISC_BYPASS (side socket)",
-            sys::PACKET_QDISC_BYPASS,
-            &one,
-        )?;
-        // Protocol 0: the side socket sends only and queues nothing.
-        bind(sraw, ifname, ifindex, 0)?;
+        // A send-only socket (protocol 0: it queues nothing) for frames too big for a slot.
+        let side = AfPacketTx::open(ifname)?;
 
         Ok(AfPacket {
             ifname: ifname.to_string(),
@@ -534,13 +518,14 @@ impl AfPacket {
             self.stats.tx_errors += 1;
             return false;
         }
-        let mut side = AfPacketTxStats::default();
-        let sent = send_counted(self.side.as_raw_fd(), hdr, parts, &mut side);
-        self.stats.tx_packets += side.tx_packets;
-        self.stats.tx_bytes += side.tx_bytes;
-        self.stats.tx_oversize += side.tx_packets;
-        self.stats.tx_full += side.tx_full;
-        self.stats.tx_errors += side.tx_errors;
+        let before = self.side.stats;
+        let sent = self.side.send(hdr, parts);
+        let after = self.side.stats;
+        self.stats.tx_packets += after.tx_packets - before.tx_packets;
+        self.stats.tx_bytes += after.tx_bytes - before.tx_bytes;
+        self.stats.tx_oversize += after.tx_packets - before.tx_packets;
+        self.stats.tx_full += after.tx_full - before.tx_full;
+        self.stats.tx_errors += after.tx_errors - before.tx_errors;
         sent
     }
 
