@@ -116,28 +116,6 @@ pub fn parse_into(frame: &[u8], k: &mut Key, x: &mut Extra) -> Kind {
 /// An ICMP error's quote (the offending packet's headers) is read one level deep.
 const QUOTE_DEPTH: u8 = 1;
 
-/// The match fields of IPv4 packet `p`.
-#[inline]
-pub fn ipv4(p: &[u8]) -> Parsed {
-    at_depth_0(p, ipv4_at)
-}
-
-/// The match fields of IPv6 packet `p`.
-#[inline]
-pub fn ipv6(p: &[u8]) -> Parsed {
-    at_depth_0(p, ipv6_at)
-}
-
-fn at_depth_0(p: &[u8], f: fn(&[u8], u8, &mut Key, &mut Extra) -> Kind) -> Parsed {
-    let mut k = Key::default();
-    let mut x = Extra::default();
-    match f(p, 0, &mut k, &mut x) {
-        Kind::Ip => Parsed::Ip(k, x),
-        Kind::Exempt => Parsed::Exempt,
-        Kind::Bad => Parsed::Bad,
-    }
-}
-
 #[inline(always)]
 fn ipv4_at(p: &[u8], depth: u8, k: &mut Key, x: &mut Extra) -> Kind {
     let Some(h) = p.get(..20) else {
