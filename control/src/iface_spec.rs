@@ -57,6 +57,34 @@ pub enum Kind {
     Tunnel(Box<crate::model::tunnel::Tunnel>),
 }
 
+/// Which implementation carries an interface that has two (`driver=`): DPDK's driver, an
+/// ethdev port (`net_af_packet`), or the switch's own ([`vswitch_dataplane::native`]),
+/// which takes no ethdev port and carries offloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Dpdk,
+    Native,
+}
+
+impl Driver {
+    /// The types that have both, and their default: the faster, as measured (README,
+    /// "Kernel interfaces").
+    pub fn default_for(type_name: &str) -> Option<Driver> {
+        match type_name {
+            "af_packet" => Some(Driver::Native),
+            _ => None,
+        }
+    }
+
+    /// The name used in `driver=`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Dpdk => "dpdk",
+            Driver::Native => "native",
+        }
+    }
+}
+
 /// A validated interface request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfaceSpec {
@@ -67,6 +95,8 @@ pub struct IfaceSpec {
     pub kind: Kind,
     pub mac: Option<[u8; 6]>,
     pub mtu: Option<u16>,
+    /// The implementation, for types that have two (None for the others).
+    pub driver: Option<Driver>,
 }
 
 /// A port's devargs and queue layout.
@@ -117,9 +147,13 @@ impl IfaceSpec {
                 && !optional.contains(&k.as_str())
                 && k != "mac"
                 && k != "mtu"
+                && !(k == "driver" && Driver::default_for(type_name).is_some())
             {
                 let mut known: Vec<&str> = required.iter().chain(optional).copied().collect();
                 known.extend(["mac", "mtu"]);
+                if Driver::default_for(type_name).is_some() {
+                    known.push("driver");
+                }
                 return Err(ApiError::invalid(format!(
                     "key {k:?} is not known for type {type_name} (keys: {})",
                     known.join(", ")
@@ -242,6 +276,15 @@ impl IfaceSpec {
             .map(|m| parse_mtu("mtu", m))
             .transpose()
             .map_err(inv)?;
+        let driver = match (Driver::default_for(type_name), args.get("driver")) {
+            (None, _) => None,
+            (Some(d), None) => Some(d),
+            (Some(_), Some(v)) => Some(match v.as_str() {
+                "native" => Driver::Native,
+                "dpdk" => Driver::Dpdk,
+                _ => return Err(inv(format!("driver must be native or dpdk, not {v:?}"))),
+            }),
+        };
         Ok(IfaceSpec {
             name: name.into(),
             type_name: type_name.into(),
@@ -249,6 +292,7 @@ impl IfaceSpec {
             kind,
             mac,
             mtu,
+            driver,
         })
     }
 
@@ -330,6 +374,15 @@ impl IfaceSpec {
     pub fn kernel_mtu(&self) -> Option<&str> {
         match &self.kind {
             Kind::AfPacket { iface } => Some(iface),
+            _ => None,
+        }
+    }
+
+    /// The Linux interface a native port opens, if this interface is one
+    /// (`driver=native`).
+    pub fn native(&self) -> Option<&str> {
+        match (&self.kind, self.driver) {
+            (Kind::AfPacket { iface }, Some(Driver::Native)) => Some(iface),
             _ => None,
         }
     }

@@ -12,6 +12,8 @@
 //! - [`tunnel`]: tunnel-decap and tunnel-encap (vxlan, geneve, gre, ipip over IPv4).
 //! - [`acl`]: ACL rules, the classifier, and the in / out checks (`acl/filter.rs`).
 //! - [`output`]: per-interface output buffers and transmission; software offloads.
+//! - [`native`]: kernel-interface ports without DPDK (`driver=native`: AF_PACKET with
+//!   virtio-net headers), received and sent by the workers.
 //! - [`punt`], [`slowpath`]: the rings to and from the control thread.
 //! - [`plan`]: the forwarding plan workers read (logical interfaces, rx queues, tx paths,
 //!   bridges); published by the control thread as immutable snapshots.
@@ -31,6 +33,7 @@ pub mod input;
 pub mod l2;
 pub mod l3;
 pub mod latency;
+pub mod native;
 pub mod output;
 pub mod plan;
 pub mod poll;
@@ -43,5 +46,7 @@ pub mod worker;
 pub use counters::{DropReason, PortTotals, StageStats, WorkerStats};
 pub use engine::Engine;
 pub use graph::Stage;
-pub use plan::{ForwardingPlan, IfIndex, IfacePlan, Input, RxQueue, Tx, WorkerPlan, MAX_IFACES};
+pub use plan::{
+    ForwardingPlan, IfIndex, IfacePlan, Input, NativeRef, Rx, RxQueue, Tx, WorkerPlan, MAX_IFACES,
+};
 pub use poll::PollMode;

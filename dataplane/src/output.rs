@@ -37,8 +37,8 @@ use dpdk::{Burst, Mbuf, PortQueue, MAX_BURST};
 
 use crate::counters::{bump, DropReason, WorkerCounters};
 use crate::graph::{Csum, Ctx, Gso, Meta, Stage};
-use crate::plan::{IfIndex, Tx, MAX_IFACES};
-use crate::wire::{checksum, ethernet, gso};
+use crate::plan::{IfIndex, NativeRef, Tx, MAX_IFACES};
+use crate::wire::{checksum, ethernet, gso, vnet};
 
 /// Interfaces that can have frames pending at once.
 pub const SLOTS: usize = 64;
@@ -57,6 +57,9 @@ struct Slot {
     iface: IfIndex,
     /// The longest frame the interface may send (0: it may send none: down or gone).
     max_frame: u32,
+    /// Its tx path takes frames with their offload state (partial checksums, GSO
+    /// super-frames) as they are: a native kernel-interface port.
+    offloads: bool,
     /// Bytes of the pending frames.
     bytes: u64,
     pkts: Burst,
@@ -95,6 +98,7 @@ impl Output {
                 .map(|_| Slot {
                     iface: 0,
                     max_frame: 0,
+                    offloads: false,
                     bytes: 0,
                     pkts: Burst::new(),
                 })
@@ -162,6 +166,7 @@ impl Output {
             .iface(iface)
             .filter(|p| p.up)
             .map_or(0, |p| p.max_frame);
+        slot.offloads = matches!(tx_of(ctx, iface), Some(Tx::Native(_)));
         Some(s)
     }
 
@@ -175,6 +180,10 @@ impl Output {
             return;
         };
         if meta.needs_offload() {
+            if self.slots[s].offloads {
+                self.queue_offloaded(ctx, s, m, meta);
+                return;
+            }
             if meta.gso != Gso::None {
                 self.queue_gso(ctx, s, m, meta);
                 return;
@@ -216,6 +225,40 @@ impl Output {
         }
     }
 
+    /// Queues `m`, whose offload state is `meta`'s, on slot `s` of an interface that takes
+    /// it as it is (the output device finishes the checksum, the receiver's stack or the
+    /// kernel segments): the state is written into the mbuf for the device, and a
+    /// super-frame is checked against the MTU by its first, longest segment.
+    #[inline(never)]
+    fn queue_offloaded(&mut self, ctx: &Ctx, s: usize, mut m: Mbuf, meta: &Meta) {
+        let slot = &mut self.slots[s];
+        let o = vnet::Offload {
+            csum: meta.csum,
+            csum_start: meta.csum_start,
+            gso: meta.gso,
+            gso_size: meta.gso_size,
+        };
+        let (Ok(r), Some(state)) = (
+            vnet::Repr::from_offload(&o, m.data()),
+            crate::native::to_mbuf_offload(&o),
+        ) else {
+            ctx.counters
+                .drop_packets(STAGE, DropReason::OffloadUnsupported, slot.iface, 1);
+            return;
+        };
+        let longest = if meta.gso == Gso::None {
+            m.len() as u32
+        } else {
+            (u32::from(r.hdr_len) + u32::from(r.gso_size)).min(m.len() as u32)
+        };
+        if longest > slot.max_frame {
+            too_long(ctx, slot.iface, slot.max_frame);
+            return;
+        }
+        m.set_offload(&state);
+        push(ctx, slot, &mut self.queued, m);
+    }
+
     /// Sends a whole burst (`bytes` long) out of `iface` now, after what is pending for
     /// it (a cross-connect: frames pass as they are; the device refuses, and counts, what
     /// it cannot send). The burst is empty afterwards.
@@ -250,11 +293,18 @@ impl Output {
 /// it if it is too long for the interface.
 #[inline(always)]
 fn enqueue(ctx: &Ctx, slot: &mut Slot, queued: &mut usize, m: Mbuf) {
-    let len = m.len() as u32;
-    if len > slot.max_frame {
+    if m.len() as u32 > slot.max_frame {
         too_long(ctx, slot.iface, slot.max_frame);
         return;
     }
+    push(ctx, slot, queued, m);
+}
+
+/// Queues `m` on `slot` (transmitting the slot first if it is full); the caller checked
+/// its length.
+#[inline(always)]
+fn push(ctx: &Ctx, slot: &mut Slot, queued: &mut usize, m: Mbuf) {
+    let len = m.len() as u32;
     *queued += 1;
     slot.bytes += u64::from(len);
     if let Err(m) = slot.pkts.push(m) {
@@ -313,27 +363,59 @@ fn transmit(ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64) {
     if burst.is_empty() {
         return;
     }
-    let tx = ctx
-        .plan
-        .workers
-        .get(ctx.worker)
-        .and_then(|w| w.tx.get(usize::from(iface)))
-        .copied()
-        .unwrap_or_default();
-    match tx {
+    match tx_of(ctx, iface) {
         // SAFETY: the plan gives worker `ctx.worker` only its own tx queue of each port,
         // open while this plan is in use (Engine::publish's contract, see plan.rs).
-        Tx::Dpdk(q) => unsafe { transmit_dpdk(burst, bytes, q, iface, ctx.counters) },
-        Tx::None => {
+        Some(Tx::Dpdk(q)) => unsafe { transmit_dpdk(burst, bytes, *q, iface, ctx.counters) },
+        Some(Tx::Native(p)) => transmit_native(ctx, burst, bytes, p, iface),
+        None | Some(Tx::None) => {
             ctx.counters
                 .drop_packets(STAGE, DropReason::NoTxQueue, iface, burst.len() as u64);
             burst.clear();
         }
-        Tx::Tunnel => {
+        Some(Tx::Tunnel) => {
             ctx.counters
                 .drop_packets(STAGE, DropReason::NoEncap, iface, burst.len() as u64);
             burst.clear();
         }
+    }
+}
+
+/// This worker's tx path on `iface`.
+#[inline(always)]
+fn tx_of<'a>(ctx: &Ctx<'a>, iface: IfIndex) -> Option<&'a Tx> {
+    ctx.plan
+        .workers
+        .get(ctx.worker)
+        .and_then(|w| w.tx.get(usize::from(iface)))
+}
+
+/// Sends the whole burst (`offered` bytes) out of native port `p`; what the kernel does not
+/// take is freed and counted as tx_full, what cannot be described to it as
+/// offload_unsupported.
+#[inline]
+fn transmit_native(ctx: &Ctx, burst: &mut Burst, offered: u64, p: &NativeRef, iface: IfIndex) {
+    let c = ctx.counters;
+    let n = burst.len();
+    // SAFETY: this is worker `ctx.worker`'s thread, the only one the engine runs with
+    // that id.
+    let done = unsafe { p.tx(ctx.worker, burst) };
+    bump(&c.tx_packets, done.sent as u64);
+    c.iface_tx(
+        iface,
+        done.sent,
+        if done.sent == n { offered } else { done.bytes },
+    );
+    if done.refused > 0 {
+        c.drop_packets(STAGE, DropReason::TxFull, iface, done.refused as u64);
+    }
+    if done.bad_offload > 0 {
+        c.drop_packets(
+            STAGE,
+            DropReason::OffloadUnsupported,
+            iface,
+            done.bad_offload as u64,
+        );
     }
 }
 

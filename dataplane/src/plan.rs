@@ -25,6 +25,8 @@ use std::sync::Arc;
 
 use dpdk::PortQueue;
 
+use crate::native::NativePort;
+
 use crate::counters::DropReason;
 use crate::l3::{Fib4, Fib6, NextHops};
 use crate::slowpath::PuntReason;
@@ -52,8 +54,29 @@ pub enum Input {
     Drop(DropReason),
 }
 
+/// A native kernel-interface port as plans name it ([`crate::native`]): shared by the
+/// plans that name it, so it stays open while a worker may still use one of them. Equal
+/// when it is the same port.
+#[derive(Debug, Clone)]
+pub struct NativeRef(pub Arc<NativePort>);
+
+impl PartialEq for NativeRef {
+    fn eq(&self, other: &NativeRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for NativeRef {}
+
+impl std::ops::Deref for NativeRef {
+    type Target = NativePort;
+    fn deref(&self) -> &NativePort {
+        &self.0
+    }
+}
+
 /// How a worker transmits on an interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Tx {
     /// It cannot (no tx queue for this worker, or no such interface): frames are dropped
     /// as `no_tx_queue`.
@@ -61,6 +84,9 @@ pub enum Tx {
     None,
     /// Out of this DPDK tx queue (the worker's own queue of the interface's port).
     Dpdk(PortQueue),
+    /// Out of this native kernel-interface port (which takes frames with their offload
+    /// state: partial checksums and GSO super-frames go as they are).
+    Native(NativeRef),
     /// Into the encapsulation of the tunnel that this interface is
     /// ([`ForwardingPlan::tunnel`]): the stages that send into a tunnel hand frames to
     /// tunnel-encap; a frame that reaches the output of a tunnel all the same (a MAC entry
@@ -259,10 +285,19 @@ impl BridgePlan {
     }
 }
 
+/// Where a worker receives from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rx {
+    /// A DPDK rx queue.
+    Dpdk(PortQueue),
+    /// A native kernel-interface port whose rx worker this worker is.
+    Native(NativeRef),
+}
+
 /// One rx queue a worker polls, and the interface it belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RxQueue {
-    pub rxq: PortQueue,
+    pub rxq: Rx,
     pub iface: IfIndex,
 }
 

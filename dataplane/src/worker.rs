@@ -16,7 +16,7 @@ use dpdk::rdtsc;
 use crate::counters::{bump, WorkerCounters, TIMED_EVERY};
 use crate::graph::{Ctx, Graph, Lap, Stage};
 use crate::l2::bridge::L2Shared;
-use crate::plan::ForwardingPlan;
+use crate::plan::{ForwardingPlan, Rx};
 use crate::poll::Backoff;
 use crate::poll::PollMode;
 use crate::slowpath::SlowPath;
@@ -69,12 +69,19 @@ pub(crate) fn run(id: usize, shared: &Shared) {
         let mut moved = 0;
         if let Some(mine) = plan.workers.get(id) {
             for a in &mine.rx {
-                // SAFETY: a.rxq is in this worker's own part of a published plan. By the
-                // contract of Engine::publish (the only way a plan reaches a worker; see
-                // plan.rs, "Queue ownership"), no other worker's plan, current or one a
-                // worker may still be using, names this rx queue, and its port stays open
-                // until every worker has finished a poll with a plan without it.
-                let n = unsafe { graph.input().burst_mut().rx(a.rxq, RX_BURST) };
+                let burst = graph.input().burst_mut();
+                let n = match &a.rxq {
+                    // SAFETY: a.rxq is in this worker's own part of a published plan. By
+                    // the contract of Engine::publish (the only way a plan reaches a
+                    // worker; see plan.rs, "Queue ownership"), no other worker's plan,
+                    // current or one a worker may still be using, names this rx queue, and
+                    // its port stays open until every worker has finished a poll with a
+                    // plan without it.
+                    Rx::Dpdk(q) => unsafe { burst.rx(*q, RX_BURST) },
+                    // SAFETY: this thread is worker `id`'s, the only one the engine runs
+                    // with that id.
+                    Rx::Native(p) => unsafe { p.rx(id, burst, RX_BURST) },
+                };
                 if n == 0 {
                     continue;
                 }

@@ -18,7 +18,8 @@ use vswitch_dataplane::l2::fdb::Fdb;
 use vswitch_dataplane::l2::learn::{Clock, LearnQueues};
 use vswitch_dataplane::slowpath::{Injected, PuntReason, SlowPath};
 use vswitch_dataplane::{
-    DropReason, Engine, ForwardingPlan, IfacePlan, Input, PollMode, RxQueue, Stage, Tx, WorkerPlan,
+    DropReason, Engine, ForwardingPlan, IfacePlan, Input, PollMode, Rx, RxQueue, Stage, Tx,
+    WorkerPlan,
 };
 
 // Logical interface indices (not the ports' DPDK ids).
@@ -49,11 +50,11 @@ fn plan(a: &Port, b: &Port, c: &Port, c_input: Input) -> ForwardingPlan {
             tx,
             rx: vec![
                 RxQueue {
-                    rxq: a.rx_queue(0).unwrap(),
+                    rxq: Rx::Dpdk(a.rx_queue(0).unwrap()),
                     iface: IA,
                 },
                 RxQueue {
-                    rxq: c.rx_queue(0).unwrap(),
+                    rxq: Rx::Dpdk(c.rx_queue(0).unwrap()),
                     iface: IC,
                 },
             ],

@@ -468,6 +468,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddTunnelRequest) -> ApiResult<String>
         kind: Kind::Tunnel(Box::new(t)),
         mac,
         mtu: Some(mtu),
+        driver: None,
     };
     iface::touch_l3(s, &r.name);
     s.model.ifaces.insert(

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -18,8 +19,8 @@ use vswitch_dataplane::l2::learn::Learner;
 use vswitch_dataplane::plan::L3Port;
 use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{
-    DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, PortTotals, RxQueue, Stage, Tx,
-    WorkerPlan, MAX_IFACES,
+    DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, NativeRef, PortTotals, Rx,
+    RxQueue, Stage, Tx, WorkerPlan, MAX_IFACES,
 };
 use vswitch_proto::v1 as pb;
 
@@ -118,11 +119,128 @@ fn iface_info(p: &L3Port, mtu: u16, addrs: &[model::ip::Cidr], proxy_arp: bool) 
     }
 }
 
+/// What carries an interface's frames.
+#[derive(Debug)]
+enum Backend {
+    /// A DPDK ethdev port.
+    Dpdk(Port),
+    /// A native kernel-interface port (`driver=native`; no ethdev port).
+    Native(NativeRef),
+}
+
+/// The MAC of a Linux interface (zero if it cannot be read).
+fn kernel_mac(ifname: &str) -> [u8; 6] {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/address"))
+        .ok()
+        .and_then(|s| parse_mac("address", s.trim()).ok())
+        .unwrap_or_default()
+}
+
+impl Backend {
+    /// The link as the driver reports it (a native port's is its Linux interface's, read
+    /// through `link_up`).
+    fn link(&self) -> dpdk::LinkStatus {
+        match self {
+            Backend::Dpdk(p) => p.link(),
+            Backend::Native(_) => dpdk::LinkStatus {
+                up: true,
+                speed_mbps: 0,
+            },
+        }
+    }
+
+    fn mtu(&self) -> u16 {
+        match self {
+            Backend::Dpdk(p) => p.mtu(),
+            Backend::Native(n) => kernel_mtu(n.ifname()).unwrap_or_default(),
+        }
+    }
+
+    fn set_mtu(&self, mtu: u16) -> Result<(), String> {
+        match self {
+            Backend::Dpdk(p) => p.set_mtu(mtu).map_err(|e| e.to_string()),
+            Backend::Native(n) => set_kernel_mtu(n.ifname(), mtu),
+        }
+    }
+
+    /// Losses inside the device (the dataplane counts packets and bytes).
+    fn stats(&self) -> dpdk::PortStats {
+        match self {
+            Backend::Dpdk(p) => p.stats(),
+            Backend::Native(n) => {
+                let s = n.stats();
+                dpdk::PortStats {
+                    rx_missed: n.kernel_drops_total(),
+                    rx_errors: s.rx_bad_offload.load(Relaxed),
+                    rx_nombuf: s.rx_nombuf.load(Relaxed),
+                    ..dpdk::PortStats::default()
+                }
+            }
+        }
+    }
+
+    /// (rx queues, tx paths).
+    fn queues(&self) -> (u16, u16) {
+        match self {
+            Backend::Dpdk(p) => p.queues(),
+            Backend::Native(n) => (1, n.tx_paths() as u16),
+        }
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        match self {
+            Backend::Dpdk(p) => p.mac(),
+            Backend::Native(n) => kernel_mac(n.ifname()),
+        }
+    }
+
+    /// The DPDK port id (none for a native port).
+    fn id(&self) -> Option<u16> {
+        match self {
+            Backend::Dpdk(p) => Some(p.id()),
+            Backend::Native(_) => None,
+        }
+    }
+
+    /// Administrative link change: DPDK's drivers take it to the device; a native port
+    /// leaves its Linux interface as it is (the plan stops its frames both ways).
+    fn set_link(&self, up: bool) -> Result<(), String> {
+        match self {
+            Backend::Dpdk(p) => p.set_link(up).map_err(|e| e.to_string()),
+            Backend::Native(_) => Ok(()),
+        }
+    }
+
+    fn close(self) {
+        match self {
+            Backend::Dpdk(p) => p.close(),
+            // Closed when the last plan naming it is dropped.
+            Backend::Native(n) => drop(n),
+        }
+    }
+
+    /// Worker `w`'s tx path.
+    fn tx(&self, w: usize) -> Option<Tx> {
+        match self {
+            Backend::Dpdk(p) => p.tx_queue(w as u16).map(Tx::Dpdk),
+            Backend::Native(n) => (w < n.tx_paths()).then(|| Tx::Native(n.clone())),
+        }
+    }
+
+    /// Rx queue `q`.
+    fn rx(&self, q: usize) -> Option<Rx> {
+        match self {
+            Backend::Dpdk(p) => p.rx_queue(q as u16).map(Rx::Dpdk),
+            Backend::Native(n) => (q == 0).then(|| Rx::Native(n.clone())),
+        }
+    }
+}
+
 /// The port that implements an interface, and its place in the dataplane.
 struct Attached {
     /// The interface's logical index (plan, MAC table, counters, outputs).
     ifindex: IfIndex,
-    port: Port,
+    port: Backend,
     /// The Linux interface whose MTU is the port's (af_packet: see IfaceSpec::kernel_mtu).
     kernel_mtu: Option<String>,
     /// The socket file the switch created for it (server role), removed when it closes.
@@ -659,7 +777,7 @@ impl Switch {
             rx_bytes: t.rx_bytes,
             tx_bytes: t.tx_bytes,
             drops: s.rx_missed + s.rx_errors + s.tx_errors + s.rx_nombuf + t.drops,
-            port_id: u32::from(a.port.id()),
+            port_id: a.port.id().map_or(u32::MAX, u32::from),
             index: u32::from(a.ifindex),
             devargs: a.devargs.clone(),
             rx_queues: u32::from(rxq),
@@ -1038,12 +1156,12 @@ impl Switch {
             }
             // Each worker transmits on its own tx queue of the port.
             for (w, plan) in workers.iter_mut().enumerate() {
-                if let (Some(slot), Some(txq)) = (plan.tx.get_mut(x), a.port.tx_queue(w as u16)) {
-                    *slot = Tx::Dpdk(txq);
+                if let (Some(slot), Some(tx)) = (plan.tx.get_mut(x), a.port.tx(w)) {
+                    *slot = tx;
                 }
             }
             for (q, &w) in a.rx_workers.iter().enumerate() {
-                if let (Some(rxq), Some(plan)) = (a.port.rx_queue(q as u16), workers.get_mut(w)) {
+                if let (Some(rxq), Some(plan)) = (a.port.rx(q), workers.get_mut(w)) {
                     plan.rx.push(RxQueue {
                         rxq,
                         iface: a.ifindex,

@@ -35,15 +35,19 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use dpdk::{Port, PortConfig};
+use dpdk::{Mempool, Port, PortConfig};
+use kport::AfPacketConfig;
 use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
+use vswitch_dataplane::native::NativePort;
 use vswitch_dataplane::plan::place_queues;
 use vswitch_dataplane::IfIndex;
+use vswitch_dataplane::NativeRef;
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 
-use super::{Attached, Switch, TunnelIndex};
+use super::{Attached, Backend, Switch, TunnelIndex};
 use crate::error::{ApiError, ApiResult};
 use crate::iface_spec::IfaceSpec;
 use crate::model::{self, in_change, Diff, L3Diff, Model, PortOp, StaticKey};
@@ -370,12 +374,15 @@ impl Switch {
             vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
             vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;
         }
+        let buffers = spec.buffers();
+        let pool = self.pool_for(buffers)?;
+        if let Some(ifname) = spec.native() {
+            return self.open_native(name, ifname, spec, ifindex, pool, undo);
+        }
         let plan = spec
             .port_plan(self.next_index, self.engine.workers() as u16)
             .ok_or_else(|| ApiError::internal(format!("interface {name:?} has no port to open")))?;
         self.next_index += 1;
-        let buffers = spec.buffers();
-        let pool = self.pool_for(buffers)?;
         let kernel_mtu = spec.kernel_mtu().map(str::to_string);
         let config = PortConfig {
             rx_queues: plan.rx_queues,
@@ -413,10 +420,67 @@ impl Switch {
             name.to_string(),
             Attached {
                 ifindex,
-                port,
+                port: Backend::Dpdk(port),
                 kernel_mtu,
                 server_socket: spec.server_socket().map(PathBuf::from),
                 devargs: plan.devargs,
+                rx_workers,
+                base,
+                link_seen: false,
+            },
+        );
+        undo.opened.push(name.to_string());
+        Ok(())
+    }
+
+    /// Opens the native port of interface `name` on Linux interface `ifname` (an
+    /// AF_PACKET socket with rings, no DPDK port), received by the least loaded worker.
+    fn open_native(
+        &mut self,
+        name: &str,
+        ifname: &str,
+        spec: &IfaceSpec,
+        ifindex: IfIndex,
+        pool: Arc<Mempool>,
+        undo: &mut Undo,
+    ) -> ApiResult<()> {
+        let rx_workers = place_queues(&mut self.queue_load, 1);
+        let rx_worker = rx_workers.first().copied().unwrap_or(0);
+        let port = NativePort::open(
+            ifname,
+            &AfPacketConfig::default(),
+            self.engine.workers(),
+            rx_worker,
+            pool,
+        )
+        .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
+        let port = Backend::Native(NativeRef(Arc::new(port)));
+        if let Some(mtu) = spec.mtu {
+            let before = super::kernel_mtu(ifname);
+            // On error the port is dropped, and with it its sockets.
+            super::set_kernel_mtu(ifname, mtu)
+                .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
+            if let Some(b) = before.filter(|b| *b != mtu) {
+                undo.kernel_mtus.push((ifname.to_string(), b));
+            }
+        }
+        let base = self.engine.iface_totals(ifindex);
+        tracing::info!(
+            iface = name,
+            ifname,
+            driver = "native",
+            rx_worker,
+            ifindex,
+            "interface added"
+        );
+        self.ports.insert(
+            name.to_string(),
+            Attached {
+                ifindex,
+                port,
+                kernel_mtu: Some(ifname.to_string()),
+                server_socket: None,
+                devargs: String::new(),
                 rx_workers,
                 base,
                 link_seen: false,

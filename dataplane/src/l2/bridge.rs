@@ -166,10 +166,30 @@ fn retag(m: &mut Mbuf, tagged_in: bool, out: &VlanMode, vlan: u16) -> bool {
 #[inline(always)]
 fn send(ctx: &Ctx, output: &mut Output, mut m: Mbuf, meta: &Meta, out: IfIndex, mode: &VlanMode) {
     if retag(&mut m, meta.tagged(), mode, meta.vlan) {
-        output.queue(ctx, out, m, meta);
+        if meta.needs_offload() && meta.tagged() != mode.tagged() {
+            output.queue(ctx, out, m, &retagged(meta, mode.tagged()));
+        } else {
+            output.queue(ctx, out, m, meta);
+        }
     } else {
         ctx.counters.drop_packets(STAGE, DropReason::NoMbuf, out, 1);
     }
+}
+
+/// The offload state of a frame whose tag was popped (`tagged` false) or pushed: the
+/// partial checksum's start moves with the L3 header.
+#[cold]
+fn retagged(meta: &Meta, tagged: bool) -> Meta {
+    let mut m = *meta;
+    if m.csum.field_offset().is_some() {
+        let tag = VLAN_TAG_LEN as u16;
+        m.csum_start = if tagged {
+            m.csum_start + tag
+        } else {
+            m.csum_start.saturating_sub(tag)
+        };
+    }
+    m
 }
 
 /// Hands `m` to tunnel-encap for tunnel member `out` (mode `mode`), retagged, toward

@@ -117,6 +117,52 @@ impl Mbuf {
         done
     }
 
+    /// A packet holding a copy of `bytes`, in as many segments from `pool` as it takes (a
+    /// frame longer than the pool's data room, such as a 64 KiB GSO super-frame from a
+    /// kernel interface, is chained). None when the pool runs dry or the chain would
+    /// exceed DPDK's segment limit: the segments taken go back to the pool.
+    pub fn from_frame(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        let mut head = Mbuf::alloc(pool)?;
+        let n = bytes.len().min(head.tailroom());
+        head.append(n)?.copy_from_slice(&bytes[..n]);
+        let mut rest = &bytes[n..];
+        while !rest.is_empty() {
+            let mut seg = Mbuf::alloc(pool)?;
+            let n = rest.len().min(seg.tailroom());
+            if n == 0 {
+                return None;
+            }
+            seg.append(n)?.copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            head.chain(seg).ok()?;
+        }
+        Some(head)
+    }
+
+    /// Bytes free after the data of a single-segment packet: what [`Mbuf::append`] can
+    /// still take (0 for a chained packet).
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        // SAFETY: self owns a live mbuf; only its lengths are read.
+        unsafe {
+            let r = self.raw.as_ptr();
+            if (*r).nb_segs != 1 {
+                return 0;
+            }
+            let end = usize::from((*r).data_off) + usize::from((*r).data_len);
+            usize::from((*r).buf_len).saturating_sub(end)
+        }
+    }
+
+    /// The packet's bytes, segment by segment, in order (one slice for a contiguous
+    /// packet).
+    pub fn parts(&self) -> Parts<'_> {
+        Parts {
+            seg: self.raw.as_ptr(),
+            _owner: std::marker::PhantomData,
+        }
+    }
+
     /// Appends `tail`'s segments to this packet's chain (the packet grows by `tail.len()`);
     /// gives `tail` back if the chain would exceed DPDK's segment limit.
     pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
@@ -256,6 +302,27 @@ impl Drop for Mbuf {
 unsafe fn seg_data<'a>(m: *const rte_mbuf) -> &'a [u8] {
     let base = ((*m).buf_addr as *const u8).add((*m).data_off as usize);
     std::slice::from_raw_parts(base, (*m).data_len as usize)
+}
+
+/// The segments of an [`Mbuf`], as byte slices ([`Mbuf::parts`]).
+pub struct Parts<'a> {
+    seg: *const rte_mbuf,
+    _owner: std::marker::PhantomData<&'a Mbuf>,
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.seg.is_null() {
+            return None;
+        }
+        // SAFETY: seg is the first segment of the Mbuf borrowed for 'a or a `next` link of
+        // its chain, all owned by it and live while it is borrowed.
+        let (data, next) = unsafe { (seg_data(self.seg), (*self.seg).next as *const rte_mbuf) };
+        self.seg = next;
+        Some(data)
+    }
 }
 
 /// Up to [`MAX_BURST`] owned mbufs, received or to be sent together.
@@ -644,6 +711,32 @@ mod tests {
         assert!(n.append(1).is_none());
         assert_eq!((n.len(), &n.data()[..4]), (2048, &[7, 8, 9, 1][..]));
         drop((m, n));
+        assert_eq!(pool.in_use(), base);
+    }
+
+    /// from_frame chains what does not fit one segment; parts gives the segments back in
+    /// order; a pool that runs dry keeps nothing.
+    #[test]
+    fn frames_are_copied_into_chains_and_read_back_by_parts() {
+        require_eal!();
+        let pool = pool("t_frame", 64);
+        let base = pool.in_use();
+        let bytes: Vec<u8> = (0..65_000u32).map(|i| (i % 251) as u8).collect();
+        let m = Mbuf::from_frame(&pool, &bytes).unwrap();
+        assert_eq!(m.len(), bytes.len());
+        assert_eq!(usize::from(m.segments()), bytes.len().div_ceil(2048));
+        assert_eq!(m.parts().count(), usize::from(m.segments()));
+        assert_eq!(m.parts().flatten().copied().collect::<Vec<u8>>(), bytes);
+        let small = Mbuf::from_frame(&pool, &bytes[..60]).unwrap();
+        assert!(small.is_contiguous());
+        assert_eq!(small.parts().collect::<Vec<_>>(), vec![&bytes[..60]]);
+        let empty = Mbuf::from_frame(&pool, &[]).unwrap();
+        assert_eq!((empty.len(), empty.parts().count()), (0, 1));
+        // 32 + 1 + 1 mbufs in use out of 64: a second 65,000-byte frame does not fit, and
+        // the segments it took go back.
+        assert!(Mbuf::from_frame(&pool, &bytes).is_none());
+        assert_eq!(pool.in_use(), base + u32::from(m.segments()) + 2);
+        drop((m, small, empty));
         assert_eq!(pool.in_use(), base);
     }
 

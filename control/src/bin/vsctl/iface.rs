@@ -174,7 +174,14 @@ fn show_text(i: &Interface) -> String {
         ("mac", or_dash(&i.mac)),
         ("mtu", i.mtu.to_string()),
         ("index", i.index.to_string()),
-        ("port_id", i.port_id.to_string()),
+        (
+            "port_id",
+            if i.port_id == u32::MAX {
+                "-".to_owned()
+            } else {
+                i.port_id.to_string()
+            },
+        ),
         ("devargs", or_dash(&i.devargs)),
         ("rx_queues", i.rx_queues.to_string()),
         ("tx_queues", i.tx_queues.to_string()),
