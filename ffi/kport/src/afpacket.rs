@@ -40,8 +40,9 @@
 //! `tx_frame_size` (256 * 2 KiB = 512 KiB), each in blocks of at least 64 KiB: 1.5 MiB of
 //! pinned kernel memory mapped into the process ([`AfPacketConfig::ring_bytes`] computes
 //! it); the copy buffer, 65,549 bytes of heap (a 65,535-byte frame, its vnet header and room
-//! for a tag); and, only while whole frames wait for the copy path, up to
-//! `rx_copy_queue_bytes` (4 MiB) of kernel memory charged to the socket.
+//! for a tag); and, only while whole frames wait for the copy path, about
+//! `rx_copy_queue_bytes` (4 MiB; the kernel queues a frame while less than that is charged,
+//! so it may pass it by one frame) of kernel memory charged to the socket.
 //!
 //! Thread safety: an [`AfPacket`] is owned by one thread at a time for rx and tx, which take
 //! `&mut self`. It is `Sync` for what takes `&self` (names, the descriptor,
@@ -763,8 +764,9 @@ fn would_block(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::ENOBUFS))
 }
 
-/// The rx ring's socket: poll it for POLLIN to sleep until a block is handed over
-/// (interrupt mode); the tx kick uses it too.
+/// The rx ring's socket: poll it for POLLIN to sleep until a frame is ready (interrupt
+/// mode): the kernel wakes it for each frame it puts in a slot, and POLLIN holds while the
+/// last slot it filled is not given back; the tx kick uses it too.
 impl AsRawFd for AfPacket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()

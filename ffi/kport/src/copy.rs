@@ -6,11 +6,13 @@
 //! receive queue (if the socket's receive buffer, `SO_RCVBUF`, has room: the clone is
 //! charged its truesize), writing a cut copy into the slot and setting `TP_STATUS_COPY` in
 //! the slot's status. Slot and queue entry are made under the same lock, so the queue holds
-//! the copied frames in slot order: at each `TP_STATUS_COPY` slot, one nonblocking
-//! `recvmsg` returns that slot's frame. With `PACKET_VNET_HDR` it starts with the 10-byte
+//! the copied frames in slot order, and nothing else (the ring is set up before the
+//! socket is bound, so no frame is queued the ordinary way): at each `TP_STATUS_COPY` slot,
+//! one nonblocking `recvmsg` returns that slot's frame. With `PACKET_VNET_HDR` it starts with the 10-byte
 //! `virtio_net_hdr`; with `PACKET_AUXDATA` a `struct tpacket_auxdata` control message says
-//! which 802.1Q tag the kernel took out of it (the frame's `tp_len` there is not set for
-//! these clones, so the slot's `tp_len` is the one to check against).
+//! which 802.1Q tag the kernel took out of it. (Its `tp_len` reads 0 for these clones,
+//! checked on 6.18: the kernel keeps that length in the clone's address block, which it
+//! zeroes; the read's length is checked against the slot's `tp_len` instead.)
 //!
 //! The frame is read into one buffer per port of [`BUF_LEN`] bytes: the vnet header at 0,
 //! 4 spare bytes (room to put a tag back), the frame at [`FRAME_AT`].
