@@ -1,75 +1,94 @@
 //! An AF_PACKET port: one socket bound to an interface (veth, macvlan, NIC) with a
-//! TPACKET_V3 rx ring and a tx ring, both mmap'd, and virtio-net headers on every frame so
+//! TPACKET_V2 rx ring and tx ring, both mmap'd, and virtio-net headers on every frame so
 //! checksum-partial and GSO frames pass with their offload state.
 //!
 //! Why these choices:
-//! - TPACKET_V3 rx: frames are packed into blocks at their own length, so a 64 KiB GSO
-//!   super-frame and a 60-byte ACK share one ring without every slot being 64 KiB. A block
-//!   goes to user space when it is full or when its retire timer (`rx_block_timeout_ms`)
-//!   fires: at a low packet rate a frame waits up to that long (1 ms by default).
+//! - TPACKET_V2 rx (fixed-size slots, a status word per slot): each frame is user space's as
+//!   soon as the kernel has written it, so a ping or a TCP request waits for no timer.
+//!   (TPACKET_V3 packs frames into blocks and hands a block over only when it is full or
+//!   its retire timer fires: jiffy granularity, 1 ms asked is up to 4 ms with HZ=250.)
+//! - `PACKET_COPY_THRESH` for frames longer than a slot (GSO super-frames of up to 64 KiB
+//!   with the default 2 KiB slots): the kernel queues the whole frame on the socket and
+//!   marks the slot `TP_STATUS_COPY`; `rx_burst` reads it with one `recvmsg` into the
+//!   port's copy buffer, in slot order (see `copy.rs`). Slots stay small, so the ring stays
+//!   small, and the cost (a system call and a copy) falls on frames carrying ~44 segments.
+//!   The whole frames wait in the socket's receive buffer, sized by
+//!   [`AfPacketConfig::rx_copy_queue_bytes`]; when it is full the kernel only cuts the frame
+//!   into the slot, and the port drops it (`rx_truncated`).
 //! - `PACKET_VNET_HDR`: the kernel leaves GSO frames whole and checksums partial and says so
 //!   in a `virtio_net_hdr` in front of the frame; without it it would segment and checksum
 //!   in software before handing frames over.
-//! - The tx ring (a TPACKET_V3 tx ring has fixed-size slots, `tp_next_offset` must be 0):
-//!   slots are `tx_frame_size` bytes. A frame that does not fit a slot (a GSO frame, with the
-//!   default 2 KiB slots) is sent at once through a second, ring-less AF_PACKET socket
-//!   bound to the same interface with one `sendmsg` (after kicking what the ring holds, to
-//!   keep order): a system call per ~44 segments of payload carried, where a ring of 64 KiB
-//!   slots would cost 64 KiB per slot per port; with `tx_frame_size = 65536` every frame up to 65,478
-//!   bytes (every TCP TSO frame the kernel builds) goes through the ring instead.
+//! - The tx ring is on the same socket, so it is a TPACKET_V2 ring too (the version is one
+//!   per socket): fixed-size slots of `tx_frame_size` bytes, the frame at byte 32. This is
+//!   what the V3 tx ring was already (V3 tx slots are fixed-size, with a 48-byte header);
+//!   keeping one socket keeps the kick, `PACKET_QDISC_BYPASS`, `PACKET_IGNORE_OUTGOING` and
+//!   the descriptor to poll exactly as they were, where a second socket for a V3 tx ring
+//!   would have brought a second mapping and descriptor for no gain. A frame that does not
+//!   fit a slot (a GSO frame, with the default 2 KiB slots) is sent at once through a
+//!   second, ring-less AF_PACKET socket bound to the same interface with one `sendmsg`
+//!   (after kicking what the ring holds, to keep order): a system call per ~44 segments of
+//!   payload carried, where a ring of 64 KiB slots would cost 64 KiB per slot per port; with
+//!   `tx_frame_size = 65536` every frame up to 65,494 bytes (every TCP TSO frame the kernel
+//!   builds) goes through the ring instead.
 //! - `PACKET_QDISC_BYPASS`: a switch port queues in its own rings, not in a qdisc.
 //! - `PACKET_IGNORE_OUTGOING`: the rx ring does not see the port's own tx.
 //! - `PACKET_LOSS`: a tx slot the kernel cannot parse is dropped and freed, instead of
 //!   stopping the ring at that slot.
 //!
-//! Memory per port: `rx_block_size * rx_block_count` (default 256 KiB * 4 = 1 MiB: a block
-//! holds 3 GSO frames of 64 KiB where a 128 KiB one, the minimum, holds 1 and leaves the
-//! rest of it unused, since a frame never spans blocks) plus the
-//! tx ring `tx_frame_count` slots of `tx_frame_size` in blocks of at least 64 KiB (default
-//! 256 * 2 KiB = 512 KiB): 1.5 MiB, all of it pinned kernel memory mapped into the process.
-//! [`AfPacketConfig::ring_bytes`] computes it.
+//! Memory per port with the default [`AfPacketConfig`]: the rx ring, `rx_frame_count` slots
+//! of `rx_frame_size` (512 * 2 KiB = 1 MiB), and the tx ring, `tx_frame_count` slots of
+//! `tx_frame_size` (256 * 2 KiB = 512 KiB), each in blocks of at least 64 KiB: 1.5 MiB of
+//! pinned kernel memory mapped into the process ([`AfPacketConfig::ring_bytes`] computes
+//! it); the copy buffer, 65,549 bytes of heap (a 65,535-byte frame, its vnet header and room
+//! for a tag); and, only while whole frames wait for the copy path, about
+//! `rx_copy_queue_bytes` (4 MiB; the kernel queues a frame while less than that is charged,
+//! so it may pass it by one frame) of kernel memory charged to the socket.
 //!
-//! Thread safety: an [`AfPacket`] is owned by one thread at a time (it is `Send`, not
-//! `Sync`); rx and tx take `&mut self`. The kernel is the other party of the rings, through
-//! the status words only (acquire loads, release stores).
+//! Thread safety: an [`AfPacket`] is owned by one thread at a time for rx and tx, which take
+//! `&mut self`. It is `Sync` for what takes `&self` (names, the descriptor,
+//! [`AfPacket::kernel_drops`]): none of that touches the rings. The kernel is the other
+//! party of the rings, through the status words only (acquire loads, release stores).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::block::{self, Cursor, Step, FRAME_HDR_LEN, TP_STATUS_USER};
+use crate::copy::{self, CmsgBuf, Copied};
 use crate::error::{kernel, Error, Result};
-use crate::sys::{self, Mapping, PacketMreq, TpacketReq3, TpacketStatsV3};
+use crate::slot::{self, Slot, TP_STATUS_KERNEL, TP_STATUS_USER};
+use crate::sys::{self, Mapping, PacketMreq, TpacketReq, TpacketStats};
 use crate::vnet::{VnetHdr, VNET_HDR_LEN};
 
-/// The smallest rx block: a 64 KiB GSO frame with its headers (frame header, sockaddr_ll,
-/// vnet header, alignment) and the block header needs more than 64 KiB, and the kernel
-/// allocates blocks in powers of two pages.
-pub const MIN_RX_BLOCK: u32 = 128 << 10;
-/// The smallest tx block: smaller slots are packed into blocks of this size.
-const MIN_TX_BLOCK: usize = 64 << 10;
-/// The largest tx slot.
-const MAX_TX_FRAME: u32 = 4 << 20;
+/// The smallest block of either ring: smaller slots are packed into blocks of this size.
+const MIN_BLOCK: usize = 64 << 10;
+/// The largest slot of either ring.
+const MAX_FRAME: u32 = 4 << 20;
+/// The smallest rx slot: the frame starts 76 bytes into its slot; below this nearly every
+/// frame would take the copy path.
+const MIN_RX_FRAME: u32 = 256;
 
 /// tx slot status words (`tp_status` of a tx frame).
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
 const TP_STATUS_SENDING: u32 = 1 << 1;
-/// The frame size asked of the kernel for the rx ring: V3 packs frames at their own length,
-/// but the request must still describe a whole number of frames per block.
-const RX_REQ_FRAME: u32 = 2048;
 
 /// Ring sizes for [`AfPacket::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AfPacketConfig {
-    /// Bytes per rx block: a power of two, at least [`MIN_RX_BLOCK`].
-    pub rx_block_size: u32,
-    /// rx blocks: at least 2 (one being filled while one is read).
-    pub rx_block_count: u32,
-    /// How long the kernel fills a block before handing it over anyway (0: kernel's pick).
-    pub rx_block_timeout_ms: u32,
-    /// Bytes per tx slot, a multiple of 16: holds the 48-byte frame header, the 10-byte vnet
-    /// header and a frame of `tx_frame_size - 58` bytes.
+    /// Bytes per rx slot, a multiple of 16 in 256..=4 MiB. A slot holds a frame of
+    /// `rx_frame_size - 76` bytes (1972 for 2048: a 1500-MTU frame with an 802.1Q tag fits);
+    /// longer frames take the copy path.
+    pub rx_frame_size: u32,
+    /// rx slots (rounded up to fill the last rx block).
+    pub rx_frame_count: u32,
+    /// The socket's receive buffer (`SO_RCVBUF`): how much kernel memory (the frames'
+    /// truesize) whole frames waiting for the copy path may hold; a frame longer than a slot
+    /// that finds it full is dropped (`rx_truncated`). Set with `SO_RCVBUFFORCE`, or, without
+    /// CAP_NET_ADMIN, `SO_RCVBUF` (which the kernel caps at `net.core.rmem_max`). 0 keeps
+    /// the system default (`net.core.rmem_default`, 208 KiB: about 3 GSO frames).
+    pub rx_copy_queue_bytes: u32,
+    /// Bytes per tx slot, a multiple of 16: holds the 32-byte frame header, the 10-byte vnet
+    /// header and a frame of `tx_frame_size - 42` bytes.
     pub tx_frame_size: u32,
     /// tx slots (rounded up to fill the last tx block).
     pub tx_frame_count: u32,
@@ -80,9 +99,9 @@ pub struct AfPacketConfig {
 impl Default for AfPacketConfig {
     fn default() -> Self {
         AfPacketConfig {
-            rx_block_size: 256 << 10,
-            rx_block_count: 4,
-            rx_block_timeout_ms: 1,
+            rx_frame_size: 2048,
+            rx_frame_count: 512,
+            rx_copy_queue_bytes: 4 << 20,
             tx_frame_size: 2048,
             tx_frame_count: 256,
             promisc: true,
@@ -91,117 +110,111 @@ impl Default for AfPacketConfig {
 }
 
 impl AfPacketConfig {
-    /// Bytes of ring memory a port with this configuration maps (rx and tx).
+    /// Bytes of ring memory a port with this configuration maps (rx and tx), exactly.
     pub fn ring_bytes(&self) -> Result<usize> {
         Ok(Geometry::new(self)?.total())
     }
 }
 
-/// Where the rings sit in the mapping: the rx blocks, then the tx blocks.
+/// One ring's layout: `frame_nr` slots of `frame_size` bytes in `block_nr` blocks of
+/// `block_size`; a slot never crosses a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ring {
+    block_size: usize,
+    block_nr: usize,
+    frame_size: usize,
+    frames_per_block: usize,
+    frame_nr: usize,
+}
+
+impl Ring {
+    /// The smallest ring of at least `count` slots of `size` bytes (a multiple of 16, the
+    /// kernel's TPACKET_ALIGNMENT) in blocks of a power of two (the kernel allocates them in
+    /// powers of two pages), at least [`MIN_BLOCK`].
+    fn new(what: &str, size: u32, count: u32, min: u32) -> Result<Ring> {
+        if size % 16 != 0 || size < min || size > MAX_FRAME {
+            return Err(Error::Config(format!(
+                "{what}_frame_size {size} must be a multiple of 16 in {min}..={MAX_FRAME}"
+            )));
+        }
+        if count == 0 {
+            return Err(Error::Config(format!("{what}_frame_count must be >= 1")));
+        }
+        let frame_size = size as usize;
+        let block_size = frame_size.next_power_of_two().max(MIN_BLOCK);
+        let frames_per_block = block_size / frame_size;
+        let block_nr = (count as usize).div_ceil(frames_per_block);
+        Ok(Ring {
+            block_size,
+            block_nr,
+            frame_size,
+            frames_per_block,
+            frame_nr: block_nr * frames_per_block,
+        })
+    }
+
+    fn bytes(&self) -> Option<usize> {
+        self.block_size.checked_mul(self.block_nr)
+    }
+
+    /// Offset of slot `i` from the ring's start.
+    fn slot(&self, i: usize) -> usize {
+        (i / self.frames_per_block) * self.block_size
+            + (i % self.frames_per_block) * self.frame_size
+    }
+
+    fn req(&self) -> TpacketReq {
+        TpacketReq {
+            block_size: self.block_size as u32,
+            block_nr: self.block_nr as u32,
+            frame_size: self.frame_size as u32,
+            frame_nr: self.frame_nr as u32,
+        }
+    }
+}
+
+/// Where the rings sit in the mapping: the rx ring, then the tx ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geometry {
-    rx_block_size: usize,
-    rx_block_nr: usize,
-    tx_block_size: usize,
-    tx_block_nr: usize,
-    tx_frame_size: usize,
-    tx_frames_per_block: usize,
-    tx_frame_nr: usize,
+    rx: Ring,
+    tx: Ring,
+    /// Bytes of the rx ring: where the tx ring starts.
+    rx_bytes: usize,
 }
 
 impl Geometry {
     fn new(c: &AfPacketConfig) -> Result<Geometry> {
-        let bad = |s: String| Err(Error::Config(s));
-        if !c.rx_block_size.is_power_of_two() || c.rx_block_size < MIN_RX_BLOCK {
-            return bad(format!(
-                "rx_block_size {} must be a power of two >= {MIN_RX_BLOCK} (a 64 KiB GSO frame must fit)",
-                c.rx_block_size
-            ));
-        }
-        if c.rx_block_count < 2 {
-            return bad(format!("rx_block_count {} must be >= 2", c.rx_block_count));
-        }
-        let min_slot = (FRAME_HDR_LEN + VNET_HDR_LEN + 64) as u32;
-        if c.tx_frame_size % 16 != 0 || c.tx_frame_size < min_slot || c.tx_frame_size > MAX_TX_FRAME
-        {
-            return bad(format!(
-                "tx_frame_size {} must be a multiple of 16 in {min_slot}..={MAX_TX_FRAME}",
-                c.tx_frame_size
-            ));
-        }
-        if c.tx_frame_count == 0 {
-            return bad("tx_frame_count must be >= 1".into());
-        }
-        let tx_frame_size = c.tx_frame_size as usize;
-        let tx_block_size = tx_frame_size.next_power_of_two().max(MIN_TX_BLOCK);
-        let tx_frames_per_block = tx_block_size / tx_frame_size;
-        let tx_block_nr = (c.tx_frame_count as usize).div_ceil(tx_frames_per_block);
-        let g = Geometry {
-            rx_block_size: c.rx_block_size as usize,
-            rx_block_nr: c.rx_block_count as usize,
-            tx_block_size,
-            tx_block_nr,
-            tx_frame_size,
-            tx_frames_per_block,
-            tx_frame_nr: tx_block_nr * tx_frames_per_block,
+        let rx = Ring::new("rx", c.rx_frame_size, c.rx_frame_count, MIN_RX_FRAME)?;
+        let min_tx = (slot::HDR_LEN + VNET_HDR_LEN + 64).next_multiple_of(16) as u32;
+        let tx = Ring::new("tx", c.tx_frame_size, c.tx_frame_count, min_tx)?;
+        let fits = rx
+            .bytes()
+            .zip(tx.bytes())
+            .and_then(|(r, t)| r.checked_add(t).map(|total| (r, total)))
+            .filter(|&(_, total)| total <= u32::MAX as usize);
+        let Some((rx_bytes, _)) = fits else {
+            return Err(Error::Config("rings larger than 4 GiB".into()));
         };
-        let fits = g
-            .rx_block_size
-            .checked_mul(g.rx_block_nr)
-            .zip(g.tx_block_size.checked_mul(g.tx_block_nr))
-            .and_then(|(r, t)| r.checked_add(t))
-            .is_some_and(|t| t <= u32::MAX as usize);
-        if !fits {
-            return bad("rings larger than 4 GiB".into());
-        }
-        Ok(g)
-    }
-
-    fn rx_bytes(&self) -> usize {
-        self.rx_block_size * self.rx_block_nr
+        Ok(Geometry { rx, tx, rx_bytes })
     }
 
     fn total(&self) -> usize {
-        self.rx_bytes() + self.tx_block_size * self.tx_block_nr
+        self.rx_bytes + self.tx.block_size * self.tx.block_nr
     }
 
-    /// Offset of rx block `i` in the mapping.
-    fn rx_block(&self, i: usize) -> usize {
-        i * self.rx_block_size
+    /// Offset of rx slot `i` in the mapping.
+    fn rx_slot(&self, i: usize) -> usize {
+        self.rx.slot(i)
     }
 
-    /// Offset of tx slot `i` in the mapping (slots do not cross blocks).
+    /// Offset of tx slot `i` in the mapping.
     fn tx_slot(&self, i: usize) -> usize {
-        self.rx_bytes()
-            + (i / self.tx_frames_per_block) * self.tx_block_size
-            + (i % self.tx_frames_per_block) * self.tx_frame_size
+        self.rx_bytes + self.tx.slot(i)
     }
 
     /// The largest frame (vnet header not counted) a tx slot holds.
     fn tx_capacity(&self) -> usize {
-        self.tx_frame_size - FRAME_HDR_LEN - VNET_HDR_LEN
-    }
-
-    fn rx_req(&self, timeout_ms: u32) -> TpacketReq3 {
-        TpacketReq3 {
-            block_size: self.rx_block_size as u32,
-            block_nr: self.rx_block_nr as u32,
-            frame_size: RX_REQ_FRAME,
-            frame_nr: (self.rx_block_size / RX_REQ_FRAME as usize * self.rx_block_nr) as u32,
-            retire_blk_tov: timeout_ms,
-            sizeof_priv: 0,
-            feature_req_word: 0,
-        }
-    }
-
-    fn tx_req(&self) -> TpacketReq3 {
-        TpacketReq3 {
-            block_size: self.tx_block_size as u32,
-            block_nr: self.tx_block_nr as u32,
-            frame_size: self.tx_frame_size as u32,
-            frame_nr: self.tx_frame_nr as u32,
-            ..TpacketReq3::default()
-        }
+        self.tx.frame_size - slot::HDR_LEN - VNET_HDR_LEN
     }
 }
 
@@ -211,15 +224,19 @@ pub struct AfPacketStats {
     /// Frames handed to the rx callback, and their bytes (VLAN tags included).
     pub rx_packets: u64,
     pub rx_bytes: u64,
-    /// Frames the kernel cut to fit a block (`tp_snaplen < tp_len`): dropped.
+    /// Of `rx_packets`, frames longer than a slot read whole from the socket (copy path).
+    pub rx_copied: u64,
+    /// Frames the kernel cut to fit a slot and kept no whole copy of (the socket's receive
+    /// buffer was full), or longer than the copy buffer: dropped.
     pub rx_truncated: u64,
-    /// Frame headers pointing outside their block: dropped (the rest of the block too).
+    /// Slot headers pointing outside their slot: dropped.
     pub rx_malformed: u64,
-    /// Frames the kernel dropped because the ring was full (`tpacket_stats_v3.tp_drops`,
-    /// summed over [`AfPacket::stats`] calls).
+    /// Copy-path slots whose frame the socket did not give (the read failed, or gave a
+    /// frame of another length): dropped.
+    pub rx_copy_errors: u64,
+    /// Frames the kernel dropped because the ring was full (`tpacket_stats.tp_drops`),
+    /// summed over every read ([`AfPacket::stats`] and [`AfPacket::kernel_drops`]).
     pub rx_kernel_drops: u64,
-    /// Times the kernel found the ring full and froze it (`tp_freeze_q_cnt`).
-    pub rx_ring_freezes: u64,
     /// Frames handed to the kernel (ring slots and side-socket sends), and their bytes.
     pub tx_packets: u64,
     pub tx_bytes: u64,
@@ -233,7 +250,19 @@ pub struct AfPacketStats {
     pub tx_errors: u64,
 }
 
-/// An AF_PACKET port with mmap'd TPACKET_V3 rings. See the module documentation.
+/// The copy path's frame buffer ([`copy::BUF_LEN`] bytes) and control-message buffer.
+struct CopyBuf {
+    frame: Box<[u8]>,
+    ctl: CmsgBuf,
+}
+
+impl std::fmt::Debug for CopyBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CopyBuf({} bytes)", self.frame.len())
+    }
+}
+
+/// An AF_PACKET port with mmap'd TPACKET_V2 rings. See the module documentation.
 #[derive(Debug)]
 pub struct AfPacket {
     ifname: String,
@@ -243,18 +272,26 @@ pub struct AfPacket {
     fd: OwnedFd,
     /// A ring-less socket on the same interface for frames larger than a tx slot.
     side: AfPacketTx,
-    /// The rx block to read next, and where its walk stands if it is under way.
-    rx_block: usize,
-    rx_cursor: Option<Cursor>,
+    /// The rx slot to read next.
+    rx_head: usize,
+    copy: CopyBuf,
     /// The tx slot to fill next; slots filled since the last kick.
     tx_head: usize,
     tx_pending: usize,
     stats: AfPacketStats,
+    /// The kernel's ring drops summed over every `PACKET_STATISTICS` read (any thread).
+    kernel_drops: AtomicU64,
 }
 
 // SAFETY: the mapping is memory owned by this value alone (the kernel is the only other
 // party and synchronises through the status words); nothing in it is tied to a thread.
 unsafe impl Send for AfPacket {}
+
+// SAFETY: every method taking `&self` reads fields that never change after `open` (names,
+// geometry, the descriptor), makes a system call on the descriptor, or updates the atomic
+// `kernel_drops`; everything that reads or writes the rings or the plain counters takes
+// `&mut self`, so shared references on several threads never race on them.
+unsafe impl Sync for AfPacket {}
 
 /// A nonblocking, close-on-exec AF_PACKET raw socket with no protocol yet (so it queues
 /// nothing before it is bound).
@@ -298,6 +335,31 @@ fn opt<T: Copy>(fd: RawFd, ifname: &str, op: &'static str, name: libc::c_int, v:
     sys::setsockopt(fd, sys::SOL_PACKET, name, v).map_err(kernel(ifname, op))
 }
 
+/// Sizes the socket's receive buffer to `bytes` (the kernel doubles what it is given, for
+/// its bookkeeping, so half is asked): `SO_RCVBUFFORCE`, or `SO_RCVBUF` without the right to.
+fn set_rcvbuf(fd: RawFd, ifname: &str, bytes: u32) -> Result<()> {
+    let half = libc::c_int::try_from(bytes / 2).unwrap_or(libc::c_int::MAX);
+    let forced = sys::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &half);
+    match forced {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            sys::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &half)
+                .map_err(kernel(ifname, "SO_RCVBUF"))
+        }
+        r => r.map_err(kernel(ifname, "SO_RCVBUFFORCE")),
+    }
+}
+
+/// The status word at byte `off` of the rings.
+///
+/// # Safety
+/// `off` must be the offset of a slot of the rings `map` holds (slots are 16-aligned, so
+/// the word is 4-aligned and inside the mapping).
+unsafe fn status_word(map: &Mapping, off: usize) -> &AtomicU32 {
+    // SAFETY: the caller guarantees `off` is a slot's start inside the mapping, 4-aligned;
+    // the kernel accesses the word only as a whole (READ_ONCE / store after smp_wmb).
+    unsafe { AtomicU32::from_ptr(map.ptr().add(off + slot::field::STATUS.start).cast()) }
+}
+
 impl AfPacket {
     /// Opens a port on interface `ifname` (in the calling thread's network namespace).
     pub fn open(ifname: &str, cfg: &AfPacketConfig) -> Result<AfPacket> {
@@ -310,12 +372,20 @@ impl AfPacket {
         opt(
             raw,
             ifname,
-            "PACKET_VERSION=TPACKET_V3",
+            "PACKET_VERSION=TPACKET_V2",
             sys::PACKET_VERSION,
-            &sys::TPACKET_V3,
+            &sys::TPACKET_V2,
         )?;
         opt(raw, ifname, "PACKET_VNET_HDR", sys::PACKET_VNET_HDR, &one)?;
         opt(raw, ifname, "PACKET_LOSS", sys::PACKET_LOSS, &one)?;
+        opt(
+            raw,
+            ifname,
+            "PACKET_COPY_THRESH",
+            sys::PACKET_COPY_THRESH,
+            &one,
+        )?;
+        opt(raw, ifname, "PACKET_AUXDATA", sys::PACKET_AUXDATA, &one)?;
         opt(
             raw,
             ifname,
@@ -330,10 +400,23 @@ impl AfPacket {
             sys::PACKET_IGNORE_OUTGOING,
             &one,
         )?;
-        let rx = geo.rx_req(cfg.rx_block_timeout_ms);
-        opt(raw, ifname, "PACKET_RX_RING", sys::PACKET_RX_RING, &rx)?;
-        let tx = geo.tx_req();
-        opt(raw, ifname, "PACKET_TX_RING", sys::PACKET_TX_RING, &tx)?;
+        if cfg.rx_copy_queue_bytes != 0 {
+            set_rcvbuf(raw, ifname, cfg.rx_copy_queue_bytes)?;
+        }
+        opt(
+            raw,
+            ifname,
+            "PACKET_RX_RING",
+            sys::PACKET_RX_RING,
+            &geo.rx.req(),
+        )?;
+        opt(
+            raw,
+            ifname,
+            "PACKET_TX_RING",
+            sys::PACKET_TX_RING,
+            &geo.tx.req(),
+        )?;
         let map = Mapping::new(raw, geo.total()).map_err(kernel(ifname, "mmap of the rings"))?;
         bind(raw, ifname, ifindex, sys::ETH_P_ALL)?;
         if cfg.promisc {
@@ -361,11 +444,15 @@ impl AfPacket {
             map,
             fd,
             side,
-            rx_block: 0,
-            rx_cursor: None,
+            rx_head: 0,
+            copy: CopyBuf {
+                frame: vec![0u8; copy::BUF_LEN].into_boxed_slice(),
+                ctl: CmsgBuf([0; 64]),
+            },
             tx_head: 0,
             tx_pending: 0,
             stats: AfPacketStats::default(),
+            kernel_drops: AtomicU64::new(0),
         })
     }
 
@@ -389,71 +476,65 @@ impl AfPacket {
         self.map.len()
     }
 
-    /// The status word of rx block `i`.
-    fn rx_status(&self, i: usize) -> &AtomicU32 {
-        let off = self.geo.rx_block(i) + block::block_field::STATUS.start;
-        // SAFETY: `off + 4 <= rx_bytes <= map.len()`; blocks are page aligned so the word is
-        // 4-aligned; the kernel accesses it only atomically (READ_ONCE / smp_wmb + store).
-        unsafe { AtomicU32::from_ptr(self.map.ptr().add(off).cast()) }
-    }
-
-    /// Gives rx block `i` back to the kernel.
-    fn rx_release(&mut self, i: usize) {
-        self.rx_status(i).store(0, Ordering::Release);
-        self.rx_cursor = None;
-        self.rx_block = (i + 1) % self.geo.rx_block_nr;
-    }
-
     /// Hands up to `max` received frames to `f` as (offload header, frame bytes), the frame
-    /// as it was on the wire (an 802.1Q tag the kernel took out is put back). Returns how
-    /// many. No system call, no allocation: frames are read in place in the ring, and a
-    /// block goes back to the kernel as soon as its last frame was read; a block read in
-    /// part is resumed by the next call.
+    /// as it was on the wire (an 802.1Q tag the kernel took out is put back), in the order
+    /// the kernel received them. Returns how many. Looks at `max` slots at most (a dropped
+    /// frame uses one up). A frame in a ring slot is read in place, and the slot goes back
+    /// to the kernel right after `f` returns: no system call, no allocation. A frame longer
+    /// than a slot costs one `recvmsg` into the port's copy buffer.
     pub fn rx_burst(&mut self, max: usize, mut f: impl FnMut(VnetHdr, &[u8])) -> usize {
         let mut n = 0;
-        while n < max {
-            let i = self.rx_block;
-            let mut cur = match self.rx_cursor {
-                Some(c) => c,
-                None => {
-                    if self.rx_status(i).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
-                        break;
-                    }
-                    // SAFETY: the block is user space's (TP_STATUS_USER seen with acquire),
-                    // so the kernel writes none of it until `rx_release`.
-                    let b = unsafe { rx_block_bytes(self.map.ptr(), &self.geo, i) };
-                    Cursor::start(b)
-                }
-            };
-            // SAFETY: as above: the block is ours until `rx_release`; the slice lives only
-            // for this step.
-            let b = unsafe { rx_block_bytes(self.map.ptr(), &self.geo, i) };
-            match block::next_frame(b, &mut cur) {
-                Step::Frame(h, d) => {
+        for _ in 0..max {
+            let i = self.rx_head;
+            let off = self.geo.rx_slot(i);
+            // SAFETY: `off` is rx slot `i`'s start.
+            let status = unsafe { status_word(&self.map, off) };
+            if status.load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+                break;
+            }
+            // SAFETY: the slot is user space's (TP_STATUS_USER seen with acquire), so the
+            // kernel writes none of it until it is released below, after the last use of
+            // the slice; `off + frame_size` is inside the rx ring.
+            let bytes = unsafe { self.map.slice_mut(off, self.geo.rx.frame_size) };
+            match slot::parse(bytes) {
+                Slot::Frame(h, d) => {
                     n += 1;
                     self.stats.rx_packets += 1;
                     self.stats.rx_bytes += d.len() as u64;
                     f(h, d);
                 }
-                Step::Truncated => self.stats.rx_truncated += 1,
-                Step::Malformed => self.stats.rx_malformed += 1,
-                Step::End => {}
+                Slot::Copy { len, vlan } => {
+                    let c = &mut self.copy;
+                    let got = copy::recv(self.fd.as_raw_fd(), &mut c.frame, &mut c.ctl);
+                    let res = match got {
+                        Ok((got, trunc, ctl_len)) => {
+                            let tag = copy::auxdata_vlan(&c.ctl.0[..ctl_len]).unwrap_or(vlan);
+                            copy::frame(&mut c.frame, got, trunc, len, tag)
+                        }
+                        Err(_) => Copied::Mismatch,
+                    };
+                    match res {
+                        Copied::Frame(h, r) => {
+                            let d = &c.frame[r];
+                            n += 1;
+                            self.stats.rx_packets += 1;
+                            self.stats.rx_copied += 1;
+                            self.stats.rx_bytes += d.len() as u64;
+                            f(h, d);
+                        }
+                        Copied::Truncated => self.stats.rx_truncated += 1,
+                        Copied::Mismatch => self.stats.rx_copy_errors += 1,
+                    }
+                }
+                Slot::Truncated => self.stats.rx_truncated += 1,
+                Slot::Malformed => self.stats.rx_malformed += 1,
             }
-            if cur.done() {
-                self.rx_release(i);
-            } else {
-                self.rx_cursor = Some(cur);
-            }
+            // SAFETY: as above.
+            let status = unsafe { status_word(&self.map, off) };
+            status.store(TP_STATUS_KERNEL, Ordering::Release);
+            self.rx_head = (i + 1) % self.geo.rx.frame_nr;
         }
         n
-    }
-
-    /// The status word of tx slot `i`.
-    fn tx_status(&self, i: usize) -> &AtomicU32 {
-        let off = self.geo.tx_slot(i) + block::frame_field::STATUS.start;
-        // SAFETY: the slot lies inside the mapping; slots are 16-aligned so the word is
-        // 4-aligned; the kernel accesses it only atomically.
-        unsafe { AtomicU32::from_ptr(self.map.ptr().add(off).cast()) }
     }
 
     /// Queues one frame, made of `frame_parts` in order, with offload header `hdr`: copies it
@@ -469,7 +550,9 @@ impl AfPacket {
             return self.tx_oversize(hdr, frame_parts);
         }
         let i = self.tx_head;
-        let status = self.tx_status(i).load(Ordering::Acquire);
+        let off = self.geo.tx_slot(i);
+        // SAFETY: `off` is tx slot `i`'s start.
+        let status = unsafe { status_word(&self.map, off) }.load(Ordering::Acquire);
         if status & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING) != 0 {
             self.stats.tx_full += 1;
             return false;
@@ -478,34 +561,25 @@ impl AfPacket {
             // TP_STATUS_WRONG_FORMAT: a frame the kernel refused; the slot is ours again.
             self.stats.tx_errors += 1;
         }
-        let slot = self.geo.tx_slot(i);
         // SAFETY: the slot is available, so the kernel reads none of it but its status word
-        // until we store SEND_REQUEST below; the data area [48, 48 + 10 + len) is inside the
-        // slot (len <= tx_capacity), and the header words written are inside its first 48
-        // bytes and apart from the status word.
-        unsafe {
-            let base = self.map.ptr().add(slot);
-            let data = std::slice::from_raw_parts_mut(base.add(FRAME_HDR_LEN), VNET_HDR_LEN + len);
-            data[..VNET_HDR_LEN].copy_from_slice(&hdr.encode());
-            let mut at = VNET_HDR_LEN;
-            for p in frame_parts {
-                data[at..at + p.len()].copy_from_slice(p);
-                at += p.len();
-            }
-            let tp_len = (VNET_HDR_LEN + len) as u32;
-            base.add(block::frame_field::NEXT_OFFSET.start)
-                .cast::<u32>()
-                .write(0);
-            base.add(block::frame_field::SNAPLEN.start)
-                .cast::<u32>()
-                .write(tp_len);
-            base.add(block::frame_field::LEN.start)
-                .cast::<u32>()
-                .write(tp_len);
+        // until we store SEND_REQUEST below, after the last use of the slice;
+        // `off + frame_size` is inside the tx ring.
+        let s = unsafe { self.map.slice_mut(off, self.geo.tx.frame_size) };
+        // The data area [32, 32 + 10 + len) is inside the slot (len <= tx_capacity); the
+        // header words written are apart from the status word.
+        let data = &mut s[slot::HDR_LEN..slot::HDR_LEN + VNET_HDR_LEN + len];
+        data[..VNET_HDR_LEN].copy_from_slice(&hdr.encode());
+        let mut at = VNET_HDR_LEN;
+        for p in frame_parts {
+            data[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
         }
-        self.tx_status(i)
-            .store(TP_STATUS_SEND_REQUEST, Ordering::Release);
-        self.tx_head = (i + 1) % self.geo.tx_frame_nr;
+        let tp_len = ((VNET_HDR_LEN + len) as u32).to_ne_bytes();
+        s[slot::field::LEN].copy_from_slice(&tp_len);
+        s[slot::field::SNAPLEN].copy_from_slice(&tp_len);
+        // SAFETY: as above.
+        unsafe { status_word(&self.map, off) }.store(TP_STATUS_SEND_REQUEST, Ordering::Release);
+        self.tx_head = (i + 1) % self.geo.tx.frame_nr;
         self.tx_pending += 1;
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;
@@ -559,40 +633,38 @@ impl AfPacket {
         Ok(())
     }
 
-    /// The counters, with the kernel's rx drop counts brought up to date (one getsockopt;
-    /// the kernel resets its counts on each read, so they are summed here).
-    pub fn stats(&mut self) -> io::Result<AfPacketStats> {
-        let mut st = TpacketStatsV3::default();
-        let mut len = std::mem::size_of::<TpacketStatsV3>() as libc::socklen_t;
+    /// Frames the kernel dropped because the rx ring was full since the previous read (by
+    /// this or [`stats`](Self::stats): the kernel zeroes its count on each read). One
+    /// `getsockopt(PACKET_STATISTICS)`; takes `&self`, so a thread other than the one
+    /// running rx may call it.
+    pub fn kernel_drops(&self) -> io::Result<u64> {
+        let mut st = TpacketStats::default();
+        let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
         // SAFETY: `st` has room for `len` bytes, and `len` is a valid in/out length.
         let r = unsafe {
             libc::getsockopt(
                 self.fd.as_raw_fd(),
                 sys::SOL_PACKET,
                 sys::PACKET_STATISTICS,
-                (&mut st as *mut TpacketStatsV3).cast(),
+                (&mut st as *mut TpacketStats).cast(),
                 &mut len,
             )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.stats.rx_kernel_drops += st.drops as u64;
-        self.stats.rx_ring_freezes += st.freeze_q_cnt as u64;
+        let drops = u64::from(st.drops);
+        self.kernel_drops.fetch_add(drops, Ordering::Relaxed);
+        Ok(drops)
+    }
+
+    /// The counters, with the kernel's rx drop count brought up to date (one
+    /// [`kernel_drops`](Self::kernel_drops) read).
+    pub fn stats(&mut self) -> io::Result<AfPacketStats> {
+        self.kernel_drops()?;
+        self.stats.rx_kernel_drops = self.kernel_drops.load(Ordering::Relaxed);
         Ok(self.stats)
     }
-}
-
-/// The bytes of rx block `i` of the rings mapped at `base`.
-///
-/// # Safety
-/// `base` must be the mapping of rings laid out as `geo` says, alive for `'a`; the block
-/// must be user space's (its status had `TP_STATUS_USER`, read with acquire, and it was not
-/// released since), and no other reference into it may be live during `'a`.
-unsafe fn rx_block_bytes<'a>(base: *mut u8, geo: &Geometry, i: usize) -> &'a mut [u8] {
-    // SAFETY: block `i < rx_block_nr` lies inside the mapping; the caller guarantees it is
-    // alive and exclusively ours.
-    unsafe { std::slice::from_raw_parts_mut(base.add(geo.rx_block(i)), geo.rx_block_size) }
 }
 
 /// One `sendmsg(MSG_DONTWAIT)` of the frame `parts` behind its virtio-net header `hdr` on
@@ -692,8 +764,9 @@ fn would_block(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::ENOBUFS))
 }
 
-/// The rx ring's socket: poll it for POLLIN to sleep until a block is handed over
-/// (interrupt mode); the tx kick uses it too.
+/// The rx ring's socket: poll it for POLLIN to sleep until a frame is ready (interrupt
+/// mode): the kernel wakes it for each frame it puts in a slot, and POLLIN holds while the
+/// last slot it filled is not given back; the tx kick uses it too.
 impl AsRawFd for AfPacket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -714,41 +787,59 @@ mod tests {
     fn default_geometry_and_memory() {
         let c = AfPacketConfig::default();
         let g = Geometry::new(&c).unwrap();
-        assert_eq!(g.rx_bytes(), 1 << 20);
         assert_eq!(
-            (g.tx_block_size, g.tx_frames_per_block, g.tx_block_nr),
+            (g.rx.block_size, g.rx.frames_per_block, g.rx.block_nr),
+            (65536, 32, 16)
+        );
+        assert_eq!((g.rx.frame_nr, g.rx_bytes), (512, 1 << 20));
+        assert_eq!(
+            (g.tx.block_size, g.tx.frames_per_block, g.tx.block_nr),
             (65536, 32, 8)
         );
-        assert_eq!(g.tx_frame_nr, 256);
+        assert_eq!(g.tx.frame_nr, 256);
         assert_eq!(c.ring_bytes().unwrap(), (1 << 20) + (512 << 10));
-        assert_eq!(g.tx_capacity(), 2048 - 58);
+        assert_eq!(g.tx_capacity(), 2048 - 42);
     }
 
     #[test]
-    fn tx_slots_do_not_cross_blocks() {
+    fn slots_do_not_cross_blocks() {
         let c = AfPacketConfig {
+            rx_frame_size: 3008,
+            rx_frame_count: 30,
             tx_frame_size: 3008,
             tx_frame_count: 50,
             ..AfPacketConfig::default()
         };
         let g = Geometry::new(&c).unwrap();
         // 4096 rounded up to the 64 KiB minimum block: 21 slots of 3008 bytes per block.
-        assert_eq!((g.tx_block_size, g.tx_frames_per_block), (65536, 21));
-        assert_eq!((g.tx_block_nr, g.tx_frame_nr), (3, 63));
-        let rx = g.rx_bytes();
+        assert_eq!((g.rx.block_size, g.rx.frames_per_block), (65536, 21));
+        assert_eq!((g.rx.block_nr, g.rx.frame_nr), (2, 42));
+        assert_eq!((g.tx.block_size, g.tx.frames_per_block), (65536, 21));
+        assert_eq!((g.tx.block_nr, g.tx.frame_nr), (3, 63));
+        let rx = g.rx_bytes;
+        assert_eq!(rx, 2 * 65536);
+        assert_eq!(g.rx_slot(20), 20 * 3008);
+        assert_eq!(g.rx_slot(21), 65536);
         assert_eq!(g.tx_slot(0), rx);
         assert_eq!(g.tx_slot(20), rx + 20 * 3008);
         assert_eq!(g.tx_slot(21), rx + 65536);
         assert_eq!(g.tx_slot(62), rx + 2 * 65536 + 20 * 3008);
-        for i in 0..g.tx_frame_nr {
-            let s = g.tx_slot(i) - rx;
-            assert!(s % 16 == 0);
-            assert_eq!(
-                s / g.tx_block_size,
-                (s + g.tx_frame_size - 1) / g.tx_block_size
-            );
-            assert!(g.tx_slot(i) + g.tx_frame_size <= g.total());
+        for (ring, base, slot) in [
+            (g.rx, 0, &(|i| g.rx_slot(i)) as &dyn Fn(usize) -> usize),
+            (g.tx, rx, &|i| g.tx_slot(i)),
+        ] {
+            for i in 0..ring.frame_nr {
+                let s = slot(i) - base;
+                assert!(s % 16 == 0);
+                assert_eq!(
+                    s / ring.block_size,
+                    (s + ring.frame_size - 1) / ring.block_size
+                );
+                assert!(slot(i) + ring.frame_size <= g.total());
+            }
         }
+        assert_eq!(c.ring_bytes().unwrap(), g.total());
+        assert_eq!(g.total(), 5 * 65536);
     }
 
     #[test]
@@ -759,41 +850,54 @@ mod tests {
             ..AfPacketConfig::default()
         };
         let g = Geometry::new(&c).unwrap();
-        assert_eq!((g.tx_block_size, g.tx_frames_per_block), (65536, 1));
-        assert_eq!(g.tx_capacity(), 65478);
+        assert_eq!((g.tx.block_size, g.tx.frames_per_block), (65536, 1));
+        assert_eq!(g.tx_capacity(), 65494);
         assert_eq!(g.total(), (1 << 20) + (2 << 20));
     }
 
     #[test]
-    fn rx_request_is_whole_frames() {
+    fn requests_are_whole_frames() {
         let g = Geometry::new(&AfPacketConfig::default()).unwrap();
-        let r = g.rx_req(1);
-        assert_eq!(r.frame_nr * r.frame_size, r.block_nr * r.block_size);
-        let t = g.tx_req();
-        assert_eq!(t.frame_nr, t.block_nr * (t.block_size / t.frame_size));
+        for r in [g.rx.req(), g.tx.req()] {
+            assert_eq!(r.frame_nr, r.block_nr * (r.block_size / r.frame_size));
+            assert_eq!(r.block_size % 4096, 0);
+            assert_eq!(r.frame_size % 16, 0);
+        }
         assert_eq!(
-            (t.retire_blk_tov, t.sizeof_priv, t.feature_req_word),
-            (0, 0, 0)
+            g.rx.req(),
+            TpacketReq {
+                block_size: 65536,
+                block_nr: 16,
+                frame_size: 2048,
+                frame_nr: 512
+            }
         );
     }
 
     #[test]
     fn bad_configs_say_why() {
         let small = AfPacketConfig {
-            rx_block_size: 65536,
+            rx_frame_size: 128,
             ..AfPacketConfig::default()
         };
         let e = Geometry::new(&small).unwrap_err().to_string();
-        assert!(e.contains("64 KiB GSO frame must fit"), "{e}");
+        assert!(e.contains("rx_frame_size 128 must be"), "{e}");
         let odd = AfPacketConfig {
             tx_frame_size: 2050,
             ..AfPacketConfig::default()
         };
         assert!(Geometry::new(&odd).is_err());
-        let one = AfPacketConfig {
-            rx_block_count: 1,
+        let none = AfPacketConfig {
+            rx_frame_count: 0,
             ..AfPacketConfig::default()
         };
-        assert!(Geometry::new(&one).is_err());
+        let e = Geometry::new(&none).unwrap_err().to_string();
+        assert!(e.contains("rx_frame_count must be >= 1"), "{e}");
+        let huge = AfPacketConfig {
+            rx_frame_size: 4 << 20,
+            rx_frame_count: 1024,
+            ..AfPacketConfig::default()
+        };
+        assert!(Geometry::new(&huge).is_err());
     }
 }

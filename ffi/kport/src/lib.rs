@@ -1,36 +1,42 @@
 //! Kernel-interface ports that take no DPDK port: an AF_PACKET socket with mmap'd
-//! TPACKET_V3 rings ([`AfPacket`], for veth and other existing interfaces) and a tap
+//! TPACKET_V2 rings ([`AfPacket`], for veth and other existing interfaces) and a tap
 //! ([`Tap`], /dev/net/tun). Both carry each frame's offload state in a [`VnetHdr`], so pods
 //! keep their default offloads (partial checksums, TSO super-frames up to 64 KiB).
 //!
 //! Made for a poll-mode worker: once per poll per port it calls `rx_burst` (up to a burst of
 //! frames, each lent to a callback to copy into an mbuf) and queues its output with
 //! `tx_queue` / `tx` and, for af_packet, kicks it with one `tx_flush`. The af_packet rx path
-//! makes no system call and no allocation; its tx path makes one system call per burst
+//! hands each frame over as soon as the kernel has written it; it makes no system call and
+//! no allocation for frames that fit a ring slot, and one `recvmsg` per frame that does not
+//! (a GSO frame, with the default 2 KiB slots). Its tx path makes one system call per burst
 //! (the kick), plus one `sendmsg` per frame too big for a tx slot (a GSO frame with the
 //! default 2 KiB slots; none with 64 KiB slots, see [`AfPacketConfig`]). A tap costs one
 //! `read` / `writev` per frame (it has no ring without vhost-net).
 //!
 //! Memory per af_packet port with the default [`AfPacketConfig`]: 1 MiB of rx ring
-//! (4 blocks of 256 KiB) and 512 KiB of tx ring (256 slots of 2 KiB); a tap port: one
-//! 64 KiB read buffer.
+//! (512 slots of 2 KiB), 512 KiB of tx ring (256 slots of 2 KiB), a 64 KiB copy buffer for
+//! frames longer than an rx slot, and up to 4 MiB of kernel memory while such frames wait
+//! to be read; a tap port: one 64 KiB read buffer.
 //!
-//! Ownership: each port has one owner thread at a time (`Send`, not `Sync`); rx and tx take
-//! `&mut self`. Counters are plain `u64`s in the port; the owner reads them with `stats`.
+//! Ownership: each port has one owner thread at a time (`Send`); rx and tx take `&mut self`.
+//! Counters are plain `u64`s in the port; the owner reads them with `stats`. An
+//! [`AfPacket`] is also `Sync`: its `&self` methods (names, descriptor, the kernel's drop
+//! count) touch no ring.
 //!
 //! Every `unsafe` block carries a `// SAFETY:` note; everything the kernel writes into the
-//! rx ring is read through the bounds-checked walk of `block.rs`.
+//! rx ring is read through the bounds-checked parse of `slot.rs`, and every frame read from
+//! the socket through that of `copy.rs`.
 
 mod afpacket;
-mod block;
+mod copy;
 mod error;
+mod slot;
 mod sys;
 mod tap;
+mod vlan;
 pub mod vnet;
 
-pub use afpacket::{
-    AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats, MIN_RX_BLOCK,
-};
+pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats};
 pub use error::{Error, Result};
 pub use tap::{
     Tap, TapConfig, TapStats, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,

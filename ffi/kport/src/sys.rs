@@ -13,6 +13,8 @@ pub(crate) const SOL_PACKET: libc::c_int = 263;
 pub(crate) const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 pub(crate) const PACKET_RX_RING: libc::c_int = 5;
 pub(crate) const PACKET_STATISTICS: libc::c_int = 6;
+pub(crate) const PACKET_COPY_THRESH: libc::c_int = 7;
+pub(crate) const PACKET_AUXDATA: libc::c_int = 8;
 pub(crate) const PACKET_VERSION: libc::c_int = 10;
 pub(crate) const PACKET_TX_RING: libc::c_int = 13;
 pub(crate) const PACKET_LOSS: libc::c_int = 14;
@@ -20,29 +22,26 @@ pub(crate) const PACKET_VNET_HDR: libc::c_int = 15;
 pub(crate) const PACKET_QDISC_BYPASS: libc::c_int = 20;
 pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 pub(crate) const PACKET_MR_PROMISC: libc::c_ushort = 1;
-pub(crate) const TPACKET_V3: libc::c_int = 2;
+pub(crate) const TPACKET_V2: libc::c_int = 1;
 pub(crate) const ETH_P_ALL: u16 = 0x0003;
 
-/// `struct tpacket_req3`.
+/// `struct tpacket_req` (the ring request of TPACKET_V1 / V2).
 #[repr(C)]
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct TpacketReq3 {
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TpacketReq {
     pub block_size: u32,
     pub block_nr: u32,
     pub frame_size: u32,
     pub frame_nr: u32,
-    pub retire_blk_tov: u32,
-    pub sizeof_priv: u32,
-    pub feature_req_word: u32,
 }
 
-/// `struct tpacket_stats_v3`.
+/// `struct tpacket_stats` (what `PACKET_STATISTICS` returns for TPACKET_V1 / V2; the kernel
+/// zeroes its counts on each read).
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct TpacketStatsV3 {
+pub(crate) struct TpacketStats {
     pub packets: u32,
     pub drops: u32,
-    pub freeze_q_cnt: u32,
 }
 
 /// `struct packet_mreq`.
@@ -156,6 +155,18 @@ impl Mapping {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// The `len` bytes of the mapping from `off`.
+    ///
+    /// # Safety
+    /// `off + len` must not pass the mapping's end, and nothing else (the kernel included)
+    /// may write those bytes while the slice lives.
+    pub(crate) unsafe fn slice_mut(&mut self, off: usize, len: usize) -> &mut [u8] {
+        debug_assert!(off.checked_add(len).is_some_and(|end| end <= self.len));
+        // SAFETY: inside the mapping (the caller's guarantee), which lives as long as `self`
+        // and is borrowed mutably for the slice's life; the caller guarantees no other writer.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) }
+    }
 }
 
 impl Drop for Mapping {
@@ -220,8 +231,8 @@ mod tests {
 
     #[test]
     fn struct_sizes_match_the_uapi() {
-        assert_eq!(std::mem::size_of::<TpacketReq3>(), 28);
-        assert_eq!(std::mem::size_of::<TpacketStatsV3>(), 12);
+        assert_eq!(std::mem::size_of::<TpacketReq>(), 16);
+        assert_eq!(std::mem::size_of::<TpacketStats>(), 8);
         assert_eq!(std::mem::size_of::<PacketMreq>(), 16);
     }
 

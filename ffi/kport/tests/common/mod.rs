@@ -360,3 +360,66 @@ print(len(data),hashlib.sha256(data).hexdigest())
     assert!(sok, "server: {sout}");
     (cout.trim().to_string(), sout.trim().to_string())
 }
+
+/// Runs `f` on a thread inside network namespace `ns` (setns(2) moves that thread only)
+/// and returns what it returns.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(format!("/run/netns/{ns}")).expect("open netns");
+            // SAFETY: a valid namespace descriptor; only this thread changes namespace.
+            let r =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread")
+    })
+}
+
+/// Sends `frames` in order out of `dev` in namespace `ns` through a packet socket with vnet
+/// headers (so the namespace's kernel transmits GSO frames whole); returns the time just
+/// before the first send.
+pub fn send_from(ns: &str, dev: &str, frames: &[(VnetHdr, Vec<u8>)]) -> Instant {
+    in_netns(ns, || {
+        let mut tx = kport::AfPacketTx::open(dev).expect("send socket in the namespace");
+        let start = Instant::now();
+        for (i, (h, f)) in frames.iter().enumerate() {
+            assert!(tx.send(h, &[f]), "send {i}: {:?}", tx.stats());
+        }
+        start
+    })
+}
+
+/// A broadcast test frame from `src` (EtherType 0x88b5, local experimental): with an
+/// 802.1Q tag of TCI `tci` if given, `marker` at the start of its payload, `len` bytes in
+/// all.
+pub fn marked(src: [u8; 6], tci: Option<u16>, marker: &str, len: usize) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&src);
+    if let Some(tci) = tci {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(&[0x88, 0xb5]);
+    f.extend_from_slice(marker.as_bytes());
+    let mut i = 0u8;
+    while f.len() < len {
+        f.push(i);
+        i = i.wrapping_add(1);
+    }
+    f
+}
+
+/// Waits up to `ms` for `fd` to be readable (poll(2), POLLIN).
+pub fn readable(fd: &impl std::os::fd::AsRawFd, ms: i32) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    r == 1 && pfd.revents & libc::POLLIN != 0
+}
