@@ -200,6 +200,10 @@ vs_cleanup() {
     local rc=$? i f link deadline
     set +e
     trap - EXIT INT TERM HUP
+    # Commands a test registered to undo what it changed on the machine (sysctls).
+    for f in "${VS_ON_EXIT[@]}"; do
+        eval "$f"
+    done
     # Processes first (newest first), so nothing holds the namespaces or links.
     for ((i = ${#VS_PIDS[@]} - 1; i >= 0; i--)); do
         vs_stop_pid "${VS_PIDS[i]}" TERM 10

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Jumbo frames: two namespaces on veth pairs, their host ends af_packet interfaces added with
-# mtu=9000 and attached to a bridge, the namespace ends at MTU 9000 (tx checksum offload
+# Jumbo frames: two namespaces on veth pairs, their host ends DPDK af_packet interfaces
+# (driver=dpdk; native ports' jumbo frames: 55-native-jumbo.sh) added with mtu=9000 and attached to a bridge, the namespace ends at MTU 9000 (tx checksum offload
 # off, for TCP through af_packet).
 #   - the switch makes its jumbo buffer pool only then (`vsctl mempools`), gives the ports
 #     jumbo af_packet ring frames (devargs framesz=9728) and the host ends MTU 9000;
@@ -29,8 +29,8 @@ nsa=$VS_NSA nsb=$VS_NSB ha=$VS_HA hb=$VS_HB
 for ns in "$nsa" "$nsb"; do
     ip -n "$ns" link set eth0 mtu 9000 || fail "cannot set MTU 9000 on eth0 in $ns"
 done
-run_ok "add a mtu=9000" vsctl iface add a af_packet iface="$ha" mtu=9000 >/dev/null
-run_ok "add b mtu=9000" vsctl iface add b af_packet iface="$hb" mtu=9000 >/dev/null
+run_ok "add a mtu=9000" vsctl iface add a af_packet iface="$ha" mtu=9000 driver=dpdk >/dev/null
+run_ok "add b mtu=9000" vsctl iface add b af_packet iface="$hb" mtu=9000 driver=dpdk >/dev/null
 run_ok "bridge add br0" vsctl bridge add br0 >/dev/null
 run_ok "attach a" vsctl bridge attach br0 a >/dev/null
 run_ok "attach b" vsctl bridge attach br0 b >/dev/null
@@ -102,7 +102,7 @@ hs=$(vs_ifname s)
 vs_veth_pair "$hs" "$(vs_ifname sp)"
 hn=$(vs_ifname n)
 vs_veth_pair "$hn" "$(vs_ifname np)"
-run_ok "add s" vsctl iface add s af_packet iface="$hs" >/dev/null
+run_ok "add s" vsctl iface add s af_packet iface="$hs" driver=dpdk >/dev/null
 state() {
     vsctl --json iface list |
         vs_json "[{k: i[k] for k in ('name','type','admin_up','mtu','mac','devargs')} for i in d]"

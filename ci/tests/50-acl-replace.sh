@@ -19,7 +19,7 @@ vs_test_init "50-acl-replace"
 VS_WORKERS=2
 start_vswitchd
 
-# The ports' queues: an af_packet port has a queue per worker, and the kernel's fanout
+# The ports' queues: a DPDK af_packet port (driver=dpdk) has a queue per worker, and the kernel's fanout
 # hash is symmetric (the flow dissector orders the endpoints), so a flow and its replies
 # land on the same queue index of each port. A one-queue port added between the two makes
 # the second port's queues go to the workers in the other order (queues go to the least
@@ -28,12 +28,12 @@ start_vswitchd
 vs_host c 10.50.1.20/24
 C=$VS_NS
 ip -n "$C" route add default via 10.50.1.1
-run_ok "client port" vsctl iface add cli af_packet iface="$VS_HOSTIF"
+run_ok "client port" vsctl iface add cli af_packet iface="$VS_HOSTIF" driver=dpdk
 run_ok "a one-queue port" vsctl iface add pad null
 vs_host s 10.50.0.10/24
 S=$VS_NS
 ip -n "$S" route add default via 10.50.0.1
-run_ok "server port" vsctl iface add srv af_packet iface="$VS_HOSTIF"
+run_ok "server port" vsctl iface add srv af_packet iface="$VS_HOSTIF" driver=dpdk
 run_ok "client subnet" vsctl addr add cli 10.50.1.1/24
 run_ok "server subnet" vsctl addr add srv 10.50.0.1/24
 vs_ping "$C" 10.50.0.10

@@ -71,7 +71,7 @@ impl Driver {
     /// "Kernel interfaces").
     pub fn default_for(type_name: &str) -> Option<Driver> {
         match type_name {
-            "af_packet" => Some(Driver::Native),
+            "af_packet" | "tap" => Some(Driver::Native),
             _ => None,
         }
     }
@@ -97,6 +97,9 @@ pub struct IfaceSpec {
     pub mtu: Option<u16>,
     /// The implementation, for types that have two (None for the others).
     pub driver: Option<Driver>,
+    /// The network namespace a native tap is made (or found again) in: a file such as
+    /// /run/netns/NAME (`netns=`; None: the switch's own).
+    pub netns: Option<PathBuf>,
 }
 
 /// A port's devargs and queue layout.
@@ -110,7 +113,8 @@ pub struct PortPlan {
 fn keys_for(type_name: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
     // (required, optional) keys beside the common mac= and mtu=.
     Some(match type_name {
-        "af_packet" | "tap" => (&["iface"], &[]),
+        "af_packet" => (&["iface"], &[]),
+        "tap" => (&["iface"], &["netns"]),
         "vhost-user" => (&["socket", "mode"], &["queues"]),
         "memif" => (&["socket", "role"], &["id"]),
         "pcap" => (&["rx"], &["tx", "loop"]),
@@ -178,7 +182,11 @@ impl IfaceSpec {
                         iface: iface.into(),
                     }
                 } else {
-                    if exists {
+                    // A native tap re-attaches to a persistent tap of that name (one a
+                    // previous vswitchd left); anything else of that name is in the way.
+                    let native = args.get("driver").is_none_or(|d| d == "native");
+                    let tap = Path::new("/sys/class/net").join(iface).join("tun_flags");
+                    if exists && !(native && tap.exists()) {
                         return Err(inv(format!(
                             "iface {iface:?}: a network interface of that name exists already"
                         )));
@@ -285,6 +293,24 @@ impl IfaceSpec {
                 _ => return Err(inv(format!("driver must be native or dpdk, not {v:?}"))),
             }),
         };
+        let netns = args.get("netns").map(PathBuf::from);
+        if let Some(ns) = &netns {
+            if driver != Some(Driver::Native) {
+                return Err(inv("netns= needs driver=native".to_string()));
+            }
+            if mtu.is_some() {
+                return Err(inv(
+                    "mtu= cannot be set on a tap in another namespace (netns=): set it there"
+                        .to_string(),
+                ));
+            }
+            if !ns.is_absolute() || !ns.exists() {
+                return Err(inv(format!(
+                    "netns {:?}: no such network namespace file (e.g. /run/netns/NAME)",
+                    ns.display().to_string()
+                )));
+            }
+        }
         Ok(IfaceSpec {
             name: name.into(),
             type_name: type_name.into(),
@@ -293,6 +319,7 @@ impl IfaceSpec {
             mac,
             mtu,
             driver,
+            netns,
         })
     }
 
@@ -338,10 +365,12 @@ impl IfaceSpec {
     /// the Linux interface's, fixed or the NIC's: pinning it would override the owner's;
     /// nor `dpdk devargs=`, whose driver is unknown (mac= pins it where it can be set).
     pub fn driver_invents_mac(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Null | Kind::Tap { .. } | Kind::Memif { .. } | Kind::VhostUser { .. }
-        )
+        match self.kind {
+            Kind::Null | Kind::Memif { .. } | Kind::VhostUser { .. } => true,
+            // A native tap keeps the MAC the kernel gave it for its life (it persists).
+            Kind::Tap { .. } => self.driver == Some(Driver::Dpdk),
+            _ => false,
+        }
     }
 
     /// Records `mac` as if it had been given as mac=: in `mac` and in `args` (what is
@@ -382,9 +411,17 @@ impl IfaceSpec {
     /// (`driver=native`).
     pub fn native(&self) -> Option<&str> {
         match (&self.kind, self.driver) {
-            (Kind::AfPacket { iface }, Some(Driver::Native)) => Some(iface),
+            (Kind::AfPacket { iface } | Kind::Tap { iface }, Some(Driver::Native)) => Some(iface),
             _ => None,
         }
+    }
+
+    /// Whether it is a native tap.
+    pub fn native_tap(&self) -> bool {
+        matches!(
+            (&self.kind, self.driver),
+            (Kind::Tap { .. }, Some(Driver::Native))
+        )
     }
 
     /// The tunnel this interface is, if it is one.

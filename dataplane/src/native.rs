@@ -1,13 +1,13 @@
 //! Native kernel-interface ports (`driver=native`): an interface of the switch backed by a
-//! [`kport`] AF_PACKET socket instead of a DPDK ethdev port, so it takes none of DPDK's 32
-//! port slots and carries each frame's offload state (partial checksums, GSO super-frames)
-//! both ways in virtio-net headers.
+//! [`kport`] AF_PACKET socket or tap instead of a DPDK ethdev port, so it takes none of
+//! DPDK's 32 port slots and carries each frame's offload state (partial checksums, GSO
+//! super-frames) both ways in virtio-net headers.
 //!
 //! Who touches what (the reason this module holds `unsafe`): the rx side (the socket's rx
-//! ring, and its tx ring) belongs to one worker, the port's rx worker, for the port's
-//! whole life; every other worker sends through a send-only socket of its own
-//! ([`kport::AfPacketTx`]: one `sendmsg` per frame). So no lock and no shared mutable
-//! state: [`NativePort::rx`] and [`NativePort::tx`] are unsafe fns whose caller promises
+//! ring and its tx ring, or the tap's descriptor) belongs to one worker, the port's rx
+//! worker, for the port's whole life; every other worker sends through a handle of its own
+//! ([`kport::AfPacketTx`], a send-only socket, or [`kport::TapTx`], a second descriptor of
+//! the tap: one system call per frame). So no lock and no shared mutable state: [`NativePort::rx`] and [`NativePort::tx`] are unsafe fns whose caller promises
 //! that it is the thread of the worker id it passes (the engine runs one thread per id).
 //! The control thread only reads the counters (atomics) and the kernel's drop count
 //! (a `getsockopt` on a duplicate of the rx socket).
@@ -20,16 +20,21 @@
 //! header, so a GSO super-frame leaves whole and the kernel (or the pod) segments it.
 
 use std::cell::UnsafeCell;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 use dpdk::offload::{
     RX_L4_CKSUM_GOOD, TX_IPV4, TX_IPV6, TX_REQUESTS, TX_TCP_CKSUM, TX_TCP_SEG, TX_UDP_CKSUM,
     TX_UDP_SEG,
 };
 use dpdk::{Burst, Mbuf, MbufOffload, Mempool};
-use kport::{AfPacket, AfPacketConfig, AfPacketTx, VnetHdr, MAX_PARTS, VNET_HDR_LEN};
+use kport::{
+    AfPacket, AfPacketConfig, AfPacketTx, Tap, TapConfig, TapTx, VnetHdr, MAX_PARTS, VNET_HDR_LEN,
+};
 
 use crate::cell::bump;
 use crate::graph::{Csum, Gso, Meta};
@@ -58,22 +63,49 @@ pub struct TxDone {
     pub refused: usize,
 }
 
+/// The rx worker's side of a port.
+enum Io {
+    /// The socket with the rings: rx, and tx of the rx worker.
+    AfPacket(AfPacket),
+    /// The tap's descriptor (one read / writev per frame).
+    Tap(Tap),
+}
+
+/// Another worker's way to send on a port.
+enum Sender {
+    AfPacket(AfPacketTx),
+    Tap(TapTx),
+}
+
+impl Sender {
+    #[inline]
+    fn send(&mut self, h: &VnetHdr, parts: &[&[u8]]) -> bool {
+        match self {
+            Sender::AfPacket(s) => s.send(h, parts),
+            Sender::Tap(s) => s.send(h, parts),
+        }
+    }
+}
+
 /// A kernel interface as a port of the switch. See the module documentation.
 pub struct NativePort {
     ifname: String,
     rx_worker: usize,
     /// Where received frames are copied to.
     pool: Arc<Mempool>,
-    /// The socket with the rings: rx, and tx of the rx worker.
-    ring: UnsafeCell<AfPacket>,
-    /// Each worker's send socket, by worker id (None for the rx worker).
-    senders: Box<[UnsafeCell<Option<AfPacketTx>>]>,
-    /// A duplicate of the ring socket's descriptor, for the kernel's drop count.
-    stats_fd: OwnedFd,
+    /// Taken only in `drop` (handed to a closing thread).
+    io: UnsafeCell<ManuallyDrop<Io>>,
+    /// Each worker's send handle, by worker id (None for the rx worker).
+    senders: Box<[UnsafeCell<Option<Sender>>]>,
+    /// A duplicate of the ring socket's descriptor, for the kernel's drop count (af_packet).
+    stats_fd: Option<OwnedFd>,
     ring_bytes: usize,
     stats: NativeStats,
     /// The kernel's rx drops summed over reads (control thread).
     kernel_drops: AtomicU64,
+    /// A persistent tap is deleted when the port closes (the interface was removed), not
+    /// kept for the next vswitchd (a shutdown).
+    delete_tap: AtomicBool,
 }
 
 // SAFETY: `ring` is used only by the thread of worker `rx_worker`, and `senders[w]` only by
@@ -102,16 +134,9 @@ impl NativePort {
         pool: Arc<Mempool>,
     ) -> kport::Result<NativePort> {
         let ring = AfPacket::open(ifname, cfg)?;
-        let senders = (0..workers.max(rx_worker + 1))
-            .map(|w| {
-                let s = if w == rx_worker {
-                    None
-                } else {
-                    Some(AfPacketTx::open(ifname)?)
-                };
-                Ok(UnsafeCell::new(s))
-            })
-            .collect::<kport::Result<Box<[_]>>>()?;
+        let senders = senders(workers, rx_worker, || {
+            AfPacketTx::open(ifname).map(Sender::AfPacket)
+        })?;
         let stats_fd = ring
             .as_fd()
             .try_clone_to_owned()
@@ -125,12 +150,45 @@ impl NativePort {
             rx_worker,
             pool,
             ring_bytes: ring.ring_bytes(),
-            ring: UnsafeCell::new(ring),
+            io: UnsafeCell::new(ManuallyDrop::new(Io::AfPacket(ring))),
             senders,
-            stats_fd,
+            stats_fd: Some(stats_fd),
             stats: NativeStats::default(),
             kernel_drops: AtomicU64::new(0),
+            delete_tap: AtomicBool::new(false),
         })
+    }
+
+    /// Creates tap `ifname`, or attaches to the persistent tap of that name (one a
+    /// previous vswitchd left), as `cfg` says (persistence, network namespace); otherwise
+    /// as [`NativePort::open`].
+    pub fn open_tap(
+        ifname: &str,
+        cfg: &TapConfig,
+        workers: usize,
+        rx_worker: usize,
+        pool: Arc<Mempool>,
+    ) -> kport::Result<NativePort> {
+        let tap = Tap::open(ifname, cfg)?;
+        let senders = senders(workers, rx_worker, || tap.sender().map(Sender::Tap))?;
+        Ok(NativePort {
+            ifname: tap.ifname().to_string(),
+            rx_worker,
+            pool,
+            ring_bytes: 0,
+            io: UnsafeCell::new(ManuallyDrop::new(Io::Tap(tap))),
+            senders,
+            stats_fd: None,
+            stats: NativeStats::default(),
+            kernel_drops: AtomicU64::new(0),
+            delete_tap: AtomicBool::new(false),
+        })
+    }
+
+    /// Makes a persistent tap go with the port when it closes (its interface was
+    /// removed); a port closed without this keeps its tap for the next vswitchd.
+    pub fn delete_tap_on_close(&self) {
+        self.delete_tap.store(true, Relaxed);
     }
 
     /// The Linux interface's name.
@@ -168,6 +226,9 @@ impl NativePort {
     /// Frames the kernel dropped because the rx ring was full, since the previous read
     /// (the kernel resets its count on each read).
     fn kernel_drops_since(&self) -> std::io::Result<u64> {
+        let Some(fd) = &self.stats_fd else {
+            return Ok(0);
+        };
         // struct tpacket_stats: tp_packets, tp_drops (the first two words of every
         // version's statistics).
         let mut st = [0u32; 2];
@@ -176,7 +237,7 @@ impl NativePort {
         // descriptor is open (owned by self).
         let r = unsafe {
             libc::getsockopt(
-                self.stats_fd.as_raw_fd(),
+                fd.as_raw_fd(),
                 libc::SOL_PACKET,
                 libc::PACKET_STATISTICS,
                 st.as_mut_ptr().cast(),
@@ -200,11 +261,11 @@ impl NativePort {
         if worker != self.rx_worker {
             return 0;
         }
-        // SAFETY: the ring is used only by the rx worker's thread, which the caller is.
-        let ring = unsafe { &mut *self.ring.get() };
+        // SAFETY: `io` is used only by the rx worker's thread, which the caller is.
+        let io: &mut Io = unsafe { &mut *self.io.get() };
         let (pool, stats) = (&*self.pool, &self.stats);
         let mut n = 0;
-        ring.rx_burst(max, |h, frame| {
+        let f = |h: VnetHdr, frame: &[u8]| {
             let Ok(offload) = mbuf_offload_of(&h) else {
                 bump(&stats.rx_bad_offload, 1);
                 return;
@@ -219,7 +280,11 @@ impl NativePort {
             if burst.push(m).is_ok() {
                 n += 1;
             }
-        });
+        };
+        match io {
+            Io::AfPacket(r) => r.rx_burst(max, f),
+            Io::Tap(t) => t.rx_burst(max, f),
+        };
         n
     }
 
@@ -233,14 +298,23 @@ impl NativePort {
         let mut done = TxDone::default();
         if worker == self.rx_worker {
             // SAFETY: as in rx.
-            let ring = unsafe { &mut *self.ring.get() };
-            for m in burst.drain() {
-                send_one(&m, &mut done, |h, p| ring.tx_queue(h, p));
-            }
-            if done.sent > 0 {
-                // A failed kick (counted by the ring) leaves the frames queued in the ring
-                // for the next one; if it stays full, later frames are refused and counted.
-                let _ = ring.tx_flush();
+            match unsafe { &mut **self.io.get() } {
+                Io::AfPacket(ring) => {
+                    for m in burst.drain() {
+                        send_one(&m, &mut done, |h, p| ring.tx_queue(h, p));
+                    }
+                    if done.sent > 0 {
+                        // A failed kick (counted by the ring) leaves the frames queued in
+                        // the ring for the next one; if it stays full, later frames are
+                        // refused and counted.
+                        let _ = ring.tx_flush();
+                    }
+                }
+                Io::Tap(tap) => {
+                    for m in burst.drain() {
+                        send_one(&m, &mut done, |h, p| tap.tx(h, p));
+                    }
+                }
             }
         } else if let Some(cell) = self.senders.get(worker) {
             // SAFETY: senders[worker] is used only by that worker's thread, the caller.
@@ -261,6 +335,61 @@ impl NativePort {
         }
         done
     }
+}
+
+/// Threads closing ports' sockets ([`wait_closed`] joins them).
+static CLOSING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+impl Drop for NativePort {
+    /// Closes the sockets on a thread of their own: the kernel waits for a network-wide
+    /// grace period in the close of every packet socket (about 15 ms here, see
+    /// `packet_release`), so 300 ports closed one after another would take 13 s (3
+    /// sockets each with two workers), and a worker or the control thread would stall
+    /// meanwhile. Closed side by side, their waits overlap.
+    fn drop(&mut self) {
+        // SAFETY: `io` is taken once, here, and never used again (self is being dropped).
+        let mut io = unsafe { ManuallyDrop::take(self.io.get_mut()) };
+        if let (Io::Tap(tap), true) = (&mut io, *self.delete_tap.get_mut()) {
+            // The interface goes with its last descriptor (the senders' too, closed next).
+            let _ = tap.set_persist(false);
+        }
+        let senders = std::mem::take(&mut self.senders);
+        let fd = self.stats_fd.take();
+        let close = move || drop((io, senders, fd));
+        let mut closing = CLOSING.lock().unwrap_or_else(|e| e.into_inner());
+        closing.retain(|h| !h.is_finished());
+        let spawned = std::thread::Builder::new()
+            .name("port-close".into())
+            .spawn(close);
+        if let Ok(h) = spawned {
+            closing.push(h);
+        }
+        // (If no thread could be made, the closure was dropped by spawn: closed here.)
+    }
+}
+
+/// Waits until every port dropped so far has closed its sockets (before the process
+/// exits: the kernel would otherwise close them one by one on the way out).
+pub fn wait_closed() {
+    let handles = std::mem::take(&mut *CLOSING.lock().unwrap_or_else(|e| e.into_inner()));
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+/// Each worker's send handle (None for the rx worker), made by `open`.
+fn senders(
+    workers: usize,
+    rx_worker: usize,
+    mut open: impl FnMut() -> kport::Result<Sender>,
+) -> kport::Result<Box<[UnsafeCell<Option<Sender>>]>> {
+    (0..workers.max(rx_worker + 1))
+        .map(|w| {
+            Ok(UnsafeCell::new(
+                (w != rx_worker).then(&mut open).transpose()?,
+            ))
+        })
+        .collect()
 }
 
 /// Sends one frame through `send` (the ring or a send socket), counted in `done`.

@@ -69,6 +69,10 @@ fn run(opts: Options) -> Result<(), String> {
     let socket_gid = opts.socket_group.as_deref().map(group_id).transpose()?;
     claim_api_socket(&opts.socket)?;
 
+    match kport::raise_fd_limit() {
+        Ok(n) => tracing::debug!(open_files = n, "descriptor limit"),
+        Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
+    }
     let layout = opts.cpu_layout(&online_cpus())?;
     let eal = Eal::init(&opts.eal_args(&layout)).map_err(|e| {
         format!(
@@ -199,7 +203,11 @@ fn run(opts: Options) -> Result<(), String> {
     learner_stop.store(true, Ordering::Relaxed);
     let _ = learner.join();
     let taken = switch.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(eal) = taken.and_then(Switch::shutdown) {
+    let eal = taken.and_then(Switch::shutdown);
+    // Native ports close their sockets on threads of their own; all at once, not one by
+    // one on the way out.
+    vswitch_dataplane::native::wait_closed();
+    if let Some(eal) = eal {
         eal.cleanup();
         // DPDK leaves its runtime directory (config, mp socket) behind; it is ours alone.
         let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&opts.file_prefix));

@@ -469,6 +469,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddTunnelRequest) -> ApiResult<String>
         mac,
         mtu: Some(mtu),
         driver: None,
+        netns: None,
     };
     iface::touch_l3(s, &r.name);
     s.model.ifaces.insert(

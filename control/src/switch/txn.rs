@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dpdk::{Mempool, Port, PortConfig};
-use kport::AfPacketConfig;
+use kport::{AfPacketConfig, TapConfig};
 use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
 use vswitch_dataplane::native::NativePort;
 use vswitch_dataplane::plan::place_queues;
@@ -446,16 +446,22 @@ impl Switch {
     ) -> ApiResult<()> {
         let rx_workers = place_queues(&mut self.queue_load, 1);
         let rx_worker = rx_workers.first().copied().unwrap_or(0);
-        let port = NativePort::open(
-            ifname,
-            &AfPacketConfig::default(),
-            self.engine.workers(),
-            rx_worker,
-            pool,
-        )
+        let workers = self.engine.workers();
+        let port = if spec.native_tap() {
+            let cfg = TapConfig {
+                persist: true,
+                netns: spec.netns.clone(),
+                ..TapConfig::default()
+            };
+            NativePort::open_tap(ifname, &cfg, workers, rx_worker, pool)
+        } else {
+            NativePort::open(ifname, &AfPacketConfig::default(), workers, rx_worker, pool)
+        }
         .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
         let port = Backend::Native(NativeRef(Arc::new(port)));
-        if let Some(mtu) = spec.mtu {
+        // The MTU of a tap in another namespace is set there (IfaceSpec refuses mtu=).
+        let kernel_mtu = spec.netns.is_none().then(|| ifname.to_string());
+        if let (Some(mtu), Some(_)) = (spec.mtu, &kernel_mtu) {
             let before = super::kernel_mtu(ifname);
             // On error the port is dropped, and with it its sockets.
             super::set_kernel_mtu(ifname, mtu)
@@ -478,7 +484,7 @@ impl Switch {
             Attached {
                 ifindex,
                 port,
-                kernel_mtu: Some(ifname.to_string()),
+                kernel_mtu,
                 server_socket: None,
                 devargs: String::new(),
                 rx_workers,
@@ -794,6 +800,11 @@ impl Switch {
 /// Closes the port of an interface that left the plan (kept open, leaked, if a worker
 /// might still use it) and removes its server socket.
 fn close_removed(name: &str, a: Attached, quiet: bool) {
+    // The interface is gone (removed, or its adding undone): so is a tap the switch keeps
+    // across its own restarts.
+    if let Backend::Native(n) = &a.port {
+        n.delete_tap_on_close();
+    }
     if quiet {
         a.port.close();
         if let Some(sock) = a.server_socket {

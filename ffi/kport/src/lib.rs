@@ -39,10 +39,34 @@ pub mod vnet;
 pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats};
 pub use error::{Error, Result};
 pub use tap::{
-    Tap, TapConfig, TapStats, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,
+    Tap, TapConfig, TapStats, TapTx, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,
 };
 pub use vnet::{VnetHdr, VNET_HDR_LEN};
 
 /// The most parts a frame handed to a system call (`Tap::tx`, an af_packet frame too big for
 /// a tx slot) may have: they go in an iovec array on the stack.
 pub const MAX_PARTS: usize = 63;
+
+/// Raises the process's limit of open descriptors (RLIMIT_NOFILE) to its hard limit: each
+/// kernel port holds a few sockets (and each worker one more per af_packet port), so a
+/// node's hundreds of pods pass the usual soft limit of 1024. Returns the limit now in
+/// force.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into `l`, which is valid for writes.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if l.rlim_cur < l.rlim_max {
+        l.rlim_cur = l.rlim_max;
+        // SAFETY: setrlimit reads one valid rlimit; raising the soft limit up to the hard
+        // one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(l.rlim_cur)
+}

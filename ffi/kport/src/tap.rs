@@ -282,33 +282,71 @@ impl Tap {
     /// Writes one frame, made of `frame_parts` in order, with offload header `hdr` (one
     /// `writev`). Returns false when it was not taken (counted in `tx_full` / `tx_errors`).
     pub fn tx(&mut self, hdr: &VnetHdr, frame_parts: &[&[u8]]) -> bool {
-        let vnet = hdr.encode();
-        let Some(mut iov) = crate::sys::FrameIovecs::new(&vnet, frame_parts) else {
-            self.stats.tx_errors += 1;
-            return false;
-        };
-        let len = iov.len;
-        let io = iov.as_mut_slice();
-        // SAFETY: `io` holds iovecs over `vnet` and `frame_parts`, live and readable for
-        // the call; the kernel only reads them during it.
-        let r = unsafe { libc::writev(self.fd.as_raw_fd(), io.as_ptr(), io.len() as libc::c_int) };
-        if r < 0 {
-            if would_block(&io::Error::last_os_error()) {
-                self.stats.tx_full += 1;
-            } else {
-                self.stats.tx_errors += 1;
-            }
-            return false;
-        }
-        self.stats.tx_packets += 1;
-        self.stats.tx_bytes += len as u64;
-        true
+        write_frame(self.fd.as_raw_fd(), hdr, frame_parts, &mut self.stats)
+    }
+
+    /// A send handle for another thread: a second descriptor of the same queue (writes on
+    /// a tap descriptor are whole frames, so threads writing through their own handles
+    /// never interleave).
+    pub fn sender(&self) -> Result<TapTx> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(kernel(&self.ifname, "dup of the tap descriptor"))?;
+        Ok(TapTx {
+            fd,
+            stats: TapStats::default(),
+        })
     }
 
     /// The counters.
     pub fn stats(&self) -> TapStats {
         self.stats
     }
+}
+
+/// A tap's send handle ([`Tap::sender`]), owned by one thread.
+#[derive(Debug)]
+pub struct TapTx {
+    fd: OwnedFd,
+    stats: TapStats,
+}
+
+impl TapTx {
+    /// As [`Tap::tx`].
+    pub fn send(&mut self, hdr: &VnetHdr, frame_parts: &[&[u8]]) -> bool {
+        write_frame(self.fd.as_raw_fd(), hdr, frame_parts, &mut self.stats)
+    }
+
+    /// Its counters (tx only).
+    pub fn stats(&self) -> TapStats {
+        self.stats
+    }
+}
+
+/// One `writev` of `parts` behind the encoded `hdr` on tap descriptor `fd`, counted.
+fn write_frame(fd: RawFd, hdr: &VnetHdr, parts: &[&[u8]], stats: &mut TapStats) -> bool {
+    let vnet = hdr.encode();
+    let Some(mut iov) = crate::sys::FrameIovecs::new(&vnet, parts) else {
+        stats.tx_errors += 1;
+        return false;
+    };
+    let len = iov.len;
+    let io = iov.as_mut_slice();
+    // SAFETY: `io` holds iovecs over `vnet` and `parts`, live and readable for the call;
+    // the kernel only reads them during it.
+    let r = unsafe { libc::writev(fd, io.as_ptr(), io.len() as libc::c_int) };
+    if r < 0 {
+        if would_block(&io::Error::last_os_error()) {
+            stats.tx_full += 1;
+        } else {
+            stats.tx_errors += 1;
+        }
+        return false;
+    }
+    stats.tx_packets += 1;
+    stats.tx_bytes += len as u64;
+    true
 }
 
 fn would_block(e: &io::Error) -> bool {
