@@ -63,7 +63,9 @@ pub struct TxDone {
     pub refused: usize,
 }
 
-/// The rx worker's side of a port.
+/// The rx worker's side of a port. One per port, in place: boxing the larger variant
+/// would add a pointer chase to every burst.
+#[allow(clippy::large_enum_variant)]
 enum Io {
     /// The socket with the rings: rx, and tx of the rx worker.
     AfPacket(AfPacket),
