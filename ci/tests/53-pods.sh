@@ -127,6 +127,12 @@ grep -q 'tx-checksumming: on' <<<"$offloads" || fail "pod 3's tx checksum offloa
 # Churn under a fixed-rate UDP stream between pods 1 and 2 (never removed).
 vs_iperf_start_server "$(pod_ns 2)" "$(pod_ip 2)"
 udp_json=$VS_TMP/udp.json
+# Datagrams the receiving socket had no room for (the iperf3 server not scheduled in time on
+# a busy 2-core machine): they crossed the switch; counted apart from those lost on the way.
+rcvbuf_errors() {
+    ip netns exec "$(pod_ns 2)" nstat -az UdpRcvbufErrors | awk '$1 == "UdpRcvbufErrors" {print $2}'
+}
+rcvbuf0=$(rcvbuf_errors)
 ip netns exec "$(pod_ns 1)" iperf3 -c "$(pod_ip 2)" -u -b 20M -l 1200 -t 12 -J \
     </dev/null >"$udp_json" 2>&1 &
 udp_pid=$!
@@ -148,7 +154,9 @@ vs_wait_exit "$udp_pid" 40 || fail "the UDP stream did not end"
 ((VS_RC == 0)) || fail "iperf3 UDP exited $VS_RC: $(tail -n 5 "$udp_json")"
 read -r sent got lost <<<"$(vs_json '"%d %d %d" % (d["end"]["sum_sent"]["packets"],
     d["end"]["sum_received"]["packets"], d["end"]["sum_received"]["lost_packets"])' <"$udp_json")"
-log "UDP stream pod 1 -> pod 2 during the churn: $sent datagrams sent, $got received, $lost lost"
+late=$(($(rcvbuf_errors) - rcvbuf0))
+log "UDP stream pod 1 -> pod 2 during the churn: $sent datagrams sent, $got received, $lost lost ($late of them dropped by the receiving socket, full)"
+lost=$((lost - late))
 if ((lost > 0)); then
     vsctl stats pod1 >&2
     vsctl stats pod2 >&2
@@ -156,7 +164,7 @@ if ((lost > 0)); then
     softnet >&2
 fi
 assert_int -gt "$sent" 10000 "UDP datagrams sent"
-assert_eq "$lost" 0 "UDP datagrams lost during the churn"
+assert_eq "$lost" 0 "UDP datagrams lost on the way during the churn"
 vs_stop_pid "$VS_IPERF_SERVER_PID" TERM 10
 assert_eq "$(vsctl --json iface list | vs_json 'len(d)')" "$PODS" "interfaces after the churn"
 
