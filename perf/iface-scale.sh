@@ -24,12 +24,15 @@ ARGS="$*"
 
 usage() {
     cat <<EOF
-usage: perf/iface-scale.sh [--count N] [--quick] [--poll MODE] [--no-build] [--out DIR] [--keep]
+usage: perf/iface-scale.sh [--count N] [--quick] [--poll MODE] [--nofile N] [--no-build]
+                          [--out DIR] [--keep]
 
   --count N    veth pairs / af_packet interfaces (default 500; vswitchd holds at most
                --max-interfaces, default 1024)
   --quick      --count 50; results to the work dir (printed) unless --out is given
   --poll MODE  vswitchd --poll (default adaptive, as the CI tests run it)
+  --nofile N   start vswitchd with RLIMIT_NOFILE N (soft and hard; default: this shell's,
+               \`ulimit -n\`); e.g. 1024, systemd's default soft limit for a service
   --no-build   use the vswitchd/vsctl already built (recorded in the results)
   --out DIR    where to write <date>-iface-scale.md/.json (default perf/results)
   --keep       keep the work dir (vswitchd log, raw samples)
@@ -39,15 +42,16 @@ CARGO_TARGET_DIR.
 EOF
 }
 
-COUNT=500 QUICK=0 BUILD=1 POLL=adaptive OUT="" KEEP=0 COUNT_SET=0
+COUNT=500 QUICK=0 BUILD=1 POLL=adaptive OUT="" KEEP=0 COUNT_SET=0 NOFILE_SET=""
 while [ $# -gt 0 ]; do
     case $1 in
-        --count|--poll|--out)
+        --count|--poll|--out|--nofile)
             [ $# -ge 2 ] || { echo "perf/iface-scale.sh: $1 needs a value" >&2; exit 2; }
             case $1 in
                 --count) COUNT=$2 COUNT_SET=1 ;;
                 --poll) POLL=$2 ;;
                 --out) OUT=$2 ;;
+                --nofile) NOFILE_SET=$2 ;;
             esac
             shift ;;
         --quick) QUICK=1 ;;
@@ -62,6 +66,8 @@ if [ "$QUICK" = 1 ] && [ "$COUNT_SET" = 0 ]; then COUNT=50; fi
 [[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || { echo "perf/iface-scale.sh: --count needs an integer >= 1" >&2; exit 2; }
 ((COUNT <= 9999)) || { echo "perf/iface-scale.sh: --count is at most 9999 (interface names)" >&2; exit 2; }
 case $POLL in busy|adaptive) ;; *) echo "perf/iface-scale.sh: --poll is busy or adaptive" >&2; exit 2 ;; esac
+[ -z "$NOFILE_SET" ] || [[ "$NOFILE_SET" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "perf/iface-scale.sh: --nofile needs an integer >= 1" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "perf/iface-scale.sh: needs root (veth pairs, DPDK)" >&2; exit 2; }
 for t in ip "$PY"; do
     command -v "$t" >/dev/null || { echo "perf/iface-scale.sh: $t not found" >&2; exit 2; }
@@ -143,11 +149,12 @@ sample() {
         END {printf "%s\t%s\t%s\t%s\t%s", v["VmRSS:"], v["RssAnon:"], v["RssFile:"], v["RssShmem:"], v["Threads:"]}' \
         "/proc/$VS_PID/status")
     fds=$(find "/proc/$VS_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+    # One grep over the maps (bash's read takes a /proc file a byte per system call).
     ring=0
-    while read -r range _ _ _ _ path; do
-        [[ "$path" == socket:* ]] || continue
+    while read -r range _; do
+        [ -n "$range" ] || continue
         ring=$((ring + (16#${range#*-} - 16#${range%-*}) / 1024))
-    done <"/proc/$VS_PID/maps"
+    done <<<"$(grep -F ' socket:[' "/proc/$VS_PID/maps" || true)"
     printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$st" "$fds" "$ring" >>"$WORK/samples.tsv"
 }
 
@@ -184,9 +191,12 @@ ip -batch "$WORK/up.batch" || die "cannot bring the host ends up"
 VETH_SECS=$("$PY" -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 3))' "$t0" "$EPOCHREALTIME")
 log "$COUNT veth pairs in ${VETH_SECS}s"
 
-"$REL/vswitchd" --socket "$VS_SOCK" --state-file "$WORK/state.json" --run-dir "$WORK/run" \
-    --file-prefix "$PREFIX" --no-huge --poll "$POLL" --lcores 0,1 --workers 1 \
-    </dev/null >"$WORK/vswitchd.log" 2>&1 &
+# A subshell that sets the limit and execs vswitchd: $! is vswitchd's PID.
+(
+    [ -z "$NOFILE_SET" ] || ulimit -n "$NOFILE_SET"
+    exec "$REL/vswitchd" --socket "$VS_SOCK" --state-file "$WORK/state.json" --run-dir "$WORK/run" \
+        --file-prefix "$PREFIX" --no-huge --poll "$POLL" --lcores 0,1 --workers 1
+) </dev/null >"$WORK/vswitchd.log" 2>&1 &
 VS_PID=$!
 deadline=$((SECONDS + 30))
 until timeout 5 "$REL/vsctl" --socket "$VS_SOCK" health >/dev/null 2>&1; do
@@ -364,8 +374,8 @@ L.append(f"Packet-ring maps: the AF_PACKET ring mappings in /proc/PID/maps (`soc
          f"the rings pin; `vsctl iface show` does not print a port's ring size, so the documented default is "
          f"given next to it: {RING_KB} KiB of rings per port (rx 512 x 2 KiB + tx 256 x 2 KiB, "
          f"ffi/kport/src/afpacket.rs) and a {COPYBUF_B}-byte copy buffer on the heap, per worker; "
-         f"{added} ports x {RING_KB / 1024:.1f} MiB = {added * RING_KB / 1024:.0f} MiB of rings. VmRSS counts a ring "
-         f"page once it is touched (the rx ring as frames arrive: idle ports here).\n")
+         f"{added} ports x {RING_KB / 1024:.1f} MiB = {added * RING_KB / 1024:.0f} MiB of rings. The kernel maps a "
+         f"ring's pages when the port opens it, so they are in VmRSS (as RssFile) from the add on, traffic or not.\n")
 if curve:
     L.append("Growth along the adds:\n")
     L.append("| interfaces | add ms | VmRSS MiB | fds |")
