@@ -40,7 +40,7 @@ usage() {
     cat <<EOF
 usage: perf/veth.sh [--quick] [--runs N] [--tcp-time S] [--rr-time S] [--window S]
                     [--warmup S] [--systems A,B] [--no-ovs] [--poll MODE] [--app-cpu N]
-                    [--no-build] [--out DIR] [--keep]
+                    [--rr-tool T] [--no-build] [--out DIR] [--keep]
 
 Two namespaces on veth pairs, each system in ${ALL_SYSTEMS[*]} measured
 the same way, interleaved over the runs (order rotated every run).
@@ -57,6 +57,8 @@ the same way, interleaved over the runs (order rotated every run).
   --poll MODE    vswitchd --poll (default busy)
   --app-cpu N    CPU of iperf3, the latency client/server and the UDP generator (default 0;
                  the switches' workers run on CPU 1)
+  --rr-tool T    request/response client and server: sockperf (default when installed) or
+                 python3 (a ping-pong of 1-byte messages)
   --no-build     use the vswitchd/vsctl already built (recorded in the results)
   --out DIR      where to write <date>-veth.md/.json (default perf/results)
   --keep         keep the work dir (logs, raw samples)
@@ -68,11 +70,11 @@ EOF
 }
 
 RUNS=3 TCP_TIME=10 RR_TIME=10 WINDOW=10 WARMUP=2 QUICK=0 BUILD=1 OVS=1 POLL=busy APP_CPU=0
-OUT="" KEEP=0 SELECTED=""
+OUT="" KEEP=0 SELECTED="" RR_TOOL=""
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) QUICK=1 ;;
-        --runs|--tcp-time|--rr-time|--window|--warmup|--systems|--poll|--app-cpu|--out)
+        --runs|--tcp-time|--rr-time|--window|--warmup|--systems|--poll|--app-cpu|--out|--rr-tool)
             [ $# -ge 2 ] || { echo "perf/veth.sh: $1 needs a value" >&2; exit 2; }
             case $1 in
                 --runs) RUNS=$2 ;;
@@ -84,6 +86,7 @@ while [ $# -gt 0 ]; do
                 --poll) POLL=$2 ;;
                 --app-cpu) APP_CPU=$2 ;;
                 --out) OUT=$2 ;;
+                --rr-tool) RR_TOOL=$2 ;;
             esac
             shift ;;
         --no-ovs) OVS=0 ;;
@@ -101,6 +104,12 @@ for n in "$RUNS" "$TCP_TIME" "$RR_TIME" "$WINDOW" "$WARMUP"; do
 done
 [[ "$APP_CPU" =~ ^[0-9]+$ ]] || { echo "perf/veth.sh: --app-cpu needs a CPU number" >&2; exit 2; }
 case $POLL in busy|adaptive) ;; *) echo "perf/veth.sh: --poll is busy or adaptive" >&2; exit 2 ;; esac
+case ${RR_TOOL:-sockperf} in
+    sockperf) command -v sockperf >/dev/null || [ -z "$RR_TOOL" ] ||
+        { echo "perf/veth.sh: sockperf not found (apt-get install sockperf)" >&2; exit 2; } ;;
+    python3) ;;
+    *) echo "perf/veth.sh: --rr-tool is sockperf or python3" >&2; exit 2 ;;
+esac
 SYSTEMS=("${ALL_SYSTEMS[@]}")
 if [ -n "$SELECTED" ]; then
     IFS=, read -r -a SYSTEMS <<<"$SELECTED"
@@ -431,8 +440,10 @@ print("count=%d seconds=%.6f p50_us=%.3f p99_us=%.3f" % (n, (t - start) / 1e9,
       lat[n // 2] / 1e3, lat[min(n - 1, int(n * 0.99))] / 1e3))
 EOF
 }
-RR_TOOL=python3
-command -v sockperf >/dev/null && RR_TOOL=sockperf
+if [ -z "$RR_TOOL" ]; then
+    RR_TOOL=python3
+    if command -v sockperf >/dev/null; then RR_TOOL=sockperf; fi
+fi
 
 measure_rr() {
     local d=$1 spid rc=0 port=11111
