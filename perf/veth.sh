@@ -742,7 +742,7 @@ L.append("Two network namespaces A (10.201.0.1) and B (10.201.0.2), each eth0 on
          f"{meta['app_cpu']}; vswitchd (`--workers 1 --poll {meta['poll']} --lcores 0,1 --no-huge`) and OVS "
          "(pmd-cpu-mask=0x2) poll on CPU 1; the Linux bridge forwards in the kernel, in the softirq of the CPU "
          "that sends. Each measurement starts from fresh namespaces and a fresh switch.\n")
-L.append("| system | offloads in A, B | TCP Gbit/s | RR trans/s | RR p50 µs | RR p99 µs | UDP 64 B Mpps rx in B (offered by A) | worker busy % tcp/rr/udp | worker cycles/packet rr/udp | in-switch rx->tx p50/p99 µs | host CPU % tcp/udp |")
+L.append("| system | offloads in A, B | TCP Gbit/s | RR trans/s | RR p50 µs | RR p99 µs | UDP 64 B Mpps: rx in B / offered by A | worker busy % tcp/rr/udp | worker cycles/packet rr/udp | in-switch rx->tx p50/p99 µs | host CPU % tcp/udp |")
 L.append("|---|---|---|---|---|---|---|---|---|---|---|")
 for name in systems:
     r = summary[name]
@@ -755,7 +755,7 @@ for name in systems:
     lat = "/".join(fmt(r.get(f"rr_switch_latency_{q}_us"), 1) for q in ("p50", "p99"))
     off = "default" if r["offloads"] == "default" else "tx off (ethtool -K eth0 tx off)"
     L.append(f"| {name} | {off} | {cell(r, 'tcp_gbps')} | {cell(r, 'rr_tps', 0)} | {cell(r, 'rr_p50_us', 1)} | "
-             f"{cell(r, 'rr_p99_us', 1)} | {cell(r, 'udp_rx_mpps', 3)} ({fmt(r.get('udp_offered_mpps'), 3)}) | {busy} | {cpp} | {lat} | {host} |")
+             f"{cell(r, 'rr_p99_us', 1)} | {cell(r, 'udp_rx_mpps', 3)} / {fmt(r.get('udp_offered_mpps'), 3)} | {busy} | {cpp} | {lat} | {host} |")
 L.append("")
 L.append("Medians over the runs, (min-max) when they differ. TCP: iperf3 single stream A -> B, "
          f"{meta['tcp_time']} s. RR: {meta['rr_tool']}, A -> B, one transaction outstanding, {meta['rr_time']} s; "
