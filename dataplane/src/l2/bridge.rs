@@ -760,6 +760,28 @@ mod tests {
     /// A bridge whose routed interface routes: frames of VLAN 0 to its MAC go to the
     /// router, group frames of VLAN 0 are flooded with a copy to the router, the router's
     /// own frames are switched, and the BVI's MAC is never learned.
+    /// A partial checksum's start moves with the L3 header when a tag is popped or pushed;
+    /// other offload state stays.
+    #[test]
+    fn retagging_moves_a_partial_checksums_start() {
+        let tagged = Meta {
+            csum: crate::graph::Csum::PartialTcp,
+            csum_start: 38,
+            gso: crate::graph::Gso::TcpV4,
+            gso_size: 1448,
+            ..Meta::default()
+        };
+        let popped = retagged(&tagged, false);
+        assert_eq!((popped.csum_start, popped.gso_size), (34, 1448));
+        assert_eq!(retagged(&popped, true).csum_start, 38);
+        // A verified checksum has no start to move.
+        let done = Meta {
+            csum: crate::graph::Csum::Complete,
+            ..Meta::default()
+        };
+        assert_eq!(retagged(&done, true), done);
+    }
+
     #[test]
     fn a_routed_interface_meets_its_bridge_in_vlan_0() {
         const BVI: IfIndex = 6;
