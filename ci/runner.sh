@@ -57,7 +57,8 @@ run_launch() {
         echo "ci/runner.sh: cannot create network namespace $ns for $t" >&2
         return 1
     }
-    timeout -k 30 "$RUN_TIMEOUT" ip netns exec "$ns" bash "$t" </dev/null \
+    # The first namespace, for the few settings that exist only there (VS_INIT_NETNS).
+    VS_INIT_NETNS=/proc/$$/ns/net timeout -k 30 "$RUN_TIMEOUT" ip netns exec "$ns" bash "$t" </dev/null \
         >"$RUN_LOGDIR/$(basename "$t" .sh).log" 2>&1 &
     RUN_PIDS[$!]=$t
     RUN_T0[$!]=$SECONDS

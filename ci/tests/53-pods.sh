@@ -20,11 +20,20 @@ VS_WORKERS=2
 # pods resolving each other pass it ("neighbour: arp_cache: neighbor table overflow!",
 # ping: "No buffer space available"). Raised for the test as a node with many pods has it
 # (and as it was afterwards).
+# The thresholds exist only in the first network namespace (the test runner runs each script
+# in a namespace of its own and says where the first one is).
+init_sysctl() {
+    if [[ -n "${VS_INIT_NETNS:-}" ]]; then
+        nsenter --net="$VS_INIT_NETNS" sysctl "$@"
+    else
+        sysctl "$@"
+    fi
+}
 for k in 1 2 3; do
-    old=$(sysctl -n "net.ipv4.neigh.default.gc_thresh$k")
-    VS_ON_EXIT+=("sysctl -qw net.ipv4.neigh.default.gc_thresh$k=$old")
+    old=$(init_sysctl -n "net.ipv4.neigh.default.gc_thresh$k")
+    VS_ON_EXIT+=("init_sysctl -qw net.ipv4.neigh.default.gc_thresh$k=$old")
 done
-sysctl -qw net.ipv4.neigh.default.gc_thresh1=4096 net.ipv4.neigh.default.gc_thresh2=8192 \
+init_sysctl -qw net.ipv4.neigh.default.gc_thresh1=4096 net.ipv4.neigh.default.gc_thresh2=8192 \
     net.ipv4.neigh.default.gc_thresh3=16384
 start_vswitchd
 

@@ -276,6 +276,9 @@ pub struct Seen {
     pub frames: u64,
     pub needs_csum: u64,
     pub gso_tcpv4: u64,
+    /// GSO TCPV4 frames longer than a default rx slot holds (1972 bytes): those the copy
+    /// path reads (a super-frame of one short segment fits a slot).
+    pub gso_tcpv4_long: u64,
     pub gso_sizes: std::collections::BTreeSet<u16>,
     pub max_len: usize,
     pub refused: u64,
@@ -289,6 +292,9 @@ impl Seen {
         }
         if h.gso_type & !kport::vnet::GSO_ECN == kport::vnet::GSO_TCPV4 {
             self.gso_tcpv4 += 1;
+            if d.len() > 1972 {
+                self.gso_tcpv4_long += 1;
+            }
             self.gso_sizes.insert(h.gso_size);
         }
         self.max_len = self.max_len.max(d.len());
