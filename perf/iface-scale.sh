@@ -303,9 +303,9 @@ first = lambda lab: next(s for s in samples if s["label"] == lab)
 start, full, end = first("start"), first("after-adds"), first("after-removal")
 added = int(E["ADDED"])
 per = lambda k: round((full[k] - start[k]) / added, 1) if added else None
-# The documented default of a native port (ffi/kport/src/afpacket.rs, AfPacketConfig):
-# rx ring 512 x 2 KiB + tx ring 256 x 2 KiB, and a 65,549-byte copy buffer on the heap.
-RING_KB, COPYBUF_B = (512 * 2048 + 256 * 2048) // 1024, 65549
+# The rings of a native port (control/src/switch/txn.rs, NATIVE_RINGS): rx ring 256 x 2 KiB
+# + tx ring 128 x 2 KiB, and a 65,549-byte copy buffer on the heap (ffi/kport).
+RING_KB, COPYBUF_B = (256 * 2048 + 128 * 2048) // 1024, 65549
 add, dele = stats(times("add")), stats(times("del"))
 # Growth along the way (every tenth of the adds).
 step = max(1, added // 10)
@@ -372,8 +372,8 @@ if added:
 L.append("")
 L.append(f"Packet-ring maps: the AF_PACKET ring mappings in /proc/PID/maps (`socket:[...]`), the kernel memory "
          f"the rings pin; `vsctl iface show` does not print a port's ring size, so the documented default is "
-         f"given next to it: {RING_KB} KiB of rings per port (rx 512 x 2 KiB + tx 256 x 2 KiB, "
-         f"ffi/kport/src/afpacket.rs) and a {COPYBUF_B}-byte copy buffer on the heap, per worker; "
+         f"given next to it: {RING_KB} KiB of rings per port (rx 256 x 2 KiB + tx 128 x 2 KiB, "
+         f"control/src/switch/txn.rs NATIVE_RINGS) and a {COPYBUF_B}-byte copy buffer on the heap per port; "
          f"{added} ports x {RING_KB / 1024:.1f} MiB = {added * RING_KB / 1024:.0f} MiB of rings. The kernel maps a "
          f"ring's pages when the port opens it, so they are in VmRSS (as RssFile) from the add on, traffic or not.\n")
 if curve:
