@@ -496,6 +496,27 @@ fn vnet_hdr_of(m: &Mbuf) -> Option<VnetHdr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any header a pod can write is refused or becomes offload state that reads back
+        /// the same through the metadata; nothing panics.
+        #[test]
+        fn any_vnet_header_is_refused_or_read_back(b in proptest::array::uniform10(any::<u8>())) {
+            let h = VnetHdr::decode(&b);
+            if let Ok(Some(o)) = mbuf_offload_of(&h) {
+                let mut meta = Meta::default();
+                meta.set_offload(&o);
+                if meta.csum.field_offset().is_some() {
+                    prop_assert_eq!(meta.csum_start, h.csum_start);
+                }
+                if meta.gso != Gso::None {
+                    prop_assert_eq!(meta.gso_size, h.gso_size);
+                    prop_assert!(meta.needs_offload());
+                }
+            }
+        }
+    }
 
     fn hdr(flags: u8, gso_type: u8, gso_size: u16, start: u16, offset: u16) -> VnetHdr {
         VnetHdr {

@@ -483,6 +483,21 @@ impl Switch {
                 undo.kernel_mtus.push((ifname.to_string(), b));
             }
         }
+        // What `iface show` says for devargs: the switch's own port and its rings.
+        let devargs = if spec.native_tap() {
+            match &spec.netns {
+                Some(ns) => format!("native tap,iface={ifname},netns={}", ns.display()),
+                None => format!("native tap,iface={ifname}"),
+            }
+        } else {
+            format!(
+                "native af_packet,iface={ifname},rx={}x{},tx={}x{}",
+                NATIVE_RINGS.rx_frame_count,
+                NATIVE_RINGS.rx_frame_size,
+                NATIVE_RINGS.tx_frame_count,
+                NATIVE_RINGS.tx_frame_size
+            )
+        };
         let base = self.engine.iface_totals(ifindex);
         tracing::info!(
             iface = name,
@@ -499,7 +514,7 @@ impl Switch {
                 port,
                 kernel_mtu,
                 server_socket: None,
-                devargs: String::new(),
+                devargs,
                 rx_workers,
                 base,
                 link_seen: false,
