@@ -88,27 +88,8 @@ log() { echo "iface-scale: $*" >&2; }
 die() { echo "perf/iface-scale.sh: $*" >&2; exit 1; }
 host_if() { printf '%sh%d' "$TAG" "$1"; }
 
-alive() {
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ -n "$st" && "$st" != Z* ]]
-}
-stop_pid() {
-    local pid=$1 sig=$2 secs=$3 i
-    if alive "$pid"; then
-        kill "-$sig" "$pid" 2>/dev/null || true
-        for ((i = 0; i < secs * 10; i++)); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            log "pid $pid ignored SIG$sig for ${secs}s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    STOP_RC=0
-    wait "$pid" 2>/dev/null || STOP_RC=$?
-}
+# shellcheck source=perf/proc.sh
+source "$ROOT/perf/proc.sh"
 
 cleanup() {
     local rc=$? i

@@ -136,11 +136,6 @@ IPA=10.201.0.1 IPB=10.201.0.2
 log() { echo "veth: $*" >&2; }
 die() { echo "perf/veth.sh: $*" >&2; exit 1; }
 
-alive() {
-    local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [[ -n "$st" && "$st" != Z* ]]
-}
 untrack() {
     local i
     for i in "${!TRACKED[@]}"; do
@@ -148,22 +143,12 @@ untrack() {
     done
     return 0
 }
-# stop_pid PID SIGNAL SECONDS: signal, wait, SIGKILL after SECONDS, reap.
-stop_pid() {
-    local pid=$1 sig=$2 secs=$3 i
-    if alive "$pid"; then
-        kill "-$sig" "$pid" 2>/dev/null || true
-        for ((i = 0; i < secs * 10; i++)); do
-            alive "$pid" || break
-            sleep 0.1
-        done
-        if alive "$pid"; then
-            log "pid $pid ignored SIG$sig for ${secs}s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-    untrack "$pid"
+# shellcheck source=perf/proc.sh
+source "$ROOT/perf/proc.sh"
+# stop_tracked PID SIGNAL SECONDS: stop_pid, and forget PID.
+stop_tracked() {
+    stop_pid "$@"
+    untrack "$1"
 }
 # wait_until SECONDS WHAT CMD...: poll CMD every 0.1 s; 1 (and a log line) on time-out.
 wait_until() {
@@ -184,7 +169,7 @@ cleanup() {
     set +e
     trap - EXIT INT TERM HUP
     for ((i = ${#TRACKED[@]} - 1; i >= 0; i--)); do
-        [ -n "${TRACKED[i]:-}" ] && stop_pid "${TRACKED[i]}" TERM 10
+        [ -n "${TRACKED[i]:-}" ] && stop_tracked "${TRACKED[i]}" TERM 10
     done
     teardown_hosts
     for p in "${PREFIXES[@]}"; do rm -rf "/var/run/dpdk/$p"; done
@@ -361,8 +346,8 @@ setup_ovs-dpdk() {
 ovs_stop() {
     [ -n "$OVS_D" ] || return 0
     # ovs-vswitchd re-raises SIGTERM after its clean-up: its exit status is not checked.
-    [ -z "$SWITCH_PID" ] || stop_pid "$SWITCH_PID" TERM 15
-    [ -z "$OVS_DBPID" ] || stop_pid "$OVS_DBPID" TERM 5
+    [ -z "$SWITCH_PID" ] || stop_tracked "$SWITCH_PID" TERM 15
+    [ -z "$OVS_DBPID" ] || stop_tracked "$OVS_DBPID" TERM 5
     unset OVS_RUNDIR OVS_DBDIR OVS_LOGDIR OVS_SYSCONFDIR
     OVS_D=""
 }
@@ -407,7 +392,7 @@ measure_tcp() {
         snap "$d" tcp-1
         ((rc == 0)) || echo "iperf3 exited $rc: $(grep -m1 '"error"' "$d/iperf3.json" || tail -n 1 "$d/iperf3.json")" >"$d/tcp.why"
     fi
-    stop_pid "$spid" TERM 5
+    stop_tracked "$spid" TERM 5
 }
 
 # The python3 ping-pong (when sockperf is not installed): 1-byte messages over one TCP
@@ -470,7 +455,7 @@ measure_rr() {
         snap "$d" rr-1
         ((rc == 0)) || echo "$RR_TOOL exited $rc: $(tail -n 1 "$d/rr.log")" >"$d/rr.why"
     fi
-    stop_pid "$spid" TERM 5
+    stop_tracked "$spid" TERM 5
 }
 
 # tx_moving: A's eth0 sent something since the last call (TX_LAST).
@@ -512,7 +497,7 @@ measure_udp() {
         snap "$d" udp-1
         alive "$gpid" || echo "testpmd exited during the window" >"$d/udp.why"
     fi
-    stop_pid "$gpid" INT 20
+    stop_tracked "$gpid" INT 20
 }
 
 # contenders: processes this run did not start that skew the figures.
@@ -570,7 +555,7 @@ measure() {
     fi
     [ -z "$NOTE" ] || echo "$NOTE" >"$d/note"
     case $sys in
-        vswitch-*) [ -z "$SWITCH_PID" ] || stop_pid "$SWITCH_PID" TERM 20 ;;
+        vswitch-*) [ -z "$SWITCH_PID" ] || stop_tracked "$SWITCH_PID" TERM 20 ;;
         ovs-dpdk) ovs_stop ;;
     esac
     teardown_hosts

@@ -228,9 +228,22 @@ impl Output {
     /// Queues `m`, whose offload state is `meta`'s, on slot `s` of an interface that takes
     /// it as it is (the output device finishes the checksum, the receiver's stack or the
     /// kernel segments): the state is written into the mbuf for the device, and a
-    /// super-frame is checked against the MTU by its first, longest segment.
+    /// super-frame is checked against the MTU by its first, longest segment. A frame whose
+    /// offload is about an inner packet (a tunnel's: a virtio-net header cannot say so)
+    /// takes the software path instead.
     #[inline(never)]
     fn queue_offloaded(&mut self, ctx: &Ctx, s: usize, mut m: Mbuf, meta: &Meta) {
+        if outer_l4(m.data()) != Some(usize::from(meta.csum_start)) {
+            if meta.gso != Gso::None {
+                self.queue_gso(ctx, s, m, meta);
+            } else if let Err(reason) = resolve_offload(&mut m, meta) {
+                ctx.counters
+                    .drop_packets(STAGE, reason, self.slots[s].iface, 1);
+            } else {
+                enqueue(ctx, &mut self.slots[s], &mut self.queued, m);
+            }
+            return;
+        }
         let slot = &mut self.slots[s];
         let o = vnet::Offload {
             csum: meta.csum,
@@ -286,6 +299,29 @@ impl Output {
         }
         self.used = 0;
         self.queued = 0;
+    }
+}
+
+/// Where the L4 header of `frame`'s outermost IP packet starts (behind an Ethernet header
+/// and at most one 802.1Q tag: IPv4 by its header length, IPv6 when TCP or UDP follows the
+/// fixed header); None for anything else or a frame too short to tell.
+fn outer_l4(frame: &[u8]) -> Option<usize> {
+    let eth = ethernet::Frame::new_checked(frame).ok()?;
+    let l3 = if eth.vlan().is_some() {
+        ethernet::HEADER_LEN + ethernet::VLAN_TAG_LEN
+    } else {
+        ethernet::HEADER_LEN
+    };
+    match eth.ethertype() {
+        ethernet::ETHERTYPE_IPV4 => {
+            let ihl = usize::from(frame.get(l3)? & 0x0f) * 4;
+            (ihl >= 20 && frame.len() >= l3 + ihl).then_some(l3 + ihl)
+        }
+        ethernet::ETHERTYPE_IPV6 => {
+            let next = *frame.get(l3 + 6)?;
+            (matches!(next, 6 | 17) && frame.len() >= l3 + 40).then_some(l3 + 40)
+        }
+        _ => None,
     }
 }
 
@@ -530,6 +566,51 @@ fn cut(
         i += 1;
     }
     Ok(Cut::Segments)
+}
+
+#[cfg(test)]
+mod outer_l4_tests {
+    use super::outer_l4;
+    use proptest::prelude::*;
+
+    fn frame(tag: bool, ethertype: u16, l3: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        if tag {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(l3);
+        f
+    }
+
+    #[test]
+    fn the_outermost_l4_header_is_found() {
+        let mut v4 = vec![0u8; 60];
+        v4[0] = 0x45;
+        assert_eq!(outer_l4(&frame(false, 0x0800, &v4)), Some(34));
+        assert_eq!(outer_l4(&frame(true, 0x0800, &v4)), Some(38));
+        v4[0] = 0x46; // 4 bytes of options
+        assert_eq!(outer_l4(&frame(false, 0x0800, &v4)), Some(38));
+        v4[0] = 0x44; // an IHL below 5
+        assert_eq!(outer_l4(&frame(false, 0x0800, &v4)), None);
+        let mut v6 = vec![0u8; 60];
+        v6[6] = 6;
+        assert_eq!(outer_l4(&frame(false, 0x86dd, &v6)), Some(54));
+        v6[6] = 0; // a hop-by-hop header first
+        assert_eq!(outer_l4(&frame(false, 0x86dd, &v6)), None);
+        assert_eq!(outer_l4(&frame(false, 0x0806, &v4)), None);
+        assert_eq!(outer_l4(&frame(false, 0x0800, &[0x45; 10])), None);
+    }
+
+    proptest! {
+        /// Any bytes: no panic, and an offset inside the frame.
+        #[test]
+        fn any_frame_gives_an_offset_inside_it_or_none(b in proptest::collection::vec(any::<u8>(), 0..120)) {
+            if let Some(o) = outer_l4(&b) {
+                prop_assert!(o <= b.len());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
