@@ -558,14 +558,55 @@ fn cut(
         if segs.len() == MAX_BURST {
             enqueue_all(ctx, slot, queued, segs);
         }
-        let mut seg = m.alloc_like().ok_or(DropReason::NoMbuf)?;
-        let out = seg.append(len).ok_or(DropReason::OffloadUnsupported)?;
-        plan.write(i, out).ok_or(DropReason::OffloadUnsupported)?;
         // The burst has room (emptied above when full).
-        segs.push(seg).map_err(|_| DropReason::NoMbuf)?;
+        segs.push(segment(m, &plan, i, len)?)
+            .map_err(|_| DropReason::NoMbuf)?;
         i += 1;
     }
     Ok(Cut::Segments)
+}
+
+/// Segment `i` (`len` bytes) of `plan`, cut from `m`, in a new mbuf from `m`'s pool.
+fn segment(m: &Mbuf, plan: &gso::Plan, i: usize, len: usize) -> Result<Mbuf, DropReason> {
+    let mut seg = m.alloc_like().ok_or(DropReason::NoMbuf)?;
+    let out = seg.append(len).ok_or(DropReason::OffloadUnsupported)?;
+    plan.write(i, out).ok_or(DropReason::OffloadUnsupported)?;
+    Ok(seg)
+}
+
+impl Output {
+    /// The GSO super-frame `m` (`meta` its offload state) cut into the segments its sender
+    /// would have sent, each a new mbuf from `m`'s pool with complete checksums, for a
+    /// stage that must handle them one by one (tunnel-encap: a tunnel carries no
+    /// super-frame). Errors: `bad_header` (refused by [`gso::plan`], or more segments than
+    /// a burst holds: a `gso_size` under ~256 bytes), `no_mbuf`, `offload_unsupported`
+    /// (a segment longer than one mbuf of the pool).
+    pub(crate) fn segments(&mut self, m: &Mbuf, meta: &Meta) -> Result<Burst, DropReason> {
+        let frame: &[u8] = if m.is_contiguous() {
+            m.data()
+        } else {
+            let n = m.copy_to(&mut self.linear);
+            &self.linear[..n]
+        };
+        let plan = gso::plan(
+            frame,
+            meta.gso,
+            usize::from(meta.csum_start),
+            usize::from(meta.gso_size),
+        )
+        .map_err(|_| DropReason::BadHeader)?;
+        if plan.count() > MAX_BURST {
+            return Err(DropReason::BadHeader);
+        }
+        let mut segs = Burst::new();
+        let mut i = 0;
+        while let Some(len) = plan.segment_len(i) {
+            segs.push(segment(m, &plan, i, len)?)
+                .map_err(|_| DropReason::NoMbuf)?;
+            i += 1;
+        }
+        Ok(segs)
+    }
 }
 
 #[cfg(test)]

@@ -25,9 +25,10 @@
 //! checksum zero (RFC 7348 §5). A next hop not resolved yet sends the outer packet to the
 //! slow path, which resolves it and sends the packet on, as for routed packets. A partial
 //! inner checksum stays partial (its offset moves with the frame) and is completed by the
-//! output stage.
+//! output stage. A GSO super-frame (a pod's TSO or USO) is first cut into its segments,
+//! complete checksums each ([`crate::output::Output::segments`]), and each is encapsulated.
 //!
-//! Reads: `meta.tx_if` (the tunnel), `csum`, `csum_start`, `flags`; each frame's VTEP
+//! Reads: `meta.tx_if` (the tunnel), `csum`, `csum_start`, `gso`, `gso_size`, `flags`; each frame's VTEP
 //! (this vector's `remotes`); the plan's tunnel, the underlay VRF's FIB, the next hops and
 //! the underlay interface's plan (`up`, `l3` MAC, `max_frame`).
 //! Writes: the outer headers; `meta.tx_if` (the underlay interface), `csum_start` (+50 for
@@ -46,7 +47,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use dpdk::{Mbuf, MAX_BURST};
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
+use crate::graph::{Csum, Ctx, Graph, Gso, Meta, Next, Stage, Vector};
 use crate::l2::fdb::{Remote, ALL_REMOTES, NO_REMOTE};
 use crate::l3::fib::Fib4;
 use crate::l3::forward::hand_out;
@@ -255,6 +256,10 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
                 ctx.counters.drop_packets(STAGE, reason, meta.tx_if, 1);
                 continue;
             }
+            if meta.gso != Gso::None {
+                segmented(ctx, g, &mut paths, m, meta, remotes[i], tunnel);
+                continue;
+            }
             one(ctx, g, &mut paths, m, meta, remotes[i], tunnel);
         }
     }
@@ -364,6 +369,41 @@ fn one(
             .drop_packets(STAGE, DropReason::TunnelNoRemote, tif, 1),
         ALL_REMOTES => replicate(ctx, g, paths, m, meta, t, vx),
         r => to_vtep(ctx, g, paths, m, meta, t, vx, Ipv4Addr::from(r)),
+    }
+}
+
+/// A pod's GSO super-frame into a tunnel: cut into its segments first (a virtio-net header,
+/// or a DPDK port without tunnel TSO, could not say how to cut it once encapsulated), then
+/// each encapsulated like any frame.
+#[cold]
+#[inline(never)]
+fn segmented(
+    ctx: &Ctx,
+    g: &mut Graph,
+    paths: &mut PathCache,
+    m: Mbuf,
+    meta: &Meta,
+    remote: Remote,
+    tunnel: Option<(&TunnelPlan, Encap)>,
+) {
+    let mut segs = match g.output.segments(&m, meta) {
+        Ok(s) => s,
+        Err(reason) => {
+            ctx.counters.drop_packets(STAGE, reason, meta.tx_if, 1);
+            return;
+        }
+    };
+    drop(m);
+    let seg_meta = Meta {
+        csum: Csum::Complete,
+        csum_start: 0,
+        gso: Gso::None,
+        gso_size: 0,
+        flags: meta.flags & !Meta::OFFLOAD,
+        ..*meta
+    };
+    for s in segs.drain() {
+        one(ctx, g, paths, s, &seg_meta, remote, tunnel);
     }
 }
 
