@@ -10,7 +10,7 @@
 //! the tap: one system call per frame). So no lock and no shared mutable state: [`NativePort::rx`] and [`NativePort::tx`] are unsafe fns whose caller promises
 //! that it is the thread of the worker id it passes (the engine runs one thread per id).
 //! The control thread only reads the counters (atomics) and the kernel's drop count
-//! (a `getsockopt` on a duplicate of the rx socket).
+//! (through a second descriptor of the rx socket, [`kport::DropCounter`]).
 //!
 //! rx: each frame is copied into an mbuf from the port's pool (a chain when it is longer
 //! than one mbuf's data room: a 64 KiB TSO frame from a pod takes 32 standard mbufs), and
@@ -21,7 +21,6 @@
 
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -33,7 +32,8 @@ use dpdk::offload::{
 };
 use dpdk::{Burst, Mbuf, MbufOffload, Mempool};
 use kport::{
-    AfPacket, AfPacketConfig, AfPacketTx, Tap, TapConfig, TapTx, VnetHdr, MAX_PARTS, VNET_HDR_LEN,
+    AfPacket, AfPacketConfig, AfPacketTx, DropCounter, Tap, TapConfig, TapTx, VnetHdr, MAX_PARTS,
+    VNET_HDR_LEN,
 };
 
 use crate::cell::bump;
@@ -99,8 +99,8 @@ pub struct NativePort {
     io: UnsafeCell<ManuallyDrop<Io>>,
     /// Each worker's send handle, by worker id (None for the rx worker).
     senders: Box<[UnsafeCell<Option<Sender>>]>,
-    /// A duplicate of the ring socket's descriptor, for the kernel's drop count (af_packet).
-    stats_fd: Option<OwnedFd>,
+    /// The kernel's drop count of the ring socket (af_packet), read by the control thread.
+    drops: Option<DropCounter>,
     ring_bytes: usize,
     stats: NativeStats,
     /// The kernel's rx drops summed over reads (control thread).
@@ -139,14 +139,11 @@ impl NativePort {
         let senders = senders(workers, rx_worker, || {
             AfPacketTx::open(ifname).map(Sender::AfPacket)
         })?;
-        let stats_fd = ring
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| kport::Error::Kernel {
-                ifname: ifname.to_string(),
-                op: "dup of the ring socket",
-                source: e,
-            })?;
+        let drops = ring.drop_counter().map_err(|e| kport::Error::Kernel {
+            ifname: ifname.to_string(),
+            op: "dup of the ring socket",
+            source: e,
+        })?;
         Ok(NativePort {
             ifname: ifname.to_string(),
             rx_worker,
@@ -154,7 +151,7 @@ impl NativePort {
             ring_bytes: ring.ring_bytes(),
             io: UnsafeCell::new(ManuallyDrop::new(Io::AfPacket(ring))),
             senders,
-            stats_fd: Some(stats_fd),
+            drops: Some(drops),
             stats: NativeStats::default(),
             kernel_drops: AtomicU64::new(0),
             delete_tap: AtomicBool::new(false),
@@ -180,7 +177,7 @@ impl NativePort {
             ring_bytes: 0,
             io: UnsafeCell::new(ManuallyDrop::new(Io::Tap(tap))),
             senders,
-            stats_fd: None,
+            drops: None,
             stats: NativeStats::default(),
             kernel_drops: AtomicU64::new(0),
             delete_tap: AtomicBool::new(false),
@@ -228,28 +225,7 @@ impl NativePort {
     /// Frames the kernel dropped because the rx ring was full, since the previous read
     /// (the kernel resets its count on each read).
     fn kernel_drops_since(&self) -> std::io::Result<u64> {
-        let Some(fd) = &self.stats_fd else {
-            return Ok(0);
-        };
-        // struct tpacket_stats: tp_packets, tp_drops (the first two words of every
-        // version's statistics).
-        let mut st = [0u32; 2];
-        let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
-        // SAFETY: `st` has room for `len` bytes and `len` is a valid in/out length; the
-        // descriptor is open (owned by self).
-        let r = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                st.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(u64::from(st[1]))
+        self.drops.as_ref().map_or(Ok(0), DropCounter::read)
     }
 
     /// Receives up to `max` frames into `burst` (appended); returns how many. Nothing
@@ -356,7 +332,7 @@ impl Drop for NativePort {
             let _ = tap.set_persist(false);
         }
         let senders = std::mem::take(&mut self.senders);
-        let fd = self.stats_fd.take();
+        let fd = self.drops.take();
         let close = move || drop((io, senders, fd));
         let mut closing = CLOSING.lock().unwrap_or_else(|e| e.into_inner());
         closing.retain(|h| !h.is_finished());

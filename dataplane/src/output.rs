@@ -534,19 +534,7 @@ fn cut(
     linear: &mut [u8],
     segs: &mut Burst,
 ) -> Result<Cut, DropReason> {
-    let frame: &[u8] = if m.is_contiguous() {
-        m.data()
-    } else {
-        let n = m.copy_to(linear);
-        &linear[..n]
-    };
-    let plan = gso::plan(
-        frame,
-        meta.gso,
-        usize::from(meta.csum_start),
-        usize::from(meta.gso_size),
-    )
-    .map_err(|_| DropReason::BadHeader)?;
+    let plan = plan_of(m, meta, linear)?;
     if plan.count() == 1 && m.is_contiguous() {
         return Ok(Cut::Whole);
     }
@@ -566,6 +554,28 @@ fn cut(
     Ok(Cut::Segments)
 }
 
+/// How the super-frame `m` (`meta` its offload state) is cut ([`gso::plan`]), read in place
+/// if it is contiguous, else from its copy in `linear`; `bad_header` if it is refused.
+fn plan_of<'a>(
+    m: &'a Mbuf,
+    meta: &Meta,
+    linear: &'a mut [u8],
+) -> Result<gso::Plan<'a>, DropReason> {
+    let frame: &[u8] = if m.is_contiguous() {
+        m.data()
+    } else {
+        let n = m.copy_to(linear);
+        &linear[..n]
+    };
+    gso::plan(
+        frame,
+        meta.gso,
+        usize::from(meta.csum_start),
+        usize::from(meta.gso_size),
+    )
+    .map_err(|_| DropReason::BadHeader)
+}
+
 /// Segment `i` (`len` bytes) of `plan`, cut from `m`, in a new mbuf from `m`'s pool.
 fn segment(m: &Mbuf, plan: &gso::Plan, i: usize, len: usize) -> Result<Mbuf, DropReason> {
     let mut seg = m.alloc_like().ok_or(DropReason::NoMbuf)?;
@@ -582,19 +592,7 @@ impl Output {
     /// a burst holds: a `gso_size` under ~256 bytes), `no_mbuf`, `offload_unsupported`
     /// (a segment longer than one mbuf of the pool).
     pub(crate) fn segments(&mut self, m: &Mbuf, meta: &Meta) -> Result<Burst, DropReason> {
-        let frame: &[u8] = if m.is_contiguous() {
-            m.data()
-        } else {
-            let n = m.copy_to(&mut self.linear);
-            &self.linear[..n]
-        };
-        let plan = gso::plan(
-            frame,
-            meta.gso,
-            usize::from(meta.csum_start),
-            usize::from(meta.gso_size),
-        )
-        .map_err(|_| DropReason::BadHeader)?;
+        let plan = plan_of(m, meta, &mut self.linear)?;
         if plan.count() > MAX_BURST {
             return Err(DropReason::BadHeader);
         }

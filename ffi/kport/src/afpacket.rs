@@ -638,24 +638,19 @@ impl AfPacket {
     /// `getsockopt(PACKET_STATISTICS)`; takes `&self`, so a thread other than the one
     /// running rx may call it.
     pub fn kernel_drops(&self) -> io::Result<u64> {
-        let mut st = TpacketStats::default();
-        let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
-        // SAFETY: `st` has room for `len` bytes, and `len` is a valid in/out length.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                sys::SOL_PACKET,
-                sys::PACKET_STATISTICS,
-                (&mut st as *mut TpacketStats).cast(),
-                &mut len,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let drops = u64::from(st.drops);
+        let drops = read_drops(self.fd.as_raw_fd())?;
         self.kernel_drops.fetch_add(drops, Ordering::Relaxed);
         Ok(drops)
+    }
+
+    /// A handle that reads the kernel's rx drop count of this socket (through a second
+    /// descriptor of it), owned apart from the port: for a thread that must not share the
+    /// port with the one running rx. Reads through it and through the port see the same
+    /// count, each read taking what the kernel counted since the last.
+    pub fn drop_counter(&self) -> io::Result<DropCounter> {
+        Ok(DropCounter {
+            fd: self.fd.try_clone()?,
+        })
     }
 
     /// The counters, with the kernel's rx drop count brought up to date (one
@@ -665,6 +660,41 @@ impl AfPacket {
         self.stats.rx_kernel_drops = self.kernel_drops.load(Ordering::Relaxed);
         Ok(self.stats)
     }
+}
+
+/// A second descriptor of an [`AfPacket`]'s socket, to read its kernel drop count
+/// ([`AfPacket::drop_counter`]).
+#[derive(Debug)]
+pub struct DropCounter {
+    fd: OwnedFd,
+}
+
+impl DropCounter {
+    /// Frames the kernel dropped since the previous read (of this socket, by any handle).
+    pub fn read(&self) -> io::Result<u64> {
+        read_drops(self.fd.as_raw_fd())
+    }
+}
+
+/// One `getsockopt(PACKET_STATISTICS)` on packet socket `fd`: the drops since the previous
+/// read (the kernel zeroes its counts on each read).
+fn read_drops(fd: RawFd) -> io::Result<u64> {
+    let mut st = TpacketStats::default();
+    let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
+    // SAFETY: `st` has room for `len` bytes, and `len` is a valid in/out length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            sys::SOL_PACKET,
+            sys::PACKET_STATISTICS,
+            (&mut st as *mut TpacketStats).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(st.drops))
 }
 
 /// One `sendmsg(MSG_DONTWAIT)` of the frame `parts` behind its virtio-net header `hdr` on

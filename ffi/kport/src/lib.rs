@@ -36,7 +36,9 @@ mod tap;
 mod vlan;
 pub mod vnet;
 
-pub use afpacket::{AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats};
+pub use afpacket::{
+    AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats, DropCounter,
+};
 pub use error::{Error, Result};
 pub use tap::{
     Tap, TapConfig, TapStats, TapTx, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,
