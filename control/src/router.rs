@@ -980,6 +980,7 @@ mod tests {
             r#type: "null".into(),
             args: Default::default(),
             vrf: None,
+            attachment: None,
         })
     }
 

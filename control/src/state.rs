@@ -923,6 +923,7 @@ mod tests {
                     r#type: "af_packet".into(),
                     args: [("iface".to_string(), "veth0".to_string())].into(),
                     vrf: None,
+                    attachment: None,
                 }),
                 C::SetInterface(pb::SetInterfaceRequest {
                     name: "a".into(),

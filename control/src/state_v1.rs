@@ -90,6 +90,7 @@ pub fn convert(text: &str) -> Result<Snapshot, String> {
             r#type: i.type_name.clone(),
             args: i.args.clone().into_iter().collect(),
             vrf: None,
+            attachment: None,
         }));
         if !i.admin_up {
             changes.push(C::SetInterface(pb::SetInterfaceRequest {

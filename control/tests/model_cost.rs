@@ -80,6 +80,7 @@ fn model(n: u32) -> Model {
                 r#type: "null".into(),
                 args: Default::default(),
                 vrf: None,
+                attachment: None,
             })),
             ch(C::AddBridge(pb::AddBridgeRequest {
                 name: "br0".into(),

@@ -56,6 +56,7 @@ fn base() -> Model {
             r#type: "null".into(),
             args: Default::default(),
             vrf: None,
+            attachment: None,
         })));
         changes.push(ch(C::AddAddress(pb::AddAddressRequest {
             iface: name.into(),

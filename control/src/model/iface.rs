@@ -37,6 +37,40 @@ pub struct Iface {
     /// The bridge it is a member of.
     pub bridge: Option<String>,
     pub l3: IfaceL3,
+    /// The container it attaches (CNI), if a CNI plugin added it.
+    pub attachment: Option<Attachment>,
+}
+
+/// A container's attachment (CNI): container id, its interface's name inside the
+/// container, its netns (a path, empty if not known) and the CNI network's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub container_id: String,
+    pub ifname: String,
+    pub netns: String,
+    pub network: String,
+}
+
+impl From<&pb::Attachment> for Attachment {
+    fn from(a: &pb::Attachment) -> Self {
+        Attachment {
+            container_id: a.container_id.clone(),
+            ifname: a.ifname.clone(),
+            netns: a.netns.clone(),
+            network: a.network.clone(),
+        }
+    }
+}
+
+impl From<&Attachment> for pb::Attachment {
+    fn from(a: &Attachment) -> Self {
+        pb::Attachment {
+            container_id: a.container_id.clone(),
+            ifname: a.ifname.clone(),
+            netns: a.netns.clone(),
+            network: a.network.clone(),
+        }
+    }
 }
 
 /// The L3 settings of an interface, or of a bridge's routed interface.
@@ -101,6 +135,9 @@ pub(super) fn add(
         .collect();
     let spec = IfaceSpec::parse(&r.name, &r.r#type, &args, &limits.run_dir)?;
     check_shared_resources(&s.model, &spec)?;
+    if let Some(a) = &r.attachment {
+        check_attachment(&s.model, a)?;
+    }
     touch_l3(s, &r.name);
     s.diff.ports.push(PortOp::Open {
         index,
@@ -116,10 +153,59 @@ pub(super) fn add(
             vrf,
             proxy_arp: false,
         },
+        attachment: r.attachment.as_ref().map(Attachment::from),
     };
     s.model.ifaces.insert(r.name.clone(), Arc::new(iface));
     s.diff.plan = true;
     Ok(r.name.clone())
+}
+
+/// The longest container id taken (CNI gives no limit; runtimes use 64 hex digits).
+const MAX_CONTAINER_ID: usize = 256;
+
+/// An attachment names its container as CNI does (container id and network name of
+/// `[A-Za-z0-9_.-]`, the id starting with an alphanumeric), an interface name that Linux
+/// takes, and an absolute netns path; one container interface on one network is attached
+/// once.
+fn check_attachment(m: &Model, a: &pb::Attachment) -> ApiResult<()> {
+    let cni_name = |what: &str, v: &str, max: usize| -> ApiResult<()> {
+        let ok = !v.is_empty()
+            && v.len() <= max
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(format!(
+                "attachment.{what} {v:?} must be 1-{max} characters of A-Z a-z 0-9 _ . - \
+                 starting with a letter or digit"
+            )))
+        }
+    };
+    cni_name("container_id", &a.container_id, MAX_CONTAINER_ID)?;
+    cni_name("network", &a.network, MAX_CONTAINER_ID)?;
+    crate::names::check_ifname("attachment.ifname", &a.ifname).map_err(ApiError::invalid)?;
+    if !a.netns.is_empty() && (!a.netns.starts_with('/') || a.netns.len() > 4096) {
+        return Err(ApiError::invalid(format!(
+            "attachment.netns {:?} must be an absolute path",
+            a.netns
+        )));
+    }
+    let same = |b: &Attachment| {
+        b.container_id == a.container_id && b.ifname == a.ifname && b.network == a.network
+    };
+    if let Some((other, _)) = m
+        .ifaces
+        .iter()
+        .find(|(_, i)| i.attachment.as_ref().is_some_and(same))
+    {
+        return Err(ApiError::exists(format!(
+            "container {}'s {} on network {} is attached already, as interface {other:?}",
+            a.container_id, a.ifname, a.network
+        )));
+    }
+    Ok(())
 }
 
 /// Two interfaces may not drive one Linux interface or one socket.
@@ -333,6 +419,7 @@ pub(super) fn persisted(m: &Model, out: &mut Vec<C>) {
             r#type: i.spec.type_name.clone(),
             args: i.spec.args.clone().into_iter().collect(),
             vrf: Some(u32::from(i.l3.vrf)).filter(|v| *v != 0),
+            attachment: i.attachment.as_ref().map(pb::Attachment::from),
         }));
         if !i.admin_up {
             out.push(C::SetInterface(pb::SetInterfaceRequest {

@@ -33,6 +33,7 @@ fn null_in(name: &str, vrf: Option<u32>) -> C {
         r#type: "null".into(),
         args: Default::default(),
         vrf,
+        attachment: None,
     })
 }
 
@@ -349,6 +350,7 @@ fn interface_vrfs_are_validated() {
                 r#type: "null".into(),
                 args: [("vrf".to_string(), "blue".to_string())].into(),
                 vrf: None,
+                attachment: None,
             }),
             Code::Invalid,
             "vrf must be a number from 0 to 4095, not \"blue\"",
@@ -359,6 +361,7 @@ fn interface_vrfs_are_validated() {
                 r#type: "null".into(),
                 args: [("vrf".to_string(), "5".to_string())].into(),
                 vrf: Some(0),
+                attachment: None,
             }),
             Code::Invalid,
             "vrf is given twice, as 0 and as vrf=5",
@@ -406,6 +409,7 @@ fn interface_vrfs_are_validated() {
             r#type: "null".into(),
             args: [("vrf".to_string(), "5".to_string())].into(),
             vrf: None,
+            attachment: None,
         })],
     );
     let v = s.model.iface("v").unwrap();

@@ -22,6 +22,7 @@ pub(super) fn null(name: &str) -> C {
         r#type: "null".into(),
         args: Default::default(),
         vrf: None,
+        attachment: None,
     })
 }
 
@@ -35,6 +36,7 @@ fn memif(name: &str, socket: &str) -> C {
         ]
         .into(),
         vrf: None,
+        attachment: None,
     })
 }
 
@@ -159,6 +161,7 @@ fn interfaces_are_validated() {
             r#type: "warp".into(),
             args: Default::default(),
             vrf: None,
+            attachment: None,
         }),
         Code::Invalid,
         "type \"warp\" is unknown",
@@ -169,6 +172,7 @@ fn interfaces_are_validated() {
             r#type: "null".into(),
             args: [("colour".to_string(), "red".to_string())].into(),
             vrf: None,
+            attachment: None,
         }),
         Code::Invalid,
         "key \"colour\" is not known",
@@ -191,6 +195,7 @@ fn null_mtu(name: &str, mtu: &str) -> C {
         r#type: "null".into(),
         args: [("mtu".to_string(), mtu.to_string())].into(),
         vrf: None,
+        attachment: None,
     })
 }
 
@@ -632,4 +637,67 @@ fn an_interface_added_and_deleted_in_one_transaction() {
         matches!(&s.diff.ports[..], [PortOp::Open { spec, .. }, PortOp::Close { name }]
         if spec.type_name == "null" && name == "tmp")
     );
+}
+
+fn attached(name: &str, container: &str, ifname: &str, netns: &str) -> C {
+    C::AddInterface(pb::AddInterfaceRequest {
+        name: name.into(),
+        r#type: "null".into(),
+        args: Default::default(),
+        vrf: None,
+        attachment: Some(pb::Attachment {
+            container_id: container.into(),
+            ifname: ifname.into(),
+            netns: netns.into(),
+            network: "pods".into(),
+        }),
+    })
+}
+
+/// A container's attachment is validated, unique per (container, ifname, network), kept
+/// with the interface, and persisted with it.
+#[test]
+fn attachments_are_validated_unique_and_persisted() {
+    let m = build(vec![attached("p1", "c0ffee", "eth0", "/run/netns/p1")]);
+    let a = m.ifaces["p1"].attachment.as_ref().unwrap();
+    assert_eq!(
+        (
+            a.container_id.as_str(),
+            a.ifname.as_str(),
+            a.network.as_str()
+        ),
+        ("c0ffee", "eth0", "pods")
+    );
+    let stage = |c: C| m.stage(&[ch(c)], &limits()).map(|_| ()).unwrap_err();
+    let e = stage(attached("p2", "c0ffee", "eth0", ""));
+    assert_eq!(e.code, Code::Exists, "{e}");
+    assert!(e.message.contains("as interface \"p1\""), "{e}");
+    for (container, ifname, netns, what) in [
+        ("", "eth0", "", "container_id"),
+        ("-abc", "eth0", "", "container_id"),
+        ("a b", "eth0", "", "container_id"),
+        ("c1", "", "", "ifname"),
+        ("c1", "a-very-long-ifname", "", "ifname"),
+        ("c1", "eth/0", "", "ifname"),
+        ("c1", "eth0", "run/netns/x", "netns"),
+    ] {
+        let e = stage(attached("p2", container, ifname, netns));
+        assert_eq!(e.code, Code::Invalid, "{e}");
+        assert!(e.message.contains(what), "{what}: {e}");
+    }
+    // Another interface of the same container, or the same name on another container.
+    m.stage(&[ch(attached("p2", "c0ffee", "net1", ""))], &limits())
+        .unwrap();
+    m.stage(&[ch(attached("p2", "beef", "eth0", ""))], &limits())
+        .unwrap();
+    let snap = crate::state::Snapshot {
+        seq: 1,
+        changes: m.changes(),
+    };
+    let text = crate::state::encode(&snap).unwrap();
+    let mut restored = Model::new();
+    for c in crate::state::decode(&text).unwrap().changes {
+        restored.replay(&[ch(c)], &limits()).unwrap();
+    }
+    assert_eq!(restored, m, "{text}");
 }

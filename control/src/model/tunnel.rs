@@ -480,6 +480,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddTunnelRequest) -> ApiResult<String>
             xconnect: None,
             bridge: None,
             l3: IfaceL3::default(),
+            attachment: None,
         }),
     );
     s.diff.plan = true;

@@ -27,6 +27,7 @@ fn null(name: &str, vrf: Option<u32>) -> C {
         r#type: "null".into(),
         args: Default::default(),
         vrf,
+        attachment: None,
     })
 }
 

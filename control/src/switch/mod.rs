@@ -611,6 +611,7 @@ impl Switch {
             workers: self.engine.workers() as u32,
             interfaces: (self.ports.len() + self.tunnels.len()) as u32,
             uptime_seconds: self.started.elapsed().as_secs(),
+            max_interfaces: self.max_ifaces as u32,
         }
     }
 
@@ -789,6 +790,7 @@ impl Switch {
                 .iter()
                 .map(|c| c.to_string())
                 .collect(),
+            attachment: i.attachment.as_ref().map(pb::Attachment::from),
         }
     }
 

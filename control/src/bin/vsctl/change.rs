@@ -112,6 +112,7 @@ pub fn of(command: Command) -> anyhow::Result<C> {
                 r#type: kind,
                 args,
                 vrf,
+                attachment: None,
             })
         }
         Command::Iface(IfaceCommand::Del { name }) => {

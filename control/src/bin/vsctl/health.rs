@@ -21,6 +21,7 @@ struct HealthJson<'a> {
     version: &'a str,
     workers: u32,
     interfaces: u32,
+    max_interfaces: u32,
     uptime_seconds: u64,
 }
 
@@ -30,6 +31,7 @@ impl<'a> From<&'a HealthReply> for HealthJson<'a> {
             version: &h.version,
             workers: h.workers,
             interfaces: h.interfaces,
+            max_interfaces: h.max_interfaces,
             uptime_seconds: h.uptime_seconds,
         }
     }
@@ -80,12 +82,14 @@ mod tests {
             workers: 2,
             interfaces: 3,
             uptime_seconds: 65,
+            max_interfaces: 1024,
         };
         let value = serde_json::to_value(HealthJson::from(&h)).expect("serializes");
         assert_eq!(
             value,
             serde_json::json!({
-                "version": "0.1.0", "workers": 2, "interfaces": 3, "uptime_seconds": 65
+                "version": "0.1.0", "workers": 2, "interfaces": 3, "max_interfaces": 1024,
+                "uptime_seconds": 65
             })
         );
         assert_eq!(

@@ -96,6 +96,17 @@ pub struct InterfaceJson<'a> {
     proxy_arp: bool,
     /// Its addresses (CIDR, host bits kept).
     addresses: &'a [String],
+    /// The container it attaches (CNI), null if none.
+    attachment: Option<AttachmentJson<'a>>,
+}
+
+/// A container's attachment in `--json` output.
+#[derive(Debug, Serialize)]
+pub struct AttachmentJson<'a> {
+    container_id: &'a str,
+    ifname: &'a str,
+    netns: &'a str,
+    network: &'a str,
 }
 
 impl<'a> From<&'a Interface> for InterfaceJson<'a> {
@@ -126,6 +137,12 @@ impl<'a> From<&'a Interface> for InterfaceJson<'a> {
             vrf: i.vrf,
             proxy_arp: i.proxy_arp,
             addresses: &i.addresses,
+            attachment: i.attachment.as_ref().map(|a| AttachmentJson {
+                container_id: &a.container_id,
+                ifname: &a.ifname,
+                netns: &a.netns,
+                network: &a.network,
+            }),
         }
     }
 }
@@ -192,6 +209,18 @@ fn show_text(i: &Interface) -> String {
             if i.proxy_arp { "on" } else { "off" }.to_owned(),
         ),
         ("addresses", or_dash(&i.addresses.join(" "))),
+        (
+            "attachment",
+            i.attachment.as_ref().map_or("-".to_owned(), |a| {
+                format!(
+                    "container={} ifname={} netns={} network={}",
+                    a.container_id,
+                    a.ifname,
+                    or_dash(&a.netns),
+                    a.network
+                )
+            }),
+        ),
         ("rx_packets", i.rx_packets.to_string()),
         ("tx_packets", i.tx_packets.to_string()),
         ("rx_bytes", i.rx_bytes.to_string()),
@@ -375,6 +404,7 @@ mod tests {
             vrf: 0,
             proxy_arp: false,
             addresses: vec!["10.0.0.1/24".into()],
+            attachment: None,
         }
     }
 
@@ -406,8 +436,31 @@ mod tests {
                 "vrf": 0,
                 "proxy_arp": false,
                 "addresses": ["10.0.0.1/24"],
+                "attachment": null,
             })
         );
+    }
+
+    #[test]
+    fn an_attachment_is_shown_in_json_and_text() {
+        let iface = Interface {
+            attachment: Some(vswitch_proto::v1::Attachment {
+                container_id: "c0ffee".into(),
+                ifname: "eth0".into(),
+                netns: String::new(),
+                network: "pods".into(),
+            }),
+            ..sample()
+        };
+        let value = serde_json::to_value(InterfaceJson::from(&iface)).expect("serializes");
+        assert_eq!(
+            value["attachment"],
+            serde_json::json!({
+                "container_id": "c0ffee", "ifname": "eth0", "netns": "", "network": "pods"
+            })
+        );
+        assert!(show_text(&iface)
+            .contains("attachment: container=c0ffee ifname=eth0 netns=- network=pods\n"));
     }
 
     #[test]
