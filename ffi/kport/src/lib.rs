@@ -26,10 +26,15 @@
 //! Every `unsafe` block carries a `// SAFETY:` note; everything the kernel writes into the
 //! rx ring is read through the bounds-checked parse of `slot.rs`, and every frame read from
 //! the socket through that of `copy.rs`.
+//!
+//! [`Netlink`] is a small rtnetlink client for wiring a pod's interface: a veth pair with
+//! one end created straight in the pod's network namespace, its MTU, MAC, addresses and
+//! routes.
 
 mod afpacket;
 mod copy;
 mod error;
+pub mod netlink;
 mod slot;
 mod sys;
 mod tap;
@@ -40,6 +45,7 @@ pub use afpacket::{
     AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats, DropCounter,
 };
 pub use error::{Error, Result};
+pub use netlink::{Link, Netlink, NetlinkError, Route, VethEnd};
 pub use tap::{
     Tap, TapConfig, TapStats, TapTx, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6,
 };
