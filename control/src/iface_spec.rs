@@ -184,9 +184,11 @@ impl IfaceSpec {
                 } else {
                     // A native tap re-attaches to a persistent tap of that name (one a
                     // previous vswitchd left); anything else of that name is in the way.
+                    // A tap made in another namespace (netns=) is looked for there, when
+                    // it is opened: the switch's own interfaces do not stand in its way.
                     let native = args.get("driver").is_none_or(|d| d == "native");
                     let tap = Path::new("/sys/class/net").join(iface).join("tun_flags");
-                    if exists && !(native && tap.exists()) {
+                    if exists && !args.contains_key("netns") && !(native && tap.exists()) {
                         return Err(inv(format!(
                             "iface {iface:?}: a network interface of that name exists already"
                         )));

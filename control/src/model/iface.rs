@@ -212,10 +212,11 @@ fn check_attachment(m: &Model, a: &pb::Attachment) -> ApiResult<()> {
 fn check_shared_resources(m: &Model, spec: &IfaceSpec) -> ApiResult<()> {
     for (other, i) in &m.ifaces {
         let clash = match (&spec.kind, &i.spec.kind) {
+            // One Linux interface: the same name in the same namespace (a tap's netns=).
             (
                 Kind::AfPacket { iface: a } | Kind::Tap { iface: a },
                 Kind::AfPacket { iface: b } | Kind::Tap { iface: b },
-            ) => a == b,
+            ) => a == b && spec.netns == i.spec.netns,
             _ => spec.socket().is_some() && spec.socket() == i.spec.socket(),
         };
         if clash {
