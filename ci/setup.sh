@@ -26,6 +26,10 @@ source ci/lib.sh
 #   deploy test (ci/tests/16): systemd (systemd-analyze verify / capability / security on
 #           the unit file, offline: systemd need not be running; also the units it names,
 #           e.g. dev-hugepages.mount), libc6-dev (<bits/socket.h>: the address families).
+#   CNI tests (ci/tests/56-57): containernetworking-plugins (host-local, the IPAM plugin the
+#           plugin delegates to), podman + runc (a real runtime driving vswitch-cni through
+#           its CNI backend), busybox-static (the containers' root file system, imported
+#           offline).
 PACKAGES=(
     build-essential pkg-config clang libclang-dev libdpdk-dev ca-certificates
     dpdk dpdk-dev iproute2 iperf3 ethtool iputils-ping procps python3 python3-scapy
@@ -33,6 +37,7 @@ PACKAGES=(
     python3-grpcio python3-grpc-tools python3-yaml protobuf-compiler protobuf-compiler-grpc
     grpc-proto openssl python3-prometheus-client
     systemd libc6-dev python3-numpy curl
+    containernetworking-plugins podman runc busybox-static
 )
 
 if ((EUID != 0)); then
