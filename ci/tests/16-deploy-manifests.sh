@@ -190,7 +190,12 @@ if not ports or ports[0].get("name") != "metrics":
 
 # Volumes: every hostPath the switch needs is a volume, mounted, and vice versa.
 vols = {v["name"]: v for v in pod.get("volumes") or []}
+# Mounted by the switch's container or by an init container (install-cni).
+inits = pod.get("initContainers") or []
 mounts = {m["name"]: m for m in c.get("volumeMounts") or []}
+for ic in inits:
+    for m in ic.get("volumeMounts") or []:
+        mounts.setdefault(m["name"], m)
 for m in mounts:
     if m not in vols:
         bad("volumeMount %s names no volume" % m)
@@ -201,7 +206,8 @@ for name, v in vols.items():
     if name not in mounts:
         bad("hostPath volume %s (%s) is not mounted" % (name, v["hostPath"]["path"]))
     host[v["hostPath"]["path"].rstrip("/")] = mounts[name]
-need = ["/run/vswitch", "/var/lib/vswitch", "/dev/hugepages", "/var/run/dpdk", "/sys"]
+need = ["/run/vswitch", "/var/lib/vswitch", "/dev/hugepages", "/var/run/dpdk", "/sys",
+        "/opt/cni/bin", "/etc/cni/net.d"]
 for p in need:
     alt = "/run/dpdk" if p == "/var/run/dpdk" else p
     if p not in host and alt not in host:
@@ -261,6 +267,39 @@ caps = set(((c.get("securityContext") or {}).get("capabilities") or {}).get("add
 if not priv and not {"NET_ADMIN", "NET_RAW", "IPC_LOCK", "SYS_ADMIN"} <= caps:
     bad("container is neither privileged nor has NET_ADMIN, NET_RAW, IPC_LOCK, SYS_ADMIN")
 
+# The CNI plugin and its network config: an init container copies vswitch-cni into the
+# node's /opt/cni/bin and the ConfigMap's conflist into /etc/cni/net.d, both writable
+# hostPath mounts.
+ic = [i for i in inits if i.get("name") == "install-cni"]
+if not ic:
+    bad("no install-cni init container")
+script = " ".join(ic[0].get("command") or []) + " ".join(ic[0].get("args") or [])
+ic_mounts = {m["mountPath"].rstrip("/"): m for m in ic[0].get("volumeMounts") or []}
+for hp in ("/opt/cni/bin", "/etc/cni/net.d"):
+    vname = [n for n, v in vols.items() if (v.get("hostPath") or {}).get("path", "").rstrip("/") == hp]
+    m = [m for m in ic[0].get("volumeMounts") or [] if vname and m["name"] == vname[0]]
+    if not m or m[0].get("readOnly"):
+        bad("install-cni does not mount %s writable" % hp)
+    if m[0]["mountPath"].rstrip("/") not in script:
+        bad("install-cni's command never writes into %s (mounted at %s)" % (hp, m[0]["mountPath"]))
+if "/usr/local/bin/vswitch-cni" not in script:
+    bad("install-cni does not install /usr/local/bin/vswitch-cni")
+cms = [d for d in docs if d["kind"] == "ConfigMap"]
+conflists = [(n, t) for d in cms for n, t in (d.get("data") or {}).items() if n.endswith(".conflist")]
+if not conflists:
+    bad("no ConfigMap holds a .conflist")
+for n, t in conflists:
+    if n not in script:
+        bad("install-cni does not install %s" % n)
+import json
+for n, t in conflists:
+    try:
+        cl = json.loads(t)
+    except ValueError as e:
+        bad("%s is not JSON: %s" % (n, e))
+    if not cl.get("plugins") or not cl.get("name") or not cl.get("cniVersion"):
+        bad("%s lacks cniVersion, name or plugins" % n)
+
 for a in args:
     print(a)
 print("--")
@@ -269,10 +308,62 @@ for p in probes:
 print("--")
 print("%d documents (%s), %d hostPath volumes mounted, %d probes" % (
     len(docs), ", ".join(d["kind"] for d in docs), len(host), len(probes)))
+print("--")
+# Each vswitch-cni plugin config of the conflists, as a runtime hands it over (the
+# conflist's cniVersion and name added), one per line.
+for n, t in conflists:
+    cl = json.loads(t)
+    for p in cl["plugins"]:
+        if p.get("type") == "vswitch-cni":
+            if p.get("socket", sock) != sock:
+                bad("%s: the plugin's socket %r is not vswitchd's %r" % (n, p["socket"], sock))
+            print(json.dumps(dict(p, cniVersion=cl["cniVersion"], name=cl["name"])))
 PY
 section() { awk -v n="$1" '/^--$/ { s++; next } s == n' "$VS_TMP/k8s.out"; }
 log "$(basename "$K8S"): $(section 2)"
 mapfile -t k8s_args < <(section 0)
+
+# The CNI configs (the DaemonSet's conflist, the examples' NetworkAttachmentDefinitions)
+# are ones the built plugin accepts: STATUS parses and validates the whole config before
+# it asks vswitchd, so against a socket where nothing listens it must answer 51 (no
+# vswitchd), never a config error (1, 2, 4, 6, 7).
+CNI_BIN=$VS_BIN_DIR/vswitch-cni
+[[ -x "$CNI_BIN" ]] || fail "$CNI_BIN missing: build it (cargo build --release)"
+cni_config_ok() {
+    local what=$1 config=$2 out rc=0
+    config=$("$PY" -c 'import json, sys; c = json.loads(sys.argv[1]); c["socket"] = sys.argv[2]; print(json.dumps(c))' \
+        "$config" "$VS_TMP/no-vswitchd.sock")
+    out=$(CNI_COMMAND=STATUS CNI_PATH=/usr/lib/cni "$CNI_BIN" <<<"$config" 2>/dev/null) || rc=$?
+    if [[ "$rc" == 0 ]] || ! vs_json_true 'd["code"] == 51' <<<"$out"; then
+        fail "$what: vswitch-cni does not accept it: $out"
+    fi
+}
+n=0
+while IFS= read -r config; do
+    [[ -n "$config" ]] || continue
+    cni_config_ok "$(basename "$K8S") conflist" "$config"
+    n=$((n + 1))
+done < <(section 3)
+((n > 0)) || fail "$(basename "$K8S"): no vswitch-cni plugin in its conflist"
+for f in "$DEPLOY"/kubernetes/examples/*.yaml; do
+    [[ -e "$f" ]] || continue
+    mapfile -t nads < <("$PY" - "$f" <<'PY' || fail "$f: check failed (see above)"
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+for d in docs:
+    if not d.get("apiVersion") or not d.get("kind") or not (d.get("metadata") or {}).get("name"):
+        sys.exit("%s: a document lacks apiVersion, kind or metadata.name" % sys.argv[1])
+    if d["kind"] == "NetworkAttachmentDefinition":
+        print(json.dumps(json.loads(d["spec"]["config"])))
+PY
+    )
+    for config in "${nads[@]}"; do
+        cni_config_ok "$(basename "$f") NetworkAttachmentDefinition" "$config"
+        n=$((n + 1))
+    done
+done
+log "$n vswitch-cni configs (conflist, examples) accepted by the built plugin"
+
 check_args "DaemonSet args" "$VSWITCHD_BIN" "$VS_TMP/vswitchd.options" "${k8s_args[@]}"
 log "DaemonSet: vswitchd accepts its args: ${k8s_args[*]}"
 while IFS=$'\t' read -r -a probe; do

@@ -463,7 +463,7 @@ pub fn status(conf: &NetConf, env: &Env) -> CniResult<()> {
                 code::NOT_AVAILABLE_EXISTING_LOST,
                 format!("vswitchd does not answer at {}", conf.socket.display()),
             )
-            .with_details(e.msg)
+            .with_details(if e.details.is_empty() { e.msg } else { e.details })
         })?;
     if h.max_interfaces > 0 && h.interfaces >= h.max_interfaces {
         return Err(CniError::new(
