@@ -5,6 +5,10 @@
 #   checked field by field against what was made (names, MACs, sandbox, addresses, gateway,
 #   routes, socketPath, the device-info file); the attachments shown by `vsctl iface show`;
 # - the pods ping each other and the host interface, TCP with default offloads;
+# - first in a chain: the standard tuning plugin takes the result as prevResult, changes
+#   the interface it names and passes the result on;
+# - two networks per pod (as Multus makes them): net1 on a dual-stack network beside eth0,
+#   IPv4 and IPv6 pings over it, each DEL taking only its own;
 # - CHECK passes, and fails once the pod's address is gone;
 # - a vswitchd restart between ADD and DEL: the pods keep interfaces and connectivity;
 # - routed mode: two /32 pods reach each other and a routed subnet through 169.254.1.1;
@@ -177,6 +181,45 @@ wait_until 15 "host reaches pod2" ping -c 1 -W 1 "$(pod_ip pod2)"
 log "host -> pod2 $(pod_ip pod2): reply"
 # TCP with the pods' default offloads (TSO, partial checksums).
 vs_iperf "${NS[pod1]}" "${NS[pod2]}" "$(pod_ip pod2)" 2
+
+# --- First in a chain: the standard tuning plugin takes this plugin's result as its
+# prevResult and changes the pod's interface it names (MTU and a sysctl).
+cat >"$VS_TMP/tuning.json" <<EOF
+{"cniVersion":"1.0.0","name":"pods","type":"tuning","mtu":1300,
+ "sysctl":{"net.ipv4.conf.eth0.arp_announce":"2"},
+ "prevResult":$(cat "$VS_TMP/result-pod2.json")}
+EOF
+CNI_COMMAND=ADD CNI_CONTAINERID=pod2 CNI_NETNS=/run/netns/${NS[pod2]} CNI_IFNAME=eth0 \
+    CNI_PATH=/usr/lib/cni /usr/lib/cni/tuning <"$VS_TMP/tuning.json" >"$VS_TMP/tuned.json" ||
+    fail "tuning chained after vswitch-cni failed: $(cat "$VS_TMP/tuned.json")"
+assert_eq "$(ip -n "${NS[pod2]}" -j link show dev eth0 | vs_json 'd[0]["mtu"]')" 1300 "MTU set by tuning"
+assert_eq "$(ip netns exec "${NS[pod2]}" sysctl -n net.ipv4.conf.eth0.arp_announce)" 2 "sysctl set by tuning"
+vs_json_true 'd["ips"] == p["ips"] and d["interfaces"] == p["interfaces"]' p:="$(cat "$VS_TMP/result-pod2.json")" \
+    <"$VS_TMP/tuned.json" || fail "tuning did not pass the result on: $(cat "$VS_TMP/tuned.json")"
+ip -n "${NS[pod2]}" link set eth0 mtu 1400
+log "chain: tuning used this plugin's result (MTU 1300, sysctl) and passed it on"
+
+# --- Several networks per pod, as a meta plugin (Multus) makes them: pod1 and pod2 also
+# get net1 on a second, dual-stack network (IPv4 and IPv6 from host-local).
+dual() {
+    conf 1.0.0 name='"pods-b"' ipam='{"type":"host-local","dataDir":"'"$IPAM_DIR"'",
+        "ranges":[[{"subnet":"10.60.0.0/24"}],[{"subnet":"fd56::/64"}]]}'
+}
+for id in pod1 pod2; do
+    cni_ok ADD "$id" "/run/netns/${NS[$id]}" net1 "$(dual)"
+    hosts_from "$VS_TMP/out"
+    vs_json_true '(len(d["ips"]) == 2 and d["ips"][1]["address"].startswith("fd56::")
+        and all(i["interface"] == 1 for i in d["ips"]))' <"$VS_TMP/out" ||
+        fail "dual-stack result: $(cat "$VS_TMP/out")"
+done
+v6=$(ip -n "${NS[pod2]}" -j addr show dev net1 | vs_json '[a["local"] for a in d[0]["addr_info"] if a["family"] == "inet6" and a["local"].startswith("fd56")][0]')
+wait_until 15 "pod1 -> pod2 over IPv6 on net1" ip netns exec "${NS[pod1]}" ping -6 -c 1 -W 1 "$v6"
+ip netns exec "${NS[pod1]}" ping -c 1 -W 2 -I net1 \
+    "$(ip -n "${NS[pod2]}" -j addr show dev net1 | vs_json '[a["local"] for a in d[0]["addr_info"] if a["family"] == "inet"][0]')" >/dev/null ||
+    fail "pod1 -> pod2 over IPv4 on net1"
+assert_eq "$(attached)" "pod1/eth0 pod1/net1 pod2/eth0 pod2/net1 pod3/eth0" "attachments with two networks"
+for id in pod1 pod2; do cni_ok DEL "$id" "/run/netns/${NS[$id]}" net1 "$(dual)"; done
+log "two networks per pod: net1 dual-stack (IPv4 and IPv6 pings), each DEL takes its own"
 
 # --- CHECK: passes as made; fails once the address is gone.
 prev=$(cat "$VS_TMP/result-pod2.json")
