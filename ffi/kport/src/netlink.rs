@@ -714,6 +714,30 @@ impl Netlink {
         self.request(&mut req, &op, &mut |_, _| {})
     }
 
+    /// Deletes the main table's route to `dst/prefix_len` out of `dev` (any gateway); false
+    /// if there was none.
+    pub fn del_route(&mut self, dst: IpAddr, prefix_len: u8, dev: Option<u32>) -> io::Result<bool> {
+        let v6 = dst.is_ipv6();
+        let op = || format!("delete route {dst}/{prefix_len} dev {dev:?}");
+        if prefix_len > family(v6).1 {
+            return Err(invalid(format!("{}: prefix too long", op())));
+        }
+        let hdr = [family(v6).0, prefix_len, 0, 0, libc::RT_TABLE_MAIN, 0, 0, 0];
+        let mut req = Req::new(libc::RTM_DELROUTE, 0);
+        req.put(&hdr).put(&0u32.to_ne_bytes());
+        if prefix_len > 0 {
+            req.attr(libc::RTA_DST, &ip_bytes(&dst));
+        }
+        if let Some(dev) = dev {
+            req.u32(libc::RTA_OIF, dev);
+        }
+        match self.request(&mut req, &op, &mut |_, _| {}) {
+            Ok(()) => Ok(true),
+            Err(e) if NetlinkError::errno(&e) == Some(libc::ESRCH) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The unicast routes of the main table, IPv6 or IPv4 (multipath routes come without
     /// gateway and device).
     pub fn routes(&mut self, v6: bool) -> io::Result<Vec<Route>> {
@@ -1062,6 +1086,11 @@ mod tests {
         let off_link = route("fd00:101::", 64, Some("fd00:200::1"), dev, false);
         let e = pod.add_route(&off_link).unwrap_err();
         assert_eq!(NetlinkError::errno(&e), Some(libc::EHOSTUNREACH), "{e}");
+        // Deleted by destination and device, whatever its gateway; a second time: false.
+        let v4: IpAddr = "10.100.0.0".parse().unwrap();
+        assert!(pod.del_route(v4, 16, dev).unwrap());
+        assert!(!pod.routes(false).unwrap().contains(&v4_routes[1]));
+        assert!(!pod.del_route(v4, 16, dev).unwrap());
 
         assert!(host.del_link(&g.host).unwrap());
         assert_eq!(host.link(&g.host).unwrap(), None);
