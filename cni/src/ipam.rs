@@ -3,7 +3,8 @@
 //! network config on stdin and the caller's environment, as the spec's delegation says.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
 use serde_json::Value;
@@ -38,9 +39,62 @@ fn delegate_error(name: &str, stdout: &[u8], stderr: &[u8], status: &str) -> Cni
         .with_details(text.trim().chars().take(2000).collect::<String>())
 }
 
+/// What identifies a plugin file's contents for the cache: size, modification time and
+/// inode (a package upgrade or a copy over it changes one of them).
+fn file_key(path: &Path) -> Option<String> {
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{} {} {} {}",
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ino()
+    ))
+}
+
+/// The cache file of plugin `path`: named by a hash of its path.
+fn cache_file(cache: &Path, path: &Path) -> PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    cache.join(format!("{h:016x}"))
+}
+
+/// The versions cached for `path` if its key still matches: line 1 the key, line 2 the
+/// versions separated by spaces. Anything else (missing, stale, damaged) is a miss.
+fn read_cache(cache: &Path, path: &Path, key: &str) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(cache_file(cache, path)).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != key {
+        return None;
+    }
+    let versions: Vec<String> = lines.next()?.split(' ').map(str::to_owned).collect();
+    versions
+        .iter()
+        .all(|v| Version::parse(v).is_some())
+        .then_some(versions)
+}
+
+/// Keeps a plugin's versions (best effort: written beside and renamed, so a reader sees a
+/// whole file or none).
+fn write_cache(cache: &Path, path: &Path, key: &str, versions: &[String]) {
+    if versions.is_empty() || std::fs::create_dir_all(cache).is_err() {
+        return;
+    }
+    let file = cache_file(cache, path);
+    let tmp = file.with_extension(format!("{}.tmp", std::process::id()));
+    let body = format!("{key}\n{}\n", versions.join(" "));
+    if std::fs::write(&tmp, body).is_ok() && std::fs::rename(&tmp, &file).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
 impl Ipam {
-    /// Finds `name` on CNI_PATH and asks it its versions.
-    pub fn find(name: &str, env: &Env) -> CniResult<Ipam> {
+    /// Finds `name` on CNI_PATH and asks it its versions (or reads them from `cache`, a
+    /// directory where the answer is kept per plugin file: one exec less per call).
+    pub fn find(name: &str, env: &Env, cache: &Path) -> CniResult<Ipam> {
         let path = env
             .path
             .iter()
@@ -61,20 +115,31 @@ impl Ipam {
             path,
             version: Version(0, 0, 0),
         };
-        let out = ipam.run(
-            "VERSION",
-            env,
-            &serde_json::json!({"cniVersion": version::NEWEST}),
-        )?;
-        let theirs: Vec<String> = out
-            .get("supportedVersions")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let key = file_key(&ipam.path);
+        let cached = key.as_ref().and_then(|k| read_cache(cache, &ipam.path, k));
+        let theirs = match cached {
+            Some(v) => v,
+            None => {
+                let out = ipam.run(
+                    "VERSION",
+                    env,
+                    &serde_json::json!({"cniVersion": version::NEWEST}),
+                )?;
+                let theirs: Vec<String> = out
+                    .get("supportedVersions")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(k) = &key {
+                    write_cache(cache, &ipam.path, k, &theirs);
+                }
+                theirs
+            }
+        };
         ipam.version = version::common(&theirs).ok_or_else(|| {
             CniError::new(
                 code::INCOMPATIBLE_VERSION,
@@ -185,5 +250,35 @@ impl Ipam {
 
     pub fn status(&self, conf: &NetConf, env: &Env) -> CniResult<()> {
         self.run("STATUS", env, &self.input(conf, None)).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_cached_per_plugin_file_and_dropped_when_it_changes() {
+        let dir = std::env::temp_dir().join(format!("vs-cni-ipam-{}", std::process::id()));
+        let plugin = dir.join("plugin");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&plugin, "#!/bin/sh\n").unwrap();
+        let cache = dir.join("cache");
+        let key = file_key(&plugin).unwrap();
+        assert_eq!(read_cache(&cache, &plugin, &key), None);
+        let v = vec!["0.4.0".to_string(), "1.0.0".to_string()];
+        write_cache(&cache, &plugin, &key, &v);
+        assert_eq!(read_cache(&cache, &plugin, &key), Some(v));
+        std::fs::write(&plugin, "#!/bin/sh\nexit 0\n").unwrap();
+        let changed = file_key(&plugin).unwrap();
+        assert_ne!(changed, key);
+        assert_eq!(read_cache(&cache, &plugin, &changed), None);
+        std::fs::write(cache_file(&cache, &plugin), format!("{changed}\n1.0 x\n")).unwrap();
+        assert_eq!(
+            read_cache(&cache, &plugin, &changed),
+            None,
+            "a damaged entry is a miss"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

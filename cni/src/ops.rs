@@ -26,6 +26,11 @@ pub fn host_name(container_id: &str, ifname: &str) -> String {
     format!("vs{:012x}", h >> 16)
 }
 
+/// Where IPAM plugins' VERSION answers are kept (ipam.rs).
+fn ipam_cache(conf: &NetConf) -> PathBuf {
+    conf.socket_dir.join(".ipam-versions")
+}
+
 /// The socket a memif / vhost-user pod mounts: `socketDir/<container id>/<ifname>.sock`.
 fn socket_path(conf: &NetConf, env: &Env) -> PathBuf {
     conf.socket_dir
@@ -42,13 +47,30 @@ fn attachment(conf: &NetConf, env: &Env) -> pb::Attachment {
     }
 }
 
-/// The switch interface of `env`'s attachment on this network, if there is one.
+/// The switch interface of `env`'s attachment on this network, if there is one: the one
+/// of its name (no listing: one call, whatever the number of pods).
 fn find_attached(sw: &mut Switch, conf: &NetConf, env: &Env) -> CniResult<Option<pb::Interface>> {
-    Ok(sw.interfaces()?.into_iter().find(|i| {
+    let name = host_name(&env.container_id, &env.ifname);
+    Ok(sw.interface(&name)?.filter(|i| {
         i.attachment.as_ref().is_some_and(|a| {
             a.container_id == env.container_id && a.ifname == env.ifname && a.network == conf.name
         })
     }))
+}
+
+/// `VSWITCH_CNI_TRACE=1`: the time each step of a call took, on stderr (where a runtime
+/// logs a plugin's stderr), to see where an ADD's milliseconds go.
+fn trace(step: &str) {
+    use std::sync::OnceLock;
+    static START: OnceLock<Option<std::time::Instant>> = OnceLock::new();
+    let start = START
+        .get_or_init(|| std::env::var_os("VSWITCH_CNI_TRACE").map(|_| std::time::Instant::now()));
+    if let Some(t) = start {
+        eprintln!(
+            "vswitch-cni: {:8.3} ms {step}",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
 }
 
 /// What ADD has made so far, undone in reverse if it fails.
@@ -82,7 +104,9 @@ fn undo(made: &Made, sw: &mut Switch, ipam: Option<&Ipam>, conf: &NetConf, env: 
 }
 
 pub fn add(conf: &NetConf, env: &Env) -> CniResult<CniOutput> {
+    trace("start");
     let mut sw = Switch::connect(&conf.socket)?;
+    trace("connected");
     if let Some(br) = &conf.bridge {
         if conf.mode == Mode::Bridge && sw.bridge(br)?.is_none() {
             return Err(invalid(format!(
@@ -99,11 +123,12 @@ pub fn add(conf: &NetConf, env: &Env) -> CniResult<CniOutput> {
             ),
         ));
     }
+    trace("checked bridge and attachment");
     let netns = pod::open_netns(&env.netns)?;
     let ipam = conf
         .ipam
         .as_deref()
-        .map(|t| Ipam::find(t, env))
+        .map(|t| Ipam::find(t, env, &ipam_cache(conf)))
         .transpose()?;
     let mut made = Made::default();
     let r = add_steps(conf, env, &mut sw, ipam.as_ref(), &netns, &mut made);
@@ -123,7 +148,9 @@ fn add_steps(
 ) -> CniResult<CniOutput> {
     let mut out = match ipam {
         Some(ipam) => {
+            trace("ipam found");
             let r = ipam.add(conf, env);
+            trace("ipam add");
             // host-local may have taken a lease even when it then failed; DEL is idempotent.
             made.lease = Some(());
             r?
@@ -136,6 +163,7 @@ fn add_steps(
     let type_name = match conf.interface {
         IfType::Veth => {
             pod::add_veth(&name, &env.ifname, netns, conf.mtu)?;
+            trace("veth made");
             made.host_veth = Some(name.clone());
             args.push(("iface".into(), name.clone()));
             if let Some(mtu) = conf.mtu {
@@ -201,6 +229,7 @@ fn add_steps(
         }
     }
     sw.transaction("the attachment", changes)?;
+    trace("transaction");
     made.switch_iface = Some(name.clone());
 
     let mut interfaces = Vec::new();
@@ -250,6 +279,7 @@ fn add_steps(
             });
         }
     }
+    trace("pod configured");
     let pod_index = interfaces.len() - 1;
     for ip in &mut out.ips {
         ip.interface = Some(pod_index);
@@ -345,7 +375,7 @@ fn routes_via(sw: &mut Switch, i: &pb::Interface) -> CniResult<Vec<String>> {
 pub fn del(conf: &NetConf, env: &Env) -> CniResult<()> {
     let mut sw = Switch::connect(&conf.socket)?;
     let ipam = match conf.ipam.as_deref() {
-        Some(t) => Some(Ipam::find(t, env)?),
+        Some(t) => Some(Ipam::find(t, env, &ipam_cache(conf))?),
         None => None,
     };
     let iface = find_attached(&mut sw, conf, env)?;
@@ -411,7 +441,7 @@ pub fn check(conf: &NetConf, env: &Env) -> CniResult<()> {
         pod::check(&env.netns, &env.ifname, &ips, conf.mode == Mode::Routed)?;
     }
     if let Some(t) = conf.ipam.as_deref() {
-        Ipam::find(t, env)?.check(conf, env, &prev)?;
+        Ipam::find(t, env, &ipam_cache(conf))?.check(conf, env, &prev)?;
     }
     Ok(())
 }
@@ -422,7 +452,7 @@ pub fn gc(conf: &NetConf, env: &Env) -> CniResult<()> {
     let keep = conf.valid_attachments.clone().unwrap_or_default();
     let mut sw = Switch::connect(&conf.socket)?;
     let ipam = match conf.ipam.as_deref() {
-        Some(t) => Some(Ipam::find(t, env)?),
+        Some(t) => Some(Ipam::find(t, env, &ipam_cache(conf))?),
         None => None,
     };
     let mut first_error = None;
@@ -463,7 +493,11 @@ pub fn status(conf: &NetConf, env: &Env) -> CniResult<()> {
                 code::NOT_AVAILABLE_EXISTING_LOST,
                 format!("vswitchd does not answer at {}", conf.socket.display()),
             )
-            .with_details(if e.details.is_empty() { e.msg } else { e.details })
+            .with_details(if e.details.is_empty() {
+                e.msg
+            } else {
+                e.details
+            })
         })?;
     if h.max_interfaces > 0 && h.interfaces >= h.max_interfaces {
         return Err(CniError::new(
@@ -475,7 +509,7 @@ pub fn status(conf: &NetConf, env: &Env) -> CniResult<()> {
         ));
     }
     if let Some(t) = conf.ipam.as_deref() {
-        let ipam = Ipam::find(t, env)?;
+        let ipam = Ipam::find(t, env, &ipam_cache(conf))?;
         if ipam.speaks_1_1() {
             ipam.status(conf, env)?;
         }

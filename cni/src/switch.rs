@@ -61,6 +61,33 @@ impl Switch {
         })
     }
 
+    /// Runs one call; vswitchd's refusal comes back as its status (for callers that tell
+    /// codes apart), a time-out as the plugin's error.
+    fn try_call<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(
+            VswitchClient<Channel>,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>>,
+        >,
+    ) -> CniResult<Result<T, tonic::Status>> {
+        let client = self.client.clone();
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(CALL_TIMEOUT, f(client)).await })
+        {
+            Ok(r) => Ok(r.map(tonic::Response::into_inner)),
+            Err(_) => Err(CniError::new(
+                code::TRY_AGAIN,
+                format!(
+                    "vswitchd at {} did not answer {what} in {CALL_TIMEOUT:?}",
+                    self.socket
+                ),
+            )),
+        }
+    }
+
     fn call<T>(
         &mut self,
         what: &str,
@@ -70,20 +97,18 @@ impl Switch {
             Box<dyn std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>>,
         >,
     ) -> CniResult<T> {
-        let client = self.client.clone();
-        match self
-            .rt
-            .block_on(async { tokio::time::timeout(CALL_TIMEOUT, f(client)).await })
-        {
-            Ok(Ok(r)) => Ok(r.into_inner()),
-            Ok(Err(s)) => Err(refused(what, &s)),
-            Err(_) => Err(CniError::new(
-                code::TRY_AGAIN,
-                format!(
-                    "vswitchd at {} did not answer {what} in {CALL_TIMEOUT:?}",
-                    self.socket
-                ),
-            )),
+        self.try_call(what, f)?.map_err(|s| refused(what, &s))
+    }
+
+    /// Interface `name`, or None if the switch has none of that name.
+    pub fn interface(&mut self, name: &str) -> CniResult<Option<pb::Interface>> {
+        let req = pb::GetInterfaceRequest { name: name.into() };
+        match self.try_call("get interface", |mut c| {
+            Box::pin(async move { c.get_interface(req).await })
+        })? {
+            Ok(i) => Ok(Some(i)),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(refused("get interface", &s)),
         }
     }
 

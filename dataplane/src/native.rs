@@ -125,6 +125,69 @@ impl std::fmt::Debug for NativePort {
     }
 }
 
+/// Sockets whose rings are made ahead ([`kport::Prepared`]): each ring's set-up waits for
+/// an RCU grace period in the kernel (5-20 ms here, two per port), which used to be most of
+/// the time an `iface add` (and a CNI ADD) took. A port takes a prepared socket and binds
+/// it; a thread makes the next ones. At most [`prepared::AHEAD`] (8) wait, each holding its
+/// rings (768 KiB with the switch's ring sizes) and one descriptor.
+pub mod prepared {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Mutex;
+
+    use kport::{AfPacket, AfPacketConfig, Prepared};
+
+    /// Sockets kept ready.
+    pub const AHEAD: usize = 8;
+
+    static POOL: Mutex<Vec<Prepared>> = Mutex::new(Vec::new());
+    static FILLING: AtomicBool = AtomicBool::new(false);
+
+    /// A prepared socket of configuration `cfg`: one made ahead if there is one, else one
+    /// made now; either way the pool is topped up in the background. Call it in the network
+    /// namespace the port's interface is in (the switch's own: the pool's are made there).
+    pub fn take(cfg: &AfPacketConfig) -> kport::Result<Prepared> {
+        let ready = {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            let at = pool.iter().position(|p| p.config() == cfg);
+            at.map(|i| pool.swap_remove(i))
+        };
+        refill(cfg);
+        match ready {
+            Some(p) => Ok(p),
+            None => AfPacket::prepare(cfg),
+        }
+    }
+
+    /// Sockets of `cfg` waiting now.
+    pub fn ready(cfg: &AfPacketConfig) -> usize {
+        let pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter().filter(|p| p.config() == cfg).count()
+    }
+
+    fn refill(cfg: &AfPacketConfig) {
+        if FILLING.swap(true, SeqCst) {
+            return;
+        }
+        let cfg = cfg.clone();
+        let spawned = std::thread::Builder::new()
+            .name("native-prepare".into())
+            .spawn(move || {
+                // A failure (out of memory, descriptors) leaves the pool short: ports
+                // are then prepared when they are added, and say why if that fails.
+                while ready(&cfg) < AHEAD {
+                    match AfPacket::prepare(&cfg) {
+                        Ok(p) => POOL.lock().unwrap_or_else(|e| e.into_inner()).push(p),
+                        Err(_) => break,
+                    }
+                }
+                FILLING.store(false, SeqCst);
+            });
+        if spawned.is_err() {
+            FILLING.store(false, SeqCst);
+        }
+    }
+}
+
 impl NativePort {
     /// Opens interface `ifname` (in the caller's network namespace) for a dataplane of
     /// `workers` workers, received by worker `rx_worker` into mbufs of `pool`.
@@ -135,7 +198,7 @@ impl NativePort {
         rx_worker: usize,
         pool: Arc<Mempool>,
     ) -> kport::Result<NativePort> {
-        let ring = AfPacket::open(ifname, cfg)?;
+        let ring = prepared::take(cfg)?.bind(ifname)?;
         let senders = senders(workers, rx_worker, || {
             AfPacketTx::open(ifname).map(Sender::AfPacket)
         })?;

@@ -360,11 +360,86 @@ unsafe fn status_word(map: &Mapping, off: usize) -> &AtomicU32 {
     unsafe { AtomicU32::from_ptr(map.ptr().add(off + slot::field::STATUS.start).cast()) }
 }
 
-impl AfPacket {
-    /// Opens a port on interface `ifname` (in the calling thread's network namespace).
-    pub fn open(ifname: &str, cfg: &AfPacketConfig) -> Result<AfPacket> {
-        let geo = Geometry::new(cfg)?;
+/// A socket with its options and rings made but bound to no interface yet
+/// ([`AfPacket::prepare`]): protocol 0, so it receives nothing. Setting up each ring waits
+/// for a network RCU grace period in the kernel (`synchronize_net` in `packet_set_ring`: a
+/// scheduler tick or more, 5-20 ms here), which [`Prepared::bind`] does not: a switch keeps
+/// a few prepared ahead, so adding a port costs a bind.
+#[derive(Debug)]
+pub struct Prepared {
+    cfg: AfPacketConfig,
+    geo: Geometry,
+    map: Mapping,
+    fd: OwnedFd,
+}
+
+// SAFETY: as for AfPacket: the mapping is memory owned by this value alone (the socket is
+// bound to nothing, so the kernel writes nothing into it yet); nothing is tied to a thread.
+unsafe impl Send for Prepared {}
+
+impl Prepared {
+    /// The configuration it was prepared with.
+    pub fn config(&self) -> &AfPacketConfig {
+        &self.cfg
+    }
+
+    /// Binds it to interface `ifname` (in the network namespace the socket was made in):
+    /// the port.
+    pub fn bind(self, ifname: &str) -> Result<AfPacket> {
+        let Prepared { cfg, geo, map, fd } = self;
         let ifindex = sys::ifindex(ifname)?;
+        let raw = fd.as_raw_fd();
+        bind(raw, ifname, ifindex, sys::ETH_P_ALL)?;
+        if cfg.promisc {
+            let mreq = PacketMreq {
+                ifindex: ifindex as i32,
+                kind: sys::PACKET_MR_PROMISC,
+                ..PacketMreq::default()
+            };
+            opt(
+                raw,
+                ifname,
+                "PACKET_ADD_MEMBERSHIP(PROMISC)",
+                sys::PACKET_ADD_MEMBERSHIP,
+                &mreq,
+            )?;
+        }
+
+        // A send-only socket (protocol 0: it queues nothing) for frames too big for a slot.
+        let side = AfPacketTx::open(ifname)?;
+
+        Ok(AfPacket {
+            ifname: ifname.to_string(),
+            ifindex,
+            geo,
+            map,
+            fd,
+            side,
+            rx_head: 0,
+            copy: CopyBuf {
+                frame: vec![0u8; copy::BUF_LEN].into_boxed_slice(),
+                ctl: CmsgBuf([0; 64]),
+            },
+            tx_head: 0,
+            tx_pending: 0,
+            stats: AfPacketStats::default(),
+            kernel_drops: AtomicU64::new(0),
+        })
+    }
+}
+
+impl AfPacket {
+    /// Opens a port on interface `ifname` (in the calling thread's network namespace):
+    /// [`AfPacket::prepare`] then [`Prepared::bind`].
+    pub fn open(ifname: &str, cfg: &AfPacketConfig) -> Result<AfPacket> {
+        Self::prepare(cfg)?.bind(ifname)
+    }
+
+    /// A socket with its options and rings, bound to no interface yet (in the calling
+    /// thread's network namespace). Errors name no interface: "(unbound)".
+    pub fn prepare(cfg: &AfPacketConfig) -> Result<Prepared> {
+        let ifname = "(unbound)";
+        let geo = Geometry::new(cfg)?;
         let fd = packet_socket(ifname)?;
         let raw = fd.as_raw_fd();
         let one: libc::c_int = 1;
@@ -418,41 +493,11 @@ impl AfPacket {
             &geo.tx.req(),
         )?;
         let map = Mapping::new(raw, geo.total()).map_err(kernel(ifname, "mmap of the rings"))?;
-        bind(raw, ifname, ifindex, sys::ETH_P_ALL)?;
-        if cfg.promisc {
-            let mreq = PacketMreq {
-                ifindex: ifindex as i32,
-                kind: sys::PACKET_MR_PROMISC,
-                ..PacketMreq::default()
-            };
-            opt(
-                raw,
-                ifname,
-                "PACKET_ADD_MEMBERSHIP(PROMISC)",
-                sys::PACKET_ADD_MEMBERSHIP,
-                &mreq,
-            )?;
-        }
-
-        // A send-only socket (protocol 0: it queues nothing) for frames too big for a slot.
-        let side = AfPacketTx::open(ifname)?;
-
-        Ok(AfPacket {
-            ifname: ifname.to_string(),
-            ifindex,
+        Ok(Prepared {
+            cfg: cfg.clone(),
             geo,
             map,
             fd,
-            side,
-            rx_head: 0,
-            copy: CopyBuf {
-                frame: vec![0u8; copy::BUF_LEN].into_boxed_slice(),
-                ctl: CmsgBuf([0; 64]),
-            },
-            tx_head: 0,
-            tx_pending: 0,
-            stats: AfPacketStats::default(),
-            kernel_drops: AtomicU64::new(0),
         })
     }
 

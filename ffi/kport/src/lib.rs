@@ -42,7 +42,7 @@ mod vlan;
 pub mod vnet;
 
 pub use afpacket::{
-    AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats, DropCounter,
+    AfPacket, AfPacketConfig, AfPacketStats, AfPacketTx, AfPacketTxStats, DropCounter, Prepared,
 };
 pub use error::{Error, Result};
 pub use netlink::{Link, Netlink, NetlinkError, Route, VethEnd};
