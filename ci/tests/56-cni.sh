@@ -11,6 +11,8 @@
 #   IPv4 and IPv6 pings over it, each DEL taking only its own;
 # - CHECK passes, and fails once the pod's address is gone;
 # - a vswitchd restart between ADD and DEL: the pods keep interfaces and connectivity;
+# - the host interface: bridge mode gives it the pods' gateway address, routed mode the
+#   node's route to each pod (hostInterface); MACs asked for by CNI_ARGS and runtimeConfig;
 # - routed mode: two /32 pods reach each other and a routed subnet through 169.254.1.1;
 # - 20 ADDs at once, then 20 DELs at once; GC with a list omitting two of five removes
 #   exactly those two and their leases; DEL is idempotent (twice, unknown container,
@@ -41,7 +43,6 @@ run_ok "bridge" vsctl bridge add br >/dev/null
 host=$(vs_ifname host)
 run_ok "host interface" vsctl iface add host tap iface="$host" >/dev/null
 VS_LINKS+=("$host")
-ip addr add 10.56.0.1/24 dev "$host"
 vs_host_link_quiet "$host"
 run_ok "attach host" vsctl bridge attach br host >/dev/null
 
@@ -49,14 +50,14 @@ run_ok "attach host" vsctl bridge attach br host >/dev/null
 conf() {
     local version=$1
     shift
-    "$VS_PY" - "$version" "$VS_SOCK" "$IPAM_DIR" "$SOCKDIR" "$@" <<'PYEOF'
+    "$VS_PY" - "$version" "$VS_SOCK" "$IPAM_DIR" "$SOCKDIR" "$host" "$@" <<'PYEOF'
 import json, sys
-version, sock, ipam_dir, sockdir = sys.argv[1:5]
+version, sock, ipam_dir, sockdir, host = sys.argv[1:6]
 c = {"cniVersion": version, "name": "pods", "type": "vswitch-cni", "bridge": "br",
-     "socket": sock, "socketDir": sockdir,
+     "socket": sock, "socketDir": sockdir, "hostInterface": host,
      "ipam": {"type": "host-local", "subnet": "10.56.0.0/24", "gateway": "10.56.0.1",
               "dataDir": ipam_dir, "routes": [{"dst": "0.0.0.0/0"}]}}
-for kv in sys.argv[5:]:
+for kv in sys.argv[6:]:
     k, v = kv.split("=", 1)
     c[k] = json.loads(v)
     if c[k] is None:
@@ -66,13 +67,13 @@ PYEOF
 }
 
 # cni COMMAND ID NETNS IFNAME CONFIG: runs the plugin as a runtime does; its stdout in
-# $VS_TMP/out, its exit code in CNI_RC.
+# $VS_TMP/out, its exit code in CNI_RC. CNI_EXTRA_ARGS: more CNI_ARGS (K=V;...).
 CNI_RC=0
 cni() {
     local cmd=$1 id=$2 ns=$3 ifname=$4 config=$5
     CNI_RC=0
     CNI_COMMAND=$cmd CNI_CONTAINERID=$id CNI_NETNS=$ns CNI_IFNAME=$ifname \
-        CNI_PATH="$PLUGINS:/usr/lib/cni" CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAME=$id" \
+        CNI_PATH="$PLUGINS:/usr/lib/cni" CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAME=$id${CNI_EXTRA_ARGS:+;$CNI_EXTRA_ARGS}" \
         timeout 60 "$PLUGINS/vswitch-cni" <<<"$config" >"$VS_TMP/out" 2>"$VS_TMP/err" ||
         CNI_RC=$?
 }
@@ -143,7 +144,12 @@ for v in 0.4.0 1.0.0 1.1.0; do
     NS[$id]=$(vs_ifname "p$n")
     ip netns add "${NS[$id]}"
     VS_NETNS+=("${NS[$id]}")
-    cni_ok ADD "$id" "/run/netns/${NS[$id]}" eth0 "$(conf "$v" mtu=1400)"
+    case $v in
+        # The MAC a runtime asks for: podman's --mac-address (CNI_ARGS), the "mac" capability.
+        1.0.0) CNI_EXTRA_ARGS="MAC=02:56:00:00:00:02" cni_ok ADD "$id" "/run/netns/${NS[$id]}" eth0 "$(conf "$v" mtu=1400)" ;;
+        1.1.0) cni_ok ADD "$id" "/run/netns/${NS[$id]}" eth0 "$(conf "$v" mtu=1400 runtimeConfig='{"mac":"02:56:00:00:00:03"}')" ;;
+        *) cni_ok ADD "$id" "/run/netns/${NS[$id]}" eth0 "$(conf "$v" mtu=1400)" ;;
+    esac
     cp "$VS_TMP/out" "$VS_TMP/result-$id.json"
     hosts_from "$VS_TMP/out"
     ns=${NS[$id]}
@@ -154,6 +160,10 @@ for v in 0.4.0 1.0.0 1.1.0; do
         vs_json '[i["name"] for i in d if i["attachment"] and i["attachment"]["container_id"] == id][0]' id="$id")
     hostmac=$(ip -j link show dev "$hostname" | vs_json 'd[0]["address"]')
     assert_eq "$podmtu" 1400 "pod MTU"
+    case $v in
+        1.0.0) assert_eq "$podmac" 02:56:00:00:00:02 "pod MAC from CNI_ARGS" ;;
+        1.1.0) assert_eq "$podmac" 02:56:00:00:00:03 "pod MAC from runtimeConfig" ;;
+    esac
     ip -n "$ns" route show default | grep -q 'via 10.56.0.1 dev eth0' || fail "$id: no default route via 10.56.0.1"
     vs_json_true '(
 d["cniVersion"] == v
@@ -178,6 +188,8 @@ done
 pod_ip() { ip -n "${NS[$1]}" -j addr show dev eth0 | vs_json '[a["local"] for a in d[0]["addr_info"] if a["family"] == "inet"][0]'; }
 vs_ping "${NS[pod1]}" "$(pod_ip pod2)"
 vs_ping "${NS[pod3]}" "$(pod_ip pod1)"
+# The host interface got the pods' gateway address from the plugin (hostInterface).
+ip -br addr show dev "$host" | grep -q ' 10.56.0.1/24' || fail "hostInterface $host lacks 10.56.0.1/24: $(ip -br addr show dev "$host")"
 wait_until 15 "host reaches pod2" ping -c 1 -W 1 "$(pod_ip pod2)"
 log "host -> pod2 $(pod_ip pod2): reply"
 # TCP with the pods' default offloads (TSO, partial checksums).
@@ -203,7 +215,7 @@ log "chain: tuning used this plugin's result (MTU 1300, sysctl) and passed it on
 # --- Several networks per pod, as a meta plugin (Multus) makes them: pod1 and pod2 also
 # get net1 on a second, dual-stack network (IPv4 and IPv6 from host-local).
 dual() {
-    conf 1.0.0 name='"pods-b"' ipam='{"type":"host-local","dataDir":"'"$IPAM_DIR"'",
+    conf 1.0.0 name='"pods-b"' hostInterface=null ipam='{"type":"host-local","dataDir":"'"$IPAM_DIR"'",
         "ranges":[[{"subnet":"10.60.0.0/24"}],[{"subnet":"fd56::/64"}]]}'
 }
 for id in pod1 pod2; do
@@ -322,7 +334,17 @@ for i in 1 3 5; do cni_ok DEL "c$i" "/run/netns/$(vs_ifname "c$i")" eth0 "$c10";
 nothing_left
 
 # --- Routed mode: /32 pods through 169.254.1.1, and a routed subnet.
-routed() { conf 1.0.0 mode='"routed"' bridge=null ipam='{"type":"host-local","subnet":"10.57.0.0/24","dataDir":"'"$IPAM_DIR"'","routes":[{"dst":"0.0.0.0/0"}]}'; }
+# The node reaches routed pods through its own interface (hostr: a tap of the switch in
+# the host namespace, proxy-ARP on in the switch, the node's address routed to it): the
+# plugin adds the node's route to each pod (hostInterface) and takes it away on DEL.
+hostr=$(vs_ifname hostr)
+run_ok "routed host interface" vsctl iface add hostr tap iface="$hostr" >/dev/null
+VS_LINKS+=("$hostr")
+vs_host_link_quiet "$hostr"
+ip addr add 10.57.255.1/32 dev "$hostr"
+run_ok "proxy-arp hostr" vsctl proxy-arp hostr on >/dev/null
+run_ok "route to the node" vsctl route add 10.57.255.1/32 dev hostr >/dev/null
+routed() { conf 1.0.0 mode='"routed"' bridge=null hostInterface="\"$hostr\"" ipam='{"type":"host-local","subnet":"10.57.0.0/24","dataDir":"'"$IPAM_DIR"'","routes":[{"dst":"0.0.0.0/0"}]}'; }
 vs_host up 10.58.0.1/24
 run_ok "uplink" vsctl iface add up af_packet iface="$VS_HOSTIF" >/dev/null
 run_ok "uplink address" vsctl addr add up 10.58.0.254/24 >/dev/null
@@ -341,9 +363,13 @@ ip -n "$(vs_ifname c1)" route show default | grep -q 'via 169.254.1.1 dev eth0' 
 vs_ping "$(vs_ifname c1)" "$r2"
 vs_ping "$(vs_ifname c2)" 10.58.0.1
 vs_ping "$upns" "${r1%/32}"
+ip route show "${r1%/32}" | grep -q "dev $hostr" || fail "no node route to ${r1%/32} via $hostr: $(ip route show "${r1%/32}")"
+wait_until 15 "the node reaches routed pod ${r1%/32}" ping -c 1 -W 1 "${r1%/32}"
+log "the node reaches the routed pod through $hostr (route added by the plugin)"
 for i in 1 2; do cni_ok DEL "r$i" "/run/netns/$(vs_ifname "c$i")" eth0 "$(routed)"; done
+[[ -z "$(ip route show "${r1%/32}")" ]] || fail "the node's route to ${r1%/32} outlived DEL"
 nothing_left
-vsctl --json route show | vs_json_true 'not any(r["prefix"].startswith("10.57.") for r in d)' ||
+vsctl --json route show | vs_json_true 'not any(r["prefix"].startswith("10.57.0.") for r in d)' ||
     fail "routed pods' routes left in the switch"
 log "routed mode: /32 pods reach each other and 10.58.0.0/24 through 169.254.1.1; DEL removes their routes"
 

@@ -115,6 +115,27 @@ impl Env {
     }
 }
 
+impl Env {
+    /// The value of `key` in CNI_ARGS (`K=V;K=V`), if given.
+    pub fn arg(&self, key: &str) -> Option<&str> {
+        self.args
+            .split(';')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The MAC CNI_ARGS asks for (`MAC=`, as podman's `--mac-address` sends it).
+    pub fn mac(&self) -> CniResult<Option<[u8; 6]>> {
+        match self.arg("MAC") {
+            None => Ok(None),
+            Some(m) => parse_mac(m).map(Some).ok_or_else(|| {
+                env_error(format!("CNI_ARGS MAC={m:?} is not a unicast MAC address"))
+            }),
+        }
+    }
+}
+
 /// A CNI name (container id, network name): `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most `max`.
 pub fn is_cni_name(s: &str, max: usize) -> bool {
     !s.is_empty()
@@ -178,6 +199,13 @@ pub struct NetConf {
     pub ipam: Option<String>,
     /// `runtimeConfig.CNIDeviceInfoFile`: where the runtime wants a device-info file.
     pub device_info_file: Option<PathBuf>,
+    /// The pod interface's MAC the runtime asks for (`runtimeConfig.mac`; CNI_ARGS `MAC=`
+    /// is read with the environment).
+    pub mac: Option<[u8; 6]>,
+    /// A Linux interface of the node (a tap of the switch in the host's namespace) through
+    /// which the node reaches its pods: bridge mode gives it the pods' gateway address,
+    /// routed mode a route to each pod.
+    pub host_interface: Option<String>,
     /// GC: the attachments to keep, (container id, ifname).
     pub valid_attachments: Option<Vec<(String, String)>>,
     /// The whole config, as given (handed to the IPAM plugin).
@@ -312,10 +340,28 @@ impl NetConf {
             },
             Some(other) => return Err(invalid(format!("ipam must be an object, not {other}"))),
         };
-        let device_info_file = match o.get("runtimeConfig") {
-            Some(Value::Object(rc)) => string(rc, "CNIDeviceInfoFile")?.map(PathBuf::from),
-            _ => None,
+        let (device_info_file, mac) = match o.get("runtimeConfig") {
+            Some(Value::Object(rc)) => (
+                string(rc, "CNIDeviceInfoFile")?.map(PathBuf::from),
+                match string(rc, "mac")? {
+                    Some(m) => Some(parse_mac(m).ok_or_else(|| {
+                        invalid(format!(
+                            "runtimeConfig.mac {m:?} is not a unicast MAC address"
+                        ))
+                    })?),
+                    None => None,
+                },
+            ),
+            _ => (None, None),
         };
+        let host_interface = string(o, "hostInterface")?.map(str::to_owned);
+        if let Some(h) = &host_interface {
+            if !is_ifname(h) {
+                return Err(invalid(format!(
+                    "hostInterface {h:?} is not a Linux interface name"
+                )));
+            }
+        }
         let valid_attachments = if command == Command::Gc {
             Some(gc_attachments(o)?)
         } else {
@@ -334,10 +380,26 @@ impl NetConf {
             socket,
             ipam,
             device_info_file,
+            mac,
+            host_interface,
             valid_attachments,
             raw,
         })
     }
+}
+
+/// A unicast MAC address `aa:bb:cc:dd:ee:ff` (not all zeros).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    (parts.next().is_none() && mac[0] & 1 == 0 && mac != [0; 6]).then_some(mac)
 }
 
 /// A plugin's file name: no path separators, not `.` or `..`.
@@ -543,6 +605,46 @@ mod tests {
     }
 
     #[test]
+    fn a_mac_comes_from_runtime_config_or_cni_args() {
+        let c = conf(
+            r#"{"cniVersion":"1.0.0","name":"n","bridge":"b","hostInterface":"vs-host",
+                "runtimeConfig":{"mac":"02:00:00:00:00:0a"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 10]));
+        assert_eq!(c.host_interface.as_deref(), Some("vs-host"));
+        for bad in [
+            r#"{"cniVersion":"1.0.0","name":"n","bridge":"b","runtimeConfig":{"mac":"01:00:00:00:00:01"}}"#,
+            r#"{"cniVersion":"1.0.0","name":"n","bridge":"b","runtimeConfig":{"mac":"zz"}}"#,
+            r#"{"cniVersion":"1.0.0","name":"n","bridge":"b","hostInterface":"a/b"}"#,
+        ] {
+            assert_eq!(conf(bad).unwrap_err().code, code::INVALID_CONFIG, "{bad}");
+        }
+        let mut vars = FULL.to_vec();
+        vars.retain(|(k, _)| *k != "CNI_ARGS");
+        vars.push((
+            "CNI_ARGS",
+            "IgnoreUnknown=1;MAC=02:aa:bb:cc:dd:ee;K8S_POD_NAME=x",
+        ));
+        let e = Env::read(Command::Add, env(&vars)).unwrap();
+        assert_eq!(e.mac().unwrap(), Some([2, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]));
+        assert_eq!(e.arg("K8S_POD_NAME"), Some("x"));
+        vars.pop();
+        vars.push(("CNI_ARGS", "MAC=ff:ff:ff:ff:ff:ff"));
+        let e = Env::read(Command::Add, env(&vars)).unwrap();
+        assert_eq!(e.mac().unwrap_err().code, code::INVALID_ENV);
+        for bad in [
+            "",
+            "00:00:00:00:00:00",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:0:0:0:0:0",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn gc_reads_both_attachment_keys() {
         let c = NetConf::parse(
             br#"{"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":
@@ -576,6 +678,13 @@ mod tests {
                 prop_assert_eq!(r.unwrap_err().code, code::DECODE);
             } else {
                 prop_assert!(r.is_ok());
+            }
+        }
+
+        #[test]
+        fn parse_mac_never_panics(s in ".{0,25}") {
+            if let Some(m) = parse_mac(&s) {
+                prop_assert_eq!(m[0] & 1, 0);
             }
         }
 

@@ -11,7 +11,7 @@ use crate::conf::{Env, IfType, Mode, NetConf};
 use crate::error::{code, invalid, CniError, CniResult};
 use crate::ipam::Ipam;
 use crate::pod::{self, PodConfig};
-use crate::result::{CniOutput, Interface};
+use crate::result::{Cidr, CniOutput, Interface};
 use crate::switch::Switch;
 
 /// The switch interface (and host veth end) of a container's interface: `vs` and 12 hex
@@ -76,6 +76,7 @@ fn trace(step: &str) {
 /// What ADD has made so far, undone in reverse if it fails.
 #[derive(Default)]
 struct Made {
+    host_routes: Vec<Cidr>,
     lease: Option<()>,
     host_veth: Option<String>,
     socket_dir: Option<PathBuf>,
@@ -84,6 +85,11 @@ struct Made {
 
 fn undo(made: &Made, sw: &mut Switch, ipam: Option<&Ipam>, conf: &NetConf, env: &Env) {
     // Best effort: the ADD's own error is what the runtime is told.
+    if let Some(h) = &conf.host_interface {
+        for r in &made.host_routes {
+            let _ = pod::del_host_route(h, *r);
+        }
+    }
     if let Some(name) = &made.switch_iface {
         let _ = sw.transaction(
             "delete interface",
@@ -217,7 +223,7 @@ fn add_steps(
             }));
             for ip in &out.ips {
                 changes.push(C::AddRoute(pb::AddRouteRequest {
-                    prefix: crate::result::Cidr::host(ip.address.addr).to_string(),
+                    prefix: Cidr::host(ip.address.addr).to_string(),
                     vrf: 0,
                     nexthops: vec![pb::NextHop {
                         via: String::new(),
@@ -248,6 +254,7 @@ fn add_steps(
                     ips: &out.ips,
                     routes: &out.routes,
                     routed,
+                    mac: conf.mac.or(env.mac()?),
                 },
             )?;
             if let Some(host_mac) = host_mac {
@@ -279,12 +286,28 @@ fn add_steps(
             });
         }
     }
+    if let Some(h) = &conf.host_interface {
+        for ip in &out.ips {
+            if routed {
+                pod::host_route(h, Cidr::host(ip.address.addr))?;
+                made.host_routes.push(Cidr::host(ip.address.addr));
+            } else if let Some(gw) = ip.gateway {
+                pod::host_gateway(
+                    h,
+                    Cidr {
+                        addr: gw,
+                        len: ip.address.len,
+                    },
+                )?;
+            }
+        }
+    }
     trace("pod configured");
     let pod_index = interfaces.len() - 1;
     for ip in &mut out.ips {
         ip.interface = Some(pod_index);
         if routed && ip.address.addr.is_ipv4() {
-            ip.address = crate::result::Cidr::host(ip.address.addr);
+            ip.address = Cidr::host(ip.address.addr);
             ip.gateway = Some(pod::ROUTED_GATEWAY.into());
         }
     }
@@ -329,9 +352,13 @@ fn remove(
     let name = host_name(&env.container_id, &env.ifname);
     if let Some(i) = iface {
         let mut changes = Vec::new();
-        // Routed mode's /32 routes go first: an interface with routes is not deleted.
+        // Routed mode's /32 routes go first: an interface with routes is not deleted. The
+        // node's routes to the pod go with them.
         if i.proxy_arp {
             for prefix in routes_via(sw, i)? {
+                if let (Some(h), Some(c)) = (&conf.host_interface, Cidr::parse(&prefix)) {
+                    pod::del_host_route(h, c)?;
+                }
                 changes.push(C::DeleteRoute(pb::DeleteRouteRequest {
                     prefix,
                     vrf: i.vrf,

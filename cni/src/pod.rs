@@ -113,6 +113,8 @@ pub struct PodConfig<'a> {
     pub routes: &'a [Route],
     /// Routed mode: addresses as /32 (/128), every route via 169.254.1.1 on the link.
     pub routed: bool,
+    /// The MAC the runtime asked for (else the kernel's random one stays).
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Configures the pod's interface in its namespace; its MAC.
@@ -128,6 +130,15 @@ pub fn configure(netns: &str, c: &PodConfig) -> CniResult<String> {
             nl.set_mtu(link.index, mtu)
                 .map_err(err(format!("cannot set the MTU of {} to {mtu}", c.ifname)))?;
         }
+    }
+    let mut mac = link.mac;
+    if let Some(m) = c.mac {
+        nl.set_mac(link.index, m).map_err(err(format!(
+            "cannot set the MAC of {} to {}",
+            c.ifname,
+            format_mac(m)
+        )))?;
+        mac = Some(m);
     }
     // Up first: the kernel refuses a gateway route over a link that is down.
     nl.set_up(link.index)
@@ -175,7 +186,65 @@ pub fn configure(netns: &str, c: &PodConfig) -> CniResult<String> {
             os(format!("cannot add the route to {dst} in {netns}"), e)
         })?;
     }
-    Ok(link.mac.map(format_mac).unwrap_or_default())
+    Ok(mac.map(format_mac).unwrap_or_default())
+}
+
+/// The node's side (`hostInterface`): the index of that interface in the host namespace.
+fn host_iface(nl: &mut Netlink, name: &str) -> CniResult<u32> {
+    Ok(nl
+        .link(name)
+        .map_err(|e| os(format!("cannot read hostInterface {name}"), e))?
+        .ok_or_else(|| {
+            CniError::new(
+                code::INVALID_CONFIG,
+                format!("hostInterface {name} does not exist"),
+            )
+        })?
+        .index)
+}
+
+/// Bridge mode: the pods' gateway address on the node's interface (once: an address
+/// already there is fine).
+pub fn host_gateway(name: &str, gateway: Cidr) -> CniResult<()> {
+    let mut nl = host_netlink()?;
+    let index = host_iface(&mut nl, name)?;
+    match nl.add_addr(index, gateway.addr, gateway.len) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            Err(os(format!("cannot add {gateway} to {name}"), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Routed mode: the node's route to a pod, out of its interface (replacing one left over).
+pub fn host_route(name: &str, pod: Cidr) -> CniResult<()> {
+    let mut nl = host_netlink()?;
+    let index = host_iface(&mut nl, name)?;
+    let _ = nl.del_route(pod.addr, pod.len, Some(index));
+    nl.add_route(&kport::Route {
+        dst: pod.addr,
+        prefix_len: pod.len,
+        gateway: None,
+        dev: Some(index),
+        onlink: false,
+    })
+    .map_err(|e| {
+        os(
+            format!("cannot add the node's route to {pod} via {name}"),
+            e,
+        )
+    })
+}
+
+/// Removes the node's route to a pod; gone already (or the interface gone) is fine.
+pub fn del_host_route(name: &str, pod: Cidr) -> CniResult<()> {
+    let mut nl = host_netlink()?;
+    let Ok(index) = host_iface(&mut nl, name) else {
+        return Ok(());
+    };
+    nl.del_route(pod.addr, pod.len, Some(index))
+        .map(|_| ())
+        .map_err(|e| os(format!("cannot delete the node's route to {pod}"), e))
 }
 
 /// CHECK: CNI_IFNAME exists in the pod's namespace, is up, and has `ips`.

@@ -722,7 +722,18 @@ impl Netlink {
         if prefix_len > family(v6).1 {
             return Err(invalid(format!("{}: prefix too long", op())));
         }
-        let hdr = [family(v6).0, prefix_len, 0, 0, libc::RT_TABLE_MAIN, 0, 0, 0];
+        // Scope "nowhere" matches a route of any scope (as `ip route del`): a scope-link
+        // route is not found with scope 0.
+        let hdr = [
+            family(v6).0,
+            prefix_len,
+            0,
+            0,
+            libc::RT_TABLE_MAIN,
+            0,
+            libc::RT_SCOPE_NOWHERE,
+            0,
+        ];
         let mut req = Req::new(libc::RTM_DELROUTE, 0);
         req.put(&hdr).put(&0u32.to_ne_bytes());
         if prefix_len > 0 {
@@ -1091,6 +1102,10 @@ mod tests {
         assert!(pod.del_route(v4, 16, dev).unwrap());
         assert!(!pod.routes(false).unwrap().contains(&v4_routes[1]));
         assert!(!pod.del_route(v4, 16, dev).unwrap());
+        // A scope-link route (no gateway) too.
+        let link: IpAddr = "10.98.0.0".parse().unwrap();
+        assert!(pod.del_route(link, 16, dev).unwrap());
+        assert!(!pod.routes(false).unwrap().contains(&v4_routes[2]));
 
         assert!(host.del_link(&g.host).unwrap());
         assert_eq!(host.link(&g.host).unwrap(), None);
