@@ -514,6 +514,20 @@ vs_host_pair() {
     VS_NSB=$VS_NS VS_HB=$VS_HOSTIF
 }
 
+# vs_cni_init: for tests that run vswitch-cni as a runtime does: checks host-local (the
+# IPAM plugin it delegates to) and the built plugin, and makes a plugin directory,
+# $PLUGINS, holding vswitch-cni (CNI_PATH="$PLUGINS:/usr/lib/cni"). Sets CNI_BIN.
+CNI_BIN="" PLUGINS=""
+vs_cni_init() {
+    [[ -x /usr/lib/cni/host-local ]] ||
+        fail "/usr/lib/cni/host-local missing (apt-get install containernetworking-plugins)"
+    CNI_BIN=$VS_BIN_DIR/vswitch-cni
+    [[ -x "$CNI_BIN" ]] || fail "$CNI_BIN missing: build it (cargo build --release)"
+    PLUGINS=$VS_TMP/plugins
+    mkdir -p "$PLUGINS"
+    ln -s "$CNI_BIN" "$PLUGINS/vswitch-cni"
+}
+
 # vs_grpc_init: for tests that drive vswitchd through Python grpcio (ci/grpc/*.py): checks
 # Debian's python3 has grpcio and protobuf, and generates the client code from proto/ into
 # $GEN. Then `grpc_py SECONDS SCRIPT ARGS...` runs ci/grpc/SCRIPT, bounded in time.

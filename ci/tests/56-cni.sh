@@ -27,13 +27,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 vs_test_init "56-cni"
-[[ -x /usr/lib/cni/host-local ]] ||
-    fail "/usr/lib/cni/host-local missing (apt-get install containernetworking-plugins)"
-CNI_BIN=$VS_BIN_DIR/vswitch-cni
-[[ -x "$CNI_BIN" ]] || fail "$CNI_BIN missing: build it (cargo build --release)"
-PLUGINS=$VS_TMP/plugins
-mkdir -p "$PLUGINS"
-ln -s "$CNI_BIN" "$PLUGINS/vswitch-cni"
+vs_cni_init
 IPAM_DIR=$VS_TMP/ipam
 SOCKDIR=$VS_TMP/sockets
 VS_WORKERS=2

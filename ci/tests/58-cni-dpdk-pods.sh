@@ -12,13 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 vs_test_init "58-cni-dpdk-pods"
-[[ -x /usr/lib/cni/host-local ]] ||
-    fail "/usr/lib/cni/host-local missing (apt-get install containernetworking-plugins)"
-CNI_BIN=$VS_BIN_DIR/vswitch-cni
-[[ -x "$CNI_BIN" ]] || fail "$CNI_BIN missing: build it (cargo build --release)"
-PLUGINS=$VS_TMP/plugins
-mkdir -p "$PLUGINS"
-ln -s "$CNI_BIN" "$PLUGINS/vswitch-cni"
+vs_cni_init
 start_vswitchd
 run_ok "bridge" vsctl bridge add br >/dev/null
 
@@ -61,6 +55,11 @@ start_testpmd memif 0 icmpecho "net_memif0,role=client,socket=$mf_sock,socket-ab
 mf_pid=$TESTPMD_PID
 start_testpmd vhost 0 icmpecho "net_virtio_user0,path=$vh_sock,mac=$vh_mac"
 vh_pid=$TESTPMD_PID
+# icmpecho also answers frames addressed to another MAC (it swaps the addresses): the
+# bridge's entries for the two pods are static, so a flooded request never teaches it a
+# pod's MAC behind the other pod's port.
+run_ok "static MAC of the memif pod" vsctl fdb add br "$mf_mac" "$mf" >/dev/null
+run_ok "static MAC of the vhost-user pod" vsctl fdb add br "$vh_mac" "$vh" >/dev/null
 ip -n "$vethns" neigh replace "$mf_ip" lladdr "$mf_mac" dev eth0 nud permanent
 ip -n "$vethns" neigh replace "$vh_ip" lladdr "$vh_mac" dev eth0 nud permanent
 link_up() { vsctl --json stats "$1" | vs_json_true 'd["link_up"]'; }

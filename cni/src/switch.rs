@@ -15,6 +15,10 @@ use crate::error::{code, CniError, CniResult};
 /// hangs; this makes it say why first).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// One call's answer, as the generated client returns it.
+type Reply<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>>>;
+
 /// A connection to vswitchd, driven on a current-thread runtime.
 pub struct Switch {
     rt: tokio::runtime::Runtime,
@@ -66,11 +70,7 @@ impl Switch {
     fn try_call<T>(
         &mut self,
         what: &str,
-        f: impl FnOnce(
-            VswitchClient<Channel>,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>>,
-        >,
+        f: impl FnOnce(VswitchClient<Channel>) -> Reply<T>,
     ) -> CniResult<Result<T, tonic::Status>> {
         let client = self.client.clone();
         match self
@@ -91,11 +91,7 @@ impl Switch {
     fn call<T>(
         &mut self,
         what: &str,
-        f: impl FnOnce(
-            VswitchClient<Channel>,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>>,
-        >,
+        f: impl FnOnce(VswitchClient<Channel>) -> Reply<T>,
     ) -> CniResult<T> {
         self.try_call(what, f)?.map_err(|s| refused(what, &s))
     }
