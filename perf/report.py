@@ -82,6 +82,11 @@ GOALS = [
     (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.15),
     (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
     (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.0),
+    # CNI (issue 17): memif pod to memif pod through the plugin's attachments (a bridge) at
+    # the v2v-memif figure (a cross-connect of the same ports).
+    (("vswitch", "v2v-memif-cni"), ("vswitch", "v2v-memif"), 1.0),
+    (("vswitch", "v2v-memif-cni"), ("floor", "v2v-memif-cni"), 0.9),
+    (("vswitch", "v2v-memif-cni"), ("ovs", "v2v-memif-cni"), 1.0),
     # VXLAN (issue 13): encapsulation (l2-1k's traffic into a bridge's VXLAN member) and
     # decapsulation (l2-1k's frames inside VXLAN), each against OVS-DPDK's userspace
     # tunnelling doing the same work and (below) our own l2-1k. Issue 13 names no target

@@ -61,14 +61,14 @@ EOF
 # table and its setup_* functions.
 
 PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k vxlan-encap vxlan-decap v2v-vhost
-    v2v-memif ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate)
+    v2v-memif v2v-memif-cni ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate)
 # Profiles --quick runs (l2-100k and ipv4-1M take minutes to set up; ipv6-10k waits for the
 # dataplane's IPv6 forwarding).
 QUICK_PROFILES=(xconnect l2-1k ipv4-1k v2v-vhost v2v-memif)
 declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [ipv4-1k]=A [ipv4-1M]=A [ipv6-10k]=A
     [vxlan-encap]=A [vxlan-decap]=A
     [ipv4-acl-1]=A [ipv4-acl-100]=A [ipv4-acl-1k]=A [acl-stateful-10k]=A [acl-conn-rate]=A
-    [v2v-vhost]=B [v2v-memif]=B)
+    [v2v-vhost]=B [v2v-memif]=B [v2v-memif-cni]=B)
 # The MAC of the first net_pcap port a DPDK process opens: the pcap PMD names its ports
 # 02:70:63:61:70:NN ("pcap" and a per-process counter) and cannot change it (set MAC:
 # ENOTSUP), so the routed profiles' frames are addressed to it (the switch checks).
@@ -104,11 +104,12 @@ declare -A PROFILE_GEN=(
 declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1 [ipv4-acl-100]=1
     [ipv4-acl-1k]=1 [acl-stateful-10k]=1 [acl-conn-rate]=1)
 # Topology B: the type of the switch's two ports a and b (the peer's two "VMs").
-declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-memif]=memif)
+declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-memif]=memif [v2v-memif-cni]=memif)
 declare -A PROFILE_DESC=(
     [xconnect]="L2 cross-connect src -> sink, 64 B frames, 1k IPv4/UDP flows"
     [v2v-vhost]="VM to VM over vhost-user: the peer's net_virtio_user0/1 <-> the switch's vhost-user ports a, b (switch = vhost-user server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
     [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
+    [v2v-memif-cni]="Two memif pods attached by vswitch-cni: the peer's net_memif0/1 (client) <-> the memif sockets the plugin made (socketDir/<container id>/net1.sock; the switch is the server) of two attachments to bridge br0 (learning on), 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io between two memif ports as in v2v-memif; OVS: br0 with actions=NORMAL (MAC learning, as the switch's bridge)"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
     [ipv4-1k]="IPv4 router src -> sink: 1,000 routes of mixed lengths (/8-/32, BGP-shaped) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes (as ipv4-1M: the two differ only in the table); TTL decremented, MACs rewritten"
@@ -172,12 +173,15 @@ declare -A PROFILE_OVS_ACTION=(
 setup_vswitch_xconnect() { "$@" xconnect add src sink; }
 setup_vswitch_v2v-vhost() { "$@" xconnect add a b; }
 setup_vswitch_v2v-memif() { "$@" xconnect add a b; }
+# v2v-memif-cni: the plugin put both ports in br0 (ports_vswitch).
+setup_vswitch_v2v-memif-cni() { :; }
 # OVS: ports src and sink (a and b) exist on bridge br0; "$@" is `ovs-ofctl add-flow <br0's
 # socket>`.
 setup_ovs_xconnect() { "$@" "in_port=src,actions=output:sink"; }
 setup_ovs_v2v() { "$@" "in_port=a,actions=output:b" && "$@" "in_port=b,actions=output:a"; }
 setup_ovs_v2v-vhost() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif() { setup_ovs_v2v "$@"; }
+setup_ovs_v2v-memif-cni() { "$@" "actions=NORMAL"; }
 
 # l2-*: vswitchd starts from a configuration file (--config: the state-file format) with
 # the ports, bridge br0 (learning on) and every destination MAC ($DST_MACS, written by
@@ -805,9 +809,36 @@ ports_vswitch() {
             "$@" iface add a vhost-user "socket=$d/a.sock" mode=server &&
                 "$@" iface add b vhost-user "socket=$d/b.sock" mode=server ;;
         B/memif)
+            if [ "$profile" = v2v-memif-cni ]; then
+                ports_vswitch_cni "$d" "$@"
+                return
+            fi
             "$@" iface add a memif "socket=$d/a.sock" role=server id=0 &&
                 "$@" iface add b memif "socket=$d/b.sock" role=server id=0 ;;
     esac
+}
+
+# ports_vswitch_cni DIR VSCTL...: bridge br0, and two memif pods ("a", "b", ifname net1)
+# attached to it by vswitch-cni as a runtime runs it (ADD; socketDir DIR/cni); the peer
+# connects to their sockets through DIR/a.sock and DIR/b.sock (symbolic links).
+ports_vswitch_cni() {
+    local d=$1 sock="" i c
+    shift
+    local args=("$@")
+    for ((i = 0; i < ${#args[@]}; i++)); do
+        [ "${args[i]}" != --socket ] || sock=${args[i + 1]}
+    done
+    local cni
+    cni="$(dirname "$1")/vswitch-cni"
+    "$@" bridge add br0 || return 1
+    for c in a b; do
+        CNI_COMMAND=ADD CNI_CONTAINERID=$c CNI_NETNS=/proc/self/ns/net CNI_IFNAME=net1 \
+            CNI_PATH=/usr/lib/cni "$cni" <<EOF || return 1
+{"cniVersion": "1.0.0", "name": "perf", "type": "vswitch-cni", "bridge": "br0",
+ "interface": "memif", "socket": "$sock", "socketDir": "$d/cni"}
+EOF
+        ln -sf "$d/cni/$c/net1.sock" "$d/$c.sock" || return 1
+    done
 }
 
 # ports_ovs PROFILE PCAP DIR OVS-VSCTL...: adds the two ports to br0. vhost-user: OVS's own
