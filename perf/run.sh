@@ -828,8 +828,9 @@ ports_vswitch_cni() {
     for ((i = 0; i < ${#args[@]}; i++)); do
         [ "${args[i]}" != --socket ] || sock=${args[i + 1]}
     done
-    local cni
-    cni="$(dirname "$1")/vswitch-cni"
+    # This tree's plugin (a client of the switch under test, also for a --baseline switch,
+    # which may predate it).
+    local cni=$REL/vswitch-cni
     "$@" bridge add br0 || return 1
     for c in a b; do
         CNI_COMMAND=ADD CNI_CONTAINERID=$c CNI_NETNS=/proc/self/ns/net CNI_IFNAME=net1 \
@@ -1413,12 +1414,12 @@ fi
 # A build that fails fails the run, before anything is measured: never benchmark whatever
 # binaries target/ holds under this tree's revision.
 if [ "$BUILD" = 1 ]; then
-    log "building release binaries (vswitchd, vsctl, vswitch-pktgen) with $CARGO"
+    log "building release binaries (vswitchd, vsctl, vswitch-cni, vswitch-pktgen) with $CARGO"
     rc=0
     "$CARGO" build --release -p perf || rc=$?
     [ "$rc" = 0 ] || die "'$CARGO build --release -p perf' failed (exit $rc); nothing measured, no results written"
-    "$CARGO" build --release -p vswitch-control || rc=$?
-    [ "$rc" = 0 ] || die "'$CARGO build --release -p vswitch-control' failed (exit $rc); nothing measured, no results written"
+    "$CARGO" build --release -p vswitch-control -p vswitch-cni || rc=$?
+    [ "$rc" = 0 ] || die "'$CARGO build --release -p vswitch-control -p vswitch-cni' failed (exit $rc); nothing measured, no results written"
     BUILT="built by this run from the work tree ($CARGO build --release)"
 else
     BUILT="--no-build: target/release as found (vswitchd modified $(date -r "$REL/vswitchd" '+%F %T' 2>/dev/null || echo '?'))"
