@@ -898,8 +898,11 @@ start_peer() {
     case "${PROFILE_PORT[$profile]}" in
         vhost) vdevs=(--vdev "net_virtio_user0,path=$sa,queues=1"
                    --vdev "net_virtio_user1,path=$sb,queues=1") ;;
-        memif) vdevs=(--vdev "net_memif0,role=client,id=0,socket=$sa,socket-abstract=no"
-                   --vdev "net_memif1,role=client,id=0,socket=$sb,socket-abstract=no") ;;
+        # flowgen sends port N's frames to testpmd's default peer address 02:00:00:00:00:0N:
+        # each port takes the other's as its own MAC, so the two "VMs" talk to each other
+        # (known unicast once a bridge has learned them, as two pods do), not to nobody.
+        memif) vdevs=(--vdev "net_memif0,role=client,id=0,socket=$sa,socket-abstract=no,mac=02:00:00:00:00:01"
+                   --vdev "net_memif1,role=client,id=0,socket=$sb,socket-abstract=no,mac=02:00:00:00:00:00") ;;
     esac
     PREFIXES+=("$prefix")
     dpdk-testpmd --lcores "0@$MAIN_CORE,1@$MAIN_CORE" --no-huge -m "$PEER_MEM_MB" --no-pci \
