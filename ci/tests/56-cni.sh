@@ -288,28 +288,27 @@ for i in $(seq 1 20); do
     VS_NETNS+=("$(vs_ifname "c$i")")
 done
 c10=$(conf 1.0.0)
-pids=()
-for i in $(seq 1 20); do
-    (
-        CNI_COMMAND=ADD CNI_CONTAINERID=c$i CNI_NETNS=/run/netns/$(vs_ifname "c$i") CNI_IFNAME=eth0 \
-            CNI_PATH="$PLUGINS:/usr/lib/cni" "$PLUGINS/vswitch-cni" <<<"$c10" >"$VS_TMP/add$i" 2>&1
-    ) &
-    pids+=($!)
-done
-for i in "${!pids[@]}"; do wait "${pids[i]}" || fail "concurrent ADD c$((i + 1)): $(cat "$VS_TMP/add$((i + 1))")"; done
-for i in $(seq 1 20); do hosts_from "$VS_TMP/add$i"; done
+# all_at_once COMMAND: the command for containers c1..c20 at once; each one's output in
+# $VS_TMP/<command>N; any failure fails the test.
+all_at_once() {
+    local cmd=$1 i pids=()
+    for i in $(seq 1 20); do
+        (
+            CNI_COMMAND=$cmd CNI_CONTAINERID=c$i CNI_NETNS=/run/netns/$(vs_ifname "c$i") CNI_IFNAME=eth0 \
+                CNI_PATH="$PLUGINS:/usr/lib/cni" "$PLUGINS/vswitch-cni" <<<"$c10" >"$VS_TMP/$cmd$i" 2>&1
+        ) &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[i]}" || fail "concurrent $cmd c$((i + 1)): $(cat "$VS_TMP/$cmd$((i + 1))")"
+    done
+}
+all_at_once ADD
+for i in $(seq 1 20); do hosts_from "$VS_TMP/ADD$i"; done
 assert_eq "$(attached | wc -w)" 20 "attachments after 20 concurrent ADDs"
 assert_eq "$(leases | wc -w)" 20 "leases after 20 concurrent ADDs"
 vs_ping "$(vs_ifname c1)" "$(ip -n "$(vs_ifname c20)" -j addr show dev eth0 | vs_json '[a["local"] for a in d[0]["addr_info"] if a["family"] == "inet"][0]')"
-pids=()
-for i in $(seq 1 20); do
-    (
-        CNI_COMMAND=DEL CNI_CONTAINERID=c$i CNI_NETNS=/run/netns/$(vs_ifname "c$i") CNI_IFNAME=eth0 \
-            CNI_PATH="$PLUGINS:/usr/lib/cni" "$PLUGINS/vswitch-cni" <<<"$c10" >"$VS_TMP/del$i" 2>&1
-    ) &
-    pids+=($!)
-done
-for i in "${!pids[@]}"; do wait "${pids[i]}" || fail "concurrent DEL c$((i + 1)): $(cat "$VS_TMP/del$((i + 1))")"; done
+all_at_once DEL
 nothing_left
 log "20 concurrent ADDs, then 20 concurrent DELs: all succeeded, nothing left"
 

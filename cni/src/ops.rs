@@ -77,7 +77,8 @@ fn trace(step: &str) {
 #[derive(Default)]
 struct Made {
     host_routes: Vec<Cidr>,
-    lease: Option<()>,
+    /// The IPAM plugin was asked for a lease (it may hold one even if it then failed).
+    lease: bool,
     host_veth: Option<String>,
     socket_dir: Option<PathBuf>,
     switch_iface: Option<String>,
@@ -104,7 +105,7 @@ fn undo(made: &Made, sw: &mut Switch, ipam: Option<&Ipam>, conf: &NetConf, env: 
     if let Some(dir) = &made.socket_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
-    if let (Some(()), Some(ipam)) = (made.lease, ipam) {
+    if let (true, Some(ipam)) = (made.lease, ipam) {
         let _ = ipam.del(conf, env);
     }
 }
@@ -158,7 +159,7 @@ fn add_steps(
             let r = ipam.add(conf, env);
             trace("ipam add");
             // host-local may have taken a lease even when it then failed; DEL is idempotent.
-            made.lease = Some(());
+            made.lease = true;
             r?
         }
         None => CniOutput::default(),
