@@ -33,6 +33,7 @@ pub mod input;
 pub mod l2;
 pub mod l3;
 pub mod latency;
+pub mod nat;
 pub mod native;
 pub mod output;
 pub mod plan;

@@ -323,6 +323,8 @@ pub struct ForwardingPlan {
     pub tunnels: Vec<TunnelPlan>,
     /// The ACLs bound to interfaces.
     pub acls: crate::acl::AclBindings,
+    /// Services, port mappings and masquerade (None: nothing is translated).
+    pub nat: Option<std::sync::Arc<crate::nat::NatPlan>>,
 }
 
 impl ForwardingPlan {

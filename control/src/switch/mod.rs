@@ -1179,6 +1179,7 @@ impl Switch {
             ifaces,
             bridges,
             tunnels,
+            nat: None,
             acls: model::acl::plan(
                 &self.model,
                 &|n| self.ifindex_of(n),

@@ -1,0 +1,1 @@
+//! per-packet NAT (to come)
