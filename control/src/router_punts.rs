@@ -67,6 +67,8 @@ enum IcmpError {
     Unreachable,
     /// Over the next hop's MTU: fragmentation needed, packet too big.
     TooBig(u16),
+    /// Nothing listens there: port unreachable (a service without backends).
+    PortUnreachable,
 }
 
 /// Packets waiting for a neighbour.
@@ -191,6 +193,7 @@ impl RouterPunts {
         let error = match error {
             IcmpError::TimeExceeded => Icmpv4Error::TimeExceeded(TIME_EXCEEDED_IN_TRANSIT),
             IcmpError::Unreachable => Icmpv4Error::Unreachable(v4_unreachable::HOST),
+            IcmpError::PortUnreachable => Icmpv4Error::Unreachable(v4_unreachable::PORT),
             IcmpError::TooBig(mtu) => Icmpv4Error::FragNeeded { mtu },
         };
         self.ident = self.ident.wrapping_add(1);
@@ -216,6 +219,7 @@ impl RouterPunts {
         let error = match error {
             IcmpError::TimeExceeded => Icmpv6Error::TimeExceeded(TIME_EXCEEDED_IN_TRANSIT),
             IcmpError::Unreachable => Icmpv6Error::Unreachable(v6_unreachable::ADDRESS),
+            IcmpError::PortUnreachable => Icmpv6Error::Unreachable(v6_unreachable::PORT),
             IcmpError::TooBig(mtu) => Icmpv6Error::PacketTooBig {
                 mtu: u32::from(mtu),
             },
@@ -613,6 +617,9 @@ impl PuntHandler for RouterPunts {
                         576
                     });
                 self.icmp_error(sp, worker, rx, frame, IcmpError::TooBig(mtu));
+            }
+            PuntReason::NoBackend => {
+                self.icmp_error(sp, worker, rx, p.mbuf.data(), IcmpError::PortUnreachable)
             }
             PuntReason::Test => {}
         }

@@ -61,17 +61,21 @@ pub enum PuntReason {
     /// An IP packet over the output MTU that may not be fragmented (ICMP fragmentation
     /// needed, ICMPv6 packet too big).
     FragNeeded = 5,
+    /// A new flow to a service that has no backend taking new flows (ICMP port
+    /// unreachable, as kube-proxy's reject rule answers).
+    NoBackend = 6,
 }
 
 impl PuntReason {
     /// Every reason, in counter order.
-    pub const ALL: [PuntReason; 6] = [
+    pub const ALL: [PuntReason; 7] = [
         PuntReason::Test,
         PuntReason::Arp,
         PuntReason::Local,
         PuntReason::Resolve,
         PuntReason::TtlExceeded,
         PuntReason::FragNeeded,
+        PuntReason::NoBackend,
     ];
 
     /// The name shown in stats and metrics.
@@ -83,6 +87,7 @@ impl PuntReason {
             PuntReason::Resolve => "resolve",
             PuntReason::TtlExceeded => "ttl_exceeded",
             PuntReason::FragNeeded => "frag_needed",
+            PuntReason::NoBackend => "no_backend",
         }
     }
 }

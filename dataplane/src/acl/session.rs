@@ -30,6 +30,13 @@
 //! the new flow is refused (its packet dropped as `session_limit`, as conntrack does when
 //! full). A SYN flood so fills at most the limit, and established sessions stay.
 //!
+//! NAT sessions ([`crate::nat`]) are pairs of entries in the same table: one keyed by the
+//! flow as it arrived, one by the reply of the flow as it leaves, each with the flow its
+//! packets are rewritten to (a [`NatSlot`] beside the slot) and its partner's slot. Their
+//! flows' interface is [`crate::nat::NAT_KEY`] plus the VRF, so ACLs never find them; they
+//! count against the global limit only, and go (expire, evicted, flushed) as a pair: a
+//! pair is idle while both entries are, and its TCP state is both entries' together.
+//!
 //! TCP state: enough for timeouts. SYN seen both ways (or a flow picked up mid-way, whose
 //! first packet was no SYN) is established (`timeout-tcp`); before that, and after a RST or
 //! a FIN each way, transitory (`timeout-tcp-transitory`). UDP and other protocols time out
@@ -225,6 +232,46 @@ pub struct SessionConfig {
 unsafe impl Zeroed for Bucket {}
 // SAFETY: as above.
 unsafe impl Zeroed for Slot {}
+// SAFETY: as above (atomic integers only; zero: no translation, no partner).
+unsafe impl Zeroed for NatSlot {}
+
+/// A slot's `dir` word: an ACL's direction (0 in, 1 out), or one of a NAT pair's entries.
+const DIR_NAT_FWD: u32 = 2;
+const DIR_NAT_REPLY: u32 = 3;
+
+/// The per-interface count NAT sessions go to (beyond every interface's).
+const NAT_COUNT: usize = MAX_IFACES;
+
+/// The per-interface count index of a flow's interface field.
+#[inline(always)]
+fn count_index(iface: u16) -> usize {
+    if iface >= crate::nat::NAT_KEY {
+        NAT_COUNT
+    } else {
+        usize::from(iface) % MAX_IFACES
+    }
+}
+
+/// What a NAT entry rewrites its packets to, and its partner (beside its [`Slot`], same
+/// index; read only for NAT entries).
+#[repr(align(64))]
+struct NatSlot {
+    /// The flow its packets become (as [`Flow::words`]).
+    to: [AtomicU64; 5],
+    /// The pair's other entry: slot << 32 | the low 32 bits of its generation (0: none yet).
+    partner: AtomicU64,
+}
+
+/// A NAT entry found for a packet: the packet goes the entry's way (an entry's reverse
+/// direction is no NAT session's packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatHit {
+    pub slot: u32,
+    /// The entry of the replies (rewritten back to the original flow's reply).
+    pub reply_entry: bool,
+    /// The flow the packet is rewritten to.
+    pub to: Flow,
+}
 
 #[repr(align(64))]
 struct Bucket {
@@ -287,6 +334,8 @@ pub enum Refused {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionInfo {
     pub flow: Flow,
+    /// For a NAT session: the flow as it leaves (translated).
+    pub nat: Option<Flow>,
     pub state: &'static str,
     pub age: u32,
     pub idle: u32,
@@ -332,6 +381,7 @@ pub struct Sessions {
     /// Both in huge-page memory: lookups land on random lines of tens of megabytes.
     buckets: HugeArray<Bucket>,
     slots: HugeArray<Slot>,
+    nat: HugeArray<NatSlot>,
     mask: u64,
     count: AtomicU64,
     per_iface: Box<[AtomicU32]>,
@@ -363,9 +413,10 @@ impl Sessions {
         let t = Sessions {
             buckets: HugeArray::new(buckets),
             slots: HugeArray::new(buckets * WAYS),
+            nat: HugeArray::new(buckets * WAYS),
             mask: buckets as u64 - 1,
             count: AtomicU64::new(0),
-            per_iface: (0..MAX_IFACES).map(|_| AtomicU32::new(0)).collect(),
+            per_iface: (0..=NAT_COUNT).map(|_| AtomicU32::new(0)).collect(),
             half_open: (0..workers.max(1))
                 .map(|_| HalfOpen {
                     head: AtomicU32::new(0),
@@ -467,6 +518,53 @@ impl Sessions {
     /// The session of `f` (either way), if there is one.
     #[inline]
     pub fn lookup(&self, f: &Flow) -> Option<Found> {
+        let (slot, _, reply, acl, dir) = self.find(f)?;
+        Some(Found {
+            slot: slot as u32,
+            reply,
+            acl,
+            dir: if dir == 0 { Dir::In } else { Dir::Out },
+        })
+    }
+
+    /// The NAT entry of `f` (its way only), if there is one.
+    #[inline]
+    pub fn lookup_nat(&self, f: &Flow) -> Option<NatHit> {
+        let (slot, c1, reply, _, dir) = self.find(f)?;
+        if reply || dir < DIR_NAT_FWD {
+            return None;
+        }
+        let n = self.nat.get(slot)?;
+        let w: [u64; 5] = std::array::from_fn(|i| n.to[i].load(Relaxed));
+        std::sync::atomic::fence(Acquire);
+        if self.buckets[slot / WAYS].ctl[slot % WAYS].load(Relaxed) != c1 {
+            return None;
+        }
+        Some(NatHit {
+            slot: slot as u32,
+            reply_entry: dir == DIR_NAT_REPLY,
+            to: Flow::from_words(&w),
+        })
+    }
+
+    /// Stamps NAT entry `hit` with a packet of it.
+    #[inline]
+    pub fn touch_nat(&self, hit: &NatHit, tcp_flags: u8) {
+        self.touch(
+            &Found {
+                slot: hit.slot,
+                reply: hit.reply_entry,
+                acl: 0,
+                dir: Dir::In,
+            },
+            tcp_flags,
+        )
+    }
+
+    /// The live slot holding `f` (either way): its index, control word, whether `f` is
+    /// its reverse, its ACL id and raw direction word.
+    #[inline(always)]
+    fn find(&self, f: &Flow) -> Option<(usize, u64, bool, u32, u32)> {
         let h = f.hash();
         let tag = (h >> 32) as u32;
         let b = (h & self.mask) as usize;
@@ -497,12 +595,7 @@ impl Sessions {
             } else {
                 continue;
             };
-            return Some(Found {
-                slot: slot as u32,
-                reply,
-                acl,
-                dir: if dir == 0 { Dir::In } else { Dir::Out },
-            });
+            return Some((slot, c1, reply, acl, dir));
         }
         None
     }
@@ -541,7 +634,7 @@ impl Sessions {
             self.touch(&found, tcp_flags);
             return Ok(found);
         }
-        let iface = usize::from(f.iface) % MAX_IFACES;
+        let iface = count_index(f.iface);
         if !self.reserve(worker, iface) {
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Limit);
@@ -573,11 +666,111 @@ impl Sessions {
         })
     }
 
+    /// Creates the NAT session of `orig` (a packet's flow as it arrived, with `tcp_flags`)
+    /// rewritten to `to`, from worker `worker`: its two entries (`orig` -> `to`, and the
+    /// reply of `to` -> the reply of `orig`). Refused at the global limit (evicting a
+    /// half-open session this worker created first, as [`Sessions::create`]), or when
+    /// either entry's bucket is full or the reply's flow has an entry already (the caller
+    /// picked a translation in use: `Full`).
+    pub fn create_nat(
+        &self,
+        worker: usize,
+        orig: &Flow,
+        to: &Flow,
+        tcp_flags: u8,
+    ) -> Result<NatHit, Refused> {
+        let back = to.reversed();
+        if self.find(&back).is_some() {
+            return Err(Refused::Full);
+        }
+        if !self.reserve(worker, NAT_COUNT) {
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Limit);
+        }
+        if !self.reserve(worker, NAT_COUNT) {
+            self.release(NAT_COUNT);
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Limit);
+        }
+        let now = self.now.load(Relaxed);
+        let mut state = bits(tcp_flags, false, 0);
+        if orig.proto == TCP && tcp_flags & tcp::SYN == 0 {
+            state |= st::EST;
+        }
+        let fwd = [now, now, state, 0, DIR_NAT_FWD];
+        let Some((s1, live1)) = self.insert_with(orig, fwd, Some(to)) else {
+            self.release(NAT_COUNT);
+            self.release(NAT_COUNT);
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Full);
+        };
+        let rev = [now, now, state & st::EST, 0, DIR_NAT_REPLY];
+        let Some((s2, live2)) = self.insert_with(&back, rev, Some(&orig.reversed())) else {
+            self.free(s1, live1);
+            self.release(NAT_COUNT);
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Full);
+        };
+        let link = |slot: usize, live: u64| ((slot as u64) << 32) | (gen_of(live) & 0xffff_ffff);
+        self.nat[s1].partner.store(link(s2, live2), Relaxed);
+        self.nat[s2].partner.store(link(s1, live1), Relaxed);
+        self.created.fetch_add(1, Relaxed);
+        if orig.proto == TCP && state & st::EST == 0 {
+            self.remember_half_open(worker, s1, live1);
+        }
+        Ok(NatHit {
+            slot: s1 as u32,
+            reply_entry: false,
+            to: *to,
+        })
+    }
+
+    /// The live partner of NAT entry `slot` (its slot and control word), if it has one.
+    fn partner(&self, slot: usize) -> Option<(usize, u64)> {
+        let p = self.nat.get(slot)?.partner.load(Relaxed);
+        if p == 0 {
+            return None;
+        }
+        let ps = (p >> 32) as usize;
+        let c = self.buckets.get(ps / WAYS)?.ctl[ps % WAYS].load(Acquire);
+        (state_of(c) == LIVE && gen_of(c) & 0xffff_ffff == p & 0xffff_ffff).then_some((ps, c))
+    }
+
+    /// Whether `slot` holds a NAT entry (read while it is live).
+    #[inline(always)]
+    fn is_nat(&self, slot: usize) -> bool {
+        self.slots[slot].dir.load(Relaxed) >= DIR_NAT_FWD
+    }
+
+    /// A slot's (state, last seen): for a NAT entry, its pair's together.
+    fn pair_state(&self, slot: usize) -> (u32, u32) {
+        let s = &self.slots[slot];
+        let (mut state, mut seen) = (s.state.load(Relaxed), s.seen.load(Relaxed));
+        if self.is_nat(slot) {
+            if let Some((p, _)) = self.partner(slot) {
+                let ps = &self.slots[p];
+                state |= ps.state.load(Relaxed);
+                seen = seen.max(ps.seen.load(Relaxed));
+                if state & (st::FWD_SYN | st::REV_SYN) == st::FWD_SYN | st::REV_SYN {
+                    state |= st::EST;
+                }
+            }
+        }
+        (state, seen)
+    }
+
     /// Claims a free slot of `f`'s bucket and makes it `f`'s live session with `fields`
     /// (seen, born, state, acl, dir). Returns the slot and its live control word; None if
     /// the bucket is full. The room under the limits is the caller's to have reserved.
     #[inline]
     fn insert(&self, f: &Flow, fields: [u32; 5]) -> Option<(usize, u64)> {
+        self.insert_with(f, fields, None)
+    }
+
+    /// [`Sessions::insert`], with the flow a NAT entry rewrites to (written before the
+    /// entry goes live).
+    #[inline]
+    fn insert_with(&self, f: &Flow, fields: [u32; 5], to: Option<&Flow>) -> Option<(usize, u64)> {
         let h = f.hash();
         let tag = (h >> 32) as u32;
         let b = (h & self.mask) as usize;
@@ -601,6 +794,12 @@ impl Sessions {
             s.state.store(state, Relaxed);
             s.acl.store(acl, Relaxed);
             s.dir.store(dir, Relaxed);
+            if let (Some(to), Some(n)) = (to, self.nat.get(slot)) {
+                for (k, v) in n.to.iter().zip(to.words()) {
+                    k.store(v, Relaxed);
+                }
+                n.partner.store(0, Relaxed);
+            }
             let live = word(tag, LIVE, gen_of(busy));
             c.store(live, Release);
             return Some((slot, live));
@@ -649,7 +848,7 @@ impl Sessions {
             // At a limit (seen without writing: under a flood of new flows every one of them
             // is), the new session takes the place of the oldest half-open one: the global
             // count stays, and only an interface change moves the per-interface counts.
-            let iface_full = self.per_iface[iface].load(Relaxed) >= il;
+            let iface_full = iface != NAT_COUNT && self.per_iface[iface].load(Relaxed) >= il;
             if iface_full || self.count.load(Relaxed) >= limit {
                 return match self.evict_half_open(worker, iface_full.then_some(iface)) {
                     Some(victim) => {
@@ -664,7 +863,7 @@ impl Sessions {
             }
             let n = self.count.fetch_add(1, Relaxed);
             let ni = self.per_iface[iface].fetch_add(1, Relaxed);
-            if n < limit && ni < il {
+            if n < limit && (ni < il || iface == NAT_COUNT) {
                 return true;
             }
             // Another worker took the last place meanwhile: give it back, look again.
@@ -724,7 +923,8 @@ impl Sessions {
             let c = &self.buckets[slot / WAYS].ctl[slot % WAYS];
             let c0 = c.load(Acquire);
             let half_open = s.state.load(Relaxed) & (st::EST | st::RST | st::FWD_FIN) == 0;
-            let on_iface = iface.is_none_or(|i| (s.key[4].load(Relaxed) >> 48) as usize == i);
+            let on_iface =
+                iface.is_none_or(|i| count_index((s.key[4].load(Relaxed) >> 48) as u16) == i);
             if state_of(c0) != LIVE || gen_of(c0) & 0xffff_ffff != gen || !half_open {
                 continue;
             }
@@ -756,10 +956,28 @@ impl Sessions {
     /// caller hands its place on); the interface it was on, if it was freed.
     fn unlink(&self, slot: usize, c0: u64) -> Option<usize> {
         let c = &self.buckets[slot / WAYS].ctl[slot % WAYS];
-        let iface = (self.slots[slot].key[4].load(Relaxed) >> 48) as usize % MAX_IFACES;
-        c.compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
-            .is_ok()
-            .then_some(iface)
+        let iface = count_index((self.slots[slot].key[4].load(Relaxed) >> 48) as u16);
+        let partner = if self.is_nat(slot) {
+            self.partner(slot)
+        } else {
+            None
+        };
+        let freed = c
+            .compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
+            .is_ok();
+        if freed {
+            // A NAT pair goes whole: the partner's place is given back here.
+            if let Some((p, pc)) = partner {
+                let pctl = &self.buckets[p / WAYS].ctl[p % WAYS];
+                if pctl
+                    .compare_exchange(pc, word(0, FREE, gen_of(pc)), AcqRel, Relaxed)
+                    .is_ok()
+                {
+                    self.release(NAT_COUNT);
+                }
+            }
+        }
+        freed.then_some(iface)
     }
 
     /// Removes the session in `found.slot` (a session a replaced ACL no longer permits).
@@ -801,9 +1019,9 @@ impl Sessions {
     pub fn expire(&self, now: u32) -> usize {
         self.set_clock(now);
         self.sweep(
-            |s, w4| {
-                let state = s.state.load(Relaxed);
-                let idle = now.saturating_sub(s.seen.load(Relaxed));
+            |slot, w4| {
+                let (state, seen) = self.pair_state(slot);
+                let idle = now.saturating_sub(seen);
                 idle > self.timeout((w4 >> 32) as u8, state)
             },
             true,
@@ -815,7 +1033,7 @@ impl Sessions {
         self.sweep(|_, w4| iface.is_none_or(|i| (w4 >> 48) as u16 == i), false)
     }
 
-    fn sweep(&self, mut gone: impl FnMut(&Slot, u64) -> bool, expiry: bool) -> usize {
+    fn sweep(&self, mut gone: impl FnMut(usize, u64) -> bool, expiry: bool) -> usize {
         let mut n = 0;
         for (b, bucket) in self.buckets.iter().enumerate() {
             for (way, c) in bucket.ctl.iter().enumerate() {
@@ -825,7 +1043,7 @@ impl Sessions {
                 }
                 let slot = b * WAYS + way;
                 let s = &self.slots[slot];
-                if gone(s, s.key[4].load(Relaxed)) && self.free(slot, c0) {
+                if gone(slot, s.key[4].load(Relaxed)) && self.free(slot, c0) {
                     n += 1;
                 }
             }
@@ -838,10 +1056,12 @@ impl Sessions {
 
     /// Every live session (at most `max`).
     pub fn list(&self, max: usize) -> Vec<SessionInfo> {
-        self.live()
+        self.live_entries()
+            .filter(|(_, nat, _)| *nat != Some(DIR_NAT_REPLY))
             .take(max)
-            .map(|x| SessionInfo {
+            .map(|(x, nat, slot)| SessionInfo {
                 flow: x.flow,
+                nat: nat.and_then(|_| self.nat_to(slot)),
                 state: state_name(x.flow.proto, x.state),
                 age: x.age,
                 idle: x.idle,
@@ -857,34 +1077,57 @@ impl Sessions {
         self.live().collect()
     }
 
-    /// The live sessions, slot by slot, each read whole (a slot freed or claimed while it
-    /// is read is skipped).
+    /// The flow NAT entry `slot` rewrites to.
+    fn nat_to(&self, slot: usize) -> Option<Flow> {
+        let n = self.nat.get(slot)?;
+        Some(Flow::from_words(&std::array::from_fn(|i| {
+            n.to[i].load(Relaxed)
+        })))
+    }
+
+    /// The live sessions but NAT entries (what is saved across a restart: a NAT session
+    /// starts again with the flow's next packet).
     fn live(&self) -> impl Iterator<Item = SavedSession> + '_ {
+        self.live_entries()
+            .filter(|(_, nat, _)| nat.is_none())
+            .map(|(x, _, _)| x)
+    }
+
+    /// The live entries, slot by slot, each read whole (a slot freed or claimed while it
+    /// is read is skipped), with the NAT entry kind (None: an ACL's session) and the slot.
+    /// A NAT entry has its pair's state and idle time.
+    fn live_entries(&self) -> impl Iterator<Item = (SavedSession, Option<u32>, usize)> + '_ {
         let now = self.now.load(Relaxed);
         let ctl = self.buckets.iter().flat_map(|b| b.ctl.iter());
-        ctl.zip(self.slots.iter()).filter_map(move |(c, s)| {
-            let c0 = c.load(Acquire);
-            if state_of(c0) != LIVE {
-                return None;
-            }
-            let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
-            let (state, born, seen, dir) = (
-                s.state.load(Relaxed),
-                s.born.load(Relaxed),
-                s.seen.load(Relaxed),
-                s.dir.load(Relaxed),
-            );
-            if c.load(Acquire) != c0 {
-                return None;
-            }
-            Some(SavedSession {
-                flow: Flow::from_words(&w),
-                dir: if dir == 0 { Dir::In } else { Dir::Out },
-                state,
-                age: now.saturating_sub(born),
-                idle: now.saturating_sub(seen),
+        ctl.zip(self.slots.iter())
+            .enumerate()
+            .filter_map(move |(slot, (c, s))| {
+                let c0 = c.load(Acquire);
+                if state_of(c0) != LIVE {
+                    return None;
+                }
+                let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
+                let (mut state, born, mut seen, dir) = (
+                    s.state.load(Relaxed),
+                    s.born.load(Relaxed),
+                    s.seen.load(Relaxed),
+                    s.dir.load(Relaxed),
+                );
+                if dir >= DIR_NAT_FWD {
+                    (state, seen) = self.pair_state(slot);
+                }
+                if c.load(Acquire) != c0 {
+                    return None;
+                }
+                let saved = SavedSession {
+                    flow: Flow::from_words(&w),
+                    dir: if dir == 0 { Dir::In } else { Dir::Out },
+                    state,
+                    age: now.saturating_sub(born),
+                    idle: now.saturating_sub(seen),
+                };
+                Some((saved, (dir >= DIR_NAT_FWD).then_some(dir), slot))
             })
-        })
     }
 
     /// Puts back a session saved before a restart (its flow's interface being this
@@ -899,7 +1142,7 @@ impl Sessions {
         if saved.idle > self.timeout(f.proto, state) || self.lookup(f).is_some() {
             return false;
         }
-        let iface = usize::from(f.iface) % MAX_IFACES;
+        let iface = count_index(f.iface);
         let n = self.count.fetch_add(1, Relaxed);
         let ni = self.per_iface[iface].fetch_add(1, Relaxed);
         if n >= u64::from(self.limit.load(Relaxed)) || ni >= self.iface_limit.load(Relaxed) {
@@ -920,7 +1163,8 @@ impl Sessions {
     /// Live sessions by state name, every name of [`STATE_NAMES`] listed.
     pub fn count_states(&self) -> [(&'static str, u64); STATE_NAMES.len()] {
         let mut out = STATE_NAMES.map(|n| (n, 0u64));
-        for x in self.live() {
+        let entries = self.live_entries();
+        for (x, _, _) in entries.filter(|(_, nat, _)| *nat != Some(DIR_NAT_REPLY)) {
             let name = state_name(x.flow.proto, x.state);
             if let Some(e) = out.iter_mut().find(|(n, _)| *n == name) {
                 e.1 += 1;

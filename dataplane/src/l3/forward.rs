@@ -36,6 +36,8 @@ pub enum Check<A> {
     /// For the router itself (multicast, broadcast, link-local destinations).
     Local,
     Drop(DropReason),
+    /// To the slow path before any lookup (NAT's `no_backend`).
+    Punt(PuntReason),
 }
 
 /// Why a packet cannot be rewritten for its hop out.
@@ -53,6 +55,11 @@ pub(crate) trait Family {
     type Addr: Copy;
     type Fib: 'static;
     const STAGE: Stage;
+    /// IPv6 (else IPv4).
+    const V6: bool;
+    /// An address as the session table holds it (IPv4 in the low 32 bits), as the FIB
+    /// takes it.
+    fn addr(a: u128) -> Self::Addr;
     /// The stage's pending vector in the graph.
     fn vector(g: &mut Graph) -> &mut Box<Vector>;
     /// The graph's room for the stage's first-pass results.
@@ -175,10 +182,20 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         "the stage ran inside itself"
     );
     checks.clear();
+    // NAT (when the plan has it) translates each packet before its checks and lookup.
+    let nat = ctx.plan.nat.as_deref().zip(ctx.plan.acls.sessions());
     for i in 0..n {
-        let c = match vector.pkts.data(i).get(L3..) {
-            Some(ip) => F::check(ip),
-            None => Check::Drop(DropReason::BadHeader),
+        let translated = match nat {
+            Some((plan, t)) => {
+                let meta = vector.meta[i];
+                crate::nat::translate::packet::<F>(ctx, plan, t, vector.pkts.data_mut(i), &meta)
+            }
+            None => None,
+        };
+        let c = match (translated, vector.pkts.data(i).get(L3..)) {
+            (Some(c), _) => c,
+            (None, Some(ip)) => F::check(ip),
+            (None, None) => Check::Drop(DropReason::BadHeader),
         };
         if let (Check::Route(dst), Some(f)) = (c, fibs.get(vector.meta[i].rx_if)) {
             F::prefetch(f, dst);
@@ -209,6 +226,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
     for ((m, meta), check) in v.pkts.drain().zip(v.meta.iter()).zip(checks.iter()) {
         let verdict = match *check {
             Check::Drop(r) => Verdict::Drop(r),
+            Check::Punt(r) => Verdict::Punt(r),
             Check::Local => Verdict::Punt(PuntReason::Local),
             Check::Route(dst) => {
                 let id = fibs.get(meta.rx_if).and_then(|f| F::lookup(f, dst));

@@ -45,6 +45,12 @@ impl Family for Ip4 {
     type Addr = u32;
     type Fib = Fib4;
     const STAGE: Stage = Stage::Ip4Forward;
+    const V6: bool = false;
+
+    #[inline(always)]
+    fn addr(a: u128) -> Self::Addr {
+        a as u32
+    }
 
     #[inline(always)]
     fn vector(g: &mut Graph) -> &mut Box<Vector> {

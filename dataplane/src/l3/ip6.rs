@@ -48,6 +48,12 @@ impl Family for Ip6 {
     type Addr = u128;
     type Fib = Fib6;
     const STAGE: Stage = Stage::Ip6Forward;
+    const V6: bool = true;
+
+    #[inline(always)]
+    fn addr(a: u128) -> Self::Addr {
+        a
+    }
 
     #[inline(always)]
     fn vector(g: &mut Graph) -> &mut Box<Vector> {

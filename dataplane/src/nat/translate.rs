@@ -1,1 +1,887 @@
-//! per-packet NAT (to come)
+//! nat-translate: the per-packet part of NAT, run by ip4-forward and ip6-forward on each
+//! packet of their vector before it is checked and looked up (the plan has NAT).
+//!
+//! A packet of a NAT session (its flow finds an entry of the session table, its way) is
+//! rewritten to the entry's flow. An ICMP error about a session's packet finds the session
+//! by the packet it quotes; the quote, and the error's own destination (and source, when
+//! the quoted packet's destination sent it), are rewritten back. Any other packet of TCP,
+//! UDP or an ICMP echo request is a new flow:
+//!
+//! 1. destination NAT: to a service's VIP and port, a NodePort on one of the router's own
+//!    addresses (the FIB says `local`), or a port mapping's address and port. A service
+//!    picks a backend by its Maglev table (the flow's hash, or with client-IP affinity the
+//!    client's address); one with no backend taking new flows sends the packet to the slow
+//!    path (`no_backend`: ICMP port unreachable, so clients fail fast). Hairpin: a client
+//!    sent to itself is also source-translated to the service's address (with a port of
+//!    its own), or it would drop its own address as a source;
+//! 2. source NAT: the FIB's output interface for the (translated) destination masquerades:
+//!    the source becomes that interface's address and a port of this worker's own.
+//!
+//! A translated new flow creates its NAT session (both entries) before it is rewritten; a
+//! flow with nothing to translate gets no session. Ports (and echo identifiers) are
+//! allocated without locks between workers: worker `w` of `n` takes only ports `p` with
+//! `(p - 1024) % n == w` in 1024..=65535, starting from a hash of the flow's source
+//! address and port (so one source endpoint gets the same port toward every destination
+//! while it is free: endpoint-independent mapping, RFC 4787 §4.1), then stepping on while
+//! the reply's flow is taken. Later fragments (no ports) are not translated.
+//!
+//! Checksums are updated incrementally (RFC 1624): the IPv4 header's; TCP's, UDP's and
+//! ICMPv6's for the pseudo-header's addresses; TCP's, UDP's and ICMP's for ports and
+//! identifiers. A UDP over IPv4 checksum of zero (none) stays zero. A frame whose L4
+//! checksum is partial (offloaded: the field holds the pseudo-header sum, [`Csum`]) gets
+//! the pseudo-header's change only. An ICMP error's checksum is computed again (its quote
+//! changes in several places).
+//!
+//! Reads: `meta.rx_if`, `meta.csum`; the plan's NAT part, the input interface's VRF, its
+//! FIB and next hops (new flows only); the session table. Writes: the packet's addresses,
+//! ports, checksums; sessions (created, stamped). Drops: `session_limit` (a new flow the
+//! table has no room for, or no free port). Punts: `no_backend`.
+
+use std::net::IpAddr;
+
+use super::{addr_bits, NatPlan, NAT_KEY};
+use crate::acl::rule::Family as Fam;
+use crate::acl::session::{Flow, NatHit, Refused, Sessions};
+use crate::counters::DropReason;
+use crate::graph::{Csum, Ctx, Meta};
+use crate::l3::forward::{Check, Family, L3};
+use crate::l3::nexthop::NextHop;
+use crate::slowpath::PuntReason;
+use crate::wire::checksum::{sum, update16};
+
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
+
+/// What kind of packet a NAT sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// TCP or UDP (ports at the L4 header's start).
+    Ports,
+    /// An ICMP / ICMPv6 echo request (`true`) or reply; the identifier stands in both ports.
+    Echo(bool),
+    /// An ICMP / ICMPv6 error, its quoted IP header at this offset of the frame.
+    Error(usize),
+}
+
+/// A packet's flow and where its headers are.
+#[derive(Debug, Clone, Copy)]
+struct Pkt {
+    fam: Fam,
+    proto: u8,
+    src: u128,
+    dst: u128,
+    sport: u16,
+    dport: u16,
+    /// Offset of the L4 header in the frame, and the IP packet's end.
+    l4: usize,
+    end: usize,
+    tcp_flags: u8,
+    kind: Kind,
+}
+
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+#[inline(always)]
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+#[inline(always)]
+fn be128(b: &[u8], at: usize) -> Option<u128> {
+    Some(u128::from_be_bytes(b.get(at..at + 16)?.try_into().ok()?))
+}
+
+/// Reads the IP packet at offset `ip` of `frame` (IPv6 when `v6`) as NAT sees it: None for
+/// what NAT leaves alone (truncated or inconsistent headers, which the forwarding checks
+/// then drop; later fragments; protocols without ports; IPv6 extension headers; ICMP
+/// other than echoes and errors).
+fn parse(frame: &[u8], ip: usize, v6: bool) -> Option<Pkt> {
+    let (fam, proto, src, dst, l4, end) = if v6 {
+        if frame.get(ip)? >> 4 != 6 {
+            return None;
+        }
+        let end = ip + 40 + usize::from(be16(frame, ip + 4)?);
+        (
+            Fam::V6,
+            *frame.get(ip + 6)?,
+            be128(frame, ip + 8)?,
+            be128(frame, ip + 24)?,
+            ip + 40,
+            end,
+        )
+    } else {
+        let b0 = *frame.get(ip)?;
+        let hl = usize::from(b0 & 0x0f) * 4;
+        if b0 >> 4 != 4 || hl < 20 {
+            return None;
+        }
+        let total = usize::from(be16(frame, ip + 2)?);
+        if total < hl || be16(frame, ip + 6)? & 0x1fff != 0 {
+            return None;
+        }
+        (
+            Fam::V4,
+            *frame.get(ip + 9)?,
+            u128::from(be32(frame, ip + 12)?),
+            u128::from(be32(frame, ip + 16)?),
+            ip + hl,
+            ip + total,
+        )
+    };
+    if end > frame.len() {
+        return None;
+    }
+    let l4b = frame.get(l4..end)?;
+    let (sport, dport, tcp_flags, kind) = match proto {
+        TCP if l4b.len() >= 20 => (be16(l4b, 0)?, be16(l4b, 2)?, l4b[13], Kind::Ports),
+        UDP if l4b.len() >= 8 => (be16(l4b, 0)?, be16(l4b, 2)?, 0, Kind::Ports),
+        ICMP | ICMPV6 if (proto == ICMP) != v6 && l4b.len() >= 8 => {
+            let t = l4b[0];
+            let (request, reply, errors): (u8, u8, &[u8]) = if v6 {
+                (128, 129, &[1, 2, 3, 4])
+            } else {
+                (8, 0, &[3, 4, 5, 11, 12])
+            };
+            if t == request || t == reply {
+                let id = be16(l4b, 4)?;
+                (id, id, 0, Kind::Echo(t == request))
+            } else if errors.contains(&t) {
+                (0, 0, 0, Kind::Error(l4 + 8))
+            } else {
+                return None;
+            }
+        }
+        _ => return None,
+    };
+    Some(Pkt {
+        fam,
+        proto,
+        src,
+        dst,
+        sport,
+        dport,
+        l4,
+        end,
+        tcp_flags,
+        kind,
+    })
+}
+
+impl Pkt {
+    fn flow(&self, vrf: u16) -> Flow {
+        Flow {
+            iface: NAT_KEY + (vrf & 0x7fff),
+            family: self.fam,
+            proto: self.proto,
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+        }
+    }
+}
+
+/// Translates the packet in `frame` (received on `meta.rx_if`, routed by family `F`) if
+/// NAT applies to it: None to go on with forwarding (rewritten or not), or the check that
+/// replaces forwarding's (a drop, a punt).
+#[inline]
+pub(crate) fn packet<F: Family>(
+    ctx: &Ctx,
+    nat: &NatPlan,
+    t: &Sessions,
+    frame: &mut [u8],
+    meta: &Meta,
+) -> Option<Check<F::Addr>> {
+    let p = parse(frame, L3, F::V6)?;
+    let vrf = ctx.plan.iface(meta.rx_if)?.l3?.vrf;
+    let orig = p.flow(vrf);
+    if let Kind::Error(inner) = p.kind {
+        translate_error(t, frame, &p, inner, vrf);
+        return None;
+    }
+    if let Some(hit) = t.lookup_nat(&orig) {
+        t.touch_nat(&hit, p.tcp_flags);
+        rewrite(frame, &p, &hit.to, meta.csum);
+        return None;
+    }
+    if p.kind == Kind::Echo(false) {
+        return None;
+    }
+    match new_flow::<F>(ctx, nat, t, &p, &orig, vrf) {
+        Ok(Some(hit)) => {
+            rewrite(frame, &p, &hit.to, meta.csum);
+            None
+        }
+        Ok(None) => None,
+        Err(c) => Some(c),
+    }
+}
+
+/// The output interface of `dst`'s route in `vrf`, or None for the router's own
+/// addresses and where there is none: Some(None) for local.
+fn route<F: Family>(ctx: &Ctx, vrf: u16, dst: u128, hash: u32) -> Option<Option<u16>> {
+    let fib = F::fib(ctx.plan.vrf(vrf)?);
+    let id = F::lookup(fib, F::addr(dst))?;
+    let nhs = ctx.plan.l3.nexthops.as_deref()?;
+    match nhs.resolve(id, hash) {
+        NextHop::Forward { iface, .. }
+        | NextHop::Resolve { iface }
+        | NextHop::Tunnel { iface, .. } => Some(Some(iface)),
+        NextHop::Local => Some(None),
+        _ => None,
+    }
+}
+
+/// A flow's hash (both ends, protocol), for backend choice and port allocation starts.
+#[inline(always)]
+fn mix(words: &[u64]) -> u64 {
+    let mut h = 0x243f_6a88_85a3_08d3u64;
+    for &w in words {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+    h ^ (h >> 32)
+}
+
+/// The NAT session of new flow `orig` (packet `p`), if anything translates it; Err for a
+/// packet that goes no further (the check to record).
+#[inline(never)]
+fn new_flow<F: Family>(
+    ctx: &Ctx,
+    nat: &NatPlan,
+    t: &Sessions,
+    p: &Pkt,
+    orig: &Flow,
+    vrf: u16,
+) -> Result<Option<NatHit>, Check<F::Addr>> {
+    let mut to = *orig;
+    let hash = mix(&[
+        orig.src as u64,
+        (orig.src >> 64) as u64,
+        orig.dst as u64,
+        (orig.dst >> 64) as u64,
+        u64::from(orig.sport) << 16 | u64::from(orig.dport) | u64::from(orig.proto) << 32,
+    ]);
+    let mut hairpin = false;
+    if p.kind == Kind::Ports {
+        let svc = nat.service(vrf, p.proto, p.dst, p.dport).or_else(|| {
+            nat.nodeport(vrf, p.proto, p.dport)
+                .filter(|_| route::<F>(ctx, vrf, p.dst, hash as u32) == Some(None))
+        });
+        if let Some(s) = svc {
+            let h = if s.spec.affinity {
+                mix(&[orig.src as u64, (orig.src >> 64) as u64])
+            } else {
+                hash
+            };
+            let Some((i, b)) = s.pick(h) else {
+                return Err(Check::Punt(PuntReason::NoBackend));
+            };
+            s.count_flow(ctx.worker, i);
+            to.dst = addr_bits(b.ip);
+            to.dport = b.port;
+            hairpin = to.dst == orig.src;
+        } else if let Some((a, port)) = nat.portmap(vrf, p.proto, p.dst, p.dport) {
+            to.dst = a;
+            to.dport = port;
+            hairpin = to.dst == orig.src;
+        }
+    }
+    let mut alloc = false;
+    if hairpin {
+        // The client reaches itself: from the address it sent to, so that its replies
+        // come back here.
+        to.src = orig.dst;
+        alloc = true;
+    } else if let Some(Some(out)) = route::<F>(ctx, vrf, to.dst, hash as u32) {
+        if let Some(m) = nat.masquerade(out) {
+            let a = match p.fam {
+                Fam::V4 => m.v4.map(IpAddr::V4),
+                Fam::V6 => m.v6.map(IpAddr::V6),
+            };
+            if let Some(a) = a.map(addr_bits).filter(|&a| a != orig.src) {
+                to.src = a;
+                alloc = true;
+            }
+        }
+    }
+    if to == *orig {
+        return Ok(None);
+    }
+    let workers = ctx.plan.workers.len().max(1);
+    let w = ctx.worker % workers;
+    let stripe = (65536 - 1024) / workers;
+    let start = mix(&[orig.src as u64, (orig.src >> 64) as u64, u64::from(orig.sport)]);
+    let tries = if alloc { 16 } else { 1 };
+    for k in 0..tries {
+        if alloc {
+            let i = (start.wrapping_add(k * 40_503) % stripe as u64) as usize;
+            let port = (1024 + i * workers + w) as u16;
+            to.sport = port;
+            if p.kind == Kind::Echo(true) {
+                // The identifier is both "ports" of an echo's flow.
+                to.dport = port;
+            }
+        }
+        match t.create_nat(ctx.worker, orig, &to, p.tcp_flags) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(Refused::Full) if alloc => continue,
+            Err(_) => break,
+        }
+    }
+    Err(Check::Drop(DropReason::SessionLimit))
+}
+
+/// Where the IP addresses are for `fam`, from the IP header's start: (src, dst, length).
+#[inline(always)]
+fn addr_at(fam: Fam) -> (usize, usize, usize) {
+    match fam {
+        Fam::V4 => (12, 16, 4),
+        Fam::V6 => (8, 24, 16),
+    }
+}
+
+/// The bytes of address `a` of family `fam` (the first 4 of the array for IPv4).
+#[inline(always)]
+fn bytes_of(fam: Fam, a: u128) -> [u8; 16] {
+    match fam {
+        Fam::V4 => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&(a as u32).to_be_bytes());
+            b
+        }
+        Fam::V6 => a.to_be_bytes(),
+    }
+}
+
+/// Updates the 16-bit checksum at `at` for `old` -> `new` bytes of covered data; a
+/// `partial` field (a partial checksum holding the pseudo-header sum) is updated as
+/// a sum, not its complement.
+#[inline(always)]
+fn fix(frame: &mut [u8], at: usize, old: &[u8], new: &[u8], partial: bool) {
+    let Some(c) = be16(frame, at) else {
+        return;
+    };
+    let c = if partial { !c } else { c };
+    let n = match (old, new) {
+        ([a, b], [x, y]) => update16(c, u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*x, *y])),
+        _ => {
+            let acc = u32::from(!c) + u32::from(!sum(old, 0));
+            !sum(new, acc)
+        }
+    };
+    let n = if partial { !n } else { n };
+    frame[at..at + 2].copy_from_slice(&n.to_be_bytes());
+}
+
+/// Rewrites packet `p` of `frame` to flow `to` (addresses, ports or echo identifier),
+/// checksums updated.
+fn rewrite(frame: &mut [u8], p: &Pkt, to: &Flow, csum: Csum) {
+    let (sa, da, alen) = addr_at(p.fam);
+    let ip = L3;
+    let (l4, proto) = (p.l4, p.proto);
+    // The L4 checksum field, and whether it covers the pseudo-header.
+    let (field, pseudo) = match proto {
+        TCP => (Some(l4 + 16), true),
+        UDP if p.fam == Fam::V4 && be16(frame, l4 + 6) == Some(0) => (None, true),
+        UDP => (Some(l4 + 6), true),
+        ICMP => (Some(l4 + 2), false),
+        _ => (Some(l4 + 2), true),
+    };
+    let partial = matches!(
+        (csum, proto),
+        (Csum::PartialTcp, TCP) | (Csum::PartialUdp, UDP)
+    );
+    for (at, old, new) in [(sa, p.src, to.src), (da, p.dst, to.dst)] {
+        if old == new {
+            continue;
+        }
+        let (o, n) = (bytes_of(p.fam, old), bytes_of(p.fam, new));
+        let (o, n) = (&o[..alen], &n[..alen]);
+        if p.fam == Fam::V4 {
+            fix(frame, ip + 10, o, n, false);
+        }
+        if let (Some(f), true) = (field, pseudo) {
+            fix(frame, f, o, n, partial);
+        }
+        frame[ip + at..ip + at + alen].copy_from_slice(n);
+    }
+    // Ports (or the echo identifier): covered by the checksum itself, which a partial
+    // checksum leaves to whoever completes it.
+    let ports: &[(usize, u16, u16)] = match p.kind {
+        Kind::Ports => &[(l4, p.sport, to.sport), (l4 + 2, p.dport, to.dport)],
+        Kind::Echo(true) => &[(l4 + 4, p.sport, to.sport)],
+        Kind::Echo(false) => &[(l4 + 4, p.dport, to.dport)],
+        Kind::Error(_) => &[],
+    };
+    for &(at, old, new) in ports {
+        if old == new {
+            continue;
+        }
+        if let (Some(f), false) = (field, partial) {
+            fix(frame, f, &old.to_be_bytes(), &new.to_be_bytes(), false);
+        }
+        frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
+    }
+}
+
+/// Translates an ICMP error (packet `p`, its quote at `inner`) about a NAT session's
+/// packet: the quote back to the packet as its sender sent it, the error's destination to
+/// that sender, its source too when the quoted packet's destination sent the error; the
+/// ICMP checksum computed again. Errors about no session are left alone.
+#[cold]
+fn translate_error(t: &Sessions, frame: &mut [u8], p: &Pkt, inner: usize, vrf: u16) {
+    let v6 = p.fam == Fam::V6;
+    // The quote: its IP header and at least the first 8 bytes of its L4 header.
+    let Some(q) = parse_quote(frame, inner, v6) else {
+        return;
+    };
+    // A reply to the quoted packet would be rewritten to `to`: the quote, reversed, is
+    // that reply's reverse.
+    let Some(hit) = t.lookup_nat(&q.flow(vrf).reversed()) else {
+        return;
+    };
+    let to = hit.to;
+    let (sa, da, alen) = addr_at(p.fam);
+    // The quote becomes `to` reversed.
+    let qto = to.reversed();
+    let put = |frame: &mut [u8], at: usize, a: u128| {
+        if let Some(d) = frame.get_mut(at..at + alen) {
+            d.copy_from_slice(&bytes_of(p.fam, a)[..alen]);
+        }
+    };
+    // Quoted L4 checksum (if quoted in full): updated for the quote's changes.
+    let qfield = match q.proto {
+        TCP => Some(q.l4 + 16),
+        UDP if !(p.fam == Fam::V4 && be16(frame, q.l4 + 6) == Some(0)) => Some(q.l4 + 6),
+        ICMPV6 => Some(q.l4 + 2),
+        _ => None,
+    }
+    .filter(|&f| f + 2 <= frame.len().min(p.end));
+    for (at, old, new) in [(sa, q.src, qto.src), (da, q.dst, qto.dst)] {
+        if old != new {
+            let (o, n) = (bytes_of(p.fam, old), bytes_of(p.fam, new));
+            if let Some(f) = qfield {
+                fix(frame, f, &o[..alen], &n[..alen], false);
+            }
+            put(frame, inner + at, new);
+        }
+    }
+    match q.kind {
+        Kind::Ports => {
+            for (at, old, new) in [(q.l4, q.sport, qto.sport), (q.l4 + 2, q.dport, qto.dport)] {
+                if old != new {
+                    if let Some(f) = qfield {
+                        fix(frame, f, &old.to_be_bytes(), &new.to_be_bytes(), false);
+                    }
+                    frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
+                }
+            }
+        }
+        Kind::Echo(_) => {
+            if q.sport != qto.sport && q.l4 + 6 <= frame.len() {
+                frame[q.l4 + 4..q.l4 + 6].copy_from_slice(&qto.sport.to_be_bytes());
+            }
+        }
+        Kind::Error(_) => {}
+    }
+    if !v6 {
+        // The quoted IPv4 header's checksum, in full.
+        let hl = usize::from(frame[inner] & 0x0f) * 4;
+        frame[inner + 10..inner + 12].copy_from_slice(&[0, 0]);
+        let c = !sum(&frame[inner..inner + hl], 0);
+        frame[inner + 10..inner + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    // The error itself: to the quoted packet's (translated) sender; from the quoted
+    // destination's translation when that host sent it.
+    let new_dst = qto.src;
+    let new_src = if p.src == q.dst { qto.dst } else { p.src };
+    for (at, old, new) in [(sa, p.src, new_src), (da, p.dst, new_dst)] {
+        if old != new {
+            let (o, n) = (bytes_of(p.fam, old), bytes_of(p.fam, new));
+            if !v6 {
+                fix(frame, L3 + 10, &o[..alen], &n[..alen], false);
+            }
+            put(frame, L3 + at, new);
+        }
+    }
+    // The ICMP checksum over the whole message (and ICMPv6's pseudo-header).
+    let (l4, end) = (p.l4, p.end);
+    frame[l4 + 2..l4 + 4].copy_from_slice(&[0, 0]);
+    let init = if v6 {
+        let mut s = 0u32;
+        s += u32::from(sum(&new_src.to_be_bytes(), 0));
+        s += u32::from(sum(&new_dst.to_be_bytes(), 0));
+        let len = (end - l4) as u32;
+        s + (len >> 16) + (len & 0xffff) + u32::from(ICMPV6)
+    } else {
+        0
+    };
+    let c = !sum(&frame[l4..end], init);
+    frame[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The quoted packet of an ICMP error (its IP header at `at`, as much of the rest as was
+/// quoted): its flow, offsets and kind, if it has ports or an echo identifier.
+fn parse_quote(frame: &[u8], at: usize, v6: bool) -> Option<Pkt> {
+    let (fam, proto, src, dst, l4) = if v6 {
+        (
+            Fam::V6,
+            *frame.get(at + 6)?,
+            be128(frame, at + 8)?,
+            be128(frame, at + 24)?,
+            at + 40,
+        )
+    } else {
+        let b0 = *frame.get(at)?;
+        let hl = usize::from(b0 & 0x0f) * 4;
+        if b0 >> 4 != 4 || hl < 20 || at + hl > frame.len() {
+            return None;
+        }
+        (
+            Fam::V4,
+            *frame.get(at + 9)?,
+            u128::from(be32(frame, at + 12)?),
+            u128::from(be32(frame, at + 16)?),
+            at + hl,
+        )
+    };
+    let (sport, dport, kind) = match proto {
+        TCP | UDP => (be16(frame, l4)?, be16(frame, l4 + 2)?, Kind::Ports),
+        ICMP | ICMPV6 => {
+            let t = *frame.get(l4)?;
+            let id = be16(frame, l4 + 4)?;
+            match (v6, t) {
+                (false, 8) | (true, 128) => (id, id, Kind::Echo(true)),
+                (false, 0) | (true, 129) => (id, id, Kind::Echo(false)),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(Pkt {
+        fam,
+        proto,
+        src,
+        dst,
+        sport,
+        dport,
+        l4,
+        end: frame.len(),
+        tcp_flags: 0,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::session::SessionConfig;
+    use crate::wire::checksum::complete_partial;
+    use proptest::prelude::*;
+
+    const ETH: [u8; 14] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+
+    fn v4(a: [u8; 4]) -> u128 {
+        u128::from(u32::from_be_bytes(a))
+    }
+
+    /// The ones' complement sum of the L4 segment with its pseudo-header (0xffff: valid).
+    fn l4_sum(frame: &[u8], p: &Pkt) -> u16 {
+        let seg = &frame[p.l4..p.end];
+        let init = match (p.fam, p.proto) {
+            (Fam::V4, ICMP) => 0,
+            (Fam::V4, _) => {
+                u32::from(sum(&frame[L3 + 12..L3 + 20], 0))
+                    + u32::from(p.proto)
+                    + seg.len() as u32
+            }
+            (Fam::V6, _) => {
+                u32::from(sum(&frame[L3 + 8..L3 + 40], 0)) + u32::from(p.proto) + seg.len() as u32
+            }
+        };
+        sum(seg, init)
+    }
+
+    /// An Ethernet frame of IPv4 `proto` from `src` to `dst` with L4 bytes `l4`, whose
+    /// checksums (IP header, and the L4 one at `field` of `l4`, if any) are filled in.
+    fn frame4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8], field: Option<usize>) -> Vec<u8> {
+        let mut f = ETH.to_vec();
+        let total = (20 + l4.len()) as u16;
+        let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, proto, 0, 0];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        let c = !sum(&ip, 0);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(l4);
+        if let Some(at) = field {
+            let p = parse(&f, L3, false).unwrap();
+            let c = !l4_sum(&f, &p);
+            f[34 + at..36 + at].copy_from_slice(&c.to_be_bytes());
+        }
+        f
+    }
+
+    fn frame6(src: u128, dst: u128, proto: u8, l4: &[u8], field: usize) -> Vec<u8> {
+        let mut f = ETH.to_vec();
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        let mut ip = vec![0x60, 0, 0, 0, 0, 0, proto, 64];
+        ip[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+        ip.extend_from_slice(&src.to_be_bytes());
+        ip.extend_from_slice(&dst.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(l4);
+        let p = parse(&f, L3, true).unwrap();
+        let c = !l4_sum(&f, &p);
+        f[54 + field..56 + field].copy_from_slice(&c.to_be_bytes());
+        f
+    }
+
+    fn tcp(sport: u16, dport: u16) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = 0x02;
+        t.extend_from_slice(b"hello, world");
+        t
+    }
+
+    fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = vec![0u8; 8];
+        u[0..2].copy_from_slice(&sport.to_be_bytes());
+        u[2..4].copy_from_slice(&dport.to_be_bytes());
+        u[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(payload);
+        u
+    }
+
+    fn echo(t: u8, id: u16) -> Vec<u8> {
+        let mut e = vec![t, 0, 0, 0, 0, 0, 0, 7];
+        e[4..6].copy_from_slice(&id.to_be_bytes());
+        e.extend_from_slice(b"ping");
+        e
+    }
+
+    fn check_valid(f: &[u8], v6: bool) -> Pkt {
+        let p = parse(f, L3, v6).unwrap();
+        if !v6 {
+            assert_eq!(sum(&f[L3..L3 + 20], 0), 0xffff, "IPv4 header checksum");
+        }
+        let zero_udp = !v6 && p.proto == UDP && be16(f, p.l4 + 6) == Some(0);
+        if !zero_udp {
+            assert_eq!(l4_sum(f, &p), 0xffff, "L4 checksum of {p:?}");
+        }
+        p
+    }
+
+    fn to_flow(p: &Pkt, src: u128, sport: u16, dst: u128, dport: u16) -> Flow {
+        Flow {
+            src,
+            dst,
+            sport,
+            dport,
+            ..p.flow(0)
+        }
+    }
+
+    #[test]
+    fn rewrites_keep_checksums_valid() {
+        let cases: Vec<(Vec<u8>, bool)> = vec![
+            (frame4([10, 0, 0, 5], [10, 96, 0, 10], TCP, &tcp(40000, 80), Some(16)), false),
+            (frame4([10, 0, 0, 5], [10, 96, 0, 10], UDP, &udp(40000, 53, b"query"), Some(6)), false),
+            (frame4([10, 0, 0, 5], [10, 96, 0, 10], UDP, &udp(40000, 53, b"odd"), None), false),
+            (frame4([10, 0, 0, 5], [8, 8, 8, 8], ICMP, &echo(8, 77), Some(2)), false),
+            (frame4([8, 8, 8, 8], [10, 0, 0, 5], ICMP, &echo(0, 77), Some(2)), false),
+            (frame6(0xfd00 << 112 | 5, 0xfd00 << 112 | 0x10, TCP, &tcp(40000, 80), 16), true),
+            (frame6(0xfd00 << 112 | 5, 0xfd00 << 112 | 0x10, UDP, &udp(1, 53, b"q"), 6), true),
+            (frame6(0xfd00 << 112 | 5, 0x2001 << 112 | 1, ICMPV6, &echo(128, 9), 2), true),
+        ];
+        for (mut f, v6) in cases {
+            let p = check_valid(&f, v6);
+            let (ns, nd) = if v6 {
+                (0xfd00 << 112 | 0xaa, 0xfd00 << 112 | 0xbb)
+            } else {
+                (v4([192, 0, 2, 1]), v4([10, 1, 0, 3]))
+            };
+            let to = to_flow(&p, ns, 61000, nd, 8080);
+            rewrite(&mut f, &p, &to, Csum::Unknown);
+            let q = check_valid(&f, v6);
+            assert_eq!((q.src, q.dst), (ns, nd));
+            match q.kind {
+                Kind::Ports => assert_eq!((q.sport, q.dport), (61000, 8080)),
+                Kind::Echo(true) => assert_eq!(q.sport, 61000),
+                Kind::Echo(false) => assert_eq!(q.dport, 8080),
+                Kind::Error(_) => unreachable!(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_checksum_gets_the_pseudo_header_change_only() {
+        for (proto, l4, field, kind) in [
+            (TCP, tcp(40000, 80), 16, Csum::PartialTcp),
+            (UDP, udp(40000, 53, b"abc"), 6, Csum::PartialUdp),
+        ] {
+            let mut f = frame4([10, 0, 0, 5], [10, 96, 0, 10], proto, &l4, None);
+            // The sender's stack wrote the pseudo-header sum only.
+            let p = parse(&f, L3, false).unwrap();
+            let ph = crate::wire::checksum::pseudo_header_v4(
+                [10, 0, 0, 5].into(),
+                [10, 96, 0, 10].into(),
+                proto,
+                (p.end - p.l4) as u16,
+            );
+            f[p.l4 + field..p.l4 + field + 2].copy_from_slice(&ph.to_be_bytes());
+            let to = to_flow(&p, v4([192, 0, 2, 1]), 61000, v4([10, 1, 0, 3]), 8080);
+            rewrite(&mut f, &p, &to, kind);
+            assert!(complete_partial(&mut f, p.l4, field, proto == UDP));
+            check_valid(&f, false);
+        }
+    }
+
+    fn table() -> Sessions {
+        Sessions::new(
+            1024,
+            1,
+            SessionConfig {
+                limit: 100,
+                iface_limit: 1,
+                timeouts: Default::default(),
+            },
+        )
+    }
+
+    #[test]
+    fn an_icmp_error_about_a_masqueraded_flow_goes_back_to_its_sender() {
+        let t = table();
+        // Pod 10.0.0.5:40000 -> 8.8.8.8:53, masqueraded as 192.0.2.1:61000.
+        let out = frame4([10, 0, 0, 5], [8, 8, 8, 8], UDP, &udp(40000, 53, b"q"), Some(6));
+        let p = parse(&out, L3, false).unwrap();
+        let orig = p.flow(0);
+        let to = to_flow(&p, v4([192, 0, 2, 1]), 61000, v4([8, 8, 8, 8]), 53);
+        t.create_nat(0, &orig, &to, 0).unwrap();
+        // 8.8.8.8 answers port unreachable, quoting the packet as it left.
+        let mut left = out.clone();
+        rewrite(&mut left, &p, &to, Csum::Unknown);
+        let quote = left[L3..].to_vec();
+        let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+        icmp.extend_from_slice(&quote);
+        let mut err = frame4([8, 8, 8, 8], [192, 0, 2, 1], ICMP, &icmp, Some(2));
+        let e = parse(&err, L3, false).unwrap();
+        let Kind::Error(inner) = e.kind else {
+            panic!("not an error: {e:?}")
+        };
+        translate_error(&t, &mut err, &e, inner, 0);
+        let e2 = check_valid(&err, false);
+        assert_eq!((e2.src, e2.dst), (v4([8, 8, 8, 8]), v4([10, 0, 0, 5])));
+        // The quote is the packet as the pod sent it (and its header checksum is valid).
+        assert_eq!(&err[inner..inner + 20], &out[L3..L3 + 20]);
+        assert_eq!(&err[inner + 20..inner + 28], &out[L3 + 20..L3 + 28]);
+    }
+
+    #[test]
+    fn nat_entries_pair_up() {
+        let t = table();
+        let f = frame4([10, 0, 0, 5], [10, 96, 0, 10], TCP, &tcp(40000, 80), Some(16));
+        let p = parse(&f, L3, false).unwrap();
+        let orig = p.flow(0);
+        let to = to_flow(&p, orig.src, 40000, v4([10, 1, 0, 3]), 8080);
+        let hit = t.create_nat(0, &orig, &to, 0x02).unwrap();
+        assert_eq!(hit.to, to);
+        assert_eq!(t.lookup_nat(&orig).map(|h| h.to), Some(to));
+        let back = t.lookup_nat(&to.reversed()).unwrap();
+        assert!(back.reply_entry);
+        assert_eq!(back.to, orig.reversed());
+        // The other way of an entry is no NAT packet.
+        assert_eq!(t.lookup_nat(&orig.reversed()), None);
+        // A second flow whose reply would be the same is refused.
+        let other = Flow { sport: 40001, ..orig };
+        assert_eq!(t.create_nat(0, &other, &to, 0x02), Err(Refused::Full));
+        // Listed once, with its translation; the interface limit does not apply.
+        let l = t.list(10);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].nat, Some(to));
+        assert_eq!(t.stats().live, 2);
+        // Idle while both are: a reply keeps the pair, and SYN both ways (one on each
+        // entry) make it established.
+        assert_eq!(t.expire(239), 0);
+        t.set_clock(200);
+        t.touch_nat(&back, 0x12);
+        assert_eq!(t.expire(200 + 241), 0, "established: not the transitory timeout");
+        assert_eq!(t.list(1)[0].state, "established");
+        assert_eq!(t.expire(200 + 7201), 1);
+        assert_eq!(t.lookup_nat(&to.reversed()), None);
+        assert_eq!(t.stats().live, 0);
+    }
+
+    #[test]
+    fn nat_sessions_stay_under_the_limit() {
+        let t = Sessions::new(
+            4096,
+            1,
+            SessionConfig {
+                limit: 10,
+                iface_limit: 10,
+                timeouts: Default::default(),
+            },
+        );
+        let f = frame4([10, 0, 0, 5], [10, 96, 0, 10], UDP, &udp(1, 53, b""), Some(6));
+        let p = parse(&f, L3, false).unwrap();
+        let mut ok = 0;
+        for i in 0..20u16 {
+            let orig = Flow { sport: 1000 + i, ..p.flow(0) };
+            let to = Flow { dst: v4([10, 1, 0, 3]), ..orig };
+            if t.create_nat(0, &orig, &to, 0).is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 5, "two entries a session");
+        assert_eq!(t.stats().live, 10);
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_and_rewriting_never_panic(b in proptest::collection::vec(any::<u8>(), 0..120),
+                                             v6: bool, cut in 0usize..120, a: u128, port: u16) {
+            let t = table();
+            let mut f = b.clone();
+            for frame in [&mut f] {
+                if let Some(p) = parse(frame, L3, v6) {
+                    let to = Flow { src: a, dport: port, ..p.flow(0) };
+                    let _ = t.create_nat(0, &p.flow(0), &to, 0);
+                    if let Kind::Error(inner) = p.kind {
+                        translate_error(&t, frame, &p, inner, 0);
+                    } else {
+                        rewrite(frame, &p, &to, Csum::Unknown);
+                    }
+                }
+            }
+            // Valid packets cut short anywhere.
+            let good = frame4([10, 0, 0, 5], [8, 8, 8, 8], UDP, &udp(40000, 53, b"q"), Some(6));
+            let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+            icmp.extend_from_slice(&good[L3..]);
+            let err = frame4([8, 8, 8, 8], [192, 0, 2, 1], ICMP, &icmp, Some(2));
+            for whole in [good, err] {
+                let mut c = whole[..cut.min(whole.len())].to_vec();
+                if let Some(p) = parse(&c, L3, false) {
+                    match p.kind {
+                        Kind::Error(inner) => translate_error(&t, &mut c, &p, inner, 0),
+                        _ => rewrite(&mut c, &p, &Flow { src: a, ..p.flow(0) }, Csum::Unknown),
+                    }
+                }
+                // Truncating only the quote of an error keeps a parseable outer packet.
+                let mut q = whole.clone();
+                let keep = (L3 + 28 + cut).min(q.len());
+                q.truncate(keep);
+                let _ = parse(&q, L3, false);
+            }
+        }
+    }
+}

@@ -480,6 +480,19 @@ impl Burst {
         unsafe { seg_data(self.pkts[i]) }
     }
 
+    /// The bytes of packet `i` (first segment), writable. Panics if `i >= len()`.
+    #[inline]
+    pub fn data_mut(&mut self, i: usize) -> &mut [u8] {
+        assert!(i < self.len, "burst index {i} out of range {}", self.len);
+        // SAFETY: pkts[i] is an owned live mbuf (i < len), which the burst alone refers to:
+        // writable while &mut self lives.
+        unsafe {
+            let r = self.pkts[i];
+            let base = ((*r).buf_addr as *mut u8).add((*r).data_off as usize);
+            std::slice::from_raw_parts_mut(base, (*r).data_len as usize)
+        }
+    }
+
     /// Total length of its packets, in bytes, every segment counted (pkt_len; reads each
     /// mbuf's first cache line, which the driver has just written on rx).
     #[inline]
