@@ -45,9 +45,11 @@ fn dir_name(d: Dir) -> &'static str {
 /// One session in its proto form, its interface named `iface`.
 pub fn session_pb(s: &SessionInfo, iface: String) -> pb::Session {
     let f = &s.flow;
+    let nat = s.nat.as_ref();
+    let is_nat = nat.is_some();
     pb::Session {
-        iface,
-        direction: dir_name(s.dir).into(),
+        iface: if is_nat { "nat".into() } else { iface },
+        direction: if is_nat { "nat" } else { dir_name(s.dir) }.into(),
         proto: proto_name(f.proto),
         src: addr(f.family, f.src).to_string(),
         dst: addr(f.family, f.dst).to_string(),
@@ -56,6 +58,15 @@ pub fn session_pb(s: &SessionInfo, iface: String) -> pb::Session {
         state: s.state.into(),
         age_seconds: u64::from(s.age),
         idle_seconds: u64::from(s.idle),
+        nat_src: nat.map(|n| addr(n.family, n.src).to_string()).unwrap_or_default(),
+        nat_dst: nat.map(|n| addr(n.family, n.dst).to_string()).unwrap_or_default(),
+        nat_sport: nat.map_or(0, |n| u32::from(n.sport)),
+        nat_dport: nat.map_or(0, |n| u32::from(n.dport)),
+        vrf: if is_nat {
+            u32::from(f.iface - vswitch_dataplane::nat::NAT_KEY)
+        } else {
+            0
+        },
     }
 }
 

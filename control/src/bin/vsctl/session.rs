@@ -179,6 +179,19 @@ pub(crate) struct SessionJson<'a> {
     state: &'a str,
     age_seconds: u64,
     idle_seconds: u64,
+    /// NAT sessions: the flow as it leaves (translated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nat: Option<NatJson<'a>>,
+}
+
+/// A NAT session's translated flow in `sessions --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct NatJson<'a> {
+    src: &'a str,
+    dst: &'a str,
+    sport: u32,
+    dport: u32,
+    vrf: u32,
 }
 
 impl<'a> From<&'a Session> for SessionJson<'a> {
@@ -194,6 +207,13 @@ impl<'a> From<&'a Session> for SessionJson<'a> {
             state: &s.state,
             age_seconds: s.age_seconds,
             idle_seconds: s.idle_seconds,
+            nat: (!s.nat_src.is_empty()).then_some(NatJson {
+                src: &s.nat_src,
+                dst: &s.nat_dst,
+                sport: s.nat_sport,
+                dport: s.nat_dport,
+                vrf: s.vrf,
+            }),
         }
     }
 }
@@ -219,8 +239,17 @@ fn table(sessions: &[Session]) -> String {
         ("STATE", Align::Left),
         ("AGE", Align::Right),
         ("IDLE", Align::Right),
+        ("TRANSLATED", Align::Left),
     ]);
     for s in sessions {
+        let translated = if s.nat_src.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "{} {} -> {} {}",
+                s.nat_src, s.nat_sport, s.nat_dst, s.nat_dport
+            )
+        };
         t.row(vec![
             s.iface.clone(),
             s.direction.clone(),
@@ -232,6 +261,7 @@ fn table(sessions: &[Session]) -> String {
             s.state.clone(),
             s.age_seconds.to_string(),
             s.idle_seconds.to_string(),
+            translated,
         ]);
     }
     t.render()
