@@ -58,8 +58,12 @@ pub fn session_pb(s: &SessionInfo, iface: String) -> pb::Session {
         state: s.state.into(),
         age_seconds: u64::from(s.age),
         idle_seconds: u64::from(s.idle),
-        nat_src: nat.map(|n| addr(n.family, n.src).to_string()).unwrap_or_default(),
-        nat_dst: nat.map(|n| addr(n.family, n.dst).to_string()).unwrap_or_default(),
+        nat_src: nat
+            .map(|n| addr(n.family, n.src).to_string())
+            .unwrap_or_default(),
+        nat_dst: nat
+            .map(|n| addr(n.family, n.dst).to_string())
+            .unwrap_or_default(),
         nat_sport: nat.map_or(0, |n| u32::from(n.sport)),
         nat_dport: nat.map_or(0, |n| u32::from(n.dport)),
         vrf: if is_nat {

@@ -315,7 +315,11 @@ fn new_flow<F: Family>(
     let workers = ctx.plan.workers.len().max(1);
     let w = ctx.worker % workers;
     let stripe = (65536 - 1024) / workers;
-    let start = mix(&[orig.src as u64, (orig.src >> 64) as u64, u64::from(orig.sport)]);
+    let start = mix(&[
+        orig.src as u64,
+        (orig.src >> 64) as u64,
+        u64::from(orig.sport),
+    ]);
     let tries = if alloc { 16 } else { 1 };
     for k in 0..tries {
         if alloc {
@@ -368,7 +372,11 @@ fn fix(frame: &mut [u8], at: usize, old: &[u8], new: &[u8], partial: bool) {
     };
     let c = if partial { !c } else { c };
     let n = match (old, new) {
-        ([a, b], [x, y]) => update16(c, u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*x, *y])),
+        ([a, b], [x, y]) => update16(
+            c,
+            u16::from_be_bytes([*a, *b]),
+            u16::from_be_bytes([*x, *y]),
+        ),
         _ => {
             let acc = u32::from(!c) + u32::from(!sum(old, 0));
             !sum(new, acc)
@@ -596,9 +604,7 @@ mod tests {
         let init = match (p.fam, p.proto) {
             (Fam::V4, ICMP) => 0,
             (Fam::V4, _) => {
-                u32::from(sum(&frame[L3 + 12..L3 + 20], 0))
-                    + u32::from(p.proto)
-                    + seg.len() as u32
+                u32::from(sum(&frame[L3 + 12..L3 + 20], 0)) + u32::from(p.proto) + seg.len() as u32
             }
             (Fam::V6, _) => {
                 u32::from(sum(&frame[L3 + 8..L3 + 40], 0)) + u32::from(p.proto) + seg.len() as u32
@@ -694,14 +700,74 @@ mod tests {
     #[test]
     fn rewrites_keep_checksums_valid() {
         let cases: Vec<(Vec<u8>, bool)> = vec![
-            (frame4([10, 0, 0, 5], [10, 96, 0, 10], TCP, &tcp(40000, 80), Some(16)), false),
-            (frame4([10, 0, 0, 5], [10, 96, 0, 10], UDP, &udp(40000, 53, b"query"), Some(6)), false),
-            (frame4([10, 0, 0, 5], [10, 96, 0, 10], UDP, &udp(40000, 53, b"odd"), None), false),
-            (frame4([10, 0, 0, 5], [8, 8, 8, 8], ICMP, &echo(8, 77), Some(2)), false),
-            (frame4([8, 8, 8, 8], [10, 0, 0, 5], ICMP, &echo(0, 77), Some(2)), false),
-            (frame6(0xfd00 << 112 | 5, 0xfd00 << 112 | 0x10, TCP, &tcp(40000, 80), 16), true),
-            (frame6(0xfd00 << 112 | 5, 0xfd00 << 112 | 0x10, UDP, &udp(1, 53, b"q"), 6), true),
-            (frame6(0xfd00 << 112 | 5, 0x2001 << 112 | 1, ICMPV6, &echo(128, 9), 2), true),
+            (
+                frame4(
+                    [10, 0, 0, 5],
+                    [10, 96, 0, 10],
+                    TCP,
+                    &tcp(40000, 80),
+                    Some(16),
+                ),
+                false,
+            ),
+            (
+                frame4(
+                    [10, 0, 0, 5],
+                    [10, 96, 0, 10],
+                    UDP,
+                    &udp(40000, 53, b"query"),
+                    Some(6),
+                ),
+                false,
+            ),
+            (
+                frame4(
+                    [10, 0, 0, 5],
+                    [10, 96, 0, 10],
+                    UDP,
+                    &udp(40000, 53, b"odd"),
+                    None,
+                ),
+                false,
+            ),
+            (
+                frame4([10, 0, 0, 5], [8, 8, 8, 8], ICMP, &echo(8, 77), Some(2)),
+                false,
+            ),
+            (
+                frame4([8, 8, 8, 8], [10, 0, 0, 5], ICMP, &echo(0, 77), Some(2)),
+                false,
+            ),
+            (
+                frame6(
+                    0xfd00 << 112 | 5,
+                    0xfd00 << 112 | 0x10,
+                    TCP,
+                    &tcp(40000, 80),
+                    16,
+                ),
+                true,
+            ),
+            (
+                frame6(
+                    0xfd00 << 112 | 5,
+                    0xfd00 << 112 | 0x10,
+                    UDP,
+                    &udp(1, 53, b"q"),
+                    6,
+                ),
+                true,
+            ),
+            (
+                frame6(
+                    0xfd00 << 112 | 5,
+                    0x2001 << 112 | 1,
+                    ICMPV6,
+                    &echo(128, 9),
+                    2,
+                ),
+                true,
+            ),
         ];
         for (mut f, v6) in cases {
             let p = check_valid(&f, v6);
@@ -762,7 +828,13 @@ mod tests {
     fn an_icmp_error_about_a_masqueraded_flow_goes_back_to_its_sender() {
         let t = table();
         // Pod 10.0.0.5:40000 -> 8.8.8.8:53, masqueraded as 192.0.2.1:61000.
-        let out = frame4([10, 0, 0, 5], [8, 8, 8, 8], UDP, &udp(40000, 53, b"q"), Some(6));
+        let out = frame4(
+            [10, 0, 0, 5],
+            [8, 8, 8, 8],
+            UDP,
+            &udp(40000, 53, b"q"),
+            Some(6),
+        );
         let p = parse(&out, L3, false).unwrap();
         let orig = p.flow(0);
         let to = to_flow(&p, v4([192, 0, 2, 1]), 61000, v4([8, 8, 8, 8]), 53);
@@ -789,7 +861,13 @@ mod tests {
     #[test]
     fn nat_entries_pair_up() {
         let t = table();
-        let f = frame4([10, 0, 0, 5], [10, 96, 0, 10], TCP, &tcp(40000, 80), Some(16));
+        let f = frame4(
+            [10, 0, 0, 5],
+            [10, 96, 0, 10],
+            TCP,
+            &tcp(40000, 80),
+            Some(16),
+        );
         let p = parse(&f, L3, false).unwrap();
         let orig = p.flow(0);
         let to = to_flow(&p, orig.src, 40000, v4([10, 1, 0, 3]), 8080);
@@ -802,7 +880,10 @@ mod tests {
         // The other way of an entry is no NAT packet.
         assert_eq!(t.lookup_nat(&orig.reversed()), None);
         // A second flow whose reply would be the same is refused.
-        let other = Flow { sport: 40001, ..orig };
+        let other = Flow {
+            sport: 40001,
+            ..orig
+        };
         assert_eq!(t.create_nat(0, &other, &to, 0x02), Err(Refused::Full));
         // Listed once, with its translation; the interface limit does not apply.
         let l = t.list(10);
@@ -814,7 +895,11 @@ mod tests {
         assert_eq!(t.expire(239), 0);
         t.set_clock(200);
         t.touch_nat(&back, 0x12);
-        assert_eq!(t.expire(200 + 241), 0, "established: not the transitory timeout");
+        assert_eq!(
+            t.expire(200 + 241),
+            0,
+            "established: not the transitory timeout"
+        );
         assert_eq!(t.list(1)[0].state, "established");
         assert_eq!(t.expire(200 + 7201), 1);
         assert_eq!(t.lookup_nat(&to.reversed()), None);
@@ -832,12 +917,24 @@ mod tests {
                 timeouts: Default::default(),
             },
         );
-        let f = frame4([10, 0, 0, 5], [10, 96, 0, 10], UDP, &udp(1, 53, b""), Some(6));
+        let f = frame4(
+            [10, 0, 0, 5],
+            [10, 96, 0, 10],
+            UDP,
+            &udp(1, 53, b""),
+            Some(6),
+        );
         let p = parse(&f, L3, false).unwrap();
         let mut ok = 0;
         for i in 0..20u16 {
-            let orig = Flow { sport: 1000 + i, ..p.flow(0) };
-            let to = Flow { dst: v4([10, 1, 0, 3]), ..orig };
+            let orig = Flow {
+                sport: 1000 + i,
+                ..p.flow(0)
+            };
+            let to = Flow {
+                dst: v4([10, 1, 0, 3]),
+                ..orig
+            };
             if t.create_nat(0, &orig, &to, 0).is_ok() {
                 ok += 1;
             }
