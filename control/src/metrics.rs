@@ -468,7 +468,12 @@ fn sessions(o: &mut String, c: &pb::SessionConfig, states: &[(String, u64)]) {
 fn services(o: &mut String, services: &[pb::Service], nat: &pb::Nat) {
     family(o, "vswitch_services", "gauge", "Services configured.");
     let _ = writeln!(o, "vswitch_services {}", services.len());
-    family(o, "vswitch_service_backends", "gauge", "Backends of each service.");
+    family(
+        o,
+        "vswitch_service_backends",
+        "gauge",
+        "Backends of each service.",
+    );
     for sv in services {
         let _ = writeln!(
             o,
@@ -526,7 +531,12 @@ fn services(o: &mut String, services: &[pb::Service], nat: &pb::Nat) {
         "Interfaces whose egress traffic is masqueraded.",
     );
     let _ = writeln!(o, "vswitch_nat_masquerade_ifaces {}", nat.masquerade.len());
-    family(o, "vswitch_nat_portmaps", "gauge", "Port mappings configured.");
+    family(
+        o,
+        "vswitch_nat_portmaps",
+        "gauge",
+        "Port mappings configured.",
+    );
     let _ = writeln!(o, "vswitch_nat_portmaps {}", nat.portmaps.len());
 }
 

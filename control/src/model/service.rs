@@ -102,7 +102,12 @@ pub(super) fn check_reachable(m: &Model, vrf: u16, what: &str, a: &IpAddr) -> Ap
 
 /// The backends of a request for a service at `vip` in `vrf`: each checked (errors name
 /// the backend, from 1, and its address).
-fn check_backends(m: &Model, vrf: u16, vip: &IpAddr, list: &[pb::Backend]) -> ApiResult<Vec<BackendSpec>> {
+fn check_backends(
+    m: &Model,
+    vrf: u16,
+    vip: &IpAddr,
+    list: &[pb::Backend],
+) -> ApiResult<Vec<BackendSpec>> {
     if list.len() > MAX_BACKENDS {
         return Err(ApiError::invalid(format!(
             "backends: a service has at most {MAX_BACKENDS} backends, not {}",

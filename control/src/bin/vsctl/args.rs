@@ -816,7 +816,14 @@ mod tests {
         assert!(Cli::try_parse_from(["vsctl", "--json", "service", "show", "web"]).is_ok());
         assert!(Cli::try_parse_from(["vsctl", "nat", "masquerade", "up0", "on"]).is_ok());
         assert!(Cli::try_parse_from([
-            "vsctl", "nat", "portmap", "add", "up0", "tcp", "8080", "10.1.0.5:80"
+            "vsctl",
+            "nat",
+            "portmap",
+            "add",
+            "up0",
+            "tcp",
+            "8080",
+            "10.1.0.5:80"
         ])
         .is_ok());
         assert!(Cli::try_parse_from(["vsctl", "nat", "portmap", "del", "up0", "tcp"]).is_err());

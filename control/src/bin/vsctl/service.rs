@@ -98,7 +98,11 @@ pub fn backends(s: &str) -> anyhow::Result<Vec<pb::Backend>> {
 }
 
 /// The request of `service add NAME IP:PORT KEY=VALUE...`.
-pub fn add_request(name: String, vip: &str, args: &[String]) -> anyhow::Result<pb::AddServiceRequest> {
+pub fn add_request(
+    name: String,
+    vip: &str,
+    args: &[String],
+) -> anyhow::Result<pb::AddServiceRequest> {
     let (vip, port) = endpoint("vip", vip)?;
     let mut kv = parse_key_values(args)?;
     let proto = kv
@@ -279,7 +283,13 @@ mod tests {
             endpoint("vip", "[2001:db8::1]:443").unwrap(),
             ("2001:db8::1".into(), 443)
         );
-        for bad in ["10.0.0.1", "2001:db8::1:80", "[2001:db8::1]", ":80", "10.0.0.1:x"] {
+        for bad in [
+            "10.0.0.1",
+            "2001:db8::1:80",
+            "[2001:db8::1]",
+            ":80",
+            "10.0.0.1:x",
+        ] {
             assert!(endpoint("vip", bad).is_err(), "{bad}");
         }
         // Out-of-range ports are vswitchd's to refuse (it names the field).
