@@ -27,6 +27,10 @@ use super::service::{check_port, check_reachable, endpoint, parse_proto, proto_n
 use super::{addr, iface, Model, Staged};
 use crate::error::{required, ApiError, ApiResult};
 
+/// The plan's NAT inputs: masquerading interfaces (index, addresses) and port mappings
+/// (VRF, mapping), as [`vswitch_dataplane::nat::NatPlan::new`] takes them.
+pub type NatParts = (Vec<(IfIndex, Masquerade)>, Vec<(u16, PortMap)>);
+
 /// A port mapping's key: (interface, protocol, port).
 pub type PortMapKey = (Arc<str>, u8, u16);
 
@@ -187,10 +191,7 @@ pub fn len(m: &Model) -> (usize, usize) {
 /// The plan's part: masquerading interfaces with their addresses, and port mappings with
 /// their interface's VRF and addresses; each of an interface with an index (`index`:
 /// interfaces and `bvi:BR`).
-pub fn plan(
-    m: &Model,
-    index: &dyn Fn(&str) -> Option<IfIndex>,
-) -> (Vec<(IfIndex, Masquerade)>, Vec<(u16, PortMap)>) {
+pub fn plan(m: &Model, index: &dyn Fn(&str) -> Option<IfIndex>) -> NatParts {
     let masq = m
         .masquerade
         .iter()
