@@ -28,6 +28,9 @@ pub struct Snapshot {
     pub tunnels: std::collections::BTreeMap<String, u64>,
     /// ACLs with their hits and bindings.
     pub acls: Vec<pb::Acl>,
+    /// Services with their backends' counters, and the NAT settings.
+    pub services: Vec<pb::Service>,
+    pub nat: pb::Nat,
     /// The session table's settings and counters, and its live sessions by state.
     pub sessions: pb::SessionConfig,
     pub session_states: Vec<(String, u64)>,
@@ -56,6 +59,8 @@ impl Snapshot {
                 },
             ),
             acls: sw.list_acls(),
+            services: sw.list_services(),
+            nat: sw.get_nat(),
             sessions: sw.session_config(),
             session_states: sw.session_states(),
         }
@@ -327,6 +332,7 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(o, "vswitch_tunnels{{kind=\"{kind}\"}} {n}");
     }
     acls(&mut o, &s.acls);
+    services(&mut o, &s.services, &s.nat);
     sessions(&mut o, &s.sessions, &s.session_states);
     family(
         &mut o,
@@ -454,6 +460,84 @@ fn sessions(o: &mut String, c: &pb::SessionConfig, states: &[(String, u64)]) {
         family(o, name, kind, help);
         let _ = writeln!(o, "{name} {v}");
     }
+}
+
+/// Services (how many), each backend's new flows and packets (since the service's backends
+/// were last set to something else; backend `ip:port`, `[ip]:port` for IPv6), and the NAT
+/// settings (masquerading interfaces, port mappings).
+fn services(o: &mut String, services: &[pb::Service], nat: &pb::Nat) {
+    family(o, "vswitch_services", "gauge", "Services configured.");
+    let _ = writeln!(o, "vswitch_services {}", services.len());
+    family(
+        o,
+        "vswitch_service_backends",
+        "gauge",
+        "Backends of each service.",
+    );
+    for sv in services {
+        let _ = writeln!(
+            o,
+            "vswitch_service_backends{{service=\"{}\"}} {}",
+            sv.name,
+            sv.backends.len()
+        );
+    }
+    family(
+        o,
+        "vswitch_service_backends_live",
+        "gauge",
+        "Backends of each service that take new flows (weight above 0).",
+    );
+    for sv in services {
+        let live = sv.backends.iter().filter(|b| b.weight > 0).count();
+        let _ = writeln!(
+            o,
+            "vswitch_service_backends_live{{service=\"{}\"}} {live}",
+            sv.name
+        );
+    }
+    for (metric, help, field) in [
+        (
+            "vswitch_service_backend_flows_total",
+            "New flows each service gave each backend.",
+            (|b: &pb::ServiceBackend| b.flows) as fn(&pb::ServiceBackend) -> u64,
+        ),
+        (
+            "vswitch_service_backend_packets_total",
+            "Packets translated to each backend of each service.",
+            |b: &pb::ServiceBackend| b.packets,
+        ),
+    ] {
+        family(o, metric, "counter", help);
+        for sv in services {
+            for b in &sv.backends {
+                let ep = match b.ip.contains(':') {
+                    true => format!("[{}]:{}", b.ip, b.port),
+                    false => format!("{}:{}", b.ip, b.port),
+                };
+                let _ = writeln!(
+                    o,
+                    "{metric}{{service=\"{}\",backend=\"{ep}\"}} {}",
+                    sv.name,
+                    field(b)
+                );
+            }
+        }
+    }
+    family(
+        o,
+        "vswitch_nat_masquerade_ifaces",
+        "gauge",
+        "Interfaces whose egress traffic is masqueraded.",
+    );
+    let _ = writeln!(o, "vswitch_nat_masquerade_ifaces {}", nat.masquerade.len());
+    family(
+        o,
+        "vswitch_nat_portmaps",
+        "gauge",
+        "Port mappings configured.",
+    );
+    let _ = writeln!(o, "vswitch_nat_portmaps {}", nat.portmaps.len());
 }
 
 /// The router's FIB sizes, neighbours and next hops.
@@ -659,6 +743,29 @@ mod tests {
                 ..Default::default()
             },
             session_states: vec![("established".into(), 2), ("new".into(), 1)],
+            services: vec![pb::Service {
+                name: "web".into(),
+                backends: vec![
+                    pb::ServiceBackend {
+                        ip: "10.1.0.5".into(),
+                        port: 8080,
+                        weight: 1,
+                        flows: 7,
+                        packets: 70,
+                    },
+                    pb::ServiceBackend {
+                        ip: "2001:db8::5".into(),
+                        port: 80,
+                        weight: 0,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            nat: pb::Nat {
+                masquerade: vec![pb::Masquerade::default()],
+                portmaps: vec![],
+            },
         };
         let t = render(&s);
         for line in [
@@ -696,6 +803,14 @@ mod tests {
             "vswitch_sessions_evicted_total 2",
             "vswitch_sessions_refused_total 1",
             "vswitch_sessions_expired_total 4",
+            "vswitch_services 1",
+            "vswitch_service_backends{service=\"web\"} 2",
+            "vswitch_service_backends_live{service=\"web\"} 1",
+            "vswitch_service_backend_flows_total{service=\"web\",backend=\"10.1.0.5:8080\"} 7",
+            "vswitch_service_backend_packets_total{service=\"web\",backend=\"10.1.0.5:8080\"} 70",
+            "vswitch_service_backend_flows_total{service=\"web\",backend=\"[2001:db8::5]:80\"} 0",
+            "vswitch_nat_masquerade_ifaces 1",
+            "vswitch_nat_portmaps 0",
         ] {
             assert!(t.lines().any(|l| l == line), "missing {line:?} in\n{t}");
         }

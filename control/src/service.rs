@@ -190,6 +190,17 @@ service! {
             |sw, _r, _| Ok(sw.session_config());
         flush_sessions(FlushSessionsRequest) -> FlushSessionsReply = FlushSessions,
             |_sw, _r, o| Ok(pb::FlushSessionsReply { removed: o.sessions_flushed.values().sum() });
+        add_service(AddServiceRequest) -> Service = AddService, |sw, r, _| sw.get_service(&r.name);
+        set_service_backends(SetServiceBackendsRequest) -> Service = SetServiceBackends,
+            |sw, r, _| sw.get_service(&r.name);
+        delete_service(DeleteServiceRequest) -> DeleteServiceReply = DeleteService,
+            |_sw, _r, _| Ok(pb::DeleteServiceReply {});
+        set_masquerade(SetMasqueradeRequest) -> SetMasqueradeReply = SetMasquerade,
+            |_sw, _r, _| Ok(pb::SetMasqueradeReply {});
+        add_port_map(AddPortMapRequest) -> PortMap = AddPortMap,
+            |sw, r, _| model::nat::portmap_get(sw.model(), &r.iface, &r.proto, r.port);
+        delete_port_map(DeletePortMapRequest) -> DeletePortMapReply = DeletePortMap,
+            |_sw, _r, _| Ok(pb::DeletePortMapReply {});
     }
     read {
         health(HealthRequest) -> HealthReply, |sw, _| Ok(sw.health());
@@ -253,6 +264,11 @@ service! {
         get_session_config(GetSessionConfigRequest) -> SessionConfig,
             |sw, _| Ok(sw.session_config());
         list_sessions(ListSessionsRequest) -> ListSessionsReply, |sw, r| sw.list_sessions(&r);
+        get_service(GetServiceRequest) -> Service,
+            |sw, r| required("name", &r.name).and_then(|()| sw.get_service(&r.name));
+        list_services(ListServicesRequest) -> ListServicesReply,
+            |sw, _| Ok(pb::ListServicesReply { services: sw.list_services() });
+        get_nat(GetNatRequest) -> Nat, |sw, _| Ok(sw.get_nat());
     }
 
     async fn transaction(

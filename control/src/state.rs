@@ -60,7 +60,9 @@ pub struct Snapshot {
 /// has none of them, and reads as before (the version stays 2; a vswitchd older than
 /// tunnels refuses a file with them rather than drop them). ACLs and their bindings come
 /// last (`acls`, `acl_bindings`: bindings need interfaces, tunnels and ACLs), the same way;
-/// then the session table's settings (`session_config`).
+/// then the session table's settings (`session_config`); then services (`services`: their
+/// backends must be reachable by the routes before them), masquerading interfaces
+/// (`masquerade`) and port mappings (`portmaps`).
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileIn {
@@ -110,6 +112,12 @@ struct FileIn {
     acl_bindings: Vec<pb::BindAclRequest>,
     #[serde(default)]
     session_config: Vec<pb::SetSessionConfigRequest>,
+    #[serde(default)]
+    services: Vec<pb::AddServiceRequest>,
+    #[serde(default)]
+    masquerade: Vec<pb::SetMasqueradeRequest>,
+    #[serde(default)]
+    portmaps: Vec<pb::AddPortMapRequest>,
 }
 
 /// [`FileIn`], borrowed from a snapshot's changes for writing.
@@ -159,6 +167,12 @@ struct FileOut<'a> {
     acl_bindings: Vec<&'a pb::BindAclRequest>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     session_config: Vec<&'a pb::SetSessionConfigRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    services: Vec<&'a pb::AddServiceRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    masquerade: Vec<&'a pb::SetMasqueradeRequest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    portmaps: Vec<&'a pb::AddPortMapRequest>,
 }
 
 impl<'a> FileOut<'a> {
@@ -202,6 +216,9 @@ impl<'a> FileOut<'a> {
                 C::AddAcl(r) => f.acls.push(r),
                 C::BindAcl(r) => f.acl_bindings.push(r),
                 C::SetSessionConfig(r) => f.session_config.push(r),
+                C::AddService(r) => f.services.push(r),
+                C::SetMasquerade(r) => f.masquerade.push(r),
+                C::AddPortMap(r) => f.portmaps.push(r),
                 other => {
                     return Err(format!(
                         "cannot encode state: {} is not part of a snapshot",
@@ -237,6 +254,9 @@ impl FileIn {
             .chain(self.acls.into_iter().map(C::AddAcl))
             .chain(self.acl_bindings.into_iter().map(C::BindAcl))
             .chain(self.session_config.into_iter().map(C::SetSessionConfig))
+            .chain(self.services.into_iter().map(C::AddService))
+            .chain(self.masquerade.into_iter().map(C::SetMasquerade))
+            .chain(self.portmaps.into_iter().map(C::AddPortMap))
             .collect();
         Snapshot {
             seq: self.seq,
@@ -981,6 +1001,31 @@ mod tests {
                 C::SetNeighborConfig(pb::SetNeighborConfigRequest {
                     limit: Some(1000),
                     age: Some(60),
+                }),
+                C::AddService(pb::AddServiceRequest {
+                    name: "web".into(),
+                    vip: "10.96.0.10".into(),
+                    port: 80,
+                    proto: "tcp".into(),
+                    backends: vec![pb::Backend {
+                        ip: "10.1.0.5".into(),
+                        port: 8080,
+                        weight: Some(2),
+                    }],
+                    nodeport: Some(30080),
+                    affinity: "client-ip".into(),
+                    vrf: 0,
+                }),
+                C::SetMasquerade(pb::SetMasqueradeRequest {
+                    iface: "bvi:br0".into(),
+                    on: true,
+                }),
+                C::AddPortMap(pb::AddPortMapRequest {
+                    iface: "bvi:br0".into(),
+                    proto: "udp".into(),
+                    port: 53,
+                    to_ip: "10.1.0.6".into(),
+                    to_port: 5353,
                 }),
             ],
         }

@@ -527,13 +527,15 @@ fn l3_objects(m: &Model, name: &str) -> Option<String> {
 }
 
 /// The first piece of L3 configuration `name` has (addresses, neighbours, routes,
-/// proxy-ARP), for refusals of L2 roles.
+/// proxy-ARP, masquerade, port mappings), for refusals of L2 roles.
 pub(super) fn l3_use(m: &Model, name: &str) -> Option<String> {
-    l3_objects(m, name).or_else(|| {
-        l3_get(m, name)
-            .filter(|l| l.proxy_arp)
-            .map(|_| "proxy-arp on".to_string())
-    })
+    l3_objects(m, name)
+        .or_else(|| {
+            l3_get(m, name)
+                .filter(|l| l.proxy_arp)
+                .map(|_| "proxy-arp on".to_string())
+        })
+        .or_else(|| super::nat::use_of(m, name))
 }
 
 /// Moves `name` to VRF `v`: refused while it has addresses, neighbours or routes.
@@ -553,8 +555,8 @@ fn set_vrf(s: &mut Staged, name: &str, v: u32) -> ApiResult<()> {
 }
 
 /// Removes the L3 configuration of `name`, which is going (an interface, or a bridge's
-/// routed interface): its addresses and neighbours go with it; refused while a route goes
-/// through it.
+/// routed interface): its addresses, neighbours, masquerade and port mappings go with it;
+/// refused while a route goes through it.
 pub(super) fn forget_l3(s: &mut Staged, name: &str) -> ApiResult<()> {
     if let Some((vrf, p)) = route::first_through(&s.model, name) {
         return Err(ApiError::conflict(format!(
@@ -563,6 +565,7 @@ pub(super) fn forget_l3(s: &mut Staged, name: &str) -> ApiResult<()> {
     }
     neigh::remove_all(s, name);
     addr::remove_all(s, name)?;
+    super::nat::forget_iface(s, name);
     touch_l3(s, name);
     s.track.deleted.insert(Arc::from(name));
     Ok(())

@@ -17,7 +17,9 @@
 //! (VRFs), [`addr`] (interface addresses and their connected and local routes), [`route`]
 //! (static routes and next-hop resolution), [`neigh`] (static neighbours, the neighbour
 //! table's limits), [`tunnel`] (tunnels, interfaces without a port, and their MAC -> VTEP
-//! entries), [`acl`] (ACLs and their bindings to interfaces; one rule in [`acl_rule`]).
+//! entries), [`acl`] (ACLs and their bindings to interfaces; one rule in [`acl_rule`]),
+//! [`service`] (services: VIPs over backends, NodePorts), [`nat`] (masquerade, port
+//! mappings).
 //! Each holds the resource's validation and staging, its persisted form (the changes that
 //! re-create it, [`Model::changes`]: the snapshot is the journal's schema, and restore is
 //! replay) and its proto form.
@@ -50,8 +52,10 @@ pub mod bridge;
 pub mod fdb;
 pub mod iface;
 pub mod ip;
+pub mod nat;
 pub mod neigh;
 pub mod route;
+pub mod service;
 pub mod session;
 pub mod tunnel;
 pub mod vrf;
@@ -109,6 +113,16 @@ pub struct Model {
     pub(crate) acl_bindings: OrdMap<(Arc<str>, acl::Direction), Arc<str>>,
     /// The session table's settings.
     pub(crate) session_config: session::SessionSettings,
+    /// Services by name.
+    pub(crate) services: OrdMap<String, Arc<vswitch_dataplane::nat::ServiceSpec>>,
+    /// Services by front: (VRF, protocol, VIP, port) -> name.
+    pub(crate) service_fronts: OrdMap<service::Front, Arc<str>>,
+    /// Services by NodePort: (VRF, protocol, port) -> name.
+    pub(crate) service_nodeports: OrdMap<(u16, u8, u16), Arc<str>>,
+    /// Interfaces (or `bvi:BR`) whose egress traffic is masqueraded.
+    pub(crate) masquerade: OrdSet<Arc<str>>,
+    /// Port mappings: (interface, protocol, port) -> (address, port).
+    pub(crate) portmaps: OrdMap<nat::PortMapKey, (IpAddr, u16)>,
 }
 
 /// What the switch does on an interface's port, in the order the changes asked.
@@ -187,6 +201,9 @@ pub struct Diff {
     pub sessions: bool,
     /// Session flushes: (change index, only this interface).
     pub session_flushes: Vec<(usize, Option<String>)>,
+    /// Services added, whose backends were set, or deleted: the switch builds those still
+    /// in the model again (if their spec changed) and drops the others.
+    pub services: BTreeSet<String>,
 }
 
 /// A transaction staged on a copy of the model.
@@ -258,6 +275,12 @@ pub fn change_name(c: &C) -> &'static str {
         C::UnbindAcl(_) => "unbind_acl",
         C::SetSessionConfig(_) => "set_session_config",
         C::FlushSessions(_) => "flush_sessions",
+        C::AddService(_) => "add_service",
+        C::SetServiceBackends(_) => "set_service_backends",
+        C::DeleteService(_) => "delete_service",
+        C::SetMasquerade(_) => "set_masquerade",
+        C::AddPortMap(_) => "add_port_map",
+        C::DeletePortMap(_) => "delete_port_map",
     }
 }
 
@@ -316,8 +339,9 @@ impl Model {
     /// bridges (with their routed interfaces' VRFs), members, static MACs, addresses,
     /// tunnels (after the addresses they start from) with their settings, memberships,
     /// static MACs, MAC -> VTEP entries and addresses, routes, neighbours, proxy-ARP, the
-    /// neighbour table's settings, ACLs, their bindings to interfaces, and the session
-    /// table's settings.
+    /// neighbour table's settings, ACLs, their bindings to interfaces, the session
+    /// table's settings, services (after the routes their backends need), masquerading
+    /// interfaces and port mappings.
     pub fn changes(&self) -> Vec<C> {
         let mut out = Vec::new();
         vrf::persisted(self, &mut out);
@@ -332,6 +356,8 @@ impl Model {
         neigh::persisted_config(self, &mut out);
         acl::persisted(self, &mut out);
         session::persisted(self, &mut out);
+        service::persisted(self, &mut out);
+        nat::persisted(self, &mut out);
         out
     }
 
@@ -399,6 +425,9 @@ impl Model {
             + self.vteps.len()
             + self.acls.len()
             + self.acl_bindings.len()
+            + self.services.len()
+            + self.masquerade.len()
+            + self.portmaps.len()
     }
 
     /// Records the MAC a driver gave an interface added without one, so that it is
@@ -455,6 +484,12 @@ impl Staged {
             C::UnbindAcl(r) => acl::unbind(self, r)?,
             C::SetSessionConfig(r) => session::set_config(self, r)?,
             C::FlushSessions(r) => session::flush(self, index, r)?,
+            C::AddService(r) => service::add(self, r)?,
+            C::SetServiceBackends(r) => service::set_backends(self, r)?,
+            C::DeleteService(r) => service::delete(self, r)?,
+            C::SetMasquerade(r) => nat::set_masquerade(self, r)?,
+            C::AddPortMap(r) => nat::add_portmap(self, r)?,
+            C::DeletePortMap(r) => nat::delete_portmap(self, r)?,
         };
         self.diff.events.push((change_name(c), object));
         if !is_action(c) {
@@ -486,6 +521,10 @@ impl Staged {
 mod acl_tests;
 #[cfg(test)]
 mod l3_tests;
+#[cfg(test)]
+mod nat_tests;
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]

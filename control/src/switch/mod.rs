@@ -340,6 +340,11 @@ pub struct Switch {
     /// name: built again only when a transaction sets its rules (txn.rs), so its counters
     /// live as long as its rules; shared with the workers through the plan.
     acls: BTreeMap<String, Arc<vswitch_dataplane::acl::Acl>>,
+    /// Every service of the model, built for the dataplane (Maglev table and per-backend
+    /// counters), by name: built again only when a transaction changes its spec (txn.rs),
+    /// so publishing a plan never rebuilds the tables of services it did not touch; shared
+    /// with the workers through the plan's [`NatPlan`](vswitch_dataplane::nat::NatPlan).
+    services: BTreeMap<String, Arc<vswitch_dataplane::nat::Service>>,
     /// The session table of stateful ACLs (permit-reflect), shared with the workers
     /// through every plan, and its reaper (expiry).
     sessions: Arc<vswitch_dataplane::acl::Sessions>,
@@ -410,6 +415,7 @@ impl Switch {
             bvis: BTreeMap::new(),
             tunnels: BTreeMap::new(),
             acls: BTreeMap::new(),
+            services: BTreeMap::new(),
             sessions,
             session_reaper,
             store,
@@ -712,6 +718,52 @@ impl Switch {
                 None => self.acls.remove(name),
             };
         }
+    }
+
+    /// One service, with its backends' counters.
+    pub fn get_service(&self, name: &str) -> ApiResult<pb::Service> {
+        let spec = model::service::existing(&self.model, name)?;
+        Ok(model::service::to_pb(
+            spec,
+            self.services.get(name).map(|s| &**s),
+        ))
+    }
+
+    /// Every service, by name, with its backends' counters.
+    pub fn list_services(&self) -> Vec<pb::Service> {
+        model::service::names(&self.model)
+            .filter_map(|n| self.get_service(n).ok())
+            .collect()
+    }
+
+    /// Masquerading interfaces and port mappings.
+    pub fn get_nat(&self) -> pb::Nat {
+        model::nat::to_pb(&self.model)
+    }
+
+    /// Builds again the services a transaction added or changed (`changed`) whose spec is
+    /// not the one they were built from, and drops those it deleted. Runs before the plan
+    /// that holds them is published.
+    fn build_services(&mut self, changed: &std::collections::BTreeSet<String>) {
+        let workers = self.engine.workers();
+        for name in changed {
+            match model::service::build(&self.model, name, workers, self.services.get(name)) {
+                Some(s) => self.services.insert(name.clone(), s),
+                None => self.services.remove(name),
+            };
+        }
+    }
+
+    /// The plan's NAT part: None when no service, masquerade or port mapping is set.
+    fn plan_nat(&self) -> Option<Arc<vswitch_dataplane::nat::NatPlan>> {
+        let services = model::service::plan(&self.model, &self.services);
+        let (masquerade, portmaps) = model::nat::plan(&self.model, &|n| self.l3_index(n));
+        if services.is_empty() && masquerade.is_empty() && portmaps.is_empty() {
+            return None;
+        }
+        Some(Arc::new(vswitch_dataplane::nat::NatPlan::new(
+            services, masquerade, portmaps,
+        )))
     }
 
     /// Bridge `br`'s routed interface: type `bvi`, always up, its MAC, MTU, index, VRF,
@@ -1179,7 +1231,7 @@ impl Switch {
             ifaces,
             bridges,
             tunnels,
-            nat: None,
+            nat: self.plan_nat(),
             acls: model::acl::plan(
                 &self.model,
                 &|n| self.ifindex_of(n),

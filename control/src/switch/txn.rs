@@ -16,7 +16,8 @@
 //! 4. **carry out**: the MAC table follows the diff (static entries first: the one step
 //!    that can still fail, and that undoes itself when it does; the journal record is then
 //!    taken back), the new model becomes the switch's, the ACLs whose rules changed are
-//!    built again (their classifiers: only theirs), the forwarding plan is published
+//!    built again (their classifiers: only theirs), as are the services whose spec changed
+//!    (their Maglev tables), the forwarding plan is published
 //!    once, ports removed are closed after every worker has moved to the plan without
 //!    them, and events are sent. Only then is the caller answered (and the journal
 //!    compacted, if it has grown enough). The L3 part of the diff (VRFs, interface
@@ -238,6 +239,7 @@ impl Switch {
             acls,
             sessions,
             session_flushes,
+            services,
             ..
         } = diff;
         // VRFs come and go in the plan; an interface is routed while it has addresses, or
@@ -274,6 +276,7 @@ impl Switch {
             *outcome.sessions_flushed.entry(index).or_default() += n as u32;
         }
         self.build_acls(&acls);
+        self.build_services(&services);
         if diff.plan || l3_plan || grace.is_some() {
             let quiet = self.publish();
             if let (true, Some(g)) = (quiet, grace) {

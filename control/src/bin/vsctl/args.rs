@@ -79,6 +79,13 @@ pub enum Command {
     /// interfaces in or out. They see IP packets only (not ARP, IPv6 ND/RA).
     #[command(subcommand)]
     Acl(AclCommand),
+    /// Services: a virtual IP and port (tcp or udp) spread over backends (Kubernetes'
+    /// ClusterIP, NodePort).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// NAT: masquerade (source NAT to an interface's address on egress) and port mappings.
+    #[command(subcommand)]
+    Nat(NatCommand),
     /// The session table of stateful ACLs (permit-reflect): its settings and counters.
     #[command(subcommand)]
     Session(SessionCommand),
@@ -479,6 +486,84 @@ pub enum AclCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Create a service: `service add NAME IP:PORT proto=tcp|udp
+    /// backends=IP:PORT[*WEIGHT],... [nodeport=N] [affinity=client-ip] [vrf=ID]` (IPv6:
+    /// [ADDR]:PORT; weight default 1, 0 drains a backend).
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "IP:PORT")]
+        vip: String,
+        #[arg(value_name = "KEY=VALUE")]
+        args: Vec<String>,
+    },
+    /// Replace a service's backends: `service set NAME backends=...` (established flows
+    /// stay on theirs).
+    Set {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        args: Vec<String>,
+    },
+    /// Delete a service.
+    Del {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List services.
+    List,
+    /// Show a service with its backends' new flows and packets.
+    Show {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NatCommand {
+    /// Masquerade traffic leaving IFACE (source NAT to its address): `nat masquerade IFACE
+    /// on|off`.
+    Masquerade {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "on|off")]
+        state: String,
+    },
+    /// Port mappings (Docker's -p): `nat portmap add IFACE tcp|udp PORT IP:PORT`, `nat
+    /// portmap del IFACE tcp|udp PORT`.
+    #[command(subcommand)]
+    Portmap(PortmapCommand),
+    /// Show masquerading interfaces (with the addresses they translate to) and port
+    /// mappings.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortmapCommand {
+    /// Map PORT of IFACE's addresses to IP:PORT.
+    Add {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "tcp|udp")]
+        proto: String,
+        #[arg(value_name = "PORT")]
+        port: String,
+        #[arg(value_name = "IP:PORT")]
+        to: String,
+    },
+    /// Remove a port mapping.
+    Del {
+        #[arg(value_name = "IFACE")]
+        iface: String,
+        #[arg(value_name = "tcp|udp")]
+        proto: String,
+        #[arg(value_name = "PORT")]
+        port: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SessionCommand {
     /// Set the session table's settings: `session set [limit=N] [iface-limit=N]
     /// [timeout-tcp=S] [timeout-tcp-transitory=S] [timeout-udp=S] [timeout-icmp=S]`.
@@ -705,6 +790,44 @@ mod tests {
         assert!(Cli::try_parse_from(["vsctl", "sessions", "a", "--max", "5"]).is_ok());
         assert!(Cli::try_parse_from(["vsctl", "sessions", "--max", "0"]).is_err());
         assert!(Cli::try_parse_from(["vsctl", "sessions", "flush", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn service_and_nat_forms() {
+        let cli = Cli::try_parse_from([
+            "vsctl",
+            "service",
+            "add",
+            "web",
+            "10.96.0.10:80",
+            "proto=tcp",
+            "backends=10.1.0.5:8080*2,10.1.0.6:8080",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Service(ServiceCommand::Add { name, vip, args }) => {
+                assert_eq!((name.as_str(), vip.as_str()), ("web", "10.96.0.10:80"));
+                assert_eq!(args.len(), 2);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["vsctl", "service", "set", "web"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "service", "del", "web"]).is_ok());
+        assert!(Cli::try_parse_from(["vsctl", "--json", "service", "show", "web"]).is_ok());
+        assert!(Cli::try_parse_from(["vsctl", "nat", "masquerade", "up0", "on"]).is_ok());
+        assert!(Cli::try_parse_from([
+            "vsctl",
+            "nat",
+            "portmap",
+            "add",
+            "up0",
+            "tcp",
+            "8080",
+            "10.1.0.5:80"
+        ])
+        .is_ok());
+        assert!(Cli::try_parse_from(["vsctl", "nat", "portmap", "del", "up0", "tcp"]).is_err());
+        assert!(Cli::try_parse_from(["vsctl", "--json", "nat", "show"]).is_ok());
     }
 
     #[test]

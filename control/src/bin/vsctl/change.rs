@@ -10,17 +10,20 @@ use vswitch_proto::v1::change::Change as C;
 use crate::acl::{AclJson, BindingJson};
 use crate::addr::AddressJson;
 use crate::args::{
-    AclCommand, AddrCommand, BridgeCommand, Command, FdbCommand, IfaceCommand, NeighCommand,
-    RouteCommand, SessionCommand, TunnelCommand, TunnelFdbCommand, VrfCommand, XconnectCommand,
+    AclCommand, AddrCommand, BridgeCommand, Command, FdbCommand, IfaceCommand, NatCommand,
+    NeighCommand, PortmapCommand, RouteCommand, ServiceCommand, SessionCommand, TunnelCommand,
+    TunnelFdbCommand, VrfCommand, XconnectCommand,
 };
 use crate::bridge::BridgeJson;
 use crate::fdb::{FdbEntryJson, FlushJson};
 use crate::iface::{absolutize_files, parse_settings, InterfaceJson};
 use crate::kv::parse_key_values;
+use crate::nat::{MasqueradeJson, PortMapJson};
 use crate::neigh::{ConfigJson, NeighborJson};
 use crate::proxy_arp::ProxyArpJson;
 use crate::route::RouteJson;
 use crate::rpc::{reply, Ctx};
+use crate::service::ServiceJson;
 use crate::tunnel::{TunnelJson, VtepJson};
 use crate::vrf::VrfJson;
 use crate::xconnect::XconnectJson;
@@ -94,6 +97,21 @@ pub async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         C::FlushSessions(r) => {
             crate::session::flushed(reply(client.flush_sessions(r).await)?.removed, ctx)
         }
+        C::AddService(r) => ctx.changed(&ServiceJson::from(&reply(client.add_service(r).await)?)),
+        C::SetServiceBackends(r) => ctx.changed(&ServiceJson::from(&reply(
+            client.set_service_backends(r).await,
+        )?)),
+        C::DeleteService(r) => reply(client.delete_service(r).await).map(|_| ctx.deleted()),
+        C::SetMasquerade(r) => {
+            let (iface, on) = (r.iface.clone(), r.on);
+            reply(client.set_masquerade(r).await)?;
+            ctx.changed(&MasqueradeJson {
+                iface: &iface,
+                masquerade: on,
+            })
+        }
+        C::AddPortMap(r) => ctx.changed(&PortMapJson::from(&reply(client.add_port_map(r).await)?)),
+        C::DeletePortMap(r) => reply(client.delete_port_map(r).await).map(|_| ctx.deleted()),
     }
 }
 
@@ -244,6 +262,43 @@ pub fn of(command: Command) -> anyhow::Result<C> {
         Command::Sessions { words, .. } if words.first().is_some_and(|w| w == "flush") => {
             C::FlushSessions(crate::session::flush_request(&words)?)
         }
+        Command::Service(ServiceCommand::Add { name, vip, args }) => {
+            C::AddService(crate::service::add_request(name, &vip, &args)?)
+        }
+        Command::Service(ServiceCommand::Set { name, args }) => {
+            C::SetServiceBackends(crate::service::set_request(name, &args)?)
+        }
+        Command::Service(ServiceCommand::Del { name }) => {
+            C::DeleteService(pb::DeleteServiceRequest { name })
+        }
+        Command::Nat(NatCommand::Masquerade { iface, state }) => {
+            C::SetMasquerade(pb::SetMasqueradeRequest {
+                iface,
+                on: crate::nat::on_off(&state)?,
+            })
+        }
+        Command::Nat(NatCommand::Portmap(PortmapCommand::Add {
+            iface,
+            proto,
+            port,
+            to,
+        })) => {
+            let (to_ip, to_port) = crate::service::endpoint("target", &to)?;
+            C::AddPortMap(pb::AddPortMapRequest {
+                iface,
+                proto,
+                port: crate::service::port("port", &port)?,
+                to_ip,
+                to_port,
+            })
+        }
+        Command::Nat(NatCommand::Portmap(PortmapCommand::Del { iface, proto, port })) => {
+            C::DeletePortMap(pb::DeletePortMapRequest {
+                iface,
+                proto,
+                port: crate::service::port("port", &port)?,
+            })
+        }
         Command::ProxyArp { iface, state } => C::SetProxyArp(pb::SetProxyArpRequest {
             iface,
             on: crate::proxy_arp::on_off(&state)?,
@@ -297,6 +352,13 @@ mod tests {
             "vsctl session set",
             "vsctl session set limit=x",
             "vsctl session set colour=red",
+            "vsctl service add web 10.0.0.1 proto=tcp backends=",
+            "vsctl service add web 10.0.0.1:80 backends=10.1.0.1:80",
+            "vsctl service add web 10.0.0.1:80 proto=tcp backends=10.1.0.1",
+            "vsctl service set web backends=10.1.0.1:80*x",
+            "vsctl nat masquerade up0 maybe",
+            "vsctl nat portmap add up0 tcp x 10.1.0.1:80",
+            "vsctl nat portmap add up0 tcp 80 10.1.0.1",
         ] {
             let cli = crate::args::Cli::try_parse_from(line.split(' ')).unwrap();
             let e = format!("{:#}", rt.block_on(run(cli.command, &ctx)).unwrap_err());

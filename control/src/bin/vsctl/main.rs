@@ -16,12 +16,14 @@ mod health;
 mod iface;
 mod kv;
 mod mempools;
+mod nat;
 mod neigh;
 mod output;
 mod proxy_arp;
 mod route;
 mod rpc;
 mod runtime;
+mod service;
 mod session;
 mod stats;
 mod transaction;
@@ -93,6 +95,8 @@ async fn dispatch(command: Command, ctx: &Ctx) -> anyhow::Result<String> {
         Command::Neigh(verb) => neigh::run(verb, ctx).await,
         Command::Tunnel(verb) => tunnel::run(verb, ctx).await,
         Command::Acl(verb) => acl::run(verb, ctx).await,
+        Command::Service(verb) => service::run(verb, ctx).await,
+        Command::Nat(verb) => nat::run(verb, ctx).await,
         Command::Session(verb) => session::run(verb, ctx).await,
         Command::Sessions { words, max } => session::sessions(words, max, ctx).await,
         c @ Command::ProxyArp { .. } => crate::change::run(c, ctx).await,

@@ -9,6 +9,8 @@
 //! fdb add br0 02:00:00:00:00:01 a vlan=10
 //! acl add web "permit proto=tcp dport=80" deny
 //! acl bind a web in
+//! service add web 10.96.0.10:80 proto=tcp backends=10.1.0.5:8080,10.1.0.6:8080*2
+//! nat masquerade up0 on
 //! ```
 //!
 //! Words are split at whitespace; quotes (`"..."` or `'...'`) around a whole word keep
@@ -185,6 +187,37 @@ mod tests {
             .filter_map(|c| c.change.as_ref())
             .map(vswitch_control::model::change_name)
             .collect()
+    }
+
+    #[test]
+    fn service_and_nat_lines_become_changes() {
+        let text =
+            "service add web 10.96.0.10:80 proto=tcp backends=10.1.0.5:8080*2 nodeport=30080\n\
+                    service set web backends=10.1.0.6:8080\n\
+                    service del web\n\
+                    nat masquerade up0 on\n\
+                    nat portmap add up0 udp 53 [2001:db8::53]:5353\n\
+                    nat portmap del up0 udp 53\n";
+        let changes = parse(text).unwrap();
+        assert_eq!(
+            names(&changes),
+            [
+                "add_service",
+                "set_service_backends",
+                "delete_service",
+                "set_masquerade",
+                "add_port_map",
+                "delete_port_map"
+            ]
+        );
+        match &changes[4].change {
+            Some(C::AddPortMap(r)) => {
+                assert_eq!((r.to_ip.as_str(), r.to_port), ("2001:db8::53", 5353))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(parse("service list\n").is_err());
+        assert!(parse("nat show\n").is_err());
     }
 
     #[test]
