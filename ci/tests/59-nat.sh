@@ -141,4 +141,78 @@ vs_json_true 'd["answered"] == 20 and d["sources"] == ["10.96.0.53:53"]' <<<"$ou
     fail "UDP service: answers lost or from another source: $out"
 log "UDP service: $out"
 
+# NodePort, from outside through the uplink (to the node's address).
+run_ok "a NodePort service" vsctl service add np 10.96.0.20:80 proto=tcp backends="$B" nodeport=30080
+out=$(ip netns exec "$OUT" "$VS_PY" "$WHO" many 192.0.2.1 30080 30)
+vs_json_true 'sum(d["names"].values()) == 30 and len(d["names"]) >= 2' <<<"$out" ||
+    fail "NodePort from outside: $out"
+log "NodePort 192.0.2.1:30080 from outside: $out"
+
+# Masquerade: pods' traffic leaves with the node's address; replies come back.
+run_ok "masquerade on the uplink" vsctl nat masquerade up on
+out=$(ip netns exec "$C1" "$VS_PY" "$WHO" many 192.0.2.2 9000 5)
+vs_json_true 'd["peers"] == ["192.0.2.1"] and d["names"] == {"outside": 5}' <<<"$out" ||
+    fail "masqueraded TCP: the outside should see 192.0.2.1: $out"
+out=$(ip netns exec "$C2" "$VS_PY" "$WHO" query 192.0.2.2 9001 5)
+vs_json_true 'd["answered"] == 5 and d["names"] == {"outside": 5}' <<<"$out" ||
+    fail "masqueraded UDP: $out"
+vs_ping "$C1" 192.0.2.2
+vs_ping "$C2" 192.0.2.2
+log "masquerade: TCP, UDP and ping from both clients reach the outside as 192.0.2.1"
+# Checksums of what leaves, by scapy on a capture at the outside: UDP from a backend
+# (whose kernel computed the whole checksum, updated by the switch) and pings. (The
+# clients' UDP leaves partial, as it came: the outside's kernel completes and checks it,
+# as it did above; a capture shows its pseudo-header sum.)
+ip netns exec "$OUT" tcpdump -i eth0 -U -w "$VS_TMP/out.pcap" 'udp port 9001 or icmp' \
+    >/dev/null 2>"$VS_TMP/tcpdump.log" &
+dump=$!
+vs_track_pid "$dump"
+wait_until 10 "tcpdump listening" grep -q "listening on" "$VS_TMP/tcpdump.log"
+out=$(ip netns exec "${BK[1]}" "$VS_PY" "$WHO" query 192.0.2.2 9001 5)
+vs_json_true 'd["answered"] == 5 and d["names"] == {"outside": 5}' <<<"$out" ||
+    fail "masqueraded UDP from backend 2: $out"
+vs_ping "$C1" 192.0.2.2
+vs_ping "${BK[1]}" 192.0.2.2
+count_dumped() { [[ -s "$VS_TMP/out.pcap" ]] && (($(tcpdump -r "$VS_TMP/out.pcap" 2>/dev/null | wc -l) >= 30)); }
+wait_until 10 "the capture holds the packets" count_dumped
+vs_stop_pid "$dump"
+ip netns exec "$OUT" "$VS_PY" - "$VS_TMP/out.pcap" <<'PY' || fail "checksums of masqueraded packets"
+import sys
+from scapy.all import rdpcap, IP, UDP, ICMP
+pkts = [p for p in rdpcap(sys.argv[1]) if IP in p and p[IP].src == "192.0.2.1"]
+assert len(pkts) >= 15, "too few masqueraded packets captured: %d" % len(pkts)
+for p in pkts:
+    ip = p[IP]
+    for layer in (IP, UDP, ICMP):
+        if layer in p:
+            got = p[layer].chksum
+            q = IP(bytes(ip))
+            del q[layer].chksum
+            want = IP(bytes(q))[layer].chksum
+            assert got == want, "%s checksum %#x, should be %#x: %r" % (layer.__name__, got, want, p.summary())
+print("%d masqueraded packets (UDP, ICMP echo), checksums right" % len(pkts))
+PY
+
+# A Docker-style port mapping: the node's 8081 to backend 1's 8080.
+run_ok "port mapping" vsctl nat portmap add up tcp 8081 10.59.11.2:8080
+out=$(ip netns exec "$OUT" "$VS_PY" "$WHO" many 192.0.2.1 8081 3)
+vs_json_true 'd["names"] == {"b1": 3} and d["peers"] == ["192.0.2.2"]' <<<"$out" ||
+    fail "port mapping: $out"
+vsctl --json nat show | vs_json_true 'len(d["portmaps"]) == 1' ||
+    fail "nat show: $(vsctl --json nat show)"
+
+# Hairpin: backend 1 reaches a service that picks itself.
+run_ok "a service of backend 1 only" vsctl service add solo 10.96.0.30:80 proto=tcp     backends=10.59.11.2:8080
+out=$(ip netns exec "${BK[0]}" "$VS_PY" "$WHO" many 10.96.0.30 80 3)
+vs_json_true 'd["names"] == {"b1": 3} and d["peers"] == ["10.96.0.30"]' <<<"$out" ||
+    fail "hairpin: $out"
+log "hairpin: b1 -> 10.96.0.30 -> b1, seen from the VIP: $out"
+
+# No backend taking new flows: refused at once, not black-holed.
+run_ok "a drained service" vsctl service add none 10.96.0.40:80 proto=tcp     backends=10.59.11.2:8080*0
+out=$(ip netns exec "$C1" "$VS_PY" "$WHO" refused 10.96.0.40 80)
+vs_json_true 'd["refused"] and d["seconds"] < 3' <<<"$out" ||
+    fail "a service without backends should refuse: $out"
+log "no backends: $out"
+
 vs_pass
