@@ -15,6 +15,9 @@
                                     answer's source must be HOST:PORT); print
                                     {"names": {...}, "sources": [...], "answered": A}
     who.py refused HOST PORT        connect once; print {"refused": bool, "seconds": S}
+    who.py talk HOST PORT SECONDS   one connection, a line every 0.1 s for SECONDS, each
+                                    answered within 2 s; print {"sent": N, "answered": A,
+                                    "names": {...}}
 """
 import json
 import os
@@ -133,6 +136,24 @@ def refused(host, port):
     print(json.dumps({"refused": r, "seconds": round(time.time() - t, 3)}))
 
 
+def talk(host, port, seconds):
+    c = socket.create_connection((host, port), timeout=10)
+    c.settimeout(2)
+    names = [line(c)[0]]
+    sent = answered = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        sent += 1
+        try:
+            c.sendall(b"hello\n")
+            names.append(line(c)[0])
+            answered += 1
+        except OSError:
+            pass
+        time.sleep(0.1)
+    print(json.dumps({"sent": sent, "answered": answered, "names": count(names)}))
+
+
 if __name__ == "__main__":
     a = sys.argv[1:]
     cmd = a[0]
@@ -146,6 +167,8 @@ if __name__ == "__main__":
         many(a[1], int(a[2]), int(a[3]))
     elif cmd == "query":
         query(a[1], int(a[2]), int(a[3]))
+    elif cmd == "talk":
+        talk(a[1], int(a[2]), float(a[3]))
     elif cmd == "refused":
         refused(a[1], int(a[2]))
     else:

@@ -215,4 +215,67 @@ vs_json_true 'd["refused"] and d["seconds"] < 3' <<<"$out" ||
     fail "a service without backends should refuse: $out"
 log "no backends: $out"
 
+# Bad input: a clear error, nothing changed.
+nat_state() { vsctl --json service list; vsctl --json nat show; }
+VS_BEFORE=$(nat_state)
+refused() { vs_refused nat_state "$@"; }
+refused "outside every network|reach" service add bad 10.96.0.50:80 proto=tcp backends=172.31.9.9:80
+refused "port" service add bad 10.96.0.50:0 proto=tcp backends=10.59.11.2:8080
+refused "port" service add bad 10.96.0.50:65536 proto=tcp backends=10.59.11.2:8080
+refused "port" service add bad 10.96.0.50:80 proto=tcp backends=10.59.11.2:0
+refused "already" service add bad 10.96.0.10:80 proto=tcp backends=10.59.11.2:8080
+refused "proto" service add bad 10.96.0.50:80 proto=sctp backends=10.59.11.2:8080
+refused "family|IPv4|IPv6" service add bad 10.96.0.50:80 proto=tcp backends=[fd00::1]:80
+refused "nodeport" service add bad 10.96.0.50:80 proto=tcp backends=10.59.11.2:8080 nodeport=30080
+refused "nope|interface" nat masquerade nope on
+refused "outside every network" nat portmap add up tcp 8082 172.31.9.9:80
+refused "already" nat portmap add up tcp 8081 10.59.12.2:8080
+vs_refused_report
+
+# The session limit under a flood of new connections to a service: 3,000 SYNs from
+# spoofed sources (nobody answers the backends' SYN-ACKs, so each stays half-open) while
+# an established connection keeps talking.
+run_ok "no sessions yet" vsctl sessions flush
+run_ok "a small session table" vsctl session set limit=400
+ip netns exec "$C1" "$VS_PY" "$WHO" talk 10.96.0.10 80 10 \
+    >"$VS_TMP/talk.json" 2>&1 &
+talk=$!
+vs_track_pid "$talk"
+C2_GW=$(ip -n "$C2" neigh show 10.59.2.1 | awk '{print $5}')
+ip netns exec "$C2" "$VS_PY" - "$C2_GW" <<'PY' || fail "scapy flood failed"
+import random, sys
+from scapy.all import Ether, IP, TCP, sendp, conf
+conf.verb = 0
+pkts = [Ether(dst=sys.argv[1]) / IP(src="10.59.2.%d" % (100 + i % 100), dst="10.96.0.10") /
+        TCP(sport=1024 + i, dport=80, flags="S", seq=random.getrandbits(32))
+        for i in range(3000)]
+sendp(pkts, iface="eth0", inter=0.0005)
+PY
+show=$(vsctl --json session show)
+log "after the flood: $(vs_json '"%d live entries (limit %d), %d evicted, %d refused" % (d["live"], d["limit"], d["evicted"], d["refused"])' <<<"$show")"
+vs_json_true 'd["live"] <= 400 and d["evicted"] >= 1000' <<<"$show" ||
+    fail "the session limit did not hold: $show"
+vs_wait_exit "$talk" 30 || fail "the talking client did not finish"
+talked=$(cat "$VS_TMP/talk.json")
+vs_json_true 'd["sent"] >= 50 and d["answered"] == d["sent"] and len(d["names"]) == 1' <<<"$talked" ||
+    fail "the established connection through the service lost messages during the flood: $talked"
+log "established connection through the flood: $talked"
+run_ok "default limit" vsctl session set limit=262144
+run_ok "flush" vsctl sessions flush
+
+# A restart keeps services, masquerade and port mappings.
+stop_vswitchd
+restart_vswitchd
+vsctl --json service list | vs_json_true 'len(d) == 5' || fail "services after restart: $(vsctl service list)"
+vsctl --json nat show | vs_json_true 'len(d["portmaps"]) == 1 and len(d["masquerade"]) == 1' ||
+    fail "nat after restart: $(vsctl --json nat show)"
+again() {
+    ip netns exec "$C1" "$VS_PY" "$WHO" many 10.96.0.10 80 3 >"$VS_TMP/again.json" 2>/dev/null &&
+        vs_json_true 'sum(d["names"].values()) == 3' <"$VS_TMP/again.json"
+}
+wait_until 20 "the service answers after the restart" again
+out=$(ip netns exec "$C1" "$VS_PY" "$WHO" many 192.0.2.2 9000 2)
+vs_json_true 'd["peers"] == ["192.0.2.1"]' <<<"$out" || fail "masquerade after restart: $out"
+log "after a restart: services, masquerade and port mapping back"
+
 vs_pass
