@@ -15,6 +15,8 @@
                                     answer's source must be HOST:PORT); print
                                     {"names": {...}, "sources": [...], "answered": A}
     who.py refused HOST PORT        connect once; print {"refused": bool, "seconds": S}
+    who.py udp-refused HOST PORT    a connected UDP socket sends once: print {"refused": bool}
+                                    (an ICMP port unreachable came back to it)
     who.py talk HOST PORT SECONDS   one connection, a line every 0.1 s for SECONDS, each
                                     answered within 2 s; print {"sent": N, "answered": A,
                                     "names": {...}}
@@ -28,14 +30,17 @@ import time
 
 
 def serve(name, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Both families (a dual-stack socket: IPv4 peers appear as IPv4 addresses below).
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
     s.listen(1024)
 
     def one(c, peer):
         with c:
-            msg = ("%s %s %d\n" % (name, peer[0], peer[1])).encode()
+            ip = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+            msg = ("%s %s %d\n" % (name, ip, peer[1])).encode()
             try:
                 c.sendall(msg)
                 while True:
@@ -52,11 +57,13 @@ def serve(name, port):
 
 
 def udp(name, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("0.0.0.0", port))
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
     while True:
         _, peer = s.recvfrom(2048)
-        s.sendto(("%s %s %d" % (name, peer[0], peer[1])).encode(), peer)
+        ip = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        s.sendto(("%s %s %d" % (name, ip, peer[1])).encode(), peer)
 
 
 def line(f):
@@ -109,7 +116,7 @@ def many(host, port, n):
 
 
 def query(host, port, n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(2)
     names, sources, answered = [], set(), 0
     for i in range(n):
@@ -120,7 +127,7 @@ def query(host, port, n):
             continue
         answered += 1
         names.append(b.decode().split()[0])
-        sources.add("%s:%d" % src)
+        sources.add("[%s]:%d" % src[:2] if ":" in src[0] else "%s:%d" % src)
     print(json.dumps({"names": count(names), "sources": sorted(sources), "answered": answered}))
 
 
@@ -134,6 +141,23 @@ def refused(host, port):
     except OSError:
         r = False
     print(json.dumps({"refused": r, "seconds": round(time.time() - t, 3)}))
+
+
+def udp_refused(host, port):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.connect((host, port))
+    r = False
+    for _ in range(3):
+        try:
+            s.send(b"anyone?")
+            s.recv(2048)
+        except ConnectionRefusedError:
+            r = True
+            break
+        except socket.timeout:
+            pass
+    print(json.dumps({"refused": r}))
 
 
 def talk(host, port, seconds):
@@ -167,6 +191,8 @@ if __name__ == "__main__":
         many(a[1], int(a[2]), int(a[3]))
     elif cmd == "query":
         query(a[1], int(a[2]), int(a[3]))
+    elif cmd == "udp-refused":
+        udp_refused(a[1], int(a[2]))
     elif cmd == "talk":
         talk(a[1], int(a[2]), float(a[3]))
     elif cmd == "refused":

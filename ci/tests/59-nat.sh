@@ -7,9 +7,11 @@
 #    backends see the clients' own addresses; removing one backend sends new connections
 #    to the other two only while 200 held connections to those two still answer (by the
 #    same backend); adding it back takes about a third of new connections;
-#  - a UDP (DNS-like) service answers from the VIP's address and port;
+#  - a UDP (DNS-like) service answers from the VIP's address and port; an IPv6 TCP and UDP
+#    service over two backends;
 #  - NodePort from an "outside" namespace through the uplink; masquerade: the outside sees
-#    the node's address for pod traffic (TCP, UDP, ping) and the replies come back; the
+#    the node's address for pod traffic (TCP, UDP, ping) and the replies come back, and
+#    an ICMP port unreachable from the outside reaches the client translated; the
 #    checksums of what leaves are verified by scapy on a capture; a Docker-style port
 #    mapping; hairpin (a backend reaching a service that picks itself sees the VIP as its
 #    peer); a service with no backend taking flows refuses at once (ICMP port unreachable);
@@ -141,6 +143,33 @@ vs_json_true 'd["answered"] == 20 and d["sources"] == ["10.96.0.53:53"]' <<<"$ou
     fail "UDP service: answers lost or from another source: $out"
 log "UDP service: $out"
 
+# IPv6: a TCP and a UDP service over two backends.
+vs_ns_ipv6 "$C1" eth0
+ip -n "$C1" addr add fd59:1::2/64 dev eth0 nodad
+ip -n "$C1" -6 route add default via fd59:1::1
+run_ok "client 1's IPv6 gateway" vsctl addr add rc1 fd59:1::1/64
+for i in 1 2; do
+    vs_ns_ipv6 "${BK[i - 1]}" eth0
+    ip -n "${BK[i - 1]}" addr add "fd59:1$i::2/64" dev eth0 nodad
+    ip -n "${BK[i - 1]}" -6 route add default via "fd59:1$i::1"
+    run_ok "backend $i's IPv6 gateway" vsctl addr add "rb$i" "fd59:1$i::1/64"
+done
+B6="[fd59:11::2]:8080,[fd59:12::2]:8080"
+run_ok "IPv6 service" vsctl service add web6 [fd96::10]:80 proto=tcp backends="$B6"
+run_ok "IPv6 UDP service" vsctl service add dns6 [fd96::53]:53 proto=udp \
+    backends=[fd59:11::2]:5353,[fd59:12::2]:5353
+v6_ready() {
+    ip netns exec "$C1" "$VS_PY" "$WHO" many fd96::10 80 1 >/dev/null 2>&1
+}
+wait_until 20 "IPv6 service reachable (neighbours resolved)" v6_ready
+out=$(ip netns exec "$C1" "$VS_PY" "$WHO" many fd96::10 80 40)
+vs_json_true 'sum(d["names"].values()) == 40 and set(d["names"]) == {"b1", "b2"} and d["peers"] == ["fd59:1::2"]' \
+    <<<"$out" || fail "IPv6 service: $out"
+log "IPv6 service [fd96::10]:80: $out"
+out=$(ip netns exec "$C1" "$VS_PY" "$WHO" query fd96::53 53 10)
+vs_json_true 'd["answered"] == 10 and d["sources"] == ["[fd96::53]:53"]' <<<"$out" ||
+    fail "IPv6 UDP service: $out"
+
 # NodePort, from outside through the uplink (to the node's address).
 run_ok "a NodePort service" vsctl service add np 10.96.0.20:80 proto=tcp backends="$B" nodeport=30080
 out=$(ip netns exec "$OUT" "$VS_PY" "$WHO" many 192.0.2.1 30080 30)
@@ -159,6 +188,12 @@ vs_json_true 'd["answered"] == 5 and d["names"] == {"outside": 5}' <<<"$out" ||
 vs_ping "$C1" 192.0.2.2
 vs_ping "$C2" 192.0.2.2
 log "masquerade: TCP, UDP and ping from both clients reach the outside as 192.0.2.1"
+# An ICMP error about a masqueraded packet goes back to its sender, translated: UDP to a
+# closed port of the outside is refused at the client.
+out=$(ip netns exec "$C1" "$VS_PY" "$WHO" udp-refused 192.0.2.2 9999)
+vs_json_true 'd["refused"]' <<<"$out" ||
+    fail "the outside's port unreachable did not reach the masqueraded client: $out"
+log "ICMP port unreachable from the outside translated back to the client"
 # Checksums of what leaves, by scapy on a capture at the outside: UDP from a backend
 # (whose kernel computed the whole checksum, updated by the switch) and pings. (The
 # clients' UDP leaves partial, as it came: the outside's kernel completes and checks it,
@@ -266,7 +301,7 @@ run_ok "flush" vsctl sessions flush
 # A restart keeps services, masquerade and port mappings.
 stop_vswitchd
 restart_vswitchd
-vsctl --json service list | vs_json_true 'len(d) == 5' || fail "services after restart: $(vsctl service list)"
+vsctl --json service list | vs_json_true 'len(d) == 7' || fail "services after restart: $(vsctl service list)"
 vsctl --json nat show | vs_json_true 'len(d["portmaps"]) == 1 and len(d["masquerade"]) == 1' ||
     fail "nat after restart: $(vsctl --json nat show)"
 again() {
