@@ -13,10 +13,14 @@
 #     bridge br0, joined to node A's br0 by a VXLAN tunnel (vni 99) over a veth underlay
 #     (node A's af_packet ul 10.99.50.1 <--veth--> node B's ul 10.99.50.2)
 #
+#   purple1..3 10.99.61-63.2 --veth-- [af_packet purple1..3, routed]: backends of the service
+#     10.96.99.10:80; world 203.0.113.2 --veth-- [af_packet up 203.0.113.1, masquerade on]
+#
 # then pings across both pairs, across the bridge, across the router (IPv4 and IPv6) and
 # across the tunnel, runs a short iperf3 over each, puts a network policy (ACLs with
 # sessions) on yellow2 and shows that what it permits still works and what it does not is
-# stopped, shows what vsctl shows (iface list,
+# stopped, balances connections to a service over three backends and masquerades traffic
+# to the outside, shows what vsctl shows (iface list,
 # route show, route get, neigh show, tunnel list, fdb show with the remote VTEPs, stats,
 # workers, drops, runtime) and removes everything it made.
 set -euo pipefail
@@ -183,6 +187,39 @@ fi
 log "yellow2 -> yellow1 ping: blocked by yellow2's egress policy, as it should be"
 vsctl acl show yellow2-ingress
 vsctl acl show yellow2-egress
+
+step "services: a ClusterIP service 10.96.99.10:80 over three backend namespaces (purple1..3,
+routed), and a masqueraded uplink to an outside namespace (world 203.0.113.2)"
+WHO=ci/nat/who.py
+for i in 1 2 3; do
+    vs_host "p$i" "10.99.6$i.2/24"
+    ip -n "$VS_NS" route add default via "10.99.6$i.1"
+    vsctl iface add "purple$i" af_packet iface="$VS_HOSTIF"
+    vsctl addr add "purple$i" "10.99.6$i.1/24"
+    ip netns exec "$VS_NS" "$VS_PY" "$WHO" serve "purple$i" 8080 >/dev/null 2>&1 &
+    vs_track_pid $!
+done
+vs_host w 203.0.113.2/24
+world=$VS_NS
+ip netns exec "$world" "$VS_PY" "$WHO" serve world 9000 >/dev/null 2>&1 &
+vs_track_pid $!
+vsctl iface add up af_packet iface="$VS_HOSTIF"
+vsctl addr add up 203.0.113.1/24
+vsctl service add web 10.96.99.10:80 proto=tcp \
+    backends=10.99.61.2:8080,10.99.62.2:8080,10.99.63.2:8080
+vsctl nat masquerade up on
+serving() { ip netns exec "$yellow1" "$VS_PY" "$WHO" many 10.96.99.10 80 1 >/dev/null 2>&1; }
+wait_until 20 "the service answers" serving
+log "30 connections from yellow1 to 10.96.99.10:80, by backend (and the client address they saw):"
+ip netns exec "$yellow1" "$VS_PY" "$WHO" many 10.96.99.10 80 30
+outside() { ip netns exec "$yellow1" "$VS_PY" "$WHO" many 203.0.113.2 9000 1 >/dev/null 2>&1; }
+wait_until 20 "the outside answers" outside
+log "yellow1 -> world 203.0.113.2:9000 (the world sees the uplink's address, 203.0.113.1):"
+ip netns exec "$yellow1" "$VS_PY" "$WHO" many 203.0.113.2 9000 3
+step "vsctl service show web; vsctl nat show; vsctl sessions (NAT sessions with their translation)"
+vsctl service show web
+vsctl nat show
+vsctl sessions --max 8
 
 step "vsctl stats"
 vsctl stats

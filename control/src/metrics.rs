@@ -462,7 +462,7 @@ fn sessions(o: &mut String, c: &pb::SessionConfig, states: &[(String, u64)]) {
     }
 }
 
-/// Services (how many), each backend's new flows and packets (since the service's backends
+/// Services (how many), each backend's new flows (since the service's backends
 /// were last set to something else; backend `ip:port`, `[ip]:port` for IPv6), and the NAT
 /// settings (masquerading interfaces, port mappings).
 fn services(o: &mut String, services: &[pb::Service], nat: &pb::Nat) {
@@ -496,18 +496,11 @@ fn services(o: &mut String, services: &[pb::Service], nat: &pb::Nat) {
             sv.name
         );
     }
-    for (metric, help, field) in [
-        (
-            "vswitch_service_backend_flows_total",
-            "New flows each service gave each backend.",
-            (|b: &pb::ServiceBackend| b.flows) as fn(&pb::ServiceBackend) -> u64,
-        ),
-        (
-            "vswitch_service_backend_packets_total",
-            "Packets translated to each backend of each service.",
-            |b: &pb::ServiceBackend| b.packets,
-        ),
-    ] {
+    for (metric, help, field) in [(
+        "vswitch_service_backend_flows_total",
+        "New flows each service gave each backend.",
+        (|b: &pb::ServiceBackend| b.flows) as fn(&pb::ServiceBackend) -> u64,
+    )] {
         family(o, metric, "counter", help);
         for sv in services {
             for b in &sv.backends {
@@ -751,7 +744,6 @@ mod tests {
                         port: 8080,
                         weight: 1,
                         flows: 7,
-                        packets: 70,
                     },
                     pb::ServiceBackend {
                         ip: "2001:db8::5".into(),
@@ -807,7 +799,6 @@ mod tests {
             "vswitch_service_backends{service=\"web\"} 2",
             "vswitch_service_backends_live{service=\"web\"} 1",
             "vswitch_service_backend_flows_total{service=\"web\",backend=\"10.1.0.5:8080\"} 7",
-            "vswitch_service_backend_packets_total{service=\"web\",backend=\"10.1.0.5:8080\"} 70",
             "vswitch_service_backend_flows_total{service=\"web\",backend=\"[2001:db8::5]:80\"} 0",
             "vswitch_nat_masquerade_ifaces 1",
             "vswitch_nat_portmaps 0",

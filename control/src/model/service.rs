@@ -291,7 +291,6 @@ pub fn to_pb(spec: &ServiceSpec, built: Option<&BuiltService>) -> pb::Service {
                     port: u32::from(b.port),
                     weight: b.weight,
                     flows: st.flows,
-                    packets: st.packets,
                 }
             })
             .collect(),

@@ -53,7 +53,7 @@ pub struct ServiceSpec {
 /// backends (the last for more).
 const SIZES: [usize; 7] = [251, 1021, 4093, 16381, 65521, 262139, 1048573];
 
-/// One worker's counters of a service: per backend, new flows and packets.
+/// One worker's counters of a service: new flows per backend.
 #[repr(align(64))]
 struct Row(Box<[AtomicU64]>);
 
@@ -62,7 +62,7 @@ pub struct Service {
     pub spec: ServiceSpec,
     /// Backend index per table entry (empty when no backend takes new flows).
     table: Box<[u16]>,
-    /// Per worker: [flows, packets] per backend.
+    /// Per worker: new flows per backend.
     rows: Box<[Row]>,
 }
 
@@ -79,8 +79,8 @@ impl std::fmt::Debug for Service {
 /// Counters of one backend, summed over workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BackendStats {
+    /// New flows it was given.
     pub flows: u64,
-    pub packets: u64,
 }
 
 impl Service {
@@ -89,7 +89,7 @@ impl Service {
         let table = maglev(&spec.backends);
         let n = spec.backends.len();
         let rows = (0..workers.max(1))
-            .map(|_| Row((0..2 * n).map(|_| AtomicU64::new(0)).collect()))
+            .map(|_| Row((0..n).map(|_| AtomicU64::new(0)).collect()))
             .collect();
         Arc::new(Service { spec, table, rows })
     }
@@ -114,7 +114,7 @@ impl Service {
     /// Counts a new flow of worker `w` to backend `i`.
     #[inline(always)]
     pub fn count_flow(&self, w: usize, i: u16) {
-        if let Some(c) = self.rows.get(w).and_then(|r| r.0.get(2 * usize::from(i))) {
+        if let Some(c) = self.rows.get(w).and_then(|r| r.0.get(usize::from(i))) {
             bump(c, 1);
         }
     }
@@ -136,8 +136,7 @@ impl Service {
         let mut out = vec![BackendStats::default(); n];
         for r in self.rows.iter() {
             for (i, o) in out.iter_mut().enumerate() {
-                o.flows += r.0.get(2 * i).map_or(0, |c| c.load(Relaxed));
-                o.packets += r.0.get(2 * i + 1).map_or(0, |c| c.load(Relaxed));
+                o.flows += r.0.get(i).map_or(0, |c| c.load(Relaxed));
             }
         }
         out

@@ -6,9 +6,9 @@
 //! duplicates) is vswitchd's to check, so gRPC users get the same.
 //!
 //! `--json`: `service show` (and `service add`, `service set`) print `{name, vip, port,
-//! proto, nodeport, affinity, vrf, backends: [{ip, port, weight, flows, packets}]}`
-//! (nodeport null when there is none; flows and packets count since the backends were last
-//! set to something else); `service list` prints an array of them.
+//! proto, nodeport, affinity, vrf, backends: [{ip, port, weight, flows}]}`
+//! (nodeport null when there is none; flows: new flows given to the backend, counted since
+//! the backends were last set to something else); `service list` prints an array of them.
 
 use anyhow::{anyhow, bail, Context};
 use serde::Serialize;
@@ -159,7 +159,6 @@ pub(crate) struct BackendJson<'a> {
     port: u32,
     weight: u32,
     flows: u64,
-    packets: u64,
 }
 
 /// A service in `--json` output.
@@ -193,7 +192,6 @@ impl<'a> From<&'a pb::Service> for ServiceJson<'a> {
                     port: b.port,
                     weight: b.weight,
                     flows: b.flows,
-                    packets: b.packets,
                 })
                 .collect(),
         }
@@ -246,14 +244,12 @@ fn show_table(s: &pb::Service) -> String {
         ("BACKEND", Align::Left),
         ("WEIGHT", Align::Right),
         ("FLOWS", Align::Right),
-        ("PACKETS", Align::Right),
     ]);
     for b in &s.backends {
         t.row(vec![
             ep(&b.ip, b.port),
             b.weight.to_string(),
             b.flows.to_string(),
-            b.packets.to_string(),
         ]);
     }
     format!(
@@ -348,7 +344,6 @@ mod tests {
                 port: 8080,
                 weight: 1,
                 flows: 3,
-                packets: 30,
             }],
         }
     }
@@ -378,8 +373,8 @@ mod tests {
         assert_eq!(
             show_table(&s),
             "service web: 10.96.0.10:80 tcp, nodeport -, affinity none, vrf 0\n\
-             BACKEND        WEIGHT  FLOWS  PACKETS\n\
-             10.1.0.5:8080       1      3       30\n"
+             BACKEND        WEIGHT  FLOWS\n\
+             10.1.0.5:8080       1      3\n"
         );
     }
 }

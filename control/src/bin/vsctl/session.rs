@@ -310,6 +310,11 @@ mod tests {
             dport: 80,
             state: "established".into(),
             age_seconds: 12,
+            nat_src: String::new(),
+            nat_dst: String::new(),
+            nat_sport: 0,
+            nat_dport: 0,
+            vrf: 0,
             idle_seconds: 3,
         };
         assert_eq!(
@@ -319,9 +324,27 @@ mod tests {
                 "state": "established", "age_seconds": 12, "idle_seconds": 3})
         );
         assert_eq!(
-            table(&[s]),
-            "IFACE  DIR  PROTO  SRC       SPORT  DST        DPORT  STATE        AGE  IDLE\n\
-             a      out  tcp    10.0.0.1  40000  192.0.2.1     80  established   12     3\n"
+            table(std::slice::from_ref(&s)),
+            "IFACE  DIR  PROTO  SRC       SPORT  DST        DPORT  STATE        AGE  IDLE  TRANSLATED\n\
+             a      out  tcp    10.0.0.1  40000  192.0.2.1     80  established   12     3  -\n"
         );
+        // A NAT session: its translation in --json and in the table.
+        let n = Session {
+            iface: "nat".into(),
+            direction: "nat".into(),
+            dst: "10.96.0.10".into(),
+            nat_src: "10.0.0.1".into(),
+            nat_dst: "10.1.0.5".into(),
+            nat_sport: 40000,
+            nat_dport: 8080,
+            ..s
+        };
+        let j = serde_json::to_value(SessionJson::from(&n)).unwrap();
+        assert_eq!(
+            j["nat"],
+            serde_json::json!({"src": "10.0.0.1", "dst": "10.1.0.5", "sport": 40000,
+                "dport": 8080, "vrf": 0})
+        );
+        assert!(table(&[n]).contains("10.0.0.1 40000 -> 10.1.0.5 8080"));
     }
 }
