@@ -18,7 +18,8 @@
 #  - the session limit holds under a flood of new connections to a service, and an
 #    established connection keeps working;
 #  - bad input is refused with a clear error and changes nothing;
-#  - services, masquerade and port mappings come back after a restart.
+#  - services, masquerade and port mappings come back after a restart, and connections
+#    held across it through a service and through masquerade go on.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -298,7 +299,18 @@ log "established connection through the flood: $talked"
 run_ok "default limit" vsctl session set limit=262144
 run_ok "flush" vsctl sessions flush
 
-# A restart keeps services, masquerade and port mappings.
+# A restart keeps services, masquerade and port mappings; connections held across it
+# through a service and through masquerade go on (their sessions are not saved, but the
+# first packet after the restart picks the same backend and the same port again: both are
+# hashes of the flow).
+ip netns exec "$C1" "$VS_PY" "$WHO" hold 10.96.0.10 80 20 "$VS_TMP/go2" >"$VS_TMP/hold3.json" 2>&1 &
+h3=$!
+vs_track_pid "$h3"
+ip netns exec "$C2" "$VS_PY" "$WHO" hold 192.0.2.2 9000 5 "$VS_TMP/go2" >"$VS_TMP/hold4.json" 2>&1 &
+h4=$!
+vs_track_pid "$h4"
+held() { grep -q first "$VS_TMP/hold3.json" && grep -q first "$VS_TMP/hold4.json"; }
+wait_until 20 "connections held through the service and the masquerade" held
 stop_vswitchd
 restart_vswitchd
 vsctl --json service list | vs_json_true 'len(d) == 7' || fail "services after restart: $(vsctl service list)"
@@ -312,5 +324,14 @@ wait_until 20 "the service answers after the restart" again
 out=$(ip netns exec "$C1" "$VS_PY" "$WHO" many 192.0.2.2 9000 2)
 vs_json_true 'd["peers"] == ["192.0.2.1"]' <<<"$out" || fail "masquerade after restart: $out"
 log "after a restart: services, masquerade and port mapping back"
+touch "$VS_TMP/go2"
+vs_wait_exit "$h3" 60 || fail "the connections held through the service did not finish"
+vs_wait_exit "$h4" 60 || fail "the connections held through the masquerade did not finish"
+for f in hold3 hold4; do
+    r=$(sed -n 2p "$VS_TMP/$f.json")
+    log "held across the restart ($f): $r"
+    vs_json_true 'd["broken"] == 0 and d["same"] == sum(d["again"].values())' <<<"$r" ||
+        fail "connections held across the restart broke or moved: $(cat "$VS_TMP/$f.json")"
+done
 
 vs_pass
