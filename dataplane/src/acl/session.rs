@@ -527,11 +527,12 @@ impl Sessions {
         })
     }
 
-    /// The NAT entry of `f` (its way only), if there is one.
+    /// The NAT entry of `f` (its way only; both ways for an untranslated flow's single
+    /// entry), if there is one.
     #[inline]
     pub fn lookup_nat(&self, f: &Flow) -> Option<NatHit> {
         let (slot, c1, reply, _, dir) = self.find(f)?;
-        if reply || dir < DIR_NAT_FWD {
+        if dir < DIR_NAT_FWD || (reply && dir != DIR_NAT_FWD) {
             return None;
         }
         let n = self.nat.get(slot)?;
@@ -540,10 +541,55 @@ impl Sessions {
         if self.buckets[slot / WAYS].ctl[slot % WAYS].load(Relaxed) != c1 {
             return None;
         }
+        let to = Flow::from_words(&w);
+        if reply {
+            // Only an untranslated flow's entry (to itself) holds its replies too.
+            return (to == f.reversed()).then_some(NatHit {
+                slot: slot as u32,
+                reply_entry: true,
+                to: *f,
+            });
+        }
         Some(NatHit {
             slot: slot as u32,
             reply_entry: dir == DIR_NAT_REPLY,
-            to: Flow::from_words(&w),
+            to,
+        })
+    }
+
+    /// Records flow `orig` as one NAT leaves untranslated (a flow that came in through a
+    /// masquerading interface: its replies must not be masqueraded): a single entry that
+    /// rewrites nothing, found both ways. Limits as [`Sessions::create_nat`].
+    pub fn create_nat_untranslated(
+        &self,
+        worker: usize,
+        orig: &Flow,
+        tcp_flags: u8,
+    ) -> Result<NatHit, Refused> {
+        if !self.reserve(worker, NAT_COUNT) {
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Limit);
+        }
+        let now = self.now.load(Relaxed);
+        let mut state = bits(tcp_flags, false, 0);
+        if orig.proto == TCP && tcp_flags & tcp::SYN == 0 {
+            state |= st::EST;
+        }
+        let Some((slot, live)) =
+            self.insert_with(orig, [now, now, state, 0, DIR_NAT_FWD], Some(orig))
+        else {
+            self.release(NAT_COUNT);
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Full);
+        };
+        self.created.fetch_add(1, Relaxed);
+        if orig.proto == TCP && state & st::EST == 0 {
+            self.remember_half_open(worker, slot, live);
+        }
+        Ok(NatHit {
+            slot: slot as u32,
+            reply_entry: false,
+            to: *orig,
         })
     }
 

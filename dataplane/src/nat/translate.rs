@@ -18,7 +18,9 @@
 //!    the source becomes that interface's address and a port of this worker's own.
 //!
 //! A translated new flow creates its NAT session (both entries) before it is rewritten; a
-//! flow with nothing to translate gets no session. Ports (and echo identifiers) are
+//! flow with nothing to translate gets no session, unless it came in through a
+//! masquerading interface: then one untranslated entry (found both ways) keeps its replies
+//! from being masqueraded on their way out. Ports (and echo identifiers) are
 //! allocated without locks between workers: worker `w` of `n` takes only ports `p` with
 //! `(p - 1024) % n == w` in 1024..=65535, starting from a hash of the flow's source
 //! address and port (so one source endpoint gets the same port toward every destination
@@ -212,7 +214,7 @@ pub(crate) fn packet<F: Family>(
     if p.kind == Kind::Echo(false) {
         return None;
     }
-    match new_flow::<F>(ctx, nat, t, &p, &orig, vrf) {
+    match new_flow::<F>(ctx, nat, t, &p, &orig, vrf, meta.rx_if) {
         Ok(Some(hit)) => {
             rewrite(frame, &p, &hit.to, meta.csum);
             None
@@ -257,6 +259,7 @@ fn new_flow<F: Family>(
     p: &Pkt,
     orig: &Flow,
     vrf: u16,
+    rx_if: u16,
 ) -> Result<Option<NatHit>, Check<F::Addr>> {
     let mut to = *orig;
     let hash = mix(&[
@@ -310,6 +313,15 @@ fn new_flow<F: Family>(
         }
     }
     if to == *orig {
+        // A flow that came in through a masquerading interface (from outside, to an
+        // address routed inside) is remembered untranslated, so that its replies, which
+        // leave through that interface, are not masqueraded (conntrack's NEW-only NAT).
+        if p.kind != Kind::Echo(false) && nat.masquerade(rx_if).is_some() {
+            return match t.create_nat_untranslated(ctx.worker, orig, p.tcp_flags) {
+                Ok(_) => Ok(None),
+                Err(_) => Err(Check::Drop(DropReason::SessionLimit)),
+            };
+        }
         return Ok(None);
     }
     let workers = ctx.plan.workers.len().max(1);
@@ -904,6 +916,31 @@ mod tests {
         assert_eq!(t.expire(200 + 7201), 1);
         assert_eq!(t.lookup_nat(&to.reversed()), None);
         assert_eq!(t.stats().live, 0);
+    }
+
+    #[test]
+    fn an_untranslated_flow_holds_its_replies_both_ways() {
+        let t = table();
+        let f = frame4([192, 0, 2, 2], [10, 0, 0, 5], TCP, &tcp(5555, 22), Some(16));
+        let orig = parse(&f, L3, false).unwrap().flow(0);
+        t.create_nat_untranslated(0, &orig, 0x02).unwrap();
+        let fwd = t.lookup_nat(&orig).unwrap();
+        assert_eq!(fwd.to, orig);
+        let back = t.lookup_nat(&orig.reversed()).unwrap();
+        assert!(back.reply_entry);
+        assert_eq!(back.to, orig.reversed(), "replies go out as they are");
+        // A translated entry is still found its way only.
+        let g = Flow {
+            sport: 5556,
+            ..orig
+        };
+        let to = Flow {
+            dst: v4([10, 0, 0, 6]),
+            ..g
+        };
+        t.create_nat(0, &g, &to, 0x02).unwrap();
+        assert_eq!(t.lookup_nat(&g.reversed()), None);
+        assert_eq!(t.stats().live, 3);
     }
 
     #[test]
