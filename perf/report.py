@@ -771,14 +771,22 @@ def ovs_nat_check(d, mode, flows=0, masquerade=None):
     destination: a backend), per backend; SNAT (the reply goes to MASQUERADE)."""
     out = ovs_check(d)
     notes = [out.pop("note")] if out.get("note") else []
+    bad = []
+    if os.path.exists(os.path.join(d, "nat_load_s")):
+        with open(os.path.join(d, "nat_load_s")) as f:
+            out["nat_load_s"] = float(f.read())
+        notes.append("groups and VIP flows loaded in %s s" % fmt(out["nat_load_s"], 2))
+    if os.path.exists(os.path.join(d, "result.json")):
+        r = _load(d, "result.json")
+        if r.get("rx_packets") and (r.get("tx_packets") or 0) < 0.99 * r["rx_packets"]:
+            bad.append("sent %s of the %d packets received in the window" % (
+                r.get("tx_packets"), r["rx_packets"]))
     path = os.path.join(d, "conntrack.txt")
     if not os.path.exists(path):
-        notes.append("no conntrack dump")
-        out["note"] = "; ".join(notes)
-        return out
+        bad.append("no conntrack dump")
+        entries = []
     with open(path) as f:
         entries = parse_conntrack(f.read())
-    bad = []
     if mode == "snat":
         good = sum(1 for e in entries if e["rdst"] == masquerade and e["osrc"] != masquerade
                    and e["rsrc"] == e["odst"])
@@ -938,7 +946,7 @@ def ratio(samples, by_name, num, den, metric="mpps"):
     why = "; ".join(dict.fromkeys(w for w in (why, why_b) if w))
     value = None
     if not why:
-        if not (a.get(field) or {}).get("median") or not (b.get(field) or {}).get("median"):
+        if (a.get(field) or {}).get("median") is None or (b.get(field) or {}).get("median") is None:
             why = "no %s figure" % field
         elif b[field]["median"] > 0:
             value = a[field]["median"] / b[field]["median"]

@@ -492,8 +492,8 @@ setup_vswitch_nat-snat() { setup_vswitch_routed 4 "$@" && "$@" nat masquerade si
 
 # OVS: conntrack with NAT in front of the routes (table 2). Untracked IP goes through
 # conntrack with nat (ct(table=1,nat): a packet of a known connection comes back translated);
-# in table 1 an established one is routed, a new one of the profile's protocol translated and
-# committed: DNAT, to the VIP's select group (ovs_nat_groups), whose buckets (one per backend,
+# in table 1 a translated one (ct_state +dnat or +snat) or an established one is routed, a
+# new one of the profile's protocol translated and committed: DNAT, to the VIP's select group (ovs_nat_groups), whose buckets (one per backend,
 # equal weights: OVS's default selection hashes the flow's fields) each
 # ct(commit,table=2,nat(dst=BACKEND:PORT)); SNAT, ct(commit,table=2,nat(src=sink's address)).
 # Anything else is dropped (no rule). The groups are loaded before the flows naming them, each
@@ -502,7 +502,11 @@ OVS_OF=(-O OpenFlow13)
 ovs_nat_flows() {
     local proto=$1 new=$2 sock="unix:$OVS_DIR/br0.mgmt"
     shift 2
+    # A connection's later packets come out of ct(table=1,nat) translated (+dnat or +snat):
+    # routed. Without replies they stay +new (conntrack's est needs both directions), so the
+    # +new rules below must only see a connection's first packet, still for the VIP.
     "$@" "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1,nat)" &&
+        "$@" "table=1,priority=20,ip,ct_state=+trk+$new,actions=resubmit(,2)" &&
         "$@" "table=1,priority=10,ip,ct_state=+trk+est,actions=resubmit(,2)" || return 1
     if [ "$new" = snat ]; then
         "$@" "table=1,priority=10,$proto,ct_state=+trk+new,actions=ct(commit,table=2,nat(src=${L3_ADDR[4-sink]%/*}))"
