@@ -503,8 +503,9 @@ ovs_nat_flows() {
     local proto=$1 new=$2 sock="unix:$OVS_DIR/br0.mgmt"
     shift 2
     # A connection's later packets come out of ct(table=1,nat) translated (+dnat or +snat):
-    # routed. Without replies they stay +new (conntrack's est needs both directions), so the
-    # +new rules below must only see a connection's first packet, still for the VIP.
+    # routed, whatever their state. Without replies they can stay +new (seen here: with the
+    # +est rule alone OVS forwarded nothing in nat-dnat-10: the translated packets matched no
+    # VIP), so the +new rules below see a connection's first packet only.
     "$@" "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1,nat)" &&
         "$@" "table=1,priority=20,ip,ct_state=+trk+$new,actions=resubmit(,2)" &&
         "$@" "table=1,priority=10,ip,ct_state=+trk+est,actions=resubmit(,2)" || return 1
@@ -559,7 +560,7 @@ snap_vswitch_nat() {
     if [ "${NAT_CHECK[$profile]}" = connrate ] || [ "$i" = 1 ]; then
         [ "${NAT_CHECK[$profile]}" = snat ] || "$@" --json service list >"$d/services$i.json" || return 1
     fi
-    [ "$i" = 0 ] || "$@" --json sessions >"$d/sessions.json"
+    [ "$i" = 0 ] || "$@" --json sessions --max 262144 >"$d/sessions.json"
 }
 check_vswitch_nat() {
     local d=$1 profile=$2 flows load=()
