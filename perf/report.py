@@ -27,6 +27,10 @@ Subcommands (run.sh calls them; each prints one JSON object or writes files):
   work RESULT [--stage S] [--tx-bytes N] [--flows F --in-port P --action RE]
                                     exit 1 with the reason unless the measurement RESULT (a
                                     `vswitch` or `ovs` result) shows the profile's work done
+  natcheck DIR --mode M --flows N [--masquerade IP] [--load-s S]
+  ovsnatcheck DIR --mode M --flows N [--masquerade IP]
+                                    a NAT profile's check (dnat, snat, connrate) of a vswitch
+                                    or OVS measurement dir: one JSON object with its note
   goals [--results JSON]            the goals table, one goal per line; with --results,
                                     computed from that results file's samples
   selftest                          the parsers, samples, summary and goals against
