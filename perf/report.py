@@ -27,6 +27,10 @@ Subcommands (run.sh calls them; each prints one JSON object or writes files):
   work RESULT [--stage S] [--tx-bytes N] [--flows F --in-port P --action RE]
                                     exit 1 with the reason unless the measurement RESULT (a
                                     `vswitch` or `ovs` result) shows the profile's work done
+  natcheck DIR --mode M --flows N [--masquerade IP] [--load-s S]
+  ovsnatcheck DIR --mode M --flows N [--masquerade IP]
+                                    a NAT profile's check (dnat, snat, connrate) of a vswitch
+                                    or OVS measurement dir: one JSON object with its note
   goals [--results JSON]            the goals table, one goal per line; with --results,
                                     computed from that results file's samples
   selftest                          the parsers, samples, summary and goals against
@@ -56,7 +60,9 @@ SYSTEM_LABEL = {
 # Systems whose forwarding nothing fails the run (`check`): ours and the floor.
 MUST_FORWARD = ("vswitch", "baseline", "floor")
 
-# Goals (issue 3): ratios of median Mpps, numerator / denominator >= target. Each side is
+# Goals (issue 3): ratios of median Mpps, numerator / denominator >= target; a goal with a
+# fourth element "cycles" is the ratio of median cycles/packet instead, <= target (a cost
+# bound: GOAL_METRICS). Each side is
 # (system, profile), so a goal can compare two systems in one profile or one system across
 # two profiles. `met` is always computed from the run's figures, never written by hand: a
 # goal whose figures are absent (profile not in the run, a system missing or failed) is "not
@@ -121,6 +127,25 @@ GOALS = [
     (("vswitch", "acl-stateful-10k"), ("vswitch", "ipv4-1k"), 0.6),
     (("vswitch", "acl-stateful-10k"), ("ovs", "acl-stateful-10k"), 3.0),
     (("vswitch", "acl-conn-rate"), ("ovs", "acl-conn-rate"), 3.0),
+    # NAT (issue 18): service DNAT (10 and 10,000 services) and SNAT (masquerade) at least
+    # 0.5x our routed IPv4 (ipv4-1k) and 3x OVS-DPDK's ct(nat) doing the same; 10,000
+    # services cost at most 10% more cycles/packet than 10 (a "cycles" goal: the ratio of
+    # vswitch's median cycles/packet, an upper bound). The new-connection rate: 3x OVS as
+    # acl-conn-rate (issue 18 names none). Against the floor, derived (issue 18 names none):
+    # ipv4-1k's 0.5 of the floor times the 0.5 of ipv4-1k; the connection rate's placeholder
+    # as acl-conn-rate's.
+    (("vswitch", "nat-dnat-10"), ("floor", "nat-dnat-10"), 0.25),
+    (("vswitch", "nat-dnat-10"), ("ovs", "nat-dnat-10"), 3.0),
+    (("vswitch", "nat-dnat-10k"), ("floor", "nat-dnat-10k"), 0.25),
+    (("vswitch", "nat-dnat-10k"), ("ovs", "nat-dnat-10k"), 3.0),
+    (("vswitch", "nat-snat"), ("floor", "nat-snat"), 0.25),
+    (("vswitch", "nat-snat"), ("ovs", "nat-snat"), 3.0),
+    (("vswitch", "nat-conn-rate"), ("floor", "nat-conn-rate"), 0.05),
+    (("vswitch", "nat-conn-rate"), ("ovs", "nat-conn-rate"), 3.0),
+    (("vswitch", "nat-dnat-10"), ("vswitch", "ipv4-1k"), 0.5),
+    (("vswitch", "nat-dnat-10k"), ("vswitch", "ipv4-1k"), 0.5),
+    (("vswitch", "nat-snat"), ("vswitch", "ipv4-1k"), 0.5),
+    (("vswitch", "nat-dnat-10k"), ("vswitch", "nat-dnat-10"), 1.1, "cycles"),
 ]
 
 LATENCY_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
@@ -593,6 +618,220 @@ def ovs_check(d):
 
 
 # ---------------------------------------------------------------------------------------------
+# NAT profiles' checks (run.sh check_*_nat-*): the translations the switch made
+
+NAT_MODES = ("dnat", "snat", "connrate")
+
+
+def _pct(values):
+    """min / median / max of a list of numbers (None if empty)."""
+    if not values:
+        return None
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def nat_check(d, mode, flows=0, masquerade=None, load_s=None):
+    """vswitch, a NAT profile's measurement dir D: src0/1.json (`stats src`), sess0/1.json
+    (`session show`), drops0/1.json (`drops`) at the window's start and end; services1.json
+    (`service list`, DNAT: new flows per backend since start) and sessions.json (`sessions`:
+    the NAT sessions and their translations) at its end, services0.json too for connrate;
+    result.json. Returns {"note": ..., fields}.
+
+    dnat: one NAT session per flow of the pcap (FLOWS), each translated from a service's
+    VIP and port to one of that service's backends; the services gave FLOWS new flows in
+    all; no session created in the window (every packet a session hit). snat: one NAT
+    session per flow, each with the source rewritten to MASQUERADE (destination unchanged),
+    none created in the window. connrate: sessions created over the window (per second), the
+    window's new flows per backend, no session_limit drop in the window."""
+    res = _load(d, "result.json")
+    window = res["window_s"]
+    rx = _load(d, "src1.json")["rx_packets"] - _load(d, "src0.json")["rx_packets"]
+    s0, s1 = _load(d, "sess0.json"), _load(d, "sess1.json")
+    sw = {k: s1[k] - s0[k] for k in ("created", "evicted", "refused", "expired")}
+    d0, d1 = _load(d, "drops0.json"), _load(d, "drops1.json")
+    limit_total = d1.get("session_limit", 0)
+    limit_w = limit_total - d0.get("session_limit", 0)
+    sessions = _load(d, "sessions.json")
+    nat = [s for s in sessions if s.get("nat")]
+    out = {"nat_mode": mode, "nat_rx_window": rx, "sessions_live": s1["live"],
+           "sessions_limit": s1["limit"], "sessions_created_total": s1["created"],
+           "sessions_window": sw, "session_limit_total": limit_total,
+           "nat_sessions_listed": len(nat)}
+    if load_s:
+        out["nat_load_s"] = load_s
+    bad, parts = [], []
+    if mode in ("dnat", "connrate"):
+        services = _load(d, "services1.json")
+        by_vip = {(s["vip"], s["port"], s["proto"]): s for s in services}
+        # Sessions translated from a VIP to one of its service's backends.
+        good = 0
+        for s in nat:
+            svc = by_vip.get((s["dst"], s["dport"], s["proto"]))
+            t = s["nat"]
+            if svc and t["src"] == s["src"] and t["sport"] == s["sport"] and any(
+                    (b["ip"], b["port"]) == (t["dst"], t["dport"]) for b in svc["backends"]):
+                good += 1
+        per_backend = [b["flows"] for s in services for b in s["backends"]]
+        given = sum(per_backend)
+        busy = [s for s in services if any(b["flows"] for b in s["backends"])]
+        out.update({"services": len(services), "backends": len(per_backend),
+                    "nat_sessions_to_backends": good, "service_flows_total": given,
+                    "services_with_flows": len(busy)})
+        if mode == "dnat":
+            spread_ = _pct([b["flows"] for s in busy for b in s["backends"]])
+            out["backend_flows"] = spread_
+            parts.append("%d services, %d of them given flows: %d new flows in all (the pcap has "
+                         "%d), per backend of those %s-%s (median %s)" % (
+                             len(services), len(busy), given, flows,
+                             fmt(spread_["min"] if spread_ else None, 0),
+                             fmt(spread_["max"] if spread_ else None, 0),
+                             fmt(spread_["median"] if spread_ else None, 0)))
+            if given != flows:
+                bad.append("the services gave %d new flows, the pcap has %d" % (given, flows))
+        else:
+            before = {(s["name"], b["ip"], b["port"]): b["flows"]
+                      for s in _load(d, "services0.json") for b in s["backends"]}
+            win = [b["flows"] - before.get((s["name"], b["ip"], b["port"]), 0)
+                   for s in services for b in s["backends"]]
+            out["backend_flows_window"] = win
+            parts.append("new flows per backend over the window %s (%d in all)" % (
+                "/".join(str(x) for x in win), sum(win)))
+        parts.append("%d of %d NAT sessions listed translate a VIP to one of its service's "
+                     "backends" % (good, len(nat)))
+        if mode == "dnat" and (good != flows or len(nat) != flows):
+            bad.append("%d NAT sessions listed, %d to a backend of their VIP's service, not "
+                       "the %d flows" % (len(nat), good, flows))
+        if mode == "connrate" and good != len(nat):
+            bad.append("%d of %d NAT sessions listed are not a VIP to one of its backends"
+                       % (len(nat) - good, len(nat)))
+    else:
+        good = sum(1 for s in nat if s["nat"]["src"] == masquerade and
+                   s["nat"]["dst"] == s["dst"] and s["nat"]["dport"] == s["dport"])
+        ports = len({s["nat"]["sport"] for s in nat if s["nat"]["src"] == masquerade})
+        out.update({"nat_sessions_masqueraded": good, "nat_ports": ports})
+        parts.append("%d of %d NAT sessions listed have their source rewritten to %s (%d "
+                     "distinct ports), destination unchanged" % (good, len(nat), masquerade,
+                                                                 ports))
+        if good != flows or len(nat) != flows:
+            bad.append("%d NAT sessions listed, %d masqueraded to %s, not the %d flows"
+                       % (len(nat), good, masquerade, flows))
+    if mode == "connrate":
+        created = sw["created"]
+        out.update({"sessions_created_window": created,
+                    "sessions_created_mpps": created / window / 1e6,
+                    "sessions_created_share": created / rx if rx else None,
+                    "session_limit_window": limit_w})
+        note = ("NAT sessions created: %s M/s (%d in the window of %s s), %s%% of the %d SYNs "
+                "src received; `session show`: evicted +%d, refused +%d, %d entries live of the "
+                "limit %d (two per session); session_limit drops +%d; %s" % (
+                    fmt(created / window / 1e6, 3), created, fmt(window, 2),
+                    fmt(100.0 * created / rx if rx else None, 1), rx, sw["evicted"],
+                    sw["refused"], s1["live"], s1["limit"], limit_w, "; ".join(parts)))
+        if limit_w:
+            bad.append("%d session_limit drops in the window" % limit_w)
+        if not created:
+            bad.append("no session created in the window")
+    else:
+        note = ("NAT sessions: %d created since start (the pcap has %d flows: one each), +%d in "
+                "the window, where src received %d (every packet a session hit); %d entries live "
+                "(two per session); session_limit drops %d; %s" % (
+                    s1["created"], flows, sw["created"], rx, s1["live"], limit_total,
+                    "; ".join(parts)))
+        if s1["created"] != flows or sw["created"]:
+            bad.append("%d NAT sessions created (%d in the window), not the %d flows once each"
+                       % (s1["created"], sw["created"], flows))
+        if limit_total:
+            bad.append("%d session_limit drops" % limit_total)
+    if load_s:
+        note += "; services loaded in %s s" % fmt(load_s, 2)
+    if bad:
+        note = "CHECK FAILED (%s); %s" % ("; ".join(bad), note)
+    out["note"] = note
+    out["nat_check_ok"] = not bad
+    return out
+
+
+CT_ENTRY = re.compile(
+    r"^(?P<proto>\w+),orig=\(src=(?P<osrc>[^,]+),dst=(?P<odst>[^,]+),sport=(?P<osport>\d+),"
+    r"dport=(?P<odport>\d+)\),reply=\(src=(?P<rsrc>[^,]+),dst=(?P<rdst>[^,]+),"
+    r"sport=(?P<rsport>\d+),dport=(?P<rdport>\d+)\)")
+
+
+def parse_conntrack(text):
+    """`ovs-appctl dpctl/dump-conntrack`: one dict per TCP/UDP entry (proto, orig and reply
+    addresses and ports)."""
+    out = []
+    for line in text.splitlines():
+        m = CT_ENTRY.match(line.strip())
+        if m:
+            out.append(m.groupdict())
+    return out
+
+
+def ovs_nat_check(d, mode, flows=0, masquerade=None):
+    """OVS, a NAT profile's measurement dir D: ovs_check's figures (upcalls, conntrack
+    counts) and, from conntrack.txt (`dpctl/dump-conntrack` at the window's end), the
+    connections NAT translated: DNAT (the reply comes from another address than the original
+    destination: a backend), per backend; SNAT (the reply goes to MASQUERADE). dnat and snat
+    also want OVS to have sent what it received in the window (result.json)."""
+    out = ovs_check(d)
+    notes = [out.pop("note")] if out.get("note") else []
+    bad = []
+    if os.path.exists(os.path.join(d, "nat_load_s")):
+        with open(os.path.join(d, "nat_load_s")) as f:
+            out["nat_load_s"] = float(f.read())
+        notes.append("groups and VIP flows loaded in %s s" % fmt(out["nat_load_s"], 2))
+    if os.path.exists(os.path.join(d, "result.json")):
+        r = _load(d, "result.json")
+        short = r.get("rx_packets") and (r.get("tx_packets") or 0) < 0.99 * r["rx_packets"]
+        if short and mode == "connrate":
+            # Once conntrack is full, OVS drops the SYNs whose commit it refuses: by design.
+            notes.append("sent %s of the %d SYNs received in the window" % (
+                r.get("tx_packets"), r["rx_packets"]))
+        elif short:
+            bad.append("sent %s of the %d packets received in the window" % (
+                r.get("tx_packets"), r["rx_packets"]))
+    path = os.path.join(d, "conntrack.txt")
+    if not os.path.exists(path):
+        bad.append("no conntrack dump")
+        entries = []
+    with open(path) as f:
+        entries = parse_conntrack(f.read())
+    if mode == "snat":
+        good = sum(1 for e in entries if e["rdst"] == masquerade and e["osrc"] != masquerade
+                   and e["rsrc"] == e["odst"])
+        out.update({"ct_entries": len(entries), "ct_masqueraded": good})
+        notes.append("conntrack dump: %d entries, %d with the source rewritten to %s" % (
+            len(entries), good, masquerade))
+        if good != flows:
+            bad.append("%d connections masqueraded, not the %d flows" % (good, flows))
+    else:
+        dnat = [e for e in entries if e["rsrc"] != e["odst"]]
+        per = {}
+        for e in dnat:
+            per[(e["rsrc"], e["rsport"])] = per.get((e["rsrc"], e["rsport"]), 0) + 1
+        sp = _pct(list(per.values()))
+        out.update({"ct_entries": len(entries), "ct_dnat": len(dnat), "ct_backends": len(per),
+                    "ct_backend_flows": sp})
+        notes.append("conntrack dump: %d entries, %d translated to a backend (%d backends, "
+                     "connections per backend %s-%s, median %s)" % (
+                         len(entries), len(dnat), len(per), fmt(sp["min"] if sp else None, 0),
+                         fmt(sp["max"] if sp else None, 0),
+                         fmt(sp["median"] if sp else None, 0)))
+        if mode == "dnat" and len(dnat) != flows:
+            bad.append("%d connections translated, not the %d flows" % (len(dnat), flows))
+        if mode == "connrate" and len(dnat) != len(entries):
+            bad.append("%d of %d connections not translated" % (len(entries) - len(dnat),
+                                                                 len(entries)))
+    note = "; ".join(notes)
+    if bad:
+        note = "CHECK FAILED (%s); %s" % ("; ".join(bad), note)
+    out["note"] = note
+    out["nat_check_ok"] = not bad
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Samples: one JSON line per system, profile and run (run.sh: `report.py sample`)
 
 STATUSES = ("ok", "failed", "missing")
@@ -668,17 +907,27 @@ def spread(values):
     }
 
 
-def ok_by_run(samples, profile, system):
-    return {s["run"]: s["mpps"] for s in samples
+# A goal's metric: the sample/summary field its ratio is of, and how the target bounds it.
+GOAL_METRICS = {"mpps": ("mpps", ">="), "cycles": ("cycles_per_packet", "<=")}
+
+
+def goal_parts(g):
+    """(num, den, target, metric) of a GOALS entry (metric "mpps" unless a fourth element
+    says otherwise)."""
+    return g[0], g[1], g[2], (g[3] if len(g) > 3 else "mpps")
+
+
+def ok_by_run(samples, profile, system, field="mpps"):
+    return {s["run"]: s[field] for s in samples
             if s["profile"] == profile and s["system"] == system and s["status"] == "ok"
-            and s.get("mpps") is not None}
+            and s.get("mpps") is not None and s.get(field) is not None}
 
 
-def paired_ratios(samples, num, den):
+def paired_ratios(samples, num, den, field="mpps"):
     """Per-run ratios num/den, paired by run number (the systems of one run are measured
     back to back): the spread of a ratio."""
-    a = ok_by_run(samples, num[1], num[0])
-    b = ok_by_run(samples, den[1], den[0])
+    a = ok_by_run(samples, num[1], num[0], field)
+    b = ok_by_run(samples, den[1], den[0], field)
     return [a[r] / b[r] for r in sorted(set(a) & set(b)) if b[r] > 0]
 
 
@@ -698,38 +947,51 @@ def side(by_name, system, profile):
     return e, None
 
 
-def ratio(samples, by_name, num, den):
-    """Ratio of median Mpps num/den, each (system, profile): {value, why, runs}."""
+def ratio(samples, by_name, num, den, metric="mpps"):
+    """Ratio of median Mpps (metric "cycles": of median cycles/packet) num/den, each
+    (system, profile): {value, why, runs}."""
+    field = GOAL_METRICS[metric][0]
     a, why = side(by_name, *num)
     b, why_b = side(by_name, *den)
     why = "; ".join(dict.fromkeys(w for w in (why, why_b) if w))
     value = None
     if not why:
-        if b["mpps"]["median"] > 0:
-            value = a["mpps"]["median"] / b["mpps"]["median"]
+        if (a.get(field) or {}).get("median") is None or (b.get(field) or {}).get("median") is None:
+            why = "no %s figure" % field
+        elif b[field]["median"] > 0:
+            value = a[field]["median"] / b[field]["median"]
         else:
             why = "%s forwarded 0 Mpps in %s" % den
     return {"value": value, "why": why or None,
-            "runs": spread(paired_ratios(samples, num, den)) if value is not None else None}
+            "runs": spread(paired_ratios(samples, num, den, field)) if value is not None else None}
 
 
-def goal_name(num, den):
+def goal_name(num, den, metric="mpps"):
     if num[1] == den[1]:
-        return "%s: %s/%s" % (num[1], num[0], den[0])
-    return "%s %s / %s %s" % (num[0], num[1], den[0], den[1])
+        name = "%s: %s/%s" % (num[1], num[0], den[0])
+    else:
+        name = "%s %s / %s %s" % (num[0], num[1], den[0], den[1])
+    return name + (" (cycles/packet)" if metric == "cycles" else "")
 
 
 def evaluate_goals(samples, by_name, goals=None):
     out = []
-    for num, den, target in GOALS if goals is None else goals:
-        r = ratio(samples, by_name, num, den)
+    for entry in GOALS if goals is None else goals:
+        num, den, target, metric = goal_parts(entry)
+        op = GOAL_METRICS[metric][1]
+        r = ratio(samples, by_name, num, den, metric)
+        met = None
+        if r["value"] is not None:
+            met = r["value"] >= target if op == ">=" else r["value"] <= target
         g = {
-            "name": goal_name(num, den),
+            "name": goal_name(num, den, metric),
             "numerator": {"system": num[0], "profile": num[1]},
             "denominator": {"system": den[0], "profile": den[1]},
+            "metric": metric,
+            "op": op,
             "target": target,
             "measured": r["value"],
-            "met": None if r["value"] is None else r["value"] >= target,
+            "met": met,
             "runs": r["runs"],
         }
         if r["value"] is None:
@@ -844,12 +1106,13 @@ def goal_state(g):
 
 
 def goal_line(g):
+    op = g.get("op", ">=")
     if g["measured"] is None:
-        return "Goal %s >= %s: not measured (%s)." % (g["name"], g["target"], g["why"])
+        return "Goal %s %s %s: not measured (%s)." % (g["name"], op, g["target"], g["why"])
     rng = ""
     if g["runs"] and g["runs"]["n"] > 1:
         rng = ", per run %s-%s" % (fmt(g["runs"]["min"]), fmt(g["runs"]["max"]))
-    return "Goal %s >= %s: %s (%s%s)." % (g["name"], g["target"], fmt(g["measured"]),
+    return "Goal %s %s %s: %s (%s%s)." % (g["name"], op, g["target"], fmt(g["measured"]),
                                           goal_state(g), rng)
 
 
@@ -1021,8 +1284,8 @@ def render_md(doc):
     lines.append("|---|---:|---:|---:|---|")
     for goal in doc["goals"]:
         rr = goal["runs"]
-        lines.append("| %s | >= %s | %s | %s | %s |" % (
-            goal["name"], goal["target"], fmt(goal["measured"]),
+        lines.append("| %s | %s %s | %s | %s | %s |" % (
+            goal["name"], goal.get("op", ">="), goal["target"], fmt(goal["measured"]),
             "%s-%s" % (fmt(rr["min"]), fmt(rr["max"])) if rr else "",
             goal_state(goal) + (": " + goal["why"] if goal.get("why") else "")))
     lines.append("")
@@ -1201,8 +1464,9 @@ def cmd_goals(a):
     """The goals table; with --results, each goal evaluated on that results file's samples
     (so a figure quoted from a committed results file is recomputed, not copied)."""
     if not a.results:
-        for num, den, target in GOALS:
-            print("%s\t>= %s" % (goal_name(num, den), target))
+        for entry in GOALS:
+            num, den, target, metric = goal_parts(entry)
+            print("%s\t%s %s" % (goal_name(num, den, metric), GOAL_METRICS[metric][1], target))
         return
     with open(a.results) as f:
         doc = json.load(f)
@@ -1211,7 +1475,7 @@ def cmd_goals(a):
                  str((p.get("pcap") or {}).get("packets", 0))] for p in doc["profiles"]]
     summary = summarise(doc["samples"], profiles, {})
     for g in summary["goals"]:
-        print("%s\t>= %s\t%s\t%s" % (g["name"], g["target"], fmt(g["measured"]),
+        print("%s\t%s %s\t%s\t%s" % (g["name"], g.get("op", ">="), g["target"], fmt(g["measured"]),
                                       goal_state(g) + (": " + g["why"] if g.get("why") else "")))
 
 
@@ -1314,8 +1578,69 @@ def selftest():
     assert abs(t["cycles_per_packet"] - 520.82) < 1e-9, t
     assert 0 < t["busy_pct"] <= 100.0, t
     selftest_work(read)
+    selftest_nat(read)
     selftest_results()
     print("report.py selftest: ok")
+
+
+def selftest_nat(read):
+    """The NAT profiles' checks: OVS's conntrack dump (captured), vswitch's counters
+    (constructed, in the shapes `vsctl --json` prints)."""
+    text = read("ovs-3.1-dump-conntrack-nat.txt")
+    entries = parse_conntrack(text)
+    assert len(entries) == 7, entries
+    assert entries[0] == {"proto": "udp", "osrc": "10.37.192.128", "odst": "172.16.0.8",
+                          "osport": "41770", "odport": "80", "rsrc": "100.64.0.137",
+                          "rdst": "10.37.192.128", "rsport": "8080", "rdport": "41770"}, entries[0]
+    assert entries[6]["proto"] == "tcp" and entries[6]["rsrc"] == "100.64.0.3", entries[6]
+    with tempfile.TemporaryDirectory() as d:
+        def put(name, doc):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(doc if isinstance(doc, str) else json.dumps(doc))
+        put("conntrack.txt", text)
+        put("result.json", {"mpps": 1.0, "tx_packets": 100, "rx_packets": 100})
+        # Five connections translated to a backend (three UDP, two TCP), two masqueraded.
+        r = ovs_nat_check(d, "dnat", 5)
+        assert r["nat_check_ok"] and r["ct_dnat"] == 5 and r["ct_backends"] == 5, r
+        assert not ovs_nat_check(d, "dnat", 6)["nat_check_ok"]
+        r = ovs_nat_check(d, "snat", 2, "10.0.1.1")
+        assert r["nat_check_ok"] and r["ct_masqueraded"] == 2, r
+        put("result.json", {"mpps": 0.0, "tx_packets": 0, "rx_packets": 100})
+        r = ovs_nat_check(d, "dnat", 5)
+        assert not r["nat_check_ok"] and "sent 0 of the 100" in r["note"], r
+        # connrate (the two TCP connections): OVS drops what conntrack_full refuses: not a
+        # failed check.
+        put("conntrack.txt", "\n".join(text.splitlines()[5:]))
+        r = ovs_nat_check(d, "connrate", 2)
+        assert r["nat_check_ok"] and "sent 0 of the 100 SYNs" in r["note"], r
+        # vswitch: two flows to service s0, one session each, no new session in the window.
+        sess = {"limit": 262144, "live": 4, "created": 2, "evicted": 0, "refused": 0,
+                "expired": 0}
+        put("result.json", {"window_s": 2.0, "tx_packets": 1000})
+        for i, rx in ((0, 10), (1, 1010)):
+            put("src%d.json" % i, {"rx_packets": rx})
+            put("sess%d.json" % i, sess)
+            put("drops%d.json" % i, {"session_limit": 0})
+        backends = [{"ip": "100.64.0.1", "port": 8080, "weight": 1, "flows": 1, "packets": 0},
+                    {"ip": "100.64.0.2", "port": 8080, "weight": 1, "flows": 1, "packets": 0}]
+        put("services1.json", [{"name": "s0", "vip": "172.16.0.0", "port": 80, "proto": "udp",
+                                "backends": backends}])
+
+        def session(src, sport, to):
+            return {"iface": "nat", "direction": "nat", "proto": "udp", "src": src,
+                    "dst": "172.16.0.0", "sport": sport, "dport": 80, "state": "new",
+                    "nat": {"src": src, "dst": to, "sport": sport, "dport": 8080, "vrf": 0}}
+        put("sessions.json", [session("10.1.1.1", 1000, "100.64.0.1"),
+                              session("10.1.1.2", 1000, "100.64.0.2")])
+        r = nat_check(d, "dnat", 2)
+        assert r["nat_check_ok"] and r["nat_sessions_to_backends"] == 2, r
+        assert r["nat_rx_window"] == 1000 and r["service_flows_total"] == 2, r
+        put("sessions.json", [session("10.1.1.1", 1000, "100.64.0.1"),
+                              session("10.1.1.2", 1000, "100.64.0.9")])
+        r = nat_check(d, "dnat", 2)
+        assert not r["nat_check_ok"] and "1 to a backend" in r["note"], r
+        put("sess1.json", dict(sess, created=3))
+        assert "+1 in the window" in nat_check(d, "dnat", 2)["note"]
 
 
 def selftest_work(read):
@@ -1387,7 +1712,7 @@ def selftest_results():
         make_sample("xconnect", "floor", 2, "failed", "testpmd printed 1 Tx-pps period(s)"),
         make_sample("xconnect", "ovs", 1, "failed", "could not read pmd-perf-show: ParseError"),
         make_sample("xconnect", "ovs", 2, "failed", "could not read pmd-perf-show: ParseError"),
-        ok("l2-1k", "vswitch", 1, 3.0), ok("l2-1k", "floor", 1, 10.0),
+        ok("l2-1k", "vswitch", 1, 3.0, cpp=320.0), ok("l2-1k", "floor", 1, 10.0),
         ok("l2-1k", "baseline", 1, 3.0),
         make_sample("l2-1k", "ovs", 1, "missing", "skipped by --no-ovs"),
     ]
@@ -1401,7 +1726,10 @@ def selftest_results():
              (("vswitch", "l2-1k"), ("floor", "l2-1k"), 0.6),         # 0.30: short
              (("vswitch", "l2-1k"), ("ovs", "l2-1k"), 2.0),           # ovs missing
              (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 0.5),    # 3/9.6: short
-             (("vswitch", "vxlan-encap"), ("vswitch", "l2-1k"), 0.6)]  # not in this run
+             (("vswitch", "vxlan-encap"), ("vswitch", "l2-1k"), 0.6),  # not in this run
+             # cycles/packet 320 / 100 (an upper bound): short, then met
+             (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 1.1, "cycles"),
+             (("vswitch", "l2-1k"), ("vswitch", "xconnect"), 4.0, "cycles")]
     with tempfile.TemporaryDirectory() as d:
         md_path, json_path = os.path.join(d, "r.md"), os.path.join(d, "r.json")
         md = write_results(samples, meta, profiles, md_path, json_path, goals)
@@ -1430,10 +1758,18 @@ def selftest_results():
     assert state["vswitch l2-1k / vswitch xconnect"][0] is False, state
     assert state["vswitch vxlan-encap / vswitch l2-1k"] == (
         None, None, "profile vxlan-encap not in this run"), state
-    assert [g["name"] for g in l2["goals"]] == ["l2-1k: vswitch/floor", "l2-1k: vswitch/ovs",
-                                                "vswitch l2-1k / vswitch xconnect"], l2["goals"]
+    assert [g["name"] for g in l2["goals"]] == [
+        "l2-1k: vswitch/floor", "l2-1k: vswitch/ovs", "vswitch l2-1k / vswitch xconnect",
+        "vswitch l2-1k / vswitch xconnect (cycles/packet)",
+        "vswitch l2-1k / vswitch xconnect (cycles/packet)"], l2["goals"]
+    cyc = [g for g in doc["goals"] if g["metric"] == "cycles"]
+    assert [(g["met"], g["op"]) for g in cyc] == [(False, "<="), (True, "<=")], cyc
+    assert abs(cyc[0]["measured"] - 3.2) < 1e-9 and cyc[0]["runs"]["n"] == 1, cyc
     for line in ["Goal xconnect: vswitch/floor >= 0.9: 0.96 (met).",
                  "Goal l2-1k: vswitch/floor >= 0.6: 0.30 (short).",
+                 "Goal vswitch l2-1k / vswitch xconnect (cycles/packet) <= 4.0: 3.20 (met).",
+                 "| vswitch l2-1k / vswitch xconnect (cycles/packet) | <= 1.1 | 3.20 | 3.20-3.20 | "
+                 "short |",
                  "| vswitch vxlan-encap / vswitch l2-1k | >= 0.6 | - |  | not measured: profile "
                  "vxlan-encap not in this run |",
                  "| OVS-DPDK | failed: could not read pmd-perf-show: ParseError | | | | | 2 (2 failed) |",
@@ -1447,8 +1783,10 @@ def selftest_results():
     dead = [make_sample("xconnect", "baseline", 1, "failed", "vswitchd not ready")]
     assert check_samples(dead) == ["xconnect/baseline forwarded nothing: vswitchd not ready"]
     # Every goal of the real table names systems the report knows.
-    for num, den, target in GOALS:
+    for entry in GOALS:
+        num, den, target, metric = goal_parts(entry)
         assert num[0] in SYSTEMS and den[0] in SYSTEMS and target > 0, (num, den, target)
+        assert metric in GOAL_METRICS, entry
 
 
 def main():
@@ -1491,6 +1829,15 @@ def main():
     p.add_argument("--load-s", type=float, help="seconds the ACL took to load")
     p = sub.add_parser("ovscheck")
     p.add_argument("dir", help="an OVS measurement dir of an ACL profile")
+    for n in ("natcheck", "ovsnatcheck"):
+        p = sub.add_parser(n)
+        p.add_argument("dir", help="a %s measurement dir of a NAT profile" %
+                       ("vswitch" if n == "natcheck" else "OVS"))
+        p.add_argument("--mode", choices=NAT_MODES, required=True)
+        p.add_argument("--flows", type=int, default=0, help="flows in the pcap")
+        p.add_argument("--masquerade", help="snat: the address sources are rewritten to")
+        if n == "natcheck":
+            p.add_argument("--load-s", type=float, help="seconds the services took to load")
     p = sub.add_parser("goals")
     p.add_argument("--results", help="a results JSON (perf/results/*.json) to evaluate them on")
     sub.add_parser("selftest")
@@ -1531,6 +1878,10 @@ def main():
             print(json.dumps(acl_check(a.dir, a.mode, a.flows, a.load_s)))
         elif a.cmd == "ovscheck":
             print(json.dumps(ovs_check(a.dir)))
+        elif a.cmd == "natcheck":
+            print(json.dumps(nat_check(a.dir, a.mode, a.flows, a.masquerade, a.load_s)))
+        elif a.cmd == "ovsnatcheck":
+            print(json.dumps(ovs_nat_check(a.dir, a.mode, a.flows, a.masquerade)))
         elif a.cmd == "selftest":
             selftest()
     except (ParseError, KeyError, ValueError, OSError) as e:

@@ -61,13 +61,15 @@ EOF
 # table and its setup_* functions.
 
 PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k vxlan-encap vxlan-decap v2v-vhost
-    v2v-memif v2v-memif-cni ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate)
+    v2v-memif v2v-memif-cni ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate
+    nat-dnat-10 nat-dnat-10k nat-snat nat-conn-rate)
 # Profiles --quick runs (l2-100k and ipv4-1M take minutes to set up; ipv6-10k waits for the
 # dataplane's IPv6 forwarding).
 QUICK_PROFILES=(xconnect l2-1k ipv4-1k v2v-vhost v2v-memif)
 declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [ipv4-1k]=A [ipv4-1M]=A [ipv6-10k]=A
     [vxlan-encap]=A [vxlan-decap]=A
     [ipv4-acl-1]=A [ipv4-acl-100]=A [ipv4-acl-1k]=A [acl-stateful-10k]=A [acl-conn-rate]=A
+    [nat-dnat-10]=A [nat-dnat-10k]=A [nat-snat]=A [nat-conn-rate]=A
     [v2v-vhost]=B [v2v-memif]=B [v2v-memif-cni]=B)
 # The MAC of the first net_pcap port a DPDK process opens: the pcap PMD names its ports
 # 02:70:63:61:70:NN ("pcap" and a per-process counter) and cannot change it (set MAC:
@@ -99,10 +101,19 @@ declare -A PROFILE_GEN=(
     # 131,072 TCP SYNs, each its own 5-tuple, over ipv4-1k's table: 4x the session limit the
     # set-up gives (SESSION_LIMIT), so each SYN finds its earlier session evicted.
     [acl-conn-rate]="--profile routes-syn --size 64 --routes 1000 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
+    # NAT profiles (issue 18). 10,000 UDP flows (13 packets each in the file) to the VIPs of
+    # 10 and of 10,000 services (10 backends each; flow j to service j mod N).
+    [nat-dnat-10]="--profile services --size 64 --services 10 --backends 10 --flows 10000 --count 130000 --seed 1 --router-mac $PCAP_MAC"
+    [nat-dnat-10k]="--profile services --size 64 --services 10000 --backends 10 --flows 10000 --count 130000 --seed 1 --router-mac $PCAP_MAC"
+    # acl-stateful-10k's pcap: 10,000 UDP flows from 10.0.0.0/8 over ipv4-1k's table.
+    [nat-snat]="--profile routes --size 64 --routes 1000 --flows 10000 --count 130000 --seed 1 --router-mac $PCAP_MAC"
+    # 131,072 TCP SYNs, each its own 5-tuple, to one service (10 backends).
+    [nat-conn-rate]="--profile services-syn --size 64 --services 1 --backends 10 --flows 131072 --count 131072 --seed 1 --router-mac $PCAP_MAC"
 )
 # Profiles whose pcap comes with a table to install (vswitch-pktgen --table-out): $TABLE.
 declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1 [ipv4-acl-100]=1
-    [ipv4-acl-1k]=1 [acl-stateful-10k]=1 [acl-conn-rate]=1)
+    [ipv4-acl-1k]=1 [acl-stateful-10k]=1 [acl-conn-rate]=1 [nat-dnat-10]=1 [nat-dnat-10k]=1
+    [nat-snat]=1 [nat-conn-rate]=1)
 # Topology B: the type of the switch's two ports a and b (the peer's two "VMs").
 declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-memif]=memif [v2v-memif-cni]=memif)
 declare -A PROFILE_DESC=(
@@ -121,16 +132,22 @@ declare -A PROFILE_DESC=(
     [ipv4-acl-1k]="ipv4-1k (same pcap, routes, neighbour) with an in ACL on src of 1,000 rules: 999 ClassBench-like rules (acl-gen --rules 1000), all permit, then a catch-all permit (rte_acl); OVS: the rules as OpenFlow flows in table 0 (ranges as value/mask pairs), actions=resubmit(,1), the routes in table 1"
     [acl-stateful-10k]="Stateful ACL: ipv4-1k's router and table, 10,000 distinct UDP flows (130,000-packet pcap) through an in ACL on src 'permit-reflect proto=udp': each flow's first packet creates a session, every later packet is a session hit (no rule search). OVS: table 0 ip,ct_state=-trk actions=ct(table=1); table 1 udp,ct_state=+trk+new actions=ct(commit),resubmit(,2) and udp,ct_state=+trk+est actions=resubmit(,2); table 2 the routes"
     [acl-conn-rate]="New connections: ipv4-1k's router and table, TCP SYNs of 131,072 distinct 5-tuples replayed in a loop through an in ACL on src 'permit-reflect proto=tcp' with 'session set limit=32768' (a quarter of the SYNs in the file), so a SYN creates a session by evicting the oldest half-open one. vswitch's Mpps counts SYNs forwarded; the sessions created per second are in the notes ('session show' created over the window). OVS: the conntrack flows of acl-stateful-10k for tcp, dpctl/ct-set-maxconns 32768: OVS's conntrack does not evict, so once full a quarter of the SYNs find the connection their first pass created and three quarters are conntrack misses whose commit is refused (conntrack_full): no connection is created in the window, and its Mpps bounds its connection rate from above"
+    [nat-dnat-10]="Service DNAT: ipv4-1k's router (src 10.0.0.1/24, sink 10.0.1.1/24, static neighbour 10.0.1.2 on sink) without its table, a route 100.64.0.0/10 (the backends) via the neighbour, and 10 services (vsctl service add, UDP, VIPs 172.16.0.x:80, 10 backends each in 100.64.0.0/10, port 8080); 10,000 UDP flows (130,000-packet pcap) to the VIPs: each flow's first packet picks a backend (Maglev) and creates a NAT session, every later packet is a session hit, rewritten to its backend (destination address, port, checksums) and routed out of sink. OVS: table 0 ip,ct_state=-trk actions=ct(table=1,nat); table 1 +trk+dnat (a known connection's packet, translated by that ct) and +trk+est routed (table 2), +trk+new to the VIP's select group (10 buckets, one per backend: ct(commit,table=2,nat(dst=BACKEND:8080))); table 2 the route to 100.64.0.0/10"
+    [nat-dnat-10k]="Service DNAT at scale: nat-dnat-10's set-up with 10,000 services (10 backends each, added in vsctl transactions of 1,000), nat-dnat-10's 10,000 UDP flows spread over their VIPs (one flow per service; 130,000-packet pcap). OVS: nat-dnat-10's pipeline with 10,000 select groups of 10 buckets and 10,000 VIP flows"
+    [nat-snat]="Masquerade: ipv4-1k's router and table with 'nat masquerade sink on'; acl-stateful-10k's 10,000 UDP flows from 10.0.0.0/8 (130,000-packet pcap): each flow's first packet creates a NAT session (source rewritten to sink's address 10.0.1.1 and a port of the worker's), every later packet is a session hit. OVS: table 0 ip,ct_state=-trk actions=ct(table=1,nat); table 1 +trk+snat and +trk+est routed, udp +trk+new ct(commit,table=2,nat(src=10.0.1.1)); table 2 the routes"
+    [nat-conn-rate]="New connections through a service: nat-dnat-10's set-up with one service (TCP, 10 backends), TCP SYNs of 131,072 distinct 5-tuples to its VIP replayed in a loop, 'session set limit=65536' entries (a NAT session is two: 32,768 connections, a quarter of the SYNs), so a SYN creates a NAT session by evicting the oldest half-open one. vswitch's Mpps counts SYNs forwarded; the sessions created per second are in the notes. OVS: nat-dnat-10's pipeline for tcp, dpctl/ct-set-maxconns 32768 (its conntrack does not evict: once full, SYNs that are not the connection their first pass created are refused, conntrack_full)"
     [ipv6-10k]="IPv6 router src -> sink: 10,000 routes of mixed lengths (mostly /32-/48, some /64, /128) via one static neighbour on sink; 66 B frames (the smallest IPv6/UDP) to 131,072 random destinations covered by the routes; hop limit decremented, MACs rewritten"
 )
 # Mbufs and DPDK memory (MB) per profile, the same for all three systems: net_pcap's
 # infinite_rx holds the whole pcap in mbufs. Unlisted profiles: DPDK/vswitchd defaults, 1024 MB.
 declare -A PROFILE_MBUFS=([l2-100k]=262143 [ipv4-1k]=262143 [ipv4-1M]=262143 [ipv6-10k]=262143
     [ipv4-acl-1]=262143 [ipv4-acl-100]=262143 [ipv4-acl-1k]=262143 [acl-stateful-10k]=262143
-    [acl-conn-rate]=262143)
+    [acl-conn-rate]=262143 [nat-dnat-10]=262143 [nat-dnat-10k]=262143 [nat-snat]=262143
+    [nat-conn-rate]=262143)
 declare -A PROFILE_MEM=([l2-100k]=2048 [ipv4-1k]=2048 [ipv4-1M]=2048 [ipv6-10k]=2048
     [ipv4-acl-1]=2048 [ipv4-acl-100]=2048 [ipv4-acl-1k]=2048 [acl-stateful-10k]=2048
-    [acl-conn-rate]=2048)
+    [acl-conn-rate]=2048 [nat-dnat-10]=2048 [nat-dnat-10k]=2048 [nat-snat]=2048
+    [nat-conn-rate]=2048)
 # OVS only, where it needs more: in v2v-vhost it creates a second 262144-mbuf mempool when a
 # vhost device attaches (its NUMA socket is known only then), which fails in 1024 MB and leaves
 # port a unconfigured. (Giving all three 2048 MB instead makes testpmd take ~7-15 s to exit.)
@@ -143,7 +160,8 @@ declare -A PROFILE_MISSING=()
 # OVS: profiles whose OpenFlow rules are loaded before the ports are added (no traffic yet:
 # a million rules load while the PMD and the handlers are idle, not against an upcall storm).
 declare -A PROFILE_OVS_RULES_FIRST=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1
-    [ipv4-acl-100]=1 [ipv4-acl-1k]=1 [acl-stateful-10k]=1 [acl-conn-rate]=1)
+    [ipv4-acl-100]=1 [ipv4-acl-1k]=1 [acl-stateful-10k]=1 [acl-conn-rate]=1 [nat-dnat-10]=1
+    [nat-dnat-10k]=1 [nat-snat]=1 [nat-conn-rate]=1)
 # OVS: profiles whose ovs-vswitchd runs in a network namespace of its own, made for the
 # measurement and removed after it. OVS's userspace tunnelling takes the VTEP address (the
 # tunnel ports it listens on, the source of its tunnel routes) from the addresses of the
@@ -162,7 +180,11 @@ declare -A PROFILE_OVS_NETNS=([vxlan-encap]=1 [vxlan-decap]=1)
 # received over the window (pmd-perf-show; net_null counts no bytes, so OVS's frame sizes
 # cannot be read at sink).
 declare -A PROFILE_STAGE=([vxlan-encap]=tunnel-encap [vxlan-decap]=tunnel-decap)
-declare -A PROFILE_TX_BYTES=([vxlan-encap]=110 [vxlan-decap]=60)
+# The NAT profiles' translations leave the frames' size alone: 60 checks that sink sent and
+# that no packet was dropped in the window (nat-conn-rate's session_limit drops are its
+# check's business: a note, not a failed sample).
+declare -A PROFILE_TX_BYTES=([vxlan-encap]=110 [vxlan-decap]=60 [nat-dnat-10]=60
+    [nat-dnat-10k]=60 [nat-snat]=60)
 declare -A PROFILE_OVS_ACTION=(
     [vxlan-encap]="tnl_push\\(.*vxlan\\(flags=0x8000000,vni=$(printf '%#x' "$VXLAN_VNI")\\)"
     [vxlan-decap]="tnl_pop\\("
@@ -423,6 +445,157 @@ snap_ovs_acl-stateful-10k() { snap_ovs_ct "$@"; }
 snap_ovs_acl-conn-rate() { snap_ovs_ct "$@"; }
 check_ovs_acl-stateful-10k() { check_ovs_acl "$@"; }
 check_ovs_acl-conn-rate() { check_ovs_acl "$@"; }
+
+# NAT profiles (issue 18): ipv4-1k's router topology (src 10.0.0.1/24, sink 10.0.1.1/24, the
+# static neighbour GW on sink), translation in front of the routing. DNAT (nat-dnat-*,
+# nat-conn-rate): the pcap's flows go to services' virtual IPs (vswitch-pktgen --profile
+# services: 172.16.0.0/14, port 80), each of 10 backends in NAT_BACKENDS (port 8080), which
+# sink routes via GW; $TABLE holds the `service add` lines. SNAT (nat-snat): acl-stateful-10k's
+# pcap and ipv4-1k's routes, sink masquerades (sources become sink's address).
+NAT_BACKENDS=100.64.0.0/10
+# nat-conn-rate: vswitch's session limit counts entries, and a NAT session is two (its flow and
+# its reply's): 65,536 entries are 32,768 connections, a quarter of the pcap's 131,072 SYNs, as
+# acl-conn-rate's SESSION_LIMIT (OVS's maxconns, which counts connections, is that).
+NAT_SESSION_LIMIT=$((2 * SESSION_LIMIT))
+# What check_*_<profile> looks for (report.py natcheck/ovsnatcheck --mode).
+declare -A NAT_CHECK=([nat-dnat-10]=dnat [nat-dnat-10k]=dnat [nat-snat]=snat
+    [nat-conn-rate]=connrate)
+# The pcap's L4 protocol per NAT profile (the services' proto, OVS's ct matches).
+declare -A NAT_PROTO=([nat-dnat-10]=udp [nat-dnat-10k]=udp [nat-snat]=udp [nat-conn-rate]=tcp)
+
+# setup_vswitch_nat_dnat PROFILE VSCTL...: the addresses, the neighbour, the route to the
+# backends, then every service in `vsctl transaction`s of at most 1,000 (as
+# perf/service-scale.sh; timed: SETUP_DIR/nat_load_s). nat-conn-rate: the session limit first.
+setup_vswitch_nat_dnat() {
+    local profile=$1 t0 t1 f
+    shift
+    src_mac_is "$(head -n 1 "$DST_MACS")" "$@" || return 1
+    "$@" addr add src "${L3_ADDR[4-src]}" && "$@" addr add sink "${L3_ADDR[4-sink]}" &&
+        "$@" neigh add sink "${L3_ADDR[4-gw]}" "$GW_MAC" &&
+        "$@" route add "$NAT_BACKENDS" via "${L3_ADDR[4-gw]}" || return 1
+    if [ "${NAT_CHECK[$profile]}" = connrate ]; then
+        "$@" session set "limit=$NAT_SESSION_LIMIT" || return 1
+    fi
+    split -l 1000 -d -a 5 "$TABLE" "$SETUP_DIR/services." || return 1
+    t0=$(now)
+    for f in "$SETUP_DIR"/services.*; do
+        "$@" --timeout "$VSCTL_TABLE_TIMEOUT" transaction "$f" >/dev/null || return 1
+    done
+    t1=$(now)
+    awk "BEGIN{printf \"%.3f\n\", $t1 - $t0}" >"$SETUP_DIR/nat_load_s"
+}
+setup_vswitch_nat-dnat-10() { setup_vswitch_nat_dnat nat-dnat-10 "$@"; }
+setup_vswitch_nat-dnat-10k() { setup_vswitch_nat_dnat nat-dnat-10k "$@"; }
+setup_vswitch_nat-conn-rate() { setup_vswitch_nat_dnat nat-conn-rate "$@"; }
+# nat-snat: ipv4-1k's set-up, then masquerade on sink.
+setup_vswitch_nat-snat() { setup_vswitch_routed 4 "$@" && "$@" nat masquerade sink on; }
+
+# OVS: conntrack with NAT in front of the routes (table 2). Untracked IP goes through
+# conntrack with nat (ct(table=1,nat): a packet of a known connection comes back translated);
+# in table 1 a translated one (ct_state +dnat or +snat) or an established one is routed, a
+# new one of the profile's protocol translated and committed: DNAT, to the VIP's select group (ovs_nat_groups), whose buckets (one per backend,
+# equal weights: OVS's default selection hashes the flow's fields) each
+# ct(commit,table=2,nat(dst=BACKEND:PORT)); SNAT, ct(commit,table=2,nat(src=sink's address)).
+# Anything else is dropped (no rule). The groups are loaded before the flows naming them, each
+# kind in one ovs-ofctl call (timed: SETUP_DIR/nat_load_s).
+OVS_OF=(-O OpenFlow13)
+ovs_nat_flows() {
+    local proto=$1 new=$2 sock="unix:$OVS_DIR/br0.mgmt"
+    shift 2
+    # A connection's later packets come out of ct(table=1,nat) translated (+dnat or +snat):
+    # routed, whatever their state. Without replies they can stay +new (seen here: with the
+    # +est rule alone OVS forwarded nothing in nat-dnat-10: the translated packets matched no
+    # VIP), so the +new rules below see a connection's first packet only.
+    "$@" "table=0,priority=10,ip,ct_state=-trk,actions=ct(table=1,nat)" &&
+        "$@" "table=1,priority=20,ip,ct_state=+trk+$new,actions=resubmit(,2)" &&
+        "$@" "table=1,priority=10,ip,ct_state=+trk+est,actions=resubmit(,2)" || return 1
+    if [ "$new" = snat ]; then
+        "$@" "table=1,priority=10,$proto,ct_state=+trk+new,actions=ct(commit,table=2,nat(src=${L3_ADDR[4-sink]%/*}))"
+        return
+    fi
+    # DNAT: $TABLE's `service add sI VIP:PORT proto=P backends=B:P,...` lines: service I is
+    # group I+1.
+    awk -v p="$proto" '{
+            split($4, v, ":"); sub(/^backends=/, "", $6); n = split($6, b, ",")
+            g = "group_id=" NR ",type=select"
+            for (i = 1; i <= n; i++) g = g ",bucket=actions=ct(commit,table=2,nat(dst=" b[i] "))"
+            print g > (d "/groups.txt")
+            printf "table=1,priority=10,%s,ct_state=+trk+new,nw_dst=%s,tp_dst=%s,actions=group:%d\n",
+                p, v[1], v[2], NR > (d "/nat-flows.txt")
+        }' d="$SETUP_DIR" "$TABLE" || return 1
+    local t0 t1
+    t0=$(now)
+    ovs-ofctl "${OVS_OF[@]}" add-groups "$sock" "$SETUP_DIR/groups.txt" &&
+        ovs-ofctl "${OVS_OF[@]}" --bundle add-flows "$sock" "$SETUP_DIR/nat-flows.txt" || return 1
+    t1=$(now)
+    awk "BEGIN{printf \"%.3f\n\", $t1 - $t0}" >"$SETUP_DIR/nat_load_s"
+}
+# The route to the backends, table 2.
+ovs_nat_backend_route() {
+    "$@" "table=2,priority=10,ip,nw_dst=$NAT_BACKENDS,actions=dec_ttl,mod_dl_src:$SINK_MAC,mod_dl_dst:$GW_MAC,output:2"
+}
+setup_ovs_nat_dnat() {
+    local profile=$1
+    shift
+    ovs_nat_backend_route "$@" && ovs_nat_flows "${NAT_PROTO[$profile]}" dnat "$@"
+}
+setup_ovs_nat-dnat-10() { setup_ovs_nat_dnat nat-dnat-10 "$@"; }
+setup_ovs_nat-dnat-10k() { setup_ovs_nat_dnat nat-dnat-10k "$@"; }
+setup_ovs_nat-conn-rate() {
+    setup_ovs_nat_dnat nat-conn-rate "$@" &&
+        "${OVS_APPCTL[@]}" dpctl/ct-set-maxconns "$SESSION_LIMIT"
+}
+setup_ovs_nat-snat() {
+    OVS_ROUTE_TABLE=2 setup_ovs_routed 4 "$@" && ovs_nat_flows udp snat "$@"
+}
+
+# Checks (report.py natcheck, ovsnatcheck). vswitch: src's counters, `session show` and the
+# drops at both ends of the window; at its end the sessions (their translations) and the
+# services (new flows per backend; nat-conn-rate also at the start: the window's share).
+snap_vswitch_nat() {
+    local profile=$1 i=$2 d=$3
+    shift 3
+    "$@" --json stats src >"$d/src$i.json" && "$@" --json session show >"$d/sess$i.json" &&
+        "$@" --json drops >"$d/drops$i.json" || return 1
+    if [ "${NAT_CHECK[$profile]}" = connrate ] || [ "$i" = 1 ]; then
+        [ "${NAT_CHECK[$profile]}" = snat ] || "$@" --json service list >"$d/services$i.json" || return 1
+    fi
+    [ "$i" = 0 ] || "$@" --json sessions --max 262144 >"$d/sessions.json"
+}
+check_vswitch_nat() {
+    local d=$1 profile=$2 flows load=()
+    flows=$(sed -n 's/^vswitch-pktgen: .* flows=\([0-9]*\) .*/\1/p' "$WORK/$profile.gen.log")
+    [ ! -f "$d/nat_load_s" ] || load=(--load-s "$(cat "$d/nat_load_s")")
+    "$PY" "$PERF/report.py" natcheck "$d" --mode "${NAT_CHECK[$profile]}" --flows "${flows:-0}" \
+        --masquerade "${L3_ADDR[4-sink]%/*}" "${load[@]}"
+}
+# OVS: snap_ovs_ct's counters, and at the window's end every conntrack entry (their NAT).
+snap_ovs_nat() {
+    snap_ovs_ct "$@"
+    [ "$1" = 0 ] || "${OVS_APPCTL[@]}" dpctl/dump-conntrack >"$2/conntrack.txt" 2>&1
+}
+check_ovs_nat() {
+    local d=$1 profile=$2 flows
+    flows=$(sed -n 's/^vswitch-pktgen: .* flows=\([0-9]*\) .*/\1/p' "$WORK/$profile.gen.log")
+    "$PY" "$PERF/report.py" ovsnatcheck "$d" --mode "${NAT_CHECK[$profile]}" \
+        --flows "${flows:-0}" --masquerade "${L3_ADDR[4-sink]%/*}"
+}
+snap_vswitch_nat-dnat-10() { snap_vswitch_nat nat-dnat-10 "$@"; }
+snap_vswitch_nat-dnat-10k() { snap_vswitch_nat nat-dnat-10k "$@"; }
+snap_vswitch_nat-snat() { snap_vswitch_nat nat-snat "$@"; }
+snap_vswitch_nat-conn-rate() { snap_vswitch_nat nat-conn-rate "$@"; }
+check_vswitch_nat-dnat-10() { check_vswitch_nat "$1" nat-dnat-10; }
+check_vswitch_nat-dnat-10k() { check_vswitch_nat "$1" nat-dnat-10k; }
+check_vswitch_nat-snat() { check_vswitch_nat "$1" nat-snat; }
+check_vswitch_nat-conn-rate() { check_vswitch_nat "$1" nat-conn-rate; }
+snap_ovs_nat-dnat-10() { snap_ovs_nat "$@"; }
+snap_ovs_nat-dnat-10k() { snap_ovs_nat "$@"; }
+snap_ovs_nat-snat() { snap_ovs_nat "$@"; }
+snap_ovs_nat-conn-rate() { snap_ovs_nat "$@"; }
+check_ovs_nat-dnat-10() { check_ovs_nat "$1" nat-dnat-10; }
+check_ovs_nat-dnat-10k() { check_ovs_nat "$1" nat-dnat-10k; }
+check_ovs_nat-snat() { check_ovs_nat "$1" nat-snat; }
+check_ovs_nat-conn-rate() { check_ovs_nat "$1" nat-conn-rate; }
 
 # VXLAN profiles (vxlan-encap, vxlan-decap): a bridge with a VXLAN tunnel member, the tunnel's
 # outer packets routed through an L3 interface. vswitchd starts from a configuration file (the

@@ -52,6 +52,21 @@ impl Spec {
                 crate::profile::acl::MAX_RULES
             ));
         }
+        let Params {
+            services, backends, ..
+        } = self.params;
+        if !(1..=crate::profile::services::MAX_SERVICES).contains(&services) {
+            return Err(format!(
+                "--services must be 1..={}, got {services}",
+                crate::profile::services::MAX_SERVICES
+            ));
+        }
+        if !(1..=crate::profile::services::MAX_BACKENDS).contains(&backends) {
+            return Err(format!(
+                "--backends must be 1..={}, got {backends}",
+                crate::profile::services::MAX_BACKENDS
+            ));
+        }
         if vni >= 1 << 24 {
             return Err(format!("--vni must be 0..=16777215, got {vni}"));
         }

@@ -59,6 +59,12 @@ struct Args {
     /// VXLAN network identifier (profile vxlan).
     #[arg(long, default_value_t = 100)]
     vni: u32,
+    /// Services, virtual IPs the flows are spread over (profiles services, services-syn).
+    #[arg(long, default_value_t = 10)]
+    services: u64,
+    /// Backends per service (profiles services, services-syn; up to 15).
+    #[arg(long, default_value_t = 10)]
+    backends: u64,
     /// The router's MAC, the frames' destination (routes, routes6; vxlan: the outer frames',
     /// the receiving VTEP's), e.g. the MAC of the switch port that replays the pcap
     /// [default: a seeded one; routes, routes6: as --dst-macs-out lists].
@@ -67,8 +73,9 @@ struct Args {
     /// Output pcap file.
     #[arg(long)]
     out: PathBuf,
-    /// Also write the profile's table (routes, routes6: prefixes; acl: `vsctl acl add` rules), one
-    /// per line, to this file.
+    /// Also write the profile's table (routes, routes6: prefixes; acl: `vsctl acl add` rules;
+    /// services, services-syn: `vsctl transaction` lines adding the services), one per line,
+    /// to this file.
     #[arg(long)]
     table_out: Option<PathBuf>,
     /// Also write the profile's destination MACs, one per line, to this file.
@@ -87,6 +94,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
             routes: args.routes,
             rules: args.rules,
             vni: args.vni,
+            services: args.services,
+            backends: args.backends,
             router_mac: args.router_mac,
         },
         count: args.count,
@@ -108,7 +117,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
             .with_context(|| format!("write {}", path.display()))?
         {
             anyhow::bail!(
-                "profile {} has no table (--table-out is for routes, routes6 and acl)",
+                "profile {} has no table (--table-out is for routes, routes6, acl, services and services-syn)",
                 spec.profile.name()
             );
         }

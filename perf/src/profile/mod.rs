@@ -1,7 +1,7 @@
 //! Traffic profiles. A profile is an address plan: given a packet's index and its frame size
 //! it writes that frame. The size mix, the count and the pcap container are the generator's
 //! business (see [`crate::generate`]), so a new profile (random destinations across a route
-//! table, VXLAN-encapsulated, ACL rule sets: all three exist) is one new file here plus one arm in
+//! table, VXLAN-encapsulated, ACL rule sets, services: all exist) is one new file here plus one arm in
 //! [`ProfileKind`]; the address building blocks live in [`addr`] and [`frame`].
 
 pub mod acl;
@@ -9,6 +9,7 @@ pub mod addr;
 pub mod frame;
 pub mod l2;
 pub mod routes;
+pub mod services;
 pub mod vxlan;
 mod xconnect;
 
@@ -30,6 +31,9 @@ pub struct Params {
     pub rules: u64,
     /// VXLAN network identifier (`vxlan`).
     pub vni: u32,
+    /// Services (virtual IPs) and backends per service (`services`, `services-syn`).
+    pub services: u64,
+    pub backends: u64,
     /// The router's MAC, the frames' destination (`routes`, `routes6`; default: pool 1's
     /// first MAC; `vxlan`: the outer frames', the receiving VTEP's, default pool 3's first
     /// MAC). A benchmark sets it to the MAC of the port that receives them.
@@ -45,6 +49,8 @@ impl Default for Params {
             routes: 1024,
             rules: 1000,
             vni: 100,
+            services: 10,
+            backends: 10,
             router_mac: None,
         }
     }
@@ -84,6 +90,13 @@ pub enum ProfileKind {
     /// IPv4 routing of TCP SYNs: as routes, every frame a SYN of its flow (with --count =
     /// --flows, every SYN a distinct 5-tuple): new connections for a stateful ACL.
     RoutesSyn,
+    /// Traffic to load-balanced services: --flows IPv4/UDP flows to --services virtual IPs
+    /// (flow j to service j mod services), each with --backends backends (--table-out
+    /// writes the services as `vsctl transaction` lines).
+    Services,
+    /// As services, every frame a TCP SYN of its flow (with --count = --flows, every SYN a
+    /// distinct 5-tuple): new connections through the services.
+    ServicesSyn,
     /// VXLAN-encapsulated l2 traffic (outer IPv4/UDP 4789, VNI --vni), for decapsulation.
     Vxlan,
     /// Packets for an ACL of --rules rules, spread over all of them, 1 in 8 matching none
@@ -100,6 +113,8 @@ impl ProfileKind {
             | ProfileKind::Routes
             | ProfileKind::Routes6
             | ProfileKind::RoutesSyn
+            | ProfileKind::Services
+            | ProfileKind::ServicesSyn
             | ProfileKind::Acl => 1,
         }
     }
@@ -111,6 +126,8 @@ impl ProfileKind {
             ProfileKind::Routes => "routes",
             ProfileKind::Routes6 => "routes6",
             ProfileKind::RoutesSyn => "routes-syn",
+            ProfileKind::Services => "services",
+            ProfileKind::ServicesSyn => "services-syn",
             ProfileKind::Vxlan => "vxlan",
             ProfileKind::Acl => "acl",
         }
@@ -123,6 +140,8 @@ impl ProfileKind {
             ProfileKind::Routes => Box::new(routes::Routes::new(params, routes::Family::V4)),
             ProfileKind::Routes6 => Box::new(routes::Routes::new(params, routes::Family::V6)),
             ProfileKind::RoutesSyn => Box::new(routes::Routes::syn(params)),
+            ProfileKind::Services => Box::new(services::Services::new(params, false)),
+            ProfileKind::ServicesSyn => Box::new(services::Services::new(params, true)),
             ProfileKind::Vxlan => Box::new(vxlan::Vxlan::new(params)),
             ProfileKind::Acl => Box::new(acl::Acl::new(params)),
         }
