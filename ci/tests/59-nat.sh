@@ -189,6 +189,17 @@ vs_json_true 'd["answered"] == 5 and d["names"] == {"outside": 5}' <<<"$out" ||
 vs_ping "$C1" 192.0.2.2
 vs_ping "$C2" 192.0.2.2
 log "masquerade: TCP, UDP and ping from both clients reach the outside as 192.0.2.1"
+# A connection from the outside to a pod (the outside given a route to client 1's subnet)
+# is not masqueraded on its way back: the pod sees the outside's address, and its replies
+# leave with its own.
+ip netns exec "$C1" "$VS_PY" "$WHO" serve c1 7000 >/dev/null 2>&1 &
+vs_track_pid $!
+wait_until 10 "client 1's server listening" sh -c "ip netns exec '$C1' ss -Hltn 'sport = :7000' | grep -q LISTEN"
+ip -n "$OUT" route add 10.59.1.0/24 via 192.0.2.1
+out=$(ip netns exec "$OUT" "$VS_PY" "$WHO" many 10.59.1.2 7000 3)
+vs_json_true 'd["names"] == {"c1": 3} and d["peers"] == ["192.0.2.2"]' <<<"$out" ||
+    fail "a connection from the outside to a pod: $out"
+log "outside -> pod through the masquerading uplink, replies untranslated: $out"
 # An ICMP error about a masqueraded packet goes back to its sender, translated: UDP to a
 # closed port of the outside is refused at the client.
 out=$(ip netns exec "$C1" "$VS_PY" "$WHO" udp-refused 192.0.2.2 9999)
