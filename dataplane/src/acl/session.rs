@@ -515,6 +515,23 @@ impl Sessions {
         }
     }
 
+    /// [`Sessions::prefetch_slots`] for NAT: the matching slots and their translations.
+    #[inline(always)]
+    pub fn prefetch_nat_slots(&self, h: u64) {
+        let tag = (h >> 32) as u32;
+        let b = (h & self.mask) as usize;
+        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+            let c1 = c.load(Relaxed);
+            if state_of(c1) == LIVE && c1 as u32 == tag {
+                let i = b * WAYS + way;
+                if let (Some(s), Some(n)) = (self.slots.get(i), self.nat.get(i)) {
+                    prefetch(s as *const Slot);
+                    prefetch(n as *const NatSlot);
+                }
+            }
+        }
+    }
+
     /// The session of `f` (either way), if there is one.
     #[inline]
     pub fn lookup(&self, f: &Flow) -> Option<Found> {

@@ -182,25 +182,27 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         "the stage ran inside itself"
     );
     checks.clear();
-    // NAT (when the plan has it) translates each packet before its checks and lookup.
-    let nat = ctx.plan.nat.as_deref().zip(ctx.plan.acls.sessions());
-    for i in 0..n {
-        let translated = match nat {
-            Some((plan, t)) => {
-                let meta = vector.meta[i];
-                crate::nat::translate::packet::<F>(ctx, plan, t, vector.pkts.data_mut(i), &meta)
+    // NAT (when the plan has it) translates the vector before its checks and lookups.
+    if let Some((plan, t)) = ctx.plan.nat.as_deref().zip(ctx.plan.acls.sessions()) {
+        let mut scratch = std::mem::take(&mut g.nat_scratch);
+        crate::nat::translate::vector::<F>(ctx, plan, t, &mut vector, &mut checks, &mut scratch);
+        g.nat_scratch = scratch;
+        for (c, meta) in checks.iter().zip(vector.meta.iter()) {
+            if let (Check::Route(dst), Some(f)) = (*c, fibs.get(meta.rx_if)) {
+                F::prefetch(f, dst);
             }
-            None => None,
-        };
-        let c = match (translated, vector.pkts.data(i).get(L3..)) {
-            (Some(c), _) => c,
-            (None, Some(ip)) => F::check(ip),
-            (None, None) => Check::Drop(DropReason::BadHeader),
-        };
-        if let (Check::Route(dst), Some(f)) = (c, fibs.get(vector.meta[i].rx_if)) {
-            F::prefetch(f, dst);
         }
-        checks.push(c);
+    } else {
+        for i in 0..n {
+            let c = match vector.pkts.data(i).get(L3..) {
+                Some(ip) => F::check(ip),
+                None => Check::Drop(DropReason::BadHeader),
+            };
+            if let (Check::Route(dst), Some(f)) = (c, fibs.get(vector.meta[i].rx_if)) {
+                F::prefetch(f, dst);
+            }
+            checks.push(c);
+        }
     }
     // Between the passes: level by level, the next-level entries of the destinations that
     // have one (prefixes longer than /24; IPv6 walks down a level per 8 bits), so that the

@@ -188,20 +188,81 @@ impl Pkt {
     }
 }
 
-/// Translates the packet in `frame` (received on `meta.rx_if`, routed by family `F`) if
+/// A vector's packets as NAT parsed them: each its packet, flow, VRF and the flow's hash
+/// (None: nothing NAT looks at). Kept in the graph, room for a whole vector.
+pub(crate) struct Scratch(Vec<Option<(Pkt, Flow, u16, u64)>>);
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch(Vec::with_capacity(dpdk::MAX_BURST))
+    }
+}
+
+/// Translates every packet of vector `v` NAT applies to, and pushes onto `checks` each
+/// packet's check: forwarding's (on the translated packet), or a drop or punt of NAT's. In
+/// three passes, so that the vector's session-table misses overlap: parse and prefetch
+/// each flow's bucket; prefetch the slots whose tags match; look up and translate.
+pub(crate) fn vector<F: Family>(
+    ctx: &Ctx,
+    nat: &NatPlan,
+    t: &Sessions,
+    v: &mut crate::graph::Vector,
+    checks: &mut Vec<Check<F::Addr>>,
+    scratch: &mut Scratch,
+) {
+    let n = v.len();
+    let s = &mut scratch.0;
+    s.clear();
+    for i in 0..n {
+        let rx_if = v.meta[i].rx_if;
+        let vrf = ctx.plan.iface(rx_if).and_then(|p| p.l3).map(|l3| l3.vrf);
+        let parsed = vrf.and_then(|vrf| {
+            let p = parse(v.pkts.data(i), L3, F::V6)?;
+            let f = p.flow(vrf);
+            // An ICMP error is found by its quote, later (cold).
+            let h = if let Kind::Error(_) = p.kind {
+                0
+            } else {
+                t.prefetch_bucket(&f)
+            };
+            Some((p, f, vrf, h))
+        });
+        s.push(parsed);
+    }
+    for (_, _, _, h) in s.iter().flatten() {
+        t.prefetch_nat_slots(*h);
+    }
+    for (i, e) in s.iter().enumerate() {
+        let meta = v.meta[i];
+        let frame = v.pkts.data_mut(i);
+        let nat_check = match e {
+            Some((p, orig, vrf, _)) => packet::<F>(ctx, nat, t, frame, &meta, p, orig, *vrf),
+            None => None,
+        };
+        checks.push(match (nat_check, v.pkts.data(i).get(L3..)) {
+            (Some(c), _) => c,
+            (None, Some(ip)) => F::check(ip),
+            (None, None) => Check::Drop(DropReason::BadHeader),
+        });
+    }
+}
+
+/// Translates packet `p` (flow `orig` in `vrf`) in `frame`, received on `meta.rx_if`, if
 /// NAT applies to it: None to go on with forwarding (rewritten or not), or the check that
 /// replaces forwarding's (a drop, a punt).
-#[inline]
-pub(crate) fn packet<F: Family>(
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn packet<F: Family>(
     ctx: &Ctx,
     nat: &NatPlan,
     t: &Sessions,
     frame: &mut [u8],
     meta: &Meta,
+    p: &Pkt,
+    orig: &Flow,
+    vrf: u16,
 ) -> Option<Check<F::Addr>> {
-    let p = parse(frame, L3, F::V6)?;
-    let vrf = ctx.plan.iface(meta.rx_if)?.l3?.vrf;
-    let orig = p.flow(vrf);
+    let (p, orig) = (*p, *orig);
     if let Kind::Error(inner) = p.kind {
         translate_error(t, frame, &p, inner, vrf);
         return None;
