@@ -477,37 +477,72 @@ fn rewrite(frame: &mut [u8], p: &Pkt, to: &Flow, csum: Csum) {
         (csum, proto),
         (Csum::PartialTcp, TCP) | (Csum::PartialUdp, UDP)
     );
+    // The changes, as ones' complement sums to add (RFC 1624 eqn. 3: ~m + m' per word):
+    // the addresses' (IPv4 header, pseudo-header) and the ports' (L4 header only).
+    let mut d_addr = 0u32;
     for (at, old, new) in [(sa, p.src, to.src), (da, p.dst, to.dst)] {
-        if old == new {
-            continue;
+        if old != new {
+            d_addr += change(p.fam, old, new);
+            frame[ip + at..ip + at + alen].copy_from_slice(&bytes_of(p.fam, new)[..alen]);
         }
-        let (o, n) = (bytes_of(p.fam, old), bytes_of(p.fam, new));
-        let (o, n) = (&o[..alen], &n[..alen]);
-        if p.fam == Fam::V4 {
-            fix(frame, ip + 10, o, n, false);
-        }
-        if let (Some(f), true) = (field, pseudo) {
-            fix(frame, f, o, n, partial);
-        }
-        frame[ip + at..ip + at + alen].copy_from_slice(n);
     }
-    // Ports (or the echo identifier): covered by the checksum itself, which a partial
-    // checksum leaves to whoever completes it.
     let ports: &[(usize, u16, u16)] = match p.kind {
         Kind::Ports => &[(l4, p.sport, to.sport), (l4 + 2, p.dport, to.dport)],
         Kind::Echo(true) => &[(l4 + 4, p.sport, to.sport)],
         Kind::Echo(false) => &[(l4 + 4, p.dport, to.dport)],
         Kind::Error(_) => &[],
     };
+    let mut d_ports = 0u32;
     for &(at, old, new) in ports {
-        if old == new {
-            continue;
+        if old != new {
+            d_ports += u32::from(!old) + u32::from(new);
+            frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
         }
-        if let (Some(f), false) = (field, partial) {
-            fix(frame, f, &old.to_be_bytes(), &new.to_be_bytes(), false);
-        }
-        frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
     }
+    if d_addr != 0 && p.fam == Fam::V4 {
+        adjust(frame, ip + 10, d_addr, false);
+    }
+    if let Some(f) = field {
+        let d = if pseudo { d_addr } else { 0 };
+        if partial {
+            // The field holds the pseudo-header sum; the ports are summed when the
+            // checksum is completed.
+            adjust(frame, f, d, true);
+        } else if d + d_ports != 0 {
+            adjust(frame, f, d + d_ports, false);
+            if proto == UDP && be16(frame, f) == Some(0) {
+                // RFC 768: a computed zero is sent as all ones.
+                frame[f..f + 2].copy_from_slice(&[0xff, 0xff]);
+            }
+        }
+    }
+}
+
+/// The ones' complement sum of `~old + new` over an address's 16-bit words.
+#[inline(always)]
+fn change(fam: Fam, old: u128, new: u128) -> u32 {
+    let words =
+        |a: u128, n: u32| -> u32 { (0..n).map(|i| ((a >> (16 * i)) & 0xffff) as u32).sum() };
+    let n = match fam {
+        Fam::V4 => 2,
+        Fam::V6 => 8,
+    };
+    n * 0xffff - words(old, n) + words(new, n)
+}
+
+/// Adds `d` (a sum of changes, [`change`]) to the checksum at `at`: to its complement for
+/// a checksum, to it for a `partial` one (a pseudo-header sum).
+#[inline(always)]
+fn adjust(frame: &mut [u8], at: usize, d: u32, partial: bool) {
+    let Some(c) = be16(frame, at) else {
+        return;
+    };
+    let n = if partial {
+        sum(&[], u32::from(c) + d)
+    } else {
+        !sum(&[], u32::from(!c) + d)
+    };
+    frame[at..at + 2].copy_from_slice(&n.to_be_bytes());
 }
 
 /// Translates an ICMP error (packet `p`, its quote at `inner`) about a NAT session's
@@ -1042,6 +1077,24 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_translation_keeps_checksums_valid(src: u32, dst: u32, sport: u16, dport: u16,
+                                                 s6: u128, d6: u128, payload in proptest::collection::vec(any::<u8>(), 0..40),
+                                                 which in 0u8..5) {
+            let (mut f, v6) = match which {
+                0 => (frame4([10, 0, 0, 5], [10, 96, 0, 10], TCP, &[tcp(1, 2), payload.clone()].concat(), Some(16)), false),
+                1 => (frame4([10, 0, 0, 5], [10, 96, 0, 10], UDP, &udp(1, 2, &payload), Some(6)), false),
+                2 => (frame4([10, 0, 0, 5], [8, 8, 8, 8], ICMP, &[echo(8, 3), payload.clone()].concat(), Some(2)), false),
+                3 => (frame6(1, 2, TCP, &[tcp(1, 2), payload.clone()].concat(), 16), true),
+                _ => (frame6(1, 2, ICMPV6, &[echo(128, 3), payload.clone()].concat(), 2), true),
+            };
+            let p = check_valid(&f, v6);
+            let (ns, nd) = if v6 { (s6, d6) } else { (u128::from(src), u128::from(dst)) };
+            let to = to_flow(&p, ns, sport, nd, dport);
+            rewrite(&mut f, &p, &to, Csum::Unknown);
+            check_valid(&f, v6);
+        }
+
         #[test]
         fn parsing_and_rewriting_never_panic(b in proptest::collection::vec(any::<u8>(), 0..120),
                                              v6: bool, cut in 0usize..120, a: u128, port: u16) {
