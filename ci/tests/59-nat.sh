@@ -156,9 +156,9 @@ for i in 1 2; do
     run_ok "backend $i's IPv6 gateway" vsctl addr add "rb$i" "fd59:1$i::1/64"
 done
 B6="[fd59:11::2]:8080,[fd59:12::2]:8080"
-run_ok "IPv6 service" vsctl service add web6 [fd96::10]:80 proto=tcp backends="$B6"
-run_ok "IPv6 UDP service" vsctl service add dns6 [fd96::53]:53 proto=udp \
-    backends=[fd59:11::2]:5353,[fd59:12::2]:5353
+run_ok "IPv6 service" vsctl service add web6 "[fd96::10]:80" proto=tcp backends="$B6"
+run_ok "IPv6 UDP service" vsctl service add dns6 "[fd96::53]:53" proto=udp \
+    backends="[fd59:11::2]:5353,[fd59:12::2]:5353"
 v6_ready() {
     ip netns exec "$C1" "$VS_PY" "$WHO" many fd96::10 80 1 >/dev/null 2>&1
 }
@@ -272,7 +272,7 @@ refused "port" service add bad 10.96.0.50:65536 proto=tcp backends=10.59.11.2:80
 refused "port" service add bad 10.96.0.50:80 proto=tcp backends=10.59.11.2:0
 refused "already" service add bad 10.96.0.10:80 proto=tcp backends=10.59.11.2:8080
 refused "proto" service add bad 10.96.0.50:80 proto=sctp backends=10.59.11.2:8080
-refused "family|IPv4|IPv6" service add bad 10.96.0.50:80 proto=tcp backends=[fd00::1]:80
+refused "family|IPv4|IPv6" service add bad 10.96.0.50:80 proto=tcp backends="[fd00::1]:80"
 refused "nodeport" service add bad 10.96.0.50:80 proto=tcp backends=10.59.11.2:8080 nodeport=30080
 refused "nope|interface" nat masquerade nope on
 refused "outside every network" nat portmap add up tcp 8082 172.31.9.9:80
