@@ -588,10 +588,7 @@ impl Sessions {
             return Err(Refused::Limit);
         }
         let now = self.now.load(Relaxed);
-        let mut state = bits(tcp_flags, false, 0);
-        if orig.proto == TCP && tcp_flags & tcp::SYN == 0 {
-            state |= st::EST;
-        }
+        let state = first_state(orig.proto, tcp_flags);
         let Some((slot, live)) =
             self.insert_with(orig, [now, now, state, 0, DIR_NAT_FWD], Some(orig))
         else {
@@ -703,10 +700,7 @@ impl Sessions {
             return Err(Refused::Limit);
         }
         let now = self.now.load(Relaxed);
-        let mut state = bits(tcp_flags, false, 0);
-        if f.proto == TCP && tcp_flags & tcp::SYN == 0 {
-            state |= st::EST;
-        }
+        let state = first_state(f.proto, tcp_flags);
         let fields = [now, now, state, acl, dir as u32];
         // A full bucket: make room by evicting its oldest half-open TCP session, if any.
         let Some((slot, live)) = self
@@ -756,10 +750,7 @@ impl Sessions {
             return Err(Refused::Limit);
         }
         let now = self.now.load(Relaxed);
-        let mut state = bits(tcp_flags, false, 0);
-        if orig.proto == TCP && tcp_flags & tcp::SYN == 0 {
-            state |= st::EST;
-        }
+        let state = first_state(orig.proto, tcp_flags);
         let fwd = [now, now, state, 0, DIR_NAT_FWD];
         let Some((s1, live1)) = self.insert_with(orig, fwd, Some(to)) else {
             self.release(NAT_COUNT);
@@ -1245,6 +1236,18 @@ impl Sessions {
             refused: self.refused.load(Relaxed),
             expired: self.expired.load(Relaxed),
         }
+    }
+}
+
+/// The state of a session created by a packet of `proto` with TCP flags `flags`: a TCP
+/// flow picked up mid-way (no SYN) is established at once.
+#[inline(always)]
+fn first_state(proto: u8, flags: u8) -> u32 {
+    let state = bits(flags, false, 0);
+    if proto == TCP && flags & tcp::SYN == 0 {
+        state | st::EST
+    } else {
+        state
     }
 }
 
