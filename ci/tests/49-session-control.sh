@@ -54,7 +54,7 @@ log "session set and show"
 assert_eq "$(vsctl --json sessions)" '[]' "sessions --json on a fresh switch"
 assert_eq "$(vsctl --json sessions a)" '[]' "sessions --json a"
 assert_eq "$(vsctl --json sessions --max 5)" '[]' "sessions --json --max 5"
-vsctl sessions | head -1 | grep -Eq '^IFACE +DIR +PROTO +SRC +SPORT +DST +DPORT +STATE +AGE +IDLE$' ||
+vsctl sessions | head -1 | grep -Eq '^IFACE +DIR +PROTO +SRC +SPORT +DST +DPORT +STATE +AGE +IDLE +TRANSLATED$' ||
     fail "sessions table header: $(vsctl sessions)"
 assert_eq "$(vsctl sessions flush)" "0 sessions removed" "sessions flush"
 assert_eq "$(vsctl --json sessions flush a | vs_json 'd["removed"]')" 0 "sessions flush a --json"

@@ -7,6 +7,7 @@
 #    backends see the clients' own addresses; removing one backend sends new connections
 #    to the other two only while 200 held connections to those two still answer (by the
 #    same backend); adding it back takes about a third of new connections;
+#  - client-IP affinity keeps a client on one backend;
 #  - a UDP (DNS-like) service answers from the VIP's address and port; an IPv6 TCP and UDP
 #    service over two backends;
 #  - NodePort from an "outside" namespace through the uplink; masquerade: the outside sees
@@ -143,6 +144,16 @@ out=$(ip netns exec "$C1" "$VS_PY" "$WHO" query 10.96.0.53 53 20)
 vs_json_true 'd["answered"] == 20 and d["sources"] == ["10.96.0.53:53"]' <<<"$out" ||
     fail "UDP service: answers lost or from another source: $out"
 log "UDP service: $out"
+
+# Client-IP affinity: every new connection of one client goes to one backend.
+run_ok "a service with client-IP affinity" vsctl service add sticky 10.96.0.11:80 proto=tcp \
+    backends="$B" affinity=client-ip
+for ns in "$C1" "$C2"; do
+    out=$(ip netns exec "$ns" "$VS_PY" "$WHO" many 10.96.0.11 80 20)
+    vs_json_true 'len(d["names"]) == 1 and sum(d["names"].values()) == 20' <<<"$out" ||
+        fail "affinity: one client's connections went to several backends: $out"
+    log "client-IP affinity: $out"
+done
 
 # IPv6: a TCP and a UDP service over two backends.
 vs_ns_ipv6 "$C1" eth0
@@ -324,7 +335,7 @@ held() { grep -q first "$VS_TMP/hold3.json" && grep -q first "$VS_TMP/hold4.json
 wait_until 20 "connections held through the service and the masquerade" held
 stop_vswitchd
 restart_vswitchd
-vsctl --json service list | vs_json_true 'len(d) == 7' || fail "services after restart: $(vsctl service list)"
+vsctl --json service list | vs_json_true 'len(d) == 8' || fail "services after restart: $(vsctl service list)"
 vsctl --json nat show | vs_json_true 'len(d["portmaps"]) == 1 and len(d["masquerade"]) == 1' ||
     fail "nat after restart: $(vsctl --json nat show)"
 again() {
