@@ -14,7 +14,8 @@
     who.py query HOST PORT N        N UDP queries from one socket (unconnected: every
                                     answer's source must be HOST:PORT); print
                                     {"names": {...}, "sources": [...], "answered": A}
-    who.py refused HOST PORT        connect once; print {"refused": bool, "seconds": S}
+    who.py refused HOST PORT        connect once; print {"refused": true, "seconds": S}, or
+                                    the error or false in place of true
     who.py udp-refused HOST PORT    a connected UDP socket sends once: print {"refused": bool}
                                     (an ICMP port unreachable came back to it)
     who.py talk HOST PORT SECONDS   one connection, a line every 0.1 s for SECONDS, each
@@ -138,8 +139,8 @@ def refused(host, port):
         r = False
     except ConnectionRefusedError:
         r = True
-    except OSError:
-        r = False
+    except OSError as e:
+        r = str(e)
     print(json.dumps({"refused": r, "seconds": round(time.time() - t, 3)}))
 
 

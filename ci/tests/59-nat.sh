@@ -269,7 +269,7 @@ log "hairpin: b1 -> 10.96.0.30 -> b1, seen from the VIP: $out"
 # No backend taking new flows: refused at once, not black-holed.
 run_ok "a drained service" vsctl service add none 10.96.0.40:80 proto=tcp     backends=10.59.11.2:8080*0
 out=$(ip netns exec "$C1" "$VS_PY" "$WHO" refused 10.96.0.40 80)
-vs_json_true 'd["refused"] and d["seconds"] < 3' <<<"$out" ||
+vs_json_true 'd["refused"] is True and d["seconds"] < 3' <<<"$out" ||
     fail "a service without backends should refuse: $out"
 log "no backends: $out"
 

@@ -589,8 +589,7 @@ impl Sessions {
         }
         let now = self.now.load(Relaxed);
         let state = first_state(orig.proto, tcp_flags);
-        let Some((slot, live)) =
-            self.insert_with(orig, [now, now, state, 0, DIR_NAT_FWD], Some(orig))
+        let Some((slot, live)) = self.claim(orig, [now, now, state, 0, DIR_NAT_FWD], Some(orig))
         else {
             self.release(NAT_COUNT);
             self.refused.fetch_add(1, Relaxed);
@@ -702,11 +701,7 @@ impl Sessions {
         let now = self.now.load(Relaxed);
         let state = first_state(f.proto, tcp_flags);
         let fields = [now, now, state, acl, dir as u32];
-        // A full bucket: make room by evicting its oldest half-open TCP session, if any.
-        let Some((slot, live)) = self
-            .insert(f, fields)
-            .or_else(|| self.evict_in_bucket(f).then(|| self.insert(f, fields))?)
-        else {
+        let Some((slot, live)) = self.claim(f, fields, None) else {
             self.release(iface);
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
@@ -752,19 +747,25 @@ impl Sessions {
         let now = self.now.load(Relaxed);
         let state = first_state(orig.proto, tcp_flags);
         let fwd = [now, now, state, 0, DIR_NAT_FWD];
-        let Some((s1, live1)) = self.insert_with(orig, fwd, Some(to)) else {
+        let Some((s1, live1)) = self.claim(orig, fwd, Some(to)) else {
             self.release(NAT_COUNT);
             self.release(NAT_COUNT);
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
         };
         let rev = [now, now, state & st::EST, 0, DIR_NAT_REPLY];
-        let Some((s2, live2)) = self.insert_with(&back, rev, Some(&orig.reversed())) else {
+        let Some((s2, live2)) = self.claim(&back, rev, Some(&orig.reversed())) else {
             self.free(s1, live1);
             self.release(NAT_COUNT);
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
         };
+        if self.buckets[s1 / WAYS].ctl[s1 % WAYS].load(Acquire) != live1 {
+            // Making room for the reply's entry evicted the first (one bucket, both new).
+            self.free(s2, live2);
+            self.refused.fetch_add(1, Relaxed);
+            return Err(Refused::Full);
+        }
         let link = |slot: usize, live: u64| ((slot as u64) << 32) | (gen_of(live) & 0xffff_ffff);
         self.nat[s1].partner.store(link(s2, live2), Relaxed);
         self.nat[s2].partner.store(link(s1, live1), Relaxed);
@@ -819,6 +820,16 @@ impl Sessions {
     #[inline]
     fn insert(&self, f: &Flow, fields: [u32; 5]) -> Option<(usize, u64)> {
         self.insert_with(f, fields, None)
+    }
+
+    /// [`Sessions::insert_with`] for a new session: a full bucket makes room by evicting
+    /// its oldest half-open TCP session, if any (counted).
+    #[inline]
+    fn claim(&self, f: &Flow, fields: [u32; 5], to: Option<&Flow>) -> Option<(usize, u64)> {
+        self.insert_with(f, fields, to).or_else(|| {
+            self.evict_in_bucket(f)
+                .then(|| self.insert_with(f, fields, to))?
+        })
     }
 
     /// [`Sessions::insert`], with the flow a NAT entry rewrites to (written before the

@@ -128,8 +128,6 @@ pub struct NatPlan {
     portmaps: Map<Front, (u128, u16)>,
     /// By interface index.
     masquerade: Vec<Masquerade>,
-    /// Every service, in the order given (for introspection).
-    all: Vec<Arc<Service>>,
 }
 
 /// Plans compare by identity (each publish that changes NAT builds a new one).
@@ -173,13 +171,7 @@ impl NatPlan {
             }
             p.masquerade[i] = m;
         }
-        p.all = services;
         p
-    }
-
-    /// Whether it translates nothing.
-    pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.portmaps.is_empty() && self.masquerade.is_empty()
     }
 
     /// The service at `vip`:`port` for `proto` in `vrf`.
@@ -215,10 +207,5 @@ impl NatPlan {
         self.masquerade
             .get(usize::from(i))
             .filter(|m| m.v4.is_some() || m.v6.is_some())
-    }
-
-    /// Every service.
-    pub fn services(&self) -> &[Arc<Service>] {
-        &self.all
     }
 }

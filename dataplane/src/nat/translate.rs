@@ -49,7 +49,7 @@ use crate::graph::{Csum, Ctx, Meta};
 use crate::l3::forward::{Check, Family, L3};
 use crate::l3::nexthop::NextHop;
 use crate::slowpath::PuntReason;
-use crate::wire::checksum::{sum, update16};
+use crate::wire::checksum::{pseudo_header_v6, sum};
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -76,7 +76,8 @@ struct Pkt {
     dst: u128,
     sport: u16,
     dport: u16,
-    /// Offset of the L4 header in the frame, and the IP packet's end.
+    /// Offsets in the frame of the IP header, the L4 header, and the IP packet's end.
+    ip: usize,
     l4: usize,
     end: usize,
     tcp_flags: u8,
@@ -98,43 +99,57 @@ fn be128(b: &[u8], at: usize) -> Option<u128> {
     Some(u128::from_be_bytes(b.get(at..at + 16)?.try_into().ok()?))
 }
 
-/// Reads the IP packet at offset `ip` of `frame` (IPv6 when `v6`) as NAT sees it: None for
-/// what NAT leaves alone (truncated or inconsistent headers, which the forwarding checks
-/// then drop; later fragments; protocols without ports; IPv6 extension headers; ICMP
-/// other than echoes and errors).
-fn parse(frame: &[u8], ip: usize, v6: bool) -> Option<Pkt> {
-    let (fam, proto, src, dst, l4, end) = if v6 {
+/// An IP header at offset `ip` of `frame` (IPv6 when `v6`): family, protocol, source,
+/// destination, the L4 header's offset, the packet's end as its header says, and whether
+/// it is a later fragment (IPv4). None when the header itself is not there or not one.
+#[allow(clippy::type_complexity)]
+fn ip_header(
+    frame: &[u8],
+    ip: usize,
+    v6: bool,
+) -> Option<(Fam, u8, u128, u128, usize, usize, bool)> {
+    if v6 {
         if frame.get(ip)? >> 4 != 6 {
             return None;
         }
         let end = ip + 40 + usize::from(be16(frame, ip + 4)?);
-        (
+        Some((
             Fam::V6,
             *frame.get(ip + 6)?,
             be128(frame, ip + 8)?,
             be128(frame, ip + 24)?,
             ip + 40,
             end,
-        )
+            false,
+        ))
     } else {
         let b0 = *frame.get(ip)?;
         let hl = usize::from(b0 & 0x0f) * 4;
-        if b0 >> 4 != 4 || hl < 20 {
+        if b0 >> 4 != 4 || hl < 20 || ip + hl > frame.len() {
             return None;
         }
         let total = usize::from(be16(frame, ip + 2)?);
-        if total < hl || be16(frame, ip + 6)? & 0x1fff != 0 {
-            return None;
-        }
-        (
+        Some((
             Fam::V4,
             *frame.get(ip + 9)?,
             u128::from(be32(frame, ip + 12)?),
             u128::from(be32(frame, ip + 16)?),
             ip + hl,
-            ip + total,
-        )
-    };
+            ip + total.max(hl),
+            be16(frame, ip + 6)? & 0x1fff != 0,
+        ))
+    }
+}
+
+/// Reads the IP packet at offset `ip` of `frame` (IPv6 when `v6`) as NAT sees it: None for
+/// what NAT leaves alone (truncated or inconsistent headers, which the forwarding checks
+/// then drop; later fragments; protocols without ports; IPv6 extension headers; ICMP
+/// other than echoes and errors).
+fn parse(frame: &[u8], ip: usize, v6: bool) -> Option<Pkt> {
+    let (fam, proto, src, dst, l4, end, later) = ip_header(frame, ip, v6)?;
+    if later || (!v6 && usize::from(be16(frame, ip + 2)?) < l4 - ip) {
+        return None;
+    }
     if end > frame.len() {
         return None;
     }
@@ -167,6 +182,7 @@ fn parse(frame: &[u8], ip: usize, v6: bool) -> Option<Pkt> {
         dst,
         sport,
         dport,
+        ip,
         l4,
         end,
         tcp_flags,
@@ -435,35 +451,11 @@ fn bytes_of(fam: Fam, a: u128) -> [u8; 16] {
     }
 }
 
-/// Updates the 16-bit checksum at `at` for `old` -> `new` bytes of covered data; a
-/// `partial` field (a partial checksum holding the pseudo-header sum) is updated as
-/// a sum, not its complement.
-#[inline(always)]
-fn fix(frame: &mut [u8], at: usize, old: &[u8], new: &[u8], partial: bool) {
-    let Some(c) = be16(frame, at) else {
-        return;
-    };
-    let c = if partial { !c } else { c };
-    let n = match (old, new) {
-        ([a, b], [x, y]) => update16(
-            c,
-            u16::from_be_bytes([*a, *b]),
-            u16::from_be_bytes([*x, *y]),
-        ),
-        _ => {
-            let acc = u32::from(!c) + u32::from(!sum(old, 0));
-            !sum(new, acc)
-        }
-    };
-    let n = if partial { !n } else { n };
-    frame[at..at + 2].copy_from_slice(&n.to_be_bytes());
-}
-
 /// Rewrites packet `p` of `frame` to flow `to` (addresses, ports or echo identifier),
 /// checksums updated.
 fn rewrite(frame: &mut [u8], p: &Pkt, to: &Flow, csum: Csum) {
     let (sa, da, alen) = addr_at(p.fam);
-    let ip = L3;
+    let ip = p.ip;
     let (l4, proto) = (p.l4, p.proto);
     // The L4 checksum field, and whether it covers the pseudo-header.
     let (field, pseudo) = match proto {
@@ -552,120 +544,55 @@ fn adjust(frame: &mut [u8], at: usize, d: u32, partial: bool) {
 #[cold]
 fn translate_error(t: &Sessions, frame: &mut [u8], p: &Pkt, inner: usize, vrf: u16) {
     let v6 = p.fam == Fam::V6;
+    // The error's bytes as its IP header counts them (padding after it is not its).
+    let Some(msg) = frame.get_mut(..p.end) else {
+        return;
+    };
     // The quote: its IP header and at least the first 8 bytes of its L4 header.
-    let Some(q) = parse_quote(frame, inner, v6) else {
+    let Some(q) = parse_quote(msg, inner, v6) else {
         return;
     };
     // A reply to the quoted packet would be rewritten to `to`: the quote, reversed, is
-    // that reply's reverse.
+    // that reply's reverse. The quote becomes `to` reversed (its checksums adjusted as far
+    // as it holds them).
     let Some(hit) = t.lookup_nat(&q.flow(vrf).reversed()) else {
         return;
     };
-    let to = hit.to;
-    let (sa, da, alen) = addr_at(p.fam);
-    // The quote becomes `to` reversed.
-    let qto = to.reversed();
-    let put = |frame: &mut [u8], at: usize, a: u128| {
-        if let Some(d) = frame.get_mut(at..at + alen) {
-            d.copy_from_slice(&bytes_of(p.fam, a)[..alen]);
-        }
-    };
-    // Quoted L4 checksum (if quoted in full): updated for the quote's changes.
-    let qfield = match q.proto {
-        TCP => Some(q.l4 + 16),
-        UDP if !(p.fam == Fam::V4 && be16(frame, q.l4 + 6) == Some(0)) => Some(q.l4 + 6),
-        ICMPV6 => Some(q.l4 + 2),
-        _ => None,
-    }
-    .filter(|&f| f + 2 <= frame.len().min(p.end));
-    for (at, old, new) in [(sa, q.src, qto.src), (da, q.dst, qto.dst)] {
-        if old != new {
-            let (o, n) = (bytes_of(p.fam, old), bytes_of(p.fam, new));
-            if let Some(f) = qfield {
-                fix(frame, f, &o[..alen], &n[..alen], false);
-            }
-            put(frame, inner + at, new);
-        }
-    }
-    match q.kind {
-        Kind::Ports => {
-            for (at, old, new) in [(q.l4, q.sport, qto.sport), (q.l4 + 2, q.dport, qto.dport)] {
-                if old != new {
-                    if let Some(f) = qfield {
-                        fix(frame, f, &old.to_be_bytes(), &new.to_be_bytes(), false);
-                    }
-                    frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
-                }
-            }
-        }
-        Kind::Echo(_) => {
-            if q.sport != qto.sport && q.l4 + 6 <= frame.len() {
-                frame[q.l4 + 4..q.l4 + 6].copy_from_slice(&qto.sport.to_be_bytes());
-            }
-        }
-        Kind::Error(_) => {}
-    }
-    if !v6 {
-        // The quoted IPv4 header's checksum, in full.
-        let hl = usize::from(frame[inner] & 0x0f) * 4;
-        frame[inner + 10..inner + 12].copy_from_slice(&[0, 0]);
-        let c = !sum(&frame[inner..inner + hl], 0);
-        frame[inner + 10..inner + 12].copy_from_slice(&c.to_be_bytes());
-    }
+    let qto = hit.to.reversed();
+    rewrite(msg, &q, &qto, Csum::Unknown);
     // The error itself: to the quoted packet's (translated) sender; from the quoted
     // destination's translation when that host sent it.
     let new_dst = qto.src;
     let new_src = if p.src == q.dst { qto.dst } else { p.src };
+    let (sa, da, alen) = addr_at(p.fam);
+    let mut d = 0;
     for (at, old, new) in [(sa, p.src, new_src), (da, p.dst, new_dst)] {
         if old != new {
-            let (o, n) = (bytes_of(p.fam, old), bytes_of(p.fam, new));
-            if !v6 {
-                fix(frame, L3 + 10, &o[..alen], &n[..alen], false);
-            }
-            put(frame, L3 + at, new);
+            d += change(p.fam, old, new);
+            msg[p.ip + at..p.ip + at + alen].copy_from_slice(&bytes_of(p.fam, new)[..alen]);
         }
     }
-    // The ICMP checksum over the whole message (and ICMPv6's pseudo-header).
-    let (l4, end) = (p.l4, p.end);
-    frame[l4 + 2..l4 + 4].copy_from_slice(&[0, 0]);
+    if !v6 && d != 0 {
+        adjust(msg, p.ip + 10, d, false);
+    }
+    // The ICMP checksum over the whole message (the quote changed in several places), with
+    // ICMPv6's pseudo-header.
+    let l4 = p.l4;
+    msg[l4 + 2..l4 + 4].copy_from_slice(&[0, 0]);
     let init = if v6 {
-        let mut s = 0u32;
-        s += u32::from(sum(&new_src.to_be_bytes(), 0));
-        s += u32::from(sum(&new_dst.to_be_bytes(), 0));
-        let len = (end - l4) as u32;
-        s + (len >> 16) + (len & 0xffff) + u32::from(ICMPV6)
+        let len = (msg.len() - l4) as u32;
+        pseudo_header_v6(&new_src.into(), &new_dst.into(), ICMPV6, len)
     } else {
         0
     };
-    let c = !sum(&frame[l4..end], init);
-    frame[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
+    let c = !sum(&msg[l4..], u32::from(init));
+    msg[l4 + 2..l4 + 4].copy_from_slice(&c.to_be_bytes());
 }
 
 /// The quoted packet of an ICMP error (its IP header at `at`, as much of the rest as was
 /// quoted): its flow, offsets and kind, if it has ports or an echo identifier.
 fn parse_quote(frame: &[u8], at: usize, v6: bool) -> Option<Pkt> {
-    let (fam, proto, src, dst, l4) = if v6 {
-        (
-            Fam::V6,
-            *frame.get(at + 6)?,
-            be128(frame, at + 8)?,
-            be128(frame, at + 24)?,
-            at + 40,
-        )
-    } else {
-        let b0 = *frame.get(at)?;
-        let hl = usize::from(b0 & 0x0f) * 4;
-        if b0 >> 4 != 4 || hl < 20 || at + hl > frame.len() {
-            return None;
-        }
-        (
-            Fam::V4,
-            *frame.get(at + 9)?,
-            u128::from(be32(frame, at + 12)?),
-            u128::from(be32(frame, at + 16)?),
-            at + hl,
-        )
-    };
+    let (fam, proto, src, dst, l4, _, _) = ip_header(frame, at, v6)?;
     let (sport, dport, kind) = match proto {
         TCP | UDP => (be16(frame, l4)?, be16(frame, l4 + 2)?, Kind::Ports),
         ICMP | ICMPV6 => {
@@ -686,6 +613,7 @@ fn parse_quote(frame: &[u8], at: usize, v6: bool) -> Option<Pkt> {
         dst,
         sport,
         dport,
+        ip: at,
         l4,
         end: frame.len(),
         tcp_flags: 0,
@@ -1037,6 +965,52 @@ mod tests {
         t.create_nat(0, &g, &to, 0x02).unwrap();
         assert_eq!(t.lookup_nat(&g.reversed()), None);
         assert_eq!(t.stats().live, 3);
+    }
+
+    #[test]
+    fn a_full_bucket_makes_room_for_a_nat_session() {
+        // One bucket: four half-open sessions (two entries each) fill it.
+        let t = Sessions::new(
+            crate::acl::session::WAYS,
+            1,
+            SessionConfig {
+                limit: 100,
+                iface_limit: 100,
+                timeouts: Default::default(),
+            },
+        );
+        let f = frame4([10, 0, 0, 5], [10, 96, 0, 10], TCP, &tcp(1, 80), Some(16));
+        let p = parse(&f, L3, false).unwrap();
+        for i in 0..5u16 {
+            let orig = Flow {
+                sport: 1000 + i,
+                ..p.flow(0)
+            };
+            let to = Flow {
+                dst: v4([10, 1, 0, 3]),
+                ..orig
+            };
+            t.set_clock(u32::from(i) + 1);
+            assert!(t.create_nat(0, &orig, &to, 0x02).is_ok(), "session {i}");
+        }
+        let st = t.stats();
+        assert_eq!((st.live, st.evicted), (8, 1), "{st:?}");
+        // The oldest went, as a pair.
+        let first = Flow {
+            sport: 1000,
+            ..p.flow(0)
+        };
+        assert_eq!(t.lookup_nat(&first), None);
+        assert_eq!(
+            t.lookup_nat(
+                &Flow {
+                    dst: v4([10, 1, 0, 3]),
+                    ..first
+                }
+                .reversed()
+            ),
+            None
+        );
     }
 
     #[test]
