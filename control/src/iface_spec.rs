@@ -71,7 +71,7 @@ impl Driver {
     /// "Kernel interfaces").
     pub fn default_for(type_name: &str) -> Option<Driver> {
         match type_name {
-            "af_packet" | "tap" => Some(Driver::Native),
+            "af_packet" | "tap" | "vhost-user" => Some(Driver::Native),
             _ => None,
         }
     }
@@ -414,6 +414,22 @@ impl IfaceSpec {
     pub fn native(&self) -> Option<&str> {
         match (&self.kind, self.driver) {
             (Kind::AfPacket { iface } | Kind::Tap { iface }, Some(Driver::Native)) => Some(iface),
+            _ => None,
+        }
+    }
+
+    /// The socket, role and queue pairs of a native vhost-user port (librte_vhost's API,
+    /// no ethdev port), if this interface is one.
+    pub fn native_vhost(&self) -> Option<(&Path, SocketRole, u16)> {
+        match (&self.kind, self.driver) {
+            (
+                Kind::VhostUser {
+                    socket,
+                    role,
+                    queues,
+                },
+                Some(Driver::Native),
+            ) => Some((socket, *role, *queues)),
             _ => None,
         }
     }

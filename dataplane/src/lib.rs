@@ -41,6 +41,7 @@ pub mod poll;
 pub mod punt;
 pub mod slowpath;
 pub mod tunnel;
+pub mod vhost_port;
 pub mod wire;
 pub mod worker;
 
@@ -48,6 +49,7 @@ pub use counters::{DropReason, PortTotals, StageStats, WorkerStats};
 pub use engine::Engine;
 pub use graph::Stage;
 pub use plan::{
-    ForwardingPlan, IfIndex, IfacePlan, Input, NativeRef, Rx, RxQueue, Tx, WorkerPlan, MAX_IFACES,
+    ForwardingPlan, IfIndex, IfacePlan, Input, NativeRef, Rx, RxQueue, Tx, VhostRef, WorkerPlan,
+    MAX_IFACES,
 };
 pub use poll::PollMode;

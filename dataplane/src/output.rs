@@ -37,7 +37,8 @@ use dpdk::{Burst, Mbuf, PortQueue, MAX_BURST};
 
 use crate::counters::{bump, DropReason, WorkerCounters};
 use crate::graph::{Csum, Ctx, Gso, Meta, Stage};
-use crate::plan::{IfIndex, NativeRef, Tx, MAX_IFACES};
+use crate::native::TxDone;
+use crate::plan::{IfIndex, Tx, MAX_IFACES};
 use crate::wire::{checksum, ethernet, gso, vnet};
 
 /// Interfaces that can have frames pending at once.
@@ -399,11 +400,22 @@ fn transmit(ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64) {
     if burst.is_empty() {
         return;
     }
+    let n_before = burst.len();
     match tx_of(ctx, iface) {
         // SAFETY: the plan gives worker `ctx.worker` only its own tx queue of each port,
         // open while this plan is in use (Engine::publish's contract, see plan.rs).
         Some(Tx::Dpdk(q)) => unsafe { transmit_dpdk(burst, bytes, *q, iface, ctx.counters) },
-        Some(Tx::Native(p)) => transmit_native(ctx, burst, bytes, p, iface),
+        Some(Tx::Native(p)) => {
+            // SAFETY: this is worker `ctx.worker`'s thread, the only one the engine runs
+            // with that id.
+            let done = unsafe { p.tx(ctx.worker, burst) };
+            count_tx(ctx, done, n_before, bytes, iface);
+        }
+        Some(Tx::Vhost(p)) => {
+            // SAFETY: as for Native.
+            let done = unsafe { p.tx(ctx.worker, burst) };
+            count_tx(ctx, done, n_before, bytes, iface);
+        }
         None | Some(Tx::None) => {
             ctx.counters
                 .drop_packets(STAGE, DropReason::NoTxQueue, iface, burst.len() as u64);
@@ -426,16 +438,12 @@ fn tx_of<'a>(ctx: &Ctx<'a>, iface: IfIndex) -> Option<&'a Tx> {
         .and_then(|w| w.tx.get(usize::from(iface)))
 }
 
-/// Sends the whole burst (`offered` bytes) out of native port `p`; what the kernel does not
-/// take is freed and counted as tx_full, what cannot be described to it as
-/// offload_unsupported.
+/// Counts what a native or vhost-user port did with a burst of `n` frames (`offered`
+/// bytes): what it did not take was freed and is counted as tx_full, what could not be
+/// described to it as offload_unsupported.
 #[inline]
-fn transmit_native(ctx: &Ctx, burst: &mut Burst, offered: u64, p: &NativeRef, iface: IfIndex) {
+fn count_tx(ctx: &Ctx, done: TxDone, n: usize, offered: u64, iface: IfIndex) {
     let c = ctx.counters;
-    let n = burst.len();
-    // SAFETY: this is worker `ctx.worker`'s thread, the only one the engine runs with
-    // that id.
-    let done = unsafe { p.tx(ctx.worker, burst) };
     bump(&c.tx_packets, done.sent as u64);
     c.iface_tx(
         iface,

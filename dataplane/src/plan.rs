@@ -26,6 +26,7 @@ use std::sync::Arc;
 use dpdk::PortQueue;
 
 use crate::native::NativePort;
+use crate::vhost_port::VhostPort;
 
 use crate::counters::DropReason;
 use crate::l3::{Fib4, Fib6, NextHops};
@@ -75,6 +76,27 @@ impl std::ops::Deref for NativeRef {
     }
 }
 
+/// A vhost-user port as plans name it ([`crate::vhost_port`]): shared by the plans that
+/// name it, so it stays registered while a worker may still use one of them. Equal when it
+/// is the same port.
+#[derive(Debug, Clone)]
+pub struct VhostRef(pub Arc<VhostPort>);
+
+impl PartialEq for VhostRef {
+    fn eq(&self, other: &VhostRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for VhostRef {}
+
+impl std::ops::Deref for VhostRef {
+    type Target = VhostPort;
+    fn deref(&self) -> &VhostPort {
+        &self.0
+    }
+}
+
 /// How a worker transmits on an interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Tx {
@@ -87,6 +109,8 @@ pub enum Tx {
     /// Out of this native kernel-interface port (which takes frames with their offload
     /// state: partial checksums and GSO super-frames go as they are).
     Native(NativeRef),
+    /// Into this vhost-user port (a virtqueue of the guest's, through librte_vhost).
+    Vhost(VhostRef),
     /// Into the encapsulation of the tunnel that this interface is
     /// ([`ForwardingPlan::tunnel`]): the stages that send into a tunnel hand frames to
     /// tunnel-encap; a frame that reaches the output of a tunnel all the same (a MAC entry
@@ -292,6 +316,8 @@ pub enum Rx {
     Dpdk(PortQueue),
     /// A native kernel-interface port whose rx worker this worker is.
     Native(NativeRef),
+    /// Queue pair `.1` of a vhost-user port, which this worker alone polls.
+    Vhost(VhostRef, u16),
 }
 
 /// One rx queue a worker polls, and the interface it belongs to.

@@ -81,6 +81,9 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                     // SAFETY: this thread is worker `id`'s, the only one the engine runs
                     // with that id.
                     Rx::Native(p) => unsafe { p.rx(id, burst, RX_BURST) },
+                    // SAFETY: as for Native; and queue pair q is in this worker's part of
+                    // the plan alone (queue ownership, as for DPDK rx queues).
+                    Rx::Vhost(p, q) => unsafe { p.rx(id, *q, burst, RX_BURST) },
                 };
                 if n == 0 {
                     continue;

@@ -25,6 +25,7 @@
 #include <rte_fib.h>
 #include <rte_fib6.h>
 #include <rte_acl.h>
+#include <rte_vhost.h>
 
 /* Macros bindgen cannot see through, and helpers; defined in shim.c. */
 int vs_rte_errno(void);

@@ -20,7 +20,7 @@ use vswitch_dataplane::plan::L3Port;
 use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{
     DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, NativeRef, PortTotals, Rx,
-    RxQueue, Stage, Tx, WorkerPlan, MAX_IFACES,
+    RxQueue, Stage, Tx, VhostRef, WorkerPlan, MAX_IFACES,
 };
 use vswitch_proto::v1 as pb;
 
@@ -126,6 +126,9 @@ enum Backend {
     Dpdk(Port),
     /// A native kernel-interface port (`driver=native`; no ethdev port).
     Native(NativeRef),
+    /// A vhost-user port through librte_vhost's API (`driver=native`; no ethdev port), and
+    /// the MAC the switch reports for it.
+    Vhost(VhostRef, [u8; 6]),
 }
 
 /// The MAC of a Linux interface (zero if it cannot be read).
@@ -146,6 +149,10 @@ impl Backend {
                 up: true,
                 speed_mbps: 0,
             },
+            Backend::Vhost(v, _) => dpdk::LinkStatus {
+                up: v.is_up(),
+                speed_mbps: 0,
+            },
         }
     }
 
@@ -153,6 +160,7 @@ impl Backend {
         match self {
             Backend::Dpdk(p) => p.mtu(),
             Backend::Native(n) => kernel_mtu(n.ifname()).unwrap_or_default(),
+            Backend::Vhost(v, _) => v.mtu(),
         }
     }
 
@@ -160,6 +168,10 @@ impl Backend {
         match self {
             Backend::Dpdk(p) => p.set_mtu(mtu).map_err(|e| e.to_string()),
             Backend::Native(n) => set_kernel_mtu(n.ifname(), mtu),
+            Backend::Vhost(v, _) => {
+                v.set_mtu(mtu);
+                Ok(())
+            }
         }
     }
 
@@ -176,6 +188,7 @@ impl Backend {
                     ..dpdk::PortStats::default()
                 }
             }
+            Backend::Vhost(..) => dpdk::PortStats::default(),
         }
     }
 
@@ -184,6 +197,7 @@ impl Backend {
         match self {
             Backend::Dpdk(p) => p.queues(),
             Backend::Native(n) => (1, n.tx_paths() as u16),
+            Backend::Vhost(v, _) => (v.queues(), v.tx_paths() as u16),
         }
     }
 
@@ -191,6 +205,7 @@ impl Backend {
         match self {
             Backend::Dpdk(p) => p.mac(),
             Backend::Native(n) => kernel_mac(n.ifname()),
+            Backend::Vhost(_, mac) => *mac,
         }
     }
 
@@ -198,7 +213,7 @@ impl Backend {
     fn id(&self) -> Option<u16> {
         match self {
             Backend::Dpdk(p) => Some(p.id()),
-            Backend::Native(_) => None,
+            Backend::Native(_) | Backend::Vhost(..) => None,
         }
     }
 
@@ -207,7 +222,7 @@ impl Backend {
     fn set_link(&self, up: bool) -> Result<(), String> {
         match self {
             Backend::Dpdk(p) => p.set_link(up).map_err(|e| e.to_string()),
-            Backend::Native(_) => Ok(()),
+            Backend::Native(_) | Backend::Vhost(..) => Ok(()),
         }
     }
 
@@ -216,6 +231,7 @@ impl Backend {
             Backend::Dpdk(p) => p.close(),
             // Closed when the last plan naming it is dropped.
             Backend::Native(n) => drop(n),
+            Backend::Vhost(v, _) => drop(v),
         }
     }
 
@@ -224,6 +240,7 @@ impl Backend {
         match self {
             Backend::Dpdk(p) => p.tx_queue(w as u16).map(Tx::Dpdk),
             Backend::Native(n) => (w < n.tx_paths()).then(|| Tx::Native(n.clone())),
+            Backend::Vhost(v, _) => (w < v.tx_paths()).then(|| Tx::Vhost(v.clone())),
         }
     }
 
@@ -232,6 +249,9 @@ impl Backend {
         match self {
             Backend::Dpdk(p) => p.rx_queue(q as u16).map(Rx::Dpdk),
             Backend::Native(n) => (q == 0).then(|| Rx::Native(n.clone())),
+            Backend::Vhost(v, _) => {
+                (q < usize::from(v.queues())).then(|| Rx::Vhost(v.clone(), q as u16))
+            }
         }
     }
 }

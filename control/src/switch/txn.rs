@@ -56,10 +56,12 @@ const NATIVE_RINGS: AfPacketConfig = AfPacketConfig {
 use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
 use vswitch_dataplane::native::NativePort;
 use vswitch_dataplane::plan::place_queues;
+use vswitch_dataplane::vhost_port::VhostPort;
 use vswitch_dataplane::IfIndex;
-use vswitch_dataplane::NativeRef;
+use vswitch_dataplane::{NativeRef, VhostRef};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
+use vswitch_vhost::SocketRole;
 
 use super::{Attached, Backend, Switch, TunnelIndex};
 use crate::error::{ApiError, ApiResult};
@@ -395,6 +397,14 @@ impl Switch {
         if let Some(ifname) = spec.native() {
             return self.open_native(name, ifname, spec, ifindex, pool, undo);
         }
+        if let Some((socket, role, queues)) = spec.native_vhost() {
+            let vhost = VhostSpec {
+                socket,
+                client: role == SocketRole::Client,
+                queues,
+            };
+            return self.open_vhost(next, index, name, spec, vhost, ifindex, pool, undo);
+        }
         let plan = spec
             .port_plan(self.next_index, self.engine.workers() as u16)
             .ok_or_else(|| ApiError::internal(format!("interface {name:?} has no port to open")))?;
@@ -517,6 +527,65 @@ impl Switch {
                 port,
                 kernel_mtu,
                 server_socket: None,
+                devargs,
+                rx_workers,
+                base,
+                link_seen: false,
+            },
+        );
+        undo.opened.push(name.to_string());
+        Ok(())
+    }
+
+    /// Opens the vhost-user port of interface `name` through librte_vhost's API (no ethdev
+    /// port): its queue pairs are placed on the least loaded workers.
+    #[allow(clippy::too_many_arguments)]
+    fn open_vhost(
+        &mut self,
+        next: &mut Model,
+        index: usize,
+        name: &str,
+        spec: &IfaceSpec,
+        vhost: VhostSpec,
+        ifindex: IfIndex,
+        pool: Arc<Mempool>,
+        undo: &mut Undo,
+    ) -> ApiResult<()> {
+        let workers = self.engine.workers();
+        let port = VhostPort::open(vhost.socket, vhost.client, vhost.queues, workers, pool)
+            .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
+        if let Some(mtu) = spec.mtu {
+            port.set_mtu(mtu);
+        }
+        if !vhost.client {
+            vswitch_vhost::restrict_socket(vhost.socket);
+        }
+        let mac = match spec.mac {
+            Some(m) => m,
+            None => {
+                let m = random_mac();
+                next.record_mac(name, m);
+                undo.recorded_macs.push((index, format_mac(m)));
+                m
+            }
+        };
+        let rx_workers = place_queues(&mut self.queue_load, usize::from(port.queues()));
+        let devargs = format!(
+            "native vhost-user,socket={},client={},queues={}",
+            vhost.socket.display(),
+            u8::from(vhost.client),
+            port.queues()
+        );
+        let base = self.engine.iface_totals(ifindex);
+        tracing::info!(iface = name, socket = %vhost.socket.display(), client = vhost.client,
+            queues = port.queues(), driver = "native", ifindex, "interface added");
+        self.ports.insert(
+            name.to_string(),
+            Attached {
+                ifindex,
+                port: Backend::Vhost(VhostRef(Arc::new(port)), mac),
+                kernel_mtu: None,
+                server_socket: (!vhost.client).then(|| vhost.socket.to_path_buf()),
                 devargs,
                 rx_workers,
                 base,
@@ -826,6 +895,31 @@ impl Switch {
         self.bvis = undo.bvis;
         self.tunnels = undo.tunnels;
     }
+}
+
+/// Where a native vhost-user port's socket is and how it is used.
+struct VhostSpec<'a> {
+    socket: &'a std::path::Path,
+    client: bool,
+    queues: u16,
+}
+
+/// A random locally administered unicast MAC, for a port whose driver has none.
+fn random_mac() -> [u8; 6] {
+    use std::io::Read;
+    let mut m = [0u8; 6];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut m))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        m.copy_from_slice(&t.to_le_bytes()[..6]);
+    }
+    m[0] = (m[0] & 0xfe) | 0x02;
+    m
 }
 
 /// Closes the port of an interface that left the plan (kept open, leaked, if a worker

@@ -28,6 +28,7 @@ mod mbuf;
 mod mempool;
 pub mod offload;
 mod port;
+pub mod vhost;
 
 pub use acl::{Acl, Acl4, Acl4Input, Acl6, Acl6Input, AclAlgorithm, AclPrefix, AclRule, AclTuple};
 pub use eal::{light_args, Eal};
@@ -38,5 +39,6 @@ pub use mbuf::{Burst, Drain, Mbuf, Parts, MAX_BURST};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, HEADROOM};
 pub use offload::{BurstSummary, MbufOffload};
 pub use port::{LinkStatus, Port, PortConfig, PortQueue, PortStats, MAX_PORTS};
+pub use vhost::{MemRegion, VhostDevice, VhostEvents, VhostQueue, VhostSocket};
 
 pub mod test_eal;

@@ -1,0 +1,364 @@
+//! vhost-user through librte_vhost's own API: a socket registered with the library
+//! ([`VhostSocket`]), the devices it reports through callbacks ([`VhostEvents`]), and
+//! enqueue / dequeue bursts on a device id ([`VhostQueue`]); no ethdev port per socket, so
+//! none of DPDK's 32 port slots.
+//!
+//! Threads: librte_vhost runs the vhost-user protocol on a thread of its own (its "vhost-
+//! events" thread), which calls [`VhostEvents`]. A device's queues may be used from the
+//! moment `new_device` returns `Ok` until `destroy_device` returns: the handler must make
+//! sure that no thread is inside [`VhostQueue::enqueue`] / [`VhostQueue::dequeue`] for that
+//! device when its `destroy_device` returns (librte_vhost unmaps the guest's memory right
+//! after). librte_vhost serialises the threads that use one virtqueue (its per-queue access
+//! lock), so several workers may enqueue into one queue.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::{Burst, Error, Mempool, Result, MAX_BURST};
+
+/// virtio-net features the switch turns off: checksum and segmentation offloads (the
+/// frames a VM sends then carry complete checksums and are at most its MTU, as with
+/// DPDK's net_vhost without `tso=1`), and ECN / UFO that go with them.
+pub const DISABLED_FEATURES: u64 = (1 << 0) // VIRTIO_NET_F_CSUM
+    | (1 << 1) // VIRTIO_NET_F_GUEST_CSUM
+    | (1 << 7) // VIRTIO_NET_F_GUEST_TSO4
+    | (1 << 8) // VIRTIO_NET_F_GUEST_TSO6
+    | (1 << 9) // VIRTIO_NET_F_GUEST_ECN
+    | (1 << 10) // VIRTIO_NET_F_GUEST_UFO
+    | (1 << 11) // VIRTIO_NET_F_HOST_TSO4
+    | (1 << 12) // VIRTIO_NET_F_HOST_TSO6
+    | (1 << 13) // VIRTIO_NET_F_HOST_ECN
+    | (1 << 14); // VIRTIO_NET_F_HOST_UFO
+
+/// What a registered socket's owner hears from librte_vhost (on its thread).
+pub trait VhostEvents: Send + Sync {
+    /// A frontend finished setting up device `dev`. `Err` refuses it (logged by the
+    /// caller; the frontend's connection is then closed by librte_vhost).
+    fn new_device(&self, dev: &VhostDevice) -> std::result::Result<(), String>;
+    /// Device `vid` is going: no thread may use its queues once this returns.
+    fn destroy_device(&self, vid: i32);
+    /// Virtqueue `vring` (2q: the guest's rx of queue pair q, 2q+1: its tx) of `vid` was
+    /// enabled or disabled by the frontend.
+    fn vring_state_changed(&self, vid: i32, vring: u16, enable: bool);
+}
+
+/// The handlers of the sockets registered in this process, by socket path (librte_vhost's
+/// callbacks name only a device id, whose socket path `rte_vhost_get_ifname` gives).
+static HANDLERS: Mutex<Option<HashMap<CString, Arc<dyn VhostEvents>>>> = Mutex::new(None);
+
+fn handler_of(vid: c_int) -> Option<Arc<dyn VhostEvents>> {
+    let path = ifname(vid)?;
+    let handlers = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
+    handlers.as_ref()?.get(&path).cloned()
+}
+
+fn ifname(vid: c_int) -> Option<CString> {
+    let mut buf = [0 as c_char; 256];
+    // SAFETY: buf is writable for its length, which we pass; the library NUL-terminates.
+    let rc = unsafe { dpdk_sys::rte_vhost_get_ifname(vid, buf.as_mut_ptr(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: NUL-terminated within buf (above).
+    Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned())
+}
+
+unsafe extern "C" fn on_new_device(vid: c_int) -> c_int {
+    let Some(h) = handler_of(vid) else {
+        return -1;
+    };
+    match h.new_device(&VhostDevice { vid }) {
+        Ok(()) => 0,
+        Err(_) => -1,
+    }
+}
+
+unsafe extern "C" fn on_destroy_device(vid: c_int) {
+    if let Some(h) = handler_of(vid) {
+        h.destroy_device(vid);
+    }
+}
+
+unsafe extern "C" fn on_vring_state_changed(vid: c_int, vring: u16, enable: c_int) -> c_int {
+    if let Some(h) = handler_of(vid) {
+        h.vring_state_changed(vid, vring, enable != 0);
+    }
+    0
+}
+
+/// The callbacks, in a static the library may point to forever.
+struct Ops(dpdk_sys::rte_vhost_device_ops);
+
+// SAFETY: never written after initialisation; its only pointer field (reserved) is null.
+unsafe impl Sync for Ops {}
+
+static OPS: Ops = Ops(dpdk_sys::rte_vhost_device_ops {
+    new_device: Some(on_new_device),
+    destroy_device: Some(on_destroy_device),
+    vring_state_changed: Some(on_vring_state_changed),
+    features_changed: None,
+    new_connection: None,
+    destroy_connection: None,
+    guest_notified: None,
+    reserved: [std::ptr::null_mut(); 1],
+});
+
+/// A device a frontend set up, as `new_device` sees it.
+#[derive(Debug)]
+pub struct VhostDevice {
+    vid: c_int,
+}
+
+/// One region of a guest's memory table, as librte_vhost mapped it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemRegion {
+    pub guest_phys_addr: u64,
+    pub size: u64,
+    /// Bytes mapped from `fd` (the region and the offset into the file before it).
+    pub mmap_size: u64,
+    pub fd: c_int,
+}
+
+impl VhostDevice {
+    /// The device id.
+    pub fn vid(&self) -> i32 {
+        self.vid
+    }
+
+    /// The features the frontend and the switch agreed.
+    pub fn negotiated_features(&self) -> u64 {
+        let mut f = 0u64;
+        // SAFETY: f is a valid out-pointer; an unknown vid returns an error, f stays 0.
+        unsafe { dpdk_sys::rte_vhost_get_negotiated_features(self.vid, &mut f) };
+        f
+    }
+
+    /// Virtqueues the frontend set up (two per queue pair).
+    pub fn vrings(&self) -> u16 {
+        // SAFETY: plain query by id.
+        unsafe { dpdk_sys::rte_vhost_get_vring_num(self.vid) }
+    }
+
+    /// The MTU the frontend announced (VIRTIO_NET_F_MTU), if any.
+    pub fn mtu(&self) -> Option<u16> {
+        let mut mtu = 0u16;
+        // SAFETY: mtu is a valid out-pointer.
+        let rc = unsafe { dpdk_sys::rte_vhost_get_mtu(self.vid, &mut mtu) };
+        (rc == 0).then_some(mtu)
+    }
+
+    /// The guest memory table librte_vhost mapped for the device.
+    pub fn mem_regions(&self) -> Vec<MemRegion> {
+        let mut mem: *mut dpdk_sys::rte_vhost_memory = std::ptr::null_mut();
+        // SAFETY: mem is a valid out-pointer; on success the library mallocs a copy that we
+        // read and free below.
+        let rc = unsafe { dpdk_sys::rte_vhost_get_mem_table(self.vid, &mut mem) };
+        if rc != 0 || mem.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: mem points to an rte_vhost_memory followed by nregions regions (its
+        // flexible array member), as the library wrote it.
+        let regions = unsafe {
+            let n = (*mem).nregions as usize;
+            std::slice::from_raw_parts((*mem).regions.as_ptr(), n)
+                .iter()
+                .map(|r| MemRegion {
+                    guest_phys_addr: r.guest_phys_addr,
+                    size: r.size,
+                    mmap_size: r.mmap_size,
+                    fd: r.fd,
+                })
+                .collect()
+        };
+        // SAFETY: the copy was malloc'ed by rte_vhost_get_mem_table for the caller to free.
+        unsafe { libc::free(mem.cast()) };
+        regions
+    }
+
+    /// Asks the frontend not to notify (kick) the switch when it adds to `vring`: the
+    /// switch polls.
+    pub fn disable_kicks(&self, vring: u16) {
+        // SAFETY: plain call by id; an unknown queue returns an error, which is harmless.
+        unsafe { dpdk_sys::rte_vhost_enable_guest_notification(self.vid, vring, 0) };
+    }
+}
+
+/// A vhost-user socket registered with librte_vhost: the switch listens on it (server) or
+/// connects to it, and reconnects when the frontend goes (client). Unregistered (which
+/// destroys a connected device first, through its handler) when dropped.
+#[derive(Debug)]
+pub struct VhostSocket {
+    path: CString,
+}
+
+impl VhostSocket {
+    /// Registers `path` (server: the library creates and listens on it; client: it
+    /// connects, and reconnects after the frontend goes) with `events` as its handler.
+    /// Needs an initialised EAL.
+    pub fn register(
+        path: &Path,
+        client: bool,
+        events: Arc<dyn VhostEvents>,
+    ) -> Result<VhostSocket> {
+        let cpath = CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            Error::msg(
+                "vhost-user socket",
+                format!("path {} has a NUL", path.display()),
+            )
+        })?;
+        {
+            let mut h = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
+            let map = h.get_or_insert_with(HashMap::new);
+            if map.contains_key(&cpath) {
+                return Err(Error::msg(
+                    format!("vhost-user socket {}", path.display()),
+                    "registered already",
+                ));
+            }
+            map.insert(cpath.clone(), events);
+        }
+        let sock = VhostSocket { path: cpath };
+        let flags = if client {
+            u64::from(dpdk_sys::RTE_VHOST_USER_CLIENT)
+        } else {
+            0
+        };
+        // SAFETY: a NUL-terminated path the library copies.
+        let rc = unsafe { dpdk_sys::rte_vhost_driver_register(sock.path.as_ptr(), flags) };
+        if rc != 0 {
+            sock.forget_handler();
+            return Err(Error::msg(
+                format!("rte_vhost_driver_register({})", path.display()),
+                "refused (see the log)",
+            ));
+        }
+        let fail = |what: &str| {
+            // SAFETY: registered above.
+            unsafe { dpdk_sys::rte_vhost_driver_unregister(sock.path.as_ptr()) };
+            sock.forget_handler();
+            Error::msg(
+                format!("vhost-user socket {}", path.display()),
+                format!("{what} failed"),
+            )
+        };
+        // SAFETY: a registered path; plain calls.
+        if unsafe {
+            dpdk_sys::rte_vhost_driver_disable_features(sock.path.as_ptr(), DISABLED_FEATURES)
+        } != 0
+        {
+            return Err(fail("disabling offload features"));
+        }
+        // SAFETY: OPS is a static the library may keep a pointer to forever.
+        if unsafe { dpdk_sys::rte_vhost_driver_callback_register(sock.path.as_ptr(), &OPS.0) } != 0
+        {
+            return Err(fail("registering callbacks"));
+        }
+        // SAFETY: as above. In server mode this binds and listens (an error if the path is
+        // taken); in client mode it starts connecting.
+        if unsafe { dpdk_sys::rte_vhost_driver_start(sock.path.as_ptr()) } != 0 {
+            return Err(fail("starting (bind or listen)"));
+        }
+        Ok(sock)
+    }
+
+    /// The features the switch offers on this socket.
+    pub fn features(&self) -> u64 {
+        let mut f = 0u64;
+        // SAFETY: registered path, valid out-pointer.
+        unsafe { dpdk_sys::rte_vhost_driver_get_features(self.path.as_ptr(), &mut f) };
+        f
+    }
+
+    fn forget_handler(&self) {
+        let mut h = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(map) = h.as_mut() {
+            map.remove(&self.path);
+        }
+    }
+}
+
+impl Drop for VhostSocket {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`. The library destroys a connected device first
+        // (calling destroy_device on its handler, still in HANDLERS) and retries while its
+        // event thread holds the connection.
+        unsafe { dpdk_sys::rte_vhost_driver_unregister(self.path.as_ptr()) };
+        self.forget_handler();
+    }
+}
+
+/// One virtqueue pair of a device, as the data path names it: `Copy`, checked by nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VhostQueue {
+    pub vid: i32,
+    /// The queue pair: the guest's rx virtqueue is 2q, its tx 2q+1.
+    pub pair: u16,
+}
+
+impl VhostQueue {
+    /// Copies up to `max` frames the guest sent into mbufs of `pool`, appended to `burst`;
+    /// returns how many.
+    ///
+    /// # Safety
+    /// The device is live: its `new_device` returned `Ok` and its `destroy_device` has not
+    /// returned, for the whole call (the handler's contract, see the module documentation).
+    #[inline]
+    pub unsafe fn dequeue(self, pool: &Mempool, burst: &mut Burst, max: usize) -> usize {
+        let room = (MAX_BURST - burst.len).min(max) as u16;
+        // SAFETY: pkts[len..len+room] is the burst's free room; the library writes at most
+        // room mbuf pointers there (owned mbufs of `pool`) and we take exactly the n it
+        // reports. The device is live (caller's contract).
+        let n = unsafe {
+            dpdk_sys::rte_vhost_dequeue_burst(
+                self.vid,
+                self.pair * 2 + 1,
+                pool.as_ptr(),
+                burst.pkts.as_mut_ptr().add(burst.len),
+                room,
+            )
+        } as usize;
+        burst.len += n;
+        n
+    }
+
+    /// Copies every frame of `burst` into the guest's buffers and frees the burst; returns
+    /// how many the guest took (the rest found no room) and, when it did not take them all,
+    /// the bytes of those it took (0 when it took every frame).
+    ///
+    /// # Safety
+    /// As for [`VhostQueue::dequeue`].
+    #[inline]
+    pub unsafe fn enqueue(self, burst: &mut Burst) -> (usize, u64) {
+        let mut sent = 0;
+        let (ptr, len) = (burst.pkts.as_mut_ptr(), burst.len);
+        let mut at = 0;
+        while at < len {
+            // librte_vhost takes at most 32 a call.
+            let chunk = (len - at).min(32) as u16;
+            // SAFETY: ptr[at..at+chunk] are owned mbufs; the library copies from them and
+            // takes no ownership. The device is live (caller's contract).
+            let n = unsafe {
+                dpdk_sys::rte_vhost_enqueue_burst(self.vid, self.pair * 2, ptr.add(at), chunk)
+            };
+            sent += n as usize;
+            if n < chunk {
+                break;
+            }
+            at += usize::from(chunk);
+        }
+        let bytes = if sent < len {
+            burst.pkts[..sent]
+                .iter()
+                // SAFETY: pkts[..len] are owned live mbufs (the library only copied them).
+                .map(|&m| u64::from(unsafe { (*m).pkt_len }))
+                .sum()
+        } else {
+            0
+        };
+        burst.clear();
+        (sent, bytes)
+    }
+}
