@@ -633,6 +633,13 @@ vs_iperf() {
 TESTPMD_PID=""
 TESTPMD_LOG=""
 start_testpmd() {
+    launch_testpmd "$@"
+    wait_testpmd "$1" "$3"
+}
+
+# launch_testpmd NAME CPU MODE VDEV: start_testpmd without the wait (a virtio-user server,
+# server=1, waits in its start-up until a backend connects); wait_testpmd NAME MODE later.
+launch_testpmd() {
     local name=$1 cpu=$2 mode=$3 vdev=$4 prefix="${VS_TAG}$1"
     TESTPMD_LOG=$VS_TMP/testpmd-$name.log
     VS_PREFIXES+=("$prefix")
@@ -643,9 +650,13 @@ start_testpmd() {
         </dev/null >"$TESTPMD_LOG" 2>&1 &
     TESTPMD_PID=$!
     vs_track_pid "$TESTPMD_PID"
-    wait_until 20 "testpmd $name forwarding" grep -q 'Port statistics' "$TESTPMD_LOG"
-    vs_alive "$TESTPMD_PID" || fail "testpmd $name exited early"
-    log "testpmd $name ($mode, cpu $cpu) pid $TESTPMD_PID"
+}
+
+# wait_testpmd NAME MODE: waits until the last launched testpmd forwards.
+wait_testpmd() {
+    wait_until 20 "testpmd $1 forwarding" grep -q 'Port statistics' "$TESTPMD_LOG"
+    vs_alive "$TESTPMD_PID" || fail "testpmd $1 exited early"
+    log "testpmd $1 ($2) pid $TESTPMD_PID"
 }
 
 # stop_testpmd PID: SIGINT (testpmd stops forwarding, prints its final forward statistics,

@@ -85,9 +85,9 @@ GOALS = [
     (("vswitch", "ipv6-10k"), ("floor", "ipv6-10k"), 0.4),
     (("vswitch", "ipv6-10k"), ("ovs", "ipv6-10k"), 2.0),
     (("vswitch", "v2v-vhost"), ("floor", "v2v-vhost"), 0.9),
-    (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.15),
+    (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.3),
     (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
-    (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.0),
+    (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.1),
     # CNI (issue 17): memif pod to memif pod through the plugin's attachments (a bridge) at
     # the v2v-memif figure (a cross-connect of the same ports).
     (("vswitch", "v2v-memif-cni"), ("vswitch", "v2v-memif"), 1.0),

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# vs-test: serial
+# (busy-polling testpmds share CPU 0 with the pod; the switch's worker has CPU 1)
+# vhost-user ports through librte_vhost's own API (driver=native, no ethdev port each):
+# - 50 vhost-user interfaces (server mode) on one bridge with a veth pod, past DPDK's 32
+#   ports; a dpdk-testpmd "VM" (virtio-user, forward mode icmpecho) on two of them answers
+#   the pod's pings through the bridge;
+# - the other mode: the switch as vhost-user client of a testpmd virtio-user server (how
+#   QEMU and OVS deploy it);
+# - restarts: the client-side peer killed and started again, the server-side peer killed
+#   and started again (the switch reconnects), and vswitchd itself restarted while the
+#   server-side peer stays: traffic resumes each time;
+# - malformed frontends (ci/vhost/bad_frontend.py): a memory region longer than its file,
+#   too many regions, garbage: refused and logged, the switch keeps running, and the same
+#   socket then takes a good peer.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/../lib.sh"
+
+vs_test_init "60-vhost-native"
+VHOSTS=${VS_VHOSTS:-50}
+start_vswitchd
+run_ok "bridge" vsctl bridge add br >/dev/null
+vs_host p 10.60.0.1/24
+pod=$VS_NS
+run_ok "add the pod's port" vsctl iface add pod af_packet iface="$VS_HOSTIF" >/dev/null
+run_ok "attach the pod" vsctl bridge attach br pod >/dev/null
+
+# 50 vhost-user interfaces and their bridge ports, one transaction.
+f=$VS_TMP/vhosts.txt
+for ((i = 0; i < VHOSTS; i++)); do
+    echo "iface add vh$i vhost-user socket=$VS_TMP/vh$i.sock mode=server"
+    echo "bridge attach br vh$i"
+done >"$f"
+run_ok "add $VHOSTS vhost-user interfaces (one transaction)" vsctl transaction "$f" >/dev/null
+for ((i = 0; i < VHOSTS; i++)); do
+    [[ -S "$VS_TMP/vh$i.sock" ]] || fail "vhost-user socket $VS_TMP/vh$i.sock missing"
+done
+n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user" and i["devargs"].startswith("native vhost-user"))')
+assert_eq "$n" "$VHOSTS" "vhost-user interfaces on librte_vhost's API (iface list devargs)"
+mode=$(stat -c %a "$VS_TMP/vh0.sock")
+assert_eq "$mode" 660 "mode of a server socket"
+
+link_up() { vsctl --json stats "$1" | vs_json_true 'd["link_up"]'; }
+link_down() { vsctl --json stats "$1" | vs_json_true 'not d["link_up"]'; }
+
+# vm NAME IFACE IP MAC VDEV: a testpmd "VM" answering ARP and ping as MAC on switch
+# interface IFACE; the bridge and the pod know it statically (icmpecho answers any address,
+# so a flooded request would otherwise teach the bridge a wrong port). Sets VM_PID.
+VM_PID=""
+vm() {
+    local name=$1 iface=$2 ip=$3 mac=$4 vdev=$5
+    start_testpmd "$name" 0 icmpecho "$vdev,mac=$mac"
+    VM_PID=$TESTPMD_PID
+    vsctl fdb add br "$mac" "$iface" >/dev/null 2>&1 || true
+    ip -n "$pod" neigh replace "$ip" lladdr "$mac" dev eth0 nud permanent
+    wait_until 15 "$iface link up" link_up "$iface"
+}
+
+# answers IFACE IP: the pod pings IP (5/5), and IFACE counted the requests out and the
+# replies in.
+answers() {
+    local iface=$1 ip=$2 rx0 tx0
+    rx0=$(iface_stat "$iface" rx_packets)
+    tx0=$(iface_stat "$iface" tx_packets)
+    vs_ping "$pod" "$ip"
+    stat_at_least "$iface" tx_packets $((tx0 + 5)) ||
+        fail "$iface sent fewer than 5 requests: $(vsctl stats "$iface")"
+    stat_at_least "$iface" rx_packets $((rx0 + 5)) ||
+        fail "$iface received fewer than 5 replies: $(vsctl stats "$iface")"
+}
+
+# Server mode: testpmd's virtio-user connects to the switch's sockets (vh0, and the last).
+last=$((VHOSTS - 1))
+vm vm0 vh0 10.60.0.10 02:00:00:00:60:10 "net_virtio_user0,path=$VS_TMP/vh0.sock"
+vm0=$VM_PID
+answers vh0 10.60.0.10
+stop_testpmd "$vm0"
+wait_until 15 "vh0 link down after its VM stopped" link_down vh0
+vm vm1 "vh$last" 10.60.0.11 02:00:00:00:60:11 "net_virtio_user0,path=$VS_TMP/vh$last.sock"
+answers "vh$last" 10.60.0.11
+stop_testpmd "$VM_PID"
+log "server mode: two VMs answered on vh0 and vh$last among $VHOSTS vhost-user interfaces"
+
+# Restart of the client-side peer: the same socket takes it again.
+vm vm0b vh0 10.60.0.10 02:00:00:00:60:10 "net_virtio_user0,path=$VS_TMP/vh0.sock"
+answers vh0 10.60.0.10
+stop_testpmd "$VM_PID"
+log "server mode: the VM on vh0 restarted and answered again"
+
+# Client mode: testpmd's virtio-user is the server (server=1: its start-up waits until a
+# backend connects), the switch connects to it, as to QEMU's socket.
+peer=$VS_TMP/peer.sock
+vm_mac=02:00:00:00:60:12 vm_ip=10.60.0.12
+# server_vm NAME: a testpmd VM serving $peer, waiting for the switch. Sets VM_PID.
+server_vm() {
+    rm -f "$peer"
+    launch_testpmd "$1" 0 icmpecho "net_virtio_user0,path=$peer,server=1,mac=$vm_mac"
+    VM_PID=$TESTPMD_PID
+    wait_until 20 "testpmd's server socket $peer" test -S "$peer"
+}
+server_vm vms
+run_ok "add vhost-user client vc" vsctl iface add vc vhost-user socket="$peer" mode=client >/dev/null
+run_ok "attach vc" vsctl bridge attach br vc >/dev/null
+wait_testpmd vms icmpecho
+run_ok "vc's static MAC" vsctl fdb add br "$vm_mac" vc >/dev/null
+ip -n "$pod" neigh replace "$vm_ip" lladdr "$vm_mac" dev eth0 nud permanent
+wait_until 15 "vc link up" link_up vc
+answers vc "$vm_ip"
+log "client mode: the switch connected to the VM's socket and the VM answered"
+
+# The server-side peer killed and started again: the switch reconnects by itself.
+stop_testpmd "$VM_PID"
+wait_until 15 "vc link down after its VM stopped" link_down vc
+server_vm vms2
+wait_testpmd vms2 icmpecho
+wait_until 20 "vc link up again (the switch reconnected)" link_up vc
+answers vc "$vm_ip"
+log "client mode: the VM restarted, the switch reconnected, the VM answered"
+
+# vswitchd restarted while the VM (the server) stays: the restored interface reconnects.
+stop_vswitchd
+restart_vswitchd
+wait_until 20 "vc link up after vswitchd restarted" link_up vc
+answers vc "$vm_ip"
+n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user")')
+assert_eq "$n" "$((VHOSTS + 1))" "vhost-user interfaces restored after the restart"
+log "vswitchd restarted as vhost-user client: restored, reconnected, the VM answered"
+stop_testpmd "$VM_PID"
+
+# Malformed frontends on vh1: each is refused (logged), the switch stays up.
+bad() {
+    local mode=$1 out
+    out=$(timeout 30 "$VS_PY" "$(dirname "$0")/../vhost/bad_frontend.py" --mode "$mode" \
+        --socket "$VS_TMP/vh1.sock") || fail "bad_frontend.py --mode $mode failed: $out"
+    vs_alive "$VSWITCHD_PID" || fail "vswitchd died on a malformed vhost-user frontend ($mode)"
+    run_ok "health after a malformed frontend ($mode)" vsctl health >/dev/null
+}
+bad short-file
+grep -q "vhost-user device refused.*maps 16777216 bytes from a file of 1048576 bytes" \
+    "$VSWITCHD_LOG" || fail "no refusal of the short-file memory region in $VSWITCHD_LOG"
+link_down vh1 || fail "vh1 came up with a memory region longer than its file"
+refused=$(grep -c "vhost-user device refused" "$VSWITCHD_LOG")
+bad too-many-regions
+bad garbage
+log "malformed frontends refused (short file: logged; too many regions, garbage: librte_vhost closed them)"
+# The same socket takes a good frontend afterwards.
+bad good &
+good=$!
+wait_until 15 "vh1 link up with a good frontend" link_up vh1
+wait "$good" || fail "the good frontend failed"
+assert_eq "$(grep -c "vhost-user device refused" "$VSWITCHD_LOG")" "$refused" \
+    "refusals after the good frontend (it must not be refused)"
+
+stop_vswitchd
+vs_pass
