@@ -632,6 +632,8 @@ vs_iperf() {
 # Sets TESTPMD_PID and TESTPMD_LOG.
 TESTPMD_PID=""
 TESTPMD_LOG=""
+# TESTPMD_EXTRA (array): more testpmd application options, e.g. (--rxq=2 --txq=2).
+TESTPMD_EXTRA=()
 start_testpmd() {
     launch_testpmd "$@"
     wait_testpmd "$1" "$3"
@@ -646,7 +648,7 @@ launch_testpmd() {
     VS_LOGS+=("$TESTPMD_LOG")
     stdbuf -oL -eL dpdk-testpmd --no-huge -m 512 --no-pci --file-prefix "$prefix" \
         --lcores "0@$cpu,1@$cpu" --vdev "$vdev" -- \
-        --forward-mode="$mode" --stats-period 1 --total-num-mbufs 8192 \
+        --forward-mode="$mode" --stats-period 1 --total-num-mbufs 8192 "${TESTPMD_EXTRA[@]}" \
         </dev/null >"$TESTPMD_LOG" 2>&1 &
     TESTPMD_PID=$!
     vs_track_pid "$TESTPMD_PID"

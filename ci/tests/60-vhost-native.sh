@@ -88,6 +88,20 @@ answers vh0 10.60.0.10
 stop_testpmd "$VM_PID"
 log "server mode: the VM on vh0 restarted and answered again"
 
+# Two queue pairs: both polled (vsctl workers lists them), and a two-queue VM answers.
+run_ok "add vq (queues=2)" vsctl iface add vq vhost-user socket="$VS_TMP/vq.sock" mode=server queues=2 >/dev/null
+run_ok "attach vq" vsctl bridge attach br vq >/dev/null
+placed=$(vsctl --json workers | vs_json 'sorted(q["queue"] for w in d for q in w["rx_queues"] if q["iface"] == "vq")')
+assert_eq "$placed" "[0, 1]" "rx queues of vq placed on workers"
+TESTPMD_EXTRA=(--rxq=2 --txq=2)
+vm vmq vq 10.60.0.13 02:00:00:00:60:13 "net_virtio_user0,path=$VS_TMP/vq.sock,queues=2"
+TESTPMD_EXTRA=()
+answers vq 10.60.0.13
+grep "vhost-user device up" "$VSWITCHD_LOG" | grep "vq.sock" | grep -q "pairs=2" ||
+    fail "vq's device did not come up with 2 queue pairs (log: $VSWITCHD_LOG)"
+stop_testpmd "$VM_PID"
+log "two queue pairs: placed, negotiated and answering"
+
 # Client mode: testpmd's virtio-user is the server (server=1: its start-up waits until a
 # backend connects), the switch connects to it, as to QEMU's socket.
 peer=$VS_TMP/peer.sock
@@ -124,9 +138,37 @@ restart_vswitchd
 wait_until 20 "vc link up after vswitchd restarted" link_up vc
 answers vc "$vm_ip"
 n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user")')
-assert_eq "$n" "$((VHOSTS + 1))" "vhost-user interfaces restored after the restart"
+assert_eq "$n" "$((VHOSTS + 2))" "vhost-user interfaces restored after the restart (vh*, vq, vc)"
 log "vswitchd restarted as vhost-user client: restored, reconnected, the VM answered"
 stop_testpmd "$VM_PID"
+
+# Removal under traffic: a VM floods vt (cross-connected to vu, which has no VM: its frames
+# are refused there), vt is removed while it does; no mbuf is leaked.
+in_use() { vsctl --json mempools | vs_json '{p["name"]: p["in_use"] for p in d}'; }
+IN_USE="" STEADY=0
+in_use_steady() {
+    local now
+    now=$(in_use) || return 1
+    if [[ "$now" == "$IN_USE" ]]; then STEADY=$((STEADY + 1)); else STEADY=1; fi
+    IN_USE=$now
+    ((STEADY >= 6))
+}
+in_use_is() { [[ "$(in_use)" == "$1" ]]; }
+run_ok "add vt" vsctl iface add vt vhost-user socket="$VS_TMP/vt.sock" mode=server >/dev/null
+run_ok "add vu" vsctl iface add vu vhost-user socket="$VS_TMP/vu.sock" mode=server >/dev/null
+run_ok "cross-connect vt vu" vsctl xconnect add vt vu >/dev/null
+wait_until 15 "mempool in_use steady before the flood" in_use_steady
+before=$IN_USE
+start_testpmd flood 0 txonly "net_virtio_user0,path=$VS_TMP/vt.sock"
+flood=$TESTPMD_PID
+wait_until 30 "vt rx_packets >= 100000" stat_at_least vt rx_packets 100000
+run_ok "remove vt under traffic" vsctl iface del vt >/dev/null
+assert_file_absent "$VS_TMP/vt.sock" "vt's socket after its removal"
+stop_testpmd "$flood"
+if ! (wait_until 15 "mempool in_use back to $before" in_use_is "$before") 2>/dev/null; then
+    fail "mbuf leak: mempool in_use $(in_use) after vt was removed under traffic, $before before"
+fi
+log "vt removed under traffic ($(iface_stat vu tx_packets) sent on, refusals counted); mempools back to $before"
 
 # Malformed frontends on vh1: each is refused (logged), the switch stays up.
 bad() {
