@@ -23,7 +23,8 @@ start_vswitchd
 run_ok "bridge" vsctl bridge add br >/dev/null
 vs_host p 10.60.0.1/24
 pod=$VS_NS
-run_ok "add the pod's port" vsctl iface add pod af_packet iface="$VS_HOSTIF" >/dev/null
+ip -n "$pod" link set eth0 mtu 9000 || fail "cannot set MTU 9000 in $pod"
+run_ok "add the pod's port" vsctl iface add pod af_packet iface="$VS_HOSTIF" mtu=9000 >/dev/null
 run_ok "attach the pod" vsctl bridge attach br pod >/dev/null
 
 # 50 vhost-user interfaces and their bridge ports, one transaction.
@@ -102,6 +103,21 @@ grep "vhost-user device up" "$VSWITCHD_LOG" | grep "vq.sock" | grep -q "pairs=2"
 stop_testpmd "$VM_PID"
 log "two queue pairs: placed, negotiated and answering"
 
+# Jumbo frames both ways: a VM on vj (mtu=9000) answers 8000-byte pings (chained mbufs in
+# the switch, merged rx buffers in the VM).
+run_ok "add vj (mtu=9000)" vsctl iface add vj vhost-user socket="$VS_TMP/vj.sock" mode=server mtu=9000 >/dev/null
+run_ok "attach vj" vsctl bridge attach br vj >/dev/null
+TESTPMD_EXTRA=(--max-pkt-len=9018 --enable-scatter)
+vm vmj vj 10.60.0.14 02:00:00:00:60:14 "net_virtio_user0,path=$VS_TMP/vj.sock"
+TESTPMD_EXTRA=()
+rx0=$(iface_stat vj rx_bytes)
+out=$(ip netns exec "$pod" ping -c 3 -i 0.2 -w 10 -Mdo -s 8000 10.60.0.14 2>&1) ||
+    fail "jumbo ping through vj failed: $out"
+grep -q ' 0% packet loss' <<<"$out" || fail "jumbo ping through vj lost packets: $out"
+stat_at_least vj rx_bytes $((rx0 + 3 * 8000)) || fail "vj received no jumbo replies: $(vsctl stats vj)"
+stop_testpmd "$VM_PID"
+log "jumbo: 8000-byte pings answered through vj"
+
 # Client mode: testpmd's virtio-user is the server (server=1: its start-up waits until a
 # backend connects), the switch connects to it, as to QEMU's socket.
 peer=$VS_TMP/peer.sock
@@ -138,7 +154,7 @@ restart_vswitchd
 wait_until 20 "vc link up after vswitchd restarted" link_up vc
 answers vc "$vm_ip"
 n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user")')
-assert_eq "$n" "$((VHOSTS + 2))" "vhost-user interfaces restored after the restart (vh*, vq, vc)"
+assert_eq "$n" "$((VHOSTS + 3))" "vhost-user interfaces restored after the restart (vh*, vq, vj, vc)"
 log "vswitchd restarted as vhost-user client: restored, reconnected, the VM answered"
 stop_testpmd "$VM_PID"
 
