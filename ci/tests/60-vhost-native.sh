@@ -194,14 +194,27 @@ bad() {
     vs_alive "$VSWITCHD_PID" || fail "vswitchd died on a malformed vhost-user frontend ($mode)"
     run_ok "health after a malformed frontend ($mode)" vsctl health >/dev/null
 }
+# refused_with REGEX: the log has a refusal matching REGEX.
+refused_with() { grep "vhost-user device refused" "$VSWITCHD_LOG" | grep -q "$1"; }
 bad short-file
-grep -q "vhost-user device refused.*maps 16777216 bytes from a file of 1048576 bytes" \
-    "$VSWITCHD_LOG" || fail "no refusal of the short-file memory region in $VSWITCHD_LOG"
+refused_with "maps 16777216 bytes from a file of 1048576 bytes" ||
+    fail "no refusal of the short-file memory region in $VSWITCHD_LOG"
 link_down vh1 || fail "vh1 came up with a memory region longer than its file"
-refused=$(grep -c "vhost-user device refused" "$VSWITCHD_LOG")
+bad used-past-file
+n=$(grep "vhost-user device refused" "$VSWITCHD_LOG" | grep -c "maps 16777216 bytes from a file of 1048576 bytes")
+assert_int -ge "$n" 2 "refusals of a memory region longer than its file (short-file, used-past-file)"
 bad too-many-regions
 bad garbage
-log "malformed frontends refused (short file: logged; too many regions, garbage: librte_vhost closed them)"
+# A file shrunk under a running device: the access that faults reads zeros instead
+# (peermem), the device is dropped and the refusal logged.
+bad shrink-after-up &
+shrink=$!
+wait_until 20 "a refusal of the shrunk memory logged" refused_with "shrank a file of its memory"
+wait "$shrink" || fail "the shrinking frontend failed"
+vs_alive "$VSWITCHD_PID" || fail "vswitchd died when a frontend shrank its memory"
+link_down vh1 || fail "vh1 still up after its memory shrank"
+refused=$(grep -c "vhost-user device refused" "$VSWITCHD_LOG")
+log "malformed frontends refused (short file, ring past the file, shrunk memory: logged; too many regions, garbage: librte_vhost closed them)"
 # The same socket takes a good frontend afterwards.
 bad good &
 good=$!

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use dpdk::{Burst, Mempool, VhostDevice, VhostEvents, VhostQueue, VhostSocket};
+use dpdk::{Burst, MemRegion, Mempool, VhostDevice, VhostEvents, VhostQueue, VhostSocket};
 
 use crate::cell::bump;
 use crate::native::TxDone;
@@ -57,6 +57,11 @@ pub struct VhostState {
     pub features: AtomicU64,
     /// Why the last device was refused (empty if none was).
     last_refusal: Mutex<String>,
+    /// The guest memory librte_vhost mapped for the connection, guarded against the
+    /// frontend shrinking its files ([`peermem`]).
+    guards: Mutex<Vec<peermem::Guard>>,
+    /// Set once a guarded region faulted: the device is dropped and not used again.
+    faulted: AtomicBool,
 }
 
 impl VhostState {
@@ -74,9 +79,44 @@ impl VhostState {
         }
     }
 
-    /// Checks device `dev`'s memory table: every region inside its file.
-    fn check_memory(dev: &VhostDevice) -> Result<(), String> {
-        let regions = dev.mem_regions();
+    /// Refuses the connection for reason `e`: counted, logged and kept for `last_refusal`.
+    fn refuse(&self, vid: i32, e: String) -> String {
+        bump(&self.refused, 1);
+        tracing::warn!(socket = %self.socket.display(), vid, reason = %e,
+            "vhost-user device refused");
+        *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = e.clone();
+        e
+    }
+
+    /// Drops the device if a guarded region of its memory faulted (its frontend shrank a
+    /// file under it): the workers stop using it, as when it goes. Control thread.
+    pub fn check_faults(&self) {
+        let faulted = {
+            let guards = self.guards.lock().unwrap_or_else(|e| e.into_inner());
+            guards.iter().any(|g| g.faults() > 0)
+        };
+        if !faulted || self.faulted.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.stop_workers();
+        let e = "the frontend shrank a file of its memory under the switch \
+                 (the region now reads zeros); device dropped"
+            .to_string();
+        self.refuse(self.vid.load(Ordering::Relaxed), e);
+    }
+
+    /// Clears `ready` and waits until no worker is inside a burst on the device.
+    fn stop_workers(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        for b in self.busy.iter() {
+            while b.0.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Checks a memory table: every region inside its file.
+    fn check_memory(regions: &[MemRegion]) -> Result<(), String> {
         if regions.is_empty() {
             return Err("the frontend gave no memory table".into());
         }
@@ -95,38 +135,39 @@ impl VhostState {
             let st = unsafe { st.assume_init() };
             let file = u64::try_from(st.st_size).unwrap_or(0);
             let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-            if r.size == 0 || (regular && file < r.mmap_size) {
-                return Err(format!(
-                    "memory region at guest address {:#x} maps {} bytes from a file of {} bytes",
-                    r.guest_phys_addr, r.mmap_size, file
-                ));
-            }
+            region_fits(r, regular.then_some(file))?;
         }
         Ok(())
     }
 }
 
+/// Whether region `r` lies inside its file, of `file` bytes (None: not a regular file, such
+/// as a hugetlbfs one, whose size fstat reports too, or a shared-memory object: only an
+/// empty region is refused then).
+fn region_fits(r: &MemRegion, file: Option<u64>) -> Result<(), String> {
+    let short = file.is_some_and(|f| f < r.mmap_size);
+    if r.size == 0 || r.mmap_size < r.size || short {
+        return Err(format!(
+            "memory region at guest address {:#x} maps {} bytes from a file of {} bytes",
+            r.guest_phys_addr,
+            r.mmap_size,
+            file.map_or_else(|| "unknown".to_string(), |f| f.to_string())
+        ));
+    }
+    Ok(())
+}
+
 impl VhostEvents for VhostState {
     fn new_device(&self, dev: &VhostDevice) -> Result<(), String> {
-        let checked = Self::check_memory(dev).and_then(|()| {
-            let vrings = dev.vrings();
-            if vrings < 2 {
-                return Err(format!(
-                    "the frontend set up {vrings} virtqueues, fewer than 2"
-                ));
-            }
-            Ok(vrings)
-        });
-        let vrings = match checked {
-            Ok(v) => v,
-            Err(e) => {
-                bump(&self.refused, 1);
-                tracing::warn!(socket = %self.socket.display(), vid = dev.vid(), reason = %e,
-                    "vhost-user device refused");
-                *self.last_refusal.lock().unwrap_or_else(|e| e.into_inner()) = e.clone();
-                return Err(e);
-            }
-        };
+        let vrings = dev.vrings();
+        if vrings < 2 {
+            let e = format!("the frontend set up {vrings} virtqueues, fewer than 2");
+            return Err(self.refuse(dev.vid(), e));
+        }
+        if self.faulted.load(Ordering::SeqCst) {
+            let e = "its memory faulted before the device started".to_string();
+            return Err(self.refuse(dev.vid(), e));
+        }
         let pairs = (vrings / 2).clamp(1, self.queues);
         for v in 0..vrings {
             dev.disable_kicks(v);
@@ -144,15 +185,10 @@ impl VhostEvents for VhostState {
     }
 
     fn destroy_device(&self, vid: i32) {
-        if self.vid.load(Ordering::Relaxed) != vid || !self.ready.load(Ordering::SeqCst) {
+        if self.vid.load(Ordering::Relaxed) != vid {
             return;
         }
-        self.ready.store(false, Ordering::SeqCst);
-        for b in self.busy.iter() {
-            while b.0.load(Ordering::SeqCst) {
-                std::hint::spin_loop();
-            }
-        }
+        self.stop_workers();
         self.vid.store(-1, Ordering::Relaxed);
         self.features.store(0, Ordering::Relaxed);
         bump(&self.disconnects, 1);
@@ -162,6 +198,26 @@ impl VhostEvents for VhostState {
     fn vring_state_changed(&self, vid: i32, vring: u16, enable: bool) {
         tracing::debug!(socket = %self.socket.display(), vid, vring, enable,
             "vhost-user virtqueue state");
+    }
+
+    fn memory_table(&self, vid: i32, regions: &[MemRegion]) -> Result<(), String> {
+        Self::check_memory(regions).map_err(|e| self.refuse(vid, e))?;
+        let mut guards = self.guards.lock().unwrap_or_else(|e| e.into_inner());
+        guards.clear();
+        guards.extend(
+            regions
+                .iter()
+                .filter_map(|r| peermem::guard(r.mmap_addr, r.mmap_size as usize)),
+        );
+        self.faulted.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn memory_table_going(&self, _vid: i32) {
+        self.guards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -201,6 +257,8 @@ impl VhostPort {
             disconnects: AtomicU64::new(0),
             features: AtomicU64::new(0),
             last_refusal: Mutex::new(String::new()),
+            guards: Mutex::new(Vec::new()),
+            faulted: AtomicBool::new(false),
         });
         let socket = VhostSocket::register(path, client, state.clone())
             .map_err(|e| format!("vhost-user socket {}: {e}", path.display()))?;
@@ -227,8 +285,10 @@ impl VhostPort {
         self.state.queues
     }
 
-    /// Whether a device is up on the socket.
+    /// Whether a device is up on the socket (a device whose memory faulted is dropped
+    /// here first: this is polled by the control thread).
     pub fn is_up(&self) -> bool {
+        self.state.check_faults();
         self.state.ready.load(Ordering::Relaxed)
     }
 
@@ -319,5 +379,39 @@ impl Drop for VhostPort {
         // Unregistering destroys a live device (through `state`, waiting for the workers'
         // flags) before the socket goes.
         drop(self.socket.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(size: u64, mmap_size: u64) -> MemRegion {
+        MemRegion {
+            guest_phys_addr: 0x1000,
+            size,
+            mmap_addr: 0,
+            mmap_size,
+            fd: -1,
+        }
+    }
+
+    /// A region inside its file is taken; one longer than its file, an empty one, or one
+    /// whose mapping is shorter than the region is refused, and the reason names the sizes.
+    #[test]
+    fn regions_must_lie_inside_their_files() {
+        assert!(region_fits(&region(1 << 20, 1 << 20), Some(1 << 20)).is_ok());
+        // The mapping covers an offset before the region: the file must cover both.
+        assert!(region_fits(&region(1 << 20, 2 << 20), Some(2 << 20)).is_ok());
+        let e = region_fits(&region(16 << 20, 16 << 20), Some(1 << 20)).unwrap_err();
+        assert!(
+            e.contains("maps 16777216 bytes from a file of 1048576 bytes"),
+            "{e}"
+        );
+        assert!(region_fits(&region(0, 0), Some(1 << 20)).is_err());
+        assert!(region_fits(&region(2 << 20, 1 << 20), Some(4 << 20)).is_err());
+        // Not a regular file: its size is not checked.
+        assert!(region_fits(&region(16 << 20, 16 << 20), None).is_ok());
+        assert!(region_fits(&region(0, 0), None).is_err());
     }
 }

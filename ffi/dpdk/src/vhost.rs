@@ -43,6 +43,12 @@ pub trait VhostEvents: Send + Sync {
     /// Virtqueue `vring` (2q: the guest's rx of queue pair q, 2q+1: its tx) of `vid` was
     /// enabled or disabled by the frontend.
     fn vring_state_changed(&self, vid: i32, vring: u16, enable: bool);
+    /// The frontend's memory table for `vid` was just mapped (before any ring in it is
+    /// read). `Err` refuses it: librte_vhost closes the connection.
+    fn memory_table(&self, vid: i32, regions: &[MemRegion]) -> std::result::Result<(), String>;
+    /// The memory table of `vid` is about to be unmapped (a new table replaces it, or the
+    /// connection closes).
+    fn memory_table_going(&self, vid: i32);
 }
 
 /// The handlers of the sockets registered in this process, by socket path (librte_vhost's
@@ -82,6 +88,77 @@ unsafe extern "C" fn on_destroy_device(vid: c_int) {
     }
 }
 
+unsafe extern "C" fn on_new_connection(vid: c_int) -> c_int {
+    // SAFETY: EXTERN_OPS is a static the library may keep a pointer to; no context.
+    let rc = unsafe {
+        dpdk_sys::rte_vhost_extern_callback_register(vid, &EXTERN_OPS.0, std::ptr::null_mut())
+    };
+    if rc == 0 {
+        0
+    } else {
+        -1
+    }
+}
+
+unsafe extern "C" fn on_destroy_connection(vid: c_int) {
+    if let Some(h) = handler_of(vid) {
+        h.memory_table_going(vid);
+    }
+}
+
+/// vhost-user's SET_MEM_TABLE request (the spec's number).
+const SET_MEM_TABLE: u32 = 5;
+
+/// The request number of a message librte_vhost passes to extern handlers: the first
+/// field of its message (a u32).
+///
+/// # Safety
+/// `msg` points to a message as librte_vhost passes it (at least 4 readable bytes).
+unsafe fn request_of(msg: *mut std::ffi::c_void) -> u32 {
+    // SAFETY: caller's contract; read unaligned to make no assumption on its alignment.
+    unsafe { std::ptr::read_unaligned(msg.cast::<u32>()) }
+}
+
+unsafe extern "C" fn on_pre_msg(
+    vid: c_int,
+    msg: *mut std::ffi::c_void,
+) -> dpdk_sys::rte_vhost_msg_result {
+    // SAFETY: librte_vhost passes its message.
+    if unsafe { request_of(msg) } == SET_MEM_TABLE {
+        if let Some(h) = handler_of(vid) {
+            h.memory_table_going(vid);
+        }
+    }
+    dpdk_sys::rte_vhost_msg_result_RTE_VHOST_MSG_RESULT_NOT_HANDLED
+}
+
+unsafe extern "C" fn on_post_msg(
+    vid: c_int,
+    msg: *mut std::ffi::c_void,
+) -> dpdk_sys::rte_vhost_msg_result {
+    // SAFETY: librte_vhost passes its message.
+    if unsafe { request_of(msg) } == SET_MEM_TABLE {
+        if let Some(h) = handler_of(vid) {
+            let regions = VhostDevice { vid }.mem_regions();
+            if h.memory_table(vid, &regions).is_err() {
+                return dpdk_sys::rte_vhost_msg_result_RTE_VHOST_MSG_RESULT_ERR;
+            }
+        }
+    }
+    dpdk_sys::rte_vhost_msg_result_RTE_VHOST_MSG_RESULT_NOT_HANDLED
+}
+
+/// The per-message hooks, registered for each connection.
+struct ExternOps(dpdk_sys::rte_vhost_user_extern_ops);
+
+// SAFETY: never written after initialisation; function pointers only.
+unsafe impl Sync for ExternOps {}
+
+static EXTERN_OPS: ExternOps = ExternOps(dpdk_sys::rte_vhost_user_extern_ops {
+    pre_msg_handle: Some(on_pre_msg),
+    post_msg_handle: Some(on_post_msg),
+});
+
 unsafe extern "C" fn on_vring_state_changed(vid: c_int, vring: u16, enable: c_int) -> c_int {
     if let Some(h) = handler_of(vid) {
         h.vring_state_changed(vid, vring, enable != 0);
@@ -100,8 +177,8 @@ static OPS: Ops = Ops(dpdk_sys::rte_vhost_device_ops {
     destroy_device: Some(on_destroy_device),
     vring_state_changed: Some(on_vring_state_changed),
     features_changed: None,
-    new_connection: None,
-    destroy_connection: None,
+    new_connection: Some(on_new_connection),
+    destroy_connection: Some(on_destroy_connection),
     guest_notified: None,
     reserved: [std::ptr::null_mut(); 1],
 });
@@ -117,6 +194,8 @@ pub struct VhostDevice {
 pub struct MemRegion {
     pub guest_phys_addr: u64,
     pub size: u64,
+    /// Where librte_vhost mapped it in the switch's address space (the mapping's start).
+    pub mmap_addr: usize,
     /// Bytes mapped from `fd` (the region and the offset into the file before it).
     pub mmap_size: u64,
     pub fd: c_int,
@@ -168,6 +247,7 @@ impl VhostDevice {
                 .map(|r| MemRegion {
                     guest_phys_addr: r.guest_phys_addr,
                     size: r.size,
+                    mmap_addr: r.mmap_addr as usize,
                     mmap_size: r.mmap_size,
                     fd: r.fd,
                 })
