@@ -423,3 +423,6 @@ impl Drop for Interface {
         self.ctx.remove(&self.shared);
     }
 }
+
+#[cfg(test)]
+mod malformed_tests;
