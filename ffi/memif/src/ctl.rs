@@ -18,6 +18,9 @@ use crate::{Config, Error, Interface, Reason, Role, Shared};
 
 type Logger = Box<dyn Fn(&str) + Send + Sync>;
 
+/// How long a peer has to finish the handshake (from accept or connect to connected).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 enum Cmd {
     Add(Arc<Shared>, mpsc::Sender<Result<(), Error>>),
     Remove(Arc<Shared>),
@@ -117,6 +120,8 @@ impl Drop for Context {
 struct Conn {
     fd: OwnedFd,
     hs: Hs,
+    /// When the connection was accepted or made (for the handshake time-out).
+    since: Instant,
 }
 
 /// An interface as the control thread holds it.
@@ -132,8 +137,8 @@ struct Iface {
 struct Listener {
     path: PathBuf,
     fd: OwnedFd,
-    /// Accepted connections that have not sent INIT yet.
-    pending: Vec<OwnedFd>,
+    /// Accepted connections that have not sent INIT yet, and since when.
+    pending: Vec<(OwnedFd, Instant)>,
     ifaces: Vec<Iface>,
 }
 
@@ -186,6 +191,7 @@ impl Ctl {
                 }
             }
             self.check_broken();
+            self.check_timeouts();
             let timeout = self.connect_clients();
             fds.clear();
             who.clear();
@@ -200,7 +206,7 @@ impl Ctl {
             push(&self.inner.wake, Who::Wake);
             for (li, l) in self.listeners.iter().enumerate() {
                 push(&l.fd, Who::Listener(li));
-                for (pi, p) in l.pending.iter().enumerate() {
+                for (pi, (p, _)) in l.pending.iter().enumerate() {
                     push(p, Who::Pending(li, pi));
                 }
                 for (ii, i) in l.ifaces.iter().enumerate() {
@@ -332,6 +338,38 @@ impl Ctl {
         }
     }
 
+    /// Drops connections whose handshake is taking longer than [`HANDSHAKE_TIMEOUT`].
+    fn check_timeouts(&mut self) {
+        let now = Instant::now();
+        let late = |since: Instant| now.duration_since(since) > HANDSHAKE_TIMEOUT;
+        let inner = self.inner.clone();
+        for l in self.listeners.iter_mut() {
+            let before = l.pending.len();
+            l.pending.retain(|(_, since)| !late(*since));
+            if l.pending.len() < before {
+                (inner.log)(&format!(
+                    "{}: dropped {} connection(s) that sent no INIT within {HANDSHAKE_TIMEOUT:?}",
+                    l.path.display(),
+                    before - l.pending.len()
+                ));
+            }
+        }
+        let all = self
+            .clients
+            .iter_mut()
+            .chain(self.listeners.iter_mut().flat_map(|l| l.ifaces.iter_mut()));
+        for i in all {
+            let stalled = i
+                .conn
+                .as_ref()
+                .is_some_and(|c| !matches!(c.hs, Hs::Connected) && late(c.since));
+            if stalled {
+                let text = format!("handshake not finished within {HANDSHAKE_TIMEOUT:?}");
+                down(&inner, i, Some(&text), Some(Reason::Timeout));
+            }
+        }
+    }
+
     /// Starts connecting the clients that are due; returns the poll timeout until the next.
     fn connect_clients(&mut self) -> i32 {
         let now = Instant::now();
@@ -346,6 +384,7 @@ impl Ctl {
                         i.conn = Some(Conn {
                             fd,
                             hs: Hs::ClientHello,
+                            since: now,
                         });
                     }
                     Err(e) => {
@@ -388,7 +427,7 @@ impl Ctl {
                         m => m,
                     };
                     if conn::send(&fd, &hello, None).is_ok() {
-                        l.pending.push(fd);
+                        l.pending.push((fd, Instant::now()));
                     }
                 }
                 Ok(None) => return,
@@ -410,7 +449,7 @@ impl Ctl {
         if pi >= l.pending.len() {
             return;
         }
-        let r = sys::recv_msg(&l.pending[pi]);
+        let r = sys::recv_msg(&l.pending[pi].0);
         let (buf, _fds) = match r {
             Ok(Received::Msg(b, f)) => (b, f),
             Ok(Received::Empty) => return,
@@ -419,13 +458,13 @@ impl Ctl {
                 return;
             }
             Ok(Received::BadLength(n)) => {
-                let fd = l.pending.swap_remove(pi);
+                let (fd, _) = l.pending.swap_remove(pi);
                 let text = format!("message of {n} bytes");
                 refuse_socket(&inner, &l.path, &fd, &text);
                 return;
             }
         };
-        let fd = l.pending.swap_remove(pi);
+        let (fd, since) = l.pending.swap_remove(pi);
         let init = match Msg::parse(&buf[..]) {
             Ok(Msg::Init(i)) => i,
             Ok(m) => {
@@ -450,13 +489,14 @@ impl Ctl {
         match conn::server_init(&i.shared.cfg, &init) {
             Ok(hs) => {
                 if conn::send(&fd, &Msg::Ack, None).is_ok() {
-                    i.conn = Some(Conn { fd, hs });
+                    i.conn = Some(Conn { fd, hs, since });
                 }
             }
             Err(r) => {
                 i.conn = Some(Conn {
                     fd,
                     hs: Hs::Connected,
+                    since,
                 });
                 down(&inner, i, Some(&r.text), Some(r.reason));
             }

@@ -199,6 +199,9 @@ pub enum Reason {
     TooMany,
     /// A ring found broken by the data path.
     RingBroken,
+    /// The handshake did not finish in time (a peer that connects and stalls would
+    /// otherwise hold the interface id).
+    Timeout,
     /// Failure on our side (out of memory, descriptors).
     Local,
 }
@@ -215,6 +218,7 @@ pub struct PeerErrors {
     pub bad_log2: AtomicU64,
     pub too_many: AtomicU64,
     pub ring_broken: AtomicU64,
+    pub timeout: AtomicU64,
     pub local: AtomicU64,
     /// DISCONNECT messages received from the peer.
     pub peer_disconnects: AtomicU64,
@@ -234,12 +238,13 @@ impl PeerErrors {
             Reason::BadLog2 => &self.bad_log2,
             Reason::TooMany => &self.too_many,
             Reason::RingBroken => &self.ring_broken,
+            Reason::Timeout => &self.timeout,
             Reason::Local => &self.local,
         }
     }
 
     /// Every counter with its name.
-    pub fn all(&self) -> [(&'static str, u64); 12] {
+    pub fn all(&self) -> [(&'static str, u64); 13] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("bad_message", g(&self.bad_message)),
@@ -251,6 +256,7 @@ impl PeerErrors {
             ("bad_log2", g(&self.bad_log2)),
             ("too_many", g(&self.too_many)),
             ("ring_broken", g(&self.ring_broken)),
+            ("timeout", g(&self.timeout)),
             ("local", g(&self.local)),
             ("peer_disconnects", g(&self.peer_disconnects)),
             ("socket_closed", g(&self.socket_closed)),

@@ -333,3 +333,25 @@ fn bad_descriptors_are_dropped_and_counted() {
     assert_eq!(s.tx_burst(0, &[&[0u8; 64]]), 0);
     assert_eq!(s.tx_stats(0).unwrap().bad_desc.load(Relaxed), 1);
 }
+
+#[test]
+fn a_stalled_handshake_frees_the_id() {
+    let (ctx, s, path) = server("stall");
+    // INIT, then nothing: the id is taken until the handshake times out.
+    let stalled = hello_init(&path);
+    let mut cc = Config::new(Role::Client, &path, 0);
+    cc.retry = Duration::from_millis(100);
+    let c = ctx.open(cc).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!c.is_up(), "the id is held by the stalled peer");
+    let t = Instant::now();
+    while !c.is_up() {
+        assert!(t.elapsed() < crate::ctl::HANDSHAKE_TIMEOUT + Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(s.errors().timeout.load(Relaxed), 1);
+    match recv(&stalled) {
+        Some(Msg::Disconnect { reason, .. }) => assert!(reason.as_str().contains("handshake")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -260,9 +260,11 @@ impl QueueSlot {
                 bytes += buf.len() as u64;
             }
         }
+        let moved = a.next != cur;
         a.next = cur;
         match a.side {
-            Side::ServerRx => ring.set_tail(cur),
+            Side::ServerRx if moved => ring.set_tail(cur),
+            Side::ServerRx => {}
             _ => refill(a),
         }
         bump(&stats.rx_frames, frames as u64);

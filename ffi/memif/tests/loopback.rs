@@ -249,3 +249,47 @@ fn hundred_interfaces_one_thread() {
     let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
     assert!(threads < 40, "{threads} threads");
 }
+
+#[test]
+fn interrupts_kick_the_receivers_eventfd() {
+    let ctx = Context::new().unwrap();
+    let path = sock("intr");
+    let s = ctx.open(Config::new(Role::Server, &path, 0)).unwrap();
+    let mut cc = Config::new(Role::Client, &path, 0);
+    cc.rx_interrupts = true;
+    let c = ctx.open(cc).unwrap();
+    wait("link up", || c.is_up() && s.is_up());
+    let efd = c.rx_eventfd(0).expect("an rx eventfd while connected");
+    let read = || {
+        let mut v = 0u64;
+        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd.
+        let n = unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&*efd),
+                &mut v as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
+        if n == 8 {
+            v
+        } else {
+            0
+        }
+    };
+    assert_eq!(read(), 0);
+    assert_eq!(s.tx_burst(0, &[&[1u8; 64], &[2u8; 64]]), 2);
+    assert_eq!(read(), 1, "one kick per batch");
+    // The server's rx ring is masked (polling): the client sends without kicking it.
+    let sfd = s.rx_eventfd(0).unwrap();
+    assert_eq!(c.tx_burst(0, &[&[3u8; 64]]), 1);
+    let mut v = 0u64;
+    // SAFETY: as above.
+    let n = unsafe {
+        libc::read(
+            std::os::fd::AsRawFd::as_raw_fd(&*sfd),
+            &mut v as *mut u64 as *mut libc::c_void,
+            8,
+        )
+    };
+    assert!(n < 0, "no kick for a ring that masks interrupts");
+}
