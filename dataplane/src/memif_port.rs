@@ -1,4 +1,4 @@
-//! Native memif ports (`driver=native` memif): an interface of the switch backed by the
+//! Native memif ports: an interface of the switch backed by the
 //! [`memif`] crate's own protocol code instead of DPDK's net_memif, so it takes none of
 //! DPDK's 32 port slots (100 memif interfaces run on one control thread).
 //!

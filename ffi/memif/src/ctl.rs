@@ -434,6 +434,8 @@ impl Ctl {
                 Err(e) => {
                     let text = format!("{}: accept: {e}", l.path.display());
                     self.log(&text);
+                    // Out of descriptors, say: the listener stays readable; do not spin.
+                    std::thread::sleep(Duration::from_millis(50));
                     return;
                 }
             }

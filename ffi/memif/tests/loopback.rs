@@ -343,3 +343,25 @@ fn bursts_survive_disconnects_under_traffic() {
         "the client received frames between reconnects"
     );
 }
+
+#[test]
+fn a_stale_socket_file_is_replaced_a_live_one_is_not() {
+    let path = sock("stale");
+    // A socket file nobody listens on any more (its process died).
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(l);
+    assert!(path.exists());
+    let ctx = Context::new().unwrap();
+    let s = ctx.open(Config::new(Role::Server, &path, 0)).unwrap();
+    // A second context (another process, as far as the socket is concerned) must not
+    // steal a live socket.
+    let other = Context::new().unwrap();
+    assert!(matches!(
+        other.open(Config::new(Role::Server, &path, 0)),
+        Err(memif::Error::Socket { .. })
+    ));
+    let mut cc = Config::new(Role::Client, &path, 0);
+    cc.retry = Duration::from_millis(20);
+    let c = ctx.open(cc).unwrap();
+    wait("link up", || c.is_up() && s.is_up());
+}
