@@ -12,6 +12,12 @@ use dpdk::{Burst, Mbuf, Mempool};
 use memif::{Config, Context, Role};
 use vswitch_dataplane::memif_port::MemifPort;
 
+/// Ports are shared by workers (`Arc<MemifPort>` in the plan).
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<MemifPort>();
+};
+
 fn frame(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_add(seed)).collect()
 }

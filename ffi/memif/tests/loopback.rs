@@ -248,6 +248,11 @@ fn hundred_interfaces_one_thread() {
     }
     let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
     assert!(threads < 40, "{threads} threads");
+    // Per connected pair: two sockets and, on each side, one eventfd per ring (2); the
+    // memfd is closed once mapped. 100 pairs: about 600, plus the listener.
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
+    assert!(fds < 700, "{fds} descriptors open");
+    eprintln!("100 memif pairs: {threads} threads, {fds} descriptors");
 }
 
 #[test]
