@@ -45,6 +45,8 @@ impl Inner {
     }
 }
 
+static GLOBAL: OnceLock<Result<Context, String>> = OnceLock::new();
+
 /// Owns the control thread of a set of interfaces. Dropping it stops the thread, which
 /// disconnects every interface still open.
 pub struct Context {
@@ -82,10 +84,19 @@ impl Context {
         })
     }
 
-    /// The process's context (made on first use, logging to stderr; never stopped).
+    /// The process's context (made on first use, logging to stderr unless
+    /// [`Context::global_with_logger`] made it first; never stopped).
     pub fn global() -> Result<&'static Context, Error> {
-        static G: OnceLock<Result<Context, String>> = OnceLock::new();
-        G.get_or_init(|| Context::new().map_err(|e| e.to_string()))
+        Context::global_with_logger(|s| eprintln!("memif: {s}"))
+    }
+
+    /// The process's context, made with `log` as its logger if it does not exist yet (the
+    /// owner calls this once at start-up to route memif's log, e.g. into `tracing`).
+    pub fn global_with_logger(
+        log: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Result<&'static Context, Error> {
+        GLOBAL
+            .get_or_init(|| Context::with_logger(log).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| Error::Control(e.clone()))
     }
