@@ -14,6 +14,7 @@
 //! - [`output`]: per-interface output buffers and transmission; software offloads.
 //! - [`native`]: kernel-interface ports without DPDK (`driver=native`: AF_PACKET with
 //!   virtio-net headers), received and sent by the workers.
+//! - [`memif_port`]: memif ports without DPDK (the [`memif`] crate's protocol code).
 //! - [`punt`], [`slowpath`]: the rings to and from the control thread.
 //! - [`plan`]: the forwarding plan workers read (logical interfaces, rx queues, tx paths,
 //!   bridges); published by the control thread as immutable snapshots.
@@ -33,6 +34,7 @@ pub mod input;
 pub mod l2;
 pub mod l3;
 pub mod latency;
+pub mod memif_port;
 pub mod nat;
 pub mod native;
 pub mod output;

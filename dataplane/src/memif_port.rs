@@ -1,0 +1,217 @@
+//! Native memif ports: an interface of the switch backed by the
+//! [`memif`] crate's own protocol code instead of DPDK's net_memif, so it takes none of
+//! DPDK's 32 port slots (100 memif interfaces run on one control thread).
+//!
+//! Who touches what: the crate's control thread owns the sockets, the handshakes and the
+//! shared memory; workers call [`MemifPort::rx`] and [`MemifPort::tx`]. Rx queue `q` of
+//! the port belongs to worker `(rx_worker + q) % workers` (one rx worker per queue). On tx,
+//! worker `w` uses tx queue `w % queues`: with more workers than queues two workers share a
+//! queue, and the crate's per-queue busy flag (one compare-and-swap per burst, never a
+//! wait) makes that safe; a worker that finds its queue busy (or the link down) frees the
+//! burst and counts it in `tx_busy`. No lock per packet, no system call except the
+//! interrupt kick when the peer asked for one. The control plane reads the counters
+//! (atomics) and the link state ([`MemifPort::is_up`], [`MemifPort::link_events`]).
+//!
+//! rx: each frame is copied from the shared buffer into an mbuf of the port's pool (a chain
+//! for a jumbo frame), like [`crate::native`]. tx: each mbuf's segments are copied into the
+//! peer's buffers (a descriptor chain when longer than one buffer); the ring advances once
+//! per burst. Copy mode only (mbufs are not in memory the peer can map). Frames carry no
+//! offload state across memif (the protocol has none): a frame whose checksum is left to
+//! the device must be completed in software before it gets here.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use dpdk::{Burst, Mbuf, Mempool, MAX_BURST};
+use memif::{Config, Context, Interface};
+
+use crate::native::TxDone;
+
+/// Counters of a memif port beyond the interface's own (see [`MemifPort::totals`]).
+#[derive(Debug, Default)]
+pub struct MemifStats {
+    /// Frames dropped on rx because the pool had no mbuf for them.
+    pub rx_nombuf: AtomicU64,
+    /// Frames not sent because the worker's tx queue was in use by another worker or the
+    /// link was down (freed).
+    pub tx_busy: AtomicU64,
+}
+
+/// A port's counters summed over its queues, for the control plane.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemifTotals {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Frames not sent: the peer's ring was full.
+    pub tx_no_room: u64,
+    pub tx_busy: u64,
+    pub rx_nombuf: u64,
+    /// Frames dropped: descriptors outside the shared memory.
+    pub bad_desc: u64,
+    /// Frames dropped on rx: longer than the frame limit.
+    pub too_long: u64,
+    /// Rings the peer broke (each disconnected it).
+    pub ring_broken: u64,
+}
+
+/// A memif interface as a port of the switch. See the module documentation.
+pub struct MemifPort {
+    iface: Interface,
+    workers: usize,
+    rx_worker: usize,
+    pool: Arc<Mempool>,
+    stats: MemifStats,
+}
+
+impl std::fmt::Debug for MemifPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemifPort")
+            .field("iface", &self.iface)
+            .field("rx_worker", &self.rx_worker)
+            .finish()
+    }
+}
+
+impl MemifPort {
+    /// Opens memif interface `cfg` on the process's memif control thread, for a dataplane
+    /// of `workers` workers, queue 0 received by worker `rx_worker` (queue q by
+    /// `(rx_worker + q) % workers`) into mbufs of `pool`. A server is listening when this
+    /// returns; a client connects in the background (and reconnects).
+    pub fn open(
+        cfg: Config,
+        workers: usize,
+        rx_worker: usize,
+        pool: Arc<Mempool>,
+    ) -> Result<MemifPort, memif::Error> {
+        MemifPort::open_in(Context::global()?, cfg, workers, rx_worker, pool)
+    }
+
+    /// As [`MemifPort::open`], on the control thread of `ctx`.
+    pub fn open_in(
+        ctx: &Context,
+        cfg: Config,
+        workers: usize,
+        rx_worker: usize,
+        pool: Arc<Mempool>,
+    ) -> Result<MemifPort, memif::Error> {
+        let workers = workers.max(rx_worker + 1);
+        let iface = ctx.open(cfg)?;
+        Ok(MemifPort {
+            iface,
+            workers,
+            rx_worker,
+            pool,
+            stats: MemifStats::default(),
+        })
+    }
+
+    /// Whether the peer is connected.
+    pub fn is_up(&self) -> bool {
+        self.iface.is_up()
+    }
+
+    /// Link changes so far (compare with the last value read to report up / down).
+    pub fn link_events(&self) -> u64 {
+        self.iface.link_events()
+    }
+
+    /// The memif interface (configuration, peer name, refusal counters, last error).
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The worker that receives queue 0.
+    pub fn rx_worker(&self) -> usize {
+        self.rx_worker
+    }
+
+    /// The worker that receives queue `q`.
+    pub fn rx_worker_of(&self, q: usize) -> usize {
+        (self.rx_worker + q) % self.workers
+    }
+
+    /// The port's own counters.
+    pub fn stats(&self) -> &MemifStats {
+        &self.stats
+    }
+
+    /// Every counter summed over the queues (control thread).
+    pub fn totals(&self) -> MemifTotals {
+        let mut t = MemifTotals {
+            rx_nombuf: self.stats.rx_nombuf.load(Relaxed),
+            tx_busy: self.stats.tx_busy.load(Relaxed),
+            ..MemifTotals::default()
+        };
+        for q in 0..self.iface.queues() {
+            for s in [self.iface.rx_stats(q), self.iface.tx_stats(q)]
+                .into_iter()
+                .flatten()
+            {
+                t.rx_frames += s.rx_frames.load(Relaxed);
+                t.rx_bytes += s.rx_bytes.load(Relaxed);
+                t.tx_frames += s.tx_frames.load(Relaxed);
+                t.tx_bytes += s.tx_bytes.load(Relaxed);
+                t.tx_no_room += s.tx_no_room.load(Relaxed);
+                t.tx_busy += s.tx_busy.load(Relaxed);
+                t.bad_desc += s.bad_desc.load(Relaxed);
+                t.too_long += s.too_long.load(Relaxed);
+                t.ring_broken += s.ring_broken.load(Relaxed);
+            }
+        }
+        t
+    }
+
+    /// Receives up to `max` frames (bounded by the room left in `burst`) from the queues
+    /// worker `worker` owns, appended to `burst`; returns how many.
+    #[inline]
+    pub fn rx(&self, worker: usize, burst: &mut Burst, max: usize) -> usize {
+        let mut n = 0;
+        let (pool, stats) = (&*self.pool, &self.stats);
+        let queues = self.iface.queues();
+        // Queue q is this worker's when (rx_worker + q) % workers == worker.
+        let first = (worker + self.workers - self.rx_worker % self.workers) % self.workers;
+        let mut q = first;
+        while q < queues {
+            let room = max.min(MAX_BURST - burst.len());
+            if room == 0 {
+                break;
+            }
+            self.iface.rx_burst(q, room, |frame| {
+                let Some(m) = Mbuf::from_frame(pool, frame) else {
+                    stats.rx_nombuf.fetch_add(1, Relaxed);
+                    return;
+                };
+                if burst.push(m).is_ok() {
+                    n += 1;
+                }
+            });
+            q += self.workers;
+        }
+        n
+    }
+
+    /// Sends every frame of `burst` (it is empty afterwards; what was not sent is freed and
+    /// counted in the result's `refused`).
+    #[inline]
+    pub fn tx(&self, worker: usize, burst: &mut Burst) -> TxDone {
+        let mut done = TxDone::default();
+        let q = worker % self.iface.queues().max(1);
+        let Some(mut batch) = self.iface.tx_batch(q) else {
+            done.refused = burst.len();
+            self.stats.tx_busy.fetch_add(burst.len() as u64, Relaxed);
+            burst.clear();
+            return done;
+        };
+        for m in burst.drain() {
+            if batch.push(m.parts()) {
+                done.sent += 1;
+                done.bytes += m.len() as u64;
+            } else {
+                done.refused += 1;
+            }
+        }
+        done
+    }
+}

@@ -1,0 +1,507 @@
+//! The data path: one queue's rx (frames lent to a callback) and tx (frames copied into the
+//! peer's buffers), copy mode.
+//!
+//! Each queue has a slot ([`QueueSlot`]) with a busy flag. A burst takes the flag with one
+//! compare-and-swap (never waiting: a busy queue gives 0 frames / refuses the batch) and
+//! drops it at the end, so a queue is used by one thread at a time whoever calls, and the
+//! control thread, which takes the same flag (waiting, a burst lasts microseconds) to
+//! install or remove a connection's state, never unmaps memory a burst is reading.
+//!
+//! Everything the peer writes is checked before use: head / tail moving by more than the
+//! ring size marks the ring broken (the queue stops and the control thread disconnects),
+//! a descriptor whose region / offset / length is outside a mapped region drops its frame
+//! (rx) or breaks the ring (tx: the buffer we were given is not one we can write), each
+//! counted.
+
+use std::cell::UnsafeCell;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::ring::{Desc, Regions, Ring, DESC_FLAG_NEXT, RING_FLAG_MASK_INT};
+use crate::sys;
+
+/// Which end of which ring a queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Server receiving on a client-to-server ring: reads head, writes tail.
+    ServerRx,
+    /// Client receiving on a server-to-client ring: reads tail, writes descriptors + head.
+    ClientRx,
+    /// Client sending on a client-to-server ring: writes descriptors + head, reads tail.
+    ClientTx,
+    /// Server sending on a server-to-client ring: reads descriptors + head, writes tail.
+    ServerTx,
+}
+
+/// A connected queue's state; lives in its slot while the link is up.
+pub(crate) struct Active {
+    pub regions: Arc<Regions>,
+    pub ring: Ring,
+    pub side: Side,
+    /// rx: the next slot to read; tx: the next slot to fill.
+    pub next: u16,
+    /// Client rx: the head last handed to the server.
+    pub given: u16,
+    /// The ring's eventfd (ours to kick on tx; the peer's kicks on rx).
+    pub eventfd: Arc<OwnedFd>,
+    /// Client-owned rings: slot i's buffer is at region 0, `buf_base + i * buffer_size`.
+    pub buf_base: u32,
+    pub buffer_size: u32,
+    pub broken: bool,
+}
+
+/// Counters of one queue (written under the queue's busy flag, read by anyone).
+#[derive(Debug, Default)]
+pub struct QueueStats {
+    pub rx_frames: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub tx_frames: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    /// Frames not sent: the ring had no room.
+    pub tx_no_room: AtomicU64,
+    /// Frames not sent: the queue was in use by another thread, or down.
+    pub tx_busy: AtomicU64,
+    /// Frames dropped: a descriptor outside the mapped regions.
+    pub bad_desc: AtomicU64,
+    /// Frames dropped on rx: longer than the frame limit.
+    pub too_long: AtomicU64,
+    /// Rings found broken (head / tail moved by more than the ring size, a full ring
+    /// that never ends a frame, an unusable tx buffer): each disconnects the peer.
+    pub ring_broken: AtomicU64,
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    // One writer at a time (the holder of the busy flag): no read-modify-write needed.
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// What a broken ring tells the control thread.
+pub(crate) struct Notify {
+    /// Some queue of the interface found its ring broken.
+    pub broken: AtomicBool,
+    /// The control thread's wake-up eventfd.
+    pub wake: Arc<OwnedFd>,
+}
+
+impl Notify {
+    fn ring_broken(&self) {
+        if !self.broken.swap(true, Ordering::SeqCst) {
+            sys::kick(self.wake.as_raw_fd());
+        }
+    }
+}
+
+/// One queue (one direction) of an interface.
+#[repr(align(64))]
+pub(crate) struct QueueSlot {
+    busy: AtomicBool,
+    state: UnsafeCell<Option<Active>>,
+    /// Rx: where a chained frame is put together (allocated once, at the frame limit).
+    scratch: UnsafeCell<Vec<u8>>,
+    pub stats: QueueStats,
+}
+
+// SAFETY: `state` and `scratch` are touched only by the holder of `busy` (a Guard); the
+// rest is atomic.
+unsafe impl Sync for QueueSlot {}
+
+pub(crate) struct Guard<'a>(&'a QueueSlot);
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}
+
+impl Guard<'_> {
+    pub fn state(&mut self) -> &mut Option<Active> {
+        // SAFETY: the guard holds the busy flag: no other thread touches `state`.
+        unsafe { &mut *self.0.state.get() }
+    }
+
+    fn scratch(&mut self) -> &mut Vec<u8> {
+        // SAFETY: as in state.
+        unsafe { &mut *self.0.scratch.get() }
+    }
+}
+
+impl QueueSlot {
+    pub fn new(scratch: usize) -> QueueSlot {
+        QueueSlot {
+            busy: AtomicBool::new(false),
+            state: UnsafeCell::new(None),
+            scratch: UnsafeCell::new(Vec::with_capacity(scratch)),
+            stats: QueueStats::default(),
+        }
+    }
+
+    #[inline]
+    pub fn try_lock(&self) -> Option<Guard<'_>> {
+        self.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .ok()
+            .map(|_| Guard(self))
+    }
+
+    /// Takes the flag, waiting for a burst in progress to end (control thread only).
+    pub fn lock(&self) -> Guard<'_> {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+    }
+
+    /// Receives up to `max` frames, each lent to `f`; returns how many.
+    #[inline]
+    pub fn rx_burst(
+        &self,
+        notify: &Notify,
+        max: usize,
+        max_frame: usize,
+        mut f: impl FnMut(&[u8]),
+    ) -> usize {
+        let Some(mut g) = self.try_lock() else {
+            return 0;
+        };
+        let scratch: *mut Vec<u8> = g.scratch();
+        let Some(a) = g.state().as_mut() else {
+            return 0;
+        };
+        if a.broken {
+            return 0;
+        }
+        let stats = &self.stats;
+        let ring = a.ring;
+        let size = ring.size();
+        let avail = match a.side {
+            Side::ServerRx => ring.head().wrapping_sub(a.next),
+            Side::ClientRx => {
+                let n = ring.tail().wrapping_sub(a.next);
+                if n > a.given.wrapping_sub(a.next) {
+                    size + 1
+                } else {
+                    n
+                }
+            }
+            Side::ClientTx | Side::ServerTx => return 0,
+        };
+        if avail > size {
+            a.broken = true;
+            bump(&stats.ring_broken, 1);
+            notify.ring_broken();
+            return 0;
+        }
+        let (mut frames, mut bytes, mut cur, end) =
+            (0usize, 0u64, a.next, a.next.wrapping_add(avail));
+        while frames < max && cur != end {
+            let d = ring.desc(cur);
+            if d.flags & DESC_FLAG_NEXT == 0 {
+                cur = cur.wrapping_add(1);
+                match a.regions.bytes(d.region, d.offset, d.length) {
+                    Some(p) if (d.length as usize) <= max_frame => {
+                        // SAFETY: p..p+length lies inside a mapping that lives as long as
+                        // `a.regions` (held). The peer may still write these bytes while we
+                        // read them (it should not: it gave the slot to us); the worst it
+                        // can do is change the frame's contents.
+                        let s = unsafe { std::slice::from_raw_parts(p, d.length as usize) };
+                        f(s);
+                        frames += 1;
+                        bytes += d.length as u64;
+                    }
+                    Some(_) => bump(&stats.too_long, 1),
+                    None => bump(&stats.bad_desc, 1),
+                }
+                continue;
+            }
+            // A chain: find its end within what is available.
+            let left = end.wrapping_sub(cur);
+            let mut k: u16 = 1;
+            while k < left && ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
+                k += 1;
+            }
+            if ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
+                // Not ended yet: wait for the rest, unless the ring is full of it.
+                if avail == size {
+                    a.broken = true;
+                    bump(&stats.ring_broken, 1);
+                    notify.ring_broken();
+                }
+                break;
+            }
+            // SAFETY: the scratch buffer is ours while the guard is held (see Guard);
+            // the pointer was taken from the guard above and `g` is still alive.
+            let buf = unsafe { &mut *scratch };
+            buf.clear();
+            let mut ok = true;
+            for i in 0..k {
+                let d: Desc = ring.desc(cur.wrapping_add(i));
+                let Some(p) = a.regions.bytes(d.region, d.offset, d.length) else {
+                    bump(&stats.bad_desc, 1);
+                    ok = false;
+                    break;
+                };
+                if buf.len() + d.length as usize > max_frame {
+                    bump(&stats.too_long, 1);
+                    ok = false;
+                    break;
+                }
+                // SAFETY: p..p+length is inside a live mapping (checked above).
+                let s = unsafe { std::slice::from_raw_parts(p, d.length as usize) };
+                buf.extend_from_slice(s);
+            }
+            cur = cur.wrapping_add(k);
+            if ok {
+                f(buf);
+                frames += 1;
+                bytes += buf.len() as u64;
+            }
+        }
+        let moved = a.next != cur;
+        a.next = cur;
+        match a.side {
+            Side::ServerRx if moved => ring.set_tail(cur),
+            Side::ServerRx => {}
+            _ => refill(a),
+        }
+        bump(&stats.rx_frames, frames as u64);
+        bump(&stats.rx_bytes, bytes);
+        frames
+    }
+
+    /// Starts a tx batch, or None when the queue is busy, down or broken.
+    #[inline]
+    pub fn tx_batch<'a>(&'a self, notify: &'a Notify) -> Option<TxBatch<'a>> {
+        let mut g = self.try_lock()?;
+        let a = g.state().as_mut()?;
+        if a.broken {
+            return None;
+        }
+        let ring = a.ring;
+        let size = ring.size();
+        let free = match a.side {
+            Side::ClientTx => {
+                let used = a.next.wrapping_sub(ring.tail());
+                size.checked_sub(used)
+            }
+            Side::ServerTx => {
+                let f = ring.head().wrapping_sub(a.next);
+                (f <= size).then_some(f)
+            }
+            Side::ClientRx | Side::ServerRx => return None,
+        };
+        let Some(free) = free else {
+            a.broken = true;
+            bump(&self.stats.ring_broken, 1);
+            notify.ring_broken();
+            return None;
+        };
+        let start = a.next;
+        Some(TxBatch {
+            g,
+            notify,
+            stats: &self.stats,
+            free,
+            start,
+            frames: 0,
+            bytes: 0,
+            no_room: 0,
+        })
+    }
+}
+
+/// Client rx: hands every slot read so far back to the server as an empty buffer.
+fn refill(a: &mut Active) {
+    let ring = a.ring;
+    let target = a.next.wrapping_add(ring.size());
+    let mut s = a.given;
+    while s != target {
+        let i = (s & ring.mask()) as u32;
+        ring.set_desc(
+            s,
+            Desc {
+                flags: 0,
+                region: 0,
+                length: a.buffer_size,
+                offset: a.buf_base + i * a.buffer_size,
+            },
+        );
+        s = s.wrapping_add(1);
+    }
+    if a.given != target {
+        ring.set_head(target);
+        a.given = target;
+    }
+}
+
+/// Prepares a freshly connected queue: head and tail to 0 and, for a client's rx ring,
+/// every buffer handed to the server. `mask_int` sets the ring's flags for our rx rings.
+pub(crate) fn activate(a: &mut Active, mask_int: bool) {
+    let ring = a.ring;
+    a.next = 0;
+    a.given = 0;
+    match a.side {
+        Side::ServerRx | Side::ClientRx => {
+            ring.set_flags(if mask_int { RING_FLAG_MASK_INT } else { 0 });
+        }
+        Side::ClientTx | Side::ServerTx => {}
+    }
+    if matches!(a.side, Side::ClientRx | Side::ClientTx) {
+        ring.set_head(0);
+        ring.set_tail(0);
+    }
+    if a.side == Side::ClientRx {
+        refill(a);
+    }
+}
+
+/// A tx batch: frames pushed are copied into the ring; the ring advances (and the peer is
+/// kicked, unless it masks interrupts) once, when the batch is dropped.
+pub struct TxBatch<'a> {
+    g: Guard<'a>,
+    notify: &'a Notify,
+    stats: &'a QueueStats,
+    free: u16,
+    start: u16,
+    frames: u64,
+    bytes: u64,
+    no_room: u64,
+}
+
+impl TxBatch<'_> {
+    /// Copies one frame, given as its parts in order, into free buffers (a chain of
+    /// descriptors when it is longer than one buffer). False when it did not fit (counted
+    /// as `tx_no_room`) or the ring broke; the ring is then as before this frame.
+    #[inline]
+    pub fn push<'p>(&mut self, parts: impl IntoIterator<Item = &'p [u8]>) -> bool {
+        let notify = self.notify;
+        let stats = self.stats;
+        let Some(a) = self.g.state().as_mut() else {
+            return false;
+        };
+        if a.broken {
+            return false;
+        }
+        let ring = a.ring;
+        let side = a.side;
+        let mut used: u16 = 0;
+        let mut slot = a.next;
+        let mut total = 0u64;
+        let mut open = |slot: u16, used: &mut u16| -> Option<(*mut u8, u32, Desc)> {
+            if *used >= self.free {
+                return None;
+            }
+            *used += 1;
+            let d = match side {
+                Side::ClientTx => {
+                    let i = (slot & ring.mask()) as u32;
+                    Desc {
+                        flags: 0,
+                        region: 0,
+                        length: a.buffer_size,
+                        offset: a.buf_base + i * a.buffer_size,
+                    }
+                }
+                _ => ring.desc(slot),
+            };
+            match a.regions.bytes(d.region, d.offset, d.length) {
+                Some(p) if d.length > 0 => Some((p, d.length, d)),
+                _ => {
+                    bump(&stats.bad_desc, 1);
+                    a.broken = true;
+                    bump(&stats.ring_broken, 1);
+                    notify.ring_broken();
+                    None
+                }
+            }
+        };
+        // The descriptor being filled: its buffer, capacity and fill.
+        let (mut dst, mut cap, mut desc) = match open(slot, &mut used) {
+            Some(x) => x,
+            None => {
+                self.no_room += 1;
+                return false;
+            }
+        };
+        let mut fill = 0u32;
+        for part in parts {
+            let mut src = part;
+            while !src.is_empty() {
+                if fill == cap {
+                    finish(ring, side, slot, desc, fill, DESC_FLAG_NEXT);
+                    slot = slot.wrapping_add(1);
+                    match open(slot, &mut used) {
+                        Some((p, c, d)) => (dst, cap, desc, fill) = (p, c, d, 0),
+                        None => {
+                            self.no_room += 1;
+                            return false;
+                        }
+                    }
+                }
+                let n = (cap - fill).min(src.len() as u32);
+                // SAFETY: dst..dst+cap lies inside a live mapping (checked by
+                // Regions::bytes in `open`); fill + n <= cap; src has n bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(fill as usize), n as usize)
+                };
+                fill += n;
+                total += n as u64;
+                src = &src[n as usize..];
+            }
+        }
+        finish(ring, side, slot, desc, fill, 0);
+        let Some(a) = self.g.state().as_mut() else {
+            return false;
+        };
+        a.next = slot.wrapping_add(1);
+        self.free -= used;
+        self.frames += 1;
+        self.bytes += total;
+        true
+    }
+
+    /// Frames pushed so far.
+    pub fn sent(&self) -> u64 {
+        self.frames
+    }
+}
+
+/// Writes a filled descriptor.
+#[inline]
+fn finish(ring: Ring, side: Side, slot: u16, d: Desc, fill: u32, flags: u16) {
+    match side {
+        Side::ClientTx => ring.set_desc(
+            slot,
+            Desc {
+                flags,
+                length: fill,
+                ..d
+            },
+        ),
+        _ => ring.set_desc_len_flags(slot, fill, flags),
+    }
+}
+
+impl Drop for TxBatch<'_> {
+    fn drop(&mut self) {
+        let (frames, bytes, no_room) = (self.frames, self.bytes, self.no_room);
+        let start = self.start;
+        if let Some(a) = self.g.state().as_mut() {
+            if a.next != start && !a.broken {
+                match a.side {
+                    Side::ClientTx => a.ring.set_head(a.next),
+                    _ => a.ring.set_tail(a.next),
+                }
+                if a.ring.flags() & RING_FLAG_MASK_INT == 0 {
+                    sys::kick(a.eventfd.as_raw_fd());
+                }
+            }
+        }
+        bump(&self.stats.tx_frames, frames);
+        bump(&self.stats.tx_bytes, bytes);
+        bump(&self.stats.tx_no_room, no_room);
+    }
+}
