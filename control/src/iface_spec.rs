@@ -71,7 +71,7 @@ impl Driver {
     /// "Kernel interfaces").
     pub fn default_for(type_name: &str) -> Option<Driver> {
         match type_name {
-            "af_packet" | "tap" | "vhost-user" => Some(Driver::Native),
+            "af_packet" | "tap" | "vhost-user" | "memif" => Some(Driver::Native),
             _ => None,
         }
     }
@@ -430,6 +430,15 @@ impl IfaceSpec {
                 },
                 Some(Driver::Native),
             ) => Some((socket, *role, *queues)),
+            _ => None,
+        }
+    }
+
+    /// The socket, role and id of a native memif port (the switch's own memif, no ethdev
+    /// port), if this interface is one.
+    pub fn native_memif(&self) -> Option<(&Path, SocketRole, u32)> {
+        match (&self.kind, self.driver) {
+            (Kind::Memif { socket, role, id }, Some(Driver::Native)) => Some((socket, *role, *id)),
             _ => None,
         }
     }

@@ -51,7 +51,7 @@ pub use counters::{DropReason, PortTotals, StageStats, WorkerStats};
 pub use engine::Engine;
 pub use graph::Stage;
 pub use plan::{
-    ForwardingPlan, IfIndex, IfacePlan, Input, NativeRef, Rx, RxQueue, Tx, VhostRef, WorkerPlan,
-    MAX_IFACES,
+    ForwardingPlan, IfIndex, IfacePlan, Input, MemifRef, NativeRef, Rx, RxQueue, Tx, VhostRef,
+    WorkerPlan, MAX_IFACES,
 };
 pub use poll::PollMode;

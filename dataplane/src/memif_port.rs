@@ -122,6 +122,11 @@ impl MemifPort {
         &self.iface
     }
 
+    /// How many workers can send on it (every worker of the dataplane it was opened for).
+    pub fn tx_paths(&self) -> usize {
+        self.workers
+    }
+
     /// The worker that receives queue 0.
     pub fn rx_worker(&self) -> usize {
         self.rx_worker

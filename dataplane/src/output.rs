@@ -416,6 +416,10 @@ fn transmit(ctx: &Ctx, iface: IfIndex, burst: &mut Burst, bytes: u64) {
             let done = unsafe { p.tx(ctx.worker, burst) };
             count_tx(ctx, done, n_before, bytes, iface);
         }
+        Some(Tx::Memif(p)) => {
+            let done = p.tx(ctx.worker, burst);
+            count_tx(ctx, done, n_before, bytes, iface);
+        }
         None | Some(Tx::None) => {
             ctx.counters
                 .drop_packets(STAGE, DropReason::NoTxQueue, iface, burst.len() as u64);

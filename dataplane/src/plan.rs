@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use dpdk::PortQueue;
 
+use crate::memif_port::MemifPort;
 use crate::native::NativePort;
 use crate::vhost_port::VhostPort;
 
@@ -97,6 +98,26 @@ impl std::ops::Deref for VhostRef {
     }
 }
 
+/// A native memif port as plans name it ([`crate::memif_port`]); equal when it is the
+/// same port.
+#[derive(Debug, Clone)]
+pub struct MemifRef(pub Arc<MemifPort>);
+
+impl PartialEq for MemifRef {
+    fn eq(&self, other: &MemifRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for MemifRef {}
+
+impl std::ops::Deref for MemifRef {
+    type Target = MemifPort;
+    fn deref(&self) -> &MemifPort {
+        &self.0
+    }
+}
+
 /// How a worker transmits on an interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Tx {
@@ -111,6 +132,8 @@ pub enum Tx {
     Native(NativeRef),
     /// Into this vhost-user port (a virtqueue of the guest's, through librte_vhost).
     Vhost(VhostRef),
+    /// Into this native memif port (the peer's shared ring).
+    Memif(MemifRef),
     /// Into the encapsulation of the tunnel that this interface is
     /// ([`ForwardingPlan::tunnel`]): the stages that send into a tunnel hand frames to
     /// tunnel-encap; a frame that reaches the output of a tunnel all the same (a MAC entry
@@ -318,6 +341,8 @@ pub enum Rx {
     Native(NativeRef),
     /// Queue pair `.1` of a vhost-user port, which this worker alone polls.
     Vhost(VhostRef, u16),
+    /// The rx queues of a native memif port that are this worker's.
+    Memif(MemifRef),
 }
 
 /// One rx queue a worker polls, and the interface it belongs to.

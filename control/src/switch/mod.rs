@@ -19,8 +19,8 @@ use vswitch_dataplane::l2::learn::Learner;
 use vswitch_dataplane::plan::L3Port;
 use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{
-    DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, NativeRef, PortTotals, Rx,
-    RxQueue, Stage, Tx, VhostRef, WorkerPlan, MAX_IFACES,
+    DropReason, Engine, ForwardingPlan, IfIndex, IfacePlan, Input, MemifRef, NativeRef, PortTotals,
+    Rx, RxQueue, Stage, Tx, VhostRef, WorkerPlan, MAX_IFACES,
 };
 use vswitch_proto::v1 as pb;
 
@@ -129,6 +129,8 @@ enum Backend {
     /// A vhost-user port through librte_vhost's API (`driver=native`; no ethdev port), and
     /// the MAC the switch reports for it.
     Vhost(VhostRef, [u8; 6]),
+    /// A native memif port (`driver=native`; no ethdev port), its MAC and its MTU.
+    Memif(MemifRef, [u8; 6], std::sync::atomic::AtomicU16),
 }
 
 /// The MAC of a Linux interface (zero if it cannot be read).
@@ -153,6 +155,10 @@ impl Backend {
                 up: v.is_up(),
                 speed_mbps: 0,
             },
+            Backend::Memif(m, ..) => dpdk::LinkStatus {
+                up: m.is_up(),
+                speed_mbps: 0,
+            },
         }
     }
 
@@ -161,6 +167,7 @@ impl Backend {
             Backend::Dpdk(p) => p.mtu(),
             Backend::Native(n) => kernel_mtu(n.ifname()).unwrap_or_default(),
             Backend::Vhost(v, _) => v.mtu(),
+            Backend::Memif(_, _, mtu) => mtu.load(Relaxed),
         }
     }
 
@@ -170,6 +177,10 @@ impl Backend {
             Backend::Native(n) => set_kernel_mtu(n.ifname(), mtu),
             Backend::Vhost(v, _) => {
                 v.set_mtu(mtu);
+                Ok(())
+            }
+            Backend::Memif(_, _, m) => {
+                m.store(mtu, Relaxed);
                 Ok(())
             }
         }
@@ -189,6 +200,14 @@ impl Backend {
                 }
             }
             Backend::Vhost(..) => dpdk::PortStats::default(),
+            Backend::Memif(m, ..) => {
+                let t = m.totals();
+                dpdk::PortStats {
+                    rx_errors: t.bad_desc + t.too_long,
+                    rx_nombuf: t.rx_nombuf,
+                    ..dpdk::PortStats::default()
+                }
+            }
         }
     }
 
@@ -198,6 +217,7 @@ impl Backend {
             Backend::Dpdk(p) => p.queues(),
             Backend::Native(n) => (1, n.tx_paths() as u16),
             Backend::Vhost(v, _) => (v.queues(), v.tx_paths() as u16),
+            Backend::Memif(m, ..) => (1, m.tx_paths() as u16),
         }
     }
 
@@ -205,7 +225,7 @@ impl Backend {
         match self {
             Backend::Dpdk(p) => p.mac(),
             Backend::Native(n) => kernel_mac(n.ifname()),
-            Backend::Vhost(_, mac) => *mac,
+            Backend::Vhost(_, mac) | Backend::Memif(_, mac, _) => *mac,
         }
     }
 
@@ -213,7 +233,7 @@ impl Backend {
     fn id(&self) -> Option<u16> {
         match self {
             Backend::Dpdk(p) => Some(p.id()),
-            Backend::Native(_) | Backend::Vhost(..) => None,
+            Backend::Native(_) | Backend::Vhost(..) | Backend::Memif(..) => None,
         }
     }
 
@@ -222,7 +242,7 @@ impl Backend {
     fn set_link(&self, up: bool) -> Result<(), String> {
         match self {
             Backend::Dpdk(p) => p.set_link(up).map_err(|e| e.to_string()),
-            Backend::Native(_) | Backend::Vhost(..) => Ok(()),
+            Backend::Native(_) | Backend::Vhost(..) | Backend::Memif(..) => Ok(()),
         }
     }
 
@@ -232,6 +252,7 @@ impl Backend {
             // Closed when the last plan naming it is dropped.
             Backend::Native(n) => drop(n),
             Backend::Vhost(v, _) => drop(v),
+            Backend::Memif(m, ..) => drop(m),
         }
     }
 
@@ -241,6 +262,7 @@ impl Backend {
             Backend::Dpdk(p) => p.tx_queue(w as u16).map(Tx::Dpdk),
             Backend::Native(n) => (w < n.tx_paths()).then(|| Tx::Native(n.clone())),
             Backend::Vhost(v, _) => (w < v.tx_paths()).then(|| Tx::Vhost(v.clone())),
+            Backend::Memif(m, ..) => (w < m.tx_paths()).then(|| Tx::Memif(m.clone())),
         }
     }
 
@@ -252,6 +274,7 @@ impl Backend {
             Backend::Vhost(v, _) => {
                 (q < usize::from(v.queues())).then(|| Rx::Vhost(v.clone(), q as u16))
             }
+            Backend::Memif(m, ..) => (q == 0).then(|| Rx::Memif(m.clone())),
         }
     }
 }

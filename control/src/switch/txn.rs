@@ -54,11 +54,12 @@ const NATIVE_RINGS: AfPacketConfig = AfPacketConfig {
     promisc: true,
 };
 use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
+use vswitch_dataplane::memif_port::MemifPort;
 use vswitch_dataplane::native::NativePort;
 use vswitch_dataplane::plan::place_queues;
 use vswitch_dataplane::vhost_port::VhostPort;
 use vswitch_dataplane::IfIndex;
-use vswitch_dataplane::{NativeRef, VhostRef};
+use vswitch_dataplane::{MemifRef, NativeRef, VhostRef};
 use vswitch_proto::v1 as pb;
 use vswitch_proto::v1::change::Change as C;
 use vswitch_vhost::SocketRole;
@@ -398,12 +399,20 @@ impl Switch {
             return self.open_native(name, ifname, spec, ifindex, pool, undo);
         }
         if let Some((socket, role, queues)) = spec.native_vhost() {
-            let vhost = VhostSpec {
+            let vhost = SocketPort {
                 socket,
                 client: role == SocketRole::Client,
                 queues,
             };
             return self.open_vhost(next, index, name, spec, vhost, ifindex, pool, undo);
+        }
+        if let Some((socket, role, id)) = spec.native_memif() {
+            let memif = SocketPort {
+                socket,
+                client: role == SocketRole::Client,
+                queues: 1,
+            };
+            return self.open_memif(next, index, name, spec, memif, id, ifindex, pool, undo);
         }
         let plan = spec
             .port_plan(self.next_index, self.engine.workers() as u16)
@@ -546,7 +555,7 @@ impl Switch {
         index: usize,
         name: &str,
         spec: &IfaceSpec,
-        vhost: VhostSpec,
+        vhost: SocketPort,
         ifindex: IfIndex,
         pool: Arc<Mempool>,
         undo: &mut Undo,
@@ -557,18 +566,6 @@ impl Switch {
         if let Some(mtu) = spec.mtu {
             port.set_mtu(mtu);
         }
-        if !vhost.client {
-            vswitch_vhost::restrict_socket(vhost.socket);
-        }
-        let mac = match spec.mac {
-            Some(m) => m,
-            None => {
-                let m = random_mac();
-                next.record_mac(name, m);
-                undo.recorded_macs.push((index, format_mac(m)));
-                m
-            }
-        };
         let rx_workers = place_queues(&mut self.queue_load, usize::from(port.queues()));
         let devargs = format!(
             "native vhost-user,socket={},client={},queues={}",
@@ -576,16 +573,96 @@ impl Switch {
             u8::from(vhost.client),
             port.queues()
         );
+        let mac = self.socket_port_mac(next, index, name, spec, undo);
+        let port = Backend::Vhost(VhostRef(Arc::new(port)), mac);
+        self.insert_socket_port(name, vhost, port, devargs, rx_workers, ifindex, undo);
+        Ok(())
+    }
+
+    /// Opens the native memif port of interface `name` (the switch's own memif, no ethdev
+    /// port), received by the least loaded worker.
+    #[allow(clippy::too_many_arguments)]
+    fn open_memif(
+        &mut self,
+        next: &mut Model,
+        index: usize,
+        name: &str,
+        spec: &IfaceSpec,
+        memif: SocketPort,
+        id: u32,
+        ifindex: IfIndex,
+        pool: Arc<Mempool>,
+        undo: &mut Undo,
+    ) -> ApiResult<()> {
+        let role = if memif.client {
+            memif::Role::Client
+        } else {
+            memif::Role::Server
+        };
+        let mut cfg = memif::Config::new(role, memif.socket, id);
+        cfg.if_name = name.to_string();
+        cfg.app_name = "vswitch".to_string();
+        let ctx = memif::Context::global_with_logger(|s| tracing::info!(target: "memif", "{s}"))
+            .map_err(|e| ApiError::internal(format!("interface {name:?}: memif: {e}")))?;
+        let rx_workers = place_queues(&mut self.queue_load, 1);
+        let rx_worker = rx_workers.first().copied().unwrap_or(0);
+        let port = MemifPort::open_in(ctx, cfg, self.engine.workers(), rx_worker, pool)
+            .map_err(|e| ApiError::invalid(format!("interface {name:?}: memif: {e}")))?;
+        let devargs = format!(
+            "native memif,socket={},role={},id={id}",
+            memif.socket.display(),
+            if memif.client { "client" } else { "server" }
+        );
+        let mac = self.socket_port_mac(next, index, name, spec, undo);
+        let mtu = std::sync::atomic::AtomicU16::new(spec.mtu.unwrap_or(1500));
+        let port = Backend::Memif(MemifRef(Arc::new(port)), mac, mtu);
+        self.insert_socket_port(name, memif, port, devargs, rx_workers, ifindex, undo);
+        Ok(())
+    }
+
+    /// The MAC of a socket port (vhost-user, memif; their drivers have none): the one
+    /// given, else a random one, recorded so that a restart restores it.
+    fn socket_port_mac(
+        &mut self,
+        next: &mut Model,
+        index: usize,
+        name: &str,
+        spec: &IfaceSpec,
+        undo: &mut Undo,
+    ) -> [u8; 6] {
+        spec.mac.unwrap_or_else(|| {
+            let m = random_mac();
+            next.record_mac(name, m);
+            undo.recorded_macs.push((index, format_mac(m)));
+            m
+        })
+    }
+
+    /// Adds an opened socket port (its server socket set to mode 0660) to the switch.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_socket_port(
+        &mut self,
+        name: &str,
+        sock: SocketPort,
+        port: Backend,
+        devargs: String,
+        rx_workers: Vec<usize>,
+        ifindex: IfIndex,
+        undo: &mut Undo,
+    ) {
+        if !sock.client {
+            vswitch_vhost::restrict_socket(sock.socket);
+        }
         let base = self.engine.iface_totals(ifindex);
-        tracing::info!(iface = name, socket = %vhost.socket.display(), client = vhost.client,
-            queues = port.queues(), driver = "native", ifindex, "interface added");
+        tracing::info!(iface = name, devargs = %devargs, driver = "native", ifindex,
+            "interface added");
         self.ports.insert(
             name.to_string(),
             Attached {
                 ifindex,
-                port: Backend::Vhost(VhostRef(Arc::new(port)), mac),
+                port,
                 kernel_mtu: None,
-                server_socket: (!vhost.client).then(|| vhost.socket.to_path_buf()),
+                server_socket: (!sock.client).then(|| sock.socket.to_path_buf()),
                 devargs,
                 rx_workers,
                 base,
@@ -593,7 +670,6 @@ impl Switch {
             },
         );
         undo.opened.push(name.to_string());
-        Ok(())
     }
 
     /// The one-line error for `what` when every interface index below the configured
@@ -897,8 +973,9 @@ impl Switch {
     }
 }
 
-/// Where a native vhost-user port's socket is and how it is used.
-struct VhostSpec<'a> {
+/// Where a native socket port's (vhost-user, memif) socket is and how it is used.
+#[derive(Clone, Copy)]
+struct SocketPort<'a> {
     socket: &'a std::path::Path,
     client: bool,
     queues: u16,
