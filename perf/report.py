@@ -88,6 +88,8 @@ GOALS = [
     (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.3),
     (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
     (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.1),
+    # Issue 16: the native ports against DPDK's drivers (net_vhost, net_memif) in the same run.
+    (("vswitch", "v2v-memif"), ("vswitch", "v2v-memif-ethdev"), 1.0),
     # CNI (issue 17): memif pod to memif pod through the plugin's attachments (a bridge) at
     # the v2v-memif figure (a cross-connect of the same ports).
     (("vswitch", "v2v-memif-cni"), ("vswitch", "v2v-memif"), 1.0),

@@ -61,7 +61,7 @@ EOF
 # table and its setup_* functions.
 
 PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k vxlan-encap vxlan-decap v2v-vhost
-    v2v-vhost-ethdev
+    v2v-vhost-ethdev v2v-memif-ethdev
     v2v-memif v2v-memif-cni ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate
     nat-dnat-10 nat-dnat-10k nat-snat nat-conn-rate)
 # Profiles --quick runs (l2-100k and ipv4-1M take minutes to set up; ipv6-10k waits for the
@@ -71,7 +71,7 @@ declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [ipv4-1k]=A [ipv4-1M
     [vxlan-encap]=A [vxlan-decap]=A
     [ipv4-acl-1]=A [ipv4-acl-100]=A [ipv4-acl-1k]=A [acl-stateful-10k]=A [acl-conn-rate]=A
     [nat-dnat-10]=A [nat-dnat-10k]=A [nat-snat]=A [nat-conn-rate]=A
-    [v2v-vhost]=B [v2v-vhost-ethdev]=B [v2v-memif]=B [v2v-memif-cni]=B)
+    [v2v-vhost]=B [v2v-vhost-ethdev]=B [v2v-memif]=B [v2v-memif-ethdev]=B [v2v-memif-cni]=B)
 # The MAC of the first net_pcap port a DPDK process opens: the pcap PMD names its ports
 # 02:70:63:61:70:NN ("pcap" and a per-process counter) and cannot change it (set MAC:
 # ENOTSUP), so the routed profiles' frames are addressed to it (the switch checks).
@@ -117,14 +117,15 @@ declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1 [i
     [nat-snat]=1 [nat-conn-rate]=1)
 # Topology B: the type of the switch's two ports a and b (the peer's two "VMs").
 declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-vhost-ethdev]=vhost [v2v-memif]=memif
-    [v2v-memif-cni]=memif)
+    [v2v-memif-ethdev]=memif [v2v-memif-cni]=memif)
 # Topology B: the switch's driver for its two ports where the default is not the one meant.
-declare -A PROFILE_DRIVER=([v2v-vhost-ethdev]=dpdk)
+declare -A PROFILE_DRIVER=([v2v-vhost-ethdev]=dpdk [v2v-memif-ethdev]=dpdk)
 declare -A PROFILE_DESC=(
     [xconnect]="L2 cross-connect src -> sink, 64 B frames, 1k IPv4/UDP flows"
     [v2v-vhost]="VM to VM over vhost-user: the peer's net_virtio_user0/1 <-> the switch's vhost-user ports a, b (switch = vhost-user server; driver=native: librte_vhost's API), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
     [v2v-vhost-ethdev]="v2v-vhost with the switch's ports on DPDK's net_vhost ethdev (driver=dpdk), as before issue 16"
-    [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
+    [v2v-memif-ethdev]="v2v-memif with the switch's ports on DPDK's net_memif ethdev (driver=dpdk), as before issue 16"
+    [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server; driver=native: the switch's own memif), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
     [v2v-memif-cni]="Two memif pods attached by vswitch-cni: the peer's net_memif0/1 (client) <-> the memif sockets the plugin made (socketDir/<container id>/net1.sock; the switch is the server) of two attachments to bridge br0 (learning on), 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io between two memif ports as in v2v-memif; OVS: br0 with actions=NORMAL (MAC learning, as the switch's bridge)"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
@@ -201,6 +202,7 @@ setup_vswitch_xconnect() { "$@" xconnect add src sink; }
 setup_vswitch_v2v-vhost() { "$@" xconnect add a b; }
 setup_vswitch_v2v-vhost-ethdev() { "$@" xconnect add a b; }
 setup_vswitch_v2v-memif() { "$@" xconnect add a b; }
+setup_vswitch_v2v-memif-ethdev() { "$@" xconnect add a b; }
 # v2v-memif-cni: the plugin put both ports in br0 (ports_vswitch).
 setup_vswitch_v2v-memif-cni() { :; }
 # OVS: ports src and sink (a and b) exist on bridge br0; "$@" is `ovs-ofctl add-flow <br0's
@@ -210,6 +212,7 @@ setup_ovs_v2v() { "$@" "in_port=a,actions=output:b" && "$@" "in_port=b,actions=o
 setup_ovs_v2v-vhost() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-vhost-ethdev() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif() { setup_ovs_v2v "$@"; }
+setup_ovs_v2v-memif-ethdev() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif-cni() { "$@" "actions=NORMAL"; }
 
 # l2-*: vswitchd starts from a configuration file (--config: the state-file format) with
@@ -995,8 +998,10 @@ ports_vswitch() {
                 ports_vswitch_cni "$d" "$@"
                 return
             fi
-            "$@" iface add a memif "socket=$d/a.sock" role=server id=0 &&
-                "$@" iface add b memif "socket=$d/b.sock" role=server id=0 ;;
+            local mdrv=()
+            [ -z "${PROFILE_DRIVER[$profile]:-}" ] || mdrv=("driver=${PROFILE_DRIVER[$profile]}")
+            "$@" iface add a memif "socket=$d/a.sock" role=server id=0 "${mdrv[@]}" &&
+                "$@" iface add b memif "socket=$d/b.sock" role=server id=0 "${mdrv[@]}" ;;
     esac
 }
 
