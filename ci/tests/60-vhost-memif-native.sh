@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # vs-test: serial
 # (busy-polling testpmds share CPU 0 with the pod; the switch's worker has CPU 1)
-# vhost-user ports through librte_vhost's own API (driver=native, no ethdev port each):
-# - 50 vhost-user interfaces (server mode) on one bridge with a veth pod, past DPDK's 32
-#   ports; a dpdk-testpmd "VM" (virtio-user, forward mode icmpecho) on two of them answers
-#   the pod's pings through the bridge;
+# VM and CNF ports without an ethdev port each (driver=native): vhost-user through
+# librte_vhost's own API, memif through the switch's own memif (ffi/memif):
+# - 50 vhost-user and 100 memif interfaces (server role) on one bridge with a veth pod, far
+#   past DPDK's 32 ports; dpdk-testpmd "VMs" (virtio-user) and "CNFs" (net_memif), in
+#   forward mode icmpecho, on a few of them answer the pod's pings through the bridge;
+# - memif with the switch as client of a testpmd net_memif server; memif peers restarted
+#   (either side) reconnect; malformed memif peers (ci/memif_bad_peer.py) refused;
 # - the other mode: the switch as vhost-user client of a testpmd virtio-user server (how
 #   QEMU and OVS deploy it);
 # - restarts: the client-side peer killed and started again, the server-side peer killed
@@ -17,8 +20,9 @@ set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-vs_test_init "60-vhost-native"
+vs_test_init "60-vhost-memif-native"
 VHOSTS=${VS_VHOSTS:-50}
+MEMIFS=${VS_MEMIFS:-100}
 start_vswitchd
 run_ok "bridge" vsctl bridge add br >/dev/null
 vs_host p 10.60.0.1/24
@@ -27,18 +31,29 @@ ip -n "$pod" link set eth0 mtu 9000 || fail "cannot set MTU 9000 in $pod"
 run_ok "add the pod's port" vsctl iface add pod af_packet iface="$VS_HOSTIF" mtu=9000 >/dev/null
 run_ok "attach the pod" vsctl bridge attach br pod >/dev/null
 
-# 50 vhost-user interfaces and their bridge ports, one transaction.
-f=$VS_TMP/vhosts.txt
+# 50 vhost-user and 100 memif interfaces and their bridge ports, one transaction.
+f=$VS_TMP/ports.txt
 for ((i = 0; i < VHOSTS; i++)); do
     echo "iface add vh$i vhost-user socket=$VS_TMP/vh$i.sock mode=server"
     echo "bridge attach br vh$i"
 done >"$f"
-run_ok "add $VHOSTS vhost-user interfaces (one transaction)" vsctl transaction "$f" >/dev/null
+for ((i = 0; i < MEMIFS; i++)); do
+    echo "iface add m$i memif socket=$VS_TMP/m$i.sock role=server id=0"
+    echo "bridge attach br m$i"
+done >>"$f"
+run_ok "add $VHOSTS vhost-user and $MEMIFS memif interfaces (one transaction)" \
+    vsctl transaction "$f" >/dev/null
 for ((i = 0; i < VHOSTS; i++)); do
     [[ -S "$VS_TMP/vh$i.sock" ]] || fail "vhost-user socket $VS_TMP/vh$i.sock missing"
 done
+for ((i = 0; i < MEMIFS; i++)); do
+    [[ -S "$VS_TMP/m$i.sock" ]] || fail "memif socket $VS_TMP/m$i.sock missing"
+done
 n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user" and i["devargs"].startswith("native vhost-user"))')
 assert_eq "$n" "$VHOSTS" "vhost-user interfaces on librte_vhost's API (iface list devargs)"
+n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "memif" and i["devargs"].startswith("native memif"))')
+assert_eq "$n" "$MEMIFS" "memif interfaces on the switch's own memif (iface list devargs)"
+assert_eq "$(stat -c %a "$VS_TMP/m0.sock")" 660 "mode of a memif server socket"
 mode=$(stat -c %a "$VS_TMP/vh0.sock")
 assert_eq "$mode" 660 "mode of a server socket"
 
@@ -88,6 +103,22 @@ vm vm0b vh0 10.60.0.10 02:00:00:00:60:10 "net_virtio_user0,path=$VS_TMP/vh0.sock
 answers vh0 10.60.0.10
 stop_testpmd "$VM_PID"
 log "server mode: the VM on vh0 restarted and answered again"
+
+# memif, the switch as server: testpmd CNFs (net_memif clients) on m0 and the last.
+mlast=$((MEMIFS - 1))
+memif_client() { echo "net_memif0,role=client,socket=$VS_TMP/$1.sock,socket-abstract=no,id=0"; }
+vm cnf0 m0 10.60.0.20 02:00:00:00:61:10 "$(memif_client m0)"
+answers m0 10.60.0.20
+stop_testpmd "$VM_PID"
+wait_until 15 "m0 link down after its CNF stopped" link_down m0
+vm cnf1 "m$mlast" 10.60.0.21 02:00:00:00:61:11 "$(memif_client "m$mlast")"
+answers "m$mlast" 10.60.0.21
+stop_testpmd "$VM_PID"
+# The CNF restarted: it connects again.
+vm cnf0b m0 10.60.0.20 02:00:00:00:61:10 "$(memif_client m0)"
+answers m0 10.60.0.20
+stop_testpmd "$VM_PID"
+log "memif server: CNFs answered on m0 and m$mlast among $MEMIFS memif interfaces, and after a restart"
 
 # Two queue pairs: both polled (vsctl workers lists them), and a two-queue VM answers.
 run_ok "add vq (queues=2)" vsctl iface add vq vhost-user socket="$VS_TMP/vq.sock" mode=server queues=2 >/dev/null
@@ -148,15 +179,58 @@ wait_until 20 "vc link up again (the switch reconnected)" link_up vc
 answers vc "$vm_ip"
 log "client mode: the VM restarted, the switch reconnected, the VM answered"
 
-# vswitchd restarted while the VM (the server) stays: the restored interface reconnects.
+# memif, the switch as client: a testpmd net_memif server (a CNF that serves its socket).
+msock=$VS_TMP/cnf.sock
+mc_mac=02:00:00:00:61:12 mc_ip=10.60.0.22
+server_cnf() {
+    rm -f "$msock"
+    start_testpmd "$1" 0 icmpecho \
+        "net_memif0,role=server,socket=$msock,socket-abstract=no,id=0,mac=$mc_mac"
+    CNF_PID=$TESTPMD_PID
+}
+CNF_PID=""
+server_cnf cnfs
+run_ok "add memif client mc" vsctl iface add mc memif socket="$msock" role=client >/dev/null
+run_ok "attach mc" vsctl bridge attach br mc >/dev/null
+run_ok "mc's static MAC" vsctl fdb add br "$mc_mac" mc >/dev/null
+ip -n "$pod" neigh replace "$mc_ip" lladdr "$mc_mac" dev eth0 nud permanent
+wait_until 15 "mc link up" link_up mc
+answers mc "$mc_ip"
+# The server-side CNF restarted: the switch reconnects by itself.
+stop_testpmd "$CNF_PID"
+wait_until 15 "mc link down after its CNF stopped" link_down mc
+server_cnf cnfs2
+wait_until 20 "mc link up again (the switch reconnected)" link_up mc
+answers mc "$mc_ip"
+log "memif client: the switch connected to the CNF's socket, and again after the CNF restarted"
+
+# vswitchd restarted while the VM and the CNF (the servers) stay: the restored interfaces
+# reconnect.
 stop_vswitchd
 restart_vswitchd
 wait_until 20 "vc link up after vswitchd restarted" link_up vc
+wait_until 20 "mc link up after vswitchd restarted" link_up mc
 answers vc "$vm_ip"
+answers mc "$mc_ip"
+stop_testpmd "$CNF_PID"
 n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user")')
 assert_eq "$n" "$((VHOSTS + 3))" "vhost-user interfaces restored after the restart (vh*, vq, vj, vc)"
-log "vswitchd restarted as vhost-user client: restored, reconnected, the VM answered"
+log "vswitchd restarted as vhost-user and memif client: restored, reconnected, the VM and the CNF answered"
 stop_testpmd "$VM_PID"
+
+# Malformed memif peers on m1: refused (logged by the switch), the switch stays up, and the
+# same interface then serves a good CNF.
+for c in bad-region bad-ring bad-desc; do
+    out=$(timeout 60 "$VS_PY" "$(dirname "$0")/../memif_bad_peer.py" "$VS_TMP/m1.sock" 0 "$c" 2>&1) ||
+        fail "malformed memif peer $c was not refused as it should be: $out"
+    vs_alive "$VSWITCHD_PID" || fail "vswitchd died on a malformed memif peer ($c)"
+done
+run_ok "health after malformed memif peers" vsctl health >/dev/null
+grep -q "file holds" "$VSWITCHD_LOG" || fail "the bad region size was not logged ($VSWITCHD_LOG)"
+vm cnf1b m1 10.60.0.23 02:00:00:00:61:13 "$(memif_client m1)"
+answers m1 10.60.0.23
+stop_testpmd "$VM_PID"
+log "malformed memif peers refused and logged; m1 then served a good CNF"
 
 # Removal under traffic: a VM floods vt (cross-connected to vu, which has no VM: its frames
 # are refused there), vt is removed while it does; no mbuf is leaked.
