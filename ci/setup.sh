@@ -79,6 +79,8 @@ if ! printf '%s\n%s\n' "$rust_min" "$rust_have" | sort -V -C; then
 fi
 
 cargo build --release --workspace
+# The memif example peer that ci/tests/66-memif-interop.sh runs against testpmd.
+cargo build --release -p memif --example memif_peer
 for bin in vswitchd vsctl; do
     [[ -x "$VS_BIN_DIR/$bin" ]] || {
         echo "ci/setup.sh: build finished but $VS_BIN_DIR/$bin is missing" >&2

@@ -27,12 +27,8 @@ trap 'exit 129' HUP
 log "tag $VS_TAG, temp dir $VS_TMP"
 
 PEER=$VS_BIN_DIR/examples/memif_peer
-if vs_find_cargo; then
-    # Cheap when up to date; CARGO_TARGET_DIR (if set) should match VS_BIN_DIR.
-    (cd "$VS_ROOT" && cargo build --release -q -p memif --example memif_peer) ||
-        fail "cannot build the memif_peer example"
-fi
-[[ -x "$PEER" ]] || fail "$PEER missing (cargo build --release -p memif --example memif_peer)"
+# (Built by ci/setup.sh.)
+[[ -x "$PEER" ]] || fail "$PEER missing: run 'bash ci/setup.sh' (it builds the memif_peer example)"
 CPU=$(($(nproc) - 1))
 
 # start_peer NAME ARGS...: our example peer, its log in $VS_TMP/NAME.log; sets PEER_PID.
