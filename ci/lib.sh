@@ -149,6 +149,12 @@ vs_test_init() {
     [[ -x "$VS_PY" ]] || fail "$VS_PY missing (apt-get install python3, or bash ci/setup.sh)"
     [[ -x "$VSWITCHD_BIN" ]] || fail "$VSWITCHD_BIN missing: run 'bash ci/setup.sh' first"
     [[ -x "$VSCTL_BIN" ]] || fail "$VSCTL_BIN missing: run 'bash ci/setup.sh' first"
+    vs_test_tmp
+}
+
+# vs_test_tmp: the temp dir and the cleanup trap (vs_test_init's part that a test without
+# a vswitchd needs too).
+vs_test_tmp() {
     VS_TMP=$(mktemp -d "/tmp/${VS_TAG}.XXXXXX")
     trap vs_cleanup EXIT
     trap 'exit 130' INT
@@ -340,6 +346,21 @@ vs_restart_same() {
     fi
     log "SIG$sig and a restart: $statefn the same ($(wc -c <<<"$after") bytes compared)"
 }
+
+# in_use: {pool name: in_use} of every mempool, as JSON.
+in_use() { vsctl --json mempools | vs_json '{p["name"]: p["in_use"] for p in d}'; }
+# in_use_steady: status only (polled by wait_until, 0.2 s apart): the same in_use in 6
+# reads in a row (1 s). Leaves the last read in IN_USE.
+IN_USE="" STEADY=0
+in_use_steady() {
+    local now
+    now=$(in_use) || return 1
+    if [[ "$now" == "$IN_USE" ]]; then STEADY=$((STEADY + 1)); else STEADY=1; fi
+    IN_USE=$now
+    ((STEADY >= 6))
+}
+# in_use_is JSON: status only: in_use reads JSON now.
+in_use_is() { [[ "$(in_use)" == "$1" ]]; }
 
 # iface_stat NAME FIELD: one field of `vsctl --json stats NAME`.
 iface_stat() {

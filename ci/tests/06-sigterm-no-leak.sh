@@ -38,21 +38,7 @@ assert_eq "$mode" 660 "mode of the gRPC socket $VS_SOCK"
 mode=$(stat -c %a "$VS_RUN")
 assert_eq "$mode" 770 "mode of the run directory $VS_RUN"
 
-# in_use: {pool name: in_use} of every mempool, as JSON.
-in_use() { vsctl --json mempools | vs_json '{p["name"]: p["in_use"] for p in d}'; }
-# in_use_steady: status only (polled by wait_until, 0.2 s apart): the same in_use in 6
-# reads in a row (1 s). Leaves the last read in IN_USE.
-IN_USE=""
-STEADY=0
-in_use_steady() {
-    local now
-    now=$(in_use) || return 1
-    if [[ "$now" == "$IN_USE" ]]; then STEADY=$((STEADY + 1)); else STEADY=1; fi
-    IN_USE=$now
-    ((STEADY >= 6))
-}
-# in_use_is JSON: status only: in_use reads JSON now.
-in_use_is() { [[ "$(in_use)" == "$1" ]]; }
+# (in_use, in_use_steady, in_use_is: ci/lib.sh.)
 # stat_ge IFACE FIELD N: status only: `vsctl --json stats IFACE`[FIELD] >= N.
 stat_ge() {
     local doc

@@ -234,16 +234,6 @@ log "malformed memif peers refused and logged; m1 then served a good CNF"
 
 # Removal under traffic: a VM floods vt (cross-connected to vu, which has no VM: its frames
 # are refused there), vt is removed while it does; no mbuf is leaked.
-in_use() { vsctl --json mempools | vs_json '{p["name"]: p["in_use"] for p in d}'; }
-IN_USE="" STEADY=0
-in_use_steady() {
-    local now
-    now=$(in_use) || return 1
-    if [[ "$now" == "$IN_USE" ]]; then STEADY=$((STEADY + 1)); else STEADY=1; fi
-    IN_USE=$now
-    ((STEADY >= 6))
-}
-in_use_is() { [[ "$(in_use)" == "$1" ]]; }
 run_ok "add vt" vsctl iface add vt vhost-user socket="$VS_TMP/vt.sock" mode=server >/dev/null
 run_ok "add vu" vsctl iface add vu vhost-user socket="$VS_TMP/vu.sock" mode=server >/dev/null
 run_ok "cross-connect vt vu" vsctl xconnect add vt vu >/dev/null

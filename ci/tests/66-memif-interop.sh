@@ -19,12 +19,7 @@ VS_TEST_NAME="66-memif-interop"
 # Not vs_test_init: this test needs no vswitchd, only the memif example.
 ((EUID == 0)) || fail "must run as root (DPDK)"
 command -v dpdk-testpmd >/dev/null || fail "dpdk-testpmd missing (apt-get install dpdk)"
-VS_TMP=$(mktemp -d "/tmp/${VS_TAG}.XXXXXX")
-trap vs_cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
-log "tag $VS_TAG, temp dir $VS_TMP"
+vs_test_tmp
 
 PEER=$VS_BIN_DIR/examples/memif_peer
 # (Built by ci/setup.sh.)
