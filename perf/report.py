@@ -88,7 +88,12 @@ GOALS = [
     (("vswitch", "v2v-vhost"), ("ovs", "v2v-vhost"), 1.3),
     (("vswitch", "v2v-memif"), ("floor", "v2v-memif"), 0.9),
     (("vswitch", "v2v-memif"), ("ovs", "v2v-memif"), 1.1),
-    # Issue 16: the native ports against DPDK's drivers (net_vhost, net_memif) in the same run.
+    # Issue 16: the native ports against DPDK's drivers (net_vhost, net_memif) in the same run;
+    # the DPDK-driver profiles are held to what v2v-vhost and v2v-memif were before.
+    (("vswitch", "v2v-vhost-ethdev"), ("floor", "v2v-vhost-ethdev"), 0.9),
+    (("vswitch", "v2v-vhost-ethdev"), ("ovs", "v2v-vhost-ethdev"), 1.15),
+    (("vswitch", "v2v-memif-ethdev"), ("floor", "v2v-memif-ethdev"), 0.9),
+    (("vswitch", "v2v-memif-ethdev"), ("ovs", "v2v-memif-ethdev"), 1.0),
     (("vswitch", "v2v-memif"), ("vswitch", "v2v-memif-ethdev"), 1.0),
     # CNI (issue 17): memif pod to memif pod through the plugin's attachments (a bridge) at
     # the v2v-memif figure (a cross-connect of the same ports).

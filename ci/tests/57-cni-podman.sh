@@ -23,7 +23,7 @@ command -v podman >/dev/null ||
 command -v runc >/dev/null || fail "runc missing (ci/setup.sh installs it)"
 [[ -x /usr/lib/cni/host-local ]] ||
     fail "/usr/lib/cni/host-local missing (ci/setup.sh installs containernetworking-plugins)"
-if ! [[ -x /bin/busybox ]] || ! /bin/busybox --list | grep -qx httpd; then
+if ! [[ -x /bin/busybox ]] || ! /bin/busybox --list | grep -x httpd >/dev/null; then
     fail "/bin/busybox missing or without httpd (ci/setup.sh installs busybox-static)"
 fi
 [[ -x "$CNI_BIN" ]] || fail "$CNI_BIN missing: run 'bash ci/setup.sh' first"

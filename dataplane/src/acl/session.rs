@@ -732,8 +732,20 @@ impl Sessions {
         tcp_flags: u8,
     ) -> Result<NatHit, Refused> {
         let back = to.reversed();
-        if self.find(&back).is_some() {
-            return Err(Refused::Full);
+        if let Some((slot, c0, ..)) = self.find(&back) {
+            // Another flow's translation has the same reply (a client port reused towards
+            // another service's VIP that picked the same backend). A session that is over
+            // (TCP closed, or idle past its timeout and not yet swept) gives way, as
+            // conntrack lets a closed connection's tuple be reused; a live one keeps it.
+            if !self.is_over(slot) {
+                return Err(Refused::Full);
+            }
+            self.free(slot, c0);
+            if self.find(&back).is_some() {
+                return Err(Refused::Full);
+            }
+            // Counted with the sessions the sweep removes: it was over.
+            self.expired.fetch_add(1, Relaxed);
         }
         if !self.reserve(worker, NAT_COUNT) {
             self.refused.fetch_add(1, Relaxed);
@@ -795,6 +807,17 @@ impl Sessions {
     #[inline(always)]
     fn is_nat(&self, slot: usize) -> bool {
         self.slots[slot].dir.load(Relaxed) >= DIR_NAT_FWD
+    }
+
+    /// Whether the session in `slot` is over: TCP closed (a reset, or FIN both ways), or
+    /// idle past its timeout (the sweep has not removed it yet).
+    fn is_over(&self, slot: usize) -> bool {
+        let (state, seen) = self.pair_state(slot);
+        let proto = (self.slots[slot].key[4].load(Relaxed) >> 32) as u8;
+        let closed = proto == TCP
+            && (state & st::RST != 0
+                || state & (st::FWD_FIN | st::REV_FIN) == st::FWD_FIN | st::REV_FIN);
+        closed || self.now.load(Relaxed).saturating_sub(seen) > self.timeout(proto, state)
     }
 
     /// A slot's (state, last seen): for a NAT entry, its pair's together.

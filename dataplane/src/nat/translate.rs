@@ -894,6 +894,41 @@ mod tests {
         assert_eq!(&err[inner + 20..inner + 28], &out[L3 + 20..L3 + 28]);
     }
 
+    /// A client port reused towards another VIP whose backend is the same: the new flow's
+    /// reply is an old pair's. A closed old pair (FIN both ways) gives way, counted as
+    /// expired; a live one keeps its reply and the new flow is refused.
+    #[test]
+    fn a_closed_pair_gives_way_to_a_flow_with_its_reply() {
+        let t = table();
+        let f = frame4(
+            [10, 0, 0, 5],
+            [10, 96, 0, 10],
+            TCP,
+            &tcp(40000, 80),
+            Some(16),
+        );
+        let p = parse(&f, L3, false).unwrap();
+        let orig = p.flow(0);
+        let to = to_flow(&p, orig.src, 40000, v4([10, 1, 0, 3]), 8080);
+        let other = Flow {
+            dst: v4([10, 96, 0, 11]),
+            ..orig
+        };
+        let h = t.create_nat(0, &orig, &to, 0x02).unwrap();
+        assert_eq!(t.create_nat(0, &other, &to, 0x02), Err(Refused::Full));
+        t.touch_nat(&h, 0x11);
+        let back = t.lookup_nat(&to.reversed()).unwrap();
+        t.touch_nat(&back, 0x11);
+        assert_eq!(t.create_nat(0, &other, &to, 0x02).map(|h| h.to), Ok(to));
+        assert_eq!(t.lookup_nat(&orig), None);
+        assert_eq!(t.lookup_nat(&other).map(|h| h.to), Some(to));
+        assert_eq!(
+            t.lookup_nat(&to.reversed()).map(|h| h.to),
+            Some(other.reversed())
+        );
+        assert_eq!((t.stats().live, t.stats().expired), (2, 1));
+    }
+
     #[test]
     fn nat_entries_pair_up() {
         let t = table();
@@ -921,6 +956,7 @@ mod tests {
             ..orig
         };
         assert_eq!(t.create_nat(0, &other, &to, 0x02), Err(Refused::Full));
+
         // Listed once, with its translation; the interface limit does not apply.
         let l = t.list(10);
         assert_eq!(l.len(), 1);
