@@ -248,7 +248,7 @@ stop_testpmd "$flood"
 if ! (wait_until 15 "mempool in_use back to $before" in_use_is "$before") 2>/dev/null; then
     fail "mbuf leak: mempool in_use $(in_use) after vt was removed under traffic, $before before"
 fi
-log "vt removed under traffic ($(iface_stat vu tx_packets) sent on, refusals counted); mempools back to $before"
+log "vt removed under traffic (vu sent $(iface_stat vu tx_packets): it has no VM); mempools back to $before"
 
 # Malformed frontends on vh1: each is refused (logged), the switch stays up.
 bad() {

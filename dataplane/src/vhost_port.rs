@@ -225,7 +225,6 @@ impl VhostEvents for VhostState {
 #[derive(Debug)]
 pub struct VhostPort {
     state: Arc<VhostState>,
-    client: bool,
     /// Registered for the port's life; unregistered (destroying a live device through
     /// `state`) when the port is dropped.
     socket: Option<VhostSocket>,
@@ -264,7 +263,6 @@ impl VhostPort {
             .map_err(|e| format!("vhost-user socket {}: {e}", path.display()))?;
         Ok(VhostPort {
             state,
-            client,
             socket: Some(socket),
             mtu: AtomicU16::new(1500),
         })
@@ -275,10 +273,6 @@ impl VhostPort {
         &self.state.socket
     }
 
-    /// Whether the switch connects to the frontend's socket.
-    pub fn is_client(&self) -> bool {
-        self.client
-    }
 
     /// Queue pairs it polls at most.
     pub fn queues(&self) -> u16 {
@@ -292,19 +286,7 @@ impl VhostPort {
         self.state.ready.load(Ordering::Relaxed)
     }
 
-    /// Its counters and device state.
-    pub fn state(&self) -> &VhostState {
-        &self.state
-    }
 
-    /// Why the last device was refused (empty if none was).
-    pub fn last_refusal(&self) -> String {
-        self.state
-            .last_refusal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
 
     /// The MTU the switch uses for it (the guest learns its own from QEMU).
     pub fn mtu(&self) -> u16 {

@@ -344,13 +344,6 @@ impl VhostSocket {
         Ok(sock)
     }
 
-    /// The features the switch offers on this socket.
-    pub fn features(&self) -> u64 {
-        let mut f = 0u64;
-        // SAFETY: registered path, valid out-pointer.
-        unsafe { dpdk_sys::rte_vhost_driver_get_features(self.path.as_ptr(), &mut f) };
-        f
-    }
 
     fn forget_handler(&self) {
         let mut h = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
