@@ -132,6 +132,10 @@ impl MemifPort {
         self.rx_worker
     }
 
+    /// The worker that receives queue `q`.
+    pub fn rx_worker_of(&self, q: usize) -> usize {
+        (self.rx_worker + q) % self.workers
+    }
 
     /// The port's own counters.
     pub fn stats(&self) -> &MemifStats {

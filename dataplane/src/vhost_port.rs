@@ -273,7 +273,6 @@ impl VhostPort {
         &self.state.socket
     }
 
-
     /// Queue pairs it polls at most.
     pub fn queues(&self) -> u16 {
         self.state.queues
@@ -285,8 +284,6 @@ impl VhostPort {
         self.state.check_faults();
         self.state.ready.load(Ordering::Relaxed)
     }
-
-
 
     /// The MTU the switch uses for it (the guest learns its own from QEMU).
     pub fn mtu(&self) -> u16 {

@@ -344,7 +344,6 @@ impl VhostSocket {
         Ok(sock)
     }
 
-
     fn forget_handler(&self) {
         let mut h = HANDLERS.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(map) = h.as_mut() {
