@@ -132,7 +132,21 @@ answers vq 10.60.0.13
 grep "vhost-user device up" "$VSWITCHD_LOG" | grep "vq.sock" | grep -q "pairs=2" ||
     fail "vq's device did not come up with 2 queue pairs (log: $VSWITCHD_LOG)"
 stop_testpmd "$VM_PID"
-log "two queue pairs: placed, negotiated and answering"
+# The same for memif: a two-queue CNF (net_memif client with 2 rx and 2 tx queues).
+run_ok "add mq (memif queues=2)" vsctl iface add mq memif socket="$VS_TMP/mq.sock" role=server queues=2 >/dev/null
+run_ok "attach mq" vsctl bridge attach br mq >/dev/null
+placed=$(vsctl --json workers | vs_json 'sorted(q["queue"] for w in d for q in w["rx_queues"] if q["iface"] == "mq")')
+assert_eq "$placed" "[0, 1]" "rx queues of mq placed on workers"
+vsctl --json iface list | vs_json_true 'any(i["name"] == "mq" and i["devargs"].endswith("queues=2") for i in d)' ||
+    fail "mq's devargs do not say queues=2: $(vsctl iface list)"
+TESTPMD_EXTRA=(--rxq=2 --txq=2)
+vm cnfq mq 10.60.0.24 02:00:00:00:61:14 "$(memif_client mq)"
+TESTPMD_EXTRA=()
+answers mq 10.60.0.24
+grep -F "mq ($VS_TMP/mq.sock id 0): connected to" "$VSWITCHD_LOG" | grep -q "with 2 queue(s)" ||
+    fail "mq did not connect with 2 queue pairs (log: $VSWITCHD_LOG)"
+stop_testpmd "$VM_PID"
+log "two queue pairs (vhost-user and memif): placed, negotiated and answering"
 
 # Jumbo frames both ways: a VM on vj (mtu=9000) answers 8000-byte pings (chained mbufs in
 # the switch, merged rx buffers in the VM).

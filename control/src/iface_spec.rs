@@ -40,6 +40,8 @@ pub enum Kind {
         socket: PathBuf,
         role: SocketRole,
         id: u32,
+        /// Queue pairs offered (server) or asked for (client).
+        queues: u16,
     },
     /// Packets from a pcap file (optionally looped), sent to a pcap file or dropped.
     Pcap {
@@ -116,13 +118,26 @@ fn keys_for(type_name: &str) -> Option<(&'static [&'static str], &'static [&'sta
         "af_packet" => (&["iface"], &[]),
         "tap" => (&["iface"], &["netns"]),
         "vhost-user" => (&["socket", "mode"], &["queues"]),
-        "memif" => (&["socket", "role"], &["id"]),
+        "memif" => (&["socket", "role"], &["id", "queues"]),
         "pcap" => (&["rx"], &["tx", "loop"]),
         "null" => (&[], &[]),
         "pci" => (&["dev"], &[]),
         "dpdk" => (&["devargs"], &[]),
         _ => return None,
     })
+}
+
+/// The `queues=` key of a socket port (vhost-user, memif): 1 when absent.
+fn parse_queues(args: &BTreeMap<String, String>) -> ApiResult<u16> {
+    match args.get("queues") {
+        None => Ok(1),
+        Some(q) => match q.parse::<u16>() {
+            Ok(n) if (1..=16).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(format!(
+                "queues must be a number from 1 to 16, not {q:?}"
+            ))),
+        },
+    }
 }
 
 impl IfaceSpec {
@@ -201,17 +216,7 @@ impl IfaceSpec {
             "vhost-user" => {
                 let socket = vhost::resolve_socket(run_dir, get("socket")).map_err(inv)?;
                 let role = SocketRole::parse("mode", get("mode")).map_err(inv)?;
-                let queues = match args.get("queues") {
-                    None => 1,
-                    Some(q) => match q.parse::<u16>() {
-                        Ok(n) if (1..=16).contains(&n) => n,
-                        _ => {
-                            return Err(inv(format!(
-                                "queues must be a number from 1 to 16, not {q:?}"
-                            )))
-                        }
-                    },
-                };
+                let queues = parse_queues(args)?;
                 Kind::VhostUser {
                     socket,
                     role,
@@ -229,7 +234,13 @@ impl IfaceSpec {
                         ))
                     })?,
                 };
-                Kind::Memif { socket, role, id }
+                let queues = parse_queues(args)?;
+                Kind::Memif {
+                    socket,
+                    role,
+                    id,
+                    queues,
+                }
             }
             "pcap" => {
                 let rx = PathBuf::from(get("rx"));
@@ -434,11 +445,19 @@ impl IfaceSpec {
         }
     }
 
-    /// The socket, role and id of a native memif port (the switch's own memif, no ethdev
-    /// port), if this interface is one.
-    pub fn native_memif(&self) -> Option<(&Path, SocketRole, u32)> {
+    /// The socket, role, id and queue pairs of a native memif port (the switch's own
+    /// memif, no ethdev port), if this interface is one.
+    pub fn native_memif(&self) -> Option<(&Path, SocketRole, u32, u16)> {
         match (&self.kind, self.driver) {
-            (Kind::Memif { socket, role, id }, Some(Driver::Native)) => Some((socket, *role, *id)),
+            (
+                Kind::Memif {
+                    socket,
+                    role,
+                    id,
+                    queues,
+                },
+                Some(Driver::Native),
+            ) => Some((socket, *role, *id, *queues)),
             _ => None,
         }
     }
@@ -504,13 +523,24 @@ impl IfaceSpec {
                 rx_queues: *queues,
                 tx_queues: w,
             },
-            Kind::Memif { socket, role, id } => {
+            Kind::Memif {
+                socket,
+                role,
+                id,
+                queues,
+            } => {
                 let mut d = vhost::memif_devargs(&format!("net_memif{index}"), socket, *role, *id);
                 // net_memif takes its MAC as a device argument (it cannot be set later).
                 if let Some(mac) = self.mac {
                     d.push_str(&format!(",mac={}", crate::names::format_mac(mac)));
                 }
-                one(d)
+                // net_memif makes one ring per ethdev queue: as many rx rings as queue
+                // pairs asked for, a tx ring per worker.
+                PortPlan {
+                    devargs: d,
+                    rx_queues: *queues,
+                    tx_queues: w,
+                }
             }
             Kind::Pcap { rx, tx, looped } => {
                 let mut d = format!("net_pcap{index},rx_pcap={}", rx.display());
@@ -692,6 +722,27 @@ mod tests {
             m.port_plan(1, 1).unwrap().devargs,
             "net_memif1,role=client,id=4,socket=/tmp/m.sock,socket-abstract=no"
         );
+        assert_eq!(m.native_memif().map(|m| m.3), Some(1));
+        let m = parse(
+            "memif",
+            &[("socket", "m.sock"), ("role", "server"), ("queues", "4")],
+        )
+        .unwrap();
+        assert_eq!(
+            m.native_memif(),
+            Some((Path::new("/run/vswitch/m.sock"), SocketRole::Server, 0, 4))
+        );
+        let p = m.port_plan(0, 2).unwrap();
+        assert_eq!((p.rx_queues, p.tx_queues), (4, 2));
+        for bad in ["0", "17", "two", ""] {
+            let e = parse(
+                "memif",
+                &[("socket", "m.sock"), ("role", "server"), ("queues", bad)],
+            )
+            .unwrap_err()
+            .message;
+            assert!(e.contains("queues must be a number from 1 to 16"), "{e}");
+        }
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! DPDK's 32 port slots (100 memif interfaces run on one control thread).
 //!
 //! Who touches what: the crate's control thread owns the sockets, the handshakes and the
-//! shared memory; workers call [`MemifPort::rx`] and [`MemifPort::tx`]. Rx queue `q` of
-//! the port belongs to worker `(rx_worker + q) % workers` (one rx worker per queue). On tx,
-//! worker `w` uses tx queue `w % queues`: with more workers than queues two workers share a
-//! queue, and the crate's per-queue busy flag (one compare-and-swap per burst, never a
+//! shared memory; workers call [`MemifPort::rx`] and [`MemifPort::tx`]. Each rx queue is
+//! polled by the one worker the control plane placed it on (the plan's queue ownership).
+//! On tx, worker `w` uses queue `w % n`, n the tx queues of the connected link (the peer
+//! may agree to fewer than configured): with more workers than queues two workers share
+//! a queue, and the crate's per-queue busy flag (one compare-and-swap per burst, never a
 //! wait) makes that safe; a worker that finds its queue busy (or the link down) frees the
 //! burst and counts it in `tx_busy`. No lock per packet, no system call except the
 //! interrupt kick when the peer asked for one. The control plane reads the counters
@@ -60,7 +61,6 @@ pub struct MemifTotals {
 pub struct MemifPort {
     iface: Interface,
     workers: usize,
-    rx_worker: usize,
     pool: Arc<Mempool>,
     stats: MemifStats,
 }
@@ -69,23 +69,20 @@ impl std::fmt::Debug for MemifPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemifPort")
             .field("iface", &self.iface)
-            .field("rx_worker", &self.rx_worker)
             .finish()
     }
 }
 
 impl MemifPort {
     /// Opens memif interface `cfg` on the process's memif control thread, for a dataplane
-    /// of `workers` workers, queue 0 received by worker `rx_worker` (queue q by
-    /// `(rx_worker + q) % workers`) into mbufs of `pool`. A server is listening when this
-    /// returns; a client connects in the background (and reconnects).
+    /// of `workers` workers (each may send), received into mbufs of `pool`. A server is
+    /// listening when this returns; a client connects in the background (and reconnects).
     pub fn open(
         cfg: Config,
         workers: usize,
-        rx_worker: usize,
         pool: Arc<Mempool>,
     ) -> Result<MemifPort, memif::Error> {
-        MemifPort::open_in(Context::global()?, cfg, workers, rx_worker, pool)
+        MemifPort::open_in(Context::global()?, cfg, workers, pool)
     }
 
     /// As [`MemifPort::open`], on the control thread of `ctx`.
@@ -93,15 +90,12 @@ impl MemifPort {
         ctx: &Context,
         cfg: Config,
         workers: usize,
-        rx_worker: usize,
         pool: Arc<Mempool>,
     ) -> Result<MemifPort, memif::Error> {
-        let workers = workers.max(rx_worker + 1);
         let iface = ctx.open(cfg)?;
         Ok(MemifPort {
             iface,
-            workers,
-            rx_worker,
+            workers: workers.max(1),
             pool,
             stats: MemifStats::default(),
         })
@@ -127,14 +121,9 @@ impl MemifPort {
         self.workers
     }
 
-    /// The worker that receives queue 0.
-    pub fn rx_worker(&self) -> usize {
-        self.rx_worker
-    }
-
-    /// The worker that receives queue `q`.
-    pub fn rx_worker_of(&self, q: usize) -> usize {
-        (self.rx_worker + q) % self.workers
+    /// Queue pairs configured (each rx queue is placed on a worker).
+    pub fn queues(&self) -> usize {
+        self.iface.queues()
     }
 
     /// The port's own counters.
@@ -168,32 +157,26 @@ impl MemifPort {
         t
     }
 
-    /// Receives up to `max` frames (bounded by the room left in `burst`) from the queues
-    /// worker `worker` owns, appended to `burst`; returns how many.
+    /// Receives up to `max` frames (bounded by the room left in `burst`) from rx queue
+    /// `q`, appended to `burst`; returns how many. Call it only from the worker the queue
+    /// is placed on (another caller would find the queue busy and get nothing).
     #[inline]
-    pub fn rx(&self, worker: usize, burst: &mut Burst, max: usize) -> usize {
+    pub fn rx(&self, q: usize, burst: &mut Burst, max: usize) -> usize {
+        let room = max.min(MAX_BURST - burst.len());
+        if room == 0 {
+            return 0;
+        }
         let mut n = 0;
         let (pool, stats) = (&*self.pool, &self.stats);
-        let queues = self.iface.queues();
-        // Queue q is this worker's when (rx_worker + q) % workers == worker.
-        let first = (worker + self.workers - self.rx_worker % self.workers) % self.workers;
-        let mut q = first;
-        while q < queues {
-            let room = max.min(MAX_BURST - burst.len());
-            if room == 0 {
-                break;
+        self.iface.rx_burst(q, room, |frame| {
+            let Some(m) = Mbuf::from_frame(pool, frame) else {
+                stats.rx_nombuf.fetch_add(1, Relaxed);
+                return;
+            };
+            if burst.push(m).is_ok() {
+                n += 1;
             }
-            self.iface.rx_burst(q, room, |frame| {
-                let Some(m) = Mbuf::from_frame(pool, frame) else {
-                    stats.rx_nombuf.fetch_add(1, Relaxed);
-                    return;
-                };
-                if burst.push(m).is_ok() {
-                    n += 1;
-                }
-            });
-            q += self.workers;
-        }
+        });
         n
     }
 
@@ -202,7 +185,7 @@ impl MemifPort {
     #[inline]
     pub fn tx(&self, worker: usize, burst: &mut Burst) -> TxDone {
         let mut done = TxDone::default();
-        let q = worker % self.iface.queues().max(1);
+        let q = worker % self.iface.tx_queues_up().max(1);
         let Some(mut batch) = self.iface.tx_batch(q) else {
             done.refused = burst.len();
             self.stats.tx_busy.fetch_add(burst.len() as u64, Relaxed);

@@ -341,8 +341,8 @@ pub enum Rx {
     Native(NativeRef),
     /// Queue pair `.1` of a vhost-user port, which this worker alone polls.
     Vhost(VhostRef, u16),
-    /// The rx queues of a native memif port that are this worker's.
-    Memif(MemifRef),
+    /// Queue `.1` of a native memif port, which this worker alone polls.
+    Memif(MemifRef, u16),
 }
 
 /// One rx queue a worker polls, and the interface it belongs to.

@@ -84,7 +84,7 @@ pub(crate) fn run(id: usize, shared: &Shared) {
                     // SAFETY: as for Native; and queue pair q is in this worker's part of
                     // the plan alone (queue ownership, as for DPDK rx queues).
                     Rx::Vhost(p, q) => unsafe { p.rx(id, *q, burst, RX_BURST) },
-                    Rx::Memif(p) => p.rx(id, burst, RX_BURST),
+                    Rx::Memif(p, q) => p.rx(usize::from(*q), burst, RX_BURST),
                 };
                 if n == 0 {
                     continue;

@@ -48,16 +48,21 @@ fn memif_ports_exchange_mbufs() {
     let mut sc = Config::new(Role::Server, &path, 1);
     sc.queues = 2;
     let mut cc = Config::new(Role::Client, &path, 1);
-    cc.queues = 2;
+    cc.queues = 3;
     cc.retry = Duration::from_millis(20);
-    // Three workers: queue 0 on worker 1, queue 1 on worker 2.
-    let s = MemifPort::open_in(&ctx, sc, 3, 1, pool.clone()).unwrap();
-    let c = MemifPort::open_in(&ctx, cc, 3, 0, pool.clone()).unwrap();
+    // Three workers; the client asks for 3 queue pairs, the server offers 2.
+    let s = MemifPort::open_in(&ctx, sc, 3, pool.clone()).unwrap();
+    let c = MemifPort::open_in(&ctx, cc, 3, pool.clone()).unwrap();
     wait("link up", || s.is_up() && c.is_up());
-    assert_eq!((s.rx_worker_of(0), s.rx_worker_of(1)), (1, 2));
+    assert_eq!((s.queues(), c.queues()), (2, 3));
+    assert_eq!(
+        (s.interface().tx_queues_up(), c.interface().tx_queues_up()),
+        (2, 2),
+        "the link has the 2 queue pairs the server offers"
+    );
 
     // Client worker 1 sends on tx queue 1 (small and 9000-byte frames, the latter chains
-    // of mbufs and of descriptors); the server's worker 2 receives queue 1.
+    // of mbufs and of descriptors); the server receives them on queue 1 only.
     let frames: Vec<Vec<u8>> = (0..40)
         .map(|i| frame(if i % 4 == 0 { 9000 } else { 60 + i }, i as u8))
         .collect();
@@ -71,16 +76,24 @@ fn memif_ports_exchange_mbufs() {
     let mut got = Vec::new();
     let mut rb = Burst::new();
     wait("40 frames", || {
-        assert_eq!(
-            s.rx(0, &mut rb, 32),
-            0,
-            "worker 0 owns no queue of the server"
-        );
-        s.rx(2, &mut rb, 32);
+        assert_eq!(s.rx(0, &mut rb, 32), 0, "queue 0 got nothing");
+        s.rx(1, &mut rb, 32);
         got.extend(rb.drain().map(|m| bytes_of(&m)));
         got.len() >= 40
     });
     assert_eq!(got, frames);
+    // Client worker 2 has no queue 2 on this link: it sends on queue 0 (2 % 2).
+    let mut b = Burst::new();
+    b.push(Mbuf::from_frame(&pool, &frames[1]).unwrap())
+        .unwrap();
+    assert_eq!(c.tx(2, &mut b).sent, 1);
+    let mut got = Vec::new();
+    wait("a frame on queue 0", || {
+        s.rx(0, &mut rb, 32);
+        got.extend(rb.drain().map(|m| bytes_of(&m)));
+        !got.is_empty()
+    });
+    assert_eq!(got, vec![frames[1].clone()]);
     // And back, server worker 0 on tx queue 0, client worker 0 receives queue 0.
     let mut b = Burst::new();
     for f in &frames[..10] {
@@ -95,7 +108,7 @@ fn memif_ports_exchange_mbufs() {
     });
     assert_eq!(got, frames[..10].to_vec());
     let t = c.totals();
-    assert_eq!((t.tx_frames, t.rx_frames, t.bad_desc), (40, 10, 0));
+    assert_eq!((t.tx_frames, t.rx_frames, t.bad_desc), (41, 10, 0));
 
     // Fill the server's rx ring, then drop the client under traffic: nothing leaks.
     let mut b = Burst::new();
@@ -106,6 +119,7 @@ fn memif_ports_exchange_mbufs() {
     c.tx(0, &mut b);
     drop(c);
     wait("link down", || !s.is_up());
+    assert_eq!(s.interface().tx_queues_up(), 0);
     let mut b = Burst::new();
     b.push(Mbuf::from_frame(&pool, &frame(100, 2)).unwrap())
         .unwrap();

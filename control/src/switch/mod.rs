@@ -217,7 +217,7 @@ impl Backend {
             Backend::Dpdk(p) => p.queues(),
             Backend::Native(n) => (1, n.tx_paths() as u16),
             Backend::Vhost(v, _) => (v.queues(), v.tx_paths() as u16),
-            Backend::Memif(m, ..) => (1, m.tx_paths() as u16),
+            Backend::Memif(m, ..) => (m.queues() as u16, m.tx_paths() as u16),
         }
     }
 
@@ -274,7 +274,7 @@ impl Backend {
             Backend::Vhost(v, _) => {
                 (q < usize::from(v.queues())).then(|| Rx::Vhost(v.clone(), q as u16))
             }
-            Backend::Memif(m, ..) => (q == 0).then(|| Rx::Memif(m.clone())),
+            Backend::Memif(m, ..) => (q < m.queues()).then(|| Rx::Memif(m.clone(), q as u16)),
         }
     }
 }

@@ -406,11 +406,11 @@ impl Switch {
             };
             return self.open_vhost(next, index, name, spec, vhost, ifindex, pool, undo);
         }
-        if let Some((socket, role, id)) = spec.native_memif() {
+        if let Some((socket, role, id, queues)) = spec.native_memif() {
             let memif = SocketPort {
                 socket,
                 client: role == SocketRole::Client,
-                queues: 1,
+                queues,
             };
             return self.open_memif(next, index, name, spec, memif, id, ifindex, pool, undo);
         }
@@ -602,16 +602,17 @@ impl Switch {
         let mut cfg = memif::Config::new(role, memif.socket, id);
         cfg.if_name = name.to_string();
         cfg.app_name = "vswitch".to_string();
+        cfg.queues = memif.queues;
         let ctx = memif::Context::global_with_logger(|s| tracing::info!(target: "memif", "{s}"))
             .map_err(|e| ApiError::internal(format!("interface {name:?}: memif: {e}")))?;
-        let rx_workers = place_queues(&mut self.queue_load, 1);
-        let rx_worker = rx_workers.first().copied().unwrap_or(0);
-        let port = MemifPort::open_in(ctx, cfg, self.engine.workers(), rx_worker, pool)
+        let port = MemifPort::open_in(ctx, cfg, self.engine.workers(), pool)
             .map_err(|e| ApiError::invalid(format!("interface {name:?}: memif: {e}")))?;
+        let rx_workers = place_queues(&mut self.queue_load, usize::from(memif.queues));
         let devargs = format!(
-            "native memif,socket={},role={},id={id}",
+            "native memif,socket={},role={},id={id},queues={}",
             memif.socket.display(),
-            if memif.client { "client" } else { "server" }
+            if memif.client { "client" } else { "server" },
+            memif.queues
         );
         let mac = self.socket_port_mac(next, index, name, spec, undo);
         let mtu = std::sync::atomic::AtomicU16::new(spec.mtu.unwrap_or(1500));

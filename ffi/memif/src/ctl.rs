@@ -649,11 +649,13 @@ fn link_up(inner: &Inner, i: &mut Iface, up: conn::Up) {
         *slot.lock().state() = Some(a);
     }
     drop(fds);
+    let ntx = up.tx.len().min(s.tx.len());
     for (q, mut a) in up.tx.into_iter().enumerate() {
         let Some(slot) = s.tx.get(q) else { break };
         activate(&mut a, mask);
         *slot.lock().state() = Some(a);
     }
+    s.tx_up.store(ntx, Ordering::Relaxed);
     s.notify.broken.store(false, Ordering::SeqCst);
     *s.peer.lock().unwrap_or_else(|e| e.into_inner()) = up.peer.clone();
     s.up.store(true, Ordering::Release);
@@ -688,6 +690,7 @@ fn down(inner: &Inner, i: &mut Iface, text: Option<&str>, reason: Option<Reason>
             None,
         );
     }
+    s.tx_up.store(0, Ordering::Relaxed);
     for slot in s.rx.iter().chain(s.tx.iter()) {
         let old = slot.lock().state().take();
         drop(old);

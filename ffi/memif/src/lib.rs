@@ -48,7 +48,7 @@ mod sys;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub use conn::{MAX_REGIONS, MAX_REGION_SIZE};
@@ -271,6 +271,8 @@ pub(crate) struct Shared {
     tx: Box<[queue::QueueSlot]>,
     notify: queue::Notify,
     up: AtomicBool,
+    /// Tx queues of the connected link (0 while down).
+    tx_up: AtomicUsize,
     link_events: AtomicU64,
     errors: PeerErrors,
     /// The last refusal or disconnect reason (control thread writes).
@@ -293,6 +295,7 @@ impl Shared {
                 wake,
             },
             up: AtomicBool::new(false),
+            tx_up: AtomicUsize::new(0),
             link_events: AtomicU64::new(0),
             errors: PeerErrors::default(),
             last_error: Mutex::new(String::new()),
@@ -340,6 +343,13 @@ impl Interface {
     /// Queue pairs configured (the connected link may use fewer: see [`Interface::rx_burst`]).
     pub fn queues(&self) -> usize {
         self.shared.cfg.queues as usize
+    }
+
+    /// Tx queues the connected link has (the peer may have agreed to fewer than
+    /// configured); 0 while down. Spread senders over `0..tx_queues_up()`.
+    #[inline]
+    pub fn tx_queues_up(&self) -> usize {
+        self.shared.tx_up.load(Ordering::Relaxed)
     }
 
     /// Receives up to `max` frames from queue `q`, each lent to `f` (a chained frame is put
