@@ -23,7 +23,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use dpdk::{Burst, Mbuf, Mempool, MAX_BURST};
+use dpdk::{Burst, Mempool, MAX_BURST};
 use memif::{Config, Context, Interface};
 
 use crate::native::TxDone;
@@ -167,14 +167,14 @@ impl MemifPort {
             return 0;
         }
         let mut n = 0;
-        let (pool, stats) = (&*self.pool, &self.stats);
+        let stats = &self.stats;
+        // mbufs come from the pool a chunk at a time (Burst::fill), not one per frame.
+        let mut fill = burst.fill(&self.pool);
         self.iface.rx_burst(q, room, |frame| {
-            let Some(m) = Mbuf::from_frame(pool, frame) else {
-                stats.rx_nombuf.fetch_add(1, Relaxed);
-                return;
-            };
-            if burst.push(m).is_ok() {
+            if fill.frame(frame) {
                 n += 1;
+            } else {
+                stats.rx_nombuf.fetch_add(1, Relaxed);
             }
         });
         n
@@ -192,7 +192,7 @@ impl MemifPort {
             burst.clear();
             return done;
         };
-        for m in burst.drain() {
+        for m in burst.mbufs() {
             if batch.push(m.parts()) {
                 done.sent += 1;
                 done.bytes += m.len() as u64;
@@ -200,6 +200,9 @@ impl MemifPort {
                 done.refused += 1;
             }
         }
+        drop(batch);
+        // Every frame was copied (or refused): the mbufs go back to the pool in one call.
+        burst.clear();
         done
     }
 }

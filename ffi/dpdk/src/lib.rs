@@ -35,7 +35,7 @@ pub use eal::{light_args, Eal};
 pub use error::{Error, Result};
 pub use lcore::{launch, lcore_id, rdtsc, tsc_hz, wait_lcore, LaunchError};
 pub use lpm::{heap_allocated, Fib4, Fib6, FibConfig, Lpm4, Lpm6};
-pub use mbuf::{Burst, Drain, Mbuf, Parts, MAX_BURST};
+pub use mbuf::{Burst, Drain, Fill, Mbuf, Parts, FILL_CHUNK, MAX_BURST};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, HEADROOM};
 pub use offload::{BurstSummary, MbufOffload};
 pub use port::{LinkStatus, Port, PortConfig, PortQueue, PortStats, MAX_PORTS};

@@ -19,6 +19,7 @@ pub const MAX_BURST: usize = 256;
 /// when [`Mbuf::is_contiguous`] (every frame the switch's ports receive: their pools' data
 /// room holds the largest frame of their MTU, and no port enables scattered rx).
 #[derive(Debug)]
+#[repr(transparent)]
 pub struct Mbuf {
     pub(crate) raw: NonNull<rte_mbuf>,
 }
@@ -122,7 +123,14 @@ impl Mbuf {
     /// kernel interface, is chained). None when the pool runs dry or the chain would
     /// exceed DPDK's segment limit: the segments taken go back to the pool.
     pub fn from_frame(pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
-        let mut head = Mbuf::alloc(pool)?;
+        Mbuf::alloc(pool)?.fill_frame(pool, bytes)
+    }
+
+    /// Copies `bytes` into this fresh (empty, one-segment) mbuf, chaining more segments
+    /// from `pool` when they do not fit; as [`Mbuf::from_frame`].
+    #[inline]
+    fn fill_frame(self, pool: &Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        let mut head = self;
         let n = bytes.len().min(head.tailroom());
         head.append(n)?.copy_from_slice(&bytes[..n]);
         let mut rest = &bytes[n..];
@@ -159,6 +167,8 @@ impl Mbuf {
     pub fn parts(&self) -> Parts<'_> {
         Parts {
             seg: self.raw.as_ptr(),
+            // SAFETY: raw is a live mbuf we own; nb_segs is in its first cache line.
+            left: unsafe { (*self.raw.as_ptr()).nb_segs },
             _owner: std::marker::PhantomData,
         }
     }
@@ -307,20 +317,31 @@ unsafe fn seg_data<'a>(m: *const rte_mbuf) -> &'a [u8] {
 /// The segments of an [`Mbuf`], as byte slices ([`Mbuf::parts`]).
 pub struct Parts<'a> {
     seg: *const rte_mbuf,
+    /// Segments not yet given, from the head's `nb_segs`: the last one's `next` link (in
+    /// the mbuf's second cache line) is never read, so a one-segment packet costs no
+    /// second cache line.
+    left: u16,
     _owner: std::marker::PhantomData<&'a Mbuf>,
 }
 
 impl<'a> Iterator for Parts<'a> {
     type Item = &'a [u8];
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
-        if self.seg.is_null() {
+        if self.seg.is_null() || self.left == 0 {
             return None;
         }
+        self.left -= 1;
         // SAFETY: seg is the first segment of the Mbuf borrowed for 'a or a `next` link of
         // its chain, all owned by it and live while it is borrowed.
-        let (data, next) = unsafe { (seg_data(self.seg), (*self.seg).next as *const rte_mbuf) };
-        self.seg = next;
+        let data = unsafe { seg_data(self.seg) };
+        self.seg = if self.left == 0 {
+            std::ptr::null()
+        } else {
+            // SAFETY: as above; a chain of nb_segs segments has a next link here.
+            unsafe { (*self.seg).next as *const rte_mbuf }
+        };
         Some(data)
     }
 }
@@ -504,6 +525,16 @@ impl Burst {
             .sum()
     }
 
+    /// The mbufs it holds, borrowed in order (to send copies of them, then [`Burst::clear`]
+    /// frees them all in one bulk call).
+    #[inline]
+    pub fn mbufs(&self) -> &[Mbuf] {
+        // SAFETY: Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has the layout
+        // of *mut rte_mbuf; pkts[..len] are owned live mbufs, none null; the slice borrows
+        // self, so none is freed or moved out while it lives.
+        unsafe { std::slice::from_raw_parts(self.pkts.as_ptr().cast::<Mbuf>(), self.len) }
+    }
+
     /// Frees every mbuf it holds, in one bulk call.
     #[inline]
     pub fn clear(&mut self) {
@@ -511,6 +542,107 @@ impl Burst {
             // SAFETY: pkts[..len] are owned mbufs, each freed exactly once here.
             unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.pkts.as_mut_ptr(), self.len as u32) };
             self.len = 0;
+        }
+    }
+}
+
+/// Frames copied into a [`Burst`] ([`Burst::fill`]): mbufs are taken from the pool in bulk,
+/// [`FILL_CHUNK`] at a time, past the burst's packets; each frame given to
+/// [`Fill::frame`] is copied into the next one, which then belongs to the burst. The ones
+/// left over go back to the pool in one bulk call when the `Fill` is dropped.
+pub struct Fill<'a> {
+    burst: &'a mut Burst,
+    pool: &'a Mempool,
+    /// pkts[burst.len..spare_end] are allocated, empty mbufs owned by this Fill.
+    spare_end: usize,
+}
+
+/// How many mbufs [`Fill`] takes from the pool at a time: a few frames' worth, so a queue
+/// that has one frame frees few unused ones.
+pub const FILL_CHUNK: usize = 8;
+
+impl Burst {
+    /// Starts copying frames into this burst (see [`Fill`]).
+    #[inline]
+    pub fn fill<'a>(&'a mut self, pool: &'a Mempool) -> Fill<'a> {
+        let spare_end = self.len;
+        Fill {
+            burst: self,
+            pool,
+            spare_end,
+        }
+    }
+}
+
+impl Fill<'_> {
+    /// Appends a packet holding a copy of `frame` (chained when longer than a segment).
+    /// False when the burst is full or the pool is dry (nothing is kept of the frame).
+    #[inline]
+    pub fn frame(&mut self, frame: &[u8]) -> bool {
+        let len = self.burst.len;
+        if len == MAX_BURST {
+            return false;
+        }
+        if self.spare_end <= len {
+            self.spare_end = len;
+            let n = FILL_CHUNK.min(MAX_BURST - len);
+            // SAFETY: pkts[len..len+n] is inside the array and holds no owned mbuf (len ==
+            // spare_end); on success rte_pktmbuf_alloc_bulk writes n fresh mbufs there,
+            // owned by this Fill from then on; on failure it takes none.
+            let rc = unsafe {
+                dpdk_sys::rte_pktmbuf_alloc_bulk(
+                    self.pool.as_ptr(),
+                    self.burst.pkts.as_mut_ptr().add(len),
+                    n as u32,
+                )
+            };
+            if rc == 0 {
+                self.spare_end = len + n;
+            }
+        }
+        let head = if self.spare_end > len {
+            // SAFETY: pkts[len] is an allocated empty mbuf this Fill owns (len < spare_end),
+            // taken out here: the slot is refilled below or the range shrinks past it.
+            NonNull::new(self.burst.pkts[len]).map(|raw| Mbuf { raw })
+        } else {
+            // The pool could not give a chunk: one at a time.
+            Mbuf::alloc(self.pool)
+        };
+        let Some(head) = head else {
+            return false;
+        };
+        let from_spare = self.spare_end > len;
+        match head.fill_frame(self.pool, frame) {
+            Some(m) => {
+                self.burst.pkts[len] = m.into_raw();
+                self.burst.len = len + 1;
+                true
+            }
+            None => {
+                // fill_frame freed the head: its slot no longer holds a spare mbuf.
+                if from_spare {
+                    let rest = self.spare_end - len - 1;
+                    self.burst.pkts.copy_within(len + 1..self.spare_end, len);
+                    self.spare_end = len + rest;
+                }
+                false
+            }
+        }
+    }
+}
+
+impl Drop for Fill<'_> {
+    fn drop(&mut self) {
+        let (from, to) = (self.burst.len, self.spare_end);
+        if to > from {
+            // SAFETY: pkts[from..to] are allocated mbufs owned by this Fill, each freed
+            // exactly once here.
+            unsafe {
+                dpdk_sys::rte_pktmbuf_free_bulk(
+                    self.burst.pkts.as_mut_ptr().add(from),
+                    (to - from) as u32,
+                )
+            };
         }
     }
 }
@@ -625,6 +757,75 @@ mod tests {
         drop(b);
         assert_eq!(pool.in_use(), base);
         let _ = eal();
+    }
+
+    /// Fill copies frames into the burst, chunk after chunk, chains a jumbo one, and gives
+    /// back what it took and did not use; a dry pool refuses frames without leaking.
+    #[test]
+    fn fill_copies_frames_and_returns_spares() {
+        require_eal!();
+        let pool = pool("t_fill", 128);
+        let base = pool.in_use();
+        let mut b = Burst::new();
+        b.push(Mbuf::from_bytes(&pool, &[9; 20]).unwrap()).unwrap();
+        let frames: Vec<Vec<u8>> = (0..19u8)
+            .map(|i| vec![i; if i == 5 { 5000 } else { 60 + usize::from(i) }])
+            .collect();
+        {
+            let mut f = b.fill(&pool);
+            for fr in &frames {
+                assert!(f.frame(fr));
+            }
+        }
+        assert_eq!(b.len(), 20);
+        assert_eq!(b.mbufs()[0].data(), &[9; 20]);
+        for (m, fr) in b.mbufs()[1..].iter().zip(&frames) {
+            assert_eq!(m.parts().flatten().copied().collect::<Vec<u8>>(), *fr);
+        }
+        // 19 frames, one of them 3 segments: 22 mbufs plus the first packet.
+        assert_eq!(pool.in_use(), base + 22);
+        b.clear();
+        assert_eq!(pool.in_use(), base);
+
+        // Take all but 3 mbufs: the chunk cannot be had, frames come one at a time, and
+        // the fourth is refused.
+        let mut hold = Vec::new();
+        while let Some(m) = Mbuf::alloc(&pool) {
+            hold.push(m);
+        }
+        for _ in 0..3 {
+            hold.pop();
+        }
+        {
+            let mut f = b.fill(&pool);
+            for i in 0..3u8 {
+                assert!(f.frame(&[i; 64]));
+            }
+            assert!(!f.frame(&[3; 64]));
+        }
+        assert_eq!(b.len(), 3);
+        b.clear();
+        drop(hold);
+        assert_eq!(pool.in_use(), base);
+    }
+
+    /// mbufs() lends the packets in order without taking them; clear() then frees them.
+    #[test]
+    fn mbufs_lends_in_order_and_clear_frees() {
+        require_eal!();
+        let pool = pool("t_mbufs", 64);
+        let base = pool.in_use();
+        let mut b = Burst::new();
+        assert!(b.mbufs().is_empty());
+        for i in 0..5u8 {
+            b.push(Mbuf::from_bytes(&pool, &[i; 40]).unwrap()).unwrap();
+        }
+        let firsts: Vec<u8> = b.mbufs().iter().map(|m| m.data()[0]).collect();
+        assert_eq!(firsts, vec![0, 1, 2, 3, 4]);
+        assert_eq!(b.mbufs()[4].len(), 40);
+        assert_eq!((b.len(), pool.in_use()), (5, base + 5));
+        b.clear();
+        assert_eq!((b.len(), pool.in_use()), (0, base));
     }
 
     #[test]
