@@ -341,8 +341,8 @@ impl NativePort {
             // SAFETY: as in rx.
             match unsafe { &mut **self.io.get() } {
                 Io::AfPacket(ring) => {
-                    for m in burst.mbufs() {
-                        send_one(m, &mut done, |h, p| ring.tx_queue(h, p));
+                    for m in burst.drain() {
+                        send_one(&m, &mut done, |h, p| ring.tx_queue(h, p));
                     }
                     if done.sent > 0 {
                         // A failed kick (counted by the ring) leaves the frames queued in
@@ -352,8 +352,8 @@ impl NativePort {
                     }
                 }
                 Io::Tap(tap) => {
-                    for m in burst.mbufs() {
-                        send_one(m, &mut done, |h, p| tap.tx(h, p));
+                    for m in burst.drain() {
+                        send_one(&m, &mut done, |h, p| tap.tx(h, p));
                     }
                 }
             }
@@ -361,17 +361,19 @@ impl NativePort {
             // SAFETY: senders[worker] is used only by that worker's thread, the caller.
             match unsafe { &mut *cell.get() } {
                 Some(s) => {
-                    for m in burst.mbufs() {
-                        send_one(m, &mut done, |h, p| s.send(h, p));
+                    for m in burst.drain() {
+                        send_one(&m, &mut done, |h, p| s.send(h, p));
                     }
                 }
-                None => done.refused = burst.len(),
+                None => {
+                    done.refused = burst.len();
+                    burst.clear();
+                }
             }
         } else {
             done.refused = burst.len();
+            burst.clear();
         }
-        // Each frame was copied out (or refused): the mbufs go back in one bulk call.
-        burst.clear();
         done
     }
 }
