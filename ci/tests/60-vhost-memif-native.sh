@@ -15,7 +15,8 @@
 #   server-side peer stays: traffic resumes each time;
 # - malformed frontends (ci/vhost/bad_frontend.py): a memory region longer than its file,
 #   too many regions, garbage: refused and logged, the switch keeps running, and the same
-#   socket then takes a good peer.
+#   socket then takes a good peer; `vsctl stats` counts the refusals (port_counters) and
+#   says the last one (last_error), for vhost-user and memif alike;
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -241,6 +242,14 @@ for c in bad-region bad-ring bad-desc; do
 done
 run_ok "health after malformed memif peers" vsctl health >/dev/null
 grep -q "file holds" "$VSWITCHD_LOG" || fail "the bad region size was not logged ($VSWITCHD_LOG)"
+# vsctl stats counts them by reason and says the last one.
+doc=$(vsctl --json stats m1)
+vs_json_true 'd["port_counters"]["refused_bad_region"] >= 1 and d["port_counters"]["refused_bad_ring"] >= 1' <<<"$doc" ||
+    fail "m1's port_counters do not count the bad region and the bad ring: $(vs_json 'd["port_counters"]' <<<"$doc")"
+vs_json_true 'd["last_error"] != ""' <<<"$doc" || fail "m1's last_error is empty after malformed peers"
+log "m1 after malformed peers: last_error $(vs_json 'd["last_error"]' <<<"$doc"); nonzero: $(vs_json '{k: v for k, v in d["port_counters"].items() if v}' <<<"$doc")"
+vsctl stats m1 | grep -Eq '^refused_bad_region: +[1-9]' ||
+    fail "vsctl stats m1 does not show refused_bad_region: $(vsctl stats m1)"
 vm cnf1b m1 10.60.0.23 02:00:00:00:61:13 "$(memif_client m1)"
 answers m1 10.60.0.23
 stop_testpmd "$VM_PID"
@@ -300,6 +309,17 @@ wait_until 15 "vh1 link up with a good frontend" link_up vh1
 wait "$good" || fail "the good frontend failed"
 assert_eq "$(grep -c "vhost-user device refused" "$VSWITCHD_LOG")" "$refused" \
     "refusals after the good frontend (it must not be refused)"
+# vsctl stats counts the refusals vh1 logged (since the restart: the log holds them all) and
+# says the last one.
+logged=$(grep "vhost-user device refused" "$VSWITCHD_LOG" | grep -c "vh1.sock")
+doc=$(vsctl --json stats vh1)
+assert_int -ge "$(vs_json 'd["port_counters"]["refused"]' <<<"$doc")" "$logged" \
+    "vh1's port_counters refused (the log has $logged refusals on vh1.sock)"
+assert_int -ge "$(vs_json 'd["port_counters"]["connects"]' <<<"$doc")" 1 "vh1's port_counters connects"
+vs_json_true '"shrank a file" in d["last_error"]' <<<"$doc" ||
+    fail "vh1's last_error is not the shrunk memory's refusal: $(vs_json 'd["last_error"]' <<<"$doc")"
+vsctl stats vh1 | grep -Eq '^refused: +[1-9]' || fail "vsctl stats vh1 does not show refused: $(vsctl stats vh1)"
+log "vh1: port_counters $(vs_json 'd["port_counters"]' <<<"$doc") ($logged refusals logged)"
 
 stop_vswitchd
 vs_pass
