@@ -15,7 +15,11 @@
 #   server-side peer stays: traffic resumes each time;
 # - malformed frontends (ci/vhost/bad_frontend.py): a memory region longer than its file,
 #   too many regions, garbage: refused and logged, the switch keeps running, and the same
-#   socket then takes a good peer.
+#   socket then takes a good peer; `vsctl stats` counts the refusals (port_counters) and
+#   says the last one (last_error), for vhost-user and memif alike;
+# - server sockets given to a group (group=, native and driver=dpdk): the socket and the
+#   directory made for it belong to the group, also after a restart; group= on a client's
+#   socket, or of an unknown group, is refused with a clear message.
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -56,6 +60,49 @@ assert_eq "$n" "$MEMIFS" "memif interfaces on the switch's own memif (iface list
 assert_eq "$(stat -c %a "$VS_TMP/m0.sock")" 660 "mode of a memif server socket"
 mode=$(stat -c %a "$VS_TMP/vh0.sock")
 assert_eq "$mode" 660 "mode of a server socket"
+
+# Server sockets given to a group (a QEMU or a pod's runtime running in it connects): a
+# group of this run's own, removed at exit.
+command -v groupadd >/dev/null || fail "groupadd missing (apt-get install passwd)"
+GROUP=${VS_TAG}q
+! getent group "$GROUP" >/dev/null || fail "group $GROUP exists already"
+groupadd "$GROUP" || fail "groupadd $GROUP failed"
+VS_ON_EXIT+=("groupdel $GROUP")
+qdir=$VS_TMP/qemu
+run_ok "add vg (vhost-user, group=$GROUP)" \
+    vsctl iface add vg vhost-user socket="$qdir/vg.sock" mode=server group="$GROUP" >/dev/null
+run_ok "add mg (memif, group=$GROUP)" \
+    vsctl iface add mg memif socket="$qdir/mg.sock" role=server group="$GROUP" >/dev/null
+run_ok "add vgd (vhost-user driver=dpdk, group=$GROUP)" \
+    vsctl iface add vgd vhost-user socket="$qdir/vgd.sock" mode=server driver=dpdk group="$GROUP" >/dev/null
+# group_sockets WHEN: the three sockets and their directory (made by the switch for vg)
+# belong to the group.
+group_sockets() {
+    local s
+    for s in vg mg vgd; do
+        assert_eq "$(stat -c '%a %G' "$qdir/$s.sock")" "660 $GROUP" "mode and group of $s's socket ($1)"
+    done
+    assert_eq "$(stat -c '%a %G' "$qdir")" "770 $GROUP" "mode and group of $qdir, made for vg's socket ($1)"
+}
+group_sockets "group=$GROUP"
+# refused_add WHAT REGEX ARGS...: `vsctl iface add ARGS` fails with a message matching REGEX.
+refused_add() {
+    local what=$1 regex=$2 out
+    shift 2
+    if out=$(vsctl iface add "$@" 2>&1); then
+        fail "$what was accepted: vsctl iface add $*"
+    fi
+    grep -Eq -- "$regex" <<<"$out" || fail "$what: unclear message: $out"
+    log "$what refused: $out"
+}
+refused_add "group= on a vhost-user client" "group= needs mode=server" \
+    vcg vhost-user socket="$VS_TMP/qemu-vm.sock" mode=client group="$GROUP"
+refused_add "group= on a memif client" "group= needs role=server" \
+    mcg memif socket="$VS_TMP/cnf-x.sock" role=client group="$GROUP"
+refused_add "an unknown group" "no group named \"nogrp$$\"" \
+    mbg memif socket="$qdir/mbg.sock" role=server group="nogrp$$"
+[[ ! -e "$qdir/mbg.sock" ]] || fail "the refused mbg left its socket behind"
+log "group=$GROUP: vg, mg and vgd's sockets are 660 root:$GROUP; client roles and unknown groups refused"
 
 link_up() { vsctl --json stats "$1" | vs_json_true 'd["link_up"]'; }
 link_down() { vsctl --json stats "$1" | vs_json_true 'not d["link_up"]'; }
@@ -228,7 +275,8 @@ answers vc "$vm_ip"
 answers mc "$mc_ip"
 stop_testpmd "$CNF_PID"
 n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user")')
-assert_eq "$n" "$((VHOSTS + 3))" "vhost-user interfaces restored after the restart (vh*, vq, vj, vc)"
+assert_eq "$n" "$((VHOSTS + 5))" "vhost-user interfaces restored after the restart (vh*, vg, vgd, vq, vj, vc)"
+group_sockets "after the restart"
 log "vswitchd restarted as vhost-user and memif client: restored, reconnected, the VM and the CNF answered"
 stop_testpmd "$VM_PID"
 
@@ -241,6 +289,14 @@ for c in bad-region bad-ring bad-desc; do
 done
 run_ok "health after malformed memif peers" vsctl health >/dev/null
 grep -q "file holds" "$VSWITCHD_LOG" || fail "the bad region size was not logged ($VSWITCHD_LOG)"
+# vsctl stats counts them by reason and says the last one.
+doc=$(vsctl --json stats m1)
+vs_json_true 'd["port_counters"]["refused_bad_region"] >= 1 and d["port_counters"]["refused_bad_ring"] >= 1' <<<"$doc" ||
+    fail "m1's port_counters do not count the bad region and the bad ring: $(vs_json 'd["port_counters"]' <<<"$doc")"
+vs_json_true 'd["last_error"] != ""' <<<"$doc" || fail "m1's last_error is empty after malformed peers"
+log "m1 after malformed peers: last_error $(vs_json 'd["last_error"]' <<<"$doc"); nonzero: $(vs_json '{k: v for k, v in d["port_counters"].items() if v}' <<<"$doc")"
+vsctl stats m1 | grep -Eq '^refused_bad_region: +[1-9]' ||
+    fail "vsctl stats m1 does not show refused_bad_region: $(vsctl stats m1)"
 vm cnf1b m1 10.60.0.23 02:00:00:00:61:13 "$(memif_client m1)"
 answers m1 10.60.0.23
 stop_testpmd "$VM_PID"
@@ -300,6 +356,17 @@ wait_until 15 "vh1 link up with a good frontend" link_up vh1
 wait "$good" || fail "the good frontend failed"
 assert_eq "$(grep -c "vhost-user device refused" "$VSWITCHD_LOG")" "$refused" \
     "refusals after the good frontend (it must not be refused)"
+# vsctl stats counts the refusals vh1 logged (since the restart: the log holds them all) and
+# says the last one.
+logged=$(grep "vhost-user device refused" "$VSWITCHD_LOG" | grep -c "vh1.sock")
+doc=$(vsctl --json stats vh1)
+assert_int -ge "$(vs_json 'd["port_counters"]["refused"]' <<<"$doc")" "$logged" \
+    "vh1's port_counters refused (the log has $logged refusals on vh1.sock)"
+assert_int -ge "$(vs_json 'd["port_counters"]["connects"]' <<<"$doc")" 1 "vh1's port_counters connects"
+vs_json_true '"shrank a file" in d["last_error"]' <<<"$doc" ||
+    fail "vh1's last_error is not the shrunk memory's refusal: $(vs_json 'd["last_error"]' <<<"$doc")"
+vsctl stats vh1 | grep -Eq '^refused: +[1-9]' || fail "vsctl stats vh1 does not show refused: $(vsctl stats vh1)"
+log "vh1: port_counters $(vs_json 'd["port_counters"]' <<<"$doc") ($logged refusals logged)"
 
 stop_vswitchd
 vs_pass

@@ -102,6 +102,9 @@ pub struct IfaceSpec {
     /// The network namespace a native tap is made (or found again) in: a file such as
     /// /run/netns/NAME (`netns=`; None: the switch's own).
     pub netns: Option<PathBuf>,
+    /// The group a server socket (vhost-user, memif) is given to, by id (`group=NAME|GID`;
+    /// None: the switch's own).
+    pub socket_group: Option<u32>,
 }
 
 /// A port's devargs and queue layout.
@@ -117,8 +120,8 @@ fn keys_for(type_name: &str) -> Option<(&'static [&'static str], &'static [&'sta
     Some(match type_name {
         "af_packet" => (&["iface"], &[]),
         "tap" => (&["iface"], &["netns"]),
-        "vhost-user" => (&["socket", "mode"], &["queues"]),
-        "memif" => (&["socket", "role"], &["id", "queues"]),
+        "vhost-user" => (&["socket", "mode"], &["queues", "group"]),
+        "memif" => (&["socket", "role"], &["id", "queues", "group"]),
         "pcap" => (&["rx"], &["tx", "loop"]),
         "null" => (&[], &[]),
         "pci" => (&["dev"], &[]),
@@ -306,6 +309,10 @@ impl IfaceSpec {
                 _ => return Err(inv(format!("driver must be native or dpdk, not {v:?}"))),
             }),
         };
+        let socket_group = match args.get("group") {
+            None => None,
+            Some(g) => Some(socket_group(type_name, &kind, g)?),
+        };
         let netns = args.get("netns").map(PathBuf::from);
         if let Some(ns) = &netns {
             if driver != Some(Driver::Native) {
@@ -333,6 +340,7 @@ impl IfaceSpec {
             mtu,
             driver,
             netns,
+            socket_group,
         })
     }
 
@@ -565,6 +573,29 @@ impl IfaceSpec {
     }
 }
 
+/// The `group=` of a vhost-user or memif interface of `kind`: the id of the group its
+/// server socket is given to. A client's socket is the peer's: refused there.
+fn socket_group(type_name: &str, kind: &Kind, group: &str) -> ApiResult<u32> {
+    let server = matches!(
+        kind,
+        Kind::VhostUser {
+            role: SocketRole::Server,
+            ..
+        } | Kind::Memif {
+            role: SocketRole::Server,
+            ..
+        }
+    );
+    if !server {
+        let role = if type_name == "memif" { "role" } else { "mode" };
+        return Err(ApiError::invalid(format!(
+            "group= needs {role}=server: it sets the group of the socket the switch creates, \
+             and a client's socket is the peer's"
+        )));
+    }
+    crate::names::group_id("group", group).map_err(ApiError::invalid)
+}
+
 fn check_devarg_path(key: &str, p: &Path) -> ApiResult<()> {
     let s = p.to_string_lossy();
     if !p.is_absolute() {
@@ -743,6 +774,66 @@ mod tests {
             .message;
             assert!(e.contains("queues must be a number from 1 to 16"), "{e}");
         }
+    }
+
+    /// group= gives a server socket to a group (by name or number); a client's socket is
+    /// not the switch's to give, and an unknown group is named.
+    #[test]
+    fn server_sockets_take_a_group() {
+        let v = parse(
+            "vhost-user",
+            &[
+                ("socket", "vm1.sock"),
+                ("mode", "server"),
+                ("group", "root"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(v.socket_group, Some(0));
+        assert_eq!(v.args.get("group").map(String::as_str), Some("root"));
+        let m = parse(
+            "memif",
+            &[("socket", "m.sock"), ("role", "server"), ("group", "1234")],
+        )
+        .unwrap();
+        assert_eq!(m.socket_group, Some(1234));
+        assert_eq!(
+            parse("memif", &[("socket", "m.sock"), ("role", "server")])
+                .unwrap()
+                .socket_group,
+            None
+        );
+        let e = |ty: &str, kv: &[(&str, &str)]| parse(ty, kv).unwrap_err().message;
+        assert_eq!(
+            e(
+                "vhost-user",
+                &[
+                    ("socket", "vm1.sock"),
+                    ("mode", "client"),
+                    ("group", "root")
+                ]
+            ),
+            "group= needs mode=server: it sets the group of the socket the switch creates, \
+             and a client's socket is the peer's"
+        );
+        assert!(e(
+            "memif",
+            &[("socket", "m.sock"), ("role", "client"), ("group", "root")]
+        )
+        .starts_with("group= needs role=server"));
+        assert_eq!(
+            e(
+                "memif",
+                &[
+                    ("socket", "m.sock"),
+                    ("role", "server"),
+                    ("group", "no-such-grp7")
+                ]
+            ),
+            "group: no group named \"no-such-grp7\""
+        );
+        assert!(e("null", &[("group", "root")]).contains("key \"group\" is not known"));
+        assert!(e("af_packet", &[("iface", "lo"), ("group", "root")]).contains("not known"));
     }
 
     #[test]

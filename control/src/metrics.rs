@@ -117,6 +117,25 @@ pub fn render(s: &Snapshot) -> String {
     }
     family(
         &mut o,
+        "vswitch_port_counter_total",
+        "counter",
+        "The port's own counters by name (vhost-user connects and refusals, memif ring \
+         counters and refusals by reason, kernel drops of af_packet and tap, a DPDK \
+         port's errors), since the port opened.",
+    );
+    for i in &s.interfaces {
+        let mut counters: Vec<_> = i.port_counters.iter().collect();
+        counters.sort();
+        for (counter, n) in counters {
+            let _ = writeln!(
+                o,
+                "vswitch_port_counter_total{{iface=\"{}\",counter=\"{counter}\"}} {n}",
+                i.name
+            );
+        }
+    }
+    family(
+        &mut o,
         "vswitch_interface_up",
         "gauge",
         "1 when the interface is admin and link up.",
@@ -662,6 +681,7 @@ mod tests {
                 rx_packets: 5,
                 tx_packets: 7,
                 link_up: true,
+                port_counters: [("refused".to_owned(), 2), ("connects".to_owned(), 0)].into(),
                 ..Default::default()
             }],
             workers: vec![pb::Worker {
@@ -765,6 +785,9 @@ mod tests {
             "vswitch_interface_rx_packets_total{iface=\"a\",type=\"null\"} 5",
             "vswitch_interface_tx_packets_total{iface=\"a\",type=\"null\"} 7",
             "vswitch_interface_up{iface=\"a\"} 1",
+            "# TYPE vswitch_port_counter_total counter",
+            "vswitch_port_counter_total{iface=\"a\",counter=\"connects\"} 0",
+            "vswitch_port_counter_total{iface=\"a\",counter=\"refused\"} 2",
             "vswitch_worker_cycles_per_packet{worker=\"0\"} 100.5",
             "vswitch_worker_busy_ratio{worker=\"0\"} 0.5",
             "vswitch_worker_latency_seconds{worker=\"0\",quantile=\"0.5\"} 0.000001",

@@ -105,9 +105,46 @@ pub fn check_pci_addr(key: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A group's id, from its name (looked up as the C library does: /etc/group, or whatever
+/// the system's name service says) or its number (the group need not exist then).
+/// `key` names the argument in the error.
+pub fn group_id(key: &str, group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        // (gid_t)-1 means "leave the group as it is" to chown(2).
+        if gid == u32::MAX {
+            return Err(format!("{key} {gid} is not a group id (-1)"));
+        }
+        return Ok(gid);
+    }
+    if group.is_empty() {
+        return Err(format!("{key} must be a group name or number, not empty"));
+    }
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(format!("{key}: no group named {group:?}")),
+        Err(e) => Err(format!("{key} {group:?}: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_by_name_or_number() {
+        // Group 0 is root's on every Linux system.
+        assert_eq!(group_id("group", "root"), Ok(0));
+        assert_eq!(group_id("group", "0"), Ok(0));
+        assert_eq!(group_id("group", "4321"), Ok(4321));
+        assert_eq!(
+            group_id("group", "no-such-group-x9"),
+            Err("group: no group named \"no-such-group-x9\"".to_string())
+        );
+        assert!(group_id("group", "").unwrap_err().contains("empty"));
+        assert!(group_id("group", "4294967295").unwrap_err().contains("-1"));
+        // A name with a NUL cannot be looked up: an error, not a panic.
+        assert!(group_id("group", "a\0b").is_err());
+    }
 
     #[test]
     fn names() {

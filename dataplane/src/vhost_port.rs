@@ -299,6 +299,27 @@ impl VhostPort {
         self.state.busy.len()
     }
 
+    /// Its counters by name, since it opened: devices taken, devices gone, devices
+    /// refused (or dropped when their memory faulted). Control thread.
+    pub fn counters(&self) -> [(&'static str, u64); 3] {
+        let s = &*self.state;
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("connects", g(&s.connects)),
+            ("disconnects", g(&s.disconnects)),
+            ("refused", g(&s.refused)),
+        ]
+    }
+
+    /// Why the last device was refused ("" if none was).
+    pub fn last_refusal(&self) -> String {
+        self.state
+            .last_refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Receives up to `max` frames the guest sent on queue pair `pair` into `burst`
     /// (appended); returns how many. Nothing while no device is up, or when the device has
     /// fewer pairs.

@@ -3,9 +3,11 @@
 //!
 //! Socket paths given without a `/` are relative to the run directory (default
 //! /run/vswitch). Directories vswitchd creates for sockets are mode 0770 (owner and group:
-//! the VM or container runtime is put in the group), sockets are 0660.
+//! the VM or container runtime is put in the group), sockets are 0660. A server socket may
+//! be given to a group (`group=`): the socket, and the directories created for it, then
+//! belong to that group, so that a QEMU or a pod's runtime running in it can connect.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where relative socket names go unless `--run-dir` says otherwise.
@@ -64,22 +66,46 @@ pub fn resolve_socket(run_dir: &Path, value: &str) -> Result<PathBuf, String> {
 }
 
 /// Makes sure the directory of a socket the switch will create exists: missing directories
-/// are created with mode 0770.
-pub fn prepare_socket_dir(socket: &Path) -> Result<(), String> {
+/// are created with mode 0770, given to `group` when there is one (directories that exist
+/// are left as they are: see [`unreachable_by_group`]).
+pub fn prepare_socket_dir(socket: &Path, group: Option<u32>) -> Result<(), String> {
     let Some(dir) = socket.parent() else {
         return Ok(());
     };
     if dir.is_dir() {
         return Ok(());
     }
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o770)
         .create(dir)
         .map_err(|e| format!("cannot create socket directory {}: {e}", dir.display()))?;
-    // The umask may have masked group bits off.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o770))
-        .map_err(|e| format!("cannot set mode 0770 on {}: {e}", dir.display()))
+    for d in missing {
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(d, None, Some(gid))
+                .map_err(|e| format!("cannot give {} to group {gid}: {e}", d.display()))?;
+        }
+        // The umask may have masked group bits off.
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o770))
+            .map_err(|e| format!("cannot set mode 0770 on {}: {e}", d.display()))?;
+    }
+    Ok(())
+}
+
+/// The first directory above `socket` that members of group `gid` cannot search (neither
+/// theirs with the group's search bit nor searchable by others), None if they reach it.
+/// A hint only: ACLs and the peer's other groups may let it in all the same.
+pub fn unreachable_by_group(socket: &Path, gid: u32) -> Option<PathBuf> {
+    let dir = socket.parent()?;
+    dir.ancestors()
+        .find(|d| {
+            std::fs::metadata(d).is_ok_and(|m| {
+                let mode = m.mode();
+                mode & 0o001 == 0 && !(m.gid() == gid && mode & 0o010 != 0)
+            })
+        })
+        .map(Path::to_path_buf)
 }
 
 /// Refuses a server socket path that is taken by something other than a stale socket,
@@ -99,9 +125,19 @@ pub fn claim_server_socket(socket: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot remove stale socket {}: {e}", socket.display()))
 }
 
-/// Sets a created server socket to mode 0660.
-pub fn restrict_socket(socket: &Path) {
-    let _ = std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660));
+/// Sets a created server socket to mode 0660 and, with `group`, gives it to that group
+/// (the owner stays the switch's user), so that its members may connect.
+pub fn restrict_socket(socket: &Path, group: Option<u32>) -> Result<(), String> {
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(socket, None, Some(gid)).map_err(|e| {
+            format!(
+                "cannot give socket {} to group {gid}: {e}",
+                socket.display()
+            )
+        })?;
+    }
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("cannot set mode 0660 on socket {}: {e}", socket.display()))
 }
 
 /// Devargs for a vhost-user port (DPDK's net_vhost) named `dev`.
@@ -178,7 +214,7 @@ mod tests {
     fn socket_dirs_are_created_0770_and_stale_sockets_claimed() {
         let base = std::env::temp_dir().join(format!("vsvhost{}", std::process::id()));
         let sock = base.join("sub/s.sock");
-        prepare_socket_dir(&sock).unwrap();
+        prepare_socket_dir(&sock, None).unwrap();
         let mode = std::fs::metadata(sock.parent().unwrap())
             .unwrap()
             .permissions()
@@ -197,6 +233,38 @@ mod tests {
         assert!(claim_server_socket(&f)
             .unwrap_err()
             .contains("not a socket"));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A server socket given to a group: the directories made for it and the socket belong
+    /// to the group, mode 0770 and 0660. (A group id needs no entry in /etc/group; as
+    /// another user than root, the user's own group is used.)
+    #[test]
+    fn group_sockets_and_their_new_directories_belong_to_the_group() {
+        // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+        let (root, own_gid) = unsafe { (libc::geteuid() == 0, libc::getegid()) };
+        let gid = if root { 4321 } else { own_gid };
+        let base = std::env::temp_dir().join(format!("vsvgrp{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let sock = base.join("a/b/s.sock");
+        prepare_socket_dir(&sock, Some(gid)).unwrap();
+        for d in [base.join("a"), base.join("a/b")] {
+            let m = std::fs::metadata(&d).unwrap();
+            assert_eq!((m.mode() & 0o777, m.gid()), (0o770, gid), "{}", d.display());
+        }
+        // base (0700, not the group's) stands in the way: named as the hint.
+        assert_eq!(unreachable_by_group(&sock, gid), Some(base.clone()));
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711)).unwrap();
+        assert_eq!(unreachable_by_group(&sock, gid), None);
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        restrict_socket(&sock, Some(gid)).unwrap();
+        let m = std::fs::metadata(&sock).unwrap();
+        assert_eq!((m.mode() & 0o777, m.gid()), (0o660, gid));
+        let gone = base.join("nothing.sock");
+        assert!(restrict_socket(&gone, Some(gid))
+            .unwrap_err()
+            .contains("nothing.sock"));
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -66,7 +66,11 @@ fn run(opts: Options) -> Result<(), String> {
         (None, _) => None,
     };
     let tls = opts.listen.map(|_| tls_config(&opts)).transpose()?;
-    let socket_gid = opts.socket_group.as_deref().map(group_id).transpose()?;
+    let socket_gid = opts
+        .socket_group
+        .as_deref()
+        .map(|g| vswitch_control::names::group_id("--socket-group", g))
+        .transpose()?;
     claim_api_socket(&opts.socket)?;
 
     match kport::raise_fd_limit() {
@@ -229,7 +233,7 @@ fn claim_api_socket(socket: &Path) -> Result<(), String> {
         std::fs::remove_file(socket)
             .map_err(|e| format!("cannot remove stale socket {}: {e}", socket.display()))?;
     }
-    vswitch_vhost::prepare_socket_dir(socket)
+    vswitch_vhost::prepare_socket_dir(socket, None)
 }
 
 /// The services every listener offers: health, reflection and vswitch.v1.
@@ -327,18 +331,6 @@ fn tls_config(opts: &Options) -> Result<ServerTlsConfig, String> {
         .identity(Identity::from_pem(cert, key))
         .client_ca_root(Certificate::from_pem(ca))
         .client_auth_optional(false))
-}
-
-/// A group's id, by name or number.
-fn group_id(group: &str) -> Result<u32, String> {
-    if let Ok(gid) = group.parse::<u32>() {
-        return Ok(gid);
-    }
-    match nix::unistd::Group::from_name(group) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => Err(format!("--socket-group: no group named {group:?}")),
-        Err(e) => Err(format!("--socket-group {group:?}: {e}")),
-    }
 }
 
 /// Tells watchers when an interface's link changes (polled every 250 ms).

@@ -470,6 +470,7 @@ pub(super) fn add(s: &mut Staged, r: &pb::AddTunnelRequest) -> ApiResult<String>
         mtu: Some(mtu),
         driver: None,
         netns: None,
+        socket_group: None,
     };
     iface::touch_l3(s, &r.name);
     s.model.ifaces.insert(

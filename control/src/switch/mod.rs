@@ -211,6 +211,44 @@ impl Backend {
         }
     }
 
+    /// The port's own counters by name (`Interface.port_counters`): every one it keeps,
+    /// zeros included, so the keys of a port do not come and go.
+    fn counters(&self) -> Vec<(String, u64)> {
+        let named = |v: &[(&str, u64)]| v.iter().map(|&(k, n)| (k.to_string(), n)).collect();
+        match self {
+            Backend::Dpdk(p) => {
+                let s = p.stats();
+                named(&[
+                    ("rx_missed", s.rx_missed),
+                    ("rx_errors", s.rx_errors),
+                    ("tx_errors", s.tx_errors),
+                    ("rx_nombuf", s.rx_nombuf),
+                ])
+            }
+            Backend::Native(n) => {
+                let s = n.stats();
+                named(&[
+                    ("kernel_drops", n.kernel_drops_total()),
+                    ("rx_nombuf", s.rx_nombuf.load(Relaxed)),
+                    ("rx_bad_offload", s.rx_bad_offload.load(Relaxed)),
+                ])
+            }
+            Backend::Vhost(v, _) => named(&v.counters()),
+            Backend::Memif(m, ..) => memif_counters(m),
+        }
+    }
+
+    /// The connected peer's name and the last refusal or disconnect reason (each empty if
+    /// none).
+    fn peer(&self) -> (String, String) {
+        match self {
+            Backend::Dpdk(_) | Backend::Native(_) => Default::default(),
+            // vhost-user frontends give no name.
+            Backend::Vhost(v, _) => (String::new(), v.last_refusal()),
+            Backend::Memif(m, ..) => (m.interface().peer(), m.interface().last_error()),
+        }
+    }
+
     /// (rx queues, tx paths).
     fn queues(&self) -> (u16, u16) {
         match self {
@@ -277,6 +315,52 @@ impl Backend {
             Backend::Memif(m, ..) => (q < m.queues()).then(|| Rx::Memif(m.clone(), q as u16)),
         }
     }
+}
+
+/// A memif port's counters by name: its ring counters summed over the queues (every
+/// field of [`MemifTotals`]), its link changes, and its refused peers and dropped links by
+/// reason (`refused_` and the reason; a peer's DISCONNECT and a closed socket as
+/// `peer_disconnects` and `socket_closed`).
+fn memif_counters(m: &vswitch_dataplane::memif_port::MemifPort) -> Vec<(String, u64)> {
+    use vswitch_dataplane::memif_port::MemifTotals;
+    // Named field by field: a field added to MemifTotals does not build until named here.
+    let MemifTotals {
+        rx_frames,
+        rx_bytes,
+        tx_frames,
+        tx_bytes,
+        tx_no_room,
+        tx_busy,
+        rx_nombuf,
+        bad_desc,
+        too_long,
+        ring_broken,
+    } = m.totals();
+    let totals = [
+        ("rx_frames", rx_frames),
+        ("rx_bytes", rx_bytes),
+        ("tx_frames", tx_frames),
+        ("tx_bytes", tx_bytes),
+        ("tx_no_room", tx_no_room),
+        ("tx_busy", tx_busy),
+        ("rx_nombuf", rx_nombuf),
+        ("bad_desc", bad_desc),
+        ("too_long", too_long),
+        ("ring_broken", ring_broken),
+        ("link_events", m.link_events()),
+    ];
+    let reasons = m.interface().errors().all().into_iter().map(|(k, n)| {
+        let key = match k {
+            "peer_disconnects" | "socket_closed" => k.to_string(),
+            reason => format!("refused_{reason}"),
+        };
+        (key, n)
+    });
+    totals
+        .iter()
+        .map(|&(k, n)| (k.to_string(), n))
+        .chain(reasons)
+        .collect()
 }
 
 /// The port that implements an interface, and its place in the dataplane.
@@ -860,6 +944,7 @@ impl Switch {
         let s = a.port.stats();
         let t = self.engine.iface_totals(a.ifindex).since(a.base);
         let (rxq, txq) = a.port.queues();
+        let (peer, last_error) = a.port.peer();
         pb::Interface {
             name: name.to_string(),
             r#type: i.spec.type_name.clone(),
@@ -886,6 +971,9 @@ impl Switch {
                 .map(|c| c.to_string())
                 .collect(),
             attachment: i.attachment.as_ref().map(pb::Attachment::from),
+            port_counters: a.port.counters().into_iter().collect(),
+            peer,
+            last_error,
         }
     }
 
@@ -1431,5 +1519,132 @@ impl Switch {
             "ports closed"
         );
         self.eal.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+    use std::sync::atomic::AtomicU16;
+
+    use memif::msg::{Init, Msg, Text, MODE_ETHERNET};
+    use vswitch_dataplane::memif_port::MemifPort;
+
+    use super::*;
+
+    /// Connects to memif socket `path` as a peer (SOCK_SEQPACKET) and sends `msg`.
+    fn send_as_peer(path: &Path, msg: &[u8]) -> OwnedFd {
+        // SAFETY: socket has no preconditions; the descriptor is owned right below.
+        let fd =
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        // SAFETY: fd is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: an all-zero sockaddr_un is a valid (empty) address.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let bytes = path.as_os_str().as_bytes();
+        assert!(bytes.len() < addr.sun_path.len());
+        for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        // SAFETY: addr is a sockaddr_un of len bytes, alive for the call.
+        let rc = unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        };
+        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+        // SAFETY: msg is readable for msg.len() bytes.
+        let n = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+        assert_eq!(
+            n,
+            msg.len() as isize,
+            "send: {}",
+            std::io::Error::last_os_error()
+        );
+        fd
+    }
+
+    /// A memif port reports every counter it keeps, by name, zeros included (a server
+    /// with no peer); a peer refused (INIT of another protocol version) shows as its
+    /// reason's counter and as the last error.
+    #[test]
+    fn memif_ports_name_their_counters_and_last_error() {
+        let Some(pool) = dpdk::test_eal::try_pool("ctl_memif_ctr", 256) else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("vsctlmemif{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("m.sock");
+        let cfg = memif::Config::new(memif::Role::Server, &sock, 0);
+        let port = MemifPort::open(cfg, 1, pool).unwrap();
+        let port = Backend::Memif(
+            MemifRef(Arc::new(port)),
+            [2, 0, 0, 0, 0, 1],
+            AtomicU16::new(1500),
+        );
+        let counters = |b: &Backend| b.counters().into_iter().collect::<BTreeMap<_, _>>();
+        let c = counters(&port);
+        let keys: Vec<&str> = c.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "bad_desc",
+                "link_events",
+                "peer_disconnects",
+                "refused_bad_cookie",
+                "refused_bad_log2",
+                "refused_bad_message",
+                "refused_bad_region",
+                "refused_bad_ring",
+                "refused_bad_secret",
+                "refused_bad_version",
+                "refused_local",
+                "refused_ring_broken",
+                "refused_timeout",
+                "refused_too_many",
+                "ring_broken",
+                "rx_bytes",
+                "rx_frames",
+                "rx_nombuf",
+                "socket_closed",
+                "too_long",
+                "tx_busy",
+                "tx_bytes",
+                "tx_frames",
+                "tx_no_room",
+            ]
+        );
+        assert!(c.values().all(|&n| n == 0), "{c:?}");
+        assert_eq!(port.peer(), (String::new(), String::new()));
+
+        let init = Msg::Init(Init {
+            version: 1 << 8,
+            id: 0,
+            mode: MODE_ETHERNET,
+            secret: Text::new(""),
+            name: Text::new("bad-peer"),
+        });
+        let _peer = send_as_peer(&sock, &init.emit());
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while counters(&port)["refused_bad_version"] == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no refusal: {:?}",
+                counters(&port)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (peer, last_error) = port.peer();
+        assert_eq!(peer, "");
+        assert!(last_error.contains("version"), "{last_error}");
+        drop(port);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

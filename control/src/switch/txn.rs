@@ -390,7 +390,8 @@ impl Switch {
             ApiError::invalid(self.iface_limit_reached(&format!("interface {name:?}")))
         })?;
         if let Some(sock) = spec.server_socket() {
-            vswitch_vhost::prepare_socket_dir(sock).map_err(ApiError::invalid)?;
+            vswitch_vhost::prepare_socket_dir(sock, spec.socket_group)
+                .map_err(ApiError::invalid)?;
             vswitch_vhost::claim_server_socket(sock).map_err(ApiError::conflict)?;
         }
         let buffers = spec.buffers();
@@ -403,6 +404,7 @@ impl Switch {
                 socket,
                 client: role == SocketRole::Client,
                 queues,
+                group: spec.socket_group,
             };
             return self.open_vhost(next, index, name, spec, vhost, ifindex, pool, undo);
         }
@@ -411,6 +413,7 @@ impl Switch {
                 socket,
                 client: role == SocketRole::Client,
                 queues,
+                group: spec.socket_group,
             };
             return self.open_memif(next, index, name, spec, memif, id, ifindex, pool, undo);
         }
@@ -440,7 +443,8 @@ impl Switch {
             }
         }
         if let Some(sock) = spec.server_socket() {
-            vswitch_vhost::restrict_socket(sock);
+            // On error the port is dropped: closed, its device and socket removed.
+            restrict_socket(name, sock, spec.socket_group)?;
         }
         if spec.mac.is_none() && spec.driver_invents_mac() {
             // The driver made a MAC up: keep it, so that a restart restores this one.
@@ -575,8 +579,7 @@ impl Switch {
         );
         let mac = self.socket_port_mac(next, index, name, spec, undo);
         let port = Backend::Vhost(VhostRef(Arc::new(port)), mac);
-        self.insert_socket_port(name, vhost, port, devargs, rx_workers, ifindex, undo);
-        Ok(())
+        self.insert_socket_port(name, vhost, port, devargs, rx_workers, ifindex, undo)
     }
 
     /// Opens the native memif port of interface `name` (the switch's own memif, no ethdev
@@ -617,8 +620,7 @@ impl Switch {
         let mac = self.socket_port_mac(next, index, name, spec, undo);
         let mtu = std::sync::atomic::AtomicU16::new(spec.mtu.unwrap_or(1500));
         let port = Backend::Memif(MemifRef(Arc::new(port)), mac, mtu);
-        self.insert_socket_port(name, memif, port, devargs, rx_workers, ifindex, undo);
-        Ok(())
+        self.insert_socket_port(name, memif, port, devargs, rx_workers, ifindex, undo)
     }
 
     /// The MAC of a socket port (vhost-user, memif; their drivers have none): the one
@@ -639,7 +641,8 @@ impl Switch {
         })
     }
 
-    /// Adds an opened socket port (its server socket set to mode 0660) to the switch.
+    /// Adds an opened socket port (its server socket set to mode 0660, and given to its
+    /// group) to the switch. On error the port is dropped, which removes its socket.
     #[allow(clippy::too_many_arguments)]
     fn insert_socket_port(
         &mut self,
@@ -650,9 +653,9 @@ impl Switch {
         rx_workers: Vec<usize>,
         ifindex: IfIndex,
         undo: &mut Undo,
-    ) {
+    ) -> ApiResult<()> {
         if !sock.client {
-            vswitch_vhost::restrict_socket(sock.socket);
+            restrict_socket(name, sock.socket, sock.group)?;
         }
         let base = self.engine.iface_totals(ifindex);
         tracing::info!(iface = name, devargs = %devargs, driver = "native", ifindex,
@@ -671,6 +674,7 @@ impl Switch {
             },
         );
         undo.opened.push(name.to_string());
+        Ok(())
     }
 
     /// The one-line error for `what` when every interface index below the configured
@@ -980,6 +984,24 @@ struct SocketPort<'a> {
     socket: &'a std::path::Path,
     client: bool,
     queues: u16,
+    /// The group its server socket is given to (`group=`).
+    group: Option<u32>,
+}
+
+/// Sets the server socket of interface `name` to mode 0660 and gives it to `group`; logs a
+/// warning when a directory above it keeps the group out (the switch changes only the
+/// directories it creates).
+fn restrict_socket(name: &str, socket: &std::path::Path, group: Option<u32>) -> ApiResult<()> {
+    vswitch_vhost::restrict_socket(socket, group)
+        .map_err(|e| ApiError::invalid(format!("interface {name:?}: {e}")))?;
+    if let Some(gid) = group {
+        if let Some(dir) = vswitch_vhost::unreachable_by_group(socket, gid) {
+            tracing::warn!(iface = name, socket = %socket.display(), gid, dir = %dir.display(),
+                "the socket's group cannot search a directory above it (chgrp it, or chmod \
+                 o+x): its members cannot connect");
+        }
+    }
+    Ok(())
 }
 
 /// A random locally administered unicast MAC, for a port whose driver has none.

@@ -98,6 +98,12 @@ pub struct InterfaceJson<'a> {
     addresses: &'a [String],
     /// The container it attaches (CNI), null if none.
     attachment: Option<AttachmentJson<'a>>,
+    /// The port's own counters by name (every one it keeps, zeros included).
+    port_counters: BTreeMap<&'a str, u64>,
+    /// The connected peer's name, empty if unknown.
+    peer: &'a str,
+    /// Why the last peer was refused or the last link dropped, empty if none was.
+    last_error: &'a str,
 }
 
 /// A container's attachment in `--json` output.
@@ -143,6 +149,13 @@ impl<'a> From<&'a Interface> for InterfaceJson<'a> {
                 netns: &a.netns,
                 network: &a.network,
             }),
+            port_counters: i
+                .port_counters
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect(),
+            peer: &i.peer,
+            last_error: &i.last_error,
         }
     }
 }
@@ -405,6 +418,13 @@ mod tests {
             proxy_arp: false,
             addresses: vec!["10.0.0.1/24".into()],
             attachment: None,
+            port_counters: HashMap::from([
+                ("connects".to_owned(), 2),
+                ("disconnects".to_owned(), 1),
+                ("refused".to_owned(), 0),
+            ]),
+            peer: String::new(),
+            last_error: "the frontend gave no memory table".into(),
         }
     }
 
@@ -437,6 +457,9 @@ mod tests {
                 "proxy_arp": false,
                 "addresses": ["10.0.0.1/24"],
                 "attachment": null,
+                "port_counters": {"connects": 2, "disconnects": 1, "refused": 0},
+                "peer": "",
+                "last_error": "the frontend gave no memory table",
             })
         );
     }

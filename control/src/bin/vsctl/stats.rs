@@ -1,4 +1,6 @@
-//! `vsctl stats [IFACE]`: interface counters. With `--json` the objects are `iface list`'s.
+//! `vsctl stats [IFACE]`: interface counters; for one interface also its port's own
+//! counters that are not zero, its peer and its last error. With `--json` the objects are
+//! `iface list`'s.
 
 use vswitch_proto::v1::Interface;
 
@@ -21,7 +23,7 @@ pub async fn run(iface: Option<String>, ctx: &Ctx) -> anyhow::Result<String> {
             if ctx.json {
                 output::json(&InterfaceJson::from(&one))
             } else {
-                Ok(counters_table(std::slice::from_ref(&one)))
+                Ok(counters_table(std::slice::from_ref(&one)) + &port_details(&one))
             }
         }
     }
@@ -49,6 +51,31 @@ fn counters_table(ifaces: &[Interface]) -> String {
     table.render()
 }
 
+/// After one interface's table: a blank line and `key: value` lines for its peer and last
+/// error (when set) and its port's counters that are not zero, by name; nothing if there
+/// is none of them.
+fn port_details(i: &Interface) -> String {
+    let mut pairs = Vec::new();
+    if !i.peer.is_empty() {
+        pairs.push(("peer", i.peer.clone()));
+    }
+    if !i.last_error.is_empty() {
+        pairs.push(("last_error", i.last_error.clone()));
+    }
+    let mut counters: Vec<(&String, &u64)> =
+        i.port_counters.iter().filter(|(_, n)| **n != 0).collect();
+    counters.sort();
+    pairs.extend(
+        counters
+            .into_iter()
+            .map(|(k, n)| (k.as_str(), n.to_string())),
+    );
+    if pairs.is_empty() {
+        return String::new();
+    }
+    format!("\n{}", output::key_values(&pairs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +96,34 @@ mod tests {
             "NAME  RX_PACKETS  TX_PACKETS  RX_BYTES  TX_BYTES  DROPS\n\
              p0             1          22       333      4444      0\n"
         );
+    }
+
+    #[test]
+    fn one_interface_shows_its_port_counters_peer_and_last_error() {
+        let iface = Interface {
+            name: "m1".into(),
+            port_counters: [
+                ("refused_bad_region".to_owned(), 2),
+                ("socket_closed".to_owned(), 1),
+                ("tx_busy".to_owned(), 0),
+            ]
+            .into(),
+            peer: "cnf0 (testpmd)".into(),
+            last_error: "peer closed the connection".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            port_details(&iface),
+            "\npeer:               cnf0 (testpmd)\n\
+             last_error:         peer closed the connection\n\
+             refused_bad_region: 2\n\
+             socket_closed:      1\n"
+        );
+        // Nothing set, nothing counted: the table alone.
+        let quiet = Interface {
+            port_counters: [("tx_busy".to_owned(), 0)].into(),
+            ..Default::default()
+        };
+        assert_eq!(port_details(&quiet), "");
     }
 }
