@@ -52,6 +52,14 @@ impl Eal {
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
         );
+        // The mlx5 drivers (loaded with every PMD of the system's DPDK) call C's setenv on
+        // this name while the EAL starts. A setenv that adds a name may move the
+        // environment array under another thread's getenv (Rust's own env lock does not
+        // cover C's setenv): seen as a crash of a test thread reading the environment. Set
+        // here to the value they set, the name exists and their setenv only replaces it.
+        if std::env::var_os("RDMAV_HUGEPAGES_SAFE").is_none() {
+            std::env::set_var("RDMAV_HUGEPAGES_SAFE", "1");
+        }
         let saved = affinity();
         // SAFETY: argv holds argc valid NUL-terminated strings that are never freed; the
         // INITIALISED flag makes this the only rte_eal_init call in the process.
