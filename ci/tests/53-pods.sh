@@ -176,7 +176,13 @@ if ((lost > 0)); then
     softnet >&2
 fi
 assert_int -gt "$sent" 10000 "UDP datagrams sent"
-assert_eq "$lost" 0 "UDP datagrams lost on the way during the churn"
+# At most 2% lost on the way. The switch itself must lose nothing while it adds and
+# removes ports, but on a slow 2-core machine the worker (adaptive polling) is sometimes
+# not scheduled for long enough that pod 1's kernel rx ring overflows (kernel_drops): the
+# previous stop's build (37ba760) lost 0, 195 and 115 of 25,000 in three runs on such a
+# machine, this stop's builds 0-277, while namespaces were deleted. A switch that stalls its worker
+# for a quarter of a second during the churn, or drops a port's frames, loses more.
+assert_int -le "$lost" $((sent / 50)) "UDP datagrams lost on the way during the churn (at most 2% of $sent)"
 vs_stop_pid "$VS_IPERF_SERVER_PID" TERM 10
 assert_eq "$(vsctl --json iface list | vs_json 'len(d)')" "$PODS" "interfaces after the churn"
 
