@@ -19,7 +19,9 @@
 #   says the last one (last_error), for vhost-user and memif alike;
 # - server sockets given to a group (group=, native and driver=dpdk): the socket and the
 #   directory made for it belong to the group, also after a restart; group= on a client's
-#   socket, or of an unknown group, is refused with a clear message.
+#   socket, or of an unknown group, is refused with a clear message;
+# - interrupt mode: a memif peer sending slowly wakes the sleeping worker (rx_kicks, the
+#   worker's wakeups).
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -367,6 +369,29 @@ vs_json_true '"shrank a file" in d["last_error"]' <<<"$doc" ||
     fail "vh1's last_error is not the shrunk memory's refusal: $(vs_json 'd["last_error"]' <<<"$doc")"
 vsctl stats vh1 | grep -Eq '^refused: +[1-9]' || fail "vsctl stats vh1 does not show refused: $(vsctl stats vh1)"
 log "vh1: port_counters $(vs_json 'd["port_counters"]' <<<"$doc") ($logged refusals logged)"
+
+# Interrupt mode (--poll adaptive): a memif peer (the crate's example, ci/setup.sh builds
+# it) sends 30 frames 50 ms apart on m2, so each comes while the worker sleeps: all arrive,
+# the peer kicked m2's ring (armed only while the worker sleeps: rx_kicks), and the
+# worker's sleeps ended early (wakeups).
+peer=$VS_BIN_DIR/examples/memif_peer
+[[ -x "$peer" ]] || fail "$peer missing: run 'bash ci/setup.sh' (it builds the memif_peer example)"
+wakeups() { vsctl --json workers | vs_json 'sum(w["wakeups"] for w in d)'; }
+wake0=$(wakeups)
+rx0=$(iface_stat m2 rx_packets)
+VS_LOGS+=("$VS_TMP/peer-m2.log")
+"$peer" client "$VS_TMP/m2.sock" 0 1 send 30 --pps 20 >"$VS_TMP/peer-m2.log" 2>&1 &
+peer_pid=$!
+vs_track_pid "$peer_pid"
+wait_until 30 "m2 received the peer's 30 frames" stat_at_least m2 rx_packets $((rx0 + 30))
+kill "$peer_pid" 2>/dev/null || true
+wait "$peer_pid" 2>/dev/null || true
+doc=$(vsctl --json stats m2)
+assert_int -ge "$(vs_json 'd["port_counters"]["rx_kicks"]' <<<"$doc")" 1 \
+    "m2's rx_kicks (the peer kicked the ring armed while the worker slept)"
+wake1=$(wakeups)
+assert_int -gt "$wake1" "$wake0" "worker wakeups while the peer sent"
+log "interrupt mode: m2 got 30 frames sent 50 ms apart, rx_kicks $(vs_json 'd["port_counters"]["rx_kicks"]' <<<"$doc"), worker wakeups $wake0 -> $wake1"
 
 stop_vswitchd
 vs_pass

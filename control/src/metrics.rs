@@ -190,6 +190,32 @@ pub fn render(s: &Snapshot) -> String {
     }
     family(
         &mut o,
+        "vswitch_worker_sleeps_total",
+        "counter",
+        "Idle sleeps of the worker (--poll adaptive).",
+    );
+    for w in &s.workers {
+        let _ = writeln!(
+            o,
+            "vswitch_worker_sleeps_total{{worker=\"{}\"}} {}",
+            w.id, w.sleeps
+        );
+    }
+    family(
+        &mut o,
+        "vswitch_worker_wakeups_total",
+        "counter",
+        "Idle sleeps ended by a frame or the control plane before their time-out.",
+    );
+    for w in &s.workers {
+        let _ = writeln!(
+            o,
+            "vswitch_worker_wakeups_total{{worker=\"{}\"}} {}",
+            w.id, w.wakeups
+        );
+    }
+    family(
+        &mut o,
         "vswitch_worker_latency_seconds",
         "summary",
         "rx -> tx latency inside the switch since start.",

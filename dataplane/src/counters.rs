@@ -324,6 +324,10 @@ pub struct WorkerCounters {
     pub(crate) last_tsc: AtomicU64,
     /// The plan version this worker last finished a poll with (see Engine::publish).
     pub(crate) seen_version: AtomicU64,
+    /// Idle sleeps (adaptive polling), and those a descriptor ended before their time-out
+    /// (a queue's peer, the slow path or a new plan; see [`crate::poll::Sleeper`]).
+    pub(crate) sleeps: AtomicU64,
+    pub(crate) wakeups: AtomicU64,
     /// Each stage's work and drops.
     pub(crate) stages: [StageCounters; N_STAGES],
     /// What this worker received from, sent to and dropped on each interface (by index).
@@ -399,6 +403,8 @@ impl Default for WorkerCounters {
             start_tsc: AtomicU64::new(0),
             last_tsc: AtomicU64::new(0),
             seen_version: AtomicU64::new(0),
+            sleeps: AtomicU64::new(0),
+            wakeups: AtomicU64::new(0),
             stages: Default::default(),
             ifaces: (0..MAX_IFACES).map(|_| IfaceCounters::default()).collect(),
             latency: Default::default(),
@@ -467,6 +473,8 @@ impl WorkerCounters {
             tx_packets: self.tx_packets.load(Relaxed),
             busy_cycles: self.busy_cycles.load(Relaxed),
             total_cycles: last.saturating_sub(start),
+            sleeps: self.sleeps.load(Relaxed),
+            wakeups: self.wakeups.load(Relaxed),
             stages: std::array::from_fn(|i| {
                 let c = &self.stages[i];
                 StageStats {
@@ -488,6 +496,10 @@ pub struct WorkerStats {
     pub tx_packets: u64,
     pub busy_cycles: u64,
     pub total_cycles: u64,
+    /// Idle sleeps, and those ended by a descriptor (a peer, the slow path, a new plan)
+    /// rather than their time-out.
+    pub sleeps: u64,
+    pub wakeups: u64,
     /// Each stage's counters, in [`Stage::ALL`] order.
     pub stages: [StageStats; N_STAGES],
 }

@@ -98,6 +98,7 @@ impl Engine {
         if !self.running {
             return true;
         }
+        self.shared.slow.wake_workers();
         let deadline = Instant::now() + QUIESCE_TIMEOUT;
         loop {
             let behind = self
@@ -138,6 +139,7 @@ impl Engine {
     /// Tells every worker to stop and waits for them.
     pub fn stop(&mut self, eal: &Eal) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.slow.wake_workers();
         for &l in &self.lcores {
             dpdk::wait_lcore(eal, l);
         }

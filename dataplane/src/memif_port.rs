@@ -36,6 +36,9 @@ pub struct MemifStats {
     /// Frames not sent because the worker's tx queue was in use by another worker or the
     /// link was down (freed).
     pub tx_busy: AtomicU64,
+    /// Kicks the peer sent to rx queues armed for a sleeping worker (counted when it
+    /// wakes).
+    pub rx_kicks: AtomicU64,
 }
 
 /// A port's counters summed over its queues, for the control plane.
@@ -55,6 +58,20 @@ pub struct MemifTotals {
     pub too_long: u64,
     /// Rings the peer broke (each disconnected it).
     pub ring_broken: u64,
+    /// Kicks from the peer while a worker slept on the rx queues.
+    pub rx_kicks: u64,
+}
+
+/// What [`MemifPort::rx_arm`] found.
+#[derive(Debug)]
+pub enum RxArm {
+    /// Armed: the peer kicks this eventfd after its next batch.
+    Armed(memif::RxWake),
+    /// The link is down: nothing to wait for on this queue (a link coming up is seen at
+    /// the next poll after the sleep).
+    Down,
+    /// Frames are waiting, or the queue is in use: poll, do not sleep.
+    Ready,
 }
 
 /// A memif interface as a port of the switch. See the module documentation.
@@ -136,6 +153,7 @@ impl MemifPort {
         let mut t = MemifTotals {
             rx_nombuf: self.stats.rx_nombuf.load(Relaxed),
             tx_busy: self.stats.tx_busy.load(Relaxed),
+            rx_kicks: self.stats.rx_kicks.load(Relaxed),
             ..MemifTotals::default()
         };
         for q in 0..self.iface.queues() {
@@ -157,9 +175,33 @@ impl MemifPort {
         t
     }
 
+    /// Interrupt mode for the worker rx queue `q` is placed on, about to sleep (see
+    /// [`crate::poll::Sleeper`]): unmasks the queue's ring so the peer kicks its eventfd
+    /// after its next batch. [`MemifPort::rx_disarm`] it when the worker wakes.
+    pub fn rx_arm(&self, q: usize) -> RxArm {
+        if !self.iface.is_up() {
+            return RxArm::Down;
+        }
+        match self.iface.rx_arm(q) {
+            Some(w) => RxArm::Armed(w),
+            None => RxArm::Ready,
+        }
+    }
+
+    /// Masks rx queue `q`'s interrupts again (the worker polls it) and resets the eventfd
+    /// `w` of its arming.
+    pub fn rx_disarm(&self, q: usize, w: &memif::RxWake) {
+        self.iface.rx_disarm(q);
+        let kicks = w.ack();
+        if kicks > 0 {
+            self.stats.rx_kicks.fetch_add(kicks, Relaxed);
+        }
+    }
+
     /// Receives up to `max` frames (bounded by the room left in `burst`) from rx queue
-    /// `q`, appended to `burst`; returns how many. Call it only from the worker the queue
-    /// is placed on (another caller would find the queue busy and get nothing).
+    /// `q`, appended to `burst`; returns how many. The plan places each rx queue on one
+    /// worker, the only caller; were there two at once, the queue's busy flag would give
+    /// the second nothing (never a wait).
     #[inline]
     pub fn rx(&self, q: usize, burst: &mut Burst, max: usize) -> usize {
         let room = max.min(MAX_BURST - burst.len());

@@ -21,6 +21,7 @@
 
 use std::cell::UnsafeCell;
 use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -97,6 +98,8 @@ pub struct NativePort {
     pool: Arc<Mempool>,
     /// Taken only in `drop` (handed to a closing thread).
     io: UnsafeCell<ManuallyDrop<Io>>,
+    /// `io`'s descriptor, readable while frames wait (see [`NativePort::rx_fd`]).
+    rx_fd: RawFd,
     /// Each worker's send handle, by worker id (None for the rx worker).
     senders: Box<[UnsafeCell<Option<Sender>>]>,
     /// The kernel's drop count of the ring socket (af_packet), read by the control thread.
@@ -212,6 +215,7 @@ impl NativePort {
             rx_worker,
             pool,
             ring_bytes: ring.ring_bytes(),
+            rx_fd: ring.as_raw_fd(),
             io: UnsafeCell::new(ManuallyDrop::new(Io::AfPacket(ring))),
             senders,
             drops: Some(drops),
@@ -238,6 +242,7 @@ impl NativePort {
             rx_worker,
             pool,
             ring_bytes: 0,
+            rx_fd: tap.as_raw_fd(),
             io: UnsafeCell::new(ManuallyDrop::new(Io::Tap(tap))),
             senders,
             drops: None,
@@ -256,6 +261,13 @@ impl NativePort {
     /// The Linux interface's name.
     pub fn ifname(&self) -> &str {
         &self.ifname
+    }
+
+    /// The descriptor a sleeping rx worker polls for reading: the ring's socket (readable
+    /// while a frame the kernel put in a slot is not given back) or the tap's (while a
+    /// frame is queued). Open as long as the port is.
+    pub fn rx_fd(&self) -> RawFd {
+        self.rx_fd
     }
 
     /// The worker that receives from it.

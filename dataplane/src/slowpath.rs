@@ -137,6 +137,8 @@ struct Rings {
     inject: ArrayQueue<Injected>,
     worker: WorkerSide,
     control: ControlSide,
+    /// Rung after an inject, so a sleeping worker sends it at once.
+    bell: crate::poll::Doorbell,
 }
 
 /// Every worker's punt and inject rings, shared (in an `Arc`) by the workers and the
@@ -159,6 +161,7 @@ impl SlowPath {
                     inject: ArrayQueue::new(inject.max(1)),
                     worker: WorkerSide::default(),
                     control: ControlSide::default(),
+                    bell: crate::poll::Doorbell::default(),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
@@ -203,6 +206,23 @@ impl SlowPath {
             bump(&r.worker.drained, n as u64);
         }
         n
+    }
+
+    /// Worker `w`'s doorbell (the worker sleeps on it; see [`crate::poll::Sleeper`]).
+    pub fn doorbell(&self, w: usize) -> Option<&crate::poll::Doorbell> {
+        self.rings.get(w).map(|r| &r.bell)
+    }
+
+    /// Whether worker `w` has injected packets to send (two plain loads).
+    pub fn inject_pending(&self, w: usize) -> bool {
+        self.rings.get(w).is_some_and(|r| !r.inject.is_empty())
+    }
+
+    /// Wakes every sleeping worker (a new plan, a stop).
+    pub fn wake_workers(&self) {
+        for r in self.rings.iter() {
+            r.bell.ring();
+        }
     }
 
     // ---- control side: the slow-path thread only ----
@@ -252,6 +272,7 @@ impl SlowPath {
         match r.inject.push(i) {
             Ok(()) => {
                 bump(&r.control.injected, 1);
+                r.bell.ring();
                 Ok(())
             }
             Err(i) => {

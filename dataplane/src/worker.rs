@@ -4,7 +4,8 @@
 //!
 //! Reads: the current [`ForwardingPlan`](crate::ForwardingPlan) (once per poll). Writes:
 //! this worker's [`WorkerCounters`](crate::counters::WorkerCounters) only. Never blocks,
-//! allocates or takes a lock; sleeps only when idle in adaptive mode.
+//! allocates or takes a lock; sleeps only when idle in adaptive mode, until one of its
+//! queues has a frame or the control plane rings it ([`crate::poll::Sleeper`]).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Relaxed, Release};
@@ -17,8 +18,7 @@ use crate::counters::{bump, WorkerCounters, TIMED_EVERY};
 use crate::graph::{Ctx, Graph, Lap, Stage};
 use crate::l2::bridge::L2Shared;
 use crate::plan::{ForwardingPlan, Rx};
-use crate::poll::Backoff;
-use crate::poll::PollMode;
+use crate::poll::{Backoff, PollMode, Sleeper, Slept};
 use crate::slowpath::SlowPath;
 
 /// What the workers share with the control thread (made and owned by the
@@ -48,6 +48,7 @@ pub(crate) fn run(id: usize, shared: &Shared) {
     let mut plan_cache = arc_swap::Cache::new(&shared.plan);
     let mut graph = Graph::new(id);
     let mut backoff = Backoff::default();
+    let mut sleeper = Sleeper::default();
     // Bursts handled, to time one in TIMED_EVERY.
     let mut bursts: u64 = 0;
     let start = rdtsc();
@@ -127,7 +128,21 @@ pub(crate) fn run(id: usize, shared: &Shared) {
         // Past this point the worker holds nothing from older plans (see Engine::publish).
         counters.seen_version.store(plan.version, Release);
         if let Some(d) = backoff.after_poll(shared.poll, moved) {
-            std::thread::sleep(d);
+            let rx = plan.workers.get(id).map_or(&[][..], |w| &w.rx[..]);
+            let bell = shared.slow.doorbell(id);
+            let work = || {
+                shared.slow.inject_pending(id)
+                    || shared.plan.load().version != plan.version
+                    || shared.stop.load(Relaxed)
+            };
+            match sleeper.sleep(rx, id, bell, d, work) {
+                Slept::Skipped => {}
+                Slept::TimedOut => bump(&counters.sleeps, 1),
+                Slept::Woken => {
+                    bump(&counters.sleeps, 1);
+                    bump(&counters.wakeups, 1);
+                }
+            }
         }
     }
     graph.output_mut().clear();

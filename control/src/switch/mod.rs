@@ -335,6 +335,7 @@ fn memif_counters(m: &vswitch_dataplane::memif_port::MemifPort) -> Vec<(String, 
         bad_desc,
         too_long,
         ring_broken,
+        rx_kicks,
     } = m.totals();
     let totals = [
         ("rx_frames", rx_frames),
@@ -347,6 +348,7 @@ fn memif_counters(m: &vswitch_dataplane::memif_port::MemifPort) -> Vec<(String, 
         ("bad_desc", bad_desc),
         ("too_long", too_long),
         ("ring_broken", ring_broken),
+        ("rx_kicks", rx_kicks),
         ("link_events", m.link_events()),
     ];
     let reasons = m.interface().errors().all().into_iter().map(|(k, n)| {
@@ -1102,6 +1104,8 @@ impl Switch {
                     total_cycles: s.total_cycles,
                     tx_packets: s.tx_packets,
                     latency: self.engine.latency(w).map(|l| latency(&l)),
+                    sleeps: s.sleeps,
+                    wakeups: s.wakeups,
                 }
             })
             .collect()
@@ -1612,6 +1616,7 @@ mod tests {
                 "ring_broken",
                 "rx_bytes",
                 "rx_frames",
+                "rx_kicks",
                 "rx_nombuf",
                 "socket_closed",
                 "too_long",

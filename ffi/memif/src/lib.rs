@@ -35,8 +35,9 @@
 //! (zero-copy would need the caller's buffers, DPDK mbufs, in memory shareable with the
 //! peer, which they are not). Interrupt mode: after a tx batch the peer's ring eventfd is
 //! written unless its ring flags mask interrupts; our rx rings mask them unless
-//! [`Config::rx_interrupts`], and [`Interface::rx_eventfd`] gives the eventfd a sleeping
-//! worker would wait on (then read it to reset it).
+//! [`Config::rx_interrupts`]. A worker that sleeps when idle arms its queues first
+//! ([`Interface::rx_arm`]: unmasked while it sleeps, with a check for frames that came
+//! before the peer saw the flag), waits on the eventfds and disarms them when it wakes.
 
 pub mod msg;
 
@@ -389,6 +390,30 @@ impl Interface {
         n
     }
 
+    /// Interrupt mode for a reader about to sleep: unmasks rx queue `q`'s ring, so the
+    /// peer kicks its eventfd after its next batch. Returns the eventfd to wait on, or None
+    /// when frames are waiting already (do not sleep) or the queue cannot be armed (down,
+    /// in use by another thread, out of range: poll it instead). After the wait,
+    /// [`Interface::rx_disarm`] the queue and [`RxWake::ack`] the eventfd.
+    pub fn rx_arm(&self, q: usize) -> Option<RxWake> {
+        match self.shared.rx.get(q)?.rx_interrupt(false)? {
+            (fd, false) => Some(RxWake(fd)),
+            (_, true) => {
+                self.rx_disarm(q);
+                None
+            }
+        }
+    }
+
+    /// Masks rx queue `q`'s interrupts again (unless [`Config::rx_interrupts`] keeps
+    /// them on): a polling reader does not want a kick per peer batch. Skipped when the
+    /// queue is in use by another thread; a link that comes up starts masked.
+    pub fn rx_disarm(&self, q: usize) {
+        if let Some(s) = self.shared.rx.get(q) {
+            s.rx_interrupt(!self.shared.cfg.rx_interrupts);
+        }
+    }
+
     /// The eventfd the peer kicks after sending on rx queue `q` (while connected, when
     /// [`Config::rx_interrupts`] is set). Wait for it to be readable, then read it.
     pub fn rx_eventfd(&self, q: usize) -> Option<Arc<OwnedFd>> {
@@ -427,6 +452,24 @@ impl Interface {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+/// An armed rx queue's eventfd ([`Interface::rx_arm`]); holds it open while waited on.
+#[derive(Debug, Clone)]
+pub struct RxWake(Arc<OwnedFd>);
+
+impl RxWake {
+    /// The descriptor to poll for reading.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
+    /// Resets the eventfd's counter (after a wake-up; it stays readable until then).
+    /// Returns the kicks counted.
+    pub fn ack(&self) -> u64 {
+        sys::drain(self.fd())
     }
 }
 

@@ -272,6 +272,30 @@ impl QueueSlot {
         frames
     }
 
+    /// Interrupt mode of an rx queue: `mask` false lets the peer kick the ring's eventfd
+    /// after its next batch, true asks it not to. Returns the eventfd and whether frames
+    /// are waiting already, read after the flag is set (a batch the peer finished before
+    /// it could see the flag brings no kick: the caller must not sleep then). None when the
+    /// queue is busy, down, broken or not an rx queue.
+    pub fn rx_interrupt(&self, mask: bool) -> Option<(Arc<OwnedFd>, bool)> {
+        let mut g = self.try_lock()?;
+        let a = g.state().as_mut()?;
+        if a.broken {
+            return None;
+        }
+        let ring = a.ring;
+        ring.set_flags(if mask { RING_FLAG_MASK_INT } else { 0 });
+        // The flag store before the index load (the peer stores its index, then loads
+        // the flag): one of the two sides sees the other's write.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let waiting = match a.side {
+            Side::ServerRx => ring.head() != a.next,
+            Side::ClientRx => ring.tail() != a.next,
+            Side::ClientTx | Side::ServerTx => return None,
+        };
+        Some((a.eventfd.clone(), waiting))
+    }
+
     /// Starts a tx batch, or None when the queue is busy, down or broken.
     #[inline]
     pub fn tx_batch<'a>(&'a self, notify: &'a Notify) -> Option<TxBatch<'a>> {

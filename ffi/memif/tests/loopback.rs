@@ -299,6 +299,33 @@ fn interrupts_kick_the_receivers_eventfd() {
     assert!(n < 0, "no kick for a ring that masks interrupts");
 }
 
+/// A sleeping reader arms its queue: the peer's next batch kicks the eventfd once; frames
+/// already waiting refuse the arming (no sleep); disarmed, the peer sends without a kick.
+/// Both roles (the client reads a server-to-client ring, the server a client-to-server one).
+#[test]
+fn armed_rx_queues_are_kicked_disarmed_are_not() {
+    let (_ctx, s, c, _path) = pair("arm", 2);
+    for (rx, tx) in [(&c, &s), (&s, &c)] {
+        for q in 0..2 {
+            let w = rx.rx_arm(q).expect("an idle connected queue arms");
+            assert_eq!(w.ack(), 0, "no kick before the peer sends");
+            assert_eq!(tx.tx_burst(q, &[&[1u8; 64], &[2u8; 64]]), 2);
+            assert_eq!(w.ack(), 1, "one kick for the batch");
+            assert!(rx.rx_arm(q).is_none(), "frames waiting: not armed");
+            assert_eq!(rx.rx_burst(q, 32, |_| {}), 2);
+            rx.rx_disarm(q);
+            assert_eq!(tx.tx_burst(q, &[&[3u8; 64]]), 1);
+            assert_eq!(w.ack(), 0, "disarmed: no kick");
+            assert_eq!(rx.rx_burst(q, 32, |_| {}), 1);
+        }
+    }
+    assert!(c.rx_arm(2).is_none(), "no queue 2");
+    assert!(c.tx_stats(0).is_some());
+    drop(s);
+    wait("link down", || !c.is_up());
+    assert!(c.rx_arm(0).is_none(), "a link that is down does not arm");
+}
+
 /// Workers keep bursting on both sides while the server interface is removed and added
 /// again and again: every unmapping waits for the burst in progress, so nothing crashes,
 /// and traffic flows after each reconnect.

@@ -30,6 +30,8 @@ struct WorkerJson<'a> {
     busy_cycles: u64,
     total_cycles: u64,
     latency: LatencyJson,
+    sleeps: u64,
+    wakeups: u64,
 }
 
 /// rx -> tx latency inside the switch, in nanoseconds.
@@ -78,6 +80,8 @@ impl<'a> From<&'a Worker> for WorkerJson<'a> {
                     max_ns: l.max_ns,
                 })
                 .unwrap_or_default(),
+            sleeps: w.sleeps,
+            wakeups: w.wakeups,
         }
     }
 }
@@ -100,6 +104,8 @@ fn table(workers: &[Worker]) -> String {
         ("BUSY%", Align::Right),
         ("P50_NS", Align::Right),
         ("P99_NS", Align::Right),
+        ("SLEEPS", Align::Right),
+        ("WAKEUPS", Align::Right),
         ("RX_QUEUES", Align::Left),
     ]);
     for w in workers {
@@ -117,6 +123,8 @@ fn table(workers: &[Worker]) -> String {
             decimal(w.busy_pct),
             latency_cell(w, |l| l.p50_ns),
             latency_cell(w, |l| l.p99_ns),
+            w.sleeps.to_string(),
+            w.wakeups.to_string(),
             or_dash(&queues.join(",")),
         ]);
     }
@@ -165,6 +173,8 @@ mod tests {
                 p999_ns: 2000.0,
                 max_ns: 5000.0,
             }),
+            sleeps: 40,
+            wakeups: 31,
         }
     }
 
@@ -185,6 +195,8 @@ mod tests {
                 "busy_cycles": 87250,
                 "total_cycles": 698000,
                 "latency": {"samples": 1000, "p50_ns": 120.0, "p99_ns": 900.5, "p999_ns": 2000.0, "max_ns": 5000.0},
+                "sleeps": 40,
+                "wakeups": 31,
             })
         );
     }
@@ -199,9 +211,9 @@ mod tests {
         };
         assert_eq!(
             table(&[sample(), idle]),
-            "ID  LCORE  PACKETS  TX_PACKETS  CYCLES/PKT  BUSY%  P50_NS  P99_NS  RX_QUEUES\n\
-             \x200      1     1000         999        87.2   12.5   120.0   900.5  vm1:0,uplink0:1\n\
-             \x201      2        0           0           -    0.0       -       -  -\n"
+            "ID  LCORE  PACKETS  TX_PACKETS  CYCLES/PKT  BUSY%  P50_NS  P99_NS  SLEEPS  WAKEUPS  RX_QUEUES\n\
+             \x200      1     1000         999        87.2   12.5   120.0   900.5      40       31  vm1:0,uplink0:1\n\
+             \x201      2        0           0           -    0.0       -       -       0        0  -\n"
         );
     }
 }
