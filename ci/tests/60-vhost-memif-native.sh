@@ -20,8 +20,8 @@
 # - server sockets given to a group (group=, native and driver=dpdk): the socket and the
 #   directory made for it belong to the group, also after a restart; group= on a client's
 #   socket, or of an unknown group, is refused with a clear message;
-# - interrupt mode: a memif peer sending slowly wakes the sleeping worker (rx_kicks, the
-#   worker's wakeups).
+# - interrupt mode: a memif peer and a vhost-user frontend sending slowly wake the sleeping
+#   worker (their ports' rx_kicks, the worker's wakeups).
 set -euo pipefail
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
@@ -392,6 +392,29 @@ assert_int -ge "$(vs_json 'd["port_counters"]["rx_kicks"]' <<<"$doc")" 1 \
 wake1=$(wakeups)
 assert_int -gt "$wake1" "$wake0" "worker wakeups while the peer sent"
 log "interrupt mode: m2 got 30 frames sent 50 ms apart, rx_kicks $(vs_json 'd["port_counters"]["rx_kicks"]' <<<"$doc"), worker wakeups $wake0 -> $wake1"
+
+# The same for vhost-user: a frontend (ci/vhost/bad_frontend.py --mode send, well-formed)
+# sends 30 frames 50 ms apart on vh2 and kicks only when the used ring asks for kicks; the
+# switch asks only while the worker sleeps (rx_kicks), and masks them while it polls.
+wake0=$(wakeups)
+rx0=$(iface_stat vh2 rx_packets)
+VS_LOGS+=("$VS_TMP/send-vh2.log")
+timeout 60 "$VS_PY" "$(dirname "$0")/../vhost/bad_frontend.py" --mode send --hold 1 \
+    --socket "$VS_TMP/vh2.sock" --go-file "$VS_TMP/vh2.go" --count 30 --interval 0.05 \
+    >"$VS_TMP/send-vh2.log" 2>&1 &
+send_pid=$!
+vs_track_pid "$send_pid"
+wait_until 15 "vh2 link up with the sending frontend" link_up vh2
+touch "$VS_TMP/vh2.go"
+wait_until 30 "vh2 received the frontend's 30 frames" stat_at_least vh2 rx_packets $((rx0 + 30))
+wait "$send_pid" || fail "bad_frontend.py --mode send failed: $(cat "$VS_TMP/send-vh2.log")"
+sent=$(grep "^sent 30 frames" "$VS_TMP/send-vh2.log") || fail "the frontend did not send: $(cat "$VS_TMP/send-vh2.log")"
+doc=$(vsctl --json stats vh2)
+assert_int -ge "$(vs_json 'd["port_counters"]["rx_kicks"]' <<<"$doc")" 1 \
+    "vh2's rx_kicks (the guest kicked while the worker slept)"
+wake1=$(wakeups)
+assert_int -gt "$wake1" "$wake0" "worker wakeups while the frontend sent"
+log "interrupt mode: vh2 got 30 frames sent 50 ms apart ($sent), rx_kicks $(vs_json 'd["port_counters"]["rx_kicks"]' <<<"$doc"), worker wakeups $wake0 -> $wake1"
 
 stop_vswitchd
 vs_pass

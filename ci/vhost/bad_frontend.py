@@ -19,6 +19,11 @@ Modes:
                     the ring is set up, before any device exists).
   shrink-after-up   good, then after --hold seconds the memfd is shrunk to 0 bytes under
                     the running device; held --hold seconds more.
+  send              good (not misbehaving: a guest sending), then once --go-file exists,
+                    --count broadcast frames --interval seconds apart on vring 1 (the
+                    guest's tx), each kicked only if the backend's used ring does not say
+                    VRING_USED_F_NO_NOTIFY; prints how many were kicked and suppressed;
+                    then held --hold seconds.
 
 One line per step on stdout. Exit 0 when the script made all its sends (a backend that
 closes the connection early is reported, not an error), 1 when the socket cannot be
@@ -234,7 +239,7 @@ def hold(c, seconds):
     step("hold over")
 
 
-def full_setup(c, mem_size, file_size, hold_s, used_at=None, shrink_after=None):
+def full_setup(c, mem_size, file_size, hold_s, used_at=None, shrink_after=None, then=None):
     fds = []
     try:
         negotiate(c)
@@ -244,6 +249,8 @@ def full_setup(c, mem_size, file_size, hold_s, used_at=None, shrink_after=None):
         set_mem_table(c, [(0, mem_size, USER_BASE, 0)], [fd])
         set_up_vrings(c, fds, used_at)
         step("set-up complete")
+        if then is not None:
+            then(fd, fds)
         if shrink_after is not None:
             hold(c, shrink_after)
             os.ftruncate(fd, 0)
@@ -292,6 +299,61 @@ def mode_good(path, args):
     step(f"connected to {path}")
     try:
         full_setup(c, 16 * MIB, 16 * MIB, args.hold)
+    finally:
+        c.close()
+        step("closed")
+
+
+USED_F_NO_NOTIFY = 1  # used ring flags: the backend polls, no kicks wanted
+DESC = struct.Struct("<QIHH")  # addr, len, flags, next
+NET_HDR = 12  # virtio_net_hdr with num_buffers (VERSION_1 / MRG_RXBUF accepted)
+
+
+def send_frames(args, mem_fd, fds):
+    """Sends args.count frames on vring 1 (set_up_vrings left its kick eventfd last in
+    fds), kicking only when the backend asks for kicks."""
+    import mmap
+
+    kick = fds[-1]
+    mem = mmap.mmap(mem_fd, 1 * MIB)
+    desc, avail, used = ring_layout(1)
+    deadline = time.monotonic() + args.timeout
+    while not os.path.exists(args.go_file):
+        if time.monotonic() > deadline:
+            raise ValueError(f"--go-file {args.go_file} not made within {args.timeout}s")
+        time.sleep(0.01)
+    kicked = suppressed = 0
+    src = bytes.fromhex("020000006099")
+    for k in range(args.count):
+        buf = 0x80000 + (k % RING_NUM) * 2048
+        frame = b"\xff" * 6 + src + b"\x88\xb5" + k.to_bytes(4, "big") + bytes(46)
+        mem[buf:buf + NET_HDR + len(frame)] = bytes(NET_HDR) + frame
+        d = k % RING_NUM
+        mem[desc + d * DESC.size:desc + (d + 1) * DESC.size] = DESC.pack(
+            buf, NET_HDR + len(frame), 0, 0)
+        mem[avail + 4 + 2 * d:avail + 6 + 2 * d] = struct.pack("<H", d)
+        mem[avail + 2:avail + 4] = struct.pack("<H", (k + 1) & 0xFFFF)
+        if struct.unpack_from("<H", mem, used)[0] & USED_F_NO_NOTIFY:
+            suppressed += 1
+        else:
+            os.eventfd_write(kick, 1)
+            kicked += 1
+        time.sleep(args.interval)
+    step(f"sent {args.count} frames on vring 1: {kicked} kicked, {suppressed} with kicks "
+         "suppressed by the backend")
+    mem.close()
+
+
+def mode_send(path, args):
+    if not args.go_file:
+        raise ValueError("--mode send needs --go-file")
+    if not 0 < args.count <= RING_NUM:
+        raise ValueError(f"--count must be 1..{RING_NUM}")
+    c = Conn(path, args.timeout)
+    step(f"connected to {path}")
+    try:
+        full_setup(c, 16 * MIB, 16 * MIB, args.hold,
+                   then=lambda fd, fds: send_frames(args, fd, fds))
     finally:
         c.close()
         step("closed")
@@ -360,6 +422,7 @@ MODES = {
     "good": mode_good,
     "used-past-file": mode_used_past_file,
     "shrink-after-up": mode_shrink_after_up,
+    "send": mode_send,
 }
 
 
@@ -370,6 +433,10 @@ def main():
     p.add_argument("--hold", type=float, default=2.0,
                    help="seconds to keep a complete set-up open (default 2)")
     p.add_argument("--seed", type=int, default=1, help="seed of garbage's random bytes")
+    p.add_argument("--go-file", help="send: start sending once this file exists")
+    p.add_argument("--count", type=int, default=30, help="send: frames (default 30)")
+    p.add_argument("--interval", type=float, default=0.05,
+                   help="send: seconds between frames (default 0.05)")
     p.add_argument("--timeout", type=float, default=5.0,
                    help="seconds to wait for a reply (default 5)")
     args = p.parse_args()

@@ -9,7 +9,8 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::memif_port::RxArm;
-use crate::plan::{MemifRef, Rx, RxQueue};
+use crate::plan::{MemifRef, Rx, RxQueue, VhostRef};
+use crate::vhost_port::{VhostArm, VhostWake};
 
 /// How a worker polls when its queues are empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,15 +136,18 @@ pub enum Slept {
 
 /// How an idle adaptive worker sleeps: in ppoll(2) on the descriptors that say its queues
 /// have frames and on its [`Doorbell`]. Native af_packet and tap ports give theirs as they
-/// are; memif rx queues are armed for the sleep (the peer kicks their eventfd; masked
-/// again on waking, so a busy peer makes no system call per batch while the worker
-/// polls). With a descriptor for every queue the time-out is [`WAKEABLE_MAX_SLEEP`]; a
-/// queue without one (a DPDK queue, vhost-user) keeps it at the backoff's. Allocates only
-/// while its lists grow to the worker's queue count.
+/// are; memif rx queues and vhost-user queue pairs are armed for the sleep (the peer kicks
+/// an eventfd; masked again on waking, so a busy peer makes no system call per batch while
+/// the worker polls). With a descriptor for every queue the time-out is
+/// [`WAKEABLE_MAX_SLEEP`]; a queue without one (a DPDK ethdev queue, a vhost frontend with
+/// no kick descriptor) keeps it at the backoff's. Allocates only while its lists grow to
+/// the worker's queue count.
 #[derive(Debug, Default)]
 pub struct Sleeper {
     fds: Vec<libc::pollfd>,
     armed: Vec<(MemifRef, usize, memif::RxWake)>,
+    /// Armed vhost-user pairs, with their descriptor's index in `fds`.
+    vhost: Vec<(VhostRef, usize, VhostWake)>,
 }
 
 impl Sleeper {
@@ -176,7 +180,22 @@ impl Sleeper {
                         break;
                     }
                 },
-                Rx::Vhost(..) | Rx::Dpdk(_) => every = false,
+                // SAFETY: this is worker `worker`, the pair's only poller (the plan gives
+                // each rx queue to one worker).
+                Rx::Vhost(p, pair) => match unsafe { p.rx_arm(worker, *pair) } {
+                    VhostArm::Armed(w) => {
+                        self.vhost.push((p.clone(), self.fds.len(), w));
+                        let fd = self.vhost.last().map_or(-1, |v| v.2.fd());
+                        push(&mut self.fds, fd);
+                    }
+                    VhostArm::Down => {}
+                    VhostArm::Polled => every = false,
+                    VhostArm::Ready => {
+                        ready = true;
+                        break;
+                    }
+                },
+                Rx::Dpdk(_) => every = false,
             }
         }
         let slept = if ready {
@@ -220,6 +239,14 @@ impl Sleeper {
         };
         for (p, q, w) in self.armed.drain(..) {
             p.rx_disarm(q, &w);
+        }
+        for (p, i, w) in self.vhost.drain(..) {
+            let woken = self
+                .fds
+                .get(i)
+                .is_some_and(|f| f.revents & libc::POLLIN != 0);
+            // SAFETY: as for rx_arm above.
+            unsafe { p.rx_disarm(worker, &w, woken) };
         }
         slept
     }

@@ -18,8 +18,9 @@
 //! longer than its file would fault on the first frame there), else the device is refused
 //! and the reason logged.
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dpdk::{Burst, MemRegion, Mempool, VhostDevice, VhostEvents, VhostQueue, VhostSocket};
@@ -53,6 +54,8 @@ pub struct VhostState {
     pub connects: AtomicU64,
     pub refused: AtomicU64,
     pub disconnects: AtomicU64,
+    /// Kicks that woke a sleeping worker (adaptive mode, see [`VhostPort::rx_arm`]).
+    pub rx_kicks: AtomicU64,
     /// The live device's negotiated virtio features (0 when none).
     pub features: AtomicU64,
     /// Why the last device was refused (empty if none was).
@@ -254,6 +257,7 @@ impl VhostPort {
             connects: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             disconnects: AtomicU64::new(0),
+            rx_kicks: AtomicU64::new(0),
             features: AtomicU64::new(0),
             last_refusal: Mutex::new(String::new()),
             guards: Mutex::new(Vec::new()),
@@ -300,14 +304,16 @@ impl VhostPort {
     }
 
     /// Its counters by name, since it opened: devices taken, devices gone, devices
-    /// refused (or dropped when their memory faulted). Control thread.
-    pub fn counters(&self) -> [(&'static str, u64); 3] {
+    /// refused (or dropped when their memory faulted), guest kicks that woke a worker.
+    /// Control thread.
+    pub fn counters(&self) -> [(&'static str, u64); 4] {
         let s = &*self.state;
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("connects", g(&s.connects)),
             ("disconnects", g(&s.disconnects)),
             ("refused", g(&s.refused)),
+            ("rx_kicks", g(&s.rx_kicks)),
         ]
     }
 
@@ -371,6 +377,103 @@ impl VhostPort {
             bad_offload: 0,
             refused: n - sent,
         }
+    }
+}
+
+/// How a queue pair stands when a worker wants to sleep ([`VhostPort::rx_arm`]).
+#[derive(Debug)]
+pub enum VhostArm {
+    /// The guest kicks the descriptor when it sends; disarm after the sleep.
+    Armed(VhostWake),
+    /// No device, or it has fewer pairs: nothing can arrive until the control plane
+    /// notices a change, which a bounded sleep covers.
+    Down,
+    /// Frames are waiting: do not sleep.
+    Ready,
+    /// The frontend gave no kick descriptor: the pair must be polled.
+    Polled,
+}
+
+/// An armed queue pair: the guest's kick descriptor (a duplicate of ours) and the device
+/// it belongs to.
+#[derive(Debug)]
+pub struct VhostWake {
+    fd: OwnedFd,
+    vid: i32,
+    pair: u16,
+}
+
+impl VhostWake {
+    /// The descriptor to wait on (readable once the guest kicked).
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl VhostPort {
+    /// Arms queue pair `pair` for a sleep of worker `worker`: the guest is asked to kick
+    /// when it sends (librte_vhost writes the virtqueue's notification flag or event
+    /// index), then the virtqueue is looked at once more, so a frame the guest added before
+    /// it could see the request is found here instead of being slept on.
+    ///
+    /// # Safety
+    /// As for [`VhostPort::rx`].
+    pub unsafe fn rx_arm(&self, worker: usize, pair: u16) -> VhostArm {
+        let s = &*self.state;
+        let Some((vid, busy)) = s.enter(worker) else {
+            return VhostArm::Down;
+        };
+        let arm = if pair >= s.pairs.load(Ordering::Relaxed) {
+            VhostArm::Down
+        } else {
+            let q = VhostQueue { vid, pair };
+            // SAFETY (these three calls): the device is live while our busy flag is raised
+            // (see rx); we are pair's only poller.
+            match unsafe { q.kick_fd() } {
+                None => VhostArm::Polled,
+                Some(fd) => {
+                    unsafe { q.guest_kicks(true) };
+                    // The request is stored before the ring's index is read (the guest
+                    // stores its index, then reads the request): one of us sees the other.
+                    fence(Ordering::SeqCst);
+                    if unsafe { q.waiting() } > 0 {
+                        unsafe { q.guest_kicks(false) };
+                        VhostArm::Ready
+                    } else {
+                        VhostArm::Armed(VhostWake { fd, vid, pair })
+                    }
+                }
+            }
+        };
+        busy.0.store(false, Ordering::Release);
+        arm
+    }
+
+    /// Asks the guest not to kick pair `w` again (the worker polls now), if its device is
+    /// still the one armed; `woken`: the descriptor polled readable, so it is read (reset)
+    /// and counted.
+    ///
+    /// # Safety
+    /// As for [`VhostPort::rx`].
+    pub unsafe fn rx_disarm(&self, worker: usize, w: &VhostWake, woken: bool) {
+        let s = &*self.state;
+        if woken {
+            let mut v: u64 = 0;
+            // SAFETY: reads 8 bytes into a live u64 from an eventfd that polled readable
+            // (we are its only reader, so the read does not block).
+            let n = unsafe { libc::read(w.fd(), (&mut v as *mut u64).cast(), 8) };
+            if n == 8 {
+                bump(&s.rx_kicks, 1);
+            }
+        }
+        let Some((vid, busy)) = s.enter(worker) else {
+            return;
+        };
+        if vid == w.vid && w.pair < s.pairs.load(Ordering::Relaxed) {
+            // SAFETY: as in rx_arm.
+            unsafe { VhostQueue { vid, pair: w.pair }.guest_kicks(false) };
+        }
+        busy.0.store(false, Ordering::Release);
     }
 }
 

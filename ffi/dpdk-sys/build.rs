@@ -42,14 +42,14 @@ fn main() {
         .allowlist_function("rte_(eal|lcore|eth|pktmbuf|mbuf|mempool|dev|vdev|get_tsc|rdtsc|socket|strerror|version|thread|pause|delay|get_main|get_next|exit)_?.*")
         .allowlist_function("rte_(lpm|lpm6|fib|fib6|acl)_.*")
         .allowlist_function("rte_malloc_get_socket_stats")
-        .allowlist_function("rte_vhost_(driver_register|driver_unregister|driver_start|driver_callback_register|driver_disable_features|driver_get_features|get_negotiated_features|get_vring_num|get_ifname|enqueue_burst|dequeue_burst|get_mem_table|enable_guest_notification|get_mtu|extern_callback_register)")
+        .allowlist_function("rte_vhost_(driver_register|driver_unregister|driver_start|driver_callback_register|driver_disable_features|driver_get_features|get_negotiated_features|get_vring_num|get_ifname|enqueue_burst|dequeue_burst|get_mem_table|enable_guest_notification|get_mtu|extern_callback_register|get_vhost_vring|rx_queue_count)")
         .allowlist_function("vs_.*")
         .allowlist_type("rte_(eth|mbuf|mempool|ether|pktmbuf).*")
         .allowlist_type("rte_(lpm|lpm6|fib|fib6|acl)_.*")
         .allowlist_var("RTE_(ETH|MBUF|PKTMBUF|MAX|ETHER|MEMPOOL_F).*")
         .allowlist_var("RTE_(LPM|LPM6|FIB|FIB6|ACL)_.*")
         .allowlist_var("RTE_VHOST_USER_.*")
-        .allowlist_type("rte_vhost_(device_ops|memory|mem_region|user_extern_ops|msg_result)")
+        .allowlist_type("rte_vhost_(device_ops|memory|mem_region|user_extern_ops|msg_result|vring)")
         .blocklist_function("rte_.*_trace.*")
         // Takes an xmm_t by value, which Rust cannot pass through extern "C"; shim.c's
         // vs_lpm_lookupx4 calls it with the addresses from memory.

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -394,6 +395,61 @@ impl VhostQueue {
         } as usize;
         burst.len += n;
         n
+    }
+
+    /// Lets the guest kick the switch when it adds frames to this pair's tx virtqueue
+    /// (`on`), or asks it not to (the switch polls; the default, see `new_device`).
+    ///
+    /// # Safety
+    /// As for [`VhostQueue::dequeue`].
+    pub unsafe fn guest_kicks(self, on: bool) {
+        // SAFETY: plain call on a live device (caller's contract); the library takes the
+        // virtqueue's lock.
+        unsafe {
+            dpdk_sys::rte_vhost_enable_guest_notification(
+                self.vid,
+                self.pair * 2 + 1,
+                c_int::from(on),
+            )
+        };
+    }
+
+    /// Frames the guest has made available on this pair's tx virtqueue that the switch has
+    /// not taken yet (0 while the virtqueue is not set up).
+    ///
+    /// # Safety
+    /// As for [`VhostQueue::dequeue`].
+    pub unsafe fn waiting(self) -> u32 {
+        // SAFETY: plain call on a live device (caller's contract), odd (guest tx) queue.
+        unsafe { dpdk_sys::rte_vhost_rx_queue_count(self.vid, self.pair * 2 + 1) }
+    }
+
+    /// A duplicate of the eventfd the guest kicks for this pair's tx virtqueue (None if
+    /// the frontend gave none). The caller reads it only when it polled readable: the
+    /// descriptor is the frontend's, in whatever blocking mode it chose.
+    ///
+    /// # Safety
+    /// As for [`VhostQueue::dequeue`].
+    pub unsafe fn kick_fd(self) -> Option<OwnedFd> {
+        let mut v = std::mem::MaybeUninit::<dpdk_sys::rte_vhost_vring>::zeroed();
+        // SAFETY: v is a valid out-pointer the library fills on success; the device is
+        // live (caller's contract).
+        let rc = unsafe {
+            dpdk_sys::rte_vhost_get_vhost_vring(self.vid, self.pair * 2 + 1, v.as_mut_ptr())
+        };
+        if rc != 0 {
+            return None;
+        }
+        // SAFETY: zeroed, then written by the library: every field is plain data.
+        let kick = unsafe { v.assume_init() }.kickfd;
+        if kick < 0 {
+            return None;
+        }
+        // SAFETY: kick is the library's open descriptor (the device is live); F_DUPFD_CLOEXEC
+        // makes a new one of ours, checked before it is owned.
+        let fd = unsafe { libc::fcntl(kick, libc::F_DUPFD_CLOEXEC, 0) };
+        // SAFETY: fd is a fresh descriptor of ours.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
     /// Copies every frame of `burst` into the guest's buffers and frees the burst; returns
