@@ -15,10 +15,12 @@
 //! is set aside whole for the output (`Graph::xconnect`).
 //! Frames of routed interfaces go by ethertype: IPv4 to ip4-forward (whole, when a burst is
 //! all IPv4), IPv6 to ip6-forward (likewise), ARP to the slow path; each IP destination's
-//! first-level FIB entry (the input interface's VRF) is prefetched on the way.
+//! first-level FIB entry (the input interface's VRF) is prefetched on the way; VXLAN to
+//! one of the VRF's VTEPs goes straight to tunnel-decap (the VXLAN bypass,
+//! [`decap::Bypass`], which says what it takes).
 //! Before any of that, the input interface's `in` ACL (if one is bound) checks every frame
 //! ([`crate::acl::filter`]): denied frames are dropped here.
-//! Next: l2-bridge, ip4-forward, ip6-forward, punt, output.
+//! Next: l2-bridge, ip4-forward, ip6-forward, tunnel-decap, punt, output.
 //! Drops: `iface_down` (input interface down), `unconnected` (nowhere to go),
 //! `bad_header` (shorter than its Ethernet header), `vlan_mismatch` (a VLAN the bridge
 //! member does not carry), `not_ip` (a routed interface's frame that is not IPv4, IPv6 or ARP, or
@@ -33,6 +35,7 @@ use crate::graph::{Ctx, Graph, Meta, Next, Stage};
 use crate::l2::bridge;
 use crate::plan::{IfIndex, IfacePlan, Input, VrfPlan};
 use crate::slowpath::PuntReason;
+use crate::tunnel::decap;
 use crate::wire::ethernet::Frame;
 
 const STAGE: Stage = Stage::EthernetInput;
@@ -166,26 +169,30 @@ fn route(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
     let n = g.input.len();
     let mut all_ip4 = true;
     let mut all_ip6 = true;
+    let mut all_vxlan = true;
     // The input VRF's FIB: each destination's first-level entry is prefetched here, while
     // the header is at hand, a whole stage before ip4-forward (ip6-forward) reads it.
-    let vrf = ctx
-        .plan
-        .iface(rx_if)
-        .and_then(|p| p.l3)
-        .and_then(|l3| ctx.plan.vrf(l3.vrf));
+    let vrf_id = ctx.plan.iface(rx_if).and_then(|p| p.l3).map(|l3| l3.vrf);
+    let vrf = vrf_id.and_then(|id| ctx.plan.vrf(id));
+    // VXLAN to one of this VRF's VTEPs goes straight to tunnel-decap.
+    let mut bypass = vrf_id.and_then(|id| decap::Bypass::of(ctx.plan, id));
     for i in 0..n {
         let frame = g.input.pkts.data(i);
-        let next = routed(frame);
+        let next = routed_or_bypass(frame, &mut bypass);
         if let Some(v) = vrf {
             prefetch_route(v, next, frame);
         }
         all_ip4 &= next == Ok(Next::Ip4Forward);
         all_ip6 &= next == Ok(Next::Ip6Forward);
+        all_vxlan &= next == Ok(Next::TunnelDecap);
         g.input.meta[i] = Meta {
             rx_if,
             punt: PuntReason::Arp,
             ..Meta::default()
         };
+    }
+    if all_vxlan {
+        return hand_on_all(ctx, g, Next::TunnelDecap);
     }
     if all_ip4 {
         return hand_on_all(ctx, g, Next::Ip4Forward);
@@ -193,7 +200,17 @@ fn route(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
     if all_ip6 {
         return hand_on_all(ctx, g, Next::Ip6Forward);
     }
-    route_mixed(ctx, g, rx_if);
+    route_mixed(ctx, g, rx_if, vrf_id);
+}
+
+/// [`routed`], with IPv4 frames that the VXLAN bypass takes to tunnel-decap.
+#[inline(always)]
+fn routed_or_bypass(frame: &[u8], bypass: &mut Option<decap::Bypass>) -> Result<Next, DropReason> {
+    let next = routed(frame);
+    if next == Ok(Next::Ip4Forward) && bypass.as_mut().is_some_and(|b| b.takes(frame)) {
+        return Ok(Next::TunnelDecap);
+    }
+    next
 }
 
 /// Prefetches the first-level FIB entry of `frame`'s destination in `vrf`'s FIB of the
@@ -223,11 +240,12 @@ fn prefetch_route(vrf: &VrfPlan, next: Result<Next, DropReason>, frame: &[u8]) {
 /// fill a MAX_BURST-long array first (that cost ethernet-input 16 stores per packet).
 #[cold]
 #[inline(never)]
-fn route_mixed(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex) {
+fn route_mixed(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, vrf: Option<u16>) {
     let n = g.input.len();
+    let mut bypass = vrf.and_then(|id| decap::Bypass::of(ctx.plan, id));
     let mut nexts = [Err(DropReason::NotIp); dpdk::MAX_BURST];
     for (i, next) in nexts.iter_mut().enumerate().take(n) {
-        *next = routed(g.input.pkts.data(i));
+        *next = routed_or_bypass(g.input.pkts.data(i), &mut bypass);
     }
     let mut i = 0;
     move_each(ctx, g, |_| {
@@ -312,9 +330,8 @@ fn hand_on_all(ctx: &Ctx, g: &mut Graph, next: Next) {
         Next::Punt => &mut g.punt,
         Next::Ip4Forward => &mut g.ip4,
         Next::Ip6Forward => &mut g.ip6,
-        Next::EthernetInput | Next::TunnelDecap | Next::Output => {
-            return move_each(ctx, g, |_| Some(next))
-        }
+        Next::TunnelDecap => &mut g.decap,
+        Next::EthernetInput | Next::Output => return move_each(ctx, g, |_| Some(next)),
     };
     if target.is_empty() {
         std::mem::swap(&mut g.input, target);

@@ -626,6 +626,64 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     );
     r.clear();
 
+    // 12. The VXLAN bypass: a received burst of VXLAN to the VTEP goes from
+    //     ethernet-input straight to tunnel-decap (ip4-forward never sees it), delivered
+    //     and learned as through ip4-forward. What the bypass does not take goes by
+    //     ip4-forward as before, in a mixed burst too, under the same names: a bad header
+    //     checksum, a martian source, a port no tunnel listens on, a ping to the VTEP.
+    let stage = |r: &Rig, s: Stage| r.counters.snapshot().stages[s as usize].packets;
+    let (ip4_0, decap_0) = (stage(&r, Stage::Ip4Forward), stage(&r, Stage::TunnelDecap));
+    let inner: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| frame(mac(1), mac(0x70 + i), 60 + usize::from(i)))
+        .collect();
+    let burst: Vec<Vec<u8>> = inner.iter().map(|f| vxlan_in(R2, 4789, 42, f)).collect();
+    r.send_burst(&plan, UL, &burst);
+    assert_eq!(r.out(POD), inner);
+    assert_eq!(stage(&r, Stage::Ip4Forward), ip4_0, "ip4-forward bypassed");
+    assert_eq!(stage(&r, Stage::TunnelDecap), decap_0 + 4);
+    let hit = r.l2.fdb.lookup(&key(1, mac(0x73))).expect("learned");
+    assert_eq!((hit.entry.port, hit.remote), (T, u32::from(R2)));
+    r.clear();
+
+    let mut bad_sum = vxlan_in(R2, 4789, 42, &inner[0]);
+    bad_sum[24] ^= 0x01; // the header checksum's low byte
+    let martian = vxlan_in(Ipv4Addr::new(127, 0, 0, 1), 4789, 42, &inner[1]);
+    let no_port = vxlan_in(R2, 4790, 42, &inner[2]);
+    let ping = ip_frame((MAC_UL, NH2), R2, LOCAL, PROTO_ICMP, 28);
+    let mixed = vec![
+        vxlan_in(R2, 4789, 42, &inner[3]),
+        bad_sum,
+        martian,
+        no_port,
+        ping.clone(),
+        vxlan_in(R2, 4789, 42, &inner[0]),
+    ];
+    let drops_0 = (
+        r.drops(Stage::Ip4Forward, DropReason::BadChecksum),
+        r.drops(Stage::Ip4Forward, DropReason::Martian),
+        r.drops(Stage::TunnelDecap, DropReason::UdpNoTunnel),
+    );
+    r.send_burst(&plan, UL, &mixed);
+    assert_eq!(r.out(POD), vec![inner[3].clone(), inner[0].clone()]);
+    assert_eq!(
+        (
+            r.drops(Stage::Ip4Forward, DropReason::BadChecksum),
+            r.drops(Stage::Ip4Forward, DropReason::Martian),
+            r.drops(Stage::TunnelDecap, DropReason::UdpNoTunnel),
+        ),
+        (drops_0.0 + 1, drops_0.1 + 1, drops_0.2 + 1)
+    );
+    let punted = r.punted();
+    assert_eq!(punted.len(), 1);
+    assert_eq!((punted[0].0, punted[0].1), (PuntReason::Local, UL));
+    assert_eq!(punted[0].2, ping);
+    assert_eq!(
+        stage(&r, Stage::Ip4Forward),
+        ip4_0 + 4,
+        "what the bypass left"
+    );
+    r.clear();
+
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);

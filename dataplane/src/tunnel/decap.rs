@@ -1,5 +1,6 @@
 //! tunnel-decap: IPv4 packets to one of the router's own addresses that ip4-forward's local
-//! path handed over (the plan has tunnels). A packet that is a tunnel's is decapsulated
+//! path handed over (the plan has tunnels), and the VXLAN packets to a VTEP that
+//! ethernet-input sent straight here ([`Bypass`]). A packet that is a tunnel's is decapsulated
 //! and its inner frame goes on as received on the tunnel interface; a packet that is no
 //! tunnel's goes to the slow path as local traffic, as it did before tunnels; a packet that
 //! claims to be a tunnel's and is not right is dropped under a named reason.
@@ -305,6 +306,75 @@ fn with_delivery<'a>(plan: &'a ForwardingPlan, d: Decap<'a>) -> (Decap<'a>, Opti
         _ => None,
     };
     (d, delivery)
+}
+
+/// The VXLAN bypass (as VPP's `ip4-vxlan-bypass`): what ethernet-input sends from a routed
+/// interface straight to this stage, past ip4-forward, whose lookup of a VTEP's own
+/// address can only answer "local" (a tunnel's local address is one of the router's in
+/// its VRF, and the model refuses to delete it while the tunnel is there). Only packets
+/// ip4-forward would have handed here unchanged: a common VXLAN packet ([`vxlan_v4_fast`])
+/// with a good header checksum and a source address the router accepts (RFC 1812 §5.3.7),
+/// to the local address and UDP port of a vxlan tunnel of the input interface's VRF. Off
+/// while the plan translates addresses (NAT sees a vector before ip4-forward's lookup).
+/// Everything else goes to ip4-forward as before, malformed packets included, and is
+/// dropped or delivered there under the same names.
+pub(crate) struct Bypass<'a> {
+    plan: &'a ForwardingPlan,
+    vrf: u16,
+    /// The last (local address, port) asked about and whether a tunnel listens there.
+    last: Option<(u32, u16, bool)>,
+}
+
+impl<'a> Bypass<'a> {
+    /// The bypass of a routed interface in VRF `vrf`, if the plan has a vxlan tunnel in it
+    /// and translates nothing.
+    #[inline]
+    pub(crate) fn of(plan: &'a ForwardingPlan, vrf: u16) -> Option<Bypass<'a>> {
+        let vxlan = |t: &TunnelPlan| t.vrf == vrf && matches!(t.encap, TunnelEncap::Vxlan { .. });
+        (plan.nat.is_none() && plan.tunnels.iter().any(vxlan)).then_some(Bypass {
+            plan,
+            vrf,
+            last: None,
+        })
+    }
+
+    /// Whether `frame` (untagged IPv4, as ethernet-input found it) goes straight to
+    /// tunnel-decap.
+    #[inline(always)]
+    pub(crate) fn takes(&mut self, frame: &[u8]) -> bool {
+        let Some(ip) = frame.get(L3..) else {
+            return false;
+        };
+        let Some((port, _, rx)) = vxlan_v4_fast(ip) else {
+            return false;
+        };
+        // vxlan_v4_fast read 20 header bytes (IHL 5) and more.
+        let Some(h) = ip.get(..20) else {
+            return false;
+        };
+        let src = u32::from(rx.src);
+        if crate::wire::checksum::sum(h, 0) != 0xffff
+            || src >> 28 == 0xe
+            || src == u32::MAX
+            || src >> 24 == 127
+        {
+            return false;
+        }
+        let dst = u32::from(rx.dst);
+        match self.last {
+            Some((d, p, yes)) if d == dst && p == port => yes,
+            _ => {
+                let local = IpAddr::V4(rx.dst);
+                let yes = self.plan.tunnels.iter().any(|t| {
+                    t.vrf == self.vrf
+                        && t.local == local
+                        && matches!(t.encap, TunnelEncap::Vxlan { port: p, .. } if p == port)
+                });
+                self.last = Some((dst, port, yes));
+                yes
+            }
+        }
+    }
 }
 
 /// Runs the stage on the graph's decap vector.
@@ -736,15 +806,101 @@ mod tests {
         }
     }
 
+    /// `ip` behind an Ethernet header, as ethernet-input sees it.
+    fn framed(ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; L3];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(ip);
+        f
+    }
+
+    /// Whether the bypass takes `ip` (from VRF `vrf` of plan `p`); if it does, it is
+    /// what ip4-forward would have handed to this stage (a header it accepts, routed, to
+    /// a tunnel's local address) and what this stage takes as a tunnel's.
+    fn bypassed(p: &ForwardingPlan, vrf: u16, ip: &[u8]) -> bool {
+        let takes = Bypass::of(p, vrf).is_some_and(|mut b| b.takes(&framed(ip)));
+        if takes {
+            assert_eq!(
+                crate::l3::ip4::check(ip),
+                crate::l3::forward::Check::Route(u32::from(LOCAL))
+            );
+            // Delivered, or dropped by name (an unknown VNI, source 0.0.0.0): a tunnel's.
+            assert_ne!(decide(p, vrf, ip), Decap::NotTunnel);
+        }
+        takes
+    }
+
+    #[test]
+    fn the_vxlan_bypass_takes_only_what_ip4_forward_would_hand_here() {
+        let p = plan();
+        assert!(bypassed(&p, 0, &packet(LOCAL, 4789, 42)));
+        // The VNI is tunnel-decap's to check: a VNI no tunnel has is dropped there by name.
+        assert!(Bypass::of(&p, 0).is_some_and(|mut b| b.takes(&framed(&packet(LOCAL, 4789, 44)))));
+        let mut bad_sum = packet(LOCAL, 4789, 42);
+        bad_sum[10] ^= 0x40;
+        let mut martian = packet(LOCAL, 4789, 42);
+        martian[12] = 127;
+        let mut options = packet(LOCAL, 4789, 42);
+        options[0] = 0x46;
+        let mut no_i = packet(LOCAL, 4789, 42);
+        no_i[28] = 0;
+        let mut fragment = packet(LOCAL, 4789, 42);
+        fragment[6] = 0x20;
+        for (what, b) in [
+            ("bad checksum", bad_sum),
+            ("martian source", martian),
+            ("options", options),
+            ("no I flag", no_i),
+            ("a fragment", fragment),
+            ("a port no tunnel takes", packet(LOCAL, 4790, 42)),
+            (
+                "another address",
+                packet(Ipv4Addr::new(192, 0, 2, 9), 4789, 42),
+            ),
+            ("geneve's port", packet(LOCAL, geneve::PORT, 7)),
+        ] {
+            assert!(!bypassed(&p, 0, &b), "{what}");
+        }
+        // Not in a VRF without vxlan tunnels; not while the plan translates addresses.
+        assert!(Bypass::of(&p, 1).is_none());
+        let nat = ForwardingPlan {
+            nat: Some(std::sync::Arc::new(crate::nat::NatPlan::default())),
+            ..plan()
+        };
+        assert!(Bypass::of(&nat, 0).is_none());
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
             let p = plan();
             let _ = decide(&p, 0, &bytes);
+            let _ = bypassed(&p, 0, &bytes);
             let good = packet(LOCAL, 4789, 42);
             for n in 0..good.len() {
                 let _ = decide(&p, 0, &good[..n]);
+                let _ = bypassed(&p, 0, &good[..n]);
             }
+        }
+
+        /// A good packet with any byte changed: the bypass takes it only if ip4-forward and
+        /// this stage would deliver it (`bypassed` checks).
+        #[test]
+        fn the_bypass_agrees_with_ip4_forward(at in 0usize..110, value in proptest::prelude::any::<u8>(),
+                                              cut in 0usize..120, fix in proptest::prelude::any::<bool>()) {
+            let p = plan();
+            let mut b = packet(LOCAL, 4789, 42);
+            if let Some(x) = b.get_mut(at) {
+                *x = value;
+            }
+            if fix && at >= 12 {
+                // A header that still sums right, so that the change itself is judged.
+                b[10..12].copy_from_slice(&[0, 0]);
+                let sum = !crate::wire::checksum::sum(&b[..20], 0);
+                b[10..12].copy_from_slice(&sum.to_be_bytes());
+            }
+            b.truncate(cut.max(1));
+            let _ = bypassed(&p, 0, &b);
         }
     }
 }
