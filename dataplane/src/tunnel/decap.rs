@@ -348,8 +348,9 @@ impl<'a> Bypass<'a> {
         let Some((port, _, rx)) = vxlan_v4_fast(ip) else {
             return false;
         };
-        // vxlan_v4_fast read 20 header bytes (IHL 5) and more.
-        let Some(h) = ip.get(..20) else {
+        // vxlan_v4_fast read 20 header bytes (IHL 5) and more; a sum of known length is
+        // unrolled.
+        let Some(h) = ip.get(..20).and_then(|h| <&[u8; 20]>::try_from(h).ok()) else {
             return false;
         };
         let src = u32::from(rx.src);
