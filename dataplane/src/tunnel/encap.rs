@@ -342,7 +342,7 @@ fn max_inner(t: &TunnelPlan, frame: &[u8]) -> usize {
     usize::from(t.mtu) + ETH + if tagged { VLAN_TAG_LEN } else { 0 }
 }
 
-#[inline]
+#[inline(always)]
 fn one(
     ctx: &Ctx,
     g: &mut Graph,
@@ -630,7 +630,7 @@ fn emit(
 
 /// Encapsulates `m` toward `remote` and hands the outer packet on.
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(always)]
 fn to_vtep(
     ctx: &Ctx,
     g: &mut Graph,
