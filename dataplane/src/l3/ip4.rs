@@ -193,6 +193,13 @@ fn fragment(
     Ok(())
 }
 
+/// RFC 1812 §5.3.7: no forwarding of packets from a multicast, broadcast or loopback
+/// source (nor to a loopback destination: [`check`]).
+#[inline(always)]
+pub fn martian_source(src: u32) -> bool {
+    src >> 28 == 0xe || src == u32::MAX || src >> 24 == 127
+}
+
 /// Validates an IPv4 packet (the bytes after the Ethernet header) as a router must before
 /// forwarding it.
 #[inline(always)]
@@ -205,9 +212,7 @@ pub fn check(ip: &[u8]) -> Check<u32> {
     }
     let src = u32::from(p.src());
     let dst = u32::from(p.dst());
-    // RFC 1812 §5.3.7: no forwarding of packets from a multicast, broadcast or loopback
-    // source, or to a loopback destination.
-    if src >> 28 == 0xe || src == u32::MAX || src >> 24 == 127 || dst >> 24 == 127 {
+    if martian_source(src) || dst >> 24 == 127 {
         return Check::Drop(DropReason::Martian);
     }
     if dst >> 28 == 0xe || dst == u32::MAX {

@@ -353,11 +353,8 @@ impl<'a> Bypass<'a> {
         let Some(h) = ip.get(..20).and_then(|h| <&[u8; 20]>::try_from(h).ok()) else {
             return false;
         };
-        let src = u32::from(rx.src);
         if crate::wire::checksum::sum(h, 0) != 0xffff
-            || src >> 28 == 0xe
-            || src == u32::MAX
-            || src >> 24 == 127
+            || crate::l3::ip4::martian_source(u32::from(rx.src))
         {
             return false;
         }
