@@ -13,6 +13,9 @@
 //!   neighbour) while ARP requests or neighbour solicitations go out, one a second,
 //!   [`TRIES`] times; then the waiting packets are dropped and their senders get ICMP host
 //!   unreachable (ICMPv6 address unreachable).
+//!   A packet punted for a next hop that is resolved by the time the slow path sees it
+//!   (the answer came through another worker's ring first) goes round the graph once more;
+//!   the same frame punted again within [`ROUND_AGAIN`] is dropped, so none can loop.
 //! - `local`: ICMP and ICMPv6 echo requests to the router's addresses are answered; the
 //!   rest dropped.
 //! - `ttl_exceeded`, `frag_needed`: ICMP time exceeded, fragmentation needed (ICMPv6 time
@@ -48,6 +51,10 @@ pub const QUEUE: usize = 4;
 /// ARP requests (neighbour solicitations) for a neighbour before it is given up.
 pub const TRIES: u32 = 3;
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a frame sent round again for resolution is remembered (a second punt of it
+/// within this is dropped), and how many are remembered at most.
+pub const ROUND_AGAIN: Duration = Duration::from_secs(1);
+const ROUND_AGAIN_MAX: usize = 256;
 /// ICMP errors a second, and the burst allowed.
 pub const ICMP_RATE: f64 = 1000.0;
 pub const ICMP_BURST: f64 = 100.0;
@@ -84,6 +91,8 @@ pub struct RouterPunts {
     router: Arc<Mutex<Router>>,
     pool: Arc<Mempool>,
     pending: HashMap<(IfIndex, IpAddr), Pending>,
+    /// Frames sent round again after a late resolve punt: (digest, when), oldest first.
+    rounds: std::collections::VecDeque<(u64, Instant)>,
     tokens: f64,
     refilled: Instant,
     ident: u16,
@@ -107,6 +116,7 @@ impl RouterPunts {
             router,
             pool,
             pending: HashMap::new(),
+            rounds: std::collections::VecDeque::new(),
             tokens: ICMP_BURST,
             refilled: Instant::now(),
             ident: 0,
@@ -366,8 +376,11 @@ impl RouterPunts {
             r.unresolved(vrf, dst)
         };
         let Some(&first) = wanted.first() else {
-            // Nothing to resolve (resolved meanwhile, or a route changed): dropped, never
-            // sent round again (a next hop still saying Resolve would loop it).
+            // Nothing to resolve: the answer came first (through another worker's ring,
+            // or while this packet was in flight), or a route changed. Sent round once
+            // more; the same frame back here within ROUND_AGAIN is dropped, so that a next
+            // hop still saying Resolve cannot loop it.
+            self.round_again(sp, worker, rx, m);
             return;
         };
         let now = Instant::now();
@@ -388,6 +401,38 @@ impl RouterPunts {
                 p.packets.push((worker, m, rx));
             }
         }
+    }
+
+    /// Sends `m` through the graph again as received on `rx`, unless the same frame was
+    /// sent round within [`ROUND_AGAIN`] (then it is dropped).
+    fn round_again(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, m: Mbuf) {
+        use std::hash::{Hash, Hasher};
+        let now = Instant::now();
+        while self
+            .rounds
+            .front()
+            .is_some_and(|&(_, t)| now.saturating_duration_since(t) >= ROUND_AGAIN)
+        {
+            self.rounds.pop_front();
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (rx, m.data()).hash(&mut h);
+        let digest = h.finish();
+        if self.rounds.iter().any(|&(d, _)| d == digest) {
+            return;
+        }
+        if self.rounds.len() >= ROUND_AGAIN_MAX {
+            self.rounds.pop_front();
+        }
+        self.rounds.push_back((digest, now));
+        let _ = sp.inject(
+            worker,
+            Injected {
+                mbuf: m,
+                iface: rx,
+                as_received: true,
+            },
+        );
     }
 
     fn local(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, frame: &[u8]) {
@@ -640,5 +685,127 @@ impl PuntHandler for RouterPunts {
                 self.probe(sp, iface, ip, mac);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Limits, Model};
+    use vswitch_proto::v1 as pb;
+    use vswitch_proto::v1::change::Change as C;
+
+    const A: IfIndex = 1;
+    const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MAC_HOST: [u8; 6] = [2, 0, 0, 0, 0, 7];
+
+    /// A router with interface `a` (10.0.0.1/24, index [`A`]).
+    fn router() -> Router {
+        let changes: Vec<pb::Change> = vec![
+            C::AddInterface(pb::AddInterfaceRequest {
+                name: "a".into(),
+                r#type: "null".into(),
+                ..Default::default()
+            }),
+            C::AddAddress(pb::AddAddressRequest {
+                iface: "a".into(),
+                address: "10.0.0.1/24".into(),
+            }),
+        ]
+        .into_iter()
+        .map(|c| pb::Change { change: Some(c) })
+        .collect();
+        let limits = Limits {
+            run_dir: std::env::temp_dir(),
+            fdb_capacity: 64,
+        };
+        let s = Model::new().stage(&changes, &limits).unwrap();
+        let mut r = Router::new().unwrap();
+        assert!(r.apply(&s.diff.l3, |n| (n == "a").then_some(A)).is_empty());
+        r.set_ifaces(HashMap::from([(
+            A,
+            IfaceInfo {
+                vrf: 0,
+                mac: MAC_A,
+                mtu: 1500,
+                v4: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+                v6: vec![],
+                proxy_arp: false,
+                l3_tunnel: false,
+            },
+        )]));
+        r
+    }
+
+    /// A UDP packet from 10.0.0.9 to 10.0.0.7 (IP ident `id`) as received on `a`.
+    fn to_host(id: u8) -> Vec<u8> {
+        let mut f = new_frame(&MAC_A, &[2, 0, 0, 0, 0, 9], ETHERTYPE_IPV4, 28);
+        f[ETH..ETH + 12].copy_from_slice(&[0x45, 0, 0, 28, 0, id, 0, 0, 64, 17, 0, 0]);
+        f[ETH + 12..ETH + 20].copy_from_slice(&[10, 0, 0, 9, 10, 0, 0, 7]);
+        f
+    }
+
+    /// 10.0.0.7's ARP reply to the router.
+    fn arp_reply() -> Vec<u8> {
+        let mut f = new_frame(&MAC_A, &MAC_HOST, ETHERTYPE_ARP, 28);
+        let mut a = vec![0, 1, 8, 0, 6, 4, 0, 2];
+        a.extend_from_slice(&MAC_HOST);
+        a.extend_from_slice(&[10, 0, 0, 7]);
+        a.extend_from_slice(&MAC_A);
+        a.extend_from_slice(&[10, 0, 0, 1]);
+        f[ETH..].copy_from_slice(&a);
+        f
+    }
+
+    fn punt(pool: &Mempool, frame: &[u8], reason: PuntReason) -> Punted {
+        Punted {
+            mbuf: Mbuf::from_bytes(pool, frame).unwrap(),
+            iface: A,
+            reason,
+        }
+    }
+
+    /// What worker `w` was handed: (interface, as received, frame).
+    fn drained(sp: &SlowPath, w: usize) -> Vec<(u16, bool, Vec<u8>)> {
+        let mut got = Vec::new();
+        sp.drain_injected(w, 16, |i| {
+            got.push((i.iface, i.as_received, i.mbuf.data().to_vec()))
+        });
+        got
+    }
+
+    /// A packet punted for a next hop whose answer the slow path took first (it came
+    /// through another worker's ring) goes round once more instead of being lost; the same
+    /// frame punted again at once is dropped (no loop), and nothing leaks.
+    #[test]
+    fn a_packet_punted_after_its_neighbour_was_learned_goes_round_once() {
+        let Some(pool) = dpdk::test_eal::try_pool("rp_late", 64) else {
+            return;
+        };
+        let base = pool.in_use();
+        let sp = SlowPath::new(2, 16, 16);
+        let mut h = RouterPunts::new(Arc::new(Mutex::new(router())), pool.clone());
+
+        // The first packet waits while 10.0.0.7 is asked for.
+        h.handle(&sp, 0, punt(&pool, &to_host(1), PuntReason::Resolve));
+        let asked = drained(&sp, 0);
+        assert_eq!(asked.len(), 1);
+        assert_eq!((asked[0].0, asked[0].1), (A, false));
+        assert_eq!(&asked[0].2[12..14], &ETHERTYPE_ARP);
+
+        // The answer (worker 1) releases it through the worker that punted it.
+        h.handle(&sp, 1, punt(&pool, &arp_reply(), PuntReason::Arp));
+        assert_eq!(drained(&sp, 0), [(A, true, to_host(1))]);
+
+        // Worker 1 punted a second packet before it saw the answer; the slow path reads
+        // it after: it goes round again, once.
+        h.handle(&sp, 1, punt(&pool, &to_host(2), PuntReason::Resolve));
+        assert_eq!(drained(&sp, 1), [(A, true, to_host(2))]);
+        h.handle(&sp, 1, punt(&pool, &to_host(2), PuntReason::Resolve));
+        assert!(drained(&sp, 1).is_empty());
+        // Another frame still gets its round.
+        h.handle(&sp, 1, punt(&pool, &to_host(3), PuntReason::Resolve));
+        assert_eq!(drained(&sp, 1), [(A, true, to_host(3))]);
+        assert_eq!(pool.in_use(), base);
     }
 }
