@@ -396,9 +396,19 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     );
     let mut other_flow = to_r2.clone();
     other_flow[14 + 20] = 0x77; // another source port
+    let sent_before = r.counters.iface(T);
     r.send(&plan, POD, &[to_r2.clone(), other_flow.clone()]);
     let out = r.out(UL);
     assert_eq!(out.len(), 2);
+    // Both inner frames counted on the tunnel interface (a vector's run is tallied once).
+    let sent = r.counters.iface(T);
+    assert_eq!(
+        (
+            sent.tx_packets - sent_before.tx_packets,
+            sent.tx_bytes - sent_before.tx_bytes
+        ),
+        (2, (to_r2.len() + other_flow.len()) as u64)
+    );
     let (o1, o2) = (outer(&out[0], 4789), outer(&out[1], 4789));
     assert_eq!((o1.eth_dst, o1.dst, o1.inner), (NH2, R2, to_r2.clone()));
     assert_eq!(o2.inner, other_flow);
