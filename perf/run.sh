@@ -793,12 +793,14 @@ die() { echo "perf/run.sh: $*" >&2; exit 1; }
 # vswitchd/vsctl are built; removed by path at exit.
 BASE_DIR="" BASE_TREE="" BASE_REV="" BASE_REL=""
 
-# stop_pid PID SIGNAL TIMEOUT_S: signal, wait, SIGKILL after the timeout, reap. Sets STOP_RC
-# to the exit status and STOP_KILLED=1 if SIGKILL was needed. (Not run in $(...): only this
-# shell can reap its children.)
+# stop_pid PID SIGNAL TIMEOUT_S [STACKS]: signal, wait, SIGKILL after the timeout, reap.
+# Sets STOP_RC to the exit status and STOP_KILLED=1 if SIGKILL was needed. With STACKS, a
+# process that outlived the timeout has every thread's stack written there first (gdb),
+# and each thread's innermost frames logged. (Not run in $(...): only this shell can reap
+# its children.)
 STOP_RC=0 STOP_KILLED=0
 stop_pid() {
-    local pid=$1 sig=$2 timeout=$3 i
+    local pid=$1 sig=$2 timeout=$3 stacks=${4:-} i
     STOP_RC=0 STOP_KILLED=0
     if kill -0 "$pid" 2>/dev/null; then
         kill "-$sig" "$pid" 2>/dev/null || true
@@ -810,6 +812,14 @@ stop_pid() {
         done
         if kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]; then
             log "pid $pid ignored SIG$sig for ${timeout}s; sending SIGKILL"
+            if [ -n "$stacks" ] && command -v gdb >/dev/null; then
+                timeout 30 gdb -p "$pid" -batch -nx -ex "thread apply all bt 12" \
+                    >"$stacks" 2>&1 || true
+                log "pid $pid: stacks in $stacks; the innermost frames of each thread:"
+                awk '/^Thread /{t=$0; n=0; next} /^#[0-9]/ && n<3 && t!="" {
+                        if (n==0) print "  " t; print "    " $0; n++ }' "$stacks" |
+                    cut -c1-200 >&2
+            fi
             kill -KILL "$pid" 2>/dev/null || true
             STOP_KILLED=1
         fi
@@ -1203,7 +1213,7 @@ measure_vswitch() {
             fi
         fi
     fi
-    stop_pid "$pid" TERM 15
+    stop_pid "$pid" TERM 15 "$d/stop-stacks.txt"
     local rc=$STOP_RC killed=$STOP_KILLED
     stop_peer
     if [ -n "$why" ]; then
