@@ -263,6 +263,33 @@ fn router<H: tonic_health::pb::health_server::Health>(
         ))
 }
 
+/// How long calls in progress may take to finish after a stop signal; then their
+/// connections are dropped (a client that never finishes a call cannot hold the stop).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs `server` (a gRPC listener's serve future, which stops taking connections at the
+/// stop signal and then waits for the calls in progress) until it ends, or until
+/// [`STOP_GRACE`] after the stop signal.
+async fn with_grace(
+    what: &str,
+    server: impl std::future::Future<Output = Result<(), String>>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    tokio::select! {
+        r = server => r,
+        _ = async {
+            stopped(stop).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {
+            tracing::warn!(
+                "{what}: calls still in progress {} s after the stop signal; their connections are closed",
+                STOP_GRACE.as_secs()
+            );
+            Ok(())
+        }
+    }
+}
+
 async fn stopped(mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         if stop.changed().await.is_err() {
@@ -288,10 +315,10 @@ async fn serve(
     tracing::info!(socket = %socket.display(), "serving gRPC");
     let (mut reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<VswitchServer<Service>>().await;
-    router(tonic::transport::Server::builder(), health, service)?
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped(stop))
-        .await
-        .map_err(|e| format!("gRPC server failed: {e}"))
+    let server = router(tonic::transport::Server::builder(), health, service)?
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped(stop.clone()));
+    let server = async { server.await.map_err(|e| format!("gRPC server failed: {e}")) };
+    with_grace("gRPC", server, stop).await
 }
 
 async fn serve_tcp(
@@ -305,10 +332,14 @@ async fn serve_tcp(
         .map_err(|e| format!("TLS: {e}"))?;
     let (mut reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<VswitchServer<Service>>().await;
-    router(builder, health, service)?
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop))
-        .await
-        .map_err(|e| format!("gRPC (TCP) server failed: {e}"))
+    let server = router(builder, health, service)?
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(stop.clone()));
+    let server = async {
+        server
+            .await
+            .map_err(|e| format!("gRPC (TCP) server failed: {e}"))
+    };
+    with_grace("gRPC (TCP)", server, stop).await
 }
 
 /// The TCP listener's TLS: our certificate and key, and the CA that every client's
