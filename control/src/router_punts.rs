@@ -294,14 +294,7 @@ impl RouterPunts {
     fn release(&mut self, sp: &SlowPath, iface: IfIndex, ip: IpAddr) {
         if let Some(p) = self.pending.remove(&(iface, ip)) {
             for (worker, m, rx) in p.packets {
-                let _ = sp.inject(
-                    worker,
-                    Injected {
-                        mbuf: m,
-                        iface: rx,
-                        as_received: true,
-                    },
-                );
+                again(sp, worker, rx, m);
             }
         }
     }
@@ -425,14 +418,7 @@ impl RouterPunts {
             self.rounds.pop_front();
         }
         self.rounds.push_back((digest, now));
-        let _ = sp.inject(
-            worker,
-            Injected {
-                mbuf: m,
-                iface: rx,
-                as_received: true,
-            },
-        );
+        again(sp, worker, rx, m);
     }
 
     fn local(&mut self, sp: &SlowPath, worker: usize, rx: IfIndex, frame: &[u8]) {
@@ -620,6 +606,19 @@ impl RouterPunts {
             self.request(sp, w, i, ip);
         }
     }
+}
+
+/// Sends `m` through the graph again, through `worker`, as received on `rx` (dropped when
+/// that worker's inject ring is full).
+fn again(sp: &SlowPath, worker: usize, rx: IfIndex, m: Mbuf) {
+    let _ = sp.inject(
+        worker,
+        Injected {
+            mbuf: m,
+            iface: rx,
+            as_received: true,
+        },
+    );
 }
 
 /// A frame back to the sender of `received` (its source MAC), from `src`, with room for
