@@ -82,7 +82,18 @@ log "unix socket $VS_SOCK: mode 660, group $GROUP"
 
 grpc_py 60 tls.py --gen "$GEN" --addr "127.0.0.1:$port" --pki "$PKI" --unix "$VS_SOCK" ||
     fail "TLS checks failed (see above)"
+# A TLS client that never finishes its call cannot hold the stop either (5 s grace).
+"$VS_PY" -B "$(dirname "$0")/../grpc/hold_call.py" --tls "$PKI" "127.0.0.1:$port" \
+    /vswitch.v1.Vswitch/ListInterfaces >"$VS_TMP/hold.log" 2>&1 &
+HOLD_PID=$!
+vs_track_pid "$HOLD_PID"
+wait_until 10 "the TLS client started its call" grep -q holding "$VS_TMP/hold.log"
 stop_vswitchd
+grep -q "gRPC (TCP): calls still in progress 5 s after the stop signal" "$VSWITCHD_LOG" ||
+    fail "vswitchd did not say it closed the held TLS call's connection"
+wait_until 5 "the held TLS connection closed by vswitchd" grep -q "closed by the server" "$VS_TMP/hold.log"
+vs_stop_pid "$HOLD_PID" TERM 5
+log "a TLS call never finished did not hold the stop (closed after the 5 s grace, exit 0)"
 ! ss -Hltn "sport = :$port" | grep -q LISTEN || fail "port $port still listening after SIGTERM"
 
 # refused_start WHAT REGEX ARGS...: vswitchd with ARGS (and its own socket, state file and
