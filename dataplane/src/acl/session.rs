@@ -10,7 +10,8 @@
 //! packet's session whichever way it goes and says which way that is.
 //!
 //! Layout: buckets of [`WAYS`] control words (one cache line), each naming a slot (one
-//! cache line: the key, last-seen second, TCP state, the ACL that created it). A control
+//! cache line: the key, last-seen second, TCP state, the ACL that created it), the
+//! bucket's slots stored right after its control words ([`Group`]). A control
 //! word holds a 32-bit tag of the hash, a state (free, busy, live) and a generation that
 //! every claim of the slot increments. A lookup reads the bucket's line, and the slot of a
 //! live word whose tag matches; then reads the word again: if it changed (the slot was
@@ -227,13 +228,10 @@ pub struct SessionConfig {
     pub timeouts: Timeouts,
 }
 
-// SAFETY: a Bucket and a Slot are atomic integers only: all-zero bytes are a free bucket
-// (every control word FREE, generation 0) and an empty slot.
-unsafe impl Zeroed for Bucket {}
-// SAFETY: as above.
-unsafe impl Zeroed for Slot {}
-// SAFETY: as above (atomic integers only; zero: no translation, no partner).
-unsafe impl Zeroed for NatSlot {}
+// SAFETY: a Group is atomic integers only (its Bucket, Slots and NatSlots): all-zero
+// bytes are a free bucket (every control word FREE, generation 0), empty slots and no
+// translation, no partner.
+unsafe impl Zeroed for Group {}
 
 /// A slot's `dir` word: an ACL's direction (0 in, 1 out), or one of a NAT pair's entries.
 const DIR_NAT_FWD: u32 = 2;
@@ -277,6 +275,26 @@ pub struct NatHit {
 struct Bucket {
     ctl: [AtomicU64; WAYS],
 }
+
+/// One way of a bucket: its slot and, on the next line, a NAT entry's translation.
+#[repr(C, align(64))]
+struct Way {
+    slot: Slot,
+    nat: NatSlot,
+}
+
+/// A bucket's control words and its ways, in one piece (17 lines): the lines one lookup
+/// reads (the control words, a slot, its translation) lie together, nearly always in one
+/// 4 KiB page. Three separate arrays put them in three random pages of tens of megabytes,
+/// and each a TLB miss (a nested page walk in a VM whose huge pages the host backs with
+/// small ones).
+#[repr(C, align(64))]
+struct Group {
+    ctl: Bucket,
+    ways: [Way; WAYS],
+}
+
+const _: () = assert!(std::mem::size_of::<Group>() == 64 * (1 + 2 * WAYS));
 
 #[repr(align(64))]
 struct Slot {
@@ -378,10 +396,8 @@ pub struct SessionStats {
 
 /// The session table.
 pub struct Sessions {
-    /// Both in huge-page memory: lookups land on random lines of tens of megabytes.
-    buckets: HugeArray<Bucket>,
-    slots: HugeArray<Slot>,
-    nat: HugeArray<NatSlot>,
+    /// In huge-page memory: lookups land on random lines of tens of megabytes.
+    groups: HugeArray<Group>,
     mask: u64,
     count: AtomicU64,
     per_iface: Box<[AtomicU32]>,
@@ -399,7 +415,7 @@ pub struct Sessions {
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sessions")
-            .field("slots", &self.slots.len())
+            .field("slots", &self.capacity())
             .field("live", &self.count.load(Relaxed))
             .finish()
     }
@@ -411,9 +427,7 @@ impl Sessions {
     pub fn new(capacity: usize, workers: usize, config: SessionConfig) -> Sessions {
         let buckets = capacity.div_ceil(WAYS).next_power_of_two().max(1);
         let t = Sessions {
-            buckets: HugeArray::new(buckets),
-            slots: HugeArray::new(buckets * WAYS),
-            nat: HugeArray::new(buckets * WAYS),
+            groups: HugeArray::new(buckets),
             mask: buckets as u64 - 1,
             count: AtomicU64::new(0),
             per_iface: (0..=NAT_COUNT).map(|_| AtomicU32::new(0)).collect(),
@@ -439,7 +453,7 @@ impl Sessions {
 
     /// Slots in all.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.groups.len() * WAYS
     }
 
     /// Applies new limits and timeouts (sessions over a lowered limit stay until they
@@ -479,8 +493,38 @@ impl Sessions {
 
     #[inline(always)]
     fn bucket(&self, h: u64) -> &Bucket {
-        // mask < buckets.len(): the index is in range.
-        &self.buckets[(h & self.mask) as usize]
+        // mask < groups.len(): the index is in range.
+        &self.groups[(h & self.mask) as usize].ctl
+    }
+
+    /// The control word of slot `i`.
+    #[inline(always)]
+    fn ctl(&self, i: usize) -> Option<&AtomicU64> {
+        Some(&self.groups.get(i / WAYS)?.ctl.ctl[i % WAYS])
+    }
+
+    /// Slot `i` (bucket `i / WAYS`, way `i % WAYS`).
+    #[inline(always)]
+    fn slot(&self, i: usize) -> Option<&Slot> {
+        Some(&self.groups.get(i / WAYS)?.ways[i % WAYS].slot)
+    }
+
+    /// Slot `i`'s translation.
+    #[inline(always)]
+    fn nat(&self, i: usize) -> Option<&NatSlot> {
+        Some(&self.groups.get(i / WAYS)?.ways[i % WAYS].nat)
+    }
+
+    /// Slot `i`, which the caller has from a control word of this table (in range).
+    #[inline(always)]
+    fn slot_at(&self, i: usize) -> &Slot {
+        &self.groups[i / WAYS].ways[i % WAYS].slot
+    }
+
+    /// Slot `i`'s control word, `i` in range as for [`Sessions::slot_at`].
+    #[inline(always)]
+    fn ctl_at(&self, i: usize) -> &AtomicU64 {
+        &self.groups[i / WAYS].ctl.ctl[i % WAYS]
     }
 
     /// Prefetches the bucket `f` hashes to (its hash is returned, for
@@ -493,7 +537,7 @@ impl Sessions {
         // A session goes to the first free way of its bucket: where most buckets hold at
         // most one session, or where a new one is created, the first way's slot is the one
         // read, so it is asked for now rather than once the bucket's line names it.
-        if let Some(s) = self.slots.get((h & self.mask) as usize * WAYS) {
+        if let Some(s) = self.slot((h & self.mask) as usize * WAYS) {
             prefetch(s as *const Slot);
         }
         h
@@ -508,7 +552,7 @@ impl Sessions {
         for (way, c) in self.bucket(h).ctl.iter().enumerate() {
             let c1 = c.load(Relaxed);
             if state_of(c1) == LIVE && c1 as u32 == tag {
-                if let Some(s) = self.slots.get(b * WAYS + way) {
+                if let Some(s) = self.slot(b * WAYS + way) {
                     prefetch(s as *const Slot);
                 }
             }
@@ -524,7 +568,7 @@ impl Sessions {
             let c1 = c.load(Relaxed);
             if state_of(c1) == LIVE && c1 as u32 == tag {
                 let i = b * WAYS + way;
-                if let (Some(s), Some(n)) = (self.slots.get(i), self.nat.get(i)) {
+                if let (Some(s), Some(n)) = (self.slot(i), self.nat(i)) {
                     prefetch(s as *const Slot);
                     prefetch(n as *const NatSlot);
                 }
@@ -552,10 +596,10 @@ impl Sessions {
         if dir < DIR_NAT_FWD || (reply && dir != DIR_NAT_FWD) {
             return None;
         }
-        let n = self.nat.get(slot)?;
+        let n = self.nat(slot)?;
         let w: [u64; 5] = std::array::from_fn(|i| n.to[i].load(Relaxed));
         std::sync::atomic::fence(Acquire);
-        if self.buckets[slot / WAYS].ctl[slot % WAYS].load(Relaxed) != c1 {
+        if self.ctl_at(slot).load(Relaxed) != c1 {
             return None;
         }
         let to = Flow::from_words(&w);
@@ -634,7 +678,7 @@ impl Sessions {
                 continue;
             }
             let slot = b * WAYS + way;
-            let s = &self.slots[slot];
+            let s = self.slot_at(slot);
             let w = [
                 s.key[0].load(Relaxed),
                 s.key[1].load(Relaxed),
@@ -662,7 +706,7 @@ impl Sessions {
     /// Stamps session `found` with a packet of it (last seen, TCP flags).
     #[inline]
     pub fn touch(&self, found: &Found, tcp_flags: u8) {
-        let Some(s) = self.slots.get(found.slot as usize) else {
+        let Some(s) = self.slot(found.slot as usize) else {
             return;
         };
         let now = self.now.load(Relaxed);
@@ -772,15 +816,17 @@ impl Sessions {
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
         };
-        if self.buckets[s1 / WAYS].ctl[s1 % WAYS].load(Acquire) != live1 {
+        if self.ctl_at(s1).load(Acquire) != live1 {
             // Making room for the reply's entry evicted the first (one bucket, both new).
             self.free(s2, live2);
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
         }
         let link = |slot: usize, live: u64| ((slot as u64) << 32) | (gen_of(live) & 0xffff_ffff);
-        self.nat[s1].partner.store(link(s2, live2), Relaxed);
-        self.nat[s2].partner.store(link(s1, live1), Relaxed);
+        if let (Some(n1), Some(n2)) = (self.nat(s1), self.nat(s2)) {
+            n1.partner.store(link(s2, live2), Relaxed);
+            n2.partner.store(link(s1, live1), Relaxed);
+        }
         self.created.fetch_add(1, Relaxed);
         if orig.proto == TCP && state & st::EST == 0 {
             self.remember_half_open(worker, s1, live1);
@@ -794,26 +840,26 @@ impl Sessions {
 
     /// The live partner of NAT entry `slot` (its slot and control word), if it has one.
     fn partner(&self, slot: usize) -> Option<(usize, u64)> {
-        let p = self.nat.get(slot)?.partner.load(Relaxed);
+        let p = self.nat(slot)?.partner.load(Relaxed);
         if p == 0 {
             return None;
         }
         let ps = (p >> 32) as usize;
-        let c = self.buckets.get(ps / WAYS)?.ctl[ps % WAYS].load(Acquire);
+        let c = self.ctl(ps)?.load(Acquire);
         (state_of(c) == LIVE && gen_of(c) & 0xffff_ffff == p & 0xffff_ffff).then_some((ps, c))
     }
 
     /// Whether `slot` holds a NAT entry (read while it is live).
     #[inline(always)]
     fn is_nat(&self, slot: usize) -> bool {
-        self.slots[slot].dir.load(Relaxed) >= DIR_NAT_FWD
+        self.slot_at(slot).dir.load(Relaxed) >= DIR_NAT_FWD
     }
 
     /// Whether the session in `slot` is over: TCP closed (a reset, or FIN both ways), or
     /// idle past its timeout (the sweep has not removed it yet).
     fn is_over(&self, slot: usize) -> bool {
         let (state, seen) = self.pair_state(slot);
-        let proto = (self.slots[slot].key[4].load(Relaxed) >> 32) as u8;
+        let proto = (self.slot_at(slot).key[4].load(Relaxed) >> 32) as u8;
         let closed = proto == TCP
             && (state & st::RST != 0
                 || state & (st::FWD_FIN | st::REV_FIN) == st::FWD_FIN | st::REV_FIN);
@@ -822,11 +868,11 @@ impl Sessions {
 
     /// A slot's (state, last seen): for a NAT entry, its pair's together.
     fn pair_state(&self, slot: usize) -> (u32, u32) {
-        let s = &self.slots[slot];
+        let s = self.slot_at(slot);
         let (mut state, mut seen) = (s.state.load(Relaxed), s.seen.load(Relaxed));
         if self.is_nat(slot) {
             if let Some((p, _)) = self.partner(slot) {
-                let ps = &self.slots[p];
+                let ps = self.slot_at(p);
                 state |= ps.state.load(Relaxed);
                 seen = seen.max(ps.seen.load(Relaxed));
                 if state & (st::FWD_SYN | st::REV_SYN) == st::FWD_SYN | st::REV_SYN {
@@ -872,7 +918,7 @@ impl Sessions {
                 continue;
             }
             let slot = b * WAYS + way;
-            let s = &self.slots[slot];
+            let s = self.slot_at(slot);
             for (k, v) in s.key.iter().zip(f.words()) {
                 k.store(v, Relaxed);
             }
@@ -882,7 +928,7 @@ impl Sessions {
             s.state.store(state, Relaxed);
             s.acl.store(acl, Relaxed);
             s.dir.store(dir, Relaxed);
-            if let (Some(to), Some(n)) = (to, self.nat.get(slot)) {
+            if let (Some(to), Some(n)) = (to, self.nat(slot)) {
                 for (k, v) in n.to.iter().zip(to.words()) {
                     k.store(v, Relaxed);
                 }
@@ -905,7 +951,7 @@ impl Sessions {
         for (way, c) in self.bucket(h).ctl.iter().enumerate() {
             let c0 = c.load(Acquire);
             let slot = b * WAYS + way;
-            let s = &self.slots[slot];
+            let s = self.slot_at(slot);
             let tcp = (s.key[4].load(Relaxed) >> 32) as u8 == TCP;
             let half_open = s.state.load(Relaxed) & (st::EST | st::RST | st::FWD_FIN) == 0;
             if state_of(c0) != LIVE || !tcp || !half_open {
@@ -997,18 +1043,17 @@ impl Sessions {
             if tail.wrapping_sub(ahead) as i32 > 0 {
                 let a = q.ring[ahead as usize % HALF_OPEN_RING].load(Relaxed);
                 let slot = (a >> 32) as usize;
-                if let (Some(s), Some(b)) = (self.slots.get(slot), self.buckets.get(slot / WAYS)) {
+                if let (Some(s), Some(c)) = (self.slot(slot), self.ctl(slot)) {
                     prefetch(s as *const Slot);
-                    prefetch(b as *const Bucket);
+                    prefetch(c as *const AtomicU64);
                 }
             }
             let e = q.ring[head as usize % HALF_OPEN_RING].load(Relaxed);
             head = head.wrapping_add(1);
             let (slot, gen) = ((e >> 32) as usize, e & 0xffff_ffff);
-            let Some(s) = self.slots.get(slot) else {
+            let (Some(s), Some(c)) = (self.slot(slot), self.ctl(slot)) else {
                 continue;
             };
-            let c = &self.buckets[slot / WAYS].ctl[slot % WAYS];
             let c0 = c.load(Acquire);
             let half_open = s.state.load(Relaxed) & (st::EST | st::RST | st::FWD_FIN) == 0;
             let on_iface =
@@ -1043,8 +1088,8 @@ impl Sessions {
     /// Frees `slot` if its control word is still `c0`, leaving the counts as they are (the
     /// caller hands its place on); the interface it was on, if it was freed.
     fn unlink(&self, slot: usize, c0: u64) -> Option<usize> {
-        let c = &self.buckets[slot / WAYS].ctl[slot % WAYS];
-        let iface = count_index((self.slots[slot].key[4].load(Relaxed) >> 48) as u16);
+        let c = self.ctl_at(slot);
+        let iface = count_index((self.slot_at(slot).key[4].load(Relaxed) >> 48) as u16);
         let partner = if self.is_nat(slot) {
             self.partner(slot)
         } else {
@@ -1056,7 +1101,7 @@ impl Sessions {
         if freed {
             // A NAT pair goes whole: the partner's place is given back here.
             if let Some((p, pc)) = partner {
-                let pctl = &self.buckets[p / WAYS].ctl[p % WAYS];
+                let pctl = self.ctl_at(p);
                 if pctl
                     .compare_exchange(pc, word(0, FREE, gen_of(pc)), AcqRel, Relaxed)
                     .is_ok()
@@ -1071,7 +1116,7 @@ impl Sessions {
     /// Removes the session in `found.slot` (a session a replaced ACL no longer permits).
     pub fn remove(&self, found: &Found) -> bool {
         let slot = found.slot as usize;
-        let Some(c) = self.buckets.get(slot / WAYS).map(|b| &b.ctl[slot % WAYS]) else {
+        let Some(c) = self.ctl(slot) else {
             return false;
         };
         let c0 = c.load(Acquire);
@@ -1080,7 +1125,7 @@ impl Sessions {
 
     /// Re-keys the session in `found.slot` to ACL `acl` (a replacement that still permits it).
     pub fn adopt(&self, found: &Found, acl: u32) {
-        if let Some(s) = self.slots.get(found.slot as usize) {
+        if let Some(s) = self.slot(found.slot as usize) {
             s.acl.store(acl, Relaxed);
         }
     }
@@ -1123,14 +1168,14 @@ impl Sessions {
 
     fn sweep(&self, mut gone: impl FnMut(usize, u64) -> bool, expiry: bool) -> usize {
         let mut n = 0;
-        for (b, bucket) in self.buckets.iter().enumerate() {
-            for (way, c) in bucket.ctl.iter().enumerate() {
+        for (b, g) in self.groups.iter().enumerate() {
+            for (way, (c, w)) in g.ctl.ctl.iter().zip(&g.ways).enumerate() {
                 let c0 = c.load(Acquire);
                 if state_of(c0) != LIVE {
                     continue;
                 }
                 let slot = b * WAYS + way;
-                let s = &self.slots[slot];
+                let s = &w.slot;
                 if gone(slot, s.key[4].load(Relaxed)) && self.free(slot, c0) {
                     n += 1;
                 }
@@ -1167,7 +1212,7 @@ impl Sessions {
 
     /// The flow NAT entry `slot` rewrites to.
     fn nat_to(&self, slot: usize) -> Option<Flow> {
-        let n = self.nat.get(slot)?;
+        let n = self.nat(slot)?;
         Some(Flow::from_words(&std::array::from_fn(|i| {
             n.to[i].load(Relaxed)
         })))
@@ -1186,36 +1231,37 @@ impl Sessions {
     /// A NAT entry has its pair's state and idle time.
     fn live_entries(&self) -> impl Iterator<Item = (SavedSession, Option<u32>, usize)> + '_ {
         let now = self.now.load(Relaxed);
-        let ctl = self.buckets.iter().flat_map(|b| b.ctl.iter());
-        ctl.zip(self.slots.iter())
-            .enumerate()
-            .filter_map(move |(slot, (c, s))| {
-                let c0 = c.load(Acquire);
-                if state_of(c0) != LIVE {
-                    return None;
-                }
-                let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
-                let (mut state, born, mut seen, dir) = (
-                    s.state.load(Relaxed),
-                    s.born.load(Relaxed),
-                    s.seen.load(Relaxed),
-                    s.dir.load(Relaxed),
-                );
-                if dir >= DIR_NAT_FWD {
-                    (state, seen) = self.pair_state(slot);
-                }
-                if c.load(Acquire) != c0 {
-                    return None;
-                }
-                let saved = SavedSession {
-                    flow: Flow::from_words(&w),
-                    dir: if dir == 0 { Dir::In } else { Dir::Out },
-                    state,
-                    age: now.saturating_sub(born),
-                    idle: now.saturating_sub(seen),
-                };
-                Some((saved, (dir >= DIR_NAT_FWD).then_some(dir), slot))
-            })
+        let ways = self
+            .groups
+            .iter()
+            .flat_map(|g| g.ctl.ctl.iter().zip(g.ways.iter().map(|w| &w.slot)));
+        ways.enumerate().filter_map(move |(slot, (c, s))| {
+            let c0 = c.load(Acquire);
+            if state_of(c0) != LIVE {
+                return None;
+            }
+            let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
+            let (mut state, born, mut seen, dir) = (
+                s.state.load(Relaxed),
+                s.born.load(Relaxed),
+                s.seen.load(Relaxed),
+                s.dir.load(Relaxed),
+            );
+            if dir >= DIR_NAT_FWD {
+                (state, seen) = self.pair_state(slot);
+            }
+            if c.load(Acquire) != c0 {
+                return None;
+            }
+            let saved = SavedSession {
+                flow: Flow::from_words(&w),
+                dir: if dir == 0 { Dir::In } else { Dir::Out },
+                state,
+                age: now.saturating_sub(born),
+                idle: now.saturating_sub(seen),
+            };
+            Some((saved, (dir >= DIR_NAT_FWD).then_some(dir), slot))
+        })
     }
 
     /// Puts back a session saved before a restart (its flow's interface being this
