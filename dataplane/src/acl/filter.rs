@@ -42,7 +42,8 @@ pub(crate) fn check(
             let table = ctx.plan.acls.sessions_of(iface);
             let flow = Flow::of(iface, &k, &x);
             if let Some(t) = table {
-                if session_passes(ctx, t, iface, flow.as_ref(), &x) {
+                let f = flow.as_ref().map(|f| (f, f.hash()));
+                if session_passes(ctx, t, iface, f, &x) {
                     return Ok(());
                 }
             }
@@ -57,9 +58,15 @@ pub(crate) fn check(
 /// Whether a session lets the packet of `flow` through (stamping it), or, for an ICMP
 /// error, the session of the packet it quotes.
 #[inline(always)]
-fn session_passes(ctx: &Ctx, t: &Sessions, iface: IfIndex, flow: Option<&Flow>, x: &Extra) -> bool {
+fn session_passes(
+    ctx: &Ctx,
+    t: &Sessions,
+    iface: IfIndex,
+    flow: Option<(&Flow, u64)>,
+    x: &Extra,
+) -> bool {
     match flow {
-        Some(f) => match t.lookup(f) {
+        Some((f, h)) => match t.lookup_hashed(f, h) {
             Some(found) if still_permitted(ctx, t, iface, f, &found) => {
                 t.touch(&found, x.tcp_flags);
                 true
@@ -178,7 +185,8 @@ fn check_all(
             let Some((k, x, flow)) = p else {
                 continue;
             };
-            let held = table.is_some_and(|t| session_passes(ctx, t, iface, flow.as_ref(), x));
+            let f = flow.as_ref().map(|f| (f, hashes[j]));
+            let held = table.is_some_and(|t| session_passes(ctx, t, iface, f, x));
             if !held {
                 keys[m] = *k;
                 extra[m] = (start + j, *x);

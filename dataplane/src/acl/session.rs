@@ -176,9 +176,10 @@ impl Flow {
         }
     }
 
-    /// A hash both directions share.
+    /// A hash both directions share (what [`Sessions::prefetch_bucket`] returns, and the
+    /// `*_hashed` lookups take so that a flow is hashed once).
     #[inline(always)]
-    fn hash(&self) -> u64 {
+    pub fn hash(&self) -> u64 {
         let a = (self.src, self.sport);
         let b = (self.dst, self.dport);
         let ((x, xp), (y, yp)) = if a <= b { (a, b) } else { (b, a) };
@@ -579,7 +580,13 @@ impl Sessions {
     /// The session of `f` (either way), if there is one.
     #[inline]
     pub fn lookup(&self, f: &Flow) -> Option<Found> {
-        let (slot, _, reply, acl, dir) = self.find(f)?;
+        self.lookup_hashed(f, f.hash())
+    }
+
+    /// [`Sessions::lookup`] of `f` whose hash `h` ([`Flow::hash`]) the caller has.
+    #[inline]
+    pub fn lookup_hashed(&self, f: &Flow, h: u64) -> Option<Found> {
+        let (slot, _, reply, acl, dir) = self.find_hashed(f, h)?;
         Some(Found {
             slot: slot as u32,
             reply,
@@ -592,7 +599,13 @@ impl Sessions {
     /// entry), if there is one.
     #[inline]
     pub fn lookup_nat(&self, f: &Flow) -> Option<NatHit> {
-        let (slot, c1, reply, _, dir) = self.find(f)?;
+        self.lookup_nat_hashed(f, f.hash())
+    }
+
+    /// [`Sessions::lookup_nat`] of `f` whose hash `h` ([`Flow::hash`]) the caller has.
+    #[inline]
+    pub fn lookup_nat_hashed(&self, f: &Flow, h: u64) -> Option<NatHit> {
+        let (slot, c1, reply, _, dir) = self.find_hashed(f, h)?;
         if dir < DIR_NAT_FWD || (reply && dir != DIR_NAT_FWD) {
             return None;
         }
@@ -668,7 +681,12 @@ impl Sessions {
     /// its reverse, its ACL id and raw direction word.
     #[inline(always)]
     fn find(&self, f: &Flow) -> Option<(usize, u64, bool, u32, u32)> {
-        let h = f.hash();
+        self.find_hashed(f, f.hash())
+    }
+
+    /// [`Sessions::find`] with `f`'s hash.
+    #[inline(always)]
+    fn find_hashed(&self, f: &Flow, h: u64) -> Option<(usize, u64, bool, u32, u32)> {
         let tag = (h >> 32) as u32;
         let b = (h & self.mask) as usize;
         let fwd = f.words();

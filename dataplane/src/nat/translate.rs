@@ -204,9 +204,9 @@ impl Pkt {
     }
 }
 
-/// A vector's packets as NAT parsed them: each its packet, flow, VRF and the flow's hash
-/// (None: nothing NAT looks at). Kept in the graph, room for a whole vector.
-pub(crate) struct Scratch(Vec<Option<(Pkt, Flow, u16, u64)>>);
+/// A vector's packets as NAT parsed them: each its packet, VRF and its flow's hash (None:
+/// nothing NAT looks at). Kept in the graph, room for a whole vector.
+pub(crate) struct Scratch(Vec<Option<(Pkt, u16, u64)>>);
 
 impl Default for Scratch {
     fn default() -> Scratch {
@@ -234,25 +234,24 @@ pub(crate) fn vector<F: Family>(
         let vrf = ctx.plan.iface(rx_if).and_then(|p| p.l3).map(|l3| l3.vrf);
         let parsed = vrf.and_then(|vrf| {
             let p = parse(v.pkts.data(i), L3, F::V6)?;
-            let f = p.flow(vrf);
             // An ICMP error is found by its quote, later (cold).
             let h = if let Kind::Error(_) = p.kind {
                 0
             } else {
-                t.prefetch_bucket(&f)
+                t.prefetch_bucket(&p.flow(vrf))
             };
-            Some((p, f, vrf, h))
+            Some((p, vrf, h))
         });
         s.push(parsed);
     }
-    for (_, _, _, h) in s.iter().flatten() {
+    for (_, _, h) in s.iter().flatten() {
         t.prefetch_nat_slots(*h);
     }
     for (i, e) in s.iter().enumerate() {
         let meta = v.meta[i];
         let frame = v.pkts.data_mut(i);
         let nat_check = match e {
-            Some((p, orig, vrf, _)) => packet::<F>(ctx, nat, t, frame, &meta, p, orig, *vrf),
+            Some((p, vrf, h)) => packet::<F>(ctx, nat, t, frame, &meta, p, *vrf, *h),
             None => None,
         };
         checks.push(match (nat_check, v.pkts.data(i).get(L3..)) {
@@ -263,9 +262,9 @@ pub(crate) fn vector<F: Family>(
     }
 }
 
-/// Translates packet `p` (flow `orig` in `vrf`) in `frame`, received on `meta.rx_if`, if
-/// NAT applies to it: None to go on with forwarding (rewritten or not), or the check that
-/// replaces forwarding's (a drop, a punt).
+/// Translates packet `p` (its flow in `vrf` hashing to `h`) in `frame`, received on
+/// `meta.rx_if`, if NAT applies to it: None to go on with forwarding (rewritten or not),
+/// or the check that replaces forwarding's (a drop, a punt).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn packet<F: Family>(
@@ -275,25 +274,25 @@ fn packet<F: Family>(
     frame: &mut [u8],
     meta: &Meta,
     p: &Pkt,
-    orig: &Flow,
     vrf: u16,
+    h: u64,
 ) -> Option<Check<F::Addr>> {
-    let (p, orig) = (*p, *orig);
     if let Kind::Error(inner) = p.kind {
-        translate_error(t, frame, &p, inner, vrf);
+        translate_error(t, frame, p, inner, vrf);
         return None;
     }
-    if let Some(hit) = t.lookup_nat(&orig) {
+    let orig = p.flow(vrf);
+    if let Some(hit) = t.lookup_nat_hashed(&orig, h) {
         t.touch_nat(&hit, p.tcp_flags);
-        rewrite(frame, &p, &hit.to, meta.csum);
+        rewrite(frame, p, &hit.to, meta.csum);
         return None;
     }
     if p.kind == Kind::Echo(false) {
         return None;
     }
-    match new_flow::<F>(ctx, nat, t, &p, &orig, vrf, meta.rx_if) {
+    match new_flow::<F>(ctx, nat, t, p, &orig, vrf, meta.rx_if) {
         Ok(Some(hit)) => {
-            rewrite(frame, &p, &hit.to, meta.csum);
+            rewrite(frame, p, &hit.to, meta.csum);
             None
         }
         Ok(None) => None,
