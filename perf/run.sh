@@ -812,6 +812,20 @@ stop_pid() {
         done
         if kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]; then
             log "pid $pid ignored SIG$sig for ${timeout}s; sending SIGKILL"
+            if [ -n "$stacks" ]; then
+                # Each thread's state and kernel stack first (a process stuck on its way out,
+                # after its own last log line, waits in the kernel where gdb cannot attach).
+                {
+                    ps -L -o tid=,stat=,wchan:32=,comm= -p "$pid"
+                    local t
+                    for t in /proc/"$pid"/task/*; do
+                        echo "== kernel stack of task ${t##*/} ($(cat "$t/comm" 2>/dev/null))"
+                        cat "$t/stack" 2>/dev/null
+                    done
+                } >"$stacks.kernel" 2>&1 || true
+                log "pid $pid: threads and kernel stacks in $stacks.kernel:"
+                head -n 40 "$stacks.kernel" | cut -c1-200 >&2
+            fi
             if [ -n "$stacks" ] && command -v gdb >/dev/null; then
                 timeout 30 gdb -p "$pid" -batch -nx -ex "thread apply all bt 12" \
                     >"$stacks" 2>&1 || true
