@@ -148,57 +148,58 @@ fn check_all(
     };
     let n = burst.len();
     let mut at = 0;
+    // Each frame is parsed straight into its place in the chunk's arrays (as
+    // check_stateless does): a `Parsed` built per frame and copied stalls store forwarding.
+    let mut keys = [Key::default(); CHUNK];
+    let mut xs = [Extra::default(); CHUNK];
+    let mut flows: [Option<Flow>; CHUNK] = [None; CHUNK];
+    let mut index = [0usize; CHUNK];
+    let mut hashes = [0u64; CHUNK];
     while at < n {
         // Pass 1: parse; ask for the session buckets of the chunk's flows.
-        let start = at;
-        let mut parsed = [None; CHUNK];
-        let mut hashes = [0u64; CHUNK];
-        while at < n && at - start < CHUNK {
-            let j = at - start;
-            match parse(burst.data(at)) {
-                Parsed::Ip(k, x) => {
-                    let flow = Flow::of(iface, &k, &x);
-                    if let (Some(t), Some(f)) = (table, &flow) {
-                        hashes[j] = t.prefetch_bucket(f);
+        let mut len = 0;
+        while at < n && len < CHUNK {
+            match parse_into(burst.data(at), &mut keys[len], &mut xs[len]) {
+                Kind::Ip => {
+                    flows[len] = Flow::of(iface, &keys[len], &xs[len]);
+                    if let (Some(t), Some(f)) = (table, &flows[len]) {
+                        hashes[len] = t.prefetch_bucket(f);
                     }
-                    parsed[j] = Some((k, x, flow));
+                    index[len] = at;
+                    len += 1;
                 }
-                Parsed::Exempt => {}
-                Parsed::Bad => drop(at, DropReason::BadHeader, keep),
+                Kind::Exempt => {}
+                Kind::Bad => drop(at, DropReason::BadHeader, keep),
             }
             at += 1;
         }
-        let len = at - start;
         // Pass 2: ask for the slots the buckets name.
         if let Some(t) = table {
             for j in 0..len {
-                if matches!(parsed[j], Some((_, _, Some(_)))) {
+                if flows[j].is_some() {
                     t.prefetch_slots(hashes[j]);
                 }
             }
         }
-        // Pass 3: sessions; what remains is searched together.
-        let mut keys = [Key::default(); CHUNK];
-        let mut extra = [(0usize, Extra::default()); CHUNK];
+        // Pass 3: sessions; what remains is moved to the front and searched together.
         let mut m = 0;
-        for (j, p) in parsed[..len].iter().enumerate() {
-            let Some((k, x, flow)) = p else {
-                continue;
-            };
-            let f = flow.as_ref().map(|f| (f, hashes[j]));
-            let held = table.is_some_and(|t| session_passes(ctx, t, iface, f, x));
+        for j in 0..len {
+            let f = flows[j].as_ref().map(|f| (f, hashes[j]));
+            let held = table.is_some_and(|t| session_passes(ctx, t, iface, f, &xs[j]));
             if !held {
-                keys[m] = *k;
-                extra[m] = (start + j, *x);
+                if m != j {
+                    keys[m] = keys[j];
+                    xs[m] = xs[j];
+                    index[m] = index[j];
+                }
                 m += 1;
             }
         }
         let mut rules = [None; CHUNK];
         acl.classifier().classify_many(&keys[..m], &mut rules[..m]);
         for j in 0..m {
-            let (i, x) = extra[j];
-            if let Err(reason) = decide(ctx, acl, table, iface, dir, &keys[j], &x, rules[j]) {
-                drop(i, reason, keep);
+            if let Err(reason) = decide(ctx, acl, table, iface, dir, &keys[j], &xs[j], rules[j]) {
+                drop(index[j], reason, keep);
             }
         }
     }
