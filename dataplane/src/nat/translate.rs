@@ -145,7 +145,17 @@ fn ip_header(
 /// what NAT leaves alone (truncated or inconsistent headers, which the forwarding checks
 /// then drop; later fragments; protocols without ports; IPv6 extension headers; ICMP
 /// other than echoes and errors).
+#[cfg(test)]
 fn parse(frame: &[u8], ip: usize, v6: bool) -> Option<Pkt> {
+    let mut p = Pkt::EMPTY;
+    parse_into(frame, ip, v6, &mut p).map(|()| p)
+}
+
+/// Reads the packet as `parse` (above) says, into `out` (left as it was when None).
+/// The fast path parses a vector's packets straight into its scratch array: a `Pkt`
+/// returned and copied stalls store forwarding (written narrow, read back wide).
+#[inline(always)]
+fn parse_into(frame: &[u8], ip: usize, v6: bool, out: &mut Pkt) -> Option<()> {
     let (fam, proto, src, dst, l4, end, later) = ip_header(frame, ip, v6)?;
     if later || (!v6 && usize::from(be16(frame, ip + 2)?) < l4 - ip) {
         return None;
@@ -175,7 +185,7 @@ fn parse(frame: &[u8], ip: usize, v6: bool) -> Option<Pkt> {
         }
         _ => return None,
     };
-    Some(Pkt {
+    *out = Pkt {
         fam,
         proto,
         src,
@@ -187,10 +197,26 @@ fn parse(frame: &[u8], ip: usize, v6: bool) -> Option<Pkt> {
         end,
         tcp_flags,
         kind,
-    })
+    };
+    Some(())
 }
 
 impl Pkt {
+    /// A placeholder (a scratch array's free place).
+    const EMPTY: Pkt = Pkt {
+        fam: Fam::V4,
+        proto: 0,
+        src: 0,
+        dst: 0,
+        sport: 0,
+        dport: 0,
+        ip: 0,
+        l4: 0,
+        end: 0,
+        tcp_flags: 0,
+        kind: Kind::Ports,
+    };
+
     fn flow(&self, vrf: u16) -> Flow {
         Flow {
             iface: NAT_KEY + (vrf & 0x7fff),
@@ -204,13 +230,19 @@ impl Pkt {
     }
 }
 
-/// A vector's packets as NAT parsed them: each its packet, VRF and its flow's hash (None:
-/// nothing NAT looks at). Kept in the graph, room for a whole vector.
-pub(crate) struct Scratch(Vec<Option<(Pkt, u16, u64)>>);
+/// A vector's packets as NAT parsed them: each its packet, and its VRF and its flow's hash
+/// (None: nothing NAT looks at). Kept in the graph, room for a whole vector.
+pub(crate) struct Scratch {
+    pkts: Vec<Pkt>,
+    at: Vec<Option<(u16, u64)>>,
+}
 
 impl Default for Scratch {
     fn default() -> Scratch {
-        Scratch(Vec::with_capacity(dpdk::MAX_BURST))
+        Scratch {
+            pkts: vec![Pkt::EMPTY; dpdk::MAX_BURST],
+            at: vec![None; dpdk::MAX_BURST],
+        }
     }
 }
 
@@ -227,31 +259,34 @@ pub(crate) fn vector<F: Family>(
     scratch: &mut Scratch,
 ) {
     let n = v.len();
-    let s = &mut scratch.0;
-    s.clear();
+    if scratch.pkts.len() < n {
+        scratch.pkts.resize(n, Pkt::EMPTY);
+        scratch.at.resize(n, None);
+    }
+    let (pkts, at) = (&mut scratch.pkts[..n], &mut scratch.at[..n]);
     for i in 0..n {
         let rx_if = v.meta[i].rx_if;
         let vrf = ctx.plan.iface(rx_if).and_then(|p| p.l3).map(|l3| l3.vrf);
-        let parsed = vrf.and_then(|vrf| {
-            let p = parse(v.pkts.data(i), L3, F::V6)?;
+        at[i] = vrf.and_then(|vrf| {
+            let p = &mut pkts[i];
+            parse_into(v.pkts.data(i), L3, F::V6, p)?;
             // An ICMP error is found by its quote, later (cold).
             let h = if let Kind::Error(_) = p.kind {
                 0
             } else {
                 t.prefetch_bucket(&p.flow(vrf))
             };
-            Some((p, vrf, h))
+            Some((vrf, h))
         });
-        s.push(parsed);
     }
-    for (_, _, h) in s.iter().flatten() {
+    for (_, h) in at.iter().flatten() {
         t.prefetch_nat_slots(*h);
     }
-    for (i, e) in s.iter().enumerate() {
+    for i in 0..n {
         let meta = v.meta[i];
         let frame = v.pkts.data_mut(i);
-        let nat_check = match e {
-            Some((p, vrf, h)) => packet::<F>(ctx, nat, t, frame, &meta, p, *vrf, *h),
+        let nat_check = match at[i] {
+            Some((vrf, h)) => packet::<F>(ctx, nat, t, frame, &meta, &pkts[i], vrf, h),
             None => None,
         };
         checks.push(match (nat_check, v.pkts.data(i).get(L3..)) {
