@@ -87,6 +87,60 @@ pub struct Options {
     /// DPDK log level (error, warning, notice, info, debug).
     #[arg(long, value_name = "LEVEL", default_value = "warning")]
     pub dpdk_log_level: String,
+    /// Widest SIMD that DPDK's libraries may use (its --force-max-simd-bitwidth): 128, 256
+    /// or 512 bits, or auto: 512 (rte_acl's AVX-512 classify: 54 against AVX2's 67 cycles a
+    /// key at 1,000 rules, 149 against 318 at 10,000, perf/results/2026-12-02-aclbench-crossover.md),
+    /// except on Intel Skylake-SP / Cascade Lake, whose cores slow their clock for AVX-512
+    /// (256 there, DPDK's own default). A CPU without AVX-512 never uses it either way.
+    #[arg(long, value_name = "BITS", default_value = "auto")]
+    pub max_simd_bitwidth: SimdWidth,
+}
+
+/// `--max-simd-bitwidth`: a width in bits, or chosen from the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimdWidth {
+    Auto,
+    Bits(u16),
+}
+
+impl std::str::FromStr for SimdWidth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SimdWidth, String> {
+        match s {
+            "auto" => Ok(SimdWidth::Auto),
+            "128" => Ok(SimdWidth::Bits(128)),
+            "256" => Ok(SimdWidth::Bits(256)),
+            "512" => Ok(SimdWidth::Bits(512)),
+            _ => Err(format!("{s:?} is not auto, 128, 256 or 512")),
+        }
+    }
+}
+
+impl SimdWidth {
+    /// The width in bits, `Auto` decided by the CPU described by `cpuinfo` (the text of
+    /// /proc/cpuinfo).
+    pub fn bits(self, cpuinfo: &str) -> u16 {
+        match self {
+            SimdWidth::Bits(b) => b,
+            SimdWidth::Auto if avx512_downclocks(cpuinfo) => 256,
+            SimdWidth::Auto => 512,
+        }
+    }
+}
+
+/// Whether the CPU is an Intel Skylake-SP / Cascade Lake / Cooper Lake (family 6, model
+/// 85), whose cores lower their clock while running AVX-512 (later Intel cores and AMD's
+/// much less).
+fn avx512_downclocks(cpuinfo: &str) -> bool {
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    };
+    field("vendor_id").as_deref() == Some("GenuineIntel")
+        && field("cpu family").as_deref() == Some("6")
+        && field("model").as_deref() == Some("85")
 }
 
 /// The CPU layout: main thread's CPU and one CPU per worker.
@@ -170,6 +224,11 @@ impl Options {
             self.mem.to_string(),
             "--log-level".into(),
             self.dpdk_log_level.clone(),
+            format!(
+                "--force-max-simd-bitwidth={}",
+                self.max_simd_bitwidth
+                    .bits(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
+            ),
         ];
         if self.no_huge {
             // PCI devices need DMA-able (hugepage) memory; without hugepages skip the PCI scan.
@@ -245,6 +304,28 @@ mod tests {
 
     fn opts(args: &[&str]) -> Options {
         Options::try_parse_from(std::iter::once("vswitchd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn simd_width_auto_avoids_avx512_where_it_downclocks() {
+        let intel = |model: u32| {
+            format!("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: {model}\nmodel name\t: x\n")
+        };
+        assert_eq!(SimdWidth::Auto.bits(&intel(85)), 256);
+        assert_eq!(SimdWidth::Auto.bits(&intel(106)), 512);
+        assert_eq!(
+            SimdWidth::Auto.bits("vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"),
+            512
+        );
+        assert_eq!(SimdWidth::Auto.bits(""), 512);
+        assert_eq!(SimdWidth::Bits(256).bits(&intel(106)), 256);
+        assert_eq!(
+            opts(&["--max-simd-bitwidth", "128"]).max_simd_bitwidth,
+            SimdWidth::Bits(128)
+        );
+        assert_eq!(opts(&[]).max_simd_bitwidth, SimdWidth::Auto);
+        let e = Options::try_parse_from(["vswitchd", "--max-simd-bitwidth", "1024"]).unwrap_err();
+        assert!(e.to_string().contains("not auto, 128, 256 or 512"), "{e}");
     }
 
     #[test]
@@ -368,6 +449,19 @@ mod tests {
         assert!(s.contains("--file-prefix t1"));
         assert!(s.contains("-m 256"));
         assert!(s.contains("--no-huge --no-pci"));
+        assert!(
+            s.contains("--force-max-simd-bitwidth=512")
+                || s.contains("--force-max-simd-bitwidth=256"),
+            "{s}"
+        );
+        let o = opts(&["--max-simd-bitwidth", "128"]);
+        let s = o
+            .eal_args(&CpuLayout {
+                main: 0,
+                workers: vec![1],
+            })
+            .join(" ");
+        assert!(s.contains("--force-max-simd-bitwidth=128"), "{s}");
     }
 
     #[test]
