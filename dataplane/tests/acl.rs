@@ -163,7 +163,7 @@ fn stateless(pool: &Arc<Mempool>, eal: Option<&dpdk::Eal>, filler: u32) {
     let (v4, v6) = acl.classifier().engines();
     assert_eq!(
         (v4.as_str(), v6.as_str()),
-        if filler > 16 {
+        if filler > vswitch_dataplane::acl::classify::TREE_MAX_V4 as u32 {
             ("rte_acl", "tree")
         } else {
             ("tree", "tree")

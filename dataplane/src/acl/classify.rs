@@ -289,12 +289,17 @@ fn best_split<F: Field>(boxes: &[RuleBox<F>], region: &Region<F>) -> Option<(usi
 }
 
 /// Most rules of one family searched by the tree rather than by rte_acl: below these the
-/// tree is faster, above them rte_acl (AVX2, the vector width DPDK picks here by default),
-/// on ClassBench-like rule sets (`perf/aclbench.sh`,
-/// perf/results/2026-12-02-aclbench-crossover.md: IPv4 16 rules 84 against 97 cycles a
-/// key, 32 rules 116 against 67; IPv6 64 rules 184 against 189, 100 rules 235 against 187).
-pub const TREE_MAX_V4: usize = 16;
-pub const TREE_MAX_V6: usize = 64;
+/// tree is faster, above them rte_acl, on ClassBench-like rule sets, with AVX-512 (vswitchd's
+/// default `--max-simd-bitwidth`; `perf/aclbench.sh`,
+/// perf/results/2026-12-04-aclbench-crossover-512.md, cycles a key, tree against rte_acl's
+/// best: IPv4 8 rules 49 against 56, 12 rules 61 against 55, 16 rules 71 against 53; IPv6
+/// 16 rules 114 against 131, 24 rules 134 against 133, 32 rules 153 against 150, 48 rules
+/// 202 against 169). rte_acl's figures swing between runs (IPv4 12 rules 73 against 73 in
+/// another); a tie goes to the tree (far smaller, built in microseconds). With AVX2 the
+/// crossover is as high or higher (2026-12-02-aclbench-crossover.md: IPv4 16 rules 84
+/// against 97).
+pub const TREE_MAX_V4: usize = 10;
+pub const TREE_MAX_V6: usize = 32;
 
 /// How one family's rules are searched.
 enum Search<F, I: dpdk::acl::AclInput> {
