@@ -160,6 +160,7 @@ impl Flow {
         ]
     }
 
+    #[inline(always)]
     fn from_words(w: &[u64; 5]) -> Flow {
         Flow {
             src: u128::from(w[0]) | (u128::from(w[1]) << 64),
@@ -195,6 +196,14 @@ impl Flow {
         }
         h ^ (h >> 29)
     }
+}
+
+/// Whether two flows' words ([`Flow::words`]) are equal: five xors or-ed together and one
+/// branch (`==` on the arrays compiles to a call of libc's bcmp, 8% of a worker's time in
+/// acl-stateful-10k).
+#[inline(always)]
+fn same_words(a: &[u64; 5], b: &[u64; 5]) -> bool {
+    ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
 }
 
 /// Timeouts, in seconds.
@@ -618,7 +627,7 @@ impl Sessions {
         let to = Flow::from_words(&w);
         if reply {
             // Only an untranslated flow's entry (to itself) holds its replies too.
-            return (to == f.reversed()).then_some(NatHit {
+            return same_words(&w, &f.reversed().words()).then_some(NatHit {
                 slot: slot as u32,
                 reply_entry: true,
                 to: *f,
@@ -709,9 +718,9 @@ impl Sessions {
             if c.load(Relaxed) != c1 {
                 continue;
             }
-            let reply = if w == fwd {
+            let reply = if same_words(&w, &fwd) {
                 false
-            } else if w == f.reversed().words() {
+            } else if same_words(&w, &f.reversed().words()) {
                 true
             } else {
                 continue;
@@ -1405,6 +1414,55 @@ fn prefetch<T>(p: *const T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_words_tells_every_field_apart() {
+        let f = Flow {
+            iface: 3,
+            family: Family::V6,
+            proto: 17,
+            src: 0x2001_0db8 << 96 | 5,
+            dst: 0x2001_0db8 << 96 | 9,
+            sport: 1000,
+            dport: 53,
+        };
+        assert!(same_words(&f.words(), &f.words()));
+        assert!(same_words(
+            &Flow::from_words(&f.words()).words(),
+            &f.words()
+        ));
+        let others = [
+            Flow { iface: 4, ..f },
+            Flow {
+                family: Family::V4,
+                ..f
+            },
+            Flow { proto: 6, ..f },
+            Flow {
+                src: f.src ^ 1,
+                ..f
+            },
+            Flow {
+                src: f.src ^ (1 << 100),
+                ..f
+            },
+            Flow {
+                dst: f.dst ^ 1,
+                ..f
+            },
+            Flow {
+                dst: f.dst ^ (1 << 70),
+                ..f
+            },
+            Flow { sport: 1001, ..f },
+            Flow { dport: 54, ..f },
+            f.reversed(),
+        ];
+        for o in others {
+            assert!(!same_words(&o.words(), &f.words()), "{o:?}");
+            assert_eq!(same_words(&o.words(), &f.words()), o == f);
+        }
+    }
 
     fn config(limit: u32) -> SessionConfig {
         SessionConfig {
