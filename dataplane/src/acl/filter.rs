@@ -156,14 +156,14 @@ fn check_all(
     let mut index = [0usize; CHUNK];
     let mut hashes = [0u64; CHUNK];
     while at < n {
-        // Pass 1: parse; ask for the session buckets of the chunk's flows.
+        // Pass 1: parse; ask for the first-way slots of the chunk's flows.
         let mut len = 0;
         while at < n && len < CHUNK {
             match parse_into(burst.data(at), &mut keys[len], &mut xs[len]) {
                 Kind::Ip => {
                     flows[len] = Flow::of(iface, &keys[len], &xs[len]);
                     if let (Some(t), Some(f)) = (table, &flows[len]) {
-                        hashes[len] = t.prefetch_bucket(f);
+                        hashes[len] = t.prefetch_first(f, false);
                     }
                     index[len] = at;
                     len += 1;
@@ -173,10 +173,17 @@ fn check_all(
             }
             at += 1;
         }
-        // Pass 2: ask for the slots the buckets name.
+        // Pass 2: where the first way does not hold the flow, ask for the bucket; then for
+        // the slots it names.
         if let Some(t) = table {
+            let mut scan = [false; CHUNK];
             for j in 0..len {
-                if flows[j].is_some() {
+                if let Some(f) = &flows[j] {
+                    scan[j] = t.prefetch_rest(f, hashes[j]);
+                }
+            }
+            for j in 0..len {
+                if scan[j] {
                     t.prefetch_slots(hashes[j]);
                 }
             }

@@ -235,6 +235,8 @@ impl Pkt {
 pub(crate) struct Scratch {
     pkts: Vec<Pkt>,
     at: Vec<Option<(u16, u64)>>,
+    /// Whether a packet's bucket is to be scanned (its first way does not hold it).
+    scan: Vec<bool>,
 }
 
 impl Default for Scratch {
@@ -242,14 +244,16 @@ impl Default for Scratch {
         Scratch {
             pkts: vec![Pkt::EMPTY; dpdk::MAX_BURST],
             at: vec![None; dpdk::MAX_BURST],
+            scan: vec![false; dpdk::MAX_BURST],
         }
     }
 }
 
 /// Translates every packet of vector `v` NAT applies to, and pushes onto `checks` each
 /// packet's check: forwarding's (on the translated packet), or a drop or punt of NAT's. In
-/// three passes, so that the vector's session-table misses overlap: parse and prefetch
-/// each flow's bucket; prefetch the slots whose tags match; look up and translate.
+/// passes, so that the vector's session-table misses overlap: parse and prefetch each
+/// flow's first-way slot and translation; where that slot does not hold the flow,
+/// prefetch the bucket, then the slots whose tags match; look up and translate.
 pub(crate) fn vector<F: Family>(
     ctx: &Ctx,
     nat: &NatPlan,
@@ -262,8 +266,13 @@ pub(crate) fn vector<F: Family>(
     if scratch.pkts.len() < n {
         scratch.pkts.resize(n, Pkt::EMPTY);
         scratch.at.resize(n, None);
+        scratch.scan.resize(n, false);
     }
-    let (pkts, at) = (&mut scratch.pkts[..n], &mut scratch.at[..n]);
+    let (pkts, at, scan) = (
+        &mut scratch.pkts[..n],
+        &mut scratch.at[..n],
+        &mut scratch.scan[..n],
+    );
     for i in 0..n {
         let rx_if = v.meta[i].rx_if;
         let vrf = ctx.plan.iface(rx_if).and_then(|p| p.l3).map(|l3| l3.vrf);
@@ -274,13 +283,23 @@ pub(crate) fn vector<F: Family>(
             let h = if let Kind::Error(_) = p.kind {
                 0
             } else {
-                t.prefetch_bucket(&p.flow(vrf))
+                t.prefetch_first(&p.flow(vrf), true)
             };
             Some((vrf, h))
         });
     }
-    for (_, h) in at.iter().flatten() {
-        t.prefetch_nat_slots(*h);
+    // Where the first way does not hold the flow, the bucket; then the slots it names.
+    for (i, a) in at.iter().enumerate() {
+        scan[i] = false;
+        if let Some((vrf, h)) = a {
+            scan[i] =
+                !matches!(pkts[i].kind, Kind::Error(_)) && t.prefetch_rest(&pkts[i].flow(*vrf), *h);
+        }
+    }
+    for (i, a) in at.iter().enumerate() {
+        if let (Some((_, h)), true) = (a, scan[i]) {
+            t.prefetch_nat_slots(*h);
+        }
     }
     for i in 0..n {
         let meta = v.meta[i];
