@@ -156,14 +156,16 @@ fn check_all(
     let mut index = [0usize; CHUNK];
     let mut hashes = [0u64; CHUNK];
     while at < n {
-        // Pass 1: parse; ask for the first-way slots of the chunk's flows.
+        // Pass 1: parse; ask for the first-way slots of the chunk's flows (and their
+        // buckets, unless the last chunk's flows were mostly in their first ways).
+        let slot_only = table.is_some_and(|t| t.first_way_mostly(ctx.worker));
         let mut len = 0;
         while at < n && len < CHUNK {
             match parse_into(burst.data(at), &mut keys[len], &mut xs[len]) {
                 Kind::Ip => {
                     flows[len] = Flow::of(iface, &keys[len], &xs[len]);
                     if let (Some(t), Some(f)) = (table, &flows[len]) {
-                        hashes[len] = t.prefetch_first(f, false);
+                        hashes[len] = t.prefetch_first(f, slot_only);
                     }
                     index[len] = at;
                     len += 1;
@@ -177,11 +179,15 @@ fn check_all(
         // the slots it names.
         if let Some(t) = table {
             let mut scan = [false; CHUNK];
+            let (mut flowing, mut held) = (0, 0);
             for j in 0..len {
                 if let Some(f) = &flows[j] {
                     scan[j] = t.prefetch_rest(f, hashes[j]);
+                    flowing += 1;
+                    held += usize::from(!scan[j]);
                 }
             }
+            t.note_first_way(ctx.worker, held, flowing);
             for j in 0..len {
                 if scan[j] {
                     t.prefetch_slots(hashes[j]);

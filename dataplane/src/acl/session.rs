@@ -364,6 +364,10 @@ struct HalfOpen {
     head: AtomicU32,
     tail: AtomicU32,
     ring: Box<[AtomicU64]>,
+    /// Whether the first way held the flow for most of this worker's last chunk of
+    /// lookups ([`Sessions::note_first_way`]): then its next chunk asks for the first
+    /// ways' slots alone, else for their buckets' control words too.
+    first_way: AtomicU32,
 }
 
 /// How far ahead in its FIFO of half-open sessions a worker prefetches the next victim's
@@ -481,6 +485,7 @@ impl Sessions {
                 .map(|_| HalfOpen {
                     head: AtomicU32::new(0),
                     tail: AtomicU32::new(0),
+                    first_way: AtomicU32::new(0),
                     ring: (0..HALF_OPEN_RING).map(|_| AtomicU64::new(0)).collect(),
                 })
                 .collect(),
@@ -573,22 +578,43 @@ impl Sessions {
         &self.groups[i / WAYS].ctl.ctl[i % WAYS]
     }
 
-    /// Prefetches the slot of the first way of the bucket `f` hashes to (and, for `nat`,
-    /// its translation), and returns the hash, for [`Sessions::prefetch_rest`] and the
-    /// `*_hashed` lookups: a chunk of packets' slots are asked for before any is read. A
-    /// session takes its bucket's first free way, so in all but crowded buckets this is
-    /// the one line a lookup reads ([`Sessions::first_way`]).
+    /// Prefetches the slot of the first way of the bucket `f` hashes to, and unless
+    /// `slot_only` the bucket's control words too; returns the hash, for
+    /// [`Sessions::prefetch_rest`] and the `*_hashed` lookups: a chunk of packets' lines
+    /// are asked for before any is read. A session takes its bucket's first free way, so
+    /// in all but crowded buckets a hit needs that slot's line alone
+    /// ([`Sessions::first_way`]); a new flow needs the control words (to claim a slot).
     #[inline(always)]
-    pub fn prefetch_first(&self, f: &Flow, nat: bool) -> u64 {
+    pub fn prefetch_first(&self, f: &Flow, slot_only: bool) -> u64 {
         let h = f.hash();
-        let i = (h & self.mask) as usize * WAYS;
-        prefetch(self.slot_at(i) as *const Slot);
-        if nat {
-            if let Some(n) = self.nat(i) {
-                prefetch(n as *const NatSlot);
-            }
+        prefetch(self.slot_at((h & self.mask) as usize * WAYS) as *const Slot);
+        if !slot_only {
+            prefetch(self.bucket(h) as *const Bucket);
         }
         h
+    }
+
+    /// Whether worker `worker`'s last chunk found most of its flows in their first ways
+    /// (so its next one asks for those slots alone: `slot_only` of
+    /// [`Sessions::prefetch_first`]). Where most flows are new (a flood of connections)
+    /// it does not, and the control words, which a new flow's claim reads, come with them.
+    #[inline(always)]
+    pub fn first_way_mostly(&self, worker: usize) -> bool {
+        self.half_open
+            .get(worker)
+            .is_some_and(|q| q.first_way.load(Relaxed) != 0)
+    }
+
+    /// Records that `held` of the `n` flows of worker `worker`'s chunk were in their
+    /// first ways ([`Sessions::prefetch_rest`] said so).
+    #[inline(always)]
+    pub fn note_first_way(&self, worker: usize, held: usize, n: usize) {
+        if let Some(q) = self.half_open.get(worker) {
+            let mostly = u32::from(4 * held >= 3 * n && n > 0);
+            if q.first_way.load(Relaxed) != mostly {
+                q.first_way.store(mostly, Relaxed);
+            }
+        }
     }
 
     /// Once the first way's slot is there ([`Sessions::prefetch_first`]): unless it holds
@@ -1678,6 +1704,20 @@ mod tests {
             Some((0, 2, Dir::Out))
         );
         assert_eq!(t.lookup(&a), None);
+    }
+
+    #[test]
+    fn a_worker_asks_for_first_ways_alone_after_a_chunk_they_mostly_answered() {
+        let t = Sessions::new(1024, 2, config(100));
+        assert!(!t.first_way_mostly(0));
+        t.note_first_way(0, 24, 32);
+        assert!(t.first_way_mostly(0) && !t.first_way_mostly(1));
+        t.note_first_way(0, 23, 32);
+        assert!(!t.first_way_mostly(0));
+        t.note_first_way(1, 0, 0);
+        assert!(!t.first_way_mostly(1));
+        t.note_first_way(7, 32, 32);
+        assert!(!t.first_way_mostly(7));
     }
 
     #[test]

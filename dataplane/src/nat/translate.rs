@@ -235,8 +235,6 @@ impl Pkt {
 pub(crate) struct Scratch {
     pkts: Vec<Pkt>,
     at: Vec<Option<(u16, u64)>>,
-    /// Whether a packet's bucket is to be scanned (its first way does not hold it).
-    scan: Vec<bool>,
 }
 
 impl Default for Scratch {
@@ -244,16 +242,15 @@ impl Default for Scratch {
         Scratch {
             pkts: vec![Pkt::EMPTY; dpdk::MAX_BURST],
             at: vec![None; dpdk::MAX_BURST],
-            scan: vec![false; dpdk::MAX_BURST],
         }
     }
 }
 
 /// Translates every packet of vector `v` NAT applies to, and pushes onto `checks` each
 /// packet's check: forwarding's (on the translated packet), or a drop or punt of NAT's. In
-/// passes, so that the vector's session-table misses overlap: parse and prefetch each
-/// flow's first-way slot and translation; where that slot does not hold the flow,
-/// prefetch the bucket, then the slots whose tags match; look up and translate.
+/// three passes, so that the vector's session-table misses overlap: parse and prefetch
+/// each flow's bucket (and its first way's slot); prefetch the slots whose tags match;
+/// look up and translate.
 pub(crate) fn vector<F: Family>(
     ctx: &Ctx,
     nat: &NatPlan,
@@ -266,13 +263,8 @@ pub(crate) fn vector<F: Family>(
     if scratch.pkts.len() < n {
         scratch.pkts.resize(n, Pkt::EMPTY);
         scratch.at.resize(n, None);
-        scratch.scan.resize(n, false);
     }
-    let (pkts, at, scan) = (
-        &mut scratch.pkts[..n],
-        &mut scratch.at[..n],
-        &mut scratch.scan[..n],
-    );
+    let (pkts, at) = (&mut scratch.pkts[..n], &mut scratch.at[..n]);
     for i in 0..n {
         let rx_if = v.meta[i].rx_if;
         let vrf = ctx.plan.iface(rx_if).and_then(|p| p.l3).map(|l3| l3.vrf);
@@ -283,23 +275,13 @@ pub(crate) fn vector<F: Family>(
             let h = if let Kind::Error(_) = p.kind {
                 0
             } else {
-                t.prefetch_first(&p.flow(vrf), true)
+                t.prefetch_first(&p.flow(vrf), false)
             };
             Some((vrf, h))
         });
     }
-    // Where the first way does not hold the flow, the bucket; then the slots it names.
-    for (i, a) in at.iter().enumerate() {
-        scan[i] = false;
-        if let Some((vrf, h)) = a {
-            scan[i] =
-                !matches!(pkts[i].kind, Kind::Error(_)) && t.prefetch_rest(&pkts[i].flow(*vrf), *h);
-        }
-    }
-    for (i, a) in at.iter().enumerate() {
-        if let (Some((_, h)), true) = (a, scan[i]) {
-            t.prefetch_nat_slots(*h);
-        }
+    for (_, h) in at.iter().flatten() {
+        t.prefetch_nat_slots(*h);
     }
     for i in 0..n {
         let meta = v.meta[i];
