@@ -330,10 +330,15 @@ struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
-/// A slot's sequence word: its generation (30 bits, as in the control word) and a phase,
-/// ordered so that it only ever grows (modulo 2^32) over the slot's life: claimed (1),
-/// live (2), freed (3), then the next generation's claim. Writers move it forward only
-/// ([`advance`]), so a late write of an older phase never lands over a newer one.
+/// A slot's sequence word: its generation (30 bits, as in the control word) and a phase:
+/// claimed (1), live (2), freed (3). Plain stores, each made while the writer owns the
+/// slot, so no late store of a past owner can land over a newer one: a claimer writes
+/// "claimed" after its compare-and-swap of the control word won the slot, and "live"
+/// (after the key) before the control word says live (nobody frees a slot before that);
+/// a freer writes "freed" before its compare-and-swap gives the slot up (if that fails,
+/// a stale freer's "freed" on a slot someone else holds only hides that session from
+/// the first-way read: the bucket scan still finds it). So while a key is written the
+/// word is never "live", and a reader that saw "live" before and after read one key.
 mod seq {
     pub const BUSY: u32 = 1;
     pub const LIVE: u32 = 2;
@@ -342,18 +347,6 @@ mod seq {
     #[inline(always)]
     pub fn of(gen: u64, phase: u32) -> u32 {
         ((gen as u32) << 2) | phase
-    }
-}
-
-/// Moves `w` forward to `new` unless it is there or past it already (modulo 2^32).
-#[inline(always)]
-fn advance(w: &AtomicU32, new: u32, order: std::sync::atomic::Ordering) {
-    let mut cur = w.load(Relaxed);
-    while (new.wrapping_sub(cur) as i32) > 0 {
-        match w.compare_exchange_weak(cur, new, order, Relaxed) {
-            Ok(_) => return,
-            Err(c) => cur = c,
-        }
     }
 }
 
@@ -1083,7 +1076,7 @@ impl Sessions {
             let s = self.slot_at(slot);
             // The slot's sequence word says "claimed" before its key changes (a reader of
             // the first way that saw the old key sees the word move).
-            advance(&s.seq, seq::of(gen_of(busy), seq::BUSY), Relaxed);
+            s.seq.store(seq::of(gen_of(busy), seq::BUSY), Relaxed);
             std::sync::atomic::fence(Release);
             for (k, v) in s.key.iter().zip(f.words()) {
                 k.store(v, Relaxed);
@@ -1101,8 +1094,8 @@ impl Sessions {
                 n.partner.store(0, Relaxed);
             }
             let live = word(tag, LIVE, gen_of(busy));
+            s.seq.store(seq::of(gen_of(busy), seq::LIVE), Release);
             c.store(live, Release);
-            advance(&s.seq, seq::of(gen_of(busy), seq::LIVE), Release);
             return Some((slot, live));
         }
         None
@@ -1252,6 +1245,17 @@ impl Sessions {
         }
     }
 
+    /// Says in `slot`'s sequence word that it is being freed from control word `c0` (before
+    /// the compare-and-swap that frees it: see [`seq`]); only where the word still says
+    /// `c0`'s generation is live.
+    #[inline(always)]
+    fn mark_freed(&self, slot: usize, c0: u64) {
+        let w = &self.slot_at(slot).seq;
+        if w.load(Relaxed) == seq::of(gen_of(c0), seq::LIVE) {
+            w.store(seq::of(gen_of(c0), seq::FREE), Relaxed);
+        }
+    }
+
     /// Frees `slot` if its control word is still `c0`, leaving the counts as they are (the
     /// caller hands its place on); the interface it was on, if it was freed.
     fn unlink(&self, slot: usize, c0: u64) -> Option<usize> {
@@ -1262,27 +1266,19 @@ impl Sessions {
         } else {
             None
         };
+        self.mark_freed(slot, c0);
         let freed = c
             .compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
             .is_ok();
         if freed {
-            advance(
-                &self.slot_at(slot).seq,
-                seq::of(gen_of(c0), seq::FREE),
-                Release,
-            );
             // A NAT pair goes whole: the partner's place is given back here.
             if let Some((p, pc)) = partner {
+                self.mark_freed(p, pc);
                 let pctl = self.ctl_at(p);
                 if pctl
                     .compare_exchange(pc, word(0, FREE, gen_of(pc)), AcqRel, Relaxed)
                     .is_ok()
                 {
-                    advance(
-                        &self.slot_at(p).seq,
-                        seq::of(gen_of(pc), seq::FREE),
-                        Release,
-                    );
                     self.release(NAT_COUNT);
                 }
             }
@@ -1588,27 +1584,24 @@ mod tests {
                 ..f
             },
             Flow { proto: 6, ..f },
-            Flow {
-                src: f.src ^ 1,
-                ..f
-            },
-            Flow {
-                src: f.src ^ (1 << 100),
-                ..f
-            },
-            Flow {
-                dst: f.dst ^ 1,
-                ..f
-            },
-            Flow {
-                dst: f.dst ^ (1 << 70),
-                ..f
-            },
             Flow { sport: 1001, ..f },
             Flow { dport: 54, ..f },
             f.reversed(),
         ];
-        for o in others {
+        // One bit of an address, in its low and in its high word.
+        let flipped = [1u128, 1 << 70, 1 << 100].into_iter().flat_map(|bit| {
+            [
+                Flow {
+                    src: f.src ^ bit,
+                    ..f
+                },
+                Flow {
+                    dst: f.dst ^ bit,
+                    ..f
+                },
+            ]
+        });
+        for o in others.into_iter().chain(flipped) {
             assert!(!same_words(&o.words(), &f.words()), "{o:?}");
             assert_eq!(same_words(&o.words(), &f.words()), o == f);
         }
@@ -1721,22 +1714,21 @@ mod tests {
     }
 
     #[test]
-    fn sequence_words_only_move_forward() {
-        let w = AtomicU32::new(0);
-        advance(&w, seq::of(1, seq::BUSY), Relaxed);
-        advance(&w, seq::of(1, seq::LIVE), Relaxed);
-        assert_eq!(w.load(Relaxed), seq::of(1, seq::LIVE));
-        // A late write of an older phase or generation changes nothing.
-        advance(&w, seq::of(1, seq::BUSY), Relaxed);
-        advance(&w, seq::of(0, seq::FREE), Relaxed);
-        assert_eq!(w.load(Relaxed), seq::of(1, seq::LIVE));
-        // Across the generation's wrap (30 bits) it still moves forward.
-        let last = (1u64 << 30) - 1;
-        w.store(seq::of(last, seq::FREE), Relaxed);
-        advance(&w, seq::of(0, seq::BUSY), Relaxed);
-        assert_eq!(w.load(Relaxed), seq::of(0, seq::BUSY));
-        advance(&w, seq::of(last, seq::LIVE), Relaxed);
-        assert_eq!(w.load(Relaxed), seq::of(0, seq::BUSY));
+    fn a_slots_sequence_word_follows_its_control_word() {
+        let t = Sessions::new(WAYS, 1, config(100));
+        let a = v6_flow(1, 10);
+        let seq_of = |t: &Sessions| t.slot_at(0).seq.load(Relaxed);
+        let f = t.create(0, &a, Dir::In, 1, 0).unwrap();
+        let c = t.ctl_at(0).load(Relaxed);
+        assert_eq!(seq_of(&t), seq::of(gen_of(c), seq::LIVE));
+        // A free from a stale control word changes neither word.
+        assert!(!t.free(0, c ^ (1 << 40)));
+        assert_eq!(seq_of(&t), seq::of(gen_of(c), seq::LIVE));
+        assert!(t.lookup(&a).is_some());
+        assert!(t.remove(&f));
+        assert_eq!(seq_of(&t), seq::of(gen_of(c), seq::FREE));
+        t.create(0, &a, Dir::In, 1, 0).unwrap();
+        assert_eq!(seq_of(&t), seq::of(gen_of(c) + 1, seq::LIVE));
     }
 
     /// A reader of the first way never sees half of one flow's key and half of another's
