@@ -156,16 +156,14 @@ fn check_all(
     let mut index = [0usize; CHUNK];
     let mut hashes = [0u64; CHUNK];
     while at < n {
-        // Pass 1: parse; ask for the first-way slots of the chunk's flows (and their
-        // buckets, unless the last chunk's flows were mostly in their first ways).
-        let slot_only = table.is_some_and(|t| t.first_way_mostly(ctx.worker));
+        // Pass 1: parse; ask for the session buckets of the chunk's flows.
         let mut len = 0;
         while at < n && len < CHUNK {
             match parse_into(burst.data(at), &mut keys[len], &mut xs[len]) {
                 Kind::Ip => {
                     flows[len] = Flow::of(iface, &keys[len], &xs[len]);
                     if let (Some(t), Some(f)) = (table, &flows[len]) {
-                        hashes[len] = t.prefetch_first(f, slot_only);
+                        hashes[len] = t.prefetch_bucket(f);
                     }
                     index[len] = at;
                     len += 1;
@@ -175,21 +173,10 @@ fn check_all(
             }
             at += 1;
         }
-        // Pass 2: where the first way does not hold the flow, ask for the bucket; then for
-        // the slots it names.
+        // Pass 2: ask for the slots the buckets name.
         if let Some(t) = table {
-            let mut scan = [false; CHUNK];
-            let (mut flowing, mut held) = (0, 0);
             for j in 0..len {
-                if let Some(f) = &flows[j] {
-                    scan[j] = t.prefetch_rest(f, hashes[j]);
-                    flowing += 1;
-                    held += usize::from(!scan[j]);
-                }
-            }
-            t.note_first_way(ctx.worker, held, flowing);
-            for j in 0..len {
-                if scan[j] {
+                if flows[j].is_some() {
                     t.prefetch_slots(hashes[j]);
                 }
             }

@@ -16,11 +16,7 @@
 //! every claim of the slot increments. A lookup reads the bucket's line, and the slot of a
 //! live word whose tag matches; then reads the word again: if it changed (the slot was
 //! freed or claimed meanwhile) the read is discarded (a miss). So readers never lock and
-//! never see a torn key. Each slot also keeps its own sequence word (the generation and
-//! state again, only ever moved forward), and a lookup first tries the bucket's first
-//! way through it alone: a session takes its bucket's first free way, so in all but
-//! crowded buckets a hit reads one line, not two; the bucket is read where that way
-//! does not hold the flow.
+//! never see a torn key.
 //!
 //! Writers: workers create sessions (a compare-and-swap claims a free slot: two workers
 //! never take one slot) and stamp the ones they see (last-seen second, TCP flags: plain
@@ -323,31 +319,6 @@ struct Slot {
     born: AtomicU32,
     /// The direction of the ACL that created it (0 in, 1 out).
     dir: AtomicU32,
-    /// The slot's own copy of its control word's generation and state ([`seq`]), so that
-    /// a lookup of the bucket's first way reads the slot's line alone.
-    seq: AtomicU32,
-}
-
-const _: () = assert!(std::mem::size_of::<Slot>() == 64);
-
-/// A slot's sequence word: its generation (30 bits, as in the control word) and a phase:
-/// claimed (1), live (2), freed (3). Plain stores, each made while the writer owns the
-/// slot, so no late store of a past owner can land over a newer one: a claimer writes
-/// "claimed" after its compare-and-swap of the control word won the slot, and "live"
-/// (after the key) before the control word says live (nobody frees a slot before that);
-/// a freer writes "freed" before its compare-and-swap gives the slot up (if that fails,
-/// a stale freer's "freed" on a slot someone else holds only hides that session from
-/// the first-way read: the bucket scan still finds it). So while a key is written the
-/// word is never "live", and a reader that saw "live" before and after read one key.
-mod seq {
-    pub const BUSY: u32 = 1;
-    pub const LIVE: u32 = 2;
-    pub const FREE: u32 = 3;
-
-    #[inline(always)]
-    pub fn of(gen: u64, phase: u32) -> u32 {
-        ((gen as u32) << 2) | phase
-    }
 }
 
 /// One worker's FIFO of the half-open sessions it created (slot and generation), oldest
@@ -357,10 +328,6 @@ struct HalfOpen {
     head: AtomicU32,
     tail: AtomicU32,
     ring: Box<[AtomicU64]>,
-    /// Whether the first way held the flow for most of this worker's last chunk of
-    /// lookups ([`Sessions::note_first_way`]): then its next chunk asks for the first
-    /// ways' slots alone, else for their buckets' control words too.
-    first_way: AtomicU32,
 }
 
 /// How far ahead in its FIFO of half-open sessions a worker prefetches the next victim's
@@ -478,7 +445,6 @@ impl Sessions {
                 .map(|_| HalfOpen {
                     head: AtomicU32::new(0),
                     tail: AtomicU32::new(0),
-                    first_way: AtomicU32::new(0),
                     ring: (0..HALF_OPEN_RING).map(|_| AtomicU64::new(0)).collect(),
                 })
                 .collect(),
@@ -571,58 +537,20 @@ impl Sessions {
         &self.groups[i / WAYS].ctl.ctl[i % WAYS]
     }
 
-    /// Prefetches the slot of the first way of the bucket `f` hashes to, and unless
-    /// `slot_only` the bucket's control words too; returns the hash, for
-    /// [`Sessions::prefetch_rest`] and the `*_hashed` lookups: a chunk of packets' lines
-    /// are asked for before any is read. A session takes its bucket's first free way, so
-    /// in all but crowded buckets a hit needs that slot's line alone
-    /// ([`Sessions::first_way`]); a new flow needs the control words (to claim a slot).
+    /// Prefetches the bucket `f` hashes to (its hash is returned, for
+    /// [`Sessions::prefetch_slots`]): a chunk of packets' buckets are asked for before any
+    /// is read.
     #[inline(always)]
-    pub fn prefetch_first(&self, f: &Flow, slot_only: bool) -> u64 {
+    pub fn prefetch_bucket(&self, f: &Flow) -> u64 {
         let h = f.hash();
-        prefetch(self.slot_at((h & self.mask) as usize * WAYS) as *const Slot);
-        if !slot_only {
-            prefetch(self.bucket(h) as *const Bucket);
+        prefetch(self.bucket(h) as *const Bucket);
+        // A session goes to the first free way of its bucket: where most buckets hold at
+        // most one session, or where a new one is created, the first way's slot is the one
+        // read, so it is asked for now rather than once the bucket's line names it.
+        if let Some(s) = self.slot((h & self.mask) as usize * WAYS) {
+            prefetch(s as *const Slot);
         }
         h
-    }
-
-    /// Whether worker `worker`'s last chunk found most of its flows in their first ways
-    /// (so its next one asks for those slots alone: `slot_only` of
-    /// [`Sessions::prefetch_first`]). Where most flows are new (a flood of connections)
-    /// it does not, and the control words, which a new flow's claim reads, come with them.
-    #[inline(always)]
-    pub fn first_way_mostly(&self, worker: usize) -> bool {
-        self.half_open
-            .get(worker)
-            .is_some_and(|q| q.first_way.load(Relaxed) != 0)
-    }
-
-    /// Records that `held` of the `n` flows of worker `worker`'s chunk were in their
-    /// first ways ([`Sessions::prefetch_rest`] said so).
-    #[inline(always)]
-    pub fn note_first_way(&self, worker: usize, held: usize, n: usize) {
-        if let Some(q) = self.half_open.get(worker) {
-            let mostly = u32::from(4 * held >= 3 * n && n > 0);
-            if q.first_way.load(Relaxed) != mostly {
-                q.first_way.store(mostly, Relaxed);
-            }
-        }
-    }
-
-    /// Once the first way's slot is there ([`Sessions::prefetch_first`]): unless it holds
-    /// `f` (either way), prefetches the bucket's control words, which the lookup then
-    /// scans; true if it did (then [`Sessions::prefetch_slots`] can follow).
-    #[inline(always)]
-    pub fn prefetch_rest(&self, f: &Flow, h: u64) -> bool {
-        let s = self.slot_at((h & self.mask) as usize * WAYS);
-        let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
-        let held = s.seq.load(Relaxed) & 3 == seq::LIVE
-            && (same_words(&w, &f.words()) || same_words(&w, &f.reversed().words()));
-        if !held {
-            prefetch(self.bucket(h) as *const Bucket);
-        }
-        !held
     }
 
     /// Prefetches the slots of the bucket of hash `h` whose tag matches (the bucket's line,
@@ -667,13 +595,7 @@ impl Sessions {
     /// [`Sessions::lookup`] of `f` whose hash `h` ([`Flow::hash`]) the caller has.
     #[inline]
     pub fn lookup_hashed(&self, f: &Flow, h: u64) -> Option<Found> {
-        let (slot, reply, acl, dir) = match self.first_way(f, h) {
-            Some((slot, _, reply, acl, dir)) => (slot, reply, acl, dir),
-            None => {
-                let (slot, _, reply, acl, dir) = self.find_hashed(f, h)?;
-                (slot, reply, acl, dir)
-            }
-        };
+        let (slot, _, reply, acl, dir) = self.find_hashed(f, h)?;
         Some(Found {
             slot: slot as u32,
             reply,
@@ -692,33 +614,14 @@ impl Sessions {
     /// [`Sessions::lookup_nat`] of `f` whose hash `h` ([`Flow::hash`]) the caller has.
     #[inline]
     pub fn lookup_nat_hashed(&self, f: &Flow, h: u64) -> Option<NatHit> {
-        if let Some((slot, s1, reply, _, dir)) = self.first_way(f, h) {
-            let s = self.slot_at(slot);
-            return self.nat_hit(f, slot, reply, dir, || s.seq.load(Relaxed) == s1);
-        }
         let (slot, c1, reply, _, dir) = self.find_hashed(f, h)?;
-        let c = self.ctl_at(slot);
-        self.nat_hit(f, slot, reply, dir, || c.load(Relaxed) == c1)
-    }
-
-    /// The NAT entry in `slot`, found for `f` (`reply`: `f` is its reverse; `dir`: the
-    /// slot's raw direction word), if `unchanged` still holds once its translation is read.
-    #[inline(always)]
-    fn nat_hit(
-        &self,
-        f: &Flow,
-        slot: usize,
-        reply: bool,
-        dir: u32,
-        unchanged: impl Fn() -> bool,
-    ) -> Option<NatHit> {
         if dir < DIR_NAT_FWD || (reply && dir != DIR_NAT_FWD) {
             return None;
         }
         let n = self.nat(slot)?;
         let w: [u64; 5] = std::array::from_fn(|i| n.to[i].load(Relaxed));
         std::sync::atomic::fence(Acquire);
-        if !unchanged() {
+        if self.ctl_at(slot).load(Relaxed) != c1 {
             return None;
         }
         let to = Flow::from_words(&w);
@@ -788,37 +691,6 @@ impl Sessions {
     #[inline(always)]
     fn find(&self, f: &Flow) -> Option<(usize, u64, bool, u32, u32)> {
         self.find_hashed(f, f.hash())
-    }
-
-    /// The session of `f` (either way) if it is in the first way of its bucket (hash
-    /// `h`), read through the slot's own sequence word: one line, the bucket's control
-    /// words unread. (slot, sequence word, whether `f` is its reverse, ACL id, raw
-    /// direction word). None does not mean there is none: the other ways are
-    /// [`Sessions::find_hashed`]'s. A session being freed may still be found here until
-    /// its freer moves the word on, as by a lookup a moment earlier; never one whose slot
-    /// is being claimed again (the claim moves the word before the key changes).
-    #[inline(always)]
-    fn first_way(&self, f: &Flow, h: u64) -> Option<(usize, u32, bool, u32, u32)> {
-        let slot = (h & self.mask) as usize * WAYS;
-        let s = self.slot_at(slot);
-        let s1 = s.seq.load(Acquire);
-        if s1 & 3 != seq::LIVE {
-            return None;
-        }
-        let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
-        let (acl, dir) = (s.acl.load(Relaxed), s.dir.load(Relaxed));
-        std::sync::atomic::fence(Acquire);
-        if s.seq.load(Relaxed) != s1 {
-            return None;
-        }
-        let reply = if same_words(&w, &f.words()) {
-            false
-        } else if same_words(&w, &f.reversed().words()) {
-            true
-        } else {
-            return None;
-        };
-        Some((slot, s1, reply, acl, dir))
     }
 
     /// [`Sessions::find`] with `f`'s hash.
@@ -1074,10 +946,6 @@ impl Sessions {
             }
             let slot = b * WAYS + way;
             let s = self.slot_at(slot);
-            // The slot's sequence word says "claimed" before its key changes (a reader of
-            // the first way that saw the old key sees the word move).
-            s.seq.store(seq::of(gen_of(busy), seq::BUSY), Relaxed);
-            std::sync::atomic::fence(Release);
             for (k, v) in s.key.iter().zip(f.words()) {
                 k.store(v, Relaxed);
             }
@@ -1094,7 +962,6 @@ impl Sessions {
                 n.partner.store(0, Relaxed);
             }
             let live = word(tag, LIVE, gen_of(busy));
-            s.seq.store(seq::of(gen_of(busy), seq::LIVE), Release);
             c.store(live, Release);
             return Some((slot, live));
         }
@@ -1245,17 +1112,6 @@ impl Sessions {
         }
     }
 
-    /// Says in `slot`'s sequence word that it is being freed from control word `c0` (before
-    /// the compare-and-swap that frees it: see [`seq`]); only where the word still says
-    /// `c0`'s generation is live.
-    #[inline(always)]
-    fn mark_freed(&self, slot: usize, c0: u64) {
-        let w = &self.slot_at(slot).seq;
-        if w.load(Relaxed) == seq::of(gen_of(c0), seq::LIVE) {
-            w.store(seq::of(gen_of(c0), seq::FREE), Relaxed);
-        }
-    }
-
     /// Frees `slot` if its control word is still `c0`, leaving the counts as they are (the
     /// caller hands its place on); the interface it was on, if it was freed.
     fn unlink(&self, slot: usize, c0: u64) -> Option<usize> {
@@ -1266,14 +1122,12 @@ impl Sessions {
         } else {
             None
         };
-        self.mark_freed(slot, c0);
         let freed = c
             .compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
             .is_ok();
         if freed {
             // A NAT pair goes whole: the partner's place is given back here.
             if let Some((p, pc)) = partner {
-                self.mark_freed(p, pc);
                 let pctl = self.ctl_at(p);
                 if pctl
                     .compare_exchange(pc, word(0, FREE, gen_of(pc)), AcqRel, Relaxed)
@@ -1653,119 +1507,6 @@ mod tests {
         };
         assert_eq!(t.lookup(&v6), None);
         assert_eq!(t.stats().live, 1);
-    }
-
-    fn v6_flow(i: u128, port: u16) -> Flow {
-        Flow {
-            iface: 3,
-            family: Family::V6,
-            proto: 17,
-            src: (0x2001_0db8_u128 << 96) | (i << 64) | i,
-            dst: (0xfd00_u128 << 112) | (i << 64) | (i + 1),
-            sport: port,
-            dport: port + 1,
-        }
-    }
-
-    #[test]
-    fn the_first_way_is_read_alone_and_the_others_by_the_bucket() {
-        // One bucket: every flow in it, in the first free way.
-        let t = Sessions::new(WAYS, 1, config(100));
-        let (a, b, c) = (v6_flow(1, 10), v6_flow(2, 20), v6_flow(3, 30));
-        let fa = t.create(0, &a, Dir::In, 1, 0).unwrap();
-        let fb = t.create(0, &b, Dir::In, 1, 0).unwrap();
-        assert_eq!((fa.slot, fb.slot), (0, 1));
-        assert!(t.first_way(&a, a.hash()).is_some());
-        assert!(t.first_way(&a.reversed(), a.hash()).is_some_and(|x| x.2));
-        assert!(t.first_way(&b, b.hash()).is_none());
-        assert!(!t.prefetch_rest(&a, a.hash()));
-        assert!(t.prefetch_rest(&b, b.hash()));
-        assert_eq!(t.lookup(&b).map(|f| f.slot), Some(1));
-        // Freed: the first way's word says so; the second way is still found.
-        assert!(t.remove(&fa));
-        assert!(t.first_way(&a, a.hash()).is_none());
-        assert_eq!(t.lookup(&a), None);
-        assert_eq!(
-            t.lookup(&b.reversed()).map(|f| (f.slot, f.reply)),
-            Some((1, true))
-        );
-        // Claimed again by another flow: that flow, never the old one.
-        let fc = t.create(0, &c, Dir::Out, 2, 0).unwrap();
-        assert_eq!(fc.slot, 0);
-        assert_eq!(
-            t.lookup(&c).map(|f| (f.slot, f.acl, f.dir)),
-            Some((0, 2, Dir::Out))
-        );
-        assert_eq!(t.lookup(&a), None);
-    }
-
-    #[test]
-    fn a_worker_asks_for_first_ways_alone_after_a_chunk_they_mostly_answered() {
-        let t = Sessions::new(1024, 2, config(100));
-        assert!(!t.first_way_mostly(0));
-        t.note_first_way(0, 24, 32);
-        assert!(t.first_way_mostly(0) && !t.first_way_mostly(1));
-        t.note_first_way(0, 23, 32);
-        assert!(!t.first_way_mostly(0));
-        t.note_first_way(1, 0, 0);
-        assert!(!t.first_way_mostly(1));
-        t.note_first_way(7, 32, 32);
-        assert!(!t.first_way_mostly(7));
-    }
-
-    #[test]
-    fn a_slots_sequence_word_follows_its_control_word() {
-        let t = Sessions::new(WAYS, 1, config(100));
-        let a = v6_flow(1, 10);
-        let seq_of = |t: &Sessions| t.slot_at(0).seq.load(Relaxed);
-        let f = t.create(0, &a, Dir::In, 1, 0).unwrap();
-        let c = t.ctl_at(0).load(Relaxed);
-        assert_eq!(seq_of(&t), seq::of(gen_of(c), seq::LIVE));
-        // A free from a stale control word changes neither word.
-        assert!(!t.free(0, c ^ (1 << 40)));
-        assert_eq!(seq_of(&t), seq::of(gen_of(c), seq::LIVE));
-        assert!(t.lookup(&a).is_some());
-        assert!(t.remove(&f));
-        assert_eq!(seq_of(&t), seq::of(gen_of(c), seq::FREE));
-        t.create(0, &a, Dir::In, 1, 0).unwrap();
-        assert_eq!(seq_of(&t), seq::of(gen_of(c) + 1, seq::LIVE));
-    }
-
-    /// A reader of the first way never sees half of one flow's key and half of another's
-    /// (a stress test: a missing sequence check shows as a failure in some runs, not all):
-    /// a slot claimed over and over by two flows is never found for their mixture.
-    #[test]
-    fn a_slot_rewritten_under_a_reader_is_never_found_torn() {
-        use std::sync::Arc;
-        let t = Arc::new(Sessions::new(WAYS, 1, config(100)));
-        let (a, b) = (v6_flow(1, 10), v6_flow(2, 20));
-        // What a read of a's first words and b's last ones would be.
-        let torn = Flow { src: a.src, ..b };
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let reader = {
-            let (t, stop) = (t.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut seen = 0u64;
-                while !stop.load(Relaxed) {
-                    assert_eq!(t.lookup(&torn), None);
-                    assert_eq!(t.lookup_nat(&torn), None);
-                    if let Some(f) = t.lookup(&a) {
-                        assert!(!f.reply);
-                        seen += 1;
-                    }
-                }
-                seen
-            })
-        };
-        for _ in 0..1_000_000 {
-            for f in [&a, &b] {
-                let found = t.create(0, f, Dir::In, 1, 0).unwrap();
-                assert_eq!(found.slot, 0);
-                assert!(t.remove(&found));
-            }
-        }
-        stop.store(true, Relaxed);
-        reader.join().unwrap();
     }
 
     #[test]

@@ -249,8 +249,7 @@ impl Default for Scratch {
 /// Translates every packet of vector `v` NAT applies to, and pushes onto `checks` each
 /// packet's check: forwarding's (on the translated packet), or a drop or punt of NAT's. In
 /// three passes, so that the vector's session-table misses overlap: parse and prefetch
-/// each flow's bucket (and its first way's slot); prefetch the slots whose tags match;
-/// look up and translate.
+/// each flow's bucket; prefetch the slots whose tags match; look up and translate.
 pub(crate) fn vector<F: Family>(
     ctx: &Ctx,
     nat: &NatPlan,
@@ -275,7 +274,7 @@ pub(crate) fn vector<F: Family>(
             let h = if let Kind::Error(_) = p.kind {
                 0
             } else {
-                t.prefetch_first(&p.flow(vrf), false)
+                t.prefetch_bucket(&p.flow(vrf))
             };
             Some((vrf, h))
         });
