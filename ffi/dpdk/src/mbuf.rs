@@ -293,6 +293,65 @@ impl Mbuf {
         NonNull::new(raw).map(|raw| Mbuf { raw })
     }
 
+    /// Lends the packet's segments out by address (zero-copy transmit into shared memory):
+    /// `f(token, data, len)` for each segment in order, if every segment's data lies
+    /// within `area` (base address and length) and the packet is one segment or owned
+    /// alone (every segment's reference count 1, so each can be freed by itself). The
+    /// tokens then own the segments, to be freed with [`free_tokens`] once the borrower
+    /// is done; otherwise the packet is given back untouched.
+    pub fn lend(
+        self,
+        area: (*const u8, usize),
+        mut f: impl FnMut(u64, *const u8, u32),
+    ) -> Result<(), Mbuf> {
+        let (base, size) = (area.0 as usize, area.1);
+        let inside = |seg: *const rte_mbuf| -> bool {
+            // SAFETY: seg is a segment of the packet self owns.
+            let (p, n) = unsafe {
+                let d = seg_data(seg);
+                (d.as_ptr() as usize, d.len())
+            };
+            p >= base && p - base + n <= size
+        };
+        let head = self.raw.as_ptr();
+        // SAFETY: self owns a live chain of nb_segs segments linked by `next`.
+        let segs = unsafe { (*head).nb_segs };
+        let mut seg: *const rte_mbuf = head;
+        for _ in 0..segs {
+            // SAFETY: as above.
+            let alone = segs == 1 || unsafe { dpdk_sys::rte_mbuf_refcnt_read(seg) } == 1;
+            if !alone || !inside(seg) {
+                return Err(self);
+            }
+            // SAFETY: as above.
+            seg = unsafe { (*seg).next };
+        }
+        let mut seg = self.into_raw();
+        for _ in 0..segs {
+            // SAFETY: seg is a live segment whose ownership now goes to its token; its
+            // `next` is read before the token is handed out.
+            let (d, next) = unsafe { (seg_data(seg), (*seg).next) };
+            f(seg as u64, d.as_ptr(), d.len() as u32);
+            seg = next;
+        }
+        Ok(())
+    }
+
+    /// The one-segment packet of `len` bytes in the mbuf of token `t` (from
+    /// [`Mempool::alloc_tokens`], whose buffer a peer filled).
+    ///
+    /// # Safety
+    /// `t` is a token of [`Mempool::alloc_tokens`] owned by the caller (not freed nor
+    /// turned into an `Mbuf` before), and `len` is at most the room that call reported.
+    pub unsafe fn from_token(t: u64, len: u32) -> Mbuf {
+        let r = t as *mut rte_mbuf;
+        (*r).data_len = len as u16;
+        (*r).pkt_len = len;
+        Mbuf {
+            raw: NonNull::new_unchecked(r),
+        }
+    }
+
     fn into_raw(self) -> *mut rte_mbuf {
         let p = self.raw.as_ptr();
         std::mem::forget(self);
@@ -304,6 +363,16 @@ impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: self is the unique owner; the mbuf goes back to its pool once.
         unsafe { dpdk_sys::rte_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Frees the segments of tokens from [`Mbuf::lend`] or [`Mempool::alloc_tokens`].
+///
+/// # Safety
+/// Each token is owned by the caller and freed once, here.
+pub unsafe fn free_tokens(tokens: &[u64]) {
+    for &t in tokens {
+        dpdk_sys::rte_pktmbuf_free_seg(t as *mut rte_mbuf);
     }
 }
 

@@ -11,13 +11,53 @@ use crate::error::{Error, Result};
 /// Thread safety: DPDK mempools are multi-producer / multi-consumer; any thread may allocate
 /// from or free to it. The pool is freed when the last owner drops it (keep it in an `Arc`
 /// that every [`crate::Port`] using it holds a clone of).
-#[derive(Debug)]
 pub struct Mempool {
     raw: NonNull<dpdk_sys::rte_mempool>,
     name: String,
     capacity: u32,
     /// Bytes of packet data each mbuf holds after the headroom (data room - headroom).
     room: u16,
+    /// A pool on external memory ([`Mempool::with_external`]): the area, kept alive until
+    /// the pool is freed.
+    area: Option<ExtArea>,
+}
+
+impl std::fmt::Debug for Mempool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mempool")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("room", &self.room)
+            .field("external", &self.area.as_ref().map(|a| a.len))
+            .finish()
+    }
+}
+
+/// Memory given to a pool for its packet data ([`Mempool::with_external`]): `len` bytes at
+/// `base`, readable and writable for as long as `keep` lives (a mapping, say).
+pub struct ExtArea {
+    pub base: *mut u8,
+    pub len: usize,
+    pub keep: Box<dyn Send + Sync>,
+}
+
+/// An empty mbuf taken by address ([`Mempool::alloc_tokens`]): its token, where its data
+/// room starts (after the headroom) and how many bytes it holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Token {
+    pub token: u64,
+    pub data: *mut u8,
+    pub room: u32,
+}
+
+impl Default for Token {
+    fn default() -> Token {
+        Token {
+            token: 0,
+            data: std::ptr::null_mut(),
+            room: 0,
+        }
+    }
 }
 
 // SAFETY: rte_mempool is designed for concurrent use from many threads (ring-based ops).
@@ -85,7 +125,104 @@ impl Mempool {
             name: name.to_string(),
             capacity,
             room,
+            area: None,
         })
+    }
+
+    /// A pool of `capacity` mbufs whose packet data lives in `area` (one buffer of
+    /// `data_room` bytes, headroom included, after another), the mbuf headers in DPDK's
+    /// own memory: DPDK's pinned external buffers (rte_pktmbuf_pool_create_extbuf). For
+    /// memory shared with another process (a memif peer's zero-copy region), which then
+    /// sees packet data only, never an mbuf header. Refused when `area` holds fewer than
+    /// `capacity` buffers.
+    pub fn with_external(
+        _eal: &crate::Eal,
+        name: &str,
+        capacity: u32,
+        cache: u32,
+        data_room: u16,
+        area: ExtArea,
+    ) -> Result<Mempool> {
+        let op =
+            format!("rte_pktmbuf_pool_create_extbuf({name}, {capacity}, data room {data_room})");
+        if data_room <= HEADROOM {
+            return Err(Error::msg(
+                &op,
+                format!("the data room must exceed the {HEADROOM}-byte headroom"),
+            ));
+        }
+        if (area.len / usize::from(data_room)) < capacity as usize {
+            return Err(Error::msg(
+                &op,
+                format!(
+                    "{} bytes of memory hold fewer than {capacity} buffers",
+                    area.len
+                ),
+            ));
+        }
+        let cname = CString::new(name).map_err(|_| Error::msg(&op, "name contains a NUL byte"))?;
+        let ext = dpdk_sys::rte_pktmbuf_extmem {
+            buf_ptr: area.base.cast(),
+            // The virtual devices copy with the CPU and read no IOVA; IOVA-as-VA.
+            buf_iova: area.base as u64,
+            buf_len: area.len,
+            elt_size: data_room,
+        };
+        // SAFETY: the EAL is initialised (&Eal); cname is a valid C string DPDK copies; ext
+        // describes `area`, which stays mapped while the pool lives (kept in `area` below,
+        // dropped after rte_mempool_free); data_room <= elt_size.
+        let raw = unsafe {
+            dpdk_sys::rte_pktmbuf_pool_create_extbuf(
+                cname.as_ptr(),
+                capacity,
+                cache,
+                0,
+                data_room,
+                -1, // SOCKET_ID_ANY
+                &ext,
+                1,
+            )
+        };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::from_errno(&op))?;
+        Ok(Mempool {
+            raw,
+            name: name.to_string(),
+            capacity,
+            room: data_room - HEADROOM,
+            area: Some(area),
+        })
+    }
+
+    /// Takes up to `out.len()` empty mbufs by address (see [`Token`]), filling `out` from
+    /// the front; returns how many (fewer when the pool runs low). Each token is owned by
+    /// the caller until it becomes an [`crate::Mbuf`] ([`crate::Mbuf::from_token`]) or is
+    /// freed ([`crate::free_tokens`]).
+    pub fn alloc_tokens(&self, out: &mut [Token]) -> usize {
+        let mut raw = [std::ptr::null_mut::<dpdk_sys::rte_mbuf>(); 32];
+        let mut done = 0;
+        while done < out.len() {
+            let n = (out.len() - done).min(raw.len());
+            // SAFETY: raw has room for n pointers; on success DPDK writes n fresh mbufs
+            // there, owned by the caller from then on; on failure it takes none.
+            let rc = unsafe {
+                dpdk_sys::rte_pktmbuf_alloc_bulk(self.raw.as_ptr(), raw.as_mut_ptr(), n as u32)
+            };
+            if rc != 0 {
+                break;
+            }
+            for (t, &m) in out[done..done + n].iter_mut().zip(raw.iter()) {
+                // SAFETY: m is a freshly reset mbuf we own: data_off is its headroom.
+                *t = unsafe {
+                    Token {
+                        token: m as u64,
+                        data: ((*m).buf_addr as *mut u8).add(usize::from((*m).data_off)),
+                        room: u32::from((*m).buf_len - (*m).data_off),
+                    }
+                };
+            }
+            done += n;
+        }
+        done
     }
 
     /// Bytes of packet one mbuf of this pool holds in one segment: the data room less the
@@ -207,6 +344,8 @@ impl Drop for Mempool {
         // SAFETY: the pool is no longer referenced: ports hold an Arc to it, and mbufs only
         // exist while a port or the dataplane (which outlives no port) holds them.
         unsafe { dpdk_sys::rte_mempool_free(self.raw.as_ptr()) }
+        // Then the external memory (if any), which no mbuf points into any more.
+        drop(self.area.take());
     }
 }
 

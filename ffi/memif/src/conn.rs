@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::msg::{self, AddRing, Hello, Init, Msg, Text};
-use crate::queue::{Active, Side};
+use crate::queue::{Active, Side, Zc, ZC_REGION};
 use crate::ring::{self, Regions, Ring, COOKIE, MAX_LOG2_RING_SIZE, MIN_LOG2_RING_SIZE};
 use crate::sys::{self, Mapping};
 use crate::{Config, Reason};
@@ -253,6 +253,7 @@ pub fn handle(cfg: &Config, hs: &mut Hs, m: Msg, mut fds: Vec<OwnedFd>) -> Resul
                             buf_base: 0,
                             buffer_size: 0,
                             broken: false,
+                            zc: None,
                         };
                         if side == Side::ServerRx {
                             up.rx.push(a);
@@ -294,6 +295,17 @@ pub fn handle(cfg: &Config, hs: &mut Hs, m: Msg, mut fds: Vec<OwnedFd>) -> Resul
                     },
                     Some(plan._memfd.clone()),
                 ));
+                if let Some(z) = &cfg.zero_copy {
+                    // Zero-copy: the caller's buffers are region 1.
+                    let m = z.memory();
+                    queue.push_back((
+                        Msg::AddRegion {
+                            index: ZC_REGION,
+                            size: m.len() as u64,
+                        },
+                        Some(m.fd.clone()),
+                    ));
+                }
                 for (c2s, list) in [(true, &plan.c2s), (false, &plan.s2c)] {
                     for (i, (off, fd)) in list.iter().enumerate() {
                         queue.push_back((
@@ -359,6 +371,10 @@ pub fn handle(cfg: &Config, hs: &mut Hs, m: Msg, mut fds: Vec<OwnedFd>) -> Resul
                             buf_base: plan.buf_base + global * size * plan.buffer_size,
                             buffer_size: plan.buffer_size,
                             broken: false,
+                            zc: cfg
+                                .zero_copy
+                                .as_ref()
+                                .map(|z| Zc::new(z.clone(), size as usize)),
                         };
                         if side == Side::ClientRx {
                             up.rx.push(a);
@@ -479,7 +495,13 @@ fn client_plan(cfg: &Config, h: &Hello) -> Result<ClientPlan, Refusal> {
     let rb = ring::ring_bytes(log2) as u64;
     let rings = (nc2s + ns2c) as u64;
     let buf_base = rings * rb;
-    let size = buf_base + rings * (1u64 << log2) * cfg.buffer_size as u64;
+    // Zero-copy: region 0 holds the rings only (the buffers are the caller's, region 1).
+    let bufs = if cfg.zero_copy.is_some() {
+        0
+    } else {
+        rings * (1u64 << log2) * cfg.buffer_size as u64
+    };
+    let size = buf_base + bufs;
     let err = |e: std::io::Error| Refusal {
         reason: Reason::Local,
         text: format!("making the shared region of {size} bytes: {e}"),

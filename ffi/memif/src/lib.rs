@@ -31,9 +31,14 @@
 //!   peer gets a DISCONNECT with the reason. A worker that finds a ring broken stops using
 //!   it and wakes the control thread, which disconnects.
 //!
-//! Copy mode only: frames are copied between the caller's memory and the shared buffers
-//! (zero-copy would need the caller's buffers, DPDK mbufs, in memory shareable with the
-//! peer, which they are not). Interrupt mode: after a tx batch the peer's ring eventfd is
+//! Copy mode: frames are copied between the caller's memory and the shared buffers.
+//! Zero-copy, client only ([`Config::zero_copy`]): the caller's own buffers, in memory it
+//! shares as a second region ([`ZcMemory`]), go on the rings by address: received frames
+//! are handed over as buffers ([`Interface::rx_burst_zc`]), buffers to send are lent
+//! ([`TxBatch::push_zc`]) and given back ([`ZcBuffers::free`]) once the server has read
+//! them. The server can then write into every buffer of that region at any time, those
+//! the caller is working on included: zero-copy is for a peer the caller trusts, as with
+//! DPDK's and libmemif's own. Interrupt mode: after a tx batch the peer's ring eventfd is
 //! written unless its ring flags mask interrupts; our rx rings mask them unless
 //! [`Config::rx_interrupts`]. A worker that sleeps when idle arms its queues first
 //! ([`Interface::rx_arm`]: unmasked while it sleeps, with a check for frames that came
@@ -55,6 +60,73 @@ use std::sync::{Arc, Mutex};
 pub use conn::{MAX_REGIONS, MAX_REGION_SIZE};
 pub use ctl::Context;
 pub use queue::{QueueStats, TxBatch};
+
+/// Memory a zero-copy client shares with its server as region 1: a memfd sealed against
+/// shrinking (so the server can map it safely), mapped here.
+#[derive(Debug)]
+pub struct ZcMemory {
+    pub(crate) fd: Arc<OwnedFd>,
+    map: sys::Mapping,
+}
+
+impl ZcMemory {
+    /// `size` bytes of fresh shared memory (zeroed).
+    pub fn new(name: &str, size: usize) -> std::io::Result<ZcMemory> {
+        let fd = sys::memfd(name, size as u64)?;
+        let map = sys::Mapping::map(&fd, size)?;
+        Ok(ZcMemory {
+            fd: Arc::new(fd),
+            map,
+        })
+    }
+
+    /// Where it is mapped in this process.
+    pub fn ptr(&self) -> *mut u8 {
+        self.map.ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.len() == 0
+    }
+}
+
+// SAFETY: the mapping is plain shared memory, valid until dropped; who writes which bytes
+// is the users' protocol (see the crate documentation).
+unsafe impl Send for ZcMemory {}
+// SAFETY: as above.
+unsafe impl Sync for ZcMemory {}
+
+/// A zero-copy buffer: the caller's token for it, and where it lies in the
+/// [`ZcBuffers::memory`] region (`offset`, and `len`: its room, or a frame's bytes in it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZcBuf {
+    pub token: u64,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// The caller's buffers for a zero-copy client ([`Config::zero_copy`]).
+pub trait ZcBuffers: Send + Sync {
+    /// The memory every buffer lies in.
+    fn memory(&self) -> &ZcMemory;
+    /// Takes up to `out.len()` empty buffers (each with its room in `len`), filling `out`
+    /// from the front; returns how many.
+    fn alloc(&self, out: &mut [ZcBuf]) -> usize;
+    /// Gives buffers back by token (those handed to the crate and no longer needed).
+    fn free(&self, tokens: &[u64]);
+}
+
+impl std::fmt::Debug for dyn ZcBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZcBuffers")
+            .field("memory", &self.memory().len())
+            .finish()
+    }
+}
 pub use ring::{COOKIE, MAX_LOG2_RING_SIZE, MIN_LOG2_RING_SIZE};
 
 /// Which side of the protocol an interface takes.
@@ -96,6 +168,8 @@ pub struct Config {
     pub socket_mode: u32,
     /// Client: how long between connection attempts.
     pub retry: std::time::Duration,
+    /// Client: zero-copy with these buffers (see the crate documentation); None: copy.
+    pub zero_copy: Option<Arc<dyn ZcBuffers>>,
 }
 
 impl Config {
@@ -116,6 +190,7 @@ impl Config {
             max_frame: 65535,
             socket_mode: 0o660,
             retry: std::time::Duration::from_millis(500),
+            zero_copy: None,
         }
     }
 
@@ -147,6 +222,17 @@ impl Config {
             .is_some_and(|s| s.len() > msg::SECRET_LEN)
         {
             return bad(format!("secret longer than {} bytes", msg::SECRET_LEN));
+        }
+        if let Some(z) = &self.zero_copy {
+            if self.role != Role::Client {
+                return bad("zero-copy needs the client role (the client owns the memory)".into());
+            }
+            if z.memory().len() as u64 > u32::MAX as u64 {
+                return bad(format!(
+                    "zero-copy memory of {} bytes exceeds 4 GiB",
+                    z.memory().len()
+                ));
+            }
         }
         if self.max_frame == 0 || self.max_frame > 1 << 20 {
             return bad(format!("max frame {} (1 to 1 MiB)", self.max_frame));
@@ -357,11 +443,52 @@ impl Interface {
     /// together first); returns how many. 0 when the link is down, the queue is in use by
     /// another thread, the connection has fewer queues, or `q` is out of range.
     #[inline]
-    pub fn rx_burst(&self, q: usize, max: usize, f: impl FnMut(&[u8])) -> usize {
+    pub fn rx_burst(&self, q: usize, max: usize, mut f: impl FnMut(&[u8])) -> usize {
+        let Some(s) = self.shared.rx.get(q) else {
+            return 0;
+        };
+        let (notify, max_frame) = (&self.shared.notify, self.shared.cfg.max_frame);
+        let Some(z) = &self.shared.cfg.zero_copy else {
+            return s.rx_burst(notify, max, max_frame, f);
+        };
+        // Zero-copy: each frame copied out of the caller's buffers, which go back at once.
+        let mem = z.memory();
+        let mut frame = Vec::new();
+        let mut tokens = Vec::new();
+        s.rx_burst_zc(notify, max, max_frame, |segs| {
+            frame.clear();
+            tokens.clear();
+            for b in segs {
+                tokens.push(b.token);
+                if b.offset as usize + b.len as usize <= mem.len() {
+                    // SAFETY: offset + len lies inside the mapping of `mem` (checked),
+                    // which lives as long as `z`.
+                    let p = unsafe {
+                        std::slice::from_raw_parts(mem.ptr().add(b.offset as usize), b.len as usize)
+                    };
+                    frame.extend_from_slice(p);
+                }
+            }
+            f(&frame);
+            z.free(&tokens);
+        })
+    }
+
+    /// Zero-copy receive (a [`Config::zero_copy`] client) of up to `max` frames from queue
+    /// `q`: each frame is lent to `f` as its buffers, in order (one unless chained), each
+    /// with its frame bytes in `len`; the buffers are `f`'s from then on. Returns how many
+    /// frames. On a copy-mode queue this receives nothing: use [`Interface::rx_burst`].
+    #[inline]
+    pub fn rx_burst_zc(&self, q: usize, max: usize, f: impl FnMut(&[ZcBuf])) -> usize {
         match self.shared.rx.get(q) {
-            Some(s) => s.rx_burst(&self.shared.notify, max, self.shared.cfg.max_frame, f),
+            Some(s) => s.rx_burst_zc(&self.shared.notify, max, self.shared.cfg.max_frame, f),
             None => 0,
         }
+    }
+
+    /// Whether the interface runs zero-copy ([`Config::zero_copy`]).
+    pub fn zero_copy(&self) -> bool {
+        self.shared.cfg.zero_copy.is_some()
     }
 
     /// A tx batch on queue `q`: push frames into it, the ring advances when it is dropped.

@@ -20,6 +20,47 @@ use std::sync::Arc;
 
 use crate::ring::{Desc, Regions, Ring, DESC_FLAG_NEXT, RING_FLAG_MASK_INT};
 use crate::sys;
+use crate::{ZcBuf, ZcBuffers};
+
+/// The region a zero-copy client's buffers are in (region 0 holds the rings).
+pub(crate) const ZC_REGION: u16 = 1;
+
+/// The longest chain a zero-copy frame may take (longer ones are dropped as too long).
+const ZC_MAX_CHAIN: usize = 64;
+
+/// A zero-copy client queue's buffers.
+pub(crate) struct Zc {
+    pub bufs: Arc<dyn ZcBuffers>,
+    /// Each slot's buffer while it is out: rx, handed to the server (slots `next..given`);
+    /// tx, lent to the server and not yet given back (`done..next`).
+    pub slots: Box<[ZcBuf]>,
+    /// Tx: the slots before this one are given back.
+    pub done: u16,
+}
+
+impl Zc {
+    pub fn new(bufs: Arc<dyn ZcBuffers>, ring_size: usize) -> Zc {
+        Zc {
+            bufs,
+            slots: vec![ZcBuf::default(); ring_size].into_boxed_slice(),
+            done: 0,
+        }
+    }
+
+    /// Gives the buffers of slots `from..to` back to their owner.
+    fn give_back(&self, mask: u16, from: u16, to: u16) {
+        let mut tokens = [0u64; 64];
+        let mut s = from;
+        while s != to {
+            let n = usize::from(to.wrapping_sub(s)).min(tokens.len());
+            for (i, t) in tokens[..n].iter_mut().enumerate() {
+                *t = self.slots[usize::from(s.wrapping_add(i as u16) & mask)].token;
+            }
+            self.bufs.free(&tokens[..n]);
+            s = s.wrapping_add(n as u16);
+        }
+    }
+}
 
 /// Which end of which ring a queue is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +90,22 @@ pub(crate) struct Active {
     pub buf_base: u32,
     pub buffer_size: u32,
     pub broken: bool,
+    /// A zero-copy client queue's buffers (None: copy mode).
+    pub zc: Option<Zc>,
+}
+
+impl Drop for Active {
+    /// A zero-copy queue going away gives back the buffers still out.
+    fn drop(&mut self) {
+        if let Some(zc) = &self.zc {
+            let mask = self.ring.mask();
+            match self.side {
+                Side::ClientRx => zc.give_back(mask, self.next, self.given),
+                Side::ClientTx => zc.give_back(mask, zc.done, self.next),
+                Side::ServerRx | Side::ServerTx => {}
+            }
+        }
+    }
 }
 
 /// Counters of one queue (written under the queue's busy flag, read by anyone).
@@ -171,7 +228,7 @@ impl QueueSlot {
         let Some(a) = g.state().as_mut() else {
             return 0;
         };
-        if a.broken {
+        if a.broken || a.zc.is_some() {
             return 0;
         }
         let stats = &self.stats;
@@ -272,6 +329,95 @@ impl QueueSlot {
         frames
     }
 
+    /// Zero-copy receive on a client's rx queue: up to `max` frames, each lent to `f` as
+    /// its buffers (frame bytes in `len`), which are `f`'s from then on; the slots read
+    /// get fresh buffers. Returns how many frames.
+    #[inline]
+    pub fn rx_burst_zc(
+        &self,
+        notify: &Notify,
+        max: usize,
+        max_frame: usize,
+        mut f: impl FnMut(&[ZcBuf]),
+    ) -> usize {
+        let Some(mut g) = self.try_lock() else {
+            return 0;
+        };
+        let Some(a) = g.state().as_mut() else {
+            return 0;
+        };
+        if a.broken || a.side != Side::ClientRx {
+            return 0;
+        }
+        let Some(zc) = a.zc.as_ref() else {
+            return 0;
+        };
+        let stats = &self.stats;
+        let ring = a.ring;
+        let (size, mask) = (ring.size(), ring.mask());
+        let avail = ring.tail().wrapping_sub(a.next);
+        if avail > a.given.wrapping_sub(a.next) {
+            a.broken = true;
+            bump(&stats.ring_broken, 1);
+            notify.ring_broken();
+            return 0;
+        }
+        let mut segs = [ZcBuf::default(); ZC_MAX_CHAIN];
+        let (mut frames, mut bytes, mut cur, end) =
+            (0usize, 0u64, a.next, a.next.wrapping_add(avail));
+        while frames < max && cur != end {
+            // The frame's descriptors: one, or a chain ending within what is available.
+            let left = end.wrapping_sub(cur);
+            let mut k: u16 = 1;
+            while k < left && ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
+                k += 1;
+            }
+            if ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
+                if avail == size {
+                    a.broken = true;
+                    bump(&stats.ring_broken, 1);
+                    notify.ring_broken();
+                }
+                break;
+            }
+            let (mut total, mut ok) = (0u64, usize::from(k) <= ZC_MAX_CHAIN);
+            let mut tokens = [0u64; ZC_MAX_CHAIN];
+            for i in 0..usize::from(k).min(ZC_MAX_CHAIN) {
+                let slot = cur.wrapping_add(i as u16);
+                let b = zc.slots[usize::from(slot & mask)];
+                let len = ring.desc(slot).length;
+                tokens[i] = b.token;
+                if len > b.len {
+                    // Longer than the buffer we gave: the server wrote past it.
+                    bump(&stats.bad_desc, 1);
+                    ok = false;
+                }
+                total += u64::from(len);
+                segs[i] = ZcBuf { len, ..b };
+            }
+            if ok && total > max_frame as u64 {
+                bump(&stats.too_long, 1);
+                ok = false;
+            }
+            if ok {
+                f(&segs[..usize::from(k)]);
+                frames += 1;
+                bytes += total;
+            } else if usize::from(k) <= ZC_MAX_CHAIN {
+                zc.bufs.free(&tokens[..usize::from(k)]);
+            } else {
+                bump(&stats.too_long, 1);
+                zc.give_back(mask, cur, cur.wrapping_add(k));
+            }
+            cur = cur.wrapping_add(k);
+        }
+        a.next = cur;
+        refill_zc(a);
+        bump(&stats.rx_frames, frames as u64);
+        bump(&stats.rx_bytes, bytes);
+        frames
+    }
+
     /// Interrupt mode of an rx queue: `mask` false lets the peer kick the ring's eventfd
     /// after its next batch, true asks it not to. Returns the eventfd and whether frames
     /// are waiting already, read after the flag is set (a batch the peer finished before
@@ -317,12 +463,25 @@ impl QueueSlot {
             }
             Side::ClientRx | Side::ServerRx => return None,
         };
-        let Some(free) = free else {
+        // A zero-copy queue: the server can only have read what was lent.
+        let back = a.zc.as_ref().map(|zc| {
+            let t = ring.tail();
+            (
+                zc.done,
+                t,
+                t.wrapping_sub(zc.done) <= a.next.wrapping_sub(zc.done),
+            )
+        });
+        let Some(free) = free.filter(|_| back.is_none_or(|(_, _, ok)| ok)) else {
             a.broken = true;
             bump(&self.stats.ring_broken, 1);
             notify.ring_broken();
             return None;
         };
+        if let (Some(zc), Some((from, to, _))) = (a.zc.as_mut(), back) {
+            zc.give_back(ring.mask(), from, to);
+            zc.done = to;
+        }
         let start = a.next;
         Some(TxBatch {
             g,
@@ -361,6 +520,44 @@ fn refill(a: &mut Active) {
     }
 }
 
+/// Zero-copy client rx: hands fresh buffers to the server for every slot read so far (as
+/// many as the caller's pool gives).
+fn refill_zc(a: &mut Active) {
+    let ring = a.ring;
+    let mask = ring.mask();
+    let target = a.next.wrapping_add(ring.size());
+    let Some(zc) = a.zc.as_mut() else {
+        return;
+    };
+    let mut bufs = [ZcBuf::default(); 64];
+    let mut s = a.given;
+    while s != target {
+        let n = usize::from(target.wrapping_sub(s)).min(bufs.len());
+        let got = zc.bufs.alloc(&mut bufs[..n]).min(n);
+        for (i, b) in bufs[..got].iter().enumerate() {
+            let slot = s.wrapping_add(i as u16);
+            ring.set_desc(
+                slot,
+                Desc {
+                    flags: 0,
+                    region: ZC_REGION,
+                    length: b.len,
+                    offset: b.offset,
+                },
+            );
+            zc.slots[usize::from(slot & mask)] = *b;
+        }
+        s = s.wrapping_add(got as u16);
+        if got < n {
+            break;
+        }
+    }
+    if a.given != s {
+        ring.set_head(s);
+        a.given = s;
+    }
+}
+
 /// Prepares a freshly connected queue: head and tail to 0 and, for a client's rx ring,
 /// every buffer handed to the server. `mask_int` sets the ring's flags for our rx rings.
 pub(crate) fn activate(a: &mut Active, mask_int: bool) {
@@ -377,8 +574,15 @@ pub(crate) fn activate(a: &mut Active, mask_int: bool) {
         ring.set_head(0);
         ring.set_tail(0);
     }
+    if let Some(zc) = a.zc.as_mut() {
+        zc.done = 0;
+    }
     if a.side == Side::ClientRx {
-        refill(a);
+        if a.zc.is_some() {
+            refill_zc(a);
+        } else {
+            refill(a);
+        }
     }
 }
 
@@ -408,6 +612,9 @@ impl TxBatch<'_> {
         };
         if a.broken {
             return false;
+        }
+        if a.zc.is_some() {
+            return self.push_copy_zc(parts);
         }
         let ring = a.ring;
         let side = a.side;
@@ -485,6 +692,119 @@ impl TxBatch<'_> {
         self.frames += 1;
         self.bytes += total;
         true
+    }
+
+    /// Zero-copy send (a [`crate::Config::zero_copy`] client): lends the buffers of one
+    /// frame, in order, each with the frame's bytes in it (`len`); they are given back
+    /// through [`ZcBuffers::free`] once the server has read them. False, and the buffers
+    /// still the caller's, when the ring has no room for them (counted as `tx_no_room`), the
+    /// queue is not zero-copy, or the ring broke.
+    #[inline]
+    pub fn push_zc(&mut self, segs: &[ZcBuf]) -> bool {
+        let Some(a) = self.g.state().as_mut() else {
+            return false;
+        };
+        if a.broken || segs.is_empty() {
+            return false;
+        }
+        let ring = a.ring;
+        let mask = ring.mask();
+        let Some(zc) = a.zc.as_mut() else {
+            return false;
+        };
+        if segs.len() > usize::from(self.free) {
+            self.no_room += 1;
+            return false;
+        }
+        let mut total = 0u64;
+        for (i, b) in segs.iter().enumerate() {
+            let slot = a.next.wrapping_add(i as u16);
+            let more = i + 1 < segs.len();
+            ring.set_desc(
+                slot,
+                Desc {
+                    flags: if more { DESC_FLAG_NEXT } else { 0 },
+                    region: ZC_REGION,
+                    length: b.len,
+                    offset: b.offset,
+                },
+            );
+            zc.slots[usize::from(slot & mask)] = *b;
+            total += u64::from(b.len);
+        }
+        let n = segs.len() as u16;
+        a.next = a.next.wrapping_add(n);
+        self.free -= n;
+        self.frames += 1;
+        self.bytes += total;
+        true
+    }
+
+    /// [`TxBatch::push`] on a zero-copy queue: the frame is copied into buffers taken from
+    /// the caller's pool, then lent.
+    fn push_copy_zc<'p>(&mut self, parts: impl IntoIterator<Item = &'p [u8]>) -> bool {
+        let Some(zc) = self.g.state().as_ref().and_then(|a| a.zc.as_ref()) else {
+            return false;
+        };
+        let bufs = zc.bufs.clone();
+        let mem = bufs.memory();
+        let (base, size) = (mem.ptr(), mem.len());
+        let mut segs = [ZcBuf::default(); ZC_MAX_CHAIN];
+        let mut n = 0usize;
+        let mut fill = 0u32;
+        let fail = |segs: &[ZcBuf]| {
+            let tokens: Vec<u64> = segs.iter().map(|b| b.token).collect();
+            bufs.free(&tokens);
+        };
+        for part in parts {
+            let mut src = part;
+            while !src.is_empty() {
+                if n == 0 || fill == segs[n - 1].len {
+                    if n == ZC_MAX_CHAIN {
+                        fail(&segs[..n]);
+                        self.no_room += 1;
+                        return false;
+                    }
+                    let mut b = [ZcBuf::default()];
+                    let got = bufs.alloc(&mut b) == 1;
+                    if !got || b[0].len == 0 || b[0].offset as usize + b[0].len as usize > size {
+                        if got {
+                            fail(&b);
+                        }
+                        fail(&segs[..n]);
+                        self.no_room += 1;
+                        return false;
+                    }
+                    segs[n] = b[0];
+                    n += 1;
+                    fill = 0;
+                }
+                let cur = &mut segs[n - 1];
+                let k = (cur.len - fill).min(src.len() as u32);
+                // SAFETY: offset + len lies inside the caller's shared memory (checked
+                // above), which lives while `bufs` does; fill + k <= len; src has k bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        src.as_ptr(),
+                        base.add(cur.offset as usize + fill as usize),
+                        k as usize,
+                    )
+                };
+                fill += k;
+                src = &src[k as usize..];
+            }
+        }
+        if n == 0 {
+            return false;
+        }
+        // Each buffer carries what was written into it: all full but the last.
+        segs[n - 1].len = fill;
+        if self.push_zc(&segs[..n]) {
+            true
+        } else {
+            fail(&segs[..n]);
+            false
+        }
     }
 
     /// Frames pushed so far.

@@ -1,0 +1,311 @@
+//! A zero-copy client of this crate against a copy-mode server of this crate, in one
+//! process: frames both ways (the copy API and the buffer API), chains, and every buffer
+//! given back, none twice, when the link goes.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use memif::{Config, Context, Interface, Role, ZcBuf, ZcBuffers, ZcMemory};
+
+const ROOM: u32 = 2048;
+
+/// A pool of fixed buffers in shared memory that checks every token it gets back.
+struct Pool {
+    mem: ZcMemory,
+    /// Free buffers (index = token); `out[i]` while buffer i is handed out.
+    free: Mutex<(Vec<u64>, Vec<bool>)>,
+}
+
+impl Pool {
+    fn new(n: usize) -> Arc<Pool> {
+        let mem = ZcMemory::new("zc-test", n * ROOM as usize).unwrap();
+        Arc::new(Pool {
+            mem,
+            free: Mutex::new(((0..n as u64).rev().collect(), vec![false; n])),
+        })
+    }
+
+    fn outstanding(&self) -> usize {
+        self.free.lock().unwrap().1.iter().filter(|o| **o).count()
+    }
+
+    fn bytes(&self, b: &ZcBuf) -> Vec<u8> {
+        assert_eq!(
+            u64::from(b.offset),
+            b.token * u64::from(ROOM),
+            "a buffer moved"
+        );
+        assert!(b.len <= ROOM);
+        // SAFETY: offset + len lies inside the pool's memory (checked above).
+        unsafe { std::slice::from_raw_parts(self.mem.ptr().add(b.offset as usize), b.len as usize) }
+            .to_vec()
+    }
+
+    fn write(&self, b: &ZcBuf, data: &[u8]) {
+        assert!(data.len() <= ROOM as usize);
+        // SAFETY: the buffer lies inside the pool's memory and data fits its room.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.mem.ptr().add(b.offset as usize),
+                data.len(),
+            )
+        }
+    }
+}
+
+impl ZcBuffers for Pool {
+    fn memory(&self) -> &ZcMemory {
+        &self.mem
+    }
+
+    fn alloc(&self, out: &mut [ZcBuf]) -> usize {
+        let mut g = self.free.lock().unwrap();
+        let mut n = 0;
+        for o in out.iter_mut() {
+            let Some(t) = g.0.pop() else { break };
+            g.1[t as usize] = true;
+            *o = ZcBuf {
+                token: t,
+                offset: t as u32 * ROOM,
+                len: ROOM,
+            };
+            n += 1;
+        }
+        n
+    }
+
+    fn free(&self, tokens: &[u64]) {
+        let mut g = self.free.lock().unwrap();
+        for &t in tokens {
+            assert!(g.1[t as usize], "buffer {t} given back twice");
+            g.1[t as usize] = false;
+            g.0.push(t);
+        }
+    }
+}
+
+fn sock(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("memif-zc-{}-{name}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn wait(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn frame(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed))
+        .collect()
+}
+
+fn open(ctx: &Context, path: &PathBuf, pool: &Arc<Pool>, queues: u16) -> (Interface, Interface) {
+    let mut sc = Config::new(Role::Server, path, 1);
+    sc.queues = queues;
+    let mut cc = Config::new(Role::Client, path, 1);
+    cc.queues = queues;
+    cc.retry = Duration::from_millis(20);
+    cc.zero_copy = Some(pool.clone());
+    let s = ctx.open(sc).unwrap();
+    let c = ctx.open(cc).unwrap();
+    wait("link up", || s.is_up() && c.is_up());
+    assert!(c.zero_copy() && !s.zero_copy());
+    (s, c)
+}
+
+/// Sends `frames` with `send` until all went, receiving them with `recv` into a list.
+fn exchange(
+    frames: &[Vec<u8>],
+    mut send: impl FnMut(&[Vec<u8>]) -> usize,
+    mut recv: impl FnMut(&mut Vec<Vec<u8>>),
+) {
+    let (mut sent, mut got) = (0, Vec::new());
+    let t = Instant::now();
+    while got.len() < frames.len() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{} of {} frames",
+            got.len(),
+            frames.len()
+        );
+        if sent < frames.len() {
+            sent += send(&frames[sent..frames.len().min(sent + 32)]);
+        }
+        recv(&mut got);
+    }
+    assert_eq!(got.len(), frames.len());
+    for (i, (a, b)) in got.iter().zip(frames).enumerate() {
+        assert!(
+            a == b,
+            "frame {i} differs ({} and {} bytes)",
+            a.len(),
+            b.len()
+        );
+    }
+}
+
+#[test]
+fn zero_copy_client_against_a_copy_server() {
+    let ctx = Context::new().unwrap();
+    let path = sock("both");
+    let pool = Pool::new(8192);
+    let (s, c) = open(&ctx, &path, &pool, 2);
+    // The server's rx rings hold buffers from the pool: ring size (1024) per queue.
+    wait("rx rings filled", || pool.outstanding() == 2 * 1024);
+    let frames: Vec<Vec<u8>> = (0..3000)
+        .map(|i| frame(if i % 7 == 0 { 9000 } else { 60 + i % 1400 }, i as u8))
+        .collect();
+    for q in 0..2 {
+        // The copy API on the zero-copy client: copied into pool buffers, then lent.
+        exchange(
+            &frames,
+            |f| {
+                let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+                c.tx_burst(q, &refs)
+            },
+            |got| {
+                s.rx_burst(q, 32, |f| got.push(f.to_vec()));
+            },
+        );
+        exchange(
+            &frames,
+            |f| {
+                let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+                s.tx_burst(q, &refs)
+            },
+            |got| {
+                c.rx_burst(q, 32, |f| got.push(f.to_vec()));
+            },
+        );
+        // The buffer API: frames written into buffers of our own and lent, received as
+        // buffers (chains for the long ones).
+        exchange(
+            &frames,
+            |f| {
+                let Some(mut batch) = c.tx_batch(q) else {
+                    return 0;
+                };
+                let mut n = 0;
+                for fr in f {
+                    let mut segs = Vec::new();
+                    for part in fr.chunks(ROOM as usize) {
+                        let mut b = [ZcBuf::default()];
+                        assert_eq!(pool.alloc(&mut b), 1, "pool dry");
+                        pool.write(&b[0], part);
+                        segs.push(ZcBuf {
+                            len: part.len() as u32,
+                            ..b[0]
+                        });
+                    }
+                    if !batch.push_zc(&segs) {
+                        let tokens: Vec<u64> = segs.iter().map(|b| b.token).collect();
+                        pool.free(&tokens);
+                        break;
+                    }
+                    n += 1;
+                }
+                n
+            },
+            |got| {
+                s.rx_burst(q, 32, |f| got.push(f.to_vec()));
+            },
+        );
+        exchange(
+            &frames,
+            |f| {
+                let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+                s.tx_burst(q, &refs)
+            },
+            |got| {
+                c.rx_burst_zc(q, 32, |segs| {
+                    let mut whole = Vec::new();
+                    for b in segs {
+                        whole.extend(pool.bytes(b));
+                    }
+                    got.push(whole);
+                    let tokens: Vec<u64> = segs.iter().map(|b| b.token).collect();
+                    pool.free(&tokens);
+                });
+            },
+        );
+    }
+    // Everything sent was read by the server: one more batch gives the lent buffers back.
+    drop(c.tx_batch(0));
+    drop(c.tx_batch(1));
+    assert_eq!(
+        pool.outstanding(),
+        2 * 1024,
+        "only the rx rings' buffers are out"
+    );
+    // The link goes: the rx rings' buffers come back too, none twice (the pool checks).
+    drop(s);
+    wait("link down", || !c.is_up());
+    wait("every buffer back", || pool.outstanding() == 0);
+    // And the client reconnects to a new server with fresh buffers.
+    let mut sc = Config::new(Role::Server, &path, 1);
+    sc.queues = 2;
+    let s = ctx.open(sc).unwrap();
+    wait("link up again", || s.is_up() && c.is_up());
+    let few: Vec<Vec<u8>> = (0..100).map(|i| frame(100, i as u8)).collect();
+    exchange(
+        &few,
+        |f| {
+            let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+            s.tx_burst(0, &refs)
+        },
+        |got| {
+            c.rx_burst(0, 32, |f| got.push(f.to_vec()));
+        },
+    );
+    drop(c);
+    wait("every buffer back after removal", || {
+        pool.outstanding() == 0
+    });
+}
+
+#[test]
+fn a_dry_pool_fills_what_it_can_and_refuses_the_rest() {
+    let ctx = Context::new().unwrap();
+    let path = sock("dry");
+    // Fewer buffers than one rx ring: the server gets what there is.
+    let pool = Pool::new(100);
+    let (s, c) = open(&ctx, &path, &pool, 1);
+    wait("rx ring partly filled", || pool.outstanding() == 100);
+    // Nothing left to copy into: the client's sends are refused and counted.
+    assert_eq!(c.tx_burst(0, &[&[1u8; 64]]), 0);
+    let no_room = c
+        .tx_stats(0)
+        .unwrap()
+        .tx_no_room
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(no_room, 1);
+    // The server can fill the 100 buffers it has; the client takes them and hands them
+    // back, so traffic goes on.
+    let frames: Vec<Vec<u8>> = (0..500).map(|i| frame(64, i as u8)).collect();
+    exchange(
+        &frames,
+        |f| {
+            let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+            s.tx_burst(0, &refs)
+        },
+        |got| {
+            c.rx_burst(0, 32, |f| got.push(f.to_vec()));
+        },
+    );
+}
+
+#[test]
+fn zero_copy_is_for_clients_only() {
+    let ctx = Context::new().unwrap();
+    let mut sc = Config::new(Role::Server, sock("role"), 0);
+    sc.zero_copy = Some(Pool::new(16));
+    let e = ctx.open(sc).unwrap_err();
+    assert!(e.to_string().contains("client role"), "{e}");
+}
