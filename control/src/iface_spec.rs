@@ -42,6 +42,9 @@ pub enum Kind {
         id: u32,
         /// Queue pairs offered (server) or asked for (client).
         queues: u16,
+        /// Zero-copy (`zero-copy=on`; a native client only): the port's buffers are
+        /// shared with the peer.
+        zero_copy: bool,
     },
     /// Packets from a pcap file (optionally looped), sent to a pcap file or dropped.
     Pcap {
@@ -121,7 +124,7 @@ fn keys_for(type_name: &str) -> Option<(&'static [&'static str], &'static [&'sta
         "af_packet" => (&["iface"], &[]),
         "tap" => (&["iface"], &["netns"]),
         "vhost-user" => (&["socket", "mode"], &["queues", "group"]),
-        "memif" => (&["socket", "role"], &["id", "queues", "group"]),
+        "memif" => (&["socket", "role"], &["id", "queues", "group", "zero-copy"]),
         "pcap" => (&["rx"], &["tx", "loop"]),
         "null" => (&[], &[]),
         "pci" => (&["dev"], &[]),
@@ -238,11 +241,23 @@ impl IfaceSpec {
                     })?,
                 };
                 let queues = parse_queues(args)?;
+                let zero_copy = match args.get("zero-copy").map(String::as_str) {
+                    None | Some("off") => false,
+                    Some("on") => true,
+                    Some(v) => return Err(inv(format!("zero-copy must be on or off, not {v:?}"))),
+                };
+                if zero_copy && role != SocketRole::Client {
+                    return Err(inv(
+                        "zero-copy=on needs role=client: the client owns the shared memory"
+                            .to_string(),
+                    ));
+                }
                 Kind::Memif {
                     socket,
                     role,
                     id,
                     queues,
+                    zero_copy,
                 }
             }
             "pcap" => {
@@ -309,6 +324,16 @@ impl IfaceSpec {
                 _ => return Err(inv(format!("driver must be native or dpdk, not {v:?}"))),
             }),
         };
+        if matches!(
+            kind,
+            Kind::Memif {
+                zero_copy: true,
+                ..
+            }
+        ) && driver != Some(Driver::Native)
+        {
+            return Err(inv("zero-copy=on needs driver=native".to_string()));
+        }
         let socket_group = match args.get("group") {
             None => None,
             Some(g) => Some(socket_group(type_name, &kind, g)?),
@@ -463,11 +488,23 @@ impl IfaceSpec {
                     role,
                     id,
                     queues,
+                    ..
                 },
                 Some(Driver::Native),
             ) => Some((socket, *role, *id, *queues)),
             _ => None,
         }
+    }
+
+    /// Whether it is a zero-copy memif client (`zero-copy=on`).
+    pub fn zero_copy(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Memif {
+                zero_copy: true,
+                ..
+            }
+        )
     }
 
     /// Whether it is a native tap.
@@ -536,6 +573,7 @@ impl IfaceSpec {
                 role,
                 id,
                 queues,
+                ..
             } => {
                 let mut d = vhost::memif_devargs(&format!("net_memif{index}"), socket, *role, *id);
                 // net_memif takes its MAC as a device argument (it cannot be set later).

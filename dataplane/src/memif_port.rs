@@ -16,15 +16,24 @@
 //! rx: each frame is copied from the shared buffer into an mbuf of the port's pool (a chain
 //! for a jumbo frame), like [`crate::native`]. tx: each mbuf's segments are copied into the
 //! peer's buffers (a descriptor chain when longer than one buffer); the ring advances once
-//! per burst. Copy mode only (mbufs are not in memory the peer can map). Frames carry no
-//! offload state across memif (the protocol has none): a frame whose checksum is left to
-//! the device must be completed in software before it gets here.
+//! per burst. Frames carry no offload state across memif (the protocol has none): a frame
+//! whose checksum is left to the device must be completed in software before it gets here.
+//!
+//! Zero-copy ([`MemifPort::open_zero_copy`], a client only: the client owns the shared
+//! memory): the port gets a pool of its own whose packet data lies in memory shared with
+//! the server ([`ZcPool`]; the mbuf headers stay in private memory, so the peer sees packet
+//! bytes only). rx: the server writes into the pool's buffers and the frames become mbufs
+//! as they are, no copy. tx: a frame already in the pool (one received on a zero-copy
+//! port, or a copy of one) is lent to the server by address and freed once the server has
+//! read it; any other frame is copied into a buffer of the pool first. The server can
+//! write to the pool's buffers at any time, including those of frames the switch is
+//! working on: zero-copy is for peers the operator trusts (as with DPDK's own).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use dpdk::{Burst, Mempool, MAX_BURST};
-use memif::{Config, Context, Interface};
+use dpdk::{Burst, Eal, ExtArea, Mbuf, Mempool, Token, MAX_BURST};
+use memif::{Config, Context, Interface, ZcBuf, ZcBuffers, ZcMemory};
 
 use crate::native::TxDone;
 
@@ -74,12 +83,83 @@ pub enum RxArm {
     Ready,
 }
 
+/// The buffers of a zero-copy port: a pool of pinned external buffers in shared memory.
+pub struct ZcPool {
+    pool: Mempool,
+    mem: Arc<ZcMemory>,
+}
+
+impl ZcPool {
+    /// A pool of `mbufs` buffers of [`dpdk::DEFAULT_DATA_ROOM`] in fresh shared memory.
+    pub fn new(eal: &Eal, name: &str, mbufs: u32) -> Result<ZcPool, String> {
+        let room = dpdk::DEFAULT_DATA_ROOM;
+        let size = mbufs as usize * usize::from(room);
+        let mem = ZcMemory::new(name, size)
+            .map(Arc::new)
+            .map_err(|e| format!("shared memory of {size} bytes: {e}"))?;
+        let area = ExtArea {
+            base: mem.ptr(),
+            len: mem.len(),
+            keep: Box::new(mem.clone()),
+        };
+        let pool =
+            Mempool::with_external(eal, name, mbufs, 256, room, area).map_err(|e| e.to_string())?;
+        Ok(ZcPool { pool, mem })
+    }
+
+    /// The pool (for counters).
+    pub fn pool(&self) -> &Mempool {
+        &self.pool
+    }
+
+    fn area(&self) -> (*const u8, usize) {
+        (self.mem.ptr(), self.mem.len())
+    }
+}
+
+impl ZcBuffers for ZcPool {
+    fn memory(&self) -> &ZcMemory {
+        &self.mem
+    }
+
+    fn alloc(&self, out: &mut [ZcBuf]) -> usize {
+        let base = self.mem.ptr() as usize;
+        let mut tokens = [Token::default(); 64];
+        let mut done = 0;
+        while done < out.len() {
+            let want = (out.len() - done).min(tokens.len());
+            let got = self.pool.alloc_tokens(&mut tokens[..want]);
+            for (o, t) in out[done..done + got].iter_mut().zip(&tokens) {
+                // The pool's buffers all lie in `mem` (Mempool::with_external), < 4 GiB.
+                *o = ZcBuf {
+                    token: t.token,
+                    offset: (t.data as usize - base) as u32,
+                    len: t.room,
+                };
+            }
+            done += got;
+            if got < want {
+                break;
+            }
+        }
+        done
+    }
+
+    fn free(&self, tokens: &[u64]) {
+        // SAFETY: the memif crate gives back only tokens this pool's `alloc` (or
+        // `Mbuf::lend` in MemifPort::tx) handed it, each once.
+        unsafe { dpdk::free_tokens(tokens) }
+    }
+}
+
 /// A memif interface as a port of the switch. See the module documentation.
 pub struct MemifPort {
     iface: Interface,
     workers: usize,
     pool: Arc<Mempool>,
     stats: MemifStats,
+    /// Zero-copy: the port's own buffers (None: copy mode).
+    zc: Option<Arc<ZcPool>>,
 }
 
 impl std::fmt::Debug for MemifPort {
@@ -115,7 +195,33 @@ impl MemifPort {
             workers: workers.max(1),
             pool,
             stats: MemifStats::default(),
+            zc: None,
         })
+    }
+
+    /// As [`MemifPort::open_in`] for a zero-copy client (see the module documentation):
+    /// frames are received into, and sent from, the buffers of `zc`.
+    pub fn open_zero_copy(
+        ctx: &Context,
+        mut cfg: Config,
+        workers: usize,
+        pool: Arc<Mempool>,
+        zc: Arc<ZcPool>,
+    ) -> Result<MemifPort, memif::Error> {
+        cfg.zero_copy = Some(zc.clone());
+        let iface = ctx.open(cfg)?;
+        Ok(MemifPort {
+            iface,
+            workers: workers.max(1),
+            pool,
+            stats: MemifStats::default(),
+            zc: Some(zc),
+        })
+    }
+
+    /// The buffers of a zero-copy port (None in copy mode).
+    pub fn zero_copy(&self) -> Option<&ZcPool> {
+        self.zc.as_deref()
     }
 
     /// Whether the peer is connected.
@@ -208,6 +314,9 @@ impl MemifPort {
         if room == 0 {
             return 0;
         }
+        if self.zc.is_some() {
+            return self.rx_zc(q, burst, room);
+        }
         let mut n = 0;
         let stats = &self.stats;
         // mbufs come from the pool a chunk at a time (Burst::fill), not one per frame.
@@ -217,6 +326,38 @@ impl MemifPort {
                 n += 1;
             } else {
                 stats.rx_nombuf.fetch_add(1, Relaxed);
+            }
+        });
+        n
+    }
+
+    /// Zero-copy receive: the frames the server wrote into the pool's buffers, as mbufs.
+    #[inline]
+    fn rx_zc(&self, q: usize, burst: &mut Burst, room: usize) -> usize {
+        let mut n = 0;
+        self.iface.rx_burst_zc(q, room, |segs| {
+            let mut frame: Option<Mbuf> = None;
+            for b in segs {
+                // SAFETY: the crate hands over buffers of this port's pool (ZcPool::alloc
+                // gave them), each once, with `len` checked against the room they had.
+                let seg = unsafe { Mbuf::from_token(b.token, b.len) };
+                match frame.as_mut() {
+                    None => frame = Some(seg),
+                    // Beyond DPDK's segment limit (never at the crate's chain limit):
+                    // the segment is freed and the frame cut short is dropped below.
+                    Some(head) => {
+                        if head.chain(seg).is_err() {
+                            frame = None;
+                            break;
+                        }
+                    }
+                }
+            }
+            match frame.map(|m| burst.push(m)) {
+                Some(Ok(())) => n += 1,
+                _ => {
+                    self.stats.rx_nombuf.fetch_add(1, Relaxed);
+                }
             }
         });
         n
@@ -234,6 +375,48 @@ impl MemifPort {
             burst.clear();
             return done;
         };
+        if let Some(zc) = &self.zc {
+            let area = zc.area();
+            let base = area.0 as usize;
+            let mut segs = [ZcBuf::default(); 64];
+            for m in burst.drain() {
+                let bytes = m.len() as u64;
+                let ok = if usize::from(m.segments()) <= segs.len() {
+                    let mut k = 0;
+                    match m.lend(area, |token, data, len| {
+                        segs[k] = ZcBuf {
+                            token,
+                            offset: (data as usize - base) as u32,
+                            len,
+                        };
+                        k += 1;
+                    }) {
+                        Ok(()) => {
+                            let sent = batch.push_zc(&segs[..k]);
+                            if !sent {
+                                let mut tokens = [0u64; 64];
+                                for (t, b) in tokens.iter_mut().zip(&segs[..k]) {
+                                    *t = b.token;
+                                }
+                                zc.free(&tokens[..k]);
+                            }
+                            sent
+                        }
+                        // Not in the pool's memory: copied into a buffer of it.
+                        Err(m) => batch.push(m.parts()),
+                    }
+                } else {
+                    batch.push(m.parts())
+                };
+                if ok {
+                    done.sent += 1;
+                    done.bytes += bytes;
+                } else {
+                    done.refused += 1;
+                }
+            }
+            return done;
+        }
         for m in burst.mbufs() {
             if batch.push(m.parts()) {
                 done.sent += 1;
