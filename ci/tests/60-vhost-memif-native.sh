@@ -267,6 +267,44 @@ wait_until 20 "mc link up again (the switch reconnected)" link_up mc
 answers mc "$mc_ip"
 log "memif client: the switch connected to the CNF's socket, and again after the CNF restarted"
 
+# memif zero-copy (zero-copy=on, a client): the switch's own buffers, in memory shared with
+# the CNF (a testpmd net_memif server), carry the frames both ways without a copy on the
+# switch's receive side; 8000-byte pings go as descriptor chains; the CNF restarted.
+zsock=$VS_TMP/cnfz.sock
+mz_mac=02:00:00:00:61:13 mz_ip=10.60.0.23
+zero_cnf() {
+    rm -f "$zsock"
+    start_testpmd "$1" 0 icmpecho \
+        "net_memif0,role=server,socket=$zsock,socket-abstract=no,id=0,mac=$mz_mac"
+    ZCNF_PID=$TESTPMD_PID
+}
+ZCNF_PID=""
+zero_cnf cnfz
+run_ok "add zero-copy memif client mz" \
+    vsctl iface add mz memif socket="$zsock" role=client zero-copy=on mtu=9000 >/dev/null
+run_ok "attach mz" vsctl bridge attach br mz >/dev/null
+run_ok "mz's static MAC" vsctl fdb add br "$mz_mac" mz >/dev/null
+ip -n "$pod" neigh replace "$mz_ip" lladdr "$mz_mac" dev eth0 nud permanent
+wait_until 15 "mz link up" link_up mz
+dv=$(vsctl --json iface show mz | vs_json 'd["devargs"]')
+[[ $dv == *zero-copy=on* ]] || fail "mz is not zero-copy: devargs $dv"
+answers mz "$mz_ip"
+rx0=$(iface_stat mz rx_bytes)
+out=$(ip netns exec "$pod" ping -c 3 -i 0.2 -w 10 -Mdo -s 8000 "$mz_ip" 2>&1) ||
+    fail "jumbo ping through zero-copy mz failed: $out"
+grep -q ' 0% packet loss' <<<"$out" || fail "jumbo ping through mz lost packets: $out"
+stat_at_least mz rx_bytes $((rx0 + 3 * 8000)) || fail "mz received no jumbo replies: $(vsctl stats mz)"
+stop_testpmd "$ZCNF_PID"
+wait_until 15 "mz link down after its CNF stopped" link_down mz
+zero_cnf cnfz2
+wait_until 20 "mz link up again (the switch reconnected)" link_up mz
+answers mz "$mz_ip"
+refused_add "zero-copy on a memif server" "zero-copy=on needs role=client" \
+    mzs memif socket="$VS_TMP/mzs.sock" role=server zero-copy=on
+refused_add "zero-copy through DPDK's net_memif" "zero-copy=on needs driver=native" \
+    mzd memif socket="$VS_TMP/mzd.sock" role=client zero-copy=on driver=dpdk
+log "memif zero-copy client: pings and 8000-byte pings through the shared buffers, again after the CNF restarted"
+
 # vswitchd restarted while the VM and the CNF (the servers) stay: the restored interfaces
 # reconnect.
 stop_vswitchd
@@ -279,11 +317,20 @@ if ! vs_alive "$CNF_PID"; then
     log "NOTE: the CNF (testpmd net_memif server) died when the switch disconnected; started again"
     server_cnf cnfs3
 fi
+if ! vs_alive "$ZCNF_PID"; then
+    log "NOTE: the zero-copy CNF (testpmd net_memif server) died when the switch disconnected; started again; its last words: $(tail -n 2 "$VS_TMP/testpmd-cnfz2.log" | tr '\n' ' ')"
+    zero_cnf cnfz3
+fi
 wait_until 20 "vc link up after vswitchd restarted" link_up vc
 wait_until 20 "mc link up after vswitchd restarted" link_up mc
+wait_until 20 "mz link up after vswitchd restarted" link_up mz
 answers vc "$vm_ip"
 answers mc "$mc_ip"
+answers mz "$mz_ip"
+dv=$(vsctl --json iface show mz | vs_json 'd["devargs"]')
+[[ $dv == *zero-copy=on* ]] || fail "mz restored without zero-copy: devargs $dv"
 stop_testpmd "$CNF_PID"
+stop_testpmd "$ZCNF_PID"
 n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user")')
 assert_eq "$n" "$((VHOSTS + 5))" "vhost-user interfaces restored after the restart (vh*, vg, vgd, vq, vj, vc)"
 group_sockets "after the restart"

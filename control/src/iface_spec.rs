@@ -814,6 +814,53 @@ mod tests {
         }
     }
 
+    /// zero-copy= is on or off, for a native memif client only: the client owns the
+    /// shared memory, and DPDK's net_memif is not the switch's to share it through.
+    #[test]
+    fn zero_copy_is_for_native_memif_clients() {
+        let base = [("socket", "/tmp/z.sock"), ("role", "client")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut kv = base.to_vec();
+            kv.extend_from_slice(extra);
+            parse("memif", &kv)
+        };
+        assert!(with(&[("zero-copy", "on")]).unwrap().zero_copy());
+        assert!(!with(&[("zero-copy", "off")]).unwrap().zero_copy());
+        assert!(!with(&[]).unwrap().zero_copy());
+        for (extra, want) in [
+            (&[("zero-copy", "yes")][..], "zero-copy must be on or off"),
+            (
+                &[("zero-copy", "on"), ("driver", "dpdk")][..],
+                "needs driver=native",
+            ),
+        ] {
+            let e = with(extra).unwrap_err().message;
+            assert!(e.contains(want), "{e}");
+        }
+        let e = parse(
+            "memif",
+            &[
+                ("socket", "/tmp/z.sock"),
+                ("role", "server"),
+                ("zero-copy", "on"),
+            ],
+        )
+        .unwrap_err()
+        .message;
+        assert!(e.contains("zero-copy=on needs role=client"), "{e}");
+        let e = parse(
+            "vhost-user",
+            &[
+                ("socket", "/tmp/v.sock"),
+                ("mode", "client"),
+                ("zero-copy", "on"),
+            ],
+        )
+        .unwrap_err()
+        .message;
+        assert!(e.contains("key \"zero-copy\" is not known"), "{e}");
+    }
+
     /// group= gives a server socket to a group (by name or number); a client's socket is
     /// not the switch's to give, and an unknown group is named.
     #[test]
