@@ -189,13 +189,23 @@ impl MemifPort {
         workers: usize,
         pool: Arc<Mempool>,
     ) -> Result<MemifPort, memif::Error> {
+        MemifPort::open_with(ctx, cfg, workers, pool, None)
+    }
+
+    fn open_with(
+        ctx: &Context,
+        cfg: Config,
+        workers: usize,
+        pool: Arc<Mempool>,
+        zc: Option<Arc<ZcPool>>,
+    ) -> Result<MemifPort, memif::Error> {
         let iface = ctx.open(cfg)?;
         Ok(MemifPort {
             iface,
             workers: workers.max(1),
             pool,
             stats: MemifStats::default(),
-            zc: None,
+            zc,
         })
     }
 
@@ -209,14 +219,7 @@ impl MemifPort {
         zc: Arc<ZcPool>,
     ) -> Result<MemifPort, memif::Error> {
         cfg.zero_copy = Some(zc.clone());
-        let iface = ctx.open(cfg)?;
-        Ok(MemifPort {
-            iface,
-            workers: workers.max(1),
-            pool,
-            stats: MemifStats::default(),
-            zc: Some(zc),
-        })
+        MemifPort::open_with(ctx, cfg, workers, pool, Some(zc))
     }
 
     /// The buffers of a zero-copy port (None in copy mode).

@@ -616,7 +616,7 @@ impl Switch {
         let port = if spec.zero_copy() {
             // The port's own buffers, shared with the server: both ways of every queue's
             // ring (1024 each) held by the peer, and as many again in flight in the switch.
-            let rings = u32::from(memif.queues) * 2 << cfg.log2_ring_size;
+            let rings = (u32::from(memif.queues) * 2) << cfg.log2_ring_size;
             let mbufs = 2 * rings + (workers as u32 + 1) * MAX_BURST as u32;
             let pool_name = format!(
                 "vs_zc{}",

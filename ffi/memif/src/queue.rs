@@ -275,12 +275,7 @@ impl QueueSlot {
                 continue;
             }
             // A chain: find its end within what is available.
-            let left = end.wrapping_sub(cur);
-            let mut k: u16 = 1;
-            while k < left && ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
-                k += 1;
-            }
-            if ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
+            let Some(k) = frame_descs(ring, cur, end) else {
                 // Not ended yet: wait for the rest, unless the ring is full of it.
                 if avail == size {
                     a.broken = true;
@@ -288,7 +283,7 @@ impl QueueSlot {
                     notify.ring_broken();
                 }
                 break;
-            }
+            };
             // SAFETY: the scratch buffer is ours while the guard is held (see Guard);
             // the pointer was taken from the guard above and `g` is still alive.
             let buf = unsafe { &mut *scratch };
@@ -366,20 +361,16 @@ impl QueueSlot {
         let (mut frames, mut bytes, mut cur, end) =
             (0usize, 0u64, a.next, a.next.wrapping_add(avail));
         while frames < max && cur != end {
-            // The frame's descriptors: one, or a chain ending within what is available.
-            let left = end.wrapping_sub(cur);
-            let mut k: u16 = 1;
-            while k < left && ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
-                k += 1;
-            }
-            if ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
+            // The frame's descriptors: one, or a chain ending within what is available
+            // (else wait for the rest, unless the ring is full of it).
+            let Some(k) = frame_descs(ring, cur, end) else {
                 if avail == size {
                     a.broken = true;
                     bump(&stats.ring_broken, 1);
                     notify.ring_broken();
                 }
                 break;
-            }
+            };
             let (mut total, mut ok) = (0u64, usize::from(k) <= ZC_MAX_CHAIN);
             let mut tokens = [0u64; ZC_MAX_CHAIN];
             for i in 0..usize::from(k).min(ZC_MAX_CHAIN) {
@@ -494,6 +485,18 @@ impl QueueSlot {
             no_room: 0,
         })
     }
+}
+
+/// How many descriptors from slot `cur` make one frame (the chain up to the first without
+/// the NEXT flag), if it ends before slot `end`.
+#[inline]
+fn frame_descs(ring: Ring, cur: u16, end: u16) -> Option<u16> {
+    let left = end.wrapping_sub(cur);
+    let mut k: u16 = 1;
+    while k < left && ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT != 0 {
+        k += 1;
+    }
+    (ring.desc(cur.wrapping_add(k - 1)).flags & DESC_FLAG_NEXT == 0).then_some(k)
 }
 
 /// Client rx: hands every slot read so far back to the server as an empty buffer.

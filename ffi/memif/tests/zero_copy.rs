@@ -151,6 +151,17 @@ fn exchange(
     }
 }
 
+/// Sends frames with the copy API (what went).
+fn send(i: &Interface, q: usize, f: &[Vec<u8>]) -> usize {
+    let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+    i.tx_burst(q, &refs)
+}
+
+/// Receives frames with the copy API.
+fn recv(i: &Interface, q: usize, got: &mut Vec<Vec<u8>>) {
+    i.rx_burst(q, 32, |f| got.push(f.to_vec()));
+}
+
 #[test]
 fn zero_copy_client_against_a_copy_server() {
     let ctx = Context::new().unwrap();
@@ -164,26 +175,8 @@ fn zero_copy_client_against_a_copy_server() {
         .collect();
     for q in 0..2 {
         // The copy API on the zero-copy client: copied into pool buffers, then lent.
-        exchange(
-            &frames,
-            |f| {
-                let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
-                c.tx_burst(q, &refs)
-            },
-            |got| {
-                s.rx_burst(q, 32, |f| got.push(f.to_vec()));
-            },
-        );
-        exchange(
-            &frames,
-            |f| {
-                let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
-                s.tx_burst(q, &refs)
-            },
-            |got| {
-                c.rx_burst(q, 32, |f| got.push(f.to_vec()));
-            },
-        );
+        exchange(&frames, |f| send(&c, q, f), |got| recv(&s, q, got));
+        exchange(&frames, |f| send(&s, q, f), |got| recv(&c, q, got));
         // The buffer API: frames written into buffers of our own and lent, received as
         // buffers (chains for the long ones).
         exchange(
@@ -213,16 +206,11 @@ fn zero_copy_client_against_a_copy_server() {
                 }
                 n
             },
-            |got| {
-                s.rx_burst(q, 32, |f| got.push(f.to_vec()));
-            },
+            |got| recv(&s, q, got),
         );
         exchange(
             &frames,
-            |f| {
-                let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
-                s.tx_burst(q, &refs)
-            },
+            |f| send(&s, q, f),
             |got| {
                 c.rx_burst_zc(q, 32, |segs| {
                     let mut whole = Vec::new();
@@ -254,16 +242,7 @@ fn zero_copy_client_against_a_copy_server() {
     let s = ctx.open(sc).unwrap();
     wait("link up again", || s.is_up() && c.is_up());
     let few: Vec<Vec<u8>> = (0..100).map(|i| frame(100, i as u8)).collect();
-    exchange(
-        &few,
-        |f| {
-            let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
-            s.tx_burst(0, &refs)
-        },
-        |got| {
-            c.rx_burst(0, 32, |f| got.push(f.to_vec()));
-        },
-    );
+    exchange(&few, |f| send(&s, 0, f), |got| recv(&c, 0, got));
     drop(c);
     wait("every buffer back after removal", || {
         pool.outstanding() == 0
@@ -289,16 +268,7 @@ fn a_dry_pool_fills_what_it_can_and_refuses_the_rest() {
     // The server can fill the 100 buffers it has; the client takes them and hands them
     // back, so traffic goes on.
     let frames: Vec<Vec<u8>> = (0..500).map(|i| frame(64, i as u8)).collect();
-    exchange(
-        &frames,
-        |f| {
-            let refs: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
-            s.tx_burst(0, &refs)
-        },
-        |got| {
-            c.rx_burst(0, 32, |f| got.push(f.to_vec()));
-        },
-    );
+    exchange(&frames, |f| send(&s, 0, f), |got| recv(&c, 0, got));
 }
 
 #[test]
