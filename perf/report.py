@@ -95,6 +95,10 @@ GOALS = [
     (("vswitch", "v2v-memif-ethdev"), ("floor", "v2v-memif-ethdev"), 0.9),
     (("vswitch", "v2v-memif-ethdev"), ("ovs", "v2v-memif-ethdev"), 1.0),
     (("vswitch", "v2v-memif"), ("vswitch", "v2v-memif-ethdev"), 1.0),
+    # Zero-copy memif, the switch as client: at least DPDK's own zero-copy client (the
+    # floor) and issue 16's 1.1x of OVS (whose memif has no zero-copy).
+    (("vswitch", "v2v-memif-zc"), ("floor", "v2v-memif-zc"), 1.0),
+    (("vswitch", "v2v-memif-zc"), ("ovs", "v2v-memif-zc"), 1.1),
     # CNI (issue 17): memif pod to memif pod through the plugin's attachments (a bridge) at
     # the v2v-memif figure (a cross-connect of the same ports).
     (("vswitch", "v2v-memif-cni"), ("vswitch", "v2v-memif"), 1.0),

@@ -62,7 +62,7 @@ EOF
 
 PROFILES=(xconnect l2-1k l2-100k ipv4-1k ipv4-1M ipv6-10k vxlan-encap vxlan-decap v2v-vhost
     v2v-vhost-ethdev v2v-memif-ethdev
-    v2v-memif v2v-memif-cni ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate
+    v2v-memif v2v-memif-cni v2v-memif-zc ipv4-acl-1 ipv4-acl-100 ipv4-acl-1k acl-stateful-10k acl-conn-rate
     nat-dnat-10 nat-dnat-10k nat-snat nat-conn-rate)
 # Profiles --quick runs (l2-100k and ipv4-1M take minutes to set up; ipv6-10k waits for the
 # dataplane's IPv6 forwarding).
@@ -71,7 +71,8 @@ declare -A PROFILE_TOPO=([xconnect]=A [l2-1k]=A [l2-100k]=A [ipv4-1k]=A [ipv4-1M
     [vxlan-encap]=A [vxlan-decap]=A
     [ipv4-acl-1]=A [ipv4-acl-100]=A [ipv4-acl-1k]=A [acl-stateful-10k]=A [acl-conn-rate]=A
     [nat-dnat-10]=A [nat-dnat-10k]=A [nat-snat]=A [nat-conn-rate]=A
-    [v2v-vhost]=B [v2v-vhost-ethdev]=B [v2v-memif]=B [v2v-memif-ethdev]=B [v2v-memif-cni]=B)
+    [v2v-vhost]=B [v2v-vhost-ethdev]=B [v2v-memif]=B [v2v-memif-ethdev]=B [v2v-memif-cni]=B
+    [v2v-memif-zc]=B)
 # The MAC of the first net_pcap port a DPDK process opens: the pcap PMD names its ports
 # 02:70:63:61:70:NN ("pcap" and a per-process counter) and cannot change it (set MAC:
 # ENOTSUP), so the routed profiles' frames are addressed to it (the switch checks).
@@ -117,7 +118,11 @@ declare -A PROFILE_TABLE=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1 [i
     [nat-snat]=1 [nat-conn-rate]=1)
 # Topology B: the type of the switch's two ports a and b (the peer's two "VMs").
 declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-vhost-ethdev]=vhost [v2v-memif]=memif
-    [v2v-memif-ethdev]=memif [v2v-memif-cni]=memif)
+    [v2v-memif-ethdev]=memif [v2v-memif-cni]=memif [v2v-memif-zc]=memif)
+# Topology B: profiles where the switch (and the floor, and OVS) is the client of sockets the
+# peer serves; the peer starts first (a DPDK net_memif client does not retry a socket that is
+# not there yet).
+declare -A PROFILE_CLIENT=([v2v-memif-zc]=1)
 # Topology B: the switch's driver for its two ports where the default is not the one meant.
 declare -A PROFILE_DRIVER=([v2v-vhost-ethdev]=dpdk [v2v-memif-ethdev]=dpdk)
 declare -A PROFILE_DESC=(
@@ -126,6 +131,7 @@ declare -A PROFILE_DESC=(
     [v2v-vhost-ethdev]="v2v-vhost with the switch's ports on DPDK's net_vhost ethdev (driver=dpdk), as before issue 16"
     [v2v-memif-ethdev]="v2v-memif with the switch's ports on DPDK's net_memif ethdev (driver=dpdk), as before issue 16"
     [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server; driver=native: the switch's own memif), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
+    [v2v-memif-zc]="VM to VM over zero-copy memif: the switch's memif ports a, b are clients with zero-copy=on (its own buffers, shared with the peer) of the peer's net_memif0/1 (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io with DPDK's zero-copy memif clients (zero-copy=yes, --single-file-segments); OVS: its DPDK memif clients in copy mode (OVS has no zero-copy memif)"
     [v2v-memif-cni]="Two memif pods attached by vswitch-cni: the peer's net_memif0/1 (client) <-> the memif sockets the plugin made (socketDir/<container id>/net1.sock; the switch is the server) of two attachments to bridge br0 (learning on), 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io between two memif ports as in v2v-memif; OVS: br0 with actions=NORMAL (MAC learning, as the switch's bridge)"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
@@ -202,6 +208,7 @@ setup_vswitch_xconnect() { "$@" xconnect add src sink; }
 setup_vswitch_v2v-vhost() { "$@" xconnect add a b; }
 setup_vswitch_v2v-vhost-ethdev() { "$@" xconnect add a b; }
 setup_vswitch_v2v-memif() { "$@" xconnect add a b; }
+setup_vswitch_v2v-memif-zc() { "$@" xconnect add a b; }
 setup_vswitch_v2v-memif-ethdev() { "$@" xconnect add a b; }
 # v2v-memif-cni: the plugin put both ports in br0 (ports_vswitch).
 setup_vswitch_v2v-memif-cni() { :; }
@@ -212,6 +219,16 @@ setup_ovs_v2v() { "$@" "in_port=a,actions=output:b" && "$@" "in_port=b,actions=o
 setup_ovs_v2v-vhost() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-vhost-ethdev() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif() { setup_ovs_v2v "$@"; }
+setup_ovs_v2v-memif-zc() { setup_ovs_v2v "$@"; }
+# OVS's ports for v2v-memif-zc: DPDK memif clients without zero-copy=yes (see PROFILE_DESC).
+ports_ovs_v2v-memif-zc() {
+    local i
+    for i in 0 1; do
+        "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdk \
+            "options:dpdk-devargs=${DEVARGS[i]%,zero-copy=yes}" "ofport_request=$((i + 1))" ||
+            return 1
+    done
+}
 setup_ovs_v2v-memif-ethdev() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif-cni() { "$@" "actions=NORMAL"; }
 
@@ -976,8 +993,13 @@ port_devargs() {
             DEVARGS=("net_vhost0,iface=$d/a.sock,queues=1" "net_vhost1,iface=$d/b.sock,queues=1") ;;
         B/memif)
             PORTS=(a b) OUT_PORTS=0,1
-            DEVARGS=("net_memif0,role=server,id=0,socket=$d/a.sock,socket-abstract=no"
-                "net_memif1,role=server,id=0,socket=$d/b.sock,socket-abstract=no") ;;
+            if [ -n "${PROFILE_CLIENT[$profile]:-}" ]; then
+                DEVARGS=("net_memif0,role=client,id=0,socket=$d/a.sock,socket-abstract=no,zero-copy=yes"
+                    "net_memif1,role=client,id=0,socket=$d/b.sock,socket-abstract=no,zero-copy=yes")
+            else
+                DEVARGS=("net_memif0,role=server,id=0,socket=$d/a.sock,socket-abstract=no"
+                    "net_memif1,role=server,id=0,socket=$d/b.sock,socket-abstract=no")
+            fi ;;
         *) echo "perf/run.sh: profile $profile has no port set-up" >&2; return 1 ;;
     esac
 }
@@ -1022,10 +1044,11 @@ ports_vswitch() {
                 ports_vswitch_cni "$d" "$@"
                 return
             fi
-            local mdrv=()
-            [ -z "${PROFILE_DRIVER[$profile]:-}" ] || mdrv=("driver=${PROFILE_DRIVER[$profile]}")
-            "$@" iface add a memif "socket=$d/a.sock" role=server id=0 "${mdrv[@]}" &&
-                "$@" iface add b memif "socket=$d/b.sock" role=server id=0 "${mdrv[@]}" ;;
+            local mdrv=(role=server)
+            [ -z "${PROFILE_DRIVER[$profile]:-}" ] || mdrv+=("driver=${PROFILE_DRIVER[$profile]}")
+            [ -z "${PROFILE_CLIENT[$profile]:-}" ] || mdrv=(role=client zero-copy=on)
+            "$@" iface add a memif "socket=$d/a.sock" id=0 "${mdrv[@]}" &&
+                "$@" iface add b memif "socket=$d/b.sock" id=0 "${mdrv[@]}" ;;
     esac
 }
 
@@ -1098,13 +1121,20 @@ start_peer() {
     local profile=$1 name=$2 d=$3 sa=$4 sb=$5 i vdevs=()
     local prefix="$TAG-peer-$name" log="$d/peer.log"
     PEER_PID="" PEER_WHY=""
-    for ((i = 0; i < 200; i++)); do
-        [ -S "$sa" ] && [ -S "$sb" ] && break
-        sleep 0.1
-    done
-    if [ ! -S "$sa" ] || [ ! -S "$sb" ]; then
-        PEER_WHY="the switch did not create its sockets $sa and $sb within 20 s"
-        return 1
+    local role=client
+    if [ -n "${PROFILE_CLIENT[$profile]:-}" ]; then
+        # The peer serves the sockets (started before the switch: peer_first).
+        role=server
+        rm -f "$sa" "$sb"
+    else
+        for ((i = 0; i < 200; i++)); do
+            [ -S "$sa" ] && [ -S "$sb" ] && break
+            sleep 0.1
+        done
+        if [ ! -S "$sa" ] || [ ! -S "$sb" ]; then
+            PEER_WHY="the switch did not create its sockets $sa and $sb within 20 s"
+            return 1
+        fi
     fi
     case "${PROFILE_PORT[$profile]}" in
         vhost) vdevs=(--vdev "net_virtio_user0,path=$sa,queues=1"
@@ -1112,8 +1142,8 @@ start_peer() {
         # flowgen sends port N's frames to testpmd's default peer address 02:00:00:00:00:0N:
         # each port takes the other's as its own MAC, so the two "VMs" talk to each other
         # (known unicast once a bridge has learned them, as two pods do), not to nobody.
-        memif) vdevs=(--vdev "net_memif0,role=client,id=0,socket=$sa,socket-abstract=no,mac=02:00:00:00:00:01"
-                   --vdev "net_memif1,role=client,id=0,socket=$sb,socket-abstract=no,mac=02:00:00:00:00:00") ;;
+        memif) vdevs=(--vdev "net_memif0,role=$role,id=0,socket=$sa,socket-abstract=no,mac=02:00:00:00:00:01"
+                   --vdev "net_memif1,role=$role,id=0,socket=$sb,socket-abstract=no,mac=02:00:00:00:00:00") ;;
     esac
     PREFIXES+=("$prefix")
     dpdk-testpmd --lcores "0@$MAIN_CORE,1@$MAIN_CORE" --no-huge -m "$PEER_MEM_MB" --no-pci \
@@ -1129,6 +1159,16 @@ start_peer() {
     done
     PEER_WHY="peer testpmd did not start forwarding: $(grep -v '^\s*$' "$log" | tail -n 1)"
     return 1
+}
+
+# peer_first PROFILE NAME DIR: for a PROFILE_CLIENT profile, starts the peer (the server)
+# before the system under test; peer_after PROFILE NAME DIR: for the others, once the
+# system's sockets exist. Both return non-zero with PEER_WHY set on failure.
+peer_first() {
+    [ -z "${PROFILE_CLIENT[$1]:-}" ] || start_peer "$1" "$2" "$3" "$3/a.sock" "$3/b.sock"
+}
+peer_after() {
+    [ -n "${PROFILE_CLIENT[$1]:-}" ] || start_peer "$1" "$2" "$3" "${4:-$3/a.sock}" "${5:-$3/b.sock}"
 }
 
 # stop_peer: after the switch (a memif port reads zero statistics once its peer has gone,
@@ -1174,6 +1214,11 @@ measure_vswitch() {
     else
         setup=(ports_vswitch "$profile" "$pcap" "$d")
     fi
+    if ! peer_first "$profile" "$short-$run" "$d"; then
+        sample "$profile" "$system" "$run" failed "$PEER_WHY"
+        stop_peer
+        return
+    fi
     "$bin/vswitchd" "${EAL_MEM[@]}" --mem "${PROFILE_MEM[$profile]:-$MEM_MB}" "${mbufs[@]}" --lcores "$MAIN_CORE,$WORKER_CORE" --workers 1 \
         --poll busy --file-prefix "$prefix" --socket "$sock" --state-file "$d/state.json" \
         "${cfg[@]}" >"$d/vswitchd.log" 2>&1 &
@@ -1197,8 +1242,7 @@ measure_vswitch() {
             { ! declare -F "setup_vswitch_$profile" >/dev/null ||
                 "setup_vswitch_$profile" "${vsctl[@]}"; }; } >"$d/vsctl.log" 2>&1; then
         why="configuration failed: $(tail -n 1 "$d/vsctl.log")"
-    elif [ "${PROFILE_TOPO[$profile]}" = B ] &&
-            ! start_peer "$profile" "$short-$run" "$d" "$d/a.sock" "$d/b.sock"; then
+    elif [ "${PROFILE_TOPO[$profile]}" = B ] && ! peer_after "$profile" "$short-$run" "$d"; then
         why=$PEER_WHY
     else
         sleep "$WARMUP"
@@ -1326,9 +1370,16 @@ measure_floor() {
     fi
     PREFIXES+=("$prefix")
     port_devargs "$profile" "$pcap" "$d"
-    local mbufs=()
+    local mbufs=() eal=()
     [ -z "${PROFILE_MBUFS[$profile]:-}" ] || mbufs=(--total-num-mbufs="${PROFILE_MBUFS[$profile]}")
-    dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" "${EAL_MEM[@]}" -m "${PROFILE_MEM[$profile]:-$MEM_MB}" --no-pci \
+    # DPDK's zero-copy memif client shares its memory one file per segment list.
+    [ -z "${PROFILE_CLIENT[$profile]:-}" ] || eal=(--single-file-segments)
+    if ! peer_first "$profile" "tp-$run" "$d"; then
+        sample "$profile" floor "$run" failed "$PEER_WHY"
+        stop_peer
+        return
+    fi
+    dpdk-testpmd -l "$MAIN_CORE,$WORKER_CORE" "${EAL_MEM[@]}" "${eal[@]}" -m "${PROFILE_MEM[$profile]:-$MEM_MB}" --no-pci \
         --file-prefix "$prefix" --vdev "${DEVARGS[0]}" --vdev "${DEVARGS[1]}" \
         -- "${mbufs[@]}" --forward-mode=io --burst="$BURST" --stats-period 1 --record-core-cycles \
         </dev/null >"$d/testpmd.log" 2>&1 &
@@ -1348,8 +1399,7 @@ measure_floor() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    if [ "${PROFILE_TOPO[$profile]}" = B ] &&
-            ! start_peer "$profile" "tp-$run" "$d" "$d/a.sock" "$d/b.sock"; then
+    if [ "${PROFILE_TOPO[$profile]}" = B ] && ! peer_after "$profile" "tp-$run" "$d"; then
         why=$PEER_WHY
     else
         base=$(grep -ac "NIC statistics for port ${sinks%%,*}" "$d/testpmd.log" || true)
@@ -1430,6 +1480,7 @@ measure_ovs() {
         why="cannot make network namespace $OVS_NETNS: $(tail -n 1 "$d/setup.log")"
     else
         [ -z "$OVS_NETNS" ] || ns=(ip netns exec "$OVS_NETNS")
+        peer_first "$profile" "ovs-$run" "$d" || why=$PEER_WHY
         "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
             "other_config:dpdk-extra=${EAL_MEM[*]/%/ }--legacy-mem --iova-mode=va -m $(ovs_mem "$profile") --no-pci --file-prefix=$prefix" \
             "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \
@@ -1474,7 +1525,7 @@ measure_ovs() {
             if [ -n "$why" ]; then
                 :
             elif [ "${PROFILE_TOPO[$profile]}" = B ] &&
-                    ! start_peer "$profile" "ovs-$run" "$d" "$sa" "$sb"; then
+                    ! peer_after "$profile" "ovs-$run" "$d" "$sa" "$sb"; then
                 why=$PEER_WHY
             else
                 sleep "$WARMUP"

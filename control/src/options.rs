@@ -56,6 +56,11 @@ pub struct Options {
     /// first interface with an MTU over 1960 is added.
     #[arg(long, value_name = "N", default_value_t = crate::switch::DEFAULT_JUMBO_MBUFS)]
     pub jumbo_mbufs: u32,
+    /// Mbufs in the buffer pool that zero-copy memif clients share with their peers (2048
+    /// bytes of packet each, in shared memory outside --mem), made when the first
+    /// `zero-copy=on` interface is added.
+    #[arg(long, value_name = "N", default_value_t = crate::switch::DEFAULT_ZC_MBUFS)]
+    pub zc_mbufs: u32,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
@@ -274,6 +279,12 @@ impl Options {
             return Err(format!(
                 "--mbufs must be from 1024 to 4194303, not {}",
                 self.mbufs
+            ));
+        }
+        if !(4096..=1_048_575).contains(&self.zc_mbufs) {
+            return Err(format!(
+                "--zc-mbufs must be from 4096 to 1048575, not {}",
+                self.zc_mbufs
             ));
         }
         if !(512..=1_048_575).contains(&self.jumbo_mbufs) {

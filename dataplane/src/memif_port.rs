@@ -20,14 +20,16 @@
 //! whose checksum is left to the device must be completed in software before it gets here.
 //!
 //! Zero-copy ([`MemifPort::open_zero_copy`], a client only: the client owns the shared
-//! memory): the port gets a pool of its own whose packet data lies in memory shared with
-//! the server ([`ZcPool`]; the mbuf headers stay in private memory, so the peer sees packet
-//! bytes only). rx: the server writes into the pool's buffers and the frames become mbufs
-//! as they are, no copy. tx: a frame already in the pool (one received on a zero-copy
-//! port, or a copy of one) is lent to the server by address and freed once the server has
-//! read it; any other frame is copied into a buffer of the pool first. The server can
-//! write to the pool's buffers at any time, including those of frames the switch is
-//! working on: zero-copy is for peers the operator trusts (as with DPDK's own).
+//! memory): the port receives into, and sends from, a pool whose packet data lies in memory
+//! shared with the server ([`ZcPool`]; the mbuf headers stay in private memory, so the peer
+//! sees packet bytes only). The switch gives all its zero-copy ports one pool, so a frame
+//! received on one leaves another without a copy. rx: the server writes into the pool's
+//! buffers and the frames become mbufs as they are. tx: a frame already in the pool is lent
+//! to the server by address and freed once the server has read it; any other frame is
+//! copied into a buffer of the pool first. Every zero-copy peer can write to every buffer
+//! of the pool at any time, including those of frames the switch is working on or sends to
+//! another peer: zero-copy is for peers the operator trusts (as with DPDK's own, which
+//! shares all of DPDK's memory).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;

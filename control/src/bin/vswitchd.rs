@@ -138,6 +138,7 @@ fn run(opts: Options) -> Result<(), String> {
         events.clone(),
     )
     .with_jumbo_mbufs(opts.jumbo_mbufs)
+    .with_zc_mbufs(opts.zc_mbufs)
     .with_max_ifaces(opts.max_interfaces);
     let started = std::time::Instant::now();
     for e in switch.restore(initial.as_ref(), &journal) {

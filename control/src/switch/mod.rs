@@ -16,6 +16,7 @@ use dpdk::{Eal, Mempool, Port};
 use vswitch_dataplane::l2::bridge::L2Shared;
 use vswitch_dataplane::l2::fdb::{Fdb, FdbKey, ALL_REMOTES, NO_REMOTE};
 use vswitch_dataplane::l2::learn::Learner;
+use vswitch_dataplane::memif_port::ZcPool;
 use vswitch_dataplane::plan::L3Port;
 use vswitch_dataplane::slowpath::SlowPath;
 use vswitch_dataplane::{
@@ -40,6 +41,11 @@ mod txn;
 /// Mbufs of the jumbo pool by default: 8192 * ~10 KiB = ~80 MiB of DPDK memory, beside the
 /// standard pool's ~75 MiB (32767 * ~2.3 KiB), within the default --mem 512.
 pub const DEFAULT_JUMBO_MBUFS: u32 = 8192;
+
+/// Mbufs of the zero-copy memif pool unless --zc-mbufs says otherwise (35.6 MB of shared
+/// memory): a zero-copy client holds a ring of them (1024) at its server to receive into
+/// and up to a ring lent on tx, so this serves about six such ports.
+pub const DEFAULT_ZC_MBUFS: u32 = 16384;
 /// The jumbo pool's name (`vsctl mempools`).
 const JUMBO_POOL: &str = "vs_jumbo";
 /// Its per-lcore cache: smaller than the standard pool's 256, as each mbuf is 4.5x larger.
@@ -456,6 +462,12 @@ pub struct Switch {
     jumbo: Option<Arc<Mempool>>,
     /// Mbufs the jumbo pool is made with.
     jumbo_mbufs: u32,
+    /// The buffers every zero-copy memif client shares with its peer, made with the first
+    /// (see memif_port.rs), then kept: one pool for all, so that a frame received on one is
+    /// sent on another by lending the same buffer.
+    zc: Option<Arc<ZcPool>>,
+    /// Mbufs the zero-copy pool is made with.
+    zc_mbufs: u32,
     eal: Option<Eal>,
     queue_load: Vec<usize>,
     next_index: u32,
@@ -537,6 +549,8 @@ impl Switch {
             pool,
             jumbo: None,
             jumbo_mbufs: DEFAULT_JUMBO_MBUFS,
+            zc: None,
+            zc_mbufs: DEFAULT_ZC_MBUFS,
             max_ifaces: MAX_IFACES,
             eal: Some(eal),
             queue_load: vec![0; workers],
@@ -559,6 +573,34 @@ impl Switch {
     pub fn with_jumbo_mbufs(mut self, n: u32) -> Switch {
         self.jumbo_mbufs = n;
         self
+    }
+
+    /// Sets how many mbufs the zero-copy memif pool gets when it is made (--zc-mbufs).
+    pub fn with_zc_mbufs(mut self, n: u32) -> Switch {
+        self.zc_mbufs = n;
+        self
+    }
+
+    /// The zero-copy memif pool, made on first use.
+    fn zc_pool(&mut self) -> ApiResult<Arc<ZcPool>> {
+        if let Some(p) = &self.zc {
+            return Ok(p.clone());
+        }
+        let n = self.zc_mbufs;
+        let pool = ZcPool::new(self.eal()?, "vs_zc", n).map_err(|e| {
+            ApiError::unavailable(format!(
+                "cannot make the zero-copy buffer pool ({n} mbufs): {e}; give DPDK more \
+                 memory (--mem) or fewer zero-copy buffers (--zc-mbufs)"
+            ))
+        })?;
+        tracing::info!(
+            pool = "vs_zc",
+            mbufs = n,
+            "zero-copy memif buffer pool made"
+        );
+        let pool = Arc::new(pool);
+        self.zc = Some(pool.clone());
+        Ok(pool)
     }
 
     /// Sets the most interfaces (ports, bridges' routed interfaces, tunnels) the switch
@@ -1520,6 +1562,7 @@ impl Switch {
             mbufs_in_use = self.pool.in_use(),
             jumbo_mbufs_in_use_before_close = jumbo_in_use,
             jumbo_mbufs_in_use = self.jumbo.as_ref().map(|p| p.in_use()),
+            zc_mbufs_in_use = self.zc.as_ref().map(|p| p.pool().in_use()),
             "ports closed"
         );
         self.eal.take()

@@ -38,7 +38,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dpdk::{Mempool, Port, PortConfig, MAX_BURST};
+use dpdk::{Mempool, Port, PortConfig};
 use kport::{AfPacketConfig, TapConfig};
 
 /// The rings of a native af_packet port: 256 rx slots and 128 tx slots of 2 KiB (768 KiB
@@ -54,11 +54,7 @@ const NATIVE_RINGS: AfPacketConfig = AfPacketConfig {
     promisc: true,
 };
 use vswitch_dataplane::l2::fdb::{FdbKey, Remote, ALL_REMOTES, NO_REMOTE};
-use vswitch_dataplane::memif_port::{MemifPort, ZcPool};
-
-/// Zero-copy memif pools made so far (each gets a name of its own: DPDK's pool names are
-/// unique).
-static ZC_POOLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+use vswitch_dataplane::memif_port::MemifPort;
 use vswitch_dataplane::native::NativePort;
 use vswitch_dataplane::plan::place_queues;
 use vswitch_dataplane::vhost_port::VhostPort;
@@ -614,21 +610,7 @@ impl Switch {
             .map_err(|e| ApiError::internal(format!("interface {name:?}: memif: {e}")))?;
         let workers = self.engine.workers();
         let port = if spec.zero_copy() {
-            // The port's own buffers, shared with the server: both ways of every queue's
-            // ring (1024 each) held by the peer, and as many again in flight in the switch.
-            let rings = (u32::from(memif.queues) * 2) << cfg.log2_ring_size;
-            let mbufs = 2 * rings + (workers as u32 + 1) * MAX_BURST as u32;
-            let pool_name = format!(
-                "vs_zc{}",
-                ZC_POOLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            );
-            let zc = ZcPool::new(self.eal()?, &pool_name, mbufs).map_err(|e| {
-                ApiError::unavailable(format!(
-                    "interface {name:?}: zero-copy buffers ({mbufs} mbufs): {e}; give DPDK \
-                     more memory (--mem)"
-                ))
-            })?;
-            MemifPort::open_zero_copy(ctx, cfg, workers, pool, Arc::new(zc))
+            MemifPort::open_zero_copy(ctx, cfg, workers, pool, self.zc_pool()?)
         } else {
             MemifPort::open_in(ctx, cfg, workers, pool)
         }

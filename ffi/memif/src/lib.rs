@@ -605,8 +605,16 @@ fn queue_bump(c: &AtomicU64, n: u64) {
 }
 
 impl Drop for Interface {
+    /// Waits (up to 5 s) until the control thread has let the interface go: its queues'
+    /// state, and a zero-copy client's buffers in them, are given back before this returns,
+    /// so the caller may free what they came from (a DPDK pool) right after.
     fn drop(&mut self) {
         self.ctx.remove(&self.shared);
+        let t = std::time::Instant::now();
+        while Arc::strong_count(&self.shared) > 1 && t.elapsed() < std::time::Duration::from_secs(5)
+        {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
     }
 }
 

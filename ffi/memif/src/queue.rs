@@ -828,7 +828,8 @@ fn finish(ring: Ring, side: Side, slot: u16, d: Desc, fill: u32, flags: u16) {
                 ..d
             },
         ),
-        _ => ring.set_desc_len_flags(slot, fill, flags),
+        // The server fills the client's buffer: the region read with it stays.
+        _ => ring.set_desc_head(slot, fill, flags, d.region),
     }
 }
 

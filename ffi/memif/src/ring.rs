@@ -196,24 +196,24 @@ impl Ring {
     #[inline]
     pub fn set_desc(&self, slot: u16, d: Desc) {
         let p = self.desc_ptr(slot);
-        // SAFETY: as in desc.
+        // The 16 bytes as two little-endian words, two stores instead of five (the line
+        // is shared with the peer: fewer stores waiting on it).
+        let lo = u64::from(d.flags) | u64::from(d.region) << 16 | u64::from(d.length) << 32;
+        let hi = u64::from(d.offset);
+        // SAFETY: as in desc (16-aligned, so both words are aligned).
         unsafe {
-            std::ptr::write_volatile(p as *mut u16, d.flags);
-            std::ptr::write_volatile(p.add(2) as *mut u16, d.region);
-            std::ptr::write_volatile(p.add(4) as *mut u32, d.length);
-            std::ptr::write_volatile(p.add(8) as *mut u32, d.offset);
-            std::ptr::write_volatile(p.add(12) as *mut u32, 0);
+            std::ptr::write_volatile(p as *mut u64, lo.to_le());
+            std::ptr::write_volatile(p.add(8) as *mut u64, hi.to_le());
         }
     }
 
-    /// Writes only the length and flags of `slot`'s descriptor.
+    /// Writes the length, flags and region of `slot`'s descriptor (its first 8 bytes, in
+    /// one store; the offset is left as it is).
     #[inline]
-    pub fn set_desc_len_flags(&self, slot: u16, length: u32, flags: u16) {
+    pub fn set_desc_head(&self, slot: u16, length: u32, flags: u16, region: u16) {
         let p = self.desc_ptr(slot);
-        // SAFETY: as in desc.
-        unsafe {
-            std::ptr::write_volatile(p as *mut u16, flags);
-            std::ptr::write_volatile(p.add(4) as *mut u32, length);
-        }
+        let w = u64::from(flags) | u64::from(region) << 16 | u64::from(length) << 32;
+        // SAFETY: as in desc (16-aligned, so the word is aligned).
+        unsafe { std::ptr::write_volatile(p as *mut u64, w.to_le()) }
     }
 }
