@@ -131,7 +131,7 @@ declare -A PROFILE_DESC=(
     [v2v-vhost-ethdev]="v2v-vhost with the switch's ports on DPDK's net_vhost ethdev (driver=dpdk), as before issue 16"
     [v2v-memif-ethdev]="v2v-memif with the switch's ports on DPDK's net_memif ethdev (driver=dpdk), as before issue 16"
     [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server; driver=native: the switch's own memif), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
-    [v2v-memif-zc]="VM to VM over zero-copy memif: the switch's memif ports a, b are clients with zero-copy=on (its own buffers, shared with the peer) of the peer's net_memif0/1 (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io with DPDK's zero-copy memif clients (zero-copy=yes, --single-file-segments); OVS: its DPDK memif clients in copy mode (OVS has no zero-copy memif)"
+    [v2v-memif-zc]="VM to VM over zero-copy memif: the switch's memif ports a, b are clients with zero-copy=on (its own buffers, shared with the peer) of the peer's net_memif0/1 (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io with DPDK's zero-copy memif clients (zero-copy=yes, --single-file-segments); OVS: not measured (see PROFILE_MISSING)"
     [v2v-memif-cni]="Two memif pods attached by vswitch-cni: the peer's net_memif0/1 (client) <-> the memif sockets the plugin made (socketDir/<container id>/net1.sock; the switch is the server) of two attachments to bridge br0 (learning on), 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io between two memif ports as in v2v-memif; OVS: br0 with actions=NORMAL (MAC learning, as the switch's bridge)"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
@@ -168,7 +168,8 @@ declare -A PROFILE_MEM_OVS=([v2v-vhost]=2048 [v2v-vhost-ethdev]=2048)
 # min per run); --no-ovs makes every run asked for.
 declare -A PROFILE_MAX_RUNS=([l2-100k]=2 [ipv4-1M]=3)
 # A system that cannot run a profile, with the reason (reported as missing, never as zero).
-declare -A PROFILE_MISSING=()
+declare -A PROFILE_MISSING=(
+    [v2v-memif-zc/ovs]="OVS-DPDK's net_memif client ports (type=dpdk) stay link_state down against testpmd's net_memif server on this machine (0 packets; checked by hand 2026-12-04, cause not found), so OVS has no figure here; v2v-memif measures it as the server")
 # OVS: profiles whose OpenFlow rules are loaded before the ports are added (no traffic yet:
 # a million rules load while the PMD and the handlers are idle, not against an upcall storm).
 declare -A PROFILE_OVS_RULES_FIRST=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1
@@ -220,15 +221,6 @@ setup_ovs_v2v-vhost() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-vhost-ethdev() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif-zc() { setup_ovs_v2v "$@"; }
-# OVS's ports for v2v-memif-zc: DPDK memif clients without zero-copy=yes (see PROFILE_DESC).
-ports_ovs_v2v-memif-zc() {
-    local i
-    for i in 0 1; do
-        "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdk \
-            "options:dpdk-devargs=${DEVARGS[i]%,zero-copy=yes}" "ofport_request=$((i + 1))" ||
-            return 1
-    done
-}
 setup_ovs_v2v-memif-ethdev() { setup_ovs_v2v "$@"; }
 setup_ovs_v2v-memif-cni() { "$@" "actions=NORMAL"; }
 
