@@ -289,6 +289,10 @@ wait_until 15 "mz link up" link_up mz
 dv=$(vsctl --json iface show mz | vs_json 'd["devargs"]')
 [[ $dv == *zero-copy=on* ]] || fail "mz is not zero-copy: devargs $dv"
 answers mz "$mz_ip"
+# zc_in_use: the zero-copy pool's mbufs in use (the CNF holds a ring of them to fill).
+zc_in_use() { vsctl --json mempools | vs_json 'sum(p.get("in_use", 0) for p in d if p["name"] == "vs_zc")'; }
+n=$(zc_in_use)
+((n >= 1024)) || fail "the zero-copy pool vs_zc has $n mbufs in use, not the CNF's ring (1024)"
 rx0=$(iface_stat mz rx_bytes)
 out=$(ip netns exec "$pod" ping -c 3 -i 0.2 -w 10 -Mdo -s 8000 "$mz_ip" 2>&1) ||
     fail "jumbo ping through zero-copy mz failed: $out"
@@ -331,6 +335,11 @@ dv=$(vsctl --json iface show mz | vs_json 'd["devargs"]')
 [[ $dv == *zero-copy=on* ]] || fail "mz restored without zero-copy: devargs $dv"
 stop_testpmd "$CNF_PID"
 stop_testpmd "$ZCNF_PID"
+# Removed: every buffer the port had out (its CNF's ring, lent frames) is back in the pool.
+run_ok "delete mz" vsctl iface del mz >/dev/null
+zc_empty() { (($(zc_in_use) == 0)); }
+wait_until 10 "the zero-copy pool's mbufs all back after mz's removal" zc_empty
+log "mz removed: the zero-copy pool is whole again (in_use 0)"
 n=$(vsctl --json iface list | vs_json 'sum(1 for i in d if i["type"] == "vhost-user")')
 assert_eq "$n" "$((VHOSTS + 5))" "vhost-user interfaces restored after the restart (vh*, vg, vgd, vq, vj, vc)"
 group_sockets "after the restart"

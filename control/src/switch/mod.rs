@@ -1234,10 +1234,12 @@ impl Switch {
         self.l2.learner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Packet-buffer pools (the jumbo pool once made).
+    /// Packet-buffer pools (the jumbo and zero-copy pools once made).
     pub fn mempools(&self) -> Vec<pb::Mempool> {
         std::iter::once(&self.pool)
             .chain(self.jumbo.as_ref())
+            .map(|p| &**p)
+            .chain(self.zc.as_ref().map(|z| z.pool()))
             .map(|p| pb::Mempool {
                 name: p.name().to_string(),
                 capacity: p.capacity(),
