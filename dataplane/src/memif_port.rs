@@ -114,6 +114,11 @@ impl ZcPool {
         &self.pool
     }
 
+    /// Whether its shared memory lies on hugepages (see [`ZcMemory::new`]).
+    pub fn on_hugepages(&self) -> bool {
+        self.mem.is_huge()
+    }
+
     fn area(&self) -> (*const u8, usize) {
         (self.mem.ptr(), self.mem.len())
     }

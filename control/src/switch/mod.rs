@@ -596,6 +596,7 @@ impl Switch {
         tracing::info!(
             pool = "vs_zc",
             mbufs = n,
+            hugepages = pool.on_hugepages(),
             "zero-copy memif buffer pool made"
         );
         let pool = Arc::new(pool);

@@ -67,17 +67,39 @@ pub use queue::{QueueStats, TxBatch};
 pub struct ZcMemory {
     pub(crate) fd: Arc<OwnedFd>,
     map: sys::Mapping,
+    huge: bool,
 }
 
+/// The hugepage size [`ZcMemory::new`] tries first (the x86-64 default).
+const HUGE_PAGE: usize = 2 << 20;
+
 impl ZcMemory {
-    /// `size` bytes of fresh shared memory (zeroed).
+    /// At least `size` bytes of fresh shared memory (zeroed): on 2 MiB hugepages when the
+    /// system has enough free (`size` rounded up to them; a peer then takes a TLB entry
+    /// per 2 MiB of buffers, not per 4 KiB), else on ordinary pages.
     pub fn new(name: &str, size: usize) -> std::io::Result<ZcMemory> {
+        let huge = size.div_ceil(HUGE_PAGE) * HUGE_PAGE;
+        let on_huge = sys::memfd_huge(name, huge as u64)
+            .and_then(|fd| sys::Mapping::map(&fd, huge).map(|m| (fd, m)));
+        if let Ok((fd, map)) = on_huge {
+            return Ok(ZcMemory {
+                fd: Arc::new(fd),
+                map,
+                huge: true,
+            });
+        }
         let fd = sys::memfd(name, size as u64)?;
         let map = sys::Mapping::map(&fd, size)?;
         Ok(ZcMemory {
             fd: Arc::new(fd),
             map,
+            huge: false,
         })
+    }
+
+    /// Whether it lies on hugepages.
+    pub fn is_huge(&self) -> bool {
+        self.huge
     }
 
     /// Where it is mapped in this process.

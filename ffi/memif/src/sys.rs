@@ -210,10 +210,23 @@ pub fn recv_msg(sock: &OwnedFd) -> io::Result<Received> {
 /// A memfd of `size` bytes sealed against shrinking (and against further seals), as the
 /// memif client makes its regions.
 pub fn memfd(name: &str, size: u64) -> io::Result<OwnedFd> {
+    memfd_with(name, size, 0)
+}
+
+/// [`memfd`] on the default hugepage size (MFD_HUGETLB; `size` a multiple of it), when the
+/// system has hugepages free.
+pub fn memfd_huge(name: &str, size: u64) -> io::Result<OwnedFd> {
+    memfd_with(name, size, libc::MFD_HUGETLB)
+}
+
+fn memfd_with(name: &str, size: u64, flags: libc::c_uint) -> io::Result<OwnedFd> {
     let cname = std::ffi::CString::new(name).map_err(io::Error::other)?;
     // SAFETY: memfd_create with a NUL-terminated name.
     let fd = cvt(unsafe {
-        libc::memfd_create(cname.as_ptr(), libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC)
+        libc::memfd_create(
+            cname.as_ptr(),
+            libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC | flags,
+        )
     })?;
     // SAFETY: fd is fresh.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
