@@ -245,10 +245,14 @@ log "client mode: the VM restarted, the switch reconnected, the VM answered"
 # memif, the switch as client: a testpmd net_memif server (a CNF that serves its socket).
 msock=$VS_TMP/cnf.sock
 mc_mac=02:00:00:00:61:12 mc_ip=10.60.0.22
+# serve_memif NAME SOCK MAC: a testpmd CNF answering ping as MAC, serving memif socket SOCK
+# (TESTPMD_PID).
+serve_memif() {
+    rm -f "$2"
+    start_testpmd "$1" 0 icmpecho "net_memif0,role=server,socket=$2,socket-abstract=no,id=0,mac=$3"
+}
 server_cnf() {
-    rm -f "$msock"
-    start_testpmd "$1" 0 icmpecho \
-        "net_memif0,role=server,socket=$msock,socket-abstract=no,id=0,mac=$mc_mac"
+    serve_memif "$1" "$msock" "$mc_mac"
     CNF_PID=$TESTPMD_PID
 }
 CNF_PID=""
@@ -273,9 +277,7 @@ log "memif client: the switch connected to the CNF's socket, and again after the
 zsock=$VS_TMP/cnfz.sock
 mz_mac=02:00:00:00:61:13 mz_ip=10.60.0.23
 zero_cnf() {
-    rm -f "$zsock"
-    start_testpmd "$1" 0 icmpecho \
-        "net_memif0,role=server,socket=$zsock,socket-abstract=no,id=0,mac=$mz_mac"
+    serve_memif "$1" "$zsock" "$mz_mac"
     ZCNF_PID=$TESTPMD_PID
 }
 ZCNF_PID=""
