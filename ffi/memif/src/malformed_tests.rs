@@ -355,3 +355,213 @@ fn a_stalled_handshake_frees_the_id() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Buffers for a zero-copy client under test: fixed 2048-byte slots in shared memory,
+/// counting those out and refusing a token given back twice.
+struct TestBufs {
+    mem: crate::ZcMemory,
+    free: std::sync::Mutex<(Vec<u64>, Vec<bool>)>,
+}
+
+impl TestBufs {
+    fn new(n: usize) -> std::sync::Arc<TestBufs> {
+        std::sync::Arc::new(TestBufs {
+            mem: crate::ZcMemory::new("zc-bad", n * BUF as usize).unwrap(),
+            free: std::sync::Mutex::new(((0..n as u64).collect(), vec![false; n])),
+        })
+    }
+
+    fn out(&self) -> usize {
+        self.free.lock().unwrap().1.iter().filter(|o| **o).count()
+    }
+}
+
+impl crate::ZcBuffers for TestBufs {
+    fn memory(&self) -> &crate::ZcMemory {
+        &self.mem
+    }
+
+    fn alloc(&self, out: &mut [crate::ZcBuf]) -> usize {
+        let mut g = self.free.lock().unwrap();
+        let mut n = 0;
+        for o in out.iter_mut() {
+            let Some(t) = g.0.pop() else { break };
+            g.1[t as usize] = true;
+            *o = crate::ZcBuf {
+                token: t,
+                offset: t as u32 * BUF,
+                len: BUF,
+            };
+            n += 1;
+        }
+        n
+    }
+
+    fn free(&self, tokens: &[u64]) {
+        let mut g = self.free.lock().unwrap();
+        for &t in tokens {
+            assert!(g.1[t as usize], "buffer {t} given back twice");
+            g.1[t as usize] = false;
+            g.0.push(t);
+        }
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(5), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A fake server's side of a connection with a zero-copy client: the socket, the
+/// client's regions (0: rings, 1: its buffers) and its client-to-server and
+/// server-to-client rings.
+struct FakeServer {
+    _sock: OwnedFd,
+    regions: Regions,
+    c2s: ring::Ring,
+    s2c: ring::Ring,
+}
+
+/// Accepts the client's next connection on `listener` and runs the handshake by hand.
+fn fake_server(listener: &OwnedFd) -> FakeServer {
+    let mut sock = None;
+    wait_for("the client's connection", || {
+        sock = sys::accept(listener).unwrap();
+        sock.is_some()
+    });
+    let sock = sock.unwrap();
+    send(
+        &sock,
+        Msg::Hello(msg::Hello {
+            name: Text::new("liar"),
+            min_version: msg::VERSION,
+            max_version: msg::VERSION,
+            max_region: 3,
+            max_s2c_ring: 0,
+            max_c2s_ring: 0,
+            max_log2_ring_size: LOG2,
+        }),
+        None,
+    );
+    // INIT, two regions (rings; the client's buffers), two rings, CONNECT.
+    let mut maps = Vec::new();
+    let mut rings = Vec::new();
+    loop {
+        let (b, mut fds) = loop {
+            match sys::recv_msg(&sock).unwrap() {
+                Received::Msg(b, fds) => break (b, fds),
+                Received::Empty => std::thread::sleep(Duration::from_millis(1)),
+                _ => panic!("the client went away during the handshake"),
+            }
+        };
+        match Msg::parse(&b[..]).unwrap() {
+            Msg::Init(_) => send(&sock, Msg::Ack, None),
+            Msg::AddRegion { size, .. } => {
+                maps.push(Mapping::map(&fds.pop().unwrap(), size as usize).unwrap());
+                send(&sock, Msg::Ack, None);
+            }
+            Msg::AddRing(r) => {
+                rings.push((r.is_c2s(), r.offset));
+                send(&sock, Msg::Ack, None);
+            }
+            Msg::Connect { .. } => {
+                let if_name = Text::new("liar");
+                send(&sock, Msg::Connected { if_name }, None);
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(maps.len(), 2, "rings and the client's buffers");
+    let regions = Regions::new(maps);
+    let ring_at = |c2s: bool| {
+        let off = rings.iter().find(|r| r.0 == c2s).unwrap().1;
+        regions.ring(0, off, LOG2).unwrap()
+    };
+    let (c2s, s2c) = (ring_at(true), ring_at(false));
+    FakeServer {
+        _sock: sock,
+        regions,
+        c2s,
+        s2c,
+    }
+}
+
+/// A hand-driven server against a zero-copy client of this crate: a frame longer than the
+/// buffer it was given is dropped (bad_desc) and its buffer comes back, good frames
+/// around it arrive; a tail that runs past what the client handed over breaks the ring and
+/// drops the link; on the next connection a tx tail run past what was lent does too; every
+/// buffer is back at the end, none twice.
+#[test]
+fn a_zero_copy_client_survives_a_lying_server() {
+    let path = std::env::temp_dir().join(format!("memif-bad-{}-zc.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = sys::listen(&path, 0o600).unwrap();
+    let ctx = Context::with_logger(|_| {}).unwrap();
+    let bufs = TestBufs::new(64);
+    let mut cfg = Config::new(Role::Client, &path, 0);
+    cfg.zero_copy = Some(bufs.clone());
+    cfg.retry = Duration::from_millis(10);
+    let c = ctx.open(cfg).unwrap();
+    let f = fake_server(&listener);
+    wait_for("link up", || c.is_up());
+    // The client handed the server a ring of its buffers (region 1) to fill.
+    wait_for("the rx ring filled", || f.s2c.head() == 1 << LOG2);
+    assert_eq!(bufs.out(), 1 << LOG2);
+    // Slot 0: longer than its buffer. Slot 1: a good 100-byte frame.
+    let d0 = f.s2c.desc(0);
+    assert_eq!((d0.region, d0.length), (1, BUF));
+    f.s2c.set_desc(
+        0,
+        Desc {
+            length: BUF + 1,
+            ..d0
+        },
+    );
+    let d1 = f.s2c.desc(1);
+    let p = f.regions.bytes(1, d1.offset, 100).unwrap();
+    // SAFETY: p..p+100 lies in the mapped region 1 (checked by Regions::bytes).
+    unsafe { std::ptr::write_bytes(p, 0x5a, 100) };
+    f.s2c.set_desc(1, Desc { length: 100, ..d1 });
+    f.s2c.set_tail(2);
+    let mut got = Vec::new();
+    let n = c.rx_burst(0, 32, |fr| got.push(fr.to_vec()));
+    assert_eq!((n, got), (1, vec![vec![0x5a; 100]]));
+    assert_eq!(c.rx_stats(0).unwrap().bad_desc.load(Relaxed), 1);
+    assert_eq!(
+        bufs.out(),
+        1 << LOG2,
+        "both buffers back, the ring refilled"
+    );
+    // Rx: a tail beyond what the client handed over.
+    f.s2c.set_tail(2 + (1 << LOG2) + 1);
+    assert_eq!(
+        c.rx_burst(0, 32, |_| panic!("no frame from a broken ring")),
+        0
+    );
+    assert_eq!(c.rx_stats(0).unwrap().ring_broken.load(Relaxed), 1);
+    wait_for("link down", || !c.is_up());
+    assert!(c.last_error().contains("ring broken"), "{}", c.last_error());
+    wait_for("every buffer back", || bufs.out() == 0);
+    drop(f);
+    // Tx, on the next connection: a frame lent, then a tail that claims more was read
+    // than was lent.
+    let f = fake_server(&listener);
+    wait_for("link up again", || c.is_up());
+    assert_eq!(c.tx_burst(0, &[&[1u8; 64]]), 1);
+    wait_for("rx ring and the lent frame", || {
+        bufs.out() == (1 << LOG2) + 1
+    });
+    f.c2s.set_tail(2);
+    assert!(
+        c.tx_batch(0).is_none(),
+        "a tail past what was lent breaks the ring"
+    );
+    assert_eq!(c.tx_stats(0).unwrap().ring_broken.load(Relaxed), 1);
+    wait_for("link down again", || !c.is_up());
+    wait_for("every buffer back again", || bufs.out() == 0);
+    drop(c);
+}
