@@ -565,3 +565,66 @@ fn a_zero_copy_client_survives_a_lying_server() {
     wait_for("every buffer back again", || bufs.out() == 0);
     drop(c);
 }
+
+mod zero_copy_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Whatever a server writes into the descriptors it fills (flags, region, length,
+        /// offset) and however far it moves the tail within what it was handed, a zero-copy
+        /// client never panics, lends out only buffers of its own with at most their room,
+        /// and gets every buffer back: the rest of the ring refilled, the lent ones freed
+        /// once, none lost when the link goes.
+        #[test]
+        fn any_descriptors_from_the_server(
+            descs in proptest::collection::vec((any::<u16>(), any::<u16>(), any::<u32>(), any::<u32>()), 16),
+            filled in 0u16..=16,
+        ) {
+            let path = std::env::temp_dir().join(format!(
+                "memif-zcprop-{}-{}.sock", std::process::id(), rand_suffix()));
+            let _ = std::fs::remove_file(&path);
+            let listener = sys::listen(&path, 0o600).unwrap();
+            let ctx = Context::with_logger(|_| {}).unwrap();
+            let bufs = TestBufs::new(64);
+            let mut cfg = Config::new(Role::Client, &path, 0);
+            cfg.zero_copy = Some(bufs.clone());
+            cfg.retry = Duration::from_millis(10);
+            let c = ctx.open(cfg).unwrap();
+            let f = fake_server(&listener);
+            wait_for("link up", || c.is_up());
+            wait_for("the rx ring filled", || f.s2c.head() == 1 << LOG2);
+            for (i, (flags, region, length, offset)) in descs.iter().enumerate() {
+                f.s2c.set_desc(i as u16, Desc { flags: *flags, region: *region, length: *length, offset: *offset });
+            }
+            f.s2c.set_tail(filled);
+            let mut lent = Vec::new();
+            let n = c.rx_burst_zc(0, 32, |segs| {
+                for b in segs {
+                    assert!(b.len <= BUF, "a buffer lent with {} bytes", b.len);
+                    assert_eq!(b.offset, b.token as u32 * BUF, "not the buffer given");
+                    lent.push(b.token);
+                }
+            });
+            prop_assert!(n <= usize::from(filled));
+            // Lent buffers are the caller's; the ring holds a full set again (unless the
+            // server broke it: a full ring of one unfinished chain).
+            if c.rx_stats(0).unwrap().ring_broken.load(Relaxed) == 0 {
+                prop_assert_eq!(bufs.out(), lent.len() + (1 << LOG2));
+            }
+            crate::ZcBuffers::free(&*bufs, &lent);
+            drop(c);
+            drop(f);
+            prop_assert_eq!(bufs.out(), 0, "buffers lost");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        N.fetch_add(1, Ordering::Relaxed)
+    }
+}
