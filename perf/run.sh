@@ -169,7 +169,7 @@ declare -A PROFILE_MEM_OVS=([v2v-vhost]=2048 [v2v-vhost-ethdev]=2048)
 declare -A PROFILE_MAX_RUNS=([l2-100k]=2 [ipv4-1M]=3)
 # A system that cannot run a profile, with the reason (reported as missing, never as zero).
 declare -A PROFILE_MISSING=(
-    [v2v-memif-zc/ovs]="OVS-DPDK's net_memif client ports (type=dpdk) stay link_state down against testpmd's net_memif server on this machine (0 packets; checked by hand 2026-12-04, cause not found), so OVS has no figure here; v2v-memif measures it as the server")
+    [v2v-memif-zc/ovs]="OVS-DPDK's net_memif client ports (type=dpdk) ask for 2 tx rings (one per PMD thread plus one) where the peer's one-queue net_memif server offers 1, and DPDK's memif client does not settle for fewer: the server disconnects it (Invalid ring index; seen by hand 2026-12-04), so OVS has no figure here; v2v-memif measures it as the server")
 # OVS: profiles whose OpenFlow rules are loaded before the ports are added (no traffic yet:
 # a million rules load while the PMD and the handlers are idle, not against an upcall storm).
 declare -A PROFILE_OVS_RULES_FIRST=([ipv4-1k]=1 [ipv4-1M]=1 [ipv6-10k]=1 [ipv4-acl-1]=1
