@@ -1470,9 +1470,10 @@ measure_ovs() {
         why="ovsdb-server did not start: $(tail -n 1 "$d/setup.log")"
     elif [ -n "$OVS_NETNS" ] && ! netns_add "$OVS_NETNS" >>"$d/setup.log" 2>&1; then
         why="cannot make network namespace $OVS_NETNS: $(tail -n 1 "$d/setup.log")"
+    elif ! peer_first "$profile" "ovs-$run" "$d"; then
+        why=$PEER_WHY
     else
         [ -z "$OVS_NETNS" ] || ns=(ip netns exec "$OVS_NETNS")
-        peer_first "$profile" "ovs-$run" "$d" || why=$PEER_WHY
         "${vsctl[@]}" --no-wait set Open_vSwitch . other_config:dpdk-init=true \
             "other_config:dpdk-extra=${EAL_MEM[*]/%/ }--legacy-mem --iova-mode=va -m $(ovs_mem "$profile") --no-pci --file-prefix=$prefix" \
             "other_config:dpdk-lcore-mask=0x$(printf %x $((1 << MAIN_CORE)))" \

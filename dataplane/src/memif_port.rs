@@ -386,45 +386,7 @@ impl MemifPort {
             return done;
         };
         if let Some(zc) = &self.zc {
-            let area = zc.area();
-            let base = area.0 as usize;
-            let mut segs = [ZcBuf::default(); 64];
-            for m in burst.drain() {
-                let bytes = m.len() as u64;
-                let ok = if usize::from(m.segments()) <= segs.len() {
-                    let mut k = 0;
-                    match m.lend(area, |token, data, len| {
-                        segs[k] = ZcBuf {
-                            token,
-                            offset: (data as usize - base) as u32,
-                            len,
-                        };
-                        k += 1;
-                    }) {
-                        Ok(()) => {
-                            let sent = batch.push_zc(&segs[..k]);
-                            if !sent {
-                                let mut tokens = [0u64; 64];
-                                for (t, b) in tokens.iter_mut().zip(&segs[..k]) {
-                                    *t = b.token;
-                                }
-                                zc.free(&tokens[..k]);
-                            }
-                            sent
-                        }
-                        // Not in the pool's memory: copied into a buffer of it.
-                        Err(m) => batch.push(m.parts()),
-                    }
-                } else {
-                    batch.push(m.parts())
-                };
-                if ok {
-                    done.sent += 1;
-                    done.bytes += bytes;
-                } else {
-                    done.refused += 1;
-                }
-            }
+            tx_zc(zc, &mut batch, burst, &mut done);
             return done;
         }
         for m in burst.mbufs() {
@@ -440,4 +402,61 @@ impl MemifPort {
         burst.clear();
         done
     }
+}
+
+/// The most segments of a frame lent as it is (longer chains are copied).
+const LEND_MAX_SEGS: usize = 64;
+
+/// Zero-copy send of every frame of `burst` on `batch`: frames in `zc`'s memory are lent by
+/// address, the others copied into its buffers (and freed together at the end).
+#[inline]
+fn tx_zc(zc: &ZcPool, batch: &mut memif::TxBatch<'_>, burst: &mut Burst, done: &mut TxDone) {
+    let area = zc.area();
+    let base = area.0 as usize;
+    let mut segs = [ZcBuf::default(); LEND_MAX_SEGS];
+    let mut copied = Burst::new();
+    for m in burst.drain() {
+        let bytes = m.len() as u64;
+        let lent = if usize::from(m.segments()) <= LEND_MAX_SEGS {
+            let mut k = 0;
+            m.lend(area, |token, data, len| {
+                segs[k] = ZcBuf {
+                    token,
+                    offset: (data as usize - base) as u32,
+                    len,
+                };
+                k += 1;
+            })
+            .map(|()| k)
+        } else {
+            Err(m)
+        };
+        let ok = match lent {
+            Ok(k) => {
+                let sent = batch.push_zc(&segs[..k]);
+                if !sent {
+                    let mut tokens = [0u64; LEND_MAX_SEGS];
+                    for (t, b) in tokens.iter_mut().zip(&segs[..k]) {
+                        *t = b.token;
+                    }
+                    zc.free(&tokens[..k]);
+                }
+                sent
+            }
+            // Not in the pool's memory: copied into a buffer of it.
+            Err(m) => {
+                let sent = batch.push(m.parts());
+                // The burst it came from had room for it, so this one does.
+                let _ = copied.push(m);
+                sent
+            }
+        };
+        if ok {
+            done.sent += 1;
+            done.bytes += bytes;
+        } else {
+            done.refused += 1;
+        }
+    }
+    copied.clear();
 }

@@ -490,14 +490,19 @@ fn fake_server(listener: &OwnedFd) -> FakeServer {
     }
 }
 
-/// A hand-driven server against a zero-copy client of this crate: a frame longer than the
-/// buffer it was given is dropped (bad_desc) and its buffer comes back, good frames
-/// around it arrive; a tail that runs past what the client handed over breaks the ring and
-/// drops the link; on the next connection a tx tail run past what was lent does too; every
-/// buffer is back at the end, none twice.
-#[test]
-fn a_zero_copy_client_survives_a_lying_server() {
-    let path = std::env::temp_dir().join(format!("memif-bad-{}-zc.sock", std::process::id()));
+/// A zero-copy client of this crate (64 buffers) connected to a fake server on socket
+/// `name`, up, its rx ring handed over: the listener (for the next connection), the
+/// context, the buffers, the client and the server's side.
+fn zc_client_and_fake(
+    name: &str,
+) -> (
+    OwnedFd,
+    Context,
+    std::sync::Arc<TestBufs>,
+    Interface,
+    FakeServer,
+) {
+    let path = std::env::temp_dir().join(format!("memif-bad-{}-{name}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let listener = sys::listen(&path, 0o600).unwrap();
     let ctx = Context::with_logger(|_| {}).unwrap();
@@ -510,6 +515,17 @@ fn a_zero_copy_client_survives_a_lying_server() {
     wait_for("link up", || c.is_up());
     // The client handed the server a ring of its buffers (region 1) to fill.
     wait_for("the rx ring filled", || f.s2c.head() == 1 << LOG2);
+    (listener, ctx, bufs, c, f)
+}
+
+/// A hand-driven server against a zero-copy client of this crate: a frame longer than the
+/// buffer it was given is dropped (bad_desc) and its buffer comes back, good frames
+/// around it arrive; a tail that runs past what the client handed over breaks the ring and
+/// drops the link; on the next connection a tx tail run past what was lent does too; every
+/// buffer is back at the end, none twice.
+#[test]
+fn a_zero_copy_client_survives_a_lying_server() {
+    let (listener, _ctx, bufs, c, f) = zc_client_and_fake("zc");
     assert_eq!(bufs.out(), 1 << LOG2);
     // Slot 0: longer than its buffer. Slot 1: a good 100-byte frame.
     let d0 = f.s2c.desc(0);
@@ -583,19 +599,8 @@ mod zero_copy_props {
             descs in proptest::collection::vec((any::<u16>(), any::<u16>(), any::<u32>(), any::<u32>()), 16),
             filled in 0u16..=16,
         ) {
-            let path = std::env::temp_dir().join(format!(
-                "memif-zcprop-{}-{}.sock", std::process::id(), rand_suffix()));
-            let _ = std::fs::remove_file(&path);
-            let listener = sys::listen(&path, 0o600).unwrap();
-            let ctx = Context::with_logger(|_| {}).unwrap();
-            let bufs = TestBufs::new(64);
-            let mut cfg = Config::new(Role::Client, &path, 0);
-            cfg.zero_copy = Some(bufs.clone());
-            cfg.retry = Duration::from_millis(10);
-            let c = ctx.open(cfg).unwrap();
-            let f = fake_server(&listener);
-            wait_for("link up", || c.is_up());
-            wait_for("the rx ring filled", || f.s2c.head() == 1 << LOG2);
+            let (_listener, _ctx, bufs, c, f) =
+                zc_client_and_fake(&format!("zcprop-{}", rand_suffix()));
             for (i, (flags, region, length, offset)) in descs.iter().enumerate() {
                 f.s2c.set_desc(i as u16, Desc { flags: *flags, region: *region, length: *length, offset: *offset });
             }
@@ -618,7 +623,6 @@ mod zero_copy_props {
             drop(c);
             drop(f);
             prop_assert_eq!(bufs.out(), 0, "buffers lost");
-            let _ = std::fs::remove_file(&path);
         }
     }
 

@@ -746,74 +746,88 @@ impl TxBatch<'_> {
     /// [`TxBatch::push`] on a zero-copy queue: the frame is copied into buffers taken from
     /// the caller's pool, then lent.
     fn push_copy_zc<'p>(&mut self, parts: impl IntoIterator<Item = &'p [u8]>) -> bool {
-        let Some(zc) = self.g.state().as_ref().and_then(|a| a.zc.as_ref()) else {
+        let mut segs = [ZcBuf::default(); ZC_MAX_CHAIN];
+        let n = match self.g.state().as_ref().and_then(|a| a.zc.as_ref()) {
+            Some(zc) => copy_into(&*zc.bufs, parts, &mut segs),
+            None => return false,
+        };
+        let Some(n) = n else {
+            self.no_room += 1;
             return false;
         };
-        let bufs = zc.bufs.clone();
-        let mem = bufs.memory();
-        let (base, size) = (mem.ptr(), mem.len());
-        let mut segs = [ZcBuf::default(); ZC_MAX_CHAIN];
-        let mut n = 0usize;
-        let mut fill = 0u32;
-        let fail = |segs: &[ZcBuf]| {
-            let tokens: Vec<u64> = segs.iter().map(|b| b.token).collect();
-            bufs.free(&tokens);
-        };
-        for part in parts {
-            let mut src = part;
-            while !src.is_empty() {
-                if n == 0 || fill == segs[n - 1].len {
-                    if n == ZC_MAX_CHAIN {
-                        fail(&segs[..n]);
-                        self.no_room += 1;
-                        return false;
-                    }
-                    let mut b = [ZcBuf::default()];
-                    let got = bufs.alloc(&mut b) == 1;
-                    if !got || b[0].len == 0 || b[0].offset as usize + b[0].len as usize > size {
-                        if got {
-                            fail(&b);
-                        }
-                        fail(&segs[..n]);
-                        self.no_room += 1;
-                        return false;
-                    }
-                    segs[n] = b[0];
-                    n += 1;
-                    fill = 0;
-                }
-                let cur = &mut segs[n - 1];
-                let k = (cur.len - fill).min(src.len() as u32);
-                // SAFETY: offset + len lies inside the caller's shared memory (checked
-                // above), which lives while `bufs` does; fill + k <= len; src has k bytes.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        src.as_ptr(),
-                        base.add(cur.offset as usize + fill as usize),
-                        k as usize,
-                    )
-                };
-                fill += k;
-                src = &src[k as usize..];
-            }
-        }
         if n == 0 {
             return false;
         }
-        // Each buffer carries what was written into it: all full but the last.
-        segs[n - 1].len = fill;
         if self.push_zc(&segs[..n]) {
-            true
-        } else {
-            fail(&segs[..n]);
-            false
+            return true;
         }
+        if let Some(zc) = self.g.state().as_ref().and_then(|a| a.zc.as_ref()) {
+            free_all(&*zc.bufs, &segs[..n]);
+        }
+        false
     }
 
     /// Frames pushed so far.
     pub fn sent(&self) -> u64 {
         self.frames
     }
+}
+
+/// Copies a frame, given as its parts, into buffers taken from `bufs`, filling `segs` from
+/// the front (each with the bytes written into it); how many, or None (the buffers taken
+/// given back) when the pool ran dry or the frame needs more than `segs` holds.
+fn copy_into<'p>(
+    bufs: &dyn ZcBuffers,
+    parts: impl IntoIterator<Item = &'p [u8]>,
+    segs: &mut [ZcBuf; ZC_MAX_CHAIN],
+) -> Option<usize> {
+    let mem = bufs.memory();
+    let (base, size) = (mem.ptr(), mem.len());
+    let mut n = 0usize;
+    let mut fill = 0u32;
+    for part in parts {
+        let mut src = part;
+        while !src.is_empty() {
+            if n == 0 || fill == segs[n - 1].len {
+                let ok = n < ZC_MAX_CHAIN && bufs.alloc(&mut segs[n..=n]) == 1;
+                let b = segs[n.min(ZC_MAX_CHAIN - 1)];
+                if !ok || b.len == 0 || b.offset as usize + b.len as usize > size {
+                    free_all(bufs, &segs[..n + usize::from(ok)]);
+                    return None;
+                }
+                n += 1;
+                fill = 0;
+            }
+            let cur = &mut segs[n - 1];
+            let k = (cur.len - fill).min(src.len() as u32);
+            // SAFETY: offset + len lies inside the caller's shared memory (checked above),
+            // which lives while `bufs` does; fill + k <= len; src has k bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.as_ptr(),
+                    base.add(cur.offset as usize + fill as usize),
+                    k as usize,
+                )
+            };
+            fill += k;
+            src = &src[k as usize..];
+        }
+    }
+    if n > 0 {
+        // Each buffer carries what was written into it: all full but the last.
+        segs[n - 1].len = fill;
+    }
+    Some(n)
+}
+
+/// Gives the buffers of `segs` back (at most [`ZC_MAX_CHAIN`], no allocation).
+fn free_all(bufs: &dyn ZcBuffers, segs: &[ZcBuf]) {
+    let mut tokens = [0u64; ZC_MAX_CHAIN];
+    let n = segs.len().min(ZC_MAX_CHAIN);
+    for (t, b) in tokens.iter_mut().zip(&segs[..n]) {
+        *t = b.token;
+    }
+    bufs.free(&tokens[..n]);
 }
 
 /// Writes a filled descriptor.
