@@ -356,56 +356,10 @@ fn a_stalled_handshake_frees_the_id() {
     }
 }
 
-/// Buffers for a zero-copy client under test: fixed 2048-byte slots in shared memory,
-/// counting those out and refusing a token given back twice.
-struct TestBufs {
-    mem: crate::ZcMemory,
-    free: std::sync::Mutex<(Vec<u64>, Vec<bool>)>,
-}
-
-impl TestBufs {
-    fn new(n: usize) -> std::sync::Arc<TestBufs> {
-        std::sync::Arc::new(TestBufs {
-            mem: crate::ZcMemory::new("zc-bad", n * BUF as usize).unwrap(),
-            free: std::sync::Mutex::new(((0..n as u64).collect(), vec![false; n])),
-        })
-    }
-
-    fn out(&self) -> usize {
-        self.free.lock().unwrap().1.iter().filter(|o| **o).count()
-    }
-}
-
-impl crate::ZcBuffers for TestBufs {
-    fn memory(&self) -> &crate::ZcMemory {
-        &self.mem
-    }
-
-    fn alloc(&self, out: &mut [crate::ZcBuf]) -> usize {
-        let mut g = self.free.lock().unwrap();
-        let mut n = 0;
-        for o in out.iter_mut() {
-            let Some(t) = g.0.pop() else { break };
-            g.1[t as usize] = true;
-            *o = crate::ZcBuf {
-                token: t,
-                offset: t as u32 * BUF,
-                len: BUF,
-            };
-            n += 1;
-        }
-        n
-    }
-
-    fn free(&self, tokens: &[u64]) {
-        let mut g = self.free.lock().unwrap();
-        for &t in tokens {
-            assert!(g.1[t as usize], "buffer {t} given back twice");
-            g.1[t as usize] = false;
-            g.0.push(t);
-        }
-    }
-}
+#[path = "../tests/common/slot_pool.rs"]
+mod slot_pool;
+use crate::{ZcBuf, ZcBuffers, ZcMemory};
+use slot_pool::SlotPool as TestBufs;
 
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -526,7 +480,7 @@ fn zc_client_and_fake(
 #[test]
 fn a_zero_copy_client_survives_a_lying_server() {
     let (listener, _ctx, bufs, c, f) = zc_client_and_fake("zc");
-    assert_eq!(bufs.out(), 1 << LOG2);
+    assert_eq!(bufs.outstanding(), 1 << LOG2);
     // Slot 0: longer than its buffer. Slot 1: a good 100-byte frame.
     let d0 = f.s2c.desc(0);
     assert_eq!((d0.region, d0.length), (1, BUF));
@@ -548,7 +502,7 @@ fn a_zero_copy_client_survives_a_lying_server() {
     assert_eq!((n, got), (1, vec![vec![0x5a; 100]]));
     assert_eq!(c.rx_stats(0).unwrap().bad_desc.load(Relaxed), 1);
     assert_eq!(
-        bufs.out(),
+        bufs.outstanding(),
         1 << LOG2,
         "both buffers back, the ring refilled"
     );
@@ -561,7 +515,7 @@ fn a_zero_copy_client_survives_a_lying_server() {
     assert_eq!(c.rx_stats(0).unwrap().ring_broken.load(Relaxed), 1);
     wait_for("link down", || !c.is_up());
     assert!(c.last_error().contains("ring broken"), "{}", c.last_error());
-    wait_for("every buffer back", || bufs.out() == 0);
+    wait_for("every buffer back", || bufs.outstanding() == 0);
     drop(f);
     // Tx, on the next connection: a frame lent, then a tail that claims more was read
     // than was lent.
@@ -569,7 +523,7 @@ fn a_zero_copy_client_survives_a_lying_server() {
     wait_for("link up again", || c.is_up());
     assert_eq!(c.tx_burst(0, &[&[1u8; 64]]), 1);
     wait_for("rx ring and the lent frame", || {
-        bufs.out() == (1 << LOG2) + 1
+        bufs.outstanding() == (1 << LOG2) + 1
     });
     f.c2s.set_tail(2);
     assert!(
@@ -578,7 +532,7 @@ fn a_zero_copy_client_survives_a_lying_server() {
     );
     assert_eq!(c.tx_stats(0).unwrap().ring_broken.load(Relaxed), 1);
     wait_for("link down again", || !c.is_up());
-    wait_for("every buffer back again", || bufs.out() == 0);
+    wait_for("every buffer back again", || bufs.outstanding() == 0);
     drop(c);
 }
 
@@ -617,12 +571,12 @@ mod zero_copy_props {
             // Lent buffers are the caller's; the ring holds a full set again (unless the
             // server broke it: a full ring of one unfinished chain).
             if c.rx_stats(0).unwrap().ring_broken.load(Relaxed) == 0 {
-                prop_assert_eq!(bufs.out(), lent.len() + (1 << LOG2));
+                prop_assert_eq!(bufs.outstanding(), lent.len() + (1 << LOG2));
             }
-            crate::ZcBuffers::free(&*bufs, &lent);
+            ZcBuffers::free(&*bufs, &lent);
             drop(c);
             drop(f);
-            prop_assert_eq!(bufs.out(), 0, "buffers lost");
+            prop_assert_eq!(bufs.outstanding(), 0, "buffers lost");
         }
     }
 

@@ -3,88 +3,14 @@
 //! given back, none twice, when the link goes.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memif::{Config, Context, Interface, Role, ZcBuf, ZcBuffers, ZcMemory};
 
-const ROOM: u32 = 2048;
-
-/// A pool of fixed buffers in shared memory that checks every token it gets back.
-struct Pool {
-    mem: ZcMemory,
-    /// Free buffers (index = token); `out[i]` while buffer i is handed out.
-    free: Mutex<(Vec<u64>, Vec<bool>)>,
-}
-
-impl Pool {
-    fn new(n: usize) -> Arc<Pool> {
-        let mem = ZcMemory::new("zc-test", n * ROOM as usize).unwrap();
-        Arc::new(Pool {
-            mem,
-            free: Mutex::new(((0..n as u64).rev().collect(), vec![false; n])),
-        })
-    }
-
-    fn outstanding(&self) -> usize {
-        self.free.lock().unwrap().1.iter().filter(|o| **o).count()
-    }
-
-    fn bytes(&self, b: &ZcBuf) -> Vec<u8> {
-        assert_eq!(
-            u64::from(b.offset),
-            b.token * u64::from(ROOM),
-            "a buffer moved"
-        );
-        assert!(b.len <= ROOM);
-        // SAFETY: offset + len lies inside the pool's memory (checked above).
-        unsafe { std::slice::from_raw_parts(self.mem.ptr().add(b.offset as usize), b.len as usize) }
-            .to_vec()
-    }
-
-    fn write(&self, b: &ZcBuf, data: &[u8]) {
-        assert!(data.len() <= ROOM as usize);
-        // SAFETY: the buffer lies inside the pool's memory and data fits its room.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.mem.ptr().add(b.offset as usize),
-                data.len(),
-            )
-        }
-    }
-}
-
-impl ZcBuffers for Pool {
-    fn memory(&self) -> &ZcMemory {
-        &self.mem
-    }
-
-    fn alloc(&self, out: &mut [ZcBuf]) -> usize {
-        let mut g = self.free.lock().unwrap();
-        let mut n = 0;
-        for o in out.iter_mut() {
-            let Some(t) = g.0.pop() else { break };
-            g.1[t as usize] = true;
-            *o = ZcBuf {
-                token: t,
-                offset: t as u32 * ROOM,
-                len: ROOM,
-            };
-            n += 1;
-        }
-        n
-    }
-
-    fn free(&self, tokens: &[u64]) {
-        let mut g = self.free.lock().unwrap();
-        for &t in tokens {
-            assert!(g.1[t as usize], "buffer {t} given back twice");
-            g.1[t as usize] = false;
-            g.0.push(t);
-        }
-    }
-}
+#[path = "common/slot_pool.rs"]
+mod slot_pool;
+use slot_pool::{SlotPool as Pool, ROOM};
 
 fn sock(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("memif-zc-{}-{name}.sock", std::process::id()));
