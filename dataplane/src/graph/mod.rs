@@ -283,7 +283,7 @@ impl Graph {
             output: Output::new(),
             ip4_checks: Vec::with_capacity(MAX_BURST),
             ip6_checks: Vec::with_capacity(MAX_BURST),
-            nat_scratch: crate::nat::translate::Scratch::default(),
+            nat_scratch: crate::nat::translate::Scratch::with_room(),
         }
     }
 

@@ -231,14 +231,19 @@ impl Pkt {
 }
 
 /// A vector's packets as NAT parsed them: each its packet, and its VRF and its flow's hash
-/// (None: nothing NAT looks at). Kept in the graph, room for a whole vector.
+/// (None: nothing NAT looks at). Kept in the graph, room for a whole vector
+/// ([`Scratch::with_room`]); the default is empty and allocates nothing, so that taking it
+/// out of the graph for a vector costs nothing (taking it used to allocate and zero a new
+/// one per vector, measured: about 6% of nat-snat's cycles).
+#[derive(Default)]
 pub(crate) struct Scratch {
     pkts: Vec<Pkt>,
     at: Vec<Option<(u16, u64)>>,
 }
 
-impl Default for Scratch {
-    fn default() -> Scratch {
+impl Scratch {
+    /// Room for a whole vector, made once when the worker starts.
+    pub(crate) fn with_room() -> Scratch {
         Scratch {
             pkts: vec![Pkt::EMPTY; dpdk::MAX_BURST],
             at: vec![None; dpdk::MAX_BURST],

@@ -516,7 +516,7 @@ impl PathCache {
 
 /// The underlay path from tunnel `t` to `remote` for a packet of flow hash `hash`, or the
 /// drop reason and the interface to count it against.
-#[inline]
+#[inline(always)]
 fn path(
     ctx: &Ctx,
     paths: &mut PathCache,
@@ -531,6 +531,20 @@ fn path(
             return Ok((*p, true));
         }
     }
+    find_path(ctx, paths, t, vx, remote, hash)
+}
+
+/// [`path`] when the kept one is not it: looked up (and kept unless ECMP).
+#[inline(never)]
+fn find_path(
+    ctx: &Ctx,
+    paths: &mut PathCache,
+    t: &TunnelPlan,
+    vx: Encap,
+    remote: Ipv4Addr,
+    hash: u32,
+) -> Result<(Path, bool), (DropReason, u16)> {
+    let key = (t.iface, u32::from(remote));
     let plan = ctx.plan;
     let fib = plan.vrf(t.vrf).map(|v| &*v.fib4);
     let (nh, ecmp) = underlay(fib, plan.l3.nexthops.as_deref(), remote, hash);

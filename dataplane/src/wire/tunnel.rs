@@ -644,10 +644,15 @@ impl OuterTemplate {
             return None;
         }
         let total = u16::try_from(inner_len.checked_add(n - ethernet::HEADER_LEN)?).ok()?;
-        // VXLAN's and Geneve's 50 bytes as a copy of known length (no call to memcpy).
+        // VXLAN's and Geneve's 50 bytes as a copy of known length, inline; other lengths
+        // (GRE) out of line, so that the compiler cannot merge the two into one call to
+        // memcpy of a variable length (it did: a call per packet).
         match <&mut [u8; VXLAN_V4_OUTER_LEN]>::try_from(&mut *buf) {
-            Ok(b) => b.copy_from_slice(&self.bytes[..VXLAN_V4_OUTER_LEN]),
-            Err(_) => buf.copy_from_slice(&self.bytes[..n]),
+            Ok(b) => {
+                let (head, _) = self.bytes.split_first_chunk::<VXLAN_V4_OUTER_LEN>()?;
+                *b = *head;
+            }
+            Err(_) => copy_headers(buf, &self.bytes[..n]),
         }
         let ip = &mut buf[ethernet::HEADER_LEN..];
         ip[2..4].copy_from_slice(&total.to_be_bytes());
@@ -665,6 +670,12 @@ impl OuterTemplate {
         }
         Some(())
     }
+}
+
+/// A template of another length than VXLAN's into `buf` (of its length).
+#[inline(never)]
+fn copy_headers(buf: &mut [u8], headers: &[u8]) {
+    buf.copy_from_slice(headers);
 }
 
 #[cfg(test)]
