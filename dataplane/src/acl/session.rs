@@ -612,7 +612,7 @@ impl Sessions {
     }
 
     /// [`Sessions::lookup_nat`] of `f` whose hash `h` ([`Flow::hash`]) the caller has.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_nat_hashed(&self, f: &Flow, h: u64) -> Option<NatHit> {
         let (slot, c1, reply, _, dir) = self.find_hashed(f, h)?;
         if dir < DIR_NAT_FWD || (reply && dir != DIR_NAT_FWD) {

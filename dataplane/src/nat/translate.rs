@@ -324,7 +324,11 @@ fn packet<F: Family>(
     let orig = p.flow(vrf);
     if let Some(hit) = t.lookup_nat_hashed(&orig, h) {
         t.touch_nat(&hit, p.tcp_flags);
-        rewrite(frame, p, &hit.to, meta.csum);
+        if F::V6 {
+            rewrite_as::<true>(frame, p, &hit.to, meta.csum);
+        } else {
+            rewrite_as::<false>(frame, p, &hit.to, meta.csum);
+        }
         return None;
     }
     if p.kind == Kind::Echo(false) {
@@ -493,13 +497,26 @@ fn bytes_of(fam: Fam, a: u128) -> [u8; 16] {
 /// Rewrites packet `p` of `frame` to flow `to` (addresses, ports or echo identifier),
 /// checksums updated.
 fn rewrite(frame: &mut [u8], p: &Pkt, to: &Flow, csum: Csum) {
-    let (sa, da, alen) = addr_at(p.fam);
+    match p.fam {
+        Fam::V4 => rewrite_as::<false>(frame, p, to, csum),
+        Fam::V6 => rewrite_as::<true>(frame, p, to, csum),
+    }
+}
+
+/// [`rewrite`] of a packet of family `V6` (as `p.fam` says), inline in the fast path,
+/// where the family is known when it is compiled: the address arithmetic of the other
+/// family folds away (the generic body took about 8% of nat-snat's cycles, out of line).
+#[inline(always)]
+fn rewrite_as<const V6: bool>(frame: &mut [u8], p: &Pkt, to: &Flow, csum: Csum) {
+    let fam = if V6 { Fam::V6 } else { Fam::V4 };
+    debug_assert!(p.fam == fam);
+    let (sa, da, alen) = addr_at(fam);
     let ip = p.ip;
     let (l4, proto) = (p.l4, p.proto);
     // The L4 checksum field, and whether it covers the pseudo-header.
     let (field, pseudo) = match proto {
         TCP => (Some(l4 + 16), true),
-        UDP if p.fam == Fam::V4 && be16(frame, l4 + 6) == Some(0) => (None, true),
+        UDP if fam == Fam::V4 && be16(frame, l4 + 6) == Some(0) => (None, true),
         UDP => (Some(l4 + 6), true),
         ICMP => (Some(l4 + 2), false),
         _ => (Some(l4 + 2), true),
@@ -513,8 +530,8 @@ fn rewrite(frame: &mut [u8], p: &Pkt, to: &Flow, csum: Csum) {
     let mut d_addr = 0u32;
     for (at, old, new) in [(sa, p.src, to.src), (da, p.dst, to.dst)] {
         if old != new {
-            d_addr += change(p.fam, old, new);
-            frame[ip + at..ip + at + alen].copy_from_slice(&bytes_of(p.fam, new)[..alen]);
+            d_addr += change(fam, old, new);
+            frame[ip + at..ip + at + alen].copy_from_slice(&bytes_of(fam, new)[..alen]);
         }
     }
     let ports: &[(usize, u16, u16)] = match p.kind {
@@ -530,7 +547,7 @@ fn rewrite(frame: &mut [u8], p: &Pkt, to: &Flow, csum: Csum) {
             frame[at..at + 2].copy_from_slice(&new.to_be_bytes());
         }
     }
-    if d_addr != 0 && p.fam == Fam::V4 {
+    if d_addr != 0 && fam == Fam::V4 {
         adjust(frame, ip + 10, d_addr, false);
     }
     if let Some(f) = field {
