@@ -817,6 +817,24 @@ stop_pid() {
             kill -0 "$pid" 2>/dev/null || break
             # A zombie answers kill -0; stop polling once it has exited.
             [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]] || break
+            # A process slow to go, seen while it is still there (at the timeout it had
+            # always just gone: its last log line says "stopped", then exit takes ~15 s):
+            # each thread's state, kernel stack and the process's memory at 5 s.
+            if [ -n "$stacks" ] && [ "$i" = 50 ]; then
+                {
+                    date +%T.%N
+                    ps -L -o tid=,stat=,wchan:32=,comm= -p "$pid"
+                    grep -E '^(State|Threads|VmRSS|VmHWM|RssAnon|RssFile|RssShmem|HugetlbPages)' \
+                        /proc/"$pid"/status
+                    local t5
+                    for t5 in /proc/"$pid"/task/*; do
+                        echo "== kernel stack of task ${t5##*/} ($(cat "$t5/comm" 2>/dev/null))"
+                        cat "$t5/stack" 2>/dev/null
+                    done
+                } >"$stacks.5s" 2>&1 || true
+                log "pid $pid still there 5 s after SIG$sig: its threads in $stacks.5s:"
+                head -n 40 "$stacks.5s" | cut -c1-200 >&2
+            fi
             sleep 0.1
         done
         if kill -0 "$pid" 2>/dev/null && [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]; then
