@@ -808,6 +808,17 @@ BASE_DIR="" BASE_TREE="" BASE_REV="" BASE_REL=""
 # and each thread's innermost frames logged. (Not run in $(...): only this shell can reap
 # its children.)
 STOP_RC=0 STOP_KILLED=0
+
+# thread_states PID: each of its threads' state and wait channel, then its kernel stack.
+thread_states() {
+    local pid=$1 t
+    ps -L -o tid=,stat=,wchan:32=,comm= -p "$pid"
+    for t in /proc/"$pid"/task/*; do
+        echo "== kernel stack of task ${t##*/} ($(cat "$t/comm" 2>/dev/null))"
+        cat "$t/stack" 2>/dev/null
+    done
+}
+
 stop_pid() {
     local pid=$1 sig=$2 timeout=$3 stacks=${4:-} i
     STOP_RC=0 STOP_KILLED=0
@@ -823,14 +834,9 @@ stop_pid() {
             if [ -n "$stacks" ] && [ "$i" = 50 ]; then
                 {
                     date +%T.%N
-                    ps -L -o tid=,stat=,wchan:32=,comm= -p "$pid"
                     grep -E '^(State|Threads|VmRSS|VmHWM|RssAnon|RssFile|RssShmem|HugetlbPages)' \
                         /proc/"$pid"/status
-                    local t5
-                    for t5 in /proc/"$pid"/task/*; do
-                        echo "== kernel stack of task ${t5##*/} ($(cat "$t5/comm" 2>/dev/null))"
-                        cat "$t5/stack" 2>/dev/null
-                    done
+                    thread_states "$pid"
                 } >"$stacks.5s" 2>&1 || true
                 log "pid $pid still there 5 s after SIG$sig: its threads in $stacks.5s:"
                 head -n 40 "$stacks.5s" | cut -c1-200 >&2
@@ -842,14 +848,7 @@ stop_pid() {
             if [ -n "$stacks" ]; then
                 # Each thread's state and kernel stack first (a process stuck on its way out,
                 # after its own last log line, waits in the kernel where gdb cannot attach).
-                {
-                    ps -L -o tid=,stat=,wchan:32=,comm= -p "$pid"
-                    local t
-                    for t in /proc/"$pid"/task/*; do
-                        echo "== kernel stack of task ${t##*/} ($(cat "$t/comm" 2>/dev/null))"
-                        cat "$t/stack" 2>/dev/null
-                    done
-                } >"$stacks.kernel" 2>&1 || true
+                thread_states "$pid" >"$stacks.kernel" 2>&1 || true
                 log "pid $pid: threads and kernel stacks in $stacks.kernel:"
                 head -n 40 "$stacks.kernel" | cut -c1-200 >&2
             fi
