@@ -189,3 +189,30 @@ fn main() -> ExitCode {
     println!("(TSC ticks per read: batches of {BATCH}, prefetched then read)");
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_stay_in_the_table_and_on_the_lines_drawn() {
+        let seq = offsets(MIB, 100, 10_000, 7);
+        assert_eq!(seq.len(), 10_000);
+        assert!(seq.iter().all(|&o| o < MIB && o % 64 == 0));
+        let distinct: std::collections::HashSet<_> = seq.iter().collect();
+        assert!(
+            distinct.len() <= 100 && distinct.len() > 90,
+            "{}",
+            distinct.len()
+        );
+        // A table smaller than the lines asked for: every read still inside it.
+        assert!(offsets(4096, 1000, 500, 7).iter().all(|&o| o < 4096));
+    }
+
+    #[test]
+    fn a_table_is_readable_on_small_pages() {
+        let t = Table::new(2 * MIB, Pages::Small).unwrap();
+        let seq = offsets(2 * MIB, 64, 1024, 1);
+        assert!(t.time(&seq) > 0.0);
+    }
+}
