@@ -361,13 +361,9 @@ mod slot_pool;
 use crate::{ZcBuf, ZcBuffers, ZcMemory};
 use slot_pool::SlotPool as TestBufs;
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(5), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
+#[path = "../tests/common/wait.rs"]
+mod wait;
+use wait::wait as wait_for;
 
 /// A fake server's side of a connection with a zero-copy client: the socket, the
 /// client's regions (0: rings, 1: its buffers) and its client-to-server and

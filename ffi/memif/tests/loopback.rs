@@ -11,16 +11,9 @@ fn sock(name: &str) -> PathBuf {
     p
 }
 
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+#[path = "common/wait.rs"]
+mod wait;
+use wait::wait;
 
 fn pair(name: &str, queues: u16) -> (Context, Interface, Interface, PathBuf) {
     let ctx = Context::new().unwrap();

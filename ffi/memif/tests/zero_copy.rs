@@ -18,13 +18,9 @@ fn sock(name: &str) -> PathBuf {
     p
 }
 
-fn wait(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(10), "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+#[path = "common/wait.rs"]
+mod wait;
+use wait::wait;
 
 fn frame(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
