@@ -414,8 +414,7 @@ fn tx_zc(zc: &ZcPool, batch: &mut memif::TxBatch<'_>, burst: &mut Burst, done: &
     let area = zc.area();
     let base = area.0 as usize;
     let mut segs = [ZcBuf::default(); LEND_MAX_SEGS];
-    // Made only when a frame is copied (the common case lends every frame).
-    let mut copied: Option<Burst> = None;
+    let mut copied = Burst::new();
     for m in burst.drain() {
         let bytes = m.len() as u64;
         let lent = if usize::from(m.segments()) <= LEND_MAX_SEGS {
@@ -436,7 +435,11 @@ fn tx_zc(zc: &ZcPool, batch: &mut memif::TxBatch<'_>, burst: &mut Burst, done: &
             Ok(k) => {
                 let sent = batch.push_zc(&segs[..k]);
                 if !sent {
-                    zc.free_bufs(&segs[..k]);
+                    let mut tokens = [0u64; LEND_MAX_SEGS];
+                    for (t, b) in tokens.iter_mut().zip(&segs[..k]) {
+                        *t = b.token;
+                    }
+                    zc.free(&tokens[..k]);
                 }
                 sent
             }
@@ -444,7 +447,7 @@ fn tx_zc(zc: &ZcPool, batch: &mut memif::TxBatch<'_>, burst: &mut Burst, done: &
             Err(m) => {
                 let sent = batch.push(m.parts());
                 // The burst it came from had room for it, so this one does.
-                let _ = copied.get_or_insert_with(Burst::new).push(m);
+                let _ = copied.push(m);
                 sent
             }
         };
@@ -455,6 +458,5 @@ fn tx_zc(zc: &ZcPool, batch: &mut memif::TxBatch<'_>, burst: &mut Burst, done: &
             done.refused += 1;
         }
     }
-    // Freed in one bulk call (Burst's drop).
-    drop(copied);
+    copied.clear();
 }

@@ -507,15 +507,6 @@ struct Path {
 pub(crate) struct PathCache(Option<((u16, u32), Path, Option<OuterTemplate>)>);
 
 impl PathCache {
-    /// The kept path, if it is tunnel `tif`'s to `remote`.
-    #[inline(always)]
-    fn kept(&self, tif: u16, remote: Ipv4Addr) -> Option<Path> {
-        match &self.0 {
-            Some((k, p, _)) if *k == (tif, u32::from(remote)) => Some(*p),
-            _ => None,
-        }
-    }
-
     /// The kept path's template (by reference: a template is 70 bytes).
     #[inline(always)]
     fn template(&self) -> Option<&OuterTemplate> {
@@ -523,11 +514,29 @@ impl PathCache {
     }
 }
 
-/// The underlay path from tunnel `t` to `remote` for a packet of flow hash `hash` when the
-/// kept one ([`PathCache::kept`]) is not it: looked up, and kept unless ECMP; or the drop
-/// reason and the interface to count it against. Out of line: once per vector and VTEP.
-#[inline(never)]
+/// The underlay path from tunnel `t` to `remote` for a packet of flow hash `hash`, or the
+/// drop reason and the interface to count it against.
+#[inline(always)]
 fn path(
+    ctx: &Ctx,
+    paths: &mut PathCache,
+    t: &TunnelPlan,
+    vx: Encap,
+    remote: Ipv4Addr,
+    hash: u32,
+) -> Result<(Path, bool), (DropReason, u16)> {
+    let key = (t.iface, u32::from(remote));
+    if let Some((k, p, _)) = &paths.0 {
+        if *k == key {
+            return Ok((*p, true));
+        }
+    }
+    find_path(ctx, paths, t, vx, remote, hash)
+}
+
+/// [`path`] when the kept one is not it: looked up (and kept unless ECMP).
+#[inline(never)]
+fn find_path(
     ctx: &Ctx,
     paths: &mut PathCache,
     t: &TunnelPlan,
@@ -656,12 +665,9 @@ fn to_vtep(
             dst_mac,
         },
         kept,
-    ) = match paths.kept(t.iface, remote) {
-        Some(p) => (p, true),
-        None => match path(ctx, paths, t, vx, remote, hash) {
-            Ok(p) => p,
-            Err((reason, at)) => return ctx.counters.drop_packets(STAGE, reason, at, 1),
-        },
+    ) = match path(ctx, paths, t, vx, remote, hash) {
+        Ok(p) => p,
+        Err((reason, at)) => return ctx.counters.drop_packets(STAGE, reason, at, 1),
     };
     let (dst_mac, resolved) = match dst_mac {
         Some(mac) => (mac, true),

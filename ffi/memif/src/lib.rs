@@ -140,18 +140,6 @@ pub trait ZcBuffers: Send + Sync {
     fn alloc(&self, out: &mut [ZcBuf]) -> usize;
     /// Gives buffers back by token (those handed to the crate and no longer needed).
     fn free(&self, tokens: &[u64]);
-
-    /// Gives `bufs` back ([`ZcBuffers::free`] of their tokens), 64 at a time, without
-    /// allocating.
-    fn free_bufs(&self, bufs: &[ZcBuf]) {
-        let mut tokens = [0u64; 64];
-        for chunk in bufs.chunks(tokens.len()) {
-            for (t, b) in tokens.iter_mut().zip(chunk) {
-                *t = b.token;
-            }
-            self.free(&tokens[..chunk.len()]);
-        }
-    }
 }
 
 impl std::fmt::Debug for dyn ZcBuffers {

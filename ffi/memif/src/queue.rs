@@ -372,17 +372,19 @@ impl QueueSlot {
                 break;
             };
             let (mut total, mut ok) = (0u64, usize::from(k) <= ZC_MAX_CHAIN);
-            for (i, seg) in segs.iter_mut().enumerate().take(usize::from(k)) {
+            let mut tokens = [0u64; ZC_MAX_CHAIN];
+            for i in 0..usize::from(k).min(ZC_MAX_CHAIN) {
                 let slot = cur.wrapping_add(i as u16);
                 let b = zc.slots[usize::from(slot & mask)];
                 let len = ring.desc(slot).length;
+                tokens[i] = b.token;
                 if len > b.len {
                     // Longer than the buffer we gave: the server wrote past it.
                     bump(&stats.bad_desc, 1);
                     ok = false;
                 }
                 total += u64::from(len);
-                *seg = ZcBuf { len, ..b };
+                segs[i] = ZcBuf { len, ..b };
             }
             if ok && total > max_frame as u64 {
                 bump(&stats.too_long, 1);
@@ -393,7 +395,7 @@ impl QueueSlot {
                 frames += 1;
                 bytes += total;
             } else if usize::from(k) <= ZC_MAX_CHAIN {
-                zc.bufs.free_bufs(&segs[..usize::from(k)]);
+                zc.bufs.free(&tokens[..usize::from(k)]);
             } else {
                 bump(&stats.too_long, 1);
                 zc.give_back(mask, cur, cur.wrapping_add(k));
@@ -760,7 +762,7 @@ impl TxBatch<'_> {
             return true;
         }
         if let Some(zc) = self.g.state().as_ref().and_then(|a| a.zc.as_ref()) {
-            zc.bufs.free_bufs(&segs[..n]);
+            free_all(&*zc.bufs, &segs[..n]);
         }
         false
     }
@@ -787,17 +789,14 @@ fn copy_into<'p>(
         let mut src = part;
         while !src.is_empty() {
             if n == 0 || fill == segs[n - 1].len {
-                if n == ZC_MAX_CHAIN || bufs.alloc(&mut segs[n..=n]) != 1 {
-                    bufs.free_bufs(&segs[..n]);
+                let ok = n < ZC_MAX_CHAIN && bufs.alloc(&mut segs[n..=n]) == 1;
+                let b = segs[n.min(ZC_MAX_CHAIN - 1)];
+                if !ok || b.len == 0 || b.offset as usize + b.len as usize > size {
+                    free_all(bufs, &segs[..n + usize::from(ok)]);
                     return None;
                 }
                 n += 1;
                 fill = 0;
-                let b = segs[n - 1];
-                if b.len == 0 || b.offset as usize + b.len as usize > size {
-                    bufs.free_bufs(&segs[..n]);
-                    return None;
-                }
             }
             let cur = &mut segs[n - 1];
             let k = (cur.len - fill).min(src.len() as u32);
@@ -819,6 +818,16 @@ fn copy_into<'p>(
         segs[n - 1].len = fill;
     }
     Some(n)
+}
+
+/// Gives the buffers of `segs` back (at most [`ZC_MAX_CHAIN`], no allocation).
+fn free_all(bufs: &dyn ZcBuffers, segs: &[ZcBuf]) {
+    let mut tokens = [0u64; ZC_MAX_CHAIN];
+    let n = segs.len().min(ZC_MAX_CHAIN);
+    for (t, b) in tokens.iter_mut().zip(&segs[..n]) {
+        *t = b.token;
+    }
+    bufs.free(&tokens[..n]);
 }
 
 /// Writes a filled descriptor.
