@@ -122,6 +122,10 @@ fn recheck(t: &Sessions, cur: &Acl, f: &Flow, found: &Found) -> bool {
 /// Packets classified together (rte_acl's batch).
 const CHUNK: usize = 32;
 
+/// How many packets ahead of its session lookup a packet's slots are asked for (the
+/// lookup reads the bucket, asked for in the first pass, then the slots it names).
+const SESSION_LAG: usize = 8;
+
 /// Checks every frame of `burst`, all through `iface` in direction `dir`, against `acl`:
 /// like [`check`] frame by frame, with the rule searches of a chunk of frames done in one
 /// classifier call. Counts the drops (in `stage`) and clears `keep[i]` for each frame
@@ -173,17 +177,17 @@ fn check_all(
             }
             at += 1;
         }
-        // Pass 2: ask for the slots the buckets name.
-        if let Some(t) = table {
-            for j in 0..len {
-                if flows[j].is_some() {
-                    t.prefetch_slots(hashes[j]);
-                }
-            }
-        }
-        // Pass 3: sessions; what remains is moved to the front and searched together.
+        // Pass 2: sessions, each packet's slots (those its bucket names) asked for
+        // SESSION_LAG packets before; what remains is moved to the front (below the
+        // packets still to be asked for) and searched together.
         let mut m = 0;
-        for j in 0..len {
+        for k in 0..len + SESSION_LAG {
+            if let (Some(t), Some(Some(_))) = (table, flows[..len].get(k)) {
+                t.prefetch_slots(hashes[k]);
+            }
+            let Some(j) = k.checked_sub(SESSION_LAG) else {
+                continue;
+            };
             let f = flows[j].as_ref().map(|f| (f, hashes[j]));
             let held = table.is_some_and(|t| session_passes(ctx, t, iface, f, &xs[j]));
             if !held {

@@ -9,21 +9,31 @@
 //! directions hash alike (the endpoints are ordered before hashing), so a lookup finds a
 //! packet's session whichever way it goes and says which way that is.
 //!
-//! Layout: buckets of [`WAYS`] control words (one cache line), each naming a slot (one
-//! cache line: the key, last-seen second, TCP state, the ACL that created it), the
-//! bucket's slots stored right after its control words ([`Group`]). A control
-//! word holds a 32-bit tag of the hash, a state (free, busy, live) and a generation that
-//! every claim of the slot increments. A lookup reads the bucket's line, and the slot of a
-//! live word whose tag matches; then reads the word again: if it changed (the slot was
-//! freed or claimed meanwhile) the read is discarded (a miss). So readers never lock and
-//! never see a torn key.
+//! Layout: a small index of buckets, [`WAYS`] control words each (one cache line), and a
+//! dense pool of entries (two lines each: the slot, with the key, last-seen second, TCP
+//! state and the ACL that created it; and a NAT entry's translation). A live control word
+//! holds a 22-bit tag of the hash, the index of its entry in the pool and the entry's
+//! generation (which every allocation of the entry increments). A lookup reads the
+//! bucket's line, and the entry of a live word whose tag matches; then reads the word
+//! again: if it changed (the entry was freed, or freed and taken again, meanwhile) the
+//! read is discarded (a miss). So readers never lock and never see a torn key.
 //!
-//! Writers: workers create sessions (a compare-and-swap claims a free slot: two workers
-//! never take one slot) and stamp the ones they see (last-seen second, TCP flags: plain
-//! stores, only when they change; a stamp landing on a slot just freed and reused only
+//! Why a pool: a lookup lands on a random bucket, and a table sized for its limit is tens
+//! of megabytes. In a VM whose huge pages the host backs with small ones, the TLB reaches
+//! about 8 MiB (`perf/results/2026-12-04-table-reach.md`): buckets with their slots inside
+//! them (this table's earlier layout, 71 MiB) made every lookup a nested page walk, even
+//! with 10,000 sessions. The index is 64 bytes per 8 slots (4 MiB at the default size),
+//! and the pool hands out recently freed entries first and never-used ones in order, so
+//! the lines a lookup reads lie in a few megabytes: those the live sessions use.
+//!
+//! Writers: workers create sessions (an entry taken from the pool's lock-free free list is
+//! written, then published by a compare-and-swap of a free control word: two workers
+//! never take one way) and stamp the ones they see (last-seen second, TCP flags: plain
+//! stores, only when they change; a stamp landing on an entry just freed and reused only
 //! delays that session's expiry). The control thread expires sessions (compare-and-swap
-//! from live to free) and moves the clock. The only read-modify-writes shared between
-//! workers are per new session (the session counts), never per packet.
+//! from live to free, then the entry back to the pool) and moves the clock. The only
+//! read-modify-writes shared between workers are per new session (the session counts, the
+//! free list), never per packet.
 //!
 //! Limits: a global limit and one per interface. At a limit, a worker evicts the oldest
 //! half-open TCP session it created (from its own FIFO of half-open sessions; entries that
@@ -43,7 +53,7 @@
 //! a FIN each way, transitory (`timeout-tcp-transitory`). UDP and other protocols time out
 //! after `timeout-udp`, ICMP echoes after `timeout-icmp`.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use super::key::{tcp, Extra};
 use super::rule::{Family, Key};
@@ -54,24 +64,41 @@ use crate::plan::MAX_IFACES;
 /// Slots per bucket (one cache line of control words).
 pub const WAYS: usize = 8;
 
-/// Slot states in a control word.
+/// Slot states in a control word (all-zero: free).
 const FREE: u64 = 0;
-const BUSY: u64 = 1;
 const LIVE: u64 = 2;
 
+/// A control word: the entry's index in the pool (bits 0-19), the state (20-21), the low
+/// 20 bits of the entry's generation (22-41), the hash's tag (42-63: its top 22 bits).
+const INDEX_BITS: u32 = 20;
+/// The most entries a table has (the index's room in a control word).
+pub const MAX_SLOTS: usize = 1 << INDEX_BITS;
+const GEN_BITS: u32 = 20;
+const TAG_SHIFT: u32 = INDEX_BITS + 2 + GEN_BITS;
+
 #[inline(always)]
-fn word(tag: u32, state: u64, gen: u64) -> u64 {
-    u64::from(tag) | (state << 32) | (gen << 34)
+fn word(h: u64, state: u64, gen: u32, index: usize) -> u64 {
+    index as u64
+        | (state << INDEX_BITS)
+        | ((u64::from(gen) & ((1 << GEN_BITS) - 1)) << (INDEX_BITS + 2))
+        | (h >> TAG_SHIFT << TAG_SHIFT)
 }
 
 #[inline(always)]
 fn state_of(c: u64) -> u64 {
-    (c >> 32) & 3
+    (c >> INDEX_BITS) & 3
 }
 
+/// Whether control word `c` is live with hash `h`'s tag.
 #[inline(always)]
-fn gen_of(c: u64) -> u64 {
-    c >> 34
+fn live_with_tag(c: u64, h: u64) -> bool {
+    state_of(c) == LIVE && (c ^ h) >> TAG_SHIFT == 0
+}
+
+/// The pool index control word `c` names.
+#[inline(always)]
+fn index_of(c: u64) -> usize {
+    (c & ((1 << INDEX_BITS) - 1)) as usize
 }
 
 /// TCP state bits (per session).
@@ -238,10 +265,11 @@ pub struct SessionConfig {
     pub timeouts: Timeouts,
 }
 
-// SAFETY: a Group is atomic integers only (its Bucket, Slots and NatSlots): all-zero
-// bytes are a free bucket (every control word FREE, generation 0), empty slots and no
-// translation, no partner.
-unsafe impl Zeroed for Group {}
+// SAFETY: a Bucket is atomic integers only: all-zero bytes are every control word FREE.
+unsafe impl Zeroed for Bucket {}
+// SAFETY: a Way is atomic integers only (its Slot and NatSlot): all-zero bytes are an
+// entry never used (generation 0, no translation, no partner, home way 0).
+unsafe impl Zeroed for Way {}
 
 /// A slot's `dir` word: an ACL's direction (0 in, 1 out), or one of a NAT pair's entries.
 const DIR_NAT_FWD: u32 = 2;
@@ -261,13 +289,19 @@ fn count_index(iface: u16) -> usize {
 }
 
 /// What a NAT entry rewrites its packets to, and its partner (beside its [`Slot`], same
-/// index; read only for NAT entries).
+/// index; read only for NAT entries); and, for every entry, where it is live and its
+/// generation (written when it is taken from the pool).
 #[repr(align(64))]
 struct NatSlot {
     /// The flow its packets become (as [`Flow::words`]).
     to: [AtomicU64; 5],
-    /// The pair's other entry: slot << 32 | the low 32 bits of its generation (0: none yet).
+    /// The pair's other entry, as [`Sessions::link`] names it (0: none yet).
     partner: AtomicU64,
+    /// The way that names it: bucket * WAYS + way.
+    home: AtomicU32,
+    /// How many times it was taken from the pool (what a control word's generation bits
+    /// and a link's low 32 bits hold).
+    gen: AtomicU32,
 }
 
 /// A NAT entry found for a packet: the packet goes the entry's way (an entry's reverse
@@ -286,25 +320,15 @@ struct Bucket {
     ctl: [AtomicU64; WAYS],
 }
 
-/// One way of a bucket: its slot and, on the next line, a NAT entry's translation.
+/// An entry of the pool: its slot and, on the next line, a NAT entry's translation (the
+/// two lines a NAT lookup reads, side by side).
 #[repr(C, align(64))]
 struct Way {
     slot: Slot,
     nat: NatSlot,
 }
 
-/// A bucket's control words and its ways, in one piece (17 lines): the lines one lookup
-/// reads (the control words, a slot, its translation) lie together, nearly always in one
-/// 4 KiB page. Three separate arrays put them in three random pages of tens of megabytes,
-/// and each a TLB miss (a nested page walk in a VM whose huge pages the host backs with
-/// small ones).
-#[repr(C, align(64))]
-struct Group {
-    ctl: Bucket,
-    ways: [Way; WAYS],
-}
-
-const _: () = assert!(std::mem::size_of::<Group>() == 64 * (1 + 2 * WAYS));
+const _: () = assert!(std::mem::size_of::<Way>() == 128 && std::mem::size_of::<Bucket>() == 64);
 
 #[repr(align(64))]
 struct Slot {
@@ -406,9 +430,19 @@ pub struct SessionStats {
 
 /// The session table.
 pub struct Sessions {
-    /// In huge-page memory: lookups land on random lines of tens of megabytes.
-    groups: HugeArray<Group>,
+    /// The index: a lookup lands on a random one (in huge-page memory).
+    buckets: HugeArray<Bucket>,
     mask: u64,
+    /// The entries, as many as the buckets have ways (in huge-page memory, touched as
+    /// they are first used).
+    pool: HugeArray<Way>,
+    /// The pool's free list (a stack): a tag counting its changes << 32 | the top entry's
+    /// index + 1 (0: empty).
+    free_head: AtomicU64,
+    /// Under each entry on the free list, the next one's index + 1 (0: the bottom).
+    free_next: Box<[AtomicU32]>,
+    /// Entries never used yet: those from here on.
+    fresh: AtomicUsize,
     count: AtomicU64,
     per_iface: Box<[AtomicU32]>,
     half_open: Box<[HalfOpen]>,
@@ -432,13 +466,21 @@ impl std::fmt::Debug for Sessions {
 }
 
 impl Sessions {
-    /// A table of at least `capacity` slots (rounded up to a power of two buckets) for
-    /// `workers` workers.
+    /// A table of at least `capacity` slots (rounded up to a power of two buckets; at
+    /// most [`MAX_SLOTS`]) for `workers` workers.
     pub fn new(capacity: usize, workers: usize, config: SessionConfig) -> Sessions {
-        let buckets = capacity.div_ceil(WAYS).next_power_of_two().max(1);
+        let buckets = capacity
+            .min(MAX_SLOTS)
+            .div_ceil(WAYS)
+            .next_power_of_two()
+            .max(1);
         let t = Sessions {
-            groups: HugeArray::new(buckets),
+            buckets: HugeArray::new(buckets),
             mask: buckets as u64 - 1,
+            pool: HugeArray::new(buckets * WAYS),
+            free_head: AtomicU64::new(0),
+            free_next: (0..buckets * WAYS).map(|_| AtomicU32::new(0)).collect(),
+            fresh: AtomicUsize::new(0),
             count: AtomicU64::new(0),
             per_iface: (0..=NAT_COUNT).map(|_| AtomicU32::new(0)).collect(),
             half_open: (0..workers.max(1))
@@ -463,7 +505,7 @@ impl Sessions {
 
     /// Slots in all.
     pub fn capacity(&self) -> usize {
-        self.groups.len() * WAYS
+        self.pool.len()
     }
 
     /// Applies new limits and timeouts (sessions over a lowered limit stay until they
@@ -503,38 +545,103 @@ impl Sessions {
 
     #[inline(always)]
     fn bucket(&self, h: u64) -> &Bucket {
-        // mask < groups.len(): the index is in range.
-        &self.groups[(h & self.mask) as usize].ctl
+        // mask < buckets.len(): the index is in range.
+        &self.buckets[(h & self.mask) as usize]
     }
 
-    /// The control word of slot `i`.
+    /// The control word of the way entry `i` was last made live in (it names `i` only
+    /// while `i` is live there: callers compare the index it holds).
     #[inline(always)]
     fn ctl(&self, i: usize) -> Option<&AtomicU64> {
-        Some(&self.groups.get(i / WAYS)?.ctl.ctl[i % WAYS])
+        let home = self.pool.get(i)?.nat.home.load(Relaxed) as usize;
+        Some(&self.buckets.get(home / WAYS)?.ctl[home % WAYS])
     }
 
-    /// Slot `i` (bucket `i / WAYS`, way `i % WAYS`).
+    /// Entry `i`'s slot.
     #[inline(always)]
     fn slot(&self, i: usize) -> Option<&Slot> {
-        Some(&self.groups.get(i / WAYS)?.ways[i % WAYS].slot)
+        Some(&self.pool.get(i)?.slot)
     }
 
-    /// Slot `i`'s translation.
+    /// Entry `i`'s translation.
     #[inline(always)]
     fn nat(&self, i: usize) -> Option<&NatSlot> {
-        Some(&self.groups.get(i / WAYS)?.ways[i % WAYS].nat)
+        Some(&self.pool.get(i)?.nat)
     }
 
-    /// Slot `i`, which the caller has from a control word of this table (in range).
+    /// Entry `i`'s slot, `i` from a control word of this table (in range).
     #[inline(always)]
     fn slot_at(&self, i: usize) -> &Slot {
-        &self.groups[i / WAYS].ways[i % WAYS].slot
+        &self.pool[i].slot
     }
 
-    /// Slot `i`'s control word, `i` in range as for [`Sessions::slot_at`].
+    /// Entry `i`'s control word ([`Sessions::ctl`]), `i` in range as for
+    /// [`Sessions::slot_at`] (a home is always a way of this table).
     #[inline(always)]
     fn ctl_at(&self, i: usize) -> &AtomicU64 {
-        &self.groups[i / WAYS].ctl.ctl[i % WAYS]
+        let home = self.pool[i].nat.home.load(Relaxed) as usize;
+        &self.buckets[home / WAYS].ctl[home % WAYS]
+    }
+
+    /// Entry `i` as links name it (a NAT partner, a half-open FIFO's entry): its index
+    /// << 32 | its generation.
+    #[inline(always)]
+    fn link(&self, i: usize) -> u64 {
+        ((i as u64) << 32) | u64::from(self.pool[i].nat.gen.load(Relaxed))
+    }
+
+    /// The control word of entry `i` named by a link of generation `gen`, if `i` is live
+    /// with that generation.
+    fn linked(&self, i: usize, gen: u32) -> Option<u64> {
+        if self.nat(i)?.gen.load(Relaxed) != gen {
+            return None;
+        }
+        let c = self.ctl(i)?.load(Acquire);
+        let same_gen = (c >> (INDEX_BITS + 2)) & ((1 << GEN_BITS) - 1)
+            == u64::from(gen) & ((1 << GEN_BITS) - 1);
+        (state_of(c) == LIVE && index_of(c) == i && same_gen).then_some(c)
+    }
+
+    /// Takes an entry from the pool: the one freed last, else the first never used.
+    fn alloc(&self) -> Option<usize> {
+        let mut h = self.free_head.load(Acquire);
+        loop {
+            let top = (h & 0xffff_ffff) as usize;
+            let Some(i) = top.checked_sub(1) else {
+                break;
+            };
+            let next = self.free_next[i].load(Relaxed);
+            let new = ((h >> 32).wrapping_add(1) << 32) | u64::from(next);
+            // The tag changes with every push and pop: a stale `next` (the entry taken
+            // and given back meanwhile) fails the exchange.
+            match self
+                .free_head
+                .compare_exchange_weak(h, new, Acquire, Acquire)
+            {
+                Ok(_) => return Some(i),
+                Err(x) => h = x,
+            }
+        }
+        let n = self.pool.len();
+        self.fresh
+            .fetch_update(Relaxed, Relaxed, |i| (i < n).then_some(i + 1))
+            .ok()
+    }
+
+    /// Gives entry `i` back to the pool (no control word names it any more).
+    fn dealloc(&self, i: usize) {
+        let mut h = self.free_head.load(Relaxed);
+        loop {
+            self.free_next[i].store(h as u32, Relaxed);
+            let new = ((h >> 32).wrapping_add(1) << 32) | (i as u64 + 1);
+            match self
+                .free_head
+                .compare_exchange_weak(h, new, Release, Relaxed)
+            {
+                Ok(_) => return,
+                Err(x) => h = x,
+            }
+        }
     }
 
     /// Prefetches the bucket `f` hashes to (its hash is returned, for
@@ -544,12 +651,6 @@ impl Sessions {
     pub fn prefetch_bucket(&self, f: &Flow) -> u64 {
         let h = f.hash();
         prefetch(self.bucket(h) as *const Bucket);
-        // A session goes to the first free way of its bucket: where most buckets hold at
-        // most one session, or where a new one is created, the first way's slot is the one
-        // read, so it is asked for now rather than once the bucket's line names it.
-        if let Some(s) = self.slot((h & self.mask) as usize * WAYS) {
-            prefetch(s as *const Slot);
-        }
         h
     }
 
@@ -557,12 +658,10 @@ impl Sessions {
     /// prefetched before, is read here).
     #[inline(always)]
     pub fn prefetch_slots(&self, h: u64) {
-        let tag = (h >> 32) as u32;
-        let b = (h & self.mask) as usize;
-        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+        for c in &self.bucket(h).ctl {
             let c1 = c.load(Relaxed);
-            if state_of(c1) == LIVE && c1 as u32 == tag {
-                if let Some(s) = self.slot(b * WAYS + way) {
+            if live_with_tag(c1, h) {
+                if let Some(s) = self.slot(index_of(c1)) {
                     prefetch(s as *const Slot);
                 }
             }
@@ -572,12 +671,10 @@ impl Sessions {
     /// [`Sessions::prefetch_slots`] for NAT: the matching slots and their translations.
     #[inline(always)]
     pub fn prefetch_nat_slots(&self, h: u64) {
-        let tag = (h >> 32) as u32;
-        let b = (h & self.mask) as usize;
-        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+        for c in &self.bucket(h).ctl {
             let c1 = c.load(Relaxed);
-            if state_of(c1) == LIVE && c1 as u32 == tag {
-                let i = b * WAYS + way;
+            if live_with_tag(c1, h) {
+                let i = index_of(c1);
                 if let (Some(s), Some(n)) = (self.slot(i), self.nat(i)) {
                     prefetch(s as *const Slot);
                     prefetch(n as *const NatSlot);
@@ -655,7 +752,7 @@ impl Sessions {
         }
         let now = self.now.load(Relaxed);
         let state = first_state(orig.proto, tcp_flags);
-        let Some((slot, live)) = self.claim(orig, [now, now, state, 0, DIR_NAT_FWD], Some(orig))
+        let Some((slot, _)) = self.claim(orig, [now, now, state, 0, DIR_NAT_FWD], Some(orig))
         else {
             self.release(NAT_COUNT);
             self.refused.fetch_add(1, Relaxed);
@@ -663,7 +760,7 @@ impl Sessions {
         };
         self.created.fetch_add(1, Relaxed);
         if orig.proto == TCP && state & st::EST == 0 {
-            self.remember_half_open(worker, slot, live);
+            self.remember_half_open(worker, slot);
         }
         Ok(NatHit {
             slot: slot as u32,
@@ -696,15 +793,13 @@ impl Sessions {
     /// [`Sessions::find`] with `f`'s hash.
     #[inline(always)]
     fn find_hashed(&self, f: &Flow, h: u64) -> Option<(usize, u64, bool, u32, u32)> {
-        let tag = (h >> 32) as u32;
-        let b = (h & self.mask) as usize;
         let fwd = f.words();
-        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+        for c in &self.bucket(h).ctl {
             let c1 = c.load(Acquire);
-            if state_of(c1) != LIVE || c1 as u32 != tag {
+            if !live_with_tag(c1, h) {
                 continue;
             }
-            let slot = b * WAYS + way;
+            let slot = index_of(c1);
             let s = self.slot_at(slot);
             let w = [
                 s.key[0].load(Relaxed),
@@ -772,14 +867,14 @@ impl Sessions {
         let now = self.now.load(Relaxed);
         let state = first_state(f.proto, tcp_flags);
         let fields = [now, now, state, acl, dir as u32];
-        let Some((slot, live)) = self.claim(f, fields, None) else {
+        let Some((slot, _)) = self.claim(f, fields, None) else {
             self.release(iface);
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
         };
         self.created.fetch_add(1, Relaxed);
         if f.proto == TCP && state & st::EST == 0 {
-            self.remember_half_open(worker, slot, live);
+            self.remember_half_open(worker, slot);
         }
         Ok(Found {
             slot: slot as u32,
@@ -849,14 +944,13 @@ impl Sessions {
             self.refused.fetch_add(1, Relaxed);
             return Err(Refused::Full);
         }
-        let link = |slot: usize, live: u64| ((slot as u64) << 32) | (gen_of(live) & 0xffff_ffff);
         if let (Some(n1), Some(n2)) = (self.nat(s1), self.nat(s2)) {
-            n1.partner.store(link(s2, live2), Relaxed);
-            n2.partner.store(link(s1, live1), Relaxed);
+            n1.partner.store(self.link(s2), Relaxed);
+            n2.partner.store(self.link(s1), Relaxed);
         }
         self.created.fetch_add(1, Relaxed);
         if orig.proto == TCP && state & st::EST == 0 {
-            self.remember_half_open(worker, s1, live1);
+            self.remember_half_open(worker, s1);
         }
         Ok(NatHit {
             slot: s1 as u32,
@@ -872,8 +966,7 @@ impl Sessions {
             return None;
         }
         let ps = (p >> 32) as usize;
-        let c = self.ctl(ps)?.load(Acquire);
-        (state_of(c) == LIVE && gen_of(c) & 0xffff_ffff == p & 0xffff_ffff).then_some((ps, c))
+        Some((ps, self.linked(ps, p as u32)?))
     }
 
     /// Whether `slot` holds a NAT entry (read while it is live).
@@ -910,9 +1003,9 @@ impl Sessions {
         (state, seen)
     }
 
-    /// Claims a free slot of `f`'s bucket and makes it `f`'s live session with `fields`
-    /// (seen, born, state, acl, dir). Returns the slot and its live control word; None if
-    /// the bucket is full. The room under the limits is the caller's to have reserved.
+    /// Takes an entry from the pool and makes it `f`'s live session with `fields` (seen,
+    /// born, state, acl, dir) in a free way of `f`'s bucket. Returns the entry and its live
+    /// control word; None if the bucket is full. The room under the limits is the caller's to have reserved.
     #[inline]
     fn insert(&self, f: &Flow, fields: [u32; 5]) -> Option<(usize, u64)> {
         self.insert_with(f, fields, None)
@@ -933,38 +1026,47 @@ impl Sessions {
     #[inline]
     fn insert_with(&self, f: &Flow, fields: [u32; 5], to: Option<&Flow>) -> Option<(usize, u64)> {
         let h = f.hash();
-        let tag = (h >> 32) as u32;
         let b = (h & self.mask) as usize;
-        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+        let bucket = self.bucket(h);
+        // A full bucket takes no entry from the pool.
+        if bucket.ctl.iter().all(|c| state_of(c.load(Relaxed)) != FREE) {
+            return None;
+        }
+        // The entry is this call's alone until a control word names it: written first,
+        // then published by the exchange (Release) that readers' loads (Acquire) pair with.
+        let slot = self.alloc()?;
+        let e = &self.pool[slot];
+        let s = &e.slot;
+        for (k, v) in s.key.iter().zip(f.words()) {
+            k.store(v, Relaxed);
+        }
+        let [seen, born, state, acl, dir] = fields;
+        s.seen.store(seen, Relaxed);
+        s.born.store(born, Relaxed);
+        s.state.store(state, Relaxed);
+        s.acl.store(acl, Relaxed);
+        s.dir.store(dir, Relaxed);
+        if let Some(to) = to {
+            for (k, v) in e.nat.to.iter().zip(to.words()) {
+                k.store(v, Relaxed);
+            }
+            e.nat.partner.store(0, Relaxed);
+        }
+        let gen = e.nat.gen.load(Relaxed).wrapping_add(1);
+        e.nat.gen.store(gen, Relaxed);
+        for (way, c) in bucket.ctl.iter().enumerate() {
             let c0 = c.load(Relaxed);
             if state_of(c0) != FREE {
                 continue;
             }
-            let busy = word(0, BUSY, (gen_of(c0) + 1) & ((1 << 30) - 1));
-            if c.compare_exchange(c0, busy, Acquire, Relaxed).is_err() {
-                continue;
+            e.nat.home.store((b * WAYS + way) as u32, Relaxed);
+            let live = word(h, LIVE, gen, slot);
+            if c.compare_exchange(c0, live, Release, Relaxed).is_ok() {
+                return Some((slot, live));
             }
-            let slot = b * WAYS + way;
-            let s = self.slot_at(slot);
-            for (k, v) in s.key.iter().zip(f.words()) {
-                k.store(v, Relaxed);
-            }
-            let [seen, born, state, acl, dir] = fields;
-            s.seen.store(seen, Relaxed);
-            s.born.store(born, Relaxed);
-            s.state.store(state, Relaxed);
-            s.acl.store(acl, Relaxed);
-            s.dir.store(dir, Relaxed);
-            if let (Some(to), Some(n)) = (to, self.nat(slot)) {
-                for (k, v) in n.to.iter().zip(to.words()) {
-                    k.store(v, Relaxed);
-                }
-                n.partner.store(0, Relaxed);
-            }
-            let live = word(tag, LIVE, gen_of(busy));
-            c.store(live, Release);
-            return Some((slot, live));
         }
+        // Other workers took the free ways meanwhile.
+        self.dealloc(slot);
         None
     }
 
@@ -973,11 +1075,10 @@ impl Sessions {
     #[cold]
     fn evict_in_bucket(&self, f: &Flow) -> bool {
         let h = f.hash();
-        let b = (h & self.mask) as usize;
         let mut oldest: Option<(u32, usize, u64)> = None;
-        for (way, c) in self.bucket(h).ctl.iter().enumerate() {
+        for c in &self.bucket(h).ctl {
             let c0 = c.load(Acquire);
-            let slot = b * WAYS + way;
+            let slot = index_of(c0);
             let s = self.slot_at(slot);
             let tcp = (s.key[4].load(Relaxed) >> 32) as u8 == TCP;
             let half_open = s.state.load(Relaxed) & (st::EST | st::RST | st::FWD_FIN) == 0;
@@ -1038,7 +1139,7 @@ impl Sessions {
         self.per_iface[iface].fetch_sub(1, Relaxed);
     }
 
-    fn remember_half_open(&self, worker: usize, slot: usize, live: u64) {
+    fn remember_half_open(&self, worker: usize, slot: usize) {
         let Some(q) = self.half_open.get(worker) else {
             return;
         };
@@ -1047,10 +1148,7 @@ impl Sessions {
             q.head.store(head.wrapping_add(1), Relaxed);
         }
         let i = tail as usize % HALF_OPEN_RING;
-        q.ring[i].store(
-            ((slot as u64) << 32) | (gen_of(live) & 0xffff_ffff),
-            Relaxed,
-        );
+        q.ring[i].store(self.link(slot), Relaxed);
         q.tail.store(tail.wrapping_add(1), Relaxed);
     }
 
@@ -1064,28 +1162,27 @@ impl Sessions {
         let mut evicted = None;
         while head != tail && evicted.is_none() {
             // The FIFO names the next victims in advance: ask for the lines of the one
-            // EVICT_AHEAD places on (its slot and its bucket's control word), so that they
+            // EVICT_AHEAD places on (its slot, and its generation and home), so that they
             // have arrived when a later new flow evicts it.
             let ahead = head.wrapping_add(EVICT_AHEAD);
             if tail.wrapping_sub(ahead) as i32 > 0 {
                 let a = q.ring[ahead as usize % HALF_OPEN_RING].load(Relaxed);
                 let slot = (a >> 32) as usize;
-                if let (Some(s), Some(c)) = (self.slot(slot), self.ctl(slot)) {
+                if let (Some(s), Some(n)) = (self.slot(slot), self.nat(slot)) {
                     prefetch(s as *const Slot);
-                    prefetch(c as *const AtomicU64);
+                    prefetch(n as *const NatSlot);
                 }
             }
             let e = q.ring[head as usize % HALF_OPEN_RING].load(Relaxed);
             head = head.wrapping_add(1);
-            let (slot, gen) = ((e >> 32) as usize, e & 0xffff_ffff);
-            let (Some(s), Some(c)) = (self.slot(slot), self.ctl(slot)) else {
+            let slot = (e >> 32) as usize;
+            let (Some(s), Some(c0)) = (self.slot(slot), self.linked(slot, e as u32)) else {
                 continue;
             };
-            let c0 = c.load(Acquire);
             let half_open = s.state.load(Relaxed) & (st::EST | st::RST | st::FWD_FIN) == 0;
             let on_iface =
                 iface.is_none_or(|i| count_index((s.key[4].load(Relaxed) >> 48) as u16) == i);
-            if state_of(c0) != LIVE || gen_of(c0) & 0xffff_ffff != gen || !half_open {
+            if !half_open {
                 continue;
             }
             if !on_iface {
@@ -1122,17 +1219,14 @@ impl Sessions {
         } else {
             None
         };
-        let freed = c
-            .compare_exchange(c0, word(0, FREE, gen_of(c0)), AcqRel, Relaxed)
-            .is_ok();
+        let freed = c.compare_exchange(c0, FREE, AcqRel, Relaxed).is_ok();
         if freed {
+            self.dealloc(slot);
             // A NAT pair goes whole: the partner's place is given back here.
             if let Some((p, pc)) = partner {
                 let pctl = self.ctl_at(p);
-                if pctl
-                    .compare_exchange(pc, word(0, FREE, gen_of(pc)), AcqRel, Relaxed)
-                    .is_ok()
-                {
+                if pctl.compare_exchange(pc, FREE, AcqRel, Relaxed).is_ok() {
+                    self.dealloc(p);
                     self.release(NAT_COUNT);
                 }
             }
@@ -1147,7 +1241,7 @@ impl Sessions {
             return false;
         };
         let c0 = c.load(Acquire);
-        state_of(c0) == LIVE && self.free(slot, c0)
+        state_of(c0) == LIVE && index_of(c0) == slot && self.free(slot, c0)
     }
 
     /// Re-keys the session in `found.slot` to ACL `acl` (a replacement that still permits it).
@@ -1195,17 +1289,14 @@ impl Sessions {
 
     fn sweep(&self, mut gone: impl FnMut(usize, u64) -> bool, expiry: bool) -> usize {
         let mut n = 0;
-        for (b, g) in self.groups.iter().enumerate() {
-            for (way, (c, w)) in g.ctl.ctl.iter().zip(&g.ways).enumerate() {
-                let c0 = c.load(Acquire);
-                if state_of(c0) != LIVE {
-                    continue;
-                }
-                let slot = b * WAYS + way;
-                let s = &w.slot;
-                if gone(slot, s.key[4].load(Relaxed)) && self.free(slot, c0) {
-                    n += 1;
-                }
+        for c in self.buckets.iter().flat_map(|b| &b.ctl) {
+            let c0 = c.load(Acquire);
+            if state_of(c0) != LIVE {
+                continue;
+            }
+            let slot = index_of(c0);
+            if gone(slot, self.slot_at(slot).key[4].load(Relaxed)) && self.free(slot, c0) {
+                n += 1;
             }
         }
         if expiry {
@@ -1258,15 +1349,14 @@ impl Sessions {
     /// A NAT entry has its pair's state and idle time.
     fn live_entries(&self) -> impl Iterator<Item = (SavedSession, Option<u32>, usize)> + '_ {
         let now = self.now.load(Relaxed);
-        let ways = self
-            .groups
-            .iter()
-            .flat_map(|g| g.ctl.ctl.iter().zip(g.ways.iter().map(|w| &w.slot)));
-        ways.enumerate().filter_map(move |(slot, (c, s))| {
+        let ways = self.buckets.iter().flat_map(|b| &b.ctl);
+        ways.filter_map(move |c| {
             let c0 = c.load(Acquire);
             if state_of(c0) != LIVE {
                 return None;
             }
+            let slot = index_of(c0);
+            let s = self.slot_at(slot);
             let w: [u64; 5] = std::array::from_fn(|i| s.key[i].load(Relaxed));
             let (mut state, born, mut seen, dir) = (
                 s.state.load(Relaxed),
@@ -1691,6 +1781,94 @@ mod tests {
         assert!(d.restore(&saved[0]));
         assert!(!d.restore(&saved[1]));
         assert_eq!(d.stats().live, 1);
+    }
+
+    #[test]
+    fn the_pool_hands_out_entries_densely_and_takes_every_one_back() {
+        // 64 slots: eight times as many sessions come and go, by flush, expiry and
+        // removal, as NAT pairs too; no entry is lost (each round fills the table as far
+        // as its buckets let it), and the entries in use stay the first ones.
+        let t = Sessions::new(64, 1, config(1000));
+        assert_eq!(t.capacity(), 64);
+        let mut now = 10;
+        for round in 0..8u32 {
+            let mut made = Vec::new();
+            for i in 0..24 {
+                let f = flow(round * 1000 + i, 17);
+                if round % 2 == 0 {
+                    if let Ok(found) = t.create(0, &f, Dir::In, 1, 0) {
+                        made.push(found.slot);
+                    }
+                } else {
+                    // NAT entries are keyed out of every interface's range.
+                    let f = Flow {
+                        iface: crate::nat::NAT_KEY,
+                        ..f
+                    };
+                    let to = Flow {
+                        dst: 0xc0a8_0001 + u128::from(i),
+                        ..f
+                    };
+                    if let Ok(hit) = t.create_nat(0, &f, &to, 0) {
+                        made.push(hit.slot);
+                        assert!(t.lookup_nat(&to.reversed()).is_some());
+                    }
+                }
+            }
+            // Three buckets' worth at least: a random 24 of 8 buckets of 8 never fill one.
+            assert!(made.len() >= 20, "round {round}: {}", made.len());
+            assert!(made.iter().all(|&s| (s as usize) < t.fresh.load(Relaxed)));
+            match round % 4 {
+                0 | 1 => assert_eq!(t.flush(None), made.len()),
+                2 => {
+                    for s in &made {
+                        let c = t.ctl(*s as usize).unwrap().load(Relaxed);
+                        assert!(t.free(*s as usize, c));
+                    }
+                }
+                _ => {
+                    now += 1000;
+                    assert_eq!(t.expire(now), made.len());
+                }
+            }
+            assert_eq!(t.stats().live, 0);
+            assert!(t.list(usize::MAX).is_empty());
+        }
+        // Fresh entries were taken only while the free list was empty: never past the
+        // most in use at once (24 pairs), and one more taken by a pair refused half-way.
+        assert!(
+            t.fresh.load(Relaxed) <= 2 * 24 + 1,
+            "{}",
+            t.fresh.load(Relaxed)
+        );
+    }
+
+    #[test]
+    fn a_full_bucket_keeps_no_entry_and_a_freed_way_names_nothing() {
+        let t = Sessions::new(WAYS, 1, config(100));
+        for i in 0..WAYS as u32 {
+            t.create(0, &flow(i, 17), Dir::In, 1, 0).unwrap();
+        }
+        for i in 0..100 {
+            assert_eq!(
+                t.create(0, &flow(100 + i, 17), Dir::In, 1, 0),
+                Err(Refused::Full)
+            );
+        }
+        assert_eq!(t.fresh.load(Relaxed), WAYS);
+        let gone = t.lookup(&flow(3, 17)).unwrap();
+        assert!(t.remove(&gone));
+        // Removed twice: the way is free, and then another session's.
+        assert!(!t.remove(&gone));
+        let again = t.create(0, &flow(200, 17), Dir::In, 1, 0).unwrap();
+        assert_eq!(again.slot, gone.slot, "the entry freed last is taken first");
+        let stale = Found { ..gone };
+        assert!(!t.remove(&Found {
+            slot: stale.slot + 1000,
+            ..stale
+        }));
+        assert!(t.lookup(&flow(3, 17)).is_none() && t.lookup(&flow(200, 17)).is_some());
+        assert_eq!(t.stats().live, WAYS as u64);
     }
 
     /// Two workers create sessions while a third thread expires and re-creates them:

@@ -251,10 +251,14 @@ impl Scratch {
     }
 }
 
+/// How many packets ahead of its lookup a packet's session entry is asked for.
+const LAG: usize = 8;
+
 /// Translates every packet of vector `v` NAT applies to, and pushes onto `checks` each
 /// packet's check: forwarding's (on the translated packet), or a drop or punt of NAT's. In
-/// three passes, so that the vector's session-table misses overlap: parse and prefetch
-/// each flow's bucket; prefetch the slots whose tags match; look up and translate.
+/// two passes, so that the vector's session-table misses overlap: parse and prefetch each
+/// flow's bucket; then look up and translate, each packet's entries (those its bucket's
+/// matching tags name) prefetched [`LAG`] packets before.
 pub(crate) fn vector<F: Family>(
     ctx: &Ctx,
     nat: &NatPlan,
@@ -284,10 +288,16 @@ pub(crate) fn vector<F: Family>(
             Some((vrf, h))
         });
     }
-    for (_, h) in at.iter().flatten() {
-        t.prefetch_nat_slots(*h);
-    }
-    for i in 0..n {
+    // The entries a bucket names are asked for LAG packets ahead of their lookup: a
+    // lookup reads the bucket first (asked for above), then its entry, so asking for all
+    // the vector's entries at once and then looking up left the first lookups waiting.
+    for k in 0..n + LAG {
+        if let Some((_, h)) = at.get(k).copied().flatten() {
+            t.prefetch_nat_slots(h);
+        }
+        let Some(i) = k.checked_sub(LAG) else {
+            continue;
+        };
         let meta = v.meta[i];
         let frame = v.pkts.data_mut(i);
         let nat_check = match at[i] {
