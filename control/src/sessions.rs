@@ -12,8 +12,11 @@ use vswitch_dataplane::acl::Sessions;
 /// How often the clock moves (sessions are stamped to the second).
 const TICK: Duration = Duration::from_millis(250);
 
-/// Slots of the session table (a power of two; 64 bytes each, plus one control word).
+/// Slots of the session table (a power of two): each an entry of 128 bytes in its pool
+/// (64 MiB, touched as entries are first used), 8 bytes of its index (4 MiB) and 4 of
+/// its free list.
 pub const SLOTS: usize = 1 << 19;
+const _: () = assert!(SLOTS <= vswitch_dataplane::acl::session::MAX_SLOTS);
 /// The default limit: half the slots (buckets stay roomy), conntrack's usual maximum.
 pub const DEFAULT_LIMIT: u32 = 1 << 18;
 /// The highest limit `session set` takes: seven eighths of the slots.
