@@ -19,7 +19,7 @@
 use dpdk::{Burst, MAX_BURST};
 
 use super::key::{parse, parse_into, Extra, Kind, Parsed};
-use super::session::{Flow, Found, Sessions};
+use super::session::{Flow, Found, Sessions, LOOKUP_AHEAD};
 use super::{Acl, Action, Dir, Key};
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Stage, Vector};
@@ -122,10 +122,6 @@ fn recheck(t: &Sessions, cur: &Acl, f: &Flow, found: &Found) -> bool {
 /// Packets classified together (rte_acl's batch).
 const CHUNK: usize = 32;
 
-/// How many packets ahead of its session lookup a packet's slots are asked for (the
-/// lookup reads the bucket, asked for in the first pass, then the slots it names).
-const SESSION_LAG: usize = 8;
-
 /// Checks every frame of `burst`, all through `iface` in direction `dir`, against `acl`:
 /// like [`check`] frame by frame, with the rule searches of a chunk of frames done in one
 /// classifier call. Counts the drops (in `stage`) and clears `keep[i]` for each frame
@@ -178,14 +174,14 @@ fn check_all(
             at += 1;
         }
         // Pass 2: sessions, each packet's slots (those its bucket names) asked for
-        // SESSION_LAG packets before; what remains is moved to the front (below the
+        // LOOKUP_AHEAD packets before; what remains is moved to the front (below the
         // packets still to be asked for) and searched together.
         let mut m = 0;
-        for k in 0..len + SESSION_LAG {
+        for k in 0..len + LOOKUP_AHEAD {
             if let (Some(t), Some(Some(_))) = (table, flows[..len].get(k)) {
                 t.prefetch_slots(hashes[k]);
             }
-            let Some(j) = k.checked_sub(SESSION_LAG) else {
+            let Some(j) = k.checked_sub(LOOKUP_AHEAD) else {
                 continue;
             };
             let f = flows[j].as_ref().map(|f| (f, hashes[j]));

@@ -64,6 +64,13 @@ use crate::plan::MAX_IFACES;
 /// Slots per bucket (one cache line of control words).
 pub const WAYS: usize = 8;
 
+/// How many packets ahead of its lookup a packet's entries are asked for
+/// ([`Sessions::prefetch_slots`], [`Sessions::prefetch_nat_slots`]), by the vector loops
+/// that look sessions up (the stateful ACL check, NAT): a lookup reads the bucket (asked
+/// for first) and then the entries it names, so asking for all a vector's entries and
+/// then looking up left the first lookups waiting.
+pub const LOOKUP_AHEAD: usize = 8;
+
 /// Slot states in a control word (all-zero: free).
 const FREE: u64 = 0;
 const LIVE: u64 = 2;
@@ -1862,10 +1869,10 @@ mod tests {
         assert!(!t.remove(&gone));
         let again = t.create(0, &flow(200, 17), Dir::In, 1, 0).unwrap();
         assert_eq!(again.slot, gone.slot, "the entry freed last is taken first");
-        let stale = Found { ..gone };
+        // A slot out of the pool's range names nothing.
         assert!(!t.remove(&Found {
-            slot: stale.slot + 1000,
-            ..stale
+            slot: gone.slot + 1000,
+            ..gone
         }));
         assert!(t.lookup(&flow(3, 17)).is_none() && t.lookup(&flow(200, 17)).is_some());
         assert_eq!(t.stats().live, WAYS as u64);

@@ -43,7 +43,7 @@ use std::net::IpAddr;
 
 use super::{addr_bits, NatPlan, NAT_KEY};
 use crate::acl::rule::Family as Fam;
-use crate::acl::session::{Flow, NatHit, Refused, Sessions};
+use crate::acl::session::{Flow, NatHit, Refused, Sessions, LOOKUP_AHEAD};
 use crate::counters::DropReason;
 use crate::graph::{Csum, Ctx, Meta};
 use crate::l3::forward::{Check, Family, L3};
@@ -251,14 +251,11 @@ impl Scratch {
     }
 }
 
-/// How many packets ahead of its lookup a packet's session entry is asked for.
-const LAG: usize = 8;
-
 /// Translates every packet of vector `v` NAT applies to, and pushes onto `checks` each
 /// packet's check: forwarding's (on the translated packet), or a drop or punt of NAT's. In
 /// two passes, so that the vector's session-table misses overlap: parse and prefetch each
 /// flow's bucket; then look up and translate, each packet's entries (those its bucket's
-/// matching tags name) prefetched [`LAG`] packets before.
+/// matching tags name) prefetched [`LOOKUP_AHEAD`] packets before.
 pub(crate) fn vector<F: Family>(
     ctx: &Ctx,
     nat: &NatPlan,
@@ -288,14 +285,12 @@ pub(crate) fn vector<F: Family>(
             Some((vrf, h))
         });
     }
-    // The entries a bucket names are asked for LAG packets ahead of their lookup: a
-    // lookup reads the bucket first (asked for above), then its entry, so asking for all
-    // the vector's entries at once and then looking up left the first lookups waiting.
-    for k in 0..n + LAG {
+    // The entries a bucket names are asked for LOOKUP_AHEAD packets ahead of their lookup.
+    for k in 0..n + LOOKUP_AHEAD {
         if let Some((_, h)) = at.get(k).copied().flatten() {
             t.prefetch_nat_slots(h);
         }
-        let Some(i) = k.checked_sub(LAG) else {
+        let Some(i) = k.checked_sub(LOOKUP_AHEAD) else {
             continue;
         };
         let meta = v.meta[i];
