@@ -358,7 +358,18 @@ fn stateful(pool: &Arc<Mempool>) {
     let p = bound(ingress(80));
     r.send(&p, B, &[tcp(pod, client, 80, 40000, ACK)]);
     assert_eq!(r.take(A).len(), 1);
+    // The client's next segment meets the ACL the session now belongs to (the
+    // replacement adopted it), in the direction that created it: it passes.
+    r.send(&p, A, &[tcp(client, pod, 40000, 80, ACK)]);
+    r.flush(&p);
+    assert_eq!((passed_out(&r), denied_out(&r)), (3, 2));
     let p = bound(ingress(443));
+    // In that same direction a replacement that no longer permits it ends the session
+    // (the segment is denied), and then the pod's reply finds none either.
+    r.send(&p, A, &[tcp(client, pod, 40000, 80, ACK)]);
+    r.flush(&p);
+    assert_eq!((passed_out(&r), denied_out(&r)), (3, 3));
+    assert_eq!(table.stats().live, 1);
     r.send(&p, B, &[tcp(pod, client, 80, 40000, ACK)]);
     assert!(r.take(A).is_empty());
     assert_eq!(denied_in(&r), 2);

@@ -43,7 +43,7 @@ pub(crate) fn check(
             let flow = Flow::of(iface, &k, &x);
             if let Some(t) = table {
                 let f = flow.as_ref().map(|f| (f, f.hash()));
-                if session_passes(ctx, t, iface, f, &x) {
+                if session_passes(ctx, t, (acl, dir), iface, f, &x) {
                     return Ok(());
                 }
             }
@@ -56,18 +56,20 @@ pub(crate) fn check(
 }
 
 /// Whether a session lets the packet of `flow` through (stamping it), or, for an ICMP
-/// error, the session of the packet it quotes.
+/// error, the session of the packet it quotes; `checking` is the ACL being checked and
+/// its direction.
 #[inline(always)]
 fn session_passes(
     ctx: &Ctx,
     t: &Sessions,
+    checking: (&Acl, Dir),
     iface: IfIndex,
     flow: Option<(&Flow, u64)>,
     x: &Extra,
 ) -> bool {
     match flow {
         Some((f, h)) => match t.lookup_hashed(f, h) {
-            Some(found) if still_permitted(ctx, t, iface, f, &found) => {
+            Some(found) if still_permitted(ctx, t, checking, iface, f, &found) => {
                 t.touch(&found, x.tcp_flags);
                 true
             }
@@ -82,9 +84,22 @@ fn session_passes(
 
 /// Whether session `found` (of `f`, seen now) still stands: the ACL that created it is
 /// still bound where it was, or its replacement still permits the session's first packet
-/// (then the session is the replacement's now); else the session is removed.
+/// (then the session is the replacement's now); else the session is removed. A session
+/// that the ACL being checked (`checking`) created, in the same direction, stands without
+/// a look at what is bound: that ACL is (the common case, a flow's own packets).
 #[inline(always)]
-fn still_permitted(ctx: &Ctx, t: &Sessions, iface: IfIndex, f: &Flow, found: &Found) -> bool {
+fn still_permitted(
+    ctx: &Ctx,
+    t: &Sessions,
+    checking: (&Acl, Dir),
+    iface: IfIndex,
+    f: &Flow,
+    found: &Found,
+) -> bool {
+    let (acl, dir) = checking;
+    if found.acl == acl.id && found.dir == dir {
+        return true;
+    }
     match ctx.plan.acls.get(iface, found.dir) {
         Some(cur) if cur.id != found.acl => recheck(t, cur, f, found),
         // The same ACL, or none bound there any more (nothing to check against).
@@ -185,7 +200,7 @@ fn check_all(
                 continue;
             };
             let f = flows[j].as_ref().map(|f| (f, hashes[j]));
-            let held = table.is_some_and(|t| session_passes(ctx, t, iface, f, &xs[j]));
+            let held = table.is_some_and(|t| session_passes(ctx, t, (acl, dir), iface, f, &xs[j]));
             if !held {
                 if m != j {
                     keys[m] = keys[j];
