@@ -10,21 +10,34 @@
 # sockperf. Cleans up its namespaces and bridge by name.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=$ROOT/perf/results RUNS=3 SECS=4
+OUT=$ROOT/perf/results RUNS=3 SECS=4 CPU_LATENCY=""
 while (($#)); do
     case $1 in
         --out) OUT=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
         --seconds) SECS=$2; shift 2 ;;
+        --cpu-latency) CPU_LATENCY=$2; shift 2 ;;
         -h | --help)
             sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
-            echo "usage: perf/bridge-rr-cpus.sh [--runs N] [--seconds S] [--out DIR]"
+            echo "usage: perf/bridge-rr-cpus.sh [--runs N] [--seconds S] [--cpu-latency US] [--out DIR]"
+            echo "  --cpu-latency US: hold a PM QoS request of US µs on /dev/cpu_dma_latency for the run"
+            echo "                    (0: idle CPUs poll instead of halting, as vswitchd --cpu-latency 0)"
             exit 0 ;;
         *) echo "perf/bridge-rr-cpus.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 ((EUID == 0)) || { echo "perf/bridge-rr-cpus.sh: run as root" >&2; exit 1; }
 command -v sockperf >/dev/null || { echo "perf/bridge-rr-cpus.sh: sockperf missing" >&2; exit 1; }
+LATENCY_NOTE=""
+if [[ -n "$CPU_LATENCY" ]]; then
+    [[ "$CPU_LATENCY" =~ ^[0-9]+$ ]] && ((CPU_LATENCY <= 1000000)) ||
+        { echo "perf/bridge-rr-cpus.sh: --cpu-latency needs microseconds from 0 to 1000000" >&2; exit 2; }
+    # Held on this shell's descriptor until it exits; a hex string (four bytes would be
+    # read as a binary s32).
+    exec {LATENCY_FD}>/dev/cpu_dma_latency
+    printf '0x%08x' "$CPU_LATENCY" >&"$LATENCY_FD"
+    LATENCY_NOTE=" A PM QoS request of $CPU_LATENCY µs was held on /dev/cpu_dma_latency for the whole run (idle CPUs $( ((CPU_LATENCY == 0)) && echo poll || echo 'stay in shallow states'))."
+fi
 TAG=brr$$ BR=brr$$br A=brr$$a B=brr$$b
 SERVER=""
 cleanup() {
@@ -68,7 +81,7 @@ md=$OUT/$(date +%F)-bridge-rr-cpus.md
 {
     echo "# TCP request/response through a Linux bridge, by CPU placement, $(date +%F)"
     echo
-    echo "\`perf/bridge-rr-cpus.sh --runs $RUNS --seconds $SECS\` at $(git -C "$ROOT" rev-parse --short HEAD); $(nproc) CPUs, kernel $(uname -r); sockperf ping-pong --tcp -m 14 --full-rtt (round trips, as perf/veth.sh), $SECS s per run."
+    echo "\`perf/bridge-rr-cpus.sh --runs $RUNS --seconds $SECS${CPU_LATENCY:+ --cpu-latency $CPU_LATENCY}\` at $(git -C "$ROOT" rev-parse --short HEAD); $(nproc) CPUs, kernel $(uname -r); sockperf ping-pong --tcp -m 14 --full-rtt (round trips, as perf/veth.sh), $SECS s per run.$LATENCY_NOTE"
     echo
     echo "| placement | server CPU | client CPU | run | p50 µs | avg µs |"
     echo "|---|---|---|---|---:|---:|"

@@ -40,7 +40,7 @@ usage() {
     cat <<EOF
 usage: perf/veth.sh [--quick] [--runs N] [--tcp-time S] [--rr-time S] [--window S]
                     [--warmup S] [--systems A,B] [--no-ovs] [--poll MODE] [--app-cpu N]
-                    [--rr-tool T] [--no-build] [--out DIR] [--keep]
+                    [--rr-tool T] [--cpu-latency US] [--no-build] [--out DIR] [--keep]
 
 Two namespaces on veth pairs, each system in ${ALL_SYSTEMS[*]} measured
 the same way, interleaved over the runs (order rotated every run).
@@ -59,6 +59,9 @@ the same way, interleaved over the runs (order rotated every run).
                  the switches' workers run on CPU 1)
   --rr-tool T    request/response client and server: sockperf (default when installed) or
                  python3 (a ping-pong of 1-byte messages)
+  --cpu-latency US  hold a PM QoS request of US µs on /dev/cpu_dma_latency for the whole run
+                 (every system alike; 0: idle CPUs poll instead of halting) and start vswitchd
+                 with --cpu-latency US
   --no-build     use the vswitchd/vsctl already built (recorded in the results)
   --out DIR      where to write <date>-veth.md/.json (default perf/results)
   --keep         keep the work dir (logs, raw samples)
@@ -70,11 +73,11 @@ EOF
 }
 
 RUNS=3 TCP_TIME=10 RR_TIME=10 WINDOW=10 WARMUP=2 QUICK=0 BUILD=1 OVS=1 POLL=busy APP_CPU=0
-OUT="" KEEP=0 SELECTED="" RR_TOOL=""
+OUT="" KEEP=0 SELECTED="" RR_TOOL="" CPU_LATENCY=""
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) QUICK=1 ;;
-        --runs|--tcp-time|--rr-time|--window|--warmup|--systems|--poll|--app-cpu|--out|--rr-tool)
+        --runs|--tcp-time|--rr-time|--window|--warmup|--systems|--poll|--app-cpu|--out|--rr-tool|--cpu-latency)
             [ $# -ge 2 ] || { echo "perf/veth.sh: $1 needs a value" >&2; exit 2; }
             case $1 in
                 --runs) RUNS=$2 ;;
@@ -87,6 +90,7 @@ while [ $# -gt 0 ]; do
                 --app-cpu) APP_CPU=$2 ;;
                 --out) OUT=$2 ;;
                 --rr-tool) RR_TOOL=$2 ;;
+                --cpu-latency) CPU_LATENCY=$2 ;;
             esac
             shift ;;
         --no-ovs) OVS=0 ;;
@@ -104,6 +108,17 @@ for n in "$RUNS" "$TCP_TIME" "$RR_TIME" "$WINDOW" "$WARMUP"; do
 done
 [[ "$APP_CPU" =~ ^[0-9]+$ ]] || { echo "perf/veth.sh: --app-cpu needs a CPU number" >&2; exit 2; }
 case $POLL in busy|adaptive) ;; *) echo "perf/veth.sh: --poll is busy or adaptive" >&2; exit 2 ;; esac
+VS_LATENCY=()
+if [ -n "$CPU_LATENCY" ]; then
+    [[ "$CPU_LATENCY" =~ ^[0-9]+$ ]] && [ "$CPU_LATENCY" -le 1000000 ] ||
+        { echo "perf/veth.sh: --cpu-latency needs microseconds from 0 to 1000000" >&2; exit 2; }
+    # Held on this shell's descriptor until it exits. Written as a hex string (the kernel
+    # reads exactly four bytes as a binary s32, anything else as hex).
+    exec {LATENCY_FD}>/dev/cpu_dma_latency ||
+        { echo "perf/veth.sh: cannot open /dev/cpu_dma_latency" >&2; exit 2; }
+    printf '0x%08x' "$CPU_LATENCY" >&"$LATENCY_FD"
+    VS_LATENCY=(--cpu-latency "$CPU_LATENCY")
+fi
 case ${RR_TOOL:-sockperf} in
     sockperf) command -v sockperf >/dev/null || [ -z "$RR_TOOL" ] ||
         { echo "perf/veth.sh: sockperf not found (apt-get install sockperf)" >&2; exit 2; } ;;
@@ -264,7 +279,7 @@ start_vswitchd() {
     VS_SOCK=$d/vswitchd.sock
     PREFIXES+=("$prefix")
     "$REL/vswitchd" --socket "$VS_SOCK" --state-file "$d/state.json" --run-dir "$d/run" \
-        --file-prefix "$prefix" --no-huge --poll "$POLL" --lcores 0,1 --workers 1 \
+        --file-prefix "$prefix" --no-huge --poll "$POLL" --lcores 0,1 --workers 1 "${VS_LATENCY[@]}" \
         </dev/null >"$d/vswitchd.log" 2>&1 &
     SWITCH_PID=$!
     TRACKED+=("$SWITCH_PID")
@@ -726,7 +741,11 @@ L.append("Two network namespaces A (10.201.0.1) and B (10.201.0.2), each eth0 on
          "the system under test's port. iperf3, the latency client/server and the UDP generator run on CPU "
          f"{meta['app_cpu']}; vswitchd (`--workers 1 --poll {meta['poll']} --lcores 0,1 --no-huge`) and OVS "
          "(pmd-cpu-mask=0x2) poll on CPU 1; the Linux bridge forwards in the kernel, in the softirq of the CPU "
-         "that sends. Each measurement starts from fresh namespaces and a fresh switch.\n")
+         "that sends. Each measurement starts from fresh namespaces and a fresh switch."
+         + ("" if meta.get("cpu_latency") is None else
+            f" For the whole run a PM QoS request of {meta['cpu_latency']} µs was held on /dev/cpu_dma_latency "
+            f"(every system alike; vswitchd also got `--cpu-latency {meta['cpu_latency']}`).")
+         + "\n")
 L.append("| system | offloads in A, B | TCP Gbit/s | RR trans/s | RR p50 µs | RR p99 µs | UDP 64 B Mpps: rx in B / offered by A | worker busy % tcp/rr/udp | worker cycles/packet rr/udp | in-switch rx->tx p50/p99 µs | host CPU % tcp/udp |")
 L.append("|---|---|---|---|---|---|---|---|---|---|---|")
 for name in systems:
@@ -816,7 +835,7 @@ DIRTY=false
 [ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || DIRTY=true
 META=$("$PY" - "$DATE" "perf/veth.sh $ARGS" "$REV" "$DIRTY" "$RUNS" "$TCP_TIME" "$RR_TIME" "$WINDOW" \
     "$WARMUP" "$POLL" "$APP_CPU" "$RR_TOOL" "$LOAD_START" "$BUILD" "$((SECONDS - START))" \
-    "${SYSTEMS[*]}" <<'EOF'
+    "${SYSTEMS[*]}" "${CPU_LATENCY:-none}" <<'EOF'
 import json, os, platform, sys
 a = sys.argv[1:]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -826,6 +845,7 @@ print(json.dumps({"date": a[0], "command": a[1], "git_revision": a[2], "git_dirt
     "rr_tool": {"sockperf": "sockperf ping-pong --tcp (14-byte messages, its smallest)",
                 "python3": "python3 ping-pong of 1-byte messages"}[a[11]],
     "load_start": a[12], "built": a[13] == "1", "elapsed_s": int(a[14]), "systems": a[15].split(),
+    "cpu_latency": None if a[16] == "none" else int(a[16]),
     "cpu": cpu, "ncpu": os.cpu_count(), "kernel": platform.release()}))
 EOF
 )

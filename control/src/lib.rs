@@ -18,6 +18,7 @@
 
 pub mod buffers;
 pub mod client;
+pub mod cpu_latency;
 pub mod error;
 pub mod events;
 pub mod heap;

@@ -99,6 +99,12 @@ pub struct Options {
     /// (256 there, DPDK's own default). A CPU without AVX-512 never uses it either way.
     #[arg(long, value_name = "BITS", default_value = "auto")]
     pub max_simd_bitwidth: SimdWidth,
+    /// Keep every CPU's idle exit latency at or below US microseconds while vswitchd runs
+    /// (a PM QoS request on /dev/cpu_dma_latency; 0: idle CPUs poll instead of halting), so
+    /// that a pod's application is woken in microseconds (see `cpu_latency`). Costs power.
+    /// Unset: no request.
+    #[arg(long, value_name = "US")]
+    pub cpu_latency: Option<u32>,
 }
 
 /// `--max-simd-bitwidth`: a width in bits, or chosen from the CPU.
@@ -287,6 +293,15 @@ impl Options {
                 self.zc_mbufs
             ));
         }
+        if let Some(us) = self
+            .cpu_latency
+            .filter(|&us| us > crate::cpu_latency::MAX_US)
+        {
+            return Err(format!(
+                "--cpu-latency must be from 0 to {} µs, not {us}",
+                crate::cpu_latency::MAX_US
+            ));
+        }
         if !(512..=1_048_575).contains(&self.jumbo_mbufs) {
             return Err(format!(
                 "--jumbo-mbufs must be from 512 to 1048575, not {}",
@@ -315,6 +330,20 @@ mod tests {
 
     fn opts(args: &[&str]) -> Options {
         Options::try_parse_from(std::iter::once("vswitchd").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn cpu_latency_is_optional_and_bounded() {
+        assert_eq!(opts(&[]).cpu_latency, None);
+        let o = opts(&["--cpu-latency", "0"]);
+        assert_eq!(o.cpu_latency, Some(0));
+        assert!(o.validate().is_ok());
+        let e = opts(&["--cpu-latency", "1000001"]).validate().unwrap_err();
+        assert!(e.contains("--cpu-latency must be from 0 to 1000000"), "{e}");
+        for bad in ["-1", "ten", ""] {
+            let r = Options::try_parse_from(["vswitchd", "--cpu-latency", bad]);
+            assert!(r.is_err(), "--cpu-latency {bad:?} was taken");
+        }
     }
 
     #[test]

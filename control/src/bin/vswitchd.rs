@@ -78,6 +78,15 @@ fn run(opts: Options) -> Result<(), String> {
         Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
     }
     let layout = opts.cpu_layout(&online_cpus())?;
+    // Held until run() returns (the kernel also drops it when the process exits).
+    let _cpu_latency = opts
+        .cpu_latency
+        .map(|us| {
+            let held = vswitch_control::cpu_latency::CpuLatency::hold(us)?;
+            tracing::info!(us = held.us(), "holding a CPU idle-latency request");
+            Ok::<_, String>(held)
+        })
+        .transpose()?;
     let eal = Eal::init(&opts.eal_args(&layout)).map_err(|e| {
         format!(
             "cannot initialise DPDK's EAL: {e} (check --lcores, --mem, hugepages or --no-huge, and that no \
