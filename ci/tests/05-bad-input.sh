@@ -12,7 +12,13 @@ set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 vs_test_init "05-bad-input"
+# The daemon holds a CPU idle-latency request of 0 µs while it runs (--cpu-latency): the
+# kernel's enforced value (the smallest held) reads 0 then, and what it was after the stop.
+cpu_latency() { od -An -t d4 -N4 /dev/cpu_dma_latency | tr -d ' '; }
+latency_before=$(cpu_latency)
+VSWITCHD_EXTRA=(--cpu-latency 0)
 start_vswitchd
+assert_eq "$(cpu_latency)" 0 "/dev/cpu_dma_latency while vswitchd --cpu-latency 0 runs"
 
 # Three idle af_packet interfaces (veth peers stay down: no traffic, counters stay still),
 # two of them cross-connected.
@@ -118,6 +124,10 @@ eal_refused same-prefix \
     "Cannot create lock on '/var/run/dpdk/$VS_PREFIX/config'\. Is another primary process running" \
     "^vswitchd: cannot initialise DPDK's EAL: .*--file-prefix $VS_PREFIX" \
     --file-prefix "$VS_PREFIX" --lcores 0,1
+# An idle-latency request out of range: refused before DPDK starts.
+eal_refused bad-cpu-latency "cpu-latency" \
+    "^vswitchd: --cpu-latency must be from 0 to 1000000 µs, not 1000001" \
+    --file-prefix "${VS_TAG}lat" --cpu-latency 1000001
 # A CPU that does not exist.
 VS_PREFIXES+=("${VS_TAG}cpu")
 cpu=$(($(nproc --all) + 63))
@@ -131,5 +141,6 @@ after=$(state)
 assert_eq "$after" "$before" "configuration after the refused daemons"
 
 stop_vswitchd
+assert_eq "$(cpu_latency)" "$latency_before" "/dev/cpu_dma_latency after vswitchd stopped"
 vs_refused_report
 vs_pass
