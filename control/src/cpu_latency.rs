@@ -12,7 +12,7 @@
 //! idle CPUs spin.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// The kernel's interface for it.
@@ -42,34 +42,40 @@ impl CpuLatency {
     }
 }
 
-fn hold_at(path: &Path, us: u32) -> Result<CpuLatency, String> {
+/// Whether `us` is a request `--cpu-latency` takes; the error names the range.
+pub fn check(us: u32) -> Result<(), String> {
     if us > MAX_US {
         return Err(format!(
             "--cpu-latency must be from 0 to {MAX_US} µs, not {us}"
         ));
     }
+    Ok(())
+}
+
+fn hold_at(path: &Path, us: u32) -> Result<CpuLatency, String> {
+    check(us)?;
     let mut file = File::options()
         .write(true)
         .open(path)
         .map_err(|e| format!("--cpu-latency: cannot open {}: {e}", path.display()))?;
-    // The kernel takes a binary s32 when exactly four bytes are written.
-    let value = i32::try_from(us).map_err(|_| format!("--cpu-latency {us} is too large"))?;
-    file.write_all(&value.to_ne_bytes())
+    // The kernel takes a binary s32 when exactly four bytes are written (`us` <= MAX_US
+    // fits one).
+    file.write_all(&(us as i32).to_ne_bytes())
         .map_err(|e| format!("--cpu-latency: cannot write {}: {e}", path.display()))?;
     Ok(CpuLatency { _file: file, us })
-}
-
-/// The latency the kernel enforces now (the smallest request held by any process), in
-/// microseconds.
-pub fn current() -> std::io::Result<i32> {
-    let mut b = [0u8; 4];
-    File::open(DEVICE)?.read_exact(&mut b)?;
-    Ok(i32::from_ne_bytes(b))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    /// The latency the kernel enforces now (the smallest request any process holds), µs.
+    fn current() -> std::io::Result<i32> {
+        let mut b = [0u8; 4];
+        File::open(DEVICE)?.read_exact(&mut b)?;
+        Ok(i32::from_ne_bytes(b))
+    }
 
     #[test]
     fn writes_the_request_as_four_bytes_and_refuses_out_of_range() {

@@ -293,14 +293,8 @@ impl Options {
                 self.zc_mbufs
             ));
         }
-        if let Some(us) = self
-            .cpu_latency
-            .filter(|&us| us > crate::cpu_latency::MAX_US)
-        {
-            return Err(format!(
-                "--cpu-latency must be from 0 to {} µs, not {us}",
-                crate::cpu_latency::MAX_US
-            ));
+        if let Some(us) = self.cpu_latency {
+            crate::cpu_latency::check(us)?;
         }
         if !(512..=1_048_575).contains(&self.jumbo_mbufs) {
             return Err(format!(
