@@ -662,9 +662,9 @@ impl Sessions {
     }
 
     /// Prefetches the slot of the bucket of hash `h` whose tag matches first (the bucket's
-    /// line, prefetched before, is read here). Only the first: two live flows of one
-    /// bucket share a 22-bit tag about once in 2^22 / 7 lookups, and stopping at the match
-    /// spares the hit (nearly always way 0 of a bucket) the other seven words.
+    /// line, prefetched before, is read here). Only the first: another live flow of the bucket
+    /// shares the 22-bit tag in at most 7 of 2^22 lookups (a full bucket), and stopping at
+    /// the match spares the hit (nearly always way 0 of a bucket) the other seven words.
     #[inline(always)]
     pub fn prefetch_slots(&self, h: u64) {
         if let Some(i) = self.first_with_tag(h) {
