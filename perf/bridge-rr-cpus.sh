@@ -28,14 +28,12 @@ while (($#)); do
 done
 ((EUID == 0)) || { echo "perf/bridge-rr-cpus.sh: run as root" >&2; exit 1; }
 command -v sockperf >/dev/null || { echo "perf/bridge-rr-cpus.sh: sockperf missing" >&2; exit 1; }
+log() { echo "bridge-rr-cpus: $*"; }
+# shellcheck source=perf/proc.sh
+source "$ROOT/perf/proc.sh"
 LATENCY_NOTE=""
 if [[ -n "$CPU_LATENCY" ]]; then
-    [[ "$CPU_LATENCY" =~ ^[0-9]+$ ]] && ((CPU_LATENCY <= 1000000)) ||
-        { echo "perf/bridge-rr-cpus.sh: --cpu-latency needs microseconds from 0 to 1000000" >&2; exit 2; }
-    # Held on this shell's descriptor until it exits; a hex string (four bytes would be
-    # read as a binary s32).
-    exec {LATENCY_FD}>/dev/cpu_dma_latency
-    printf '0x%08x' "$CPU_LATENCY" >&"$LATENCY_FD"
+    hold_cpu_latency "$CPU_LATENCY" perf/bridge-rr-cpus.sh
     LATENCY_NOTE=" A PM QoS request of $CPU_LATENCY µs was held on /dev/cpu_dma_latency for the whole run (idle CPUs $( ((CPU_LATENCY == 0)) && echo poll || echo 'stay in shallow states'))."
 fi
 TAG=brr$$ BR=brr$$br A=brr$$a B=brr$$b
@@ -81,7 +79,7 @@ md=$OUT/$(date +%F)-bridge-rr-cpus.md
 {
     echo "# TCP request/response through a Linux bridge, by CPU placement, $(date +%F)"
     echo
-    echo "\`perf/bridge-rr-cpus.sh --runs $RUNS --seconds $SECS${CPU_LATENCY:+ --cpu-latency $CPU_LATENCY}\` at $(git -C "$ROOT" rev-parse --short HEAD); $(nproc) CPUs, kernel $(uname -r); sockperf ping-pong --tcp -m 14 --full-rtt (round trips, as perf/veth.sh), $SECS s per run.$LATENCY_NOTE"
+    echo "\`perf/bridge-rr-cpus.sh --runs $RUNS --seconds $SECS${CPU_LATENCY:+ --cpu-latency $CPU_LATENCY}\` at $(git -C "$ROOT" rev-parse --short HEAD); $(nproc) CPUs, kernel $(uname -r); sockperf ping-pong --tcp -m 14 --full-rtt (round trips, as perf/veth.sh), $SECS s per run. Idle CPUs: $(idle_state).$LATENCY_NOTE"
     echo
     echo "| placement | server CPU | client CPU | run | p50 µs | avg µs |"
     echo "|---|---|---|---|---:|---:|"

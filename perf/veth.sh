@@ -108,17 +108,6 @@ for n in "$RUNS" "$TCP_TIME" "$RR_TIME" "$WINDOW" "$WARMUP"; do
 done
 [[ "$APP_CPU" =~ ^[0-9]+$ ]] || { echo "perf/veth.sh: --app-cpu needs a CPU number" >&2; exit 2; }
 case $POLL in busy|adaptive) ;; *) echo "perf/veth.sh: --poll is busy or adaptive" >&2; exit 2 ;; esac
-VS_LATENCY=()
-if [ -n "$CPU_LATENCY" ]; then
-    [[ "$CPU_LATENCY" =~ ^[0-9]+$ ]] && [ "$CPU_LATENCY" -le 1000000 ] ||
-        { echo "perf/veth.sh: --cpu-latency needs microseconds from 0 to 1000000" >&2; exit 2; }
-    # Held on this shell's descriptor until it exits. Written as a hex string (the kernel
-    # reads exactly four bytes as a binary s32, anything else as hex).
-    exec {LATENCY_FD}>/dev/cpu_dma_latency ||
-        { echo "perf/veth.sh: cannot open /dev/cpu_dma_latency" >&2; exit 2; }
-    printf '0x%08x' "$CPU_LATENCY" >&"$LATENCY_FD"
-    VS_LATENCY=(--cpu-latency "$CPU_LATENCY")
-fi
 case ${RR_TOOL:-sockperf} in
     sockperf) command -v sockperf >/dev/null || [ -z "$RR_TOOL" ] ||
         { echo "perf/veth.sh: sockperf not found (apt-get install sockperf)" >&2; exit 2; } ;;
@@ -160,6 +149,14 @@ untrack() {
 }
 # shellcheck source=perf/proc.sh
 source "$ROOT/perf/proc.sh"
+
+# The machine-wide idle-latency request, held from here to the end of the run.
+VS_LATENCY=()
+if [ -n "$CPU_LATENCY" ]; then
+    hold_cpu_latency "$CPU_LATENCY" perf/veth.sh
+    VS_LATENCY=(--cpu-latency "$CPU_LATENCY")
+fi
+
 # stop_tracked PID SIGNAL SECONDS: stop_pid, and forget PID.
 stop_tracked() {
     stop_pid "$@"
