@@ -5,10 +5,10 @@
 //! Why a switch wants it: a frame the worker hands to a pod's interface wakes the pod's
 //! application, usually on another CPU. Waking a halted CPU is slow, and slower in a VM
 //! (an inter-processor interrupt through the hypervisor): on the 2-CPU VM of the
-//! benchmarks, two applications on a Linux bridge took 56.0-56.7 µs p50 a TCP round trip
-//! on different CPUs, and 18.6-20.1 µs with idle CPUs polling (`perf/bridge-rr-cpus.sh
-//! --runs 2` without and with `--cpu-latency 0`,
-//! `perf/results/2026-12-04-bridge-rr-cpus-halt.md` and `-poll.md`). The price is power:
+//! benchmarks, two applications on a Linux bridge took 56.0-62.7 µs p50 a TCP round trip
+//! on different CPUs, and 15.3-20.1 µs with idle CPUs polling (`perf/bridge-rr-cpus.sh
+//! --runs 2` without and with `--cpu-latency 0`, twice each:
+//! `perf/results/2026-12-04-bridge-rr-cpus-{halt,poll}{,-2}.md`). The price is power:
 //! idle CPUs spin.
 
 use std::fs::File;
