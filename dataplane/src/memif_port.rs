@@ -389,6 +389,7 @@ impl MemifPort {
             tx_zc(zc, &mut batch, burst, &mut done);
             return done;
         }
+        batch.prefetch(burst.len());
         for m in burst.mbufs() {
             if batch.push(m.parts()) {
                 done.sent += 1;

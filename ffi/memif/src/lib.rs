@@ -48,6 +48,7 @@ pub mod msg;
 
 mod conn;
 mod ctl;
+mod prefetch;
 mod queue;
 mod ring;
 mod sys;

@@ -177,6 +177,12 @@ impl Ring {
         unsafe { self.base.add(RING_HDR + i * DESC_LEN) }
     }
 
+    /// Where the descriptor of `slot` (masked) lies, for a prefetch.
+    #[inline]
+    pub fn desc_addr(&self, slot: u16) -> *const u8 {
+        self.desc_ptr(slot)
+    }
+
     /// The descriptor of `slot` (masked).
     #[inline]
     pub fn desc(&self, slot: u16) -> Desc {
