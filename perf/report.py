@@ -39,6 +39,7 @@ Subcommands (run.sh calls them; each prints one JSON object or writes files):
 
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -851,6 +852,60 @@ def ovs_nat_check(d, mode, flows=0, masquerade=None):
 STATUSES = ("ok", "failed", "missing")
 
 
+# xcpu-probe (perf/src/bin/xcpu-probe.rs): a cache line's round trip between the peer's CPU
+# and the switch's, sampled through the run. On this VM it is ~55-70 ns in one state and
+# ~200-320 ns in the other (the host moves the vCPUs), and topology B's figures follow it
+# for every system; a round trip over XCPU_FAR_NS is the far state.
+XCPU_FAR_NS = 120.0
+# A window counts as near when at most this share of its probe samples were far.
+XCPU_NEAR_MAX_FAR_PCT = 10.0
+
+
+def xcpu_over(text, t0, t1):
+    """The probe samples (`UNIX_SECONDS NS` lines) taken in [t0, t1]: their median round
+    trip ("xcpu_ns"), the share over XCPU_FAR_NS ("xcpu_far_pct") and how many
+    ("xcpu_samples"); {} when there are none. Lines that are not two numbers are skipped
+    (the probe may be killed mid-line)."""
+    ns = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue
+        try:
+            t, v = float(parts[0]), float(parts[1])
+        except ValueError:
+            continue
+        if t0 <= t <= t1 and math.isfinite(v) and v > 0:
+            ns.append(v)
+    if not ns:
+        return {}
+    far = sum(1 for v in ns if v > XCPU_FAR_NS)
+    return {"xcpu_ns": statistics.median(ns), "xcpu_far_pct": 100.0 * far / len(ns),
+            "xcpu_samples": len(ns)}
+
+
+def near_samples(samples):
+    """The ok samples whose window the probe saw in the near state (none without probe
+    figures)."""
+    return [s for s in samples if s["status"] == "ok" and s.get("xcpu_far_pct") is not None
+            and s["xcpu_far_pct"] <= XCPU_NEAR_MAX_FAR_PCT]
+
+
+def near_ratio(samples, num, den, metric="mpps"):
+    """A goal's ratio of medians over the windows run in the near state only:
+    {value, runs: [num runs, den runs]}, or None when either side has no such window."""
+    field = GOAL_METRICS[metric][0]
+    near = near_samples(samples)
+
+    def values(system, profile):
+        return [s[field] for s in near if s["system"] == system and s["profile"] == profile
+                and s.get(field) is not None]
+    a, b = values(*num), values(*den)
+    if not a or not b or statistics.median(b) <= 0:
+        return None
+    return {"value": statistics.median(a) / statistics.median(b), "runs": [len(a), len(b)]}
+
+
 def make_sample(profile, system, run, status, note, fields=None, busy=()):
     """One sample. A failed or missing sample has "mpps": null and "cycles_per_packet": null
     and its reason in "note"; an "ok" sample without a numeric rate is turned into a failed
@@ -1010,6 +1065,10 @@ def evaluate_goals(samples, by_name, goals=None):
         }
         if r["value"] is None:
             g["why"] = r["why"]
+        near = near_ratio(samples, num, den, metric)
+        if near is not None:
+            near["met"] = near["value"] >= target if op == ">=" else near["value"] <= target
+            g["near"] = near
         out.append(g)
     return out
 
@@ -1253,6 +1312,22 @@ def render_md(doc):
             lines.append("Forwarding core busy (share of its cycles in polls that received "
                          "packets, median; the floor's is approximate): %s." %
                          (", ".join(busy) if busy else "not measured"))
+            probed = []
+            for name in SYSTEMS:
+                runs = sorted((x for x in doc.get("samples", [])
+                               if x["profile"] == p["name"] and x["system"] == name
+                               and x.get("xcpu_ns") is not None), key=lambda x: x["run"])
+                if runs:
+                    probed.append("%s %s" % (name, ", ".join(
+                        "%s %s (%s)" % (fmt(x["mpps"]), fmt(x["xcpu_ns"], 0),
+                                        "near" if x["xcpu_far_pct"] <= XCPU_NEAR_MAX_FAR_PCT
+                                        else "far %s%%" % fmt(x["xcpu_far_pct"], 0))
+                        for x in runs)))
+            if probed:
+                lines.append("")
+                lines.append("Each run's Mpps and the cache-line round trip between CPU 0 and "
+                             "CPU 1 in its window (xcpu-probe, median ns; near, or the share of "
+                             "samples over %g ns): %s." % (XCPU_FAR_NS, "; ".join(probed)))
         for name in ("vswitch", "baseline"):
             stages = p["systems"].get(name, {}).get("stages")
             if not stages:
@@ -1294,14 +1369,27 @@ def render_md(doc):
     lines.append("Computed from this run's medians (perf/report.py GOALS); targets, not pass/fail. "
                  "A goal whose figures this run does not have is not measured, with the reason.")
     lines.append("")
-    lines.append("| goal | target | measured | per run (paired) | state |")
-    lines.append("|---|---:|---:|---:|---|")
+    near_col = any(g.get("near") for g in doc["goals"])
+    lines.append("| goal | target | measured | per run (paired) | state |" +
+                 (" near state only (runs) |" if near_col else ""))
+    lines.append("|---|---:|---:|---:|---|" + ("---|" if near_col else ""))
     for goal in doc["goals"]:
         rr = goal["runs"]
+        near = goal.get("near")
         lines.append("| %s | %s %s | %s | %s | %s |" % (
             goal["name"], goal.get("op", ">="), goal["target"], fmt(goal["measured"]),
             "%s-%s" % (fmt(rr["min"]), fmt(rr["max"])) if rr else "",
-            goal_state(goal) + (": " + goal["why"] if goal.get("why") else "")))
+            goal_state(goal) + (": " + goal["why"] if goal.get("why") else "")) +
+            ((" %s (%d/%d): %s |" % (fmt(near["value"]), near["runs"][0], near["runs"][1],
+                                    "met" if near["met"] else "short") if near else " |")
+             if near_col else ""))
+    if near_col:
+        lines.append("")
+        lines.append("Near state only: the ratio of medians over the windows in which xcpu-probe "
+                     "(perf/src/bin/xcpu-probe.rs) saw a cache line's round trip between CPU 0 "
+                     "and CPU 1 over %g ns in at most %g%% of its samples (the host moves this "
+                     "VM's vCPUs: ~55-70 ns near, ~200-320 ns far); (runs): how many windows of "
+                     "each side." % (XCPU_FAR_NS, XCPU_NEAR_MAX_FAR_PCT))
     lines.append("")
     return "\n".join(lines)
 
@@ -1594,6 +1682,7 @@ def selftest():
     selftest_work(read)
     selftest_nat(read)
     selftest_results()
+    selftest_xcpu()
     print("report.py selftest: ok")
 
 
@@ -1699,6 +1788,27 @@ def selftest_work(read):
                  + push], e
     e = check_work(dict(o, tx_packets=900), flows=encap, in_port="src", action=push)
     assert e == ["1000 packets received in the window, 900 sent"], e
+
+
+def selftest_xcpu():
+    """The cross-CPU probe's samples per window, and goals over the near windows only."""
+    text = "100.0 60.0\n100.5 300.0\n101.0 62.0\ngarbage\n101.5 64.\n102.0 nan\n103.0 310.0\n"
+    x = xcpu_over(text, 100.0, 101.5)
+    assert x == {"xcpu_ns": 63.0, "xcpu_far_pct": 25.0, "xcpu_samples": 4}, x
+    assert xcpu_over(text, 200.0, 300.0) == {}
+    assert xcpu_over("", 0.0, 1.0) == {}
+
+    def ok(system, run, mpps, far):
+        return make_sample("v2v-memif", system, run, "ok", "",
+                           {"mpps": mpps, "cycles_per_packet": 100.0, "xcpu_ns": 60.0,
+                            "xcpu_far_pct": far})
+    samples = [ok("vswitch", 1, 16.0, 0.0), ok("vswitch", 2, 5.0, 100.0), ok("vswitch", 3, 18.0, 5.0),
+               ok("ovs", 1, 5.5, 60.0), ok("ovs", 2, 15.0, 0.0), ok("ovs", 3, 16.0, 0.0),
+               make_sample("v2v-memif", "floor", 1, "failed", "died")]
+    n = near_ratio(samples, ("vswitch", "v2v-memif"), ("ovs", "v2v-memif"))
+    assert n == {"value": 17.0 / 15.5, "runs": [2, 2]}, n
+    assert near_ratio(samples, ("vswitch", "v2v-memif"), ("floor", "v2v-memif")) is None
+    assert near_ratio([], ("vswitch", "v2v-memif"), ("ovs", "v2v-memif")) is None
 
 
 def selftest_results():
@@ -1821,6 +1931,8 @@ def main():
     p = sub.add_parser("sample")
     p.add_argument("--out", required=True, help="samples file to append to")
     p.add_argument("--busy", default="", help="other processes seen, space-separated")
+    p.add_argument("--probe", help="xcpu-probe's samples over the run (UNIX_SECONDS NS lines)")
+    p.add_argument("--span", help="the measurement window, 'T0 T1' (UNIX seconds)")
     for n in ("profile", "system", "run", "status", "note"):
         p.add_argument(n)
     p.add_argument("fields", nargs="?", default="")
@@ -1875,8 +1987,12 @@ def main():
                 out["window_drops"] = parse_window_drops(load(a.r0), load(a.r1))
             print(json.dumps(out))
         elif a.cmd == "sample":
-            s = make_sample(a.profile, a.system, a.run, a.status, a.note,
-                            json.loads(a.fields) if a.fields.strip() else {}, a.busy.split())
+            fields = json.loads(a.fields) if a.fields.strip() else {}
+            if a.probe and a.span and a.status == "ok":
+                t0, t1 = (float(x) for x in a.span.split())
+                with open(a.probe) as f:
+                    fields.update(xcpu_over(f.read(), t0, t1))
+            s = make_sample(a.profile, a.system, a.run, a.status, a.note, fields, a.busy.split())
             with open(a.out, "a") as f:
                 f.write(json.dumps(s) + "\n")
             print(sample_line(s), file=sys.stderr)

@@ -973,9 +973,36 @@ fi
 # other processes seen before ($BUSY_BEFORE) and after the measurement, and prints it.
 BUSY_BEFORE=""
 sample() {
-    local busy
+    local busy probe=()
     busy=$(others)
-    "$PY" "$PERF/report.py" sample --out "$WORK/samples.jsonl" --busy "$BUSY_BEFORE $busy" "$@"
+    # The probe's samples in the window (SPAN, set by the system's run just before).
+    [ -z "$SPAN" ] || [ ! -s "$WORK/xcpu.txt" ] || probe=(--probe "$WORK/xcpu.txt" --span "$SPAN")
+    SPAN=""
+    "$PY" "$PERF/report.py" sample --out "$WORK/samples.jsonl" --busy "$BUSY_BEFORE $busy" \
+        "${probe[@]}" "$@"
+}
+
+# The measurement window of the run about to be sampled, "T0 T1" (UNIX seconds), for the
+# cross-CPU probe's figures (start_probe).
+SPAN=""
+
+# start_probe: topology B's figures follow how far apart the host put this VM's two vCPUs (a
+# cache line's round trip between CPU 0 and the worker's is ~55-70 ns, or ~200-320 ns, flipping
+# within seconds). When a topology B profile is selected, xcpu-probe samples that round trip
+# every 250 ms through the whole run (about a millisecond of each CPU per sample, at
+# SCHED_FIFO priority so that it runs between the pollers at once) into WORK/xcpu.txt; each
+# window's samples go with its figures (report.py: xcpu_ns, xcpu_far_pct) and goals are also
+# judged over the windows run in the near state.
+start_probe() {
+    local p b=0
+    for p in "${PROFILES[@]}"; do [ "${PROFILE_TOPO[$p]}" = B ] && b=1; done
+    [ "$b" = 1 ] || return 0
+    if [ ! -x "$REL/xcpu-probe" ]; then
+        log "no $REL/xcpu-probe (drop --no-build): topology B runs without the cross-CPU probe"
+        return 0
+    fi
+    "$REL/xcpu-probe" --cpus "0,$WORKER_CORE" --interval-ms 250 >"$WORK/xcpu.txt" 2>"$WORK/xcpu.log" &
+    TRACKED+=("$!")
 }
 
 now() { date +%s.%N; }
@@ -1265,6 +1292,7 @@ measure_vswitch() {
         snap "$system" "$profile" 0 "$d" "${vsctl[@]}" || why="snapshot at the window's start failed"
         sleep "$WINDOW"
         t1=$(now)
+        SPAN="$t0 $t1"
         "${vsctl[@]}" --json workers >"$d/w1.json" 2>>"$d/vsctl.log" &&
             "${vsctl[@]}" --json "${out[@]}" >"$d/s1.json" 2>>"$d/vsctl.log" || why="vsctl sample failed"
         snap "$system" "$profile" 1 "$d" "${vsctl[@]}" || why="snapshot at the window's end failed"
@@ -1413,12 +1441,16 @@ measure_floor() {
     else
         base=$(grep -ac "NIC statistics for port ${sinks%%,*}" "$d/testpmd.log" || true)
         deadline=$((SECONDS + 3 * (WARMUP + WINDOW) + 15))
+        local w0=""
         while ((SECONDS < deadline)); do
             sleep 0.1
             n=$(grep -ac "NIC statistics for port ${sinks##*,}" "$d/testpmd.log" || true)
+            # The measured periods start after the skipped ones (to a tenth of a second).
+            [ -n "$w0" ] || [ "$n" -lt $((base + WARMUP)) ] || w0=$(now)
             [ "$n" -lt $((base + WARMUP + WINDOW)) ] || break
             kill -0 "$pid" 2>/dev/null || break
         done
+        [ -z "$w0" ] || SPAN="$w0 $(now)"
     fi
     # testpmd prints its forward statistics (with cycles/packet) on SIGINT, then re-raises it.
     stop_pid "$pid" INT 15
@@ -1541,7 +1573,10 @@ measure_ovs() {
                 sleep "$WARMUP"
                 "${appctl[@]}" dpif-netdev/pmd-stats-clear >>"$d/setup.log" 2>&1
                 snap ovs "$profile" 0 "$d"
+                local w0
+                w0=$(now)
                 sleep "$WINDOW"
+                SPAN="$w0 $(now)"
                 "${appctl[@]}" dpif-netdev/pmd-perf-show >"$d/pmd-perf-show.txt" 2>>"$d/setup.log" ||
                     failed="pmd-perf-show failed: $(tail -n 1 "$d/setup.log")"
                 snap ovs "$profile" 1 "$d"
@@ -1721,6 +1756,7 @@ fi
 [ -x "$REL/vswitch-pktgen" ] || { echo "perf/run.sh: $REL/vswitch-pktgen missing (drop --no-build)" >&2; exit 2; }
 "$PY" "$PERF/report.py" selftest >/dev/null
 check_quiet
+start_probe
 
 : >"$WORK/samples.jsonl"
 : >"$WORK/profiles.tsv"
