@@ -530,6 +530,7 @@ impl Interface {
             }
             return 0;
         };
+        b.prefetch(frames.len());
         let mut n = 0;
         for f in frames {
             if !b.push([*f]) {
