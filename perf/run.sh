@@ -1175,9 +1175,10 @@ start_peer() {
     case "${PROFILE_PORT[$profile]}" in
         vhost) vdevs=(--vdev "net_virtio_user0,path=$sa,queues=1"
                    --vdev "net_virtio_user1,path=$sb,queues=1") ;;
-        # flowgen sends port N's frames to testpmd's default peer address 02:00:00:00:00:0N:
-        # each port takes the other's as its own MAC, so the two "VMs" talk to each other
-        # (known unicast once a bridge has learned them, as two pods do), not to nobody.
+        # The ports' own addresses. flowgen does not use them: it writes the fixed source
+        # 00:01:02:03:04:00 and destination 00:01:02:03:04:01 into every frame of both ports,
+        # so in a learning bridge (v2v-memif-cni) every frame is flooded and its source moves
+        # port (perf/README.md, "The peer's MAC addresses").
         memif) vdevs=(--vdev "net_memif0,role=$role,id=0,socket=$sa,socket-abstract=no,mac=02:00:00:00:00:01"
                    --vdev "net_memif1,role=$role,id=0,socket=$sb,socket-abstract=no,mac=02:00:00:00:00:00") ;;
     esac
