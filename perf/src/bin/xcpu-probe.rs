@@ -70,7 +70,10 @@ fn place(cpu: usize, prio: i32) -> Result<(), String> {
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
     if pinned != 0 {
-        return Err(format!("cannot pin to CPU {cpu}: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "cannot pin to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     if prio > 0 {
         let p = libc::sched_param {
@@ -78,7 +81,10 @@ fn place(cpu: usize, prio: i32) -> Result<(), String> {
         };
         // SAFETY: sets the calling thread's (0) policy from a valid sched_param.
         if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
-            return Err(format!("cannot set SCHED_FIFO {prio}: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "cannot set SCHED_FIFO {prio}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     Ok(())
@@ -120,7 +126,13 @@ fn main() -> ExitCode {
         stop: AtomicBool::new(false),
     });
     let gate = Arc::new(Barrier::new(2));
-    let (l2, f2, g2, cpu, prio) = (line.clone(), flags.clone(), gate.clone(), a.cpus[1], a.rt_priority);
+    let (l2, f2, g2, cpu, prio) = (
+        line.clone(),
+        flags.clone(),
+        gate.clone(),
+        a.cpus[1],
+        a.rt_priority,
+    );
     let other = std::thread::spawn(move || -> Result<(), String> {
         let placed = place(cpu, prio);
         pong(&l2, &f2, &g2);
@@ -166,7 +178,10 @@ fn main() -> ExitCode {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        if writeln!(out, "{now:.3} {best:.1}").and_then(|()| out.flush()).is_err() {
+        if writeln!(out, "{now:.3} {best:.1}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             break;
         }
         n += 1;
