@@ -857,8 +857,10 @@ STATUSES = ("ok", "failed", "missing")
 # ~200-320 ns in the other (the host moves the vCPUs), and topology B's figures follow it
 # for every system; a round trip over XCPU_FAR_NS is the far state.
 XCPU_FAR_NS = 120.0
-# A window counts as near when at most this share of its probe samples were far.
+# A window counts as near when at most this share of its probe samples were far, out of
+# at least XCPU_MIN_SAMPLES (the probe samples every 250 ms).
 XCPU_NEAR_MAX_FAR_PCT = 10.0
+XCPU_MIN_SAMPLES = 4
 
 
 def xcpu_over(text, t0, t1):
@@ -888,7 +890,8 @@ def near_samples(samples):
     """The ok samples whose window the probe saw in the near state (none without probe
     figures)."""
     return [s for s in samples if s["status"] == "ok" and s.get("xcpu_far_pct") is not None
-            and s["xcpu_far_pct"] <= XCPU_NEAR_MAX_FAR_PCT]
+            and s["xcpu_far_pct"] <= XCPU_NEAR_MAX_FAR_PCT
+            and s.get("xcpu_samples", 0) >= XCPU_MIN_SAMPLES]
 
 
 def near_ratio(samples, num, den, metric="mpps"):
@@ -1387,9 +1390,10 @@ def render_md(doc):
         lines.append("")
         lines.append("Near state only: the ratio of medians over the windows in which xcpu-probe "
                      "(perf/src/bin/xcpu-probe.rs) saw a cache line's round trip between CPU 0 "
-                     "and CPU 1 over %g ns in at most %g%% of its samples (the host moves this "
-                     "VM's vCPUs: ~55-70 ns near, ~200-320 ns far); (runs): how many windows of "
-                     "each side." % (XCPU_FAR_NS, XCPU_NEAR_MAX_FAR_PCT))
+                     "and CPU 1 over %g ns in at most %g%% of its samples, of %d or more (the host "
+                     "moves this VM's vCPUs: ~55-70 ns near, ~200-320 ns far); (runs): how many "
+                     "windows of each side." % (XCPU_FAR_NS, XCPU_NEAR_MAX_FAR_PCT,
+                                                XCPU_MIN_SAMPLES))
     lines.append("")
     return "\n".join(lines)
 
@@ -1798,12 +1802,13 @@ def selftest_xcpu():
     assert xcpu_over(text, 200.0, 300.0) == {}
     assert xcpu_over("", 0.0, 1.0) == {}
 
-    def ok(system, run, mpps, far):
+    def ok(system, run, mpps, far, n=20):
         return make_sample("v2v-memif", system, run, "ok", "",
                            {"mpps": mpps, "cycles_per_packet": 100.0, "xcpu_ns": 60.0,
-                            "xcpu_far_pct": far})
+                            "xcpu_far_pct": far, "xcpu_samples": n})
     samples = [ok("vswitch", 1, 16.0, 0.0), ok("vswitch", 2, 5.0, 100.0), ok("vswitch", 3, 18.0, 5.0),
                ok("ovs", 1, 5.5, 60.0), ok("ovs", 2, 15.0, 0.0), ok("ovs", 3, 16.0, 0.0),
+               ok("ovs", 4, 40.0, 0.0, n=2),  # too few probe samples to say
                make_sample("v2v-memif", "floor", 1, "failed", "died")]
     n = near_ratio(samples, ("vswitch", "v2v-memif"), ("ovs", "v2v-memif"))
     assert n == {"value": 17.0 / 15.5, "runs": [2, 2]}, n

@@ -975,8 +975,10 @@ BUSY_BEFORE=""
 sample() {
     local busy probe=()
     busy=$(others)
-    # The probe's samples in the window (SPAN, set by the system's run just before).
-    [ -z "$SPAN" ] || [ ! -s "$WORK/xcpu.txt" ] || probe=(--probe "$WORK/xcpu.txt" --span "$SPAN")
+    # The probe's samples in the window (SPAN, set by the system's run just before), for
+    # topology B (the probe runs through topology A's profiles too when both are selected).
+    [ -z "$SPAN" ] || [ ! -s "$WORK/xcpu.txt" ] || [ "${PROFILE_TOPO[$1]:-}" != B ] ||
+        probe=(--probe "$WORK/xcpu.txt" --span "$SPAN")
     SPAN=""
     "$PY" "$PERF/report.py" sample --out "$WORK/samples.jsonl" --busy "$BUSY_BEFORE $busy" \
         "${probe[@]}" "$@"
@@ -989,7 +991,7 @@ SPAN=""
 # start_probe: topology B's figures follow how far apart the host put this VM's two vCPUs (a
 # cache line's round trip between CPU 0 and the worker's is ~55-70 ns, or ~200-320 ns, flipping
 # within seconds). When a topology B profile is selected, xcpu-probe samples that round trip
-# every 250 ms through the whole run (about a millisecond of each CPU per sample, at
+# every 250 ms through the whole run (up to a third of a millisecond of each CPU per sample, at
 # SCHED_FIFO priority so that it runs between the pollers at once) into WORK/xcpu.txt; each
 # window's samples go with its figures (report.py: xcpu_ns, xcpu_far_pct) and goals are also
 # judged over the windows run in the near state.

@@ -12,8 +12,10 @@ fn has_prefetchw() -> bool {
     *HAS.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            // CPUID is always available on x86_64; leaf 8000_0001h exists on every x86_64 CPU.
-            let r = core::arch::x86_64::__cpuid(0x8000_0001);
+            // `unsafe` until Rust 1.94 made the intrinsic safe (rust-version is older).
+            #[allow(unused_unsafe)]
+            // SAFETY: CPUID exists on every x86_64 CPU, and so does leaf 8000_0001h.
+            let r = unsafe { core::arch::x86_64::__cpuid(0x8000_0001) };
             r.ecx & (1 << 8) != 0
         }
         #[cfg(not(target_arch = "x86_64"))]

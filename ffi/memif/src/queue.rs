@@ -255,7 +255,7 @@ impl QueueSlot {
         }
         let (mut frames, mut bytes, mut cur, end) =
             (0usize, 0u64, a.next, a.next.wrapping_add(avail));
-        prefetch_rx(a, cur, avail.min(max.min(usize::from(u16::MAX)) as u16));
+        prefetch_rx(a, cur, avail.min(max.min(PREFETCH_MAX) as u16));
         while frames < max && cur != end {
             let d = ring.desc(cur);
             if d.flags & DESC_FLAG_NEXT == 0 {
@@ -566,6 +566,10 @@ fn refill_zc(a: &mut Active) {
 /// Descriptors in one cache line.
 const DESCS_PER_LINE: u16 = (64 / DESC_LEN) as u16;
 
+/// The most slots asked for ahead of one burst: a burst's worth (the fast path's bursts are
+/// 32), and never so many that the first lines are evicted before they are used.
+const PREFETCH_MAX: usize = 64;
+
 /// Asks for the lines a receive of the `n` slots from `cur` reads: the descriptors, then
 /// the first line of each buffer they name (both written last by the peer's core), so that
 /// those transfers overlap. A hint: nothing changes.
@@ -641,7 +645,7 @@ impl TxBatch<'_> {
         if a.broken || a.zc.is_some() {
             return;
         }
-        let n = frames.min(usize::from(self.free)) as u16;
+        let n = frames.min(usize::from(self.free)).min(PREFETCH_MAX) as u16;
         let (ring, next, hint) = (a.ring, a.next, Hint::new());
         for i in 0..n {
             let slot = next.wrapping_add(i);
