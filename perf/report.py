@@ -853,8 +853,8 @@ STATUSES = ("ok", "failed", "missing")
 
 
 # xcpu-probe (perf/src/bin/xcpu-probe.rs): a cache line's round trip between the peer's CPU
-# and the switch's, sampled through the run. On this VM it is ~55-70 ns in one state and
-# ~200-320 ns in the other (the host moves the vCPUs), and topology B's figures follow it
+# and the switch's, sampled through the run. On this VM it is about 60-65 ns in one state and
+# about 300-335 ns in the other (the host moves the vCPUs), and topology B's figures follow it
 # for every system; a round trip over XCPU_FAR_NS is the far state.
 XCPU_FAR_NS = 120.0
 # A window counts as near when at most this share of its probe samples were far, out of
@@ -1391,7 +1391,7 @@ def render_md(doc):
         lines.append("Near state only: the ratio of medians over the windows in which xcpu-probe "
                      "(perf/src/bin/xcpu-probe.rs) saw a cache line's round trip between CPU 0 "
                      "and CPU 1 over %g ns in at most %g%% of its samples, of %d or more (the host "
-                     "moves this VM's vCPUs: ~55-70 ns near, ~200-320 ns far); (runs): how many "
+                     "moves this VM's vCPUs: about 60-65 ns near, 300-335 ns far); (runs): how many "
                      "windows of each side." % (XCPU_FAR_NS, XCPU_NEAR_MAX_FAR_PCT,
                                                 XCPU_MIN_SAMPLES))
     lines.append("")

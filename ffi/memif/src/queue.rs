@@ -255,7 +255,7 @@ impl QueueSlot {
         }
         let (mut frames, mut bytes, mut cur, end) =
             (0usize, 0u64, a.next, a.next.wrapping_add(avail));
-        prefetch_rx(a, cur, avail.min(max.min(PREFETCH_MAX) as u16));
+        prefetch_slots(a, cur, usize::from(avail).min(max), false);
         while frames < max && cur != end {
             let d = ring.desc(cur);
             if d.flags & DESC_FLAG_NEXT == 0 {
@@ -507,16 +507,7 @@ fn refill(a: &mut Active) {
     let target = a.next.wrapping_add(ring.size());
     let mut s = a.given;
     while s != target {
-        let i = (s & ring.mask()) as u32;
-        ring.set_desc(
-            s,
-            Desc {
-                flags: 0,
-                region: 0,
-                length: a.buffer_size,
-                offset: a.buf_base + i * a.buffer_size,
-            },
-        );
+        ring.set_desc(s, client_desc(a, s));
         s = s.wrapping_add(1);
     }
     if a.given != target {
@@ -570,22 +561,50 @@ const DESCS_PER_LINE: u16 = (64 / DESC_LEN) as u16;
 /// 32), and never so many that the first lines are evicted before they are used.
 const PREFETCH_MAX: usize = 64;
 
-/// Asks for the lines a receive of the `n` slots from `cur` reads: the descriptors, then
-/// the first line of each buffer they name (both written last by the peer's core), so that
-/// those transfers overlap. A hint: nothing changes.
+/// A client's own descriptor of `slot`: its buffer of the slot, whole (region 0,
+/// `buf_base + i * buffer_size`; the layout was checked against the region when it was
+/// made).
 #[inline]
-fn prefetch_rx(a: &Active, cur: u16, n: u16) {
+fn client_desc(a: &Active, slot: u16) -> Desc {
+    let i = u32::from(slot & a.ring.mask());
+    Desc {
+        flags: 0,
+        region: 0,
+        length: a.buffer_size,
+        offset: a.buf_base + i * a.buffer_size,
+    }
+}
+
+/// Asks for the lines a burst over the `n` slots from `start` touches: their descriptors,
+/// then the first line of each buffer (a client's tx buffers are its own; every other
+/// side's are where the peer's descriptor says), all touched last by the peer's core, so
+/// that those transfers overlap instead of each copy waiting for its own. `write`: the
+/// burst writes them (tx). A hint: nothing changes.
+#[inline]
+fn prefetch_slots(a: &Active, start: u16, n: usize, write: bool) {
+    let n = n.min(PREFETCH_MAX) as u16;
     let (ring, hint) = (a.ring, Hint::new());
+    let ask = |p: *const u8| {
+        if write {
+            hint.write(p)
+        } else {
+            hint.read(p)
+        }
+    };
     for i in 0..n {
-        let slot = cur.wrapping_add(i);
+        let slot = start.wrapping_add(i);
         if i == 0 || slot % DESCS_PER_LINE == 0 {
-            hint.read(ring.desc_addr(slot));
+            ask(ring.desc_addr(slot));
         }
     }
     for i in 0..n {
-        let d = ring.desc(cur.wrapping_add(i));
+        let slot = start.wrapping_add(i);
+        let d = match a.side {
+            Side::ClientTx => client_desc(a, slot),
+            _ => ring.desc(slot),
+        };
         if let Some(p) = a.regions.bytes(d.region, d.offset, 1) {
-            hint.read(p);
+            ask(p);
         }
     }
 }
@@ -645,30 +664,7 @@ impl TxBatch<'_> {
         if a.broken || a.zc.is_some() {
             return;
         }
-        let n = frames.min(usize::from(self.free)).min(PREFETCH_MAX) as u16;
-        let (ring, next, hint) = (a.ring, a.next, Hint::new());
-        for i in 0..n {
-            let slot = next.wrapping_add(i);
-            if i == 0 || slot % DESCS_PER_LINE == 0 {
-                hint.write(ring.desc_addr(slot));
-            }
-        }
-        for i in 0..n {
-            let slot = next.wrapping_add(i);
-            let (region, offset) = match a.side {
-                Side::ClientTx => {
-                    let i = u32::from(slot & ring.mask());
-                    (0, a.buf_base.wrapping_add(i.wrapping_mul(a.buffer_size)))
-                }
-                _ => {
-                    let d = ring.desc(slot);
-                    (d.region, d.offset)
-                }
-            };
-            if let Some(p) = a.regions.bytes(region, offset, 1) {
-                hint.write(p);
-            }
-        }
+        prefetch_slots(a, a.next, frames.min(usize::from(self.free)), true);
     }
 
     /// Copies one frame, given as its parts in order, into free buffers (a chain of
@@ -698,15 +694,7 @@ impl TxBatch<'_> {
             }
             *used += 1;
             let d = match side {
-                Side::ClientTx => {
-                    let i = (slot & ring.mask()) as u32;
-                    Desc {
-                        flags: 0,
-                        region: 0,
-                        length: a.buffer_size,
-                        offset: a.buf_base + i * a.buffer_size,
-                    }
-                }
+                Side::ClientTx => client_desc(a, slot),
                 _ => ring.desc(slot),
             };
             match a.regions.bytes(d.region, d.offset, d.length) {

@@ -3,8 +3,9 @@
 //! ran in.
 //!
 //! On this VM the host moves the two vCPUs between physical cores: a line's round trip
-//! between CPU 0 and CPU 1 is about 55 ns for a while (the two on one core or one core
-//! complex), then about 200-240 ns (further apart), flipping within seconds. Topology B's
+//! between CPU 0 and CPU 1 is about 60-65 ns for a while (the two on one core or one core
+//! complex), then about 300-335 ns (further apart), flipping within seconds (the windows'
+//! medians in perf/results/2026-12-04-memif-probe.md). Topology B's
 //! profiles (a peer on CPU 0 and the switch on CPU 1 share rings and buffers) run about three
 //! times slower in the far state, whichever system is measured, so a ratio of two systems
 //! means something only when both ran in the same state.
@@ -117,7 +118,10 @@ fn main() -> ExitCode {
         || a.cpus[0] == a.cpus[1]
         || a.cpus.iter().any(|&c| c >= libc::CPU_SETSIZE as usize)
     {
-        eprintln!("xcpu-probe: --cpus takes two different CPUs (below {}), e.g. 0,1", libc::CPU_SETSIZE);
+        eprintln!(
+            "xcpu-probe: --cpus takes two different CPUs (below {}), e.g. 0,1",
+            libc::CPU_SETSIZE
+        );
         return ExitCode::from(2);
     }
     if a.trips < CHUNKS || a.interval_ms == 0 || !(0..=99).contains(&a.rt_priority) {
