@@ -166,14 +166,30 @@ GOALS = [
 LATENCY_FIELDS = ["p50_ns", "p99_ns", "p999_ns", "max_ns"]
 LATENCY_LABEL = {"p50_ns": "p50", "p99_ns": "p99", "p999_ns": "p99.9", "max_ns": "max"}
 
-# Written next to every topology B table (perf/README.md, "Topology B").
-TOPOLOGY_B_TRAFFIC = (
-    "Traffic: one peer dpdk-testpmd is both VMs (ports 0 and 1 on the switch's a and b), "
-    "`--forward-mode=flowgen --txpkts=60 --flowgen-flows=1024`: on each port it frees what "
-    "arrives and sends 64 B (with FCS) IPv4/UDP frames of 1024 flows as fast as the ring takes "
-    "them, so both directions load the switch; what leaves the switch through a and b is "
-    "counted. No pcap."
-)
+# Written next to every topology B table (perf/README.md, "Topology B"), by the peer's mode.
+TOPOLOGY_B_TRAFFIC = {
+    "flowgen": (
+        "Traffic: one peer dpdk-testpmd is both VMs (ports 0 and 1 on the switch's a and b), "
+        "`--forward-mode=flowgen --txpkts=60 --flowgen-flows=1024`: on each port it frees what "
+        "arrives and sends 64 B (with FCS) IPv4/UDP frames of 1024 flows as fast as the ring "
+        "takes them, so both directions load the switch; what leaves the switch through a and "
+        "b is counted. No pcap."
+    ),
+    "loop": (
+        "Traffic: one peer dpdk-testpmd is both VMs (ports 0 and 1 on the switch's a and b), "
+        "`--forward-mode=io --txpkts=60 --txonly-multi-flow --eth-peer=...` and `start "
+        "tx_first 16`: each port sends 16 bursts of 32 64 B (with FCS) IPv4/UDP frames from "
+        "its own MAC to the other's, and from then on each port sends out what the other "
+        "receives, unchanged, so 512 frames go round each way as fast as the slower of the "
+        "switch and the peer lets them; what leaves the switch through a and b is counted. "
+        "No pcap."
+    ),
+}
+
+
+def topology_b_traffic(peer):
+    """The traffic sentence of a topology B profile whose peer ran in mode `peer`."""
+    return TOPOLOGY_B_TRAFFIC.get(peer or "flowgen", "Traffic: peer mode %s." % peer)
 TOPOLOGY_B_CAVEAT = (
     "**Caveat (2 cores):** the peer has one core (core 0) for both VMs, and shares it with the "
     "EAL main and control threads of the switch under test (vswitchd's control thread, "
@@ -308,6 +324,61 @@ def parse_ovs_perf_show(text):
     if used and busy:
         # Busy iterations (that received packets), as a share of all the PMD's cycles.
         out["busy_pct"] = float(busy.group(1)) * float(used.group(2)) / 100.0
+    return out
+
+
+def parse_ovs_dpctl_show(text):
+    """Parses `ovs-appctl dpctl/show -s`: {port name: {"rx_packets", "tx_packets",
+    "tx_dropped"}} of every datapath port ("  port N: NAME (type...)" then "RX packets:R ..."
+    and "TX packets:T errors:E dropped:D ..."). Counters OVS prints as "?" are None."""
+    ports, name = {}, None
+
+    def num(v):
+        return None if v == "?" else int(v)
+
+    for line in text.splitlines():
+        m = re.match(r"\s+port \d+: (\S+)", line)
+        if m:
+            name = m.group(1)
+            ports[name] = {}
+            continue
+        if name is None:
+            continue
+        m = re.match(r"\s+RX packets:(\d+|\?)", line)
+        if m:
+            ports[name]["rx_packets"] = num(m.group(1))
+        m = re.match(r"\s+TX packets:(\d+|\?) errors:(\d+|\?) dropped:(\d+|\?)", line)
+        if m:
+            ports[name]["tx_packets"] = num(m.group(1))
+            ports[name]["tx_dropped"] = num(m.group(3))
+    return ports
+
+
+def ovs_delivered(perf, dp0, dp1, out_ports):
+    """OVS's figures over the window from what its output ports sent (`dpctl/show -s` at the
+    window's start, dp0, and end, dp1, texts), not from pmd-perf-show's "Tx packets", which
+    counts what the PMD handed to a port, sent or dropped (OVS's memif ports dropped every
+    one: tx_packets 0, all of it tx dropped). `perf` is parse_ovs_perf_show's result; returns
+    it with "mpps" and "tx_packets" of what was sent, "tx_attempted" (pmd-perf-show's) and
+    "tx_dropped", and cycles per packet sent."""
+    a, b = parse_ovs_dpctl_show(dp0), parse_ovs_dpctl_show(dp1)
+    sent = dropped = 0
+    for port in out_ports:
+        if port not in a or port not in b:
+            raise ParseError("dpctl/show has no port %s" % port)
+        for k in ("tx_packets", "tx_dropped"):
+            if a[port].get(k) is None or b[port].get(k) is None:
+                raise ParseError("dpctl/show has no %s for port %s" % (k, port))
+        sent += b[port]["tx_packets"] - a[port]["tx_packets"]
+        dropped += b[port]["tx_dropped"] - a[port]["tx_dropped"]
+    out = dict(perf)
+    out["tx_attempted"] = perf["tx_packets"]
+    out["tx_packets"] = sent
+    out["tx_dropped"] = dropped
+    out["mpps"] = sent / perf["duration_s"] / 1e6
+    used = perf.get("tsc_hz_estimate")
+    out["cycles_per_packet"] = (used * perf["duration_s"] / sent
+                                if used and sent and perf.get("cycles_per_packet") else None)
     return out
 
 
@@ -1084,7 +1155,10 @@ def summarise(samples, profiles, meta, goals=None):
     systems_here = [s for s in SYSTEMS
                     if s != "baseline" or any(x["system"] == "baseline" for x in samples)]
     out_profiles = []
-    for name, topology, description, gen_args, packets in profiles:
+    for name, topology, description, gen_args, packets, *rest in profiles:
+        # Topology B: the peer's traffic (run.sh's PROFILE_PEER; a results file of before it
+        # has no such column: flowgen).
+        peer = (rest[0] if rest else "") or ("flowgen" if topology == "B" else "")
         systems = {}
         for system in systems_here:
             mine = [s for s in samples if s["profile"] == name and s["system"] == system]
@@ -1151,6 +1225,7 @@ def summarise(samples, profiles, meta, goals=None):
                 "description": description,
                 # Topology B has no pcap: the peer generates the traffic.
                 "pcap": {"generator_args": gen_args, "packets": int(packets)} if gen_args else None,
+                "peer": peer or None,
                 "systems": systems,
             }
         )
@@ -1245,7 +1320,7 @@ def render_md(doc):
             lines.append("%s. pcap: `vswitch-pktgen %s` (%d packets)." %
                          (p["description"], p["pcap"]["generator_args"], p["pcap"]["packets"]))
         else:
-            lines.append("%s. %s" % (p["description"], TOPOLOGY_B_TRAFFIC))
+            lines.append("%s. %s" % (p["description"], topology_b_traffic(p.get("peer"))))
         if p["topology"] == "B":
             lines.append("")
             lines.append(TOPOLOGY_B_CAVEAT)
@@ -1642,6 +1717,25 @@ def selftest():
                        "pmd thread numa_id 0 core_id 1:\n\n  Iterations:  5  (1.00 us/it)\n"
                        "  Rx packets:  0\n  Tx packets:  0\n")
     expect_parse_error("empty", parse_ovs_perf_show, "")
+    # OVS: what the ports sent, not what the PMD handed them. Captured: OVS's memif ports
+    # (2 tx queues configured, the peer's one ring) sent nothing and dropped all.
+    dp = read("ovs-3.1-dpctl-show-memif-no-tx.txt")
+    ports = parse_ovs_dpctl_show(dp)
+    assert ports["a"] == {"rx_packets": 7317696, "tx_packets": 0, "tx_dropped": 7272480}, ports
+    assert ports["b"]["tx_dropped"] == 7271648 and ports["br0"]["tx_packets"] == 0, ports
+    perf = parse_ovs_perf_show(read("ovs-3.1-pmd-perf-show.txt"))
+    zero = dp.replace("dropped:7272480", "dropped:0").replace("dropped:7271648", "dropped:0")
+    o = ovs_delivered(perf, zero, dp, ["a", "b"])
+    assert o["mpps"] == 0.0 and o["tx_packets"] == 0 and o["cycles_per_packet"] is None, o
+    assert o["tx_dropped"] == 7272480 + 7271648 and o["tx_attempted"] == 34126624, o
+    # ... and a port that sent: the rate and the cycles are per packet sent.
+    sent = dp.replace("TX packets:0 errors:0 dropped:7272480",
+                      "TX packets:3000000 errors:0 dropped:7272480")
+    o = ovs_delivered(perf, dp, sent, ["a"])
+    assert o["tx_packets"] == 3000000 and abs(o["mpps"] - 3e6 / 3.008 / 1e6) < 1e-9, o
+    assert abs(o["cycles_per_packet"] - perf["tsc_hz_estimate"] * 3.008 / 3e6) < 1e-6, o
+    e = expect_parse_error("a port missing", ovs_delivered, perf, dp, dp, ["sink"])
+    assert "no port sink" in e, e
     # vswitch
     w0 = [{"id": 0, "lcore": 1, "packets": 100, "cycles_per_packet": 90.0, "busy_pct": 100.0}]
     w1 = [{"id": 0, "lcore": 1, "packets": 2_000_100, "cycles_per_packet": 80.0, "busy_pct": 99.0}]
@@ -1928,6 +2022,10 @@ def main():
     p.add_argument("--take", type=int)
     p = sub.add_parser("ovs")
     p.add_argument("perf_show")
+    p.add_argument("--dp", nargs=2, metavar=("DP0", "DP1"),
+                   help="`dpctl/show -s` at the window's start and end: the rate is what "
+                        "--out-ports sent")
+    p.add_argument("--out-ports", help="the counted ports' names, comma-separated")
     p = sub.add_parser("vswitch")
     for n in ("w0", "s0", "t0", "w1", "s1", "t1"):
         p.add_argument(n)
@@ -1980,7 +2078,11 @@ def main():
                 print(json.dumps(parse_testpmd(f.read(), sinks, a.skip, a.take)))
         elif a.cmd == "ovs":
             with open(a.perf_show) as f:
-                print(json.dumps(parse_ovs_perf_show(f.read())))
+                o = parse_ovs_perf_show(f.read())
+            if a.dp:
+                with open(a.dp[0]) as f0, open(a.dp[1]) as f1:
+                    o = ovs_delivered(o, f0.read(), f1.read(), a.out_ports.split(","))
+            print(json.dumps(o))
         elif a.cmd == "vswitch":
             def load(path):
                 with open(path) as f:

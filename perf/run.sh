@@ -125,14 +125,17 @@ declare -A PROFILE_PORT=([v2v-vhost]=vhost [v2v-vhost-ethdev]=vhost [v2v-memif]=
 declare -A PROFILE_CLIENT=([v2v-memif-zc]=1)
 # Topology B: the switch's driver for its two ports where the default is not the one meant.
 declare -A PROFILE_DRIVER=([v2v-vhost-ethdev]=dpdk [v2v-memif-ethdev]=dpdk)
+# Topology B: how the peer makes its traffic ("Topology B peer" below): flowgen (the default)
+# or loop (two VMs forwarding a fixed set of frames round, each port with its own MAC).
+declare -A PROFILE_PEER=([v2v-memif]=loop [v2v-memif-ethdev]=loop [v2v-memif-cni]=loop)
 declare -A PROFILE_DESC=(
     [xconnect]="L2 cross-connect src -> sink, 64 B frames, 1k IPv4/UDP flows"
     [v2v-vhost]="VM to VM over vhost-user: the peer's net_virtio_user0/1 <-> the switch's vhost-user ports a, b (switch = vhost-user server; driver=native: librte_vhost's API), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
     [v2v-vhost-ethdev]="v2v-vhost with the switch's ports on DPDK's net_vhost ethdev (driver=dpdk), as before issue 16"
     [v2v-memif-ethdev]="v2v-memif with the switch's ports on DPDK's net_memif ethdev (driver=dpdk), as before issue 16"
-    [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server; driver=native: the switch's own memif), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
+    [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server; driver=native: the switch's own memif), L2 cross-connect a <-> b, 64 B frames, the peer's loop (512 frames circulating each way, 256 IPv4/UDP flows, each port its own MAC), both ways"
     [v2v-memif-zc]="VM to VM over zero-copy memif: the switch's memif ports a, b are clients with zero-copy=on (its own buffers, shared with the peer) of the peer's net_memif0/1 (server), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io with DPDK's zero-copy memif clients (zero-copy=yes, --single-file-segments); OVS: not measured (see PROFILE_MISSING)"
-    [v2v-memif-cni]="Two memif pods attached by vswitch-cni: the peer's net_memif0/1 (client) <-> the memif sockets the plugin made (socketDir/<container id>/net1.sock; the switch is the server) of two attachments to bridge br0 (learning on), 64 B frames, 1k IPv4/UDP flows, both ways. Floor: testpmd io between two memif ports as in v2v-memif; OVS: br0 with actions=NORMAL (MAC learning, as the switch's bridge)"
+    [v2v-memif-cni]="Two memif pods attached by vswitch-cni: the peer's net_memif0/1 (client) <-> the memif sockets the plugin made (socketDir/<container id>/net1.sock; the switch is the server) of two attachments to bridge br0 (learning on), 64 B frames, the peer's loop (512 frames circulating each way, 256 IPv4/UDP flows, each port its own MAC), both ways. Floor: testpmd io between two memif ports as in v2v-memif; OVS: br0 with actions=NORMAL (MAC learning, as the switch's bridge)"
     [l2-1k]="Bridge br0 (src, sink; learning on), 1024 source MACs (learned) x 1024 destination MACs (static on sink), 64 B frames, 1k flows"
     [l2-100k]="Bridge br0 (src, sink; learning on), 100k source MACs (learned) x 100k destination MACs (static on sink), 64 B frames, 1k flows"
     [ipv4-1k]="IPv4 router src -> sink: 1,000 routes of mixed lengths (/8-/32, BGP-shaped) via one static neighbour on sink; 64 B frames to 131,072 random destinations covered by the routes (as ipv4-1M: the two differ only in the table); TTL decremented, MACs rewritten"
@@ -1142,8 +1145,12 @@ ports_ovs() {
             "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdkvhostuser \
                 "ofport_request=$((i + 1))"
         else
+            # memif (the peer's client): 2 rx queues, as the peer's 2 queue pairs (PEER_QUEUES).
+            local rxq=()
+            [ "${PROFILE_PORT[$profile]:-}" != memif ] || [ -n "${PROFILE_CLIENT[$profile]:-}" ] ||
+                rxq=(options:n_rxq=2)
             "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdk \
-                "options:dpdk-devargs=${DEVARGS[i]}" "ofport_request=$((i + 1))"
+                "options:dpdk-devargs=${DEVARGS[i]}" "${rxq[@]}" "ofport_request=$((i + 1))"
         fi || return 1
     done
 }
@@ -1157,12 +1164,32 @@ ports_ovs() {
 # --forward-mode=flowgen: on each port it drains what arrives (and frees it) and sends a new
 # burst of IPv4/UDP frames, 1024 flows, as fast as the ring takes them; --txpkts=60 makes them
 # 64 B on the wire with the FCS, as vswitch-pktgen's --size 64. That is open loop, both
-# directions: the switch's rx rings stay full whenever the switch is the slower side. (io
-# with --tx-first was tried: only 2 x 32 packets circulate, the loop is latency-bound, about
-# 2 Mpps with near-empty bursts; `start tx_first N` fills it, but the closed loop loses
-# packets at every full ring and decays.)
+# directions: the switch's rx rings stay full whenever the switch is the slower side. But
+# flowgen writes the same two MAC addresses into the frames of both ports, so a learning
+# bridge sees one station moving between its ports and floods every frame (perf/README.md,
+# "The peer's MAC addresses").
+#
+# PROFILE_PEER loop: two VMs that forward what they receive (--forward-mode=io, port 0's
+# receive to port 1's transmit and back), as a VM running testpmd io does. At start
+# (`start tx_first`, start_loop_peer) each port sends PEER_LOOP_BURSTS bursts of 64 B
+# IPv4/UDP frames from its own MAC to the other port's (--eth-peer), 256 source addresses
+# (--txonly-multi-flow); io leaves the frames as they are, so each frame goes round the same
+# way for ever: out of port 0, through the switch from a to b, into port 1, out of port 0
+# again. Every station stays on its port, as two pods' would. With 16 bursts, 512 frames
+# circulate each way, half a memif ring (1024 slots): no ring can fill, so no frame is lost
+# and the loop does not decay (a switch that drops frames shows it in its own figure).
+# `tx_first 1` (--tx-first) was tried first: 32 frames a way make the loop latency-bound
+# at about 2 Mpps with near-empty bursts.
+PEER_LOOP_BURSTS=16
 
 PEER_PID="" PEER_WHY=""
+# The peer's queue pairs per port. OVS-DPDK sends from its PMD thread on tx queue 1 of every
+# dpdk port (queue 0 is its main thread's), and its memif ports are configured with 2 tx
+# queues; with a peer of one queue pair the memif has no ring for queue 1, and OVS drops every
+# frame it sends (seen: `dpctl/show -s` tx_packets 0, all tx dropped, while pmd-perf-show
+# counted them as Tx packets). So for OVS's memif ports the peer has 2 queue pairs and OVS
+# polls both rx queues (ports_ovs: n_rxq=2); its frames then come back on queue 1.
+PEER_QUEUES=1
 # start_peer PROFILE NAME DIR SOCK_A SOCK_B: returns non-zero with PEER_WHY set on failure.
 start_peer() {
     local profile=$1 name=$2 d=$3 sa=$4 sb=$5 i vdevs=()
@@ -1186,17 +1213,23 @@ start_peer() {
     case "${PROFILE_PORT[$profile]}" in
         vhost) vdevs=(--vdev "net_virtio_user0,path=$sa,queues=1"
                    --vdev "net_virtio_user1,path=$sb,queues=1") ;;
-        # The ports' own addresses. flowgen does not use them: it writes the fixed source
-        # 00:01:02:03:04:00 and destination 00:01:02:03:04:01 into every frame of both ports,
-        # so in a learning bridge (v2v-memif-cni) every frame is flooded and its source moves
-        # port (perf/README.md, "The peer's MAC addresses").
+        # The ports' own addresses: the loop's sources (and, crossed, its --eth-peer
+        # destinations). flowgen does not use them: it writes the fixed source
+        # 00:01:02:03:04:00 and destination 00:01:02:03:04:01 into every frame of both ports
+        # (perf/README.md, "The peer's MAC addresses").
         memif) vdevs=(--vdev "net_memif0,role=$role,id=0,socket=$sa,socket-abstract=no,mac=02:00:00:00:00:01"
                    --vdev "net_memif1,role=$role,id=0,socket=$sb,socket-abstract=no,mac=02:00:00:00:00:00") ;;
     esac
     PREFIXES+=("$prefix")
+    local queues=()
+    [ "$PEER_QUEUES" = 1 ] || queues=("--rxq=$PEER_QUEUES" "--txq=$PEER_QUEUES")
+    if [ "${PROFILE_PEER[$profile]:-}" = loop ]; then
+        start_loop_peer "$prefix" "$d" "$log" "${vdevs[@]}" -- "${queues[@]}"
+        return
+    fi
     dpdk-testpmd --lcores "0@$MAIN_CORE,1@$MAIN_CORE" --no-huge -m "$PEER_MEM_MB" --no-pci \
         --file-prefix "$prefix" "${vdevs[@]}" \
-        -- --forward-mode=flowgen --txpkts=60 --flowgen-flows=1024 --burst="$BURST" \
+        -- "${queues[@]}" --forward-mode=flowgen --txpkts=60 --flowgen-flows=1024 --burst="$BURST" \
         --total-num-mbufs="$PEER_MBUFS" --stats-period 1 </dev/null >"$log" 2>&1 &
     PEER_PID=$!
     TRACKED+=("$PEER_PID")
@@ -1212,6 +1245,80 @@ start_peer() {
 # peer_first PROFILE NAME DIR: for a PROFILE_CLIENT profile, starts the peer (the server)
 # before the system under test; peer_after PROFILE NAME DIR: for the others, once the
 # system's sockets exist. Both return non-zero with PEER_WHY set on failure.
+# start_loop_peer PREFIX DIR LOG VDEV-ARGS... -- APP-ARGS...: the loop peer (PROFILE_PEER loop), driven at
+# its prompt through a FIFO that run.sh holds open (PEER_FD), so that it is told when to
+# fill the loop and can be asked whether frames come back. A switch may lose the first
+# frames while its port settles (OVS's memif ports did: the peer sent its 512 frames a way
+# and none came back), so the loop is filled again, up to 3 times, while no frame comes back.
+PEER_FD=""
+start_loop_peer() {
+    local prefix=$1 d=$2 log=$3 i try rx eal=() app=()
+    shift 3
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do eal+=("$1"); shift; done
+    [ $# -eq 0 ] || { shift; app=("$@"); }
+    # PEER_LOOP_BURSTS a way in all: tx_first sends its bursts on every queue.
+    local bursts=$((PEER_LOOP_BURSTS / PEER_QUEUES))
+    rm -f "$d/peer.in"
+    mkfifo "$d/peer.in" || { PEER_WHY="cannot make the FIFO $d/peer.in"; return 1; }
+    exec {PEER_FD}<>"$d/peer.in"
+    # --no-lsc-interrupt: testpmd then waits (up to 9 s) for both links to be up before its
+    # prompt; with link-state interrupts it checks once and goes on. stdbuf: its answers are
+    # printed through stdio, which holds 4 KiB of them back when writing to a file.
+    stdbuf -oL dpdk-testpmd --lcores "0@$MAIN_CORE,1@$MAIN_CORE" --no-huge -m "$PEER_MEM_MB" --no-pci \
+        --file-prefix "$prefix" "${eal[@]}" \
+        -- "${app[@]}" -i --forward-mode=io --eth-peer=0,02:00:00:00:00:00 --eth-peer=1,02:00:00:00:00:01 \
+        --txpkts=60 --txonly-multi-flow --no-lsc-interrupt --burst="$BURST" \
+        --total-num-mbufs="$PEER_MBUFS" <"$d/peer.in" >"$log" 2>&1 &
+    PEER_PID=$!
+    TRACKED+=("$PEER_PID")
+    for ((i = 0; i < 300; i++)); do
+        grep -q "testpmd> " "$log" 2>/dev/null && break
+        kill -0 "$PEER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! grep -q "testpmd> " "$log" 2>/dev/null; then
+        PEER_WHY="peer testpmd did not come to its prompt: $(grep -v '^\s*$' "$log" | tail -n 1)"
+        return 1
+    fi
+    for ((try = 1; try <= 3; try++)); do
+        echo "start tx_first $bursts" >&"$PEER_FD"
+        for ((i = 0; i < 10; i++)); do
+            sleep 0.2
+            rx=$(peer_rx "$log") || break
+            [ "$rx" = 0 ] || return 0
+        done
+        echo "stop" >&"$PEER_FD"
+    done
+    PEER_WHY="the peer's loop did not start: no frame came back after 3 fills ($(grep -v '^\s*$' "$log" | tail -n 1))"
+    return 1
+}
+
+# peer_rx LOG: the frames the loop peer (its prompt's FIFO PEER_FD, its output LOG) has
+# received on both ports, from `show port stats all`; fails if it does not answer in 2 s.
+peer_rx() {
+    local log=$1 before i
+    before=$(grep -ac "Tx-pps:" "$log" || true)
+    echo "show port stats all" >&"$PEER_FD"
+    for ((i = 0; i < 40; i++)); do
+        if [ "$(grep -ac "Tx-pps:" "$log" || true)" -ge $((before + 2)) ]; then
+            grep -a "RX-packets:" "$log" | tail -n 2 | awk '{n += $2} END {print n + 0}'
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# ovs_peer PROFILE RUN DIR SOCK_A SOCK_B: peer_after for OVS (PEER_QUEUES 2 for its memif
+# ports, which it makes the server of).
+ovs_peer() {
+    local rc=0
+    [ "${PROFILE_PORT[$1]:-}" != memif ] || [ -n "${PROFILE_CLIENT[$1]:-}" ] || PEER_QUEUES=2
+    peer_after "$1" "ovs-$2" "$3" "$4" "$5" || rc=1
+    PEER_QUEUES=1
+    return "$rc"
+}
+
 peer_first() {
     [ -z "${PROFILE_CLIENT[$1]:-}" ] || start_peer "$1" "$2" "$3" "$3/a.sock" "$3/b.sock"
 }
@@ -1222,6 +1329,21 @@ peer_after() {
 # stop_peer: after the switch (a memif port reads zero statistics once its peer has gone,
 # and testpmd-as-switch prints its counts at exit).
 stop_peer() {
+    local i
+    if [ -n "$PEER_FD" ]; then
+        # The loop peer: told to quit at its prompt (it prints its forward statistics),
+        # then its FIFO closed.
+        if [ -n "$PEER_PID" ]; then
+            echo "quit" >&"$PEER_FD" 2>/dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                kill -0 "$PEER_PID" 2>/dev/null || break
+                [[ "$(ps -o stat= -p "$PEER_PID" 2>/dev/null)" != Z* ]] || break
+                sleep 0.1
+            done
+        fi
+        exec {PEER_FD}>&-
+        PEER_FD=""
+    fi
     [ -z "$PEER_PID" ] || stop_pid "$PEER_PID" INT 10
     PEER_PID=""
 }
@@ -1578,12 +1700,15 @@ measure_ovs() {
             [ "${PROFILE_PORT[$profile]:-}" != vhost ] || sa="$d/a" sb="$d/b"
             if [ -n "$why" ]; then
                 :
-            elif [ "${PROFILE_TOPO[$profile]}" = B ] &&
-                    ! peer_after "$profile" "ovs-$run" "$d" "$sa" "$sb"; then
+            elif [ "${PROFILE_TOPO[$profile]}" = B ] && ! ovs_peer "$profile" "$run" "$d" "$sa" "$sb"; then
                 why=$PEER_WHY
             else
                 sleep "$WARMUP"
+                # The ports' own counters at both ends of the window: the rate is what the
+                # counted ports sent (report.py ovs_delivered), not what the PMD handed them.
                 "${appctl[@]}" dpif-netdev/pmd-stats-clear >>"$d/setup.log" 2>&1
+                "${appctl[@]}" dpctl/show -s >"$d/dp0.txt" 2>>"$d/setup.log" ||
+                    failed="dpctl/show failed: $(tail -n 1 "$d/setup.log")"
                 snap ovs "$profile" 0 "$d"
                 local w0
                 w0=$(now)
@@ -1591,6 +1716,8 @@ measure_ovs() {
                 SPAN="$w0 $(now)"
                 "${appctl[@]}" dpif-netdev/pmd-perf-show >"$d/pmd-perf-show.txt" 2>>"$d/setup.log" ||
                     failed="pmd-perf-show failed: $(tail -n 1 "$d/setup.log")"
+                "${appctl[@]}" dpctl/show -s >"$d/dp1.txt" 2>>"$d/setup.log" ||
+                    failed="dpctl/show failed: $(tail -n 1 "$d/setup.log")"
                 snap ovs "$profile" 1 "$d"
                 # The datapath flows that did the work (work_done).
                 if [ -z "$failed" ] && [ -n "${PROFILE_OVS_ACTION[$profile]:-}" ] &&
@@ -1616,7 +1743,10 @@ measure_ovs() {
         sample "$profile" ovs "$run" missing "$why"
         return
     fi
+    local outs=() i
+    for i in ${OUT_PORTS//,/ }; do outs+=("${PORTS[i]}"); done
     if [ -z "$failed" ] && ! "$PY" "$PERF/report.py" ovs "$d/pmd-perf-show.txt" \
+        --dp "$d/dp0.txt" "$d/dp1.txt" --out-ports "$(IFS=,; echo "${outs[*]}")" \
         >"$d/result.json" 2>"$d/parse.log"; then
         failed="could not read pmd-perf-show: $(tail -n 1 "$d/parse.log")"
     fi
@@ -1786,8 +1916,10 @@ for profile in "${PROFILES[@]}"; do
         packets=$(sed -n 's/^vswitch-pktgen: \([0-9]*\) packets.*/\1/p' "$WORK/$profile.gen.log")
     fi
 
-    printf '%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \
-        "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]:-}" "$packets" >>"$WORK/profiles.tsv"
+    peer=""
+    [ "${PROFILE_TOPO[$profile]}" != B ] || peer=${PROFILE_PEER[$profile]:-flowgen}
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "${PROFILE_TOPO[$profile]}" \
+        "${PROFILE_DESC[$profile]}" "${PROFILE_GEN[$profile]:-}" "$packets" "$peer" >>"$WORK/profiles.tsv"
     runs=$RUNS
     # The cap is for OVS's set-up time: without OVS, every run asked for is made.
     [ "$OVS" = 0 ] || [ -z "${PROFILE_MAX_RUNS[$profile]:-}" ] ||
