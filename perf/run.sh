@@ -1760,6 +1760,7 @@ measure_ovs() {
     fi
     local note=""
     [ "$killed" = 0 ] || note="ovs-vswitchd-dpdk did not stop within 15 s of SIGTERM (killed)"
+    note=$(join_notes "$note" "$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("ovs_note", ""))' "$d/result.json")")
     check ovs "$profile" "$d"
     sample "$profile" ovs "$run" ok "$(join_notes "$note" "$CHECK_NOTE")" "$(with_load_s "$d")"
 }
