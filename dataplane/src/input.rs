@@ -33,11 +33,10 @@ use crate::acl::{filter, Acl, Dir};
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage};
 use crate::l2::bridge;
-use crate::l2::fdb::Probe;
 use crate::plan::{IfIndex, IfacePlan, Input, VrfPlan};
 use crate::slowpath::PuntReason;
 use crate::tunnel::decap;
-use crate::wire::ethernet::{self, Frame};
+use crate::wire::ethernet::Frame;
 
 const STAGE: Stage = Stage::EthernetInput;
 
@@ -105,37 +104,20 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             let mut all_ok = true;
             let offloads = summary.any_flags;
             let v = &mut *g.input;
-            // The last frame parsed: its header's first bytes, metadata and probes. A burst
-            // is often one conversation (a pod's or a VM's frames to one peer): a frame whose
-            // header equals the one before (ethernet::head) takes its metadata and probes
-            // without parsing or hashing again, and its slots are being fetched already.
-            let mut last: Option<(u128, Meta, [Probe; 2])> = None;
             for i in 0..n {
-                let frame = v.pkts.data(i);
-                let head = ethernet::head(frame);
-                let (mut m, pr) = match (head, &last) {
-                    (Some(h), Some((lh, lm, lp))) if h == *lh => (*lm, *lp),
-                    _ => match parse_bridged(p, rx_if, frame) {
-                        Ok((m, f)) => {
-                            let pr = bridge::probes_of(learn, &m, &f);
-                            ctx.l2.fdb.prefetch(&pr[0]);
-                            ctx.l2.fdb.prefetch(&pr[1]);
-                            if let Some(h) = head {
-                                last = Some((h, m, pr));
-                            }
-                            (m, pr)
+                match parse_bridged(p, rx_if, v.pkts.data(i)) {
+                    Ok((mut m, f)) => {
+                        let pr = bridge::probes_of(learn, &m, &f);
+                        ctx.l2.fdb.prefetch(&pr[0]);
+                        ctx.l2.fdb.prefetch(&pr[1]);
+                        g.bridge_scratch.probes[i] = pr;
+                        if offloads {
+                            m.set_offload(&v.pkts.offload(i));
                         }
-                        Err(_) => {
-                            all_ok = false;
-                            continue;
-                        }
-                    },
-                };
-                g.bridge_scratch.probes[i] = pr;
-                if offloads {
-                    m.set_offload(&v.pkts.offload(i));
+                        v.meta[i] = m;
+                    }
+                    Err(_) => all_ok = false,
                 }
-                v.meta[i] = m;
             }
             if all_ok {
                 std::mem::swap(&mut g.input, &mut g.bridge);

@@ -340,38 +340,6 @@ pub fn decide<'a>(
     }
 }
 
-/// What [`decide`] reads of a frame and its metadata: two frames with equal `Same` get the
-/// same verdict from the same plan, table and clock. None for a frame shorter than a
-/// tagged header (decide also checks its length).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Same {
-    /// Destination and source MAC.
-    macs: [u8; 12],
-    rx_if: IfIndex,
-    bridge: u16,
-    vlan: u16,
-    remote: Remote,
-    /// `meta.flags`' TAGGED and TUNNEL.
-    flags: u8,
-}
-
-impl Same {
-    #[inline(always)]
-    fn of(meta: &Meta, remote: Remote, frame: &[u8]) -> Option<Same> {
-        if frame.len() < ethernet::TAGGED_HEADER_LEN {
-            return None;
-        }
-        Some(Same {
-            macs: *frame.first_chunk::<12>()?,
-            rx_if: meta.rx_if,
-            bridge: meta.bridge,
-            vlan: meta.vlan,
-            remote,
-            flags: meta.flags & (Meta::TAGGED | Meta::TUNNEL),
-        })
-    }
-}
-
 /// Runs the stage on the graph's bridge vector.
 pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let l2 = ctx.l2;
@@ -410,12 +378,8 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             s.probes[i] = p;
         }
     }
-    // Second pass: learn, look up, hand on. A frame of the same conversation as the one
-    // before (Same) takes its verdict: within one run of the stage nothing it depends on
-    // has changed, and the learning it would do is done (the source was refreshed or asked
-    // for a moment ago).
+    // Second pass: learn, look up, hand on.
     let v = &mut **vector;
-    let mut last: Option<(Same, Verdict)> = None;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
         let bridge = bridge_of(meta.bridge);
         let remote = if meta.flags & Meta::TUNNEL != 0 {
@@ -423,28 +387,17 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         } else {
             NO_REMOTE
         };
-        let same = Same::of(meta, remote, m.data());
-        let verdict = match (&same, &last) {
-            (Some(k), Some((lk, v))) if k == lk => *v,
-            _ => {
-                let v = decide(
-                    ctx.plan,
-                    bridge,
-                    l2,
-                    &mut s.filter,
-                    meta,
-                    m.data(),
-                    &s.probes[i],
-                    remote,
-                    now,
-                );
-                if let Some(k) = same {
-                    last = Some((k, v));
-                }
-                v
-            }
-        };
-        match verdict {
+        match decide(
+            ctx.plan,
+            bridge,
+            l2,
+            &mut s.filter,
+            meta,
+            m.data(),
+            &s.probes[i],
+            remote,
+            now,
+        ) {
             Verdict::To(out, o) => send(ctx, output, m, meta, out, &o.mode),
             Verdict::Tunnel(out, o, r) => send_tunnel(ctx, encap, m, meta, out, &o.mode, r),
             Verdict::Flood => flood(ctx, (output, encap), m, meta, bridge, false),

@@ -21,25 +21,6 @@ pub const ETHERTYPE_TEB: u16 = 0x6558;
 /// Length of an untagged header.
 pub const HEADER_LEN: usize = field::HEADER;
 
-/// The bytes of a frame that decide its Ethernet header as [`Frame`] reads it (addresses,
-/// tag or ethertype, the tag's TCI): two frames of at least [`TAGGED_HEADER_LEN`] bytes
-/// whose first `HEAD_LEN` bytes are equal have equal addresses, tag and VLAN.
-pub const HEAD_LEN: usize = field::TCI.end;
-/// Length of a tagged header: a frame this long parses whatever its first bytes say.
-pub const TAGGED_HEADER_LEN: usize = field::TAGGED_HEADER;
-
-/// The first [`HEAD_LEN`] bytes of `frame` as one word, for comparing two frames' headers
-/// at once; None for a frame shorter than [`TAGGED_HEADER_LEN`].
-#[inline(always)]
-pub fn head(frame: &[u8]) -> Option<u128> {
-    if frame.len() < TAGGED_HEADER_LEN {
-        return None;
-    }
-    frame
-        .first_chunk::<HEAD_LEN>()
-        .map(|h| u128::from_ne_bytes(*h))
-}
-
 /// Byte ranges of the header fields.
 mod field {
     use std::ops::Range;
@@ -224,51 +205,6 @@ mod tests {
         assert_eq!(b, UNTAGGED);
         assert_eq!(emit(&mut b[..13], &[0; 6], &[0; 6], 0x0800), None);
         assert_eq!(b, UNTAGGED);
-    }
-
-    #[test]
-    fn head_is_the_first_bytes_of_a_frame_long_enough_for_a_tag() {
-        assert_eq!(head(&TAGGED[..17]), None);
-        assert_eq!(head(&UNTAGGED[..]), None);
-        let h = head(&TAGGED[..18]).unwrap();
-        assert_eq!(h.to_ne_bytes(), TAGGED[..16]);
-        assert_eq!(head(&TAGGED[..]), Some(h));
-    }
-
-    proptest::proptest! {
-        /// What ethernet-input's memo rests on: two frames with the same head parse alike
-        /// (addresses, tag and VLAN), and a frame has a head only if it is long enough to
-        /// parse whatever its first bytes say; never a panic on any input.
-        #[test]
-        fn equal_heads_parse_alike(
-            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
-            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..24),
-            tagged in proptest::prelude::any::<bool>(),
-        ) {
-            let mut a = a;
-            if tagged && a.len() >= 14 {
-                a[12..14].copy_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-            }
-            let Some(h) = head(&a) else {
-                proptest::prop_assert!(a.len() < TAGGED_HEADER_LEN);
-                return Ok(());
-            };
-            proptest::prop_assert!(Frame::new_checked(&a[..]).is_ok());
-            // Another frame with the same first HEAD_LEN bytes, then anything.
-            let mut b = a[..HEAD_LEN].to_vec();
-            b.extend_from_slice(&tail);
-            match head(&b) {
-                None => proptest::prop_assert!(b.len() < TAGGED_HEADER_LEN),
-                Some(hb) => {
-                    proptest::prop_assert_eq!(hb, h);
-                    let (fa, fb) = (
-                        Frame::new_checked(&a[..]).unwrap(),
-                        Frame::new_checked(&b[..]).unwrap(),
-                    );
-                    proptest::prop_assert_eq!((fa.dst(), fa.src(), fa.vlan()), (fb.dst(), fb.src(), fb.vlan()));
-                }
-            }
-        }
     }
 
     #[test]
