@@ -127,10 +127,11 @@ declare -A PROFILE_CLIENT=([v2v-memif-zc]=1)
 declare -A PROFILE_DRIVER=([v2v-vhost-ethdev]=dpdk [v2v-memif-ethdev]=dpdk)
 # Topology B: how the peer makes its traffic ("Topology B peer" below): flowgen (the default)
 # or loop (two VMs forwarding a fixed set of frames round, each port with its own MAC).
-declare -A PROFILE_PEER=([v2v-memif]=loop [v2v-memif-ethdev]=loop [v2v-memif-cni]=loop)
+declare -A PROFILE_PEER=([v2v-memif]=loop [v2v-memif-ethdev]=loop [v2v-memif-cni]=loop
+    [v2v-vhost]=loop [v2v-vhost-ethdev]=loop)
 declare -A PROFILE_DESC=(
     [xconnect]="L2 cross-connect src -> sink, 64 B frames, 1k IPv4/UDP flows"
-    [v2v-vhost]="VM to VM over vhost-user: the peer's net_virtio_user0/1 <-> the switch's vhost-user ports a, b (switch = vhost-user server; driver=native: librte_vhost's API), L2 cross-connect a <-> b, 64 B frames, 1k IPv4/UDP flows, both ways"
+    [v2v-vhost]="VM to VM over vhost-user: the peer's net_virtio_user0/1 <-> the switch's vhost-user ports a, b (switch = vhost-user server; driver=native: librte_vhost's API), L2 cross-connect a <-> b, 64 B frames, the peer's loop (512 frames circulating each way, 256 IPv4/UDP flows, each port its own MAC), both ways"
     [v2v-vhost-ethdev]="v2v-vhost with the switch's ports on DPDK's net_vhost ethdev (driver=dpdk), as before issue 16"
     [v2v-memif-ethdev]="v2v-memif with the switch's ports on DPDK's net_memif ethdev (driver=dpdk), as before issue 16"
     [v2v-memif]="VM to VM over memif: the peer's net_memif0/1 (client) <-> the switch's memif ports a, b (server; driver=native: the switch's own memif), L2 cross-connect a <-> b, 64 B frames, the peer's loop (512 frames circulating each way, 256 IPv4/UDP flows, each port its own MAC), both ways"
@@ -1210,9 +1211,12 @@ start_peer() {
             return 1
         fi
     fi
+    # The loop peer's virtqueues hold its 512 frames a way (virtio-user's default is 256).
+    local qs=""
+    [ "${PROFILE_PEER[$profile]:-}" != loop ] || qs=",queue_size=1024"
     case "${PROFILE_PORT[$profile]}" in
-        vhost) vdevs=(--vdev "net_virtio_user0,path=$sa,queues=1"
-                   --vdev "net_virtio_user1,path=$sb,queues=1") ;;
+        vhost) vdevs=(--vdev "net_virtio_user0,path=$sa,queues=1$qs,mac=02:00:00:00:00:01"
+                   --vdev "net_virtio_user1,path=$sb,queues=1$qs,mac=02:00:00:00:00:00") ;;
         # The ports' own addresses: the loop's sources (and, crossed, its --eth-peer
         # destinations). flowgen does not use them: it writes the fixed source
         # 00:01:02:03:04:00 and destination 00:01:02:03:04:01 into every frame of both ports
