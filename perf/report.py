@@ -972,6 +972,31 @@ def near_samples(samples):
             and s.get("xcpu_samples", 0) >= XCPU_MIN_SAMPLES]
 
 
+def window_state(sample):
+    """The probe's state of a sample's window: "near", "far N%" (N: the share of far probe
+    samples), or "-" (no probe figures, or too few samples to say)."""
+    far = sample.get("xcpu_far_pct")
+    if far is None or sample.get("xcpu_samples", 0) < XCPU_MIN_SAMPLES:
+        return "-"
+    return "near" if far <= XCPU_NEAR_MAX_FAR_PCT else "far %d%%" % round(far)
+
+
+def run_lines(samples, profile=None):
+    """`report.py runs`: one line per ok sample (profile, system, run, window state, Mpps,
+    cycles per packet, busy %, per-stage cycles), sorted; for reading a results file's windows
+    state by state."""
+    out = []
+    for x in sorted((s for s in samples if s["status"] == "ok"
+                     and (profile is None or s["profile"] == profile)),
+                    key=lambda s: (s["profile"], s["system"], s["run"])):
+        stages = " ".join("%s %s" % (k, fmt(v.get("cycles_per_packet"), 1))
+                          for k, v in (x.get("stages") or {}).items())
+        out.append("%s\t%s\t%d\t%s\t%s Mpps\t%s cycles\t%s%% busy\t%s" % (
+            x["profile"], x["system"], x["run"], window_state(x), fmt(x.get("mpps"), 2),
+            fmt(x.get("cycles_per_packet"), 1), fmt(x.get("busy_pct"), 0), stages))
+    return out
+
+
 def near_ratio(samples, num, den, metric="mpps"):
     """A goal's ratio of medians over the windows run in the near state only:
     {value, runs: [num runs, den runs]}, or None when either side has no such window."""
@@ -1920,6 +1945,9 @@ def selftest_xcpu():
     assert n == {"value": 17.0 / 15.5, "runs": [2, 2]}, n
     assert near_ratio(samples, ("vswitch", "v2v-memif"), ("floor", "v2v-memif")) is None
     assert near_ratio([], ("vswitch", "v2v-memif"), ("ovs", "v2v-memif")) is None
+    lines = run_lines(samples)
+    assert len(lines) == 7 and lines[0].startswith("v2v-memif\tovs\t1\tfar 60%\t5.50 Mpps"), lines
+    assert "\t4\t-\t" in lines[3] and "\t1\tnear\t16.00 Mpps\t100.0 cycles" in lines[4], lines
 
 
 def selftest_results():
@@ -2079,6 +2107,9 @@ def main():
         p.add_argument("--masquerade", help="snat: the address sources are rewritten to")
         if n == "natcheck":
             p.add_argument("--load-s", type=float, help="seconds the services took to load")
+    p = sub.add_parser("runs", help="each window of a results file: state, Mpps, cycles, stages")
+    p.add_argument("results", help="a results JSON (perf/results/*.json)")
+    p.add_argument("--profile")
     p = sub.add_parser("goals")
     p.add_argument("--results", help="a results JSON (perf/results/*.json) to evaluate them on")
     sub.add_parser("selftest")
@@ -2123,6 +2154,9 @@ def main():
             cmd_work(a)
         elif a.cmd == "goals":
             cmd_goals(a)
+        elif a.cmd == "runs":
+            with open(a.results) as f:
+                print("\n".join(run_lines(json.load(f)["samples"], a.profile)))
         elif a.cmd == "aclcheck":
             print(json.dumps(acl_check(a.dir, a.mode, a.flows, a.load_s)))
         elif a.cmd == "ovscheck":
