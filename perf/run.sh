@@ -1146,10 +1146,9 @@ ports_ovs() {
             "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdkvhostuser \
                 "ofport_request=$((i + 1))"
         else
-            # memif (the peer's client): 2 rx queues, as the peer's 2 queue pairs (PEER_QUEUES).
+            # memif served to the peer: 2 rx queues, as the peer's 2 queue pairs (ovs_peer).
             local rxq=()
-            [ "${PROFILE_PORT[$profile]:-}" != memif ] || [ -n "${PROFILE_CLIENT[$profile]:-}" ] ||
-                rxq=(options:n_rxq=2)
+            ! ovs_memif_server "$profile" || rxq=(options:n_rxq=2)
             "$@" add-port br0 "${PORTS[i]}" -- set Interface "${PORTS[i]}" type=dpdk \
                 "options:dpdk-devargs=${DEVARGS[i]}" "${rxq[@]}" "ofport_request=$((i + 1))"
         fi || return 1
@@ -1246,11 +1245,8 @@ start_peer() {
     return 1
 }
 
-# peer_first PROFILE NAME DIR: for a PROFILE_CLIENT profile, starts the peer (the server)
-# before the system under test; peer_after PROFILE NAME DIR: for the others, once the
-# system's sockets exist. Both return non-zero with PEER_WHY set on failure.
-# start_loop_peer PREFIX DIR LOG VDEV-ARGS... -- APP-ARGS...: the loop peer (PROFILE_PEER loop), driven at
-# its prompt through a FIFO that run.sh holds open (PEER_FD), so that it is told when to
+# start_loop_peer PREFIX DIR LOG VDEV-ARGS... -- APP-ARGS...: the loop peer (PROFILE_PEER
+# loop), driven at its prompt through a FIFO that run.sh holds open (PEER_FD), so that it is told when to
 # fill the loop and can be asked whether frames come back. A switch may lose the first
 # frames while its port settles (OVS's memif ports did: the peer sent its 512 frames a way
 # and none came back), so the loop is filled again, up to 3 times, while no frame comes back.
@@ -1313,16 +1309,23 @@ peer_rx() {
     return 1
 }
 
-# ovs_peer PROFILE RUN DIR SOCK_A SOCK_B: peer_after for OVS (PEER_QUEUES 2 for its memif
-# ports, which it makes the server of).
+# ovs_memif_server PROFILE: whether OVS serves memif sockets to the peer in PROFILE (its
+# ports then poll 2 rx queues, and the peer has 2 queue pairs: PEER_QUEUES).
+ovs_memif_server() { [ "${PROFILE_PORT[$1]:-}" = memif ] && [ -z "${PROFILE_CLIENT[$1]:-}" ]; }
+
+# ovs_peer PROFILE RUN DIR SOCK_A SOCK_B: peer_after for OVS (PEER_QUEUES 2 where
+# ovs_memif_server).
 ovs_peer() {
     local rc=0
-    [ "${PROFILE_PORT[$1]:-}" != memif ] || [ -n "${PROFILE_CLIENT[$1]:-}" ] || PEER_QUEUES=2
+    ! ovs_memif_server "$1" || PEER_QUEUES=2
     peer_after "$1" "ovs-$2" "$3" "$4" "$5" || rc=1
     PEER_QUEUES=1
     return "$rc"
 }
 
+# peer_first PROFILE NAME DIR: for a PROFILE_CLIENT profile, starts the peer (the server)
+# before the system under test; peer_after PROFILE NAME DIR: for the others, once the
+# system's sockets exist. Both return non-zero with PEER_WHY set on failure.
 peer_first() {
     [ -z "${PROFILE_CLIENT[$1]:-}" ] || start_peer "$1" "$2" "$3" "$3/a.sock" "$3/b.sock"
 }
@@ -1333,23 +1336,13 @@ peer_after() {
 # stop_peer: after the switch (a memif port reads zero statistics once its peer has gone,
 # and testpmd-as-switch prints its counts at exit).
 stop_peer() {
-    local i
+    [ -z "$PEER_PID" ] || stop_pid "$PEER_PID" INT 10
+    PEER_PID=""
+    # The loop peer's FIFO, once the peer is gone.
     if [ -n "$PEER_FD" ]; then
-        # The loop peer: told to quit at its prompt (it prints its forward statistics),
-        # then its FIFO closed.
-        if [ -n "$PEER_PID" ]; then
-            echo "quit" >&"$PEER_FD" 2>/dev/null || true
-            for ((i = 0; i < 50; i++)); do
-                kill -0 "$PEER_PID" 2>/dev/null || break
-                [[ "$(ps -o stat= -p "$PEER_PID" 2>/dev/null)" != Z* ]] || break
-                sleep 0.1
-            done
-        fi
         exec {PEER_FD}>&-
         PEER_FD=""
     fi
-    [ -z "$PEER_PID" ] || stop_pid "$PEER_PID" INT 10
-    PEER_PID=""
 }
 
 # ---------------------------------------------------------------------------------------------
