@@ -20,7 +20,7 @@ use dpdk::Mbuf;
 
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
-use crate::l3::nexthop::NextHop;
+use crate::l3::nexthop::{mac_word, word_mac, NextHop};
 use crate::plan::{IfIndex, VrfPlan};
 use crate::slowpath::PuntReason;
 use crate::wire::ethernet::Mac;
@@ -120,7 +120,8 @@ impl<'a, F: Family> FibOf<'a, F> {
 /// interface. Remembered for the run of packets out of one interface.
 #[derive(Clone, Copy)]
 struct Out {
-    src_mac: Mac,
+    /// The interface's MAC, [`mac_word`]'s form.
+    src_mac: u64,
     max_frame: u32,
     bvi: Option<u16>,
     tunnel: bool,
@@ -138,7 +139,7 @@ impl OutOf<'_> {
             let plan = self.ctx.plan;
             let out = plan.iface(tx_if).filter(|p| p.up).and_then(|p| {
                 p.l3.map(|l3| Out {
-                    src_mac: l3.mac,
+                    src_mac: mac_word(&l3.mac),
                     max_frame: p.max_frame,
                     bvi: p.bvi_bridge(),
                     tunnel: plan.is_tunnel(tx_if),
@@ -152,7 +153,8 @@ impl OutOf<'_> {
 
 /// Where a packet goes after the lookup.
 enum Verdict {
-    Forward(IfIndex, Mac),
+    /// Out of the interface to the MAC in the word ([`mac_word`]).
+    Forward(IfIndex, u64),
     /// Into an L3 tunnel toward the route's next hop ([`NextHop::Tunnel`]).
     Tunnel(IfIndex, Option<Ipv4Addr>),
     /// To one of the router's own addresses ([`Family::local`]).
@@ -233,11 +235,14 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
             Check::Route(dst) => {
                 let id = fibs.get(meta.rx_if).and_then(|f| F::lookup(f, dst));
                 match (id, nexthops) {
-                    (Some(id), Some(nhs)) => match nhs.get(id) {
-                        NextHop::Ecmp { .. } => {
-                            decide(nhs.resolve(id, F::flow_hash(m.data().get(L3..).unwrap_or(&[]))))
-                        }
-                        nh => decide(nh),
+                    (Some(id), Some(nhs)) => match nhs.forward_of(id) {
+                        Some((iface, mac)) => Verdict::Forward(iface, mac),
+                        None => match nhs.get(id) {
+                            NextHop::Ecmp { .. } => decide(
+                                nhs.resolve(id, F::flow_hash(m.data().get(L3..).unwrap_or(&[]))),
+                            ),
+                            nh => decide(nh),
+                        },
                     },
                     _ => Verdict::Drop(DropReason::NoRoute),
                 }
@@ -245,7 +250,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         };
         match verdict {
             Verdict::Forward(tx_if, dst_mac) => {
-                forward::<F>(ctx, g, m, meta, (tx_if, outs.get(tx_if)), &dst_mac)
+                forward::<F>(ctx, g, m, meta, (tx_if, outs.get(tx_if)), dst_mac)
             }
             Verdict::Tunnel(tx_if, remote) => into_tunnel::<F>(ctx, g, m, meta, tx_if, remote),
             Verdict::Local => F::local(ctx, g, m, meta),
@@ -262,7 +267,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
 #[inline(always)]
 fn decide(nh: NextHop) -> Verdict {
     match nh {
-        NextHop::Forward { iface, mac } => Verdict::Forward(iface, mac),
+        NextHop::Forward { iface, mac } => Verdict::Forward(iface, mac_word(&mac)),
         NextHop::Tunnel { iface, remote } => Verdict::Tunnel(iface, remote),
         NextHop::Resolve { .. } => Verdict::Punt(PuntReason::Resolve),
         NextHop::Local => Verdict::Local,
@@ -282,7 +287,7 @@ fn forward<F: Family>(
     mut m: Mbuf,
     meta: &Meta,
     (tx_if, out): (u16, Option<Out>),
-    dst_mac: &Mac,
+    dst_mac: u64,
 ) {
     let Some(Out {
         src_mac,
@@ -303,7 +308,8 @@ fn forward<F: Family>(
         Err(NotSent::Punt(reason)) => return punt::<F>(ctx, g, m, meta, reason),
         Err(NotSent::Fragment) => {
             let out = Meta { tx_if, ..*meta };
-            return F::fragment(ctx, g, m, &out, (dst_mac, &src_mac), max_ip);
+            let macs = (&word_mac(dst_mac), &word_mac(src_mac));
+            return F::fragment(ctx, g, m, &out, macs, max_ip);
         }
         Err(NotSent::Drop(reason)) => {
             // Over the MTU is counted against the output interface, the rest the input.
@@ -315,12 +321,21 @@ fn forward<F: Family>(
             return ctx.counters.drop_packets(F::STAGE, reason, at, 1);
         }
     };
-    frame[0..6].copy_from_slice(dst_mac);
-    frame[6..12].copy_from_slice(&src_mac);
+    write_macs(frame, dst_mac, src_mac);
     if m.len() > len {
         m.trim((m.len() - len) as u16);
     }
     hand_out(ctx, g, F::STAGE, m, Meta { tx_if, ..*meta }, bvi, tunnel);
+}
+
+/// Writes the Ethernet destination and source (MACs in [`mac_word`]'s form) of `frame`
+/// (14 bytes at least: `rewrite` saw its IP header) as one 8-byte and one 4-byte store
+/// from registers.
+#[inline(always)]
+fn write_macs(frame: &mut [u8], dst: u64, src: u64) {
+    let head = dst << 16 | (src >> 32) & 0xffff;
+    frame[0..8].copy_from_slice(&head.to_be_bytes());
+    frame[8..12].copy_from_slice(&(src as u32).to_be_bytes());
 }
 
 /// Rewrites `m` for the hop into L3 tunnel `tx_if` (gre l3, ipip) as [`forward`] does,
@@ -407,4 +422,20 @@ pub(crate) fn punt<F: Family>(ctx: &Ctx, g: &mut Graph, m: Mbuf, meta: &Meta, re
         ..*meta
     };
     g.hand_on(ctx, F::STAGE, Next::Punt, m, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_macs_writes_both_addresses_and_nothing_else() {
+        let dst = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
+        let src = [0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54];
+        let mut frame = [0xa5u8; 16];
+        write_macs(&mut frame, mac_word(&dst), mac_word(&src));
+        assert_eq!(frame[0..6], dst);
+        assert_eq!(frame[6..12], src);
+        assert_eq!(frame[12..], [0xa5; 4]);
+    }
 }

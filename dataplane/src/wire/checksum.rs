@@ -51,9 +51,18 @@ pub fn sum(data: &[u8], initial: u32) -> u16 {
     if let [last] = rest {
         acc += u64::from(*last) << 8;
     }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
+    fold(acc)
+}
+
+/// Folds a 64-bit sum of 16-bit words into 16 bits, end-around carries added, without a
+/// data-dependent loop: 64 -> 33 bits, then three 16-bit folds (< 2^18, then <= 0x10002,
+/// then <= 0xffff).
+#[inline(always)]
+fn fold(acc: u64) -> u16 {
+    let acc = (acc >> 32) + (acc & 0xffff_ffff);
+    let acc = (acc >> 16) + (acc & 0xffff);
+    let acc = (acc >> 16) + (acc & 0xffff);
+    let acc = (acc >> 16) + (acc & 0xffff);
     acc as u16
 }
 
@@ -205,7 +214,38 @@ mod tests {
         assert_eq!(sum(&[0; 40], 0), 0, "all zero sums to zero, not 0xffff");
     }
 
+    /// End-around carries added one fold at a time, as RFC 1071 describes it.
+    fn fold_by_loop(mut acc: u64) -> u16 {
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn fold_agrees_with_the_loop_at_the_edges() {
+        for acc in [
+            0,
+            0xffff,
+            0x1_0000,
+            0x1_0002,
+            0x1_fffe,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x1_ffff_fffe,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(fold(acc), fold_by_loop(acc), "{acc:#x}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn fold_equals_the_loop(acc in any::<u64>()) {
+            prop_assert_eq!(fold(acc), fold_by_loop(acc));
+        }
+
         #[test]
         fn sum_equals_the_word_by_word_sum(
             data in proptest::collection::vec(any::<u8>(), 0..2048),
