@@ -259,6 +259,8 @@ pub struct Graph {
     /// vector) so that a vector does not start by filling a MAX_BURST-long array.
     pub(crate) ip4_checks: Vec<Check<u32>>,
     pub(crate) ip6_checks: Vec<Check<u128>>,
+    /// ip4-forward's and ip6-forward's FIB lookups in progress (room for a whole vector).
+    pub(crate) fib_walks: Vec<crate::l3::fib::Walk>,
     /// NAT's parsed packets of a vector (room for a whole one).
     pub(crate) nat_scratch: crate::nat::translate::Scratch,
 }
@@ -283,6 +285,7 @@ impl Graph {
             output: Output::new(),
             ip4_checks: Vec::with_capacity(MAX_BURST),
             ip6_checks: Vec::with_capacity(MAX_BURST),
+            fib_walks: Vec::with_capacity(MAX_BURST),
             nat_scratch: crate::nat::translate::Scratch::with_room(),
         }
     }

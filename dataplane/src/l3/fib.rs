@@ -150,7 +150,51 @@ fn to_match(e: u32) -> Option<Match> {
     })
 }
 
+/// An IPv6 lookup in progress, one level at a time: the entry reached and the shift of the
+/// address bits that index the level below it. The forwarding loop walks a whole vector
+/// level by level ([`Fib6::walk`], [`Fib6::step`], [`Fib6::walked`]), each packet from
+/// where it stopped, so that the vector's misses at each level overlap and no level is
+/// read twice (IPv4's one level below the first needs no walk: [`Fib4::prefetch_second`]).
+/// A walk lives within one poll of a worker: a group it reached is not reused before the
+/// worker's next quiescent point.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Walk {
+    e: u32,
+    shift: u32,
+}
+
+/// A walk's `shift` once no level is left to step to.
+const WALKED: u32 = u32::MAX;
+
+impl Walk {
+    /// Nothing to look up (a packet that is not routed).
+    pub const NONE: Walk = Walk {
+        e: 0,
+        shift: WALKED,
+    };
+
+    /// Whether the walk has a level left to take by [`Fib6::step`].
+    #[inline(always)]
+    pub fn pending(&self) -> bool {
+        self.e & EXT != 0 && self.shift != WALKED
+    }
+}
+
 impl Trie<32> {
+    /// Prefetches the second-level entry of `ip` if its first-level one (prefetched a
+    /// while before) says there is one, so that a vector's second-level misses overlap
+    /// too.
+    #[inline(always)]
+    pub fn prefetch_second(&self, ip: u32) {
+        let e = self.tbl24[(ip >> 8) as usize].load(Relaxed);
+        if e & EXT != 0 {
+            let i = ((e & VALUE) as usize) << 8 | (ip & 0xff) as usize;
+            if let Some(x) = self.tbl8.get(i) {
+                prefetch(x);
+            }
+        }
+    }
+
     /// The entry for `ip` (host order).
     #[inline(always)]
     fn entry(&self, ip: u32) -> u32 {
@@ -182,20 +226,6 @@ impl Trie<32> {
         prefetch(&self.tbl24[(ip >> 8) as usize]);
     }
 
-    /// Prefetches the second-level entry of `ip` if its first-level one (prefetched a
-    /// while before) says there is one, so that a vector's second-level misses overlap
-    /// too.
-    #[inline(always)]
-    pub fn prefetch_second(&self, ip: u32) {
-        let e = self.tbl24[(ip >> 8) as usize].load(Relaxed);
-        if e & EXT != 0 {
-            let i = ((e & VALUE) as usize) << 8 | (ip & 0xff) as usize;
-            if let Some(x) = self.tbl8.get(i) {
-                prefetch(x);
-            }
-        }
-    }
-
     /// Looks up every address of `ips` into `out` (`NO_ROUTE` where none), prefetching the
     /// first-level entries of the whole batch before reading any.
     #[inline]
@@ -214,6 +244,56 @@ impl Trie<32> {
 pub const NO_ROUTE: u32 = u32::MAX;
 
 impl Trie<128> {
+    /// Starts a walk for `a` (its first-level entry prefetched a while before): reads that
+    /// entry and prefetches the one below if there is one.
+    #[inline(always)]
+    pub fn walk(&self, a: u128) -> Walk {
+        let w = Walk {
+            e: self.tbl24[(a >> 104) as usize].load(Acquire),
+            shift: 96,
+        };
+        self.prefetch_below(a, w);
+        w
+    }
+
+    /// Takes walk `w` of `a` one level down if it points there (the entry prefetched by
+    /// the call before) and prefetches the entry below that; whether a level is left below.
+    /// As [`Fib6::lookup`] does, the last level (bits 7..0) ends the walk.
+    #[inline(always)]
+    pub fn step(&self, a: u128, w: &mut Walk) -> bool {
+        if !w.pending() {
+            return false;
+        }
+        let i = ((w.e & VALUE) as usize) << 8 | ((a >> w.shift) & 0xff) as usize;
+        w.e = self.tbl8.get(i).map_or(0, |x| x.load(Acquire));
+        if w.shift == 0 {
+            w.shift = WALKED;
+            return false;
+        }
+        w.shift -= 8;
+        self.prefetch_below(a, *w)
+    }
+
+    /// Prefetches the entry below walk `w` of `a`, if it points to one; whether it does.
+    #[inline(always)]
+    fn prefetch_below(&self, a: u128, w: Walk) -> bool {
+        if w.e & EXT == 0 {
+            return false;
+        }
+        let i = ((w.e & VALUE) as usize) << 8 | ((a >> w.shift) & 0xff) as usize;
+        if let Some(x) = self.tbl8.get(i) {
+            prefetch(x);
+        }
+        true
+    }
+
+    /// The next hop a finished walk of `a` found: what [`Fib6::lookup`] gives.
+    #[inline(always)]
+    pub fn walked(&self, _a: u128, w: Walk) -> Option<u32> {
+        let e = self.or_default(w.e & !EXT);
+        (e & VALID != 0).then_some(e & VALUE)
+    }
+
     #[inline(always)]
     fn entry(&self, a: u128) -> u32 {
         let mut e = self.tbl24[(a >> 104) as usize].load(Acquire);
@@ -246,35 +326,6 @@ impl Trie<128> {
     #[inline(always)]
     pub fn prefetch(&self, a: u128) {
         prefetch(&self.tbl24[(a >> 104) as usize]);
-    }
-
-    /// Walks `depth` levels down for `a` (entries prefetched by the calls for the levels
-    /// above) and prefetches the entry of the level below if there is one; whether there
-    /// was. Calling it for depth 1, 2, ... over a vector, each depth for every address
-    /// before the next, makes the vector's misses at each level overlap.
-    #[inline(always)]
-    pub fn prefetch_level(&self, a: u128, depth: u32) -> bool {
-        let mut e = self.tbl24[(a >> 104) as usize].load(Relaxed);
-        let mut shift = 96u32;
-        for _ in 1..depth {
-            if e & EXT == 0 || shift < 8 {
-                return false;
-            }
-            let i = ((e & VALUE) as usize) << 8 | ((a >> shift) & 0xff) as usize;
-            e = self.tbl8.get(i).map_or(0, |x| x.load(Relaxed));
-            shift -= 8;
-        }
-        if e & EXT == 0 {
-            return false;
-        }
-        let i = ((e & VALUE) as usize) << 8 | ((a >> shift) & 0xff) as usize;
-        match self.tbl8.get(i) {
-            Some(x) => {
-                prefetch(x);
-                true
-            }
-            None => false,
-        }
     }
 
     /// Looks up every address of `addrs` into `out` (`NO_ROUTE` where none).
@@ -750,12 +801,19 @@ mod tests {
         assert_eq!(m(a | 0x1_0000 << 64 | 5 << 64 | 2), Some((3, 64)));
         assert_eq!(m(a | 0x1_0000 << 64 | 5 << 64 | 1), Some((4, 128)));
         assert_eq!(m(1), None);
-        // The level-by-level prefetch walks as deep as the lookup: a /128 takes the first
-        // level and 13 below it, an address without a route only the first.
+        // A walk goes as deep as the lookup: a /128 takes the first level and 13 below it,
+        // an address without a route only the first; it finds what the lookup finds.
         let host = a | 0x1_0000 << 64 | 5 << 64 | 1;
-        let levels = (1..20).take_while(|d| f.prefetch_level(host, *d)).count();
+        let mut walk = f.walk(host);
+        let mut levels = 0;
+        while walk.pending() {
+            levels += 1;
+            f.step(host, &mut walk);
+        }
         assert_eq!(levels, 13);
-        assert!(!f.prefetch_level(1, 1));
+        assert_eq!(f.walked(host, walk), Some(4));
+        assert!(!f.walk(1).pending());
+        assert_eq!(f.walked(1, f.walk(1)), None);
         w.remove(a | 0x1_0000 << 64 | 5 << 64 | 1, 128).unwrap();
         w.remove(a | 0x1_0000 << 64 | 5 << 64, 64).unwrap();
         w.remove(a | 0x1_0000 << 64, 48).unwrap();
@@ -850,7 +908,12 @@ mod tests {
             check_against_naive::<128>(
                 ops,
                 probes,
-                |f, a| f.lookup_match(a),
+                |f, a| {
+                    let mut w = f.walk(a);
+                    while f.step(a, &mut w) {}
+                    assert_eq!(f.walked(a, w), f.lookup(a), "walk of {a:x}");
+                    f.lookup_match(a)
+                },
                 |w, k, l, nh| w.insert(k, l, nh),
                 |w, k, l| w.remove(k, l),
             )?;

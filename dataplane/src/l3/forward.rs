@@ -1,8 +1,9 @@
 //! The forwarding loop that ip4-forward and ip6-forward share: a vector is routed in two
 //! passes, the first validating every packet and prefetching its first-level FIB entry
 //! (ethernet-input prefetched it already for a received burst), then, between the passes,
-//! the second-level entries of those that need one, the second looking up, resolving the
-//! next hop, rewriting and handing on, so the vector's FIB misses overlap. What differs between IPv4 and IPv6 (header checks, the FIB, the hop
+//! the lookups level by level over the vector (a [`Walk`] per packet, each level's entry
+//! prefetched by the level above), the second resolving the next hop, rewriting and
+//! handing on, so the vector's FIB misses overlap. What differs between IPv4 and IPv6 (header checks, the FIB, the hop
 //! rewrite, the flow hash) is a [`Family`].
 //!
 //! Reads: `meta.rx_if`; the plan's L3 port of the input interface (VRF) and of the output
@@ -20,6 +21,7 @@ use dpdk::Mbuf;
 
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
+use crate::l3::fib::Walk;
 use crate::l3::nexthop::{mac_word, word_mac, NextHop};
 use crate::plan::{IfIndex, VrfPlan};
 use crate::slowpath::PuntReason;
@@ -68,10 +70,31 @@ pub(crate) trait Family {
     /// Validates the packet (the bytes after the Ethernet header).
     fn check(ip: &[u8]) -> Check<Self::Addr>;
     fn prefetch(f: &Self::Fib, a: Self::Addr);
-    /// Prefetches the entry of the level below `depth` (1: the first level), if there is
-    /// one (the entries down to `depth` were prefetched); whether there was.
-    fn prefetch_level(f: &Self::Fib, a: Self::Addr, depth: u32) -> bool;
+    /// The next hop of `a`'s route, in one go.
     fn lookup(f: &Self::Fib, a: Self::Addr) -> Option<u32>;
+    /// Whether lookups are walked level by level over the vector between the passes
+    /// ([`Walk`]: IPv6, up to 14 levels), or read in the second pass after
+    /// [`Family::prefetch_below`] (IPv4: one level below the first, where a walk measured
+    /// slower).
+    const WALKS: bool = false;
+    /// Prefetches the entry below `a`'s first-level one (that one prefetched), if any.
+    #[inline(always)]
+    fn prefetch_below(_f: &Self::Fib, _a: Self::Addr) {}
+    /// Starts the walk of `a` (its first-level entry prefetched): the FIB's `walk`.
+    #[inline(always)]
+    fn walk(_f: &Self::Fib, _a: Self::Addr) -> Walk {
+        Walk::NONE
+    }
+    /// One level down (prefetched by the call before): the FIB's `step`.
+    #[inline(always)]
+    fn step(_f: &Self::Fib, _a: Self::Addr, _w: &mut Walk) -> bool {
+        false
+    }
+    /// The next hop of `a`'s finished walk `w` (without [`Family::WALKS`], its lookup).
+    #[inline(always)]
+    fn walked(f: &Self::Fib, a: Self::Addr, _w: Walk) -> Option<u32> {
+        Self::lookup(f, a)
+    }
     /// A hash of the packet's flow, to pick one ECMP member per flow.
     fn flow_hash(ip: &[u8]) -> u32;
     /// Rewrites the IP header for the hop (TTL or hop limit) if the packet, `max_ip` bytes
@@ -206,18 +229,40 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
             checks.push(c);
         }
     }
-    // Between the passes: level by level, the next-level entries of the destinations that
-    // have one (prefixes longer than /24; IPv6 walks down a level per 8 bits), so that the
-    // vector's misses at each level overlap as well.
-    for depth in 1.. {
+    // Between the passes, so that the vector's misses at each level overlap as well: IPv6's
+    // lookups, level by level over the whole vector (a level per 8 bits below /24), each
+    // packet's walk taken on from where it stopped and the entry below prefetched; IPv4's
+    // second-level entries (prefixes longer than /24) prefetched.
+    let mut walks = std::mem::take(&mut g.fib_walks);
+    debug_assert!(
+        walks.capacity() >= dpdk::MAX_BURST,
+        "the stage ran inside itself"
+    );
+    walks.clear();
+    if F::WALKS {
         let mut deeper = false;
         for (c, meta) in checks.iter().zip(vector.meta.iter()) {
-            if let (Check::Route(dst), Some(f)) = (*c, fibs.get(meta.rx_if)) {
-                deeper |= F::prefetch_level(f, dst, depth);
+            let w = match (*c, fibs.get(meta.rx_if)) {
+                (Check::Route(dst), Some(f)) => F::walk(f, dst),
+                _ => Walk::NONE,
+            };
+            deeper |= w.pending();
+            walks.push(w);
+        }
+        while deeper {
+            deeper = false;
+            for ((c, meta), w) in checks.iter().zip(vector.meta.iter()).zip(walks.iter_mut()) {
+                if let (Check::Route(dst), true, Some(f)) = (*c, w.pending(), fibs.get(meta.rx_if))
+                {
+                    deeper |= F::step(f, dst, w);
+                }
             }
         }
-        if !deeper {
-            break;
+    } else {
+        for (c, meta) in checks.iter().zip(vector.meta.iter()) {
+            if let (Check::Route(dst), Some(f)) = (*c, fibs.get(meta.rx_if)) {
+                F::prefetch_below(f, dst);
+            }
         }
     }
     // Second pass: look up, resolve, rewrite, hand on.
@@ -227,13 +272,20 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         last: (u16::MAX, None),
     };
     let v = &mut *vector;
-    for ((m, meta), check) in v.pkts.drain().zip(v.meta.iter()).zip(checks.iter()) {
+    for (i, ((m, meta), check)) in v
+        .pkts
+        .drain()
+        .zip(v.meta.iter())
+        .zip(checks.iter())
+        .enumerate()
+    {
         let verdict = match *check {
             Check::Drop(r) => Verdict::Drop(r),
             Check::Punt(r) => Verdict::Punt(r),
             Check::Local => Verdict::Punt(PuntReason::Local),
             Check::Route(dst) => {
-                let id = fibs.get(meta.rx_if).and_then(|f| F::lookup(f, dst));
+                let walk = walks.get(i).copied().unwrap_or(Walk::NONE);
+                let id = fibs.get(meta.rx_if).and_then(|f| F::walked(f, dst, walk));
                 match (id, nexthops) {
                     (Some(id), Some(nhs)) => match nhs.forward_of(id) {
                         Some((iface, mac)) => Verdict::Forward(iface, mac),
@@ -259,6 +311,7 @@ pub(crate) fn run<F: Family>(ctx: &Ctx, g: &mut Graph) {
         }
     }
     *F::checks(g) = checks;
+    g.fib_walks = walks;
     g.spare = Some(vector);
 }
 

@@ -78,10 +78,9 @@ impl Family for Ip4 {
     }
 
     #[inline(always)]
-    fn prefetch_level(f: &Fib4, a: u32, _depth: u32) -> bool {
+    fn prefetch_below(f: &Fib4, a: u32) {
         // DIR-24-8: one level below the first, nothing deeper.
-        f.prefetch_second(a);
-        false
+        f.prefetch_second(a)
     }
 
     #[inline(always)]

@@ -20,7 +20,7 @@ use dpdk::Mbuf;
 
 use crate::counters::DropReason;
 use crate::graph::{Ctx, Graph, Meta, Stage, Vector};
-use crate::l3::fib::Fib6;
+use crate::l3::fib::{Fib6, Walk};
 use crate::l3::forward::{self, Check, Family, NotSent};
 use crate::plan::VrfPlan;
 use crate::slowpath::PuntReason;
@@ -80,9 +80,21 @@ impl Family for Ip6 {
         f.prefetch(a)
     }
 
+    const WALKS: bool = true;
+
     #[inline(always)]
-    fn prefetch_level(f: &Fib6, a: u128, depth: u32) -> bool {
-        f.prefetch_level(a, depth)
+    fn walk(f: &Fib6, a: u128) -> Walk {
+        f.walk(a)
+    }
+
+    #[inline(always)]
+    fn step(f: &Fib6, a: u128, w: &mut Walk) -> bool {
+        f.step(a, w)
+    }
+
+    #[inline(always)]
+    fn walked(f: &Fib6, a: u128, w: Walk) -> Option<u32> {
+        f.walked(a, w)
     }
 
     #[inline(always)]
