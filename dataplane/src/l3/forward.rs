@@ -1,10 +1,12 @@
 //! The forwarding loop that ip4-forward and ip6-forward share: a vector is routed in two
 //! passes, the first validating every packet and prefetching its first-level FIB entry
 //! (ethernet-input prefetched it already for a received burst), then, between the passes,
-//! the lookups level by level over the vector (a [`Walk`] per packet, each level's entry
-//! prefetched by the level above), the second resolving the next hop, rewriting and
-//! handing on, so the vector's FIB misses overlap. What differs between IPv4 and IPv6 (header checks, the FIB, the hop
-//! rewrite, the flow hash) is a [`Family`].
+//! the entries of the levels below (IPv4: the second-level entries of those that need one,
+//! prefetched; IPv6: the lookups walked level by level over the vector, a [`Walk`] per
+//! packet, each level's entry prefetched by the level above), the second looking up (IPv4)
+//! or reading the walk's end (IPv6), resolving the next hop, rewriting and handing on, so
+//! the vector's FIB misses overlap. What differs between IPv4 and IPv6 (header checks, the
+//! FIB, the hop rewrite, the flow hash) is a [`Family`].
 //!
 //! Reads: `meta.rx_if`; the plan's L3 port of the input interface (VRF) and of the output
 //! interface (source MAC), the output interface's `max_frame` and `up`; the VRF's FIB; the
