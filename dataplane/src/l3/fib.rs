@@ -157,7 +157,7 @@ fn to_match(e: u32) -> Option<Match> {
 /// read twice (IPv4's one level below the first needs no walk: [`Fib4::prefetch_second`]).
 /// A walk lives within one poll of a worker: a group it reached is not reused before the
 /// worker's next quiescent point.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Walk {
     e: u32,
     shift: u32,
@@ -181,20 +181,6 @@ impl Walk {
 }
 
 impl Trie<32> {
-    /// Prefetches the second-level entry of `ip` if its first-level one (prefetched a
-    /// while before) says there is one, so that a vector's second-level misses overlap
-    /// too.
-    #[inline(always)]
-    pub fn prefetch_second(&self, ip: u32) {
-        let e = self.tbl24[(ip >> 8) as usize].load(Relaxed);
-        if e & EXT != 0 {
-            let i = ((e & VALUE) as usize) << 8 | (ip & 0xff) as usize;
-            if let Some(x) = self.tbl8.get(i) {
-                prefetch(x);
-            }
-        }
-    }
-
     /// The entry for `ip` (host order).
     #[inline(always)]
     fn entry(&self, ip: u32) -> u32 {
@@ -224,6 +210,20 @@ impl Trie<32> {
     #[inline(always)]
     pub fn prefetch(&self, ip: u32) {
         prefetch(&self.tbl24[(ip >> 8) as usize]);
+    }
+
+    /// Prefetches the second-level entry of `ip` if its first-level one (prefetched a
+    /// while before) says there is one, so that a vector's second-level misses overlap
+    /// too.
+    #[inline(always)]
+    pub fn prefetch_second(&self, ip: u32) {
+        let e = self.tbl24[(ip >> 8) as usize].load(Relaxed);
+        if e & EXT != 0 {
+            let i = ((e & VALUE) as usize) << 8 | (ip & 0xff) as usize;
+            if let Some(x) = self.tbl8.get(i) {
+                prefetch(x);
+            }
+        }
     }
 
     /// Looks up every address of `ips` into `out` (`NO_ROUTE` where none), prefetching the
@@ -287,9 +287,9 @@ impl Trie<128> {
         true
     }
 
-    /// The next hop a finished walk of `a` found: what [`Fib6::lookup`] gives.
+    /// The next hop a finished walk found: what [`Fib6::lookup`] gives.
     #[inline(always)]
-    pub fn walked(&self, _a: u128, w: Walk) -> Option<u32> {
+    pub fn walked(&self, w: Walk) -> Option<u32> {
         let e = self.or_default(w.e & !EXT);
         (e & VALID != 0).then_some(e & VALUE)
     }
@@ -811,9 +811,9 @@ mod tests {
             f.step(host, &mut walk);
         }
         assert_eq!(levels, 13);
-        assert_eq!(f.walked(host, walk), Some(4));
+        assert_eq!(f.walked(walk), Some(4));
         assert!(!f.walk(1).pending());
-        assert_eq!(f.walked(1, f.walk(1)), None);
+        assert_eq!(f.walked(f.walk(1)), None);
         w.remove(a | 0x1_0000 << 64 | 5 << 64 | 1, 128).unwrap();
         w.remove(a | 0x1_0000 << 64 | 5 << 64, 64).unwrap();
         w.remove(a | 0x1_0000 << 64, 48).unwrap();
@@ -911,7 +911,7 @@ mod tests {
                 |f, a| {
                     let mut w = f.walk(a);
                     while f.step(a, &mut w) {}
-                    assert_eq!(f.walked(a, w), f.lookup(a), "walk of {a:x}");
+                    assert_eq!(f.walked(w), f.lookup(a), "walk of {a:x}");
                     f.lookup_match(a)
                 },
                 |w, k, l, nh| w.insert(k, l, nh),

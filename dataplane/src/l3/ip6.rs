@@ -93,8 +93,8 @@ impl Family for Ip6 {
     }
 
     #[inline(always)]
-    fn walked(f: &Fib6, a: u128, w: Walk) -> Option<u32> {
-        f.walked(a, w)
+    fn walked(f: &Fib6, _a: u128, w: Walk) -> Option<u32> {
+        f.walked(w)
     }
 
     #[inline(always)]

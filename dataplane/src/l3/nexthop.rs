@@ -80,7 +80,7 @@ impl NextHop {
     /// The next hop of a word.
     #[inline(always)]
     pub fn decode(w: u64) -> NextHop {
-        let iface = ((w >> IFACE_SHIFT) & 0x3ff) as IfIndex;
+        let iface = word_iface(w);
         match w >> KIND_SHIFT {
             1 => NextHop::Forward {
                 iface,
@@ -100,6 +100,12 @@ impl NextHop {
             _ => NextHop::Invalid,
         }
     }
+}
+
+/// The interface field of a next hop's word.
+#[inline(always)]
+fn word_iface(w: u64) -> IfIndex {
+    ((w >> IFACE_SHIFT) & 0x3ff) as IfIndex
 }
 
 /// A MAC as the low 48 bits of a word, first byte highest (a next hop's form of it).
@@ -145,11 +151,12 @@ impl NextHops {
     /// The output interface and destination MAC ([`mac_word`]'s form) of next hop `id` if
     /// it is a [`NextHop::Forward`] one, read without building a [`Mac`]: the forwarding
     /// loop writes the MAC from the word, so that it never goes through memory in pieces
-    /// (two-byte stores read back as a four-byte load stall the store buffer, measured).
+    /// (two-byte stores read back as a four-byte load stall the store buffer:
+    /// perf/results/2026-12-05-ipv4-1M-perf-record.txt).
     #[inline(always)]
     pub fn forward_of(&self, id: u32) -> Option<(IfIndex, u64)> {
         let w = self.words.get(id as usize)?.load(Relaxed);
-        (w >> KIND_SHIFT == 1).then_some((((w >> IFACE_SHIFT) & 0x3ff) as IfIndex, w & MAC_MASK))
+        (w >> KIND_SHIFT == 1).then_some((word_iface(w), w & MAC_MASK))
     }
 
     /// Next hop `id`, with an ECMP group resolved to one member by `hash` (a flow's packets
