@@ -10,7 +10,8 @@
 //! offload fields (`flags` OFFLOAD, `csum`, `csum_start`, `gso`, `gso_size`); `tx_if` for
 //! cross-connected frames (on the per-packet path); `punt` for punted frames.
 //! For a received burst handed on whole to l2-bridge it also does the bridge's first pass
-//! (the frames' MAC table probes, prefetched), while the headers are at hand; a
+//! (the frames' MAC table probes, prefetched; a frame with the addresses of the frame
+//! before it takes its probes), while the headers are at hand; a
 //! cross-connected burst
 //! is set aside whole for the output (`Graph::xconnect`).
 //! Frames of routed interfaces go by ethertype: IPv4 to ip4-forward (whole, when a burst is
@@ -104,19 +105,32 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             let mut all_ok = true;
             let offloads = summary.any_flags;
             let v = &mut *g.input;
+            // The last frame's addresses and bridge VLAN: a frame with the same (a flow's
+            // frames come in trains) takes that frame's probes, hashed and prefetched.
+            let mut prev: Option<((u64, u32), u16)> = None;
             for i in 0..n {
                 match parse_bridged(p, rx_if, v.pkts.data(i)) {
                     Ok((mut m, f)) => {
-                        let pr = bridge::probes_of(learn, &m, &f);
-                        ctx.l2.fdb.prefetch(&pr[0]);
-                        ctx.l2.fdb.prefetch(&pr[1]);
-                        g.bridge_scratch.probes[i] = pr;
+                        let macs = f.macs();
+                        let probes = &mut g.bridge_scratch.probes;
+                        if prev == Some((macs, m.vlan)) {
+                            probes[i] = probes[i - 1];
+                        } else {
+                            let pr = bridge::probes_of(learn, &m, &f);
+                            ctx.l2.fdb.prefetch(&pr[0]);
+                            ctx.l2.fdb.prefetch(&pr[1]);
+                            probes[i] = pr;
+                            prev = Some((macs, m.vlan));
+                        }
                         if offloads {
                             m.set_offload(&v.pkts.offload(i));
                         }
                         v.meta[i] = m;
                     }
-                    Err(_) => all_ok = false,
+                    Err(_) => {
+                        all_ok = false;
+                        prev = None;
+                    }
                 }
             }
             if all_ok {

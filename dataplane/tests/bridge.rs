@@ -214,6 +214,67 @@ fn bridge_stage() {
     assert!(r.out(A).is_empty());
     r.g.output_mut().clear();
 
+    // 7. Trains of one flow in a burst (ethernet-input and l2-bridge reuse the last frame's
+    //    probes and verdict when its keys are the same): every frame goes where it would
+    //    go alone. From the trunk: three to B on VLAN 10, the same addresses on VLAN 20 (B
+    //    is not there: flooded to D), the first flow again, another source to B, three
+    //    frames back to the trunk itself (C's own MAC: same_port each), a last one to B.
+    let to_b = frame(mac(0xb), mac(0xc), Some(10));
+    let to_b_20 = frame(mac(0xb), mac(0xc), Some(20));
+    let other = frame(mac(0xb), mac(0xce), Some(10));
+    let own = frame(mac(0xc), mac(0xce), Some(10));
+    let same = r.dropped(DropReason::SamePort);
+    for per_packet in [false, true] {
+        let train = [
+            to_b.clone(),
+            to_b.clone(),
+            to_b.clone(),
+            to_b_20.clone(),
+            to_b.clone(),
+            to_b.clone(),
+            other.clone(),
+            own.clone(),
+            own.clone(),
+            own.clone(),
+            to_b.clone(),
+        ];
+        if per_packet {
+            r.send(&p, C, &train);
+        } else {
+            r.send_burst(&p, C, &train);
+        }
+        let b = frame(mac(0xb), mac(0xc), None);
+        let b_other = frame(mac(0xb), mac(0xce), None);
+        assert_eq!(
+            r.out(B),
+            vec![
+                b.clone(),
+                b.clone(),
+                b.clone(),
+                b.clone(),
+                b.clone(),
+                b_other,
+                b
+            ],
+            "per packet: {per_packet}"
+        );
+        assert_eq!(r.out(D), vec![frame(mac(0xb), mac(0xc), None)]);
+        assert!(r.out(A).is_empty() && r.out(C).is_empty());
+        r.g.output_mut().clear();
+        // The second source was learned on C in the first round (and the frames to it
+        // went back to C's port: same_port).
+        assert_eq!(
+            r.dropped(DropReason::SamePort),
+            same + if per_packet { 6 } else { 3 }
+        );
+    }
+    let ce = r.l2.fdb.lookup(&FdbKey {
+        bridge: 1,
+        vlan: 10,
+        mac: mac(0xce),
+    });
+    assert_eq!(ce.unwrap().entry.port, C);
+
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);

@@ -414,9 +414,30 @@ fn vxlan_encap_and_decap_on_real_mbufs() {
     assert_eq!(o2.inner, other_flow);
     assert_ne!(o1.sport, o2.sport, "the source port follows the inner flow");
     r.clear();
+    // The same as one received burst, a train of one MAC pair (l2-bridge decides it once):
+    // every frame to R2, each with its own inner frame.
+    let train = [to_r2.clone(), other_flow.clone(), to_r2.clone()];
+    r.send_burst(&plan, POD, &train);
+    let out = r.out(UL);
+    assert_eq!(out.len(), 3);
+    for (o, inner) in out.iter().zip(&train) {
+        let o = outer(o, 4789);
+        assert_eq!((o.dst, &o.inner), (R2, inner));
+    }
+    r.clear();
 
-    // 4. The same MAC seen from R3 now: a move to R3 (same tunnel, another VTEP).
-    r.send(&plan, UL, &[vxlan_in(R3, 4789, 42, &from_r2)]);
+    // 4. The same MAC seen from R3 now: a move to R3 (same tunnel, another VTEP), in one
+    //    vector after a frame from R2 with the same inner addresses (a frame from another
+    //    VTEP is not the train of the one before it).
+    r.send(
+        &plan,
+        UL,
+        &[
+            vxlan_in(R2, 4789, 42, &from_r2),
+            vxlan_in(R3, 4789, 42, &from_r2),
+        ],
+    );
+    assert_eq!(r.out(POD).len(), 2);
     r.clear();
     assert_eq!(r.l2.fdb.lookup(&key(1, mac(0x22))).unwrap().remote, ip(R3));
     r.send(&plan, POD, std::slice::from_ref(&to_r2));

@@ -8,6 +8,11 @@
 //! big table) overlap instead of each lookup waiting for its own. When ethernet-input
 //! hands a received burst on whole, it has done the first pass already, while it parsed
 //! the frames (the prefetches are then spread over its parsing, as here over the hashing).
+//! Frames of one flow come in trains (between two VMs or pods a burst is often one flow):
+//! a frame with the keys of the frame before it (same addresses, bridge, VLAN, input
+//! member and VTEP) takes that frame's probes in the first pass and, if that frame went to
+//! one member or VTEP, its verdict in the second, without hashing, learning or looking up
+//! again; other frames pay a compare.
 //!
 //! A bridge whose routed interface (BVI, `bvi:BR`) routes ([`BridgePlan::bvi`]) is where
 //! the bridge domain and the router meet. The BVI sits in the bridge's VLAN 0 (the
@@ -378,7 +383,13 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
             s.probes[i] = p;
         }
     }
-    // Second pass: learn, look up, hand on.
+    // Second pass: learn, look up, hand on. A frame with the keys of the frame before it
+    // (a flow's frames come in trains: a burst between two VMs or pods is often one flow)
+    // goes where that one went, if that was one member (or one VTEP), undecided: its source was learned
+    // or refreshed by the first (a refresh of the same second, or a request the filter
+    // would hold back) and its destination looked up a moment ago, as good as a lookup now.
+    let mut last: Option<Verdict> = None;
+    let mut prev: (IfIndex, Remote) = (0, NO_REMOTE);
     let v = &mut **vector;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
         let bridge = bridge_of(meta.bridge);
@@ -387,17 +398,34 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         } else {
             NO_REMOTE
         };
-        match decide(
-            ctx.plan,
-            bridge,
-            l2,
-            &mut s.filter,
-            meta,
-            m.data(),
-            &s.probes[i],
-            remote,
-            now,
-        ) {
+        let probes = &s.probes[i];
+        let verdict = match last {
+            Some(v)
+                if Probe::same_keys(probes, &s.probes[i - 1]) && prev == (meta.rx_if, remote) =>
+            {
+                v
+            }
+            _ => {
+                let v = decide(
+                    ctx.plan,
+                    bridge,
+                    l2,
+                    &mut s.filter,
+                    meta,
+                    m.data(),
+                    probes,
+                    remote,
+                    now,
+                );
+                last = match v {
+                    Verdict::To(..) | Verdict::Tunnel(..) if probes[1].is_key() => Some(v),
+                    _ => None,
+                };
+                prev = (meta.rx_if, remote);
+                v
+            }
+        };
+        match verdict {
             Verdict::To(out, o) => send(ctx, output, m, meta, out, &o.mode),
             Verdict::Tunnel(out, o, r) => send_tunnel(ctx, encap, m, meta, out, &o.mode, r),
             Verdict::Flood => flood(ctx, (output, encap), m, meta, bridge, false),

@@ -201,6 +201,18 @@ impl Probe {
             home: key.hash() as usize,
         }
     }
+
+    /// Whether it is the probe of a key (not the default of a frame that needs no lookup).
+    #[inline(always)]
+    pub fn is_key(&self) -> bool {
+        self.hi & LIVE != 0
+    }
+
+    /// Whether two frames' probes (source, destination) are of the same keys.
+    #[inline(always)]
+    pub fn same_keys(a: &[Probe; 2], b: &[Probe; 2]) -> bool {
+        a[1].lo == b[1].lo && a[0].lo == b[0].lo && a[1].hi == b[1].hi && a[0].hi == b[0].hi
+    }
 }
 
 /// A lookup hit: the entry, its VTEP, and its slot (for refreshing `seen`).

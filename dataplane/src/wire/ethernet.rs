@@ -86,6 +86,18 @@ impl<T: AsRef<[u8]>> Frame<T> {
         m
     }
 
+    /// Both MAC addresses (destination, then source) as two words, bytes 0-7 and 8-11,
+    /// for comparing two frames' addresses at once (loaded straight from the frame).
+    #[inline(always)]
+    pub fn macs(&self) -> (u64, u32) {
+        let b = self.b();
+        let mut lo = [0; 8];
+        lo.copy_from_slice(&b[0..8]);
+        let mut hi = [0; 4];
+        hi.copy_from_slice(&b[8..12]);
+        (u64::from_le_bytes(lo), u32::from_le_bytes(hi))
+    }
+
     /// The 802.1Q VLAN id (12 bits), None for an untagged frame.
     #[inline]
     pub fn vlan(&self) -> Option<u16> {
