@@ -391,9 +391,9 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     // good as a lookup now. `last`: the member and VTEP (NO_REMOTE: none) frame i - 1 went
     // to, if one; `prev`: its input member and VTEP. The memo's hit sends and moves on, so
     // that decide's verdicts still lead straight to their arms. Frames that never hit pay
-    // the compare: l2-bridge 4-8 cycles a frame more on l2-1k and vxlan-encap
-    // (perf/results/2026-12-05-l2-train-ab.md; carrying the verdict through a variable
-    // instead, -v3-ab.md, measured no better).
+    // the compare: l2-bridge 1-10 cycles a frame more on l2-1k and 7-8 on vxlan-encap, run
+    // by run (perf/results/2026-12-05-l2-train-ab.md; carrying the verdict through a
+    // variable instead, -v3-ab.md, measured no better).
     let mut last: Option<(IfIndex, &L2Port, Remote)> = None;
     let mut prev: (IfIndex, Remote) = (0, NO_REMOTE);
     let v = &mut **vector;

@@ -202,12 +202,6 @@ impl Probe {
         }
     }
 
-    /// Whether it is the probe of a key (not the default of a frame that needs no lookup).
-    #[inline(always)]
-    pub fn is_key(&self) -> bool {
-        self.hi & LIVE != 0
-    }
-
     /// Whether two frames' probes (source, destination) are of the same keys.
     #[inline(always)]
     pub fn same_keys(a: &[Probe; 2], b: &[Probe; 2]) -> bool {

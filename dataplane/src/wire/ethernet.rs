@@ -181,6 +181,24 @@ mod tests {
     }
 
     #[test]
+    fn macs_are_both_addresses_and_nothing_else() {
+        let f = Frame::new_checked(&UNTAGGED[..]).unwrap();
+        assert_eq!(f.macs(), (0x0002_ffff_ffff_ffff, 0x0100_0000));
+        // The tag, the ethertype and the payload are not part of it; each address byte is.
+        let t = Frame::new_checked(&TAGGED[..]).unwrap();
+        assert_eq!(t.macs(), f.macs());
+        for i in 0..12 {
+            let mut b = UNTAGGED;
+            b[i] ^= 1;
+            assert_ne!(
+                Frame::new_checked(&b[..]).unwrap().macs(),
+                f.macs(),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
     fn refuses_truncated_headers() {
         assert_eq!(
             Frame::new_checked(&UNTAGGED[..13]).unwrap_err(),
