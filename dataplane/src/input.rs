@@ -11,9 +11,10 @@
 //! cross-connected frames (on the per-packet path); `punt` for punted frames.
 //! For a received burst handed on whole to l2-bridge it also does the bridge's first pass
 //! (the frames' MAC table probes, prefetched; a frame with the addresses of the frame
-//! before it takes its probes), while the headers are at hand; a
-//! cross-connected burst
-//! is set aside whole for the output (`Graph::xconnect`).
+//! before it takes its probes), while the headers are at hand, and says whether the burst
+//! is one train (every frame with the first one's addresses and VLAN: l2-bridge decides
+//! it once); a cross-connected burst is set aside whole for the output
+//! (`Graph::xconnect`).
 //! Frames of routed interfaces go by ethertype: IPv4 to ip4-forward (whole, when a burst is
 //! all IPv4), IPv6 to ip6-forward (likewise), ARP to the slow path; each IP destination's
 //! first-level FIB entry (the input interface's VRF) is prefetched on the way; VXLAN to
@@ -108,6 +109,8 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             // The last frame's addresses and bridge VLAN: a frame with the same (a flow's
             // frames come in trains) takes that frame's probes, hashed and prefetched.
             let mut prev: Option<((u64, u32), u16)> = None;
+            // Whether every frame so far had the first one's addresses and VLAN.
+            let mut train = true;
             for i in 0..n {
                 match parse_bridged(p, rx_if, v.pkts.data(i)) {
                     Ok((mut m, f)) => {
@@ -116,6 +119,7 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
                         if prev == Some((macs, m.vlan)) {
                             probes[i] = probes[i - 1];
                         } else {
+                            train &= i == 0;
                             let pr = bridge::probes_of(learn, &m, &f);
                             ctx.l2.fdb.prefetch(&pr[0]);
                             ctx.l2.fdb.prefetch(&pr[1]);
@@ -136,6 +140,7 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             if all_ok {
                 std::mem::swap(&mut g.input, &mut g.bridge);
                 g.bridge_probed = true;
+                g.bridge_train = train;
             } else {
                 sort_out(ctx, g, p, rx_if);
             }

@@ -275,6 +275,55 @@ fn bridge_stage() {
     });
     assert_eq!(ce.unwrap().entry.port, C);
 
+    // 8. Bursts that are one train end to end (l2-bridge decides the first frame and, when
+    //    it goes to one member with the frames' own tagging, queues the whole vector):
+    //    every frame still goes where it would go alone. From A (access 10), a new source:
+    //    four to B (access: the whole vector), one of them over B's MTU (dropped by the
+    //    output, the others sent); to C (trunk: a tag to push, frame by frame); to an
+    //    unknown MAC (flooded to B and C); to A's own MAC (same_port each); and from D
+    //    (access 20) to B, which is in VLAN 10 only (flooded in VLAN 20: C alone).
+    let src = mac(0xa5);
+    let to_b = frame(mac(0xb), src, None);
+    let mut long = to_b.clone();
+    long.resize(1600, 0xcd);
+    let mtu = r.dropped(DropReason::MtuExceeded);
+    r.send_burst(&p, A, &[to_b.clone(), to_b.clone(), long, to_b.clone()]);
+    assert_eq!(r.out(B), vec![to_b.clone(), to_b.clone(), to_b.clone()]);
+    assert!(r.out(A).is_empty() && r.out(C).is_empty() && r.out(D).is_empty());
+    assert_eq!(r.dropped(DropReason::MtuExceeded), mtu + 1);
+    r.g.output_mut().clear();
+    // The train's source was learned on A.
+    let a5 = r.l2.fdb.lookup(&FdbKey {
+        bridge: 1,
+        vlan: 10,
+        mac: src,
+    });
+    assert_eq!(a5.unwrap().entry.port, A);
+    let to_c = frame(mac(0xc), src, None);
+    r.send_burst(&p, A, &[to_c.clone(), to_c.clone(), to_c.clone()]);
+    let tagged = frame(mac(0xc), src, Some(10));
+    assert_eq!(r.out(C), vec![tagged.clone(), tagged.clone(), tagged]);
+    assert!(r.out(A).is_empty() && r.out(B).is_empty() && r.out(D).is_empty());
+    r.g.output_mut().clear();
+    let unknown = frame(mac(0x99), src, None);
+    r.send_burst(&p, A, &[unknown.clone(), unknown.clone()]);
+    assert_eq!(r.out(B), vec![unknown.clone(), unknown.clone()]);
+    let unknown_tagged = frame(mac(0x99), src, Some(10));
+    assert_eq!(r.out(C), vec![unknown_tagged.clone(), unknown_tagged]);
+    assert!(r.out(A).is_empty() && r.out(D).is_empty());
+    r.g.output_mut().clear();
+    let same = r.dropped(DropReason::SamePort);
+    let home = frame(src, mac(0xa6), None);
+    r.send_burst(&p, A, &[home.clone(), home.clone(), home]);
+    assert_eq!(r.dropped(DropReason::SamePort), same + 3);
+    assert!([A, B, C, D].iter().all(|&i| r.out(i).is_empty()));
+    let from_d = frame(mac(0xb), mac(0xd5), None);
+    r.send_burst(&p, D, &[from_d.clone(), from_d.clone()]);
+    let d_tagged = frame(mac(0xb), mac(0xd5), Some(20));
+    assert_eq!(r.out(C), vec![d_tagged.clone(), d_tagged]);
+    assert!(r.out(A).is_empty() && r.out(B).is_empty() && r.out(D).is_empty());
+    r.g.output_mut().clear();
+
     drop(r);
     assert_eq!(pool.in_use(), base, "no mbuf leaked");
     drop(pool);

@@ -251,6 +251,10 @@ pub struct Graph {
     pub(crate) bridge_scratch: BridgeScratch,
     /// The bridge vector's probes were computed (and prefetched) by ethernet-input.
     pub(crate) bridge_probed: bool,
+    /// The bridge vector is one train (ethernet-input: a received burst of one member
+    /// whose frames all have the first one's addresses and VLAN), for l2-bridge to decide
+    /// once ([`crate::l2::bridge`]'s `send_train`).
+    pub(crate) bridge_train: bool,
     /// The input vector goes out of this interface whole (its bytes beside it): a
     /// cross-connected burst, sent by [`Graph::flush`].
     pub(crate) xconnect: Option<(IfIndex, u64)>,
@@ -281,6 +285,7 @@ impl Graph {
             spare: Some(Vector::boxed()),
             bridge_scratch: BridgeScratch::new(worker),
             bridge_probed: false,
+            bridge_train: false,
             xconnect: None,
             output: Output::new(),
             ip4_checks: Vec::with_capacity(MAX_BURST),
@@ -409,6 +414,7 @@ impl Graph {
             Next::EthernetInput => &mut self.input,
             Next::L2Bridge => {
                 self.bridge_probed = false;
+                self.bridge_train = false;
                 &mut self.bridge
             }
             Next::Ip4Forward => &mut self.ip4,

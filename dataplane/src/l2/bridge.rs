@@ -12,7 +12,10 @@
 //! a frame with the keys of the frame before it (same addresses, bridge, VLAN, input
 //! member and VTEP) takes that frame's probes in the first pass and, if that frame went to
 //! one member or VTEP, its verdict in the second, without hashing, learning or looking up
-//! again; other frames pay a compare.
+//! again; other frames pay a compare. A received burst that is one train from end to end
+//! (ethernet-input says so) is decided once, by its first frame: when that goes to one
+//! member that takes the frames' tagging as it is, the whole vector is queued on it
+//! (`send_train`).
 //!
 //! A bridge whose routed interface (BVI, `bvi:BR`) routes ([`BridgePlan::bvi`]) is where
 //! the bridge domain and the router meet. The BVI sits in the bridge's VLAN 0 (the
@@ -350,6 +353,7 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     let l2 = ctx.l2;
     let now = l2.clock.now();
     let probed = std::mem::take(&mut g.bridge_probed);
+    let train = std::mem::take(&mut g.bridge_train);
     // The stage hands packets on to the output and to the router's stages, never to
     // itself, so it reads its vector in place.
     let Graph {
@@ -394,9 +398,25 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     // the compare: l2-bridge 1-10 cycles a frame more on l2-1k and 7-8 on vxlan-encap, run
     // by run (perf/results/2026-12-05-l2-train-ab.md; carrying the verdict through a
     // variable instead, -v3-ab.md, measured no better).
+    let v = &mut **vector;
+    if train
+        && send_train(
+            ctx,
+            &mut s.filter,
+            &s.probes[0],
+            v,
+            output,
+            &mut bridge_of,
+            now,
+        )
+    {
+        if g.input.is_empty() {
+            std::mem::swap(&mut g.input, &mut g.bridge);
+        }
+        return;
+    }
     let mut last: Option<(IfIndex, &L2Port, Remote)> = None;
     let mut prev: (IfIndex, Remote) = (0, NO_REMOTE);
-    let v = &mut **vector;
     for (i, (m, meta)) in v.pkts.drain().zip(v.meta.iter()).enumerate() {
         let remote = if meta.flags & Meta::TUNNEL != 0 {
             s.remotes[i]
@@ -454,6 +474,52 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     if g.input.is_empty() {
         std::mem::swap(&mut g.input, &mut g.bridge);
     }
+}
+
+/// A vector that is one train (ethernet-input's `bridge_train`: a received burst of one
+/// member, every frame with the first one's addresses and VLAN, `probes` the first one's),
+/// decided once, by its first frame: when that goes to one member whose tagging is the
+/// frames' own (no tag to push or pop), every frame is queued on it (each with its
+/// offload state, checked against the member's MTU by the output) and true is returned.
+/// Otherwise nothing is sent, false: the caller switches the vector frame by frame, and
+/// the first frame's learning (a refresh, or a request the filter then holds back) is done
+/// again, to the same effect.
+#[inline(always)]
+fn send_train<'a>(
+    ctx: &Ctx<'a>,
+    filter: &mut LearnFilter,
+    probes: &[Probe; 2],
+    v: &mut Vector,
+    output: &mut Output,
+    bridge_of: &mut impl FnMut(u16) -> Option<&'a BridgePlan>,
+    now: u64,
+) -> bool {
+    if v.is_empty() {
+        return false;
+    }
+    let meta = v.meta[0];
+    let bridge = bridge_of(meta.bridge);
+    let verdict = decide(
+        ctx.plan,
+        bridge,
+        ctx.l2,
+        filter,
+        &meta,
+        v.pkts.data(0),
+        probes,
+        NO_REMOTE,
+        now,
+    );
+    let Verdict::To(out, o) = verdict else {
+        return false;
+    };
+    if o.mode.tagged() != meta.tagged() {
+        return false;
+    }
+    for (m, meta) in v.pkts.drain().zip(v.meta.iter()) {
+        output.queue(ctx, out, m, meta);
+    }
+    true
 }
 
 /// The metadata of a frame the router sends out of `bvi`, the routed interface of

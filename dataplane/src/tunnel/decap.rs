@@ -394,6 +394,7 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         }
     }
     g.bridge_probed = probed;
+    g.bridge_train = false;
     g.spare = Some(v);
 }
 
