@@ -33,7 +33,7 @@ use dpdk::{BurstSummary, Mbuf};
 
 use crate::acl::{filter, Acl, Dir};
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Next, Stage};
+use crate::graph::{Ctx, Graph, Meta, Next, Stage, Train};
 use crate::l2::bridge;
 use crate::plan::{IfIndex, IfacePlan, Input, VrfPlan};
 use crate::slowpath::PuntReason;
@@ -103,6 +103,26 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
                 p.l2.as_ref()
                     .and_then(|l2| ctx.plan.bridge(l2.bridge))
                     .is_some_and(|b| b.learn);
+            let whole = Train::Burst {
+                bytes: summary.bytes,
+                max_len: summary.max_len,
+            };
+            if !summary.any_flags && one_train(&g.input.pkts) {
+                // Every frame has the first one's first 16 bytes (addresses, tag or
+                // ethertype) and the length a tagged header needs: the first one's
+                // classification is every frame's.
+                if let Ok((m, f)) = parse_bridged(p, rx_if, g.input.pkts.data(0)) {
+                    let pr = bridge::probes_of(learn, &m, &f);
+                    ctx.l2.fdb.prefetch(&pr[0]);
+                    ctx.l2.fdb.prefetch(&pr[1]);
+                    g.bridge_scratch.probes[0] = pr;
+                    g.input.meta[..n].fill(m);
+                    std::mem::swap(&mut g.input, &mut g.bridge);
+                    g.bridge_probed = true;
+                    g.bridge_train = whole;
+                    return;
+                }
+            }
             let mut all_ok = true;
             let offloads = summary.any_flags;
             let v = &mut *g.input;
@@ -140,7 +160,11 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
             if all_ok {
                 std::mem::swap(&mut g.input, &mut g.bridge);
                 g.bridge_probed = true;
-                g.bridge_train = train;
+                g.bridge_train = match (train, offloads) {
+                    (false, _) => Train::No,
+                    (true, false) => whole,
+                    (true, true) => Train::Frames,
+                };
             } else {
                 sort_out(ctx, g, p, rx_if);
             }
@@ -148,6 +172,38 @@ fn whole_vector(ctx: &Ctx, g: &mut Graph, rx_if: IfIndex, summary: &BurstSummary
         Input::Bridge => sort_out(ctx, g, p, rx_if),
         Input::Route => route(ctx, g, rx_if),
     }
+}
+
+/// Whether every frame of `b` (two or more) has the first one's first 16 bytes (its
+/// addresses and its tag or ethertype) and the 18 bytes a tagged header takes: then the
+/// first frame's classification is every frame's.
+#[inline(always)]
+fn one_train(b: &dpdk::Burst) -> bool {
+    #[inline(always)]
+    fn head(frame: &[u8]) -> Option<(u64, u64)> {
+        let h = frame.get(..18)?;
+        let w = |i: usize| {
+            u64::from_ne_bytes([
+                h[i],
+                h[i + 1],
+                h[i + 2],
+                h[i + 3],
+                h[i + 4],
+                h[i + 5],
+                h[i + 6],
+                h[i + 7],
+            ])
+        };
+        Some((w(0), w(8)))
+    }
+    let n = b.len();
+    if n < 2 {
+        return false;
+    }
+    let Some(first) = head(b.data(0)) else {
+        return false;
+    };
+    (1..n).all(|i| head(b.data(i)) == Some(first))
 }
 
 /// Ethertypes on routed interfaces.

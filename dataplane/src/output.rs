@@ -197,6 +197,38 @@ impl Output {
         enqueue(ctx, &mut self.slots[s], &mut self.queued, m);
     }
 
+    /// Queues every frame of `burst` (`bytes` in all, none longer than `max_len`, none with
+    /// offload state) for `iface`, in order; the burst is empty afterwards. When `iface`
+    /// has nothing pending the burst becomes its pending one whole; frames that cannot go
+    /// are dropped and counted as [`Output::queue`] would.
+    #[inline]
+    pub(crate) fn queue_burst(
+        &mut self,
+        ctx: &Ctx,
+        iface: IfIndex,
+        burst: &mut Burst,
+        bytes: u64,
+        max_len: u32,
+    ) {
+        let n = burst.len();
+        let Some(s) = self.last_slot(ctx, iface) else {
+            ctx.counters
+                .drop_packets(STAGE, DropReason::IfaceDown, iface, n as u64);
+            burst.clear();
+            return;
+        };
+        let slot = &mut self.slots[s];
+        if slot.pkts.is_empty() && max_len <= slot.max_frame {
+            std::mem::swap(&mut slot.pkts, burst);
+            slot.bytes = bytes;
+            self.queued += n;
+            return;
+        }
+        for m in burst.drain() {
+            enqueue(ctx, slot, &mut self.queued, m);
+        }
+    }
+
     /// Queues the GSO super-frame `m` on slot `s`: cut into segments ([`cut`]), queued in
     /// its place in order, or, if it fits one segment and is contiguous, as it is with its
     /// partial checksum completed. Drops and counts it (once, whatever its segment count)

@@ -8,9 +8,11 @@ mod common;
 use std::sync::Arc;
 
 use common::{try_eal, Rig};
-use dpdk::Mempool;
+use dpdk::offload::{TX_IPV4, TX_UDP_CKSUM};
+use dpdk::{MbufOffload, Mempool};
 use vswitch_dataplane::l2::fdb::FdbKey;
 use vswitch_dataplane::plan::{BridgePlan, ForwardingPlan, L2Port, VlanMode, VlanSet};
+use vswitch_dataplane::wire::checksum;
 use vswitch_dataplane::{DropReason, IfacePlan, Input};
 
 const A: u16 = 0; // access 10
@@ -278,14 +280,21 @@ fn bridge_stage() {
     // 8. Bursts that are one train end to end (l2-bridge decides the first frame and, when
     //    it goes to one member with the frames' own tagging, queues the whole vector):
     //    every frame still goes where it would go alone. From A (access 10), a new source:
-    //    four to B (access: the whole vector), one of them over B's MTU (dropped by the
-    //    output, the others sent); to C (trunk: a tag to push, frame by frame); to an
+    //    three to B (access: the whole vector), two more while those are pending, then
+    //    four with one over B's MTU (dropped by the output, the others sent); to C (trunk: a tag to push, frame by frame); to an
     //    unknown MAC (flooded to B and C); to A's own MAC (same_port each); and from D
     //    (access 20) to B, which is in VLAN 10 only (flooded in VLAN 20: C alone).
     let src = mac(0xa5);
     let to_b = frame(mac(0xb), src, None);
     let mut long = to_b.clone();
     long.resize(1600, 0xcd);
+    r.send_burst(&p, A, &[to_b.clone(), to_b.clone(), to_b.clone()]);
+    assert_eq!(r.out(B), vec![to_b.clone(), to_b.clone(), to_b.clone()]);
+    assert!(r.out(A).is_empty() && r.out(C).is_empty() && r.out(D).is_empty());
+    // Onto frames already pending for B: queued behind them.
+    r.send_burst(&p, A, &[to_b.clone(), to_b.clone()]);
+    assert_eq!(r.out(B).len(), 5);
+    r.g.output_mut().clear();
     let mtu = r.dropped(DropReason::MtuExceeded);
     r.send_burst(&p, A, &[to_b.clone(), to_b.clone(), long, to_b.clone()]);
     assert_eq!(r.out(B), vec![to_b.clone(), to_b.clone(), to_b.clone()]);
@@ -317,6 +326,43 @@ fn bridge_stage() {
     r.send_burst(&p, A, &[home.clone(), home.clone(), home]);
     assert_eq!(r.dropped(DropReason::SamePort), same + 3);
     assert!([A, B, C, D].iter().all(|&i| r.out(i).is_empty()));
+    // A train whose frames carry offload state (a partial UDP checksum): decided once,
+    //    each frame queued with its own state (the output completes the checksum for B,
+    //    which cannot take it); the frames differ past byte 16 (their ports).
+    let udp = |sport: u8| {
+        let mut f = frame(mac(0xb), src, None);
+        f.truncate(14);
+        f.extend_from_slice(&[0x45, 0, 0, 33, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2, 0x04, sport, 0x16, 0x2e, 0, 13]);
+        let pseudo = checksum::sum(&[10, 0, 0, 1, 10, 0, 0, 2, 0, 17, 0, 13], 0);
+        f.extend_from_slice(&pseudo.to_be_bytes());
+        f.extend_from_slice(b"hello");
+        f
+    };
+    let sent: Vec<Vec<u8>> = (1..=3).map(udp).collect();
+    let mbufs = sent
+        .iter()
+        .map(|f| {
+            let mut m = r.mbuf(f);
+            m.set_offload(&MbufOffload {
+                ol_flags: TX_UDP_CKSUM | TX_IPV4,
+                l2_len: 14,
+                l3_len: 20,
+                tso_segsz: 0,
+            });
+            m
+        })
+        .collect();
+    r.send_burst_mbufs(&p, A, mbufs);
+    let got = r.out(B);
+    assert_eq!(got.len(), 3);
+    for (g, f) in got.iter().zip(&sent) {
+        assert_eq!(g[..40], f[..40], "headers and ports as sent");
+        assert_ne!(g[40..42], f[40..42], "the checksum was completed");
+        let pseudo = checksum::pseudo_header_v4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 17, 13);
+        assert_eq!(checksum::sum(&g[34..], u32::from(pseudo)), 0xffff);
+    }
+    r.g.output_mut().clear();
     let from_d = frame(mac(0xb), mac(0xd5), None);
     r.send_burst(&p, D, &[from_d.clone(), from_d.clone()]);
     let d_tagged = frame(mac(0xb), mac(0xd5), Some(20));

@@ -251,10 +251,8 @@ pub struct Graph {
     pub(crate) bridge_scratch: BridgeScratch,
     /// The bridge vector's probes were computed (and prefetched) by ethernet-input.
     pub(crate) bridge_probed: bool,
-    /// The bridge vector is one train (ethernet-input: a received burst of one member
-    /// whose frames all have the first one's addresses and VLAN), for l2-bridge to decide
-    /// once ([`crate::l2::bridge`]'s `send_train`).
-    pub(crate) bridge_train: bool,
+    /// Whether the bridge vector is one train (set by ethernet-input, taken by l2-bridge).
+    pub(crate) bridge_train: Train,
     /// The input vector goes out of this interface whole (its bytes beside it): a
     /// cross-connected burst, sent by [`Graph::flush`].
     pub(crate) xconnect: Option<(IfIndex, u64)>,
@@ -267,6 +265,20 @@ pub struct Graph {
     pub(crate) fib_walks: Vec<crate::l3::fib::Walk>,
     /// NAT's parsed packets of a vector (room for a whole one).
     pub(crate) nat_scratch: crate::nat::translate::Scratch,
+}
+
+/// Whether the bridge vector is one train: a received burst of one member whose frames
+/// all have the first one's addresses and VLAN (ethernet-input tells), which l2-bridge
+/// decides once, by its first frame (`send_train` in [`crate::l2::bridge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Train {
+    #[default]
+    No,
+    /// One train; its frames may carry offload state (each is queued with its own).
+    Frames,
+    /// One train with no offload state anywhere: it may be sent as it is, a burst of
+    /// `bytes` whose longest frame is `max_len` bytes.
+    Burst { bytes: u64, max_len: u32 },
 }
 
 impl Graph {
@@ -285,7 +297,7 @@ impl Graph {
             spare: Some(Vector::boxed()),
             bridge_scratch: BridgeScratch::new(worker),
             bridge_probed: false,
-            bridge_train: false,
+            bridge_train: Train::No,
             xconnect: None,
             output: Output::new(),
             ip4_checks: Vec::with_capacity(MAX_BURST),
@@ -414,7 +426,7 @@ impl Graph {
             Next::EthernetInput => &mut self.input,
             Next::L2Bridge => {
                 self.bridge_probed = false;
-                self.bridge_train = false;
+                self.bridge_train = Train::No;
                 &mut self.bridge
             }
             Next::Ip4Forward => &mut self.ip4,

@@ -61,7 +61,7 @@
 use dpdk::Mbuf;
 
 use crate::counters::DropReason;
-use crate::graph::{Ctx, Graph, Meta, Next, Stage, Vector};
+use crate::graph::{Ctx, Graph, Meta, Next, Stage, Train, Vector};
 use crate::l2::fdb::{Fdb, FdbKey, Probe, Remote, ALL_REMOTES, NO_REMOTE};
 use crate::l2::learn::{Clock, LearnQueues, LearnRequest};
 use crate::output::Output;
@@ -399,21 +399,26 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     // by run (perf/results/2026-12-05-l2-train-ab.md; carrying the verdict through a
     // variable instead, -v3-ab.md, measured no better).
     let v = &mut **vector;
-    if train
-        && send_train(
+    if train != Train::No {
+        let filter = &mut s.filter;
+        if send_train(
             ctx,
-            &mut s.filter,
+            train,
+            filter,
             &s.probes[0],
             v,
             output,
             &mut bridge_of,
             now,
-        )
-    {
-        if g.input.is_empty() {
-            std::mem::swap(&mut g.input, &mut g.bridge);
+        ) {
+            if g.input.is_empty() {
+                std::mem::swap(&mut g.input, &mut g.bridge);
+            }
+            return;
         }
-        return;
+        // ethernet-input may have left the first frame's probes alone for the train.
+        let (first, n) = (s.probes[0], v.len());
+        s.probes[1..n].fill(first);
     }
     let mut last: Option<(IfIndex, &L2Port, Remote)> = None;
     let mut prev: (IfIndex, Remote) = (0, NO_REMOTE);
@@ -476,17 +481,20 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
     }
 }
 
-/// A vector that is one train (ethernet-input's `bridge_train`: a received burst of one
+/// A vector that is one train (`train`, from ethernet-input: a received burst of one
 /// member, every frame with the first one's addresses and VLAN, `probes` the first one's),
 /// decided once, by its first frame: when that goes to one member whose tagging is the
-/// frames' own (no tag to push or pop), every frame is queued on it (each with its
-/// offload state, checked against the member's MTU by the output) and true is returned.
-/// Otherwise nothing is sent, false: the caller switches the vector frame by frame, and
-/// the first frame's learning (a refresh, or a request the filter then holds back) is done
-/// again, to the same effect.
+/// frames' own (no tag to push or pop), the vector is queued on it and true is returned:
+/// as one burst when no frame has offload state ([`Train::Burst`]: the output takes it
+/// whole when it fits the member's MTU and nothing else is pending there), else each
+/// frame with its own (the output checks each against the MTU). Otherwise nothing is sent, false: the caller switches the vector
+/// frame by frame, and the first frame's learning (a refresh, or a request the filter
+/// then holds back) is done again, to the same effect.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn send_train<'a>(
     ctx: &Ctx<'a>,
+    train: Train,
     filter: &mut LearnFilter,
     probes: &[Probe; 2],
     v: &mut Vector,
@@ -515,6 +523,10 @@ fn send_train<'a>(
     };
     if o.mode.tagged() != meta.tagged() {
         return false;
+    }
+    if let Train::Burst { bytes, max_len } = train {
+        output.queue_burst(ctx, out, &mut v.pkts, bytes, max_len);
+        return true;
     }
     for (m, meta) in v.pkts.drain().zip(v.meta.iter()) {
         output.queue(ctx, out, m, meta);

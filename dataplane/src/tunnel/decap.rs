@@ -394,7 +394,7 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         }
     }
     g.bridge_probed = probed;
-    g.bridge_train = false;
+    g.bridge_train = crate::graph::Train::No;
     g.spare = Some(v);
 }
 

@@ -146,8 +146,13 @@ impl Rig {
     /// Runs the graph on `frames` as one burst received on `rx_if` (the whole-vector
     /// path a worker takes), then lets the learner learn.
     pub fn send_burst(&mut self, plan: &ForwardingPlan, rx_if: u16, frames: &[Vec<u8>]) {
-        for f in frames {
-            let m = self.mbuf(f);
+        let mbufs = frames.iter().map(|f| self.mbuf(f)).collect();
+        self.send_burst_mbufs(plan, rx_if, mbufs);
+    }
+
+    /// [`Rig::send_burst`] of mbufs as they are (offload state and all).
+    pub fn send_burst_mbufs(&mut self, plan: &ForwardingPlan, rx_if: u16, mbufs: Vec<Mbuf>) {
+        for m in mbufs {
             self.g.input().burst_mut().push(m).unwrap();
         }
         let ctx = ctx(plan, &self.l2, &self.slow, &self.counters);

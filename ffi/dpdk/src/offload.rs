@@ -40,6 +40,8 @@ pub struct MbufOffload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BurstSummary {
     pub bytes: u64,
+    /// The longest packet's length (0 for an empty burst).
+    pub max_len: u32,
     /// Some mbuf asks the output device for work (checksums, segmentation).
     pub tx_requests: bool,
     /// Some mbuf has an offload flag set (rx or tx): false means every mbuf's offload
@@ -86,15 +88,17 @@ impl Burst {
     /// the mbufs' first cache lines (which the driver has just written on rx).
     #[inline]
     pub fn summary(&self) -> BurstSummary {
-        let (mut bytes, mut flags) = (0u64, 0u64);
+        let (mut bytes, mut max_len, mut flags) = (0u64, 0u32, 0u64);
         for &m in &self.pkts[..self.len] {
             // SAFETY: pkts[..len] are owned live mbufs.
             let (len, f) = unsafe { ((*m).pkt_len, (*m).ol_flags) };
             bytes += u64::from(len);
+            max_len = max_len.max(len);
             flags |= f;
         }
         BurstSummary {
             bytes,
+            max_len,
             tx_requests: flags & TX_REQUESTS != 0,
             any_flags: flags != 0,
         }
@@ -167,6 +171,7 @@ mod tests {
             b.summary(),
             BurstSummary {
                 bytes: 100,
+                max_len: 100,
                 tx_requests: true,
                 any_flags: true,
             }
