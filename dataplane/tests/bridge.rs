@@ -291,9 +291,13 @@ fn bridge_stage() {
     r.send_burst(&p, A, &[to_b.clone(), to_b.clone(), to_b.clone()]);
     assert_eq!(r.out(B), vec![to_b.clone(), to_b.clone(), to_b.clone()]);
     assert!(r.out(A).is_empty() && r.out(C).is_empty() && r.out(D).is_empty());
-    // Onto frames already pending for B: queued behind them.
-    r.send_burst(&p, A, &[to_b.clone(), to_b.clone()]);
-    assert_eq!(r.out(B).len(), 5);
+    // Onto frames already pending for B: queued behind them, in order (the third frame of
+    //    this train differs past byte 16 only).
+    let mut to_b_late = to_b.clone();
+    to_b_late[40] = 0x5a;
+    r.send_burst(&p, A, &[to_b.clone(), to_b.clone(), to_b_late.clone()]);
+    assert_eq!(r.out(B).len(), 6);
+    assert_eq!(r.out(B)[5], to_b_late);
     r.g.output_mut().clear();
     let mtu = r.dropped(DropReason::MtuExceeded);
     r.send_burst(&p, A, &[to_b.clone(), to_b.clone(), long, to_b.clone()]);

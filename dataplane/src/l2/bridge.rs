@@ -418,7 +418,9 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
         }
         // ethernet-input may have left the first frame's probes alone for the train.
         let (first, n) = (s.probes[0], v.len());
-        s.probes[1..n].fill(first);
+        if let Some(rest) = s.probes.get_mut(1..n) {
+            rest.fill(first);
+        }
     }
     let mut last: Option<(IfIndex, &L2Port, Remote)> = None;
     let mut prev: (IfIndex, Remote) = (0, NO_REMOTE);
