@@ -489,9 +489,10 @@ pub(crate) fn run(ctx: &Ctx, g: &mut Graph) {
 /// frames' own (no tag to push or pop), the vector is queued on it and true is returned:
 /// as one burst when no frame has offload state ([`Train::Burst`]: the output takes it
 /// whole when it fits the member's MTU and nothing else is pending there), else each
-/// frame with its own (the output checks each against the MTU). Otherwise nothing is sent, false: the caller switches the vector
-/// frame by frame, and the first frame's learning (a refresh, or a request the filter
-/// then holds back) is done again, to the same effect.
+/// frame with its own (the output checks each against the MTU). Otherwise nothing is
+/// sent, false: the caller switches the vector frame by frame, and the first frame's
+/// learning (a refresh, or a request the filter then holds back) is done again, to the
+/// same effect.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn send_train<'a>(
